@@ -1,0 +1,14 @@
+"""xchat-verify: prove or disprove the integrity of X Chat conversation histories.
+
+Public API (see docs/api.md): ``verify_pages``, ``PageInput``, ``Keyring``, ``Report`` and the
+status enums. Fetching from the X API lives in ``verifier.fetch`` / ``verifier.audit``.
+"""
+
+from .engine import PageInput, canonical_conversation, verify_pages
+from .keys import Keyring, KeyringEntry
+from .model import ChainStatus, Report, Severity, SigStatus
+from .wire import Limits
+
+__all__ = ["verify_pages", "PageInput", "Keyring", "KeyringEntry", "Report", "SigStatus",
+           "ChainStatus", "Severity", "Limits", "canonical_conversation"]
+__version__ = "0.1.0"

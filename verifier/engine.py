@@ -1,0 +1,430 @@
+"""The verification engine: pages in, a ``Report`` out. Pure: no file or network I/O.
+
+Per event it decodes, rebuilds the signed payload, picks the signer's key, checks the signature,
+cross-checks the JSON envelope against the encoded event, then checks each conversation's chain.
+ECDSA checks run on a thread pool in chunks while decoding continues (``cryptography`` releases the
+GIL inside OpenSSL), so verification overlaps with the Python work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from .chain import ChainNode, ChainResult, analyse_chain
+from .keys import (Keyring, KeyError_, decode_signature, key_identity, parse_public_key,
+                   verify_raw, version_key)
+from .model import (FINDING_SEVERITY, REPORT_SCHEMA, STATUS_SEVERITY, ChainStatus, Check,
+                    ConversationReport, EventReport, Finding, InputReport, Report, SigStatus, fails)
+from .pages import DecodedPage, ItemJson, RawEntry, decode_page
+from .payload import (BUILDERS, UNSIGNED_KINDS, PayloadUnavailable, build_payload,
+                      parse_signature_version)
+from .wire import DEFAULT_LIMITS, Limits, MalformedEvent, MessageEvent, decode_event_b64
+
+_CHUNK = 256
+
+
+@dataclass
+class PageInput:
+    """A page body with a label for reports (file name, URL, ``stdin:3``)."""
+
+    source: str
+    body: bytes | str | dict
+
+
+@dataclass
+class _Event:
+    index: int
+    entry: RawEntry
+    page: int
+    raw: bytes | None = None
+    event: MessageEvent | None = None
+    malformed: str = ""
+    conversation: str = ""
+    signature: Check | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def item(self) -> ItemJson | None:
+        return self.entry.item
+
+    def pick(self, name: str) -> Any:
+        """A field from the encoded event if decoded, else from the JSON item."""
+        if self.event is not None:
+            return getattr(self.event, name)
+        item = self.item
+        if item is None:
+            return None
+        return {"sequence_id": item.seq, "previous_sequence_id": item.prev}.get(name, getattr(item, name, None))
+
+    def add(self, code: str, message: str, severity: str | None = None) -> None:
+        sev = severity or FINDING_SEVERITY.get(code) or STATUS_SEVERITY[code]
+        self.findings.append(Finding(code, getattr(sev, "value", sev), message))
+
+
+def canonical_conversation(cid: str | None) -> str:
+    """``A:B``, ``B-A`` -> ``min:max`` (numeric); group ids and others unchanged."""
+    if not cid:
+        return ""
+    for sep in (":", "-"):
+        a, found, b = cid.partition(sep)
+        if found and a.isdigit() and b.isdigit():
+            lo, hi = sorted((a, b), key=lambda x: (len(x), x))
+            return f"{lo}:{hi}"
+    return cid
+
+
+def verify_pages(pages: Iterable[PageInput | bytes | str | dict], keyring: Keyring | None = None, *,
+                 conversation_keys: Mapping[str, bytes] | None = None,
+                 allow_embedded_keys: bool = False, strict: bool = False,
+                 expected_conversation_id: str | None = None,
+                 limits: Limits = DEFAULT_LIMITS, workers: int | None = None) -> Report:
+    """Verify pages of ``GET /2/chat/conversations/{id}/events`` bodies; never raises per event.
+
+    ``pages`` may hold raw bodies (bytes/str), parsed dicts, ``PageInput`` or already decoded pages.
+    """
+    run = _Run(keyring, conversation_keys or {}, allow_embedded_keys, strict,
+               canonical_conversation(expected_conversation_id), limits, workers)
+    return run.execute(pages)
+
+
+class _Run:
+    def __init__(self, keyring, conversation_keys, allow_embedded, strict, expected, limits, workers):
+        self.keyring: Keyring | None = keyring
+        self.conversation_keys = {version_key(k): v for k, v in conversation_keys.items()}
+        self.allow_embedded = allow_embedded
+        self.strict = strict
+        self.expected = expected
+        self.limits = limits
+        self.workers = workers if workers is not None else min(8, os.cpu_count() or 1)
+        self.events: list[_Event] = []
+        self.inputs: list[InputReport] = []
+
+    # ---------------------------------------------------------------- orchestration
+    def execute(self, pages: Iterable[Any]) -> Report:
+        for number, page in enumerate(pages):
+            self._load_page(number, _as_decoded(page, number))
+        self._flag_embedded_key_conflicts()
+        self._verify_signatures()
+        for ev in self.events:
+            self._envelope_checks(ev)
+        conversations = self._conversations()
+        verdict = "fail" if any(c.verdict == "fail" for c in conversations) else "pass"
+        if any(i.errors for i in self.inputs) or (self.strict and any(i.api_errors for i in self.inputs)):
+            verdict = "fail"
+        return Report(REPORT_SCHEMA, verdict, conversations, strict=self.strict,
+                      key_source="keyring" if self.keyring is not None else "embedded",
+                      inputs=self.inputs)
+
+    def _load_page(self, number: int, page: DecodedPage) -> None:
+        first = len(self.events)
+        page_events = [self._decode(len(self.events) + i, number, e) for i, e in enumerate(page.entries)]
+        self.events += page_events
+        self._assign_conversation(page_events)
+        self.inputs.append(InputReport(page.source, first, len(page_events), list(page.errors),
+                                       list(page.api_errors)))
+
+    def _decode(self, index: int, page: int, entry: RawEntry) -> _Event:
+        ev = _Event(index, entry, page)
+        if entry.problem:
+            ev.add("envelope_mismatch", entry.problem)
+        if entry.encoded is None:
+            ev.malformed = "encoded_event is missing"
+            return ev
+        try:
+            ev.raw, ev.event = decode_event_b64(entry.encoded, self.limits)
+        except MalformedEvent as exc:
+            ev.malformed = str(exc)
+        except RecursionError:  # defence in depth; the depth limit should stop this first
+            ev.malformed = "nesting too deep"
+        return ev
+
+    def _assign_conversation(self, page_events: list[_Event]) -> None:
+        own = [canonical_conversation(e.pick("conversation_id")) for e in page_events]
+        expected = self.expected
+        if not expected:
+            counted = Counter(c for c in own if c)
+            expected = counted.most_common(1)[0][0] if counted else "unknown"
+        for ev, conv in zip(page_events, own):
+            ev.conversation = expected
+            if conv and conv != expected:
+                ev.add("conversation_mismatch",
+                       f"event of conversation {conv} delivered in a page of {expected}")
+
+    # ---------------------------------------------------------------- keys
+    def _flag_embedded_key_conflicts(self) -> None:
+        """(event index, member, version) triples whose embedded key disagrees with another source."""
+        seen: dict[tuple[str, str], dict[bytes, list[int]]] = {}
+        for ev in self.events:
+            for member, version, encoded in _embedded_keys(ev.event):
+                seen.setdefault((member, version_key(version)), {}).setdefault(
+                    _identity(encoded), []).append(ev.index)
+        conflicts: set[tuple[int, str, str]] = set()
+        for (member, version), identities in seen.items():
+            trusted = self.keyring.lookup(member, version) if self.keyring is not None else None
+            if trusted is not None and trusted.key is not None:
+                reference = key_identity(trusted.key)
+                bad = [i for ident, idx in identities.items() if ident != reference for i in idx]
+            elif len(identities) > 1:
+                bad = [i for idx in identities.values() for i in idx]
+            else:
+                bad = []
+            conflicts.update((i, member, version) for i in bad)
+        for index, member, version in sorted(conflicts):
+            source = "the keyring" if self.keyring is not None and self.keyring.lookup(member, version) \
+                else "other events"
+            self.events[index].add("key_conflict", f"embedded key for user {member} version {version} "
+                                                   f"differs from {source}")
+
+    def _select_key(self, ev: _Event, event: MessageEvent) -> ec.EllipticCurvePublicKey | Check:
+        sig = event.signature
+        sender, version = event.sender_id or "", sig.public_key_version or ""
+        if self.keyring is not None:
+            trusted = self.keyring.lookup(sender, version)
+            if trusted is not None:
+                if trusted.status == "key_binding_invalid":
+                    return Check("key_binding_invalid", trusted.problem)
+                if trusted.key is None:
+                    if trusted.status == "conflict":
+                        ev.add("key_conflict", trusted.problem)
+                    return Check("unknown_key", trusted.problem)
+                return trusted.key
+            if not self.allow_embedded:
+                return Check("unknown_key", f"keyring has no key for user {sender} version {version}")
+        encoded = _embedded_signer_key(event, sender, version)
+        if encoded is None:
+            where = "the keyring or the event" if self.keyring is not None else "the event (no keyring given)"
+            return Check("unknown_key", f"no signing key for user {sender} version {version} in {where}")
+        try:
+            key = parse_public_key(encoded)
+        except KeyError_ as exc:
+            return Check("invalid", f"embedded signing key unusable: {exc}")
+        if self.keyring is not None:
+            ev.add("embedded_key_used", f"keyring lacks user {sender} version {version}; "
+                                        "verified with the event's own key")
+        return key
+
+    # ---------------------------------------------------------------- signatures
+    def _verify_signatures(self) -> None:
+        pool = ThreadPoolExecutor(self.workers) if self.workers > 1 and len(self.events) > _CHUNK else None
+        pending: list[tuple[_Event, ec.EllipticCurvePublicKey, bytes, bytes, str]] = []
+        futures: list[tuple[list, Future | None]] = []
+        for ev in self.events:
+            outcome = self._prepare(ev)
+            if isinstance(outcome, Check):
+                ev.signature = outcome
+                continue
+            pending.append((ev, *outcome))
+            if len(pending) >= _CHUNK:
+                futures.append((pending, pool.submit(_check_batch, pending) if pool else None))
+                pending = []
+        if pending:
+            futures.append((pending, pool.submit(_check_batch, pending) if pool else None))
+        for batch, future in futures:
+            results = future.result() if future is not None else _check_batch(batch)
+            for (ev, *_rest), check in zip(batch, results):
+                ev.signature = check
+        if pool is not None:
+            pool.shutdown()
+        for ev in self.events:
+            sev = STATUS_SEVERITY.get(ev.signature.status)
+            if sev is not None:
+                ev.add(ev.signature.status, ev.signature.detail)
+
+    def _prepare(self, ev: _Event) -> Check | tuple:
+        event = ev.event
+        if event is None:
+            return Check("malformed", ev.malformed)
+        kind = event.kind
+        if kind not in BUILDERS:
+            return self._unsigned(ev, kind)
+        sig = event.signature
+        if sig is None or sig.signature is None:
+            return Check("missing_signature", f"{kind} must be signed but has no signature")
+        version, note = parse_signature_version(sig.signature_version)
+        if version < 2:
+            return Check("unsupported_version",
+                         f"signature_version {version} is no longer accepted (minimum: 2)")
+        key = self._select_key(ev, event)
+        if isinstance(key, Check):
+            return key
+        try:
+            payload = build_payload(event, version, self.conversation_keys)
+        except PayloadUnavailable as exc:
+            return Check(exc.status, exc.reason)
+        detail = f"v{version}" + (f" ({note})" if note else "") + \
+            f", key {event.sender_id}/{sig.public_key_version or ''}"
+        return key, decode_signature(sig.signature), payload, detail
+
+    def _unsigned(self, ev: _Event, kind: str | None) -> Check:
+        if kind in UNSIGNED_KINDS:
+            return Check("not_signed", f"{kind} is not signed by the protocol")
+        what = "event has no detail" if kind is None else f"unknown event kind {kind}"
+        ev.add("unknown_event_type", what)
+        return Check("not_signed", what)
+
+    # ---------------------------------------------------------------- envelope
+    def _envelope_checks(self, ev: _Event) -> None:
+        event, item = ev.event, ev.item
+        trusted = ev.pick("is_trusted")
+        if trusted is False or (item is not None and item.is_trusted is False):
+            ev.add("untrusted", "is_trusted is false")
+        if event is None or item is None:
+            return
+        for problem in envelope_differences(item, event):
+            ev.add("envelope_mismatch", problem)
+
+    # ---------------------------------------------------------------- chain and report
+    def _conversations(self) -> list[ConversationReport]:
+        groups: dict[str, list[_Event]] = {}
+        for ev in self.events:
+            groups.setdefault(ev.conversation, []).append(ev)
+        return [self._conversation(cid, evs) for cid, evs in groups.items()]
+
+    def _conversation(self, cid: str, evs: list[_Event]) -> ConversationReport:
+        chain = analyse_chain([_chain_node(ev) for ev in evs])
+        reports = [self._event_report(ev, chain[ev.index]) for ev in evs]
+        counts: dict[str, int] = {s.value: 0 for s in SigStatus}
+        counts.update({s.value: 0 for s in ChainStatus})
+        for r in reports:
+            counts[r.signature.status] += 1
+            counts[r.chain.status] += 1
+            for f in r.findings:
+                if f.code not in STATUS_SEVERITY:
+                    counts[f.code] = counts.get(f.code, 0) + 1
+        failed = any(fails(f.severity, self.strict) for r in reports for f in r.findings)
+        return ConversationReport(cid, "fail" if failed else "pass", counts, reports)
+
+    def _event_report(self, ev: _Event, chain: ChainResult) -> EventReport:
+        sev = STATUS_SEVERITY.get(chain.status)
+        if sev is not None:
+            ev.add(chain.status, chain.detail, "info" if chain.info_only else sev)
+        event = ev.event
+        return EventReport(
+            index=ev.index, sequence_id=ev.pick("sequence_id"),
+            previous_sequence_id=ev.pick("previous_sequence_id"), message_id=ev.pick("message_id"),
+            sender_id=ev.pick("sender_id"), event_type=event.kind if event is not None else None,
+            signature=ev.signature, chain=Check(chain.status, chain.detail),
+            trusted=ev.pick("is_trusted"), findings=ev.findings)
+
+
+def _as_decoded(page: Any, number: int) -> DecodedPage:
+    if isinstance(page, DecodedPage):
+        return page
+    if isinstance(page, PageInput):
+        return decode_page(page.body, page.source)
+    return decode_page(page, f"page {number + 1}")
+
+
+def _check_batch(batch: list) -> list[Check]:
+    out = []
+    for _ev, key, sig, payload, detail in batch:
+        ok, why = verify_raw(key, sig, payload)
+        out.append(Check("valid", detail) if ok else Check("invalid", f"{why}; {detail}"))
+    return out
+
+
+def _embedded_keys(event: MessageEvent | None) -> list[tuple[str, str, str]]:
+    if event is None or event.signature is None:
+        return []
+    sig = event.signature
+    out = [(i.member_id, i.public_key_version or "", i.signing_public_key)
+           for i in sig.message_signing_key_info_list or []
+           if i.member_id is not None and i.signing_public_key is not None]
+    if sig.signing_public_key is not None and event.sender_id is not None:
+        out.append((event.sender_id, sig.public_key_version or "", sig.signing_public_key))
+    return out
+
+
+def _embedded_signer_key(event: MessageEvent, sender: str, version: str) -> str | None:
+    sig = event.signature
+    wanted = version_key(version)
+    for info in sig.message_signing_key_info_list or []:
+        if info.member_id == sender and version_key(info.public_key_version) == wanted \
+                and info.signing_public_key is not None:
+            return info.signing_public_key
+    return sig.signing_public_key
+
+
+def _identity(encoded: str) -> bytes:
+    try:
+        return key_identity(parse_public_key(encoded))
+    except KeyError_:
+        return b"unparseable:" + encoded.encode()
+
+
+def _chain_node(ev: _Event) -> ChainNode:
+    content = ev.raw if ev.raw is not None else repr(ev.entry.encoded).encode()
+    return ChainNode(ev.index, ev.pick("sequence_id"), ev.pick("previous_sequence_id"), content,
+                     from_meta=ev.entry.from_meta,
+                     is_key_change=ev.event is not None and ev.event.kind == "ConversationKeyChangeEvent")
+
+
+def _iso_to_ms(text: str) -> int | None:
+    try:
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return round(moment.timestamp() * 1000)
+
+
+def envelope_differences(item: ItemJson, event: MessageEvent) -> list[str]:
+    """Every JSON field with a Thrift twin must equal it; returns one message per difference."""
+    problems: list[str] = []
+
+    def same(name: str, json_value: Any, event_value: Any, show: bool = True) -> None:
+        if json_value is not None and json_value != event_value:
+            shown = f": JSON {json_value!r}, event {event_value!r}" if show else ""
+            problems.append(f"{name} differs{shown}")
+
+    same("sender_id", item.sender_id, event.sender_id)
+    same("conversation_id", item.conversation_id, event.conversation_id)
+    same("conversation_token", item.conversation_token, event.conversation_token, show=False)
+    same("sequence_id", item.sequence_id, event.sequence_id)
+    same("previous_sequence_id", item.prev, event.previous_sequence_id)
+    same("is_trusted", item.is_trusted, event.is_trusted)
+    if item.id is not None and item.id not in (event.sequence_id, event.message_id):
+        problems.append(f"id {item.id!r} is neither the sequence_id nor the message_id of the event")
+    if item.created_at_msec is not None:
+        same("created_at_msec", str(item.created_at_msec), event.created_at_msec)
+    if item.created_at is not None:
+        ms = _iso_to_ms(item.created_at)
+        if ms is None or event.created_at_msec is None or str(ms) != event.created_at_msec:
+            problems.append(f"created_at {item.created_at!r} does not match created_at_msec "
+                            f"{event.created_at_msec!r} of the event")
+    problems += _signature_differences(item, event)
+    return problems
+
+
+def _signature_differences(item: ItemJson, event: MessageEvent) -> list[str]:
+    js = item.message_event_signature
+    if js is None:
+        return []
+    sig = event.signature
+    if sig is None:
+        return ["message_event_signature present in JSON but absent from the event"]
+    problems = []
+    for name in ("signature", "public_key_version", "signature_version", "signing_public_key"):
+        value = getattr(js, name)
+        if value is not None and value != getattr(sig, name):
+            problems.append(f"message_event_signature.{name} differs: JSON {value!r}, "
+                            f"event {getattr(sig, name)!r}")
+    if js.message_signing_key_info_list is not None:
+        as_json = [(i.member_id, i.public_key_version, i.signing_public_key)
+                   for i in js.message_signing_key_info_list]
+        as_event = [(i.member_id, i.public_key_version, i.signing_public_key)
+                    for i in sig.message_signing_key_info_list or []]
+        if as_json != as_event:
+            problems.append("message_event_signature.message_signing_key_info_list differs from the event")
+    return problems

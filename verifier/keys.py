@@ -1,0 +1,238 @@
+"""Signing keys: parsing (SEC1/SPKI), the ECDSA check, identity bindings and the keyring."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import msgspec
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from .wire import MalformedEvent, b64decode_strict
+
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
+
+class KeyError_(ValueError):
+    """A key that cannot be used, with a reason for the report."""
+
+
+@lru_cache(maxsize=4096)
+def parse_public_key(text: str) -> ec.EllipticCurvePublicKey:
+    """Base64 SEC1 (33/65 bytes) or SPKI DER (91 bytes) P-256 key; parsed once per distinct string."""
+    try:
+        raw = b64decode_strict(text, "public key")
+    except MalformedEvent as exc:
+        raise KeyError_(str(exc)) from None
+    return parse_public_key_bytes(raw)
+
+
+def parse_public_key_bytes(raw: bytes) -> ec.EllipticCurvePublicKey:
+    try:
+        if len(raw) == 91:
+            key = serialization.load_der_public_key(raw)
+            if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+                raise KeyError_("SPKI key is not a P-256 key")
+            return key
+        if len(raw) in (33, 65):
+            return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    except KeyError_:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise KeyError_(f"not a valid P-256 public key: {exc}") from None
+    raise KeyError_(f"public key of {len(raw)} bytes (expected 33, 65 or 91)")
+
+
+def key_identity(key: ec.EllipticCurvePublicKey) -> bytes:
+    """Encoding-independent identity of a key (uncompressed point), to compare SEC1 with SPKI."""
+    return key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+
+
+def raw_signature_to_der(sig: bytes) -> bytes:
+    """Raw r||s (exactly 64 bytes, 0 < r,s < n) to DER; raises ``ValueError`` with the reason."""
+    if len(sig) != 64:
+        raise ValueError(f"signature is {len(sig)} bytes, expected 64 (raw r||s)")
+    r = int.from_bytes(sig[:32], "big")
+    s = int.from_bytes(sig[32:], "big")
+    if not (0 < r < P256_ORDER and 0 < s < P256_ORDER):
+        raise ValueError("signature scalar out of range")
+    return encode_dss_signature(r, s)
+
+
+def verify_raw(key: ec.EllipticCurvePublicKey, sig: bytes, message: bytes) -> tuple[bool, str]:
+    """ECDSA P-256/SHA-256 over ``message`` with a raw r||s signature; high S accepted, DER refused."""
+    try:
+        der = raw_signature_to_der(sig)
+    except ValueError as exc:
+        return False, str(exc)
+    try:
+        key.verify(der, message, _ECDSA_SHA256)
+        return True, ""
+    except InvalidSignature:
+        return False, f"ECDSA mismatch (payload {len(message)} bytes)"
+
+
+def decode_signature(text: str | None) -> bytes:
+    """Signature string to bytes; undecodable is empty, so it fails on length (as in the SDK)."""
+    if text is None:
+        return b""
+    try:
+        return b64decode_strict(text, "signature")
+    except MalformedEvent:
+        return b""
+
+
+def verify_binding(identity_b64: str, signing: ec.EllipticCurvePublicKey, sig_b64: str) -> tuple[bool, str]:
+    """The signing key must sign the identity key bytes *as given*; raw r||s or DER accepted."""
+    try:
+        identity = b64decode_strict(identity_b64, "identity key")
+        sig = b64decode_strict(sig_b64, "identity_public_key_signature")
+    except MalformedEvent as exc:
+        return False, str(exc)
+    if len(sig) == 64:
+        return verify_raw(signing, sig, identity)
+    try:
+        signing.verify(sig, identity, _ECDSA_SHA256)
+        return True, ""
+    except (InvalidSignature, ValueError):
+        return False, "identity binding signature does not verify"
+
+
+def version_key(version: str | None) -> str:
+    """Versions compare numerically: ``"0042"`` and ``"42"`` are one version."""
+    if version is None:
+        return ""
+    if version.isdigit() and version.isascii():
+        return str(int(version))
+    return version
+
+
+class KeyringEntry(msgspec.Struct):
+    user_id: str
+    public_key_version: str
+    signing_public_key: str
+    public_key: str | None = None
+    identity_public_key_signature: str | None = None
+
+
+@dataclass
+class TrustedKey:
+    """A keyring key after checks: ``key`` is None when unusable, ``problem`` says why."""
+
+    user_id: str
+    version: str
+    key: ec.EllipticCurvePublicKey | None
+    status: str = "ok"  # ok | key_binding_invalid | unusable | conflict
+    problem: str = ""
+    encoded: str = ""
+
+
+@dataclass
+class Keyring:
+    """Authoritative (user_id, key version) -> signing key map, with bindings checked on load."""
+
+    keys: dict[tuple[str, str], TrustedKey] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[KeyringEntry]) -> "Keyring":
+        ring = cls()
+        for entry in entries:
+            ring.add(entry)
+        return ring
+
+    def add(self, entry: KeyringEntry) -> None:
+        slot = (entry.user_id, version_key(entry.public_key_version))
+        trusted = _check_entry(entry)
+        previous = self.keys.get(slot)
+        if previous is not None and not _same_key(previous, trusted):
+            previous.status, previous.key = "conflict", None
+            previous.problem = (f"keyring holds different keys for user {entry.user_id} "
+                                f"version {entry.public_key_version}")
+            return
+        if previous is None:
+            self.keys[slot] = trusted
+
+    def lookup(self, user_id: str | None, version: str | None) -> TrustedKey | None:
+        return self.keys.get((user_id or "", version_key(version)))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @classmethod
+    def from_json(cls, data: bytes | str | Any) -> "Keyring":
+        """Load any documented keyring shape; raises ``ValueError`` with a one-line reason."""
+        if isinstance(data, (bytes, str)):
+            try:
+                data = msgspec.json.decode(data)
+            except msgspec.DecodeError as exc:
+                raise ValueError(f"keyring is not JSON: {exc}") from None
+        return cls.from_entries(_entries_from_json(data))
+
+
+def _same_key(a: TrustedKey, b: TrustedKey) -> bool:
+    if a.key is None or b.key is None:
+        return a.encoded == b.encoded
+    return key_identity(a.key) == key_identity(b.key)
+
+
+def _check_entry(entry: KeyringEntry) -> TrustedKey:
+    trusted = TrustedKey(entry.user_id, entry.public_key_version, None, encoded=entry.signing_public_key)
+    try:
+        trusted.key = parse_public_key(entry.signing_public_key)
+    except KeyError_ as exc:
+        trusted.status, trusted.problem = "unusable", f"keyring signing key unusable: {exc}"
+        return trusted
+    if entry.identity_public_key_signature is not None:
+        if entry.public_key is None:
+            ok, why = False, "binding signature given without the identity key"
+        else:
+            ok, why = verify_binding(entry.public_key, trusted.key, entry.identity_public_key_signature)
+        if not ok:
+            trusted.status = "key_binding_invalid"
+            trusted.problem = f"identity binding for user {entry.user_id} version " \
+                              f"{entry.public_key_version} does not verify: {why}"
+    return trusted
+
+
+def _row_to_entry(row: Any, user_id: str | None) -> KeyringEntry:
+    if not isinstance(row, dict):
+        raise ValueError(f"keyring entry is not an object: {row!r:.60}")
+    uid = row.get("user_id", user_id)
+    version = row.get("public_key_version", row.get("version"))
+    signing = row.get("signing_public_key")
+    if isinstance(version, int) and not isinstance(version, bool):
+        version = str(version)
+    for name, value in (("user_id", uid), ("public_key_version", version),
+                        ("signing_public_key", signing)):
+        if not isinstance(value, str):
+            raise ValueError(f"keyring entry lacks a string {name}")
+    for name in ("public_key", "identity_public_key_signature"):
+        if row.get(name) is not None and not isinstance(row[name], str):
+            raise ValueError(f"keyring entry field {name} is not a string")
+    return KeyringEntry(uid, version, signing, row.get("public_key"),
+                        row.get("identity_public_key_signature"))
+
+
+def _entries_from_json(data: Any) -> list[KeyringEntry]:
+    if isinstance(data, list):
+        return [_row_to_entry(r, None) for r in data]
+    if not isinstance(data, dict):
+        raise ValueError("keyring must be an object or a list")
+    if "keys" in data and isinstance(data["keys"], list):
+        return [_row_to_entry(r, None) for r in data["keys"]]
+    entries = []
+    for user_id, body in data.items():
+        if not isinstance(body, dict):
+            raise ValueError(f"keyring entry for user {user_id} is not a public_keys response body")
+        rows = body.get("data") or []
+        if not isinstance(rows, list):
+            raise ValueError(f"public_keys body for user {user_id} has no data array")
+        entries += [_row_to_entry(r, str(user_id)) for r in rows]
+    return entries

@@ -1,0 +1,162 @@
+"""Report vocabulary: statuses, findings and the report structure (``xchat-verify/report/v1``)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import msgspec
+
+REPORT_SCHEMA = "xchat-verify/report/v1"
+
+
+class SigStatus(str, Enum):
+    VALID = "valid"
+    INVALID = "invalid"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    UNKNOWN_KEY = "unknown_key"
+    KEY_BINDING_INVALID = "key_binding_invalid"
+    MISSING_SIGNATURE = "missing_signature"
+    NOT_SIGNED = "not_signed"
+    NEEDS_CONVERSATION_KEY = "needs_conversation_key"
+    UNVERIFIABLE = "unverifiable"
+    MALFORMED = "malformed"
+
+
+class ChainStatus(str, Enum):
+    LINKED = "linked"
+    START = "start"
+    GAP = "gap"
+    FORK = "fork"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+    NON_MONOTONIC = "non_monotonic"
+    CYCLE = "cycle"
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+# Severity of a non-clean status; statuses absent here (valid, not_signed, linked, start) add no finding.
+STATUS_SEVERITY: dict[str, Severity] = {
+    "invalid": Severity.ERROR,
+    "unsupported_version": Severity.ERROR,
+    "unknown_key": Severity.ERROR,
+    "key_binding_invalid": Severity.ERROR,
+    "missing_signature": Severity.ERROR,
+    "unverifiable": Severity.ERROR,
+    "malformed": Severity.ERROR,
+    "needs_conversation_key": Severity.INFO,
+    "gap": Severity.ERROR,
+    "fork": Severity.ERROR,
+    "conflict": Severity.ERROR,
+    "cycle": Severity.ERROR,
+    "duplicate": Severity.WARNING,
+    "non_monotonic": Severity.WARNING,
+}
+
+# Finding codes beyond the statuses, with their fixed severity.
+FINDING_SEVERITY: dict[str, Severity] = {
+    "envelope_mismatch": Severity.ERROR,
+    "key_conflict": Severity.ERROR,
+    "conversation_mismatch": Severity.ERROR,
+    "untrusted": Severity.WARNING,
+    "embedded_key_used": Severity.WARNING,
+    "unknown_event_type": Severity.WARNING,
+}
+
+# One-line hints for people reading a report (text, markdown, SARIF help).
+HINTS: dict[str, str] = {
+    "invalid": "The signature does not match the event: the event or its signature was altered, "
+               "or it was signed with another key.",
+    "unsupported_version": "Signature versions below 2 are refused: a downgrade to a weaker payload.",
+    "unknown_key": "No trusted signing key for this sender and key version; supply it with --keys "
+                   "(or the sender's key was revoked/departed).",
+    "key_binding_invalid": "The keyring's identity-key binding signature does not verify for this key.",
+    "missing_signature": "This event kind must be signed but carries no signature.",
+    "unverifiable": "The signed payload cannot be rebuilt (missing field or comma in a component).",
+    "malformed": "The event could not be decoded; see the detail for the exact reason.",
+    "needs_conversation_key": "v6+ key changes sign the plaintext conversation key; pass "
+                              "--conversation-key VERSION=BASE64 to verify.",
+    "gap": "The event points at a predecessor that is missing from the input: history is incomplete.",
+    "fork": "Several events claim the same predecessor: the history branches.",
+    "conflict": "Two different events share one sequence id.",
+    "cycle": "previous_sequence_id pointers form a loop.",
+    "duplicate": "The same event appears more than once.",
+    "non_monotonic": "Sequence ids decrease along the chain.",
+    "envelope_mismatch": "The JSON envelope disagrees with the encoded (signed) event.",
+    "key_conflict": "One (user, key version) maps to different keys in the input or keyring.",
+    "conversation_mismatch": "The event belongs to another conversation than its page.",
+    "untrusted": "The API marks this event is_trusted=false.",
+    "embedded_key_used": "Verified with a key carried in the event itself (--allow-embedded-keys): "
+                         "not authenticated by the keyring.",
+    "unknown_event_type": "Unknown event kind: nothing to verify, content not understood.",
+    "api_error": "The API returned a partial error with this page: the page may be incomplete.",
+}
+
+ERROR_SIG = {s for s, sev in STATUS_SEVERITY.items() if sev is Severity.ERROR}
+
+
+class Finding(msgspec.Struct):
+    code: str
+    severity: str
+    message: str
+
+
+class Check(msgspec.Struct):
+    status: str
+    detail: str
+
+
+class EventReport(msgspec.Struct):
+    index: int
+    sequence_id: str | None
+    previous_sequence_id: str | None
+    message_id: str | None
+    sender_id: str | None
+    event_type: str | None
+    signature: Check
+    chain: Check
+    trusted: bool | None
+    findings: list[Finding]
+
+
+class ConversationReport(msgspec.Struct):
+    conversation_id: str
+    verdict: str
+    counts: dict[str, int]
+    events: list[EventReport]
+
+
+class InputReport(msgspec.Struct):
+    """One input page: where it came from, which report indices it produced, and its problems."""
+
+    source: str
+    first_index: int
+    event_count: int
+    errors: list[str] = []
+    api_errors: list[dict] = []
+
+
+class Report(msgspec.Struct):
+    schema: str
+    verdict: str
+    conversations: list[ConversationReport]
+    strict: bool = False
+    key_source: str = "embedded"
+    inputs: list[InputReport] = []
+
+    @property
+    def complete(self) -> bool:
+        """False when an input could not be read in full (the CLI exits 3)."""
+        return not any(i.errors for i in self.inputs)
+
+    def to_dict(self) -> dict:
+        return msgspec.to_builtins(self)
+
+
+def fails(severity: str, strict: bool) -> bool:
+    """Does a finding of this severity make the verdict ``fail``?"""
+    return severity == "error" or (strict and severity == "warning")

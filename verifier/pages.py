@@ -1,0 +1,169 @@
+"""JSON bodies of the events page (both documented item shapes) decoded with msgspec.
+
+The fast path decodes a whole page into typed Structs; if any item has a wrong type, the page is
+decoded again loosely and each item on its own, so one bad item becomes a precise per-event finding
+while every other event is still verified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+
+class KeyInfoJson(msgspec.Struct):
+    member_id: str | None = None
+    public_key_version: str | None = None
+    signing_public_key: str | None = None
+
+
+class SignatureJson(msgspec.Struct):
+    signature: str | None = None
+    public_key_version: str | None = None
+    signature_version: str | None = None
+    signing_public_key: str | None = None
+    message_signing_key_info_list: list[KeyInfoJson] | None = None
+
+
+class ItemJson(msgspec.Struct):
+    """One ``data[]`` item; 2.158–2.166 and 2.167 spellings side by side."""
+
+    encoded_event: str | None = None
+    id: str | None = None
+    sequence_id: str | None = None
+    previous_sequence_id: str | None = None
+    previous_id: str | None = None
+    sender_id: str | None = None
+    conversation_id: str | None = None
+    conversation_token: str | None = None
+    created_at_msec: str | int | None = None
+    created_at: str | None = None
+    is_trusted: bool | None = None
+    message_event_signature: SignatureJson | None = None
+
+    @property
+    def seq(self) -> str | None:
+        return self.sequence_id if self.sequence_id is not None else self.id
+
+    @property
+    def prev(self) -> str | None:
+        return self.previous_sequence_id if self.previous_sequence_id is not None else self.previous_id
+
+
+class MetaJson(msgspec.Struct):
+    conversation_key_events: list[str] | None = None
+    missing_conversation_key_change_events: list[str] | None = None
+    next_token: str | None = None
+    has_more: bool | None = None
+    result_count: int | None = None
+
+
+class PageJson(msgspec.Struct):
+    data: list[ItemJson] | None = None
+    meta: MetaJson | None = None
+    errors: list[Any] | None = None
+
+
+class _LoosePage(msgspec.Struct):
+    data: Any = None
+    meta: Any = None
+    errors: Any = None
+
+
+@dataclass
+class RawEntry:
+    """One event as delivered: a typed item (data) or a bare base64 string (meta), or why not."""
+
+    item: ItemJson | None = None
+    encoded: Any = None
+    from_meta: bool = False
+    problem: str = ""
+
+
+@dataclass
+class DecodedPage:
+    source: str
+    entries: list[RawEntry] = field(default_factory=list)
+    api_errors: list[dict] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # page-level: the page could not be read in full
+    next_token: str | None = None
+
+
+_typed_decoder = msgspec.json.Decoder(PageJson)
+_loose_decoder = msgspec.json.Decoder(_LoosePage)
+
+
+def decode_page(body: bytes | str | dict, source: str) -> DecodedPage:
+    """Decode one response body; never raises for bad content, problems land in the result."""
+    if isinstance(body, dict):
+        body = msgspec.json.encode(body)
+    page = DecodedPage(source)
+    try:
+        typed = _typed_decoder.decode(body)
+    except msgspec.ValidationError:
+        typed = None
+    except msgspec.DecodeError as exc:
+        page.errors.append(f"not a JSON object: {exc}")
+        return page
+    if typed is not None:
+        _fill_typed(page, typed)
+        return page
+    try:
+        loose = _loose_decoder.decode(body)
+    except msgspec.ValidationError:
+        page.errors.append("not a JSON object at the top level")
+        return page
+    _fill_loose(page, loose)
+    return page
+
+
+def _fill_typed(page: DecodedPage, typed: PageJson) -> None:
+    page.entries = [RawEntry(item=i, encoded=i.encoded_event) for i in typed.data or []]
+    meta = typed.meta
+    if meta is not None:
+        page.next_token = meta.next_token
+        for encoded in _meta_events(meta.conversation_key_events, meta.missing_conversation_key_change_events):
+            page.entries.append(RawEntry(encoded=encoded, from_meta=True))
+    page.api_errors = [_api_error(e) for e in typed.errors or []]
+
+
+def _meta_events(current: Any, legacy: Any) -> list[Any]:
+    return list(current or []) + list(legacy or [])
+
+
+def _fill_loose(page: DecodedPage, loose: _LoosePage) -> None:
+    if loose.data is not None and not isinstance(loose.data, list):
+        page.errors.append(f"`data` is a {type(loose.data).__name__}, expected an array")
+    for raw in loose.data if isinstance(loose.data, list) else []:
+        try:
+            item = msgspec.convert(raw, ItemJson)
+            page.entries.append(RawEntry(item=item, encoded=item.encoded_event))
+        except msgspec.ValidationError as exc:
+            encoded = raw.get("encoded_event") if isinstance(raw, dict) else None
+            page.entries.append(RawEntry(encoded=encoded, problem=f"JSON item: {exc}"))
+    meta = loose.meta
+    if meta is not None and not isinstance(meta, dict):
+        page.errors.append(f"`meta` is a {type(meta).__name__}, expected an object")
+        meta = {}
+    meta = meta or {}
+    if isinstance(meta.get("next_token"), str):
+        page.next_token = meta["next_token"]
+    for name in ("conversation_key_events", "missing_conversation_key_change_events"):
+        events = meta.get(name)
+        if events is None:
+            continue
+        if not isinstance(events, list):
+            page.errors.append(f"`meta.{name}` is not an array")
+            continue
+        for encoded in events:
+            problem = "" if isinstance(encoded, str) else f"meta.{name} entry is not a string"
+            page.entries.append(RawEntry(encoded=encoded, from_meta=True, problem=problem))
+    errors = loose.errors
+    if errors is not None:
+        page.api_errors = [_api_error(e) for e in (errors if isinstance(errors, list) else [errors])]
+
+
+def _api_error(error: Any) -> dict:
+    return error if isinstance(error, dict) else {"detail": str(error)}

@@ -1,0 +1,220 @@
+"""Rebuild the exact bytes a sender signed (protocol.md §3), for every signed kind and version 2–7."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .wire import MessageEvent, b64encode_nopad
+
+CURRENT_SIGNATURE_VERSION = 7
+MIN_SIGNATURE_VERSION = 2
+CKEY_PLAINTEXT_SIGNATURE_VERSION = 6
+
+# Kinds the protocol never signs (the SDK returns them without a verdict).
+UNSIGNED_KINDS = frozenset({
+    "MessageTypingEvent", "MessageFailureEvent", "MemberAccountDeleteEvent",
+    "GrokSearchResponseEvent", "GroupChangeEvent.GroupAdminSettingsChange",
+})
+
+_I32_RE = re.compile(r"[+-]?[0-9]+")
+_I32_MIN, _I32_MAX = -(2 ** 31), 2 ** 31 - 1
+
+
+class PayloadUnavailable(Exception):
+    """The payload cannot be rebuilt; ``status`` is ``unverifiable`` or ``needs_conversation_key``."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def parse_signature_version(text: str | None) -> tuple[int, str]:
+    """Parse like Rust's ``str::parse::<i32>``; missing or unparseable means current (7)."""
+    if text is None:
+        return CURRENT_SIGNATURE_VERSION, "signature_version missing, treated as 7"
+    if _I32_RE.fullmatch(text):
+        value = int(text)
+        if _I32_MIN <= value <= _I32_MAX:
+            return value, ""
+    return CURRENT_SIGNATURE_VERSION, f"signature_version {text!r} unparseable, treated as 7"
+
+
+def is_signed_kind(kind: str | None) -> bool:
+    return kind in BUILDERS
+
+
+def _null(value: Any) -> str:
+    return "null" if value is None else _render(value)
+
+
+def _render(value: Any) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)
+
+
+def _require(body: Mapping[str, Any], field: str) -> Any:
+    value = body.get(field)
+    if value is None:
+        raise PayloadUnavailable("unverifiable", f"required field {field} is missing")
+    return value
+
+
+def _message_create(body, version, keys):
+    contents = _require(body, "contents")
+    ckv = body.get("conversation_key_version")
+    if ckv is None:
+        raise PayloadUnavailable(
+            "unverifiable", "unencrypted message (no conversation_key_version): never signed")
+    return [ckv, b64encode_nopad(contents)]
+
+
+def _key_change(body, version, keys):
+    ckv = _require(body, "conversation_key_version")
+    if version >= CKEY_PLAINTEXT_SIGNATURE_VERSION:
+        key = (keys or {}).get(ckv)
+        if key is None:
+            raise PayloadUnavailable(
+                "needs_conversation_key",
+                f"v{version} key change signs the plaintext conversation key {ckv}")
+        return [ckv, b64encode_nopad(key)]
+    participants = _require(body, "conversation_participant_keys")
+    out = [ckv]
+    for p in participants:
+        out += [p.get("user_id") or "", p.get("encrypted_conversation_key") or "",
+                p.get("public_key_version") or ""]
+    return out
+
+
+def _message_delete(body, version, keys):
+    action = _require(body, "delete_message_action")
+    return [str(action), *_require(body, "sequence_ids")]
+
+
+def _conversation_delete(body, version, keys):
+    options = body.get("options") or {}
+    return [_render(options[f]) for f in ("clear_all_messages", "sort_order_msec") if f in options]
+
+
+def _mark_read(body, version, keys):
+    out = [_require(body, "seen_until_sequence_id")]
+    if body.get("seen_at_millis") is not None:
+        out.append(str(body["seen_at_millis"]))
+    return out
+
+
+def _mark_unread(body, version, keys):
+    seen = body.get("seen_until_sequence_id")
+    return [] if seen is None else [seen]
+
+
+def _member_add(body, version, keys):
+    out = [*_require(body, "member_ids"), *_require(body, "current_member_ids"),
+           *_require(body, "current_admin_ids")]
+    if 3 <= version <= 6:
+        out += body.get("current_pending_member_ids") or []
+    out += [_null(body.get("current_title")), _null(body.get("current_avatar_url")),
+            _null(body.get("current_ttl_msec")), _require(body, "conversation_key_version")]
+    if version >= 5:
+        out.append(_null(body.get("screen_capture_blocking_enabled")))
+    invite = body.get("group_invite_enable")
+    if version >= 7 and invite is not None:
+        out += [_null(invite.get("invite_url")), _null(invite.get("affiliate_id")),
+                _null(invite.get("expires_at_msec"))]
+    return out
+
+
+def _id_list(field: str) -> Callable:
+    def build(body, version, keys):
+        return list(_require(body, field))
+    return build
+
+
+def _optional_id_list(field: str) -> Callable:
+    def build(body, version, keys):
+        return list(body.get(field) or [])
+    return build
+
+
+def _single(field: str) -> Callable:
+    def build(body, version, keys):
+        return [_require(body, field)]
+    return build
+
+
+def _versioned_text(field: str) -> Callable:
+    def build(body, version, keys):
+        return [_require(body, "conversation_key_version"), body.get(field) or ""]
+    return build
+
+
+def _group_create(body, version, keys):
+    out = [_require(body, "conversation_key_version"), *_require(body, "member_ids")]
+    if version >= 4:
+        out += [_null(body.get("is_legacy_group_upgrade")), _null(body.get("title")),
+                _null(body.get("avatar_url"))]
+    return out
+
+
+def _invite_enable(body, version, keys):
+    return [_require(body, "invite_url"), _null(body.get("expires_at_msec")),
+            _null(body.get("affiliate_id"))]
+
+
+def _nothing(body, version, keys):
+    return []
+
+
+BUILDERS: dict[str, Callable[[Mapping[str, Any], int, Mapping[str, bytes] | None], list]] = {
+    "MessageCreateEvent": _message_create,
+    "ConversationKeyChangeEvent": _key_change,
+    "MessageDeleteEvent": _message_delete,
+    "ConversationDeleteEvent": _conversation_delete,
+    "MarkConversationReadEvent": _mark_read,
+    "MarkConversationUnreadEvent": _mark_unread,
+    "GroupChangeEvent.GroupMemberAddChange": _member_add,
+    "GroupChangeEvent.GroupMemberRemoveChange": _id_list("member_ids"),
+    "GroupChangeEvent.GroupAdminAddChange": _id_list("admin_ids"),
+    "GroupChangeEvent.GroupAdminRemoveChange": _id_list("admin_ids"),
+    "GroupChangeEvent.GroupTitleChange": _versioned_text("custom_title"),
+    "GroupChangeEvent.GroupAvatarUrlChange": _versioned_text("custom_avatar_url"),
+    "GroupChangeEvent.GroupCreate": _group_create,
+    "GroupChangeEvent.GroupInviteEnable": _invite_enable,
+    "GroupChangeEvent.GroupInviteDisable": _single("disabled_by_member_id"),
+    "GroupChangeEvent.GroupJoinRequest": _single("requesting_user_id"),
+    "GroupChangeEvent.GroupJoinReject": _id_list("rejected_user_ids"),
+    "ConversationMetadataChangeEvent.MessageDurationChange": _single("ttl_msec"),
+    "ConversationMetadataChangeEvent.MessageDurationRemove": _nothing,
+    "ConversationMetadataChangeEvent.MuteConversation": _optional_id_list("muted_conversation_ids"),
+    "ConversationMetadataChangeEvent.UnmuteConversation":
+        _optional_id_list("unmuted_conversation_ids"),
+    "ConversationMetadataChangeEvent.EnableScreenCaptureDetection": _nothing,
+    "ConversationMetadataChangeEvent.DisableScreenCaptureDetection": _nothing,
+    "ConversationMetadataChangeEvent.EnableScreenCaptureBlocking": _nothing,
+    "ConversationMetadataChangeEvent.DisableScreenCaptureBlocking": _nothing,
+}
+
+
+def build_payload(event: MessageEvent, version: int,
+                  conversation_keys: Mapping[str, bytes] | None = None) -> bytes:
+    """The UTF-8 bytes the sender signed; raises ``PayloadUnavailable`` when they cannot be rebuilt."""
+    builder = BUILDERS.get(event.kind or "")
+    if builder is None:
+        raise PayloadUnavailable("unverifiable", f"event kind {event.kind} is not signed")
+    if event.message_id is None:
+        raise PayloadUnavailable("unverifiable", "message_id is missing")
+    if event.sender_id is None:
+        raise PayloadUnavailable("unverifiable", "sender_id is missing")
+    head = [event.kind, event.message_id, event.sender_id]
+    if event.conversation_id is not None and event.kind != "GroupChangeEvent.GroupCreate":
+        head.append(event.conversation_id)
+    parts = head + [_render(x) for x in builder(event.body or {}, version, conversation_keys)]
+    for part in parts:
+        if "," in part:
+            raise PayloadUnavailable("unverifiable", f"component {part!r} contains a comma")
+    return ",".join(parts).encode("utf-8")
