@@ -1,0 +1,230 @@
+"""Render a ``Report`` for people (text, markdown) and machines (json, ndjson, sarif, junit)."""
+
+from __future__ import annotations
+
+import bisect
+import io
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import msgspec
+
+from . import __version__
+from .model import HINTS, ConversationReport, EventReport, Finding, Report, fails
+
+FORMATS = ("text", "json", "ndjson", "sarif", "junit", "markdown")
+_TEXT_ALL_EVENTS_UP_TO = 200
+_MARKDOWN_ROWS = 200
+
+
+def render(report: Report, fmt: str, *, color: bool = False, width: int | None = None) -> str:
+    renderer: dict[str, Callable[[Report], str]] = {
+        "json": render_json, "ndjson": render_ndjson, "sarif": render_sarif,
+        "junit": render_junit, "markdown": render_markdown,
+    }
+    if fmt == "text":
+        return render_text(report, color=color, width=width)
+    return renderer[fmt](report)
+
+
+def render_json(report: Report) -> str:
+    return msgspec.json.format(msgspec.json.encode(report), indent=2).decode() + "\n"
+
+
+def summary(report: Report) -> dict:
+    return {"record": "summary", "schema": report.schema, "verdict": report.verdict,
+            "strict": report.strict, "key_source": report.key_source,
+            "conversations": [{"conversation_id": c.conversation_id, "verdict": c.verdict,
+                               "counts": c.counts} for c in report.conversations],
+            "inputs": msgspec.to_builtins(report.inputs)}
+
+
+def render_ndjson(report: Report) -> str:
+    encoder = msgspec.json.Encoder()
+    lines = []
+    for conv in report.conversations:
+        for event in conv.events:
+            record = {"record": "event", "conversation_id": conv.conversation_id,
+                      **msgspec.to_builtins(event)}
+            lines.append(encoder.encode(record).decode())
+    lines.append(encoder.encode(summary(report)).decode())
+    return "\n".join(lines) + "\n"
+
+
+def _problem_findings(report: Report) -> Iterator[tuple[ConversationReport, EventReport, Finding]]:
+    for conv in report.conversations:
+        for event in conv.events:
+            for finding in event.findings:
+                yield conv, event, finding
+
+
+def _source_of(report: Report) -> Callable[[int], str]:
+    starts = [i.first_index for i in report.inputs]
+
+    def source(index: int) -> str:
+        pos = bisect.bisect_right(starts, index) - 1
+        return report.inputs[pos].source if pos >= 0 else "input"
+    return source
+
+
+_SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
+
+
+def render_sarif(report: Report) -> str:
+    source = _source_of(report)
+    results, used = [], {}
+    for conv, event, finding in _problem_findings(report):
+        used[finding.code] = finding.severity
+        results.append({
+            "ruleId": finding.code,
+            "level": "error" if fails(finding.severity, report.strict) else _SARIF_LEVEL[finding.severity],
+            "message": {"text": f"{conv.conversation_id} event {event.index} "
+                                f"(sequence {event.sequence_id}): {finding.message}"},
+            "locations": [{
+                "physicalLocation": {"artifactLocation": {"uri": source(event.index)}},
+                "logicalLocations": [{"name": f"event[{event.index}]", "kind": "object",
+                                      "fullyQualifiedName": f"{conv.conversation_id}/{event.sequence_id}"}],
+            }],
+        })
+    for index, inp in enumerate(report.inputs):
+        for err in inp.errors:
+            used["input_error"] = "error"
+            results.append({"ruleId": "input_error", "level": "error", "message": {"text": err},
+                            "locations": [{"physicalLocation": {"artifactLocation": {"uri": inp.source}}}]})
+    rules = [{"id": code, "name": code,
+              "shortDescription": {"text": HINTS.get(code, "The input could not be read in full.")},
+              "defaultConfiguration": {"level": _SARIF_LEVEL[sev]}} for code, sev in sorted(used.items())]
+    doc = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
+           "runs": [{"tool": {"driver": {"name": "xchat-verify", "version": __version__,
+                                         "informationUri": "https://github.com/xchat-verify/xchat-verify",
+                                         "rules": rules}},
+                     "invocations": [{"executionSuccessful": report.complete}],
+                     "properties": {"verdict": report.verdict},
+                     "results": results}]}
+    return msgspec.json.format(msgspec.json.encode(doc), indent=2).decode() + "\n"
+
+
+def render_junit(report: Report) -> str:
+    root = ET.Element("testsuites", name="xchat-verify")
+    total = failures = 0
+    for conv in report.conversations:
+        suite = ET.SubElement(root, "testsuite", name=conv.conversation_id)
+        suite_failures = 0
+        for event in conv.events:
+            case = ET.SubElement(suite, "testcase", classname=conv.conversation_id,
+                                 name=f"event {event.index} seq {event.sequence_id} ({event.event_type})")
+            bad = [f for f in event.findings if fails(f.severity, report.strict)]
+            if bad:
+                suite_failures += 1
+                failure = ET.SubElement(case, "failure", message=bad[0].message, type=bad[0].code)
+                failure.text = "\n".join(f"[{f.severity}] {f.code}: {f.message}" for f in event.findings)
+        suite.set("tests", str(len(conv.events)))
+        suite.set("failures", str(suite_failures))
+        total += len(conv.events)
+        failures += suite_failures
+    for inp in report.inputs:
+        if inp.errors:
+            suite = ET.SubElement(root, "testsuite", name=f"input {inp.source}", tests="1", failures="1")
+            case = ET.SubElement(suite, "testcase", classname="input", name=inp.source)
+            ET.SubElement(case, "failure", message=inp.errors[0], type="input_error").text = "\n".join(inp.errors)
+            total, failures = total + 1, failures + 1
+    root.set("tests", str(total))
+    root.set("failures", str(failures))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _count_line(conv: ConversationReport) -> str:
+    return ", ".join(f"{k} {v}" for k, v in conv.counts.items() if v)
+
+
+def render_markdown(report: Report) -> str:
+    icon = "✅" if report.verdict == "pass" else "❌"
+    out = [f"## {icon} xchat-verify: {report.verdict.upper()}", ""]
+    out += ["| conversation | verdict | events | counts |", "|---|---|---|---|"]
+    for conv in report.conversations:
+        out.append(f"| `{conv.conversation_id}` | {conv.verdict} | {len(conv.events)} | {_count_line(conv)} |")
+    problems = [(c, e, f) for c, e, f in _problem_findings(report) if f.severity != "info"]
+    if problems:
+        out += ["", "### Findings", "", "| conversation | event | sequence | severity | code | message |",
+                "|---|---|---|---|---|---|"]
+        for conv, event, f in problems[:_MARKDOWN_ROWS]:
+            message = f.message.replace("|", "\\|")
+            out.append(f"| `{conv.conversation_id}` | {event.index} | `{event.sequence_id}` | {f.severity} "
+                       f"| `{f.code}` | {message} |")
+        if len(problems) > _MARKDOWN_ROWS:
+            out.append(f"\n…and {len(problems) - _MARKDOWN_ROWS} more findings (see the JSON report).")
+    out += _input_problem_lines(report, "- ")
+    hints = _hints(report)
+    if hints:
+        out += ["", "### What the codes mean", ""] + [f"- `{c}`: {h}" for c, h in hints]
+    return "\n".join(out) + "\n"
+
+
+def _input_problem_lines(report: Report, bullet: str) -> list[str]:
+    lines = []
+    for inp in report.inputs:
+        lines += [f"{bullet}input {inp.source}: {e}" for e in inp.errors]
+        lines += [f"{bullet}API error on {inp.source}: {_api_error_text(e)}" for e in inp.api_errors]
+    return ([""] + lines) if lines else []
+
+
+def _api_error_text(error: dict) -> str:
+    parts = [str(error.get(k)) for k in ("title", "detail", "type") if error.get(k)]
+    return " - ".join(parts) or str(error)
+
+
+def _hints(report: Report) -> list[tuple[str, str]]:
+    codes = Counter(f.code for _c, _e, f in _problem_findings(report))
+    if any(i.api_errors for i in report.inputs):
+        codes["api_error"] += 1
+    return [(c, HINTS[c]) for c in sorted(codes) if c in HINTS]
+
+
+_STYLE = {"valid": "green", "not_signed": "dim", "needs_conversation_key": "yellow", "linked": "green",
+          "start": "cyan", "duplicate": "yellow", "non_monotonic": "yellow"}
+
+
+def render_text(report: Report, *, color: bool = False, width: int | None = None) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=color, no_color=not color, width=width or 140,
+                      highlight=False, soft_wrap=False)
+    for conv in report.conversations:
+        shown = conv.events if len(conv.events) <= _TEXT_ALL_EVENTS_UP_TO else \
+            [e for e in conv.events if any(f.severity != "info" for f in e.findings)]
+        table = Table(title=f"conversation {conv.conversation_id} — {conv.verdict.upper()}",
+                      title_justify="left", expand=False)
+        for name in ("#", "sequence", "type", "sender", "signature", "chain", "findings"):
+            table.add_column(name, overflow="fold")
+        for e in shown:
+            table.add_row(str(e.index), e.sequence_id or "-", e.event_type or "-", e.sender_id or "-",
+                          _styled(e.signature.status), _styled(e.chain.status),
+                          "; ".join(f"{f.code}: {f.message}" for f in e.findings if f.code not in
+                                    (e.signature.status, e.chain.status) or f.severity != "info") or "")
+        if shown:
+            console.print(table)
+        hidden = len(conv.events) - len(shown)
+        if hidden:
+            console.print(f"({hidden} events without problems not listed; use --format json for all)")
+        console.print(f"{conv.conversation_id}: {conv.verdict.upper()} — {len(conv.events)} events: "
+                      f"{_count_line(conv)}")
+        console.print()
+    for line in _input_problem_lines(report, "! "):
+        if line:
+            console.print(line)
+    for code, hint in _hints(report):
+        console.print(f"hint {code}: {hint}")
+    events = sum(len(c.events) for c in report.conversations)
+    keys = "keyring" if report.key_source == "keyring" else "keys embedded in events (not authenticated; use --keys)"
+    console.print(f"verdict: {report.verdict.upper()} — {len(report.conversations)} conversation(s), "
+                  f"{events} event(s), signer keys from {keys}" + (", strict" if report.strict else ""))
+    return buffer.getvalue()
+
+
+def _styled(status: str) -> str:
+    style = _STYLE.get(status, "bold red")
+    return f"[{style}]{status}[/{style}]"
