@@ -68,6 +68,8 @@ def _resolve_repeats(by_seq: dict[str, list[ChainNode]], results: dict[int, Chai
         if len(group) == 1:
             continue
         if any(n.content != first.content for n in group[1:]):
+            # Link through the copy with the smallest content, so the choice is independent of order.
+            canonical[seq] = min(group, key=lambda n: n.content)
             others = ", ".join(str(n.index) for n in group)
             for n in group:
                 results[n.index] = ChainResult(

@@ -1,0 +1,66 @@
+"""Shared builders for tests: identities, signed events, pages and a one-call verify."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import verifier
+from verifier.testing.forge import Forged, Identity, encode_event, forge_event, item_json, snowflake
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_VECTORS = REPO.parent / "shared" / "vectors" / "chat-xdk-sdk_vectors.json"
+CONV = "1111:2222"
+ALICE = Identity.from_seed("1111", "1", "alice")
+BOB = Identity.from_seed("2222", "7", "bob")
+MALLORY = Identity.from_seed("1111", "1", "mallory")  # claims Alice's id and version
+
+
+def fixture() -> dict:
+    return json.loads(SHARED_VECTORS.read_text())
+
+
+def keyring(*identities: Identity, fmt: str = "spki") -> verifier.Keyring:
+    return verifier.Keyring.from_json(json.dumps({"keys": [i.keyring_entry(fmt) for i in identities]}))
+
+
+def ev(kind: str = "MessageCreateEvent", body: dict | None = None, *, sender: Identity = ALICE,
+       seq: int = 1, prev: int | None = None, **kw) -> Forged:
+    body = body if body is not None else {"contents": b"\x01" * 40 + b"hello", "conversation_key_version": "1001"}
+    kw.setdefault("conversation_id", CONV)
+    return forge_event(sender, kind, body, sequence_id=None if seq is None else snowflake(1_784_841_000_000 + seq * 1000, seq),
+                       previous_sequence_id=None if prev is None else snowflake(1_784_841_000_000 + prev * 1000, prev),
+                       created_at_msec=str(1_784_841_000_000 + (seq or 0) * 1000), **kw)
+
+
+def page(*events: Forged, meta_events: list[Forged] = (), shape: str = "2.166", **extra) -> dict:
+    body = {"data": [item_json(e, shape) for e in events], **extra}
+    if meta_events:
+        body.setdefault("meta", {})["conversation_key_events"] = [e.b64 for e in meta_events]
+    return body
+
+
+def reencode(forged: Forged) -> Forged:
+    raw = encode_event(forged.event)
+    return Forged(forged.event, raw, base64.b64encode(raw).decode())
+
+
+def verify(*pages, ring=None, **kw) -> verifier.Report:
+    return verifier.verify_pages(list(pages), ring, **kw)
+
+
+def events_of(report) -> list:
+    return [e for c in report.conversations for e in c.events]
+
+
+def sig_statuses(report) -> list[str]:
+    return [e.signature.status for e in events_of(report)]
+
+
+def chain_statuses(report) -> list[str]:
+    return [e.chain.status for e in events_of(report)]
+
+
+def codes(report) -> set[str]:
+    return {f.code for e in events_of(report) for f in e.findings}

@@ -1,0 +1,86 @@
+import random
+
+from hypothesis import given, settings, strategies as st
+
+from verifier.chain import ChainNode, analyse_chain
+
+
+def node(i, seq, prev, content=None, meta=False, kc=False):
+    return ChainNode(i, seq, prev, content or f"{seq}".encode(), meta, kc)
+
+
+def statuses(nodes):
+    res = analyse_chain(nodes)
+    return {n.index: res[n.index].status for n in nodes}
+
+
+def test_linked_chain_out_of_order():
+    nodes = [node(0, "30", "20"), node(1, "10", None), node(2, "20", "10")]
+    assert statuses(nodes) == {0: "linked", 1: "start", 2: "linked"}
+
+
+def test_start_with_unfetched_predecessor_and_gap():
+    nodes = [node(0, "50", "40"), node(1, "30", "25"), node(2, "20", "5")]
+    assert statuses(nodes) == {0: "gap", 1: "gap", 2: "start"}
+
+
+def test_fork():
+    nodes = [node(0, "10", None), node(1, "20", "10"), node(2, "21", "10")]
+    assert statuses(nodes) == {0: "start", 1: "fork", 2: "fork"}
+
+
+def test_duplicate_and_key_change_duplicate_is_info():
+    nodes = [node(0, "10", None), node(1, "20", "10"), node(2, "20", "10"),
+             node(3, "5", None, b"kc", True, True), node(4, "5", None, b"kc", True, True)]
+    res = analyse_chain(nodes)
+    assert res[2].status == "duplicate" and not res[2].info_only
+    assert res[4].status == "duplicate" and res[4].info_only
+
+
+def test_conflict_marks_every_copy():
+    nodes = [node(0, "10", None), node(1, "20", "10", b"a"), node(2, "20", "10", b"b")]
+    assert statuses(nodes) == {0: "start", 1: "conflict", 2: "conflict"}
+
+
+def test_non_monotonic():
+    nodes = [node(0, "10", None), node(1, "30", "10"), node(2, "25", "30")]
+    assert statuses(nodes) == {0: "start", 1: "linked", 2: "non_monotonic"}
+
+
+def test_cycle():
+    nodes = [node(0, "10", "30"), node(1, "20", "10"), node(2, "30", "20"), node(3, "40", "30")]
+    st_ = statuses(nodes)
+    assert [st_[i] for i in (0, 1, 2)] == ["cycle"] * 3
+    assert st_[3] == "fork"  # 40 and 10 both claim 30
+
+
+def test_self_loop_is_cycle():
+    assert statuses([node(0, "10", "10")]) == {0: "cycle"}
+
+
+def test_meta_key_change_before_window_is_start_not_gap():
+    nodes = [node(0, "100", "90"), node(1, "90", "80"), node(2, "5", "1", b"kc", True, True)]
+    assert statuses(nodes) == {0: "linked", 1: "start", 2: "start"}
+
+
+def test_missing_sequence_id_is_gap():
+    assert statuses([node(0, None, None)]) == {0: "gap"}
+
+
+def test_numeric_order_not_lexicographic():
+    nodes = [node(0, "9", None), node(1, "10", "9")]
+    assert statuses(nodes) == {0: "start", 1: "linked"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 12), st.one_of(st.none(), st.integers(0, 12)), st.integers(0, 2)),
+                max_size=14), st.randoms())
+def test_statuses_invariant_under_order(spec, rnd):
+    nodes = [node(i, str(s), None if p is None else str(p), f"{s}/{p}/{c}".encode()) for i, (s, p, c) in enumerate(spec)]
+    base = analyse_chain(nodes)
+    shuffled = list(nodes)
+    rnd.shuffle(shuffled)
+    reindexed = [ChainNode(i, n.sequence_id, n.previous_sequence_id, n.content) for i, n in enumerate(shuffled)]
+    again = analyse_chain(reindexed)
+    key = lambda res, ns: sorted((n.sequence_id, n.content, res[n.index].status) for n in ns)
+    assert key(base, nodes) == key(again, reindexed)

@@ -1,0 +1,386 @@
+"""Engine: signatures for every signed kind and version, keys, envelope checks, findings, verdicts."""
+
+import base64
+import copy
+import json
+
+import pytest
+
+import verifier
+from helpers import (ALICE, BOB, CONV, MALLORY, chain_statuses, codes, ev, events_of, fixture, keyring, page,
+                     reencode, sig_statuses, verify)
+from verifier.testing.forge import Identity, forge_event, item_json
+from verifier.wire import b64encode_nopad
+
+CKEY = bytes(range(32))
+PARTS = [{"user_id": "1111", "encrypted_conversation_key": "QUJD", "public_key_version": "1"},
+         {"user_id": "2222", "encrypted_conversation_key": "REVG", "public_key_version": "7"}]
+ALL = range(2, 8)
+GMA_BODY = {"member_ids": ["31"], "current_member_ids": ["11", "22"], "current_admin_ids": ["11"],
+            "current_title": "T", "current_avatar_url": "https://a/b", "current_ttl_msec": 60,
+            "conversation_key_version": "42", "current_pending_member_ids": ["41"],
+            "screen_capture_blocking_enabled": True,
+            "group_invite_enable": {"invite_url": "https://x/i", "affiliate_id": "aff", "expires_at_msec": 99},
+            "admin_settings": {"add_member": True}}
+
+# kind, body, {field path: versions where signed}; paths absent from the map are unsigned everywhere.
+CASES = [
+    ("MessageCreateEvent", {"contents": b"\x07" * 45, "conversation_key_version": "1001", "should_notify": True,
+                            "ttl_msec": 5}, {("contents",): ALL, ("conversation_key_version",): ALL}),
+    ("ConversationKeyChangeEvent", {"conversation_key_version": "42", "conversation_participant_keys": PARTS,
+                                    "for_key_rotation": True},
+     {("conversation_participant_keys",): range(2, 6)}),
+    ("MessageDeleteEvent", {"sequence_ids": ["5", "6"], "delete_message_action": 2},
+     {("sequence_ids",): ALL, ("delete_message_action",): ALL}),
+    ("ConversationDeleteEvent", {"conversation_id": CONV, "options": {"clear_all_messages": True,
+                                                                       "sort_order_msec": 123}},
+     {("options", "clear_all_messages"): ALL, ("options", "sort_order_msec"): ALL}),
+    ("MarkConversationReadEvent", {"seen_until_sequence_id": "77", "seen_at_millis": 1700000050000},
+     {("seen_until_sequence_id",): ALL, ("seen_at_millis",): ALL}),
+    ("MarkConversationUnreadEvent", {"seen_until_sequence_id": "77"}, {("seen_until_sequence_id",): ALL}),
+    ("GroupChangeEvent.GroupMemberAddChange", GMA_BODY,
+     {("member_ids",): ALL, ("current_member_ids",): ALL, ("current_admin_ids",): ALL,
+      ("current_title",): ALL, ("current_avatar_url",): ALL, ("current_ttl_msec",): ALL,
+      ("conversation_key_version",): ALL, ("current_pending_member_ids",): range(3, 7),
+      ("screen_capture_blocking_enabled",): range(5, 8), ("group_invite_enable", "invite_url"): [7],
+      ("group_invite_enable", "affiliate_id"): [7], ("group_invite_enable", "expires_at_msec"): [7]}),
+    ("GroupChangeEvent.GroupMemberRemoveChange", {"member_ids": ["31", "32"]}, {("member_ids",): ALL}),
+    ("GroupChangeEvent.GroupAdminAddChange", {"admin_ids": ["31"]}, {("admin_ids",): ALL}),
+    ("GroupChangeEvent.GroupAdminRemoveChange", {"admin_ids": ["31"]}, {("admin_ids",): ALL}),
+    ("GroupChangeEvent.GroupTitleChange", {"custom_title": "Hi", "conversation_key_version": "42"},
+     {("custom_title",): ALL, ("conversation_key_version",): ALL}),
+    ("GroupChangeEvent.GroupAvatarUrlChange", {"custom_avatar_url": "https://i/a", "conversation_key_version": "4"},
+     {("custom_avatar_url",): ALL, ("conversation_key_version",): ALL}),
+    ("GroupChangeEvent.GroupCreate", {"member_ids": ["11", "22"], "admin_ids": ["11"], "title": "G",
+                                      "avatar_url": "https://i/g", "conversation_key_version": "42",
+                                      "is_legacy_group_upgrade": False, "ttl_msec": 9},
+     {("member_ids",): ALL, ("conversation_key_version",): ALL, ("title",): range(4, 8),
+      ("avatar_url",): range(4, 8), ("is_legacy_group_upgrade",): range(4, 8)}),
+    ("GroupChangeEvent.GroupInviteEnable", {"invite_url": "https://x/i", "expires_at_msec": 99, "affiliate_id": "a"},
+     {("invite_url",): ALL, ("expires_at_msec",): ALL, ("affiliate_id",): ALL}),
+    ("GroupChangeEvent.GroupInviteDisable", {"disabled_by_member_id": "11"}, {("disabled_by_member_id",): ALL}),
+    ("GroupChangeEvent.GroupJoinRequest", {"requesting_user_id": "55"}, {("requesting_user_id",): ALL}),
+    ("GroupChangeEvent.GroupJoinReject", {"rejected_user_ids": ["55", "56"]}, {("rejected_user_ids",): ALL}),
+    ("ConversationMetadataChangeEvent.MessageDurationChange", {"ttl_msec": 86400000, "apply_to_all_messages": True},
+     {("ttl_msec",): ALL}),
+    ("ConversationMetadataChangeEvent.MessageDurationRemove", {"current_ttl_msec": 5}, {}),
+    ("ConversationMetadataChangeEvent.MuteConversation", {"muted_conversation_ids": ["a1"]},
+     {("muted_conversation_ids",): ALL}),
+    ("ConversationMetadataChangeEvent.UnmuteConversation", {"unmuted_conversation_ids": ["a1"]},
+     {("unmuted_conversation_ids",): ALL}),
+    ("ConversationMetadataChangeEvent.EnableScreenCaptureDetection", {"placeholder": "p"}, {}),
+    ("ConversationMetadataChangeEvent.DisableScreenCaptureDetection", {"placeholder": "p"}, {}),
+    ("ConversationMetadataChangeEvent.EnableScreenCaptureBlocking", {"placeholder": "p"}, {}),
+    ("ConversationMetadataChangeEvent.DisableScreenCaptureBlocking", {"placeholder": "p"}, {}),
+]
+
+
+def _leaf_paths(value, prefix=()):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _leaf_paths(v, prefix + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _leaf_paths(v, prefix + (i,))
+    else:
+        yield prefix
+
+
+def _one_byte_change(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, bytes):
+        return value[:-1] + bytes([value[-1] ^ 1])
+    last = value[-1]
+    return value[:-1] + (chr(ord(last) ^ 1) if last not in ",-" else "z")
+
+
+def _mutated(body, path):
+    body = copy.deepcopy(body)
+    target = body
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = _one_byte_change(target[path[-1]])
+    return body
+
+
+def _status(forged, **kw):
+    return sig_statuses(verify(page(forged), ring=keyring(ALICE), conversation_keys={"42": CKEY}, **kw))[0]
+
+
+@pytest.mark.parametrize("version", ALL)
+@pytest.mark.parametrize("kind,body,signed", CASES, ids=[c[0] for c in CASES])
+def test_every_signed_field_is_bound_and_nothing_else(kind, body, signed, version):
+    original = ev(kind, body, signature_version=str(version), conversation_keys={"42": CKEY})
+    assert _status(original) == "valid"
+    for path in _leaf_paths(body):
+        tampered = copy.deepcopy(original)
+        tampered.event.body = _mutated(body, path)
+        expected_signed = any(version in signed.get(path[:n], ()) for n in range(1, len(path) + 1))
+        status = _status(reencode(tampered))
+        if kind == "ConversationKeyChangeEvent" and version >= 6 and path == ("conversation_key_version",):
+            assert status == "needs_conversation_key"
+        elif path == ("conversation_key_version",) and kind == "ConversationKeyChangeEvent":
+            assert status == "invalid"
+        else:
+            assert status == ("invalid" if expected_signed else "valid"), (path, version)
+
+
+@pytest.mark.parametrize("kind,body,signed", CASES, ids=[c[0] for c in CASES])
+def test_envelope_components_are_bound(kind, body, signed):
+    original = ev(kind, body, conversation_keys={"42": CKEY})
+    for field, expected in (("message_id", "invalid"), ("sender_id", "unknown_key"),
+                            ("conversation_id", "valid" if kind.endswith("GroupCreate") else "invalid")):
+        tampered = copy.deepcopy(original)
+        setattr(tampered.event, field, _one_byte_change(getattr(original.event, field)))
+        assert _status(reencode(tampered)) == expected, field
+
+
+def test_v6_key_change_with_wrong_conversation_key_is_invalid():
+    forged = ev("ConversationKeyChangeEvent", {"conversation_key_version": "42"}, conversation_keys={"42": CKEY})
+    report = verify(page(forged), ring=keyring(ALICE), conversation_keys={"42": bytes(32)})
+    assert sig_statuses(report) == ["invalid"]
+
+
+# ---------------------------------------------------------------- the official fixture
+def _fixture_ring():
+    f = fixture()
+    return verifier.Keyring.from_json(json.dumps([{
+        "user_id": "1111", "public_key_version": "1", "signing_public_key": f["signing_public_b64"],
+        "public_key": f["identity_public_b64"],
+        "identity_public_key_signature": f["identity_public_key_signature_b64"]}]))
+
+
+def test_official_fixture():
+    f = fixture()
+    body = {"data": [{"encoded_event": f["event_message_b64"]}, {"encoded_event": f["event_failure_b64"]},
+                     {"encoded_event": f["event_garbage_b64"]}, {"encoded_event": f["event_reply_valid_b64"]}],
+            "meta": {"conversation_key_events": [f["event_key_change_b64"]]}}
+    report = verify(body, ring=_fixture_ring())
+    assert sig_statuses(report) == ["valid", "not_signed", "malformed", "valid", "needs_conversation_key"]
+    with_key = verify(body, ring=_fixture_ring(),
+                      conversation_keys={"1001": base64.b64decode(f["conversation_key_b64"])})
+    assert sig_statuses(with_key)[4] == "valid"
+    assert "invalid base64 character" in events_of(report)[2].signature.detail
+
+
+def test_fixture_without_keys_is_unknown_key():
+    assert sig_statuses(verify({"data": [{"encoded_event": fixture()["event_message_b64"]}]})) == ["unknown_key"]
+
+
+# ---------------------------------------------------------------- keys
+def test_embedded_key_without_keyring_verifies_and_says_so():
+    report = verify(page(ev()))
+    assert sig_statuses(report) == ["valid"] and report.key_source == "embedded"
+
+
+def test_embedded_key_substitution_is_caught_by_keyring():
+    forged = ev(sender=MALLORY)
+    report = verify(page(forged), ring=keyring(ALICE))
+    assert sig_statuses(report) == ["invalid"]
+    assert "key_conflict" in codes(report)
+
+
+def test_embedded_key_substitution_is_caught_across_events_without_keyring():
+    report = verify(page(ev(seq=2, prev=1), ev(sender=MALLORY, seq=1)))
+    assert sig_statuses(report) == ["valid", "valid"]
+    assert report.verdict == "fail" and "key_conflict" in codes(report)
+
+
+def test_unknown_key_and_allow_embedded():
+    report = verify(page(ev(sender=BOB)), ring=keyring(ALICE))
+    assert sig_statuses(report) == ["unknown_key"] and report.verdict == "fail"
+    relaxed = verify(page(ev(sender=BOB)), ring=keyring(ALICE), allow_embedded_keys=True)
+    assert sig_statuses(relaxed) == ["valid"] and "embedded_key_used" in codes(relaxed)
+    assert relaxed.verdict == "pass" and verify(page(ev(sender=BOB)), ring=keyring(ALICE),
+                                                 allow_embedded_keys=True, strict=True).verdict == "fail"
+
+
+def test_bad_identity_binding():
+    entry = {**ALICE.keyring_entry(), "identity_public_key_signature": b64encode_nopad(ALICE.sign(b"other"))}
+    ring = verifier.Keyring.from_json(json.dumps([entry]))
+    assert sig_statuses(verify(page(ev()), ring=ring)) == ["key_binding_invalid"]
+
+
+@pytest.mark.parametrize("fmt", ["spki", "sec1", "sec1c"])
+def test_keyring_key_encodings(fmt):
+    assert sig_statuses(verify(page(ev()), ring=keyring(ALICE, fmt=fmt))) == ["valid"]
+
+
+def test_key_rotation_two_versions_of_one_user():
+    old, new = Identity.from_seed("1111", "100", "old"), Identity.from_seed("1111", "200", "new")
+    report = verify(page(ev(sender=new, seq=2, prev=1), ev(sender=old, seq=1)), ring=keyring(old, new))
+    assert sig_statuses(report) == ["valid", "valid"] and report.verdict == "pass"
+    swapped = ev(sender=old, seq=1, key_version="200")
+    assert sig_statuses(verify(page(swapped), ring=keyring(old, new))) == ["invalid"]
+
+
+# ---------------------------------------------------------------- signature shapes and versions
+@pytest.mark.parametrize("version,status", [("1", "unsupported_version"), ("0", "unsupported_version"),
+                                            ("-1", "unsupported_version"), ("abc", "valid"), (None, "valid"),
+                                            ("99", "valid")])
+def test_versions(version, status):
+    assert _status(ev(signature_version=version)) == status
+
+
+def test_missing_signature_and_not_signed():
+    assert _status(ev(sign=False)) == "missing_signature"
+    typing = forge_event(ALICE, "MessageTypingEvent", {"conversation_id": CONV}, conversation_id=CONV,
+                         sequence_id="5", sign=False)
+    assert _status(typing) == "not_signed"
+
+
+@pytest.mark.parametrize("transform,status", [
+    (lambda raw: raw, "valid"), (lambda raw: raw[:63], "invalid"), (lambda raw: raw + b"\0", "invalid"),
+])
+def test_signature_lengths(transform, status):
+    forged = ev()
+    raw = base64.b64decode(forged.event.signature.signature + "==")
+    forged.event.signature.signature = b64encode_nopad(transform(raw))
+    assert _status(reencode(forged)) == status
+
+
+def test_padded_signature_accepted_and_url_safe_rejected():
+    forged = ev()
+    sig = forged.event.signature.signature
+    forged.event.signature.signature = sig + "=="
+    assert _status(reencode(forged)) == "valid"
+    forged.event.signature.signature = sig.replace("+", "-").replace("/", "_") + "-"
+    assert _status(reencode(forged)) == "invalid"
+
+
+def test_comma_in_component_is_unverifiable():
+    forged = ev("GroupChangeEvent.GroupTitleChange", {"custom_title": "a,b", "conversation_key_version": "1"},
+                sign=True, payload=b"x")
+    assert _status(forged) == "unverifiable"
+
+
+def test_unknown_event_kind():
+    raw = bytearray(ev().raw)
+    forged = ev()
+    blob = b"\x0b\x00\x01\x00\x00\x00\x019" + b"\x0c\x00\x07\x0c\x00\x63\x00\x00" + b"\x00"
+    report = verify({"data": [{"encoded_event": base64.b64encode(blob).decode()}]})
+    assert sig_statuses(report) == ["not_signed"] and "unknown_event_type" in codes(report)
+    assert raw and forged
+
+
+# ---------------------------------------------------------------- envelope and findings
+def test_envelope_mismatch_each_field():
+    forged = ev(seq=3, prev=2)
+    for field, value in (("sender_id", "9"), ("conversation_id", "1:9"), ("sequence_id", "4"),
+                         ("previous_sequence_id", "1"), ("created_at_msec", "1"), ("is_trusted", False),
+                         ("conversation_token", "tok"), ("id", "zzz")):
+        item = item_json(forged)
+        item[field] = value
+        report = verify({"data": [item]}, ring=keyring(ALICE))
+        assert "envelope_mismatch" in codes(report), field
+        assert sig_statuses(report) == ["valid"]
+
+
+def test_envelope_signature_copy_mismatch():
+    item = item_json(ev())
+    item["message_event_signature"]["signature_version"] = "6"
+    report = verify({"data": [item]}, ring=keyring(ALICE))
+    assert any("signature_version" in f.message for f in events_of(report)[0].findings)
+
+
+def test_id_may_be_message_id_and_2167_shape_passes():
+    forged = ev()
+    item = item_json(forged, "2.167")
+    assert "created_at" in item and "sequence_id" not in item
+    assert verify({"data": [item]}, ring=keyring(ALICE)).verdict == "pass"
+    item["id"] = forged.event.message_id
+    assert verify({"data": [item]}, ring=keyring(ALICE)).verdict == "pass"
+    item["created_at"] = "2026-01-01T00:00:00.000Z"
+    assert "envelope_mismatch" in codes(verify({"data": [item]}, ring=keyring(ALICE)))
+
+
+def test_conversation_mismatch():
+    foreign = ev(seq=3, prev=2, conversation_id="1111:3333")
+    report = verify(page(ev(seq=2, prev=1), foreign, ev(seq=1)), ring=keyring(ALICE))
+    assert "conversation_mismatch" in codes(report) and report.verdict == "fail"
+    ok = verify(page(ev(seq=1)), ring=keyring(ALICE), expected_conversation_id="2222-1111")
+    assert ok.verdict == "pass"
+    assert verify(page(ev(seq=1)), ring=keyring(ALICE), expected_conversation_id="g1").verdict == "fail"
+
+
+def test_untrusted_is_a_warning():
+    report = verify(page(ev(is_trusted=False)), ring=keyring(ALICE))
+    assert report.verdict == "pass" and "untrusted" in codes(report)
+    assert events_of(report)[0].trusted is False
+    assert verify(page(ev(is_trusted=False)), ring=keyring(ALICE), strict=True).verdict == "fail"
+
+
+def test_api_errors_are_reported_and_strict_fails():
+    body = page(ev(), errors=[{"title": "Not Found Error", "detail": "x", "type": "about:blank"}])
+    report = verify(body, ring=keyring(ALICE))
+    assert report.inputs[0].api_errors[0]["title"] == "Not Found Error" and report.verdict == "pass"
+    assert verify(body, ring=keyring(ALICE), strict=True).verdict == "fail"
+
+
+def test_wrong_json_types_are_per_event_findings():
+    good, bad = ev(seq=2, prev=1), ev(seq=1)
+    body = page(good, bad)
+    body["data"][1]["sequence_id"] = 12345
+    report = verify(body, ring=keyring(ALICE))
+    assert sig_statuses(report) == ["valid", "valid"]
+    assert any("Expected `str | null`, got `int` - at `$.sequence_id`" in f.message for f in events_of(report)[1].findings)
+    body["data"][1] = "not an object"
+    assert sig_statuses(verify(body, ring=keyring(ALICE)))[1] == "malformed"
+
+
+@pytest.mark.parametrize("body,reason", [
+    (b"[1, 2]", "not a JSON object"), (b"{\"data\": 5}", "`data` is a int"), (b"nope", "not a JSON object"),
+    (b"{\"meta\": []}", "`meta` is a list"),
+])
+def test_page_level_problems(body, reason):
+    report = verify(verifier.PageInput("p.json", body))
+    assert not report.complete and reason in report.inputs[0].errors[0] and report.verdict == "fail"
+
+
+def test_legacy_meta_name_and_duplicate_key_change_is_info():
+    kc = ev("ConversationKeyChangeEvent", {"conversation_key_version": "42"}, seq=1, conversation_keys={"42": CKEY})
+    body = page(ev(seq=2, prev=1), kc)
+    body["meta"] = {"missing_conversation_key_change_events": [kc.b64]}
+    report = verify(body, ring=keyring(ALICE), conversation_keys={"42": CKEY})
+    assert chain_statuses(report) == ["linked", "start", "duplicate"]
+    assert verify(body, ring=keyring(ALICE), conversation_keys={"42": CKEY}, strict=True).verdict == "pass"
+
+
+def test_repeated_message_is_warning_duplicate():
+    e1 = ev(seq=1)
+    report = verify(page(e1), page(e1), ring=keyring(ALICE))
+    assert chain_statuses(report) == ["start", "duplicate"] and report.verdict == "pass"
+    assert verify(page(e1), page(e1), ring=keyring(ALICE), strict=True).verdict == "fail"
+
+
+def test_pages_in_any_order_same_result():
+    events = [ev(seq=i, prev=i - 1 if i > 1 else None) for i in range(1, 8)]
+    pages = [page(*reversed(events[4:])), page(*reversed(events[:4]))]
+    a, b = verify(*pages, ring=keyring(ALICE)), verify(*reversed(pages), ring=keyring(ALICE))
+    key = lambda r: sorted((e.sequence_id, e.chain.status, e.signature.status) for e in events_of(r))
+    assert key(a) == key(b) and a.verdict == b.verdict == "pass"
+
+
+def test_threaded_and_inline_agree():
+    events = [ev(seq=i, prev=i - 1 if i > 1 else None) for i in range(1, 700)]
+    events[300] = reencode(copy.deepcopy(events[300]))
+    events[300].event.body["contents"] = b"\x00" * 45
+    events[300] = reencode(events[300])
+    body = page(*events)
+    threaded = verify(body, ring=keyring(ALICE), workers=4)
+    inline = verify(body, ring=keyring(ALICE), workers=1)
+    assert sig_statuses(threaded) == sig_statuses(inline)
+    assert sig_statuses(inline).count("invalid") == 1
+
+
+def test_report_json_contract():
+    report = verify(page(ev()), ring=keyring(ALICE))
+    data = report.to_dict()
+    assert data["schema"] == "xchat-verify/report/v1" and data["verdict"] == "pass"
+    event = data["conversations"][0]["events"][0]
+    assert set(event) == {"index", "sequence_id", "previous_sequence_id", "message_id", "sender_id", "event_type",
+                          "signature", "chain", "trusted", "findings"}
+    assert set(data["conversations"][0]["counts"]) >= {"valid", "invalid", "linked", "gap", "cycle"}

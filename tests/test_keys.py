@@ -1,0 +1,97 @@
+import base64
+import json
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from helpers import ALICE, BOB, fixture
+from verifier.keys import (P256_ORDER, Keyring, KeyError_, key_identity, parse_public_key, verify_binding,
+                           verify_raw, version_key)
+
+
+def test_sec1_compressed_uncompressed_and_spki_are_one_key():
+    forms = [ALICE.signing_public(f) for f in ("spki", "sec1", "sec1c")]
+    assert {len(base64.b64decode(f)) for f in forms} == {91, 65, 33}
+    assert len({key_identity(parse_public_key(f)) for f in forms}) == 1
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("AAAA", "3 bytes"), ("!!", "invalid base64"), (base64.b64encode(b"\x04" + b"\x01" * 64).decode(), "not a valid"),
+])
+def test_bad_keys(text, reason):
+    with pytest.raises(KeyError_, match=reason):
+        parse_public_key(text)
+
+
+def test_fixture_signature_high_s_verifies_and_low_s_twin_too():
+    f = fixture()
+    key = parse_public_key(f["signing_public_b64"])
+    sig = base64.b64decode(f["signature_b64"])
+    msg = f["message_utf8"].encode()
+    s = int.from_bytes(sig[32:], "big")
+    assert s > P256_ORDER // 2  # the fixture is high-S
+    assert verify_raw(key, sig, msg) == (True, "")
+    twin = sig[:32] + (P256_ORDER - s).to_bytes(32, "big")
+    assert verify_raw(key, twin, msg)[0]
+
+
+@pytest.mark.parametrize("sig,reason", [
+    (b"\x01" * 63, "63 bytes"), (b"\x01" * 65, "65 bytes"), (b"\0" * 32 + b"\x01" * 32, "out of range"),
+    (b"\x01" * 32 + P256_ORDER.to_bytes(32, "big"), "out of range"), (b"\x01" * 64, "ECDSA mismatch"),
+])
+def test_signature_shape_rules(sig, reason):
+    ok, why = verify_raw(ALICE.signing.public_key(), sig, b"x")
+    assert not ok and reason in why
+
+
+def test_der_signature_is_refused():
+    der = ALICE.signing.sign(b"m", ec.ECDSA(__import__("cryptography.hazmat.primitives.hashes", fromlist=["SHA256"]).SHA256()))
+    assert not verify_raw(ALICE.signing.public_key(), der, b"m")[0]
+
+
+def test_fixture_binding_is_over_raw_sec1_identity_key():
+    f = fixture()
+    signing = parse_public_key(f["signing_public_b64"])
+    assert verify_binding(f["identity_public_b64"], signing, f["identity_public_key_signature_b64"])[0]
+    spki = base64.b64encode(bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
+                            + base64.b64decode(f["identity_public_b64"])).decode()
+    assert not verify_binding(spki, signing, f["identity_public_key_signature_b64"])[0]
+
+
+def test_keyring_shapes_are_equivalent():
+    rows = [ALICE.keyring_entry(), BOB.keyring_entry()]
+    by_user = {ALICE.user_id: {"data": [ALICE.keyring_row()]},
+               BOB.user_id: {"data": [{**BOB.keyring_row(), "version": BOB.version}]}}
+    del by_user[BOB.user_id]["data"][0]["public_key_version"]
+    for shape in ({"keys": rows}, rows, by_user):
+        ring = Keyring.from_json(json.dumps(shape))
+        assert len(ring) == 2
+        assert ring.lookup("1111", "1").status == "ok"
+        assert ring.lookup("2222", "007").key is not None  # versions compare numerically
+
+
+def test_keyring_bad_binding_and_conflict():
+    bad = {**ALICE.keyring_entry(), "identity_public_key_signature": BOB.keyring_row()["identity_public_key_signature"]}
+    ring = Keyring.from_json(json.dumps([bad]))
+    assert ring.lookup("1111", "1").status == "key_binding_invalid"
+    other = {**ALICE.keyring_entry(), "signing_public_key": BOB.signing_public()}
+    del other["identity_public_key_signature"]
+    ring = Keyring.from_json(json.dumps([ALICE.keyring_entry(), other]))
+    assert ring.lookup("1111", "1").status == "conflict"
+    same_key_other_encoding = ALICE.keyring_entry("sec1")
+    ring = Keyring.from_json(json.dumps([ALICE.keyring_entry(), same_key_other_encoding]))
+    assert ring.lookup("1111", "1").status == "ok"
+
+
+@pytest.mark.parametrize("data,reason", [
+    (b"not json", "not JSON"), (b"42", "object or a list"), (b'[{"user_id": 1}]', "user_id"),
+    (b'{"1": "x"}', "public_keys response"), (b'[5]', "not an object"),
+])
+def test_keyring_errors(data, reason):
+    with pytest.raises(ValueError, match=reason):
+        Keyring.from_json(data)
+
+
+def test_version_key():
+    assert version_key("0042") == version_key("42") == "42"
+    assert version_key(None) == "" and version_key("a1") == "a1"

@@ -1,0 +1,127 @@
+import base64
+import struct
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from helpers import fixture, ev
+from verifier.wire import Limits, MalformedEvent, b64decode_strict, decode_event_b64, decode_event_bytes
+
+
+def test_fixture_message_decodes_with_all_fields():
+    _raw, e = decode_event_b64(fixture()["event_message_b64"])
+    assert (e.sequence_id, e.message_id, e.sender_id, e.conversation_id, e.created_at_msec) == \
+        ("1", "2c2a1d32-988b-4b0e-9e63-c3baab3003fd", "1111", "1111:2222", "1700000000000")
+    assert e.kind == "MessageCreateEvent"
+    assert e.body["conversation_key_version"] == "1001" and len(e.body["contents"]) == 77
+    assert (e.signature.public_key_version, e.signature.signature_version) == ("1", "7")
+
+
+def test_fixture_kinds():
+    f = fixture()
+    assert decode_event_b64(f["event_key_change_b64"])[1].kind == "ConversationKeyChangeEvent"
+    assert decode_event_b64(f["event_failure_b64"])[1].kind == "MessageFailureEvent"
+    with pytest.raises(MalformedEvent, match="invalid base64 character '!'"):
+        decode_event_b64(f["event_garbage_b64"])
+
+
+@pytest.mark.parametrize("text,ok", [
+    ("YWJj", True), ("YWI=", True), ("YWI", True), ("YQ==", True), ("YQ", True),
+    ("YQ=", False), ("Y", False), ("YW I=", False), ("YWI=\n", False), ("-_-_", False),
+    ("YR==", False),  # non-zero trailing bits: not canonical
+])
+def test_base64_rules(text, ok):
+    if ok:
+        assert b64decode_strict(text) == base64.b64decode(text + "=" * (-len(text) % 4))
+    else:
+        with pytest.raises(MalformedEvent):
+            b64decode_strict(text)
+
+
+def test_unknown_fields_are_skipped_and_trailing_bytes_ignored():
+    raw = ev().raw
+    extra = bytes([15]) + struct.pack(">h", 99) + bytes([8]) + struct.pack(">i", 2) + b"\0\0\0\1\0\0\0\2"
+    e = decode_event_bytes(extra + raw + b"garbage after stop")
+    assert e.kind == "MessageCreateEvent"
+
+
+@pytest.mark.parametrize("mutate,reason", [
+    (lambda r: r[:-1], "truncated"),
+    (lambda r: r[:10], "exceeds the 3 bytes left"),
+    (lambda r: b"\x0b\x00\x01\xff\xff\xff\xff", "negative string length"),
+    (lambda r: b"\x0b\x00\x01\x7f\xff\xff\xff", "exceeds"),
+    (lambda r: b"\x08\x00\x01\x00\x00\x00\x01\x00", "wire type i32, expected string"),
+    (lambda r: b"\x0f\x00\x63\x0b\x00\x0f\x42\x40" + b"\0" * 16, "exceeds the limit"),
+    (lambda r: b"\x05\x00\x63", "unknown Thrift type"),
+])
+def test_malformed_reasons(mutate, reason):
+    with pytest.raises(MalformedEvent, match=reason):
+        decode_event_bytes(mutate(ev().raw))
+
+
+def test_deep_nesting_is_bounded():
+    depth = 100_000
+    blob = (b"\x0c\x00\x63" * depth) + b"\x00" * (depth + 1)
+    with pytest.raises(MalformedEvent, match="nesting deeper"):
+        decode_event_bytes(blob)
+
+
+def test_cumulative_element_budget():
+    lim = Limits(max_total_elements=5)
+    blob = b"\x0f\x00\x63\x03\x00\x00\x00\x04" + b"\0" * 4 + b"\x0f\x00\x64\x03\x00\x00\x00\x04" + b"\0" * 4 + b"\0"
+    with pytest.raises(MalformedEvent, match="more than 5"):
+        decode_event_bytes(blob, lim)
+
+
+def test_union_with_two_members_is_malformed():
+    two = b"\x0c\x00\x07" + b"\x0c\x00\x06\x00" + b"\x0c\x00\x0e\x00" + b"\x00" + b"\x00"
+    with pytest.raises(MalformedEvent, match="more than one field"):
+        decode_event_bytes(two)
+
+
+def test_unknown_detail_variant_is_reported_as_kind():
+    blob = b"\x0c\x00\x07" + b"\x0c\x00\x63\x00" + b"\x00" + b"\x00"
+    assert decode_event_bytes(blob).kind == "#99"
+
+
+def test_invalid_utf8_string_is_malformed():
+    with pytest.raises(MalformedEvent, match="UTF-8"):
+        decode_event_bytes(b"\x0b\x00\x03\x00\x00\x00\x02\xff\xfe\x00")
+
+
+def test_oversized_event_refused():
+    with pytest.raises(MalformedEvent, match="exceeds the limit"):
+        decode_event_bytes(b"\0" * 2000, Limits(max_event_bytes=1000))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes_only_raise_malformed(blob):
+    try:
+        decode_event_bytes(blob)
+    except MalformedEvent:
+        pass
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_mutated_valid_events_only_raise_malformed(data):
+    raw = bytearray(ev().raw)
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        raw[pos] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(raw)))
+    try:
+        decode_event_bytes(bytes(raw[:cut]))
+    except MalformedEvent:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_arbitrary_text_base64_only_raises_malformed(text):
+    try:
+        out = b64decode_strict(text)
+    except MalformedEvent:
+        return
+    assert base64.b64encode(out).decode().rstrip("=") == text.rstrip("=")
