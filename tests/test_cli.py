@@ -1,0 +1,146 @@
+"""End-to-end CLI: every format and exit code, corrupt inputs, stdin and JSON Lines."""
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from helpers import ALICE, REPO, ev, page
+from verifier.cli import main
+
+EXAMPLES = REPO / "examples"
+
+
+def run(*args, stdin=None):
+    proc = subprocess.run([sys.executable, "-m", "verifier", *map(str, args)], capture_output=True, text=True,
+                          input=stdin, cwd=REPO, timeout=120)
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    return proc
+
+
+@pytest.fixture()
+def good(tmp_path):
+    p1 = tmp_path / "p1.json"
+    p1.write_text(json.dumps(page(ev(seq=3, prev=2), ev(seq=2, prev=1))))
+    p2 = tmp_path / "p2.json"
+    p2.write_text(json.dumps(page(ev(seq=1))))
+    ring = tmp_path / "ring.json"
+    ring.write_text(json.dumps({"keys": [ALICE.keyring_entry()]}))
+    return p1, p2, ring
+
+
+def test_examples_pass_and_tampered_fail():
+    ok = run("verify", *sorted((EXAMPLES / "conversation").glob("*.json")), "--keys", EXAMPLES / "keyring.json")
+    assert ok.returncode == 0 and "verdict: PASS" in ok.stdout
+    bad = run("verify", *sorted((EXAMPLES / "tampered").glob("*.json")), "--keys", EXAMPLES / "keyring.json")
+    assert bad.returncode == 1 and "invalid" in bad.stdout and "gap" in bad.stdout
+
+
+def test_json_format_and_output_file(good, tmp_path):
+    p1, p2, ring = good
+    out = tmp_path / "r.json"
+    assert main(["verify", str(p2), str(p1), "--keys", str(ring), "--format", "json", "--output", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["verdict"] == "pass" and data["schema"] == "xchat-verify/report/v1"
+    assert [e["index"] for e in data["conversations"][0]["events"]] == [0, 1, 2]
+
+
+def test_ndjson(good, capsys):
+    p1, p2, ring = good
+    assert main(["verify", str(p1), str(p2), "--keys", str(ring), "--format", "ndjson"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["record"] for x in lines] == ["event"] * 3 + ["summary"]
+    assert lines[-1]["verdict"] == "pass"
+
+
+def test_sarif_and_junit_on_failure(good, tmp_path, capsys):
+    p1, _p2, ring = good  # without p2 the oldest event's predecessor is missing -> start, still pass
+    tampered = tmp_path / "t.json"
+    body = json.loads(p1.read_text())
+    body["data"][0]["sender_id"] = "9"
+    tampered.write_text(json.dumps(body))
+    assert main(["verify", str(tampered), "--keys", str(ring), "--format", "sarif"]) == 1
+    sarif = json.loads(capsys.readouterr().out)
+    assert sarif["version"] == "2.1.0"
+    result = sarif["runs"][0]["results"][0]
+    assert result["ruleId"] == "envelope_mismatch" and result["level"] == "error"
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == str(tampered)
+    assert main(["verify", str(tampered), "--keys", str(ring), "--format", "junit"]) == 1
+    root = ET.fromstring(capsys.readouterr().out)
+    assert root.tag == "testsuites" and root.get("failures") == "1" and root.get("tests") == "2"
+
+
+def test_markdown_and_text(good, capsys):
+    p1, p2, ring = good
+    assert main(["verify", str(p1), str(p2), "--keys", str(ring), "--format", "markdown"]) == 0
+    assert "xchat-verify: PASS" in capsys.readouterr().out
+    assert main(["verify", str(p1), "--format", "text"]) == 0
+    out = capsys.readouterr().out
+    assert "verdict: PASS" in out and "not authenticated" in out
+
+
+def test_strict_turns_warnings_into_failure(tmp_path):
+    p = tmp_path / "u.json"
+    p.write_text(json.dumps(page(ev(is_trusted=False))))
+    assert main(["verify", str(p)]) == 0
+    assert main(["verify", str(p), "--strict"]) == 1
+
+
+def test_stdin_and_json_lines(good):
+    p1, p2, ring = good
+    lines = p1.read_text().replace("\n", "") + "\n" + p2.read_text().replace("\n", "") + "\n"
+    proc = run("verify", "-", "--keys", ring, "--format", "json", stdin=lines)
+    assert proc.returncode == 0
+    assert len(json.loads(proc.stdout)["inputs"]) == 2
+
+
+@pytest.mark.parametrize("content", [b"", b"not json at all", b"[1,2,3]", b"\xff\xfe\x00garbage", b"{\"data\": 7}"])
+def test_corrupt_page_files_exit_3_with_one_line(tmp_path, content, good):
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content)
+    proc = run("verify", bad, good[1], "--format", "json")
+    assert proc.returncode == 3
+    assert proc.stderr.strip().count("\n") == 0 and str(bad) in proc.stderr
+    report = json.loads(proc.stdout)  # partial results are still reported
+    assert report["verdict"] == "fail" and report["conversations"][0]["events"]
+
+
+def test_missing_file_and_bad_keyring_exit_3(tmp_path, good):
+    assert run("verify", tmp_path / "nope.json").returncode == 3
+    ring = tmp_path / "ring.json"
+    ring.write_text("{\"keys\": [{\"user_id\": 5}]}")
+    proc = run("verify", good[0], "--keys", ring)
+    assert proc.returncode == 3 and "keyring" in proc.stderr
+
+
+def test_file_size_limit(tmp_path):
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (2 * 1024 * 1024))
+    proc = run("verify", big, "--max-file-mb", "1")
+    assert proc.returncode == 3 and "larger than the limit" in proc.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["verify"], ["verify", "x", "--format", "xml"], ["bogus"],
+                                  ["verify", "x", "--conversation-key", "nonsense"],
+                                  ["verify", "x", "--conversation-key", "1=AAAA"], ["verify", "x", "--workers", "0"]])
+def test_usage_errors_exit_2(args):
+    proc = run(*args)
+    assert proc.returncode == 2
+
+
+def test_conversation_key_option(tmp_path):
+    key = bytes(range(32))
+    kc = ev("ConversationKeyChangeEvent", {"conversation_key_version": "42"}, conversation_keys={"42": key})
+    p = tmp_path / "kc.json"
+    p.write_text(json.dumps(page(kc)))
+    import base64
+    proc = run("verify", p, "--format", "json", "--conversation-key", "42=" + base64.b64encode(key).decode())
+    assert json.loads(proc.stdout)["conversations"][0]["events"][0]["signature"]["status"] == "valid"
+
+
+def test_console_script_entry_point_matches_module():
+    from verifier import cli
+    assert cli.main(["verify", str(EXAMPLES / "conversation" / "page-1.json"), "--format", "json",
+                     "--output", "/dev/null"]) in (0, 1)

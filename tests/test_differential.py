@@ -1,0 +1,101 @@
+"""Differential tests against the official SDK: what it signs verifies here; what it rejects, we reject."""
+
+import base64
+
+import pytest
+
+import verifier
+from sdk_oracle import keyring_json, sdk_chat, sdk_events, sdk_judge
+from verifier.testing.forge import encode_event
+from verifier.wire import decode_event_bytes
+
+pytest.importorskip("chat_xdk")
+
+
+@pytest.fixture(scope="module")
+def signed():
+    chat = sdk_chat()
+    events, keys = sdk_events(chat)
+    return chat, events, keys
+
+
+def ours(raw: bytes, keys) -> str:
+    body = {"data": [{"encoded_event": base64.b64encode(raw).decode()}]}
+    report = verifier.verify_pages([body], verifier.Keyring.from_json(keyring_json()), conversation_keys=keys)
+    return report.conversations[0].events[0].signature.status
+
+
+def test_everything_the_sdk_signs_verifies_here(signed):
+    chat, events, keys = signed
+    kinds = set()
+    for label, raw in events:
+        b64 = base64.b64encode(raw).decode()
+        assert sdk_judge(chat, b64, keys) == "valid", label
+        assert ours(raw, keys) == "valid", label
+        kinds.add(decode_event_bytes(raw).kind)
+    assert {"MessageCreateEvent", "ConversationKeyChangeEvent", "GroupChangeEvent.GroupCreate",
+            "GroupChangeEvent.GroupMemberAddChange", "MessageDeleteEvent"} <= kinds
+
+
+def _mutations(raw: bytes):
+    event = decode_event_bytes(raw)
+    body = event.body
+    if "contents" in body:
+        yield "ciphertext bit", "contents", bytes([body["contents"][0] ^ 1]) + body["contents"][1:]
+    if "sequence_ids" in body:
+        yield "deleted id", "sequence_ids", body["sequence_ids"][:-1] + ["7"]
+    if "member_ids" in body:
+        yield "member", "member_ids", body["member_ids"] + ["9999"]
+    if "conversation_key_version" in body:
+        yield "key version", "conversation_key_version", body["conversation_key_version"] + "1"
+    yield "message id", "message_id", "x" + event.message_id[1:]
+    yield "version 1", "signature_version", "1"
+    yield "version 0", "signature_version", "0"
+    yield "key version swap", "public_key_version", "2"
+    yield "signature bit", "signature", None
+
+
+def _apply(raw: bytes, target: str, value) -> bytes:
+    event = decode_event_bytes(raw)
+    if target in ("message_id",):
+        setattr(event, target, value)
+    elif target in ("signature_version", "public_key_version"):
+        setattr(event.signature, target, value)
+    elif target == "signature":
+        sig = bytearray(base64.b64decode(event.signature.signature + "=="))
+        sig[10] ^= 0x40
+        event.signature.signature = base64.b64encode(bytes(sig)).decode().rstrip("=")
+    else:
+        event.body[target] = value
+    return encode_event(event)
+
+
+def test_mutations_the_sdk_rejects_are_rejected_here(signed):
+    chat, events, keys = signed
+    checked = 0
+    for label, raw in events:
+        for name, target, value in _mutations(raw):
+            mutated = _apply(raw, target, value)
+            sdk = sdk_judge(chat, base64.b64encode(mutated).decode(), keys)
+            mine = ours(mutated, keys)
+            if target == "conversation_key_version" and decode_event_bytes(raw).kind == "ConversationKeyChangeEvent":
+                # without the key for the new version both sides cannot check the v7 payload
+                assert mine == "needs_conversation_key" and sdk != "valid", (label, name)
+                continue
+            assert sdk != "valid", (label, name)
+            assert mine != "valid", (label, name, mine)
+            checked += 1
+    assert checked > 40
+
+
+def test_sdk_accepts_what_we_accept_for_high_s_twin(signed):
+    from verifier.keys import P256_ORDER
+    chat, events, keys = signed
+    label, raw = next(e for e in events if e[0].startswith("message"))
+    event = decode_event_bytes(raw)
+    sig = base64.b64decode(event.signature.signature + "==")
+    s = int.from_bytes(sig[32:], "big")
+    event.signature.signature = base64.b64encode(sig[:32] + (P256_ORDER - s).to_bytes(32, "big")).decode().rstrip("=")
+    twin = encode_event(event)
+    assert sdk_judge(chat, base64.b64encode(twin).decode(), keys) == "valid"
+    assert ours(twin, keys) == "valid"
