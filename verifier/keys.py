@@ -104,6 +104,7 @@ def verify_binding(identity_b64: str, signing: ec.EllipticCurvePublicKey, sig_b6
         return False, "identity binding signature does not verify"
 
 
+@lru_cache(maxsize=8192)
 def version_key(version: str | None) -> str:
     """Versions compare numerically: ``"0042"`` and ``"42"`` are one version."""
     if version is None:

@@ -33,6 +33,8 @@ class PayloadUnavailable(Exception):
 
 def parse_signature_version(text: str | None) -> tuple[int, str]:
     """Parse like Rust's ``str::parse::<i32>``; missing or unparseable means current (7)."""
+    if text == "7":
+        return 7, ""
     if text is None:
         return CURRENT_SIGNATURE_VERSION, "signature_version missing, treated as 7"
     if _I32_RE.fullmatch(text):
@@ -213,8 +215,10 @@ def build_payload(event: MessageEvent, version: int,
     head = [event.kind, event.message_id, event.sender_id]
     if event.conversation_id is not None and event.kind != "GroupChangeEvent.GroupCreate":
         head.append(event.conversation_id)
-    parts = head + [_render(x) for x in builder(event.body or {}, version, conversation_keys)]
-    for part in parts:
-        if "," in part:
-            raise PayloadUnavailable("unverifiable", f"component {part!r} contains a comma")
-    return ",".join(parts).encode("utf-8")
+    parts = head + [x if type(x) is str else _render(x)
+                    for x in builder(event.body or {}, version, conversation_keys)]
+    joined = ",".join(parts)
+    if joined.count(",") != len(parts) - 1:  # no escaping exists: a comma in a component is fatal
+        part = next(p for p in parts if "," in p)
+        raise PayloadUnavailable("unverifiable", f"component {part!r} contains a comma")
+    return joined.encode("utf-8")

@@ -51,6 +51,11 @@ DEFAULT_LIMITS = Limits()
 # Base64
 # --------------------------------------------------------------------------------------------
 _B64_RE = re.compile(r"[A-Za-z0-9+/]*")
+try:
+    binascii.a2b_base64(b"", strict_mode=True)
+    _HAS_STRICT_MODE = True
+except TypeError:  # Python 3.10
+    _HAS_STRICT_MODE = False
 
 
 def b64decode_strict(text: str, what: str = "value") -> bytes:
@@ -61,6 +66,30 @@ def b64decode_strict(text: str, what: str = "value") -> bytes:
     """
     if not isinstance(text, str):
         raise MalformedEvent(f"{what} is not a string")
+    if _HAS_STRICT_MODE and text.isascii():
+        try:  # fast path; any failure is re-diagnosed below for a precise reason
+            if len(text) % 4 and "=" in text:
+                raise binascii.Error("partial padding")
+            padded = text if len(text) % 4 == 0 else text + "=" * (-len(text) % 4)
+            raw = binascii.a2b_base64(padded, strict_mode=True)
+            if _canonical_tail(raw, text):
+                return raw
+        except binascii.Error:
+            pass
+    return _b64decode_diagnose(text, what)
+
+
+def _canonical_tail(raw: bytes, text: str) -> bool:
+    """Non-zero trailing bits would make two strings decode to the same bytes: refuse them."""
+    tail = len(raw) % 3
+    if tail == 0:
+        return True
+    body = text.rstrip("=")
+    last = binascii.b2a_base64(raw[-tail:], newline=False).decode().rstrip("=")
+    return body.endswith(last)
+
+
+def _b64decode_diagnose(text: str, what: str) -> bytes:
     body = text.rstrip("=")
     pad = len(text) - len(body)
     match = _B64_RE.fullmatch(body)
@@ -235,6 +264,7 @@ DETAIL_VARIANTS: dict[int, tuple[str, Schema | None, dict[int, tuple[str, Schema
     13: ("MarkConversationUnreadEvent", {1: ("seen_until_sequence_id", T_STRING, _UTF8)}, None),
     14: ("MemberAccountDeleteEvent", {1: ("member_id", T_STRING, _UTF8)}, None),
 }
+_DETAIL = "detail-union"
 ENVELOPE: Schema = {
     1: ("sequence_id", T_STRING, _UTF8),
     2: ("message_id", T_STRING, _UTF8),
@@ -242,6 +272,7 @@ ENVELOPE: Schema = {
     4: ("conversation_id", T_STRING, _UTF8),
     5: ("conversation_token", T_STRING, _UTF8),
     6: ("created_at_msec", T_STRING, _UTF8),
+    7: ("detail", T_STRUCT, _DETAIL),
     8: ("relay_source", T_I32, None),
     9: ("signature", T_STRUCT, EVENT_SIGNATURE),
     10: ("previous_sequence_id", T_STRING, _UTF8),
@@ -391,6 +422,11 @@ class _Reader:
             except UnicodeDecodeError:
                 raise MalformedEvent(f"field {name} is not valid UTF-8") from None
         if ttype == T_STRUCT:
+            if sub is _DETAIL:
+                value, unknown = self.union(DETAIL_VARIANTS, depth + 1, "MessageEventDetail")
+                if value is None:
+                    return None if unknown is None else (f"#{unknown}", {})
+                return value
             return self.struct(sub, depth + 1, name)
         if ttype == T_LIST:
             self.need(5, "list header")
@@ -406,23 +442,51 @@ class _Reader:
         return self.scalar(ttype)
 
     def struct(self, schema: Schema, depth: int, name: str) -> dict[str, Any]:
+        """Read a struct. Well-formed string and bool fields (nearly all of an event) take an inlined
+        fast path; anything else, including every error, goes through the checked slow path, which
+        re-reads the field and produces the precise reason."""
         if depth > self.limits.max_depth:
             raise MalformedEvent(f"nesting deeper than {self.limits.max_depth} levels")
         out: dict[str, Any] = {}
+        buf, end = self.buf, self.end
+        pos = self.pos
         while True:
+            if pos + 3 < end:
+                ttype = buf[pos]
+                spec = schema.get((buf[pos + 1] << 8) | buf[pos + 2])
+                if spec is not None and spec[1] == ttype:
+                    if ttype == T_STRING and pos + 7 <= end:
+                        n = _I32.unpack_from(buf, pos + 3)[0]
+                        start = pos + 7
+                        if 0 <= n <= end - start:
+                            pos = start + n
+                            if spec[2] is _BIN:
+                                out[spec[0]] = buf[start:pos]
+                                continue
+                            try:
+                                out[spec[0]] = buf[start:pos].decode("utf-8")
+                                continue
+                            except UnicodeDecodeError:
+                                raise MalformedEvent(f"field {name}.{spec[0]} is not valid UTF-8") from None
+                    elif ttype == T_BOOL:
+                        out[spec[0]] = buf[pos + 3] != 0
+                        pos += 4
+                        continue
+            self.pos = pos
             ttype, fid = self.field_header()
             if ttype == T_STOP:
                 return out
             spec = schema.get(fid)
             if spec is None:
                 self.skip(ttype, depth + 1)
-                continue
-            fname, want, sub = spec
-            if ttype != want:
-                raise MalformedEvent(
-                    f"field {name}.{fname} (id {fid}) has wire type "
-                    f"{TYPE_NAMES.get(ttype, ttype)}, expected {TYPE_NAMES[want]}")
-            out[fname] = self.value(f"{name}.{fname}", ttype, sub, depth)
+            else:
+                fname, want, sub = spec
+                if ttype != want:
+                    raise MalformedEvent(
+                        f"field {name}.{fname} (id {fid}) has wire type "
+                        f"{TYPE_NAMES.get(ttype, ttype)}, expected {TYPE_NAMES[want]}")
+                out[fname] = self.value(f"{name}.{fname}", ttype, sub, depth)
+            pos = self.pos
 
     def union(self, variants: dict[int, tuple], depth: int, name: str) -> tuple[Any, int | None]:
         """Read a union (a struct with one field set).
@@ -487,33 +551,9 @@ def decode_event_bytes(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> MessageEv
         raise MalformedEvent(
             f"event of {len(raw)} bytes exceeds the limit of {limits.max_event_bytes}")
     reader = _Reader(raw, limits)
-    fields: dict[str, Any] = {}
-    kind: str | None = None
-    body: dict[str, Any] | None = None
-    while True:
-        ttype, fid = reader.field_header()
-        if ttype == T_STOP:
-            break
-        if fid == 7:
-            if ttype != T_STRUCT:
-                raise MalformedEvent(
-                    f"field detail (id 7) has wire type {TYPE_NAMES.get(ttype, ttype)}, expected struct")
-            value, unknown = reader.union(DETAIL_VARIANTS, 1, "MessageEventDetail")
-            if value is not None:
-                kind, body = value
-            elif unknown is not None:
-                kind, body = f"#{unknown}", {}
-            continue
-        spec = ENVELOPE.get(fid)
-        if spec is None:
-            reader.skip(ttype, 1)
-            continue
-        name, want, sub = spec
-        if ttype != want:
-            raise MalformedEvent(
-                f"field {name} (id {fid}) has wire type {TYPE_NAMES.get(ttype, ttype)}, expected "
-                f"{TYPE_NAMES[want]}")
-        fields[name] = reader.value(name, ttype, sub, 1)
+    fields = reader.struct(ENVELOPE, 1, "MessageEvent")
+    detail = fields.pop("detail", None)
+    kind, body = detail if detail is not None else (None, None)
     signature = fields.pop("signature", None)
     if signature is not None:
         infos = signature.get("message_signing_key_info_list")

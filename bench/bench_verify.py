@@ -1,0 +1,90 @@
+"""Benchmark: end-to-end ``verify_pages`` events/s next to raw OpenSSL ECDSA verify/s, same run.
+
+    python bench/bench_verify.py [--events 100000] [--page-size 100] [--workers N]
+
+Builds a signed history (deterministic keys), serialises it to X API page bodies, then measures:
+  * raw:     cryptography/OpenSSL ``verify`` of exactly the same (key, signature, payload) triples, one core
+  * engine:  ``verify_pages`` from raw JSON bytes to a Report, with 1 worker and with N workers
+Ratios are against the raw baseline measured in the same process, so they are comparable across
+machines. Peak RSS is the process high-water mark (it includes building the history).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import msgspec  # noqa: E402
+from cryptography.hazmat.primitives import hashes  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+
+import verifier  # noqa: E402
+from verifier.keys import raw_signature_to_der  # noqa: E402
+from verifier.testing.forge import build_conversation  # noqa: E402
+from verifier.wire import b64decode_strict  # noqa: E402
+
+
+def raw_baseline(conversation, repeats: int = 1) -> float:
+    """Seconds per verify for OpenSSL alone on the history's own signatures."""
+    keys = {m.user_id: m.signing.public_key() for m in conversation.members}
+    triples = [(keys[f.event.sender_id], raw_signature_to_der(b64decode_strict(f.event.signature.signature)),
+                f.payload) for f in conversation.events]
+    algo = ec.ECDSA(hashes.SHA256())
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for key, sig, payload in triples:
+            key.verify(sig, payload, algo)
+        best = min(best, time.perf_counter() - start)
+    return best / len(triples)
+
+
+def engine_run(bodies: list[bytes], ring, keys, workers: int) -> tuple[float, verifier.Report]:
+    start = time.perf_counter()
+    report = verifier.verify_pages(bodies, ring, conversation_keys=keys, workers=workers)
+    return time.perf_counter() - start, report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=None, help="threads for the parallel run (default: CPUs)")
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    conversation = build_conversation(args.events, seed="bench", realistic_crypto=False)
+    bodies = [msgspec.json.encode(p) for p in conversation.pages(args.page_size)]
+    ring = verifier.Keyring.from_json(json.dumps(conversation.keyring()))
+    build_s = time.perf_counter() - t0
+    n_events = sum(len(json.loads(b)["data"]) + len(json.loads(b).get("meta", {}).get("conversation_key_events", []))
+                   for b in bodies)
+
+    raw_s = raw_baseline(conversation)
+    one_s, report1 = engine_run(bodies, ring, conversation.conversation_keys, workers=1)
+    workers = args.workers or verifier.engine.default_workers()
+    many_s, report_n = engine_run(bodies, ring, conversation.conversation_keys, workers=workers)
+    assert report1.verdict == report_n.verdict == "pass", "benchmark history must verify"
+
+    raw_rate = 1 / raw_s
+    result = {
+        "events_in_history": args.events, "events_verified": n_events, "pages": len(bodies),
+        "build_seconds": round(build_s, 2),
+        "raw_openssl_verify_per_s_1core": round(raw_rate),
+        "engine_events_per_s_1worker": round(n_events / one_s),
+        "engine_events_per_s_parallel": round(n_events / many_s), "parallel_workers": workers,
+        "ratio_1worker_vs_raw": round(n_events / one_s / raw_rate, 3),
+        "ratio_parallel_vs_raw": round(n_events / many_s / raw_rate, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
