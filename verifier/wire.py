@@ -451,6 +451,9 @@ class _Reader:
         buf, end = self.buf, self.end
         pos = self.pos
         while True:
+            if pos < end and buf[pos] == T_STOP:
+                self.pos = pos + 1
+                return out
             if pos + 3 < end:
                 ttype = buf[pos]
                 spec = schema.get((buf[pos + 1] << 8) | buf[pos + 2])
@@ -471,6 +474,11 @@ class _Reader:
                     elif ttype == T_BOOL:
                         out[spec[0]] = buf[pos + 3] != 0
                         pos += 4
+                        continue
+                    elif ttype == T_STRUCT:
+                        self.pos = pos + 3
+                        out[spec[0]] = self.value(spec[0], T_STRUCT, spec[2], depth)
+                        pos = self.pos
                         continue
             self.pos = pos
             ttype, fid = self.field_header()
