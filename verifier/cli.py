@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .engine import PageInput, verify_pages
+from .audit import AuditOptions, Auditor, AuditProgress, verify_saved_audit
+from .engine import verify_pages
+from .evidence import MANIFEST, EvidenceError
+from .fetch import DEFAULT_BASE_URL, ClientEvents, FetchError, RetryPolicy, XChatClient, key_rows
 from .keys import Keyring
 from .model import Report
 from .pages import DecodedPage, decode_page
@@ -65,6 +69,10 @@ def load_pages(paths: Sequence[str], max_bytes: int) -> list[DecodedPage]:
         except InputError as exc:
             pages.append(DecodedPage(path, errors=[str(exc)]))
     return pages
+
+
+def is_evidence_dir(path: str) -> bool:
+    return path != "-" and (Path(path) / MANIFEST).is_file()
 
 
 def load_keyring(path: str, max_bytes: int) -> Keyring:
@@ -134,16 +142,147 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
 def cmd_verify(args: argparse.Namespace) -> int:
     max_bytes = args.max_file_mb * 1024 * 1024
     conversation_keys = parse_conversation_keys(args.conversation_key)
-    keyring = load_keyring(args.keys, max_bytes) if args.keys else None
-    pages = load_pages(args.pages, max_bytes)
-    report = verify_pages(pages, keyring, conversation_keys=conversation_keys,
-                          allow_embedded_keys=args.allow_embedded_keys, strict=args.strict,
-                          workers=args.workers)
+    options = dict(conversation_keys=conversation_keys, allow_embedded_keys=args.allow_embedded_keys,
+                   strict=args.strict, workers=args.workers)
+    if len(args.pages) == 1 and is_evidence_dir(args.pages[0]) and not args.keys:
+        try:
+            report = verify_saved_audit(args.pages[0], **options)
+        except EvidenceError as exc:
+            raise InputError(str(exc)) from None
+    else:
+        keyring = load_keyring(args.keys, max_bytes) if args.keys else None
+        pages = load_pages(args.pages, max_bytes)
+        report = verify_pages(pages, keyring, **options)
     emit(report, args.format, args.output)
     for inp in report.inputs:
         for err in inp.errors:
             print(f"xchat-verify: {inp.source}: {err}", file=sys.stderr)
     return exit_code(report)
+
+
+def read_token(token_file: str | None) -> str:
+    """The bearer token from --token-file or X_BEARER_TOKEN; never echoed anywhere."""
+    if token_file:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read --token-file: {exc.strerror or exc}") from None
+    else:
+        token = os.environ.get("X_BEARER_TOKEN", "").strip()
+    if not token:
+        raise UsageError("no access token: set X_BEARER_TOKEN or pass --token-file")
+    return token
+
+
+def make_client(args: argparse.Namespace, events: ClientEvents | None = None) -> XChatClient:
+    policy = RetryPolicy(max_retries=args.max_retries, backoff_base=args.backoff_base, max_wait=args.max_wait,
+                         timeout=args.timeout)
+    return XChatClient(read_token(args.token_file), args.base_url, policy=policy, events=events)
+
+
+class _Display:
+    """A rich status line on a terminal (pages, events, conversations, keys, waits); silent otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.status = None
+        if enabled:
+            from rich.console import Console
+            self.status = Console(stderr=True).status("starting")
+
+    def __enter__(self) -> "_Display":
+        if self.status is not None:
+            self.status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+    def update(self, p: AuditProgress) -> None:
+        if self.status is not None:
+            self.status.update(f"conversations {p.conversations_done}/{p.conversations} · pages {p.pages} · "
+                               f"events {p.events} · keys {p.keys_done}/{p.users}" + (f" · {p.status}" if p.status else ""))
+
+    def wait(self, seconds: float, why: str) -> None:
+        if self.status is not None:
+            self.status.update(f"waiting {seconds:.0f}s for the {why} window to reset")
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    if args.resume and not args.save:
+        raise UsageError("--resume needs --save DIR")
+    if args.max_pages is not None and args.max_pages < 1:
+        raise UsageError("--max-pages must be at least 1")
+    if not 1 <= args.max_results <= 100:
+        raise UsageError("--max-results must be between 1 and 100")
+    options = AuditOptions(max_results=args.max_results, max_pages=args.max_pages, concurrency=args.concurrency,
+                           save_dir=args.save, resume=args.resume, strict=args.strict,
+                           allow_embedded_keys=args.allow_embedded_keys,
+                           conversation_keys=parse_conversation_keys(args.conversation_key), workers=args.workers)
+    display = _Display(sys.stderr.isatty() and not args.quiet)
+    with display, make_client(args, ClientEvents(on_wait=display.wait)) as client:
+        try:
+            auditor = Auditor(client, options, on_change=display.update)
+            report = auditor.run(args.ids)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        except EvidenceError as exc:
+            raise InputError(str(exc)) from None
+    emit(report, args.format, args.output)
+    for inp in report.inputs:
+        for err in inp.errors:
+            print(f"xchat-verify: {inp.source}: {err}", file=sys.stderr)
+    return exit_code(report)
+
+
+def cmd_keys_fetch(args: argparse.Namespace) -> int:
+    entries, failed = [], False
+    with make_client(args) as client:
+        for user_id in args.user_ids:
+            try:
+                fetched = client.get_public_keys(user_id)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            except FetchError as exc:
+                if exc.status == 404:
+                    print(f"xchat-verify: user {user_id} has no public keys", file=sys.stderr)
+                    continue
+                print(f"xchat-verify: keys for {user_id}: {exc}", file=sys.stderr)
+                failed = True
+                continue
+            rows = key_rows(fetched.body, user_id)
+            if not rows:
+                print(f"xchat-verify: user {user_id} has no public keys", file=sys.stderr)
+            for row in rows:
+                entry = {"user_id": row["user_id"],
+                         "public_key_version": row.get("public_key_version", row.get("version")),
+                         "signing_public_key": row.get("signing_public_key")}
+                for name in ("public_key", "identity_public_key_signature"):
+                    if row.get(name) is not None:
+                        entry[name] = row[name]
+                entries.append(entry)
+    text = json.dumps({"keys": entries}, indent=2) + "\n"
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    else:
+        sys.stdout.write(text)
+    return EXIT_INCOMPLETE if failed else EXIT_PASS
+
+
+def add_client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--token-file", metavar="PATH", help="read the OAuth 2.0 user access token from PATH "
+                        "(default: the X_BEARER_TOKEN environment variable)")
+    parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"API base URL (default {DEFAULT_BASE_URL})")
+    parser.add_argument("--max-wait", type=float, default=900.0, metavar="SECONDS",
+                        help="longest rate-limit wait to accept (default 900)")
+    parser.add_argument("--max-retries", type=int, default=6, metavar="N",
+                        help="retries for 429/5xx/timeouts/connection errors (default 6)")
+    parser.add_argument("--backoff-base", type=float, default=0.5, metavar="SECONDS",
+                        help="first retry delay; doubles each retry, with jitter (default 0.5)")
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="per-request timeout")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,10 +295,34 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="verify saved X API events pages offline",
                             description="Verify saved GET /2/chat/conversations/{id}/events response bodies.")
     verify.add_argument("pages", nargs="+", metavar="PAGE",
-                        help="a file with one JSON response body or JSON Lines of bodies; - for stdin")
+                        help="a file with one JSON response body or JSON Lines of bodies; - for stdin; "
+                             "or a directory written by audit --save")
     verify.add_argument("--keys", metavar="KEYRING", help="trusted signing keys (keyring JSON)")
     add_report_options(verify)
     verify.set_defaults(handler=cmd_verify)
+
+    audit = sub.add_parser("audit", help="fetch conversations from the X API, verify, keep evidence",
+                           description="Fetch every events page and the participants' keys, verify and report. "
+                                       "The token comes from X_BEARER_TOKEN or --token-file.")
+    audit.add_argument("ids", nargs="+", metavar="ID", help="conversation id: A:B, A-B, a user id, or g<digits>")
+    audit.add_argument("--save", metavar="DIR", help="keep raw pages, key responses and a manifest in DIR")
+    audit.add_argument("--resume", action="store_true", help="continue an interrupted --save DIR")
+    audit.add_argument("--max-pages", type=int, default=None, metavar="N", help="at most N pages per conversation")
+    audit.add_argument("--max-results", type=int, default=100, metavar="N", help="page size 1-100 (default 100)")
+    audit.add_argument("--concurrency", type=int, default=4, metavar="N", help="conversations fetched at once")
+    audit.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    add_client_options(audit)
+    add_report_options(audit)
+    audit.set_defaults(handler=cmd_audit)
+
+    keys = sub.add_parser("keys", help="public key tools")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION")
+    keys_sub.required = True
+    fetch = keys_sub.add_parser("fetch", help="save users' public keys as a --keys keyring")
+    fetch.add_argument("user_ids", nargs="+", metavar="USER_ID")
+    fetch.add_argument("--output", "-o", metavar="PATH", help="write the keyring here (default stdout)")
+    add_client_options(fetch)
+    fetch.set_defaults(handler=cmd_keys_fetch)
     return parser
 
 

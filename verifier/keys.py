@@ -167,6 +167,21 @@ class Keyring:
         return len(self.keys)
 
     @classmethod
+    def from_public_key_bodies(cls, bodies: dict[str, Any]) -> "Keyring":
+        """``{user_id: body of GET /2/users/{id}/public_keys}``; malformed rows are skipped with a
+        warning instead of failing the whole keyring (a server answer is not a user's file)."""
+        ring = cls()
+        for user_id in sorted(bodies):
+            body = bodies[user_id]
+            rows = body.get("data") if isinstance(body, dict) else None
+            for row in rows if isinstance(rows, list) else []:
+                try:
+                    ring.add(_row_to_entry(row, user_id))
+                except ValueError as exc:
+                    ring.warnings.append(f"user {user_id}: {exc}")
+        return ring
+
+    @classmethod
     def from_json(cls, data: bytes | str | Any) -> "Keyring":
         """Load any documented keyring shape; raises ``ValueError`` with a one-line reason."""
         if isinstance(data, (bytes, str)):

@@ -89,6 +89,7 @@ class DecodedPage:
     api_errors: list[dict] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # page-level: the page could not be read in full
     next_token: str | None = None
+    conversation_id: str | None = None  # the conversation this page was fetched for, if known
 
 
 _typed_decoder = msgspec.json.Decoder(PageJson)

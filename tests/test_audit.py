@@ -1,0 +1,215 @@
+"""`xchat-verify audit` and the library audit end to end against the local X API server."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import verifier
+from helpers import REPO
+from verifier.audit import AuditOptions, audit_conversation, audit_conversation_async, verify_saved_audit
+from verifier.fetch import RetryPolicy, XChatClient
+from verifier.testing.forge import Identity, build_conversation
+from verifier.testing.server import FakeXApi, default_conversations
+
+CONVS = default_conversations(80)
+IDS = [c.conversation_id for c in CONVS]
+
+
+@pytest.fixture()
+def api():
+    with FakeXApi(CONVS) as server:
+        yield server
+
+
+def cli(api, *args, token=True, env_extra=None):
+    env = {k: v for k, v in os.environ.items() if k != "X_BEARER_TOKEN"}
+    if token:
+        env["X_BEARER_TOKEN"] = api.state.token
+    env.update(env_extra or {})
+    proc = subprocess.run([sys.executable, "-m", "verifier", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=300)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert api.state.token not in proc.stderr + proc.stdout
+    return proc
+
+
+def audit_args(api, *extra):
+    return ["audit", *IDS, "--base-url", api.url, "--max-results", "30", "--backoff-base", "0.01",
+            "--timeout", "2", *extra]
+
+
+def strip_sources(report: dict) -> dict:
+    report = json.loads(json.dumps(report))
+    for inp in report["inputs"]:
+        inp.pop("source")
+    return report
+
+
+def no_writes(api):
+    assert all(method == "GET" for method, _ in api.requests)
+    assert not any(seg in path for _, path in api.requests for seg in ("/read", "/typing", "/messages", "/keys?"))
+
+
+def test_audit_passes_and_saved_evidence_reproduces_the_report(api, tmp_path):
+    ev = tmp_path / "ev"
+    proc = cli(api, *audit_args(api, "--save", ev, "--format", "json"))
+    assert proc.returncode == 0, proc.stderr
+    online = json.loads(proc.stdout)
+    assert online["verdict"] == "pass" and online["key_source"] == "keyring"
+    assert {c["conversation_id"] for c in online["conversations"]} == set(IDS)
+    offline = cli(api, "verify", ev, "--format", "json", token=False)
+    assert offline.returncode == 0 and json.loads(offline.stdout) == online
+    manifest = json.loads((ev / "manifest.json").read_text())
+    assert all(c["complete"] for c in manifest["conversations"])
+    page = manifest["conversations"][0]["pages"][0]
+    import hashlib
+    assert hashlib.sha256((ev / page["file"]).read_bytes()).hexdigest() == page["sha256"]
+    for path in ev.rglob("*"):
+        if path.is_file():
+            assert api.state.token.encode() not in path.read_bytes()
+    no_writes(api)
+
+
+def test_faults_do_not_change_the_verdict(api, tmp_path):
+    clean = cli(api, *audit_args(api, "--format", "json"))
+    for kind, kw in (("status", {"status": 503}), ("truncate", {}), ("invalid_json", {}), ("close", {}),
+                     ("delay", {"delay": 2.5}), ("status", {"status": 502})):
+        api.inject(kind, "/events", times=1, **kw)
+    api.inject("status", "/public_keys", times=2, status=500)
+    faulty = cli(api, *audit_args(api, "--format", "json"))
+    assert faulty.returncode == clean.returncode == 0
+    assert strip_sources(json.loads(faulty.stdout))["conversations"] == \
+        strip_sources(json.loads(clean.stdout))["conversations"]
+
+
+def test_rate_limited_audit_waits_and_completes(api):
+    api.state.rate_limit, api.state.window_s = 4, 1.0
+    proc = cli(api, *audit_args(api, "--format", "json"))
+    assert proc.returncode == 0 and json.loads(proc.stdout)["verdict"] == "pass"
+    assert any(path for _m, path in api.requests)
+
+
+def test_legacy_and_2167_deployments(api):
+    api.state.legacy = True
+    assert cli(api, *audit_args(api)).returncode == 0
+    api.state.legacy, api.state.shape = False, "2.167"
+    proc = cli(api, *audit_args(api, "--format", "json"))
+    assert proc.returncode == 0 and json.loads(proc.stdout)["verdict"] == "pass"
+
+
+def test_missing_or_wrong_token(api, tmp_path):
+    proc = cli(api, *audit_args(api), token=False)
+    assert proc.returncode == 2 and "X_BEARER_TOKEN" in proc.stderr
+    proc = cli(api, *audit_args(api, "--format", "json"), token=False, env_extra={"X_BEARER_TOKEN": "nope-nope"})
+    assert proc.returncode == 3 and "HTTP 401" in proc.stderr and "Unauthorized" in proc.stderr
+    assert "nope-nope" not in proc.stderr + proc.stdout
+    token_file = tmp_path / "token"
+    token_file.write_text(api.state.token + "\n")
+    assert cli(api, *audit_args(api, "--token-file", token_file), token=False).returncode == 0
+
+
+def test_bad_id_is_a_usage_error(api):
+    assert cli(api, "audit", "not-an-id", "--base-url", api.url).returncode == 2
+    assert api.requests == []
+
+
+def test_interrupted_run_saves_everything_and_resume_completes(api, tmp_path):
+    ev = tmp_path / "ev"
+    # the second events page of every conversation fails for good (403) on the first run
+    api.inject("status", "pagination_token", times=100, status=403)
+    first = cli(api, *audit_args(api, "--save", ev, "--format", "json"))
+    assert first.returncode == 3 and "HTTP 403" in first.stderr
+    partial = json.loads(first.stdout)
+    assert partial["verdict"] == "fail" and partial["conversations"]
+    manifest = json.loads((ev / "manifest.json").read_text())
+    direct, group = manifest["conversations"]  # the group fits in one page and completes
+    assert not direct["complete"] and len(direct["pages"]) == 1 and direct["next_token"] and direct["error"]
+    assert group["complete"]
+    offline = cli(api, "verify", ev, "--format", "json", token=False)
+    assert offline.returncode == 3 and json.loads(offline.stdout) == partial
+    api.state.faults.clear()
+    resumed = cli(api, *audit_args(api, "--save", ev, "--resume", "--format", "json"))
+    assert resumed.returncode == 0, resumed.stderr
+    full = cli(api, *audit_args(api, "--format", "json"))
+    assert strip_sources(json.loads(resumed.stdout))["conversations"] == \
+        strip_sources(json.loads(full.stdout))["conversations"]
+    assert json.loads(cli(api, "verify", ev, "--format", "json", token=False).stdout) == json.loads(resumed.stdout)
+
+
+def test_max_pages_limits_and_reports_the_window(api):
+    proc = cli(api, *audit_args(api, "--max-pages", "1", "--format", "json"))
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0  # an honest partial window: oldest fetched event is the start
+    assert all(len(c["events"]) <= 31 for c in report["conversations"])
+
+
+def test_tampered_evidence_is_detected(api, tmp_path):
+    ev = tmp_path / "ev"
+    assert cli(api, *audit_args(api, "--save", ev)).returncode == 0
+    page = next((ev / "conversations").rglob("page-00001.json"))
+    page.write_bytes(page.read_bytes().replace(b'"is_trusted": true', b'"is_trusted": false', 1))
+    proc = cli(api, "verify", ev, token=False)
+    assert proc.returncode == 3 and "SHA-256" in proc.stderr
+
+
+def test_keys_fetch_writes_a_usable_keyring(api, tmp_path):
+    users = [m.user_id for m in CONVS[1].members]
+    out = tmp_path / "ring.json"
+    proc = cli(api, "keys", "fetch", *users, "--base-url", api.url, "-o", out)
+    assert proc.returncode == 0
+    ring = json.loads(out.read_text())
+    assert {k["user_id"] for k in ring["keys"]} == set(users)
+    pages = tmp_path / "pages.jsonl"
+    pages.write_text("\n".join(json.dumps(p) for p in CONVS[1].pages(20)))
+    assert cli(api, "verify", pages, "--keys", out, token=False).returncode == 0
+
+
+def test_departed_member_without_keys_is_unknown_key(tmp_path):
+    alice = Identity.from_seed("11", "1", "x")
+    ghost = Identity.from_seed("22", "1", "y")
+    conv = build_conversation(6, members=[alice, ghost], seed="departed")
+    with FakeXApi([conv]) as server:
+        server.state.users.pop("22")
+        with XChatClient(server.state.token, server.url, policy=RetryPolicy(backoff_base=0.01)) as c:
+            report = audit_conversation(conv.conversation_id, c)
+    statuses = {e.sender_id: e.signature.status for e in report.conversations[0].events}
+    assert statuses["22"] == "unknown_key" and statuses["11"] in ("valid", "needs_conversation_key")
+
+
+def test_library_sync_and_async_forms(api):
+    with XChatClient(api.state.token, api.url, policy=RetryPolicy(backoff_base=0.01)) as c:
+        sync = audit_conversation(IDS[0], c, AuditOptions(max_results=50))
+        asynchronous = asyncio.run(audit_conversation_async(IDS[0], c, AuditOptions(max_results=50)))
+    assert sync.verdict == asynchronous.verdict == "pass"
+    assert sync.to_dict()["conversations"] == asynchronous.to_dict()["conversations"]
+    assert isinstance(verifier.XChatClient, type)
+
+
+def test_forged_event_on_the_server_fails_the_audit(tmp_path):
+    alice = Identity.from_seed("11", "1", "x")
+    bob = Identity.from_seed("22", "1", "y")
+    conv = build_conversation(8, members=[alice, bob], seed="forged")
+    mallory = Identity.from_seed("22", "1", "mallory")
+    from verifier.testing.forge import forge_event
+    victim = conv.events[5].event
+    conv.events[5] = forge_event(mallory, victim.kind, victim.body, conversation_id=victim.conversation_id,
+                                 sequence_id=victim.sequence_id, previous_sequence_id=victim.previous_sequence_id,
+                                 created_at_msec=victim.created_at_msec, message_id=victim.message_id)
+    with FakeXApi([conv]) as server:
+        with XChatClient(server.state.token, server.url, policy=RetryPolicy(backoff_base=0.01)) as c:
+            report = audit_conversation(conv.conversation_id, c)
+    assert report.verdict == "fail"
+    bad = [e for e in report.conversations[0].events if e.signature.status == "invalid"]
+    assert len(bad) == 1 and any(f.code == "key_conflict" for f in bad[0].findings)
+
+
+def test_verify_saved_audit_library(api, tmp_path):
+    with XChatClient(api.state.token, api.url, policy=RetryPolicy(backoff_base=0.01)) as c:
+        online = audit_conversation(IDS, c, AuditOptions(save_dir=str(tmp_path / "ev")))
+    assert verify_saved_audit(str(tmp_path / "ev")).to_dict() == online.to_dict()
+    assert Path(tmp_path / "ev" / "keyring.json").is_file()

@@ -1,0 +1,185 @@
+"""The X API client against a real local HTTP server (127.0.0.1): paging, fallbacks, errors, limits."""
+
+import time
+
+import httpx
+import pytest
+
+from verifier.fetch import (EVENT_FIELDS, ClientEvents, FetchError, RetryPolicy, XChatClient, conversation_path_id,
+                            key_rows, next_token_of, participants_of)
+from verifier.testing.server import FakeXApi, default_conversations
+
+CONVS = default_conversations(60)
+DIRECT = CONVS[0].conversation_id
+
+
+@pytest.fixture()
+def api():
+    with FakeXApi(CONVS) as server:
+        yield server
+
+
+def client(api, **policy):
+    policy.setdefault("backoff_base", 0.01)
+    policy.setdefault("timeout", 2.0)
+    return XChatClient(api.state.token, api.url, policy=RetryPolicy(**policy))
+
+
+def all_events(pages):
+    import json
+    out = []
+    for fetched, _token in pages:
+        body = json.loads(fetched.body)
+        out += [i["encoded_event"] for i in body.get("data", [])]
+    return out
+
+
+@pytest.mark.parametrize("given,path", [("1:2", "1-2"), ("2-1", "2-1"), ("123", "123"), ("g99", "g99")])
+def test_conversation_ids_in_every_form(given, path):
+    assert conversation_path_id(given) == path
+
+
+@pytest.mark.parametrize("bad", ["", "a:b", "1:2:3", "g", "12345678901234567890", "1/2", "../x"])
+def test_bad_conversation_ids_are_refused_before_any_request(bad):
+    with pytest.raises(ValueError):
+        conversation_path_id(bad)
+
+
+def test_pages_newest_first_until_no_token(api):
+    with client(api) as c:
+        pages = list(c.iter_conversation_events(DIRECT, max_results=7))
+    assert len(pages) == 9 and pages[-1][1] is None
+    expected = [f.b64 for f in reversed(CONVS[0].events)]
+    assert all_events(pages) == expected
+
+
+def test_fields_parameter_rejected_then_retried_without(api):
+    with client(api) as c:
+        list(c.iter_conversation_events(DIRECT, max_results=50))
+    events_requests = [p for m, p in api.requests if "/events" in p]
+    assert "chat_message_event.fields" in events_requests[0]
+    assert all("chat_message_event.fields" not in p for p in events_requests[1:])
+
+
+def test_2167_server_accepts_the_fields_list(api):
+    api.state.shape = "2.167"
+    with client(api) as c:
+        pages = list(c.iter_conversation_events(DIRECT, max_results=50))
+    assert all("chat_message_event.fields" in p for m, p in api.requests if "/events" in p)
+    import json
+    item = json.loads(pages[0][0].body)["data"][0]
+    assert "previous_id" in item and "created_at" in item and "sequence_id" not in item
+
+
+def test_legacy_deployment_falls_back_to_bare_path(api):
+    api.state.legacy = True
+    with client(api) as c:
+        pages = list(c.iter_conversation_events(DIRECT, max_results=50))
+    assert len(all_events(pages)) == 60
+    paths = [p for _m, p in api.requests]
+    assert "/events" in paths[0] and all("/events" not in p for p in paths[1:])
+    assert b"missing_conversation_key_change_events" in pages[0][0].body
+
+
+def test_repeated_token_stops_and_empty_page_is_not_the_end(api):
+    api.state.sticky_token = True
+    with client(api) as c:
+        assert len(list(c.iter_conversation_events(DIRECT, max_results=10))) == 2
+    api.state.sticky_token = False
+    api.state.empty_first_page = True
+    with client(api) as c:
+        pages = list(c.iter_conversation_events(DIRECT, max_results=100))
+    assert len(pages) == 2 and len(all_events(pages)) == 60
+
+
+def test_max_pages(api):
+    with client(api) as c:
+        assert len(list(c.iter_conversation_events(DIRECT, max_results=5, max_pages=3))) == 3
+
+
+@pytest.mark.parametrize("kind,kw", [("status", {"status": 503}), ("status", {"status": 500}),
+                                     ("truncate", {}), ("invalid_json", {}), ("close", {}),
+                                     ("delay", {"delay": 0.6})])
+def test_transient_faults_are_retried(api, kind, kw):
+    api.inject(kind, "/events", times=2, **kw)
+    with client(api, timeout=0.3) as c:
+        pages = list(c.iter_conversation_events(DIRECT, max_results=100))
+    assert len(all_events(pages)) == 60
+
+
+def test_retries_are_bounded(api):
+    api.inject("status", "/events", times=50, status=503)
+    with client(api, max_retries=2) as c, pytest.raises(FetchError, match="giving up after 3 attempts"):
+        list(c.iter_conversation_events(DIRECT))
+
+
+def test_rate_limit_headers_are_honoured(api):
+    api.state.rate_limit, api.state.window_s = 2, 1.0
+    waits = []
+    c = XChatClient(api.state.token, api.url, policy=RetryPolicy(backoff_base=0.01),
+                    events=ClientEvents(on_wait=lambda s, why: waits.append(s)))
+    start = time.time()
+    with c:
+        pages = list(c.iter_conversation_events(DIRECT, max_results=10))
+    assert len(all_events(pages)) == 60 and waits and time.time() - start >= 1.0
+    statuses = api.requests
+    assert len(statuses) >= 7
+
+
+def test_rate_limit_longer_than_max_wait_is_an_error(api):
+    api.state.rate_limit, api.state.window_s = 1, 120.0
+    with client(api, max_wait=1.0) as c, pytest.raises(FetchError, match="more than --max-wait"):
+        list(c.iter_conversation_events(DIRECT, max_results=10))
+
+
+def test_401_quotes_the_api_and_hides_the_token(api):
+    c = XChatClient("wrong-token-value", api.url, policy=RetryPolicy(backoff_base=0.01))
+    with c, pytest.raises(FetchError) as exc:
+        list(c.iter_conversation_events(DIRECT))
+    assert exc.value.status == 401 and "Unauthorized" in str(exc.value)
+    assert "wrong-token-value" not in str(exc.value) and "wrong-token-value" not in repr(c)
+
+
+def test_403_not_a_participant(api):
+    with client(api) as c, pytest.raises(FetchError, match="HTTP 403.*not permitted"):
+        list(c.iter_conversation_events("1:2"))
+
+
+def test_server_validates_like_the_api(api):
+    auth = {"Authorization": f"Bearer {api.state.token}"}
+    r = httpx.get(f"{api.url}/2/chat/conversations/abc/events", headers=auth)
+    assert r.status_code == 400
+    r = httpx.get(f"{api.url}/2/chat/conversations/{DIRECT.replace(':', '-')}/events?max_results=1000", headers=auth)
+    assert r.status_code == 400 and "not between 1 and 100" in r.text
+    r = httpx.get(f"{api.url}/2/chat/conversations/{DIRECT.replace(':', '-')}/events")
+    assert r.status_code == 401
+    r = httpx.get(f"{api.url}/2/users/public_keys?ids=1", headers=auth)
+    assert r.status_code == 403 and "client-not-enrolled" in r.text
+    r = httpx.get(f"{api.url}/2/chat/conversations/{DIRECT.replace(':', '-')}/events?pagination_token=zz", headers=auth)
+    assert r.status_code == 400
+
+
+def test_bare_recipient_id_is_resolved_by_the_server(api):
+    peer = CONVS[0].members[1].user_id
+    with client(api) as c:
+        assert len(all_events(c.iter_conversation_events(peer, max_results=100))) == 60
+
+
+def test_participants_and_keys(api):
+    with client(api) as c:
+        meta = c.get_conversation(CONVS[1].conversation_id)
+        members = participants_of(meta.body)
+        assert members == [m.user_id for m in CONVS[1].members]
+        rows = key_rows(c.get_public_keys(members[0]).body, members[0])
+    assert rows[0]["user_id"] == members[0] and rows[0]["signing_public_key"]
+
+
+def test_write_routes_are_refused_by_the_client(api):
+    with client(api) as c, pytest.raises(FetchError, match="refusing"):
+        c._get("/2/chat/conversations/1-2/read", {})
+    assert api.requests == []
+
+
+def test_next_token_of_tolerates_garbage():
+    assert next_token_of(b"{") is None and next_token_of(b'{"meta": {"next_token": "a"}}') == "a"
+    assert EVENT_FIELDS.count(",") == 8
