@@ -50,14 +50,27 @@ def analyse_chain(nodes: list[ChainNode]) -> dict[int, ChainResult]:
         if node.previous_sequence_id:
             children.setdefault(node.previous_sequence_id, []).append(node)
     in_cycle = _cycle_members(canonical)
-    data_seqs = [seq_order(n.sequence_id) for n in canonical.values() if not n.from_meta]
-    oldest_data = min(data_seqs) if data_seqs else None
+    data_nodes = [n for n in canonical.values() if not n.from_meta]
+    oldest = min(data_nodes, key=lambda n: seq_order(n.sequence_id)) if data_nodes else None
+    oldest_data = seq_order(oldest.sequence_id) if oldest else None
+    main_root = _root_of(oldest, canonical, in_cycle) if oldest else None
 
     for seq, node in canonical.items():
         if node.index in results:  # conflict already decided
             continue
-        results[node.index] = _link_status(node, canonical, children, in_cycle, oldest_data)
+        results[node.index] = _link_status(node, canonical, children, in_cycle, oldest_data, main_root)
     return results
+
+
+def _root_of(node: ChainNode, canonical: dict[str, ChainNode], in_cycle: set[str]) -> str | None:
+    """The first event of the chain ``node`` belongs to (None if the chain loops)."""
+    seq = node.sequence_id
+    while seq not in in_cycle:
+        prev = canonical[seq].previous_sequence_id
+        if not prev or prev not in canonical:
+            return seq
+        seq = prev
+    return None
 
 
 def _resolve_repeats(by_seq: dict[str, list[ChainNode]], results: dict[int, ChainResult]) -> dict[str, ChainNode]:
@@ -103,7 +116,7 @@ def _cycle_members(canonical: dict[str, ChainNode]) -> set[str]:
 
 
 def _link_status(node: ChainNode, canonical: dict[str, ChainNode], children: dict[str, list[ChainNode]],
-                 in_cycle: set[str], oldest_data: tuple | None) -> ChainResult:
+                 in_cycle: set[str], oldest_data: tuple | None, main_root: str | None) -> ChainResult:
     seq, prev = node.sequence_id, node.previous_sequence_id
     assert seq is not None
     if seq in in_cycle:
@@ -112,20 +125,21 @@ def _link_status(node: ChainNode, canonical: dict[str, ChainNode], children: dic
         rivals = sorted(n.sequence_id for n in children[prev] if n.sequence_id != seq)
         return ChainResult("fork", f"{seq} and {', '.join(rivals)} all claim predecessor {prev}")
     if not prev or prev not in canonical:
-        return _unlinked_status(node, oldest_data)
+        return _unlinked_status(node, oldest_data, main_root)
     if seq_order(seq) <= seq_order(prev):
         return ChainResult("non_monotonic", f"sequence id {seq} is not greater than its predecessor {prev}")
     return ChainResult("linked", f"follows {prev}")
 
 
-def _unlinked_status(node: ChainNode, oldest_data: tuple | None) -> ChainResult:
+def _unlinked_status(node: ChainNode, oldest_data: tuple | None, main_root: str | None) -> ChainResult:
+    """A chain root: the one the oldest event leads back to is the start; any other is a gap."""
     seq, prev = node.sequence_id, node.previous_sequence_id
     order = seq_order(seq)
     if node.from_meta and (oldest_data is None or order < oldest_data):
         return ChainResult("start", "key change delivered out of band, before the window")
-    if order == oldest_data:
+    if seq == main_root:
         if prev and seq_order(prev) >= order:
-            return ChainResult("non_monotonic", f"oldest event {seq} points forward to {prev}")
+            return ChainResult("non_monotonic", f"first event {seq} points forward to {prev}")
         if prev:
             return ChainResult("start", f"oldest event of the window (predecessor {prev} not fetched)")
         return ChainResult("start", "first event of the conversation")

@@ -272,6 +272,31 @@ def cmd_keys_fetch(args: argparse.Namespace) -> int:
     return EXIT_INCOMPLETE if failed else EXIT_PASS
 
 
+def cmd_vectors(args: argparse.Namespace) -> int:
+    from .vectors import read_xfail, render_results, run_suite, summary_ok
+    root = Path(args.directory)
+    if not root.is_dir():
+        raise InputError(f"{root} is not a directory")
+    try:
+        xfail = read_xfail(args.xfail) if args.xfail else set()
+    except OSError as exc:
+        raise InputError(f"cannot read --xfail file: {exc.strerror or exc}") from None
+    results = run_suite(root, xfail)
+    if not results:
+        raise InputError(f"no vector cases (expected.json) under {root}")
+    unknown = xfail - {r.case_id for r in results}
+    if unknown:
+        raise UsageError(f"--xfail names unknown cases: {', '.join(sorted(unknown))}")
+    text = render_results(results, args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(text.strip().splitlines()[-1] if args.format == "text" else
+              f"{sum(r.ok for r in results)} passed, {sum(not r.ok for r in results)} failed", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_PASS if summary_ok(results) else EXIT_FAIL
+
+
 def add_client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-file", metavar="PATH", help="read the OAuth 2.0 user access token from PATH "
                         "(default: the X_BEARER_TOKEN environment variable)")
@@ -323,6 +348,14 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--output", "-o", metavar="PATH", help="write the keyring here (default stdout)")
     add_client_options(fetch)
     fetch.set_defaults(handler=cmd_keys_fetch)
+
+    vectors = sub.add_parser("vectors", help="run the conformance vector suite",
+                             description="Run every case under DIR and compare with its expected.json.")
+    vectors.add_argument("directory", nargs="?", default="vectors", metavar="DIR", help="suite root (default vectors)")
+    vectors.add_argument("--format", choices=("text", "json", "junit"), default="text")
+    vectors.add_argument("--output", "-o", metavar="PATH", help="write the results to PATH")
+    vectors.add_argument("--xfail", metavar="FILE", help="case ids expected to fail, one per line (strict)")
+    vectors.set_defaults(handler=cmd_vectors)
     return parser
 
 

@@ -65,7 +65,7 @@ class EvidenceStore:
             manifest = json.loads(path.read_bytes())
         except OSError as exc:
             raise EvidenceError(f"cannot read {path}: {exc.strerror or exc}") from None
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise EvidenceError(f"{path} is not JSON: {exc}") from None
         if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
             raise EvidenceError(f"{path} is not an xchat-verify evidence manifest")
@@ -166,6 +166,13 @@ class SavedAudit:
 
 def load_saved_audit(root: str | Path) -> SavedAudit:
     """Everything ``verify DIR`` needs to reproduce the audit's report offline."""
+    try:
+        return _load_saved_audit(root)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise EvidenceError(f"{Path(root) / MANIFEST} is malformed ({type(exc).__name__}: {exc})") from None
+
+
+def _load_saved_audit(root: str | Path) -> SavedAudit:
     store = EvidenceStore.open(root)
     pages, errors = [], []
     for conv in store.manifest["conversations"]:

@@ -104,7 +104,7 @@ def _problem_text(body: bytes) -> str:
     """The API's own words: title, detail, reason (and first error message) of an error body."""
     try:
         problem = msgspec.json.decode(body, type=_Problem)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return body[:200].decode("utf-8", "replace").strip() or "no body"
     parts = [p for p in (problem.title, problem.detail) if p]
     if problem.reason:
@@ -289,14 +289,14 @@ def _is_json(body: bytes) -> bool:
     try:
         msgspec.json.decode(body)
         return True
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return False
 
 
 def next_token_of(body: bytes) -> str | None:
     try:
         head = msgspec.json.decode(body, type=_PageHead)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
     return head.meta.next_token if head.meta else None
 
@@ -305,7 +305,7 @@ def participants_of(metadata: bytes) -> list[str]:
     """``participant_ids ∪ member_ids ∪ admin_ids`` of a conversation metadata body."""
     try:
         data = msgspec.json.decode(metadata)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return []
     conv = data.get("data") if isinstance(data, dict) else None
     if not isinstance(conv, dict):
@@ -322,7 +322,7 @@ def key_rows(body: bytes, user_id: str) -> list[dict]:
     """Rows of a public_keys body with the owning ``user_id`` attached; unreadable bodies give none."""
     try:
         data = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return []
     rows = data.get("data") if isinstance(data, dict) else None
     return [{**r, "user_id": r.get("user_id", user_id)} for r in rows or [] if isinstance(r, dict)]

@@ -187,7 +187,7 @@ class Keyring:
         if isinstance(data, (bytes, str)):
             try:
                 data = msgspec.json.decode(data)
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, RecursionError) as exc:
                 raise ValueError(f"keyring is not JSON: {exc}") from None
         return cls.from_entries(_entries_from_json(data))
 

@@ -108,6 +108,9 @@ def decode_page(body: bytes | str | dict, source: str) -> DecodedPage:
     except msgspec.DecodeError as exc:
         page.errors.append(f"not a JSON object: {exc}")
         return page
+    except RecursionError:
+        page.errors.append("JSON nested too deeply to read")
+        return page
     if typed is not None:
         _fill_typed(page, typed)
         return page
@@ -141,9 +144,10 @@ def _fill_loose(page: DecodedPage, loose: _LoosePage) -> None:
         try:
             item = msgspec.convert(raw, ItemJson)
             page.entries.append(RawEntry(item=item, encoded=item.encoded_event))
-        except msgspec.ValidationError as exc:
+        except (msgspec.ValidationError, RecursionError) as exc:
             encoded = raw.get("encoded_event") if isinstance(raw, dict) else None
-            page.entries.append(RawEntry(encoded=encoded, problem=f"JSON item: {exc}"))
+            reason = exc if isinstance(exc, msgspec.ValidationError) else "nested too deeply"
+            page.entries.append(RawEntry(item=_salvage(raw), encoded=encoded, problem=f"JSON item: {reason}"))
     meta = loose.meta
     if meta is not None and not isinstance(meta, dict):
         page.errors.append(f"`meta` is a {type(meta).__name__}, expected an object")
@@ -164,6 +168,21 @@ def _fill_loose(page: DecodedPage, loose: _LoosePage) -> None:
     errors = loose.errors
     if errors is not None:
         page.api_errors = [_api_error(e) for e in (errors if isinstance(errors, list) else [errors])]
+
+
+def _salvage(raw: Any) -> ItemJson | None:
+    """Keep the well-typed fields of a bad item, so its ids still place it in the chain."""
+    if not isinstance(raw, dict):
+        return None
+    good = {}
+    for name, value in raw.items():
+        try:
+            msgspec.convert({name: value}, ItemJson)
+        except (msgspec.ValidationError, RecursionError):
+            continue
+        good[name] = value
+    good.pop("encoded_event", None)
+    return msgspec.convert(good, ItemJson)
 
 
 def _api_error(error: Any) -> dict:

@@ -1,0 +1,497 @@
+"""Generate the conformance vector suite (deterministic): python vectors/generate.py [OUT_DIR]
+
+Every case is a folder ``<group>/<case>/`` with input pages, an optional keyring and
+``expected.json``. Keys derive from fixed seeds and ECDSA uses RFC 6979 nonces, so running this
+again reproduces the committed files byte for byte (a test checks it). Expectations are written
+here from each case's intent and the report contract (docs/formats.md), never by running the
+verifier.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import shutil
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))
+
+from verifier.keys import P256_ORDER  # noqa: E402
+from verifier.testing.forge import (Forged, Identity, encode_event, encrypt_contents, ecies_encrypt,  # noqa: E402
+                                    forge_event, item_json, snowflake)
+from verifier.wire import b64encode_nopad  # noqa: E402
+
+SCHEMA = "xchat-verify/vector/v1"
+CONV = "1111:2222"
+GROUP = "g100"
+ALICE = Identity.from_seed("1111", "1700000000001", "vectors-alice")
+BOB = Identity.from_seed("2222", "1700000000002", "vectors-bob")
+CAROL = Identity.from_seed("3333", "1700000000003", "vectors-carol")
+MALLORY = Identity.from_seed("1111", "1700000000001", "vectors-mallory")  # claims Alice's id and version
+ALICE_NEW = Identity.from_seed("1111", "1800000000001", "vectors-alice-rotated")
+CKEY = hashlib.sha256(b"vectors-conversation-key").digest()
+CKV = "1001"
+T0 = 1_784_841_000_000
+
+ERROR_SIG = {"invalid", "unsupported_version", "unknown_key", "key_binding_invalid", "missing_signature",
+             "unverifiable", "malformed"}
+ERROR_CHAIN = {"gap", "fork", "conflict", "cycle"}
+ERROR_FINDINGS = {"envelope_mismatch", "key_conflict", "conversation_mismatch"}
+WARNING_FINDINGS = {"untrusted", "embedded_key_used", "unknown_event_type"}
+
+
+def seq(n: int) -> str:
+    return snowflake(T0 + n * 1000, n)
+
+
+def mce_body(text: str = "hello") -> dict:
+    nonce = hashlib.sha256(text.encode()).digest()[:24]
+    return {"contents": encrypt_contents(CKEY, text, nonce), "conversation_key_version": CKV, "should_notify": True}
+
+
+def participants(members: list[Identity]) -> list[dict]:
+    return [{"user_id": m.user_id, "public_key_version": m.version,
+             "encrypted_conversation_key": base64.b64encode(
+                 ecies_encrypt(m.identity.public_key(), CKEY, f"vectors:{m.user_id}".encode())).decode()}
+            for m in members]
+
+
+def event(n: int | None, kind: str = "MessageCreateEvent", body: dict | None = None, *, prev: int | None = None,
+          sender: Identity = ALICE, conversation_id: str | None = CONV, **kw: Any) -> Forged:
+    body = mce_body(f"message {n}") if body is None else body
+    kw.setdefault("conversation_keys", {CKV: CKEY})
+    return forge_event(sender, kind, body, conversation_id=conversation_id,
+                       sequence_id=None if n is None else seq(n),
+                       previous_sequence_id=None if prev is None else seq(prev),
+                       created_at_msec=str(T0 + (n or 0) * 1000), **kw)
+
+
+def reencode(forged: Forged) -> Forged:
+    raw = encode_event(forged.event)
+    return Forged(forged.event, raw, base64.b64encode(raw).decode())
+
+
+def tampered(forged: Forged, path: tuple) -> Forged:
+    """Change one signed field after signing (re-encode without re-signing)."""
+    copy_ = copy.deepcopy(forged)
+    if path == ("message_id",):
+        copy_.event.message_id = "x" + copy_.event.message_id[1:]
+        return reencode(copy_)
+    target = copy_.event.body
+    for step in path[:-1]:
+        target = target[step]
+    value = target[path[-1]]
+    if isinstance(value, bytes):
+        target[path[-1]] = bytes([value[0] ^ 1]) + value[1:]
+    elif isinstance(value, bool):
+        target[path[-1]] = not value
+    elif isinstance(value, int):
+        target[path[-1]] = value + 1
+    else:
+        target[path[-1]] = value[:-1] + ("0" if value[-1] != "0" else "1")
+    return reencode(copy_)
+
+
+def page(*events: Forged, meta: list[Forged] = (), shape: str = "2.166", **extra: Any) -> dict:
+    body: dict[str, Any] = {"data": [item_json(e, shape) for e in events]}
+    if meta:
+        body["meta"] = {"conversation_key_events": [e.b64 for e in meta]}
+    body.update(extra)
+    return body
+
+
+def keyring(*identities: Identity, fmt: str = "spki") -> dict:
+    return {"keys": [i.keyring_entry(fmt) for i in identities]}
+
+
+DEFAULT_RING = keyring(ALICE, BOB, CAROL)
+
+
+def verdict_of(events: list[dict], strict: bool, exit3: bool) -> tuple[str, int]:
+    """The report contract restated: fail on any error (or warning under --strict)."""
+    if exit3:
+        return "fail", 3
+    codes = {c for e in events for c in e.get("findings", [])}
+    error = any(e["signature"] in ERROR_SIG or e["chain"] in ERROR_CHAIN for e in events) or codes & ERROR_FINDINGS
+    warning = codes & WARNING_FINDINGS or any(e["chain"] in ("non_monotonic",) for e in events) or \
+        any(e["chain"] == "duplicate" and not e.get("info_duplicate") for e in events)
+    failed = bool(error) or (strict and bool(warning))
+    return ("fail", 1) if failed else ("pass", 0)
+
+
+class Suite:
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.ids: list[str] = []
+
+    def case(self, case_id: str, description: str, pages: list[Any], events: list[dict], *,
+             ring: Any = DEFAULT_RING, strict: bool = False, allow_embedded_keys: bool = False,
+             conversation_keys: dict[str, bytes] | None = None, exit3: bool = False) -> None:
+        folder = self.out / case_id
+        folder.mkdir(parents=True, exist_ok=True)
+        names = []
+        for number, body in enumerate(pages, 1):
+            name = f"page-{number}.json"
+            raw = body if isinstance(body, bytes) else (json.dumps(body, indent=1) + "\n").encode()
+            (folder / name).write_bytes(raw)
+            names.append(name)
+        if ring is not None:
+            (folder / "keyring.json").write_text(json.dumps(ring, indent=1) + "\n")
+        verdict, code = verdict_of(events, strict, exit3)
+        expected_events = [{"index": i, "signature": e["signature"], "chain": e["chain"],
+                            "findings": sorted(e.get("findings", []))} for i, e in enumerate(events)]
+        doc = {"schema": SCHEMA, "id": case_id, "description": description, "pages": names,
+               "keyring": "keyring.json" if ring is not None else None,
+               "options": {"strict": strict, "allow_embedded_keys": allow_embedded_keys,
+                           "conversation_keys": {k: base64.b64encode(v).decode()
+                                                 for k, v in (conversation_keys or {}).items()}},
+               "expected": {"verdict": verdict, "exit_code": code, "events": expected_events}}
+        (folder / "expected.json").write_text(json.dumps(doc, indent=1) + "\n")
+        self.ids.append(case_id)
+
+
+def ev(sig: str, chain: str = "start", *findings: str, info_duplicate: bool = False) -> dict:
+    return {"signature": sig, "chain": chain, "findings": list(findings), "info_duplicate": info_duplicate}
+
+
+# --------------------------------------------------------------------------------------------------
+GMA = {"member_ids": ["4444"], "current_member_ids": ["1111", "2222"], "current_admin_ids": ["1111"],
+       "current_title": "T", "conversation_key_version": CKV, "current_pending_member_ids": ["5555"],
+       "screen_capture_blocking_enabled": True,
+       "group_invite_enable": {"invite_url": "https://x/i", "affiliate_id": "aff", "expires_at_msec": 99}}
+KINDS: list[tuple[str, dict, tuple]] = [
+    ("MessageCreateEvent", mce_body("kind test"), ("contents",)),
+    ("ConversationKeyChangeEvent", {"conversation_key_version": CKV,
+                                    "conversation_participant_keys": participants([ALICE, BOB])},
+     ("conversation_participant_keys", 1, "public_key_version")),
+    ("MessageDeleteEvent", {"sequence_ids": [seq(1)], "delete_message_action": 2}, ("delete_message_action",)),
+    ("ConversationDeleteEvent", {"conversation_id": CONV, "options": {"clear_all_messages": True,
+                                                                       "sort_order_msec": T0}},
+     ("options", "sort_order_msec")),
+    ("MarkConversationReadEvent", {"seen_until_sequence_id": seq(1), "seen_at_millis": T0}, ("seen_at_millis",)),
+    ("MarkConversationUnreadEvent", {"seen_until_sequence_id": seq(1)}, ("seen_until_sequence_id",)),
+    ("GroupChangeEvent.GroupMemberAddChange", GMA, ("current_member_ids", 1)),
+    ("GroupChangeEvent.GroupMemberRemoveChange", {"member_ids": ["4444"]}, ("member_ids", 0)),
+    ("GroupChangeEvent.GroupAdminAddChange", {"admin_ids": ["2222"]}, ("admin_ids", 0)),
+    ("GroupChangeEvent.GroupAdminRemoveChange", {"admin_ids": ["2222"]}, ("admin_ids", 0)),
+    ("GroupChangeEvent.GroupTitleChange", {"custom_title": "New title", "conversation_key_version": CKV},
+     ("custom_title",)),
+    ("GroupChangeEvent.GroupAvatarUrlChange", {"custom_avatar_url": "https://i/a.png", "conversation_key_version": CKV},
+     ("custom_avatar_url",)),
+    ("GroupChangeEvent.GroupCreate", {"member_ids": ["1111", "2222", "3333"], "admin_ids": ["1111"],
+                                      "conversation_key_version": CKV, "title": "G"}, ("member_ids", 2)),
+    ("GroupChangeEvent.GroupInviteEnable", {"invite_url": "https://x/i", "expires_at_msec": 99, "affiliate_id": "a"},
+     ("invite_url",)),
+    ("GroupChangeEvent.GroupInviteDisable", {"disabled_by_member_id": "1111"}, ("disabled_by_member_id",)),
+    ("GroupChangeEvent.GroupJoinRequest", {"requesting_user_id": "4444"}, ("requesting_user_id",)),
+    ("GroupChangeEvent.GroupJoinReject", {"rejected_user_ids": ["4444"]}, ("rejected_user_ids", 0)),
+    ("ConversationMetadataChangeEvent.MessageDurationChange", {"ttl_msec": 86400000}, ("ttl_msec",)),
+    ("ConversationMetadataChangeEvent.MessageDurationRemove", {"current_ttl_msec": 5}, ("message_id",)),
+    ("ConversationMetadataChangeEvent.MuteConversation", {"muted_conversation_ids": [CONV]},
+     ("muted_conversation_ids", 0)),
+    ("ConversationMetadataChangeEvent.UnmuteConversation", {"unmuted_conversation_ids": [CONV]},
+     ("unmuted_conversation_ids", 0)),
+    ("ConversationMetadataChangeEvent.EnableScreenCaptureDetection", {"placeholder": "p"}, ("message_id",)),
+    ("ConversationMetadataChangeEvent.DisableScreenCaptureDetection", {"placeholder": "p"}, ("message_id",)),
+    ("ConversationMetadataChangeEvent.EnableScreenCaptureBlocking", {"placeholder": "p"}, ("message_id",)),
+    ("ConversationMetadataChangeEvent.DisableScreenCaptureBlocking", {"placeholder": "p"}, ("message_id",)),
+]
+
+
+def kinds(s: Suite) -> None:
+    for kind, body, path in KINDS:
+        short = kind.replace("GroupChangeEvent.", "Group.").replace("ConversationMetadataChangeEvent.", "Metadata.")
+        conv = GROUP if kind.startswith("GroupChangeEvent") else CONV
+        for version in range(2, 8):
+            keys = {CKV: CKEY} if kind == "ConversationKeyChangeEvent" and version >= 6 else None
+            good = event(1, kind, body, signature_version=str(version), conversation_id=conv)
+            s.case(f"kinds/{short}-v{version}-valid", f"{kind} signed at signature version {version} verifies",
+                   [page(good)], [ev("valid")], conversation_keys=keys)
+            bad_path = path if not (kind == "ConversationKeyChangeEvent" and version >= 6) else ("message_id",)
+            bad = tampered(good, bad_path)
+            s.case(f"kinds/{short}-v{version}-tampered",
+                   f"{kind} v{version} with {'.'.join(map(str, bad_path))} changed after signing fails",
+                   [page(bad)], [ev("invalid")], conversation_keys=keys)
+    kc = event(1, "ConversationKeyChangeEvent", {"conversation_key_version": CKV,
+                                                 "conversation_participant_keys": participants([ALICE, BOB])})
+    s.case("kinds/KeyChange-v7-without-conversation-key",
+           "a v7 key change signs the plaintext conversation key: not verifiable from public data",
+           [page(kc)], [ev("needs_conversation_key")])
+    s.case("kinds/KeyChange-v7-wrong-conversation-key", "a wrong plaintext conversation key does not verify",
+           [page(kc)], [ev("invalid")], conversation_keys={CKV: bytes(32)})
+
+
+def versions(s: Suite) -> None:
+    for text, status, why in (("1", "unsupported_version", "downgrade to v1"),
+                              ("0", "unsupported_version", "downgrade to v0"),
+                              ("-1", "unsupported_version", "negative version"),
+                              ("abc", "valid", "unparseable version is treated as 7"),
+                              (None, "valid", "missing version is treated as 7"),
+                              ("99", "valid", "future versions follow the v7 rules"),
+                              ("+7", "valid", "Rust i32 parsing accepts a plus sign"),
+                              ("07", "valid", "leading zero parses as 7"),
+                              (" 7", "valid", "whitespace does not parse: treated as 7")):
+        name = {None: "missing", " 7": "space-7", "+7": "plus-7"}.get(text, text)
+        s.case(f"versions/{name}", why, [page(event(1, signature_version=text))], [ev(status)])
+
+
+def _resign(forged: Forged, raw_sig: bytes) -> Forged:
+    copy_ = copy.deepcopy(forged)
+    copy_.event.signature.signature = b64encode_nopad(raw_sig)
+    return reencode(copy_)
+
+
+def signatures(s: Suite) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    good = event(1)
+    raw = base64.b64decode(good.event.signature.signature + "==")
+    r, sv = raw[:32], int.from_bytes(raw[32:], "big")
+    s.case("signatures/high-s-twin", "replacing s by n-s gives a second valid signature (no low-S rule)",
+           [page(_resign(good, r + (P256_ORDER - sv).to_bytes(32, "big")))], [ev("valid")])
+    der = ALICE.signing.sign(good.payload, ec.ECDSA(hashes.SHA256()))
+    s.case("signatures/der-encoded", "DER signatures are refused: only raw r||s", [page(_resign(good, der))],
+           [ev("invalid")])
+    s.case("signatures/length-63", "63-byte signature", [page(_resign(good, raw[:63]))], [ev("invalid")])
+    s.case("signatures/length-65", "65-byte signature", [page(_resign(good, raw + b"\0"))], [ev("invalid")])
+    s.case("signatures/r-zero", "r = 0 is out of range", [page(_resign(good, bytes(32) + raw[32:]))], [ev("invalid")])
+    s.case("signatures/s-equals-n", "s = n is out of range",
+           [page(_resign(good, r + P256_ORDER.to_bytes(32, "big")))], [ev("invalid")])
+    padded = copy.deepcopy(good)
+    padded.event.signature.signature += "=="
+    s.case("signatures/padded-base64", "a padded signature string decodes the same", [page(reencode(padded))],
+           [ev("valid")])
+    urlsafe = copy.deepcopy(good)
+    urlsafe.event.signature.signature = "-_" + urlsafe.event.signature.signature[2:]
+    s.case("signatures/url-safe-base64", "URL-safe characters are not standard base64: empty signature",
+           [page(reencode(urlsafe))], [ev("invalid")])
+    other = event(1, signer=BOB)
+    s.case("signatures/other-signer", "signed by another user's key", [page(other)], [ev("invalid")])
+
+
+def _b64_with_plus_or_slash() -> Forged:
+    for n in range(1, 200):
+        forged = event(n)
+        if "+" in forged.b64 or "/" in forged.b64:
+            return forged
+    raise AssertionError("no event with + or / in its base64")
+
+
+def encoding(s: Suite) -> None:
+    good = _b64_with_plus_or_slash()
+    item = item_json(good)
+    s.case("encoding/padded", "standard padded base64 (what the API serves)", [{"data": [item]}], [ev("valid")])
+    nopad = dict(item, encoded_event=good.b64.rstrip("="))
+    padded_len = len(good.b64) - len(good.b64.rstrip("="))
+    s.case("encoding/no-padding", f"padding is optional ({padded_len} '=' removed)", [{"data": [nopad]}],
+           [ev("valid")])
+    urlsafe = dict(item, encoded_event=good.b64.replace("+", "-").replace("/", "_"))
+    s.case("encoding/url-safe", "URL-safe alphabet is refused", [{"data": [urlsafe]}], [ev("malformed", "start")])
+    spaced = dict(item, encoded_event=good.b64[:40] + "\n" + good.b64[40:])
+    s.case("encoding/whitespace", "embedded newline is refused", [{"data": [spaced]}], [ev("malformed", "start")])
+    body = good.b64.rstrip("=")
+    if len(body) % 4 in (2, 3):
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        last = alphabet[alphabet.index(body[-1]) | 1]
+        trailing = dict(item, encoded_event=body[:-1] + last)
+        s.case("encoding/trailing-bits", "non-zero trailing bits are not canonical base64", [{"data": [trailing]}],
+               [ev("malformed", "start")])
+
+
+def keys(s: Suite) -> None:
+    for fmt in ("spki", "sec1", "sec1c"):
+        s.case(f"keys/keyring-{fmt}", f"keyring keys encoded as {fmt}", [page(event(1))], [ev("valid")],
+               ring=keyring(ALICE, fmt=fmt))
+    rotated = [event(2, prev=1, sender=ALICE_NEW), event(1)]
+    s.case("keys/rotation", "two versions of one user's key in one history", [page(*rotated)],
+           [ev("valid", "linked"), ev("valid")], ring=keyring(ALICE, ALICE_NEW))
+    s.case("keys/unknown-version", "the signer's key version is not in the keyring",
+           [page(event(1, sender=ALICE_NEW))], [ev("unknown_key")], ring=keyring(ALICE))
+    s.case("keys/embedded-key-substitution", "a forger embeds their own key under the victim's id and version",
+           [page(event(1, sender=MALLORY))], [ev("invalid", "start", "key_conflict")])
+    bad = ALICE.keyring_entry()
+    bad["identity_public_key_signature"] = BOB.keyring_entry()["identity_public_key_signature"]
+    s.case("keys/bad-identity-binding", "the keyring binding signature does not verify",
+           [page(event(1))], [ev("key_binding_invalid")], ring={"keys": [bad]})
+    s.case("keys/embedded-only", "no keyring: the event's own key, consistent across the input",
+           [page(event(2, prev=1), event(1))], [ev("valid", "linked"), ev("valid")], ring=None)
+    s.case("keys/embedded-conflict", "no keyring: two different keys claim one (user, version)",
+           [page(event(2, prev=1, sender=MALLORY), event(1))],
+           [ev("valid", "linked", "key_conflict"), ev("valid", "start", "key_conflict")], ring=None)
+    s.case("keys/allow-embedded", "--allow-embedded-keys verifies a signer the keyring lacks, as a warning",
+           [page(event(1, sender=BOB))], [ev("valid", "start", "embedded_key_used")], ring=keyring(ALICE),
+           allow_embedded_keys=True)
+    rows = {ALICE.user_id: {"data": [{**{k: v for k, v in ALICE.keyring_row().items() if k != "public_key_version"},
+                                      "version": ALICE.version}]}}
+    s.case("keys/keyring-public-keys-bodies", "keyring as saved GET /2/users/{id}/public_keys bodies (old `version`)",
+           [page(event(1))], [ev("valid")], ring=rows)
+    s.case("keys/keyring-bare-list", "keyring as a bare list", [page(event(1))], [ev("valid")],
+           ring=[ALICE.keyring_entry()])
+
+
+def payloads(s: Suite) -> None:
+    comma = event(1, "GroupChangeEvent.GroupTitleChange", {"custom_title": "a,b", "conversation_key_version": CKV},
+                  conversation_id=GROUP, payload=b"GroupChangeEvent.GroupTitleChange,unsignable")
+    s.case("payload/comma-in-component", "a comma inside a component makes the payload ambiguous",
+           [page(comma)], [ev("unverifiable")])
+    for kind, body in (("MessageTypingEvent", {"conversation_id": CONV}),
+                       ("MessageFailureEvent", {"failure_type": 12, "rate_limit_tier": 3}),
+                       ("MemberAccountDeleteEvent", {"member_id": "2222"}),
+                       ("GrokSearchResponseEvent", {"search_response_id": "r1"}),
+                       ("GroupChangeEvent.GroupAdminSettingsChange", {"add_member": True})):
+        s.case(f"payload/unsigned-{kind.split('.')[-1]}", f"{kind} is not signed by the protocol",
+               [page(event(1, kind, body, sign=False))], [ev("not_signed")])
+    s.case("payload/missing-signature", "a message without a signature", [page(event(1, sign=False))],
+           [ev("missing_signature")])
+    plain = event(1, body={"contents": b"plain text", "should_notify": True}, payload=b"x")
+    s.case("payload/unencrypted-message", "a message without conversation_key_version is never signed",
+           [page(plain)], [ev("unverifiable")])
+    unknown = bytes([11, 0, 1]) + struct.pack(">i", len(seq(1))) + seq(1).encode() + \
+        bytes([12, 0, 7, 12, 0, 99, 0, 0, 0])
+    s.case("payload/unknown-kind", "an unknown event detail: nothing to verify, a warning",
+           [{"data": [{"encoded_event": base64.b64encode(unknown).decode()}]}],
+           [ev("not_signed", "start", "unknown_event_type")])
+
+
+def chains(s: Suite) -> None:
+    linked = [event(3, prev=2), event(2, prev=1), event(1)]
+    s.case("chain/linked", "three events, newest first", [page(*linked)],
+           [ev("valid", "linked"), ev("valid", "linked"), ev("valid", "start")])
+    s.case("chain/pages-out-of-order", "older page first: same statuses", [page(linked[2]), page(*linked[:2])],
+           [ev("valid", "start"), ev("valid", "linked"), ev("valid", "linked")])
+    s.case("chain/start-with-unfetched-predecessor", "the oldest event of a window may point before it",
+           [page(event(5, prev=4))], [ev("valid", "start")])
+    s.case("chain/gap", "an event in the middle is missing", [page(event(3, prev=2), event(1))],
+           [ev("valid", "gap"), ev("valid", "start")])
+    s.case("chain/fork", "two events claim the same predecessor", [page(event(3, prev=1), event(2, prev=1), event(1))],
+           [ev("valid", "fork"), ev("valid", "fork"), ev("valid", "start")])
+    one = event(1)
+    s.case("chain/duplicate", "the same message twice is a warning", [page(one), page(one)],
+           [ev("valid", "start"), ev("valid", "duplicate")])
+    s.case("chain/duplicate-strict", "under --strict a duplicate fails", [page(one), page(one)],
+           [ev("valid", "start"), ev("valid", "duplicate")], strict=True)
+    twin = event(1, body=mce_body("a different message"))
+    s.case("chain/conflict", "two different events share a sequence id", [page(one, twin)],
+           [ev("valid", "conflict"), ev("valid", "conflict")])
+    s.case("chain/non-monotonic", "sequence ids decrease along the chain", [page(event(1, prev=2), event(2))],
+           [ev("valid", "non_monotonic"), ev("valid", "start")])
+    s.case("chain/cycle", "previous pointers loop", [page(event(1, prev=2), event(2, prev=1))],
+           [ev("valid", "cycle"), ev("valid", "cycle")])
+    kc = event(1, "ConversationKeyChangeEvent", {"conversation_key_version": CKV,
+                                                 "conversation_participant_keys": participants([ALICE, BOB])})
+    s.case("chain/key-change-repeated-in-meta", "the API repeats key changes in meta: duplicate, info only",
+           [page(event(2, prev=1), kc, meta=[kc])],
+           [ev("valid", "linked"), ev("needs_conversation_key", "start"),
+            ev("needs_conversation_key", "duplicate", info_duplicate=True)], strict=True)
+    s.case("chain/key-change-only-in-meta", "an older key change delivered only in meta starts the chain",
+           [page(event(5, prev=4), meta=[kc])],
+           [ev("valid", "start"), ev("needs_conversation_key", "start")])
+    s.case("chain/no-sequence-id", "an event without a sequence id cannot be placed",
+           [page(event(None))], [ev("valid", "gap")])
+
+
+def envelopes(s: Suite) -> None:
+    good = event(2, prev=1, conversation_token="tok-1")
+    for field, value in (("sender_id", "2222"), ("conversation_id", "1111:3333"), ("sequence_id", seq(9)),
+                         ("previous_sequence_id", seq(0)), ("created_at_msec", "1"), ("is_trusted", False),
+                         ("conversation_token", "tok-2"), ("id", "not-an-id")):
+        item = item_json(good)
+        item[field] = value
+        findings = ["envelope_mismatch"] + (["untrusted"] if field == "is_trusted" else [])
+        s.case(f"envelope/{field}", f"JSON {field} differs from the encoded event", [{"data": [item]}],
+               [ev("valid", "start", *findings)])
+    item = item_json(good)
+    item["message_event_signature"]["public_key_version"] = "1"
+    s.case("envelope/signature-copy", "the JSON copy of the signature metadata differs", [{"data": [item]}],
+           [ev("valid", "start", "envelope_mismatch")])
+    s.case("envelope/shape-2167", "the 2.167 item shape (id, previous_id, created_at)",
+           [page(event(2, prev=1), event(1), shape="2.167")], [ev("valid", "linked"), ev("valid")])
+    item = item_json(good)
+    item["id"] = good.event.message_id
+    s.case("envelope/id-is-message-id", "`id` may carry the message id", [{"data": [item]}], [ev("valid")])
+    item = item_json(good)
+    item["sequence_id"] = 12345
+    s.case("envelope/wrong-json-type", "a number where a string belongs: a finding, the event still verifies",
+           [{"data": [item]}], [ev("valid", "start", "envelope_mismatch")])
+    untrusted = event(1, is_trusted=False)
+    s.case("envelope/untrusted", "is_trusted false is a warning", [page(untrusted)], [ev("valid", "start", "untrusted")])
+    s.case("envelope/untrusted-strict", "under --strict untrusted fails", [page(untrusted)],
+           [ev("valid", "start", "untrusted")], strict=True)
+    s.case("envelope/conversation-mismatch", "an event of another conversation inside a page",
+           [page(event(3, prev=2), event(2, prev=1, conversation_id="1111:3333"), event(1))],
+           [ev("valid", "linked"), ev("valid", "linked", "conversation_mismatch"), ev("valid")])
+    s.case("envelope/api-errors", "a partial error in the page is reported, not a failure",
+           [page(event(1), errors=[{"title": "Not Found Error", "detail": "one item could not be hydrated",
+                                    "type": "https://api.x.com/2/problems/resource-not-found",
+                                    "resource_type": "event"}])], [ev("valid")])
+
+
+def malformed(s: Suite) -> None:
+    good = event(1).raw
+
+    def blob_case(name: str, why: str, blob: bytes) -> None:
+        s.case(f"malformed/{name}", why, [{"data": [{"encoded_event": base64.b64encode(blob).decode()}]}],
+               [ev("malformed", "gap")])
+
+    s.case("malformed/not-base64", "encoded_event is not base64", [{"data": [{"encoded_event": "!!!not-an-event!!!"}]}],
+           [ev("malformed", "gap")])
+    blob_case("truncated-thrift", "the event is cut in the middle", good[: len(good) // 2])
+    blob_case("absurd-string-length", "a string claims 2^31-1 bytes", b"\x0b\x00\x01\x7f\xff\xff\xff" + b"1")
+    blob_case("negative-length", "a negative string length", b"\x0b\x00\x01\xff\xff\xff\xfe")
+    blob_case("huge-list", "a list claims 10^6 elements", b"\x0f\x00\x63\x08" + struct.pack(">i", 10 ** 6) + b"\0" * 64)
+    blob_case("deep-nesting", "10^5 nested structs", b"\x0c\x00\x63" * 100_000 + b"\x00" * 100_001)
+    blob_case("wrong-wire-type", "sequence_id sent as an i32", b"\x08\x00\x01\x00\x00\x00\x01\x00")
+    blob_case("empty", "zero bytes", b"")
+    s.case("malformed/missing-encoded-event", "an item without encoded_event",
+           [{"data": [{"sequence_id": seq(1), "sender_id": "1111"}]}], [ev("malformed", "start")])
+    s.case("malformed/encoded-event-not-string", "encoded_event is a number",
+           [{"data": [{"encoded_event": 5, "sequence_id": seq(1)}]}], [ev("malformed", "start", "envelope_mismatch")])
+    s.case("malformed/item-not-object", "a data item is a string, the other event still verifies",
+           [{"data": [item_json(event(1)), "junk"]}], [ev("valid"), ev("malformed", "gap", "envelope_mismatch")])
+    s.case("malformed/page-not-json", "the page is not JSON: could not complete", [b"{not json"], [], exit3=True)
+    s.case("malformed/page-is-array", "the page is a JSON array", [b"[1, 2, 3]\n"], [], exit3=True)
+    s.case("malformed/data-not-array", "`data` is a string", [{"data": "nope"}], [], exit3=True)
+
+
+def fixture(s: Suite) -> None:
+    shared = ROOT.parent.parent / "shared" / "vectors" / "chat-xdk-sdk_vectors.json"
+    f = json.loads(shared.read_text())
+    ring = [{"user_id": "1111", "public_key_version": "1", "signing_public_key": f["signing_public_b64"],
+             "public_key": f["identity_public_b64"], "identity_public_key_signature": f["identity_public_key_signature_b64"]}]
+    key = {"1001": base64.b64decode(f["conversation_key_b64"])}
+
+    def one(name: str, why: str, b64: str, status: str, chain: str = "start", **kw: Any) -> None:
+        s.case(f"fixture/{name}", why, [{"data": [{"encoded_event": b64}]}], [ev(status, chain)], ring=ring, **kw)
+
+    one("message", "the official SDK fixture message verifies", f["event_message_b64"], "valid")
+    one("reply", "the fixture reply (a MessageCreateEvent) verifies", f["event_reply_valid_b64"], "valid")
+    one("key-change-with-key", "the fixture v7 key change verifies with the conversation key",
+        f["event_key_change_b64"], "valid", conversation_keys=key)
+    one("key-change-without-key", "without the conversation key it cannot be verified",
+        f["event_key_change_b64"], "needs_conversation_key")
+    one("failure", "the fixture failure event is unsigned", f["event_failure_b64"], "not_signed")
+    one("garbage", "the fixture garbage is not base64", f["event_garbage_b64"], "malformed", "gap")
+
+
+def generate(out: Path) -> list[str]:
+    if out.exists():
+        for child in out.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child)
+    suite = Suite(out)
+    for group in (kinds, versions, signatures, encoding, keys, payloads, chains, envelopes, malformed, fixture):
+        group(suite)
+    (out / "index.json").write_text(json.dumps({"schema": "xchat-verify/vectors/v1", "cases": suite.ids},
+                                               indent=1) + "\n")
+    return suite.ids
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT
+    print(f"{len(generate(target))} cases written to {target}")
