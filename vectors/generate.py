@@ -255,7 +255,7 @@ def signatures(s: Suite) -> None:
     r, sv = raw[:32], int.from_bytes(raw[32:], "big")
     s.case("signatures/high-s-twin", "replacing s by n-s gives a second valid signature (no low-S rule)",
            [page(_resign(good, r + (P256_ORDER - sv).to_bytes(32, "big")))], [ev("valid")])
-    der = ALICE.signing.sign(good.payload, ec.ECDSA(hashes.SHA256()))
+    der = ALICE.signing.sign(good.payload, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
     s.case("signatures/der-encoded", "DER signatures are refused: only raw r||s", [page(_resign(good, der))],
            [ev("invalid")])
     s.case("signatures/length-63", "63-byte signature", [page(_resign(good, raw[:63]))], [ev("invalid")])
