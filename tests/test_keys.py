@@ -67,7 +67,8 @@ def test_keyring_shapes_are_equivalent():
         ring = Keyring.from_json(json.dumps(shape))
         assert len(ring) == 2
         assert ring.lookup("1111", "1").status == "ok"
-        assert ring.lookup("2222", "007").key is not None  # versions compare numerically
+        assert ring.lookup("2222", "7").key is not None
+        assert ring.lookup("2222", "007") is None  # exact match, as the official SDK
 
 
 def test_keyring_bad_binding_and_conflict():
@@ -93,5 +94,10 @@ def test_keyring_errors(data, reason):
 
 
 def test_version_key():
-    assert version_key("0042") == version_key("42") == "42"
+    assert version_key("0042") != version_key("42")
     assert version_key(None) == "" and version_key("a1") == "a1"
+
+
+def test_numeric_json_versions_in_a_keyring():
+    entry = {**ALICE.keyring_entry(), "public_key_version": 1}
+    assert Keyring.from_json(json.dumps([entry])).lookup("1111", "1").status == "ok"

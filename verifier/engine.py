@@ -447,10 +447,9 @@ def _embedded_keys(event: MessageEvent | None) -> list[tuple[str, str, str]]:
 
 def _embedded_signer_key(event: MessageEvent, sender: str, version: str) -> str | None:
     sig = event.signature
-    wanted = version_key(version)
     for info in sig.message_signing_key_info_list or ():
         if info.member_id == sender and info.signing_public_key is not None and \
-                (info.public_key_version == version or version_key(info.public_key_version) == wanted):
+                version_key(info.public_key_version) == version:
             return info.signing_public_key
     return sig.signing_public_key
 

@@ -104,14 +104,11 @@ def verify_binding(identity_b64: str, signing: ec.EllipticCurvePublicKey, sig_b6
         return False, "identity binding signature does not verify"
 
 
-@lru_cache(maxsize=8192)
 def version_key(version: str | None) -> str:
-    """Versions compare numerically: ``"0042"`` and ``"42"`` are one version."""
-    if version is None:
-        return ""
-    if version.isdigit() and version.isascii():
-        return str(int(version))
-    return version
+    """Key versions match exactly, as in the official SDK: ``"01"`` is not ``"1"`` (checked
+    differentially). "Compare numerically" in the API docs is about ordering timestamps of different
+    lengths; a keyring version written as a JSON number is turned into its decimal string on load."""
+    return version or ""
 
 
 class KeyringEntry(msgspec.Struct):

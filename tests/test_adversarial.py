@@ -1,0 +1,277 @@
+"""Adversarial testing: property tests, a large differential run against the SDK, resource bounds,
+and a short seeded pass of the coverage-guided fuzz target."""
+
+import base64
+import json
+import random
+import resource
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import verifier
+from helpers import ALICE, REPO, ev, keyring, page
+from verifier.payload import BUILDERS, PayloadUnavailable, build_payload
+from verifier.testing.forge import Identity, encode_event
+from verifier.wire import MessageEvent, decode_event_bytes
+
+# ------------------------------------------------------------------ payload builder properties
+from verifier.wire import (DETAIL_VARIANTS, GROUP_CHANGE_VARIANTS, METADATA_VARIANTS, T_BOOL, T_I32,  # noqa: E402
+                           T_I64, T_LIST, T_STRING, T_STRUCT)
+
+TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=10)
+
+
+def of_type(ttype, sub, depth=0):
+    """Values of one wire type, exactly as the decoder produces them."""
+    if ttype == T_STRING:
+        return st.binary(max_size=40) if sub == "bin" else TEXT
+    if ttype == T_BOOL:
+        return st.booleans()
+    if ttype == T_I32:
+        return st.integers(-2**31, 2**31 - 1)
+    if ttype == T_I64:
+        return st.integers(-2**63, 2**63 - 1)
+    if ttype == T_LIST:
+        return st.lists(of_type(sub[0], sub[1], depth + 1), max_size=4)
+    if ttype == T_STRUCT:
+        return struct_of(sub, depth + 1)
+    raise AssertionError(ttype)
+
+
+def struct_of(schema, depth=0):
+    return st.fixed_dictionaries({}, optional={name: of_type(t, sub, depth) for name, t, sub in schema.values()})
+
+
+def kinds_and_bodies():
+    options = []
+    for _id, (kind, schema, nested) in DETAIL_VARIANTS.items():
+        if nested is None:
+            options.append(st.tuples(st.just(kind), struct_of(schema)))
+        else:
+            for _sid, (sub, sub_schema) in nested.items():
+                options.append(st.tuples(st.just(f"{kind}.{sub}"), struct_of(sub_schema)))
+    return st.one_of(options)
+
+
+@settings(max_examples=600, deadline=None)
+@given(kind_body=kinds_and_bodies(), version=st.integers(-5, 12), mid=st.one_of(st.none(), TEXT),
+       sender=st.one_of(st.none(), TEXT), conv=st.one_of(st.none(), TEXT))
+def test_payload_builder_only_raises_payload_unavailable(kind_body, version, mid, sender, conv):
+    """Every shape the decoder can produce, at every version: bytes or PayloadUnavailable, nothing else."""
+    kind, body = kind_body
+    event = MessageEvent(message_id=mid, sender_id=sender, conversation_id=conv, kind=kind, body=body)
+    try:
+        out = build_payload(event, version, {"1": bytes(32)})
+    except PayloadUnavailable as exc:
+        assert exc.status in ("unverifiable", "needs_conversation_key")
+        return
+    assert kind in BUILDERS and out.startswith(kind.encode() + b",")
+    assert out.count(b",") >= 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind_body=kinds_and_bodies(), version=st.sampled_from(["2", "5", "7", None]))
+def test_built_events_decode_and_verify_round_trip(kind_body, version):
+    """Events built from any decodable body survive encode -> decode -> verify without surprises."""
+    from verifier.testing.forge import forge_event
+    kind, body = kind_body
+    signable = kind in BUILDERS
+    try:
+        forged = forge_event(ALICE, kind, body, conversation_id="1111:2222", sequence_id="5",
+                             signature_version=version, conversation_keys={"1": bytes(32)}, sign=signable)
+    except PayloadUnavailable:
+        return  # the forge could not sign it either: same rule, nothing to round-trip
+    assert decode_event_bytes(forged.raw).kind == kind
+    status = verifier.verify_pages([page(forged)], keyring(ALICE), workers=1,
+                                   conversation_keys={"1": bytes(32)}).conversations[0].events[0].signature.status
+    assert status == ("valid" if signable else "not_signed")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=300), st.text(max_size=60)), min_size=1, max_size=5))
+def test_engine_never_raises_on_arbitrary_encoded_events(blobs):
+    items = [{"encoded_event": base64.b64encode(b).decode() if isinstance(b, bytes) else b} for b in blobs]
+    report = verifier.verify_pages([{"data": items}], keyring(ALICE), workers=1)
+    assert sum(len(c.events) for c in report.conversations) == len(blobs)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=2000))
+def test_engine_never_raises_on_arbitrary_page_bytes(body):
+    report = verifier.verify_pages([body], workers=1)
+    assert report.verdict in ("pass", "fail")
+
+
+HISTORY = [ev(seq=i, prev=i - 1 if i > 1 else None) for i in range(1, 9)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(range(8)), min_size=1, max_size=12), st.randoms())
+def test_chain_statuses_are_invariant_under_page_order(picks, rnd):
+    """Any subset (with repeats) of a history, split into pages, gives the same statuses in any order."""
+    chosen = [HISTORY[i] for i in picks]
+    pages = [page(*chosen[i:i + 3]) for i in range(0, len(chosen), 3)]
+    shuffled = list(pages)
+    rnd.shuffle(shuffled)
+
+    def statuses(report):
+        return sorted((e.sequence_id, e.chain.status, e.signature.status)
+                      for c in report.conversations for e in c.events)
+    assert statuses(verifier.verify_pages(pages, keyring(ALICE), workers=1)) == \
+        statuses(verifier.verify_pages(shuffled, keyring(ALICE), workers=1))
+
+
+# ------------------------------------------------------------------ differential: thousands of SDK events
+chat_xdk = pytest.importorskip("chat_xdk")
+from sdk_oracle import SENDER, fixture_keys, sdk_chat, signing_entries  # noqa: E402
+
+OTHER = Identity.from_seed("2222", "1", "differential-other")
+
+
+def _keyring_json() -> str:
+    entry = signing_entries()[0]
+    mine = {"user_id": entry["user_id"], "public_key_version": entry["public_key_version"],
+            "signing_public_key": entry["public_key"], "public_key": entry["identity_public_key"],
+            "identity_public_key_signature": entry["identity_public_key_signature"]}
+    return json.dumps([mine, OTHER.keyring_entry()])
+
+
+def _sdk_keys() -> list[dict]:
+    row = OTHER.keyring_row()
+    return signing_entries() + [{"user_id": "2222", "public_key_version": "1", "public_key": row["signing_public_key"],
+                                 "identity_public_key": row["public_key"],
+                                 "identity_public_key_signature": row["identity_public_key_signature"]}]
+
+
+def _mutate(raw: bytes, rnd: random.Random) -> tuple[str, bytes]:
+    from verifier.keys import P256_ORDER
+    event = decode_event_bytes(raw)
+    choice = rnd.randrange(8)
+    if choice == 0:
+        c = bytearray(event.body["contents"])
+        c[rnd.randrange(len(c))] ^= 1 << rnd.randrange(8)
+        event.body["contents"] = bytes(c)
+        return "ciphertext bit", encode_event(event)
+    sig = bytearray(base64.b64decode(event.signature.signature + "=="))
+    if choice == 1:
+        sig[rnd.randrange(64)] ^= 1 << rnd.randrange(8)
+        event.signature.signature = base64.b64encode(bytes(sig)).decode().rstrip("=")
+        return "signature bit", encode_event(event)
+    if choice == 2:
+        event.signature.signature_version = rnd.choice(["0", "1", "-1", "2", "5", "6", "abc", "99"])
+        return "version", encode_event(event)
+    if choice == 3:
+        event.sender_id = "2222"
+        return "sender swap", encode_event(event)
+    if choice == 4:
+        event.signature.public_key_version = rnd.choice(["2", "01", "", "1 "])
+        return "key version swap", encode_event(event)
+    if choice == 5:
+        s = int.from_bytes(sig[32:], "big")
+        event.signature.signature = base64.b64encode(bytes(sig[:32]) + (P256_ORDER - s).to_bytes(32, "big")).decode()
+        return "high-S flip", encode_event(event)
+    if choice == 6:
+        return "truncation", raw[: rnd.randrange(1, len(raw))]
+    return "unchanged", raw
+
+
+def test_thousands_of_sdk_signed_events_with_random_mutations():
+    rnd = random.Random(20261125)
+    chat = sdk_chat()
+    chat.set_reject_unverified(True)
+    key = bytes(range(32))
+    ring = verifier.Keyring.from_json(_keyring_json())
+    sdk_keys = _sdk_keys()
+    agreed = disagreed = 0
+    outcomes: dict[tuple[str, bool], int] = {}
+    batch = []
+    for n in range(2500):
+        payload = chat.encrypt_message("1111:2222", f"message {n} " + "x" * rnd.randrange(40),
+                                       conversation_key=key, conversation_key_version="1001")
+        mce = base64.b64decode(payload.encrypted_content)
+        from sdk_oracle import assemble
+        raw = assemble(sequence_id=str(1000 + n), message_id=payload.message_id, conversation_id="1111:2222",
+                       detail=b"\x0c\x00\x01" + mce + b"\x00",
+                       signature=base64.b64decode(payload.encoded_event_signature))
+        batch.append(_mutate(raw, rnd))
+    body = {"data": [{"encoded_event": base64.b64encode(raw).decode()} for _name, raw in batch]}
+    report = verifier.verify_pages([body], ring)
+    ours = [e.signature.status for c in report.conversations for e in c.events]
+    assert len(ours) == len(batch)
+    for (name, raw), status in zip(batch, ours):
+        try:
+            out = chat.decrypt_event(base64.b64encode(raw).decode(), conversation_keys={"1001": key},
+                                     signing_keys=sdk_keys)
+            sdk_valid = bool(out.get("verified"))
+        except ValueError:
+            sdk_valid = False
+        outcomes[(name, sdk_valid)] = outcomes.get((name, sdk_valid), 0) + 1
+        if (status == "valid") == sdk_valid:
+            agreed += 1
+        else:
+            disagreed += 1
+            pytest.fail(f"{name}: ours {status}, SDK {'valid' if sdk_valid else 'rejected'}")
+    assert agreed == 2500
+    assert outcomes.get(("high-S flip", True), 0) > 0 and outcomes.get(("ciphertext bit", False), 0) > 0
+
+
+# ------------------------------------------------------------------ resource bounds
+def _cli_json(*args):
+    proc = subprocess.run([sys.executable, "-m", "verifier", "verify", *map(str, args), "--format", "json"],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert "Traceback" not in proc.stderr
+    return proc, (json.loads(proc.stdout) if proc.stdout.strip() else None)
+
+
+def test_50_mb_page_is_bounded(tmp_path):
+    good = ev(seq=1)
+    huge = "A" * (50 * 1024 * 1024)
+    body = {"data": [{"encoded_event": huge}, {**page(good)["data"][0]}]}
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(body))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc, report = _cli_json(path)
+    peak_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    statuses = [e["signature"]["status"] for e in report["conversations"][0]["events"]]
+    assert statuses == ["malformed", "valid"]
+    assert "exceeds the limit" in report["conversations"][0]["events"][0]["signature"]["detail"]
+    assert peak_mb < 1024, f"peak RSS {peak_mb:.0f} MB"
+
+
+def test_million_element_list_and_deep_nesting_are_clear_findings(tmp_path):
+    million = b"\x0f\x00\x63\x08" + (10 ** 6).to_bytes(4, "big") + b"\x00" * 4 * 10 ** 6 + b"\x00"
+    deep = b"\x0c\x00\x63" * 100_000 + b"\x00" * 100_001
+    body = {"data": [{"encoded_event": base64.b64encode(million).decode()},
+                     {"encoded_event": base64.b64encode(deep).decode()}]}
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(body))
+    proc, report = _cli_json(path)
+    details = [e["signature"]["detail"] for e in report["conversations"][0]["events"]]
+    assert "exceeds the limit of 10000" in details[0] and "nesting deeper than 64" in details[1]
+    assert proc.returncode == 1
+
+
+def test_json_list_of_a_million_items_and_deep_json(tmp_path):
+    wide = tmp_path / "wide.json"
+    wide.write_text('{"data": [], "unknown": [' + ",".join(["1"] * 10 ** 6) + "]}")
+    proc, report = _cli_json(wide)
+    assert proc.returncode == 0 and report["conversations"] == []
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"data": [], "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    proc, report = _cli_json(deep)
+    assert proc.returncode == 3 and "nested too deeply" in proc.stderr
+
+
+# ------------------------------------------------------------------ fuzzing (short seeded pass)
+def test_fuzz_target_short_seeded_pass(tmp_path):
+    pytest.importorskip("atheris")
+    target = REPO / "tests" / "fuzz" / "fuzz_verify.py"
+    corpus = tmp_path / "corpus"
+    subprocess.run([sys.executable, str(target), "--write-seeds", str(corpus)], check=True, timeout=120)
+    proc = subprocess.run([sys.executable, str(target), "-runs=4000", "-seed=1", str(corpus)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Done 4000 runs" in proc.stderr
