@@ -10,7 +10,7 @@ import verifier
 from verifier.testing.forge import Forged, Identity, encode_event, forge_event, item_json, snowflake
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_VECTORS = REPO.parent / "shared" / "vectors" / "chat-xdk-sdk_vectors.json"
+SHARED_VECTORS = REPO / "tests" / "data" / "chat-xdk-sdk_vectors.json"
 CONV = "1111:2222"
 ALICE = Identity.from_seed("1111", "1", "alice")
 BOB = Identity.from_seed("2222", "7", "bob")

@@ -460,7 +460,7 @@ def malformed(s: Suite) -> None:
 
 
 def fixture(s: Suite) -> None:
-    shared = ROOT.parent.parent / "shared" / "vectors" / "chat-xdk-sdk_vectors.json"
+    shared = ROOT.parent / "tests" / "data" / "chat-xdk-sdk_vectors.json"
     f = json.loads(shared.read_text())
     ring = [{"user_id": "1111", "public_key_version": "1", "signing_public_key": f["signing_public_b64"],
              "public_key": f["identity_public_b64"], "identity_public_key_signature": f["identity_public_key_signature_b64"]}]

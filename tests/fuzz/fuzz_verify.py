@@ -22,7 +22,7 @@ with atheris.instrument_imports(include=["verifier"]):
     from verifier.payload import PayloadUnavailable, build_payload
     from verifier.wire import MalformedEvent, decode_event_bytes
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "chat-xdk-sdk_vectors.json"
+SHARED = Path(__file__).resolve().parents[1] / "data" / "chat-xdk-sdk_vectors.json"
 
 
 def _fixture() -> dict:
