@@ -213,3 +213,54 @@ def test_verify_saved_audit_library(api, tmp_path):
         online = audit_conversation(IDS, c, AuditOptions(save_dir=str(tmp_path / "ev")))
     assert verify_saved_audit(str(tmp_path / "ev")).to_dict() == online.to_dict()
     assert Path(tmp_path / "ev" / "keyring.json").is_file()
+
+
+def test_ctrl_c_leaves_consistent_evidence_and_resume_completes(api, tmp_path):
+    import hashlib
+    import signal
+    import time as _time
+    ev = tmp_path / "ev"
+    api.state.rate_limit, api.state.window_s = 2, 1.0  # slow enough to interrupt mid-way
+    env = {**os.environ, "X_BEARER_TOKEN": api.state.token}
+    proc = subprocess.Popen([sys.executable, "-m", "verifier", *map(str, audit_args(api, "--save", ev,
+                             "--max-results", "10", "--format", "json"))], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    manifest = ev / "manifest.json"
+    for _ in range(600):
+        if manifest.is_file() and sum(len(c["pages"]) for c in json.loads(manifest.read_text())["conversations"]) >= 2:
+            break
+        _time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3 and "interrupted" in err and "Traceback" not in err
+    saved = json.loads(manifest.read_text())
+    assert not all(c["complete"] for c in saved["conversations"])
+    for conv in saved["conversations"]:
+        for page in conv["pages"]:
+            assert hashlib.sha256((ev / page["file"]).read_bytes()).hexdigest() == page["sha256"]
+    assert not list(ev.rglob(".*.tmp*"))
+    api.state.rate_limit = None
+    resumed = cli(api, *audit_args(api, "--save", ev, "--resume", "--max-results", "10", "--format", "json"))
+    assert resumed.returncode == 0, resumed.stderr
+    full = cli(api, *audit_args(api, "--max-results", "10", "--format", "json"))
+    assert strip_sources(json.loads(resumed.stdout))["conversations"] == \
+        strip_sources(json.loads(full.stdout))["conversations"]
+
+
+def test_progress_display_on_a_terminal():
+    import io
+    from rich.console import Console
+    from verifier.audit import AuditProgress
+    from verifier.cli import _Display
+    buffer = io.StringIO()
+    display = _Display(True, Console(file=buffer, force_terminal=True, width=120))
+    with display:
+        display.update(AuditProgress(conversations=2, conversations_done=1, pages=7, events=650, users=3, keys_done=1))
+        display.wait(12, "rate limit")
+        display.status.console.print(display.status.status)  # render the current status text once
+    text = buffer.getvalue()
+    assert "waiting 12s for the rate limit window to reset" in text
+    quiet = _Display(False)
+    with quiet:
+        quiet.update(AuditProgress())  # no terminal: nothing happens, nothing fails
+    assert quiet.status is None

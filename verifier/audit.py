@@ -88,6 +88,7 @@ class Auditor:
                 self.store = EvidenceStore(self.options.save_dir, client.base_url)
         self.participants: dict[str, None] = {}
         self.errors: list[tuple[str, str]] = []
+        self.stopping = threading.Event()  # set on interrupt: fetchers stop after their current file
 
     def run(self, conversation_ids: Sequence[str]) -> Report:
         for cid in conversation_ids:
@@ -100,8 +101,15 @@ class Auditor:
         with ThreadPoolExecutor(max(1, opts.concurrency)) as pool:
             for cid, q in zip(conversation_ids, queues):
                 pool.submit(self._fetch_conversation, cid, q)
-            for cid, q in zip(conversation_ids, queues):
-                self._consume(q, verification)
+            try:
+                for cid, q in zip(conversation_ids, queues):
+                    self._consume(q, verification)
+            except BaseException:
+                # Ctrl-C or a failure while consuming: let every fetcher finish the file it is
+                # writing and stop, so the evidence directory stays consistent for --resume.
+                self.stopping.set()
+                self.client.cancel()
+                raise
         keyring = self._fetch_keys(list(dict.fromkeys([*self.participants, *verification.user_ids()])))
         for source, message in ordered_errors(self.errors):
             verification.add_input_error(source, message)
@@ -171,6 +179,8 @@ class Auditor:
         for fetched, next_token in pages:
             source = self.store.save_page(conv, fetched, next_token) if self.store else fetched.url
             q.put(PageInput(source, fetched.body, expected))
+            if self.stopping.is_set():
+                raise FetchError("interrupted")
 
     # ------------------------------------------------------------------ keys
     def _fetch_keys(self, user_ids: list[str]) -> Keyring:

@@ -183,11 +183,11 @@ def make_client(args: argparse.Namespace, events: ClientEvents | None = None) ->
 class _Display:
     """A rich status line on a terminal (pages, events, conversations, keys, waits); silent otherwise."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, console=None) -> None:
         self.status = None
         if enabled:
             from rich.console import Console
-            self.status = Console(stderr=True).status("starting")
+            self.status = (console or Console(stderr=True)).status("starting")
 
     def __enter__(self) -> "_Display":
         if self.status is not None:

@@ -121,14 +121,13 @@ class XChatClient:
 
     def __init__(self, access_token: str, base_url: str = DEFAULT_BASE_URL, *,
                  policy: RetryPolicy | None = None, events: ClientEvents | None = None,
-                 transport: httpx.BaseTransport | None = None, http2: bool = True,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 transport: httpx.BaseTransport | None = None, http2: bool = True) -> None:
         if not access_token:
             raise ValueError("an access token is required")
         self.base_url = base_url.rstrip("/")
         self.policy = policy or RetryPolicy()
         self.events = events or ClientEvents()
-        self._sleep = sleep
+        self._cancelled = threading.Event()
         self._token = access_token
         self._rate_lock = threading.Lock()
         self._blocked_until = 0.0
@@ -141,6 +140,14 @@ class XChatClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def cancel(self) -> None:
+        """Make every waiting or future request of this client fail with "interrupted" (Ctrl-C)."""
+        self._cancelled.set()
+
+    def _sleep(self, seconds: float) -> None:
+        if self._cancelled.wait(seconds):
+            raise FetchError("interrupted")
 
     def __enter__(self) -> "XChatClient":
         return self
@@ -213,6 +220,8 @@ class XChatClient:
         url = self.base_url + path + ("?" + urlencode(params) if params else "")
         attempt = 0
         while True:
+            if self._cancelled.is_set():
+                raise FetchError("interrupted")
             self._respect_rate_limit()
             try:
                 response = self._http.get(url, headers={"Authorization": f"Bearer {self._token}"})
