@@ -80,6 +80,7 @@ def main() -> None:
                    for b in bodies)
 
     workers = args.workers or verifier.engine.default_workers()
+    rss_before_engine = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     raw_s = raw_baseline(conversation, args.repeat)
     raw_parallel_s = raw_baseline(conversation, args.repeat, workers)
     one_s, report1 = engine_run(bodies, ring, conversation.conversation_keys, 1, args.repeat)
@@ -103,6 +104,8 @@ def main() -> None:
         "ratio_parallel_vs_raw": round(n_events / many_s / raw_rate, 3),
         "ratio_parallel_vs_raw_parallel": round(n_events / many_s * raw_parallel_s, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_growth_during_verification_mb": round(
+            (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before_engine) / 1024, 1),
     }
     print(json.dumps(result, indent=2))
 

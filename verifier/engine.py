@@ -9,6 +9,7 @@ GIL inside OpenSSL), so verification overlaps with the Python work.
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -54,16 +55,17 @@ class _Event:
 
     __slots__ = ("index", "entry", "page", "raw", "event", "malformed", "conversation", "signature",
                  "findings", "sequence_id", "previous_sequence_id", "message_id", "sender_id",
-                 "conversation_id", "trusted")
+                 "conversation_id", "trusted", "from_meta")
 
     def __init__(self, index: int, entry: RawEntry, page: int) -> None:
         self.index, self.entry, self.page = index, entry, page
-        self.raw: bytes | None = None
+        self.raw: bytes | None = None  # SHA-256 of the encoded event: byte-identical repeats compare equal
         self.event: MessageEvent | None = None
         self.malformed = ""
         self.conversation = ""
         self.signature: Check | None = None
         self.findings: list[Finding] = []
+        self.from_meta = entry.from_meta
 
     @property
     def item(self) -> ItemJson | None:
@@ -82,6 +84,10 @@ class _Event:
         self.sender_id = getattr(source, "sender_id", None)
         self.conversation_id = getattr(source, "conversation_id", None)
         self.trusted = getattr(source, "is_trusted", None)
+
+    def release_input(self) -> None:
+        self.from_meta = self.entry.from_meta
+        self.entry = None
 
     def add(self, code: str, message: str, severity: str | None = None) -> None:
         sev = severity or FINDING_SEVERITY.get(code) or STATUS_SEVERITY[code]
@@ -202,8 +208,6 @@ class _Run:
             sev = STATUS_SEVERITY.get(ev.signature.status)
             if sev is not None:
                 ev.add(ev.signature.status, ev.signature.detail)
-        for ev in self.events:
-            self._envelope_checks(ev)
         conversations = self._conversations()
         verdict = "fail" if any(c.verdict == "fail" for c in conversations) else "pass"
         if any(i.errors for i in self.inputs) or (self.strict and any(i.api_errors for i in self.inputs)):
@@ -228,14 +232,23 @@ class _Run:
         if entry.encoded is None:
             ev.malformed = "encoded_event is missing"
             ev.resolve()
+            self._envelope_checks(ev)
+            ev.release_input()
             return ev
         try:
-            ev.raw, ev.event = decode_event_b64(entry.encoded, self.limits)
+            raw, ev.event = decode_event_b64(entry.encoded, self.limits)
+            ev.raw = _digest(raw)
         except MalformedEvent as exc:
+            ev.raw = _digest(repr(entry.encoded).encode())
             ev.malformed = str(exc)
         except RecursionError:  # defence in depth; the depth limit should stop this first
+            ev.raw = _digest(repr(entry.encoded).encode())
             ev.malformed = "nesting too deep"
         ev.resolve()
+        self._envelope_checks(ev)
+        # The JSON item and base64 text are no longer needed (the digest identifies the content):
+        # drop them, so memory stays proportional to the decoded events, not to the pages' size.
+        ev.release_input()
         return ev
 
     def _assign_conversation(self, page_events: list[_Event], expected: str) -> None:
@@ -425,6 +438,10 @@ class _SignaturePipeline:
         self.futures = []
 
 
+def _digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
 def _check_batch(batch: list) -> list[Check]:
     out = []
     for _ev, key, sig, payload, detail in batch:
@@ -463,9 +480,9 @@ def _identity(encoded: str) -> bytes:
 
 
 def _chain_node(ev: _Event) -> ChainNode:
-    content = ev.raw if ev.raw is not None else repr(ev.entry.encoded).encode()
+    content = ev.raw if ev.raw is not None else b"missing"
     return ChainNode(ev.index, ev.sequence_id, ev.previous_sequence_id, content,
-                     from_meta=ev.entry.from_meta,
+                     from_meta=ev.from_meta,
                      is_key_change=ev.event is not None and ev.event.kind == "ConversationKeyChangeEvent")
 
 
