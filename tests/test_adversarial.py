@@ -18,7 +18,7 @@ from verifier.testing.forge import Identity, encode_event
 from verifier.wire import MessageEvent, decode_event_bytes
 
 # ------------------------------------------------------------------ payload builder properties
-from verifier.wire import (DETAIL_VARIANTS, GROUP_CHANGE_VARIANTS, METADATA_VARIANTS, T_BOOL, T_I32,  # noqa: E402
+from verifier.wire import (DETAIL_VARIANTS, T_BOOL, T_I32,  # noqa: E402
                            T_I64, T_LIST, T_STRING, T_STRUCT)
 
 TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=10)
@@ -126,7 +126,7 @@ def test_chain_statuses_are_invariant_under_page_order(picks, rnd):
 
 # ------------------------------------------------------------------ differential: thousands of SDK events
 chat_xdk = pytest.importorskip("chat_xdk")
-from sdk_oracle import SENDER, fixture_keys, sdk_chat, signing_entries  # noqa: E402
+from sdk_oracle import sdk_chat, signing_entries  # noqa: E402
 
 OTHER = Identity.from_seed("2222", "1", "differential-other")
 

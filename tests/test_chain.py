@@ -1,4 +1,3 @@
-import random
 
 from hypothesis import given, settings, strategies as st
 

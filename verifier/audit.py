@@ -102,7 +102,7 @@ class Auditor:
             for cid, q in zip(conversation_ids, queues):
                 pool.submit(self._fetch_conversation, cid, q)
             try:
-                for cid, q in zip(conversation_ids, queues):
+                for q in queues:
                     self._consume(q, verification)
             except BaseException:
                 # Ctrl-C or a failure while consuming: let every fetcher finish the file it is

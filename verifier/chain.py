@@ -55,7 +55,7 @@ def analyse_chain(nodes: list[ChainNode]) -> dict[int, ChainResult]:
     oldest_data = seq_order(oldest.sequence_id) if oldest else None
     main_root = _root_of(oldest, canonical, in_cycle) if oldest else None
 
-    for seq, node in canonical.items():
+    for node in canonical.values():
         if node.index in results:  # conflict already decided
             continue
         results[node.index] = _link_status(node, canonical, children, in_cycle, oldest_data, main_root)

@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -335,14 +335,3 @@ def key_rows(body: bytes, user_id: str) -> list[dict]:
         return []
     rows = data.get("data") if isinstance(data, dict) else None
     return [{**r, "user_id": r.get("user_id", user_id)} for r in rows or [] if isinstance(r, dict)]
-
-
-@dataclass
-class Progress:
-    """Counters shared between fetch threads and a display."""
-
-    pages: int = 0
-    events: int = 0
-    conversations_done: int = 0
-    waits: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)

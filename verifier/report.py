@@ -87,7 +87,7 @@ def render_sarif(report: Report) -> str:
                                       "fullyQualifiedName": f"{conv.conversation_id}/{event.sequence_id}"}],
             }],
         })
-    for index, inp in enumerate(report.inputs):
+    for inp in report.inputs:
         for err in inp.errors:
             used["input_error"] = "error"
             results.append({"ruleId": "input_error", "level": "error", "message": {"text": err},
@@ -97,7 +97,6 @@ def render_sarif(report: Report) -> str:
               "defaultConfiguration": {"level": _SARIF_LEVEL[sev]}} for code, sev in sorted(used.items())]
     doc = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
            "runs": [{"tool": {"driver": {"name": "xchat-verify", "version": __version__,
-                                         "informationUri": "https://github.com/xchat-verify/xchat-verify",
                                          "rules": rules}},
                      "invocations": [{"executionSuccessful": report.complete}],
                      "properties": {"verdict": report.verdict},
