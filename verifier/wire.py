@@ -280,6 +280,26 @@ ENVELOPE: Schema = {
 }
 
 
+_FAST_UTF8, _FAST_BIN, _FAST_BOOL, _FAST_STRUCT = 0, 1, 2, 3
+_FAST_TABLES: dict[int, dict[bytes, tuple[str, int]]] = {}
+
+
+def _fast_table(schema: Schema) -> dict[bytes, tuple[str, int]]:
+    """Field headers (type byte + big-endian id) of a schema's common fields -> (name, kind), so the
+    reader recognises a well-typed field with one dictionary lookup."""
+    table = {}
+    for fid, (name, ttype, sub) in schema.items():
+        header = bytes([ttype]) + fid.to_bytes(2, "big")
+        if ttype == T_STRING:
+            table[header] = (name, _FAST_BIN if sub == _BIN else _FAST_UTF8)
+        elif ttype == T_BOOL:
+            table[header] = (name, _FAST_BOOL)
+        elif ttype == T_STRUCT:
+            table[header] = (name, _FAST_STRUCT)
+    _FAST_TABLES[id(schema)] = table
+    return table
+
+
 class _Reader:
     """Cursor over one buffer with element and depth budgets."""
 
@@ -450,36 +470,38 @@ class _Reader:
         out: dict[str, Any] = {}
         buf, end = self.buf, self.end
         pos = self.pos
+        fast = _FAST_TABLES.get(id(schema)) or _fast_table(schema)
         while True:
             if pos < end and buf[pos] == T_STOP:
                 self.pos = pos + 1
                 return out
-            if pos + 3 < end:
-                ttype = buf[pos]
-                spec = schema.get((buf[pos + 1] << 8) | buf[pos + 2])
-                if spec is not None and spec[1] == ttype:
-                    if ttype == T_STRING and pos + 7 <= end:
+            spec = fast.get(buf[pos:pos + 3])
+            if spec is not None:
+                fname, kind = spec
+                if kind <= _FAST_BIN:
+                    if pos + 7 <= end:
                         n = _I32.unpack_from(buf, pos + 3)[0]
                         start = pos + 7
                         if 0 <= n <= end - start:
                             pos = start + n
-                            if spec[2] is _BIN:
-                                out[spec[0]] = buf[start:pos]
+                            if kind == _FAST_BIN:
+                                out[fname] = buf[start:pos]
                                 continue
                             try:
-                                out[spec[0]] = buf[start:pos].decode("utf-8")
+                                out[fname] = buf[start:pos].decode("utf-8")
                                 continue
                             except UnicodeDecodeError:
-                                raise MalformedEvent(f"field {name}.{spec[0]} is not valid UTF-8") from None
-                    elif ttype == T_BOOL:
-                        out[spec[0]] = buf[pos + 3] != 0
+                                raise MalformedEvent(f"field {name}.{fname} is not valid UTF-8") from None
+                elif kind == _FAST_BOOL:
+                    if pos + 3 < end:
+                        out[fname] = buf[pos + 3] != 0
                         pos += 4
                         continue
-                    elif ttype == T_STRUCT:
-                        self.pos = pos + 3
-                        out[spec[0]] = self.value(spec[0], T_STRUCT, spec[2], depth)
-                        pos = self.pos
-                        continue
+                else:
+                    self.pos = pos + 3
+                    out[fname] = self.value(fname, T_STRUCT, schema[(buf[pos + 1] << 8) | buf[pos + 2]][2], depth)
+                    pos = self.pos
+                    continue
             self.pos = pos
             ttype, fid = self.field_header()
             if ttype == T_STOP:
