@@ -79,14 +79,17 @@ def b64decode_strict(text: str, what: str = "value") -> bytes:
     return _b64decode_diagnose(text, what)
 
 
+_B64_VALUE = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
+_UNUSED_BITS = {1: 0x0F, 2: 0x03}  # bytes in the last group -> bits of the last character that must be 0
+
+
 def _canonical_tail(raw: bytes, text: str) -> bool:
     """Non-zero trailing bits would make two strings decode to the same bytes: refuse them."""
     tail = len(raw) % 3
     if tail == 0:
         return True
-    body = text.rstrip("=")
-    last = binascii.b2a_base64(raw[-tail:], newline=False).decode().rstrip("=")
-    return body.endswith(last)
+    last = text.rstrip("=")[-1]
+    return _B64_VALUE[last] & _UNUSED_BITS[tail] == 0
 
 
 def _b64decode_diagnose(text: str, what: str) -> bytes:
