@@ -7,7 +7,6 @@ two byte-identical copies is called the duplicate, which does not change the mul
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import NamedTuple
 
 
@@ -27,7 +26,6 @@ class ChainResult:
     info_only: bool = False  # a duplicate that is expected (key-change repeats), severity info
 
 
-@lru_cache(maxsize=65536)
 def seq_order(seq: str) -> tuple:
     """Numeric order for decimal ids (snowflakes), a stable fallback otherwise."""
     if seq.isdigit() and seq.isascii():
