@@ -1,9 +1,9 @@
 """The verification engine: pages in, a ``Report`` out. Pure: no file or network I/O.
 
-Per event it decodes, rebuilds the signed payload, picks the signer's key, checks the signature,
-cross-checks the JSON envelope against the encoded event, then checks each conversation's chain.
-ECDSA checks run on a thread pool in chunks while decoding continues (``cryptography`` releases the
-GIL inside OpenSSL), so verification overlaps with the Python work.
+Per event it decodes, cross-checks the JSON envelope against the encoded event, rebuilds the
+signed payload, picks the signer's key and checks the signature, then checks each conversation's
+chain. ECDSA checks run in chunks on a thread pool once the pages are decoded (``cryptography``
+releases the GIL inside OpenSSL, so they use every core).
 """
 
 from __future__ import annotations
@@ -53,12 +53,12 @@ class PageInput:
 class _Event:
     """Working state of one input event; the identifying fields are resolved once in ``resolve``."""
 
-    __slots__ = ("index", "entry", "page", "raw", "event", "malformed", "conversation", "signature",
+    __slots__ = ("index", "entry", "raw", "event", "malformed", "conversation", "signature",
                  "findings", "sequence_id", "previous_sequence_id", "message_id", "sender_id",
                  "conversation_id", "trusted", "from_meta")
 
-    def __init__(self, index: int, entry: RawEntry, page: int) -> None:
-        self.index, self.entry, self.page = index, entry, page
+    def __init__(self, index: int, entry: RawEntry) -> None:
+        self.index, self.entry = index, entry
         self.raw: bytes | None = None  # SHA-256 of the encoded event: byte-identical repeats compare equal
         self.event: MessageEvent | None = None
         self.malformed = ""
@@ -86,7 +86,7 @@ class _Event:
         self.trusted = getattr(source, "is_trusted", None)
 
     def release_input(self) -> None:
-        self.from_meta = self.entry.from_meta
+        """Drop the JSON item and base64 text once decoded and cross-checked (memory)."""
         self.entry = None
 
     def add(self, code: str, message: str, severity: str | None = None) -> None:
@@ -141,7 +141,7 @@ class Verification:
 
     def add_page(self, page: Any) -> None:
         with _gc_paused():
-            self._run._load_page(self._pages, _as_decoded(page, self._pages))
+            self._run._load_page(_as_decoded(page, self._pages))
         self._pages += 1
 
     @property
@@ -216,34 +216,31 @@ class _Run:
                       key_source="keyring" if self.keyring is not None else "embedded",
                       inputs=self.inputs)
 
-    def _load_page(self, number: int, page: DecodedPage) -> list[_Event]:
+    def _load_page(self, page: DecodedPage) -> list[_Event]:
         first = len(self.events)
-        page_events = [self._decode(len(self.events) + i, number, e) for i, e in enumerate(page.entries)]
+        page_events = [self._decode(len(self.events) + i, e) for i, e in enumerate(page.entries)]
         self.events += page_events
         self._assign_conversation(page_events, canonical_conversation(page.conversation_id) or self.expected)
         self.inputs.append(InputReport(page.source, first, len(page_events), list(page.errors),
                                        list(page.api_errors)))
         return page_events
 
-    def _decode(self, index: int, page: int, entry: RawEntry) -> _Event:
-        ev = _Event(index, entry, page)
+    def _decode(self, index: int, entry: RawEntry) -> _Event:
+        ev = _Event(index, entry)
         if entry.problem:
             ev.add("envelope_mismatch", entry.problem)
         if entry.encoded is None:
             ev.malformed = "encoded_event is missing"
-            ev.resolve()
-            self._envelope_checks(ev)
-            ev.release_input()
-            return ev
-        try:
-            raw, ev.event = decode_event_b64(entry.encoded, self.limits)
-            ev.raw = _digest(raw)
-        except MalformedEvent as exc:
-            ev.raw = _digest(repr(entry.encoded).encode())
-            ev.malformed = str(exc)
-        except RecursionError:  # defence in depth; the depth limit should stop this first
-            ev.raw = _digest(repr(entry.encoded).encode())
-            ev.malformed = "nesting too deep"
+        else:
+            try:
+                raw, ev.event = decode_event_b64(entry.encoded, self.limits)
+                ev.raw = _digest(raw)
+            except MalformedEvent as exc:
+                ev.malformed = str(exc)
+            except RecursionError:  # defence in depth; the depth limit should stop this first
+                ev.malformed = "nesting too deep"
+            if ev.raw is None:
+                ev.raw = _digest(repr(entry.encoded).encode())
         ev.resolve()
         self._envelope_checks(ev)
         # The JSON item and base64 text are no longer needed (the digest identifies the content):
