@@ -144,3 +144,11 @@ def test_console_script_entry_point_matches_module():
     from verifier import cli
     assert cli.main(["verify", str(EXAMPLES / "conversation" / "page-1.json"), "--format", "json",
                      "--output", "/dev/null"]) in (0, 1)
+
+
+def test_bundled_examples_are_reproducible(tmp_path):
+    sys.path.insert(0, str(EXAMPLES))
+    import make_examples
+    make_examples.main(tmp_path)
+    for path in tmp_path.rglob("*.json"):
+        assert path.read_bytes() == (EXAMPLES / path.relative_to(tmp_path)).read_bytes(), path
