@@ -183,3 +183,12 @@ def test_write_routes_are_refused_by_the_client(api):
 def test_next_token_of_tolerates_garbage():
     assert next_token_of(b"{") is None and next_token_of(b'{"meta": {"next_token": "a"}}') == "a"
     assert EVENT_FIELDS.count(",") == 8
+
+
+def test_response_size_is_capped(api):
+    api.inject("huge", "/events", times=1, delay=8)  # 8 MB of padding, no Content-Length
+    with client(api, max_body_bytes=1024 * 1024) as c, pytest.raises(FetchError, match="exceeds the limit"):
+        list(c.iter_conversation_events(DIRECT))
+    api.inject("huge", "/events", times=1, delay=2)
+    with client(api, max_body_bytes=16 * 1024 * 1024) as c:  # under the cap: a valid (padded) body
+        assert len(all_events(c.iter_conversation_events(DIRECT, max_results=100))) == 60

@@ -70,6 +70,7 @@ class RetryPolicy:
     backoff_cap: float = 60.0
     max_wait: float = 900.0  # longest rate-limit wait we accept before giving up
     timeout: float = 30.0
+    max_body_bytes: int = 64 * 1024 * 1024  # a hostile or broken server cannot exhaust memory
 
 
 @dataclass
@@ -224,8 +225,7 @@ class XChatClient:
                 raise FetchError("interrupted")
             self._respect_rate_limit()
             try:
-                response = self._http.get(url, headers={"Authorization": f"Bearer {self._token}"})
-                body = response.read()
+                response, body = self._fetch(url)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 attempt = self._backoff(attempt, f"{type(exc).__name__} on {path}")
                 continue
@@ -243,6 +243,21 @@ class XChatClient:
                 attempt = self._backoff(attempt, f"HTTP {status} on {path}")
                 continue
             raise FetchError(f"HTTP {status} on GET {path}: {_problem_text(body)}", status)
+
+    def _fetch(self, url: str) -> tuple[httpx.Response, bytes]:
+        """GET with the body read in chunks and capped at ``max_body_bytes``."""
+        limit = self.policy.max_body_bytes
+        with self._http.stream("GET", url, headers={"Authorization": f"Bearer {self._token}"}) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise FetchError(f"response of {int(declared)} bytes from {url.split('?')[0]} exceeds "
+                                 f"the limit of {limit} bytes")
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    raise FetchError(f"response from {url.split('?')[0]} exceeds the limit of {limit} bytes")
+        return response, bytes(body)
 
     def _backoff(self, attempt: int, why: str) -> int:
         if attempt >= self.policy.max_retries:

@@ -40,7 +40,7 @@ PROBLEM = "https://api.x.com/2/problems/"
 class Fault:
     """Applied to the next ``times`` requests whose path contains ``match``."""
 
-    kind: str  # "status" | "delay" | "truncate" | "invalid_json" | "close"
+    kind: str  # "status" | "delay" | "truncate" | "invalid_json" | "close" | "huge"
     match: str = ""
     times: int = 1
     status: int = 503
@@ -173,6 +173,8 @@ class _Handler(BaseHTTPRequestHandler):
         status, body = self._route()
         if fault is not None and fault.kind in ("truncate", "invalid_json", "close"):
             return self._broken(fault.kind, body)
+        if fault is not None and fault.kind == "huge":
+            return self._huge(status, body, int(fault.delay or 8))
         self._send(status, body)
 
     # ---------------------------------------------------------------- plumbing
@@ -213,6 +215,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(raw)
+
+    def _huge(self, status: int, body: Any, megabytes: int) -> None:
+        """A valid body padded with megabytes of JSON whitespace, without a Content-Length."""
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("connection", "close")
+        self.end_headers()
+        chunk = b" " * (1024 * 1024)
+        try:
+            for _ in range(megabytes):
+                self.wfile.write(chunk)
+            self.wfile.write(json.dumps(body).encode())
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.close_connection = True
 
     def _broken(self, kind: str, body: Any) -> None:
         raw = json.dumps(body).encode()
