@@ -64,6 +64,11 @@ def test_audit_passes_and_saved_evidence_reproduces_the_report(api, tmp_path):
     assert {c["conversation_id"] for c in online["conversations"]} == set(IDS)
     offline = cli(api, "verify", ev, "--format", "json", token=False)
     assert offline.returncode == 0 and json.loads(offline.stdout) == online
+    # an out-of-band keyring replaces the saved keys: here one that lacks everyone -> unknown_key
+    other = tmp_path / "other-ring.json"
+    other.write_text(json.dumps({"keys": [Identity.from_seed("999", "1").keyring_entry()]}))
+    replaced = cli(api, "verify", ev, "--keys", other, "--format", "json", token=False)
+    assert replaced.returncode == 1 and "unknown_key" in replaced.stdout
     manifest = json.loads((ev / "manifest.json").read_text())
     assert all(c["complete"] for c in manifest["conversations"])
     page = manifest["conversations"][0]["pages"][0]

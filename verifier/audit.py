@@ -218,16 +218,19 @@ def ordered_errors(errors: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return sorted(errors, key=lambda e: (not e[0].startswith("fetch "), e[0]))
 
 
-def verify_saved_audit(root: str, **options: Any) -> Report:
-    """Re-verify a ``--save`` directory offline; gives the same report as the audit that wrote it."""
+def verify_saved_audit(root: str, keyring: Keyring | None = None, **options: Any) -> Report:
+    """Re-verify a ``--save`` directory offline; gives the same report as the audit that wrote it.
+
+    ``keyring`` replaces the saved key responses (e.g. keys compared out of band)."""
     saved = load_saved_audit(root)
     verification = Verification(**options)
     for page in saved.pages:
         verification.add_page(page)
     for source, message in ordered_errors(saved.errors):
         verification.add_input_error(source, message)
-    keyring = Keyring.from_public_key_bodies(
-        {uid: {"data": key_rows(body, uid)} for uid, body in saved.keyring_bodies.items()})
+    if keyring is None:
+        keyring = Keyring.from_public_key_bodies(
+            {uid: {"data": key_rows(body, uid)} for uid, body in saved.keyring_bodies.items()})
     return verification.finish(keyring)
 
 

@@ -144,9 +144,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     conversation_keys = parse_conversation_keys(args.conversation_key)
     options = dict(conversation_keys=conversation_keys, allow_embedded_keys=args.allow_embedded_keys,
                    strict=args.strict, workers=args.workers)
-    if len(args.pages) == 1 and is_evidence_dir(args.pages[0]) and not args.keys:
+    if len(args.pages) == 1 and is_evidence_dir(args.pages[0]):
+        keyring = load_keyring(args.keys, max_bytes) if args.keys else None
         try:
-            report = verify_saved_audit(args.pages[0], **options)
+            report = verify_saved_audit(args.pages[0], keyring, **options)
         except EvidenceError as exc:
             raise InputError(str(exc)) from None
     else:
