@@ -152,3 +152,14 @@ def test_bundled_examples_are_reproducible(tmp_path):
     make_examples.main(tmp_path)
     for path in tmp_path.rglob("*.json"):
         assert path.read_bytes() == (EXAMPLES / path.relative_to(tmp_path)).read_bytes(), path
+
+
+def test_api_errors_reach_every_human_and_ci_format(tmp_path, capsys):
+    body = page(ev(seq=1), errors=[{"title": "Not Found Error", "detail": "item gone",
+                                    "type": "https://api.x.com/2/problems/resource-not-found"}])
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps(body))
+    for fmt in ("text", "markdown", "sarif"):
+        assert main(["verify", str(p), "--format", fmt]) == 0
+        assert "item gone" in capsys.readouterr().out, fmt
+    assert main(["verify", str(p), "--strict", "--format", "json"]) == 1

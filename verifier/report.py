@@ -88,10 +88,15 @@ def render_sarif(report: Report) -> str:
             }],
         })
     for inp in report.inputs:
+        where = [{"physicalLocation": {"artifactLocation": {"uri": inp.source}}}]
         for err in inp.errors:
             used["input_error"] = "error"
             results.append({"ruleId": "input_error", "level": "error", "message": {"text": err},
-                            "locations": [{"physicalLocation": {"artifactLocation": {"uri": inp.source}}}]})
+                            "locations": where})
+        for api_error in inp.api_errors:
+            used["api_error"] = "warning"
+            results.append({"ruleId": "api_error", "level": "error" if report.strict else "warning",
+                            "message": {"text": _api_error_text(api_error)}, "locations": where})
     rules = [{"id": code, "name": code,
               "shortDescription": {"text": HINTS.get(code, "The input could not be read in full.")},
               "defaultConfiguration": {"level": _SARIF_LEVEL[sev]}} for code, sev in sorted(used.items())]
