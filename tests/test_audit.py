@@ -269,3 +269,11 @@ def test_progress_display_on_a_terminal():
     with quiet:
         quiet.update(AuditProgress())  # no terminal: nothing happens, nothing fails
     assert quiet.status is None
+
+
+def test_unwritable_evidence_dir_is_a_one_line_error(api, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    proc = cli(api, *audit_args(api, "--save", blocker / "ev", "--format", "json"))
+    assert proc.returncode == 3 and "cannot save" in proc.stderr
+    assert json.loads(proc.stdout)["verdict"] == "fail"  # the partial report is still printed

@@ -127,10 +127,12 @@ class Auditor:
             self.on_change(self.progress)
 
     def _fetch_conversation(self, conversation_id: str, q: queue.Queue) -> None:
+        """Fetch one conversation into ``q``; whatever happens, the consumer gets its end marker."""
         error = None
-        conv = self.store.start_conversation(conversation_id, conversation_path_id(conversation_id)) \
-            if self.store else None
+        conv = None
         try:
+            if self.store:
+                conv = self.store.start_conversation(conversation_id, conversation_path_id(conversation_id))
             expected = self._metadata(conversation_id, conv)
             token, count = self._replay_saved(conv, q, expected)
             if conv is None or not conv["complete"]:
@@ -139,13 +141,18 @@ class Auditor:
                     self._fetch_pages(conversation_id, conv, q, expected, token, remaining)
         except FetchError as exc:
             error = str(exc)
-        except Exception as exc:  # a bug or disk error must not hang the consumer; report it
+        except OSError as exc:
+            error = f"cannot save evidence: {exc.strerror or exc}"
+        except Exception as exc:  # a bug must not hang the consumer; report it
             error = f"{type(exc).__name__}: {exc}"
         finally:
             if error:
                 self.errors.append((f"fetch {conversation_id}", error))
             if self.store and conv is not None:
-                self.store.finish_conversation(conv, error)
+                try:
+                    self.store.finish_conversation(conv, error)
+                except OSError:
+                    pass  # already reported above; the manifest keeps its last consistent state
             self.progress.bump(conversations_done=1)
             q.put(_DONE)
 
@@ -189,28 +196,36 @@ class Auditor:
 
         def one(uid: str) -> None:
             try:
-                fetched = self.client.get_public_keys(uid)
-            except FetchError as exc:
-                if exc.status == 404:  # no keys registered (or a departed member): not a failure
-                    if self.store:
-                        self.store.save_keys(uid, None)
-                    return
-                self.errors.append((f"keys {uid}", str(exc)))
-                if self.store:
-                    self.store.save_keys(uid, None, str(exc))
-                return
-            finally:
-                self.progress.bump(keys_done=1)
-                self.on_change(self.progress)
-            if self.store:
-                self.store.save_keys(uid, fetched)
-            bodies[uid] = {"data": key_rows(fetched.body, uid)}
+                self._fetch_user_keys(uid, bodies)
+            except OSError as exc:  # evidence could not be written: the audit is incomplete
+                self.errors.append((f"keys {uid}", f"cannot save: {exc.strerror or exc}"))
 
         with ThreadPoolExecutor(max(1, self.options.concurrency)) as pool:
             list(pool.map(one, user_ids))
         if self.store:
-            self.store.save_keyring(bodies)
+            try:
+                self.store.save_keyring(bodies)
+            except OSError as exc:
+                self.errors.append(("keys keyring.json", f"cannot save: {exc.strerror or exc}"))
         return Keyring.from_public_key_bodies(bodies)
+
+    def _fetch_user_keys(self, uid: str, bodies: dict[str, Any]) -> None:
+        """One user's keys into ``bodies``; 404 means none registered (e.g. a departed member)."""
+        try:
+            fetched = self.client.get_public_keys(uid)
+        except FetchError as exc:
+            error = None if exc.status == 404 else str(exc)
+            if error:
+                self.errors.append((f"keys {uid}", error))
+            if self.store:
+                self.store.save_keys(uid, None, error)
+            return
+        finally:
+            self.progress.bump(keys_done=1)
+            self.on_change(self.progress)
+        if self.store:
+            self.store.save_keys(uid, fetched)
+        bodies[uid] = {"data": key_rows(fetched.body, uid)}
 
 
 def ordered_errors(errors: list[tuple[str, str]]) -> list[tuple[str, str]]:

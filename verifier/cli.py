@@ -229,6 +229,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         except EvidenceError as exc:
             raise InputError(str(exc)) from None
+        except OSError as exc:
+            raise InputError(f"cannot write evidence: {exc.strerror or exc}") from None
     emit(report, args.format, args.output)
     for inp in report.inputs:
         for err in inp.errors:
