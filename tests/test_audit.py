@@ -277,3 +277,12 @@ def test_unwritable_evidence_dir_is_a_one_line_error(api, tmp_path):
     proc = cli(api, *audit_args(api, "--save", blocker / "ev", "--format", "json"))
     assert proc.returncode == 3 and "cannot save" in proc.stderr
     assert json.loads(proc.stdout)["verdict"] == "fail"  # the partial report is still printed
+
+
+def test_the_same_conversation_named_twice_is_fetched_once(api):
+    direct = IDS[0]
+    proc = cli(api, "audit", direct, direct.replace(":", "-"), "--base-url", api.url, "--format", "json")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and len(report["conversations"]) == 1
+    assert report["conversations"][0]["counts"]["duplicate"] == 0 or \
+        all(f["severity"] == "info" for e in report["conversations"][0]["events"] for f in e["findings"])

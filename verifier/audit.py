@@ -91,8 +91,10 @@ class Auditor:
         self.stopping = threading.Event()  # set on interrupt: fetchers stop after their current file
 
     def run(self, conversation_ids: Sequence[str]) -> Report:
-        for cid in conversation_ids:
-            conversation_path_id(cid)  # validate every id before any request
+        by_path: dict[str, str] = {}
+        for cid in conversation_ids:  # validate every id before any request; one fetch per conversation
+            by_path.setdefault(conversation_path_id(cid), cid)
+        conversation_ids = list(by_path.values())
         opts = self.options
         verification = Verification(conversation_keys=opts.conversation_keys, strict=opts.strict,
                                     allow_embedded_keys=opts.allow_embedded_keys, workers=opts.workers)
