@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.kdf.x963kdf import X963KDF
 
 from ..keys import P256_ORDER
 from ..payload import build_payload
-from ..wire import (DETAIL_VARIANTS, ENVELOPE, EVENT_SIGNATURE, GROUP_CHANGE_VARIANTS,
+from ..wire import (DETAIL_VARIANTS, EVENT_SIGNATURE, GROUP_CHANGE_VARIANTS,
                     METADATA_VARIANTS, T_BOOL, T_I32, T_I64, T_LIST, T_STRING, T_STRUCT,
                     MessageEvent, SigningKeyInfo, EventSignature, b64encode_nopad)
 
@@ -133,8 +133,6 @@ def encode_event(event: MessageEvent) -> bytes:
     return bytes(out)
 
 
-assert set(ENVELOPE) | {7} == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
-
 
 # ------------------------------------------------------------------------------------- keys
 def _scalar(seed: str) -> int:
@@ -229,7 +227,6 @@ class Forged:
     raw: bytes
     b64: str
     payload: bytes | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def forge_event(sender: Identity, kind: str, body: dict, *, conversation_id: str | None,
