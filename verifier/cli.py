@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import io
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .audit import AuditOptions, Auditor, AuditProgress, verify_saved_audit
@@ -49,26 +50,32 @@ def read_limited(path: str, max_bytes: int) -> bytes:
     return data
 
 
-def split_bodies(data: bytes, source: str) -> list[DecodedPage]:
-    """One JSON body, or JSON Lines with one body per line."""
+def split_bodies(data: bytes, source: str) -> Iterator[DecodedPage]:
+    """One JSON body, or JSON Lines with one body per line (decoded one at a time, so a large
+    file is never held twice and each page can be verified and released before the next)."""
     page = decode_page(data, source)
-    if not page.errors or not page.errors[0].startswith("not a JSON object: "):
-        return [page]
-    lines = [line for line in data.splitlines() if line.strip()]
-    if len(lines) <= 1:
-        return [page]
-    return [decode_page(line, f"{source}:{number}") for number, line in enumerate(lines, 1)
-            if line.strip()]
+    if not page.errors or not page.errors[0].startswith("not a JSON object: ") \
+            or data.count(b"\n", 0, len(data) - 1) == 0:
+        yield page
+        return
+    del page
+    number = 0
+    for line in io.BytesIO(data):
+        if line.strip():
+            number += 1
+            yield decode_page(line, f"{source}:{number}")
 
 
-def load_pages(paths: Sequence[str], max_bytes: int) -> list[DecodedPage]:
-    pages: list[DecodedPage] = []
+def load_pages(paths: Sequence[str], max_bytes: int) -> Iterator[DecodedPage]:
+    """Pages of every path in order, lazily; an unreadable file becomes a page with an error."""
     for path in paths:
         try:
-            pages += split_bodies(read_limited(path, max_bytes), "stdin" if path == "-" else path)
+            data = read_limited(path, max_bytes)
         except InputError as exc:
-            pages.append(DecodedPage(path, errors=[str(exc)]))
-    return pages
+            yield DecodedPage(path, errors=[str(exc)])
+            continue
+        yield from split_bodies(data, "stdin" if path == "-" else path)
+        del data
 
 
 def is_evidence_dir(path: str) -> bool:
