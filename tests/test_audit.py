@@ -286,3 +286,19 @@ def test_the_same_conversation_named_twice_is_fetched_once(api):
     assert proc.returncode == 0 and len(report["conversations"]) == 1
     assert report["conversations"][0]["counts"]["duplicate"] == 0 or \
         all(f["severity"] == "info" for e in report["conversations"][0]["events"] for f in e["findings"])
+
+
+@pytest.mark.parametrize("corrupt", [
+    lambda m: m["conversations"][0]["pages"][0].pop("file"),
+    lambda m: m["conversations"][0].__setitem__("pages", [5]),
+    lambda m: m.__setitem__("conversations", "nope"),
+    lambda m: m.__setitem__("schema", "other"),
+])
+def test_malformed_manifest_is_a_one_line_error(api, tmp_path, corrupt):
+    ev = tmp_path / "ev"
+    assert cli(api, *audit_args(api, "--save", ev)).returncode == 0
+    manifest = json.loads((ev / "manifest.json").read_text())
+    corrupt(manifest)
+    (ev / "manifest.json").write_text(json.dumps(manifest))
+    proc = cli(api, "verify", ev, token=False)
+    assert proc.returncode == 3 and proc.stderr.count("\n") == 1 and "internal error" not in proc.stderr

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engine import PageInput, Verification, canonical_conversation
-from .evidence import EvidenceStore, load_saved_audit
+from .evidence import EvidenceError, EvidenceStore, load_saved_audit
 from .fetch import FetchError, XChatClient, conversation_path_id, key_rows, participants_of
 from .keys import Keyring
 from .model import Report
@@ -241,8 +241,11 @@ def verify_saved_audit(root: str, keyring: Keyring | None = None, **options: Any
     ``keyring`` replaces the saved key responses (e.g. keys compared out of band)."""
     saved = load_saved_audit(root)
     verification = Verification(**options)
-    for page in saved.pages:
-        verification.add_page(page)
+    try:
+        for page in saved.pages:
+            verification.add_page(page)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise EvidenceError(f"{root}/manifest.json lists a malformed page entry ({type(exc).__name__}: {exc})") from None
     for source, message in ordered_errors(saved.errors):
         verification.add_input_error(source, message)
     if keyring is None:

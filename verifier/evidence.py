@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from . import __version__
@@ -89,9 +90,10 @@ class EvidenceStore:
                 return conv
         return None
 
-    def page_inputs(self, conv: dict) -> list[PageInput]:
-        return [PageInput(str(self.root / p["file"]), self.read_file(p), conv.get("expected_conversation_id"))
-                for p in conv["pages"]]
+    def page_inputs(self, conv: dict) -> Iterator[PageInput]:
+        """The saved pages, read (and SHA-256 checked) one at a time."""
+        for page in conv["pages"]:
+            yield PageInput(str(self.root / page["file"]), self.read_file(page), conv.get("expected_conversation_id"))
 
     def keyring_bodies(self) -> dict[str, bytes]:
         """``{user_id: raw public_keys body}``: the keys exactly as the audit received them."""
@@ -159,7 +161,7 @@ class EvidenceStore:
 
 @dataclass
 class SavedAudit:
-    pages: list[PageInput]
+    pages: Iterator[PageInput]
     keyring_bodies: dict[str, bytes]
     errors: list[tuple[str, str]]  # (source, message) for conversations whose fetch did not complete
 
@@ -174,10 +176,8 @@ def load_saved_audit(root: str | Path) -> SavedAudit:
 
 def _load_saved_audit(root: str | Path) -> SavedAudit:
     store = EvidenceStore.open(root)
-    pages, errors = [], []
-    for conv in store.manifest["conversations"]:
-        pages += store.page_inputs(conv)
-        if conv.get("error"):
-            errors.append((f"fetch {conv['conversation_id']}", conv["error"]))
+    conversations = store.manifest["conversations"]
+    pages = (page for conv in conversations for page in store.page_inputs(conv))
+    errors = [(f"fetch {conv['conversation_id']}", conv["error"]) for conv in conversations if conv.get("error")]
     key_errors = [(f"keys {k['user_id']}", k["error"]) for k in store.manifest["keys"] if k.get("error")]
     return SavedAudit(pages, store.keyring_bodies(), errors + key_errors)
