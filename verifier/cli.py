@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import io
 import json
 import os
@@ -20,6 +18,7 @@ from .keys import Keyring
 from .model import Report
 from .pages import DecodedPage, decode_page
 from .report import FORMATS, render
+from .wire import MalformedEvent, b64decode_strict
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 DEFAULT_MAX_FILE_MB = 512
@@ -97,9 +96,9 @@ def parse_conversation_keys(values: Sequence[str]) -> dict[str, bytes]:
         if not sep or not version:
             raise UsageError(f"--conversation-key expects VERSION=BASE64, got {value!r}")
         try:
-            key = base64.b64decode(b64 + "=" * (-len(b64) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            raise UsageError(f"--conversation-key {version}: not base64") from None
+            key = b64decode_strict(b64, f"--conversation-key {version}")
+        except MalformedEvent as exc:
+            raise UsageError(str(exc)) from None
         if len(key) != 32:
             raise UsageError(f"--conversation-key {version}: key is {len(key)} bytes, expected 32")
         keys[version] = key
@@ -121,6 +120,15 @@ def emit(report: Report, fmt: str, output: str | None) -> None:
     width = os.get_terminal_size().columns if color else None
     sys.stdout.write(render(report, fmt, color=color, width=width))
     sys.stdout.flush()
+
+
+def finish(report: Report, args: argparse.Namespace) -> int:
+    """Write the report, name every input that could not be read (one line each), pick the exit code."""
+    emit(report, args.format, args.output)
+    for inp in report.inputs:
+        for err in inp.errors:
+            print(f"xchat-verify: {inp.source}: {err}", file=sys.stderr)
+    return exit_code(report)
 
 
 def exit_code(report: Report) -> int:
@@ -161,11 +169,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         keyring = load_keyring(args.keys, max_bytes) if args.keys else None
         pages = load_pages(args.pages, max_bytes)
         report = verify_pages(pages, keyring, **options)
-    emit(report, args.format, args.output)
-    for inp in report.inputs:
-        for err in inp.errors:
-            print(f"xchat-verify: {inp.source}: {err}", file=sys.stderr)
-    return exit_code(report)
+    return finish(report, args)
 
 
 def read_token(token_file: str | None) -> str:
@@ -238,11 +242,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             raise InputError(str(exc)) from None
         except OSError as exc:
             raise InputError(f"cannot write evidence: {exc.strerror or exc}") from None
-    emit(report, args.format, args.output)
-    for inp in report.inputs:
-        for err in inp.errors:
-            print(f"xchat-verify: {inp.source}: {err}", file=sys.stderr)
-    return exit_code(report)
+    return finish(report, args)
 
 
 def cmd_keys_fetch(args: argparse.Namespace) -> int:
