@@ -112,22 +112,24 @@ class EvidenceStore:
             self._write_manifest()
             return conv
 
-    def save_page(self, conv: dict, fetched, next_token: str | None) -> str:
-        name = f"conversations/{conv['path_id']}/page-{len(conv['pages']) + 1:05d}.json"
+    def _store(self, name: str, fetched) -> dict[str, Any]:
+        """Write a response body byte for byte; the manifest entry that describes it."""
         atomic_write(self.root / name, fetched.body)
+        return {"file": name, "url": fetched.url, "fetched_at": fetched.fetched_at,
+                "sha256": sha256(fetched.body), "bytes": len(fetched.body)}
+
+    def save_page(self, conv: dict, fetched, next_token: str | None) -> str:
+        entry = self._store(f"conversations/{conv['path_id']}/page-{len(conv['pages']) + 1:05d}.json", fetched)
         with self.lock:
-            conv["pages"].append({"file": name, "url": fetched.url, "fetched_at": fetched.fetched_at,
-                                  "sha256": sha256(fetched.body), "bytes": len(fetched.body)})
+            conv["pages"].append(entry)
             conv["next_token"] = next_token
             self._write_manifest()
-        return str(self.root / name)
+        return str(self.root / entry["file"])
 
     def save_metadata(self, conv: dict, fetched) -> None:
-        name = f"conversations/{conv['path_id']}/conversation.json"
-        atomic_write(self.root / name, fetched.body)
+        entry = self._store(f"conversations/{conv['path_id']}/conversation.json", fetched)
         with self.lock:
-            conv["metadata"] = {"file": name, "url": fetched.url, "fetched_at": fetched.fetched_at,
-                                "sha256": sha256(fetched.body)}
+            conv["metadata"] = entry
             self._write_manifest()
 
     def finish_conversation(self, conv: dict, error: str | None) -> None:
@@ -144,9 +146,7 @@ class EvidenceStore:
     def save_keys(self, user_id: str, fetched, error: str | None = None) -> None:
         entry: dict[str, Any] = {"user_id": user_id, "file": None, "error": error}
         if fetched is not None:
-            name = f"keys/{user_id}.json"
-            atomic_write(self.root / name, fetched.body)
-            entry.update(file=name, url=fetched.url, fetched_at=fetched.fetched_at, sha256=sha256(fetched.body))
+            entry.update(self._store(f"keys/{user_id}.json", fetched))
         with self.lock:
             self.manifest["keys"] = [k for k in self.manifest["keys"] if k["user_id"] != user_id] + [entry]
             self._write_manifest()
