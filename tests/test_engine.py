@@ -384,3 +384,10 @@ def test_report_json_contract():
     assert set(event) == {"index", "sequence_id", "previous_sequence_id", "message_id", "sender_id", "event_type",
                           "signature", "chain", "trusted", "findings"}
     assert set(data["conversations"][0]["counts"]) >= {"valid", "invalid", "linked", "gap", "cycle"}
+
+
+def test_public_api_is_importable_and_documented():
+    api_doc = (__import__("helpers").REPO / "docs" / "api.md").read_text()
+    for name in verifier.__all__:
+        assert getattr(verifier, name) is not None
+        assert name in api_doc, f"{name} is exported but not documented in docs/api.md"
