@@ -275,3 +275,11 @@ def test_fuzz_target_short_seeded_pass(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Done 4000 runs" in proc.stderr
+
+
+def test_absurd_number_of_events_in_one_page_is_capped():
+    from verifier.pages import MAX_EVENTS_PER_PAGE
+    body = {"data": [], "meta": {"conversation_key_events": ["AA"] * (MAX_EVENTS_PER_PAGE + 5)}}
+    report = verifier.verify_pages([json.dumps(body).encode()], workers=1)
+    assert sum(len(c.events) for c in report.conversations) == MAX_EVENTS_PER_PAGE
+    assert "exceed the limit" in report.inputs[0].errors[0] and not report.complete

@@ -92,6 +92,10 @@ class DecodedPage:
     conversation_id: str | None = None  # the conversation this page was fetched for, if known
 
 
+# The API serves at most 100 items a page plus a few key changes; far more is hostile input, and
+# every event costs memory in the report. The first MAX_EVENTS_PER_PAGE are still verified.
+MAX_EVENTS_PER_PAGE = 100_000
+
 _typed_decoder = msgspec.json.Decoder(PageJson)
 _loose_decoder = msgspec.json.Decoder(_LoosePage)
 
@@ -113,13 +117,21 @@ def decode_page(body: bytes | str | dict, source: str) -> DecodedPage:
         return page
     if typed is not None:
         _fill_typed(page, typed)
-        return page
+        return _capped(page)
     try:
         loose = _loose_decoder.decode(body)
     except msgspec.ValidationError:
         page.errors.append("not a JSON object at the top level")
         return page
     _fill_loose(page, loose)
+    return _capped(page)
+
+
+def _capped(page: DecodedPage) -> DecodedPage:
+    if len(page.entries) > MAX_EVENTS_PER_PAGE:
+        page.errors.append(f"{len(page.entries)} events in one page exceed the limit of {MAX_EVENTS_PER_PAGE}; "
+                           "only the first were verified")
+        del page.entries[MAX_EVENTS_PER_PAGE:]
     return page
 
 
