@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -117,7 +118,7 @@ def emit(report: Report, fmt: str, output: str | None) -> None:
             print(f"verdict: {report.verdict} (report written to {output})", file=sys.stderr)
         return
     color = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    width = os.get_terminal_size().columns if color else None
+    width = shutil.get_terminal_size().columns if color else None
     sys.stdout.write(render(report, fmt, color=color, width=width))
     sys.stdout.flush()
 
