@@ -302,3 +302,18 @@ def test_malformed_manifest_is_a_one_line_error(api, tmp_path, corrupt):
     (ev / "manifest.json").write_text(json.dumps(manifest))
     proc = cli(api, "verify", ev, token=False)
     assert proc.returncode == 3 and proc.stderr.count("\n") == 1 and "internal error" not in proc.stderr
+
+
+def test_keys_fetch_skips_rows_the_keyring_could_not_load(api, tmp_path):
+    class Broken:  # the server serves a row without a signing key for this user
+        user_id = "77"
+
+        def keyring_row(self):
+            return {"public_key_version": "1"}
+    api.state.users["77"] = [Broken(), Identity.from_seed("77", "2", "good")]
+    out = tmp_path / "ring.json"
+    proc = cli(api, "keys", "fetch", "77", "--base-url", api.url, "-o", out)
+    assert proc.returncode == 0 and "skipping a key row of user 77" in proc.stderr
+    ring = json.loads(out.read_text())
+    assert [k["public_key_version"] for k in ring["keys"]] == ["2"]
+    assert verifier.Keyring.from_json(out.read_text()).lookup("77", "2").status == "ok"

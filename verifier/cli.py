@@ -11,11 +11,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import msgspec
+
 from .audit import AuditOptions, Auditor, AuditProgress, verify_saved_audit
 from .engine import verify_pages
 from .evidence import MANIFEST, EvidenceError
 from .fetch import DEFAULT_BASE_URL, ClientEvents, FetchError, RetryPolicy, XChatClient, key_rows
-from .keys import Keyring
+from .keys import Keyring, entry_from_row
 from .model import Report
 from .pages import DecodedPage, decode_page
 from .report import FORMATS, render
@@ -265,13 +267,10 @@ def cmd_keys_fetch(args: argparse.Namespace) -> int:
             if not rows:
                 print(f"xchat-verify: user {user_id} has no public keys", file=sys.stderr)
             for row in rows:
-                entry = {"user_id": row["user_id"],
-                         "public_key_version": row.get("public_key_version", row.get("version")),
-                         "signing_public_key": row.get("signing_public_key")}
-                for name in ("public_key", "identity_public_key_signature"):
-                    if row.get(name) is not None:
-                        entry[name] = row[name]
-                entries.append(entry)
+                try:  # the same mapping --keys reads back, so the file always loads
+                    entries.append(msgspec.to_builtins(entry_from_row(row, user_id)))
+                except ValueError as exc:
+                    print(f"xchat-verify: skipping a key row of user {user_id}: {exc}", file=sys.stderr)
     text = json.dumps({"keys": entries}, indent=2) + "\n"
     if args.output:
         try:

@@ -111,7 +111,7 @@ def version_key(version: str | None) -> str:
     return version or ""
 
 
-class KeyringEntry(msgspec.Struct):
+class KeyringEntry(msgspec.Struct, omit_defaults=True):
     user_id: str
     public_key_version: str
     signing_public_key: str
@@ -173,7 +173,7 @@ class Keyring:
             rows = body.get("data") if isinstance(body, dict) else None
             for row in rows if isinstance(rows, list) else []:
                 try:
-                    ring.add(_row_to_entry(row, user_id))
+                    ring.add(entry_from_row(row, user_id))
                 except ValueError as exc:
                     ring.warnings.append(f"user {user_id}: {exc}")
         return ring
@@ -214,7 +214,8 @@ def _check_entry(entry: KeyringEntry) -> TrustedKey:
     return trusted
 
 
-def _row_to_entry(row: Any, user_id: str | None) -> KeyringEntry:
+def entry_from_row(row: Any, user_id: str | None) -> KeyringEntry:
+    """A keyring entry from a key row (either API spelling); ``ValueError`` names what is missing."""
     if not isinstance(row, dict):
         raise ValueError(f"keyring entry is not an object: {row!r:.60}")
     uid = row.get("user_id", user_id)
@@ -235,11 +236,11 @@ def _row_to_entry(row: Any, user_id: str | None) -> KeyringEntry:
 
 def _entries_from_json(data: Any) -> list[KeyringEntry]:
     if isinstance(data, list):
-        return [_row_to_entry(r, None) for r in data]
+        return [entry_from_row(r, None) for r in data]
     if not isinstance(data, dict):
         raise ValueError("keyring must be an object or a list")
     if "keys" in data and isinstance(data["keys"], list):
-        return [_row_to_entry(r, None) for r in data["keys"]]
+        return [entry_from_row(r, None) for r in data["keys"]]
     entries = []
     for user_id, body in data.items():
         if not isinstance(body, dict):
@@ -247,5 +248,5 @@ def _entries_from_json(data: Any) -> list[KeyringEntry]:
         rows = body.get("data") or []
         if not isinstance(rows, list):
             raise ValueError(f"public_keys body for user {user_id} has no data array")
-        entries += [_row_to_entry(r, str(user_id)) for r in rows]
+        entries += [entry_from_row(r, str(user_id)) for r in rows]
     return entries
