@@ -108,7 +108,7 @@ def _b64decode_diagnose(text: str, what: str) -> bytes:
         raw = binascii.a2b_base64(body + "=" * expected_pad)
     except (binascii.Error, ValueError) as exc:  # pragma: no cover - regex pre-checks
         raise MalformedEvent(f"{what}: {exc}") from None
-    if binascii.b2a_base64(raw, newline=False).decode().rstrip("=") != body:
+    if not _canonical_tail(raw, body):
         raise MalformedEvent(f"{what}: non-canonical base64 (trailing bits set)")
     return raw
 
@@ -351,6 +351,12 @@ class _Reader:
         self.pos += n
         return self.buf[start:self.pos]
 
+    def list_header(self) -> tuple[int, int]:
+        self.need(5, "list header")
+        etype, n = _LIST_HEADER.unpack_from(self.buf, self.pos)
+        self.pos += 5
+        return etype, n
+
     def count(self, n: int, what: str) -> None:
         if n > self.limits.max_container_elements:
             raise MalformedEvent(
@@ -400,9 +406,7 @@ class _Reader:
                     return
                 self.skip(ftype, depth + 1)
         elif ttype in (T_LIST, T_SET):
-            self.need(5, "list header")
-            etype, n = _LIST_HEADER.unpack_from(self.buf, self.pos)
-            self.pos += 5
+            etype, n = self.list_header()
             self.check_container(etype, n, "list")
             for _ in range(n):
                 self.skip(etype, depth + 1)
@@ -452,9 +456,7 @@ class _Reader:
                 return value
             return self.struct(sub, depth + 1, name)
         if ttype == T_LIST:
-            self.need(5, "list header")
-            etype, n = _LIST_HEADER.unpack_from(self.buf, self.pos)
-            self.pos += 5
+            etype, n = self.list_header()
             want, esub = sub
             if n and etype != want:
                 raise MalformedEvent(
