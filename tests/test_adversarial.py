@@ -257,8 +257,9 @@ def test_million_element_list_and_deep_nesting_are_clear_findings(tmp_path):
 def test_json_list_of_a_million_items_and_deep_json(tmp_path):
     wide = tmp_path / "wide.json"
     wide.write_text('{"data": [], "unknown": [' + ",".join(["1"] * 10 ** 6) + "]}")
-    proc, report = _cli_json(wide)
-    assert proc.returncode == 0 and report["conversations"] == []
+    proc, report = _cli_json(wide)  # read in full; an empty history is never a PASS
+    assert proc.returncode == 1 and report["conversations"] == []
+    assert [f["code"] for f in report["findings"]] == ["no_trusted_keys", "no_events"]
     deep = tmp_path / "deep.json"
     deep.write_text('{"data": [], "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
     proc, report = _cli_json(deep)

@@ -76,7 +76,10 @@ def test_markdown_and_text(good, capsys):
     p1, p2, ring = good
     assert main(["verify", str(p1), str(p2), "--keys", str(ring), "--format", "markdown"]) == 0
     assert "xchat-verify: PASS" in capsys.readouterr().out
-    assert main(["verify", str(p1), "--format", "text"]) == 0
+    assert main(["verify", str(p1), "--format", "text"]) == 1  # no trusted keys: fail closed
+    out = capsys.readouterr().out
+    assert "verdict: FAIL" in out and "no_trusted_keys" in out
+    assert main(["verify", str(p1), "--format", "text", "--allow-embedded-keys"]) == 0
     out = capsys.readouterr().out
     assert "verdict: PASS" in out and "not authenticated" in out
 
@@ -84,8 +87,10 @@ def test_markdown_and_text(good, capsys):
 def test_strict_turns_warnings_into_failure(tmp_path):
     p = tmp_path / "u.json"
     p.write_text(json.dumps(page(ev(is_trusted=False))))
-    assert main(["verify", str(p)]) == 0
-    assert main(["verify", str(p), "--strict"]) == 1
+    ring = tmp_path / "ring.json"
+    ring.write_text(json.dumps({"keys": [ALICE.keyring_entry()]}))
+    assert main(["verify", str(p), "--keys", str(ring)]) == 0
+    assert main(["verify", str(p), "--keys", str(ring), "--strict"]) == 1
 
 
 def test_stdin_and_json_lines(good):
@@ -154,12 +159,13 @@ def test_bundled_examples_are_reproducible(tmp_path):
         assert path.read_bytes() == (EXAMPLES / path.relative_to(tmp_path)).read_bytes(), path
 
 
-def test_api_errors_reach_every_human_and_ci_format(tmp_path, capsys):
+def test_api_errors_reach_every_human_and_ci_format(tmp_path, capsys, good):
     body = page(ev(seq=1), errors=[{"title": "Not Found Error", "detail": "item gone",
                                     "type": "https://api.x.com/2/problems/resource-not-found"}])
     p = tmp_path / "p.json"
     p.write_text(json.dumps(body))
+    ring = str(good[2])
     for fmt in ("text", "markdown", "sarif"):
-        assert main(["verify", str(p), "--format", fmt]) == 0
+        assert main(["verify", str(p), "--keys", ring, "--format", fmt]) == 0
         assert "item gone" in capsys.readouterr().out, fmt
-    assert main(["verify", str(p), "--strict", "--format", "json"]) == 1
+    assert main(["verify", str(p), "--keys", ring, "--strict", "--format", "json"]) == 1

@@ -32,6 +32,8 @@ class AuditOptions:
     resume: bool = False
     strict: bool = False
     allow_embedded_keys: bool = False
+    allow_empty: bool = False
+    allow_partial: bool = False
     conversation_keys: dict[str, bytes] = field(default_factory=dict)
     workers: int | None = None
 
@@ -87,6 +89,7 @@ class Auditor:
             else:
                 self.store = EvidenceStore(self.options.save_dir, client.base_url)
         self.participants: dict[str, None] = {}
+        self.expected_ids: dict[str, str | None] = {}  # conversation as named -> canonical id
         self.errors: list[tuple[str, str]] = []
         self.stopping = threading.Event()  # set on interrupt: fetchers stop after their current file
 
@@ -97,15 +100,17 @@ class Auditor:
         conversation_ids = list(by_path.values())
         opts = self.options
         verification = Verification(conversation_keys=opts.conversation_keys, strict=opts.strict,
-                                    allow_embedded_keys=opts.allow_embedded_keys, workers=opts.workers)
+                                    allow_embedded_keys=opts.allow_embedded_keys, allow_empty=opts.allow_empty,
+                                    allow_partial=opts.allow_partial, workers=opts.workers)
         self.progress.conversations = len(conversation_ids)
         queues = [queue.Queue() for _ in conversation_ids]
         with ThreadPoolExecutor(max(1, opts.concurrency)) as pool:
             for cid, q in zip(conversation_ids, queues):
                 pool.submit(self._fetch_conversation, cid, q)
             try:
-                for q in queues:
-                    self._consume(q, verification)
+                for cid, q in zip(conversation_ids, queues):
+                    events = self._consume(q, verification)
+                    expect_conversation(verification, cid, self.expected_ids.get(cid), events)
             except BaseException:
                 # Ctrl-C or a failure while consuming: let every fetcher finish the file it is
                 # writing and stop, so the evidence directory stays consistent for --resume.
@@ -118,11 +123,13 @@ class Auditor:
         return verification.finish(keyring)
 
     # ------------------------------------------------------------------ conversations
-    def _consume(self, q: queue.Queue, verification: Verification) -> None:
+    def _consume(self, q: queue.Queue, verification: Verification) -> int:
+        """Feed one conversation's pages to the engine; the number of events they held."""
+        before = verification.event_count
         while True:
             item = q.get()
             if item is _DONE:
-                return
+                return verification.event_count - before
             verification.add_page(item)
             self.progress.bump(pages=1)
             self.progress.events = verification.event_count
@@ -136,6 +143,7 @@ class Auditor:
             if self.store:
                 conv = self.store.start_conversation(conversation_id, conversation_path_id(conversation_id))
             expected = self._metadata(conversation_id, conv)
+            self.expected_ids[conversation_id] = expected
             token, count = self._replay_saved(conv, q, expected)
             if conv is None or not conv["complete"]:
                 remaining = None if self.options.max_pages is None else self.options.max_pages - count
@@ -230,6 +238,15 @@ class Auditor:
         bodies[uid] = {"data": key_rows(fetched.body, uid)}
 
 
+def expect_conversation(verification: Verification, named: str, expected: str | None, events: int) -> None:
+    """Report every audited conversation, even one without events (it then fails ``no_events``):
+    under its canonical id when known, else, if it returned nothing, under the id as named."""
+    if expected:
+        verification.expect_conversation(expected)
+    elif events == 0:
+        verification.expect_conversation(named)
+
+
 def ordered_errors(errors: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Fetch failures first, then key failures, each by source: independent of thread timing."""
     return sorted(errors, key=lambda e: (not e[0].startswith("fetch "), e[0]))
@@ -242,8 +259,11 @@ def verify_saved_audit(root: str, keyring: Keyring | None = None, **options: Any
     saved = load_saved_audit(root)
     verification = Verification(**options)
     try:
-        for page in saved.pages:
-            verification.add_page(page)
+        for named, expected, pages in saved.conversations:
+            before = verification.event_count
+            for page in pages:
+                verification.add_page(page)
+            expect_conversation(verification, named, expected, verification.event_count - before)
     except (KeyError, TypeError, AttributeError) as exc:
         raise EvidenceError(f"{root}/manifest.json lists a malformed page entry ({type(exc).__name__}: {exc})") from None
     for source, message in ordered_errors(saved.errors):

@@ -149,8 +149,13 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conversation-key", action="append", default=[], metavar="VERSION=BASE64",
                         help="plaintext conversation key, to verify v6+ key-change signatures")
     parser.add_argument("--allow-embedded-keys", action="store_true",
-                        help="with --keys: verify signers the keyring lacks with the event's own key "
-                             "(reported as embedded_key_used)")
+                        help="accept signer keys carried in the events themselves (not authenticated): "
+                             "without --keys the verdict may then pass; with --keys, signers the keyring "
+                             "lacks are verified with their own key (reported as embedded_key_used)")
+    parser.add_argument("--allow-empty", action="store_true",
+                        help="an empty history, or one where no signature could be proven, may pass")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="a history that was not fetched to its end may pass (reported as incomplete)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="verification threads (default: number of CPUs, at most 8)")
     parser.add_argument("--max-file-mb", type=int, default=DEFAULT_MAX_FILE_MB, metavar="MB",
@@ -161,6 +166,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     max_bytes = args.max_file_mb * 1024 * 1024
     conversation_keys = parse_conversation_keys(args.conversation_key)
     options = dict(conversation_keys=conversation_keys, allow_embedded_keys=args.allow_embedded_keys,
+                   allow_empty=args.allow_empty, allow_partial=args.allow_partial,
                    strict=args.strict, workers=args.workers)
     if len(args.pages) == 1 and is_evidence_dir(args.pages[0]):
         keyring = load_keyring(args.keys, max_bytes) if args.keys else None
@@ -232,7 +238,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise UsageError("--max-results must be between 1 and 100")
     options = AuditOptions(max_results=args.max_results, max_pages=args.max_pages, concurrency=args.concurrency,
                            save_dir=args.save, resume=args.resume, strict=args.strict,
-                           allow_embedded_keys=args.allow_embedded_keys,
+                           allow_embedded_keys=args.allow_embedded_keys, allow_empty=args.allow_empty,
+                           allow_partial=args.allow_partial,
                            conversation_keys=parse_conversation_keys(args.conversation_key), workers=args.workers)
     display = _Display(sys.stderr.isatty() and not args.quiet)
     with display, make_client(args, ClientEvents(on_wait=display.wait)) as client:

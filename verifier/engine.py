@@ -25,8 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from .chain import ChainNode, ChainResult, analyse_chain
 from .keys import (Keyring, KeyError_, decode_signature, key_identity, parse_public_key,
                    verify_raw, version_key)
-from .model import (FINDING_SEVERITY, REPORT_SCHEMA, STATUS_SEVERITY, ChainStatus, Check,
-                    ConversationReport, EventReport, Finding, InputReport, Report, SigStatus, fails)
+from .model import (ALLOWED_BY, FINDING_SEVERITY, REPORT_SCHEMA, STATUS_SEVERITY, ChainStatus, Check,
+                    ConversationReport, EventReport, Finding, InputReport, Proof, Report, Severity,
+                    SigStatus, fails)
 from .pages import DecodedPage, ItemJson, RawEntry, decode_page
 from .payload import (BUILDERS, UNSIGNED_KINDS, PayloadUnavailable, build_payload,
                       parse_signature_version)
@@ -109,14 +110,18 @@ def canonical_conversation(cid: str | None) -> str:
 
 def verify_pages(pages: Iterable[PageInput | bytes | str | dict], keyring: Keyring | None = None, *,
                  conversation_keys: Mapping[str, bytes] | None = None,
-                 allow_embedded_keys: bool = False, strict: bool = False,
+                 allow_embedded_keys: bool = False, allow_empty: bool = False,
+                 allow_partial: bool = False, strict: bool = False,
                  expected_conversation_id: str | None = None,
                  limits: Limits = DEFAULT_LIMITS, workers: int | None = None) -> Report:
     """Verify pages of ``GET /2/chat/conversations/{id}/events`` bodies; never raises per event.
 
     ``pages`` may hold raw bodies (bytes/str), parsed dicts, ``PageInput`` or already decoded pages.
+    Fail closed: without a ``keyring`` the verdict is ``fail`` unless ``allow_embedded_keys``; an
+    empty history, or one where no signature could be proven, fails unless ``allow_empty``.
     """
     verification = Verification(conversation_keys=conversation_keys, allow_embedded_keys=allow_embedded_keys,
+                                allow_empty=allow_empty, allow_partial=allow_partial,
                                 strict=strict, expected_conversation_id=expected_conversation_id,
                                 limits=limits, workers=workers)
     for page in pages:
@@ -132,10 +137,13 @@ class Verification:
     """
 
     def __init__(self, *, conversation_keys: Mapping[str, bytes] | None = None,
-                 allow_embedded_keys: bool = False, strict: bool = False,
+                 allow_embedded_keys: bool = False, allow_empty: bool = False,
+                 allow_partial: bool = False, strict: bool = False,
                  expected_conversation_id: str | None = None, limits: Limits = DEFAULT_LIMITS,
                  workers: int | None = None) -> None:
-        self._run = _Run(None, conversation_keys or {}, allow_embedded_keys, strict,
+        policy = Policy(allow_embedded_keys=allow_embedded_keys, allow_empty=allow_empty,
+                        allow_partial=allow_partial, strict=strict)
+        self._run = _Run(None, conversation_keys or {}, policy,
                          canonical_conversation(expected_conversation_id), limits, workers)
         self._pages = 0
 
@@ -162,6 +170,17 @@ class Verification:
         """Record an input that could not be obtained in full (the report is then incomplete)."""
         self._run.inputs.append(InputReport(source, len(self._run.events), 0, [message]))
 
+    def expect_conversation(self, conversation_id: str) -> None:
+        """Name a conversation the caller asked for: it is reported even if it has no events
+        (then it fails with ``no_events`` unless ``allow_empty``)."""
+        self._run.expected_conversations.setdefault(canonical_conversation(conversation_id) or "unknown")
+
+    def mark_incomplete(self, conversation_id: str | None, reason: str) -> None:
+        """The history of ``conversation_id`` was not fetched to its end (a page limit, an interrupted
+        or failed fetch): it fails with ``incomplete`` unless ``allow_partial``."""
+        cid = canonical_conversation(conversation_id) or self._run.expected or "unknown"
+        self._run.incomplete.setdefault(cid, []).append(reason)
+
     def finish(self, keyring: Keyring | None = None) -> Report:
         self._run.keyring = keyring
         with _gc_paused():
@@ -181,17 +200,37 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@dataclass(frozen=True)
+class Policy:
+    """The trust choices of a run. Each ``allow_*`` is an explicit opt-in to a weaker claim; the
+    report then says so (an info finding and the verdict line) instead of failing."""
+
+    allow_embedded_keys: bool = False  # verify signers with keys carried in the events themselves
+    allow_empty: bool = False  # an empty history, or one with no provable signature, may pass
+    allow_partial: bool = False  # a history not fetched to its end may pass
+    strict: bool = False  # warnings fail too
+
+    def severity(self, code: str) -> str:
+        allowed = ALLOWED_BY.get(code)
+        if allowed is not None and getattr(self, allowed):
+            return Severity.INFO.value
+        return (FINDING_SEVERITY.get(code) or STATUS_SEVERITY[code]).value
+
+
 class _Run:
-    def __init__(self, keyring, conversation_keys, allow_embedded, strict, expected, limits, workers):
+    def __init__(self, keyring, conversation_keys, policy: Policy, expected, limits, workers):
         self.keyring: Keyring | None = keyring
         self.conversation_keys = {version_key(k): v for k, v in conversation_keys.items()}
-        self.allow_embedded = allow_embedded
-        self.strict = strict
+        self.policy = policy
+        self.allow_embedded = policy.allow_embedded_keys
+        self.strict = policy.strict
         self.expected = expected
         self.limits = limits
         self.workers = workers if workers is not None else default_workers()
         self.events: list[_Event] = []
         self.inputs: list[InputReport] = []
+        self.expected_conversations: dict[str, None] = {}  # asked for by the caller, in order
+        self.incomplete: dict[str, list[str]] = {}
 
     # ---------------------------------------------------------------- orchestration
     def execute(self) -> Report:
@@ -208,13 +247,51 @@ class _Run:
             sev = STATUS_SEVERITY.get(ev.signature.status)
             if sev is not None:
                 ev.add(ev.signature.status, ev.signature.detail)
-        conversations = self._conversations()
-        verdict = "fail" if any(c.verdict == "fail" for c in conversations) else "pass"
-        if any(i.errors for i in self.inputs) or (self.strict and any(i.api_errors for i in self.inputs)):
-            verdict = "fail"
-        return Report(REPORT_SCHEMA, verdict, conversations, strict=self.strict,
+        run_findings = self._run_findings()
+        run_fails = any(fails(f.severity, self.strict) for f in run_findings)
+        conversations = self._conversations(run_fails)
+        if not conversations:
+            run_findings.append(self._finding("no_events", "the input holds no events"))
+        failed = any(c.verdict == "fail" for c in conversations) or \
+            any(fails(f.severity, self.strict) for f in run_findings) or \
+            any(i.errors for i in self.inputs) or (self.strict and any(i.api_errors for i in self.inputs))
+        return Report(REPORT_SCHEMA, "fail" if failed else "pass", conversations, strict=self.strict,
                       key_source="keyring" if self.keyring is not None else "embedded",
-                      inputs=self.inputs)
+                      inputs=self.inputs, findings=run_findings, proof=self._proof(conversations))
+
+    def _finding(self, code: str, message: str) -> Finding:
+        return Finding(code, self.policy.severity(code), message)
+
+    def _run_findings(self) -> list[Finding]:
+        """Findings about the run as a whole: whose keys were trusted, and what the keyring said."""
+        out = []
+        if self.keyring is None:
+            out.append(self._finding("no_trusted_keys", "no keyring: signer keys were taken from the "
+                                                        "events themselves and are not authenticated"))
+        else:
+            out += [self._finding(code, message) for code, message in self.keyring.findings]
+        return out
+
+    def _conversation_findings(self, cid: str, reports: list[EventReport]) -> list[Finding]:
+        out = []
+        for reason in self.incomplete.get(cid, []):
+            out.append(self._finding("incomplete", f"history not fetched to its end: {reason}"))
+        if not reports:
+            out.append(self._finding("no_events", "the conversation has no events"))
+        elif not any(r.signature.status == "valid" for r in reports):
+            out.append(self._finding("nothing_proven", f"none of its {len(reports)} events has a "
+                                                       "proven signature"))
+        return out
+
+    def _proof(self, conversations: list[ConversationReport]) -> Proof:
+        statuses = Counter(e.signature.status for c in conversations for e in c.events)
+        events = sum(statuses.values())
+        not_signed = statuses["not_signed"]
+        proven, waiting = statuses["valid"], statuses["needs_conversation_key"]
+        return Proof(events=events, signed=events - not_signed, proven=proven,
+                     needs_conversation_key=waiting, unproven=events - not_signed - proven - waiting,
+                     not_signed=not_signed, keys_authenticated=self.keyring is not None,
+                     complete=not self.incomplete and not any(i.errors for i in self.inputs))
 
     def _load_page(self, page: DecodedPage) -> list[_Event]:
         first = len(self.events)
@@ -359,25 +436,34 @@ class _Run:
             ev.add("envelope_mismatch", problem)
 
     # ---------------------------------------------------------------- chain and report
-    def _conversations(self) -> list[ConversationReport]:
-        groups: dict[str, list[_Event]] = {}
+    def _conversations(self, run_fails: bool) -> list[ConversationReport]:
+        """Conversations the caller expected (even with no events) first, then any others seen."""
+        groups: dict[str, list[_Event]] = {cid: [] for cid in self.expected_conversations}
+        for cid in self.incomplete:
+            groups.setdefault(cid, [])
         for ev in self.events:
             groups.setdefault(ev.conversation, []).append(ev)
-        return [self._conversation(cid, evs) for cid, evs in groups.items()]
+        return [self._conversation(cid, evs, run_fails) for cid, evs in groups.items()]
 
-    def _conversation(self, cid: str, evs: list[_Event]) -> ConversationReport:
+    def _conversation(self, cid: str, evs: list[_Event], run_fails: bool) -> ConversationReport:
         chain = analyse_chain([_chain_node(ev) for ev in evs])
         reports = [self._event_report(ev, chain[ev.index]) for ev in evs]
         counts: dict[str, int] = {s.value: 0 for s in SigStatus}
         counts.update({s.value: 0 for s in ChainStatus})
+        findings = self._conversation_findings(cid, reports)
         for r in reports:
             counts[r.signature.status] += 1
             counts[r.chain.status] += 1
             for f in r.findings:
                 if f.code not in STATUS_SEVERITY:
                     counts[f.code] = counts.get(f.code, 0) + 1
-        failed = any(fails(f.severity, self.strict) for r in reports for f in r.findings)
-        return ConversationReport(cid, "fail" if failed else "pass", counts, reports)
+        for f in findings:
+            counts[f.code] = counts.get(f.code, 0) + 1
+        # A conversation passes only on its own proof and a sound run (trusted keys, ...).
+        failed = run_fails or any(fails(f.severity, self.strict) for f in findings) or \
+            any(fails(f.severity, self.strict) for r in reports for f in r.findings)
+        return ConversationReport(cid, "fail" if failed else "pass", counts, reports, findings,
+                                  complete=cid not in self.incomplete)
 
     def _event_report(self, ev: _Event, chain: ChainResult) -> EventReport:
         sev = STATUS_SEVERITY.get(chain.status)

@@ -161,7 +161,8 @@ class EvidenceStore:
 
 @dataclass
 class SavedAudit:
-    pages: Iterator[PageInput]
+    # (conversation as named, its canonical id if known, its pages read lazily), in audit order
+    conversations: list[tuple[str, str | None, Iterator[PageInput]]]
     keyring_bodies: dict[str, bytes]
     errors: list[tuple[str, str]]  # (source, message) for conversations whose fetch did not complete
 
@@ -177,7 +178,8 @@ def load_saved_audit(root: str | Path) -> SavedAudit:
 def _load_saved_audit(root: str | Path) -> SavedAudit:
     store = EvidenceStore.open(root)
     conversations = store.manifest["conversations"]
-    pages = (page for conv in conversations for page in store.page_inputs(conv))
+    pages = [(conv["conversation_id"], conv.get("expected_conversation_id"), store.page_inputs(conv))
+             for conv in conversations]
     errors = [(f"fetch {conv['conversation_id']}", conv["error"]) for conv in conversations if conv.get("error")]
     key_errors = [(f"keys {k['user_id']}", k["error"]) for k in store.manifest["keys"] if k.get("error")]
     return SavedAudit(pages, store.keyring_bodies(), errors + key_errors)

@@ -137,6 +137,7 @@ class Keyring:
 
     keys: dict[tuple[str, str], TrustedKey] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    findings: list[tuple[str, str]] = field(default_factory=list)  # (code, message) for the report
 
     @classmethod
     def from_entries(cls, entries: Iterable[KeyringEntry]) -> "Keyring":

@@ -65,6 +65,22 @@ FINDING_SEVERITY: dict[str, Severity] = {
     "untrusted": Severity.WARNING,
     "embedded_key_used": Severity.WARNING,
     "unknown_event_type": Severity.WARNING,
+    "replay": Severity.ERROR,
+    "meta_not_key_change": Severity.ERROR,
+    # Conversation- and run-level findings (fail closed: a PASS must rest on proof).
+    "no_events": Severity.ERROR,
+    "nothing_proven": Severity.ERROR,
+    "incomplete": Severity.ERROR,
+    "no_trusted_keys": Severity.ERROR,
+    "key_row_foreign_user": Severity.ERROR,
+}
+
+# The explicit opt-in that turns a fail-closed finding into information, and the option's name.
+ALLOWED_BY: dict[str, str] = {
+    "no_events": "allow_empty",
+    "nothing_proven": "allow_empty",
+    "incomplete": "allow_partial",
+    "no_trusted_keys": "allow_embedded_keys",
 }
 
 # One-line hints for people reading a report (text, markdown, SARIF help).
@@ -94,6 +110,19 @@ HINTS: dict[str, str] = {
                          "not authenticated by the keyring.",
     "unknown_event_type": "Unknown event kind: nothing to verify, content not understood.",
     "api_error": "The API returned a partial error with this page: the page may be incomplete.",
+    "replay": "The same signed message id from the same sender appears at another position: a replayed "
+              "event.",
+    "meta_not_key_change": "meta.conversation_key_events must only carry key-change events.",
+    "no_events": "Nothing to verify: the history is empty. Pass --allow-empty if that is expected.",
+    "nothing_proven": "No signature in this history could be proven, so a PASS would prove nothing. "
+                      "Supply the missing keys (--keys, --conversation-key) or pass --allow-empty.",
+    "incomplete": "The history was not fetched to its end; what is missing was not verified. Resume "
+                  "the audit, or pass --allow-partial to accept a partial verdict.",
+    "no_trusted_keys": "Signatures were checked only against keys carried in the events, which the "
+                       "server controls. Pass --keys (e.g. from `keys fetch`) or --allow-embedded-keys "
+                       "to accept that weaker claim.",
+    "key_row_foreign_user": "A public-keys response for one user named another user; the row was "
+                            "ignored.",
 }
 
 ERROR_SIG = {s for s, sev in STATUS_SEVERITY.items() if sev is Severity.ERROR}
@@ -128,6 +157,8 @@ class ConversationReport(msgspec.Struct):
     verdict: str
     counts: dict[str, int]
     events: list[EventReport]
+    findings: list[Finding] = []  # about the conversation as a whole (no_events, incomplete, ...)
+    complete: bool = True  # False when the history was not fetched to its end
 
 
 class InputReport(msgspec.Struct):
@@ -140,6 +171,20 @@ class InputReport(msgspec.Struct):
     api_errors: list[dict] = []
 
 
+class Proof(msgspec.Struct):
+    """What a verdict rests on, for the verdict line: "11 of 14 signatures proven; 3 need a
+    conversation key"."""
+
+    events: int = 0
+    signed: int = 0  # events of a kind that must be signed
+    proven: int = 0  # of those, the signature verified
+    needs_conversation_key: int = 0
+    unproven: int = 0  # signed, neither proven nor waiting for a conversation key
+    not_signed: int = 0
+    keys_authenticated: bool = False  # signer keys came from a keyring or the key directory
+    complete: bool = True  # every history was fetched to its end
+
+
 class Report(msgspec.Struct):
     schema: str
     verdict: str
@@ -147,6 +192,8 @@ class Report(msgspec.Struct):
     strict: bool = False
     key_source: str = "embedded"
     inputs: list[InputReport] = []
+    findings: list[Finding] = []  # about the run as a whole (no_trusted_keys, keyring problems, ...)
+    proof: Proof = msgspec.field(default_factory=Proof)
 
     @property
     def complete(self) -> bool:

@@ -35,9 +35,38 @@ def render_json(report: Report) -> str:
 def summary(report: Report) -> dict:
     return {"record": "summary", "schema": report.schema, "verdict": report.verdict,
             "strict": report.strict, "key_source": report.key_source,
+            "proof": msgspec.to_builtins(report.proof),
+            "findings": msgspec.to_builtins(report.findings),
             "conversations": [{"conversation_id": c.conversation_id, "verdict": c.verdict,
-                               "counts": c.counts} for c in report.conversations],
+                               "complete": c.complete, "counts": c.counts,
+                               "findings": msgspec.to_builtins(c.findings)} for c in report.conversations],
             "inputs": msgspec.to_builtins(report.inputs)}
+
+
+def scoped_findings(report: Report) -> Iterator[tuple[str, Finding]]:
+    """Findings about the run and about whole conversations (not single events), with their scope."""
+    for finding in report.findings:
+        yield "run", finding
+    for conv in report.conversations:
+        for finding in conv.findings:
+            yield conv.conversation_id, finding
+
+
+def proof_line(report: Report) -> str:
+    """What the verdict rests on, in one line: "11 of 14 signatures proven; 3 need a conversation key"."""
+    p = report.proof
+    parts = [f"{p.proven} of {p.signed} signatures proven"]
+    if p.needs_conversation_key:
+        parts.append(f"{p.needs_conversation_key} need a conversation key")
+    if p.unproven:
+        parts.append(f"{p.unproven} not proven")
+    if p.not_signed:
+        parts.append(f"{p.not_signed} unsigned by design")
+    if not p.keys_authenticated:
+        parts.append("signer keys NOT authenticated (taken from the events)")
+    if not p.complete:
+        parts.append("history incomplete")
+    return "; ".join(parts)
 
 
 def render_ndjson(report: Report) -> str:
@@ -87,6 +116,16 @@ def render_sarif(report: Report) -> str:
                                       "fullyQualifiedName": f"{conv.conversation_id}/{event.sequence_id}"}],
             }],
         })
+    first_source = report.inputs[0].source if report.inputs else "input"
+    for scope, finding in scoped_findings(report):
+        used[finding.code] = finding.severity
+        results.append({
+            "ruleId": finding.code,
+            "level": "error" if fails(finding.severity, report.strict) else _SARIF_LEVEL[finding.severity],
+            "message": {"text": f"{scope}: {finding.message}"},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": first_source}},
+                           "logicalLocations": [{"name": scope, "kind": "module"}]}],
+        })
     for inp in report.inputs:
         where = [{"physicalLocation": {"artifactLocation": {"uri": inp.source}}}]
         for err in inp.errors:
@@ -127,6 +166,19 @@ def render_junit(report: Report) -> str:
         suite.set("failures", str(suite_failures))
         total += len(conv.events)
         failures += suite_failures
+    scoped = list(scoped_findings(report))
+    if scoped:
+        suite = ET.SubElement(root, "testsuite", name="whole histories")
+        suite_failures = 0
+        for scope, finding in scoped:
+            case = ET.SubElement(suite, "testcase", classname=scope, name=f"{scope} {finding.code}")
+            if fails(finding.severity, report.strict):
+                suite_failures += 1
+                ET.SubElement(case, "failure", message=finding.message, type=finding.code).text = \
+                    f"[{finding.severity}] {finding.code}: {finding.message}"
+        suite.set("tests", str(len(scoped)))
+        suite.set("failures", str(suite_failures))
+        total, failures = total + len(scoped), failures + suite_failures
     for inp in report.inputs:
         if inp.errors:
             suite = ET.SubElement(root, "testsuite", name=f"input {inp.source}", tests="1", failures="1")
@@ -145,14 +197,18 @@ def _count_line(conv: ConversationReport) -> str:
 
 def render_markdown(report: Report) -> str:
     icon = "✅" if report.verdict == "pass" else "❌"
-    out = [f"## {icon} xchat-verify: {report.verdict.upper()}", ""]
+    out = [f"## {icon} xchat-verify: {report.verdict.upper()}", "", proof_line(report) + ".", ""]
     out += ["| conversation | verdict | events | counts |", "|---|---|---|---|"]
     for conv in report.conversations:
         out.append(f"| `{conv.conversation_id}` | {conv.verdict} | {len(conv.events)} | {_count_line(conv)} |")
     problems = [(c, e, f) for c, e, f in _problem_findings(report) if f.severity != "info"]
-    if problems:
+    scoped = [(scope, f) for scope, f in scoped_findings(report)]
+    if problems or scoped:
         out += ["", "### Findings", "", "| conversation | event | sequence | severity | code | message |",
                 "|---|---|---|---|---|---|"]
+        for scope, f in scoped:
+            message = f.message.replace("|", "\\|")
+            out.append(f"| `{scope}` | - | - | {f.severity} | `{f.code}` | {message} |")
         for conv, event, f in problems[:_MARKDOWN_ROWS]:
             message = f.message.replace("|", "\\|")
             out.append(f"| `{conv.conversation_id}` | {event.index} | `{event.sequence_id}` | {f.severity} "
@@ -181,6 +237,7 @@ def _api_error_text(error: dict) -> str:
 
 def _hints(report: Report) -> list[tuple[str, str]]:
     codes = Counter(f.code for _c, _e, f in _problem_findings(report))
+    codes.update(f.code for _s, f in scoped_findings(report) if f.severity != "info")
     if any(i.api_errors for i in report.inputs):
         codes["api_error"] += 1
     return [(c, HINTS[c]) for c in sorted(codes) if c in HINTS]
@@ -193,6 +250,7 @@ _STYLE = {"valid": "green", "not_signed": "dim", "needs_conversation_key": "yell
 def render_text(report: Report, *, color: bool = False, width: int | None = None) -> str:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=color, no_color=not color, width=width or 140,
@@ -217,15 +275,18 @@ def render_text(report: Report, *, color: bool = False, width: int | None = None
         console.print(f"{conv.conversation_id}: {conv.verdict.upper()} — {len(conv.events)} events: "
                       f"{_count_line(conv)}")
         console.print()
+    for scope, f in scoped_findings(report):
+        console.print(Text(f"! {scope}: [{f.severity}] {f.code}: {f.message}"))
     for line in _input_problem_lines(report, "! "):
         if line:
-            console.print(line)
+            console.print(Text(line))
     for code, hint in _hints(report):
-        console.print(f"hint {code}: {hint}")
+        console.print(Text(f"hint {code}: {hint}"))
     events = sum(len(c.events) for c in report.conversations)
-    keys = "keyring" if report.key_source == "keyring" else "keys embedded in events (not authenticated; use --keys)"
-    console.print(f"verdict: {report.verdict.upper()} — {len(report.conversations)} conversation(s), "
-                  f"{events} event(s), signer keys from {keys}" + (", strict" if report.strict else ""))
+    keys = "keyring" if report.key_source == "keyring" else "keys embedded in events (not authenticated)"
+    console.print(Text(f"verdict: {report.verdict.upper()} — {len(report.conversations)} conversation(s), "
+                       f"{events} event(s); {proof_line(report)}; signer keys from {keys}"
+                       + (", strict" if report.strict else "")))
     return buffer.getvalue()
 
 
