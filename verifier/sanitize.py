@@ -1,0 +1,31 @@
+"""Make text from untrusted input safe to show: on a terminal, in a log line, in any report.
+
+Everything an event, a page or a server says (ids, error titles and details, file names) may hold
+control characters: an ANSI escape can clear the screen or print a fake verdict, a carriage return
+can overwrite a line, a bidi override can reorder what the reader sees. ``printable`` escapes them
+visibly (``\\x1b``, ``\\u202e``) and leaves every other character, including non-ASCII text, as is.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 controls (tab and newline included: a one-line message must stay one line), DEL, C1 controls,
+# and the Unicode format characters that change how text is ordered or joined on screen.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: object) -> str:
+    """``text`` as one line with every control or invisible formatting character escaped."""
+    value = text if isinstance(text, str) else str(text)
+    return _UNSAFE.sub(_escape, value)
+
+
+def safe_bytes_text(raw: bytes, limit: int = 200) -> str:
+    """The first ``limit`` bytes of an untrusted body as printable text (invalid UTF-8 replaced)."""
+    return printable(raw[:limit].decode("utf-8", "replace").strip())
