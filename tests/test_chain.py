@@ -1,7 +1,9 @@
 
 from hypothesis import given, settings, strategies as st
 
-from verifier.chain import ChainNode, analyse_chain
+import pytest
+
+from verifier.chain import ChainNode, analyse_chain, find_replays
 
 
 def node(i, seq, prev, content=None, meta=False, kc=False):
@@ -57,9 +59,54 @@ def test_self_loop_is_cycle():
     assert statuses([node(0, "10", "10")]) == {0: "cycle"}
 
 
-def test_meta_key_change_before_window_is_start_not_gap():
+def test_meta_key_change_is_out_of_band_and_never_a_second_start():
     nodes = [node(0, "100", "90"), node(1, "90", "80"), node(2, "5", "1", b"kc", True, True)]
-    assert statuses(nodes) == {0: "linked", 1: "start", 2: "start"}
+    assert statuses(nodes) == {0: "linked", 1: "start", 2: "out_of_band"}
+
+
+def test_meta_event_does_not_excuse_a_missing_predecessor():
+    """A data event whose predecessor came only in meta is a gap: meta is outside the data chain."""
+    nodes = [node(0, "100", "90"), node(1, "90", "80"), node(2, "80", "70", b"kc", True, True),
+             node(3, "60", None)]
+    st_ = statuses(nodes)
+    assert st_ == {0: "linked", 1: "gap", 2: "out_of_band", 3: "start"}
+    assert "meta.conversation_key_events" in analyse_chain(nodes)[1].detail
+
+
+def test_key_change_in_data_and_meta_is_linked_and_the_meta_copy_a_duplicate():
+    nodes = [node(0, "20", "10"), node(1, "10", None, b"kc", False, True), node(2, "10", None, b"kc", True, True)]
+    res = analyse_chain(nodes)
+    assert statuses(nodes) == {0: "linked", 1: "start", 2: "duplicate"} and res[2].info_only
+
+
+def test_at_most_one_start_every_other_root_is_a_gap():
+    nodes = [node(0, "30", "25"), node(1, "20", "15"), node(2, "10", "5")]
+    assert sorted(statuses(nodes).values()) == ["gap", "gap", "start"]
+    assert statuses(nodes)[2] == "start"
+
+
+@pytest.mark.parametrize("a,b", [("0123", "123"), ("00", "0"), ("0000000000000000123", "123")])
+def test_decimal_ids_with_leading_zeros_name_one_position(a, b):
+    """``0123`` and ``123`` are the same position: a conflict (different bytes), never two events."""
+    nodes = [node(0, a, None, b"x"), node(1, b, None, b"y")]
+    assert statuses(nodes) == {0: "conflict", 1: "conflict"}
+    same = [node(0, a, None, b"x"), node(1, b, None, b"x")]
+    assert sorted(statuses(same).values()) == ["duplicate", "start"]
+
+
+def test_previous_pointer_with_leading_zeros_links():
+    nodes = [node(0, "10", None), node(1, "11", "010")]
+    assert statuses(nodes) == {0: "start", 1: "linked"}
+
+
+def test_replay_of_a_signed_message_id_at_another_position():
+    """The message id is signed, the position is not: a second position is a replay."""
+    a = ChainNode(0, "10", None, b"a", signed_id=("1111", "m-1"))
+    b = ChainNode(1, "20", "10", b"b", signed_id=("1111", "m-1"))
+    c = ChainNode(2, "30", "20", b"c", signed_id=("2222", "m-1"))  # another sender: not a replay
+    d = ChainNode(3, "010", None, b"a", signed_id=("1111", "m-1"))  # same position: a duplicate
+    replays = find_replays([b, a, c, d])
+    assert set(replays) == {1} and "sequence 10" in replays[1]
 
 
 def test_missing_sequence_id_is_gap():

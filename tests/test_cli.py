@@ -147,8 +147,11 @@ def test_conversation_key_option(tmp_path):
 
 def test_console_script_entry_point_matches_module():
     from verifier import cli
-    assert cli.main(["verify", str(EXAMPLES / "conversation" / "page-1.json"), "--format", "json",
-                     "--output", "/dev/null"]) in (0, 1)
+    args = ["verify", str(EXAMPLES / "conversation" / "page-1.json"), "--format", "json", "--output", "/dev/null"]
+    assert cli.main(args) == 1  # no keyring: fail closed
+    assert cli.main(args + ["--keys", str(EXAMPLES / "keyring.json")]) == 0
+    proc = run("verify", *args[1:], "--keys", EXAMPLES / "keyring.json")
+    assert proc.returncode == 0
 
 
 def test_bundled_examples_are_reproducible(tmp_path):

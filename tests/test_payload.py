@@ -111,7 +111,7 @@ def test_pinned_payloads(e, version, keys, expected):
     (event("MessageCreateEvent", {"contents": b"x"}), "unencrypted"),
     (event("MessageDeleteEvent", {"sequence_ids": []}), "delete_message_action"),
     (MessageEvent(sender_id="1", kind="MarkConversationUnreadEvent", body={}), "message_id"),
-    (event("MessageTypingEvent", {}), "not signed"),
+    (event("MessageTypingEvent", {}), "no change the protocol signs"),
 ])
 def test_unbuildable_payloads(e, reason):
     with pytest.raises(PayloadUnavailable, match=reason) as exc:

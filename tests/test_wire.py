@@ -50,9 +50,11 @@ def test_unknown_fields_are_skipped_and_trailing_bytes_ignored():
     (lambda r: r[:10], "exceeds the 3 bytes left"),
     (lambda r: b"\x0b\x00\x01\xff\xff\xff\xff", "negative string length"),
     (lambda r: b"\x0b\x00\x01\x7f\xff\xff\xff", "exceeds"),
-    (lambda r: b"\x08\x00\x01\x00\x00\x00\x01\x00", "wire type i32, expected string"),
+    (lambda r: b"\x08\x00\x01\x00\x00\x00\x01\x00", "truncated"),  # i32 header, read as a string
     (lambda r: b"\x0f\x00\x63\x0b\x00\x0f\x42\x40" + b"\0" * 16, "exceeds the limit"),
-    (lambda r: b"\x05\x00\x63", "unknown Thrift type"),
+    (lambda r: b"\x05\x00\x63", "invalid Thrift field type code 5"),
+    (lambda r: b"\x01\x00\x63", "cannot skip a value of type void"),
+    (lambda r: b"\x0c\x00\x07\x00\x00", "has no field set"),
 ])
 def test_malformed_reasons(mutate, reason):
     with pytest.raises(MalformedEvent, match=reason):
@@ -62,7 +64,7 @@ def test_malformed_reasons(mutate, reason):
 def test_deep_nesting_is_bounded():
     depth = 100_000
     blob = (b"\x0c\x00\x63" * depth) + b"\x00" * (depth + 1)
-    with pytest.raises(MalformedEvent, match="nesting deeper"):
+    with pytest.raises(MalformedEvent, match="nested deeper|nesting deeper"):
         decode_event_bytes(blob)
 
 
@@ -75,13 +77,56 @@ def test_cumulative_element_budget():
 
 def test_union_with_two_members_is_malformed():
     two = b"\x0c\x00\x07" + b"\x0c\x00\x06\x00" + b"\x0c\x00\x0e\x00" + b"\x00" + b"\x00"
-    with pytest.raises(MalformedEvent, match="more than one field"):
+    with pytest.raises(MalformedEvent, match="more than one member"):
         decode_event_bytes(two)
 
 
 def test_unknown_detail_variant_is_reported_as_kind():
     blob = b"\x0c\x00\x07" + b"\x0c\x00\x63\x00" + b"\x00" + b"\x00"
     assert decode_event_bytes(blob).kind == "#99"
+
+
+def test_known_field_is_read_as_its_declared_type_whatever_the_wire_type():
+    """is_trusted (bool) sent with wire type i32: one byte is read as the bool, the next three
+    bytes then parse as field headers (here: STOP), as in the SDK's generated reader."""
+    e = decode_event_bytes(b"\x08\x00\x0b\x02\x00\x00\x00\x00")
+    assert e.is_trusted is True and e.trailing == 3
+
+
+def test_last_occurrence_wins_and_unknown_only_union_keeps_the_earlier_value():
+    mce = b"\x0c\x00\x07\x0c\x00\x01\x0b\x00\x65\x00\x00\x00\x01" + b"9" + b"\x00\x00"
+    unknown_only = b"\x0c\x00\x07\x0c\x00\x63\x00\x00"
+    typing = b"\x0c\x00\x07\x0c\x00\x06\x00\x00"
+    assert decode_event_bytes(mce + unknown_only + b"\x00").kind == "MessageCreateEvent"
+    shadowing = decode_event_bytes(mce + typing + b"\x00")
+    assert shadowing.kind == "MessageTypingEvent" and shadowing.shadowed == ["MessageCreateEvent"]
+    twice = b"\x0b\x00\x02\x00\x00\x00\x01a" + b"\x0b\x00\x02\x00\x00\x00\x01b" + b"\x00"
+    assert decode_event_bytes(twice).message_id == "b"
+
+
+def test_bool_is_true_for_any_non_zero_byte():
+    assert decode_event_bytes(b"\x02\x00\x0b\x02\x00").is_trusted is True
+    assert decode_event_bytes(b"\x02\x00\x0b\x00\x00").is_trusted is False
+
+
+def test_required_fields_of_the_ratchet_tree():
+    """The SDK parses a key change's ratchet tree; a Member without key_version is unreadable."""
+    member = b"\x0c\x00\x03" + b"\x0a\x00\x01" + b"\x00" * 8 + b"\x00"
+    tree = b"\x0c\x00\x04" + member + b"\x00"
+    blob = b"\x0c\x00\x07\x0c\x00\x03" + tree + b"\x00\x00\x00"
+    with pytest.raises(MalformedEvent, match="required field key_version"):
+        decode_event_bytes(blob)
+
+
+def test_depth_limits_match_the_sdk():
+    def nested(depth):
+        value = b"\x00"
+        for _ in range(depth - 1):
+            value = b"\x0c\x00\x01" + value + b"\x00"
+        return b"\x0c\x00\x32" + value + b"\x00"
+    decode_event_bytes(nested(63))  # 64 levels with the event
+    with pytest.raises(MalformedEvent, match="nesting deeper than 64"):
+        decode_event_bytes(nested(64))
 
 
 def test_invalid_utf8_string_is_malformed():

@@ -1,7 +1,15 @@
-"""The ``previous_sequence_id`` chain of one conversation: order, gaps, forks, repeats, cycles.
+"""The ``previous_sequence_id`` chain of one conversation: order, gaps, forks, repeats, cycles, replays.
 
 Statuses depend only on the set of events, never on the order pages were given in (except which of
 two byte-identical copies is called the duplicate, which does not change the multiset of statuses).
+
+Rules (docs/formats.md):
+* Decimal sequence ids are positions: ``0123`` and ``123`` name the same position.
+* One data chain per conversation with at most one ``start``: the root the oldest event leads back to.
+  Every other event whose predecessor is absent is a ``gap``.
+* Events delivered only in ``meta.conversation_key_events`` are ``out_of_band``: they neither anchor
+  nor excuse anything in the data chain (a data event whose predecessor is only in ``meta`` is a gap).
+* A signed message id from one sender at two positions is a ``replay`` (the later copies).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ class ChainNode(NamedTuple):
     content: bytes  # the decoded event bytes; byte-identical repeats are duplicates
     from_meta: bool = False  # delivered only in meta.conversation_key_events
     is_key_change: bool = False
+    signed_id: tuple[str, str] | None = None  # (sender, message_id) of a signed kind: replay detection
 
 
 @dataclass
@@ -26,67 +35,82 @@ class ChainResult:
     info_only: bool = False  # a duplicate that is expected (key-change repeats), severity info
 
 
+def position(seq: str) -> str:
+    """The position a sequence id names: decimal ids without leading zeros, others as they are."""
+    if seq.isascii() and seq.isdigit():
+        return seq.lstrip("0") or "0"
+    return seq
+
+
 def seq_order(seq: str) -> tuple:
     """Numeric order for decimal ids (snowflakes), a stable fallback otherwise."""
-    if seq.isdigit() and seq.isascii():
-        return (0, len(seq.lstrip("0")), seq.lstrip("0"))
-    return (1, len(seq), seq)
+    pos = position(seq)
+    if pos.isascii() and pos.isdigit():
+        return (0, len(pos), pos)
+    return (1, len(pos), pos)
 
 
 def analyse_chain(nodes: list[ChainNode]) -> dict[int, ChainResult]:
     results: dict[int, ChainResult] = {}
-    by_seq: dict[str, list[ChainNode]] = {}
+    by_pos: dict[str, list[ChainNode]] = {}
     for node in nodes:
         if not node.sequence_id:
             results[node.index] = ChainResult("gap", "event has no sequence id and cannot be placed")
         else:
-            by_seq.setdefault(node.sequence_id, []).append(node)
+            by_pos.setdefault(position(node.sequence_id), []).append(node)
 
-    canonical = _resolve_repeats(by_seq, results)
+    canonical = _resolve_repeats(by_pos, results)
+    data = {pos: n for pos, n in canonical.items() if not n.from_meta}
+    for pos, node in canonical.items():
+        if node.from_meta and node.index not in results:
+            results[node.index] = ChainResult(
+                "out_of_band", "key change delivered only in meta.conversation_key_events, outside "
+                               "the data chain")
     children: dict[str, list[ChainNode]] = {}
-    for node in canonical.values():
+    for node in data.values():
         if node.previous_sequence_id:
-            children.setdefault(node.previous_sequence_id, []).append(node)
-    in_cycle = _cycle_members(canonical)
-    data_nodes = [n for n in canonical.values() if not n.from_meta]
-    oldest = min(data_nodes, key=lambda n: seq_order(n.sequence_id)) if data_nodes else None
-    oldest_data = seq_order(oldest.sequence_id) if oldest else None
-    main_root = _root_of(oldest, canonical, in_cycle) if oldest else None
+            children.setdefault(position(node.previous_sequence_id), []).append(node)
+    in_cycle = _cycle_members(data)
+    oldest = min(data, key=seq_order) if data else None
+    main_root = _root_of(oldest, data, in_cycle) if oldest is not None else None
 
-    for node in canonical.values():
+    for pos, node in data.items():
         if node.index in results:  # conflict already decided
             continue
-        results[node.index] = _link_status(node, canonical, children, in_cycle, oldest_data, main_root)
+        results[node.index] = _link_status(node, pos, canonical, data, children, in_cycle, main_root)
     return results
 
 
-def _root_of(node: ChainNode, canonical: dict[str, ChainNode], in_cycle: set[str]) -> str | None:
-    """The first event of the chain ``node`` belongs to (None if the chain loops)."""
-    seq = node.sequence_id
-    while seq not in in_cycle:
-        prev = canonical[seq].previous_sequence_id
-        if not prev or prev not in canonical:
-            return seq
-        seq = prev
+def _prev_position(node: ChainNode) -> str | None:
+    return position(node.previous_sequence_id) if node.previous_sequence_id else None
+
+
+def _root_of(pos: str, data: dict[str, ChainNode], in_cycle: set[str]) -> str | None:
+    """The first event of the chain ``pos`` belongs to (None if the chain loops)."""
+    while pos not in in_cycle:
+        prev = _prev_position(data[pos])
+        if prev is None or prev not in data:
+            return pos
+        pos = prev
     return None
 
 
-def _resolve_repeats(by_seq: dict[str, list[ChainNode]], results: dict[int, ChainResult]) -> dict[str, ChainNode]:
-    """One canonical node per sequence id; copies become duplicate, differing twins conflict."""
+def _resolve_repeats(by_pos: dict[str, list[ChainNode]], results: dict[int, ChainResult]) -> dict[str, ChainNode]:
+    """One canonical node per position; copies become duplicate, differing twins conflict."""
     canonical: dict[str, ChainNode] = {}
-    for seq, group in by_seq.items():
+    for pos, group in by_pos.items():
         group = sorted(group, key=lambda n: (n.from_meta, n.index))  # prefer the data copy
         first = group[0]
-        canonical[seq] = first
+        canonical[pos] = first
         if len(group) == 1:
             continue
         if any(n.content != first.content for n in group[1:]):
-            # Link through the copy with the smallest content, so the choice is independent of order.
-            canonical[seq] = min(group, key=lambda n: n.content)
+            # Link through the data copy with the smallest content, so the choice is independent of order.
+            canonical[pos] = min(group, key=lambda n: (n.from_meta, n.content))
             others = ", ".join(str(n.index) for n in group)
             for n in group:
                 results[n.index] = ChainResult(
-                    "conflict", f"sequence id {seq} carried by different events (indices {others})")
+                    "conflict", f"sequence id {n.sequence_id} carried by different events (indices {others})")
             continue
         for n in group[1:]:
             results[n.index] = ChainResult(
@@ -95,52 +119,77 @@ def _resolve_repeats(by_seq: dict[str, list[ChainNode]], results: dict[int, Chai
     return canonical
 
 
-def _cycle_members(canonical: dict[str, ChainNode]) -> set[str]:
-    """Sequence ids on a loop of previous pointers (each node has one out-edge: a functional graph)."""
+def _cycle_members(data: dict[str, ChainNode]) -> set[str]:
+    """Positions on a loop of previous pointers (each node has one out-edge: a functional graph)."""
     state: dict[str, int] = {}  # 1 = on current walk, 2 = done
     members: set[str] = set()
-    for start in canonical:
+    for start in data:
         walk: list[str] = []
-        seq: str | None = start
-        while seq is not None and seq in canonical and seq not in state:
-            state[seq] = 1
-            walk.append(seq)
-            seq = canonical[seq].previous_sequence_id or None
-        if seq is not None and state.get(seq) == 1:
-            members.update(walk[walk.index(seq):])
-        for s in walk:
-            state[s] = 2
+        pos: str | None = start
+        while pos is not None and pos in data and pos not in state:
+            state[pos] = 1
+            walk.append(pos)
+            pos = _prev_position(data[pos])
+        if pos is not None and state.get(pos) == 1:
+            members.update(walk[walk.index(pos):])
+        for p in walk:
+            state[p] = 2
     return members
 
 
-def _link_status(node: ChainNode, canonical: dict[str, ChainNode], children: dict[str, list[ChainNode]],
-                 in_cycle: set[str], oldest_data: tuple | None, main_root: str | None) -> ChainResult:
+def _link_status(node: ChainNode, pos: str, canonical: dict[str, ChainNode], data: dict[str, ChainNode],
+                 children: dict[str, list[ChainNode]], in_cycle: set[str], main_root: str | None) -> ChainResult:
     seq, prev = node.sequence_id, node.previous_sequence_id
     assert seq is not None
-    if seq in in_cycle:
+    prev_pos = _prev_position(node)
+    if pos in in_cycle:
         return ChainResult("cycle", f"previous pointers from {seq} loop back to it")
-    if prev and len(children.get(prev, [])) > 1:
-        rivals = sorted(n.sequence_id for n in children[prev] if n.sequence_id != seq)
+    if prev_pos is not None and len(children.get(prev_pos, [])) > 1:
+        rivals = sorted(n.sequence_id or "" for n in children[prev_pos] if n.index != node.index)
         return ChainResult("fork", f"{seq} and {', '.join(rivals)} all claim predecessor {prev}")
-    if not prev or prev not in canonical:
-        return _unlinked_status(node, oldest_data, main_root)
-    if seq_order(seq) <= seq_order(prev):
+    if prev_pos is None or prev_pos not in data:
+        return _unlinked_status(node, pos, main_root, out_of_band=prev_pos in canonical)
+    if seq_order(seq) <= seq_order(prev or ""):
         return ChainResult("non_monotonic", f"sequence id {seq} is not greater than its predecessor {prev}")
     return ChainResult("linked", f"follows {prev}")
 
 
-def _unlinked_status(node: ChainNode, oldest_data: tuple | None, main_root: str | None) -> ChainResult:
+def _unlinked_status(node: ChainNode, pos: str, main_root: str | None, out_of_band: bool) -> ChainResult:
     """A chain root: the one the oldest event leads back to is the start; any other is a gap."""
-    seq, prev = node.sequence_id, node.previous_sequence_id
-    order = seq_order(seq)
-    if node.from_meta and (oldest_data is None or order < oldest_data):
-        return ChainResult("start", "key change delivered out of band, before the window")
-    if seq == main_root:
-        if prev and seq_order(prev) >= order:
+    seq, prev = node.sequence_id or "", node.previous_sequence_id
+    if pos == main_root:
+        if prev and seq_order(prev) >= seq_order(seq):
             return ChainResult("non_monotonic", f"first event {seq} points forward to {prev}")
         if prev:
             return ChainResult("start", f"oldest event of the window (predecessor {prev} not fetched)")
         return ChainResult("start", "first event of the conversation")
     if not prev:
         return ChainResult("gap", "has no previous_sequence_id but is not the oldest event")
+    if out_of_band:
+        return ChainResult("gap", f"predecessor {prev} was delivered only in meta.conversation_key_events, "
+                                  "which does not count for the data chain")
     return ChainResult("gap", f"predecessor {prev} is missing from the input")
+
+
+def find_replays(nodes: list[ChainNode]) -> dict[int, str]:
+    """Indices of signed events whose (sender, message id) already appeared at an earlier position.
+
+    The message id is signed, the sequence position is not: a server can re-serve a genuine event
+    at a new place in the history. Copies at the same position are duplicates or conflicts, not
+    replays."""
+    first_at: dict[tuple[str, str], list[ChainNode]] = {}
+    for node in nodes:
+        if node.signed_id is not None and node.sequence_id:
+            first_at.setdefault(node.signed_id, []).append(node)
+    out: dict[int, str] = {}
+    for (sender, message_id), group in first_at.items():
+        positions = {position(n.sequence_id or "") for n in group}
+        if len(positions) < 2:
+            continue
+        ordered = sorted(group, key=lambda n: (seq_order(n.sequence_id or ""), n.index))
+        original = ordered[0]
+        for n in ordered[1:]:
+            if position(n.sequence_id or "") != position(original.sequence_id or ""):
+                out[n.index] = (f"message {message_id} from {sender} first appeared at sequence "
+                                f"{original.sequence_id} (event {original.index})")
+    return out

@@ -21,6 +21,7 @@ from .keys import Keyring, entry_from_row
 from .model import Report
 from .pages import DecodedPage, decode_page
 from .report import FORMATS, render
+from .sanitize import printable
 from .wire import MalformedEvent, b64decode_strict
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
@@ -274,10 +275,15 @@ def cmd_keys_fetch(args: argparse.Namespace) -> int:
             if not rows:
                 print(f"xchat-verify: user {user_id} has no public keys", file=sys.stderr)
             for row in rows:
+                if row.get("user_id") != user_id:  # a response for one user speaks only for that user
+                    print(f"xchat-verify: skipping a row for user {printable(row.get('user_id'))} in the keys "
+                          f"of user {user_id}", file=sys.stderr)
+                    failed = True
+                    continue
                 try:  # the same mapping --keys reads back, so the file always loads
                     entries.append(msgspec.to_builtins(entry_from_row(row, user_id)))
                 except ValueError as exc:
-                    print(f"xchat-verify: skipping a key row of user {user_id}: {exc}", file=sys.stderr)
+                    print(f"xchat-verify: skipping a key row of user {user_id}: {printable(exc)}", file=sys.stderr)
     text = json.dumps({"keys": entries}, indent=2) + "\n"
     if args.output:
         try:

@@ -22,14 +22,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .chain import ChainNode, ChainResult, analyse_chain
+from .chain import ChainNode, ChainResult, analyse_chain, find_replays
 from .keys import (Keyring, KeyError_, decode_signature, key_identity, parse_public_key,
                    verify_raw, version_key)
 from .model import (ALLOWED_BY, FINDING_SEVERITY, REPORT_SCHEMA, STATUS_SEVERITY, ChainStatus, Check,
                     ConversationReport, EventReport, Finding, InputReport, Proof, Report, Severity,
                     SigStatus, fails)
 from .pages import DecodedPage, ItemJson, RawEntry, decode_page
-from .payload import (BUILDERS, UNSIGNED_KINDS, PayloadUnavailable, build_payload,
+from .payload import (BUILDERS, UNSIGNED_KINDS, PayloadUnavailable, build_payload, must_be_signed,
                       parse_signature_version)
 from .wire import DEFAULT_LIMITS, Limits, MalformedEvent, MessageEvent, decode_event_b64
 
@@ -270,6 +270,8 @@ class _Run:
                                                         "events themselves and are not authenticated"))
         else:
             out += [self._finding(code, message) for code, message in self.keyring.findings]
+            for message in self.keyring.errors:  # rows the run could not use: it is incomplete
+                self.inputs.append(InputReport("keys", len(self.events), 0, [message]))
         return out
 
     def _conversation_findings(self, cid: str, reports: list[EventReport]) -> list[Finding]:
@@ -312,6 +314,7 @@ class _Run:
             try:
                 raw, ev.event = decode_event_b64(entry.encoded, self.limits)
                 ev.raw = _digest(raw)
+                _structure_findings(ev, ev.event)
             except MalformedEvent as exc:
                 ev.malformed = str(exc)
             except RecursionError:  # defence in depth; the depth limit should stop this first
@@ -319,6 +322,9 @@ class _Run:
             if ev.raw is None:
                 ev.raw = _digest(repr(entry.encoded).encode())
         ev.resolve()
+        if entry.from_meta and ev.event is not None and ev.event.kind != "ConversationKeyChangeEvent":
+            ev.add("meta_not_key_change", f"meta.conversation_key_events carries a "
+                                          f"{ev.event.kind or 'detail-less event'}, not a key change")
         self._envelope_checks(ev)
         # The JSON item and base64 text are no longer needed (the digest identifies the content):
         # drop them, so memory stays proportional to the decoded events, not to the pages' size.
@@ -397,9 +403,17 @@ class _Run:
         event = ev.event
         if event is None:
             return Check("malformed", ev.malformed)
+        # The steps and their order follow the SDK's verify_event_signature, so every event gets the
+        # SDK's verdict: 1. a kind that must be signed; 2. a signature; 3. a version of at least 2;
+        # 4. the signer's key; 5. the payload; 6. ECDSA (in the pipeline).
         kind = event.kind
-        if kind not in BUILDERS:
+        if not must_be_signed(kind):
             return self._unsigned(ev, kind)
+        if kind == "MessageCreateEvent" and (event.body or {}).get("contents") is None:
+            # The SDK returns such an event as "Unknown" without checking anything; a signed kind
+            # must not pass as unsigned, so it fails here.
+            return Check("unverifiable", "MessageCreateEvent without contents: nothing signed can be "
+                                         "checked (the SDK shows it as an unknown, unverified event)")
         sig = event.signature
         if sig is None or sig.signature is None:
             return Check("missing_signature", f"{kind} must be signed but has no signature")
@@ -446,7 +460,10 @@ class _Run:
         return [self._conversation(cid, evs, run_fails) for cid, evs in groups.items()]
 
     def _conversation(self, cid: str, evs: list[_Event], run_fails: bool) -> ConversationReport:
-        chain = analyse_chain([_chain_node(ev) for ev in evs])
+        nodes = [_chain_node(ev) for ev in evs]
+        chain = analyse_chain(nodes)
+        for index, detail in find_replays(nodes).items():
+            self.events[index].add("replay", detail)
         reports = [self._event_report(ev, chain[ev.index]) for ev in evs]
         counts: dict[str, int] = {s.value: 0 for s in SigStatus}
         counts.update({s.value: 0 for s in ChainStatus})
@@ -473,6 +490,18 @@ class _Run:
         return EventReport(ev.index, ev.sequence_id, ev.previous_sequence_id, ev.message_id, ev.sender_id,
                            event.kind if event is not None else None, ev.signature,
                            Check(chain.status, chain.detail), ev.trusted, ev.findings)
+
+
+def _structure_findings(ev: _Event, event: MessageEvent) -> None:
+    """Bytes the SDK reads past or over: it verifies what it reads, but another reader of the same
+    bytes could show something else, so the event fails (its signature status stays the SDK's)."""
+    if event.trailing:
+        ev.add("trailing_bytes", f"{event.trailing} bytes after the end of the event are ignored "
+                                 "by every check")
+    if event.shadowed:
+        hidden = ", ".join(k for k in event.shadowed)
+        ev.add("shadowed_detail", f"the event carries its detail {len(event.shadowed) + 1} times; "
+                                  f"the SDK reads only the last ({event.kind or 'none'}), hiding {hidden}")
 
 
 def _as_decoded(page: Any, number: int) -> DecodedPage:
@@ -564,9 +593,13 @@ def _identity(encoded: str) -> bytes:
 
 def _chain_node(ev: _Event) -> ChainNode:
     content = ev.raw if ev.raw is not None else b"missing"
+    event = ev.event
+    signed = event is not None and must_be_signed(event.kind) and event.message_id is not None \
+        and event.sender_id is not None
     return ChainNode(ev.index, ev.sequence_id, ev.previous_sequence_id, content,
                      from_meta=ev.from_meta,
-                     is_key_change=ev.event is not None and ev.event.kind == "ConversationKeyChangeEvent")
+                     is_key_change=event is not None and event.kind == "ConversationKeyChangeEvent",
+                     signed_id=(event.sender_id, event.message_id) if signed else None)
 
 
 def _iso_to_ms(text: str) -> int | None:
@@ -594,7 +627,8 @@ def envelope_differences(item: ItemJson, event: MessageEvent) -> list[str]:
     same("conversation_id", item.conversation_id, event.conversation_id)
     same("conversation_token", item.conversation_token, event.conversation_token, show=False)
     same("sequence_id", item.sequence_id, event.sequence_id)
-    same("previous_sequence_id", item.prev, event.previous_sequence_id)
+    same("previous_sequence_id", item.previous_sequence_id, event.previous_sequence_id)
+    same("previous_id", item.previous_id, event.previous_sequence_id)
     same("is_trusted", item.is_trusted, event.is_trusted)
     if item.id is not None and item.id not in (event.sequence_id, event.message_id):
         problems.append(f"id {item.id!r} is neither the sequence_id nor the message_id of the event")

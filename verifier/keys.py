@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 import msgspec
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -44,7 +44,7 @@ def parse_public_key_bytes(raw: bytes) -> ec.EllipticCurvePublicKey:
             return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
     except KeyError_:
         raise
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:  # a bent SPKI can name any algorithm
         raise KeyError_(f"not a valid P-256 public key: {exc}") from None
     raise KeyError_(f"public key of {len(raw)} bytes (expected 33, 65 or 91)")
 
@@ -89,19 +89,16 @@ def decode_signature(text: str | None) -> bytes:
 
 
 def verify_binding(identity_b64: str, signing: ec.EllipticCurvePublicKey, sig_b64: str) -> tuple[bool, str]:
-    """The signing key must sign the identity key bytes *as given*; raw r||s or DER accepted."""
+    """The signing key must sign the identity key bytes *as given*, with a raw r||s signature: the
+    SDK accepts nothing else (a DER binding fails there, so it fails here)."""
     try:
         identity = b64decode_strict(identity_b64, "identity key")
         sig = b64decode_strict(sig_b64, "identity_public_key_signature")
     except MalformedEvent as exc:
         return False, str(exc)
-    if len(sig) == 64:
-        return verify_raw(signing, sig, identity)
-    try:
-        signing.verify(sig, identity, _ECDSA_SHA256)
-        return True, ""
-    except (InvalidSignature, ValueError):
-        return False, "identity binding signature does not verify"
+    if len(sig) != 64:
+        return False, f"binding signature is {len(sig)} bytes, expected 64 raw r||s (DER is refused, as by the SDK)"
+    return verify_raw(signing, sig, identity)
 
 
 def version_key(version: str | None) -> str:
@@ -133,30 +130,39 @@ class TrustedKey:
 
 @dataclass
 class Keyring:
-    """Authoritative (user_id, key version) -> signing key map, with bindings checked on load."""
+    """Authoritative (user_id, key version) -> signing key map, with bindings checked on load.
+
+    Several rows may name one (user, version): rows whose identity binding fails are dropped, as the
+    SDK drops them; the rest must all hold one key, else the slot is a conflict. The result never
+    depends on the order of the rows.
+    """
 
     keys: dict[tuple[str, str], TrustedKey] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
     findings: list[tuple[str, str]] = field(default_factory=list)  # (code, message) for the report
+    errors: list[str] = field(default_factory=list)  # unusable rows of a key-directory answer
+    _rows: dict[tuple[str, str], list[TrustedKey]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_entries(cls, entries: Iterable[KeyringEntry]) -> "Keyring":
+        """Raises ``ValueError`` naming the first entry whose signing key cannot be used."""
         ring = cls()
-        for entry in entries:
-            ring.add(entry)
+        for number, entry in enumerate(entries, 1):
+            problem = ring.add(entry)
+            if problem:
+                raise ValueError(f"entry {number} (user {entry.user_id} version {entry.public_key_version}): "
+                                 f"{problem}")
         return ring
 
-    def add(self, entry: KeyringEntry) -> None:
-        slot = (entry.user_id, version_key(entry.public_key_version))
+    def add(self, entry: KeyringEntry) -> str:
+        """Add one row; returns why its signing key is unusable ("" when it was added)."""
         trusted = _check_entry(entry)
-        previous = self.keys.get(slot)
-        if previous is not None and not _same_key(previous, trusted):
-            previous.status, previous.key = "conflict", None
-            previous.problem = (f"keyring holds different keys for user {entry.user_id} "
-                                f"version {entry.public_key_version}")
-            return
-        if previous is None:
-            self.keys[slot] = trusted
+        if trusted.status == "unusable":
+            return trusted.problem
+        slot = (entry.user_id, version_key(entry.public_key_version))
+        rows = self._rows.setdefault(slot, [])
+        rows.append(trusted)
+        self.keys[slot] = _resolve_slot(entry.user_id, entry.public_key_version, rows)
+        return ""
 
     def lookup(self, user_id: str | None, version: str | None) -> TrustedKey | None:
         return self.keys.get((user_id or "", version_key(version)))
@@ -166,22 +172,35 @@ class Keyring:
 
     @classmethod
     def from_public_key_bodies(cls, bodies: dict[str, Any]) -> "Keyring":
-        """``{user_id: body of GET /2/users/{id}/public_keys}``; malformed rows are skipped with a
-        warning instead of failing the whole keyring (a server answer is not a user's file)."""
+        """``{user_id: body of GET /2/users/{id}/public_keys}``. A body can only give keys of the user
+        it was fetched for: a row naming another user is a finding and is ignored. An unusable row is
+        an error of the run (``errors``); the other rows still count."""
         ring = cls()
         for user_id in sorted(bodies):
             body = bodies[user_id]
             rows = body.get("data") if isinstance(body, dict) else None
-            for row in rows if isinstance(rows, list) else []:
+            for number, row in enumerate(rows if isinstance(rows, list) else [], 1):
+                named = row.get("user_id") if isinstance(row, dict) else None
+                if named is not None and named != user_id:
+                    ring.findings.append(("key_row_foreign_user",
+                                          f"the public keys of user {user_id} include a row for user "
+                                          f"{named!r}; ignored"))
+                    continue
                 try:
-                    ring.add(entry_from_row(row, user_id))
+                    entry = entry_from_row(row, user_id)
                 except ValueError as exc:
-                    ring.warnings.append(f"user {user_id}: {exc}")
+                    ring.errors.append(f"keys of user {user_id}, row {number}: {exc}")
+                    continue
+                problem = ring.add(entry)
+                if problem:
+                    ring.errors.append(f"keys of user {user_id}, row {number} (version "
+                                       f"{entry.public_key_version}): {problem}")
         return ring
 
     @classmethod
     def from_json(cls, data: bytes | str | Any) -> "Keyring":
-        """Load any documented keyring shape; raises ``ValueError`` with a one-line reason."""
+        """Load any documented keyring shape; raises ``ValueError`` with a one-line reason naming the
+        entry that cannot be used."""
         if isinstance(data, (bytes, str)):
             try:
                 data = msgspec.json.decode(data)
@@ -190,10 +209,16 @@ class Keyring:
         return cls.from_entries(_entries_from_json(data))
 
 
-def _same_key(a: TrustedKey, b: TrustedKey) -> bool:
-    if a.key is None or b.key is None:
-        return a.encoded == b.encoded
-    return key_identity(a.key) == key_identity(b.key)
+def _resolve_slot(user_id: str, version: str, rows: list[TrustedKey]) -> TrustedKey:
+    """One (user, version): the key every row with a good binding agrees on, else why not."""
+    good = [r for r in rows if r.status == "ok"]
+    if good:
+        identities = {key_identity(r.key) for r in good if r.key is not None}
+        if len(identities) == 1:
+            return min(good, key=lambda r: r.encoded)
+        return TrustedKey(user_id, version, None, "conflict",
+                          f"keyring holds {len(identities)} different keys for user {user_id} version {version}")
+    return min(rows, key=lambda r: (r.problem, r.encoded))  # every row failed its binding
 
 
 def _check_entry(entry: KeyringEntry) -> TrustedKey:
@@ -249,5 +274,9 @@ def _entries_from_json(data: Any) -> list[KeyringEntry]:
         rows = body.get("data") or []
         if not isinstance(rows, list):
             raise ValueError(f"public_keys body for user {user_id} has no data array")
-        entries += [entry_from_row(r, str(user_id)) for r in rows]
+        for row in rows:
+            named = row.get("user_id") if isinstance(row, dict) else None
+            if named is not None and named != user_id:
+                raise ValueError(f"the public keys of user {user_id} include a row for user {named!r}")
+            entries.append(entry_from_row(row, str(user_id)))
     return entries

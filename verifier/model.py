@@ -31,6 +31,7 @@ class ChainStatus(str, Enum):
     CONFLICT = "conflict"
     NON_MONOTONIC = "non_monotonic"
     CYCLE = "cycle"
+    OUT_OF_BAND = "out_of_band"
 
 
 class Severity(str, Enum):
@@ -39,7 +40,8 @@ class Severity(str, Enum):
     INFO = "info"
 
 
-# Severity of a non-clean status; statuses absent here (valid, not_signed, linked, start) add no finding.
+# Severity of a non-clean status; statuses absent here (valid, not_signed, linked, start, out_of_band)
+# add no finding.
 STATUS_SEVERITY: dict[str, Severity] = {
     "invalid": Severity.ERROR,
     "unsupported_version": Severity.ERROR,
@@ -66,6 +68,8 @@ FINDING_SEVERITY: dict[str, Severity] = {
     "embedded_key_used": Severity.WARNING,
     "unknown_event_type": Severity.WARNING,
     "replay": Severity.ERROR,
+    "trailing_bytes": Severity.ERROR,
+    "shadowed_detail": Severity.ERROR,
     "meta_not_key_change": Severity.ERROR,
     # Conversation- and run-level findings (fail closed: a PASS must rest on proof).
     "no_events": Severity.ERROR,
@@ -100,6 +104,7 @@ HINTS: dict[str, str] = {
     "fork": "Several events claim the same predecessor: the history branches.",
     "conflict": "Two different events share one sequence id.",
     "cycle": "previous_sequence_id pointers form a loop.",
+    "out_of_band": "Delivered only in meta.conversation_key_events: outside the data chain.",
     "duplicate": "The same event appears more than once.",
     "non_monotonic": "Sequence ids decrease along the chain.",
     "envelope_mismatch": "The JSON envelope disagrees with the encoded (signed) event.",
@@ -113,6 +118,10 @@ HINTS: dict[str, str] = {
     "replay": "The same signed message id from the same sender appears at another position: a replayed "
               "event.",
     "meta_not_key_change": "meta.conversation_key_events must only carry key-change events.",
+    "trailing_bytes": "Bytes follow the end of the encoded event: ignored by the SDK and by every "
+                      "check, they could carry content another reader would show.",
+    "shadowed_detail": "The encoded event repeats its detail: the SDK verifies only the last copy, "
+                       "the earlier ones are hidden from it.",
     "no_events": "Nothing to verify: the history is empty. Pass --allow-empty if that is expected.",
     "nothing_proven": "No signature in this history could be proven, so a PASS would prove nothing. "
                       "Supply the missing keys (--keys, --conversation-key) or pass --allow-empty.",

@@ -14,9 +14,19 @@ CKEY_PLAINTEXT_SIGNATURE_VERSION = 6
 
 # Kinds the protocol never signs (the SDK returns them without a verdict).
 UNSIGNED_KINDS = frozenset({
-    "MessageTypingEvent", "MessageFailureEvent", "MemberAccountDeleteEvent",
-    "GrokSearchResponseEvent", "GroupChangeEvent.GroupAdminSettingsChange",
+    "MessageTypingEvent", "MessageFailureEvent", "MemberAccountDeleteEvent", "GrokSearchResponseEvent",
 })
+# Detail kinds whose every variant must be signed: a group or settings change the protocol cannot
+# verify (GroupAdminSettingsChange, an unknown or absent variant) is refused, as by the SDK.
+SIGNED_FAMILIES = ("GroupChangeEvent", "ConversationMetadataChangeEvent")
+
+
+def must_be_signed(kind: str | None) -> bool:
+    """Does this detail kind need a verified signature (everything but the unsigned kinds and
+    unknown or absent details)?"""
+    if kind is None:
+        return False
+    return kind in BUILDERS or kind.partition(".")[0] in SIGNED_FAMILIES
 
 _I32_RE = re.compile(r"[+-]?[0-9]+")
 _I32_MIN, _I32_MAX = -(2 ** 31), 2 ** 31 - 1
@@ -37,15 +47,12 @@ def parse_signature_version(text: str | None) -> tuple[int, str]:
         return 7, ""
     if text is None:
         return CURRENT_SIGNATURE_VERSION, "signature_version missing, treated as 7"
-    if _I32_RE.fullmatch(text):
+    if _I32_RE.fullmatch(text) and len(text.lstrip("+-").lstrip("0")) <= 10:  # longer overflows i32
         value = int(text)
         if _I32_MIN <= value <= _I32_MAX:
             return value, ""
-    return CURRENT_SIGNATURE_VERSION, f"signature_version {text!r} unparseable, treated as 7"
-
-
-def is_signed_kind(kind: str | None) -> bool:
-    return kind in BUILDERS
+    shown = text if len(text) <= 40 else f"{text[:20]}…({len(text)} characters)"
+    return CURRENT_SIGNATURE_VERSION, f"signature_version {shown!r} unparseable, treated as 7"
 
 
 def _null(value: Any) -> str:
@@ -207,7 +214,8 @@ def build_payload(event: MessageEvent, version: int,
     """The UTF-8 bytes the sender signed; raises ``PayloadUnavailable`` when they cannot be rebuilt."""
     builder = BUILDERS.get(event.kind or "")
     if builder is None:
-        raise PayloadUnavailable("unverifiable", f"event kind {event.kind} is not signed")
+        raise PayloadUnavailable("unverifiable", f"{event.kind} carries no change the protocol signs: "
+                                                 "nothing can be verified (the SDK refuses it too)")
     if event.message_id is None:
         raise PayloadUnavailable("unverifiable", "message_id is missing")
     if event.sender_id is None:

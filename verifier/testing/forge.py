@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.kdf.x963kdf import X963KDF
 from ..keys import P256_ORDER
 from ..payload import build_payload
 from ..wire import (DETAIL_VARIANTS, EVENT_SIGNATURE, GROUP_CHANGE_VARIANTS,
-                    METADATA_VARIANTS, T_BOOL, T_I32, T_I64, T_LIST, T_STRING, T_STRUCT,
-                    MessageEvent, SigningKeyInfo, EventSignature, b64encode_nopad)
+                    METADATA_VARIANTS, T_BOOL, T_I32, T_I64, T_LIST, T_MAP, T_STRING, T_STRUCT,
+                    EventSignature, MessageEvent, SigningKeyInfo, UnionSchema, b64encode_nopad)
 
 SNOWFLAKE_EPOCH_MS = 1288834974657
 _DETERMINISTIC = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)
@@ -40,8 +40,20 @@ def _write_value(out: bytearray, ttype: int, sub: Any, value: Any) -> None:
         out += struct.pack(">i", value)
     elif ttype == T_I64:
         out += struct.pack(">q", value)
+    elif ttype == T_STRUCT and isinstance(sub, UnionSchema):
+        kind, body = value  # a union: (member kind, member body)
+        fid, member = next((i, m) for i, (k, m) in sub.members.items() if k == kind)
+        _field(out, T_STRUCT, fid)
+        write_struct(out, member, body)
+        out.append(0)
     elif ttype == T_STRUCT:
         write_struct(out, sub, value)
+    elif ttype == T_MAP:
+        (ktype, ksub), (vtype, vsub) = sub
+        out += struct.pack(">bbi", ktype, vtype, len(value))
+        for key, item in value.items():
+            _write_value(out, ktype, ksub, key)
+            _write_value(out, vtype, vsub, item)
     elif ttype == T_LIST:
         etype, esub = sub
         out += struct.pack(">bi", etype, len(value))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 T_STOP, T_BOOL, T_BYTE, T_DOUBLE, T_I16, T_I32, T_I64 = 0, 2, 3, 4, 6, 8, 10
-T_STRING, T_STRUCT, T_MAP, T_SET, T_LIST = 11, 12, 13, 14, 15
+T_STRING, T_STRUCT, T_MAP, T_SET, T_LIST, T_UUID = 11, 12, 13, 14, 15, 16
 _FIXED = {T_BOOL: ">B", T_BYTE: ">b", T_I16: ">h", T_I32: ">i", T_I64: ">q", T_DOUBLE: ">d"}
 MAX_DEPTH = 64
 
@@ -48,7 +48,14 @@ class Map:
     items: list[tuple[Any, Any]]
 
 
-Value = Union[bytes, int, float, Struct, Seq, Map]
+@dataclass
+class Raw:
+    """Bytes written verbatim as a field's value, whatever its header says (to desynchronise)."""
+
+    data: bytes
+
+
+Value = Union[bytes, int, float, Struct, Seq, Map, Raw]
 
 
 @dataclass
@@ -85,15 +92,17 @@ def _read_value(cur: _Cursor, ttype: int, depth: int) -> Value:
     if ttype == T_STRING:
         (n,) = cur.unpack(">i")
         return cur.take(n)
+    if ttype == T_UUID:
+        return cur.take(16)
     if ttype == T_STRUCT:
         return _read_struct(cur, depth + 1)
     if ttype in (T_LIST, T_SET):
-        etype, n = cur.unpack(">bi")
+        etype, n = cur.unpack(">Bi")
         if n < 0 or n > 100_000:
             raise TreeError("bad list size")
         return Seq(etype, [_read_value(cur, etype, depth + 1) for _ in range(n)])
     if ttype == T_MAP:
-        ktype, vtype, n = cur.unpack(">bbi")
+        ktype, vtype, n = cur.unpack(">BBi")
         if n < 0 or n > 100_000:
             raise TreeError("bad map size")
         return Map(ktype, vtype, [(_read_value(cur, ktype, depth + 1), _read_value(cur, vtype, depth + 1))
@@ -104,7 +113,7 @@ def _read_value(cur: _Cursor, ttype: int, depth: int) -> Value:
 def _read_struct(cur: _Cursor, depth: int) -> Struct:
     out = Struct()
     while True:
-        (ttype,) = cur.unpack(">b")
+        (ttype,) = cur.unpack(">B")
         if ttype == T_STOP:
             return out
         (fid,) = cur.unpack(">h")
@@ -119,18 +128,22 @@ def parse(buf: bytes) -> tuple[Struct, bytes]:
 
 
 def _write_value(out: bytearray, ttype: int, value: Value) -> None:
-    if ttype in _FIXED:
+    if isinstance(value, Raw):
+        out += value.data
+    elif ttype == T_UUID:
+        out += value
+    elif ttype in _FIXED:
         out += struct.pack(_FIXED[ttype], value)
     elif ttype == T_STRING:
         out += struct.pack(">i", len(value)) + value
     elif ttype == T_STRUCT:
         write_struct(out, value)
     elif ttype in (T_LIST, T_SET):
-        out += struct.pack(">bi", value.etype, len(value.items))
+        out += struct.pack(">Bi", value.etype, len(value.items))
         for item in value.items:
             _write_value(out, value.etype, item)
     elif ttype == T_MAP:
-        out += struct.pack(">bbi", value.ktype, value.vtype, len(value.items))
+        out += struct.pack(">BBi", value.ktype, value.vtype, len(value.items))
         for k, v in value.items:
             _write_value(out, value.ktype, k)
             _write_value(out, value.vtype, v)
@@ -140,9 +153,16 @@ def _write_value(out: bytearray, ttype: int, value: Value) -> None:
 
 def write_struct(out: bytearray, node: Struct) -> None:
     for f in node.fields:
-        out += struct.pack(">bh", f.ttype, f.fid)
+        out += struct.pack(">Bh", f.ttype, f.fid)
         _write_value(out, f.ttype, f.value)
     out.append(T_STOP)
+
+
+def encode_value(ttype: int, value: Value) -> bytes:
+    """The bytes of one value as a field of wire type ``ttype`` would carry them."""
+    out = bytearray()
+    _write_value(out, ttype, value)
+    return bytes(out)
 
 
 def write(node: Struct, trailing: bytes = b"") -> bytes:
