@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
 from verifier.keys import P256_ORDER  # noqa: E402
+from verifier.testing import thrift_tree as tt  # noqa: E402
 from verifier.testing.forge import (Forged, Identity, encode_event, encrypt_contents, ecies_encrypt,  # noqa: E402
                                     forge_event, item_json, snowflake)
 from verifier.wire import b64encode_nopad  # noqa: E402
@@ -42,8 +43,11 @@ T0 = 1_784_841_000_000
 ERROR_SIG = {"invalid", "unsupported_version", "unknown_key", "key_binding_invalid", "missing_signature",
              "unverifiable", "malformed"}
 ERROR_CHAIN = {"gap", "fork", "conflict", "cycle"}
-ERROR_FINDINGS = {"envelope_mismatch", "key_conflict", "conversation_mismatch"}
+ERROR_FINDINGS = {"envelope_mismatch", "key_conflict", "conversation_mismatch", "replay", "meta_not_key_change",
+                  "trailing_bytes", "shadowed_detail"}
 WARNING_FINDINGS = {"untrusted", "embedded_key_used", "unknown_event_type"}
+# Findings about a whole history (run or conversation) and the option that turns each into information.
+FAIL_CLOSED = {"no_trusted_keys": "allow_embedded_keys", "no_events": "allow_empty", "nothing_proven": "allow_empty"}
 
 
 def seq(n: int) -> str:
@@ -67,7 +71,7 @@ def event(n: int | None, kind: str = "MessageCreateEvent", body: dict | None = N
     body = mce_body(f"message {n}") if body is None else body
     kw.setdefault("conversation_keys", {CKV: CKEY})
     return forge_event(sender, kind, body, conversation_id=conversation_id,
-                       sequence_id=None if n is None else seq(n),
+                       sequence_id=kw.pop("sequence_id", None if n is None else seq(n)),
                        previous_sequence_id=None if prev is None else seq(prev),
                        created_at_msec=str(T0 + (n or 0) * 1000), **kw)
 
@@ -113,12 +117,25 @@ def keyring(*identities: Identity, fmt: str = "spki") -> dict:
 DEFAULT_RING = keyring(ALICE, BOB, CAROL)
 
 
-def verdict_of(events: list[dict], strict: bool, exit3: bool) -> tuple[str, int]:
-    """The report contract restated: fail on any error (or warning under --strict)."""
+def history_findings(events: list[dict], has_keyring: bool, extra: list[str]) -> list[str]:
+    """Run- and conversation-level finding codes the contract demands (fail closed): no trusted keys,
+    no events, or no signature proven; ``extra`` adds case-specific ones."""
+    out = [] if has_keyring else ["no_trusted_keys"]
+    if not events:
+        out.append("no_events")
+    elif not any(e["signature"] == "valid" for e in events):
+        out.append("nothing_proven")
+    return sorted(out + extra)
+
+
+def verdict_of(events: list[dict], strict: bool, exit3: bool, scoped: list[str], allowed: set[str]) -> tuple[str, int]:
+    """The report contract restated: fail on any error (or warning under --strict), including a
+    history-level finding that was not explicitly allowed."""
     if exit3:
         return "fail", 3
     codes = {c for e in events for c in e.get("findings", [])}
     error = any(e["signature"] in ERROR_SIG or e["chain"] in ERROR_CHAIN for e in events) or codes & ERROR_FINDINGS
+    error = error or any(code not in FAIL_CLOSED or FAIL_CLOSED[code] not in allowed for code in scoped)
     warning = codes & WARNING_FINDINGS or any(e["chain"] in ("non_monotonic",) for e in events) or \
         any(e["chain"] == "duplicate" and not e.get("info_duplicate") for e in events)
     failed = bool(error) or (strict and bool(warning))
@@ -132,7 +149,8 @@ class Suite:
 
     def case(self, case_id: str, description: str, pages: list[Any], events: list[dict], *,
              ring: Any = DEFAULT_RING, strict: bool = False, allow_embedded_keys: bool = False,
-             conversation_keys: dict[str, bytes] | None = None, exit3: bool = False) -> None:
+             allow_empty: bool = False, conversation_keys: dict[str, bytes] | None = None,
+             exit3: bool = False, findings: tuple[str, ...] = ()) -> None:
         folder = self.out / case_id
         folder.mkdir(parents=True, exist_ok=True)
         names = []
@@ -143,15 +161,18 @@ class Suite:
             names.append(name)
         if ring is not None:
             (folder / "keyring.json").write_text(json.dumps(ring, indent=1) + "\n")
-        verdict, code = verdict_of(events, strict, exit3)
+        scoped = [] if exit3 else history_findings(events, ring is not None, list(findings))
+        allowed = {name for name, on in (("allow_embedded_keys", allow_embedded_keys), ("allow_empty", allow_empty))
+                   if on}
+        verdict, code = verdict_of(events, strict, exit3, scoped, allowed)
         expected_events = [{"index": i, "signature": e["signature"], "chain": e["chain"],
                             "findings": sorted(e.get("findings", []))} for i, e in enumerate(events)]
         doc = {"schema": SCHEMA, "id": case_id, "description": description, "pages": names,
                "keyring": "keyring.json" if ring is not None else None,
-               "options": {"strict": strict, "allow_embedded_keys": allow_embedded_keys,
+               "options": {"strict": strict, "allow_embedded_keys": allow_embedded_keys, "allow_empty": allow_empty,
                            "conversation_keys": {k: base64.b64encode(v).decode()
                                                  for k, v in (conversation_keys or {}).items()}},
-               "expected": {"verdict": verdict, "exit_code": code, "events": expected_events}}
+               "expected": {"verdict": verdict, "exit_code": code, "findings": scoped, "events": expected_events}}
         (folder / "expected.json").write_text(json.dumps(doc, indent=1) + "\n")
         self.ids.append(case_id)
 
@@ -343,10 +364,16 @@ def payloads(s: Suite) -> None:
     for kind, body in (("MessageTypingEvent", {"conversation_id": CONV}),
                        ("MessageFailureEvent", {"failure_type": 12, "rate_limit_tier": 3}),
                        ("MemberAccountDeleteEvent", {"member_id": "2222"}),
-                       ("GrokSearchResponseEvent", {"search_response_id": "r1"}),
-                       ("GroupChangeEvent.GroupAdminSettingsChange", {"add_member": True})):
+                       ("GrokSearchResponseEvent", {"search_response_id": "r1"})):
         s.case(f"payload/unsigned-{kind.split('.')[-1]}", f"{kind} is not signed by the protocol",
                [page(event(1, kind, body, sign=False))], [ev("not_signed")])
+    settings = event(1, "GroupChangeEvent.GroupAdminSettingsChange", {"add_member": True}, conversation_id=GROUP,
+                     sign=False)
+    s.case("payload/group-admin-settings-change", "a group change the protocol never signs: the SDK refuses it, "
+           "so it fails", [page(settings)], [ev("missing_signature")])
+    s.case("payload/unsigned-with-a-proven-event", "an unsigned event beside a proven one passes",
+           [page(event(2, "MessageTypingEvent", {"conversation_id": CONV}, prev=1, sign=False), event(1))],
+           [ev("not_signed", "linked"), ev("valid")])
     s.case("payload/missing-signature", "a message without a signature", [page(event(1, sign=False))],
            [ev("missing_signature")])
     plain = event(1, body={"contents": b"plain text", "should_notify": True}, payload=b"x")
@@ -389,9 +416,26 @@ def chains(s: Suite) -> None:
            [page(event(2, prev=1), kc, meta=[kc])],
            [ev("valid", "linked"), ev("needs_conversation_key", "start"),
             ev("needs_conversation_key", "duplicate", info_duplicate=True)], strict=True)
-    s.case("chain/key-change-only-in-meta", "an older key change delivered only in meta starts the chain",
+    s.case("chain/key-change-only-in-meta", "a key change delivered only in meta is out of band, never a start",
            [page(event(5, prev=4), meta=[kc])],
-           [ev("valid", "start"), ev("needs_conversation_key", "start")])
+           [ev("valid", "start"), ev("needs_conversation_key", "out_of_band")])
+    s.case("chain/meta-does-not-excuse", "a data event whose predecessor came only in meta is a gap",
+           [page(event(3, prev=2), event(2, prev=1), meta=[kc]), page(event(0))],
+           [ev("valid", "linked"), ev("valid", "gap"), ev("needs_conversation_key", "out_of_band"),
+            ev("valid", "start")])
+    s.case("chain/meta-not-key-change", "meta.conversation_key_events carrying a message is an error",
+           [page(event(2, prev=1), event(1), meta=[event(7)])],
+           [ev("valid", "linked"), ev("valid", "start"), ev("valid", "out_of_band", "meta_not_key_change")])
+    s.case("chain/one-start", "at most one start: every other event without its predecessor is a gap",
+           [page(event(9, prev=8), event(5, prev=4), event(2, prev=1))],
+           [ev("valid", "gap"), ev("valid", "gap"), ev("valid", "start")])
+    zeros = event(None, sequence_id="0" + seq(1))
+    s.case("chain/leading-zeros", "0123 and 123 are one position: two different events there conflict",
+           [page(zeros, event(1))], [ev("valid", "conflict"), ev("valid", "conflict")])
+    original = event(1, message_id="m-replayed")
+    s.case("chain/replay", "a signed message id at a second position is a replay (the later copy)",
+           [page(event(3, prev=2, message_id="m-replayed"), event(2, prev=1), original)],
+           [ev("valid", "linked", "replay"), ev("valid", "linked"), ev("valid")])
     s.case("chain/no-sequence-id", "an event without a sequence id cannot be placed",
            [page(event(None))], [ev("valid", "gap")])
 
@@ -446,7 +490,8 @@ def malformed(s: Suite) -> None:
     blob_case("negative-length", "a negative string length", b"\x0b\x00\x01\xff\xff\xff\xfe")
     blob_case("huge-list", "a list claims 10^6 elements", b"\x0f\x00\x63\x08" + struct.pack(">i", 10 ** 6) + b"\0" * 64)
     blob_case("deep-nesting", "10^5 nested structs", b"\x0c\x00\x63" * 100_000 + b"\x00" * 100_001)
-    blob_case("wrong-wire-type", "sequence_id sent as an i32", b"\x08\x00\x01\x00\x00\x00\x01\x00")
+    blob_case("wrong-wire-type", "sequence_id sent as an i32: read as a string, as the SDK does, the stream "
+              "runs out", b"\x08\x00\x01\x00\x00\x00\x01\x00")
     blob_case("empty", "zero bytes", b"")
     s.case("malformed/missing-encoded-event", "an item without encoded_event",
            [{"data": [{"sequence_id": seq(1), "sender_id": "1111"}]}], [ev("malformed", "start")])
@@ -457,6 +502,123 @@ def malformed(s: Suite) -> None:
     s.case("malformed/page-not-json", "the page is not JSON: could not complete", [b"{not json"], [], exit3=True)
     s.case("malformed/page-is-array", "the page is a JSON array", [b"[1, 2, 3]\n"], [], exit3=True)
     s.case("malformed/data-not-array", "`data` is a string", [{"data": "nope"}], [], exit3=True)
+
+
+def _bent(forged: Forged, bend: Any) -> dict:
+    """A data item whose encoded event is ``forged`` with its Thrift structure bent by ``bend``."""
+    tree, trailing = tt.parse(forged.raw)
+    extra = bend(tree)
+    raw = tt.write(tree, trailing + (extra if isinstance(extra, bytes) else b""))
+    return {"encoded_event": base64.b64encode(raw).decode()}
+
+
+def _detail(tree: tt.Struct) -> tt.Struct:
+    return tree.first(7).value
+
+
+def _nested(depth: int) -> tt.Struct:
+    value = tt.Struct()
+    for _ in range(depth - 1):
+        value = tt.Struct([tt.Field(12, 1, value)])
+    return value
+
+
+def structure(s: Suite) -> None:
+    """Thrift oddities, each resolved exactly as the official SDK (chatxdk 0.5.2) resolves them; the
+    differential fuzzer (tests/fuzz/structural.py) checks the same rules on random mutations."""
+    message = event(1)
+    group_create = event(1, "GroupChangeEvent.GroupCreate", {"member_ids": ["1111", "2222"], "admin_ids": ["1111"],
+                                                            "conversation_key_version": CKV, "title": "G"},
+                         conversation_id=GROUP)
+    metadata = event(1, "ConversationMetadataChangeEvent.MuteConversation", {"muted_conversation_ids": [CONV]},
+                     signature_version="0")
+    cases: list[tuple[str, str, Forged, Any, str, tuple]] = [
+        ("repeated-field-last-wins", "a second message_id after the signed one: the last wins, the signature fails",
+         message, lambda t: t.fields.insert(len(t.fields), tt.Field(11, 2, b"other")), "invalid", ()),
+        ("repeated-field-first-ignored", "a second message_id before the signed one: ignored",
+         message, lambda t: t.fields.insert(0, tt.Field(11, 2, b"other")), "valid", ()),
+        ("known-field-wrong-wire-type", "is_trusted with wire type i32 is read as a bool (one byte); the rest "
+         "desynchronises into a STOP", message, lambda t: t.fields.append(tt.Field(8, 11, 1)), "valid",
+         ("trailing_bytes",)),
+        ("skipped-field-any-bytes", "an unknown string field need not be UTF-8", message,
+         lambda t: t.fields.append(tt.Field(11, 50, b"\xff\xfe")), "valid", ()),
+        ("known-string-invalid-utf8", "a known string field must be UTF-8", message,
+         lambda t: t.fields.append(tt.Field(11, 5, b"\xff\xfe")), "malformed", ()),
+        ("struct-depth-64", "64 nested structs counting the event: readable", message,
+         lambda t: t.fields.append(tt.Field(12, 50, _nested(63))), "valid", ()),
+        ("struct-depth-65", "65 nested structs: unreadable", message,
+         lambda t: t.fields.append(tt.Field(12, 50, _nested(64))), "malformed", ()),
+        ("detail-empty-union", "a detail union with no member: unreadable", message,
+         lambda t: _detail(t).fields.clear(), "malformed", ()),
+        ("detail-unknown-only", "a detail with only an unknown member: no detail, nothing signed", message,
+         lambda t: _detail(t).fields.__setitem__(slice(None), [tt.Field(12, 11, tt.Struct())]), "not_signed",
+         ("unknown_event_type",)),
+        ("detail-unknown-before-known", "an unknown union member beside the known one is skipped", message,
+         lambda t: _detail(t).fields.insert(0, tt.Field(12, 99, tt.Struct())), "valid", ()),
+        ("detail-two-members", "two known members in one union: unreadable", message,
+         lambda t: _detail(t).fields.append(tt.Field(12, 6, tt.Struct())), "malformed", ()),
+        ("detail-shadowed", "a second detail (typing) after the message: the SDK reads a typing event; the "
+         "hidden message fails the event", message,
+         lambda t: t.fields.insert(len(t.fields), tt.Field(12, 7, tt.Struct([tt.Field(12, 6, tt.Struct())]))),
+         "not_signed", ("shadowed_detail",)),
+        ("detail-unknown-repeat-keeps-message", "a second detail with only an unknown member keeps the message",
+         message, lambda t: t.fields.append(tt.Field(12, 7, tt.Struct([tt.Field(12, 99, tt.Struct())]))),
+         "valid", ()),
+        ("message-without-contents", "a message without contents: the SDK shows it as unknown and unverified; "
+         "a signed kind fails", message,
+         lambda t: _detail(t).fields[0].value.fields.__setitem__(
+             slice(None), [f for f in _detail(t).fields[0].value.fields if f.fid != 100]), "unverifiable", ()),
+        ("bool-byte-2", "a bool byte of 2 is true", message,
+         lambda t: t.fields.append(tt.Field(2, 11, 2)), "valid", ()),
+        ("trailing-bytes", "bytes after the event's end: ignored by the SDK, an error here", message,
+         lambda t: b"\x0b\x00\x02", "valid", ("trailing_bytes",)),
+        ("group-change-unknown-only", "a group change with only an unknown variant: nothing the protocol signs",
+         group_create, lambda t: _detail(t).first(4).value.first(1).value.fields.__setitem__(
+             slice(None), [tt.Field(12, 99, tt.Struct())]), "unverifiable", ()),
+        ("group-change-empty-union", "a group change union with no member: unreadable", group_create,
+         lambda t: _detail(t).first(4).value.first(1).value.fields.clear(), "malformed", ()),
+        ("metadata-unknown-variant-version-0", "found by the structural fuzzer: the version floor is checked "
+         "before the payload, so an unknown settings variant signed at version 0 is a downgrade", metadata,
+         lambda t: _detail(t).first(9).value.first(1).value.fields.__setitem__(
+             slice(None), [tt.Field(12, 0, tt.Struct())]), "unsupported_version", ()),
+        ("signature-version-5000-digits", "a 5,000-digit signature_version overflows i32: treated as 7", message,
+         lambda t: [setattr(f, "value", b"7" * 5000) for f in t.first(9).value.fields if f.fid == 3], "valid", ()),
+    ]
+    for name, why, forged, bend, status, findings in cases:
+        chain = "gap" if status == "malformed" else "start"
+        s.case(f"structure/{name}", why, [{"data": [_bent(forged, bend)]}], [ev(status, chain, *findings)])
+
+
+def fail_closed(s: Suite) -> None:
+    """A PASS needs proof: trusted keys, events, at least one proven signature, a page that is a page."""
+    s.case("proof/no-keyring", "valid signatures under keys taken from the events only: not a PASS",
+           [page(event(1))], [ev("valid")], ring=None)
+    s.case("proof/no-keyring-allowed", "--allow-embedded-keys accepts the weaker claim",
+           [page(event(1))], [ev("valid")], ring=None, allow_embedded_keys=True)
+    s.case("proof/no-events", "an empty history proves nothing", [{"data": [], "meta": {"result_count": 0}}], [])
+    s.case("proof/no-events-allowed", "--allow-empty accepts an empty history",
+           [{"data": [], "meta": {"result_count": 0}}], [], allow_empty=True)
+    kc = event(1, "ConversationKeyChangeEvent", {"conversation_key_version": CKV,
+                                                 "conversation_participant_keys": participants([ALICE, BOB])})
+    s.case("proof/nothing-proven", "only a key change that needs the conversation key: nothing proven",
+           [page(kc)], [ev("needs_conversation_key")])
+    s.case("proof/api-error-body", "an API error body instead of a page: could not complete",
+           [{"errors": [{"title": "Forbidden", "detail": "You are not permitted to perform this action.",
+                         "type": "about:blank"}]}], [], exit3=True)
+    s.case("proof/empty-object", "{} is not an events page", [{}], [], exit3=True)
+    other = {**MALLORY.keyring_entry()}
+    for order, rows in (("good-first", [ALICE.keyring_entry(), other]), ("good-last", [other, ALICE.keyring_entry()])):
+        s.case(f"keys/duplicate-rows-{order}", "two different keys for one (user, version): a conflict whatever "
+               "the row order", [page(event(1))], [ev("unknown_key", "start", "key_conflict")], ring=rows)
+    bad_binding = {**ALICE.keyring_entry(), "identity_public_key_signature": BOB.keyring_row()["identity_public_key_signature"]}
+    s.case("keys/bad-binding-row-dropped", "a row failing its binding is dropped; a good row for the key counts",
+           [page(event(1))], [ev("valid")], ring=[bad_binding, ALICE.keyring_entry()])
+    s.case("keys/unusable-entry", "a keyring entry whose key is not a P-256 point: could not complete",
+           [page(event(1))], [], ring=[ALICE.keyring_entry(), {**BOB.keyring_entry(), "signing_public_key": "BAAAAAAA"}],
+           exit3=True)
+    foreign = {ALICE.user_id: {"data": [ALICE.keyring_row(), {**BOB.keyring_row(), "user_id": BOB.user_id}]}}
+    s.case("keys/foreign-user-row", "the saved keys of one user name another user: refused",
+           [page(event(1))], [], ring=foreign, exit3=True)
 
 
 def fixture(s: Suite) -> None:
@@ -485,7 +647,8 @@ def generate(out: Path) -> list[str]:
             if child.is_dir():
                 shutil.rmtree(child)
     suite = Suite(out)
-    for group in (kinds, versions, signatures, encoding, keys, payloads, chains, envelopes, malformed, fixture):
+    for group in (kinds, versions, signatures, encoding, keys, payloads, chains, envelopes, malformed, structure,
+                  fail_closed, fixture):
         group(suite)
     (out / "index.json").write_text(json.dumps({"schema": "xchat-verify/vectors/v1", "cases": suite.ids},
                                                indent=1) + "\n")

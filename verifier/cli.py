@@ -118,7 +118,7 @@ def emit(report: Report, fmt: str, output: str | None) -> None:
         except OSError as exc:
             raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
         if fmt != "text":
-            print(f"verdict: {report.verdict} (report written to {output})", file=sys.stderr)
+            print(f"verdict: {report.verdict} (report written to {printable(output)})", file=sys.stderr)
         return
     color = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     width = shutil.get_terminal_size().columns if color else None
@@ -131,7 +131,7 @@ def finish(report: Report, args: argparse.Namespace) -> int:
     emit(report, args.format, args.output)
     for inp in report.inputs:
         for err in inp.errors:
-            print(f"xchat-verify: {inp.source}: {err}", file=sys.stderr)
+            print(f"xchat-verify: {printable(inp.source)}: {printable(err)}", file=sys.stderr)
     return exit_code(report)
 
 
@@ -392,10 +392,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except UsageError as exc:
-        print(f"xchat-verify: error: {exc}", file=sys.stderr)
+        print(f"xchat-verify: error: {printable(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except InputError as exc:
-        print(f"xchat-verify: {exc}", file=sys.stderr)
+        print(f"xchat-verify: {printable(exc)}", file=sys.stderr)
         return EXIT_INCOMPLETE
     except KeyboardInterrupt:
         print("xchat-verify: interrupted", file=sys.stderr)
@@ -404,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("xchat-verify: out of memory", file=sys.stderr)
         return EXIT_INCOMPLETE
     except Exception as exc:  # last line of defence: one line, never a traceback
-        print(f"xchat-verify: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"xchat-verify: internal error: {type(exc).__name__}: {printable(exc)}", file=sys.stderr)
         return EXIT_INCOMPLETE
 
 

@@ -117,6 +117,7 @@ def decode_page(body: bytes | str | dict, source: str) -> DecodedPage:
         return page
     if typed is not None:
         _fill_typed(page, typed)
+        _check_shape(page, typed.data is not None, typed.meta is not None, typed.errors is not None)
         return _capped(page)
     try:
         loose = _loose_decoder.decode(body)
@@ -124,7 +125,28 @@ def decode_page(body: bytes | str | dict, source: str) -> DecodedPage:
         page.errors.append("not a JSON object at the top level")
         return page
     _fill_loose(page, loose)
+    _check_shape(page, loose.data is not None, loose.meta is not None, loose.errors is not None)
     return _capped(page)
+
+
+def _check_shape(page: DecodedPage, has_data: bool, has_meta: bool, has_errors: bool) -> None:
+    """Only an events page may pass for one: an API error body (``errors`` without ``data``) or an
+    object with none of the page's members is an input error, never an empty history."""
+    if has_data:
+        return
+    if has_errors:
+        text = "; ".join(api_error_text(e) for e in page.api_errors) or "no details"
+        page.errors.append(f"the API answered with an error instead of events: {text}")
+    elif not has_meta:
+        page.errors.append("not an events page: it has no data, meta or errors member")
+
+
+def api_error_text(error: dict) -> str:
+    """An API problem in its own words: title, detail, type (as one line)."""
+    parts = [str(error.get(k)) for k in ("title", "detail", "type") if error.get(k)]
+    if not parts and error.get("message"):
+        parts.append(str(error["message"]))
+    return " - ".join(parts) or str(error)
 
 
 def _capped(page: DecodedPage) -> DecodedPage:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import bisect
+import html
 import io
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -11,6 +13,8 @@ from collections.abc import Callable, Iterator
 import msgspec
 
 from . import __version__
+from .pages import api_error_text
+from .sanitize import printable
 from .model import HINTS, ConversationReport, EventReport, Finding, Report, fails
 
 FORMATS = ("text", "json", "ndjson", "sarif", "junit", "markdown")
@@ -28,8 +32,26 @@ def render(report: Report, fmt: str, *, color: bool = False, width: int | None =
     return renderer[fmt](report)
 
 
+# Characters JSON may carry raw but a terminal or viewer would act on (DEL, C1 controls, bidi and
+# zero-width format characters): written as \uXXXX escapes, which decode to the same string.
+_JSON_INVISIBLE = re.compile("[\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]")
+
+
+def _json_safe(text: str) -> str:
+    return _JSON_INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _md(value: object) -> str:
+    """Untrusted text for a Markdown table cell: one line, no markup, no HTML."""
+    text = html.escape(printable(value), quote=False)
+    return _MD_SPECIAL.sub(r"\\\g<0>", text)
+
+
+_MD_SPECIAL = re.compile(r"[\\`*_{}\[\]()#+!|~]")
+
+
 def render_json(report: Report) -> str:
-    return msgspec.json.format(msgspec.json.encode(report), indent=2).decode() + "\n"
+    return _json_safe(msgspec.json.format(msgspec.json.encode(report), indent=2).decode()) + "\n"
 
 
 def summary(report: Report) -> dict:
@@ -62,7 +84,9 @@ def proof_line(report: Report) -> str:
         parts.append(f"{p.unproven} not proven")
     if p.not_signed:
         parts.append(f"{p.not_signed} unsigned by design")
-    if not p.keys_authenticated:
+    if p.keys_authenticated:
+        parts.append("signer keys from " + ("the keyring" if report.key_source == "keyring" else report.key_source))
+    else:
         parts.append("signer keys NOT authenticated (taken from the events)")
     if not p.complete:
         parts.append("history incomplete")
@@ -78,7 +102,7 @@ def render_ndjson(report: Report) -> str:
                       **msgspec.to_builtins(event)}
             lines.append(encoder.encode(record).decode())
     lines.append(encoder.encode(summary(report)).decode())
-    return "\n".join(lines) + "\n"
+    return _json_safe("\n".join(lines)) + "\n"
 
 
 def _problem_findings(report: Report) -> Iterator[tuple[ConversationReport, EventReport, Finding]]:
@@ -108,8 +132,8 @@ def render_sarif(report: Report) -> str:
         results.append({
             "ruleId": finding.code,
             "level": "error" if fails(finding.severity, report.strict) else _SARIF_LEVEL[finding.severity],
-            "message": {"text": f"{conv.conversation_id} event {event.index} "
-                                f"(sequence {event.sequence_id}): {finding.message}"},
+            "message": {"text": printable(f"{conv.conversation_id} event {event.index} "
+                                          f"(sequence {event.sequence_id}): {finding.message}")},
             "locations": [{
                 "physicalLocation": {"artifactLocation": {"uri": source(event.index)}},
                 "logicalLocations": [{"name": f"event[{event.index}]", "kind": "object",
@@ -122,7 +146,7 @@ def render_sarif(report: Report) -> str:
         results.append({
             "ruleId": finding.code,
             "level": "error" if fails(finding.severity, report.strict) else _SARIF_LEVEL[finding.severity],
-            "message": {"text": f"{scope}: {finding.message}"},
+            "message": {"text": printable(f"{scope}: {finding.message}")},
             "locations": [{"physicalLocation": {"artifactLocation": {"uri": first_source}},
                            "logicalLocations": [{"name": scope, "kind": "module"}]}],
         })
@@ -130,12 +154,12 @@ def render_sarif(report: Report) -> str:
         where = [{"physicalLocation": {"artifactLocation": {"uri": inp.source}}}]
         for err in inp.errors:
             used["input_error"] = "error"
-            results.append({"ruleId": "input_error", "level": "error", "message": {"text": err},
+            results.append({"ruleId": "input_error", "level": "error", "message": {"text": printable(err)},
                             "locations": where})
         for api_error in inp.api_errors:
             used["api_error"] = "warning"
             results.append({"ruleId": "api_error", "level": "error" if report.strict else "warning",
-                            "message": {"text": _api_error_text(api_error)}, "locations": where})
+                            "message": {"text": printable(api_error_text(api_error))}, "locations": where})
     rules = [{"id": code, "name": code,
               "shortDescription": {"text": HINTS.get(code, "The input could not be read in full.")},
               "defaultConfiguration": {"level": _SARIF_LEVEL[sev]}} for code, sev in sorted(used.items())]
@@ -145,23 +169,24 @@ def render_sarif(report: Report) -> str:
                      "invocations": [{"executionSuccessful": report.complete}],
                      "properties": {"verdict": report.verdict},
                      "results": results}]}
-    return msgspec.json.format(msgspec.json.encode(doc), indent=2).decode() + "\n"
+    return _json_safe(msgspec.json.format(msgspec.json.encode(doc), indent=2).decode()) + "\n"
 
 
 def render_junit(report: Report) -> str:
     root = ET.Element("testsuites", name="xchat-verify")
     total = failures = 0
     for conv in report.conversations:
-        suite = ET.SubElement(root, "testsuite", name=conv.conversation_id)
+        conv_id = printable(conv.conversation_id)
+        suite = ET.SubElement(root, "testsuite", name=conv_id)
         suite_failures = 0
         for event in conv.events:
-            case = ET.SubElement(suite, "testcase", classname=conv.conversation_id,
-                                 name=f"event {event.index} seq {event.sequence_id} ({event.event_type})")
+            case = ET.SubElement(suite, "testcase", classname=conv_id,
+                                 name=printable(f"event {event.index} seq {event.sequence_id} ({event.event_type})"))
             bad = [f for f in event.findings if fails(f.severity, report.strict)]
             if bad:
                 suite_failures += 1
-                failure = ET.SubElement(case, "failure", message=bad[0].message, type=bad[0].code)
-                failure.text = "\n".join(f"[{f.severity}] {f.code}: {f.message}" for f in event.findings)
+                failure = ET.SubElement(case, "failure", message=printable(bad[0].message), type=bad[0].code)
+                failure.text = "\n".join(printable(f"[{f.severity}] {f.code}: {f.message}") for f in event.findings)
         suite.set("tests", str(len(conv.events)))
         suite.set("failures", str(suite_failures))
         total += len(conv.events)
@@ -171,19 +196,22 @@ def render_junit(report: Report) -> str:
         suite = ET.SubElement(root, "testsuite", name="whole histories")
         suite_failures = 0
         for scope, finding in scoped:
-            case = ET.SubElement(suite, "testcase", classname=scope, name=f"{scope} {finding.code}")
+            case = ET.SubElement(suite, "testcase", classname=printable(scope),
+                                 name=printable(f"{scope} {finding.code}"))
             if fails(finding.severity, report.strict):
                 suite_failures += 1
-                ET.SubElement(case, "failure", message=finding.message, type=finding.code).text = \
-                    f"[{finding.severity}] {finding.code}: {finding.message}"
+                ET.SubElement(case, "failure", message=printable(finding.message), type=finding.code).text = \
+                    printable(f"[{finding.severity}] {finding.code}: {finding.message}")
         suite.set("tests", str(len(scoped)))
         suite.set("failures", str(suite_failures))
         total, failures = total + len(scoped), failures + suite_failures
     for inp in report.inputs:
         if inp.errors:
-            suite = ET.SubElement(root, "testsuite", name=f"input {inp.source}", tests="1", failures="1")
-            case = ET.SubElement(suite, "testcase", classname="input", name=inp.source)
-            ET.SubElement(case, "failure", message=inp.errors[0], type="input_error").text = "\n".join(inp.errors)
+            source = printable(inp.source)
+            suite = ET.SubElement(root, "testsuite", name=f"input {source}", tests="1", failures="1")
+            case = ET.SubElement(suite, "testcase", classname="input", name=source)
+            ET.SubElement(case, "failure", message=printable(inp.errors[0]), type="input_error").text = \
+                "\n".join(printable(e) for e in inp.errors)
             total, failures = total + 1, failures + 1
     root.set("tests", str(total))
     root.set("failures", str(failures))
@@ -200,22 +228,20 @@ def render_markdown(report: Report) -> str:
     out = [f"## {icon} xchat-verify: {report.verdict.upper()}", "", proof_line(report) + ".", ""]
     out += ["| conversation | verdict | events | counts |", "|---|---|---|---|"]
     for conv in report.conversations:
-        out.append(f"| `{conv.conversation_id}` | {conv.verdict} | {len(conv.events)} | {_count_line(conv)} |")
+        out.append(f"| {_md(conv.conversation_id)} | {conv.verdict} | {len(conv.events)} | {_count_line(conv)} |")
     problems = [(c, e, f) for c, e, f in _problem_findings(report) if f.severity != "info"]
     scoped = [(scope, f) for scope, f in scoped_findings(report)]
     if problems or scoped:
         out += ["", "### Findings", "", "| conversation | event | sequence | severity | code | message |",
                 "|---|---|---|---|---|---|"]
         for scope, f in scoped:
-            message = f.message.replace("|", "\\|")
-            out.append(f"| `{scope}` | - | - | {f.severity} | `{f.code}` | {message} |")
+            out.append(f"| {_md(scope)} | - | - | {f.severity} | `{f.code}` | {_md(f.message)} |")
         for conv, event, f in problems[:_MARKDOWN_ROWS]:
-            message = f.message.replace("|", "\\|")
-            out.append(f"| `{conv.conversation_id}` | {event.index} | `{event.sequence_id}` | {f.severity} "
-                       f"| `{f.code}` | {message} |")
+            out.append(f"| {_md(conv.conversation_id)} | {event.index} | {_md(event.sequence_id)} | {f.severity} "
+                       f"| `{f.code}` | {_md(f.message)} |")
         if len(problems) > _MARKDOWN_ROWS:
             out.append(f"\n…and {len(problems) - _MARKDOWN_ROWS} more findings (see the JSON report).")
-    out += _input_problem_lines(report, "- ")
+    out += [_md(line) if line else line for line in _input_problem_lines(report, "")]
     hints = _hints(report)
     if hints:
         out += ["", "### What the codes mean", ""] + [f"- `{c}`: {h}" for c, h in hints]
@@ -226,13 +252,10 @@ def _input_problem_lines(report: Report, bullet: str) -> list[str]:
     lines = []
     for inp in report.inputs:
         lines += [f"{bullet}input {inp.source}: {e}" for e in inp.errors]
-        lines += [f"{bullet}API error on {inp.source}: {_api_error_text(e)}" for e in inp.api_errors]
+        lines += [f"{bullet}API error on {inp.source}: {api_error_text(e)}" for e in inp.api_errors]
     return ([""] + lines) if lines else []
 
 
-def _api_error_text(error: dict) -> str:
-    parts = [str(error.get(k)) for k in ("title", "detail", "type") if error.get(k)]
-    return " - ".join(parts) or str(error)
 
 
 def _hints(report: Report) -> list[tuple[str, str]]:
@@ -258,35 +281,33 @@ def render_text(report: Report, *, color: bool = False, width: int | None = None
     for conv in report.conversations:
         shown = conv.events if len(conv.events) <= _TEXT_ALL_EVENTS_UP_TO else \
             [e for e in conv.events if any(f.severity != "info" for f in e.findings)]
-        table = Table(title=f"conversation {conv.conversation_id} — {conv.verdict.upper()}",
+        table = Table(title=Text(printable(f"conversation {conv.conversation_id} — {conv.verdict.upper()}")),
                       title_justify="left", expand=False)
         for name in ("#", "sequence", "type", "sender", "signature", "chain", "findings"):
             table.add_column(name, overflow="fold")
-        for e in shown:
-            table.add_row(str(e.index), e.sequence_id or "-", e.event_type or "-", e.sender_id or "-",
-                          _styled(e.signature.status), _styled(e.chain.status),
-                          "; ".join(f"{f.code}: {f.message}" for f in e.findings if f.code not in
-                                    (e.signature.status, e.chain.status) or f.severity != "info") or "")
+        for e in shown:  # input text goes in as Text, never as markup
+            table.add_row(str(e.index), Text(printable(e.sequence_id or "-")), Text(printable(e.event_type or "-")),
+                          Text(printable(e.sender_id or "-")), _styled(e.signature.status), _styled(e.chain.status),
+                          Text(printable("; ".join(f"{f.code}: {f.message}" for f in e.findings if f.code not in
+                                                   (e.signature.status, e.chain.status) or f.severity != "info"))))
         if shown:
             console.print(table)
         hidden = len(conv.events) - len(shown)
         if hidden:
             console.print(f"({hidden} events without problems not listed; use --format json for all)")
-        console.print(f"{conv.conversation_id}: {conv.verdict.upper()} — {len(conv.events)} events: "
-                      f"{_count_line(conv)}")
+        console.print(Text(printable(f"{conv.conversation_id}: {conv.verdict.upper()} — {len(conv.events)} events: "
+                                     f"{_count_line(conv)}")))
         console.print()
     for scope, f in scoped_findings(report):
-        console.print(Text(f"! {scope}: [{f.severity}] {f.code}: {f.message}"))
+        console.print(Text(printable(f"! {scope}: [{f.severity}] {f.code}: {f.message}")), soft_wrap=True)
     for line in _input_problem_lines(report, "! "):
         if line:
-            console.print(Text(line))
+            console.print(Text(printable(line)), soft_wrap=True)
     for code, hint in _hints(report):
-        console.print(Text(f"hint {code}: {hint}"))
-    events = sum(len(c.events) for c in report.conversations)
-    keys = "keyring" if report.key_source == "keyring" else "keys embedded in events (not authenticated)"
+        console.print(Text(f"hint {code}: {hint}"), soft_wrap=True)
     console.print(Text(f"verdict: {report.verdict.upper()} — {len(report.conversations)} conversation(s), "
-                       f"{events} event(s); {proof_line(report)}; signer keys from {keys}"
-                       + (", strict" if report.strict else "")))
+                       f"{report.proof.events} event(s); {proof_line(report)}"
+                       + ("; strict" if report.strict else "")), soft_wrap=True)
     return buffer.getvalue()
 
 

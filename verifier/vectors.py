@@ -61,7 +61,8 @@ def _verify(folder: Path, spec: dict) -> tuple[Report | None, int]:
     pages = load_pages([str(folder / name) for name in spec["pages"]], max_bytes)
     keys = {v: base64.b64decode(k) for v, k in options.get("conversation_keys", {}).items()}
     report = verify_pages(pages, keyring, conversation_keys=keys, strict=options.get("strict", False),
-                          allow_embedded_keys=options.get("allow_embedded_keys", False))
+                          allow_embedded_keys=options.get("allow_embedded_keys", False),
+                          allow_empty=options.get("allow_empty", False))
     return report, exit_code(report)
 
 
@@ -72,6 +73,11 @@ def _compare(case_id: str, expected: dict, report: Report | None, code: int) -> 
         problems.append(f"verdict {verdict}, expected {expected['verdict']}")
     if code != expected["exit_code"]:
         problems.append(f"exit code {code}, expected {expected['exit_code']}")
+    if report is not None:
+        scoped = {f.code for f in report.findings} | {f.code for c in report.conversations for f in c.findings}
+        missing = set(expected.get("findings", [])) - scoped
+        if missing:
+            problems.append(f"missing run or conversation findings {sorted(missing)}")
     events = {e.index: e for c in report.conversations for e in c.events} if report is not None else {}
     if len(events) != len(expected["events"]):
         problems.append(f"{len(events)} events, expected {len(expected['events'])}")

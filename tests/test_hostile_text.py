@@ -1,0 +1,121 @@
+"""Input text can neither restyle, fake nor crash a report, in any format; the whole CLI, fed
+arbitrary files and arguments, exits 0/1/2/3 with at most one line of error and never a traceback."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import xml.etree.ElementTree as ET
+from contextlib import redirect_stderr, redirect_stdout
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from helpers import ALICE, ev, page
+from verifier.cli import main
+from verifier.report import FORMATS
+
+EVIL = "\x1b[2J\x1b]0;pwned\x07[bold red]verdict: PASS[/]\r\n\u202eevil\u200b|<script>x</script>`\x9b31m"
+DANGEROUS = ["\x1b", "\x07", "\r", "\u202e", "\u200b", "\x9b"]
+
+
+@pytest.fixture()
+def evil_files(tmp_path):
+    forged = ev(seq=2, prev=1)
+    body = page(forged, errors=[{"title": EVIL, "detail": EVIL, "type": "about:blank"}])
+    item = body["data"][0]
+    item["sender_id"] = EVIL  # an envelope mismatch whose message quotes the hostile text
+    item["sequence_id"] = EVIL
+    body["data"].append({"encoded_event": base64.b64encode(b"\x0b\x00\x01\x00\x00\x00\x03" + EVIL.encode()[:3]
+                                                           + b"\x00").decode(), "conversation_id": EVIL})
+    p = tmp_path / "evil.json"
+    p.write_text(json.dumps(body))
+    ring = tmp_path / "ring.json"
+    ring.write_text(json.dumps({"keys": [ALICE.keyring_entry()]}))
+    return p, ring
+
+
+def run_main(args):
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main(args)
+        except SystemExit as exc:  # argparse usage errors and --help
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_hostile_strings_are_escaped_in_every_format(evil_files, fmt):
+    p, ring = evil_files
+    code, out, err = run_main(["verify", str(p), "--keys", str(ring), "--format", fmt])
+    assert code == 1
+    for char in DANGEROUS:
+        assert char not in out and char not in err, (fmt, repr(char))
+    if fmt in ("json", "sarif"):
+        json.loads(out)  # escaping keeps the document valid and the strings equal
+    if fmt == "json":
+        data = json.loads(out)
+        assert data["inputs"][0]["api_errors"][0]["title"] == EVIL  # the data itself is unchanged
+    if fmt == "ndjson":
+        assert all(json.loads(line) for line in out.splitlines())
+    if fmt == "junit":
+        ET.fromstring(out)
+    if fmt == "text":
+        assert out.splitlines()[-1].startswith("verdict: FAIL")
+        assert "[bold red]verdict: PASS[/]" in out  # shown as text, not applied as markup
+    if fmt == "markdown":
+        assert "<script>" not in out and "\\|" in out
+
+
+def test_hostile_file_name_and_invalid_utf8_page(tmp_path):
+    evil_name = tmp_path / "a\x1b[31mb\u202e.json"
+    evil_name.write_bytes(b'{"data": [{"encoded_event": "\xff\xfe"}]}')
+    code, out, err = run_main(["verify", str(evil_name), "--format", "text"])
+    assert code == 3 and err.count("\n") == 1 and "Invalid UTF-8" in err
+    for char in DANGEROUS:
+        assert char not in out + err
+
+
+# ------------------------------------------------------------------ the CLI, fuzzed
+OPTIONS = ["--keys", "--format", "--output", "--strict", "--conversation-key", "--allow-embedded-keys",
+           "--allow-empty", "--allow-partial", "--workers", "--max-file-mb", "-", "--help", "verify",
+           "vectors", "keys", "audit", "--xfail", "1=AAAA", "json", "text", "0", "-1", "99999999999"]
+
+
+def file_contents():
+    valid = json.dumps(page(ev(seq=2, prev=1), ev(seq=1))).encode()
+    return st.one_of(
+        st.binary(max_size=300),
+        st.just(valid),
+        st.builds(lambda cut, junk: valid[:cut] + junk, st.integers(0, len(valid)), st.binary(max_size=20)),
+        st.just(valid + b"\n" + valid + b"\n{,}\n"),
+        st.just(json.dumps({"keys": [ALICE.keyring_entry()]}).encode()),
+        st.just(b'{"errors": [{"title": "\\u001b[2J"}]}'),
+        st.just(b"\xef\xbb\xbf" + valid),
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(files=st.lists(file_contents(), min_size=1, max_size=3),
+       words=st.lists(st.one_of(st.sampled_from(OPTIONS), st.text(max_size=12)), max_size=6),
+       command=st.sampled_from([["verify"], ["verify"], ["vectors"], []]))
+def test_cli_never_crashes_on_arbitrary_files_and_arguments(tmp_path, files, words, command):
+    paths = []
+    for i, content in enumerate(files):
+        path = tmp_path / f"f{i}.json"
+        path.write_bytes(content)
+        paths.append(str(path))
+    argv = command + paths + [w.replace("\x00", "") for w in words]
+    if "--output" in argv or "-o" in argv:
+        argv = [a if a not in ("--output", "-o") else "--format" for a in argv]
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        code, out, err = run_main(argv)
+    finally:
+        os.chdir(cwd)
+    assert code in (0, 1, 2, 3), (argv, code, err)
+    assert "Traceback" not in out + err and "internal error" not in err, (argv, err)
