@@ -128,6 +128,10 @@ CASES = [
     ("message: no contents (SDK: Unknown; fails here)", MESSAGE,
      lambda t: detail(t).fields[0].value.fields.__setitem__(
          slice(None), [f for f in detail(t).fields[0].value.fields if f.fid != 100]), "unverifiable"),
+    ("message: no conversation key version, signature version -1 (found by the fuzzer)", MESSAGE,
+     lambda t: [detail(t).fields[0].value.fields.__setitem__(
+         slice(None), [f for f in detail(t).fields[0].value.fields if f.fid != 101]),
+         [setattr(f, "value", b"-1") for f in t.first(9).value.fields if f.fid == 3]], "unverifiable"),
     ("message: should_notify byte 2", MESSAGE,
      lambda t: [setattr(f, "value", 2) for f in detail(t).fields[0].value.fields if f.fid == 102], "valid"),
     ("message: ttl with wire type string (read as i64)", MESSAGE,

@@ -581,6 +581,11 @@ def structure(s: Suite) -> None:
          "before the payload, so an unknown settings variant signed at version 0 is a downgrade", metadata,
          lambda t: _detail(t).first(9).value.first(1).value.fields.__setitem__(
              slice(None), [tt.Field(12, 0, tt.Struct())]), "unsupported_version", ()),
+        ("unencrypted-message-version-minus-1", "found by the structural fuzzer: a message without a "
+         "conversation key version is never signed, whatever its signature version", message,
+         lambda t: [_detail(t).fields[0].value.fields.__setitem__(
+             slice(None), [f for f in _detail(t).fields[0].value.fields if f.fid != 101]),
+             [setattr(f, "value", b"-1") for f in t.first(9).value.fields if f.fid == 3]], "unverifiable", ()),
         ("signature-version-5000-digits", "a 5,000-digit signature_version overflows i32: treated as 7", message,
          lambda t: [setattr(f, "value", b"7" * 5000) for f in t.first(9).value.fields if f.fid == 3], "valid", ()),
     ]

@@ -409,11 +409,17 @@ class _Run:
         kind = event.kind
         if not must_be_signed(kind):
             return self._unsigned(ev, kind)
-        if kind == "MessageCreateEvent" and (event.body or {}).get("contents") is None:
-            # The SDK returns such an event as "Unknown" without checking anything; a signed kind
-            # must not pass as unsigned, so it fails here.
-            return Check("unverifiable", "MessageCreateEvent without contents: nothing signed can be "
-                                         "checked (the SDK shows it as an unknown, unverified event)")
+        if kind == "MessageCreateEvent":
+            body = event.body or {}
+            if body.get("contents") is None:
+                # The SDK returns such an event as "Unknown" without checking anything; a signed
+                # kind must not pass as unsigned, so it fails here.
+                return Check("unverifiable", "MessageCreateEvent without contents: nothing signed can be "
+                                             "checked (the SDK shows it as an unknown, unverified event)")
+            if body.get("conversation_key_version") is None:
+                # Found by the structural fuzzer: the SDK decides this before looking at the
+                # signature version, so a downgraded version does not change the verdict.
+                return Check("unverifiable", "unencrypted message (no conversation_key_version): never signed")
         sig = event.signature
         if sig is None or sig.signature is None:
             return Check("missing_signature", f"{kind} must be signed but has no signature")

@@ -1,4 +1,4 @@
-"""Rebuild the exact bytes a sender signed (protocol.md §3), for every signed kind and version 2–7."""
+"""Rebuild the exact bytes a sender signed (docs/protocol.md §3), for every signed kind and version 2–7."""
 
 from __future__ import annotations
 

@@ -206,7 +206,7 @@ class Identity:
 
 
 def ecies_encrypt(recipient: ec.EllipticCurvePublicKey, plaintext: bytes, rng: bytes | None = None) -> bytes:
-    """The SDK's ECIES blob (protocol.md §7.1): ephemeral SEC1 ‖ AES-128-GCM(ct ‖ tag), 16-byte IV."""
+    """The SDK's ECIES blob (docs/protocol.md §5): ephemeral SEC1 ‖ AES-128-GCM(ct ‖ tag), 16-byte IV."""
     eph = ec.derive_private_key(_scalar((rng or os.urandom(16)).hex()), ec.SECP256R1())
     eph_pub = eph.public_key().public_bytes(serialization.Encoding.X962,
                                             serialization.PublicFormat.UncompressedPoint)
