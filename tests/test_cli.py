@@ -81,7 +81,7 @@ def test_markdown_and_text(good, capsys):
     assert "verdict: FAIL" in out and "no_trusted_keys" in out
     assert main(["verify", str(p1), "--format", "text", "--allow-embedded-keys"]) == 0
     out = capsys.readouterr().out
-    assert "verdict: PASS" in out and "not authenticated" in out
+    assert "verdict: PASS" in out and "NOT authenticated" in out
 
 
 def test_strict_turns_warnings_into_failure(tmp_path):

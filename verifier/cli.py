@@ -110,25 +110,25 @@ def parse_conversation_keys(values: Sequence[str]) -> dict[str, bytes]:
 
 
 # ------------------------------------------------------------------------------------- output
-def emit(report: Report, fmt: str, output: str | None) -> None:
+def emit(report: Report, fmt: str, output: str | None, all_events: bool = False) -> None:
     if output:
-        text = render(report, fmt)
+        text = render(report, fmt, all_events=all_events)
         try:
             Path(output).write_text(text, encoding="utf-8")
         except OSError as exc:
             raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
-        if fmt != "text":
-            print(f"verdict: {report.verdict} (report written to {printable(output)})", file=sys.stderr)
+        print(f"verdict: {report.verdict} (report written to {printable(output)})", file=sys.stderr)
         return
-    color = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    width = shutil.get_terminal_size().columns if color else None
-    sys.stdout.write(render(report, fmt, color=color, width=width))
+    tty = sys.stdout.isatty()
+    color = fmt == "text" and tty and "NO_COLOR" not in os.environ  # NO_COLOR drops colour, not layout
+    width = shutil.get_terminal_size().columns if tty else None
+    sys.stdout.write(render(report, fmt, color=color, width=width, all_events=all_events))
     sys.stdout.flush()
 
 
 def finish(report: Report, args: argparse.Namespace) -> int:
     """Write the report, name every input that could not be read (one line each), pick the exit code."""
-    emit(report, args.format, args.output)
+    emit(report, args.format, args.output, getattr(args, "all_events", False))
     for inp in report.inputs:
         for err in inp.errors:
             print(f"xchat-verify: {printable(inp.source)}: {printable(err)}", file=sys.stderr)
@@ -145,6 +145,8 @@ def exit_code(report: Report) -> int:
 def add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="text", help="report format (default text)")
     parser.add_argument("--output", "-o", metavar="PATH", help="write the report to PATH instead of stdout")
+    parser.add_argument("--all-events", action="store_true",
+                        help="text format: list every event, also in conversations of more than 50 events")
     parser.add_argument("--strict", action="store_true", help="warnings (untrusted, duplicate, "
                         "non_monotonic, ...) also fail the verdict")
     parser.add_argument("--conversation-key", action="append", default=[], metavar="VERSION=BASE64",
