@@ -382,7 +382,10 @@ def test_report_json_contract():
     assert data["schema"] == "xchat-verify/report/v1" and data["verdict"] == "pass"
     event = data["conversations"][0]["events"][0]
     assert set(event) == {"index", "sequence_id", "previous_sequence_id", "message_id", "sender_id", "event_type",
-                          "signature", "chain", "trusted", "findings"}
+                          "signature", "chain", "trusted", "findings", "key_version", "created_at_msec"}
+    assert (event["key_version"], event["created_at_msec"]) == (ALICE.version, "1784841001000")
+    assert set(data) == {"schema", "verdict", "conversations", "strict", "key_source", "inputs", "findings", "proof"}
+    assert set(data["conversations"][0]) == {"conversation_id", "verdict", "counts", "events", "findings", "complete"}
     assert set(data["conversations"][0]["counts"]) >= {"valid", "invalid", "linked", "gap", "cycle"}
 
 

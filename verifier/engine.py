@@ -56,7 +56,7 @@ class _Event:
 
     __slots__ = ("index", "entry", "raw", "event", "malformed", "conversation", "signature",
                  "findings", "sequence_id", "previous_sequence_id", "message_id", "sender_id",
-                 "conversation_id", "trusted", "from_meta")
+                 "conversation_id", "trusted", "from_meta", "created_at")
 
     def __init__(self, index: int, entry: RawEntry) -> None:
         self.index, self.entry = index, entry
@@ -85,6 +85,8 @@ class _Event:
         self.sender_id = getattr(source, "sender_id", None)
         self.conversation_id = getattr(source, "conversation_id", None)
         self.trusted = getattr(source, "is_trusted", None)
+        created = getattr(source, "created_at_msec", None)
+        self.created_at = created if isinstance(created, str) or created is None else str(created)
 
     def release_input(self) -> None:
         """Drop the JSON item and base64 text once decoded and cross-checked (memory)."""
@@ -493,9 +495,10 @@ class _Run:
         if sev is not None:
             ev.add(chain.status, chain.detail, "info" if chain.info_only else sev)
         event = ev.event
+        key_version = event.signature.public_key_version if event is not None and event.signature else None
         return EventReport(ev.index, ev.sequence_id, ev.previous_sequence_id, ev.message_id, ev.sender_id,
                            event.kind if event is not None else None, ev.signature,
-                           Check(chain.status, chain.detail), ev.trusted, ev.findings)
+                           Check(chain.status, chain.detail), ev.trusted, ev.findings, key_version, ev.created_at)
 
 
 def _structure_findings(ev: _Event, event: MessageEvent) -> None:

@@ -159,6 +159,8 @@ class EventReport(msgspec.Struct):
     chain: Check
     trusted: bool | None
     findings: list[Finding]
+    key_version: str | None = None  # the signer's public_key_version named by the event
+    created_at_msec: str | None = None  # unsigned server time, for timelines
 
 
 class ConversationReport(msgspec.Struct):
