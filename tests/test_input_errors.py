@@ -14,7 +14,7 @@ GOOD = json.dumps(page(ev(seq=1))).encode()
 
 
 @pytest.mark.parametrize("content,words", [
-    (b"{not json", "not a JSON object"),
+    (b"{not json", "not a JSON document nor JSON Lines: JSON is malformed: object keys must be strings at line 1, column 2"),
     (b"[1, 2]", "not a JSON object at the top level"),
     (b'{"data": []' + b", \"x\": " + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
     (b'{"errors": [{"title": "Forbidden", "detail": "no"}]}', "the API answered with an error instead of events"),
@@ -66,7 +66,7 @@ def test_oversized_file_and_unwritable_output(tmp_path):
     assert code == 3 and "larger than the limit" in err
     good = tmp_path / "good.json"
     good.write_bytes(GOOD)
-    code, _out, err = run_main(["verify", str(good), "--output", str(tmp_path / "no" / "such" / "dir" / "r.json")])
+    code, _out, err = run_main(["verify", str(good), "--output", str(good / "under-a-file" / "r.json")])
     assert code == 3 and "cannot write" in err and err.count("\n") == 1
 
 
@@ -75,3 +75,84 @@ def test_vectors_input_errors(tmp_path):
     assert run_main(["vectors", str(tmp_path)])[0] == 3  # no cases
     code, _out, err = run_main(["vectors", str(tmp_path), "--xfail", str(tmp_path / "nope.txt")])
     assert code == 3 and "cannot read --xfail" in err
+
+
+# ------------------------------------------------------------------ input files and options (issue 8)
+def _ring(tmp_path):
+    ring = tmp_path / "ring.json"
+    ring.write_text(json.dumps({"keys": [ALICE.keyring_entry()]}))
+    return str(ring)
+
+
+def test_gzip_and_byte_order_mark_are_read_transparently(tmp_path):
+    import gzip
+    two = json.dumps(page(ev(seq=2, prev=1))).encode()
+    one = json.dumps(page(ev(seq=1))).encode()
+    (tmp_path / "p2.json.gz").write_bytes(gzip.compress(two))
+    (tmp_path / "p1.json").write_bytes(b"\xef\xbb\xbf" + one)
+    (tmp_path / "both.jsonl.gz").write_bytes(gzip.compress(two + b"\n") + gzip.compress(one + b"\n"))
+    for files in (["p2.json.gz", "p1.json"], ["both.jsonl.gz"]):
+        code, out, err = run_main(["verify", *[str(tmp_path / f) for f in files], "--keys", _ring(tmp_path),
+                                   "--format", "json"])
+        assert code == 0, err
+        assert [e["chain"]["status"] for c in json.loads(out)["conversations"] for e in c["events"]] == ["linked", "start"]
+
+
+def test_gzip_bomb_stops_at_the_limit(tmp_path):
+    import gzip
+    (tmp_path / "bomb.json.gz").write_bytes(gzip.compress(b" " * (3 * 1024 * 1024)))
+    code, _out, err = run_main(["verify", str(tmp_path / "bomb.json.gz"), "--max-file-mb", "1"])
+    assert code == 3 and "decompresses to more than the limit of 1 MB" in err and err.count("\n") == 1
+
+
+def test_broken_json_gets_one_error_with_line_and_column(tmp_path):
+    pretty = tmp_path / "pretty.json"
+    pretty.write_text('{\n  "data": [\n    1,\n    2,\n  ],\n  "meta": {}\n}\n')
+    code, _out, err = run_main(["verify", str(pretty), "--allow-empty"])
+    assert code == 3 and err.count("\n") == 1
+    assert "trailing comma in array at line 5, column 3" in err
+    lines = tmp_path / "lines.jsonl"
+    good = json.dumps(page(ev(seq=1)))
+    lines.write_text(good + "\n" + '{"data": [],}' + "\n" + good + "\n")
+    code, out, err = run_main(["verify", str(lines), "--keys", _ring(tmp_path), "--format", "json"])
+    assert code == 3 and err.count("\n") == 1 and f"{lines}:2: not JSON" in err and "column 13" in err
+    assert len(json.loads(out)["inputs"]) == 3  # the good lines are still verified
+
+
+def test_option_values_are_checked(tmp_path):
+    good = tmp_path / "good.json"
+    good.write_bytes(GOOD)
+    code, _out, err = run_main(["verify", "-", "-"])
+    assert code == 2 and "only once" in err
+    code, _out, err = run_main(["verify", str(good), "--keys", _ring(tmp_path), "--conversation-key",
+                                "42=" + "A" * 43])
+    assert code == 0 and "warning: no key change in the input uses conversation key version 42" in err
+    code, out, _err = run_main(["--version"])
+    assert code == 0 and out.startswith("xchat-verify ")
+
+
+def test_vectors_output_and_xfail_errors_are_one_line(tmp_path):
+    from helpers import REPO
+    binary = tmp_path / "xfail.bin"
+    binary.write_bytes(b"\xff\xfe\x00\x01")
+    code, _out, err = run_main(["vectors", str(REPO / "vectors"), "--xfail", str(binary)])
+    assert code == 3 and "not UTF-8" in err and err.count("\n") == 1
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _out, err = run_main(["vectors", str(REPO / "vectors" / "chain"), "-o", str(blocker / "out.txt")])
+    assert code == 3 and "cannot write" in err and err.count("\n") == 1
+
+
+def test_a_failed_report_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
+    import os
+    good, out = tmp_path / "good.json", tmp_path / "report.json"
+    good.write_bytes(GOOD)
+    out.write_text("the previous report")
+
+    def broken_fsync(fd):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    code, _out, err = run_main(["verify", str(good), "--keys", _ring(tmp_path), "-o", str(out), "--format", "json"])
+    assert code == 3 and "No space left" in err
+    assert out.read_text() == "the previous report" and sorted(p.name for p in tmp_path.iterdir()) == \
+        ["good.json", "report.json", "ring.json"]

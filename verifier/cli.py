@@ -3,110 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
 
 from .audit import AuditOptions, Auditor, AuditProgress, verify_saved_audit
 from .engine import verify_pages
-from .evidence import MANIFEST, EvidenceError
+from .evidence import EvidenceError
 from .fetch import DEFAULT_BASE_URL, ClientEvents, FetchError, RetryPolicy, XChatClient, key_rows
-from .keys import Keyring, entry_from_row
+from .keys import entry_from_row
 from .model import Report
-from .pages import DecodedPage, decode_page
+from .inputs import (DEFAULT_MAX_FILE_MB, InputError, UsageError, is_evidence_dir, load_keyring, load_pages,
+                     parse_conversation_keys)
 from .report import FORMATS, render
+from .outputs import atomic_write_text
 from .sanitize import printable
-from .wire import MalformedEvent, b64decode_strict
+from . import __version__
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
-DEFAULT_MAX_FILE_MB = 512
-
-
-class InputError(Exception):
-    """A one-line reason the run could not complete (exit 3)."""
-
-
-class UsageError(Exception):
-    """A bad option value (exit 2)."""
-
-
-# ------------------------------------------------------------------------------------- inputs
-def read_limited(path: str, max_bytes: int) -> bytes:
-    """Read a file or stdin (``-``), refusing anything larger than ``max_bytes``."""
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read(max_bytes + 1)
-        else:
-            with open(path, "rb") as handle:
-                data = handle.read(max_bytes + 1)
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(data) > max_bytes:
-        raise InputError(f"{path} is larger than the limit of {max_bytes // (1024 * 1024)} MB "
-                         "(raise it with --max-file-mb)")
-    return data
-
-
-def split_bodies(data: bytes, source: str) -> Iterator[DecodedPage]:
-    """One JSON body, or JSON Lines with one body per line (decoded one at a time, so a large
-    file is never held twice and each page can be verified and released before the next)."""
-    page = decode_page(data, source)
-    if not page.errors or not page.errors[0].startswith("not a JSON object: ") \
-            or data.count(b"\n", 0, len(data) - 1) == 0:
-        yield page
-        return
-    del page
-    number = 0
-    for line in io.BytesIO(data):
-        if line.strip():
-            number += 1
-            yield decode_page(line, f"{source}:{number}")
-
-
-def load_pages(paths: Sequence[str], max_bytes: int) -> Iterator[DecodedPage]:
-    """Pages of every path in order, lazily; an unreadable file becomes a page with an error."""
-    for path in paths:
-        try:
-            data = read_limited(path, max_bytes)
-        except InputError as exc:
-            yield DecodedPage(path, errors=[str(exc)])
-            continue
-        yield from split_bodies(data, "stdin" if path == "-" else path)
-        del data
-
-
-def is_evidence_dir(path: str) -> bool:
-    return path != "-" and (Path(path) / MANIFEST).is_file()
-
-
-def load_keyring(path: str, max_bytes: int) -> Keyring:
-    data = read_limited(path, max_bytes)
-    try:
-        return Keyring.from_json(data)
-    except ValueError as exc:
-        raise InputError(f"keyring {path}: {exc}") from None
-
-
-def parse_conversation_keys(values: Sequence[str]) -> dict[str, bytes]:
-    keys = {}
-    for value in values:
-        version, sep, b64 = value.partition("=")
-        if not sep or not version:
-            raise UsageError(f"--conversation-key expects VERSION=BASE64, got {value!r}")
-        try:
-            key = b64decode_strict(b64, f"--conversation-key {version}")
-        except MalformedEvent as exc:
-            raise UsageError(str(exc)) from None
-        if len(key) != 32:
-            raise UsageError(f"--conversation-key {version}: key is {len(key)} bytes, expected 32")
-        keys[version] = key
-    return keys
 
 
 # ------------------------------------------------------------------------------------- output
@@ -114,7 +33,7 @@ def emit(report: Report, fmt: str, output: str | None, all_events: bool = False)
     if output:
         text = render(report, fmt, all_events=all_events)
         try:
-            Path(output).write_text(text, encoding="utf-8")
+            atomic_write_text(output, text)
         except OSError as exc:
             raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
         print(f"verdict: {report.verdict} (report written to {printable(output)})", file=sys.stderr)
@@ -129,6 +48,9 @@ def emit(report: Report, fmt: str, output: str | None, all_events: bool = False)
 def finish(report: Report, args: argparse.Namespace) -> int:
     """Write the report, name every input that could not be read (one line each), pick the exit code."""
     emit(report, args.format, args.output, getattr(args, "all_events", False))
+    for finding in report.findings:
+        if finding.code == "unused_conversation_key":
+            print(f"xchat-verify: warning: {finding.message}", file=sys.stderr)
     for inp in report.inputs:
         for err in inp.errors:
             print(f"xchat-verify: {printable(inp.source)}: {printable(err)}", file=sys.stderr)
@@ -166,6 +88,8 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    if args.pages.count("-") > 1:
+        raise UsageError("- (standard input) can be read only once")
     max_bytes = args.max_file_mb * 1024 * 1024
     conversation_keys = parse_conversation_keys(args.conversation_key)
     options = dict(conversation_keys=conversation_keys, allow_embedded_keys=args.allow_embedded_keys,
@@ -287,9 +211,12 @@ def cmd_keys_fetch(args: argparse.Namespace) -> int:
                 except ValueError as exc:
                     print(f"xchat-verify: skipping a key row of user {user_id}: {printable(exc)}", file=sys.stderr)
     text = json.dumps({"keys": entries}, indent=2) + "\n"
+    if failed and args.output:  # a keyring file must be complete or absent: the old one stays
+        print(f"xchat-verify: {printable(args.output)} not written: keys could not all be fetched", file=sys.stderr)
+        return EXIT_INCOMPLETE
     if args.output:
         try:
-            Path(args.output).write_text(text, encoding="utf-8")
+            atomic_write_text(args.output, text)
         except OSError as exc:
             raise InputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     else:
@@ -306,6 +233,8 @@ def cmd_vectors(args: argparse.Namespace) -> int:
         xfail = read_xfail(args.xfail) if args.xfail else set()
     except OSError as exc:
         raise InputError(f"cannot read --xfail file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"--xfail file {args.xfail} is not UTF-8 text (one case id per line)") from None
     results = run_suite(root, xfail)
     if not results:
         raise InputError(f"no vector cases (expected.json) under {root}")
@@ -314,7 +243,10 @@ def cmd_vectors(args: argparse.Namespace) -> int:
         raise UsageError(f"--xfail names unknown cases: {', '.join(sorted(unknown))}")
     text = render_results(results, args.format)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        try:
+            atomic_write_text(args.output, text)
+        except OSError as exc:
+            raise InputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
         print(text.strip().splitlines()[-1] if args.format == "text" else
               f"{sum(r.ok for r in results)} passed, {sum(not r.ok for r in results)} failed", file=sys.stderr)
     else:
@@ -340,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="xchat-verify",
         description="Verify the signatures and sequence chain of X Chat conversation events.",
         epilog="Exit codes: 0 pass, 1 fail, 2 usage error, 3 could not complete.")
+    parser.add_argument("--version", action="version", version=f"xchat-verify {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     verify = sub.add_parser("verify", help="verify saved X API events pages offline",

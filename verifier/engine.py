@@ -29,7 +29,7 @@ from .model import (ALLOWED_BY, FINDING_SEVERITY, REPORT_SCHEMA, STATUS_SEVERITY
                     ConversationReport, EventReport, Finding, InputReport, Proof, Report, Severity,
                     SigStatus, fails)
 from .pages import DecodedPage, ItemJson, RawEntry, decode_page
-from .payload import (BUILDERS, UNSIGNED_KINDS, PayloadUnavailable, build_payload, must_be_signed,
+from .payload import (UNSIGNED_KINDS, PayloadUnavailable, build_payload, must_be_signed,
                       parse_signature_version)
 from .wire import DEFAULT_LIMITS, Limits, MalformedEvent, MessageEvent, decode_event_b64
 
@@ -267,6 +267,11 @@ class _Run:
     def _run_findings(self) -> list[Finding]:
         """Findings about the run as a whole: whose keys were trusted, and what the keyring said."""
         out = []
+        used = {ev.event.body.get("conversation_key_version") for ev in self.events
+                if ev.event is not None and ev.event.kind == "ConversationKeyChangeEvent" and ev.event.body}
+        for version in sorted(set(self.conversation_keys) - used):
+            out.append(self._finding("unused_conversation_key", f"no key change in the input uses conversation "
+                                                                f"key version {version}"))
         if self.keyring is None:
             out.append(self._finding("no_trusted_keys", "no keyring: signer keys were taken from the "
                                                         "events themselves and are not authenticated"))

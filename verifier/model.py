@@ -77,6 +77,7 @@ FINDING_SEVERITY: dict[str, Severity] = {
     "incomplete": Severity.ERROR,
     "no_trusted_keys": Severity.ERROR,
     "key_row_foreign_user": Severity.ERROR,
+    "unused_conversation_key": Severity.INFO,
 }
 
 # The explicit opt-in that turns a fail-closed finding into information, and the option's name.
@@ -132,6 +133,8 @@ HINTS: dict[str, str] = {
                        "to accept that weaker claim.",
     "key_row_foreign_user": "A public-keys response for one user named another user; the row was "
                             "ignored.",
+    "unused_conversation_key": "A --conversation-key was given for a version no key change uses: check "
+                               "the version.",
 }
 
 ERROR_SIG = {s for s, sev in STATUS_SEVERITY.items() if sev is Severity.ERROR}

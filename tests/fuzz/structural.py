@@ -301,6 +301,22 @@ def _child_schema(schema: Any, f: Field) -> Any:
     return None
 
 
+def _contains(value: Any, node: Struct) -> bool:
+    """Is ``node`` ``value`` itself or anywhere inside it (structs, lists, maps)?"""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if item is node:
+            return True
+        if isinstance(item, Struct):
+            stack += [f.value for f in item.fields]
+        elif isinstance(item, Seq):
+            stack += item.items
+        elif isinstance(item, Map):
+            stack += [x for pair in item.items for x in pair]
+    return False
+
+
 class Mutator:
     """Structure-level mutations; each returns a short description of what it did."""
 
@@ -501,7 +517,7 @@ class Mutator:
         if src is None or dst is None or src[0] is dst[0]:
             return None
         f = self.rng.choice(src[0].fields)
-        if isinstance(f.value, Struct) and any(n is dst[0] for n, _s, _p in nodes_of(f.value)):
+        if _contains(f.value, dst[0]):
             return None  # never move a struct into itself
         src[0].fields.remove(f)
         dst[0].fields.insert(self.rng.randint(0, len(dst[0].fields)), f)
@@ -578,7 +594,7 @@ class Outcome:
     events: int = 0
     agreements: Counter = field(default_factory=Counter)
     disagreements: list[dict] = field(default_factory=list)
-    unparsed: int = 0  # mutations that produced no bytes (never expected)
+    unparsed: int = 0  # mutation chains discarded because the tree grew too deep to write
 
 
 class Campaign:
@@ -610,7 +626,12 @@ class Campaign:
     def run(self, events: int, batch: int = 200, progress: Callable[[int], None] | None = None) -> Outcome:
         out = Outcome()
         while out.events < events:
-            cases = [self.case() for _ in range(min(batch, events - out.events))]
+            cases = []
+            while len(cases) < min(batch, events - out.events):
+                try:
+                    cases.append(self.case())
+                except RecursionError:  # a mutation chain built a tree too deep to copy or write
+                    out.unparsed += 1
             raws = [raw for _l, raw, _d in cases]
             ours = our_classes(raws, self.ring, self.keys)
             for (label, raw, done), (mine, my_detail) in zip(cases, ours):
@@ -631,7 +652,7 @@ def _worker(args: tuple[int, int]) -> dict:
     seed, events = args
     outcome = Campaign(seed).run(events)
     return {"events": outcome.events, "agreements": dict(outcome.agreements),
-            "disagreements": outcome.disagreements}
+            "disagreements": outcome.disagreements, "discarded": outcome.unparsed}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -649,18 +670,20 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     totals: Counter = Counter()
     disagreements: list[dict] = []
-    done = 0
+    done = discarded = 0
     from concurrent.futures import ProcessPoolExecutor
     with ProcessPoolExecutor(args.jobs) as pool:
         for result in pool.map(_worker, tasks):
             done += result["events"]
             totals.update(result["agreements"])
             disagreements += result["disagreements"]
+            discarded += result["discarded"]
             print(f"{done} events, {len(disagreements)} disagreements, {time.time() - started:.0f}s",
                   file=sys.stderr, flush=True)
     for i, d in enumerate(disagreements):
         (out / f"disagreement-{i:05d}.json").write_text(json.dumps(d, indent=2))
     summary = {"events": done, "disagreements": len(disagreements), "agreements_by_class": dict(totals),
+               "mutations_discarded_too_deep": discarded,
                "seed": args.seed, "jobs": args.jobs, "seconds": round(time.time() - started, 1),
                "sdk": "chatxdk 0.5.2", "tool": f"xchat-verify {verifier.__version__}"}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -1,0 +1,166 @@
+"""Reading the user's files: pages (one JSON body, JSON Lines, gzip, UTF-8 BOM), keyrings and
+conversation keys, with every size bounded and every failure one line that names the file.
+
+Kept apart from the CLI so library users, the vector runner and the archive code load inputs exactly
+as ``xchat-verify verify`` does.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import zlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import msgspec
+
+from .keys import Keyring
+from .pages import DecodedPage, decode_page
+from .wire import MalformedEvent, b64decode_strict
+
+DEFAULT_MAX_FILE_MB = 512
+GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
+MANIFEST = "manifest.json"
+
+
+class InputError(Exception):
+    """A one-line reason the run could not complete (exit 3)."""
+
+
+class UsageError(Exception):
+    """A bad option value (exit 2)."""
+
+
+def read_limited(path: str, max_bytes: int) -> bytes:
+    """A file or stdin (``-``), gunzipped if it is gzip (detected by its magic bytes) and without a
+    UTF-8 byte-order mark, refusing anything larger than ``max_bytes`` before or after decompression.
+    The ``InputError`` does not repeat the path: callers name the input."""
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(max_bytes + 1)
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read it: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise InputError(f"larger than the limit of {max_bytes // (1024 * 1024)} MB (raise it with --max-file-mb)")
+    if data.startswith(GZIP_MAGIC):
+        data = gunzip_limited(data, max_bytes)
+    return data[len(UTF8_BOM):] if data.startswith(UTF8_BOM) else data
+
+
+def gunzip_limited(data: bytes, max_bytes: int) -> bytes:
+    """Decompress every gzip member, never producing more than ``max_bytes`` (a gzip bomb stops at
+    the limit instead of filling memory)."""
+    out = bytearray()
+    rest = data
+    while rest:
+        inflater = zlib.decompressobj(wbits=31)
+        pending = rest
+        while pending and not inflater.eof:
+            try:  # in 1 MiB steps, so the limit is checked before memory is spent
+                out += inflater.decompress(pending, _GUNZIP_STEP)
+            except zlib.error as exc:
+                raise InputError(f"not valid gzip: {exc}") from None
+            if len(out) > max_bytes:
+                raise InputError(f"decompresses to more than the limit of {max_bytes // (1024 * 1024)} MB "
+                                 "(raise it with --max-file-mb)")
+            pending = inflater.unconsumed_tail
+        if not inflater.eof:
+            raise InputError("truncated gzip")
+        rest = inflater.unused_data
+        if rest and not rest.startswith(GZIP_MAGIC):
+            break  # trailing garbage after the last member is ignored, as gzip(1) does
+    return bytes(out)
+
+
+_GUNZIP_STEP = 1024 * 1024
+
+
+_BYTE_AT = re.compile(r"\(byte (\d+)\)")
+
+
+def locate(data: bytes, message: str) -> str:
+    """``JSON is malformed: ... (byte 14)`` -> ``JSON is malformed: ... at line 2, column 5``."""
+    match = _BYTE_AT.search(message)
+    if match is None:
+        return message
+    offset = min(int(match.group(1)), len(data))
+    line = data.count(b"\n", 0, offset) + 1
+    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+    return message[:match.start()].rstrip() + f" at line {line}, column {column}"
+
+
+def _syntax_error(data: bytes) -> str | None:
+    try:
+        msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        return str(exc)
+    except RecursionError:
+        return None  # valid syntax nested too deeply: decode_page reports it
+    return None
+
+
+def split_bodies(data: bytes, source: str) -> Iterator[DecodedPage]:
+    """One JSON body, or JSON Lines with one body per line (each decoded on its own, so one bad
+    line is one error and every other line is still verified). A file that is neither gets ONE
+    error: the first real syntax error, with its line and column."""
+    error = _syntax_error(data)
+    if error is None:
+        yield decode_page(data, source)
+        return
+    lines = [(n, line) for n, line in enumerate(data.split(b"\n"), 1) if line.strip()]
+    if len(lines) > 1 and _syntax_error(lines[0][1]) is None:
+        for number, line in lines:
+            line_error = _syntax_error(line)
+            if line_error is not None:
+                yield DecodedPage(f"{source}:{number}",
+                                  errors=[f"not JSON: {locate(line, line_error).replace('line 1, ', '')}"])
+            else:
+                yield decode_page(line, f"{source}:{number}")
+        return
+    yield DecodedPage(source, errors=[f"not a JSON document nor JSON Lines: {locate(data, error)}"])
+
+
+def load_pages(paths: Sequence[str], max_bytes: int) -> Iterator[DecodedPage]:
+    """Pages of every path in order, lazily; an unreadable file becomes a page with an error."""
+    for path in paths:
+        try:
+            data = read_limited(path, max_bytes)
+        except InputError as exc:
+            yield DecodedPage(path, errors=[str(exc)])
+            continue
+        yield from split_bodies(data, "stdin" if path == "-" else path)
+        del data
+
+
+def is_evidence_dir(path: str) -> bool:
+    return path != "-" and (Path(path) / MANIFEST).is_file()
+
+
+def load_keyring(path: str, max_bytes: int) -> Keyring:
+    """A keyring file in any documented shape; ``InputError`` names the file and the bad entry."""
+    try:
+        return Keyring.from_json(read_limited(path, max_bytes))
+    except (ValueError, InputError) as exc:
+        raise InputError(f"keyring {path}: {exc}") from None
+
+
+def parse_conversation_keys(values: Sequence[str]) -> dict[str, bytes]:
+    """``VERSION=BASE64`` options -> {version: 32-byte key}; ``UsageError`` on anything else."""
+    keys = {}
+    for value in values:
+        version, sep, b64 = value.partition("=")
+        if not sep or not version:
+            raise UsageError(f"--conversation-key expects VERSION=BASE64, got {value!r}")
+        try:
+            key = b64decode_strict(b64, f"--conversation-key {version}")
+        except MalformedEvent as exc:
+            raise UsageError(str(exc)) from None
+        if len(key) != 32:
+            raise UsageError(f"--conversation-key {version}: key is {len(key)} bytes, expected 32")
+        keys[version] = key
+    return keys

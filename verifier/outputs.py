@@ -1,0 +1,29 @@
+"""Writing files so that a failure never leaves a half-written or silently replaced one: every file
+goes to a temporary name in the same directory, is flushed to disk, then renamed over the target."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically; on any error the old file (if any) is intact and the
+    temporary file is removed. Raises ``OSError``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}.{threading.get_ident()}")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write(path, text.encode("utf-8"))
