@@ -28,15 +28,15 @@ import html
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from .. import __version__
-from ..model import ERROR_SIG, HINTS, STATUS_SEVERITY, ConversationReport, EventReport, Finding, Report
+from ..model import ERROR_SIG, HINTS, STATUS_SEVERITY, ConversationReport, EventReport, Report
 from ..pages import api_error_text
 from ..sanitize import printable
-from .common import ProblemGroup, event_label, problem_groups, proof_line, scoped_findings
+from .common import _SEVERITY_RANK, ProblemGroup, event_label, problem_groups, proof_line, scoped_findings
 from .html_assets import CSS, EVENT_FIELDS, JS
 
 TIMELINE_CELLS = 240  # at most this many cells per conversation's timeline; more events aggregate
@@ -47,7 +47,7 @@ _EXAMPLES = 3
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{hash}'; img-src data:; "
        "base-uri 'none'; form-action 'none'")
 
-# Timeline markers, worst first: a cell takes the class of its worst marker. Each is (class, label).
+# Timeline markers (CSS class m-NAME -> legend label), worst first: a cell takes its worst marker.
 _MARKERS: dict[str, str] = {
     "signature": "signature failed (invalid, unknown_key, …)",
     "replay": "replay",
@@ -64,6 +64,7 @@ _MARKERS: dict[str, str] = {
     "duplicate-info": "duplicate, expected (key change repeated in meta)",
 }
 _MARKER_RANK = {name: rank for rank, name in enumerate(_MARKERS)}
+_NOT_PROBLEMS = {"start", "out_of_band", "duplicate-info"}  # marked on the timeline, but expected
 _CHAIN_MARKED = {"start", "gap", "fork", "conflict", "duplicate", "cycle", "non_monotonic", "out_of_band"}
 _NEUTRAL_STATUS = {"not_signed", "start", "out_of_band"}
 _DIGITS = re.compile("[0-9]{1,15}")
@@ -129,7 +130,7 @@ def status_class(event: EventReport, status: str) -> str:
     return _severity_of(event, status)
 
 
-def markers(event: EventReport) -> dict[str, str]:
+def markers(event: EventReport) -> dict[str, list[str]]:
     """Timeline markers of one event: marker class -> the codes behind it (empty: nothing to mark)."""
     found: dict[str, list[str]] = {}
     chain = event.chain.status
@@ -145,22 +146,17 @@ def markers(event: EventReport) -> dict[str, str]:
             continue
         name = "replay" if finding.code == "replay" else f"other-{finding.severity}"
         found.setdefault(name, []).append(finding.code)
-    return {name: " ".join(codes) for name, codes in found.items()}
+    return found
 
 
 def worst(event: EventReport) -> str:
     """The worst finding severity on the event ('' when it has none)."""
-    severities = {f.severity for f in event.findings}
-    for level in ("error", "warning", "info"):
-        if level in severities:
-            return level
-    return ""
+    return min((f.severity for f in event.findings), key=_SEVERITY_RANK.__getitem__, default="")
 
 
 def event_row(conv_index: int, event: EventReport) -> list:
     """One row of the embedded table data, in ``EVENT_FIELDS`` order, every input string printable."""
-    shown = [Finding(f.code, f.severity, f.message) for f in event.findings
-             if f.code not in (event.signature.status, event.chain.status)]
+    shown = [f for f in event.findings if f.code not in (event.signature.status, event.chain.status)]
     return [conv_index, event.index, _opt(event.sequence_id), _opt(event.previous_sequence_id),
             _opt(event.message_id), _opt(event.sender_id), _opt(event.key_version),
             _opt(when(event.created_at_msec, suffix="")), _opt(event.event_type),
@@ -192,23 +188,27 @@ class Cell:
     codes: Counter = field(default_factory=Counter)
     marker: str = ""  # the worst marker class, '' when nothing is marked
 
-    def add(self, event: EventReport) -> None:
+    def add(self, event: EventReport, marks: dict[str, list[str]]) -> None:
         self.last = event
         self.size += 1
-        for name, codes in markers(event).items():
-            self.codes.update(codes.split())
+        for name, codes in marks.items():
+            self.codes.update(codes)
             if not self.marker or _MARKER_RANK[name] < _MARKER_RANK[self.marker]:
                 self.marker = name
 
 
-def timeline_cells(events: Sequence[EventReport], limit: int = TIMELINE_CELLS) -> list[Cell]:
-    """``events`` (already in chain order) as at most ``limit`` cells of consecutive events."""
+def timeline_cells(events: Sequence[EventReport], marks: Sequence[dict[str, list[str]]] | None = None,
+                   limit: int = TIMELINE_CELLS) -> list[Cell]:
+    """``events`` (already in chain order) as at most ``limit`` cells of consecutive events;
+    ``marks`` are their ``markers`` when the caller has them already."""
+    if marks is None:
+        marks = [markers(e) for e in events]
     per_cell = max(1, -(-len(events) // limit))
     cells: list[Cell] = []
     for start in range(0, len(events), per_cell):
         cell = Cell(events[start], events[start])
-        for event in events[start:start + per_cell]:
-            cell.add(event)
+        for i in range(start, min(start + per_cell, len(events))):
+            cell.add(events[i], marks[i])
         cells.append(cell)
     return cells
 
@@ -240,7 +240,8 @@ def _timeline(conv: ConversationReport) -> str:
     ordered = sorted(conv.events, key=seq_key)
     if not ordered:
         return '<p class="muted">No events.</p>'
-    cells = timeline_cells(ordered)
+    marks = [markers(e) for e in ordered]
+    cells = timeline_cells(ordered, marks)
     per_cell = cells[0].size
     sparse = " sparse" if len(cells) <= 120 else ""
     strip = "".join(_cell_html(conv, c) for c in cells)
@@ -252,20 +253,21 @@ def _timeline(conv: ConversationReport) -> str:
             f'{esc(when(last.created_at_msec) or "no time")}</span></div>')
     return (f'<div class="timeline{sparse}" role="img" aria-label="chain timeline of '
             f'{esc(conv.conversation_id)}" data-conversation="{esc(conv.conversation_id)}">{strip}</div>'
-            + axis + _marked_list(conv, ordered))
+            + axis + _marked_list(conv, ordered, marks))
 
 
-def _marked_list(conv: ConversationReport, ordered: Iterable[EventReport]) -> str:
+def _marked_list(conv: ConversationReport, ordered: Sequence[EventReport],
+                 marks: Sequence[dict[str, list[str]]]) -> str:
     """The problematic events of the timeline by name (the first few; the table has them all)."""
     items, total = [], 0
-    for event in ordered:
-        found = {n: c for n, c in markers(event).items() if n not in ("start", "out_of_band", "duplicate-info")}
+    for event, marked in zip(ordered, marks):
+        found = {n: c for n, c in marked.items() if n not in _NOT_PROBLEMS}
         if not found:
             continue
         total += 1
         if len(items) < MARKED_LISTED:
             name = min(found, key=_MARKER_RANK.__getitem__)
-            codes = ", ".join(sorted({c for v in found.values() for c in v.split()}))
+            codes = ", ".join(sorted({c for v in found.values() for c in v}))
             items.append(f'<li data-index="{event.index}"><span class="swatch m-{name}"></span>'
                          f'<span class="code">{esc(codes)}</span><span class="id">{esc(event_label(conv, event))}'
                          f'</span></li>')
@@ -276,20 +278,18 @@ def _marked_list(conv: ConversationReport, ordered: Iterable[EventReport]) -> st
     return f'<ul class="marked-list" aria-label="marked events">{"".join(items)}{more}</ul>'
 
 
-def _counts(conv: ConversationReport, codes_fail: set[str]) -> str:
+def _counts(conv: ConversationReport) -> str:
+    """The conversation's non-zero counts as chips, each coloured by the worst severity it had here."""
+    seen: dict[str, str] = {}
+    for event in conv.events:
+        for f in event.findings:
+            if f.code not in seen or _SEVERITY_RANK[f.severity] < _SEVERITY_RANK[seen[f.code]]:
+                seen[f.code] = f.severity
     chips = []
     for code, n in conv.counts.items():
         if not n:
             continue
-        if code in ("valid", "linked"):
-            cls = "ok"
-        elif code in _NEUTRAL_STATUS:
-            cls = "neutral"
-        else:
-            sev = STATUS_SEVERITY.get(code)
-            cls = "error" if code in codes_fail else (sev.value if sev is not None else "info")
-            if code == "duplicate" and code not in codes_fail:
-                cls = "info"
+        cls = "ok" if code in ("valid", "linked") else "neutral" if code in _NEUTRAL_STATUS else seen.get(code, "info")
         chips.append(f'<span class="pill sev-{cls}">{esc(code)} {n:,}</span>')
     return '<div class="counts">' + "".join(chips) + "</div>"
 
@@ -301,14 +301,13 @@ def _conversations(report: Report) -> str:
     if not report.conversations:
         parts.append('<p class="muted">No conversation in the input.</p>')
     for conv in report.conversations:
-        failing = {f.code for e in conv.events for f in e.findings if f.severity == "error"}
         verdict = conv.verdict.upper()
         parts.append(f'<div class="conv" data-conversation="{esc(conv.conversation_id)}"><div class="head">'
                      f'<h3 class="id">{esc(conv.conversation_id)}</h3>'
                      f'<span class="sev sev-{"ok" if conv.verdict == "pass" else "error"}">{verdict}</span>'
                      f'<span class="muted small">{len(conv.events):,} event(s)</span>'
                      + ("" if conv.complete else '<span class="sev sev-error">incomplete</span>') + "</div>")
-        parts.append(_counts(conv, failing))
+        parts.append(_counts(conv))
         for finding in conv.findings:
             parts.append(f'<p class="small"><span class="sev sev-{finding.severity}">{finding.severity}</span> '
                          f'<span class="code">{esc(finding.code)}</span> {esc(finding.message)}</p>')
@@ -389,6 +388,8 @@ class KeyUse:
     last_seq: EventReport | None = None
     first_ms: int | None = None
     last_ms: int | None = None
+    _first_key: tuple = ()
+    _last_key: tuple = ()
 
     def add(self, conv: ConversationReport, event: EventReport) -> None:
         self.events += 1
@@ -396,10 +397,11 @@ class KeyUse:
         self.failed += event.signature.status in ERROR_SIG
         self.embedded += any(f.code == "embedded_key_used" for f in event.findings)
         self.conversations.add(conv.conversation_id)
-        if self.first_seq is None or seq_key(event) < seq_key(self.first_seq):
-            self.first_seq = event
-        if self.last_seq is None or seq_key(event) > seq_key(self.last_seq):
-            self.last_seq = event
+        key = seq_key(event)
+        if self.first_seq is None or key < self._first_key:
+            self.first_seq, self._first_key = event, key
+        if self.last_seq is None or key > self._last_key:
+            self.last_seq, self._last_key = event, key
         if event.created_at_msec and _DIGITS.fullmatch(event.created_at_msec):
             ms = int(event.created_at_msec)
             self.first_ms = ms if self.first_ms is None else min(self.first_ms, ms)
@@ -543,8 +545,9 @@ def _events(report: Report, codes: Counter) -> str:
             f'<label>status <select id="xv-status">{"".join(options)}</select></label>{conv_select}'
             '<label>search <input type="search" id="xv-search" placeholder="id, sender, type, message…" '
             'autocomplete="off"></label>'
-            '<label>per page <select id="xv-size"><option>25</option><option selected>50</option>'
-            "<option>100</option><option>500</option></select></label></div>"
+            '<label>per page <select id="xv-size"><option value="25">25</option>'
+            '<option value="50" selected>50</option><option value="100">100</option><option value="500">500</option>'
+            "</select></label></div>"
             '<div class="scroll"><table id="xv-events"><thead><tr><th class="num">#</th>'
             f"{conv_head}<th>sequence / previous</th><th>type / message id</th><th>sender / key</th>"
             "<th>created (UTC)</th><th>signature</th><th>chain</th>"
