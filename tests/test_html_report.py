@@ -26,7 +26,7 @@ from verifier.report import FORMATS, render
 from verifier.report.html import CSP, TIMELINE_CELLS, markers, render_html, seq_key, timeline_cells, when
 from verifier.sanitize import printable
 from verifier.testing import browser as chromium
-from verifier.testing.forge import build_conversation
+from verifier.testing.forge import Identity, build_conversation
 
 EXAMPLES = REPO / "examples"
 # Terminal and bidi tricks (as in test_hostile_text), plus markup that would break out of an element,
@@ -239,8 +239,7 @@ def test_timeline_aggregates_large_histories_and_marks_every_problem(large_repor
 
 def test_chain_order_and_times_survive_hostile_values():
     def event(seq, index, chain="linked"):
-        return verifier.model.EventReport(index, seq, None, None, None, None, verifier.model.Check("valid", ""),
-                                          verifier.model.Check(chain, ""), True, [])
+        return EventReport(index, seq, None, None, None, None, Check("valid", ""), Check(chain, ""), True, [])
     events = [event("x", 0), event("0123", 1), event("9" * 10_000, 2), event("122", 3), event(None, 4),
               event("123", 5, "duplicate")]
     assert [e.index for e in sorted(events, key=seq_key)] == [3, 1, 5, 2, 0, 4]
@@ -255,6 +254,24 @@ def test_cli_writes_html_to_a_file_and_to_stdout(tmp_path, capsys):
     assert main(args) == 1
     out = capsys.readouterr().out
     assert out == (tmp_path / "r.html").read_text(encoding="utf-8") and out.endswith("</html>\n")
+
+
+def two_conversations() -> Report:
+    """Two generated histories, verified without a keyring (--allow-embedded-keys): keys unauthenticated."""
+    first = build_conversation(4, realistic_crypto=False, seed="one")
+    second = build_conversation(3, realistic_crypto=False, seed="two",
+                                members=[Identity.from_seed("1111", "5", "x"), Identity.from_seed("2222", "6", "y")])
+    return verifier.verify_pages(first.pages() + second.pages(), allow_embedded_keys=True)
+
+
+def test_unauthenticated_keys_and_several_conversations_are_said():
+    report = two_conversations()
+    assert not report.proof.keys_authenticated and len(report.conversations) == 2
+    text = render_html(report)
+    assert 'id="xv-keys-unauthenticated"' in text and "signer keys NOT authenticated" in text
+    assert '<select id="xv-conv"><option value="">all</option><option value="0">' in text
+    keys_table = text[text.index('id="xv-keys"'):]
+    assert keys_table[:keys_table.index("</table>")].count("<tr>") == 1 + 4  # header, 2 users x 2 histories
 
 
 # ------------------------------------------------------------------------------------- in a browser
@@ -383,3 +400,20 @@ def test_the_checks_would_catch_a_request_and_an_injected_script(browser, tamper
     assert any("Content Security Policy" in e["message"] for e in errors), errors
     assert chromium.requests_made(browser) == [uri, pixel.as_uri()]  # even a blocked attempt is seen
     assert browser.find_element(By.ID, "xv-page-info").text.startswith("1–13 of 13")  # ours still runs
+
+
+def test_empty_and_multi_conversation_reports_work_in_the_browser(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    empty = verifier.verify_pages([{"data": []}])
+    for name, report, total in (("empty", empty, 0), ("two", two_conversations(), 7)):
+        path = tmp_path / f"{name}.html"
+        path.write_text(render_html(report), encoding="utf-8")
+        uri = open_page(browser, path)
+        assert browser.find_element(By.ID, "xv-page-info").text.startswith(f"{'1–' + str(total) if total else '0'} "
+                                                                           f"of {total} matching")
+        if total:
+            choose(browser, "xv-conv", "1")
+            assert len(table_indices(browser)) == 3
+            assert len(browser.find_elements(By.CSS_SELECTOR, "#xv-events tbody tr:first-child td")) == \
+                len(browser.find_elements(By.CSS_SELECTOR, "#xv-events thead th"))
+        assert_quiet(browser, uri)
