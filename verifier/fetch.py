@@ -384,8 +384,8 @@ class PageWalk:
         limit = self.limits.max_page_items
         head = page_head(page.body, limit)
         if head.items > limit:
-            raise FetchError(f"page {number} holds more than {limit} items (data, meta key events and errors "
-                             "together; --max-page-items)")
+            raise FetchError(f"page {number} holds more than {limit} items, counting data, meta key events and "
+                             "errors (--max-page-items)")
         return head
 
 
