@@ -285,6 +285,28 @@ def test_terminal_escapes_from_the_server_are_shown_escaped(monkeypatch, capsys)
     assert json.loads(out)["verdict"] == "fail"
 
 
+def test_keys_fetch_reports_a_malformed_body(monkeypatch, capsys, tmp_path):
+    with server("malformed-keys") as api:
+        code, _out, err = run(api, monkeypatch, capsys, "keys", "fetch", "1215441834412953600", "--base-url", api.url,
+                              "-o", tmp_path / "ring.json")
+    assert code == 3 and "malformed response: `data` is a number, expected an array of key rows" in err
+    assert json.loads((tmp_path / "ring.json").read_text()) == {"keys": []}
+
+
+def test_the_progress_line_shows_server_text_inert():
+    import io
+    from rich.console import Console
+    from verifier.audit import AuditProgress
+    from verifier.testing.server import ESCAPES
+    buffer = io.StringIO()
+    display = cli._Display(True, Console(file=buffer, force_terminal=False, width=300))
+    with display:
+        display.update(AuditProgress(status=f"metadata unavailable: [bold red]{ESCAPES}"))
+        display.status.console.print(display.status.status)
+    text = buffer.getvalue()
+    assert "[bold red]" in text and "\\x1b[2J" in text and "\x1b[2J" not in text
+
+
 def test_keys_fetch_escapes_server_text(monkeypatch, capsys):
     with server("escape") as api:
         code, _out, err = run(api, monkeypatch, capsys, "keys", "fetch", CONVS[0].members[0].user_id,
