@@ -552,3 +552,32 @@ def test_journal_replay_drops_a_torn_last_line_and_ignores_older_journals(tmp_pa
         EvidenceStore.open(tmp_path)
     journal.write_bytes(b'{"journal": "stale", "seq": 1, "op": "keys_reset"}\n')  # an older run's journal
     assert EvidenceStore.open(tmp_path).manifest["conversations"] == []  # snapshot only (taken at start)
+
+
+def test_scrub_report_reaches_every_string_even_behind_json_escapes():
+    import msgspec as _msgspec
+    from verifier import verify_pages
+    from verifier.audit import scrub_report
+    secret = "s3cr3t-token-value"
+    escaped_echo = "".join(f"\\u{ord(c):04x}" for c in secret)  # how a server could hide the echo in JSON
+    body = ('{"data": [{"encoded_event": "AAAA", "sender_id": "' + escaped_echo + '", "conversation_id": "g1"}],'
+            ' "errors": [{"title": "x", "detail": "' + escaped_echo + '", "' + escaped_echo + '": 1}]}').encode()
+    assert secret.encode() not in body
+    report = verify_pages([body], None)
+    assert secret in _msgspec.json.encode(report).decode()
+    cleaned = scrub_report(report, [lambda text: text.replace(secret, REDACTED)])
+    text = _msgspec.json.encode(cleaned).decode()
+    assert secret not in text and REDACTED in text
+
+
+def test_an_echo_hidden_behind_json_escapes_is_found_and_scrubbed(monkeypatch, capsys, tmp_path):
+    ev = tmp_path / "ev"
+    with server("echo-token-escaped") as api:
+        code, out, _err = run(api, monkeypatch, capsys, *audit_args(api, "--save", ev))
+        report = json.loads(out)
+        assert code == 3 and [f for f in report["findings"] if f["code"] == "evidence_contains_token"]
+        manifest = (ev / "manifest.json").read_text()
+        assert api.state.token not in manifest and '"json"' in manifest  # located by JSON path, not copied
+        page = next(p for p in (ev / "conversations").rglob("page-00001.json"))
+        assert api.state.token.encode() not in page.read_bytes()  # only escaped copies
+        assert offline(api, monkeypatch, capsys, ev) == (3, report)  # scrubbed offline as well

@@ -30,7 +30,7 @@ from .evidence import EvidenceError, EvidenceStore, SavedAudit, load_saved_audit
 from .fetch import (FetchError, XChatClient, conversation_path_id, is_user_id, key_body_problems, key_rows,
                     metadata_problems, participants_of)
 from .keys import Keyring
-from .model import Finding, Report, fails
+from .model import EventReport, Finding, InputReport, Report, fails
 from .paging import MB, PageLimits, SavedWalk, page_head, page_missing_reasons
 from .sanitize import printable
 from .transport import json_value_bound
@@ -438,13 +438,19 @@ def add_findings(report: Report, findings: list[Finding]) -> Report:
 
 
 def scrub_report(report: Report, scrubbers: list[Callable[[str], str]]) -> Report:
-    """The report with every secret removed from every string (event fields, finding messages,
-    API errors: the server chose much of that text). A cheap check first: most reports hold none.
-    (The check runs on the JSON text; a bearer token has no character JSON escapes, RFC 6750.)"""
-    text = report_text(report) if scrubbers else ""
-    if all(scrub(text) == text for scrub in scrubbers):
+    """The report with every secret removed from every string (event fields, finding messages, API
+    errors, conversation ids: the server chose much of that text), in place.
+
+    Strings are checked as the JSON encoder renders them, a thousand items at a time (memory stays
+    bounded on a million-event report), so a token the server hid behind JSON escapes (``\\u0074``)
+    is found too; only items that hold a secret are rebuilt. A bearer token has no character JSON
+    escapes (RFC 6750), so it appears verbatim in the encoded text."""
+    if not scrubbers:
         return report
-    data = msgspec.to_builtins(report)
+
+    def dirty(obj: Any) -> bool:
+        text = msgspec.json.encode(obj).decode()
+        return any(scrub(text) != text for scrub in scrubbers)
 
     def clean(value: Any) -> Any:
         if isinstance(value, str):
@@ -456,12 +462,22 @@ def scrub_report(report: Report, scrubbers: list[Callable[[str], str]]) -> Repor
         if isinstance(value, dict):
             return {clean(k): clean(v) for k, v in value.items()}
         return value
-    return msgspec.convert(clean(data), Report)
 
+    def scrubbed(items: list, kind: type) -> list:
+        for start in range(0, len(items), 1000):
+            if dirty(items[start:start + 1000]):
+                for i in range(start, min(start + 1000, len(items))):
+                    if dirty(items[i]):
+                        items[i] = msgspec.convert(clean(msgspec.to_builtins(items[i])), kind)
+        return items
 
-def report_text(report: Report) -> str:
-    """Every string of the report in one text (JSON), to look for a secret in one pass."""
-    return msgspec.json.encode(report).decode()
+    report.findings = scrubbed(list(report.findings), Finding)
+    report.inputs = scrubbed(list(report.inputs), InputReport)
+    for conv in report.conversations:
+        conv.conversation_id = clean(conv.conversation_id)
+        conv.findings = scrubbed(list(conv.findings), Finding)
+        conv.events = scrubbed(conv.events, EventReport)
+    return report
 
 
 def _secret_scrubber(secrets: set[str]) -> Callable[[str], str]:

@@ -28,7 +28,7 @@ from typing import Any
 
 from . import __version__
 from .engine import PageInput
-from .fetch import conversation_path_id, is_user_id
+from .fetch import conversation_path_id, is_user_id, token_at_path
 from .sanitize import printable
 
 MANIFEST = "manifest.json"
@@ -382,9 +382,20 @@ def _check_entry(entry: Any, name: str) -> None:
         raise ValueError(f"file {printable(str(entry.get('file'))[:80])} is not {name}")
     if not isinstance(entry.get("sha256"), str) or not _SHA256.fullmatch(entry["sha256"]):
         raise ValueError(f"{name} has no valid sha256")
-    for offset, length in _typed(entry.get("token_at", []), list, "token_at"):
-        if not (isinstance(offset, int) and isinstance(length, int) and offset >= 0 and length > 0):
+    for location in _typed(entry.get("token_at", []), list, "token_at"):
+        if not _token_location(location):
             raise ValueError(f"{name} has a malformed token_at")
+
+
+def _token_location(location: Any) -> bool:
+    """``[offset, length]``, or ``["json"|"json-key", [indices], at, length]`` (see XChatClient.token_offsets)."""
+    def count(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    if isinstance(location, list) and len(location) == 2:
+        return count(location[0]) and count(location[1]) and location[1] > 0
+    return isinstance(location, list) and len(location) == 4 and location[0] in ("json", "json-key") \
+        and isinstance(location[1], list) and all(count(i) for i in location[1]) \
+        and (location[0] == "json" or location[1]) and count(location[2]) and count(location[3]) and location[3] > 0
 
 
 def _typed(value: Any, kind: type, what: str) -> Any:
@@ -454,7 +465,10 @@ def _collect_secrets(saved: SavedAudit, entry: dict, body: bytes) -> None:
     if not entry.get("token_at"):
         return
     saved.token_files.append(entry["file"])
-    for offset, length in entry["token_at"]:
-        token = body[offset:offset + length].decode("utf-8", "replace")
+    for location in entry["token_at"]:
+        if len(location) == 2:
+            token = body[location[0]:location[0] + location[1]].decode("utf-8", "replace")
+        else:
+            token = token_at_path(body, location) or ""
         if len(token) >= 8:  # an edited manifest must not make us blank out every "a"
             saved.secrets.add(token)

@@ -173,14 +173,18 @@ class XChatClient:
         clean = printable(self.scrub(str(text)))
         return clean if len(clean) <= limit else clean[:limit] + "…"
 
-    def token_offsets(self, body: bytes) -> list[list[int]]:
-        """``[offset, length]`` of each place the access token appears in a raw body (the body is
-        evidence and is saved byte for byte; the offsets let ``verify DIR`` scrub it too)."""
+    def token_offsets(self, body: bytes) -> list[list]:
+        """Where the access token appears in a raw body (the body is evidence and is saved byte for
+        byte; these locations let ``verify DIR`` scrub its report too): ``[offset, length]`` for each
+        literal occurrence, else, for a token hidden behind JSON escapes, ``["json", path, at,
+        length]`` (``"json-key"`` for an object key), ``path`` holding indices only, never text."""
         needle = self._token.encode()
         out, at = [], body.find(needle)
-        while at >= 0 and len(out) < 1000:
+        while at >= 0 and len(out) < 100:
             out.append([at, len(needle)])
             at = body.find(needle, at + len(needle))
+        if not out and b"\\" in body:
+            out = json_token_paths(body, self._token)
         return out
 
     def __enter__(self) -> "XChatClient":
@@ -408,6 +412,42 @@ def _is_json(body: bytes) -> bool:
 def next_token_of(body: bytes) -> str | None:
     """The page's ``meta.next_token`` if it is a string (see ``paging.page_head`` for the rest)."""
     return page_head(body).next_token
+
+
+def json_token_paths(body: bytes, token: str, limit: int = 100) -> list[list]:
+    """Locations of ``token`` in the decoded strings and keys of a JSON body (see ``token_offsets``)."""
+    try:
+        data = msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return []
+    found: list[list] = []
+    stack: list[tuple[Any, list[int]]] = [(data, [])]
+    while stack and len(found) < limit:
+        value, path = stack.pop()
+        if isinstance(value, str) and token in value:
+            found.append(["json", path, value.find(token), len(token)])
+        elif isinstance(value, list):
+            stack += [(v, [*path, i]) for i, v in enumerate(value)]
+        elif isinstance(value, dict):
+            for i, (key, item) in enumerate(value.items()):
+                if token in key:
+                    found.append(["json-key", [*path, i], key.find(token), len(token)])
+                stack.append((item, [*path, i]))
+    return found
+
+
+def token_at_path(body: bytes, location: list) -> str | None:
+    """The text a ``["json"|"json-key", path, at, length]`` location points at, or None."""
+    kind, path, at, length = location
+    try:
+        value: Any = msgspec.json.decode(body)
+        for step in path[:-1] if kind == "json-key" else path:
+            value = list(value.values())[step] if isinstance(value, dict) else value[step]
+        if kind == "json-key":
+            value = list(value.keys())[path[-1]]
+    except (msgspec.DecodeError, RecursionError, IndexError, TypeError, KeyError):
+        return None
+    return value[at:at + length] if isinstance(value, str) else None
 
 
 def _json_object(body: bytes) -> dict | None:

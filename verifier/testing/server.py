@@ -70,6 +70,7 @@ HOSTILE_MODES: dict[str, str] = {
     "drip-headers": "events response headers arrive one byte every --drip-interval seconds",
     "echo-token": "the Authorization header echoed in a 403 on public keys, in errors[] of every page and in "
                   "the conversation metadata",
+    "echo-token-escaped": "echo-token with the token written as JSON \\u escapes in 200 bodies (no literal copy)",
     "escape": "terminal escapes (clear screen, fake verdict, bidi override) in a 403 on public keys and in "
               "errors[] of every page",
     "malformed-keys": "public keys answer {\"data\": 5}",
@@ -393,6 +394,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: Any) -> None:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        if self._has("echo-token-escaped") and status == 200:
+            token = self.state.token
+            raw = raw.replace(token.encode(), "".join(f"\\u{ord(c):04x}" for c in token).encode())
         encoding = None
         if self.state.gzip and "gzip" in self.headers.get("Accept-Encoding", ""):
             raw, encoding = gzip.compress(raw), "gzip"
@@ -547,7 +551,7 @@ class _Handler(BaseHTTPRequestHandler):
             errors.append({"type": PROBLEM + "resource-unavailable", "title": "Resource Unavailable",
                            "detail": "Some events of this page could not be returned.",
                            "resource_type": "chat_message_event"})
-        if self._has("echo-token"):
+        if self._has("echo-token") or self._has("echo-token-escaped"):
             errors.append({"type": PROBLEM + "field-hydration-failure", "title": "Field Hydration Failure",
                            "detail": f"could not hydrate a field for {self.headers.get('Authorization')}",
                            "field": "is_trusted"})
@@ -598,7 +602,7 @@ class _Handler(BaseHTTPRequestHandler):
             data = {"id": conv.conversation_id.replace(":", "-"), "type": "direct", "participant_ids": ids}
         if self._has("malformed-participants"):
             data.update(participant_ids=5, member_ids=5)
-        if self._has("echo-token"):
+        if self._has("echo-token") or self._has("echo-token-escaped"):
             data["debug"] = f"request carried {self.headers.get('Authorization')}"
         return 200, {"data": data}
 
@@ -607,7 +611,7 @@ class _Handler(BaseHTTPRequestHandler):
             return _invalid("id", user_id, f"The `id` path parameter value [{user_id}] is not valid")
         if self._has("malformed-keys"):
             return 200, {"data": 5}
-        if self._has("echo-token"):
+        if self._has("echo-token") or self._has("echo-token-escaped"):
             return _problem(403, "Forbidden", f"{self.headers.get('Authorization')} may not read keys of {user_id}")
         if self._has("escape"):
             return _problem(403, ESCAPES, ESCAPES)
