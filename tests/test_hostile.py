@@ -127,10 +127,21 @@ def test_honest_gzip_responses_are_decoded(monkeypatch, capsys):
     assert code == 0 and json.loads(out)["verdict"] == "pass"
 
 
+def test_endless_repeated_pages_end_after_twenty_at_default_settings(tmp_path):
+    with server("endless") as api:  # the newest page again and again, each time with a fresh token
+        proc, stats = measured(api, tmp_path, *audit_args(api))
+    assert proc.returncode == 1 and stats["peak_rss_mb"] < PEAK_LIMIT_MB
+    assert incomplete_messages(json.loads(proc.stdout), DIRECT) == [
+        "history not fetched to its end: 20 pages in a row brought no new event (empty, or events already "
+        "fetched), each with a next_token (--max-empty-pages)"]
+    assert page_attempts(api, DIRECT) == 21
+
+
 def test_endless_pages_end_at_the_page_limit(monkeypatch, capsys, tmp_path):
     ev = tmp_path / "ev"
     with server("endless") as api:
-        code, out, _err = run(api, monkeypatch, capsys, *audit_args(api, "--max-pages", 40, "--save", ev))
+        code, out, _err = run(api, monkeypatch, capsys, *audit_args(api, "--max-pages", 40, "--save", ev,
+                                                                   "--max-empty-pages", 10 ** 6))
     report = json.loads(out)
     assert code == 1 and report["verdict"] == "fail"  # a limit, not a fetch error: exit 1, never PASS
     assert incomplete_messages(report, DIRECT) == ["history not fetched to its end: page limit 40 reached (--max-pages)"]
@@ -160,7 +171,8 @@ def test_twenty_empty_pages_in_a_row_end_the_fetch(monkeypatch, capsys):
         code, out, _err = run(api, monkeypatch, capsys, *audit_args(api))
     assert code == 1
     assert incomplete_messages(json.loads(out), DIRECT) == [
-        "history not fetched to its end: 20 empty pages in a row, each with a next_token (--max-empty-pages)"]
+        "history not fetched to its end: 20 pages in a row brought no new event (empty, or events already "
+        "fetched), each with a next_token (--max-empty-pages)"]
     # one request rejected for its fields parameter (a 2.166 server), then exactly twenty pages
     assert len(events_requests(api, DIRECT)) == 21
 

@@ -47,7 +47,7 @@ class AuditOptions:
     max_pages: int | None = 10_000  # --max-pages: per conversation and run
     max_conversation_bytes: int | None = 1024 * MB  # --max-conversation-mb
     max_conversation_seconds: float | None = 3 * 3600.0  # --max-conversation-seconds
-    max_empty_pages: int | None = 20  # --max-empty-pages (in a row)
+    max_empty_pages: int | None = 20  # --max-empty-pages: pages in a row without a new event
     max_token_length: int = 1024  # --max-token-length
     max_page_items: int = 300  # --max-page-items
     max_users: int | None = 1000  # --max-users: users whose keys are fetched
@@ -299,7 +299,8 @@ class Auditor:
                      saved: SavedWalk, token: str | None, reasons: list[str]) -> None:
         walk = self.client.iter_conversation_events(conversation_id, max_results=self.options.max_results,
                                                     limits=self.limits, pagination_token=token,
-                                                    seen_tokens=saved.seen, first_page=saved.pages + 1)
+                                                    seen_tokens=saved.seen, first_page=saved.pages + 1,
+                                                    seen_events=saved.seen_events)
         number = saved.pages
         for fetched, next_token in walk:
             number += 1

@@ -390,7 +390,8 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
                         metavar="SECONDS", help="at most this long fetching one conversation "
                                                 f"(default {opts.max_conversation_seconds:g})")
     parser.add_argument("--max-empty-pages", type=int, default=opts.max_empty_pages, metavar="N",
-                        help=f"at most N empty pages in a row (default {opts.max_empty_pages})")
+                        help="at most N pages in a row that bring no new event: empty, or only events already "
+                             f"fetched (default {opts.max_empty_pages})")
     parser.add_argument("--max-token-length", type=int, default=opts.max_token_length, metavar="N",
                         help=f"refuse a longer next_token (default {opts.max_token_length})")
     parser.add_argument("--max-page-items", type=int, default=opts.max_page_items, metavar="N",

@@ -211,19 +211,23 @@ class XChatClient:
     def iter_conversation_events(self, conversation_id: str, *, max_results: int = 100,
                                  max_pages: int | None = None, pagination_token: str | None = None,
                                  limits: PageLimits | None = None, seen_tokens: Iterable[str] = (),
-                                 first_page: int = 1) -> "PageWalk":
+                                 first_page: int = 1, seen_events: set[bytes] | None = None) -> "PageWalk":
         """Every page, newest first, following ``meta.next_token`` until it is absent.
 
         Iterate it for ``(page, token to follow or None)``; afterwards ``walk.stopped`` says why it
         ended before the history's end (a limit of ``limits``, a repeated, oversized or non-string
         token, ``has_more`` without a token), or is None when the history was read to its end.
         Falls back to the legacy path on 404 and retries once without the fields parameter when the
-        API rejects it. An empty page with a token is not the end (twenty in a row are).
+        API rejects it. An empty page with a token is not the end (twenty in a row are, and so are
+        pages that only repeat events already fetched: ``seen_events`` holds their digests).
         """
         limits = limits or PageLimits(max_pages=None, max_bytes=None, max_seconds=None)
         if max_pages is not None:
             limits = PageLimits(**{**limits.__dict__, "max_pages": max_pages})
-        return PageWalk(self, conversation_id, max_results, limits, pagination_token, set(seen_tokens), first_page)
+        walk = PageWalk(self, conversation_id, max_results, limits, pagination_token, set(seen_tokens), first_page)
+        if seen_events is not None:
+            walk.budget.seen_events = seen_events
+        return walk
 
     def get_conversation(self, conversation_id: str) -> FetchedBody:
         path_id = conversation_path_id(conversation_id)
@@ -372,7 +376,7 @@ class PageWalk:
                 self.budget.seconds += time.monotonic() - started
             number += 1
             head = self._checked_head(page, number)
-            self.budget.spend(page.body, head)
+            self.budget.spend(page.body)
             token, self.stopped = follow(head, number, self.seen, self.limits)
             if token is not None and self.client.scrub(token) != token:
                 token, self.stopped = None, f"page {number}: next_token contains the access token; not followed"

@@ -18,6 +18,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import hashlib
+
 import msgspec
 
 from .sanitize import printable
@@ -39,7 +41,7 @@ class PageLimits:
     max_pages: int | None = 10_000  # --max-pages
     max_bytes: int | None = 1024 * MB  # --max-conversation-mb
     max_seconds: float | None = 3 * 3600.0  # --max-conversation-seconds (time spent fetching)
-    max_empty_pages: int | None = 20  # --max-empty-pages (in a row)
+    max_empty_pages: int | None = 20  # --max-empty-pages: pages in a row that bring no new event
     max_token_length: int = 1024  # --max-token-length
     max_page_items: int = 300  # --max-page-items: data + meta key events + errors[] entries
 
@@ -68,6 +70,33 @@ class PageHead:
     data_items: int = 0
     items: int = 0  # data + meta key events + errors[]; limit + 1 means "more than the limit"
     missing: list[str] = field(default_factory=list)  # errors[] saying events were left out
+
+
+class _Encoded(msgspec.Struct):
+    encoded_event: msgspec.Raw = _ABSENT
+
+
+class _Items(msgspec.Struct):
+    data: list[_Encoded] = []
+
+
+def new_events(body: bytes, seen: set[bytes]) -> int:
+    """How many ``data`` items of a page carry an ``encoded_event`` not seen before in this walk
+    (the digests are added to ``seen``). A real history never serves a page of events already
+    fetched: a page with none new, under a fresh token, is a loop in disguise or an empty page.
+    Call it only on a page whose items were counted (``page_head``): it decodes each item's
+    ``encoded_event`` and nothing else."""
+    try:
+        items = msgspec.json.decode(body, type=_Items).data
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return 0
+    fresh = 0
+    for item in items:
+        digest = hashlib.blake2b(memoryview(item.encoded_event), digest_size=16).digest()
+        if len(item.encoded_event) and digest not in seen:
+            seen.add(digest)
+            fresh += 1
+    return fresh
 
 
 @lru_cache(maxsize=16)
@@ -199,17 +228,19 @@ class Budget:
     pages: int = 0
     bytes: int = 0
     seconds: float = 0.0
-    empty_run: int = 0
+    empty_run: int = 0  # pages in a row that brought no new event
+    seen_events: set[bytes] = field(default_factory=set)
 
-    def spend(self, body: bytes, head: PageHead) -> None:
+    def spend(self, body: bytes) -> None:
         self.pages += 1
         self.bytes += len(body)
-        self.empty_run = self.empty_run + 1 if head.data_items == 0 else 0
+        self.empty_run = 0 if new_events(body, self.seen_events) else self.empty_run + 1
 
     def exhausted(self) -> str | None:
         lim = self.limits
         if lim.max_empty_pages is not None and self.empty_run >= lim.max_empty_pages:
-            return f"{self.empty_run} empty pages in a row, each with a next_token (--max-empty-pages)"
+            return (f"{self.empty_run} pages in a row brought no new event (empty, or events already fetched), "
+                    "each with a next_token (--max-empty-pages)")
         if lim.max_pages is not None and self.pages >= lim.max_pages:
             return f"page limit {lim.max_pages} reached (--max-pages)"
         if lim.max_bytes is not None and self.bytes >= lim.max_bytes:
@@ -239,6 +270,7 @@ class SavedWalk:
     page_reasons: list[str] = field(default_factory=list)  # errors[] saying events are missing
     chain_problem: str | None = None
     last: PageHead | None = None
+    seen_events: set[bytes] = field(default_factory=set)  # so a resumed walk knows what is not new
     _expected_request: str | None = None
 
     def see(self, body: bytes, url: str) -> None:
@@ -250,6 +282,8 @@ class SavedWalk:
             self.chain_problem = (f"saved page {self.pages} was not requested with the next_token of the page "
                                   "before it (pages missing or out of order)")
         self.last = page_head(body, self.limits.max_page_items)
+        if self.last.items <= self.limits.max_page_items:
+            new_events(body, self.seen_events)
         self.page_reasons += page_missing_reasons(self.last, self.pages)
         self._expected_request = self.last.next_token
 
