@@ -12,6 +12,19 @@ import sys
 from verifier.cli import main
 
 
+def peak_rss_mb() -> float:
+    """Peak RSS of this process since it started (``VmHWM``). Not ``getrusage``: Linux carries
+    ``ru_maxrss`` over fork and exec, so a child would report its parent's size (pytest's)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def io_counters() -> dict[str, int]:
     """``/proc/self/io``: ``wchar`` counts every byte handed to write() (files, journal, stdout)."""
     try:
@@ -24,7 +37,7 @@ def io_counters() -> dict[str, int]:
 if __name__ == "__main__":
     code = main(sys.argv[1:])
     sys.stdout.flush()
-    figures = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **io_counters()}
+    figures = {"peak_rss_mb": peak_rss_mb(), **io_counters()}
     with open(os.environ["MEASURE_OUT"], "w") as out:
         json.dump(figures, out)
     sys.exit(code)

@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 
 from .engine import PageInput, Verification, canonical_conversation
-from .evidence import EvidenceError, EvidenceStore, SavedAudit, load_saved_audit
+from .evidence import EvidenceError, EvidenceStore, load_saved_audit
 from .fetch import (FetchError, XChatClient, conversation_path_id, is_user_id, key_body_problems, key_rows,
                     metadata_problems, participants_of)
 from .keys import Keyring

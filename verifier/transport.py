@@ -44,10 +44,6 @@ class Corrupt(Exception):
     """A compressed body that does not decode: treated like a truncated body (retried)."""
 
 
-class DeadlineExceeded(Exception):
-    """The request did not complete within its overall deadline."""
-
-
 # ------------------------------------------------------------------------------------- URLs
 def redact_userinfo(text: str) -> str:
     """``scheme://user:pass@host`` -> ``scheme://***@host`` in any text (proxy URLs in errors)."""
@@ -129,11 +125,6 @@ def request_deadline(seconds: float) -> Iterator[None]:
         yield
     finally:
         _deadline.at = None
-
-
-def deadline_passed() -> bool:
-    at = getattr(_deadline, "at", None)
-    return at is not None and time.monotonic() >= at
 
 
 def _clamp(timeout: float | None, error: type[Exception] = httpcore.ReadTimeout) -> float | None:
