@@ -244,6 +244,21 @@ def test_participant_cap_is_an_option_and_survives_verify_dir(monkeypatch, capsy
     assert offline(api, monkeypatch, capsys, ev) == (0, report)
 
 
+def test_a_slow_key_server_cannot_hold_the_run(monkeypatch, capsys, tmp_path):
+    ev = tmp_path / "ev"
+    with server() as api:
+        api.inject("delay", "/public_keys", times=100, delay=0.4)
+        started = time.monotonic()
+        code, out, _err = run(api, monkeypatch, capsys, *audit_args(api, "--concurrency", 1, "--save", ev,
+                                                                   "--max-conversation-seconds", 0.5))
+        assert time.monotonic() - started < 10
+        report = json.loads(out)
+        late = [f for f in report["findings"] if f["code"] == "users_not_fetched"]
+        assert late and "--max-conversation-seconds 0.5 ran out during the key requests" in late[0]["message"]
+        assert len([p for _m, p in api.requests if "/public_keys" in p]) < 3
+        assert code == 1 and offline(api, monkeypatch, capsys, ev) == (1, report)
+
+
 @pytest.mark.parametrize("mode", ["drip", "drip-headers"])
 def test_a_dripping_server_is_cut_by_the_request_deadline(tmp_path, mode):
     with server(mode, drip_interval=0.2) as api:  # each read succeeds within --timeout; the whole never ends

@@ -18,6 +18,7 @@ import asyncio
 import json
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -328,12 +329,16 @@ class Auditor:
             self._save(f"keys {bad}", lambda store: store.save_keys(bad, None, error))
         limit = self.options.max_users
         fetch, rest = (valid, []) if limit is None else (valid[:limit], valid[limit:])
-        self.users_not_fetched = {"count": len(rest), "sample": rest[:_USERS_SAMPLE], "limit": limit} if rest else None
-        self._save("keys", lambda store: store.set_users_not_fetched(self.users_not_fetched))
         self.progress.users = len(fetch)
         bodies: dict[str, Any] = {}
+        seconds = self.options.max_conversation_seconds
+        deadline = None if seconds is None else time.monotonic() + seconds
+        late: set[str] = set()
 
         def one(uid: str) -> None:
+            if deadline is not None and time.monotonic() >= deadline:
+                late.add(uid)  # a server slow on every key request cannot hold the run for hours
+                return
             try:
                 self._fetch_user_keys(uid, bodies)
             except OSError as exc:  # evidence could not be written: the audit is incomplete
@@ -341,6 +346,8 @@ class Auditor:
 
         with ThreadPoolExecutor(max(1, self.options.concurrency)) as pool:
             list(pool.map(one, fetch))
+        self.users_not_fetched = users_not_fetched([u for u in fetch if u in late], rest, limit, seconds)
+        self._save("keys", lambda store: store.set_users_not_fetched(self.users_not_fetched))
         text = self.client.scrub(json.dumps(bodies, indent=2, sort_keys=True))
         self._save("keys keyring.json", lambda store: store.save_keyring(text))
         return Keyring.from_public_key_bodies(bodies)
@@ -372,6 +379,20 @@ class Auditor:
         if self.store:
             self.store.save_keys(uid, fetched, token_at=self.client.token_offsets(fetched.body))
         bodies[uid] = {"data": key_rows(fetched.body, uid)}
+
+
+def users_not_fetched(late: list[str], rest: list[str], limit: int | None,
+                      seconds: float | None) -> dict | None:
+    """What the run-level ``users_not_fetched`` warning says: how many, why, and a sample."""
+    if not late and not rest:
+        return None
+    why = []
+    if rest:
+        why.append(f"--max-users {limit}")
+    if late:
+        why.append(f"--max-conversation-seconds {seconds:g} ran out during the key requests")
+    ids = [*late, *rest]
+    return {"count": len(ids), "sample": ids[:_USERS_SAMPLE], "limit": limit, "why": "; ".join(why)}
 
 
 def key_errors(body: bytes) -> list[str]:
@@ -418,10 +439,10 @@ def audit_findings(token_files: list[str], users_not_fetched: dict | None) -> li
     if users_not_fetched:
         count, sample = users_not_fetched["count"], users_not_fetched["sample"]
         more = " …" if count > len(sample) else ""
-        limit = users_not_fetched.get("limit")
+        why = users_not_fetched.get("why") or f"--max-users {users_not_fetched.get('limit')}"
         out.append(Finding("users_not_fetched", "warning",
                            f"the keys of {count} more users named by the server were not fetched "
-                           f"(--max-users {limit}): {', '.join(sample)}{more}"))
+                           f"({printable(why)}): {', '.join(sample)}{more}"))
     return out
 
 

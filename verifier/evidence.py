@@ -372,6 +372,8 @@ def validate_manifest(manifest: dict[str, Any]) -> None:
         _typed(state.get("count") if isinstance(state, dict) else None, int, "users_not_fetched.count")
         if state.get("limit") is not None:
             _typed(state["limit"], int, "users_not_fetched.limit")
+        if state.get("why") is not None:
+            _typed(state["why"], str, "users_not_fetched.why")
         if not all(is_user_id(u) for u in _typed(state.get("sample"), list, "users_not_fetched.sample")):
             raise ValueError("users_not_fetched.sample holds a value that is not a user id")
 
