@@ -608,3 +608,16 @@ def test_an_echo_hidden_behind_json_escapes_is_found_and_scrubbed(monkeypatch, c
         page = next(p for p in (ev / "conversations").rglob("page-00001.json"))
         assert api.state.token.encode() not in page.read_bytes()  # only escaped copies
         assert offline(api, monkeypatch, capsys, ev) == (3, report)  # scrubbed offline as well
+
+
+@pytest.mark.parametrize("option,value", [
+    ("--max-pages", 0), ("--max-users", 0), ("--max-empty-pages", 0), ("--max-token-length", 0),
+    ("--max-page-items", 0), ("--max-page-items", 100_001), ("--max-conversation-mb", 0),
+    ("--max-conversation-seconds", -1), ("--request-deadline", 0), ("--max-response-mb", 0),
+    ("--max-json-values", 0), ("--timeout", 0),
+])
+def test_bad_limit_values_are_usage_errors(monkeypatch, capsys, option, value):
+    with server() as api:
+        code, _out, err = run(api, monkeypatch, capsys, "audit", DIRECT, "--base-url", api.url, option, value)
+    assert code == 2 and option in err and err.count("\n") == 1
+    assert api.requests == []

@@ -334,48 +334,58 @@ class EvidenceStore:
 # ------------------------------------------------------------------------------------- validation
 def validate_manifest(manifest: dict[str, Any]) -> None:
     """Every id and file name as the writer makes them, every field of the right type; raises
-    ``ValueError``/``TypeError``/``KeyError`` (reported as a malformed manifest) otherwise."""
-    conversations = _typed(manifest.get("conversations"), list, "conversations")
+    ``ValueError``/``TypeError``/``KeyError`` (reported as a malformed manifest) otherwise. Runs
+    before anything named in the manifest is read or written."""
     paths: set[str] = set()
-    for conv in conversations:
-        _typed(conv, dict, "a conversation entry")
-        cid = _typed(conv["conversation_id"], str, "conversation_id")
-        path_id = conversation_path_id(cid)  # ValueError for anything but an id
-        if conv.get("path_id") != path_id:
-            raise ValueError(f"path_id of {printable(cid)} is not {path_id}")
+    for conv in _typed(manifest.get("conversations"), list, "conversations"):
+        path_id = _validate_conversation(_typed(conv, dict, "a conversation entry"))
         if path_id in paths:
-            raise ValueError(f"conversation {printable(cid)} is listed twice")
+            raise ValueError(f"conversation {printable(conv['conversation_id'])} is listed twice")
         paths.add(path_id)
-        for number, page in enumerate(_typed(conv["pages"], list, "pages"), 1):
-            _check_entry(page, page_name(path_id, number))
-        if conv.get("metadata") is not None:
-            _check_entry(conv["metadata"], metadata_name(path_id))
-        _typed(conv.setdefault("incomplete", []), list, "incomplete")
-        if not all(isinstance(r, str) for r in conv["incomplete"]):
-            raise TypeError("incomplete reasons must be strings")
-        if conv.get("error") is not None:
-            _typed(conv["error"], str, "error")
-        expected = conv.get("expected_conversation_id")
-        if expected is not None:
-            conversation_path_id(_typed(expected, str, "expected_conversation_id"))
     for entry in _typed(manifest.get("keys"), list, "keys"):
-        _typed(entry, dict, "a keys entry")
-        user_id = _typed(entry["user_id"], str, "user_id")
-        if entry.get("file") is not None:
-            if not is_user_id(user_id):
-                raise ValueError(f"keys entry for {printable(user_id[:40])} names a file but is not a user id")
-            _check_entry(entry, keys_name(user_id))
-        if entry.get("error") is not None:
-            _typed(entry["error"], str, "error")
-    state = manifest.get("users_not_fetched")
-    if state is not None:
-        _typed(state.get("count") if isinstance(state, dict) else None, int, "users_not_fetched.count")
-        if state.get("limit") is not None:
-            _typed(state["limit"], int, "users_not_fetched.limit")
-        if state.get("why") is not None:
-            _typed(state["why"], str, "users_not_fetched.why")
-        if not all(is_user_id(u) for u in _typed(state.get("sample"), list, "users_not_fetched.sample")):
-            raise ValueError("users_not_fetched.sample holds a value that is not a user id")
+        _validate_keys_entry(_typed(entry, dict, "a keys entry"))
+    _validate_users_not_fetched(manifest.get("users_not_fetched"))
+
+
+def _validate_conversation(conv: dict[str, Any]) -> str:
+    """Checks one conversation entry; its path id (the only name its files may live under)."""
+    cid = _typed(conv["conversation_id"], str, "conversation_id")
+    path_id = conversation_path_id(cid)  # ValueError for anything but an id
+    if conv.get("path_id") != path_id:
+        raise ValueError(f"path_id of {printable(cid)} is not {path_id}")
+    for number, page in enumerate(_typed(conv["pages"], list, "pages"), 1):
+        _check_entry(page, page_name(path_id, number))
+    if conv.get("metadata") is not None:
+        _check_entry(conv["metadata"], metadata_name(path_id))
+    if not all(isinstance(r, str) for r in _typed(conv.setdefault("incomplete", []), list, "incomplete")):
+        raise TypeError("incomplete reasons must be strings")
+    if conv.get("error") is not None:
+        _typed(conv["error"], str, "error")
+    if conv.get("expected_conversation_id") is not None:
+        conversation_path_id(_typed(conv["expected_conversation_id"], str, "expected_conversation_id"))
+    return path_id
+
+
+def _validate_keys_entry(entry: dict[str, Any]) -> None:
+    user_id = _typed(entry["user_id"], str, "user_id")
+    if entry.get("file") is not None:
+        if not is_user_id(user_id):
+            raise ValueError(f"keys entry for {printable(user_id[:40])} names a file but is not a user id")
+        _check_entry(entry, keys_name(user_id))
+    if entry.get("error") is not None:
+        _typed(entry["error"], str, "error")
+
+
+def _validate_users_not_fetched(state: Any) -> None:
+    if state is None:
+        return
+    _typed(state.get("count") if isinstance(state, dict) else None, int, "users_not_fetched.count")
+    if not all(is_user_id(u) for u in _typed(state.get("sample"), list, "users_not_fetched.sample")):
+        raise ValueError("users_not_fetched.sample holds a value that is not a user id")
+    if state.get("limit") is not None:
+        _typed(state["limit"], int, "users_not_fetched.limit")
+    if state.get("why") is not None:
+        _typed(state["why"], str, "users_not_fetched.why")
 
 
 def _check_entry(entry: Any, name: str) -> None:
