@@ -461,10 +461,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except UsageError as exc:
-        print(f"xchat-verify: error: {exc}", file=sys.stderr)
+        warn(f"error: {exc}")
         return EXIT_USAGE
     except InputError as exc:
-        print(f"xchat-verify: {exc}", file=sys.stderr)
+        warn(str(exc))
         return EXIT_INCOMPLETE
     except KeyboardInterrupt:
         print("xchat-verify: interrupted", file=sys.stderr)
@@ -472,8 +472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         print("xchat-verify: out of memory", file=sys.stderr)
         return EXIT_INCOMPLETE
-    except Exception as exc:  # last line of defence: one line, never a traceback
-        print(f"xchat-verify: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except Exception as exc:  # last line of defence: one line, never a traceback, nothing raw
+        warn(f"internal error: {type(exc).__name__}: {exc}")
         return EXIT_INCOMPLETE
 
 
