@@ -621,3 +621,20 @@ def test_bad_limit_values_are_usage_errors(monkeypatch, capsys, option, value):
         code, _out, err = run(api, monkeypatch, capsys, "audit", DIRECT, "--base-url", api.url, option, value)
     assert code == 2 and option in err and err.count("\n") == 1
     assert api.requests == []
+
+
+def test_hostile_modes_are_selectable_from_the_server_command_line(monkeypatch, capsys):
+    server_proc = subprocess.Popen([sys.executable, "-m", "verifier.testing.server", "--port", "0",
+                                    "--hostile", "gzip-stacked", "--hostile", "echo-token", "--bomb-mb", "64"],
+                                   stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        banner = server_proc.stdout.readline().split()
+        assert banner[0] == "serving" and banner[-2:] == ["echo-token,", "gzip-stacked"]
+        url, token = banner[1], banner[3]
+        monkeypatch.setenv("X_BEARER_TOKEN", token)
+        code = cli.main(["audit", DIRECT, "--base-url", url, "--backoff-base", "0.01", "--format", "json"])
+        _out, err = capsys.readouterr()
+        assert code == 3 and "stacked content encodings (gzip, gzip)" in err and token not in err
+    finally:
+        server_proc.terminate()
+        server_proc.wait(timeout=10)
