@@ -12,6 +12,7 @@ import pytest
 import verifier
 from helpers import REPO
 from verifier.audit import AuditOptions, audit_conversation, audit_conversation_async, verify_saved_audit
+from verifier.evidence import EvidenceError, EvidenceStore
 from verifier.fetch import RetryPolicy, XChatClient
 from verifier.testing.forge import Identity, build_conversation
 from verifier.testing.server import FakeXApi, default_conversations
@@ -149,8 +150,12 @@ def test_interrupted_run_saves_everything_and_resume_completes(api, tmp_path):
 def test_max_pages_limits_and_reports_the_window(api):
     proc = cli(api, *audit_args(api, "--max-pages", "1", "--format", "json"))
     report = json.loads(proc.stdout)
-    assert proc.returncode == 0  # an honest partial window: oldest fetched event is the start
+    assert proc.returncode == 1  # the window is verified, but the history is incomplete: never a PASS
     assert all(len(c["events"]) <= 31 for c in report["conversations"])
+    direct = report["conversations"][0]
+    assert not direct["complete"] and any("--max-pages" in f["message"] for f in direct["findings"])
+    allowed = cli(api, *audit_args(api, "--max-pages", "1", "--allow-partial", "--format", "json"))
+    assert allowed.returncode == 0 and json.loads(allowed.stdout)["proof"]["complete"] is False
 
 
 def test_tampered_evidence_is_detected(api, tmp_path):
@@ -231,14 +236,21 @@ def test_ctrl_c_leaves_consistent_evidence_and_resume_completes(api, tmp_path):
                              "--max-results", "10", "--format", "json"))], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     manifest = ev / "manifest.json"
+
+    def saved_pages() -> int:  # the snapshot plus the journal, as any reader sees the directory
+        try:
+            return sum(len(c["pages"]) for c in EvidenceStore.open(ev).manifest["conversations"])
+        except EvidenceError:
+            return 0
     for _ in range(600):
-        if manifest.is_file() and sum(len(c["pages"]) for c in json.loads(manifest.read_text())["conversations"]) >= 2:
+        if saved_pages() >= 2:
             break
         _time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 3 and "interrupted" in err and "Traceback" not in err
-    saved = json.loads(manifest.read_text())
+    saved = json.loads(manifest.read_text())  # the run folded its journal into the snapshot on the way out
+    assert not (ev / "manifest.journal").exists()
     assert not all(c["complete"] for c in saved["conversations"])
     for conv in saved["conversations"]:
         for page in conv["pages"]:

@@ -3,6 +3,13 @@
 Conversations are fetched concurrently (bounded); pages are decoded by the engine as they arrive,
 in a fixed order (conversations as given, pages newest first), so the report is the same as an
 offline ``verify`` of the saved evidence.
+
+The server is the party under audit, so the audit holds against one that lies, stalls and attacks:
+every walk over pages has budgets (``paging.PageLimits``) and ends as *incomplete* (never a silent
+PASS) with a reason naming the limit or fault; at most ``max_users`` users' keys are fetched; pages
+wait in bounded queues so a fast conversation cannot pile up memory behind a slow one; malformed
+server values are reported on their input and the run goes on; and the access token is scrubbed
+from the finished report, since everything in it may come from the server.
 """
 
 from __future__ import annotations
@@ -11,31 +18,55 @@ import asyncio
 import json
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from .engine import PageInput, Verification, canonical_conversation
 from .evidence import EvidenceError, EvidenceStore, load_saved_audit
-from .fetch import FetchError, XChatClient, conversation_path_id, key_rows, participants_of
+from .fetch import (FetchError, XChatClient, conversation_path_id, is_user_id, key_body_problems, key_rows,
+                    metadata_problems, participants_of)
 from .keys import Keyring
-from .model import Report
+from .model import EventReport, Finding, InputReport, Report, fails
+from .paging import MB, PageLimits, SavedWalk, page_head, page_missing_reasons
+from .sanitize import printable
+from .transport import json_value_bound
+
+_QUEUE_PAGES = 2  # pages waiting per conversation: memory stays bounded whatever the fetch speed
+_USERS_SAMPLE = 20
 
 
 @dataclass
 class AuditOptions:
+    """What to fetch and how far to go (the CLI option of each limit is named beside it)."""
+
     max_results: int = 100
-    max_pages: int | None = None
+    max_pages: int | None = 10_000  # --max-pages: per conversation and run
+    max_conversation_bytes: int | None = 1024 * MB  # --max-conversation-mb
+    max_conversation_seconds: float | None = 3 * 3600.0  # --max-conversation-seconds
+    max_empty_pages: int | None = 20  # --max-empty-pages: pages in a row without a new event
+    max_token_length: int = 1024  # --max-token-length
+    max_page_items: int = 300  # --max-page-items
+    max_users: int | None = 1000  # --max-users: users whose keys are fetched
     concurrency: int = 4
     save_dir: str | None = None
     resume: bool = False
+    force: bool = False  # --force: resume evidence fetched from another base URL
     strict: bool = False
     allow_embedded_keys: bool = False
     allow_empty: bool = False
     allow_partial: bool = False
     conversation_keys: dict[str, bytes] = field(default_factory=dict)
     workers: int | None = None
+
+    def page_limits(self) -> PageLimits:
+        return PageLimits(max_pages=self.max_pages, max_bytes=self.max_conversation_bytes,
+                          max_seconds=self.max_conversation_seconds, max_empty_pages=self.max_empty_pages,
+                          max_token_length=self.max_token_length, max_page_items=self.max_page_items)
 
 
 @dataclass
@@ -61,17 +92,33 @@ _DONE = object()
 
 
 def expected_conversation(conversation_id: str, metadata: bytes | None) -> str | None:
-    """The canonical id events must carry: from the id itself, else from the metadata's ``data.id``."""
+    """The canonical id events must carry: from the id itself, else from the metadata's ``data.id``
+    (only if it is a conversation id: the server chooses that text)."""
     if ":" in conversation_id or "-" in conversation_id or conversation_id.startswith("g"):
         return canonical_conversation(conversation_id)
     if metadata:
         try:
             meta_id = json.loads(metadata).get("data", {}).get("id")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             meta_id = None
         if isinstance(meta_id, str) and ("-" in meta_id or ":" in meta_id or meta_id.startswith("g")):
+            try:
+                conversation_path_id(meta_id)
+            except ValueError:
+                return None
             return canonical_conversation(meta_id)
     return None
+
+
+class ResumeRefused(ValueError):
+    """``--resume`` would mix evidence from two servers (a usage error unless ``--force``)."""
+
+
+def check_same_server(saved: object, current: str, force: bool) -> None:
+    if force or not isinstance(saved, str) or not saved or saved.rstrip("/") == current.rstrip("/"):
+        return
+    raise ResumeRefused(f"--resume: the evidence was fetched from {printable(saved)}, not {printable(current)}; "
+                        "pass --force to continue it from another server")
 
 
 class Auditor:
@@ -80,17 +127,22 @@ class Auditor:
                  on_change: Callable[[AuditProgress], None] | None = None) -> None:
         self.client = client
         self.options = options or AuditOptions()
+        self.limits = self.options.page_limits()
         self.progress = progress or AuditProgress()
         self.on_change = on_change or (lambda _p: None)
         self.store: EvidenceStore | None = None
         if self.options.save_dir:
             if self.options.resume:
                 self.store = EvidenceStore.open(self.options.save_dir)
+                check_same_server(self.store.manifest.get("base_url"), client.base_url, self.options.force)
+                self.store.resume()
             else:
                 self.store = EvidenceStore(self.options.save_dir, client.base_url)
         self.participants: dict[str, None] = {}
         self.expected_ids: dict[str, str | None] = {}  # conversation as named -> canonical id
+        self.incomplete: dict[str, list[str]] = {}  # conversation as named -> why not fetched to its end
         self.errors: list[tuple[str, str]] = []
+        self.users_not_fetched: dict | None = None
         self.stopping = threading.Event()  # set on interrupt: fetchers stop after their current file
 
     def run(self, conversation_ids: Sequence[str]) -> Report:
@@ -103,24 +155,51 @@ class Auditor:
                                     allow_embedded_keys=opts.allow_embedded_keys, allow_empty=opts.allow_empty,
                                     allow_partial=opts.allow_partial, workers=opts.workers)
         self.progress.conversations = len(conversation_ids)
-        queues = [queue.Queue() for _ in conversation_ids]
-        with ThreadPoolExecutor(max(1, opts.concurrency)) as pool:
+        try:
+            self._fetch_conversations(conversation_ids, verification)
+            keyring = self._fetch_keys(verification)
+        finally:
+            self._close_store()
+        for source, message in ordered_errors(self.errors):
+            verification.add_input_error(source, message)
+        report = verification.finish(keyring)
+        token_files = self.store.token_files() if self.store else []
+        report = add_findings(report, audit_findings(token_files, self.users_not_fetched))
+        return scrub_report(report, [self.client.scrub])
+
+    def _fetch_conversations(self, conversation_ids: list[str], verification: Verification) -> None:
+        queues = [queue.Queue(maxsize=_QUEUE_PAGES) for _ in conversation_ids]
+        with ThreadPoolExecutor(max(1, self.options.concurrency)) as pool:
             for cid, q in zip(conversation_ids, queues):
                 pool.submit(self._fetch_conversation, cid, q)
             try:
                 for cid, q in zip(conversation_ids, queues):
                     events = self._consume(q, verification)
-                    expect_conversation(verification, cid, self.expected_ids.get(cid), events)
+                    record_conversation(verification, cid, self.expected_ids.get(cid), events,
+                                        self.incomplete.get(cid, []))
             except BaseException:
                 # Ctrl-C or a failure while consuming: let every fetcher finish the file it is
                 # writing and stop, so the evidence directory stays consistent for --resume.
                 self.stopping.set()
                 self.client.cancel()
                 raise
-        keyring = self._fetch_keys(list(dict.fromkeys([*self.participants, *verification.user_ids()])))
-        for source, message in ordered_errors(self.errors):
-            verification.add_input_error(source, message)
-        return verification.finish(keyring)
+
+    def _close_store(self) -> None:
+        if self.store is not None:
+            try:
+                self.store.close()
+            except OSError:
+                pass  # the journal stays and is replayed on the next read: still consistent
+
+    def _put(self, q: queue.Queue, item: object) -> None:
+        """Hand a page to the consumer, waiting while it is busy, unless the run is stopping."""
+        while True:
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if self.stopping.is_set():
+                    raise FetchError("interrupted") from None
 
     # ------------------------------------------------------------------ conversations
     def _consume(self, q: queue.Queue, verification: Verification) -> int:
@@ -136,35 +215,43 @@ class Auditor:
             self.on_change(self.progress)
 
     def _fetch_conversation(self, conversation_id: str, q: queue.Queue) -> None:
-        """Fetch one conversation into ``q``; whatever happens, the consumer gets its end marker."""
+        """Fetch one conversation into ``q``; whatever happens, the consumer gets its end marker and
+        ``self.incomplete`` says why the history was not fetched to its end (empty if it was)."""
         error = None
         conv = None
+        reasons: list[str] = []
         try:
             if self.store:
                 conv = self.store.start_conversation(conversation_id, conversation_path_id(conversation_id))
             expected = self._metadata(conversation_id, conv)
             self.expected_ids[conversation_id] = expected
-            token, count = self._replay_saved(conv, q, expected)
-            if conv is None or not conv["complete"]:
-                remaining = None if self.options.max_pages is None else self.options.max_pages - count
-                if (remaining is None or remaining > 0) and not (count and token is None):
-                    self._fetch_pages(conversation_id, conv, q, expected, token, remaining)
-        except FetchError as exc:
+            saved = self._replay_saved(conversation_id, conv, q, expected, reasons)
+            token, stop = saved.stop()
+            if stop:
+                reasons.append(self.client.safe(stop, 500))
+            elif saved.pages == 0 or token is not None:
+                self._fetch_pages(conversation_id, conv, q, expected, saved, token, reasons)
+        except (FetchError, EvidenceError) as exc:
             error = str(exc)
         except OSError as exc:
             error = f"cannot save evidence: {exc.strerror or exc}"
         except Exception as exc:  # a bug must not hang the consumer; report it
-            error = f"{type(exc).__name__}: {exc}"
+            error = self.client.safe(f"{type(exc).__name__}: {exc}")
         finally:
             if error:
                 self.errors.append((f"fetch {conversation_id}", error))
+                reasons.append(f"fetch failed: {error}")
+            self.incomplete[conversation_id] = reasons
             if self.store and conv is not None:
                 try:
-                    self.store.finish_conversation(conv, error)
+                    self.store.finish_conversation(conv, error, reasons)
                 except OSError:
                     pass  # already reported above; the manifest keeps its last consistent state
             self.progress.bump(conversations_done=1)
-            q.put(_DONE)
+            try:
+                self._put(q, _DONE)
+            except FetchError:
+                pass  # stopping: nobody consumes any more
 
     def _metadata(self, conversation_id: str, conv: dict | None) -> str | None:
         try:
@@ -173,7 +260,9 @@ class Auditor:
             self.progress.status = f"conversation metadata unavailable: {exc}"
             return expected_conversation(conversation_id, None)
         if self.store and conv is not None:
-            self.store.save_metadata(conv, fetched)
+            self.store.save_metadata(conv, fetched, self.client.token_offsets(fetched.body))
+        for problem in metadata_problems(fetched.body):
+            self.errors.append((f"metadata {conversation_id}", problem))
         for uid in participants_of(fetched.body):
             self.participants.setdefault(uid)
         expected = expected_conversation(conversation_id, fetched.body)
@@ -181,43 +270,96 @@ class Auditor:
             self.store.set_expected(conv, expected)
         return expected
 
-    def _replay_saved(self, conv: dict | None, q: queue.Queue, expected: str | None) -> tuple[str | None, int]:
-        """With --resume, feed the pages already saved; returns (token to continue from, pages)."""
-        if conv is None or not conv["pages"]:
-            return None, 0
-        for page in self.store.page_inputs(conv):
+    def _replay_saved(self, conversation_id: str, conv: dict | None, q: queue.Queue, expected: str | None,
+                      reasons: list[str]) -> SavedWalk:
+        """With --resume, feed the pages already saved and re-derive from them (never from the
+        manifest's ``complete``) whether and where the history goes on."""
+        saved = SavedWalk(self.limits)
+        if conv is None:
+            return saved
+        for index, page in enumerate(self.store.page_inputs(conv)):
+            self._check_saved_page(page)
+            saved.see(page.body, conv["pages"][index]["url"])
+            self.store.note_token(conv, index, self.client.token_offsets(page.body))
             page.conversation_id = expected
-            q.put(page)
-        return conv["next_token"], len(conv["pages"])
+            self._put(q, page)
+        reasons += [self.client.safe(r, 500) for r in saved.page_reasons]
+        if saved.chain_problem:
+            raise EvidenceError(f"cannot resume {conversation_id}: {saved.chain_problem}")
+        return saved
 
-    def _fetch_pages(self, conversation_id, conv, q, expected, token, remaining) -> None:
-        pages = self.client.iter_conversation_events(conversation_id, max_results=self.options.max_results,
-                                                     max_pages=remaining, pagination_token=token)
-        for fetched, next_token in pages:
-            source = self.store.save_page(conv, fetched, next_token) if self.store else fetched.url
-            q.put(PageInput(source, fetched.body, expected))
+    def _check_saved_page(self, page: PageInput) -> None:
+        """A saved page gets the same limits as a fetched one before the engine decodes it."""
+        if len(page.body) > self.client.policy.max_body_bytes or \
+                json_value_bound(page.body) > self.client.policy.max_json_values or \
+                page_head(page.body, self.limits.max_page_items).items > self.limits.max_page_items:
+            raise EvidenceError(f"saved page {printable(page.source)} exceeds the response limits "
+                                "(--max-response-mb, --max-json-values, --max-page-items)")
+
+    def _fetch_pages(self, conversation_id: str, conv: dict | None, q: queue.Queue, expected: str | None,
+                     saved: SavedWalk, token: str | None, reasons: list[str]) -> None:
+        walk = self.client.iter_conversation_events(conversation_id, max_results=self.options.max_results,
+                                                    limits=self.limits, pagination_token=token,
+                                                    seen_tokens=saved.seen, first_page=saved.pages + 1,
+                                                    seen_events=saved.seen_events)
+        number = saved.pages
+        for fetched, next_token in walk:
+            number += 1
+            reasons += [self.client.safe(r, 500) for r in page_missing_reasons(walk.last_head, number)]
+            if self.store:
+                source = self.store.save_page(conv, fetched, next_token, self.client.token_offsets(fetched.body))
+            else:
+                source = fetched.url
+            self._put(q, PageInput(source, fetched.body, expected))
             if self.stopping.is_set():
                 raise FetchError("interrupted")
+        if walk.stopped:
+            reasons.append(self.client.safe(walk.stopped, 500))
 
     # ------------------------------------------------------------------ keys
-    def _fetch_keys(self, user_ids: list[str]) -> Keyring:
-        self.progress.users = len(user_ids)
+    def _fetch_keys(self, verification: Verification) -> Keyring:
+        """Keys of every signer seen in the events first, then of the metadata's participants, up to
+        ``max_users``; the rest are reported, values that are not user ids are input errors."""
+        named = list(dict.fromkeys([*verification.user_ids(), *self.participants]))
+        valid = [uid for uid in named if is_user_id(uid)]
+        self._save("keys", lambda store: store.reset_keys())
+        for bad in dict.fromkeys(user_label(uid) for uid in named if not is_user_id(uid)):
+            error = "not a user id (named by an event); its keys were not fetched"
+            self.errors.append((f"keys {bad}", error))
+            self._save(f"keys {bad}", lambda store: store.save_keys(bad, None, error))
+        limit = self.options.max_users
+        fetch, rest = (valid, []) if limit is None else (valid[:limit], valid[limit:])
+        self.progress.users = len(fetch)
         bodies: dict[str, Any] = {}
+        seconds = self.options.max_conversation_seconds
+        deadline = None if seconds is None else time.monotonic() + seconds
+        late: set[str] = set()
 
         def one(uid: str) -> None:
+            if deadline is not None and time.monotonic() >= deadline:
+                late.add(uid)  # a server slow on every key request cannot hold the run for hours
+                return
             try:
                 self._fetch_user_keys(uid, bodies)
             except OSError as exc:  # evidence could not be written: the audit is incomplete
                 self.errors.append((f"keys {uid}", f"cannot save: {exc.strerror or exc}"))
 
         with ThreadPoolExecutor(max(1, self.options.concurrency)) as pool:
-            list(pool.map(one, user_ids))
-        if self.store:
-            try:
-                self.store.save_keyring(bodies)
-            except OSError as exc:
-                self.errors.append(("keys keyring.json", f"cannot save: {exc.strerror or exc}"))
+            list(pool.map(one, fetch))
+        self.users_not_fetched = users_not_fetched([u for u in fetch if u in late], rest, limit, seconds)
+        self._save("keys", lambda store: store.set_users_not_fetched(self.users_not_fetched))
+        text = self.client.scrub(json.dumps(bodies, indent=2, sort_keys=True))
+        self._save("keys keyring.json", lambda store: store.save_keyring(text))
         return Keyring.from_public_key_bodies(bodies)
+
+    def _save(self, source: str, write: Callable[[EvidenceStore], None]) -> None:
+        """One evidence write of the key phase; a failure is reported on ``source``, the run goes on."""
+        if self.store is None:
+            return
+        try:
+            write(self.store)
+        except OSError as exc:
+            self.errors.append((source, f"cannot save: {exc.strerror or exc}"))
 
     def _fetch_user_keys(self, uid: str, bodies: dict[str, Any]) -> None:
         """One user's keys into ``bodies``; 404 means none registered (e.g. a departed member)."""
@@ -233,18 +375,50 @@ class Auditor:
         finally:
             self.progress.bump(keys_done=1)
             self.on_change(self.progress)
+        self.errors += [(f"keys {uid}", message) for message in key_errors(fetched.body)]
         if self.store:
-            self.store.save_keys(uid, fetched)
+            self.store.save_keys(uid, fetched, token_at=self.client.token_offsets(fetched.body))
         bodies[uid] = {"data": key_rows(fetched.body, uid)}
 
 
-def expect_conversation(verification: Verification, named: str, expected: str | None, events: int) -> None:
+def users_not_fetched(late: list[str], rest: list[str], limit: int | None,
+                      seconds: float | None) -> dict | None:
+    """What the run-level ``users_not_fetched`` warning says: how many, why, and a sample."""
+    if not late and not rest:
+        return None
+    why = []
+    if rest:
+        why.append(f"--max-users {limit}")
+    if late:
+        why.append(f"--max-conversation-seconds {seconds:g} ran out during the key requests")
+    ids = [*late, *rest]
+    return {"count": len(ids), "sample": ids[:_USERS_SAMPLE], "limit": limit, "why": "; ".join(why)}
+
+
+def key_errors(body: bytes) -> list[str]:
+    return [f"malformed response: {problem}" for problem in key_body_problems(body)]
+
+
+def user_label(value: object) -> str:
+    """A printable, bounded label for a value that should have been a user id."""
+    text = printable(value if isinstance(value, str) else repr(value))
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+def record_conversation(verification: Verification, named: str, expected: str | None, events: int,
+                        reasons: Sequence[str] = ()) -> None:
     """Report every audited conversation, even one without events (it then fails ``no_events``):
-    under its canonical id when known, else, if it returned nothing, under the id as named."""
+    under its canonical id when known, else, if it returned nothing, under the id as named; and
+    mark it incomplete for each reason it was not fetched to its end."""
     if expected:
         verification.expect_conversation(expected)
     elif events == 0:
         verification.expect_conversation(named)
+    for reason in reasons:
+        verification.mark_incomplete(expected or named, reason)
+
+
+expect_conversation = record_conversation  # the name before incomplete reasons existed
 
 
 def ordered_errors(errors: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -252,26 +426,135 @@ def ordered_errors(errors: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return sorted(errors, key=lambda e: (not e[0].startswith("fetch "), e[0]))
 
 
+# ------------------------------------------------------------------------------------- findings
+def audit_findings(token_files: list[str], users_not_fetched: dict | None) -> list[Finding]:
+    """Run-level findings the audit adds to the engine's (the same from the saved evidence)."""
+    out = []
+    if token_files:
+        files = sorted(set(token_files))
+        out.append(Finding("evidence_contains_token", "warning",
+                           f"{len(files)} saved response bodies contain the access token (the server echoed it), "
+                           f"e.g. {files[0]}; they are kept byte for byte as evidence: revoke the token and do "
+                           "not share the evidence directory as it is"))
+    if users_not_fetched:
+        count, sample = users_not_fetched["count"], users_not_fetched["sample"]
+        more = " …" if count > len(sample) else ""
+        why = users_not_fetched.get("why") or f"--max-users {users_not_fetched.get('limit')}"
+        out.append(Finding("users_not_fetched", "warning",
+                           f"the keys of {count} more users named by the server were not fetched "
+                           f"({printable(why)}): {', '.join(sample)}{more}"))
+    return out
+
+
+def add_findings(report: Report, findings: list[Finding]) -> Report:
+    """Append run-level findings; one that fails (an error, or a warning with ``--strict``) fails
+    the verdict and every conversation, as the engine does for its own run-level findings."""
+    if not findings:
+        return report
+    report.findings = [*report.findings, *findings]
+    if any(fails(f.severity, report.strict) for f in findings):
+        report.verdict = "fail"
+        for conv in report.conversations:
+            conv.verdict = "fail"
+    return report
+
+
+def scrub_report(report: Report, scrubbers: list[Callable[[str], str]]) -> Report:
+    """The report with every secret removed from every string (event fields, finding messages, API
+    errors, conversation ids: the server chose much of that text), in place.
+
+    Strings are checked as the JSON encoder renders them, a thousand items at a time (memory stays
+    bounded on a million-event report), so a token the server hid behind JSON escapes (``\\u0074``)
+    is found too; only items that hold a secret are rebuilt. A bearer token has no character JSON
+    escapes (RFC 6750), so it appears verbatim in the encoded text."""
+    if not scrubbers:
+        return report
+
+    def dirty(obj: Any) -> bool:
+        text = msgspec.json.encode(obj).decode()
+        return any(scrub(text) != text for scrub in scrubbers)
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            for scrub in scrubbers:
+                value = scrub(value)
+            return value
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {clean(k): clean(v) for k, v in value.items()}
+        return value
+
+    def scrubbed(items: list, kind: type) -> list:
+        for start in range(0, len(items), 1000):
+            if dirty(items[start:start + 1000]):
+                for i in range(start, min(start + 1000, len(items))):
+                    if dirty(items[i]):
+                        items[i] = msgspec.convert(clean(msgspec.to_builtins(items[i])), kind)
+        return items
+
+    report.findings = scrubbed(list(report.findings), Finding)
+    report.inputs = scrubbed(list(report.inputs), InputReport)
+    for conv in report.conversations:
+        conv.conversation_id = clean(conv.conversation_id)
+        conv.findings = scrubbed(list(conv.findings), Finding)
+        conv.events = scrubbed(conv.events, EventReport)
+    return report
+
+
+def _secret_scrubber(secrets: set[str]) -> Callable[[str], str]:
+    from .fetch import REDACTED
+
+    def scrub(text: str) -> str:
+        for secret in secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+    return scrub
+
+
+# ------------------------------------------------------------------------------------- offline
 def verify_saved_audit(root: str, keyring: Keyring | None = None, **options: Any) -> Report:
     """Re-verify a ``--save`` directory offline; gives the same report as the audit that wrote it.
 
-    ``keyring`` replaces the saved key responses (e.g. keys compared out of band)."""
+    Completeness is re-derived from the saved pages when the manifest claims it, so an edited
+    ``complete: true`` cannot turn a partial history into a PASS. ``keyring`` replaces the saved
+    key responses (e.g. keys compared out of band)."""
     saved = load_saved_audit(root)
     verification = Verification(**options)
+    errors: list[tuple[str, str]] = []
     try:
-        for named, expected, pages in saved.conversations:
-            before = verification.event_count
-            for page in pages:
-                verification.add_page(page)
-            expect_conversation(verification, named, expected, verification.event_count - before)
+        for conv in saved.conversations:
+            errors += _replay_conversation(verification, conv)
     except (KeyError, TypeError, AttributeError) as exc:
         raise EvidenceError(f"{root}/manifest.json lists a malformed page entry ({type(exc).__name__}: {exc})") from None
-    for source, message in ordered_errors(saved.errors):
+    errors += saved.key_errors
+    for uid, body in saved.keyring_bodies.items():
+        errors += [(f"keys {uid}", message) for message in key_errors(body)]
+    for source, message in ordered_errors(errors):
         verification.add_input_error(source, message)
     if keyring is None:
         keyring = Keyring.from_public_key_bodies(
             {uid: {"data": key_rows(body, uid)} for uid, body in saved.keyring_bodies.items()})
-    return verification.finish(keyring)
+    report = verification.finish(keyring)
+    report = add_findings(report, audit_findings(saved.token_files, saved.users_not_fetched))
+    return scrub_report(report, [_secret_scrubber(saved.secrets)] if saved.secrets else [])
+
+
+def _replay_conversation(verification: Verification, conv: Any) -> list[tuple[str, str]]:
+    """Feed one saved conversation; its input errors. Incomplete reasons are the audit's own when it
+    recorded any, else re-derived from the pages (they are then [] only if the pages reach the end)."""
+    walk = SavedWalk()
+    before = verification.event_count
+    for page, entry in conv.pages:
+        walk.see(page.body, entry.get("url", ""))
+        verification.add_page(page)
+    reasons = conv.incomplete or walk.reasons(conv.error)
+    record_conversation(verification, conv.named, conv.expected, verification.event_count - before, reasons)
+    errors = [(f"fetch {conv.named}", conv.error)] if conv.error else []
+    if conv.metadata is not None:
+        errors += [(f"metadata {conv.named}", problem) for problem in metadata_problems(conv.metadata)]
+    return errors
 
 
 def audit_conversation(conversation_id: str | Sequence[str], client: XChatClient,

@@ -15,13 +15,15 @@ import msgspec
 from .audit import AuditOptions, Auditor, AuditProgress, verify_saved_audit
 from .engine import verify_pages
 from .evidence import EvidenceError
-from .fetch import DEFAULT_BASE_URL, ClientEvents, FetchError, RetryPolicy, XChatClient, key_rows
-from .keys import entry_from_row
-from .model import Report
+from .fetch import (DEFAULT_BASE_URL, ClientEvents, FetchError, RetryPolicy, XChatClient, key_body_problems,
+                    key_rows)
 from .inputs import (DEFAULT_MAX_FILE_MB, InputError, UsageError, is_evidence_dir, load_keyring, load_pages,
                      parse_conversation_keys)
-from .report import FORMATS, render
+from .keys import entry_from_row
+from .model import Report
 from .outputs import atomic_write_text
+from .paging import MB
+from .report import FORMATS, render
 from .sanitize import printable
 from . import __version__
 
@@ -53,8 +55,13 @@ def finish(report: Report, args: argparse.Namespace) -> int:
             print(f"xchat-verify: warning: {finding.message}", file=sys.stderr)
     for inp in report.inputs:
         for err in inp.errors:
-            print(f"xchat-verify: {printable(inp.source)}: {printable(err)}", file=sys.stderr)
+            warn(f"{inp.source}: {err}")
     return exit_code(report)
+
+
+def warn(message: str) -> None:
+    """One line on stderr; the text may quote a server or a file, so it is escaped first."""
+    print(f"xchat-verify: {printable(message)}", file=sys.stderr)
 
 
 def exit_code(report: Report) -> int:
@@ -123,9 +130,21 @@ def read_token(token_file: str | None) -> str:
 
 
 def make_client(args: argparse.Namespace, events: ClientEvents | None = None) -> XChatClient:
+    """The API client from the options; a bad base URL, proxy or TLS setting is a usage error."""
+    for name in ("max_retries",):
+        if getattr(args, name) < 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 0")
+    for name in ("timeout", "request_deadline", "max_response_mb", "max_json_values"):
+        if getattr(args, name) <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be greater than 0")
     policy = RetryPolicy(max_retries=args.max_retries, backoff_base=args.backoff_base, max_wait=args.max_wait,
-                         timeout=args.timeout)
-    return XChatClient(read_token(args.token_file), args.base_url, policy=policy, events=events)
+                         timeout=args.timeout, request_deadline=args.request_deadline,
+                         max_body_bytes=int(args.max_response_mb * MB), max_json_values=args.max_json_values)
+    token = read_token(args.token_file)
+    try:
+        return XChatClient(token, args.base_url, policy=policy, events=events, insecure_http=args.insecure_http)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 class _Display:
@@ -148,26 +167,43 @@ class _Display:
 
     def update(self, p: AuditProgress) -> None:
         if self.status is not None:
+            from rich.markup import escape  # a status may quote the server: no markup, no controls
             self.status.update(f"conversations {p.conversations_done}/{p.conversations} · pages {p.pages} · "
-                               f"events {p.events} · keys {p.keys_done}/{p.users}" + (f" · {p.status}" if p.status else ""))
+                               f"events {p.events} · keys {p.keys_done}/{p.users}"
+                               + (f" · {escape(printable(p.status))}" if p.status else ""))
 
     def wait(self, seconds: float, why: str) -> None:
         if self.status is not None:
             self.status.update(f"waiting {seconds:.0f}s for the {why} window to reset")
 
 
-def cmd_audit(args: argparse.Namespace) -> int:
+def audit_options(args: argparse.Namespace) -> AuditOptions:
+    """AuditOptions from the command line, every limit checked (a bad value is a usage error)."""
     if args.resume and not args.save:
         raise UsageError("--resume needs --save DIR")
-    if args.max_pages is not None and args.max_pages < 1:
-        raise UsageError("--max-pages must be at least 1")
     if not 1 <= args.max_results <= 100:
         raise UsageError("--max-results must be between 1 and 100")
-    options = AuditOptions(max_results=args.max_results, max_pages=args.max_pages, concurrency=args.concurrency,
-                           save_dir=args.save, resume=args.resume, strict=args.strict,
-                           allow_embedded_keys=args.allow_embedded_keys, allow_empty=args.allow_empty,
-                           allow_partial=args.allow_partial,
-                           conversation_keys=parse_conversation_keys(args.conversation_key), workers=args.workers)
+    for name in ("max_pages", "max_empty_pages", "max_token_length", "max_page_items", "max_users", "concurrency"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.max_page_items > 100_000:
+        raise UsageError("--max-page-items must be at most 100000")
+    for name in ("max_conversation_mb", "max_conversation_seconds"):
+        if getattr(args, name) <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be greater than 0")
+    return AuditOptions(max_results=args.max_results, max_pages=args.max_pages,
+                        max_conversation_bytes=int(args.max_conversation_mb * MB),
+                        max_conversation_seconds=args.max_conversation_seconds,
+                        max_empty_pages=args.max_empty_pages, max_token_length=args.max_token_length,
+                        max_page_items=args.max_page_items, max_users=args.max_users,
+                        concurrency=args.concurrency, save_dir=args.save, resume=args.resume, force=args.force,
+                        strict=args.strict, allow_embedded_keys=args.allow_embedded_keys,
+                        allow_empty=args.allow_empty, allow_partial=args.allow_partial,
+                        conversation_keys=parse_conversation_keys(args.conversation_key), workers=args.workers)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    options = audit_options(args)
     display = _Display(sys.stderr.isatty() and not args.quiet)
     with display, make_client(args, ClientEvents(on_wait=display.wait)) as client:
         try:
@@ -192,27 +228,30 @@ def cmd_keys_fetch(args: argparse.Namespace) -> int:
                 raise UsageError(str(exc)) from None
             except FetchError as exc:
                 if exc.status == 404:
-                    print(f"xchat-verify: user {user_id} has no public keys", file=sys.stderr)
+                    warn(f"user {user_id} has no public keys")
                     continue
-                print(f"xchat-verify: keys for {user_id}: {exc}", file=sys.stderr)
+                warn(f"keys for {user_id}: {exc}")
                 failed = True
                 continue
+            problems = key_body_problems(fetched.body)
+            for problem in problems:
+                warn(f"keys for {user_id}: malformed response: {problem}")
+            failed = failed or bool(problems)
             rows = key_rows(fetched.body, user_id)
-            if not rows:
-                print(f"xchat-verify: user {user_id} has no public keys", file=sys.stderr)
+            if not rows and not problems:
+                warn(f"user {user_id} has no public keys")
             for row in rows:
                 if row.get("user_id") != user_id:  # a response for one user speaks only for that user
-                    print(f"xchat-verify: skipping a row for user {printable(row.get('user_id'))} in the keys "
-                          f"of user {user_id}", file=sys.stderr)
+                    warn(f"skipping a row for user {client.safe(row.get('user_id'))} in the keys of user {user_id}")
                     failed = True
                     continue
                 try:  # the same mapping --keys reads back, so the file always loads
                     entries.append(msgspec.to_builtins(entry_from_row(row, user_id)))
                 except ValueError as exc:
-                    print(f"xchat-verify: skipping a key row of user {user_id}: {printable(exc)}", file=sys.stderr)
-    text = json.dumps({"keys": entries}, indent=2) + "\n"
+                    warn(f"skipping a key row of user {user_id}: {client.safe(exc)}")
+        text = client.scrub(json.dumps({"keys": entries}, indent=2) + "\n")
     if failed and args.output:  # a keyring file must be complete or absent: the old one stays
-        print(f"xchat-verify: {printable(args.output)} not written: keys could not all be fetched", file=sys.stderr)
+        warn(f"{args.output} not written: keys could not all be fetched")
         return EXIT_INCOMPLETE
     if args.output:
         try:
@@ -255,16 +294,48 @@ def cmd_vectors(args: argparse.Namespace) -> int:
 
 
 def add_client_options(parser: argparse.ArgumentParser) -> None:
+    policy = RetryPolicy()
     parser.add_argument("--token-file", metavar="PATH", help="read the OAuth 2.0 user access token from PATH "
                         "(default: the X_BEARER_TOKEN environment variable)")
-    parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"API base URL (default {DEFAULT_BASE_URL})")
-    parser.add_argument("--max-wait", type=float, default=900.0, metavar="SECONDS",
-                        help="longest rate-limit wait to accept (default 900)")
-    parser.add_argument("--max-retries", type=int, default=6, metavar="N",
-                        help="retries for 429/5xx/timeouts/connection errors (default 6)")
-    parser.add_argument("--backoff-base", type=float, default=0.5, metavar="SECONDS",
-                        help="first retry delay; doubles each retry, with jitter (default 0.5)")
-    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="per-request timeout")
+    parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"API base URL (default {DEFAULT_BASE_URL}); "
+                        "https only (http:// only to a loopback host), no credentials")
+    parser.add_argument("--insecure-http", action="store_true",
+                        help="allow a plain http:// base URL to a non-loopback host (the token travels in clear)")
+    parser.add_argument("--max-wait", type=float, default=policy.max_wait, metavar="SECONDS",
+                        help=f"longest rate-limit wait to accept (default {policy.max_wait:g})")
+    parser.add_argument("--max-retries", type=int, default=policy.max_retries, metavar="N",
+                        help=f"retries for 429/5xx/timeouts/connection errors (default {policy.max_retries})")
+    parser.add_argument("--backoff-base", type=float, default=policy.backoff_base, metavar="SECONDS",
+                        help=f"first retry delay; doubles each retry, with jitter (default {policy.backoff_base:g})")
+    parser.add_argument("--timeout", type=float, default=policy.timeout, metavar="SECONDS",
+                        help=f"timeout of each connect and read (default {policy.timeout:g})")
+    parser.add_argument("--request-deadline", type=float, default=policy.request_deadline, metavar="SECONDS",
+                        help=f"a whole request, however slowly the server sends (default {policy.request_deadline:g})")
+    parser.add_argument("--max-response-mb", type=float, default=policy.max_body_bytes / MB, metavar="MB",
+                        help=f"refuse a response larger than this once decoded (default {policy.max_body_bytes // MB})")
+    parser.add_argument("--max-json-values", type=int, default=policy.max_json_values, metavar="N",
+                        help=f"refuse a response with more JSON values (default {policy.max_json_values})")
+
+
+def add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """Budgets per conversation and run: each one reached ends the history as incomplete."""
+    opts = AuditOptions()
+    parser.add_argument("--max-pages", type=int, default=opts.max_pages, metavar="N",
+                        help=f"at most N pages per conversation (default {opts.max_pages})")
+    parser.add_argument("--max-conversation-mb", type=float, default=opts.max_conversation_bytes / MB, metavar="MB",
+                        help=f"at most this much fetched per conversation (default {opts.max_conversation_bytes // MB})")
+    parser.add_argument("--max-conversation-seconds", type=float, default=opts.max_conversation_seconds,
+                        metavar="SECONDS", help="at most this long fetching one conversation "
+                                                f"(default {opts.max_conversation_seconds:g})")
+    parser.add_argument("--max-empty-pages", type=int, default=opts.max_empty_pages, metavar="N",
+                        help="at most N pages in a row that bring no new event: empty, or only events already "
+                             f"fetched (default {opts.max_empty_pages})")
+    parser.add_argument("--max-token-length", type=int, default=opts.max_token_length, metavar="N",
+                        help=f"refuse a longer next_token (default {opts.max_token_length})")
+    parser.add_argument("--max-page-items", type=int, default=opts.max_page_items, metavar="N",
+                        help=f"refuse a page with more items: data, meta key events, errors (default {opts.max_page_items})")
+    parser.add_argument("--max-users", type=int, default=opts.max_users, metavar="N",
+                        help=f"fetch the keys of at most N users; the rest are reported (default {opts.max_users})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -289,11 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
                                        "The token comes from X_BEARER_TOKEN or --token-file.")
     audit.add_argument("ids", nargs="+", metavar="ID", help="conversation id: A:B, A-B, a user id, or g<digits>")
     audit.add_argument("--save", metavar="DIR", help="keep raw pages, key responses and a manifest in DIR")
-    audit.add_argument("--resume", action="store_true", help="continue an interrupted --save DIR")
-    audit.add_argument("--max-pages", type=int, default=None, metavar="N", help="at most N pages per conversation")
+    audit.add_argument("--resume", action="store_true", help="continue an interrupted or limited --save DIR")
+    audit.add_argument("--force", action="store_true", help="with --resume: continue evidence fetched from "
+                       "another --base-url")
     audit.add_argument("--max-results", type=int, default=100, metavar="N", help="page size 1-100 (default 100)")
     audit.add_argument("--concurrency", type=int, default=4, metavar="N", help="conversations fetched at once")
     audit.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    add_limit_options(audit)
     add_client_options(audit)
     add_report_options(audit)
     audit.set_defaults(handler=cmd_audit)
@@ -327,10 +400,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except UsageError as exc:
-        print(f"xchat-verify: error: {printable(exc)}", file=sys.stderr)
+        warn(f"error: {exc}")
         return EXIT_USAGE
     except InputError as exc:
-        print(f"xchat-verify: {printable(exc)}", file=sys.stderr)
+        warn(str(exc))
         return EXIT_INCOMPLETE
     except KeyboardInterrupt:
         print("xchat-verify: interrupted", file=sys.stderr)
@@ -338,8 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         print("xchat-verify: out of memory", file=sys.stderr)
         return EXIT_INCOMPLETE
-    except Exception as exc:  # last line of defence: one line, never a traceback
-        print(f"xchat-verify: internal error: {type(exc).__name__}: {printable(exc)}", file=sys.stderr)
+    except Exception as exc:  # last line of defence: one line, never a traceback, nothing raw
+        warn(f"internal error: {type(exc).__name__}: {exc}")
         return EXIT_INCOMPLETE
 
 

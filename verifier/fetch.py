@@ -2,7 +2,10 @@
 
 Only GET routes are ever called; write and side-effect routes (``/read``, ``/typing``,
 ``/messages``, ``/keys``, POST public_keys) are refused by ``_get`` itself. The access token lives in
-one request header and is never logged, printed, saved or put in an exception message.
+one request header and is never logged, printed, saved or put in an exception message: every text
+the server provides is scrubbed of it and escaped (``sanitize.printable``) before it reaches a
+``FetchError``. What a response may cost is bounded in ``transport``; how far a walk over pages
+may go is bounded in ``paging``.
 """
 
 from __future__ import annotations
@@ -11,16 +14,20 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import msgspec
 
 from . import __version__
+from .paging import Budget, PageHead, PageLimits, follow, page_head
+from .sanitize import printable
+from .transport import (ACCEPT_ENCODING, Corrupt, Refused, certificate_failure, check_base_url,
+                        json_value_bound, new_http_client, read_body, request_deadline)
 
 DEFAULT_BASE_URL = "https://api.x.com"
 EVENT_FIELDS = ("id,conversation_id,conversation_token,created_at,encoded_event,is_trusted,"
@@ -29,6 +36,8 @@ CONVERSATION_EXPANSIONS = "participant_ids,member_ids,admin_ids"
 _PATH_ID = re.compile(r"[0-9]{1,19}|[0-9]{1,19}-[0-9]{1,19}|g[0-9]{1,19}")
 _USER_ID = re.compile(r"[0-9]{1,19}")
 _FORBIDDEN_PATH = re.compile(r"/(read|typing|messages|keys)(/|$)")
+REDACTED = "[redacted: access token]"
+_MAX_MESSAGE = 300  # server text quoted in one error line
 
 
 class FetchError(Exception):
@@ -48,9 +57,13 @@ def conversation_path_id(conversation_id: str) -> str:
 
 
 def validate_user_id(user_id: str) -> str:
-    if not _USER_ID.fullmatch(user_id):
-        raise ValueError(f"not a user id: {user_id!r}")
+    if not isinstance(user_id, str) or not _USER_ID.fullmatch(user_id):
+        raise ValueError(f"not a user id: {printable(repr(user_id)[:60])}")
     return user_id
+
+
+def is_user_id(value: object) -> bool:
+    return isinstance(value, str) and _USER_ID.fullmatch(value) is not None
 
 
 @dataclass
@@ -65,12 +78,16 @@ class FetchedBody:
 
 @dataclass
 class RetryPolicy:
-    max_retries: int = 6
-    backoff_base: float = 0.5
+    """Retries and per-response budgets (the CLI option of each field is named beside it)."""
+
+    max_retries: int = 6  # --max-retries
+    backoff_base: float = 0.5  # --backoff-base
     backoff_cap: float = 60.0
-    max_wait: float = 900.0  # longest rate-limit wait we accept before giving up
-    timeout: float = 30.0
-    max_body_bytes: int = 64 * 1024 * 1024  # a hostile or broken server cannot exhaust memory
+    max_wait: float = 900.0  # --max-wait: longest rate-limit wait we accept before giving up
+    timeout: float = 30.0  # --timeout: per socket operation (connect, each read)
+    request_deadline: float = 120.0  # --request-deadline: a whole request, however the server drips
+    max_body_bytes: int = 8 * 1024 * 1024  # --max-response-mb: decoded bytes of any one response
+    max_json_values: int = 200_000  # --max-json-values: JSON values in any one response (bound)
 
 
 @dataclass
@@ -79,14 +96,6 @@ class ClientEvents:
 
     on_wait: Callable[[float, str], None] | None = None
     on_retry: Callable[[str, int], None] | None = None
-
-
-class _Meta(msgspec.Struct):
-    next_token: str | None = None
-
-
-class _PageHead(msgspec.Struct):
-    meta: _Meta | None = None
 
 
 class _Problem(msgspec.Struct):
@@ -102,11 +111,12 @@ def _now() -> str:
 
 
 def _problem_text(body: bytes) -> str:
-    """The API's own words: title, detail, reason (and first error message) of an error body."""
+    """The API's own words: title, detail, reason (and first error message) of an error body.
+    Raw server text: the client scrubs and escapes it before it goes anywhere."""
     try:
         problem = msgspec.json.decode(body, type=_Problem)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-        return body[:200].decode("utf-8", "replace").strip() or "no body"
+        return body[:_MAX_MESSAGE].decode("utf-8", "replace").strip() or "no body"
     parts = [p for p in (problem.title, problem.detail) if p]
     if problem.reason:
         parts.append(f"reason: {problem.reason}")
@@ -122,19 +132,21 @@ class XChatClient:
 
     def __init__(self, access_token: str, base_url: str = DEFAULT_BASE_URL, *,
                  policy: RetryPolicy | None = None, events: ClientEvents | None = None,
-                 transport: httpx.BaseTransport | None = None, http2: bool = True) -> None:
+                 transport: httpx.BaseTransport | None = None, http2: bool = True,
+                 insecure_http: bool = False) -> None:
+        """``ValueError`` (``transport.ConfigError``) for an unusable base URL, proxy or TLS setting."""
         if not access_token:
             raise ValueError("an access token is required")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_base_url(base_url, insecure_http=insecure_http)
         self.policy = policy or RetryPolicy()
         self.events = events or ClientEvents()
         self._cancelled = threading.Event()
         self._token = access_token
         self._rate_lock = threading.Lock()
         self._blocked_until = 0.0
-        self._http = httpx.Client(http2=http2, transport=transport, timeout=self.policy.timeout,
-                                  headers={"User-Agent": f"xchat-verify/{__version__}"},
-                                  follow_redirects=False)
+        self._http = new_http_client(http2=http2, transport=transport, timeout=self.policy.timeout,
+                                     headers={"User-Agent": f"xchat-verify/{__version__}",
+                                              "Accept-Encoding": ACCEPT_ENCODING})
 
     def __repr__(self) -> str:  # never show the token
         return f"XChatClient(base_url={self.base_url!r})"
@@ -149,6 +161,31 @@ class XChatClient:
     def _sleep(self, seconds: float) -> None:
         if self._cancelled.wait(seconds):
             raise FetchError("interrupted")
+
+    # ------------------------------------------------------------------ secrecy
+    def scrub(self, text: str) -> str:
+        """``text`` with every occurrence of the access token replaced: for anything the server said."""
+        return text.replace(self._token, REDACTED) if self._token in text else text
+
+    def safe(self, text: object, limit: int = _MAX_MESSAGE) -> str:
+        """Server-provided text made fit for an error line, a log or a report: token scrubbed,
+        control and bidi characters escaped, at most ``limit`` characters."""
+        clean = printable(self.scrub(str(text)))
+        return clean if len(clean) <= limit else clean[:limit] + "…"
+
+    def token_offsets(self, body: bytes) -> list[list]:
+        """Where the access token appears in a raw body (the body is evidence and is saved byte for
+        byte; these locations let ``verify DIR`` scrub its report too): ``[offset, length]`` for each
+        literal occurrence, else, for a token hidden behind JSON escapes, ``["json", path, at,
+        length]`` (``"json-key"`` for an object key), ``path`` holding indices only, never text."""
+        needle = self._token.encode()
+        out, at = [], body.find(needle)
+        while at >= 0 and len(out) < 100:
+            out.append([at, len(needle)])
+            at = body.find(needle, at + len(needle))
+        if not out and b"\\" in body:
+            out = json_token_paths(body, self._token)
+        return out
 
     def __enter__(self) -> "XChatClient":
         return self
@@ -172,37 +209,25 @@ class XChatClient:
         return self._get(f"/2/chat/conversations/{quote(path_id)}{suffix}", params)
 
     def iter_conversation_events(self, conversation_id: str, *, max_results: int = 100,
-                                 max_pages: int | None = None,
-                                 pagination_token: str | None = None) -> Iterator[tuple[FetchedBody, str | None]]:
-        """Every page, newest first, following ``meta.next_token`` until it is absent or repeats.
+                                 max_pages: int | None = None, pagination_token: str | None = None,
+                                 limits: PageLimits | None = None, seen_tokens: Iterable[str] = (),
+                                 first_page: int = 1, seen_events: set[bytes] | None = None) -> "PageWalk":
+        """Every page, newest first, following ``meta.next_token`` until it is absent.
 
-        Yields ``(page, next_token)``. Falls back to the legacy path on 404 and retries once without
-        the fields parameter when the API rejects it. An empty page with a token is not the end.
+        Iterate it for ``(page, token to follow or None)``; afterwards ``walk.stopped`` says why it
+        ended before the history's end (a limit of ``limits``, a repeated, oversized or non-string
+        token, ``has_more`` without a token), or is None when the history was read to its end.
+        Falls back to the legacy path on 404 and retries once without the fields parameter when the
+        API rejects it. An empty page with a token is not the end (twenty in a row are, and so are
+        pages that only repeat events already fetched: ``seen_events`` holds their digests).
         """
-        fields: str | None = EVENT_FIELDS
-        legacy = False
-        token = pagination_token
-        seen: set[str] = set()
-        pages = 0
-        while max_pages is None or pages < max_pages:
-            try:
-                page = self.get_conversation_events(conversation_id, max_results=max_results,
-                                                    pagination_token=token,
-                                                    chat_message_event_fields=fields, legacy=legacy)
-            except FetchError as exc:
-                if exc.status == 404 and not legacy and pages == 0:
-                    legacy = True
-                    continue
-                if exc.status == 400 and fields and "chat_message_event.fields" in str(exc):
-                    fields = None
-                    continue
-                raise
-            pages += 1
-            token = next_token_of(page.body)
-            yield page, token
-            if token is None or token in seen:
-                return
-            seen.add(token)
+        limits = limits or PageLimits(max_pages=None, max_bytes=None, max_seconds=None)
+        if max_pages is not None:
+            limits = PageLimits(**{**limits.__dict__, "max_pages": max_pages})
+        walk = PageWalk(self, conversation_id, max_results, limits, pagination_token, set(seen_tokens), first_page)
+        if seen_events is not None:
+            walk.budget.seen_events = seen_events
+        return walk
 
     def get_conversation(self, conversation_id: str) -> FetchedBody:
         path_id = conversation_path_id(conversation_id)
@@ -225,8 +250,14 @@ class XChatClient:
                 raise FetchError("interrupted")
             self._respect_rate_limit()
             try:
-                response, body = self._fetch(url)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                response, body = self._fetch(url, path)
+            except Refused as exc:  # hostile or oversized: asking again would only cost more
+                raise FetchError(self.safe(exc, 500)) from None
+            except (httpx.TimeoutException, httpx.TransportError, Corrupt) as exc:
+                reason = certificate_failure(exc)
+                if reason is not None:  # a retry cannot fix a certificate; say why it failed
+                    raise FetchError(f"TLS certificate of {urlsplit(self.base_url).hostname} not trusted: "
+                                     f"{self.safe(reason)} (not retried)") from None
                 attempt = self._backoff(attempt, f"{type(exc).__name__} on {path}")
                 continue
             self._note_rate_limit(response)
@@ -242,22 +273,26 @@ class XChatClient:
             if status >= 500:
                 attempt = self._backoff(attempt, f"HTTP {status} on {path}")
                 continue
-            raise FetchError(f"HTTP {status} on GET {path}: {_problem_text(body)}", status)
+            raise FetchError(f"HTTP {status} on GET {path}: {self.safe(_problem_text(body))}", status)
 
-    def _fetch(self, url: str) -> tuple[httpx.Response, bytes]:
-        """GET with the body read in chunks and capped at ``max_body_bytes``."""
-        limit = self.policy.max_body_bytes
-        with self._http.stream("GET", url, headers={"Authorization": f"Bearer {self._token}"}) as response:
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
-                raise FetchError(f"response of {int(declared)} bytes from {url.split('?')[0]} exceeds "
-                                 f"the limit of {limit} bytes")
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > limit:
-                    raise FetchError(f"response from {url.split('?')[0]} exceeds the limit of {limit} bytes")
-        return response, bytes(body)
+    def _fetch(self, url: str, path: str) -> tuple[httpx.Response, bytes]:
+        """One GET within the request deadline, the body decoded and capped by ``transport.read_body``
+        and its JSON bounded in values before anything parses it."""
+        policy = self.policy
+        started = time.monotonic()
+        try:
+            with request_deadline(policy.request_deadline), \
+                    self._http.stream("GET", url, headers={"Authorization": f"Bearer {self._token}"}) as response:
+                body = read_body(response, policy.max_body_bytes, path)
+        except (httpx.TimeoutException, httpx.TransportError):  # the deadline shows as a socket timeout
+            if time.monotonic() - started >= policy.request_deadline:
+                raise Refused(f"no complete response from {path} within the request deadline of "
+                              f"{policy.request_deadline:g} s (--request-deadline)") from None
+            raise
+        if json_value_bound(body) > policy.max_json_values:
+            raise Refused(f"response from {path} holds more than {policy.max_json_values} JSON values "
+                          "(--max-json-values)")
+        return response, body
 
     def _backoff(self, attempt: int, why: str) -> int:
         if attempt >= self.policy.max_retries:
@@ -302,6 +337,66 @@ class XChatClient:
             self._sleep(wait + 0.05)
 
 
+class PageWalk:
+    """The pages of one conversation, newest first, within ``limits``; see
+    ``XChatClient.iter_conversation_events``. ``stopped`` is set when the walk ended early."""
+
+    def __init__(self, client: XChatClient, conversation_id: str, max_results: int, limits: PageLimits,
+                 token: str | None, seen: set[str], first_page: int) -> None:
+        self.client, self.conversation_id, self.max_results = client, conversation_id, max_results
+        self.limits, self.token, self.seen, self.first_page = limits, token, seen, first_page
+        self.stopped: str | None = None
+        self.last_head: PageHead | None = None
+        self.budget = Budget(limits)
+
+    def __iter__(self) -> Iterator[tuple[FetchedBody, str | None]]:
+        fields: str | None = EVENT_FIELDS
+        legacy = False
+        number = self.first_page - 1
+        while True:
+            self.stopped = self.budget.exhausted()
+            if self.stopped:
+                return
+            if self.token is not None:
+                self.seen.add(self.token)
+            started = time.monotonic()  # time blocked while the consumer is busy is not counted
+            try:
+                page = self.client.get_conversation_events(self.conversation_id, max_results=self.max_results,
+                                                           pagination_token=self.token,
+                                                           chat_message_event_fields=fields, legacy=legacy)
+            except FetchError as exc:
+                if exc.status == 404 and not legacy and number < self.first_page:
+                    legacy = True
+                    continue
+                if exc.status == 400 and fields and "chat_message_event.fields" in str(exc):
+                    fields = None
+                    continue
+                raise
+            finally:
+                self.budget.seconds += time.monotonic() - started
+            number += 1
+            head = self._checked_head(page, number)
+            self.budget.spend(page.body)
+            token, self.stopped = follow(head, number, self.seen, self.limits)
+            if token is not None and self.client.scrub(token) != token:
+                token, self.stopped = None, f"page {number}: next_token contains the access token; not followed"
+            self.last_head = head
+            yield page, token
+            if token is None:
+                return
+            self.token = token
+
+    def _checked_head(self, page: FetchedBody, number: int) -> PageHead:
+        """The page's head; a page with more items than any real page holds is refused before it is
+        saved or decoded (the engine would spend memory on every item)."""
+        limit = self.limits.max_page_items
+        head = page_head(page.body, limit)
+        if head.items > limit:
+            raise FetchError(f"page {number} holds more than {limit} items, counting data, meta key events and "
+                             "errors (--max-page-items)")
+        return head
+
+
 def _reset_at(response: httpx.Response) -> float | None:
     try:
         return float(response.headers["x-rate-limit-reset"])
@@ -310,43 +405,127 @@ def _reset_at(response: httpx.Response) -> float | None:
 
 
 def _is_json(body: bytes) -> bool:
+    """Well-formed JSON, checked without building any object from it."""
     try:
-        msgspec.json.decode(body)
+        msgspec.json.decode(body, type=msgspec.Raw)
         return True
     except (msgspec.DecodeError, RecursionError):
         return False
 
 
 def next_token_of(body: bytes) -> str | None:
-    try:
-        head = msgspec.json.decode(body, type=_PageHead)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-        return None
-    return head.meta.next_token if head.meta else None
+    """The page's ``meta.next_token`` if it is a string (see ``paging.page_head`` for the rest)."""
+    return page_head(body).next_token
 
 
-def participants_of(metadata: bytes) -> list[str]:
-    """``participant_ids ∪ member_ids ∪ admin_ids`` of a conversation metadata body."""
-    try:
-        data = msgspec.json.decode(metadata)
-    except (msgspec.DecodeError, RecursionError):
-        return []
-    conv = data.get("data") if isinstance(data, dict) else None
-    if not isinstance(conv, dict):
-        return []
-    out: dict[str, None] = {}
-    for name in ("participant_ids", "member_ids", "admin_ids"):
-        for uid in conv.get(name) or []:
-            if isinstance(uid, str) and _USER_ID.fullmatch(uid):
-                out.setdefault(uid)
-    return list(out)
-
-
-def key_rows(body: bytes, user_id: str) -> list[dict]:
-    """Rows of a public_keys body with the owning ``user_id`` attached; unreadable bodies give none."""
+def json_token_paths(body: bytes, token: str, limit: int = 100) -> list[list]:
+    """Locations of ``token`` in the decoded strings and keys of a JSON body (see ``token_offsets``)."""
     try:
         data = msgspec.json.decode(body)
     except (msgspec.DecodeError, RecursionError):
         return []
-    rows = data.get("data") if isinstance(data, dict) else None
-    return [{**r, "user_id": r.get("user_id", user_id)} for r in rows or [] if isinstance(r, dict)]
+    found: list[list] = []
+    stack: list[tuple[Any, list[int]]] = [(data, [])]
+    while stack and len(found) < limit:
+        value, path = stack.pop()
+        if isinstance(value, str) and token in value:
+            found.append(["json", path, value.find(token), len(token)])
+        elif isinstance(value, list):
+            stack += [(v, [*path, i]) for i, v in enumerate(value)]
+        elif isinstance(value, dict):
+            for i, (key, item) in enumerate(value.items()):
+                if token in key:
+                    found.append(["json-key", [*path, i], key.find(token), len(token)])
+                stack.append((item, [*path, i]))
+    return found
+
+
+def token_at_path(body: bytes, location: list) -> str | None:
+    """The text a ``["json"|"json-key", path, at, length]`` location points at, or None."""
+    kind, path, at, length = location
+    try:
+        value: Any = msgspec.json.decode(body)
+        for step in path[:-1] if kind == "json-key" else path:
+            value = list(value.values())[step] if isinstance(value, dict) else value[step]
+        if kind == "json-key":
+            value = list(value.keys())[path[-1]]
+    except (msgspec.DecodeError, RecursionError, IndexError, TypeError, KeyError):
+        return None
+    return value[at:at + length] if isinstance(value, str) else None
+
+
+def _json_object(body: bytes) -> dict | None:
+    try:
+        data = msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _type_name(value: object) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a number")
+
+
+def participants_of(metadata: bytes) -> list[str]:
+    """``participant_ids ∪ member_ids ∪ admin_ids`` of a conversation metadata body; values that
+    are not user ids are skipped (``metadata_problems`` names them). Never raises."""
+    conv = (_json_object(metadata) or {}).get("data")
+    if not isinstance(conv, dict):
+        return []
+    out: dict[str, None] = {}
+    for name in ("participant_ids", "member_ids", "admin_ids"):
+        values = conv.get(name)
+        for uid in values if isinstance(values, list) else []:
+            if is_user_id(uid):
+                out.setdefault(uid)
+    return list(out)
+
+
+def metadata_problems(metadata: bytes) -> list[str]:
+    """What is malformed in a conversation metadata body, one line each (for the report)."""
+    body = _json_object(metadata)
+    if body is None:
+        return ["not a JSON object"]
+    conv = body.get("data")
+    if conv is None or isinstance(conv, list):  # a list: a pre-2.163 deployment serves events here
+        return []
+    if not isinstance(conv, dict):
+        return [f"`data` is {_type_name(conv)}, expected an object"]
+    out = []
+    for name in ("participant_ids", "member_ids", "admin_ids"):
+        values = conv.get(name)
+        if values is None:
+            continue
+        if not isinstance(values, list):
+            out.append(f"`data.{name}` is {_type_name(values)}, expected an array of user ids")
+            continue
+        bad = sum(1 for uid in values if not is_user_id(uid))
+        if bad:
+            out.append(f"`data.{name}` holds {bad} value(s) that are not user ids (skipped)")
+    meta_id = conv.get("id")
+    if meta_id is not None and not (isinstance(meta_id, str) and _PATH_ID.fullmatch(meta_id.replace(":", "-"))):
+        out.append("`data.id` is not a conversation id (ignored)")
+    return out
+
+
+def key_rows(body: bytes, user_id: str) -> list[dict]:
+    """Rows of a public_keys body with the owning ``user_id`` attached; unreadable bodies and
+    malformed values give none (``key_body_problems`` names them). Never raises."""
+    rows = (_json_object(body) or {}).get("data")
+    return [{**r, "user_id": r.get("user_id", user_id)} for r in rows if isinstance(r, dict)] \
+        if isinstance(rows, list) else []
+
+
+def key_body_problems(body: bytes) -> list[str]:
+    """What is malformed in a public_keys body, one line each (absent or empty ``data``: no keys)."""
+    data = _json_object(body)
+    if data is None:
+        return ["not a JSON object"]
+    rows = data.get("data")
+    if rows is None:
+        return []
+    if not isinstance(rows, list):
+        return [f"`data` is {_type_name(rows)}, expected an array of key rows"]
+    bad = sum(1 for r in rows if not isinstance(r, dict))
+    return [f"`data` holds {bad} value(s) that are not key rows (skipped)"] if bad else []

@@ -3,25 +3,39 @@
 Started by the tests on 127.0.0.1 (port 0), or by hand:
 
     python -m verifier.testing.server --port 8080 --events 250 [--shape 2.167] [--legacy]
+    python -m verifier.testing.server --hostile gzip-stacked --hostile echo-token
 
 It follows ../shared/spec/xapi.md: newest-first pages with opaque tokens,
 ``meta.conversation_key_events``, both item shapes (2.166 / 2.167; 2.159 in legacy mode), rate-limit
 headers and 429s, 401 without the token, 400 for bad ids, ``max_results`` and field names, and
 injectable faults (5xx, slow responses, truncated bodies, invalid JSON). Every request is recorded so
 tests can assert that no write route was called.
+
+Hostile modes (``HOSTILE_MODES``) turn it into the adversary an audit must hold against: compression
+bombs, endless or looping pagination, drips, token echoes, terminal escapes, malformed values and a
+certificate no client should trust. Each is one attack of issue 15, tested end to end.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
+import random
 import re
 import secrets
+import socket
+import ssl
+import struct
+import tempfile
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,6 +48,36 @@ FIELDS_2167 = {"conversation_id", "conversation_token", "created_at", "encoded_e
 _CONV_ID = re.compile(r"[0-9]{1,19}|[0-9]{1,19}-[0-9]{1,19}|g[0-9]{1,19}")
 _USER_ID = re.compile(r"[0-9]{1,19}")
 PROBLEM = "https://api.x.com/2/problems/"
+MB = 1024 * 1024
+ESCAPES = "\x1b[2J\x1b[H\x1b[32mverdict: PASS\x1b[0m\r\u202e"  # clears the screen, prints a fake verdict
+
+HOSTILE_MODES: dict[str, str] = {
+    "gzip-stacked": "events pages as Content-Encoding: gzip, gzip: a few KB that inflate to --bomb-mb MB",
+    "deflate-stacked": "the same with Content-Encoding: deflate, deflate",
+    "gzip-bomb": "events pages as one gzip layer that inflates to --bomb-mb MB",
+    "unknown-encoding": "events pages with Content-Encoding: compress (never asked for)",
+    "endless": "every events page repeats the newest page's events with a fresh next_token, forever",
+    "endless-empty": "empty events pages, each with a fresh next_token, forever",
+    "huge-pages": "endless empty events pages padded with --pad-mb MB of whitespace (no Content-Length)",
+    "long-tokens": "every next_token is --token-bytes characters long",
+    "token-loop": "next_token cycles: page 3 hands back the token of page 1",
+    "token-not-string": "next_token is a number",
+    "has-more-no-token": "the first page says has_more: true but carries no next_token",
+    "missing-events": "each page leaves one event out and says so in errors[] (resource-unavailable)",
+    "many-items": "the first events page holds --items empty objects",
+    "many-participants": "conversation metadata names --participants more participants",
+    "drip": "events response bodies arrive one byte every --drip-interval seconds",
+    "drip-headers": "events response headers arrive one byte every --drip-interval seconds",
+    "echo-token": "the Authorization header echoed in a 403 on public keys, in errors[] of every page and in "
+                  "the conversation metadata",
+    "echo-token-escaped": "echo-token with the token written as JSON \\u escapes in 200 bodies (no literal copy)",
+    "escape": "terminal escapes (clear screen, fake verdict, bidi override) in a 403 on public keys and in "
+              "errors[] of every page",
+    "malformed-keys": "public keys answer {\"data\": 5}",
+    "malformed-participants": "conversation metadata with participant_ids: 5 and member_ids: 5",
+    "bad-sender-id": "the first page carries an item whose sender_id is a path with escapes, not a user id",
+    "bad-cert": "TLS with a self-signed certificate (https on the same port)",
+}
 
 
 @dataclass
@@ -59,6 +103,16 @@ class ServerState:
     reject_fields: bool = False
     sticky_token: bool = False  # misbehaving server: always the same next_token (clients must stop)
     empty_first_page: bool = False  # first page empty but with a token (not the end)
+    gzip: bool = False  # honest compression: one gzip layer when the client accepts it
+    hostile: set[str] = field(default_factory=set)  # names from HOSTILE_MODES
+    bomb_mb: int = 4096  # what the compression bombs inflate to
+    pad_mb: int = 60  # whitespace before each huge page
+    token_bytes: int = 60_000  # length of long-tokens
+    participant_count: int = 20_000  # extra participants of many-participants
+    item_count: int = 1_000_000  # items of many-items
+    drip_interval: float = 2.0  # seconds between the bytes of drip and drip-headers
+    connections: int = 0  # TCP connections accepted (a TLS handshake that fails still counts)
+    accept_encodings: list[str | None] = field(default_factory=list)  # Accept-Encoding of each GET
     users: dict[str, list[Identity]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
@@ -74,6 +128,10 @@ class FakeXApi:
     def __init__(self, conversations: list[Conversation] | None = None, *, token: str = "test-token-s3cr3t",
                  owner_id: str | None = None, **options: Any) -> None:
         conversations = conversations or default_conversations()
+        unknown = set(options.get("hostile", ())) - set(HOSTILE_MODES)
+        if unknown:
+            raise ValueError(f"unknown hostile mode(s): {', '.join(sorted(unknown))}")
+        options["hostile"] = set(options.get("hostile", ()))
         users: dict[str, list[Identity]] = {}
         for conv in conversations:
             for member in conv.members:
@@ -90,16 +148,20 @@ class FakeXApi:
         class Handler(_Handler):
             pass
         Handler.state = state
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = _Server((host, port), Handler)
+        self._server.state = state
+        if "bad-cert" in state.hostile:
+            self._server.socket = _self_signed_context().wrap_socket(self._server.socket, server_side=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)  # stop() waits at most one poll
         self._thread.start()
         return self
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        scheme = "https" if "bad-cert" in self.state.hostile else "http"
+        return f"{scheme}://{host}:{port}"
 
     def stop(self) -> None:
         if self._server:
@@ -119,6 +181,75 @@ class FakeXApi:
     @property
     def requests(self) -> list[tuple[str, str]]:
         return list(self.state.requests)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    state: ServerState
+
+    def get_request(self) -> Any:
+        with self.state.lock:
+            self.state.connections += 1
+        connection, address = super().get_request()
+        # headers and body are separate writes: without this, Nagle's algorithm and the client's
+        # delayed ACK add ~40 ms to every response on a kept-alive connection
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet: clients hanging up on a hostile response (or a TLS handshake) is the point."""
+        return
+
+
+@lru_cache(maxsize=1)
+def _self_signed_context() -> ssl.SSLContext:
+    """A server context with a fresh self-signed certificate for 127.0.0.1 (no client trusts it)."""
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))
+    folder = Path(tempfile.mkdtemp(prefix="xchat-fake-tls-"))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context
+
+
+@lru_cache(maxsize=4)
+def _deflate_bomb(megabytes: int) -> bytes:
+    """Raw deflate data that inflates to ``megabytes`` MB of zeros, built without inflating them:
+    a full flush leaves the compressor at a byte boundary with an empty window, so every compressed
+    1 MB block is identical and can simply be repeated (about 1 KB per MB)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = compressor.compress(b"\0" * MB) + compressor.flush(zlib.Z_FULL_FLUSH)
+    return block * megabytes + compressor.flush()
+
+
+def gzip_bomb(megabytes: int) -> bytes:
+    """One gzip member inflating to ``megabytes`` MB (its CRC is wrong: no client should get that far)."""
+    return b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + _deflate_bomb(megabytes) + \
+        struct.pack("<II", 0, (megabytes * MB) & 0xFFFFFFFF)
+
+
+@lru_cache(maxsize=4)
+def stacked_bomb(kind: str, megabytes: int) -> bytes:
+    """``gzip, gzip`` or ``deflate, deflate``: the bomb compressed once more (a few KB)."""
+    if kind == "gzip":
+        return gzip.compress(gzip_bomb(megabytes), 9)
+    inner = b"\x78\xda" + _deflate_bomb(megabytes) + b"\0\0\0\0"
+    return zlib.compress(inner, 9)
 
 
 def canonical(conversation_id: str) -> str:
@@ -170,17 +301,72 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(*_problem(429, "Too Many Requests", "Too Many Requests"))
         if fault is not None and fault.kind == "status":
             return self._send(*_problem(fault.status, "Service Unavailable", "Service Unavailable"))
+        self._kind = ""
         status, body = self._route()
         if fault is not None and fault.kind in ("truncate", "invalid_json", "close"):
             return self._broken(fault.kind, body)
         if fault is not None and fault.kind == "huge":
             return self._huge(status, body, int(fault.delay or 8))
+        if self._kind == "events" and status == 200 and self._hostile_response(body):
+            return
         self._send(status, body)
+
+    def _has(self, mode: str) -> bool:
+        return mode in self.state.hostile
+
+    def _hostile_response(self, body: Any) -> bool:
+        """Send an events page the hostile way, if a response-level mode is on; True if sent."""
+        state = self.state
+        if self._has("gzip-stacked") or self._has("deflate-stacked"):
+            kind = "gzip" if self._has("gzip-stacked") else "deflate"
+            self._send_raw(200, stacked_bomb(kind, state.bomb_mb), {"content-encoding": f"{kind}, {kind}"})
+        elif self._has("gzip-bomb"):
+            self._send_raw(200, gzip_bomb(state.bomb_mb), {"content-encoding": "gzip"})
+        elif self._has("unknown-encoding"):
+            self._send_raw(200, json.dumps(body).encode(), {"content-encoding": "compress"})
+        elif self._has("huge-pages"):
+            self._huge(200, body, state.pad_mb)
+        elif self._has("drip"):
+            self._drip(json.dumps(body).encode(), headers_too=False)
+        elif self._has("drip-headers"):
+            self._drip(json.dumps(body).encode(), headers_too=True)
+        else:
+            return False
+        return True
+
+    def _send_raw(self, status: int, raw: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(raw)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        try:
+            self.wfile.write(raw)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _drip(self, raw: bytes, headers_too: bool) -> None:
+        """The response one byte at a time (headers too, if asked), until the client gives up."""
+        head = (f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(raw)}\r\n"
+                "connection: close\r\n\r\n").encode()
+        self.close_connection = True
+        try:
+            if not headers_too:
+                self.wfile.write(head)
+                self.wfile.flush()
+            for byte in (head if headers_too else b"") + raw:
+                time.sleep(self.state.drip_interval)
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass
 
     # ---------------------------------------------------------------- plumbing
     def _record(self) -> None:
         with self.state.lock:
             self.state.requests.append((self.command, self.path))
+            self.state.accept_encodings.append(self.headers.get("Accept-Encoding"))
 
     def _take_fault(self) -> Fault | None:
         with self.state.lock:
@@ -207,10 +393,18 @@ class _Handler(BaseHTTPRequestHandler):
             return state.window_used > state.rate_limit
 
     def _send(self, status: int, body: Any) -> None:
-        raw = json.dumps(body).encode()
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        if self._has("echo-token-escaped") and status == 200:
+            token = self.state.token
+            raw = raw.replace(token.encode(), "".join(f"\\u{ord(c):04x}" for c in token).encode())
+        encoding = None
+        if self.state.gzip and "gzip" in self.headers.get("Accept-Encoding", ""):
+            raw, encoding = gzip.compress(raw), "gzip"
         self.send_response(status)
         self.send_header("content-type", "application/json; charset=utf-8")
         self.send_header("content-length", str(len(raw)))
+        if encoding:
+            self.send_header("content-encoding", encoding)
         for name, value in getattr(self, "_limit_headers", {}).items():
             self.send_header(name, value)
         self.end_headers()
@@ -227,7 +421,7 @@ class _Handler(BaseHTTPRequestHandler):
             for _ in range(megabytes):
                 self.wfile.write(chunk)
             self.wfile.write(json.dumps(body).encode())
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, OSError):
             pass
         self.close_connection = True
 
@@ -257,15 +451,18 @@ class _Handler(BaseHTTPRequestHandler):
         path = parts.path.rstrip("/")
         m = re.fullmatch(r"/2/chat/conversations/([^/]+)/events", path)
         if m:
+            self._kind = "events"
             if self.state.legacy:
                 return _problem(404, "Not Found Error", "route not found", PROBLEM + "resource-not-found",
                                 resource_type="route")
             return self._events(m.group(1), query)
         m = re.fullmatch(r"/2/chat/conversations/([^/]+)", path)
         if m:
+            self._kind = "events" if self.state.legacy else "metadata"
             return self._events(m.group(1), query) if self.state.legacy else self._metadata(m.group(1))
         m = re.fullmatch(r"/2/users/([^/]+)/public_keys", path)
         if m:
+            self._kind = "keys"
             return self._keys(m.group(1))
         if path == "/2/users/public_keys":
             return 403, {"title": "Client Forbidden", "detail": "This app is not enrolled for this route.",
@@ -314,7 +511,58 @@ class _Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 self.state.tokens["start"] = 0
             return 200, {"data": [], "meta": {"result_count": 0, "has_more": True, "next_token": "start"}}
-        return 200, self._page(conv, offset, max_results, shape, fields)
+        if self._has("endless-empty") or self._has("huge-pages"):
+            return 200, {"data": [], "meta": {"result_count": 0, "has_more": True, "next_token": self._token(0)}}
+        if self._has("many-items") and token is None:
+            return 200, _many_items(self.state.item_count)
+        page = self._page(conv, 0 if self._has("endless") else offset, max_results, shape, fields)
+        return 200, self._hostile_page(page, token)
+
+    def _token(self, offset: int) -> str:
+        """A fresh pagination token for ``offset`` (``--token-bytes`` long with long-tokens)."""
+        size = self.state.token_bytes if self._has("long-tokens") else 16
+        token = secrets.token_urlsafe(size)[:size]
+        with self.state.lock:
+            self.state.tokens[token] = offset
+        return token
+
+    def _hostile_page(self, page: dict, token: str | None) -> dict:
+        """Page-level attacks on a page the honest server built."""
+        meta = page["meta"]
+        if self._has("endless"):
+            meta["has_more"], meta["next_token"] = True, self._token(0)
+        elif self._has("long-tokens") and isinstance(meta.get("next_token"), str):
+            with self.state.lock:
+                offset = self.state.tokens[meta["next_token"]]
+            meta["next_token"] = self._token(offset)
+        if self._has("token-loop") and ("next_token" in meta or token in ("loop-a", "loop-b")):
+            with self.state.lock:
+                size = len(page["data"]) or 1
+                self.state.tokens.update({"loop-a": size, "loop-b": 2 * size})
+            meta["next_token"] = "loop-b" if token == "loop-a" else "loop-a"
+        if self._has("token-not-string") and "next_token" in meta:
+            meta["next_token"] = 12345
+        if self._has("has-more-no-token") and token is None:
+            meta.pop("next_token", None)
+            meta["has_more"] = True
+        errors = []
+        if self._has("missing-events") and len(page["data"]) > 2:
+            del page["data"][1]
+            errors.append({"type": PROBLEM + "resource-unavailable", "title": "Resource Unavailable",
+                           "detail": "Some events of this page could not be returned.",
+                           "resource_type": "chat_message_event"})
+        if self._has("echo-token") or self._has("echo-token-escaped"):
+            errors.append({"type": PROBLEM + "field-hydration-failure", "title": "Field Hydration Failure",
+                           "detail": f"could not hydrate a field for {self.headers.get('Authorization')}",
+                           "field": "is_trusted"})
+        if self._has("escape"):
+            errors.append({"type": PROBLEM + "field-hydration-failure", "title": ESCAPES,
+                           "detail": ESCAPES, "field": "is_trusted"})
+        if self._has("bad-sender-id") and token is None and page["data"]:
+            page["data"].append(_bad_sender_item(page["data"][-1].get("conversation_id")))
+        if errors:
+            page["errors"] = errors
+        return page
 
     def _page(self, conv: Conversation, offset: int, size: int, shape: str, fields: str | None) -> dict:
         newest_first = list(reversed(conv.events))
@@ -344,15 +592,29 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(conv, tuple):
             return conv
         ids = [m.user_id for m in conv.members]
+        if self._has("many-participants"):
+            rng = random.Random(path_id)
+            ids = ids + [str(rng.randrange(10 ** 17, 10 ** 18)) for _ in range(self.state.participant_count)]
         if conv.conversation_id.startswith("g"):
-            data = {"id": conv.conversation_id, "type": "group", "member_ids": ids, "admin_ids": ids[:1]}
+            data: dict[str, Any] = {"id": conv.conversation_id, "type": "group", "member_ids": ids,
+                                    "admin_ids": ids[:1]}
         else:
             data = {"id": conv.conversation_id.replace(":", "-"), "type": "direct", "participant_ids": ids}
+        if self._has("malformed-participants"):
+            data.update(participant_ids=5, member_ids=5)
+        if self._has("echo-token") or self._has("echo-token-escaped"):
+            data["debug"] = f"request carried {self.headers.get('Authorization')}"
         return 200, {"data": data}
 
     def _keys(self, user_id: str) -> tuple[int, Any]:
         if not _USER_ID.fullmatch(user_id):
             return _invalid("id", user_id, f"The `id` path parameter value [{user_id}] is not valid")
+        if self._has("malformed-keys"):
+            return 200, {"data": 5}
+        if self._has("echo-token") or self._has("echo-token-escaped"):
+            return _problem(403, "Forbidden", f"{self.headers.get('Authorization')} may not read keys of {user_id}")
+        if self._has("escape"):
+            return _problem(403, ESCAPES, ESCAPES)
         rows = []
         for identity in self.state.users.get(user_id, []):
             row = identity.keyring_row()
@@ -360,6 +622,23 @@ class _Handler(BaseHTTPRequestHandler):
                 row["version"] = row.pop("public_key_version")
             rows.append(row)
         return 200, ({"data": rows} if rows else {})
+
+
+@lru_cache(maxsize=4)
+def _bad_sender_item(conversation_id: str | None) -> dict:
+    """A signed event whose sender id is a path with terminal escapes, not a user id."""
+    from .forge import forge_event, item_json, snowflake
+    evil = Identity.from_seed("../../etc/passwd" + ESCAPES, "1", "evil")
+    forged = forge_event(evil, "MessageCreateEvent", {"contents": b"\x01" * 40, "conversation_key_version": "1"},
+                         conversation_id=conversation_id, sequence_id=snowflake(1_700_000_000_000, 7),
+                         created_at_msec="1700000000000")
+    return item_json(forged)
+
+
+@lru_cache(maxsize=2)
+def _many_items(count: int) -> bytes:
+    """An events page with ``count`` empty objects in ``data`` (pre-encoded: it is served as is)."""
+    return b'{"data":[' + b"{}," * (count - 1) + b'{}],"meta":{"result_count":' + str(count).encode() + b"}}"
 
 
 def _invalid(parameter: str, value: Any, message: str) -> tuple[int, dict]:
@@ -377,11 +656,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--legacy", action="store_true", help="pre-2.163: /events is 404, events at the bare path")
     parser.add_argument("--rate-limit", type=int, default=None, help="requests per window (default: unlimited)")
     parser.add_argument("--window", type=float, default=15.0, help="rate-limit window in seconds")
+    parser.add_argument("--gzip", action="store_true", help="gzip responses when the client accepts it")
+    parser.add_argument("--hostile", action="append", default=[], choices=sorted(HOSTILE_MODES), metavar="MODE",
+                        help="attack the client (repeatable): " + "; ".join(f"{k}: {v}" for k, v in HOSTILE_MODES.items()))
+    parser.add_argument("--bomb-mb", type=int, default=4096, help="what the compression bombs inflate to")
+    parser.add_argument("--pad-mb", type=int, default=60, help="padding of huge-pages")
+    parser.add_argument("--token-bytes", type=int, default=60_000, help="next_token length of long-tokens")
+    parser.add_argument("--participants", type=int, default=20_000, help="extra ids of many-participants")
+    parser.add_argument("--items", type=int, default=1_000_000, help="items of many-items")
+    parser.add_argument("--drip-interval", type=float, default=2.0, help="seconds per byte of drip/drip-headers")
     args = parser.parse_args(argv)
     token = secrets.token_urlsafe(16)
     api = FakeXApi(default_conversations(args.events), token=token, shape=args.shape, legacy=args.legacy,
-                   rate_limit=args.rate_limit, window_s=args.window).start(args.host, args.port)
-    print(f"serving {api.url}  token: {token}")
+                   rate_limit=args.rate_limit, window_s=args.window, gzip=args.gzip, hostile=set(args.hostile),
+                   bomb_mb=args.bomb_mb, pad_mb=args.pad_mb, token_bytes=args.token_bytes,
+                   participant_count=args.participants, item_count=args.items,
+                   drip_interval=args.drip_interval).start(args.host, args.port)
+    print(f"serving {api.url}  token: {token}" + (f"  hostile: {', '.join(sorted(args.hostile))}" if args.hostile else ""))
     for cid in api.state.conversations:
         print(f"  conversation {cid}")
     print(f"try: X_BEARER_TOKEN={token} xchat-verify audit --base-url {api.url} "
