@@ -12,8 +12,10 @@ import pytest
 import verifier
 from helpers import REPO
 from verifier.audit import AuditOptions, audit_conversation, audit_conversation_async, verify_saved_audit
-from verifier.evidence import EvidenceError, EvidenceStore
-from verifier.fetch import RetryPolicy, XChatClient
+from verifier.errors import EvidenceError
+from verifier.evidence import EvidenceStore
+from verifier.fetch import XChatClient
+from verifier.settings import RetryPolicy
 from verifier.testing.forge import Identity, build_conversation
 from verifier.testing.server import FakeXApi, default_conversations
 

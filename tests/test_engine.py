@@ -390,7 +390,22 @@ def test_report_json_contract():
 
 
 def test_public_api_is_importable_and_documented():
+    import inspect
+    import re
+    import subprocess
+    import sys
+    from verifier import errors
     api_doc = (__import__("helpers").REPO / "docs" / "api.md").read_text()
     for name in verifier.__all__:
         assert getattr(verifier, name) is not None
-        assert name in api_doc, f"{name} is exported but not documented in docs/api.md"
+        assert f"`{name}" in api_doc or f"verifier.{name}" in api_doc, f"{name} is not documented in docs/api.md"
+    # the errors table names every error class with the exit code the CLI gives it
+    table = dict(re.findall(r"^\| `(\w+)`.*\| (\d|—) \|$", api_doc, re.M))
+    for name, cls in inspect.getmembers(errors, inspect.isclass):
+        if issubclass(cls, errors.XChatVerifyError) and name in errors.__dict__ and cls.__module__ == errors.__name__:
+            assert name in table or any(name in row for row in re.findall(r"^\|.*$", api_doc, re.M)), name
+    assert table["UsageError"] == "2" and table["InputError"] == "3" and table["FetchError"] == "3"
+    assert errors.UsageError.exit_code == 2 and errors.InputError.exit_code == 3 and errors.FetchError.exit_code == 3
+    # `import verifier` loads no HTTP stack; the client is imported on first use
+    code = "import sys, verifier; assert 'httpx' not in sys.modules; verifier.XChatClient; assert 'httpx' in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -5,8 +5,11 @@ import time
 import httpx
 import pytest
 
-from verifier.fetch import (EVENT_FIELDS, ClientEvents, FetchError, RetryPolicy, XChatClient, conversation_path_id,
-                            key_rows, next_token_of, participants_of)
+from verifier.apibodies import key_rows, next_token_of, participants_of
+from verifier.errors import FetchError
+from verifier.fetch import EVENT_FIELDS, ClientEvents, XChatClient
+from verifier.ids import conversation_path_id
+from verifier.settings import RetryPolicy
 from verifier.testing.server import FakeXApi, default_conversations
 
 CONVS = default_conversations(60)

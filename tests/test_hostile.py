@@ -22,7 +22,8 @@ import pytest
 from helpers import REPO
 from verifier import cli
 from verifier.evidence import EvidenceStore
-from verifier.fetch import REDACTED, RetryPolicy, XChatClient
+from verifier.fetch import REDACTED, XChatClient
+from verifier.settings import RetryPolicy
 from verifier.testing.server import FakeXApi, default_conversations
 from verifier.transport import ConfigError, check_base_url, install_deadlines, json_value_bound
 
@@ -563,7 +564,7 @@ def test_resume_from_another_base_url_needs_force(monkeypatch, capsys, tmp_path)
 
 # ------------------------------------------------------------------------ the journal is crash safe
 def test_journal_replay_drops_a_torn_last_line_and_ignores_older_journals(tmp_path):
-    from verifier.evidence import EvidenceError
+    from verifier.errors import EvidenceError
     from verifier.fetch import FetchedBody
     store = EvidenceStore(tmp_path, "https://api.x.com")
     conv = store.start_conversation(DIRECT, DIRECT.replace(":", "-"))

@@ -5,7 +5,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from helpers import ALICE, BOB, fixture
-from verifier.keys import (P256_ORDER, Keyring, KeyError_, key_identity, parse_public_key, verify_binding,
+from verifier.keys import (P256_ORDER, Keyring, UnusableKey, key_identity, parse_public_key, verify_binding,
                            verify_raw, version_key)
 
 
@@ -19,7 +19,7 @@ def test_sec1_compressed_uncompressed_and_spki_are_one_key():
     ("AAAA", "3 bytes"), ("!!", "invalid base64"), (base64.b64encode(b"\x04" + b"\x01" * 64).decode(), "not a valid"),
 ])
 def test_bad_keys(text, reason):
-    with pytest.raises(KeyError_, match=reason):
+    with pytest.raises(UnusableKey, match=reason):
         parse_public_key(text)
 
 

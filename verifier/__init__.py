@@ -1,18 +1,39 @@
 """xchat-verify: prove or disprove the integrity of X Chat conversation histories.
 
-Public API (see docs/api.md): ``verify_pages``, ``PageInput``, ``Keyring``, ``Report`` and the
-status enums. Fetching from the X API lives in ``verifier.fetch`` / ``verifier.audit``.
+Public API (docs/api.md): ``verify_pages`` / ``Verification``, ``PageInput``, ``Keyring``, the
+``Report`` and its vocabulary, the error hierarchy (``verifier.errors``), and, imported on first use
+so that ``import verifier`` loads no HTTP stack, the X API client and the audit
+(``XChatClient``, ``AuditOptions``, ``audit_conversation``, ``audit_conversation_async``).
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
+from typing import Any
+
+from ._version import __version__
 from .engine import PageInput, Verification, canonical_conversation, verify_pages
+from .errors import (AuthError, ConfigError, EvidenceError, FetchError, HTTPStatusError, InputError,
+                     KeyringError, ManifestError, NetworkError, RateLimitError, UsageError, XChatVerifyError)
 from .keys import Keyring, KeyringEntry
-from .model import ChainStatus, Report, Severity, SigStatus
+from .model import ChainStatus, Report, Severity, SigStatus, Verdict
 from .wire import Limits
-from .audit import AuditOptions, audit_conversation, audit_conversation_async
-from .fetch import FetchError, XChatClient
 
-__all__ = ["verify_pages", "Verification", "PageInput", "Keyring", "KeyringEntry", "Report", "SigStatus",
-           "ChainStatus", "Severity", "Limits", "canonical_conversation", "XChatClient", "FetchError",
-           "audit_conversation", "audit_conversation_async", "AuditOptions"]
+_LAZY = {"XChatClient": "fetch", "AuditOptions": "audit", "audit_conversation": "audit",
+         "audit_conversation_async": "audit"}
+
+__all__ = ["__version__", "verify_pages", "Verification", "PageInput", "Keyring", "KeyringEntry", "Report",
+           "SigStatus", "ChainStatus", "Severity", "Verdict", "Limits", "canonical_conversation",
+           "XChatVerifyError", "UsageError", "ConfigError", "InputError", "KeyringError", "EvidenceError",
+           "ManifestError", "FetchError", "HTTPStatusError", "AuthError", "RateLimitError", "NetworkError",
+           *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    """The network parts are imported when first used (``verifier.XChatClient``)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'verifier' has no attribute {name!r}")
+    from importlib import import_module
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -27,46 +27,21 @@ from typing import Any
 import msgspec
 
 from .engine import PageInput, Verification, canonical_conversation
+from .errors import ResumeRefused
 from .evidence import EvidenceError, EvidenceStore, load_saved_audit
-from .fetch import (FetchError, XChatClient, conversation_path_id, is_user_id, key_body_problems, key_rows,
-                    metadata_problems, participants_of)
+from .apibodies import key_body_problems, key_rows, metadata_problems, participants_of
+from .errors import FetchError
+from .fetch import XChatClient
+from .ids import conversation_path_id, is_user_id
 from .keys import Keyring
 from .model import EventReport, Finding, InputReport, Report, fails
-from .paging import MB, PageLimits, SavedWalk, page_head, page_missing_reasons
+from .paging import SavedWalk, page_head, page_missing_reasons
+from .settings import AuditOptions
 from .sanitize import printable
 from .transport import json_value_bound
 
 _QUEUE_PAGES = 2  # pages waiting per conversation: memory stays bounded whatever the fetch speed
 _USERS_SAMPLE = 20
-
-
-@dataclass
-class AuditOptions:
-    """What to fetch and how far to go (the CLI option of each limit is named beside it)."""
-
-    max_results: int = 100
-    max_pages: int | None = 10_000  # --max-pages: per conversation and run
-    max_conversation_bytes: int | None = 1024 * MB  # --max-conversation-mb
-    max_conversation_seconds: float | None = 3 * 3600.0  # --max-conversation-seconds
-    max_empty_pages: int | None = 20  # --max-empty-pages: pages in a row without a new event
-    max_token_length: int = 1024  # --max-token-length
-    max_page_items: int = 300  # --max-page-items
-    max_users: int | None = 1000  # --max-users: users whose keys are fetched
-    concurrency: int = 4
-    save_dir: str | None = None
-    resume: bool = False
-    force: bool = False  # --force: resume evidence fetched from another base URL
-    strict: bool = False
-    allow_embedded_keys: bool = False
-    allow_empty: bool = False
-    allow_partial: bool = False
-    conversation_keys: dict[str, bytes] = field(default_factory=dict)
-    workers: int | None = None
-
-    def page_limits(self) -> PageLimits:
-        return PageLimits(max_pages=self.max_pages, max_bytes=self.max_conversation_bytes,
-                          max_seconds=self.max_conversation_seconds, max_empty_pages=self.max_empty_pages,
-                          max_token_length=self.max_token_length, max_page_items=self.max_page_items)
 
 
 @dataclass
@@ -108,10 +83,6 @@ def expected_conversation(conversation_id: str, metadata: bytes | None) -> str |
                 return None
             return canonical_conversation(meta_id)
     return None
-
-
-class ResumeRefused(ValueError):
-    """``--resume`` would mix evidence from two servers (a usage error unless ``--force``)."""
 
 
 def check_same_server(saved: object, current: str, force: bool) -> None:

@@ -9,26 +9,25 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from .audit import AuditOptions, Auditor, AuditProgress, verify_saved_audit
 from .engine import verify_pages
-from .evidence import EvidenceError
-from .fetch import (DEFAULT_BASE_URL, ClientEvents, FetchError, RetryPolicy, XChatClient, key_body_problems,
-                    key_rows)
-from .inputs import (DEFAULT_MAX_FILE_MB, InputError, UsageError, is_evidence_dir, load_keyring, load_pages,
-                     parse_conversation_keys)
+from .errors import FetchError, InputError, UsageError, XChatVerifyError
+from .inputs import (DEFAULT_MAX_FILE_MB, is_evidence_dir, load_keyring, load_pages, parse_conversation_keys)
 from .keys import entry_from_row
-from .model import Report
+from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, Report, exit_code
 from .outputs import atomic_write_text
 from .paging import MB
+from .settings import DEFAULT_BASE_URL, AuditOptions, RetryPolicy
+
+if TYPE_CHECKING:  # the network modules are imported by the commands that use them
+    from .audit import AuditProgress
+    from .fetch import ClientEvents, XChatClient
 from .report import FORMATS, render
 from .sanitize import printable
-from . import __version__
-
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
-
+from ._version import __version__
 
 # ------------------------------------------------------------------------------------- output
 def emit(report: Report, fmt: str, output: str | None, all_events: bool = False) -> None:
@@ -64,13 +63,6 @@ def warn(message: str) -> None:
     print(f"xchat-verify: {printable(message)}", file=sys.stderr)
 
 
-def exit_code(report: Report) -> int:
-    if not report.complete:
-        return EXIT_INCOMPLETE
-    return EXIT_PASS if report.verdict == "pass" else EXIT_FAIL
-
-
-# ------------------------------------------------------------------------------------- commands
 def add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="text", help="report format (default text)")
     parser.add_argument("--output", "-o", metavar="PATH", help="write the report to PATH instead of stdout")
@@ -103,11 +95,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
                    allow_empty=args.allow_empty, allow_partial=args.allow_partial,
                    strict=args.strict, workers=args.workers)
     if len(args.pages) == 1 and is_evidence_dir(args.pages[0]):
+        from .audit import verify_saved_audit
         keyring = load_keyring(args.keys, max_bytes) if args.keys else None
-        try:
-            report = verify_saved_audit(args.pages[0], keyring, **options)
-        except EvidenceError as exc:
-            raise InputError(str(exc)) from None
+        report = verify_saved_audit(args.pages[0], keyring, **options)  # EvidenceError: exit 3
     else:
         keyring = load_keyring(args.keys, max_bytes) if args.keys else None
         pages = load_pages(args.pages, max_bytes)
@@ -141,10 +131,8 @@ def make_client(args: argparse.Namespace, events: ClientEvents | None = None) ->
                          timeout=args.timeout, request_deadline=args.request_deadline,
                          max_body_bytes=int(args.max_response_mb * MB), max_json_values=args.max_json_values)
     token = read_token(args.token_file)
-    try:
-        return XChatClient(token, args.base_url, policy=policy, events=events, insecure_http=args.insecure_http)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    from .fetch import XChatClient  # the network stack is loaded only by commands that use it
+    return XChatClient(token, args.base_url, policy=policy, events=events, insecure_http=args.insecure_http)
 
 
 class _Display:
@@ -203,29 +191,26 @@ def audit_options(args: argparse.Namespace) -> AuditOptions:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    from .audit import Auditor
+    from .fetch import ClientEvents
     options = audit_options(args)
     display = _Display(sys.stderr.isatty() and not args.quiet)
     with display, make_client(args, ClientEvents(on_wait=display.wait)) as client:
-        try:
+        try:  # bad ids and --resume refusals are UsageErrors, unusable evidence EvidenceErrors
             auditor = Auditor(client, options, on_change=display.update)
             report = auditor.run(args.ids)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        except EvidenceError as exc:
-            raise InputError(str(exc)) from None
         except OSError as exc:
             raise InputError(f"cannot write evidence: {exc.strerror or exc}") from None
     return finish(report, args)
 
 
 def cmd_keys_fetch(args: argparse.Namespace) -> int:
+    from .apibodies import key_body_problems, key_rows
     entries, failed = [], False
     with make_client(args) as client:
         for user_id in args.user_ids:
             try:
-                fetched = client.get_public_keys(user_id)
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
+                fetched = client.get_public_keys(user_id)  # UsageError for a bad id
             except FetchError as exc:
                 if exc.status == 404:
                     warn(f"user {user_id} has no public keys")
@@ -344,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Verify the signatures and sequence chain of X Chat conversation events.",
         epilog="Exit codes: 0 pass, 1 fail, 2 usage error, 3 could not complete.")
     parser.add_argument("--version", action="version", version=f"xchat-verify {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback behind an internal error (also XCHAT_VERIFY_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     verify = sub.add_parser("verify", help="verify saved X API events pages offline",
@@ -397,14 +384,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--workers must be at least 1")
     if getattr(args, "max_file_mb", 1) < 1:
         parser.error("--max-file-mb must be at least 1")
+    debug = args.debug or os.environ.get("XCHAT_VERIFY_DEBUG") == "1"
     try:
         return args.handler(args)
     except UsageError as exc:
         warn(f"error: {exc}")
         return EXIT_USAGE
-    except InputError as exc:
+    except XChatVerifyError as exc:  # inputs, evidence, fetches: one line, exit 3
         warn(str(exc))
-        return EXIT_INCOMPLETE
+        return exc.exit_code
     except KeyboardInterrupt:
         print("xchat-verify: interrupted", file=sys.stderr)
         return EXIT_INCOMPLETE
@@ -412,7 +400,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("xchat-verify: out of memory", file=sys.stderr)
         return EXIT_INCOMPLETE
     except Exception as exc:  # last line of defence: one line, never a traceback, nothing raw
-        warn(f"internal error: {type(exc).__name__}: {exc}")
+        warn(f"internal error: {type(exc).__name__}: {exc}" + ("" if debug else " (--debug shows where)"))
+        if debug:  # for bug reports: the traceback, escaped like every other line
+            import traceback
+            print(printable(traceback.format_exc()).replace("\\x0a", "\n"), file=sys.stderr)
         return EXIT_INCOMPLETE
 
 

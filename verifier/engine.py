@@ -23,7 +23,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .chain import ChainNode, ChainResult, analyse_chain, find_replays
-from .keys import (Keyring, KeyError_, decode_signature, key_identity, parse_public_key,
+from .ids import canonical_conversation
+from .keys import (Keyring, UnusableKey, decode_signature, key_identity, parse_public_key,
                    verify_raw, version_key)
 from .model import (ALLOWED_BY, FINDING_SEVERITY, REPORT_SCHEMA, STATUS_SEVERITY, ChainStatus, Check,
                     ConversationReport, EventReport, Finding, InputReport, Proof, Report, Severity,
@@ -95,19 +96,6 @@ class _Event:
     def add(self, code: str, message: str, severity: str | None = None) -> None:
         sev = severity or FINDING_SEVERITY.get(code) or STATUS_SEVERITY[code]
         self.findings.append(Finding(code, getattr(sev, "value", sev), message))
-
-
-@lru_cache(maxsize=1024)
-def canonical_conversation(cid: str | None) -> str:
-    """``A:B``, ``B-A`` -> ``min:max`` (numeric); group ids and others unchanged."""
-    if not cid:
-        return ""
-    for sep in (":", "-"):
-        a, found, b = cid.partition(sep)
-        if found and a.isdigit() and b.isdigit():
-            lo, hi = sorted((a, b), key=lambda x: (len(x), x))
-            return f"{lo}:{hi}"
-    return cid
 
 
 def verify_pages(pages: Iterable[PageInput | bytes | str | dict], keyring: Keyring | None = None, *,
@@ -398,7 +386,7 @@ class _Run:
             return Check("unknown_key", f"no signing key for user {sender} version {version} in {where}")
         try:
             key = parse_public_key(encoded)
-        except KeyError_ as exc:
+        except UnusableKey as exc:
             return Check("invalid", f"embedded signing key unusable: {exc}")
         if self.keyring is not None:
             ev.add("embedded_key_used", f"keyring lacks user {sender} version {version}; "
@@ -601,7 +589,7 @@ def _embedded_signer_key(event: MessageEvent, sender: str, version: str) -> str 
 def _identity(encoded: str) -> bytes:
     try:
         return key_identity(parse_public_key(encoded))
-    except KeyError_:
+    except UnusableKey:
         return b"unparseable:" + encoded.encode()
 
 

@@ -22,13 +22,16 @@ import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from ._version import __version__
+from .clock import utc_now_iso
+from .errors import EvidenceError, ManifestError
 from .engine import PageInput
-from .fetch import conversation_path_id, is_user_id, token_at_path
+from .apibodies import token_at_path
+from .ids import conversation_path_id, is_user_id
+from .outputs import atomic_write
 from .sanitize import printable
 
 MANIFEST = "manifest.json"
@@ -40,26 +43,8 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PAGE_FILE = re.compile(r"page-([0-9]{5,9})\.json")
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.{threading.get_ident()}")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-class EvidenceError(Exception):
-    """The evidence directory is unusable; one line."""
 
 
 # ------------------------------------------------------------------------------------- names
@@ -163,7 +148,7 @@ class EvidenceStore:
         self.root = Path(root)
         self.lock = threading.Lock()
         self.manifest: dict[str, Any] = {"schema": SCHEMA, "tool": f"xchat-verify {__version__}",
-                                         "base_url": base_url, "created_at": _now(), "updated_at": _now(),
+                                         "base_url": base_url, "created_at": utc_now_iso(), "updated_at": utc_now_iso(),
                                          "journal": secrets.token_hex(8), "journal_seq": 0,
                                          "conversations": [], "keys": [], "keyring": KEYRING,
                                          "users_not_fetched": None}
@@ -191,7 +176,7 @@ class EvidenceStore:
                 manifest["journal_seq"] = record["seq"]
             validate_manifest(manifest)
         except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
-            raise EvidenceError(f"{path} is malformed ({type(exc).__name__}: {printable(exc)})") from None
+            raise ManifestError(f"{path} is malformed ({type(exc).__name__}: {printable(exc)})") from None
         store.manifest = manifest
         return store
 
@@ -323,7 +308,7 @@ class EvidenceStore:
 
     def _snapshot(self) -> None:
         """Write ``manifest.json`` atomically, then start an empty journal after it."""
-        self.manifest["updated_at"] = _now()
+        self.manifest["updated_at"] = utc_now_iso()
         atomic_write(self.path_of(MANIFEST), json.dumps(self.manifest, indent=2).encode())
         if self._journal is not None:
             self._journal.close()
@@ -442,7 +427,7 @@ def load_saved_audit(root: str | Path) -> SavedAudit:
     try:
         return _load_saved_audit(root)
     except (KeyError, TypeError, AttributeError) as exc:
-        raise EvidenceError(f"{Path(root) / MANIFEST} is malformed ({type(exc).__name__}: {exc})") from None
+        raise ManifestError(f"{Path(root) / MANIFEST} is malformed ({type(exc).__name__}: {printable(exc)})") from None
 
 
 def _load_saved_audit(root: str | Path) -> SavedAudit:

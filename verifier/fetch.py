@@ -16,54 +16,27 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
-import msgspec
 
-from . import __version__
+from ._version import __version__
+from .clock import utc_now_iso
+from .apibodies import MAX_MESSAGE, _is_json, _problem_text, json_token_paths
+from .errors import FetchError, NetworkError, RateLimitError, UsageError, http_error
+from .ids import conversation_path_id, validate_user_id
 from .paging import Budget, PageHead, PageLimits, follow, page_head
+from .settings import DEFAULT_BASE_URL, RetryPolicy
 from .sanitize import printable
 from .transport import (ACCEPT_ENCODING, Corrupt, Refused, certificate_failure, check_base_url,
                         json_value_bound, new_http_client, read_body, request_deadline)
 
-DEFAULT_BASE_URL = "https://api.x.com"
 EVENT_FIELDS = ("id,conversation_id,conversation_token,created_at,encoded_event,is_trusted,"
                 "message_event_signature,previous_id,sender_id")
 CONVERSATION_EXPANSIONS = "participant_ids,member_ids,admin_ids"
-_PATH_ID = re.compile(r"[0-9]{1,19}|[0-9]{1,19}-[0-9]{1,19}|g[0-9]{1,19}")
-_USER_ID = re.compile(r"[0-9]{1,19}")
 _FORBIDDEN_PATH = re.compile(r"/(read|typing|messages|keys)(/|$)")
 REDACTED = "[redacted: access token]"
-_MAX_MESSAGE = 300  # server text quoted in one error line
-
-
-class FetchError(Exception):
-    """A one-line, token-free reason a fetch could not complete."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def conversation_path_id(conversation_id: str) -> str:
-    """Any accepted id form (``A:B``, ``A-B``, bare recipient id, ``g…``) to the path form."""
-    path_id = conversation_id.strip().replace(":", "-")
-    if not _PATH_ID.fullmatch(path_id):
-        raise ValueError(f"not a conversation id: {conversation_id!r} (expected A:B, A-B, a user id or g<digits>)")
-    return path_id
-
-
-def validate_user_id(user_id: str) -> str:
-    if not isinstance(user_id, str) or not _USER_ID.fullmatch(user_id):
-        raise ValueError(f"not a user id: {printable(repr(user_id)[:60])}")
-    return user_id
-
-
-def is_user_id(value: object) -> bool:
-    return isinstance(value, str) and _USER_ID.fullmatch(value) is not None
 
 
 @dataclass
@@ -77,54 +50,11 @@ class FetchedBody:
 
 
 @dataclass
-class RetryPolicy:
-    """Retries and per-response budgets (the CLI option of each field is named beside it)."""
-
-    max_retries: int = 6  # --max-retries
-    backoff_base: float = 0.5  # --backoff-base
-    backoff_cap: float = 60.0
-    max_wait: float = 900.0  # --max-wait: longest rate-limit wait we accept before giving up
-    timeout: float = 30.0  # --timeout: per socket operation (connect, each read)
-    request_deadline: float = 120.0  # --request-deadline: a whole request, however the server drips
-    max_body_bytes: int = 8 * 1024 * 1024  # --max-response-mb: decoded bytes of any one response
-    max_json_values: int = 200_000  # --max-json-values: JSON values in any one response (bound)
-
-
-@dataclass
 class ClientEvents:
     """Callbacks for progress displays; all optional."""
 
     on_wait: Callable[[float, str], None] | None = None
     on_retry: Callable[[str, int], None] | None = None
-
-
-class _Problem(msgspec.Struct):
-    title: str | None = None
-    detail: str | None = None
-    reason: str | None = None
-    type: str | None = None
-    errors: list[Any] | None = None
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _problem_text(body: bytes) -> str:
-    """The API's own words: title, detail, reason (and first error message) of an error body.
-    Raw server text: the client scrubs and escapes it before it goes anywhere."""
-    try:
-        problem = msgspec.json.decode(body, type=_Problem)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-        return body[:_MAX_MESSAGE].decode("utf-8", "replace").strip() or "no body"
-    parts = [p for p in (problem.title, problem.detail) if p]
-    if problem.reason:
-        parts.append(f"reason: {problem.reason}")
-    if problem.errors:
-        first = problem.errors[0]
-        if isinstance(first, dict) and first.get("message"):
-            parts.append(str(first["message"]))
-    return " - ".join(parts) or "no details"
 
 
 class XChatClient:
@@ -136,7 +66,7 @@ class XChatClient:
                  insecure_http: bool = False) -> None:
         """``ValueError`` (``transport.ConfigError``) for an unusable base URL, proxy or TLS setting."""
         if not access_token:
-            raise ValueError("an access token is required")
+            raise UsageError("an access token is required")
         self.base_url = check_base_url(base_url, insecure_http=insecure_http)
         self.policy = policy or RetryPolicy()
         self.events = events or ClientEvents()
@@ -167,7 +97,7 @@ class XChatClient:
         """``text`` with every occurrence of the access token replaced: for anything the server said."""
         return text.replace(self._token, REDACTED) if self._token in text else text
 
-    def safe(self, text: object, limit: int = _MAX_MESSAGE) -> str:
+    def safe(self, text: object, limit: int = MAX_MESSAGE) -> str:
         """Server-provided text made fit for an error line, a log or a report: token scrubbed,
         control and bidi characters escaped, at most ``limit`` characters."""
         clean = printable(self.scrub(str(text)))
@@ -256,14 +186,14 @@ class XChatClient:
             except (httpx.TimeoutException, httpx.TransportError, Corrupt) as exc:
                 reason = certificate_failure(exc)
                 if reason is not None:  # a retry cannot fix a certificate; say why it failed
-                    raise FetchError(f"TLS certificate of {urlsplit(self.base_url).hostname} not trusted: "
-                                     f"{self.safe(reason)} (not retried)") from None
+                    raise NetworkError(f"TLS certificate of {urlsplit(self.base_url).hostname} not trusted: "
+                                       f"{self.safe(reason)} (not retried)") from None
                 attempt = self._backoff(attempt, f"{type(exc).__name__} on {path}")
                 continue
             self._note_rate_limit(response)
             status = response.status_code
             if status == 200 and _is_json(body):
-                return FetchedBody(url, status, body, _now())
+                return FetchedBody(url, status, body, utc_now_iso())
             if status == 200:
                 attempt = self._backoff(attempt, f"truncated or invalid JSON from {path}")
                 continue
@@ -273,7 +203,7 @@ class XChatClient:
             if status >= 500:
                 attempt = self._backoff(attempt, f"HTTP {status} on {path}")
                 continue
-            raise FetchError(f"HTTP {status} on GET {path}: {self.safe(_problem_text(body))}", status)
+            raise http_error(f"HTTP {status} on GET {path}: {self.safe(_problem_text(body))}", status)
 
     def _fetch(self, url: str, path: str) -> tuple[httpx.Response, bytes]:
         """One GET within the request deadline, the body decoded and capped by ``transport.read_body``
@@ -296,7 +226,7 @@ class XChatClient:
 
     def _backoff(self, attempt: int, why: str) -> int:
         if attempt >= self.policy.max_retries:
-            raise FetchError(f"giving up after {attempt + 1} attempts: {why}")
+            raise NetworkError(f"giving up after {attempt + 1} attempts: {why}")
         delay = min(self.policy.backoff_cap, self.policy.backoff_base * 2 ** attempt)
         delay *= random.uniform(0.5, 1.0)  # jitter, so parallel fetchers do not retry in lockstep
         if self.events.on_retry:
@@ -310,10 +240,10 @@ class XChatClient:
             return self._backoff(attempt, f"HTTP 429 on {path}")
         wait = max(0.0, reset - time.time())
         if wait > self.policy.max_wait:
-            raise FetchError(f"rate limited on {path}: the window resets in {wait:.0f}s, more than "
-                             f"--max-wait {self.policy.max_wait:.0f}s", 429)
+            raise RateLimitError(f"rate limited on {path}: the window resets in {wait:.0f}s, more than "
+                                 f"--max-wait {self.policy.max_wait:.0f}s", 429)
         if attempt >= self.policy.max_retries:
-            raise FetchError(f"still rate limited on {path} after {attempt + 1} attempts", 429)
+            raise RateLimitError(f"still rate limited on {path} after {attempt + 1} attempts", 429)
         self._block_until(reset)
         return attempt + 1
 
@@ -404,128 +334,3 @@ def _reset_at(response: httpx.Response) -> float | None:
         return None
 
 
-def _is_json(body: bytes) -> bool:
-    """Well-formed JSON, checked without building any object from it."""
-    try:
-        msgspec.json.decode(body, type=msgspec.Raw)
-        return True
-    except (msgspec.DecodeError, RecursionError):
-        return False
-
-
-def next_token_of(body: bytes) -> str | None:
-    """The page's ``meta.next_token`` if it is a string (see ``paging.page_head`` for the rest)."""
-    return page_head(body).next_token
-
-
-def json_token_paths(body: bytes, token: str, limit: int = 100) -> list[list]:
-    """Locations of ``token`` in the decoded strings and keys of a JSON body (see ``token_offsets``)."""
-    try:
-        data = msgspec.json.decode(body)
-    except (msgspec.DecodeError, RecursionError):
-        return []
-    found: list[list] = []
-    stack: list[tuple[Any, list[int]]] = [(data, [])]
-    while stack and len(found) < limit:
-        value, path = stack.pop()
-        if isinstance(value, str) and token in value:
-            found.append(["json", path, value.find(token), len(token)])
-        elif isinstance(value, list):
-            stack += [(v, [*path, i]) for i, v in enumerate(value)]
-        elif isinstance(value, dict):
-            for i, (key, item) in enumerate(value.items()):
-                if token in key:
-                    found.append(["json-key", [*path, i], key.find(token), len(token)])
-                stack.append((item, [*path, i]))
-    return found
-
-
-def token_at_path(body: bytes, location: list) -> str | None:
-    """The text a ``["json"|"json-key", path, at, length]`` location points at, or None."""
-    kind, path, at, length = location
-    try:
-        value: Any = msgspec.json.decode(body)
-        for step in path[:-1] if kind == "json-key" else path:
-            value = list(value.values())[step] if isinstance(value, dict) else value[step]
-        if kind == "json-key":
-            value = list(value.keys())[path[-1]]
-    except (msgspec.DecodeError, RecursionError, IndexError, TypeError, KeyError):
-        return None
-    return value[at:at + length] if isinstance(value, str) else None
-
-
-def _json_object(body: bytes) -> dict | None:
-    try:
-        data = msgspec.json.decode(body)
-    except (msgspec.DecodeError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _type_name(value: object) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-            type(None): "null"}.get(type(value), "a number")
-
-
-def participants_of(metadata: bytes) -> list[str]:
-    """``participant_ids ∪ member_ids ∪ admin_ids`` of a conversation metadata body; values that
-    are not user ids are skipped (``metadata_problems`` names them). Never raises."""
-    conv = (_json_object(metadata) or {}).get("data")
-    if not isinstance(conv, dict):
-        return []
-    out: dict[str, None] = {}
-    for name in ("participant_ids", "member_ids", "admin_ids"):
-        values = conv.get(name)
-        for uid in values if isinstance(values, list) else []:
-            if is_user_id(uid):
-                out.setdefault(uid)
-    return list(out)
-
-
-def metadata_problems(metadata: bytes) -> list[str]:
-    """What is malformed in a conversation metadata body, one line each (for the report)."""
-    body = _json_object(metadata)
-    if body is None:
-        return ["not a JSON object"]
-    conv = body.get("data")
-    if conv is None or isinstance(conv, list):  # a list: a pre-2.163 deployment serves events here
-        return []
-    if not isinstance(conv, dict):
-        return [f"`data` is {_type_name(conv)}, expected an object"]
-    out = []
-    for name in ("participant_ids", "member_ids", "admin_ids"):
-        values = conv.get(name)
-        if values is None:
-            continue
-        if not isinstance(values, list):
-            out.append(f"`data.{name}` is {_type_name(values)}, expected an array of user ids")
-            continue
-        bad = sum(1 for uid in values if not is_user_id(uid))
-        if bad:
-            out.append(f"`data.{name}` holds {bad} value(s) that are not user ids (skipped)")
-    meta_id = conv.get("id")
-    if meta_id is not None and not (isinstance(meta_id, str) and _PATH_ID.fullmatch(meta_id.replace(":", "-"))):
-        out.append("`data.id` is not a conversation id (ignored)")
-    return out
-
-
-def key_rows(body: bytes, user_id: str) -> list[dict]:
-    """Rows of a public_keys body with the owning ``user_id`` attached; unreadable bodies and
-    malformed values give none (``key_body_problems`` names them). Never raises."""
-    rows = (_json_object(body) or {}).get("data")
-    return [{**r, "user_id": r.get("user_id", user_id)} for r in rows if isinstance(r, dict)] \
-        if isinstance(rows, list) else []
-
-
-def key_body_problems(body: bytes) -> list[str]:
-    """What is malformed in a public_keys body, one line each (absent or empty ``data``: no keys)."""
-    data = _json_object(body)
-    if data is None:
-        return ["not a JSON object"]
-    rows = data.get("data")
-    if rows is None:
-        return []
-    if not isinstance(rows, list):
-        return [f"`data` is {_type_name(rows)}, expected an array of key rows"]
-    bad = sum(1 for r in rows if not isinstance(r, dict))
-    return [f"`data` holds {bad} value(s) that are not key rows (skipped)"] if bad else []

@@ -15,22 +15,15 @@ from pathlib import Path
 
 import msgspec
 
+from .errors import InputError, KeyringError, MalformedEvent, UsageError
 from .keys import Keyring
 from .pages import DecodedPage, decode_page
-from .wire import MalformedEvent, b64decode_strict
+from .wire import b64decode_strict
 
 DEFAULT_MAX_FILE_MB = 512
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
 MANIFEST = "manifest.json"
-
-
-class InputError(Exception):
-    """A one-line reason the run could not complete (exit 3)."""
-
-
-class UsageError(Exception):
-    """A bad option value (exit 2)."""
 
 
 def read_limited(path: str, max_bytes: int) -> bytes:
@@ -145,8 +138,8 @@ def load_keyring(path: str, max_bytes: int) -> Keyring:
     """A keyring file in any documented shape; ``InputError`` names the file and the bad entry."""
     try:
         return Keyring.from_json(read_limited(path, max_bytes))
-    except (ValueError, InputError) as exc:
-        raise InputError(f"keyring {path}: {exc}") from None
+    except (KeyringError, InputError) as exc:
+        raise KeyringError(f"keyring {path}: {exc}") from None
 
 
 def parse_conversation_keys(values: Sequence[str]) -> dict[str, bytes]:

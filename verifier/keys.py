@@ -13,14 +13,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from .wire import MalformedEvent, b64decode_strict
+from .errors import KeyringError, MalformedEvent
+from .wire import b64decode_strict
 
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
 
-class KeyError_(ValueError):
-    """A key that cannot be used, with a reason for the report."""
+class UnusableKey(KeyringError):
+    """A public key that cannot be parsed as a P-256 key, with the reason."""
 
 
 @lru_cache(maxsize=4096)
@@ -29,7 +30,7 @@ def parse_public_key(text: str) -> ec.EllipticCurvePublicKey:
     try:
         raw = b64decode_strict(text, "public key")
     except MalformedEvent as exc:
-        raise KeyError_(str(exc)) from None
+        raise UnusableKey(str(exc)) from None
     return parse_public_key_bytes(raw)
 
 
@@ -38,15 +39,15 @@ def parse_public_key_bytes(raw: bytes) -> ec.EllipticCurvePublicKey:
         if len(raw) == 91:
             key = serialization.load_der_public_key(raw)
             if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-                raise KeyError_("SPKI key is not a P-256 key")
+                raise UnusableKey("SPKI key is not a P-256 key")
             return key
         if len(raw) in (33, 65):
             return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
-    except KeyError_:
+    except UnusableKey:
         raise
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:  # a bent SPKI can name any algorithm
-        raise KeyError_(f"not a valid P-256 public key: {exc}") from None
-    raise KeyError_(f"public key of {len(raw)} bytes (expected 33, 65 or 91)")
+        raise UnusableKey(f"not a valid P-256 public key: {exc}") from None
+    raise UnusableKey(f"public key of {len(raw)} bytes (expected 33, 65 or 91)")
 
 
 def key_identity(key: ec.EllipticCurvePublicKey) -> bytes:
@@ -149,7 +150,7 @@ class Keyring:
         for number, entry in enumerate(entries, 1):
             problem = ring.add(entry)
             if problem:
-                raise ValueError(f"entry {number} (user {entry.user_id} version {entry.public_key_version}): "
+                raise KeyringError(f"entry {number} (user {entry.user_id} version {entry.public_key_version}): "
                                  f"{problem}")
         return ring
 
@@ -205,7 +206,7 @@ class Keyring:
             try:
                 data = msgspec.json.decode(data)
             except (msgspec.DecodeError, RecursionError) as exc:
-                raise ValueError(f"keyring is not JSON: {exc}") from None
+                raise KeyringError(f"keyring is not JSON: {exc}") from None
         return cls.from_entries(_entries_from_json(data))
 
 
@@ -225,7 +226,7 @@ def _check_entry(entry: KeyringEntry) -> TrustedKey:
     trusted = TrustedKey(entry.user_id, entry.public_key_version, None, encoded=entry.signing_public_key)
     try:
         trusted.key = parse_public_key(entry.signing_public_key)
-    except KeyError_ as exc:
+    except UnusableKey as exc:
         trusted.status, trusted.problem = "unusable", f"keyring signing key unusable: {exc}"
         return trusted
     if entry.identity_public_key_signature is not None:
@@ -243,7 +244,7 @@ def _check_entry(entry: KeyringEntry) -> TrustedKey:
 def entry_from_row(row: Any, user_id: str | None) -> KeyringEntry:
     """A keyring entry from a key row (either API spelling); ``ValueError`` names what is missing."""
     if not isinstance(row, dict):
-        raise ValueError(f"keyring entry is not an object: {row!r:.60}")
+        raise KeyringError(f"keyring entry is not an object: {row!r:.60}")
     uid = row.get("user_id", user_id)
     version = row.get("public_key_version", row.get("version"))
     signing = row.get("signing_public_key")
@@ -252,10 +253,10 @@ def entry_from_row(row: Any, user_id: str | None) -> KeyringEntry:
     for name, value in (("user_id", uid), ("public_key_version", version),
                         ("signing_public_key", signing)):
         if not isinstance(value, str):
-            raise ValueError(f"keyring entry lacks a string {name}")
+            raise KeyringError(f"keyring entry lacks a string {name}")
     for name in ("public_key", "identity_public_key_signature"):
         if row.get(name) is not None and not isinstance(row[name], str):
-            raise ValueError(f"keyring entry field {name} is not a string")
+            raise KeyringError(f"keyring entry field {name} is not a string")
     return KeyringEntry(uid, version, signing, row.get("public_key"),
                         row.get("identity_public_key_signature"))
 
@@ -264,19 +265,19 @@ def _entries_from_json(data: Any) -> list[KeyringEntry]:
     if isinstance(data, list):
         return [entry_from_row(r, None) for r in data]
     if not isinstance(data, dict):
-        raise ValueError("keyring must be an object or a list")
+        raise KeyringError("keyring must be an object or a list")
     if "keys" in data and isinstance(data["keys"], list):
         return [entry_from_row(r, None) for r in data["keys"]]
     entries = []
     for user_id, body in data.items():
         if not isinstance(body, dict):
-            raise ValueError(f"keyring entry for user {user_id} is not a public_keys response body")
+            raise KeyringError(f"keyring entry for user {user_id} is not a public_keys response body")
         rows = body.get("data") or []
         if not isinstance(rows, list):
-            raise ValueError(f"public_keys body for user {user_id} has no data array")
+            raise KeyringError(f"public_keys body for user {user_id} has no data array")
         for row in rows:
             named = row.get("user_id") if isinstance(row, dict) else None
             if named is not None and named != user_id:
-                raise ValueError(f"the public keys of user {user_id} include a row for user {named!r}")
+                raise KeyringError(f"the public keys of user {user_id} include a row for user {named!r}")
             entries.append(entry_from_row(row, str(user_id)))
     return entries

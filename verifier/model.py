@@ -1,15 +1,27 @@
-"""Report vocabulary: statuses, findings and the report structure (``xchat-verify/report/v1``)."""
+"""Report vocabulary, written once: every status and finding code with its severity and the hint
+a person reads; the report structure (``xchat-verify/report/v1``); the verdict and exit codes."""
 
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
 import msgspec
 
 REPORT_SCHEMA = "xchat-verify/report/v1"
 
 
-class SigStatus(str, Enum):
+class StrEnum(str, Enum):
+    """A string enum whose members print as their value (``enum.StrEnum`` needs Python 3.11)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class SigStatus(StrEnum):
     VALID = "valid"
     INVALID = "invalid"
     UNSUPPORTED_VERSION = "unsupported_version"
@@ -22,7 +34,7 @@ class SigStatus(str, Enum):
     MALFORMED = "malformed"
 
 
-class ChainStatus(str, Enum):
+class ChainStatus(StrEnum):
     LINKED = "linked"
     START = "start"
     GAP = "gap"
@@ -34,110 +46,123 @@ class ChainStatus(str, Enum):
     OUT_OF_BAND = "out_of_band"
 
 
-class Severity(str, Enum):
+class Code(StrEnum):
+    """Finding codes beyond the statuses (docs/formats.md)."""
+
+    ENVELOPE_MISMATCH = "envelope_mismatch"
+    KEY_CONFLICT = "key_conflict"
+    CONVERSATION_MISMATCH = "conversation_mismatch"
+    UNTRUSTED = "untrusted"
+    EMBEDDED_KEY_USED = "embedded_key_used"
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    REPLAY = "replay"
+    META_NOT_KEY_CHANGE = "meta_not_key_change"
+    TRAILING_BYTES = "trailing_bytes"
+    SHADOWED_DETAIL = "shadowed_detail"
+    NO_EVENTS = "no_events"
+    NOTHING_PROVEN = "nothing_proven"
+    INCOMPLETE = "incomplete"
+    NO_TRUSTED_KEYS = "no_trusted_keys"
+    KEY_ROW_FOREIGN_USER = "key_row_foreign_user"
+    UNUSED_CONVERSATION_KEY = "unused_conversation_key"
+    EVIDENCE_CONTAINS_TOKEN = "evidence_contains_token"
+    USERS_NOT_FETCHED = "users_not_fetched"
+    API_ERROR = "api_error"
+    INPUT_ERROR = "input_error"
+
+
+class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
     INFO = "info"
 
 
-# Severity of a non-clean status; statuses absent here (valid, not_signed, linked, start, out_of_band)
-# add no finding.
-STATUS_SEVERITY: dict[str, Severity] = {
-    "invalid": Severity.ERROR,
-    "unsupported_version": Severity.ERROR,
-    "unknown_key": Severity.ERROR,
-    "key_binding_invalid": Severity.ERROR,
-    "missing_signature": Severity.ERROR,
-    "unverifiable": Severity.ERROR,
-    "malformed": Severity.ERROR,
-    "needs_conversation_key": Severity.INFO,
-    "gap": Severity.ERROR,
-    "fork": Severity.ERROR,
-    "conflict": Severity.ERROR,
-    "cycle": Severity.ERROR,
-    "duplicate": Severity.WARNING,
-    "non_monotonic": Severity.WARNING,
+class Verdict(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+
+
+_E, _W, _I = Severity.ERROR, Severity.WARNING, Severity.INFO
+
+# code -> (severity, or None for a clean status; the one-line hint for people reading a report)
+VOCABULARY: dict[str, tuple[Severity | None, str]] = {
+    SigStatus.VALID: (None, "The signature verifies over the rebuilt payload with the selected key."),
+    SigStatus.INVALID: (_E, "The signature does not match the event: the event or its signature was altered, "
+                            "or it was signed with another key."),
+    SigStatus.UNSUPPORTED_VERSION: (_E, "Signature versions below 2 are refused: a downgrade to a weaker payload."),
+    SigStatus.UNKNOWN_KEY: (_E, "No trusted signing key for this sender and key version; supply it with --keys "
+                                "(or the sender's key was revoked/departed)."),
+    SigStatus.KEY_BINDING_INVALID: (_E, "The keyring's identity-key binding signature does not verify for this key."),
+    SigStatus.MISSING_SIGNATURE: (_E, "This event kind must be signed but carries no signature."),
+    SigStatus.NOT_SIGNED: (None, "The protocol does not sign this kind of event."),
+    SigStatus.NEEDS_CONVERSATION_KEY: (_I, "v6+ key changes sign the plaintext conversation key; pass "
+                                           "--conversation-key VERSION=BASE64 to verify."),
+    SigStatus.UNVERIFIABLE: (_E, "The signed payload cannot be rebuilt (missing field, comma in a component, or a "
+                                 "signed kind that carries nothing the protocol signs)."),
+    SigStatus.MALFORMED: (_E, "The event could not be decoded; see the detail for the exact reason."),
+    ChainStatus.LINKED: (None, "Its predecessor is in the input."),
+    ChainStatus.START: (None, "The oldest event of the window."),
+    ChainStatus.GAP: (_E, "The event points at a predecessor that is missing from the input: history is "
+                          "incomplete."),
+    ChainStatus.FORK: (_E, "Several events claim the same predecessor: the history branches."),
+    ChainStatus.DUPLICATE: (_W, "The same event appears more than once."),
+    ChainStatus.CONFLICT: (_E, "Two different events share one sequence id."),
+    ChainStatus.NON_MONOTONIC: (_W, "Sequence ids decrease along the chain."),
+    ChainStatus.CYCLE: (_E, "previous_sequence_id pointers form a loop."),
+    ChainStatus.OUT_OF_BAND: (None, "Delivered only in meta.conversation_key_events: outside the data chain."),
+    Code.ENVELOPE_MISMATCH: (_E, "The JSON envelope disagrees with the encoded (signed) event."),
+    Code.KEY_CONFLICT: (_E, "One (user, key version) maps to different keys in the input or keyring."),
+    Code.CONVERSATION_MISMATCH: (_E, "The event belongs to another conversation than its page."),
+    Code.UNTRUSTED: (_W, "The API marks this event is_trusted=false."),
+    Code.EMBEDDED_KEY_USED: (_W, "Verified with a key carried in the event itself (--allow-embedded-keys): "
+                                 "not authenticated by the keyring."),
+    Code.UNKNOWN_EVENT_TYPE: (_W, "Unknown event kind: nothing to verify, content not understood."),
+    Code.REPLAY: (_E, "The same signed message id from the same sender appears at another position: a replayed "
+                      "event."),
+    Code.META_NOT_KEY_CHANGE: (_E, "meta.conversation_key_events must only carry key-change events."),
+    Code.TRAILING_BYTES: (_E, "Bytes follow the end of the encoded event: ignored by the SDK and by every "
+                              "check, they could carry content another reader would show."),
+    Code.SHADOWED_DETAIL: (_E, "The encoded event repeats its detail: the SDK verifies only the last copy, "
+                               "the earlier ones are hidden from it."),
+    Code.NO_EVENTS: (_E, "Nothing to verify: the history is empty. Pass --allow-empty if that is expected."),
+    Code.NOTHING_PROVEN: (_E, "No signature in this history could be proven, so a PASS would prove nothing. "
+                              "Supply the missing keys (--keys, --conversation-key) or pass --allow-empty."),
+    Code.INCOMPLETE: (_E, "The history was not fetched to its end; what is missing was not verified. Resume "
+                          "the audit, or pass --allow-partial to accept a partial verdict."),
+    Code.NO_TRUSTED_KEYS: (_E, "Signatures were checked only against keys carried in the events, which the "
+                               "server controls. Pass --keys (e.g. from `keys fetch`) or --allow-embedded-keys "
+                               "to accept that weaker claim."),
+    Code.KEY_ROW_FOREIGN_USER: (_E, "A public-keys response for one user named another user; the row was ignored."),
+    Code.UNUSED_CONVERSATION_KEY: (_I, "A --conversation-key was given for a version no key change uses: check "
+                                       "the version."),
+    Code.EVIDENCE_CONTAINS_TOKEN: (_W, "A saved response body contains the access token (the server echoed it): "
+                                       "the evidence stays byte-exact, so keep the directory private."),
+    Code.USERS_NOT_FETCHED: (_W, "Keys were fetched for at most --max-users users; signatures of the others "
+                                 "could not be checked against the directory."),
+    Code.API_ERROR: (_W, "The API returned a partial error with this page: the page may be incomplete."),
+    Code.INPUT_ERROR: (_E, "The input could not be read in full."),
 }
 
-# Finding codes beyond the statuses, with their fixed severity.
-FINDING_SEVERITY: dict[str, Severity] = {
-    "envelope_mismatch": Severity.ERROR,
-    "key_conflict": Severity.ERROR,
-    "conversation_mismatch": Severity.ERROR,
-    "untrusted": Severity.WARNING,
-    "embedded_key_used": Severity.WARNING,
-    "unknown_event_type": Severity.WARNING,
-    "replay": Severity.ERROR,
-    "trailing_bytes": Severity.ERROR,
-    "shadowed_detail": Severity.ERROR,
-    "meta_not_key_change": Severity.ERROR,
-    # Conversation- and run-level findings (fail closed: a PASS must rest on proof).
-    "no_events": Severity.ERROR,
-    "nothing_proven": Severity.ERROR,
-    "incomplete": Severity.ERROR,
-    "no_trusted_keys": Severity.ERROR,
-    "key_row_foreign_user": Severity.ERROR,
-    "unused_conversation_key": Severity.INFO,
-}
+# Derived views of the vocabulary.
+STATUS_SEVERITY: dict[str, Severity] = {code: sev for code, (sev, _h) in VOCABULARY.items()
+                                        if sev is not None and not isinstance(code, Code)}
+FINDING_SEVERITY: dict[str, Severity] = {code: sev for code, (sev, _h) in VOCABULARY.items()
+                                         if sev is not None and isinstance(code, Code)}
+HINTS: dict[str, str] = {code: hint for code, (sev, hint) in VOCABULARY.items() if sev is not None}
+
+# Signature statuses that fail the event.
+ERROR_SIG: frozenset[str] = frozenset(code for code, sev in STATUS_SEVERITY.items()
+                                      if sev is Severity.ERROR and isinstance(code, SigStatus))
 
 # The explicit opt-in that turns a fail-closed finding into information, and the option's name.
 ALLOWED_BY: dict[str, str] = {
-    "no_events": "allow_empty",
-    "nothing_proven": "allow_empty",
-    "incomplete": "allow_partial",
-    "no_trusted_keys": "allow_embedded_keys",
+    Code.NO_EVENTS: "allow_empty",
+    Code.NOTHING_PROVEN: "allow_empty",
+    Code.INCOMPLETE: "allow_partial",
+    Code.NO_TRUSTED_KEYS: "allow_embedded_keys",
 }
 
-# One-line hints for people reading a report (text, markdown, SARIF help).
-HINTS: dict[str, str] = {
-    "invalid": "The signature does not match the event: the event or its signature was altered, "
-               "or it was signed with another key.",
-    "unsupported_version": "Signature versions below 2 are refused: a downgrade to a weaker payload.",
-    "unknown_key": "No trusted signing key for this sender and key version; supply it with --keys "
-                   "(or the sender's key was revoked/departed).",
-    "key_binding_invalid": "The keyring's identity-key binding signature does not verify for this key.",
-    "missing_signature": "This event kind must be signed but carries no signature.",
-    "unverifiable": "The signed payload cannot be rebuilt (missing field or comma in a component).",
-    "malformed": "The event could not be decoded; see the detail for the exact reason.",
-    "needs_conversation_key": "v6+ key changes sign the plaintext conversation key; pass "
-                              "--conversation-key VERSION=BASE64 to verify.",
-    "gap": "The event points at a predecessor that is missing from the input: history is incomplete.",
-    "fork": "Several events claim the same predecessor: the history branches.",
-    "conflict": "Two different events share one sequence id.",
-    "cycle": "previous_sequence_id pointers form a loop.",
-    "out_of_band": "Delivered only in meta.conversation_key_events: outside the data chain.",
-    "duplicate": "The same event appears more than once.",
-    "non_monotonic": "Sequence ids decrease along the chain.",
-    "envelope_mismatch": "The JSON envelope disagrees with the encoded (signed) event.",
-    "key_conflict": "One (user, key version) maps to different keys in the input or keyring.",
-    "conversation_mismatch": "The event belongs to another conversation than its page.",
-    "untrusted": "The API marks this event is_trusted=false.",
-    "embedded_key_used": "Verified with a key carried in the event itself (--allow-embedded-keys): "
-                         "not authenticated by the keyring.",
-    "unknown_event_type": "Unknown event kind: nothing to verify, content not understood.",
-    "api_error": "The API returned a partial error with this page: the page may be incomplete.",
-    "replay": "The same signed message id from the same sender appears at another position: a replayed "
-              "event.",
-    "meta_not_key_change": "meta.conversation_key_events must only carry key-change events.",
-    "trailing_bytes": "Bytes follow the end of the encoded event: ignored by the SDK and by every "
-                      "check, they could carry content another reader would show.",
-    "shadowed_detail": "The encoded event repeats its detail: the SDK verifies only the last copy, "
-                       "the earlier ones are hidden from it.",
-    "no_events": "Nothing to verify: the history is empty. Pass --allow-empty if that is expected.",
-    "nothing_proven": "No signature in this history could be proven, so a PASS would prove nothing. "
-                      "Supply the missing keys (--keys, --conversation-key) or pass --allow-empty.",
-    "incomplete": "The history was not fetched to its end; what is missing was not verified. Resume "
-                  "the audit, or pass --allow-partial to accept a partial verdict.",
-    "no_trusted_keys": "Signatures were checked only against keys carried in the events, which the "
-                       "server controls. Pass --keys (e.g. from `keys fetch`) or --allow-embedded-keys "
-                       "to accept that weaker claim.",
-    "key_row_foreign_user": "A public-keys response for one user named another user; the row was "
-                            "ignored.",
-    "unused_conversation_key": "A --conversation-key was given for a version no key change uses: check "
-                               "the version.",
-}
-
-ERROR_SIG = {s for s, sev in STATUS_SEVERITY.items() if sev is Severity.ERROR}
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 
 
 class Finding(msgspec.Struct):
@@ -182,7 +207,7 @@ class InputReport(msgspec.Struct):
     first_index: int
     event_count: int
     errors: list[str] = []
-    api_errors: list[dict] = []
+    api_errors: list[dict[str, Any]] = []
 
 
 class Proof(msgspec.Struct):
@@ -214,10 +239,17 @@ class Report(msgspec.Struct):
         """False when an input could not be read in full (the CLI exits 3)."""
         return not any(i.errors for i in self.inputs)
 
-    def to_dict(self) -> dict:
-        return msgspec.to_builtins(self)
+    def to_dict(self) -> dict[str, Any]:
+        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
 
 
 def fails(severity: str, strict: bool) -> bool:
     """Does a finding of this severity make the verdict ``fail``?"""
-    return severity == "error" or (strict and severity == "warning")
+    return severity == Severity.ERROR or (strict and severity == Severity.WARNING)
+
+
+def exit_code(report: Report) -> int:
+    """0 pass, 1 fail, 3 when an input could not be read in full (whatever the verdict)."""
+    if not report.complete:
+        return EXIT_INCOMPLETE
+    return EXIT_PASS if report.verdict == Verdict.PASS else EXIT_FAIL

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .errors import XChatVerifyError
 from .wire import MessageEvent, b64encode_nopad
 
 CURRENT_SIGNATURE_VERSION = 7
@@ -32,7 +33,7 @@ _I32_RE = re.compile(r"[+-]?[0-9]+")
 _I32_MIN, _I32_MAX = -(2 ** 31), 2 ** 31 - 1
 
 
-class PayloadUnavailable(Exception):
+class PayloadUnavailable(XChatVerifyError):
     """The payload cannot be rebuilt; ``status`` is ``unverifiable`` or ``needs_conversation_key``."""
 
     def __init__(self, status: str, reason: str) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpcore
+from .errors import ConfigError, XChatVerifyError
 import httpx
 
 from .sanitize import printable
@@ -32,15 +33,11 @@ _INFLATE_STEP = 64 * 1024  # decompressed bytes produced per step, so the cap is
 _USERINFO = re.compile(r"//[^/@\s]*@")
 
 
-class ConfigError(ValueError):
-    """A client setting that cannot work (base URL, proxy, TLS files): one line, no secrets."""
-
-
-class Refused(Exception):
+class Refused(XChatVerifyError):
     """The server sent something hostile or oversized: not retried, the reason is one line."""
 
 
-class Corrupt(Exception):
+class Corrupt(XChatVerifyError):
     """A compressed body that does not decode: treated like a truncated body (retried)."""
 
 

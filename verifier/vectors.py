@@ -11,7 +11,7 @@ from typing import Any
 
 from .engine import verify_pages
 from .keys import Keyring
-from .model import Report
+from .model import EXIT_INCOMPLETE, Report, exit_code
 
 CASE_FILE = "expected.json"
 
@@ -49,7 +49,6 @@ def run_case(folder: Path, root: Path) -> CaseResult:
 
 def _verify(folder: Path, spec: dict) -> tuple[Report | None, int]:
     """Exactly what ``xchat-verify verify`` does with the case's files and options."""
-    from .cli import EXIT_INCOMPLETE, exit_code
     from .inputs import DEFAULT_MAX_FILE_MB, InputError, load_keyring, load_pages
     options = spec.get("options", {})
     max_bytes = DEFAULT_MAX_FILE_MB * 1024 * 1024

@@ -33,6 +33,8 @@ from typing import Any
 
 import msgspec
 
+from .errors import MalformedEvent
+
 # Thrift binary type codes.
 T_STOP, T_BOOL, T_BYTE, T_DOUBLE, T_I16, T_I32, T_I64 = 0, 2, 3, 4, 6, 8, 10
 T_STRING, T_STRUCT, T_MAP, T_SET, T_LIST, T_UUID = 11, 12, 13, 14, 15, 16
@@ -48,10 +50,6 @@ _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
 _LIST_HEADER = struct.Struct(">bi")
 _MAP_HEADER = struct.Struct(">bbi")
-
-
-class MalformedEvent(Exception):
-    """Raised inside the decoder; callers turn it into a ``malformed`` result."""
 
 
 @dataclass(frozen=True)

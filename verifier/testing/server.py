@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ..ids import canonical_conversation
 from .forge import Conversation, Identity, build_conversation, item_json
 
 FIELDS_2166 = {"conversation_id", "conversation_token", "created_at_msec", "encoded_event", "id", "is_trusted",
@@ -137,7 +138,7 @@ class FakeXApi:
             for member in conv.members:
                 if member not in users.setdefault(member.user_id, []):
                     users[member.user_id].append(member)
-        self.state = ServerState({canonical(c.conversation_id): c for c in conversations},
+        self.state = ServerState({canonical_conversation(c.conversation_id): c for c in conversations},
                                  owner_id or conversations[0].members[0].user_id, token, users=users, **options)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -250,14 +251,6 @@ def stacked_bomb(kind: str, megabytes: int) -> bytes:
         return gzip.compress(gzip_bomb(megabytes), 9)
     inner = b"\x78\xda" + _deflate_bomb(megabytes) + b"\0\0\0\0"
     return zlib.compress(inner, 9)
-
-
-def canonical(conversation_id: str) -> str:
-    a, sep, b = conversation_id.replace("-", ":").partition(":")
-    if sep and a.isdigit() and b.isdigit():
-        lo, hi = sorted((a, b), key=lambda x: (len(x), x))
-        return f"{lo}:{hi}"
-    return conversation_id
 
 
 def default_conversations(events: int = 120, seed: str = "server") -> list[Conversation]:
@@ -474,7 +467,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _conversation(self, path_id: str) -> Conversation | tuple[int, Any]:
         if not _CONV_ID.fullmatch(path_id):
             return _invalid("id", path_id, f"The `id` path parameter value [{path_id}] is not valid")
-        key = canonical(path_id if not path_id.isdigit() else f"{self.state.owner_id}:{path_id}")
+        key = canonical_conversation(path_id if not path_id.isdigit() else f"{self.state.owner_id}:{path_id}")
         conv = self.state.conversations.get(key)
         if conv is None:
             return _problem(403, "Forbidden", "You are not permitted to perform this action.")

@@ -1,0 +1,50 @@
+"""Time, in one place: wall-clock timestamps for evidence and reports, and the clock the client
+waits on (rate-limit windows, retry backoff), which tests replace to run without real sleeps."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+
+
+def utc_now_iso() -> str:
+    """Now, as ``2026-12-01T21:28:10.123Z``."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Clock:
+    """The real clock. ``wait`` sleeps until ``seconds`` pass or ``cancelled`` is set (True then)."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wait(self, seconds: float, cancelled: threading.Event) -> bool:
+        return cancelled.wait(seconds)
+
+
+class FakeClock(Clock):
+    """A clock for tests: waiting advances it instantly, so retries and rate-limit windows cost no
+    wall time while the code under test sees exactly the delays it asked for."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+        self.waited: list[float] = []
+        self._lock = threading.Lock()
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float, cancelled: threading.Event) -> bool:
+        if cancelled.is_set():
+            return True
+        with self._lock:
+            self.waited.append(seconds)
+            self.now += max(0.0, seconds)
+        return False
