@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
-
-import base64
 
 from verifier.testing.forge import build_conversation, encode_event
 from verifier.wire import decode_event_b64

@@ -7,8 +7,8 @@ import json
 import struct
 
 import pytest
-
 from helpers import SHARED_VECTORS
+
 from verifier.testing.forge import write_struct
 from verifier.wire import EVENT_SIGNATURE, T_STRING, T_STRUCT
 

@@ -9,17 +9,28 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from helpers import ALICE, REPO, ev, keyring, page
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import verifier
-from helpers import ALICE, REPO, ev, keyring, page
 from verifier.payload import BUILDERS, PayloadUnavailable, build_payload, must_be_signed
 from verifier.testing.forge import Identity, encode_event
-from verifier.wire import MessageEvent, decode_event_bytes
 
 # ------------------------------------------------------------------ payload builder properties
-from verifier.wire import (DETAIL_VARIANTS, T_BOOL, T_I32,  # noqa: E402
-                           T_I64, T_LIST, T_MAP, T_STRING, T_STRUCT, UnionSchema)
+from verifier.wire import (  # noqa: E402
+    DETAIL_VARIANTS,
+    T_BOOL,
+    T_I32,
+    T_I64,
+    T_LIST,
+    T_MAP,
+    T_STRING,
+    T_STRUCT,
+    MessageEvent,
+    UnionSchema,
+    decode_event_bytes,
+)
 
 TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=10)
 

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
 import verifier
-from helpers import REPO
 from verifier.audit import AuditOptions, audit_conversation, audit_conversation_async, verify_saved_audit
 from verifier.errors import EvidenceError
 from verifier.evidence import EvidenceStore
@@ -268,7 +268,9 @@ def test_ctrl_c_leaves_consistent_evidence_and_resume_completes(api, tmp_path):
 
 def test_progress_display_on_a_terminal():
     import io
+
     from rich.console import Console
+
     from verifier.audit import AuditProgress
     from verifier.cli import _Display
     buffer = io.StringIO()

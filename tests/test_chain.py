@@ -1,7 +1,7 @@
 
-from hypothesis import given, settings, strategies as st
-
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from verifier.chain import ChainNode, analyse_chain, find_replays
 

@@ -6,8 +6,8 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
-
 from helpers import ALICE, REPO, ev, page
+
 from verifier.cli import main
 
 EXAMPLES = REPO / "examples"

@@ -3,9 +3,9 @@
 import base64
 
 import pytest
+from sdk_oracle import keyring_json, sdk_chat, sdk_events, sdk_judge
 
 import verifier
-from sdk_oracle import keyring_json, sdk_chat, sdk_events, sdk_judge
 from verifier.testing.forge import encode_event
 from verifier.wire import decode_event_bytes
 

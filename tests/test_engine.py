@@ -5,10 +5,24 @@ import copy
 import json
 
 import pytest
+from helpers import (
+    ALICE,
+    BOB,
+    CONV,
+    MALLORY,
+    chain_statuses,
+    codes,
+    ev,
+    events_of,
+    fixture,
+    keyring,
+    page,
+    reencode,
+    sig_statuses,
+    verify,
+)
 
 import verifier
-from helpers import (ALICE, BOB, CONV, MALLORY, chain_statuses, codes, ev, events_of, fixture, keyring, page,
-                     reencode, sig_statuses, verify)
 from verifier.testing.forge import Identity, forge_event, item_json
 from verifier.wire import b64encode_nopad
 
@@ -394,6 +408,7 @@ def test_public_api_is_importable_and_documented():
     import re
     import subprocess
     import sys
+
     from verifier import errors
     api_doc = (__import__("helpers").REPO / "docs" / "api.md").read_text()
     for name in verifier.__all__:

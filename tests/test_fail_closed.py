@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import ALICE, BOB, CONV, MALLORY, codes, ev, events_of, keyring, page, sig_statuses, verify
 
 import verifier
-from helpers import ALICE, BOB, CONV, MALLORY, ev, keyring, page, sig_statuses, verify, codes, events_of
 from verifier.cli import main
 
 
@@ -178,6 +178,7 @@ def test_duplicate_rows_do_not_make_the_verdict_depend_on_order():
 
 def test_der_binding_is_key_binding_invalid_as_in_the_sdk():
     import base64
+
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     entry = ALICE.keyring_entry()

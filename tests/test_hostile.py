@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO
+
 from verifier import cli
 from verifier.evidence import EvidenceStore
 from verifier.fetch import REDACTED, XChatClient
@@ -323,7 +323,9 @@ def test_keys_fetch_reports_a_malformed_body(monkeypatch, capsys, tmp_path):
 
 def test_the_progress_line_shows_server_text_inert():
     import io
+
     from rich.console import Console
+
     from verifier.audit import AuditProgress
     from verifier.testing.server import ESCAPES
     buffer = io.StringIO()
@@ -584,6 +586,7 @@ def test_journal_replay_drops_a_torn_last_line_and_ignores_older_journals(tmp_pa
 
 def test_scrub_report_reaches_every_string_even_behind_json_escapes():
     import msgspec as _msgspec
+
     from verifier import verify_pages
     from verifier.audit import scrub_report
     secret = "s3cr3t-token-value"

@@ -11,9 +11,10 @@ import xml.etree.ElementTree as ET
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 from helpers import ALICE, ev, page
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from verifier.cli import main
 from verifier.report import FORMATS
 

@@ -16,12 +16,11 @@ import re
 from html.parser import HTMLParser
 
 import pytest
+from helpers import ALICE, REPO, ev, page
 
 import verifier
-from helpers import ALICE, REPO, ev, page
 from verifier.cli import load_keyring, load_pages, main
-from verifier.model import (REPORT_SCHEMA, Check, ConversationReport, EventReport, Finding, InputReport, Proof,
-                            Report)
+from verifier.model import REPORT_SCHEMA, Check, ConversationReport, EventReport, Finding, InputReport, Proof, Report
 from verifier.report import FORMATS, render
 from verifier.report.html import CSP, TIMELINE_CELLS, markers, render_html, seq_key, timeline_cells, when
 from verifier.sanitize import printable

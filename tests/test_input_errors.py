@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from helpers import ALICE, ev, page
 from test_hostile_text import run_main
 

@@ -3,10 +3,18 @@ import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-
 from helpers import ALICE, BOB, fixture
-from verifier.keys import (P256_ORDER, Keyring, UnusableKey, key_identity, parse_public_key, verify_binding,
-                           verify_raw, version_key)
+
+from verifier.keys import (
+    P256_ORDER,
+    Keyring,
+    UnusableKey,
+    key_identity,
+    parse_public_key,
+    verify_binding,
+    verify_raw,
+    version_key,
+)
 
 
 def test_sec1_compressed_uncompressed_and_spki_are_one_key():

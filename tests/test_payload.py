@@ -3,8 +3,8 @@
 import base64
 
 import pytest
-
 from helpers import fixture
+
 from verifier.payload import PayloadUnavailable, build_payload, parse_signature_version
 from verifier.wire import MessageEvent, decode_event_b64
 

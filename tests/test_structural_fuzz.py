@@ -13,8 +13,8 @@ import copy
 import struct
 
 import pytest
-
 from fuzz.structural import Campaign, our_classes
+
 from verifier.testing import thrift_tree as tt
 from verifier.testing.thrift_tree import Field, Raw, Seq, Struct
 from verifier.wire import T_BOOL, T_I32, T_LIST, T_STRING, T_STRUCT
@@ -184,6 +184,7 @@ def test_structural_case_agrees_with_sdk(campaign, case_id, label, mutate, expec
 def test_bytes_after_the_event_and_shadowed_details_fail_the_verdict(campaign):
     """The SDK verifies what it reads; what it reads past or over still fails the event here."""
     import base64
+
     import verifier
     tree, trailing = seed_tree(campaign, MESSAGE)
     raw = tt.write(tree, trailing)

@@ -8,7 +8,6 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
-
 from helpers import REPO
 
 VECTORS = REPO / "vectors"

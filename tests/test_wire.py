@@ -2,9 +2,10 @@ import base64
 import struct
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from helpers import ev, fixture
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from helpers import fixture, ev
 from verifier.wire import Limits, MalformedEvent, b64decode_strict, decode_event_b64, decode_event_bytes
 
 

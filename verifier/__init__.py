@@ -11,9 +11,22 @@ from __future__ import annotations
 from typing import Any
 
 from ._version import __version__
-from .engine import PageInput, Verification, canonical_conversation, verify_pages
-from .errors import (AuthError, ConfigError, EvidenceError, FetchError, HTTPStatusError, InputError,
-                     KeyringError, ManifestError, NetworkError, RateLimitError, UsageError, XChatVerifyError)
+from .engine import PageInput, Verification, verify_pages
+from .errors import (
+    AuthError,
+    ConfigError,
+    EvidenceError,
+    FetchError,
+    HTTPStatusError,
+    InputError,
+    KeyringError,
+    ManifestError,
+    NetworkError,
+    RateLimitError,
+    UsageError,
+    XChatVerifyError,
+)
+from .ids import canonical_conversation
 from .keys import Keyring, KeyringEntry
 from .model import ChainStatus, Report, Severity, SigStatus, Verdict
 from .wire import Limits

@@ -15,6 +15,7 @@ from the finished report, since everything in it may come from the server.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import queue
 import threading
@@ -26,18 +27,17 @@ from typing import Any
 
 import msgspec
 
-from .engine import PageInput, Verification, canonical_conversation
-from .errors import ResumeRefused
-from .evidence import EvidenceError, EvidenceStore, load_saved_audit
 from .apibodies import key_body_problems, key_rows, metadata_problems, participants_of
-from .errors import FetchError
+from .engine import PageInput, Verification
+from .errors import EvidenceError, FetchError, ResumeRefused
+from .evidence import EvidenceStore, load_saved_audit
 from .fetch import XChatClient
-from .ids import conversation_path_id, is_user_id
+from .ids import canonical_conversation, conversation_path_id, is_user_id
 from .keys import Keyring
 from .model import EventReport, Finding, InputReport, Report, fails
 from .paging import SavedWalk, page_head, page_missing_reasons
-from .settings import AuditOptions
 from .sanitize import printable
+from .settings import AuditOptions
 from .transport import json_value_bound
 
 _QUEUE_PAGES = 2  # pages waiting per conversation: memory stays bounded whatever the fetch speed
@@ -139,7 +139,7 @@ class Auditor:
         return scrub_report(report, [self.client.scrub])
 
     def _fetch_conversations(self, conversation_ids: list[str], verification: Verification) -> None:
-        queues = [queue.Queue(maxsize=_QUEUE_PAGES) for _ in conversation_ids]
+        queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=_QUEUE_PAGES) for _ in conversation_ids]
         with ThreadPoolExecutor(max(1, self.options.concurrency)) as pool:
             for cid, q in zip(conversation_ids, queues):
                 pool.submit(self._fetch_conversation, cid, q)
@@ -261,9 +261,11 @@ class Auditor:
 
     def _check_saved_page(self, page: PageInput) -> None:
         """A saved page gets the same limits as a fetched one before the engine decodes it."""
-        if len(page.body) > self.client.policy.max_body_bytes or \
-                json_value_bound(page.body) > self.client.policy.max_json_values or \
-                page_head(page.body, self.limits.max_page_items).items > self.limits.max_page_items:
+        body = page.body
+        assert isinstance(body, bytes)  # saved pages are read as bytes
+        if len(body) > self.client.policy.max_body_bytes or \
+                json_value_bound(body) > self.client.policy.max_json_values or \
+                page_head(body, self.limits.max_page_items).items > self.limits.max_page_items:
             raise EvidenceError(f"saved page {printable(page.source)} exceeds the response limits "
                                 "(--max-response-mb, --max-json-values, --max-page-items)")
 
@@ -276,8 +278,9 @@ class Auditor:
         number = saved.pages
         for fetched, next_token in walk:
             number += 1
-            reasons += [self.client.safe(r, 500) for r in page_missing_reasons(walk.last_head, number)]
-            if self.store:
+            if walk.last_head is not None:
+                reasons += [self.client.safe(r, 500) for r in page_missing_reasons(walk.last_head, number)]
+            if self.store and conv is not None:
                 source = self.store.save_page(conv, fetched, next_token, self.client.token_offsets(fetched.body))
             else:
                 source = fetched.url
@@ -294,10 +297,10 @@ class Auditor:
         named = list(dict.fromkeys([*verification.user_ids(), *self.participants]))
         valid = [uid for uid in named if is_user_id(uid)]
         self._save("keys", lambda store: store.reset_keys())
+        error = "not a user id (named by an event); its keys were not fetched"
         for bad in dict.fromkeys(user_label(uid) for uid in named if not is_user_id(uid)):
-            error = "not a user id (named by an event); its keys were not fetched"
             self.errors.append((f"keys {bad}", error))
-            self._save(f"keys {bad}", lambda store: store.save_keys(bad, None, error))
+            self._save(f"keys {bad}", functools.partial(_save_missing_keys, user=bad, error=error))
         limit = self.options.max_users
         fetch, rest = (valid, []) if limit is None else (valid[:limit], valid[limit:])
         self.progress.users = len(fetch)
@@ -539,3 +542,7 @@ async def audit_conversation_async(conversation_id: str | Sequence[str], client:
                                    options: AuditOptions | None = None) -> Report:
     """Awaitable form: runs the (thread-pooled) audit off the event loop."""
     return await asyncio.to_thread(audit_conversation, conversation_id, client, options)
+
+
+def _save_missing_keys(store: EvidenceStore, user: str, error: str) -> None:
+    store.save_keys(user, None, error)

@@ -15,10 +15,12 @@ Rules (docs/formats.md):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+
+from .model import ChainStatus
 
 
-class ChainNode(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class ChainNode:
     index: int
     sequence_id: str | None
     previous_sequence_id: str | None
@@ -30,7 +32,7 @@ class ChainNode(NamedTuple):
 
 @dataclass
 class ChainResult:
-    status: str
+    status: ChainStatus
     detail: str
     info_only: bool = False  # a duplicate that is expected (key-change repeats), severity info
 
@@ -42,7 +44,7 @@ def position(seq: str) -> str:
     return seq
 
 
-def seq_order(seq: str) -> tuple:
+def seq_order(seq: str) -> tuple[int, int, str]:
     """Numeric order for decimal ids (snowflakes), a stable fallback otherwise."""
     pos = position(seq)
     if pos.isascii() and pos.isdigit():
@@ -55,17 +57,17 @@ def analyse_chain(nodes: list[ChainNode]) -> dict[int, ChainResult]:
     by_pos: dict[str, list[ChainNode]] = {}
     for node in nodes:
         if not node.sequence_id:
-            results[node.index] = ChainResult("gap", "event has no sequence id and cannot be placed")
+            results[node.index] = ChainResult(ChainStatus.GAP, "event has no sequence id and cannot be placed")
         else:
             by_pos.setdefault(position(node.sequence_id), []).append(node)
 
     canonical = _resolve_repeats(by_pos, results)
     data = {pos: n for pos, n in canonical.items() if not n.from_meta}
-    for pos, node in canonical.items():
+    for node in canonical.values():
         if node.from_meta and node.index not in results:
             results[node.index] = ChainResult(
-                "out_of_band", "key change delivered only in meta.conversation_key_events, outside "
-                               "the data chain")
+                ChainStatus.OUT_OF_BAND, "key change delivered only in meta.conversation_key_events, outside the data "
+                                         "chain")
     children: dict[str, list[ChainNode]] = {}
     for node in data.values():
         if node.previous_sequence_id:
@@ -110,12 +112,11 @@ def _resolve_repeats(by_pos: dict[str, list[ChainNode]], results: dict[int, Chai
             others = ", ".join(str(n.index) for n in group)
             for n in group:
                 results[n.index] = ChainResult(
-                    "conflict", f"sequence id {n.sequence_id} carried by different events (indices {others})")
+                    ChainStatus.CONFLICT, f"sequence id {n.sequence_id} carried by different events (indices {others})")
             continue
         for n in group[1:]:
-            results[n.index] = ChainResult(
-                "duplicate", f"byte-identical repeat of event {first.index}",
-                info_only=first.is_key_change and n.is_key_change)
+            results[n.index] = ChainResult(ChainStatus.DUPLICATE, f"byte-identical repeat of event {first.index}",
+                                           info_only=first.is_key_change and n.is_key_change)
     return canonical
 
 
@@ -143,15 +144,15 @@ def _link_status(node: ChainNode, pos: str, canonical: dict[str, ChainNode], dat
     assert seq is not None
     prev_pos = _prev_position(node)
     if pos in in_cycle:
-        return ChainResult("cycle", f"previous pointers from {seq} loop back to it")
+        return ChainResult(ChainStatus.CYCLE, f"previous pointers from {seq} loop back to it")
     if prev_pos is not None and len(children.get(prev_pos, [])) > 1:
         rivals = sorted(n.sequence_id or "" for n in children[prev_pos] if n.index != node.index)
-        return ChainResult("fork", f"{seq} and {', '.join(rivals)} all claim predecessor {prev}")
+        return ChainResult(ChainStatus.FORK, f"{seq} and {', '.join(rivals)} all claim predecessor {prev}")
     if prev_pos is None or prev_pos not in data:
         return _unlinked_status(node, pos, main_root, out_of_band=prev_pos in canonical)
     if seq_order(seq) <= seq_order(prev or ""):
-        return ChainResult("non_monotonic", f"sequence id {seq} is not greater than its predecessor {prev}")
-    return ChainResult("linked", f"follows {prev}")
+        return ChainResult(ChainStatus.NON_MONOTONIC, f"sequence id {seq} is not greater than its predecessor {prev}")
+    return ChainResult(ChainStatus.LINKED, f"follows {prev}")
 
 
 def _unlinked_status(node: ChainNode, pos: str, main_root: str | None, out_of_band: bool) -> ChainResult:
@@ -159,16 +160,16 @@ def _unlinked_status(node: ChainNode, pos: str, main_root: str | None, out_of_ba
     seq, prev = node.sequence_id or "", node.previous_sequence_id
     if pos == main_root:
         if prev and seq_order(prev) >= seq_order(seq):
-            return ChainResult("non_monotonic", f"first event {seq} points forward to {prev}")
+            return ChainResult(ChainStatus.NON_MONOTONIC, f"first event {seq} points forward to {prev}")
         if prev:
-            return ChainResult("start", f"oldest event of the window (predecessor {prev} not fetched)")
-        return ChainResult("start", "first event of the conversation")
+            return ChainResult(ChainStatus.START, f"oldest event of the window (predecessor {prev} not fetched)")
+        return ChainResult(ChainStatus.START, "first event of the conversation")
     if not prev:
-        return ChainResult("gap", "has no previous_sequence_id but is not the oldest event")
+        return ChainResult(ChainStatus.GAP, "has no previous_sequence_id but is not the oldest event")
     if out_of_band:
-        return ChainResult("gap", f"predecessor {prev} was delivered only in meta.conversation_key_events, "
+        return ChainResult(ChainStatus.GAP, f"predecessor {prev} was delivered only in meta.conversation_key_events, "
                                   "which does not count for the data chain")
-    return ChainResult("gap", f"predecessor {prev} is missing from the input")
+    return ChainResult(ChainStatus.GAP, f"predecessor {prev} is missing from the input")
 
 
 def find_replays(nodes: list[ChainNode]) -> dict[int, str]:

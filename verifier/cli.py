@@ -15,7 +15,7 @@ import msgspec
 
 from .engine import verify_pages
 from .errors import FetchError, InputError, UsageError, XChatVerifyError
-from .inputs import (DEFAULT_MAX_FILE_MB, is_evidence_dir, load_keyring, load_pages, parse_conversation_keys)
+from .inputs import DEFAULT_MAX_FILE_MB, is_evidence_dir, load_keyring, load_pages, parse_conversation_keys
 from .keys import entry_from_row
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, Report, exit_code
 from .outputs import atomic_write_text
@@ -25,9 +25,10 @@ from .settings import DEFAULT_BASE_URL, AuditOptions, RetryPolicy
 if TYPE_CHECKING:  # the network modules are imported by the commands that use them
     from .audit import AuditProgress
     from .fetch import ClientEvents, XChatClient
+from ._version import __version__
 from .report import FORMATS, render
 from .sanitize import printable
-from ._version import __version__
+
 
 # ------------------------------------------------------------------------------------- output
 def emit(report: Report, fmt: str, output: str | None, all_events: bool = False) -> None:
@@ -305,6 +306,7 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
 def add_limit_options(parser: argparse.ArgumentParser) -> None:
     """Budgets per conversation and run: each one reached ends the history as incomplete."""
     opts = AuditOptions()
+    assert opts.max_conversation_bytes is not None  # the default has a value
     parser.add_argument("--max-pages", type=int, default=opts.max_pages, metavar="N",
                         help=f"at most N pages per conversation (default {opts.max_pages})")
     parser.add_argument("--max-conversation-mb", type=float, default=opts.max_conversation_bytes / MB, metavar="MB",

@@ -1,9 +1,14 @@
 """The verification engine: pages in, a ``Report`` out. Pure: no file or network I/O.
 
-Per event it decodes, cross-checks the JSON envelope against the encoded event, rebuilds the
-signed payload, picks the signer's key and checks the signature, then checks each conversation's
-chain. ECDSA checks run in chunks on a thread pool once the pages are decoded (``cryptography``
-releases the GIL inside OpenSSL, so they use every core).
+Orchestration only; each step lives in its own module:
+
+1. decode every event exactly as the SDK does (``wire``) and cross-check its JSON envelope
+   (``envelope``), page by page as pages arrive;
+2. per event, the SDK's signature steps up to the payload (``signature.prepare``, choosing the key
+   with ``signers``), then every ECDSA check in bulk on a thread pool (``cryptography`` releases
+   the GIL inside OpenSSL, so they use every core);
+3. per conversation, the chain and replays (``chain``);
+4. findings about whole conversations and the run, fail closed (``Policy``), and the ``Report``.
 """
 
 from __future__ import annotations
@@ -13,26 +18,40 @@ import hashlib
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from functools import lru_cache
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from .chain import ChainNode, ChainResult, analyse_chain, find_replays
+from .envelope import envelope_differences
+from .errors import MalformedEvent
 from .ids import canonical_conversation
-from .keys import (Keyring, UnusableKey, decode_signature, key_identity, parse_public_key,
-                   verify_raw, version_key)
-from .model import (ALLOWED_BY, FINDING_SEVERITY, REPORT_SCHEMA, STATUS_SEVERITY, ChainStatus, Check,
-                    ConversationReport, EventReport, Finding, InputReport, Proof, Report, Severity,
-                    SigStatus, fails)
+from .keys import Keyring, version_key
+from .model import (
+    ALLOWED_BY,
+    FINDING_SEVERITY,
+    REPORT_SCHEMA,
+    STATUS_SEVERITY,
+    ChainStatus,
+    Check,
+    Code,
+    ConversationReport,
+    EventReport,
+    Finding,
+    InputReport,
+    Proof,
+    Report,
+    Severity,
+    SigStatus,
+    Verdict,
+    fails,
+)
 from .pages import DecodedPage, ItemJson, RawEntry, decode_page
-from .payload import (UNSIGNED_KINDS, PayloadUnavailable, build_payload, must_be_signed,
-                      parse_signature_version)
-from .wire import DEFAULT_LIMITS, Limits, MalformedEvent, MessageEvent, decode_event_b64
+from .payload import must_be_signed
+from .signature import Job, check, prepare
+from .signers import embedded_key_conflicts, embedded_keys
+from .wire import DEFAULT_LIMITS, Limits, MessageEvent, decode_event_b64
 
 _CHUNK = 256
 
@@ -48,7 +67,7 @@ class PageInput:
     conversation it was fetched for (events of any other conversation are then a mismatch)."""
 
     source: str
-    body: bytes | str | dict
+    body: bytes | str | dict[str, Any]
     conversation_id: str | None = None
 
 
@@ -60,7 +79,8 @@ class _Event:
                  "conversation_id", "trusted", "from_meta", "created_at")
 
     def __init__(self, index: int, entry: RawEntry) -> None:
-        self.index, self.entry = index, entry
+        self.index = index
+        self.entry: RawEntry | None = entry
         self.raw: bytes | None = None  # SHA-256 of the encoded event: byte-identical repeats compare equal
         self.event: MessageEvent | None = None
         self.malformed = ""
@@ -71,7 +91,7 @@ class _Event:
 
     @property
     def item(self) -> ItemJson | None:
-        return self.entry.item
+        return self.entry.item if self.entry is not None else None
 
     def resolve(self) -> None:
         """Identifying fields from the encoded event if it decoded, else from the JSON item."""
@@ -93,12 +113,18 @@ class _Event:
         """Drop the JSON item and base64 text once decoded and cross-checked (memory)."""
         self.entry = None
 
+    @property
+    def checked(self) -> Check:
+        """The signature's outcome (set for every event before the report is built)."""
+        assert self.signature is not None
+        return self.signature
+
     def add(self, code: str, message: str, severity: str | None = None) -> None:
         sev = severity or FINDING_SEVERITY.get(code) or STATUS_SEVERITY[code]
         self.findings.append(Finding(code, getattr(sev, "value", sev), message))
 
 
-def verify_pages(pages: Iterable[PageInput | bytes | str | dict], keyring: Keyring | None = None, *,
+def verify_pages(pages: Iterable[PageInput | DecodedPage | bytes | str | dict[str, Any]], keyring: Keyring | None = None, *,
                  conversation_keys: Mapping[str, bytes] | None = None,
                  allow_embedded_keys: bool = False, allow_empty: bool = False,
                  allow_partial: bool = False, strict: bool = False,
@@ -152,7 +178,7 @@ class Verification:
         for ev in self._run.events:
             if ev.sender_id:
                 seen.setdefault(ev.sender_id)
-            for member, _version, _key in _embedded_keys(ev.event):
+            for member, _version, _key in embedded_keys(ev.event):
                 seen.setdefault(member)
         return list(seen)
 
@@ -208,7 +234,8 @@ class Policy:
 
 
 class _Run:
-    def __init__(self, keyring, conversation_keys, policy: Policy, expected, limits, workers):
+    def __init__(self, keyring: Keyring | None, conversation_keys: Mapping[str, bytes], policy: Policy,
+                 expected: str, limits: Limits, workers: int | None) -> None:
         self.keyring: Keyring | None = keyring
         self.conversation_keys = {version_key(k): v for k, v in conversation_keys.items()}
         self.policy = policy
@@ -231,21 +258,24 @@ class _Run:
                     ev.signature = outcome
                 else:
                     pipeline.submit(ev, outcome)
-            self._flag_embedded_key_conflicts()
+            for index, message in embedded_key_conflicts(((ev.index, ev.event) for ev in self.events),
+                                                         self.keyring):
+                self.events[index].add(Code.KEY_CONFLICT, message)
             pipeline.drain()
         for ev in self.events:
-            sev = STATUS_SEVERITY.get(ev.signature.status)
+            result = ev.checked
+            sev = STATUS_SEVERITY.get(result.status)
             if sev is not None:
-                ev.add(ev.signature.status, ev.signature.detail)
+                ev.add(result.status, result.detail)
         run_findings = self._run_findings()
         run_fails = any(fails(f.severity, self.strict) for f in run_findings)
         conversations = self._conversations(run_fails)
         if not conversations:
-            run_findings.append(self._finding("no_events", "the input holds no events"))
-        failed = any(c.verdict == "fail" for c in conversations) or \
+            run_findings.append(self._finding(Code.NO_EVENTS, "the input holds no events"))
+        failed = any(c.verdict == Verdict.FAIL for c in conversations) or \
             any(fails(f.severity, self.strict) for f in run_findings) or \
             any(i.errors for i in self.inputs) or (self.strict and any(i.api_errors for i in self.inputs))
-        return Report(REPORT_SCHEMA, "fail" if failed else "pass", conversations, strict=self.strict,
+        return Report(REPORT_SCHEMA, Verdict.FAIL if failed else Verdict.PASS, conversations, strict=self.strict,
                       key_source="keyring" if self.keyring is not None else "embedded",
                       inputs=self.inputs, findings=run_findings, proof=self._proof(conversations))
 
@@ -258,10 +288,10 @@ class _Run:
         used = {ev.event.body.get("conversation_key_version") for ev in self.events
                 if ev.event is not None and ev.event.kind == "ConversationKeyChangeEvent" and ev.event.body}
         for version in sorted(set(self.conversation_keys) - used):
-            out.append(self._finding("unused_conversation_key", f"no key change in the input uses conversation "
+            out.append(self._finding(Code.UNUSED_CONVERSATION_KEY, f"no key change in the input uses conversation "
                                                                 f"key version {version}"))
         if self.keyring is None:
-            out.append(self._finding("no_trusted_keys", "no keyring: signer keys were taken from the "
+            out.append(self._finding(Code.NO_TRUSTED_KEYS, "no keyring: signer keys were taken from the "
                                                         "events themselves and are not authenticated"))
         else:
             out += [self._finding(code, message) for code, message in self.keyring.findings]
@@ -272,19 +302,19 @@ class _Run:
     def _conversation_findings(self, cid: str, reports: list[EventReport]) -> list[Finding]:
         out = []
         for reason in self.incomplete.get(cid, []):
-            out.append(self._finding("incomplete", f"history not fetched to its end: {reason}"))
+            out.append(self._finding(Code.INCOMPLETE, f"history not fetched to its end: {reason}"))
         if not reports:
-            out.append(self._finding("no_events", "the conversation has no events"))
-        elif not any(r.signature.status == "valid" for r in reports):
-            out.append(self._finding("nothing_proven", f"none of its {len(reports)} events has a "
+            out.append(self._finding(Code.NO_EVENTS, "the conversation has no events"))
+        elif not any(r.signature.status == SigStatus.VALID for r in reports):
+            out.append(self._finding(Code.NOTHING_PROVEN, f"none of its {len(reports)} events has a "
                                                        "proven signature"))
         return out
 
     def _proof(self, conversations: list[ConversationReport]) -> Proof:
         statuses = Counter(e.signature.status for c in conversations for e in c.events)
         events = sum(statuses.values())
-        not_signed = statuses["not_signed"]
-        proven, waiting = statuses["valid"], statuses["needs_conversation_key"]
+        not_signed = statuses[SigStatus.NOT_SIGNED]
+        proven, waiting = statuses[SigStatus.VALID], statuses[SigStatus.NEEDS_CONVERSATION_KEY]
         return Proof(events=events, signed=events - not_signed, proven=proven,
                      needs_conversation_key=waiting, unproven=events - not_signed - proven - waiting,
                      not_signed=not_signed, keys_authenticated=self.keyring is not None,
@@ -302,7 +332,7 @@ class _Run:
     def _decode(self, index: int, entry: RawEntry) -> _Event:
         ev = _Event(index, entry)
         if entry.problem:
-            ev.add("envelope_mismatch", entry.problem)
+            ev.add(Code.ENVELOPE_MISMATCH, entry.problem)
         if entry.encoded is None:
             ev.malformed = "encoded_event is missing"
         else:
@@ -318,7 +348,7 @@ class _Run:
                 ev.raw = _digest(repr(entry.encoded).encode())
         ev.resolve()
         if entry.from_meta and ev.event is not None and ev.event.kind != "ConversationKeyChangeEvent":
-            ev.add("meta_not_key_change", f"meta.conversation_key_events carries a "
+            ev.add(Code.META_NOT_KEY_CHANGE, f"meta.conversation_key_events carries a "
                                           f"{ev.event.kind or 'detail-less event'}, not a key change")
         self._envelope_checks(ev)
         # The JSON item and base64 text are no longer needed (the digest identifies the content):
@@ -334,121 +364,23 @@ class _Run:
         for ev, conv in zip(page_events, own):
             ev.conversation = expected
             if conv and conv != expected:
-                ev.add("conversation_mismatch",
+                ev.add(Code.CONVERSATION_MISMATCH,
                        f"event of conversation {conv} delivered in a page of {expected}")
 
-    # ---------------------------------------------------------------- keys
-    def _flag_embedded_key_conflicts(self) -> None:
-        """Flag events whose embedded key for a (member, version) disagrees with another source."""
-        carriers: dict[tuple[str, str, str], list[int]] = {}
-        for ev in self.events:
-            for triple in _embedded_keys(ev.event):
-                carriers.setdefault(triple, []).append(ev.index)
-        by_slot: dict[tuple[str, str], dict[bytes, list[int]]] = {}
-        for (member, version, encoded), indices in carriers.items():
-            by_slot.setdefault((member, version_key(version)), {}).setdefault(
-                _identity(encoded), []).extend(indices)
-        conflicts: set[tuple[int, str, str]] = set()
-        for (member, version), identities in by_slot.items():
-            trusted = self.keyring.lookup(member, version) if self.keyring is not None else None
-            if trusted is not None and trusted.key is not None:
-                reference = key_identity(trusted.key)
-                bad = [i for ident, idx in identities.items() if ident != reference for i in idx]
-            elif len(identities) > 1:
-                bad = [i for idx in identities.values() for i in idx]
-            else:
-                bad = []
-            conflicts.update((i, member, version) for i in bad)
-        for index, member, version in sorted(conflicts):
-            source = "the keyring" if self.keyring is not None and self.keyring.lookup(member, version) \
-                else "other events"
-            self.events[index].add("key_conflict", f"embedded key for user {member} version {version} "
-                                                   f"differs from {source}")
+    # ---------------------------------------------------------------- signatures and envelope
+    def _prepare(self, ev: _Event) -> Check | Job:
+        if ev.event is None:
+            return Check(SigStatus.MALFORMED, ev.malformed)
+        return prepare(ev.event, self.keyring, self.allow_embedded, self.conversation_keys, ev.add)
 
-    def _select_key(self, ev: _Event, event: MessageEvent) -> ec.EllipticCurvePublicKey | Check:
-        sig = event.signature
-        sender, version = event.sender_id or "", sig.public_key_version or ""
-        if self.keyring is not None:
-            trusted = self.keyring.lookup(sender, version)
-            if trusted is not None:
-                if trusted.status == "key_binding_invalid":
-                    return Check("key_binding_invalid", trusted.problem)
-                if trusted.key is None:
-                    if trusted.status == "conflict":
-                        ev.add("key_conflict", trusted.problem)
-                    return Check("unknown_key", trusted.problem)
-                return trusted.key
-            if not self.allow_embedded:
-                return Check("unknown_key", f"keyring has no key for user {sender} version {version}")
-        encoded = _embedded_signer_key(event, sender, version)
-        if encoded is None:
-            where = "the keyring or the event" if self.keyring is not None else "the event (no keyring given)"
-            return Check("unknown_key", f"no signing key for user {sender} version {version} in {where}")
-        try:
-            key = parse_public_key(encoded)
-        except UnusableKey as exc:
-            return Check("invalid", f"embedded signing key unusable: {exc}")
-        if self.keyring is not None:
-            ev.add("embedded_key_used", f"keyring lacks user {sender} version {version}; "
-                                        "verified with the event's own key")
-        return key
-
-    # ---------------------------------------------------------------- signatures
-    def _prepare(self, ev: _Event) -> Check | tuple:
-        event = ev.event
-        if event is None:
-            return Check("malformed", ev.malformed)
-        # The steps and their order follow the SDK's verify_event_signature, so every event gets the
-        # SDK's verdict: 1. a kind that must be signed; 2. a signature; 3. a version of at least 2;
-        # 4. the signer's key; 5. the payload; 6. ECDSA (in the pipeline).
-        kind = event.kind
-        if not must_be_signed(kind):
-            return self._unsigned(ev, kind)
-        if kind == "MessageCreateEvent":
-            body = event.body or {}
-            if body.get("contents") is None:
-                # The SDK returns such an event as "Unknown" without checking anything; a signed
-                # kind must not pass as unsigned, so it fails here.
-                return Check("unverifiable", "MessageCreateEvent without contents: nothing signed can be "
-                                             "checked (the SDK shows it as an unknown, unverified event)")
-            if body.get("conversation_key_version") is None:
-                # Found by the structural fuzzer: the SDK decides this before looking at the
-                # signature version, so a downgraded version does not change the verdict.
-                return Check("unverifiable", "unencrypted message (no conversation_key_version): never signed")
-        sig = event.signature
-        if sig is None or sig.signature is None:
-            return Check("missing_signature", f"{kind} must be signed but has no signature")
-        version, note = parse_signature_version(sig.signature_version)
-        if version < 2:
-            return Check("unsupported_version",
-                         f"signature_version {version} is no longer accepted (minimum: 2)")
-        key = self._select_key(ev, event)
-        if isinstance(key, Check):
-            return key
-        try:
-            payload = build_payload(event, version, self.conversation_keys)
-        except PayloadUnavailable as exc:
-            return Check(exc.status, exc.reason)
-        detail = f"v{version}" + (f" ({note})" if note else "") + \
-            f", key {event.sender_id}/{sig.public_key_version or ''}"
-        return key, decode_signature(sig.signature), payload, detail
-
-    def _unsigned(self, ev: _Event, kind: str | None) -> Check:
-        if kind in UNSIGNED_KINDS:
-            return Check("not_signed", f"{kind} is not signed by the protocol")
-        what = "event has no detail" if kind is None else f"unknown event kind {kind}"
-        ev.add("unknown_event_type", what)
-        return Check("not_signed", what)
-
-    # ---------------------------------------------------------------- envelope
     def _envelope_checks(self, ev: _Event) -> None:
         event, item = ev.event, ev.item
         if ev.trusted is False or (item is not None and item.is_trusted is False):
-            ev.add("untrusted", "is_trusted is false")
+            ev.add(Code.UNTRUSTED, "is_trusted is false")
         if event is None or item is None:
             return
         for problem in envelope_differences(item, event):
-            ev.add("envelope_mismatch", problem)
+            ev.add(Code.ENVELOPE_MISMATCH, problem)
 
     # ---------------------------------------------------------------- chain and report
     def _conversations(self, run_fails: bool) -> list[ConversationReport]:
@@ -464,7 +396,7 @@ class _Run:
         nodes = [_chain_node(ev) for ev in evs]
         chain = analyse_chain(nodes)
         for index, detail in find_replays(nodes).items():
-            self.events[index].add("replay", detail)
+            self.events[index].add(Code.REPLAY, detail)
         reports = [self._event_report(ev, chain[ev.index]) for ev in evs]
         counts: dict[str, int] = {s.value: 0 for s in SigStatus}
         counts.update({s.value: 0 for s in ChainStatus})
@@ -480,17 +412,17 @@ class _Run:
         # A conversation passes only on its own proof and a sound run (trusted keys, ...).
         failed = run_fails or any(fails(f.severity, self.strict) for f in findings) or \
             any(fails(f.severity, self.strict) for r in reports for f in r.findings)
-        return ConversationReport(cid, "fail" if failed else "pass", counts, reports, findings,
+        return ConversationReport(cid, Verdict.FAIL if failed else Verdict.PASS, counts, reports, findings,
                                   complete=cid not in self.incomplete)
 
     def _event_report(self, ev: _Event, chain: ChainResult) -> EventReport:
         sev = STATUS_SEVERITY.get(chain.status)
         if sev is not None:
-            ev.add(chain.status, chain.detail, "info" if chain.info_only else sev)
+            ev.add(chain.status, chain.detail, Severity.INFO if chain.info_only else sev)
         event = ev.event
         key_version = event.signature.public_key_version if event is not None and event.signature else None
         return EventReport(ev.index, ev.sequence_id, ev.previous_sequence_id, ev.message_id, ev.sender_id,
-                           event.kind if event is not None else None, ev.signature,
+                           event.kind if event is not None else None, ev.checked,
                            Check(chain.status, chain.detail), ev.trusted, ev.findings, key_version, ev.created_at)
 
 
@@ -498,11 +430,11 @@ def _structure_findings(ev: _Event, event: MessageEvent) -> None:
     """Bytes the SDK reads past or over: it verifies what it reads, but another reader of the same
     bytes could show something else, so the event fails (its signature status stays the SDK's)."""
     if event.trailing:
-        ev.add("trailing_bytes", f"{event.trailing} bytes after the end of the event are ignored "
+        ev.add(Code.TRAILING_BYTES, f"{event.trailing} bytes after the end of the event are ignored "
                                  "by every check")
     if event.shadowed:
         hidden = ", ".join(k for k in event.shadowed)
-        ev.add("shadowed_detail", f"the event carries its detail {len(event.shadowed) + 1} times; "
+        ev.add(Code.SHADOWED_DETAIL, f"the event carries its detail {len(event.shadowed) + 1} times; "
                                   f"the SDK reads only the last ({event.kind or 'none'}), hiding {hidden}")
 
 
@@ -527,8 +459,8 @@ class _SignaturePipeline:
 
     def __init__(self, workers: int) -> None:
         self.pool = ThreadPoolExecutor(workers) if workers > 1 else None
-        self.pending: list = []
-        self.futures: list[tuple[list, Future | None]] = []
+        self.pending: list[tuple[_Event, Job]] = []
+        self.futures: list[tuple[list[tuple[_Event, Job]], Future[list[Check]] | None]] = []
 
     def __enter__(self) -> "_SignaturePipeline":
         return self
@@ -537,8 +469,8 @@ class _SignaturePipeline:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
 
-    def submit(self, ev: _Event, job: tuple) -> None:
-        self.pending.append((ev, *job))
+    def submit(self, ev: _Event, job: Job) -> None:
+        self.pending.append((ev, job))
 
     def drain(self) -> None:
         jobs, self.pending = self.pending, []
@@ -547,8 +479,8 @@ class _SignaturePipeline:
             self.futures.append((batch, self.pool.submit(_check_batch, batch) if self.pool else None))
         for batch, future in self.futures:
             results = future.result() if future is not None else _check_batch(batch)
-            for (ev, *_rest), check in zip(batch, results):
-                ev.signature = check
+            for (ev, _job), result in zip(batch, results):
+                ev.signature = result
         self.futures = []
 
 
@@ -556,113 +488,18 @@ def _digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def _check_batch(batch: list) -> list[Check]:
-    out = []
-    for _ev, key, sig, payload, detail in batch:
-        ok, why = verify_raw(key, sig, payload)
-        out.append(Check("valid", detail) if ok else Check("invalid", f"{why}; {detail}"))
-    return out
-
-
-def _embedded_keys(event: MessageEvent | None) -> list[tuple[str, str, str]]:
-    if event is None or event.signature is None:
-        return []
-    sig = event.signature
-    out = [(i.member_id, i.public_key_version or "", i.signing_public_key)
-           for i in sig.message_signing_key_info_list or []
-           if i.member_id is not None and i.signing_public_key is not None]
-    if sig.signing_public_key is not None and event.sender_id is not None:
-        out.append((event.sender_id, sig.public_key_version or "", sig.signing_public_key))
-    return out
-
-
-def _embedded_signer_key(event: MessageEvent, sender: str, version: str) -> str | None:
-    sig = event.signature
-    for info in sig.message_signing_key_info_list or ():
-        if info.member_id == sender and info.signing_public_key is not None and \
-                version_key(info.public_key_version) == version:
-            return info.signing_public_key
-    return sig.signing_public_key
-
-
-@lru_cache(maxsize=4096)
-def _identity(encoded: str) -> bytes:
-    try:
-        return key_identity(parse_public_key(encoded))
-    except UnusableKey:
-        return b"unparseable:" + encoded.encode()
+def _check_batch(batch: list[tuple[_Event, Job]]) -> list[Check]:
+    return [check(job) for _ev, job in batch]
 
 
 def _chain_node(ev: _Event) -> ChainNode:
     content = ev.raw if ev.raw is not None else b"missing"
     event = ev.event
-    signed = event is not None and must_be_signed(event.kind) and event.message_id is not None \
-        and event.sender_id is not None
+    signed_id = None
+    if event is not None and must_be_signed(event.kind) and event.message_id is not None \
+            and event.sender_id is not None:
+        signed_id = (event.sender_id, event.message_id)
     return ChainNode(ev.index, ev.sequence_id, ev.previous_sequence_id, content,
                      from_meta=ev.from_meta,
                      is_key_change=event is not None and event.kind == "ConversationKeyChangeEvent",
-                     signed_id=(event.sender_id, event.message_id) if signed else None)
-
-
-def _iso_to_ms(text: str) -> int | None:
-    try:
-        if text.endswith("Z"):
-            text = text[:-1] + "+00:00"
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return round(moment.timestamp() * 1000)
-
-
-def envelope_differences(item: ItemJson, event: MessageEvent) -> list[str]:
-    """Every JSON field with a Thrift twin must equal it; returns one message per difference."""
-    problems: list[str] = []
-
-    def same(name: str, json_value: Any, event_value: Any, show: bool = True) -> None:
-        if json_value is not None and json_value != event_value:
-            shown = f": JSON {json_value!r}, event {event_value!r}" if show else ""
-            problems.append(f"{name} differs{shown}")
-
-    same("sender_id", item.sender_id, event.sender_id)
-    same("conversation_id", item.conversation_id, event.conversation_id)
-    same("conversation_token", item.conversation_token, event.conversation_token, show=False)
-    same("sequence_id", item.sequence_id, event.sequence_id)
-    same("previous_sequence_id", item.previous_sequence_id, event.previous_sequence_id)
-    same("previous_id", item.previous_id, event.previous_sequence_id)
-    same("is_trusted", item.is_trusted, event.is_trusted)
-    if item.id is not None and item.id not in (event.sequence_id, event.message_id):
-        problems.append(f"id {item.id!r} is neither the sequence_id nor the message_id of the event")
-    if item.created_at_msec is not None:
-        same("created_at_msec", str(item.created_at_msec), event.created_at_msec)
-    if item.created_at is not None:
-        ms = _iso_to_ms(item.created_at)
-        if ms is None or event.created_at_msec is None or str(ms) != event.created_at_msec:
-            problems.append(f"created_at {item.created_at!r} does not match created_at_msec "
-                            f"{event.created_at_msec!r} of the event")
-    problems += _signature_differences(item, event)
-    return problems
-
-
-def _signature_differences(item: ItemJson, event: MessageEvent) -> list[str]:
-    js = item.message_event_signature
-    if js is None:
-        return []
-    sig = event.signature
-    if sig is None:
-        return ["message_event_signature present in JSON but absent from the event"]
-    problems = []
-    for name in ("signature", "public_key_version", "signature_version", "signing_public_key"):
-        value = getattr(js, name)
-        if value is not None and value != getattr(sig, name):
-            problems.append(f"message_event_signature.{name} differs: JSON {value!r}, "
-                            f"event {getattr(sig, name)!r}")
-    if js.message_signing_key_info_list is not None:
-        as_json = [(i.member_id, i.public_key_version, i.signing_public_key)
-                   for i in js.message_signing_key_info_list]
-        as_event = [(i.member_id, i.public_key_version, i.signing_public_key)
-                    for i in sig.message_signing_key_info_list or []]
-        if as_json != as_event:
-            problems.append("message_event_signature.message_signing_key_info_list differs from the event")
-    return problems
+                     signed_id=signed_id)

@@ -23,13 +23,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ._version import __version__
-from .clock import utc_now_iso
-from .errors import EvidenceError, ManifestError
-from .engine import PageInput
 from .apibodies import token_at_path
+from .clock import utc_now_iso
+from .engine import PageInput
+from .errors import EvidenceError, ManifestError
 from .ids import conversation_path_id, is_user_id
 from .outputs import atomic_write
 from .sanitize import printable
@@ -152,7 +152,7 @@ class EvidenceStore:
                                          "journal": secrets.token_hex(8), "journal_seq": 0,
                                          "conversations": [], "keys": [], "keyring": KEYRING,
                                          "users_not_fetched": None}
-        self._journal = None  # opened by the first write (a snapshot first), closed by close()
+        self._journal: BinaryIO | None = None  # opened by the first write (a snapshot first), closed by close()
 
     # ------------------------------------------------------------------ reading
     @classmethod
@@ -217,7 +217,9 @@ class EvidenceStore:
     # ------------------------------------------------------------------ writing
     def start_conversation(self, conversation_id: str, path_id: str) -> dict:
         self._record({"op": "conversation", "conversation_id": conversation_id, "path_id": path_id})
-        return self.conversation(conversation_id)
+        conv = self.conversation(conversation_id)
+        assert conv is not None  # the record just added it
+        return conv
 
     def _store(self, name: str, fetched, **extra: Any) -> dict[str, Any]:
         """Write a response body byte for byte; the manifest entry that describes it."""
@@ -296,9 +298,11 @@ class EvidenceStore:
             self.manifest["journal_seq"] += 1
             line = json.dumps({"journal": self.manifest["journal"], "seq": self.manifest["journal_seq"], **record},
                               separators=(",", ":")) + "\n"
-            self._journal.write(line.encode())
-            self._journal.flush()
-            os.fsync(self._journal.fileno())
+            journal = self._journal
+            assert journal is not None  # started above
+            journal.write(line.encode())
+            journal.flush()
+            os.fsync(journal.fileno())
 
     def _start_journal(self) -> None:
         """(Lock held.) A new journal id, so lines of any older journal no longer apply, and a snapshot."""
@@ -390,9 +394,10 @@ def _token_location(location: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool) and v >= 0
     if isinstance(location, list) and len(location) == 2:
         return count(location[0]) and count(location[1]) and location[1] > 0
-    return isinstance(location, list) and len(location) == 4 and location[0] in ("json", "json-key") \
-        and isinstance(location[1], list) and all(count(i) for i in location[1]) \
-        and (location[0] == "json" or location[1]) and count(location[2]) and count(location[3]) and location[3] > 0
+    return bool(isinstance(location, list) and len(location) == 4 and location[0] in ("json", "json-key")
+                and isinstance(location[1], list) and all(count(i) for i in location[1])
+                and (location[0] == "json" or location[1]) and count(location[2]) and count(location[3])
+                and location[3] > 0)
 
 
 def _typed(value: Any, kind: type, what: str) -> Any:
@@ -456,9 +461,11 @@ def _pages(store: EvidenceStore, conv: dict, saved: SavedAudit) -> Iterator[tupl
         yield page, entry
 
 
-def _collect_secrets(saved: SavedAudit, entry: dict, body: bytes) -> None:
+def _collect_secrets(saved: SavedAudit, entry: dict, body: bytes | str | dict[str, Any]) -> None:
     """Where the audit found its access token in a saved body, take it back out, so the offline
     report is scrubbed exactly like the online one (the token itself is never in the manifest)."""
+    if not isinstance(body, bytes):  # saved pages are always bytes; anything else has no offsets
+        return
     if not entry.get("token_at"):
         return
     saved.token_files.append(entry["file"])

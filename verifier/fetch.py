@@ -22,15 +22,24 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 
 from ._version import __version__
-from .clock import utc_now_iso
 from .apibodies import MAX_MESSAGE, _is_json, _problem_text, json_token_paths
+from .clock import utc_now_iso
 from .errors import FetchError, NetworkError, RateLimitError, UsageError, http_error
 from .ids import conversation_path_id, validate_user_id
 from .paging import Budget, PageHead, PageLimits, follow, page_head
-from .settings import DEFAULT_BASE_URL, RetryPolicy
 from .sanitize import printable
-from .transport import (ACCEPT_ENCODING, Corrupt, Refused, certificate_failure, check_base_url,
-                        json_value_bound, new_http_client, read_body, request_deadline)
+from .settings import DEFAULT_BASE_URL, RetryPolicy
+from .transport import (
+    ACCEPT_ENCODING,
+    Corrupt,
+    Refused,
+    certificate_failure,
+    check_base_url,
+    json_value_bound,
+    new_http_client,
+    read_body,
+    request_deadline,
+)
 
 EVENT_FIELDS = ("id,conversation_id,conversation_token,created_at,encoded_event,is_trusted,"
                 "message_event_signature,previous_id,sender_id")
@@ -109,7 +118,8 @@ class XChatClient:
         literal occurrence, else, for a token hidden behind JSON escapes, ``["json", path, at,
         length]`` (``"json-key"`` for an object key), ``path`` holding indices only, never text."""
         needle = self._token.encode()
-        out, at = [], body.find(needle)
+        out: list[list[Any]] = []
+        at = body.find(needle)
         while at >= 0 and len(out) < 100:
             out.append([at, len(needle)])
             at = body.find(needle, at + len(needle))

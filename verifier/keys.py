@@ -257,6 +257,7 @@ def entry_from_row(row: Any, user_id: str | None) -> KeyringEntry:
     for name in ("public_key", "identity_public_key_signature"):
         if row.get(name) is not None and not isinstance(row[name], str):
             raise KeyringError(f"keyring entry field {name} is not a string")
+    assert isinstance(uid, str) and isinstance(version, str) and isinstance(signing, str)  # checked above
     return KeyringEntry(uid, version, signing, row.get("public_key"),
                         row.get("identity_public_key_signature"))
 

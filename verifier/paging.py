@@ -13,12 +13,12 @@ without creating an object per item, and counting stops at the limit.
 
 from __future__ import annotations
 
+import builtins
+import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
-
-import hashlib
 
 import msgspec
 
@@ -113,7 +113,7 @@ def count_items(raw: msgspec.Raw, limit: int) -> int:
     if not len(raw):
         return 0
     try:
-        decoded = msgspec.json.decode(raw, type=_counter(limit))
+        decoded: Any = msgspec.json.decode(raw, type=_counter(limit))
     except msgspec.ValidationError as exc:
         return limit + 1 if "at most length" in str(exc) else 0
     except (msgspec.DecodeError, RecursionError):
@@ -226,12 +226,12 @@ class Budget:
 
     limits: PageLimits
     pages: int = 0
-    bytes: int = 0
+    bytes: int = 0  # noqa: A003 (the budget's own name)
     seconds: float = 0.0
     empty_run: int = 0  # pages in a row that brought no new event
-    seen_events: set[bytes] = field(default_factory=set)
+    seen_events: "set[builtins.bytes]" = field(default_factory=set)
 
-    def spend(self, body: bytes) -> None:
+    def spend(self, body: "builtins.bytes") -> None:
         self.pages += 1
         self.bytes += len(body)
         self.empty_run = 0 if new_events(body, self.seen_events) else self.empty_run + 1
@@ -270,7 +270,7 @@ class SavedWalk:
     page_reasons: list[str] = field(default_factory=list)  # errors[] saying events are missing
     chain_problem: str | None = None
     last: PageHead | None = None
-    seen_events: set[bytes] = field(default_factory=set)  # so a resumed walk knows what is not new
+    seen_events: "set[builtins.bytes]" = field(default_factory=set)  # so a resumed walk knows what is not new
     _expected_request: str | None = None
 
     def see(self, body: bytes, url: str) -> None:

@@ -56,6 +56,11 @@ def parse_signature_version(text: str | None) -> tuple[int, str]:
     return CURRENT_SIGNATURE_VERSION, f"signature_version {shown!r} unparseable, treated as 7"
 
 
+Body = Mapping[str, Any]
+Keys = Mapping[str, bytes] | None
+Builder = Callable[[Body, int, Keys], list[Any]]  # (detail body, signature version, conversation keys) -> extras
+
+
 def _null(value: Any) -> str:
     return "null" if value is None else _render(value)
 
@@ -75,7 +80,7 @@ def _require(body: Mapping[str, Any], field: str) -> Any:
     return value
 
 
-def _message_create(body, version, keys):
+def _message_create(body: Body, version: int, keys: Keys) -> list[Any]:
     contents = _require(body, "contents")
     ckv = body.get("conversation_key_version")
     if ckv is None:
@@ -84,7 +89,7 @@ def _message_create(body, version, keys):
     return [ckv, b64encode_nopad(contents)]
 
 
-def _key_change(body, version, keys):
+def _key_change(body: Body, version: int, keys: Keys) -> list[Any]:
     ckv = _require(body, "conversation_key_version")
     if version >= CKEY_PLAINTEXT_SIGNATURE_VERSION:
         key = (keys or {}).get(ckv)
@@ -94,37 +99,37 @@ def _key_change(body, version, keys):
                 f"v{version} key change signs the plaintext conversation key {ckv}")
         return [ckv, b64encode_nopad(key)]
     participants = _require(body, "conversation_participant_keys")
-    out = [ckv]
+    out: list[Any] = [ckv]
     for p in participants:
         out += [p.get("user_id") or "", p.get("encrypted_conversation_key") or "",
                 p.get("public_key_version") or ""]
     return out
 
 
-def _message_delete(body, version, keys):
+def _message_delete(body: Body, version: int, keys: Keys) -> list[Any]:
     action = _require(body, "delete_message_action")
     return [str(action), *_require(body, "sequence_ids")]
 
 
-def _conversation_delete(body, version, keys):
+def _conversation_delete(body: Body, version: int, keys: Keys) -> list[Any]:
     options = body.get("options") or {}
     return [_render(options[f]) for f in ("clear_all_messages", "sort_order_msec") if f in options]
 
 
-def _mark_read(body, version, keys):
-    out = [_require(body, "seen_until_sequence_id")]
+def _mark_read(body: Body, version: int, keys: Keys) -> list[Any]:
+    out: list[Any] = [_require(body, "seen_until_sequence_id")]
     if body.get("seen_at_millis") is not None:
         out.append(str(body["seen_at_millis"]))
     return out
 
 
-def _mark_unread(body, version, keys):
+def _mark_unread(body: Body, version: int, keys: Keys) -> list[Any]:
     seen = body.get("seen_until_sequence_id")
     return [] if seen is None else [seen]
 
 
-def _member_add(body, version, keys):
-    out = [*_require(body, "member_ids"), *_require(body, "current_member_ids"),
+def _member_add(body: Body, version: int, keys: Keys) -> list[Any]:
+    out: list[Any] = [*_require(body, "member_ids"), *_require(body, "current_member_ids"),
            *_require(body, "current_admin_ids")]
     if 3 <= version <= 6:
         out += body.get("current_pending_member_ids") or []
@@ -139,48 +144,48 @@ def _member_add(body, version, keys):
     return out
 
 
-def _id_list(field: str) -> Callable:
-    def build(body, version, keys):
+def _id_list(field: str) -> Builder:
+    def build(body: Body, version: int, keys: Keys) -> list[Any]:
         return list(_require(body, field))
     return build
 
 
-def _optional_id_list(field: str) -> Callable:
-    def build(body, version, keys):
+def _optional_id_list(field: str) -> Builder:
+    def build(body: Body, version: int, keys: Keys) -> list[Any]:
         return list(body.get(field) or [])
     return build
 
 
-def _single(field: str) -> Callable:
-    def build(body, version, keys):
+def _single(field: str) -> Builder:
+    def build(body: Body, version: int, keys: Keys) -> list[Any]:
         return [_require(body, field)]
     return build
 
 
-def _versioned_text(field: str) -> Callable:
-    def build(body, version, keys):
+def _versioned_text(field: str) -> Builder:
+    def build(body: Body, version: int, keys: Keys) -> list[Any]:
         return [_require(body, "conversation_key_version"), body.get(field) or ""]
     return build
 
 
-def _group_create(body, version, keys):
-    out = [_require(body, "conversation_key_version"), *_require(body, "member_ids")]
+def _group_create(body: Body, version: int, keys: Keys) -> list[Any]:
+    out: list[Any] = [_require(body, "conversation_key_version"), *_require(body, "member_ids")]
     if version >= 4:
         out += [_null(body.get("is_legacy_group_upgrade")), _null(body.get("title")),
                 _null(body.get("avatar_url"))]
     return out
 
 
-def _invite_enable(body, version, keys):
+def _invite_enable(body: Body, version: int, keys: Keys) -> list[Any]:
     return [_require(body, "invite_url"), _null(body.get("expires_at_msec")),
             _null(body.get("affiliate_id"))]
 
 
-def _nothing(body, version, keys):
+def _nothing(body: Body, version: int, keys: Keys) -> list[Any]:
     return []
 
 
-BUILDERS: dict[str, Callable[[Mapping[str, Any], int, Mapping[str, bytes] | None], list]] = {
+BUILDERS: dict[str, Builder] = {
     "MessageCreateEvent": _message_create,
     "ConversationKeyChangeEvent": _key_change,
     "MessageDeleteEvent": _message_delete,
@@ -221,7 +226,7 @@ def build_payload(event: MessageEvent, version: int,
         raise PayloadUnavailable("unverifiable", "message_id is missing")
     if event.sender_id is None:
         raise PayloadUnavailable("unverifiable", "sender_id is missing")
-    head = [event.kind, event.message_id, event.sender_id]
+    head: list[str] = [event.kind or "", event.message_id, event.sender_id]
     if event.conversation_id is not None and event.kind != "GroupChangeEvent.GroupCreate":
         head.append(event.conversation_id)
     parts = head + [x if type(x) is str else _render(x)

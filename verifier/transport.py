@@ -23,9 +23,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpcore
-from .errors import ConfigError, XChatVerifyError
 import httpx
 
+from .errors import ConfigError, XChatVerifyError
 from .sanitize import printable
 
 ACCEPT_ENCODING = "gzip"  # the one encoding we ask for; anything else the server sends is refused

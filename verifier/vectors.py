@@ -49,7 +49,8 @@ def run_case(folder: Path, root: Path) -> CaseResult:
 
 def _verify(folder: Path, spec: dict) -> tuple[Report | None, int]:
     """Exactly what ``xchat-verify verify`` does with the case's files and options."""
-    from .inputs import DEFAULT_MAX_FILE_MB, InputError, load_keyring, load_pages
+    from .errors import InputError
+    from .inputs import DEFAULT_MAX_FILE_MB, load_keyring, load_pages
     options = spec.get("options", {})
     max_bytes = DEFAULT_MAX_FILE_MB * 1024 * 1024
     keyring: Keyring | None = None

@@ -70,7 +70,7 @@ DEFAULT_LIMITS = Limits()
 # --------------------------------------------------------------------------------------------
 _B64_RE = re.compile(r"[A-Za-z0-9+/]*")
 try:
-    binascii.a2b_base64(b"", strict_mode=True)
+    binascii.a2b_base64(b"", strict_mode=True)  # type: ignore[call-arg,unused-ignore]  # 3.11+
     _HAS_STRICT_MODE = True
 except TypeError:  # Python 3.10
     _HAS_STRICT_MODE = False
@@ -89,7 +89,7 @@ def b64decode_strict(text: str, what: str = "value") -> bytes:
             if len(text) % 4 and "=" in text:
                 raise binascii.Error("partial padding")
             padded = text if len(text) % 4 == 0 else text + "=" * (-len(text) % 4)
-            raw = binascii.a2b_base64(padded, strict_mode=True)
+            raw = binascii.a2b_base64(padded, strict_mode=True)  # type: ignore[call-arg,unused-ignore]
             if _canonical_tail(raw, text):
                 return raw
         except binascii.Error:
@@ -176,7 +176,7 @@ class MessageEvent(msgspec.Struct):
     shadowed: list[str] = []
 
 
-class StructSchema(dict):
+class StructSchema(dict[int, tuple[str, int, Any]]):
     """Field id -> (name, declared type, sub). For strings sub is "utf8" or "bin"; for structs a
     schema (struct or union); for lists (element type, element sub); for maps (key, value) pairs."""
 
@@ -185,12 +185,6 @@ class StructSchema(dict):
         super().__init__(fields)
         self.name = name
         self.required = required
-
-    def __hash__(self) -> int:  # schemas are constants: identity is enough
-        return id(self)
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
 
 
 class UnionSchema:
@@ -456,7 +450,7 @@ class _Reader:
 
     def length(self, what: str) -> int:
         self.need(4, what + " length")
-        (n,) = _I32.unpack_from(self.buf, self.pos)
+        n: int = _I32.unpack_from(self.buf, self.pos)[0]
         self.pos += 4
         if n < 0:
             raise MalformedEvent(f"negative {what} length {n} at offset {self.pos - 4}")

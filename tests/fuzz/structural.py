@@ -42,8 +42,19 @@ import verifier  # noqa: E402
 from verifier.testing import thrift_tree as tt  # noqa: E402
 from verifier.testing.forge import Identity, encrypt_contents, forge_event  # noqa: E402
 from verifier.testing.thrift_tree import Field, Map, Raw, Seq, Struct  # noqa: E402
-from verifier.wire import (DETAIL_VARIANTS, ENVELOPE, T_BOOL, T_I32, T_I64, T_LIST, T_MAP,  # noqa: E402
-                           T_STRING, T_STRUCT, StructSchema, UnionSchema)
+from verifier.wire import (  # noqa: E402
+    DETAIL_VARIANTS,
+    ENVELOPE,
+    T_BOOL,
+    T_I32,
+    T_I64,
+    T_LIST,
+    T_MAP,
+    T_STRING,
+    T_STRUCT,
+    StructSchema,
+    UnionSchema,
+)
 
 SENDER, KEY_VERSION, CONV, GROUP = "1111", "1", "1111:2222", "g123"
 

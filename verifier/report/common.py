@@ -7,10 +7,10 @@ import bisect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from ..model import HINTS, ConversationReport, EventReport, Finding, Report, fails
+from ..model import HINTS, Code, ConversationReport, EventReport, Finding, Report, Severity, fails
 from ..pages import api_error_text
 
-_SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
+_SEVERITY_RANK: dict[str, int] = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
 def event_findings(report: Report) -> Iterator[tuple[ConversationReport, EventReport, Finding]]:
@@ -83,16 +83,16 @@ def problem_groups(report: Report, examples: int = 3) -> list[ProblemGroup]:
             group.examples.append(Example(where, message))
 
     for scope, finding in scoped_findings(report):
-        if finding.severity != "info":
+        if finding.severity != Severity.INFO:
             add(finding.code, finding.severity, scope, finding.message)
     for conv, event, finding in event_findings(report):
-        if finding.severity != "info":
+        if finding.severity != Severity.INFO:
             add(finding.code, finding.severity, event_label(conv, event), finding.message)
     for inp in report.inputs:
         for error in inp.errors:
-            add("input_error", "error", inp.source, error)
+            add(Code.INPUT_ERROR, Severity.ERROR, inp.source, error)
         for problem in inp.api_errors:
-            add("api_error", "error" if report.strict else "warning", inp.source, api_error_text(problem))
+            add(Code.API_ERROR, Severity.ERROR if report.strict else Severity.WARNING, inp.source, api_error_text(problem))
     return sorted(groups.values(), key=lambda g: (_SEVERITY_RANK[g.severity], -g.count, g.code))
 
 

@@ -259,7 +259,8 @@ def _timeline(conv: ConversationReport) -> str:
 def _marked_list(conv: ConversationReport, ordered: Sequence[EventReport],
                  marks: Sequence[dict[str, list[str]]]) -> str:
     """The problematic events of the timeline by name (the first few; the table has them all)."""
-    items, total = [], 0
+    items: list[str] = []
+    total = 0
     for event, marked in zip(ordered, marks):
         found = {n: c for n, c in marked.items() if n not in _NOT_PROBLEMS}
         if not found:
@@ -435,7 +436,7 @@ def _keys(report: Report) -> str:
                      "controls. A valid signature here proves nothing about who signed.</p>")
     if not uses:
         return "".join(parts) + '<p class="muted">No signed event names a key.</p></section>'
-    spans = [(u.first_ms, u.last_ms) for u in uses if u.first_ms is not None]
+    spans = [(u.first_ms, u.last_ms) for u in uses if u.first_ms is not None and u.last_ms is not None]
     low = min((s[0] for s in spans), default=0)
     high = max((s[1] for s in spans), default=0)
     parts.append('<div class="scroll"><table id="xv-keys"><thead><tr><th>user</th><th>key version</th>'

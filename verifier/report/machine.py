@@ -8,11 +8,10 @@ import xml.etree.ElementTree as ET
 import msgspec
 
 from .. import __version__
-from ..model import HINTS, Report, fails
+from ..model import HINTS, Code, Report, Severity, fails
 from ..pages import api_error_text
 from ..sanitize import printable
 from .common import event_findings, scoped_findings, source_of
-
 
 # Characters JSON may carry raw but a terminal or viewer would act on (DEL, C1 controls, bidi and
 # zero-width format characters): written as \uXXXX escapes, which decode to the same string.
@@ -50,7 +49,7 @@ def render_ndjson(report: Report) -> str:
     return _json_safe("\n".join(lines)) + "\n"
 
 
-_SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
+_SARIF_LEVEL: dict[str, str] = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
 def render_sarif(report: Report) -> str:
@@ -82,12 +81,12 @@ def render_sarif(report: Report) -> str:
     for inp in report.inputs:
         where = [{"physicalLocation": {"artifactLocation": {"uri": inp.source}}}]
         for err in inp.errors:
-            used["input_error"] = "error"
-            results.append({"ruleId": "input_error", "level": "error", "message": {"text": printable(err)},
+            used[Code.INPUT_ERROR] = Severity.ERROR
+            results.append({"ruleId": Code.INPUT_ERROR, "level": "error", "message": {"text": printable(err)},
                             "locations": where})
         for api_error in inp.api_errors:
-            used["api_error"] = "warning"
-            results.append({"ruleId": "api_error", "level": "error" if report.strict else "warning",
+            used[Code.API_ERROR] = Severity.WARNING
+            results.append({"ruleId": Code.API_ERROR, "level": "error" if report.strict else "warning",
                             "message": {"text": printable(api_error_text(api_error))}, "locations": where})
     rules = [{"id": code, "name": code,
               "shortDescription": {"text": HINTS.get(code, "The input could not be read in full.")},
@@ -139,7 +138,7 @@ def render_junit(report: Report) -> str:
             source = printable(inp.source)
             suite = ET.SubElement(root, "testsuite", name=f"input {source}", tests="1", failures="1")
             case = ET.SubElement(suite, "testcase", classname="input", name=source)
-            ET.SubElement(case, "failure", message=printable(inp.errors[0]), type="input_error").text = \
+            ET.SubElement(case, "failure", message=printable(inp.errors[0]), type=Code.INPUT_ERROR).text = \
                 "\n".join(printable(e) for e in inp.errors)
             total, failures = total + 1, failures + 1
     root.set("tests", str(total))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 
-from ..model import Report
+from ..model import Report, Verdict
 from ..sanitize import printable
 from .common import count_line, problem_groups, proof_line
 
@@ -20,7 +20,7 @@ def md(value: object) -> str:
 
 
 def render_markdown(report: Report) -> str:
-    icon = "✅" if report.verdict == "pass" else "❌"
+    icon = "✅" if report.verdict == Verdict.PASS else "❌"
     out = [f"## {icon} xchat-verify: {report.verdict.upper()}", "", md(proof_line(report)) + ".", ""]
     out += ["| conversation | verdict | events | counts |", "|---|---|---|---|"]
     for conv in report.conversations:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import io
 
-from ..model import ConversationReport, EventReport, Report
+from ..model import ChainStatus, ConversationReport, EventReport, Report, Severity, SigStatus, Verdict
 from ..sanitize import printable
 from .common import ProblemGroup, problem_groups, proof_line
 
 TABLE_UP_TO = 50  # events in a conversation shown one by one without --all-events
 _EXAMPLES = 3
-_STYLE = {"valid": "green", "not_signed": "dim", "needs_conversation_key": "yellow", "linked": "green",
-          "start": "cyan", "out_of_band": "cyan", "duplicate": "yellow", "non_monotonic": "yellow"}
-_SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
+_STYLE: dict[str, str] = {SigStatus.VALID: "green", SigStatus.NOT_SIGNED: "dim", SigStatus.NEEDS_CONVERSATION_KEY: "yellow",
+          ChainStatus.LINKED: "green", ChainStatus.START: "cyan", ChainStatus.OUT_OF_BAND: "cyan",
+          ChainStatus.DUPLICATE: "yellow", ChainStatus.NON_MONOTONIC: "yellow"}
+_SEVERITY_STYLE: dict[str, str] = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "dim"}
 
 
 def render_text(report: Report, *, color: bool = False, width: int | None = None, all_events: bool = False) -> str:
@@ -50,7 +51,7 @@ def render_text(report: Report, *, color: bool = False, width: int | None = None
 def _verdict(console, report: Report) -> None:
     from rich.text import Text
     line = Text()
-    line.append(f"verdict: {report.verdict.upper()}", style="bold green" if report.verdict == "pass" else "bold red")
+    line.append(f"verdict: {report.verdict.upper()}", style="bold green" if report.verdict == Verdict.PASS else "bold red")
     line.append(f" — {len(report.conversations)} conversation(s), {report.proof.events} event(s); "
                 f"{proof_line(report)}" + ("; strict" if report.strict else ""))
     console.print(line, soft_wrap=True)  # one line, whatever the width: scripts read the last line
@@ -61,7 +62,7 @@ def _conversations(console, report: Report) -> None:
     for conv in report.conversations:
         line = Text("  ")
         line.append(printable(conv.conversation_id))
-        line.append(f"  {conv.verdict.upper()}", style="green" if conv.verdict == "pass" else "bold red")
+        line.append(f"  {conv.verdict.upper()}", style="green" if conv.verdict == Verdict.PASS else "bold red")
         counts = " · ".join(f"{k} {v}" for k, v in conv.counts.items() if v)
         line.append(f"  {len(conv.events)} events" + (f": {counts}" if counts else ""))
         if not conv.complete:
@@ -75,7 +76,7 @@ def _problems(console, groups: list[ProblemGroup]) -> None:
     console.print(Text(f"Problems ({len(groups)} kind(s), {total} finding(s))", style="bold"))
     for g in groups:
         head = Text("  ")
-        head.append(f"{g.severity:<7}", style=_SEVERITY_STYLE[g.severity] if g.fails or g.severity != "error" else "")
+        head.append(f"{g.severity:<7}", style=_SEVERITY_STYLE[g.severity] if g.fails or g.severity != Severity.ERROR else "")
         head.append(f" {g.code} ×{g.count}", style="bold")
         if g.hint:
             head.append(f" — {g.hint}", style="dim")
@@ -123,7 +124,7 @@ def _event_table(console, conv: ConversationReport, width: int) -> None:
     if show_findings:
         table.add_column("findings", overflow="fold")
     for e in events:
-        row = [str(e.index), Text(printable(e.sequence_id or "-"))]
+        row: list[Text | str] = [str(e.index), Text(printable(e.sequence_id or "-"))]
         if show_type:
             row.append(Text(printable(_short_kind(e.event_type))))
         if show_sender:
@@ -144,7 +145,7 @@ def _short_kind(kind: str | None) -> str:
 def _event_findings(e: EventReport) -> str:
     """Findings beyond the two statuses the row already shows (information about them is left out)."""
     return "; ".join(f"{f.code}: {f.message}" for f in e.findings
-                     if f.code not in (e.signature.status, e.chain.status) and f.severity != "info")
+                     if f.code not in (e.signature.status, e.chain.status) and f.severity != Severity.INFO)
 
 
 def _status(status: str):

@@ -21,9 +21,24 @@ from cryptography.hazmat.primitives.kdf.x963kdf import X963KDF
 
 from ..keys import P256_ORDER
 from ..payload import build_payload
-from ..wire import (DETAIL_VARIANTS, EVENT_SIGNATURE, GROUP_CHANGE_VARIANTS,
-                    METADATA_VARIANTS, T_BOOL, T_I32, T_I64, T_LIST, T_MAP, T_STRING, T_STRUCT,
-                    EventSignature, MessageEvent, SigningKeyInfo, UnionSchema, b64encode_nopad)
+from ..wire import (
+    DETAIL_VARIANTS,
+    EVENT_SIGNATURE,
+    GROUP_CHANGE_VARIANTS,
+    METADATA_VARIANTS,
+    T_BOOL,
+    T_I32,
+    T_I64,
+    T_LIST,
+    T_MAP,
+    T_STRING,
+    T_STRUCT,
+    EventSignature,
+    MessageEvent,
+    SigningKeyInfo,
+    UnionSchema,
+    b64encode_nopad,
+)
 
 SNOWFLAKE_EPOCH_MS = 1288834974657
 _DETERMINISTIC = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)
@@ -345,6 +360,7 @@ def build_conversation(n_events: int, *, members: list[Identity] | None = None,
     ckv = str(start_ms - 1000)
     events: list[Forged] = []
     prev = None
+    body: dict[str, Any]
     for i in range(n_events):
         ms = start_ms + i * 1000
         seq = snowflake(ms, i)
@@ -360,8 +376,8 @@ def build_conversation(n_events: int, *, members: list[Identity] | None = None,
             nonce = hashlib.sha256(f"{seed}:{i}".encode()).digest()[:24]
             contents = encrypt_contents(ckey, f"message {i}", nonce) if realistic_crypto \
                 else nonce + hashlib.sha256(nonce).digest() * 2
-            kind, body = "MessageCreateEvent", {"contents": contents, "conversation_key_version": ckv,
-                                                "should_notify": True}
+            kind = "MessageCreateEvent"
+            body = {"contents": contents, "conversation_key_version": ckv, "should_notify": True}
         forged = forge_event(sender, kind, body, conversation_id=conversation_id, sequence_id=seq,
                              previous_sequence_id=prev, created_at_msec=str(ms),
                              signature_version=signature_version, conversation_keys={ckv: ckey})

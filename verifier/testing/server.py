@@ -161,6 +161,7 @@ class FakeXApi:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
         scheme = "https" if "bad-cert" in self.state.hostile else "http"
         return f"{scheme}://{host}:{port}"
 
@@ -207,6 +208,7 @@ def _self_signed_context() -> ssl.SSLContext:
     """A server context with a fresh self-signed certificate for 127.0.0.1 (no client trusts it)."""
     import datetime
     import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec

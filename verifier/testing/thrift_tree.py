@@ -127,7 +127,8 @@ def parse(buf: bytes) -> tuple[Struct, bytes]:
     return top, buf[cur.pos:]
 
 
-def _write_value(out: bytearray, ttype: int, value: Value) -> None:
+def _write_value(out: bytearray, ttype: int, value: Any) -> None:
+    """``value`` as the type ``ttype`` names (a mismatch is the caller's intent: a bent event)."""
     if isinstance(value, Raw):
         out += value.data
     elif ttype == T_UUID:
