@@ -6,13 +6,11 @@ import base64
 import json
 import struct
 
-import pytest
+import chat_xdk  # noqa: E402  (the official SDK is in the test extra: missing it is an error, not a skip)
 from helpers import SHARED_VECTORS
 
 from verifier.testing.forge import write_struct
 from verifier.wire import EVENT_SIGNATURE, T_STRING, T_STRUCT
-
-chat_xdk = pytest.importorskip("chat_xdk")
 
 SENDER, KEY_VERSION = "1111", "1"
 

@@ -2,14 +2,13 @@
 
 import base64
 
+import chat_xdk  # noqa: E402,F401  (in the test extra: missing it must fail, not skip)
 import pytest
 from sdk_oracle import keyring_json, sdk_chat, sdk_events, sdk_judge
 
 import verifier
 from verifier.testing.forge import encode_event
 from verifier.wire import decode_event_bytes
-
-pytest.importorskip("chat_xdk")
 
 
 @pytest.fixture(scope="module")
