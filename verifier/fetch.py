@@ -23,7 +23,7 @@ import httpx
 
 from ._version import __version__
 from .apibodies import MAX_MESSAGE, _is_json, _problem_text, json_token_paths
-from .clock import utc_now_iso
+from .clock import Clock, utc_now_iso
 from .errors import FetchError, NetworkError, RateLimitError, UsageError, http_error
 from .ids import conversation_path_id, validate_user_id
 from .paging import Budget, PageHead, PageLimits, follow, page_head
@@ -72,13 +72,16 @@ class XChatClient:
     def __init__(self, access_token: str, base_url: str = DEFAULT_BASE_URL, *,
                  policy: RetryPolicy | None = None, events: ClientEvents | None = None,
                  transport: httpx.BaseTransport | None = None, http2: bool = True,
-                 insecure_http: bool = False) -> None:
-        """``ValueError`` (``transport.ConfigError``) for an unusable base URL, proxy or TLS setting."""
+                 insecure_http: bool = False, clock: Clock | None = None) -> None:
+        """``UsageError`` for an empty token, ``ConfigError`` for an unusable base URL, proxy or TLS
+        setting. ``clock`` is what rate-limit windows and retry backoff wait on (tests pass a
+        ``clock.FakeClock``); request deadlines always use real time."""
         if not access_token:
             raise UsageError("an access token is required")
         self.base_url = check_base_url(base_url, insecure_http=insecure_http)
         self.policy = policy or RetryPolicy()
         self.events = events or ClientEvents()
+        self.clock = clock or Clock()
         self._cancelled = threading.Event()
         self._token = access_token
         self._rate_lock = threading.Lock()
@@ -98,7 +101,7 @@ class XChatClient:
         self._cancelled.set()
 
     def _sleep(self, seconds: float) -> None:
-        if self._cancelled.wait(seconds):
+        if self.clock.wait(seconds, self._cancelled):
             raise FetchError("interrupted")
 
     # ------------------------------------------------------------------ secrecy
@@ -248,7 +251,7 @@ class XChatClient:
         reset = _reset_at(response)
         if reset is None:
             return self._backoff(attempt, f"HTTP 429 on {path}")
-        wait = max(0.0, reset - time.time())
+        wait = max(0.0, reset - self.clock.time())
         if wait > self.policy.max_wait:
             raise RateLimitError(f"rate limited on {path}: the window resets in {wait:.0f}s, more than "
                                  f"--max-wait {self.policy.max_wait:.0f}s", 429)
@@ -261,7 +264,7 @@ class XChatClient:
         """After the last request of a window, hold every thread until the window resets."""
         if response.headers.get("x-rate-limit-remaining") == "0":
             reset = _reset_at(response)
-            if reset is not None and reset - time.time() <= self.policy.max_wait:
+            if reset is not None and reset - self.clock.time() <= self.policy.max_wait:
                 self._block_until(reset)
 
     def _block_until(self, reset: float) -> None:
@@ -270,7 +273,7 @@ class XChatClient:
 
     def _respect_rate_limit(self) -> None:
         with self._rate_lock:
-            wait = self._blocked_until - time.time()
+            wait = self._blocked_until - self.clock.time()
         if wait > 0:
             if self.events.on_wait:
                 self.events.on_wait(wait, "rate limit")

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ..clock import Clock
 from ..ids import canonical_conversation
 from .forge import Conversation, Identity, build_conversation, item_json
 
@@ -106,6 +107,7 @@ class ServerState:
     empty_first_page: bool = False  # first page empty but with a token (not the end)
     gzip: bool = False  # honest compression: one gzip layer when the client accepts it
     hostile: set[str] = field(default_factory=set)  # names from HOSTILE_MODES
+    clock: Clock = field(default_factory=Clock)  # rate-limit windows (tests share a FakeClock with the client)
     bomb_mb: int = 4096  # what the compression bombs inflate to
     pad_mb: int = 60  # whitespace before each huge page
     token_bytes: int = 60_000  # length of long-tokens
@@ -376,7 +378,7 @@ class _Handler(BaseHTTPRequestHandler):
         if state.rate_limit is None:
             return False
         with state.lock:
-            now = time.time()
+            now = state.clock.time()
             if now >= state.window_start + state.window_s:
                 state.window_start, state.window_used = now, 0
             state.window_used += 1
