@@ -306,12 +306,16 @@ def test_unwritable_evidence_dir_is_a_one_line_error(api, tmp_path):
 
 
 def test_the_same_conversation_named_twice_is_fetched_once(api):
+    """A:B, B:A, A-B and B-A are one conversation: fetched once, reported once, no duplicates."""
+    from verifier.audit import audit_conversation
     direct = IDS[0]
-    proc = cli(api, "audit", direct, direct.replace(":", "-"), "--base-url", api.url, "--format", "json")
-    report = json.loads(proc.stdout)
-    assert proc.returncode == 0 and len(report["conversations"]) == 1
-    assert report["conversations"][0]["counts"]["duplicate"] == 0 or \
-        all(f["severity"] == "info" for e in report["conversations"][0]["events"] for f in e["findings"])
+    a, b = direct.split(":")
+    with XChatClient(api.state.token, api.url, policy=RetryPolicy(backoff_base=0.01)) as c:
+        report = audit_conversation([direct, f"{b}:{a}", f"{a}-{b}", f"{b}-{a}"], c)
+    assert report.verdict == "pass" and [conv.conversation_id for conv in report.conversations] == [direct]
+    assert report.conversations[0].counts["duplicate"] == 0
+    metadata_requests = [p for _m, p in api.requests if p.split("?")[0].endswith(("-" + b, "-" + a))]
+    assert len(metadata_requests) == 1, metadata_requests
 
 
 @pytest.mark.parametrize("corrupt", [
@@ -343,3 +347,55 @@ def test_keys_fetch_skips_rows_the_keyring_could_not_load(api, tmp_path):
     ring = json.loads(out.read_text())
     assert [k["public_key_version"] for k in ring["keys"]] == ["2"]
     assert verifier.Keyring.from_json(out.read_text()).lookup("77", "2").status == "ok"
+
+
+# ------------------------------------------------------------------ evidence that cannot be lost (issue 8)
+def _saved(api, tmp_path):
+    from verifier.audit import audit_conversation
+    from verifier.settings import AuditOptions
+    ev = tmp_path / "ev"
+    with XChatClient(api.state.token, api.url, policy=RetryPolicy(backoff_base=0.01)) as c:
+        report = audit_conversation(IDS, c, AuditOptions(max_results=30, save_dir=str(ev)))
+    assert report.verdict == "pass"
+    return ev
+
+
+def test_save_into_existing_evidence_is_refused_unless_resume_or_force(api, tmp_path):
+    ev = _saved(api, tmp_path)
+    before = {p: p.read_bytes() for p in ev.rglob("*") if p.is_file()}
+    proc = cli(api, *audit_args(api, "--save", ev))
+    assert proc.returncode == 2 and "already holds evidence" in proc.stderr
+    assert {p: p.read_bytes() for p in ev.rglob("*") if p.is_file()} == before  # nothing replaced
+    stray = ev / "conversations" / "stray" / "page-00001.json"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("{}")
+    forced = cli(api, *audit_args(api, "--save", ev, "--force", "--format", "json"))
+    assert forced.returncode == 0 and not stray.exists()  # replaced whole: no orphan of the old run
+    assert cli(api, "verify", ev, token=False).returncode == 0
+
+
+@pytest.mark.parametrize("damage", ["alter", "delete"])
+def test_one_damaged_page_gives_a_partial_report_and_exit_3(api, tmp_path, damage):
+    ev = _saved(api, tmp_path)
+    page = sorted((ev / "conversations").rglob("page-*.json"))[1]
+    if damage == "alter":
+        page.write_bytes(page.read_bytes().replace(b'"is_trusted": true', b'"is_trusted": false', 1))
+    else:
+        page.unlink()
+    proc = cli(api, "verify", ev, "--format", "json", token=False)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 3 and page.name in proc.stderr
+    assert ("SHA-256" if damage == "alter" else "cannot read") in proc.stderr
+    assert report["verdict"] == "fail"
+    statuses = [e["signature"]["status"] for c in report["conversations"] for e in c["events"]]
+    assert statuses.count("valid") > 60  # everything intact is still verified (30 events a page are not)
+    errors = [e for i in report["inputs"] for e in i["errors"]]
+    assert len(errors) == 1 and "its events were not verified" in errors[0]
+
+
+def test_evidence_of_an_audit_stopped_before_its_keys_says_so(api, tmp_path):
+    ev = _saved(api, tmp_path)
+    (ev / "keyring.json").unlink()  # as left by an audit interrupted before the key phase ended
+    proc = cli(api, "verify", ev, "--format", "json", token=False)
+    assert proc.returncode == 3 and "keys not fetched" in proc.stderr and "pass --keys" in proc.stderr
+    assert proc.stderr.count("\n") == 1

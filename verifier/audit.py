@@ -18,19 +18,21 @@ import asyncio
 import functools
 import json
 import queue
+import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from .apibodies import key_body_problems, key_rows, metadata_problems, participants_of
 from .engine import PageInput, Verification
-from .errors import EvidenceError, FetchError, ResumeRefused
-from .evidence import EvidenceStore, load_saved_audit
+from .errors import EvidenceError, FetchError, ResumeRefused, UsageError
+from .evidence import EvidenceStore, existing_evidence, load_saved_audit
 from .fetch import XChatClient
 from .ids import canonical_conversation, conversation_path_id, is_user_id
 from .keys import Keyring
@@ -85,6 +87,23 @@ def expected_conversation(conversation_id: str, metadata: bytes | None) -> str |
     return None
 
 
+def prepare_new_evidence(root: str, force: bool) -> None:
+    """A new ``--save DIR`` must not silently replace evidence: refused (``UsageError``) unless
+    ``force``, which removes the old evidence first, so no manifest is overwritten and no page file
+    of the old audit is left behind next to the new one."""
+    held = existing_evidence(Path(root))
+    if not held:
+        return
+    if not force:
+        raise UsageError(f"--save {printable(root)} already holds evidence ({', '.join(p.name for p in held)}): "
+                         "pass --resume to continue it, or --force to replace it")
+    for path in held:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
 def check_same_server(saved: object, current: str, force: bool) -> None:
     if force or not isinstance(saved, str) or not saved or saved.rstrip("/") == current.rstrip("/"):
         return
@@ -108,6 +127,7 @@ class Auditor:
                 check_same_server(self.store.manifest.get("base_url"), client.base_url, self.options.force)
                 self.store.resume()
             else:
+                prepare_new_evidence(self.options.save_dir, self.options.force)
                 self.store = EvidenceStore(self.options.save_dir, client.base_url)
         self.participants: dict[str, None] = {}
         self.expected_ids: dict[str, str | None] = {}  # conversation as named -> canonical id
@@ -118,8 +138,9 @@ class Auditor:
 
     def run(self, conversation_ids: Sequence[str]) -> Report:
         by_path: dict[str, str] = {}
-        for cid in conversation_ids:  # validate every id before any request; one fetch per conversation
-            by_path.setdefault(conversation_path_id(cid), cid)
+        for cid in conversation_ids:  # validate every id before any request; one fetch per conversation,
+            conversation_path_id(cid)  # however it is written (A:B, B:A, A-B, B-A)
+            by_path.setdefault(canonical_conversation(cid.strip()), cid)
         conversation_ids = list(by_path.values())
         opts = self.options
         verification = Verification(conversation_keys=opts.conversation_keys, strict=opts.strict,
@@ -502,7 +523,10 @@ def verify_saved_audit(root: str, keyring: Keyring | None = None, **options: Any
             errors += _replay_conversation(verification, conv)
     except (KeyError, TypeError, AttributeError) as exc:
         raise EvidenceError(f"{root}/manifest.json lists a malformed page entry ({type(exc).__name__}: {exc})") from None
-    errors += saved.key_errors
+    errors += saved.key_errors + saved.file_errors
+    if not saved.keys_fetched and keyring is None:
+        errors.append(("keys", "keys not fetched (the audit stopped before its key phase): resume the "
+                               "audit or pass --keys"))
     for uid, body in saved.keyring_bodies.items():
         errors += [(f"keys {uid}", message) for message in key_errors(body)]
     for source, message in ordered_errors(errors):

@@ -83,8 +83,6 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
                         help="a history that was not fetched to its end may pass (reported as incomplete)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="verification threads (default: number of CPUs, at most 8)")
-    parser.add_argument("--max-file-mb", type=int, default=DEFAULT_MAX_FILE_MB, metavar="MB",
-                        help=f"refuse input files larger than this (default {DEFAULT_MAX_FILE_MB})")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -341,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a file with one JSON response body or JSON Lines of bodies; - for stdin; "
                              "or a directory written by audit --save")
     verify.add_argument("--keys", metavar="KEYRING", help="trusted signing keys (keyring JSON)")
+    verify.add_argument("--max-file-mb", type=int, default=DEFAULT_MAX_FILE_MB, metavar="MB",
+                        help=f"refuse input files larger than this (default {DEFAULT_MAX_FILE_MB})")
     add_report_options(verify)
     verify.set_defaults(handler=cmd_verify)
 

@@ -141,6 +141,12 @@ def _read_journal(path: Path, journal_id: str, after: int) -> list[dict[str, Any
     return records
 
 
+def existing_evidence(root: Path) -> list[Path]:
+    """The entries of ``root`` an audit writes (manifest, journal, keyring, conversations, keys)."""
+    names = (MANIFEST, JOURNAL, KEYRING, "conversations", "keys")
+    return [root / name for name in names if (root / name).exists() or (root / name).is_symlink()]
+
+
 class EvidenceStore:
     """Thread-safe writer (and reader, for resume and offline verify) of an evidence directory."""
 
@@ -425,6 +431,9 @@ class SavedAudit:
     users_not_fetched: dict | None
     token_files: list[str] = field(default_factory=list)  # filled while the pages are read
     secrets: set[str] = field(default_factory=set)  # the token, recovered from the saved offsets
+    # (source, message) for every saved file that is missing or altered: the rest is still verified
+    file_errors: list[tuple[str, str]] = field(default_factory=list)
+    keys_fetched: bool = True  # False when the audit stopped before its key phase ended
 
 
 def load_saved_audit(root: str | Path) -> SavedAudit:
@@ -438,8 +447,10 @@ def load_saved_audit(root: str | Path) -> SavedAudit:
 def _load_saved_audit(root: str | Path) -> SavedAudit:
     store = EvidenceStore.open(root)
     saved = SavedAudit([], {}, [], store.manifest.get("users_not_fetched"))
+    saved.keys_fetched = store.path_of(KEYRING).is_file()  # written when the key phase ends
     for conv in store.manifest["conversations"]:
-        metadata = store.read_file(conv["metadata"]) if conv.get("metadata") else None
+        metadata = _read_or_note(store, conv["metadata"], saved, f"metadata {conv['conversation_id']}") \
+            if conv.get("metadata") else None
         if metadata is not None:
             _collect_secrets(saved, conv["metadata"], metadata)
         saved.conversations.append(SavedConversation(
@@ -449,16 +460,35 @@ def _load_saved_audit(root: str | Path) -> SavedAudit:
         if entry.get("error"):
             saved.key_errors.append((f"keys {entry['user_id']}", entry["error"]))
         if entry.get("file"):
-            body = store.read_file(entry)
-            saved.keyring_bodies[entry["user_id"]] = body
-            _collect_secrets(saved, entry, body)
+            body = _read_or_note(store, entry, saved, f"keys {entry['user_id']}",
+                                 "this user's keys were not used: resume the audit or pass --keys")
+            if body is not None:
+                saved.keyring_bodies[entry["user_id"]] = body
+                _collect_secrets(saved, entry, body)
     return saved
 
 
+def _read_or_note(store: EvidenceStore, entry: dict, saved: SavedAudit, source: str, consequence: str = "") -> bytes | None:
+    """A saved file, or None with an input error noted: one missing or altered file must not cost
+    the report of everything intact (the run then exits 3)."""
+    try:
+        return store.read_file(entry)
+    except EvidenceError as exc:
+        saved.file_errors.append((source, f"{exc}" + (f"; {consequence}" if consequence else "")))
+        return None
+
+
 def _pages(store: EvidenceStore, conv: dict, saved: SavedAudit) -> Iterator[tuple[PageInput, dict]]:
-    for entry, page in zip(conv["pages"], store.page_inputs(conv)):
-        _collect_secrets(saved, entry, page.body)
-        yield page, entry
+    """The intact pages of one conversation; a missing or altered one is skipped and noted (its
+    events are then missing from the chain, which the report shows as gaps and an input error)."""
+    expected = conv.get("expected_conversation_id")
+    for entry in conv["pages"]:
+        body = _read_or_note(store, entry, saved, f"page {entry['file']}",
+                             "its events were not verified")
+        if body is None:
+            continue
+        _collect_secrets(saved, entry, body)
+        yield PageInput(str(store.root / entry["file"]), body, expected), entry
 
 
 def _collect_secrets(saved: SavedAudit, entry: dict, body: bytes | str | dict[str, Any]) -> None:
