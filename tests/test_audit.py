@@ -278,6 +278,7 @@ def test_ctrl_c_leaves_consistent_evidence_and_resume_completes(api, tmp_path):
 
 def test_progress_display_on_a_terminal():
     import io
+    import time as _time
 
     from rich.console import Console
 
@@ -285,12 +286,21 @@ def test_progress_display_on_a_terminal():
     from verifier.cli import _Display
     buffer = io.StringIO()
     display = _Display(True, Console(file=buffer, force_terminal=True, width=120))
+
+    def shown() -> str:
+        return str(display.status.status)
     with display:
+        display.update(AuditProgress(conversations=2, conversations_done=1, pages=7, events=650))
+        assert "keys" not in shown()  # not "keys 0/0" before the users are known
         display.update(AuditProgress(conversations=2, conversations_done=1, pages=7, events=650, users=3, keys_done=1))
-        display.wait(12, "rate limit")
-        display.status.console.print(display.status.status)  # render the current status text once
-    text = buffer.getvalue()
-    assert "waiting 12s for the rate limit window to reset" in text
+        assert "keys 1/3" in shown()
+        display.wait(3, "rate limit")
+        _time.sleep(0.2)
+        first = shown()
+        _time.sleep(1.2)
+        second = shown()  # the wait counts down
+    assert first == "waiting 3s for the rate limit window to reset"
+    assert second == "waiting 2s for the rate limit window to reset"
     quiet = _Display(False)
     with quiet:
         quiet.update(AuditProgress())  # no terminal: nothing happens, nothing fails

@@ -642,3 +642,20 @@ def test_hostile_modes_are_selectable_from_the_server_command_line(monkeypatch, 
     finally:
         server_proc.terminate()
         server_proc.wait(timeout=10)
+
+
+def test_local_server_option_errors_are_one_line(tmp_path):
+    """A port in use and bad values are usage errors of the server command, not tracebacks."""
+    import socket
+    import subprocess
+    import sys
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for args, words in ((["--port", str(port)], "cannot listen on 127.0.0.1"),
+                            (["--events", "0"], "--events must be greater than 0"),
+                            (["--rate-limit", "0"], "--rate-limit must be at least 1")):
+            proc = subprocess.run([sys.executable, "-m", "verifier.testing.server", "--events", "5", *args],
+                                  capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr

@@ -151,17 +151,28 @@ class _Display:
     def __exit__(self, *exc: object) -> None:
         if self.status is not None:
             self.status.stop()
+            self.status = None  # ends any countdown
 
     def update(self, p: AuditProgress) -> None:
         if self.status is not None:
             from rich.markup import escape  # a status may quote the server: no markup, no controls
+            keys = f" · keys {p.keys_done}/{p.users}" if p.users else ""  # not before the users are known
             self.status.update(f"conversations {p.conversations_done}/{p.conversations} · pages {p.pages} · "
-                               f"events {p.events} · keys {p.keys_done}/{p.users}"
-                               + (f" · {escape(printable(p.status))}" if p.status else ""))
+                               f"events {p.events}{keys}" + (f" · {escape(printable(p.status))}" if p.status else ""))
 
     def wait(self, seconds: float, why: str) -> None:
-        if self.status is not None:
-            self.status.update(f"waiting {seconds:.0f}s for the {why} window to reset")
+        """Count the wait down, once a second, until the window resets (or the run is interrupted)."""
+        if self.status is None:
+            return
+        import threading
+        import time
+        status, until = self.status, time.monotonic() + seconds
+
+        def tick() -> None:
+            while (left := until - time.monotonic()) > 0 and self.status is status:
+                status.update(f"waiting {left:.0f}s for the {why} window to reset")
+                time.sleep(min(1.0, left))
+        threading.Thread(target=tick, daemon=True, name="xchat-verify-countdown").start()
 
 
 def audit_options(args: argparse.Namespace) -> AuditOptions:

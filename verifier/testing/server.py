@@ -663,12 +663,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--items", type=int, default=1_000_000, help="items of many-items")
     parser.add_argument("--drip-interval", type=float, default=2.0, help="seconds per byte of drip/drip-headers")
     args = parser.parse_args(argv)
+    for name in ("events", "window", "bomb_mb", "pad_mb", "token_bytes", "participants", "items", "drip_interval"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be greater than 0")
+    if args.rate_limit is not None and args.rate_limit < 1:
+        parser.error("--rate-limit must be at least 1")
+    if not 0 <= args.port <= 65535:
+        parser.error("--port must be between 0 and 65535")
     token = secrets.token_urlsafe(16)
     api = FakeXApi(default_conversations(args.events), token=token, shape=args.shape, legacy=args.legacy,
                    rate_limit=args.rate_limit, window_s=args.window, gzip=args.gzip, hostile=set(args.hostile),
                    bomb_mb=args.bomb_mb, pad_mb=args.pad_mb, token_bytes=args.token_bytes,
                    participant_count=args.participants, item_count=args.items,
-                   drip_interval=args.drip_interval).start(args.host, args.port)
+                   drip_interval=args.drip_interval)
+    try:
+        api.start(args.host, args.port)
+    except OSError as exc:  # a port in use, an address that is not ours: one line, exit 2
+        parser.exit(2, f"{parser.prog}: error: cannot listen on {args.host}:{args.port}: "
+                       f"{exc.strerror or exc}\n")
     print(f"serving {api.url}  token: {token}" + (f"  hostile: {', '.join(sorted(args.hostile))}" if args.hostile else ""))
     for cid in api.state.conversations:
         print(f"  conversation {cid}")
