@@ -172,3 +172,23 @@ def test_api_errors_reach_every_human_and_ci_format(tmp_path, capsys, good):
         assert main(["verify", str(p), "--keys", ring, "--format", fmt]) == 0
         assert "item gone" in capsys.readouterr().out, fmt
     assert main(["verify", str(p), "--keys", ring, "--strict", "--format", "json"]) == 1
+
+
+def test_text_report_of_a_large_history():
+    """Problems are grouped (never one line per repeat); --all-events lists every event, ids whole."""
+    import verifier
+    from verifier.report import render
+    from verifier.testing.forge import build_conversation
+    conv = build_conversation(1200, realistic_crypto=False)
+    pages = conv.pages(page_size=100)
+    for page_body in pages:
+        page_body["data"][0]["sender_id"] = "9"  # one envelope mismatch a page: 12 of them
+    report = verifier.verify_pages(pages, verifier.Keyring.from_json(json.dumps(conv.keyring())),
+                                   conversation_keys=conv.conversation_keys)
+    text = render(report, "text", width=100)
+    assert "envelope_mismatch ×12" in text and "… and 9 more" in text and text.count("\n") < 40
+    full = render(report, "text", width=100, all_events=True)
+    seqs = [e.sequence_id for e in report.conversations[0].events]
+    lines = full.splitlines()
+    assert all(any(line.split()[1:2] == [seq] for line in lines) for seq in seqs[:50] + seqs[-50:])
+    assert len([line for line in lines if line.strip()[:1].isdigit()]) >= 1200
