@@ -192,3 +192,29 @@ def test_text_report_of_a_large_history():
     lines = full.splitlines()
     assert all(any(line.split()[1:2] == [seq] for line in lines) for seq in seqs[:50] + seqs[-50:])
     assert len([line for line in lines if line.strip()[:1].isdigit()]) >= 1200
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "ndjson", "sarif", "junit", "markdown", "html"])
+def test_one_line_verdict_on_stderr_when_the_report_goes_to_a_file(good, tmp_path, capsys, fmt):
+    p1, p2, ring = good
+    out = tmp_path / f"report.{fmt}"
+    assert main(["verify", str(p1), str(p2), "--keys", str(ring), "--format", fmt, "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == f"verdict: pass (report written to {out})\n"
+    assert out.stat().st_size > 0
+
+
+def test_no_color_drops_colour_only(good):
+    """The same layout with and without colour: NO_COLOR removes the escapes, nothing else."""
+    import re
+
+    import verifier
+    from verifier.inputs import load_pages
+    from verifier.report import render
+    p1, p2, ring = good
+    report = verifier.verify_pages(load_pages([str(p1), str(p2)], 10**7),
+                                   verifier.Keyring.from_json(ring.read_text()))
+    coloured = render(report, "text", color=True, width=90)
+    plain = render(report, "text", color=False, width=90)
+    assert "\x1b[" in coloured and "\x1b[" not in plain
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
