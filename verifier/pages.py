@@ -12,19 +12,7 @@ from typing import Any
 
 import msgspec
 
-
-class KeyInfoJson(msgspec.Struct):
-    member_id: str | None = None
-    public_key_version: str | None = None
-    signing_public_key: str | None = None
-
-
-class SignatureJson(msgspec.Struct):
-    signature: str | None = None
-    public_key_version: str | None = None
-    signature_version: str | None = None
-    signing_public_key: str | None = None
-    message_signing_key_info_list: list[KeyInfoJson] | None = None
+from .wire import EventSignature
 
 
 class ItemJson(msgspec.Struct):
@@ -41,7 +29,7 @@ class ItemJson(msgspec.Struct):
     created_at_msec: str | int | None = None
     created_at: str | None = None
     is_trusted: bool | None = None
-    message_event_signature: SignatureJson | None = None
+    message_event_signature: EventSignature | None = None  # the JSON copy: same fields as the signed one
 
     @property
     def seq(self) -> str | None:
