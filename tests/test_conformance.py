@@ -386,12 +386,6 @@ def test_a_run_where_every_case_is_out_of_profile_proves_nothing(tmp_path):
     assert outcome.stdout.decode().strip().splitlines()[-1] == "0 passed, 0 failed, 1 out of profile"
 
 
-def test_our_own_chain_profile_passes_in_process():
-    results = v.run_suite(VECTORS, profile="chain")
-    assert v.summary_ok(results)
-    assert sum(r.status == "out_of_profile" for r in results) == 7
-
-
 @pytest.mark.parametrize("args, message", [
     (["--impl", ""], "--impl is empty"),
     (["--impl", "no-such-command-xyz --flag"], "command not found or not executable: no-such-command-xyz"),
