@@ -450,7 +450,7 @@ def judge_outcome(outcome: Outcome, spec: dict, timeout: float | None = None) ->
     if code == 3 or spec["expected"]["exit_code"] == 3:
         return None, code, []  # only the exit code counts (compare says whether it matches)
     if outcome.stdout_truncated:
-        return None, code, [f"report larger than {MAX_REPORT_BYTES // (1024 * 1024)} MB"]
+        return None, code, [f"report larger than {MAX_REPORT_BYTES:,} bytes"]
     if not outcome.stdout.strip():
         return None, code, [f"no report on stdout (exit code {code}){_stderr_tail(outcome.stderr)}"]
     try:
