@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -62,8 +63,59 @@ def test_runner_passes_the_committed_suite():
     proc = run(VECTORS)
     assert proc.returncode == 0, proc.stdout[-2000:]
     lines = proc.stdout.strip().splitlines()
-    assert lines[-1] == f"{len(lines) - 1} passed, 0 failed"
-    assert all(line.startswith("PASS ") for line in lines[:-1])
+    ids = json.loads((VECTORS / "index.json").read_text())["cases"]
+    case_lines = [line for line in lines if line.split(" ", 1)[0] in ("PASS", "FAIL", "SKIP")]
+    assert sorted(line.split()[1] for line in case_lines) == sorted(ids)
+    assert all(line.startswith("PASS ") for line in case_lines)
+    assert f"suite {generate_module().SUITE_VERSION}, profile full, implementation: xchat-verify (in-process)" in lines
+    assert lines[-2].split() == ["total", str(len(ids)), "0", "0"]
+    assert lines[-1] == f"{len(ids)} passed, 0 failed"
+
+
+def generate_module():
+    import generate
+    return generate
+
+
+def test_suite_version_is_bumped_on_any_change():
+    """index.json carries the suite version and the digest of the content; a content change without
+    a new version in generate.RELEASES fails here (the regeneration test keeps the digest honest)."""
+    from verifier.vectors import suite_digest
+    generate = generate_module()
+    index = json.loads((VECTORS / "index.json").read_text())
+    assert index["suite_version"] == generate.SUITE_VERSION
+    assert index["digest"] == suite_digest(VECTORS)
+    assert generate.RELEASES.get(generate.SUITE_VERSION) == index["digest"], (
+        f"the suite changed without a version bump: add a new SUITE_VERSION to RELEASES with {index['digest']}")
+    versions = list(generate.RELEASES)
+    assert all(re.fullmatch(r"20[0-9]{2}\.[0-9]{1,2}\.[0-9]+", v) for v in versions)
+    assert versions == sorted(versions, key=lambda v: tuple(map(int, v.split(".")))), "append new versions"
+    assert versions[-1] == generate.SUITE_VERSION
+    assert len(set(generate.RELEASES.values())) == len(versions), "each version has its own content"
+
+
+def test_any_change_to_a_case_or_schema_changes_the_digest(tmp_path):
+    from verifier.vectors import load_suite, suite_digest
+    copy = tmp_path / "suite"
+    shutil.copytree(VECTORS, copy, ignore=shutil.ignore_patterns("generate.py", "__pycache__"))
+    assert not load_suite(copy).modified
+    original = suite_digest(copy)
+    for name in ("chain/gap/expected.json", "report.schema.json", "kinds/MessageCreateEvent-v2-valid/page-1.json"):
+        target = copy / name
+        raw = target.read_bytes()
+        target.write_bytes(raw.replace(b"}", b" }", 1))
+        assert suite_digest(copy) != original, name
+        assert load_suite(copy).modified
+        target.write_bytes(raw)
+    (copy / "chain" / "new-case").mkdir()
+    (copy / "chain" / "new-case" / "expected.json").write_text("{}")
+    assert suite_digest(copy) != original
+    one = tmp_path / "one"  # the runner says so (a one-case suite whose index records another digest)
+    shutil.copytree(VECTORS / "chain" / "gap", one / "chain" / "gap")
+    (one / "index.json").write_text(json.dumps({"suite_version": "2026.12.1", "digest": original}))
+    proc = run(one)
+    assert proc.returncode == 0 and "differ from the digest in its index.json" in proc.stderr
+    assert "suite 2026.12.1 (MODIFIED: its files differ from the digest in index.json)" in proc.stdout
 
 
 @pytest.fixture()

@@ -29,6 +29,13 @@ from verifier.testing.forge import (Forged, Identity, encode_event, encrypt_cont
 from verifier.wire import b64encode_nopad  # noqa: E402
 
 SCHEMA = "xchat-verify/vector/v1"
+# The suite's version, and every released version with the digest of its content
+# (verifier.vectors.suite_digest: cases and schemas). Any change to a case or a schema changes the
+# digest: add a new version here, never edit a released one (tests/test_vectors.py enforces it).
+SUITE_VERSION = "2026.12.1"
+RELEASES = {
+    "2026.12.1": "sha256:197561d5baae5e6009cbb404f3fc2785a417c5eaefa982fcc463c4c652f5c8db",
+}
 CONV = "1111:2222"
 GROUP = "g100"
 ALICE = Identity.from_seed("1111", "1700000000001", "vectors-alice")
@@ -647,6 +654,7 @@ def fixture(s: Suite) -> None:
 
 
 def generate(out: Path) -> list[str]:
+    from verifier.vectors import SCHEMA_FILES, suite_digest
     if out.exists():
         for child in out.iterdir():
             if child.is_dir():
@@ -655,11 +663,27 @@ def generate(out: Path) -> list[str]:
     for group in (kinds, versions, signatures, encoding, keys, payloads, chains, envelopes, malformed, structure,
                   fail_closed, fixture):
         group(suite)
-    (out / "index.json").write_text(json.dumps({"schema": "xchat-verify/vectors/v1", "cases": suite.ids},
-                                               indent=1) + "\n")
+    for name in SCHEMA_FILES:  # hand-written, versioned with the cases
+        if (ROOT / name).resolve() != (out / name).resolve():
+            shutil.copyfile(ROOT / name, out / name)
+    (out / "index.json").write_text(json.dumps({"schema": "xchat-verify/vectors/v1", "suite_version": SUITE_VERSION,
+                                                "digest": suite_digest(out), "cases": suite.ids}, indent=1) + "\n")
     return suite.ids
+
+
+def unreleased_change(out: Path) -> str | None:
+    """Why the generated suite may not carry SUITE_VERSION (its content differs from the release)."""
+    digest = json.loads((out / "index.json").read_text())["digest"]
+    if RELEASES.get(SUITE_VERSION) == digest:
+        return None
+    return (f"the suite's content is not the released {SUITE_VERSION} (digest {digest}): set SUITE_VERSION to a "
+            f"new version and add it to RELEASES with this digest")
 
 
 if __name__ == "__main__":
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT
     print(f"{len(generate(target))} cases written to {target}")
+    problem = unreleased_change(target)
+    if problem:
+        print(f"generate.py: {problem}", file=sys.stderr)
+        sys.exit(1)

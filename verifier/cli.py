@@ -259,33 +259,69 @@ def cmd_keys_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_vectors(args: argparse.Namespace) -> int:
-    from .vectors import read_xfail, render_results, run_suite, summary_ok
-    root = Path(args.directory)
+    from . import vectors as v
+    target = list(args.target)
+    if target and target[0] == "export":
+        return _vectors_export(args, target[1:])
+    if len(target) > 1:
+        raise UsageError("vectors takes one suite directory (or: vectors export OUT.tar.gz [DIR])")
+    root = Path(target[0] if target else "vectors")
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if args.timeout is not None and args.impl is None:
+        raise UsageError("--timeout applies to --impl only")
+    timeout = v.DEFAULT_TIMEOUT if args.timeout is None else args.timeout
+    if not timeout > 0:
+        raise UsageError("--timeout must be greater than 0")
+    runner = v.impl_runner(v.parse_impl(args.impl), timeout) if args.impl is not None else None
     if not root.is_dir():
         raise InputError(f"{root} is not a directory")
     try:
-        xfail = read_xfail(args.xfail) if args.xfail else set()
+        xfail = v.read_xfail(args.xfail) if args.xfail else set()
     except OSError as exc:
         raise InputError(f"cannot read --xfail file: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise InputError(f"--xfail file {args.xfail} is not UTF-8 text (one case id per line)") from None
-    results = run_suite(root, xfail)
-    if not results:
+    suite = v.load_suite(root)
+    if not v.discover(root):
         raise InputError(f"no vector cases (expected.json) under {root}")
+    if suite.modified:
+        warn(f"warning: the files of {root} differ from the digest in its index.json "
+             f"(suite {suite.version} was changed)")
+    results = v.run_suite(root, xfail, profile=args.profile, runner=runner, jobs=args.jobs)
     unknown = xfail - {r.case_id for r in results}
     if unknown:
         raise UsageError(f"--xfail names unknown cases: {', '.join(sorted(unknown))}")
-    text = render_results(results, args.format)
+    info = v.RunInfo(suite, args.profile, args.impl if args.impl is not None else "xchat-verify (in-process)")
+    for path, fmt in ((args.output, args.format), (args.junit, "junit"), (args.markdown, "markdown")):
+        if path:
+            try:
+                atomic_write_text(path, v.render_results(results, fmt, info))
+            except OSError as exc:
+                raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     if args.output:
-        try:
-            atomic_write_text(args.output, text)
-        except OSError as exc:
-            raise InputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-        print(text.strip().splitlines()[-1] if args.format == "text" else
-              f"{sum(r.ok for r in results)} passed, {sum(not r.ok for r in results)} failed", file=sys.stderr)
+        print(v.closing_line(results), file=sys.stderr)
     else:
-        sys.stdout.write(text)
-    return EXIT_PASS if summary_ok(results) else EXIT_FAIL
+        sys.stdout.write(v.render_results(results, args.format, info))
+    return EXIT_PASS if v.summary_ok(results) else EXIT_FAIL
+
+
+def _vectors_export(args: argparse.Namespace, rest: list[str]) -> int:
+    from .vectors import export_suite
+    if not rest or len(rest) > 2:
+        raise UsageError("usage: xchat-verify vectors export OUT.tar.gz [DIR]")
+    used = [name for name in ("impl", "xfail", "output", "junit", "markdown", "timeout") if getattr(args, name)]
+    if used or args.profile != "full" or args.jobs != 1 or args.format != "text":
+        raise UsageError("vectors export takes no run options")
+    out, root = Path(rest[0]), Path(rest[1] if len(rest) > 1 else "vectors")
+    if not root.is_dir():
+        raise InputError(f"{root} is not a directory")
+    try:
+        top, count = export_suite(root, out)
+    except OSError as exc:
+        raise InputError(f"cannot export to {out}: {exc.strerror or exc}") from None
+    print(f"{printable(top)}: {count} files written to {printable(out)}", file=sys.stderr)
+    return EXIT_PASS
 
 
 def add_client_options(parser: argparse.ArgumentParser) -> None:
@@ -380,11 +416,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_client_options(fetch)
     fetch.set_defaults(handler=cmd_keys_fetch)
 
-    vectors = sub.add_parser("vectors", help="run the conformance vector suite",
-                             description="Run every case under DIR and compare with its expected.json.")
-    vectors.add_argument("directory", nargs="?", default="vectors", metavar="DIR", help="suite root (default vectors)")
-    vectors.add_argument("--format", choices=("text", "json", "junit"), default="text")
+    vectors = sub.add_parser("vectors", help="run the conformance vector suite, or export it",
+                             description="Run every case under DIR and compare with its expected.json, against "
+                                         "xchat-verify itself or any implementation of the protocol (--impl); or "
+                                         "write the suite as a tarball: vectors export OUT.tar.gz [DIR].",
+                             epilog="Protocol, profiles and schemas: docs/vectors.md.")
+    vectors.add_argument("target", nargs="*", metavar="DIR", help="suite root (default vectors); or "
+                         "`export OUT.tar.gz [DIR]` to write the suite, its schemas and SHA256SUMS as a tarball")
+    vectors.add_argument("--impl", metavar="COMMAND", help="the implementation under test: a command taking the "
+                         "arguments of `xchat-verify verify` and printing a JSON report (split into words like a "
+                         "shell, not run by one), e.g. \"xchat-verify verify --format json\"")
+    vectors.add_argument("--profile", choices=("signatures", "chain", "full"), default="full",
+                         help="what is compared: signature statuses; also chain statuses; everything (default)")
+    vectors.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                         help="with --impl: time allowed per case (default 30)")
+    vectors.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="cases run at once (default 1)")
+    vectors.add_argument("--format", choices=("text", "json", "junit", "markdown"), default="text")
     vectors.add_argument("--output", "-o", metavar="PATH", help="write the results to PATH")
+    vectors.add_argument("--junit", metavar="PATH", help="also write JUnit XML results to PATH")
+    vectors.add_argument("--markdown", metavar="PATH", help="also write a Markdown summary (the per-group table "
+                         "and the failures) to PATH")
     vectors.add_argument("--xfail", metavar="FILE", help="case ids expected to fail, one per line (strict)")
     vectors.set_defaults(handler=cmd_vectors)
     return parser

@@ -1,85 +1,262 @@
-"""Conformance vector runner: run every ``<group>/<case>/expected.json`` and compare (docs/vectors.md)."""
+"""Conformance vector runner (docs/vectors.md): run every ``<group>/<case>/expected.json`` against
+xchat-verify itself or against any implementation of the protocol (``--impl COMMAND``), compare
+under a profile, and write results; export the suite as a deterministic tarball.
+
+The comparison works on the minimal report (``vectors/report.schema.json``) as a plain dict, so
+xchat-verify in-process and an external command are judged by exactly the same rules.
+"""
 
 from __future__ import annotations
 
 import base64
+import gzip
+import hashlib
+import io
 import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import tarfile
+import threading
+import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engine import verify_pages
-from .keys import Keyring
-from .model import EXIT_INCOMPLETE, Report, exit_code
+from .errors import InputError, UsageError
+from .model import ChainStatus, SigStatus
+from .sanitize import printable
 
 CASE_FILE = "expected.json"
+INDEX_FILE = "index.json"
+CHECKSUMS_FILE = "SHA256SUMS"
+SCHEMA_FILES = ("report.schema.json", "expected.schema.json")
+PROFILES = ("signatures", "chain", "full")
+DEFAULT_TIMEOUT = 30.0
+MAX_REPORT_BYTES = 64 * 1024 * 1024
+MAX_STDERR_BYTES = 64 * 1024
+SIG_STATUSES = frozenset(str(s) for s in SigStatus)
+CHAIN_STATUSES = frozenset(str(s) for s in ChainStatus)
+# Files of a suite directory that are not part of the suite (the generator, caches, checksums).
+_NOT_SUITE = {"generate.py", CHECKSUMS_FILE}
 
 
+# ------------------------------------------------------------------------------------- results
 @dataclass
 class CaseResult:
     case_id: str
     passed: bool
     problems: list[str] = field(default_factory=list)
     xfail: bool = False
+    out_of_profile: str | None = None  # why the case says nothing about the profile (not run)
+    seconds: float = 0.0
+
+    @property
+    def group(self) -> str:
+        return self.case_id.partition("/")[0]
 
     @property
     def ok(self) -> bool:
-        """Strict xfail: an expected failure must fail; if it passes, that is a failure too."""
-        return self.passed != self.xfail
+        """Strict xfail: an expected failure must fail; if it passes, that is a failure too. A case
+        out of profile is neither."""
+        return True if self.out_of_profile else self.passed != self.xfail
+
+    @property
+    def status(self) -> str:
+        return "out_of_profile" if self.out_of_profile else "pass" if self.ok else "fail"
 
 
+@dataclass
+class Suite:
+    """A suite directory and what its index says about it."""
+
+    root: Path
+    version: str | None = None
+    digest: str | None = None  # recorded in index.json
+    actual_digest: str | None = None  # of the files on disk
+
+    @property
+    def modified(self) -> bool:
+        return self.digest is not None and self.digest != self.actual_digest
+
+
+@dataclass
+class RunInfo:
+    suite: Suite
+    profile: str = "full"
+    implementation: str = "xchat-verify (in-process)"
+
+
+# ------------------------------------------------------------------------------ suite and digest
 def discover(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob(CASE_FILE))
 
 
-def run_case(folder: Path, root: Path) -> CaseResult:
-    case_id = folder.relative_to(root).as_posix()
-    try:
-        spec = json.loads((folder / CASE_FILE).read_text())
-        expected = spec["expected"]
-    except (OSError, ValueError, KeyError) as exc:
-        return CaseResult(case_id, False, [f"unreadable {CASE_FILE}: {exc}"])
-    try:
-        report, exit_code = _verify(folder, spec)
-    except Exception as exc:  # the verifier must never raise; if it does, the case fails loudly
-        return CaseResult(case_id, False, [f"verifier raised {type(exc).__name__}: {exc}"])
-    return _compare(case_id, expected, report, exit_code)
+def suite_files(root: Path) -> list[str]:
+    """Every file of the suite (posix paths relative to ``root``, sorted), the index included."""
+    out = []
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if not path.is_file() or path.is_symlink() or path.name in _NOT_SUITE or "__pycache__" in rel.parts \
+                or any(part.startswith(".") for part in rel.parts):
+            continue
+        out.append(rel.as_posix())
+    return sorted(out)
 
 
-def _verify(folder: Path, spec: dict) -> tuple[Report | None, int]:
-    """Exactly what ``xchat-verify verify`` does with the case's files and options."""
-    from .errors import InputError
-    from .inputs import DEFAULT_MAX_FILE_MB, load_keyring, load_pages
-    options = spec.get("options", {})
-    max_bytes = DEFAULT_MAX_FILE_MB * 1024 * 1024
-    keyring: Keyring | None = None
-    if spec.get("keyring"):
+def checksums(root: Path, names: Sequence[str]) -> str:
+    """``sha256sum`` format: ``<hex>  <path>`` per file, so ``sha256sum -c`` can check it."""
+    return "".join(f"{hashlib.sha256((root / name).read_bytes()).hexdigest()}  {name}\n" for name in names)
+
+
+def suite_digest(root: Path) -> str:
+    """The suite's content digest: SHA-256 of the checksums of every suite file but the index
+    (which records it). Any change to a case or a schema changes it."""
+    names = [n for n in suite_files(root) if n != INDEX_FILE]
+    return "sha256:" + hashlib.sha256(checksums(root, names).encode()).hexdigest()
+
+
+def load_suite(root: Path) -> Suite:
+    suite = Suite(root)
+    index = root / INDEX_FILE
+    if index.is_file():
         try:
-            keyring = load_keyring(str(folder / spec["keyring"]), max_bytes)
-        except InputError:
-            return None, EXIT_INCOMPLETE
-    pages = load_pages([str(folder / name) for name in spec["pages"]], max_bytes)
-    keys = {v: base64.b64decode(k) for v, k in options.get("conversation_keys", {}).items()}
-    report = verify_pages(pages, keyring, conversation_keys=keys, strict=options.get("strict", False),
-                          allow_embedded_keys=options.get("allow_embedded_keys", False),
-                          allow_empty=options.get("allow_empty", False))
-    return report, exit_code(report)
+            data = json.loads(index.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{INDEX_FILE} of {root} is not readable JSON: {exc}") from None
+        if isinstance(data, dict):
+            version, digest = data.get("suite_version"), data.get("digest")
+            suite.version = version if isinstance(version, str) else None
+            suite.digest = digest if isinstance(digest, str) else None
+            if suite.digest is not None:
+                suite.actual_digest = suite_digest(root)
+    return suite
 
 
-def _compare(case_id: str, expected: dict, report: Report | None, code: int) -> CaseResult:
-    problems = []
-    verdict = report.verdict if report is not None else "fail"
-    if verdict != expected["verdict"]:
-        problems.append(f"verdict {verdict}, expected {expected['verdict']}")
-    if code != expected["exit_code"]:
-        problems.append(f"exit code {code}, expected {expected['exit_code']}")
-    if report is not None:
-        scoped = {f.code for f in report.findings} | {f.code for c in report.conversations for f in c.findings}
+# ------------------------------------------------------------------------------------- profiles
+def out_of_profile(spec: dict, profile: str) -> str | None:
+    """Why a case says nothing about ``profile`` (it is then not run), or None. The profiles nest:
+    ``signatures`` compares signature statuses, ``chain`` also chain statuses, ``full`` everything."""
+    if profile == "full":
+        return None
+    expected, options = spec["expected"], spec.get("options", {})
+    if expected["exit_code"] != 3:
+        if not spec.get("keyring"):
+            return "no keyring: the signer keys come from the events themselves"
+        if options.get("allow_embedded_keys"):
+            return "--allow-embedded-keys: signer keys from the events"
+        if not expected["events"]:
+            return "no event to judge"
+    return None
+
+
+# ------------------------------------------------------------------------------ the report shape
+def report_problems(doc: Any) -> list[str]:
+    """Where ``doc`` departs from the minimal report (vectors/report.schema.json; the two agree,
+    tests check it). At most a few problems, each naming the JSON path."""
+    problems: list[str] = []
+
+    def bad(path: str, what: str) -> None:
+        if len(problems) < 5:
+            problems.append(f"{path}: {what}")
+
+    def findings(value: Any, path: str) -> None:
+        if not isinstance(value, list):
+            return bad(path, "not an array")
+        for i, f in enumerate(value):
+            if not isinstance(f, dict):
+                bad(f"{path}[{i}]", "not an object")
+            elif not isinstance(f.get("code"), str) or not f["code"]:
+                bad(f"{path}[{i}].code", "missing or not a non-empty string")
+
+    def check(value: Any, path: str, name: str, allowed: frozenset[str]) -> None:
+        if not isinstance(value, dict):
+            return bad(path, "not an object")
+        status = value.get("status")
+        if status not in allowed:
+            bad(f"{path}.status", f"{_short(status)} is not a {name} status")
+
+    if not isinstance(doc, dict):
+        return ["the report is not a JSON object"]
+    if doc.get("verdict") not in ("pass", "fail"):
+        bad("verdict", f"{_short(doc.get('verdict'))} is not pass or fail")
+    if "findings" in doc:
+        findings(doc["findings"], "findings")
+    conversations = doc.get("conversations")
+    if not isinstance(conversations, list):
+        bad("conversations", "missing or not an array")
+        return problems
+    for c, conv in enumerate(conversations):
+        where = f"conversations[{c}]"
+        if not isinstance(conv, dict):
+            bad(where, "not an object")
+            continue
+        if "findings" in conv:
+            findings(conv["findings"], f"{where}.findings")
+        events = conv.get("events")
+        if not isinstance(events, list):
+            bad(f"{where}.events", "missing or not an array")
+            continue
+        for e, event in enumerate(events):
+            at = f"{where}.events[{e}]"
+            if not isinstance(event, dict):
+                bad(at, "not an object")
+                continue
+            index = event.get("index")
+            if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+                bad(f"{at}.index", "missing or not an integer >= 0")
+            check(event.get("signature"), f"{at}.signature", "signature", SIG_STATUSES)
+            if "chain" in event:
+                check(event["chain"], f"{at}.chain", "chain", CHAIN_STATUSES)
+            if "findings" in event:
+                findings(event["findings"], f"{at}.findings")
+    return problems
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _codes(findings: Any) -> set[str]:
+    return {f["code"] for f in findings or [] if isinstance(f, dict) and isinstance(f.get("code"), str)}
+
+
+# ------------------------------------------------------------------------------------ comparing
+def compare(expected: dict, doc: dict | None, code: int, profile: str) -> list[str]:
+    """Problems of one outcome (a minimal report, or None when nothing was printed, and the exit
+    code) against a case's expectation under ``profile``."""
+    problems: list[str] = []
+    if expected["exit_code"] == 3 or code == 3:
+        if code != expected["exit_code"]:
+            problems.append(f"exit code {code}, expected {expected['exit_code']}"
+                            + (" (an input cannot be read)" if expected["exit_code"] == 3 else ""))
+        return problems  # the input could not be read: nothing else is compared
+    if doc is None:
+        return [f"no report (exit code {code})"]
+    verdict = doc.get("verdict")
+    if (verdict == "pass") != (code == 0):
+        problems.append(f"exit code {code} contradicts the report's verdict {verdict}")
+    if profile == "full":
+        if verdict != expected["verdict"]:
+            problems.append(f"verdict {verdict}, expected {expected['verdict']}")
+        if code != expected["exit_code"]:
+            problems.append(f"exit code {code}, expected {expected['exit_code']}")
+        scoped = _codes(doc.get("findings")) | {c for conv in doc["conversations"] for c in _codes(conv.get("findings"))}
         missing = set(expected.get("findings", [])) - scoped
         if missing:
             problems.append(f"missing run or conversation findings {sorted(missing)}")
-    events = {e.index: e for c in report.conversations for e in c.events} if report is not None else {}
+    events: dict[int, dict] = {}
+    for conv in doc["conversations"]:
+        for event in conv["events"]:
+            if event["index"] in events:
+                problems.append(f"event {event['index']} reported twice")
+            events[event["index"]] = event
     if len(events) != len(expected["events"]):
         problems.append(f"{len(events)} events, expected {len(expected['events'])}")
     for want in expected["events"]:
@@ -87,24 +264,232 @@ def _compare(case_id: str, expected: dict, report: Report | None, code: int) -> 
         if got is None:
             problems.append(f"event {want['index']} missing")
             continue
-        if got.signature.status != want["signature"]:
-            problems.append(f"event {want['index']}: signature {got.signature.status}, expected "
-                            f"{want['signature']} ({got.signature.detail})")
-        if got.chain.status != want["chain"]:
-            problems.append(f"event {want['index']}: chain {got.chain.status}, expected {want['chain']}")
-        missing = set(want.get("findings", [])) - {f.code for f in got.findings}
-        if missing:
-            problems.append(f"event {want['index']}: missing findings {sorted(missing)}")
-    return CaseResult(case_id, not problems, problems)
+        signature = got["signature"]
+        if signature["status"] != want["signature"]:
+            detail = signature.get("detail")
+            problems.append(f"event {want['index']}: signature {signature['status']}, expected {want['signature']}"
+                            + (f" ({detail})" if isinstance(detail, str) and detail else ""))
+        if profile in ("chain", "full"):
+            chain = got.get("chain", {}).get("status")
+            if chain != want["chain"]:
+                problems.append(f"event {want['index']}: chain {chain or 'not reported'}, expected {want['chain']}")
+        if profile == "full":
+            missing = set(want.get("findings", [])) - _codes(got.get("findings"))
+            if missing:
+                problems.append(f"event {want['index']}: missing findings {sorted(missing)}")
+    return problems
 
 
-def run_suite(root: Path, xfail: set[str] | None = None) -> list[CaseResult]:
-    results = []
-    for folder in discover(root):
-        result = run_case(folder, root)
+# ------------------------------------------------------------------------------------- one case
+def case_arguments(folder: Path, spec: dict) -> list[str]:
+    """The ``xchat-verify verify`` arguments of a case (docs/vectors.md, "Protocol"): page files in
+    order and the keyring as absolute paths, then the option flags the case uses."""
+    options = spec.get("options", {})
+    args = [str((folder / name).resolve()) for name in spec["pages"]]
+    if spec.get("keyring"):
+        args += ["--keys", str((folder / spec["keyring"]).resolve())]
+    for name in ("strict", "allow_embedded_keys", "allow_empty"):
+        if options.get(name):
+            args.append("--" + name.replace("_", "-"))
+    for version, key in sorted(options.get("conversation_keys", {}).items()):
+        args += ["--conversation-key", f"{version}={key}"]
+    return args
+
+
+def _load_spec(folder: Path) -> dict:
+    spec = json.loads((folder / CASE_FILE).read_text(encoding="utf-8"))
+    expected = spec["expected"]
+    if expected["exit_code"] not in (0, 1, 3) or not isinstance(expected["events"], list) \
+            or not isinstance(spec["pages"], list):
+        raise ValueError("not an expected.json of schema xchat-verify/vector/v1")
+    return spec
+
+
+Runner = Callable[[Path, dict], tuple[dict | None, int, list[str]]]
+
+
+def run_case(folder: Path, root: Path, profile: str = "full", runner: Runner | None = None) -> CaseResult:
+    case_id = folder.relative_to(root).as_posix()
+    try:
+        spec = _load_spec(folder)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return CaseResult(case_id, False, [f"unreadable {CASE_FILE}: {exc}"])
+    reason = out_of_profile(spec, profile)
+    if reason:
+        return CaseResult(case_id, False, out_of_profile=reason)
+    started = time.monotonic()
+    try:
+        doc, code, problems = (runner or _in_process)(folder, spec)
+    except Exception as exc:  # the verifier must never raise; if it does, the case fails loudly
+        return CaseResult(case_id, False, [f"verifier raised {type(exc).__name__}: {exc}"])
+    if not problems:
+        problems = compare(spec["expected"], doc, code, profile)
+    return CaseResult(case_id, not problems, problems, seconds=time.monotonic() - started)
+
+
+def _in_process(folder: Path, spec: dict) -> tuple[dict | None, int, list[str]]:
+    """Exactly what ``xchat-verify verify`` does with the case's files and options."""
+    from .engine import verify_pages
+    from .inputs import DEFAULT_MAX_FILE_MB, load_keyring, load_pages
+    from .keys import Keyring
+    from .model import EXIT_INCOMPLETE, exit_code
+    options = spec.get("options", {})
+    max_bytes = DEFAULT_MAX_FILE_MB * 1024 * 1024
+    keyring: Keyring | None = None
+    if spec.get("keyring"):
+        try:
+            keyring = load_keyring(str(folder / spec["keyring"]), max_bytes)
+        except InputError:
+            return None, EXIT_INCOMPLETE, []
+    pages = load_pages([str(folder / name) for name in spec["pages"]], max_bytes)
+    keys = {v: base64.b64decode(k) for v, k in options.get("conversation_keys", {}).items()}
+    report = verify_pages(pages, keyring, conversation_keys=keys, strict=options.get("strict", False),
+                          allow_embedded_keys=options.get("allow_embedded_keys", False),
+                          allow_empty=options.get("allow_empty", False))
+    return report.to_dict(), exit_code(report), []
+
+
+# ------------------------------------------------------------------ an implementation under test
+def parse_impl(command: str) -> list[str]:
+    """``--impl`` split as a POSIX shell splits words (quotes, backslashes), never run by a shell."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise UsageError(f"--impl cannot be split into words: {exc}") from None
+    if not argv:
+        raise UsageError("--impl is empty")
+    if shutil.which(argv[0]) is None:
+        raise UsageError(f"--impl: command not found or not executable: {argv[0]}")
+    return argv
+
+
+@dataclass
+class Outcome:
+    code: int | None  # None when it timed out
+    stdout: bytes
+    stderr: bytes
+    stdout_truncated: bool = False
+
+
+def _drain(stream: Any, limit: int, sink: list[bytes], flags: list[bool]) -> None:
+    """Read a pipe to its end, keeping at most ``limit`` bytes (the rest is read and dropped, so an
+    endless writer never blocks on a full pipe nor fills memory)."""
+    kept = 0
+    try:
+        while True:
+            chunk = stream.read(65536)
+            if not chunk:
+                return
+            take = chunk[:max(0, limit - kept)]
+            if take:
+                sink.append(take)
+                kept += len(take)
+            if len(take) < len(chunk) and not flags:
+                flags.append(True)
+    except (OSError, ValueError):
+        return
+
+
+def run_command(argv: list[str], timeout: float) -> Outcome:
+    """Run one implementation: no stdin, output captured within bounds, killed with its whole
+    process group at ``timeout``."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    out: list[bytes] = []
+    err: list[bytes] = []
+    truncated: list[bool] = []
+    readers = [threading.Thread(target=_drain, args=(proc.stdout, MAX_REPORT_BYTES, out, truncated), daemon=True),
+               threading.Thread(target=_drain, args=(proc.stderr, MAX_STDERR_BYTES, err, []), daemon=True)]
+    for reader in readers:
+        reader.start()
+    try:
+        code: int | None = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        code = None
+        _kill_group(proc)
+        proc.wait()
+    for reader in readers:
+        reader.join(5)  # a grandchild that left the group may still hold a pipe: do not wait for it
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+    return Outcome(code, b"".join(out), b"".join(err), bool(truncated))
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the process group this runner created for it
+    except (OSError, AttributeError):
+        proc.kill()
+
+
+def _stderr_tail(raw: bytes) -> str:
+    lines = [line for line in raw.decode("utf-8", "replace").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    tail = lines[-1].strip()
+    return ": " + (tail if len(tail) <= 200 else tail[:197] + "...")
+
+
+def judge_outcome(outcome: Outcome, spec: dict, timeout: float | None = None) -> tuple[dict | None, int, list[str]]:
+    """An implementation's run of one case, read by the protocol (docs/vectors.md): (the minimal
+    report or None, the exit code, problems that fail the case before any comparison)."""
+    code = outcome.code
+    if code is None:
+        return None, -1, [f"timed out after {timeout:g} s" if timeout else "timed out"]
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return None, code, [f"crashed: killed by {name}{_stderr_tail(outcome.stderr)}"]
+    if code == 2:
+        return None, code, [f"usage error (exit code 2){_stderr_tail(outcome.stderr)}"]
+    if code not in (0, 1, 3):
+        return None, code, [f"crashed: exit code {code}{_stderr_tail(outcome.stderr)}"]
+    if code == 3 or spec["expected"]["exit_code"] == 3:
+        return None, code, []  # only the exit code counts (compare says whether it matches)
+    if outcome.stdout_truncated:
+        return None, code, [f"report larger than {MAX_REPORT_BYTES:,} bytes"]
+    if not outcome.stdout.strip():
+        return None, code, [f"no report on stdout (exit code {code}){_stderr_tail(outcome.stderr)}"]
+    try:
+        doc = json.loads(outcome.stdout)
+    except (ValueError, RecursionError) as exc:
+        return None, code, [f"invalid JSON on stdout (exit code {code}): {exc}"]
+    shape = report_problems(doc)
+    if shape:
+        return None, code, ["report does not follow the protocol: " + "; ".join(shape)]
+    return doc, code, []
+
+
+def impl_runner(argv: list[str], timeout: float) -> Runner:
+    """A runner that runs ``argv`` + the case's arguments and judges it by the protocol."""
+
+    def run(folder: Path, spec: dict) -> tuple[dict | None, int, list[str]]:
+        try:
+            outcome = run_command(argv + case_arguments(folder, spec), timeout)
+        except OSError as exc:
+            return None, -1, [f"could not start the implementation: {exc.strerror or exc}"]
+        return judge_outcome(outcome, spec, timeout)
+
+    return run
+
+
+# ------------------------------------------------------------------------------------ the suite
+def run_suite(root: Path, xfail: set[str] | None = None, *, profile: str = "full", runner: Runner | None = None,
+              jobs: int = 1) -> list[CaseResult]:
+    folders = discover(root)
+
+    def one(folder: Path) -> CaseResult:
+        result = run_case(folder, root, profile, runner)
         result.xfail = result.case_id in (xfail or set())
-        results.append(result)
-    return results
+        return result
+
+    if jobs <= 1 or len(folders) <= 1:
+        return [one(folder) for folder in folders]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(one, folders))
 
 
 def read_xfail(path: str) -> set[str]:
@@ -113,36 +498,160 @@ def read_xfail(path: str) -> set[str]:
     return {line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()}
 
 
-def render_results(results: list[CaseResult], fmt: str) -> str:
-    passed = sum(r.ok for r in results)
-    failed = len(results) - passed
+def summary_ok(results: list[CaseResult]) -> bool:
+    """Exit 0 only if every case in profile passed and at least one was run (a run where every case
+    was out of profile proves nothing)."""
+    return any(not r.out_of_profile for r in results) and all(r.ok for r in results)
+
+
+def group_table(results: list[CaseResult]) -> dict[str, dict[str, int]]:
+    """Per group (in suite order), how many cases passed, failed and were out of profile."""
+    table: dict[str, dict[str, int]] = {}
+    for r in results:
+        row = table.setdefault(r.group, {"passed": 0, "failed": 0, "out_of_profile": 0})
+        row[{"pass": "passed", "fail": "failed", "out_of_profile": "out_of_profile"}[r.status]] += 1
+    return table
+
+
+def totals(results: list[CaseResult]) -> tuple[int, int, int]:
+    passed = sum(r.status == "pass" for r in results)
+    failed = sum(r.status == "fail" for r in results)
+    return passed, failed, len(results) - passed - failed
+
+
+def closing_line(results: list[CaseResult]) -> str:
+    passed, failed, skipped = totals(results)
+    return f"{passed} passed, {failed} failed" + (f", {skipped} out of profile" if skipped else "")
+
+
+def _heading(info: RunInfo) -> str:
+    suite = f"suite {info.suite.version}" if info.suite.version else "suite (unversioned)"
+    if info.suite.modified:
+        suite += " (MODIFIED: its files differ from the digest in index.json)"
+    return f"{suite}, profile {info.profile}, implementation: {printable(info.implementation)}"
+
+
+def render_results(results: list[CaseResult], fmt: str, info: RunInfo | None = None) -> str:
+    info = info or RunInfo(Suite(Path(".")))
     if fmt == "json":
-        return json.dumps({"passed": passed, "failed": failed, "cases": [
-            {"id": r.case_id, "ok": r.ok, "matched_expectation": r.passed, "xfail": r.xfail, "problems": r.problems}
-            for r in results]}, indent=2) + "\n"
+        return _json(results, info)
     if fmt == "junit":
-        return _junit(results, failed)
+        return _junit(results, info)
+    if fmt == "markdown":
+        return _markdown(results, info)
     lines = []
     for r in results:
+        if r.out_of_profile:
+            lines.append(f"SKIP {r.case_id} (out of profile {info.profile}: {r.out_of_profile})")
+            continue
         tag = "PASS" if r.ok else "FAIL"
         note = " (xfail)" if r.xfail and r.ok else " (xfail case passed: remove it from the xfail list)" \
             if r.xfail else ""
-        lines.append(f"{tag} {r.case_id}{note}" + ("" if r.ok or r.xfail else ": " + "; ".join(r.problems)))
-    lines.append(f"{passed} passed, {failed} failed")
+        lines.append(f"{tag} {r.case_id}{note}" + ("" if r.ok or r.xfail else ": " + printable("; ".join(r.problems))))
+    lines.append("")
+    lines.append(_heading(info))
+    lines += _text_table(group_table(results), totals(results))
+    lines.append(closing_line(results))
     return "\n".join(lines) + "\n"
 
 
-def _junit(results: list[CaseResult], failed: int) -> str:
-    suite = ET.Element("testsuite", name="xchat-verify vectors", tests=str(len(results)), failures=str(failed))
+def _text_table(table: dict[str, dict[str, int]], total: tuple[int, int, int]) -> list[str]:
+    rows = [(group, row["passed"], row["failed"], row["out_of_profile"]) for group, row in table.items()]
+    rows.append(("total", *total))
+    width = max(len("group"), *(len(r[0]) for r in rows))
+    out = [f"{'group':<{width}}  passed  failed  out of profile"]
+    out += [f"{g:<{width}}  {p:>6}  {f:>6}  {s:>14}" for g, p, f, s in rows]
+    return out
+
+
+def _json(results: list[CaseResult], info: RunInfo) -> str:
+    passed, failed, skipped = totals(results)
+    return json.dumps({
+        "suite_version": info.suite.version, "suite_modified": info.suite.modified, "profile": info.profile,
+        "implementation": info.implementation, "passed": passed, "failed": failed, "out_of_profile": skipped,
+        "groups": group_table(results),
+        "cases": [{"id": r.case_id, "status": r.status, "ok": r.ok, "matched_expectation": r.passed,
+                   "xfail": r.xfail, "problems": r.problems, "out_of_profile": r.out_of_profile,
+                   "seconds": round(r.seconds, 3)} for r in results]}, indent=2) + "\n"
+
+
+def _junit(results: list[CaseResult], info: RunInfo) -> str:
+    passed, failed, skipped = totals(results)
+    suite = ET.Element("testsuite", name="xchat-verify vectors", tests=str(len(results)), failures=str(failed),
+                       errors="0", skipped=str(skipped), time=f"{sum(r.seconds for r in results):.3f}")
+    props = ET.SubElement(suite, "properties")
+    for name, value in (("suite_version", info.suite.version or ""), ("profile", info.profile),
+                        ("implementation", printable(info.implementation))):
+        ET.SubElement(props, "property", name=name, value=value)
     for r in results:
         group, _, name = r.case_id.partition("/")
-        case = ET.SubElement(suite, "testcase", classname=group, name=name or group)
-        if not r.ok:
-            message = "xfail case passed" if r.xfail else "; ".join(r.problems)
-            ET.SubElement(case, "failure", message=message[:500]).text = "\n".join(r.problems) or message
+        case = ET.SubElement(suite, "testcase", classname=group, name=name or group, time=f"{r.seconds:.3f}")
+        if r.out_of_profile:
+            ET.SubElement(case, "skipped", message=f"out of profile {info.profile}: {r.out_of_profile}")
+        elif not r.ok:
+            message = printable("xfail case passed" if r.xfail else "; ".join(r.problems))
+            ET.SubElement(case, "failure", message=message[:500]).text = \
+                "\n".join(printable(p) for p in r.problems) or message
     ET.indent(suite)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
 
 
-def summary_ok(results: list[Any]) -> bool:
-    return bool(results) and all(r.ok for r in results)
+def _md(text: str) -> str:
+    return printable(text).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("<", "&lt;")
+
+
+def markdown_table(results: list[CaseResult]) -> list[str]:
+    """The per-group table in Markdown (as docs/vectors.md records it)."""
+    lines = ["| group | passed | failed | out of profile |", "|---|---:|---:|---:|"]
+    for group, row in group_table(results).items():
+        lines.append(f"| {group} | {row['passed']} | {row['failed']} | {row['out_of_profile']} |")
+    passed, failed, skipped = totals(results)
+    lines.append(f"| **total** | **{passed}** | **{failed}** | **{skipped}** |")
+    return lines
+
+
+def _markdown(results: list[CaseResult], info: RunInfo) -> str:
+    verdict = "passed" if summary_ok(results) else "FAILED"
+    lines = [f"### xchat-verify conformance: {verdict}", "", _md(_heading(info)), "", *markdown_table(results)]
+    bad = [r for r in results if r.status == "fail"]
+    if bad:
+        lines += ["", f"Failed cases ({len(bad)}{', first 100' if len(bad) > 100 else ''}):", ""]
+        lines += [f"* `{r.case_id}`: " + _md("xfail case passed" if r.xfail else "; ".join(r.problems))[:400]
+                  for r in bad[:100]]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------- export
+EXPORT_MTIME = 1_798_761_600  # 2027-01-01T00:00:00Z: fixed, so the same suite gives the same bytes
+
+
+def export_suite(root: Path, out: Path) -> tuple[str, int]:
+    """Write ``root`` as a deterministic ``.tar.gz`` under ``xchat-verify-vectors-<version>/``: the
+    suite's files (cases, index, schemas) and ``SHA256SUMS`` over all of them. Refuses a suite
+    without a version or whose files differ from the digest its index records. Returns (top
+    directory, number of files)."""
+    from .outputs import atomic_write
+    suite = load_suite(root)
+    if suite.version is None or suite.digest is None:
+        raise InputError(f"{root} has no {INDEX_FILE} with a suite_version and digest: not an exportable suite")
+    if suite.modified:
+        raise InputError(f"the files of {root} differ from the digest in its {INDEX_FILE} (suite "
+                         f"{suite.version} was changed): regenerate it and bump the suite version")
+    missing = [name for name in SCHEMA_FILES if not (root / name).is_file()]
+    if missing:
+        raise InputError(f"{root} lacks {', '.join(missing)}")
+    names = suite_files(root)
+    top = f"xchat-verify-vectors-{suite.version}"
+    members = [(name, (root / name).read_bytes()) for name in names]
+    members.append((CHECKSUMS_FILE, checksums(root, names).encode()))
+    buffer = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=9) as zipped:
+        with tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in sorted(members):
+                info = tarfile.TarInfo(f"{top}/{name}")
+                info.size, info.mtime, info.mode = len(data), EXPORT_MTIME, 0o644
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                tar.addfile(info, io.BytesIO(data))
+    atomic_write(out, buffer.getvalue())
+    return top, len(members)
