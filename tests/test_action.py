@@ -13,11 +13,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
+import yaml  # noqa: E402  (in the test extra: missing it must fail, not skip)
 from gha import ExpressionError, condition, evaluate, interpolate, read_outputs, run_composite
 from helpers import REPO
-
-yaml = pytest.importorskip("yaml")
 
 ACTION = yaml.safe_load((REPO / "action.yml").read_text())
 BIN = Path(sys.executable).parent
