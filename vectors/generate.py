@@ -191,7 +191,7 @@ KINDS: list[tuple[str, dict, tuple]] = [
     ("ConversationKeyChangeEvent", {"conversation_key_version": CKV,
                                     "conversation_participant_keys": participants([ALICE, BOB])},
      ("conversation_participant_keys", 1, "public_key_version")),
-    ("MessageDeleteEvent", {"sequence_ids": [seq(1)], "delete_message_action": 2}, ("delete_message_action",)),
+    ("MessageDeleteEvent", {"sequence_ids": [seq(0)], "delete_message_action": 2}, ("delete_message_action",)),
     ("ConversationDeleteEvent", {"conversation_id": CONV, "options": {"clear_all_messages": True,
                                                                        "sort_order_msec": T0}},
      ("options", "sort_order_msec")),

@@ -578,7 +578,10 @@ class _Reader:
             etype, esub = sub
             _wire, n = self.list_header(f"list {path}")
             self.container(n, _MIN_SIZES[etype], f"list {path}")
-            return [self.value(etype, esub, path) for _ in range(n)]
+            items = [self.value(etype, esub, path) for _ in range(n)]
+            if isinstance(esub, UnionSchema):  # product.thrift list<union>: the SDK drops elements
+                items = [i for i in items if not isinstance(i, _UnknownVariant)]  # of only unknown members
+            return items
         if ttype == T_MAP:
             (ktype, ksub), (vtype, vsub) = sub
             _k, _v, n = self.map_header(f"map {path}")
@@ -676,7 +679,14 @@ class _Reader:
                 self.skip(ttype, self.limits.max_skip_depth)
                 continue
             kind, member_schema = member
-            body = self.struct(member_schema, f"{path}.{kind}")
+            if isinstance(member_schema, UnionSchema):
+                # A union member of a union (product.thrift QuickReply): one that holds only unknown
+                # members is ignored and not counted as set, as in the SDK's generated reader.
+                body = self.union(member_schema, f"{path}.{kind}")
+                if isinstance(body, _UnknownVariant):
+                    continue
+            else:
+                body = self.struct(member_schema, f"{path}.{kind}")
             known += 1
             if chosen is None:
                 chosen = (kind, body)
@@ -719,16 +729,24 @@ def decode_event_bytes(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> MessageEv
             f"event of {len(raw)} bytes exceeds the limit of {limits.max_event_bytes}")
     reader = _Reader(raw, limits)
     fields = reader.struct(ENVELOPE, "MessageEvent")
+    shadowed = [_resolve_detail(old)[0] or "" for where, old in reader.replaced
+                if where == "MessageEvent.detail"]
+    return event_from_fields(fields, trailing=len(raw) - reader.pos, shadowed=shadowed)
+
+
+def event_from_fields(fields: dict[str, Any], trailing: int = 0, shadowed: list[str] | None = None) -> MessageEvent:
+    """A ``MessageEvent`` from the fields the reader returned for an ``ENVELOPE`` struct (also one
+    embedded in decrypted contents, such as the original a reply quotes)."""
+    fields = dict(fields)
     kind, body = _resolve_detail(fields.pop("detail", None))
     signature = fields.pop("signature", None)
     if signature is not None:
+        signature = dict(signature)
         infos = signature.get("message_signing_key_info_list")
         if infos is not None:
             signature["message_signing_key_info_list"] = [SigningKeyInfo(**i) for i in infos]
         fields["signature"] = EventSignature(**signature)
-    shadowed = [_resolve_detail(old)[0] or "" for where, old in reader.replaced
-                if where == "MessageEvent.detail"]
-    return MessageEvent(kind=kind, body=body, trailing=len(raw) - reader.pos, shadowed=shadowed, **fields)
+    return MessageEvent(kind=kind, body=body, trailing=trailing, shadowed=shadowed or [], **fields)
 
 
 def decode_event_b64(text: str, limits: Limits = DEFAULT_LIMITS) -> tuple[bytes, MessageEvent]:
