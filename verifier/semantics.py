@@ -19,7 +19,7 @@ than what was fetched).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .keys import Keyring
@@ -99,8 +99,10 @@ class TargetProblems:
         self.older: list[str] = []  # outside it
         self.not_message: list[tuple[str, str]] = []
 
-    def check(self, timeline: Timeline, record: Any, target: str | None, *, message_only: bool = False) -> None:
-        """One target of ``record``: must exist (as a message when ``message_only``) and precede it."""
+    def check(self, timeline: Timeline, record: Any, target: str | None, *,
+              describe: Callable[[Any], str | None] | None = None) -> None:
+        """One target of ``record``: it must exist and precede it. ``describe(found)`` says what a
+        found event is when it is not an acceptable target (None when it is)."""
         if target is None:
             return
         own, at = position(record.sequence_id), position(target)
@@ -110,8 +112,10 @@ class TargetProblems:
         found = [r for r in timeline.lookup(target) if r is not record]
         if not found:
             (self.missing if timeline.covers(target) else self.older).append(target)
-        elif message_only and not any(kind_of(r) == MESSAGE for r in found):
-            self.not_message.append((target, kind_of(found[0]) or "malformed event"))
+        elif describe is not None:
+            labels = [describe(r) for r in found]
+            if all(label is not None for label in labels):
+                self.not_message.append((target, labels[0]))
 
     def report(self, record: Any) -> None:
         if self.after:
