@@ -104,3 +104,16 @@ def test_reviewers_can_be_replaced():
                for f in e.findings)
     quiet = verify(page(*history), ring=RING, reviewers=[])
     assert quiet.verdict == "pass"
+
+
+@pytest.mark.parametrize("kind", ["MarkConversationReadEvent", "MarkConversationUnreadEvent"])
+@pytest.mark.parametrize("target, expected", [
+    pytest.param(lambda: seq(1), [], id="earlier"),
+    pytest.param(lambda: seq(2), [("target_after_event", "error")], id="itself"),
+    pytest.param(lambda: seq(3), [("target_after_event", "error")], id="later"),
+    pytest.param(lambda: seq(0), [("target_missing", "warning")], id="older-than-window"),
+])
+def test_signed_read_markers_point_at_the_past(kind, target, expected):
+    marker = ev(kind, {"seen_until_sequence_id": target()}, seq=2, prev=1, sender=BOB)
+    report = verify(page(ev(seq=1), marker, ev(seq=3, prev=2)), ring=RING)
+    assert [f for f in findings(report, 1) if f[0].startswith("target_")] == expected

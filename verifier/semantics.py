@@ -1,14 +1,14 @@
 """What signed events claim about other events, checked against the history. No key is needed, so
 these checks run in every verification (``engine.default_reviewers``):
 
-* a MessageDeleteEvent's signed sequence ids must name events of the history that precede it
-  (``target_missing``, ``target_after_event``);
+* a MessageDeleteEvent's signed sequence ids, and a signed read marker's ``seen_until_sequence_id``,
+  must name events of the history that precede it (``target_missing``, ``target_after_event``);
 * group membership: the proven group changes (GroupCreate, GroupMemberAddChange,
   GroupMemberRemoveChange; leaving a group is removing oneself) are replayed in chain order, and a
   message from a user who is not a member at that point is ``non_member_sender``.
 
 The participant audit (``verifier.participant``) uses the same timeline and target rules for what
-only decrypted contents say (reactions, edits, replies, read markers).
+only decrypted contents say (reactions, edits, replies, read markers inside messages).
 
 Chain order is sequence-id order, decimal ids compared as numbers (as the chain check compares
 them); events without a decimal sequence id cannot be placed and take part only by exact id. The
@@ -29,6 +29,7 @@ _SHOWN = 5  # ids named in one finding; the rest are counted
 _ID_CHARS = 40
 
 DELETE = "MessageDeleteEvent"
+READ_MARKERS = {"MarkConversationReadEvent": "marks read up to", "MarkConversationUnreadEvent": "marks unread from"}
 MESSAGE = "MessageCreateEvent"
 GROUP_CREATE = "GroupChangeEvent.GroupCreate"
 GROUP_ADD = "GroupChangeEvent.GroupMemberAddChange"
@@ -142,14 +143,19 @@ def proven(record: Any) -> bool:
     return record.signature is not None and record.signature.status == "valid"
 
 
-def check_deletes(timeline: Timeline) -> None:
+def check_targets(timeline: Timeline) -> None:
+    """Deletes and signed read markers: every target exists and precedes its event."""
     for record in timeline.ordered:
-        if kind_of(record) != DELETE:
-            continue
-        problems = TargetProblems("deletes")
-        for target in record.event.body.get("sequence_ids") or ():
-            problems.check(timeline, record, target)
-        problems.report(record)
+        kind = kind_of(record)
+        if kind == DELETE:
+            problems = TargetProblems("deletes")
+            for target in (record.event.body or {}).get("sequence_ids") or ():
+                problems.check(timeline, record, target)
+            problems.report(record)
+        elif kind in READ_MARKERS:
+            problems = TargetProblems(READ_MARKERS[kind])
+            problems.check(timeline, record, (record.event.body or {}).get("seen_until_sequence_id"))
+            problems.report(record)
 
 
 def replay_membership(timeline: Timeline) -> None:
@@ -187,6 +193,6 @@ class SignedChecks:
 
     def review(self, records: Sequence[Any], keyring: Keyring | None) -> list[tuple[str, str]]:
         for timeline in timelines(records):
-            check_deletes(timeline)
+            check_targets(timeline)
             replay_membership(timeline)
         return []

@@ -29,7 +29,6 @@ from .crypto import secretbox_open
 from .identity import IdentityKey
 
 KEY_CHANGE = "ConversationKeyChangeEvent"
-READ_MARKERS = {"MarkConversationReadEvent": "marks read up to", "MarkConversationUnreadEvent": "marks unread from"}
 _TARGET_WORDS = {"reaction_add": "reacts to", "reaction_remove": "removes a reaction from",
                  "message_edit": "edits", "mark_conversation_read": "marks read up to",
                  "mark_conversation_unread": "marks unread from"}
@@ -68,6 +67,7 @@ class Participant:
         self.keys: dict[tuple[str, str], bytes] = {}  # (conversation, version) -> adopted key
         self.opened: dict[int, Opened] = {}  # by record index, every message
         self.records: Sequence[Any] = ()
+        self._edited: dict[int, list[str]] = {}
 
     def keys_by_version(self) -> dict[str, bytes]:
         """The conversation keys the identity key opened, by version (the SDK's ``keys`` map)."""
@@ -172,12 +172,15 @@ class Participant:
                     in_force[record.sender_id] = max(in_force.get(record.sender_id, 0), number)
             elif kind == MESSAGE:
                 self._open(record, conversation, introduced, verified, in_force)
+        self._edited = {}  # the original's record index -> texts of its author's edits (for replies)
         for record in timeline.ordered:
-            kind = kind_of(record)
-            if kind in READ_MARKERS:
-                problems = TargetProblems(READ_MARKERS[kind])
-                problems.check(timeline, record, (record.event.body or {}).get("seen_until_sequence_id"))
-                problems.report(record)
+            opened = self.opened.get(record.index)
+            if opened is not None and opened.content is not None and opened.content.kind == "message_edit" and \
+                    opened.content.target is not None:
+                for original in timeline.lookup(opened.content.target):
+                    if original.sender_id == record.sender_id:
+                        self._edited.setdefault(original.index, []).append(opened.content.text or "")
+        for record in timeline.ordered:
             opened = self.opened.get(record.index)
             if opened is not None and opened.content is not None:
                 self._check_content(timeline, record, opened.content, keyring)
@@ -276,24 +279,12 @@ class Participant:
         if claimed_id is not None and claimed_id != original.message_id:
             problems.append("its message id is not the original's")
         claimed_text = preview.get("message_text")
-        texts = self._texts_of(timeline, original)
-        if claimed_text is not None and texts is not None and not any(t.startswith(claimed_text) for t in texts):
-            problems.append("the quoted text is not the original's text (nor an edit of it by its author)")
-        return problems
-
-    def _texts_of(self, timeline: Timeline, original: Any) -> list[str] | None:
-        """The original's text and the texts of its author's edits of it; None when not decrypted."""
         opened = self.opened.get(original.index)
-        if opened is None or opened.content is None or opened.content.kind != "message":
-            return None
-        texts = [opened.content.text or ""]
-        for record in timeline.ordered:
-            other = self.opened.get(record.index)
-            if other is not None and other.content is not None and other.content.kind == "message_edit" and \
-                    record.sender_id == original.sender_id and other.content.target is not None and \
-                    timeline.lookup(other.content.target) and original in timeline.lookup(other.content.target):
-                texts.append(other.content.text or "")
-        return texts
+        if claimed_text is not None and opened is not None and opened.content is not None:
+            texts = [opened.content.text or "", *self._edited.get(original.index, ())]
+            if opened.content.kind != "message" or not any(t.startswith(claimed_text) for t in texts):
+                problems.append("the quoted text is not the original's text (nor an edit of it by its author)")
+        return problems
 
     def _embedded_problems(self, record: Any, preview: dict, raw: MessageEvent, edit: Any,
                            keyring: Keyring | None) -> list[str]:
