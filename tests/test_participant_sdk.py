@@ -444,3 +444,18 @@ def test_key_changes_needing_no_key_still_verify_for_an_outsider_of_the_rotation
     waiting = [e for e in report.conversations[0].events if e.signature.status == "needs_conversation_key"]
     assert waiting and all(e.event_type == "ConversationKeyChangeEvent" for e in waiting)
     assert any(f.code == "not_decrypted" for e in report.conversations[0].events for f in e.findings)
+
+
+def test_a_key_change_only_in_meta_still_gives_its_key(users):
+    """A window that starts after the key change: the API sends it in meta.conversation_key_events."""
+    h = _conversation(users)
+    key_change = h.events[0]
+    h.text(users["A"], "one")
+    h.text(users["B"], "two")
+    page = h.page()
+    page["data"] = [item for item in page["data"] if item["encoded_event"] != key_change.b64]
+    report, participant = audit(h, users["B"], users["A"], users["B"], page=page)
+    assert [o.status for o in participant.opened.values()] == ["decrypted", "decrypted"]
+    assert participant.keys_by_version() == sdk_decrypt(users["B"], h.b64s(), users["A"], users["B"])["keys"]
+    meta = [e for e in report.conversations[0].events if e.chain.status == "out_of_band"]
+    assert meta and meta[0].signature.status == "valid"
