@@ -362,3 +362,12 @@ def test_transcript_of_a_fetched_conversation_and_of_its_evidence(run, served, t
 
 def test_transcript_formats_match_the_cli_choices():
     assert TRANSCRIPT_FORMATS == ("jsonl", "markdown", "html")
+
+
+def test_without_an_identity_key_nothing_of_the_participant_audit_is_loaded(convo):
+    code = ("import sys\nfrom verifier.cli import main\n"
+            f"main(['verify', {str(convo['root'] / 'page.json')!r}, '-o', '/dev/null'])\n"
+            "assert 'verifier.participant' not in sys.modules and 'nacl' not in sys.modules\n")
+    env = {k: v for k, v in os.environ.items() if k != ENV_VAR}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    assert proc.returncode == 0, proc.stderr

@@ -20,7 +20,7 @@ from .keys import entry_from_row
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, Report, exit_code
 from .outputs import atomic_write_text
 from .paging import MB
-from .settings import DEFAULT_BASE_URL, AuditOptions, RetryPolicy
+from .settings import DEFAULT_BASE_URL, IDENTITY_KEY_ENV, AuditOptions, RetryPolicy
 
 if TYPE_CHECKING:  # the network modules are imported by the commands that use them
     from .audit import AuditProgress
@@ -100,7 +100,9 @@ def add_identity_option(parser: argparse.ArgumentParser) -> None:
 
 def identity_reviewers(args: argparse.Namespace) -> tuple | None:
     """The participant's reviewers when --identity-key (or its variable) names a key file, else None."""
-    from .participant import load_identity_key, participant_reviewers
+    if not (getattr(args, "identity_key", None) or os.environ.get(IDENTITY_KEY_ENV)):
+        return None
+    from .participant import load_identity_key, participant_reviewers  # only a participant loads PyNaCl
     loaded = load_identity_key(getattr(args, "identity_key", None))  # IdentityKeyError: exit 2
     if loaded is None:
         return None

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from .paging import MB, PageLimits
 
 DEFAULT_BASE_URL = "https://api.x.com"
+IDENTITY_KEY_ENV = "XCHAT_VERIFY_IDENTITY_KEY_FILE"  # names the participant's key file (--identity-key)
 
 
 @dataclass

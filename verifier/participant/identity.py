@@ -24,10 +24,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..errors import IdentityKeyError, MalformedEvent
 from ..keys import P256_ORDER, Keyring, UnusableKey, key_identity, parse_public_key
+from ..settings import IDENTITY_KEY_ENV as ENV_VAR
 from ..wire import b64decode_strict
 from .crypto import ecies_decrypt
-
-ENV_VAR = "XCHAT_VERIFY_IDENTITY_KEY_FILE"
 _MAX_FILE_BYTES = 4096  # a blob is 44 or 88 base64 characters; anything far larger is not one
 _WHITESPACE = b" \t\r\n"
 
