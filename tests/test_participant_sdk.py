@@ -459,3 +459,18 @@ def test_a_key_change_only_in_meta_still_gives_its_key(users):
     assert participant.keys_by_version() == sdk_decrypt(users["B"], h.b64s(), users["A"], users["B"])["keys"]
     meta = [e for e in report.conversations[0].events if e.chain.status == "out_of_band"]
     assert meta and meta[0].signature.status == "valid"
+
+
+def test_hostile_key_changes_cost_a_bounded_number_of_decryptions(users):
+    """10,000 entries labelled for B, none opening, and 10,000 labelled for others: B's run tries 16
+    of its own and stops at the run's budget for the others."""
+    from verifier.participant import review
+    h = _conversation(users)
+    junk = base64.b64encode(bytes(113)).decode()
+    entries = [{"user_id": "2222", "public_key_version": users["B"].version, "encrypted_conversation_key": junk}
+               for _ in range(10_000)]
+    h.signed_key_change(users["A"], "1796000000001", os.urandom(32), entries)
+    report, participant = audit(h, users["B"], users["A"], users["B"])
+    outcome = [o for o in participant.key_changes.values() if o.version == "1796000000001"][0]
+    assert len(outcome.tried) == review.MY_ENTRY_ATTEMPTS and outcome.mine_failed
+    assert participant.other_attempts <= review.OTHER_ENTRY_BUDGET

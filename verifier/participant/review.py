@@ -8,9 +8,13 @@ history: targets of reactions, edits and read markers, who edits whose message, 
 and how conversation-key versions move. Findings go into the report; plaintext never does: it stays
 in this object for ``verifier.participant.transcript`` and nothing else.
 
-Key adoption mirrors the SDK's ``extract_conversation_keys``: a key change's entries are tried in
-order (skipping entries for another key version of the participant's, when that version is known)
-and the first that decrypts gives the key; for one version, the last key change wins.
+Key adoption follows the SDK's ``extract_conversation_keys``: entries for another key version of
+the participant's are skipped (when that version is known), an entry that decrypts gives the key,
+and for one version the last key change wins. The participant's own entries are tried first (the
+SDK tries entries in list order; the two differ only if an entry labelled for someone else also
+opens with the participant's key); entries labelled for others are tried, in order, only when none
+of the participant's opens, within a budget for the whole run (hostile key changes can carry 10,000
+entries each).
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ _TARGET_WORDS = {"reaction_add": "reacts to", "reaction_remove": "removes a reac
                  "message_edit": "edits", "mark_conversation_read": "marks read up to",
                  "mark_conversation_unread": "marks unread from"}
 _MESSAGE_TARGETS = {"reaction_add", "reaction_remove", "message_edit"}
-OTHER_ENTRY_ATTEMPTS = 1024  # entries labelled for other users tried per key change (the SDK tries all)
+MY_ENTRY_ATTEMPTS = 16  # entries labelled for the participant tried per key change
+OTHER_ENTRY_BUDGET = 20_000  # entries labelled for others tried in a whole run (~0.2 ms each)
 
 
 @dataclass
@@ -68,6 +73,7 @@ class Participant:
         self.opened: dict[int, Opened] = {}  # by record index, every message
         self.records: Sequence[Any] = ()
         self._edited: dict[int, list[str]] = {}
+        self.other_attempts = 0  # entries labelled for others tried so far (OTHER_ENTRY_BUDGET)
 
     def keys_by_version(self) -> dict[str, bytes]:
         """The conversation keys the identity key opened, by version (the SDK's ``keys`` map)."""
@@ -100,24 +106,26 @@ class Participant:
 
     def _open_key_change(self, body: dict, my_version: str | None) -> KeyChangeOutcome:
         outcome = KeyChangeOutcome(body.get("conversation_key_version"))
-        others = 0
         my_user = self.me[0] if self.me else None
-        for entry in body.get("conversation_participant_keys") or ():
-            user, version = entry.get("user_id"), entry.get("public_key_version")
-            if my_version is not None and version is not None and version != my_version:
-                continue  # an entry for another key version: the SDK skips it too
-            if my_user is None or user != my_user:
-                # Entries labelled for others are tried, in order, until one opens (the SDK adopts
-                # the first that decrypts, whatever its label), at most OTHER_ENTRY_ATTEMPTS of them;
-                # the participant's own entries are always tried, to find one that does not open.
-                if outcome.key is not None or others >= OTHER_ENTRY_ATTEMPTS:
-                    continue
-                others += 1
-            key = self._decrypt_entry(entry.get("encrypted_conversation_key"))
-            outcome.tried.append((user, version, key is not None))
-            if key is not None and outcome.key is None:
-                outcome.key = key
+        entries = [e for e in body.get("conversation_participant_keys") or ()
+                   if my_version is None or e.get("public_key_version") is None
+                   or e.get("public_key_version") == my_version]  # the SDK skips other versions too
+        mine = [e for e in entries if my_user is not None and e.get("user_id") == my_user]
+        for entry in mine[:MY_ENTRY_ATTEMPTS]:  # every one of them, to find one that does not open
+            self._try(outcome, entry)
+        for entry in entries:  # the SDK adopts whatever opens, whatever its label
+            if outcome.key is not None or self.other_attempts >= OTHER_ENTRY_BUDGET:
+                break
+            if my_user is None or entry.get("user_id") != my_user:
+                self.other_attempts += 1
+                self._try(outcome, entry)
         return outcome
+
+    def _try(self, outcome: KeyChangeOutcome, entry: dict) -> None:
+        key = self._decrypt_entry(entry.get("encrypted_conversation_key"))
+        outcome.tried.append((entry.get("user_id"), entry.get("public_key_version"), key is not None))
+        if key is not None and outcome.key is None:
+            outcome.key = key
 
     def _decrypt_entry(self, encrypted: str | None) -> bytes | None:
         if encrypted is None:
