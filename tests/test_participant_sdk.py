@@ -474,3 +474,22 @@ def test_hostile_key_changes_cost_a_bounded_number_of_decryptions(users):
     outcome = [o for o in participant.key_changes.values() if o.version == "1796000000001"][0]
     assert len(outcome.tried) == review.MY_ENTRY_ATTEMPTS and outcome.mine_failed
     assert participant.other_attempts <= review.OTHER_ENTRY_BUDGET
+
+
+def test_a_forged_high_version_does_not_make_later_messages_regress(users):
+    """A key change claiming A with a far newer version, signed by someone else, fails itself; A's
+    genuine messages under the real version afterwards are not key_version_regressed."""
+    h = _conversation(users)
+    h.text(users["A"], "one")
+    entries = [{"user_id": m.uid, "public_key_version": m.version, "encrypted_conversation_key": base64.b64encode(
+        ecies_encrypt(parse_public_key(m.identity_spki), os.urandom(32))).decode()} for m in (users["A"], users["B"])]
+    forged = h.signed_key_change(users["C"], "1899999999999", os.urandom(32), entries)
+    forged_event = h.events[-1]
+    forged_event.raw = forged_event.raw.replace(b"3333", b"1111")  # now it claims to be A's
+    forged_event.sender = "1111"
+    later = h.text(users["A"], "two", version=[v for v in h.keys if v != "1899999999999"][0])
+    report, _ = audit(h, users["B"], users["A"], users["B"], users["C"])
+    events = data_events(report)
+    assert events[forged.sequence_id].sender_id == "1111"
+    assert events[forged.sequence_id].signature.status in ("invalid", "unknown_key")  # not A's signature
+    assert "key_version_regressed" not in codes_of(events[later.sequence_id])

@@ -174,10 +174,11 @@ class Participant:
         in_force: dict[str, int] = {}
         for record in timeline.ordered:
             kind = kind_of(record)
-            if kind == KEY_CHANGE:
+            if kind == KEY_CHANGE:  # only proven events move a sender's version: a forgery cannot
                 number = position(record.event.body.get("conversation_key_version") if record.event.body else None)
-                if number is not None and record.sender_id is not None:
-                    in_force[record.sender_id] = max(in_force.get(record.sender_id, 0), number)
+                if number is not None and proven(record):
+                    sender = record.sender_id or ""
+                    in_force[sender] = max(in_force.get(sender, 0), number)
             elif kind == MESSAGE:
                 self._open(record, conversation, introduced, verified, in_force)
         self._edited = {}  # the original's record index -> texts of its author's edits (for replies)
@@ -203,7 +204,7 @@ class Participant:
         if number is not None and high is not None and number < high:
             record.add("key_version_regressed", f"encrypted under key version {shown(version)} after its sender "
                                                 f"already used or introduced {high}")
-        if number is not None:
+        if number is not None and proven(record):
             in_force[sender] = max(high or 0, number)
         if version not in introduced:
             record.add("unknown_key_version", f"encrypted under key version {shown(version)}, which no key change "
