@@ -161,7 +161,6 @@ def test_the_cli_as_a_subprocess_impl_passes(subset):
 # --------------------------------------------------------------------------- the official SDK
 @pytest.fixture(scope="module")
 def sdk_results() -> list[v.CaseResult]:
-    pytest.importorskip("chat_xdk")
     return v.run_suite(VECTORS, profile="signatures", runner=in_process(load_adapter().main))
 
 
@@ -194,7 +193,6 @@ def test_the_sdk_adapter_as_a_subprocess_agrees_with_its_in_process_run(subset, 
 
 def test_the_sdk_adapter_reads_inputs_like_the_cli(tmp_path):
     """Exit 3 where xchat-verify cannot read an input; embedded keys refused (exit 2)."""
-    pytest.importorskip("chat_xdk")
     adapter = load_adapter()
     case = VECTORS / "chain" / "gap"
     for bad in (b"{not json", b"[1]", b'{"errors": [{"title": "Forbidden"}]}', b"{}", b'{"data": "x"}'):

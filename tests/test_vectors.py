@@ -34,7 +34,7 @@ def test_suite_covers_the_required_ground():
     ids = json.loads((VECTORS / "index.json").read_text())["cases"]
     groups = {i.split("/")[0] for i in ids}
     assert groups == {"kinds", "versions", "signatures", "encoding", "keys", "payload", "chain", "envelope",
-                      "malformed", "structure", "proof", "fixture"}
+                      "malformed", "structure", "proof", "fixture", "semantics"}
     for version in range(2, 8):
         assert sum(i.endswith(f"-v{version}-valid") for i in ids) == 25
         assert sum(i.endswith(f"-v{version}-tampered") for i in ids) == 25
@@ -49,7 +49,7 @@ def test_suite_covers_the_required_ground():
                         "linked", "start", "gap", "fork", "duplicate", "conflict", "non_monotonic", "cycle",
                         "out_of_band", "envelope_mismatch", "key_conflict", "conversation_mismatch", "untrusted",
                         "replay", "meta_not_key_change", "trailing_bytes", "shadowed_detail", "no_trusted_keys",
-                        "no_events", "nothing_proven"}
+                        "no_events", "nothing_proven", "target_missing", "target_after_event", "non_member_sender"}
 
 
 def run(*args):

@@ -32,9 +32,10 @@ SCHEMA = "xchat-verify/vector/v1"
 # The suite's version, and every released version with the digest of its content
 # (verifier.vectors.suite_digest: cases and schemas). Any change to a case or a schema changes the
 # digest: add a new version here, never edit a released one (tests/test_vectors.py enforces it).
-SUITE_VERSION = "2026.12.1"
+SUITE_VERSION = "2026.12.2"
 RELEASES = {
     "2026.12.1": "sha256:197561d5baae5e6009cbb404f3fc2785a417c5eaefa982fcc463c4c652f5c8db",
+    "2026.12.2": "sha256:ef098b36d13be0ac07e39ff194ef5c836d18d6c54b3ff2095c76449edfb2c5fb",  # + semantics group
 }
 CONV = "1111:2222"
 GROUP = "g100"
@@ -51,8 +52,9 @@ ERROR_SIG = {"invalid", "unsupported_version", "unknown_key", "key_binding_inval
              "unverifiable", "malformed"}
 ERROR_CHAIN = {"gap", "fork", "conflict", "cycle"}
 ERROR_FINDINGS = {"envelope_mismatch", "key_conflict", "conversation_mismatch", "replay", "meta_not_key_change",
-                  "trailing_bytes", "shadowed_detail"}
-WARNING_FINDINGS = {"untrusted", "embedded_key_used", "unknown_event_type"}
+                  "trailing_bytes", "shadowed_detail", "target_after_event", "non_member_sender"}
+# target_missing is a warning before the fetched range and an error inside it: cases say which (ev(error=True))
+WARNING_FINDINGS = {"untrusted", "embedded_key_used", "unknown_event_type", "target_missing"}
 # Findings about a whole history (run or conversation) and the option that turns each into information.
 FAIL_CLOSED = {"no_trusted_keys": "allow_embedded_keys", "no_events": "allow_empty", "nothing_proven": "allow_empty"}
 
@@ -141,7 +143,8 @@ def verdict_of(events: list[dict], strict: bool, exit3: bool, scoped: list[str],
     if exit3:
         return "fail", 3
     codes = {c for e in events for c in e.get("findings", [])}
-    error = any(e["signature"] in ERROR_SIG or e["chain"] in ERROR_CHAIN for e in events) or codes & ERROR_FINDINGS
+    error = any(e["signature"] in ERROR_SIG or e["chain"] in ERROR_CHAIN or e.get("error") for e in events) or \
+        codes & ERROR_FINDINGS
     error = error or any(code not in FAIL_CLOSED or FAIL_CLOSED[code] not in allowed for code in scoped)
     warning = codes & WARNING_FINDINGS or any(e["chain"] in ("non_monotonic",) for e in events) or \
         any(e["chain"] == "duplicate" and not e.get("info_duplicate") for e in events)
@@ -184,8 +187,10 @@ class Suite:
         self.ids.append(case_id)
 
 
-def ev(sig: str, chain: str = "start", *findings: str, info_duplicate: bool = False) -> dict:
-    return {"signature": sig, "chain": chain, "findings": list(findings), "info_duplicate": info_duplicate}
+def ev(sig: str, chain: str = "start", *findings: str, info_duplicate: bool = False, error: bool = False) -> dict:
+    """One expected event; ``error`` marks a finding listed here that is an error in this case."""
+    return {"signature": sig, "chain": chain, "findings": list(findings), "info_duplicate": info_duplicate,
+            "error": error}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -198,12 +203,12 @@ KINDS: list[tuple[str, dict, tuple]] = [
     ("ConversationKeyChangeEvent", {"conversation_key_version": CKV,
                                     "conversation_participant_keys": participants([ALICE, BOB])},
      ("conversation_participant_keys", 1, "public_key_version")),
-    ("MessageDeleteEvent", {"sequence_ids": [seq(1)], "delete_message_action": 2}, ("delete_message_action",)),
+    ("MessageDeleteEvent", {"sequence_ids": [seq(0)], "delete_message_action": 2}, ("delete_message_action",)),
     ("ConversationDeleteEvent", {"conversation_id": CONV, "options": {"clear_all_messages": True,
                                                                        "sort_order_msec": T0}},
      ("options", "sort_order_msec")),
-    ("MarkConversationReadEvent", {"seen_until_sequence_id": seq(1), "seen_at_millis": T0}, ("seen_at_millis",)),
-    ("MarkConversationUnreadEvent", {"seen_until_sequence_id": seq(1)}, ("seen_until_sequence_id",)),
+    ("MarkConversationReadEvent", {"seen_until_sequence_id": seq(0), "seen_at_millis": T0}, ("seen_at_millis",)),
+    ("MarkConversationUnreadEvent", {"seen_until_sequence_id": seq(0)}, ("seen_until_sequence_id",)),
     ("GroupChangeEvent.GroupMemberAddChange", GMA, ("current_member_ids", 1)),
     ("GroupChangeEvent.GroupMemberRemoveChange", {"member_ids": ["4444"]}, ("member_ids", 0)),
     ("GroupChangeEvent.GroupAdminAddChange", {"admin_ids": ["2222"]}, ("admin_ids", 0)),
@@ -653,6 +658,54 @@ def fixture(s: Suite) -> None:
     one("garbage", "the fixture garbage is not base64", f["event_garbage_b64"], "malformed", "gap")
 
 
+def semantics(s: Suite) -> None:
+    """What signed events claim about other events (verifier/semantics.py, docs/participant.md)."""
+    def delete(n: int, targets: list[str], prev: int) -> Forged:
+        return event(n, "MessageDeleteEvent", {"sequence_ids": targets, "delete_message_action": 2}, prev=prev)
+
+    m1, m2 = event(1), event(2, prev=1, sender=BOB)
+    cases = [
+        ("delete-earlier", "a delete of an earlier message", [seq(1)], ev("valid", "linked")),
+        ("delete-itself", "a delete that names itself", [seq(3)], ev("valid", "linked", "target_after_event")),
+        ("delete-later", "a delete of a later message", [seq(4)], ev("valid", "linked", "target_after_event")),
+        ("delete-missing-inside-range", "a delete of a sequence id the fetched range covers but the history lacks",
+         [str(int(seq(1)) + 1)], ev("valid", "linked", "target_missing", error=True)),
+        ("delete-older-than-window", "a delete of a message older than the window: a warning",
+         [seq(0)], ev("valid", "linked", "target_missing")),
+    ]
+    for name, description, targets, expected in cases:
+        s.case(f"semantics/{name}", description, [page(event(4, prev=3), delete(3, targets, prev=2), m2, m1)],
+               [ev("valid", "linked"), expected, ev("valid", "linked"), ev("valid", "start")])
+    read = event(3, "MarkConversationReadEvent", {"seen_until_sequence_id": seq(4)}, prev=2, sender=BOB)
+    s.case("semantics/read-marker-ahead", "a signed read marker for a later event",
+           [page(event(4, prev=3), read, m2, m1)],
+           [ev("valid", "linked"), ev("valid", "linked", "target_after_event"), ev("valid", "linked"),
+            ev("valid", "start")])
+
+    def group_event(n: int, kind: str, body: dict, prev: int | None, sender: Identity = ALICE) -> Forged:
+        return event(n, kind, body, prev=prev, sender=sender, conversation_id=GROUP)
+
+    def message(n: int, sender: Identity, prev: int) -> Forged:
+        return event(n, prev=prev, sender=sender, conversation_id=GROUP)
+
+    create = group_event(1, "GroupChangeEvent.GroupCreate", {"member_ids": ["1111", "2222"], "admin_ids": ["1111"],
+                                                              "conversation_key_version": CKV}, None)
+    add = group_event(3, "GroupChangeEvent.GroupMemberAddChange", {
+        "member_ids": ["3333"], "current_member_ids": ["1111", "2222"], "current_admin_ids": ["1111"],
+        "conversation_key_version": CKV}, 2)
+    remove = group_event(3, "GroupChangeEvent.GroupMemberRemoveChange", {"member_ids": ["2222"]}, 2)
+    s.case("semantics/group-non-member", "a group message from a user the group was not created with",
+           [page(message(2, CAROL, 1), create)], [ev("valid", "linked", "non_member_sender"), ev("valid")])
+    s.case("semantics/group-member-added", "a member added by a signed change may write",
+           [page(message(4, CAROL, 3), add, message(2, BOB, 1), create)],
+           [ev("valid", "linked"), ev("valid", "linked"), ev("valid", "linked"), ev("valid")])
+    s.case("semantics/group-member-removed", "a removed member's later message",
+           [page(message(4, BOB, 3), remove, message(2, BOB, 1), create)],
+           [ev("valid", "linked", "non_member_sender"), ev("valid", "linked"), ev("valid", "linked"), ev("valid")])
+    s.case("semantics/group-membership-unknown", "without a create or add in the window nobody is flagged",
+           [page(message(2, CAROL, 1), message(1, BOB, None))], [ev("valid", "linked"), ev("valid")])
+
+
 def generate(out: Path) -> list[str]:
     from verifier.vectors import SCHEMA_FILES, suite_digest
     if out.exists():
@@ -661,7 +714,7 @@ def generate(out: Path) -> list[str]:
                 shutil.rmtree(child)
     suite = Suite(out)
     for group in (kinds, versions, signatures, encoding, keys, payloads, chains, envelopes, malformed, structure,
-                  fail_closed, fixture):
+                  fail_closed, fixture, semantics):
         group(suite)
     for name in SCHEMA_FILES:  # hand-written, versioned with the cases
         if (ROOT / name).resolve() != (out / name).resolve():

@@ -18,6 +18,7 @@ from .errors import (
     EvidenceError,
     FetchError,
     HTTPStatusError,
+    IdentityKeyError,
     InputError,
     KeyringError,
     ManifestError,
@@ -36,7 +37,7 @@ _LAZY = {"XChatClient": "fetch", "AuditOptions": "audit", "audit_conversation": 
 
 __all__ = ["__version__", "verify_pages", "Verification", "PageInput", "Keyring", "KeyringEntry", "Report",
            "SigStatus", "ChainStatus", "Severity", "Verdict", "Limits", "canonical_conversation",
-           "XChatVerifyError", "UsageError", "ConfigError", "InputError", "KeyringError", "EvidenceError",
+           "XChatVerifyError", "UsageError", "ConfigError", "IdentityKeyError", "InputError", "KeyringError", "EvidenceError",
            "ManifestError", "FetchError", "HTTPStatusError", "AuthError", "RateLimitError", "NetworkError",
            *_LAZY]
 

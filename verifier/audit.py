@@ -145,7 +145,8 @@ class Auditor:
         opts = self.options
         verification = Verification(conversation_keys=opts.conversation_keys, strict=opts.strict,
                                     allow_embedded_keys=opts.allow_embedded_keys, allow_empty=opts.allow_empty,
-                                    allow_partial=opts.allow_partial, workers=opts.workers)
+                                    allow_partial=opts.allow_partial, workers=opts.workers,
+                                    reviewers=opts.reviewers)
         self.progress.conversations = len(conversation_ids)
         try:
             self._fetch_conversations(conversation_ids, verification)

@@ -20,7 +20,7 @@ from .keys import entry_from_row
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, Report, exit_code
 from .outputs import atomic_write_text
 from .paging import MB
-from .settings import DEFAULT_BASE_URL, AuditOptions, RetryPolicy
+from .settings import DEFAULT_BASE_URL, IDENTITY_KEY_ENV, AuditOptions, RetryPolicy
 
 if TYPE_CHECKING:  # the network modules are imported by the commands that use them
     from .audit import AuditProgress
@@ -69,6 +69,10 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", metavar="PATH", help="write the report to PATH instead of stdout")
     parser.add_argument("--all-events", action="store_true",
                         help="text format: list every event, also in conversations of more than 50 events")
+    add_trust_options(parser)
+
+
+def add_trust_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true", help="warnings (untrusted, duplicate, "
                         "non_monotonic, ...) also fail the verdict")
     parser.add_argument("--conversation-key", action="append", default=[], metavar="VERSION=BASE64",
@@ -83,6 +87,27 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
                         help="a history that was not fetched to its end may pass (reported as incomplete)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="verification threads (default: number of CPUs, at most 8)")
+    add_identity_option(parser)
+
+
+def add_identity_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--identity-key", metavar="FILE",
+                        help="audit as a participant: FILE holds your private key blob (base64, as the SDK "
+                             "exports it); default: the file named by XCHAT_VERIFY_IDENTITY_KEY_FILE. Decrypts "
+                             "conversation keys and contents to check what messages claim (docs/participant.md)")
+
+
+def identity_reviewers(args: argparse.Namespace) -> tuple | None:
+    """The participant's reviewers when --identity-key (or its variable) names a key file, else None."""
+    if not (getattr(args, "identity_key", None) or os.environ.get(IDENTITY_KEY_ENV)):
+        return None
+    from .participant import load_identity_key, participant_reviewers  # only a participant loads PyNaCl
+    loaded = load_identity_key(getattr(args, "identity_key", None))  # IdentityKeyError: exit 2
+    if loaded is None:
+        return None
+    for message in loaded.warnings:
+        warn(f"warning: {message}")
+    return participant_reviewers(loaded.key)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -92,7 +117,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     conversation_keys = parse_conversation_keys(args.conversation_key)
     options = dict(conversation_keys=conversation_keys, allow_embedded_keys=args.allow_embedded_keys,
                    allow_empty=args.allow_empty, allow_partial=args.allow_partial,
-                   strict=args.strict, workers=args.workers)
+                   strict=args.strict, workers=args.workers, reviewers=identity_reviewers(args))
     if len(args.pages) == 1 and is_evidence_dir(args.pages[0]):
         from .audit import verify_saved_audit
         keyring = load_keyring(args.keys, max_bytes) if args.keys else None
@@ -175,8 +200,9 @@ class _Display:
         threading.Thread(target=tick, daemon=True, name="xchat-verify-countdown").start()
 
 
-def audit_options(args: argparse.Namespace) -> AuditOptions:
-    """AuditOptions from the command line, every limit checked (a bad value is a usage error)."""
+def audit_options(args: argparse.Namespace, reviewers: tuple | None = None) -> AuditOptions:
+    """AuditOptions from the command line, every limit checked (a bad value is a usage error);
+    ``reviewers`` default to those of --identity-key."""
     if args.resume and not args.save:
         raise UsageError("--resume needs --save DIR")
     if not 1 <= args.max_results <= 100:
@@ -197,21 +223,80 @@ def audit_options(args: argparse.Namespace) -> AuditOptions:
                         concurrency=args.concurrency, save_dir=args.save, resume=args.resume, force=args.force,
                         strict=args.strict, allow_embedded_keys=args.allow_embedded_keys,
                         allow_empty=args.allow_empty, allow_partial=args.allow_partial,
-                        conversation_keys=parse_conversation_keys(args.conversation_key), workers=args.workers)
+                        conversation_keys=parse_conversation_keys(args.conversation_key), workers=args.workers,
+                        reviewers=reviewers if reviewers is not None else identity_reviewers(args))
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    return finish(run_audit(args, audit_options(args), args.ids), args)
+
+
+def run_audit(args: argparse.Namespace, options: AuditOptions, ids: list[str]) -> Report:
     from .audit import Auditor
     from .fetch import ClientEvents
-    options = audit_options(args)
     display = _Display(sys.stderr.isatty() and not args.quiet)
     with display, make_client(args, ClientEvents(on_wait=display.wait)) as client:
         try:  # bad ids and --resume refusals are UsageErrors, unusable evidence EvidenceErrors
             auditor = Auditor(client, options, on_change=display.update)
-            report = auditor.run(args.ids)
+            report = auditor.run(ids)
         except OSError as exc:
             raise InputError(f"cannot write evidence: {exc.strerror or exc}") from None
-    return finish(report, args)
+    return report
+
+
+def cmd_transcript(args: argparse.Namespace) -> int:
+    """The decrypted conversation with its proof, written only to the output the user names."""
+    from .ids import conversation_path_id
+    from .participant import load_identity_key, participant_reviewers
+    from .participant.transcript import build_transcript, render_transcript
+    if not args.output:
+        raise UsageError("transcript needs --output PATH (- for standard output): the plaintext is written "
+                         "only where you name it")
+    loaded = load_identity_key(args.identity_key)
+    if loaded is None:
+        raise UsageError("transcript needs --identity-key FILE (or XCHAT_VERIFY_IDENTITY_KEY_FILE)")
+    for message in loaded.warnings:
+        warn(f"warning: {message}")
+    reviewers = participant_reviewers(loaded.key)
+    offline = [s == "-" or os.path.exists(s) for s in args.sources]
+    if all(offline):
+        if args.save or args.resume:
+            raise UsageError("--save and --resume fetch conversations: give conversation ids, not files")
+        if args.sources.count("-") > 1:
+            raise UsageError("- (standard input) can be read only once")
+        max_bytes = args.max_file_mb * 1024 * 1024
+        keyring = load_keyring(args.keys, max_bytes) if args.keys else None
+        options = dict(conversation_keys=parse_conversation_keys(args.conversation_key),
+                       allow_embedded_keys=args.allow_embedded_keys, allow_empty=args.allow_empty,
+                       allow_partial=args.allow_partial, strict=args.strict, workers=args.workers,
+                       reviewers=reviewers)
+        if len(args.sources) == 1 and is_evidence_dir(args.sources[0]):
+            from .audit import verify_saved_audit
+            report = verify_saved_audit(args.sources[0], keyring, **options)
+        else:
+            report = verify_pages(load_pages(args.sources, max_bytes), keyring, **options)
+    else:
+        if any(offline):
+            raise UsageError("give either files (pages, an evidence directory) or conversation ids, not both")
+        if args.keys:
+            raise UsageError("--keys is for files; a fetched conversation uses the keys it fetches")
+        for source in args.sources:
+            conversation_path_id(source)  # a UsageError names an argument that is neither
+        report = run_audit(args, audit_options(args, reviewers), args.sources)
+    text = render_transcript(build_transcript(report, reviewers[1]), args.format)
+    if args.output == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        try:
+            atomic_write_text(args.output, text)
+        except OSError as exc:
+            raise InputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+        print(f"verdict: {report.verdict} (transcript written to {printable(args.output)})", file=sys.stderr)
+    for inp in report.inputs:
+        for err in inp.errors:
+            warn(f"{inp.source}: {err}")
+    return exit_code(report)
 
 
 def cmd_keys_fetch(args: argparse.Namespace) -> int:
@@ -415,6 +500,36 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--output", "-o", metavar="PATH", help="write the keyring here (default stdout)")
     add_client_options(fetch)
     fetch.set_defaults(handler=cmd_keys_fetch)
+
+    transcript = sub.add_parser(
+        "transcript", help="the decrypted conversation with each message's proof (needs your identity key)",
+        description="Verify as a participant (--identity-key) and write the decrypted conversation in chain "
+                    "order, each message with its signature, chain and key-version proof and its findings, "
+                    "edits and reactions attached to their targets, deletions shown. The plaintext goes only "
+                    "to --output. Sources are saved pages or an evidence directory (offline), or conversation "
+                    "ids (fetched like audit).")
+    transcript.add_argument("sources", nargs="+", metavar="ID|PAGE",
+                            help="conversation ids to fetch, or page files / - / one audit --save directory")
+    transcript.add_argument("--format", choices=("jsonl", "markdown", "html"), default="jsonl",
+                            help="transcript format (default jsonl)")
+    transcript.add_argument("--output", "-o", metavar="PATH",
+                            help="write the transcript to PATH (required; - for standard output)")
+    transcript.add_argument("--keys", metavar="KEYRING", help="trusted signing keys, for files (keyring JSON)")
+    add_trust_options(transcript)
+    transcript.add_argument("--max-file-mb", type=int, default=DEFAULT_MAX_FILE_MB, metavar="MB",
+                            help=f"refuse input files larger than this (default {DEFAULT_MAX_FILE_MB})")
+    transcript.add_argument("--save", metavar="DIR", help="with ids: keep raw pages (ciphertext), key responses "
+                            "and a manifest in DIR")
+    transcript.add_argument("--resume", action="store_true", help="continue an interrupted or limited --save DIR")
+    transcript.add_argument("--force", action="store_true", help="with --resume: continue evidence fetched from "
+                            "another --base-url")
+    transcript.add_argument("--max-results", type=int, default=100, metavar="N", help="page size 1-100")
+    transcript.add_argument("--concurrency", type=int, default=4, metavar="N", help="conversations fetched at once")
+    transcript.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    add_limit_options(transcript)
+    add_client_options(transcript)
+    transcript.set_defaults(handler=cmd_transcript)
+
 
     vectors = sub.add_parser("vectors", help="run the conformance vector suite, or export it",
                              description="Run every case under DIR and compare with its expected.json, against "

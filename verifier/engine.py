@@ -17,11 +17,11 @@ import gc
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .chain import ChainNode, ChainResult, analyse_chain, find_replays
 from .envelope import envelope_differences
@@ -124,22 +124,52 @@ class _Event:
         self.findings.append(Finding(code, getattr(sev, "value", sev), message))
 
 
+class Reviewer(Protocol):
+    """A check that runs inside a verification, around the signature checks (the hook of the
+    participant audit, ``verifier.participant``; the default is ``verifier.semantics.SignedChecks``).
+
+    Both methods receive the engine's per-event records in input order. A reviewer reads their
+    ``index``, ``conversation`` (canonical id), ``event`` (the decoded ``MessageEvent``, or None when
+    malformed), ``from_meta``, ``sequence_id``, ``sender_id`` and, in ``review``, ``signature`` (the
+    ``Check``); it reports a finding on an event with ``record.add(code, message[, severity])`` and
+    changes nothing else.
+
+    * ``conversation_keys(records, keyring)`` runs before any signature is checked and returns
+      plaintext conversation keys ``{version: 32 bytes}`` it learned (a participant decrypts them);
+      they verify v6+ key changes like ``conversation_keys=`` (which wins for a version given both).
+    * ``review(records, keyring)`` runs once every signature is known, before the chain and the
+      verdicts; it adds event findings and returns run-level ``(code, message)`` findings.
+    """
+
+    def conversation_keys(self, records: Sequence[Any], keyring: Keyring | None) -> Mapping[str, bytes]: ...
+
+    def review(self, records: Sequence[Any], keyring: Keyring | None) -> list[tuple[str, str]]: ...
+
+
+def default_reviewers() -> tuple[Reviewer, ...]:
+    """The checks every verification runs: what signed events claim about other events."""
+    from .semantics import SignedChecks
+    return (SignedChecks(),)
+
+
 def verify_pages(pages: Iterable[PageInput | DecodedPage | bytes | str | dict[str, Any]], keyring: Keyring | None = None, *,
                  conversation_keys: Mapping[str, bytes] | None = None,
                  allow_embedded_keys: bool = False, allow_empty: bool = False,
                  allow_partial: bool = False, strict: bool = False,
                  expected_conversation_id: str | None = None,
-                 limits: Limits = DEFAULT_LIMITS, workers: int | None = None) -> Report:
+                 limits: Limits = DEFAULT_LIMITS, workers: int | None = None,
+                 reviewers: Sequence[Reviewer] | None = None) -> Report:
     """Verify pages of ``GET /2/chat/conversations/{id}/events`` bodies; never raises per event.
 
     ``pages`` may hold raw bodies (bytes/str), parsed dicts, ``PageInput`` or already decoded pages.
     Fail closed: without a ``keyring`` the verdict is ``fail`` unless ``allow_embedded_keys``; an
     empty history, or one where no signature could be proven, fails unless ``allow_empty``.
+    ``reviewers`` replace the default checks (``default_reviewers()``); see ``Reviewer``.
     """
     verification = Verification(conversation_keys=conversation_keys, allow_embedded_keys=allow_embedded_keys,
                                 allow_empty=allow_empty, allow_partial=allow_partial,
                                 strict=strict, expected_conversation_id=expected_conversation_id,
-                                limits=limits, workers=workers)
+                                limits=limits, workers=workers, reviewers=reviewers)
     for page in pages:
         verification.add_page(page)
     return verification.finish(keyring)
@@ -156,11 +186,12 @@ class Verification:
                  allow_embedded_keys: bool = False, allow_empty: bool = False,
                  allow_partial: bool = False, strict: bool = False,
                  expected_conversation_id: str | None = None, limits: Limits = DEFAULT_LIMITS,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, reviewers: Sequence[Reviewer] | None = None) -> None:
         policy = Policy(allow_embedded_keys=allow_embedded_keys, allow_empty=allow_empty,
                         allow_partial=allow_partial, strict=strict)
         self._run = _Run(None, conversation_keys or {}, policy,
                          canonical_conversation(expected_conversation_id), limits, workers)
+        self._run.reviewers = tuple(default_reviewers() if reviewers is None else reviewers)
         self._pages = 0
 
     def add_page(self, page: Any) -> None:
@@ -200,6 +231,9 @@ class Verification:
     def finish(self, keyring: Keyring | None = None) -> Report:
         self._run.keyring = keyring
         with _gc_paused():
+            for reviewer in self._run.reviewers:  # keys learned before any signature is checked
+                for version, key in reviewer.conversation_keys(self._run.events, keyring).items():
+                    self._run.conversation_keys.setdefault(version_key(version), key)
             return self._run.execute()
 
 
@@ -248,6 +282,7 @@ class _Run:
         self.inputs: list[InputReport] = []
         self.expected_conversations: dict[str, None] = {}  # asked for by the caller, in order
         self.incomplete: dict[str, list[str]] = {}
+        self.reviewers: tuple[Reviewer, ...] = ()
 
     # ---------------------------------------------------------------- orchestration
     def execute(self) -> Report:
@@ -267,7 +302,9 @@ class _Run:
             sev = STATUS_SEVERITY.get(result.status)
             if sev is not None:
                 ev.add(result.status, result.detail)
-        run_findings = self._run_findings()
+        reviewed = [self._finding(code, message) for reviewer in self.reviewers
+                    for code, message in reviewer.review(self.events, self.keyring)]
+        run_findings = self._run_findings() + reviewed
         run_fails = any(fails(f.severity, self.strict) for f in run_findings)
         conversations = self._conversations(run_fails)
         if not conversations:

@@ -6,7 +6,8 @@ be printed or logged as is. Each family carries the exit code the command line g
     XChatVerifyError
     ├── UsageError            a bad option, argument or id (exit 2)
     │   ├── ConfigError       a client setting that cannot work: base URL, proxy, TLS files
-    │   └── ResumeRefused     --resume against another server without --force
+    │   ├── ResumeRefused     --resume against another server without --force
+    │   └── IdentityKeyError  an --identity-key file that cannot be used (never quotes the key)
     ├── InputError            an input that could not be read in full (exit 3)
     │   ├── KeyringError      a keyring file or entry that cannot be used
     │   ├── EvidenceError     an evidence directory that cannot be used
@@ -43,6 +44,11 @@ class ConfigError(UsageError):
 
 class ResumeRefused(UsageError):
     """``--resume`` would mix evidence from two servers (refused unless ``--force``)."""
+
+
+class IdentityKeyError(UsageError):
+    """An identity key file that cannot be read or is not a private key blob. The message names the
+    file and the reason, never any of its content."""
 
 
 class InputError(XChatVerifyError):

@@ -127,6 +127,7 @@ class TrustedKey:
     status: str = "ok"  # ok | key_binding_invalid | unusable | conflict
     problem: str = ""
     encoded: str = ""
+    identity: str | None = None  # the row's identity public key as given (``public_key``), if any
 
 
 @dataclass
@@ -223,7 +224,8 @@ def _resolve_slot(user_id: str, version: str, rows: list[TrustedKey]) -> Trusted
 
 
 def _check_entry(entry: KeyringEntry) -> TrustedKey:
-    trusted = TrustedKey(entry.user_id, entry.public_key_version, None, encoded=entry.signing_public_key)
+    trusted = TrustedKey(entry.user_id, entry.public_key_version, None, encoded=entry.signing_public_key,
+                         identity=entry.public_key)
     try:
         trusted.key = parse_public_key(entry.signing_public_key)
     except UnusableKey as exc:

@@ -69,6 +69,21 @@ class Code(StrEnum):
     USERS_NOT_FETCHED = "users_not_fetched"
     API_ERROR = "api_error"
     INPUT_ERROR = "input_error"
+    # What signed events claim about other events (verifier.semantics, for everyone) and what a
+    # participant's decrypted contents claim (verifier.participant, with --identity-key).
+    TARGET_MISSING = "target_missing"
+    TARGET_AFTER_EVENT = "target_after_event"
+    NON_MEMBER_SENDER = "non_member_sender"
+    REPLY_PREVIEW_MISMATCH = "reply_preview_mismatch"
+    EDIT_BY_NON_AUTHOR = "edit_by_non_author"
+    KEY_VERSION_REGRESSED = "key_version_regressed"
+    UNKNOWN_KEY_VERSION = "unknown_key_version"
+    UNDECRYPTABLE = "undecryptable"
+    CONTENT_MALFORMED = "content_malformed"
+    NOT_DECRYPTED = "not_decrypted"
+    KEY_UNDECRYPTABLE = "key_undecryptable"
+    KEY_VERSION_CONFLICT = "key_version_conflict"
+    NOT_A_PARTICIPANT = "not_a_participant"
 
 
 class Severity(StrEnum):
@@ -141,6 +156,35 @@ VOCABULARY: dict[str, tuple[Severity | None, str]] = {
                                  "could not be checked against the directory."),
     Code.API_ERROR: (_W, "The API returned a partial error with this page: the page may be incomplete."),
     Code.INPUT_ERROR: (_E, "The input could not be read in full."),
+    Code.TARGET_MISSING: (_W, "The event names a target (a deleted, reacted-to, edited, quoted or read-up-to "
+                              "message) that is not in the fetched history. A warning when the target lies "
+                              "outside the fetched range; an error when the range covers it, or when the "
+                              "sequence id holds something that is not a message."),
+    Code.TARGET_AFTER_EVENT: (_E, "The event targets an event that comes after it (or itself): a delete, "
+                                  "reaction, edit, reply or read marker can only refer to the past."),
+    Code.NON_MEMBER_SENDER: (_E, "A group message from a user who is not a member at that point, by replaying "
+                                 "the proven group changes (create, add, remove, leave) in chain order."),
+    Code.REPLY_PREVIEW_MISMATCH: (_E, "A reply quotes something the history does not hold: its embedded original "
+                                      "(raw event, sender, text, sequence id) differs from the original event, or "
+                                      "the embedded event's signature fails."),
+    Code.EDIT_BY_NON_AUTHOR: (_E, "An edit of a message sent by someone else."),
+    Code.KEY_VERSION_REGRESSED: (_E, "A message encrypted under a conversation-key version older than one its "
+                                     "sender already used or introduced: the signed version never moves back."),
+    Code.UNKNOWN_KEY_VERSION: (_E, "A message encrypted under a conversation-key version that no key change in "
+                                   "the history introduced."),
+    Code.UNDECRYPTABLE: (_E, "The message contents fail authentication under the conversation key of their "
+                             "version: altered ciphertext, or encrypted under another key."),
+    Code.CONTENT_MALFORMED: (_E, "The decrypted contents are not a well-formed MessageEntryHolder (read with "
+                                 "the same bounds as events)."),
+    Code.NOT_DECRYPTED: (_W, "The participant could not read this message: no proven key change of its version "
+                             "gave them the key. Its signature is still checked; what it says is not."),
+    Code.KEY_UNDECRYPTABLE: (_E, "A key change carries an entry for you that your identity key cannot decrypt: "
+                                 "you were handed a key you cannot open (or the wrong identity key was given)."),
+    Code.KEY_VERSION_CONFLICT: (_E, "Two key changes of one conversation give different keys for the same "
+                                    "version; only one can be the key the version's signatures were made with."),
+    Code.NOT_A_PARTICIPANT: (_E, "The identity key opened no conversation key and matches no identity key in "
+                                 "the keyring: it is not the key of a participant, so nothing could be "
+                                 "decrypted or checked."),
 }
 
 # Derived views of the vocabulary.

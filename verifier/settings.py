@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from .paging import MB, PageLimits
 
 DEFAULT_BASE_URL = "https://api.x.com"
+IDENTITY_KEY_ENV = "XCHAT_VERIFY_IDENTITY_KEY_FILE"  # names the participant's key file (--identity-key)
 
 
 @dataclass
@@ -47,6 +48,7 @@ class AuditOptions:
     allow_partial: bool = False
     conversation_keys: dict[str, bytes] = field(default_factory=dict)
     workers: int | None = None
+    reviewers: tuple | None = None  # --identity-key: engine reviewers (None: the default checks)
 
     def page_limits(self) -> PageLimits:
         return PageLimits(max_pages=self.max_pages, max_bytes=self.max_conversation_bytes,

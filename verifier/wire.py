@@ -28,6 +28,7 @@ from __future__ import annotations
 import binascii
 import re
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,9 +189,9 @@ class StructSchema(dict[int, tuple[str, int, Any]]):
 
 
 class UnionSchema:
-    """A Thrift union: member id -> (kind, member struct schema)."""
+    """A Thrift union: member id -> (kind, member schema: a struct, or a union as in product.thrift)."""
 
-    def __init__(self, name: str, members: dict[int, tuple[str, StructSchema]]) -> None:
+    def __init__(self, name: str, members: Mapping[int, tuple[str, StructSchema | UnionSchema]]) -> None:
         self.name = name
         self.members = members
 
@@ -572,7 +573,10 @@ class _Reader:
             etype, esub = sub
             _wire, n = self.list_header(f"list {path}")
             self.container(n, _MIN_SIZES[etype], f"list {path}")
-            return [self.value(etype, esub, path) for _ in range(n)]
+            items = [self.value(etype, esub, path) for _ in range(n)]
+            if isinstance(esub, UnionSchema):  # product.thrift list<union>: the SDK drops elements
+                items = [i for i in items if not isinstance(i, _UnknownVariant)]  # of only unknown members
+            return items
         if ttype == T_MAP:
             (ktype, ksub), (vtype, vsub) = sub
             _k, _v, n = self.map_header(f"map {path}")
@@ -652,11 +656,11 @@ class _Reader:
             self.replaced.append((f"{path}.{name}", earlier))
         out[name] = value
 
-    def union(self, schema: UnionSchema, path: str) -> tuple[str, dict[str, Any]] | _UnknownVariant:
+    def union(self, schema: UnionSchema, path: str) -> tuple[str, Any] | _UnknownVariant:
         """A union: ``(kind, body)`` of its only known member, or ``_UnknownVariant`` when it held only
         unknown members. No field at all, or two known members, make the event unreadable."""
         self.open_struct()
-        chosen: tuple[str, dict[str, Any]] | None = None
+        chosen: tuple[str, Any] | None = None  # body: a struct's dict, or a nested union's (kind, body)
         known = total = 0
         unknown: int | None = None
         while True:
@@ -670,7 +674,15 @@ class _Reader:
                 self.skip(ttype, self.limits.max_skip_depth)
                 continue
             kind, member_schema = member
-            body = self.struct(member_schema, f"{path}.{kind}")
+            body: Any
+            if isinstance(member_schema, UnionSchema):
+                # A union member of a union (product.thrift QuickReply): one that holds only unknown
+                # members is ignored and not counted as set, as in the SDK's generated reader.
+                body = self.union(member_schema, f"{path}.{kind}")
+                if isinstance(body, _UnknownVariant):
+                    continue
+            else:
+                body = self.struct(member_schema, f"{path}.{kind}")
             known += 1
             if chosen is None:
                 chosen = (kind, body)
@@ -713,16 +725,24 @@ def decode_event_bytes(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> MessageEv
             f"event of {len(raw)} bytes exceeds the limit of {limits.max_event_bytes}")
     reader = _Reader(raw, limits)
     fields = reader.struct(ENVELOPE, "MessageEvent")
+    shadowed = [_resolve_detail(old)[0] or "" for where, old in reader.replaced
+                if where == "MessageEvent.detail"]
+    return event_from_fields(fields, trailing=len(raw) - reader.pos, shadowed=shadowed)
+
+
+def event_from_fields(fields: dict[str, Any], trailing: int = 0, shadowed: list[str] | None = None) -> MessageEvent:
+    """A ``MessageEvent`` from the fields the reader returned for an ``ENVELOPE`` struct (also one
+    embedded in decrypted contents, such as the original a reply quotes)."""
+    fields = dict(fields)
     kind, body = _resolve_detail(fields.pop("detail", None))
     signature = fields.pop("signature", None)
     if signature is not None:
+        signature = dict(signature)
         infos = signature.get("message_signing_key_info_list")
         if infos is not None:
             signature["message_signing_key_info_list"] = [SigningKeyInfo(**i) for i in infos]
         fields["signature"] = EventSignature(**signature)
-    shadowed = [_resolve_detail(old)[0] or "" for where, old in reader.replaced
-                if where == "MessageEvent.detail"]
-    return MessageEvent(kind=kind, body=body, trailing=len(raw) - reader.pos, shadowed=shadowed, **fields)
+    return MessageEvent(kind=kind, body=body, trailing=trailing, shadowed=shadowed or [], **fields)
 
 
 def decode_event_b64(text: str, limits: Limits = DEFAULT_LIMITS) -> tuple[bytes, MessageEvent]:

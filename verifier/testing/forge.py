@@ -59,7 +59,10 @@ def _write_value(out: bytearray, ttype: int, sub: Any, value: Any) -> None:
         kind, body = value  # a union: (member kind, member body)
         fid, member = next((i, m) for i, (k, m) in sub.members.items() if k == kind)
         _field(out, T_STRUCT, fid)
-        write_struct(out, member, body)
+        if isinstance(member, UnionSchema):  # a union member of a union (product.thrift)
+            _write_value(out, T_STRUCT, member, body)
+        else:
+            write_struct(out, member, body)
         out.append(0)
     elif ttype == T_STRUCT:
         write_struct(out, sub, value)

@@ -1,0 +1,371 @@
+"""--identity-key on verify and audit, and the transcript command: the key is read from a file only and
+never shows up anywhere; plaintext is written only by `transcript`, only to the output it names."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import os
+import pickle
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from helpers import REPO
+from sdk_conversation import History, keyring_json, make_user
+
+from verifier.cli import main
+from verifier.errors import IdentityKeyError
+from verifier.keys import P256_ORDER
+from verifier.participant import ENV_VAR, IdentityKey, load_identity_key
+from verifier.participant.transcript import FORMATS as TRANSCRIPT_FORMATS
+from verifier.report import FORMATS
+from verifier.testing.forge import Identity, build_conversation
+from verifier.testing.server import FakeXApi
+
+HOSTILE = "<script>alert(1)</script> \x1b[2J\u202eevil & \"quoted\" ]]> `code` *bold* | pipe"
+SECRET_TEXT = "the secret plan is at noon"
+
+
+def blob_of(identity: Identity) -> bytes:
+    return (identity.identity.private_numbers().private_value.to_bytes(32, "big")
+            + identity.signing.private_numbers().private_value.to_bytes(32, "big"))
+
+
+def secrets_of(blob: bytes) -> list[str]:
+    """Every form the key could leak in: its base64 (with and without padding), hex, the scalars."""
+    text = base64.b64encode(blob).decode()
+    out = [text, text.rstrip("="), blob.hex(), blob.hex().upper(), base64.urlsafe_b64encode(blob).decode()]
+    for i in range(0, len(blob), 32):
+        part = blob[i:i + 32]
+        out += [str(int.from_bytes(part, "big")), part.hex(), base64.b64encode(part).decode().rstrip("=")]
+    return out
+
+
+def write_key(path: Path, blob: bytes, mode: int = 0o600) -> Path:
+    path.write_text(base64.b64encode(blob).decode() + "\n")
+    os.chmod(path, mode)
+    return path
+
+
+@pytest.fixture(scope="module")
+def convo(tmp_path_factory):
+    """An SDK-made 1:1 with hostile and secret plaintext, saved as a page, a keyring and B's key file."""
+    root = tmp_path_factory.mktemp("participant")
+    a, b = make_user("1111", "1700000000001"), make_user("2222", "1700000000002")
+    h = History("1111:2222")
+    h.key_change(a, [a, b])
+    first = h.text(a, SECRET_TEXT)
+    h.reply(b, HOSTILE, first)
+    h.react(b, first, "🔥")
+    h.edit(a, first, SECRET_TEXT + " (edited)")
+    second = h.text(b, "to be deleted")
+    h.delete(b, [second.sequence_id])
+    h.key_change(b, [a, b])
+    h.text(a, "after the rotation")
+    (root / "page.json").write_text(json.dumps(h.page()))
+    (root / "keyring.json").write_text(keyring_json(a, b))
+    write_key(root / "b.key", b.blob)
+    keys = [base64.b64encode(k).decode() for k in h.keys.values()] + [k.hex() for k in h.keys.values()]
+    return {"root": root, "a": a, "b": b, "history": h, "blob": b.blob, "conversation_keys": keys,
+            "plaintexts": [SECRET_TEXT, "to be deleted", "after the rotation", "alert(1)", "🔥"]}
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture()
+def run(capsys, monkeypatch):
+    """The command line in this process (fast); ``env_extra`` set for the call."""
+    def call(*args, env_extra=None):
+        monkeypatch.delenv(ENV_VAR, raising=False)
+        monkeypatch.delenv("X_BEARER_TOKEN", raising=False)
+        for name, value in (env_extra or {}).items():
+            monkeypatch.setenv(name, value)
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err and "internal error" not in err
+        return Result(code, out, err)
+    return call
+
+
+def run_process(*args):
+    env = {k: v for k, v in os.environ.items() if k != ENV_VAR}
+    proc = subprocess.run([sys.executable, "-m", "verifier", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=120)
+    assert "Traceback" not in proc.stdout + proc.stderr
+    return proc
+
+
+def assert_absent(texts: list[str], *haystacks: str) -> None:
+    for text in texts:
+        for hay in haystacks:
+            assert text not in hay, f"{text[:20]!r} leaked"
+
+
+def all_text(directory: Path) -> str:
+    return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in sorted(directory.rglob("*")) if p.is_file())
+
+
+# ----------------------------------------------------------------------------------------- the key file
+@pytest.mark.parametrize("content, message", [
+    pytest.param(b"", "32 or 64 bytes", id="empty"),
+    pytest.param(b"!!!not base64!!!", "not standard base64", id="not-base64"),
+    pytest.param(base64.urlsafe_b64encode(b"\xfb" * 64), "not standard base64", id="url-safe"),
+    pytest.param(base64.b64encode(b"\x01" * 48), "not 48", id="48-bytes"),
+    pytest.param(base64.b64encode(bytes(32)), "out of range", id="scalar-zero"),
+    pytest.param(base64.b64encode(P256_ORDER.to_bytes(32, "big")), "out of range", id="scalar-order"),
+    pytest.param(b"\xff\xfe" + b"\x01" * 62, "not base64 text", id="binary"),
+    pytest.param(b"A" * 5000, "larger than", id="too-large"),
+])
+def test_a_bad_key_file_is_a_usage_error_that_quotes_nothing_of_it(tmp_path, content, message):
+    path = tmp_path / "k"
+    path.write_bytes(content)
+    path.chmod(0o600)
+    with pytest.raises(IdentityKeyError) as caught:
+        load_identity_key(str(path), environ={})
+    assert message in str(caught.value) and str(path) in str(caught.value)
+    if len(content) > 8:
+        assert content.decode("latin-1")[:12] not in str(caught.value)
+
+
+def test_missing_file_directory_and_environment(tmp_path):
+    with pytest.raises(IdentityKeyError, match="cannot read"):
+        load_identity_key(str(tmp_path / "nope"), environ={})
+    with pytest.raises(IdentityKeyError, match="not a regular file"):
+        load_identity_key(str(tmp_path), environ={})
+    assert load_identity_key(None, environ={}) is None
+    blob = blob_of(Identity.from_seed("1", "1", "k"))
+    path = write_key(tmp_path / "k", blob)
+    assert load_identity_key(None, environ={ENV_VAR: str(path)}).path == str(path)
+    other = write_key(tmp_path / "other", blob_of(Identity.from_seed("2", "1", "k")))
+    assert load_identity_key(str(other), environ={ENV_VAR: str(path)}).path == str(other)  # the option wins
+
+
+@pytest.mark.parametrize("mode, warned", [(0o600, False), (0o400, False), (0o640, True), (0o644, True), (0o606, True)])
+def test_permissions_wider_than_0600_are_warned(tmp_path, mode, warned):
+    path = write_key(tmp_path / "k", blob_of(Identity.from_seed("1", "1", "k")), mode)
+    loaded = load_identity_key(str(path), environ={})
+    assert bool(loaded.warnings) == warned
+    if warned:
+        assert "chmod 600" in loaded.warnings[0]
+
+
+@pytest.mark.parametrize("encode", [lambda b: base64.b64encode(b), lambda b: base64.b64encode(b).rstrip(b"="),
+                                    lambda b: b"  " + base64.b64encode(b) + b"\r\n"],
+                         ids=["padded", "unpadded", "whitespace"])
+@pytest.mark.parametrize("size", [32, 64])
+def test_the_sdk_blob_loads_with_or_without_the_signing_scalar(tmp_path, encode, size):
+    blob = blob_of(Identity.from_seed("1", "1", "k"))[:size]
+    (tmp_path / "k").write_bytes(encode(blob))
+    key = IdentityKey.from_file(tmp_path / "k")
+    assert (key.signing_public_key is None) == (size == 32)
+
+
+def test_the_key_object_never_shows_the_key(convo):
+    key = IdentityKey.from_blob(convo["blob"])
+    assert_absent(secrets_of(convo["blob"]), repr(key), str(key), f"{key}")
+    assert key.fingerprint() in repr(key)
+    with pytest.raises(TypeError):
+        pickle.dumps(key)
+    with pytest.raises(TypeError):
+        copy.copy(key)
+
+
+# ----------------------------------------------------------------------------------------- verify and audit
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_verify_as_participant_reports_without_key_or_plaintext(run, convo, tmp_path, fmt):
+    root = convo["root"]
+    out = tmp_path / f"report.{fmt}"
+    proc = run("verify", root / "page.json", "--keys", root / "keyring.json", "--identity-key", root / "b.key",
+               "--format", fmt, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert_absent(secrets_of(convo["blob"]) + convo["conversation_keys"] + convo["plaintexts"],
+                  proc.stdout, proc.stderr, out.read_text())
+
+
+def test_the_participant_proves_what_an_outsider_cannot(run, convo):
+    root = convo["root"]
+    proc = run("verify", root / "page.json", "--keys", root / "keyring.json", "--format", "json")
+    outsider = json.loads(proc.stdout)
+    assert outsider["proof"]["needs_conversation_key"] == 4  # two key changes, each repeated in meta
+    proc = run("verify", root / "page.json", "--keys", root / "keyring.json", "--format", "json",
+               "--identity-key", root / "b.key")
+    assert proc.returncode == 0
+    participant = json.loads(proc.stdout)
+    assert participant["proof"]["needs_conversation_key"] == 0
+    assert participant["proof"]["proven"] == participant["proof"]["signed"]
+
+
+def test_the_environment_variable_names_the_key_file(run, convo):
+    root = convo["root"]
+    proc = run("verify", root / "page.json", "--keys", root / "keyring.json", "--format", "json",
+               env_extra={ENV_VAR: str(root / "b.key")})
+    assert proc.returncode == 0 and json.loads(proc.stdout)["proof"]["needs_conversation_key"] == 0
+
+
+def test_a_bad_key_file_exits_2_with_one_line_naming_it(convo, tmp_path):
+    bad = tmp_path / "bad.key"
+    bad.write_text(base64.b64encode(convo["blob"][:48]).decode())
+    proc = run_process("verify", convo["root"] / "page.json", "--identity-key", bad)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and str(bad) in proc.stderr
+    assert_absent(secrets_of(convo["blob"][:48]), proc.stderr)
+
+
+def test_a_world_readable_key_is_warned_on_stderr_and_still_used(run, convo, tmp_path):
+    loose = write_key(tmp_path / "loose.key", convo["blob"], 0o644)
+    proc = run("verify", convo["root"] / "page.json", "--keys", convo["root"] / "keyring.json",
+               "--identity-key", loose, "--format", "json")
+    assert proc.returncode == 0 and "mode 0644" in proc.stderr and "chmod 600" in proc.stderr
+    assert_absent(secrets_of(convo["blob"]), proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def served():
+    """A forge-made conversation on the local X API server; Bob is the participant."""
+    alice = Identity.from_seed("1215441834412953600", "1765382634817", "pa")
+    bob = Identity.from_seed("1843439638876491776", "1736723828667", "pb")
+    conv = build_conversation(12, members=[alice, bob], seed="participant")
+    with FakeXApi([conv]) as api:
+        yield api, conv, bob
+
+
+def test_audit_as_participant_saves_no_key_and_no_plaintext(run, served, tmp_path):
+    api, conv, bob = served
+    key = write_key(tmp_path / "bob.key", blob_of(bob))
+    evidence, report = tmp_path / "evidence", tmp_path / "report.json"
+    proc = run("audit", conv.conversation_id, "--base-url", api.url, "--identity-key", key, "--save", evidence,
+               "--format", "json", "-o", report, "--backoff-base", "0.01", env_extra={"X_BEARER_TOKEN": api.state.token})
+    assert proc.returncode == 0, proc.stderr
+    body = json.loads(report.read_text())
+    assert body["proof"]["needs_conversation_key"] == 0 and body["proof"]["proven"] == body["proof"]["signed"]
+    plaintexts = [f"message {i}" for i in range(1, 12)]
+    assert_absent(secrets_of(blob_of(bob)) + plaintexts, proc.stdout, proc.stderr, report.read_text(),
+                  all_text(evidence))
+    again = run("verify", evidence, "--identity-key", key, "--format", "json")
+    assert json.loads(again.stdout)["proof"] == body["proof"]
+
+
+# ----------------------------------------------------------------------------------------- transcript
+def transcript(run, convo, tmp_path, fmt, *extra):
+    root = convo["root"]
+    out = tmp_path / f"transcript.{fmt}"
+    proc = run("transcript", root / "page.json", "--keys", root / "keyring.json", "--identity-key", root / "b.key",
+               "--format", fmt, "-o", out, *extra)
+    assert_absent(secrets_of(convo["blob"]) + convo["conversation_keys"], proc.stdout, proc.stderr, out.read_text())
+    assert_absent(convo["plaintexts"], proc.stdout, proc.stderr)  # plaintext only in the named output
+    return proc, out.read_text()
+
+
+def test_transcript_jsonl_has_each_message_with_its_proof(run, convo, tmp_path):
+    proc, text = transcript(run, convo, tmp_path, "jsonl")
+    assert proc.returncode == 0 and "verdict: pass" in proc.stderr
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert lines[0]["record"] == "transcript" and lines[0]["participant"] == "2222"
+    assert lines[1] == {"record": "conversation", "conversation_id": "1111:2222", "verdict": "pass",
+                        "entries": len(lines) - 2}
+    entries = lines[2:]
+    types = [e["type"] for e in entries]
+    assert types == ["key_change", "message", "reply", "message", "delete", "key_change", "message"]
+    first = entries[1]
+    assert first["text"] == SECRET_TEXT
+    assert [e["text"] for e in first["edits"]] == [SECRET_TEXT + " (edited)"]
+    assert [(r["type"], r["emoji"]) for r in first["reactions"]] == [("reaction", "🔥")]
+    assert first["proof"]["signature"] == "valid" and first["proof"]["chain"] == "linked"
+    assert first["proof"]["conversation_key_version"] and first["proof"]["findings"] == []
+    reply = entries[2]
+    assert reply["text"] == HOSTILE and reply["reply_to"]["quoted_text"] == SECRET_TEXT
+    deleted = entries[3]
+    assert deleted["text"] == "to be deleted" and deleted["deleted"][0]["for_all"] is True
+    assert entries[0]["your_key"] == "opened"
+
+
+def test_transcript_html_is_self_contained_escaped_and_scriptless(run, convo, tmp_path):
+    proc, page = transcript(run, convo, tmp_path, "html")
+    assert proc.returncode == 0
+    assert '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'' in page
+    assert "<script" not in page.replace("&lt;script", "") and "http://" not in page and "https://" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "\\x1b[2J" in page and "\\u202e" in page
+    assert "\x1b" not in page and "\u202e" not in page
+    assert "&amp; &quot;quoted&quot;" in page and SECRET_TEXT in page
+
+
+def test_transcript_markdown_escapes_markup(run, convo, tmp_path):
+    proc, text = transcript(run, convo, tmp_path, "markdown")
+    assert proc.returncode == 0
+    assert "&lt;script&gt;alert\\(1\\)&lt;/script&gt;" in text and "\\`code\\`" in text and "\\*bold\\*" in text
+    assert "\x1b" not in text and "\u202e" not in text and "\\x1b" in text
+
+
+def test_transcript_to_standard_output_only_when_asked(run, convo):
+    root = convo["root"]
+    base = ["transcript", root / "page.json", "--keys", root / "keyring.json", "--identity-key", root / "b.key"]
+    proc = run(*base)
+    assert proc.returncode == 2 and "--output" in proc.stderr and proc.stdout == ""
+    proc = run(*base, "-o", "-")
+    assert proc.returncode == 0 and SECRET_TEXT in proc.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    pytest.param(["1111:2222", "-o", "x"], "--identity-key", id="no-key"),
+    pytest.param(["{page}", "not/an:id", "-o", "x", "--identity-key", "{key}"], "either files", id="mixed"),
+    pytest.param(["../etc", "-o", "x", "--identity-key", "{key}"], "", id="bad-id"),
+    pytest.param(["{page}", "-o", "x", "--identity-key", "{key}", "--save", "d"], "--save", id="save-with-files"),
+])
+def test_transcript_usage_errors(run, convo, args, message):
+    root = convo["root"]
+    args = [str(a).format(page=root / "page.json", key=root / "b.key") for a in args]
+    proc = run("transcript", *args)
+    assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_transcript_fails_with_the_findings_of_a_forged_reply(run, tmp_path):
+    a, b = make_user("1111", "1700000000001"), make_user("2222", "1700000000002")
+    h = History("1111:2222")
+    h.key_change(a, [a, b])
+    first = h.text(a, "what was said")
+    h.reply(b, "quoting", first, reply_to_text="what was never said")
+    (tmp_path / "page.json").write_text(json.dumps(h.page()))
+    (tmp_path / "ring.json").write_text(keyring_json(a, b))
+    key = write_key(tmp_path / "a.key", a.blob)
+    out = tmp_path / "t.jsonl"
+    proc = run("transcript", tmp_path / "page.json", "--keys", tmp_path / "ring.json", "--identity-key", key, "-o", out)
+    assert proc.returncode == 1 and "verdict: fail" in proc.stderr
+    reply = [json.loads(line) for line in out.read_text().splitlines()][-1]
+    assert reply["type"] == "reply" and reply["proof"]["findings"][0]["code"] == "reply_preview_mismatch"
+
+
+def test_transcript_of_a_fetched_conversation_and_of_its_evidence(run, served, tmp_path):
+    api, conv, bob = served
+    key = write_key(tmp_path / "bob.key", blob_of(bob))
+    evidence, out = tmp_path / "evidence", tmp_path / "t.jsonl"
+    proc = run("transcript", conv.conversation_id, "--base-url", api.url, "--identity-key", key, "--save", evidence,
+               "-o", out, "--backoff-base", "0.01", env_extra={"X_BEARER_TOKEN": api.state.token})
+    assert proc.returncode == 0, proc.stderr
+    entries = [json.loads(line) for line in out.read_text().splitlines()][2:]
+    assert [e["text"] for e in entries if e["type"] == "message"] == [f"message {i}" for i in range(1, 12)]
+    assert_absent([f"message {i}" for i in range(1, 12)], all_text(evidence), proc.stderr)
+    offline = tmp_path / "offline.jsonl"
+    assert run("transcript", evidence, "--identity-key", key, "-o", offline).returncode == 0
+    assert offline.read_text() == out.read_text()
+
+
+def test_transcript_formats_match_the_cli_choices():
+    assert TRANSCRIPT_FORMATS == ("jsonl", "markdown", "html")
+
+
+def test_without_an_identity_key_nothing_of_the_participant_audit_is_loaded(convo):
+    code = ("import sys\nfrom verifier.cli import main\n"
+            f"main(['verify', {str(convo['root'] / 'page.json')!r}, '-o', '/dev/null'])\n"
+            "assert 'verifier.participant' not in sys.modules and 'nacl' not in sys.modules\n")
+    env = {k: v for k, v in os.environ.items() if k != ENV_VAR}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,119 @@
+"""Signed-only semantic checks, which run in every verification (verifier.semantics): a delete's
+targets must exist and precede it; group membership is replayed from proven group changes."""
+
+import pytest
+from helpers import ALICE, BOB, ev, events_of, keyring, page, verify
+
+from verifier.testing.forge import Identity, snowflake
+
+CAROL = Identity.from_seed("3333", "3", "carol")
+RING = keyring(ALICE, BOB, CAROL)
+GROUP = "g2010754001234567890"
+
+
+def seq(n: int) -> str:
+    return snowflake(1_784_841_000_000 + n * 1000, n)
+
+
+def delete(n: int, targets: list[str], prev: int | None = None, sender=ALICE):
+    return ev("MessageDeleteEvent", {"sequence_ids": targets, "delete_message_action": 2}, seq=n, prev=prev,
+              sender=sender)
+
+
+def findings(report, index):
+    return [(f.code, f.severity) for e in events_of(report) if e.index == index for f in e.findings]
+
+
+@pytest.mark.parametrize("targets, expected, verdict", [
+    pytest.param(lambda: [seq(1)], [], "pass", id="earlier-message"),
+    pytest.param(lambda: [seq(3)], [("target_after_event", "error")], "fail", id="itself"),
+    pytest.param(lambda: [seq(9)], [("target_after_event", "error")], "fail", id="later-event"),
+    pytest.param(lambda: [seq(2) + "0"], [("target_after_event", "error")], "fail", id="not-fetched-later"),
+    pytest.param(lambda: [str(int(seq(1)) + 1)], [("target_missing", "error")], "fail", id="inside-range-missing"),
+    pytest.param(lambda: [seq(0)], [("target_missing", "warning")], "pass", id="older-than-window"),
+    pytest.param(lambda: ["not-a-number"], [("target_missing", "warning")], "pass", id="not-a-sequence-id"),
+    pytest.param(lambda: [seq(1), seq(9), seq(0)],
+                 [("target_after_event", "error"), ("target_missing", "warning")], "fail", id="mixed"),
+])
+def test_delete_targets(targets, expected, verdict):
+    history = [ev(seq=1), ev(seq=2, prev=1, sender=BOB), delete(3, targets(), prev=2),
+               ev(seq=9, prev=3, sender=BOB)]
+    report = verify(page(*history), ring=RING)
+    got = [f for f in findings(report, 2) if f[0].startswith("target_")]
+    assert got == expected
+    assert report.verdict == verdict
+
+
+def test_many_missing_targets_are_one_finding_naming_five():
+    history = [ev(seq=1), ev(seq=50, prev=1, sender=BOB),
+               delete(60, [str(int(seq(1)) + i) for i in range(1, 9)], prev=50)]
+    report = verify(page(*history), ring=RING)
+    missing = [f for e in events_of(report) for f in e.findings if f.code == "target_missing"]
+    assert len(missing) == 1 and "and 3 more" in missing[0].message
+
+
+def group_change(n, kind, body, sender=ALICE, prev=None, **kw):
+    return ev(f"GroupChangeEvent.{kind}", body, seq=n, prev=prev, sender=sender, conversation_id=GROUP, **kw)
+
+
+def message(n, sender, prev):
+    return ev(seq=n, prev=prev, sender=sender, conversation_id=GROUP)
+
+
+CREATE = {"member_ids": ["1111", "2222"], "admin_ids": ["1111"], "conversation_key_version": "1001"}
+
+
+@pytest.mark.parametrize("history, flagged", [
+    pytest.param(lambda: [group_change(1, "GroupCreate", CREATE), message(2, BOB, 1), message(3, ALICE, 2)],
+                 [], id="members-send"),
+    pytest.param(lambda: [group_change(1, "GroupCreate", CREATE), message(2, CAROL, 1)], [1], id="never-a-member"),
+    pytest.param(lambda: [group_change(1, "GroupCreate", CREATE), message(2, CAROL, 1),
+                          group_change(3, "GroupMemberAddChange", {
+                              "member_ids": ["3333"], "current_member_ids": ["1111", "2222"],
+                              "current_admin_ids": ["1111"], "conversation_key_version": "1002"}, prev=2),
+                          message(4, CAROL, 3)], [1], id="added-later"),
+    pytest.param(lambda: [group_change(1, "GroupCreate", CREATE), message(2, BOB, 1),
+                          group_change(3, "GroupMemberRemoveChange", {"member_ids": ["2222"]}, prev=2),
+                          message(4, BOB, 3)], [3], id="removed"),
+    pytest.param(lambda: [group_change(1, "GroupCreate", CREATE),
+                          group_change(2, "GroupMemberRemoveChange", {"member_ids": ["2222"]}, sender=BOB, prev=1),
+                          message(3, BOB, 2)], [2], id="left"),
+    pytest.param(lambda: [message(1, CAROL, None), message(2, BOB, 1)], [], id="membership-unknown"),
+    pytest.param(lambda: [group_change(1, "GroupCreate", CREATE),
+                          group_change(2, "GroupMemberRemoveChange", {"member_ids": ["2222"]}, prev=1,
+                                       signer=CAROL),
+                          message(3, BOB, 2)], [], id="unproven-change-makes-membership-unknown"),
+])
+def test_group_membership_replay(history, flagged):
+    report = verify(page(*history()), ring=RING)
+    got = [e.index for e in events_of(report) if any(f.code == "non_member_sender" for f in e.findings)]
+    assert got == flagged
+
+
+def test_membership_follows_chain_order_not_input_order():
+    events = [group_change(1, "GroupCreate", CREATE), message(2, BOB, 1),
+              group_change(3, "GroupMemberRemoveChange", {"member_ids": ["2222"]}, prev=2)]
+    report = verify(page(*reversed(events)), ring=RING)  # newest first, as the API serves pages
+    assert not any(f.code == "non_member_sender" for e in events_of(report) for f in e.findings)
+    assert report.verdict == "pass"
+
+
+def test_reviewers_can_be_replaced():
+    history = [ev(seq=1), delete(2, [seq(5)], prev=1)]
+    assert any(f.code == "target_after_event" for e in events_of(verify(page(*history), ring=RING))
+               for f in e.findings)
+    quiet = verify(page(*history), ring=RING, reviewers=[])
+    assert quiet.verdict == "pass"
+
+
+@pytest.mark.parametrize("kind", ["MarkConversationReadEvent", "MarkConversationUnreadEvent"])
+@pytest.mark.parametrize("target, expected", [
+    pytest.param(lambda: seq(1), [], id="earlier"),
+    pytest.param(lambda: seq(2), [("target_after_event", "error")], id="itself"),
+    pytest.param(lambda: seq(3), [("target_after_event", "error")], id="later"),
+    pytest.param(lambda: seq(0), [("target_missing", "warning")], id="older-than-window"),
+])
+def test_signed_read_markers_point_at_the_past(kind, target, expected):
+    marker = ev(kind, {"seen_until_sequence_id": target()}, seq=2, prev=1, sender=BOB)
+    report = verify(page(ev(seq=1), marker, ev(seq=3, prev=2)), ring=RING)
+    assert [f for f in findings(report, 1) if f[0].startswith("target_")] == expected

@@ -1,0 +1,443 @@
+"""The participant audit: a reviewer (``engine.Reviewer``) that holds the participant's identity key.
+
+Before signatures are checked it decrypts every conversation key addressed to the participant from
+the key changes (``data`` and ``meta``), so v6+ key changes verify like any other event. Once
+signatures are known it opens each message with the key of its version (only keys whose key change
+is proven), decodes the contents with the bounded reader, and checks what they claim against the
+history: targets of reactions, edits and read markers, who edits whose message, what replies quote,
+and how conversation-key versions move. Findings go into the report; plaintext never does: it stays
+in this object for ``verifier.participant.transcript`` and nothing else.
+
+Key adoption follows the SDK's ``extract_conversation_keys``: entries for another key version of
+the participant's are skipped (when that version is known), an entry that decrypts gives the key,
+and for one version the last key change wins. The participant's own entries are tried first (the
+SDK tries entries in list order; the two differ only if an entry labelled for someone else also
+opens with the participant's key); entries labelled for others are tried, in order, only when none
+of the participant's opens, within a budget for the whole run (hostile key changes can carry 10,000
+entries each).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import MalformedEvent
+from ..keys import Keyring, UnusableKey, decode_signature, parse_public_key, verify_raw
+from ..payload import PayloadUnavailable, build_payload, parse_signature_version
+from ..semantics import MESSAGE, TargetProblems, Timeline, kind_of, position, proven, shown, timelines
+from ..wire import DEFAULT_LIMITS, Limits, MessageEvent, b64decode_strict
+from .content import TARGET_FIELDS, Content, decode_content
+from .crypto import secretbox_open
+from .identity import IdentityKey
+
+KEY_CHANGE = "ConversationKeyChangeEvent"
+_TARGET_WORDS = {"reaction_add": "reacts to", "reaction_remove": "removes a reaction from",
+                 "message_edit": "edits", "mark_conversation_read": "marks read up to",
+                 "mark_conversation_unread": "marks unread from"}
+_MESSAGE_TARGETS = {"reaction_add", "reaction_remove", "message_edit"}
+MY_ENTRY_ATTEMPTS = 16  # entries labelled for the participant tried per key change
+OTHER_ENTRY_BUDGET = 20_000  # entries labelled for others tried in a whole run (~0.2 ms each)
+
+
+@dataclass
+class KeyChangeOutcome:
+    """What the participant's identity key opened in one key change."""
+
+    version: str | None
+    key: bytes | None = None  # the key this event gives (its first entry that decrypts)
+    tried: list[tuple[str | None, str | None, bool]] = field(default_factory=list)  # (user, version, opened)
+    mine_failed: bool = False  # an entry for the participant did not decrypt
+
+
+@dataclass
+class Opened:
+    """One message as the participant read it: ``status`` is ``decrypted`` (``content`` set),
+    ``undecryptable``, ``malformed``, ``not_decrypted`` or ``unknown_version``."""
+
+    status: str
+    content: Content | None = None
+
+
+class Participant:
+    """Audit as a participant: ``verify_pages(..., reviewers=[SignedChecks(), Participant(key)])``,
+    or ``participant_reviewers(key)``."""
+
+    def __init__(self, identity: IdentityKey, *, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.identity = identity
+        self.limits = limits
+        self.me: tuple[str, str | None] | None = None  # (user id, key version) of the participant
+        self.key_changes: dict[int, KeyChangeOutcome] = {}  # by record index
+        self.keys: dict[tuple[str, str], bytes] = {}  # (conversation, version) -> adopted key
+        self.opened: dict[int, Opened] = {}  # by record index, every message
+        self.records: Sequence[Any] = ()
+        self._edited: dict[int, list[str]] = {}
+        self.other_attempts = 0  # entries labelled for others tried so far (OTHER_ENTRY_BUDGET)
+
+    def keys_by_version(self) -> dict[str, bytes]:
+        """The conversation keys the identity key opened, by version (the SDK's ``keys`` map)."""
+        return {version: key for (_conversation, version), key in self.keys.items()}
+
+    # ------------------------------------------------------------------ before signatures
+    def conversation_keys(self, records: Sequence[Any], keyring: Keyring | None) -> dict[str, bytes]:
+        self.me = self.identity.owner(keyring)
+        my_version = self.me[1] if self.me else None
+        for record in records:
+            event = record.event
+            if event is None or event.kind != KEY_CHANGE:
+                continue
+            outcome = self._open_key_change(event.body or {}, my_version)
+            self.key_changes[record.index] = outcome
+            if outcome.key is not None and outcome.version is not None:
+                self.keys[(record.conversation, outcome.version)] = outcome.key  # the last one wins
+        if self.me is None:  # not in the keyring: the user whose entries the key opens, if only one
+            users = {user for outcome in self.key_changes.values() for user, _v, ok in outcome.tried if ok and user}
+            if len(users) == 1:
+                self.me = (users.pop(), None)
+        if self.me is not None:
+            for outcome in self.key_changes.values():
+                outcome.mine_failed = any(user == self.me[0] and not ok and self._my_version(version)
+                                          for user, version, ok in outcome.tried)
+        return self.keys_by_version()
+
+    def _my_version(self, version: str | None) -> bool:
+        return self.me is None or self.me[1] is None or version is None or version == self.me[1]
+
+    def _open_key_change(self, body: dict[str, Any], my_version: str | None) -> KeyChangeOutcome:
+        outcome = KeyChangeOutcome(body.get("conversation_key_version"))
+        my_user = self.me[0] if self.me else None
+        entries = [e for e in body.get("conversation_participant_keys") or ()
+                   if my_version is None or e.get("public_key_version") is None
+                   or e.get("public_key_version") == my_version]  # the SDK skips other versions too
+        mine = [e for e in entries if my_user is not None and e.get("user_id") == my_user]
+        for entry in mine[:MY_ENTRY_ATTEMPTS]:  # every one of them, to find one that does not open
+            self._try(outcome, entry)
+        for entry in entries:  # the SDK adopts whatever opens, whatever its label
+            if outcome.key is not None or self.other_attempts >= OTHER_ENTRY_BUDGET:
+                break
+            if my_user is None or entry.get("user_id") != my_user:
+                self.other_attempts += 1
+                self._try(outcome, entry)
+        return outcome
+
+    def _try(self, outcome: KeyChangeOutcome, entry: dict[str, Any]) -> None:
+        key = self._decrypt_entry(entry.get("encrypted_conversation_key"))
+        outcome.tried.append((entry.get("user_id"), entry.get("public_key_version"), key is not None))
+        if key is not None and outcome.key is None:
+            outcome.key = key
+
+    def _decrypt_entry(self, encrypted: str | None) -> bytes | None:
+        if encrypted is None:
+            return None
+        try:
+            return self.identity.decrypt_conversation_key(b64decode_strict(encrypted, "encrypted_conversation_key"))
+        except (MalformedEvent, ValueError):
+            return None
+
+    # ------------------------------------------------------------------ after signatures
+    def review(self, records: Sequence[Any], keyring: Keyring | None) -> list[tuple[str, str]]:
+        self.records = records
+        strangers = []
+        for timeline in timelines(records):
+            self._review_conversation(timeline, keyring)
+            changes = [self.key_changes[r.index] for r in timeline.ordered if r.index in self.key_changes]
+            if changes and all(c.key is None for c in changes):
+                strangers.append(timeline.conversation)
+        if strangers:
+            who = f"user {shown(self.me[0])}" if self.me else "a key in no keyring row"
+            return [("not_a_participant", f"identity key {self.identity.fingerprint()} ({who}) opens none of the "
+                                          f"key changes of {', '.join(shown(c) for c in strangers[:5])}")]
+        return []
+
+    def _review_conversation(self, timeline: Timeline, keyring: Keyring | None) -> None:
+        conversation = timeline.conversation
+        introduced, verified = set(), set()
+        keys_of: dict[str | None, set[bytes]] = {}
+        for record in timeline.ordered:
+            outcome = self.key_changes.get(record.index)
+            if outcome is not None and outcome.key is not None:
+                keys_of.setdefault(outcome.version, set()).add(outcome.key)
+        for record in timeline.ordered:
+            outcome = self.key_changes.get(record.index)
+            if outcome is None:
+                continue
+            introduced.add(outcome.version)
+            if proven(record):
+                verified.add(outcome.version)
+            if outcome.mine_failed:
+                me = self.me[0] if self.me else None
+                record.add("key_undecryptable", f"its entry for user {shown(me)} does not decrypt with "
+                                                f"identity key {self.identity.fingerprint()}")
+            if outcome.key is not None and len(keys_of.get(outcome.version, ())) > 1:
+                record.add("key_version_conflict", f"{len(keys_of[outcome.version])} different keys are given for "
+                                                   f"version {shown(outcome.version)} in this conversation")
+        in_force: dict[str, int] = {}
+        for record in timeline.ordered:
+            kind = kind_of(record)
+            if kind == KEY_CHANGE:  # only proven events move a sender's version: a forgery cannot
+                number = position(record.event.body.get("conversation_key_version") if record.event.body else None)
+                if number is not None and proven(record):
+                    sender = record.sender_id or ""
+                    in_force[sender] = max(in_force.get(sender, 0), number)
+            elif kind == MESSAGE:
+                self._open(record, conversation, introduced, verified, in_force)
+        self._edited = {}  # the original's record index -> texts of its author's edits (for replies)
+        for record in timeline.ordered:
+            opened = self.opened.get(record.index)
+            if opened is not None and opened.content is not None and opened.content.kind == "message_edit" and \
+                    opened.content.target is not None:
+                for original in timeline.lookup(opened.content.target):
+                    if original.sender_id == record.sender_id:
+                        self._edited.setdefault(original.index, []).append(opened.content.text or "")
+        for record in timeline.ordered:
+            opened = self.opened.get(record.index)
+            if opened is not None and opened.content is not None:
+                self._check_content(timeline, record, opened.content, keyring)
+
+    def _open(self, record: Any, conversation: str, introduced: set[str | None],
+              verified: set[str | None], in_force: dict[str, Any]) -> None:
+        body = record.event.body or {}
+        version, contents = body.get("conversation_key_version"), body.get("contents")
+        if version is None or contents is None:
+            return  # never signed: the engine already fails it (unverifiable)
+        number, sender = position(version), record.sender_id or ""
+        high = in_force.get(sender)
+        if number is not None and high is not None and number < high:
+            record.add("key_version_regressed", f"encrypted under key version {shown(version)} after its sender "
+                                                f"already used or introduced {high}")
+        if number is not None and proven(record):
+            in_force[sender] = max(high or 0, number)
+        if version not in introduced:
+            record.add("unknown_key_version", f"encrypted under key version {shown(version)}, which no key change "
+                                              "in the history introduces")
+            self.opened[record.index] = Opened("unknown_version")
+            return
+        key = self.keys.get((conversation, version))
+        if key is None or version not in verified:
+            why = "no key change of version {v} gives you its key" if key is None else \
+                "the key change of version {v} is not proven, so its key is not used"
+            record.add("not_decrypted", why.format(v=shown(version)))
+            self.opened[record.index] = Opened("not_decrypted")
+            return
+        try:
+            plaintext = secretbox_open(key, contents)
+        except ValueError as exc:
+            record.add("undecryptable", f"{exc} of version {shown(version)}")
+            self.opened[record.index] = Opened("undecryptable")
+            return
+        try:
+            content = decode_content(plaintext, self.limits)
+        except MalformedEvent as exc:
+            record.add("content_malformed", f"decrypted contents: {exc}")
+            self.opened[record.index] = Opened("malformed")
+            return
+        finally:
+            del plaintext
+        self.opened[record.index] = Opened("decrypted", content)
+
+    # ------------------------------------------------------------------ what contents claim
+    def _check_content(self, timeline: Timeline, record: Any, content: Content, keyring: Keyring | None) -> None:
+        kind = content.kind or ""
+        if kind in TARGET_FIELDS:
+            problems = TargetProblems(_TARGET_WORDS[kind])
+            describe = self._not_a_message if kind in _MESSAGE_TARGETS else None
+            problems.check(timeline, record, content.target, describe=describe)
+            problems.report(record)
+        if kind == "message_edit" and content.target is not None:
+            authors = {r.sender_id for r in timeline.lookup(content.target) if kind_of(r) == MESSAGE}
+            if authors and record.sender_id not in authors:
+                record.add("edit_by_non_author", f"user {shown(record.sender_id)} edits a message of "
+                                                 f"{', '.join(shown(a) for a in sorted(authors, key=str))}")
+        if content.reply is not None:
+            mismatches = self._reply_problems(timeline, record, content.reply, keyring)
+            if mismatches:
+                record.add("reply_preview_mismatch", "; ".join(mismatches))
+
+    def _not_a_message(self, record: Any) -> str | None:
+        """What a reaction or edit target is when it is not a message, else None."""
+        if kind_of(record) != MESSAGE:
+            return kind_of(record) or "malformed event"
+        opened = self.opened.get(record.index)
+        if opened is not None and opened.content is not None and opened.content.kind != "message":
+            return f"{opened.content.kind or 'empty'} message entry"
+        return None
+
+    def _reply_problems(self, timeline: Timeline, record: Any, preview: dict[str, Any], keyring: Keyring | None) -> list[str]:
+        problems: list[str] = []
+        raw, edit = preview.get("raw_event_message_create"), preview.get("raw_event_edit_message")
+        if isinstance(raw, MessageEvent):
+            problems += self._embedded_problems(record, preview, raw, edit, keyring)
+        anchor = preview.get("replying_to_message_sequence_id")
+        if anchor is None and isinstance(raw, MessageEvent):
+            anchor = raw.sequence_id
+        if anchor is None:
+            return problems
+        targets = TargetProblems("replies to")
+        targets.check(timeline, record, anchor, describe=self._not_a_message)
+        targets.report(record)
+        originals = [r for r in timeline.lookup(anchor) if kind_of(r) == MESSAGE and r is not record]
+        if not originals or targets.after:
+            return problems
+        original = originals[0]
+        if isinstance(raw, MessageEvent) and not same_signed_message(raw, original.event):
+            problems.append(f"the embedded original is not the history's message at sequence id {shown(anchor)}")
+        claimed_sender = preview.get("sender_id")
+        if claimed_sender is not None and str(claimed_sender) != original.sender_id:
+            problems.append(f"it quotes sender {shown(claimed_sender)}, the original is from "
+                            f"{shown(original.sender_id)}")
+        claimed_id = preview.get("replying_to_message_id")
+        if claimed_id is not None and claimed_id != original.message_id:
+            problems.append("its message id is not the original's")
+        claimed_text = preview.get("message_text")
+        opened = self.opened.get(original.index)
+        if claimed_text is not None and opened is not None and opened.content is not None:
+            texts = [opened.content.text or "", *self._edited.get(original.index, ())]
+            if opened.content.kind != "message" or not any(t.startswith(claimed_text) for t in texts):
+                problems.append("the quoted text is not the original's text (nor an edit of it by its author)")
+        return problems
+
+    def _embedded_problems(self, record: Any, preview: dict[str, Any], raw: MessageEvent, edit: Any,
+                           keyring: Keyring | None) -> list[str]:
+        """The SDK's reply-preview validation: the embedded original (and edit) must be a signed
+        message of this conversation that verifies, and every claim of the preview must match it."""
+        outer = record.event
+        if raw.conversation_id is None or raw.conversation_id != outer.conversation_id:
+            return ["the embedded original belongs to another conversation"]
+        if raw.kind != MESSAGE:
+            return ["the embedded original is not a message"]
+        why = self._verify_embedded(raw, keyring)
+        if why:
+            return [f"the embedded original's signature does not verify ({why})"]
+        extra_keys = self._embedded_keys(preview)
+        original = self._decrypt_embedded(record.conversation, raw, extra_keys)
+        if original is _NO_KEY:
+            # The SDK calls such a preview Invalid; without the key there is no evidence either way.
+            record.add("not_decrypted", f"the original it quotes is encrypted under key version "
+                                        f"{shown((raw.body or {}).get('conversation_key_version'))}, which you "
+                                        "cannot open: the quote is not checked")
+            return []
+        if original is None or original.kind != "message":
+            return ["the embedded original does not decrypt to a message"]
+        problems = []
+        claimed_sender = preview.get("sender_id")
+        if claimed_sender is not None and str(claimed_sender) != raw.sender_id:
+            problems.append("the preview's sender is not the embedded original's")
+        claimed_seq = preview.get("replying_to_message_sequence_id")
+        if claimed_seq is not None and claimed_seq != raw.sequence_id:
+            problems.append("the preview's sequence id is not the embedded original's")
+        claimed_id = preview.get("replying_to_message_id")
+        if claimed_id is not None and claimed_id != raw.message_id:
+            problems.append("the preview's message id is not the embedded original's")
+        quoted_text, quoted_entities = original.body.get("message_text"), original.body.get("entities") or []
+        if isinstance(edit, MessageEvent):
+            if edit.conversation_id is None or edit.conversation_id != outer.conversation_id or \
+                    edit.sender_id is None or edit.sender_id != raw.sender_id or edit.kind != MESSAGE:
+                return problems + ["the embedded edit is not its author's edit in this conversation"]
+            why = self._verify_embedded(edit, keyring)
+            if why:
+                return problems + [f"the embedded edit's signature does not verify ({why})"]
+            edited = self._decrypt_embedded(record.conversation, edit, extra_keys)
+            if edited is _NO_KEY or edited is None or edited.kind != "message_edit":
+                return problems + ["the embedded edit cannot be decrypted as an edit"]
+            if edited.target is not None and raw.sequence_id is not None and edited.target != raw.sequence_id:
+                problems.append("the embedded edit edits another message than the embedded original")
+            quoted_text, quoted_entities = edited.body.get("updated_text"), edited.body.get("entities") or []
+        claimed_text = preview.get("message_text")
+        if claimed_text is not None and not (quoted_text or "").startswith(claimed_text):
+            problems.append("the preview's text is not the embedded original's text")
+        if any(e not in quoted_entities for e in preview.get("entities") or ()):
+            problems.append("the preview's entities are not the embedded original's")
+        if any(a not in (original.body.get("attachments") or []) for a in preview.get("attachments") or ()):
+            problems.append("the preview's attachments are not the embedded original's")
+        return problems
+
+    def _verify_embedded(self, event: MessageEvent, keyring: Keyring | None) -> str | None:
+        """Why the embedded event's signature does not verify (None when it does)."""
+        sig = event.signature
+        if sig is None or sig.signature is None:
+            return "no signature"
+        version, _note = parse_signature_version(sig.signature_version)
+        if version < 2:
+            return f"signature_version {version}"
+        key = _signer_key(event, keyring)
+        if isinstance(key, str):
+            return key
+        try:
+            payload = build_payload(event, version, {})
+        except PayloadUnavailable as exc:
+            return exc.reason
+        ok, why = verify_raw(key, decode_signature(sig.signature), payload)
+        return None if ok else why
+
+    def _embedded_keys(self, preview: dict[str, Any]) -> dict[str, bytes]:
+        """Keys the preview's embedded key changes give the participant (for a quoted original older
+        than the participant's own keys)."""
+        keys: dict[str, bytes] = {}
+        for event in preview.get("raw_event_ckces") or ():
+            if isinstance(event, MessageEvent) and event.kind == KEY_CHANGE:
+                outcome = self._open_key_change(event.body or {}, self.me[1] if self.me else None)
+                if outcome.key is not None and outcome.version is not None:
+                    keys.setdefault(outcome.version, outcome.key)
+        return keys
+
+    def _decrypt_embedded(self, conversation: str, event: MessageEvent, extra: dict[str, bytes]) -> Any:
+        """The embedded message's contents; None when they do not decrypt or decode, ``_NO_KEY``
+        when the participant holds no key of their version."""
+        body = event.body or {}
+        version, contents = body.get("conversation_key_version"), body.get("contents")
+        if contents is None:
+            return None
+        key = self.keys.get((conversation, version or "")) or extra.get(version or "")
+        if key is None:
+            return _NO_KEY
+        try:
+            return decode_content(secretbox_open(key, contents), self.limits)
+        except (ValueError, MalformedEvent):
+            return None
+
+
+_NO_KEY = object()
+
+
+def _signer_key(event: MessageEvent, keyring: Keyring | None) -> Any:
+    """The signer's key as the engine would choose it, or why there is none (a string)."""
+    sig = event.signature
+    if sig is None:
+        return "not signed"
+    if keyring is not None:
+        trusted = keyring.lookup(event.sender_id, sig.public_key_version)
+        if trusted is None or trusted.key is None:
+            return f"no trusted key for user {shown(event.sender_id)} version {shown(sig.public_key_version)}"
+        return trusted.key
+    for info in sig.message_signing_key_info_list or ():  # no keyring: the event's own key, as the engine
+        if info.member_id == event.sender_id and (info.public_key_version or "") == (sig.public_key_version or ""):
+            encoded = info.signing_public_key
+            break
+    else:
+        encoded = sig.signing_public_key
+    if encoded is None:
+        return "no signing key"
+    try:
+        return parse_public_key(encoded)
+    except UnusableKey:
+        return "unusable embedded signing key"
+
+
+def same_signed_message(a: MessageEvent, b: MessageEvent | None) -> bool:
+    """Do two events carry the same signed message (what the signature covers; signature bytes are
+    malleable and not compared)?"""
+    if b is None:
+        return False
+    body_a, body_b = a.body or {}, b.body or {}
+    return (a.kind, a.message_id, a.sender_id, a.conversation_id) == (b.kind, b.message_id, b.sender_id,
+                                                                      b.conversation_id) and \
+        body_a.get("contents") == body_b.get("contents") and \
+        body_a.get("conversation_key_version") == body_b.get("conversation_key_version")
+
+
+def participant_reviewers(identity: IdentityKey, *, limits: Limits = DEFAULT_LIMITS) -> tuple[Any, Participant]:
+    """The reviewers of a participant's verification: the signed-only checks and ``Participant``."""
+    from ..semantics import SignedChecks
+    return SignedChecks(), Participant(identity, limits=limits)
+

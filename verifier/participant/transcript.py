@@ -1,0 +1,359 @@
+"""The verified transcript: the decrypted conversation in chain order, every message with its proof.
+
+Each message carries its signature status, chain status, conversation-key version, signer key
+version and findings; reactions, reaction removals and edits are attached to the message they
+target (with their own proof), deletions mark the messages they delete and appear as events of
+their own, and key changes, group changes and read markers are shown as events. Something that
+targets a message the history does not hold stands on its own line.
+
+This is the only place plaintext leaves the participant audit, and only into the output the user
+named (``xchat-verify transcript -o PATH``). Formats: ``jsonl`` (JSON Lines, exact values),
+``markdown`` and ``html`` (a self-contained page in the report's style, no script at all, a strict
+Content-Security-Policy). Every text from the input or the plaintext is made printable
+(``sanitize.printable``) and then escaped for its format in the human ones.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import __version__
+from ..model import Report
+from ..report.common import proof_line
+from ..report.html import esc, seq_key, when
+from ..report.html_assets import CSS
+from ..report.markdown import md
+from .review import Participant
+
+SCHEMA = "xchat-verify/transcript/v1"
+FORMATS = ("jsonl", "markdown", "html")
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+_ATTACHED = {"reaction_add": "reactions", "reaction_remove": "reactions", "message_edit": "edits"}
+
+
+@dataclass
+class Entry:
+    """One line of the transcript (or one attachment of a message)."""
+
+    index: int
+    sequence_id: str | None
+    sender_id: str | None
+    created_at_msec: str | None
+    type: str  # message, reply, reaction, reaction_removed, edit, read, unread, delete, key_change, group_change, ...
+    proof: dict[str, Any]
+    text: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)  # what the event says besides text (kind-specific)
+    reactions: list["Entry"] = field(default_factory=list)
+    edits: list["Entry"] = field(default_factory=list)
+    deleted: list["Entry"] = field(default_factory=list)
+
+    def to_dict(self, attachment: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"sequence_id": self.sequence_id, "sender_id": self.sender_id,
+                               "created_at_msec": self.created_at_msec, "type": self.type}
+        if self.text is not None:
+            out["text"] = self.text
+        out.update(self.detail)
+        if not attachment:
+            for name in ("reactions", "edits", "deleted"):
+                items = getattr(self, name)
+                if items:
+                    out[name] = [item.to_dict(True) for item in items]
+        out["proof"] = self.proof
+        return out
+
+
+@dataclass
+class ConversationTranscript:
+    conversation_id: str
+    verdict: str
+    entries: list[Entry]
+
+
+@dataclass
+class Transcript:
+    verdict: str
+    proof: str  # the report's proof line
+    participant: str | None
+    fingerprint: str
+    conversations: list[ConversationTranscript]
+
+
+# ------------------------------------------------------------------------------------- building
+def build_transcript(report: Report, participant: Participant) -> Transcript:
+    records = {r.index: r for r in participant.records}
+    conversations = []
+    for conv in report.conversations:
+        entries: list[Entry] = []
+        messages: dict[str, Entry] = {}  # sequence id -> message entry, for attachments
+        in_data = {e.sequence_id for e in conv.events if e.chain.status != "out_of_band"}
+        for event in sorted(conv.events, key=seq_key):
+            if event.chain.status == "duplicate" or (event.chain.status == "out_of_band" and event.sequence_id in in_data):
+                continue  # repeats (meta copies of key changes, byte-identical duplicates): shown once
+            record = records.get(event.index)
+            entry = _entry(event, record, participant)
+            target = entry.detail.get("target_sequence_id")
+            bucket = _ATTACHED.get(entry.detail.get("content", ""))
+            if bucket and target in messages:
+                getattr(messages[target], bucket).append(entry)
+                continue
+            if entry.type == "delete":
+                for seq in entry.detail.get("sequence_ids", []):
+                    if seq in messages:
+                        messages[seq].deleted.append(entry)
+            if entry.type in ("message", "reply") and entry.sequence_id is not None:
+                messages.setdefault(entry.sequence_id, entry)
+            entries.append(entry)
+        conversations.append(ConversationTranscript(conv.conversation_id, conv.verdict, entries))
+    me = participant.me[0] if participant.me else None
+    return Transcript(report.verdict, proof_line(report), me, participant.identity.fingerprint(), conversations)
+
+
+def _proof(event: Any, record: Any) -> dict[str, Any]:
+    body = record.event.body if record is not None and record.event is not None and record.event.body else {}
+    return {"signature": event.signature.status, "chain": event.chain.status,
+            "conversation_key_version": body.get("conversation_key_version"),
+            "signer_key_version": event.key_version,
+            "findings": [{"code": f.code, "severity": f.severity, "message": f.message} for f in event.findings]}
+
+
+def _entry(event: Any, record: Any, participant: Participant) -> Entry:
+    entry = Entry(event.index, event.sequence_id, event.sender_id, event.created_at_msec,
+                  "other", _proof(event, record))
+    kind = event.event_type
+    body = record.event.body if record is not None and record.event is not None and record.event.body else {}
+    if kind == "MessageCreateEvent":
+        _message(entry, participant.opened.get(event.index))
+    elif kind == "ConversationKeyChangeEvent":
+        entry.type = "key_change"
+        outcome = participant.key_changes.get(event.index)
+        entry.detail = {"conversation_key_version": body.get("conversation_key_version"),
+                        "your_key": "opened" if outcome is not None and outcome.key is not None else
+                        "did not open" if outcome is not None and outcome.mine_failed else "not addressed to you",
+                        "recipients": [p.get("user_id") for p in body.get("conversation_participant_keys") or ()]}
+    elif kind == "MessageDeleteEvent":
+        entry.type = "delete"
+        entry.detail = {"sequence_ids": list(body.get("sequence_ids") or ()),
+                        "for_all": body.get("delete_message_action") == 2}
+    elif kind in ("MarkConversationReadEvent", "MarkConversationUnreadEvent"):
+        entry.type = "read" if kind == "MarkConversationReadEvent" else "unread"
+        entry.detail = {"target_sequence_id": body.get("seen_until_sequence_id")}
+    elif kind and kind.startswith("GroupChangeEvent."):
+        entry.type = "group_change"
+        entry.detail = {"change": kind.partition(".")[2],
+                        **{k: v for k, v in body.items() if k in _GROUP_FIELDS}}
+    else:
+        entry.type = "event"
+        entry.detail = {"event_type": kind}
+    return entry
+
+
+_GROUP_FIELDS = ("member_ids", "current_member_ids", "admin_ids", "title", "custom_title", "conversation_key_version")
+
+
+def _message(entry: Entry, opened: Any) -> None:
+    if opened is None or opened.content is None:
+        entry.type = "unread_message"
+        entry.detail = {"not_read": opened.status if opened is not None else "not_decrypted"}
+        return
+    content = opened.content
+    kind = content.kind
+    entry.detail = {"content": kind}
+    if kind == "message":
+        entry.text = content.text
+        reply = content.reply
+        entry.type = "reply" if reply is not None else "message"
+        if reply is not None:
+            entry.detail["reply_to"] = {"sequence_id": reply.get("replying_to_message_sequence_id"),
+                                        "sender_id": None if reply.get("sender_id") is None
+                                        else str(reply.get("sender_id")),
+                                        "quoted_text": reply.get("message_text")}
+        if content.body.get("attachments"):
+            entry.detail["attachments"] = len(content.body["attachments"])
+    elif kind in ("reaction_add", "reaction_remove"):
+        entry.type = "reaction" if kind == "reaction_add" else "reaction_removed"
+        entry.detail.update(emoji=content.body.get("emoji"), target_sequence_id=content.target)
+    elif kind == "message_edit":
+        entry.type = "edit"
+        entry.text = content.text
+        entry.detail["target_sequence_id"] = content.target
+    elif kind in ("mark_conversation_read", "mark_conversation_unread"):
+        entry.type = "read" if kind == "mark_conversation_read" else "unread"
+        entry.detail["target_sequence_id"] = content.target
+    else:
+        entry.type = "entry"
+        entry.detail["entry"] = kind or "empty"
+
+
+# ------------------------------------------------------------------------------------- rendering
+def render_transcript(transcript: Transcript, fmt: str) -> str:
+    if fmt == "jsonl":
+        return _jsonl(transcript)
+    if fmt == "markdown":
+        return _markdown(transcript)
+    if fmt == "html":
+        return _html(transcript)
+    raise ValueError(f"unknown transcript format {fmt!r}")
+
+
+def _jsonl(t: Transcript) -> str:
+    lines: list[dict[str, Any]] = [{"record": "transcript", "schema": SCHEMA, "verdict": t.verdict, "proof": t.proof,
+              "participant": t.participant, "identity_key_fingerprint": t.fingerprint}]
+    for conv in t.conversations:
+        lines.append({"record": "conversation", "conversation_id": conv.conversation_id, "verdict": conv.verdict,
+                      "entries": len(conv.entries)})
+        for entry in conv.entries:
+            lines.append({"record": "entry", "conversation_id": conv.conversation_id, **entry.to_dict()})
+    return "".join(json.dumps(line, ensure_ascii=True, separators=(",", ":")) + "\n" for line in lines)
+
+
+def _summary(entry: Entry) -> str:
+    """What an entry says, as plain text (escaped by the caller)."""
+    d = entry.detail
+    if entry.type in ("message", "reply", "edit"):
+        return entry.text if entry.text is not None else "(no text)"
+    if entry.type in ("reaction", "reaction_removed"):
+        verb = "reacted" if entry.type == "reaction" else "removed reaction"
+        return f"{verb} {d.get('emoji') or ''} to {d.get('target_sequence_id')} (not in this history)"
+    if entry.type in ("read", "unread"):
+        return f"marked {entry.type} up to {d.get('target_sequence_id')}"
+    if entry.type == "delete":
+        scope = "for everyone" if d.get("for_all") else "for themselves"
+        return f"deleted {len(d.get('sequence_ids', []))} message(s) {scope}: {', '.join(d.get('sequence_ids', []))}"
+    if entry.type == "key_change":
+        return f"conversation key changed to version {d.get('conversation_key_version')} ({d.get('your_key')})"
+    if entry.type == "group_change":
+        parts = [d.get("change", "")]
+        for name in ("member_ids", "current_member_ids", "admin_ids"):
+            if d.get(name):
+                parts.append(f"{name.replace('_ids', 's').replace('_', ' ')}: {', '.join(d[name])}")
+        return "; ".join(parts)
+    if entry.type == "unread_message":
+        return f"message not read ({d.get('not_read')})"
+    if entry.type == "entry":
+        return f"({d.get('entry')})"
+    return f"({d.get('event_type') or 'event'})"
+
+
+def _proof_text(proof: dict[str, Any]) -> str:
+    parts = [f"signature {proof['signature']}", f"chain {proof['chain']}"]
+    if proof.get("conversation_key_version"):
+        parts.append(f"key version {proof['conversation_key_version']}")
+    codes = sorted({f["code"] for f in proof["findings"]})
+    if codes:
+        parts.append("findings: " + ", ".join(codes))
+    return " · ".join(parts)
+
+
+def _ok(proof: dict[str, Any]) -> bool:
+    return proof["signature"] in ("valid", "not_signed") and not any(
+        f["severity"] == "error" for f in proof["findings"])
+
+
+def _markdown(t: Transcript) -> str:
+    icon = "✅" if t.verdict == "pass" else "❌"
+    out = [f"# {icon} Verified transcript: {t.verdict.upper()}", "",
+           md(t.proof) + ".", "",
+           f"Participant {md(t.participant or 'unknown')}, identity key fingerprint `{md(t.fingerprint)}`. "
+           "Plaintext: keep this file as private as the conversation.", ""]
+    for conv in t.conversations:
+        out += [f"## Conversation {md(conv.conversation_id)}: {conv.verdict.upper()}", ""]
+        for entry in conv.entries:
+            mark = "✅" if _ok(entry.proof) else "❌"
+            head = f"- {mark} {md(when(entry.created_at_msec) or '')} **{md(entry.sender_id or '?')}** " \
+                   f"\\#{md(entry.sequence_id or '?')} {md(entry.type)}: {md(_summary(entry))}"
+            if entry.detail.get("reply_to"):
+                quoted = entry.detail["reply_to"]
+                head += f" (replying to \\#{md(quoted.get('sequence_id') or '?')}: " \
+                        f"“{md(quoted.get('quoted_text') or '')}”)"
+            out.append(head)
+            out.append(f"  - proof: {md(_proof_text(entry.proof))}")
+            for edit in entry.edits:
+                out.append(f"  - edited by **{md(edit.sender_id or '?')}** \\#{md(edit.sequence_id or '?')}: "
+                           f"{md(edit.text or '')} ({md(_proof_text(edit.proof))})")
+            for reaction in entry.reactions:
+                verb = "reaction" if reaction.type == "reaction" else "reaction removed"
+                out.append(f"  - {verb} {md(reaction.detail.get('emoji') or '')} by **{md(reaction.sender_id or '?')}**"
+                           f" \\#{md(reaction.sequence_id or '?')} ({md(_proof_text(reaction.proof))})")
+            for delete in entry.deleted:
+                scope = "for everyone" if delete.detail.get("for_all") else "for themselves"
+                out.append(f"  - deleted {scope} by **{md(delete.sender_id or '?')}** \\#{md(delete.sequence_id or '?')}")
+        out.append("")
+    out.append(f"xchat-verify {md(__version__)}, {md(SCHEMA)}")
+    return "\n".join(out) + "\n"
+
+
+_TRANSCRIPT_CSS = """
+.tx{list-style:none;margin:0;padding:0}
+.tx>li{border-left:4px solid var(--ok);background:#fbfcfd;border-radius:0 8px 8px 0;padding:8px 14px;margin:0 0 10px}
+.tx>li.bad{border-left-color:var(--err)}
+.tx>li.sys{border-left-color:var(--neutral);background:#f6f8fb}
+.tx .who{font-weight:600}
+.tx .text{margin:4px 0;white-space:normal;overflow-wrap:anywhere;font-size:15.5px}
+.tx .deleted .text,.tx .text.deleted{text-decoration:line-through;color:var(--muted)}
+.tx .quote{border-left:3px solid var(--border);padding:2px 8px;margin:4px 0;color:var(--muted);font-size:13.5px}
+.tx .att{list-style:none;margin:6px 0 0;padding:0 0 0 14px;font-size:13.5px}
+.tx .att li{margin:2px 0;overflow-wrap:anywhere}
+.tx .proof{font-size:12.5px;color:var(--muted);overflow-wrap:anywhere}
+"""
+
+
+def _html(t: Transcript) -> str:
+    title = f"xchat-verify transcript: {t.verdict.upper()}"
+    body = [f'<header class="banner {"pass" if t.verdict == "pass" else "fail"}"><div class="wrap">'
+            '<div class="tool">xchat-verify · verified transcript</div>'
+            f"<h1>{esc(t.verdict.upper())}</h1><p class=\"proof\">{esc(t.proof)}</p>"
+            f'<ul class="chips"><li>participant {esc(t.participant or "unknown")}</li>'
+            f"<li>identity key fingerprint {esc(t.fingerprint)}</li>"
+            "<li class=\"alert\">contains plaintext: keep it private</li></ul></div></header>",
+            '<main class="wrap">']
+    for conv in t.conversations:
+        body.append(f'<section class="card"><h2>Conversation <span class="id">{esc(conv.conversation_id)}</span> '
+                    f'<span class="sev sev-{"ok" if conv.verdict == "pass" else "error"}">{esc(conv.verdict)}</span>'
+                    '</h2><ol class="tx">')
+        body += [_html_entry(entry) for entry in conv.entries]
+        body.append("</ol></section>")
+    body.append("</main>")
+    body.append(f'<footer><div class="wrap"><span>xchat-verify {esc(__version__)}</span><span>{esc(SCHEMA)}</span>'
+                "<span>all text escaped; this page runs no script and makes no network request</span></div></footer>")
+    head = ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+            '<meta name="referrer" content="no-referrer">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{esc(title)}</title><style>{CSS}{_TRANSCRIPT_CSS}</style></head><body>")
+    return head + "".join(body) + "</body></html>\n"
+
+
+def _html_entry(entry: Entry) -> str:
+    system = entry.type not in ("message", "reply")
+    classes = ("sys " if system else "") + ("" if _ok(entry.proof) else "bad")
+    text_class = "text deleted" if entry.deleted else "text"
+    out = [f'<li class="{classes.strip()}"><div><span class="who">{esc(entry.sender_id or "?")}</span> '
+           f'<span class="muted small">#{esc(entry.sequence_id or "?")} · {esc(when(entry.created_at_msec) or "")}'
+           f" · {esc(entry.type)}</span></div>"]
+    reply = entry.detail.get("reply_to")
+    if reply:
+        out.append(f'<div class="quote">replying to #{esc(reply.get("sequence_id") or "?")} '
+                   f'({esc(reply.get("sender_id") or "?")}): {esc(reply.get("quoted_text") or "")}</div>')
+    out.append(f'<div class="{text_class}">{esc(_summary(entry))}</div>')
+    out.append(f'<div class="proof">{esc(_proof_text(entry.proof))}</div>')
+    items = []
+    for edit in entry.edits:
+        items.append(f"<li>edited by {esc(edit.sender_id or '?')} #{esc(edit.sequence_id or '?')}: "
+                     f"<span class=\"text\">{esc(edit.text or '')}</span> "
+                     f"<span class=\"proof\">{esc(_proof_text(edit.proof))}</span></li>")
+    for reaction in entry.reactions:
+        verb = "reaction" if reaction.type == "reaction" else "reaction removed"
+        items.append(f"<li>{verb} {esc(reaction.detail.get('emoji') or '')} by {esc(reaction.sender_id or '?')} "
+                     f"#{esc(reaction.sequence_id or '?')} <span class=\"proof\">{esc(_proof_text(reaction.proof))}"
+                     "</span></li>")
+    for delete in entry.deleted:
+        scope = "for everyone" if delete.detail.get("for_all") else "for themselves"
+        items.append(f"<li>deleted {scope} by {esc(delete.sender_id or '?')} #{esc(delete.sequence_id or '?')} "
+                     f"<span class=\"proof\">{esc(_proof_text(delete.proof))}</span></li>")
+    if items:
+        out.append('<ul class="att">' + "".join(items) + "</ul>")
+    out.append("</li>")
+    return "".join(out)
+

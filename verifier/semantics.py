@@ -1,0 +1,199 @@
+"""What signed events claim about other events, checked against the history. No key is needed, so
+these checks run in every verification (``engine.default_reviewers``):
+
+* a MessageDeleteEvent's signed sequence ids, and a signed read marker's ``seen_until_sequence_id``,
+  must name events of the history that precede it (``target_missing``, ``target_after_event``);
+* group membership: the proven group changes (GroupCreate, GroupMemberAddChange,
+  GroupMemberRemoveChange; leaving a group is removing oneself) are replayed in chain order, and a
+  message from a user who is not a member at that point is ``non_member_sender``.
+
+The participant audit (``verifier.participant``) uses the same timeline and target rules for what
+only decrypted contents say (reactions, edits, replies, read markers inside messages).
+
+Chain order is sequence-id order, decimal ids compared as numbers (as the chain check compares
+them); events without a decimal sequence id cannot be placed and take part only by exact id. The
+fetched range of a conversation runs from its oldest to its newest placed event: a missing target
+inside it is an error (the history should hold it), outside it a warning (it may simply be older
+than what was fetched).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from .keys import Keyring
+
+_MAX_DIGITS = 30  # a decimal id longer than this is not a snowflake: compared as text only
+_SHOWN = 5  # ids named in one finding; the rest are counted
+_ID_CHARS = 40
+
+DELETE = "MessageDeleteEvent"
+READ_MARKERS = {"MarkConversationReadEvent": "marks read up to", "MarkConversationUnreadEvent": "marks unread from"}
+MESSAGE = "MessageCreateEvent"
+GROUP_CREATE = "GroupChangeEvent.GroupCreate"
+GROUP_ADD = "GroupChangeEvent.GroupMemberAddChange"
+GROUP_REMOVE = "GroupChangeEvent.GroupMemberRemoveChange"
+
+
+def position(sequence_id: str | None) -> int | None:
+    """A decimal sequence id as a number (``0123`` is 123), else None."""
+    if sequence_id and len(sequence_id) <= _MAX_DIGITS and sequence_id.isascii() and sequence_id.isdigit():
+        return int(sequence_id)
+    return None
+
+
+def shown(value: object) -> str:
+    """An id for a finding message: quoted and cut short (renderers escape it)."""
+    text = str(value)
+    return repr(text if len(text) <= _ID_CHARS else text[:_ID_CHARS] + "…")
+
+
+def kind_of(record: Any) -> str | None:
+    return record.event.kind if record.event is not None else None
+
+
+class Timeline:
+    """One conversation's events in chain order, with lookup by sequence id."""
+
+    def __init__(self, conversation: str, records: Sequence[Any]) -> None:
+        self.conversation = conversation
+        placed = [(position(r.sequence_id), r) for r in records]
+        self.ordered: list[Any] = [r for p, r in sorted(((p, r) for p, r in placed if p is not None),
+                                                        key=lambda pr: (pr[0], pr[1].index))]
+        self.ordered += [r for p, r in placed if p is None]
+        self.by_id: dict[Any, list[Any]] = {}
+        for p, r in placed:
+            key = p if p is not None else r.sequence_id
+            if key is not None:
+                self.by_id.setdefault(key, []).append(r)
+        numbers = [p for p, _r in placed if p is not None]
+        self.low = min(numbers) if numbers else None
+        self.high = max(numbers) if numbers else None
+
+    def lookup(self, sequence_id: str) -> list[Any]:
+        number = position(sequence_id)
+        return self.by_id.get(number if number is not None else sequence_id, [])
+
+    def covers(self, sequence_id: str) -> bool:
+        """Does the fetched range include this position (so the history should hold it)?"""
+        number = position(sequence_id)
+        return number is not None and self.low is not None and self.high is not None \
+            and self.low <= number <= self.high
+
+
+def timelines(records: Iterable[Any]) -> Iterator[Timeline]:
+    groups: dict[str, list[Any]] = {}
+    for record in records:
+        groups.setdefault(record.conversation, []).append(record)
+    for conversation, members in groups.items():
+        yield Timeline(conversation, members)
+
+
+class TargetProblems:
+    """The target problems of one event, gathered so an event naming many bad targets gets one
+    finding per code (first ids named, the rest counted)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.after: list[str] = []
+        self.missing: list[str] = []  # inside the fetched range
+        self.older: list[str] = []  # outside it
+        self.not_message: list[tuple[str, str]] = []
+
+    def check(self, timeline: Timeline, record: Any, target: str | None, *,
+              describe: Callable[[Any], str | None] | None = None) -> None:
+        """One target of ``record``: it must exist and precede it. ``describe(found)`` says what a
+        found event is when it is not an acceptable target (None when it is)."""
+        if target is None:
+            return
+        own, at = position(record.sequence_id), position(target)
+        if (own is not None and at is not None and at >= own) or target == record.sequence_id:
+            self.after.append(target)
+            return
+        found = [r for r in timeline.lookup(target) if r is not record]
+        if not found:
+            (self.missing if timeline.covers(target) else self.older).append(target)
+        elif describe is not None:
+            labels = [label for label in map(describe, found) if label is not None]
+            if len(labels) == len(found):  # every event at that position is not an acceptable target
+                self.not_message.append((target, labels[0]))
+
+    def report(self, record: Any) -> None:
+        if self.after:
+            record.add("target_after_event", f"{self.what} {_ids(self.after)}, which "
+                       f"{'does' if len(self.after) == 1 else 'do'} not precede it")
+        if self.missing:
+            record.add("target_missing", f"{self.what} {_ids(self.missing)}, inside the fetched range "
+                       "but not in the history", "error")
+        for target, kind in self.not_message[:1]:
+            record.add("target_missing", f"{self.what} {shown(target)}, which is a {kind}, not a message",
+                       "error")
+        if self.older:
+            record.add("target_missing", f"{self.what} {_ids(self.older)}, older than the fetched history "
+                       "(or not a sequence id)")
+
+
+def _ids(ids: list[str]) -> str:
+    head = ", ".join(shown(i) for i in ids[:_SHOWN])
+    more = f" and {len(ids) - _SHOWN} more" if len(ids) > _SHOWN else ""
+    return ("sequence id " if len(ids) == 1 else "sequence ids ") + head + more
+
+
+def proven(record: Any) -> bool:
+    return record.signature is not None and record.signature.status == "valid"
+
+
+def check_targets(timeline: Timeline) -> None:
+    """Deletes and signed read markers: every target exists and precedes its event."""
+    for record in timeline.ordered:
+        kind = kind_of(record)
+        if kind == DELETE:
+            problems = TargetProblems("deletes")
+            for target in (record.event.body or {}).get("sequence_ids") or ():
+                problems.check(timeline, record, target)
+            problems.report(record)
+        elif kind in READ_MARKERS:
+            problems = TargetProblems(READ_MARKERS[kind])
+            problems.check(timeline, record, (record.event.body or {}).get("seen_until_sequence_id"))
+            problems.report(record)
+
+
+def replay_membership(timeline: Timeline) -> None:
+    """Replay the proven group changes in chain order; flag messages from non-members.
+
+    A GroupCreate sets the members (its signed member ids and its sender); a GroupMemberAddChange
+    adds its new and current members; a GroupMemberRemoveChange removes its members (leaving is
+    removing oneself). Before the first create or add, or after a membership change whose signature
+    is not proven, membership is unknown and nothing is flagged."""
+    members: set[str] | None = None
+    for record in timeline.ordered:
+        kind = kind_of(record)
+        if kind in (GROUP_CREATE, GROUP_ADD, GROUP_REMOVE):
+            if not proven(record):
+                members = None
+                continue
+            body = record.event.body or {}
+            if kind == GROUP_CREATE:
+                members = set(body.get("member_ids") or ()) | {record.sender_id or ""}
+            elif kind == GROUP_ADD:
+                members = (members or set()) | set(body.get("current_member_ids") or ()) | \
+                    set(body.get("member_ids") or ())
+            elif members is not None:
+                members -= set(body.get("member_ids") or ())
+        elif kind == MESSAGE and members is not None and record.sender_id not in members:
+            record.add("non_member_sender", f"sender {shown(record.sender_id)} is not a member of the group at "
+                                            "this point (replaying its proven group changes)")
+
+
+class SignedChecks:
+    """The default reviewer (``engine.Reviewer``): the checks above, for everyone."""
+
+    def conversation_keys(self, records: Sequence[Any], keyring: Keyring | None) -> dict[str, bytes]:
+        return {}
+
+    def review(self, records: Sequence[Any], keyring: Keyring | None) -> list[tuple[str, str]]:
+        for timeline in timelines(records):
+            check_targets(timeline)
+            replay_membership(timeline)
+        return []
