@@ -17,11 +17,13 @@ import gc
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import msgspec
 
 from .chain import ChainNode, ChainResult, analyse_chain, find_replays
 from .envelope import envelope_differences
@@ -50,7 +52,7 @@ from .model import (
 from .pages import DecodedPage, ItemJson, RawEntry, decode_page
 from .payload import must_be_signed
 from .signature import Job, check, prepare
-from .signers import embedded_key_conflicts, embedded_keys
+from .signers import Carriers, KeySlot, carrier_conflicts, embedded_keys, key_carriers
 from .wire import DEFAULT_LIMITS, Limits, MessageEvent, decode_event_b64
 
 _CHUNK = 256
@@ -215,7 +217,7 @@ class Verification:
 
     def add_input_error(self, source: str, message: str) -> None:
         """Record an input that could not be obtained in full (the report is then incomplete)."""
-        self._run.inputs.append(InputReport(source, len(self._run.events), 0, [message]))
+        self._run.inputs.append(InputReport(source, self._run.event_total, 0, [message]))
 
     def expect_conversation(self, conversation_id: str) -> None:
         """Name a conversation the caller asked for: it is reported even if it has no events
@@ -231,10 +233,90 @@ class Verification:
     def finish(self, keyring: Keyring | None = None) -> Report:
         self._run.keyring = keyring
         with _gc_paused():
-            for reviewer in self._run.reviewers:  # keys learned before any signature is checked
-                for version, key in reviewer.conversation_keys(self._run.events, keyring).items():
-                    self._run.conversation_keys.setdefault(version_key(version), key)
             return self._run.execute()
+
+    # ------------------------------------------------------------ parts of a larger run
+    # ``verifier.archive`` verifies one run's pages in several processes: each part decodes its pages
+    # and checks their signatures (``check_part``), a coordinator places the parts in the run
+    # (``part_facts``, ``rebase``), the parts conclude the conversations they hold whole and hand
+    # the others to a join (``conclude_part``, ``take``, ``joined``), and a shell Verification on the
+    # coordinator assembles the Report (``adopt_parts``, ``finish_parts``). ``finish`` itself runs
+    # the same steps in one process, so both give the same report.
+
+    def check_part(self, keyring: Keyring | None) -> None:
+        """Decode done: check every signature now (the per-event work that needs no other event)."""
+        self._run.keyring = keyring
+        with _gc_paused():
+            self._run.check_signatures()
+
+    def part_facts(self) -> PartFacts:
+        """After ``check_part``: what a coordinator needs to place this part in the whole run."""
+        run = self._run
+        conversations = []
+        for page in run.inputs:
+            first = page.first_index - run.base
+            conversations.append(run.events[first].conversation if page.event_count else None)
+        slots = {slot: frozenset(identities) for slot, identities in run.carriers.items()}
+        return PartFacts(list(run.inputs), conversations, slots, run.used_key_versions())
+
+    def rebase(self, first_index: int) -> None:
+        """Number this part's events from ``first_index`` (its place in the whole run); idempotent."""
+        run = self._run
+        delta = first_index - run.base
+        if delta:
+            for ev in run.events:
+                ev.index += delta
+            run.inputs = [msgspec.structs.replace(i, first_index=i.first_index + delta) for i in run.inputs]
+            run.carriers = {slot: {ident: [i + delta for i in idx] for ident, idx in ids.items()}
+                            for slot, ids in run.carriers.items()}
+            run.base = first_index
+
+    def conclude_part(self, conversations: Collection[str] | None, shared_keys: Mapping[KeySlot, Collection[bytes]],
+                      incomplete: Mapping[str, list[str]]) -> tuple[dict[str, ConversationReport], list[tuple[str, str]]]:
+        """Chain, reviews and reports of the conversations this part holds whole (None: all of
+        them), each with its own verdict; and the reviewers' run-level findings."""
+        run = self._run
+        run.incomplete = {cid: list(reasons) for cid, reasons in incomplete.items()}
+        evs = run.events if conversations is None else [ev for ev in run.events if ev.conversation in conversations]
+        with _gc_paused():
+            return run.conclude(evs, shared_keys)
+
+    def take(self, conversations: Collection[str]) -> list[Any]:
+        """This part's events of conversations other parts also hold, for ``joined``."""
+        return [ev for ev in self._run.events if ev.conversation in conversations]
+
+    @classmethod
+    def joined(cls, parts: Iterable[list[Any]], keyring: Keyring | None, **options: Any) -> "Verification":
+        """One Verification over events taken from several checked parts (their signatures stay)."""
+        joined = cls(**options)
+        run = joined._run
+        run.keyring = keyring
+        run.events = sorted((ev for part in parts for ev in part), key=lambda ev: ev.index)
+        run.carriers = key_carriers((ev.index, ev.event) for ev in run.events)
+        run.signatures_checked = True
+        return joined
+
+    def adopt_parts(self, inputs: list[InputReport], events: int) -> None:
+        """(The coordinator's shell.) Pages verified elsewhere: their inputs, in run order, and how
+        many events they hold; ``add_input_error`` and the rest then work as after ``add_page``."""
+        self._run.inputs += inputs
+        self._run.elsewhere += events
+
+    def finish_parts(self, keyring: Keyring | None, conversations: Mapping[str, ConversationReport],
+                     reviewed: list[tuple[str, str]], used_key_versions: Collection[str]) -> Report:
+        """(The coordinator's shell.) The Report from the parts' conversations (in first-event order)."""
+        self._run.keyring = keyring
+        return self._run.assemble(conversations, reviewed, set(used_key_versions))
+
+
+@dataclass
+class PartFacts:
+    """One part of a larger run, as the coordinator sees it (small: per page, not per event)."""
+
+    inputs: list[InputReport]  # one per page, in order
+    conversations: list[str | None]  # the conversation of each page's events (None: no events)
+    key_slots: dict[KeySlot, frozenset[bytes]]  # embedded key identities seen per (member, version)
+    used_key_versions: set[Any]  # conversation key versions the part's key changes use
 
 
 @contextmanager
@@ -283,9 +365,24 @@ class _Run:
         self.expected_conversations: dict[str, None] = {}  # asked for by the caller, in order
         self.incomplete: dict[str, list[str]] = {}
         self.reviewers: tuple[Reviewer, ...] = ()
+        self.base = 0  # index of the first event (a part of a larger run starts elsewhere)
+        self.elsewhere = 0  # events of this run verified in parts elsewhere (the coordinator's shell)
+        self.carriers: Carriers = {}
+        self.signatures_checked = False
 
     # ---------------------------------------------------------------- orchestration
     def execute(self) -> Report:
+        self.check_signatures()
+        conversations, reviewed = self.conclude(self.events, None)
+        return self.assemble(conversations, reviewed, self.used_key_versions())
+
+    def check_signatures(self) -> None:
+        """Every event's signature; the embedded keys are gathered while the pool verifies."""
+        if self.signatures_checked:
+            return
+        for reviewer in self.reviewers:  # keys learned before any signature is checked
+            for version, key in reviewer.conversation_keys(self.events, self.keyring).items():
+                self.conversation_keys.setdefault(version_key(version), key)
         with _SignaturePipeline(self.workers) as pipeline:
             for ev in self.events:
                 outcome = self._prepare(ev)
@@ -293,20 +390,48 @@ class _Run:
                     ev.signature = outcome
                 else:
                     pipeline.submit(ev, outcome)
-            for index, message in embedded_key_conflicts(((ev.index, ev.event) for ev in self.events),
-                                                         self.keyring):
-                self.events[index].add(Code.KEY_CONFLICT, message)
+            self.carriers = key_carriers((ev.index, ev.event) for ev in self.events)
             pipeline.drain()
-        for ev in self.events:
+        self.signatures_checked = True
+
+    def conclude(self, evs: list[_Event], shared_keys: Mapping[KeySlot, Collection[bytes]] | None,
+                 ) -> tuple[dict[str, ConversationReport], list[tuple[str, str]]]:
+        """Key conflicts, statuses, reviews, chains and reports of ``evs`` (whole conversations),
+        each conversation with its own verdict; the reviewers' run-level findings."""
+        at = {ev.index: ev for ev in evs}
+        carriers = self.carriers if len(at) == len(self.events) else \
+            {slot: {ident: [i for i in idx if i in at] for ident, idx in ids.items()} for slot, ids in self.carriers.items()}
+        for index, message in carrier_conflicts(carriers, self.keyring, shared_keys):
+            if index in at:
+                at[index].add(Code.KEY_CONFLICT, message)
+        for ev in evs:
             result = ev.checked
             sev = STATUS_SEVERITY.get(result.status)
             if sev is not None:
                 ev.add(result.status, result.detail)
-        reviewed = [self._finding(code, message) for reviewer in self.reviewers
-                    for code, message in reviewer.review(self.events, self.keyring)]
-        run_findings = self._run_findings() + reviewed
+        reviewed = [pair for reviewer in self.reviewers for pair in reviewer.review(evs, self.keyring)]
+        groups: dict[str, list[_Event]] = {}
+        for ev in evs:
+            groups.setdefault(ev.conversation, []).append(ev)
+        return {cid: self._conversation(cid, members, at) for cid, members in groups.items()}, reviewed
+
+    def used_key_versions(self) -> set[Any]:
+        """The conversation key versions the key changes of this run use."""
+        return {ev.event.body.get("conversation_key_version") for ev in self.events
+                if ev.event is not None and ev.event.kind == "ConversationKeyChangeEvent" and ev.event.body}
+
+    def assemble(self, reports: Mapping[str, ConversationReport], reviewed: list[tuple[str, str]],
+                 used: set[Any]) -> Report:
+        """The Report: run findings, conversations in order (those the caller expected, even
+        without events, then those marked incomplete, then the rest in first-event order), verdicts."""
+        run_findings = self._run_findings(used) + [self._finding(code, message) for code, message in reviewed]
         run_fails = any(fails(f.severity, self.strict) for f in run_findings)
-        conversations = self._conversations(run_fails)
+        conversations = []
+        for cid in dict.fromkeys([*self.expected_conversations, *self.incomplete, *reports]):
+            conv = reports.get(cid) or self._conversation(cid, [], {})
+            if run_fails:  # a conversation passes only on its own proof and a sound run
+                conv.verdict = Verdict.FAIL
+            conversations.append(conv)
         if not conversations:
             run_findings.append(self._finding(Code.NO_EVENTS, "the input holds no events"))
         failed = any(c.verdict == Verdict.FAIL for c in conversations) or \
@@ -319,11 +444,9 @@ class _Run:
     def _finding(self, code: str, message: str) -> Finding:
         return Finding(code, self.policy.severity(code), message)
 
-    def _run_findings(self) -> list[Finding]:
+    def _run_findings(self, used: set[Any]) -> list[Finding]:
         """Findings about the run as a whole: whose keys were trusted, and what the keyring said."""
         out = []
-        used = {ev.event.body.get("conversation_key_version") for ev in self.events
-                if ev.event is not None and ev.event.kind == "ConversationKeyChangeEvent" and ev.event.body}
         for version in sorted(set(self.conversation_keys) - used):
             out.append(self._finding(Code.UNUSED_CONVERSATION_KEY, f"no key change in the input uses conversation "
                                                                 f"key version {version}"))
@@ -333,7 +456,7 @@ class _Run:
         else:
             out += [self._finding(code, message) for code, message in self.keyring.findings]
             for message in self.keyring.errors:  # rows the run could not use: it is incomplete
-                self.inputs.append(InputReport("keys", len(self.events), 0, [message]))
+                self.inputs.append(InputReport("keys", self.event_total, 0, [message]))
         return out
 
     def _conversation_findings(self, cid: str, reports: list[EventReport]) -> list[Finding]:
@@ -357,9 +480,13 @@ class _Run:
                      not_signed=not_signed, keys_authenticated=self.keyring is not None,
                      complete=not self.incomplete and not any(i.errors for i in self.inputs))
 
+    @property
+    def event_total(self) -> int:
+        return self.base + len(self.events) + self.elsewhere
+
     def _load_page(self, page: DecodedPage) -> list[_Event]:
-        first = len(self.events)
-        page_events = [self._decode(len(self.events) + i, e) for i, e in enumerate(page.entries)]
+        first = self.event_total
+        page_events = [self._decode(first + i, e) for i, e in enumerate(page.entries)]
         self.events += page_events
         self._assign_conversation(page_events, canonical_conversation(page.conversation_id) or self.expected)
         self.inputs.append(InputReport(page.source, first, len(page_events), list(page.errors),
@@ -420,20 +547,12 @@ class _Run:
             ev.add(Code.ENVELOPE_MISMATCH, problem)
 
     # ---------------------------------------------------------------- chain and report
-    def _conversations(self, run_fails: bool) -> list[ConversationReport]:
-        """Conversations the caller expected (even with no events) first, then any others seen."""
-        groups: dict[str, list[_Event]] = {cid: [] for cid in self.expected_conversations}
-        for cid in self.incomplete:
-            groups.setdefault(cid, [])
-        for ev in self.events:
-            groups.setdefault(ev.conversation, []).append(ev)
-        return [self._conversation(cid, evs, run_fails) for cid, evs in groups.items()]
-
-    def _conversation(self, cid: str, evs: list[_Event], run_fails: bool) -> ConversationReport:
+    def _conversation(self, cid: str, evs: list[_Event], at: Mapping[int, _Event]) -> ConversationReport:
+        """One conversation's chain and report, with its own verdict (the run's is applied later)."""
         nodes = [_chain_node(ev) for ev in evs]
         chain = analyse_chain(nodes)
         for index, detail in find_replays(nodes).items():
-            self.events[index].add(Code.REPLAY, detail)
+            at[index].add(Code.REPLAY, detail)
         reports = [self._event_report(ev, chain[ev.index]) for ev in evs]
         counts: dict[str, int] = {s.value: 0 for s in SigStatus}
         counts.update({s.value: 0 for s in ChainStatus})
@@ -446,8 +565,7 @@ class _Run:
                     counts[f.code] = counts.get(f.code, 0) + 1
         for f in findings:
             counts[f.code] = counts.get(f.code, 0) + 1
-        # A conversation passes only on its own proof and a sound run (trusted keys, ...).
-        failed = run_fails or any(fails(f.severity, self.strict) for f in findings) or \
+        failed = any(fails(f.severity, self.strict) for f in findings) or \
             any(fails(f.severity, self.strict) for r in reports for f in r.findings)
         return ConversationReport(cid, Verdict.FAIL if failed else Verdict.PASS, counts, reports, findings,
                                   complete=cid not in self.incomplete)

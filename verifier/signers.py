@@ -4,7 +4,7 @@ an event carries, cross-checked against the keyring and against the other events
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from functools import lru_cache
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -83,24 +83,35 @@ def _identity(encoded: str) -> bytes:
         return b"unparseable:" + encoded.encode()
 
 
-def embedded_key_conflicts(events: Iterable[tuple[int, MessageEvent | None]],
-                           keyring: Keyring | None) -> list[tuple[int, str]]:
-    """(event index, message) for every event whose embedded key for a (member, version) differs
-    from the keyring's, or (without a keyring row) from another event's."""
+KeySlot = tuple[str, str]  # (member, canonical key version)
+Carriers = dict[KeySlot, dict[bytes, list[int]]]  # slot -> key identity -> indices of the events carrying it
+
+
+def key_carriers(events: Iterable[tuple[int, MessageEvent | None]]) -> Carriers:
+    """Which events carry which embedded key for each (member, version) slot."""
     carriers: dict[tuple[str, str, str], list[int]] = {}
     for index, event in events:
         for triple in embedded_keys(event):
             carriers.setdefault(triple, []).append(index)
-    by_slot: dict[tuple[str, str], dict[bytes, list[int]]] = {}
+    by_slot: Carriers = {}
     for (member, version, encoded), indices in carriers.items():
         by_slot.setdefault((member, version_key(version)), {}).setdefault(_identity(encoded), []).extend(indices)
+    return by_slot
+
+
+def carrier_conflicts(by_slot: Carriers, keyring: Keyring | None,
+                      shared: Mapping[KeySlot, Collection[bytes]] | None = None) -> list[tuple[int, str]]:
+    """(event index, message) for every carrier whose key for a slot differs from the keyring's, or
+    (without a keyring row) from another event's. ``shared``: the identities every part of a larger
+    run saw per slot (``verifier.archive``), so a part decides as the whole run would."""
     conflicts: set[tuple[int, str, str]] = set()
     for (member, version), identities in by_slot.items():
         trusted = keyring.lookup(member, version) if keyring is not None else None
+        seen = len(shared.get((member, version), identities)) if shared is not None else len(identities)
         if trusted is not None and trusted.key is not None:
             reference = key_identity(trusted.key)
             bad = [i for ident, idx in identities.items() if ident != reference for i in idx]
-        elif len(identities) > 1:
+        elif max(seen, len(identities)) > 1:
             bad = [i for idx in identities.values() for i in idx]
         else:
             bad = []
@@ -110,3 +121,10 @@ def embedded_key_conflicts(events: Iterable[tuple[int, MessageEvent | None]],
         source = "the keyring" if keyring is not None and keyring.lookup(member, version) else "other events"
         out.append((index, f"embedded key for user {member} version {version} differs from {source}"))
     return out
+
+
+def embedded_key_conflicts(events: Iterable[tuple[int, MessageEvent | None]],
+                           keyring: Keyring | None) -> list[tuple[int, str]]:
+    """(event index, message) for every event whose embedded key for a (member, version) differs
+    from the keyring's, or (without a keyring row) from another event's."""
+    return carrier_conflicts(key_carriers(events), keyring)
