@@ -230,6 +230,11 @@ class Verification:
         cid = canonical_conversation(conversation_id) or self._run.expected or "unknown"
         self._run.incomplete.setdefault(cid, []).append(reason)
 
+    @property
+    def incomplete(self) -> dict[str, list[str]]:
+        """Conversations marked incomplete so far, with their reasons."""
+        return {cid: list(reasons) for cid, reasons in self._run.incomplete.items()}
+
     def finish(self, keyring: Keyring | None = None) -> Report:
         self._run.keyring = keyring
         with _gc_paused():
@@ -244,10 +249,12 @@ class Verification:
     # the same steps in one process, so both give the same report.
 
     def check_part(self, keyring: Keyring | None) -> None:
-        """Decode done: check every signature now (the per-event work that needs no other event)."""
+        """Decode done: check every signature now (the per-event work that needs no other event).
+        The keyring is not kept (key objects do not pickle; a part may travel between processes)."""
         self._run.keyring = keyring
         with _gc_paused():
             self._run.check_signatures()
+        self._run.keyring = None
 
     def part_facts(self) -> PartFacts:
         """After ``check_part``: what a coordinator needs to place this part in the whole run."""
@@ -271,11 +278,13 @@ class Verification:
                             for slot, ids in run.carriers.items()}
             run.base = first_index
 
-    def conclude_part(self, conversations: Collection[str] | None, shared_keys: Mapping[KeySlot, Collection[bytes]],
-                      incomplete: Mapping[str, list[str]]) -> tuple[dict[str, ConversationReport], list[tuple[str, str]]]:
+    def conclude_part(self, keyring: Keyring | None, conversations: Collection[str] | None,
+                      shared_keys: Mapping[KeySlot, Collection[bytes]], incomplete: Mapping[str, list[str]],
+                      ) -> tuple[dict[str, ConversationReport], list[tuple[str, str]]]:
         """Chain, reviews and reports of the conversations this part holds whole (None: all of
         them), each with its own verdict; and the reviewers' run-level findings."""
         run = self._run
+        run.keyring = keyring
         run.incomplete = {cid: list(reasons) for cid, reasons in incomplete.items()}
         evs = run.events if conversations is None else [ev for ev in run.events if ev.conversation in conversations]
         with _gc_paused():
@@ -286,11 +295,10 @@ class Verification:
         return [ev for ev in self._run.events if ev.conversation in conversations]
 
     @classmethod
-    def joined(cls, parts: Iterable[list[Any]], keyring: Keyring | None, **options: Any) -> "Verification":
+    def joined(cls, parts: Iterable[list[Any]], **options: Any) -> "Verification":
         """One Verification over events taken from several checked parts (their signatures stay)."""
         joined = cls(**options)
         run = joined._run
-        run.keyring = keyring
         run.events = sorted((ev for part in parts for ev in part), key=lambda ev: ev.index)
         run.carriers = key_carriers((ev.index, ev.event) for ev in run.events)
         run.signatures_checked = True

@@ -421,6 +421,7 @@ class SavedConversation:
     incomplete: list[str]  # the reasons the audit recorded ([] when it claimed completeness)
     error: str | None
     metadata: bytes | None
+    entries: list[dict] = field(default_factory=list)  # its pages' manifest entries (validated), in order
 
 
 @dataclass
@@ -455,7 +456,7 @@ def _load_saved_audit(root: str | Path) -> SavedAudit:
             _collect_secrets(saved, conv["metadata"], metadata)
         saved.conversations.append(SavedConversation(
             conv["conversation_id"], conv.get("expected_conversation_id"), _pages(store, conv, saved),
-            list(conv.get("incomplete") or []), conv.get("error"), metadata))
+            list(conv.get("incomplete") or []), conv.get("error"), metadata, list(conv["pages"])))
     for entry in store.manifest["keys"]:
         if entry.get("error"):
             saved.key_errors.append((f"keys {entry['user_id']}", entry["error"]))
@@ -499,10 +500,17 @@ def _collect_secrets(saved: SavedAudit, entry: dict, body: bytes | str | dict[st
     if not entry.get("token_at"):
         return
     saved.token_files.append(entry["file"])
-    for location in entry["token_at"]:
+    saved.secrets |= token_secrets(entry, body)
+
+
+def token_secrets(entry: dict, body: bytes) -> set[str]:
+    """The access token, recovered from where the manifest says a saved body holds it."""
+    found = set()
+    for location in entry.get("token_at") or ():
         if len(location) == 2:
             token = body[location[0]:location[0] + location[1]].decode("utf-8", "replace")
         else:
             token = token_at_path(body, location) or ""
         if len(token) >= 8:  # an edited manifest must not make us blank out every "a"
-            saved.secrets.add(token)
+            found.add(token)
+    return found

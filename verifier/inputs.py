@@ -38,6 +38,12 @@ def read_limited(path: str, max_bytes: int) -> bytes:
                 data = handle.read(max_bytes + 1)
     except OSError as exc:
         raise InputError(f"cannot read it: {exc.strerror or exc}") from None
+    return unpack_limited(data, max_bytes)
+
+
+def unpack_limited(data: bytes, max_bytes: int) -> bytes:
+    """What ``read_limited`` does once the bytes are read (at most ``max_bytes + 1`` of them): the
+    size check, gunzip, BOM. Shared with readers of other storage (``verifier.archive``)."""
     if len(data) > max_bytes:
         raise InputError(f"larger than the limit of {max_bytes // (1024 * 1024)} MB (raise it with --max-file-mb)")
     if data.startswith(GZIP_MAGIC):

@@ -143,6 +143,12 @@ class Keyring:
     findings: list[tuple[str, str]] = field(default_factory=list)  # (code, message) for the report
     errors: list[str] = field(default_factory=list)  # unusable rows of a key-directory answer
     _rows: dict[tuple[str, str], list[TrustedKey]] = field(default_factory=dict, repr=False)
+    _entries: list[KeyringEntry] = field(default_factory=list, repr=False)  # the usable rows, as added
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its rows and rebuilt (key objects do not pickle): how ``verifier.archive``
+        ships one keyring to every worker. Slots resolve independently of row order."""
+        return (_rebuild_keyring, (list(self._entries), list(self.findings), list(self.errors)))
 
     @classmethod
     def from_entries(cls, entries: Iterable[KeyringEntry]) -> "Keyring":
@@ -164,6 +170,7 @@ class Keyring:
         rows = self._rows.setdefault(slot, [])
         rows.append(trusted)
         self.keys[slot] = _resolve_slot(entry.user_id, entry.public_key_version, rows)
+        self._entries.append(entry)
         return ""
 
     def lookup(self, user_id: str | None, version: str | None) -> TrustedKey | None:
@@ -209,6 +216,13 @@ class Keyring:
             except (msgspec.DecodeError, RecursionError) as exc:
                 raise KeyringError(f"keyring is not JSON: {exc}") from None
         return cls.from_entries(_entries_from_json(data))
+
+
+def _rebuild_keyring(entries: list[KeyringEntry], findings: list[tuple[str, str]], errors: list[str]) -> Keyring:
+    ring = Keyring(findings=findings, errors=errors)
+    for entry in entries:
+        ring.add(entry)
+    return ring
 
 
 def _resolve_slot(user_id: str, version: str, rows: list[TrustedKey]) -> TrustedKey:

@@ -274,6 +274,14 @@ class SavedWalk:
     _expected_request: str | None = None
 
     def see(self, body: bytes, url: str) -> None:
+        head = page_head(body, self.limits.max_page_items)
+        self.see_head(head, url)
+        if head.items <= self.limits.max_page_items:
+            new_events(body, self.seen_events)
+
+    def see_head(self, head: PageHead, url: str) -> None:
+        """The walk from a page's head alone (``verifier.archive`` reads pages elsewhere); it does
+        not learn ``seen_events``, which only ``--resume`` needs."""
         self.pages += 1
         asked = requested_token(url)
         if asked is not None:
@@ -281,9 +289,7 @@ class SavedWalk:
         if self.chain_problem is None and asked != self._expected_request:
             self.chain_problem = (f"saved page {self.pages} was not requested with the next_token of the page "
                                   "before it (pages missing or out of order)")
-        self.last = page_head(body, self.limits.max_page_items)
-        if self.last.items <= self.limits.max_page_items:
-            new_events(body, self.seen_events)
+        self.last = head
         self.page_reasons += page_missing_reasons(self.last, self.pages)
         self._expected_request = self.last.next_token
 

@@ -1,0 +1,295 @@
+"""The coordinator: plan the tasks, run both phases on an executor, assemble one Report.
+
+The Report is the one ``verify`` gives for the same inputs, byte for byte: every group is one
+engine run (``sources``), split into parts that are numbered, concluded and assembled by the
+engine's own part API (``Verification.check_part`` ... ``finish_parts``), so no rule of the
+verification is written twice. Several groups are combined by ``combine`` (documented in
+docs/cli.md: conversations in group order, indices continued, run findings once).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from ..apibodies import key_rows, metadata_problems
+from ..audit import add_findings, audit_findings, key_errors, ordered_errors, record_conversation, scrub_report
+from ..engine import Verification
+from ..keys import Keyring
+from ..model import REPORT_SCHEMA, ConversationReport, Finding, InputReport, Proof, Report, Verdict
+from ..paging import SavedWalk
+from ..signers import KeySlot
+from .parts import REPORTS, Shared, TaskFacts, check_task, conclude_task, exported, join_task, reports_of, task_facts
+from .sources import Group, Task, plan, task_bytes
+
+
+class Executor(Protocol):
+    """Where the tasks run: Dask (``verifier.archive.dask``) or this process (``InProcess``)."""
+
+    def scatter(self, value: Any) -> Any: ...
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any: ...
+
+    def as_completed(self, handles: list[Any]) -> Iterator[tuple[Any, Any]]: ...
+
+
+class _Done:
+    """A result computed in process, as a hashable handle (like a Dask future)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _unbox(value: Any) -> Any:
+    if isinstance(value, _Done):
+        return value.value
+    if isinstance(value, list):
+        return [_unbox(v) for v in value]
+    return value
+
+
+class InProcess:
+    """Runs every task when submitted, in this process: the same code path without a cluster
+    (tests, and any caller without Dask)."""
+
+    def scatter(self, value: Any) -> Any:
+        return value
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return _Done(fn(*[_unbox(a) for a in args]))
+
+    def as_completed(self, handles: list[Any]) -> Iterator[tuple[Any, Any]]:
+        return ((h, h.value) for h in handles)
+
+
+@dataclass
+class Progress:
+    """What a display shows: tasks done of known so far, events whose signatures are checked."""
+
+    tasks_done: int = 0
+    tasks: int = 0
+    events: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _GroupRun:
+    """The coordinator's view of one group: its shell Verification and where its parts go."""
+
+    group: Group
+    keyring: Keyring | None
+    tasks: list[Task]
+    shell: Verification | None = None
+    bases: dict[int, int] = field(default_factory=dict)
+    shared_keys: dict[KeySlot, frozenset[bytes]] = field(default_factory=dict)
+    used: set[Any] = field(default_factory=set)
+    spanning: dict[str, list[int]] = field(default_factory=dict)
+    local: dict[int, list[str]] = field(default_factory=dict)
+    reports: dict[str, ConversationReport] = field(default_factory=dict)
+    reviewed: list[tuple[str, str]] = field(default_factory=list)
+    failure: str = ""
+
+
+def verify_groups(groups: list[Group], executor: Executor, *, keyring: Keyring | None, options: dict[str, Any],
+                  max_bytes: int, workers: int, on_progress: Callable[[Progress], None] | None = None,
+                  target_bytes: int | None = None) -> Report:
+    """Both phases over every group; the combined Report."""
+    tasks = plan(groups, target_bytes or task_bytes(groups, workers))
+    runs = [_GroupRun(g, keyring if keyring is not None or g.kind != "evidence" else saved_keyring(g), [])
+            for g in groups]
+    for task in tasks:
+        runs[task.group].tasks.append(task)
+    shared = executor.scatter(Shared({**options, "workers": 1}, [r.keyring for r in runs], max_bytes))
+    progress, started = Progress(tasks=2 * len(tasks)), time.monotonic()
+
+    def tick(events: int = 0) -> None:
+        progress.tasks_done += 1
+        progress.events += events
+        progress.seconds = time.monotonic() - started
+        if on_progress is not None:
+            on_progress(progress)
+
+    states = {t.number: executor.submit(check_task, t, shared) for t in tasks}
+    facts: dict[int, TaskFacts] = {}
+    for _handle, result in executor.as_completed([executor.submit(task_facts, states[t.number]) for t in tasks]):
+        facts[result.task] = result
+        tick(result.events)
+    for run in runs:
+        if run.group.kind != "failed":
+            _place(run, facts, options)
+    pending = _conclude(runs, states, facts, shared, executor)
+    states.clear()  # phase 2 holds what it needs; the states are freed as it finishes
+    progress.tasks = progress.tasks_done + len(pending)
+    handles = list(pending)
+    for handle, result in executor.as_completed(handles):
+        run = runs[pending[handle]]
+        run.reports.update(REPORTS.decode(result["reports"]))
+        run.reviewed += result["reviewed"]
+        tick()
+    return combine([_group_report(run, options) for run in runs], keyring=keyring, options=options)
+
+
+def saved_keyring(group: Group) -> Keyring | None:
+    """An evidence directory's own keys (as ``verify DIR`` uses them without ``--keys``)."""
+    saved = group.saved
+    assert saved is not None
+    return Keyring.from_public_key_bodies({uid: {"data": key_rows(body, uid)} for uid, body in saved.keyring_bodies.items()})
+
+
+# ------------------------------------------------------------------------------------- placement
+def _place(run: _GroupRun, facts: dict[int, TaskFacts], options: dict[str, Any]) -> None:
+    """Number the parts, find the conversations held by several, replay what ``verify`` knows
+    about the group as a whole (evidence: completeness, input errors) on the shell."""
+    shell = Verification(**options)
+    owners: dict[str, list[int]] = {}
+    total = 0
+    for task in run.tasks:
+        part = facts[task.number].part
+        run.bases[task.number] = total
+        shell.adopt_parts([msgspec.structs.replace(i, first_index=i.first_index + total) for i in part.inputs],
+                          sum(i.event_count for i in part.inputs))
+        total += sum(i.event_count for i in part.inputs)
+        for slot, identities in part.key_slots.items():
+            run.shared_keys[slot] = run.shared_keys.get(slot, frozenset()) | identities
+        run.used |= part.used_key_versions
+        for cid in dict.fromkeys(c for c in part.conversations if c is not None):
+            owners.setdefault(cid, []).append(task.number)
+    run.spanning = {cid: numbers for cid, numbers in owners.items() if len(numbers) > 1}
+    for cid, numbers in owners.items():
+        if len(numbers) == 1:
+            run.local.setdefault(numbers[0], []).append(cid)
+    if run.group.kind == "evidence":
+        try:
+            _replay_evidence(run, shell, [facts[t.number] for t in run.tasks])
+        except (KeyError, TypeError, AttributeError) as exc:  # as verify_saved_audit reports it
+            run.failure = f"{run.group.source}/manifest.json lists a malformed page entry ({type(exc).__name__}: {exc})"
+    run.shell = shell
+
+
+def _replay_evidence(run: _GroupRun, shell: Verification, facts: list[TaskFacts]) -> None:
+    """``verify_saved_audit`` without the pages: completeness re-derived from the saved pages' heads,
+    every saved conversation reported, the input errors in the same order."""
+    saved = run.group.saved
+    assert saved is not None
+    walks = [SavedWalk() for _ in saved.conversations]
+    events = [0] * len(saved.conversations)
+    for fact in facts:
+        for (number, head, url), page in zip(fact.heads, fact.part.inputs):
+            walks[number].see_head(head, url)
+            events[number] += page.event_count
+    errors: list[tuple[str, str]] = []
+    for conv, walk, count in zip(saved.conversations, walks, events):
+        reasons = conv.incomplete or walk.reasons(conv.error)
+        record_conversation(shell, conv.named, conv.expected, count, reasons)
+        errors += [(f"fetch {conv.named}", conv.error)] if conv.error else []
+        if conv.metadata is not None:
+            errors += [(f"metadata {conv.named}", problem) for problem in metadata_problems(conv.metadata)]
+    errors += saved.key_errors + saved.file_errors + [e for fact in facts for e in fact.file_errors]
+    if not saved.keys_fetched and run.keyring is None:
+        errors.append(("keys", "keys not fetched (the audit stopped before its key phase): resume the "
+                               "audit or pass --keys"))
+    for uid, body in saved.keyring_bodies.items():
+        errors += [(f"keys {uid}", message) for message in key_errors(body)]
+    for source, message in ordered_errors(errors):
+        shell.add_input_error(source, message)
+    saved.token_files += [name for fact in facts for name in fact.token_files]
+    for fact in facts:
+        saved.secrets |= fact.secrets
+
+
+# ------------------------------------------------------------------------------------- phase 2
+def _conclude(runs: list[_GroupRun], states: dict[int, Any], facts: dict[int, TaskFacts], shared: Any,
+              executor: Executor) -> dict[Any, int]:
+    """Submit phase 2: each part concludes its whole conversations; one join per set of parts that
+    share conversations. Returns {handle: group}."""
+    pending: dict[Any, int] = {}
+    for number, run in enumerate(runs):
+        if run.group.kind == "failed" or run.failure:
+            continue
+        incomplete = run.shell.incomplete if run.shell is not None else {}
+        exports: dict[int, list[str]] = {}
+        for cid, owners in run.spanning.items():
+            for owner in owners:
+                exports.setdefault(owner, []).append(cid)
+        results = {}
+        for task in run.tasks:
+            results[task.number] = executor.submit(
+                conclude_task, states[task.number], shared, number, run.bases[task.number],
+                run.local.get(task.number, []), exports.get(task.number, []), run.shared_keys, incomplete)
+            pending[executor.submit(reports_of, results[task.number])] = number
+        joins: dict[tuple[int, ...], list[str]] = {}
+        for cid, owners in run.spanning.items():
+            joins.setdefault(tuple(owners), []).append(cid)
+        for owners, cids in joins.items():
+            parts = [executor.submit(exported, results[owner]) for owner in owners]
+            pending[executor.submit(join_task, parts, cids, shared, number, run.shared_keys, incomplete)] = number
+    return pending
+
+
+# ------------------------------------------------------------------------------------- the report
+def _group_report(run: _GroupRun, options: dict[str, Any]) -> Report | InputReport:
+    """One group's Report, as ``verify`` of that group gives it; a failed group is one input error."""
+    if run.group.kind == "failed" or run.failure or run.shell is None:
+        return InputReport(run.group.source, 0, 0, [run.failure or run.group.error])
+    ordered = dict(sorted(run.reports.items(), key=lambda item: item[1].events[0].index))
+    report = run.shell.finish_parts(run.keyring, ordered, run.reviewed, run.used)
+    saved = run.group.saved
+    if saved is not None:  # as verify_saved_audit finishes
+        from ..audit import _secret_scrubber
+        report = add_findings(report, audit_findings(saved.token_files, saved.users_not_fetched))
+        report = scrub_report(report, [_secret_scrubber(saved.secrets)] if saved.secrets else [])
+    return report
+
+
+def combine(parts: Iterable[Report | InputReport], *, keyring: Keyring | None, options: dict[str, Any]) -> Report:
+    """One Report from the groups' reports, in order: one group's report is returned as it is;
+    with several, event indices and input ranges continue from one group to the next,
+    conversations keep their group's order, identical run findings are given once, and the
+    verdict fails if any group's does. A failed group adds its input error."""
+    parts = list(parts)
+    reports = [p for p in parts if isinstance(p, Report)]
+    if len(parts) == 1 and reports:
+        return reports[0]
+    if not reports:  # nothing could be read: the empty run's report (no_events, trust), plus the errors
+        reports_or_empty: list[Report | InputReport] = [Verification(**options).finish(keyring), *parts]
+        parts = reports_or_empty
+    offset = 0
+    conversations: list[ConversationReport] = []
+    inputs: list[InputReport] = []
+    findings: dict[tuple[str, str, str], Finding] = {}
+    for part in parts:
+        if isinstance(part, InputReport):
+            inputs.append(msgspec.structs.replace(part, first_index=offset))
+            continue
+        for conv in part.conversations:
+            for event in conv.events:
+                event.index += offset
+        conversations += part.conversations
+        inputs += [msgspec.structs.replace(i, first_index=i.first_index + offset) for i in part.inputs]
+        for finding in part.findings:
+            findings.setdefault((finding.code, finding.severity, finding.message), finding)
+        offset += sum(i.event_count for i in part.inputs)
+    reports = [p for p in parts if isinstance(p, Report)]
+    failed = any(r.verdict == Verdict.FAIL for r in reports) or any(isinstance(p, InputReport) for p in parts)
+    return Report(REPORT_SCHEMA, Verdict.FAIL if failed else Verdict.PASS, conversations, strict=bool(options.get("strict")),
+                  key_source="keyring" if all(r.key_source == "keyring" for r in reports) else "embedded",
+                  inputs=inputs, findings=list(findings.values()), proof=_proof([r.proof for r in reports]))
+
+
+def _proof(proofs: list[Proof]) -> Proof:
+    total = Proof(keys_authenticated=all(p.keys_authenticated for p in proofs), complete=all(p.complete for p in proofs))
+    for name in ("events", "signed", "proven", "needs_conversation_key", "unproven", "not_signed"):
+        setattr(total, name, sum(getattr(p, name) for p in proofs))
+    return total
+
+
