@@ -14,6 +14,7 @@ from ._version import __version__
 from .engine import PageInput, Verification, verify_pages
 from .errors import (
     AuthError,
+    ClusterError,
     ConfigError,
     EvidenceError,
     FetchError,
@@ -38,7 +39,7 @@ _LAZY = {"XChatClient": "fetch", "AuditOptions": "audit", "audit_conversation": 
 __all__ = ["__version__", "verify_pages", "Verification", "PageInput", "Keyring", "KeyringEntry", "Report",
            "SigStatus", "ChainStatus", "Severity", "Verdict", "Limits", "canonical_conversation",
            "XChatVerifyError", "UsageError", "ConfigError", "IdentityKeyError", "InputError", "KeyringError", "EvidenceError",
-           "ManifestError", "FetchError", "HTTPStatusError", "AuthError", "RateLimitError", "NetworkError",
+           "ManifestError", "ClusterError", "FetchError", "HTTPStatusError", "AuthError", "RateLimitError", "NetworkError",
            *_LAZY]
 
 

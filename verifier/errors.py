@@ -71,6 +71,10 @@ class MalformedEvent(InputError):
     """An encoded event that cannot be decoded; the engine turns it into a ``malformed`` status."""
 
 
+class ClusterError(XChatVerifyError):
+    """``archive verify``: the Dask cluster could not be reached or kept losing the workers of a task."""
+
+
 class FetchError(XChatVerifyError):
     """A one-line, token-free reason the X API could not be read; ``status`` is the HTTP status."""
 

@@ -230,8 +230,8 @@ def _conclude(runs: list[_GroupRun], states: dict[int, Any], facts: dict[int, Ta
         joins: dict[tuple[int, ...], list[str]] = {}
         for cid, owners in run.spanning.items():
             joins.setdefault(tuple(owners), []).append(cid)
-        for owners, cids in joins.items():
-            parts = [executor.submit(exported, results[owner]) for owner in owners]
+        for holders, cids in joins.items():
+            parts = [executor.submit(exported, results[owner]) for owner in holders]
             pending[executor.submit(join_task, parts, cids, shared, number, run.shared_keys, incomplete)] = number
     return pending
 

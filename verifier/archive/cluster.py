@@ -1,0 +1,76 @@
+"""Dask distributed: a local cluster or a connection to one, and the executor the coordinator uses.
+
+Imported only by ``archive`` runs: the core install (``import verifier``, ``verify``) never loads Dask.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ..errors import ClusterError, UsageError
+
+CONNECT_TIMEOUT = "10s"
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise UsageError("archive verify needs Dask: pip install 'xchat-verify[dask]'") from None
+    return distributed
+
+
+@contextmanager
+def open_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
+    """A client of the cluster at ``scheduler``, or of a new local cluster of ``workers`` processes
+    (default: one per core, one thread each: the verification is CPU-bound Python), closed after."""
+    distributed = _distributed()
+    if scheduler:
+        try:
+            client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from None
+        with client:
+            yield client
+        return
+    count = workers or os.cpu_count() or 1
+    with distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=":0",
+                                  silence_logs=logging.ERROR) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+def worker_count(client: Any) -> int:
+    """Worker threads the cluster has now (at least one, so planning always works)."""
+    try:
+        return max(1, sum(client.nthreads().values()))
+    except Exception:  # a cluster that cannot say: plan for one
+        return 1
+
+
+class DaskExecutor:
+    """The coordinator's tasks as Dask futures. A worker that dies takes its results with it; Dask
+    recomputes them from their inputs elsewhere (every task is a pure function of its arguments)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def scatter(self, value: Any) -> Any:
+        return self.client.scatter(value, broadcast=True, hash=False)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self.client.submit(fn, *args, pure=False)
+
+    def as_completed(self, handles: list[Any]) -> Iterator[tuple[Any, Any]]:
+        distributed = _distributed()
+        for future in distributed.as_completed(handles, loop=self.client.loop):
+            try:
+                result = future.result()
+            except distributed.KilledWorker as exc:
+                raise ClusterError(f"the cluster lost the workers running a task too often: {exc}") from None
+            yield future, result
