@@ -48,7 +48,7 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
 def worker_count(client: Any) -> int:
     """Worker threads the cluster has now (at least one, so planning always works)."""
     try:
-        return max(1, sum(client.nthreads().values()))
+        return max(1, int(sum(client.nthreads().values())))
     except Exception:  # a cluster that cannot say: plan for one
         return 1
 
