@@ -64,15 +64,17 @@ def warn(message: str) -> None:
     print(f"xchat-verify: {printable(message)}", file=sys.stderr)
 
 
-def add_report_options(parser: argparse.ArgumentParser) -> None:
+def add_report_options(parser: argparse.ArgumentParser, in_process: bool = True) -> None:
     parser.add_argument("--format", choices=FORMATS, default="text", help="report format (default text)")
     parser.add_argument("--output", "-o", metavar="PATH", help="write the report to PATH instead of stdout")
     parser.add_argument("--all-events", action="store_true",
                         help="text format: list every event, also in conversations of more than 50 events")
-    add_trust_options(parser)
+    add_trust_options(parser, in_process)
 
 
-def add_trust_options(parser: argparse.ArgumentParser) -> None:
+def add_trust_options(parser: argparse.ArgumentParser, in_process: bool = True) -> None:
+    """The verification's options; ``in_process``: also the thread count and the participant's key
+    (an archive runs on worker processes and has neither)."""
     parser.add_argument("--strict", action="store_true", help="warnings (untrusted, duplicate, "
                         "non_monotonic, ...) also fail the verdict")
     parser.add_argument("--conversation-key", action="append", default=[], metavar="VERSION=BASE64",
@@ -85,9 +87,10 @@ def add_trust_options(parser: argparse.ArgumentParser) -> None:
                         help="an empty history, or one where no signature could be proven, may pass")
     parser.add_argument("--allow-partial", action="store_true",
                         help="a history that was not fetched to its end may pass (reported as incomplete)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="verification threads (default: number of CPUs, at most 8)")
-    add_identity_option(parser)
+    if in_process:
+        parser.add_argument("--workers", type=int, default=None, metavar="N",
+                            help="verification threads (default: number of CPUs, at most 8)")
+        add_identity_option(parser)
 
 
 def add_identity_option(parser: argparse.ArgumentParser) -> None:
@@ -159,6 +162,23 @@ def make_client(args: argparse.Namespace, events: ClientEvents | None = None) ->
     return XChatClient(token, args.base_url, policy=policy, events=events, insecure_http=args.insecure_http)
 
 
+def cmd_archive_verify(args: argparse.Namespace) -> int:
+    """Page files, evidence directories and trees of them, verified on a Dask cluster."""
+    from .archive import verify_archive
+    from .archive.cluster import open_client
+    max_bytes = args.max_file_mb * 1024 * 1024
+    keyring = load_keyring(args.keys, max_bytes) if args.keys else None
+    display = _Display(sys.stderr.isatty() and not args.quiet)
+    options = dict(conversation_keys=parse_conversation_keys(args.conversation_key),
+                   allow_embedded_keys=args.allow_embedded_keys, allow_empty=args.allow_empty,
+                   allow_partial=args.allow_partial, strict=args.strict, max_file_mb=args.max_file_mb)
+    with display:
+        display.show("starting the cluster" if not args.scheduler else f"connecting to {args.scheduler}")
+        with open_client(args.scheduler, args.workers) as client:
+            report = verify_archive(args.sources, keyring, client, on_progress=display.progress, **options)
+    return finish(report, args)
+
+
 class _Display:
     """A rich status line on a terminal (pages, events, conversations, keys, waits); silent otherwise."""
 
@@ -184,6 +204,15 @@ class _Display:
             keys = f" · keys {p.keys_done}/{p.users}" if p.users else ""  # not before the users are known
             self.status.update(f"conversations {p.conversations_done}/{p.conversations} · pages {p.pages} · "
                                f"events {p.events}{keys}" + (f" · {escape(printable(p.status))}" if p.status else ""))
+
+    def show(self, text: str) -> None:
+        if self.status is not None:
+            from rich.markup import escape
+            self.status.update(escape(printable(text)))
+
+    def progress(self, p) -> None:
+        """An archive's progress: tasks done of those known, events checked, and the rate."""
+        self.show(f"tasks {p.tasks_done}/{p.tasks} · events {p.events:,} · {p.rate:,.0f} events/s")
 
     def wait(self, seconds: float, why: str) -> None:
         """Count the wait down, once a second, until the window resets (or the run is interrupted)."""
@@ -530,6 +559,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_client_options(transcript)
     transcript.set_defaults(handler=cmd_transcript)
 
+
+    archive = sub.add_parser("archive", help="verify archives of saved histories on a Dask cluster")
+    archive_sub = archive.add_subparsers(dest="archive_command", metavar="ACTION")
+    archive_sub.required = True
+    averify = archive_sub.add_parser(
+        "verify", help="verify page files, evidence directories and trees of them on Dask",
+        description="Verify an archive of saved histories on a Dask cluster (a local one by default): the same "
+                    "report and exit code as verify of the same inputs. Needs the dask extra.",
+        epilog="Sources, groups and the report of several groups: docs/cli.md; sizing: docs/scale.md.")
+    averify.add_argument("sources", nargs="+", metavar="SOURCE",
+                         help="a page file (JSON, JSON Lines, gzip), a directory written by audit --save, or a "
+                              "directory tree of them; local paths or fsspec URLs (s3://... with s3fs)")
+    where = averify.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask cluster at ADDRESS "
+                       "(tcp://host:8786); its workers need xchat-verify installed")
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="start a local cluster of N worker processes (default: one per core)")
+    averify.add_argument("--keys", metavar="KEYRING", help="trusted signing keys (keyring JSON); replaces the "
+                         "saved keys of evidence directories, as verify DIR --keys does")
+    averify.add_argument("--max-file-mb", type=int, default=DEFAULT_MAX_FILE_MB, metavar="MB",
+                         help=f"refuse input files larger than this (default {DEFAULT_MAX_FILE_MB})")
+    averify.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    add_report_options(averify, in_process=False)
+    averify.set_defaults(handler=cmd_archive_verify)
 
     vectors = sub.add_parser("vectors", help="run the conformance vector suite, or export it",
                              description="Run every case under DIR and compare with its expected.json, against "

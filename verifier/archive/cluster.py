@@ -40,7 +40,7 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     count = workers or os.cpu_count() or 1
     with distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=":0",
-                                  silence_logs=logging.ERROR) as cluster, \
+                                  silence_logs=logging.CRITICAL) as cluster, \
             distributed.Client(cluster, set_as_default=False) as client:
         yield client
 
