@@ -60,8 +60,10 @@ class DaskExecutor:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def scatter(self, value: Any) -> Any:
-        return self.client.scatter(value, broadcast=True, hash=False)
+    def share(self, value: Any) -> Any:
+        """One task whose result is ``value``: each worker fetches it once, and if every worker
+        holding it dies, Dask recomputes it (scattered data would be lost for good)."""
+        return self.client.submit(_same, value, pure=False)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         return self.client.submit(fn, *args, pure=False)
@@ -74,3 +76,7 @@ class DaskExecutor:
             except distributed.KilledWorker as exc:
                 raise ClusterError(f"the cluster lost the workers running a task too often: {exc}") from None
             yield future, result
+
+
+def _same(value: Any) -> Any:
+    return value

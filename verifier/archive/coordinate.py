@@ -30,7 +30,7 @@ from .sources import Group, Task, plan, task_bytes
 class Executor(Protocol):
     """Where the tasks run: Dask (``verifier.archive.dask``) or this process (``InProcess``)."""
 
-    def scatter(self, value: Any) -> Any: ...
+    def share(self, value: Any) -> Any: ...
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any: ...
 
@@ -58,7 +58,7 @@ class InProcess:
     """Runs every task when submitted, in this process: the same code path without a cluster
     (tests, and any caller without Dask)."""
 
-    def scatter(self, value: Any) -> Any:
+    def share(self, value: Any) -> Any:
         return value
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -109,7 +109,7 @@ def verify_groups(groups: list[Group], executor: Executor, *, keyring: Keyring |
             for g in groups]
     for task in tasks:
         runs[task.group].tasks.append(task)
-    shared = executor.scatter(Shared({**options, "workers": 1}, [r.keyring for r in runs], max_bytes))
+    shared = executor.share(Shared({**options, "workers": 1}, [r.keyring for r in runs], max_bytes))
     progress, started = Progress(tasks=2 * len(tasks)), time.monotonic()
 
     def tick(events: int = 0) -> None:

@@ -1,0 +1,192 @@
+"""archive verify: the same report as verify, however the archive is cut and wherever it runs.
+
+Most checks run the coordinator in process (the same tasks, no cluster) over many cuts; two tests
+run on a real Dask LocalCluster: the library against verify (with a worker process killed in each
+phase) and the CLI end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+from helpers import REPO
+
+import verifier
+from verifier.archive import InProcess, verify_archive
+from verifier.archive.coordinate import combine
+from verifier.archive.sources import PageFile, SavedPage, discover, plan
+from verifier.audit import verify_saved_audit
+from verifier.errors import UsageError
+from verifier.inputs import load_pages
+from verifier.report import render
+from verifier.testing.archive import conversations, keyring, write_evidence, write_pages
+
+MB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Eight conversations as an evidence directory and as a tree of page files, each tampered with."""
+    root = tmp_path_factory.mktemp("archive")
+    convs = conversations(8, 33)
+    (root / "keyring.json").write_text(json.dumps(keyring(convs)))
+    ev = write_evidence(root / "tree" / "ev", convs[:5], page_size=10)
+    pages = sorted(write_pages(root / "tree" / "pages", convs[3:], page_size=10))
+    _flip_signature(pages[1])  # an invalid signature
+    pages[5].unlink()  # a page missing: a gap
+    (root / "tree" / "pages" / "broken.json").write_text("{not json")
+    (root / "tree" / "pages" / "notes.txt").write_text("not a page: skipped inside a tree")
+    manifest = json.loads((ev / "manifest.json").read_text())
+    altered = ev / manifest["conversations"][1]["pages"][2]["file"]
+    altered.write_bytes(altered.read_bytes().replace(b'"data"', b'"data" ', 1))  # SHA-256 no longer matches
+    return root, ev, [str(p) for p in sorted((root / "tree" / "pages").rglob("*.json"))]
+
+
+def _flip_signature(path: Path) -> None:
+    page = json.loads(path.read_text())
+    sig = page["data"][3]["message_event_signature"]
+    sig["signature"] = sig["signature"][:10] + ("A" if sig["signature"][10] != "A" else "B") + sig["signature"][11:]
+    path.write_text(json.dumps(page))
+
+
+def _ring(root: Path) -> verifier.Keyring:
+    return verifier.Keyring.from_json((root / "keyring.json").read_text())
+
+
+def _json(report) -> bytes:
+    return msgspec.json.encode(report)
+
+
+def test_every_cut_gives_verify_s_report_byte_for_byte(data):
+    root, ev, files = data
+    ring = _ring(root)
+    expected_ev = verify_saved_audit(str(ev))
+    expected_pages = verifier.verify_pages(load_pages(files, 512 * MB), ring)
+    assert expected_ev.verdict == expected_pages.verdict == "fail"
+    for cut in (1, 2_000, 9_000, 10**9):  # every page its own task ... everything in one
+        ours = verify_archive([str(ev)], None, InProcess(), task_bytes=cut)
+        assert _json(ours) == _json(expected_ev), cut
+        ours = verify_archive([str(root / "tree" / "pages")], ring, InProcess(), task_bytes=cut)
+        assert _json(ours) == _json(expected_pages), cut
+    assert render(ours, "text") == render(expected_pages, "text")
+    assert render(ours, "sarif") == render(expected_pages, "sarif")
+
+
+def test_options_reach_every_part(data):
+    root, ev, files = data
+    for options in ({"strict": True}, {"allow_partial": True, "allow_empty": True}, {"allow_embedded_keys": True}):
+        expected = verifier.verify_pages(load_pages(files, 512 * MB), None, **options)
+        ours = verify_archive([str(root / "tree" / "pages")], None, InProcess(), task_bytes=3_000, **options)
+        assert _json(ours) == _json(expected), options
+    keyed = verify_archive([str(ev)], _ring(root), InProcess(), task_bytes=3_000)
+    assert _json(keyed) == _json(verify_saved_audit(str(ev), _ring(root)))
+
+
+def test_several_groups_continue_the_indices_and_fail_together(data):
+    root, ev, files = data
+    ring = _ring(root)
+    ours = verify_archive([str(root / "tree")], ring, InProcess(), task_bytes=5_000)
+    parts = [verifier.verify_pages(load_pages(files, 512 * MB), ring), verify_saved_audit(str(ev), ring)]
+    # the tree holds ev/ before pages/: one group each, in name order
+    assert [g.kind for g in discover([str(root / "tree")])] == ["evidence", "pages"]
+    assert _json(ours) == _json(combine(parts[::-1], keyring=ring, options={}))
+    indices = [e.index for c in ours.conversations for e in c.events]
+    assert sorted(indices) == list(range(len(indices)))
+    assert sum(i.event_count for i in ours.inputs) == len(indices) == ours.proof.events
+    assert ours.verdict == "fail" and not ours.complete
+
+
+def test_bad_sources_are_input_errors_and_the_rest_is_verified(data, tmp_path):
+    root, ev, _files = data
+    bad = tmp_path / "bad"
+    shutil.copytree(ev, bad / "ev-broken")
+    (bad / "ev-broken" / "manifest.json").write_text("{")  # an unusable evidence directory
+    shutil.copytree(ev, bad / "ev-good")
+    (bad / "empty").mkdir()
+    big = bad / "big.json"
+    big.write_bytes(b" " * (MB + 10))
+    report = verify_archive([str(bad), str(bad / "empty"), str(tmp_path / "missing.json")], None, InProcess(),
+                            max_file_mb=1)
+    errors = {i.source: i.errors for i in report.inputs if i.errors}
+    assert "is not JSON" in errors[str(bad / "ev-broken")][0]
+    assert "larger than the limit of 1 MB" in errors[str(big)][0]
+    assert errors[str(bad / "empty")] == ["no page files or evidence directories under it"]
+    assert "cannot read it" in errors[str(tmp_path / "missing.json")][0]
+    assert report.conversations and verifier.model.exit_code(report) == 3
+    good = verify_saved_audit(str(bad / "ev-good"))
+    assert [c.to_dict() if hasattr(c, "to_dict") else msgspec.to_builtins(c) for c in report.conversations] == \
+        [msgspec.to_builtins(c) for c in good.conversations]
+    with pytest.raises(UsageError):
+        verify_archive(["-"], None, InProcess())
+
+
+def test_plan_keeps_saved_conversations_whole_and_splits_only_large_ones(data):
+    _root, ev, _files = data
+    groups = discover([str(ev)])
+    size = sum(u.size for u in groups[0].units)
+    tasks = plan(groups, size // 3)  # a few tasks, each several saved conversations
+    conversations_of = [{u.conversation for u in t.units if isinstance(u, SavedPage)} for t in tasks]
+    owners: dict[int, int] = {}
+    for held in conversations_of:
+        for conv in held:
+            owners[conv] = owners.get(conv, 0) + 1
+    assert len(tasks) > 1 and all(count == 1 for count in owners.values())
+    split = plan(groups, 1)  # a conversation larger than a task is split into several
+    assert max(sum(1 for t in split if any(getattr(u, "conversation", -1) == 0 for u in t.units)), 0) > 1
+    assert plan([discover([str(ev)])[0]], 10**9)[0].units == tuple(groups[0].units)
+    assert all(isinstance(u, PageFile) for t in plan(discover([str(ev.parent / "pages")]), 1) for u in t.units)
+
+
+def test_importing_verifier_and_verify_never_load_dask():
+    code = ("import sys, verifier, verifier.cli; verifier.cli.build_parser(); "
+            "print([m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed', 'fsspec')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------------- on Dask
+def test_on_a_local_cluster_killed_workers_change_nothing(data):
+    """Real worker processes; one is killed (SIGKILL) in each phase of a run: Dask recomputes what
+    it held and the report is still verify's, byte for byte."""
+    distributed = pytest.importorskip("distributed")
+    _root, ev, _files = data
+    expected = _json(verify_saved_audit(str(ev)))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=":0", silence_logs=50) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:
+        killed: list[int] = []
+
+        def kill(progress) -> None:  # once a task of phase 1 is done, and once the first of phase 2 is
+            if progress.tasks_done in (1, progress.tasks // 2 + 1) and len(killed) < 2:
+                pids = client.run(os.getpid)
+                victim = sorted(pids.values())[len(killed) % len(pids)]
+                os.kill(victim, signal.SIGKILL)
+                killed.append(victim)
+
+        report = verify_archive([str(ev)], None, client, task_bytes=1_500, on_progress=kill)
+        assert len(killed) == 2
+        assert _json(report) == expected
+
+
+def test_cli_archive_verify_matches_verify(data):
+    root, ev, files = data
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "verifier", *a], capture_output=True, text=True,  # noqa: E731
+                                    cwd=REPO, env=env, timeout=120)
+    tree = str(root / "tree" / "pages")
+    archive = run("archive", "verify", tree, "--workers", "2", "--keys", str(root / "keyring.json"), "--format", "json")
+    plain = run("verify", *files, "--keys", str(root / "keyring.json"), "--format", "json")
+    assert archive.returncode == plain.returncode == 3
+    assert archive.stdout == plain.stdout
+    assert archive.stderr == plain.stderr  # the same one line per unreadable input, nothing else
+    assert "Traceback" not in archive.stderr
+    usage = run("archive", "verify", tree, "--workers", "2", "--scheduler", "tcp://127.0.0.1:1")
+    assert usage.returncode == 2 and "not allowed with" in usage.stderr
