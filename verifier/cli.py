@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from .engine import verify_pages
+from .engine import Verification, verify_pages
 from .errors import FetchError, InputError, UsageError, XChatVerifyError
 from .inputs import (DEFAULT_MAX_FILE_MB, is_evidence_dir, load_keyring, load_pages, parse_conversation_keys)
 from .keys import entry_from_row
+from .ledger_cli import LedgerRun, add_commands as add_ledger_commands, add_ledger_options
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, Report, exit_code
 from .outputs import atomic_write_text
 from .paging import MB
@@ -94,14 +95,30 @@ def cmd_verify(args: argparse.Namespace) -> int:
     options = dict(conversation_keys=conversation_keys, allow_embedded_keys=args.allow_embedded_keys,
                    allow_empty=args.allow_empty, allow_partial=args.allow_partial,
                    strict=args.strict, workers=args.workers)
-    if len(args.pages) == 1 and is_evidence_dir(args.pages[0]):
-        from .audit import verify_saved_audit
-        keyring = load_keyring(args.keys, max_bytes) if args.keys else None
-        report = verify_saved_audit(args.pages[0], keyring, **options)  # EvidenceError: exit 3
-    else:
-        keyring = load_keyring(args.keys, max_bytes) if args.keys else None
-        pages = load_pages(args.pages, max_bytes)
-        report = verify_pages(pages, keyring, **options)
+    ledger = LedgerRun(args)  # --ledger, --metrics: opened before anything is read
+    try:
+        seen: list = []
+        if len(args.pages) == 1 and is_evidence_dir(args.pages[0]):
+            from .audit import verify_saved_audit
+            keyring = load_keyring(args.keys, max_bytes) if args.keys else None
+            report = verify_saved_audit(args.pages[0], keyring, fallback_keys=ledger.fallback, observe=seen.append,
+                                        **options)  # EvidenceError: exit 3
+        else:
+            keyring = load_keyring(args.keys, max_bytes) if args.keys else None
+            pages = load_pages(args.pages, max_bytes)
+            if ledger.store is None:
+                report = verify_pages(pages, keyring, **options)
+            else:  # the incremental form keeps what the ledger records (event_facts)
+                seen.append(Verification(**options))
+                for page in pages:
+                    seen[0].add_page(page)
+                if keyring is not None:
+                    keyring.add_fallback(ledger.fallback)
+                report = seen[0].finish(keyring)
+        ledger.record(report, seen[0] if seen else None, command="verify", inputs=list(args.pages),
+                      key_source="keyring" if args.keys else "directory")
+    finally:
+        ledger.close()
     return finish(report, args)
 
 
@@ -195,12 +212,19 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .fetch import ClientEvents
     options = audit_options(args)
     display = _Display(sys.stderr.isatty() and not args.quiet)
-    with display, make_client(args, ClientEvents(on_wait=display.wait)) as client:
-        try:  # bad ids and --resume refusals are UsageErrors, unusable evidence EvidenceErrors
-            auditor = Auditor(client, options, on_change=display.update)
-            report = auditor.run(args.ids)
-        except OSError as exc:
-            raise InputError(f"cannot write evidence: {exc.strerror or exc}") from None
+    ledger = LedgerRun(args)  # --ledger, --metrics, --receipt-key: checked before any request
+    try:
+        options.fallback_keys = ledger.fallback
+        with display, make_client(args, ClientEvents(on_wait=display.wait)) as client:
+            try:  # bad ids and --resume refusals are UsageErrors, unusable evidence EvidenceErrors
+                auditor = Auditor(client, options, on_change=display.update)
+                report = auditor.run(args.ids)
+            except OSError as exc:
+                raise InputError(f"cannot write evidence: {exc.strerror or exc}") from None
+        ledger.record(report, auditor.verification, command="audit", inputs=list(args.ids), key_source="directory",
+                      key_users=auditor.key_users)
+    finally:
+        ledger.close()
     return finish(report, args)
 
 
@@ -340,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "or a directory written by audit --save")
     verify.add_argument("--keys", metavar="KEYRING", help="trusted signing keys (keyring JSON)")
     add_report_options(verify)
+    add_ledger_options(verify, receipts=False)
     verify.set_defaults(handler=cmd_verify)
 
     audit = sub.add_parser("audit", help="fetch conversations from the X API, verify, keep evidence",
@@ -356,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_limit_options(audit)
     add_client_options(audit)
     add_report_options(audit)
+    add_ledger_options(audit, receipts=True)
     audit.set_defaults(handler=cmd_audit)
 
     keys = sub.add_parser("keys", help="public key tools")
@@ -366,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--output", "-o", metavar="PATH", help="write the keyring here (default stdout)")
     add_client_options(fetch)
     fetch.set_defaults(handler=cmd_keys_fetch)
+
+    add_ledger_commands(sub, keys_sub)
 
     vectors = sub.add_parser("vectors", help="run the conformance vector suite",
                              description="Run every case under DIR and compare with its expected.json.")

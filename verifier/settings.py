@@ -47,6 +47,7 @@ class AuditOptions:
     allow_partial: bool = False
     conversation_keys: dict[str, bytes] = field(default_factory=dict)
     workers: int | None = None
+    fallback_keys: list = field(default_factory=list)  # KeyringEntry rows a ledger kept (--ledger)
 
     def page_limits(self) -> PageLimits:
         return PageLimits(max_pages=self.max_pages, max_bytes=self.max_conversation_bytes,
