@@ -26,6 +26,21 @@ def pg_bin() -> Path:
                        "apt-get install postgresql (.ci/run does this)")
 
 
+def ensure_dev_null() -> None:
+    """initdb needs a working /dev/null. A program that renames a file over it as root (an atomic
+    write to ``-o /dev/null``, fixed in verifier.outputs) leaves a regular file there that only root
+    can write; as root, put the device back."""
+    import stat
+    try:
+        if stat.S_ISCHR(os.stat("/dev/null").st_mode) or os.geteuid() != 0:
+            return
+        os.mknod("/dev/null.xchat", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        os.chmod("/dev/null.xchat", 0o666)
+        os.replace("/dev/null.xchat", "/dev/null")
+    except OSError:
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -54,6 +69,7 @@ class PostgresServer:
             raise RuntimeError(f"{' '.join(args[:2])} failed: {proc.stderr.strip()[-500:]}")
 
     def start(self) -> "PostgresServer":
+        ensure_dev_null()
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user, "--auth=trust",
                   "--no-sync", "-E", "UTF8", "--locale=C")
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root} " \

@@ -1,6 +1,7 @@
 """End-to-end CLI: every format and exit code, corrupt inputs, stdin and JSON Lines."""
 
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -172,3 +173,21 @@ def test_api_errors_reach_every_human_and_ci_format(tmp_path, capsys, good):
         assert main(["verify", str(p), "--keys", ring, "--format", fmt]) == 0
         assert "item gone" in capsys.readouterr().out, fmt
     assert main(["verify", str(p), "--keys", ring, "--strict", "--format", "json"]) == 1
+
+
+def test_output_to_a_device_writes_through_it(tmp_path):
+    """``-o /dev/null`` (or any device or FIFO) is written in place: an atomic rename would replace
+    the device itself with a regular file (as root, /dev/null)."""
+    import stat
+    from verifier.outputs import atomic_write_text
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    import threading
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    atomic_write_text(fifo, "through the pipe")
+    reader.join(10)
+    assert got == [b"through the pipe"] and stat.S_ISFIFO(fifo.stat().st_mode)
+    atomic_write_text("/dev/null", "nothing")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
