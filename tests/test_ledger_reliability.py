@@ -47,7 +47,7 @@ def run(*args, env_extra=None, timeout=120):
 
 
 # ------------------------------------------------------------------------------------- SIGKILL
-@pytest.mark.parametrize("backend,kills", [("sqlite", 20), ("postgres", 10)])
+@pytest.mark.parametrize("backend,kills", [("sqlite", 20), ("postgres", 6)])
 def test_sigkill_leaves_the_previous_or_the_new_state(backend, kills, tmp_path, request):
     """A seeded share of the campaign (tests/ledger_kill.py runs 60 and more: docs/ledger.md)."""
     from ledger_kill import campaign

@@ -49,6 +49,11 @@ class SQLiteStore(SqlStore):
             self.conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
                                         check_same_thread=False)
             self.conn.execute("PRAGMA busy_timeout = %d" % int(busy_timeout * 1000))
+            if exists:  # a foreign database is refused before anything (even the journal mode) changes
+                tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if tables and "ledger_meta" not in tables:
+                    raise LedgerError(f"{self.url} is not an xchat-verify ledger (foreign tables: "
+                                      f"{', '.join(sorted(tables)[:5])})")
             mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise LedgerError(f"ledger {self.url}: cannot use WAL mode (journal mode {mode})")
@@ -57,6 +62,9 @@ class SQLiteStore(SqlStore):
         except sqlite3.Error as exc:
             self.close()
             raise self._ledger_error(exc) from None
+        except LedgerError:
+            self.close()
+            raise
         try:
             self._ensure_schema(create=not exists)
         except BaseException:
