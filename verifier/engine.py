@@ -184,7 +184,8 @@ class Verification:
     def event_facts(self) -> list["EventFacts"]:
         """After ``finish``: per event, in report index order, what the report does not carry but a
         ledger records (the event's digest, signature version, embedded keys, what it deletes)."""
-        return [_facts(ev) for ev in self._run.events]
+        with _gc_paused():
+            return [_facts(ev) for ev in self._run.events]
 
 
 @contextmanager

@@ -18,7 +18,7 @@ import msgspec
 
 from .._version import __version__
 from ..clock import utc_now_iso
-from ..engine import EventFacts
+from ..engine import EventFacts, _gc_paused
 from ..keys import Keyring, KeyringEntry, UnusableKey, key_identity, parse_public_key
 from ..model import EventReport, Finding, Report, Severity, fails
 from .store import DELETED, PRESENT, VANISHED, AuditRow, ChainRow, EventRow, KeyRow, LedgerStore
@@ -91,7 +91,14 @@ def record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts]
                  command: str, inputs: Sequence[str], key_source: str = "directory",
                  key_users: Sequence[str] | None = None, time: str | None = None) -> Recorded:
     """Judge ``report`` against the ledger, add the findings to it, and record it: one transaction."""
-    time = time or utc_now_iso()
+    with _gc_paused():  # many small acyclic objects, as in the engine: no cyclic collection meanwhile
+        return _record_audit(store, report, facts, keyring, command=command, inputs=inputs,
+                             key_source=key_source, key_users=key_users, time=time or utc_now_iso())
+
+
+def _record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts], keyring: Keyring | None, *,
+                  command: str, inputs: Sequence[str], key_source: str, key_users: Sequence[str] | None,
+                  time: str) -> Recorded:
     _mark_ledger_keys(report, keyring)
     by_index = {f.index: f for f in facts}
     with store.transaction():
@@ -151,6 +158,9 @@ def _conversation(store: LedgerStore, judge: _Judge, conv, by_index: dict[int, E
         known = {r.digest for r in rows}
         for digest, reports in versions.items():
             ev = reports[0]
+            if len(rows) == 1 and rows[0].digest == digest and rows[0].prev == ev.previous_sequence_id:
+                touches.append((seq, digest, ev.signature.status))  # seen before, unchanged: the usual case
+                continue
             fact = by_index[ev.index]
             other = [r for r in rows if r.digest != digest]
             if other:

@@ -17,7 +17,7 @@ from ..errors import LedgerError
 from . import schema
 
 
-@dataclass
+@dataclass(slots=True)
 class EventRow:
     conversation: str
     seq: str
