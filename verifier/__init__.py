@@ -13,7 +13,8 @@ from typing import Any
 from ._version import __version__
 from .engine import PageInput, Verification, canonical_conversation, verify_pages
 from .errors import (AuthError, ConfigError, EvidenceError, FetchError, HTTPStatusError, InputError,
-                     KeyringError, ManifestError, NetworkError, RateLimitError, UsageError, XChatVerifyError)
+                     KeyringError, LedgerError, ManifestError, NetworkError, RateLimitError, UsageError,
+                     XChatVerifyError)
 from .keys import Keyring, KeyringEntry
 from .model import ChainStatus, Report, Severity, SigStatus, Verdict
 from .wire import Limits
@@ -24,7 +25,7 @@ _LAZY = {"XChatClient": "fetch", "AuditOptions": "audit", "audit_conversation": 
 __all__ = ["__version__", "verify_pages", "Verification", "PageInput", "Keyring", "KeyringEntry", "Report",
            "SigStatus", "ChainStatus", "Severity", "Verdict", "Limits", "canonical_conversation",
            "XChatVerifyError", "UsageError", "ConfigError", "InputError", "KeyringError", "EvidenceError",
-           "ManifestError", "FetchError", "HTTPStatusError", "AuthError", "RateLimitError", "NetworkError",
+           "ManifestError", "LedgerError", "FetchError", "HTTPStatusError", "AuthError", "RateLimitError", "NetworkError",
            *_LAZY]
 
 
