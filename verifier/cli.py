@@ -117,6 +117,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 report = seen[0].finish(keyring)
         ledger.record(report, seen[0] if seen else None, command="verify", inputs=list(args.pages),
                       key_source="keyring" if args.keys else "directory")
+        seen.clear()  # the engine's working state is not needed to render the report
     finally:
         ledger.close()
     return finish(report, args)
@@ -223,6 +224,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 raise InputError(f"cannot write evidence: {exc.strerror or exc}") from None
         ledger.record(report, auditor.verification, command="audit", inputs=list(args.ids), key_source="directory",
                       key_users=auditor.key_users)
+        auditor.verification = None  # the engine's working state is not needed to render the report
     finally:
         ledger.close()
     return finish(report, args)

@@ -246,7 +246,10 @@ def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
         checkpoint = sign_checkpoint(checkpoint, key)
     text = json.dumps(checkpoint, indent=2) + "\n"
     if args.output:
-        atomic_write_text(args.output, text)
+        try:
+            atomic_write_text(args.output, text)
+        except OSError as exc:
+            raise InputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     else:
         sys.stdout.write(text)
     return EXIT_PASS
