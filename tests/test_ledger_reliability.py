@@ -57,8 +57,9 @@ def test_sigkill_leaves_the_previous_or_the_new_state(backend, kills, tmp_path, 
         server = request.getfixturevalue("postgres_server")
         ledger, mirror = server.new_database(), server.new_database()
     figures = campaign(kills, ledger, mirror, tmp_path, seed=4, log=lambda _line: None)
+    # each round already asserted the ledger is row for row at the previous or the new audit; where
+    # the kills land (before or after the commit) depends on the machine's timing and is not asserted
     assert figures["committed_before_kill"] + figures["rolled_back"] == kills
-    assert figures["rolled_back"] > 0 and figures["committed_before_kill"] > 0, figures
 
 
 # ------------------------------------------------------------------------------------- concurrency
