@@ -12,8 +12,7 @@ import pytest
 from verifier.errors import EvidenceError, ManifestError
 from verifier.evidence import EvidenceStore, load_saved_audit
 from verifier.fetch import FetchedBody
-from verifier.manifest import (Manifest, UsersNotFetched, decode_manifest, decode_record, encode_manifest, page_name,
-                               validate)
+from verifier.manifest import Manifest, UsersNotFetched, decode_manifest, decode_record, encode_manifest, page_name, validate
 
 DIRECT = "1111:2222"
 SHA = "0" * 64

@@ -136,6 +136,8 @@ class Auditor:
         self.errors: list[tuple[str, str]] = []
         self.users_not_fetched: UsersNotFetched | None = None
         self.stopping = threading.Event()  # set on interrupt: fetchers stop after their current file
+        self.verification: Verification | None = None
+        self.key_users: list[str] = []
 
     def run(self, conversation_ids: Sequence[str]) -> Report:
         by_path: dict[str, str] = {}
@@ -156,7 +158,10 @@ class Auditor:
             self._close_store()
         for source, message in ordered_errors(self.errors):
             verification.add_input_error(source, message)
+        if opts.fallback_keys:  # keys a ledger kept for slots the directory no longer serves
+            keyring.add_fallback(opts.fallback_keys)
         report = verification.finish(keyring)
+        self.verification = verification  # for a ledger: event_facts() and the keyring used
         token_files = self.store.token_files() if self.store else []
         report = add_findings(report, audit_findings(token_files, self.users_not_fetched))
         return scrub_report(report, [self.client.scrub])
@@ -344,6 +349,7 @@ class Auditor:
         with ThreadPoolExecutor(max(1, self.options.concurrency)) as pool:
             list(pool.map(one, fetch))
         self.users_not_fetched = users_not_fetched([u for u in fetch if u in late], rest, limit, seconds)
+        self.key_users = [u for u in fetch if u not in late]  # users the directory answered for
         self._save("keys", lambda store: store.set_users_not_fetched(self.users_not_fetched))
         text = self.client.scrub(json.dumps(bodies, indent=2, sort_keys=True))
         self._save("keys keyring.json", lambda store: store.save_keyring(text))
@@ -511,12 +517,14 @@ def _secret_scrubber(secrets: set[str]) -> Callable[[str], str]:
 
 
 # ------------------------------------------------------------------------------------- offline
-def verify_saved_audit(root: str, keyring: Keyring | None = None, **options: Any) -> Report:
+def verify_saved_audit(root: str, keyring: Keyring | None = None, *, fallback_keys: Sequence[Any] = (),
+                       observe: Callable[[Verification], None] | None = None, **options: Any) -> Report:
     """Re-verify a ``--save`` directory offline; gives the same report as the audit that wrote it.
 
     Completeness is re-derived from the saved pages when the manifest claims it, so an edited
     ``complete: true`` cannot turn a partial history into a PASS. ``keyring`` replaces the saved
-    key responses (e.g. keys compared out of band)."""
+    key responses (e.g. keys compared out of band). ``fallback_keys`` (a ledger's) serve only
+    (user, version) slots the keyring lacks; ``observe`` gets the finished ``Verification``."""
     saved = load_saved_audit(root)
     verification = Verification(**options)
     errors: list[tuple[str, str]] = []
@@ -536,7 +544,11 @@ def verify_saved_audit(root: str, keyring: Keyring | None = None, **options: Any
     if keyring is None:
         keyring = Keyring.from_public_key_bodies(
             {uid: {"data": key_rows(body, uid)} for uid, body in saved.keyring_bodies.items()})
+    if fallback_keys:
+        keyring.add_fallback(fallback_keys)
     report = verification.finish(keyring)
+    if observe is not None:
+        observe(verification)
     report = add_findings(report, audit_findings(saved.token_files, saved.users_not_fetched))
     return scrub_report(report, [_secret_scrubber(saved.secrets)] if saved.secrets else [])
 
