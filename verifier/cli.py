@@ -7,12 +7,14 @@ import json
 import os
 import shutil
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
 
+from .clock import Clock
 from .engine import Verification, verify_pages
 from .errors import FetchError, InputError, UsageError, XChatVerifyError
 from .inputs import DEFAULT_MAX_FILE_MB, is_evidence_dir, load_keyring, load_pages, parse_conversation_keys
@@ -181,8 +183,10 @@ def make_client(args: argparse.Namespace, events: ClientEvents | None = None) ->
 class _Display:
     """A rich status line on a terminal (pages, events, conversations, keys, waits); silent otherwise."""
 
-    def __init__(self, enabled: bool, console=None) -> None:
+    def __init__(self, enabled: bool, console=None, clock: Clock | None = None) -> None:
         self.status = None
+        self.clock = clock or Clock()
+        self._stopped = threading.Event()  # ends a countdown when the display closes
         if enabled:
             from rich.console import Console
             self.status = (console or Console(stderr=True)).status("starting")
@@ -193,9 +197,10 @@ class _Display:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
         if self.status is not None:
             self.status.stop()
-            self.status = None  # ends any countdown
+            self.status = None
 
     def update(self, p: AuditProgress) -> None:
         if self.status is not None:
@@ -205,18 +210,24 @@ class _Display:
                                f"events {p.events}{keys}" + (f" · {escape(printable(p.status))}" if p.status else ""))
 
     def wait(self, seconds: float, why: str) -> None:
-        """Count the wait down, once a second, until the window resets (or the run is interrupted)."""
-        if self.status is None:
-            return
-        import threading
-        import time
-        status, until = self.status, time.monotonic() + seconds
+        """The client waits (``ClientEvents.on_wait``): show it, counting down."""
+        self.countdown(seconds, why)
 
-        def tick() -> None:
-            while (left := until - time.monotonic()) > 0 and self.status is status:
-                status.update(f"waiting {left:.0f}s for the {why} window to reset")
-                time.sleep(min(1.0, left))
-        threading.Thread(target=tick, daemon=True, name="xchat-verify-countdown").start()
+    def countdown(self, seconds: float, why: str) -> threading.Thread | None:
+        """Count the wait down, once a second, until the window resets (or the display closes)."""
+        if self.status is None:
+            return None
+        until = self.clock.monotonic() + seconds
+        ticker = threading.Thread(target=self._count_down, args=(self.status, until, why), daemon=True,
+                                  name="xchat-verify-countdown")
+        ticker.start()
+        return ticker
+
+    def _count_down(self, status, until: float, why: str) -> None:
+        while (left := until - self.clock.monotonic()) > 0 and self.status is status:
+            status.update(f"waiting {left:.0f}s for the {why} window to reset")
+            if self.clock.wait(min(1.0, left), self._stopped):
+                return
 
 
 def audit_options(args: argparse.Namespace, reviewers: tuple | None = None) -> AuditOptions:
