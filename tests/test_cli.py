@@ -1,12 +1,14 @@
 """End-to-end CLI: every format and exit code, corrupt inputs, stdin and JSON Lines."""
 
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
-from helpers import ALICE, REPO, ev, page
+from helpers import ALICE, REPO, ev, page, run_cli
 
 from verifier.cli import main
 
@@ -14,8 +16,9 @@ EXAMPLES = REPO / "examples"
 
 
 def run(*args, stdin=None):
-    proc = subprocess.run([sys.executable, "-m", "verifier", *map(str, args)], capture_output=True, text=True,
-                          input=stdin, cwd=REPO, timeout=120)
+    """The CLI in process (helpers.run_cli); test_console_script_entry_point_matches_module runs the
+    real console script."""
+    proc = run_cli(args, stdin=stdin)
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
     return proc
 
@@ -150,8 +153,11 @@ def test_console_script_entry_point_matches_module():
     args = ["verify", str(EXAMPLES / "conversation" / "page-1.json"), "--format", "json", "--output", "/dev/null"]
     assert cli.main(args) == 1  # no keyring: fail closed
     assert cli.main(args + ["--keys", str(EXAMPLES / "keyring.json")]) == 0
-    proc = run("verify", *args[1:], "--keys", EXAMPLES / "keyring.json")
-    assert proc.returncode == 0
+    script = Path(sys.executable).with_name("xchat-verify")  # the installed console script, a real process
+    for command in ([str(script)], [sys.executable, "-m", "verifier"]):
+        proc = subprocess.run([*command, *args, "--keys", str(EXAMPLES / "keyring.json")], capture_output=True,
+                              text=True, cwd=REPO, timeout=120)
+        assert proc.returncode == 0 and proc.stderr == "verdict: pass (report written to /dev/null)\n", proc.stderr
 
 
 def test_bundled_examples_are_reproducible(tmp_path):
@@ -218,3 +224,23 @@ def test_no_color_drops_colour_only(good):
     plain = render(report, "text", color=False, width=90)
     assert "\x1b[" in coloured and "\x1b[" not in plain
     assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
+def test_output_to_a_device_writes_through_it(tmp_path):
+    """``-o /dev/null`` (or any device or FIFO) is written in place: an atomic rename would replace
+    the device itself with a regular file (as root, /dev/null)."""
+    import stat
+
+    from verifier.outputs import atomic_write_text
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    import threading
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    atomic_write_text(fifo, "through the pipe")
+    reader.join(10)
+    assert got == [b"through the pipe"] and stat.S_ISFIFO(fifo.stat().st_mode)
+    # /dev/null is shared with every other process on the machine (one running an older atomic_write
+    # as root may have broken it already): only "a device stays a device" is this test's to check
+    was_device = stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    atomic_write_text("/dev/null", "nothing")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode) or not was_device

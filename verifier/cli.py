@@ -7,23 +7,27 @@ import json
 import os
 import shutil
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
 
-from .engine import verify_pages
+from .clock import Clock
+from .engine import Verification, verify_pages
 from .errors import FetchError, InputError, UsageError, XChatVerifyError
 from .inputs import DEFAULT_MAX_FILE_MB, is_evidence_dir, load_keyring, load_pages, parse_conversation_keys
 from .keys import entry_from_row
+from .ledger_cli import LedgerRun, add_ledger_options
+from .ledger_cli import add_commands as add_ledger_commands
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, Report, exit_code
 from .outputs import atomic_write_text
 from .paging import MB
 from .settings import DEFAULT_BASE_URL, IDENTITY_KEY_ENV, AuditOptions, RetryPolicy
 
 if TYPE_CHECKING:  # the network modules are imported by the commands that use them
-    from .audit import AuditProgress
+    from .audit import Auditor, AuditProgress
     from .fetch import ClientEvents, XChatClient
 from ._version import __version__
 from .report import FORMATS, render
@@ -121,14 +125,31 @@ def cmd_verify(args: argparse.Namespace) -> int:
     options = dict(conversation_keys=conversation_keys, allow_embedded_keys=args.allow_embedded_keys,
                    allow_empty=args.allow_empty, allow_partial=args.allow_partial,
                    strict=args.strict, workers=args.workers, reviewers=identity_reviewers(args))
-    if len(args.pages) == 1 and is_evidence_dir(args.pages[0]):
-        from .audit import verify_saved_audit
-        keyring = load_keyring(args.keys, max_bytes) if args.keys else None
-        report = verify_saved_audit(args.pages[0], keyring, **options)  # EvidenceError: exit 3
-    else:
-        keyring = load_keyring(args.keys, max_bytes) if args.keys else None
-        pages = load_pages(args.pages, max_bytes)
-        report = verify_pages(pages, keyring, **options)
+    ledger = LedgerRun(args)  # --ledger, --metrics: opened before anything is read
+    try:
+        seen: list = []
+        if len(args.pages) == 1 and is_evidence_dir(args.pages[0]):
+            from .audit import verify_saved_audit
+            keyring = load_keyring(args.keys, max_bytes) if args.keys else None
+            report = verify_saved_audit(args.pages[0], keyring, fallback_keys=ledger.fallback, observe=seen.append,
+                                        **options)  # EvidenceError: exit 3
+        else:
+            keyring = load_keyring(args.keys, max_bytes) if args.keys else None
+            pages = load_pages(args.pages, max_bytes)
+            if ledger.store is None:
+                report = verify_pages(pages, keyring, **options)
+            else:  # the incremental form keeps what the ledger records (event_facts)
+                seen.append(Verification(**options))
+                for page in pages:
+                    seen[0].add_page(page)
+                if keyring is not None:
+                    keyring.add_fallback(ledger.fallback)
+                report = seen[0].finish(keyring)
+        ledger.record(report, seen[0] if seen else None, command="verify", inputs=list(args.pages),
+                      key_source="keyring" if args.keys else "directory")
+        seen.clear()  # the engine's working state is not needed to render the report
+    finally:
+        ledger.close()
     return finish(report, args)
 
 
@@ -182,8 +203,10 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
 class _Display:
     """A rich status line on a terminal (pages, events, conversations, keys, waits); silent otherwise."""
 
-    def __init__(self, enabled: bool, console=None) -> None:
+    def __init__(self, enabled: bool, console=None, clock: Clock | None = None) -> None:
         self.status = None
+        self.clock = clock or Clock()
+        self._stopped = threading.Event()  # ends a countdown when the display closes
         if enabled:
             from rich.console import Console
             self.status = (console or Console(stderr=True)).status("starting")
@@ -194,9 +217,10 @@ class _Display:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
         if self.status is not None:
             self.status.stop()
-            self.status = None  # ends any countdown
+            self.status = None
 
     def update(self, p: AuditProgress) -> None:
         if self.status is not None:
@@ -215,18 +239,24 @@ class _Display:
         self.show(f"tasks {p.tasks_done}/{p.tasks} · events {p.events:,} · {p.rate:,.0f} events/s")
 
     def wait(self, seconds: float, why: str) -> None:
-        """Count the wait down, once a second, until the window resets (or the run is interrupted)."""
-        if self.status is None:
-            return
-        import threading
-        import time
-        status, until = self.status, time.monotonic() + seconds
+        """The client waits (``ClientEvents.on_wait``): show it, counting down."""
+        self.countdown(seconds, why)
 
-        def tick() -> None:
-            while (left := until - time.monotonic()) > 0 and self.status is status:
-                status.update(f"waiting {left:.0f}s for the {why} window to reset")
-                time.sleep(min(1.0, left))
-        threading.Thread(target=tick, daemon=True, name="xchat-verify-countdown").start()
+    def countdown(self, seconds: float, why: str) -> threading.Thread | None:
+        """Count the wait down, once a second, until the window resets (or the display closes)."""
+        if self.status is None:
+            return None
+        until = self.clock.monotonic() + seconds
+        ticker = threading.Thread(target=self._count_down, args=(self.status, until, why), daemon=True,
+                                  name="xchat-verify-countdown")
+        ticker.start()
+        return ticker
+
+    def _count_down(self, status, until: float, why: str) -> None:
+        while (left := until - self.clock.monotonic()) > 0 and self.status is status:
+            status.update(f"waiting {left:.0f}s for the {why} window to reset")
+            if self.clock.wait(min(1.0, left), self._stopped):
+                return
 
 
 def audit_options(args: argparse.Namespace, reviewers: tuple | None = None) -> AuditOptions:
@@ -257,10 +287,21 @@ def audit_options(args: argparse.Namespace, reviewers: tuple | None = None) -> A
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    return finish(run_audit(args, audit_options(args), args.ids), args)
+    options = audit_options(args)
+    ledger = LedgerRun(args)  # --ledger, --metrics, --receipt-key: checked before any request
+    try:
+        options.fallback_keys = ledger.fallback
+        report, auditor = run_audit(args, options, args.ids)
+        ledger.record(report, auditor.verification, command="audit", inputs=list(args.ids), key_source="directory",
+                      key_users=auditor.key_users)
+        auditor.verification = None  # the engine's working state is not needed to render the report
+    finally:
+        ledger.close()
+    return finish(report, args)
 
 
-def run_audit(args: argparse.Namespace, options: AuditOptions, ids: list[str]) -> Report:
+def run_audit(args: argparse.Namespace, options: AuditOptions, ids: list[str]) -> tuple[Report, Auditor]:
+    """Fetch and verify ``ids`` with a progress display; the report and the auditor (its engine state)."""
     from .audit import Auditor
     from .fetch import ClientEvents
     display = _Display(sys.stderr.isatty() and not args.quiet)
@@ -270,7 +311,7 @@ def run_audit(args: argparse.Namespace, options: AuditOptions, ids: list[str]) -
             report = auditor.run(ids)
         except OSError as exc:
             raise InputError(f"cannot write evidence: {exc.strerror or exc}") from None
-    return report
+    return report, auditor
 
 
 def cmd_transcript(args: argparse.Namespace) -> int:
@@ -311,7 +352,7 @@ def cmd_transcript(args: argparse.Namespace) -> int:
             raise UsageError("--keys is for files; a fetched conversation uses the keys it fetches")
         for source in args.sources:
             conversation_path_id(source)  # a UsageError names an argument that is neither
-        report = run_audit(args, audit_options(args, reviewers), args.sources)
+        report, _auditor = run_audit(args, audit_options(args, reviewers), args.sources)
     text = render_transcript(build_transcript(report, reviewers[1]), args.format)
     if args.output == "-":
         sys.stdout.write(text)
@@ -503,6 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--max-file-mb", type=int, default=DEFAULT_MAX_FILE_MB, metavar="MB",
                         help=f"refuse input files larger than this (default {DEFAULT_MAX_FILE_MB})")
     add_report_options(verify)
+    add_ledger_options(verify, receipts=False)
     verify.set_defaults(handler=cmd_verify)
 
     audit = sub.add_parser("audit", help="fetch conversations from the X API, verify, keep evidence",
@@ -519,6 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_limit_options(audit)
     add_client_options(audit)
     add_report_options(audit)
+    add_ledger_options(audit, receipts=True)
     audit.set_defaults(handler=cmd_audit)
 
     keys = sub.add_parser("keys", help="public key tools")
@@ -559,6 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_client_options(transcript)
     transcript.set_defaults(handler=cmd_transcript)
 
+    add_ledger_commands(sub, keys_sub)
 
     archive = sub.add_parser("archive", help="verify archives of saved histories on a Dask cluster")
     archive_sub = archive.add_subparsers(dest="archive_command", metavar="ACTION")

@@ -240,6 +240,17 @@ class Verification:
         with _gc_paused():
             return self._run.execute()
 
+    @property
+    def keyring(self) -> Keyring | None:
+        """The keyring ``finish`` verified with."""
+        return self._run.keyring
+
+    def event_facts(self) -> list["EventFacts"]:
+        """After ``finish``: per event, in report index order, what the report does not carry but a
+        ledger records (the event's digest, signature version, embedded keys, what it deletes)."""
+        with _gc_paused():
+            return [_facts(ev) for ev in self._run.events]
+
     # ------------------------------------------------------------ parts of a larger run
     # ``verifier.archive`` verifies one run's pages in several processes: each part decodes its pages
     # and checks their signatures (``check_part``), a coordinator places the parts in the run
@@ -645,6 +656,32 @@ class _SignaturePipeline:
             for (ev, _job), result in zip(batch, results):
                 ev.signature = result
         self.futures = []
+
+
+@dataclass(frozen=True)
+class EventFacts:
+    """What ``Verification.event_facts`` gives per event (``index`` as in the report)."""
+
+    index: int
+    digest: bytes  # SHA-256 of the encoded event (of its text when it could not be decoded)
+    signature_version: str | None
+    embedded_keys: tuple[tuple[str, str, str], ...]  # (member, key version, signing key) carried by the event
+    deletes: tuple[str, ...] = ()  # MessageDeleteEvent: the sequence ids it deletes
+    clears: bool = False  # ConversationDeleteEvent: clears the history before it
+
+
+def _facts(ev: _Event) -> EventFacts:
+    event = ev.event
+    sig = event.signature if event is not None else None
+    deletes: tuple[str, ...] = ()
+    clears = False
+    if event is not None and event.kind == "MessageDeleteEvent":
+        ids = (event.body or {}).get("sequence_ids") or ()
+        deletes = tuple(i for i in ids if isinstance(i, str))
+    elif event is not None and event.kind == "ConversationDeleteEvent":
+        clears = True
+    return EventFacts(ev.index, ev.raw or b"", sig.signature_version if sig is not None else None,
+                      tuple(embedded_keys(event)), deletes, clears)
 
 
 def _digest(data: bytes) -> bytes:

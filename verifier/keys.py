@@ -143,12 +143,17 @@ class Keyring:
     findings: list[tuple[str, str]] = field(default_factory=list)  # (code, message) for the report
     errors: list[str] = field(default_factory=list)  # unusable rows of a key-directory answer
     _rows: dict[tuple[str, str], list[TrustedKey]] = field(default_factory=dict, repr=False)
+    fallback: set[tuple[str, str]] = field(default_factory=set)  # slots added by add_fallback
     _entries: list[KeyringEntry] = field(default_factory=list, repr=False)  # the usable rows, as added
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled as its rows and rebuilt (key objects do not pickle): how ``verifier.archive``
         ships one keyring to every worker. Slots resolve independently of row order."""
-        return (_rebuild_keyring, (list(self._entries), list(self.findings), list(self.errors)))
+        return (_rebuild_keyring, (list(self._entries), list(self.findings), list(self.errors), set(self.fallback)))
+
+    def rows(self) -> dict[tuple[str, str], list[TrustedKey]]:
+        """Every usable row by (user, version), before slots are resolved (for the ledger)."""
+        return self._rows
 
     @classmethod
     def from_entries(cls, entries: Iterable[KeyringEntry]) -> "Keyring":
@@ -172,6 +177,20 @@ class Keyring:
         self.keys[slot] = _resolve_slot(entry.user_id, entry.public_key_version, rows)
         self._entries.append(entry)
         return ""
+
+    def add_fallback(self, entries: Iterable[KeyringEntry]) -> set[tuple[str, str]]:
+        """Add keys only for (user, version) slots the keyring has no row for (e.g. keys a ledger
+        kept after the directory stopped serving them); returns the slots added. Unusable entries are
+        skipped."""
+        added: set[tuple[str, str]] = set()
+        for entry in entries:
+            slot = (entry.user_id, version_key(entry.public_key_version))
+            if slot in self._rows and slot not in added:
+                continue
+            if not self.add(entry):
+                added.add(slot)
+        self.fallback |= added
+        return added
 
     def lookup(self, user_id: str | None, version: str | None) -> TrustedKey | None:
         return self.keys.get((user_id or "", version_key(version)))
@@ -218,8 +237,9 @@ class Keyring:
         return cls.from_entries(_entries_from_json(data))
 
 
-def _rebuild_keyring(entries: list[KeyringEntry], findings: list[tuple[str, str]], errors: list[str]) -> Keyring:
-    ring = Keyring(findings=findings, errors=errors)
+def _rebuild_keyring(entries: list[KeyringEntry], findings: list[tuple[str, str]], errors: list[str],
+                     fallback: set[tuple[str, str]]) -> Keyring:
+    ring = Keyring(findings=findings, errors=errors, fallback=fallback)
     for entry in entries:
         ring.add(entry)
     return ring

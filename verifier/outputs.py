@@ -12,6 +12,12 @@ def atomic_write(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically; on any error the old file (if any) is intact and the
     temporary file is removed. Raises ``OSError``."""
     target = Path(path)
+    if target.exists() and not target.is_file() and not target.is_dir():
+        # a device or FIFO (``-o /dev/null``, ``-o /dev/stdout``): written in place. Renaming over it
+        # would replace the device with a regular file (as root, /dev/null itself).
+        with open(target, "wb") as handle:
+            handle.write(data)
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}.{threading.get_ident()}")
     try:

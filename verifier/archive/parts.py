@@ -119,13 +119,13 @@ def _saved_page(unit: SavedPage, stores: dict[str, EvidenceStore], facts: TaskFa
     try:
         body = store.read_file(entry)
     except EvidenceError as exc:
-        facts.file_errors.append((f"page {entry['file']}", f"{exc}; its events were not verified"))
+        facts.file_errors.append((f"page {entry.file}", f"{exc}; its events were not verified"))
         return None
-    if entry.get("token_at"):
-        facts.token_files.append(entry["file"])
+    if entry.token_at:
+        facts.token_files.append(entry.file)
         facts.secrets |= token_secrets(entry, body)
-    facts.heads.append((unit.conversation, page_head(body, PageLimits().max_page_items), entry.get("url", "")))
-    return PageInput(str(Path(unit.root) / entry["file"]), body, unit.expected)
+    facts.heads.append((unit.conversation, page_head(body, PageLimits().max_page_items), entry.url))
+    return PageInput(str(Path(unit.root) / entry.file), body, unit.expected)
 
 
 def conclude_task(state: PartState, shared: Shared, group: int, first_index: int, local: Collection[str],

@@ -26,6 +26,7 @@ from typing import Any
 from ..errors import EvidenceError, UsageError
 from ..evidence import SavedAudit, load_saved_audit
 from ..inputs import is_evidence_dir
+from ..manifest import PageEntry
 
 PAGE_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 _EMPTY_TREE = "no page files or evidence directories under it"
@@ -45,7 +46,7 @@ class SavedPage:
     """One saved page of an evidence directory, read and SHA-256 checked by the worker."""
 
     root: str
-    entry: dict[str, Any]
+    entry: PageEntry
     expected: str | None  # the conversation it was fetched for (manifest), if known
     conversation: int  # position of its saved conversation in the manifest
     size: int = 0
@@ -147,9 +148,8 @@ def evidence_group(root: str) -> Group:
     return group
 
 
-def _entry_size(entry: dict[str, Any]) -> int:
-    size = entry.get("bytes")
-    return size if isinstance(size, int) and size >= 0 else 0
+def _entry_size(entry: PageEntry) -> int:
+    return max(0, entry.bytes)
 
 
 def _size(path: str) -> int:

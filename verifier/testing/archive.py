@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
 from ..evidence import EvidenceStore
+from ..fetch import FetchedBody
 from ..ids import canonical_conversation, conversation_path_id
 from .forge import Conversation, Identity, build_conversation
 
@@ -23,11 +23,8 @@ BASE_URL = "https://api.x.com"
 _FETCHED_AT = "2026-12-01T00:00:00.000Z"
 
 
-@dataclass
-class _Fetched:
-    url: str
-    body: bytes
-    fetched_at: str = _FETCHED_AT
+def _Fetched(url: str, body: bytes) -> FetchedBody:
+    return FetchedBody(url, 200, body, _FETCHED_AT)
 
 
 def users(count: int, seed: str = "archive") -> list[Identity]:
