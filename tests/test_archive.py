@@ -176,17 +176,68 @@ def test_on_a_local_cluster_killed_workers_change_nothing(data):
         assert _json(report) == expected
 
 
-def test_cli_archive_verify_matches_verify(data):
+def test_cli_archive_verify_matches_verify(data, tmp_path):
     root, ev, files = data
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     run = lambda *a: subprocess.run([sys.executable, "-m", "verifier", *a], capture_output=True, text=True,  # noqa: E731
                                     cwd=REPO, env=env, timeout=120)
     tree = str(root / "tree" / "pages")
-    archive = run("archive", "verify", tree, "--workers", "2", "--keys", str(root / "keyring.json"), "--format", "json")
-    plain = run("verify", *files, "--keys", str(root / "keyring.json"), "--format", "json")
+    keys = ["--keys", str(root / "keyring.json"), "--format", "json"]
+    archive = run("archive", "verify", tree, "--workers", "2", *keys, "--ledger", tmp_path / "a.db")
+    plain = run("verify", *files, *keys, "--ledger", tmp_path / "v.db")
     assert archive.returncode == plain.returncode == 3
     assert archive.stdout == plain.stdout
     assert archive.stderr == plain.stderr  # the same one line per unreadable input, nothing else
     assert "Traceback" not in archive.stderr
+    from verifier.ledger import open_ledger
+    rows = []
+    for name in ("a.db", "v.db"):
+        ledger = open_ledger(str(tmp_path / name), create=False)
+        rows.append([(a.verdict, a.report_digest, a.events, a.findings) for a in ledger.audits()])
+        ledger.close()
+    assert rows[0] == rows[1] and len(rows[0]) == 1
     usage = run("archive", "verify", tree, "--workers", "2", "--scheduler", "tcp://127.0.0.1:1")
     assert usage.returncode == 2 and "not allowed with" in usage.stderr
+
+
+# ------------------------------------------------------------------------------------- --ledger
+def test_ledger_judges_and_records_each_group_as_verify_does(tmp_path, monkeypatch):
+    """Two saved audits of the same conversations, the second with a history cut short: the archive
+    records one ledger audit per evidence directory, in order, exactly as two verify --ledger runs."""
+    from dataclasses import replace
+
+    from helpers import run_cli
+
+    from verifier.ledger import open_ledger
+    from verifier.model import Report
+
+    import verifier.ledger.record
+    import verifier.ledger_cli
+    for module in (verifier.ledger.record, verifier.ledger_cli):  # findings name earlier audits by time
+        monkeypatch.setattr(module, "utc_now_iso", lambda: "2026-12-01T00:00:00.000Z")
+    convs = conversations(3, 24, seed="ledger")
+    write_evidence(tmp_path / "saved" / "1-before", convs, page_size=10)
+    write_evidence(tmp_path / "saved" / "2-after", [replace(convs[0], events=convs[0].events[:15]), *convs[1:]],
+                   page_size=10)
+    by_verify = []
+    for name in ("1-before", "2-after"):
+        proc = run_cli(["verify", tmp_path / "saved" / name, "--ledger", tmp_path / "verify.db", "--format", "json"])
+        by_verify.append(msgspec.json.decode(proc.stdout, type=Report))
+    assert "head_regressed" in proc.stdout and proc.returncode == 1
+    store = open_ledger(str(tmp_path / "archive.db"))
+    try:
+        ours = verify_archive([str(tmp_path / "saved")], None, InProcess(), ledger=store, task_bytes=4_000)
+    finally:
+        store.close()
+    assert _json(ours) == _json(combine(by_verify, keyring=None, options={}))
+    ledgers = [open_ledger(str(tmp_path / name), create=False) for name in ("verify.db", "archive.db")]
+    try:
+        audits = [[(a.id, a.inputs, a.verdict, a.report_digest, a.events, a.findings) for a in led.audits()]
+                  for led in ledgers]
+        assert audits[0] == audits[1] and len(audits[0]) == 2
+        cid = ours.conversations[0].conversation_id
+        assert [msgspec.to_builtins(e) for e in ledgers[0].events(cid)] == \
+            [msgspec.to_builtins(e) for e in ledgers[1].events(cid)]
+    finally:
+        for led in ledgers:
+            led.close()

@@ -193,10 +193,17 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
     options = dict(conversation_keys=parse_conversation_keys(args.conversation_key),
                    allow_embedded_keys=args.allow_embedded_keys, allow_empty=args.allow_empty,
                    allow_partial=args.allow_partial, strict=args.strict, max_file_mb=args.max_file_mb)
-    with display:
-        display.show("starting the cluster" if not args.scheduler else f"connecting to {args.scheduler}")
-        with open_client(args.scheduler, args.workers) as client:
-            report = verify_archive(args.sources, keyring, client, on_progress=display.progress, **options)
+    ledger = LedgerRun(args)  # --ledger, --metrics: opened before anything is read
+    try:
+        with display:
+            display.show("starting the cluster" if not args.scheduler else f"connecting to {args.scheduler}")
+            with open_client(args.scheduler, args.workers) as client:
+                report = verify_archive(args.sources, keyring, client, on_progress=display.progress,
+                                        ledger=ledger.store, **options)
+        ledger.record(report, None, command="archive verify", inputs=list(args.sources),  # --metrics
+                      key_source="keyring" if args.keys else "directory")
+    finally:
+        ledger.close()
     return finish(report, args)
 
 
@@ -625,6 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
     averify.add_argument("--max-file-mb", type=int, default=DEFAULT_MAX_FILE_MB, metavar="MB",
                          help=f"refuse input files larger than this (default {DEFAULT_MAX_FILE_MB})")
     averify.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    add_ledger_options(averify, receipts=False)
     add_report_options(averify, in_process=False)
     averify.set_defaults(handler=cmd_archive_verify)
 

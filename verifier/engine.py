@@ -245,11 +245,12 @@ class Verification:
         """The keyring ``finish`` verified with."""
         return self._run.keyring
 
-    def event_facts(self) -> list["EventFacts"]:
+    def event_facts(self, conversations: Collection[str] | None = None) -> list["EventFacts"]:
         """After ``finish``: per event, in report index order, what the report does not carry but a
-        ledger records (the event's digest, signature version, embedded keys, what it deletes)."""
+        ledger records (the event's digest, signature version, embedded keys, what it deletes);
+        ``conversations``: only theirs (a part of a larger run)."""
         with _gc_paused():
-            return [_facts(ev) for ev in self._run.events]
+            return [_facts(ev) for ev in self._run.events if conversations is None or ev.conversation in conversations]
 
     # ------------------------------------------------------------ parts of a larger run
     # ``verifier.archive`` verifies one run's pages in several processes: each part decodes its pages

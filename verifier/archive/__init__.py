@@ -18,7 +18,7 @@ from typing import Any
 from ..inputs import DEFAULT_MAX_FILE_MB
 from ..keys import Keyring
 from ..model import Report
-from .coordinate import Executor, InProcess, Progress, combine, verify_groups
+from .coordinate import Executor, InProcess, LedgerRecording, Progress, combine, verify_groups
 from .sources import PAGE_SUFFIXES, discover
 
 __all__ = ["verify_archive", "Progress", "PAGE_SUFFIXES", "InProcess", "Executor", "combine"]
@@ -28,20 +28,28 @@ def verify_archive(sources: Sequence[str], keyring: Keyring | None = None, clien
                    conversation_keys: Mapping[str, bytes] | None = None, allow_embedded_keys: bool = False,
                    allow_empty: bool = False, allow_partial: bool = False, strict: bool = False,
                    max_file_mb: int = DEFAULT_MAX_FILE_MB, workers: int | None = None,
-                   on_progress: Callable[[Progress], None] | None = None, task_bytes: int | None = None) -> Report:
+                   on_progress: Callable[[Progress], None] | None = None, task_bytes: int | None = None,
+                   ledger: Any = None) -> Report:
     """Verify page files, evidence directories and trees of them; the Report ``verify`` gives.
 
     ``client``: a ``distributed.Client`` to run on; None starts a local cluster of ``workers``
     processes (default one per core) for this call; an ``InProcess()`` runs here without Dask.
     ``keyring`` replaces the saved keys of evidence directories, as ``verify DIR --keys`` does.
+    ``ledger``: an open ``verifier.ledger.LedgerStore``; each group is then judged and recorded as
+    ``verify --ledger`` of it would be (its keys fill slots the keyring lacks).
     Raises ``UsageError`` (``-`` as a source, Dask missing) and ``ClusterError`` (scheduler
     unreachable, workers lost); unreadable inputs are input errors in the Report, never raised.
     """
     groups = discover(list(sources))
     options: dict[str, Any] = dict(conversation_keys=dict(conversation_keys or {}), allow_embedded_keys=allow_embedded_keys,
                                    allow_empty=allow_empty, allow_partial=allow_partial, strict=strict)
+    recording = None
+    if ledger is not None:
+        from ..ledger import fallback_entries
+        recording = LedgerRecording(ledger, key_source="keyring" if keyring is not None else "directory",
+                                    fallback=fallback_entries(ledger))
     run: dict[str, Any] = dict(keyring=keyring, options=options, max_bytes=max_file_mb * 1024 * 1024,
-                               on_progress=on_progress, target_bytes=task_bytes)
+                               on_progress=on_progress, target_bytes=task_bytes, ledger=recording)
     if isinstance(client, InProcess):
         return verify_groups(groups, client, workers=1, **run)
     from .cluster import DaskExecutor, open_client, worker_count

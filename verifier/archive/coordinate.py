@@ -97,19 +97,35 @@ class _GroupRun:
     local: dict[int, list[str]] = field(default_factory=dict)
     reports: dict[str, ConversationReport] = field(default_factory=dict)
     reviewed: list[tuple[str, str]] = field(default_factory=list)
+    facts: list[Any] = field(default_factory=list)  # the events' facts, for a ledger
     failure: str = ""
+
+
+@dataclass
+class LedgerRecording:
+    """``--ledger``: each group is judged against the ledger and recorded as ``verify`` of it would
+    be (one ledger audit per group, in order), with the ledger's keys as fallback keys."""
+
+    store: Any
+    command: str = "archive verify"
+    key_source: str = "directory"  # "keyring" when the run was given --keys
+    fallback: list[Any] = field(default_factory=list)
 
 
 def verify_groups(groups: list[Group], executor: Executor, *, keyring: Keyring | None, options: dict[str, Any],
                   max_bytes: int, workers: int, on_progress: Callable[[Progress], None] | None = None,
-                  target_bytes: int | None = None) -> Report:
+                  target_bytes: int | None = None, ledger: LedgerRecording | None = None) -> Report:
     """Both phases over every group; the combined Report."""
     tasks = plan(groups, target_bytes or task_bytes(groups, workers))
     runs = [_GroupRun(g, keyring if keyring is not None or g.kind != "evidence" else saved_keyring(g), [])
             for g in groups]
+    if ledger is not None and ledger.fallback:  # as verify: the ledger's keys fill slots a keyring lacks
+        for run in runs:
+            if run.keyring is not None:
+                run.keyring.add_fallback(ledger.fallback)
     for task in tasks:
         runs[task.group].tasks.append(task)
-    shared = executor.share(Shared({**options, "workers": 1}, [r.keyring for r in runs], max_bytes))
+    shared = executor.share(Shared({**options, "workers": 1}, [r.keyring for r in runs], max_bytes, ledger is not None))
     progress, started = Progress(tasks=2 * len(tasks)), time.monotonic()
 
     def tick(events: int = 0) -> None:
@@ -135,8 +151,9 @@ def verify_groups(groups: list[Group], executor: Executor, *, keyring: Keyring |
         run = runs[pending[handle]]
         run.reports.update(REPORTS.decode(result["reports"]))
         run.reviewed += result["reviewed"]
+        run.facts += result["facts"]
         tick()
-    return combine([_group_report(run, options) for run in runs], keyring=keyring, options=options)
+    return combine([_group_report(run, ledger) for run in runs], keyring=keyring, options=options)
 
 
 def saved_keyring(group: Group) -> Keyring | None:
@@ -237,8 +254,9 @@ def _conclude(runs: list[_GroupRun], states: dict[int, Any], facts: dict[int, Ta
 
 
 # ------------------------------------------------------------------------------------- the report
-def _group_report(run: _GroupRun, options: dict[str, Any]) -> Report | InputReport:
-    """One group's Report, as ``verify`` of that group gives it; a failed group is one input error."""
+def _group_report(run: _GroupRun, ledger: LedgerRecording | None) -> Report | InputReport:
+    """One group's Report, as ``verify`` of that group gives it (and records it in a ledger); a
+    failed group is one input error."""
     if run.group.kind == "failed" or run.failure or run.shell is None:
         return InputReport(run.group.source, 0, 0, [run.failure or run.group.error])
     ordered = dict(sorted(run.reports.items(), key=lambda item: item[1].events[0].index))
@@ -248,6 +266,11 @@ def _group_report(run: _GroupRun, options: dict[str, Any]) -> Report | InputRepo
         from ..audit import _secret_scrubber
         report = add_findings(report, audit_findings(saved.token_files, saved.users_not_fetched))
         report = scrub_report(report, [_secret_scrubber(saved.secrets)] if saved.secrets else [])
+    if ledger is not None:
+        from ..ledger import record_audit
+        inputs = [run.group.source] if saved is not None else [getattr(u, "path", "") for u in run.group.units]
+        record_audit(ledger.store, report, sorted(run.facts, key=lambda f: f.index), run.keyring,
+                     command=ledger.command, inputs=inputs, key_source=ledger.key_source)
     return report
 
 
@@ -281,8 +304,10 @@ def combine(parts: Iterable[Report | InputReport], *, keyring: Keyring | None, o
         offset += sum(i.event_count for i in part.inputs)
     reports = [p for p in parts if isinstance(p, Report)]
     failed = any(r.verdict == Verdict.FAIL for r in reports) or any(isinstance(p, InputReport) for p in parts)
+    sources = {r.key_source for r in reports}
+    key_source = sources.pop() if len(sources) == 1 else "embedded" if "embedded" in sources else "keyring+ledger"
     return Report(REPORT_SCHEMA, Verdict.FAIL if failed else Verdict.PASS, conversations, strict=bool(options.get("strict")),
-                  key_source="keyring" if all(r.key_source == "keyring" for r in reports) else "embedded",
+                  key_source=key_source,
                   inputs=inputs, findings=list(findings.values()), proof=_proof([r.proof for r in reports]))
 
 

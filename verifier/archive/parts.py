@@ -38,6 +38,7 @@ class Shared:
     options: dict[str, Any]
     keyrings: list[Keyring | None]
     max_bytes: int
+    facts: bool = False  # a ledger records the run: return each event's facts too
 
 
 @dataclass
@@ -139,12 +140,13 @@ def conclude_task(state: PartState, shared: Shared, group: int, first_index: int
     verification.rebase(first_index)
     reports, reviewed = verification.conclude_part(shared.keyrings[group], set(local), shared_keys, incomplete)
     exported = verification.take(set(export)) if export else []
-    return {"reports": msgspec.msgpack.encode(reports), "reviewed": reviewed, "export": exported}
+    facts = verification.event_facts(set(local)) if shared.facts else []
+    return {"reports": msgspec.msgpack.encode(reports), "reviewed": reviewed, "export": exported, "facts": facts}
 
 
 def reports_of(result: dict[str, Any]) -> dict[str, Any]:
     """The part of a phase-2 result the coordinator gathers (the exported events stay on the worker)."""
-    return {"reports": result["reports"], "reviewed": result["reviewed"]}
+    return {"reports": result["reports"], "reviewed": result["reviewed"], "facts": result["facts"]}
 
 
 def exported(result: dict[str, Any]) -> list[Any]:
@@ -158,7 +160,8 @@ def join_task(parts: list[list[Any]], conversations: Collection[str], shared: Sh
     taken = [[_copy(ev) for ev in part if ev.conversation in wanted] for part in parts]
     joined = Verification.joined(taken, **shared.options)
     reports, reviewed = joined.conclude_part(shared.keyrings[group], None, shared_keys, incomplete)
-    return {"reports": msgspec.msgpack.encode(reports), "reviewed": reviewed}
+    facts = joined.event_facts() if shared.facts else []
+    return {"reports": msgspec.msgpack.encode(reports), "reviewed": reviewed, "facts": facts}
 
 
 def _copy(event: Any) -> Any:
