@@ -208,11 +208,10 @@ def test_ledger_judges_and_records_each_group_as_verify_does(tmp_path, monkeypat
 
     from helpers import run_cli
 
-    from verifier.ledger import open_ledger
-    from verifier.model import Report
-
     import verifier.ledger.record
     import verifier.ledger_cli
+    from verifier.ledger import open_ledger
+    from verifier.model import Report
     for module in (verifier.ledger.record, verifier.ledger_cli):  # findings name earlier audits by time
         monkeypatch.setattr(module, "utc_now_iso", lambda: "2026-12-01T00:00:00.000Z")
     convs = conversations(3, 24, seed="ledger")
