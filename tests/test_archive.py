@@ -77,6 +77,8 @@ def test_every_cut_gives_verify_s_report_byte_for_byte(data):
         ours = verify_archive([str(root / "tree" / "pages")], ring, InProcess(), task_bytes=cut)
         assert _json(ours) == _json(expected_pages), cut
     assert render(ours, "text") == render(expected_pages, "text")
+    by_url = verify_archive([(root / "tree" / "pages").as_uri()], ring, InProcess(), task_bytes=9_000)  # through fsspec
+    assert _json(by_url) == _json(expected_pages)
     assert render(ours, "sarif") == render(expected_pages, "sarif")
 
 
@@ -198,6 +200,8 @@ def test_cli_archive_verify_matches_verify(data, tmp_path):
     assert rows[0] == rows[1] and len(rows[0]) == 1
     usage = run("archive", "verify", tree, "--workers", "2", "--scheduler", "tcp://127.0.0.1:1")
     assert usage.returncode == 2 and "not allowed with" in usage.stderr
+    usage = run("archive", "verify", tree, "--scheduler", "no-port-here")
+    assert usage.returncode == 2 and usage.stderr.count("\n") == 1 and "--scheduler no-port-here" in usage.stderr
 
 
 # ------------------------------------------------------------------------------------- --ledger

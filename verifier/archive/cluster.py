@@ -30,6 +30,7 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     (default: one per core, one thread each: the verification is CPU-bound Python), closed after."""
     distributed = _distributed()
     if scheduler:
+        _check_address(scheduler)
         try:
             client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
         except (OSError, TimeoutError, ValueError, TypeError) as exc:
@@ -43,6 +44,17 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
                                   silence_logs=logging.CRITICAL) as cluster, \
             distributed.Client(cluster, set_as_default=False) as client:
         yield client
+
+
+def _check_address(address: str) -> None:
+    """A malformed address is a usage error before any Client exists (a half-made one hangs at exit)."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+    try:
+        scheme, location = parse_address(address if "://" in address else f"tcp://{address}")
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            parse_host_port(location)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"--scheduler {address}: {exc}") from None
 
 
 def worker_count(client: Any) -> int:
