@@ -244,3 +244,24 @@ def test_ledger_judges_and_records_each_group_as_verify_does(tmp_path, monkeypat
     finally:
         for led in ledgers:
             led.close()
+
+
+def test_progress_counts_tasks_and_events_and_shows_on_a_terminal(data):
+    import io
+
+    from rich.console import Console
+
+    from verifier.cli import _Display
+    _root, ev, _files = data
+    seen = []
+    report = verify_archive([str(ev)], None, InProcess(), task_bytes=20_000, on_progress=lambda p: seen.append(
+        (p.tasks_done, p.tasks, p.events)))
+    assert [done for done, _total, _events in seen] == list(range(1, len(seen) + 1))
+    assert seen[-1][0] == seen[-1][1] and seen[-1][2] == report.proof.events
+    display = _Display(True, Console(file=io.StringIO(), force_terminal=True, width=120))
+    with display:
+        display.progress(verifier.archive.Progress(tasks_done=3, tasks=8, events=12_345, seconds=2.0))
+        assert str(display.status.status) == "tasks 3/8 · events 12,345 · 6,172 events/s"
+    quiet = _Display(False)
+    with quiet:
+        quiet.progress(verifier.archive.Progress())  # not a terminal, or --quiet: nothing shown, nothing fails
