@@ -265,3 +265,14 @@ def test_progress_counts_tasks_and_events_and_shows_on_a_terminal(data):
     quiet = _Display(False)
     with quiet:
         quiet.progress(verifier.archive.Progress())  # not a terminal, or --quiet: nothing shown, nothing fails
+
+
+def test_saved_conversations_without_pages_are_reported_as_verify_reports_them(tmp_path):
+    from dataclasses import replace
+    convs = conversations(3, 12, seed="empty")
+    write_evidence(tmp_path / "some", [replace(convs[0], events=[]), convs[1]], page_size=5)
+    write_evidence(tmp_path / "none", [replace(convs[2], events=[])], page_size=5)
+    for name in ("some", "none"):
+        ours = verify_archive([str(tmp_path / name)], None, InProcess(), task_bytes=1)
+        assert _json(ours) == _json(verify_saved_audit(str(tmp_path / name)))
+        assert any(f.code == "no_events" for c in ours.conversations for f in c.findings)
