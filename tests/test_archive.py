@@ -276,3 +276,16 @@ def test_saved_conversations_without_pages_are_reported_as_verify_reports_them(t
         ours = verify_archive([str(tmp_path / name)], None, InProcess(), task_bytes=1)
         assert _json(ours) == _json(verify_saved_audit(str(tmp_path / name)))
         assert any(f.code == "no_events" for c in ours.conversations for f in c.findings)
+
+
+def test_a_key_conflict_between_tasks_is_found_as_in_one_run(tmp_path):
+    """Two files, each its own task: one carries Alice's key, the other a different key for Alice's
+    (user, version). No task sees both; the shared key identities make both parts decide as one run."""
+    from helpers import ALICE, MALLORY, ev, page
+    (tmp_path / "a.json").write_text(json.dumps(page(ev(sender=ALICE, seq=1))))
+    (tmp_path / "b.json").write_text(json.dumps(page(ev(sender=MALLORY, seq=1, conversation_id="1111:3333"))))
+    files = [str(tmp_path / "a.json"), str(tmp_path / "b.json")]
+    expected = verifier.verify_pages(load_pages(files, MB), None, allow_embedded_keys=True)
+    assert sum(f.code == "key_conflict" for c in expected.conversations for e in c.events for f in e.findings) == 2
+    ours = verify_archive([str(tmp_path)], None, InProcess(), task_bytes=1, allow_embedded_keys=True)
+    assert _json(ours) == _json(expected)
