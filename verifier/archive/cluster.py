@@ -80,12 +80,25 @@ class DaskExecutor:
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         return self.client.submit(fn, *args, pure=False)
 
-    def as_completed(self, handles: list[Any]) -> Iterator[tuple[Any, Any]]:
-        distributed = _distributed()
-        for future in distributed.as_completed(handles, loop=self.client.loop):
+    def as_completed(self) -> "_Completed":
+        return _Completed(_distributed(), self.client)
+
+
+class _Completed:
+    """Futures as they finish; a task whose workers kept dying is a ``ClusterError``."""
+
+    def __init__(self, distributed: Any, client: Any) -> None:
+        self.distributed = distributed
+        self.futures = distributed.as_completed([], loop=client.loop)
+
+    def add(self, future: Any) -> None:
+        self.futures.add(future)
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        for future in self.futures:
             try:
                 result = future.result()
-            except distributed.KilledWorker as exc:
+            except self.distributed.KilledWorker as exc:
                 raise ClusterError(f"the cluster lost the workers running a task too often: {exc}") from None
             yield future, result
 

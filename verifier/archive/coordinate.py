@@ -10,6 +10,7 @@ docs/cli.md: conversations in group order, indices continued, run findings once)
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,14 +28,22 @@ from .parts import REPORTS, Shared, TaskFacts, check_task, conclude_task, export
 from .sources import Group, Task, plan, task_bytes
 
 
+class Completed(Protocol):
+    """(handle, result) pairs as tasks finish; more handles may be added while iterating."""
+
+    def add(self, handle: Any) -> None: ...
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]: ...
+
+
 class Executor(Protocol):
-    """Where the tasks run: Dask (``verifier.archive.dask``) or this process (``InProcess``)."""
+    """Where the tasks run: Dask (``verifier.archive.cluster``) or this process (``InProcess``)."""
 
     def share(self, value: Any) -> Any: ...
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any: ...
 
-    def as_completed(self, handles: list[Any]) -> Iterator[tuple[Any, Any]]: ...
+    def as_completed(self) -> Completed: ...
 
 
 class _Done:
@@ -64,8 +73,21 @@ class InProcess:
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         return _Done(fn(*[_unbox(a) for a in args]))
 
-    def as_completed(self, handles: list[Any]) -> Iterator[tuple[Any, Any]]:
-        return ((h, h.value) for h in handles)
+    def as_completed(self) -> Completed:
+        return _Queue()
+
+
+class _Queue:
+    def __init__(self) -> None:
+        self.handles: deque[Any] = deque()
+
+    def add(self, handle: Any) -> None:
+        self.handles.append(handle)
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        while self.handles:
+            handle = self.handles.popleft()
+            yield handle, handle.value
 
 
 @dataclass
@@ -99,6 +121,7 @@ class _GroupRun:
     reviewed: list[tuple[str, str]] = field(default_factory=list)
     facts: list[Any] = field(default_factory=list)  # the events' facts, for a ledger
     failure: str = ""
+    waiting: int = 0  # tasks of the current phase not finished yet
 
 
 @dataclass
@@ -135,25 +158,84 @@ def verify_groups(groups: list[Group], executor: Executor, *, keyring: Keyring |
         if on_progress is not None:
             on_progress(progress)
 
-    states = {t.number: executor.submit(check_task, t, shared) for t in tasks}
-    facts: dict[int, TaskFacts] = {}
-    for _handle, result in executor.as_completed([executor.submit(task_facts, states[t.number]) for t in tasks]):
-        facts[result.task] = result
-        tick(result.events)
-    for run in runs:
-        if run.group.kind != "failed":
-            _place(run, facts, options)
-    pending = _conclude(runs, states, facts, shared, executor)
-    states.clear()  # phase 2 holds what it needs; the states are freed as it finishes
-    progress.tasks = progress.tasks_done + len(pending)
-    handles = list(pending)
-    for handle, result in executor.as_completed(handles):
-        run = runs[pending[handle]]
-        run.reports.update(REPORTS.decode(result["reports"]))
-        run.reviewed += result["reviewed"]
-        run.facts += result["facts"]
-        tick()
+    window = _Window(runs, executor, shared, options)
+    for result in window.run():
+        progress.tasks = 2 * len(tasks) + window.joins
+        tick(result.events if isinstance(result, TaskFacts) else 0)
     return combine([_group_report(run, ledger) for run in runs], keyring=keyring, options=options)
+
+
+GROUPS_IN_FLIGHT = 2
+
+
+class _Window:
+    """Runs the groups through both phases, at most ``GROUPS_IN_FLIGHT`` at a time: a group's
+    phase 2 starts as soon as its own phase 1 is done, and its states are freed once it is
+    concluded, so workers hold a couple of groups' decoded events, not the whole archive's."""
+
+    def __init__(self, runs: list[_GroupRun], executor: Executor, shared: Any, options: dict[str, Any]) -> None:
+        self.runs, self.executor, self.shared, self.options = runs, executor, shared, options
+        self.states: dict[int, Any] = {}
+        self.facts: dict[int, TaskFacts] = {}
+        self.owner: dict[Any, tuple[str, int]] = {}  # handle -> (phase, group)
+        self.completed = executor.as_completed()
+        self.queue = deque(range(len(runs)))  # groups not started yet
+        self.active = 0
+        self.joins = 0  # phase-2 tasks beyond one per task
+
+    def run(self) -> Iterator[Any]:
+        """Every task's result as it finishes (phase-1 facts, then phase-2 reports)."""
+        self._fill()
+        for handle, result in self.completed:
+            phase, number = self.owner.pop(handle)
+            run = self.runs[number]
+            if phase == "facts":
+                self.facts[result.task] = result
+            else:
+                run.reports.update(REPORTS.decode(result["reports"]))
+                run.reviewed += result["reviewed"]
+                run.facts += result["facts"]
+            run.waiting -= 1
+            yield result
+            if run.waiting == 0:
+                self._phase2(number) if phase == "facts" else self._done()
+
+    def _fill(self) -> None:
+        while self.queue and self.active < GROUPS_IN_FLIGHT:
+            self._start(self.queue.popleft())
+
+    def _start(self, number: int) -> None:
+        run = self.runs[number]
+        if run.group.kind == "failed":
+            return
+        self.active += 1
+        if not run.tasks:  # an evidence directory without pages: reported all the same
+            self._phase2(number)
+            return
+        run.waiting = len(run.tasks)
+        for task in run.tasks:
+            self.states[task.number] = self.executor.submit(check_task, task, self.shared)
+            self._add(self.executor.submit(task_facts, self.states[task.number]), "facts", number)
+
+    def _phase2(self, number: int) -> None:
+        run = self.runs[number]
+        _place(run, self.facts, self.options)
+        states = {t.number: self.states.pop(t.number) for t in run.tasks}  # phase 2 holds them now
+        pending = [] if run.failure else _conclude(run, number, states, self.shared, self.executor)
+        run.waiting = len(pending)
+        self.joins += max(0, len(pending) - len(run.tasks))
+        for handle in pending:
+            self._add(handle, "report", number)
+        if not pending:
+            self._done()
+
+    def _add(self, handle: Any, phase: str, number: int) -> None:
+        self.owner[handle] = (phase, number)
+        self.completed.add(handle)
+
+    def _done(self) -> None:
+        self.active -= 1
+        self._fill()
 
 
 def saved_keyring(group: Group) -> Keyring | None:
@@ -225,31 +307,26 @@ def _replay_evidence(run: _GroupRun, shell: Verification, facts: list[TaskFacts]
 
 
 # ------------------------------------------------------------------------------------- phase 2
-def _conclude(runs: list[_GroupRun], states: dict[int, Any], facts: dict[int, TaskFacts], shared: Any,
-              executor: Executor) -> dict[Any, int]:
-    """Submit phase 2: each part concludes its whole conversations; one join per set of parts that
-    share conversations. Returns {handle: group}."""
-    pending: dict[Any, int] = {}
-    for number, run in enumerate(runs):
-        if run.group.kind == "failed" or run.failure:
-            continue
-        incomplete = run.shell.incomplete if run.shell is not None else {}
-        exports: dict[int, list[str]] = {}
-        for cid, owners in run.spanning.items():
-            for owner in owners:
-                exports.setdefault(owner, []).append(cid)
-        results = {}
-        for task in run.tasks:
-            results[task.number] = executor.submit(
-                conclude_task, states[task.number], shared, number, run.bases[task.number],
-                run.local.get(task.number, []), exports.get(task.number, []), run.shared_keys, incomplete)
-            pending[executor.submit(reports_of, results[task.number])] = number
-        joins: dict[tuple[int, ...], list[str]] = {}
-        for cid, owners in run.spanning.items():
-            joins.setdefault(tuple(owners), []).append(cid)
-        for holders, cids in joins.items():
-            parts = [executor.submit(exported, results[owner]) for owner in holders]
-            pending[executor.submit(join_task, parts, cids, shared, number, run.shared_keys, incomplete)] = number
+def _conclude(run: _GroupRun, number: int, states: dict[int, Any], shared: Any, executor: Executor) -> list[Any]:
+    """Submit a group's phase 2: each part concludes its whole conversations; one join per set of
+    parts that share conversations. The handles the coordinator gathers."""
+    incomplete = run.shell.incomplete if run.shell is not None else {}
+    exports: dict[int, list[str]] = {}
+    for cid, owners in run.spanning.items():
+        for owner in owners:
+            exports.setdefault(owner, []).append(cid)
+    pending, results = [], {}
+    for task in run.tasks:
+        results[task.number] = executor.submit(
+            conclude_task, states[task.number], shared, number, run.bases[task.number],
+            run.local.get(task.number, []), exports.get(task.number, []), run.shared_keys, incomplete)
+        pending.append(executor.submit(reports_of, results[task.number]))
+    joins: dict[tuple[int, ...], list[str]] = {}
+    for cid, owners in run.spanning.items():
+        joins.setdefault(tuple(owners), []).append(cid)
+    for holders, cids in joins.items():
+        parts = [executor.submit(exported, results[owner]) for owner in holders]
+        pending.append(executor.submit(join_task, parts, cids, shared, number, run.shared_keys, incomplete))
     return pending
 
 
