@@ -4,8 +4,12 @@ goes to a temporary name in the same directory, is flushed to disk, then renamed
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from pathlib import Path
+
+from .errors import InputError
+from .sanitize import printable
 
 
 def atomic_write(path: str | Path, data: bytes) -> None:
@@ -33,3 +37,19 @@ def atomic_write(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, text.encode("utf-8"))
+
+
+def write_file(path: str | Path, text: str) -> None:
+    """``atomic_write_text``; a failure is the one-line ``InputError`` every command reports (exit 3)."""
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise InputError(f"cannot write {printable(str(path))}: {exc.strerror or exc}") from None
+
+
+def write_output(path: str | None, text: str) -> None:
+    """A command's output: to ``path`` (``-o``) atomically, else to standard output."""
+    if path:
+        write_file(path, text)
+    else:
+        sys.stdout.write(text)
