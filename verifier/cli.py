@@ -22,7 +22,7 @@ from .keys import entry_from_row
 from .ledger_cli import LedgerRun, add_ledger_options
 from .ledger_cli import add_commands as add_ledger_commands
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, Report, exit_code
-from .outputs import atomic_write_text
+from .outputs import write_file, write_output
 from .paging import MB
 from .settings import DEFAULT_BASE_URL, IDENTITY_KEY_ENV, AuditOptions, RetryPolicy
 
@@ -37,11 +37,7 @@ from .sanitize import printable
 # ------------------------------------------------------------------------------------- output
 def emit(report: Report, fmt: str, output: str | None, all_events: bool = False) -> None:
     if output:
-        text = render(report, fmt, all_events=all_events)
-        try:
-            atomic_write_text(output, text)
-        except OSError as exc:
-            raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
+        write_file(output, render(report, fmt, all_events=all_events))
         print(f"verdict: {report.verdict} (report written to {printable(output)})", file=sys.stderr)
         return
     tty = sys.stdout.isatty()
@@ -115,6 +111,19 @@ def identity_reviewers(args: argparse.Namespace) -> tuple | None:
     for message in loaded.warnings:
         warn(f"warning: {message}")
     return participant_reviewers(loaded.key)
+
+
+def add_fetch_options(parser: argparse.ArgumentParser, save_help: str) -> None:
+    """What every command that fetches conversations takes: evidence, paging, limits, the client."""
+    parser.add_argument("--save", metavar="DIR", help=save_help)
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted or limited --save DIR")
+    parser.add_argument("--force", action="store_true", help="with --resume: continue evidence fetched from "
+                        "another --base-url")
+    parser.add_argument("--max-results", type=int, default=100, metavar="N", help="page size 1-100 (default 100)")
+    parser.add_argument("--concurrency", type=int, default=4, metavar="N", help="conversations fetched at once")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    add_limit_options(parser)
+    add_client_options(parser)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -365,10 +374,7 @@ def cmd_transcript(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        try:
-            atomic_write_text(args.output, text)
-        except OSError as exc:
-            raise InputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+        write_file(args.output, text, private=True)  # plaintext: the owner's only
         print(f"verdict: {report.verdict} (transcript written to {printable(args.output)})", file=sys.stderr)
     for inp in report.inputs:
         for err in inp.errors:
@@ -410,13 +416,7 @@ def cmd_keys_fetch(args: argparse.Namespace) -> int:
     if failed and args.output:  # a keyring file must be complete or absent: the old one stays
         warn(f"{args.output} not written: keys could not all be fetched")
         return EXIT_INCOMPLETE
-    if args.output:
-        try:
-            atomic_write_text(args.output, text)
-        except OSError as exc:
-            raise InputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-    else:
-        sys.stdout.write(text)
+    write_output(args.output, text)
     return EXIT_INCOMPLETE if failed else EXIT_PASS
 
 
@@ -457,10 +457,7 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     info = v.RunInfo(suite, args.profile, args.impl if args.impl is not None else "xchat-verify (in-process)")
     for path, fmt in ((args.output, args.format), (args.junit, "junit"), (args.markdown, "markdown")):
         if path:
-            try:
-                atomic_write_text(path, v.render_results(results, fmt, info))
-            except OSError as exc:
-                raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+            write_file(path, v.render_results(results, fmt, info))
     if args.output:
         print(v.closing_line(results), file=sys.stderr)
     else:
@@ -558,15 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Fetch every events page and the participants' keys, verify and report. "
                                        "The token comes from X_BEARER_TOKEN or --token-file.")
     audit.add_argument("ids", nargs="+", metavar="ID", help="conversation id: A:B, A-B, a user id, or g<digits>")
-    audit.add_argument("--save", metavar="DIR", help="keep raw pages, key responses and a manifest in DIR")
-    audit.add_argument("--resume", action="store_true", help="continue an interrupted or limited --save DIR")
-    audit.add_argument("--force", action="store_true", help="with --resume: continue evidence fetched from "
-                       "another --base-url")
-    audit.add_argument("--max-results", type=int, default=100, metavar="N", help="page size 1-100 (default 100)")
-    audit.add_argument("--concurrency", type=int, default=4, metavar="N", help="conversations fetched at once")
-    audit.add_argument("--quiet", "-q", action="store_true", help="no progress display")
-    add_limit_options(audit)
-    add_client_options(audit)
+    add_fetch_options(audit, "keep raw pages, key responses and a manifest in DIR")
     add_report_options(audit)
     add_ledger_options(audit, receipts=True)
     audit.set_defaults(handler=cmd_audit)
@@ -597,16 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_trust_options(transcript)
     transcript.add_argument("--max-file-mb", type=int, default=DEFAULT_MAX_FILE_MB, metavar="MB",
                             help=f"refuse input files larger than this (default {DEFAULT_MAX_FILE_MB})")
-    transcript.add_argument("--save", metavar="DIR", help="with ids: keep raw pages (ciphertext), key responses "
-                            "and a manifest in DIR")
-    transcript.add_argument("--resume", action="store_true", help="continue an interrupted or limited --save DIR")
-    transcript.add_argument("--force", action="store_true", help="with --resume: continue evidence fetched from "
-                            "another --base-url")
-    transcript.add_argument("--max-results", type=int, default=100, metavar="N", help="page size 1-100")
-    transcript.add_argument("--concurrency", type=int, default=4, metavar="N", help="conversations fetched at once")
-    transcript.add_argument("--quiet", "-q", action="store_true", help="no progress display")
-    add_limit_options(transcript)
-    add_client_options(transcript)
+    add_fetch_options(transcript, "with ids: keep raw pages (ciphertext), key responses and a manifest in DIR")
     transcript.set_defaults(handler=cmd_transcript)
 
     add_ledger_commands(sub, keys_sub)

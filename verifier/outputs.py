@@ -4,13 +4,18 @@ goes to a temporary name in the same directory, is flushed to disk, then renamed
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from pathlib import Path
 
+from .errors import InputError
+from .sanitize import printable
 
-def atomic_write(path: str | Path, data: bytes) -> None:
+
+def atomic_write(path: str | Path, data: bytes, mode: int = 0o666) -> None:
     """Write ``data`` to ``path`` atomically; on any error the old file (if any) is intact and the
-    temporary file is removed. Raises ``OSError``."""
+    temporary file is removed. ``mode`` (less the umask) is the new file's: 0o600 for plaintext.
+    Raises ``OSError``."""
     target = Path(path)
     if target.exists() and not target.is_file() and not target.is_dir():
         # a device or FIFO (``-o /dev/null``, ``-o /dev/stdout``): written in place. Renaming over it
@@ -21,7 +26,7 @@ def atomic_write(path: str | Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}.{threading.get_ident()}")
     try:
-        with open(tmp, "wb") as handle:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -31,5 +36,22 @@ def atomic_write(path: str | Path, data: bytes) -> None:
         raise
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write(path, text.encode("utf-8"))
+def atomic_write_text(path: str | Path, text: str, mode: int = 0o666) -> None:
+    atomic_write(path, text.encode("utf-8"), mode)
+
+
+def write_file(path: str | Path, text: str, private: bool = False) -> None:
+    """``atomic_write_text``; a failure is the one-line ``InputError`` every command reports (exit 3).
+    ``private``: readable by the owner only (a decrypted transcript)."""
+    try:
+        atomic_write_text(path, text, 0o600 if private else 0o666)
+    except OSError as exc:
+        raise InputError(f"cannot write {printable(str(path))}: {exc.strerror or exc}") from None
+
+
+def write_output(path: str | None, text: str) -> None:
+    """A command's output: to ``path`` (``-o``) atomically, else to standard output."""
+    if path:
+        write_file(path, text)
+    else:
+        sys.stdout.write(text)
