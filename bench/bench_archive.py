@@ -7,6 +7,7 @@ writes it, then measures from the files on disk to the finished Report:
 
   * verify:     ``verify_saved_audit`` in this process, as ``xchat-verify verify DIR`` runs it (its
                 default thread pool: one thread per core for the ECDSA checks);
+  * verify/1:   the same with one thread (``verify --workers 1``): one core;
   * archive/1:  ``verify_archive`` on a running LocalCluster of 1 worker process;
   * archive/2:  the same with 2 worker processes.
 
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -31,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import msgspec  # noqa: E402
 
 from verifier.archive import verify_archive  # noqa: E402
+from verifier.archive.cluster import open_client  # noqa: E402
 from verifier.audit import verify_saved_audit  # noqa: E402
 from verifier.testing.archive import conversations, keyring, write_evidence  # noqa: E402
 
@@ -46,13 +48,23 @@ def build(root: Path, count: int, events: int, page_size: int) -> Path:
     return evidence
 
 
-def best(label: str, repeat: int, run) -> tuple[float, bytes]:
+CPU: dict[str, float] = {}  # CPU seconds of the last timed run: this process, and the workers
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def best(label: str, repeat: int, run, workers_cpu=lambda: 0.0) -> tuple[float, bytes]:
     """Best of ``repeat`` runs (noise only ever makes a run slower) and the last report's JSON."""
     times, out = [], b""
     for _ in range(repeat):
-        started = time.perf_counter()
+        mine, theirs, started = own_cpu(), workers_cpu(), time.perf_counter()
         report = run()
         times.append(time.perf_counter() - started)
+        CPU[label] = own_cpu() - mine
+        CPU[label + " workers"] = workers_cpu() - theirs
         out = msgspec.json.encode(report)
         del report
     print(f"{label}: {', '.join(f'{t:.2f}s' for t in times)}", file=sys.stderr)
@@ -77,19 +89,16 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/xchat-archive-bench"))
     parser.add_argument("--cli", action="store_true", help="also time the whole commands (cluster start, rendering)")
     args = parser.parse_args()
-    import distributed
-
     args.dir.mkdir(parents=True, exist_ok=True)
     evidence = build(args.dir, args.conversations, args.events, args.page_size)
     load_before = os.getloadavg()[0]
     single, reference = best("verify (1 process)", args.repeat, lambda: verify_saved_audit(str(evidence)))
-    results: dict[str, float] = {"verify_s": single}
+    one_thread, _ = best("verify --workers 1", args.repeat, lambda: verify_saved_audit(str(evidence), workers=1))
+    results: dict[str, float] = {"verify_s": single, "verify_1_thread_s": one_thread}
     for workers in (1, 2):
-        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                      dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, \
-                distributed.Client(cluster, set_as_default=False) as client:
-            seconds, out = best(f"archive ({workers} worker{'s' if workers > 1 else ''})", args.repeat,
-                                lambda: verify_archive([str(evidence)], None, client))
+        with open_client(None, workers) as client:  # the local cluster archive verify --workers N starts
+            seconds, out = best(f"archive/{workers}", args.repeat, lambda: verify_archive([str(evidence)], None, client),
+                                lambda: sum(client.run(lambda: sum(os.times()[:2])).values()))
             if out != reference:
                 raise SystemExit("the archive report differs from verify's")
             results[f"archive_{workers}_workers_s"] = seconds
@@ -101,7 +110,12 @@ def main() -> None:
         "archive_2_workers_events_per_s": round(events / results["archive_2_workers_s"]),
         "speedup_2_workers": round(single / results["archive_2_workers_s"], 2),
         "overhead_1_worker": round(results["archive_1_workers_s"] / single - 1, 3),
+        "speedup_2_workers_vs_1_thread": round(one_thread / results["archive_2_workers_s"], 2),
+        "overhead_1_worker_vs_1_thread": round(results["archive_1_workers_s"] / one_thread - 1, 3),
         "identical_reports": True,
+        "cpu_s": {name: round(value, 2) for name, value in CPU.items() if value},
+        "events_per_cpu_s_in_a_worker": round(events / CPU["archive/1 workers"]),
+        "coordinator_cpu_s_per_100k_events": round(CPU["archive/2"] * 100_000 / events, 2),
     }
     if args.cli:
         summary["cli_verify_s"] = round(cli_seconds("verify", str(evidence)), 2)

@@ -39,11 +39,17 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
             yield client
         return
     count = workers or os.cpu_count() or 1
-    with distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=":0",
-                                  silence_logs=logging.CRITICAL) as cluster, \
-            distributed.Client(cluster, set_as_default=False) as client:
+    import dask
+    with dask.config.set(LOCAL_CONFIG):  # the workers' nannies take the configuration as it is now
+        cluster = distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                           dashboard_address=":0", silence_logs=logging.CRITICAL)
+    with cluster, distributed.Client(cluster, set_as_default=False) as client:
         yield client
+
+
+# No dashboard is served, so the workers' statistical profiler (a stack sample every 10 ms) would
+# only cost CPU in what is CPU-bound Python.
+LOCAL_CONFIG = {"distributed.worker.profile.enabled": False}
 
 
 def _check_address(address: str) -> None:
