@@ -63,7 +63,7 @@ class LedgerRun:
             from .ledger import record_audit
             recorded = record_audit(self.store, report, verification.event_facts(), verification.keyring,
                                     command=command, inputs=inputs, key_source=key_source,
-                                    key_users=key_users, time=time)
+                                    key_users=key_users, time=time, ended=verification.ended_conversations())
             self.recorded, checkpoints = recorded, recorded.checkpoints
         if self.args.metrics:
             self._metrics(report, time)
