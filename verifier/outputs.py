@@ -12,9 +12,10 @@ from .errors import InputError
 from .sanitize import printable
 
 
-def atomic_write(path: str | Path, data: bytes) -> None:
+def atomic_write(path: str | Path, data: bytes, *, create_parents: bool = True) -> None:
     """Write ``data`` to ``path`` atomically; on any error the old file (if any) is intact and the
-    temporary file is removed. Raises ``OSError``."""
+    temporary file is removed. Missing parent directories are created unless ``create_parents`` is
+    false. Raises ``OSError``."""
     target = Path(path)
     if target.exists() and not target.is_file() and not target.is_dir():
         # a device or FIFO (``-o /dev/null``, ``-o /dev/stdout``): written in place. Renaming over it
@@ -22,7 +23,8 @@ def atomic_write(path: str | Path, data: bytes) -> None:
         with open(target, "wb") as handle:
             handle.write(data)
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if create_parents:
+        target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}.{threading.get_ident()}")
     try:
         with open(tmp, "wb") as handle:
@@ -35,8 +37,8 @@ def atomic_write(path: str | Path, data: bytes) -> None:
         raise
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write(path, text.encode("utf-8"))
+def atomic_write_text(path: str | Path, text: str, *, create_parents: bool = True) -> None:
+    atomic_write(path, text.encode("utf-8"), create_parents=create_parents)
 
 
 def write_file(path: str | Path, text: str) -> None:
