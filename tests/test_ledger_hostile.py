@@ -322,3 +322,22 @@ def test_a_bare_ledger_meta_table_in_postgres_is_not_a_ledger(postgres_server):
     url = postgres_server.new_database()
     _damage(url, "CREATE TABLE ledger_meta (a INT)")
     one_line(run_cli(["ledger", "show", "--ledger", url], env=env()), 3, "not an xchat-verify ledger")
+
+
+def test_a_large_sqlite_ledger_is_compared_as_a_ledger_not_read_as_a_checkpoint(tmp_path):
+    """Checkpoint files are read bounded (1 MiB); a ledger file of any size is still a ledger."""
+    import hashlib
+
+    from verifier.ledger import open_ledger
+    from verifier.ledger.store import AuditRow, EventRow
+    path = tmp_path / "big.db"
+    store = open_ledger(str(path))
+    with store.transaction():
+        store.insert_audit(AuditRow(1, "2026-01-01T00:00:00.000Z", "t", "verify", [], "pass", "0" * 64, 20_000, {}))
+        store.insert_events([EventRow("c", str(10 ** 18 + i), hashlib.sha256(str(i).encode()).digest(), None, f"m{i}",
+                                      "1", "MessageCreateEvent", "7", "valid", 0, 1, 1) for i in range(20_000)])
+    store.close()
+    run_cli(["ledger", "check", "--ledger", path], env=env())  # checkpoint the WAL into the file
+    assert path.stat().st_size > 1024 * 1024
+    proc = run_cli(["ledger", "compare", path, path], env=env())
+    assert proc.returncode == 0 and json.loads(proc.stdout)["agree"] is True, proc.stderr

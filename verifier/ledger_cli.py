@@ -304,11 +304,12 @@ def _load_checkpoint(path: str) -> tuple[Any, dict] | None:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             return None
+        with open(path, "rb") as handle:  # a regular file: this read cannot block
+            if handle.read(16) == b"SQLite format 3\x00":
+                return None  # a ledger, of any size
     except (OSError, ValueError):
         return None
     data = read_regular_file(path, MAX_CHECKPOINT_BYTES, printable(path), LedgerError)
-    if data.startswith(b"SQLite format 3\x00"):
-        return None
     try:
         raw = msgspec.json.decode(data)
     except msgspec.DecodeError:
