@@ -338,7 +338,7 @@ def cmd_transcript(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        write_file(args.output, text)
+        write_file(args.output, text, private=True)  # plaintext: the owner's only
         print(f"verdict: {report.verdict} (transcript written to {printable(args.output)})", file=sys.stderr)
     for inp in report.inputs:
         for err in inp.errors:

@@ -12,10 +12,10 @@ from .errors import InputError
 from .sanitize import printable
 
 
-def atomic_write(path: str | Path, data: bytes, *, create_parents: bool = True) -> None:
+def atomic_write(path: str | Path, data: bytes, mode: int = 0o666, *, create_parents: bool = True) -> None:
     """Write ``data`` to ``path`` atomically; on any error the old file (if any) is intact and the
-    temporary file is removed. Missing parent directories are created unless ``create_parents`` is
-    false. Raises ``OSError``."""
+    temporary file is removed. ``mode`` (less the umask) is the new file's: 0o600 for plaintext.
+    Missing parent directories are created unless ``create_parents`` is false. Raises ``OSError``."""
     target = Path(path)
     if target.exists() and not target.is_file() and not target.is_dir():
         # a device or FIFO (``-o /dev/null``, ``-o /dev/stdout``): written in place. Renaming over it
@@ -27,7 +27,7 @@ def atomic_write(path: str | Path, data: bytes, *, create_parents: bool = True) 
         target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}.{threading.get_ident()}")
     try:
-        with open(tmp, "wb") as handle:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -37,14 +37,15 @@ def atomic_write(path: str | Path, data: bytes, *, create_parents: bool = True) 
         raise
 
 
-def atomic_write_text(path: str | Path, text: str, *, create_parents: bool = True) -> None:
-    atomic_write(path, text.encode("utf-8"), create_parents=create_parents)
+def atomic_write_text(path: str | Path, text: str, mode: int = 0o666, *, create_parents: bool = True) -> None:
+    atomic_write(path, text.encode("utf-8"), mode, create_parents=create_parents)
 
 
-def write_file(path: str | Path, text: str) -> None:
-    """``atomic_write_text``; a failure is the one-line ``InputError`` every command reports (exit 3)."""
+def write_file(path: str | Path, text: str, private: bool = False) -> None:
+    """``atomic_write_text``; a failure is the one-line ``InputError`` every command reports (exit 3).
+    ``private``: readable by the owner only (a decrypted transcript)."""
     try:
-        atomic_write_text(path, text)
+        atomic_write_text(path, text, 0o600 if private else 0o666)
     except OSError as exc:
         raise InputError(f"cannot write {printable(str(path))}: {exc.strerror or exc}") from None
 

@@ -34,6 +34,18 @@ MESSAGE = "MessageCreateEvent"
 GROUP_CREATE = "GroupChangeEvent.GroupCreate"
 GROUP_ADD = "GroupChangeEvent.GroupMemberAddChange"
 GROUP_REMOVE = "GroupChangeEvent.GroupMemberRemoveChange"
+KEY_CHANGE = "ConversationKeyChangeEvent"
+MEMBERSHIP = (GROUP_CREATE, GROUP_ADD, GROUP_REMOVE)
+
+
+def members_only(kind: str | None) -> bool:
+    """Events only a member may send into a group: messages (reactions, edits and replies are
+    messages too), key changes (a removed member must not re-key the group), deletes, metadata and
+    group settings changes. Membership changes and read markers are not judged."""
+    if kind is None or kind in MEMBERSHIP:
+        return False
+    return kind in (MESSAGE, KEY_CHANGE, DELETE) or kind.startswith(("ConversationMetadataChangeEvent",
+                                                                      "GroupChangeEvent."))
 
 
 def position(sequence_id: str | None) -> int | None:
@@ -170,7 +182,7 @@ def _membership(timeline: Timeline) -> Iterator[tuple[Any, set[str] | None]]:
     for record in timeline.ordered:
         yield record, members
         kind = kind_of(record)
-        if kind in (GROUP_CREATE, GROUP_ADD, GROUP_REMOVE):
+        if kind in MEMBERSHIP:
             if not proven(record):
                 members = None
                 continue
@@ -185,10 +197,10 @@ def _membership(timeline: Timeline) -> Iterator[tuple[Any, set[str] | None]]:
 
 
 def replay_membership(timeline: Timeline) -> None:
-    """Replay the proven group changes in chain order (``_membership``); flag messages from
-    non-members. Where membership is unknown nothing is flagged."""
+    """Replay the proven group changes in chain order (``_membership``); flag what non-members send
+    (``members_only``). Where membership is unknown nothing is flagged."""
     for record, members in _membership(timeline):
-        if kind_of(record) == MESSAGE and members is not None and record.sender_id not in members:
+        if members is not None and members_only(kind_of(record)) and record.sender_id not in members:
             record.add("non_member_sender", f"sender {shown(record.sender_id)} is not a member of the group at "
                                             "this point (replaying its proven group changes)")
 
