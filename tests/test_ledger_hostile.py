@@ -341,3 +341,19 @@ def test_a_large_sqlite_ledger_is_compared_as_a_ledger_not_read_as_a_checkpoint(
     assert path.stat().st_size > 1024 * 1024
     proc = run_cli(["ledger", "compare", path, path], env=env())
     assert proc.returncode == 0 and json.loads(proc.stdout)["agree"] is True, proc.stderr
+
+
+def test_a_receipt_that_cannot_be_written_after_the_commit_says_what_was_recorded(tmp_path):
+    from verifier.receipts import new_receipt_key
+    from verifier.testing.server import FakeXApi, default_conversations
+    key = tmp_path / "r.key"
+    new_receipt_key(key)
+    convs = default_conversations(6, seed="after-commit")
+    ledger = tmp_path / "l.db"
+    with FakeXApi(convs) as api:
+        proc = run_cli(["audit", *[c.conversation_id for c in convs], "--base-url", api.url, "--quiet",
+                        "--ledger", ledger, "--receipt-key", key, "--receipt", tmp_path],  # a directory
+                       env=env(X_BEARER_TOKEN=api.state.token))
+    line = one_line(proc, 3, "recorded in ledger", "as audit 1", "cannot write")
+    assert str(ledger) in line
+    assert json.loads(run_cli(["ledger", "show", "--ledger", ledger], env=env()).stdout)["audits"] == 1

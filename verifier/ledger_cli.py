@@ -108,12 +108,16 @@ class LedgerRun:
                 self._metrics(report, time)
             if self.receipt_key is not None:
                 self._receipt(report, verification, checkpoints, time)
-        except XChatVerifyError as exc:
+        except (XChatVerifyError, OSError) as exc:
             if self.recorded is None:
+                if isinstance(exc, OSError):
+                    raise InputError(f"cannot write the run's outputs: {exc.strerror or exc}") from None
                 raise
             # the ledger already committed: say what it holds, then why the rest failed
-            raise type(exc)(f"the run was recorded in ledger {self.store.url if self.store else ''} as audit "
-                            f"{self.recorded.audit_id} (verdict {report.verdict}), but {exc}") from None
+            why = str(exc) if isinstance(exc, XChatVerifyError) else f"cannot write the receipt: {exc.strerror or exc}"
+            kind = type(exc) if isinstance(exc, XChatVerifyError) else InputError
+            raise kind(f"the run was recorded in ledger {self.store.url if self.store else ''} as audit "
+                       f"{self.recorded.audit_id} (verdict {report.verdict}), but {why}") from None
 
     def _metrics(self, report: Report, time: str) -> None:
         from .ledger import finding_counts
