@@ -66,6 +66,15 @@ CASES = {
     "key-rotation": ({"key_added"}, 0),
     "member-left": ({"key_retired", "ledger_key_used"}, 0),
     "downgrade": ({"signature_version_downgrade"}, 0),
+    # a ConversationDeleteEvent covers only what it signs: clear_all_messages true, up to its signed
+    # sort_order_msec, from a member; one signed "clear nothing" (false, 1) or by a stranger covers nothing
+    "clear": ({"deleted_by_signed_event"}, 0),
+    "clear-nothing": ({"event_vanished"}, 1),
+    "clear-stranger": ({"event_vanished"}, 1),
+    # the history is fetched to its end: the oldest events are judged too
+    "drop-oldest": ({"event_vanished"}, 1),
+    # sequence ids are not signed: the same signed events moved above the old head
+    "renumber": ({"event_vanished", "history_rewritten"}, 1),
 }
 
 
@@ -102,6 +111,13 @@ def test_second_audit_raises_the_finding(mode, api, ledger_target, capsys, monke
     if mode == "vanish":
         middle = DIRECT.events[len(DIRECT.events) // 2].event.sequence_id
         assert middle in found["event_vanished"][0]["message"]
+    if mode in ("clear", "clear-nothing", "clear-stranger"):  # the newest 6 messages
+        gone = {e.event.sequence_id for e in DIRECT.events[-6:]}
+        code_of = "deleted_by_signed_event" if mode == "clear" else "event_vanished"
+        assert {f["message"].split()[2].rstrip(",") for f in found[code_of]} == gone, found[code_of]
+    if mode == "drop-oldest":
+        gone = {e.event.sequence_id for e in DIRECT.events[:3]}
+        assert {f["message"].split()[2] for f in found["event_vanished"]} == gone
     # a third audit of the same rewritten history: the contradiction stands (the ledger never forgets),
     # but what was reported once as information is not repeated
     code3, third, _ = audit(api, ledger_target, capsys, monkeypatch)
@@ -109,6 +125,26 @@ def test_second_audit_raises_the_finding(mode, api, ledger_target, capsys, monke
     assert again == {c for c in expected if c not in ("key_added", "key_retired", "deleted_by_signed_event",
                                                       "signature_version_downgrade")}, (mode, again)
     assert _ledger_json(ledger_target, "check", capsys)["consistent"]
+
+
+def test_renumbered_history_fetched_in_part_is_caught(api, ledger_target, capsys, monkeypatch):
+    """Only the newest page is fetched (not to its end): the old sequence ids are older than the range
+    and not judged, but the same signed events at new sequence ids are."""
+    assert audit(api, ledger_target, capsys, monkeypatch)[0] == 0
+    api.state.hostile = {"renumber"}
+    _code, second, _err = audit(api, ledger_target, capsys, monkeypatch, "--max-pages", "1", "--allow-partial")
+    found = codes_of(second)
+    assert set(found) & LEDGER_CODES == {"history_rewritten"}, sorted(found)
+    assert all("renumbered" in f["message"] and "audit 1 at" in f["message"] for f in found["history_rewritten"])
+    assert second["verdict"] == "fail"
+
+
+def test_history_fetched_in_part_does_not_judge_older_events(api, ledger_target, capsys, monkeypatch):
+    """Without the end of the history (a page limit), events older than the fetched range are not
+    judged: they may simply not have been fetched."""
+    assert audit(api, ledger_target, capsys, monkeypatch)[0] == 0
+    code, second, _err = audit(api, ledger_target, capsys, monkeypatch, "--max-pages", "1", "--allow-partial")
+    assert not LEDGER_CODES & set(codes_of(second)) and code == 0
 
 
 def _ledger_json(ledger, action, capsys, *args):

@@ -276,6 +276,10 @@ def test_prometheus_textfile(tmp_path, pages, capsys):
     files, ring = pages
     metrics = tmp_path / "textfile" / "xchat.prom"
     ledger = tmp_path / "l.db"
+    # the directory is never created (as for --ledger): refused before the run, nothing recorded
+    assert main(["verify", *files, "--keys", ring, "--ledger", str(ledger), "--metrics", str(metrics)]) == 3
+    assert "does not exist" in capsys.readouterr().err and not metrics.parent.exists() and not ledger.exists()
+    metrics.parent.mkdir()
     for _ in range(2):
         assert main(["verify", *files, "--keys", ring, "--ledger", str(ledger), "--metrics", str(metrics),
                      "--format", "json"]) == 0

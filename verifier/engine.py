@@ -247,10 +247,20 @@ class Verification:
 
     def event_facts(self, conversations: Collection[str] | None = None) -> list["EventFacts"]:
         """After ``finish``: per event, in report index order, what the report does not carry but a
-        ledger records (the event's digest, signature version, embedded keys, what it deletes);
-        ``conversations``: only theirs (a part of a larger run)."""
+        ledger records (the event's digest, signature version, embedded keys, what it deletes and
+        whether its signer is a member); ``conversations``: only theirs (a part of a larger run)."""
         with _gc_paused():
-            return [_facts(ev) for ev in self._run.events if conversations is None or ev.conversation in conversations]
+            events = [ev for ev in self._run.events if conversations is None or ev.conversation in conversations]
+            members: dict[int, bool | None] = {}
+            if any(ev.event is not None and ev.event.kind in DELETE_KINDS for ev in events):
+                from .semantics import delete_signers
+                members = delete_signers(events, DELETE_KINDS)
+            return [_facts(ev, members.get(ev.index)) for ev in events]
+
+    def ended_conversations(self) -> set[str]:
+        """Conversations fetched to their end: a page of theirs carried no ``next_token`` (it is the
+        oldest page) and nothing marked them incomplete. A ledger judges the whole of their history."""
+        return {cid for cid in self._run.ended if cid not in self._run.incomplete}
 
     # ------------------------------------------------------------ parts of a larger run
     # ``verifier.archive`` verifies one run's pages in several processes: each part decodes its pages
@@ -276,7 +286,7 @@ class Verification:
             first = page.first_index - run.base
             conversations.append(run.events[first].conversation if page.event_count else None)
         slots = {slot: frozenset(identities) for slot, identities in run.carriers.items()}
-        return PartFacts(list(run.inputs), conversations, slots, run.used_key_versions())
+        return PartFacts(list(run.inputs), conversations, slots, run.used_key_versions(), set(run.ended))
 
     def rebase(self, first_index: int) -> None:
         """Number this part's events from ``first_index`` (its place in the whole run); idempotent."""
@@ -337,6 +347,7 @@ class PartFacts:
     conversations: list[str | None]  # the conversation of each page's events (None: no events)
     key_slots: dict[KeySlot, frozenset[bytes]]  # embedded key identities seen per (member, version)
     used_key_versions: set[Any]  # conversation key versions the part's key changes use
+    ended: set[str]  # conversations a page without next_token came for (see ``ended_conversations``)
 
 
 @contextmanager
@@ -384,6 +395,7 @@ class _Run:
         self.inputs: list[InputReport] = []
         self.expected_conversations: dict[str, None] = {}  # asked for by the caller, in order
         self.incomplete: dict[str, list[str]] = {}
+        self.ended: set[str] = set()  # conversations a page without next_token (the oldest) came for
         self.reviewers: tuple[Reviewer, ...] = ()
         self.base = 0  # index of the first event (a part of a larger run starts elsewhere)
         self.elsewhere = 0  # events of this run verified in parts elsewhere (the coordinator's shell)
@@ -508,7 +520,10 @@ class _Run:
         first = self.event_total
         page_events = [self._decode(first + i, e) for i, e in enumerate(page.entries)]
         self.events += page_events
-        self._assign_conversation(page_events, canonical_conversation(page.conversation_id) or self.expected)
+        conversation = self._assign_conversation(page_events, canonical_conversation(page.conversation_id)
+                                                 or self.expected)
+        if page.next_token is None and not page.errors and conversation != "unknown":
+            self.ended.add(conversation)
         self.inputs.append(InputReport(page.source, first, len(page_events), list(page.errors),
                                        list(page.api_errors)))
         return page_events
@@ -540,7 +555,7 @@ class _Run:
         ev.release_input()
         return ev
 
-    def _assign_conversation(self, page_events: list[_Event], expected: str) -> None:
+    def _assign_conversation(self, page_events: list[_Event], expected: str) -> str:
         own = [canonical_conversation(e.conversation_id) for e in page_events]
         if not expected:
             counted = Counter(c for c in own if c)
@@ -550,6 +565,7 @@ class _Run:
             if conv and conv != expected:
                 ev.add(Code.CONVERSATION_MISMATCH,
                        f"event of conversation {conv} delivered in a page of {expected}")
+        return expected
 
     # ---------------------------------------------------------------- signatures and envelope
     def _prepare(self, ev: _Event) -> Check | Job:
@@ -660,6 +676,14 @@ class _SignaturePipeline:
 
 
 @dataclass(frozen=True)
+class ClearOptions:
+    """A ConversationDeleteEvent's signed ``ClearConversationOptions`` (None: the field is absent)."""
+
+    clear_all_messages: bool | None = None
+    sort_order_msec: int | None = None
+
+
+@dataclass(frozen=True)
 class EventFacts:
     """What ``Verification.event_facts`` gives per event (``index`` as in the report)."""
 
@@ -668,21 +692,30 @@ class EventFacts:
     signature_version: str | None
     embedded_keys: tuple[tuple[str, str, str], ...]  # (member, key version, signing key) carried by the event
     deletes: tuple[str, ...] = ()  # MessageDeleteEvent: the sequence ids it deletes
-    clears: bool = False  # ConversationDeleteEvent: clears the history before it
+    clear: ClearOptions | None = None  # ConversationDeleteEvent: its signed options (what it clears)
+    member: bool | None = None  # deletes: the signer is (True) or is not (False) a member of the
+    # conversation at that point; None when that is unknown (a group whose membership is not proven)
 
 
-def _facts(ev: _Event) -> EventFacts:
+DELETE_KINDS = ("MessageDeleteEvent", "ConversationDeleteEvent")
+
+
+def _facts(ev: _Event, member: bool | None = None) -> EventFacts:
     event = ev.event
     sig = event.signature if event is not None else None
     deletes: tuple[str, ...] = ()
-    clears = False
+    clear = None
     if event is not None and event.kind == "MessageDeleteEvent":
         ids = (event.body or {}).get("sequence_ids") or ()
         deletes = tuple(i for i in ids if isinstance(i, str))
     elif event is not None and event.kind == "ConversationDeleteEvent":
-        clears = True
+        options = (event.body or {}).get("options")
+        options = options if isinstance(options, dict) else {}
+        everything, until = options.get("clear_all_messages"), options.get("sort_order_msec")
+        clear = ClearOptions(everything if isinstance(everything, bool) else None,
+                             until if isinstance(until, int) and not isinstance(until, bool) else None)
     return EventFacts(ev.index, ev.raw or b"", sig.signature_version if sig is not None else None,
-                      tuple(embedded_keys(event)), deletes, clears)
+                      tuple(embedded_keys(event)), deletes, clear, member)
 
 
 def _digest(data: bytes) -> bytes:

@@ -7,7 +7,9 @@ as ``xchat-verify verify`` does.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import sys
 import zlib
 from collections.abc import Iterator, Sequence
@@ -18,6 +20,7 @@ import msgspec
 from .errors import InputError, KeyringError, MalformedEvent, UsageError
 from .keys import Keyring
 from .pages import DecodedPage, decode_page
+from .sanitize import printable
 from .wire import b64decode_strict
 
 DEFAULT_MAX_FILE_MB = 512
@@ -49,6 +52,40 @@ def unpack_limited(data: bytes, max_bytes: int) -> bytes:
     if data.startswith(GZIP_MAGIC):
         data = gunzip_limited(data, max_bytes)
     return data[len(UTF8_BOM):] if data.startswith(UTF8_BOM) else data
+
+
+def read_regular_file(path: str | os.PathLike, max_bytes: int, what: str = "",
+                      error: type[InputError] = InputError) -> bytes:
+    """A small file the user names (a key, a checkpoint, a receipt, a previous metrics file): a regular
+    file only (never a device, FIFO or directory: ``/dev/zero`` would fill memory, a FIFO hang), at
+    most ``max_bytes``. Opened without blocking, checked on the open descriptor. Raises ``error``
+    naming ``what`` (default: the path) and the reason."""
+    name = what or printable(str(path))
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise error(f"cannot read {name}: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise error(f"cannot read {name}: not a regular file")
+        if info.st_size > max_bytes:
+            raise error(f"cannot read {name}: larger than {max_bytes} bytes")
+        chunks, total = [], 0
+        while total <= max_bytes:
+            chunk = os.read(fd, max_bytes + 1 - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as exc:
+        raise error(f"cannot read {name}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > max_bytes:
+        raise error(f"cannot read {name}: larger than {max_bytes} bytes")
+    return data
 
 
 def gunzip_limited(data: bytes, max_bytes: int) -> bytes:

@@ -13,9 +13,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from ._version import __version__
 from .clock import utc_now_iso
-from .errors import InputError, UsageError
+from .errors import InputError, UsageError, XChatVerifyError
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, Report
 from .outputs import write_file, write_output
 from .sanitize import printable
@@ -37,16 +39,52 @@ def add_ledger_options(parser: argparse.ArgumentParser, receipts: bool) -> None:
                                                               "the --save directory, else in the current one)")
 
 
+def ledger_target(value: str | None) -> str | None:
+    """The ledger named by ``--ledger`` (``value``), else by ``$XCHAT_VERIFY_LEDGER``, else None. An
+    empty value (``--ledger ""``, or the variable set but empty: a script's unset variable) is a
+    ``UsageError``, never a silent run without a ledger."""
+    if value is not None:
+        if not value.strip():
+            raise UsageError("--ledger is empty: name a ledger file or a postgresql:// URL")
+        return value
+    env = os.environ.get("XCHAT_VERIFY_LEDGER")
+    if env is not None:
+        if not env.strip():
+            raise UsageError("XCHAT_VERIFY_LEDGER is set but empty: name a ledger file or a postgresql:// URL, "
+                             "or unset it")
+        return env
+    return None
+
+
+def check_metrics_path(path: str) -> None:
+    """``--metrics FILE`` before the run: its directory must exist (it is never created, as for
+    ``--ledger``) and FILE must not be a directory."""
+    target = Path(path)
+    if not path or target.is_dir():
+        raise InputError(f"--metrics {printable(path)}: not a file name")
+    parent = target.parent
+    if not parent.is_dir():
+        raise InputError(f"--metrics {printable(path)}: directory {printable(str(parent))} does not exist")
+
+
 class LedgerRun:
     """The ledger side of one verify or audit: open before, record after."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        target = getattr(args, "ledger", None) or os.environ.get("XCHAT_VERIFY_LEDGER") or None
+        target = ledger_target(getattr(args, "ledger", None))
         self.args = args
         self.store = None
         self.fallback: list = []
         self.recorded: Recorded | None = None
         self.receipt_key = None
+        self.previous_metrics: dict | None = None
+        if getattr(args, "metrics", None) is not None:
+            from .metrics import Previous
+            check_metrics_path(args.metrics)
+            previous = Previous(args.metrics)  # read before the run: nothing about it fails after
+            if previous.warning:
+                print(f"xchat-verify: warning: {printable(previous.warning)}", file=sys.stderr)
+            self.previous_metrics = previous.values
         if getattr(args, "receipt_key", None):
             from .receipts import load_signing_key
             self.receipt_key = load_signing_key(args.receipt_key)  # before any request
@@ -63,21 +101,33 @@ class LedgerRun:
             from .ledger import record_audit
             recorded = record_audit(self.store, report, verification.event_facts(), verification.keyring,
                                     command=command, inputs=inputs, key_source=key_source,
-                                    key_users=key_users, time=time)
+                                    key_users=key_users, time=time, ended=verification.ended_conversations())
             self.recorded, checkpoints = recorded, recorded.checkpoints
-        if self.args.metrics:
-            self._metrics(report, time)
-        if self.receipt_key is not None:
-            self._receipt(report, verification, checkpoints, time)
+        try:
+            if self.args.metrics is not None:
+                self._metrics(report, time)
+            if self.receipt_key is not None:
+                self._receipt(report, verification, checkpoints, time)
+        except (XChatVerifyError, OSError) as exc:
+            if self.recorded is None:
+                if isinstance(exc, OSError):
+                    raise InputError(f"cannot write the run's outputs: {exc.strerror or exc}") from None
+                raise
+            # the ledger already committed: say what it holds, then why the rest failed
+            why = str(exc) if isinstance(exc, XChatVerifyError) else f"cannot write the receipt: {exc.strerror or exc}"
+            kind = type(exc) if isinstance(exc, XChatVerifyError) else InputError
+            raise kind(f"the run was recorded in ledger {self.store.url if self.store else ''} as audit "
+                       f"{self.recorded.audit_id} (verdict {report.verdict}), but {why}") from None
 
     def _metrics(self, report: Report, time: str) -> None:
         from .ledger import finding_counts
         from .metrics import write_metrics
         try:
             write_metrics(self.args.metrics, report, finding_counts(report), time,
-                          self.store.audits() if self.store is not None else None)
+                          self.store.audits() if self.store is not None else None,
+                          previous=self.previous_metrics if self.previous_metrics is not None else {})
         except OSError as exc:
-            raise InputError(f"cannot write {self.args.metrics}: {exc.strerror or exc}") from None
+            raise InputError(f"cannot write --metrics {printable(self.args.metrics)}: {exc.strerror or exc}") from None
 
     def _receipt(self, report: Report, verification: Any, checkpoints: list | None, time: str) -> None:
         from .ledger import Transcript, report_digest
@@ -104,7 +154,7 @@ class LedgerRun:
 
 # ------------------------------------------------------------------------------------- commands
 def _open(args: argparse.Namespace) -> Any:
-    target = args.ledger or os.environ.get("XCHAT_VERIFY_LEDGER")
+    target = ledger_target(args.ledger)
     if not target:
         raise UsageError("no ledger: pass --ledger PATH_OR_URL or set XCHAT_VERIFY_LEDGER")
     from .ledger import open_ledger
@@ -242,51 +292,81 @@ def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
-def _load_checkpoint(path: str) -> dict | None:
-    """The checkpoint in ``path``, or None when ``path`` is not a checkpoint file (a ledger)."""
-    p = Path(path)
-    if not p.is_file():
-        return None
-    with open(p, "rb") as handle:
-        if handle.read(16) == b"SQLite format 3\x00":
-            return None
+MAX_CHECKPOINT_BYTES = 1024 * 1024  # 513 marks are about 60 KB
+
+
+def _load_checkpoint(path: str) -> tuple[Any, dict] | None:
+    """The checkpoint in ``path`` (typed, and the JSON object as written, which a signature covers),
+    or None when ``path`` is not a checkpoint file: a URL, a path that is not a regular file, an
+    SQLite file (all ledgers, opened as such). A file that is JSON but not a valid checkpoint is a
+    ``LedgerError`` naming the field."""
+    import stat
+
+    from .errors import LedgerError
+    from .inputs import read_regular_file
+    from .ledger.transcript import parse_checkpoint
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        with open(path, "rb") as handle:  # a regular file: this read cannot block
+            if handle.read(16) == b"SQLite format 3\x00":
+                return None  # a ledger, of any size
+    except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or data.get("schema") != "xchat-verify/checkpoint/v1":
-        raise InputError(f"{path} is JSON but not an xchat-verify checkpoint")
-    for name, kind in (("conversation", str), ("size", int), ("marks", list)):
-        if not isinstance(data.get(name), kind):
-            raise InputError(f"checkpoint {path} lacks a valid {name}")
-    return data
+    data = read_regular_file(path, MAX_CHECKPOINT_BYTES, printable(path), LedgerError)
+    try:
+        raw = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return None  # not JSON: opened as a ledger, which says what it is not
+    if not isinstance(raw, dict) or raw.get("schema") != "xchat-verify/checkpoint/v1":
+        raise LedgerError(f"{printable(path)} is JSON but not an xchat-verify checkpoint")
+    try:
+        return parse_checkpoint(data), raw
+    except ValueError as exc:
+        raise LedgerError(f"checkpoint {printable(path)} is malformed: {printable(str(exc))}") from None
+
+
+def _checkpoint_signature(name: str, raw: dict, keys: list) -> None:
+    from .errors import LedgerError
+    from .receipts import check_signature
+    if "signature" in raw:
+        reasons = [check_signature(raw, k) for k in keys] if keys else [check_signature(raw)]
+        if all(reasons):
+            raise LedgerError(f"checkpoint {printable(name)}: {reasons[0]}")
+    elif keys:
+        raise LedgerError(f"checkpoint {printable(name)} is not signed")
 
 
 def cmd_ledger_compare(args: argparse.Namespace) -> int:
+    from .errors import LedgerError
     from .ledger import compare_checkpoints, compare_entries, ledger_transcript, open_ledger
+    from .ledger.transcript import common_range
     a, b = _load_checkpoint(args.a), _load_checkpoint(args.b)
-    findings, notes = [], []
+    findings: list[dict] = []
+    notes: list[str] = []
+    ranges: list[dict] = []
+    unfinished: list[str] = []
     if (a is None) != (b is None):
         raise UsageError("compare two checkpoints or two ledgers, not one of each")
     if a is not None and b is not None:
-        from .receipts import check_signature, load_verify_key
+        from .receipts import load_verify_key
         keys = [load_verify_key(k) for k in args.public_key]
-        for name, cp in ((args.a, a), (args.b, b)):
-            if "signature" in cp:
-                reasons = [check_signature(cp, k) for k in keys] if keys else [check_signature(cp)]
-                if all(reasons):
-                    raise InputError(f"checkpoint {name}: {reasons[0]}")
-                cp.pop("signature"), cp.pop("public_key", None)
-            elif keys:
-                raise InputError(f"checkpoint {name} is not signed")
+        _checkpoint_signature(args.a, a[1], keys)
+        _checkpoint_signature(args.b, b[1], keys)
         try:
-            divergence, note = compare_checkpoints(a, b)
+            result = compare_checkpoints(a[0], b[0])
         except ValueError as exc:
-            raise InputError(str(exc)) from None
-        compared = [a["conversation"]]
-        if note:
-            notes.append(note)
-        divergences = [divergence] if divergence else []
+            raise LedgerError(printable(str(exc))) from None
+        conv = a[0].conversation
+        compared = [conv]
+        if result.note:
+            notes.append(result.note)
+        divergences = [result.divergence] if result.divergence else []
+        ranges.append({"conversation": conv, "kind": "positions", "from": 1 if result.compared else None,
+                       "to": result.compared or None, "from_sequence_id": a[0].tail if result.compared else None,
+                       "to_sequence_id": result.through, "common": result.common})
+        if not result.complete:
+            unfinished.append(f"{conv}: {result.note}")
     else:
         left, right = open_ledger(args.a, create=False), open_ledger(args.b, create=False)
         try:
@@ -299,34 +379,48 @@ def cmd_ledger_compare(args: argparse.Namespace) -> int:
             divergences = []
             for conv in common:
                 ta, tb = ledger_transcript(left, conv), ledger_transcript(right, conv)
+                span = common_range(ta.entries, tb.entries)
+                ranges.append({"conversation": conv, "kind": "sequence_ids",
+                               "from_sequence_id": span[0] if span else None,
+                               "to_sequence_id": span[1] if span else None})
                 d = compare_entries(conv, ta.entries, tb.entries)
                 if d:
                     divergences.append(d)
+                elif span is None:
+                    unfinished.append(f"{conv}: the two views saw no event in common")
         finally:
             left.close()
             right.close()
         if not compared:
-            notes.append("the two ledgers have no conversation in common")
+            unfinished.append("the two ledgers have no conversation in common")
     for d in divergences:
         where = f"first diverging sequence id {d.first_seq}" if d.first_seq else "first diverging event not located"
         findings.append({"code": "split_view", "severity": "error", "conversation": d.conversation,
                          "first_diverging_sequence_id": d.first_seq, "last_agreeing_sequence_id": d.after_seq,
                          "message": f"{where}: {d.detail}"})
-    _print({"compared": compared, "agree": not findings, "findings": findings, "notes": notes})
+    notes += [u for u in unfinished if u not in notes]
+    agree = not findings and not unfinished
+    _print({"compared": compared, "agree": agree, "complete": not unfinished, "ranges": ranges,
+            "findings": findings, "notes": notes})
     for f in findings:
         print(f"xchat-verify: split_view in {printable(f['conversation'])}: {printable(f['message'])}",
               file=sys.stderr)
-    return EXIT_FAIL if findings else EXIT_PASS
+    if findings:
+        return EXIT_FAIL
+    if unfinished:
+        print(f"xchat-verify: not compared in full: {printable(unfinished[0])}", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    return EXIT_PASS
 
 
 def cmd_ledger_check(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
         problems = store.check()
-        audits = store.audits()
+        audits = store.audit_count()  # counted, not read: rows may be damaged
     finally:
         store.close()
-    _print({"ledger": store.url, "consistent": not problems, "audits": len(audits), "problems": problems})
+    _print({"ledger": store.url, "consistent": not problems, "audits": audits, "problems": problems})
     return EXIT_INCOMPLETE if problems else EXIT_PASS
 
 
@@ -339,17 +433,13 @@ def cmd_new_receipt_key(args: argparse.Namespace) -> int:
 
 
 def cmd_receipt_verify(args: argparse.Namespace) -> int:
-    from .receipts import ReceiptError, load_verify_key, verify_receipt
-    try:
-        receipt = json.loads(Path(args.receipt).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ReceiptError(f"cannot read {args.receipt}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, ValueError):
-        raise ReceiptError(f"{args.receipt} is not JSON") from None
+    from .inputs import read_regular_file
+    from .receipts import MAX_RECEIPT_BYTES, ReceiptError, load_verify_key, parse_receipt, verify_receipt
+    name = printable(args.receipt)
+    receipt = parse_receipt(read_regular_file(args.receipt, MAX_RECEIPT_BYTES, name, ReceiptError), name)
     problems = verify_receipt(receipt, load_verify_key(args.public_key), args.evidence, args.report)
     _print({"receipt": args.receipt, "valid": not problems, "problems": problems,
-            "verdict": receipt.get("verdict") if isinstance(receipt, dict) else None,
-            "time": receipt.get("time") if isinstance(receipt, dict) else None})
+            "verdict": receipt.get("verdict"), "time": receipt.get("time")})
     return EXIT_FAIL if problems else EXIT_PASS
 
 

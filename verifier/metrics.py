@@ -6,31 +6,83 @@ previous file. Written atomically (a scrape never sees half a file).
 
 from __future__ import annotations
 
+import math
+import os
 import re
+import stat
 from datetime import datetime
-from pathlib import Path
 
 from .model import VOCABULARY, Code, Report
 from .outputs import atomic_write_text
 
 _LINE = re.compile(r'^([a-z_]+)(\{code="([a-z_]+)"\})? ([0-9.eE+-]+)$')
+MAX_PREVIOUS_BYTES = 1024 * 1024  # the file this module writes is a few KB
+_COUNTERS = {"xchat_verify_audits_total", "xchat_verify_events_total", "xchat_verify_findings_total"}
+_MAX_COUNT = 2 ** 53  # integers a float (and Prometheus) holds exactly
+_MAX_SECONDS = 1e11  # year 5138: any later "timestamp" is not one
 
 
 def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
+class Previous:
+    """The values of the previous textfile at ``path`` (counters carry over from it when there is no
+    ledger), read defensively: only a regular file of at most 1 MiB is read, and only if every line is
+    what ``render_metrics`` writes, with finite, non-negative values in range (counters whole numbers
+    below 2**53). Anything else is ignored as a whole: ``warning`` says why, and the counters start
+    again from this run (a counter reset, which Prometheus' ``rate()`` handles)."""
+
+    def __init__(self, path: str) -> None:
+        self.values: dict[tuple[str, str], float] = {}
+        self.warning = ""
+        try:
+            info = os.stat(path)
+        except OSError:
+            return  # no previous file (or none readable): counters start here
+        if not stat.S_ISREG(info.st_mode):
+            self.warning = f"--metrics {path} is not a regular file: no previous values, counters start from this run"
+            return
+        from .errors import InputError
+        from .inputs import read_regular_file
+        try:
+            text = read_regular_file(path, MAX_PREVIOUS_BYTES, path).decode("utf-8")
+        except (InputError, UnicodeDecodeError) as exc:
+            self._ignore(path, str(exc) if isinstance(exc, InputError) else "not UTF-8 text")
+            return
+        for number, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            problem = self._take(line)
+            if problem:
+                self.values = {}
+                self._ignore(path, f"line {number}: {problem}")
+                return
+
+    def _ignore(self, path: str, why: str) -> None:
+        self.warning = f"previous values in --metrics {path} ignored ({why}); counters start again from this run"
+
+    def _take(self, line: str) -> str:
+        m = _LINE.match(line)
+        if not m or not m.group(1).startswith("xchat_verify_"):
+            return "not an xchat-verify metric line"
+        try:
+            value = float(m.group(4))
+        except ValueError:
+            return "not a number"
+        if not math.isfinite(value) or value < 0:
+            return "not a finite, non-negative number"
+        if m.group(1) in _COUNTERS and (value != int(value) or value >= _MAX_COUNT):
+            return "a counter that is not a whole number below 2**53"
+        if m.group(1).endswith("_timestamp_seconds") and value > _MAX_SECONDS:
+            return "a timestamp out of range"
+        self.values[(m.group(1), m.group(3) or "")] = value
+        return ""
+
+
 def _previous(path: str) -> dict[tuple[str, str], float]:
-    values: dict[tuple[str, str], float] = {}
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return values
-    for line in text.splitlines():
-        m = _LINE.match(line.strip())
-        if m:
-            values[(m.group(1), m.group(3) or "")] = float(m.group(4))
-    return values
+    return Previous(path).values
 
 
 def render_metrics(report: Report, counts: dict[str, int], now: str, *, audits: list | None = None,
@@ -90,6 +142,11 @@ _LEDGER_CODES = {"history_rewritten", "chain_rewritten", "event_vanished", "dele
                  "key_added", "key_retired"}
 
 
-def write_metrics(path: str, report: Report, counts: dict[str, int], now: str, audits: list | None = None) -> None:
-    text = render_metrics(report, counts, now, audits=audits, previous=None if audits is not None else _previous(path))
-    atomic_write_text(path, text)
+def write_metrics(path: str, report: Report, counts: dict[str, int], now: str, audits: list | None = None,
+                  previous: dict[tuple[str, str], float] | None = None) -> None:
+    """Write the textfile atomically. ``previous``: the values read before the run (``Previous``); None
+    reads them now. The directory must exist (it is never created). Raises ``OSError``."""
+    if audits is None and previous is None:
+        previous = _previous(path)
+    text = render_metrics(report, counts, now, audits=audits, previous=previous)
+    atomic_write_text(path, text, create_parents=False)

@@ -12,10 +12,10 @@ from .errors import InputError
 from .sanitize import printable
 
 
-def atomic_write(path: str | Path, data: bytes, mode: int = 0o666) -> None:
+def atomic_write(path: str | Path, data: bytes, mode: int = 0o666, *, create_parents: bool = True) -> None:
     """Write ``data`` to ``path`` atomically; on any error the old file (if any) is intact and the
     temporary file is removed. ``mode`` (less the umask) is the new file's: 0o600 for plaintext.
-    Raises ``OSError``."""
+    Missing parent directories are created unless ``create_parents`` is false. Raises ``OSError``."""
     target = Path(path)
     if target.exists() and not target.is_file() and not target.is_dir():
         # a device or FIFO (``-o /dev/null``, ``-o /dev/stdout``): written in place. Renaming over it
@@ -23,7 +23,8 @@ def atomic_write(path: str | Path, data: bytes, mode: int = 0o666) -> None:
         with open(target, "wb") as handle:
             handle.write(data)
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if create_parents:
+        target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}.{threading.get_ident()}")
     try:
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as handle:
@@ -36,8 +37,8 @@ def atomic_write(path: str | Path, data: bytes, mode: int = 0o666) -> None:
         raise
 
 
-def atomic_write_text(path: str | Path, text: str, mode: int = 0o666) -> None:
-    atomic_write(path, text.encode("utf-8"), mode)
+def atomic_write_text(path: str | Path, text: str, mode: int = 0o666, *, create_parents: bool = True) -> None:
+    atomic_write(path, text.encode("utf-8"), mode, create_parents=create_parents)
 
 
 def write_file(path: str | Path, text: str, private: bool = False) -> None:

@@ -22,9 +22,12 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from .errors import InputError, UsageError
+from .sanitize import printable
 
 RECEIPT_SCHEMA = "xchat-verify/receipt/v1"
 PRIVATE_TYPE = "xchat-verify/receipt-key/v1"
@@ -76,44 +79,103 @@ def new_receipt_key(path: str | os.PathLike, force: bool = False) -> str:
     return public
 
 
+MAX_KEY_BYTES = 64 * 1024  # a key file is a few hundred bytes
+MAX_RECEIPT_BYTES = 16 * 1024 * 1024
+_HEX64 = msgspec.Meta(pattern="^[0-9a-f]{64}$")
+
+
+class _PrivateKeyFile(msgspec.Struct):
+    type: str
+    private_key: str
+    public_key: str | None = None
+
+
+class _PublicKeyFile(msgspec.Struct):
+    type: str
+    public_key: str
+
+
+class ReceiptCheckpoint(msgspec.Struct, forbid_unknown_fields=True):
+    conversation: str
+    tail: str | None
+    head: str | None
+    size: Annotated[int, msgspec.Meta(ge=0, le=2 ** 53)]
+    root: Annotated[str, _HEX64]
+
+
+class Receipt(msgspec.Struct, forbid_unknown_fields=True):
+    """A receipt as read from a file (docs/formats.md): every field typed, nothing else allowed."""
+
+    schema: str
+    tool_version: str
+    time: str
+    verdict: str
+    report_digest: Annotated[str, _HEX64]
+    evidence_manifest_digest: Annotated[str, _HEX64] | None
+    evidence_report_digest: Annotated[str, _HEX64] | None
+    checkpoints: list[ReceiptCheckpoint]
+    ledger_audit: Annotated[int, msgspec.Meta(ge=1, le=2 ** 53)] | None
+    public_key: str
+    signature: str
+
+
+def _read_key_file(path: str | os.PathLike, what: str) -> bytes:
+    from .inputs import read_regular_file
+    return read_regular_file(path, MAX_KEY_BYTES, f"{what} {printable(str(path))}", ReceiptError)
+
+
 def load_signing_key(path: str | os.PathLike) -> Any:
+    """The receipt key in ``path`` (a regular file of at most 64 KiB; never quoted in errors)."""
     from nacl.signing import SigningKey
+    data = _read_key_file(path, "receipt key")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("type") != PRIVATE_TYPE:
+        key = msgspec.json.decode(data, type=_PrivateKeyFile)
+        if key.type != PRIVATE_TYPE:
             raise ValueError("not an xchat-verify receipt key")
-        seed = base64.b64decode(data["private_key"], validate=True)
+        seed = base64.b64decode(key.private_key, validate=True)
         if len(seed) != 32:
             raise ValueError("the private key is not 32 bytes")
         return SigningKey(seed)
-    except OSError as exc:
-        raise ReceiptError(f"cannot read receipt key {path}: {exc.strerror or exc}") from None
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
-        raise ReceiptError(f"{path} is not a usable receipt key: {exc}") from None
+    except (msgspec.DecodeError, ValueError, binascii.Error) as exc:
+        reason = "not a JSON receipt key file" if isinstance(exc, msgspec.DecodeError) and \
+            not isinstance(exc, msgspec.ValidationError) else str(exc)
+        raise ReceiptError(f"{printable(str(path))} is not a usable receipt key: {printable(reason)}") from None
+
+
+def verify_key_value(text: object) -> Any:
+    """A public key given as a value (base64 of 32 bytes), never a path: keys inside checkpoints and
+    receipts are values only. Raises ``ReceiptError``."""
+    from nacl.signing import VerifyKey
+    if not isinstance(text, str) or len(text) > 256:
+        raise ReceiptError("the public key is not a base64 Ed25519 key")
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (ValueError, binascii.Error):
+        raise ReceiptError("the public key is not a base64 Ed25519 key") from None
+    if len(raw) != 32:
+        raise ReceiptError(f"the public key is {len(raw)} bytes, not a 32-byte Ed25519 key")
+    return VerifyKey(raw)
 
 
 def load_verify_key(value: str) -> Any:
-    """A public key: a ``.pub`` (or private key) file, or the base64 key itself."""
-    from nacl.signing import VerifyKey
-    text = value
-    if os.path.exists(value):
+    """A public key given on the command line: a ``.pub`` (or private key) file, read bounded (a
+    regular file of at most 64 KiB), or the base64 key itself."""
+    if not os.path.exists(value):
         try:
-            text = Path(value).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ReceiptError(f"cannot read public key {value}: {exc.strerror or exc}") from None
-        try:
-            data = json.loads(text)
-            if isinstance(data, dict):
-                text = data.get("public_key", "")
-        except ValueError:
-            pass
+            return verify_key_value(value)
+        except ReceiptError:
+            raise ReceiptError(f"public key {printable(value[:80])}: no such file, and not a base64 Ed25519 "
+                               "key") from None
+    data = _read_key_file(value, "public key")
+    text: object = data.decode("utf-8", "replace").strip()
     try:
-        raw = base64.b64decode(str(text).strip(), validate=True)
-        if len(raw) != 32:
-            raise ValueError(f"{len(raw)} bytes, expected 32")
-        return VerifyKey(raw)
-    except (ValueError, binascii.Error) as exc:
-        raise ReceiptError(f"public key {value!r:.80} is not a base64 Ed25519 key: {exc}") from None
+        text = msgspec.json.decode(data, type=_PublicKeyFile).public_key
+    except msgspec.DecodeError:
+        pass
+    try:
+        return verify_key_value(text)
+    except ReceiptError as exc:
+        raise ReceiptError(f"public key {printable(value)}: {exc}") from None
 
 
 def sign_checkpoint(checkpoint: dict, key: Any) -> dict:
@@ -125,34 +187,58 @@ def sign_checkpoint(checkpoint: dict, key: Any) -> dict:
 
 def check_signature(document: dict, verify_key: Any | None = None) -> str:
     """'' when ``document['signature']`` verifies over the rest (with ``verify_key``, else with the
-    document's own ``public_key``, which proves integrity only), else why not."""
+    document's own ``public_key``, a value only, which proves integrity only), else why not."""
     from nacl.exceptions import BadSignatureError
     body = {k: v for k, v in document.items() if k != "signature"}
+    text = document.get("signature")
+    if not isinstance(text, str):
+        return "the signature is missing or not a string"
     try:
-        signature = base64.b64decode(document.get("signature") or "", validate=True)
+        signature = base64.b64decode(text, validate=True)
     except (ValueError, binascii.Error):
         return "the signature is not base64"
     if verify_key is None:
-        verify_key = load_verify_key(str(document.get("public_key", "")))
+        try:
+            verify_key = verify_key_value(document.get("public_key"))
+        except ReceiptError as exc:
+            return f"the embedded public key cannot be used: {exc}"
     elif document.get("public_key") not in (None, base64.b64encode(bytes(verify_key)).decode()):
         return "signed by another key than the one given"
     try:
         verify_key.verify(canonical(body), signature)
-    except (BadSignatureError, ValueError):
+    except (BadSignatureError, ValueError, TypeError):
         return "the signature does not verify"
     return ""
 
 
 def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, read in chunks (bounded memory)."""
+    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def parse_receipt(data: bytes, name: str = "receipt") -> dict:
+    """A receipt file's content, checked field by field (``Receipt``); returns the JSON object as
+    written (its canonical form is what the signature covers). Raises ``ReceiptError`` naming the
+    field."""
+    try:
+        msgspec.json.decode(data, type=Receipt)
+    except msgspec.ValidationError as exc:
+        raise ReceiptError(f"{name} is not a valid receipt: {printable(str(exc))}") from None
+    except msgspec.DecodeError:
+        raise ReceiptError(f"{name} is not JSON") from None
+    document = msgspec.json.decode(data)
+    if document.get("schema") != RECEIPT_SCHEMA:
+        raise ReceiptError(f"{name} is not an xchat-verify receipt ($.schema is not {RECEIPT_SCHEMA})")
+    return document
 
 
 def evidence_report_digest(root: str | os.PathLike) -> str:
     """The report an evidence directory reproduces (``verify DIR``, its saved keys, no ledger), with
     input sources relative to the directory so the digest does not depend on where it is kept."""
-    import msgspec
-
     from .audit import verify_saved_audit
     report = verify_saved_audit(str(root))
     prefix = str(root).rstrip("/") + "/"
@@ -185,6 +271,10 @@ def verify_receipt(receipt: dict, verify_key: Any, evidence_dir: str | None = No
     (a ``--format json`` report), its digest."""
     if not isinstance(receipt, dict) or receipt.get("schema") != RECEIPT_SCHEMA:
         return ["not an xchat-verify receipt"]
+    try:
+        msgspec.convert(receipt, Receipt)
+    except msgspec.ValidationError as exc:
+        raise ReceiptError(f"not a valid receipt: {printable(str(exc))}") from None
     problems = []
     why = check_signature(receipt, verify_key)
     if why:
@@ -207,11 +297,13 @@ def verify_receipt(receipt: dict, verify_key: Any, evidence_dir: str | None = No
                 if digest != receipt.get("evidence_report_digest"):
                     problems.append("the evidence no longer reproduces the report the receipt signs")
     if report_path is not None:
-        import msgspec
+        from .inputs import DEFAULT_MAX_FILE_MB, read_regular_file
+        raw = read_regular_file(report_path, DEFAULT_MAX_FILE_MB * 1024 * 1024, f"report {printable(report_path)}",
+                                ReceiptError)
         try:
-            data = msgspec.json.decode(Path(report_path).read_bytes())
-        except (OSError, msgspec.DecodeError) as exc:
-            raise ReceiptError(f"cannot read report {report_path}: {exc}") from None
+            data = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            raise ReceiptError(f"report {printable(report_path)} is not JSON") from None
         if hashlib.sha256(msgspec.json.encode(data, order="sorted")).hexdigest() != receipt.get("report_digest"):
             problems.append("the report differs from the one the receipt signs")
     return problems

@@ -171,15 +171,16 @@ def check_targets(timeline: Timeline) -> None:
             problems.report(record)
 
 
-def replay_membership(timeline: Timeline) -> None:
-    """Replay the proven group changes in chain order; flag what non-members send (``members_only``).
+def _membership(timeline: Timeline) -> Iterator[tuple[Any, set[str] | None]]:
+    """Each record in chain order with the group's members at that point (None: unknown).
 
     A GroupCreate sets the members (its signed member ids and its sender); a GroupMemberAddChange
     adds its new and current members; a GroupMemberRemoveChange removes its members (leaving is
     removing oneself). Before the first create or add, or after a membership change whose signature
-    is not proven, membership is unknown and nothing is flagged."""
+    is not proven, membership is unknown. A group change is yielded with the members before it."""
     members: set[str] | None = None
     for record in timeline.ordered:
+        yield record, members
         kind = kind_of(record)
         if kind in MEMBERSHIP:
             if not proven(record):
@@ -193,9 +194,36 @@ def replay_membership(timeline: Timeline) -> None:
                     set(body.get("member_ids") or ())
             elif members is not None:
                 members -= set(body.get("member_ids") or ())
-        elif members is not None and members_only(kind) and record.sender_id not in members:
+
+
+def replay_membership(timeline: Timeline) -> None:
+    """Replay the proven group changes in chain order (``_membership``); flag what non-members send
+    (``members_only``). Where membership is unknown nothing is flagged."""
+    for record, members in _membership(timeline):
+        if members is not None and members_only(kind_of(record)) and record.sender_id not in members:
             record.add("non_member_sender", f"sender {shown(record.sender_id)} is not a member of the group at "
                                             "this point (replaying its proven group changes)")
+
+
+def one_to_one_members(conversation: str) -> set[str] | None:
+    """The two participants of a 1:1 conversation (canonical ``A:B``), else None."""
+    a, found, b = conversation.partition(":")
+    return {a, b} if found and a.isdigit() and b.isdigit() else None
+
+
+def delete_signers(records: Iterable[Any], kinds: Sequence[str]) -> dict[int, bool | None]:
+    """For each event of ``kinds`` (deletes): is its sender a member of the conversation at that point?
+    A 1:1 conversation's members are the two users its id names; a group's come from replaying its
+    proven group changes (``_membership``): None where that is unknown."""
+    out: dict[int, bool | None] = {}
+    for timeline in timelines(records):
+        fixed = one_to_one_members(timeline.conversation)
+        for record, members in _membership(timeline):
+            if kind_of(record) not in kinds:
+                continue
+            known = fixed if fixed is not None else members
+            out[record.index] = None if known is None else (record.sender_id or "") in known
+    return out
 
 
 class SignedChecks:

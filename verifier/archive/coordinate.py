@@ -115,6 +115,7 @@ class _GroupRun:
     bases: dict[int, int] = field(default_factory=dict)
     shared_keys: dict[KeySlot, frozenset[bytes]] = field(default_factory=dict)
     used: set[Any] = field(default_factory=set)
+    ended: set[str] = field(default_factory=set)  # conversations a page without next_token came for
     spanning: dict[str, list[int]] = field(default_factory=dict)
     local: dict[int, list[str]] = field(default_factory=dict)
     reports: dict[str, ConversationReport] = field(default_factory=dict)
@@ -261,6 +262,7 @@ def _place(run: _GroupRun, facts: dict[int, TaskFacts], options: dict[str, Any])
         for slot, identities in part.key_slots.items():
             run.shared_keys[slot] = run.shared_keys.get(slot, frozenset()) | identities
         run.used |= part.used_key_versions
+        run.ended |= part.ended
         for cid in dict.fromkeys(c for c in part.conversations if c is not None):
             owners.setdefault(cid, []).append(task.number)
     run.spanning = {cid: numbers for cid, numbers in owners.items() if len(numbers) > 1}
@@ -346,8 +348,10 @@ def _group_report(run: _GroupRun, ledger: LedgerRecording | None) -> Report | In
     if ledger is not None:
         from ..ledger import record_audit
         inputs = [run.group.source] if saved is not None else [getattr(u, "path", "") for u in run.group.units]
+        incomplete = run.shell.incomplete
         record_audit(ledger.store, report, sorted(run.facts, key=lambda f: f.index), run.keyring,
-                     command=ledger.command, inputs=inputs, key_source=ledger.key_source)
+                     command=ledger.command, inputs=inputs, key_source=ledger.key_source,
+                     ended={cid for cid in run.ended if cid not in incomplete})
     return report
 
 

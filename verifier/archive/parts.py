@@ -65,7 +65,7 @@ class PartState:
 
 def check_task(task: Task, shared: Shared) -> PartState:
     verification = Verification(**shared.options)
-    facts = TaskFacts(task.number, PartFacts([], [], {}, set()), 0)
+    facts = TaskFacts(task.number, PartFacts([], [], {}, set(), set()), 0)
     stores: dict[str, EvidenceStore] = {}
     for unit in task.units:
         if isinstance(unit, PageFile):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .record import Recorded, fallback_entries, finding_counts, record_audit, report_digest
 from .store import DELETED, PRESENT, VANISHED, AuditRow, ChainRow, EventRow, KeyRow, LedgerStore
-from .transcript import Transcript, compare_checkpoints, compare_entries
+from .transcript import Checkpoint, Comparison, Transcript, compare_checkpoints, compare_entries, parse_checkpoint
 
 ENV = "XCHAT_VERIFY_LEDGER"
 
@@ -45,4 +45,5 @@ def ledger_transcript(store: LedgerStore, conversation: str) -> Transcript:
 
 __all__ = ["ENV", "open_ledger", "is_url", "LedgerStore", "record_audit", "Recorded", "fallback_entries",
            "finding_counts", "report_digest", "ledger_transcript", "Transcript", "compare_checkpoints",
-           "compare_entries", "AuditRow", "ChainRow", "EventRow", "KeyRow", "PRESENT", "VANISHED", "DELETED"]
+           "compare_entries", "Checkpoint", "Comparison", "parse_checkpoint",
+           "AuditRow", "ChainRow", "EventRow", "KeyRow", "PRESENT", "VANISHED", "DELETED"]

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ..errors import LedgerError
+from ..errors import LedgerError, UsageError
 from ..sanitize import printable
 from .store import SqlStore
 
@@ -21,14 +21,71 @@ CONNECT_RETRIES = 5
 LOCK_TIMEOUT_MS = 300_000
 
 
+# query parameters whose value is a secret (libpq's password and sslpassword, and anything named like one)
+_SECRET_WORDS = ("pass", "secret", "token", "key")
+
+
+def _secret_name(name: str) -> bool:
+    from urllib.parse import unquote
+    return any(word in unquote(name).lower() for word in _SECRET_WORDS)
+
+
+def url_secrets(url: str) -> list[str]:
+    """Every secret a URL carries (the password, secret query parameters), raw and percent-decoded,
+    longest first: scrubbed from any text that might echo them."""
+    from urllib.parse import unquote
+    found: set[str] = set()
+    rest = url.split("://", 1)[-1]
+    netloc, _, tail = rest.partition("/")
+    userinfo, at, _host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        found.add(userinfo.split(":", 1)[1])
+    query = url.partition("?")[2].partition("#")[0]
+    for part in query.split("&"):
+        name, eq, value = part.partition("=")
+        if eq and _secret_name(name):
+            found.add(value)
+    found |= {unquote(v) for v in found}
+    return sorted((v for v in found if v), key=len, reverse=True)
+
+
 def redact(url: str) -> str:
-    """The URL without its password, for messages."""
+    """The URL without its password or any secret query parameter (``password``, ``sslpassword``,
+    anything named like a password, secret, token or key), for messages. Never raises: a URL that
+    cannot be parsed is shown as its scheme alone."""
     from urllib.parse import urlsplit, urlunsplit
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a bad port raises here
+    except ValueError:
+        return url.split("://", 1)[0] + "://(unparseable URL)"
+    netloc = parts.netloc
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    query = "&".join(f"{name}=***" if eq and _secret_name(name) else name + eq + value
+                     for name, eq, value in (p.partition("=") for p in parts.query.split("&")) ) \
+        if parts.query else ""
+    return urlunsplit(parts._replace(netloc=netloc, query=query, fragment=""))
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` with every secret of ``url`` replaced by ``***``."""
+    for secret in url_secrets(url):
+        text = text.replace(secret, "***")
+    return text
+
+
+def check_url(url: str) -> None:
+    """A ``postgresql://`` URL that can be used, else a ``UsageError`` (exit 2) that shows no secret."""
+    from urllib.parse import urlsplit
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+        _ = parts.hostname
+    except ValueError as exc:
+        raise UsageError(f"--ledger: not a valid postgresql:// URL ({scrub(str(exc), url)}): "
+                         f"{printable(redact(url))}") from None
 
 
 class PostgresStore(SqlStore):
@@ -37,6 +94,8 @@ class PostgresStore(SqlStore):
 
     def __init__(self, url: str, *, create: bool = True) -> None:
         super().__init__()
+        check_url(url)
+        self._secrets = url_secrets(url)
         self.url = printable(redact(url))
         try:
             import psycopg
@@ -51,6 +110,8 @@ class PostgresStore(SqlStore):
             except psycopg.OperationalError as exc:
                 last = exc
                 time.sleep(min(5.0, 0.1 * 2 ** attempt) * (0.5 + random.random()))
+            except psycopg.ProgrammingError as exc:  # libpq refused the URL itself: a usage error
+                raise UsageError(f"--ledger: not a valid postgresql:// URL ({self._ledger_error(exc)})") from None
             except psycopg.Error as exc:
                 raise self._ledger_error(exc) from None
         else:
@@ -88,4 +149,6 @@ class PostgresStore(SqlStore):
 
     def _ledger_error(self, exc: BaseException) -> LedgerError:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        for secret in getattr(self, "_secrets", ()):
+            text = text.replace(secret, "***")
         return LedgerError(f"ledger {self.url}: {printable(text)}")

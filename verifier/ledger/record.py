@@ -10,7 +10,7 @@ the ledger is at the previous audit's state or at this one's, never between.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -21,6 +21,7 @@ from ..clock import utc_now_iso
 from ..engine import EventFacts, _gc_paused
 from ..keys import Keyring, KeyringEntry, UnusableKey, key_identity, parse_public_key
 from ..model import EventReport, Finding, Report, Severity, fails
+from ..semantics import position
 from .store import DELETED, PRESENT, VANISHED, AuditRow, ChainRow, EventRow, KeyRow, LedgerStore
 from .transcript import Transcript, seq_key
 
@@ -89,16 +90,24 @@ class _Judge:
 
 def record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts], keyring: Keyring | None, *,
                  command: str, inputs: Sequence[str], key_source: str = "directory",
-                 key_users: Sequence[str] | None = None, time: str | None = None) -> Recorded:
-    """Judge ``report`` against the ledger, add the findings to it, and record it: one transaction."""
+                 key_users: Sequence[str] | None = None, time: str | None = None,
+                 ended: Collection[str] | None = None) -> Recorded:
+    """Judge ``report`` against the ledger, add the findings to it, and record it: one transaction.
+
+    ``ended``: the conversations fetched to their end (``Verification.ended_conversations()``): their
+    whole history is judged, back to the beginning. None: every conversation the report calls
+    complete (fail closed: a history given only in part then shows its older events as vanished)."""
+    if ended is None:
+        ended = {c.conversation_id for c in report.conversations if c.complete}
     with _gc_paused():  # many small acyclic objects, as in the engine: no cyclic collection meanwhile
         return _record_audit(store, report, facts, keyring, command=command, inputs=inputs,
-                             key_source=key_source, key_users=key_users, time=time or utc_now_iso())
+                             key_source=key_source, key_users=key_users, time=time or utc_now_iso(),
+                             ended=frozenset(ended))
 
 
 def _record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts], keyring: Keyring | None, *,
                   command: str, inputs: Sequence[str], key_source: str, key_users: Sequence[str] | None,
-                  time: str) -> Recorded:
+                  time: str, ended: frozenset[str]) -> Recorded:
     _mark_ledger_keys(report, keyring)
     by_index = {f.index: f for f in facts}
     with store.transaction():
@@ -108,7 +117,8 @@ def _record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts
         chains: list[ChainRow] = []
         touched = 0
         for conv in report.conversations:
-            transcript, count = _conversation(store, judge, conv, by_index, audit_id)
+            transcript, count = _conversation(store, judge, conv, by_index, audit_id,
+                                              conv.conversation_id in ended)
             touched += count
             checkpoint = transcript.checkpoint(time)
             recorded.checkpoints.append(checkpoint)
@@ -139,7 +149,7 @@ def finding_counts(report: Report) -> dict[str, int]:
 
 # ------------------------------------------------------------------------------------- events
 def _conversation(store: LedgerStore, judge: _Judge, conv, by_index: dict[int, EventFacts],
-                  audit_id: int) -> tuple[Transcript, int]:
+                  audit_id: int, ended: bool) -> tuple[Transcript, int]:
     cid = conv.conversation_id
     now: dict[str, dict[bytes, list[EventReport]]] = {}
     for ev in conv.events:
@@ -180,8 +190,9 @@ def _conversation(store: LedgerStore, judge: _Judge, conv, by_index: dict[int, E
                 inserts.append(EventRow(cid, seq, digest, ev.previous_sequence_id, ev.message_id, ev.sender_id,
                                         ev.event_type, fact.signature_version, ev.signature.status, PRESENT,
                                         audit_id, audit_id))
+    _moved(judge, cid, now, old)
     _downgrades(judge, cid, now, old, by_index)
-    states = _missing(judge, conv, now, old, by_index)
+    states = _missing(judge, conv, now, old, by_index, ended)
     store.insert_events(inserts)
     store.touch_events(cid, audit_id, touches)
     store.set_states(cid, states)
@@ -189,8 +200,36 @@ def _conversation(store: LedgerStore, judge: _Judge, conv, by_index: dict[int, E
     return Transcript.build(cid, entries), len(inserts) + len(touches)
 
 
+def _moved(judge: _Judge, cid: str, now: dict, old: dict[str, list[EventRow]]) -> None:
+    """A signed event the ledger holds at a sequence id no longer served, now served at another:
+    sequence ids are not signed, so a server can renumber a history (move it above the old head,
+    say), but the signed (sender, message id) pair moves with it. Raised at every run that serves the
+    moved history (the old sequence ids stay gone)."""
+    signed: dict[tuple[str, str], EventRow] = {}
+    for seq, rows in old.items():
+        if seq in now:
+            continue
+        for row in rows:
+            if row.status == "valid" and row.sender is not None and row.message_id is not None:
+                signed.setdefault((row.sender, row.message_id), row)
+    if not signed:
+        return
+    for seq, versions in now.items():
+        for reports in versions.values():
+            ev = reports[0]
+            if ev.signature.status != "valid" or ev.sender_id is None or ev.message_id is None:
+                continue
+            was = signed.get((ev.sender_id, ev.message_id))
+            if was is None:
+                continue
+            judge.event.append((cid, ev, judge.finding(
+                "history_rewritten", f"this signed event (message id {ev.message_id} from {ev.sender_id}) is now "
+                f"at sequence id {seq}; {judge.since(was.last_audit)} saw it at sequence id {was.seq}, which is "
+                "gone (sequence ids are not signed: the history was renumbered)")))
+
+
 def _missing(judge: _Judge, conv, now: dict, old: dict[str, list[EventRow]],
-             by_index: dict[int, EventFacts]) -> list[tuple[str, bytes, int]]:
+             by_index: dict[int, EventFacts], ended: bool) -> list[tuple[str, bytes, int]]:
     """Events the ledger holds that this audit did not see: vanished, deleted, or above the head."""
     cid = conv.conversation_id
     gone = [seq for seq, rows in old.items() if seq not in now and any(r.state != DELETED for r in rows)]
@@ -206,8 +245,10 @@ def _missing(judge: _Judge, conv, now: dict, old: dict[str, list[EventRow]],
     tail_event = None
     if keys:
         tail_event = next(iter(now[keys[0]].values()))[0]
-    low = None if tail_event is None or tail_event.previous_sequence_id is None else seq_key(keys[0])
-    deleted, clear_before = _deletes(conv, by_index)
+    # the range reaches back to the beginning when the history was fetched to its end, or when its
+    # oldest event claims to be the first (no previous pointer); else older events are not judged
+    low = None if ended or tail_event is None or tail_event.previous_sequence_id is None else seq_key(keys[0])
+    deleted, clears = _deletes(conv, by_index)
     states: list[tuple[str, bytes, int]] = []
     vanished: list[tuple[str, EventRow]] = []
     above: list[tuple[str, EventRow]] = []
@@ -217,8 +258,7 @@ def _missing(judge: _Judge, conv, now: dict, old: dict[str, list[EventRow]],
         key = seq_key(seq)
         if low is not None and key < low:
             continue  # older than what was fetched now: not judged
-        covered = seq in deleted or (clear_before is not None and key < clear_before)
-        if covered:
+        if seq in deleted or any(c.covers(seq) for c in clears):
             judge.conv.setdefault(cid, []).append(judge.finding(
                 "deleted_by_signed_event", f"sequence id {seq}, seen by {judge.since(row.last_audit)}, is gone; "
                 "a verified signed delete event covers it"))
@@ -247,20 +287,54 @@ def _missing(judge: _Judge, conv, now: dict, old: dict[str, list[EventRow]],
     return states
 
 
-def _deletes(conv, by_index: dict[int, EventFacts]) -> tuple[set[str], tuple | None]:
-    """Sequence ids covered by verified signed deletes in this report, and the position before which
-    a verified ConversationDeleteEvent clears the history."""
+SNOWFLAKE_EPOCH_MS = 1288834974657  # sequence ids are snowflakes: (id >> 22) + this = creation time (ms)
+
+
+def snowflake_msec(seq: str) -> int | None:
+    """The creation time (ms since the Unix epoch) a decimal snowflake sequence id encodes, else None."""
+    if not (seq.isascii() and seq.isdigit()) or len(seq) > 19 or int(seq) >= 2 ** 63:
+        return None
+    return (int(seq) >> 22) + SNOWFLAKE_EPOCH_MS
+
+
+@dataclass(frozen=True)
+class _Clear:
+    """What a verified ConversationDeleteEvent covers: only what it signs (docs/ledger.md).
+
+    ``clear_all_messages`` must be true (false or absent covers nothing: the protocol documents the
+    option names only, and only that one says messages are removed); the events covered are older
+    than the delete's own position and, when ``sort_order_msec`` is signed, created (by their
+    snowflake sequence id) at or before it."""
+
+    position: int  # the delete's own sequence id
+    until_msec: int | None  # sort_order_msec, when signed
+
+    def covers(self, seq: str) -> bool:
+        own = position(seq)
+        if own is None or own >= self.position:
+            return False
+        if self.until_msec is None:
+            return True
+        created = snowflake_msec(seq)
+        return created is not None and created <= self.until_msec
+
+
+def _deletes(conv, by_index: dict[int, EventFacts]) -> tuple[set[str], list[_Clear]]:
+    """Sequence ids covered by verified signed deletes in this report, and what its verified
+    ConversationDeleteEvents clear. A delete counts only with a valid signature, from a sender proven
+    a member of the conversation at that point, in the data chain (not meta)."""
     deleted: set[str] = set()
-    clear: tuple | None = None
+    clears: list[_Clear] = []
     for ev in conv.events:
         fact = by_index.get(ev.index)
-        if fact is None or ev.signature.status != "valid":
+        if fact is None or ev.signature.status != "valid" or fact.member is not True \
+                or ev.chain.status == "out_of_band":
             continue
         deleted.update(fact.deletes)
-        if fact.clears and ev.sequence_id is not None:
-            key = seq_key(ev.sequence_id)
-            clear = key if clear is None or key > clear else clear
-    return deleted, clear
+        at = position(ev.sequence_id)
+        if fact.clear is not None and fact.clear.clear_all_messages is True and at is not None:
+            clears.append(_Clear(at, fact.clear.sort_order_msec))
+    return deleted, clears
 
 
 def _downgrades(judge: _Judge, cid: str, now: dict, old: dict[str, list[EventRow]],

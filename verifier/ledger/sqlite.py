@@ -54,6 +54,11 @@ class SQLiteStore(SqlStore):
                 if tables and "ledger_meta" not in tables:
                     raise LedgerError(f"{self.url} is not an xchat-verify ledger (foreign tables: "
                                       f"{', '.join(sorted(tables)[:5])})")
+                if tables:
+                    columns = {r[1] for r in self.conn.execute("PRAGMA table_info(ledger_meta)")}
+                    if not {"name", "value"} <= columns:
+                        raise LedgerError(f"{self.url} is not an xchat-verify ledger (its ledger_meta table "
+                                          "is not a ledger's)")
             mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise LedgerError(f"ledger {self.url}: cannot use WAL mode (journal mode {mode})")

@@ -8,12 +8,14 @@ placeholder style and the error types they translate into ``LedgerError``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from ..errors import LedgerError
+from ..sanitize import printable
 from . import schema
 
 
@@ -35,6 +37,99 @@ class EventRow:
 
 PRESENT, VANISHED, DELETED = 0, 1, 2
 STATE_NAMES = {PRESENT: "present", VANISHED: "vanished", DELETED: "deleted"}
+KEY_SOURCES = ("directory", "keyring", "events")
+MAX_PROBLEMS = 20  # damaged rows named one by one by check(); the rest are counted
+
+
+# ------------------------------------------------------------------------------------- row checks
+# Rows read back are checked before use: a damaged row (a hand edit, a foreign writer) is a
+# LedgerError naming table and row, and `ledger check` lists them, instead of a KeyError or a
+# TypeError somewhere later. Each returns '' for a sound row, else what is wrong.
+def _opt_str(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
+def _int(value: Any) -> bool:
+    return type(value) is int
+
+
+def _blob(value: Any) -> bool:
+    return isinstance(value, (bytes, memoryview)) and len(value) == 32
+
+
+def event_problem(r: tuple) -> str:
+    seq, digest, prev, message_id, sender, kind, sig_version, status, state, first, last = r
+    if type(seq) is not str or not seq:
+        return "seq is not a sequence id"
+    if not _blob(digest):
+        return "digest is not a 32-byte SHA-256"
+    if not (_opt_str(prev) and _opt_str(message_id) and _opt_str(sender) and _opt_str(kind)
+            and _opt_str(sig_version) and type(status) is str):
+        return "a text column holds something else"
+    if type(state) is not int or state not in STATE_NAMES:
+        return f"state {state!r:.20} is not 0, 1 or 2"
+    if not (_int(first) and _int(last)):
+        return "first_audit or last_audit is not an audit id"
+    return ""
+
+
+def key_problem(r: tuple) -> str:
+    user_id, version, key_digest, source, signing_key, binding, first, last, retired = r
+    if not (type(user_id) is str and type(version) is str and type(signing_key) is str and type(binding) is str):
+        return "a text column holds something else"
+    if not _blob(key_digest):
+        return "key_digest is not a 32-byte SHA-256"
+    if source not in KEY_SOURCES:
+        return f"source {source!r:.20} is not directory, keyring or events"
+    if not (_int(first) and _int(last) and (retired is None or _int(retired))):
+        return "an audit column is not an audit id"
+    return ""
+
+
+def _json(text: Any, kind: type) -> Any:
+    if type(text) is not str:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, kind) else None
+
+
+def audit_problem(r: tuple) -> str:
+    ident, time, tool_version, command, inputs, verdict, digest, events, findings = r
+    if not _int(ident) or ident < 1:
+        return "id is not an audit id"
+    if type(time) is not str:
+        return "time is not text"
+    try:
+        datetime.fromisoformat(time.replace("Z", "+00:00"))
+    except ValueError:
+        return "time is not an ISO-8601 time"
+    if not (type(tool_version) is str and type(command) is str and type(verdict) is str and type(digest) is str):
+        return "a text column holds something else"
+    parsed = _json(inputs, list)
+    if parsed is None or not all(type(i) is str for i in parsed):
+        return "inputs is not a JSON list of text"
+    if not _int(events) or events < 0:
+        return "events is not a count"
+    counts = _json(findings, dict)
+    if counts is None or not all(type(n) is int and n >= 0 for n in counts.values()):
+        return "findings is not a JSON object of counts"
+    return ""
+
+
+def chain_problem(r: tuple) -> str:
+    audit, _name, tail, head, size, root, complete = r
+    if not _int(audit):
+        return "audit is not an audit id"
+    if not (_opt_str(tail) and _opt_str(head) and type(root) is str):
+        return "a text column holds something else"
+    if not _int(size) or size < 0:
+        return "size is not a count"
+    if complete not in (0, 1) or type(complete) is not int:
+        return "complete is not 0 or 1"
+    return ""
 
 
 @dataclass
@@ -90,6 +185,7 @@ class LedgerStore(Protocol):
     def audits(self) -> list[AuditRow]: ...
     def chains(self, conversation: str | None = None) -> list[ChainRow]: ...
     def next_audit_id(self) -> int: ...
+    def audit_count(self) -> int: ...
     def insert_audit(self, audit: AuditRow) -> None: ...
     def insert_events(self, rows: list[EventRow]) -> None: ...
     def touch_events(self, conversation: str, audit: int, rows: list[tuple[str, bytes, str]]) -> None: ...
@@ -192,11 +288,11 @@ class SqlStore:
         if "ledger_meta" not in tables:
             raise LedgerError(f"{self.url} is not an xchat-verify ledger (foreign tables: "
                               f"{', '.join(sorted(tables)[:5])})")
-        meta = dict(self._query("SELECT name, value FROM ledger_meta"))
+        meta = self._meta()
         if meta.get("format") != schema.FORMAT:
             raise LedgerError(f"{self.url} is not an xchat-verify ledger (format {meta.get('format')!r})")
         try:
-            version = int(meta.get("schema_version", ""))
+            version = int(str(meta.get("schema_version", "")))
         except ValueError:
             raise LedgerError(f"ledger {self.url} has an unreadable schema version") from None
         if version > schema.SCHEMA_VERSION:
@@ -210,6 +306,16 @@ class SqlStore:
         missing = set(schema.TABLES) - self._tables()
         if missing:
             raise LedgerError(f"ledger {self.url} is damaged: missing tables {', '.join(sorted(missing))}")
+
+    def _meta(self) -> dict[Any, Any]:
+        """``ledger_meta`` as a dict; a table of that name without the (name, value) columns is not a
+        ledger."""
+        try:
+            return dict((r[0], r[1]) for r in self._query("SELECT name, value FROM ledger_meta"))
+        except LedgerError:
+            self._rollback()
+            raise LedgerError(f"{self.url} is not an xchat-verify ledger (its ledger_meta table is not "
+                              "a ledger's)") from None
 
     def _migrate(self, current: int) -> None:
         for version, statements in schema.migrations(self.dialect, current):
@@ -238,8 +344,16 @@ class SqlStore:
         self._conv_ids[name] = new
         return new
 
+    def _damaged(self, table: str, where: str, problem: str) -> LedgerError:
+        return LedgerError(f"ledger {self.url} is damaged: table {table}, {printable(where)}: {printable(problem)} "
+                           "(xchat-verify ledger check lists every damaged row)")
+
     def conversations(self) -> list[str]:
-        return [r[0] for r in self._query("SELECT name FROM conversations ORDER BY id")]
+        names = [r[0] for r in self._query("SELECT name FROM conversations ORDER BY id")]
+        for name in names:
+            if type(name) is not str:
+                raise self._damaged("conversations", f"name {name!r:.40}", "the name is not text")
+        return names
 
     def events(self, conversation: str) -> list[EventRow]:
         cid = self._conv_id(conversation)
@@ -247,18 +361,38 @@ class SqlStore:
             return []
         rows = self._query("SELECT seq, digest, prev, message_id, sender, kind, sig_version, status, state, "
                            "first_audit, last_audit FROM events WHERE conv = ?", (cid,))
-        return [EventRow(conversation, r[0], bytes(r[1]), *r[2:]) for r in rows]
+        out = []
+        for r in rows:
+            # the usual row, checked inline (this runs for every event of every audit); else in full
+            if not (type(r[0]) is str and type(r[1]) is bytes and len(r[1]) == 32 and type(r[7]) is str
+                    and r[8] in (0, 1, 2) and type(r[8]) is int and type(r[9]) is int and type(r[10]) is int
+                    and (r[2] is None or type(r[2]) is str) and (r[3] is None or type(r[3]) is str)
+                    and (r[4] is None or type(r[4]) is str) and (r[5] is None or type(r[5]) is str)
+                    and (r[6] is None or type(r[6]) is str)):
+                problem = event_problem(r)
+                if problem:
+                    raise self._damaged("events", f"conversation {conversation}, sequence id {r[0]!r:.40}", problem)
+            out.append(EventRow(conversation, r[0], bytes(r[1]), *r[2:]))
+        return out
 
     def keys(self, user_id: str | None = None) -> list[KeyRow]:
         text = ("SELECT user_id, version, key_digest, source, signing_key, binding, first_audit, last_audit, "
                 "retired_audit FROM keys")
         rows = self._query(text + " WHERE user_id = ? ORDER BY version, source", (user_id,)) if user_id \
             else self._query(text + " ORDER BY user_id, version, source")
+        for r in rows:
+            problem = key_problem(r)
+            if problem:
+                raise self._damaged("keys", f"user {r[0]!r:.40} key version {r[1]!r:.40}", problem)
         return [KeyRow(r[0], r[1], bytes(r[2]), *r[3:]) for r in rows]
 
     def audits(self) -> list[AuditRow]:
         rows = self._query("SELECT id, time, tool_version, command, inputs, verdict, report_digest, events, "
                            "findings FROM audits ORDER BY id")
+        for r in rows:
+            problem = audit_problem(r)
+            if problem:
+                raise self._damaged("audits", f"audit {r[0]!r:.40}", problem)
         return [AuditRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], json.loads(r[8]))
                 for r in rows]
 
@@ -267,12 +401,19 @@ class SqlStore:
                 "JOIN conversations v ON v.id = c.conv")
         rows = self._query(text + " WHERE v.name = ? ORDER BY c.audit", (conversation,)) if conversation \
             else self._query(text + " ORDER BY c.audit, v.id")
+        for r in rows:
+            problem = chain_problem(r)
+            if problem:
+                raise self._damaged("chains", f"audit {r[0]!r:.40}, conversation {r[1]!r:.40}", problem)
         return [ChainRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
 
     # ------------------------------------------------------------------ writes (inside transaction())
     def _need_tx(self) -> None:
         if not self._in_tx:
             raise LedgerError("internal: ledger write outside a transaction")
+
+    def audit_count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM audits")[0][0])
 
     def next_audit_id(self) -> int:
         return int(self._query("SELECT COALESCE(MAX(id), 0) + 1 FROM audits")[0][0])
@@ -324,10 +465,42 @@ class SqlStore:
                     for r in rows])
 
     # ------------------------------------------------------------------ consistency
+    def damaged_rows(self) -> list[str]:
+        """Every row whose columns are not what this version writes (a hand edit, a foreign writer):
+        the first ``MAX_PROBLEMS`` named, the rest counted."""
+        found: list[str] = []
+        more = 0
+        scans: list[tuple[str, str, Callable[[tuple], str], Callable[[tuple], str]]] = [
+            ("audits", "SELECT id, time, tool_version, command, inputs, verdict, report_digest, events, findings "
+                       "FROM audits", audit_problem, lambda r: f"audit {r[0]!r:.40}"),
+            ("events", "SELECT seq, digest, prev, message_id, sender, kind, sig_version, status, state, first_audit, "
+                       "last_audit, conv FROM events", lambda r: event_problem(r[:11]),
+             lambda r: f"conversation {r[11]!r:.40}, sequence id {r[0]!r:.40}"),
+            ("keys", "SELECT user_id, version, key_digest, source, signing_key, binding, first_audit, last_audit, "
+                     "retired_audit FROM keys", key_problem, lambda r: f"user {r[0]!r:.40} key version {r[1]!r:.40}"),
+            ("chains", "SELECT audit, conv, tail, head, size, root, complete FROM chains", chain_problem,
+             lambda r: f"audit {r[0]!r:.40}, conversation {r[1]!r:.40}"),
+            ("conversations", "SELECT name, id FROM conversations",
+             lambda r: "" if type(r[0]) is str and type(r[1]) is int else "name or id of the wrong type",
+             lambda r: f"conversation {r[1]!r:.40}"),
+        ]
+        for table, text, problem_of, where in scans:
+            for r in self._run(text):
+                problem = problem_of(r)
+                if problem:
+                    if len(found) < MAX_PROBLEMS:
+                        found.append(f"table {table}, {printable(where(r))}: {printable(problem)}")
+                    else:
+                        more += 1
+        return found + ([f"{more} more damaged rows"] if more else [])
+
     def check(self) -> list[str]:
-        """Consistency of what the ledger holds (what a transaction guarantees): every event and key
-        names audits that exist, and the newest audit's event count is what it recorded."""
-        problems = []
+        """Consistency of what the ledger holds (what a transaction guarantees): every row is what this
+        version writes, every event and key names audits that exist, and the newest audit's event
+        count is what it recorded."""
+        problems = self.damaged_rows()
+        if problems:
+            return problems  # the rest reads rows that are not sound
         audits = {a.id: a for a in self.audits()}
         for table in ("events", "keys"):
             bad = self._query(f"SELECT COUNT(*) FROM {table} WHERE first_audit NOT IN (SELECT id FROM audits) "

@@ -23,7 +23,9 @@ import hashlib
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 DOMAIN = b"xchat-verify/transcript/v1"
 MAX_MARKS = 512
@@ -105,16 +107,24 @@ class Divergence:
     detail: str
 
 
+def common_range(a: Sequence[tuple[str, bytes]], b: Sequence[tuple[str, bytes]]) -> tuple[str, str] | None:
+    """The range both views saw, (later tail, earlier head) as sequence ids, or None when they saw
+    nothing in common."""
+    if not a or not b:
+        return None
+    lo = max(a[0][0], b[0][0], key=seq_key)
+    hi = min(a[-1][0], b[-1][0], key=seq_key)
+    return (lo, hi) if seq_key(lo) <= seq_key(hi) else None
+
+
 def compare_entries(conversation: str, a: Sequence[tuple[str, bytes]], b: Sequence[tuple[str, bytes]]
                     ) -> Divergence | None:
     """Two views (ordered (seq, digest) lists) over the range both saw: [later tail, earlier head].
     Returns where they first differ: a sequence id one has and the other lacks, or different events."""
-    if not a or not b:
+    span = common_range(a, b)
+    if span is None:
         return None
-    lo = max(seq_key(a[0][0]), seq_key(b[0][0]))
-    hi = min(seq_key(a[-1][0]), seq_key(b[-1][0]))
-    if lo > hi:
-        return None
+    lo, hi = seq_key(span[0]), seq_key(span[1])
     ina = [(s, d) for s, d in a if lo <= seq_key(s) <= hi]
     inb = [(s, d) for s, d in b if lo <= seq_key(s) <= hi]
     i = j = 0
@@ -137,37 +147,147 @@ def compare_entries(conversation: str, a: Sequence[tuple[str, bytes]], b: Sequen
     return None
 
 
-def compare_checkpoints(a: dict[str, Any], b: dict[str, Any]) -> tuple[Divergence | None, str]:
-    """Two checkpoints of one conversation. Returns (divergence or None, a note). Checkpoints are
-    comparable when they start at the same event (same tail); the shorter is then a prefix of the
-    longer iff their roots agree at its size."""
-    conv = a["conversation"]
-    if a["conversation"] != b["conversation"]:
-        raise ValueError(f"checkpoints are of different conversations ({a['conversation']}, {b['conversation']})")
-    if not a["size"] or not b["size"]:
-        return None, "one view is empty: nothing to compare"
-    if a["tail"] != b["tail"]:
-        raise ValueError(f"the checkpoints start at different events (tail {a['tail']} vs {b['tail']}): "
+CHECKPOINT_SCHEMA = "xchat-verify/checkpoint/v1"
+_HEX64 = msgspec.Meta(pattern="^[0-9a-f]{64}$")
+
+
+class Mark(msgspec.Struct, array_like=True, frozen=True):
+    """``[position, sequence id, running root]``: the hash chain after the first ``position`` entries."""
+
+    position: Annotated[int, msgspec.Meta(ge=1, le=2 ** 53)]
+    sequence_id: str
+    root: Annotated[str, _HEX64]
+
+
+class Checkpoint(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A checkpoint as read from a file (docs/formats.md): every field typed, nothing else allowed."""
+
+    schema: str
+    conversation: str
+    tail: str | None
+    head: str | None
+    size: Annotated[int, msgspec.Meta(ge=0, le=2 ** 53)]
+    root: Annotated[str, _HEX64]
+    time: str
+    stride: Annotated[int, msgspec.Meta(ge=1, le=2 ** 53)]
+    marks: list[Mark]
+    public_key: str | None = None
+    signature: str | None = None
+
+
+def parse_checkpoint(data: bytes | dict[str, Any]) -> Checkpoint:
+    """A checkpoint from JSON bytes (or the dict ``Transcript.checkpoint`` gives), typed and checked for
+    consistency: its marks must be exactly the grid of its stride for its size, the last one its own
+    head and root, an empty checkpoint the empty root. Raises ``ValueError`` naming the field."""
+    try:
+        cp = msgspec.json.decode(data, type=Checkpoint) if isinstance(data, (bytes, bytearray)) else \
+            msgspec.convert(data, Checkpoint)
+    except msgspec.ValidationError as exc:
+        raise ValueError(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    _check(cp)
+    return cp
+
+
+def _check(cp: Checkpoint) -> None:
+    if cp.schema != CHECKPOINT_SCHEMA:
+        raise ValueError(f"$.schema is not {CHECKPOINT_SCHEMA}")
+    if cp.stride != stride_for(cp.size):
+        raise ValueError(f"$.stride {cp.stride} is not the stride for {cp.size} events ({stride_for(cp.size)})")
+    expected = list(range(cp.stride, cp.size + 1, cp.stride))
+    if cp.size and (not expected or expected[-1] != cp.size):
+        expected.append(cp.size)
+    if [m.position for m in cp.marks] != expected:
+        raise ValueError(f"$.marks: positions are not every {cp.stride} up to {cp.size} and the head")
+    if (cp.public_key is None) != (cp.signature is None):
+        raise ValueError("$.public_key and $.signature come together")
+    if cp.size == 0:
+        if cp.tail is not None or cp.head is not None or cp.root != root0(cp.conversation).hex():
+            raise ValueError("an empty checkpoint ($.size 0) has no tail or head and the empty root")
+        return
+    if cp.tail is None or cp.head is None:
+        raise ValueError("$.tail and $.head are required when $.size is not 0")
+    last = cp.marks[-1]
+    if last.sequence_id != cp.head or last.root != cp.root:
+        raise ValueError("$.marks: the last mark is not the head and root of the checkpoint")
+    if cp.stride == 1 and cp.marks[0].sequence_id != cp.tail:
+        raise ValueError("$.marks: the first mark is not the tail of the checkpoint")
+    keys = [seq_key(m.sequence_id) for m in cp.marks]
+    if any(a >= b for a, b in zip(keys, keys[1:])) or (cp.stride > 1 and seq_key(cp.tail) >= keys[0]):
+        raise ValueError("$.marks: sequence ids are not in increasing order")
+
+
+@dataclass
+class Comparison:
+    """What ``compare_checkpoints`` found. ``compared``: the positions 1..compared that were checked
+    (the first ``compared`` events both saw, ``through`` the sequence id at that position); ``common``:
+    how many events both saw. The views agree only when nothing diverged and compared == common."""
+
+    divergence: Divergence | None
+    compared: int
+    common: int
+    through: str | None
+    note: str
+
+    @property
+    def complete(self) -> bool:
+        return self.divergence is not None or (self.common > 0 and self.compared == self.common)
+
+    @property
+    def agree(self) -> bool:
+        return self.divergence is None and self.complete
+
+
+def compare_checkpoints(a: Checkpoint | dict[str, Any], b: Checkpoint | dict[str, Any]) -> Comparison:
+    """Two checkpoints of one conversation, compared position by position over the events both saw.
+    Comparable when they start at the same event (same tail): the shorter view is then a prefix of the
+    longer iff their running roots agree at every position both have a mark for, **including the
+    shorter view's head**. When the longer checkpoint has no mark at that position (their grids
+    differ), the comparison stops at the last common mark and says so (``complete`` is false). Raises
+    ``ValueError`` for a malformed checkpoint or checkpoints that are not comparable."""
+    a = a if isinstance(a, Checkpoint) else parse_checkpoint(a)
+    b = b if isinstance(b, Checkpoint) else parse_checkpoint(b)
+    conv = a.conversation
+    if a.conversation != b.conversation:
+        raise ValueError(f"checkpoints are of different conversations ({a.conversation}, {b.conversation})")
+    if not a.size or not b.size:
+        return Comparison(None, 0, 0, None, "one view is empty: the two views saw no event in common")
+    if a.tail != b.tail:
+        raise ValueError(f"the checkpoints start at different events (tail {a.tail} vs {b.tail}): "
                          "compare the two ledgers to judge the range both saw")
-    ma = {m[0]: (m[1], m[2]) for m in a["marks"]}
-    mb = {m[0]: (m[1], m[2]) for m in b["marks"]}
-    common = sorted(set(ma) & set(mb))
+    common_size = min(a.size, b.size)
+    ma = {m.position: m for m in a.marks}
+    mb = {m.position: m for m in b.marks}
+    common = sorted(p for p in set(ma) & set(mb) if p <= common_size)
     last_agree: tuple[int, str] | None = None
     for pos in common:
-        if ma[pos] != mb[pos]:
-            exact = last_agree is not None and pos - last_agree[0] == 1 or (last_agree is None and pos == 1)
-            if ma[pos][0] != mb[pos][0]:
-                first = min(ma[pos][0], mb[pos][0], key=seq_key)
-                what = f"position {pos} holds sequence id {ma[pos][0]} in one view and {mb[pos][0]} in the other"
+        x, y = ma[pos], mb[pos]
+        if (x.sequence_id, x.root) != (y.sequence_id, y.root):
+            exact = (last_agree is not None and pos - last_agree[0] == 1) or (last_agree is None and pos == 1)
+            if x.sequence_id != y.sequence_id:
+                first = min(x.sequence_id, y.sequence_id, key=seq_key)
+                what = f"position {pos} holds sequence id {x.sequence_id} in one view and {y.sequence_id} in the other"
             else:
-                first = ma[pos][0]
+                first = x.sequence_id
                 what = f"the transcripts differ at position {pos} (sequence id {first})"
-            if exact:
-                return Divergence(conv, first, last_agree[1] if last_agree else None, what), ""
             after = last_agree[1] if last_agree else None
-            return Divergence(conv, None, after, f"{what}; they agree up to "
-                              f"{('sequence id ' + after) if after else 'the start'}: the first diverging "
-                              f"event is after that and at or before position {pos} (compare the ledgers "
-                              "for the exact sequence id)"), ""
-        last_agree = (pos, ma[pos][0])
-    return None, f"agree over the first {last_agree[0] if last_agree else 0} events both saw"
+            compared = last_agree[0] if last_agree else 0
+            if exact:
+                return Comparison(Divergence(conv, first, after, what), compared, common_size, after, "")
+            return Comparison(Divergence(conv, None, after, f"{what}; they agree up to "
+                                         f"{('sequence id ' + after) if after else 'the start'}: the first diverging "
+                                         f"event is after that and at or before position {pos} (compare the ledgers "
+                                         "for the exact sequence id)"), compared, common_size, after, "")
+        last_agree = (pos, x.sequence_id)
+    compared, through = last_agree if last_agree else (0, None)
+    if compared == common_size:
+        return Comparison(None, compared, common_size, through,
+                          f"agree over the {compared} events both saw (sequence ids {a.tail} to {through})")
+    shorter = a if a.size <= b.size else b
+    upto = f"up to sequence id {through}" if through else "none"
+    return Comparison(None, compared, common_size, through,
+                      f"not compared in full: agree over the first {compared} of the {common_size} events both saw "
+                      f"({upto}); positions {compared + 1} to {common_size} (up to sequence id {shorter.head}) "
+                      "cannot be compared from these checkpoints (the longer one has no mark at the shorter "
+                      "one's head): compare the ledgers")

@@ -96,6 +96,16 @@ HISTORY_MODES: dict[str, str] = {
     "downgrade": "two new events of the first member, signed at signature version 4",
     "split-view": "requests with the second token (--second-token) see the history of rewrite; others the "
                   "honest one",
+    "clear": "the newest 6 events of the 1:1 conversation are gone; a ConversationDeleteEvent from the first "
+             "member signed with clear_all_messages true and sort_order_msec at the newest one's time covers them",
+    "clear-nothing": "the newest 6 events of the 1:1 conversation are gone; a ConversationDeleteEvent from the "
+                     "first member signed with clear_all_messages false and sort_order_msec 1 (it clears nothing)",
+    "clear-stranger": "as clear, but the ConversationDeleteEvent is signed by a user who is not a member (the "
+                      "directory serves their key)",
+    "drop-oldest": "the oldest 3 events of the 1:1 conversation are gone (the new oldest keeps its previous "
+                   "pointer)",
+    "renumber": "the 1:1 conversation is renumbered above its old head: every sequence id and previous pointer "
+                "moved up (sequence ids are not signed; every event stays validly signed)",
 }
 HOSTILE_MODES.update(HISTORY_MODES)
 
@@ -716,6 +726,34 @@ def rewritten_history(conversations: dict[str, Conversation], users: dict[str, l
                                   {"sequence_ids": [gone.event.sequence_id], "delete_message_action": 2},
                                   conversation_id=last.conversation_id, sequence_id=snowflake(ms, 4242),
                                   previous_sequence_id=last.sequence_id, created_at_msec=str(ms)))
+    if modes & {"clear", "clear-nothing", "clear-stranger"}:
+        from .forge import snowflake
+        gone_events = events[-6:]
+        del events[-6:]
+        last = events[-1].event
+        newest_ms = int(gone_events[-1].event.created_at_msec or 0)
+        ms = newest_ms + 60_000
+        options = {"clear_all_messages": False, "sort_order_msec": 1} if "clear-nothing" in modes else \
+            {"clear_all_messages": True, "sort_order_msec": newest_ms}
+        signer = first
+        if "clear-stranger" in modes:
+            signer = Identity.from_seed("4242424242", first.version, "stranger")
+            served[signer.user_id] = [signer]
+        events.append(forge_event(signer, "ConversationDeleteEvent",
+                                  {"conversation_id": last.conversation_id, "options": options},
+                                  conversation_id=last.conversation_id, sequence_id=snowflake(ms, 777),
+                                  previous_sequence_id=last.sequence_id, created_at_msec=str(ms)))
+    if "drop-oldest" in modes:
+        del events[:3]
+    if "renumber" in modes:
+        shift = int(events[-1].event.sequence_id or 0) - int(events[0].event.sequence_id or 0) + 1
+        moved = []
+        for f in events:
+            ev = f.event
+            moved.append(resign(direct, f, sequence_id=str(int(ev.sequence_id or 0) + shift),
+                                previous_sequence_id=None if ev.previous_sequence_id is None else
+                                str(int(ev.previous_sequence_id) + shift)))
+        events[:] = moved
     if "downgrade" in modes:
         from .forge import snowflake
         for i in range(2):

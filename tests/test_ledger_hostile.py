@@ -1,0 +1,359 @@
+"""Hostile or damaged ledger inputs: each is a precise one-line error with a defined exit code (a
+ledger problem exit 3, a usage error exit 2), never a traceback, an internal error, a hang, unbounded
+memory or a printed secret. Stores are exercised on both backends (SQLite file, real PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import REPO, run_cli
+
+from verifier.ledger.transcript import Transcript
+from verifier.testing.forge import build_conversation
+
+CONV = build_conversation(12, seed="hostile", realistic_crypto=False)
+
+
+def env(**extra):
+    out = {k: v for k, v in os.environ.items() if k != "XCHAT_VERIFY_LEDGER"}
+    out.update(extra)
+    return out
+
+
+def one_line(proc, code: int, *needles: str, absent: tuple[str, ...] = ()) -> str:
+    """The process ended with ``code`` and exactly one stderr line naming every needle."""
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == code, (proc.returncode, proc.stdout[-500:], proc.stderr)
+    assert len(lines) == 1 and lines[0].startswith("xchat-verify: "), lines
+    assert "internal error" not in lines[0] and "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    for secret in absent:
+        assert secret not in proc.stderr + proc.stdout, secret
+    return lines[0]
+
+
+def subprocess_run(*args, timeout=60, extra_env=None):
+    proc = subprocess.run([sys.executable, "-m", "verifier", *map(str, args)], capture_output=True, text=True,
+                          env=env(**(extra_env or {})), cwd=REPO, timeout=timeout)
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+@pytest.fixture()
+def pages(tmp_path):
+    files = []
+    for number, page in enumerate(CONV.pages(5), 1):
+        path = tmp_path / f"page-{number}.json"
+        path.write_text(json.dumps(page))
+        files.append(str(path))
+    ring = tmp_path / "ring.json"
+    ring.write_text(json.dumps(CONV.keyring()))
+    return files, str(ring)
+
+
+def record(ledger: str, pages, *extra) -> object:
+    files, ring = pages
+    return run_cli(["verify", *files, "--keys", ring, "--ledger", ledger, *extra], env=env())
+
+
+# ------------------------------------------------------------------------------------- 8: empty --ledger
+def test_an_empty_ledger_name_is_a_usage_error(pages):
+    files, ring = pages
+    one_line(run_cli(["verify", *files, "--keys", ring, "--ledger", ""], env=env()), 2, "--ledger is empty")
+    one_line(run_cli(["verify", *files, "--keys", ring], env=env(XCHAT_VERIFY_LEDGER="")), 2,
+             "XCHAT_VERIFY_LEDGER is set but empty")
+    one_line(run_cli(["ledger", "show", "--ledger", " "], env=env()), 2, "--ledger is empty")
+    one_line(run_cli(["ledger", "check"], env=env(XCHAT_VERIFY_LEDGER="")), 2, "XCHAT_VERIFY_LEDGER")
+
+
+# ------------------------------------------------------------------------------------- 4: URL secrets
+@pytest.mark.parametrize("url", ["postgresql://bob:pw-s3cret@[::1", "postgresql://bob:pw-s3cret@host:99999/db",
+                                 "postgresql://bob:pw-s3cret@[::1]x/db?password=pw-s3cret"])
+def test_a_malformed_postgres_url_is_a_usage_error_without_its_password(url, pages):
+    for args in (["ledger", "show", "--ledger", url], ["verify", *pages[0], "--keys", pages[1], "--ledger", url]):
+        one_line(run_cli(args, env=env()), 2, "not a valid postgresql:// URL", absent=("pw-s3cret",))
+
+
+def test_secret_query_parameters_are_never_printed(pages):
+    from pg import free_port
+    url = (f"postgresql://nobody:user-s3cret@127.0.0.1:{free_port()}/none?password=query-s3cret"
+           "&sslpassword=ssl-s3cret&sslmode=disable")
+    line = one_line(run_cli(["ledger", "show", "--ledger", url], env=env()), 3,
+                    absent=("user-s3cret", "query-s3cret", "ssl-s3cret"))
+    assert "password=***" in line and "sslpassword=***" in line and "sslmode=disable" in line
+
+
+def test_redact_and_scrub():
+    from verifier.ledger.postgres import redact, scrub
+    url = "postgresql://bob:p%40ss@h/db?password=a%26b&application_name=x&sslpassword=zz&api_token=tt"
+    assert redact(url) == "postgresql://bob:***@h/db?password=***&application_name=x&sslpassword=***&api_token=***"
+    assert scrub("failed for p@ss, a&b, zz and tt", url) == "failed for ***, ***, *** and ***"
+    assert redact("postgresql://bob:pw@[::1") == "postgresql://(unparseable URL)"
+
+
+# ------------------------------------------------------------------------------------- 5: keys
+def _signed_checkpoint(tmp_path: Path, name: str, public_key: object) -> Path:
+    from verifier.receipts import load_signing_key, new_receipt_key, sign_checkpoint
+    key = tmp_path / "k.key"
+    if not key.exists():
+        new_receipt_key(key)
+    cp = sign_checkpoint(Transcript.build("c", [("1", b"\x01" * 32)]).checkpoint("t"), load_signing_key(key))
+    cp["public_key"] = public_key
+    path = tmp_path / name
+    path.write_text(json.dumps(cp))
+    return path
+
+
+def test_a_checkpoint_public_key_is_a_value_never_a_path(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    good = _signed_checkpoint(tmp_path, "good.json", None)
+    good_cp = json.loads(good.read_text())
+    from verifier.receipts import load_signing_key, sign_checkpoint
+    good.write_text(json.dumps(sign_checkpoint({k: v for k, v in good_cp.items() if k not in ("public_key",
+                                                                                              "signature")},
+                                               load_signing_key(tmp_path / "k.key"))))
+    for value in ("/dev/zero", str(fifo), "/etc/hostname", str(tmp_path / "k.key.pub")):
+        hostile = _signed_checkpoint(tmp_path, "hostile.json", value)
+        # a subprocess with a timeout: reading the FIFO would hang, /dev/zero fill memory
+        proc = subprocess_run("ledger", "compare", hostile, good, timeout=60)
+        one_line(proc, 3, "embedded public key")
+
+
+@pytest.mark.parametrize("what", ["/dev/zero", "fifo", "big", "directory"])
+def test_key_files_on_the_command_line_are_read_bounded(what, tmp_path, pages):
+    path = {"/dev/zero": Path("/dev/zero"), "fifo": tmp_path / "fifo", "big": tmp_path / "big.pub",
+            "directory": tmp_path}[what]
+    if what == "fifo":
+        os.mkfifo(path)
+    if what == "big":
+        path.write_bytes(b" " * (1024 * 1024))
+    cp = tmp_path / "cp.json"
+    cp.write_text(json.dumps(Transcript.build("c", [("1", b"\x01" * 32)]).checkpoint("t")))
+    for args in (["ledger", "compare", cp, cp, "--public-key", path],
+                 ["ledger", "checkpoint", "c", "--ledger", tmp_path / "none.db", "--key", path],
+                 ["audit", CONV.conversation_id, "--base-url", "http://127.0.0.1:9", "--receipt-key", path]):
+        one_line(subprocess_run(*args, timeout=60, extra_env={"X_BEARER_TOKEN": "t0ken"}), 3)
+
+
+# ------------------------------------------------------------------------------------- 3 and 7: checkpoints
+def _entries(n: int, changed: int | None = None):
+    import hashlib
+    return [(str(1000 + i), hashlib.sha256(f"{i}{'x' if i == changed else ''}".encode()).digest())
+            for i in range(1, n + 1)]
+
+
+@pytest.mark.parametrize("short", [599, 511])
+def test_compare_of_checkpoints_that_differ_at_the_shorter_head_does_not_agree(short, tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(Transcript.build("c", _entries(short, changed=short)).checkpoint("t")))
+    b.write_text(json.dumps(Transcript.build("c", _entries(600)).checkpoint("t")))
+    proc = run_cli(["ledger", "compare", a, b], env=env())
+    one_line(proc, 3, "not compared in full", f"to {short}")
+    out = json.loads(proc.stdout)
+    assert out["agree"] is False and out["complete"] is False and out["findings"] == []
+    compared = short - 1 if short % 2 else short - 2
+    assert out["ranges"] == [{"conversation": "c", "kind": "positions", "from": 1, "to": compared,
+                              "from_sequence_id": "1001", "to_sequence_id": str(1000 + compared),
+                              "common": short}]
+    # the same history both ways round still is not "agree" from checkpoints alone
+    a.write_text(json.dumps(Transcript.build("c", _entries(short)).checkpoint("t")))
+    assert run_cli(["ledger", "compare", b, a], env=env()).returncode == 3
+    # equal sizes: the heads are compared, the divergence is found
+    a.write_text(json.dumps(Transcript.build("c", _entries(600, changed=599)).checkpoint("t")))
+    proc = run_cli(["ledger", "compare", a, b], env=env())
+    assert proc.returncode == 1 and json.loads(proc.stdout)["findings"][0]["code"] == "split_view"
+
+
+@pytest.mark.parametrize("changes,field", [
+    ({"marks": []}, "$.marks"), ({"marks": [5, 6]}, "$.marks[0]"), ({"marks": [[[1], 2, 3]]}, "$.marks[0][0]"),
+    ({"tail": None, "drop": "tail"}, "tail"), ({"signature": 5}, "$.signature"), ({"size": True}, "$.size"),
+    ({"size": 10 ** 400}, "$.size"),
+])
+def test_malformed_checkpoint_files_are_one_line_exit_3(changes, field, tmp_path):
+    cp = Transcript.build("c", _entries(3)).checkpoint("t")
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(cp))
+    drop = changes.pop("drop", None)
+    cp.update(changes)
+    if drop:
+        del cp[drop]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(cp))
+    one_line(run_cli(["ledger", "compare", bad, good], env=env()), 3, "bad.json", field)
+
+
+# ------------------------------------------------------------------------------------- 7: receipts
+@pytest.fixture()
+def receipt(tmp_path):
+    from verifier.receipts import load_signing_key, make_receipt, new_receipt_key
+    key = tmp_path / "r.key"
+    new_receipt_key(key)
+    body = make_receipt(key=load_signing_key(key), tool_version="t", time="2026-01-01T00:00:00.000Z",
+                        verdict="pass", report_digest="0" * 64, checkpoints=[], evidence_dir=None, ledger_audit=1)
+    path = tmp_path / "receipt.json"
+    path.write_text(json.dumps(body))
+    return path, f"{key}.pub"
+
+
+@pytest.mark.parametrize("changes,field", [({"signature": 5}, "$.signature"), ({"ledger_audit": "1"}, "$.ledger_audit"),
+                                           ({"checkpoints": [5]}, "$.checkpoints[0]"), ({"public_key": None}, "$.public_key")])
+def test_malformed_receipts_are_one_line_exit_3(changes, field, receipt):
+    path, pub = receipt
+    assert run_cli(["receipt", "verify", path, "--public-key", pub], env=env()).returncode == 0
+    body = json.loads(path.read_text())
+    body.update(changes)
+    path.write_text(json.dumps(body))
+    one_line(run_cli(["receipt", "verify", path, "--public-key", pub], env=env()), 3, field)
+
+
+@pytest.mark.parametrize("what", ["/dev/zero", "fifo", "directory"])
+def test_receipt_verify_reads_regular_files_only(what, receipt, tmp_path):
+    _path, pub = receipt
+    target = {"/dev/zero": "/dev/zero", "fifo": str(tmp_path / "fifo"), "directory": str(tmp_path)}[what]
+    if what == "fifo":
+        os.mkfifo(target)
+    one_line(subprocess_run("receipt", "verify", target, "--public-key", pub, timeout=60), 3)
+
+
+# ------------------------------------------------------------------------------------- 6: metrics
+def _values(path: Path) -> dict[str, float]:
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in path.read_text().splitlines()
+            if line and not line.startswith("#")}
+
+
+@pytest.mark.parametrize("previous,why", [
+    ("xchat_verify_audits_total 1e400\n", "line 1"),
+    ("xchat_verify_audits_total -5\n", "line 1"),
+    ("xchat_verify_events_total 1.5\n", "line 1"),
+    ("hello world\n", "line 1"),
+    ("x" * (2 * 1024 * 1024), "larger than"),
+])
+def test_bad_previous_metrics_are_ignored_with_a_warning(previous, why, tmp_path, pages):
+    files, ring = pages
+    metrics = tmp_path / "m.prom"
+    metrics.write_text(previous)
+    proc = run_cli(["verify", *files, "--keys", ring, "--metrics", metrics], env=env())
+    assert proc.returncode == 0, proc.stderr
+    assert "previous values in --metrics" in proc.stderr and why in proc.stderr and "ignored" in proc.stderr
+    assert _values(metrics)["xchat_verify_audits_total"] == 1  # counters start again
+
+
+def test_metrics_to_a_device_never_reads_it(tmp_path, pages):
+    files, ring = pages
+    ledger = tmp_path / "l.db"
+    # /dev/full: nothing is read from it; writing fails after the ledger committed, and says so
+    proc = subprocess_run("verify", *files, "--keys", ring, "--ledger", ledger, "--metrics", "/dev/full", timeout=60)
+    assert proc.returncode == 3
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "recorded in ledger" in last and "as audit 1" in last and "--metrics /dev/full" in last
+    assert json.loads(run_cli(["ledger", "show", "--ledger", ledger], env=env()).stdout)["audits"] == 1
+    # /dev/null: written through; no previous values, a warning says so
+    proc = run_cli(["verify", *files, "--keys", ring, "--metrics", "/dev/null"], env=env())
+    assert proc.returncode == 0 and "not a regular file" in proc.stderr
+
+
+def test_metrics_in_a_missing_directory_is_refused_before_anything(tmp_path, pages):
+    files, ring = pages
+    target = tmp_path / "nope" / "m.prom"
+    one_line(run_cli(["verify", *files, "--keys", ring, "--ledger", tmp_path / "l.db", "--metrics", target],
+                     env=env()), 3, "does not exist")
+    assert not target.parent.exists() and not (tmp_path / "l.db").exists()
+
+
+# ------------------------------------------------------------------------------------- 7: damaged rows
+def _damage(target: str, statement: str) -> None:
+    if target.startswith("postgresql://"):
+        import psycopg
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute(statement)
+    else:
+        conn = sqlite3.connect(target)
+        conn.execute(statement)
+        conn.commit()
+        conn.close()
+
+
+@pytest.mark.parametrize("statement,table", [
+    ("UPDATE events SET state = 7", "table events"),
+    ("UPDATE audits SET inputs = 'not json'", "table audits"),
+    ("UPDATE audits SET findings = '{\"a\": \"b\"}'", "table audits"),
+    ("UPDATE audits SET time = 'yesterday'", "table audits"),
+    ("UPDATE events SET digest = 'abc'", "table events"),
+    ("UPDATE keys SET source = 'gossip' WHERE source = 'events'", "table keys"),
+    ("UPDATE chains SET complete = 5", "table chains"),
+])
+def test_damaged_rows_are_ledger_errors_and_check_reports_them(statement, table, ledger_target, pages):
+    assert record(ledger_target, pages).returncode == 0
+    if "digest = 'abc'" in statement and ledger_target.startswith("postgresql://"):
+        statement = "UPDATE events SET digest = 'abc'::bytea"
+    _damage(ledger_target, statement)
+    files, ring = pages
+    readers = {"table events": ("show", "export", "verify"), "table audits": ("show", "export", "history", "verify"),
+               "table keys": ("show", "export", "verify"), "table chains": ("history", "export")}[table]
+    for args in (["ledger", "show"], ["ledger", "export"], ["ledger", "history", CONV.conversation_id],
+                 ["verify", *files, "--keys", ring, "--format", "json"]):
+        if args[0] in readers or args[1] in readers:  # the commands that read the damaged table
+            one_line(run_cli([*args, "--ledger", ledger_target], env=env()), 3, "is damaged", table)
+    proc = run_cli(["ledger", "check", "--ledger", ledger_target], env=env())
+    out = json.loads(proc.stdout)
+    assert proc.returncode == 3 and out["consistent"] is False and any(table in p for p in out["problems"])
+
+
+def test_a_bare_ledger_meta_table_is_not_a_ledger(tmp_path):
+    path = tmp_path / "meta.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE ledger_meta (a)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    one_line(run_cli(["ledger", "show", "--ledger", path], env=env()), 3, "not an xchat-verify ledger")
+    assert path.read_bytes() == before
+
+
+def test_a_bare_ledger_meta_table_in_postgres_is_not_a_ledger(postgres_server):
+    url = postgres_server.new_database()
+    _damage(url, "CREATE TABLE ledger_meta (a INT)")
+    one_line(run_cli(["ledger", "show", "--ledger", url], env=env()), 3, "not an xchat-verify ledger")
+
+
+def test_a_large_sqlite_ledger_is_compared_as_a_ledger_not_read_as_a_checkpoint(tmp_path):
+    """Checkpoint files are read bounded (1 MiB); a ledger file of any size is still a ledger."""
+    import hashlib
+
+    from verifier.ledger import open_ledger
+    from verifier.ledger.store import AuditRow, EventRow
+    path = tmp_path / "big.db"
+    store = open_ledger(str(path))
+    with store.transaction():
+        store.insert_audit(AuditRow(1, "2026-01-01T00:00:00.000Z", "t", "verify", [], "pass", "0" * 64, 20_000, {}))
+        store.insert_events([EventRow("c", str(10 ** 18 + i), hashlib.sha256(str(i).encode()).digest(), None, f"m{i}",
+                                      "1", "MessageCreateEvent", "7", "valid", 0, 1, 1) for i in range(20_000)])
+    store.close()
+    run_cli(["ledger", "check", "--ledger", path], env=env())  # checkpoint the WAL into the file
+    assert path.stat().st_size > 1024 * 1024
+    proc = run_cli(["ledger", "compare", path, path], env=env())
+    assert proc.returncode == 0 and json.loads(proc.stdout)["agree"] is True, proc.stderr
+
+
+def test_a_receipt_that_cannot_be_written_after_the_commit_says_what_was_recorded(tmp_path):
+    from verifier.receipts import new_receipt_key
+    from verifier.testing.server import FakeXApi, default_conversations
+    key = tmp_path / "r.key"
+    new_receipt_key(key)
+    convs = default_conversations(6, seed="after-commit")
+    ledger = tmp_path / "l.db"
+    with FakeXApi(convs) as api:
+        proc = run_cli(["audit", *[c.conversation_id for c in convs], "--base-url", api.url, "--quiet",
+                        "--ledger", ledger, "--receipt-key", key, "--receipt", tmp_path],  # a directory
+                       env=env(X_BEARER_TOKEN=api.state.token))
+    line = one_line(proc, 3, "recorded in ledger", "as audit 1", "cannot write")
+    assert str(ledger) in line
+    assert json.loads(run_cli(["ledger", "show", "--ledger", ledger], env=env()).stdout)["audits"] == 1
