@@ -92,6 +92,16 @@ def test_options_reach_every_part(data):
     assert _json(keyed) == _json(verify_saved_audit(str(ev), _ring(root)))
 
 
+def test_an_audit_stopped_before_its_key_phase_reads_as_verify_reads_it(data, tmp_path):
+    root, ev, _files = data
+    shutil.copytree(ev, tmp_path / "ev")
+    (tmp_path / "ev" / "keyring.json").unlink()  # written when the key phase ends
+    for ring in (None, _ring(root)):
+        ours = verify_archive([str(tmp_path / "ev")], ring, InProcess(), task_bytes=3_000)
+        assert _json(ours) == _json(verify_saved_audit(str(tmp_path / "ev"), ring))
+        assert any("keys not fetched" in e for i in ours.inputs for e in i.errors) is (ring is None)
+
+
 def test_several_groups_continue_the_indices_and_fail_together(data):
     root, ev, files = data
     ring = _ring(root)

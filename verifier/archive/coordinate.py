@@ -111,6 +111,7 @@ class _GroupRun:
     group: Group
     keyring: Keyring | None
     tasks: list[Task]
+    keys_given: bool = False  # the caller's keyring (--keys), not the group's saved keys
     shell: Verification | None = None
     bases: dict[int, int] = field(default_factory=dict)
     shared_keys: dict[KeySlot, frozenset[bytes]] = field(default_factory=dict)
@@ -141,8 +142,8 @@ def verify_groups(groups: list[Group], executor: Executor, *, keyring: Keyring |
                   target_bytes: int | None = None, ledger: LedgerRecording | None = None) -> Report:
     """Both phases over every group; the combined Report."""
     tasks = plan(groups, target_bytes or task_bytes(groups, workers))
-    runs = [_GroupRun(g, keyring if keyring is not None or g.kind != "evidence" else saved_keyring(g), [])
-            for g in groups]
+    runs = [_GroupRun(g, keyring if keyring is not None or g.kind != "evidence" else saved_keyring(g), [],
+                      keys_given=keyring is not None) for g in groups]
     if ledger is not None and ledger.fallback:  # as verify: the ledger's keys fill slots a keyring lacks
         for run in runs:
             if run.keyring is not None:
@@ -296,7 +297,7 @@ def _replay_evidence(run: _GroupRun, shell: Verification, facts: list[TaskFacts]
         if conv.metadata is not None:
             errors += [(f"metadata {conv.named}", problem) for problem in metadata_problems(conv.metadata)]
     errors += saved.key_errors + saved.file_errors + [e for fact in facts for e in fact.file_errors]
-    if not saved.keys_fetched and run.keyring is None:
+    if not saved.keys_fetched and not run.keys_given:
         errors.append(("keys", "keys not fetched (the audit stopped before its key phase): resume the "
                                "audit or pass --keys"))
     for uid, body in saved.keyring_bodies.items():
