@@ -719,7 +719,17 @@ def _resolve_detail(detail: Any) -> tuple[str | None, dict[str, Any] | None]:
 
 def decode_event_bytes(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> MessageEvent:
     """Decode a TBinary ``MessageEvent``; bytes after the top-level STOP are ignored (as the SDK does)
-    and counted in ``trailing``."""
+    and counted in ``trailing``. The common shape takes ``decode_event_fast``; anything it does not
+    recognise is read by the generic reader (``decode_event_generic``), which decides every oddity."""
+    if len(raw) > limits.max_event_bytes:
+        raise MalformedEvent(
+            f"event of {len(raw)} bytes exceeds the limit of {limits.max_event_bytes}")
+    event = decode_event_fast(raw, limits)
+    return event if event is not None else decode_event_generic(raw, limits)
+
+
+def decode_event_generic(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> MessageEvent:
+    """The generic reader alone (the reference the fast path is tested against)."""
     if len(raw) > limits.max_event_bytes:
         raise MalformedEvent(
             f"event of {len(raw)} bytes exceeds the limit of {limits.max_event_bytes}")
@@ -755,3 +765,6 @@ def decode_event_b64(text: str, limits: Limits = DEFAULT_LIMITS) -> tuple[bytes,
             f"{limits.max_event_bytes} decoded bytes")
     raw = b64decode_strict(text, "encoded_event")
     return raw, decode_event_bytes(raw, limits)
+
+
+from .fastwire import decode_event_fast  # noqa: E402  (the fast path reads this module's schemas)
