@@ -1,0 +1,230 @@
+"""Speed must not change a verdict, a finding or a byte of the report (issue 11).
+
+The reference is the engine and the renderers as they were before the fast paths
+(``tests/reference``: every event read by the generic Thrift reader, one object per event, the
+report rendered in one piece). The shipped code must give the same bytes in every format, through
+the library and through the CLI, on the examples, every conformance vector and differential
+corpora of mutated events (grammar-aware structural mutations of SDK-signed events, and mutated
+histories: dropped, repeated, reordered, re-linked and altered events and JSON envelopes).
+
+``XCHAT_DIFF_CASES=N`` runs N structural mutants and N mutated histories instead of the quick
+default (docs/contributing.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+from fuzz.structural import Campaign
+from reference import engine as ref_engine
+from reference import report as ref_report
+
+import verifier
+from verifier import cli
+from verifier.errors import MalformedEvent
+from verifier.inputs import load_keyring, load_pages
+from verifier.report import FORMATS, render
+from verifier.testing.forge import Identity, build_conversation
+from verifier.vectors import _load_spec, case_arguments, discover
+from verifier.wire import DEFAULT_LIMITS, Limits, decode_event_fast, decode_event_generic
+
+REPO = Path(__file__).resolve().parent.parent
+CASES = int(os.environ.get("XCHAT_DIFF_CASES", "0")) or None
+MAX = 64 * 1024 * 1024
+
+
+QUICK = ("json", "ndjson", "sarif", "junit", "markdown")
+
+
+def renders(report, module, formats=FORMATS) -> dict[str, str]:
+    out = {fmt: module.render(report, fmt) for fmt in formats}
+    if "text" in formats:
+        out["text-all"] = module.render(report, "text", all_events=True, width=100)
+    return out
+
+
+def reference_report(pages, keyring, **options):
+    return ref_engine.verify_pages(pages, keyring, **options)
+
+
+def assert_same(pages: list, keyring, formats=FORMATS, **options) -> None:
+    """Library: the report and every rendering equal the reference's."""
+    expected = renders(reference_report(list(pages), keyring, **options), ref_report, formats)
+    got = renders(verifier.verify_pages(list(pages), keyring, **options), verifier.report, formats)
+    for fmt in expected:
+        assert got[fmt] == expected[fmt], fmt
+
+
+# ------------------------------------------------------------------------------ the decoder
+@pytest.fixture(scope="module")
+def campaign():
+    return Campaign(seed=11)
+
+
+def structural_corpus(campaign, n: int) -> list[bytes]:
+    raws = []
+    while len(raws) < n:
+        try:
+            raws.append(campaign.case()[1])
+        except RecursionError:
+            continue
+    return raws
+
+
+def test_fast_decoder_is_the_generic_reader_on_structural_mutants(campaign):
+    raws = [s.raw for s in campaign.seeds] + structural_corpus(campaign, CASES or 3000)
+    fast = 0
+    for limits in (DEFAULT_LIMITS, Limits(max_container_elements=2, max_total_elements=3, max_depth=3)):
+        for raw in raws:
+            event = decode_event_fast(raw, limits)
+            try:
+                expected = decode_event_generic(raw, limits)
+            except MalformedEvent:
+                assert event is None
+                continue
+            except RecursionError:
+                assert event is None
+                continue
+            if event is not None:
+                fast += limits is DEFAULT_LIMITS
+                assert event == expected and event.trailing == expected.trailing
+    assert fast > len(raws) // 8  # both paths are exercised: many mutants keep the common shape
+
+
+def test_fast_decoder_takes_every_seed_kind(campaign):
+    """Every kind the SDK and the forger sign decodes on the fast path when unmutated."""
+    for seed in campaign.seeds:
+        event = decode_event_fast(seed.raw, DEFAULT_LIMITS)
+        if event is None:  # only ratchet trees (required fields, maps) take the generic reader
+            assert b"\x0c\x00\x04" in seed.raw, seed.label
+        else:
+            assert event == decode_event_generic(seed.raw), seed.label
+
+
+# ------------------------------------------------------------------------------ reports
+def test_examples_give_the_same_reports(tmp_path):
+    ring = load_keyring(str(REPO / "examples" / "keyring.json"), MAX)
+    for folder in ("conversation", "tampered"):
+        paths = sorted(str(p) for p in (REPO / "examples" / folder).glob("*.json"))
+        for keyring in (ring, None):
+            assert_same(list(load_pages(paths, MAX)), keyring)
+            assert_same(list(load_pages(paths, MAX)), keyring, allow_embedded_keys=True, strict=True)
+        cli_same(tmp_path, paths + ["--keys", str(REPO / "examples" / "keyring.json")], list(load_pages(paths, MAX)),
+                 ring)
+
+
+def vector_options(spec: dict) -> dict:
+    options = spec.get("options", {})
+    return dict(conversation_keys={v: base64.b64decode(k) for v, k in options.get("conversation_keys", {}).items()},
+                strict=options.get("strict", False), allow_embedded_keys=options.get("allow_embedded_keys", False),
+                allow_empty=options.get("allow_empty", False))
+
+
+def test_every_vector_gives_the_same_report():
+    for folder in discover(REPO / "vectors"):
+        spec = _load_spec(folder)
+        try:
+            keyring = load_keyring(str(folder / spec["keyring"]), MAX) if spec.get("keyring") else None
+        except verifier.KeyringError:
+            continue
+        pages = list(load_pages([str(folder / name) for name in spec["pages"]], MAX))
+        options = vector_options(spec)
+        expected = reference_report(pages, keyring, **options)
+        got = verifier.verify_pages(pages, keyring, **options)
+        for fmt in ("json", "ndjson", "sarif", "junit", "markdown"):
+            assert render(got, fmt) == ref_report.render(expected, fmt), (folder.name, fmt)
+
+
+def test_every_vector_gives_the_same_report_through_the_cli(tmp_path):
+    for number, folder in enumerate(discover(REPO / "vectors")):
+        if number % 7:  # a seventh of the suite through the CLI (the library covers all of it)
+            continue
+        spec = _load_spec(folder)
+        args = case_arguments(folder, spec)
+        try:
+            keyring = load_keyring(str(folder / spec["keyring"]), MAX) if spec.get("keyring") else None
+        except verifier.KeyringError:
+            continue
+        pages = list(load_pages([str(folder / name) for name in spec["pages"]], MAX))
+        cli_same(tmp_path, args, pages, keyring, **vector_options(spec), formats=("json", "ndjson", "text"))
+
+
+def cli_same(tmp_path: Path, args: list[str], pages: list, keyring, formats=FORMATS, **options) -> None:
+    expected = reference_report(pages, keyring, **options)
+    for fmt in formats:
+        out = tmp_path / f"report.{fmt}"
+        code = cli.main(["verify", *args, "--format", fmt, "-o", str(out)])
+        assert out.read_text(encoding="utf-8") == ref_report.render(expected, fmt), fmt
+        assert code == verifier.model.exit_code(expected)
+
+
+def test_structural_mutants_give_the_same_reports(campaign):
+    """Mutated SDK-signed events in pages of 100: statuses, findings and chain analysis alike."""
+    raws = structural_corpus(campaign, CASES or 600)
+    pages = [{"data": [{"encoded_event": base64.b64encode(r).decode()} for r in raws[i:i + 100]]}
+             for i in range(0, len(raws), 100)]
+    assert_same(pages, campaign.ring, conversation_keys=campaign.keys)
+    assert_same(pages[:2], None, allow_embedded_keys=True)
+
+
+# ------------------------------------------------------------------------------ mutated histories
+def _mutate_history(rng: random.Random, pages: list[dict]) -> list[dict]:
+    pages = copy.deepcopy(pages)
+    items = [(p, i) for p in pages for i in range(len(p["data"]))]
+    for _ in range(rng.randint(1, 4)):
+        page, i = rng.choice(items)
+        if i >= len(page["data"]):
+            continue
+        item = page["data"][i]
+        roll = rng.randrange(12)
+        if roll == 0:
+            del page["data"][i]
+        elif roll == 1:
+            page["data"].append(copy.deepcopy(item))
+        elif roll == 2:
+            item["sequence_id"] = str(int(item["sequence_id"]) + rng.choice([-1, 1, 5]))
+        elif roll == 3:
+            item["previous_sequence_id"] = rng.choice([None, "0" + item["sequence_id"], item["sequence_id"], "x"])
+        elif roll == 4:
+            raw = bytearray(base64.b64decode(item["encoded_event"]))
+            raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
+            item["encoded_event"] = base64.b64encode(bytes(raw)).decode()
+        elif roll == 5:
+            item["is_trusted"] = False
+        elif roll == 6:
+            item["sender_id"] = "999"
+        elif roll == 7:
+            page.setdefault("meta", {}).setdefault("conversation_key_events", []).append(item["encoded_event"])
+        elif roll == 8:
+            item["encoded_event"] = item["encoded_event"].rstrip("=") + rng.choice(["=", "A", "-", ""])
+        elif roll == 9:
+            rng.shuffle(page["data"])
+        elif roll == 10:
+            item["created_at_msec"] = 5
+        else:
+            item.pop("encoded_event")
+    return pages
+
+
+@pytest.fixture(scope="module")
+def history():
+    members = [Identity.from_seed("1215441834412953600", "1765382634817", "diff-a"),
+               Identity.from_seed("1843439638876491776", "1736723828667", "diff-b")]
+    conv = build_conversation(80, members=members, seed="diff", realistic_crypto=False)
+    return conv, conv.pages(20), verifier.Keyring.from_json(json.dumps(conv.keyring()))
+
+
+def test_mutated_histories_give_the_same_reports(history):
+    conv, pages, ring = history
+    rng = random.Random(11)
+    assert_same(pages, ring, conversation_keys=conv.conversation_keys)
+    for _ in range(CASES or 25):
+        mutated = _mutate_history(rng, pages)
+        options = rng.choice([{}, {"strict": True}, {"allow_embedded_keys": True}])
+        assert_same(mutated, rng.choice([ring, None]), QUICK, conversation_keys=conv.conversation_keys, **options)
