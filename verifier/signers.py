@@ -4,7 +4,7 @@ an event carries, cross-checked against the keyring and against the other events
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -91,6 +91,13 @@ def embedded_key_conflicts(events: Iterable[tuple[int, MessageEvent | None]],
     for index, event in events:
         for triple in embedded_keys(event):
             carriers.setdefault(triple, []).append(index)
+    return conflicts_by_slot(carriers, keyring)
+
+
+def conflicts_by_slot(carriers: Mapping[tuple[str, str, str], Iterable[int]],
+                      keyring: Keyring | None) -> list[tuple[int, str]]:
+    """``embedded_key_conflicts`` from {(member, version, encoded key): indices of the events carrying
+    it} (the engine gathers it as pages arrive)."""
     by_slot: dict[tuple[str, str], dict[bytes, list[int]]] = {}
     for (member, version, encoded), indices in carriers.items():
         by_slot.setdefault((member, version_key(version)), {}).setdefault(_identity(encoded), []).extend(indices)
