@@ -29,7 +29,8 @@ import verifier
 from verifier import cli
 from verifier.errors import MalformedEvent
 from verifier.inputs import load_keyring, load_pages
-from verifier.report import FORMATS, render
+from verifier.report import FORMATS, render, stream
+from verifier.report.stream import iter_report
 from verifier.testing.forge import Identity, build_conversation
 from verifier.vectors import _load_spec, case_arguments, discover
 from verifier.wire import DEFAULT_LIMITS, Limits, decode_event_fast, decode_event_generic
@@ -54,11 +55,16 @@ def reference_report(pages, keyring, **options):
 
 
 def assert_same(pages: list, keyring, formats=FORMATS, **options) -> None:
-    """Library: the report and every rendering equal the reference's."""
-    expected = renders(reference_report(list(pages), keyring, **options), ref_report, formats)
+    """Library: the report and every rendering equal the reference's; so do the streamed JSON and
+    NDJSON of the lazy report."""
+    reference = reference_report(list(pages), keyring, **options)
+    expected = renders(reference, ref_report, formats)
     got = renders(verifier.verify_pages(list(pages), keyring, **options), verifier.report, formats)
     for fmt in expected:
         assert got[fmt] == expected[fmt], fmt
+    lazy = verifier.verify_pages(list(pages), keyring, lazy=True, **options)
+    for fmt in ("json", "ndjson"):
+        assert "".join(iter_report(lazy, fmt)) == ref_report.render(reference, fmt), fmt
 
 
 # ------------------------------------------------------------------------------ the decoder
@@ -220,7 +226,8 @@ def history():
     return conv, conv.pages(20), verifier.Keyring.from_json(json.dumps(conv.keyring()))
 
 
-def test_mutated_histories_give_the_same_reports(history):
+def test_mutated_histories_give_the_same_reports(history, monkeypatch):
+    monkeypatch.setattr(stream, "_BATCH", 7)  # streamed JSON crosses many batch boundaries
     conv, pages, ring = history
     rng = random.Random(11)
     assert_same(pages, ring, conversation_keys=conv.conversation_keys)

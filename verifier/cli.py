@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from .engine import verify_pages
+from .engine import gc_paused, verify_pages
 from .errors import FetchError, InputError, UsageError, XChatVerifyError
 from .inputs import DEFAULT_MAX_FILE_MB, is_evidence_dir, load_keyring, load_pages, parse_conversation_keys
 from .keys import entry_from_row
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, Report, exit_code
-from .outputs import atomic_write_text
+from .outputs import atomic_write_chunks, atomic_write_text
 from .paging import MB
 from .settings import DEFAULT_BASE_URL, IDENTITY_KEY_ENV, AuditOptions, RetryPolicy
 
@@ -26,16 +26,17 @@ if TYPE_CHECKING:  # the network modules are imported by the commands that use t
     from .audit import AuditProgress
     from .fetch import ClientEvents, XChatClient
 from ._version import __version__
-from .report import FORMATS, render
+from .report import FORMATS
+from .report.stream import iter_report
 from .sanitize import printable
 
 
 # ------------------------------------------------------------------------------------- output
 def emit(report: Report, fmt: str, output: str | None, all_events: bool = False) -> None:
+    """The report to ``output`` (atomically) or stdout, written in chunks (``report.stream``)."""
     if output:
-        text = render(report, fmt, all_events=all_events)
         try:
-            atomic_write_text(output, text)
+            atomic_write_chunks(output, iter_report(report, fmt, all_events=all_events))
         except OSError as exc:
             raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
         print(f"verdict: {report.verdict} (report written to {printable(output)})", file=sys.stderr)
@@ -43,7 +44,8 @@ def emit(report: Report, fmt: str, output: str | None, all_events: bool = False)
     tty = sys.stdout.isatty()
     color = fmt == "text" and tty and "NO_COLOR" not in os.environ  # NO_COLOR drops colour, not layout
     width = shutil.get_terminal_size().columns if tty else None
-    sys.stdout.write(render(report, fmt, color=color, width=width, all_events=all_events))
+    for chunk in iter_report(report, fmt, color=color, width=width, all_events=all_events):
+        sys.stdout.write(chunk)
     sys.stdout.flush()
 
 
@@ -125,8 +127,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         keyring = load_keyring(args.keys, max_bytes) if args.keys else None
         pages = load_pages(args.pages, max_bytes)
-        report = verify_pages(pages, keyring, **options)
-    return finish(report, args)
+        report = verify_pages(pages, keyring, lazy=True, **options)  # events built as they are written
+    with gc_paused():  # the report's objects are acyclic and short-lived
+        return finish(report, args)
 
 
 def read_token(token_file: str | None) -> str:

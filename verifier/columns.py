@@ -67,11 +67,11 @@ class Ids:
         """The value as an integer when it was stored as a canonical decimal, else None."""
         return self._a[index] if self._form[index] == _DECIMAL else None
 
-    def all_decimal(self, indices: array) -> bool:
+    def all_decimal(self, indices: array[int]) -> bool:
         form = self._form
         return all(form[i] == _DECIMAL for i in indices)
 
-    def numbers(self) -> array:
+    def numbers(self) -> array[int]:
         return self._a
 
 
@@ -104,7 +104,7 @@ class Interned(Generic[T]):
     def __getitem__(self, index: int) -> T:
         return self._values[self._codes[index]]
 
-    def codes(self) -> array:
+    def codes(self) -> array[int]:
         return self._codes
 
     def value_of(self, code: int) -> T:

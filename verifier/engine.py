@@ -382,7 +382,7 @@ class _Run:
         self.findings: dict[int, list[tuple[int, Finding]]] = {}
         self.kept: dict[int, MessageEvent] = {}  # decoded events a reviewer reads
         self.waiting: dict[int, bytes] = {}  # encoded events whose signature waits for the keys
-        self.carriers: dict[tuple[str, str, str], array] = {}  # embedded key -> events carrying it
+        self.carriers: dict[tuple[str, str, str], array[int]] = {}  # embedded key -> events carrying it
         self.jobs: list[tuple[int, Job]] = []
         self.pool: ThreadPoolExecutor | None = None
 
@@ -620,11 +620,11 @@ class _Run:
     # ---------------------------------------------------------------- chain and report
     def _conversations(self, run_fails: bool, lazy: bool) -> list[ConversationReport]:
         """Conversations the caller expected (even with no events) first, then any others seen."""
-        groups: dict[str, array] = {cid: array("I") for cid in self.expected_conversations}
+        groups: dict[str, array[int]] = {cid: array("I") for cid in self.expected_conversations}
         for cid in self.incomplete:
             groups.setdefault(cid, array("I"))
         codes = self.conversation.codes()
-        by_code: dict[int, array] = {}
+        by_code: dict[int, array[int]] = {}
         for index in range(self.count):
             code = codes[index]
             members = by_code.get(code)
@@ -636,7 +636,7 @@ class _Run:
         self.sig_tally: Counter[str] = Counter()
         return [self._conversation(cid, members, run_fails, lazy) for cid, members in groups.items()]
 
-    def _conversation(self, cid: str, members: array, run_fails: bool, lazy: bool) -> ConversationReport:
+    def _conversation(self, cid: str, members: array[int], run_fails: bool, lazy: bool) -> ConversationReport:
         self._chain(members)
         counts: dict[str, int] = {s.value: 0 for s in SigStatus}
         counts.update({s.value: 0 for s in ChainStatus})
@@ -669,7 +669,7 @@ class _Run:
                                   events if lazy else list(events), findings,  # type: ignore[arg-type]
                                   complete=cid not in self.incomplete)
 
-    def _conversation_findings(self, cid: str, members: array) -> list[Finding]:
+    def _conversation_findings(self, cid: str, members: array[int]) -> list[Finding]:
         out = []
         for reason in self.incomplete.get(cid, []):
             out.append(self._finding(Code.INCOMPLETE, f"history not fetched to its end: {reason}"))
@@ -680,7 +680,7 @@ class _Run:
                                                        "proven signature"))
         return out
 
-    def _chain(self, members: array) -> None:
+    def _chain(self, members: array[int]) -> None:
         from .fastchain import linear_chain
         results = linear_chain(self, members)
         if results is None:
@@ -752,7 +752,7 @@ class EventList(Sequence[EventReport]):
     """A conversation's events, each ``EventReport`` built from the engine's columns when read
     (``verify_pages(..., lazy=True)``): what a report of millions of events is rendered from."""
 
-    def __init__(self, run: _Run, indices: array) -> None:
+    def __init__(self, run: _Run, indices: array[int]) -> None:
         self._run = run
         self._indices = indices
 

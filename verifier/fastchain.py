@@ -27,7 +27,7 @@ _DECIMAL = 1
 _FROM_META, _IS_KEY_CHANGE, _SIGNED_KIND = 2, 4, 8
 
 
-def linear_chain(run: _Run, members: array) -> dict[int, str] | None:
+def linear_chain(run: _Run, members: array[int]) -> dict[int, str] | None:
     """Set the chain status of every event of one conversation and return its replays
     ({index: detail}), or return None (nothing set) when the history is not a single linked chain."""
     flags, seq, prev = run.flags, run.seq, run.prev
@@ -75,7 +75,7 @@ def _code(status: ChainStatus) -> int:
     return list(ChainStatus).index(status)
 
 
-def _sorted_by_position(data: array, numbers: array) -> array:
+def _sorted_by_position(data: array[int], numbers: array[int]) -> array[int]:
     """Ascending by position; pages usually come newest first, so a reversal is tried first."""
     pairs = range(len(data) - 1)
     if all(numbers[data[k]] > numbers[data[k + 1]] for k in pairs):
@@ -85,7 +85,7 @@ def _sorted_by_position(data: array, numbers: array) -> array:
     return array("I", sorted(data, key=numbers.__getitem__))
 
 
-def _meta_statuses(run: _Run, meta: array, order: array) -> dict[int, ChainResult] | None:
+def _meta_statuses(run: _Run, meta: array[int], order: array[int]) -> dict[int, ChainResult] | None:
     """Meta copies: a byte-identical repeat of the data event (or of the first meta copy) at its
     position is a duplicate; the first copy of a position only meta holds is out of band."""
     numbers, flags, digests = run.seq.numbers(), run.flags, run.digests
@@ -111,7 +111,7 @@ def _meta_statuses(run: _Run, meta: array, order: array) -> dict[int, ChainResul
     return out
 
 
-def _replays(run: _Run, members: array) -> dict[int, str]:
+def _replays(run: _Run, members: array[int]) -> dict[int, str]:
     """``find_replays`` on the events whose message id is not unique (a replay needs two)."""
     flags, ids = run.flags, run.message_id
     forms, high, low = ids._form, ids._a, ids._b

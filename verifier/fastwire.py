@@ -24,12 +24,12 @@ from .wire import (
     T_LIST,
     T_STRING,
     T_STRUCT,
+    EventSignature,
     Limits,
     MessageEvent,
+    SigningKeyInfo,
     StructSchema,
     UnionSchema,
-    EventSignature,
-    SigningKeyInfo,
     _resolve_detail,
 )
 
