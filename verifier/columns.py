@@ -35,19 +35,19 @@ class Ids:
         return len(self._form)
 
     def append(self, value: str | None) -> None:
+        index = len(self._form)
         if value is None:
-            self._store(_NONE, 0, 0)
-        elif value.isdigit() and value.isascii() and (value == "0" or value[0] != "0") and len(value) <= 18:
-            self._store(_DECIMAL, int(value), 0)
+            form, a, b = _NONE, 0, 0
+        elif len(value) <= 19 and value.isdigit() and value.isascii() and (value[0] != "0" or value == "0") \
+                and int(value) <= _MAX_I64:
+            form, a, b = _DECIMAL, int(value), 0
         elif len(value) == 36 and value[8] == value[13] == value[18] == value[23] == "-" and \
                 _HEX.issuperset(value[:8] + value[9:13] + value[14:18] + value[19:23] + value[24:]):
             number = int(value.replace("-", ""), 16)
-            self._store(_UUID, (number >> 64) - (1 << 63), (number & ((1 << 64) - 1)) - (1 << 63))
+            form, a, b = _UUID, (number >> 64) - (1 << 63), (number & ((1 << 64) - 1)) - (1 << 63)
         else:
-            self._other[len(self._form)] = value
-            self._store(_OTHER, 0, 0)
-
-    def _store(self, form: int, a: int, b: int) -> None:
+            self._other[index] = value
+            form, a, b = _OTHER, 0, 0
         self._form.append(form)
         self._a.append(a)
         self._b.append(b)
