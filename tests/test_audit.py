@@ -251,7 +251,7 @@ def test_ctrl_c_leaves_consistent_evidence_and_resume_completes(api, tmp_path):
 
     def saved_pages() -> int:  # the snapshot plus the journal, as any reader sees the directory
         try:
-            return sum(len(c["pages"]) for c in EvidenceStore.open(ev).manifest["conversations"])
+            return sum(len(c.pages) for c in EvidenceStore.open(ev).manifest.conversations)
         except EvidenceError:
             return 0
     for _ in range(600):

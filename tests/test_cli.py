@@ -1,6 +1,7 @@
 """End-to-end CLI: every format and exit code, corrupt inputs, stdin and JSON Lines."""
 
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -218,3 +219,23 @@ def test_no_color_drops_colour_only(good):
     plain = render(report, "text", color=False, width=90)
     assert "\x1b[" in coloured and "\x1b[" not in plain
     assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
+def test_output_to_a_device_writes_through_it(tmp_path):
+    """``-o /dev/null`` (or any device or FIFO) is written in place: an atomic rename would replace
+    the device itself with a regular file (as root, /dev/null)."""
+    import stat
+
+    from verifier.outputs import atomic_write_text
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    import threading
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    atomic_write_text(fifo, "through the pipe")
+    reader.join(10)
+    assert got == [b"through the pipe"] and stat.S_ISFIFO(fifo.stat().st_mode)
+    # /dev/null is shared with every other process on the machine (one running an older atomic_write
+    # as root may have broken it already): only "a device stays a device" is this test's to check
+    was_device = stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    atomic_write_text("/dev/null", "nothing")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode) or not was_device

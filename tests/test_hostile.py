@@ -574,14 +574,14 @@ def test_journal_replay_drops_a_torn_last_line_and_ignores_older_journals(tmp_pa
         store.save_page(conv, FetchedBody(f"https://api.x.com/p{n}", 200, b'{"data": []}', "now"), f"t{n}")
     journal = tmp_path / "manifest.journal"
     with open(journal, "ab") as handle:  # a crash in the middle of an append
-        handle.write(b'{"journal": "' + store.manifest["journal"].encode() + b'", "seq": 9, "op": "pa')
-    assert len(EvidenceStore.open(tmp_path).manifest["conversations"][0]["pages"]) == 3
+        handle.write(b'{"journal": "' + store.manifest.journal.encode() + b'", "seq": 9, "op": "pa')
+    assert len(EvidenceStore.open(tmp_path).manifest.conversations[0].pages) == 3
     lines = journal.read_bytes().split(b"\n")
     journal.write_bytes(b"\n".join([lines[0], b"{not json", *lines[1:]]))
     with pytest.raises(EvidenceError, match="line 2 is not JSON"):
         EvidenceStore.open(tmp_path)
     journal.write_bytes(b'{"journal": "stale", "seq": 1, "op": "keys_reset"}\n')  # an older run's journal
-    assert EvidenceStore.open(tmp_path).manifest["conversations"] == []  # snapshot only (taken at start)
+    assert EvidenceStore.open(tmp_path).manifest.conversations == []  # snapshot only (taken at start)
 
 
 def test_scrub_report_reaches_every_string_even_behind_json_escapes():

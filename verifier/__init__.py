@@ -21,6 +21,7 @@ from .errors import (
     IdentityKeyError,
     InputError,
     KeyringError,
+    LedgerError,
     ManifestError,
     NetworkError,
     RateLimitError,
@@ -38,7 +39,7 @@ _LAZY = {"XChatClient": "fetch", "AuditOptions": "audit", "audit_conversation": 
 __all__ = ["__version__", "verify_pages", "Verification", "PageInput", "Keyring", "KeyringEntry", "Report",
            "SigStatus", "ChainStatus", "Severity", "Verdict", "Limits", "canonical_conversation",
            "XChatVerifyError", "UsageError", "ConfigError", "IdentityKeyError", "InputError", "KeyringError", "EvidenceError",
-           "ManifestError", "FetchError", "HTTPStatusError", "AuthError", "RateLimitError", "NetworkError",
+           "ManifestError", "LedgerError", "FetchError", "HTTPStatusError", "AuthError", "RateLimitError", "NetworkError",
            *_LAZY]
 
 

@@ -32,10 +32,11 @@ import msgspec
 from .apibodies import key_body_problems, key_rows, metadata_problems, participants_of
 from .engine import PageInput, Verification
 from .errors import EvidenceError, FetchError, ResumeRefused, UsageError
-from .evidence import EvidenceStore, existing_evidence, load_saved_audit
+from .evidence import EvidenceStore, SavedConversation, existing_evidence, load_saved_audit
 from .fetch import XChatClient
 from .ids import canonical_conversation, conversation_path_id, is_user_id
 from .keys import Keyring
+from .manifest import Conversation, UsersNotFetched
 from .model import EventReport, Finding, InputReport, Report, fails
 from .paging import SavedWalk, page_head, page_missing_reasons
 from .sanitize import printable
@@ -124,7 +125,7 @@ class Auditor:
         if self.options.save_dir:
             if self.options.resume:
                 self.store = EvidenceStore.open(self.options.save_dir)
-                check_same_server(self.store.manifest.get("base_url"), client.base_url, self.options.force)
+                check_same_server(self.store.manifest.base_url, client.base_url, self.options.force)
                 self.store.resume()
             else:
                 prepare_new_evidence(self.options.save_dir, self.options.force)
@@ -133,8 +134,10 @@ class Auditor:
         self.expected_ids: dict[str, str | None] = {}  # conversation as named -> canonical id
         self.incomplete: dict[str, list[str]] = {}  # conversation as named -> why not fetched to its end
         self.errors: list[tuple[str, str]] = []
-        self.users_not_fetched: dict | None = None
+        self.users_not_fetched: UsersNotFetched | None = None
         self.stopping = threading.Event()  # set on interrupt: fetchers stop after their current file
+        self.verification: Verification | None = None
+        self.key_users: list[str] = []
 
     def run(self, conversation_ids: Sequence[str]) -> Report:
         by_path: dict[str, str] = {}
@@ -155,7 +158,10 @@ class Auditor:
             self._close_store()
         for source, message in ordered_errors(self.errors):
             verification.add_input_error(source, message)
+        if opts.fallback_keys:  # keys a ledger kept for slots the directory no longer serves
+            keyring.add_fallback(opts.fallback_keys)
         report = verification.finish(keyring)
+        self.verification = verification  # for a ledger: event_facts() and the keyring used
         token_files = self.store.token_files() if self.store else []
         report = add_findings(report, audit_findings(token_files, self.users_not_fetched))
         return scrub_report(report, [self.client.scrub])
@@ -246,7 +252,7 @@ class Auditor:
             except FetchError:
                 pass  # stopping: nobody consumes any more
 
-    def _metadata(self, conversation_id: str, conv: dict | None) -> str | None:
+    def _metadata(self, conversation_id: str, conv: Conversation | None) -> str | None:
         try:
             fetched = self.client.get_conversation(conversation_id)
         except FetchError as exc:  # participants then come from the events alone
@@ -263,7 +269,7 @@ class Auditor:
             self.store.set_expected(conv, expected)
         return expected
 
-    def _replay_saved(self, conversation_id: str, conv: dict | None, q: queue.Queue, expected: str | None,
+    def _replay_saved(self, conversation_id: str, conv: Conversation | None, q: queue.Queue, expected: str | None,
                       reasons: list[str]) -> SavedWalk:
         """With --resume, feed the pages already saved and re-derive from them (never from the
         manifest's ``complete``) whether and where the history goes on."""
@@ -272,7 +278,7 @@ class Auditor:
             return saved
         for index, page in enumerate(self.store.page_inputs(conv)):
             self._check_saved_page(page)
-            saved.see(page.body, conv["pages"][index]["url"])
+            saved.see(page.body, conv.pages[index].url)
             self.store.note_token(conv, index, self.client.token_offsets(page.body))
             page.conversation_id = expected
             self._put(q, page)
@@ -291,7 +297,7 @@ class Auditor:
             raise EvidenceError(f"saved page {printable(page.source)} exceeds the response limits "
                                 "(--max-response-mb, --max-json-values, --max-page-items)")
 
-    def _fetch_pages(self, conversation_id: str, conv: dict | None, q: queue.Queue, expected: str | None,
+    def _fetch_pages(self, conversation_id: str, conv: Conversation | None, q: queue.Queue, expected: str | None,
                      saved: SavedWalk, token: str | None, reasons: list[str]) -> None:
         walk = self.client.iter_conversation_events(conversation_id, max_results=self.options.max_results,
                                                     limits=self.limits, pagination_token=token,
@@ -343,6 +349,7 @@ class Auditor:
         with ThreadPoolExecutor(max(1, self.options.concurrency)) as pool:
             list(pool.map(one, fetch))
         self.users_not_fetched = users_not_fetched([u for u in fetch if u in late], rest, limit, seconds)
+        self.key_users = [u for u in fetch if u not in late]  # users the directory answered for
         self._save("keys", lambda store: store.set_users_not_fetched(self.users_not_fetched))
         text = self.client.scrub(json.dumps(bodies, indent=2, sort_keys=True))
         self._save("keys keyring.json", lambda store: store.save_keyring(text))
@@ -378,7 +385,7 @@ class Auditor:
 
 
 def users_not_fetched(late: list[str], rest: list[str], limit: int | None,
-                      seconds: float | None) -> dict | None:
+                      seconds: float | None) -> UsersNotFetched | None:
     """What the run-level ``users_not_fetched`` warning says: how many, why, and a sample."""
     if not late and not rest:
         return None
@@ -388,7 +395,7 @@ def users_not_fetched(late: list[str], rest: list[str], limit: int | None,
     if late:
         why.append(f"--max-conversation-seconds {seconds:g} ran out during the key requests")
     ids = [*late, *rest]
-    return {"count": len(ids), "sample": ids[:_USERS_SAMPLE], "limit": limit, "why": "; ".join(why)}
+    return UsersNotFetched(count=len(ids), sample=ids[:_USERS_SAMPLE], limit=limit, why="; ".join(why))
 
 
 def key_errors(body: bytes) -> list[str]:
@@ -423,7 +430,7 @@ def ordered_errors(errors: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 # ------------------------------------------------------------------------------------- findings
-def audit_findings(token_files: list[str], users_not_fetched: dict | None) -> list[Finding]:
+def audit_findings(token_files: list[str], users_not_fetched: UsersNotFetched | None) -> list[Finding]:
     """Run-level findings the audit adds to the engine's (the same from the saved evidence)."""
     out = []
     if token_files:
@@ -433,9 +440,9 @@ def audit_findings(token_files: list[str], users_not_fetched: dict | None) -> li
                            f"e.g. {files[0]}; they are kept byte for byte as evidence: revoke the token and do "
                            "not share the evidence directory as it is"))
     if users_not_fetched:
-        count, sample = users_not_fetched["count"], users_not_fetched["sample"]
+        count, sample = users_not_fetched.count, users_not_fetched.sample
         more = " …" if count > len(sample) else ""
-        why = users_not_fetched.get("why") or f"--max-users {users_not_fetched.get('limit')}"
+        why = users_not_fetched.why or f"--max-users {users_not_fetched.limit}"
         out.append(Finding("users_not_fetched", "warning",
                            f"the keys of {count} more users named by the server were not fetched "
                            f"({printable(why)}): {', '.join(sample)}{more}"))
@@ -510,12 +517,14 @@ def _secret_scrubber(secrets: set[str]) -> Callable[[str], str]:
 
 
 # ------------------------------------------------------------------------------------- offline
-def verify_saved_audit(root: str, keyring: Keyring | None = None, **options: Any) -> Report:
+def verify_saved_audit(root: str, keyring: Keyring | None = None, *, fallback_keys: Sequence[Any] = (),
+                       observe: Callable[[Verification], None] | None = None, **options: Any) -> Report:
     """Re-verify a ``--save`` directory offline; gives the same report as the audit that wrote it.
 
     Completeness is re-derived from the saved pages when the manifest claims it, so an edited
     ``complete: true`` cannot turn a partial history into a PASS. ``keyring`` replaces the saved
-    key responses (e.g. keys compared out of band)."""
+    key responses (e.g. keys compared out of band). ``fallback_keys`` (a ledger's) serve only
+    (user, version) slots the keyring lacks; ``observe`` gets the finished ``Verification``."""
     saved = load_saved_audit(root)
     verification = Verification(**options)
     errors: list[tuple[str, str]] = []
@@ -535,18 +544,23 @@ def verify_saved_audit(root: str, keyring: Keyring | None = None, **options: Any
     if keyring is None:
         keyring = Keyring.from_public_key_bodies(
             {uid: {"data": key_rows(body, uid)} for uid, body in saved.keyring_bodies.items()})
+    if fallback_keys:
+        keyring.add_fallback(fallback_keys)
     report = verification.finish(keyring)
+    if observe is not None:
+        observe(verification)
     report = add_findings(report, audit_findings(saved.token_files, saved.users_not_fetched))
     return scrub_report(report, [_secret_scrubber(saved.secrets)] if saved.secrets else [])
 
 
-def _replay_conversation(verification: Verification, conv: Any) -> list[tuple[str, str]]:
+def _replay_conversation(verification: Verification, conv: SavedConversation) -> list[tuple[str, str]]:
     """Feed one saved conversation; its input errors. Incomplete reasons are the audit's own when it
     recorded any, else re-derived from the pages (they are then [] only if the pages reach the end)."""
     walk = SavedWalk()
     before = verification.event_count
     for page, entry in conv.pages:
-        walk.see(page.body, entry.get("url", ""))
+        assert isinstance(page.body, bytes)  # saved pages are always read as bytes
+        walk.see(page.body, entry.url)
         verification.add_page(page)
     reasons = conv.incomplete or walk.reasons(conv.error)
     record_conversation(verification, conv.named, conv.expected, verification.event_count - before, reasons)

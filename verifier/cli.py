@@ -13,17 +13,19 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from .engine import gc_paused, verify_pages
+from .engine import Verification, gc_paused, verify_pages
 from .errors import FetchError, InputError, UsageError, XChatVerifyError
 from .inputs import DEFAULT_MAX_FILE_MB, is_evidence_dir, load_keyring, load_pages, parse_conversation_keys
 from .keys import entry_from_row
+from .ledger_cli import LedgerRun, add_ledger_options
+from .ledger_cli import add_commands as add_ledger_commands
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, Report, exit_code
 from .outputs import atomic_write_chunks, atomic_write_text
 from .paging import MB
 from .settings import DEFAULT_BASE_URL, IDENTITY_KEY_ENV, AuditOptions, RetryPolicy
 
 if TYPE_CHECKING:  # the network modules are imported by the commands that use them
-    from .audit import AuditProgress
+    from .audit import Auditor, AuditProgress
     from .fetch import ClientEvents, XChatClient
 from ._version import __version__
 from .report import FORMATS
@@ -120,14 +122,31 @@ def cmd_verify(args: argparse.Namespace) -> int:
     options = dict(conversation_keys=conversation_keys, allow_embedded_keys=args.allow_embedded_keys,
                    allow_empty=args.allow_empty, allow_partial=args.allow_partial,
                    strict=args.strict, workers=args.workers, reviewers=identity_reviewers(args))
-    if len(args.pages) == 1 and is_evidence_dir(args.pages[0]):
-        from .audit import verify_saved_audit
-        keyring = load_keyring(args.keys, max_bytes) if args.keys else None
-        report = verify_saved_audit(args.pages[0], keyring, **options)  # EvidenceError: exit 3
-    else:
-        keyring = load_keyring(args.keys, max_bytes) if args.keys else None
-        pages = load_pages(args.pages, max_bytes)
-        report = verify_pages(pages, keyring, lazy=True, **options)  # events built as they are written
+    ledger = LedgerRun(args)  # --ledger, --metrics: opened before anything is read
+    try:
+        seen: list = []
+        if len(args.pages) == 1 and is_evidence_dir(args.pages[0]):
+            from .audit import verify_saved_audit
+            keyring = load_keyring(args.keys, max_bytes) if args.keys else None
+            report = verify_saved_audit(args.pages[0], keyring, fallback_keys=ledger.fallback, observe=seen.append,
+                                        **options)  # EvidenceError: exit 3
+        else:
+            keyring = load_keyring(args.keys, max_bytes) if args.keys else None
+            pages = load_pages(args.pages, max_bytes)
+            if ledger.store is None:
+                report = verify_pages(pages, keyring, lazy=True, **options)  # events built as they are written
+            else:  # the incremental form keeps what the ledger records (event_facts)
+                seen.append(Verification(**options))
+                for page in pages:
+                    seen[0].add_page(page)
+                if keyring is not None:
+                    keyring.add_fallback(ledger.fallback)
+                report = seen[0].finish(keyring)
+        ledger.record(report, seen[0] if seen else None, command="verify", inputs=list(args.pages),
+                      key_source="keyring" if args.keys else "directory")
+        seen.clear()  # the engine's working state is not needed to render the report
+    finally:
+        ledger.close()
     with gc_paused():  # the report's objects are acyclic and short-lived
         return finish(report, args)
 
@@ -231,10 +250,21 @@ def audit_options(args: argparse.Namespace, reviewers: tuple | None = None) -> A
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    return finish(run_audit(args, audit_options(args), args.ids), args)
+    options = audit_options(args)
+    ledger = LedgerRun(args)  # --ledger, --metrics, --receipt-key: checked before any request
+    try:
+        options.fallback_keys = ledger.fallback
+        report, auditor = run_audit(args, options, args.ids)
+        ledger.record(report, auditor.verification, command="audit", inputs=list(args.ids), key_source="directory",
+                      key_users=auditor.key_users)
+        auditor.verification = None  # the engine's working state is not needed to render the report
+    finally:
+        ledger.close()
+    return finish(report, args)
 
 
-def run_audit(args: argparse.Namespace, options: AuditOptions, ids: list[str]) -> Report:
+def run_audit(args: argparse.Namespace, options: AuditOptions, ids: list[str]) -> tuple[Report, Auditor]:
+    """Fetch and verify ``ids`` with a progress display; the report and the auditor (its engine state)."""
     from .audit import Auditor
     from .fetch import ClientEvents
     display = _Display(sys.stderr.isatty() and not args.quiet)
@@ -244,7 +274,7 @@ def run_audit(args: argparse.Namespace, options: AuditOptions, ids: list[str]) -
             report = auditor.run(ids)
         except OSError as exc:
             raise InputError(f"cannot write evidence: {exc.strerror or exc}") from None
-    return report
+    return report, auditor
 
 
 def cmd_transcript(args: argparse.Namespace) -> int:
@@ -285,7 +315,7 @@ def cmd_transcript(args: argparse.Namespace) -> int:
             raise UsageError("--keys is for files; a fetched conversation uses the keys it fetches")
         for source in args.sources:
             conversation_path_id(source)  # a UsageError names an argument that is neither
-        report = run_audit(args, audit_options(args, reviewers), args.sources)
+        report, _auditor = run_audit(args, audit_options(args, reviewers), args.sources)
     text = render_transcript(build_transcript(report, reviewers[1]), args.format)
     if args.output == "-":
         sys.stdout.write(text)
@@ -477,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--max-file-mb", type=int, default=DEFAULT_MAX_FILE_MB, metavar="MB",
                         help=f"refuse input files larger than this (default {DEFAULT_MAX_FILE_MB})")
     add_report_options(verify)
+    add_ledger_options(verify, receipts=False)
     verify.set_defaults(handler=cmd_verify)
 
     audit = sub.add_parser("audit", help="fetch conversations from the X API, verify, keep evidence",
@@ -493,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_limit_options(audit)
     add_client_options(audit)
     add_report_options(audit)
+    add_ledger_options(audit, receipts=True)
     audit.set_defaults(handler=cmd_audit)
 
     keys = sub.add_parser("keys", help="public key tools")
@@ -533,6 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_client_options(transcript)
     transcript.set_defaults(handler=cmd_transcript)
 
+    add_ledger_commands(sub, keys_sub)
 
     vectors = sub.add_parser("vectors", help="run the conformance vector suite, or export it",
                              description="Run every case under DIR and compare with its expected.json, against "

@@ -72,7 +72,7 @@ KEY_CHANGE = "ConversationKeyChangeEvent"
 # Finding stages: an event's findings are reported in the order the steps that raise them run.
 _DECODED, _KEY_CONFLICTS, _REVIEWED, _REPLAYED = 0, 1, 3, 4
 # flags
-_DECODED_OK, _FROM_META, _IS_KEY_CHANGE, _SIGNED_KIND = 1, 2, 4, 8
+_DECODED_OK, _FROM_META, _IS_KEY_CHANGE, _SIGNED_KIND, _NOT_ENCODED = 1, 2, 4, 8, 16
 _TRUSTED = {None: 0, False: 1, True: 2}
 _TRUSTED_VALUE = (None, False, True)
 _CHAIN_CODES = list(ChainStatus)
@@ -210,6 +210,17 @@ class Verification:
         with gc_paused():
             return self._finish(keyring, lazy)
 
+    @property
+    def keyring(self) -> Keyring | None:
+        """The keyring ``finish`` verified with."""
+        return self._run.keyring
+
+    def event_facts(self) -> list[EventFacts]:
+        """After ``finish``: per event, in report index order, what the report does not carry but a
+        ledger records (the event's digest, signature version, embedded keys, what it deletes)."""
+        with gc_paused():
+            return [self._run.facts(index) for index in range(self._run.count)]
+
     def _finish(self, keyring: Keyring | None, lazy: bool) -> Report:
         run = self._run
         run.keyring = keyring
@@ -231,6 +242,9 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+_gc_paused = gc_paused  # the name the ledger imports
 
 
 @dataclass(frozen=True)
@@ -359,7 +373,8 @@ class _Run:
         kinds = [getattr(r, "reads_kinds", None) for r in reviewers]
         self.kept_kinds: frozenset[str | None] | None = None
         if all(k is not None for k in kinds):  # only these kinds are read: keep only them
-            self.kept_kinds = frozenset({KEY_CHANGE} if conversation_keys else ()).union(*kinds)  # type: ignore[arg-type]
+            always = {"MessageDeleteEvent", *([KEY_CHANGE] if conversation_keys else [])}  # deletes: event_facts
+            self.kept_kinds = frozenset(always).union(*kinds)  # type: ignore[arg-type]
         self.eager = False  # signatures checked as pages arrive (keyring known, no reviewer learns keys)
         self.records = _Records(self)
         self.inputs: list[InputReport] = []
@@ -373,6 +388,8 @@ class _Run:
         self.conversation: Interned[str] = Interned()
         self.kind: Interned[str | None] = Interned()
         self.key_version: Interned[str | None] = Interned()
+        self.signature_version: Interned[str | None] = Interned()  # for the ledger (event_facts)
+        self.embedded: Interned[tuple[tuple[str, str, str], ...]] = Interned()
         self.check_codes: dict[tuple[str, str], int] = {}  # one Check object per distinct outcome
         self.check_objects: list[Check] = []
         self.sig_codes = array("I")  # 1 + the check's code; 0 while pending
@@ -452,8 +469,10 @@ class _Run:
         self.trusted.append(_TRUSTED[trusted])
         self.kind.append(kind)
         self.conversation.append(getattr(source, "conversation_id", None) or "")  # replaced by the page's below
-        self.key_version.append(event.signature.public_key_version if event is not None and event.signature else None)
-        flags = _FROM_META if entry.from_meta else 0
+        signature = event.signature if event is not None else None
+        self.key_version.append(signature.public_key_version if signature is not None else None)
+        self.signature_version.append(signature.signature_version if signature is not None else None)
+        flags = (_FROM_META if entry.from_meta else 0) | (_NOT_ENCODED if entry.encoded is None else 0)
         if event is not None:
             flags |= _DECODED_OK
             if kind == KEY_CHANGE:
@@ -463,7 +482,7 @@ class _Run:
             if entry.from_meta and kind != KEY_CHANGE:
                 self.add(index, _DECODED, Code.META_NOT_KEY_CHANGE, f"meta.conversation_key_events carries a "
                                                                    f"{kind or 'detail-less event'}, not a key change")
-            self._note_keys(index, event)
+        self._note_keys(index, event)
         self.flags.append(flags)
         if trusted is False or (item is not None and item.is_trusted is False):
             self.add(index, _DECODED, Code.UNTRUSTED, "is_trusted is false")
@@ -479,10 +498,21 @@ class _Run:
             self.waiting[index] = raw  # decoded again once the keys are known
         return event
 
-    def _note_keys(self, index: int, event: MessageEvent) -> None:
-        for triple in embedded_keys(event):
+    def _note_keys(self, index: int, event: MessageEvent | None) -> None:
+        triples = embedded_keys(event)
+        self.embedded.append(tuple(triples))
+        for triple in triples:
             self.users.setdefault(triple[0])
             self.carriers.setdefault(triple, array("I")).append(index)
+
+    def facts(self, index: int) -> EventFacts:
+        kind, event = self.kind[index], self.kept.get(index)
+        deletes: tuple[str, ...] = ()
+        if kind == "MessageDeleteEvent" and event is not None:
+            deletes = tuple(i for i in (event.body or {}).get("sequence_ids") or () if isinstance(i, str))
+        digest = b"" if self.flags[index] & _NOT_ENCODED else bytes(self.digests[32 * index:32 * index + 32])
+        return EventFacts(index, digest, self.signature_version[index], self.embedded[index], deletes,
+                          kind == "ConversationDeleteEvent")
 
     def _structure_findings(self, index: int, event: MessageEvent) -> None:
         """Bytes the SDK reads past or over: it verifies what it reads, but another reader of the same
@@ -790,5 +820,17 @@ def _check_batch(batch: list[tuple[int, Job]]) -> list[Check]:
     return [check(job) for _index, job in batch]
 
 
-__all__ = ["PageInput", "Reviewer", "Record", "EventList", "Verification", "verify_pages", "default_reviewers",
-           "default_workers", "Policy", "gc_paused", "b64decode_strict", "position"]
+@dataclass(frozen=True)
+class EventFacts:
+    """What ``Verification.event_facts`` gives per event (``index`` as in the report)."""
+
+    index: int
+    digest: bytes  # SHA-256 of the encoded event (of its text when it could not be decoded)
+    signature_version: str | None
+    embedded_keys: tuple[tuple[str, str, str], ...]  # (member, key version, signing key) carried by the event
+    deletes: tuple[str, ...] = ()  # MessageDeleteEvent: the sequence ids it deletes
+    clears: bool = False  # ConversationDeleteEvent: clears the history before it
+
+
+__all__ = ["PageInput", "Reviewer", "Record", "EventList", "EventFacts", "Verification", "verify_pages",
+           "default_reviewers", "default_workers", "Policy", "gc_paused", "b64decode_strict", "position"]

@@ -12,7 +12,8 @@ be printed or logged as is. Each family carries the exit code the command line g
     │   ├── KeyringError      a keyring file or entry that cannot be used
     │   ├── EvidenceError     an evidence directory that cannot be used
     │   │   └── ManifestError its manifest is not what the writer wrote
-    │   └── MalformedEvent    an encoded event that cannot be decoded (becomes a ``malformed`` status)
+    │   ├── MalformedEvent    an encoded event that cannot be decoded (becomes a ``malformed`` status)
+    │   └── LedgerError       a ledger that cannot be opened, read or written (corrupt, foreign, newer)
     └── FetchError            the X API could not be read (exit 3); ``status`` is the HTTP status or None
         ├── HTTPStatusError   a final HTTP error status (4xx other than 429, after the fallbacks)
         │   └── AuthError     401 or 403
@@ -69,6 +70,11 @@ class ManifestError(EvidenceError):
 
 class MalformedEvent(InputError):
     """An encoded event that cannot be decoded; the engine turns it into a ``malformed`` status."""
+
+
+class LedgerError(InputError):
+    """An audit ledger (``--ledger``) that cannot be used: not a ledger, corrupt, written by a newer
+    version, unreachable or still locked after the retries. Never recreated silently (exit 3)."""
 
 
 class FetchError(XChatVerifyError):

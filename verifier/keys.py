@@ -143,6 +143,11 @@ class Keyring:
     findings: list[tuple[str, str]] = field(default_factory=list)  # (code, message) for the report
     errors: list[str] = field(default_factory=list)  # unusable rows of a key-directory answer
     _rows: dict[tuple[str, str], list[TrustedKey]] = field(default_factory=dict, repr=False)
+    fallback: set[tuple[str, str]] = field(default_factory=set)  # slots added by add_fallback
+
+    def rows(self) -> dict[tuple[str, str], list[TrustedKey]]:
+        """Every usable row by (user, version), before slots are resolved (for the ledger)."""
+        return self._rows
 
     @classmethod
     def from_entries(cls, entries: Iterable[KeyringEntry]) -> "Keyring":
@@ -165,6 +170,20 @@ class Keyring:
         rows.append(trusted)
         self.keys[slot] = _resolve_slot(entry.user_id, entry.public_key_version, rows)
         return ""
+
+    def add_fallback(self, entries: Iterable[KeyringEntry]) -> set[tuple[str, str]]:
+        """Add keys only for (user, version) slots the keyring has no row for (e.g. keys a ledger
+        kept after the directory stopped serving them); returns the slots added. Unusable entries are
+        skipped."""
+        added: set[tuple[str, str]] = set()
+        for entry in entries:
+            slot = (entry.user_id, version_key(entry.public_key_version))
+            if slot in self._rows and slot not in added:
+                continue
+            if not self.add(entry):
+                added.add(slot)
+        self.fallback |= added
+        return added
 
     def lookup(self, user_id: str | None, version: str | None) -> TrustedKey | None:
         return self.keys.get((user_id or "", version_key(version)))

@@ -84,6 +84,19 @@ class Code(StrEnum):
     KEY_UNDECRYPTABLE = "key_undecryptable"
     KEY_VERSION_CONFLICT = "key_version_conflict"
     NOT_A_PARTICIPANT = "not_a_participant"
+    # the audit ledger (docs/ledger.md): what a later audit finds against what earlier ones saw
+    HISTORY_REWRITTEN = "history_rewritten"
+    CHAIN_REWRITTEN = "chain_rewritten"
+    EVENT_VANISHED = "event_vanished"
+    DELETED_BY_SIGNED_EVENT = "deleted_by_signed_event"
+    HEAD_REGRESSED = "head_regressed"
+    KEY_SUBSTITUTED = "key_substituted"
+    KEY_VERSION_ROLLBACK = "key_version_rollback"
+    SIGNATURE_VERSION_DOWNGRADE = "signature_version_downgrade"
+    KEY_ADDED = "key_added"
+    KEY_RETIRED = "key_retired"
+    LEDGER_KEY_USED = "ledger_key_used"
+    SPLIT_VIEW = "split_view"
 
 
 class Severity(StrEnum):
@@ -185,6 +198,29 @@ VOCABULARY: dict[str, tuple[Severity | None, str]] = {
     Code.NOT_A_PARTICIPANT: (_E, "The identity key opened no conversation key and matches no identity key in "
                                  "the keyring: it is not the key of a participant, so nothing could be "
                                  "decrypted or checked."),
+    Code.HISTORY_REWRITTEN: (_E, "An earlier audit saw a different event at this sequence id: the history was "
+                                 "rewritten after the fact."),
+    Code.CHAIN_REWRITTEN: (_E, "An earlier audit saw this sequence id with another previous_sequence_id: the "
+                               "chain was re-linked."),
+    Code.EVENT_VANISHED: (_E, "An event an earlier audit saw, inside the range fetched now, is gone and no "
+                              "verified signed delete covers it."),
+    Code.DELETED_BY_SIGNED_EVENT: (_I, "An event an earlier audit saw is gone, and a verified signed "
+                                       "MessageDelete/ConversationDelete event covers it."),
+    Code.HEAD_REGRESSED: (_E, "The newest event is older than a head an earlier audit saw: the history was "
+                              "truncated or rolled back."),
+    Code.KEY_SUBSTITUTED: (_E, "The same user and key version now map to a different signing key than an "
+                               "earlier audit recorded."),
+    Code.KEY_VERSION_ROLLBACK: (_E, "A user's current key version is lower than one an earlier audit saw "
+                                    "served."),
+    Code.SIGNATURE_VERSION_DOWNGRADE: (_W, "A sender signs new events at a lower signature version than in "
+                                           "events an earlier audit saw."),
+    Code.KEY_ADDED: (_I, "The key directory serves a new key version for a user the ledger knew."),
+    Code.KEY_RETIRED: (_I, "A key version an earlier audit saw served is no longer served; the ledger keeps "
+                           "it to verify old events."),
+    Code.LEDGER_KEY_USED: (_I, "Signatures were verified with keys the directory no longer serves, kept in "
+                               "the ledger from an earlier audit (key source: ledger)."),
+    Code.SPLIT_VIEW: (_E, "Two views of one conversation (two ledgers or checkpoints) disagree over the range "
+                          "both saw: the server showed different histories."),
 }
 
 # Derived views of the vocabulary.

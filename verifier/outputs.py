@@ -23,6 +23,12 @@ def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
     """A binary handle whose content replaces ``path`` only once the block ends without error
     (written in pieces: a large report is never whole in memory)."""
     target = Path(path)
+    if target.exists() and not target.is_file() and not target.is_dir():
+        # a device or FIFO (``-o /dev/null``, ``-o /dev/stdout``): written in place. Renaming over it
+        # would replace the device with a regular file (as root, /dev/null itself).
+        with open(target, "wb") as handle:
+            yield handle
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}.{threading.get_ident()}")
     try:

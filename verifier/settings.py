@@ -49,6 +49,7 @@ class AuditOptions:
     conversation_keys: dict[str, bytes] = field(default_factory=dict)
     workers: int | None = None
     reviewers: tuple | None = None  # --identity-key: engine reviewers (None: the default checks)
+    fallback_keys: list = field(default_factory=list)  # KeyringEntry rows a ledger kept (--ledger)
 
     def page_limits(self) -> PageLimits:
         return PageLimits(max_pages=self.max_pages, max_bytes=self.max_conversation_bytes,

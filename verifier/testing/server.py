@@ -81,6 +81,24 @@ HOSTILE_MODES: dict[str, str] = {
     "bad-cert": "TLS with a self-signed certificate (https on the same port)",
 }
 
+# A server that serves one history, then a rewritten one (switch modes between audits, or start it
+# again with them): what an audit --ledger must catch. Every event served stays validly signed, so a
+# snapshot audit of the rewritten history alone passes (issue 9, docs/ledger.md).
+HISTORY_MODES: dict[str, str] = {
+    "rewrite": "the middle event of the 1:1 conversation is another message, re-signed by its sender",
+    "vanish": "the middle event of the 1:1 conversation is gone and its successor re-linked over it",
+    "truncate": "the newest 5 events of the 1:1 conversation are gone (the head rolls back)",
+    "delete": "the newest event of the 1:1 conversation is gone, deleted by a signed MessageDeleteEvent",
+    "key-substitution": "the second member's key is replaced at the same key version, their events re-signed",
+    "key-rollback": "the first member's key is an older key version again, their events re-signed with it",
+    "key-rotation": "the first member also has a newer key version (nothing re-signed)",
+    "member-left": "the group's third member left: the directory no longer serves their keys (404)",
+    "downgrade": "two new events of the first member, signed at signature version 4",
+    "split-view": "requests with the second token (--second-token) see the history of rewrite; others the "
+                  "honest one",
+}
+HOSTILE_MODES.update(HISTORY_MODES)
+
 
 @dataclass
 class Fault:
@@ -117,6 +135,8 @@ class ServerState:
     connections: int = 0  # TCP connections accepted (a TLS handshake that fails still counts)
     accept_encodings: list[str | None] = field(default_factory=list)  # Accept-Encoding of each GET
     users: dict[str, list[Identity]] = field(default_factory=dict)
+    second_token: str | None = None  # a second participant's token (split-view)
+    histories: dict = field(default_factory=dict)  # frozenset of history modes -> (conversations, users)
     faults: list[Fault] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     tokens: dict[str, int] = field(default_factory=dict)
@@ -291,7 +311,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.delay)
             fault = None
-        if self.headers.get("Authorization") != f"Bearer {self.state.token}":
+        tokens = {f"Bearer {self.state.token}"} | ({f"Bearer {self.state.second_token}"}
+                                                    if self.state.second_token else set())
+        if self.headers.get("Authorization") not in tokens:
             return self._send(*_problem(401, "Unauthorized", "Unauthorized"))
         limited = self._rate_limit()
         if limited:
@@ -310,6 +332,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _has(self, mode: str) -> bool:
         return mode in self.state.hostile
+
+    def _served(self) -> tuple[dict[str, Conversation], dict[str, list[Identity]]]:
+        """The conversations and key directory this request sees under the history modes."""
+        modes = {m for m in self.state.hostile if m in HISTORY_MODES}
+        if "split-view" in modes:
+            modes.discard("split-view")
+            if self.state.second_token and \
+                    self.headers.get("Authorization") == f"Bearer {self.state.second_token}":
+                modes.add("rewrite")
+        if not modes:
+            return self.state.conversations, self.state.users
+        key = frozenset(modes)
+        with self.state.lock:
+            if key not in self.state.histories:
+                self.state.histories[key] = rewritten_history(self.state.conversations, self.state.users, key)
+            return self.state.histories[key]
 
     def _hostile_response(self, body: Any) -> bool:
         """Send an events page the hostile way, if a response-level mode is on; True if sent."""
@@ -472,7 +510,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not _CONV_ID.fullmatch(path_id):
             return _invalid("id", path_id, f"The `id` path parameter value [{path_id}] is not valid")
         key = canonical_conversation(path_id if not path_id.isdigit() else f"{self.state.owner_id}:{path_id}")
-        conv = self.state.conversations.get(key)
+        conv = self._served()[0].get(key)
         if conv is None:
             return _problem(403, "Forbidden", "You are not permitted to perform this action.")
         return conv
@@ -613,12 +651,98 @@ class _Handler(BaseHTTPRequestHandler):
         if self._has("escape"):
             return _problem(403, ESCAPES, ESCAPES)
         rows = []
-        for identity in self.state.users.get(user_id, []):
+        for identity in self._served()[1].get(user_id, []):
             row = identity.keyring_row()
             if self.state.legacy:
                 row["version"] = row.pop("public_key_version")
             rows.append(row)
         return 200, ({"data": rows} if rows else {})
+
+
+def rewritten_history(conversations: dict[str, Conversation], users: dict[str, list[Identity]],
+                      modes: frozenset[str]) -> tuple[dict[str, Conversation], dict[str, list[Identity]]]:
+    """The history and key directory under ``modes`` (HISTORY_MODES); every served event stays validly
+    signed by the key the directory then serves. The first conversation is the 1:1 one."""
+    import copy
+
+    from .forge import encrypt_contents, forge_event
+    convs = {cid: Conversation(c.conversation_id, list(c.members), list(c.events), dict(c.conversation_keys))
+             for cid, c in conversations.items()}
+    served = {uid: list(ids) for uid, ids in users.items()}
+    direct = next(iter(convs.values()))
+    first, second = direct.members[0], direct.members[1]
+
+    def resign(conv: Conversation, forged, *, sender: Identity | None = None, **changes):
+        ev = forged.event
+        fields = dict(conversation_id=ev.conversation_id, sequence_id=ev.sequence_id,
+                      previous_sequence_id=ev.previous_sequence_id, message_id=ev.message_id,
+                      created_at_msec=ev.created_at_msec, signature_version=ev.signature.signature_version,
+                      conversation_keys=conv.conversation_keys)
+        body = changes.pop("body", ev.body)
+        fields.update(changes)
+        who = sender or next(m for m in conv.members if m.user_id == ev.sender_id)
+        return forge_event(who, ev.kind, copy.deepcopy(body), **fields)
+
+    def replace_identity(old: Identity, new: Identity) -> None:
+        for conv in convs.values():
+            if old not in conv.members:
+                continue
+            conv.members = [new if m == old else m for m in conv.members]
+            conv.events = [resign(conv, f, sender=new) if f.event.sender_id == old.user_id else f
+                           for f in conv.events]
+        served[old.user_id] = [new if i == old else i for i in served[old.user_id]]
+
+    events = direct.events
+    middle = len(events) // 2
+    if "rewrite" in modes:
+        forged = events[middle]
+        original = forged.event.body or {}  # a message: it has a body
+        ckv = original["conversation_key_version"]
+        body = dict(original, contents=encrypt_contents(direct.conversation_keys[ckv], "rewritten",
+                                                                 b"\x07" * 24))
+        events[middle] = resign(direct, forged, body=body)
+    if "vanish" in modes:
+        gone = events.pop(middle)
+        events[middle] = resign(direct, events[middle], previous_sequence_id=gone.event.previous_sequence_id)
+    if "truncate" in modes:
+        del events[-5:]
+    if "delete" in modes:
+        gone = events.pop()
+        last = events[-1].event
+        sender = next(m for m in direct.members if m.user_id == gone.event.sender_id)
+        ms = int(gone.event.created_at_msec or 0) + 60_000
+        from .forge import snowflake
+        events.append(forge_event(sender, "MessageDeleteEvent",
+                                  {"sequence_ids": [gone.event.sequence_id], "delete_message_action": 2},
+                                  conversation_id=last.conversation_id, sequence_id=snowflake(ms, 4242),
+                                  previous_sequence_id=last.sequence_id, created_at_msec=str(ms)))
+    if "downgrade" in modes:
+        from .forge import snowflake
+        for i in range(2):
+            last = events[-1].event
+            ms = int(last.created_at_msec or 0) + 1000
+            ckv = last.body.get("conversation_key_version") if last.body else None
+            ckv = ckv or next(iter(direct.conversation_keys))
+            events.append(forge_event(first, "MessageCreateEvent",
+                                      {"contents": encrypt_contents(direct.conversation_keys[ckv], f"old {i}",
+                                                                    bytes([i + 1]) * 24),
+                                       "conversation_key_version": ckv},
+                                      conversation_id=last.conversation_id, sequence_id=snowflake(ms, 5000 + i),
+                                      previous_sequence_id=last.sequence_id, created_at_msec=str(ms),
+                                      signature_version="4", conversation_keys=direct.conversation_keys))
+    if "key-substitution" in modes:
+        replace_identity(second, Identity.from_seed(second.user_id, second.version, "substituted"))
+    if "key-rollback" in modes:
+        older = str(int(first.version) - 1000) if first.version.isdigit() else "1"
+        replace_identity(first, Identity.from_seed(first.user_id, older, "rolled-back"))
+    if "key-rotation" in modes:
+        newer = str(int(first.version) + 1000) if first.version.isdigit() else "2"
+        served[first.user_id] = served[first.user_id] + [Identity.from_seed(first.user_id, newer, "rotated")]
+    if "member-left" in modes:
+        group = [c for c in convs.values() if len(c.members) > 2]
+        if group:
+            served.pop(group[0].members[2].user_id, None)
+    return convs, served
 
 
 @lru_cache(maxsize=4)
@@ -662,6 +786,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--participants", type=int, default=20_000, help="extra ids of many-participants")
     parser.add_argument("--items", type=int, default=1_000_000, help="items of many-items")
     parser.add_argument("--drip-interval", type=float, default=2.0, help="seconds per byte of drip/drip-headers")
+    parser.add_argument("--second-token", default=None, help="a second participant's token (split-view)")
     args = parser.parse_args(argv)
     for name in ("events", "window", "bomb_mb", "pad_mb", "token_bytes", "participants", "items", "drip_interval"):
         if getattr(args, name) <= 0:
@@ -675,7 +800,7 @@ def main(argv: list[str] | None = None) -> None:
                    rate_limit=args.rate_limit, window_s=args.window, gzip=args.gzip, hostile=set(args.hostile),
                    bomb_mb=args.bomb_mb, pad_mb=args.pad_mb, token_bytes=args.token_bytes,
                    participant_count=args.participants, item_count=args.items,
-                   drip_interval=args.drip_interval)
+                   drip_interval=args.drip_interval, second_token=args.second_token)
     try:
         api.start(args.host, args.port)
     except OSError as exc:  # a port in use, an address that is not ours: one line, exit 2

@@ -1,0 +1,161 @@
+"""The evidence manifest and journal as typed Structs: wrong types are precise one-line errors,
+names are checked before use, and the journal replays to exactly what the writer held."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from verifier.errors import EvidenceError, ManifestError
+from verifier.evidence import EvidenceStore, load_saved_audit
+from verifier.fetch import FetchedBody
+from verifier.manifest import Manifest, UsersNotFetched, decode_manifest, decode_record, encode_manifest, page_name, validate
+
+DIRECT = "1111:2222"
+SHA = "0" * 64
+
+
+def _written(tmp_path: Path, pages: int = 2) -> EvidenceStore:
+    store = EvidenceStore(tmp_path, "https://api.x.com")
+    conv = store.start_conversation(DIRECT, "1111-2222")
+    for n in range(pages):
+        store.save_page(conv, FetchedBody(f"https://api.x.com/p{n}", 200, b'{"data": []}', "now"), f"t{n}",
+                        token_at=[[3, 9]] if n == 0 else None)
+    store.save_metadata(conv, FetchedBody("https://api.x.com/c", 200, b"{}", "now"))
+    store.set_expected(conv, DIRECT)
+    store.save_keys("1111", FetchedBody("https://api.x.com/k", 200, b'{"data": []}', "now"))
+    store.save_keys("2222", None, "HTTP 404")
+    store.set_users_not_fetched(UsersNotFetched(count=3, sample=["5", "6"], limit=2, why="--max-users 2"))
+    store.finish_conversation(conv, None, [])
+    return store
+
+
+def test_the_journal_replays_to_what_the_writer_held(tmp_path):
+    store = _written(tmp_path)  # not closed: the state is the snapshot plus the journal
+    assert EvidenceStore.open(tmp_path).manifest == store.manifest
+    store.close()  # folded into manifest.json, journal removed
+    assert not (tmp_path / "manifest.journal").exists()
+    reopened = EvidenceStore.open(tmp_path).manifest
+    assert reopened == store.manifest
+    conv = reopened.conversations[0]
+    assert conv.complete and [p.next_token for p in conv.pages] == ["t0", "t1"]
+    assert conv.pages[0].token_at == [[3, 9]] and conv.pages[1].token_at == []
+    assert [(k.user_id, k.file, k.error) for k in reopened.keys] == [("1111", "keys/1111.json", None),
+                                                                   ("2222", None, "HTTP 404")]
+    assert decode_manifest(encode_manifest(reopened)) == reopened
+
+
+def test_the_manifest_on_disk_keeps_its_documented_shape(tmp_path):
+    _written(tmp_path).close()
+    data = json.loads((tmp_path / "manifest.json").read_text())
+    assert data["schema"] == "xchat-verify/evidence/v2" and data["keyring"] == "keyring.json"
+    page = data["conversations"][0]["pages"][0]
+    assert page == {"file": page_name("1111-2222", 1), "sha256": page["sha256"], "url": "https://api.x.com/p0",
+                    "fetched_at": "now", "bytes": 12, "token_at": [[3, 9]], "next_token": "t0"}
+    assert data["keys"][1] == {"user_id": "2222", "error": "HTTP 404"}
+    assert data["users_not_fetched"] == {"count": 3, "sample": ["5", "6"], "limit": 2, "why": "--max-users 2"}
+
+
+@pytest.mark.parametrize("change, where", [
+    (lambda m: m["conversations"][0]["pages"][0].__setitem__("sha256", 7), "$.conversations[0].pages[0].sha256"),
+    (lambda m: m["conversations"][0].__setitem__("incomplete", [1]), "$.conversations[0].incomplete[0]"),
+    (lambda m: m["conversations"][0].__setitem__("complete", "yes"), "$.conversations[0].complete"),
+    (lambda m: m["keys"][0].__setitem__("user_id", 1111), "$.keys[0].user_id"),
+    (lambda m: m["users_not_fetched"].__setitem__("count", True), "$.users_not_fetched.count"),
+    (lambda m: m.__setitem__("conversations", {}), "$.conversations"),
+    (lambda m: m["conversations"][0]["pages"][0].pop("file"), "$.conversations[0].pages[0]"),
+], ids=["sha256 int", "reason int", "complete str", "user id int", "count bool", "conversations dict", "no file"])
+def test_a_field_of_the_wrong_type_is_one_precise_error(tmp_path, change, where):
+    _written(tmp_path).close()
+    data = json.loads((tmp_path / "manifest.json").read_text())
+    change(data)
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError) as caught:
+        EvidenceStore.open(tmp_path)
+    message = str(caught.value)
+    assert "manifest.json is malformed" in message and where in message and "\n" not in message
+    with pytest.raises(ManifestError):
+        load_saved_audit(tmp_path)
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda m: m["conversations"][0]["pages"][0].__setitem__("file", "../x.json"), "is not conversations/1111-2222/"),
+    (lambda m: m["conversations"][0]["pages"][0].__setitem__("sha256", "abc"), "has no valid sha256"),
+    (lambda m: m["conversations"][0]["pages"][0].__setitem__("token_at", [[1, 0]]), "malformed token_at"),
+    (lambda m: m["conversations"][0].__setitem__("path_id", "9-9"), "path_id of 1111:2222 is not 1111-2222"),
+    (lambda m: m["conversations"].append(m["conversations"][0]), "listed twice"),
+    (lambda m: m["conversations"][0].__setitem__("expected_conversation_id", "../x"), "expected_conversation_id"),
+    (lambda m: m["users_not_fetched"].__setitem__("sample", ["../x"]), "not a user id"),
+    (lambda m: m["keys"][0].__setitem__("user_id", "../x"), "names a file but is not a user id"),
+], ids=["page file", "sha256", "token_at", "path_id", "listed twice", "expected id", "sample", "keys user"])
+def test_names_are_checked_before_anything_is_read(tmp_path, change, words):
+    _written(tmp_path).close()
+    data = json.loads((tmp_path / "manifest.json").read_text())
+    change(data)
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="manifest.json is malformed") as caught:
+        EvidenceStore.open(tmp_path)
+    assert words in str(caught.value)
+
+
+def test_a_journal_line_of_the_wrong_shape_is_a_manifest_error_naming_the_line(tmp_path):
+    store = _written(tmp_path)
+    journal = tmp_path / "manifest.journal"
+    stamp = f'"journal": "{store.manifest.journal}", "seq": 99'
+    for bad, words in ((f'{{{stamp}, "op": "page", "conversation_id": "{DIRECT}", "entry": {{"file": 1}}}}',
+                        "Expected `str`, got `int` - at `$.entry.file`"),
+                       (f'{{{stamp}, "op": "teleport"}}', "Invalid value 'teleport' - at `$.op`"),
+                       (f'{{{stamp}, "op": "token_seen", "conversation_id": "{DIRECT}", "index": 5, "token_at": []}}',
+                        "names page 6 of 1111:2222, which has 2"),
+                       (f'{{{stamp}, "op": "metadata", "conversation_id": "9:9", "entry": {{"file": "x", '
+                        f'"sha256": "{SHA}"}}}}', "unknown conversation 9:9")):
+        original = journal.read_bytes()
+        journal.write_bytes(original + bad.encode() + b"\n")
+        with pytest.raises(ManifestError) as caught:
+            EvidenceStore.open(tmp_path)
+        assert words in str(caught.value), str(caught.value)
+        journal.write_bytes(original)
+    assert EvidenceStore.open(tmp_path).manifest == store.manifest
+
+
+def test_journal_lines_of_other_journals_or_not_records_are_skipped(tmp_path):
+    store = _written(tmp_path)
+    journal = tmp_path / "manifest.journal"
+    journal.write_bytes(journal.read_bytes() + b'[1, 2]\n{"journal": "other", "seq": 100, "op": "keys_reset"}\n'
+                        + b'{"journal": "' + store.manifest.journal.encode() + b'", "seq": "100", "op": "keys_reset"}\n')
+    assert EvidenceStore.open(tmp_path).manifest == store.manifest
+
+
+def test_not_a_manifest_is_told_apart_from_a_malformed_one(tmp_path):
+    path = tmp_path / "manifest.json"
+    for body, words in ((b"[]", "is not an xchat-verify evidence manifest"),
+                        (b'{"schema": "other"}', "is not an xchat-verify evidence manifest"),
+                        (b"{not json", "is not JSON"),
+                        (b"[" * 100_000, "is not JSON")):
+        path.write_bytes(body)
+        with pytest.raises(EvidenceError, match=words):
+            EvidenceStore.open(tmp_path)
+
+
+def test_a_version_1_manifest_is_still_read(tmp_path):
+    """v1 manifests (before the journal) had no journal fields and stored every key."""
+    (tmp_path / "manifest.json").write_text(json.dumps({
+        "schema": "xchat-verify/evidence/v1", "tool": "xchat-verify 0.1.0", "base_url": "https://api.x.com",
+        "conversations": [{"conversation_id": DIRECT, "path_id": "1111-2222", "complete": True, "incomplete": [],
+                           "next_token": None, "error": None, "expected_conversation_id": None, "metadata": None,
+                           "pages": []}],
+        "keys": [{"user_id": "2222", "file": None, "error": "HTTP 404"}], "keyring": "keyring.json"}))
+    manifest = EvidenceStore.open(tmp_path).manifest
+    assert manifest.conversations[0].complete and manifest.keys[0].error == "HTTP 404"
+    assert manifest.users_not_fetched is None and manifest.journal == ""
+
+
+def test_validate_accepts_what_the_writer_makes():
+    validate(Manifest())
+    record = decode_record(b'{"op": "keys_reset", "journal": "j", "seq": 1}')
+    assert type(record).__name__ == "ResetKeys" and record.seq == 1
+    with pytest.raises(msgspec.ValidationError):
+        decode_record(b'{"op": "keys", "journal": "j", "seq": 1}')

@@ -1,0 +1,421 @@
+"""Recording an audit in the ledger and judging it against what earlier audits saw.
+
+``record_audit`` runs as one transaction: it reads the ledger's state for the audited conversations
+and users, turns (previous state, new report) into findings (docs/ledger.md), adds them to the
+report (verdicts recomputed with the engine's rule: a conversation passes only if it and the run have
+no failing finding), then writes the audit, the events, the keys and the chains. Killed at any point,
+the ledger is at the previous audit's state or at this one's, never between.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import msgspec
+
+from .._version import __version__
+from ..clock import utc_now_iso
+from ..engine import EventFacts, _gc_paused
+from ..keys import Keyring, KeyringEntry, UnusableKey, key_identity, parse_public_key
+from ..model import EventReport, Finding, Report, Severity, fails
+from .store import DELETED, PRESENT, VANISHED, AuditRow, ChainRow, EventRow, KeyRow, LedgerStore
+from .transcript import Transcript, seq_key
+
+MAX_LISTED = 100  # vanished events named one by one per conversation; the rest in one finding
+TRUSTED_SOURCES = ("directory", "keyring")
+
+
+def report_digest(report: Report | dict) -> str:
+    """SHA-256 of the report's canonical JSON (keys sorted, no whitespace): the same for the Report
+    object and for the ``--format json`` file parsed back."""
+    return hashlib.sha256(msgspec.json.encode(report, order="sorted")).hexdigest()
+
+
+def fallback_entries(store: LedgerStore) -> list[KeyringEntry]:
+    """Keys the ledger recorded from the key directory (or a keyring) with a good binding, one per
+    (user, version) on which every such row agrees: used for slots the directory no longer serves."""
+    slots: dict[tuple[str, str], dict[bytes, KeyRow]] = {}
+    for row in store.keys():
+        if row.source in TRUSTED_SOURCES and row.binding == "ok":
+            slots.setdefault((row.user_id, row.version), {})[row.key_digest] = row
+    return [KeyringEntry(user, version, next(iter(rows.values())).signing_key)
+            for (user, version), rows in sorted(slots.items()) if len(rows) == 1]
+
+
+@lru_cache(maxsize=8192)
+def key_digest(encoded: str) -> bytes | None:
+    try:
+        return hashlib.sha256(key_identity(parse_public_key(encoded))).digest()
+    except UnusableKey:
+        return None
+
+
+def _version_number(version: str | None) -> int | None:
+    text = (version or "").lstrip("+")
+    return int(text) if text.isdigit() else None
+
+
+@dataclass
+class Recorded:
+    """What ``record_audit`` did: the audit's id, the findings it added, a checkpoint per conversation."""
+
+    audit_id: int
+    time: str
+    findings: list[tuple[str, Finding]] = field(default_factory=list)  # (conversation or "", finding)
+    checkpoints: list[dict] = field(default_factory=list)
+
+
+class _Judge:
+    """The findings of one audit; each names the earlier audit it contradicts."""
+
+    def __init__(self, audits: dict[int, AuditRow]) -> None:
+        self.audits = audits
+        self.run: list[Finding] = []
+        self.conv: dict[str, list[Finding]] = {}
+        self.event: list[tuple[str, EventReport, Finding]] = []
+
+    def since(self, audit_id: int) -> str:
+        audit = self.audits.get(audit_id)
+        return f"audit {audit_id} at {audit.time}" if audit else f"audit {audit_id}"
+
+    @staticmethod
+    def finding(code: str, message: str) -> Finding:
+        from ..model import FINDING_SEVERITY
+        return Finding(code, FINDING_SEVERITY[code].value, message)
+
+
+def record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts], keyring: Keyring | None, *,
+                 command: str, inputs: Sequence[str], key_source: str = "directory",
+                 key_users: Sequence[str] | None = None, time: str | None = None) -> Recorded:
+    """Judge ``report`` against the ledger, add the findings to it, and record it: one transaction."""
+    with _gc_paused():  # many small acyclic objects, as in the engine: no cyclic collection meanwhile
+        return _record_audit(store, report, facts, keyring, command=command, inputs=inputs,
+                             key_source=key_source, key_users=key_users, time=time or utc_now_iso())
+
+
+def _record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts], keyring: Keyring | None, *,
+                  command: str, inputs: Sequence[str], key_source: str, key_users: Sequence[str] | None,
+                  time: str) -> Recorded:
+    _mark_ledger_keys(report, keyring)
+    by_index = {f.index: f for f in facts}
+    with store.transaction():
+        audit_id = store.next_audit_id()
+        judge = _Judge({a.id: a for a in store.audits()})
+        recorded = Recorded(audit_id, time)
+        chains: list[ChainRow] = []
+        touched = 0
+        for conv in report.conversations:
+            transcript, count = _conversation(store, judge, conv, by_index, audit_id)
+            touched += count
+            checkpoint = transcript.checkpoint(time)
+            recorded.checkpoints.append(checkpoint)
+            chains.append(ChainRow(audit_id, conv.conversation_id, transcript.tail, transcript.head,
+                                   transcript.size, transcript.root, conv.complete))
+        _keys(store, judge, keyring, facts, audit_id, key_source, key_users)
+        _apply(report, judge)
+        recorded.findings = [("", f) for f in judge.run] + \
+            [(cid, f) for cid, fs in judge.conv.items() for f in fs] + [(cid, f) for cid, _e, f in judge.event]
+        store.insert_audit(AuditRow(audit_id, time, __version__, command, list(inputs), report.verdict,
+                                    report_digest(report), touched, finding_counts(report)))
+        store.insert_chains(chains)
+    return recorded
+
+
+def finding_counts(report: Report) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for f in report.findings:
+        counts[f.code] = counts.get(f.code, 0) + 1
+    for conv in report.conversations:
+        for f in conv.findings:
+            counts[f.code] = counts.get(f.code, 0) + 1
+        for ev in conv.events:
+            for f in ev.findings:
+                counts[f.code] = counts.get(f.code, 0) + 1
+    return counts
+
+
+# ------------------------------------------------------------------------------------- events
+def _conversation(store: LedgerStore, judge: _Judge, conv, by_index: dict[int, EventFacts],
+                  audit_id: int) -> tuple[Transcript, int]:
+    cid = conv.conversation_id
+    now: dict[str, dict[bytes, list[EventReport]]] = {}
+    for ev in conv.events:
+        fact = by_index.get(ev.index)
+        if ev.sequence_id is None or fact is None:
+            continue
+        now.setdefault(ev.sequence_id, {}).setdefault(fact.digest, []).append(ev)
+    old: dict[str, list[EventRow]] = {}
+    for row in store.events(cid):
+        old.setdefault(row.seq, []).append(row)
+
+    inserts: list[EventRow] = []
+    touches: list[tuple[str, bytes, str]] = []
+    for seq, versions in now.items():
+        rows = old.get(seq, [])
+        known = {r.digest for r in rows}
+        for digest, reports in versions.items():
+            ev = reports[0]
+            if len(rows) == 1 and rows[0].digest == digest and rows[0].prev == ev.previous_sequence_id:
+                touches.append((seq, digest, ev.signature.status))  # seen before, unchanged: the usual case
+                continue
+            fact = by_index[ev.index]
+            other = [r for r in rows if r.digest != digest]
+            if other:
+                row = max(other, key=lambda r: r.last_audit)
+                judge.event.append((cid, ev, judge.finding(
+                    "history_rewritten", f"sequence id {seq} is a different event than {judge.since(row.last_audit)} "
+                    f"saw (encoded event SHA-256 {digest.hex()[:16]}…, then {row.digest.hex()[:16]}…)")))
+            moved = [r for r in rows if r.prev != ev.previous_sequence_id]
+            if moved:
+                row = max(moved, key=lambda r: r.last_audit)
+                judge.event.append((cid, ev, judge.finding(
+                    "chain_rewritten", f"sequence id {seq} now follows {ev.previous_sequence_id or 'nothing'}; "
+                    f"{judge.since(row.last_audit)} saw it follow {row.prev or 'nothing'}")))
+            if digest in known:
+                touches.append((seq, digest, ev.signature.status))
+            else:
+                inserts.append(EventRow(cid, seq, digest, ev.previous_sequence_id, ev.message_id, ev.sender_id,
+                                        ev.event_type, fact.signature_version, ev.signature.status, PRESENT,
+                                        audit_id, audit_id))
+    _downgrades(judge, cid, now, old, by_index)
+    states = _missing(judge, conv, now, old, by_index)
+    store.insert_events(inserts)
+    store.touch_events(cid, audit_id, touches)
+    store.set_states(cid, states)
+    entries = [(seq, digest) for seq, versions in now.items() for digest in versions]
+    return Transcript.build(cid, entries), len(inserts) + len(touches)
+
+
+def _missing(judge: _Judge, conv, now: dict, old: dict[str, list[EventRow]],
+             by_index: dict[int, EventFacts]) -> list[tuple[str, bytes, int]]:
+    """Events the ledger holds that this audit did not see: vanished, deleted, or above the head."""
+    cid = conv.conversation_id
+    gone = [seq for seq, rows in old.items() if seq not in now and any(r.state != DELETED for r in rows)]
+    if not gone:
+        return []
+    if not now and not conv.complete:
+        return []  # nothing fetched: nothing can be judged (the report says incomplete)
+    # the range fetched now is the data chain's: key changes delivered only in meta are older copies
+    chained = {seq for seq, versions in now.items()
+               if any(r.chain.status != "out_of_band" for reports in versions.values() for r in reports)}
+    keys = sorted(chained or now, key=seq_key)
+    head = seq_key(keys[-1]) if keys else None
+    tail_event = None
+    if keys:
+        tail_event = next(iter(now[keys[0]].values()))[0]
+    low = None if tail_event is None or tail_event.previous_sequence_id is None else seq_key(keys[0])
+    deleted, clear_before = _deletes(conv, by_index)
+    states: list[tuple[str, bytes, int]] = []
+    vanished: list[tuple[str, EventRow]] = []
+    above: list[tuple[str, EventRow]] = []
+    for seq in sorted(gone, key=seq_key):
+        rows = old[seq]
+        row = max(rows, key=lambda r: r.last_audit)
+        key = seq_key(seq)
+        if low is not None and key < low:
+            continue  # older than what was fetched now: not judged
+        covered = seq in deleted or (clear_before is not None and key < clear_before)
+        if covered:
+            judge.conv.setdefault(cid, []).append(judge.finding(
+                "deleted_by_signed_event", f"sequence id {seq}, seen by {judge.since(row.last_audit)}, is gone; "
+                "a verified signed delete event covers it"))
+            states += [(seq, r.digest, DELETED) for r in rows]
+        elif head is None or key > head:
+            above.append((seq, row))
+            states += [(seq, r.digest, VANISHED) for r in rows]
+        else:
+            vanished.append((seq, row))
+            states += [(seq, r.digest, VANISHED) for r in rows]
+    for seq, row in vanished[:MAX_LISTED]:
+        judge.conv.setdefault(cid, []).append(judge.finding(
+            "event_vanished", f"sequence id {seq} ({row.kind or 'event'} from {row.sender or 'unknown'}), seen by "
+            f"{judge.since(row.last_audit)}, is missing inside the range fetched now"))
+    if len(vanished) > MAX_LISTED:
+        first_seen = min(r.last_audit for _s, r in vanished[MAX_LISTED:])
+        judge.conv.setdefault(cid, []).append(judge.finding(
+            "event_vanished", f"{len(vanished) - MAX_LISTED} more events seen by earlier audits (from "
+            f"{judge.since(first_seen)}) are missing inside the range fetched now"))
+    if above:
+        top_seq, top = max(above, key=lambda a: seq_key(a[0]))
+        now_head = keys[-1] if keys else "nothing (the history is empty)"
+        judge.conv.setdefault(cid, []).append(judge.finding(
+            "head_regressed", f"the newest event is now {now_head}, older than head {top_seq} seen by "
+            f"{judge.since(top.last_audit)}; {len(above)} events newer than the head are gone"))
+    return states
+
+
+def _deletes(conv, by_index: dict[int, EventFacts]) -> tuple[set[str], tuple | None]:
+    """Sequence ids covered by verified signed deletes in this report, and the position before which
+    a verified ConversationDeleteEvent clears the history."""
+    deleted: set[str] = set()
+    clear: tuple | None = None
+    for ev in conv.events:
+        fact = by_index.get(ev.index)
+        if fact is None or ev.signature.status != "valid":
+            continue
+        deleted.update(fact.deletes)
+        if fact.clears and ev.sequence_id is not None:
+            key = seq_key(ev.sequence_id)
+            clear = key if clear is None or key > clear else clear
+    return deleted, clear
+
+
+def _downgrades(judge: _Judge, cid: str, now: dict, old: dict[str, list[EventRow]],
+                by_index: dict[int, EventFacts]) -> None:
+    """New events (sequence ids newer than any the ledger holds from that sender) signed at a lower
+    signature version than the sender used before."""
+    best: dict[str, tuple[int, EventRow]] = {}
+    newest: dict[str, tuple] = {}
+    for rows in old.values():
+        for row in rows:
+            if row.sender is None:
+                continue
+            key = seq_key(row.seq)
+            if row.sender not in newest or key > newest[row.sender]:
+                newest[row.sender] = key
+            version = _version_number(row.sig_version)
+            if version is not None and row.status == "valid" and \
+                    (row.sender not in best or version > best[row.sender][0]):
+                best[row.sender] = (version, row)
+    for seq, versions in now.items():
+        if seq in old:
+            continue
+        for reports in versions.values():
+            ev = reports[0]
+            sender = ev.sender_id
+            if sender not in best or seq_key(seq) <= newest.get(sender, (0, 0, "")):
+                continue
+            version = _version_number(by_index[ev.index].signature_version)
+            if version is not None and version < best[sender][0]:
+                high, row = best[sender]
+                judge.event.append((cid, ev, judge.finding(
+                    "signature_version_downgrade", f"user {sender} signs this new event at signature version "
+                    f"{version}; {judge.since(row.last_audit)} saw them sign at version {high} "
+                    f"(sequence id {row.seq})")))
+
+
+# ------------------------------------------------------------------------------------- keys
+def _keys(store: LedgerStore, judge: _Judge, keyring: Keyring | None, facts: Sequence[EventFacts],
+          audit_id: int, source: str, key_users: Sequence[str] | None) -> None:
+    now: dict[tuple[str, str, bytes, str], KeyRow] = {}
+    if keyring is not None:
+        for (user, version), rows in keyring.rows().items():
+            if (user, version) in keyring.fallback:
+                continue
+            for trusted in rows:
+                if trusted.key is None:
+                    continue
+                digest = hashlib.sha256(key_identity(trusted.key)).digest()
+                now[(user, version, digest, source)] = KeyRow(user, version, digest, source, trusted.encoded,
+                                                              trusted.status, audit_id, audit_id)
+    for fact in facts:
+        for member, version, encoded in fact.embedded_keys:
+            embedded = key_digest(encoded)
+            if embedded is not None and (member, version, embedded, "events") not in now:
+                now[(member, version, embedded, "events")] = KeyRow(member, version, embedded, "events", encoded,
+                                                                    "none", audit_id, audit_id)
+    old = store.keys()
+    by_slot: dict[tuple[str, str], list[KeyRow]] = {}
+    for row in old:
+        by_slot.setdefault((row.user_id, row.version), []).append(row)
+    # key_substituted: one finding per (user, version) whose key differs from one recorded before
+    flagged: set[tuple[str, str]] = set()
+    for (user, version, digest, src), _row in sorted(now.items()):
+        if (user, version) in flagged:
+            continue
+        other = [r for r in by_slot.get((user, version), []) if r.key_digest != digest]
+        if other:
+            before = max(other, key=lambda r: r.last_audit)
+            flagged.add((user, version))
+            judge.run.append(judge.finding(
+                "key_substituted", f"user {user} key version {version} is now key {digest.hex()[:16]}… "
+                f"({src}); {judge.since(before.last_audit)} recorded key {before.key_digest.hex()[:16]}… "
+                f"({before.source})"))
+    served: dict[str, set[str]] = {}
+    for (user, version, _d, src) in now:
+        if src in TRUSTED_SOURCES:
+            served.setdefault(user, set()).add(version)
+    old_served: dict[str, list[KeyRow]] = {}
+    for row in old:
+        if row.source in TRUSTED_SOURCES:
+            old_served.setdefault(row.user_id, []).append(row)
+    for user, versions in sorted(served.items()):
+        served_before = old_served.get(user, [])
+        numbers = [n for n in (_version_number(v) for v in versions) if n is not None]
+        earlier = [(n, r) for r in served_before if (n := _version_number(r.version)) is not None]
+        if numbers and earlier:
+            high, row = max(earlier, key=lambda e: (e[0], e[1].last_audit))
+            if max(numbers) < high:
+                judge.run.append(judge.finding(
+                    "key_version_rollback", f"user {user}'s newest key version served is {max(numbers)}, lower "
+                    f"than version {row.version} that {judge.since(row.last_audit)} saw served"))
+        if served_before:
+            known = {r.version for r in served_before}
+            for version in sorted(versions - known, key=lambda v: (_version_number(v) or 0, v)):
+                judge.run.append(judge.finding(
+                    "key_added", f"user {user} has a new key version {version} (the ledger knew "
+                    f"{', '.join(sorted(known))} since {judge.since(min(r.first_audit for r in served_before))})"))
+    looked_up = set(served) | set(key_users or ())
+    retired: list[KeyRow] = []
+    for user in sorted(looked_up):
+        for row in old_served.get(user, []):
+            if row.version not in served.get(user, set()) and row.retired_audit is None:
+                retired.append(row)
+                judge.run.append(judge.finding(
+                    "key_retired", f"user {user} key version {row.version} is no longer served; "
+                    f"{judge.since(row.last_audit)} saw it served (the ledger keeps it for old events)"))
+    store.upsert_keys(list(now.values()), audit_id)
+    store.retire_keys(retired, audit_id)
+
+
+# ------------------------------------------------------------------------------------- report
+def _mark_ledger_keys(report: Report, keyring: Keyring | None) -> None:
+    """Events verified with a key only the ledger still had: said on the event, the conversation and
+    the report's ``key_source``."""
+    fallback = keyring.fallback if keyring is not None else set()
+    if not fallback:
+        return
+    used = False
+    for conv in report.conversations:
+        count = 0
+        for ev in conv.events:
+            if ev.signature.status == "valid" and (ev.sender_id or "", ev.key_version or "") in fallback:
+                ev.signature.detail += "; key source: ledger"
+                count += 1
+        if count:
+            used = True
+            conv.findings.append(Finding("ledger_key_used", Severity.INFO.value,
+                                         f"{count} signatures verified with keys the directory no longer "
+                                         "serves, kept in the ledger (key source: ledger)"))
+            conv.counts["ledger_key_used"] = conv.counts.get("ledger_key_used", 0) + 1
+    if used:
+        report.key_source = f"{report.key_source}+ledger"
+
+
+def _apply(report: Report, judge: _Judge) -> None:
+    """Add the findings; verdicts follow the engine's rule (a failing finding fails its
+    conversation, a failing run-level one every conversation and the run)."""
+    strict = report.strict
+    by_id = {c.conversation_id: c for c in report.conversations}
+    for cid, ev, finding in judge.event:
+        ev.findings.append(finding)
+        conv = by_id[cid]
+        conv.counts[finding.code] = conv.counts.get(finding.code, 0) + 1
+        if fails(finding.severity, strict):
+            conv.verdict = "fail"
+    for cid, findings in judge.conv.items():
+        conv = by_id[cid]
+        for finding in findings:
+            conv.findings.append(finding)
+            conv.counts[finding.code] = conv.counts.get(finding.code, 0) + 1
+            if fails(finding.severity, strict):
+                conv.verdict = "fail"
+    report.findings.extend(judge.run)
+    if any(fails(f.severity, strict) for f in judge.run):
+        for conv in report.conversations:
+            conv.verdict = "fail"
+    if any(c.verdict == "fail" for c in report.conversations) or any(fails(f.severity, strict) for f in judge.run):
+        report.verdict = "fail"

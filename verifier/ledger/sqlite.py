@@ -1,0 +1,97 @@
+"""The default backend: one SQLite file (stdlib ``sqlite3``) in WAL mode.
+
+Writers take the write lock first (``BEGIN IMMEDIATE``) and wait for it (busy timeout, then retries
+with backoff), so two audits writing one ledger at once both commit, one after the other. Readers
+never block. A file that is not an SQLite database, or a database that is not a ledger, is a
+``LedgerError``: it is never recreated.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import time
+from pathlib import Path
+
+from ..errors import LedgerError
+from .store import SqlStore
+
+BUSY_TIMEOUT_S = 30.0
+LOCK_RETRIES = 8  # after the busy timeout: up to ~4 more minutes of waiting in all
+
+
+class SQLiteStore(SqlStore):
+    dialect = "sqlite"
+    placeholder = "?"
+
+    def __init__(self, path: str | os.PathLike, *, create: bool = True, busy_timeout: float = BUSY_TIMEOUT_S,
+                 retries: int = LOCK_RETRIES) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.url = str(path)
+        self.busy_timeout, self.retries = busy_timeout, retries
+        if self.path.is_dir():
+            raise LedgerError(f"ledger {self.url} is a directory, not a ledger file")
+        exists = self.path.exists()
+        if exists and self.path.stat().st_size == 0:
+            raise LedgerError(f"ledger {self.url} exists but is empty: not a ledger (remove it to start a new one)")
+        if not exists:
+            if not create:
+                raise LedgerError(f"ledger {self.url} does not exist")
+            if not self.path.parent.is_dir():
+                raise LedgerError(f"ledger {self.url}: directory {self.path.parent} does not exist")
+        else:
+            with open(self.path, "rb") as handle:
+                if handle.read(16) != b"SQLite format 3\x00":
+                    raise LedgerError(f"{self.url} is not an xchat-verify ledger (not an SQLite database)")
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
+                                        check_same_thread=False)
+            self.conn.execute("PRAGMA busy_timeout = %d" % int(busy_timeout * 1000))
+            if exists:  # a foreign database is refused before anything (even the journal mode) changes
+                tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if tables and "ledger_meta" not in tables:
+                    raise LedgerError(f"{self.url} is not an xchat-verify ledger (foreign tables: "
+                                      f"{', '.join(sorted(tables)[:5])})")
+            mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise LedgerError(f"ledger {self.url}: cannot use WAL mode (journal mode {mode})")
+            self.conn.execute("PRAGMA synchronous = FULL")
+            self.conn.execute("PRAGMA foreign_keys = OFF")
+        except sqlite3.Error as exc:
+            self.close()
+            raise self._ledger_error(exc) from None
+        except LedgerError:
+            self.close()
+            raise
+        try:
+            self._ensure_schema(create=not exists)
+        except BaseException:
+            self.close()
+            raise
+
+    def _errors(self) -> tuple[type[BaseException], ...]:
+        return (sqlite3.Error,)
+
+    def _tables(self) -> set[str]:
+        return {r[0] for r in self._query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    def _begin(self) -> None:
+        """Take the write lock: wait ``busy_timeout``, then retry with jittered backoff."""
+        for attempt in range(self.retries + 1):
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                text = str(exc).lower()
+                if ("locked" not in text and "busy" not in text) or attempt == self.retries:
+                    raise LedgerError(f"ledger {self.url}: {exc} (another writer held it through "
+                                      f"{self.retries} retries)") from None
+                time.sleep(min(30.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+            except sqlite3.Error as exc:
+                raise self._ledger_error(exc) from None
+
+    def check(self) -> list[str]:
+        problems = [r[0] for r in self._query("PRAGMA integrity_check") if r[0] != "ok"]
+        return problems + super().check()

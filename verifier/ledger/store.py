@@ -1,0 +1,356 @@
+"""The ledger's store interface (``LedgerStore``) and the SQL both backends share.
+
+The ledger logic (``record``, ``transcript``) talks to a store only through this interface; the
+backends (``sqlite.SQLiteStore``, ``postgres.PostgresStore``) differ in connecting, locking, the
+placeholder style and the error types they translate into ``LedgerError``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..errors import LedgerError
+from . import schema
+
+
+@dataclass(slots=True)
+class EventRow:
+    conversation: str
+    seq: str
+    digest: bytes
+    prev: str | None
+    message_id: str | None
+    sender: str | None
+    kind: str | None
+    sig_version: str | None
+    status: str  # signature status when last seen
+    state: int  # PRESENT, VANISHED or DELETED at the last audit that judged it
+    first_audit: int
+    last_audit: int
+
+
+PRESENT, VANISHED, DELETED = 0, 1, 2
+STATE_NAMES = {PRESENT: "present", VANISHED: "vanished", DELETED: "deleted"}
+
+
+@dataclass
+class KeyRow:
+    user_id: str
+    version: str
+    key_digest: bytes
+    source: str  # directory | keyring | events
+    signing_key: str
+    binding: str  # ok | key_binding_invalid | conflict | none (event key lists carry no binding)
+    first_audit: int
+    last_audit: int
+    retired_audit: int | None = None
+
+
+@dataclass
+class AuditRow:
+    id: int
+    time: str
+    tool_version: str
+    command: str
+    inputs: list[str]
+    verdict: str
+    report_digest: str
+    events: int
+    findings: dict[str, int]
+
+    def label(self) -> str:
+        return f"audit {self.id} at {self.time}"
+
+
+@dataclass
+class ChainRow:
+    audit: int
+    conversation: str
+    tail: str | None
+    head: str | None
+    size: int
+    root: str
+    complete: bool
+
+
+class LedgerStore(Protocol):
+    """What the ledger logic needs from a backend. Reads may run outside a transaction; every write
+    runs inside ``transaction()``, which also serialises writers (one audit at a time)."""
+
+    url: str
+
+    def transaction(self) -> Any: ...  # context manager: exclusive write transaction, commit on exit
+    def conversations(self) -> list[str]: ...
+    def events(self, conversation: str) -> list[EventRow]: ...
+    def keys(self, user_id: str | None = None) -> list[KeyRow]: ...
+    def audits(self) -> list[AuditRow]: ...
+    def chains(self, conversation: str | None = None) -> list[ChainRow]: ...
+    def next_audit_id(self) -> int: ...
+    def insert_audit(self, audit: AuditRow) -> None: ...
+    def insert_events(self, rows: list[EventRow]) -> None: ...
+    def touch_events(self, conversation: str, audit: int, rows: list[tuple[str, bytes, str]]) -> None: ...
+    def set_states(self, conversation: str, rows: list[tuple[str, bytes, int]]) -> None: ...
+    def upsert_keys(self, rows: list[KeyRow], audit: int) -> None: ...
+    def retire_keys(self, rows: list[KeyRow], audit: int) -> None: ...
+    def insert_chains(self, rows: list[ChainRow]) -> None: ...
+    def check(self) -> list[str]: ...
+    def close(self) -> None: ...
+
+
+class SqlStore:
+    """The shared SQL over a DB-API connection. Subclasses set ``dialect``, ``placeholder``, open
+    ``self.conn`` and implement ``_begin`` (take the write lock), ``_errors`` (driver exceptions)."""
+
+    dialect = "sqlite"
+    placeholder = "?"
+    url = ""
+
+    def __init__(self) -> None:
+        self.conn: Any = None
+        self._conv_ids: dict[str, int] = {}
+        self._in_tx = False
+
+    # ------------------------------------------------------------------ plumbing
+    def _sql(self, text: str) -> str:
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    def _errors(self) -> tuple[type[BaseException], ...]:
+        raise NotImplementedError
+
+    def _run(self, text: str, params: Iterable[Any] = ()) -> Any:
+        try:
+            cur = self.conn.cursor()
+            cur.execute(self._sql(text), tuple(params))
+            return cur
+        except self._errors() as exc:
+            raise self._ledger_error(exc) from None
+
+    def _many(self, text: str, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        try:
+            self.conn.cursor().executemany(self._sql(text), rows)
+        except self._errors() as exc:
+            raise self._ledger_error(exc) from None
+
+    def _ledger_error(self, exc: BaseException) -> LedgerError:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return LedgerError(f"ledger {self.url}: {first}")
+
+    def _query(self, text: str, params: Iterable[Any] = ()) -> list[tuple]:
+        return list(self._run(text, params).fetchall())
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One exclusive write transaction: committed on success, rolled back on any error."""
+        self._begin()
+        self._in_tx = True
+        try:
+            yield
+        except BaseException:
+            self._in_tx = False
+            self._rollback()
+            self._conv_ids = {}
+            raise
+        self._in_tx = False
+        self._commit()
+
+    def _begin(self) -> None:
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        try:
+            self.conn.commit() if self.dialect == "postgres" else self._run("COMMIT")
+        except self._errors() as exc:
+            raise self._ledger_error(exc) from None
+
+    def _rollback(self) -> None:
+        try:
+            self.conn.rollback() if self.dialect == "postgres" else self.conn.execute("ROLLBACK")
+        except Exception:  # the connection may be gone; the database rolls back on its own
+            pass
+
+    # ------------------------------------------------------------------ schema
+    def _tables(self) -> set[str]:
+        raise NotImplementedError
+
+    def _ensure_schema(self, create: bool) -> None:
+        """Check the ledger is ours and current; create it when empty and ``create``; migrate an
+        older one. A foreign or newer database is a ``LedgerError``: never recreated."""
+        tables = self._tables()
+        if not tables:
+            if not create:
+                raise LedgerError(f"ledger {self.url} is empty (no ledger tables)")
+            with self.transaction():
+                if not self._tables():  # another process may have created it meanwhile
+                    self._migrate(0)
+            return
+        if "ledger_meta" not in tables:
+            raise LedgerError(f"{self.url} is not an xchat-verify ledger (foreign tables: "
+                              f"{', '.join(sorted(tables)[:5])})")
+        meta = dict(self._query("SELECT name, value FROM ledger_meta"))
+        if meta.get("format") != schema.FORMAT:
+            raise LedgerError(f"{self.url} is not an xchat-verify ledger (format {meta.get('format')!r})")
+        try:
+            version = int(meta.get("schema_version", ""))
+        except ValueError:
+            raise LedgerError(f"ledger {self.url} has an unreadable schema version") from None
+        if version > schema.SCHEMA_VERSION:
+            raise LedgerError(f"ledger {self.url} has schema version {version}, newer than this "
+                              f"xchat-verify understands ({schema.SCHEMA_VERSION}); upgrade xchat-verify")
+        if version < schema.SCHEMA_VERSION:
+            with self.transaction():
+                current = int(dict(self._query("SELECT name, value FROM ledger_meta"))["schema_version"])
+                if current < schema.SCHEMA_VERSION:
+                    self._migrate(current)
+        missing = set(schema.TABLES) - self._tables()
+        if missing:
+            raise LedgerError(f"ledger {self.url} is damaged: missing tables {', '.join(sorted(missing))}")
+
+    def _migrate(self, current: int) -> None:
+        for version, statements in schema.migrations(self.dialect, current):
+            for statement in statements:
+                self._run(statement)
+            if version == 1:
+                self._run("INSERT INTO ledger_meta (name, value) VALUES (?, ?)", ("format", schema.FORMAT))
+                self._run("INSERT INTO ledger_meta (name, value) VALUES (?, ?)", ("schema_version", "1"))
+            self._run("UPDATE ledger_meta SET value = ? WHERE name = 'schema_version'", (str(version),))
+
+    def schema_version(self) -> int:
+        return int(dict(self._query("SELECT name, value FROM ledger_meta"))["schema_version"])
+
+    # ------------------------------------------------------------------ reads
+    def _conv_id(self, name: str, create: bool = False) -> int | None:
+        if name in self._conv_ids:
+            return self._conv_ids[name]
+        rows = self._query("SELECT id FROM conversations WHERE name = ?", (name,))
+        if rows:
+            self._conv_ids[name] = int(rows[0][0])
+            return self._conv_ids[name]
+        if not create:
+            return None
+        new = int(self._query("SELECT COALESCE(MAX(id), 0) + 1 FROM conversations")[0][0])
+        self._run("INSERT INTO conversations (id, name) VALUES (?, ?)", (new, name))
+        self._conv_ids[name] = new
+        return new
+
+    def conversations(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT name FROM conversations ORDER BY id")]
+
+    def events(self, conversation: str) -> list[EventRow]:
+        cid = self._conv_id(conversation)
+        if cid is None:
+            return []
+        rows = self._query("SELECT seq, digest, prev, message_id, sender, kind, sig_version, status, state, "
+                           "first_audit, last_audit FROM events WHERE conv = ?", (cid,))
+        return [EventRow(conversation, r[0], bytes(r[1]), *r[2:]) for r in rows]
+
+    def keys(self, user_id: str | None = None) -> list[KeyRow]:
+        text = ("SELECT user_id, version, key_digest, source, signing_key, binding, first_audit, last_audit, "
+                "retired_audit FROM keys")
+        rows = self._query(text + " WHERE user_id = ? ORDER BY version, source", (user_id,)) if user_id \
+            else self._query(text + " ORDER BY user_id, version, source")
+        return [KeyRow(r[0], r[1], bytes(r[2]), *r[3:]) for r in rows]
+
+    def audits(self) -> list[AuditRow]:
+        rows = self._query("SELECT id, time, tool_version, command, inputs, verdict, report_digest, events, "
+                           "findings FROM audits ORDER BY id")
+        return [AuditRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], json.loads(r[8]))
+                for r in rows]
+
+    def chains(self, conversation: str | None = None) -> list[ChainRow]:
+        text = ("SELECT c.audit, v.name, c.tail, c.head, c.size, c.root, c.complete FROM chains c "
+                "JOIN conversations v ON v.id = c.conv")
+        rows = self._query(text + " WHERE v.name = ? ORDER BY c.audit", (conversation,)) if conversation \
+            else self._query(text + " ORDER BY c.audit, v.id")
+        return [ChainRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
+
+    # ------------------------------------------------------------------ writes (inside transaction())
+    def _need_tx(self) -> None:
+        if not self._in_tx:
+            raise LedgerError("internal: ledger write outside a transaction")
+
+    def next_audit_id(self) -> int:
+        return int(self._query("SELECT COALESCE(MAX(id), 0) + 1 FROM audits")[0][0])
+
+    def insert_audit(self, audit: AuditRow) -> None:
+        self._need_tx()
+        self._run("INSERT INTO audits (id, time, tool_version, command, inputs, verdict, report_digest, events, "
+                  "findings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  (audit.id, audit.time, audit.tool_version, audit.command, json.dumps(audit.inputs),
+                   audit.verdict, audit.report_digest, audit.events, json.dumps(audit.findings, sort_keys=True)))
+
+    def insert_events(self, rows: list[EventRow]) -> None:
+        self._need_tx()
+        self._many("INSERT INTO events (conv, seq, digest, prev, message_id, sender, kind, sig_version, status, "
+                   "state, first_audit, last_audit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   [(self._conv_id(r.conversation, True), r.seq, r.digest, r.prev, r.message_id, r.sender, r.kind,
+                     r.sig_version, r.status, r.state, r.first_audit, r.last_audit) for r in rows])
+
+    def touch_events(self, conversation: str, audit: int, rows: list[tuple[str, bytes, str]]) -> None:
+        """Events seen again: (seq, digest, status) get ``last_audit`` and are present."""
+        self._need_tx()
+        cid = self._conv_id(conversation, True)
+        self._many("UPDATE events SET last_audit = ?, status = ?, state = 0 WHERE conv = ? AND seq = ? "
+                   "AND digest = ?", [(audit, status, cid, seq, digest) for seq, digest, status in rows])
+
+    def set_states(self, conversation: str, rows: list[tuple[str, bytes, int]]) -> None:
+        self._need_tx()
+        cid = self._conv_id(conversation, True)
+        self._many("UPDATE events SET state = ? WHERE conv = ? AND seq = ? AND digest = ?",
+                   [(state, cid, seq, digest) for seq, digest, state in rows])
+
+    def upsert_keys(self, rows: list[KeyRow], audit: int) -> None:
+        self._need_tx()
+        self._many("INSERT INTO keys (user_id, version, key_digest, source, signing_key, binding, first_audit, "
+                   "last_audit) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, version, key_digest, source) "
+                   "DO UPDATE SET last_audit = excluded.last_audit, binding = excluded.binding, retired_audit = NULL",
+                   [(r.user_id, r.version, r.key_digest, r.source, r.signing_key, r.binding, audit, audit)
+                    for r in rows])
+
+    def retire_keys(self, rows: list[KeyRow], audit: int) -> None:
+        self._need_tx()
+        self._many("UPDATE keys SET retired_audit = ? WHERE user_id = ? AND version = ? AND key_digest = ? "
+                   "AND source = ?", [(audit, r.user_id, r.version, r.key_digest, r.source) for r in rows])
+
+    def insert_chains(self, rows: list[ChainRow]) -> None:
+        self._need_tx()
+        self._many("INSERT INTO chains (audit, conv, tail, head, size, root, complete) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   [(r.audit, self._conv_id(r.conversation, True), r.tail, r.head, r.size, r.root, int(r.complete))
+                    for r in rows])
+
+    # ------------------------------------------------------------------ consistency
+    def check(self) -> list[str]:
+        """Consistency of what the ledger holds (what a transaction guarantees): every event and key
+        names audits that exist, and the newest audit's event count is what it recorded."""
+        problems = []
+        audits = {a.id: a for a in self.audits()}
+        for table in ("events", "keys"):
+            bad = self._query(f"SELECT COUNT(*) FROM {table} WHERE first_audit NOT IN (SELECT id FROM audits) "
+                              "OR last_audit NOT IN (SELECT id FROM audits) OR first_audit > last_audit")[0][0]
+            if bad:
+                problems.append(f"{bad} {table} rows name audits that do not exist")
+        bad = self._query("SELECT COUNT(*) FROM chains WHERE audit NOT IN (SELECT id FROM audits)")[0][0]
+        if bad:
+            problems.append(f"{bad} chain rows name audits that do not exist")
+        if audits:
+            newest = max(audits)
+            seen = self._query("SELECT COUNT(*) FROM events WHERE last_audit = ?", (newest,))[0][0]
+            if seen != audits[newest].events:
+                problems.append(f"audit {newest} recorded {audits[newest].events} events but {seen} rows say "
+                                "it saw them")
+            if sorted(audits) != list(range(1, newest + 1)):
+                problems.append("audit ids are not consecutive")
+        return problems
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:
+                pass
+            self.conn = None

@@ -1,0 +1,425 @@
+"""The command-line face of the ledger, receipts and metrics (``--ledger``, ``--receipt-key``,
+``--metrics``, ``xchat-verify ledger ...``, ``keys new-receipt-key``, ``receipt verify``).
+
+cli.py adds the options and commands and calls into here; the ledger itself (verifier.ledger) never
+imports this module."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .clock import utc_now_iso
+from .errors import InputError, UsageError
+from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, Report
+from .outputs import atomic_write_text
+from .sanitize import printable
+
+if TYPE_CHECKING:
+    from .ledger.record import Recorded
+
+
+# ------------------------------------------------------------------------------------- options
+def add_ledger_options(parser: argparse.ArgumentParser, receipts: bool) -> None:
+    parser.add_argument("--ledger", metavar="PATH_OR_URL", default=None,
+                        help="record this run in an audit ledger and compare it with earlier runs: an SQLite "
+                             "file, or a postgresql:// URL (default: $XCHAT_VERIFY_LEDGER)")
+    parser.add_argument("--metrics", metavar="FILE", help="write a Prometheus textfile (node_exporter) to FILE")
+    if receipts:
+        parser.add_argument("--receipt-key", metavar="FILE",
+                            help="sign an audit receipt with this key (keys new-receipt-key)")
+        parser.add_argument("--receipt", metavar="PATH", help="where the receipt goes (default: receipt.json in "
+                                                              "the --save directory, else in the current one)")
+
+
+class LedgerRun:
+    """The ledger side of one verify or audit: open before, record after."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        target = getattr(args, "ledger", None) or os.environ.get("XCHAT_VERIFY_LEDGER") or None
+        self.args = args
+        self.store = None
+        self.fallback: list = []
+        self.recorded: Recorded | None = None
+        self.receipt_key = None
+        if getattr(args, "receipt_key", None):
+            from .receipts import load_signing_key
+            self.receipt_key = load_signing_key(args.receipt_key)  # before any request
+        if target:
+            from .ledger import fallback_entries, open_ledger
+            self.store = open_ledger(target)
+            self.fallback = fallback_entries(self.store)
+
+    def record(self, report: Report, verification: Any, *, command: str, inputs: list[str], key_source: str,
+               key_users: list[str] | None = None) -> None:
+        time = utc_now_iso()
+        checkpoints = None
+        if self.store is not None and verification is not None:
+            from .ledger import record_audit
+            recorded = record_audit(self.store, report, verification.event_facts(), verification.keyring,
+                                    command=command, inputs=inputs, key_source=key_source,
+                                    key_users=key_users, time=time)
+            self.recorded, checkpoints = recorded, recorded.checkpoints
+        if self.args.metrics:
+            self._metrics(report, time)
+        if self.receipt_key is not None:
+            self._receipt(report, verification, checkpoints, time)
+
+    def _metrics(self, report: Report, time: str) -> None:
+        from .ledger import finding_counts
+        from .metrics import write_metrics
+        try:
+            write_metrics(self.args.metrics, report, finding_counts(report), time,
+                          self.store.audits() if self.store is not None else None)
+        except OSError as exc:
+            raise InputError(f"cannot write {self.args.metrics}: {exc.strerror or exc}") from None
+
+    def _receipt(self, report: Report, verification: Any, checkpoints: list | None, time: str) -> None:
+        from .ledger import Transcript, report_digest
+        from .receipts import make_receipt
+        if checkpoints is None:  # no ledger: the checkpoints of what this audit fetched
+            checkpoints = []
+            facts = {f.index: f for f in verification.event_facts()} if verification is not None else {}
+            for conv in report.conversations:
+                entries = {(e.sequence_id, facts[e.index].digest) for e in conv.events
+                           if e.sequence_id is not None and e.index in facts}
+                checkpoints.append(Transcript.build(conv.conversation_id, entries).checkpoint(time))
+        save = getattr(self.args, "save", None)
+        receipt = make_receipt(key=self.receipt_key, tool_version=__version__, time=time, verdict=report.verdict,
+                               report_digest=report_digest(report), checkpoints=checkpoints, evidence_dir=save,
+                               ledger_audit=self.recorded.audit_id if self.recorded else None)
+        path = self.args.receipt or str(Path(save or ".") / "receipt.json")
+        try:
+            atomic_write_text(path, json.dumps(receipt, indent=2) + "\n")
+        except OSError as exc:
+            raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        print(f"xchat-verify: receipt written to {printable(path)}", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
+# ------------------------------------------------------------------------------------- commands
+def _open(args: argparse.Namespace) -> Any:
+    target = args.ledger or os.environ.get("XCHAT_VERIFY_LEDGER")
+    if not target:
+        raise UsageError("no ledger: pass --ledger PATH_OR_URL or set XCHAT_VERIFY_LEDGER")
+    from .ledger import open_ledger
+    return open_ledger(target, create=False)
+
+
+def _print(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def _audit_times(store: Any) -> dict[int, str]:
+    return {a.id: a.time for a in store.audits()}
+
+
+def cmd_ledger_show(args: argparse.Namespace) -> int:
+    from .ledger import ledger_transcript
+    store = _open(args)
+    try:
+        audits = store.audits()
+        times = {a.id: a.time for a in audits}
+        conversations = []
+        for name in store.conversations():
+            rows = store.events(name)
+            t = ledger_transcript(store, name)
+            states: dict[str, int] = {}
+            for r in rows:
+                from .ledger.store import STATE_NAMES
+                states[STATE_NAMES[r.state]] = states.get(STATE_NAMES[r.state], 0) + 1
+            last = max((r.last_audit for r in rows), default=None)
+            conversations.append({"conversation": name, "events": len(rows), "states": states, "tail": t.tail,
+                                  "head": t.head, "size": t.size, "root": t.root,
+                                  "last_audit": last, "last_audit_time": times.get(last)})
+        keys = store.keys()
+        _print({"ledger": store.url, "schema_version": store.schema_version(), "audits": len(audits),
+                "last_audit": _audit(audits[-1]) if audits else None, "conversations": conversations,
+                "users": len({k.user_id for k in keys}), "keys": len(keys)})
+    finally:
+        store.close()
+    return EXIT_PASS
+
+
+def _audit(a: Any) -> dict:
+    return {"id": a.id, "time": a.time, "tool_version": a.tool_version, "command": a.command, "inputs": a.inputs,
+            "verdict": a.verdict, "report_digest": a.report_digest, "events": a.events, "findings": a.findings}
+
+
+def cmd_ledger_history(args: argparse.Namespace) -> int:
+    from .ids import canonical_conversation
+    store = _open(args)
+    try:
+        audits = {a.id: a for a in store.audits()}
+        conv = canonical_conversation(args.conversation) or args.conversation
+        chains = store.chains(conv)
+        if not chains:
+            raise InputError(f"the ledger has no conversation {printable(conv)}")
+        _print({"conversation": conv, "audits": [
+            {**_audit(audits[c.audit]), "tail": c.tail, "head": c.head, "size": c.size, "root": c.root,
+             "complete": c.complete} for c in chains]})
+    finally:
+        store.close()
+    return EXIT_PASS
+
+
+def _key(k: Any, times: dict[int, str]) -> dict:
+    return {"user_id": k.user_id, "version": k.version, "key_digest": k.key_digest.hex(), "source": k.source,
+            "binding": k.binding, "signing_public_key": k.signing_key,
+            "first_seen": {"audit": k.first_audit, "time": times.get(k.first_audit)},
+            "last_seen": {"audit": k.last_audit, "time": times.get(k.last_audit)},
+            "retired": None if k.retired_audit is None else {"audit": k.retired_audit,
+                                                              "time": times.get(k.retired_audit)}}
+
+
+def cmd_ledger_keys(args: argparse.Namespace) -> int:
+    store = _open(args)
+    try:
+        times = _audit_times(store)
+        rows = store.keys(args.user)
+        if not rows:
+            raise InputError(f"the ledger has no keys of user {printable(args.user)}")
+        _print({"user_id": args.user, "keys": [_key(k, times) for k in rows]})
+    finally:
+        store.close()
+    return EXIT_PASS
+
+
+def cmd_ledger_export(args: argparse.Namespace) -> int:
+    from .ledger.store import STATE_NAMES
+    store = _open(args)
+    try:
+        times = _audit_times(store)
+        out = {"schema": "xchat-verify/ledger-export/v1", "ledger": store.url,
+               "schema_version": store.schema_version(),
+               "audits": [_audit(a) for a in store.audits()],
+               "conversations": [{"conversation": name, "events": [
+                   {"sequence_id": r.seq, "previous_sequence_id": r.prev, "digest": r.digest.hex(),
+                    "message_id": r.message_id, "sender_id": r.sender, "kind": r.kind,
+                    "signature_version": r.sig_version, "status": r.status, "state": STATE_NAMES[r.state],
+                    "first_audit": r.first_audit, "last_audit": r.last_audit}
+                   for r in sorted(store.events(name), key=lambda r: (_order(r.seq), r.last_audit))],
+                   "chains": [{"audit": c.audit, "tail": c.tail, "head": c.head, "size": c.size, "root": c.root,
+                               "complete": c.complete} for c in store.chains(name)]}
+                   for name in store.conversations()],
+               "keys": [_key(k, times) for k in store.keys()]}
+        text = json.dumps(out, indent=1, ensure_ascii=False) + "\n"
+    finally:
+        store.close()
+    if args.output:
+        try:
+            atomic_write_text(args.output, text)
+        except OSError as exc:
+            raise InputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    else:
+        sys.stdout.write(text)
+    return EXIT_PASS
+
+
+def _order(seq: str) -> tuple:
+    from .ledger.transcript import seq_key
+    return seq_key(seq)
+
+
+def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
+    from .ids import canonical_conversation
+    from .ledger import ledger_transcript
+    key = None
+    if args.key:
+        from .receipts import load_signing_key
+        key = load_signing_key(args.key)
+    store = _open(args)
+    try:
+        conv = canonical_conversation(args.conversation) or args.conversation
+        if conv not in store.conversations():
+            raise InputError(f"the ledger has no conversation {printable(conv)}")
+        checkpoint = ledger_transcript(store, conv).checkpoint(utc_now_iso())
+    finally:
+        store.close()
+    if key is not None:
+        from .receipts import sign_checkpoint
+        checkpoint = sign_checkpoint(checkpoint, key)
+    text = json.dumps(checkpoint, indent=2) + "\n"
+    if args.output:
+        try:
+            atomic_write_text(args.output, text)
+        except OSError as exc:
+            raise InputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    else:
+        sys.stdout.write(text)
+    return EXIT_PASS
+
+
+def _load_checkpoint(path: str) -> dict | None:
+    """The checkpoint in ``path``, or None when ``path`` is not a checkpoint file (a ledger)."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    with open(p, "rb") as handle:
+        if handle.read(16) == b"SQLite format 3\x00":
+            return None
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("schema") != "xchat-verify/checkpoint/v1":
+        raise InputError(f"{path} is JSON but not an xchat-verify checkpoint")
+    for name, kind in (("conversation", str), ("size", int), ("marks", list)):
+        if not isinstance(data.get(name), kind):
+            raise InputError(f"checkpoint {path} lacks a valid {name}")
+    return data
+
+
+def cmd_ledger_compare(args: argparse.Namespace) -> int:
+    from .ledger import compare_checkpoints, compare_entries, ledger_transcript, open_ledger
+    a, b = _load_checkpoint(args.a), _load_checkpoint(args.b)
+    findings, notes = [], []
+    if (a is None) != (b is None):
+        raise UsageError("compare two checkpoints or two ledgers, not one of each")
+    if a is not None and b is not None:
+        from .receipts import check_signature, load_verify_key
+        keys = [load_verify_key(k) for k in args.public_key]
+        for name, cp in ((args.a, a), (args.b, b)):
+            if "signature" in cp:
+                reasons = [check_signature(cp, k) for k in keys] if keys else [check_signature(cp)]
+                if all(reasons):
+                    raise InputError(f"checkpoint {name}: {reasons[0]}")
+                cp.pop("signature"), cp.pop("public_key", None)
+            elif keys:
+                raise InputError(f"checkpoint {name} is not signed")
+        try:
+            divergence, note = compare_checkpoints(a, b)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        compared = [a["conversation"]]
+        if note:
+            notes.append(note)
+        divergences = [divergence] if divergence else []
+    else:
+        left, right = open_ledger(args.a, create=False), open_ledger(args.b, create=False)
+        try:
+            common = [c for c in left.conversations() if c in set(right.conversations())]
+            if args.conversation:
+                from .ids import canonical_conversation
+                wanted = canonical_conversation(args.conversation) or args.conversation
+                common = [c for c in common if c == wanted]
+            compared = common
+            divergences = []
+            for conv in common:
+                ta, tb = ledger_transcript(left, conv), ledger_transcript(right, conv)
+                d = compare_entries(conv, ta.entries, tb.entries)
+                if d:
+                    divergences.append(d)
+        finally:
+            left.close()
+            right.close()
+        if not compared:
+            notes.append("the two ledgers have no conversation in common")
+    for d in divergences:
+        where = f"first diverging sequence id {d.first_seq}" if d.first_seq else "first diverging event not located"
+        findings.append({"code": "split_view", "severity": "error", "conversation": d.conversation,
+                         "first_diverging_sequence_id": d.first_seq, "last_agreeing_sequence_id": d.after_seq,
+                         "message": f"{where}: {d.detail}"})
+    _print({"compared": compared, "agree": not findings, "findings": findings, "notes": notes})
+    for f in findings:
+        print(f"xchat-verify: split_view in {printable(f['conversation'])}: {printable(f['message'])}",
+              file=sys.stderr)
+    return EXIT_FAIL if findings else EXIT_PASS
+
+
+def cmd_ledger_check(args: argparse.Namespace) -> int:
+    store = _open(args)
+    try:
+        problems = store.check()
+        audits = store.audits()
+    finally:
+        store.close()
+    _print({"ledger": store.url, "consistent": not problems, "audits": len(audits), "problems": problems})
+    return EXIT_INCOMPLETE if problems else EXIT_PASS
+
+
+def cmd_new_receipt_key(args: argparse.Namespace) -> int:
+    from .receipts import new_receipt_key
+    public = new_receipt_key(args.output, force=args.force)
+    print(f"xchat-verify: receipt key written to {printable(args.output)} (mode 0600); public key "
+          f"{public} in {printable(args.output)}.pub", file=sys.stderr)
+    return EXIT_PASS
+
+
+def cmd_receipt_verify(args: argparse.Namespace) -> int:
+    from .receipts import ReceiptError, load_verify_key, verify_receipt
+    try:
+        receipt = json.loads(Path(args.receipt).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ReceiptError(f"cannot read {args.receipt}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, ValueError):
+        raise ReceiptError(f"{args.receipt} is not JSON") from None
+    problems = verify_receipt(receipt, load_verify_key(args.public_key), args.evidence, args.report)
+    _print({"receipt": args.receipt, "valid": not problems, "problems": problems,
+            "verdict": receipt.get("verdict") if isinstance(receipt, dict) else None,
+            "time": receipt.get("time") if isinstance(receipt, dict) else None})
+    return EXIT_FAIL if problems else EXIT_PASS
+
+
+def add_commands(sub: Any, keys_sub: Any) -> None:
+    """The ledger, receipt and receipt-key commands."""
+    ledger = sub.add_parser("ledger", help="inspect an audit ledger, make and compare checkpoints",
+                            description="Read an audit ledger (--ledger or $XCHAT_VERIFY_LEDGER); JSON output.")
+    lsub = ledger.add_subparsers(dest="ledger_command", metavar="ACTION")
+    lsub.required = True
+
+    def with_ledger(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--ledger", metavar="PATH_OR_URL", default=None,
+                       help="the ledger (default: $XCHAT_VERIFY_LEDGER)")
+        return p
+
+    with_ledger(lsub.add_parser("show", help="audits, conversations and keys at a glance")
+                ).set_defaults(handler=cmd_ledger_show)
+    p = with_ledger(lsub.add_parser("history", help="every audit that saw a conversation: head, tail, root"))
+    p.add_argument("conversation", metavar="CONV")
+    p.set_defaults(handler=cmd_ledger_history)
+    p = with_ledger(lsub.add_parser("keys", help="every signing key recorded for a user"))
+    p.add_argument("user", metavar="USER")
+    p.set_defaults(handler=cmd_ledger_keys)
+    p = with_ledger(lsub.add_parser("export", help="the whole ledger as JSON"))
+    p.add_argument("--output", "-o", metavar="PATH")
+    p.set_defaults(handler=cmd_ledger_export)
+    p = with_ledger(lsub.add_parser("checkpoint", help="a (signed) checkpoint of a conversation's transcript"))
+    p.add_argument("conversation", metavar="CONV")
+    p.add_argument("--key", metavar="FILE", help="sign with this receipt key (keys new-receipt-key)")
+    p.add_argument("--output", "-o", metavar="PATH")
+    p.set_defaults(handler=cmd_ledger_checkpoint)
+    p = lsub.add_parser("compare", help="two checkpoints or two ledgers: split_view where they diverge "
+                                        "(exit 1), 0 when they agree")
+    p.add_argument("a", metavar="A")
+    p.add_argument("b", metavar="B")
+    p.add_argument("--conversation", metavar="CONV", help="ledgers: compare only this conversation")
+    p.add_argument("--public-key", action="append", default=[], metavar="KEY",
+                   help="checkpoints: accept only signatures by this key (repeatable)")
+    p.set_defaults(handler=cmd_ledger_compare)
+    with_ledger(lsub.add_parser("check", help="consistency check (exit 3 when inconsistent)")
+                ).set_defaults(handler=cmd_ledger_check)
+
+    p = keys_sub.add_parser("new-receipt-key", help="make an Ed25519 key to sign audit receipts")
+    p.add_argument("--output", "-o", metavar="FILE", required=True,
+                   help="private key file (mode 0600); the public key goes to FILE.pub")
+    p.add_argument("--force", action="store_true", help="overwrite an existing key file")
+    p.set_defaults(handler=cmd_new_receipt_key)
+
+    receipt = sub.add_parser("receipt", help="check a signed audit receipt")
+    rsub = receipt.add_subparsers(dest="receipt_command", metavar="ACTION")
+    rsub.required = True
+    p = rsub.add_parser("verify", help="check the signature, and that the evidence and report still match")
+    p.add_argument("receipt", metavar="RECEIPT")
+    p.add_argument("--public-key", required=True, metavar="KEY", help="the signer's public key: FILE.pub or base64")
+    p.add_argument("--evidence", metavar="DIR", help="the audit's --save directory")
+    p.add_argument("--report", metavar="FILE", help="the audit's --format json report")
+    p.set_defaults(handler=cmd_receipt_verify)
