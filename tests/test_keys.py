@@ -109,3 +109,19 @@ def test_version_key():
 def test_numeric_json_versions_in_a_keyring():
     entry = {**ALICE.keyring_entry(), "public_key_version": 1}
     assert Keyring.from_json(json.dumps([entry])).lookup("1111", "1").status == "ok"
+
+
+def test_a_bent_spki_in_an_event_is_a_finding_not_a_crash():
+    """The fuzz corpus case of issue 11: an embedded key whose algorithm OID has a flipped bit makes
+    cryptography raise UnsupportedAlgorithm; it is an unusable key, never an exit 3."""
+    import json
+
+    from fuzz.fuzz_verify import bent_key_page
+
+    import verifier
+    page = json.loads(bent_key_page())
+    for report in (verifier.verify_pages([page], None, allow_embedded_keys=True),
+                   verifier.verify_pages([page], None)):
+        (event,) = report.conversations[0].events
+        assert event.signature.status == "invalid" and "embedded signing key unusable" in event.signature.detail
+        assert report.verdict == "fail"
