@@ -205,24 +205,118 @@ class _Cursor:
 def decode_event_fast(raw: bytes, limits: Limits) -> MessageEvent | None:
     """The event if it has the common shape, else None (then ``wire.decode_event_generic`` reads it)."""
     try:
-        fields, end = _Cursor(raw, limits).struct(0, _ENVELOPE_TABLE, 1)  # type: ignore[arg-type]
+        return _envelope(raw, limits)
     except (_Unusual, IndexError, struct.error, UnicodeDecodeError):
         return None
-    get = fields.get
-    detail = get("detail")
-    if detail is None:
-        kind = body = None
-    else:
-        kind, body = _resolve_detail(detail)
-    sig = get("signature")
-    signature = None
-    if sig is not None:
-        infos = sig.get("message_signing_key_info_list")
-        if infos is not None:
-            infos = [SigningKeyInfo(i.get("member_id"), i.get("public_key_version"), i.get("signing_public_key"))
-                     for i in infos]
-        signature = EventSignature(sig.get("signature"), sig.get("public_key_version"), sig.get("signature_version"),
-                                   sig.get("signing_public_key"), infos)
-    return MessageEvent(get("sequence_id"), get("message_id"), get("sender_id"), get("conversation_id"),
-                        get("conversation_token"), get("created_at_msec"), kind, body, get("relay_source"),
-                        signature, get("previous_sequence_id"), get("is_trusted"), len(raw) - end, [])
+
+
+_ENVELOPE_STRINGS = frozenset({1, 2, 3, 4, 5, 6, 10})
+_SIGNATURE_STRINGS = frozenset({1, 2, 3, 4})
+_KEY_INFO_STRINGS = frozenset({1, 2, 3})
+_DETAIL_MEMBERS = _ENVELOPE_TABLE[_header(T_STRUCT, 7)][2]
+_KEY_INFO_LIST = (T_STRUCT, 12)
+
+
+def _envelope(buf: bytes, limits: Limits) -> MessageEvent:
+    """The envelope read straight through: string fields by one unpack each, field ids strictly
+    increasing (so none repeats), the detail by the table-driven cursor."""
+    end = len(buf)
+    values: list[Any] = [None] * 12
+    pos = last = 0
+    cursor: _Cursor | None = None
+    if limits.max_depth < 1:
+        raise _Unusual
+    unpack = _I32.unpack_from
+    while True:
+        ttype = buf[pos]
+        if ttype == 0:
+            break
+        fid = buf[pos + 1] << 8 | buf[pos + 2]  # a negative id is > 32767: refused below
+        if fid <= last:
+            raise _Unusual
+        last = fid
+        if ttype == T_STRING and fid in _ENVELOPE_STRINGS:
+            n = unpack(buf, pos + 3)[0]
+            pos += 7
+            if n < 0 or n > end - pos:
+                raise _Unusual
+            values[fid] = buf[pos:pos + n].decode("utf-8")
+            pos += n
+        elif ttype == T_STRUCT and fid == 7:
+            cursor = cursor or _Cursor(buf, limits)
+            values[7], pos = cursor.union(pos + 3, _DETAIL_MEMBERS, 2)
+        elif ttype == T_STRUCT and fid == 9:
+            cursor = cursor or _Cursor(buf, limits)
+            values[9], pos = _signature(cursor, pos + 3)
+        elif ttype == T_I32 and fid == 8:
+            values[8] = unpack(buf, pos + 3)[0]
+            pos += 7
+        elif ttype == T_BOOL and fid == 11:
+            values[11] = buf[pos + 3] != 0
+            pos += 4
+        else:
+            raise _Unusual
+    detail = values[7]
+    kind, body = _resolve_detail(detail) if detail is not None else (None, None)
+    return MessageEvent(values[1], values[2], values[3], values[4], values[5], values[6], kind, body, values[8],
+                        values[9], values[10], values[11], end - pos - 1, [])
+
+
+def _signature(cursor: _Cursor, pos: int) -> tuple[EventSignature, int]:
+    if cursor.max_depth < 2:
+        raise _Unusual
+    buf, end = cursor.buf, cursor.end
+    values: list[Any] = [None] * 6
+    last = 0
+    unpack = _I32.unpack_from
+    while True:
+        ttype = buf[pos]
+        if ttype == 0:
+            break
+        fid = buf[pos + 1] << 8 | buf[pos + 2]
+        if fid <= last:
+            raise _Unusual
+        last = fid
+        if ttype == T_STRING and fid in _SIGNATURE_STRINGS:
+            n = unpack(buf, pos + 3)[0]
+            pos += 7
+            if n < 0 or n > end - pos:
+                raise _Unusual
+            values[fid] = buf[pos:pos + n].decode("utf-8")
+            pos += n
+        elif ttype == T_LIST and fid == 5:
+            values[5], pos = _key_infos(cursor, pos + 3)
+        else:
+            raise _Unusual
+    return EventSignature(values[1], values[2], values[3], values[4], values[5]), pos + 1
+
+
+def _key_infos(cursor: _Cursor, pos: int) -> tuple[list[SigningKeyInfo], int]:
+    """list<MessageSigningKeyInfo> at the list header: each element three optional strings."""
+    buf, end = cursor.buf, cursor.end
+    if buf[pos] != T_STRUCT or cursor.max_depth < 3:
+        raise _Unusual
+    n = _I32.unpack_from(buf, pos + 1)[0]
+    pos += 5
+    cursor.elements_left -= n
+    if n < 0 or n > cursor.max_container or cursor.elements_left < 0 or n > end - pos:
+        raise _Unusual
+    unpack = _I32.unpack_from
+    out = []
+    for _ in range(n):
+        values: list[str | None] = [None, None, None, None]
+        last = 0
+        while buf[pos] != 0:
+            fid = buf[pos + 1] << 8 | buf[pos + 2]
+            if buf[pos] != T_STRING or fid <= last or fid not in _KEY_INFO_STRINGS:
+                raise _Unusual
+            last = fid
+            size = unpack(buf, pos + 3)[0]
+            pos += 7
+            if size < 0 or size > end - pos:
+                raise _Unusual
+            values[fid] = buf[pos:pos + size].decode("utf-8")
+            pos += size
+        pos += 1
+        out.append(SigningKeyInfo(values[1], values[2], values[3]))
+    return out, pos
