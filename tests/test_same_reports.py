@@ -20,20 +20,21 @@ import os
 import random
 from pathlib import Path
 
+import msgspec
 import pytest
 from fuzz.structural import Campaign
 from reference import engine as ref_engine
 from reference import report as ref_report
 
 import verifier
-from verifier import cli
+from verifier import cli, fastchain
 from verifier.errors import MalformedEvent
 from verifier.inputs import load_keyring, load_pages
 from verifier.report import FORMATS, render, stream
 from verifier.report.stream import iter_report
-from verifier.testing.forge import Identity, build_conversation
+from verifier.testing.forge import Identity, build_conversation, encode_event
 from verifier.vectors import _load_spec, case_arguments, discover
-from verifier.wire import DEFAULT_LIMITS, Limits, decode_event_fast, decode_event_generic
+from verifier.wire import DEFAULT_LIMITS, Limits, decode_event_bytes, decode_event_fast, decode_event_generic
 
 REPO = Path(__file__).resolve().parent.parent
 CASES = int(os.environ.get("XCHAT_DIFF_CASES", "0")) or None
@@ -188,8 +189,10 @@ def _mutate_history(rng: random.Random, pages: list[dict]) -> list[dict]:
         if i >= len(page["data"]):
             continue
         item = page["data"][i]
-        roll = rng.randrange(12)
-        if roll == 0:
+        roll = rng.randrange(13)
+        if roll == 12:
+            _replay_at_the_end(rng, pages)
+        elif roll == 0:
             del page["data"][i]
         elif roll == 1:
             page["data"].append(copy.deepcopy(item))
@@ -216,6 +219,35 @@ def _mutate_history(rng: random.Random, pages: list[dict]) -> list[dict]:
         else:
             item.pop("encoded_event")
     return pages
+
+
+def _replay_at_the_end(rng: random.Random, pages: list[dict]) -> None:
+    """A genuine signed event served again as the newest one (new position, same message id and
+    signature): the chain stays one linked chain, the copy is a replay."""
+    newest = pages[0]["data"][0]
+    original = decode_event_bytes(base64.b64decode(rng.choice(rng.choice(pages)["data"])["encoded_event"]))
+    copy_ = msgspec.structs.replace(original, sequence_id=str(int(newest["sequence_id"]) + 1),
+                                    previous_sequence_id=newest["sequence_id"])
+    encoded = base64.b64encode(encode_event(copy_)).decode()
+    pages[0]["data"].insert(0, {"sequence_id": copy_.sequence_id, "previous_sequence_id": copy_.previous_sequence_id,
+                                "sender_id": copy_.sender_id, "encoded_event": encoded})
+
+
+def test_a_replay_in_a_linked_chain_gives_the_same_report(history, monkeypatch):
+    conv, pages, ring = history
+    mutated = copy.deepcopy(pages)
+    rng = random.Random(3)
+    for _ in range(3):
+        _replay_at_the_end(rng, mutated)
+    decided = []
+    linear = fastchain.linear_chain
+    monkeypatch.setattr(fastchain, "linear_chain", lambda run, members: decided.append(linear(run, members)) or
+                        decided[-1])
+    report = verifier.verify_pages(mutated, ring, conversation_keys=conv.conversation_keys)
+    assert len(decided) == 1 and decided[0]  # the one-pass chain decided it, replays included
+    assert sum(1 for e in report.conversations[0].events if any(f.code == "replay" for f in e.findings)) == 3
+    assert {e.chain.status for e in report.conversations[0].events} <= {"linked", "start", "duplicate", "out_of_band"}
+    assert_same(mutated, ring, QUICK, conversation_keys=conv.conversation_keys)
 
 
 @pytest.fixture(scope="module")

@@ -23,13 +23,14 @@ T = TypeVar("T", bound=Hashable)
 class Ids:
     """Optional strings that are mostly canonical decimals or canonical lowercase UUIDs."""
 
-    __slots__ = ("_form", "_a", "_b", "_other")
+    __slots__ = ("_form", "_a", "_b", "_other", "_uuids")
 
-    def __init__(self) -> None:
+    def __init__(self, uuids: bool = False) -> None:
         self._form = bytearray()
         self._a = array("q")
-        self._b = array("q")
+        self._b = array("q")  # the low half of UUIDs (empty unless ``uuids``)
         self._other: dict[int, str] = {}
+        self._uuids = uuids
 
     def __len__(self) -> int:
         return len(self._form)
@@ -41,7 +42,7 @@ class Ids:
         elif len(value) <= 19 and value.isdigit() and value.isascii() and (value[0] != "0" or value == "0") \
                 and int(value) <= _MAX_I64:
             form, a, b = _DECIMAL, int(value), 0
-        elif len(value) == 36 and value[8] == value[13] == value[18] == value[23] == "-" and \
+        elif self._uuids and len(value) == 36 and value[8] == value[13] == value[18] == value[23] == "-" and \
                 _HEX.issuperset(value[:8] + value[9:13] + value[14:18] + value[19:23] + value[24:]):
             number = int(value.replace("-", ""), 16)
             form, a, b = _UUID, (number >> 64) - (1 << 63), (number & ((1 << 64) - 1)) - (1 << 63)
@@ -50,7 +51,8 @@ class Ids:
             form, a, b = _OTHER, 0, 0
         self._form.append(form)
         self._a.append(a)
-        self._b.append(b)
+        if self._uuids:
+            self._b.append(b)
 
     def __getitem__(self, index: int) -> str | None:
         form = self._form[index]
@@ -73,6 +75,15 @@ class Ids:
 
     def numbers(self) -> array[int]:
         return self._a
+
+    def key(self, index: int) -> object:
+        """A value equal for equal ids (and rarely for different ones): a pre-filter for duplicates."""
+        form = self._form[index]
+        if form == _UUID:
+            return self._a[index] ^ self._b[index]
+        if form == _OTHER:
+            return self._other[index]
+        return self._a[index]
 
 
 class Interned(Generic[T]):

@@ -383,7 +383,7 @@ class _Run:
         self.users: dict[str, None] = {}
         # columns, one entry per event
         self.count = 0
-        self.seq, self.prev, self.message_id, self.created = Ids(), Ids(), Ids(), Ids()
+        self.seq, self.prev, self.message_id, self.created = Ids(), Ids(), Ids(uuids=True), Ids()
         self.sender: Interned[str | None] = Interned()
         self.conversation: Interned[str] = Interned()
         self.kind: Interned[str | None] = Interned()

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .engine import _Run
 
 _DECIMAL = 1
+_BUCKETS = 16
 _FROM_META, _IS_KEY_CHANGE, _SIGNED_KIND = 2, 4, 8
 
 
@@ -112,21 +113,25 @@ def _meta_statuses(run: _Run, meta: array[int], order: array[int]) -> dict[int, 
 
 
 def _replays(run: _Run, members: array[int]) -> dict[int, str]:
-    """``find_replays`` on the events whose message id is not unique (a replay needs two)."""
+    """``find_replays`` on the events whose message id is not unique (a replay needs two). Ids are
+    bucketed first, so the sets that find repeats stay small however long the history."""
     flags, ids = run.flags, run.message_id
-    forms, high, low = ids._form, ids._a, ids._b
+    forms = ids._form
     senders, no_sender = run.sender.codes(), run.sender.code(None)
-    eligible = [i for i in members if flags[i] & _SIGNED_KIND and forms[i] and senders[i] != no_sender]
-    seen: set[object] = set()
-    repeated: set[object] = set()
-    for index in eligible:
-        key: object = (high[index] ^ low[index]) if forms[index] != 3 else ids[index]
-        if key in seen:
-            repeated.add(key)
-        else:
-            seen.add(key)
-    if not repeated:
-        return {}
-    suspects = [run._chain_node(i) for i in eligible
-                if ((high[i] ^ low[i]) if forms[i] != 3 else ids[i]) in repeated]
-    return find_replays(suspects)
+    buckets: list[array[int]] = [array("I") for _ in range(_BUCKETS)]
+    for index in members:
+        if flags[index] & _SIGNED_KIND and forms[index] and senders[index] != no_sender:
+            buckets[hash(ids.key(index)) % _BUCKETS].append(index)
+    suspects = []
+    for bucket in buckets:
+        seen: set[object] = set()
+        repeated: set[object] = set()
+        for index in bucket:
+            key = ids.key(index)
+            if key in seen:
+                repeated.add(key)
+            else:
+                seen.add(key)
+        if repeated:
+            suspects += [run._chain_node(i) for i in bucket if ids.key(i) in repeated]
+    return find_replays(suspects) if suspects else {}
