@@ -150,6 +150,7 @@ def verify_pages(pages: Iterable[PageInput | DecodedPage | bytes | str | dict[st
                                 allow_empty=allow_empty, allow_partial=allow_partial,
                                 strict=strict, expected_conversation_id=expected_conversation_id,
                                 limits=limits, workers=workers, reviewers=reviewers)
+    verification._run.keep_facts = False  # this Verification is never returned: no event_facts
     with gc_paused():
         verification._run.know_keyring(keyring)
         for page in pages:
@@ -388,7 +389,8 @@ class _Run:
         self.conversation: Interned[str] = Interned()
         self.kind: Interned[str | None] = Interned()
         self.key_version: Interned[str | None] = Interned()
-        self.signature_version: Interned[str | None] = Interned()  # for the ledger (event_facts)
+        self.keep_facts = True  # keep what event_facts gives the ledger (not needed by verify_pages)
+        self.signature_version: Interned[str | None] = Interned()
         self.embedded: Interned[tuple[tuple[str, str, str], ...]] = Interned()
         self.check_codes: dict[tuple[str, str], int] = {}  # one Check object per distinct outcome
         self.check_objects: list[Check] = []
@@ -471,7 +473,8 @@ class _Run:
         self.conversation.append(getattr(source, "conversation_id", None) or "")  # replaced by the page's below
         signature = event.signature if event is not None else None
         self.key_version.append(signature.public_key_version if signature is not None else None)
-        self.signature_version.append(signature.signature_version if signature is not None else None)
+        if self.keep_facts:
+            self.signature_version.append(signature.signature_version if signature is not None else None)
         flags = (_FROM_META if entry.from_meta else 0) | (_NOT_ENCODED if entry.encoded is None else 0)
         if event is not None:
             flags |= _DECODED_OK
@@ -500,7 +503,8 @@ class _Run:
 
     def _note_keys(self, index: int, event: MessageEvent | None) -> None:
         triples = embedded_keys(event)
-        self.embedded.append(tuple(triples))
+        if self.keep_facts:
+            self.embedded.append(tuple(triples))
         for triple in triples:
             self.users.setdefault(triple[0])
             self.carriers.setdefault(triple, array("I")).append(index)
