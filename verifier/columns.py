@@ -69,10 +69,6 @@ class Ids:
         """The value as an integer when it was stored as a canonical decimal, else None."""
         return self._a[index] if self._form[index] == _DECIMAL else None
 
-    def all_decimal(self, indices: array[int]) -> bool:
-        form = self._form
-        return all(form[i] == _DECIMAL for i in indices)
-
     def numbers(self) -> array[int]:
         return self._a
 
@@ -120,6 +116,3 @@ class Interned(Generic[T]):
 
     def value_of(self, code: int) -> T:
         return self._values[code]
-
-    def values(self) -> list[T]:
-        return self._values

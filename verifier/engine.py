@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, overload
 
-from .chain import ChainNode, ChainResult, analyse_chain, find_replays, position
+from .chain import ChainNode, ChainResult, analyse_chain, find_replays
 from .columns import Ids, Interned
 from .envelope import envelope_differences
 from .errors import MalformedEvent
@@ -63,7 +63,7 @@ from .pages import DecodedPage, RawEntry, decode_page
 from .payload import must_be_signed
 from .signature import Job, check, prepare
 from .signers import conflicts_by_slot, embedded_keys
-from .wire import DEFAULT_LIMITS, Limits, MessageEvent, b64decode_strict, decode_event_b64, decode_event_bytes
+from .wire import DEFAULT_LIMITS, Limits, MessageEvent, decode_event_b64, decode_event_bytes
 
 _CHUNK = 256  # ECDSA checks per pool task
 _FLUSH = 2048  # checks gathered before they are handed to the pool (eager mode)
@@ -837,4 +837,4 @@ class EventFacts:
 
 
 __all__ = ["PageInput", "Reviewer", "Record", "EventList", "EventFacts", "Verification", "verify_pages",
-           "default_reviewers", "default_workers", "Policy", "gc_paused", "b64decode_strict", "position"]
+           "default_reviewers", "default_workers", "Policy", "gc_paused"]
