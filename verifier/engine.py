@@ -77,6 +77,8 @@ _TRUSTED = {None: 0, False: 1, True: 2}
 _TRUSTED_VALUE = (None, False, True)
 _CHAIN_CODES = list(ChainStatus)
 _CHAIN_INDEX = {status: code for code, status in enumerate(_CHAIN_CODES)}
+_LINKED = ChainStatus.LINKED
+_INFO = Severity.INFO.value
 
 
 def default_workers() -> int:
@@ -687,10 +689,11 @@ class _Run:
         quiet_sig = {code for code in sig_tally if sig_status[code - 1] not in STATUS_SEVERITY}
         quiet_chain = {code for code in chain_tally if _CHAIN_CODES[code] not in STATUS_SEVERITY}
         staged, sig_codes, chain_codes = self.findings, self.sig_codes, self.chain_codes
-        for index in members:
+        reports = None if lazy else list(events)  # built once; their findings are counted below
+        for position, index in enumerate(members):
             if index not in staged and sig_codes[index] in quiet_sig and chain_codes[index] in quiet_chain:
                 continue  # no finding
-            for f in self.event_findings(index):
+            for f in self.event_findings(index) if reports is None else reports[position].findings:
                 if f.code not in STATUS_SEVERITY:
                     counts[f.code] = counts.get(f.code, 0) + 1
                 failed_event = failed_event or fails(f.severity, self.strict)
@@ -700,7 +703,7 @@ class _Run:
         # A conversation passes only on its own proof and a sound run (trusted keys, ...).
         failed = run_fails or any(fails(f.severity, self.strict) for f in findings) or failed_event
         return ConversationReport(cid, Verdict.FAIL if failed else Verdict.PASS, counts,
-                                  events if lazy else list(events), findings,  # type: ignore[arg-type]
+                                  events if reports is None else reports, findings,  # type: ignore[arg-type]
                                   complete=cid not in self.incomplete)
 
     def _conversation_findings(self, cid: str, members: array[int]) -> list[Finding]:
@@ -731,7 +734,7 @@ class _Run:
 
     def _set_chain(self, index: int, result: ChainResult) -> None:
         self.chain_codes[index] = _CHAIN_INDEX[result.status]
-        if result.status != ChainStatus.LINKED or result.detail != f"follows {self.prev[index]}" or result.info_only:
+        if result.status != _LINKED or result.info_only or result.detail != f"follows {self.prev[index]}":
             self.chain_details[index] = (result.detail, result.info_only)
 
     def chain_of(self, index: int) -> ChainResult:
@@ -770,7 +773,7 @@ class _Run:
         chain_sev = STATUS_SEVERITY.get(chain)
         if chain_sev is not None:
             result_chain = self.chain_of(index)
-            out.append(Finding(chain, Severity.INFO.value if result_chain.info_only else chain_sev.value,
+            out.append(Finding(chain, _INFO if result_chain.info_only else chain_sev.value,
                                result_chain.detail))
         return out
 
