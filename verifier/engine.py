@@ -155,8 +155,12 @@ def verify_pages(pages: Iterable[PageInput | DecodedPage | bytes | str | dict[st
     verification._run.keep_facts = False  # this Verification is never returned: no event_facts
     with gc_paused():
         verification._run.know_keyring(keyring)
-        for page in pages:
-            verification._add(page)
+        try:
+            for page in pages:
+                verification._add(page)
+        except BaseException:  # an interrupt or a failing page source: no idle threads left behind
+            verification._run.close()
+            raise
         return verification._finish(keyring, lazy)
 
 
@@ -412,6 +416,11 @@ class _Run:
         self.keyring = keyring
         self.eager = self.kept_kinds is not None
 
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
     def add(self, index: int, stage: int, code: str, message: str, severity: str | None = None) -> None:
         self.findings.setdefault(index, []).append((stage, Finding(code, _severity(code, severity), message)))
 
@@ -595,9 +604,7 @@ class _Run:
             self._check_waiting()
             self._check_jobs()
         finally:
-            if self.pool is not None:
-                self.pool.shutdown(wait=True)
-                self.pool = None
+            self.close()
         for index, message in conflicts_by_slot(self.carriers, self.keyring):
             self.add(index, _KEY_CONFLICTS, Code.KEY_CONFLICT, message)
         self.carriers = {}
