@@ -164,12 +164,16 @@ def stages(events: int) -> dict:
                  lambda: [prepare(ev, ring, False, {}, lambda c, m: None) for ev in events_])
     timed("ecdsa_check_incl_der", lambda: [check(j) for j in jobs if not isinstance(j, verifier.model.Check)])
     gc.enable()
+    start = time.perf_counter()
+    verifier.verify_pages(bodies, ring, workers=2, lazy=True)
+    out["engine_total_2workers_wall"] = round((time.perf_counter() - start) / n * 1e6, 2)
     start = time.process_time()
     report = verifier.verify_pages(bodies, ring, workers=1, lazy=True)
     out["engine_total_1core"] = round((time.process_time() - start) / n * 1e6, 2)
     start = time.process_time()
     size = sum(len(c) for c in iter_report(report, "json"))
     out["json_report_stream"] = round((time.process_time() - start) / n * 1e6, 2)
+    out["raw_openssl_verify_1core"] = round(1e6 / raw_rate(2000, 1), 2)
     out["events"] = n
     out["report_chars"] = size
     assert report.verdict == "pass"
