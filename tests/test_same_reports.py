@@ -267,3 +267,57 @@ def test_mutated_histories_give_the_same_reports(history, monkeypatch):
         mutated = _mutate_history(rng, pages)
         options = rng.choice([{}, {"strict": True}, {"allow_embedded_keys": True}])
         assert_same(mutated, rng.choice([ring, None]), QUICK, conversation_keys=conv.conversation_keys, **options)
+
+
+# ------------------------------------------------------------------------------ other entry points
+def test_participant_audits_give_the_same_reports_and_transcripts():
+    """With the participant's reviewers (every decoded event kept, keys learned before signatures):
+    the same reports and the same decrypted transcripts."""
+    from sdk_conversation import keyring_json, make_user
+    from test_participant_sdk import group, one_to_one
+
+    from verifier.participant import IdentityKey, participant_reviewers
+    from verifier.participant.transcript import build_transcript, render_transcript
+    users = {name: make_user(uid, f"17000000000{n}") for n, (name, uid) in
+             enumerate((("A", "1111"), ("B", "2222"), ("C", "3333"), ("D", "4444"), ("E", "5555")), start=10)}
+    ring = verifier.Keyring.from_json(keyring_json(*users.values()))
+    for build in (one_to_one, group):
+        history, _ = build(users)
+        for me in (users["A"], users["C"]):
+            ours = participant_reviewers(IdentityKey.from_blob(me.blob))
+            theirs = participant_reviewers(IdentityKey.from_blob(me.blob))
+            new = verifier.verify_pages([history.page()], ring, reviewers=ours)
+            old = reference_report([history.page()], ring, reviewers=theirs)
+            for fmt in QUICK:
+                assert render(new, fmt) == ref_report.render(old, fmt), fmt
+            for fmt in ("jsonl", "markdown"):
+                assert render_transcript(build_transcript(new, ours[1]), fmt) == \
+                    render_transcript(build_transcript(old, theirs[1]), fmt)
+
+
+def test_the_incremental_form_gives_the_same_reports(history):
+    """``Verification`` as the audit drives it: keys given last, expected and incomplete
+    conversations, input errors, two conversations, and the ledger's event facts."""
+    conv, pages, ring = history
+    other = build_conversation(12, seed="other", realistic_crypto=False,
+                               members=[Identity.from_seed("7", "1", "o7"), Identity.from_seed("8", "1", "o8")])
+    rng = random.Random(5)
+    for round_ in range(6):
+        bodies = _mutate_history(rng, pages) + other.pages(5)
+        runs = []
+        for module in (verifier.engine, ref_engine):
+            verification = module.Verification(conversation_keys=conv.conversation_keys, strict=bool(round_ % 2),
+                                                expected_conversation_id=None if round_ % 3 else conv.conversation_id)
+            verification.expect_conversation("g999")
+            for number, body in enumerate(bodies):
+                verification.add_page(module.PageInput(f"p{number}", json.dumps(body).encode(),
+                                                       conv.conversation_id if number < len(pages) else None))
+            verification.add_input_error("lost.json", "could not be read")
+            verification.mark_incomplete(other.conversation_id, "stopped at a page limit")
+            users = verification.user_ids()
+            report = verification.finish(ring if round_ != 4 else None)
+            runs.append((report, users, verification.event_count))
+        (new, new_users, new_count), (old, old_users, old_count) = runs
+        assert (new_users, new_count) == (old_users, old_count)
+        for fmt in QUICK:
+            assert render(new, fmt) == ref_report.render(old, fmt), (round_, fmt)
