@@ -90,7 +90,7 @@ def add_trust_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-partial", action="store_true",
                         help="a history that was not fetched to its end may pass (reported as incomplete)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="verification threads (default: number of CPUs, at most 8)")
+                        help="verification threads (default: the CPUs this process may use, at most 8)")
     add_identity_option(parser)
 
 
