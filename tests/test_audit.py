@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, run_cli
 
 import verifier
 from verifier.audit import AuditOptions, audit_conversation, audit_conversation_async, verify_saved_audit
@@ -34,8 +34,7 @@ def cli(api, *args, token=True, env_extra=None):
     if token:
         env["X_BEARER_TOKEN"] = api.state.token
     env.update(env_extra or {})
-    proc = subprocess.run([sys.executable, "-m", "verifier", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=300)
+    proc = run_cli(args, env)  # in process: the same entry point, without a new interpreter per call
     assert "Traceback" not in proc.stderr + proc.stdout
     assert api.state.token not in proc.stderr + proc.stdout
     return proc
@@ -278,14 +277,20 @@ def test_ctrl_c_leaves_consistent_evidence_and_resume_completes(api, tmp_path):
 
 def test_progress_display_on_a_terminal():
     import io
-    import time as _time
 
     from rich.console import Console
 
     from verifier.audit import AuditProgress
     from verifier.cli import _Display
+    from verifier.clock import FakeClock
     buffer = io.StringIO()
-    display = _Display(True, Console(file=buffer, force_terminal=True, width=120))
+    shown_at_each_tick: list[str] = []
+
+    class Ticks(FakeClock):  # what the status line says each time the countdown waits a second
+        def wait(self, seconds, cancelled):
+            shown_at_each_tick.append(shown())
+            return super().wait(seconds, cancelled)
+    display = _Display(True, Console(file=buffer, force_terminal=True, width=120), clock=Ticks())
 
     def shown() -> str:
         return str(display.status.status)
@@ -294,16 +299,12 @@ def test_progress_display_on_a_terminal():
         assert "keys" not in shown()  # not "keys 0/0" before the users are known
         display.update(AuditProgress(conversations=2, conversations_done=1, pages=7, events=650, users=3, keys_done=1))
         assert "keys 1/3" in shown()
-        display.wait(3, "rate limit")
-        _time.sleep(0.2)
-        first = shown()
-        _time.sleep(1.2)
-        second = shown()  # the wait counts down
-    assert first == "waiting 3s for the rate limit window to reset"
-    assert second == "waiting 2s for the rate limit window to reset"
+        display.countdown(3, "rate limit").join(10)
+    assert shown_at_each_tick == [f"waiting {n}s for the rate limit window to reset" for n in (3, 2, 1)]
     quiet = _Display(False)
     with quiet:
         quiet.update(AuditProgress())  # no terminal: nothing happens, nothing fails
+        assert quiet.countdown(3, "rate limit") is None
     assert quiet.status is None
 
 

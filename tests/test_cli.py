@@ -5,9 +5,10 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
-from helpers import ALICE, REPO, ev, page
+from helpers import ALICE, REPO, ev, page, run_cli
 
 from verifier.cli import main
 
@@ -15,8 +16,9 @@ EXAMPLES = REPO / "examples"
 
 
 def run(*args, stdin=None):
-    proc = subprocess.run([sys.executable, "-m", "verifier", *map(str, args)], capture_output=True, text=True,
-                          input=stdin, cwd=REPO, timeout=120)
+    """The CLI in process (helpers.run_cli); test_console_script_entry_point_matches_module runs the
+    real console script."""
+    proc = run_cli(args, stdin=stdin)
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
     return proc
 
@@ -151,8 +153,11 @@ def test_console_script_entry_point_matches_module():
     args = ["verify", str(EXAMPLES / "conversation" / "page-1.json"), "--format", "json", "--output", "/dev/null"]
     assert cli.main(args) == 1  # no keyring: fail closed
     assert cli.main(args + ["--keys", str(EXAMPLES / "keyring.json")]) == 0
-    proc = run("verify", *args[1:], "--keys", EXAMPLES / "keyring.json")
-    assert proc.returncode == 0
+    script = Path(sys.executable).with_name("xchat-verify")  # the installed console script, a real process
+    for command in ([str(script)], [sys.executable, "-m", "verifier"]):
+        proc = subprocess.run([*command, *args, "--keys", str(EXAMPLES / "keyring.json")], capture_output=True,
+                              text=True, cwd=REPO, timeout=120)
+        assert proc.returncode == 0 and proc.stderr == "verdict: pass (report written to /dev/null)\n", proc.stderr
 
 
 def test_bundled_examples_are_reproducible(tmp_path):

@@ -150,6 +150,21 @@ def test_missing_file_directory_and_environment(tmp_path):
     assert load_identity_key(str(other), environ={ENV_VAR: str(path)}).path == str(other)  # the option wins
 
 
+@pytest.mark.parametrize("size", [32, 64])
+def test_a_key_pasted_where_its_file_name_goes_is_never_echoed(run, tmp_path, convo, size):
+    """A likely mistake: the blob itself as --identity-key or in the variable. The error names the
+    option or the variable, says the value looks like a key, and quotes none of it."""
+    pasted = base64.b64encode(convo["blob"][:size]).decode()
+    for args, env in ((["--identity-key", pasted], None), ([], {ENV_VAR: pasted})):
+        result = run("verify", tmp_path / "none.json", *args, env_extra=env)
+        assert result.returncode == 2 and "looks like a key blob itself" in result.stderr
+        assert ("--identity-key" if args else ENV_VAR) in result.stderr
+        assert_absent([pasted[:12], pasted[-16:], *secrets_of(convo["blob"])], result.stdout, result.stderr)
+    with pytest.raises(IdentityKeyError) as caught:
+        load_identity_key("x" * 300 + "\0", environ={})  # not even a path: still one error, nothing echoed
+    assert "xxxxxxxx" not in str(caught.value)
+
+
 @pytest.mark.parametrize("mode, warned", [(0o600, False), (0o400, False), (0o640, True), (0o644, True), (0o606, True)])
 def test_permissions_wider_than_0600_are_warned(tmp_path, mode, warned):
     path = write_key(tmp_path / "k", blob_of(Identity.from_seed("1", "1", "k")), mode)
@@ -262,6 +277,7 @@ def transcript(run, convo, tmp_path, fmt, *extra):
                "--format", fmt, "-o", out, *extra)
     assert_absent(secrets_of(convo["blob"]) + convo["conversation_keys"], proc.stdout, proc.stderr, out.read_text())
     assert_absent(convo["plaintexts"], proc.stdout, proc.stderr)  # plaintext only in the named output
+    assert out.stat().st_mode & 0o777 == 0o600  # and readable by its owner only, whatever the umask allows
     return proc, out.read_text()
 
 

@@ -351,6 +351,18 @@ def removed_member_keeps_writing(u):
     return h, bad, "non_member_sender", None
 
 
+def removed_member_rekeys_the_group(u):
+    """A member removed from the group signs a key change for it (with the SDK): only members re-key."""
+    h = History(GROUP)
+    h.actions("group create", u["A"], u["A"].chat.prepare_group_create(
+        [m.public_key() for m in (u["A"], u["B"], u["C"])], GROUP, ["1111", "2222", "3333"], ["1111"]))
+    h.signed("member remove", u["A"], "GroupChangeEvent.GroupMemberRemoveChange", {"member_ids": ["3333"]})
+    result = u["C"].chat.prepare_conversation_key_change([m.public_key() for m in (u["A"], u["B"], u["C"])],
+                                                          conversation_id=GROUP)
+    bad = h.actions("key change", u["C"], result)[0]
+    return h, bad, "non_member_sender", None
+
+
 def key_entry_that_does_not_open(u):
     """The key change's entry for B is encrypted to someone else's identity key."""
     h = History("1111:2222")
@@ -390,6 +402,7 @@ FINDINGS = [forged_reply_text, reply_with_wrong_sequence, reply_without_raw_even
             delete_of_a_missing_message, reaction_to_a_later_message, delete_of_a_later_message, read_marker_ahead,
             edit_of_someone_elses_message, message_under_an_older_key, message_under_an_unknown_version,
             message_under_the_wrong_key, garbage_contents, non_member_in_a_group, removed_member_keeps_writing,
+            removed_member_rekeys_the_group,
             key_entry_that_does_not_open, two_keys_for_one_version, messages_before_joining]
 VIEWER = {"messages_before_joining": "D"}
 

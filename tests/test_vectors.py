@@ -4,12 +4,11 @@ import base64
 import json
 import re
 import shutil
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
 import pytest
-from helpers import REPO
+from helpers import REPO, run_cli
 
 VECTORS = REPO / "vectors"
 sys.path.insert(0, str(VECTORS))
@@ -53,8 +52,7 @@ def test_suite_covers_the_required_ground():
 
 
 def run(*args):
-    proc = subprocess.run([sys.executable, "-m", "verifier", "vectors", *map(str, args)], capture_output=True,
-                          text=True, cwd=REPO, timeout=600)
+    proc = run_cli(["vectors", *args])  # in process: the same entry point as the console script
     assert "Traceback" not in proc.stderr
     return proc
 

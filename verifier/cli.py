@@ -7,12 +7,14 @@ import json
 import os
 import shutil
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
 
+from .clock import Clock
 from .engine import Verification, gc_paused, verify_pages
 from .errors import FetchError, InputError, UsageError, XChatVerifyError
 from .inputs import DEFAULT_MAX_FILE_MB, is_evidence_dir, load_keyring, load_pages, parse_conversation_keys
@@ -20,7 +22,7 @@ from .keys import entry_from_row
 from .ledger_cli import LedgerRun, add_ledger_options
 from .ledger_cli import add_commands as add_ledger_commands
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, Report, exit_code
-from .outputs import atomic_write_chunks, atomic_write_text
+from .outputs import write_file, write_output
 from .paging import MB
 from .settings import DEFAULT_BASE_URL, IDENTITY_KEY_ENV, AuditOptions, RetryPolicy
 
@@ -37,10 +39,7 @@ from .sanitize import printable
 def emit(report: Report, fmt: str, output: str | None, all_events: bool = False) -> None:
     """The report to ``output`` (atomically) or stdout, written in chunks (``report.stream``)."""
     if output:
-        try:
-            atomic_write_chunks(output, iter_report(report, fmt, all_events=all_events))
-        except OSError as exc:
-            raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
+        write_file(output, iter_report(report, fmt, all_events=all_events))  # in chunks
         print(f"verdict: {report.verdict} (report written to {printable(output)})", file=sys.stderr)
         return
     tty = sys.stdout.isatty()
@@ -114,6 +113,19 @@ def identity_reviewers(args: argparse.Namespace) -> tuple | None:
     return participant_reviewers(loaded.key)
 
 
+def add_fetch_options(parser: argparse.ArgumentParser, save_help: str) -> None:
+    """What every command that fetches conversations takes: evidence, paging, limits, the client."""
+    parser.add_argument("--save", metavar="DIR", help=save_help)
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted or limited --save DIR")
+    parser.add_argument("--force", action="store_true", help="with --resume: continue evidence fetched from "
+                        "another --base-url")
+    parser.add_argument("--max-results", type=int, default=100, metavar="N", help="page size 1-100 (default 100)")
+    parser.add_argument("--concurrency", type=int, default=4, metavar="N", help="conversations fetched at once")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    add_limit_options(parser)
+    add_client_options(parser)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     if args.pages.count("-") > 1:
         raise UsageError("- (standard input) can be read only once")
@@ -184,8 +196,10 @@ def make_client(args: argparse.Namespace, events: ClientEvents | None = None) ->
 class _Display:
     """A rich status line on a terminal (pages, events, conversations, keys, waits); silent otherwise."""
 
-    def __init__(self, enabled: bool, console=None) -> None:
+    def __init__(self, enabled: bool, console=None, clock: Clock | None = None) -> None:
         self.status = None
+        self.clock = clock or Clock()
+        self._stopped = threading.Event()  # ends a countdown when the display closes
         if enabled:
             from rich.console import Console
             self.status = (console or Console(stderr=True)).status("starting")
@@ -196,9 +210,10 @@ class _Display:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
         if self.status is not None:
             self.status.stop()
-            self.status = None  # ends any countdown
+            self.status = None
 
     def update(self, p: AuditProgress) -> None:
         if self.status is not None:
@@ -208,18 +223,24 @@ class _Display:
                                f"events {p.events}{keys}" + (f" · {escape(printable(p.status))}" if p.status else ""))
 
     def wait(self, seconds: float, why: str) -> None:
-        """Count the wait down, once a second, until the window resets (or the run is interrupted)."""
-        if self.status is None:
-            return
-        import threading
-        import time
-        status, until = self.status, time.monotonic() + seconds
+        """The client waits (``ClientEvents.on_wait``): show it, counting down."""
+        self.countdown(seconds, why)
 
-        def tick() -> None:
-            while (left := until - time.monotonic()) > 0 and self.status is status:
-                status.update(f"waiting {left:.0f}s for the {why} window to reset")
-                time.sleep(min(1.0, left))
-        threading.Thread(target=tick, daemon=True, name="xchat-verify-countdown").start()
+    def countdown(self, seconds: float, why: str) -> threading.Thread | None:
+        """Count the wait down, once a second, until the window resets (or the display closes)."""
+        if self.status is None:
+            return None
+        until = self.clock.monotonic() + seconds
+        ticker = threading.Thread(target=self._count_down, args=(self.status, until, why), daemon=True,
+                                  name="xchat-verify-countdown")
+        ticker.start()
+        return ticker
+
+    def _count_down(self, status, until: float, why: str) -> None:
+        while (left := until - self.clock.monotonic()) > 0 and self.status is status:
+            status.update(f"waiting {left:.0f}s for the {why} window to reset")
+            if self.clock.wait(min(1.0, left), self._stopped):
+                return
 
 
 def audit_options(args: argparse.Namespace, reviewers: tuple | None = None) -> AuditOptions:
@@ -321,10 +342,7 @@ def cmd_transcript(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        try:
-            atomic_write_text(args.output, text)
-        except OSError as exc:
-            raise InputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+        write_file(args.output, text, private=True)  # plaintext: the owner's only
         print(f"verdict: {report.verdict} (transcript written to {printable(args.output)})", file=sys.stderr)
     for inp in report.inputs:
         for err in inp.errors:
@@ -366,13 +384,7 @@ def cmd_keys_fetch(args: argparse.Namespace) -> int:
     if failed and args.output:  # a keyring file must be complete or absent: the old one stays
         warn(f"{args.output} not written: keys could not all be fetched")
         return EXIT_INCOMPLETE
-    if args.output:
-        try:
-            atomic_write_text(args.output, text)
-        except OSError as exc:
-            raise InputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-    else:
-        sys.stdout.write(text)
+    write_output(args.output, text)
     return EXIT_INCOMPLETE if failed else EXIT_PASS
 
 
@@ -413,10 +425,7 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     info = v.RunInfo(suite, args.profile, args.impl if args.impl is not None else "xchat-verify (in-process)")
     for path, fmt in ((args.output, args.format), (args.junit, "junit"), (args.markdown, "markdown")):
         if path:
-            try:
-                atomic_write_text(path, v.render_results(results, fmt, info))
-            except OSError as exc:
-                raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+            write_file(path, v.render_results(results, fmt, info))
     if args.output:
         print(v.closing_line(results), file=sys.stderr)
     else:
@@ -514,15 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Fetch every events page and the participants' keys, verify and report. "
                                        "The token comes from X_BEARER_TOKEN or --token-file.")
     audit.add_argument("ids", nargs="+", metavar="ID", help="conversation id: A:B, A-B, a user id, or g<digits>")
-    audit.add_argument("--save", metavar="DIR", help="keep raw pages, key responses and a manifest in DIR")
-    audit.add_argument("--resume", action="store_true", help="continue an interrupted or limited --save DIR")
-    audit.add_argument("--force", action="store_true", help="with --resume: continue evidence fetched from "
-                       "another --base-url")
-    audit.add_argument("--max-results", type=int, default=100, metavar="N", help="page size 1-100 (default 100)")
-    audit.add_argument("--concurrency", type=int, default=4, metavar="N", help="conversations fetched at once")
-    audit.add_argument("--quiet", "-q", action="store_true", help="no progress display")
-    add_limit_options(audit)
-    add_client_options(audit)
+    add_fetch_options(audit, "keep raw pages, key responses and a manifest in DIR")
     add_report_options(audit)
     add_ledger_options(audit, receipts=True)
     audit.set_defaults(handler=cmd_audit)
@@ -553,16 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_trust_options(transcript)
     transcript.add_argument("--max-file-mb", type=int, default=DEFAULT_MAX_FILE_MB, metavar="MB",
                             help=f"refuse input files larger than this (default {DEFAULT_MAX_FILE_MB})")
-    transcript.add_argument("--save", metavar="DIR", help="with ids: keep raw pages (ciphertext), key responses "
-                            "and a manifest in DIR")
-    transcript.add_argument("--resume", action="store_true", help="continue an interrupted or limited --save DIR")
-    transcript.add_argument("--force", action="store_true", help="with --resume: continue evidence fetched from "
-                            "another --base-url")
-    transcript.add_argument("--max-results", type=int, default=100, metavar="N", help="page size 1-100")
-    transcript.add_argument("--concurrency", type=int, default=4, metavar="N", help="conversations fetched at once")
-    transcript.add_argument("--quiet", "-q", action="store_true", help="no progress display")
-    add_limit_options(transcript)
-    add_client_options(transcript)
+    add_fetch_options(transcript, "with ids: keep raw pages (ciphertext), key responses and a manifest in DIR")
     transcript.set_defaults(handler=cmd_transcript)
 
     add_ledger_commands(sub, keys_sub)

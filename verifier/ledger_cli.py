@@ -17,7 +17,7 @@ from ._version import __version__
 from .clock import utc_now_iso
 from .errors import InputError, UsageError
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, Report
-from .outputs import atomic_write_text
+from .outputs import write_file, write_output
 from .sanitize import printable
 
 if TYPE_CHECKING:
@@ -94,10 +94,7 @@ class LedgerRun:
                                report_digest=report_digest(report), checkpoints=checkpoints, evidence_dir=save,
                                ledger_audit=self.recorded.audit_id if self.recorded else None)
         path = self.args.receipt or str(Path(save or ".") / "receipt.json")
-        try:
-            atomic_write_text(path, json.dumps(receipt, indent=2) + "\n")
-        except OSError as exc:
-            raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        write_file(path, json.dumps(receipt, indent=2) + "\n")
         print(f"xchat-verify: receipt written to {printable(path)}", file=sys.stderr)
 
     def close(self) -> None:
@@ -214,13 +211,7 @@ def cmd_ledger_export(args: argparse.Namespace) -> int:
         text = json.dumps(out, indent=1, ensure_ascii=False) + "\n"
     finally:
         store.close()
-    if args.output:
-        try:
-            atomic_write_text(args.output, text)
-        except OSError as exc:
-            raise InputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-    else:
-        sys.stdout.write(text)
+    write_output(args.output, text)
     return EXIT_PASS
 
 
@@ -247,14 +238,7 @@ def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
     if key is not None:
         from .receipts import sign_checkpoint
         checkpoint = sign_checkpoint(checkpoint, key)
-    text = json.dumps(checkpoint, indent=2) + "\n"
-    if args.output:
-        try:
-            atomic_write_text(args.output, text)
-        except OSError as exc:
-            raise InputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-    else:
-        sys.stdout.write(text)
+    write_output(args.output, json.dumps(checkpoint, indent=2) + "\n")
     return EXIT_PASS
 
 

@@ -34,6 +34,18 @@ MESSAGE = "MessageCreateEvent"
 GROUP_CREATE = "GroupChangeEvent.GroupCreate"
 GROUP_ADD = "GroupChangeEvent.GroupMemberAddChange"
 GROUP_REMOVE = "GroupChangeEvent.GroupMemberRemoveChange"
+KEY_CHANGE = "ConversationKeyChangeEvent"
+MEMBERSHIP = (GROUP_CREATE, GROUP_ADD, GROUP_REMOVE)
+
+
+def members_only(kind: str | None) -> bool:
+    """Events only a member may send into a group: messages (reactions, edits and replies are
+    messages too), key changes (a removed member must not re-key the group), deletes, metadata and
+    group settings changes. Membership changes and read markers are not judged."""
+    if kind is None or kind in MEMBERSHIP:
+        return False
+    return kind in (MESSAGE, KEY_CHANGE, DELETE) or kind.startswith(("ConversationMetadataChangeEvent",
+                                                                      "GroupChangeEvent."))
 
 
 def position(sequence_id: str | None) -> int | None:
@@ -160,7 +172,7 @@ def check_targets(timeline: Timeline) -> None:
 
 
 def replay_membership(timeline: Timeline) -> None:
-    """Replay the proven group changes in chain order; flag messages from non-members.
+    """Replay the proven group changes in chain order; flag what non-members send (``members_only``).
 
     A GroupCreate sets the members (its signed member ids and its sender); a GroupMemberAddChange
     adds its new and current members; a GroupMemberRemoveChange removes its members (leaving is
@@ -169,7 +181,7 @@ def replay_membership(timeline: Timeline) -> None:
     members: set[str] | None = None
     for record in timeline.ordered:
         kind = kind_of(record)
-        if kind in (GROUP_CREATE, GROUP_ADD, GROUP_REMOVE):
+        if kind in MEMBERSHIP:
             if not proven(record):
                 members = None
                 continue
@@ -181,7 +193,7 @@ def replay_membership(timeline: Timeline) -> None:
                     set(body.get("member_ids") or ())
             elif members is not None:
                 members -= set(body.get("member_ids") or ())
-        elif kind == MESSAGE and members is not None and record.sender_id not in members:
+        elif members is not None and members_only(kind) and record.sender_id not in members:
             record.add("non_member_sender", f"sender {shown(record.sender_id)} is not a member of the group at "
                                             "this point (replaying its proven group changes)")
 

@@ -154,6 +154,15 @@ def _same(encoded: str, identity: bytes) -> bool:
         return False
 
 
+def _pasted_key_hint(value: str) -> str:
+    """When a value meant to name a key file looks like a key blob itself, say so (without it)."""
+    text = value.strip()
+    if len(text) in (44, 88) and all(c.isalnum() or c in "+/=" for c in text):
+        return " (the value looks like a key blob itself: put the key in a file readable only by you and " \
+               "name the file)"
+    return ""
+
+
 @dataclass
 class LoadedKey:
     """An identity key from ``load_identity_key`` with the warnings to show (file permissions)."""
@@ -169,15 +178,17 @@ def load_identity_key(path: str | None, environ: Mapping[str, str] | None = None
     A file that group or others may read or write gets a warning (the key is still used); a file
     that cannot be read or does not hold a key blob raises ``IdentityKeyError`` (exit 2)."""
     environ = os.environ if environ is None else environ
+    named_by = "--identity-key"
     if not path:
-        path = environ.get(ENV_VAR) or None
+        path, named_by = environ.get(ENV_VAR) or None, ENV_VAR
         if path is None:
             return None
     warnings = []
     try:
         mode = Path(path).stat().st_mode
-    except OSError as exc:
-        raise IdentityKeyError(f"cannot read identity key file {path}: {exc.strerror or type(exc).__name__}") \
+    except (OSError, ValueError) as exc:  # the value is never echoed: it may be the key itself, pasted
+        raise IdentityKeyError(f"cannot read the identity key file named by {named_by}: "
+                               f"{getattr(exc, 'strerror', None) or type(exc).__name__}{_pasted_key_hint(path)}") \
             from None
     if not stat.S_ISREG(mode):
         raise IdentityKeyError(f"identity key file {path} is not a regular file")
