@@ -155,3 +155,12 @@ def test_a_failed_report_write_leaves_the_old_file_intact(tmp_path, monkeypatch)
     assert code == 3 and "No space left" in err
     assert out.read_text() == "the previous report" and sorted(p.name for p in tmp_path.iterdir()) == \
         ["good.json", "report.json", "ring.json"]
+
+
+def test_a_type_error_before_a_syntax_error_is_an_input_error_not_a_crash():
+    """Found by the fuzz target's bent-key seed (issue 11): the typed pass stops at the type error,
+    the loose pass then meets the syntax error; verify_pages must not raise."""
+    import verifier
+    report = verifier.verify_pages([b'{"data": [{"encoded_event": 5}], "meta": {"x" 1}}'])
+    assert report.inputs[0].errors and report.inputs[0].errors[0].startswith("not a JSON object")
+    assert verifier.model.exit_code(report) == 3

@@ -109,3 +109,39 @@ def test_version_key():
 def test_numeric_json_versions_in_a_keyring():
     entry = {**ALICE.keyring_entry(), "public_key_version": 1}
     assert Keyring.from_json(json.dumps([entry])).lookup("1111", "1").status == "ok"
+
+
+def test_a_bent_spki_in_an_event_is_a_finding_not_a_crash():
+    """The fuzz corpus case of issue 11: an embedded key whose algorithm OID has a flipped bit makes
+    cryptography raise UnsupportedAlgorithm; it is an unusable key, never an exit 3."""
+    import json
+
+    from fuzz.fuzz_verify import bent_key_page
+
+    import verifier
+    page = json.loads(bent_key_page())
+    for report in (verifier.verify_pages([page], None, allow_embedded_keys=True),
+                   verifier.verify_pages([page], None)):
+        (event,) = report.conversations[0].events
+        assert event.signature.status == "invalid" and "embedded signing key unusable" in event.signature.detail
+        assert report.verdict == "fail"
+
+
+def test_der_from_raw_is_the_der_of_encode_dss_signature():
+    """raw_signature_to_der builds DER with byte operations: the same bytes as cryptography's, on
+    random, short, high-bit and boundary scalars; out-of-range scalars are refused."""
+    import random
+
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    from verifier.keys import P256_ORDER, raw_signature_to_der
+    rng = random.Random(11)
+    scalars = [1, 2, 127, 128, 255, 256, P256_ORDER - 1, 2 ** 255, 2 ** 255 - 1, 2 ** 248 - 1]
+    scalars += [rng.randrange(1, P256_ORDER) for _ in range(300)] + [rng.randrange(1, 2 ** 64) for _ in range(50)]
+    for r in scalars:
+        s = scalars[rng.randrange(len(scalars))]
+        raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        assert raw_signature_to_der(raw) == encode_dss_signature(r, s)
+    for r, s in ((0, 1), (1, 0), (P256_ORDER, 1), (1, P256_ORDER), (2 ** 256 - 1, 1)):
+        with pytest.raises(ValueError, match="out of range"):
+            raw_signature_to_der(r.to_bytes(32, "big") + s.to_bytes(32, "big"))

@@ -171,3 +171,27 @@ def test_arbitrary_text_base64_only_raises_malformed(text):
     except MalformedEvent:
         return
     assert base64.b64encode(out).decode().rstrip("=") == text.rstrip("=")
+
+
+def test_base64_fast_path_accepts_exactly_what_the_strict_rules_accept():
+    """pybase64 (issue 11) is used only on canonical input: on random strings over the alphabet,
+    padding, URL-safe characters, whitespace and non-ASCII, every result and every reason equals
+    the regex-checked reference decoder's."""
+    import random
+
+    from verifier.wire import _b64decode_diagnose
+    rng = random.Random(11)
+    alphabet = "ABCDQRSTwxyz0189+/=-_ \n\té"
+    cases = ["", "=", "==", "QQ", "QQ=", "QQ==", "QQ===", "QR==", "QR", "QUJD", "QUJD====", "QQ==QQ==", "QUI=",
+             "QUJ=", "QUJ", "QUE", "====", "Q===", "QUJDRA", "QUJDRA=", "QUJDRA==", "QUJDRB=="]
+    cases += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(13))) for _ in range(20000)]
+    cases += [base64.b64encode(rng.randbytes(rng.randrange(40))).decode().rstrip("=" * rng.randrange(3))
+              for _ in range(2000)]
+
+    def outcome(fn, text):
+        try:
+            return fn(text, "x")
+        except MalformedEvent as exc:
+            return str(exc)
+    for text in cases:
+        assert outcome(b64decode_strict, text) == outcome(_b64decode_diagnose, text), repr(text)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from .clock import Clock
-from .engine import Verification, verify_pages
+from .engine import Verification, gc_paused, verify_pages
 from .errors import FetchError, InputError, UsageError, XChatVerifyError
 from .inputs import DEFAULT_MAX_FILE_MB, is_evidence_dir, load_keyring, load_pages, parse_conversation_keys
 from .keys import entry_from_row
@@ -30,20 +30,23 @@ if TYPE_CHECKING:  # the network modules are imported by the commands that use t
     from .audit import Auditor, AuditProgress
     from .fetch import ClientEvents, XChatClient
 from ._version import __version__
-from .report import FORMATS, render
+from .report import FORMATS
+from .report.stream import iter_report
 from .sanitize import printable
 
 
 # ------------------------------------------------------------------------------------- output
 def emit(report: Report, fmt: str, output: str | None, all_events: bool = False) -> None:
+    """The report to ``output`` (atomically) or stdout, written in chunks (``report.stream``)."""
     if output:
-        write_file(output, render(report, fmt, all_events=all_events))
+        write_file(output, iter_report(report, fmt, all_events=all_events))  # in chunks
         print(f"verdict: {report.verdict} (report written to {printable(output)})", file=sys.stderr)
         return
     tty = sys.stdout.isatty()
     color = fmt == "text" and tty and "NO_COLOR" not in os.environ  # NO_COLOR drops colour, not layout
     width = shutil.get_terminal_size().columns if tty else None
-    sys.stdout.write(render(report, fmt, color=color, width=width, all_events=all_events))
+    for chunk in iter_report(report, fmt, color=color, width=width, all_events=all_events):
+        sys.stdout.write(chunk)
     sys.stdout.flush()
 
 
@@ -89,7 +92,7 @@ def add_trust_options(parser: argparse.ArgumentParser, in_process: bool = True) 
                         help="a history that was not fetched to its end may pass (reported as incomplete)")
     if in_process:
         parser.add_argument("--workers", type=int, default=None, metavar="N",
-                            help="verification threads (default: number of CPUs, at most 8)")
+                            help="verification threads (default: the CPUs this process may use, at most 8)")
         add_identity_option(parser)
 
 
@@ -146,7 +149,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             keyring = load_keyring(args.keys, max_bytes) if args.keys else None
             pages = load_pages(args.pages, max_bytes)
             if ledger.store is None:
-                report = verify_pages(pages, keyring, **options)
+                report = verify_pages(pages, keyring, lazy=True, **options)  # events built as they are written
             else:  # the incremental form keeps what the ledger records (event_facts)
                 seen.append(Verification(**options))
                 for page in pages:
@@ -159,7 +162,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         seen.clear()  # the engine's working state is not needed to render the report
     finally:
         ledger.close()
-    return finish(report, args)
+    with gc_paused():  # the report's objects are acyclic and short-lived
+        return finish(report, args)
 
 
 def read_token(token_file: str | None) -> str:

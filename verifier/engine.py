@@ -2,13 +2,27 @@
 
 Orchestration only; each step lives in its own module:
 
-1. decode every event exactly as the SDK does (``wire``) and cross-check its JSON envelope
-   (``envelope``), page by page as pages arrive;
+1. decode every event exactly as the SDK does (``wire``: a fast path for the common shape, the
+   generic reader for anything else) and cross-check its JSON envelope (``envelope``), page by page
+   as pages arrive, into compact columns (``columns``: about 100 bytes an event, whatever the
+   event's size);
 2. per event, the SDK's signature steps up to the payload (``signature.prepare``, choosing the key
-   with ``signers``), then every ECDSA check in bulk on a thread pool (``cryptography`` releases
-   the GIL inside OpenSSL, so they use every core);
-3. per conversation, the chain and replays (``chain``);
-4. findings about whole conversations and the run, fail closed (``Policy``), and the ``Report``.
+   with ``signers``), then the ECDSA checks in chunks on a thread pool (``cryptography`` releases
+   the GIL inside OpenSSL). When the keys are known from the start (``verify_pages``) a chunk is
+   checked as soon as its pages are decoded and nothing of the event is kept; otherwise (the
+   audit learns its keys last) the encoded event waits, and is decoded again by ``finish``;
+3. per conversation, the chain and replays (``chain``: one pass over sorted positions for the usual
+   single linked chain, the full analysis for anything else);
+4. findings about whole conversations and the run, fail closed (``Policy``), and the ``Report``:
+   its events are built from the columns on access (``EventList``), so a renderer can stream a
+   report of millions of events.
+
+``finish`` runs steps 2-4 as three calls (``check_signatures``, ``conclude``, ``assemble``) that
+``verifier.archive`` also runs apart, on parts of one run in several processes (``check_part`` ...
+``finish_parts``): both give the same report.
+
+The cyclic garbage collector is off for a whole verification: the engine makes no reference
+cycles, and a collector walking the growing heap after every page cost as much as the decoding.
 """
 
 from __future__ import annotations
@@ -16,16 +30,18 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
+from array import array
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol, overload
 
 import msgspec
 
 from .chain import ChainNode, ChainResult, analyse_chain, find_replays
+from .columns import Ids, Interned
 from .envelope import envelope_differences
 from .errors import MalformedEvent
 from .ids import canonical_conversation
@@ -49,18 +65,38 @@ from .model import (
     Verdict,
     fails,
 )
-from .pages import DecodedPage, ItemJson, RawEntry, decode_page
+from .pages import DecodedPage, RawEntry, decode_page
 from .payload import must_be_signed
 from .signature import Job, check, prepare
-from .signers import Carriers, KeySlot, carrier_conflicts, embedded_keys, key_carriers
-from .wire import DEFAULT_LIMITS, Limits, MessageEvent, decode_event_b64
+from .signers import KeySlot, carrier_conflicts, embedded_keys, slots_of
+from .wire import DEFAULT_LIMITS, Limits, MessageEvent, decode_event_b64, decode_event_bytes
 
-_CHUNK = 256
+_CHUNK = 256  # ECDSA checks per pool task
+_FLUSH = 2048  # checks gathered before they are handed to the pool (eager mode)
+KEY_CHANGE = "ConversationKeyChangeEvent"
+DELETE_KINDS = ("MessageDeleteEvent", "ConversationDeleteEvent")
+_MEMBERSHIP = ("GroupChangeEvent.GroupCreate", "GroupChangeEvent.GroupMemberAddChange",
+               "GroupChangeEvent.GroupMemberRemoveChange")  # semantics.MEMBERSHIP: who a delete's signer is
+
+# Finding stages: an event's findings are reported in the order the steps that raise them run.
+_DECODED, _KEY_CONFLICTS, _REVIEWED, _REPLAYED = 0, 1, 3, 4
+# flags
+_DECODED_OK, _FROM_META, _IS_KEY_CHANGE, _SIGNED_KIND, _NOT_ENCODED = 1, 2, 4, 8, 16
+_TRUSTED = {None: 0, False: 1, True: 2}
+_TRUSTED_VALUE = (None, False, True)
+_CHAIN_CODES = list(ChainStatus)
+_CHAIN_INDEX = {status: code for code, status in enumerate(_CHAIN_CODES)}
+_LINKED = ChainStatus.LINKED
+_INFO = Severity.INFO.value
 
 
 def default_workers() -> int:
-    """Verification threads: one per CPU (at most 8); ECDSA releases the GIL so they run in parallel."""
-    return min(8, os.cpu_count() or 1)
+    """Verification threads: one per CPU this process may run on (at most 8); ECDSA releases the GIL."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(8, cpus))
 
 
 @dataclass
@@ -71,59 +107,6 @@ class PageInput:
     source: str
     body: bytes | str | dict[str, Any]
     conversation_id: str | None = None
-
-
-class _Event:
-    """Working state of one input event; the identifying fields are resolved once in ``resolve``."""
-
-    __slots__ = ("index", "entry", "raw", "event", "malformed", "conversation", "signature",
-                 "findings", "sequence_id", "previous_sequence_id", "message_id", "sender_id",
-                 "conversation_id", "trusted", "from_meta", "created_at")
-
-    def __init__(self, index: int, entry: RawEntry) -> None:
-        self.index = index
-        self.entry: RawEntry | None = entry
-        self.raw: bytes | None = None  # SHA-256 of the encoded event: byte-identical repeats compare equal
-        self.event: MessageEvent | None = None
-        self.malformed = ""
-        self.conversation = ""
-        self.signature: Check | None = None
-        self.findings: list[Finding] = []
-        self.from_meta = entry.from_meta
-
-    @property
-    def item(self) -> ItemJson | None:
-        return self.entry.item if self.entry is not None else None
-
-    def resolve(self) -> None:
-        """Identifying fields from the encoded event if it decoded, else from the JSON item."""
-        source: Any = self.event
-        if source is not None:
-            self.sequence_id, self.previous_sequence_id = source.sequence_id, source.previous_sequence_id
-        else:
-            source = self.item
-            self.sequence_id = source.seq if source is not None else None
-            self.previous_sequence_id = source.prev if source is not None else None
-        self.message_id = getattr(source, "message_id", None)
-        self.sender_id = getattr(source, "sender_id", None)
-        self.conversation_id = getattr(source, "conversation_id", None)
-        self.trusted = getattr(source, "is_trusted", None)
-        created = getattr(source, "created_at_msec", None)
-        self.created_at = created if isinstance(created, str) or created is None else str(created)
-
-    def release_input(self) -> None:
-        """Drop the JSON item and base64 text once decoded and cross-checked (memory)."""
-        self.entry = None
-
-    @property
-    def checked(self) -> Check:
-        """The signature's outcome (set for every event before the report is built)."""
-        assert self.signature is not None
-        return self.signature
-
-    def add(self, code: str, message: str, severity: str | None = None) -> None:
-        sev = severity or FINDING_SEVERITY.get(code) or STATUS_SEVERITY[code]
-        self.findings.append(Finding(code, getattr(sev, "value", sev), message))
 
 
 class Reviewer(Protocol):
@@ -141,6 +124,10 @@ class Reviewer(Protocol):
       they verify v6+ key changes like ``conversation_keys=`` (which wins for a version given both).
     * ``review(records, keyring)`` runs once every signature is known, before the chain and the
       verdicts; it adds event findings and returns run-level ``(code, message)`` findings.
+
+    A reviewer may declare ``reads_kinds`` (a set of event kinds): then only events of those kinds
+    keep their decoded ``MessageEvent`` (the others show a stand-in with the kind alone) and it
+    promises ``conversation_keys`` returns nothing, so signatures can be checked as pages arrive.
     """
 
     def conversation_keys(self, records: Sequence[Any], keyring: Keyring | None) -> Mapping[str, bytes]: ...
@@ -160,21 +147,29 @@ def verify_pages(pages: Iterable[PageInput | DecodedPage | bytes | str | dict[st
                  allow_partial: bool = False, strict: bool = False,
                  expected_conversation_id: str | None = None,
                  limits: Limits = DEFAULT_LIMITS, workers: int | None = None,
-                 reviewers: Sequence[Reviewer] | None = None) -> Report:
+                 reviewers: Sequence[Reviewer] | None = None, lazy: bool = False) -> Report:
     """Verify pages of ``GET /2/chat/conversations/{id}/events`` bodies; never raises per event.
 
     ``pages`` may hold raw bodies (bytes/str), parsed dicts, ``PageInput`` or already decoded pages.
     Fail closed: without a ``keyring`` the verdict is ``fail`` unless ``allow_embedded_keys``; an
     empty history, or one where no signature could be proven, fails unless ``allow_empty``.
     ``reviewers`` replace the default checks (``default_reviewers()``); see ``Reviewer``.
+    ``lazy``: each conversation's ``events`` is an ``EventList`` that builds its ``EventReport``s on
+    access (constant memory per event; what the CLI uses) instead of a list.
     """
     verification = Verification(conversation_keys=conversation_keys, allow_embedded_keys=allow_embedded_keys,
                                 allow_empty=allow_empty, allow_partial=allow_partial,
                                 strict=strict, expected_conversation_id=expected_conversation_id,
                                 limits=limits, workers=workers, reviewers=reviewers)
-    for page in pages:
-        verification.add_page(page)
-    return verification.finish(keyring)
+    with gc_paused():
+        verification._run.know_keyring(keyring, facts=False)  # never returned: no event_facts
+        try:
+            for page in pages:
+                verification._add(page)
+        except BaseException:  # an interrupt or a failing page source: no idle threads left behind
+            verification._run.close()
+            raise
+        return verification._finish(keyring, lazy)
 
 
 class Verification:
@@ -191,29 +186,25 @@ class Verification:
                  workers: int | None = None, reviewers: Sequence[Reviewer] | None = None) -> None:
         policy = Policy(allow_embedded_keys=allow_embedded_keys, allow_empty=allow_empty,
                         allow_partial=allow_partial, strict=strict)
-        self._run = _Run(None, conversation_keys or {}, policy,
-                         canonical_conversation(expected_conversation_id), limits, workers)
-        self._run.reviewers = tuple(default_reviewers() if reviewers is None else reviewers)
+        self._run = _Run(conversation_keys or {}, policy, canonical_conversation(expected_conversation_id), limits,
+                         workers, tuple(default_reviewers() if reviewers is None else reviewers))
         self._pages = 0
 
     def add_page(self, page: Any) -> None:
-        with _gc_paused():
-            self._run._load_page(_as_decoded(page, self._pages))
+        with gc_paused():
+            self._add(page)
+
+    def _add(self, page: Any) -> None:
+        self._run.load_page(_as_decoded(page, self._pages))
         self._pages += 1
 
     @property
     def event_count(self) -> int:
-        return len(self._run.events)
+        return self._run.count
 
     def user_ids(self) -> list[str]:
         """Every sender and signing-key member named by the decoded events, in first-seen order."""
-        seen: dict[str, None] = {}
-        for ev in self._run.events:
-            if ev.sender_id:
-                seen.setdefault(ev.sender_id)
-            for member, _version, _key in embedded_keys(ev.event):
-                seen.setdefault(member)
-        return list(seen)
+        return list(self._run.users)
 
     def add_input_error(self, source: str, message: str) -> None:
         """Record an input that could not be obtained in full (the report is then incomplete)."""
@@ -235,69 +226,72 @@ class Verification:
         """Conversations marked incomplete so far, with their reasons."""
         return {cid: list(reasons) for cid, reasons in self._run.incomplete.items()}
 
-    def finish(self, keyring: Keyring | None = None) -> Report:
-        self._run.keyring = keyring
-        with _gc_paused():
-            return self._run.execute()
+    def expect_keyring(self, keyring: Keyring | None, *, facts: bool = True) -> None:
+        """Before the first page: the keyring is known, so each page's signatures are checked as it
+        is added (what ``verify_pages`` does) and a checked event keeps nothing but its columns.
+        ``facts=False``: ``event_facts`` will not be asked for. ``finish`` (or ``check_part``) must
+        be given the same keyring."""
+        if self._run.count:
+            raise ValueError("expect_keyring comes before the first page")
+        self._run.know_keyring(keyring, facts=facts)
+
+    def finish(self, keyring: Keyring | None = None, *, lazy: bool = False) -> Report:
+        with gc_paused():
+            return self._finish(keyring, lazy)
 
     @property
     def keyring(self) -> Keyring | None:
         """The keyring ``finish`` verified with."""
         return self._run.keyring
 
-    def event_facts(self, conversations: Collection[str] | None = None) -> list["EventFacts"]:
+    def event_facts(self, conversations: Collection[str] | None = None) -> list[EventFacts]:
         """After ``finish``: per event, in report index order, what the report does not carry but a
         ledger records (the event's digest, signature version, embedded keys, what it deletes and
         whether its signer is a member); ``conversations``: only theirs (a part of a larger run)."""
-        with _gc_paused():
-            events = [ev for ev in self._run.events if conversations is None or ev.conversation in conversations]
-            members: dict[int, bool | None] = {}
-            if any(ev.event is not None and ev.event.kind in DELETE_KINDS for ev in events):
-                from .semantics import delete_signers
-                members = delete_signers(events, DELETE_KINDS)
-            return [_facts(ev, members.get(ev.index)) for ev in events]
+        with gc_paused():
+            return self._run.event_facts(conversations)
 
     def ended_conversations(self) -> set[str]:
         """Conversations fetched to their end: a page of theirs carried no ``next_token`` (it is the
         oldest page) and nothing marked them incomplete. A ledger judges the whole of their history."""
         return {cid for cid in self._run.ended if cid not in self._run.incomplete}
 
+    def _finish(self, keyring: Keyring | None, lazy: bool) -> Report:
+        self._run.keyring = keyring
+        return self._run.execute(lazy)
+
     # ------------------------------------------------------------ parts of a larger run
     # ``verifier.archive`` verifies one run's pages in several processes: each part decodes its pages
     # and checks their signatures (``check_part``), a coordinator places the parts in the run
     # (``part_facts``, ``rebase``), the parts conclude the conversations they hold whole and hand
-    # the others to a join (``conclude_part``, ``take``, ``joined``), and a shell Verification on the
-    # coordinator assembles the Report (``adopt_parts``, ``finish_parts``). ``finish`` itself runs
-    # the same steps in one process, so both give the same report.
+    # the columns rows of the others to a join (``conclude_part``, ``take``, ``joined``), and a shell
+    # Verification on the coordinator assembles the Report (``adopt_parts``, ``finish_parts``).
+    # ``finish`` itself runs the same steps in one process, so both give the same report.
 
     def check_part(self, keyring: Keyring | None) -> None:
         """Decode done: check every signature now (the per-event work that needs no other event).
-        The keyring is not kept (key objects do not pickle; a part may travel between processes)."""
-        self._run.keyring = keyring
-        with _gc_paused():
-            self._run.check_signatures()
-        self._run.keyring = None
+        The keyring is not kept (a part may travel between processes)."""
+        run = self._run
+        run.keyring = keyring
+        with gc_paused():
+            run.check_signatures()
+        run.keyring = None
 
     def part_facts(self) -> PartFacts:
         """After ``check_part``: what a coordinator needs to place this part in the whole run."""
         run = self._run
-        conversations = []
-        for page in run.inputs:
-            first = page.first_index - run.base
-            conversations.append(run.events[first].conversation if page.event_count else None)
-        slots = {slot: frozenset(identities) for slot, identities in run.carriers.items()}
+        conversations = [run.conversation[page.first_index - run.base] if page.event_count else None
+                         for page in run.inputs]
+        slots = {slot: frozenset(identities) for slot, identities in slots_of(run.carriers).items()}
         return PartFacts(list(run.inputs), conversations, slots, run.used_key_versions(), set(run.ended))
 
     def rebase(self, first_index: int) -> None:
-        """Number this part's events from ``first_index`` (its place in the whole run); idempotent."""
+        """Number this part's events from ``first_index`` (its place in the whole run); idempotent.
+        The columns are not touched: an event's report index is ``first_index`` + its row."""
         run = self._run
         delta = first_index - run.base
         if delta:
-            for ev in run.events:
-                ev.index += delta
             run.inputs = [msgspec.structs.replace(i, first_index=i.first_index + delta) for i in run.inputs]
-            run.carriers = {slot: {ident: [i + delta for i in idx] for ident, idx in ids.items()}
-                            for slot, ids in run.carriers.items()}
             run.base = first_index
 
     def conclude_part(self, keyring: Keyring | None, conversations: Collection[str] | None,
@@ -308,22 +302,20 @@ class Verification:
         run = self._run
         run.keyring = keyring
         run.incomplete = {cid: list(reasons) for cid, reasons in incomplete.items()}
-        evs = run.events if conversations is None else [ev for ev in run.events if ev.conversation in conversations]
-        with _gc_paused():
-            return run.conclude(evs, shared_keys)
+        with gc_paused():
+            return run.conclude(conversations, shared_keys, lazy=False)
 
-    def take(self, conversations: Collection[str]) -> list[Any]:
-        """This part's events of conversations other parts also hold, for ``joined``."""
-        return [ev for ev in self._run.events if ev.conversation in conversations]
+    def take(self, conversations: Collection[str]) -> list[Row]:
+        """The columns rows of this part's events of ``conversations`` (those other parts also
+        hold), for ``joined``; the part itself is unchanged."""
+        return self._run.take(conversations)
 
     @classmethod
-    def joined(cls, parts: Iterable[list[Any]], **options: Any) -> "Verification":
-        """One Verification over events taken from several checked parts (their signatures stay)."""
+    def joined(cls, parts: Iterable[Iterable[Row]], **options: Any) -> Verification:
+        """One Verification over rows taken from several checked parts (their signatures stay),
+        in run order; ready for ``conclude_part``."""
         joined = cls(**options)
-        run = joined._run
-        run.events = sorted((ev for part in parts for ev in part), key=lambda ev: ev.index)
-        run.carriers = key_carriers((ev.index, ev.event) for ev in run.events)
-        run.signatures_checked = True
+        joined._run.join(sorted((row for part in parts for row in part), key=lambda row: row.report_index))
         return joined
 
     def adopt_parts(self, inputs: list[InputReport], events: int) -> None:
@@ -350,10 +342,32 @@ class PartFacts:
     ended: set[str]  # conversations a page without next_token came for (see ``ended_conversations``)
 
 
+class Row(NamedTuple):
+    """One event's columns, as ``Verification.take`` ships it to a join (plain picklable values)."""
+
+    report_index: int  # in the whole run
+    conversation: str
+    seq: str | None
+    prev: str | None
+    message_id: str | None
+    created: str | None
+    sender: str | None
+    kind: str | None
+    key_version: str | None
+    signature_version: str | None
+    keys: tuple[tuple[str, str, str], ...]  # the embedded keys it carries
+    check: Check
+    trusted: int
+    flags: int
+    digest: bytes
+    findings: tuple[tuple[int, Finding], ...]  # staged findings so far (decoding, envelope)
+    event: MessageEvent | None  # the decoded event, when a reviewer or the ledger reads its kind
+
+
 @contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The engine allocates many small acyclic objects; pausing the cyclic collector meanwhile
-    saves ~15% of the Python-side cost. It is re-enabled even on error."""
+def gc_paused() -> Iterator[None]:
+    """The engine allocates many small acyclic objects: the cyclic collector is paused while it
+    runs (for a whole ``verify_pages``, not page by page). It is re-enabled even on error."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -361,6 +375,9 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+_gc_paused = gc_paused  # the name the ledger imports
 
 
 @dataclass(frozen=True)
@@ -380,10 +397,110 @@ class Policy:
         return (FINDING_SEVERITY.get(code) or STATUS_SEVERITY[code]).value
 
 
+def _severity(code: str, severity: str | None) -> str:
+    sev = severity or FINDING_SEVERITY.get(code) or STATUS_SEVERITY[code]
+    return str(getattr(sev, "value", sev))
+
+
+class Record:
+    """One event as a reviewer sees it (``Reviewer``): a view of the engine's columns."""
+
+    __slots__ = ("_run", "_at", "index")
+
+    def __init__(self, run: _Run, at: int) -> None:
+        self._run = run
+        self._at = at  # the event's row in the columns
+        self.index = run.index_of(at)  # in the report
+
+    @property
+    def conversation(self) -> str:
+        return self._run.conversation[self._at]
+
+    @property
+    def event(self) -> MessageEvent | None:
+        return self._run.event_of(self._at)
+
+    @property
+    def from_meta(self) -> bool:
+        return bool(self._run.flags[self._at] & _FROM_META)
+
+    @property
+    def sequence_id(self) -> str | None:
+        return self._run.seq[self._at]
+
+    @property
+    def sender_id(self) -> str | None:
+        return self._run.sender[self._at]
+
+    @property
+    def previous_sequence_id(self) -> str | None:
+        return self._run.prev[self._at]
+
+    @property
+    def message_id(self) -> str | None:
+        return self._run.message_id[self._at]
+
+    @property
+    def trusted(self) -> bool | None:
+        return _TRUSTED_VALUE[self._run.trusted[self._at]]
+
+    @property
+    def created_at(self) -> str | None:
+        return self._run.created[self._at]
+
+    @property
+    def signature(self) -> Check | None:
+        code = self._run.sig_codes[self._at]
+        return self._run.check_objects[code - 1] if code else None
+
+    def add(self, code: str, message: str, severity: str | None = None) -> None:
+        self._run.add(self._at, _REVIEWED, code, message, severity)
+
+
+class _Records(Sequence[Record]):
+    """Every event's ``Record`` in input order (or only the given rows'); the views are made once,
+    when first read."""
+
+    def __init__(self, run: _Run, rows: Sequence[int] | None = None) -> None:
+        self._run = run
+        self._rows = rows
+        self._list: list[Record] | None = None
+
+    @property
+    def kinds_present(self) -> set[str | None]:
+        """The event kinds of the run (a reviewer can tell it has nothing to do without reading)."""
+        codes = self._run.kind.codes()
+        present = set(codes) if self._rows is None else {codes[at] for at in self._rows}
+        return {self._run.kind.value_of(code) for code in present}
+
+    def _views(self) -> list[Record]:
+        if self._list is None:
+            rows = range(self._run.count) if self._rows is None else self._rows
+            self._list = [Record(self._run, at) for at in rows]
+        return self._list
+
+    def __len__(self) -> int:
+        return self._run.count if self._rows is None else len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Record: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Record]: ...
+
+    def __getitem__(self, index: int | slice) -> Record | Sequence[Record]:
+        return self._views()[index]
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self._views())
+
+
 class _Run:
-    def __init__(self, keyring: Keyring | None, conversation_keys: Mapping[str, bytes], policy: Policy,
-                 expected: str, limits: Limits, workers: int | None) -> None:
-        self.keyring: Keyring | None = keyring
+    """The state of one verification, in columns (``verifier.columns``)."""
+
+    def __init__(self, conversation_keys: Mapping[str, bytes], policy: Policy, expected: str, limits: Limits,
+                 workers: int | None, reviewers: tuple[Reviewer, ...]) -> None:
+        self.keyring: Keyring | None = None
         self.conversation_keys = {version_key(k): v for k, v in conversation_keys.items()}
         self.policy = policy
         self.allow_embedded = policy.allow_embedded_keys
@@ -391,66 +508,396 @@ class _Run:
         self.expected = expected
         self.limits = limits
         self.workers = workers if workers is not None else default_workers()
-        self.events: list[_Event] = []
+        self.reviewers = reviewers
+        self.keep_facts = True  # keep what event_facts gives the ledger (not needed by verify_pages)
+        self.kept_kinds = self._kept_kinds()
+        self.eager = False  # signatures checked as pages arrive (keyring known, no reviewer learns keys)
+        self.records = _Records(self)
         self.inputs: list[InputReport] = []
         self.expected_conversations: dict[str, None] = {}  # asked for by the caller, in order
         self.incomplete: dict[str, list[str]] = {}
+        self.users: dict[str, None] = {}
         self.ended: set[str] = set()  # conversations a page without next_token (the oldest) came for
-        self.reviewers: tuple[Reviewer, ...] = ()
-        self.base = 0  # index of the first event (a part of a larger run starts elsewhere)
+        # a part of a larger run (``Verification.check_part`` ...): its place in the run
+        self.base = 0  # report index of the first row (``rebase``)
+        self.indices: array[int] | None = None  # a join's rows: the report index of each row
+        self.positions: dict[int, int] = {}  # a join's rows: report index -> row
         self.elsewhere = 0  # events of this run verified in parts elsewhere (the coordinator's shell)
-        self.carriers: Carriers = {}
         self.signatures_checked = False
+        # columns, one entry per event (a "row"; its report index is ``index_of(row)``)
+        self.count = 0
+        self.seq, self.prev, self.message_id, self.created = Ids(), Ids(), Ids(uuids=True), Ids()
+        self.sender: Interned[str | None] = Interned()
+        self.conversation: Interned[str] = Interned()
+        self.kind: Interned[str | None] = Interned()
+        self.key_version: Interned[str | None] = Interned()
+        self.signature_version: Interned[str | None] = Interned()
+        self.embedded: Interned[tuple[tuple[str, str, str], ...]] = Interned()
+        self.check_codes: dict[tuple[str, str], int] = {}  # one Check object per distinct outcome
+        self.check_objects: list[Check] = []
+        self.sig_codes = array("I")  # 1 + the check's code; 0 while pending
+        self.trusted = bytearray()
+        self.flags = bytearray()
+        self.digests = bytearray()  # SHA-256 of each encoded event (32 bytes each)
+        self.findings: dict[int, list[tuple[int, Finding]]] = {}
+        self.kept: dict[int, MessageEvent] = {}  # decoded events a reviewer reads
+        self.waiting: dict[int, bytes] = {}  # encoded events whose signature waits for the keys
+        self.carriers: dict[tuple[str, str, str], array[int]] = {}  # embedded key -> rows carrying it
+        self.chain_codes = bytearray()  # per row, set by ``conclude``
+        self.chain_details: dict[int, tuple[str, bool]] = {}
+        self.jobs: list[tuple[int, Job]] = []
+        self.pool: ThreadPoolExecutor | None = None
+
+    def _kept_kinds(self) -> frozenset[str | None] | None:
+        """The kinds whose decoded events are kept (None: every kind): what the reviewers read, key
+        changes when conversation keys are given, and what event_facts reads (deletes, and the
+        group changes that say whether their signer is a member)."""
+        kinds = [getattr(r, "reads_kinds", None) for r in self.reviewers]
+        if any(k is None for k in kinds):
+            return None
+        always = {*([KEY_CHANGE] if self.conversation_keys else []),
+                  *(DELETE_KINDS + _MEMBERSHIP if self.keep_facts else ())}
+        return frozenset(always).union(*kinds)  # type: ignore[arg-type]
+
+    def know_keyring(self, keyring: Keyring | None, facts: bool | None = None) -> None:
+        """The keys are known before the first page: check signatures as pages arrive.
+        ``facts``: whether event_facts will be asked for (default: as set in ``keep_facts``)."""
+        if facts is not None:
+            self.keep_facts = facts
+        self.kept_kinds = self._kept_kinds()
+        self.keyring = keyring
+        self.eager = self.kept_kinds is not None
+
+    @property
+    def event_total(self) -> int:
+        """Events of the run so far: before this part, in it, and verified elsewhere."""
+        return self.base + self.count + self.elsewhere
+
+    def index_of(self, at: int) -> int:
+        """The report index of a row."""
+        return self.base + at if self.indices is None else self.indices[at]
+
+    def row_of(self, index: int) -> int:
+        """The row of a report index (the inverse of ``index_of``)."""
+        return index - self.base if self.indices is None else self.positions[index]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    def add(self, index: int, stage: int, code: str, message: str, severity: str | None = None) -> None:
+        self.findings.setdefault(index, []).append((stage, Finding(code, _severity(code, severity), message)))
+
+    def event_of(self, index: int) -> MessageEvent | None:
+        event = self.kept.get(index)
+        if event is not None or not self.flags[index] & _DECODED_OK:
+            return event
+        return MessageEvent(kind=self.kind[index])  # a kind no reviewer reads: the kind alone
+
+    # ---------------------------------------------------------------- pages
+    def load_page(self, page: DecodedPage) -> None:
+        first = self.count
+        events = [self._decode(entry) for entry in page.entries]
+        conversation = self._assign_conversation(first, canonical_conversation(page.conversation_id) or self.expected)
+        if page.next_token is None and not page.errors and conversation != "unknown":
+            self.ended.add(conversation)
+        if self.eager:
+            for index, event in enumerate(events, first):
+                self._prepare(index, event)
+            if len(self.jobs) >= _FLUSH:
+                self._check_jobs()
+        self.inputs.append(InputReport(page.source, self.index_of(first), self.count - first, list(page.errors),
+                                       list(page.api_errors)))
+
+    def _decode(self, entry: RawEntry) -> MessageEvent | None:
+        index = self.count
+        self.count += 1
+        if entry.problem:
+            self.add(index, _DECODED, Code.ENVELOPE_MISMATCH, entry.problem)
+        event: MessageEvent | None = None
+        malformed = ""
+        raw: bytes | None = None
+        if entry.encoded is None:
+            malformed = "encoded_event is missing"
+        else:
+            try:
+                raw, event = decode_event_b64(entry.encoded, self.limits)
+            except MalformedEvent as exc:
+                malformed = str(exc)
+            except RecursionError:  # defence in depth; the depth limit should stop this first
+                malformed = "nesting too deep"
+        self.digests += hashlib.sha256(raw if raw is not None else repr(entry.encoded).encode()).digest()
+        item = entry.item
+        source: Any = event if event is not None else item
+        if event is not None:
+            seq, prev = event.sequence_id, event.previous_sequence_id
+            sender, trusted, kind = event.sender_id, event.is_trusted, event.kind
+            self._structure_findings(index, event)
+        else:
+            seq = item.seq if item is not None else None
+            prev = item.prev if item is not None else None
+            sender, trusted, kind = getattr(source, "sender_id", None), getattr(source, "is_trusted", None), None
+        if sender:
+            self.users.setdefault(sender)
+        self.seq.append(seq)
+        self.prev.append(prev)
+        self.message_id.append(getattr(source, "message_id", None))
+        created = getattr(source, "created_at_msec", None)
+        self.created.append(created if isinstance(created, str) or created is None else str(created))
+        self.sender.append(sender)
+        self.trusted.append(_TRUSTED[trusted])
+        self.kind.append(kind)
+        self.conversation.append(getattr(source, "conversation_id", None) or "")  # replaced by the page's below
+        signature = event.signature if event is not None else None
+        self.key_version.append(signature.public_key_version if signature is not None else None)
+        if self.keep_facts:
+            self.signature_version.append(signature.signature_version if signature is not None else None)
+        flags = (_FROM_META if entry.from_meta else 0) | (_NOT_ENCODED if entry.encoded is None else 0)
+        if event is not None:
+            flags |= _DECODED_OK
+            if kind == KEY_CHANGE:
+                flags |= _IS_KEY_CHANGE
+            if must_be_signed(kind):
+                flags |= _SIGNED_KIND
+            if entry.from_meta and kind != KEY_CHANGE:
+                self.add(index, _DECODED, Code.META_NOT_KEY_CHANGE, f"meta.conversation_key_events carries a "
+                                                                   f"{kind or 'detail-less event'}, not a key change")
+        self._note_keys(index, event)
+        self.flags.append(flags)
+        if trusted is False or (item is not None and item.is_trusted is False):
+            self.add(index, _DECODED, Code.UNTRUSTED, "is_trusted is false")
+        if event is not None and item is not None:
+            for problem in envelope_differences(item, event):
+                self.add(index, _DECODED, Code.ENVELOPE_MISMATCH, problem)
+        self.sig_codes.append(0)
+        if event is None:
+            self._set_check(index, Check(SigStatus.MALFORMED, malformed))
+        elif self.kept_kinds is None or kind in self.kept_kinds:
+            self.kept[index] = event
+        elif not self.eager and raw is not None:
+            self.waiting[index] = raw  # decoded again once the keys are known
+        return event
+
+    def _note_keys(self, index: int, event: MessageEvent | None) -> None:
+        triples = embedded_keys(event)
+        if self.keep_facts:
+            self.embedded.append(tuple(triples))
+        for triple in triples:
+            self.users.setdefault(triple[0])
+            self.carriers.setdefault(triple, array("I")).append(index)
+
+    def event_facts(self, conversations: Collection[str] | None) -> list[EventFacts]:
+        """``Verification.event_facts``: the rows of ``conversations`` (None: every row)."""
+        rows: Sequence[int] = range(self.count)
+        if conversations is not None:
+            wanted = {self.conversation.code(cid) for cid in conversations}
+            codes = self.conversation.codes()
+            rows = array("I", (at for at in rows if codes[at] in wanted))
+        members: dict[int, bool | None] = {}
+        kinds = self.kind.codes()
+        deletes = {self.kind.code(kind) for kind in DELETE_KINDS}
+        if any(kinds[at] in deletes for at in rows):
+            from .semantics import delete_signers
+            members = delete_signers(_Records(self, rows), DELETE_KINDS)
+        return [self.facts(at, members.get(self.index_of(at))) for at in rows]
+
+    def facts(self, at: int, member: bool | None = None) -> EventFacts:
+        kind, event = self.kind[at], self.kept.get(at)
+        deletes: tuple[str, ...] = ()
+        clear = None
+        if kind == "MessageDeleteEvent" and event is not None:
+            deletes = tuple(i for i in (event.body or {}).get("sequence_ids") or () if isinstance(i, str))
+        elif kind == "ConversationDeleteEvent" and event is not None:
+            options = (event.body or {}).get("options")
+            options = options if isinstance(options, dict) else {}
+            everything, until = options.get("clear_all_messages"), options.get("sort_order_msec")
+            clear = ClearOptions(everything if isinstance(everything, bool) else None,
+                                 until if isinstance(until, int) and not isinstance(until, bool) else None)
+        digest = b"" if self.flags[at] & _NOT_ENCODED else bytes(self.digests[32 * at:32 * at + 32])
+        return EventFacts(self.index_of(at), digest, self.signature_version[at], self.embedded[at], deletes,
+                          clear, member)
+
+    # ---------------------------------------------------------------- a part's rows to a join
+    def take(self, conversations: Collection[str]) -> list[Row]:
+        wanted = {self.conversation.code(cid) for cid in conversations}
+        codes = self.conversation.codes()
+        rows = [at for at in range(self.count) if codes[at] in wanted]
+        keys: dict[int, list[tuple[str, str, str]]] = {}
+        if not self.keep_facts:  # the embedded keys are known from the carriers alone
+            chosen = set(rows)
+            for triple, carriers in self.carriers.items():
+                for at in carriers:
+                    if at in chosen:
+                        keys.setdefault(at, []).append(triple)
+        return [Row(self.index_of(at), self.conversation[at], self.seq[at], self.prev[at], self.message_id[at],
+                    self.created[at], self.sender[at], self.kind[at], self.key_version[at],
+                    self.signature_version[at] if self.keep_facts else None,
+                    self.embedded[at] if self.keep_facts else tuple(keys.get(at, ())),
+                    self.check_objects[self.sig_codes[at] - 1], self.trusted[at], self.flags[at],
+                    bytes(self.digests[32 * at:32 * at + 32]), tuple(self.findings.get(at, ())), self.kept.get(at))
+                for at in rows]
+
+    def join(self, rows: Iterable[Row]) -> None:
+        """The rows (in run order) as this run's columns, their signatures already checked."""
+        self.indices = array("q")
+        for row in rows:
+            at = self.count
+            self.count += 1
+            self.indices.append(row.report_index)
+            self.positions[row.report_index] = at
+            self.seq.append(row.seq)
+            self.prev.append(row.prev)
+            self.message_id.append(row.message_id)
+            self.created.append(row.created)
+            self.sender.append(row.sender)
+            self.trusted.append(row.trusted)
+            self.kind.append(row.kind)
+            self.conversation.append(row.conversation)
+            self.key_version.append(row.key_version)
+            if self.keep_facts:
+                self.signature_version.append(row.signature_version)
+                self.embedded.append(row.keys)
+            for triple in row.keys:
+                self.carriers.setdefault(triple, array("I")).append(at)
+            self.flags.append(row.flags)
+            self.digests += row.digest
+            if row.findings:
+                self.findings[at] = list(row.findings)  # a copy: the part's rows stay as they were
+            self.sig_codes.append(0)
+            self._set_check(at, row.check)
+            if row.event is not None:
+                self.kept[at] = row.event
+        self.signatures_checked = True
+
+    def _structure_findings(self, index: int, event: MessageEvent) -> None:
+        """Bytes the SDK reads past or over: it verifies what it reads, but another reader of the same
+        bytes could show something else, so the event fails (its signature status stays the SDK's)."""
+        if event.trailing:
+            self.add(index, _DECODED, Code.TRAILING_BYTES, f"{event.trailing} bytes after the end of the event are "
+                                                          "ignored by every check")
+        if event.shadowed:
+            hidden = ", ".join(k for k in event.shadowed)
+            self.add(index, _DECODED, Code.SHADOWED_DETAIL, f"the event carries its detail {len(event.shadowed) + 1} "
+                                                           f"times; the SDK reads only the last "
+                                                           f"({event.kind or 'none'}), hiding {hidden}")
+
+    def _assign_conversation(self, first: int, expected: str) -> str:
+        own = [canonical_conversation(self.conversation[i]) for i in range(first, self.count)]
+        if not expected:
+            counted = Counter(c for c in own if c)
+            expected = counted.most_common(1)[0][0] if counted else "unknown"
+        for index, conv in enumerate(own, first):
+            self.conversation.set(index, expected)
+            if conv and conv != expected:
+                self.add(index, _DECODED, Code.CONVERSATION_MISMATCH,
+                         f"event of conversation {conv} delivered in a page of {expected}")
+        return expected
+
+    # ---------------------------------------------------------------- signatures
+    def _set_check(self, index: int, result: Check) -> None:
+        key = (result.status, result.detail)
+        code = self.check_codes.get(key)
+        if code is None:
+            code = self.check_codes[key] = len(self.check_objects)
+            self.check_objects.append(result)
+        self.sig_codes[index] = 1 + code
+
+    def _prepare(self, index: int, event: MessageEvent | None) -> None:
+        if event is None:  # malformed: its check is set
+            return
+        outcome = prepare(event, self.keyring, self.allow_embedded, self.conversation_keys,
+                          lambda code, message: self.add(index, _DECODED, code, message))
+        if isinstance(outcome, Check):
+            self._set_check(index, outcome)
+        else:
+            self.jobs.append((index, outcome))
+
+    def _check_jobs(self) -> None:
+        jobs, self.jobs = self.jobs, []
+        batches = [jobs[start:start + _CHUNK] for start in range(0, len(jobs), _CHUNK)]
+        if self.workers > 1 and len(batches) > 1:
+            if self.pool is None:
+                self.pool = ThreadPoolExecutor(self.workers)
+            results = list(self.pool.map(_check_batch, batches))
+        else:
+            results = [_check_batch(batch) for batch in batches]
+        for batch, checks in zip(batches, results):
+            for (index, _job), result in zip(batch, checks):
+                self._set_check(index, result)
+
+    def _check_waiting(self) -> None:
+        """Keys are known now: every event not checked yet, in input order (waiting ones are decoded
+        again, on the fast path)."""
+        if self.eager:
+            return
+        waiting, self.waiting = self.waiting, {}
+        codes = self.sig_codes
+        for index in range(self.count):
+            if codes[index] == 0:
+                event = self.kept.get(index)
+                self._prepare(index, event if event is not None else decode_event_bytes(waiting.pop(index), self.limits))
+                if len(self.jobs) >= _FLUSH:
+                    self._check_jobs()
 
     # ---------------------------------------------------------------- orchestration
-    def execute(self) -> Report:
+    def execute(self, lazy: bool) -> Report:
         self.check_signatures()
-        conversations, reviewed = self.conclude(self.events, None)
+        conversations, reviewed = self.conclude(None, None, lazy)
         return self.assemble(conversations, reviewed, self.used_key_versions())
 
     def check_signatures(self) -> None:
-        """Every event's signature; the embedded keys are gathered while the pool verifies."""
+        """Every signature not checked yet (those checked as pages arrived are done)."""
         if self.signatures_checked:
             return
-        for reviewer in self.reviewers:  # keys learned before any signature is checked
-            for version, key in reviewer.conversation_keys(self.events, self.keyring).items():
-                self.conversation_keys.setdefault(version_key(version), key)
-        with _SignaturePipeline(self.workers) as pipeline:
-            for ev in self.events:
-                outcome = self._prepare(ev)
-                if isinstance(outcome, Check):
-                    ev.signature = outcome
-                else:
-                    pipeline.submit(ev, outcome)
-            self.carriers = key_carriers((ev.index, ev.event) for ev in self.events)
-            pipeline.drain()
+        try:
+            if not self.eager:
+                for reviewer in self.reviewers:  # keys learned before any signature is checked
+                    for version, key in reviewer.conversation_keys(self.records, self.keyring).items():
+                        self.conversation_keys.setdefault(version_key(version), key)
+            self._check_waiting()
+            self._check_jobs()
+        finally:
+            self.close()
         self.signatures_checked = True
 
-    def conclude(self, evs: list[_Event], shared_keys: Mapping[KeySlot, Collection[bytes]] | None,
-                 ) -> tuple[dict[str, ConversationReport], list[tuple[str, str]]]:
-        """Key conflicts, statuses, reviews, chains and reports of ``evs`` (whole conversations),
-        each conversation with its own verdict; the reviewers' run-level findings."""
-        at = {ev.index: ev for ev in evs}
-        carriers = self.carriers if len(at) == len(self.events) else \
-            {slot: {ident: [i for i in idx if i in at] for ident, idx in ids.items()} for slot, ids in self.carriers.items()}
-        for index, message in carrier_conflicts(carriers, self.keyring, shared_keys):
-            if index in at:
-                at[index].add(Code.KEY_CONFLICT, message)
-        for ev in evs:
-            result = ev.checked
-            sev = STATUS_SEVERITY.get(result.status)
-            if sev is not None:
-                ev.add(result.status, result.detail)
-        reviewed = [pair for reviewer in self.reviewers for pair in reviewer.review(evs, self.keyring)]
-        groups: dict[str, list[_Event]] = {}
-        for ev in evs:
-            groups.setdefault(ev.conversation, []).append(ev)
-        return {cid: self._conversation(cid, members, at) for cid, members in groups.items()}, reviewed
+    def conclude(self, conversations: Collection[str] | None, shared_keys: Mapping[KeySlot, Collection[bytes]] | None,
+                 lazy: bool) -> tuple[dict[str, ConversationReport], list[tuple[str, str]]]:
+        """Key conflicts, reviews, chains and reports of the events of ``conversations`` (None: every
+        event; a part's: whole conversations), each conversation with its own verdict (the run's
+        is applied by ``assemble``); and the reviewers' run-level findings. ``shared_keys``: the
+        embedded key identities the whole run saw per slot (a part decides as the run would)."""
+        codes = self.conversation.codes()
+        groups: dict[int, array[int]] = {}  # conversation code -> rows, in first-row order
+        if conversations is None:
+            for at in range(self.count):
+                members = groups.get(codes[at])
+                if members is None:
+                    members = groups[codes[at]] = array("I")
+                members.append(at)
+            carriers: Mapping[tuple[str, str, str], Iterable[int]] = self.carriers
+            records = self.records
+        else:
+            wanted = {self.conversation.code(cid) for cid in conversations}
+            for at in range(self.count):
+                if codes[at] in wanted:
+                    groups.setdefault(codes[at], array("I")).append(at)
+            rows = set().union(*groups.values()) if groups else set()
+            carriers = {triple: [at for at in idx if at in rows] for triple, idx in self.carriers.items()}
+            records = _Records(self, array("I", sorted(rows)))
+        for at, message in carrier_conflicts(slots_of(carriers), self.keyring, shared_keys):
+            self.add(at, _KEY_CONFLICTS, Code.KEY_CONFLICT, message)
+        if conversations is None:
+            self.carriers = {}
+        reviewed = [pair for reviewer in self.reviewers for pair in reviewer.review(records, self.keyring)]
+        if len(self.chain_codes) != self.count:
+            self.chain_codes = bytearray(self.count)
+        return {self.conversation.value_of(code): self._conversation(self.conversation.value_of(code), members, lazy)
+                for code, members in groups.items()}, reviewed
 
     def used_key_versions(self) -> set[Any]:
         """The conversation key versions the key changes of this run use."""
-        return {ev.event.body.get("conversation_key_version") for ev in self.events
-                if ev.event is not None and ev.event.kind == "ConversationKeyChangeEvent" and ev.event.body}
+        return {e.body.get("conversation_key_version") for e in self._key_changes() if e.body}
 
     def assemble(self, reports: Mapping[str, ConversationReport], reviewed: list[tuple[str, str]],
                  used: set[Any]) -> Report:
@@ -460,7 +907,7 @@ class _Run:
         run_fails = any(fails(f.severity, self.strict) for f in run_findings)
         conversations = []
         for cid in dict.fromkeys([*self.expected_conversations, *self.incomplete, *reports]):
-            conv = reports.get(cid) or self._conversation(cid, [], {})
+            conv = reports.get(cid) or self._conversation(cid, array("I"), False)
             if run_fails:  # a conversation passes only on its own proof and a sound run
                 conv.verdict = Verdict.FAIL
             conversations.append(conv)
@@ -491,20 +938,18 @@ class _Run:
                 self.inputs.append(InputReport("keys", self.event_total, 0, [message]))
         return out
 
-    def _conversation_findings(self, cid: str, reports: list[EventReport]) -> list[Finding]:
-        out = []
-        for reason in self.incomplete.get(cid, []):
-            out.append(self._finding(Code.INCOMPLETE, f"history not fetched to its end: {reason}"))
-        if not reports:
-            out.append(self._finding(Code.NO_EVENTS, "the conversation has no events"))
-        elif not any(r.signature.status == SigStatus.VALID for r in reports):
-            out.append(self._finding(Code.NOTHING_PROVEN, f"none of its {len(reports)} events has a "
-                                                       "proven signature"))
-        return out
+    def _key_changes(self) -> Iterator[MessageEvent]:
+        if not self.conversation_keys:
+            return
+        for index in range(self.count):
+            if self.flags[index] & _IS_KEY_CHANGE:
+                event = self.kept.get(index)  # key changes are kept whenever conversation keys are given
+                if event is not None:
+                    yield event
 
     def _proof(self, conversations: list[ConversationReport]) -> Proof:
-        statuses = Counter(e.signature.status for c in conversations for e in c.events)
-        events = sum(statuses.values())
+        statuses = {s: sum(c.counts.get(s.value, 0) for c in conversations) for s in SigStatus}
+        events = sum(len(c.events) for c in conversations)
         not_signed = statuses[SigStatus.NOT_SIGNED]
         proven, waiting = statuses[SigStatus.VALID], statuses[SigStatus.NEEDS_CONVERSATION_KEY]
         return Proof(events=events, signed=events - not_signed, proven=proven,
@@ -512,121 +957,150 @@ class _Run:
                      not_signed=not_signed, keys_authenticated=self.keyring is not None,
                      complete=not self.incomplete and not any(i.errors for i in self.inputs))
 
-    @property
-    def event_total(self) -> int:
-        return self.base + len(self.events) + self.elsewhere
-
-    def _load_page(self, page: DecodedPage) -> list[_Event]:
-        first = self.event_total
-        page_events = [self._decode(first + i, e) for i, e in enumerate(page.entries)]
-        self.events += page_events
-        conversation = self._assign_conversation(page_events, canonical_conversation(page.conversation_id)
-                                                 or self.expected)
-        if page.next_token is None and not page.errors and conversation != "unknown":
-            self.ended.add(conversation)
-        self.inputs.append(InputReport(page.source, first, len(page_events), list(page.errors),
-                                       list(page.api_errors)))
-        return page_events
-
-    def _decode(self, index: int, entry: RawEntry) -> _Event:
-        ev = _Event(index, entry)
-        if entry.problem:
-            ev.add(Code.ENVELOPE_MISMATCH, entry.problem)
-        if entry.encoded is None:
-            ev.malformed = "encoded_event is missing"
-        else:
-            try:
-                raw, ev.event = decode_event_b64(entry.encoded, self.limits)
-                ev.raw = _digest(raw)
-                _structure_findings(ev, ev.event)
-            except MalformedEvent as exc:
-                ev.malformed = str(exc)
-            except RecursionError:  # defence in depth; the depth limit should stop this first
-                ev.malformed = "nesting too deep"
-            if ev.raw is None:
-                ev.raw = _digest(repr(entry.encoded).encode())
-        ev.resolve()
-        if entry.from_meta and ev.event is not None and ev.event.kind != "ConversationKeyChangeEvent":
-            ev.add(Code.META_NOT_KEY_CHANGE, f"meta.conversation_key_events carries a "
-                                          f"{ev.event.kind or 'detail-less event'}, not a key change")
-        self._envelope_checks(ev)
-        # The JSON item and base64 text are no longer needed (the digest identifies the content):
-        # drop them, so memory stays proportional to the decoded events, not to the pages' size.
-        ev.release_input()
-        return ev
-
-    def _assign_conversation(self, page_events: list[_Event], expected: str) -> str:
-        own = [canonical_conversation(e.conversation_id) for e in page_events]
-        if not expected:
-            counted = Counter(c for c in own if c)
-            expected = counted.most_common(1)[0][0] if counted else "unknown"
-        for ev, conv in zip(page_events, own):
-            ev.conversation = expected
-            if conv and conv != expected:
-                ev.add(Code.CONVERSATION_MISMATCH,
-                       f"event of conversation {conv} delivered in a page of {expected}")
-        return expected
-
-    # ---------------------------------------------------------------- signatures and envelope
-    def _prepare(self, ev: _Event) -> Check | Job:
-        if ev.event is None:
-            return Check(SigStatus.MALFORMED, ev.malformed)
-        return prepare(ev.event, self.keyring, self.allow_embedded, self.conversation_keys, ev.add)
-
-    def _envelope_checks(self, ev: _Event) -> None:
-        event, item = ev.event, ev.item
-        if ev.trusted is False or (item is not None and item.is_trusted is False):
-            ev.add(Code.UNTRUSTED, "is_trusted is false")
-        if event is None or item is None:
-            return
-        for problem in envelope_differences(item, event):
-            ev.add(Code.ENVELOPE_MISMATCH, problem)
-
     # ---------------------------------------------------------------- chain and report
-    def _conversation(self, cid: str, evs: list[_Event], at: Mapping[int, _Event]) -> ConversationReport:
+    def _conversation(self, cid: str, members: array[int], lazy: bool) -> ConversationReport:
         """One conversation's chain and report, with its own verdict (the run's is applied later)."""
-        nodes = [_chain_node(ev) for ev in evs]
-        chain = analyse_chain(nodes)
-        for index, detail in find_replays(nodes).items():
-            at[index].add(Code.REPLAY, detail)
-        reports = [self._event_report(ev, chain[ev.index]) for ev in evs]
+        if members:
+            self._chain(members)
         counts: dict[str, int] = {s.value: 0 for s in SigStatus}
         counts.update({s.value: 0 for s in ChainStatus})
-        findings = self._conversation_findings(cid, reports)
-        for r in reports:
-            counts[r.signature.status] += 1
-            counts[r.chain.status] += 1
-            for f in r.findings:
+        events = EventList(self, members)
+        failed_event = False
+        sig_status = [c.status for c in self.check_objects]
+        sig_tally = Counter(self.sig_codes[i] for i in members)
+        chain_tally = Counter(self.chain_codes[i] for i in members)
+        for code, n in sig_tally.items():
+            counts[sig_status[code - 1]] += n
+        for code, n in chain_tally.items():
+            counts[_CHAIN_CODES[code]] += n
+        quiet_sig = {code for code in sig_tally if sig_status[code - 1] not in STATUS_SEVERITY}
+        quiet_chain = {code for code in chain_tally if _CHAIN_CODES[code] not in STATUS_SEVERITY}
+        staged, sig_codes, chain_codes = self.findings, self.sig_codes, self.chain_codes
+        reports = None if lazy else list(events)  # built once; their findings are counted below
+        for position, index in enumerate(members):
+            if index not in staged and sig_codes[index] in quiet_sig and chain_codes[index] in quiet_chain:
+                continue  # no finding
+            for f in self.event_findings(index) if reports is None else reports[position].findings:
                 if f.code not in STATUS_SEVERITY:
                     counts[f.code] = counts.get(f.code, 0) + 1
+                failed_event = failed_event or fails(f.severity, self.strict)
+        findings = self._conversation_findings(cid, members)
         for f in findings:
             counts[f.code] = counts.get(f.code, 0) + 1
-        failed = any(fails(f.severity, self.strict) for f in findings) or \
-            any(fails(f.severity, self.strict) for r in reports for f in r.findings)
-        return ConversationReport(cid, Verdict.FAIL if failed else Verdict.PASS, counts, reports, findings,
+        failed = any(fails(f.severity, self.strict) for f in findings) or failed_event
+        return ConversationReport(cid, Verdict.FAIL if failed else Verdict.PASS, counts,
+                                  events if reports is None else reports, findings,  # type: ignore[arg-type]
                                   complete=cid not in self.incomplete)
 
-    def _event_report(self, ev: _Event, chain: ChainResult) -> EventReport:
-        sev = STATUS_SEVERITY.get(chain.status)
-        if sev is not None:
-            ev.add(chain.status, chain.detail, Severity.INFO if chain.info_only else sev)
-        event = ev.event
-        key_version = event.signature.public_key_version if event is not None and event.signature else None
-        return EventReport(ev.index, ev.sequence_id, ev.previous_sequence_id, ev.message_id, ev.sender_id,
-                           event.kind if event is not None else None, ev.checked,
-                           Check(chain.status, chain.detail), ev.trusted, ev.findings, key_version, ev.created_at)
+    def _conversation_findings(self, cid: str, members: array[int]) -> list[Finding]:
+        out = []
+        for reason in self.incomplete.get(cid, []):
+            out.append(self._finding(Code.INCOMPLETE, f"history not fetched to its end: {reason}"))
+        if not members:
+            out.append(self._finding(Code.NO_EVENTS, "the conversation has no events"))
+        elif not any(self.check_objects[self.sig_codes[i] - 1].status == SigStatus.VALID for i in members):
+            out.append(self._finding(Code.NOTHING_PROVEN, f"none of its {len(members)} events has a "
+                                                       "proven signature"))
+        return out
+
+    def _chain(self, members: array[int]) -> None:
+        """The chain statuses and replays of one conversation's rows (chain nodes carry report
+        indices, which the details name; results are set on the rows)."""
+        from .fastchain import linear_chain
+        row_of = self.row_of
+        results = linear_chain(self, members)
+        if results is None:
+            nodes = [self._chain_node(i) for i in members]
+            chain = analyse_chain(nodes)
+            for index, detail in find_replays(nodes).items():
+                self.add(row_of(index), _REPLAYED, Code.REPLAY, detail)
+            del nodes
+            for index, result in chain.items():
+                self._set_chain(row_of(index), result)
+        else:
+            for index, detail in results.items():
+                self.add(row_of(index), _REPLAYED, Code.REPLAY, detail)
+
+    def _set_chain(self, index: int, result: ChainResult) -> None:
+        self.chain_codes[index] = _CHAIN_INDEX[result.status]
+        if result.status != _LINKED or result.info_only or result.detail != f"follows {self.prev[index]}":
+            self.chain_details[index] = (result.detail, result.info_only)
+
+    def chain_of(self, index: int) -> ChainResult:
+        status = _CHAIN_CODES[self.chain_codes[index]]
+        detail = self.chain_details.get(index)
+        if detail is None:
+            return ChainResult(status, f"follows {self.prev[index]}")
+        return ChainResult(status, detail[0], detail[1])
+
+    def _chain_node(self, index: int) -> ChainNode:
+        flags = self.flags[index]
+        content = bytes(self.digests[32 * index:32 * index + 32])
+        signed_id = None
+        if flags & _SIGNED_KIND:
+            sender, message_id = self.sender[index], self.message_id[index]
+            if sender is not None and message_id is not None:
+                signed_id = (sender, message_id)
+        return ChainNode(self.index_of(index), self.seq[index], self.prev[index], content, from_meta=bool(flags & _FROM_META),
+                         is_key_change=bool(flags & _IS_KEY_CHANGE), signed_id=signed_id)
+
+    def event_findings(self, index: int) -> list[Finding]:
+        """An event's findings in report order: decoding and envelope, key conflicts, the signature's
+        status, reviewers, replays, the chain's status."""
+        staged = self.findings.get(index)
+        out = []
+        result = self.check_objects[self.sig_codes[index] - 1]
+        sig_sev = STATUS_SEVERITY.get(result.status)
+        if staged:
+            staged = sorted(staged, key=lambda sf: sf[0])
+            out = [f for stage, f in staged if stage < _REVIEWED]
+        if sig_sev is not None:
+            out.append(Finding(result.status, sig_sev.value, result.detail))
+        if staged:
+            out += [f for stage, f in staged if stage >= _REVIEWED]
+        chain = _CHAIN_CODES[self.chain_codes[index]]
+        chain_sev = STATUS_SEVERITY.get(chain)
+        if chain_sev is not None:
+            result_chain = self.chain_of(index)
+            out.append(Finding(chain, _INFO if result_chain.info_only else chain_sev.value,
+                               result_chain.detail))
+        return out
+
+    def event_report(self, index: int) -> EventReport:
+        chain = self.chain_of(index)
+        return EventReport(self.index_of(index), self.seq[index], self.prev[index], self.message_id[index],
+                           self.sender[index],
+                           self.kind[index], self.check_objects[self.sig_codes[index] - 1],
+                           Check(chain.status, chain.detail), _TRUSTED_VALUE[self.trusted[index]],
+                           self.event_findings(index), self.key_version[index], self.created[index])
 
 
-def _structure_findings(ev: _Event, event: MessageEvent) -> None:
-    """Bytes the SDK reads past or over: it verifies what it reads, but another reader of the same
-    bytes could show something else, so the event fails (its signature status stays the SDK's)."""
-    if event.trailing:
-        ev.add(Code.TRAILING_BYTES, f"{event.trailing} bytes after the end of the event are ignored "
-                                 "by every check")
-    if event.shadowed:
-        hidden = ", ".join(k for k in event.shadowed)
-        ev.add(Code.SHADOWED_DETAIL, f"the event carries its detail {len(event.shadowed) + 1} times; "
-                                  f"the SDK reads only the last ({event.kind or 'none'}), hiding {hidden}")
+class EventList(Sequence[EventReport]):
+    """A conversation's events, each ``EventReport`` built from the engine's columns when read
+    (``verify_pages(..., lazy=True)``): what a report of millions of events is rendered from."""
+
+    def __init__(self, run: _Run, indices: array[int]) -> None:
+        self._run = run
+        self._indices = indices
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    @overload
+    def __getitem__(self, index: int) -> EventReport: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[EventReport]: ...
+
+    def __getitem__(self, index: int | slice) -> EventReport | list[EventReport]:
+        if isinstance(index, slice):
+            return [self._run.event_report(i) for i in self._indices[index]]
+        return self._run.event_report(self._indices[index])
+
+    def __iter__(self) -> Iterator[EventReport]:
+        report = self._run.event_report
+        for index in self._indices:
+            yield report(index)
 
 
 def _as_decoded(page: Any, number: int) -> DecodedPage:
@@ -639,40 +1113,8 @@ def _as_decoded(page: Any, number: int) -> DecodedPage:
     return decode_page(page, f"page {number + 1}")
 
 
-class _SignaturePipeline:
-    """Verify (event, job) pairs in chunks on a thread pool; results land on ``event.signature``.
-
-    Jobs are queued while pages decode and handed to the pool in ``drain``. Overlapping the two
-    was measured slower on CPython: the decoding thread holds the GIL for whole switch intervals
-    and the verifier threads, which need it briefly between OpenSSL calls, stall (GIL convoy).
-    While ``drain`` waits, the main thread releases the GIL and the checks run on all cores.
-    """
-
-    def __init__(self, workers: int) -> None:
-        self.pool = ThreadPoolExecutor(workers) if workers > 1 else None
-        self.pending: list[tuple[_Event, Job]] = []
-        self.futures: list[tuple[list[tuple[_Event, Job]], Future[list[Check]] | None]] = []
-
-    def __enter__(self) -> "_SignaturePipeline":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
-
-    def submit(self, ev: _Event, job: Job) -> None:
-        self.pending.append((ev, job))
-
-    def drain(self) -> None:
-        jobs, self.pending = self.pending, []
-        for start in range(0, len(jobs), _CHUNK):
-            batch = jobs[start:start + _CHUNK]
-            self.futures.append((batch, self.pool.submit(_check_batch, batch) if self.pool else None))
-        for batch, future in self.futures:
-            results = future.result() if future is not None else _check_batch(batch)
-            for (ev, _job), result in zip(batch, results):
-                ev.signature = result
-        self.futures = []
+def _check_batch(batch: list[tuple[int, Job]]) -> list[Check]:
+    return [check(job) for _index, job in batch]
 
 
 @dataclass(frozen=True)
@@ -697,43 +1139,6 @@ class EventFacts:
     # conversation at that point; None when that is unknown (a group whose membership is not proven)
 
 
-DELETE_KINDS = ("MessageDeleteEvent", "ConversationDeleteEvent")
-
-
-def _facts(ev: _Event, member: bool | None = None) -> EventFacts:
-    event = ev.event
-    sig = event.signature if event is not None else None
-    deletes: tuple[str, ...] = ()
-    clear = None
-    if event is not None and event.kind == "MessageDeleteEvent":
-        ids = (event.body or {}).get("sequence_ids") or ()
-        deletes = tuple(i for i in ids if isinstance(i, str))
-    elif event is not None and event.kind == "ConversationDeleteEvent":
-        options = (event.body or {}).get("options")
-        options = options if isinstance(options, dict) else {}
-        everything, until = options.get("clear_all_messages"), options.get("sort_order_msec")
-        clear = ClearOptions(everything if isinstance(everything, bool) else None,
-                             until if isinstance(until, int) and not isinstance(until, bool) else None)
-    return EventFacts(ev.index, ev.raw or b"", sig.signature_version if sig is not None else None,
-                      tuple(embedded_keys(event)), deletes, clear, member)
-
-
-def _digest(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
-
-
-def _check_batch(batch: list[tuple[_Event, Job]]) -> list[Check]:
-    return [check(job) for _ev, job in batch]
-
-
-def _chain_node(ev: _Event) -> ChainNode:
-    content = ev.raw if ev.raw is not None else b"missing"
-    event = ev.event
-    signed_id = None
-    if event is not None and must_be_signed(event.kind) and event.message_id is not None \
-            and event.sender_id is not None:
-        signed_id = (event.sender_id, event.message_id)
-    return ChainNode(ev.index, ev.sequence_id, ev.previous_sequence_id, content,
-                     from_meta=ev.from_meta,
-                     is_key_change=event is not None and event.kind == "ConversationKeyChangeEvent",
-                     signed_id=signed_id)
+__all__ = ["PageInput", "Reviewer", "Record", "EventList", "EventFacts", "ClearOptions", "PartFacts", "Row",
+           "Verification", "verify_pages", "default_reviewers", "default_workers", "Policy", "gc_paused",
+           "DELETE_KINDS"]

@@ -24,6 +24,37 @@ def iso_to_ms(text: str) -> int | None:
 
 def envelope_differences(item: ItemJson, event: MessageEvent) -> list[str]:
     """Every JSON field with a Thrift twin must equal it; returns one message per difference."""
+    if _agrees(item, event):
+        return []
+    return _differences(item, event)
+
+
+def _agrees(item: ItemJson, event: MessageEvent) -> bool:
+    """The usual case in one expression: every field the JSON gives equals its twin (the 2.167
+    ``created_at`` and a numeric ``created_at_msec`` are left to ``_differences``)."""
+    js = item.message_event_signature
+    sig = event.signature
+    return (item.sender_id is None or item.sender_id == event.sender_id) \
+        and (item.conversation_id is None or item.conversation_id == event.conversation_id) \
+        and (item.conversation_token is None or item.conversation_token == event.conversation_token) \
+        and (item.sequence_id is None or item.sequence_id == event.sequence_id) \
+        and (item.previous_sequence_id is None or item.previous_sequence_id == event.previous_sequence_id) \
+        and (item.previous_id is None or item.previous_id == event.previous_sequence_id) \
+        and (item.is_trusted is None or item.is_trusted == event.is_trusted) \
+        and (item.id is None or item.id == event.sequence_id or item.id == event.message_id) \
+        and (item.created_at_msec is None or (type(item.created_at_msec) is str and
+                                              item.created_at_msec == event.created_at_msec)) \
+        and item.created_at is None \
+        and (js is None or (sig is not None
+                            and (js.message_signing_key_info_list is None  # SigningKeyInfo: equal as triples
+                                 or js.message_signing_key_info_list == (sig.message_signing_key_info_list or []))
+                            and (js.signature is None or js.signature == sig.signature)
+                            and (js.public_key_version is None or js.public_key_version == sig.public_key_version)
+                            and (js.signature_version is None or js.signature_version == sig.signature_version)
+                            and (js.signing_public_key is None or js.signing_public_key == sig.signing_public_key)))
+
+
+def _differences(item: ItemJson, event: MessageEvent) -> list[str]:
     problems: list[str] = []
 
     def same(name: str, json_value: Any, event_value: Any, show: bool = True) -> None:

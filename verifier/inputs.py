@@ -150,13 +150,18 @@ def split_bodies(data: bytes, source: str) -> Iterator[DecodedPage]:
         return
     lines = [(n, line) for n, line in enumerate(data.split(b"\n"), 1) if line.strip()]
     if len(lines) > 1 and _syntax_error(lines[0][1]) is None:
-        for number, line in lines:
-            line_error = _syntax_error(line)
+        del data  # the lines are copies: the file itself is no longer needed
+        lines.reverse()  # popped from the end: each line is released once decoded
+        while lines:
+            number, line = lines.pop()
+            page = decode_page(line, f"{source}:{number}")  # decoded once; syntax checked only if it failed
+            line_error = _syntax_error(line) if page.errors and page.errors[0].startswith("not a JSON object: ") \
+                else None
             if line_error is not None:
                 yield DecodedPage(f"{source}:{number}",
                                   errors=[f"not JSON: {locate(line, line_error).replace('line 1, ', '')}"])
             else:
-                yield decode_page(line, f"{source}:{number}")
+                yield page
         return
     yield DecodedPage(source, errors=[f"not a JSON document nor JSON Lines: {locate(data, error)}"])
 
@@ -169,8 +174,9 @@ def load_pages(paths: Sequence[str], max_bytes: int) -> Iterator[DecodedPage]:
         except InputError as exc:
             yield DecodedPage(path, errors=[str(exc)])
             continue
-        yield from split_bodies(data, "stdin" if path == "-" else path)
-        del data
+        pages = split_bodies(data, "stdin" if path == "-" else path)
+        del data  # split_bodies holds the file only until it is split into lines
+        yield from pages
 
 
 def is_evidence_dir(path: str) -> bool:

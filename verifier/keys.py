@@ -11,7 +11,6 @@ import msgspec
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from .errors import KeyringError, MalformedEvent
 from .wire import b64decode_strict
@@ -55,15 +54,29 @@ def key_identity(key: ec.EllipticCurvePublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
 
 
+_ORDER_BYTES = P256_ORDER.to_bytes(32, "big")
+_ZERO = bytes(32)
+
+
 def raw_signature_to_der(sig: bytes) -> bytes:
-    """Raw r||s (exactly 64 bytes, 0 < r,s < n) to DER; raises ``ValueError`` with the reason."""
+    """Raw r||s (exactly 64 bytes, 0 < r,s < n) to DER; raises ``ValueError`` with the reason.
+
+    Built with byte operations (big-endian scalars of equal length compare as bytes); the same
+    DER as ``encode_dss_signature`` (tests/test_keys.py)."""
     if len(sig) != 64:
         raise ValueError(f"signature is {len(sig)} bytes, expected 64 (raw r||s)")
-    r = int.from_bytes(sig[:32], "big")
-    s = int.from_bytes(sig[32:], "big")
-    if not (0 < r < P256_ORDER and 0 < s < P256_ORDER):
+    r, s = sig[:32], sig[32:]
+    if not (_ZERO < r < _ORDER_BYTES and _ZERO < s < _ORDER_BYTES):
         raise ValueError("signature scalar out of range")
-    return encode_dss_signature(r, s)
+    body = _der_integer(r) + _der_integer(s)
+    return b"\x30" + bytes((len(body),)) + body
+
+
+def _der_integer(scalar: bytes) -> bytes:
+    digits = scalar.lstrip(b"\0")  # not empty: the scalar is not zero
+    if digits[0] & 0x80:
+        digits = b"\0" + digits
+    return b"\x02" + bytes((len(digits),)) + digits
 
 
 def verify_raw(key: ec.EllipticCurvePublicKey, sig: bytes, message: bytes) -> tuple[bool, str]:

@@ -246,18 +246,20 @@ ALLOWED_BY: dict[str, str] = {
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 
 
-class Finding(msgspec.Struct):
+# The per-event records hold no reference cycles: the cyclic collector need not track them (a report
+# of a million events would otherwise be walked by every full collection).
+class Finding(msgspec.Struct, gc=False):
     code: str
     severity: str
     message: str
 
 
-class Check(msgspec.Struct):
+class Check(msgspec.Struct, gc=False):
     status: str
     detail: str
 
 
-class EventReport(msgspec.Struct):
+class EventReport(msgspec.Struct, gc=False):
     index: int
     sequence_id: str | None
     previous_sequence_id: str | None

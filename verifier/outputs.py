@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import InputError
 from .sanitize import printable
@@ -16,19 +19,27 @@ def atomic_write(path: str | Path, data: bytes, mode: int = 0o666, *, create_par
     """Write ``data`` to ``path`` atomically; on any error the old file (if any) is intact and the
     temporary file is removed. ``mode`` (less the umask) is the new file's: 0o600 for plaintext.
     Missing parent directories are created unless ``create_parents`` is false. Raises ``OSError``."""
+    with atomic_writer(path, mode, create_parents=create_parents) as handle:
+        handle.write(data)
+
+
+@contextmanager
+def atomic_writer(path: str | Path, mode: int = 0o666, *, create_parents: bool = True) -> Iterator[BinaryIO]:
+    """A binary handle whose content replaces ``path`` only once the block ends without error
+    (written in pieces: a large report is never whole in memory). Raises ``OSError``."""
     target = Path(path)
     if target.exists() and not target.is_file() and not target.is_dir():
         # a device or FIFO (``-o /dev/null``, ``-o /dev/stdout``): written in place. Renaming over it
         # would replace the device with a regular file (as root, /dev/null itself).
         with open(target, "wb") as handle:
-            handle.write(data)
+            yield handle
         return
     if create_parents:
         target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}.{threading.get_ident()}")
     try:
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -41,18 +52,27 @@ def atomic_write_text(path: str | Path, text: str, mode: int = 0o666, *, create_
     atomic_write(path, text.encode("utf-8"), mode, create_parents=create_parents)
 
 
-def write_file(path: str | Path, text: str, private: bool = False) -> None:
-    """``atomic_write_text``; a failure is the one-line ``InputError`` every command reports (exit 3).
-    ``private``: readable by the owner only (a decrypted transcript)."""
+def atomic_write_chunks(path: str | Path, chunks: Iterable[str], mode: int = 0o666) -> None:
+    """``atomic_write_text`` of the concatenated chunks, one chunk in memory at a time."""
+    with atomic_writer(path, mode) as handle:
+        for chunk in chunks:
+            handle.write(chunk.encode("utf-8"))
+
+
+def write_file(path: str | Path, text: str | Iterable[str], private: bool = False) -> None:
+    """``atomic_write_text`` (of a text, or of chunks written as they come); a failure is the
+    one-line ``InputError`` every command reports (exit 3). ``private``: readable by the owner only
+    (a decrypted transcript)."""
     try:
-        atomic_write_text(path, text, 0o600 if private else 0o666)
+        atomic_write_chunks(path, [text] if isinstance(text, str) else text, 0o600 if private else 0o666)
     except OSError as exc:
         raise InputError(f"cannot write {printable(str(path))}: {exc.strerror or exc}") from None
 
 
-def write_output(path: str | None, text: str) -> None:
-    """A command's output: to ``path`` (``-o``) atomically, else to standard output."""
+def write_output(path: str | None, text: str | Iterable[str]) -> None:
+    """A command's output: to ``path`` (``-o``) atomically, else to standard output (chunks as they come)."""
     if path:
         write_file(path, text)
     else:
-        sys.stdout.write(text)
+        for chunk in [text] if isinstance(text, str) else text:
+            sys.stdout.write(chunk)

@@ -112,6 +112,12 @@ def decode_page(body: bytes | str | dict, source: str) -> DecodedPage:
     except msgspec.ValidationError:
         page.errors.append("not a JSON object at the top level")
         return page
+    except msgspec.DecodeError as exc:  # a type error before a syntax error: the typed pass stopped first
+        page.errors.append(f"not a JSON object: {exc}")
+        return page
+    except RecursionError:
+        page.errors.append("JSON nested too deeply to read")
+        return page
     _fill_loose(page, loose)
     _check_shape(page, loose.data is not None, loose.meta is not None, loose.errors is not None)
     return _capped(page)

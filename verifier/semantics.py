@@ -229,10 +229,16 @@ def delete_signers(records: Iterable[Any], kinds: Sequence[str]) -> dict[int, bo
 class SignedChecks:
     """The default reviewer (``engine.Reviewer``): the checks above, for everyone."""
 
+    # The kinds whose decoded event (body) these checks read; they learn no conversation key.
+    reads_kinds = frozenset({DELETE, *READ_MARKERS, GROUP_CREATE, GROUP_ADD, GROUP_REMOVE})
+
     def conversation_keys(self, records: Sequence[Any], keyring: Keyring | None) -> dict[str, bytes]:
         return {}
 
     def review(self, records: Sequence[Any], keyring: Keyring | None) -> list[tuple[str, str]]:
+        present = getattr(records, "kinds_present", None)
+        if present is not None and not present & self.reads_kinds:
+            return []  # no delete, read marker or group change: nothing to check
         for timeline in timelines(records):
             check_targets(timeline)
             replay_membership(timeline)

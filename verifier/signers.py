@@ -93,10 +93,22 @@ def key_carriers(events: Iterable[tuple[int, MessageEvent | None]]) -> Carriers:
     for index, event in events:
         for triple in embedded_keys(event):
             carriers.setdefault(triple, []).append(index)
+    return slots_of(carriers)
+
+
+def slots_of(carriers: Mapping[tuple[str, str, str], Iterable[int]]) -> Carriers:
+    """``key_carriers`` from {(member, version, encoded key): indices of the events carrying it}
+    (the engine gathers it as pages arrive)."""
     by_slot: Carriers = {}
     for (member, version, encoded), indices in carriers.items():
         by_slot.setdefault((member, version_key(version)), {}).setdefault(_identity(encoded), []).extend(indices)
     return by_slot
+
+
+def conflicts_by_slot(carriers: Mapping[tuple[str, str, str], Iterable[int]],
+                      keyring: Keyring | None) -> list[tuple[int, str]]:
+    """``embedded_key_conflicts`` from {(member, version, encoded key): indices of the events carrying it}."""
+    return carrier_conflicts(slots_of(carriers), keyring)
 
 
 def carrier_conflicts(by_slot: Carriers, keyring: Keyring | None,

@@ -82,7 +82,34 @@ def seeds() -> list[bytes]:
         out += [b"\x00" + raw, b"\x01" + raw,
                 b"\x02" + json.dumps({"data": [{"encoded_event": FIXTURE[name]}]}).encode()]
     out.append(b"\x03" + bytes(range(40)))
+    out.append(b"\x02" + bent_key_page())
     return out
+
+
+def bent_key_page() -> bytes:
+    """A page whose event embeds an SPKI key with one bit flipped in its algorithm OID: cryptography
+    raises ``UnsupportedAlgorithm`` for it, which once crashed the run (exit 3) instead of becoming
+    a finding (issue 11)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from verifier.testing.forge import Identity, forge_event, item_json
+    sender = Identity.from_seed("1111", "1", "bent")
+    spki = bytearray(sender.signing.public_key().public_bytes(serialization.Encoding.DER,
+                                                               serialization.PublicFormat.SubjectPublicKeyInfo))
+    spki[6] ^= 1  # 1.2.840.10045.2.1 (id-ecPublicKey) -> 1.3.840.10045.2.1
+    forged = forge_event(sender, "MessageCreateEvent", {"contents": b"\x01" * 40, "conversation_key_version": "1"},
+                         conversation_id="1111:2222", sequence_id="5", created_at_msec="5")
+    assert forged.event.signature is not None
+    bent = base64.b64encode(bytes(spki)).decode()
+    forged.event.signature.signing_public_key = bent
+    for info in forged.event.signature.message_signing_key_info_list or ():
+        info.signing_public_key = bent
+    from verifier.testing.forge import encode_event
+    raw = encode_event(forged.event)
+    item = item_json(forged)
+    item["encoded_event"] = base64.b64encode(raw).decode()
+    item.pop("message_event_signature", None)
+    return json.dumps({"data": [item]}).encode()
 
 
 if __name__ == "__main__":

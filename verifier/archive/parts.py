@@ -9,7 +9,6 @@ as msgpack bytes (fast to decode on the coordinator).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from ..engine import PageInput, PartFacts, Verification
+from ..engine import PageInput, PartFacts, Row, Verification
 from ..errors import EvidenceError, InputError
 from ..evidence import EvidenceStore, token_secrets
 from ..inputs import load_pages, split_bodies, unpack_limited
@@ -65,6 +64,8 @@ class PartState:
 
 def check_task(task: Task, shared: Shared) -> PartState:
     verification = Verification(**shared.options)
+    # the keys are known: signatures are checked as pages are added, nothing else of an event is kept
+    verification.expect_keyring(shared.keyrings[task.group], facts=shared.facts)
     facts = TaskFacts(task.number, PartFacts([], [], {}, set(), set()), 0)
     stores: dict[str, EvidenceStore] = {}
     for unit in task.units:
@@ -149,23 +150,18 @@ def reports_of(result: dict[str, Any]) -> dict[str, Any]:
     return {"reports": result["reports"], "reviewed": result["reviewed"], "facts": result["facts"]}
 
 
-def exported(result: dict[str, Any]) -> list[Any]:
+def exported(result: dict[str, Any]) -> list[Row]:
     return list(result["export"])
 
 
-def join_task(parts: list[list[Any]], conversations: Collection[str], shared: Shared, group: int,
+def join_task(parts: list[list[Row]], conversations: Collection[str], shared: Shared, group: int,
               shared_keys: Mapping[KeySlot, Collection[bytes]], incomplete: Mapping[str, list[str]]) -> dict[str, Any]:
-    """Conversations held by several tasks: their checked events joined, the chain checked whole."""
+    """Conversations held by several tasks: their checked events' columns rows joined, the chain
+    checked whole (the join copies what it changes: an exported part stays as it was for a retry)."""
     wanted = set(conversations)
-    taken = [[_copy(ev) for ev in part if ev.conversation in wanted] for part in parts]
-    joined = Verification.joined(taken, **shared.options)
+    joined = Verification.joined([[row for row in part if row.conversation in wanted] for part in parts],
+                                 **shared.options)
     reports, reviewed = joined.conclude_part(shared.keyrings[group], None, shared_keys, incomplete)
     facts = joined.event_facts() if shared.facts else []
     return {"reports": msgspec.msgpack.encode(reports), "reviewed": reviewed, "facts": facts}
 
-
-def _copy(event: Any) -> Any:
-    """A join adds findings: to copies, so an exported part stays as it was (a retry sees the same)."""
-    twin = copy.copy(event)
-    twin.findings = list(event.findings)
-    return twin

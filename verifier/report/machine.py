@@ -19,6 +19,8 @@ _JSON_INVISIBLE = re.compile("[\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\
 
 
 def _json_safe(text: str) -> str:
+    if text.isascii() and "\x7f" not in text:  # nothing to escape (DEL is the one ASCII case)
+        return text
     return _JSON_INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 

@@ -1,0 +1,114 @@
+"""What every renderer shares: the proof line, findings about whole histories, problems grouped by
+kind (with counts, first examples and the hint), and the input's source of each event."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from verifier.model import HINTS, Code, ConversationReport, EventReport, Finding, Report, Severity, fails
+from verifier.pages import api_error_text
+
+_SEVERITY_RANK: dict[str, int] = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+
+def event_findings(report: Report) -> Iterator[tuple[ConversationReport, EventReport, Finding]]:
+    for conv in report.conversations:
+        for event in conv.events:
+            for finding in event.findings:
+                yield conv, event, finding
+
+
+def scoped_findings(report: Report) -> Iterator[tuple[str, Finding]]:
+    """Findings about the run and about whole conversations (not single events), with their scope."""
+    for finding in report.findings:
+        yield "run", finding
+    for conv in report.conversations:
+        for finding in conv.findings:
+            yield conv.conversation_id, finding
+
+
+def proof_line(report: Report) -> str:
+    """What the verdict rests on, in one line: "11 of 14 signatures proven; 3 need a conversation key"."""
+    p = report.proof
+    parts = [f"{p.proven} of {p.signed} signatures proven"]
+    if p.needs_conversation_key:
+        parts.append(f"{p.needs_conversation_key} need a conversation key")
+    if p.unproven:
+        parts.append(f"{p.unproven} not proven")
+    if p.not_signed:
+        parts.append(f"{p.not_signed} unsigned by design")
+    if p.keys_authenticated:
+        parts.append("signer keys from " + ("the keyring" if report.key_source == "keyring" else report.key_source))
+    else:
+        parts.append("signer keys NOT authenticated (taken from the events)")
+    if not p.complete:
+        parts.append("history incomplete")
+    return "; ".join(parts)
+
+
+@dataclass
+class Example:
+    where: str  # "1111:2222 #12 seq 2080…" or "run" or an input file
+    message: str
+
+
+@dataclass
+class ProblemGroup:
+    """Every finding of one code: how many, how bad, what it means, and the first few."""
+
+    code: str
+    severity: str
+    count: int = 0
+    fails: bool = False
+    hint: str = ""
+    examples: list[Example] = field(default_factory=list)
+
+
+def problem_groups(report: Report, examples: int = 3) -> list[ProblemGroup]:
+    """Errors and warnings grouped by code, worst first; repeats are counted, never listed 100,000
+    times. Information (expected repeats, allowed weaker claims) is not a problem."""
+    groups: dict[str, ProblemGroup] = {}
+
+    def add(code: str, severity: str, where: str, message: str) -> None:
+        group = groups.get(code)
+        if group is None:
+            group = groups[code] = ProblemGroup(code, severity, hint=HINTS.get(code, ""))
+        if _SEVERITY_RANK[severity] < _SEVERITY_RANK[group.severity]:
+            group.severity = severity
+        group.count += 1
+        group.fails = group.fails or fails(severity, report.strict)
+        if len(group.examples) < examples:
+            group.examples.append(Example(where, message))
+
+    for scope, finding in scoped_findings(report):
+        if finding.severity != Severity.INFO:
+            add(finding.code, finding.severity, scope, finding.message)
+    for conv, event, finding in event_findings(report):
+        if finding.severity != Severity.INFO:
+            add(finding.code, finding.severity, event_label(conv, event), finding.message)
+    for inp in report.inputs:
+        for error in inp.errors:
+            add(Code.INPUT_ERROR, Severity.ERROR, inp.source, error)
+        for problem in inp.api_errors:
+            add(Code.API_ERROR, Severity.ERROR if report.strict else Severity.WARNING, inp.source, api_error_text(problem))
+    return sorted(groups.values(), key=lambda g: (_SEVERITY_RANK[g.severity], -g.count, g.code))
+
+
+def event_label(conv: ConversationReport, event: EventReport) -> str:
+    return f"{conv.conversation_id} #{event.index} seq {event.sequence_id or '-'}"
+
+
+def source_of(report: Report) -> Callable[[int], str]:
+    """Event index -> the input (file, URL) it came from."""
+    starts = [i.first_index for i in report.inputs]
+
+    def source(index: int) -> str:
+        pos = bisect.bisect_right(starts, index) - 1
+        return report.inputs[pos].source if pos >= 0 else "input"
+    return source
+
+
+def count_line(conv: ConversationReport) -> str:
+    return ", ".join(f"{k} {v}" for k, v in conv.counts.items() if v)

@@ -1,0 +1,149 @@
+"""Reports for machines: JSON, NDJSON, SARIF 2.1.0 and JUnit XML."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+import msgspec
+
+from reference.report.common import event_findings, scoped_findings, source_of
+from verifier import __version__
+from verifier.model import HINTS, Code, Report, Severity, fails
+from verifier.pages import api_error_text
+from verifier.sanitize import printable
+
+# Characters JSON may carry raw but a terminal or viewer would act on (DEL, C1 controls, bidi and
+# zero-width format characters): written as \uXXXX escapes, which decode to the same string.
+_JSON_INVISIBLE = re.compile("[\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]")
+
+
+def _json_safe(text: str) -> str:
+    return _JSON_INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def render_json(report: Report) -> str:
+    return _json_safe(msgspec.json.format(msgspec.json.encode(report), indent=2).decode()) + "\n"
+
+
+def summary(report: Report) -> dict:
+    return {"record": "summary", "schema": report.schema, "verdict": report.verdict,
+            "strict": report.strict, "key_source": report.key_source,
+            "proof": msgspec.to_builtins(report.proof),
+            "findings": msgspec.to_builtins(report.findings),
+            "conversations": [{"conversation_id": c.conversation_id, "verdict": c.verdict,
+                               "complete": c.complete, "counts": c.counts,
+                               "findings": msgspec.to_builtins(c.findings)} for c in report.conversations],
+            "inputs": msgspec.to_builtins(report.inputs)}
+
+
+def render_ndjson(report: Report) -> str:
+    encoder = msgspec.json.Encoder()
+    lines = []
+    for conv in report.conversations:
+        for event in conv.events:
+            record = {"record": "event", "conversation_id": conv.conversation_id,
+                      **msgspec.to_builtins(event)}
+            lines.append(encoder.encode(record).decode())
+    lines.append(encoder.encode(summary(report)).decode())
+    return _json_safe("\n".join(lines)) + "\n"
+
+
+_SARIF_LEVEL: dict[str, str] = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+
+
+def render_sarif(report: Report) -> str:
+    source = source_of(report)
+    results, used = [], {}
+    for conv, event, finding in event_findings(report):
+        used[finding.code] = finding.severity
+        results.append({
+            "ruleId": finding.code,
+            "level": "error" if fails(finding.severity, report.strict) else _SARIF_LEVEL[finding.severity],
+            "message": {"text": printable(f"{conv.conversation_id} event {event.index} "
+                                          f"(sequence {event.sequence_id}): {finding.message}")},
+            "locations": [{
+                "physicalLocation": {"artifactLocation": {"uri": source(event.index)}},
+                "logicalLocations": [{"name": f"event[{event.index}]", "kind": "object",
+                                      "fullyQualifiedName": f"{conv.conversation_id}/{event.sequence_id}"}],
+            }],
+        })
+    first_source = report.inputs[0].source if report.inputs else "input"
+    for scope, finding in scoped_findings(report):
+        used[finding.code] = finding.severity
+        results.append({
+            "ruleId": finding.code,
+            "level": "error" if fails(finding.severity, report.strict) else _SARIF_LEVEL[finding.severity],
+            "message": {"text": printable(f"{scope}: {finding.message}")},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": first_source}},
+                           "logicalLocations": [{"name": scope, "kind": "module"}]}],
+        })
+    for inp in report.inputs:
+        where = [{"physicalLocation": {"artifactLocation": {"uri": inp.source}}}]
+        for err in inp.errors:
+            used[Code.INPUT_ERROR] = Severity.ERROR
+            results.append({"ruleId": Code.INPUT_ERROR, "level": "error", "message": {"text": printable(err)},
+                            "locations": where})
+        for api_error in inp.api_errors:
+            used[Code.API_ERROR] = Severity.WARNING
+            results.append({"ruleId": Code.API_ERROR, "level": "error" if report.strict else "warning",
+                            "message": {"text": printable(api_error_text(api_error))}, "locations": where})
+    rules = [{"id": code, "name": code,
+              "shortDescription": {"text": HINTS.get(code, "The input could not be read in full.")},
+              "defaultConfiguration": {"level": _SARIF_LEVEL[sev]}} for code, sev in sorted(used.items())]
+    doc = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
+           "runs": [{"tool": {"driver": {"name": "xchat-verify", "version": __version__,
+                                         "rules": rules}},
+                     "invocations": [{"executionSuccessful": report.complete}],
+                     "properties": {"verdict": report.verdict},
+                     "results": results}]}
+    return _json_safe(msgspec.json.format(msgspec.json.encode(doc), indent=2).decode()) + "\n"
+
+
+def render_junit(report: Report) -> str:
+    root = ET.Element("testsuites", name="xchat-verify")
+    total = failures = 0
+    for conv in report.conversations:
+        conv_id = printable(conv.conversation_id)
+        suite = ET.SubElement(root, "testsuite", name=conv_id)
+        suite_failures = 0
+        for event in conv.events:
+            case = ET.SubElement(suite, "testcase", classname=conv_id,
+                                 name=printable(f"event {event.index} seq {event.sequence_id} ({event.event_type})"))
+            bad = [f for f in event.findings if fails(f.severity, report.strict)]
+            if bad:
+                suite_failures += 1
+                failure = ET.SubElement(case, "failure", message=printable(bad[0].message), type=bad[0].code)
+                failure.text = "\n".join(printable(f"[{f.severity}] {f.code}: {f.message}") for f in event.findings)
+        suite.set("tests", str(len(conv.events)))
+        suite.set("failures", str(suite_failures))
+        total += len(conv.events)
+        failures += suite_failures
+    scoped = list(scoped_findings(report))
+    if scoped:
+        suite = ET.SubElement(root, "testsuite", name="whole histories")
+        suite_failures = 0
+        for scope, finding in scoped:
+            case = ET.SubElement(suite, "testcase", classname=printable(scope),
+                                 name=printable(f"{scope} {finding.code}"))
+            if fails(finding.severity, report.strict):
+                suite_failures += 1
+                ET.SubElement(case, "failure", message=printable(finding.message), type=finding.code).text = \
+                    printable(f"[{finding.severity}] {finding.code}: {finding.message}")
+        suite.set("tests", str(len(scoped)))
+        suite.set("failures", str(suite_failures))
+        total, failures = total + len(scoped), failures + suite_failures
+    for inp in report.inputs:
+        if inp.errors:
+            source = printable(inp.source)
+            suite = ET.SubElement(root, "testsuite", name=f"input {source}", tests="1", failures="1")
+            case = ET.SubElement(suite, "testcase", classname="input", name=source)
+            ET.SubElement(case, "failure", message=printable(inp.errors[0]), type=Code.INPUT_ERROR).text = \
+                "\n".join(printable(e) for e in inp.errors)
+            total, failures = total + 1, failures + 1
+    root.set("tests", str(total))
+    root.set("failures", str(failures))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+

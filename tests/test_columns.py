@@ -1,0 +1,97 @@
+"""The engine's compact storage (issue 11): exact values back, nothing of a checked event kept, lazy
+event lists equal to the materialised ones, and no thread left behind."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from helpers import ALICE, BOB, ev, keyring, page
+
+import verifier
+from verifier.columns import Ids, Interned
+from verifier.engine import EventList, Verification
+from verifier.testing.forge import build_conversation
+
+ODD_IDS = [None, "", "0", "00", "0123", "123", "9223372036854775807", "9223372036854775808", "1" * 40, "-5", "+5",
+           " 5", "٣", "²", "12a", "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6", "6F1C1A2E-3B4D-4C5E-8F90-A1B2C3D4E5F6",
+           "00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff",
+           "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5fg", "6f1c1a2e3b4d4c5e8f90a1b2c3d4e5f6abcd", "x" * 36]
+
+
+@pytest.mark.parametrize("uuids", [False, True])
+def test_ids_give_back_exactly_what_was_stored(uuids):
+    column = Ids(uuids=uuids)
+    for value in ODD_IDS:
+        column.append(value)
+    assert [column[i] for i in range(len(ODD_IDS))] == ODD_IDS
+    assert column.decimal(ODD_IDS.index("123")) == 123 and column.decimal(ODD_IDS.index("0123")) is None
+
+
+def test_interned_values_are_stored_once():
+    column: Interned[str | None] = Interned()
+    for value in ["a", None, "a", "b", None]:
+        column.append(value)
+    assert [column[i] for i in range(5)] == ["a", None, "a", "b", None] and len(column.codes()) == 5
+    assert column.code("a") == column.code("a") != column.code("b")
+
+
+def history_pages(n: int = 300):
+    conv = build_conversation(n, seed="columns", realistic_crypto=False)
+    return conv, conv.pages(50), verifier.Keyring.from_json(json.dumps(conv.keyring()))
+
+
+def test_a_checked_event_keeps_nothing_but_its_columns():
+    conv, pages, ring = history_pages()
+    verification = Verification(conversation_keys=conv.conversation_keys)
+    run = verification._run
+    run.keep_facts = False
+    run.know_keyring(ring)
+    for body in pages:
+        verification._add(body)
+    assert not run.waiting and not run.jobs or len(run.jobs) < 2048
+    assert set(run.kept) <= {i for i in range(run.count) if run.kind[i] == "ConversationKeyChangeEvent"}
+    report = verification._finish(ring, lazy=True)
+    assert report.verdict == "pass" and isinstance(report.conversations[0].events, EventList)
+
+
+def test_the_audit_form_keeps_the_encoded_event_until_the_keys_are_known():
+    conv, pages, ring = history_pages(60)
+    verification = Verification(conversation_keys=conv.conversation_keys)
+    for body in pages:
+        verification.add_page(body)
+    assert len(verification._run.waiting) > 50  # messages wait as bytes, not decoded events
+    report = verification.finish(ring)
+    assert report.verdict == "pass" and not verification._run.waiting
+
+
+def test_a_lazy_report_equals_the_materialised_one():
+    conv, pages, ring = history_pages(120)
+    pages[0]["data"][3]["is_trusted"] = False  # a finding on one event
+    eager = verifier.verify_pages(pages, ring, conversation_keys=conv.conversation_keys)
+    lazy = verifier.verify_pages(pages, ring, conversation_keys=conv.conversation_keys, lazy=True)
+    events = lazy.conversations[0].events
+    assert list(events) == eager.conversations[0].events
+    assert events[-1] == eager.conversations[0].events[-1] and events[2:5] == eager.conversations[0].events[2:5]
+    assert len(events) == len(eager.conversations[0].events)
+    assert lazy.proof == eager.proof and lazy.conversations[0].counts == eager.conversations[0].counts
+
+
+def test_an_interrupted_page_source_leaves_no_thread_behind(monkeypatch):
+    from verifier import engine
+    monkeypatch.setattr(engine, "_FLUSH", 4)  # checks go to the pool after every page
+    monkeypatch.setattr(engine, "_CHUNK", 2)
+    before = threading.active_count()
+    started = []
+    real_pool = engine.ThreadPoolExecutor
+    monkeypatch.setattr(engine, "ThreadPoolExecutor", lambda n: started.append(n) or real_pool(n))
+
+    def pages():
+        for n in range(1, 4):
+            yield page(*[ev(seq=10 * n + i, sender=ALICE if i % 2 else BOB) for i in range(5)])
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        verifier.verify_pages(pages(), keyring(ALICE, BOB), workers=4)
+    assert started == [4] and threading.active_count() == before

@@ -1,0 +1,118 @@
+"""Compact per-event storage for the engine: a few bytes per event instead of objects.
+
+A long history costs what its columns cost (about 100 bytes an event), not what a decoded event
+and its report objects cost (3-4 KB): ids are held as 64-bit integers where they are canonical
+decimals (the snowflakes the API uses) or canonical UUIDs, repeated strings (senders, kinds, key
+versions, signature details) once in a table, anything else exactly as given. Every column gives
+back the exact value that was stored.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+_NONE, _DECIMAL, _UUID, _OTHER = 0, 1, 2, 3
+_MAX_I64 = 2 ** 63 - 1
+_HEX = frozenset("0123456789abcdef")
+
+T = TypeVar("T", bound=Hashable)
+
+
+class Ids:
+    """Optional strings that are mostly canonical decimals or canonical lowercase UUIDs."""
+
+    __slots__ = ("_form", "_a", "_b", "_other", "_uuids")
+
+    def __init__(self, uuids: bool = False) -> None:
+        self._form = bytearray()
+        self._a = array("q")
+        self._b = array("q")  # the low half of UUIDs (empty unless ``uuids``)
+        self._other: dict[int, str] = {}
+        self._uuids = uuids
+
+    def __len__(self) -> int:
+        return len(self._form)
+
+    def append(self, value: str | None) -> None:
+        index = len(self._form)
+        if value is None:
+            form, a, b = _NONE, 0, 0
+        elif len(value) <= 19 and value.isdigit() and value.isascii() and (value[0] != "0" or value == "0") \
+                and int(value) <= _MAX_I64:
+            form, a, b = _DECIMAL, int(value), 0
+        elif self._uuids and len(value) == 36 and value[8] == value[13] == value[18] == value[23] == "-" and \
+                _HEX.issuperset(value[:8] + value[9:13] + value[14:18] + value[19:23] + value[24:]):
+            number = int(value.replace("-", ""), 16)
+            form, a, b = _UUID, (number >> 64) - (1 << 63), (number & ((1 << 64) - 1)) - (1 << 63)
+        else:
+            self._other[index] = value
+            form, a, b = _OTHER, 0, 0
+        self._form.append(form)
+        self._a.append(a)
+        if self._uuids:
+            self._b.append(b)
+
+    def __getitem__(self, index: int) -> str | None:
+        form = self._form[index]
+        if form == _DECIMAL:
+            return str(self._a[index])
+        if form == _NONE:
+            return None
+        if form == _UUID:
+            text = f"{((self._a[index] + (1 << 63)) << 64) | (self._b[index] + (1 << 63)):032x}"
+            return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+        return self._other[index]
+
+    def decimal(self, index: int) -> int | None:
+        """The value as an integer when it was stored as a canonical decimal, else None."""
+        return self._a[index] if self._form[index] == _DECIMAL else None
+
+    def numbers(self) -> array[int]:
+        return self._a
+
+    def key(self, index: int) -> object:
+        """A value equal for equal ids (and rarely for different ones): a pre-filter for duplicates."""
+        form = self._form[index]
+        if form == _UUID:
+            return self._a[index] ^ self._b[index]
+        if form == _OTHER:
+            return self._other[index]
+        return self._a[index]
+
+
+class Interned(Generic[T]):
+    """Values from a small set (senders, kinds, key versions, checks), stored once each."""
+
+    __slots__ = ("_codes", "_table", "_values")
+
+    def __init__(self) -> None:
+        self._codes = array("I")
+        self._table: dict[T, int] = {}
+        self._values: list[T] = []
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def code(self, value: T) -> int:
+        code = self._table.get(value)
+        if code is None:
+            code = self._table[value] = len(self._values)
+            self._values.append(value)
+        return code
+
+    def append(self, value: T) -> None:
+        self._codes.append(self.code(value))
+
+    def set(self, index: int, value: T) -> None:
+        self._codes[index] = self.code(value)
+
+    def __getitem__(self, index: int) -> T:
+        return self._values[self._codes[index]]
+
+    def codes(self) -> array[int]:
+        return self._codes
+
+    def value_of(self, code: int) -> T:
+        return self._values[code]

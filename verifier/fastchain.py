@@ -1,0 +1,138 @@
+"""The chain of the usual history in one pass over sorted positions, without a node per event.
+
+Applies when every data event has a canonical decimal sequence id (and previous id), the positions
+are distinct and each event points at the one before it; meta copies must be byte-identical
+repeats or key changes seen only in meta. That history is one chain: the oldest event is the
+``start``, every other one ``linked``, the meta copies ``duplicate`` or ``out_of_band``. Anything
+else (a gap, fork, conflict, cycle, odd ids) returns None and ``chain.analyse_chain`` decides: the
+statuses are exactly the ones it gives (tests/test_same_reports.py).
+
+Replays are found the same way: only events whose message id occurs twice can be replays, so the
+full rule (``chain.find_replays``) runs on those alone.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left
+from typing import TYPE_CHECKING
+
+from .chain import ChainResult, find_replays
+from .model import ChainStatus
+
+if TYPE_CHECKING:
+    from .engine import _Run
+
+_DECIMAL = 1
+_BUCKETS = 16
+_FROM_META, _IS_KEY_CHANGE, _SIGNED_KIND = 2, 4, 8
+
+
+def linear_chain(run: _Run, members: array[int]) -> dict[int, str] | None:
+    """Set the chain status of every event of one conversation (``members``: its rows) and return
+    its replays ({report index: detail}), or return None (nothing set) when the history is not a
+    single linked chain."""
+    flags, seq, prev = run.flags, run.seq, run.prev
+    forms, numbers = seq._form, seq.numbers()
+    prev_forms, prev_numbers = prev._form, prev.numbers()
+    data = array("I")
+    meta = array("I")
+    for index in members:
+        if forms[index] != _DECIMAL:
+            return None
+        (meta if flags[index] & _FROM_META else data).append(index)
+    for index in data:
+        if prev_forms[index] not in (0, _DECIMAL):
+            return None
+    if not data:
+        return None
+    order = _sorted_by_position(data, numbers)
+    # the oldest event, then every other one must point at its predecessor
+    first = order[0]
+    first_prev = prev_numbers[first] if prev_forms[first] == _DECIMAL else None
+    if first_prev is not None and first_prev >= numbers[first]:
+        return None
+    last = numbers[first]
+    for index in order[1:]:
+        number = numbers[index]
+        if number <= last or prev_forms[index] != _DECIMAL or prev_numbers[index] != last:
+            return None
+        last = number
+    copies = _meta_statuses(run, meta, order) if meta else {}
+    if copies is None:
+        return None
+    # decided: write the statuses
+    codes = run.chain_codes
+    linked = _code(ChainStatus.LINKED)
+    for index in order:
+        codes[index] = linked
+    run._set_chain(first, ChainResult(ChainStatus.START, "first event of the conversation" if first_prev is None else
+                                      f"oldest event of the window (predecessor {prev[first]} not fetched)"))
+    for index, result in copies.items():
+        run._set_chain(index, result)
+    return _replays(run, members)
+
+
+def _code(status: ChainStatus) -> int:
+    return list(ChainStatus).index(status)
+
+
+def _sorted_by_position(data: array[int], numbers: array[int]) -> array[int]:
+    """Ascending by position; pages usually come newest first, so a reversal is tried first."""
+    pairs = range(len(data) - 1)
+    if all(numbers[data[k]] > numbers[data[k + 1]] for k in pairs):
+        return array("I", reversed(data))
+    if all(numbers[data[k]] < numbers[data[k + 1]] for k in pairs):
+        return data
+    return array("I", sorted(data, key=numbers.__getitem__))
+
+
+def _meta_statuses(run: _Run, meta: array[int], order: array[int]) -> dict[int, ChainResult] | None:
+    """Meta copies: a byte-identical repeat of the data event (or of the first meta copy) at its
+    position is a duplicate; the first copy of a position only meta holds is out of band."""
+    numbers, flags, digests = run.seq.numbers(), run.flags, run.digests
+    positions = array("q", (numbers[i] for i in order))  # ascending: searched, not hashed (memory)
+    out: dict[int, ChainResult] = {}
+    first_meta: dict[int, int] = {}
+    for index in sorted(meta):
+        number = numbers[index]
+        slot = bisect_left(positions, number)
+        first = order[slot] if slot < len(positions) and positions[slot] == number else None
+        if first is None:
+            first = first_meta.get(number)
+            if first is None:
+                first_meta[number] = index
+                out[index] = ChainResult(ChainStatus.OUT_OF_BAND, "key change delivered only in "
+                                                                  "meta.conversation_key_events, outside the data chain")
+                continue
+        if digests[32 * index:32 * index + 32] != digests[32 * first:32 * first + 32]:
+            return None  # a conflict
+        both_key_changes = bool(flags[first] & _IS_KEY_CHANGE and flags[index] & _IS_KEY_CHANGE)
+        out[index] = ChainResult(ChainStatus.DUPLICATE, f"byte-identical repeat of event {run.index_of(first)}",
+                                 info_only=both_key_changes)
+    return out
+
+
+def _replays(run: _Run, members: array[int]) -> dict[int, str]:
+    """``find_replays`` on the events whose message id is not unique (a replay needs two). Ids are
+    bucketed first, so the sets that find repeats stay small however long the history."""
+    flags, ids = run.flags, run.message_id
+    forms = ids._form
+    senders, no_sender = run.sender.codes(), run.sender.code(None)
+    buckets: list[array[int]] = [array("I") for _ in range(_BUCKETS)]
+    for index in members:
+        if flags[index] & _SIGNED_KIND and forms[index] and senders[index] != no_sender:
+            buckets[hash(ids.key(index)) % _BUCKETS].append(index)
+    suspects = []
+    for bucket in buckets:
+        seen: set[object] = set()
+        repeated: set[object] = set()
+        for index in bucket:
+            key = ids.key(index)
+            if key in seen:
+                repeated.add(key)
+            else:
+                seen.add(key)
+        if repeated:
+            suspects += [run._chain_node(i) for i in bucket if ids.key(i) in repeated]
+    return find_replays(suspects) if suspects else {}
