@@ -1068,8 +1068,8 @@ class _Run:
 
     def event_report(self, index: int) -> EventReport:
         chain = self.chain_of(index)
-        return EventReport(self.index_of(index), self.seq[index], self.prev[index], self.message_id[index],
-                           self.sender[index],
+        number = self.base + index if self.indices is None else self.indices[index]  # index_of, inline
+        return EventReport(number, self.seq[index], self.prev[index], self.message_id[index], self.sender[index],
                            self.kind[index], self.check_objects[self.sig_codes[index] - 1],
                            Check(chain.status, chain.detail), _TRUSTED_VALUE[self.trusted[index]],
                            self.event_findings(index), self.key_version[index], self.created[index])
