@@ -17,6 +17,8 @@ import yaml  # noqa: E402  (in the test extra: missing it must fail, not skip)
 from gha import ExpressionError, condition, evaluate, interpolate, read_outputs, run_composite
 from helpers import REPO
 
+pytestmark = pytest.mark.slow  # the GitHub Action's steps run for real: CI and `pytest --slow`
+
 ACTION = yaml.safe_load((REPO / "action.yml").read_text())
 BIN = Path(sys.executable).parent
 XCHAT_VERIFY = BIN / "xchat-verify"

@@ -32,6 +32,8 @@ from verifier.wire import (  # noqa: E402
     decode_event_bytes,
 )
 
+pytestmark = pytest.mark.slow  # thousands of SDK-signed events: CI and `pytest --slow`
+
 TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=10)
 
 

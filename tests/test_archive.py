@@ -29,6 +29,8 @@ from verifier.inputs import load_pages
 from verifier.report import render
 from verifier.testing.archive import conversations, keyring, write_evidence, write_pages
 
+pytestmark = pytest.mark.slow  # real Dask clusters, workers killed: CI and `pytest --slow`
+
 MB = 1024 * 1024
 
 

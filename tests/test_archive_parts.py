@@ -20,6 +20,8 @@ import verifier
 from verifier.engine import PageInput, Verification
 from verifier.testing.forge import Identity, build_conversation
 
+pytestmark = pytest.mark.slow  # every cut of mutated histories: CI and `pytest --slow`
+
 
 @pytest.fixture(scope="module")
 def histories():

@@ -82,6 +82,7 @@ def test_audit_passes_and_saved_evidence_reproduces_the_report(api, tmp_path):
     no_writes(api)
 
 
+@pytest.mark.slow
 def test_faults_do_not_change_the_verdict(api, tmp_path):
     clean = cli(api, *audit_args(api, "--format", "json"))
     for kind, kw in (("status", {"status": 503}), ("truncate", {}), ("invalid_json", {}), ("close", {}),
@@ -236,6 +237,7 @@ def test_verify_saved_audit_library(api, tmp_path):
     assert Path(tmp_path / "ev" / "keyring.json").is_file()
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_consistent_evidence_and_resume_completes(api, tmp_path):
     import hashlib
     import signal

@@ -146,6 +146,7 @@ def test_the_cli_passes_every_case_by_the_protocol_and_both_fit_the_schemas(case
         REPORT_SCHEMA.validate(json.loads(outcome.stdout))
 
 
+@pytest.mark.slow
 def test_the_cli_as_a_subprocess_impl_passes(subset):
     """The process boundary: real ``xchat-verify verify --format json`` processes, two at a time."""
     script = Path(sys.executable).parent / "xchat-verify"
@@ -164,6 +165,7 @@ def sdk_results() -> list[v.CaseResult]:
     return v.run_suite(VECTORS, profile="signatures", runner=in_process(load_adapter().main))
 
 
+@pytest.mark.slow
 def test_the_sdk_adapter_table_is_the_one_docs_record(sdk_results):
     """The first public conformance table: chatxdk through adapters/chatxdk_verify.py, signatures
     profile, every case. docs/vectors.md must record exactly this run."""
@@ -180,6 +182,7 @@ def test_the_sdk_adapter_table_is_the_one_docs_record(sdk_results):
                             "proof/no-events-allowed", "proof/no-keyring", "proof/no-keyring-allowed"}
 
 
+@pytest.mark.slow
 def test_the_sdk_adapter_as_a_subprocess_agrees_with_its_in_process_run(subset, sdk_results):
     impl = shlex.join([sys.executable, str(REPO / "adapters" / "chatxdk_verify.py")])
     proc = vectors_cli(subset, "--profile", "signatures", "--impl", impl, "--jobs", "2", "--format", "json")
@@ -466,6 +469,7 @@ def test_the_schemas_are_valid_json_schemas_and_name_the_whole_vocabulary():
 
 
 # ----------------------------------------------------------------------------------- export
+@pytest.mark.slow
 def test_export_is_deterministic_complete_and_checksummed(tmp_path):
     first, second = tmp_path / "a.tar.gz", tmp_path / "b.tar.gz"
     proc = vectors_cli("export", first, VECTORS)

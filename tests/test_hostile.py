@@ -98,6 +98,7 @@ def offline(api, monkeypatch, capsys, ev: Path) -> tuple[int, dict]:
 
 # ------------------------------------------------------------------------ resources are bounded
 @pytest.mark.parametrize("mode,layers", [("gzip-stacked", "gzip, gzip"), ("deflate-stacked", "deflate, deflate")])
+@pytest.mark.slow
 def test_stacked_encodings_are_refused_before_inflating(tmp_path, mode, layers):
     with server(mode) as api:  # ~10 KB bodies that inflate to 4 GB through the second layer
         proc, stats = measured(api, tmp_path, *audit_args(api))
@@ -128,6 +129,7 @@ def test_honest_gzip_responses_are_decoded(monkeypatch, capsys):
     assert code == 0 and json.loads(out)["verdict"] == "pass"
 
 
+@pytest.mark.slow
 def test_endless_repeated_pages_end_after_twenty_at_default_settings(tmp_path):
     with server("endless") as api:  # the newest page again and again, each time with a fresh token
         proc, stats = measured(api, tmp_path, *audit_args(api))
@@ -138,6 +140,7 @@ def test_endless_repeated_pages_end_after_twenty_at_default_settings(tmp_path):
     assert page_attempts(api, DIRECT) == 21
 
 
+@pytest.mark.slow
 def test_endless_pages_end_at_the_page_limit(monkeypatch, capsys, tmp_path):
     ev = tmp_path / "ev"
     with server("endless") as api:
@@ -157,6 +160,7 @@ def test_endless_pages_end_at_the_page_limit(monkeypatch, capsys, tmp_path):
     ("--max-conversation-mb", 0.5, ("endless",), "(--max-conversation-mb)"),
     ("--max-conversation-seconds", 0.5, ("endless-empty",), "(--max-conversation-seconds)"),
 ])
+@pytest.mark.slow
 def test_byte_and_time_budgets_end_the_fetch(monkeypatch, capsys, option, value, modes, expected):
     with server(*modes) as api:
         started = time.monotonic()
@@ -178,6 +182,7 @@ def test_twenty_empty_pages_in_a_row_end_the_fetch(monkeypatch, capsys):
     assert len(events_requests(api, DIRECT)) == 21
 
 
+@pytest.mark.slow
 def test_manifest_writing_grows_linearly_with_the_page_count(tmp_path):
     """Empty pages with 1000-character tokens: what a run writes per page must not grow with the
     number of pages already saved (the manifest used to be rewritten after every file)."""
@@ -205,6 +210,7 @@ def test_long_tokens_are_not_followed(monkeypatch, capsys):
     assert len(events_requests(api, DIRECT)) == 2  # the 400 for the fields parameter, then page 1
 
 
+@pytest.mark.slow
 def test_huge_pages_are_refused_at_the_response_cap(tmp_path):
     ev = tmp_path / "ev"
     with server("huge-pages") as api:  # 60 MB of whitespace before each (endless) page
@@ -216,6 +222,7 @@ def test_huge_pages_are_refused_at_the_response_cap(tmp_path):
 
 
 @pytest.mark.parametrize("items,limit_named", [(5_000, "--max-page-items"), (1_000_000, "--max-json-values")])
+@pytest.mark.slow
 def test_pages_stuffed_with_items_are_refused_before_decoding(tmp_path, items, limit_named):
     with server("many-items", item_count=items) as api:
         proc, stats = measured(api, tmp_path, *audit_args(api))
@@ -223,6 +230,7 @@ def test_pages_stuffed_with_items_are_refused_before_decoding(tmp_path, items, l
     assert stats["peak_rss_mb"] < PEAK_LIMIT_MB
 
 
+@pytest.mark.slow
 def test_participant_flood_fetches_keys_of_at_most_max_users(tmp_path):
     with server("many-participants") as api:  # 20,000 extra ids in each conversation's metadata
         proc, stats = measured(api, tmp_path, *audit_args(api))
@@ -245,6 +253,7 @@ def test_participant_cap_is_an_option_and_survives_verify_dir(monkeypatch, capsy
     assert offline(api, monkeypatch, capsys, ev) == (0, report)
 
 
+@pytest.mark.slow
 def test_a_slow_key_server_cannot_hold_the_run(monkeypatch, capsys, tmp_path):
     ev = tmp_path / "ev"
     with server() as api:
@@ -261,6 +270,7 @@ def test_a_slow_key_server_cannot_hold_the_run(monkeypatch, capsys, tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["drip", "drip-headers"])
+@pytest.mark.slow
 def test_a_dripping_server_is_cut_by_the_request_deadline(tmp_path, mode):
     with server(mode, drip_interval=0.2) as api:  # each read succeeds within --timeout; the whole never ends
         proc, stats = measured(api, tmp_path, *audit_args(api, "--request-deadline", 1))
@@ -553,6 +563,7 @@ def test_a_page_dropped_from_the_manifest_is_detected(monkeypatch, capsys, tmp_p
     assert code == 3 and "cannot resume" in err
 
 
+@pytest.mark.slow
 def test_resume_from_another_base_url_needs_force(monkeypatch, capsys, tmp_path):
     ev = tmp_path / "ev"
     with server() as first, server() as second:
@@ -644,6 +655,7 @@ def test_hostile_modes_are_selectable_from_the_server_command_line(monkeypatch, 
         server_proc.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_local_server_option_errors_are_one_line(tmp_path):
     """A port in use and bad values are usage errors of the server command, not tracebacks."""
     import socket

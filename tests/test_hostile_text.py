@@ -103,6 +103,7 @@ def file_contents():
 @given(files=st.lists(file_contents(), min_size=1, max_size=3),
        words=st.lists(st.one_of(st.sampled_from(OPTIONS), st.text(max_size=12)), max_size=6),
        command=st.sampled_from([["verify"], ["verify"], ["vectors"], []]))
+@pytest.mark.slow
 def test_cli_never_crashes_on_arbitrary_files_and_arguments(tmp_path, files, words, command):
     paths = []
     for i, content in enumerate(files):

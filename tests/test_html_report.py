@@ -27,6 +27,8 @@ from verifier.sanitize import printable
 from verifier.testing import browser as chromium
 from verifier.testing.forge import Identity, build_conversation
 
+pytestmark = pytest.mark.slow  # a real Chromium: CI and `pytest --slow`
+
 EXAMPLES = REPO / "examples"
 # Terminal and bidi tricks (as in test_hostile_text), plus markup that would break out of an element,
 # an attribute (both quotes) or the JSON data block.

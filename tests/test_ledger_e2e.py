@@ -79,6 +79,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("mode", sorted(CASES))
+@pytest.mark.slow
 def test_second_audit_raises_the_finding(mode, api, ledger_target, capsys, monkeypatch):
     code, first, _err = audit(api, ledger_target, capsys, monkeypatch)
     assert code == 0 and first["verdict"] == "pass"
@@ -212,6 +213,7 @@ def test_identical_second_audit_and_verify_of_its_evidence(api, ledger_target, t
                         "signature_version", "status", "first_audit", "last_audit"}
 
 
+@pytest.mark.slow
 def test_environment_variable_names_the_ledger(api, tmp_path, monkeypatch):
     ledger = tmp_path / "env.db"
     env = {k: v for k, v in os.environ.items() if k != "X_BEARER_TOKEN"}

@@ -81,6 +81,7 @@ def test_a_malformed_postgres_url_is_a_usage_error_without_its_password(url, pag
         one_line(run_cli(args, env=env()), 2, "not a valid postgresql:// URL", absent=("pw-s3cret",))
 
 
+@pytest.mark.slow
 def test_secret_query_parameters_are_never_printed(pages):
     from pg import free_port
     url = (f"postgresql://nobody:user-s3cret@127.0.0.1:{free_port()}/none?password=query-s3cret"
@@ -111,6 +112,7 @@ def _signed_checkpoint(tmp_path: Path, name: str, public_key: object) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_checkpoint_public_key_is_a_value_never_a_path(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -128,6 +130,7 @@ def test_a_checkpoint_public_key_is_a_value_never_a_path(tmp_path):
 
 
 @pytest.mark.parametrize("what", ["/dev/zero", "fifo", "big", "directory"])
+@pytest.mark.slow
 def test_key_files_on_the_command_line_are_read_bounded(what, tmp_path, pages):
     path = {"/dev/zero": Path("/dev/zero"), "fifo": tmp_path / "fifo", "big": tmp_path / "big.pub",
             "directory": tmp_path}[what]
@@ -318,6 +321,7 @@ def test_a_bare_ledger_meta_table_is_not_a_ledger(tmp_path):
     assert path.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_bare_ledger_meta_table_in_postgres_is_not_a_ledger(postgres_server):
     url = postgres_server.new_database()
     _damage(url, "CREATE TABLE ledger_meta (a INT)")

@@ -21,6 +21,8 @@ from verifier.cli import main
 from verifier.ledger import open_ledger, schema
 from verifier.testing.forge import build_conversation
 
+pytestmark = pytest.mark.slow  # SIGKILLed writers and real PostgreSQL servers: CI and `pytest --slow`
+
 CONV = build_conversation(40, seed="reliable")
 
 

@@ -472,6 +472,7 @@ def test_a_key_change_only_in_meta_still_gives_its_key(users):
     assert meta and meta[0].signature.status == "valid"
 
 
+@pytest.mark.slow
 def test_hostile_key_changes_cost_a_bounded_number_of_decryptions(users):
     """10,000 entries labelled for B, none opening, and 10,000 labelled for others: B's run tries 16
     of its own and stops at the run's budget for the others."""

@@ -36,6 +36,8 @@ from verifier.testing.forge import Identity, build_conversation, encode_event
 from verifier.vectors import _load_spec, case_arguments, discover
 from verifier.wire import DEFAULT_LIMITS, Limits, decode_event_bytes, decode_event_fast, decode_event_generic
 
+pytestmark = pytest.mark.slow  # differential corpora against the reference engine: CI and `pytest --slow`
+
 REPO = Path(__file__).resolve().parent.parent
 CASES = int(os.environ.get("XCHAT_DIFF_CASES", "0")) or None
 MAX = 64 * 1024 * 1024

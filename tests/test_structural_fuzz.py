@@ -19,6 +19,8 @@ from verifier.testing import thrift_tree as tt
 from verifier.testing.thrift_tree import Field, Raw, Seq, Struct
 from verifier.wire import T_BOOL, T_I32, T_LIST, T_STRING, T_STRUCT
 
+pytestmark = pytest.mark.slow  # the seeded structural fuzz pass: CI and `pytest --slow`
+
 
 @pytest.fixture(scope="module")
 def campaign():

@@ -92,6 +92,7 @@ def test_suite_version_is_bumped_on_any_change():
     assert len(set(generate.RELEASES.values())) == len(versions), "each version has its own content"
 
 
+@pytest.mark.slow
 def test_any_change_to_a_case_or_schema_changes_the_digest(tmp_path):
     from verifier.vectors import load_suite, suite_digest
     copy = tmp_path / "suite"
