@@ -5,7 +5,7 @@ An event read here is exactly the event the generic reader (``wire._Reader``) re
 unusual — a wire type other than the declared one, a repeated or unknown field, a union with
 other than one known member, a map, a struct with required fields, a list header naming another
 element type, any bound reached, invalid UTF-8, a truncation — and the generic reader then decides
-the event, with its precise reason. ``tests/test_fast_decoder.py`` checks both paths agree on
+the event, with its precise reason. ``tests/test_same_reports.py`` checks both paths agree on
 every vector and on a structural-fuzz corpus.
 """
 
