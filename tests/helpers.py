@@ -90,3 +90,15 @@ def run_cli(args, env: dict[str, str] | None = None, stdin: str | bytes | None =
         except SystemExit as exc:  # argparse usage errors and --help/--version
             code = exc.code if isinstance(exc.code, int) else 2
     return subprocess.CompletedProcess(["xchat-verify", *argv], code, out.getvalue(), err.getvalue())
+
+
+def write_history(folder: Path, conversation, pages: int) -> tuple[list[str], str]:
+    """``conversation`` (``forge.build_conversation``) as ``pages`` page files and a keyring file."""
+    files = []
+    for number, body in enumerate(conversation.pages(pages), 1):
+        path = folder / f"page-{number}.json"
+        path.write_text(json.dumps(body))
+        files.append(str(path))
+    ring = folder / "ring.json"
+    ring.write_text(json.dumps(conversation.keyring()))
+    return files, str(ring)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO, run_cli
+from helpers import REPO, run_cli, write_history
 
 from verifier.ledger.transcript import Transcript
 from verifier.testing.forge import build_conversation
@@ -48,14 +48,7 @@ def subprocess_run(*args, timeout=60, extra_env=None):
 
 @pytest.fixture()
 def pages(tmp_path):
-    files = []
-    for number, page in enumerate(CONV.pages(5), 1):
-        path = tmp_path / f"page-{number}.json"
-        path.write_text(json.dumps(page))
-        files.append(str(path))
-    ring = tmp_path / "ring.json"
-    ring.write_text(json.dumps(CONV.keyring()))
-    return files, str(ring)
+    return write_history(tmp_path, CONV, 5)
 
 
 def record(ledger: str, pages, *extra) -> object:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, write_history
 
 from verifier.cli import main
 from verifier.ledger import open_ledger, schema
@@ -29,14 +29,7 @@ CONV = build_conversation(40, seed="reliable")
 @pytest.fixture()
 def pages(tmp_path):
     """A verified history as page files and a keyring file."""
-    files = []
-    for number, page in enumerate(CONV.pages(10), 1):
-        path = tmp_path / f"page-{number}.json"
-        path.write_text(json.dumps(page))
-        files.append(str(path))
-    ring = tmp_path / "ring.json"
-    ring.write_text(json.dumps(CONV.keyring()))
-    return files, str(ring)
+    return write_history(tmp_path, CONV, 10)
 
 
 def run(*args, env_extra=None, timeout=120):
