@@ -301,3 +301,23 @@ def test_a_key_conflict_between_tasks_is_found_as_in_one_run(tmp_path):
     assert sum(f.code == "key_conflict" for c in expected.conversations for e in c.events for f in e.findings) == 2
     ours = verify_archive([str(tmp_path)], None, InProcess(), task_bytes=1, allow_embedded_keys=True)
     assert _json(ours) == _json(expected)
+
+
+def test_unusable_scheduler_addresses_are_usage_errors_before_any_client(tmp_path):
+    """Addresses Dask parses but cannot use made a half-built Client that hung 20 s at exit and
+    printed a traceback from its __del__ (exit 3); an empty address started a local cluster."""
+    from verifier.archive.cluster import _check_address, open_client
+    for address in ("udp://1.2.3.4:5", "ucx://host:1", "inproc://x", "tls://127.0.0.1:8786", "tcp://127.0.0.1:99999",
+                    "tcp://127.0.0.1:0", "tcp://", ""):
+        with pytest.raises(UsageError, match="--scheduler"):
+            _check_address(address)
+        with pytest.raises(UsageError), open_client(address):
+            pass
+    for address in ("tcp://127.0.0.1:8786", "127.0.0.1:8786", "ws://host:80", "tcp://[::1]:8786"):
+        _check_address(address)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    page = tmp_path / "p.json"
+    page.write_text('{"data": []}')
+    usage = subprocess.run([sys.executable, "-m", "verifier", "archive", "verify", str(page), "--scheduler",
+                            "udp://1.2.3.4:5"], capture_output=True, text=True, env=env, timeout=60)
+    assert usage.returncode == 2 and usage.stderr.count("\n") == 1 and "Traceback" not in usage.stderr
