@@ -13,7 +13,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -321,3 +323,34 @@ def test_unusable_scheduler_addresses_are_usage_errors_before_any_client(tmp_pat
     usage = subprocess.run([sys.executable, "-m", "verifier", "archive", "verify", str(page), "--scheduler",
                             "udp://1.2.3.4:5"], capture_output=True, text=True, env=env, timeout=60)
     assert usage.returncode == 2 and usage.stderr.count("\n") == 1 and "Traceback" not in usage.stderr
+
+
+def test_a_fifo_in_evidence_or_in_a_tree_is_an_input_error_not_a_hang(tmp_path):
+    """A FIFO where a saved page should be hung verify DIR and archive verify for ever (on a cluster,
+    the worker thread stayed blocked and every later task of the cluster queued behind it)."""
+    convs = conversations(1, 6)
+    ev = write_evidence(tmp_path / "ev", convs, page_size=3)
+    manifest = json.loads((ev / "manifest.json").read_text())
+    page = ev / manifest["conversations"][0]["pages"][0]["file"]
+    page.unlink()
+    os.mkfifo(page)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    os.mkfifo(tree / "p.json")
+    done: dict[str, Any] = {}
+
+    def run() -> None:
+        done["plain"] = verify_saved_audit(str(ev))
+        done["ours"] = verify_archive([str(ev), str(tree)], None, InProcess())
+    worker = threading.Thread(target=run, daemon=True)  # a regression blocks in open(): fail, not hang
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "reading a FIFO hung"
+    plain, ours = done["plain"], done["ours"]
+    errors = [e for i in plain.inputs for e in i.errors]
+    assert any("not a regular file" in e for e in errors) and plain.verdict == "fail"
+    assert verifier.model.exit_code(plain) == 3
+    errors = {i.source: i.errors for i in ours.inputs if i.errors}
+    assert errors[str(tree / "p.json")] == ["cannot read it: not a regular file"]
+    assert any("not a regular file" in e for e in [e for i in ours.inputs for e in i.errors])
+    assert verifier.model.exit_code(ours) == 3
