@@ -13,7 +13,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -301,3 +303,54 @@ def test_a_key_conflict_between_tasks_is_found_as_in_one_run(tmp_path):
     assert sum(f.code == "key_conflict" for c in expected.conversations for e in c.events for f in e.findings) == 2
     ours = verify_archive([str(tmp_path)], None, InProcess(), task_bytes=1, allow_embedded_keys=True)
     assert _json(ours) == _json(expected)
+
+
+def test_unusable_scheduler_addresses_are_usage_errors_before_any_client(tmp_path):
+    """Addresses Dask parses but cannot use made a half-built Client that hung 20 s at exit and
+    printed a traceback from its __del__ (exit 3); an empty address started a local cluster."""
+    from verifier.archive.cluster import _check_address, open_client
+    for address in ("udp://1.2.3.4:5", "ucx://host:1", "inproc://x", "tls://127.0.0.1:8786", "tcp://127.0.0.1:99999",
+                    "tcp://127.0.0.1:0", "tcp://", ""):
+        with pytest.raises(UsageError, match="--scheduler"):
+            _check_address(address)
+        with pytest.raises(UsageError), open_client(address):
+            pass
+    for address in ("tcp://127.0.0.1:8786", "127.0.0.1:8786", "ws://host:80", "tcp://[::1]:8786"):
+        _check_address(address)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    page = tmp_path / "p.json"
+    page.write_text('{"data": []}')
+    usage = subprocess.run([sys.executable, "-m", "verifier", "archive", "verify", str(page), "--scheduler",
+                            "udp://1.2.3.4:5"], capture_output=True, text=True, env=env, timeout=60)
+    assert usage.returncode == 2 and usage.stderr.count("\n") == 1 and "Traceback" not in usage.stderr
+
+
+def test_a_fifo_in_evidence_or_in_a_tree_is_an_input_error_not_a_hang(tmp_path):
+    """A FIFO where a saved page should be hung verify DIR and archive verify for ever (on a cluster,
+    the worker thread stayed blocked and every later task of the cluster queued behind it)."""
+    convs = conversations(1, 6)
+    ev = write_evidence(tmp_path / "ev", convs, page_size=3)
+    manifest = json.loads((ev / "manifest.json").read_text())
+    page = ev / manifest["conversations"][0]["pages"][0]["file"]
+    page.unlink()
+    os.mkfifo(page)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    os.mkfifo(tree / "p.json")
+    done: dict[str, Any] = {}
+
+    def run() -> None:
+        done["plain"] = verify_saved_audit(str(ev))
+        done["ours"] = verify_archive([str(ev), str(tree)], None, InProcess())
+    worker = threading.Thread(target=run, daemon=True)  # a regression blocks in open(): fail, not hang
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "reading a FIFO hung"
+    plain, ours = done["plain"], done["ours"]
+    errors = [e for i in plain.inputs for e in i.errors]
+    assert any("not a regular file" in e for e in errors) and plain.verdict == "fail"
+    assert verifier.model.exit_code(plain) == 3
+    errors = {i.source: i.errors for i in ours.inputs if i.errors}
+    assert errors[str(tree / "p.json")] == ["cannot read it: not a regular file"]
+    assert any("not a regular file" in e for e in [e for i in ours.inputs for e in i.errors])
+    assert verifier.model.exit_code(ours) == 3

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
 import os
 import random
@@ -32,7 +33,7 @@ from verifier.errors import MalformedEvent
 from verifier.inputs import load_keyring, load_pages
 from verifier.report import FORMATS, render, stream
 from verifier.report.stream import iter_report
-from verifier.testing.forge import Identity, build_conversation, encode_event
+from verifier.testing.forge import Identity, build_conversation, encode_event, forge_event, item_json
 from verifier.vectors import _load_spec, case_arguments, discover
 from verifier.wire import DEFAULT_LIMITS, Limits, decode_event_bytes, decode_event_fast, decode_event_generic
 
@@ -323,3 +324,23 @@ def test_the_incremental_form_gives_the_same_reports(history):
         assert (new_users, new_count) == (old_users, old_count)
         for fmt in QUICK:
             assert render(new, fmt) == ref_report.render(old, fmt), (round_, fmt)
+
+
+def test_a_missing_encoded_event_in_a_conflict_links_as_the_reference_does():
+    """Two copies of a position, one without encoded_event: the conflict rule links through the copy
+    with the smallest content, the missing one counting as b"missing" (not a digest of its repr);
+    a real event whose digest sorts between the two made the chain fork on one side only."""
+    a = Identity.from_seed("1215441834412953600", "1765382634817", "diff-a")
+    ring = verifier.Keyring.from_json(json.dumps({"keys": [a.keyring_entry()]}))
+    cid = "1215441834412953600:1843439638876491776"
+    body = {"contents": b"x" * 40, "conversation_key_version": "1", "should_notify": True}
+    diverged = 0
+    for i in range(6):
+        events = [forge_event(a, "MessageCreateEvent", body, conversation_id=cid, sequence_id=seq,
+                              previous_sequence_id=prev, message_id=f"m{i}-{seq}")
+                  for seq, prev in (("1", None), ("2", "1"), ("3", "2"))]
+        diverged += b"missing" <= hashlib.sha256(events[2].raw).digest() < hashlib.sha256(b"None").digest()
+        data = [item_json(f) for f in reversed(events)]
+        data.append({"sequence_id": "3", "previous_sequence_id": "1", "sender_id": a.user_id, "conversation_id": cid})
+        assert_same([{"data": data}], ring, QUICK)
+    assert diverged  # the case that diverged is among them

@@ -1035,7 +1035,9 @@ class _Run:
 
     def _chain_node(self, index: int) -> ChainNode:
         flags = self.flags[index]
-        content = bytes(self.digests[32 * index:32 * index + 32])
+        # an event without encoded_event has no bytes: its content is the fixed marker the chain's
+        # conflict rule orders by (min content picks the copy it links through), as it always was
+        content = b"missing" if flags & _NOT_ENCODED else bytes(self.digests[32 * index:32 * index + 32])
         signed_id = None
         if flags & _SIGNED_KIND:
             sender, message_id = self.sender[index], self.message_id[index]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -174,8 +175,15 @@ class EvidenceStore:
         if entry.file is None:
             raise EvidenceError("the manifest names no file here")
         path = self.path_of(entry.file)
-        try:
-            data = path.read_bytes()
+        try:  # opened without blocking and read only if regular: a FIFO would hang the run (or a worker)
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise EvidenceError(f"cannot read {path}: not a regular file")
+                with os.fdopen(os.dup(fd), "rb") as handle:
+                    data = handle.read()
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise EvidenceError(f"cannot read {path}: {exc.strerror or exc}") from None
         if sha256(data) != entry.sha256:

@@ -29,7 +29,7 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     """A client of the cluster at ``scheduler``, or of a new local cluster of ``workers`` processes
     (default: one per core, one thread each: the verification is CPU-bound Python), closed after."""
     distributed = _distributed()
-    if scheduler:
+    if scheduler is not None:  # an empty address is an error, not "no scheduler"
         _check_address(scheduler)
         try:
             client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
@@ -53,13 +53,31 @@ LOCAL_CONFIG = {"distributed.worker.profile.enabled": False}
 
 
 def _check_address(address: str) -> None:
-    """A malformed address is a usage error before any Client exists (a half-made one hangs at exit)."""
+    """A malformed or unusable address is a usage error before any Client exists (a half-made one
+    hangs at exit and prints a traceback from its ``__del__``): a scheme Dask lacks (``udp``), one
+    whose transport is not installed (``ucx``), ``inproc`` (in-process only), a port out of range,
+    ``tls://`` without TLS configured in Dask's configuration."""
+    from distributed.comm import registry
     from distributed.comm.addressing import parse_address, parse_host_port
     try:
         scheme, location = parse_address(address if "://" in address else f"tcp://{address}")
         if scheme in ("tcp", "tls", "ws", "wss"):
-            parse_host_port(location)
-    except (ValueError, TypeError) as exc:
+            _host, port = parse_host_port(location)
+            if not 0 < int(port) < 65536:
+                raise ValueError(f"port {port} is out of range")
+        if scheme == "inproc":
+            raise ValueError("an in-process address names no scheduler another process can reach")
+        backend: Any = registry.get_backend(scheme)  # ValueError: a scheme Dask does not know
+        try:
+            backend.get_connector()
+        except (TypeError, ImportError, NotImplementedError):
+            raise ValueError(f"the {scheme} transport is not installed") from None
+        if scheme == "tls":
+            from distributed import security
+            settings: Any = security.Security
+            if settings().get_connection_args("client").get("ssl_context") is None:
+                raise ValueError("tls:// needs TLS configured for Dask (distributed.comm.tls.* in its configuration)")
+    except (ValueError, TypeError, ImportError) as exc:
         raise UsageError(f"--scheduler {address}: {exc}") from None
 
 

@@ -115,7 +115,10 @@ def _discover_tree(path: str, groups: list[Group], add_file: Any, top: bool = Fa
             if not os.path.islink(child):
                 _discover_tree(child, groups, add_file)
         elif name.endswith(PAGE_SUFFIXES):
-            add_file(PageFile(child, _size(child)))
+            if os.path.isfile(child):
+                add_file(PageFile(child, _size(child)))
+            else:  # a FIFO or device found in a tree: reading it would hang or never end
+                add_file(PageFile(child, error="cannot read it: not a regular file"))
 
 
 def _discover_url(url: str, groups: list[Group], add_file: Any) -> None:
