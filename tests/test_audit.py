@@ -176,7 +176,29 @@ def test_tampered_evidence_is_detected(api, tmp_path):
     page = next((ev / "conversations").rglob("page-00001.json"))
     page.write_bytes(page.read_bytes().replace(b'"is_trusted": true', b'"is_trusted": false', 1))
     proc = cli(api, "verify", ev, token=False)
-    assert proc.returncode == 3 and "SHA-256" in proc.stderr
+    assert proc.returncode == 3 and "altered evidence" in proc.stderr
+    assert "bytes, the manifest recorded" in proc.stderr  # a page of another size is refused unread
+
+
+def test_evidence_of_the_recorded_size_is_checked_by_its_hash(api, tmp_path):
+    ev = tmp_path / "ev"
+    assert cli(api, *audit_args(api, "--save", ev)).returncode == 0
+    page = next((ev / "conversations").rglob("page-00001.json"))
+    page.write_bytes(page.read_bytes().replace(b'"is_trusted": true', b'"is_trusted": tru ', 1))  # same size
+    proc = cli(api, "verify", ev, token=False)
+    assert proc.returncode == 3 and "does not match the SHA-256 in the manifest (altered evidence)" in proc.stderr
+
+
+def test_a_padded_evidence_page_is_refused_without_reading_it(api, tmp_path, monkeypatch):
+    from verifier import evidence
+    ev = tmp_path / "ev"
+    assert cli(api, *audit_args(api, "--save", ev)).returncode == 0
+    page = next((ev / "conversations").rglob("page-00001.json"))
+    monkeypatch.setattr(evidence, "MAX_SAVED_FILE_BYTES", page.stat().st_size + 10)
+    with page.open("ab") as out:
+        out.write(b" " * 100)
+    proc = cli(api, "verify", ev, token=False)
+    assert proc.returncode == 3 and "more than the" in proc.stderr and page.name in proc.stderr
 
 
 def test_keys_fetch_writes_a_usable_keyring(api, tmp_path):
@@ -398,7 +420,7 @@ def test_one_damaged_page_gives_a_partial_report_and_exit_3(api, tmp_path, damag
     proc = cli(api, "verify", ev, "--format", "json", token=False)
     report = json.loads(proc.stdout)
     assert proc.returncode == 3 and page.name in proc.stderr
-    assert ("SHA-256" if damage == "alter" else "cannot read") in proc.stderr
+    assert ("altered evidence" if damage == "alter" else "cannot read") in proc.stderr
     assert report["verdict"] == "fail"
     statuses = [e["signature"]["status"] for c in report["conversations"] for e in c["events"]]
     assert statuses.count("valid") > 60  # everything intact is still verified (30 events a page are not)

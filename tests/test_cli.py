@@ -244,3 +244,12 @@ def test_output_to_a_device_writes_through_it(tmp_path):
     was_device = stat.S_ISCHR(os.stat("/dev/null").st_mode)
     atomic_write_text("/dev/null", "nothing")
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode) or not was_device
+
+
+def test_archive_on_a_remote_scheduler_warns_about_relative_paths(capsys):
+    from verifier.cli import _warn_relative_sources
+    _warn_relative_sources(["/abs/ev", "s3://bucket/pages/", "file:///abs/p.json"])
+    assert capsys.readouterr().err == ""
+    _warn_relative_sources(["/abs/ev", "evidence/2026-11", "more"])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "evidence/2026-11 ..." in err and "absolute paths" in err

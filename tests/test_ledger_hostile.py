@@ -66,6 +66,13 @@ def test_an_empty_ledger_name_is_a_usage_error(pages):
     one_line(run_cli(["ledger", "check"], env=env(XCHAT_VERIFY_LEDGER="")), 2, "XCHAT_VERIFY_LEDGER")
 
 
+def test_a_dash_is_not_a_ledger(pages, tmp_path, monkeypatch):
+    files, ring = pages
+    monkeypatch.chdir(tmp_path)
+    one_line(run_cli(["verify", *files, "--keys", ring, "--ledger", "-"], env=env()), 2, "not standard input")
+    assert not (tmp_path / "-").exists()
+
+
 # ------------------------------------------------------------------------------------- 4: URL secrets
 @pytest.mark.parametrize("url", ["postgresql://bob:pw-s3cret@[::1", "postgresql://bob:pw-s3cret@host:99999/db",
                                  "postgresql://bob:pw-s3cret@[::1]x/db?password=pw-s3cret"])

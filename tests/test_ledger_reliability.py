@@ -250,6 +250,13 @@ def test_signed_receipt_covers_report_and_evidence(tmp_path, capsys, monkeypatch
     assert check("--public-key", f"{key}.pub", "--evidence", moved, "--report", report) == \
         (0, check("--public-key", f"{key}.pub")[1] | {"receipt": str(ev / "receipt.json")})
     assert check("--public-key", f"{other}.pub")[0] == 1  # another signer
+    shrunk = tmp_path / "shrunk-evidence"  # a whole conversation deleted from the manifest
+    shutil.copytree(ev, shrunk)
+    manifest = json.loads((shrunk / "manifest.json").read_text())
+    manifest["conversations"] = manifest["conversations"][1:]
+    (shrunk / "manifest.json").write_text(json.dumps(manifest))
+    code, result = check("--public-key", f"{key}.pub", "--evidence", shrunk)
+    assert code == 1 and "the evidence manifest differs from the one the receipt signs" in result["problems"]
     page = next((ev / "pages").rglob("*.json")) if (ev / "pages").is_dir() else \
         next(p for p in ev.rglob("*.json") if p.name not in ("manifest.json", "receipt.json", "keyring.json"))
     page.write_bytes(page.read_bytes().replace(b'"data"', b'"data" ', 1))

@@ -206,6 +206,8 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
     options = dict(conversation_keys=parse_conversation_keys(args.conversation_key),
                    allow_embedded_keys=args.allow_embedded_keys, allow_empty=args.allow_empty,
                    allow_partial=args.allow_partial, strict=args.strict, max_file_mb=args.max_file_mb)
+    if args.scheduler:
+        _warn_relative_sources(args.sources)
     ledger = LedgerRun(args)  # --ledger, --metrics: opened before anything is read
     try:
         with display:
@@ -218,6 +220,17 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
     finally:
         ledger.close()
     return finish(report, args)
+
+
+def _warn_relative_sources(sources: list[str]) -> None:
+    """A remote cluster's workers read each path in their own working directory: a relative path
+    is read there (a file they cannot find is an input error, so nothing passes, but the run fails)."""
+    from .archive.sources import is_url
+    relative = [s for s in sources if not is_url(s) and not os.path.isabs(s)]
+    if relative:
+        print(f"xchat-verify: warning: with --scheduler, workers read paths in their own working directory; "
+              f"give absolute paths or URLs ({printable(relative[0])}{' ...' if len(relative) > 1 else ''} "
+              f"is relative)", file=sys.stderr)
 
 
 class _Display:

@@ -31,6 +31,7 @@ from .apibodies import token_at_path
 from .clock import utc_now_iso
 from .engine import PageInput
 from .errors import EvidenceError, ManifestError
+from .inputs import DEFAULT_MAX_FILE_MB
 from .manifest import (
     KEYRING,
     READABLE_SCHEMAS,
@@ -126,6 +127,19 @@ def existing_evidence(root: Path) -> list[Path]:
     return [root / name for name in names if (root / name).exists() or (root / name).is_symlink()]
 
 
+MAX_SAVED_FILE_BYTES = DEFAULT_MAX_FILE_MB * 1024 * 1024  # what verify refuses for any input file
+
+
+def _check_saved_size(path: Path, size: int, entry: FileEntry | KeysEntry) -> None:
+    """A saved file is read only at the size the manifest recorded (and never above the input cap),
+    so a swapped or padded file costs nothing to refuse."""
+    if size > MAX_SAVED_FILE_BYTES:
+        raise EvidenceError(f"{path} is {size} bytes, more than the {DEFAULT_MAX_FILE_MB} MB a saved file may be")
+    recorded = getattr(entry, "bytes", 0)
+    if recorded and size != recorded:
+        raise EvidenceError(f"{path} is {size} bytes, the manifest recorded {recorded} (altered evidence)")
+
+
 class EvidenceStore:
     """Thread-safe writer (and reader, for resume and offline verify) of an evidence directory."""
 
@@ -178,10 +192,13 @@ class EvidenceStore:
         try:  # opened without blocking and read only if regular: a FIFO would hang the run (or a worker)
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
             try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode):
                     raise EvidenceError(f"cannot read {path}: not a regular file")
+                _check_saved_size(path, info.st_size, entry)
                 with os.fdopen(os.dup(fd), "rb") as handle:
-                    data = handle.read()
+                    data = handle.read(MAX_SAVED_FILE_BYTES + 1)  # bounded even if the file grows meanwhile
+                _check_saved_size(path, len(data), entry)
             finally:
                 os.close(fd)
         except OSError as exc:

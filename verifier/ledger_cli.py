@@ -46,6 +46,9 @@ def ledger_target(value: str | None) -> str | None:
     if value is not None:
         if not value.strip():
             raise UsageError("--ledger is empty: name a ledger file or a postgresql:// URL")
+        if value == "-":  # elsewhere "-" is standard input or output; a ledger is neither
+            raise UsageError("--ledger -: a ledger is a file or a postgresql:// URL, not standard input or output "
+                             "(write ./- for a file of that name)")
         return value
     env = os.environ.get("XCHAT_VERIFY_LEDGER")
     if env is not None:
