@@ -19,6 +19,15 @@ _HEX = frozenset("0123456789abcdef")
 
 T = TypeVar("T", bound=Hashable)
 
+# How the engine encodes an event in its columns (``engine``, ``views``, ``fastchain`` read them).
+# Flags, one byte an event:
+DECODED_OK, FROM_META, IS_KEY_CHANGE, SIGNED_KIND, NOT_ENCODED = 1, 2, 4, 8, 16
+# Finding stages: an event's findings are reported in the order of the steps that raise them.
+STAGE_DECODED, STAGE_KEY_CONFLICTS, STAGE_REVIEWED, STAGE_REPLAYED = 0, 1, 3, 4
+# is_trusted (None, False, True) as one byte:
+TRUSTED_CODE = {None: 0, False: 1, True: 2}
+TRUSTED_VALUE = (None, False, True)
+
 
 class Ids:
     """Optional strings that are mostly canonical decimals or canonical lowercase UUIDs."""

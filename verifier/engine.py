@@ -14,8 +14,8 @@ Orchestration only; each step lives in its own module:
 3. per conversation, the chain and replays (``chain``: one pass over sorted positions for the usual
    single linked chain, the full analysis for anything else);
 4. findings about whole conversations and the run, fail closed (``Policy``), and the ``Report``:
-   its events are built from the columns on access (``EventList``), so a renderer can stream a
-   report of millions of events.
+   its events are built from the columns on access (``views.EventList``), so a renderer can stream a
+   report of millions of events. What the ledger and the archive receive are plain values (``facts``).
 
 ``finish`` runs steps 2-4 as three calls (``check_signatures``, ``conclude``, ``assemble``) that
 ``verifier.archive`` also runs apart, on parts of one run in several processes (``check_part`` ...
@@ -36,14 +36,26 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol, overload
+from typing import Any, Protocol
 
 import msgspec
 
 from .chain import ChainNode, ChainResult, analyse_chain, find_replays
+from .columns import DECODED_OK as _DECODED_OK
+from .columns import FROM_META as _FROM_META
+from .columns import IS_KEY_CHANGE as _IS_KEY_CHANGE
+from .columns import NOT_ENCODED as _NOT_ENCODED
+from .columns import SIGNED_KIND as _SIGNED_KIND
+from .columns import STAGE_DECODED as _DECODED
+from .columns import STAGE_KEY_CONFLICTS as _KEY_CONFLICTS
+from .columns import STAGE_REPLAYED as _REPLAYED
+from .columns import STAGE_REVIEWED as _REVIEWED
+from .columns import TRUSTED_CODE as _TRUSTED
+from .columns import TRUSTED_VALUE as _TRUSTED_VALUE
 from .columns import Ids, Interned
 from .envelope import envelope_differences
 from .errors import MalformedEvent
+from .facts import ClearOptions, EventFacts, PartFacts, Row
 from .ids import canonical_conversation
 from .keys import Keyring, version_key
 from .model import (
@@ -69,6 +81,7 @@ from .pages import DecodedPage, RawEntry, decode_page
 from .payload import must_be_signed
 from .signature import Job, check, prepare
 from .signers import KeySlot, carrier_conflicts, embedded_keys, slots_of
+from .views import EventList, Record, Records
 from .wire import DEFAULT_LIMITS, Limits, MessageEvent, decode_event_b64, decode_event_bytes
 
 _CHUNK = 256  # ECDSA checks per pool task
@@ -78,12 +91,6 @@ DELETE_KINDS = ("MessageDeleteEvent", "ConversationDeleteEvent")
 _MEMBERSHIP = ("GroupChangeEvent.GroupCreate", "GroupChangeEvent.GroupMemberAddChange",
                "GroupChangeEvent.GroupMemberRemoveChange")  # semantics.MEMBERSHIP: who a delete's signer is
 
-# Finding stages: an event's findings are reported in the order the steps that raise them run.
-_DECODED, _KEY_CONFLICTS, _REVIEWED, _REPLAYED = 0, 1, 3, 4
-# flags
-_DECODED_OK, _FROM_META, _IS_KEY_CHANGE, _SIGNED_KIND, _NOT_ENCODED = 1, 2, 4, 8, 16
-_TRUSTED = {None: 0, False: 1, True: 2}
-_TRUSTED_VALUE = (None, False, True)
 _CHAIN_CODES = list(ChainStatus)
 _CHAIN_INDEX = {status: code for code, status in enumerate(_CHAIN_CODES)}
 _LINKED = ChainStatus.LINKED
@@ -331,39 +338,6 @@ class Verification:
         return self._run.assemble(conversations, reviewed, set(used_key_versions))
 
 
-@dataclass
-class PartFacts:
-    """One part of a larger run, as the coordinator sees it (small: per page, not per event)."""
-
-    inputs: list[InputReport]  # one per page, in order
-    conversations: list[str | None]  # the conversation of each page's events (None: no events)
-    key_slots: dict[KeySlot, frozenset[bytes]]  # embedded key identities seen per (member, version)
-    used_key_versions: set[Any]  # conversation key versions the part's key changes use
-    ended: set[str]  # conversations a page without next_token came for (see ``ended_conversations``)
-
-
-class Row(NamedTuple):
-    """One event's columns, as ``Verification.take`` ships it to a join (plain picklable values)."""
-
-    report_index: int  # in the whole run
-    conversation: str
-    seq: str | None
-    prev: str | None
-    message_id: str | None
-    created: str | None
-    sender: str | None
-    kind: str | None
-    key_version: str | None
-    signature_version: str | None
-    keys: tuple[tuple[str, str, str], ...]  # the embedded keys it carries
-    check: Check
-    trusted: int
-    flags: int
-    digest: bytes
-    findings: tuple[tuple[int, Finding], ...]  # staged findings so far (decoding, envelope)
-    event: MessageEvent | None  # the decoded event, when a reviewer or the ledger reads its kind
-
-
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """The engine allocates many small acyclic objects: the cyclic collector is paused while it
@@ -402,99 +376,6 @@ def _severity(code: str, severity: str | None) -> str:
     return str(getattr(sev, "value", sev))
 
 
-class Record:
-    """One event as a reviewer sees it (``Reviewer``): a view of the engine's columns."""
-
-    __slots__ = ("_run", "_at", "index")
-
-    def __init__(self, run: _Run, at: int) -> None:
-        self._run = run
-        self._at = at  # the event's row in the columns
-        self.index = run.index_of(at)  # in the report
-
-    @property
-    def conversation(self) -> str:
-        return self._run.conversation[self._at]
-
-    @property
-    def event(self) -> MessageEvent | None:
-        return self._run.event_of(self._at)
-
-    @property
-    def from_meta(self) -> bool:
-        return bool(self._run.flags[self._at] & _FROM_META)
-
-    @property
-    def sequence_id(self) -> str | None:
-        return self._run.seq[self._at]
-
-    @property
-    def sender_id(self) -> str | None:
-        return self._run.sender[self._at]
-
-    @property
-    def previous_sequence_id(self) -> str | None:
-        return self._run.prev[self._at]
-
-    @property
-    def message_id(self) -> str | None:
-        return self._run.message_id[self._at]
-
-    @property
-    def trusted(self) -> bool | None:
-        return _TRUSTED_VALUE[self._run.trusted[self._at]]
-
-    @property
-    def created_at(self) -> str | None:
-        return self._run.created[self._at]
-
-    @property
-    def signature(self) -> Check | None:
-        code = self._run.sig_codes[self._at]
-        return self._run.check_objects[code - 1] if code else None
-
-    def add(self, code: str, message: str, severity: str | None = None) -> None:
-        self._run.add(self._at, _REVIEWED, code, message, severity)
-
-
-class _Records(Sequence[Record]):
-    """Every event's ``Record`` in input order (or only the given rows'); the views are made once,
-    when first read."""
-
-    def __init__(self, run: _Run, rows: Sequence[int] | None = None) -> None:
-        self._run = run
-        self._rows = rows
-        self._list: list[Record] | None = None
-
-    @property
-    def kinds_present(self) -> set[str | None]:
-        """The event kinds of the run (a reviewer can tell it has nothing to do without reading)."""
-        codes = self._run.kind.codes()
-        present = set(codes) if self._rows is None else {codes[at] for at in self._rows}
-        return {self._run.kind.value_of(code) for code in present}
-
-    def _views(self) -> list[Record]:
-        if self._list is None:
-            rows = range(self._run.count) if self._rows is None else self._rows
-            self._list = [Record(self._run, at) for at in rows]
-        return self._list
-
-    def __len__(self) -> int:
-        return self._run.count if self._rows is None else len(self._rows)
-
-    @overload
-    def __getitem__(self, index: int) -> Record: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Record]: ...
-
-    def __getitem__(self, index: int | slice) -> Record | Sequence[Record]:
-        return self._views()[index]
-
-    def __iter__(self) -> Iterator[Record]:
-        return iter(self._views())
-
-
 class _Run:
     """The state of one verification, in columns (``verifier.columns``)."""
 
@@ -512,7 +393,7 @@ class _Run:
         self.keep_facts = True  # keep what event_facts gives the ledger (not needed by verify_pages)
         self.kept_kinds = self._kept_kinds()
         self.eager = False  # signatures checked as pages arrive (keyring known, no reviewer learns keys)
-        self.records = _Records(self)
+        self.records = Records(self)
         self.inputs: list[InputReport] = []
         self.expected_conversations: dict[str, None] = {}  # asked for by the caller, in order
         self.incomplete: dict[str, list[str]] = {}
@@ -699,7 +580,7 @@ class _Run:
         deletes = {self.kind.code(kind) for kind in DELETE_KINDS}
         if any(kinds[at] in deletes for at in rows):
             from .semantics import delete_signers
-            members = delete_signers(_Records(self, rows), DELETE_KINDS)
+            members = delete_signers(Records(self, rows), DELETE_KINDS)
         return [self.facts(at, members.get(self.index_of(at))) for at in rows]
 
     def facts(self, at: int, member: bool | None = None) -> EventFacts:
@@ -884,7 +765,7 @@ class _Run:
                     groups.setdefault(codes[at], array("I")).append(at)
             rows = set().union(*groups.values()) if groups else set()
             carriers = {triple: [at for at in idx if at in rows] for triple, idx in self.carriers.items()}
-            records = _Records(self, array("I", sorted(rows)))
+            records = Records(self, array("I", sorted(rows)))
         for at, message in carrier_conflicts(slots_of(carriers), self.keyring, shared_keys):
             self.add(at, _KEY_CONFLICTS, Code.KEY_CONFLICT, message)
         if conversations is None:
@@ -1077,34 +958,6 @@ class _Run:
                            self.event_findings(index), self.key_version[index], self.created[index])
 
 
-class EventList(Sequence[EventReport]):
-    """A conversation's events, each ``EventReport`` built from the engine's columns when read
-    (``verify_pages(..., lazy=True)``): what a report of millions of events is rendered from."""
-
-    def __init__(self, run: _Run, indices: array[int]) -> None:
-        self._run = run
-        self._indices = indices
-
-    def __len__(self) -> int:
-        return len(self._indices)
-
-    @overload
-    def __getitem__(self, index: int) -> EventReport: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[EventReport]: ...
-
-    def __getitem__(self, index: int | slice) -> EventReport | list[EventReport]:
-        if isinstance(index, slice):
-            return [self._run.event_report(i) for i in self._indices[index]]
-        return self._run.event_report(self._indices[index])
-
-    def __iter__(self) -> Iterator[EventReport]:
-        report = self._run.event_report
-        for index in self._indices:
-            yield report(index)
-
-
 def _as_decoded(page: Any, number: int) -> DecodedPage:
     if isinstance(page, DecodedPage):
         return page
@@ -1117,28 +970,6 @@ def _as_decoded(page: Any, number: int) -> DecodedPage:
 
 def _check_batch(batch: list[tuple[int, Job]]) -> list[Check]:
     return [check(job) for _index, job in batch]
-
-
-@dataclass(frozen=True)
-class ClearOptions:
-    """A ConversationDeleteEvent's signed ``ClearConversationOptions`` (None: the field is absent)."""
-
-    clear_all_messages: bool | None = None
-    sort_order_msec: int | None = None
-
-
-@dataclass(frozen=True)
-class EventFacts:
-    """What ``Verification.event_facts`` gives per event (``index`` as in the report)."""
-
-    index: int
-    digest: bytes  # SHA-256 of the encoded event (of its text when it could not be decoded)
-    signature_version: str | None
-    embedded_keys: tuple[tuple[str, str, str], ...]  # (member, key version, signing key) carried by the event
-    deletes: tuple[str, ...] = ()  # MessageDeleteEvent: the sequence ids it deletes
-    clear: ClearOptions | None = None  # ConversationDeleteEvent: its signed options (what it clears)
-    member: bool | None = None  # deletes: the signer is (True) or is not (False) a member of the
-    # conversation at that point; None when that is unknown (a group whose membership is not proven)
 
 
 __all__ = ["PageInput", "Reviewer", "Record", "EventList", "EventFacts", "ClearOptions", "PartFacts", "Row",

@@ -18,6 +18,9 @@ from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 from .chain import ChainResult, find_replays
+from .columns import FROM_META as _FROM_META
+from .columns import IS_KEY_CHANGE as _IS_KEY_CHANGE
+from .columns import SIGNED_KIND as _SIGNED_KIND
 from .model import ChainStatus
 
 if TYPE_CHECKING:
@@ -25,7 +28,6 @@ if TYPE_CHECKING:
 
 _DECIMAL = 1
 _BUCKETS = 16
-_FROM_META, _IS_KEY_CHANGE, _SIGNED_KIND = 2, 4, 8
 
 
 def linear_chain(run: _Run, members: array[int]) -> dict[int, str] | None:
