@@ -7,10 +7,10 @@ import xml.etree.ElementTree as ET
 
 import msgspec
 
-from reference.report.common import event_findings, scoped_findings, source_of
 from verifier import __version__
 from verifier.model import HINTS, Code, Report, Severity, fails
 from verifier.pages import api_error_text
+from verifier.report.common import event_findings, scoped_findings, source_of
 from verifier.sanitize import printable
 
 # Characters JSON may carry raw but a terminal or viewer would act on (DEL, C1 controls, bidi and
