@@ -105,12 +105,6 @@ def slots_of(carriers: Mapping[tuple[str, str, str], Iterable[int]]) -> Carriers
     return by_slot
 
 
-def conflicts_by_slot(carriers: Mapping[tuple[str, str, str], Iterable[int]],
-                      keyring: Keyring | None) -> list[tuple[int, str]]:
-    """``embedded_key_conflicts`` from {(member, version, encoded key): indices of the events carrying it}."""
-    return carrier_conflicts(slots_of(carriers), keyring)
-
-
 def carrier_conflicts(by_slot: Carriers, keyring: Keyring | None,
                       shared: Mapping[KeySlot, Collection[bytes]] | None = None) -> list[tuple[int, str]]:
     """(event index, message) for every carrier whose key for a slot differs from the keyring's, or
