@@ -424,3 +424,17 @@ def test_public_api_is_importable_and_documented():
     # `import verifier` loads no HTTP stack; the client is imported on first use
     code = "import sys, verifier; assert 'httpx' not in sys.modules; verifier.XChatClient; assert 'httpx' in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_workers_follow_the_cpus_the_process_may_use(monkeypatch):
+    """taskset and cgroups limit the CPUs: os.cpu_count() ignores them, sched_getaffinity does not."""
+    import os
+
+    from verifier.engine import default_workers, usable_cpus
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})
+    assert usable_cpus() == 1 and default_workers() == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(32)))
+    assert usable_cpus() == 32 and default_workers() == 8  # threads are capped, the count is not

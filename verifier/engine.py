@@ -97,13 +97,18 @@ _LINKED = ChainStatus.LINKED
 _INFO = Severity.INFO.value
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (``os.sched_getaffinity``: taskset and cgroups count), not
+    ``os.cpu_count()``, which ignores them."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 def default_workers() -> int:
     """Verification threads: one per CPU this process may run on (at most 8); ECDSA releases the GIL."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(8, cpus))
+    return min(8, usable_cpus())
 
 
 @dataclass
@@ -973,5 +978,5 @@ def _check_batch(batch: list[tuple[int, Job]]) -> list[Check]:
 
 
 __all__ = ["PageInput", "Reviewer", "Record", "EventList", "EventFacts", "ClearOptions", "PartFacts", "Row",
-           "Verification", "verify_pages", "default_reviewers", "default_workers", "Policy", "gc_paused",
+           "Verification", "verify_pages", "default_reviewers", "default_workers", "usable_cpus", "Policy", "gc_paused",
            "DELETE_KINDS"]

@@ -6,11 +6,11 @@ Imported only by ``archive`` runs: the core install (``import verifier``, ``veri
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ..engine import usable_cpus
 from ..errors import ClusterError, UsageError
 
 CONNECT_TIMEOUT = "10s"
@@ -38,7 +38,7 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         with client:
             yield client
         return
-    count = workers or os.cpu_count() or 1
+    count = workers or usable_cpus()  # one worker process per CPU this process may use
     import dask
     with dask.config.set(LOCAL_CONFIG):  # the workers' nannies take the configuration as it is now
         cluster = distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -74,7 +74,7 @@ def _check_address(address: str) -> None:
             raise ValueError(f"the {scheme} transport is not installed") from None
         if scheme == "tls":
             from distributed import security
-            settings: Any = security.Security
+            settings: Any = security.Security  # untyped in distributed: called through Any
             if settings().get_connection_args("client").get("ssl_context") is None:
                 raise ValueError("tls:// needs TLS configured for Dask (distributed.comm.tls.* in its configuration)")
     except (ValueError, TypeError, ImportError) as exc:
