@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import msgspec
 
@@ -354,9 +354,9 @@ def load_saved_audit(root: str | Path) -> SavedAudit:
     for conv in store.manifest.conversations:
         metadata = None
         if conv.metadata is not None:
-            metadata = _read_or_note(store, conv.metadata, saved, f"metadata {conv.conversation_id}")
+            metadata = read_or_note(store, conv.metadata, saved, f"metadata {conv.conversation_id}")
             if metadata is not None:
-                _collect_secrets(saved, conv.metadata, metadata)
+                collect_secrets(saved, conv.metadata, metadata)
         saved.conversations.append(SavedConversation(
             conv.conversation_id, conv.expected_conversation_id, _pages(store, conv, saved),
             list(conv.incomplete), conv.error, metadata, list(conv.pages)))
@@ -364,16 +364,28 @@ def load_saved_audit(root: str | Path) -> SavedAudit:
         if entry.error:
             saved.key_errors.append((f"keys {entry.user_id}", entry.error))
         if entry.file:
-            body = _read_or_note(store, entry, saved, f"keys {entry.user_id}",
+            body = read_or_note(store, entry, saved, f"keys {entry.user_id}",
                                  "this user's keys were not used: resume the audit or pass --keys")
             if body is not None:
                 saved.keyring_bodies[entry.user_id] = body
-                _collect_secrets(saved, entry, body)
+                collect_secrets(saved, entry, body)
     return saved
 
 
-def _read_or_note(store: EvidenceStore, entry: FileEntry | KeysEntry, saved: SavedAudit, source: str,
-                  consequence: str = "") -> bytes | None:
+class SavedNotes(Protocol):
+    """Where reading saved files leaves its notes: ``SavedAudit`` here, a task's facts in
+    ``verifier.archive`` (which reads the same pages on its workers)."""
+
+    file_errors: list[tuple[str, str]]
+    token_files: list[str]
+    secrets: set[str]
+
+
+PAGE_NOT_VERIFIED = "its events were not verified"
+
+
+def read_or_note(store: EvidenceStore, entry: FileEntry | KeysEntry, saved: SavedNotes, source: str,
+                 consequence: str = "") -> bytes | None:
     """A saved file, or None with an input error noted: one missing or altered file must not cost
     the report of everything intact (the run then exits 3)."""
     try:
@@ -387,14 +399,14 @@ def _pages(store: EvidenceStore, conv: Conversation, saved: SavedAudit) -> Itera
     """The intact pages of one conversation; a missing or altered one is skipped and noted (its
     events are then missing from the chain, which the report shows as gaps and an input error)."""
     for entry in conv.pages:
-        body = _read_or_note(store, entry, saved, f"page {entry.file}", "its events were not verified")
+        body = read_or_note(store, entry, saved, f"page {entry.file}", PAGE_NOT_VERIFIED)
         if body is None:
             continue
-        _collect_secrets(saved, entry, body)
+        collect_secrets(saved, entry, body)
         yield PageInput(str(store.root / entry.file), body, conv.expected_conversation_id), entry
 
 
-def _collect_secrets(saved: SavedAudit, entry: FileEntry | KeysEntry, body: bytes) -> None:
+def collect_secrets(saved: SavedNotes, entry: FileEntry | KeysEntry, body: bytes) -> None:
     """Where the audit found its access token in a saved body, take it back out, so the offline
     report is scrubbed exactly like the online one (the token itself is never in the manifest)."""
     if not entry.token_at or entry.file is None:

@@ -17,8 +17,8 @@ from typing import Any
 import msgspec
 
 from ..engine import PageInput, PartFacts, Row, Verification
-from ..errors import EvidenceError, InputError
-from ..evidence import EvidenceStore, token_secrets
+from ..errors import InputError
+from ..evidence import PAGE_NOT_VERIFIED, EvidenceStore, collect_secrets, read_or_note
 from ..inputs import load_pages, split_bodies, unpack_limited
 from ..keys import Keyring
 from ..model import ConversationReport
@@ -118,14 +118,10 @@ def _saved_page(unit: SavedPage, stores: dict[str, EvidenceStore], facts: TaskFa
     unusable one is noted, not raised: the rest of the archive is still verified."""
     store = stores.get(unit.root) or stores.setdefault(unit.root, EvidenceStore(unit.root))
     entry = unit.entry
-    try:
-        body = store.read_file(entry)
-    except EvidenceError as exc:
-        facts.file_errors.append((f"page {entry.file}", f"{exc}; its events were not verified"))
+    body = read_or_note(store, entry, facts, f"page {entry.file}", PAGE_NOT_VERIFIED)
+    if body is None:
         return None
-    if entry.token_at:
-        facts.token_files.append(entry.file)
-        facts.secrets |= token_secrets(entry, body)
+    collect_secrets(facts, entry, body)
     facts.heads.append((unit.conversation, page_head(body, PageLimits().max_page_items), entry.url))
     return PageInput(str(Path(unit.root) / entry.file), body, unit.expected)
 
