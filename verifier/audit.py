@@ -32,7 +32,7 @@ import msgspec
 from .apibodies import key_body_problems, key_rows, metadata_problems, participants_of
 from .engine import PageInput, Verification
 from .errors import EvidenceError, FetchError, ResumeRefused, UsageError
-from .evidence import EvidenceStore, SavedConversation, existing_evidence, load_saved_audit
+from .evidence import EvidenceStore, SavedAudit, SavedConversation, existing_evidence, load_saved_audit
 from .fetch import XChatClient
 from .ids import canonical_conversation, conversation_path_id, is_user_id
 from .keys import Keyring
@@ -533,14 +533,7 @@ def verify_saved_audit(root: str, keyring: Keyring | None = None, *, fallback_ke
             errors += _replay_conversation(verification, conv)
     except (KeyError, TypeError, AttributeError) as exc:
         raise EvidenceError(f"{root}/manifest.json lists a malformed page entry ({type(exc).__name__}: {exc})") from None
-    errors += saved.key_errors + saved.file_errors
-    if not saved.keys_fetched and keyring is None:
-        errors.append(("keys", "keys not fetched (the audit stopped before its key phase): resume the "
-                               "audit or pass --keys"))
-    for uid, body in saved.keyring_bodies.items():
-        errors += [(f"keys {uid}", message) for message in key_errors(body)]
-    for source, message in ordered_errors(errors):
-        verification.add_input_error(source, message)
+    add_saved_errors(verification, saved, errors, keys_given=keyring is not None)
     if keyring is None:
         keyring = Keyring.from_public_key_bodies(
             {uid: {"data": key_rows(body, uid)} for uid, body in saved.keyring_bodies.items()})
@@ -549,6 +542,34 @@ def verify_saved_audit(root: str, keyring: Keyring | None = None, *, fallback_ke
     report = verification.finish(keyring)
     if observe is not None:
         observe(verification)
+    return finish_saved_report(report, saved)
+
+
+def add_saved_errors(verification: Verification, saved: SavedAudit, errors: list[tuple[str, str]], *,
+                     keys_given: bool) -> None:
+    """The input errors of ``verify DIR``, in its order: ``errors`` (the conversations'), then the
+    saved keys' and files', then keys never fetched (unless the caller gives keys)."""
+    errors = errors + saved.key_errors + saved.file_errors
+    if not saved.keys_fetched and not keys_given:
+        errors.append(("keys", "keys not fetched (the audit stopped before its key phase): resume the "
+                               "audit or pass --keys"))
+    for uid, body in saved.keyring_bodies.items():
+        errors += [(f"keys {uid}", message) for message in key_errors(body)]
+    for source, message in ordered_errors(errors):
+        verification.add_input_error(source, message)
+
+
+def saved_conversation_errors(conv: SavedConversation) -> list[tuple[str, str]]:
+    """A saved conversation's own input errors: its fetch error and its metadata's problems."""
+    errors = [(f"fetch {conv.named}", conv.error)] if conv.error else []
+    if conv.metadata is not None:
+        errors += [(f"metadata {conv.named}", problem) for problem in metadata_problems(conv.metadata)]
+    return errors
+
+
+def finish_saved_report(report: Report, saved: SavedAudit) -> Report:
+    """What ``verify DIR`` adds to the engine's report: the audit's findings, and the access token
+    scrubbed wherever the saved bodies held it."""
     report = add_findings(report, audit_findings(saved.token_files, saved.users_not_fetched))
     return scrub_report(report, [_secret_scrubber(saved.secrets)] if saved.secrets else [])
 
@@ -564,10 +585,7 @@ def _replay_conversation(verification: Verification, conv: SavedConversation) ->
         verification.add_page(page)
     reasons = conv.incomplete or walk.reasons(conv.error)
     record_conversation(verification, conv.named, conv.expected, verification.event_count - before, reasons)
-    errors = [(f"fetch {conv.named}", conv.error)] if conv.error else []
-    if conv.metadata is not None:
-        errors += [(f"metadata {conv.named}", problem) for problem in metadata_problems(conv.metadata)]
-    return errors
+    return saved_conversation_errors(conv)
 
 
 def audit_conversation(conversation_id: str | Sequence[str], client: XChatClient,

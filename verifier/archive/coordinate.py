@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import msgspec
 
-from ..apibodies import key_rows, metadata_problems
-from ..audit import add_findings, audit_findings, key_errors, ordered_errors, record_conversation, scrub_report
+from ..apibodies import key_rows
+from ..audit import add_saved_errors, finish_saved_report, record_conversation, saved_conversation_errors
 from ..engine import Verification
 from ..keys import Keyring
 from ..model import REPORT_SCHEMA, ConversationReport, Finding, InputReport, Proof, Report, Verdict
@@ -293,17 +293,9 @@ def _replay_evidence(run: _GroupRun, shell: Verification, facts: list[TaskFacts]
     for conv, walk, count in zip(saved.conversations, walks, events):
         reasons = conv.incomplete or walk.reasons(conv.error)
         record_conversation(shell, conv.named, conv.expected, count, reasons)
-        errors += [(f"fetch {conv.named}", conv.error)] if conv.error else []
-        if conv.metadata is not None:
-            errors += [(f"metadata {conv.named}", problem) for problem in metadata_problems(conv.metadata)]
-    errors += saved.key_errors + saved.file_errors + [e for fact in facts for e in fact.file_errors]
-    if not saved.keys_fetched and not run.keys_given:
-        errors.append(("keys", "keys not fetched (the audit stopped before its key phase): resume the "
-                               "audit or pass --keys"))
-    for uid, body in saved.keyring_bodies.items():
-        errors += [(f"keys {uid}", message) for message in key_errors(body)]
-    for source, message in ordered_errors(errors):
-        shell.add_input_error(source, message)
+        errors += saved_conversation_errors(conv)
+    saved.file_errors += [e for fact in facts for e in fact.file_errors]  # the pages the workers read
+    add_saved_errors(shell, saved, errors, keys_given=run.keys_given)
     saved.token_files += [name for fact in facts for name in fact.token_files]
     for fact in facts:
         saved.secrets |= fact.secrets
@@ -343,9 +335,7 @@ def _group_report(run: _GroupRun, ledger: LedgerRecording | None) -> Report | In
     report = run.shell.finish_parts(run.keyring, ordered, run.reviewed, run.used)
     saved = run.group.saved
     if saved is not None:  # as verify_saved_audit finishes
-        from ..audit import _secret_scrubber
-        report = add_findings(report, audit_findings(saved.token_files, saved.users_not_fetched))
-        report = scrub_report(report, [_secret_scrubber(saved.secrets)] if saved.secrets else [])
+        report = finish_saved_report(report, saved)
     if ledger is not None:
         from ..ledger import record_audit
         inputs = [run.group.source] if saved is not None else [getattr(u, "path", "") for u in run.group.units]
