@@ -535,8 +535,7 @@ def verify_saved_audit(root: str, keyring: Keyring | None = None, *, fallback_ke
         raise EvidenceError(f"{root}/manifest.json lists a malformed page entry ({type(exc).__name__}: {exc})") from None
     add_saved_errors(verification, saved, errors, keys_given=keyring is not None)
     if keyring is None:
-        keyring = Keyring.from_public_key_bodies(
-            {uid: {"data": key_rows(body, uid)} for uid, body in saved.keyring_bodies.items()})
+        keyring = saved_keyring(saved)
     if fallback_keys:
         keyring.add_fallback(fallback_keys)
     report = verification.finish(keyring)
@@ -557,6 +556,11 @@ def add_saved_errors(verification: Verification, saved: SavedAudit, errors: list
         errors += [(f"keys {uid}", message) for message in key_errors(body)]
     for source, message in ordered_errors(errors):
         verification.add_input_error(source, message)
+
+
+def saved_keyring(saved: SavedAudit) -> Keyring:
+    """An evidence directory's own keys, as ``verify DIR`` uses them without ``--keys``."""
+    return Keyring.from_public_key_bodies({uid: {"data": key_rows(body, uid)} for uid, body in saved.keyring_bodies.items()})
 
 
 def saved_conversation_errors(conv: SavedConversation) -> list[tuple[str, str]]:

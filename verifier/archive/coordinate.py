@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import msgspec
 
-from ..apibodies import key_rows
 from ..audit import add_saved_errors, finish_saved_report, record_conversation, saved_conversation_errors
+from ..audit import saved_keyring as keyring_of_saved
 from ..engine import Verification
 from ..keys import Keyring
 from ..model import REPORT_SCHEMA, ConversationReport, Finding, InputReport, Proof, Report, Verdict
@@ -242,9 +242,8 @@ class _Window:
 
 def saved_keyring(group: Group) -> Keyring | None:
     """An evidence directory's own keys (as ``verify DIR`` uses them without ``--keys``)."""
-    saved = group.saved
-    assert saved is not None
-    return Keyring.from_public_key_bodies({uid: {"data": key_rows(body, uid)} for uid, body in saved.keyring_bodies.items()})
+    assert group.saved is not None
+    return keyring_of_saved(group.saved)
 
 
 # ------------------------------------------------------------------------------------- placement
