@@ -2,6 +2,7 @@
 
     python bench/bench_scale.py --events 1000000 [--workers 1] [--files 200] [--dir /tmp/xchat-scale] [--keep]
     python bench/bench_scale.py --stages --events 100000     # µs per event of each stage, one core
+    python bench/bench_scale.py --events 100000 --pure       # the pure-Python decoder (no compiled one)
 
 The history is the one ``bench_verify.py`` builds (a signed 1:1 conversation, one key change repeated
 in ``meta`` as the API does, pages of 100, newest first), generated in parallel and straight to JSON
@@ -116,9 +117,10 @@ def raw_rate(sample: int, workers: int) -> float:
     return len(triples) / best
 
 
-def run_cli(files: list[Path], ring: Path, out: Path, workers: int) -> dict:
+def run_cli(files: list[Path], ring: Path, out: Path, workers: int, pure: bool = False) -> dict:
     figures = out.with_suffix(".measure.json")
-    env = {**os.environ, "MEASURE_OUT": str(figures), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "MEASURE_OUT": str(figures), "PYTHONPATH": str(REPO),
+           "XCHAT_VERIFY_PURE_PYTHON": "1" if pure else "0"}
     argv = [sys.executable, str(REPO / "tests" / "measure.py"), "verify", *map(str, files), "--keys", str(ring),
             "--format", "json", "-o", str(out), "--workers", str(workers)]
     start = time.perf_counter()
@@ -136,6 +138,7 @@ def stages(events: int) -> dict:
     from verifier.pages import decode_page
     from verifier.report.stream import iter_report
     from verifier.signature import check, prepare
+    from verifier import fastwire, wire
     from verifier.wire import b64decode_strict, decode_event_bytes, decode_event_generic
     folder = Path(f"/tmp/xchat-stages-{events}")
     files = generate(folder, events, max(1, events // 10_000), 2)
@@ -157,6 +160,11 @@ def stages(events: int) -> dict:
     raws = timed("base64_encoded_event", lambda: [b64decode_strict(e.encoded) for e in entries])
     timed("thrift_decode_generic_reference", lambda: [decode_event_generic(r) for r in raws])
     events_ = timed("thrift_decode", lambda: [decode_event_bytes(r) for r in raws])
+    shipped = wire.decode_event_fast
+    out["compiled_decoder"] = wire.COMPILED_DECODER
+    wire.decode_event_fast = fastwire.decode_event_fast  # the pure-Python fast path, for comparison
+    timed("thrift_decode_pure_python", lambda: [decode_event_bytes(r) for r in raws])
+    wire.decode_event_fast = shipped
     timed("sha256", lambda: [hashlib.sha256(r).digest() for r in raws])
     timed("envelope_checks", lambda: [envelope_differences(e.item, ev) for e, ev in zip(entries, events_)
                                       if e.item is not None])
@@ -170,6 +178,11 @@ def stages(events: int) -> dict:
     start = time.process_time()
     report = verifier.verify_pages(bodies, ring, workers=1, lazy=True)
     out["engine_total_1core"] = round((time.process_time() - start) / n * 1e6, 2)
+    wire.decode_event_fast = fastwire.decode_event_fast
+    start = time.process_time()
+    verifier.verify_pages(bodies, ring, workers=1, lazy=True)
+    out["engine_total_1core_pure_python"] = round((time.process_time() - start) / n * 1e6, 2)
+    wire.decode_event_fast = shipped
     start = time.process_time()
     size = sum(len(c) for c in iter_report(report, "json"))
     out["json_report_stream"] = round((time.process_time() - start) / n * 1e6, 2)
@@ -188,6 +201,7 @@ def main() -> None:
     parser.add_argument("--dir", default=None)
     parser.add_argument("--keep", action="store_true", help="keep the generated files for another run")
     parser.add_argument("--stages", action="store_true", help="per-stage µs per event instead")
+    parser.add_argument("--pure", action="store_true", help="XCHAT_VERIFY_PURE_PYTHON=1: without the compiled decoder")
     args = parser.parse_args()
     if args.stages:
         print(json.dumps(stages(args.events), indent=2))
@@ -199,9 +213,10 @@ def main() -> None:
         files = generate(folder, args.events, args.files or max(1, args.events // 10_000), os.cpu_count() or 1)
     built = time.perf_counter() - started
     raw1, rawn = raw_rate(2000, 1), raw_rate(2000, args.workers)
-    result = run_cli(files, folder / "ring.json", folder / "report.json", args.workers)
+    result = run_cli(files, folder / "ring.json", folder / "report.json", args.workers, args.pure)
     rate = args.events / result["seconds"]
     print(json.dumps({"events": args.events, "files": len(files), "workers": args.workers,
+                      "decoder": "pure-python" if args.pure else "shipped (compiled where built)",
                       "generate_seconds": round(built, 1), "raw_verify_per_s_1thread": round(raw1),
                       f"raw_verify_per_s_{args.workers}threads": round(rawn), **result,
                       "events_per_s_end_to_end": round(rate), "ratio_vs_raw_1core": round(rate / raw1, 3),

@@ -29,7 +29,7 @@ from reference import engine as ref_engine
 from reference import report as ref_report
 
 import verifier
-from verifier import cli, fastchain
+from verifier import cli, fastchain, fastwire
 from verifier.errors import MalformedEvent
 from verifier.inputs import load_keyring, load_pages
 from verifier.report import FORMATS, render, stream
@@ -88,12 +88,18 @@ def structural_corpus(campaign, n: int) -> list[bytes]:
     return raws
 
 
-def test_fast_decoder_is_the_generic_reader_on_structural_mutants(campaign):
+# the shipped fast path (compiled where built) and the pure-Python one it falls back to
+FAST_DECODERS = pytest.mark.parametrize("decode_fast", [decode_event_fast, fastwire.decode_event_fast],
+                                        ids=["shipped", "pure-python"])
+
+
+@FAST_DECODERS
+def test_fast_decoder_is_the_generic_reader_on_structural_mutants(campaign, decode_fast):
     raws = [s.raw for s in campaign.seeds] + structural_corpus(campaign, CASES or 3000)
     fast = 0
     for limits in (DEFAULT_LIMITS, Limits(max_container_elements=2, max_total_elements=3, max_depth=3)):
         for raw in raws:
-            event = decode_event_fast(raw, limits)
+            event = decode_fast(raw, limits)
             try:
                 expected = decode_event_generic(raw, limits)
             except MalformedEvent:
@@ -108,10 +114,11 @@ def test_fast_decoder_is_the_generic_reader_on_structural_mutants(campaign):
     assert fast > len(raws) // 8  # both paths are exercised: many mutants keep the common shape
 
 
-def test_fast_decoder_takes_every_seed_kind(campaign):
+@FAST_DECODERS
+def test_fast_decoder_takes_every_seed_kind(campaign, decode_fast):
     """Every kind the SDK and the forger sign decodes on the fast path when unmutated."""
     for seed in campaign.seeds:
-        event = decode_event_fast(seed.raw, DEFAULT_LIMITS)
+        event = decode_fast(seed.raw, DEFAULT_LIMITS)
         if event is None:  # only ratchet trees (required fields, maps) take the generic reader
             assert b"\x0c\x00\x04" in seed.raw, seed.label
         else:

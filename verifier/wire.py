@@ -26,6 +26,7 @@ verified (checked by the structural differential fuzzer in ``tests/fuzz``):
 from __future__ import annotations
 
 import binascii
+import os
 import re
 import struct
 from collections.abc import Callable, Mapping
@@ -791,4 +792,18 @@ def decode_event_b64(text: str, limits: Limits = DEFAULT_LIMITS) -> tuple[bytes,
     return raw, decode_event_bytes(raw, limits)
 
 
-from .fastwire import decode_event_fast  # noqa: E402  (the fast path reads this module's schemas)
+def _fast_decoder() -> tuple[Callable[[bytes, Limits], MessageEvent | None], bool]:
+    """``fastwire``'s compiled twin (``_cfastwire``) when it was built and is not turned off with
+    ``XCHAT_VERIFY_PURE_PYTHON=1``; else ``fastwire`` itself. Both read the same events."""
+    from .fastwire import decode_event_fast as pure
+    if os.environ.get("XCHAT_VERIFY_PURE_PYTHON") == "1":
+        return pure, False
+    try:
+        from ._cfastwire import decode_event_fast as compiled
+    except ImportError:  # not built here (no compiler): pure Python
+        return pure, False
+    return compiled, True
+
+
+# the fast path reads this module's schemas, so it is chosen once they exist
+decode_event_fast, COMPILED_DECODER = _fast_decoder()

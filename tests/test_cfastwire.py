@@ -1,0 +1,152 @@
+"""The optional compiled decoder (``verifier/_cfastwire.pyx``) reads exactly what ``fastwire`` reads.
+
+``fastwire`` is itself checked against the generic reader (tests/test_same_reports.py, for both
+decoders); here the compiled twin must return the same event, or None, as the pure-Python one on
+the seeds of the structural fuzzer (SDK-signed and forged events of every kind and version),
+thousands of structural mutants, random byte mutations, every truncation and absurd lengths, under
+the default limits and tight ones.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fuzz.structural import Campaign
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from verifier import fastwire, wire
+from verifier.wire import DEFAULT_LIMITS, Limits
+
+try:
+    from verifier import _cfastwire
+except ImportError:  # not built (no C compiler): test_built_where_a_compiler_exists says whether it should be
+    _cfastwire = None  # type: ignore[assignment]
+
+needs_compiled = pytest.mark.skipif(_cfastwire is None, reason="the compiled decoder is not built here")
+REPO = Path(__file__).resolve().parent.parent
+TIGHT = Limits(max_container_elements=2, max_total_elements=3, max_depth=3)
+SHALLOW = Limits(max_depth=2)
+LIMITS = (DEFAULT_LIMITS, TIGHT, SHALLOW)
+
+
+@pytest.fixture(scope="module")
+def campaign():
+    return Campaign(seed=21)
+
+
+def same(raw: bytes) -> None:
+    for limits in LIMITS:
+        expected = fastwire.decode_event_fast(raw, limits)
+        got = _cfastwire.decode_event_fast(raw, limits)
+        assert got == expected, (limits, raw.hex())
+        if expected is not None:
+            assert got.trailing == expected.trailing and got.shadowed == expected.shadowed
+
+
+def test_built_where_a_compiler_exists():
+    """A silently failed build would leave every user on the slow path: where a C compiler is on
+    PATH (CI, this machine), the installed package must have the compiled decoder, and use it."""
+    if os.environ.get("XCHAT_VERIFY_PURE_PYTHON") == "1":
+        assert not wire.COMPILED_DECODER
+        return
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler here: the pure-Python decoder is the one installed")
+    assert _cfastwire is not None
+    assert wire.COMPILED_DECODER and wire.decode_event_fast is _cfastwire.decode_event_fast
+
+
+@needs_compiled
+def test_every_seed_kind_decodes_the_same(campaign):
+    decoded = 0
+    for seed in campaign.seeds:
+        same(seed.raw)
+        decoded += _cfastwire.decode_event_fast(seed.raw, DEFAULT_LIMITS) is not None
+    assert decoded > len(campaign.seeds) // 2  # the common shape is the compiled path's, not its fallback
+
+
+@needs_compiled
+def test_structural_mutants_decode_the_same(campaign):
+    taken = 0
+    for _ in range(int(os.environ.get("XCHAT_DIFF_CASES", "0")) or 3000):
+        try:
+            raw = campaign.case()[1]
+        except RecursionError:
+            continue
+        same(raw)
+        taken += _cfastwire.decode_event_fast(raw, DEFAULT_LIMITS) is not None
+    assert taken > 300  # many mutants keep the common shape, so both outcomes are compared
+
+
+@needs_compiled
+def test_every_truncation_and_extension_decodes_the_same(campaign):
+    for seed in campaign.seeds[:40]:
+        for end in range(len(seed.raw) + 1):
+            same(seed.raw[:end])
+        same(seed.raw + b"\x00")
+        same(seed.raw + b"\x0b\x00\x01")
+
+
+@needs_compiled
+def test_absurd_lengths_are_refused_alike(campaign):
+    """Every 4-byte length of a seed replaced by hostile values (huge, negative, off by one)."""
+    raw = campaign.seeds[0].raw
+    for at in range(len(raw) - 3):
+        for value in (0x7FFFFFFF, -1, -0x80000000, 0, 1, len(raw), len(raw) - at):
+            same(raw[:at] + struct.pack(">i", value) + raw[at + 4:])
+
+
+@needs_compiled
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_random_byte_mutations_decode_the_same(data):
+    seeds = _seeds()
+    raw = bytearray(seeds[data.draw(st.integers(0, len(seeds) - 1))])
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(raw) - 1))
+        action = data.draw(st.sampled_from(["set", "insert", "delete"]))
+        byte = data.draw(st.integers(0, 255))
+        if action == "set":
+            raw[at] = byte
+        elif action == "insert":
+            raw.insert(at, byte)
+        elif len(raw) > 1:
+            del raw[at]
+    same(bytes(raw))
+
+
+_SEEDS: list[bytes] = []
+
+
+def _seeds() -> list[bytes]:
+    if not _SEEDS:
+        rng = random.Random(5)
+        _SEEDS.extend(s.raw for s in rng.sample(Campaign(seed=22).seeds, 30))
+    return _SEEDS
+
+
+@needs_compiled
+def test_pure_python_switch_gives_the_same_report(tmp_path):
+    """``XCHAT_VERIFY_PURE_PYTHON=1`` turns the compiled decoder off, and the report stays the same."""
+    examples = REPO / "examples"
+    pages = sorted(str(p) for p in (examples / "tampered").glob("*.json"))
+    reports = {}
+    for pure in ("0", "1"):
+        out = tmp_path / f"report-{pure}.json"
+        env = {**os.environ, "XCHAT_VERIFY_PURE_PYTHON": pure}
+        shown = subprocess.run([sys.executable, "-c", "import verifier.wire as w; print(w.COMPILED_DECODER)"],
+                               env=env, capture_output=True, text=True, check=True).stdout.strip()
+        assert shown == ("False" if pure == "1" else "True")
+        done = subprocess.run([sys.executable, "-m", "verifier", "verify", *pages, "--keys",
+                               str(examples / "keyring.json"), "--format", "json", "-o", str(out)],
+                              env=env, capture_output=True, text=True)
+        assert done.returncode == 1, done.stderr  # the tampered example fails, and says so the same way
+        reports[pure] = out.read_bytes()
+    assert reports["0"] == reports["1"]

@@ -1,0 +1,5 @@
+"""Types of the optional compiled decoder (``_cfastwire.pyx``)."""
+
+from .wire import Limits, MessageEvent
+
+def decode_event_fast(raw: bytes, limits: Limits) -> MessageEvent | None: ...
