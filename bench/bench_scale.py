@@ -134,11 +134,11 @@ def run_cli(files: list[Path], ring: Path, out: Path, workers: int, pure: bool =
 def stages(events: int) -> dict:
     """µs per event of each stage on one core (each stage timed alone over the same history)."""
     import verifier
+    from verifier import fastwire, wire
     from verifier.envelope import envelope_differences
     from verifier.pages import decode_page
     from verifier.report.stream import iter_report
     from verifier.signature import check, prepare
-    from verifier import fastwire, wire
     from verifier.wire import b64decode_strict, decode_event_bytes, decode_event_generic
     folder = Path(f"/tmp/xchat-stages-{events}")
     files = generate(folder, events, max(1, events // 10_000), 2)

@@ -9,13 +9,14 @@ back the exact value that was stored.
 
 from __future__ import annotations
 
+import re
 from array import array
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
-_NONE, _DECIMAL, _UUID, _OTHER = 0, 1, 2, 3
+_NONE, _DECIMAL, _UUID_FORM, _OTHER = 0, 1, 2, 3
 _MAX_I64 = 2 ** 63 - 1
-_HEX = frozenset("0123456789abcdef")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # canonical: lowercase
 
 T = TypeVar("T", bound=Hashable)
 
@@ -46,18 +47,18 @@ class Ids:
 
     def append(self, value: str | None) -> None:
         index = len(self._form)
+        form, a, b = _OTHER, 0, 0
         if value is None:
-            form, a, b = _NONE, 0, 0
-        elif len(value) <= 19 and value.isdigit() and value.isascii() and (value[0] != "0" or value == "0") \
-                and int(value) <= _MAX_I64:
-            form, a, b = _DECIMAL, int(value), 0
-        elif self._uuids and len(value) == 36 and value[8] == value[13] == value[18] == value[23] == "-" and \
-                _HEX.issuperset(value[:8] + value[9:13] + value[14:18] + value[19:23] + value[24:]):
+            form = _NONE
+        elif len(value) <= 19 and value.isdigit() and value.isascii() and (value[0] != "0" or value == "0"):
+            number = int(value)
+            if number <= _MAX_I64:
+                form, a = _DECIMAL, number
+        elif self._uuids and len(value) == 36 and _UUID.fullmatch(value):
             number = int(value.replace("-", ""), 16)
-            form, a, b = _UUID, (number >> 64) - (1 << 63), (number & ((1 << 64) - 1)) - (1 << 63)
-        else:
-            self._other[index] = value
-            form, a, b = _OTHER, 0, 0
+            form, a, b = _UUID_FORM, (number >> 64) - (1 << 63), (number & ((1 << 64) - 1)) - (1 << 63)
+        if form == _OTHER:
+            self._other[index] = value  # type: ignore[assignment]  # not None: that is _NONE
         self._form.append(form)
         self._a.append(a)
         if self._uuids:
@@ -69,7 +70,7 @@ class Ids:
             return str(self._a[index])
         if form == _NONE:
             return None
-        if form == _UUID:
+        if form == _UUID_FORM:
             text = f"{((self._a[index] + (1 << 63)) << 64) | (self._b[index] + (1 << 63)):032x}"
             return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
         return self._other[index]
@@ -84,7 +85,7 @@ class Ids:
     def key(self, index: int) -> object:
         """A value equal for equal ids (and rarely for different ones): a pre-filter for duplicates."""
         form = self._form[index]
-        if form == _UUID:
+        if form == _UUID_FORM:
             return self._a[index] ^ self._b[index]
         if form == _OTHER:
             return self._other[index]

@@ -148,7 +148,7 @@ def split_bodies(data: bytes, source: str) -> Iterator[DecodedPage]:
     if error is None:
         yield decode_page(data, source)
         return
-    lines = [(n, line) for n, line in enumerate(data.split(b"\n"), 1) if line.strip()]
+    lines = [(n, line) for n, line in enumerate(data.split(b"\n"), 1) if line and not line.isspace()]
     if len(lines) > 1 and _syntax_error(lines[0][1]) is None:
         del data  # the lines are copies: the file itself is no longer needed
         lines.reverse()  # popped from the end: each line is released once decoded
