@@ -8,6 +8,8 @@ import threading
 
 import pytest
 from helpers import ALICE, BOB, ev, keyring, page
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import verifier
 from verifier.columns import Ids, Interned
@@ -27,6 +29,27 @@ def test_ids_give_back_exactly_what_was_stored(uuids):
         column.append(value)
     assert [column[i] for i in range(len(ODD_IDS))] == ODD_IDS
     assert column.decimal(ODD_IDS.index("123")) == 123 and column.decimal(ODD_IDS.index("0123")) is None
+
+
+_UUID_LIKE = st.builds(lambda parts, sep: sep.join(parts),
+                       st.tuples(*(st.text("0123456789abcdefABCDEFg-", min_size=n, max_size=n) for n in (8, 4, 4, 4, 12))),
+                       st.sampled_from(["-", "_", ""]))
+_DECIMAL_LIKE = st.one_of(st.integers(-10, 2 ** 64).map(str), st.text("0123456789", max_size=21),
+                          st.text("0123456789٣²", max_size=5))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), _UUID_LIKE, _DECIMAL_LIKE, st.text(max_size=40)), max_size=30), st.booleans())
+def test_ids_round_trip_any_strings(values, uuids):
+    """Whatever is stored comes back exactly, and equal values have equal keys (the replay pre-filter)."""
+    column = Ids(uuids=uuids)
+    for value in values:
+        column.append(value)
+    assert [column[i] for i in range(len(values))] == values
+    for i, a in enumerate(values):
+        for j, b in enumerate(values):
+            if a == b:
+                assert column.key(i) == column.key(j)
 
 
 def test_interned_values_are_stored_once():

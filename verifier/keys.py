@@ -68,8 +68,15 @@ def raw_signature_to_der(sig: bytes) -> bytes:
     r, s = sig[:32], sig[32:]
     if not (_ZERO < r < _ORDER_BYTES and _ZERO < s < _ORDER_BYTES):
         raise ValueError("signature scalar out of range")
+    if sig[0] and sig[32]:  # no leading zero byte to strip (all but 1 in 128 signatures): headers only
+        high_r, high_s = sig[0] >> 7, sig[32] >> 7
+        return _SEQUENCE[high_r + high_s] + _INTEGER[high_r] + r + _INTEGER[high_s] + s
     body = _der_integer(r) + _der_integer(s)
     return b"\x30" + bytes((len(body),)) + body
+
+
+_INTEGER = (b"\x02\x20", b"\x02\x21\x00")  # a 32-byte scalar, with a 0 before a high bit
+_SEQUENCE = (b"\x30\x44", b"\x30\x45", b"\x30\x46")  # by the number of high bits
 
 
 def _der_integer(scalar: bytes) -> bytes:
