@@ -9,6 +9,7 @@ the default limits and tight ones.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shutil
@@ -35,6 +36,10 @@ REPO = Path(__file__).resolve().parent.parent
 TIGHT = Limits(max_container_elements=2, max_total_elements=3, max_depth=3)
 SHALLOW = Limits(max_depth=2)
 LIMITS = (DEFAULT_LIMITS, TIGHT, SHALLOW)
+# limits nobody should set, which must still give the same answer (C integers hold some, not others)
+ODD_LIMITS = (Limits(max_depth=0), Limits(max_depth=1), Limits(max_container_elements=0),
+              Limits(max_total_elements=0), Limits(max_total_elements=-2 ** 63), Limits(max_container_elements=-1),
+              Limits(max_total_elements=2 ** 64), Limits(max_depth=2 ** 70), Limits(max_container_elements=2 ** 63))
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +47,18 @@ def campaign():
     return Campaign(seed=21)
 
 
-def same(raw: bytes) -> None:
-    for limits in LIMITS:
-        expected = fastwire.decode_event_fast(raw, limits)
-        got = _cfastwire.decode_event_fast(raw, limits)
-        assert got == expected, (limits, raw.hex())
-        if expected is not None:
-            assert got.trailing == expected.trailing and got.shadowed == expected.shadowed
+def outcome(decode, raw, limits) -> str:
+    """What a decoder gives, spelled out: repr tells True from 1 and keeps dict order."""
+    try:
+        return repr(decode(raw, limits))
+    except Exception as exc:  # noqa: BLE001 - both must raise alike
+        return f"raises {type(exc).__name__}"
+
+
+def same(raw, limits_set=LIMITS) -> None:
+    for limits in limits_set:
+        assert outcome(_cfastwire.decode_event_fast, raw, limits) == \
+            outcome(fastwire.decode_event_fast, raw, limits), (limits, bytes(raw).hex())
 
 
 def test_built_where_a_compiler_exists():
@@ -92,6 +102,43 @@ def test_every_truncation_and_extension_decodes_the_same(campaign):
             same(seed.raw[:end])
         same(seed.raw + b"\x00")
         same(seed.raw + b"\x0b\x00\x01")
+
+
+@needs_compiled
+def test_odd_limits_give_the_same_answer(campaign):
+    """Zero, negative and huge limits (beyond a C integer): the same event, or the same refusal."""
+    for seed in campaign.seeds[:60]:
+        same(seed.raw, ODD_LIMITS)
+    for _ in range(1500):
+        try:
+            raw = campaign.case()[1]
+        except RecursionError:
+            continue
+        same(raw, ODD_LIMITS)
+    same(bytes.fromhex("0c00090f00050c00000001000000"), ODD_LIMITS)  # a list against a negative budget
+
+
+@needs_compiled
+def test_other_byte_types_give_the_same_answer(campaign):
+    """A bytearray, a memoryview or a bytes subclass is read as fastwire reads it."""
+    class Raw(bytes):
+        pass
+    for seed in campaign.seeds[:20]:
+        for raw in (bytearray(seed.raw), memoryview(seed.raw), Raw(seed.raw)):
+            same(raw)
+    same(bytearray.fromhex("02000b0100"))
+
+
+@needs_compiled
+def test_a_stale_build_is_not_used(monkeypatch):
+    """The module carries the digest of the source it was built from: a build older than the
+    _cfastwire.pyx next to it is refused, with a warning, and the pure-Python decoder is used."""
+    source = REPO / "verifier" / "_cfastwire.pyx"
+    assert _cfastwire.SOURCE_SHA256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert wire._fast_decoder() == (_cfastwire.decode_event_fast, True)
+    monkeypatch.setattr(_cfastwire, "SOURCE_SHA256", "0" * 64)
+    with pytest.warns(UserWarning, match="older _cfastwire.pyx"):
+        assert wire._fast_decoder() == (fastwire.decode_event_fast, False)
 
 
 @needs_compiled
@@ -140,8 +187,8 @@ def test_differential_fuzz_target_short_seeded_pass(tmp_path):
     target = REPO / "tests" / "fuzz" / "fuzz_decoders.py"
     corpus = tmp_path / "corpus"
     subprocess.run([sys.executable, str(target), "--write-seeds", str(corpus)], check=True, timeout=300)
-    proc = subprocess.run([sys.executable, str(target), "-runs=20000", "-seed=1", str(corpus)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, str(target), "-runs=20000", "-seed=1", f"-artifact_prefix={tmp_path}/",
+                           str(corpus)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Done 20000 runs" in proc.stderr
 

@@ -110,7 +110,7 @@ def test_fast_decoder_is_the_generic_reader_on_structural_mutants(campaign, deco
                 continue
             if event is not None:
                 fast += limits is DEFAULT_LIMITS
-                assert event == expected and event.trailing == expected.trailing
+                assert repr(event) == repr(expected)  # repr: True is not 1, and dict order counts
     assert fast > len(raws) // 8  # both paths are exercised: many mutants keep the common shape
 
 
@@ -122,7 +122,7 @@ def test_fast_decoder_takes_every_seed_kind(campaign, decode_fast):
         if event is None:  # only ratchet trees (required fields, maps) take the generic reader
             assert b"\x0c\x00\x04" in seed.raw, seed.label
         else:
-            assert event == decode_event_generic(seed.raw), seed.label
+            assert repr(event) == repr(decode_event_generic(seed.raw)), seed.label
 
 
 # ------------------------------------------------------------------------------ reports

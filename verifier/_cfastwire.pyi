@@ -3,3 +3,5 @@
 from .wire import Limits, MessageEvent
 
 def decode_event_fast(raw: bytes, limits: Limits) -> MessageEvent | None: ...
+
+SOURCE_SHA256: str

@@ -3,8 +3,8 @@
 Cython, about four times faster. ``fastwire``'s docstring is this module's contract too: the event
 read here is exactly the one the generic reader returns, and anything unusual is refused (None), so
 the generic reader decides it. It is built only where a C compiler exists (``setup.py``); without
-it, or with ``XCHAT_VERIFY_PURE_PYTHON=1``, ``wire`` uses ``fastwire``. tests/test_fastwire_compiled.py
-checks the two agree on every vector, the structural-fuzz corpus and random mutations.
+it, or with ``XCHAT_VERIFY_PURE_PYTHON=1``, ``wire`` uses ``fastwire``. tests/test_cfastwire.py
+checks the two agree on every seed, the structural-fuzz corpus, random mutations and odd limits.
 
 Why by hand: no Thrift library reads with the SDK's strictness (thriftpy2's compiled protocol
 silently skipped a hostile list header), and this is ``fastwire`` with C integers.
@@ -15,7 +15,10 @@ Every read is bounds-checked twice: explicitly against the buffer's end, and by 
 
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 
+from . import fastwire
 from .fastwire import _DETAIL_MEMBERS
+
+include "_cfastwire_source.pxi"  # SOURCE_SHA256 of this file, written by setup.py: a stale build is refused
 from .wire import _MIN_SIZES, EventSignature, MessageEvent, SigningKeyInfo, _resolve_detail
 
 cdef enum:  # fastwire's field kinds, and the Thrift types read here
@@ -93,9 +96,9 @@ cdef class _Cursor:
     cdef bytes buf
     cdef const unsigned char[::1] view
     cdef Py_ssize_t end
-    cdef long max_depth
-    cdef long max_container
-    cdef long elements_left
+    cdef long long max_depth
+    cdef long long max_container
+    cdef long long elements_left
 
     def __init__(self, bytes buf, limits):
         self.buf = buf
@@ -110,7 +113,7 @@ cdef class _Cursor:
             return self.buf[pos:pos + n].decode("utf-8")
         return self.buf[pos:pos + n]
 
-    cdef tuple struct(self, Py_ssize_t pos, dict table, long depth):
+    cdef tuple struct(self, Py_ssize_t pos, dict table, long long depth):
         cdef const unsigned char[::1] v = self.view
         cdef Py_ssize_t end = self.end
         cdef Py_ssize_t n
@@ -156,7 +159,7 @@ cdef class _Cursor:
             else:
                 out[name], pos = self.list(pos + 3, sub, depth)
 
-    cdef tuple union(self, Py_ssize_t pos, dict members, long depth):
+    cdef tuple union(self, Py_ssize_t pos, dict members, long long depth):
         """Exactly one known member, then STOP."""
         if depth > self.max_depth:
             raise _Unusual
@@ -169,7 +172,7 @@ cdef class _Cursor:
             raise _Unusual
         return (kind, body), pos + 1
 
-    cdef tuple list(self, Py_ssize_t pos, tuple element, long depth):
+    cdef tuple list(self, Py_ssize_t pos, tuple element, long long depth):
         cdef const unsigned char[::1] v = self.view
         cdef Py_ssize_t end = self.end
         cdef Py_ssize_t n, size, at
@@ -180,9 +183,10 @@ cdef class _Cursor:
             raise _Unusual
         n = _i32(v, pos + 1, end)
         pos += 5
-        self.elements_left -= n
-        if n < 0 or n > self.max_container or self.elements_left < 0 or n * <Py_ssize_t>_MIN_SIZES[etype] > end - pos:
+        # fastwire subtracts, then refuses a negative budget; compared first here, so nothing wraps
+        if n < 0 or n > self.max_container or n > self.elements_left or n * <Py_ssize_t>_MIN_SIZES[etype] > end - pos:
             raise _Unusual
+        self.elements_left -= n
         items = []
         if kind == K_STRUCT:
             for at in range(n):
@@ -203,17 +207,25 @@ cdef class _Cursor:
         return items, pos
 
 
-def decode_event_fast(bytes raw, limits):
-    """The event if it has the common shape, else None (then ``wire.decode_event_generic`` reads it)."""
+def decode_event_fast(raw, limits):
+    """The event if it has the common shape, else None (then ``wire.decode_event_generic`` reads it).
+    Anything but ``bytes`` (a bytearray, a memoryview), and limits a C integer cannot hold, are
+    ``fastwire``'s to read, so the answer is the same."""
+    if type(raw) is not bytes:
+        return fastwire.decode_event_fast(raw, limits)
     try:
-        return _envelope(raw, limits)
+        cursor = _Cursor(raw, limits)
+    except (OverflowError, TypeError):
+        return fastwire.decode_event_fast(raw, limits)
+    try:
+        return _envelope(cursor)
     except (_Unusual, IndexError, UnicodeDecodeError):
         return None
 
 
-cdef object _envelope(bytes buf, limits):
+cdef object _envelope(_Cursor cursor):
     """fastwire._envelope: string fields in strictly increasing order, the detail by the cursor."""
-    cdef _Cursor cursor = _Cursor(buf, limits)
+    cdef bytes buf = cursor.buf
     cdef const unsigned char[::1] v = cursor.view
     cdef Py_ssize_t end = cursor.end
     cdef Py_ssize_t pos = 0
@@ -305,9 +317,9 @@ cdef tuple _key_infos(_Cursor cursor, Py_ssize_t pos):
         raise _Unusual
     n = _i32(v, pos + 1, end)
     pos += 5
-    cursor.elements_left -= n
-    if n < 0 or n > cursor.max_container or cursor.elements_left < 0 or n > end - pos:
+    if n < 0 or n > cursor.max_container or n > cursor.elements_left or n > end - pos:
         raise _Unusual
+    cursor.elements_left -= n
     out = []
     for at in range(n):
         values = [None, None, None, None]

@@ -26,11 +26,14 @@ verified (checked by the structural differential fuzzer in ``tests/fuzz``):
 from __future__ import annotations
 
 import binascii
+import hashlib
 import os
 import re
 import struct
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -793,16 +796,26 @@ def decode_event_b64(text: str, limits: Limits = DEFAULT_LIMITS) -> tuple[bytes,
 
 
 def _fast_decoder() -> tuple[Callable[[bytes, Limits], MessageEvent | None], bool]:
-    """``fastwire``'s compiled twin (``_cfastwire``) when it was built and is not turned off with
-    ``XCHAT_VERIFY_PURE_PYTHON=1``; else ``fastwire`` itself. Both read the same events."""
+    """``fastwire``'s compiled twin (``_cfastwire``) when it was built, from the source next to it if
+    that is there, and is not turned off with ``XCHAT_VERIFY_PURE_PYTHON=1``; else ``fastwire``
+    itself. Both read the same events."""
     from .fastwire import decode_event_fast as pure
     if os.environ.get("XCHAT_VERIFY_PURE_PYTHON") == "1":
         return pure, False
     try:
-        from ._cfastwire import decode_event_fast as compiled
+        from . import _cfastwire
     except ImportError:  # not built here (no compiler): pure Python
         return pure, False
-    return compiled, True
+    except Exception as exc:  # noqa: BLE001 - a broken build must not stop verification
+        warnings.warn(f"xchat-verify: compiled decoder unusable ({exc}); using the pure-Python one", stacklevel=2)
+        return pure, False
+    source = Path(__file__).with_name("_cfastwire.pyx")  # a checkout; installed packages hold no source
+    if source.is_file() and hashlib.sha256(source.read_bytes()).hexdigest() != \
+            getattr(_cfastwire, "SOURCE_SHA256", None):
+        warnings.warn("xchat-verify: the compiled decoder was built from an older _cfastwire.pyx; using the "
+                      "pure-Python one (rebuild: pip install --no-deps -e .)", stacklevel=2)
+        return pure, False
+    return _cfastwire.decode_event_fast, True
 
 
 # the fast path reads this module's schemas, so it is chosen once they exist
