@@ -88,7 +88,7 @@ _typed_decoder = msgspec.json.Decoder(PageJson)
 _loose_decoder = msgspec.json.Decoder(_LoosePage)
 
 
-def decode_page(body: bytes | str | dict, source: str) -> DecodedPage:
+def decode_page(body: bytes | memoryview | str | dict, source: str) -> DecodedPage:
     """Decode one response body; never raises for bad content, problems land in the result."""
     if isinstance(body, dict):
         body = msgspec.json.encode(body)
