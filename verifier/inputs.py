@@ -200,7 +200,7 @@ def load_pages(paths: Sequence[str], max_bytes: int) -> Iterator[DecodedPage]:
             yield DecodedPage(path, errors=[str(exc)])
             continue
         pages = split_bodies(data, "stdin" if path == "-" else path)
-        del data  # split_bodies holds the file only until it is split into lines
+        del data  # split_bodies holds the file while its lines (views of it) are decoded
         yield from pages
 
 
