@@ -17,9 +17,9 @@ from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 
 from . import fastwire
 from .fastwire import _DETAIL_MEMBERS
+from .wire import _MIN_SIZES, EventSignature, MessageEvent, SigningKeyInfo, _resolve_detail
 
 include "_cfastwire_source.pxi"  # SOURCE_SHA256 of this file, written by setup.py: a stale build is refused
-from .wire import _MIN_SIZES, EventSignature, MessageEvent, SigningKeyInfo, _resolve_detail
 
 cdef enum:  # fastwire's field kinds, and the Thrift types read here
     K_UTF8 = 0
