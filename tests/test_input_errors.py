@@ -127,7 +127,7 @@ def test_option_values_are_checked(tmp_path):
                                 "42=" + "A" * 43])
     assert code == 0 and "warning: no key change in the input uses conversation key version 42" in err
     code, out, _err = run_main(["--version"])
-    assert code == 0 and out.startswith("xchat-verify ") and out.rstrip().endswith(" decoder)")
+    assert code == 0 and out.startswith("xchat-verify ")
 
 
 def test_vectors_output_and_xfail_errors_are_one_line(tmp_path):

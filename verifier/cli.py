@@ -33,7 +33,6 @@ from ._version import __version__
 from .report import FORMATS
 from .report.stream import iter_report
 from .sanitize import printable
-from .wire import COMPILED_DECODER
 
 
 # ------------------------------------------------------------------------------------- output
@@ -552,8 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="xchat-verify",
         description="Verify the signatures and sequence chain of X Chat conversation events.",
         epilog="Exit codes: 0 pass, 1 fail, 2 usage error, 3 could not complete.")
-    decoder = "compiled" if COMPILED_DECODER else "pure-Python"
-    parser.add_argument("--version", action="version", version=f"xchat-verify {__version__} ({decoder} decoder)")
+    parser.add_argument("--version", action="version", version=f"xchat-verify {__version__}")
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback behind an internal error (also XCHAT_VERIFY_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
