@@ -1,0 +1,60 @@
+"""JSON Lines are read as views of the file (issue 11): the same pages, errors and line numbers as
+when every line was copied out with ``bytes.split``, on arbitrary mixes of good, broken, blank and
+whitespace-only lines, CRLF endings and a missing final newline."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from verifier.inputs import _syntax_error, locate, split_bodies
+from verifier.pages import DecodedPage, decode_page
+
+
+def split_by_copying(data: bytes, source: str) -> Iterator[DecodedPage]:
+    """``split_bodies`` as it was before the views: each non-blank line copied by ``bytes.split``."""
+    error = _syntax_error(data)
+    if error is None:
+        yield decode_page(data, source)
+        return
+    lines = [(n, line) for n, line in enumerate(data.split(b"\n"), 1) if line.strip()]
+    if len(lines) > 1 and _syntax_error(lines[0][1]) is None:
+        for number, line in lines:
+            page = decode_page(line, f"{source}:{number}")
+            line_error = _syntax_error(line) if page.errors and page.errors[0].startswith("not a JSON object: ") \
+                else None
+            if line_error is not None:
+                yield DecodedPage(f"{source}:{number}",
+                                  errors=[f"not JSON: {locate(line, line_error).replace('line 1, ', '')}"])
+            else:
+                yield page
+        return
+    yield DecodedPage(source, errors=[f"not a JSON document nor JSON Lines: {locate(data, error)}"])
+
+
+PAGE = json.dumps({"data": [{"encoded_event": "AA==", "sequence_id": "1"}], "meta": {"next_token": "t"}})
+FRAGMENTS = [PAGE.encode(), b'{"data": []}', b"", b"   ", b"\t", b"\r", b"\x0b\x0c", b'{"data": [1, 2', b"[1, 2]",
+             b"null", b'{"errors": [{"title": "Bad"}]}', b"not json", b'  {"data": []}  ', "é".encode(), b"\x00"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=12), st.sampled_from([b"\n", b"\r\n"]), st.booleans())
+def test_views_read_what_copies_read(lines, newline, final_newline):
+    data = newline.join(lines) + (newline if final_newline else b"")
+    assert [repr(p) for p in split_bodies(data, "f")] == [repr(p) for p in split_by_copying(data, "f")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400))
+def test_views_read_arbitrary_bytes_as_copies_do(data):
+    assert [repr(p) for p in split_bodies(data, "f")] == [repr(p) for p in split_by_copying(data, "f")]
+
+
+def test_lines_are_numbered_in_the_file_and_blank_ones_skipped():
+    data = b"\n".join([PAGE.encode(), b"", b"  ", b"broken {", PAGE.encode()]) + b"\n"
+    pages = list(split_bodies(data, "f.jsonl"))
+    assert [p.source for p in pages] == ["f.jsonl:1", "f.jsonl:4", "f.jsonl:5"]
+    assert pages[1].errors and pages[1].errors[0].startswith("not JSON: ") and not pages[0].errors
