@@ -176,9 +176,7 @@ def split_bodies(data: bytes, source: str) -> Iterator[DecodedPage]:
         return
     lines = _line_views(data)
     if len(lines) > 1 and _syntax_error(lines[0][1]) is None:
-        lines.reverse()  # popped from the end
-        while lines:
-            number, line = lines.pop()
+        for number, line in lines:  # views of data: nothing to release line by line
             page = decode_page(line, f"{source}:{number}")  # decoded once; syntax checked only if it failed
             line_error = _syntax_error(line) if page.errors and page.errors[0].startswith("not a JSON object: ") \
                 else None
