@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from .clock import Clock
-from .engine import Verification, gc_paused, verify_pages
+from .engine import Verification, default_workers, gc_paused, verify_pages
 from .errors import FetchError, InputError, UsageError, XChatVerifyError
 from .inputs import DEFAULT_MAX_FILE_MB, is_evidence_dir, load_keyring, load_pages, parse_conversation_keys
 from .keys import entry_from_row
@@ -24,6 +24,7 @@ from .ledger_cli import add_commands as add_ledger_commands
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, Report, exit_code
 from .outputs import write_file, write_output
 from .paging import MB
+from .parallel import plan_shares, verify_files
 from .settings import DEFAULT_BASE_URL, IDENTITY_KEY_ENV, AuditOptions, RetryPolicy
 
 if TYPE_CHECKING:  # the network modules are imported by the commands that use them
@@ -148,7 +149,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         else:
             keyring = load_keyring(args.keys, max_bytes) if args.keys else None
             pages = load_pages(args.pages, max_bytes)
-            if ledger.store is None:
+            shares = plan_shares(args.pages, args.workers or default_workers()) \
+                if ledger.store is None and options["reviewers"] is None else None
+            if shares is not None:  # large files: decoded and checked on several processes
+                report = verify_files(shares, keyring, max_bytes, args.workers or default_workers(), options,
+                                      warn=warn)
+            elif ledger.store is None:
                 report = verify_pages(pages, keyring, lazy=True, **options)  # events built as they are written
             else:  # the incremental form keeps what the ledger records (event_facts)
                 seen.append(Verification(**options))

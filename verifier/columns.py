@@ -75,6 +75,16 @@ class Ids:
             return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
         return self._other[index]
 
+    def extend(self, other: Ids) -> None:
+        """Append every value of ``other`` (of the same kind), in order, without decoding them."""
+        if other._uuids != self._uuids:
+            raise ValueError("Ids of different kinds cannot be joined")
+        offset = len(self._form)
+        self._form += other._form
+        self._a += other._a
+        self._b += other._b
+        self._other.update({index + offset: value for index, value in other._other.items()})
+
     def decimal(self, index: int) -> int | None:
         """The value as an integer when it was stored as a canonical decimal, else None."""
         return self._a[index] if self._form[index] == _DECIMAL else None
@@ -114,6 +124,15 @@ class Interned(Generic[T]):
 
     def append(self, value: T) -> None:
         self._codes.append(self.code(value))
+
+    def extend(self, other: Interned[T]) -> None:
+        """Append every value of ``other``, in order. New values enter the table in ``other``'s
+        order, so joining parts in run order builds the table one run would have built."""
+        codes = [self.code(value) for value in other._values]
+        if codes == list(range(len(codes))):
+            self._codes += other._codes
+        else:
+            self._codes += array("I", map(codes.__getitem__, other._codes))
 
     def set(self, index: int, value: T) -> None:
         self._codes[index] = self.code(value)

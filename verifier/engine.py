@@ -330,6 +330,14 @@ class Verification:
         joined._run.join(sorted((row for part in parts for row in part), key=lambda row: row.report_index))
         return joined
 
+    def absorb(self, part: Verification) -> None:
+        """Append a part checked with ``check_part`` (in another process: ``verifier.parallel``)
+        whose pages follow those added so far; ``finish`` then gives the report one process adding
+        every page would give. Both must expect the same keyring with ``facts`` alike."""
+        with gc_paused():
+            self._run.absorb(part._run)
+        self._pages += part._pages
+
     def adopt_parts(self, inputs: list[InputReport], events: int) -> None:
         """(The coordinator's shell.) Pages verified elsewhere: their inputs, in run order, and how
         many events they hold; ``add_input_error`` and the rest then work as after ``add_page``."""
@@ -398,7 +406,6 @@ class _Run:
         self.keep_facts = True  # keep what event_facts gives the ledger (not needed by verify_pages)
         self.kept_kinds = self._kept_kinds()
         self.eager = False  # signatures checked as pages arrive (keyring known, no reviewer learns keys)
-        self.records = Records(self)
         self.inputs: list[InputReport] = []
         self.expected_conversations: dict[str, None] = {}  # asked for by the caller, in order
         self.incomplete: dict[str, list[str]] = {}
@@ -433,6 +440,12 @@ class _Run:
         self.chain_details: dict[int, tuple[str, bool]] = {}
         self.jobs: list[tuple[int, Job]] = []
         self.pool: ThreadPoolExecutor | None = None
+
+    @property
+    def records(self) -> Records:
+        """Every row as a ``Record``, made when asked for: one kept here would tie the run in a cycle
+        that only the (paused) collector frees, and a joined part must be freed at once."""
+        return Records(self)
 
     def _kept_kinds(self) -> frozenset[str | None] | None:
         """The kinds whose decoded events are kept (None: every kind): what the reviewers read, key
@@ -656,6 +669,39 @@ class _Run:
                 self.kept[at] = row.event
         self.signatures_checked = True
 
+    def absorb(self, part: _Run) -> None:
+        """Append the rows of a checked part (the pages that follow this run's, decoded and checked
+        in another process, ``verifier.parallel``) as if its pages had been added here: the
+        columns, tables and first-seen orders are those one process would have built."""
+        if part.jobs or part.waiting or not part.signatures_checked or part.base or part.indices is not None \
+                or self.indices is not None or part.keep_facts != self.keep_facts:
+            raise ValueError("only a checked part, numbered from 0, joins a run")
+        offset = self.count
+        self.count += part.count
+        for mine, theirs in ((self.seq, part.seq), (self.prev, part.prev), (self.message_id, part.message_id),
+                             (self.created, part.created)):
+            mine.extend(theirs)
+        tables: list[tuple[Interned[Any], Interned[Any]]] = [
+            (self.sender, part.sender), (self.conversation, part.conversation), (self.kind, part.kind),
+            (self.key_version, part.key_version), (self.signature_version, part.signature_version),
+            (self.embedded, part.embedded)]
+        for table, other in tables:
+            table.extend(other)
+        codes = [0, *(self._check_code(result) for result in part.check_objects)]  # 0: not checked
+        self.sig_codes += part.sig_codes if codes == list(range(len(codes))) \
+            else array("I", map(codes.__getitem__, part.sig_codes))
+        self.trusted += part.trusted
+        self.flags += part.flags
+        self.digests += part.digests
+        self.findings.update({at + offset: found for at, found in part.findings.items()})
+        self.kept.update({at + offset: event for at, event in part.kept.items()})
+        for triple, rows in part.carriers.items():
+            self.carriers.setdefault(triple, array("I")).extend(array("I", [at + offset for at in rows]))
+        for user in part.users:
+            self.users.setdefault(user)
+        self.ended |= part.ended
+        self.inputs += [msgspec.structs.replace(i, first_index=i.first_index + offset) for i in part.inputs]
+
     def _structure_findings(self, index: int, event: MessageEvent) -> None:
         """Bytes the SDK reads past or over: it verifies what it reads, but another reader of the same
         bytes could show something else, so the event fails (its signature status stays the SDK's)."""
@@ -682,12 +728,16 @@ class _Run:
 
     # ---------------------------------------------------------------- signatures
     def _set_check(self, index: int, result: Check) -> None:
+        self.sig_codes[index] = self._check_code(result)
+
+    def _check_code(self, result: Check) -> int:
+        """1 + the code of ``result``'s outcome (one Check object per distinct outcome)."""
         key = (result.status, result.detail)
         code = self.check_codes.get(key)
         if code is None:
             code = self.check_codes[key] = len(self.check_objects)
             self.check_objects.append(result)
-        self.sig_codes[index] = 1 + code
+        return 1 + code
 
     def _prepare(self, index: int, event: MessageEvent | None) -> None:
         if event is None:  # malformed: its check is set
@@ -738,8 +788,9 @@ class _Run:
             return
         try:
             if not self.eager:
+                records = self.records
                 for reviewer in self.reviewers:  # keys learned before any signature is checked
-                    for version, key in reviewer.conversation_keys(self.records, self.keyring).items():
+                    for version, key in reviewer.conversation_keys(records, self.keyring).items():
                         self.conversation_keys.setdefault(version_key(version), key)
             self._check_waiting()
             self._check_jobs()

@@ -166,16 +166,21 @@ def _line_ends(data: bytes) -> Iterator[int]:
 _BLANK = frozenset(b" \t\n\r\x0b\x0c")  # bytes.isspace()
 
 
-def split_bodies(data: bytes, source: str) -> Iterator[DecodedPage]:
+def split_bodies(data: bytes, source: str, share: int = 0, shares: int = 1) -> Iterator[DecodedPage]:
     """One JSON body, or JSON Lines with one body per line (each decoded on its own, so one bad
     line is one error and every other line is still verified). A file that is neither gets ONE
-    error: the first real syntax error, with its line and column."""
+    error: the first real syntax error, with its line and column.
+
+    ``share`` of ``shares``: only that consecutive share of the lines (the shares of a file, in
+    order, give its pages exactly once: ``verifier.parallel``); anything else belongs to share 0."""
     error = _syntax_error(data)
     if error is None:
-        yield decode_page(data, source)
+        if share == 0:
+            yield decode_page(data, source)
         return
     lines = _line_views(data)
     if len(lines) > 1 and _syntax_error(lines[0][1]) is None:
+        lines = lines[len(lines) * share // shares:len(lines) * (share + 1) // shares]
         for number, line in lines:  # views of data: nothing to release line by line
             page = decode_page(line, f"{source}:{number}")  # decoded once; syntax checked only if it failed
             line_error = _syntax_error(line) if page.errors and page.errors[0].startswith("not a JSON object: ") \
@@ -186,7 +191,8 @@ def split_bodies(data: bytes, source: str) -> Iterator[DecodedPage]:
             else:
                 yield page
         return
-    yield DecodedPage(source, errors=[f"not a JSON document nor JSON Lines: {locate(data, error)}"])
+    if share == 0:
+        yield DecodedPage(source, errors=[f"not a JSON document nor JSON Lines: {locate(data, error)}"])
 
 
 def load_pages(paths: Sequence[str], max_bytes: int) -> Iterator[DecodedPage]:
@@ -200,6 +206,20 @@ def load_pages(paths: Sequence[str], max_bytes: int) -> Iterator[DecodedPage]:
         pages = split_bodies(data, "stdin" if path == "-" else path)
         del data  # split_bodies holds the file while its lines (views of it) are decoded
         yield from pages
+
+
+def load_share(path: str, max_bytes: int, share: int, shares: int) -> Iterator[DecodedPage]:
+    """The pages of one share of a file (``split_bodies``), as ``load_pages`` reads them; a file
+    that cannot be read is one page with an error, in share 0."""
+    try:
+        data = read_limited(path, max_bytes)
+    except InputError as exc:
+        if share == 0:
+            yield DecodedPage(path, errors=[str(exc)])
+        return
+    pages = split_bodies(data, path, share, shares)
+    del data
+    yield from pages
 
 
 def is_evidence_dir(path: str) -> bool:

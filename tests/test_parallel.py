@@ -1,0 +1,248 @@
+"""Verifying on several processes (``verifier.parallel``) gives the report one process gives, byte
+for byte: however the input is cut into shares, with broken lines, unreadable and gzip files, mutated
+histories (forks, gaps, replays and repeats across shares), several conversations and embedded key
+conflicts; and when the worker processes die or cannot start, the shares are verified here."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import multiprocessing
+import os
+import random
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_same_reports import _mutate_history, _replay_at_the_end
+
+import verifier
+from verifier import cli, parallel
+from verifier.engine import Verification
+from verifier.inputs import load_pages, load_share, split_bodies
+from verifier.parallel import Share, plan_shares, verify_files
+from verifier.report import render
+from verifier.report.stream import iter_report
+from verifier.testing.forge import Identity, build_conversation
+
+MAX = 64 * 1024 * 1024
+FORMATS = ("json", "ndjson", "text", "sarif", "junit", "markdown")
+
+
+@pytest.fixture(scope="module")
+def histories():
+    members = [Identity.from_seed("1215441834412953600", "1765382634817", "par-a"),
+               Identity.from_seed("1843439638876491776", "1736723828667", "par-b")]
+    conv = build_conversation(60, members=members, seed="parallel", realistic_crypto=False)
+    other = build_conversation(12, seed="parallel-other", realistic_crypto=False,
+                               members=[Identity.from_seed("7", "1", "po7"), Identity.from_seed("8", "1", "po8")])
+    ring = verifier.Keyring.from_json(json.dumps({"keys": conv.keyring()["keys"] + other.keyring()["keys"]}))
+    return conv, other, ring
+
+
+def _texts(report) -> dict[str, str]:
+    out = {fmt: "".join(iter_report(report, fmt)) if fmt in ("json", "ndjson") else render(report, fmt)
+           for fmt in FORMATS}
+    out["text-all"] = render(report, "text", all_events=True, width=100)
+    return out
+
+
+def one_process(paths: list[str], ring, **options):
+    return verifier.verify_pages(load_pages(paths, MAX), ring, lazy=True, **options)
+
+
+def assert_same(shares: list[Share], paths: list[str], ring, processes: int = 2, executor=None, **options) -> list:
+    """The report on processes is the one-process report; returns the warnings given."""
+    expected = one_process(paths, ring, **options)
+    warnings: list[str] = []
+    got = verify_files(shares, ring, MAX, processes, options, executor, warn=warnings.append)
+    assert _texts(got) == _texts(expected)
+    return warnings
+
+
+def _write_lines(path: Path, pages: list[dict], rng: random.Random) -> None:
+    """JSON Lines with the odd blank line, CRLF and a broken line or two."""
+    lines = [json.dumps(p) for p in pages]
+    for _ in range(rng.randrange(3)):
+        lines.insert(rng.randrange(len(lines) + 1), rng.choice(["", "   ", '{"data": [', "not json", "[]"]))
+    path.write_bytes(("\r\n" if rng.random() < 0.3 else "\n").join(lines).encode())
+
+
+def _corpus(tmp_path: Path, histories, seed: int) -> tuple[list[str], list[Share]]:
+    """A mutated history spread over files (JSON Lines, one gzip file, one single JSON body, a
+    missing file), the other conversation's pages in the middle; each JSON Lines file cut into 1-4
+    shares."""
+    conv, other, _ring = histories
+    rng = random.Random(seed)
+    pages = _mutate_history(rng, copy.deepcopy(conv.pages(rng.choice([3, 7, 10]))))
+    if rng.random() < 0.3:
+        _replay_at_the_end(rng, pages)
+    theirs = other.pages(5)
+    cut = rng.randrange(1, len(pages))
+    pages = pages[:cut] + theirs + pages[cut:]
+    paths: list[str] = []
+    shares: list[Share] = []
+    bounds = sorted(rng.sample(range(1, len(pages)), min(3, len(pages) - 1)))
+    for n, (lo, hi) in enumerate(zip([0, *bounds], [*bounds, len(pages)])):
+        path = tmp_path / f"f{seed}-{n}.jsonl"
+        chunk = pages[lo:hi]
+        form = rng.random()
+        if form < 0.15 and len(chunk) == 1:
+            path.write_text(json.dumps(chunk[0]))
+            count = 1 + rng.randrange(3)  # a single body: only share 0 has it
+        elif form < 0.3:
+            path = path.with_suffix(".jsonl.gz")
+            path.write_bytes(gzip.compress("\n".join(json.dumps(p) for p in chunk).encode()))
+            count = 1 + rng.randrange(3)
+        else:
+            _write_lines(path, chunk, rng)
+            count = 1 + rng.randrange(4)
+        paths.append(str(path))
+        shares += [Share(str(path), index, count) for index in range(count)]
+    missing = str(tmp_path / f"missing-{seed}.jsonl")
+    at = rng.randrange(len(paths) + 1)
+    paths.insert(at, missing)
+    shares_before = sum(1 for s in shares if s.path in paths[:at])
+    shares.insert(shares_before, Share(missing, 0, 2))
+    shares.insert(shares_before + 1, Share(missing, 1, 2))
+    return paths, shares
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(12))
+def test_mutated_histories_on_processes_give_the_same_report(tmp_path, histories, seed):
+    paths, shares = _corpus(tmp_path, histories, seed)
+    assert_same(shares, paths, histories[2])
+
+
+@pytest.mark.slow
+def test_options_and_embedded_keys_give_the_same_report(tmp_path, histories):
+    paths, shares = _corpus(tmp_path, histories, 99)
+    assert_same(shares, paths, None, allow_embedded_keys=True)
+    assert_same(shares, paths, histories[2], strict=True, allow_partial=True)
+    assert_same(shares, paths, histories[2], expected_conversation_id=histories[0].conversation_id)
+
+
+def test_the_examples_on_processes_give_the_same_report():
+    root = Path(__file__).resolve().parent.parent / "examples"
+    ring = verifier.Keyring.from_json((root / "keyring.json").read_bytes())
+    for folder in ("conversation", "tampered"):
+        paths = sorted(str(p) for p in (root / folder).glob("*.json"))
+        assert paths
+        shares = [Share(p, i, 2) for p in paths for i in range(2)]
+        assert_same(shares, paths, ring)
+
+
+def test_dead_workers_leave_the_shares_to_this_process(tmp_path, histories):
+    """Workers that die at start (a real pool, broken): every share is verified here instead."""
+    paths, shares = _corpus(tmp_path, histories, 5)
+    context = multiprocessing.get_context("forkserver")
+    warned = assert_same(shares, paths, histories[2], executor=lambda n: ProcessPoolExecutor(
+        n, mp_context=context, initializer=os._exit, initargs=(3,)))
+    assert len(warned) == 1 and "a worker process failed (BrokenProcessPool)" in warned[0]
+
+    def cannot_start(n):
+        raise OSError("no semaphores here")
+
+    warned = assert_same(shares, paths, histories[2], executor=cannot_start)
+    assert warned == ["warning: cannot start worker processes (OSError: no semaphores here); verifying those "
+                      "pages in this process instead (slower, same report)"]
+
+
+def test_healthy_workers_give_no_warning(tmp_path, histories):
+    paths, shares = _corpus(tmp_path, histories, 6)
+    assert assert_same(shares, paths, histories[2]) == []
+
+
+# ------------------------------------------------------------------------------ shares of a file
+_LINES = st.lists(st.one_of(st.just('{"data": []}'), st.just(""), st.just("  "), st.just("{bad"),
+                            st.builds(lambda n: json.dumps({"data": [], "meta": {"result_count": n}}),
+                                      st.integers(0, 9))), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_LINES, st.sampled_from(["\n", "\r\n"]), st.integers(1, 6))
+def test_the_shares_of_a_file_are_its_pages_once_in_order(lines, newline, shares):
+    data = newline.join(lines).encode()
+    whole = [repr(p) for p in split_bodies(data, "f")]
+    parts = [repr(p) for share in range(shares) for p in split_bodies(data, "f", share, shares)]
+    assert parts == whole
+
+
+def test_an_unreadable_file_is_one_error_in_share_zero(tmp_path):
+    missing = str(tmp_path / "nope.jsonl")
+    first = list(load_share(missing, MAX, 0, 3))
+    assert len(first) == 1 and first[0].errors and first[0].source == missing
+    assert list(load_share(missing, MAX, 1, 3)) == [] == list(load_share(missing, MAX, 2, 3))
+
+
+def test_plan_shares(tmp_path):
+    big = tmp_path / "big.jsonl"
+    big.write_bytes(b'{"data": []}\n' * 3_000_000)  # 39 MB
+    packed = tmp_path / "packed.jsonl.gz"
+    packed.write_bytes(gzip.compress(b'{"data": []}\n' * 1000))
+    paths = [str(big), str(packed), str(tmp_path / "missing.jsonl")]
+    assert plan_shares(paths, 1) is None  # one process
+    assert plan_shares([*paths, "-"], 2) is None  # standard input is read once, here
+    assert plan_shares([str(packed)], 2) is None  # too small to repay the workers
+    shares = plan_shares(paths, 2)
+    assert shares is not None
+    big_shares = [s for s in shares if s.path == str(big)]
+    assert len(big_shares) > 1 and [s.index for s in big_shares] == list(range(big_shares[0].count))
+    assert [s for s in shares if s.path != str(big)] == [Share(str(packed)), Share(str(tmp_path / "missing.jsonl"))]
+    assert [s.path for s in shares] == sorted([s.path for s in shares], key=paths.index)  # input order
+
+
+def test_one_process_when_asked(tmp_path, monkeypatch):
+    big = tmp_path / "big.jsonl"
+    big.write_bytes(b'{"data": []}\n' * 3_000_000)
+    assert plan_shares([str(big)], 2) is not None
+    monkeypatch.setenv("XCHAT_VERIFY_PROCESSES", "0")
+    assert plan_shares([str(big)], 2) is None
+
+
+def test_a_part_joins_only_when_checked(histories):
+    conv, _other, ring = histories
+    whole, part = Verification(), Verification()
+    for v in (whole, part):
+        v.expect_keyring(ring, facts=False)
+    part.add_page(conv.pages(10)[0])
+    with pytest.raises(ValueError):
+        whole.absorb(part)  # its signatures are not checked yet
+    part.check_part(ring)
+    whole.absorb(part)
+    assert whole.event_count == part.event_count
+
+
+# ------------------------------------------------------------------------------ the CLI
+@pytest.mark.slow
+def test_the_cli_uses_processes_for_large_files_with_the_same_report(tmp_path, monkeypatch):
+    """Files over the threshold take the process path (seen by its shares), and the report is the
+    one ``--workers 1`` gives in every format."""
+    conv = build_conversation(400, seed="parallel-cli", realistic_crypto=False)
+    (tmp_path / "ring.json").write_text(json.dumps(conv.keyring()))
+    pages = conv.pages(20)
+    files = []
+    for n in range(0, len(pages), 5):
+        path = tmp_path / f"p{n}.jsonl"
+        path.write_text("\n".join(json.dumps(p) for p in pages[n:n + 5]))
+        files.append(str(path))
+    planned = []
+    original = parallel.plan_shares
+
+    def plan(paths, processes, min_bytes=parallel.MIN_BYTES):
+        shares = original(paths, processes, min_bytes=0)
+        planned.append(shares)
+        return shares
+
+    for fmt in ("json", "text", "sarif"):
+        args = ["verify", *files, "--keys", str(tmp_path / "ring.json"), "--format", fmt]
+        monkeypatch.setattr(cli, "plan_shares", plan)
+        assert cli.main([*args, "--workers", "2", "-o", str(tmp_path / f"procs.{fmt}")]) == 0
+        monkeypatch.undo()
+        assert cli.main([*args, "--workers", "1", "-o", str(tmp_path / f"one.{fmt}")]) == 0
+        assert (tmp_path / f"procs.{fmt}").read_bytes() == (tmp_path / f"one.{fmt}").read_bytes()
+    assert all(shares for shares in planned)

@@ -1,0 +1,199 @@
+"""Verifying page files on several processes, for one long history as for many.
+
+Threads cannot decode side by side (the GIL): with them, the Python half of the work (reading,
+JSON, base64, Thrift, payloads) runs on one core while only the ECDSA checks spread. Here each
+worker process verifies a *share* of the input (a file, or a run of consecutive lines of a JSON
+Lines file): it decodes the pages and checks every signature, as ``verify_pages`` would, and sends
+back its columns (``Verification.check_part``, about 100 bytes an event). This process joins the
+shares in input order (``Verification.absorb``) and only then checks the chains, runs the
+reviewers and writes the report, so the report is byte for byte the one a single process gives.
+
+Used by ``xchat-verify verify`` for files large enough to repay starting the workers. A share
+whose worker fails (it died, or could not be started or reached) is verified again in this
+process: a broken pool costs time, never findings.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import signal
+import stat
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from .engine import Verification, gc_paused
+from .inputs import GZIP_MAGIC, load_share
+from .keys import Keyring
+from .model import Report
+
+PROCESSES_ENV = "XCHAT_VERIFY_PROCESSES"
+MIN_BYTES = 32 * 1024 * 1024  # below this (≈ 16,000 events), starting processes costs more than it saves
+_SHARE_BYTES = 4 * 1024 * 1024  # smallest share of a file worth a task of its own
+_SHARES_PER_PROCESS = 8  # enough tasks that the last ones finishing do not leave a core idle
+
+
+@dataclass(frozen=True)
+class Share:
+    """``path``'s lines of share ``index`` of ``count`` (``inputs.split_bodies``)."""
+
+    path: str
+    index: int = 0
+    count: int = 1
+
+
+def plan_shares(paths: Sequence[str], processes: int, min_bytes: int = MIN_BYTES) -> list[Share] | None:
+    """The shares of ``paths`` in input order, or None when processes do not pay: one process,
+    standard input (it can be read once), or less than ``min_bytes`` of files in all; or when
+    ``XCHAT_VERIFY_PROCESSES=0`` asks for one process (threads for the ECDSA checks only)."""
+    if processes < 2 or "-" in paths or os.environ.get(PROCESSES_ENV, "").strip() == "0":
+        return None
+    sizes = [_splittable_size(path) for path in paths]
+    total = sum(size for size, _ in sizes)
+    if total < max(min_bytes, 1):
+        return None
+    unit = max(total // (processes * _SHARES_PER_PROCESS), _SHARE_BYTES)
+    shares = []
+    for path, (size, splittable) in zip(paths, sizes):
+        count = max(1, size // unit) if splittable else 1
+        shares += [Share(path, index, count) for index in range(count)]
+    return shares
+
+
+def _splittable_size(path: str) -> tuple[int, bool]:
+    """(size, whether its lines may be shared out): a gzip file is unpacked whole by one worker; what
+    cannot be read is left to the worker, which reports it as ``verify`` does."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            return 0, False
+        with open(path, "rb") as handle:
+            return info.st_size, handle.read(len(GZIP_MAGIC)) != GZIP_MAGIC
+    except OSError:
+        return 0, False
+
+
+def verify_share(share: Share, keyring: Keyring | None, max_bytes: int, options: dict[str, Any]) -> Verification:
+    """A worker's task: the share's pages decoded and their signatures checked (no chain yet)."""
+    gc.collect()  # a worker's previous shares (cycles left while the collector was paused) go first
+    part = Verification(**{**options, "workers": 1})
+    part.expect_keyring(keyring, facts=False)
+    with gc_paused():
+        for page in load_share(share.path, max_bytes, share.index, share.count):
+            part._add(page)
+    part.check_part(keyring)
+    return part
+
+
+def verify_files(shares: Sequence[Share], keyring: Keyring | None, max_bytes: int, processes: int,
+                 options: dict[str, Any], executor: Callable[[int], Executor] | None = None,
+                 warn: Callable[[str], None] | None = None) -> Report:
+    """The report of ``verify_pages`` over the shares' pages, the shares verified on ``processes``
+    worker processes (``executor``: how to start them; the default suits the CLI). ``warn`` is told,
+    once, when workers fail and their shares are verified in this process instead."""
+    whole = Verification(**options)
+    whole.expect_keyring(keyring, facts=False)
+    fallback = _Fallback(warn)
+    with gc_paused():
+        for part in _parts(shares, keyring, max_bytes, processes, options, executor or _process_pool, fallback):
+            whole.absorb(part)
+            del part  # released before the next is received: holding two doubled the heap at 1M events
+        return whole._finish(keyring, lazy=True)
+
+
+class _Fallback:
+    """Tells ``warn`` once that shares are verified here because worker processes failed."""
+
+    def __init__(self, warn: Callable[[str], None] | None) -> None:
+        self.warn = warn
+        self.told = False
+
+    def __call__(self, why: str) -> None:
+        if self.warn is not None and not self.told:
+            self.told = True
+            self.warn(f"warning: {why}; verifying those pages in this process instead (slower, same report)")
+
+
+def _parts(shares: Sequence[Share], keyring: Keyring | None, max_bytes: int, processes: int,
+           options: dict[str, Any], executor: Callable[[int], Executor],
+           fallback: Callable[[str], None]) -> Iterator[Verification]:
+    """Every share's part, in input order; at most two tasks per process wait to be joined, so memory
+    stays bounded by the columns, whatever the input's size."""
+    try:
+        pool = executor(processes)
+    except (OSError, ImportError, ValueError, NotImplementedError) as exc:  # no processes: verify in this one
+        fallback(f"cannot start worker processes ({type(exc).__name__}: {exc})")
+        for share in shares:
+            yield verify_share(share, keyring, max_bytes, options)
+        return
+    pending: deque[tuple[Share, Future[Verification] | None]] = deque()
+    queue = iter(shares)
+    try:
+        for share in queue:
+            pending.append((share, _submit(pool, share, keyring, max_bytes, options)))
+            if len(pending) >= 2 * processes:
+                yield _result(*pending.popleft(), keyring, max_bytes, options, fallback)
+        while pending:
+            yield _result(*pending.popleft(), keyring, max_bytes, options, fallback)
+    finally:
+        _stop(pool, pending)
+
+
+def _submit(pool: Executor, share: Share, keyring: Keyring | None, max_bytes: int,
+            options: dict[str, Any]) -> Future[Verification] | None:
+    try:
+        return pool.submit(verify_share, share, keyring, max_bytes, options)
+    except (RuntimeError, OSError):  # the pool broke (a worker died) or cannot start one: done here
+        return None
+
+
+def _result(share: Share, future: Future[Verification] | None, keyring: Keyring | None, max_bytes: int,
+            options: dict[str, Any], fallback: Callable[[str], None]) -> Verification:
+    """The worker's part, or the share verified again here if the worker failed in any way (a
+    worker's result is never half used: a part is joined whole or not at all)."""
+    try:
+        if future is not None:
+            return future.result()
+        fallback("the worker processes stopped")
+    except Exception as exc:  # noqa: BLE001 - a dead worker, a pickling failure: same work, this process
+        fallback(f"a worker process failed ({type(exc).__name__})")
+    return verify_share(share, keyring, max_bytes, options)
+
+
+def _stop(pool: Executor, pending: deque[tuple[Share, Future[Verification] | None]]) -> None:
+    """Shut the pool down; on an interrupt, workers still busy are terminated, not waited for."""
+    interrupted = bool(pending)
+    for _share, future in pending:
+        if future is not None:
+            future.cancel()
+    if interrupted:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):  # ProcessPoolExecutor's own
+            process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _process_pool(processes: int) -> Executor:
+    """Worker processes that leave Ctrl-C to this process. On Linux, with no other thread running,
+    they are forked (they share this process's loaded modules: faster to start, less memory);
+    otherwise they start clean (``forkserver``, else ``spawn``): ``fork`` would copy other threads'
+    locks in an unknown state."""
+    methods = multiprocessing.get_all_start_methods()
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
+        method = "fork"
+    else:
+        method = "forkserver" if "forkserver" in methods else "spawn"
+    context = multiprocessing.get_context(method)
+    return ProcessPoolExecutor(processes, mp_context=context, initializer=_ignore_interrupts)
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+__all__ = ["MIN_BYTES", "PROCESSES_ENV", "Share", "plan_shares", "verify_share", "verify_files"]
