@@ -3,13 +3,15 @@
     python bench/bench_scale.py --events 1000000 [--workers 1] [--files 200] [--dir /tmp/xchat-scale] [--keep]
     python bench/bench_scale.py --stages --events 100000     # µs per event of each stage, one core
     python bench/bench_scale.py --events 100000 --pure       # the pure-Python decoder (no compiled one)
+    python bench/bench_scale.py --events 100000 --workers 2 --one-process   # threads, no worker processes
 
 The history is the one ``bench_verify.py`` builds (a signed 1:1 conversation, one key change repeated
 in ``meta`` as the API does, pages of 100, newest first), generated in parallel and straight to JSON
 Lines files, so the generator never holds it. Then ``xchat-verify verify FILES --keys ring.json
 --format json -o report.json`` runs in a child (``tests/measure.py``): wall time, peak RSS (VmHWM of
-the child alone) and the rate against raw OpenSSL verify measured in the same run on a sample of
-the history's own signatures (1 thread, and N threads).
+the child alone; and of the child with its worker processes, as the sum of RSS and of PSS) and the
+rate against raw OpenSSL verify measured in the same run on a sample of the history's own
+signatures (1 thread, and N threads). ``--one-process`` keeps ``verify`` in one process (threads).
 """
 
 from __future__ import annotations
@@ -117,18 +119,60 @@ def raw_rate(sample: int, workers: int) -> float:
     return len(triples) / best
 
 
-def run_cli(files: list[Path], ring: Path, out: Path, workers: int, pure: bool = False) -> dict:
+def run_cli(files: list[Path], ring: Path, out: Path, workers: int, pure: bool = False,
+            one_process: bool = False) -> dict:
     figures = out.with_suffix(".measure.json")
     env = {**os.environ, "MEASURE_OUT": str(figures), "PYTHONPATH": str(REPO),
-           "XCHAT_VERIFY_PURE_PYTHON": "1" if pure else "0"}
+           "XCHAT_VERIFY_PURE_PYTHON": "1" if pure else "0", "XCHAT_VERIFY_PROCESSES": "0" if one_process else ""}
     argv = [sys.executable, str(REPO / "tests" / "measure.py"), "verify", *map(str, files), "--keys", str(ring),
             "--format", "json", "-o", str(out), "--workers", str(workers)]
     start = time.perf_counter()
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tree = TreeMemory(proc.pid)
+    with ThreadPoolExecutor(1) as watcher:
+        watching = watcher.submit(tree.watch, proc)
+        stdout, stderr = proc.communicate()
+        watching.result()
     seconds = time.perf_counter() - start
     measured = json.loads(figures.read_text())
-    return {"exit_code": proc.returncode, "stderr": proc.stderr.strip()[-300:], "seconds": round(seconds, 1),
-            "peak_rss_mb": round(measured["peak_rss_mb"], 1), "report_mb": round(out.stat().st_size / 2 ** 20, 1)}
+    return {"exit_code": proc.returncode, "stderr": stderr.strip()[-300:], "seconds": round(seconds, 1),
+            "peak_rss_mb": round(measured["peak_rss_mb"], 1),
+            "peak_tree_rss_mb": round(tree.rss / 1024, 1), "peak_tree_pss_mb": round(tree.pss / 1024, 1),
+            "report_mb": round(out.stat().st_size / 2 ** 20, 1)}
+
+
+class TreeMemory:
+    """Peak memory of a process and all its descendants (the worker processes of ``verify``),
+    sampled every 50 ms from /proc: the sum of their RSS (shared pages counted in each) and of their
+    PSS (shared pages split between the processes sharing them: the fair total)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.rss, self.pss = pid, 0, 0
+
+    def watch(self, proc: subprocess.Popen) -> None:
+        while proc.poll() is None:
+            pids = self._tree(self.pid)
+            self.rss = max(self.rss, sum(self._field(f"/proc/{p}/status", "VmRSS:") for p in pids))
+            self.pss = max(self.pss, sum(self._field(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids))
+            time.sleep(0.05)
+
+    def _tree(self, pid: int) -> list[int]:
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return [pid]
+        return [pid, *(p for child in children for p in self._tree(int(child)))]
+
+    @staticmethod
+    def _field(path: str, name: str) -> int:
+        try:
+            with open(path) as handle:
+                for line in handle:
+                    if line.startswith(name):
+                        return int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+        return 0
 
 
 def stages(events: int) -> dict:
@@ -202,6 +246,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated files for another run")
     parser.add_argument("--stages", action="store_true", help="per-stage µs per event instead")
     parser.add_argument("--pure", action="store_true", help="XCHAT_VERIFY_PURE_PYTHON=1: without the compiled decoder")
+    parser.add_argument("--one-process", action="store_true",
+                        help="XCHAT_VERIFY_PROCESSES=0: threads for the ECDSA checks, no worker processes")
     args = parser.parse_args()
     if args.stages:
         print(json.dumps(stages(args.events), indent=2))
@@ -215,12 +261,13 @@ def main() -> None:
     # The VM's speed drifts within seconds: raw verify is measured before and after the run, and the
     # ratio is given against their mean, with the range the two measurements allow.
     raw_before, rawn = raw_rate(2000, 1), raw_rate(2000, args.workers)
-    result = run_cli(files, folder / "ring.json", folder / "report.json", args.workers, args.pure)
+    result = run_cli(files, folder / "ring.json", folder / "report.json", args.workers, args.pure, args.one_process)
     raw_after = raw_rate(2000, 1)
     raw1 = (raw_before + raw_after) / 2
     rate = args.events / result["seconds"]
     print(json.dumps({"events": args.events, "files": len(files), "workers": args.workers,
                       "decoder": "pure-python" if args.pure else "shipped (compiled where built)",
+                      "processes": "one (threads)" if args.one_process or args.workers == 1 else "workers",
                       "generate_seconds": round(built, 1), "raw_verify_per_s_1thread_before": round(raw_before),
                       "raw_verify_per_s_1thread_after": round(raw_after),
                       f"raw_verify_per_s_{args.workers}threads": round(rawn), **result,

@@ -60,6 +60,52 @@ def test_interned_values_are_stored_once():
     assert column.code("a") == column.code("a") != column.code("b")
 
 
+_ANY_ID = st.one_of(st.none(), _UUID_LIKE, _DECIMAL_LIKE, st.text(max_size=40))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_ANY_ID, max_size=12), max_size=5), st.booleans())
+def test_joined_ids_are_the_ids_appended_in_order(parts, uuids):
+    """``extend`` (a part verified elsewhere joins the run) gives what appending every value would."""
+    appended, joined = Ids(uuids=uuids), Ids(uuids=uuids)
+    for values in parts:
+        part = Ids(uuids=uuids)
+        for value in values:
+            part.append(value)
+            appended.append(value)
+        joined.extend(part)
+    flat = [v for values in parts for v in values]
+    assert [joined[i] for i in range(len(flat))] == flat
+    assert [joined.key(i) for i in range(len(flat))] == [appended.key(i) for i in range(len(flat))]
+    assert [joined.decimal(i) for i in range(len(flat))] == [appended.decimal(i) for i in range(len(flat))]
+    with pytest.raises(ValueError):
+        joined.extend(Ids(uuids=not uuids))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.none(), st.sampled_from("abcde")), max_size=10), max_size=5),
+       st.lists(st.tuples(st.integers(0, 9), st.sampled_from("xyz")), max_size=4))
+def test_joined_interned_columns_are_the_values_appended_in_order(parts, overwrites):
+    """Same values, same codes and the same table (first-seen order) as one column appended to,
+    also when a part overwrote rows (``set``) and holds values no row uses any more."""
+    appended: Interned[str | None] = Interned()
+    joined: Interned[str | None] = Interned()
+    for values in parts:  # the same steps on one column, and on a part that is then joined
+        part: Interned[str | None] = Interned()
+        first = len(appended)
+        for value in values:
+            part.append(value)
+            appended.append(value)
+        for at, value in overwrites:
+            if at < len(values):
+                part.set(at, value)
+                appended.set(first + at, value)
+        joined.extend(part)
+    assert [joined[i] for i in range(len(joined))] == [appended[i] for i in range(len(appended))]
+    assert list(joined.codes()) == list(appended.codes())
+    assert joined._values == appended._values
+
+
 def history_pages(n: int = 300):
     conv = build_conversation(n, seed="columns", realistic_crypto=False)
     return conv, conv.pages(50), verifier.Keyring.from_json(json.dumps(conv.keyring()))

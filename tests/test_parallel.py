@@ -204,6 +204,11 @@ def test_one_process_when_asked(tmp_path, monkeypatch):
     assert plan_shares([str(big)], 2) is None
 
 
+def test_other_reviewers_are_refused(tmp_path):
+    with pytest.raises(ValueError):
+        verify_files([Share(str(tmp_path / "x.jsonl"))], None, MAX, 2, {"reviewers": ()})
+
+
 def test_a_part_joins_only_when_checked(histories):
     conv, _other, ring = histories
     whole, part = Verification(), Verification()

@@ -97,6 +97,8 @@ def verify_files(shares: Sequence[Share], keyring: Keyring | None, max_bytes: in
     """The report of ``verify_pages`` over the shares' pages, the shares verified on ``processes``
     worker processes (``executor``: how to start them; the default suits the CLI). ``warn`` is told,
     once, when workers fail and their shares are verified in this process instead."""
+    if options.get("reviewers") is not None:  # a participant's reviewers learn keys from every page first
+        raise ValueError("verify_files runs the default reviewers only")
     whole = Verification(**options)
     whole.expect_keyring(keyring, facts=False)
     fallback = _Fallback(warn)
