@@ -172,6 +172,32 @@ def test_the_shares_of_a_file_are_its_pages_once_in_order(lines, newline, shares
     assert parts == whole
 
 
+_FILES = {
+    "lines.jsonl": b'{"data": []}\n\n  \n{"data": [], "meta": {"result_count": 1}}\n{bad\n[]\n{"data": []}',
+    "crlf.jsonl": b'{"data": []}\r\n{"data": []}\r\n\r\n',
+    "pretty.json": b'{\n  "data": [],\n  "meta": {}\n}\n',
+    "bom.jsonl": b'\xef\xbb\xbf{"data": []}\n{"data": []}\n',
+    "empty.jsonl": b"",
+    "blank.jsonl": b"  \n\n",
+    "garbage.bin": b"\x00\xffnot json at all\n\x01",
+    "first-bad.jsonl": b'{bad\n{"data": []}\n',
+    "gz.jsonl.gz": gzip.compress(b'{"data": []}\n{"data": []}\n'),
+    "nul.jsonl": b'{"data": []}\n\x00\n{"data": []}\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(_FILES))
+def test_a_file_read_in_shares_gives_the_pages_of_load_pages(tmp_path, name):
+    """Mapped (plain files) or read (gzip, BOM, empty): the shares give ``load_pages``' pages, in order."""
+    path = tmp_path / name
+    path.write_bytes(_FILES[name])
+    whole = [repr(p) for p in load_pages([str(path)], MAX)]
+    for shares in range(1, 6):
+        assert [repr(p) for i in range(shares) for p in load_share(str(path), MAX, i, shares)] == whole
+    too_big = [repr(p) for p in load_pages([str(path)], 4)]
+    assert [repr(p) for i in range(2) for p in load_share(str(path), 4, i, 2)] == too_big
+
+
 def test_an_unreadable_file_is_one_error_in_share_zero(tmp_path):
     missing = str(tmp_path / "nope.jsonl")
     first = list(load_share(missing, MAX, 0, 3))
@@ -194,6 +220,17 @@ def test_plan_shares(tmp_path):
     assert len(big_shares) > 1 and [s.index for s in big_shares] == list(range(big_shares[0].count))
     assert [s for s in shares if s.path != str(big)] == [Share(str(packed)), Share(str(tmp_path / "missing.jsonl"))]
     assert [s.path for s in shares] == sorted([s.path for s in shares], key=paths.index)  # input order
+
+
+def test_a_fifo_or_a_directory_keeps_the_run_in_one_process(tmp_path):
+    """A FIFO (``<(...)``) can be read once, by this process; a directory is not a page file."""
+    big = tmp_path / "big.jsonl"
+    big.write_bytes(b'{"data": []}\n' * 3_000_000)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert plan_shares([str(big), str(fifo)], 2) is None
+    assert plan_shares([str(big), str(tmp_path)], 2) is None
+    assert plan_shares([str(big), str(tmp_path / "missing")], 2) is not None
 
 
 def test_one_process_when_asked(tmp_path, monkeypatch):

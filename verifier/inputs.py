@@ -7,6 +7,7 @@ as ``xchat-verify verify`` does.
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import stat
@@ -130,7 +131,7 @@ def locate(data: bytes, message: str) -> str:
     return message[:match.start()].rstrip() + f" at line {line}, column {column}"
 
 
-def _syntax_error(data: bytes | memoryview) -> str | None:
+def _syntax_error(data: bytes | memoryview | mmap.mmap) -> str | None:
     try:
         msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
@@ -140,7 +141,7 @@ def _syntax_error(data: bytes | memoryview) -> str | None:
     return None
 
 
-def _line_views(data: bytes) -> list[tuple[int, memoryview]]:
+def _line_views(data: bytes | mmap.mmap) -> list[tuple[int, memoryview]]:
     """(line number, the line) of every line that is not blank, as views of ``data``: copying
     each line of a large file (``bytes.split``) cost more than decoding it, once the process held a
     million events."""
@@ -154,7 +155,7 @@ def _line_views(data: bytes) -> list[tuple[int, memoryview]]:
     return lines
 
 
-def _line_ends(data: bytes) -> Iterator[int]:
+def _line_ends(data: bytes | mmap.mmap) -> Iterator[int]:
     """The offset of every line's end (its ``\\n``, or the end of ``data`` for the last line)."""
     at = data.find(b"\n")
     while at != -1:
@@ -166,7 +167,7 @@ def _line_ends(data: bytes) -> Iterator[int]:
 _BLANK = frozenset(b" \t\n\r\x0b\x0c")  # bytes.isspace()
 
 
-def split_bodies(data: bytes, source: str, share: int = 0, shares: int = 1) -> Iterator[DecodedPage]:
+def split_bodies(data: bytes | mmap.mmap, source: str, share: int = 0, shares: int = 1) -> Iterator[DecodedPage]:
     """One JSON body, or JSON Lines with one body per line (each decoded on its own, so one bad
     line is one error and every other line is still verified). A file that is neither gets ONE
     error: the first real syntax error, with its line and column.
@@ -176,7 +177,7 @@ def split_bodies(data: bytes, source: str, share: int = 0, shares: int = 1) -> I
     error = _syntax_error(data)
     if error is None:
         if share == 0:
-            yield decode_page(data, source)
+            yield decode_page(data if isinstance(data, bytes) else memoryview(data), source)
         return
     lines = _line_views(data)
     if len(lines) > 1 and _syntax_error(lines[0][1]) is None:
@@ -192,7 +193,7 @@ def split_bodies(data: bytes, source: str, share: int = 0, shares: int = 1) -> I
                 yield page
         return
     if share == 0:
-        yield DecodedPage(source, errors=[f"not a JSON document nor JSON Lines: {locate(data, error)}"])
+        yield DecodedPage(source, errors=[f"not a JSON document nor JSON Lines: {locate(bytes(data), error)}"])
 
 
 def load_pages(paths: Sequence[str], max_bytes: int) -> Iterator[DecodedPage]:
@@ -210,16 +211,38 @@ def load_pages(paths: Sequence[str], max_bytes: int) -> Iterator[DecodedPage]:
 
 def load_share(path: str, max_bytes: int, share: int, shares: int) -> Iterator[DecodedPage]:
     """The pages of one share of a file (``split_bodies``), as ``load_pages`` reads them; a file
-    that cannot be read is one page with an error, in share 0."""
-    try:
-        data = read_limited(path, max_bytes)
-    except InputError as exc:
-        if share == 0:
-            yield DecodedPage(path, errors=[str(exc)])
-        return
+    that cannot be read is one page with an error, in share 0. A plain file is mapped, not read:
+    the workers sharing it then hold one copy (the page cache's) and touch only their lines."""
+    data: bytes | mmap.mmap | None = _mapped(path, max_bytes)
+    if data is None:
+        try:
+            data = read_limited(path, max_bytes)
+        except InputError as exc:
+            if share == 0:
+                yield DecodedPage(path, errors=[str(exc)])
+            return
     pages = split_bodies(data, path, share, shares)
     del data
     yield from pages
+
+
+def _mapped(path: str, max_bytes: int) -> mmap.mmap | None:
+    """A regular, non-empty file within ``max_bytes``, neither gzip nor with a byte-order mark,
+    mapped read-only; None for anything else (then it is read as ``read_limited`` reads it)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # before opening: opening a FIFO would consume it
+            return None
+        with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode) or not 0 < info.st_size <= max_bytes:
+                return None
+            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        return None
+    if mapped[:len(GZIP_MAGIC)] == GZIP_MAGIC or mapped[:len(UTF8_BOM)] == UTF8_BOM:
+        mapped.close()
+        return None
+    return mapped
 
 
 def is_evidence_dir(path: str) -> bool:

@@ -50,9 +50,11 @@ class Share:
 
 def plan_shares(paths: Sequence[str], processes: int, min_bytes: int = MIN_BYTES) -> list[Share] | None:
     """The shares of ``paths`` in input order, or None when processes do not pay: one process,
-    standard input (it can be read once), or less than ``min_bytes`` of files in all; or when
+    standard input or any other path that is not a regular file (a FIFO, ``<(...)``: it can be read
+    once, by this process), or less than ``min_bytes`` of files in all; or when
     ``XCHAT_VERIFY_PROCESSES=0`` asks for one process (threads for the ECDSA checks only)."""
-    if processes < 2 or "-" in paths or os.environ.get(PROCESSES_ENV, "").strip() == "0":
+    if processes < 2 or "-" in paths or os.environ.get(PROCESSES_ENV, "").strip() == "0" \
+            or not all(_regular_or_missing(path) for path in paths):
         return None
     sizes = [_splittable_size(path) for path in paths]
     total = sum(size for size, _ in sizes)
@@ -64,6 +66,14 @@ def plan_shares(paths: Sequence[str], processes: int, min_bytes: int = MIN_BYTES
         count = max(1, size // unit) if splittable else 1
         shares += [Share(path, index, count) for index in range(count)]
     return shares
+
+
+def _regular_or_missing(path: str) -> bool:
+    """A regular file, or nothing to read (the worker reports it as ``verify`` does)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):  # missing, unreadable, a NUL in the name: the worker's error says so
+        return True
 
 
 def _splittable_size(path: str) -> tuple[int, bool]:
