@@ -192,17 +192,19 @@ def test_a_file_read_in_shares_gives_the_pages_of_load_pages(tmp_path, name):
     path = tmp_path / name
     path.write_bytes(_FILES[name])
     whole = [repr(p) for p in load_pages([str(path)], MAX)]
-    for shares in range(1, 6):
-        assert [repr(p) for i in range(shares) for p in load_share(str(path), MAX, i, shares)] == whole
     too_big = [repr(p) for p in load_pages([str(path)], 4)]
-    assert [repr(p) for i in range(2) for p in load_share(str(path), 4, i, 2)] == too_big
+    for mapped in (True, False):
+        for shares in range(1, 6):
+            assert [repr(p) for i in range(shares) for p in load_share(str(path), MAX, i, shares, mapped)] == whole
+        assert [repr(p) for i in range(2) for p in load_share(str(path), 4, i, 2, mapped)] == too_big
 
 
-def test_an_unreadable_file_is_one_error_in_share_zero(tmp_path):
+@pytest.mark.parametrize("mapped", [True, False])
+def test_an_unreadable_file_is_one_error_in_share_zero(tmp_path, mapped):
     missing = str(tmp_path / "nope.jsonl")
-    first = list(load_share(missing, MAX, 0, 3))
+    first = list(load_share(missing, MAX, 0, 3, mapped))
     assert len(first) == 1 and first[0].errors and first[0].source == missing
-    assert list(load_share(missing, MAX, 1, 3)) == [] == list(load_share(missing, MAX, 2, 3))
+    assert list(load_share(missing, MAX, 1, 3, mapped)) == [] == list(load_share(missing, MAX, 2, 3, mapped))
 
 
 def test_plan_shares(tmp_path):

@@ -209,11 +209,12 @@ def load_pages(paths: Sequence[str], max_bytes: int) -> Iterator[DecodedPage]:
         yield from pages
 
 
-def load_share(path: str, max_bytes: int, share: int, shares: int) -> Iterator[DecodedPage]:
+def load_share(path: str, max_bytes: int, share: int, shares: int, mapped: bool = False) -> Iterator[DecodedPage]:
     """The pages of one share of a file (``split_bodies``), as ``load_pages`` reads them; a file
-    that cannot be read is one page with an error, in share 0. A plain file is mapped, not read:
-    the workers sharing it then hold one copy (the page cache's) and touch only their lines."""
-    data: bytes | mmap.mmap | None = _mapped(path, max_bytes)
+    that cannot be read is one page with an error, in share 0. ``mapped``: a plain file is mapped,
+    not read (the workers sharing it then hold one copy, the page cache's); only for a worker
+    process, which a file truncated while mapped would kill (SIGBUS)."""
+    data: bytes | mmap.mmap | None = _mapped(path, max_bytes) if mapped else None
     if data is None:
         try:
             data = read_limited(path, max_bytes)

@@ -89,13 +89,16 @@ def _splittable_size(path: str) -> tuple[int, bool]:
         return 0, False
 
 
-def verify_share(share: Share, keyring: Keyring | None, max_bytes: int, options: dict[str, Any]) -> Verification:
-    """A worker's task: the share's pages decoded and their signatures checked (no chain yet)."""
+def verify_share(share: Share, keyring: Keyring | None, max_bytes: int, options: dict[str, Any],
+                 in_worker: bool = True) -> Verification:
+    """A worker's task: the share's pages decoded and their signatures checked (no chain yet).
+    ``in_worker``: files are mapped (a worker may die of a file truncated meanwhile; this process,
+    verifying a share again, reads it instead)."""
     gc.collect()  # a worker's previous shares (cycles left while the collector was paused) go first
     part = Verification(**{**options, "workers": 1})
     part.expect_keyring(keyring, facts=False)
     with gc_paused():
-        for page in load_share(share.path, max_bytes, share.index, share.count):
+        for page in load_share(share.path, max_bytes, share.index, share.count, mapped=in_worker):
             part._add(page)
     part.check_part(keyring)
     return part
@@ -142,7 +145,7 @@ def _parts(shares: Sequence[Share], keyring: Keyring | None, max_bytes: int, pro
     except (OSError, ImportError, ValueError, NotImplementedError) as exc:  # no processes: verify in this one
         fallback(f"cannot start worker processes ({type(exc).__name__}: {exc})")
         for share in shares:
-            yield verify_share(share, keyring, max_bytes, options)
+            yield verify_share(share, keyring, max_bytes, options, in_worker=False)
         return
     pending: deque[tuple[Share, Future[Verification] | None]] = deque()
     queue = iter(shares)
@@ -175,7 +178,7 @@ def _result(share: Share, future: Future[Verification] | None, keyring: Keyring 
         fallback("the worker processes stopped")
     except Exception as exc:  # noqa: BLE001 - a dead worker, a pickling failure: same work, this process
         fallback(f"a worker process failed ({type(exc).__name__})")
-    return verify_share(share, keyring, max_bytes, options)
+    return verify_share(share, keyring, max_bytes, options, in_worker=False)
 
 
 def _stop(pool: Executor, pending: deque[tuple[Share, Future[Verification] | None]]) -> None:
