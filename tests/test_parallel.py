@@ -54,11 +54,13 @@ def one_process(paths: list[str], ring, **options):
     return verifier.verify_pages(load_pages(paths, MAX), ring, lazy=True, **options)
 
 
-def assert_same(shares: list[Share], paths: list[str], ring, processes: int = 2, executor=None, **options) -> list:
-    """The report on processes is the one-process report; returns the warnings given."""
+def assert_same(shares: list[Share], paths: list[str], ring, processes: int = 2, executor=None, task_bytes=0,
+                **options) -> list:
+    """The report on processes is the one-process report; returns the warnings given. Each share
+    is a task of its own unless ``task_bytes`` groups them."""
     expected = one_process(paths, ring, **options)
     warnings: list[str] = []
-    got = verify_files(shares, ring, MAX, processes, options, executor, warn=warnings.append)
+    got = verify_files(shares, ring, MAX, processes, options, executor, warn=warnings.append, task_bytes=task_bytes)
     assert _texts(got) == _texts(expected)
     return warnings
 
@@ -116,6 +118,25 @@ def _corpus(tmp_path: Path, histories, seed: int) -> tuple[list[str], list[Share
 def test_mutated_histories_on_processes_give_the_same_report(tmp_path, histories, seed):
     paths, shares = _corpus(tmp_path, histories, seed)
     assert_same(shares, paths, histories[2])
+
+
+@pytest.mark.slow
+def test_shares_grouped_into_tasks_give_the_same_report(tmp_path, histories):
+    paths, shares = _corpus(tmp_path, histories, 42)
+    sized = [Share(s.path, s.index, s.count, 1 + n % 3) for n, s in enumerate(shares)]
+    for task_bytes in (2, 4, 10 ** 9):
+        assert_same(sized, paths, histories[2], task_bytes=task_bytes)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 9), max_size=20), st.integers(0, 12))
+def test_tasks_keep_the_shares_in_order_and_big_enough(sizes, min_bytes):
+    shares = [Share(f"f{n}", 0, 1, size) for n, size in enumerate(sizes)]
+    tasks = parallel.tasks_of(shares, min_bytes)
+    assert [s for task in tasks for s in task] == shares
+    assert all(task for task in tasks)
+    assert all(sum(s.size for s in task) >= min_bytes for task in tasks[:-1])
+    assert all(len(task) == 1 or sum(s.size for s in task[:-1]) < min_bytes for task in tasks)  # no bigger
 
 
 @pytest.mark.slow
@@ -220,7 +241,9 @@ def test_plan_shares(tmp_path):
     assert shares is not None
     big_shares = [s for s in shares if s.path == str(big)]
     assert len(big_shares) > 1 and [s.index for s in big_shares] == list(range(big_shares[0].count))
-    assert [s for s in shares if s.path != str(big)] == [Share(str(packed)), Share(str(tmp_path / "missing.jsonl"))]
+    assert [s for s in shares if s.path != str(big)] == [Share(str(packed), size=packed.stat().st_size),
+                                                         Share(str(tmp_path / "missing.jsonl"))]
+    assert sum(s.size for s in big_shares) <= big.stat().st_size
     assert [s.path for s in shares] == sorted([s.path for s in shares], key=paths.index)  # input order
 
 

@@ -15,7 +15,6 @@ process: a broken pool costs time, never findings.
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
 import signal
@@ -46,6 +45,7 @@ class Share:
     path: str
     index: int = 0
     count: int = 1
+    size: int = 0  # about how many bytes of the file it covers (what the planner balances)
 
 
 def plan_shares(paths: Sequence[str], processes: int, min_bytes: int = MIN_BYTES) -> list[Share] | None:
@@ -64,7 +64,7 @@ def plan_shares(paths: Sequence[str], processes: int, min_bytes: int = MIN_BYTES
     shares = []
     for path, (size, splittable) in zip(paths, sizes):
         count = max(1, size // unit) if splittable else 1
-        shares += [Share(path, index, count) for index in range(count)]
+        shares += [Share(path, index, count, size // count) for index in range(count)]
     return shares
 
 
@@ -89,34 +89,53 @@ def _splittable_size(path: str) -> tuple[int, bool]:
         return 0, False
 
 
-def verify_share(share: Share, keyring: Keyring | None, max_bytes: int, options: dict[str, Any],
+def verify_share(share: Share | Sequence[Share], keyring: Keyring | None, max_bytes: int, options: dict[str, Any],
                  in_worker: bool = True) -> Verification:
-    """A worker's task: the share's pages decoded and their signatures checked (no chain yet).
-    ``in_worker``: files are mapped (a worker may die of a file truncated meanwhile; this process,
-    verifying a share again, reads it instead)."""
-    gc.collect()  # a worker's previous shares (cycles left while the collector was paused) go first
+    """A worker's task: the pages of a share (or of consecutive shares, in order) decoded and their
+    signatures checked, no chain yet. ``in_worker``: plain files are mapped (a worker may die of a
+    file truncated meanwhile; this process, verifying a task again, reads them instead)."""
     part = Verification(**{**options, "workers": 1})
     part.expect_keyring(keyring, facts=False)
     with gc_paused():
-        for page in load_share(share.path, max_bytes, share.index, share.count, mapped=in_worker):
-            part._add(page)
+        for one in [share] if isinstance(share, Share) else share:
+            for page in load_share(one.path, max_bytes, one.index, one.count, mapped=in_worker):
+                part._add(page)
     part.check_part(keyring)
     return part
 
 
+def tasks_of(shares: Sequence[Share], min_bytes: int = _SHARE_BYTES) -> list[tuple[Share, ...]]:
+    """Consecutive shares grouped into tasks of at least ``min_bytes`` (the last may be smaller):
+    thousands of small files are not thousands of round trips to a worker."""
+    tasks: list[tuple[Share, ...]] = []
+    batch: list[Share] = []
+    size = 0
+    for share in shares:
+        batch.append(share)
+        size += share.size
+        if size >= min_bytes:
+            tasks.append(tuple(batch))
+            batch, size = [], 0
+    if batch:
+        tasks.append(tuple(batch))
+    return tasks
+
+
 def verify_files(shares: Sequence[Share], keyring: Keyring | None, max_bytes: int, processes: int,
                  options: dict[str, Any], executor: Callable[[int], Executor] | None = None,
-                 warn: Callable[[str], None] | None = None) -> Report:
+                 warn: Callable[[str], None] | None = None, task_bytes: int = _SHARE_BYTES) -> Report:
     """The report of ``verify_pages`` over the shares' pages, the shares verified on ``processes``
-    worker processes (``executor``: how to start them; the default suits the CLI). ``warn`` is told,
-    once, when workers fail and their shares are verified in this process instead."""
+    worker processes (``executor``: how to start them; the default suits the CLI), in tasks of at
+    least ``task_bytes`` (``tasks_of``). ``warn`` is told, once, when workers fail and their shares
+    are verified in this process instead."""
     if options.get("reviewers") is not None:  # a participant's reviewers learn keys from every page first
         raise ValueError("verify_files runs the default reviewers only")
     whole = Verification(**options)
     whole.expect_keyring(keyring, facts=False)
     fallback = _Fallback(warn)
     with gc_paused():
-        for part in _parts(shares, keyring, max_bytes, processes, options, executor or _process_pool, fallback):
+        for part in _parts(tasks_of(shares, task_bytes), keyring, max_bytes, processes, options,
+                           executor or _process_pool, fallback):
             whole.absorb(part)
             del part  # released before the next is received: holding two doubled the heap at 1M events
         return whole._finish(keyring, lazy=True)
@@ -135,23 +154,22 @@ class _Fallback:
             self.warn(f"warning: {why}; verifying those pages in this process instead (slower, same report)")
 
 
-def _parts(shares: Sequence[Share], keyring: Keyring | None, max_bytes: int, processes: int,
+def _parts(tasks: Sequence[tuple[Share, ...]], keyring: Keyring | None, max_bytes: int, processes: int,
            options: dict[str, Any], executor: Callable[[int], Executor],
            fallback: Callable[[str], None]) -> Iterator[Verification]:
-    """Every share's part, in input order; at most two tasks per process wait to be joined, so memory
+    """Every task's part, in input order; at most two tasks per process wait to be joined, so memory
     stays bounded by the columns, whatever the input's size."""
     try:
         pool = executor(processes)
     except (OSError, ImportError, ValueError, NotImplementedError) as exc:  # no processes: verify in this one
         fallback(f"cannot start worker processes ({type(exc).__name__}: {exc})")
-        for share in shares:
-            yield verify_share(share, keyring, max_bytes, options, in_worker=False)
+        for task in tasks:
+            yield verify_share(task, keyring, max_bytes, options, in_worker=False)
         return
-    pending: deque[tuple[Share, Future[Verification] | None]] = deque()
-    queue = iter(shares)
+    pending: deque[tuple[tuple[Share, ...], Future[Verification] | None]] = deque()
     try:
-        for share in queue:
-            pending.append((share, _submit(pool, share, keyring, max_bytes, options)))
+        for task in tasks:
+            pending.append((task, _submit(pool, task, keyring, max_bytes, options)))
             if len(pending) >= 2 * processes:
                 yield _result(*pending.popleft(), keyring, max_bytes, options, fallback)
         while pending:
@@ -160,17 +178,17 @@ def _parts(shares: Sequence[Share], keyring: Keyring | None, max_bytes: int, pro
         _stop(pool, pending)
 
 
-def _submit(pool: Executor, share: Share, keyring: Keyring | None, max_bytes: int,
+def _submit(pool: Executor, task: tuple[Share, ...], keyring: Keyring | None, max_bytes: int,
             options: dict[str, Any]) -> Future[Verification] | None:
     try:
-        return pool.submit(verify_share, share, keyring, max_bytes, options)
+        return pool.submit(verify_share, task, keyring, max_bytes, options)
     except (RuntimeError, OSError):  # the pool broke (a worker died) or cannot start one: done here
         return None
 
 
-def _result(share: Share, future: Future[Verification] | None, keyring: Keyring | None, max_bytes: int,
+def _result(task: tuple[Share, ...], future: Future[Verification] | None, keyring: Keyring | None, max_bytes: int,
             options: dict[str, Any], fallback: Callable[[str], None]) -> Verification:
-    """The worker's part, or the share verified again here if the worker failed in any way (a
+    """The worker's part, or the task verified again here if the worker failed in any way (a
     worker's result is never half used: a part is joined whole or not at all)."""
     try:
         if future is not None:
@@ -178,10 +196,10 @@ def _result(share: Share, future: Future[Verification] | None, keyring: Keyring 
         fallback("the worker processes stopped")
     except Exception as exc:  # noqa: BLE001 - a dead worker, a pickling failure: same work, this process
         fallback(f"a worker process failed ({type(exc).__name__})")
-    return verify_share(share, keyring, max_bytes, options, in_worker=False)
+    return verify_share(task, keyring, max_bytes, options, in_worker=False)
 
 
-def _stop(pool: Executor, pending: deque[tuple[Share, Future[Verification] | None]]) -> None:
+def _stop(pool: Executor, pending: deque[tuple[tuple[Share, ...], Future[Verification] | None]]) -> None:
     """Shut the pool down; on an interrupt, workers still busy are terminated, not waited for."""
     interrupted = bool(pending)
     for _share, future in pending:
@@ -211,4 +229,4 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-__all__ = ["MIN_BYTES", "PROCESSES_ENV", "Share", "plan_shares", "verify_share", "verify_files"]
+__all__ = ["MIN_BYTES", "PROCESSES_ENV", "Share", "plan_shares", "tasks_of", "verify_share", "verify_files"]
