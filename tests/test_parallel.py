@@ -10,11 +10,14 @@ import gzip
 import json
 import multiprocessing
 import os
+import pickle
 import random
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from pathlib import Path
 
+import msgspec
 import pytest
+from helpers import ALICE, BOB, MALLORY, ev, keyring, page
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_same_reports import _mutate_history, _replay_at_the_end
@@ -22,11 +25,11 @@ from test_same_reports import _mutate_history, _replay_at_the_end
 import verifier
 from verifier import cli, parallel
 from verifier.engine import Verification
-from verifier.inputs import load_pages, load_share, split_bodies
+from verifier.inputs import file_identity, load_pages, load_share, split_bodies
 from verifier.parallel import Share, plan_shares, verify_files
 from verifier.report import render
 from verifier.report.stream import iter_report
-from verifier.testing.forge import Identity, build_conversation
+from verifier.testing.forge import Identity, build_conversation, snowflake
 
 MAX = 64 * 1024 * 1024
 FORMATS = ("json", "ndjson", "text", "sarif", "junit", "markdown")
@@ -120,6 +123,74 @@ def test_mutated_histories_on_processes_give_the_same_report(tmp_path, histories
     assert_same(shares, paths, histories[2])
 
 
+GROUP = "g2010754001234567890"
+CAROL = Identity.from_seed("3333", "3", "carol")
+
+
+def _group_history(rng: random.Random) -> list[dict]:
+    """A group's pages with what the reviewers and the key checks read across shares: creates, adds
+    and removes, deletes (of events in other shares), read markers, a signer with a conflicting key,
+    events carrying both a member's key and a conflicting one, and undecodable events with ids that
+    are not canonical decimals."""
+    def seq_id(n: int) -> str:
+        return snowflake(1_784_841_000_000 + n * 1000, n)
+
+    create = {"member_ids": ["1111", "2222"], "admin_ids": ["1111"], "conversation_key_version": "1001"}
+    events = [ev("GroupChangeEvent.GroupCreate", create, seq=1, conversation_id=GROUP)]
+    for n in range(2, rng.randrange(12, 30)):
+        sender, roll = rng.choice([ALICE, BOB, CAROL]), rng.random()
+        if roll < 0.1:
+            events.append(ev("GroupChangeEvent.GroupMemberAddChange",
+                             {"member_ids": ["3333"], "current_member_ids": ["1111", "2222"],
+                              "current_admin_ids": ["1111"], "conversation_key_version": "1002"},
+                             seq=n, prev=n - 1, sender=ALICE, conversation_id=GROUP))
+        elif roll < 0.2:
+            events.append(ev("GroupChangeEvent.GroupMemberRemoveChange", {"member_ids": ["3333"]},
+                             seq=n, prev=n - 1, sender=ALICE, conversation_id=GROUP))
+        elif roll < 0.4:
+            targets = [seq_id(rng.randrange(1, n + 3)) for _ in range(rng.randrange(1, 3))]
+            events.append(ev("MessageDeleteEvent", {"sequence_ids": targets, "delete_message_action": 2},
+                             seq=n, prev=n - 1, sender=sender, conversation_id=GROUP))
+        elif roll < 0.5:
+            events.append(ev("MarkConversationReadEvent", {"seen_until_sequence_id": seq_id(rng.randrange(1, n + 3))},
+                             seq=n, prev=n - 1, sender=sender, conversation_id=GROUP))
+        elif roll < 0.6:
+            events.append(ev(seq=n, prev=n - 1, sender=MALLORY, conversation_id=GROUP))
+        elif roll < 0.75:
+            events.append(ev(seq=n, prev=n - 1, sender=sender, conversation_id=GROUP, embed_keys=[sender, MALLORY]))
+        else:
+            events.append(ev(seq=n, prev=n - 1, sender=sender, conversation_id=GROUP))
+    items = [page(e)["data"][0] for e in reversed(events)]  # newest first
+    for item in rng.sample(items, 3):  # undecodable, with ids kept as given
+        item["encoded_event"] = rng.choice(["@@@@", "AAAA", item["encoded_event"][:-12]])
+        item["sequence_id"] = rng.choice(["0012", "abc", "-5", "99999999999999999999999", "１２"])
+        item["previous_sequence_id"] = rng.choice(["0011", "", "x" * 40])
+    size = rng.choice([1, 2, 3])
+    return [{"data": items[i:i + size], **({"meta": {"next_token": f"t{i}"}} if i + size < len(items) else {})}
+            for i in range(0, len(items), size)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(16))
+def test_group_histories_across_shares_give_the_same_report(tmp_path, seed):
+    """What a reviewer or the key checks read in one share about events in another (kept events,
+    embedded key carriers, odd ids) joins as one process holds it."""
+    rng = random.Random(seed)
+    pages = _group_history(rng)
+    ring = keyring(ALICE, BOB, CAROL)
+    paths, shares = [], []
+    bounds = sorted(rng.sample(range(1, len(pages)), min(2, len(pages) - 1)))
+    for n, (lo, hi) in enumerate(zip([0, *bounds], [*bounds, len(pages)])):
+        path = tmp_path / f"g{n}.jsonl"
+        path.write_text("\n".join(json.dumps(p) for p in pages[lo:hi]))
+        paths.append(str(path))
+        count = rng.randrange(1, 5)
+        shares += [Share(str(path), i, count) for i in range(count)]
+    executor = None if seed % 4 == 0 else (lambda n: Sequential(lambda: None))  # a real pool now and then
+    assert_same(shares, paths, ring, executor=executor)
+    assert_same(shares, paths, None, executor=executor, allow_embedded_keys=True)
+
+
 @pytest.mark.slow
 def test_shares_grouped_into_tasks_give_the_same_report(tmp_path, histories):
     paths, shares = _corpus(tmp_path, histories, 42)
@@ -176,6 +247,103 @@ def test_dead_workers_leave_the_shares_to_this_process(tmp_path, histories):
 def test_healthy_workers_give_no_warning(tmp_path, histories):
     paths, shares = _corpus(tmp_path, histories, 6)
     assert assert_same(shares, paths, histories[2]) == []
+
+
+class Sequential(Executor):
+    """Runs each task when it is submitted, in this process, its result pickled as from a worker;
+    ``between`` runs after each task (a writer racing the workers)."""
+
+    def __init__(self, between):
+        self.between = between
+
+    def submit(self, fn, /, *args, **kwargs):
+        future: Future = Future()
+        future.set_result(pickle.loads(pickle.dumps(fn(*args, **kwargs))))
+        self.between()
+        return future
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        pass
+
+
+@pytest.mark.parametrize("change", ["removed", "replaced", "grown", "rewritten"])
+def test_a_file_changed_while_its_shares_are_read_fails(tmp_path, histories, change):
+    """Every share of a file that is no longer the file planned says so: no page goes missing
+    unnoticed and no two versions are mixed; the run does not pass."""
+    conv, _other, ring = histories
+    path = tmp_path / "history.jsonl"
+    path.write_text("\n".join(json.dumps(p) for p in conv.pages(5)))
+    other = "\n".join(json.dumps(p) for p in reversed(conv.pages(5)))
+    shares = [Share(str(path), i, 4, 1, file_identity(path.stat())) for i in range(4)]
+    assert verify_files(shares, ring, MAX, 2, {}, lambda n: Sequential(lambda: None), task_bytes=0).verdict == "pass"
+    done = []
+
+    def between():
+        if not done:
+            done.append(1)
+            if change == "removed":
+                path.unlink()
+            elif change == "replaced":
+                replacement = tmp_path / "new.jsonl"
+                replacement.write_text(other)
+                os.replace(replacement, path)
+            elif change == "grown":
+                with open(path, "a") as handle:
+                    handle.write("\n" + json.dumps(conv.pages(5)[0]))
+            else:
+                path.write_text(other)  # same size, written in place
+                os.utime(path, ns=(0, path.stat().st_mtime_ns + 1))
+
+    report = verify_files(shares, ring, MAX, 2, {}, lambda n: Sequential(between), task_bytes=0)
+    assert report.verdict == "fail"
+    errors = [e for i in report.inputs for e in i.errors]
+    assert len(errors) == 3 and all("changed while it was being verified" in e or "cannot read it" in e
+                                    for e in errors)
+
+
+def test_shares_that_read_a_file_differently_fail(tmp_path, histories):
+    """JSON nested about as deep as the recursion limit reads as one document on a deep stack and as
+    JSON Lines on a shallow one; shares of one file read both ways must not lose pages quietly."""
+    conv, _other, ring = histories
+    depth = _deepest_readable() - 20  # readable here, not 200 frames deeper
+    path = tmp_path / "deep.jsonl"
+    first = json.dumps(conv.pages(5)[0])[:-1] + ', "x": ' + "[" * depth + "]" * depth + "}"
+    path.write_text("\n".join([first, *(json.dumps(p) for p in conv.pages(5)[1:])]))
+    shares = [Share(str(path), i, 2, 1, file_identity(path.stat())) for i in range(2)]
+    calls = []
+
+    def deep_or_not(fn, *args):
+        calls.append(1)
+        return fn(*args) if len(calls) == 1 else _at_depth(200, fn, *args)
+
+    class Alternating(Sequential):
+        def submit(self, fn, /, *args, **kwargs):
+            future: Future = Future()
+            future.set_result(pickle.loads(pickle.dumps(deep_or_not(fn, *args))))
+            return future
+
+    report = verify_files(shares, ring, MAX, 2, {}, lambda n: Alternating(None), task_bytes=0)
+    assert report.verdict == "fail"
+    assert any("read differently by two processes (document and lines" in e for i in report.inputs for e in i.errors)
+
+
+def _at_depth(frames: int, fn, *args):
+    return fn(*args) if frames == 0 else _at_depth(frames - 1, fn, *args)
+
+
+def _deepest_readable() -> int:
+    """How deep msgspec reads nested lists from here (it counts against the recursion limit)."""
+    low, high = 1, 100_000
+    while low < high:
+        mid = (low + high + 1) // 2
+        try:
+            msgspec.json.decode(b"[" * mid + b"]" * mid)
+            low = mid
+        except RecursionError:
+            high = mid - 1
+        except msgspec.DecodeError:
+            high = mid - 1
+    return low
 
 
 # ------------------------------------------------------------------------------ shares of a file
@@ -241,8 +409,11 @@ def test_plan_shares(tmp_path):
     assert shares is not None
     big_shares = [s for s in shares if s.path == str(big)]
     assert len(big_shares) > 1 and [s.index for s in big_shares] == list(range(big_shares[0].count))
-    assert [s for s in shares if s.path != str(big)] == [Share(str(packed), size=packed.stat().st_size),
-                                                         Share(str(tmp_path / "missing.jsonl"))]
+    rest = [s for s in shares if s.path != str(big)]
+    assert [(s.path, s.index, s.count, s.size) for s in rest] == [(str(packed), 0, 1, packed.stat().st_size),
+                                                                 (str(tmp_path / "missing.jsonl"), 0, 1, 0)]
+    assert rest[0].identity == file_identity(packed.stat()) and rest[1].identity is None
+    assert all(s.identity == file_identity(big.stat()) for s in big_shares)
     assert sum(s.size for s in big_shares) <= big.stat().st_size
     assert [s.path for s in shares] == sorted([s.path for s in shares], key=paths.index)  # input order
 

@@ -93,7 +93,8 @@ def add_trust_options(parser: argparse.ArgumentParser, in_process: bool = True) 
                         help="a history that was not fetched to its end may pass (reported as incomplete)")
     if in_process:
         parser.add_argument("--workers", type=int, default=None, metavar="N",
-                            help="verification threads (default: the CPUs this process may use, at most 8)")
+                            help="cores to use (default: the CPUs this process may use, at most 8): worker "
+                                 "processes for page files of 32 MB or more (verify), else verification threads")
         add_identity_option(parser)
 
 

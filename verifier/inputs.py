@@ -167,20 +167,28 @@ def _line_ends(data: bytes | mmap.mmap) -> Iterator[int]:
 _BLANK = frozenset(b" \t\n\r\x0b\x0c")  # bytes.isspace()
 
 
-def split_bodies(data: bytes | mmap.mmap, source: str, share: int = 0, shares: int = 1) -> Iterator[DecodedPage]:
+def split_bodies(data: bytes | mmap.mmap, source: str, share: int = 0, shares: int = 1,
+                 forms: list[str] | None = None) -> Iterator[DecodedPage]:
     """One JSON body, or JSON Lines with one body per line (each decoded on its own, so one bad
     line is one error and every other line is still verified). A file that is neither gets ONE
     error: the first real syntax error, with its line and column.
 
     ``share`` of ``shares``: only that consecutive share of the lines (the shares of a file, in
-    order, give its pages exactly once: ``verifier.parallel``); anything else belongs to share 0."""
+    order, give its pages exactly once: ``verifier.parallel``); anything else belongs to share 0.
+    ``forms`` is told which the file was read as (``document``, ``lines`` or ``neither``): JSON
+    nested close to Python's recursion limit may be read otherwise on a deeper stack, and shares of
+    one file read otherwise would lose pages, so their reader compares."""
     error = _syntax_error(data)
     if error is None:
+        if forms is not None:
+            forms.append("document")
         if share == 0:
             yield decode_page(data if isinstance(data, bytes) else memoryview(data), source)
         return
     lines = _line_views(data)
     if len(lines) > 1 and _syntax_error(lines[0][1]) is None:
+        if forms is not None:
+            forms.append("lines")
         lines = lines[len(lines) * share // shares:len(lines) * (share + 1) // shares]
         for number, line in lines:  # views of data: nothing to release line by line
             page = decode_page(line, f"{source}:{number}")  # decoded once; syntax checked only if it failed
@@ -192,6 +200,8 @@ def split_bodies(data: bytes | mmap.mmap, source: str, share: int = 0, shares: i
             else:
                 yield page
         return
+    if forms is not None:
+        forms.append("neither")
     if share == 0:
         yield DecodedPage(source, errors=[f"not a JSON document nor JSON Lines: {locate(bytes(data), error)}"])
 
@@ -209,41 +219,56 @@ def load_pages(paths: Sequence[str], max_bytes: int) -> Iterator[DecodedPage]:
         yield from pages
 
 
-def load_share(path: str, max_bytes: int, share: int, shares: int, mapped: bool = False) -> Iterator[DecodedPage]:
-    """The pages of one share of a file (``split_bodies``), as ``load_pages`` reads them; a file
-    that cannot be read is one page with an error, in share 0. ``mapped``: a plain file is mapped,
-    not read (the workers sharing it then hold one copy, the page cache's); only for a worker
-    process, which a file truncated while mapped would kill (SIGBUS)."""
-    data: bytes | mmap.mmap | None = _mapped(path, max_bytes) if mapped else None
-    if data is None:
-        try:
-            data = read_limited(path, max_bytes)
-        except InputError as exc:
-            if share == 0:
-                yield DecodedPage(path, errors=[str(exc)])
-            return
-    pages = split_bodies(data, path, share, shares)
+def load_share(path: str, max_bytes: int, share: int, shares: int, mapped: bool = False,
+               identity: tuple[int, ...] | None = None, forms: list[str] | None = None) -> Iterator[DecodedPage]:
+    """The pages of one share of a file (``split_bodies``, which tells ``forms``), as ``load_pages``
+    reads them; a file that cannot be read is one page with an error, in share 0.
+
+    ``identity`` (``file_identity`` when the shares were planned): a file that is no longer that file
+    (written, replaced, removed) gives an error in every share, so no share's pages go missing
+    unnoticed and no two shares read different versions. ``mapped``: a plain file is mapped, not
+    read (the workers sharing it then hold one copy, the page cache's); only for a worker process,
+    which a file truncated while mapped would kill (SIGBUS)."""
+    try:
+        data = _open_share(path, max_bytes, mapped, identity)
+    except InputError as exc:
+        if share == 0 or identity is not None:
+            yield DecodedPage(path, errors=[str(exc)])
+        return
+    pages = split_bodies(data, path, share, shares, forms)
     del data
     yield from pages
 
 
-def _mapped(path: str, max_bytes: int) -> mmap.mmap | None:
-    """A regular, non-empty file within ``max_bytes``, neither gzip nor with a byte-order mark,
-    mapped read-only; None for anything else (then it is read as ``read_limited`` reads it)."""
+def file_identity(info: os.stat_result) -> tuple[int, ...]:
+    """What changes when a file is written, replaced or removed: device, inode, size, mtime."""
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def _open_share(path: str, max_bytes: int, mapped: bool, identity: tuple[int, ...] | None) -> bytes | mmap.mmap:
+    """The file's bytes (mapped if ``mapped`` and plain), checked against ``identity``; InputError
+    with ``read_limited``'s messages otherwise. Opened without blocking: a path that became a FIFO
+    is refused, not waited on."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # before opening: opening a FIFO would consume it
-            return None
-        with open(path, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode) or not 0 < info.st_size <= max_bytes:
-                return None
-            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError):
-        return None
-    if mapped[:len(GZIP_MAGIC)] == GZIP_MAGIC or mapped[:len(UTF8_BOM)] == UTF8_BOM:
-        mapped.close()
-        return None
-    return mapped
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise InputError(f"cannot read it: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            info = os.fstat(fd)
+            if identity is not None and file_identity(info) != identity:
+                raise InputError("changed while it was being verified (written, replaced or removed): "
+                                 "not every page of it could be checked; verify it again")
+            head = handle.read(max(len(GZIP_MAGIC), len(UTF8_BOM)))
+            if mapped and stat.S_ISREG(info.st_mode) and 0 < info.st_size <= max_bytes \
+                    and not head.startswith(GZIP_MAGIC) and not head.startswith(UTF8_BOM):
+                return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+            data = head + handle.read(max_bytes + 1 - len(head))
+        except OSError as exc:
+            raise InputError(f"cannot read it: {exc.strerror or exc}") from None
+        except ValueError as exc:  # mmap of a file that shrank to nothing meanwhile
+            raise InputError(f"cannot read it: {exc}") from None
+    return unpack_limited(data, max_bytes)
 
 
 def is_evidence_dir(path: str) -> bool:

@@ -15,6 +15,7 @@ process: a broken pool costs time, never findings.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import signal
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .engine import Verification, gc_paused
-from .inputs import GZIP_MAGIC, load_share
+from .inputs import GZIP_MAGIC, file_identity, load_share
 from .keys import Keyring
 from .model import Report
 
@@ -46,6 +47,7 @@ class Share:
     index: int = 0
     count: int = 1
     size: int = 0  # about how many bytes of the file it covers (what the planner balances)
+    identity: tuple[int, ...] | None = None  # the file as planned (``inputs.file_identity``); None: unchecked
 
 
 def plan_shares(paths: Sequence[str], processes: int, min_bytes: int = MIN_BYTES) -> list[Share] | None:
@@ -57,14 +59,14 @@ def plan_shares(paths: Sequence[str], processes: int, min_bytes: int = MIN_BYTES
             or not all(_regular_or_missing(path) for path in paths):
         return None
     sizes = [_splittable_size(path) for path in paths]
-    total = sum(size for size, _ in sizes)
+    total = sum(size for size, _, _ in sizes)
     if total < max(min_bytes, 1):
         return None
     unit = max(total // (processes * _SHARES_PER_PROCESS), _SHARE_BYTES)
     shares = []
-    for path, (size, splittable) in zip(paths, sizes):
+    for path, (size, splittable, identity) in zip(paths, sizes):
         count = max(1, size // unit) if splittable else 1
-        shares += [Share(path, index, count, size // count) for index in range(count)]
+        shares += [Share(path, index, count, size // count, identity) for index in range(count)]
     return shares
 
 
@@ -76,32 +78,44 @@ def _regular_or_missing(path: str) -> bool:
         return True
 
 
-def _splittable_size(path: str) -> tuple[int, bool]:
-    """(size, whether its lines may be shared out): a gzip file is unpacked whole by one worker; what
-    cannot be read is left to the worker, which reports it as ``verify`` does."""
+def _splittable_size(path: str) -> tuple[int, bool, tuple[int, ...] | None]:
+    """(size, whether its lines may be shared out, its identity): a gzip file is unpacked whole by
+    one worker; what cannot be read is left to the worker, which reports it as ``verify`` does."""
     try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            return 0, False
-        with open(path, "rb") as handle:
-            return info.st_size, handle.read(len(GZIP_MAGIC)) != GZIP_MAGIC
-    except OSError:
-        return 0, False
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return 0, False, None
+            return info.st_size, handle.read(len(GZIP_MAGIC)) != GZIP_MAGIC, file_identity(info)
+    except (OSError, ValueError):
+        return 0, False, None
+
+
+@dataclass
+class Part:
+    """A task's result: its pages decoded and checked, and how each share read its file."""
+
+    verification: Verification
+    forms: list[tuple[str, str]]  # (path, ``document`` | ``lines`` | ``neither``) per share of a shared file
 
 
 def verify_share(share: Share | Sequence[Share], keyring: Keyring | None, max_bytes: int, options: dict[str, Any],
-                 in_worker: bool = True) -> Verification:
+                 in_worker: bool = True) -> Part:
     """A worker's task: the pages of a share (or of consecutive shares, in order) decoded and their
     signatures checked, no chain yet. ``in_worker``: plain files are mapped (a worker may die of a
     file truncated meanwhile; this process, verifying a task again, reads them instead)."""
     part = Verification(**{**options, "workers": 1})
     part.expect_keyring(keyring, facts=False)
+    forms: list[tuple[str, str]] = []
     with gc_paused():
         for one in [share] if isinstance(share, Share) else share:
-            for page in load_share(one.path, max_bytes, one.index, one.count, mapped=in_worker):
+            read_as: list[str] = []
+            for page in load_share(one.path, max_bytes, one.index, one.count, in_worker, one.identity, read_as):
                 part._add(page)
+            if one.count > 1:
+                forms += [(one.path, form) for form in read_as]
     part.check_part(keyring)
-    return part
+    return Part(part, forms)
 
 
 def tasks_of(shares: Sequence[Share], min_bytes: int = _SHARE_BYTES) -> list[tuple[Share, ...]]:
@@ -133,11 +147,19 @@ def verify_files(shares: Sequence[Share], keyring: Keyring | None, max_bytes: in
     whole = Verification(**options)
     whole.expect_keyring(keyring, facts=False)
     fallback = _Fallback(warn)
+    forms: dict[str, set[str]] = {}
     with gc_paused():
         for part in _parts(tasks_of(shares, task_bytes), keyring, max_bytes, processes, options,
                            executor or _process_pool, fallback):
-            whole.absorb(part)
+            whole.absorb(part.verification)
+            for path, form in part.forms:
+                forms.setdefault(path, set()).add(form)
             del part  # released before the next is received: holding two doubled the heap at 1M events
+        for path, seen in forms.items():
+            if len(seen) > 1:  # each share kept only its own reading's pages: some may be missing
+                whole.add_input_error(path, f"read differently by two processes ({' and '.join(sorted(seen))}: "
+                                            "JSON nested about as deep as Python's recursion limit): not every "
+                                            "page of it could be checked; verify it with --workers 1")
         return whole._finish(keyring, lazy=True)
 
 
@@ -156,7 +178,7 @@ class _Fallback:
 
 def _parts(tasks: Sequence[tuple[Share, ...]], keyring: Keyring | None, max_bytes: int, processes: int,
            options: dict[str, Any], executor: Callable[[int], Executor],
-           fallback: Callable[[str], None]) -> Iterator[Verification]:
+           fallback: Callable[[str], None]) -> Iterator[Part]:
     """Every task's part, in input order; at most two tasks per process wait to be joined, so memory
     stays bounded by the columns, whatever the input's size."""
     try:
@@ -166,7 +188,8 @@ def _parts(tasks: Sequence[tuple[Share, ...]], keyring: Keyring | None, max_byte
         for task in tasks:
             yield verify_share(task, keyring, max_bytes, options, in_worker=False)
         return
-    pending: deque[tuple[tuple[Share, ...], Future[Verification] | None]] = deque()
+    pending: deque[tuple[tuple[Share, ...], Future[Part] | None]] = deque()
+    finished = False
     try:
         for task in tasks:
             pending.append((task, _submit(pool, task, keyring, max_bytes, options)))
@@ -174,20 +197,21 @@ def _parts(tasks: Sequence[tuple[Share, ...]], keyring: Keyring | None, max_byte
                 yield _result(*pending.popleft(), keyring, max_bytes, options, fallback)
         while pending:
             yield _result(*pending.popleft(), keyring, max_bytes, options, fallback)
+        finished = True
     finally:
-        _stop(pool, pending)
+        _stop(pool, pending, finished)
 
 
 def _submit(pool: Executor, task: tuple[Share, ...], keyring: Keyring | None, max_bytes: int,
-            options: dict[str, Any]) -> Future[Verification] | None:
+            options: dict[str, Any]) -> Future[Part] | None:
     try:
         return pool.submit(verify_share, task, keyring, max_bytes, options)
     except (RuntimeError, OSError):  # the pool broke (a worker died) or cannot start one: done here
         return None
 
 
-def _result(task: tuple[Share, ...], future: Future[Verification] | None, keyring: Keyring | None, max_bytes: int,
-            options: dict[str, Any], fallback: Callable[[str], None]) -> Verification:
+def _result(task: tuple[Share, ...], future: Future[Part] | None, keyring: Keyring | None, max_bytes: int,
+            options: dict[str, Any], fallback: Callable[[str], None]) -> Part:
     """The worker's part, or the task verified again here if the worker failed in any way (a
     worker's result is never half used: a part is joined whole or not at all)."""
     try:
@@ -199,16 +223,17 @@ def _result(task: tuple[Share, ...], future: Future[Verification] | None, keyrin
     return verify_share(task, keyring, max_bytes, options, in_worker=False)
 
 
-def _stop(pool: Executor, pending: deque[tuple[tuple[Share, ...], Future[Verification] | None]]) -> None:
-    """Shut the pool down; on an interrupt, workers still busy are terminated, not waited for."""
-    interrupted = bool(pending)
-    for _share, future in pending:
+def _stop(pool: Executor, pending: deque[tuple[tuple[Share, ...], Future[Part] | None]],
+          finished: bool) -> None:
+    """Shut the pool down. Unless every part was received (an interrupt, an error, a consumer that
+    stopped early), the workers are killed, not waited for: a second Ctrl-C must not be needed."""
+    for _task, future in pending:
         if future is not None:
             future.cancel()
-    if interrupted:
+    if not finished:
         for process in list((getattr(pool, "_processes", None) or {}).values()):  # ProcessPoolExecutor's own
-            process.terminate()
-    pool.shutdown(wait=True, cancel_futures=True)
+            process.kill()
+    pool.shutdown(wait=finished, cancel_futures=True)
 
 
 def _process_pool(processes: int) -> Executor:
@@ -226,7 +251,18 @@ def _process_pool(processes: int) -> Executor:
 
 
 def _ignore_interrupts() -> None:
+    """A worker's start: Ctrl-C is for the verifying process; on Linux the worker is killed when the
+    process that started it dies (killed itself, it cannot stop its workers, which would wait forever
+    on a pipe nobody reads)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:  # prctl(PR_SET_PDEATHSIG, SIGKILL): no Python API; libc's own call, nothing to build
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # then a worker of a killed parent may wait on its pipe until it is killed too
 
 
-__all__ = ["MIN_BYTES", "PROCESSES_ENV", "Share", "plan_shares", "tasks_of", "verify_share", "verify_files"]
+_PR_SET_PDEATHSIG = 1
+
+
+__all__ = ["MIN_BYTES", "PROCESSES_ENV", "Part", "Share", "plan_shares", "tasks_of", "verify_share", "verify_files"]
