@@ -16,8 +16,10 @@ process: a broken pool costs time, never findings.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import multiprocessing
 import os
+import pickle
 import signal
 import stat
 import sys
@@ -118,6 +120,18 @@ def verify_share(share: Share | Sequence[Share], keyring: Keyring | None, max_by
     return Part(part, forms)
 
 
+def _verify_task(task: tuple[Share, ...], ring: bytes, max_bytes: int, options: dict[str, Any]) -> Part:
+    """``verify_share`` in a worker, the keyring given pickled: rebuilt once per worker, not per
+    task (rebuilding checks every row's identity binding: 0.24 s for 2,000 users)."""
+    digest = hashlib.sha256(ring).digest()
+    if _WORKER_KEYRING.get("digest") != digest:
+        _WORKER_KEYRING.update(digest=digest, keyring=pickle.loads(ring))  # our own pickle, from our parent
+    return verify_share(task, _WORKER_KEYRING["keyring"], max_bytes, options)
+
+
+_WORKER_KEYRING: dict[str, Any] = {}  # in a worker process: the last keyring rebuilt, by its pickle's digest
+
+
 def tasks_of(shares: Sequence[Share], min_bytes: int = _SHARE_BYTES) -> list[tuple[Share, ...]]:
     """Consecutive shares grouped into tasks of at least ``min_bytes`` (the last may be smaller):
     thousands of small files are not thousands of round trips to a worker."""
@@ -190,9 +204,10 @@ def _parts(tasks: Sequence[tuple[Share, ...]], keyring: Keyring | None, max_byte
         return
     pending: deque[tuple[tuple[Share, ...], Future[Part] | None]] = deque()
     finished = False
+    ring = pickle.dumps(keyring)  # once: a keyring is rebuilt from its rows, which re-checks every binding
     try:
         for task in tasks:
-            pending.append((task, _submit(pool, task, keyring, max_bytes, options)))
+            pending.append((task, _submit(pool, task, ring, max_bytes, options)))
             if len(pending) >= 2 * processes:
                 yield _result(*pending.popleft(), keyring, max_bytes, options, fallback)
         while pending:
@@ -202,10 +217,10 @@ def _parts(tasks: Sequence[tuple[Share, ...]], keyring: Keyring | None, max_byte
         _stop(pool, pending, finished)
 
 
-def _submit(pool: Executor, task: tuple[Share, ...], keyring: Keyring | None, max_bytes: int,
+def _submit(pool: Executor, task: tuple[Share, ...], ring: bytes, max_bytes: int,
             options: dict[str, Any]) -> Future[Part] | None:
     try:
-        return pool.submit(verify_share, task, keyring, max_bytes, options)
+        return pool.submit(_verify_task, task, ring, max_bytes, options)
     except (RuntimeError, OSError):  # the pool broke (a worker died) or cannot start one: done here
         return None
 
