@@ -388,6 +388,14 @@ def test_a_file_read_in_shares_gives_the_pages_of_load_pages(tmp_path, name):
         assert [repr(p) for i in range(2) for p in load_share(str(path), 4, i, 2, mapped)] == too_big
 
 
+def test_shares_say_how_they_read_a_file_and_only_share_zero_parses_a_document():
+    forms: list[str] = []
+    for data in (_FILES["lines.jsonl"], _FILES["pretty.json"], _FILES["garbage.bin"], b'{"data": []}'):
+        for share in range(2):
+            list(split_bodies(data, "f", share, 2, forms))
+    assert forms == ["lines", "lines", "document", "not lines", "neither", "not lines", "document", "document"]
+
+
 @pytest.mark.parametrize("mapped", [True, False])
 def test_an_unreadable_file_is_one_error_in_share_zero(tmp_path, mapped):
     missing = str(tmp_path / "nope.jsonl")

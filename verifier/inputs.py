@@ -178,6 +178,10 @@ def split_bodies(data: bytes | mmap.mmap, source: str, share: int = 0, shares: i
     ``forms`` is told which the file was read as (``document``, ``lines`` or ``neither``): JSON
     nested close to Python's recursion limit may be read otherwise on a deeper stack, and shares of
     one file read otherwise would lose pages, so their reader compares."""
+    if share > 0 and not _first_line_is_json(data):  # not JSON Lines: nothing here for this share
+        if forms is not None:
+            forms.append("not lines")  # without parsing what may be one huge document once per share
+        return
     error = _syntax_error(data)
     if error is None:
         if forms is not None:
@@ -204,6 +208,17 @@ def split_bodies(data: bytes | mmap.mmap, source: str, share: int = 0, shares: i
         forms.append("neither")
     if share == 0:
         yield DecodedPage(source, errors=[f"not a JSON document nor JSON Lines: {locate(bytes(data), error)}"])
+
+
+def _first_line_is_json(data: bytes | mmap.mmap) -> bool:
+    """Whether the first line that is not blank parses (JSON Lines need it to); ``split_bodies``'
+    reading of a line nested too deeply to parse counts as parsing."""
+    start = 0
+    for end in _line_ends(data):
+        if end > start and (data[start] not in _BLANK or not data[start:end].isspace()):
+            return _syntax_error(memoryview(data)[start:end]) is None
+        start = end + 1
+    return False
 
 
 def load_pages(paths: Sequence[str], max_bytes: int) -> Iterator[DecodedPage]:
