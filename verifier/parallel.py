@@ -98,7 +98,7 @@ class Part:
     """A task's result: its pages decoded and checked, and how each share read its file."""
 
     verification: Verification
-    forms: list[tuple[str, str]]  # (path, ``document`` | ``lines`` | ``neither``) per share of a shared file
+    forms: list[tuple[str, str]]  # (path, how ``split_bodies`` read it) per share of a file cut in shares
 
 
 def verify_share(share: Share | Sequence[Share], keyring: Keyring | None, max_bytes: int, options: dict[str, Any],
@@ -267,8 +267,8 @@ def _process_pool(processes: int) -> Executor:
 
 def _ignore_interrupts() -> None:
     """A worker's start: Ctrl-C is for the verifying process; on Linux the worker is killed when the
-    process that started it dies (killed itself, it cannot stop its workers, which would wait forever
-    on a pipe nobody reads)."""
+    process that started it dies (a parent that is killed cannot stop its workers, which would wait
+    forever on a pipe nobody reads)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         try:  # prctl(PR_SET_PDEATHSIG, SIGKILL): no Python API; libc's own call, nothing to build
