@@ -437,6 +437,64 @@ def test_a_fifo_or_a_directory_keeps_the_run_in_one_process(tmp_path):
     assert plan_shares([str(big), str(tmp_path / "missing")], 2) is not None
 
 
+def test_a_file_over_the_limit_is_one_share_with_one_error(tmp_path):
+    big = tmp_path / "big.jsonl"
+    big.write_bytes(b'{"data": []}\n' * 3_000_000)
+    shares = plan_shares([str(big)], 2, max_bytes=10 * 1024 * 1024)
+    assert shares is not None and len(shares) == 1
+    report = verify_files(shares, None, 10 * 1024 * 1024, 2, {"allow_embedded_keys": True})
+    errors = [e for i in report.inputs for e in i.errors]
+    assert len(errors) == 1 and "larger than the limit" in errors[0] and report.verdict == "fail"
+
+
+def test_a_file_written_after_its_share_is_read_fails(tmp_path, histories):
+    """The identity is checked again once a share's pages are decoded: a write during the read shows."""
+    conv, _other, ring = histories
+    path = tmp_path / "history.jsonl"
+    path.write_text("\n".join(json.dumps(p) for p in conv.pages(5)))
+    share = Share(str(path), 0, 1, 1, file_identity(path.stat()))
+    pages = load_share(str(path), MAX, 0, 1, identity=share.identity)
+    first = next(pages)
+    assert not first.errors
+    with open(path, "a") as handle:  # a fetcher appends older pages meanwhile
+        handle.write("\n" + json.dumps(conv.pages(5)[0]))
+    rest = list(pages)
+    assert rest[-1].errors and "changed while it was being verified" in rest[-1].errors[0]
+
+
+@pytest.mark.parametrize("mapped", [True, False])
+def test_a_file_that_grew_before_it_is_read_is_refused(tmp_path, mapped):
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b'{"data": []}\n{"data": []}\n')
+    identity = file_identity(path.stat())
+    with open(path, "ab") as handle:
+        handle.write(b'{"data": []}\n')
+    os.utime(path, ns=(identity[3], identity[3]))  # even with its mtime put back: the size differs
+    pages = list(load_share(str(path), MAX, 1, 2, mapped, identity))
+    assert len(pages) == 1 and "changed while it was being verified" in pages[0].errors[0]
+
+
+def test_workers_are_killed_when_the_parts_are_not_all_taken(tmp_path, histories):
+    """An interrupt (here: the consumer closing the generator) kills busy workers, not waits."""
+    conv, _other, ring = histories
+    paths, shares = _corpus(tmp_path, histories, 7)
+    pools = []
+
+    def executor(n):
+        pools.append(parallel._process_pool(n))
+        return pools[-1]
+
+    slow = [Share(s.path, s.index, s.count) for s in shares]
+    parts = parallel._parts(parallel.tasks_of(slow, 0), ring, MAX, 2, {}, executor, lambda why: None)
+    next(parts)
+    processes = list(pools[0]._processes.values())
+    assert processes
+    parts.close()
+    for process in processes:
+        process.join(5)
+        assert not process.is_alive() and process.exitcode == -9  # killed, not left to finish
+
+
 def test_one_process_when_asked(tmp_path, monkeypatch):
     big = tmp_path / "big.jsonl"
     big.write_bytes(b'{"data": []}\n' * 3_000_000)
@@ -479,8 +537,8 @@ def test_the_cli_uses_processes_for_large_files_with_the_same_report(tmp_path, m
     planned = []
     original = parallel.plan_shares
 
-    def plan(paths, processes, min_bytes=parallel.MIN_BYTES):
-        shares = original(paths, processes, min_bytes=0)
+    def plan(paths, processes, min_bytes=parallel.MIN_BYTES, max_bytes=None):
+        shares = original(paths, processes, min_bytes=0, max_bytes=max_bytes)
         planned.append(shares)
         return shares
 

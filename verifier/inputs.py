@@ -243,7 +243,8 @@ def load_share(path: str, max_bytes: int, share: int, shares: int, mapped: bool 
     (written, replaced, removed) gives an error in every share, so no share's pages go missing
     unnoticed and no two shares read different versions. ``mapped``: a plain file is mapped, not
     read (the workers sharing it then hold one copy, the page cache's); only for a worker process,
-    which a file truncated while mapped would kill (SIGBUS)."""
+    which a file truncated while mapped would kill (SIGBUS). Exactly the planned size is read, and
+    the file is checked again once the share's pages are decoded: a write during the read shows."""
     try:
         data = _open_share(path, max_bytes, mapped, identity)
     except InputError as exc:
@@ -253,6 +254,19 @@ def load_share(path: str, max_bytes: int, share: int, shares: int, mapped: bool 
     pages = split_bodies(data, path, share, shares, forms)
     del data
     yield from pages
+    if identity is not None and _identity_of(path) != identity:
+        yield DecodedPage(path, errors=[_CHANGED])
+
+
+_CHANGED = ("changed while it was being verified (written, replaced or removed): not every page of it "
+            "could be checked; verify it again")
+
+
+def _identity_of(path: str) -> tuple[int, ...] | None:
+    try:
+        return file_identity(os.stat(path))
+    except (OSError, ValueError):
+        return None
 
 
 def file_identity(info: os.stat_result) -> tuple[int, ...]:
@@ -272,13 +286,17 @@ def _open_share(path: str, max_bytes: int, mapped: bool, identity: tuple[int, ..
         try:
             info = os.fstat(fd)
             if identity is not None and file_identity(info) != identity:
-                raise InputError("changed while it was being verified (written, replaced or removed): "
-                                 "not every page of it could be checked; verify it again")
+                raise InputError(_CHANGED)
             head = handle.read(max(len(GZIP_MAGIC), len(UTF8_BOM)))
             if mapped and stat.S_ISREG(info.st_mode) and 0 < info.st_size <= max_bytes \
                     and not head.startswith(GZIP_MAGIC) and not head.startswith(UTF8_BOM):
-                return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-            data = head + handle.read(max_bytes + 1 - len(head))
+                return mmap.mmap(fd, info.st_size, access=mmap.ACCESS_READ)  # the size checked, not more
+            if identity is None or info.st_size > max_bytes:
+                data = head + handle.read(max_bytes + 1 - len(head))
+            else:  # the planned size, and one byte more to see a file that grew while it was read
+                data = head + handle.read(max(0, info.st_size + 1 - len(head)))
+                if len(data) != info.st_size:
+                    raise InputError(_CHANGED)
         except OSError as exc:
             raise InputError(f"cannot read it: {exc.strerror or exc}") from None
         except ValueError as exc:  # mmap of a file that shrank to nothing meanwhile

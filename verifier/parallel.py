@@ -52,11 +52,13 @@ class Share:
     identity: tuple[int, ...] | None = None  # the file as planned (``inputs.file_identity``); None: unchecked
 
 
-def plan_shares(paths: Sequence[str], processes: int, min_bytes: int = MIN_BYTES) -> list[Share] | None:
+def plan_shares(paths: Sequence[str], processes: int, min_bytes: int = MIN_BYTES,
+                max_bytes: int | None = None) -> list[Share] | None:
     """The shares of ``paths`` in input order, or None when processes do not pay: one process,
     standard input or any other path that is not a regular file (a FIFO, ``<(...)``: it can be read
     once, by this process), or less than ``min_bytes`` of files in all; or when
-    ``XCHAT_VERIFY_PROCESSES=0`` asks for one process (threads for the ECDSA checks only)."""
+    ``XCHAT_VERIFY_PROCESSES=0`` asks for one process (threads for the ECDSA checks only). A file
+    over ``max_bytes`` (refused whole) is one share: its error is said once, as one process says it."""
     if processes < 2 or "-" in paths or os.environ.get(PROCESSES_ENV, "").strip() == "0" \
             or not all(_regular_or_missing(path) for path in paths):
         return None
@@ -67,7 +69,7 @@ def plan_shares(paths: Sequence[str], processes: int, min_bytes: int = MIN_BYTES
     unit = max(total // (processes * _SHARES_PER_PROCESS), _SHARE_BYTES)
     shares = []
     for path, (size, splittable, identity) in zip(paths, sizes):
-        count = max(1, size // unit) if splittable else 1
+        count = max(1, size // unit) if splittable and (max_bytes is None or size <= max_bytes) else 1
         shares += [Share(path, index, count, size // count, identity) for index in range(count)]
     return shares
 
