@@ -21,6 +21,21 @@ def fixture() -> dict:
     return json.loads(SHARED_VECTORS.read_text())
 
 
+def two_histories(seed: str, other_prefix: str):
+    """A 60-event 1:1 history, a 12-event one of another conversation, and one keyring for both
+    (for tests that cut a run into parts)."""
+    from verifier.testing.forge import build_conversation
+
+    members = [Identity.from_seed("1215441834412953600", "1765382634817", f"{seed}-a"),
+               Identity.from_seed("1843439638876491776", "1736723828667", f"{seed}-b")]
+    conv = build_conversation(60, members=members, seed=seed, realistic_crypto=False)
+    other = build_conversation(12, seed=f"{seed}-other", realistic_crypto=False,
+                               members=[Identity.from_seed("7", "1", f"{other_prefix}7"),
+                                        Identity.from_seed("8", "1", f"{other_prefix}8")])
+    ring = verifier.Keyring.from_json(json.dumps({"keys": conv.keyring()["keys"] + other.keyring()["keys"]}))
+    return conv, other, ring
+
+
 def keyring(*identities: Identity, fmt: str = "spki") -> verifier.Keyring:
     return verifier.Keyring.from_json(json.dumps({"keys": [i.keyring_entry(fmt) for i in identities]}))
 

@@ -14,24 +14,17 @@ import random
 
 import msgspec
 import pytest
+from helpers import two_histories
 from test_same_reports import _mutate_history, _replay_at_the_end
 
-import verifier
 from verifier.engine import PageInput, Verification
-from verifier.testing.forge import Identity, build_conversation
 
 pytestmark = pytest.mark.slow  # every cut of mutated histories: CI and `pytest --slow`
 
 
 @pytest.fixture(scope="module")
 def histories():
-    members = [Identity.from_seed("1215441834412953600", "1765382634817", "parts-a"),
-               Identity.from_seed("1843439638876491776", "1736723828667", "parts-b")]
-    conv = build_conversation(60, members=members, seed="parts", realistic_crypto=False)
-    other = build_conversation(12, seed="parts-other", realistic_crypto=False,
-                               members=[Identity.from_seed("7", "1", "o7"), Identity.from_seed("8", "1", "o8")])
-    ring = verifier.Keyring.from_json(json.dumps({"keys": conv.keyring()["keys"] + other.keyring()["keys"]}))
-    return conv, other, ring
+    return two_histories("parts", "o")
 
 
 def _bodies(conv, other, pages: list[dict]) -> list[tuple[str, bytes, str | None]]:
