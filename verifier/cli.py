@@ -150,11 +150,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         else:
             keyring = load_keyring(args.keys, max_bytes) if args.keys else None
             pages = load_pages(args.pages, max_bytes)
-            shares = plan_shares(args.pages, args.workers or default_workers(), max_bytes=max_bytes) \
+            processes = args.workers or default_workers()
+            shares = plan_shares(args.pages, processes, max_bytes=max_bytes) \
                 if ledger.store is None and options["reviewers"] is None else None
             if shares is not None:  # large files: decoded and checked on several processes
-                report = verify_files(shares, keyring, max_bytes, args.workers or default_workers(), options,
-                                      warn=warn)
+                report = verify_files(shares, keyring, max_bytes, processes, options, warn=warn)
             elif ledger.store is None:
                 report = verify_pages(pages, keyring, lazy=True, **options)  # events built as they are written
             else:  # the incremental form keeps what the ledger records (event_facts)

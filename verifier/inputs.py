@@ -146,13 +146,16 @@ def _line_views(data: bytes | mmap.mmap) -> list[tuple[int, memoryview]]:
     each line of a large file (``bytes.split``) cost more than decoding it, once the process held a
     million events."""
     view = memoryview(data)
-    lines = []
+    return [(number, view[start:end]) for number, start, end in _content_lines(data)]
+
+
+def _content_lines(data: bytes | mmap.mmap) -> Iterator[tuple[int, int, int]]:
+    """(line number, start, end) of every line that is not blank, lazily."""
     start = 0
     for number, end in enumerate(_line_ends(data), 1):
         if end > start and (data[start] not in _BLANK or not data[start:end].isspace()):
-            lines.append((number, view[start:end]))
+            yield number, start, end
         start = end + 1
-    return lines
 
 
 def _line_ends(data: bytes | mmap.mmap) -> Iterator[int]:
@@ -213,12 +216,8 @@ def split_bodies(data: bytes | mmap.mmap, source: str, share: int = 0, shares: i
 def _first_line_is_json(data: bytes | mmap.mmap) -> bool:
     """Whether the first line that is not blank parses (JSON Lines need it to); ``split_bodies``'
     reading of a line nested too deeply to parse counts as parsing."""
-    start = 0
-    for end in _line_ends(data):
-        if end > start and (data[start] not in _BLANK or not data[start:end].isspace()):
-            return _syntax_error(memoryview(data)[start:end]) is None
-        start = end + 1
-    return False
+    first = next(_content_lines(data), None)
+    return first is not None and _syntax_error(memoryview(data)[first[1]:first[2]]) is None
 
 
 def load_pages(paths: Sequence[str], max_bytes: int) -> Iterator[DecodedPage]:

@@ -16,7 +16,6 @@ process: a broken pool costs time, never findings.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import multiprocessing
 import os
 import pickle
@@ -28,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from .engine import Verification, gc_paused
@@ -59,10 +59,12 @@ def plan_shares(paths: Sequence[str], processes: int, min_bytes: int = MIN_BYTES
     once, by this process), or less than ``min_bytes`` of files in all; or when
     ``XCHAT_VERIFY_PROCESSES=0`` asks for one process (threads for the ECDSA checks only). A file
     over ``max_bytes`` (refused whole) is one share: its error is said once, as one process says it."""
-    if processes < 2 or "-" in paths or os.environ.get(PROCESSES_ENV, "").strip() == "0" \
-            or not all(_regular_or_missing(path) for path in paths):
+    if processes < 2 or "-" in paths or os.environ.get(PROCESSES_ENV, "").strip() == "0":
         return None
-    sizes = [_splittable_size(path) for path in paths]
+    planned = [_splittable_size(path) for path in paths]
+    if any(plan is None for plan in planned):
+        return None
+    sizes = [plan for plan in planned if plan is not None]
     total = sum(size for size, _, _ in sizes)
     if total < max(min_bytes, 1):
         return None
@@ -74,25 +76,24 @@ def plan_shares(paths: Sequence[str], processes: int, min_bytes: int = MIN_BYTES
     return shares
 
 
-def _regular_or_missing(path: str) -> bool:
-    """A regular file, or nothing to read (the worker reports it as ``verify`` does)."""
+def _splittable_size(path: str) -> tuple[int, bool, tuple[int, ...] | None] | None:
+    """(size, whether its lines may be shared out, its identity), or None for a path that is not a
+    regular file (a FIFO is opened without blocking, never consumed). A gzip file is unpacked whole
+    by one worker; what cannot be read is left to the worker, which reports it as ``verify`` does."""
     try:
-        return stat.S_ISREG(os.stat(path).st_mode)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except (OSError, ValueError):  # missing, unreadable, a NUL in the name: the worker's error says so
-        return True
-
-
-def _splittable_size(path: str) -> tuple[int, bool, tuple[int, ...] | None]:
-    """(size, whether its lines may be shared out, its identity): a gzip file is unpacked whole by
-    one worker; what cannot be read is left to the worker, which reports it as ``verify`` does."""
-    try:
-        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                return 0, False, None
-            return info.st_size, handle.read(len(GZIP_MAGIC)) != GZIP_MAGIC, file_identity(info)
-    except (OSError, ValueError):
         return 0, False, None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        head = os.read(fd, len(GZIP_MAGIC))
+    except OSError:
+        return 0, False, None
+    finally:
+        os.close(fd)
+    return info.st_size, head != GZIP_MAGIC, file_identity(info)
 
 
 @dataclass
@@ -125,13 +126,13 @@ def verify_share(share: Share | Sequence[Share], keyring: Keyring | None, max_by
 def _verify_task(task: tuple[Share, ...], ring: bytes, max_bytes: int, options: dict[str, Any]) -> Part:
     """``verify_share`` in a worker, the keyring given pickled: rebuilt once per worker, not per
     task (rebuilding checks every row's identity binding: 0.24 s for 2,000 users)."""
-    digest = hashlib.sha256(ring).digest()
-    if _WORKER_KEYRING.get("digest") != digest:
-        _WORKER_KEYRING.update(digest=digest, keyring=pickle.loads(ring))  # our own pickle, from our parent
-    return verify_share(task, _WORKER_KEYRING["keyring"], max_bytes, options)
+    return verify_share(task, _keyring_from(ring), max_bytes, options)
 
 
-_WORKER_KEYRING: dict[str, Any] = {}  # in a worker process: the last keyring rebuilt, by its pickle's digest
+@lru_cache(maxsize=1)
+def _keyring_from(ring: bytes) -> Keyring | None:
+    keyring: Keyring | None = pickle.loads(ring)  # our own pickle, from the process that started this worker
+    return keyring
 
 
 def tasks_of(shares: Sequence[Share], min_bytes: int = _SHARE_BYTES) -> list[tuple[Share, ...]]:
