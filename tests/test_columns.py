@@ -164,3 +164,53 @@ def test_an_interrupted_page_source_leaves_no_thread_behind(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         verifier.verify_pages(pages(), keyring(ALICE, BOB), workers=4)
     assert started == [4] and threading.active_count() == before
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), _UUID_LIKE, _DECIMAL_LIKE, st.text(max_size=40)), max_size=30), st.booleans(),
+       st.data())
+def test_ids_read_in_batches_equal_ids_read_one_by_one(values, uuids, data):
+    """``values`` (what a report is rendered from) gives ``column[row]`` for any rows: all decimals,
+    all UUIDs, mixed, one row, none, repeated and out of order."""
+    column = Ids(uuids=uuids)
+    for value in values:
+        column.append(value)
+    rows = data.draw(st.lists(st.integers(0, len(values) - 1), max_size=40)) if values else []
+    assert column.values(rows) == [column[row] for row in rows]
+    assert column.values(range(len(values))) == values
+
+
+@pytest.mark.parametrize("values", [["1", "22", "9223372036854775807"], ["6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6",
+                                                                        "00000000-0000-0000-0000-000000000000"],
+                                    ["1", None], ["ffffffff-ffff-ffff-ffff-ffffffffffff"], ["1"]])
+def test_batches_of_one_form_take_the_fast_ways_and_give_the_same_values(values):
+    column = Ids(uuids=True)
+    for value in values:
+        column.append(value)
+    assert column.values(range(len(values))) == values and column.values([]) == []
+    assert column.values([len(values) - 1, 0]) == [values[-1], values[0]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", None, "c"]), max_size=30), st.data())
+def test_interned_read_in_batches_equal_one_by_one(values, data):
+    column: Interned[str | None] = Interned()
+    for value in values:
+        column.append(value)
+    rows = data.draw(st.lists(st.integers(0, len(values) - 1), max_size=40)) if values else []
+    assert column.values(rows) == [column[row] for row in rows]
+
+
+def test_event_reports_in_batches_equal_one_by_one():
+    """Every row's report is the same built alone or in a batch of any shape (findings, a start, a gap)."""
+    conv, pages, ring = history_pages(120)
+    pages[0]["data"][3]["is_trusted"] = False
+    del pages[0]["data"][7]  # a gap
+    report = verifier.verify_pages(pages, ring, conversation_keys=conv.conversation_keys, lazy=True)
+    events = report.conversations[0].events
+    run, indices = events._run, events._indices
+    alone = [run.event_report(at) for at in indices]
+    assert list(events) == alone and events[5:40:3] == alone[5:40:3]
+    assert run.event_reports(list(reversed(indices))) == alone[::-1]
+    assert any(r.findings for r in alone) and any(not r.findings for r in alone)
+    assert {r.chain.status for r in alone} >= {"linked", "gap"}

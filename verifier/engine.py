@@ -52,7 +52,7 @@ from .columns import STAGE_REPLAYED as _REPLAYED
 from .columns import STAGE_REVIEWED as _REVIEWED
 from .columns import TRUSTED_CODE as _TRUSTED
 from .columns import TRUSTED_VALUE as _TRUSTED_VALUE
-from .columns import Ids, Interned
+from .columns import Ids, Interned, picker
 from .envelope import envelope_differences
 from .errors import MalformedEvent
 from .facts import ClearOptions, EventFacts, PartFacts, Row
@@ -92,6 +92,7 @@ _MEMBERSHIP = ("GroupChangeEvent.GroupCreate", "GroupChangeEvent.GroupMemberAddC
                "GroupChangeEvent.GroupMemberRemoveChange")  # semantics.MEMBERSHIP: who a delete's signer is
 
 _CHAIN_CODES = list(ChainStatus)
+_QUIET_CHAIN = [status not in STATUS_SEVERITY for status in _CHAIN_CODES]  # no finding of its own
 _CHAIN_INDEX = {status: code for code, status in enumerate(_CHAIN_CODES)}
 _LINKED = ChainStatus.LINKED
 _INFO = Severity.INFO.value
@@ -1006,12 +1007,29 @@ class _Run:
         return out
 
     def event_report(self, index: int) -> EventReport:
-        chain = self.chain_of(index)
-        number = self.base + index if self.indices is None else self.indices[index]  # index_of, inline
-        return EventReport(number, self.seq[index], self.prev[index], self.message_id[index], self.sender[index],
-                           self.kind[index], self.check_objects[self.sig_codes[index] - 1],
-                           Check(chain.status, chain.detail), _TRUSTED_VALUE[self.trusted[index]],
-                           self.event_findings(index), self.key_version[index], self.created[index])
+        return self.event_reports((index,))[0]
+
+    def event_reports(self, rows: Sequence[int]) -> list[EventReport]:
+        """The ``EventReport`` of each row, the columns read a batch at a time (``Ids.values``):
+        what a report of every event is rendered from."""
+        pick = picker(rows)
+        numbers = [self.base + at for at in rows] if self.indices is None else pick(self.indices)
+        checks, chain_codes, chain_details, findings = self.check_objects, self.chain_codes, self.chain_details, \
+            self.findings
+        out = []
+        for at, number, seq, prev, message_id, sender, kind, sig_code, trusted, key_version, created in zip(
+                rows, numbers, self.seq.values(rows), self.prev.values(rows), self.message_id.values(rows),
+                self.sender.values(rows), self.kind.values(rows), pick(self.sig_codes), pick(self.trusted),
+                self.key_version.values(rows), self.created.values(rows)):
+            signature = checks[sig_code - 1]
+            chain_code = chain_codes[at]
+            detail = chain_details.get(at)
+            chain = Check(_CHAIN_CODES[chain_code], f"follows {prev}" if detail is None else detail[0])  # chain_of
+            quiet = not findings.get(at) and _QUIET_CHAIN[chain_code] and signature.status not in STATUS_SEVERITY
+            out.append(EventReport(number, seq, prev, message_id, sender, kind, signature, chain,
+                                   _TRUSTED_VALUE[trusted], [] if quiet else self.event_findings(at), key_version,
+                                   created))
+        return out
 
 
 def _as_decoded(page: Any, number: int) -> DecodedPage:

@@ -128,10 +128,13 @@ class EventList(Sequence[EventReport]):
 
     def __getitem__(self, index: int | slice) -> EventReport | list[EventReport]:
         if isinstance(index, slice):
-            return [self._run.event_report(i) for i in self._indices[index]]
+            return self._run.event_reports(self._indices[index])
         return self._run.event_report(self._indices[index])
 
     def __iter__(self) -> Iterator[EventReport]:
-        report = self._run.event_report
-        for index in self._indices:
-            yield report(index)
+        indices = self._indices
+        for start in range(0, len(indices), _BATCH):
+            yield from self._run.event_reports(indices[start:start + _BATCH])
+
+
+_BATCH = 500  # events built at a time: the columns are read once per batch, not once per event
