@@ -421,6 +421,26 @@ def test_plan_shares(tmp_path):
     assert [s.path for s in shares] == sorted([s.path for s in shares], key=paths.index)  # input order
 
 
+def test_the_last_shares_are_the_smallest_so_the_workers_end_together(tmp_path):
+    """Planning reads sizes only: sparse files stand for 640 MB of pages. The files are cut into
+    about 16 shares per process, and the final stretch (one such share per process) into the
+    smallest shares, so no worker is left with a long last task while the others idle."""
+    paths = []
+    for number in range(10):
+        path = tmp_path / f"pages-{number}.jsonl"
+        with open(path, "wb") as handle:
+            handle.write(b'{"data": []}\n')
+            handle.truncate(64 * 2 ** 20)
+        paths.append(str(path))
+    shares = plan_shares(paths, 2)
+    assert shares is not None
+    by_file = [[s for s in shares if s.path == path] for path in paths]
+    assert [len(file) for file in by_file] == [3] * 9 + [16]
+    assert all(s.size == 64 * 2 ** 20 // 3 for file in by_file[:9] for s in file)
+    assert all(s.size == 4 * 2 ** 20 for s in by_file[9])
+    assert [len(task) for task in parallel.tasks_of(shares)] == [1] * len(shares)  # none merged
+
+
 def test_a_fifo_or_a_directory_keeps_the_run_in_one_process(tmp_path):
     """A FIFO (``<(...)``) can be read once, by this process; a directory is not a page file."""
     big = tmp_path / "big.jsonl"

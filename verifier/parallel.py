@@ -38,7 +38,7 @@ from .model import Report
 PROCESSES_ENV = "XCHAT_VERIFY_PROCESSES"
 MIN_BYTES = 32 * 1024 * 1024  # below this (≈ 16,000 events), starting processes costs more than it saves
 _SHARE_BYTES = 4 * 1024 * 1024  # smallest share of a file worth a task of its own
-_SHARES_PER_PROCESS = 8  # enough tasks that the last ones finishing do not leave a core idle
+_SHARES_PER_PROCESS = 16  # enough tasks that the last ones finishing do not leave a core idle
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,14 @@ def plan_shares(paths: Sequence[str], processes: int, min_bytes: int = MIN_BYTES
     if total < max(min_bytes, 1):
         return None
     unit = max(total // (processes * _SHARES_PER_PROCESS), _SHARE_BYTES)
+    final_stretch = total - processes * unit  # from here on, the smallest shares: the workers end together
     shares = []
+    before = 0
     for path, (size, splittable, identity) in zip(paths, sizes):
-        count = max(1, size // unit) if splittable and (max_bytes is None or size <= max_bytes) else 1
+        piece = unit if before + size <= final_stretch else _SHARE_BYTES
+        count = max(1, size // piece) if splittable and (max_bytes is None or size <= max_bytes) else 1
         shares += [Share(path, index, count, size // count, identity) for index in range(count)]
+        before += size
     return shares
 
 
