@@ -135,7 +135,8 @@ class Interned(Generic[T]):
         return code
 
     def append(self, value: T) -> None:
-        self._codes.append(self.code(value))
+        code = self._table.get(value)  # ``code``, inline: five columns of every event are appended here
+        self._codes.append(self.code(value) if code is None else code)
 
     def extend(self, other: Interned[T]) -> None:
         """Append every value of ``other``, in order. New values enter the table in ``other``'s

@@ -533,7 +533,8 @@ class _Run:
         if event is not None:
             seq, prev = event.sequence_id, event.previous_sequence_id
             sender, trusted, kind = event.sender_id, event.is_trusted, event.kind
-            self._structure_findings(index, event)
+            if event.trailing or event.shadowed:
+                self._structure_findings(index, event)
         else:
             seq = item.seq if item is not None else None
             prev = item.prev if item is not None else None
