@@ -9,6 +9,7 @@ the default limits and tight ones.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import random
@@ -211,3 +212,49 @@ def test_pure_python_switch_gives_the_same_report(tmp_path):
         assert done.returncode == 1, done.stderr  # the tampered example fails, and says so the same way
         reports[pure] = out.read_bytes()
     assert reports["0"] == reports["1"]
+
+
+def _reference_b64(text):
+    from verifier.wire import _b64decode_diagnose
+    try:
+        return _b64decode_diagnose(text, "x")
+    except wire.MalformedEvent:
+        return None
+
+
+_B64_CASES = ["", "=", "==", "QQ", "QQ=", "QQ==", "QQ===", "QR==", "QR", "QR=", "QS", "QUJD", "QUJD====", "QQ==QQ==",
+              "QUI=", "QUJ=", "QUJ", "QUE", "QUE=", "====", "Q===", "Q", "Q=", "QUJDRA", "QUJDRA=", "QUJDRA==",
+              "QUJDRB==", "QUJDRB", "Q\x00==", "QQ\n", " QQ", "QQ-_", "Q+/A", "é", "QQ\x7f=", "\x80QQQ"]
+
+
+@needs_compiled
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.text(alphabet="ABCDQRSTwxyz0189+/=-_ \n\té\x00\x7f", max_size=14), st.text(max_size=30),
+                 st.binary(max_size=60).map(lambda b: base64.b64encode(b).decode()),
+                 st.binary(max_size=60).map(lambda b: base64.b64encode(b).decode().rstrip("="))))
+def test_compiled_base64_gives_the_reference_bytes_or_leaves_the_decision_to_it(text):
+    """``b64decode_canonical``: the reference decoder's bytes, or None (then ``b64decode_strict``
+    decides, with its reason): never bytes where the reference refuses, never other bytes."""
+    compiled = _cfastwire.b64decode_canonical(text)
+    if compiled is not None:
+        assert compiled == _reference_b64(text), repr(text)
+
+
+@needs_compiled
+def test_compiled_base64_takes_every_canonical_input_and_nothing_else():
+    import random
+    rng = random.Random(5)
+    for text in _B64_CASES:
+        assert _cfastwire.b64decode_canonical(text) == _reference_b64(text), repr(text)
+    for size in range(0, 600):
+        raw = rng.randbytes(size)
+        text = base64.b64encode(raw).decode()
+        assert _cfastwire.b64decode_canonical(text) == raw == _cfastwire.b64decode_canonical(text.rstrip("="))
+        for at in range(0, len(text), max(1, len(text) // 7)):  # one character changed anywhere
+            changed = text[:at] + rng.choice("=-_ .\né") + text[at + 1:]
+            assert _cfastwire.b64decode_canonical(changed) == _reference_b64(changed), repr(changed)
+
+    class Text(str):
+        pass
+    for other in (b"QQ==", bytearray(b"QQ=="), None, 5, Text("QQ==")):
+        assert _cfastwire.b64decode_canonical(other) is None  # left to b64decode_strict's own checks

@@ -342,3 +342,69 @@ cdef tuple _key_infos(_Cursor cursor, Py_ssize_t pos):
         pos += 1
         out.append(SigningKeyInfo(values[1], values[2], values[3]))
     return out, pos
+
+
+# --------------------------------------------------------------------------------------------
+# Base64, as ``wire.b64decode_strict`` accepts it (the canonical form only)
+# --------------------------------------------------------------------------------------------
+# By hand: no library decodes and refuses non-canonical input in one pass; with pybase64 the checks
+# around the call cost more than the decoding (two calls an event: the event and its signature).
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object o)
+    const unsigned char *PyUnicode_1BYTE_DATA(object o)
+    object PyBytes_FromStringAndSize(const char *v, Py_ssize_t n)
+    char *PyBytes_AS_STRING(object o)
+
+cdef unsigned char _B64[256]  # character -> its 6 bits; 255: not in the standard alphabet
+cdef const unsigned char *_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+cdef int _at
+for _at in range(256):
+    _B64[_at] = 255
+for _at in range(64):
+    _B64[_ALPHABET[_at]] = _at
+
+
+def b64decode_canonical(text):
+    """The bytes of canonical standard base64 (padding optional but, if present, exactly what the
+    length needs; trailing bits zero), or None for anything else, which ``b64decode_strict`` then
+    decides with its precise reason. Never bytes where ``b64decode_strict`` would refuse."""
+    if type(text) is not str or not PyUnicode_IS_ASCII(text):
+        return None
+    cdef const unsigned char *src = PyUnicode_1BYTE_DATA(text)
+    cdef Py_ssize_t n = len(text)
+    cdef Py_ssize_t body = n
+    while body > 0 and src[body - 1] == 61:  # '='
+        body -= 1
+    cdef Py_ssize_t pad = n - body
+    cdef Py_ssize_t tail = body & 3
+    if tail == 1 or (pad and pad != (4 - tail) & 3) or pad > 2:
+        return None
+    out = PyBytes_FromStringAndSize(NULL, body // 4 * 3 + (tail - 1 if tail else 0))
+    cdef unsigned char *dst = <unsigned char *>PyBytes_AS_STRING(out)
+    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t o = 0
+    cdef unsigned int a, b, c, d
+    while i + 4 <= body:
+        a, b, c, d = _B64[src[i]], _B64[src[i + 1]], _B64[src[i + 2]], _B64[src[i + 3]]
+        if (a | b | c | d) & 0x80:
+            return None
+        dst[o] = (a << 2 | b >> 4) & 0xFF
+        dst[o + 1] = (b << 4 | c >> 2) & 0xFF
+        dst[o + 2] = (c << 6 | d) & 0xFF
+        i += 4
+        o += 3
+    if tail:
+        a, b = _B64[src[i]], _B64[src[i + 1]]
+        c = _B64[src[i + 2]] if tail == 3 else 0
+        if (a | b | c) & 0x80:
+            return None
+        dst[o] = (a << 2 | b >> 4) & 0xFF
+        if tail == 2:
+            if b & 0x0F:
+                return None  # trailing bits set: two strings would give these bytes
+        else:
+            dst[o + 1] = (b << 4 | c >> 2) & 0xFF
+            if c & 0x03:
+                return None
+    return out

@@ -92,6 +92,10 @@ def b64decode_strict(text: str, what: str = "value") -> bytes:
     Mirrors the SDK's padding-indifferent decoder: URL-safe characters, whitespace, partial
     padding and non-zero trailing bits are rejected with a precise reason.
     """
+    if _compiled_b64 is not None:  # the compiled twin: bytes for canonical input only, else None
+        raw = _compiled_b64(text)
+        if raw is not None:
+            return raw
     if not isinstance(text, str):
         raise MalformedEvent(f"{what} is not a string")
     if _pybase64_decode is not None and text.isascii():
@@ -820,3 +824,7 @@ def _fast_decoder() -> tuple[Callable[[bytes, Limits], MessageEvent | None], boo
 
 # the fast path reads this module's schemas, so it is chosen once they exist
 decode_event_fast, COMPILED_DECODER = _fast_decoder()
+_compiled_b64: Callable[[object], bytes | None] | None = None
+if COMPILED_DECODER:
+    from . import _cfastwire
+    _compiled_b64 = _cfastwire.b64decode_canonical
