@@ -253,12 +253,14 @@ def _self_signed_context() -> ssl.SSLContext:
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
             .sign(key, hashes.SHA256()))
-    folder = Path(tempfile.mkdtemp(prefix="xchat-fake-tls-"))
-    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                       serialization.NoEncryption()))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    with tempfile.TemporaryDirectory(prefix="xchat-fake-tls-") as name:  # ssl loads a chain from files only
+        folder = Path(name)
+        (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                           serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))
+        context.load_cert_chain(folder / "cert.pem", folder / "key.pem")  # read now: the files can go
     return context
 
 
