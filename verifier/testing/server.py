@@ -254,8 +254,8 @@ def _self_signed_context() -> ssl.SSLContext:
             .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
             .sign(key, hashes.SHA256()))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    with tempfile.TemporaryDirectory(prefix="xchat-fake-tls-") as name:  # ssl loads a chain from files only
-        folder = Path(name)
+    with tempfile.TemporaryDirectory(prefix="xchat-fake-tls-") as scratch:  # ssl loads a chain from files only
+        folder = Path(scratch)
         (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                                            serialization.PrivateFormat.PKCS8,
