@@ -258,3 +258,65 @@ def test_compiled_base64_takes_every_canonical_input_and_nothing_else():
         pass
     for other in (b"QQ==", bytearray(b"QQ=="), None, 5, Text("QQ==")):
         assert _cfastwire.b64decode_canonical(other) is None  # left to b64decode_strict's own checks
+
+
+def _ids_state(column):
+    return bytes(column._form), column._a.tolist(), column._b.tolist(), dict(column._other)
+
+
+_ID_TEXT = st.one_of(st.none(), st.integers(-10, 2 ** 64).map(str), st.text("0123456789", max_size=21),
+                     st.text("0123456789٣²abcdefABCDEFg-", max_size=38), st.uuids().map(str),
+                     st.uuids().map(lambda u: str(u).upper()), st.text(max_size=40))
+
+
+@needs_compiled
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_ID_TEXT, max_size=30), st.booleans(), st.integers(0, 3))
+def test_compiled_id_columns_store_what_append_stores(values, uuids, already):
+    """``Ids.append_all`` (one compiled pass) leaves the columns ``append`` leaves, value by value:
+    the same forms, numbers and kept strings, after values already stored."""
+    from verifier.columns import Ids
+    one_by_one, at_once = Ids(uuids=uuids), Ids(uuids=uuids)
+    for column in (one_by_one, at_once):
+        for value in ["7", None, "x"][:already]:
+            column.append(value)
+    for value in values:
+        one_by_one.append(value)
+    at_once.append_all(list(values))
+    assert _ids_state(at_once) == _ids_state(one_by_one)
+    assert [at_once[i] for i in range(len(at_once))] == ["7", None, "x"][:already] + values
+
+
+@needs_compiled
+def test_compiled_id_columns_edges_and_other_types():
+    from verifier.columns import Ids
+    edges = ["0", "00", "01", "1", "9223372036854775807", "9223372036854775808", "18446744073709551616",
+             "9999999999999999999", "99999999999999999999", "", " 1", "1 ", "+1", "-1", "١", "1\x00",
+             "00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff",
+             "7fffffff-ffff-ffff-8000-000000000000", "80000000-0000-0000-7fff-ffffffffffff",
+             "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6", "6F1C1A2E-3B4D-4C5E-8F90-A1B2C3D4E5F6",
+             "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f", "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f66",
+             "6f1c1a2e+3b4d-4c5e-8f90-a1b2c3d4e5f6", "6f1c1a2e3b4d-4c5e-8f90-a1b2c3d4e5f6-", "é" * 36]
+    for uuids in (False, True):
+        one_by_one, at_once = Ids(uuids=uuids), Ids(uuids=uuids)
+        for value in edges:
+            one_by_one.append(value)
+        at_once.append_all(edges)
+        assert _ids_state(at_once) == _ids_state(one_by_one)
+
+    class Text(str):
+        pass
+    assert _cfastwire.id_columns(["1", Text("2")], False) is None  # Ids then appends one by one
+    assert _cfastwire.id_columns(["1", 2], True) is None
+    column = Ids()
+    column.append_all(["1", Text("02"), None])
+    assert [column[i] for i in range(3)] == ["1", "02", None]
+
+
+def test_id_columns_without_the_compiled_module_append_one_by_one(monkeypatch):
+    from verifier import columns
+    monkeypatch.setattr(columns, "_id_columns", None)
+    column = columns.Ids(uuids=True)
+    values = ["1", None, "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6", "01"]
+    column.append_all(values)
+    assert [column[i] for i in range(4)] == values and bytes(column._form) == b"\x01\x00\x02\x03"

@@ -408,3 +408,102 @@ def b64decode_canonical(text):
             if c & 0x03:
                 return None
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Id columns, as ``columns.Ids.append`` stores them (a page of values at a time)
+# --------------------------------------------------------------------------------------------
+
+cdef uint64_t _MAX_I64 = 9223372036854775807ULL
+cdef uint64_t _SIGN = 9223372036854775808ULL
+
+
+cdef inline bint _decimal(const unsigned char *s, Py_ssize_t n, uint64_t *number):
+    """A canonical decimal of at most 19 ASCII digits (no leading zero but "0"), at most 2**63 - 1."""
+    cdef uint64_t value = 0
+    cdef Py_ssize_t i
+    if n < 1 or n > 19 or (s[0] == 48 and n > 1):
+        return False
+    for i in range(n):
+        if s[i] < 48 or s[i] > 57:
+            return False
+        value = value * 10 + (s[i] - 48)  # at most 10**19 - 1: no overflow in 64 bits
+    if value > _MAX_I64:
+        return False
+    number[0] = value
+    return True
+
+
+cdef inline int _hex(unsigned char c):
+    if 48 <= c <= 57:
+        return c - 48
+    if 97 <= c <= 102:  # lowercase only: the canonical form
+        return c - 87
+    return -1
+
+
+cdef inline bint _uuid(const unsigned char *s, Py_ssize_t n, uint64_t *high, uint64_t *low):
+    """A canonical UUID: 36 characters, lowercase hex, dashes at 8, 13, 18 and 23."""
+    cdef uint64_t value = 0
+    cdef Py_ssize_t i
+    cdef int digit, count = 0
+    if n != 36:
+        return False
+    for i in range(36):
+        if i == 8 or i == 13 or i == 18 or i == 23:
+            if s[i] != 45:
+                return False
+            continue
+        digit = _hex(s[i])
+        if digit < 0:
+            return False
+        value = value << 4 | <uint64_t>digit
+        count += 1
+        if count == 16:
+            high[0] = value
+            value = 0
+    low[0] = value
+    return True
+
+
+def id_columns(list values, bint uuids):
+    """``Ids.append`` of every value, as the columns it would add: (forms, the ``q`` items of the
+    first number column as bytes, those of the second (UUIDs' low halves; empty unless ``uuids``),
+    [(position, value) of the values kept as they are]); None when a value is neither None nor a
+    ``str`` (``Ids`` then appends them one by one)."""
+    cdef Py_ssize_t n = len(values)
+    cdef Py_ssize_t i, length
+    cdef uint64_t number, high, low
+    cdef const unsigned char *s
+    forms = PyBytes_FromStringAndSize(NULL, n)
+    first = PyBytes_FromStringAndSize(NULL, n * 8)
+    second = PyBytes_FromStringAndSize(NULL, n * 8 if uuids else 0)
+    cdef unsigned char *form = <unsigned char *>PyBytes_AS_STRING(forms)
+    cdef int64_t *a = <int64_t *>PyBytes_AS_STRING(first)
+    cdef int64_t *b = <int64_t *>PyBytes_AS_STRING(second)
+    others = []
+    for i in range(n):
+        value = values[i]
+        a[i] = 0
+        if uuids:
+            b[i] = 0
+        if value is None:
+            form[i] = 0
+            continue
+        if type(value) is not str:
+            return None
+        if PyUnicode_IS_ASCII(value):
+            s = PyUnicode_1BYTE_DATA(value)
+            length = len(value)
+            if _decimal(s, length, &number):
+                form[i] = 1
+                a[i] = <int64_t>number
+                continue
+            if uuids and _uuid(s, length, &high, &low):
+                form[i] = 2
+                a[i] = <int64_t>(high ^ _SIGN)  # high - 2**63, as Ids stores it
+                b[i] = <int64_t>(low ^ _SIGN)
+                continue
+        form[i] = 3
+        others.append((i, value))
+    return forms, first, second, others

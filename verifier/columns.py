@@ -15,12 +15,19 @@ from collections.abc import Hashable, Sequence
 from operator import itemgetter
 from typing import Any, Callable, Generic, TypeVar
 
+from .wire import COMPILED_DECODER
+
 _NONE, _DECIMAL, _UUID_FORM, _OTHER = 0, 1, 2, 3
 _MAX_I64 = 2 ** 63 - 1
 _OFFSET = 1 << 63
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # canonical: lowercase
 
 T = TypeVar("T", bound=Hashable)
+
+_id_columns: Callable[[list[str | None], bool], tuple[bytes, bytes, bytes, list[tuple[int, str]]] | None] | None = None
+if COMPILED_DECODER:  # the compiled twin of ``Ids.append`` (tests/test_cfastwire.py compares them)
+    from . import _cfastwire
+    _id_columns = _cfastwire.id_columns
 
 # How the engine encodes an event in its columns (``engine``, ``views``, ``fastchain`` read them).
 # Flags, one byte an event:
@@ -65,6 +72,22 @@ class Ids:
         self._a.append(a)
         if self._uuids:
             self._b.append(b)
+
+    def append_all(self, values: list[str | None]) -> None:
+        """``append`` of each value in order (the engine gives a page of them at a time): in one
+        compiled pass where the compiled module is built (``_cfastwire.id_columns``)."""
+        columns = _id_columns(values, self._uuids) if _id_columns is not None else None
+        if columns is None:
+            for value in values:
+                self.append(value)
+            return
+        forms, first, second, others = columns
+        offset = len(self._form)
+        self._form += forms
+        self._a.frombytes(first)
+        self._b.frombytes(second)
+        for at, value in others:
+            self._other[offset + at] = value
 
     def __getitem__(self, index: int) -> str | None:
         form = self._form[index]

@@ -498,7 +498,10 @@ class _Run:
     # ---------------------------------------------------------------- pages
     def load_page(self, page: DecodedPage) -> None:
         first = self.count
-        events = [self._decode(entry) for entry in page.entries]
+        ids: tuple[list[str | None], ...] = ([], [], [], [])  # the page's id columns, appended at once
+        events = [self._decode(entry, *ids) for entry in page.entries]
+        for column, values in zip((self.seq, self.prev, self.message_id, self.created), ids):
+            column.append_all(values)
         conversation = self._assign_conversation(first, canonical_conversation(page.conversation_id) or self.expected)
         if page.next_token is None and not page.errors and conversation != "unknown":
             self.ended.add(conversation)
@@ -510,7 +513,8 @@ class _Run:
         self.inputs.append(InputReport(page.source, self.index_of(first), self.count - first, list(page.errors),
                                        list(page.api_errors)))
 
-    def _decode(self, entry: RawEntry) -> MessageEvent | None:
+    def _decode(self, entry: RawEntry, seqs: list[str | None], prevs: list[str | None],
+                message_ids: list[str | None], created_at: list[str | None]) -> MessageEvent | None:
         index = self.count
         self.count += 1
         if entry.problem:
@@ -541,11 +545,11 @@ class _Run:
             sender, trusted, kind = getattr(source, "sender_id", None), getattr(source, "is_trusted", None), None
         if sender:
             self.users.setdefault(sender)
-        self.seq.append(seq)
-        self.prev.append(prev)
-        self.message_id.append(getattr(source, "message_id", None))
+        seqs.append(seq)
+        prevs.append(prev)
+        message_ids.append(getattr(source, "message_id", None))
         created = getattr(source, "created_at_msec", None)
-        self.created.append(created if isinstance(created, str) or created is None else str(created))
+        created_at.append(created if isinstance(created, str) or created is None else str(created))
         self.sender.append(sender)
         self.trusted.append(_TRUSTED[trusted])
         self.kind.append(kind)
