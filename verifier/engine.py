@@ -588,9 +588,13 @@ class _Run:
         triples = embedded_keys(event)
         if self.keep_facts:
             self.embedded.append(tuple(triples))
+        carriers, users = self.carriers, self.users
         for triple in triples:
-            self.users.setdefault(triple[0])
-            self.carriers.setdefault(triple, array("I")).append(index)
+            users.setdefault(triple[0])
+            rows = carriers.get(triple)
+            if rows is None:  # (not setdefault: that would build an array for every key of every event)
+                rows = carriers[triple] = array("I")
+            rows.append(index)
 
     def event_facts(self, conversations: Collection[str] | None) -> list[EventFacts]:
         """``Verification.event_facts``: the rows of ``conversations`` (None: every row)."""
