@@ -320,3 +320,49 @@ def test_id_columns_without_the_compiled_module_append_one_by_one(monkeypatch):
     values = ["1", None, "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6", "01"]
     column.append_all(values)
     assert [column[i] for i in range(4)] == values and bytes(column._form) == b"\x01\x00\x02\x03"
+
+
+def _python_payload(message_id, sender_id, conversation_id, key_version, contents):
+    from verifier import payload
+    from verifier.payload import PayloadUnavailable, build_payload
+    event = wire.MessageEvent(kind="MessageCreateEvent", message_id=message_id, sender_id=sender_id,
+                              conversation_id=conversation_id,
+                              body={"contents": contents, "conversation_key_version": key_version})
+    compiled, payload._compiled_create = payload._compiled_create, None
+    try:
+        return build_payload(event, 7)
+    except (PayloadUnavailable, TypeError) as exc:
+        return exc
+    finally:
+        payload._compiled_create = compiled
+
+
+_COMPONENT = st.one_of(st.none(), st.text("0123456789abc-,é", max_size=12), st.text(max_size=8),
+                       st.integers(0, 10 ** 20).map(str), st.integers(0, 9), st.binary(max_size=4))
+
+
+@needs_compiled
+@settings(max_examples=2000, deadline=None)
+@given(_COMPONENT, _COMPONENT, _COMPONENT, _COMPONENT, st.one_of(st.binary(max_size=70), st.none(), st.text(max_size=5),
+                                                                st.binary(max_size=5).map(bytearray)))
+def test_compiled_message_payload_is_the_builders(message_id, sender_id, conversation_id, key_version, contents):
+    """``message_create_payload``: the bytes ``build_payload`` gives a MessageCreateEvent, or None
+    (then ``build_payload`` builds them itself, or says why it cannot): never other bytes."""
+    compiled = _cfastwire.message_create_payload(message_id, sender_id, conversation_id, key_version, contents)
+    if compiled is not None:
+        assert compiled == _python_payload(message_id, sender_id, conversation_id, key_version, contents)
+
+
+@needs_compiled
+def test_compiled_message_payload_on_every_contents_length():
+    import random
+    rng = random.Random(3)
+    for size in range(0, 300):
+        contents = rng.randbytes(size)
+        for conversation_id in (None, "", "1215441834412953600:1843439638876491776"):
+            expected = _python_payload("dd96a55c-9300-48e3-9695-fddb95af93ac", "1843439638876491776",
+                                       conversation_id, "1736723828667", contents)
+            assert _cfastwire.message_create_payload("dd96a55c-9300-48e3-9695-fddb95af93ac", "1843439638876491776",
+                                                     conversation_id, "1736723828667", contents) == expected
+    assert _cfastwire.message_create_payload("a,b", "1", None, "1", b"") is None  # a comma: the builder refuses
+    assert _cfastwire.message_create_payload("é", "1", None, "1", b"") is None  # non-ASCII: the builder encodes

@@ -507,3 +507,80 @@ def id_columns(list values, bint uuids):
         form[i] = 3
         others.append((i, value))
     return forms, first, second, others
+
+
+# --------------------------------------------------------------------------------------------
+# The signed payload of a MessageCreateEvent, as ``payload.build_payload`` builds it
+# --------------------------------------------------------------------------------------------
+
+cdef const unsigned char *_CREATE = b"MessageCreateEvent"
+
+
+cdef inline bint _plain(object text):
+    """An ASCII ``str`` without a comma: a payload component copied as it is."""
+    if type(text) is not str or not PyUnicode_IS_ASCII(text):
+        return False
+    cdef const unsigned char *s = PyUnicode_1BYTE_DATA(text)
+    cdef Py_ssize_t i
+    for i in range(len(text)):
+        if s[i] == 44:  # ','
+            return False
+    return True
+
+
+cdef inline Py_ssize_t _copy(unsigned char *out, Py_ssize_t at, object text):
+    cdef Py_ssize_t n = len(text)
+    cdef const unsigned char *s = PyUnicode_1BYTE_DATA(text)
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[at + i] = s[i]
+    out[at + n] = 44
+    return at + n + 1
+
+
+def message_create_payload(message_id, sender_id, conversation_id, key_version, contents):
+    """``MessageCreateEvent,{message_id},{sender_id}[,{conversation_id}],{key_version},{contents as
+    base64 without padding}`` when every text is ASCII without a comma and ``contents`` is bytes;
+    else None (``build_payload`` then builds it, or says why it cannot)."""
+    if not (_plain(message_id) and _plain(sender_id) and _plain(key_version) and type(contents) is bytes
+            and (conversation_id is None or _plain(conversation_id))):
+        return None
+    cdef const unsigned char *raw = contents
+    cdef Py_ssize_t size = len(contents)
+    cdef Py_ssize_t encoded = size // 3 * 4 + (size % 3 + 1 if size % 3 else 0)
+    cdef Py_ssize_t total = 19 + len(message_id) + 1 + len(sender_id) + 1 + len(key_version) + 1 + encoded
+    if conversation_id is not None:
+        total += len(conversation_id) + 1
+    out = PyBytes_FromStringAndSize(NULL, total)
+    cdef unsigned char *o = <unsigned char *>PyBytes_AS_STRING(out)
+    cdef Py_ssize_t at, i
+    cdef unsigned int v
+    for i in range(18):
+        o[i] = _CREATE[i]
+    o[18] = 44
+    at = _copy(o, 19, message_id)
+    at = _copy(o, at, sender_id)
+    if conversation_id is not None:
+        at = _copy(o, at, conversation_id)
+    at = _copy(o, at, key_version)
+    i = 0
+    while i + 3 <= size:
+        v = raw[i] << 16 | raw[i + 1] << 8 | raw[i + 2]
+        o[at] = _ALPHABET[v >> 18]
+        o[at + 1] = _ALPHABET[v >> 12 & 63]
+        o[at + 2] = _ALPHABET[v >> 6 & 63]
+        o[at + 3] = _ALPHABET[v & 63]
+        at += 4
+        i += 3
+    if size - i == 1:
+        v = raw[i] << 16
+        o[at] = _ALPHABET[v >> 18]
+        o[at + 1] = _ALPHABET[v >> 12 & 63]
+        at += 2
+    elif size - i == 2:
+        v = raw[i] << 16 | raw[i + 1] << 8
+        o[at] = _ALPHABET[v >> 18]
+        o[at + 1] = _ALPHABET[v >> 12 & 63]
+        o[at + 2] = _ALPHABET[v >> 6 & 63]
+        at += 3
+    return out

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import XChatVerifyError
-from .wire import MessageEvent, b64encode_nopad
+from .wire import COMPILED_DECODER, MessageEvent, b64encode_nopad
 
 CURRENT_SIGNATURE_VERSION = 7
 MIN_SIGNATURE_VERSION = 2
@@ -218,6 +218,12 @@ BUILDERS: dict[str, Builder] = {
 def build_payload(event: MessageEvent, version: int,
                   conversation_keys: Mapping[str, bytes] | None = None) -> bytes:
     """The UTF-8 bytes the sender signed; raises ``PayloadUnavailable`` when they cannot be rebuilt."""
+    if event.kind == "MessageCreateEvent" and _compiled_create is not None:  # most events: the compiled twin
+        body = event.body or {}
+        payload = _compiled_create(event.message_id, event.sender_id, event.conversation_id,
+                                   body.get("conversation_key_version"), body.get("contents"))
+        if payload is not None:
+            return payload
     builder = BUILDERS.get(event.kind or "")
     if builder is None:
         raise PayloadUnavailable("unverifiable", f"{event.kind} carries no change the protocol signs: "
@@ -236,3 +242,10 @@ def build_payload(event: MessageEvent, version: int,
         part = next(p for p in parts if "," in p)
         raise PayloadUnavailable("unverifiable", f"component {part!r} contains a comma")
     return joined.encode("utf-8")
+
+
+_compiled_create: Callable[[object, object, object, object, object], bytes | None] | None = None
+if COMPILED_DECODER:  # tests/test_cfastwire.py compares it with the builder above
+    from . import _cfastwire
+    _compiled_create = _cfastwire.message_create_payload
+
