@@ -366,3 +366,38 @@ def test_compiled_message_payload_on_every_contents_length():
                                                      conversation_id, "1736723828667", contents) == expected
     assert _cfastwire.message_create_payload("a,b", "1", None, "1", b"") is None  # a comma: the builder refuses
     assert _cfastwire.message_create_payload("é", "1", None, "1", b"") is None  # non-ASCII: the builder encodes
+
+
+def _python_der(sig):
+    from verifier import keys
+    compiled, keys._compiled_der = keys._compiled_der, None
+    try:
+        return keys.raw_signature_to_der(sig)
+    except ValueError:
+        return None
+    finally:
+        keys._compiled_der = compiled
+
+
+_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_SCALARS = st.one_of(st.integers(0, 2 ** 256 - 1), st.integers(0, 2 ** 16), st.integers(_ORDER - 3, _ORDER + 3),
+                     st.integers(2 ** 255 - 2, 2 ** 255 + 2), st.integers(0, 2 ** 135).map(lambda x: x << 120),
+                     st.sampled_from([0, 1, 0x7F, 0x80, 0xFF, 2 ** 248 - 1, 2 ** 248, 2 ** 256 - 1]))
+
+
+@needs_compiled
+@settings(max_examples=3000, deadline=None)
+@given(_SCALARS, _SCALARS)
+def test_compiled_der_is_the_python_der(r, s):
+    """``signature_der``: the DER ``raw_signature_to_der`` builds (itself checked against
+    ``encode_dss_signature``, tests/test_keys.py), or None where it refuses (zero, n or more)."""
+    sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    assert _cfastwire.signature_der(sig) == _python_der(sig)
+
+
+@needs_compiled
+def test_compiled_der_refuses_other_lengths_and_types():
+    good = (1).to_bytes(32, "big") + (2).to_bytes(32, "big")
+    assert _cfastwire.signature_der(good) == _python_der(good) == b"\x30\x06\x02\x01\x01\x02\x01\x02"
+    for other in (b"", good[:63], good + b"\0", bytearray(good), memoryview(good), None, good.hex()):
+        assert _cfastwire.signature_der(other) is None

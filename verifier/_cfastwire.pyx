@@ -584,3 +584,61 @@ def message_create_payload(message_id, sender_id, conversation_id, key_version, 
         o[at + 2] = _ALPHABET[v >> 6 & 63]
         at += 3
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# A raw r||s P-256 signature as DER, as ``keys.raw_signature_to_der`` builds it
+# --------------------------------------------------------------------------------------------
+
+cdef const unsigned char *_ORDER = (b"\xff\xff\xff\xff\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff"
+                                    b"\xbc\xe6\xfa\xad\xa7\x17\x9e\x84\xf3\xb9\xca\xc2\xfc\x63\x25\x51")
+
+
+cdef inline Py_ssize_t _scalar_digits(const unsigned char *scalar):
+    """Where the scalar's minimal big-endian digits start (its leading zero bytes skipped), or -1
+    when it is not in 1..n-1."""
+    cdef Py_ssize_t first = 0
+    cdef Py_ssize_t i
+    while first < 32 and scalar[first] == 0:
+        first += 1
+    if first == 32:
+        return -1  # zero
+    for i in range(32):
+        if scalar[i] != _ORDER[i]:
+            return first if scalar[i] < _ORDER[i] else -1
+    return -1  # equal to the order
+
+
+cdef inline Py_ssize_t _der_integer(unsigned char *out, Py_ssize_t at, const unsigned char *scalar,
+                                    Py_ssize_t first):
+    cdef Py_ssize_t n = 32 - first
+    cdef bint high = scalar[first] >> 7
+    cdef Py_ssize_t i
+    out[at] = 2
+    out[at + 1] = <unsigned char>(n + high)
+    at += 2
+    if high:
+        out[at] = 0
+        at += 1
+    for i in range(n):
+        out[at + i] = scalar[first + i]
+    return at + n
+
+
+def signature_der(sig):
+    """The DER of a 64-byte raw r||s signature with 0 < r, s < n; None for anything else
+    (``raw_signature_to_der`` then says why)."""
+    if type(sig) is not bytes or len(sig) != 64:
+        return None
+    cdef const unsigned char *raw = sig
+    cdef Py_ssize_t r_first = _scalar_digits(raw)
+    cdef Py_ssize_t s_first = _scalar_digits(raw + 32)
+    if r_first < 0 or s_first < 0:
+        return None
+    cdef Py_ssize_t body = (2 + 32 - r_first + (raw[r_first] >> 7)) + (2 + 32 - s_first + (raw[32 + s_first] >> 7))
+    out = PyBytes_FromStringAndSize(NULL, 2 + body)
+    cdef unsigned char *o = <unsigned char *>PyBytes_AS_STRING(out)
+    o[0] = 0x30
+    o[1] = <unsigned char>body
+    _der_integer(o, _der_integer(o, 2, raw, r_first), raw + 32, s_first)
+    return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .errors import KeyringError, MalformedEvent
-from .wire import b64decode_strict
+from .wire import COMPILED_DECODER, b64decode_strict
 
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
@@ -63,6 +63,10 @@ def raw_signature_to_der(sig: bytes) -> bytes:
 
     Built with byte operations (big-endian scalars of equal length compare as bytes); the same
     DER as ``encode_dss_signature`` (tests/test_keys.py)."""
+    if _compiled_der is not None:  # the compiled twin: DER for a valid signature, else None
+        der = _compiled_der(sig)
+        if der is not None:
+            return der
     if len(sig) != 64:
         raise ValueError(f"signature is {len(sig)} bytes, expected 64 (raw r||s)")
     r, s = sig[:32], sig[32:]
@@ -74,6 +78,11 @@ def raw_signature_to_der(sig: bytes) -> bytes:
     body = _der_integer(r) + _der_integer(s)
     return b"\x30" + bytes((len(body),)) + body
 
+
+_compiled_der: Callable[[object], bytes | None] | None = None
+if COMPILED_DECODER:  # tests/test_cfastwire.py compares it with the byte operations above
+    from . import _cfastwire
+    _compiled_der = _cfastwire.signature_der
 
 _INTEGER = (b"\x02\x20", b"\x02\x21\x00")  # a 32-byte scalar, with a 0 before a high bit
 _SEQUENCE = (b"\x30\x44", b"\x30\x45", b"\x30\x46")  # by the number of high bits
