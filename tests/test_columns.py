@@ -214,3 +214,18 @@ def test_event_reports_in_batches_equal_one_by_one():
     assert run.event_reports(list(reversed(indices))) == alone[::-1]
     assert any(r.findings for r in alone) and any(not r.findings for r in alone)
     assert {r.chain.status for r in alone} >= {"linked", "gap"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["a", "b", None, "c", ("k", "1")]), max_size=12), max_size=5))
+def test_interned_appended_a_page_at_a_time_equals_one_by_one(pages):
+    """The engine appends a page's values at once: the codes and the table's first-seen order are
+    the ones appending them one by one gives."""
+    one_by_one: Interned[object] = Interned()
+    at_once: Interned[object] = Interned()
+    for page in pages:
+        for value in page:
+            one_by_one.append(value)
+        at_once.append_all(page)
+    assert list(at_once.codes()) == list(one_by_one.codes()) and at_once._values == one_by_one._values
+    assert [at_once[i] for i in range(len(at_once))] == [value for page in pages for value in page]

@@ -161,6 +161,12 @@ class Interned(Generic[T]):
         code = self._table.get(value)  # ``code``, inline: five columns of every event are appended here
         self._codes.append(self.code(value) if code is None else code)
 
+    def append_all(self, values: list[T]) -> None:
+        """``append`` of each value in order (the engine gives a page of them at a time)."""
+        known = list(map(self._table.get, values))
+        codes: list[int] = list(map(self.code, values)) if None in known else known  # type: ignore[assignment]
+        self._codes.extend(codes)  # (a value not seen before: all coded one by one, in order)
+
     def extend(self, other: Interned[T]) -> None:
         """Append every value of ``other``, in order. New values enter the table in ``other``'s
         order, so joining parts in run order builds the table one run would have built."""

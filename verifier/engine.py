@@ -498,10 +498,9 @@ class _Run:
     # ---------------------------------------------------------------- pages
     def load_page(self, page: DecodedPage) -> None:
         first = self.count
-        ids: tuple[list[str | None], ...] = ([], [], [], [])  # the page's id columns, appended at once
-        events = [self._decode(entry, *ids) for entry in page.entries]
-        for column, values in zip((self.seq, self.prev, self.message_id, self.created), ids):
-            column.append_all(values)
+        rows = _PageRows()
+        events = [self._decode(entry, rows) for entry in page.entries]
+        rows.append_to(self)
         conversation = self._assign_conversation(first, canonical_conversation(page.conversation_id) or self.expected)
         if page.next_token is None and not page.errors and conversation != "unknown":
             self.ended.add(conversation)
@@ -513,8 +512,8 @@ class _Run:
         self.inputs.append(InputReport(page.source, self.index_of(first), self.count - first, list(page.errors),
                                        list(page.api_errors)))
 
-    def _decode(self, entry: RawEntry, seqs: list[str | None], prevs: list[str | None],
-                message_ids: list[str | None], created_at: list[str | None]) -> MessageEvent | None:
+    def _decode(self, entry: RawEntry, rows: _PageRows) -> MessageEvent | None:
+        """One event's row, into ``rows`` (its columns are appended a page at a time)."""
         index = self.count
         self.count += 1
         if entry.problem:
@@ -533,31 +532,36 @@ class _Run:
                 malformed = "nesting too deep"
         self.digests += hashlib.sha256(raw if raw is not None else repr(entry.encoded).encode()).digest()
         item = entry.item
-        source: Any = event if event is not None else item
+        signature = None
+        created: str | int | None
         if event is not None:
-            seq, prev = event.sequence_id, event.previous_sequence_id
-            sender, trusted, kind = event.sender_id, event.is_trusted, event.kind
+            seq, prev, message_id, created = event.sequence_id, event.previous_sequence_id, event.message_id, \
+                event.created_at_msec
+            sender, trusted, kind, conversation = event.sender_id, event.is_trusted, event.kind, event.conversation_id
+            signature = event.signature
             if event.trailing or event.shadowed:
                 self._structure_findings(index, event)
         else:
             seq = item.seq if item is not None else None
             prev = item.prev if item is not None else None
-            sender, trusted, kind = getattr(source, "sender_id", None), getattr(source, "is_trusted", None), None
+            message_id, kind = None, None
+            created = item.created_at_msec if item is not None else None
+            sender = item.sender_id if item is not None else None
+            trusted = item.is_trusted if item is not None else None
+            conversation = item.conversation_id if item is not None else None
         if sender:
             self.users.setdefault(sender)
-        seqs.append(seq)
-        prevs.append(prev)
-        message_ids.append(getattr(source, "message_id", None))
-        created = getattr(source, "created_at_msec", None)
-        created_at.append(created if isinstance(created, str) or created is None else str(created))
-        self.sender.append(sender)
-        self.trusted.append(_TRUSTED[trusted])
-        self.kind.append(kind)
-        self.conversation.append(getattr(source, "conversation_id", None) or "")  # replaced by the page's below
-        signature = event.signature if event is not None else None
-        self.key_version.append(signature.public_key_version if signature is not None else None)
+        rows.seq.append(seq)
+        rows.prev.append(prev)
+        rows.message_id.append(message_id)
+        rows.created.append(created if isinstance(created, str) or created is None else str(created))
+        rows.sender.append(sender)
+        rows.trusted.append(_TRUSTED[trusted])
+        rows.kind.append(kind)
+        rows.conversation.append(conversation or "")  # replaced by the page's (``_assign_conversation``)
+        rows.key_version.append(signature.public_key_version if signature is not None else None)
         if self.keep_facts:
-            self.signature_version.append(signature.signature_version if signature is not None else None)
+            rows.signature_version.append(signature.signature_version if signature is not None else None)
         flags = (_FROM_META if entry.from_meta else 0) | (_NOT_ENCODED if entry.encoded is None else 0)
         if event is not None:
             flags |= _DECODED_OK
@@ -569,15 +573,14 @@ class _Run:
                 self.add(index, _DECODED, Code.META_NOT_KEY_CHANGE, f"meta.conversation_key_events carries a "
                                                                    f"{kind or 'detail-less event'}, not a key change")
         self._note_keys(index, event)
-        self.flags.append(flags)
+        rows.flags.append(flags)
         if trusted is False or (item is not None and item.is_trusted is False):
             self.add(index, _DECODED, Code.UNTRUSTED, "is_trusted is false")
         if event is not None and item is not None:
             for problem in envelope_differences(item, event):
                 self.add(index, _DECODED, Code.ENVELOPE_MISMATCH, problem)
-        self.sig_codes.append(0)
         if event is None:
-            self._set_check(index, Check(SigStatus.MALFORMED, malformed))
+            rows.malformed.append((index, Check(SigStatus.MALFORMED, malformed)))
         elif self.kept_kinds is None or kind in self.kept_kinds:
             self.kept[index] = event
         elif not self.eager and raw is not None:
@@ -1039,6 +1042,45 @@ class _Run:
                                    _TRUSTED_VALUE[trusted], [] if quiet else self.event_findings(at), key_version,
                                    created))
         return out
+
+
+class _PageRows:
+    """A page's rows, gathered event by event and appended to the run's columns at once: one call
+    per column and page instead of one per column and event."""
+
+    __slots__ = ("seq", "prev", "message_id", "created", "sender", "trusted", "kind", "conversation", "key_version",
+                 "signature_version", "flags", "malformed")
+
+    def __init__(self) -> None:
+        self.seq: list[str | None] = []
+        self.prev: list[str | None] = []
+        self.message_id: list[str | None] = []
+        self.created: list[str | None] = []
+        self.sender: list[str | None] = []
+        self.trusted: list[int] = []
+        self.kind: list[str | None] = []
+        self.conversation: list[str] = []
+        self.key_version: list[str | None] = []
+        self.signature_version: list[str | None] = []
+        self.flags: list[int] = []
+        self.malformed: list[tuple[int, Check]] = []  # (row, its check): set once the rows exist
+
+    def append_to(self, run: _Run) -> None:
+        run.seq.append_all(self.seq)
+        run.prev.append_all(self.prev)
+        run.message_id.append_all(self.message_id)
+        run.created.append_all(self.created)
+        run.sender.append_all(self.sender)
+        run.trusted.extend(self.trusted)
+        run.kind.append_all(self.kind)
+        run.conversation.append_all(self.conversation)
+        run.key_version.append_all(self.key_version)
+        if run.keep_facts:
+            run.signature_version.append_all(self.signature_version)
+        run.flags.extend(self.flags)
+        run.sig_codes.frombytes(bytes(run.sig_codes.itemsize * len(self.flags)))  # 0: not checked yet
+        for row, result in self.malformed:
+            run._set_check(row, result)
 
 
 def _as_decoded(page: Any, number: int) -> DecodedPage:
