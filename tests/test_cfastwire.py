@@ -401,3 +401,27 @@ def test_compiled_der_refuses_other_lengths_and_types():
     assert _cfastwire.signature_der(good) == _python_der(good) == b"\x30\x06\x02\x01\x01\x02\x01\x02"
     for other in (b"", good[:63], good + b"\0", bytearray(good), memoryview(good), None, good.hex()):
         assert _cfastwire.signature_der(other) is None
+
+
+@needs_compiled
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.one_of(st.uuids(), st.sampled_from([0, 2 ** 128 - 1, 2 ** 127, 2 ** 127 - 1, 2 ** 64 - 1, 2 ** 64,
+                                                       2 ** 63, 1]).map(lambda n: __import__("uuid").UUID(int=n))),
+                max_size=20))
+def test_compiled_uuid_texts_are_the_python_ones(uuids):
+    """``uuid_texts``: the text ``columns._uuid_text`` gives each stored UUID (a report's message ids)."""
+    from verifier.columns import Ids, _uuid_text
+    column = Ids(uuids=True)
+    for value in uuids:
+        column.append(str(value))
+    highs, lows = tuple(column._a), tuple(column._b)
+    assert _cfastwire.uuid_texts(highs, lows) == list(map(_uuid_text, highs, lows)) == list(map(str, uuids))
+    assert column.values(range(len(uuids))) == list(map(str, uuids))
+
+
+@needs_compiled
+def test_compiled_uuid_texts_refuse_what_ids_never_store():
+    with pytest.raises(ValueError):
+        _cfastwire.uuid_texts((1, 2), (1,))
+    with pytest.raises(OverflowError):
+        _cfastwire.uuid_texts((2 ** 63,), (0,))

@@ -223,9 +223,9 @@ def test_interned_appended_a_page_at_a_time_equals_one_by_one(pages):
     the ones appending them one by one gives."""
     one_by_one: Interned[object] = Interned()
     at_once: Interned[object] = Interned()
-    for page in pages:
-        for value in page:
+    for values in pages:
+        for value in values:
             one_by_one.append(value)
-        at_once.append_all(page)
+        at_once.append_all(values)
     assert list(at_once.codes()) == list(one_by_one.codes()) and at_once._values == one_by_one._values
-    assert [at_once[i] for i in range(len(at_once))] == [value for page in pages for value in page]
+    assert [at_once[i] for i in range(len(at_once))] == [value for values in pages for value in values]

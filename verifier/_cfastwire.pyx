@@ -642,3 +642,43 @@ def signature_der(sig):
     o[1] = <unsigned char>body
     _der_integer(o, _der_integer(o, 2, raw, r_first), raw + 32, s_first)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# UUIDs back to text, as ``columns.Ids`` gives them (a report's batch of message ids at a time)
+# --------------------------------------------------------------------------------------------
+
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+
+cdef const unsigned char *_HEX = b"0123456789abcdef"
+
+
+def uuid_texts(highs, lows):
+    """``columns._uuid_text(high, low)`` of each pair: the canonical lowercase UUID whose halves,
+    less 2**63, are ``high`` and ``low`` (Python ints in the int64 range, as ``Ids`` stores them)."""
+    cdef Py_ssize_t n = len(highs)
+    cdef Py_ssize_t i, at, k
+    cdef int64_t high, low
+    cdef uint64_t value
+    cdef unsigned char *out
+    if len(lows) != n:
+        raise ValueError("halves of different lengths")
+    texts = []
+    for i in range(n):
+        high = highs[i]
+        low = lows[i]
+        text = PyUnicode_New(36, 127)
+        out = <unsigned char *>PyUnicode_1BYTE_DATA(text)
+        at = 35
+        for k in range(2):
+            value = (<uint64_t>(low if k == 0 else high)) ^ _SIGN
+            for _ in range(16):
+                if at == 8 or at == 13 or at == 18 or at == 23:
+                    out[at] = 45
+                    at -= 1
+                out[at] = _HEX[value & 15]
+                value >>= 4
+                at -= 1
+        texts.append(text)
+    return texts

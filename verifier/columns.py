@@ -25,9 +25,11 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 T = TypeVar("T", bound=Hashable)
 
 _id_columns: Callable[[list[str | None], bool], tuple[bytes, bytes, bytes, list[tuple[int, str]]] | None] | None = None
+_uuid_texts: Callable[[tuple[int, ...], tuple[int, ...]], list[str]] | None = None
 if COMPILED_DECODER:  # the compiled twin of ``Ids.append`` (tests/test_cfastwire.py compares them)
     from . import _cfastwire
     _id_columns = _cfastwire.id_columns
+    _uuid_texts = _cfastwire.uuid_texts
 
 # How the engine encodes an event in its columns (``engine``, ``views``, ``fastchain`` read them).
 # Flags, one byte an event:
@@ -106,7 +108,9 @@ class Ids:
         forms = pick(self._form)
         if forms.count(_DECIMAL) == len(forms):  # the common case: snowflake ids
             return list(map(str, pick(self._a)))
-        if self._uuids and forms.count(_UUID_FORM) == len(forms):
+        if self._uuids and forms.count(_UUID_FORM) == len(forms):  # message ids
+            if _uuid_texts is not None:
+                return _uuid_texts(pick(self._a), pick(self._b))  # type: ignore[return-value]
             return list(map(_uuid_text, pick(self._a), pick(self._b)))
         return [self[row] for row in rows]
 
