@@ -423,8 +423,9 @@ def test_plan_shares(tmp_path):
 
 def test_the_last_shares_are_the_smallest_so_the_workers_end_together(tmp_path):
     """Planning reads sizes only: sparse files stand for 640 MB of pages. The files are cut into
-    about 16 shares per process, and the final stretch (one such share per process) into the
-    smallest shares, so no worker is left with a long last task while the others idle."""
+    about 8 shares per process, and the final stretch (one such share per process) into the
+    smallest shares, so no worker is left with a long last task while the others idle; but no file
+    into more than 8 shares per process (each share of a file walks all of its lines)."""
     paths = []
     for number in range(10):
         path = tmp_path / f"pages-{number}.jsonl"
@@ -435,10 +436,16 @@ def test_the_last_shares_are_the_smallest_so_the_workers_end_together(tmp_path):
     shares = plan_shares(paths, 2)
     assert shares is not None
     by_file = [[s for s in shares if s.path == path] for path in paths]
-    assert [len(file) for file in by_file] == [3] * 9 + [16]
-    assert all(s.size == 64 * 2 ** 20 // 3 for file in by_file[:9] for s in file)
-    assert all(s.size == 4 * 2 ** 20 for s in by_file[9])
+    assert [len(file) for file in by_file] == [1] * 8 + [16, 16]
+    assert all(s.size == 64 * 2 ** 20 for file in by_file[:8] for s in file)
+    assert all(s.size == 4 * 2 ** 20 for file in by_file[8:] for s in file)
     assert [len(task) for task in parallel.tasks_of(shares)] == [1] * len(shares)  # none merged
+    one = plan_shares(paths[:1], 2)  # one large file: its final stretch is all of it, in at most 16 shares
+    assert one is not None and len(one) == 16 and all(s.size == 4 * 2 ** 20 for s in one)
+    with open(paths[0], "r+b") as handle:
+        handle.truncate(640 * 2 ** 20)
+    one = plan_shares(paths[:1], 2)
+    assert one is not None and len(one) == 16 and all(s.size == 40 * 2 ** 20 for s in one)
 
 
 def test_a_fifo_or_a_directory_keeps_the_run_in_one_process(tmp_path):

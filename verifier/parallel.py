@@ -38,7 +38,8 @@ from .model import Report
 PROCESSES_ENV = "XCHAT_VERIFY_PROCESSES"
 MIN_BYTES = 32 * 1024 * 1024  # below this (≈ 16,000 events), starting processes costs more than it saves
 _SHARE_BYTES = 4 * 1024 * 1024  # smallest share of a file worth a task of its own
-_SHARES_PER_PROCESS = 16  # enough tasks that the last ones finishing do not leave a core idle
+_SHARES_PER_PROCESS = 8  # enough tasks that the last ones finishing do not leave a core idle; also the most
+# shares of one file per process: every share of a file walks all its lines to find its own
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,12 @@ def plan_shares(paths: Sequence[str], processes: int, min_bytes: int = MIN_BYTES
         return None
     unit = max(total // (processes * _SHARES_PER_PROCESS), _SHARE_BYTES)
     final_stretch = total - processes * unit  # from here on, the smallest shares: the workers end together
+    most = processes * _SHARES_PER_PROCESS
     shares = []
     before = 0
     for path, (size, splittable, identity) in zip(paths, sizes):
         piece = unit if before + size <= final_stretch else _SHARE_BYTES
-        count = max(1, size // piece) if splittable and (max_bytes is None or size <= max_bytes) else 1
+        count = min(max(1, size // piece), most) if splittable and (max_bytes is None or size <= max_bytes) else 1
         shares += [Share(path, index, count, size // count, identity) for index in range(count)]
         before += size
     return shares
