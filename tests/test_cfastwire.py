@@ -86,14 +86,15 @@ def test_every_seed_kind_decodes_the_same(campaign):
 @needs_compiled
 def test_structural_mutants_decode_the_same(campaign):
     taken = 0
-    for _ in range(int(os.environ.get("XCHAT_DIFF_CASES", "0")) or 3000):
+    cases = int(os.environ.get("XCHAT_DIFF_CASES", "0")) or 3000
+    for _ in range(cases):
         try:
             raw = campaign.case()[1]
         except RecursionError:
             continue
         same(raw)
         taken += _cfastwire.decode_event_fast(raw, DEFAULT_LIMITS) is not None
-    assert taken > 300  # many mutants keep the common shape, so both outcomes are compared
+    assert taken > cases // 20  # many mutants (about 1 in 10) keep the common shape: both outcomes compared
 
 
 @needs_compiled

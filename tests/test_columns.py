@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 
+import msgspec
 import pytest
 from helpers import ALICE, BOB, ev, keyring, page
 from hypothesis import given, settings
@@ -201,19 +202,25 @@ def test_interned_read_in_batches_equal_one_by_one(values, data):
     assert column.values(rows) == [column[row] for row in rows]
 
 
-def test_event_reports_in_batches_equal_one_by_one():
-    """Every row's report is the same built alone or in a batch of any shape (findings, a start, a gap)."""
-    conv, pages, ring = history_pages(120)
+def test_event_reports_in_batches_equal_the_reference_engines():
+    """Every row's report, built 500 at a time (across batch boundaries, with findings, a gap, a
+    start), alone, or in any order, is the one the reference engine (tests/reference, one object
+    per event) gives."""
+    from reference import engine as ref_engine
+    conv, pages, ring = history_pages(1100)
     pages[0]["data"][3]["is_trusted"] = False
-    del pages[0]["data"][7]  # a gap
+    del pages[4]["data"][7]  # a gap
+    pages[12]["data"][9]["sender_id"] = "999"  # an envelope finding
     report = verifier.verify_pages(pages, ring, conversation_keys=conv.conversation_keys, lazy=True)
-    events = report.conversations[0].events
+    reference = ref_engine.verify_pages(pages, ring, conversation_keys=conv.conversation_keys)
+    events, expected = report.conversations[0].events, reference.conversations[0].events
+    assert len(events) == len(expected) > 1000
+    assert msgspec.json.encode(list(events)) == msgspec.json.encode(expected)
     run, indices = events._run, events._indices
-    alone = [run.event_report(at) for at in indices]
-    assert list(events) == alone and events[5:40:3] == alone[5:40:3]
-    assert run.event_reports(list(reversed(indices))) == alone[::-1]
-    assert any(r.findings for r in alone) and any(not r.findings for r in alone)
-    assert {r.chain.status for r in alone} >= {"linked", "gap"}
+    assert [run.event_report(at) for at in indices[495:505]] == list(events)[495:505] == events[495:505]
+    assert run.event_reports(list(reversed(indices))) == list(events)[::-1]
+    assert any(r.findings for r in expected) and any(not r.findings for r in expected)
+    assert {r.chain.status for r in expected} >= {"linked", "gap", "start"}
 
 
 @settings(max_examples=300, deadline=None)

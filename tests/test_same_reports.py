@@ -201,6 +201,8 @@ def _mutate_history(rng: random.Random, pages: list[dict]) -> list[dict]:
             continue
         item = page["data"][i]
         roll = rng.randrange(13)
+        if roll in (4, 7, 8, 11) and not isinstance(item.get("encoded_event"), str):
+            continue  # an earlier roll took this item's encoded_event away
         if roll == 12:
             _replay_at_the_end(rng, pages)
         elif roll == 0:
@@ -228,15 +230,21 @@ def _mutate_history(rng: random.Random, pages: list[dict]) -> list[dict]:
         elif roll == 10:
             item["created_at_msec"] = 5
         else:
-            item.pop("encoded_event")
+            item.pop("encoded_event", None)
     return pages
 
 
 def _replay_at_the_end(rng: random.Random, pages: list[dict]) -> None:
     """A genuine signed event served again as the newest one (new position, same message id and
     signature): the chain stays one linked chain, the copy is a replay."""
+    if not pages[0]["data"] or not str(pages[0]["data"][0].get("sequence_id")).isdigit():
+        return  # earlier mutations left no newest event to follow
     newest = pages[0]["data"][0]
-    original = decode_event_bytes(base64.b64decode(rng.choice(rng.choice(pages)["data"])["encoded_event"]))
+    chosen = rng.choice([item for page in pages for item in page["data"]])
+    try:
+        original = decode_event_bytes(base64.b64decode(chosen["encoded_event"]))
+    except (KeyError, TypeError, ValueError, MalformedEvent):  # taken away or broken by an earlier mutation
+        return
     copy_ = msgspec.structs.replace(original, sequence_id=str(int(newest["sequence_id"]) + 1),
                                     previous_sequence_id=newest["sequence_id"])
     encoded = base64.b64encode(encode_event(copy_)).decode()
