@@ -551,17 +551,6 @@ class _Run:
             conversation = item.conversation_id if item is not None else None
         if sender:
             self.users.setdefault(sender)
-        rows.seq.append(seq)
-        rows.prev.append(prev)
-        rows.message_id.append(message_id)
-        rows.created.append(created if isinstance(created, str) or created is None else str(created))
-        rows.sender.append(sender)
-        rows.trusted.append(_TRUSTED[trusted])
-        rows.kind.append(kind)
-        rows.conversation.append(conversation or "")  # replaced by the page's (``_assign_conversation``)
-        rows.key_version.append(signature.public_key_version if signature is not None else None)
-        if self.keep_facts:
-            rows.signature_version.append(signature.signature_version if signature is not None else None)
         flags = (_FROM_META if entry.from_meta else 0) | (_NOT_ENCODED if entry.encoded is None else 0)
         if event is not None:
             flags |= _DECODED_OK
@@ -573,14 +562,17 @@ class _Run:
                 self.add(index, _DECODED, Code.META_NOT_KEY_CHANGE, f"meta.conversation_key_events carries a "
                                                                    f"{kind or 'detail-less event'}, not a key change")
         self._note_keys(index, event)
-        rows.flags.append(flags)
+        rows.add(seq, prev, message_id, created if isinstance(created, str) or created is None else str(created),
+                 sender, _TRUSTED[trusted], kind, conversation or "",  # the page's replaces it (_assign_conversation)
+                 signature.public_key_version if signature is not None else None,
+                 signature.signature_version if signature is not None else None, flags)
         if trusted is False or (item is not None and item.is_trusted is False):
             self.add(index, _DECODED, Code.UNTRUSTED, "is_trusted is false")
         if event is not None and item is not None:
             for problem in envelope_differences(item, event):
                 self.add(index, _DECODED, Code.ENVELOPE_MISMATCH, problem)
         if event is None:
-            rows.malformed.append((index, Check(SigStatus.MALFORMED, malformed)))
+            rows.checks.append((index, Check(SigStatus.MALFORMED, malformed)))
         elif self.kept_kinds is None or kind in self.kept_kinds:
             self.kept[index] = event
         elif not self.eager and raw is not None:
@@ -653,33 +645,25 @@ class _Run:
     def join(self, rows: Iterable[Row]) -> None:
         """The rows (in run order) as this run's columns, their signatures already checked."""
         self.indices = array("q")
+        gathered = _PageRows()
         for row in rows:
             at = self.count
             self.count += 1
             self.indices.append(row.report_index)
             self.positions[row.report_index] = at
-            self.seq.append(row.seq)
-            self.prev.append(row.prev)
-            self.message_id.append(row.message_id)
-            self.created.append(row.created)
-            self.sender.append(row.sender)
-            self.trusted.append(row.trusted)
-            self.kind.append(row.kind)
-            self.conversation.append(row.conversation)
-            self.key_version.append(row.key_version)
+            gathered.add(row.seq, row.prev, row.message_id, row.created, row.sender, row.trusted, row.kind,
+                         row.conversation, row.key_version, row.signature_version, row.flags)
             if self.keep_facts:
-                self.signature_version.append(row.signature_version)
                 self.embedded.append(row.keys)
             for triple in row.keys:
                 self.carriers.setdefault(triple, array("I")).append(at)
-            self.flags.append(row.flags)
             self.digests += row.digest
             if row.findings:
                 self.findings[at] = list(row.findings)  # a copy: the part's rows stay as they were
-            self.sig_codes.append(0)
-            self._set_check(at, row.check)
+            gathered.checks.append((at, row.check))
             if row.event is not None:
                 self.kept[at] = row.event
+        gathered.append_to(self)
         self.signatures_checked = True
 
     def absorb(self, part: _Run) -> None:
@@ -1045,11 +1029,11 @@ class _Run:
 
 
 class _PageRows:
-    """A page's rows, gathered event by event and appended to the run's columns at once: one call
-    per column and page instead of one per column and event."""
+    """Rows gathered one by one (a page's events; a join's rows) and appended to the run's columns
+    at once: one call per column and page instead of one per column and event."""
 
     __slots__ = ("seq", "prev", "message_id", "created", "sender", "trusted", "kind", "conversation", "key_version",
-                 "signature_version", "flags", "malformed")
+                 "signature_version", "flags", "checks")
 
     def __init__(self) -> None:
         self.seq: list[str | None] = []
@@ -1063,7 +1047,22 @@ class _PageRows:
         self.key_version: list[str | None] = []
         self.signature_version: list[str | None] = []
         self.flags: list[int] = []
-        self.malformed: list[tuple[int, Check]] = []  # (row, its check): set once the rows exist
+        self.checks: list[tuple[int, Check]] = []  # (row, its check) known already: set once the rows exist
+
+    def add(self, seq: str | None, prev: str | None, message_id: str | None, created: str | None,
+            sender: str | None, trusted: int, kind: str | None, conversation: str, key_version: str | None,
+            signature_version: str | None, flags: int) -> None:
+        self.seq.append(seq)
+        self.prev.append(prev)
+        self.message_id.append(message_id)
+        self.created.append(created)
+        self.sender.append(sender)
+        self.trusted.append(trusted)
+        self.kind.append(kind)
+        self.conversation.append(conversation)
+        self.key_version.append(key_version)
+        self.signature_version.append(signature_version)
+        self.flags.append(flags)
 
     def append_to(self, run: _Run) -> None:
         run.seq.append_all(self.seq)
@@ -1079,7 +1078,7 @@ class _PageRows:
             run.signature_version.append_all(self.signature_version)
         run.flags.extend(self.flags)
         run.sig_codes.frombytes(bytes(run.sig_codes.itemsize * len(self.flags)))  # 0: not checked yet
-        for row, result in self.malformed:
+        for row, result in self.checks:
             run._set_check(row, result)
 
 
