@@ -15,7 +15,7 @@ from collections.abc import Hashable, Sequence
 from operator import itemgetter
 from typing import Any, Callable, Generic, TypeVar
 
-from .wire import COMPILED_DECODER
+from .wire import compiled_twin
 
 _NONE, _DECIMAL, _UUID_FORM, _OTHER = 0, 1, 2, 3
 _MAX_I64 = 2 ** 63 - 1
@@ -24,12 +24,10 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 T = TypeVar("T", bound=Hashable)
 
-_id_columns: Callable[[list[str | None], bool], tuple[bytes, bytes, bytes, list[tuple[int, str]]] | None] | None = None
-_uuid_texts: Callable[[tuple[int, ...], tuple[int, ...]], list[str]] | None = None
-if COMPILED_DECODER:  # the compiled twin of ``Ids.append`` (tests/test_cfastwire.py compares them)
-    from . import _cfastwire
-    _id_columns = _cfastwire.id_columns
-    _uuid_texts = _cfastwire.uuid_texts
+# the compiled twins of ``Ids.append`` and of the UUID text (tests/test_cfastwire.py compares them)
+_id_columns: Callable[[list[str | None], bool], tuple[bytes, bytes, bytes, list[tuple[int, str]]] | None] | None = \
+    compiled_twin("id_columns")
+_uuid_texts: Callable[[tuple[int, ...], tuple[int, ...]], list[str]] | None = compiled_twin("uuid_texts")
 
 # How the engine encodes an event in its columns (``engine``, ``views``, ``fastchain`` read them).
 # Flags, one byte an event:

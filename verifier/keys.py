@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .errors import KeyringError, MalformedEvent
-from .wire import COMPILED_DECODER, b64decode_strict
+from .wire import b64decode_strict, compiled_twin
 
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
@@ -79,10 +79,8 @@ def raw_signature_to_der(sig: bytes) -> bytes:
     return b"\x30" + bytes((len(body),)) + body
 
 
-_compiled_der: Callable[[object], bytes | None] | None = None
-if COMPILED_DECODER:  # tests/test_cfastwire.py compares it with the byte operations above
-    from . import _cfastwire
-    _compiled_der = _cfastwire.signature_der
+# tests/test_cfastwire.py compares the compiled twin with the byte operations above
+_compiled_der: Callable[[object], bytes | None] | None = compiled_twin("signature_der")
 
 _INTEGER = (b"\x02\x20", b"\x02\x21\x00")  # a 32-byte scalar, with a 0 before a high bit
 _SEQUENCE = (b"\x30\x44", b"\x30\x45", b"\x30\x46")  # by the number of high bits

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import XChatVerifyError
-from .wire import COMPILED_DECODER, MessageEvent, b64encode_nopad
+from .wire import MessageEvent, b64encode_nopad, compiled_twin
 
 CURRENT_SIGNATURE_VERSION = 7
 MIN_SIGNATURE_VERSION = 2
@@ -244,8 +244,6 @@ def build_payload(event: MessageEvent, version: int,
     return joined.encode("utf-8")
 
 
-_compiled_create: Callable[[object, object, object, object, object], bytes | None] | None = None
-if COMPILED_DECODER:  # tests/test_cfastwire.py compares it with the builder above
-    from . import _cfastwire
-    _compiled_create = _cfastwire.message_create_payload
-
+# tests/test_cfastwire.py compares the compiled twin with the builder above
+_compiled_create: Callable[[object, object, object, object, object], bytes | None] | None = \
+    compiled_twin("message_create_payload")

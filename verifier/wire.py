@@ -824,7 +824,15 @@ def _fast_decoder() -> tuple[Callable[[bytes, Limits], MessageEvent | None], boo
 
 # the fast path reads this module's schemas, so it is chosen once they exist
 decode_event_fast, COMPILED_DECODER = _fast_decoder()
-_compiled_b64: Callable[[object], bytes | None] | None = None
-if COMPILED_DECODER:
+
+
+def compiled_twin(name: str) -> Any:
+    """The compiled module's twin of a Python helper (docs/contributing.md), or None where the
+    compiled decoder is not in use (not built, stale, or ``XCHAT_VERIFY_PURE_PYTHON=1``)."""
+    if not COMPILED_DECODER:
+        return None
     from . import _cfastwire
-    _compiled_b64 = _cfastwire.b64decode_canonical
+    return getattr(_cfastwire, name)
+
+
+_compiled_b64: Callable[[object], bytes | None] | None = compiled_twin("b64decode_canonical")
