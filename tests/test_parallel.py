@@ -347,10 +347,13 @@ _LINES = st.lists(st.one_of(st.just('{"data": []}'), st.just(""), st.just("  "),
                                       st.integers(0, 9))), max_size=12)
 
 
-@settings(max_examples=200, deadline=None)
-@given(_LINES, st.sampled_from(["\n", "\r\n"]), st.integers(1, 6))
-def test_the_shares_of_a_file_are_its_pages_once_in_order(lines, newline, shares):
-    data = newline.join(lines).encode()
+@settings(max_examples=400, deadline=None)
+@given(_LINES, st.sampled_from(["\n", "\r\n"]), st.booleans(), st.integers(1, 30))
+def test_the_shares_of_a_file_are_its_pages_once_in_order(lines, newline, final_newline, shares):
+    """Each share takes the lines beginning in its stretch of the bytes (more shares than lines,
+    lines across a stretch's end, blank lines): together, every page once, in order, numbered as
+    one reader numbers them."""
+    data = (newline.join(lines) + (newline if final_newline else "")).encode()
     whole = [repr(p) for p in split_bodies(data, "f")]
     parts = [repr(p) for share in range(shares) for p in split_bodies(data, "f", share, shares)]
     assert parts == whole

@@ -7,6 +7,7 @@ as ``xchat-verify verify`` does.
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import os
 import re
@@ -149,18 +150,43 @@ def _line_views(data: bytes | mmap.mmap) -> list[tuple[int, memoryview]]:
     return [(number, view[start:end]) for number, start, end in _content_lines(data)]
 
 
-def _content_lines(data: bytes | mmap.mmap) -> Iterator[tuple[int, int, int]]:
-    """(line number, start, end) of every line that is not blank, lazily."""
-    start = 0
-    for number, end in enumerate(_line_ends(data), 1):
+def _content_lines(data: bytes | mmap.mmap, start: int = 0, stop: int | None = None,
+                   first_number: int = 1) -> Iterator[tuple[int, int, int]]:
+    """(line number, start, end) of every line that is not blank, lazily: from the line beginning at
+    ``start`` (whose number is ``first_number``) to the last one beginning before ``stop``."""
+    for number, end in enumerate(_line_ends(data, start), first_number):
+        if stop is not None and start >= stop:
+            return
         if end > start and (data[start] not in _BLANK or not data[start:end].isspace()):
             yield number, start, end
         start = end + 1
 
 
-def _line_ends(data: bytes | mmap.mmap) -> Iterator[int]:
-    """The offset of every line's end (its ``\\n``, or the end of ``data`` for the last line)."""
-    at = data.find(b"\n")
+def _share_line_views(data: bytes | mmap.mmap, share: int, shares: int) -> list[tuple[int, memoryview]]:
+    """``_line_views`` of the lines of share ``share`` of ``shares``: those beginning in its stretch
+    of the bytes (each line in exactly one share). Only the share's own lines are walked; the lines
+    before it are counted, not walked, for their numbers."""
+    size = len(data)
+    low, high = size * share // shares, size * (share + 1) // shares
+    start = 0
+    if low:
+        end_before = data.find(b"\n", low - 1)  # the line beginning at or after ``low``
+        if end_before == -1:
+            return []
+        start = end_before + 1
+    number = 1 + sum(bytes(data[at:min(at + _COUNT_CHUNK, start)]).count(b"\n")
+                     for at in range(0, start, _COUNT_CHUNK))
+    view = memoryview(data)
+    return [(number, view[begin:end]) for number, begin, end in _content_lines(data, start, high, number)]
+
+
+_COUNT_CHUNK = 1 << 20  # newlines counted a megabyte at a time (a mapped file is not copied whole)
+
+
+def _line_ends(data: bytes | mmap.mmap, start: int = 0) -> Iterator[int]:
+    """The offset of every line's end from ``start`` on (its ``\\n``, or the end of ``data`` for the
+    last line)."""
+    at = data.find(b"\n", start)
     while at != -1:
         yield at
         at = data.find(b"\n", at + 1)
@@ -192,11 +218,11 @@ def split_bodies(data: bytes | mmap.mmap, source: str, share: int = 0, shares: i
         if share == 0:
             yield decode_page(data if isinstance(data, bytes) else memoryview(data), source)
         return
-    lines = _line_views(data)
-    if len(lines) > 1 and _syntax_error(lines[0][1]) is None:
+    head = list(itertools.islice(_content_lines(data), 2))  # JSON Lines: more than one line, the first JSON
+    if len(head) > 1 and _syntax_error(memoryview(data)[head[0][1]:head[0][2]]) is None:
         if forms is not None:
             forms.append("lines")
-        lines = lines[len(lines) * share // shares:len(lines) * (share + 1) // shares]
+        lines = _line_views(data) if shares == 1 else _share_line_views(data, share, shares)
         for number, line in lines:  # views of data: nothing to release line by line
             page = decode_page(line, f"{source}:{number}")  # decoded once; syntax checked only if it failed
             line_error = _syntax_error(line) if page.errors and page.errors[0].startswith("not a JSON object: ") \

@@ -39,7 +39,7 @@ PROCESSES_ENV = "XCHAT_VERIFY_PROCESSES"
 MIN_BYTES = 32 * 1024 * 1024  # below this (≈ 16,000 events), starting processes costs more than it saves
 _SHARE_BYTES = 4 * 1024 * 1024  # smallest share of a file worth a task of its own
 _SHARES_PER_PROCESS = 8  # enough tasks that the last ones finishing do not leave a core idle; also the most
-# shares of one file per process: every share of a file walks all its lines to find its own
+# shares of one file per process: every share of a file counts the newlines before its own lines
 
 
 @dataclass(frozen=True)
