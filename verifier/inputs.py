@@ -218,8 +218,7 @@ def split_bodies(data: bytes | mmap.mmap, source: str, share: int = 0, shares: i
         if share == 0:
             yield decode_page(data if isinstance(data, bytes) else memoryview(data), source)
         return
-    head = list(itertools.islice(_content_lines(data), 2))  # JSON Lines: more than one line, the first JSON
-    if len(head) > 1 and _syntax_error(memoryview(data)[head[0][1]:head[0][2]]) is None:
+    if len(list(itertools.islice(_content_lines(data), 2))) > 1 and _first_line_is_json(data):  # JSON Lines
         if forms is not None:
             forms.append("lines")
         lines = _line_views(data) if shares == 1 else _share_line_views(data, share, shares)
