@@ -67,10 +67,17 @@ def _events_array(events: Iterable[object]) -> Iterator[str]:
     yield "[]" if first else "\n      ]"
 
 
+_NESTING = 3  # the batch wrapped three arrays deep: its items indent as the report's events (8 spaces)
+_OPEN = "[\n" + "".join(f"{'  ' * depth}[\n" for depth in range(1, _NESTING)) + "  " * _NESTING + "["
+_CLOSE = "\n" + "  " * _NESTING + "]" + "".join(f"\n{'  ' * depth}]" for depth in reversed(range(_NESTING)))
+
+
 def _indented(encoder: msgspec.json.Encoder, batch: list[object]) -> str:
-    """The events of a batch as they appear inside the indented report: ``\\n        {...},...``."""
-    text = msgspec.json.format(encoder.encode(batch), indent=2).decode()  # "[\n  {...},\n  {...}\n]"
-    return _json_safe(text[1:-2].replace("\n", "\n      "))
+    """The events of a batch as they appear inside the indented report: ``\\n        {...},...``.
+    The batch is formatted wrapped in three arrays, so ``format`` itself indents it to the report's
+    depth (one pass over the text instead of indenting and then shifting every line)."""
+    text = msgspec.json.format(b"[[[" + encoder.encode(batch) + b"]]]", indent=2).decode()
+    return _json_safe(text[len(_OPEN):-len(_CLOSE)])
 
 
 def _ndjson_chunks(report: Report) -> Iterator[str]:
