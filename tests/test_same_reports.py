@@ -97,7 +97,8 @@ FAST_DECODERS = pytest.mark.parametrize("decode_fast", [decode_event_fast, fastw
 def test_fast_decoder_is_the_generic_reader_on_structural_mutants(campaign, decode_fast):
     raws = [s.raw for s in campaign.seeds] + structural_corpus(campaign, CASES or 3000)
     fast = 0
-    for limits in (DEFAULT_LIMITS, Limits(max_container_elements=2, max_total_elements=3, max_depth=3)):
+    for limits in (DEFAULT_LIMITS, Limits(max_container_elements=2, max_total_elements=3, max_depth=3),
+                   Limits(max_depth=2), Limits(max_depth=1), Limits(max_total_elements=2)):  # every bound, alone
         for raw in raws:
             event = decode_fast(raw, limits)
             try:

@@ -195,3 +195,44 @@ def test_base64_fast_path_accepts_exactly_what_the_strict_rules_accept():
             return str(exc)
     for text in cases:
         assert outcome(b64decode_strict, text) == outcome(_b64decode_diagnose, text), repr(text)
+
+
+def _shapes():
+    """Events of the shapes the fast path reads straight through, and their neighbours."""
+    from verifier.testing.forge import encode_event
+    from verifier.wire import EventSignature, MessageEvent, SigningKeyInfo
+    info = SigningKeyInfo("1", "2", "k")
+    bodies = [None, ("MessageCreateEvent", {"contents": b"\x00\xff", "conversation_key_version": "7",
+                                            "should_notify": True}),
+              ("MessageCreateEvent", {}), ("MessageCreateEvent", {"should_notify": False, "ttl_msec": 5}),
+              ("MessageDeleteEvent", {"sequence_ids": ["1", "2"]})]
+    signatures = [None, EventSignature("s", "v", "7"), EventSignature("s", message_signing_key_info_list=[]),
+                  EventSignature("s", "v", "7", "k", [info]), EventSignature(message_signing_key_info_list=[info, info])]
+    for detail in bodies:
+        for signature in signatures:
+            kind, body = detail or (None, None)
+            yield encode_event(MessageEvent("1", "m", "s", "c", None, "9", kind, body, None, signature, "0", True))
+
+
+@pytest.mark.parametrize("limits", [Limits(max_depth=d, max_total_elements=t, max_container_elements=c)
+                                    for d in (0, 1, 2, 3, 4) for t in (0, 1, 2, 3) for c in (1, 2)])
+def test_fast_paths_keep_every_bound_of_the_generic_reader(limits):
+    """Both fast paths (compiled where built, pure Python) return the generic reader's event or
+    None, at every depth and element bound: a bound they skipped would accept what it refuses."""
+    from verifier import fastwire
+    from verifier.wire import decode_event_fast, decode_event_generic
+    for raw in _shapes():
+        try:
+            expected = repr(decode_event_generic(raw, limits))
+        except MalformedEvent:
+            expected = None
+        for fast in (decode_event_fast, fastwire.decode_event_fast):
+            event = fast(raw, limits)
+            assert event is None or repr(event) == expected, (raw, limits)
+
+
+def test_the_pure_fast_path_reads_the_common_shapes_straight_through():
+    from verifier import fastwire
+    from verifier.wire import DEFAULT_LIMITS, decode_event_generic
+    for raw in _shapes():
+        assert repr(fastwire.decode_event_fast(raw, DEFAULT_LIMITS)) == repr(decode_event_generic(raw))
