@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import verifier
+from verifier import columns
 from verifier.columns import Ids, Interned
 from verifier.engine import EventList, Verification
 from verifier.testing.forge import build_conversation
@@ -236,3 +237,56 @@ def test_interned_appended_a_page_at_a_time_equals_one_by_one(pages):
         at_once.append_all(values)
     assert list(at_once.codes()) == list(one_by_one.codes()) and at_once._values == one_by_one._values
     assert [at_once[i] for i in range(len(at_once))] == [value for values in pages for value in values]
+
+
+# ----------------------------------------------------------------- a page at once, pure Python
+_DECIMAL = st.integers(0, 2 ** 63 + 5).map(str)  # across the int64 bound
+_UUID_TEXT = st.uuids().map(str)
+_ODD = st.sampled_from([None, "", "01", "-1", "+1", " 1", "1,2", "١", "9" * 20, "x",
+                        "6F1C1A2E-3B4D-4C5E-8F90-A1B2C3D4E5F6", "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6,1",
+                        "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f", "00000000-0000-0000-0000-000000000000"])
+
+
+def _state(column: Ids):
+    return bytes(column._form), column._a.tolist(), column._b.tolist(), dict(column._other)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(st.lists(_DECIMAL, max_size=40), st.lists(_UUID_TEXT, max_size=40)),
+       st.lists(st.tuples(st.integers(0, 40), _ODD), max_size=2), st.booleans())
+def test_a_page_appended_at_once_in_pure_python_is_stored_as_one_by_one(without_compiled_ids, ids, odd, uuids):
+    """Without the compiled module, ``append_all`` takes a page of only canonical decimals (or
+    UUIDs) at once and leaves exactly the columns ``append`` leaves; any other page (an odd value
+    anywhere) is appended one by one, with the same result."""
+    values = list(ids)
+    for at, value in odd:
+        values.insert(min(at, len(values)), value)
+    one_by_one, at_once = Ids(uuids=uuids), Ids(uuids=uuids)
+    one_by_one.append("7")
+    at_once.append("7")
+    for value in values:
+        one_by_one.append(value)
+    at_once.append_all(values)
+    assert _state(at_once) == _state(one_by_one)
+    forms = set(one_by_one._form[1:])
+    taken_at_once = bool(values) and (forms == {1} or (uuids and forms == {2}))  # all decimal, or all UUID
+    assert (columns._uniform_columns(values, uuids) is not None) == taken_at_once
+
+
+@pytest.fixture(scope="module")
+def without_compiled_ids():
+    """The compiled twin removed for the module's pure-Python tests."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(columns, "_id_columns", None)
+    yield patch
+    patch.undo()
+
+
+def test_pages_of_one_canonical_form_are_taken_at_once():
+    assert columns._uniform_columns(["0", "1", str(2 ** 63 - 1)], False) is not None
+    assert columns._uniform_columns(["6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6"] * 3, True) is not None
+    assert columns._uniform_columns(["1", "2"], True) is not None  # decimal message ids too
+    for values in ([], ["1", None], [str(2 ** 63)], ["1,2"], ["1", "2,3"], ["01"], ["01", "1"], ["١", "1"],
+                 ["6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6"],  # a UUID in a decimal-only column
+                 ["6F1C1A2E-3B4D-4C5E-8F90-A1B2C3D4E5F6"], ["1", "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6"]):
+        assert columns._uniform_columns(values, False) is None, values
