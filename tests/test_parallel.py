@@ -28,7 +28,7 @@ from verifier import cli, parallel
 from verifier.engine import Verification
 from verifier.inputs import file_identity, load_pages, load_share, split_bodies
 from verifier.parallel import Share, plan_shares, verify_files
-from verifier.report import render
+from verifier.report import render, stream
 from verifier.report.stream import iter_report
 from verifier.testing.forge import Identity, build_conversation, snowflake
 
@@ -556,8 +556,8 @@ def test_a_part_joins_only_when_checked(histories):
 @pytest.mark.slow
 def test_the_cli_uses_processes_for_large_files_with_the_same_report(tmp_path, monkeypatch):
     """Files over the threshold take the process path (seen by its shares), and the report is the
-    one ``--workers 1`` gives in every format."""
-    conv = build_conversation(400, seed="parallel-cli", realistic_crypto=False)
+    one ``--workers 1`` gives in every format (the JSON events array encoded half by a forked child)."""
+    conv = build_conversation(1_100, seed="parallel-cli", realistic_crypto=False)
     (tmp_path / "ring.json").write_text(json.dumps(conv.keyring()))
     pages = conv.pages(20)
     files = []
@@ -573,11 +573,21 @@ def test_the_cli_uses_processes_for_large_files_with_the_same_report(tmp_path, m
         planned.append(shares)
         return shares
 
+    children = []
+    real_init = stream._ForkedBatches.__init__
+
+    def forked(self, *args):
+        real_init(self, *args)
+        children.append(self.pid)
+
     for fmt in ("json", "text", "sarif"):
         args = ["verify", *files, "--keys", str(tmp_path / "ring.json"), "--format", fmt]
         monkeypatch.setattr(cli, "plan_shares", plan)
+        monkeypatch.setattr(stream, "_FORK_MIN_EVENTS", 0)
+        monkeypatch.setattr(stream._ForkedBatches, "__init__", forked)
         assert cli.main([*args, "--workers", "2", "-o", str(tmp_path / f"procs.{fmt}")]) == 0
         monkeypatch.undo()
         assert cli.main([*args, "--workers", "1", "-o", str(tmp_path / f"one.{fmt}")]) == 0
         assert (tmp_path / f"procs.{fmt}").read_bytes() == (tmp_path / f"one.{fmt}").read_bytes()
     assert all(shares for shares in planned)
+    assert len(children) == 1 and children[0]  # the JSON report's, not refused

@@ -1,14 +1,23 @@
 """The streamed JSON report's event batches: indented by ``msgspec.json.format`` itself (the batch
-wrapped to the report's depth), the same text as formatting the batch alone and shifting its lines."""
+wrapped to the report's depth), the same text as formatting the batch alone and shifting its lines;
+and the second half of a long events array encoded by a forked child, to the same text."""
 
 from __future__ import annotations
 
+import json
+import os
+import threading
+
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import verifier
+from verifier.report import render, stream
 from verifier.report.machine import _json_safe
-from verifier.report.stream import _indented
+from verifier.report.stream import _events_array, _indented, iter_report
+from verifier.testing.forge import build_conversation
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.text(max_size=20),
@@ -33,3 +42,73 @@ def test_strings_with_newlines_and_line_separators_stay_escaped():
     assert got == ('\n        {\n          "a": "x\\ny\\u2028z",\n          "b": []\n        },'
                    '\n        {\n          "c": {\n            "d": [\n              1,\n              {}\n'
                    '            ]\n          }\n        }')
+
+
+# ------------------------------------------------------------------ half the events on a forked child
+EVENTS = [{"index": i, "text": f"event {i} \u00e9\u2028"} for i in range(4 * stream._BATCH + 17)]
+
+
+@pytest.fixture
+def forks(monkeypatch):
+    """Every array of events long enough to fork for; the children started, by pid."""
+    monkeypatch.setattr(stream, "_FORK_MIN_EVENTS", 0)
+    pids: list[int] = []
+    real_init = stream._ForkedBatches.__init__
+
+    def spy(self, *args):
+        real_init(self, *args)
+        pids.append(self.pid)
+    monkeypatch.setattr(stream._ForkedBatches, "__init__", spy)
+    return pids
+
+
+def test_a_forked_child_encodes_the_second_half_to_the_same_text(forks):
+    alone = "".join(_events_array(EVENTS))
+    assert "".join(_events_array(EVENTS, processes=2)) == alone
+    assert len(forks) == 1 and forks[0]  # one child, forked (not refused)
+    assert "".join(_events_array(EVENTS[:stream._BATCH], processes=2)) == "".join(_events_array(EVENTS[:stream._BATCH]))
+    assert len(forks) == 1  # one batch: nothing to share
+
+
+def test_a_child_that_fails_costs_time_not_text(forks, monkeypatch):
+    monkeypatch.setattr(stream._ForkedBatches, "_encode_and_exit", lambda self: os._exit(3))
+    assert "".join(_events_array(EVENTS, processes=2)) == "".join(_events_array(EVENTS))
+    assert len(forks) == 1
+
+
+def test_a_fork_refused_or_another_thread_running_encodes_here(forks, monkeypatch):
+    expected = "".join(_events_array(EVENTS))
+
+    def refuse():
+        raise OSError("no more processes")
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fork", refuse)
+        assert "".join(_events_array(EVENTS, processes=2)) == expected
+    assert forks == [None]
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert "".join(_events_array(EVENTS, processes=2)) == expected
+    finally:
+        stop.set()
+        other.join()
+    assert forks == [None]  # no fork while another thread runs
+
+
+def test_a_consumer_that_stops_early_leaves_no_child(forks):
+    chunks = _events_array(EVENTS, processes=2)
+    next(chunks)
+    next(chunks)
+    chunks.close()
+    with pytest.raises(ChildProcessError):  # reaped: not even a zombie is left
+        os.waitpid(forks[0], os.WNOHANG)
+
+
+def test_the_streamed_report_of_a_real_run_is_the_same_on_two_processes(forks):
+    conv = build_conversation(1_300, seed="stream", realistic_crypto=False)
+    ring = verifier.Keyring.from_json(json.dumps(conv.keyring()))
+    def verify(lazy):
+        return verifier.verify_pages(conv.pages(100), ring, conversation_keys=conv.conversation_keys, lazy=lazy)
+    assert "".join(iter_report(verify(True), "json", processes=2)) == render(verify(False), "json")
+    assert len(forks) == 1 and forks[0]

@@ -37,23 +37,24 @@ from .sanitize import printable
 
 
 # ------------------------------------------------------------------------------------- output
-def emit(report: Report, fmt: str, output: str | None, all_events: bool = False) -> None:
-    """The report to ``output`` (atomically) or stdout, written in chunks (``report.stream``)."""
+def emit(report: Report, fmt: str, output: str | None, all_events: bool = False, processes: int = 1) -> None:
+    """The report to ``output`` (atomically) or stdout, written in chunks (``report.stream``; with
+    ``processes`` > 1, half of a long JSON report encoded by a second process)."""
     if output:
-        write_file(output, iter_report(report, fmt, all_events=all_events))  # in chunks
+        write_file(output, iter_report(report, fmt, all_events=all_events, processes=processes))  # in chunks
         print(f"verdict: {report.verdict} (report written to {printable(output)})", file=sys.stderr)
         return
     tty = sys.stdout.isatty()
     color = fmt == "text" and tty and "NO_COLOR" not in os.environ  # NO_COLOR drops colour, not layout
     width = shutil.get_terminal_size().columns if tty else None
-    for chunk in iter_report(report, fmt, color=color, width=width, all_events=all_events):
+    for chunk in iter_report(report, fmt, color=color, width=width, all_events=all_events, processes=processes):
         sys.stdout.write(chunk)
     sys.stdout.flush()
 
 
-def finish(report: Report, args: argparse.Namespace) -> int:
+def finish(report: Report, args: argparse.Namespace, processes: int = 1) -> int:
     """Write the report, name every input that could not be read (one line each), pick the exit code."""
-    emit(report, args.format, args.output, getattr(args, "all_events", False))
+    emit(report, args.format, args.output, getattr(args, "all_events", False), processes)
     for finding in report.findings:
         if finding.code == "unused_conversation_key":
             print(f"xchat-verify: warning: {finding.message}", file=sys.stderr)
@@ -140,6 +141,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                    allow_empty=args.allow_empty, allow_partial=args.allow_partial,
                    strict=args.strict, workers=args.workers, reviewers=identity_reviewers(args))
     ledger = LedgerRun(args)  # --ledger, --metrics: opened before anything is read
+    processes = 1  # that verified the pages: as many encode the report
     try:
         seen: list = []
         if len(args.pages) == 1 and is_evidence_dir(args.pages[0]):
@@ -150,11 +152,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         else:
             keyring = load_keyring(args.keys, max_bytes) if args.keys else None
             pages = load_pages(args.pages, max_bytes)
-            processes = args.workers or default_workers()
-            shares = plan_shares(args.pages, processes, max_bytes=max_bytes) \
+            workers = args.workers or default_workers()
+            shares = plan_shares(args.pages, workers, max_bytes=max_bytes) \
                 if ledger.store is None and options["reviewers"] is None else None
             if shares is not None:  # large files: decoded and checked on several processes
-                report = verify_files(shares, keyring, max_bytes, processes, options, warn=warn)
+                report = verify_files(shares, keyring, max_bytes, workers, options, warn=warn)
+                processes = workers
             elif ledger.store is None:
                 report = verify_pages(pages, keyring, lazy=True, **options)  # events built as they are written
             else:  # the incremental form keeps what the ledger records (event_facts)
@@ -170,7 +173,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     finally:
         ledger.close()
     with gc_paused():  # the report's objects are acyclic and short-lived
-        return finish(report, args)
+        return finish(report, args, processes)
 
 
 def read_token(token_file: str | None) -> str:

@@ -5,12 +5,24 @@ conversation's events encoded and indented a few hundred at a time where a rando
 their place; NDJSON is one line per event. The other formats are rendered whole (their size is
 bounded by the findings, or they are meant for people). Checked byte for byte against ``render``
 in tests/test_same_reports.py.
+
+With ``processes`` > 1 (``verify`` on worker processes), the second half of a long conversation's
+events is encoded by a forked child into a temporary file while this process encodes the first
+half: the report is the last serial step of a run, and one core would otherwise sit idle. A child
+that fails in any way costs time only: its half is encoded here instead, to the same bytes.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import msgspec
 
@@ -19,14 +31,17 @@ from . import render
 from .machine import _json_safe, summary
 
 _BATCH = 500
+_FORK_MIN_EVENTS = 20_000  # fewer: forking and copying the child's half back cost about what they save
+_READ_CHARS = 1 << 20
 _EVENT_INDENT = "\n        "  # events sit four levels deep: report, conversations, conversation, events
 
 
 def iter_report(report: Report, fmt: str, *, color: bool = False, width: int | None = None,
-                all_events: bool = False) -> Iterator[str]:
-    """``render(report, fmt, ...)`` as a sequence of chunks whose concatenation is the same text."""
+                all_events: bool = False, processes: int = 1) -> Iterator[str]:
+    """``render(report, fmt, ...)`` as a sequence of chunks whose concatenation is the same text;
+    ``processes`` > 1 lets a forked child encode half of a long JSON events array (same bytes)."""
     if fmt == "json":
-        yield from _json_chunks(report)
+        yield from _json_chunks(report, processes)
     elif fmt == "ndjson":
         yield from _ndjson_chunks(report)
     else:
@@ -38,7 +53,7 @@ def write_report(report: Report, fmt: str, write: Callable[[str], object], **opt
         write(chunk)
 
 
-def _json_chunks(report: Report) -> Iterator[str]:
+def _json_chunks(report: Report, processes: int = 1) -> Iterator[str]:
     markers = [secrets.token_hex(16) for _ in report.conversations]
     skeleton = msgspec.structs.replace(report, conversations=[
         msgspec.structs.replace(conv, events=[marker]) for conv, marker in zip(report.conversations, markers)])
@@ -48,23 +63,98 @@ def _json_chunks(report: Report) -> Iterator[str]:
         at = text.index(placeholder)
         yield text[:at]
         text = text[at + len(placeholder):]
-        yield from _events_array(conv.events)
+        yield from _events_array(conv.events, processes)
     yield text
 
 
-def _events_array(events: Iterable[object]) -> Iterator[str]:
+def _events_array(events: Sequence[object], processes: int = 1) -> Iterator[str]:
+    """The events as the report's indented JSON array, ``_BATCH`` at a time (with ``processes`` > 1,
+    the second half of a long array encoded by a forked child meanwhile: ``_ForkedBatches``)."""
+    if not len(events):
+        yield "[]"
+        return
+    starts = range(0, len(events), _BATCH)
+    half = max(1, len(starts) // 2) if processes > 1 and len(events) >= _FORK_MIN_EVENTS and _can_fork() \
+        else len(starts)
+    child = _ForkedBatches(events, starts[half:]) if half < len(starts) else None
+    try:
+        batches = _batches(events, starts[:half])
+        yield "[" + next(batches)[1:]
+        yield from batches
+        if child is not None:
+            yield from child.text()
+    finally:
+        if child is not None:
+            child.close()
+    yield "\n      ]"
+
+
+def _batches(events: Sequence[Any], starts: Sequence[int]) -> Iterator[str]:
+    """Each batch from ``starts`` as ``,`` + its indented events (the array's first drops the comma)."""
     encoder = msgspec.json.Encoder()
-    batch: list[object] = []
-    first = True
-    for event in events:
-        batch.append(event)
-        if len(batch) == _BATCH:
-            yield ("[" if first else ",") + _indented(encoder, batch)
-            first, batch = False, []
-    if batch:
-        yield ("[" if first else ",") + _indented(encoder, batch)
-        first = False
-    yield "[]" if first else "\n      ]"
+    for start in starts:
+        yield "," + _indented(encoder, events[start:start + _BATCH])
+
+
+def _can_fork() -> bool:
+    """Only on Linux and with no other thread running (a fork copies other threads' locks as they are)."""
+    return sys.platform.startswith("linux") and hasattr(os, "fork") and threading.active_count() == 1
+
+
+class _ForkedBatches:
+    """Batches encoded by a forked child into an unnamed temporary file, read back once it exits
+    with success; otherwise (it died, the disk filled) encoded here, to the same text."""
+
+    def __init__(self, events: Sequence[object], starts: Sequence[int]) -> None:
+        self.events, self.starts = events, starts
+        self.file = tempfile.TemporaryFile()
+        self.pid: int | None = None
+        try:
+            self.pid = os.fork()
+        except OSError:  # no process to spare: encoded here, later
+            return
+        if self.pid == 0:
+            self._encode_and_exit()
+
+    def _encode_and_exit(self) -> None:
+        """In the child: never returns, never runs the parent's exit handlers or flushes its buffers."""
+        code = 1
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the child at once, silently
+            for chunk in _batches(self.events, self.starts):
+                self.file.write(chunk.encode("utf-8"))
+            self.file.flush()
+            code = 0
+        finally:
+            os._exit(code)
+
+    def text(self) -> Iterator[str]:
+        if self._succeeded():
+            self.file.seek(0)
+            reader = io.TextIOWrapper(self.file, encoding="utf-8", newline="")
+            while chunk := reader.read(_READ_CHARS):
+                yield chunk
+            reader.detach()
+        else:
+            yield from _batches(self.events, self.starts)
+
+    def _succeeded(self) -> bool:
+        if self.pid is None:
+            return False
+        pid, self.pid = self.pid, None
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status) == 0
+
+    def close(self) -> None:
+        """The child killed and reaped if still running (the consumer stopped early), the file removed."""
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(self.pid, 0)
+            self.pid = None
+        self.file.close()
 
 
 _NESTING = 3  # the batch wrapped three arrays deep: its items indent as the report's events (8 spaces)
@@ -72,7 +162,7 @@ _OPEN = "[\n" + "".join(f"{'  ' * depth}[\n" for depth in range(1, _NESTING)) + 
 _CLOSE = "\n" + "  " * _NESTING + "]" + "".join(f"\n{'  ' * depth}]" for depth in reversed(range(_NESTING)))
 
 
-def _indented(encoder: msgspec.json.Encoder, batch: list[object]) -> str:
+def _indented(encoder: msgspec.json.Encoder, batch: Sequence[Any]) -> str:
     """The events of a batch as they appear inside the indented report: ``\\n        {...},...``.
     The batch is formatted wrapped in three arrays, so ``format`` itself indents it to the report's
     depth (one pass over the text instead of indenting and then shifting every line)."""
