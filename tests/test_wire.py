@@ -236,3 +236,20 @@ def test_the_pure_fast_path_reads_the_common_shapes_straight_through():
     from verifier.wire import DEFAULT_LIMITS, decode_event_generic
     for raw in _shapes():
         assert repr(fastwire.decode_event_fast(raw, DEFAULT_LIMITS)) == repr(decode_event_generic(raw))
+
+
+@pytest.mark.parametrize("hex_event", [
+    "0b0001fffffffa00",  # an envelope string (read in a run of optional strings)
+    "0b000afffffffa00",  # the previous sequence id (read alone)
+    "0b0001000000030000000c00070c00010b0064fffffff0000000",  # a MessageCreateEvent's contents
+])
+def test_a_negative_length_never_rewinds_a_fast_path(hex_event):
+    """A negative length would send a straight-through reader back over bytes it has read, making
+    an event up from them (review): every path refuses it as the generic reader does."""
+    from verifier import fastwire
+    from verifier.wire import DEFAULT_LIMITS, decode_event_fast
+    raw = bytes.fromhex(hex_event)
+    with pytest.raises(MalformedEvent, match="negative"):
+        decode_event_bytes(raw)
+    assert fastwire.decode_event_fast(raw, DEFAULT_LIMITS) is None
+    assert decode_event_fast(raw, DEFAULT_LIMITS) is None

@@ -207,7 +207,9 @@ class _Cursor:
 
 
 def decode_event_fast(raw: bytes, limits: Limits) -> MessageEvent | None:
-    """The event if it has the common shape, else None (then ``wire.decode_event_generic`` reads it)."""
+    """The event if it has the common shape, else None (then ``wire.decode_event_generic`` reads it).
+    Every bound of ``limits`` is kept but ``max_event_bytes``: the size of the whole event is
+    checked by its callers (``wire.decode_event_bytes``, ``decode_event_b64``) before any reader."""
     try:
         return _envelope(raw, limits)
     except (_Unusual, IndexError, struct.error, UnicodeDecodeError):
