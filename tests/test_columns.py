@@ -290,31 +290,3 @@ def test_pages_of_one_canonical_form_are_taken_at_once():
                  ["6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6"],  # a UUID in a decimal-only column
                  ["6F1C1A2E-3B4D-4C5E-8F90-A1B2C3D4E5F6"], ["1", "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6"]):
         assert columns._uniform_columns(values, False) is None, values
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.lists(st.one_of(_DECIMAL, _UUID_TEXT, _ODD, st.sampled_from(["5", "x", None])), max_size=30),
-       st.booleans(), st.data())
-def test_all_different_is_never_claimed_for_a_repeated_value(values, uuids, data):
-    """``Ids.all_different`` (the replay check's shortcut) is True only when the values at the rows
-    are pairwise different, and always when they are distinct canonical ids."""
-    column = Ids(uuids=uuids)
-    for value in values:
-        column.append(value)
-    rows = data.draw(st.lists(st.integers(0, len(values) - 1), max_size=len(values))) if values else []
-    picked = [values[row] for row in rows]
-    different = len(set(picked)) == len(picked)
-    if column.all_different(rows):
-        assert different
-    forms = {column._form[row] for row in rows}
-    if different and (forms == {1} or (uuids and forms == {2})):  # distinct canonical ids of one form
-        assert column.all_different(rows)
-
-
-def test_all_different_compares_both_halves_of_a_uuid():
-    column = Ids(uuids=True)
-    for value in ("6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6", "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f7", "1", "x", "y", None):
-        column.append(value)
-    assert column.all_different([0, 1, 2])
-    assert not column.all_different([0, 1, 0])
-    assert not column.all_different([3, 4])  # kept strings: not proven different from the numbers

@@ -131,14 +131,6 @@ class Ids:
     def numbers(self) -> array[int]:
         return self._a
 
-    def all_different(self, rows: Sequence[int]) -> bool:
-        """True when the values at ``rows`` are proven pairwise different from the number columns
-        alone, in C (False: perhaps not; ``key`` tells). Equal values always have equal numbers (a
-        kept string and None both (0, 0)), so different numbers are different values."""
-        pick = picker(rows)
-        numbers = set(zip(pick(self._a), pick(self._b))) if self._uuids else set(pick(self._a))
-        return len(numbers) == len(rows)
-
     def key(self, index: int) -> object:
         """A value equal for equal ids (and rarely for different ones): a pre-filter for duplicates."""
         form = self._form[index]

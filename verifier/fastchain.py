@@ -119,8 +119,6 @@ def _replays(run: _Run, members: array[int]) -> dict[int, str]:
     """``find_replays`` on the events whose message id is not unique (a replay needs two). Ids are
     bucketed first, so the sets that find repeats stay small however long the history."""
     flags, ids = run.flags, run.message_id
-    if ids.all_different(members):  # the usual history, proven in C: no message id to replay
-        return {}
     forms = ids._form
     senders, no_sender = run.sender.codes(), run.sender.code(None)
     buckets: list[array[int]] = [array("I") for _ in range(_BUCKETS)]
