@@ -70,6 +70,12 @@ def test_a_forked_child_encodes_the_second_half_to_the_same_text(forks):
     assert len(forks) == 1  # one batch: nothing to share
 
 
+def test_the_childs_text_is_read_back_whatever_the_read_size(forks, monkeypatch):
+    monkeypatch.setattr(stream, "_READ_BYTES", 7)  # multi-byte characters straddle reads
+    assert "".join(_events_array(EVENTS, processes=2)) == "".join(_events_array(EVENTS))
+    assert len(forks) == 1 and forks[0]
+
+
 def test_a_child_that_fails_costs_time_not_text(forks, monkeypatch):
     monkeypatch.setattr(stream._ForkedBatches, "_encode_and_exit", lambda self: os._exit(3))
     assert "".join(_events_array(EVENTS, processes=2)) == "".join(_events_array(EVENTS))
@@ -84,7 +90,10 @@ def test_a_fork_refused_or_another_thread_running_encodes_here(forks, monkeypatc
     with monkeypatch.context() as patch:
         patch.setattr(os, "fork", refuse)
         assert "".join(_events_array(EVENTS, processes=2)) == expected
-    assert forks == [None]
+    with monkeypatch.context() as patch:
+        patch.setattr(stream.tempfile, "TemporaryFile", refuse)
+        assert "".join(_events_array(EVENTS, processes=2)) == expected
+    assert forks == [None, None]
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
@@ -93,7 +102,7 @@ def test_a_fork_refused_or_another_thread_running_encodes_here(forks, monkeypatc
     finally:
         stop.set()
         other.join()
-    assert forks == [None]  # no fork while another thread runs
+    assert forks == [None, None]  # no fork while another thread runs
 
 
 def test_a_consumer_that_stops_early_leaves_no_child(forks):

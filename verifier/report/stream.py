@@ -14,7 +14,7 @@ that fails in any way costs time only: its half is encoded here instead, to the 
 
 from __future__ import annotations
 
-import io
+import codecs
 import os
 import secrets
 import signal
@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 
@@ -32,7 +32,7 @@ from .machine import _json_safe, summary
 
 _BATCH = 500
 _FORK_MIN_EVENTS = 20_000  # fewer: forking and copying the child's half back cost about what they save
-_READ_CHARS = 1 << 20
+_READ_BYTES = 1 << 20
 _EVENT_INDENT = "\n        "  # events sit four levels deep: report, conversations, conversation, events
 
 
@@ -103,40 +103,43 @@ def _can_fork() -> bool:
 
 class _ForkedBatches:
     """Batches encoded by a forked child into an unnamed temporary file, read back once it exits
-    with success; otherwise (it died, the disk filled) encoded here, to the same text."""
+    with success; otherwise (no temporary file, no fork, it died, the disk filled) encoded here,
+    to the same text."""
 
     def __init__(self, events: Sequence[object], starts: Sequence[int]) -> None:
         self.events, self.starts = events, starts
-        self.file = tempfile.TemporaryFile()
         self.pid: int | None = None
+        self.file: IO[bytes] | None = None
         try:
+            self.file = tempfile.TemporaryFile()
             self.pid = os.fork()
-        except OSError:  # no process to spare: encoded here, later
+        except OSError:  # no temporary file or no process to spare: encoded here, later
             return
         if self.pid == 0:
-            self._encode_and_exit()
+            self._encode_and_exit(self.file)
 
-    def _encode_and_exit(self) -> None:
+    def _encode_and_exit(self, file: IO[bytes]) -> None:
         """In the child: never returns, never runs the parent's exit handlers or flushes its buffers."""
         code = 1
         try:
             signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the child at once, silently
             for chunk in _batches(self.events, self.starts):
-                self.file.write(chunk.encode("utf-8"))
-            self.file.flush()
+                file.write(chunk.encode("utf-8"))
+            file.flush()
             code = 0
         finally:
             os._exit(code)
 
     def text(self) -> Iterator[str]:
-        if self._succeeded():
-            self.file.seek(0)
-            reader = io.TextIOWrapper(self.file, encoding="utf-8", newline="")
-            while chunk := reader.read(_READ_CHARS):
-                yield chunk
-            reader.detach()
-        else:
+        file = self.file if self._succeeded() else None
+        if file is None:
             yield from _batches(self.events, self.starts)
+            return
+        file.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()  # a character may straddle two reads
+        while chunk := file.read(_READ_BYTES):
+            yield decoder.decode(chunk)
+        yield decoder.decode(b"", final=True)
 
     def _succeeded(self) -> bool:
         if self.pid is None:
@@ -154,7 +157,8 @@ class _ForkedBatches:
                 pass
             os.waitpid(self.pid, 0)
             self.pid = None
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
 
 
 _NESTING = 3  # the batch wrapped three arrays deep: its items indent as the report's events (8 spaces)
