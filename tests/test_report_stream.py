@@ -79,10 +79,28 @@ def test_the_childs_text_is_read_back_whatever_the_read_size(forks, monkeypatch)
     assert len(forks) == 1 and forks[0]
 
 
-def test_a_child_that_fails_costs_time_not_text(forks, monkeypatch):
-    monkeypatch.setattr(stream._ForkedBatches, "_encode_and_exit", lambda self: os._exit(3))
-    assert "".join(_events_array(EVENTS, processes=2)) == "".join(_events_array(EVENTS))
-    assert len(forks) == 1
+@pytest.mark.parametrize("failure", ["status", "exception", "killed"])
+def test_a_child_that_fails_costs_time_not_text(forks, monkeypatch, failure, tmp_path):
+    """A child that exits with a failure, raises (it must still end in ``os._exit``, never return
+    into the caller's code: a child running on as a copy of this process), or is killed."""
+    escaped = tmp_path / "escaped"
+    def fail(self, file):
+        file.write(b"half written")
+        if failure == "exception":
+            raise RuntimeError("the child failed")
+        if failure == "killed":
+            os.kill(os.getpid(), 9)
+        return 3
+    parent = os.getpid()
+    monkeypatch.setattr(stream._ForkedBatches, "_encode", fail)
+    try:
+        text = "".join(_events_array(EVENTS, processes=2))
+    finally:
+        if os.getpid() != parent:  # a child came back into this test: tell the parent, end it here
+            escaped.write_text("escaped")
+            os._exit(0)
+    assert text == "".join(_events_array(EVENTS))
+    assert not escaped.exists() and len(forks) == 1 and forks[0]
 
 
 def test_a_fork_refused_or_another_thread_running_encodes_here(forks, monkeypatch):

@@ -115,20 +115,20 @@ class _ForkedBatches:
             self.pid = os.fork()
         except OSError:  # no temporary file or no process to spare: encoded here, later
             return
-        if self.pid == 0:
-            self._encode_and_exit(self.file)
+        if self.pid == 0:  # the child: whatever happens, it ends here, never back in the caller's code
+            code = 1
+            try:
+                code = self._encode(self.file)
+            finally:
+                os._exit(code)  # no exit handlers, no flush of the parent's buffers
 
-    def _encode_and_exit(self, file: IO[bytes]) -> None:
-        """In the child: never returns, never runs the parent's exit handlers or flushes its buffers."""
-        code = 1
-        try:
-            signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the child at once, silently
-            for chunk in _batches(self.events, self.starts):
-                file.write(chunk.encode("utf-8"))
-            file.flush()
-            code = 0
-        finally:
-            os._exit(code)
+    def _encode(self, file: IO[bytes]) -> int:
+        """In the child: the batches into ``file``; the exit status (0: all written)."""
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the child at once, silently
+        for chunk in _batches(self.events, self.starts):
+            file.write(chunk.encode("utf-8"))
+        file.flush()
+        return 0
 
     def text(self) -> Iterator[str]:
         file = self.file if self._succeeded() else None
