@@ -202,13 +202,19 @@ _UUID_LIST = re.compile(rf"(?:{_UUID.pattern},)*{_UUID.pattern}")
 _SIGN_BIT = (1 << 63).to_bytes(8, "big")  # ``append``'s offset of 2**63, as a flip of each half's top bit
 
 
-def _uniform_columns(values: list[str | None], uuids: bool) -> tuple[bytes, bytes, bytes, list[tuple[int, str]]] | None:
+def _uniform_columns(values: Sequence[str | None], uuids: bool) -> tuple[bytes, bytes, bytes, list[tuple[int, str]]] | None:
     """``_cfastwire.id_columns`` in pure Python for the common pages only: every value a canonical
     decimal within int64, or (``uuids``) every value a canonical UUID; else None (appended one by
     one). Why by hand: one regular expression over the comma-joined page, then ``int``,
-    ``bytes.fromhex`` and ``array`` do the per-value work in C (a third of ``append``'s cost)."""
+    ``bytes.fromhex`` and ``array`` do the per-value work in C (a third of ``append``'s cost).
+    A few None among them (a key change without a previous id) are put back in their places."""
+    missing = values.count(None)
+    if missing:
+        present = [value for value in values if value is not None] if missing < len(values) else []
+        columns = _uniform_columns(present, uuids) if present else None
+        return _with_missing(values, columns, uuids) if columns is not None else None
     try:
-        text = ",".join(values)  # type: ignore[arg-type]  # TypeError: a None among them
+        text = ",".join(values)  # type: ignore[arg-type]  # TypeError: not all str
     except TypeError:
         return None
     if text.count(",") != len(values) - 1:  # a value holding a comma
@@ -229,6 +235,24 @@ def _uniform_columns(values: list[str | None], uuids: bool) -> tuple[bytes, byte
             halves.byteswap()
         return bytes([_UUID_FORM]) * count, halves[0::2].tobytes(), halves[1::2].tobytes(), []
     return None
+
+
+def _with_missing(values: Sequence[str | None], columns: tuple[bytes, bytes, bytes, list[tuple[int, str]]],
+                  uuids: bool) -> tuple[bytes, bytes, bytes, list[tuple[int, str]]]:
+    """The columns of ``values`` less its None, with each None put back where it was (as ``append``
+    stores it: form none, numbers 0)."""
+    forms, first, second, others = columns
+    form_column, a, b = bytearray(forms), array("q", first), array("q", second)
+    at = values.index(None)
+    while True:
+        form_column.insert(at, _NONE)
+        a.insert(at, 0)
+        if uuids:
+            b.insert(at, 0)
+        try:
+            at = values.index(None, at + 1)
+        except ValueError:
+            return bytes(form_column), a.tobytes(), b.tobytes(), others
 
 
 def _uuid_text(high: int, low: int) -> str:
