@@ -4,8 +4,10 @@
 
 Verifies a signed history once (deterministic keys; one event in 500 tampered, so the report has
 problems to group), then renders the same ``Report`` as json, text (the terminal report, with and
-without --all-events), markdown, sarif, junit, ndjson and html, best of ``--repeat`` runs each. The
-text report's goal: at most twice the time of json (issue 8). Nothing here is asserted in tests.
+without --all-events), markdown, sarif, junit, ndjson and html, best of ``--repeat`` runs each; and
+the JSON report as ``verify`` streams it, in one process and with a forked child encoding half the
+events. The text report's goal: at most twice the time of json (issue 8). Nothing here is asserted
+in tests.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import verifier  # noqa: E402
 from verifier.report import render  # noqa: E402
+from verifier.report.stream import iter_report  # noqa: E402
 from verifier.testing.forge import build_conversation  # noqa: E402
 
 
@@ -52,6 +55,9 @@ def main() -> None:
     cases = {fmt: (lambda fmt=fmt: render(report, fmt)) for fmt in ("json", "ndjson", "sarif", "junit", "markdown",
                                                                     "text", "html")}
     cases["text --all-events"] = lambda: render(report, "text", all_events=True)
+    lazy = verifier.verify_pages(bodies, ring, conversation_keys=keys, lazy=True)  # what the CLI streams
+    cases["json streamed"] = lambda: sum(map(len, iter_report(lazy, "json")))
+    cases["json streamed, 2 processes"] = lambda: sum(map(len, iter_report(lazy, "json", processes=2)))
     seconds = {name: best_of(args.repeat, fn) for name, fn in cases.items()}
     json_s = seconds["json"]
     print(json.dumps({"events": args.events, "verdict": report.verdict,
