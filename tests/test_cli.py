@@ -253,3 +253,20 @@ def test_archive_on_a_remote_scheduler_warns_about_relative_paths(capsys):
     _warn_relative_sources(["/abs/ev", "evidence/2026-11", "more"])
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "evidence/2026-11 ..." in err and "absolute paths" in err
+
+
+def test_a_reader_that_stops_early_gets_one_line_and_exit_3(tmp_path):
+    """``xchat-verify ... | head``: the closed pipe is an incomplete output (exit 3, one line), not
+    an internal error, and nothing is printed at exit about flushing it."""
+    from verifier.testing.forge import build_conversation
+    conv = build_conversation(1_000, seed="pipe", realistic_crypto=False)  # a report far over a pipe's buffer
+    (tmp_path / "pages.jsonl").write_text("\n".join(json.dumps(p) for p in conv.pages(100)))
+    (tmp_path / "ring.json").write_text(json.dumps(conv.keyring()))
+    proc = subprocess.Popen([sys.executable, "-m", "verifier", "verify", str(tmp_path / "pages.jsonl"), "--keys",
+                             str(tmp_path / "ring.json"), "--format", "json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=REPO)
+    assert proc.stdout.read(10) == b'{\n  "schem'
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 3
+    assert stderr == "xchat-verify: standard output was closed before the report was complete\n"

@@ -687,6 +687,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("xchat-verify: interrupted", file=sys.stderr)
         return EXIT_INCOMPLETE
+    except BrokenPipeError:  # whoever read standard output stopped (``| head``): one line, not a crash
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        print("xchat-verify: standard output was closed before the report was complete", file=sys.stderr)
+        return EXIT_INCOMPLETE
     except MemoryError:
         print("xchat-verify: out of memory", file=sys.stderr)
         return EXIT_INCOMPLETE
