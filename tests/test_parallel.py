@@ -574,10 +574,10 @@ def test_the_cli_uses_processes_for_large_files_with_the_same_report(tmp_path, m
         return shares
 
     children = []
-    real_init = stream._ForkedBatches.__init__
+    real_start = stream._ForkedBatches.start
 
-    def forked(self, *args):
-        real_init(self, *args)
+    def forked(self):
+        real_start(self)
         children.append(self.pid)
 
     for fmt in ("json", "text", "sarif"):
@@ -585,7 +585,7 @@ def test_the_cli_uses_processes_for_large_files_with_the_same_report(tmp_path, m
         monkeypatch.setattr(cli, "plan_shares", plan)
         monkeypatch.setattr(stream, "_FORK_MIN_EVENTS", 0)
         monkeypatch.setattr(stream, "_can_fork", lambda: True)  # threads earlier tests left in this process
-        monkeypatch.setattr(stream._ForkedBatches, "__init__", forked)
+        monkeypatch.setattr(stream._ForkedBatches, "start", forked)
         assert cli.main([*args, "--workers", "2", "-o", str(tmp_path / f"procs.{fmt}")]) == 0
         monkeypatch.undo()
         assert cli.main([*args, "--workers", "1", "-o", str(tmp_path / f"one.{fmt}")]) == 0

@@ -4,9 +4,15 @@ and the second half of a long events array encoded by a forked child, to the sam
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -45,6 +51,7 @@ def test_strings_with_newlines_and_line_separators_stay_escaped():
 
 
 # ------------------------------------------------------------------ half the events on a forked child
+REPO = Path(__file__).resolve().parent.parent
 CAN_FORK = stream._can_fork
 EVENTS = [{"index": i, "text": f"event {i} \u00e9\u2028"} for i in range(4 * stream._BATCH + 17)]
 
@@ -56,12 +63,12 @@ def forks(monkeypatch):
     monkeypatch.setattr(stream, "_FORK_MIN_EVENTS", 0)
     monkeypatch.setattr(stream, "_can_fork", lambda: True)
     pids: list[int] = []
-    real_init = stream._ForkedBatches.__init__
+    real_start = stream._ForkedBatches.start
 
-    def spy(self, *args):
-        real_init(self, *args)
+    def spy(self):
+        real_start(self)
         pids.append(self.pid)
-    monkeypatch.setattr(stream._ForkedBatches, "__init__", spy)
+    monkeypatch.setattr(stream._ForkedBatches, "start", spy)
     return pids
 
 
@@ -144,3 +151,73 @@ def test_the_streamed_report_of_a_real_run_is_the_same_on_two_processes(forks):
         return verifier.verify_pages(conv.pages(100), ring, conversation_keys=conv.conversation_keys, lazy=lazy)
     assert "".join(iter_report(verify(True), "json", processes=2)) == render(verify(False), "json")
     assert len(forks) == 1 and forks[0]
+
+
+def _slow_child(self, file):
+    time.sleep(60)
+    return 0
+
+
+def test_an_interrupt_while_waiting_for_the_child_kills_and_reaps_it(forks, monkeypatch):
+    """Ctrl-C reaching this process alone while it waits for its child (review): the child is
+    killed and reaped by the clean-up, not left running."""
+    monkeypatch.setattr(stream._ForkedBatches, "_encode", _slow_child)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)  # after this process's half: while it waits
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            "".join(_events_array(EVENTS, processes=2))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    try:
+        with pytest.raises(ChildProcessError):  # killed and reaped
+            os.waitpid(forks[0], os.WNOHANG)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(forks[0], signal.SIGKILL)  # the test failed: do not leave it running
+
+
+CHILD_OF_A_KILLED_PARENT = """
+import os, sys, time
+from verifier.report import stream
+stream._FORK_MIN_EVENTS = 0
+def slow(self, file):
+    time.sleep(60)
+    return 0
+stream._ForkedBatches._encode = slow
+real_start = stream._ForkedBatches.start
+def start(self):
+    real_start(self)
+    print(self.pid, flush=True)
+stream._ForkedBatches.start = start
+"".join(stream._events_array([{"n": n} for n in range(2000)], processes=2))
+"""
+
+
+def test_a_child_dies_with_a_parent_that_is_killed():
+    """SIGKILL of the verifying process (it cannot clean up): its child is killed with it."""
+    parent = subprocess.Popen([sys.executable, "-c", CHILD_OF_A_KILLED_PARENT], stdout=subprocess.PIPE, text=True,
+                              cwd=REPO)
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.05)
+    alive = _alive(child)
+    if alive:
+        os.kill(child, signal.SIGKILL)
+    assert not alive
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting for init to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -15,7 +15,6 @@ process: a broken pool costs time, never findings.
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import pickle
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from .childproc import die_with_parent
 from .engine import Verification, gc_paused
 from .inputs import GZIP_MAGIC, file_identity, load_share
 from .keys import Keyring
@@ -279,14 +279,7 @@ def _ignore_interrupts() -> None:
     process that started it dies (a parent that is killed cannot stop its workers, which would wait
     forever on a pipe nobody reads)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
-        try:  # prctl(PR_SET_PDEATHSIG, SIGKILL): no Python API; libc's own call, nothing to build
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass  # then a worker of a killed parent may wait on its pipe until it is killed too
-
-
-_PR_SET_PDEATHSIG = 1
+    die_with_parent()
 
 
 __all__ = ["MIN_BYTES", "PROCESSES_ENV", "Part", "Share", "plan_shares", "tasks_of", "verify_share", "verify_files"]

@@ -26,6 +26,7 @@ from typing import IO, Any
 
 import msgspec
 
+from ..childproc import die_with_parent
 from ..model import Report
 from . import render
 from .machine import _json_safe, summary
@@ -78,6 +79,8 @@ def _events_array(events: Sequence[object], processes: int = 1) -> Iterator[str]
         else len(starts)
     child = _ForkedBatches(events, starts[half:]) if half < len(starts) else None
     try:
+        if child is not None:
+            child.start()  # inside the try: an interrupt from here on still kills and reaps it
         batches = _batches(events, starts[:half])
         yield "[" + next(batches)[1:]
         yield from batches
@@ -106,25 +109,42 @@ class _ForkedBatches:
     with success; otherwise (no temporary file, no fork, it died, the disk filled) encoded here,
     to the same text."""
 
+    _SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
     def __init__(self, events: Sequence[object], starts: Sequence[int]) -> None:
         self.events, self.starts = events, starts
         self.pid: int | None = None
         self.file: IO[bytes] | None = None
+
+    def start(self) -> None:
+        """Fork the child. Ctrl-C and SIGTERM are held until this process knows its child's pid
+        (and the child has reset them): an interrupt in between could orphan the child, or raise
+        in the child and run the caller's clean-up code there (deleting the output's temporary file)."""
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, self._SIGNALS)
+        parent = os.getpid()
+        file: IO[bytes] | None = None
         try:
-            self.file = tempfile.TemporaryFile()
+            file = self.file = tempfile.TemporaryFile()
             self.pid = os.fork()
         except OSError:  # no temporary file or no process to spare: encoded here, later
-            return
+            pass
+        finally:
+            if self.pid != 0:  # this process; the child never leaves the branch below
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
         if self.pid == 0:  # the child: whatever happens, it ends here, never back in the caller's code
             code = 1
             try:
-                code = self._encode(self.file)
+                for number in self._SIGNALS:
+                    signal.signal(number, signal.SIG_DFL)  # an interrupt ends the child at once, silently
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                die_with_parent(parent)  # a parent killed outright takes the child with it
+                os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # the report's reader waits on this process only
+                code = self._encode(file) if file is not None else 1
             finally:
                 os._exit(code)  # no exit handlers, no flush of the parent's buffers
 
     def _encode(self, file: IO[bytes]) -> int:
         """In the child: the batches into ``file``; the exit status (0: all written)."""
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the child at once, silently
         for chunk in _batches(self.events, self.starts):
             file.write(chunk.encode("utf-8"))
         file.flush()
@@ -144,8 +164,8 @@ class _ForkedBatches:
     def _succeeded(self) -> bool:
         if self.pid is None:
             return False
-        pid, self.pid = self.pid, None
-        _, status = os.waitpid(pid, 0)
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = None  # reaped (only now: an interrupt during the wait leaves it to ``close``)
         return os.waitstatus_to_exitcode(status) == 0
 
     def close(self) -> None:
