@@ -270,3 +270,15 @@ def test_a_reader_that_stops_early_gets_one_line_and_exit_3(tmp_path):
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 3
     assert stderr == "xchat-verify: standard output was closed before the report was complete\n"
+
+
+def test_a_full_device_behind_standard_output_is_one_line_and_exit_3():
+    """Standard output on a full disk (``> /dev/full``): exit 3, one line, no internal error."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "verifier", "verify", str(EXAMPLES / "conversation" / "page-1.json"),
+                               "--keys", str(EXAMPLES / "keyring.json"), "--format", "json"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 3
+    assert proc.stderr == "xchat-verify: cannot write standard output: No space left on device\n"

@@ -47,9 +47,15 @@ def emit(report: Report, fmt: str, output: str | None, all_events: bool = False,
     tty = sys.stdout.isatty()
     color = fmt == "text" and tty and "NO_COLOR" not in os.environ  # NO_COLOR drops colour, not layout
     width = shutil.get_terminal_size().columns if tty else None
-    for chunk in iter_report(report, fmt, color=color, width=width, all_events=all_events, processes=processes):
-        sys.stdout.write(chunk)
-    sys.stdout.flush()
+    try:
+        for chunk in iter_report(report, fmt, color=color, width=width, all_events=all_events, processes=processes):
+            sys.stdout.write(chunk)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise  # its reader stopped: ``main`` says so
+    except OSError as exc:  # a full disk or device behind standard output
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        raise InputError(f"cannot write standard output: {exc.strerror or exc}") from None
 
 
 def finish(report: Report, args: argparse.Namespace, processes: int = 1) -> int:
