@@ -221,3 +221,16 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_child_reaped_by_someone_else_costs_time_not_text(forks, monkeypatch):
+    """A SIGCHLD handler elsewhere in the process reaped the child first: its outcome is unknown,
+    so that half is encoded here."""
+    real_waitpid = os.waitpid
+
+    def reaped_elsewhere(pid, options):
+        real_waitpid(pid, options)  # the other reaper
+        raise ChildProcessError(10, "No child processes")
+    monkeypatch.setattr(stream.os, "waitpid", reaped_elsewhere)
+    assert "".join(_events_array(EVENTS, processes=2)) == "".join(_events_array(EVENTS))
+    assert len(forks) == 1 and forks[0]

@@ -15,6 +15,7 @@ that fails in any way costs time only: its half is encoded here instead, to the 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
 import secrets
 import signal
@@ -164,18 +165,20 @@ class _ForkedBatches:
     def _succeeded(self) -> bool:
         if self.pid is None:
             return False
-        _, status = os.waitpid(self.pid, 0)
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:  # reaped by someone else (a SIGCHLD handler): its outcome is unknown
+            self.pid = None
+            return False
         self.pid = None  # reaped (only now: an interrupt during the wait leaves it to ``close``)
         return os.waitstatus_to_exitcode(status) == 0
 
     def close(self) -> None:
         """The child killed and reaped if still running (the consumer stopped early), the file removed."""
         if self.pid is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):  # gone, or reaped elsewhere
                 os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(self.pid, 0)
+                os.waitpid(self.pid, 0)
             self.pid = None
         if self.file is not None:
             self.file.close()
