@@ -209,9 +209,10 @@ def _uniform_columns(values: Sequence[str | None], uuids: bool) -> tuple[bytes, 
     ``bytes.fromhex`` and ``array`` do the per-value work in C (a third of ``append``'s cost).
     A few None among them (a key change without a previous id) are put back in their places."""
     missing = values.count(None)
+    if missing == len(values):  # nothing to take at once (or an empty page)
+        return None
     if missing:
-        present = [value for value in values if value is not None] if missing < len(values) else []
-        columns = _uniform_columns(present, uuids) if present else None
+        columns = _uniform_columns([value for value in values if value is not None], uuids)
         return _with_missing(values, columns, uuids) if columns is not None else None
     try:
         text = ",".join(values)  # type: ignore[arg-type]  # TypeError: not all str
