@@ -282,3 +282,17 @@ def test_a_full_device_behind_standard_output_is_one_line_and_exit_3():
                               stderr=subprocess.PIPE, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 3
     assert proc.stderr == "xchat-verify: cannot write standard output: No space left on device\n"
+
+
+def test_every_command_output_to_a_full_device_is_the_one_line_input_error():
+    """``write_output`` (every command's standard output) shares the report's handling: a full
+    device is the ``InputError`` each command reports in one line (exit 3)."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    script = ("import sys\nfrom verifier.errors import InputError\nfrom verifier.outputs import write_output\n"
+              "try:\n    write_output(None, 'x' * 100_000)\nexcept InputError as exc:\n"
+              "    print(exc, file=sys.stderr)\n    sys.exit(3)\n")
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-c", script], stdout=full, stderr=subprocess.PIPE, text=True,
+                              cwd=REPO, timeout=60)
+    assert (proc.returncode, proc.stderr) == (3, "cannot write standard output: No space left on device\n")

@@ -22,7 +22,7 @@ from .keys import entry_from_row
 from .ledger_cli import LedgerRun, add_ledger_options
 from .ledger_cli import add_commands as add_ledger_commands
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, Report, exit_code
-from .outputs import write_file, write_output
+from .outputs import detach_stdout, write_file, write_output, write_stdout
 from .paging import MB
 from .parallel import plan_shares, verify_files
 from .settings import DEFAULT_BASE_URL, IDENTITY_KEY_ENV, AuditOptions, RetryPolicy
@@ -47,15 +47,7 @@ def emit(report: Report, fmt: str, output: str | None, all_events: bool = False,
     tty = sys.stdout.isatty()
     color = fmt == "text" and tty and "NO_COLOR" not in os.environ  # NO_COLOR drops colour, not layout
     width = shutil.get_terminal_size().columns if tty else None
-    try:
-        for chunk in iter_report(report, fmt, color=color, width=width, all_events=all_events, processes=processes):
-            sys.stdout.write(chunk)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        raise  # its reader stopped: ``main`` says so
-    except OSError as exc:  # a full disk or device behind standard output
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
-        raise InputError(f"cannot write standard output: {exc.strerror or exc}") from None
+    write_stdout(iter_report(report, fmt, color=color, width=width, all_events=all_events, processes=processes))
 
 
 def finish(report: Report, args: argparse.Namespace, processes: int = 1) -> int:
@@ -404,8 +396,7 @@ def cmd_transcript(args: argparse.Namespace) -> int:
         report, _auditor = run_audit(args, audit_options(args, reviewers), args.sources)
     text = render_transcript(build_transcript(report, reviewers[1]), args.format)
     if args.output == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        write_stdout([text])
     else:
         write_file(args.output, text, private=True)  # plaintext: the owner's only
         print(f"verdict: {report.verdict} (transcript written to {printable(args.output)})", file=sys.stderr)
@@ -494,7 +485,7 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     if args.output:
         print(v.closing_line(results), file=sys.stderr)
     else:
-        sys.stdout.write(v.render_results(results, args.format, info))
+        write_stdout([v.render_results(results, args.format, info)])
     return EXIT_PASS if v.summary_ok(results) else EXIT_FAIL
 
 
@@ -694,7 +685,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("xchat-verify: interrupted", file=sys.stderr)
         return EXIT_INCOMPLETE
     except BrokenPipeError:  # whoever read standard output stopped (``| head``): one line, not a crash
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        detach_stdout()
         print("xchat-verify: standard output was closed before the report was complete", file=sys.stderr)
         return EXIT_INCOMPLETE
     except MemoryError:

@@ -19,7 +19,7 @@ from ._version import __version__
 from .clock import utc_now_iso
 from .errors import InputError, UsageError, XChatVerifyError
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, Report
-from .outputs import write_file, write_output
+from .outputs import write_file, write_output, write_stdout
 from .sanitize import printable
 
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ def _open(args: argparse.Namespace) -> Any:
 
 
 def _print(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    write_stdout([json.dumps(obj, indent=2, ensure_ascii=False) + "\n"])
 
 
 def _audit_times(store: Any) -> dict[int, str]:

@@ -74,5 +74,28 @@ def write_output(path: str | None, text: str | Iterable[str]) -> None:
     if path:
         write_file(path, text)
     else:
-        for chunk in [text] if isinstance(text, str) else text:
+        write_stdout([text] if isinstance(text, str) else text)
+
+
+def write_stdout(chunks: Iterable[str]) -> None:
+    """The chunks to standard output as they come, then flushed. A full device behind it is the
+    one-line ``InputError`` (exit 3); a reader that stopped (``BrokenPipeError``, ``| head``) is
+    left to the command's caller, which says so in one line whatever was writing."""
+    try:
+        for chunk in chunks:
             sys.stdout.write(chunk)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        detach_stdout()
+        raise InputError(f"cannot write standard output: {exc.strerror or exc}") from None
+
+
+def detach_stdout() -> None:
+    """Standard output (file descriptor 1) pointed at the null device: what is still buffered for it
+    is dropped at exit instead of failing again (after an error), and a forked child holds no
+    reader waiting on it."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.close(null)

@@ -29,6 +29,7 @@ import msgspec
 
 from ..childproc import die_with_parent
 from ..model import Report
+from ..outputs import detach_stdout
 from . import render
 from .machine import _json_safe, summary
 
@@ -139,7 +140,7 @@ class _ForkedBatches:
                     signal.signal(number, signal.SIG_DFL)  # an interrupt ends the child at once, silently
                 signal.pthread_sigmask(signal.SIG_SETMASK, held)
                 die_with_parent(parent)  # a parent killed outright takes the child with it
-                os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # the report's reader waits on this process only
+                detach_stdout()  # the report's reader waits on this process only
                 code = self._encode(file) if file is not None else 1
             finally:
                 os._exit(code)  # no exit handlers, no flush of the parent's buffers
