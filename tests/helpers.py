@@ -117,3 +117,9 @@ def write_history(folder: Path, conversation, pages: int) -> tuple[list[str], st
     ring = folder / "ring.json"
     ring.write_text(json.dumps(conversation.keyring()))
     return files, str(ring)
+
+
+def ids_state(column) -> tuple:
+    """Everything a ``columns.Ids`` stores (forms, both number columns, kept strings): two columns
+    with equal states give back the same values."""
+    return bytes(column._form), column._a.tolist(), column._b.tolist(), dict(column._other)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from fuzz.structural import Campaign
+from helpers import ids_state
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -261,10 +262,6 @@ def test_compiled_base64_takes_every_canonical_input_and_nothing_else():
         assert _cfastwire.b64decode_canonical(other) is None  # left to b64decode_strict's own checks
 
 
-def _ids_state(column):
-    return bytes(column._form), column._a.tolist(), column._b.tolist(), dict(column._other)
-
-
 _ID_TEXT = st.one_of(st.none(), st.integers(-10, 2 ** 64).map(str), st.text("0123456789", max_size=21),
                      st.text("0123456789٣²abcdefABCDEFg-", max_size=38), st.uuids().map(str),
                      st.uuids().map(lambda u: str(u).upper()), st.text(max_size=40))
@@ -284,7 +281,7 @@ def test_compiled_id_columns_store_what_append_stores(values, uuids, already):
     for value in values:
         one_by_one.append(value)
     at_once.append_all(list(values))
-    assert _ids_state(at_once) == _ids_state(one_by_one)
+    assert ids_state(at_once) == ids_state(one_by_one)
     assert [at_once[i] for i in range(len(at_once))] == ["7", None, "x"][:already] + values
 
 
@@ -303,7 +300,7 @@ def test_compiled_id_columns_edges_and_other_types():
         for value in edges:
             one_by_one.append(value)
         at_once.append_all(edges)
-        assert _ids_state(at_once) == _ids_state(one_by_one)
+        assert ids_state(at_once) == ids_state(one_by_one)
 
     class Text(str):
         pass

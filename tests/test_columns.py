@@ -8,7 +8,7 @@ import threading
 
 import msgspec
 import pytest
-from helpers import ALICE, BOB, ev, keyring, page
+from helpers import ALICE, BOB, ev, ids_state, keyring, page
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -247,10 +247,6 @@ _ODD = st.sampled_from([None, "", "01", "-1", "+1", " 1", "1,2", "١", "9" * 20,
                         "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f", "00000000-0000-0000-0000-000000000000"])
 
 
-def _state(column: Ids):
-    return bytes(column._form), column._a.tolist(), column._b.tolist(), dict(column._other)
-
-
 @settings(max_examples=600, deadline=None)
 @given(st.one_of(st.lists(_DECIMAL, max_size=40), st.lists(_UUID_TEXT, max_size=40)),
        st.lists(st.tuples(st.integers(0, 40), _ODD), max_size=2), st.booleans())
@@ -267,7 +263,7 @@ def test_a_page_appended_at_once_in_pure_python_is_stored_as_one_by_one(without_
     for value in values:
         one_by_one.append(value)
     at_once.append_all(values)
-    assert _state(at_once) == _state(one_by_one)
+    assert ids_state(at_once) == ids_state(one_by_one)
     forms = set(one_by_one._form[1:]) - {0}  # None (form 0) is put back in its place
     taken_at_once = bool(forms) and (forms == {1} or (uuids and forms == {2}))  # all decimal, or all UUID
     assert (columns._uniform_columns(values, uuids) is not None) == taken_at_once
