@@ -584,7 +584,7 @@ def test_the_cli_uses_processes_for_large_files_with_the_same_report(tmp_path, m
         args = ["verify", *files, "--keys", str(tmp_path / "ring.json"), "--format", fmt]
         monkeypatch.setattr(cli, "plan_shares", plan)
         monkeypatch.setattr(stream, "_FORK_MIN_EVENTS", 0)
-        monkeypatch.setattr(stream, "_can_fork", lambda: True)  # threads earlier tests left in this process
+        monkeypatch.setattr(stream, "can_fork", lambda: True)  # threads earlier tests left in this process
         monkeypatch.setattr(stream._ForkedBatches, "start", forked)
         assert cli.main([*args, "--workers", "2", "-o", str(tmp_path / f"procs.{fmt}")]) == 0
         monkeypatch.undo()

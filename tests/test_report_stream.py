@@ -52,16 +52,16 @@ def test_strings_with_newlines_and_line_separators_stay_escaped():
 
 # ------------------------------------------------------------------ half the events on a forked child
 REPO = Path(__file__).resolve().parent.parent
-CAN_FORK = stream._can_fork
+CAN_FORK = stream.can_fork
 EVENTS = [{"index": i, "text": f"event {i} \u00e9\u2028"} for i in range(4 * stream._BATCH + 17)]
 
 
 @pytest.fixture
 def forks(monkeypatch):
     """Every array of events long enough to fork for, whatever threads earlier tests left running in
-    this test process (the CLI forks only when it runs none: ``_can_fork``); the children started."""
+    this test process (the CLI forks only when it runs none: ``childproc.can_fork``); the children started."""
     monkeypatch.setattr(stream, "_FORK_MIN_EVENTS", 0)
-    monkeypatch.setattr(stream, "_can_fork", lambda: True)
+    monkeypatch.setattr(stream, "can_fork", lambda: True)
     pids: list[int] = []
     real_start = stream._ForkedBatches.start
 
@@ -122,12 +122,12 @@ def test_a_fork_refused_or_another_thread_running_encodes_here(forks, monkeypatc
         patch.setattr(stream.tempfile, "TemporaryFile", refuse)
         assert "".join(_events_array(EVENTS, processes=2)) == expected
     assert forks == [None, None]
-    monkeypatch.setattr(stream, "_can_fork", CAN_FORK)
+    monkeypatch.setattr(stream, "can_fork", CAN_FORK)
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
     try:
-        assert not stream._can_fork()
+        assert not stream.can_fork()
         assert "".join(_events_array(EVENTS, processes=2)) == expected
     finally:
         stop.set()

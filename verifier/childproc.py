@@ -1,4 +1,5 @@
-"""Child processes that end with the process that started them.
+"""Child processes: when this process may fork, and children that end with the process that
+started them.
 
 A parent that is killed (SIGKILL, SIGTERM) cannot stop its children: without this, a worker would
 wait forever on a pipe nobody reads, and a forked report encoder would run on as an orphan.
@@ -10,8 +11,15 @@ import ctypes
 import os
 import signal
 import sys
+import threading
 
 _PR_SET_PDEATHSIG = 1
+
+
+def can_fork() -> bool:
+    """Only on Linux and with no other thread running: a fork copies other threads' locks as they
+    are, and a child could wait forever on one (elsewhere, processes start clean)."""
+    return sys.platform.startswith("linux") and hasattr(os, "fork") and threading.active_count() == 1
 
 
 def die_with_parent(parent: int | None = None) -> None:

@@ -20,8 +20,6 @@ import os
 import pickle
 import signal
 import stat
-import sys
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -29,7 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from .childproc import die_with_parent
+from .childproc import can_fork, die_with_parent
 from .engine import Verification, gc_paused
 from .inputs import GZIP_MAGIC, file_identity, load_share
 from .keys import Keyring
@@ -266,7 +264,7 @@ def _process_pool(processes: int) -> Executor:
     otherwise they start clean (``forkserver``, else ``spawn``): ``fork`` would copy other threads'
     locks in an unknown state."""
     methods = multiprocessing.get_all_start_methods()
-    if sys.platform.startswith("linux") and threading.active_count() == 1:
+    if can_fork():
         method = "fork"
     else:
         method = "forkserver" if "forkserver" in methods else "spawn"

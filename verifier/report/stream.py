@@ -19,15 +19,13 @@ import contextlib
 import os
 import secrets
 import signal
-import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
 import msgspec
 
-from ..childproc import die_with_parent
+from ..childproc import can_fork, die_with_parent
 from ..model import Report
 from ..outputs import detach_stdout
 from . import render
@@ -77,7 +75,7 @@ def _events_array(events: Sequence[object], processes: int = 1) -> Iterator[str]
         yield "[]"
         return
     starts = range(0, len(events), _BATCH)
-    half = max(1, len(starts) // 2) if processes > 1 and len(events) >= _FORK_MIN_EVENTS and _can_fork() \
+    half = max(1, len(starts) // 2) if processes > 1 and len(events) >= _FORK_MIN_EVENTS and can_fork() \
         else len(starts)
     child = _ForkedBatches(events, starts[half:]) if half < len(starts) else None
     try:
@@ -99,11 +97,6 @@ def _batches(events: Sequence[Any], starts: Sequence[int]) -> Iterator[str]:
     encoder = msgspec.json.Encoder()
     for start in starts:
         yield "," + _indented(encoder, events[start:start + _BATCH])
-
-
-def _can_fork() -> bool:
-    """Only on Linux and with no other thread running (a fork copies other threads' locks as they are)."""
-    return sys.platform.startswith("linux") and hasattr(os, "fork") and threading.active_count() == 1
 
 
 class _ForkedBatches:
