@@ -29,7 +29,7 @@ from reference import engine as ref_engine
 from reference import report as ref_report
 
 import verifier
-from verifier import cli, fastchain, fastwire
+from verifier import cli, fastchain, fastwire, layouts
 from verifier.errors import MalformedEvent
 from verifier.inputs import load_keyring, load_pages
 from verifier.report import FORMATS, render, stream
@@ -88,15 +88,18 @@ def structural_corpus(campaign, n: int) -> list[bytes]:
     return raws
 
 
-# the shipped fast path (compiled where built) and the pure-Python one it falls back to
-FAST_DECODERS = pytest.mark.parametrize("decode_fast", [decode_event_fast, fastwire.decode_event_fast],
-                                        ids=["shipped", "pure-python"])
+# the shipped fast path (compiled where built), the pure-Python one it falls back to, and that one
+# through the layouts it remembers (mutants that keep a seed's frame are read through the seed's)
+FAST_DECODERS = pytest.mark.parametrize("decode_fast", [decode_event_fast, fastwire.decode_event_fast,
+                                                        layouts.decode_event_fast],
+                                        ids=["shipped", "pure-python", "pure-python-layouts"])
 
 
 @FAST_DECODERS
 def test_fast_decoder_is_the_generic_reader_on_structural_mutants(campaign, decode_fast):
     raws = [s.raw for s in campaign.seeds] + structural_corpus(campaign, CASES or 3000)
     fast = 0
+    layouts.forget()
     for limits in (DEFAULT_LIMITS, Limits(max_container_elements=2, max_total_elements=3, max_depth=3),
                    Limits(max_depth=2), Limits(max_depth=1), Limits(max_total_elements=2)):  # every bound, alone
         for raw in raws:
@@ -113,6 +116,8 @@ def test_fast_decoder_is_the_generic_reader_on_structural_mutants(campaign, deco
                 fast += limits is DEFAULT_LIMITS
                 assert repr(event) == repr(expected)  # repr: True is not 1, and dict order counts
     assert fast > len(raws) // 8  # both paths are exercised: many mutants keep the common shape
+    if decode_fast is layouts.decode_event_fast:
+        assert layouts._hits > 0  # few structural mutants keep a frame; test_layouts.py changes every byte
 
 
 @FAST_DECODERS

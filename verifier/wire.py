@@ -802,8 +802,8 @@ def decode_event_b64(text: str, limits: Limits = DEFAULT_LIMITS) -> tuple[bytes,
 def _fast_decoder() -> tuple[Callable[[bytes, Limits], MessageEvent | None], bool]:
     """``fastwire``'s compiled twin (``_cfastwire``) when it was built, from the source next to it if
     that is there, and is not turned off with ``XCHAT_VERIFY_PURE_PYTHON=1``; else ``fastwire``
-    itself. Both read the same events."""
-    from .fastwire import decode_event_fast as pure
+    itself, through the layouts it remembers (``layouts``). All read the same events."""
+    from .layouts import decode_event_fast as pure
     if os.environ.get("XCHAT_VERIFY_PURE_PYTHON") == "1":
         return pure, False
     try:

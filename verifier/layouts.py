@@ -1,0 +1,254 @@
+"""Remembered byte layouts: the pure-Python decoder's shortcut for a ``MessageCreateEvent`` laid out
+like a recent one.
+
+Why: in a history nearly every event has the layout of many before it (the same fields, the same
+string lengths), and differs only in the bytes inside its strings and in the length of its
+ciphertext. Once ``fastwire``'s straight-line reader has read an event, its layout is remembered
+as two ``struct`` formats (before and after the ciphertext) and the event's frame: every field
+header, length and STOP. A later event whose frame is byte for byte the same is unpacked by two
+``struct`` calls in C instead of a Python step per field (about half the pure decoder's time).
+
+Exactly the events the straight-line reader returns come out, field for field: the frame fixes
+every position that reader looks at and every decision it takes, and what it leaves to the data
+(UTF-8 validity, the bool bytes, the i32, the ciphertext's length) is decided here the same way. A
+frame that differs anywhere, or invalid UTF-8, sends the event to the reader itself.
+``tests/test_layouts.py`` checks both on mutations of every byte of real events. Only the
+pure-Python path uses this: the compiled decoder (``_cfastwire``) is faster still.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from operator import itemgetter
+from typing import Any
+
+from . import fastwire
+from .fastwire import (
+    _CONTENTS,
+    _CREATE_DETAIL,
+    _ENVELOPE_HEAD,
+    _KEY_INFO_LIST,
+    _KEY_INFO_STRINGS,
+    _KEY_VERSION,
+    _LENGTH,
+    _NOTIFY,
+    _PREVIOUS,
+    _RELAY,
+    _SIGNATURE,
+    _SIGNATURE_STRINGS,
+    _TRUSTED,
+)
+from .wire import EventSignature, Limits, MessageEvent, SigningKeyInfo
+
+_MAX_LAYOUTS = 8  # a group's members' ids of a few lengths: one layout per length
+_FREE_LEARNING = 16  # layouts learnt before learning must be paid for by hits (see _may_learn)
+_HITS_PER_LAYOUT = 8
+
+_FRAME, _TEXT, _SCALAR, _LENGTH_OF_CONTENTS = range(4)
+_utf8 = bytes.decode  # UTF-8, strict: what the reader's .decode("utf-8") does
+
+Getter = Callable[[tuple[Any, ...]], tuple[Any, ...]]
+
+
+def _getter(indices: list[int]) -> Getter:
+    """A tuple of the items at ``indices`` (itemgetter returns a bare item for one index)."""
+    if len(indices) >= 2:
+        return itemgetter(*indices)
+    if len(indices) == 1:
+        only = indices[0]
+        return lambda values: (values[only],)
+    return lambda values: ()
+
+
+class _Walk:
+    """The layout of an event, walked as the straight-line reader reads it: each item a ``struct``
+    format, its role and, for a value, the field it fills."""
+
+    def __init__(self, buf: bytes) -> None:
+        self.buf = buf
+        self.pos = 0
+        self.items: list[tuple[str, int, Any]] = []
+        self.split = 0  # items before it: up to the ciphertext's length; after it: from the ciphertext's end
+        self.contents_length = 0
+        self.signed = False
+        self.key_infos: int | None = None
+
+    def at(self, header: bytes) -> bool:
+        return self.buf[self.pos:self.pos + len(header)] == header
+
+    def frame(self, size: int) -> None:
+        self.items.append((f"{size}s", _FRAME, None))
+        self.pos += size
+
+    def text(self, name: tuple[Any, ...]) -> None:
+        size = _LENGTH(self.buf, self.pos + 3)[0]
+        self.frame(7)
+        self.items.append((f"{size}s", _TEXT, name))
+        self.pos += size
+
+    def optional_texts(self, headers: tuple[bytes, ...], name: tuple[Any, ...]) -> None:
+        for index, header in enumerate(headers):
+            if self.at(header):
+                self.text((*name, index))
+
+    def scalar(self, header_size: int, fmt: str, size: int, name: tuple[Any, ...]) -> None:
+        self.frame(header_size)
+        self.items.append((fmt, _SCALAR, name))
+        self.pos += size
+
+
+def _walk(buf: bytes) -> _Walk | None:
+    """The layout of ``buf``, a ``MessageCreateEvent`` with contents and nothing after its STOP that
+    the straight-line reader accepted; None for any other shape (never remembered)."""
+    walk = _Walk(buf)
+    walk.optional_texts(_ENVELOPE_HEAD, ("envelope",))
+    if not walk.at(_CREATE_DETAIL + _CONTENTS):
+        return None
+    walk.frame(len(_CREATE_DETAIL + _CONTENTS))
+    walk.contents_length = _LENGTH(buf, walk.pos)[0]
+    walk.items.append(("i", _LENGTH_OF_CONTENTS, None))
+    walk.split = len(walk.items)
+    walk.pos += 4 + walk.contents_length
+    if walk.at(_KEY_VERSION):
+        walk.text(("body", "conversation_key_version"))
+    if walk.at(_NOTIFY):
+        walk.scalar(3, "?", 1, ("body", "should_notify"))
+    walk.frame(2)  # the MessageCreateEvent's STOP, then the union's
+    if walk.at(_RELAY):
+        walk.scalar(3, "i", 4, ("relay",))
+    if walk.at(_SIGNATURE):
+        walk.signed = True
+        walk.frame(3)
+        walk.optional_texts(_SIGNATURE_STRINGS, ("signature",))
+        if walk.at(_KEY_INFO_LIST):
+            walk.key_infos = _LENGTH(buf, walk.pos + 4)[0]
+            walk.frame(8)  # header, element type and count
+            for index in range(walk.key_infos):
+                walk.optional_texts(_KEY_INFO_STRINGS, ("key_info", index))
+                walk.frame(1)
+        walk.frame(1)
+    if walk.at(_PREVIOUS):
+        walk.text(("previous",))
+    if walk.at(_TRUSTED):
+        walk.scalar(3, "?", 1, ("trusted",))
+    walk.frame(1)
+    return walk if walk.pos == len(buf) else None
+
+
+class _Layout:
+    """One event's layout: what to unpack, the frame to compare, where each field's value is."""
+
+    __slots__ = ("limits", "head", "head_size", "head_frame", "head_expected", "head_texts", "tail", "tail_size",
+                 "tail_frame", "tail_expected", "tail_texts", "tail_scalars", "envelope", "body_extra", "relay",
+                 "previous", "trusted", "signature", "key_infos")
+
+    def __init__(self, walk: _Walk, limits: Limits) -> None:
+        self.limits = limits  # the bounds the reader accepted this layout under (frozen; compared by identity)
+        head, tail = walk.items[:walk.split], walk.items[walk.split:]
+        self.head = struct.Struct(">" + "".join(fmt for fmt, _, _ in head))
+        self.tail = struct.Struct(">" + "".join(fmt for fmt, _, _ in tail))
+        self.head_size, self.tail_size = self.head.size, self.tail.size
+        self.head_frame = _getter([i for i, (_, role, _) in enumerate(head) if role == _FRAME])
+        self.tail_frame = _getter([i for i, (_, role, _) in enumerate(tail) if role == _FRAME])
+        self.head_expected = self.head_frame(self.head.unpack_from(walk.buf, 0))
+        self.tail_expected = self.tail_frame(self.tail.unpack_from(walk.buf, self.head_size + walk.contents_length))
+        head_texts = [i for i, (_, role, _) in enumerate(head) if role == _TEXT]
+        tail_texts = [i for i, (_, role, _) in enumerate(tail) if role == _TEXT]
+        tail_scalars = [i for i, (_, role, _) in enumerate(tail) if role == _SCALAR]
+        self.head_texts, self.tail_texts = _getter(head_texts), _getter(tail_texts)
+        self.tail_scalars = _getter(tail_scalars)
+        # the values come as (head texts, tail texts, tail scalars, None): a field left out is the None
+        names = [head[i][2] for i in head_texts] + [tail[i][2] for i in tail_texts] + [tail[i][2] for i in tail_scalars]
+        where = {name: i for i, name in enumerate(names)}
+        absent = len(names)
+        self.envelope = itemgetter(*[where.get(("envelope", i), absent) for i in range(len(_ENVELOPE_HEAD))])
+        self.body_extra = tuple((key, where[("body", key)]) for key in ("conversation_key_version", "should_notify")
+                                if ("body", key) in where)
+        self.relay = where.get(("relay",), absent)
+        self.previous = where.get(("previous",), absent)
+        self.trusted = where.get(("trusted",), absent)
+        self.signature = (itemgetter(*[where.get(("signature", i), absent) for i in range(len(_SIGNATURE_STRINGS))])
+                          if walk.signed else None)
+        self.key_infos = None if walk.key_infos is None else tuple(
+            itemgetter(*[where.get(("key_info", index, i), absent) for i in range(len(_KEY_INFO_STRINGS))])
+            for index in range(walk.key_infos))
+
+    def read(self, buf: bytes) -> MessageEvent | None:
+        """The event if ``buf`` has this layout, else None; UnicodeDecodeError and struct.error pass."""
+        head = self.head.unpack_from(buf, 0)
+        if self.head_frame(head) != self.head_expected:
+            return None
+        contents_length = head[-1]
+        start = self.head_size
+        tail_at = start + contents_length
+        # (a negative length could not match a frame either: the tail would begin in the head's own
+        # frame or length; refused here so that no reader of this code has to work that out)
+        if contents_length < 0 or len(buf) != tail_at + self.tail_size:
+            return None
+        tail = self.tail.unpack_from(buf, tail_at)
+        if self.tail_frame(tail) != self.tail_expected:
+            return None
+        values = (*map(_utf8, self.head_texts(head) + self.tail_texts(tail)), *self.tail_scalars(tail), None)
+        body = {"contents": buf[start:tail_at]}
+        for key, at in self.body_extra:
+            body[key] = values[at]
+        signature = None
+        if self.signature is not None:
+            infos = None if self.key_infos is None else [SigningKeyInfo(*info(values)) for info in self.key_infos]
+            signature = EventSignature(*self.signature(values), infos)  # type: ignore[call-arg]
+        return MessageEvent(*self.envelope(values), "MessageCreateEvent", body,  # type: ignore[call-arg]
+                            values[self.relay], signature, values[self.previous], values[self.trusted], 0, [])
+
+
+# The layouts remembered in this process, most recently learnt first. A tuple, replaced whole, so a
+# thread reading it sees one consistent set.
+_recent: tuple[_Layout, ...] = ()
+_learnt = 0
+_hits = 0
+
+
+def forget() -> None:
+    """Drop every remembered layout (tests; a process that changes its limits need not)."""
+    global _recent, _learnt, _hits
+    _recent, _learnt, _hits = (), 0, 0
+
+
+def decode_event_fast(raw: bytes, limits: Limits) -> MessageEvent | None:
+    """``fastwire.decode_event_fast``, the same event or None, through a remembered layout when one fits."""
+    global _hits
+    for layout in _recent:
+        if layout.limits is limits:
+            try:
+                event = layout.read(raw)
+            except struct.error:  # shorter than the layout: another may fit
+                continue
+            except UnicodeDecodeError:  # the reader refuses it too; it says so
+                break
+            if event is not None:
+                _hits += 1
+                return event
+    event = fastwire.decode_event_fast(raw, limits)
+    if event is not None and event.kind == "MessageCreateEvent" and _may_learn():
+        _learn(raw, limits, event)
+    return event
+
+
+def _may_learn() -> bool:
+    """Why a budget: events of ever new layouts would each pay for a layout nobody reuses. The first
+    few are free; after that each one learnt must have been matched by a few hits."""
+    return _learnt < _FREE_LEARNING or _hits >= _HITS_PER_LAYOUT * _learnt
+
+
+def _learn(raw: bytes, limits: Limits, event: MessageEvent) -> None:
+    global _recent, _learnt
+    try:
+        walk = _walk(raw)
+        layout = _Layout(walk, limits) if walk is not None else None
+        # never remember a layout that does not give back its own event
+        if layout is None or layout.read(raw) != event:
+            return
+    except (struct.error, UnicodeDecodeError):  # a shape the walk does not follow (the reader's other path)
+        return
+    _learnt += 1
+    _recent = (layout, *_recent[:_MAX_LAYOUTS - 1])
