@@ -25,7 +25,7 @@ from helpers import ids_state
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from verifier import fastwire, wire
+from verifier import fastwire, layouts, wire
 from verifier.wire import DEFAULT_LIMITS, Limits
 
 try:
@@ -141,7 +141,7 @@ def test_a_stale_build_is_not_used(monkeypatch):
     assert wire._fast_decoder() == (_cfastwire.decode_event_fast, True)
     monkeypatch.setattr(_cfastwire, "SOURCE_SHA256", "0" * 64)
     with pytest.warns(UserWarning, match="older _cfastwire.pyx"):
-        assert wire._fast_decoder() == (fastwire.decode_event_fast, False)
+        assert wire._fast_decoder() == (layouts.decode_event_fast, False)
 
 
 @needs_compiled
@@ -326,13 +326,13 @@ def _python_payload(message_id, sender_id, conversation_id, key_version, content
     event = wire.MessageEvent(kind="MessageCreateEvent", message_id=message_id, sender_id=sender_id,
                               conversation_id=conversation_id,
                               body={"contents": contents, "conversation_key_version": key_version})
-    compiled, payload._compiled_create = payload._compiled_create, None
+    twin, payload._create_twin = payload._create_twin, None
     try:
         return build_payload(event, 7)
     except (PayloadUnavailable, TypeError) as exc:
         return exc
     finally:
-        payload._compiled_create = compiled
+        payload._create_twin = twin
 
 
 _COMPONENT = st.one_of(st.none(), st.text("0123456789abc-,é", max_size=12), st.text(max_size=8),
@@ -349,6 +349,28 @@ def test_compiled_message_payload_is_the_builders(message_id, sender_id, convers
     compiled = _cfastwire.message_create_payload(message_id, sender_id, conversation_id, key_version, contents)
     if compiled is not None:
         assert compiled == _python_payload(message_id, sender_id, conversation_id, key_version, contents)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_COMPONENT, _COMPONENT, _COMPONENT, _COMPONENT, st.one_of(st.binary(max_size=70), st.none(), st.text(max_size=5),
+                                                                st.binary(max_size=5).map(bytearray)))
+def test_pure_message_payload_is_the_builders(message_id, sender_id, conversation_id, key_version, contents):
+    """The pure-Python twin (where nothing is compiled): the builder's bytes or None, never others."""
+    from verifier.payload import _message_create_payload
+    fast = _message_create_payload(message_id, sender_id, conversation_id, key_version, contents)
+    if fast is not None:
+        assert fast == _python_payload(message_id, sender_id, conversation_id, key_version, contents)
+
+
+def test_pure_message_payload_takes_the_common_case():
+    from verifier.payload import _message_create_payload
+    for conversation_id in (None, "", "1215441834412953600:1843439638876491776"):
+        for contents in (b"", b"\x00", b"\xff\xfe", bytes(range(256))):
+            for message_id in ("dd96a55c-9300-48e3-9695-fddb95af93ac", "é☃"):
+                expected = _python_payload(message_id, "1843439638876491776", conversation_id, "1736723828667", contents)
+                assert _message_create_payload(message_id, "1843439638876491776", conversation_id, "1736723828667",
+                                               contents) == expected
+    assert _message_create_payload("a,b", "1", None, "1", b"") is None  # a comma: the builder refuses
 
 
 @needs_compiled

@@ -186,3 +186,20 @@ def test_an_event_shorter_than_one_layout_is_read_through_another():
     layouts.decode_event_fast(encode_event(_event(sender_id="1" * 2000)), DEFAULT_LIMITS)  # learnt, tried first
     assert len(layouts._recent) == 2
     assert _same(encode_event(_event(sender_id="2")))
+
+
+def test_other_byte_types_are_read_as_the_reader_reads_them():
+    """A bytearray or memoryview slices to its own type, not bytes: never through a layout."""
+    raw = encode_event(_event())
+    _learn(raw)
+    for other in (bytearray(raw), memoryview(raw)):
+        try:
+            expected = repr(fastwire.decode_event_fast(other, DEFAULT_LIMITS))
+        except Exception as exc:  # what the reader does with it, whatever that is
+            expected = type(exc).__name__
+        try:
+            got = repr(layouts.decode_event_fast(other, DEFAULT_LIMITS))
+        except Exception as exc:
+            got = type(exc).__name__
+        assert got == expected
+    assert layouts._hits == 0

@@ -217,6 +217,8 @@ def forget() -> None:
 def decode_event_fast(raw: bytes, limits: Limits) -> MessageEvent | None:
     """``fastwire.decode_event_fast``, the same event or None, through a remembered layout when one fits."""
     global _hits
+    if type(raw) is not bytes:  # a bytearray or a memoryview: its slices are not bytes; the reader decides
+        return fastwire.decode_event_fast(raw, limits)
     for layout in _recent:
         if layout.limits is limits:
             try:

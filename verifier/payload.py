@@ -218,9 +218,9 @@ BUILDERS: dict[str, Builder] = {
 def build_payload(event: MessageEvent, version: int,
                   conversation_keys: Mapping[str, bytes] | None = None) -> bytes:
     """The UTF-8 bytes the sender signed; raises ``PayloadUnavailable`` when they cannot be rebuilt."""
-    if event.kind == "MessageCreateEvent" and _compiled_create is not None:  # most events: the compiled twin
+    if event.kind == "MessageCreateEvent" and _create_twin is not None:  # most events: the common case at once
         body = event.body or {}
-        payload = _compiled_create(event.message_id, event.sender_id, event.conversation_id,
+        payload = _create_twin(event.message_id, event.sender_id, event.conversation_id,
                                    body.get("conversation_key_version"), body.get("contents"))
         if payload is not None:
             return payload
@@ -244,6 +244,24 @@ def build_payload(event: MessageEvent, version: int,
     return joined.encode("utf-8")
 
 
-# tests/test_cfastwire.py compares the compiled twin with the builder above
-_compiled_create: Callable[[object, object, object, object, object], bytes | None] | None = \
-    compiled_twin("message_create_payload")
+def _message_create_payload(message_id: object, sender_id: object, conversation_id: object, key_version: object,
+                            contents: object) -> bytes | None:
+    """``_cfastwire.message_create_payload`` in pure Python: the common ``MessageCreateEvent`` as one
+    f-string, where the builders above take a list, a dispatch and a join (about 1 µs an event);
+    None wherever ``build_payload`` must decide or explain (a missing or odd value, a comma)."""
+    if type(message_id) is not str or type(sender_id) is not str or type(key_version) is not str \
+            or type(contents) is not bytes:
+        return None
+    if conversation_id is None:
+        text, commas = f"MessageCreateEvent,{message_id},{sender_id},{key_version},{b64encode_nopad(contents)}", 4
+    elif type(conversation_id) is str:
+        text = f"MessageCreateEvent,{message_id},{sender_id},{conversation_id},{key_version},{b64encode_nopad(contents)}"
+        commas = 5
+    else:
+        return None
+    return text.encode("utf-8") if text.count(",") == commas else None
+
+
+# tests/test_cfastwire.py compares both twins with the builder above
+_create_twin: Callable[[object, object, object, object, object], bytes | None] | None = \
+    compiled_twin("message_create_payload") or _message_create_payload
