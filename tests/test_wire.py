@@ -173,13 +173,18 @@ def test_arbitrary_text_base64_only_raises_malformed(text):
     assert base64.b64encode(out).decode().rstrip("=") == text.rstrip("=")
 
 
-def test_base64_fast_path_accepts_exactly_what_the_strict_rules_accept():
+@pytest.mark.parametrize("compiled_twin", [True, False], ids=["as-built", "pybase64-path"])
+def test_base64_fast_path_accepts_exactly_what_the_strict_rules_accept(compiled_twin, monkeypatch):
     """pybase64 (issue 11) is used only on canonical input: on random strings over the alphabet,
     padding, URL-safe characters, whitespace and non-ASCII, every result and every reason equals
-    the regex-checked reference decoder's."""
+    the regex-checked reference decoder's. Also without the compiled twin, which otherwise takes
+    every canonical text before the pybase64 path sees it."""
     import random
 
+    from verifier import wire
     from verifier.wire import _b64decode_diagnose
+    if not compiled_twin:
+        monkeypatch.setattr(wire, "_compiled_b64", None)
     rng = random.Random(11)
     alphabet = "ABCDQRSTwxyz0189+/=-_ \n\té"
     cases = ["", "=", "==", "QQ", "QQ=", "QQ==", "QQ===", "QR==", "QR", "QUJD", "QUJD====", "QQ==QQ==", "QUI=",
@@ -253,3 +258,16 @@ def test_a_negative_length_never_rewinds_a_fast_path(hex_event):
         decode_event_bytes(raw)
     assert fastwire.decode_event_fast(raw, DEFAULT_LIMITS) is None
     assert decode_event_fast(raw, DEFAULT_LIMITS) is None
+
+
+def test_the_pybase64_path_takes_canonical_text_padded_or_not():
+    """Canonical text, with or without its padding, never needs the slower diagnosis."""
+    import random
+
+    from verifier.wire import _b64_fast
+    rng = random.Random(5)
+    for size in range(0, 70):
+        raw = rng.randbytes(size)
+        text = base64.b64encode(raw).decode()
+        assert _b64_fast(text) == raw
+        assert _b64_fast(text.rstrip("=")) == raw

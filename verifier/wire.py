@@ -118,20 +118,27 @@ def b64decode_strict(text: str, what: str = "value") -> bytes:
 def _b64_fast(text: str) -> bytes | None:
     """pybase64 on canonical input only: padding, if any, exactly what the length needs (pybase64's
     ``validate`` then refuses every character outside the standard alphabet); None: diagnose."""
-    pad = -len(text) % 4
+    size = len(text)
+    pad = -size % 4
     first = text.find("=")
-    if first != -1 and (pad or first < len(text) - 2 or text[-1] != "="):
+    if first == -1:
+        last = size - 1  # the last character that carries bits
+    elif pad or first < size - 2 or text[-1] != "=":
         return None  # padding that is partial, inside the text, or not at its end
+    else:
+        last = first - 1
     try:
         assert _pybase64_decode is not None
         raw = _pybase64_decode(text + "=" * pad if pad else text, validate=True)
     except (binascii.Error, ValueError):
         return None
-    return raw if _canonical_tail(raw, text) else None
+    tail = len(raw) % 3  # _canonical_tail, as one set lookup (two signatures an event)
+    return raw if not tail or text[last] in _CANONICAL_LAST[tail] else None
 
 
 _B64_VALUE = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
 _UNUSED_BITS = {1: 0x0F, 2: 0x03}  # bytes in the last group -> bits of the last character that must be 0
+_CANONICAL_LAST = {tail: frozenset(c for c, v in _B64_VALUE.items() if v & bits == 0) for tail, bits in _UNUSED_BITS.items()}
 
 
 def _canonical_tail(raw: bytes, text: str) -> bool:
