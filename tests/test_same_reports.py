@@ -275,6 +275,50 @@ def test_a_replay_in_a_linked_chain_gives_the_same_report(history, monkeypatch):
     assert_same(mutated, ring, QUICK, conversation_keys=conv.conversation_keys)
 
 
+def test_a_replay_of_a_key_change_only_meta_holds_gives_the_same_report(history, monkeypatch):
+    """The key change taken out of the data (so meta's first copy of it is out of band), then
+    served again as the newest data event: the replay pairs a meta row with a data row."""
+    conv, pages, ring = history
+    mutated = copy.deepcopy(pages)
+    key_change = None
+    for page in mutated:
+        for item in list(page["data"]):
+            if decode_event_bytes(base64.b64decode(item["encoded_event"])).kind == "ConversationKeyChangeEvent":
+                key_change = decode_event_bytes(base64.b64decode(item["encoded_event"]))
+                page["data"].remove(item)
+    assert key_change is not None and any(page.get("meta") for page in mutated)
+    newest = mutated[0]["data"][0]
+    replayed = msgspec.structs.replace(key_change, sequence_id=str(int(newest["sequence_id"]) + 1),
+                                       previous_sequence_id=newest["sequence_id"])
+    mutated[0]["data"].insert(0, {"sequence_id": replayed.sequence_id, "previous_sequence_id": newest["sequence_id"],
+                                  "encoded_event": base64.b64encode(encode_event(replayed)).decode()})
+    decided = []
+    linear = fastchain.linear_chain
+    monkeypatch.setattr(fastchain, "linear_chain", lambda run, members: decided.append(linear(run, members)) or
+                        decided[-1])
+    report = verifier.verify_pages(mutated, ring, conversation_keys=conv.conversation_keys)
+    assert len(decided) == 1 and decided[0]  # the one-pass chain decided it
+    statuses = [e.chain.status for e in report.conversations[0].events]
+    assert "out_of_band" in statuses
+    assert sum(1 for e in report.conversations[0].events if any(f.code == "replay" for f in e.findings)) == 1
+    assert_same(mutated, ring, QUICK, conversation_keys=conv.conversation_keys)
+
+
+def test_no_replay_is_proved_without_the_bucketed_search(history, monkeypatch):
+    """The usual history (every message id distinct): the one-pass chain says no replays without
+    ``_replays``; with a replay it asks ``_replays``."""
+    conv, pages, ring = history
+    searched = []
+    replays = fastchain._replays
+    monkeypatch.setattr(fastchain, "_replays", lambda run, members: searched.append(1) or replays(run, members))
+    verifier.verify_pages(pages, ring, conversation_keys=conv.conversation_keys)
+    assert searched == []
+    mutated = copy.deepcopy(pages)
+    _replay_at_the_end(random.Random(3), mutated)
+    verifier.verify_pages(mutated, ring, conversation_keys=conv.conversation_keys)
+    assert searched == [1]
+
+
 @pytest.fixture(scope="module")
 def history():
     members = [Identity.from_seed("1215441834412953600", "1765382634817", "diff-a"),
