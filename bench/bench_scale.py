@@ -185,7 +185,7 @@ class TreeMemory:
 def stages(events: int) -> dict:
     """µs per event of each stage on one core (each stage timed alone over the same history)."""
     import verifier
-    from verifier import fastwire, wire
+    from verifier import fastwire, layouts, wire
     from verifier.envelope import envelope_differences
     from verifier.pages import decode_page
     from verifier.report.stream import iter_report
@@ -214,6 +214,9 @@ def stages(events: int) -> dict:
     shipped = wire.decode_event_fast
     out["compiled_decoder"] = wire.COMPILED_DECODER
     wire.decode_event_fast = fastwire.decode_event_fast  # the pure-Python fast path, for comparison
+    timed("thrift_decode_pure_python_straight", lambda: [decode_event_bytes(r) for r in raws])
+    layouts.forget()
+    wire.decode_event_fast = layouts.decode_event_fast  # what XCHAT_VERIFY_PURE_PYTHON=1 uses
     timed("thrift_decode_pure_python", lambda: [decode_event_bytes(r) for r in raws])
     wire.decode_event_fast = shipped
     timed("sha256", lambda: [hashlib.sha256(r).digest() for r in raws])
@@ -229,7 +232,7 @@ def stages(events: int) -> dict:
     start = time.process_time()
     report = verifier.verify_pages(bodies, ring, workers=1, lazy=True)
     out["engine_total_1core"] = round((time.process_time() - start) / n * 1e6, 2)
-    wire.decode_event_fast = fastwire.decode_event_fast
+    wire.decode_event_fast = layouts.decode_event_fast  # (the compiled twins of other helpers stay in use)
     start = time.process_time()
     verifier.verify_pages(bodies, ring, workers=1, lazy=True)
     out["engine_total_1core_pure_python"] = round((time.process_time() - start) / n * 1e6, 2)
