@@ -29,7 +29,7 @@ from reference import engine as ref_engine
 from reference import report as ref_report
 
 import verifier
-from verifier import cli, fastchain, fastwire, layouts
+from verifier import cli, fastchain, fastwire, layouts, wire
 from verifier.errors import MalformedEvent
 from verifier.inputs import load_keyring, load_pages
 from verifier.report import FORMATS, render, stream
@@ -327,8 +327,12 @@ def history():
     return conv, conv.pages(20), verifier.Keyring.from_json(json.dumps(conv.keyring()))
 
 
-def test_mutated_histories_give_the_same_reports(history, monkeypatch):
+@pytest.mark.parametrize("decoder", ["shipped", "pure-python-layouts"])
+def test_mutated_histories_give_the_same_reports(history, monkeypatch, decoder):
     monkeypatch.setattr(stream, "_BATCH", 7)  # streamed JSON crosses many batch boundaries
+    if decoder != "shipped":  # the reference reads with the generic reader alone
+        layouts.forget()
+        monkeypatch.setattr(wire, "decode_event_fast", layouts.decode_event_fast)
     conv, pages, ring = history
     rng = random.Random(11)
     assert_same(pages, ring, conversation_keys=conv.conversation_keys)
@@ -336,6 +340,7 @@ def test_mutated_histories_give_the_same_reports(history, monkeypatch):
         mutated = _mutate_history(rng, pages)
         options = rng.choice([{}, {"strict": True}, {"allow_embedded_keys": True}])
         assert_same(mutated, rng.choice([ring, None]), QUICK, conversation_keys=conv.conversation_keys, **options)
+    assert decoder == "shipped" or layouts._hits > 1000  # most events were read through a remembered layout
 
 
 # ------------------------------------------------------------------------------ other entry points
