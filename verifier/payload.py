@@ -221,7 +221,7 @@ def build_payload(event: MessageEvent, version: int,
     if event.kind == "MessageCreateEvent" and _create_twin is not None:  # most events: the common case at once
         body = event.body or {}
         payload = _create_twin(event.message_id, event.sender_id, event.conversation_id,
-                                   body.get("conversation_key_version"), body.get("contents"))
+                               body.get("conversation_key_version"), body.get("contents"))
         if payload is not None:
             return payload
     builder = BUILDERS.get(event.kind or "")

@@ -132,7 +132,7 @@ def _b64_fast(text: str) -> bytes | None:
         raw = _pybase64_decode(text + "=" * pad if pad else text, validate=True)
     except (binascii.Error, ValueError):
         return None
-    tail = len(raw) % 3  # _canonical_tail, as one set lookup (two signatures an event)
+    tail = len(raw) % 3  # _canonical_tail as one set lookup (two texts an event: the event, its signature)
     return raw if not tail or text[last] in _CANONICAL_LAST[tail] else None
 
 
