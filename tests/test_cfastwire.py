@@ -330,7 +330,7 @@ def _python_payload(message_id, sender_id, conversation_id, key_version, content
     twin, payload._create_twin = payload._create_twin, None
     try:
         return build_payload(event, 7)
-    except (PayloadUnavailable, TypeError) as exc:
+    except (PayloadUnavailable, TypeError, UnicodeEncodeError) as exc:
         return exc
     finally:
         payload._create_twin = twin
@@ -372,6 +372,8 @@ def test_pure_message_payload_takes_the_common_case():
                 assert _message_create_payload(message_id, "1843439638876491776", conversation_id, "1736723828667",
                                                contents) == expected
     assert _message_create_payload("a,b", "1", None, "1", b"") is None  # a comma: the builder refuses
+    assert _message_create_payload("\ud800", "1", None, "1", b"") is None  # not encodable: the builder raises
+    assert isinstance(_python_payload("\ud800", "1", None, "1", b""), UnicodeEncodeError)
 
 
 @needs_compiled

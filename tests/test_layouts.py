@@ -151,6 +151,19 @@ def test_layouts_are_learnt_within_a_budget():
     assert _same(reused)
 
 
+def test_one_off_layouts_first_do_not_stop_learning_for_good():
+    """A process whose first events all had layouts of their own (review): events read without a
+    layout pay for learning again, so the usual layouts of what follows are learnt."""
+    for n in range(layouts._FREE_LEARNING):
+        layouts.decode_event_fast(encode_event(_event(message_id="x" * (100 + n))), DEFAULT_LIMITS)
+    assert layouts._hits == 0
+    usual = [encode_event(_event(sender_id="1" * (n % 2 + 1))) for n in range(4000)]
+    for raw in usual:
+        layouts.decode_event_fast(raw, DEFAULT_LIMITS)
+    assert layouts._hits > 3000
+    assert layouts._learnt <= layouts._FREE_LEARNING + 4000 // layouts._MISSES_PER_LAYOUT + 1
+
+
 def test_other_kinds_are_never_remembered():
     for kind, body in (("MessageDeleteEvent", {"sequence_ids": ["1"]}), ("MessageCreateEvent", {}),
                        ("MessageCreateEvent", {"contents": b"x", "ttl_msec": 5})):

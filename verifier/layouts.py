@@ -42,8 +42,9 @@ from .fastwire import (
 from .wire import EventSignature, Limits, MessageEvent, SigningKeyInfo
 
 _MAX_LAYOUTS = 8  # a group's members' ids of a few lengths: one layout per length
-_FREE_LEARNING = 16  # layouts learnt before learning must be paid for by hits (see _may_learn)
+_FREE_LEARNING = 16  # layouts learnt before learning must be paid for (see _may_learn)
 _HITS_PER_LAYOUT = 8
+_MISSES_PER_LAYOUT = 256
 
 _FRAME, _TEXT, _SCALAR, _LENGTH_OF_CONTENTS = range(4)
 _utf8 = bytes.decode  # UTF-8, strict: what the reader's .decode("utf-8") does
@@ -206,17 +207,18 @@ class _Layout:
 _recent: tuple[_Layout, ...] = ()
 _learnt = 0
 _hits = 0
+_misses = 0
 
 
 def forget() -> None:
     """Drop every remembered layout (tests; a process that changes its limits need not)."""
-    global _recent, _learnt, _hits
-    _recent, _learnt, _hits = (), 0, 0
+    global _recent, _learnt, _hits, _misses
+    _recent, _learnt, _hits, _misses = (), 0, 0, 0
 
 
 def decode_event_fast(raw: bytes, limits: Limits) -> MessageEvent | None:
     """``fastwire.decode_event_fast``, the same event or None, through a remembered layout when one fits."""
-    global _hits
+    global _hits, _misses
     if type(raw) is not bytes:  # a bytearray or a memoryview: its slices are not bytes; the reader decides
         return fastwire.decode_event_fast(raw, limits)
     for layout in _recent:
@@ -231,6 +233,7 @@ def decode_event_fast(raw: bytes, limits: Limits) -> MessageEvent | None:
                 _hits += 1
                 return event
     event = fastwire.decode_event_fast(raw, limits)
+    _misses += 1
     if event is not None and event.kind == "MessageCreateEvent" and _may_learn():
         _learn(raw, limits, event)
     return event
@@ -238,8 +241,10 @@ def decode_event_fast(raw: bytes, limits: Limits) -> MessageEvent | None:
 
 def _may_learn() -> bool:
     """Why a budget: events of ever new layouts would each pay for a layout nobody reuses. The first
-    few are free; after that each one learnt must have been matched by a few hits."""
-    return _learnt < _FREE_LEARNING or _hits >= _HITS_PER_LAYOUT * _learnt
+    few are free; after that each one is paid for by a few hits, or by many events read without a
+    layout (so a process whose first layouts were all one-offs still learns the usual one: at most
+    one layout per 256 such events, a small share of what the reader costs them)."""
+    return _learnt < _FREE_LEARNING + _hits // _HITS_PER_LAYOUT + _misses // _MISSES_PER_LAYOUT
 
 
 def _learn(raw: bytes, limits: Limits, event: MessageEvent) -> None:
