@@ -127,8 +127,8 @@ def _no_id_at_two_positions(run: _Run, data: array[int], copies: dict[int, Chain
     holds, are all canonical decimals or UUIDs whose 64-bit numbers (a UUID's high half) all
     differ. The other meta copies are byte-identical repeats of those events, so they add no id at
     a new position. Why: ``_replays`` takes two Python steps an event; this, a sort in C of one
-    number an event (sorted, not a set: about 40 MB at 1,000,000 events, a set takes 100 MB more
-    than the run's peak allows). False: ``_replays`` decides."""
+    number an event (a sort rather than a set: about 40 MB at 1,000,000 events, under the run's
+    peak; a set took the peak to 321 MB). False: ``_replays`` decides."""
     rows = data
     if copies:
         rows = array("I", data)

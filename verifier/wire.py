@@ -132,22 +132,20 @@ def _b64_fast(text: str) -> bytes | None:
         raw = _pybase64_decode(text + "=" * pad if pad else text, validate=True)
     except (binascii.Error, ValueError):
         return None
-    tail = len(raw) % 3  # _canonical_tail as one set lookup (two texts an event: the event, its signature)
+    tail = len(raw) % 3  # _canonical_tail inline (two texts an event: the event, its signature)
     return raw if not tail or text[last] in _CANONICAL_LAST[tail] else None
 
 
-_B64_VALUE = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
-_UNUSED_BITS = {1: 0x0F, 2: 0x03}  # bytes in the last group -> bits of the last character that must be 0
-_CANONICAL_LAST = {tail: frozenset(c for c, v in _B64_VALUE.items() if v & bits == 0) for tail, bits in _UNUSED_BITS.items()}
+# bytes in the last group -> the characters that may end the text: those whose bits past the data are 0
+_CANONICAL_LAST = {tail: frozenset(c for value, c in enumerate(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") if value & unused == 0)
+    for tail, unused in ((1, 0x0F), (2, 0x03))}
 
 
 def _canonical_tail(raw: bytes, text: str) -> bool:
     """Non-zero trailing bits would make two strings decode to the same bytes: refuse them."""
     tail = len(raw) % 3
-    if tail == 0:
-        return True
-    last = text.rstrip("=")[-1]
-    return _B64_VALUE[last] & _UNUSED_BITS[tail] == 0
+    return tail == 0 or text.rstrip("=")[-1] in _CANONICAL_LAST[tail]
 
 
 def _b64decode_diagnose(text: str, what: str) -> bytes:
