@@ -304,21 +304,6 @@ def test_a_replay_of_a_key_change_only_meta_holds_gives_the_same_report(history,
     assert_same(mutated, ring, QUICK, conversation_keys=conv.conversation_keys)
 
 
-def test_no_replay_is_proved_without_the_bucketed_search(history, monkeypatch):
-    """The usual history (every message id distinct): the one-pass chain says no replays without
-    ``_replays``; with a replay it asks ``_replays``."""
-    conv, pages, ring = history
-    searched = []
-    replays = fastchain._replays
-    monkeypatch.setattr(fastchain, "_replays", lambda run, members: searched.append(1) or replays(run, members))
-    verifier.verify_pages(pages, ring, conversation_keys=conv.conversation_keys)
-    assert searched == []
-    mutated = copy.deepcopy(pages)
-    _replay_at_the_end(random.Random(3), mutated)
-    verifier.verify_pages(mutated, ring, conversation_keys=conv.conversation_keys)
-    assert searched == [1]
-
-
 @pytest.fixture(scope="module")
 def history():
     members = [Identity.from_seed("1215441834412953600", "1765382634817", "diff-a"),

@@ -15,13 +15,9 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from itertools import islice
-from operator import eq
 from typing import TYPE_CHECKING
 
 from .chain import ChainResult, find_replays
-from .columns import _DECIMAL as _DECIMAL_ID
-from .columns import _UUID_FORM as _UUID_ID
 from .columns import FROM_META as _FROM_META
 from .columns import IS_KEY_CHANGE as _IS_KEY_CHANGE
 from .columns import SIGNED_KIND as _SIGNED_KIND
@@ -76,8 +72,6 @@ def linear_chain(run: _Run, members: array[int]) -> dict[int, str] | None:
                                       f"oldest event of the window (predecessor {prev[first]} not fetched)"))
     for index, result in copies.items():
         run._set_chain(index, result)
-    if _no_id_at_two_positions(run, data, copies):
-        return {}
     return _replays(run, members)
 
 
@@ -119,26 +113,6 @@ def _meta_statuses(run: _Run, meta: array[int], order: array[int]) -> dict[int, 
         out[index] = ChainResult(ChainStatus.DUPLICATE, f"byte-identical repeat of event {run.index_of(first)}",
                                  info_only=both_key_changes)
     return out
-
-
-def _no_id_at_two_positions(run: _Run, data: array[int], copies: dict[int, ChainResult]) -> bool:
-    """True when no message id can be at two positions (so nothing is a replay), shown at C speed
-    for the usual history: the message ids of the data events, and of the key changes only meta
-    holds, are all canonical decimals or UUIDs whose 64-bit numbers (a UUID's high half) all
-    differ. The other meta copies are byte-identical repeats of those events, so they add no id at
-    a new position. Why: ``_replays`` takes two Python steps an event; this, a sort in C of one
-    number an event (a sort rather than a set: about 40 MB at 1,000,000 events, under the run's
-    peak; a set took the peak to 321 MB). False: ``_replays`` decides."""
-    rows = data
-    if copies:
-        rows = array("I", data)
-        rows.extend(index for index, result in copies.items() if result.status is ChainStatus.OUT_OF_BAND)
-    ids = run.message_id
-    forms = bytes(map(ids._form.__getitem__, rows))
-    if forms.count(_DECIMAL_ID) + forms.count(_UUID_ID) != len(rows):
-        return False
-    numbers = sorted(map(ids._a.__getitem__, rows))
-    return not any(map(eq, numbers, islice(numbers, 1, None)))
 
 
 def _replays(run: _Run, members: array[int]) -> dict[int, str]:
