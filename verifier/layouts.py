@@ -62,6 +62,11 @@ def _getter(indices: list[int]) -> Getter:
     return lambda values: ()
 
 
+def _where(items: list[tuple[str, int, Any]], role: int) -> list[int]:
+    """The positions of the items of ``role`` (in the tuple ``struct`` unpacks them into)."""
+    return [at for at, (_, item_role, _) in enumerate(items) if item_role == role]
+
+
 class _Walk:
     """The layout of an event, walked as the straight-line reader reads it: each item a ``struct``
     format, its role and, for a value, the field it fills."""
@@ -150,13 +155,10 @@ class _Layout:
         self.head = struct.Struct(">" + "".join(fmt for fmt, _, _ in head))
         self.tail = struct.Struct(">" + "".join(fmt for fmt, _, _ in tail))
         self.head_size, self.tail_size = self.head.size, self.tail.size
-        self.head_frame = _getter([i for i, (_, role, _) in enumerate(head) if role == _FRAME])
-        self.tail_frame = _getter([i for i, (_, role, _) in enumerate(tail) if role == _FRAME])
+        self.head_frame, self.tail_frame = _getter(_where(head, _FRAME)), _getter(_where(tail, _FRAME))
         self.head_expected = self.head_frame(self.head.unpack_from(walk.buf, 0))
         self.tail_expected = self.tail_frame(self.tail.unpack_from(walk.buf, self.head_size + walk.contents_length))
-        head_texts = [i for i, (_, role, _) in enumerate(head) if role == _TEXT]
-        tail_texts = [i for i, (_, role, _) in enumerate(tail) if role == _TEXT]
-        tail_scalars = [i for i, (_, role, _) in enumerate(tail) if role == _SCALAR]
+        head_texts, tail_texts, tail_scalars = _where(head, _TEXT), _where(tail, _TEXT), _where(tail, _SCALAR)
         self.head_texts, self.tail_texts = _getter(head_texts), _getter(tail_texts)
         self.tail_scalars = _getter(tail_scalars)
         # the values come as (head texts, tail texts, tail scalars, None): a field left out is the None

@@ -253,13 +253,13 @@ def _message_create_payload(message_id: object, sender_id: object, conversation_
             or type(contents) is not bytes:
         return None
     if conversation_id is None:
-        text, commas = f"MessageCreateEvent,{message_id},{sender_id},{key_version},{b64encode_nopad(contents)}", 4
+        conversation = ""
     elif type(conversation_id) is str:
-        text = f"MessageCreateEvent,{message_id},{sender_id},{conversation_id},{key_version},{b64encode_nopad(contents)}"
-        commas = 5
+        conversation = conversation_id + ","
     else:
         return None
-    if text.count(",") != commas:
+    text = f"MessageCreateEvent,{message_id},{sender_id},{conversation}{key_version},{b64encode_nopad(contents)}"
+    if text.count(",") != (4 if conversation_id is None else 5):
         return None
     try:
         return text.encode("utf-8")
