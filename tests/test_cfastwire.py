@@ -338,12 +338,12 @@ def _python_payload(message_id, sender_id, conversation_id, key_version, content
 
 _COMPONENT = st.one_of(st.none(), st.text("0123456789abc-,é", max_size=12), st.text(max_size=8),
                        st.integers(0, 10 ** 20).map(str), st.integers(0, 9), st.binary(max_size=4))
+_CONTENTS = st.one_of(st.binary(max_size=70), st.none(), st.text(max_size=5), st.binary(max_size=5).map(bytearray))
 
 
 @needs_compiled
 @settings(max_examples=2000, deadline=None)
-@given(_COMPONENT, _COMPONENT, _COMPONENT, _COMPONENT, st.one_of(st.binary(max_size=70), st.none(), st.text(max_size=5),
-                                                                st.binary(max_size=5).map(bytearray)))
+@given(_COMPONENT, _COMPONENT, _COMPONENT, _COMPONENT, _CONTENTS)
 def test_compiled_message_payload_is_the_builders(message_id, sender_id, conversation_id, key_version, contents):
     """``message_create_payload``: the bytes ``build_payload`` gives a MessageCreateEvent, or None
     (then ``build_payload`` builds them itself, or says why it cannot): never other bytes."""
@@ -353,8 +353,7 @@ def test_compiled_message_payload_is_the_builders(message_id, sender_id, convers
 
 
 @settings(max_examples=3000, deadline=None)
-@given(_COMPONENT, _COMPONENT, _COMPONENT, _COMPONENT, st.one_of(st.binary(max_size=70), st.none(), st.text(max_size=5),
-                                                                st.binary(max_size=5).map(bytearray)))
+@given(_COMPONENT, _COMPONENT, _COMPONENT, _COMPONENT, _CONTENTS)
 def test_pure_message_payload_is_the_builders(message_id, sender_id, conversation_id, key_version, contents):
     """The pure-Python twin (where nothing is compiled): the builder's bytes or None, never others."""
     from verifier.payload import _message_create_payload
