@@ -3,11 +3,17 @@ reason, never a traceback; whatever could be read is still reported."""
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import os
 
 import pytest
 from helpers import ALICE, ev, page
 from test_hostile_text import run_main
+
+from verifier.errors import InputError
+from verifier.inputs import read_at_most, read_limited
 
 GOOD = json.dumps(page(ev(seq=1))).encode()
 
@@ -164,3 +170,65 @@ def test_a_type_error_before_a_syntax_error_is_an_input_error_not_a_crash():
     report = verifier.verify_pages([b'{"data": [{"encoded_event": 5}], "meta": {"x" 1}}'])
     assert report.inputs[0].errors and report.inputs[0].errors[0].startswith("not a JSON object")
     assert verifier.model.exit_code(report) == 3
+
+
+# --------------------------------------------------------------------------- read_at_most
+class _GrowingFile(io.BufferedReader):
+    """A real file that grows between the size check and the read (another writer appends)."""
+
+    def __init__(self, path, extra: bytes) -> None:
+        super().__init__(io.FileIO(path, "rb"))
+        self._path, self._extra = path, extra
+
+    def read(self, size=-1):
+        if self._extra:
+            with open(self._path, "ab") as other:
+                other.write(self._extra)
+            self._extra = b""
+        return super().read(size)
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 70_000])
+def test_read_at_most_reads_a_regular_file_whole_or_up_to_the_limit(tmp_path, size):
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    for limit in (1, size, size + 1, size + 2, 10 * size + 10):
+        with open(path, "rb") as handle:
+            assert read_at_most(handle, limit) == data[:limit]
+    with open(path, "rb") as handle:  # from where the handle stands, as read(limit) would
+        handle.read(size // 2)
+        assert read_at_most(handle, size + 1) == data[size // 2:]
+
+
+def test_read_at_most_follows_a_file_that_grows_while_it_is_read(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"a" * 1000)
+    with _GrowingFile(path, b"b" * 5000) as handle:
+        assert read_at_most(handle, 10_000) == b"a" * 1000 + b"b" * 5000
+    path.write_bytes(b"a" * 1000)
+    with _GrowingFile(path, b"b" * 5000) as handle:  # and still stops at the limit
+        assert read_at_most(handle, 3001) == b"a" * 1000 + b"b" * 2001
+
+
+def test_read_at_most_of_streams_without_a_size(tmp_path):
+    assert read_at_most(io.BytesIO(b"abc" * 10), 7) == b"abcabca"  # no descriptor
+    with open("/dev/zero", "rb") as handle:  # not a regular file: never read past the limit
+        assert read_at_most(handle, 100_001) == bytes(100_001)
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"piped")
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as handle:
+        assert read_at_most(handle, 100) == b"piped"
+
+
+def test_a_page_file_read_through_the_cli_path_is_complete(tmp_path):
+    """``read_limited`` (what ``verify`` reads pages with) on files of many sizes, plain and gzip."""
+    for size in (1, 4096, 1_000_003):
+        data = b"{" + b" " * (size - 1)
+        (tmp_path / "p").write_bytes(data)
+        assert read_limited(str(tmp_path / "p"), size) == data
+        with pytest.raises(InputError, match="larger than the limit"):
+            read_limited(str(tmp_path / "p"), size - 1)
+        (tmp_path / "p.gz").write_bytes(gzip.compress(data))
+        assert read_limited(str(tmp_path / "p.gz"), size + 100) == data  # (+100: the gzip of 1 byte is larger)

@@ -31,7 +31,7 @@ from .apibodies import token_at_path
 from .clock import utc_now_iso
 from .engine import PageInput
 from .errors import EvidenceError, ManifestError
-from .inputs import DEFAULT_MAX_FILE_MB
+from .inputs import DEFAULT_MAX_FILE_MB, read_at_most
 from .manifest import (
     KEYRING,
     READABLE_SCHEMAS,
@@ -197,7 +197,7 @@ class EvidenceStore:
                     raise EvidenceError(f"cannot read {path}: not a regular file")
                 _check_saved_size(path, info.st_size, entry)
                 with os.fdopen(os.dup(fd), "rb") as handle:
-                    data = handle.read(MAX_SAVED_FILE_BYTES + 1)  # bounded even if the file grows meanwhile
+                    data = read_at_most(handle, MAX_SAVED_FILE_BYTES + 1)  # bounded even if the file grows
                 _check_saved_size(path, len(data), entry)
             finally:
                 os.close(fd)

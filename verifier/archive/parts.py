@@ -19,7 +19,7 @@ import msgspec
 from ..engine import PageInput, PartFacts, Row, Verification
 from ..errors import InputError
 from ..evidence import PAGE_NOT_VERIFIED, EvidenceStore, collect_secrets, read_or_note
-from ..inputs import load_pages, split_bodies, unpack_limited
+from ..inputs import load_pages, read_at_most, split_bodies, unpack_limited
 from ..keys import Keyring
 from ..model import ConversationReport
 from ..pages import DecodedPage
@@ -107,7 +107,7 @@ def read_url(url: str, max_bytes: int) -> bytes:
 
     try:
         with fsspec.open(url, "rb") as handle:
-            data = handle.read(max_bytes + 1)
+            data = read_at_most(handle, max_bytes + 1)  # a local file: a buffer of its size
     except Exception as exc:  # fsspec backends raise their own kinds; the message names the cause
         raise InputError(f"cannot read it: {type(exc).__name__}: {exc}") from None
     return unpack_limited(data, max_bytes)
