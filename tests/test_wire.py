@@ -6,7 +6,14 @@ from helpers import ev, fixture
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifier.wire import Limits, MalformedEvent, b64decode_strict, decode_event_b64, decode_event_bytes
+from verifier.wire import (
+    Limits,
+    MalformedEvent,
+    b64decode_strict,
+    decode_event_b64,
+    decode_event_bytes,
+    decode_event_generic,
+)
 
 
 def test_fixture_message_decodes_with_all_fields():
@@ -271,3 +278,30 @@ def test_the_pybase64_path_takes_canonical_text_padded_or_not():
         text = base64.b64encode(raw).decode()
         assert _b64_fast(text) == raw
         assert _b64_fast(text.rstrip("=")) == raw
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_bytearray_or_memoryview_is_read_as_its_bytes(data):
+    """Library callers may hold an event in a bytearray or a view of a larger buffer: both public
+    readers read it as the bytes it holds (they raised AttributeError or TypeError before), valid or
+    mutated, and refuse what is not bytes-like instead of reading it as something else."""
+    raw = bytearray(ev().raw)
+    for _ in range(data.draw(st.integers(0, 3))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    plain = bytes(raw[:data.draw(st.integers(0, len(raw)))])
+    padded = b"\xff" * 3 + plain + b"\xff" * 2
+    for read in (decode_event_bytes, decode_event_generic):
+        expected = _outcome(read, plain)
+        for other in (bytearray(plain), memoryview(plain), memoryview(padded)[3:3 + len(plain)]):
+            assert _outcome(read, other) == expected
+    for not_bytes in (5, "abc", None):
+        with pytest.raises(TypeError):
+            decode_event_bytes(not_bytes)  # type: ignore[arg-type]
+
+
+def _outcome(read, raw) -> str:
+    try:
+        return repr(read(raw))
+    except MalformedEvent as exc:
+        return f"MalformedEvent: {exc}"

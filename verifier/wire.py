@@ -754,10 +754,13 @@ def _resolve_detail(detail: Any) -> tuple[str | None, dict[str, Any] | None]:
     return f"{kind}.{sub_kind}", {**sub_body, **rest}
 
 
-def decode_event_bytes(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> MessageEvent:
+def decode_event_bytes(raw: bytes | bytearray | memoryview, limits: Limits = DEFAULT_LIMITS) -> MessageEvent:
     """Decode a TBinary ``MessageEvent``; bytes after the top-level STOP are ignored (as the SDK does)
     and counted in ``trailing``. The common shape takes ``decode_event_fast``; anything it does not
-    recognise is read by the generic reader (``decode_event_generic``), which decides every oddity."""
+    recognise is read by the generic reader (``decode_event_generic``), which decides every oddity.
+    A bytearray or memoryview is read as its bytes."""
+    if raw.__class__ is not bytes:
+        raw = _as_bytes(raw)
     if len(raw) > limits.max_event_bytes:
         raise MalformedEvent(
             f"event of {len(raw)} bytes exceeds the limit of {limits.max_event_bytes}")
@@ -765,8 +768,10 @@ def decode_event_bytes(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> MessageEv
     return event if event is not None else decode_event_generic(raw, limits)
 
 
-def decode_event_generic(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> MessageEvent:
+def decode_event_generic(raw: bytes | bytearray | memoryview, limits: Limits = DEFAULT_LIMITS) -> MessageEvent:
     """The generic reader alone (the reference the fast path is tested against)."""
+    if raw.__class__ is not bytes:
+        raw = _as_bytes(raw)
     if len(raw) > limits.max_event_bytes:
         raise MalformedEvent(
             f"event of {len(raw)} bytes exceeds the limit of {limits.max_event_bytes}")
@@ -775,6 +780,14 @@ def decode_event_generic(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Message
     shadowed = [_resolve_detail(old)[0] or "" for where, old in reader.replaced
                 if where == "MessageEvent.detail"]
     return event_from_fields(fields, trailing=len(raw) - reader.pos, shadowed=shadowed)
+
+
+def _as_bytes(raw: bytes | bytearray | memoryview) -> bytes:
+    """A bytes-like object as bytes: the readers use their slices as text and as dictionary keys,
+    which a bytearray's are not (unhashable) and a memoryview's are not (no ``decode``). Anything
+    that is not bytes-like is a ``TypeError``, never read as something else (``bytes(5)`` would be
+    five zero bytes)."""
+    return memoryview(raw).tobytes()
 
 
 def event_from_fields(fields: dict[str, Any], trailing: int = 0, shadowed: list[str] | None = None) -> MessageEvent:
