@@ -199,3 +199,33 @@ def test_response_size_is_capped(api):
     api.inject("huge", "/events", times=1, delay=2)
     with client(api, max_body_bytes=16 * 1024 * 1024) as c:  # under the cap: a valid (padded) body
         assert len(all_events(c.iter_conversation_events(DIRECT, max_results=100))) == 60
+
+
+@pytest.mark.parametrize("hostile, fault", [({"drip"}, None), ({"drip-headers"}, None), (set(), 30.0)])
+def test_a_stopped_test_server_leaves_no_request_thread_behind(hostile, fault):
+    """stop() wakes a dripping or delayed response and closes idle kept-alive connections: no
+    request thread outlives the server (they used to drip into closed sockets for minutes)."""
+    import socket
+    import threading
+
+    def handlers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if "process_request" in t.name]
+
+    before = set(handlers())
+    api = FakeXApi(CONVS, hostile=hostile, drip_interval=30.0).start()
+    if fault is not None:
+        api.inject("delay", delay=fault)
+    host, port = api.url.removeprefix("http://").split(":")
+    busy = socket.create_connection((host, int(port)))
+    idle = socket.create_connection((host, int(port)))  # connected, never sends a request
+    cid = conversation_path_id(CONVS[0].conversation_id)
+    busy.sendall(f"GET /2/chat/conversations/{cid}/events HTTP/1.1\r\nHost: x\r\n"
+                 f"Authorization: Bearer {api.state.token}\r\n\r\n".encode())
+    deadline = time.monotonic() + 10
+    while len(set(handlers()) - before) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(set(handlers()) - before) == 2  # both are being served (the drip or delay is under way)
+    api.stop()
+    assert not [t for t in set(handlers()) - before if t.is_alive()]
+    busy.close()
+    idle.close()

@@ -19,6 +19,7 @@ certificate no client should trust. Each is one attack of issue 15, tested end t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import math
@@ -31,6 +32,7 @@ import struct
 import tempfile
 import threading
 import time
+import weakref
 import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -153,6 +155,7 @@ class ServerState:
     window_start: float = 0.0
     window_used: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)  # wakes drips and delays at stop()
 
 
 class FakeXApi:
@@ -172,7 +175,7 @@ class FakeXApi:
                     users[member.user_id].append(member)
         self.state = ServerState({canonical_conversation(c.conversation_id): c for c in conversations},
                                  owner_id or conversations[0].members[0].user_id, token, users=users, **options)
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> "FakeXApi":
@@ -198,8 +201,11 @@ class FakeXApi:
         return f"{scheme}://{host}:{port}"
 
     def stop(self) -> None:
+        """Stop accepting, close every connection, and wait (a few seconds at most) for the request
+        threads to end: a stopped server leaves no thread dripping into a closed socket."""
         if self._server:
             self._server.shutdown()
+            self._server.end_requests(timeout=5.0)
             self._server.server_close()
 
     def __enter__(self) -> "FakeXApi":
@@ -221,6 +227,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     state: ServerState
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._open: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self._handlers: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
     def get_request(self) -> Any:
         with self.state.lock:
             self.state.connections += 1
@@ -228,7 +239,25 @@ class _Server(ThreadingHTTPServer):
         # headers and body are separate writes: without this, Nagle's algorithm and the client's
         # delayed ACK add ~40 ms to every response on a kept-alive connection
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._open.add(connection)
         return connection, address
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """``ThreadingMixIn.process_request``, remembering the thread so ``end_requests`` can wait for it."""
+        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address), daemon=True)
+        self._handlers.add(thread)
+        thread.start()
+
+    def end_requests(self, timeout: float) -> None:
+        """Wake sleeping handlers, close every connection (an idle kept-alive one too), then join
+        the handler threads within ``timeout`` seconds in all."""
+        self.state.stopping.set()
+        for connection in list(self._open):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + timeout
+        for thread in list(self._handlers):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Quiet: clients hanging up on a hostile response (or a TLS handshake) is the point."""
@@ -321,7 +350,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._record()
         fault = self._take_fault()
         if fault is not None and fault.kind == "delay":
-            time.sleep(fault.delay)
+            self.state.stopping.wait(fault.delay)
             fault = None
         tokens = {f"Bearer {self.state.token}"} | ({f"Bearer {self.state.second_token}"}
                                                     if self.state.second_token else set())
@@ -403,7 +432,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(head)
                 self.wfile.flush()
             for byte in (head if headers_too else b"") + raw:
-                time.sleep(self.state.drip_interval)
+                if self.state.stopping.wait(self.state.drip_interval):
+                    return  # the server stops: so does the drip
                 self.wfile.write(bytes([byte]))
                 self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError, OSError):
