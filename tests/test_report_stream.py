@@ -20,10 +20,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import verifier
+from verifier.model import Check, EventReport, Finding
 from verifier.report import render, stream
-from verifier.report.machine import _json_safe
+from verifier.report.machine import _json_safe, event_lines
 from verifier.report.stream import _events_array, _indented, iter_report
-from verifier.testing.forge import build_conversation
+from verifier.testing.forge import Identity, build_conversation
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.text(max_size=20),
@@ -48,6 +49,30 @@ def test_strings_with_newlines_and_line_separators_stay_escaped():
     assert got == ('\n        {\n          "a": "x\\ny\\u2028z",\n          "b": []\n        },'
                    '\n        {\n          "c": {\n            "d": [\n              1,\n              {}\n'
                    '            ]\n          }\n        }')
+
+
+TEXTS = st.text(max_size=12) | st.sampled_from(["\n{", "}\n{", '"}\n{"record"', "\u2028", "\x7f", "\\n{", ""])
+EVENT_REPORTS = st.builds(
+    EventReport, st.integers(-2**63, 2**63 - 1), st.none() | TEXTS, st.none() | TEXTS, st.none() | TEXTS,
+    st.none() | TEXTS, st.none() | TEXTS, st.builds(Check, TEXTS, TEXTS), st.builds(Check, TEXTS, TEXTS),
+    st.none() | st.booleans(), st.lists(st.builds(Finding, TEXTS, TEXTS, TEXTS), max_size=3),
+    st.none() | TEXTS, st.none() | TEXTS)
+
+
+def one_record_at_a_time(conversation_id: str, events: list[EventReport]) -> str:
+    """The earlier way: a dict per event (``to_builtins``), encoded on its own."""
+    encoder = msgspec.json.Encoder()
+    return "\n".join(encoder.encode({"record": "event", "conversation_id": conversation_id,
+                                      **msgspec.to_builtins(event)}).decode() for event in events)
+
+
+@settings(max_examples=400, deadline=None)
+@given(TEXTS, st.lists(EVENT_REPORTS, min_size=1, max_size=5))
+def test_ndjson_lines_are_the_records_encoded_one_at_a_time(conversation_id, events):
+    """Strings holding newlines, braces and record-like text cannot move a line's boundary."""
+    got = event_lines(msgspec.json.Encoder(), conversation_id, events)
+    assert got == one_record_at_a_time(conversation_id, events)
+    assert [json.loads(line)["index"] for line in got.split("\n")] == [e.index for e in events]
 
 
 # ------------------------------------------------------------------ half the events on a forked child
@@ -144,13 +169,33 @@ def test_a_consumer_that_stops_early_leaves_no_child(forks):
         os.waitpid(forks[0], os.WNOHANG)
 
 
-def test_the_streamed_report_of_a_real_run_is_the_same_on_two_processes(forks):
+@pytest.mark.parametrize("fmt", ["json", "ndjson"])
+def test_the_streamed_report_of_a_real_run_is_the_same_on_two_processes(forks, fmt):
     conv = build_conversation(1_300, seed="stream", realistic_crypto=False)
     ring = verifier.Keyring.from_json(json.dumps(conv.keyring()))
     def verify(lazy):
         return verifier.verify_pages(conv.pages(100), ring, conversation_keys=conv.conversation_keys, lazy=lazy)
-    assert "".join(iter_report(verify(True), "json", processes=2)) == render(verify(False), "json")
+    assert "".join(iter_report(verify(True), fmt, processes=2)) == render(verify(False), fmt)
     assert len(forks) == 1 and forks[0]
+
+
+def test_ndjson_of_several_conversations_forks_for_each_long_one(forks, monkeypatch):
+    """Each conversation's lines are halved on their own; a failed child costs time, not text."""
+    def pair(n: int) -> list[Identity]:
+        return [Identity.from_seed(f"{n}1", "1", f"nd{n}a"), Identity.from_seed(f"{n}2", "1", f"nd{n}b")]
+    convs = [build_conversation(n, seed=f"nd{n}", realistic_crypto=False, members=pair(n), start_ms=1_784_841_000_000 + n)
+             for n in (1_200, 3, 1_100)]
+    pages = [page for conv in convs for page in conv.pages(100)]
+    ring = verifier.Keyring.from_json(json.dumps({"keys": [k for c in convs for k in c.keyring()["keys"]]}))
+    keys = {v: k for c in convs for v, k in c.conversation_keys.items()}
+    lazy = verifier.verify_pages(pages, ring, conversation_keys=keys, lazy=True)
+    expected = render(verifier.verify_pages(pages, ring, conversation_keys=keys), "ndjson")
+    assert lazy.verdict == "pass" and [len(c.events) for c in lazy.conversations] == [1_211, 3, 1_110]  # + meta copies
+    assert expected.count("\n") == 1_211 + 3 + 1_110 + 1
+    assert "".join(iter_report(lazy, "ndjson", processes=2)) == expected
+    assert len(forks) == 2  # the two long ones (3 events are one batch: nothing to split)
+    monkeypatch.setattr(stream._ForkedBatches, "_encode", lambda self, file: 1)  # every child fails
+    assert "".join(iter_report(lazy, "ndjson", processes=2)) == expected
 
 
 def _slow_child(self, file):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 
 import msgspec
 
 from .. import __version__
-from ..model import HINTS, Code, Report, Severity, fails
+from ..model import HINTS, Code, EventReport, Report, Severity, fails
 from ..pages import api_error_text
 from ..sanitize import printable
 from .common import event_findings, scoped_findings, source_of
@@ -41,14 +42,20 @@ def summary(report: Report) -> dict:
 
 def render_ndjson(report: Report) -> str:
     encoder = msgspec.json.Encoder()
-    lines = []
-    for conv in report.conversations:
-        for event in conv.events:
-            record = {"record": "event", "conversation_id": conv.conversation_id,
-                      **msgspec.to_builtins(event)}
-            lines.append(encoder.encode(record).decode())
+    lines = [event_lines(encoder, conv.conversation_id, conv.events) for conv in report.conversations if conv.events]
     lines.append(encoder.encode(summary(report)).decode())
     return _json_safe("\n".join(lines)) + "\n"
+
+
+def event_lines(encoder: msgspec.json.Encoder, conversation_id: str, events: Sequence[EventReport]) -> str:
+    """The NDJSON records of ``events`` (at least one), one line each, joined by newlines: each
+    event's object with ``record`` and ``conversation_id`` first. Encoded in one ``encode_lines``
+    call, the two members then put at the head of each line: a JSON text holds a newline only
+    between lines (one inside a string is escaped), and an ``EventReport`` is never an empty object.
+    Two thirds of the cost of building a dict per event (``to_builtins``) and encoding that."""
+    head = '{"record":"event","conversation_id":' + encoder.encode(conversation_id).decode() + ","
+    text = encoder.encode_lines(events).decode()  # '{...}\n{...}\n'
+    return head + text[1:-1].replace("\n{", "\n" + head)
 
 
 _SARIF_LEVEL: dict[str, str] = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}

@@ -7,8 +7,8 @@ bounded by the findings, or they are meant for people). Checked byte for byte ag
 in tests/test_same_reports.py.
 
 With ``processes`` > 1 (``verify`` on worker processes), the second half of a long conversation's
-events is encoded by a forked child into a temporary file while this process encodes the first
-half: the report is the last serial step of a run, and one core would otherwise sit idle. A child
+events (its JSON array or its NDJSON lines) is encoded by a forked child into a temporary file
+while this process encodes the first half: the report is the last serial step of a run, and one core would otherwise sit idle. A child
 that fails in any way costs time only: its half is encoded here instead, to the same bytes.
 """
 
@@ -21,6 +21,7 @@ import secrets
 import signal
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import IO, Any
 
 import msgspec
@@ -29,7 +30,7 @@ from ..childproc import can_fork, die_with_parent
 from ..model import Report
 from ..outputs import detach_stdout
 from . import render
-from .machine import _json_safe, summary
+from .machine import _json_safe, event_lines, summary
 
 _BATCH = 500
 _FORK_MIN_EVENTS = 20_000  # fewer: forking and copying the child's half back cost about what they save
@@ -44,7 +45,7 @@ def iter_report(report: Report, fmt: str, *, color: bool = False, width: int | N
     if fmt == "json":
         yield from _json_chunks(report, processes)
     elif fmt == "ndjson":
-        yield from _ndjson_chunks(report)
+        yield from _ndjson_chunks(report, processes)
     else:
         yield render(report, fmt, color=color, width=width, all_events=all_events)
 
@@ -74,22 +75,31 @@ def _events_array(events: Sequence[object], processes: int = 1) -> Iterator[str]
     if not len(events):
         yield "[]"
         return
+    batches = _halves(events, _batches, processes)
+    yield "[" + next(batches)[1:]
+    yield from batches
+    yield "\n      ]"
+
+
+_Batches = Callable[[Sequence[Any], Sequence[int]], Iterator[str]]
+
+
+def _halves(events: Sequence[Any], batches: _Batches, processes: int) -> Iterator[str]:
+    """``batches(events, starts)`` over every batch of ``events``; with ``processes`` > 1 and a long
+    sequence, the second half's batches encoded by a forked child meanwhile (``_ForkedBatches``)."""
     starts = range(0, len(events), _BATCH)
     half = max(1, len(starts) // 2) if processes > 1 and len(events) >= _FORK_MIN_EVENTS and can_fork() \
         else len(starts)
-    child = _ForkedBatches(events, starts[half:]) if half < len(starts) else None
+    child = _ForkedBatches(events, starts[half:], batches) if half < len(starts) else None
     try:
         if child is not None:
             child.start()  # inside the try: an interrupt from here on still kills and reaps it
-        batches = _batches(events, starts[:half])
-        yield "[" + next(batches)[1:]
-        yield from batches
+        yield from batches(events, starts[:half])
         if child is not None:
             yield from child.text()
     finally:
         if child is not None:
             child.close()
-    yield "\n      ]"
 
 
 def _batches(events: Sequence[Any], starts: Sequence[int]) -> Iterator[str]:
@@ -106,8 +116,8 @@ class _ForkedBatches:
 
     _SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
-    def __init__(self, events: Sequence[object], starts: Sequence[int]) -> None:
-        self.events, self.starts = events, starts
+    def __init__(self, events: Sequence[object], starts: Sequence[int], batches: _Batches) -> None:
+        self.events, self.starts, self.batches = events, starts, batches
         self.pid: int | None = None
         self.file: IO[bytes] | None = None
 
@@ -140,7 +150,7 @@ class _ForkedBatches:
 
     def _encode(self, file: IO[bytes]) -> int:
         """In the child: the batches into ``file``; the exit status (0: all written)."""
-        for chunk in _batches(self.events, self.starts):
+        for chunk in self.batches(self.events, self.starts):
             file.write(chunk.encode("utf-8"))
         file.flush()
         return 0
@@ -148,7 +158,7 @@ class _ForkedBatches:
     def text(self) -> Iterator[str]:
         file = self.file if self._succeeded() else None
         if file is None:
-            yield from _batches(self.events, self.starts)
+            yield from self.batches(self.events, self.starts)
             return
         file.seek(0)
         decoder = codecs.getincrementaldecoder("utf-8")()  # a character may straddle two reads
@@ -191,15 +201,15 @@ def _indented(encoder: msgspec.json.Encoder, batch: Sequence[Any]) -> str:
     return _json_safe(text[len(_OPEN):-len(_CLOSE)])
 
 
-def _ndjson_chunks(report: Report) -> Iterator[str]:
-    encoder = msgspec.json.Encoder()
-    lines: list[str] = []
+def _ndjson_chunks(report: Report, processes: int = 1) -> Iterator[str]:
+    """One line per event (``machine.event_lines``), then the summary's; with ``processes`` > 1,
+    half of a long conversation's lines encoded by a forked child (``_halves``)."""
     for conv in report.conversations:
-        for event in conv.events:
-            record = {"record": "event", "conversation_id": conv.conversation_id, **msgspec.to_builtins(event)}
-            lines.append(encoder.encode(record).decode())
-            if len(lines) == _BATCH:
-                yield _json_safe("\n".join(lines)) + "\n"
-                lines = []
-    lines.append(encoder.encode(summary(report)).decode())
-    yield _json_safe("\n".join(lines)) + "\n"
+        yield from _halves(conv.events, partial(_ndjson_batches, conv.conversation_id), processes)
+    yield _json_safe(msgspec.json.encode(summary(report)).decode()) + "\n"
+
+
+def _ndjson_batches(conversation_id: str, events: Sequence[Any], starts: Sequence[int]) -> Iterator[str]:
+    encoder = msgspec.json.Encoder()
+    for start in starts:
+        yield _json_safe(event_lines(encoder, conversation_id, events[start:start + _BATCH])) + "\n"
