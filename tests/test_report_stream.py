@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 
 import verifier
 from verifier.model import Check, EventReport, Finding
+from verifier.outputs import atomic_write_chunks
 from verifier.report import render, stream
 from verifier.report.machine import _json_safe, event_lines
-from verifier.report.stream import _events_array, _indented, iter_report
+from verifier.report.stream import ChildText, _events_array, _indented, iter_report, report_parts
 from verifier.testing.forge import Identity, build_conversation
 
 JSON_VALUES = st.recursive(
@@ -81,6 +82,11 @@ CAN_FORK = stream.can_fork
 EVENTS = [{"index": i, "text": f"event {i} \u00e9\u2028"} for i in range(4 * stream._BATCH + 17)]
 
 
+def joined(parts) -> str:
+    """The text of report parts: a forked child's ``ChildText`` read back (``iter_report`` does the same)."""
+    return "".join(part if isinstance(part, str) else "".join(part.chunks()) for part in parts)
+
+
 @pytest.fixture
 def forks(monkeypatch):
     """Every array of events long enough to fork for, whatever threads earlier tests left running in
@@ -98,16 +104,16 @@ def forks(monkeypatch):
 
 
 def test_a_forked_child_encodes_the_second_half_to_the_same_text(forks):
-    alone = "".join(_events_array(EVENTS))
-    assert "".join(_events_array(EVENTS, processes=2)) == alone
+    alone = joined(_events_array(EVENTS))
+    assert joined(_events_array(EVENTS, processes=2)) == alone
     assert len(forks) == 1 and forks[0]  # one child, forked (not refused)
-    assert "".join(_events_array(EVENTS[:stream._BATCH], processes=2)) == "".join(_events_array(EVENTS[:stream._BATCH]))
+    assert joined(_events_array(EVENTS[:stream._BATCH], processes=2)) == joined(_events_array(EVENTS[:stream._BATCH]))
     assert len(forks) == 1  # one batch: nothing to share
 
 
 def test_the_childs_text_is_read_back_whatever_the_read_size(forks, monkeypatch):
     monkeypatch.setattr(stream, "_READ_BYTES", 7)  # multi-byte characters straddle reads
-    assert "".join(_events_array(EVENTS, processes=2)) == "".join(_events_array(EVENTS))
+    assert joined(_events_array(EVENTS, processes=2)) == joined(_events_array(EVENTS))
     assert len(forks) == 1 and forks[0]
 
 
@@ -126,26 +132,26 @@ def test_a_child_that_fails_costs_time_not_text(forks, monkeypatch, failure, tmp
     parent = os.getpid()
     monkeypatch.setattr(stream._ForkedBatches, "_encode", fail)
     try:
-        text = "".join(_events_array(EVENTS, processes=2))
+        text = joined(_events_array(EVENTS, processes=2))
     finally:
         if os.getpid() != parent:  # a child came back into this test: tell the parent, end it here
             escaped.write_text("escaped")
             os._exit(0)
-    assert text == "".join(_events_array(EVENTS))
+    assert text == joined(_events_array(EVENTS))
     assert not escaped.exists() and len(forks) == 1 and forks[0]
 
 
 def test_a_fork_refused_or_another_thread_running_encodes_here(forks, monkeypatch):
-    expected = "".join(_events_array(EVENTS))
+    expected = joined(_events_array(EVENTS))
 
     def refuse():
         raise OSError("no more processes")
     with monkeypatch.context() as patch:
         patch.setattr(os, "fork", refuse)
-        assert "".join(_events_array(EVENTS, processes=2)) == expected
+        assert joined(_events_array(EVENTS, processes=2)) == expected
     with monkeypatch.context() as patch:
         patch.setattr(stream.tempfile, "TemporaryFile", refuse)
-        assert "".join(_events_array(EVENTS, processes=2)) == expected
+        assert joined(_events_array(EVENTS, processes=2)) == expected
     assert forks == [None, None]
     monkeypatch.setattr(stream, "can_fork", CAN_FORK)
     stop = threading.Event()
@@ -153,7 +159,7 @@ def test_a_fork_refused_or_another_thread_running_encodes_here(forks, monkeypatc
     other.start()
     try:
         assert not stream.can_fork()
-        assert "".join(_events_array(EVENTS, processes=2)) == expected
+        assert joined(_events_array(EVENTS, processes=2)) == expected
     finally:
         stop.set()
         other.join()
@@ -214,7 +220,7 @@ def test_an_interrupt_while_waiting_for_the_child_kills_and_reaps_it(forks, monk
     signal.setitimer(signal.ITIMER_REAL, 0.5)  # after this process's half: while it waits
     try:
         with pytest.raises(KeyboardInterrupt):
-            "".join(_events_array(EVENTS, processes=2))
+            joined(_events_array(EVENTS, processes=2))
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -277,5 +283,52 @@ def test_a_child_reaped_by_someone_else_costs_time_not_text(forks, monkeypatch):
         real_waitpid(pid, options)  # the other reaper
         raise ChildProcessError(10, "No child processes")
     monkeypatch.setattr(stream.os, "waitpid", reaped_elsewhere)
-    assert "".join(_events_array(EVENTS, processes=2)) == "".join(_events_array(EVENTS))
+    assert joined(_events_array(EVENTS, processes=2)) == joined(_events_array(EVENTS))
     assert len(forks) == 1 and forks[0]
+
+
+def test_a_report_file_takes_the_childs_half_as_it_was_written(forks, tmp_path, monkeypatch):
+    """``report_parts`` hands the child's file over whole; written by ``sendfile`` or, where the
+    target refuses it, read and written as bytes: the same file as the text ``render`` gives."""
+    conv = build_conversation(1_300, seed="sendfile", realistic_crypto=False)
+    ring = verifier.Keyring.from_json(json.dumps(conv.keyring()))
+    report = verifier.verify_pages(conv.pages(100), ring, conversation_keys=conv.conversation_keys, lazy=True)
+    for fmt in ("json", "ndjson"):
+        expected = render(verifier.verify_pages(conv.pages(100), ring, conversation_keys=conv.conversation_keys), fmt)
+        kinds: list[type] = []
+        atomic_write_chunks(tmp_path / f"r.{fmt}", _noting_kinds(report_parts(report, fmt, processes=2), kinds))
+        assert (tmp_path / f"r.{fmt}").read_bytes() == expected.encode()
+        assert ChildText in kinds  # the child's half went over as a file
+    calls = []
+
+    def refused(*args):
+        calls.append(args)
+        raise OSError(22, "Invalid argument")
+    monkeypatch.setattr(stream.os, "sendfile", refused)
+    atomic_write_chunks(tmp_path / "fallback.json", report_parts(report, "json", processes=2))
+    assert calls and (tmp_path / "fallback.json").read_bytes() == (tmp_path / "r.json").read_bytes()
+
+
+def _noting_kinds(parts, kinds: list[type]):
+    for part in parts:
+        kinds.append(type(part))
+        yield part
+
+
+@pytest.mark.parametrize("failure", ["after some bytes", "short file"])
+def test_a_copy_that_fails_midway_is_a_write_error_never_a_short_report(tmp_path, monkeypatch, failure):
+    source = tmp_path / "half"
+    source.write_bytes(b"x" * 300_000)
+    real = os.sendfile
+
+    def partial(target, src, offset, count):
+        if offset:
+            if failure == "short file":
+                return 0
+            raise OSError(28, "No space left on device")
+        return real(target, src, offset, min(count, 1000))
+    monkeypatch.setattr(stream.os, "sendfile", partial)
+    with open(source, "rb") as half, open(tmp_path / "out", "wb") as out:
+        with pytest.raises(OSError):
+            ChildText(half).copy_to(out)
+    assert (tmp_path / "out").stat().st_size == 1000  # not followed by a second copy from the start

@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # the network modules are imported by the commands that use t
     from .fetch import ClientEvents, XChatClient
 from ._version import __version__
 from .report import FORMATS
-from .report.stream import iter_report
+from .report.stream import iter_report, report_parts
 from .sanitize import printable
 
 
@@ -41,7 +41,7 @@ def emit(report: Report, fmt: str, output: str | None, all_events: bool = False,
     """The report to ``output`` (atomically) or stdout, written in chunks (``report.stream``; with
     ``processes`` > 1, half of a long JSON report encoded by a second process)."""
     if output:
-        write_file(output, iter_report(report, fmt, all_events=all_events, processes=processes))  # in chunks
+        write_file(output, report_parts(report, fmt, all_events=all_events, processes=processes))  # in chunks
         print(f"verdict: {report.verdict} (report written to {printable(output)})", file=sys.stderr)
         return
     tty = sys.stdout.isatty()

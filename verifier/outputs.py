@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from .errors import InputError
 from .sanitize import printable
@@ -52,14 +52,23 @@ def atomic_write_text(path: str | Path, text: str, mode: int = 0o666, *, create_
     atomic_write(path, text.encode("utf-8"), mode, create_parents=create_parents)
 
 
-def atomic_write_chunks(path: str | Path, chunks: Iterable[str], mode: int = 0o666) -> None:
+class CopiesItself(Protocol):
+    """A chunk that writes itself to a binary handle (``report.stream.ChildText``: a file's bytes)."""
+
+    def copy_to(self, handle: BinaryIO) -> None: ...
+
+
+def atomic_write_chunks(path: str | Path, chunks: Iterable[str | CopiesItself], mode: int = 0o666) -> None:
     """``atomic_write_text`` of the concatenated chunks, one chunk in memory at a time."""
     with atomic_writer(path, mode) as handle:
         for chunk in chunks:
-            handle.write(chunk.encode("utf-8"))
+            if isinstance(chunk, str):
+                handle.write(chunk.encode("utf-8"))
+            else:
+                chunk.copy_to(handle)
 
 
-def write_file(path: str | Path, text: str | Iterable[str], private: bool = False) -> None:
+def write_file(path: str | Path, text: str | Iterable[str | CopiesItself], private: bool = False) -> None:
     """``atomic_write_text`` (of a text, or of chunks written as they come); a failure is the
     one-line ``InputError`` every command reports (exit 3). ``private``: readable by the owner only
     (a decrypted transcript)."""
