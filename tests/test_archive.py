@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,22 @@ def test_every_cut_gives_verify_s_report_byte_for_byte(data):
     by_url = verify_archive([(root / "tree" / "pages").as_uri()], ring, InProcess(), task_bytes=9_000)  # through fsspec
     assert _json(by_url) == _json(expected_pages)
     assert render(ours, "sarif") == render(expected_pages, "sarif")
+
+
+def test_page_files_inside_a_tar_archive_are_read_through_fsspec(data, tmp_path):
+    """A tar member's handle has no descriptor (no ``fileno``): it is read as before, whole."""
+    root, _ev, files = data
+    ring = _ring(root)
+    pages = [f for f in files if not f.endswith("broken.json")]
+    tar = tmp_path / "pages.tar"
+    with tarfile.open(tar, "w") as archive:
+        for number, path in enumerate(pages):
+            archive.add(path, arcname=f"{number:03d}.json")
+    urls = [f"tar://{number:03d}.json::{tar.as_uri()}" for number in range(len(pages))]
+    ours = verify_archive(urls, ring, InProcess(), task_bytes=9_000)
+    expected = verifier.verify_pages(load_pages(pages, 512 * MB), ring)
+    assert not [e for i in ours.inputs for e in i.errors]
+    assert _json(ours.conversations) == _json(expected.conversations) and ours.verdict == expected.verdict
 
 
 def test_options_reach_every_part(data):

@@ -7,7 +7,6 @@ as ``xchat-verify verify`` does.
 
 from __future__ import annotations
 
-import io
 import itertools
 import mmap
 import os
@@ -55,11 +54,11 @@ def read_at_most(handle: BinaryIO, limit: int) -> bytes:
     grows while it is read is still read up to ``limit``."""
     try:
         info = os.fstat(handle.fileno())
-    except (OSError, ValueError, io.UnsupportedOperation):  # no descriptor (a library caller's stream)
+        start = handle.tell() if stat.S_ISREG(info.st_mode) else 0
+    except (OSError, ValueError, AttributeError, TypeError):  # no descriptor: fsspec's tar members, BytesIO
         return handle.read(limit)
     if not stat.S_ISREG(info.st_mode) or info.st_size >= limit:
         return handle.read(limit)
-    start = handle.tell() if handle.seekable() else 0
     expected = max(info.st_size - start, 0) + 1  # one byte more: the end, or that it grew
     data = handle.read(expected)
     if len(data) < expected:
