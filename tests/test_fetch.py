@@ -229,3 +229,51 @@ def test_a_stopped_test_server_leaves_no_request_thread_behind(hostile, fault):
     assert not [t for t in set(handlers()) - before if t.is_alive()]
     busy.close()
     idle.close()
+
+
+def test_a_test_server_started_again_after_stop_drips_again():
+    """stop() wakes the drips; a later start() must not leave them awake (no body at all)."""
+    import socket
+
+    api = FakeXApi(CONVS, hostile={"drip"}, drip_interval=0.01)
+    api.start()
+    api.stop()
+    api.start()
+    try:
+        host, port = api.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as client:
+            cid = conversation_path_id(CONVS[0].conversation_id)
+            client.sendall(f"GET /2/chat/conversations/{cid}/events HTTP/1.1\r\nHost: x\r\n"
+                           f"Authorization: Bearer {api.state.token}\r\n\r\n".encode())
+            received = b""
+            while b"\r\n\r\n" not in received or len(received.split(b"\r\n\r\n", 1)[1]) < 3:
+                chunk = client.recv(4096)
+                assert chunk, f"the connection closed after {received!r}"
+                received += chunk
+    finally:
+        api.stop()
+
+
+def test_a_tls_client_that_never_says_hello_does_not_hold_the_test_server():
+    """bad-cert: the handshake runs in the request's thread, so a silent client can hold neither
+    the server loop (other clients are still answered) nor stop()."""
+    import socket
+    import threading
+
+    api = FakeXApi(CONVS, hostile={"bad-cert"}).start()
+    host, port = api.url.removeprefix("https://").split(":")
+    silent = socket.create_connection((host, int(port)))
+    deadline = time.monotonic() + 10
+    while api.state.connections < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = socket.create_connection((host, int(port)), timeout=10)  # accepted although the first is silent
+    deadline = time.monotonic() + 10
+    while api.state.connections < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert api.state.connections == 2
+    stopper = threading.Thread(target=api.stop)
+    stopper.start()
+    stopper.join(30)
+    assert not stopper.is_alive()  # (before: stop() waited for the silent client to close)
+    silent.close()
+    second.close()

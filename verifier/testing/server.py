@@ -180,6 +180,7 @@ class FakeXApi:
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> "FakeXApi":
         state = self.state
+        state.stopping.clear()  # started again after a stop(): drips and delays are back
 
         class Handler(_Handler):
             pass
@@ -187,7 +188,10 @@ class FakeXApi:
         self._server = _Server((host, port), Handler)
         self._server.state = state
         if "bad-cert" in state.hostile:
-            self._server.socket = _self_signed_context().wrap_socket(self._server.socket, server_side=True)
+            # the handshake happens in the request's thread (``_Server.finish_request``): in accept()
+            # a client that never sends its hello would hold the server loop, and stop() with it
+            self._server.socket = _self_signed_context().wrap_socket(self._server.socket, server_side=True,
+                                                                      do_handshake_on_connect=False)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)  # stop() waits at most one poll
         self._thread.start()
@@ -247,6 +251,16 @@ class _Server(ThreadingHTTPServer):
         thread = threading.Thread(target=self.process_request_thread, args=(request, client_address), daemon=True)
         self._handlers.add(thread)
         thread.start()
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """In the request's thread: the TLS handshake first (``bad-cert``), then the request. A
+        handshake the client refuses ends the connection quietly, as a failed accept() did."""
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.do_handshake()
+            except (ssl.SSLError, OSError):
+                return
+        super().finish_request(request, client_address)
 
     def end_requests(self, timeout: float) -> None:
         """Wake sleeping handlers, close every connection (an idle kept-alive one too), then join
