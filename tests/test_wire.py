@@ -305,3 +305,15 @@ def _outcome(read, raw) -> str:
         return repr(read(raw))
     except MalformedEvent as exc:
         return f"MalformedEvent: {exc}"
+
+
+def test_a_bytes_like_event_over_the_limit_is_refused_as_bytes_are():
+    limits = Limits(max_event_bytes=10)
+    raw = ev().raw
+    with pytest.raises(MalformedEvent) as plain:
+        decode_event_bytes(raw, limits)
+    for other in (bytearray(raw), memoryview(raw), memoryview(b"\0" + raw)[1:]):
+        for read in (decode_event_bytes, decode_event_generic):
+            with pytest.raises(MalformedEvent) as got:
+                read(other, limits)
+            assert str(got.value) == str(plain.value)

@@ -760,7 +760,7 @@ def decode_event_bytes(raw: bytes | bytearray | memoryview, limits: Limits = DEF
     recognise is read by the generic reader (``decode_event_generic``), which decides every oddity.
     A bytearray or memoryview is read as its bytes."""
     if raw.__class__ is not bytes:
-        raw = _as_bytes(raw)
+        raw = _as_bytes(raw, limits)
     if len(raw) > limits.max_event_bytes:
         raise MalformedEvent(
             f"event of {len(raw)} bytes exceeds the limit of {limits.max_event_bytes}")
@@ -771,7 +771,7 @@ def decode_event_bytes(raw: bytes | bytearray | memoryview, limits: Limits = DEF
 def decode_event_generic(raw: bytes | bytearray | memoryview, limits: Limits = DEFAULT_LIMITS) -> MessageEvent:
     """The generic reader alone (the reference the fast path is tested against)."""
     if raw.__class__ is not bytes:
-        raw = _as_bytes(raw)
+        raw = _as_bytes(raw, limits)
     if len(raw) > limits.max_event_bytes:
         raise MalformedEvent(
             f"event of {len(raw)} bytes exceeds the limit of {limits.max_event_bytes}")
@@ -782,12 +782,15 @@ def decode_event_generic(raw: bytes | bytearray | memoryview, limits: Limits = D
     return event_from_fields(fields, trailing=len(raw) - reader.pos, shadowed=shadowed)
 
 
-def _as_bytes(raw: bytes | bytearray | memoryview) -> bytes:
+def _as_bytes(raw: bytes | bytearray | memoryview, limits: Limits) -> bytes:
     """A bytes-like object as bytes: the readers use their slices as text and as dictionary keys,
     which a bytearray's are not (unhashable) and a memoryview's are not (no ``decode``). Anything
     that is not bytes-like is a ``TypeError``, never read as something else (``bytes(5)`` would be
-    five zero bytes)."""
-    return memoryview(raw).tobytes()
+    five zero bytes). Too large is refused before it is copied."""
+    view = memoryview(raw)
+    if view.nbytes > limits.max_event_bytes:
+        raise MalformedEvent(f"event of {view.nbytes} bytes exceeds the limit of {limits.max_event_bytes}")
+    return view.tobytes()
 
 
 def event_from_fields(fields: dict[str, Any], trailing: int = 0, shadowed: list[str] | None = None) -> MessageEvent:
