@@ -39,7 +39,8 @@ from .sanitize import printable
 # ------------------------------------------------------------------------------------- output
 def emit(report: Report, fmt: str, output: str | None, all_events: bool = False, processes: int = 1) -> None:
     """The report to ``output`` (atomically) or stdout, written in chunks (``report.stream``; with
-    ``processes`` > 1, half of a long JSON report encoded by a second process)."""
+    ``processes`` > 1, half of a long JSON or NDJSON report encoded by a second process, which a
+    report file takes by ``sendfile``)."""
     if output:
         write_file(output, report_parts(report, fmt, all_events=all_events, processes=processes))  # in chunks
         print(f"verdict: {report.verdict} (report written to {printable(output)})", file=sys.stderr)
