@@ -296,3 +296,23 @@ def test_every_command_output_to_a_full_device_is_the_one_line_input_error():
         proc = subprocess.run([sys.executable, "-c", script], stdout=full, stderr=subprocess.PIPE, text=True,
                               cwd=REPO, timeout=60)
     assert (proc.returncode, proc.stderr) == (3, "cannot write standard output: No space left on device\n")
+
+
+def test_output_through_a_link_to_standard_output_is_written_in_place(tmp_path):
+    """``-o /dev/stdout`` with standard output redirected to a file: /dev/stdout is a link to a
+    regular file, and renaming over it would replace the link itself (as root, for every process).
+    Tried through /proc/self/fd/1 (the link /dev/stdout points at), where a rename cannot harm the
+    machine; the rule covers both."""
+    from verifier.outputs import written_in_place
+    assert written_in_place(Path("/dev/stdout")) and written_in_place(Path("/proc/self/fd/1"))
+    assert written_in_place(Path("/dev/../dev/stdout")) and not written_in_place(tmp_path / "report.json")
+    redirected = tmp_path / "redirected.json"
+    redirected.write_text("before\n")
+    with open(redirected, "a") as out:  # as a shell's >> opens it: appended to, not truncated
+        proc = subprocess.run([sys.executable, "-m", "verifier", "verify", str(EXAMPLES / "conversation" / "page-1.json"),
+                               "--format", "json", "-o", "/proc/self/fd/1"], stdout=out, stderr=subprocess.PIPE,
+                              text=True, cwd=REPO)
+    assert proc.returncode in (0, 1), proc.stderr
+    text = redirected.read_text()
+    assert text.startswith("before\n{") and json.loads(text[len("before\n"):])["schema"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file anywhere near

@@ -28,10 +28,8 @@ def atomic_writer(path: str | Path, mode: int = 0o666, *, create_parents: bool =
     """A binary handle whose content replaces ``path`` only once the block ends without error
     (written in pieces: a large report is never whole in memory). Raises ``OSError``."""
     target = Path(path)
-    if target.exists() and not target.is_file() and not target.is_dir():
-        # a device or FIFO (``-o /dev/null``, ``-o /dev/stdout``): written in place. Renaming over it
-        # would replace the device with a regular file (as root, /dev/null itself).
-        with open(target, "wb") as handle:
+    if written_in_place(target):
+        with open(target, "ab") as handle:  # appended: never truncates what a shell's >> opened
             yield handle
         return
     if create_parents:
@@ -46,6 +44,17 @@ def atomic_writer(path: str | Path, mode: int = 0o666, *, create_parents: bool =
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def written_in_place(target: Path) -> bool:
+    """Whether ``target`` is written where it is, not through a renamed temporary file: a device,
+    FIFO or socket (``-o /dev/null``), and any path in /dev or /proc (``-o /dev/stdout`` when
+    standard output is redirected to a file is a link to a regular file). A rename would replace
+    the node or the link itself with a regular file: as root, /dev/null or /dev/stdout for every
+    process on the machine."""
+    if target.exists() and not target.is_file() and not target.is_dir():
+        return True
+    return os.path.abspath(target).startswith(("/dev/", "/proc/"))
 
 
 def atomic_write_text(path: str | Path, text: str, mode: int = 0o666, *, create_parents: bool = True) -> None:
