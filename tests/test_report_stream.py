@@ -332,3 +332,20 @@ def test_a_copy_that_fails_midway_is_a_write_error_never_a_short_report(tmp_path
         with pytest.raises(OSError):
             ChildText(half).copy_to(out)
     assert (tmp_path / "out").stat().st_size == 1000  # not followed by a second copy from the start
+
+
+def test_ndjson_of_many_short_conversations_comes_in_chunks_of_about_a_batch(forks):
+    """Short conversations' lines are gathered (a chunk each would be 50,000 chunks for 50,000
+    one-event conversations), long ones still split, and the text is render's whatever the mix."""
+    conv = build_conversation(1_300, seed="short", realistic_crypto=False)
+    ring = verifier.Keyring.from_json(json.dumps(conv.keyring()))
+    whole = verifier.verify_pages(conv.pages(100), ring, conversation_keys=conv.conversation_keys)
+    events = whole.conversations[0].events
+    shorts = [msgspec.structs.replace(whole.conversations[0], conversation_id=f"c{i}", events=events[i:i + i % 3])
+              for i in range(1_200)]  # 0, 1 or 2 events each
+    long_one = whole.conversations[0]
+    for mix in (shorts, [*shorts[:700], long_one, *shorts[700:]], [long_one, *shorts], [*shorts, long_one]):
+        report = msgspec.structs.replace(whole, conversations=mix)
+        chunks = list(iter_report(report, "ndjson", processes=2))
+        assert "".join(chunks) == render(report, "ndjson")
+        assert len(chunks) <= 1_200 // stream._BATCH + 2 + (6 if long_one in mix else 0)

@@ -255,10 +255,27 @@ def _indented(encoder: msgspec.json.Encoder, batch: Sequence[Any]) -> str:
 
 def _ndjson_chunks(report: Report, processes: int = 1) -> Iterator[str | ChildText]:
     """One line per event (``machine.event_lines``), then the summary's; with ``processes`` > 1,
-    half of a long conversation's lines encoded by a forked child (``_halves``)."""
+    half of a long conversation's lines encoded by a forked child (``_halves``). The lines of
+    conversations shorter than a batch are gathered into chunks of about a batch (50,000
+    one-event conversations are not 50,000 chunks)."""
+    encoder = msgspec.json.Encoder()
+    gathered: list[str] = []
+    count = 0
     for conv in report.conversations:
-        yield from _halves(conv.events, partial(_ndjson_batches, conv.conversation_id), processes)
-    yield _json_safe(msgspec.json.encode(summary(report)).decode()) + "\n"
+        events = conv.events
+        if len(events) >= _BATCH:
+            if gathered:
+                yield _json_safe("\n".join(gathered)) + "\n"
+                gathered, count = [], 0
+            yield from _halves(events, partial(_ndjson_batches, conv.conversation_id), processes)
+        elif events:
+            gathered.append(event_lines(encoder, conv.conversation_id, events))
+            count += len(events)
+            if count >= _BATCH:
+                yield _json_safe("\n".join(gathered)) + "\n"
+                gathered, count = [], 0
+    gathered.append(encoder.encode(summary(report)).decode())
+    yield _json_safe("\n".join(gathered)) + "\n"
 
 
 def _ndjson_batches(conversation_id: str, events: Sequence[Any], starts: Sequence[int]) -> Iterator[str]:
