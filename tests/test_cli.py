@@ -304,9 +304,17 @@ def test_output_through_a_link_to_standard_output_is_written_in_place(tmp_path):
     Tried through /proc/self/fd/1 (the link /dev/stdout points at), where a rename cannot harm the
     machine; the rule covers both."""
     from verifier.outputs import written_in_place
-    assert written_in_place(Path("/dev/stdout")) and written_in_place(Path("/proc/self/fd/1"))
-    assert written_in_place(Path("/dev/../dev/stdout")) and not written_in_place(tmp_path / "report.json")
     redirected = tmp_path / "redirected.json"
+    redirected.write_text("before\n")
+    with open(redirected, "a") as out:
+        (tmp_path / "to-stdout").symlink_to("/dev/stdout")
+        (tmp_path / "to-link").symlink_to(tmp_path / "to-stdout")
+        (tmp_path / "to-file").symlink_to(redirected)
+        for path in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", "/dev/../dev/stdout", tmp_path / "to-link"):
+            assert written_in_place(Path(path)), path
+        for path in (tmp_path / "report.json", redirected, tmp_path / "to-file", "/dev/shm/report.json"):
+            assert not written_in_place(Path(path)), path  # regular files, also in /dev/shm: atomic
+        assert out  # (held open: what /dev/stdout would lead to in a child)
     redirected.write_text("before\n")
     with open(redirected, "a") as out:  # as a shell's >> opens it: appended to, not truncated
         proc = subprocess.run([sys.executable, "-m", "verifier", "verify", str(EXAMPLES / "conversation" / "page-1.json"),
@@ -316,3 +324,19 @@ def test_output_through_a_link_to_standard_output_is_written_in_place(tmp_path):
     text = redirected.read_text()
     assert text.startswith("before\n{") and json.loads(text[len("before\n"):])["schema"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file anywhere near
+
+
+def test_a_report_in_dev_shm_is_replaced_atomically_not_appended_to(tmp_path):
+    """/dev/shm is a filesystem for regular files: a second report there replaces the first."""
+    if not os.path.isdir("/dev/shm") or not os.access("/dev/shm", os.W_OK):
+        pytest.skip("no writable /dev/shm")
+    target = Path("/dev/shm") / f"xchat-verify-test-{os.getpid()}.json"
+    try:
+        for _ in range(2):
+            proc = subprocess.run([sys.executable, "-m", "verifier", "verify",
+                                   str(EXAMPLES / "conversation" / "page-1.json"), "--format", "json", "-o", str(target)],
+                                  capture_output=True, text=True, cwd=REPO)
+            assert proc.returncode in (0, 1), proc.stderr
+        assert json.loads(target.read_text())["schema"]  # one report, not two end to end
+    finally:
+        target.unlink(missing_ok=True)

@@ -48,13 +48,27 @@ def atomic_writer(path: str | Path, mode: int = 0o666, *, create_parents: bool =
 
 def written_in_place(target: Path) -> bool:
     """Whether ``target`` is written where it is, not through a renamed temporary file: a device,
-    FIFO or socket (``-o /dev/null``), and any path in /dev or /proc (``-o /dev/stdout`` when
-    standard output is redirected to a file is a link to a regular file). A rename would replace
-    the node or the link itself with a regular file: as root, /dev/null or /dev/stdout for every
-    process on the machine."""
+    FIFO or socket (``-o /dev/null``), and a path that leads through /proc (``-o /dev/stdout`` or
+    ``/dev/fd/1`` when standard output is redirected to a file: links to a regular file). A rename
+    would replace the node or the link itself with a regular file: as root, /dev/null or
+    /dev/stdout for every process on the machine. A regular file elsewhere in /dev (/dev/shm) is
+    written atomically, as any other."""
     if target.exists() and not target.is_file() and not target.is_dir():
         return True
-    return os.path.abspath(target).startswith(("/dev/", "/proc/"))
+    return _leads_through_proc(os.path.abspath(target))
+
+
+def _leads_through_proc(path: str) -> bool:
+    """Whether resolving ``path`` (its directories, then each link it is, at most 40) reaches /proc,
+    where /dev/stdout and /dev/fd lead."""
+    for _ in range(40):
+        path = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+        if path == "/proc" or path.startswith("/proc/"):
+            return True
+        if not os.path.islink(path):
+            return False
+        path = os.path.join(os.path.dirname(path), os.readlink(path))
+    return False
 
 
 def atomic_write_text(path: str | Path, text: str, mode: int = 0o666, *, create_parents: bool = True) -> None:
