@@ -299,6 +299,11 @@ def test_a_report_file_takes_the_childs_half_as_it_was_written(forks, tmp_path, 
         atomic_write_chunks(tmp_path / f"r.{fmt}", _noting_kinds(report_parts(report, fmt, processes=2), kinds))
         assert (tmp_path / f"r.{fmt}").read_bytes() == expected.encode()
         assert ChildText in kinds  # the child's half went over as a file
+    appended = tmp_path / "appended.json"  # written in place through /proc, opened for appending:
+    appended.write_bytes(b"before\n")     # sendfile refuses O_APPEND targets, the bytes still arrive
+    with open(appended, "ab") as out:
+        atomic_write_chunks(f"/proc/self/fd/{out.fileno()}", report_parts(report, "json", processes=2))
+    assert appended.read_bytes() == b"before\n" + (tmp_path / "r.json").read_bytes()
     calls = []
 
     def refused(*args):
