@@ -26,7 +26,8 @@ def atomic_write(path: str | Path, data: bytes, mode: int = 0o666, *, create_par
 @contextmanager
 def atomic_writer(path: str | Path, mode: int = 0o666, *, create_parents: bool = True) -> Iterator[BinaryIO]:
     """A binary handle whose content replaces ``path`` only once the block ends without error
-    (written in pieces: a large report is never whole in memory). Raises ``OSError``."""
+    (written in pieces: a large report is never whole in memory); a device, a FIFO or a path through
+    /proc (``written_in_place``) is appended to as the block writes. Raises ``OSError``."""
     target = Path(path)
     if written_in_place(target):
         with open(target, "ab") as handle:  # appended: never truncates what a shell's >> opened
