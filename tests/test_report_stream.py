@@ -354,3 +354,39 @@ def test_ndjson_of_many_short_conversations_comes_in_chunks_of_about_a_batch(for
         chunks = list(iter_report(report, "ndjson", processes=2))
         assert "".join(chunks) == render(report, "ndjson")
         assert len(chunks) <= 1_200 // stream._BATCH + 2 + (6 if long_one in mix else 0)
+
+
+def test_a_target_that_takes_nothing_by_sendfile_gets_the_bytes_copied(tmp_path, monkeypatch):
+    source = tmp_path / "half"
+    source.write_bytes(bytes(range(256)) * 2_000)
+    monkeypatch.setattr(stream.os, "sendfile", lambda *args: 0)  # nothing taken, no error
+    with open(source, "rb") as half, open(tmp_path / "out", "wb") as out:
+        ChildText(half).copy_to(out)
+    assert (tmp_path / "out").read_bytes() == source.read_bytes()
+
+
+class _Truncating:
+    """A real file whose reads stop early: what a file shorter than its size would give."""
+
+    def __init__(self, handle, keep: int) -> None:
+        self.handle, self.keep = handle, keep
+
+    def fileno(self) -> int:
+        return self.handle.fileno()
+
+    def seek(self, offset: int) -> int:
+        return self.handle.seek(offset)
+
+    def read(self, size: int) -> bytes:
+        data = self.handle.read(min(size, self.keep))
+        self.keep -= len(data)
+        return data
+
+
+def test_a_copied_half_shorter_than_its_file_is_a_write_error(tmp_path, monkeypatch):
+    source = tmp_path / "half"
+    source.write_bytes(b"x" * 300_000)
+    monkeypatch.setattr(stream.os, "sendfile", lambda *args: (_ for _ in ()).throw(OSError(22, "Invalid argument")))
+    with open(source, "rb") as half, open(tmp_path / "out", "wb") as out:
+        with pytest.raises(OSError, match="ended after 1000 of 300000 bytes"):
+            ChildText(_Truncating(half, 1_000)).copy_to(out)  # type: ignore[arg-type]

@@ -231,13 +231,22 @@ class ChildText:
                 if sent:
                     raise  # part of it is written: a second copy would repeat it
                 break
-            if count == 0:  # the file is shorter than it was: never a short report
-                raise OSError(f"the report's second half ended after {sent} of {size} bytes")
+            if count == 0:
+                if sent:
+                    raise _short(sent, size)
+                break  # nothing taken at all: copied below instead
             sent += count
-        if sent < size:
+        if sent == 0 and size:
             self.file.seek(0)
             while chunk := self.file.read(_READ_BYTES):
                 handle.write(chunk)
+                sent += len(chunk)
+        if sent != size:  # the file is not the size it was: never a short report
+            raise _short(sent, size)
+
+
+def _short(sent: int, size: int) -> OSError:
+    return OSError(f"the report's second half ended after {sent} of {size} bytes")
 
 
 _NESTING = 3  # the batch wrapped three arrays deep: its items indent as the report's events (8 spaces)
