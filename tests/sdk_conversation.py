@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import chat_xdk  # the oracle is in the test extra: missing it must fail, not skip
-from sdk_oracle import assemble, signature_struct
+from sdk_oracle import assemble, signature_struct, wait_past
 
 from verifier.payload import build_payload
 from verifier.testing.forge import encode_detail, forge_event, write_struct
@@ -114,8 +114,11 @@ class History:
     def actions(self, label: str, sender: SdkUser, result: dict) -> list[Event]:
         """The action signatures of a ``prepare_*`` result, in order (key change first)."""
         if "conversation_key" in result and result.get("conversation_key") is not None:
-            self.keys[result["conversation_key_version"]] = bytes(result["conversation_key"])
-            self.latest = result["conversation_key_version"]
+            version, key = result["conversation_key_version"], bytes(result["conversation_key"])
+            assert self.keys.get(version, key) == key, f"two conversation keys named {version}"
+            self.keys[version] = key
+            self.latest = version
+            wait_past(version)  # the next prepare_* names its key by a later millisecond
         out = []
         for action in result["action_signatures"]:
             detail = base64.b64decode(action["encoded_message_event_detail"])

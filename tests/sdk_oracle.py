@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import time
 
 import chat_xdk  # noqa: E402  (the official SDK is in the test extra: missing it is an error, not a skip)
 from helpers import SHARED_VECTORS
@@ -69,12 +70,28 @@ def signature_struct(signature: str, public_key_version: str, signature_version:
     return bytes(out)
 
 
+def wait_past(version: str) -> None:
+    """The SDK names a conversation key by the millisecond it made it (its clock is this one): two
+    keys made in one millisecond share a version, and the second replaced the first in a dict of
+    keys (a flaky "rejected" for the SDK's own group create). Returns once the clock is past it."""
+    while time.time() * 1000 < int(version) + 1:
+        time.sleep(0.0005)
+
+
+def _keep(keys: dict[str, bytes], result: dict) -> None:
+    """The key of a ``prepare_*`` result, under a version no other key of the run has."""
+    version = result["conversation_key_version"]
+    assert version not in keys, f"two conversation keys named {version}"
+    keys[version] = bytes(result["conversation_key"])
+    wait_past(version)
+
+
 def sdk_events(chat) -> tuple[list[tuple[str, bytes]], dict[str, bytes]]:
     """(label, event bytes) for messages, key changes, group create/member change and deletes, plus keys."""
     events, keys = [], {}
     seq = iter(range(100, 10_000))
     kc = chat.prepare_conversation_key_change(identity_public_keys(), conversation_id="1111:2222")
-    keys[kc["conversation_key_version"]] = bytes(kc["conversation_key"])
+    _keep(keys, kc)
     events += _actions(kc, "1111:2222", seq, "key change")
     for text in ("hello", "second, with a comma", "ünïcode ✓"):
         payload = chat.encrypt_message("1111:2222", text, conversation_key=keys[kc["conversation_key_version"]],
@@ -85,11 +102,11 @@ def sdk_events(chat) -> tuple[list[tuple[str, bytes]], dict[str, bytes]]:
             sequence_id=str(next(seq)), message_id=payload.message_id, conversation_id="1111:2222",
             detail=detail, signature=base64.b64decode(payload.encoded_event_signature))))
     group = chat.prepare_group_create(identity_public_keys(), "g123", ["1111", "2222"], ["1111"], title="T")
-    keys[group["conversation_key_version"]] = bytes(group["conversation_key"])
+    _keep(keys, group)
     events += _actions(group, "g123", seq, "group create")
     members = chat.prepare_group_members_change(identity_public_keys(), "g123", ["3333"], ["1111", "2222"],
                                                 ["1111"], ["4444"], current_title="T")
-    keys[members["conversation_key_version"]] = bytes(members["conversation_key"])
+    _keep(keys, members)
     events += _actions(members, "g123", seq, "member change")
     for for_all in (True, False):
         d = chat.prepare_message_delete("1111:2222", ["5", "6"], for_all)
