@@ -303,18 +303,23 @@ def test_output_through_a_link_to_standard_output_is_written_in_place(tmp_path):
     regular file, and renaming over it would replace the link itself (as root, for every process).
     Tried through /proc/self/fd/1 (the link /dev/stdout points at), where a rename cannot harm the
     machine; the rule covers both."""
-    from verifier.outputs import written_in_place
+    from verifier.outputs import atomic_write_text, written_in_place
     redirected = tmp_path / "redirected.json"
     redirected.write_text("before\n")
     with open(redirected, "a") as out:
         (tmp_path / "to-stdout").symlink_to("/dev/stdout")
         (tmp_path / "to-link").symlink_to(tmp_path / "to-stdout")
         (tmp_path / "to-file").symlink_to(redirected)
-        for path in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", "/dev/../dev/stdout", tmp_path / "to-link"):
+        for path in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", "/dev/../dev/stdout"):
             assert written_in_place(Path(path)), path
-        for path in (tmp_path / "report.json", redirected, tmp_path / "to-file", "/dev/shm/report.json"):
-            assert not written_in_place(Path(path)), path  # regular files, also in /dev/shm: atomic
-        assert out  # (held open: what /dev/stdout would lead to in a child)
+        for path in (tmp_path / "report.json", redirected, tmp_path / "to-file", "/dev/shm/report.json",
+                     tmp_path / "to-stdout", tmp_path / "to-link"):
+            assert not written_in_place(Path(path)), path  # regular files (/dev/shm too), links elsewhere
+        planted = tmp_path / "planted.json"  # a link in a directory the tool writes into, to one of
+        planted.symlink_to(f"/proc/self/fd/{out.fileno()}")  # its open files: replaced, not followed
+        atomic_write_text(planted, "{}")
+        assert not planted.is_symlink() and planted.read_text() == "{}"
+        assert redirected.read_text() == "before\n"
     redirected.write_text("before\n")
     with open(redirected, "a") as out:  # as a shell's >> opens it: appended to, not truncated
         proc = subprocess.run([sys.executable, "-m", "verifier", "verify", str(EXAMPLES / "conversation" / "page-1.json"),

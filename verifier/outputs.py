@@ -49,14 +49,16 @@ def atomic_writer(path: str | Path, mode: int = 0o666, *, create_parents: bool =
 
 def written_in_place(target: Path) -> bool:
     """Whether ``target`` is written where it is, not through a renamed temporary file: a device,
-    FIFO or socket (``-o /dev/null``), and a path that leads through /proc (``-o /dev/stdout`` or
-    ``/dev/fd/1`` when standard output is redirected to a file: links to a regular file). A rename
-    would replace the node or the link itself with a regular file: as root, /dev/null or
-    /dev/stdout for every process on the machine. A regular file elsewhere in /dev (/dev/shm) is
-    written atomically, as any other."""
+    FIFO or socket (``-o /dev/null``), and a path named in /dev or /proc that leads through /proc
+    (``-o /dev/stdout`` or ``/dev/fd/1`` when standard output is redirected to a file: links to a
+    regular file). A rename would replace the node or the link itself with a regular file: as root,
+    /dev/null or /dev/stdout for every process on the machine. A regular file elsewhere in /dev
+    (/dev/shm) is written atomically, as any other; so is a link elsewhere that leads into /proc
+    (one planted in an evidence directory must not reach this process's open files)."""
     if target.exists() and not target.is_file() and not target.is_dir():
         return True
-    return _leads_through_proc(os.path.abspath(target))
+    absolute = os.path.abspath(target)
+    return absolute.startswith(("/dev/", "/proc/")) and _leads_through_proc(absolute)
 
 
 def _leads_through_proc(path: str) -> bool:
