@@ -762,8 +762,7 @@ def decode_event_bytes(raw: bytes | bytearray | memoryview, limits: Limits = DEF
     if raw.__class__ is not bytes:
         raw = _as_bytes(raw, limits)
     if len(raw) > limits.max_event_bytes:
-        raise MalformedEvent(
-            f"event of {len(raw)} bytes exceeds the limit of {limits.max_event_bytes}")
+        raise _too_large(len(raw), limits)
     event = decode_event_fast(raw, limits)
     return event if event is not None else decode_event_generic(raw, limits)
 
@@ -773,8 +772,7 @@ def decode_event_generic(raw: bytes | bytearray | memoryview, limits: Limits = D
     if raw.__class__ is not bytes:
         raw = _as_bytes(raw, limits)
     if len(raw) > limits.max_event_bytes:
-        raise MalformedEvent(
-            f"event of {len(raw)} bytes exceeds the limit of {limits.max_event_bytes}")
+        raise _too_large(len(raw), limits)
     reader = _Reader(raw, limits)
     fields = reader.struct(ENVELOPE, "MessageEvent")
     shadowed = [_resolve_detail(old)[0] or "" for where, old in reader.replaced
@@ -789,8 +787,12 @@ def _as_bytes(raw: bytes | bytearray | memoryview, limits: Limits) -> bytes:
     five zero bytes). Too large is refused before it is copied."""
     view = memoryview(raw)
     if view.nbytes > limits.max_event_bytes:
-        raise MalformedEvent(f"event of {view.nbytes} bytes exceeds the limit of {limits.max_event_bytes}")
+        raise _too_large(view.nbytes, limits)
     return view.tobytes()
+
+
+def _too_large(size: int, limits: Limits) -> MalformedEvent:
+    return MalformedEvent(f"event of {size} bytes exceeds the limit of {limits.max_event_bytes}")
 
 
 def event_from_fields(fields: dict[str, Any], trailing: int = 0, shadowed: list[str] | None = None) -> MessageEvent:
