@@ -272,22 +272,25 @@ def _ndjson_chunks(report: Report, processes: int = 1) -> Iterator[str | ChildTe
     count = 0
     for conv in report.conversations:
         events = conv.events
-        if len(events) >= _BATCH:
-            if gathered:
-                yield _json_safe("\n".join(gathered)) + "\n"
-                gathered, count = [], 0
-            yield from _halves(events, partial(_ndjson_batches, conv.conversation_id), processes)
-        elif events:
+        long = len(events) >= _BATCH
+        if events and not long:
             gathered.append(event_lines(encoder, conv.conversation_id, events))
             count += len(events)
-            if count >= _BATCH:
-                yield _json_safe("\n".join(gathered)) + "\n"
-                gathered, count = [], 0
+        if gathered and (long or count >= _BATCH):
+            yield _ndjson_chunk(gathered)
+            gathered, count = [], 0
+        if long:
+            yield from _halves(events, partial(_ndjson_batches, conv.conversation_id), processes)
     gathered.append(encoder.encode(summary(report)).decode())
-    yield _json_safe("\n".join(gathered)) + "\n"
+    yield _ndjson_chunk(gathered)
 
 
 def _ndjson_batches(conversation_id: str, events: Sequence[Any], starts: Sequence[int]) -> Iterator[str]:
     encoder = msgspec.json.Encoder()
     for start in starts:
-        yield _json_safe(event_lines(encoder, conversation_id, events[start:start + _BATCH])) + "\n"
+        yield _ndjson_chunk([event_lines(encoder, conversation_id, events[start:start + _BATCH])])
+
+
+def _ndjson_chunk(lines: list[str]) -> str:
+    """Lines (each several records or one) as one chunk of the report: escaped, newline-ended."""
+    return _json_safe("\n".join(lines)) + "\n"
