@@ -117,3 +117,46 @@ def test_signed_read_markers_point_at_the_past(kind, target, expected):
     marker = ev(kind, {"seen_until_sequence_id": target()}, seq=2, prev=1, sender=BOB)
     report = verify(page(ev(seq=1), marker, ev(seq=3, prev=2)), ring=RING)
     assert [f for f in findings(report, 1) if f[0].startswith("target_")] == expected
+
+
+# ------------------------------------------------------------------ 1:1 conversations
+# A 1:1 conversation's id names its two users (canonical ``A:B``): nobody else may write in it,
+# whatever key signed the event (a hostile server could slip a third account's messages in, and an
+# audit fetches that account's key itself). Found by review: these passed with no finding.
+@pytest.mark.parametrize("history, flagged", [
+    pytest.param(lambda: [ev(seq=1), ev(seq=2, prev=1, sender=BOB)], [], id="the-two-users"),
+    pytest.param(lambda: [ev(seq=1), ev(seq=2, prev=1, sender=CAROL), ev(seq=3, prev=2, sender=BOB)], [1],
+                 id="a-third-user's-message"),
+    pytest.param(lambda: [ev(seq=1), delete(2, [seq(1)], prev=1, sender=CAROL)], [1], id="a-third-user's-delete"),
+    pytest.param(lambda: [ev(seq=1), ev("ConversationKeyChangeEvent", {
+        "conversation_key_version": "1002", "conversation_participant_keys": [
+            {"user_id": "1111", "encrypted_conversation_key": "QUJD", "public_key_version": "1"},
+            {"user_id": "2222", "encrypted_conversation_key": "REVG", "public_key_version": "7"}]},
+        seq=2, prev=1, sender=CAROL, signature_version="4")], [1],
+                 id="a-third-user's-key-change"),
+    pytest.param(lambda: [ev(seq=1), ev("MessageTypingEvent", {"conversation_id": "1111:2222"}, seq=2, prev=1,
+                                        sender=CAROL, sign=False)], [], id="unsigned-kinds-are-not-judged"),
+])
+def test_one_to_one_conversations_hold_their_two_users(history, flagged):
+    report = verify(page(*history()), ring=RING)
+    got = [e.index for e in events_of(report) if any(f.code == "non_member_sender" for f in e.findings)]
+    assert got == flagged
+    assert report.verdict == ("fail" if flagged else "pass")
+    if flagged:
+        finding = next(f for e in events_of(report) for f in e.findings if f.code == "non_member_sender")
+        assert finding.severity == "error"
+        assert finding.message == "sender '3333' is not one of the two users of this 1:1 conversation ('1111' and '2222')"
+        assert report.conversations[0].counts["non_member_sender"] == len(flagged)
+
+
+def test_a_third_user_signing_with_an_embedded_key_is_flagged_too():
+    history = [ev(seq=1), ev(seq=2, prev=1, sender=CAROL)]
+    report = verify(page(*history), ring=keyring(ALICE, BOB), allow_embedded_keys=True)
+    codes = [f.code for f in events_of(report)[1].findings]
+    assert "embedded_key_used" in codes and "non_member_sender" in codes
+    assert report.verdict == "fail"
+
+
+def test_group_conversations_are_not_judged_by_the_one_to_one_rule():
+    report = verify(page(message(1, CAROL, None), message(2, BOB, 1)), ring=RING)  # membership unknown
+    assert not any(f.code == "non_member_sender" for e in events_of(report) for f in e.findings)

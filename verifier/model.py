@@ -175,8 +175,9 @@ VOCABULARY: dict[str, tuple[Severity | None, str]] = {
                               "sequence id holds something that is not a message."),
     Code.TARGET_AFTER_EVENT: (_E, "The event targets an event that comes after it (or itself): a delete, "
                                   "reaction, edit, reply or read marker can only refer to the past."),
-    Code.NON_MEMBER_SENDER: (_E, "A group message, key change, delete or settings change from a user who is not a "
-                                 "member at that point, by replaying the proven group changes (create, add, "
+    Code.NON_MEMBER_SENDER: (_E, "A message, key change, delete or settings change from a user who is not a member: "
+                                 "in a 1:1 conversation, anyone but the two users its id names; in a group, anyone "
+                                 "not a member at that point, by replaying the proven group changes (create, add, "
                                  "remove, leave) in chain order."),
     Code.REPLY_PREVIEW_MISMATCH: (_E, "A reply quotes something the history does not hold: its embedded original "
                                       "(raw event, sender, text, sequence id) differs from the original event, or "
