@@ -592,3 +592,58 @@ def test_the_cli_uses_processes_for_large_files_with_the_same_report(tmp_path, m
         assert (tmp_path / f"procs.{fmt}").read_bytes() == (tmp_path / f"one.{fmt}").read_bytes()
     assert all(shares for shares in planned)
     assert len(children) == 1 and children[0]  # the JSON report's, not refused
+
+
+def test_no_more_worker_processes_than_tasks(tmp_path, histories):
+    """``--workers 100000`` on a 42 MB file forked until the machine ran out of memory (review): a
+    pool that forks starts every worker at once, so the pool is sized by the tasks too."""
+    _conv, _other, ring = histories
+    paths, shares = _corpus(tmp_path, histories, 3)
+    asked: list[int] = []
+
+    def executor(n):
+        asked.append(n)
+        return ProcessPoolExecutor(min(n, 2))  # (a regression fails the assertion, never forks 100,000)
+
+    tasks = parallel.tasks_of(shares, 0)
+    parts = list(parallel._parts(tasks, ring, MAX, 100_000, {}, executor, lambda why: None))
+    assert asked == [len(tasks)] and len(parts) == len(tasks)
+
+
+def test_a_worker_whose_parent_is_gone_exits_at_once():
+    """The pool's initializer is given the verifying process's pid: a worker forked just before
+    that process was killed exits instead of living on as an orphan (two did, in review)."""
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        try:
+            parallel._ignore_interrupts(os.getppid() + 1_000_000)  # not its parent: as if orphaned
+            os._exit(0)
+        finally:
+            os._exit(2)
+    _pid, status = os.waitpid(child, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 1
+
+
+def test_the_pool_names_the_parent_that_forks_its_workers(monkeypatch):
+    monkeypatch.setattr(parallel, "can_fork", lambda: True)
+    pool = parallel._process_pool(1)
+    try:
+        assert pool._initargs == (os.getpid(),)
+        assert pool.submit(os.getppid).result(timeout=60) == os.getpid()
+    finally:
+        pool.shutdown()
+
+
+def test_workers_beyond_the_usable_cpus_are_lowered_to_them(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "usable_cpus", lambda: 2)
+    seen = []
+    real = cli.verify_pages
+    monkeypatch.setattr(cli, "verify_pages", lambda *a, **kw: seen.append(kw["workers"]) or real(*a, **kw))
+    body = tmp_path / "p.json"
+    body.write_text(json.dumps(page(ev(seq=1), ev(seq=2, prev=1, sender=BOB))))
+    ring = tmp_path / "ring.json"
+    ring.write_text(json.dumps({"keys": [ALICE.keyring_entry(), BOB.keyring_entry()]}))
+    assert cli.main(["verify", str(body), "--keys", str(ring), "--workers", "100000"]) == 0
+    assert seen == [2]
+    assert capsys.readouterr().err.splitlines()[0] == \
+        "xchat-verify: warning: --workers 100000: this process may run on 2 CPU(s); using 2"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from .clock import Clock
-from .engine import Verification, default_workers, gc_paused, verify_pages
+from .engine import Verification, default_workers, gc_paused, usable_cpus, verify_pages
 from .errors import FetchError, InputError, UsageError, XChatVerifyError
 from .inputs import DEFAULT_MAX_FILE_MB, is_evidence_dir, load_keyring, load_pages, parse_conversation_keys
 from .keys import entry_from_row
@@ -93,8 +93,9 @@ def add_trust_options(parser: argparse.ArgumentParser, in_process: bool = True) 
                         help="a history that was not fetched to its end may pass (reported as incomplete)")
     if in_process:
         parser.add_argument("--workers", type=int, default=None, metavar="N",
-                            help="cores to use (default: the CPUs this process may use, at most 8): worker "
-                                 "processes for page files of 32 MB or more (verify), else verification threads")
+                            help="cores to use (default: the CPUs this process may use, at most 8; never more "
+                                 "than those): worker processes for page files of 32 MB or more (verify), else "
+                                 "verification threads")
         add_identity_option(parser)
 
 
@@ -631,7 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask cluster at ADDRESS "
                        "(tcp://host:8786); its workers need xchat-verify installed")
     where.add_argument("--workers", type=int, default=None, metavar="N",
-                       help="start a local cluster of N worker processes (default: one per core)")
+                       help="start a local cluster of N worker processes (default and most: one per core)")
     averify.add_argument("--keys", metavar="KEYRING", help="trusted signing keys (keyring JSON); replaces the "
                          "saved keys of evidence directories, as verify DIR --keys does")
     averify.add_argument("--max-file-mb", type=int, default=DEFAULT_MAX_FILE_MB, metavar="MB",
@@ -671,6 +672,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "workers", None) is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
+    if getattr(args, "workers", None) is not None and args.workers > usable_cpus():
+        # more could not run at once, and each worker process costs memory (--workers 100000
+        # forked until the machine ran out of it); --scheduler's remote cluster is not --workers
+        warn(f"warning: --workers {args.workers}: this process may run on {usable_cpus()} CPU(s); "
+             f"using {usable_cpus()}")
+        args.workers = usable_cpus()
     if getattr(args, "max_file_mb", 1) < 1:
         parser.error("--max-file-mb must be at least 1")
     debug = args.debug or os.environ.get("XCHAT_VERIFY_DEBUG") == "1"

@@ -202,6 +202,7 @@ def _parts(tasks: Sequence[tuple[Share, ...]], keyring: Keyring | None, max_byte
            fallback: Callable[[str], None]) -> Iterator[Part]:
     """Every task's part, in input order; at most two tasks per process wait to be joined, so memory
     stays bounded by the columns, whatever the input's size."""
+    processes = max(1, min(processes, len(tasks)))  # a process without a task would only cost memory
     try:
         pool = executor(processes)
     except (OSError, ImportError, ValueError, NotImplementedError) as exc:  # no processes: verify in this one
@@ -269,15 +270,17 @@ def _process_pool(processes: int) -> Executor:
     else:
         method = "forkserver" if "forkserver" in methods else "spawn"
     context = multiprocessing.get_context(method)
-    return ProcessPoolExecutor(processes, mp_context=context, initializer=_ignore_interrupts)
+    parent = None if method == "forkserver" else os.getpid()  # a forkserver's workers are its own children
+    return ProcessPoolExecutor(processes, mp_context=context, initializer=_ignore_interrupts, initargs=(parent,))
 
 
-def _ignore_interrupts() -> None:
+def _ignore_interrupts(parent: int | None) -> None:
     """A worker's start: Ctrl-C is for the verifying process; on Linux the worker is killed when the
-    process that started it dies (a parent that is killed cannot stop its workers, which would wait
-    forever on a pipe nobody reads)."""
+    process that started it (``parent``) dies (a parent that is killed cannot stop its workers, which
+    would wait forever on a pipe nobody reads), and exits at once if that happened before this
+    call."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent()
+    die_with_parent(parent)
 
 
 __all__ = ["MIN_BYTES", "PROCESSES_ENV", "Part", "Share", "plan_shares", "tasks_of", "verify_share", "verify_files"]
