@@ -151,6 +151,29 @@ def test_xfail_is_strict(small_suite, tmp_path):
     assert run(small_suite, "--xfail", xfail).returncode == 2
 
 
+@pytest.mark.parametrize("profile", ["full", "chain"])
+@pytest.mark.parametrize("mutate, where", [
+    (lambda spec: spec["expected"].update(events=[5]), "$.expected.events[0]"),
+    (lambda spec: spec["expected"].update(findings=5), "$.expected.findings"),
+    (lambda spec: spec.update(options=[1]), "$.options"),
+    (lambda spec: spec["expected"].pop("verdict"), "verdict"),
+    (lambda spec: spec["expected"]["events"][0].pop("chain"), "chain"),
+    (lambda spec: spec.update(pages="page-1.json"), "$.pages"),
+])
+def test_a_malformed_expected_json_fails_its_case_only(small_suite, mutate, where, profile):
+    """Review: one such case stopped the whole run with an internal error (exit 3, the code of
+    "no cases"); it is that case's failure, and the others still run."""
+    target = small_suite / "chain" / "linked" / "expected.json"
+    spec = json.loads(target.read_text())
+    mutate(spec)
+    target.write_text(json.dumps(spec))
+    proc = run(small_suite, "--profile", profile)
+    assert proc.returncode == 1 and "internal error" not in proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("FAIL chain/linked: "))
+    assert "unreadable expected.json: not an expected.json of schema xchat-verify/vector/v1" in line and where in line
+    assert proc.stdout.strip().endswith("1 passed, 2 failed")  # versions/1 is the fixture's other broken case
+
+
 def test_runner_errors(tmp_path):
     assert run(tmp_path / "missing").returncode == 3
     assert run(tmp_path).returncode == 3  # no cases

@@ -26,7 +26,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import msgspec
 
 from .errors import InputError, UsageError
 from .model import ChainStatus, SigStatus
@@ -296,12 +298,43 @@ def case_arguments(folder: Path, spec: dict) -> list[str]:
     return args
 
 
+class _WantedEvent(msgspec.Struct):
+    index: int
+    signature: str
+    chain: str
+    findings: list[str] = []
+
+
+class _Expected(msgspec.Struct):
+    verdict: Literal["pass", "fail"]
+    exit_code: Literal[0, 1, 3]
+    events: list[_WantedEvent]
+    findings: list[str] = []
+
+
+class _Options(msgspec.Struct, frozen=True):
+    strict: bool = False
+    allow_embedded_keys: bool = False
+    allow_empty: bool = False
+    conversation_keys: dict[str, str] = {}
+
+
+class _Spec(msgspec.Struct):
+    """What the runner reads of an expected.json, with its types (vectors/expected.schema.json is
+    the whole schema): a case that breaks them is that case's failure, never the run's crash."""
+
+    pages: list[str]
+    expected: _Expected
+    keyring: str | None = None
+    options: _Options = _Options()
+
+
 def _load_spec(folder: Path) -> dict:
     spec = json.loads((folder / CASE_FILE).read_text(encoding="utf-8"))
-    expected = spec["expected"]
-    if expected["exit_code"] not in (0, 1, 3) or not isinstance(expected["events"], list) \
-            or not isinstance(spec["pages"], list):
-        raise ValueError("not an expected.json of schema xchat-verify/vector/v1")
+    try:
+        msgspec.convert(spec, _Spec)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"not an expected.json of schema xchat-verify/vector/v1: {exc}") from None
     return spec
 
 
