@@ -308,3 +308,28 @@ def test_absurd_number_of_events_in_one_page_is_capped():
     report = verifier.verify_pages([json.dumps(body).encode()], workers=1)
     assert sum(len(c.events) for c in report.conversations) == MAX_EVENTS_PER_PAGE
     assert "exceed the limit" in report.inputs[0].errors[0] and not report.complete
+
+
+def test_a_page_of_cheap_items_is_refused_before_it_is_decoded():
+    """Review: a 3 MB page of a million ``{}`` peaked at 299 MB (six million: 1.6 GB; at the file
+    limit, some 45 GB), since the cap above applies only once every item is decoded. A page with
+    more JSON values than an events page of that many ordinary events could hold is not read."""
+    import tracemalloc
+
+    from verifier.pages import MAX_PAGE_VALUES
+    items = MAX_PAGE_VALUES // 2 + 1  # ``{},``: two values an item
+    body = b'{"data":[' + b"{}," * (items - 1) + b"{}]}"
+    tracemalloc.start()
+    try:
+        report = verifier.verify_pages([body], workers=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert report.inputs[0].errors == [f"a page of more than {MAX_PAGE_VALUES:,} JSON values (an events page of "
+                                       "100,000 events has fewer): not read"]
+    assert sum(len(c.events) for c in report.conversations) == 0 and report.verdict == "fail"
+    assert peak < 20 * 1024 * 1024  # the body itself is 6 MB, outside the trace
+    fewer = b'{"data":[' + b"{}," * (MAX_PAGE_VALUES // 4) + b"{}]}"  # under the bound: read, then capped
+    capped = verifier.verify_pages([fewer], workers=1)
+    assert sum(len(c.events) for c in capped.conversations) == 100_000
+    assert "exceed the limit" in capped.inputs[0].errors[0]

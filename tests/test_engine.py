@@ -438,3 +438,20 @@ def test_workers_follow_the_cpus_the_process_may_use(monkeypatch):
     assert usable_cpus() == 1 and default_workers() == 1
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(32)))
     assert usable_cpus() == 32 and default_workers() == 8  # threads are capped, the count is not
+
+
+@pytest.mark.parametrize("body, error", [
+    ('{"data":[{"encoded_event":"\ud800"}]}',
+     "not a JSON object: text that is not valid Unicode (surrogates not allowed at position 27)"),
+    ({"data": [{"encoded_event": "\ud800"}]},
+     "not a JSON object: text that is not valid Unicode (surrogates not allowed at position 0)"),
+    ({"data": [object()]}, "not a JSON object: Encoding objects of type object is unsupported"),
+    (5, "not a page body: int (expected JSON text, bytes or a dict)"),
+    (None, "not a page body: NoneType (expected JSON text, bytes or a dict)"),
+    ([1], "not a page body: list (expected JSON text, bytes or a dict)"),
+])
+def test_pages_the_library_cannot_read_are_input_errors_not_exceptions(body, error):
+    """Review: these raised (UnicodeEncodeError, TypeError) out of ``verify_pages``; the next page is still read."""
+    report = verifier.verify_pages([body, page(ev(seq=1))], keyring(ALICE))
+    assert report.inputs[0].errors == [error]
+    assert [e.signature.status for e in events_of(report)] == ["valid"] and report.verdict == "fail"

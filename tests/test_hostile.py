@@ -23,9 +23,10 @@ from helpers import REPO
 from verifier import cli
 from verifier.evidence import EvidenceStore
 from verifier.fetch import REDACTED, XChatClient
+from verifier.pages import json_value_bound
 from verifier.settings import RetryPolicy
 from verifier.testing.server import FakeXApi, default_conversations
-from verifier.transport import ConfigError, check_base_url, install_deadlines, json_value_bound
+from verifier.transport import ConfigError, check_base_url, install_deadlines
 
 CONVS = default_conversations(80)
 IDS = [c.conversation_id for c in CONVS]

@@ -38,10 +38,10 @@ from .ids import canonical_conversation, conversation_path_id, is_user_id
 from .keys import Keyring
 from .manifest import Conversation, UsersNotFetched
 from .model import EventReport, Finding, InputReport, Report, fails
+from .pages import json_value_bound
 from .paging import SavedWalk, page_head, page_missing_reasons
 from .sanitize import printable
 from .settings import AuditOptions
-from .transport import json_value_bound
 
 _QUEUE_PAGES = 2  # pages waiting per conversation: memory stays bounded whatever the fetch speed
 _USERS_SAMPLE = 20

@@ -26,6 +26,7 @@ from .apibodies import MAX_MESSAGE, _is_json, _problem_text, json_token_paths
 from .clock import Clock, utc_now_iso
 from .errors import FetchError, NetworkError, RateLimitError, UsageError, http_error
 from .ids import conversation_path_id, validate_user_id
+from .pages import json_value_bound
 from .paging import Budget, PageHead, PageLimits, follow, page_head
 from .sanitize import printable
 from .settings import DEFAULT_BASE_URL, RetryPolicy
@@ -35,7 +36,6 @@ from .transport import (
     Refused,
     certificate_failure,
     check_base_url,
-    json_value_bound,
     new_http_client,
     read_body,
     request_deadline,

@@ -84,15 +84,46 @@ class DecodedPage:
 # every event costs memory in the report. The first MAX_EVENTS_PER_PAGE are still verified.
 MAX_EVENTS_PER_PAGE = 100_000
 
+# The most JSON values a page may hold to be read (``json_value_bound``): about 20 an event, so an
+# events page of MAX_EVENTS_PER_PAGE ordinary events has fewer. A page of cheap items (``{},`` is one
+# event in three bytes, which costs some 300 bytes decoded) is refused before decoding: a 3 MB
+# page of a million ``{}`` took 299 MB, and at the file limit it would have taken some 45 GB.
+MAX_PAGE_VALUES = 20 * MAX_EVENTS_PER_PAGE
+
+
+def json_value_bound(body: bytes | bytearray) -> int:
+    """An upper bound on the number of JSON values in ``body``, without parsing it: each value
+    after the first is an array element or an object member, and each of those follows a ``,``,
+    a ``[`` or a ``{``. (Those characters inside strings only raise the bound.)"""
+    return 1 + body.count(b",") + body.count(b"[") + body.count(b"{")
+
+
 _typed_decoder = msgspec.json.Decoder(PageJson)
 _loose_decoder = msgspec.json.Decoder(_LoosePage)
 
 
 def decode_page(body: bytes | memoryview | str | dict, source: str) -> DecodedPage:
     """Decode one response body; never raises for bad content, problems land in the result."""
-    if isinstance(body, dict):
-        body = msgspec.json.encode(body)
     page = DecodedPage(source)
+    if not isinstance(body, (bytes, bytearray, memoryview, str, dict)):
+        page.errors.append(f"not a page body: {type(body).__name__} (expected JSON text, bytes or a dict)")
+        return page
+    try:
+        if isinstance(body, dict):
+            body = msgspec.json.encode(body)
+        elif isinstance(body, str):
+            body = body.encode("utf-8")  # (msgspec would do it, raising for a lone surrogate)
+    except UnicodeEncodeError as exc:
+        page.errors.append(f"not a JSON object: text that is not valid Unicode ({exc.reason} at position {exc.start})")
+        return page
+    except (TypeError, ValueError, OverflowError) as exc:  # a dict msgspec cannot encode (an object, a NaN key...)
+        page.errors.append(f"not a JSON object: {exc}")
+        return page
+    if len(body) > MAX_PAGE_VALUES and \
+            json_value_bound(body.tobytes() if isinstance(body, memoryview) else body) > MAX_PAGE_VALUES:
+        page.errors.append(f"a page of more than {MAX_PAGE_VALUES:,} JSON values (an events page of "
+                           f"{MAX_EVENTS_PER_PAGE:,} events has fewer): not read")
+        return page
     try:
         typed = _typed_decoder.decode(body)
     except msgspec.ValidationError:

@@ -269,10 +269,3 @@ def read_body(response: httpx.Response, limit: int, where: str) -> bytes:
     if inflater is not None and not inflater.done:
         raise Corrupt("truncated gzip body")
     return bytes(body)
-
-
-def json_value_bound(body: bytes) -> int:
-    """An upper bound on the number of JSON values in ``body``, without parsing it: each value
-    after the first is an array element or an object member, and each of those follows a ``,``,
-    a ``[`` or a ``{``. (Those characters inside strings only raise the bound.)"""
-    return 1 + body.count(b",") + body.count(b"[") + body.count(b"{")
