@@ -277,8 +277,8 @@ def test_ctrl_c_leaves_consistent_evidence_and_resume_completes(api, tmp_path):
             return sum(len(c.pages) for c in EvidenceStore.open(ev).manifest.conversations)
         except EvidenceError:
             return 0
-    for _ in range(600):
-        if saved_pages() >= 2:
+    for _ in range(600):  # interrupted as soon as a page is saved: CI failed once with the run already
+        if saved_pages() >= 1 or proc.poll() is not None:  # done (exit 0) when it waited for two, under load
             break
         _time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
