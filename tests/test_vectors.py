@@ -159,6 +159,7 @@ def test_xfail_is_strict(small_suite, tmp_path):
     (lambda spec: spec["expected"].pop("verdict"), "verdict"),
     (lambda spec: spec["expected"]["events"][0].pop("chain"), "chain"),
     (lambda spec: spec.update(pages="page-1.json"), "$.pages"),
+    (lambda spec: spec["options"].update(conversation_keys={"1": "not base64!"}), "$.options.conversation_keys"),
 ])
 def test_a_malformed_expected_json_fails_its_case_only(small_suite, mutate, where, profile):
     """Review: one such case stopped the whole run with an internal error (exit 3, the code of

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -316,7 +316,7 @@ class _Options(msgspec.Struct, frozen=True):
     strict: bool = False
     allow_embedded_keys: bool = False
     allow_empty: bool = False
-    conversation_keys: dict[str, str] = {}
+    conversation_keys: dict[str, Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9+/]{43}=$")]] = {}  # 32 bytes
 
 
 class _Spec(msgspec.Struct):
