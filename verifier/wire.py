@@ -103,15 +103,17 @@ def b64decode_strict(text: str, what: str = "value") -> bytes:
         if raw is not None:
             return raw
     elif _HAS_STRICT_MODE and text.isascii():
-        try:  # fast path; any failure is re-diagnosed below for a precise reason
-            if len(text) % 4 and "=" in text:
-                raise binascii.Error("partial padding")
-            padded = text if len(text) % 4 == 0 else text + "=" * (-len(text) % 4)
-            raw = binascii.a2b_base64(padded, strict_mode=True)  # type: ignore[call-arg,unused-ignore]
-            if _canonical_tail(raw, text):
-                return raw
-        except binascii.Error:
-            pass
+        body = text.rstrip("=")
+        needed = -len(body) % 4
+        # fast path for padding that is absent or exactly what the length needs (strict mode took
+        # "QUJD====", four more than none: fuzzing found it); anything else is diagnosed below
+        if len(text) - len(body) in (0, needed):
+            try:
+                raw = binascii.a2b_base64(body + "=" * needed, strict_mode=True)  # type: ignore[call-arg,unused-ignore]
+                if _canonical_tail(raw, text):
+                    return raw
+            except binascii.Error:
+                pass
     return _b64decode_diagnose(text, what)
 
 
