@@ -277,8 +277,13 @@ def test_ctrl_c_leaves_consistent_evidence_and_resume_completes(api, tmp_path):
             return sum(len(c.pages) for c in EvidenceStore.open(ev).manifest.conversations)
         except EvidenceError:
             return 0
-    for _ in range(600):  # interrupted as soon as a page is saved: CI failed once with the run already
-        if saved_pages() >= 1 or proc.poll() is not None:  # done (exit 0) when it waited for two, under load
+    def pages_served() -> int:  # the server's own count: no race with the files being written
+        return sum(1 for _method, path in list(api.state.requests) if path.startswith("/2/chat/conversations/"))
+
+    # interrupted once a page is saved or two are served: under load, CI twice found the run already
+    # done (exit 0) while this loop waited to see pages in the directory
+    for _ in range(600):
+        if saved_pages() >= 1 or pages_served() >= 2 or proc.poll() is not None:
             break
         _time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
