@@ -267,7 +267,11 @@ def test_ctrl_c_leaves_consistent_evidence_and_resume_completes(api, tmp_path):
     ev = tmp_path / "ev"
     api.state.rate_limit, api.state.window_s = 2, 1.0  # slow enough to interrupt mid-way
     env = {**os.environ, "X_BEARER_TOKEN": api.state.token}
-    proc = subprocess.Popen([sys.executable, "-m", "verifier", *map(str, audit_args(api, "--save", ev,
+    # Ctrl-C as a terminal gives it: a run started in the background of a non-interactive shell (CI
+    # launched with `&`) inherits SIGINT ignored, and Python then leaves it ignored (three CI failures)
+    as_in_a_terminal = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                        "sys.argv[0] = 'xchat-verify'; runpy.run_module('verifier', run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", as_in_a_terminal, *map(str, audit_args(api, "--save", ev,
                              "--max-results", "10", "--format", "json"))], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     manifest = ev / "manifest.json"
