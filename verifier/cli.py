@@ -672,12 +672,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "workers", None) is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
-    if getattr(args, "workers", None) is not None and args.workers > usable_cpus():
+    cpus = usable_cpus()
+    if getattr(args, "workers", None) is not None and args.workers > cpus:
         # more could not run at once, and each worker process costs memory (--workers 100000
         # forked until the machine ran out of it); --scheduler's remote cluster is not --workers
-        warn(f"warning: --workers {args.workers}: this process may run on {usable_cpus()} CPU(s); "
-             f"using {usable_cpus()}")
-        args.workers = usable_cpus()
+        warn(f"warning: --workers {args.workers}: this process may run on {cpus} CPU(s); using {cpus}")
+        args.workers = cpus
     if getattr(args, "max_file_mb", 1) < 1:
         parser.error("--max-file-mb must be at least 1")
     debug = args.debug or os.environ.get("XCHAT_VERIFY_DEBUG") == "1"
