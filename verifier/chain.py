@@ -37,6 +37,12 @@ class ChainResult:
     info_only: bool = False  # a duplicate that is expected (key-change repeats), severity info
 
 
+NO_SEQUENCE_ID = "event has no sequence id and cannot be placed"
+NO_PREVIOUS = "has no previous_sequence_id but is not the oldest event"
+ONLY_IN_META = "key change delivered only in meta.conversation_key_events, outside the data chain"
+FIRST_EVENT = "first event of the conversation"
+
+
 def position(seq: str) -> str:
     """The position a sequence id names: decimal ids without leading zeros, others as they are."""
     if seq.isascii() and seq.isdigit():
@@ -57,7 +63,7 @@ def analyse_chain(nodes: list[ChainNode]) -> dict[int, ChainResult]:
     by_pos: dict[str, list[ChainNode]] = {}
     for node in nodes:
         if not node.sequence_id:
-            results[node.index] = ChainResult(ChainStatus.GAP, "event has no sequence id and cannot be placed")
+            results[node.index] = ChainResult(ChainStatus.GAP, NO_SEQUENCE_ID)
         else:
             by_pos.setdefault(position(node.sequence_id), []).append(node)
 
@@ -65,9 +71,7 @@ def analyse_chain(nodes: list[ChainNode]) -> dict[int, ChainResult]:
     data = {pos: n for pos, n in canonical.items() if not n.from_meta}
     for node in canonical.values():
         if node.from_meta and node.index not in results:
-            results[node.index] = ChainResult(
-                ChainStatus.OUT_OF_BAND, "key change delivered only in meta.conversation_key_events, outside the data "
-                                         "chain")
+            results[node.index] = ChainResult(ChainStatus.OUT_OF_BAND, ONLY_IN_META)
     children: dict[str, list[ChainNode]] = {}
     for node in data.values():
         if node.previous_sequence_id:
@@ -163,9 +167,9 @@ def _unlinked_status(node: ChainNode, pos: str, main_root: str | None, out_of_ba
             return ChainResult(ChainStatus.NON_MONOTONIC, f"first event {seq} points forward to {prev}")
         if prev:
             return ChainResult(ChainStatus.START, f"oldest event of the window (predecessor {prev} not fetched)")
-        return ChainResult(ChainStatus.START, "first event of the conversation")
+        return ChainResult(ChainStatus.START, FIRST_EVENT)
     if not prev:
-        return ChainResult(ChainStatus.GAP, "has no previous_sequence_id but is not the oldest event")
+        return ChainResult(ChainStatus.GAP, NO_PREVIOUS)
     if out_of_band:
         return ChainResult(ChainStatus.GAP, f"predecessor {prev} was delivered only in meta.conversation_key_events, "
                                   "which does not count for the data chain")

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from .chain import ChainNode, ChainResult, analyse_chain, find_replays
+from .chain import FIRST_EVENT, NO_PREVIOUS, NO_SEQUENCE_ID, ONLY_IN_META, ChainNode, ChainResult, analyse_chain, find_replays
 from .columns import DECODED_OK as _DECODED_OK
 from .columns import FROM_META as _FROM_META
 from .columns import IS_KEY_CHANGE as _IS_KEY_CHANGE
@@ -92,10 +92,19 @@ DELETE_KINDS = ("MessageDeleteEvent", "ConversationDeleteEvent")
 _MEMBERSHIP = ("GroupChangeEvent.GroupCreate", "GroupChangeEvent.GroupMemberAddChange",
                "GroupChangeEvent.GroupMemberRemoveChange")  # semantics.MEMBERSHIP: who a delete's signer is
 
-_CHAIN_CODES = list(ChainStatus)
+# A row's chain status is a code: one per status, its detail in ``chain_details`` when it is not
+# "follows PREV"; and one per fixed (status, detail), which needs no entry there: an input of
+# millions of events without a sequence id holds a byte per event, not a dict entry.
+_FIXED_CHAIN = ((ChainStatus.GAP, NO_SEQUENCE_ID), (ChainStatus.GAP, NO_PREVIOUS),
+                (ChainStatus.OUT_OF_BAND, ONLY_IN_META), (ChainStatus.START, FIRST_EVENT))
+_CHAIN_CODES = [*ChainStatus, *(status for status, _detail in _FIXED_CHAIN)]
 _QUIET_CHAIN = [status not in STATUS_SEVERITY for status in _CHAIN_CODES]  # no finding of its own
-_CHAIN_INDEX = {status: code for code, status in enumerate(_CHAIN_CODES)}
+_CHAIN_INDEX = {status: code for code, status in enumerate(ChainStatus)}
+_FIXED_CODES = {fixed: code for code, fixed in enumerate(_FIXED_CHAIN, len(ChainStatus))}
+_FIXED_DETAILS = {code: detail for (_status, detail), code in _FIXED_CODES.items()}
+_NO_SEQUENCE_ID = _FIXED_CODES[ChainStatus.GAP, NO_SEQUENCE_ID]
 _LINKED = ChainStatus.LINKED
+_LINKED_CODE = _CHAIN_INDEX[_LINKED]
 _INFO = Severity.INFO.value
 
 
@@ -968,7 +977,14 @@ class _Run:
         row_of = self.row_of
         results = linear_chain(self, members)
         if results is None:
-            nodes = [self._chain_node(i) for i in members]
+            seq, codes = self.seq, self.chain_codes
+            placed = array("I")
+            for i in members:  # one without a sequence id is a gap, and no replay (``analyse_chain``)
+                if seq[i]:
+                    placed.append(i)
+                else:
+                    codes[i] = _NO_SEQUENCE_ID
+            nodes = [self._chain_node(i) for i in placed]
             chain = analyse_chain(nodes)
             for index, detail in find_replays(nodes).items():
                 self.add(row_of(index), _REPLAYED, Code.REPLAY, detail)
@@ -980,16 +996,25 @@ class _Run:
                 self.add(row_of(index), _REPLAYED, Code.REPLAY, detail)
 
     def _set_chain(self, index: int, result: ChainResult) -> None:
-        self.chain_codes[index] = _CHAIN_INDEX[result.status]
-        if result.status != _LINKED or result.info_only or result.detail != f"follows {self.prev[index]}":
+        fixed = None if result.info_only else _FIXED_CODES.get((result.status, result.detail))
+        self.chain_codes[index] = _CHAIN_INDEX[result.status] if fixed is None else fixed
+        if fixed is None and (result.status != _LINKED or result.info_only or
+                              result.detail != f"follows {self.prev[index]}"):
             self.chain_details[index] = (result.detail, result.info_only)
+        elif self.chain_details:
+            self.chain_details.pop(index, None)  # from an earlier conclusion of this run
 
     def chain_of(self, index: int) -> ChainResult:
-        status = _CHAIN_CODES[self.chain_codes[index]]
+        code = self.chain_codes[index]
         detail = self.chain_details.get(index)
         if detail is None:
-            return ChainResult(status, f"follows {self.prev[index]}")
-        return ChainResult(status, detail[0], detail[1])
+            return ChainResult(_CHAIN_CODES[code], self._plain_chain_detail(index, code))
+        return ChainResult(_CHAIN_CODES[code], detail[0], detail[1])
+
+    def _plain_chain_detail(self, index: int, code: int) -> str:
+        """The detail of a row whose chain code says it all: a fixed one, or "follows PREV"."""
+        fixed = _FIXED_DETAILS.get(code)
+        return f"follows {self.prev[index]}" if fixed is None else fixed
 
     def _chain_node(self, index: int) -> ChainNode:
         flags = self.flags[index]
@@ -1044,7 +1069,8 @@ class _Run:
             signature = checks[sig_code - 1]
             chain_code = chain_codes[at]
             detail = chain_details.get(at)
-            chain = Check(_CHAIN_CODES[chain_code], f"follows {prev}" if detail is None else detail[0])  # chain_of
+            chain = Check(_CHAIN_CODES[chain_code], detail[0] if detail is not None else  # chain_of, inline
+                          f"follows {prev}" if chain_code == _LINKED_CODE else self._plain_chain_detail(at, chain_code))
             quiet = not findings.get(at) and _QUIET_CHAIN[chain_code] and signature.status not in STATUS_SEVERITY
             out.append(EventReport(number, seq, prev, message_id, sender, kind, signature, chain,
                                    _TRUSTED_VALUE[trusted], [] if quiet else self.event_findings(at), key_version,

@@ -17,7 +17,7 @@ from array import array
 from bisect import bisect_left
 from typing import TYPE_CHECKING
 
-from .chain import ChainResult, find_replays
+from .chain import FIRST_EVENT, ONLY_IN_META, ChainResult, find_replays
 from .columns import FROM_META as _FROM_META
 from .columns import IS_KEY_CHANGE as _IS_KEY_CHANGE
 from .columns import SIGNED_KIND as _SIGNED_KIND
@@ -68,7 +68,7 @@ def linear_chain(run: _Run, members: array[int]) -> dict[int, str] | None:
     linked = _code(ChainStatus.LINKED)
     for index in order:
         codes[index] = linked
-    run._set_chain(first, ChainResult(ChainStatus.START, "first event of the conversation" if first_prev is None else
+    run._set_chain(first, ChainResult(ChainStatus.START, FIRST_EVENT if first_prev is None else
                                       f"oldest event of the window (predecessor {prev[first]} not fetched)"))
     for index, result in copies.items():
         run._set_chain(index, result)
@@ -104,8 +104,7 @@ def _meta_statuses(run: _Run, meta: array[int], order: array[int]) -> dict[int, 
             first = first_meta.get(number)
             if first is None:
                 first_meta[number] = index
-                out[index] = ChainResult(ChainStatus.OUT_OF_BAND, "key change delivered only in "
-                                                                  "meta.conversation_key_events, outside the data chain")
+                out[index] = ChainResult(ChainStatus.OUT_OF_BAND, ONLY_IN_META)
                 continue
         if digests[32 * index:32 * index + 32] != digests[32 * first:32 * first + 32]:
             return None  # a conflict

@@ -162,12 +162,12 @@ def _syntax_error(data: bytes | memoryview | mmap.mmap) -> str | None:
     return None
 
 
-def _line_views(data: bytes | mmap.mmap) -> list[tuple[int, memoryview]]:
-    """(line number, the line) of every line that is not blank, as views of ``data``: copying
-    each line of a large file (``bytes.split``) cost more than decoding it, once the process held a
-    million events."""
+def _line_views(data: bytes | mmap.mmap) -> Iterator[tuple[int, memoryview]]:
+    """(line number, the line) of every line that is not blank, as views of ``data``, lazily:
+    copying each line of a large file (``bytes.split``) cost more than decoding it, once the process
+    held a million events; and a list of them held 250 bytes a line for the whole file."""
     view = memoryview(data)
-    return [(number, view[start:end]) for number, start, end in _content_lines(data)]
+    return ((number, view[start:end]) for number, start, end in _content_lines(data))
 
 
 def _content_lines(data: bytes | mmap.mmap, start: int = 0, stop: int | None = None,
@@ -182,7 +182,7 @@ def _content_lines(data: bytes | mmap.mmap, start: int = 0, stop: int | None = N
         start = end + 1
 
 
-def _share_line_views(data: bytes | mmap.mmap, share: int, shares: int) -> list[tuple[int, memoryview]]:
+def _share_line_views(data: bytes | mmap.mmap, share: int, shares: int) -> Iterator[tuple[int, memoryview]]:
     """``_line_views`` of the lines of share ``share`` of ``shares``: those beginning in its stretch
     of the bytes (each line in exactly one share). Only the share's own lines are walked; the lines
     before it are counted, not walked, for their numbers."""
@@ -192,12 +192,12 @@ def _share_line_views(data: bytes | mmap.mmap, share: int, shares: int) -> list[
     if low:
         end_before = data.find(b"\n", low - 1)  # the line beginning at or after ``low``
         if end_before == -1:
-            return []
+            return iter(())
         start = end_before + 1
     number = 1 + sum(bytes(data[at:min(at + _COUNT_CHUNK, start)]).count(b"\n")
                      for at in range(0, start, _COUNT_CHUNK))
     view = memoryview(data)
-    return [(number, view[begin:end]) for number, begin, end in _content_lines(data, start, high, number)]
+    return ((number, view[begin:end]) for number, begin, end in _content_lines(data, start, high, number))
 
 
 _COUNT_CHUNK = 1 << 20  # newlines counted a megabyte at a time (a mapped file is not copied whole)
