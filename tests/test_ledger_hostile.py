@@ -361,3 +361,26 @@ def test_a_receipt_that_cannot_be_written_after_the_commit_says_what_was_recorde
     line = one_line(proc, 3, "recorded in ledger", "as audit 1", "cannot write")
     assert str(ledger) in line
     assert json.loads(run_cli(["ledger", "show", "--ledger", ledger], env=env()).stdout)["audits"] == 1
+
+
+@pytest.mark.parametrize("hostile", ["²", "9" * 5000, "٣"])
+@pytest.mark.parametrize("where", ["sequence_id", "key_version"])
+def test_ids_int_would_read_or_refuse_are_not_numbers_to_the_ledger(hostile, where, tmp_path):
+    """Review: a sequence id or key version of ``"²"`` (``isdigit``, but ``int`` reads it) or of 5,000
+    digits (past ``int``'s limit) ended a ``--ledger`` run in an internal error with no report; the
+    same input verifies without the ledger. The server chooses both."""
+    from verifier.testing.forge import Identity, forge_event, item_json
+    signer = Identity.from_seed("1111", hostile if where == "key_version" else "1", "a")
+    event = forge_event(signer, "MessageDeleteEvent", {"sequence_ids": ["5"], "delete_message_action": 2},
+                        conversation_id="1111:2222", sequence_id=hostile if where == "sequence_id" else "10")
+    page, keys = tmp_path / "page.json", tmp_path / "keys.json"
+    page.write_text(json.dumps({"data": [item_json(event)]}))
+    keys.write_text(json.dumps({"keys": [signer.keyring_entry()]}))
+    alone = run_cli(["verify", page, "--keys", keys, "--format", "json"])
+    for attempt in (1, 2):  # a first audit records the ids, a second one judges against them
+        proc = run_cli(["verify", page, "--keys", keys, "--format", "json", "--ledger", tmp_path / "l.db"],
+                       env=env())
+        assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.returncode in (0, 1), (attempt, proc.returncode, proc.stderr)
+        report = json.loads(proc.stdout)
+        assert report["conversations"][0]["events"] == json.loads(alone.stdout)["conversations"][0]["events"]

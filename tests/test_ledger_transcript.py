@@ -33,6 +33,16 @@ def test_hash_chain_is_the_documented_one():
     assert seq_key("99") < seq_key("100") < seq_key("abc")  # decimal ids as numbers
 
 
+def test_sequence_ids_are_ordered_as_numbers_without_reading_them_as_int():
+    """The order ``int`` gave, ties by text, for ids ``int`` cannot read (5,000 digits) and without
+    taking ``"²"`` for a number (the chain does not)."""
+    ids = ["10", "010", "9", "0", "00", "1" + "0" * 5000, "9" * 4999, "²", "abc", "11"]
+    ordered = sorted(ids, key=seq_key)
+    assert ordered == ["0", "00", "9", "010", "10", "11", "9" * 4999, "1" + "0" * 5000, "abc", "²"]
+    small = [i for i in ids if i.isascii() and i.isdigit() and len(i) < 30]
+    assert sorted(small, key=seq_key) == sorted(small, key=lambda s: (int(s), s))
+
+
 def test_compare_entries_names_the_first_divergence_over_the_common_range():
     a = entries(50)
     assert compare_entries("c", a, a) is None

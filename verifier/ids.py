@@ -21,7 +21,7 @@ def canonical_conversation(cid: str | None) -> str:
         return ""
     for sep in (":", "-"):
         a, found, b = cid.partition(sep)
-        if found and a.isdigit() and b.isdigit():
+        if found and a.isascii() and b.isascii() and a.isdigit() and b.isdigit():
             lo, hi = sorted((a, b), key=lambda x: (len(x), x))
             return f"{lo}:{hi}"
     return cid

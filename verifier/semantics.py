@@ -208,7 +208,7 @@ def replay_membership(timeline: Timeline) -> None:
 def one_to_one_members(conversation: str) -> set[str] | None:
     """The two participants of a 1:1 conversation (canonical ``A:B``), else None."""
     a, found, b = conversation.partition(":")
-    return {a, b} if found and a.isdigit() and b.isdigit() else None
+    return {a, b} if found and a.isascii() and b.isascii() and a.isdigit() and b.isdigit() else None
 
 
 def delete_signers(records: Iterable[Any], kinds: Sequence[str]) -> dict[int, bool | None]:

@@ -255,8 +255,9 @@ def read_body(response: httpx.Response, limit: int, where: str) -> bytes:
         raise Refused(f"response from {where} uses content encoding {printable(encodings[0])!r}, "
                       f"which was not asked for (only {ACCEPT_ENCODING})")
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise Refused(f"response of {int(declared)} bytes from {where} exceeds the limit of {limit} bytes "
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
+        size = int(declared) if len(declared) <= 18 else f"more than {10 ** 18}"
+        raise Refused(f"response of {size} bytes from {where} exceeds the limit of {limit} bytes "
                       "(--max-response-mb)")
     inflater = _GzipInflater() if encodings else None
     body = bytearray()

@@ -55,8 +55,9 @@ def key_digest(encoded: str) -> bytes | None:
 
 
 def _version_number(version: str | None) -> int | None:
+    """A signature version as a number; None for anything else, ``"²"`` and absurd lengths too."""
     text = (version or "").lstrip("+")
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
 @dataclass

@@ -32,9 +32,12 @@ MAX_MARKS = 512
 
 
 def seq_key(seq: str) -> tuple[int, int, str]:
-    """Order of sequence ids: decimal ids as numbers (as the chain does), any other text after them."""
-    if seq.isdigit():
-        return (0, int(seq), seq)
+    """Order of sequence ids: decimal ids as numbers (as the chain does), any other text after them.
+    Compared as (length, digits) without leading zeros, not as ``int``: an id of 5,000 digits, or of
+    digits ``int`` reads but the chain does not (``"²"`` is ``isdigit``), came from the server."""
+    if seq.isascii() and seq.isdigit():
+        digits = seq.lstrip("0") or "0"
+        return (0, len(digits), f"{digits}\x00{seq}")  # equal numbers: ordered by their text
     return (1, 0, seq)
 
 
