@@ -83,6 +83,35 @@ CREATE = {"member_ids": ["1111", "2222"], "admin_ids": ["1111"], "conversation_k
                           group_change(2, "GroupMemberRemoveChange", {"member_ids": ["2222"]}, prev=1,
                                        signer=CAROL),
                           message(3, BOB, 2)], [], id="unproven-change-makes-membership-unknown"),
+    # Review: a non-member's own group change, validly signed with its own key, made it a member
+    # (its messages then passed); a membership change is judged as a message is, and from a
+    # non-member it changes nothing
+    pytest.param(lambda: [group_change(1, "GroupCreate", CREATE),
+                          group_change(2, "GroupMemberAddChange", {
+                              "member_ids": ["3333"], "current_member_ids": ["1111", "2222", "3333"],
+                              "current_admin_ids": ["3333"], "conversation_key_version": "1002"},
+                              sender=CAROL, prev=1),
+                          message(3, CAROL, 2)], [1, 2], id="a-non-member-adds-itself"),
+    pytest.param(lambda: [group_change(1, "GroupCreate", CREATE),
+                          group_change(2, "GroupCreate", {"member_ids": ["3333"], "admin_ids": ["3333"],
+                                                          "conversation_key_version": "1002"}, sender=CAROL, prev=1),
+                          message(3, CAROL, 2), message(4, BOB, 3)], [1, 2], id="a-non-member-creates-it-again"),
+    pytest.param(lambda: [group_change(1, "GroupCreate", CREATE),
+                          group_change(2, "GroupMemberRemoveChange", {"member_ids": ["2222"]}, sender=CAROL,
+                                       prev=1),
+                          message(3, BOB, 2)], [1], id="a-non-member-removes-a-member"),
+    pytest.param(lambda: [group_change(1, "GroupCreate", CREATE),
+                          group_change(2, "GroupMemberAddChange", {
+                              "member_ids": ["3333"], "current_member_ids": ["1111", "2222"],
+                              "current_admin_ids": ["1111"], "conversation_key_version": "1002"},
+                              sender=CAROL, prev=1, signer=BOB),
+                          message(3, CAROL, 2)], [1, 2], id="a-non-member's-unproven-change-changes-nothing"),
+    pytest.param(lambda: [group_change(1, "GroupCreate", CREATE),
+                          group_change(2, "GroupMemberAddChange", {
+                              "member_ids": ["3333"], "current_member_ids": ["1111", "2222"],
+                              "current_admin_ids": ["1111"], "conversation_key_version": "1002"}, sender=BOB,
+                              prev=1),
+                          message(3, CAROL, 2)], [], id="a-member-adds-someone"),
 ])
 def test_group_membership_replay(history, flagged):
     report = verify(page(*history()), ring=RING)
@@ -134,6 +163,12 @@ def test_signed_read_markers_point_at_the_past(kind, target, expected):
             {"user_id": "2222", "encrypted_conversation_key": "REVG", "public_key_version": "7"}]},
         seq=2, prev=1, sender=CAROL, signature_version="4")], [1],
                  id="a-third-user's-key-change"),
+    # review: a third user's read marker and group change passed (only message-like kinds were judged)
+    pytest.param(lambda: [ev(seq=1), ev("MarkConversationReadEvent", {"seen_until_sequence_id": seq(1)}, seq=2,
+                                        prev=1, sender=CAROL)], [1], id="a-third-user's-read-marker"),
+    pytest.param(lambda: [ev(seq=1), ev("GroupChangeEvent.GroupMemberAddChange", {
+        "member_ids": ["3333"], "current_member_ids": ["1111", "2222"], "current_admin_ids": ["1111"],
+        "conversation_key_version": "1002"}, seq=2, prev=1, sender=CAROL)], [1], id="a-third-user's-group-change"),
     pytest.param(lambda: [ev(seq=1), ev("MessageTypingEvent", {"conversation_id": "1111:2222"}, seq=2, prev=1,
                                         sender=CAROL, sign=False)], [], id="unsigned-kinds-are-not-judged"),
 ])

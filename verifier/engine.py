@@ -79,7 +79,7 @@ from .model import (
 )
 from .pages import DecodedPage, RawEntry, decode_page
 from .payload import must_be_signed
-from .semantics import members_only, one_to_one_members, shown
+from .semantics import one_to_one_members, shown
 from .signature import Job, check, prepare
 from .signers import KeySlot, carrier_conflicts, embedded_keys, slots_of
 from .views import EventList, Record, Records
@@ -842,11 +842,12 @@ class _Run:
                 for code, members in groups.items()}, reviewed
 
     def _one_to_one_senders(self, cid: str, rows: array[int]) -> None:
-        """A 1:1 conversation's id names its two users: a message, key change, delete or settings
-        change from anyone else is ``non_member_sender``, however valid its signature (a server could
-        otherwise slip a third account's messages into a private conversation, and an audit would
-        fetch that account's key itself). Groups: ``semantics.replay_membership``. Read from the
-        columns, distinct senders first: a run of one conversation pays one pass over its rows."""
+        """A 1:1 conversation's id names its two users: any signed event from anyone else (a message,
+        key change, delete, settings or group change, read marker) is ``non_member_sender``, however
+        valid its signature (a server could otherwise slip a third account's messages into a private
+        conversation, and an audit would fetch that account's key itself). Groups:
+        ``semantics.replay_membership``. Read from the columns, distinct senders first: a run of one
+        conversation pays one pass over its rows."""
         pair = one_to_one_members(cid)
         if pair is None or not rows:
             return
@@ -855,7 +856,7 @@ class _Run:
                    if self.sender.value_of(code) not in pair}
         if not foreign:
             return
-        judged = {code for code in set(map(kind_codes.__getitem__, rows)) if members_only(self.kind.value_of(code))}
+        judged = {code for code in set(map(kind_codes.__getitem__, rows)) if must_be_signed(self.kind.value_of(code))}
         users = " and ".join(shown(user) for user in sorted(pair))
         for at in rows:
             if sender_codes[at] in foreign and kind_codes[at] in judged:

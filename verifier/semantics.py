@@ -41,8 +41,9 @@ MEMBERSHIP = (GROUP_CREATE, GROUP_ADD, GROUP_REMOVE)
 def members_only(kind: str | None) -> bool:
     """Events only a member may send into a group: messages (reactions, edits and replies are
     messages too), key changes (a removed member must not re-key the group), deletes, metadata and
-    group settings changes. Membership changes and read markers are not judged."""
-    if kind is None or kind in MEMBERSHIP:
+    group settings changes, and membership changes (a non-member must not add itself, nor remove
+    anyone). Read markers are not judged."""
+    if kind is None:
         return False
     return kind in (MESSAGE, KEY_CHANGE, DELETE) or kind.startswith(("ConversationMetadataChangeEvent",
                                                                       "GroupChangeEvent."))
@@ -177,12 +178,16 @@ def _membership(timeline: Timeline) -> Iterator[tuple[Any, set[str] | None]]:
     A GroupCreate sets the members (its signed member ids and its sender); a GroupMemberAddChange
     adds its new and current members; a GroupMemberRemoveChange removes its members (leaving is
     removing oneself). Before the first create or add, or after a membership change whose signature
-    is not proven, membership is unknown. A group change is yielded with the members before it."""
+    is not proven, membership is unknown. Once it is known, a change from a non-member changes
+    nothing (``replay_membership`` flags it): else an account the server controls could add itself
+    with a valid signature of its own. A group change is yielded with the members before it."""
     members: set[str] | None = None
     for record in timeline.ordered:
         yield record, members
         kind = kind_of(record)
         if kind in MEMBERSHIP:
+            if members is not None and record.sender_id not in members:
+                continue
             if not proven(record):
                 members = None
                 continue
@@ -198,7 +203,7 @@ def _membership(timeline: Timeline) -> Iterator[tuple[Any, set[str] | None]]:
 
 def replay_membership(timeline: Timeline) -> None:
     """Replay the proven group changes in chain order (``_membership``); flag what non-members send
-    (``members_only``). Where membership is unknown nothing is flagged."""
+    (``members_only``, membership changes included). Where membership is unknown nothing is flagged."""
     for record, members in _membership(timeline):
         if members is not None and members_only(kind_of(record)) and record.sender_id not in members:
             record.add("non_member_sender", f"sender {shown(record.sender_id)} is not a member of the group at "

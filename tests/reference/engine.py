@@ -53,7 +53,7 @@ from verifier.model import (
 )
 from verifier.pages import DecodedPage, ItemJson, RawEntry, decode_page
 from verifier.payload import must_be_signed
-from verifier.semantics import members_only, one_to_one_members, shown
+from verifier.semantics import one_to_one_members, shown
 from verifier.signature import Job, check, prepare
 from verifier.signers import embedded_key_conflicts, embedded_keys
 from verifier.wire import DEFAULT_LIMITS, Limits, MessageEvent, b64decode_strict, decode_event_generic
@@ -309,9 +309,9 @@ class _Run:
                 ev.add(result.status, result.detail)
         reviewed = [self._finding(code, message) for reviewer in self.reviewers
                     for code, message in reviewer.review(self.events, self.keyring)]
-        for ev in self.events:  # a 1:1 conversation's id names its two users; nobody else may write in it
+        for ev in self.events:  # a 1:1 conversation's id names its two users; nobody else may sign in it
             pair = one_to_one_members(ev.conversation)
-            if pair is not None and members_only(ev.event.kind if ev.event is not None else None) \
+            if pair is not None and must_be_signed(ev.event.kind if ev.event is not None else None) \
                     and ev.sender_id not in pair:
                 users = " and ".join(shown(user) for user in sorted(pair))
                 ev.add(Code.NON_MEMBER_SENDER, f"sender {shown(ev.sender_id)} is not one of the two users of this "
