@@ -371,3 +371,26 @@ def test_a_fifo_in_evidence_or_in_a_tree_is_an_input_error_not_a_hang(tmp_path):
     assert errors[str(tree / "p.json")] == ["cannot read it: not a regular file"]
     assert any("not a regular file" in e for e in [e for i in ours.inputs for e in i.errors])
     assert verifier.model.exit_code(ours) == 3
+
+
+def test_page_files_without_their_last_page_are_incomplete_as_verify_judges_them(tmp_path):
+    """Review: ``archive verify`` of a tree holding only a history's newest page passed, as ``verify``
+    did; a conversation none of whose pages is the last one (no next_token) is incomplete in both,
+    however the archive is cut (the parts' pages meet on the coordinator)."""
+    convs = conversations(3, 25)
+    (tmp_path / "keyring.json").write_text(json.dumps(keyring(convs)))
+    pages = sorted(write_pages(tmp_path / "pages", convs, page_size=10))
+    last = [p for p in pages if "next_token" not in json.loads(p.read_text()).get("meta", {})]
+    assert len(last) == 3
+    last[1].unlink()  # the second conversation's oldest page
+    files = [str(p) for p in sorted((tmp_path / "pages").rglob("*.json"))]
+    ring = verifier.Keyring.from_json((tmp_path / "keyring.json").read_text())
+    expected = verifier.verify_pages(load_pages(files, 512 * MB), ring)
+    (cut_short,) = [c for c in expected.conversations if not c.complete]
+    assert len(expected.conversations) == 3 and expected.verdict == "fail"
+    assert [f.message for f in cut_short.findings] == [
+        "history not fetched to its end: none of its pages is the last one (each has a next_token): the older "
+        "events it leads to were not given"]
+    for cut in (1, 2_000, 10**9):
+        ours = verify_archive([str(tmp_path / "pages")], ring, InProcess(), task_bytes=cut)
+        assert _json(ours) == _json(expected), cut

@@ -150,7 +150,8 @@ def test_conversation_key_option(tmp_path):
 
 def test_console_script_entry_point_matches_module():
     from verifier import cli
-    args = ["verify", str(EXAMPLES / "conversation" / "page-1.json"), "--format", "json", "--output", "/dev/null"]
+    args = ["verify", *sorted(map(str, (EXAMPLES / "conversation").glob("page-*.json"))), "--format", "json",
+            "--output", "/dev/null"]
     assert cli.main(args) == 1  # no keyring: fail closed
     assert cli.main(args + ["--keys", str(EXAMPLES / "keyring.json")]) == 0
     script = Path(sys.executable).with_name("xchat-verify")  # the installed console script, a real process
@@ -169,15 +170,44 @@ def test_bundled_examples_are_reproducible(tmp_path):
 
 
 def test_api_errors_reach_every_human_and_ci_format(tmp_path, capsys, good):
-    body = page(ev(seq=1), errors=[{"title": "Not Found Error", "detail": "item gone",
-                                    "type": "https://api.x.com/2/problems/resource-not-found"}])
+    body = page(ev(seq=1), errors=[{"title": "Field Authorization Error", "detail": "field hidden",
+                                    "type": "https://api.x.com/2/problems/not-authorized-for-field"}])
     p = tmp_path / "p.json"
     p.write_text(json.dumps(body))
     ring = str(good[2])
     for fmt in ("text", "markdown", "sarif"):
         assert main(["verify", str(p), "--keys", ring, "--format", fmt]) == 0
-        assert "item gone" in capsys.readouterr().out, fmt
+        assert "field hidden" in capsys.readouterr().out, fmt
     assert main(["verify", str(p), "--keys", ring, "--strict", "--format", "json"]) == 1
+
+
+def test_page_files_that_say_the_history_goes_on_are_incomplete(tmp_path, capsys):
+    """Review: ``verify page-1.json`` of the example (``next_token`` set: two older pages exist)
+    passed, complete; so did pages whose ``errors[]`` said an event was left out. ``audit`` and a
+    saved evidence directory judged both incomplete; page files now do too."""
+    ring = str(EXAMPLES / "keyring.json")
+    pages = sorted(map(str, (EXAMPLES / "conversation").glob("page-*.json")))
+    assert len(pages) == 3 and main(["verify", *pages, "--keys", ring, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["conversations"][0]["complete"] is True
+    for given in (pages[:1], pages[:2], pages[1:2]):
+        assert main(["verify", *given, "--keys", ring, "--format", "json"]) == 1, given
+        report = json.loads(capsys.readouterr().out)
+        (conv,) = report["conversations"]
+        assert conv["complete"] is False and report["proof"]["complete"] is False
+        assert [f["message"] for f in conv["findings"]] == [
+            "history not fetched to its end: none of its pages is the last one (each has a next_token): the older "
+            "events it leads to were not given"]
+        assert main(["verify", *given, "--keys", ring, "--allow-partial", "--format", "json"]) == 0
+        capsys.readouterr()
+    dropped = json.loads(Path(pages[2]).read_text())
+    dropped["errors"] = [{"title": "Not Found Error", "detail": "1 event could not be returned",
+                          "type": "https://api.x.com/2/problems/resource-not-found"}]
+    (tmp_path / "page-3.json").write_text(json.dumps(dropped))
+    assert main(["verify", *pages[:2], str(tmp_path / "page-3.json"), "--keys", ring, "--format", "json"]) == 1
+    (conv,) = json.loads(capsys.readouterr().out)["conversations"]
+    assert [f["message"] for f in conv["findings"]] == [
+        f"history not fetched to its end: {tmp_path / 'page-3.json'}: the API reported events it did not return: "
+        "Not Found Error - 1 event could not be returned"]
 
 
 def test_text_report_of_a_large_history():

@@ -23,6 +23,7 @@ from helpers import (
 )
 
 import verifier
+from verifier.engine import _NOT_THE_LAST
 from verifier.testing.forge import Identity, forge_event, item_json
 from verifier.wire import b64encode_nopad
 
@@ -328,10 +329,43 @@ def test_untrusted_is_a_warning():
 
 
 def test_api_errors_are_reported_and_strict_fails():
-    body = page(ev(), errors=[{"title": "Not Found Error", "detail": "x", "type": "about:blank"}])
+    body = page(ev(), errors=[{"title": "Field Authorization Error", "detail": "x",
+                               "type": "https://api.x.com/2/problems/not-authorized-for-field"}])
     report = verify(body, ring=keyring(ALICE))
-    assert report.inputs[0].api_errors[0]["title"] == "Not Found Error" and report.verdict == "pass"
+    assert report.inputs[0].api_errors[0]["title"] == "Field Authorization Error" and report.verdict == "pass"
     assert verify(body, ring=keyring(ALICE), strict=True).verdict == "fail"
+
+
+@pytest.mark.parametrize("meta, errors, reasons", [
+    pytest.param({}, None, [], id="an-ordinary-last-page"),
+    pytest.param({"next_token": "t2"}, None, [_NOT_THE_LAST], id="a-next-token"),
+    pytest.param({"has_more": True}, None, ["p: meta.has_more is true but there is no next_token"],
+                 id="has-more-without-a-token"),
+    pytest.param({"next_token": 7}, None, ["p: meta.next_token is a int, not text"],
+                 id="a-token-that-is-not-text"),
+    pytest.param({}, [{"title": "Not Found Error", "detail": "x", "type": "about:blank"}],
+                 ["p: the API reported events it did not return: Not Found Error - x"], id="events-left-out"),
+    pytest.param({}, [{"detail": "y", "type": "https://api.x.com/2/problems/field-hydration-failure"}], [],
+                 id="a-field-level-error"),
+])
+def test_what_a_page_says_of_the_history_s_end(meta, errors, reasons):
+    body = {**page(ev()), "meta": meta, **({"errors": errors} if errors else {})}
+    report = verifier.verify_pages([verifier.PageInput("p", json.dumps(body).encode())], keyring(ALICE))
+    (conv,) = report.conversations
+    assert [f.message for f in conv.findings] == [f"history not fetched to its end: {r}" for r in reasons]
+    assert conv.complete is (not reasons) and report.verdict == ("fail" if reasons else "pass")
+    partial = verifier.verify_pages([verifier.PageInput("p", json.dumps(body).encode())], keyring(ALICE),
+                                    allow_partial=True)
+    assert partial.verdict == "pass"
+
+
+def test_an_empty_last_page_ends_the_only_conversation_it_can_belong_to():
+    first = {**page(ev(seq=2, prev=1)), "meta": {"next_token": "t2"}}
+    last = {"data": [], "meta": {"result_count": 0}}
+    assert verifier.verify_pages([first, last], keyring(ALICE)).verdict == "pass"
+    other = {**page(ev(seq=5, conversation_id="1111:3333")), "meta": {"next_token": "t9"}}
+    report = verifier.verify_pages([first, other, last], keyring(ALICE))  # whose last page: not known
+    assert [c.complete for c in report.conversations] == [False, False] and report.verdict == "fail"
 
 
 def test_wrong_json_types_are_per_event_findings():

@@ -86,13 +86,15 @@ def test_second_audit_raises_the_finding(mode, api, ledger_target, capsys, monke
     assert not LEDGER_CODES & set(codes_of(first))
     # the rewritten history alone, without the ledger, passes: only the ledger catches it (a member
     # who left is the other way round: only the ledger still has their key; a delete of an event no
-    # longer in the history fails on its own, target_missing)
+    # longer in the history fails on its own, target_missing; so does a stranger's signed clear in a
+    # 1:1 conversation, non_member_sender)
     api.state.hostile = {mode}
     monkeypatch.setenv("X_BEARER_TOKEN", api.state.token)
     alone = main(["audit", *IDS, "--base-url", api.url, "--max-results", "10", "--quiet", "--format", "json"])
     alone_report = json.loads(capsys.readouterr().out)
-    assert alone == (1 if mode in ("member-left", "delete") else 0), mode
+    assert alone == (1 if mode in ("member-left", "delete", "clear-stranger") else 0), mode
     assert ("target_missing" in codes_of(alone_report)) == (mode == "delete")
+    assert ("non_member_sender" in codes_of(alone_report)) == (mode == "clear-stranger")
     expected, exit_code = CASES[mode]
     code, second, err = audit(api, ledger_target, capsys, monkeypatch)
     found = codes_of(second)

@@ -647,3 +647,27 @@ def test_workers_beyond_the_usable_cpus_are_lowered_to_them(tmp_path, monkeypatc
     assert seen == [2]
     assert capsys.readouterr().err.splitlines()[0] == \
         "xchat-verify: warning: --workers 100000: this process may run on 2 CPU(s); using 2"
+
+
+@pytest.mark.slow
+def test_pages_that_say_the_history_goes_on_give_the_same_report_on_processes(tmp_path, histories):
+    """What pages say of their history's end (no last page; has_more without a next_token; errors[]
+    saying events were left out) meets in the verifying process, however the files are shared."""
+    conv, other, ring = histories
+    pages = conv.pages(7)[:-1]  # the oldest page is not given
+    theirs = other.pages(5)
+    theirs[-1]["meta"] = {**theirs[-1].get("meta", {}), "has_more": True}  # the oldest page, without a token
+    theirs[-1]["errors"] = [{"title": "Not Found Error", "detail": "1 event could not be returned",
+                             "type": "https://api.x.com/2/problems/resource-not-found"}]
+    paths, shares = [], []
+    for n, chunk in enumerate((pages[:3], theirs, pages[3:])):
+        path = tmp_path / f"f{n}.jsonl"
+        path.write_text("\n".join(json.dumps(p) for p in chunk))
+        paths.append(str(path))
+        shares += [Share(str(path), index, 2) for index in range(2)]
+    assert_same(shares, paths, ring)
+    report = one_process(paths, ring)
+    assert [c.complete for c in report.conversations] == [False, False]
+    assert [[f.message.split(": ")[-1] for f in c.findings] for c in report.conversations] == [
+        ["the older events it leads to were not given"],
+        ["meta.has_more is true but there is no next_token", "Not Found Error - 1 event could not be returned"]]

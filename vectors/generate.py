@@ -32,10 +32,13 @@ SCHEMA = "xchat-verify/vector/v1"
 # The suite's version, and every released version with the digest of its content
 # (verifier.vectors.suite_digest: cases and schemas). Any change to a case or a schema changes the
 # digest: add a new version here, never edit a released one (tests/test_vectors.py enforces it).
-SUITE_VERSION = "2026.12.2"
+SUITE_VERSION = "2026.12.3"
 RELEASES = {
     "2026.12.1": "sha256:197561d5baae5e6009cbb404f3fc2785a417c5eaefa982fcc463c4c652f5c8db",
     "2026.12.2": "sha256:ef098b36d13be0ac07e39ff194ef5c836d18d6c54b3ff2095c76449edfb2c5fb",  # + semantics group
+    # a history its own pages say is unfinished is incomplete: errors[] that say events were left out
+    # (api-errors now fails), only pages with a next_token, has_more without a next_token
+    "2026.12.3": "sha256:e0136b962ca1fd1e570dd121e39a91850135ce95109315bfcdc46779740d7389",
 }
 CONV = "1111:2222"
 GROUP = "g100"
@@ -111,9 +114,13 @@ def tampered(forged: Forged, path: tuple) -> Forged:
     return reencode(copy_)
 
 
-def page(*events: Forged, meta: list[Forged] = (), shape: str = "2.166", **extra: Any) -> dict:
+def page(*events: Forged, meta: list[Forged] | dict[str, Any] = (), shape: str = "2.166", **extra: Any) -> dict:
+    """A page of ``events``; ``meta``: key change events for ``meta.conversation_key_events``, or
+    the ``meta`` object itself."""
     body: dict[str, Any] = {"data": [item_json(e, shape) for e in events]}
-    if meta:
+    if isinstance(meta, dict):
+        body["meta"] = meta
+    elif meta:
         body["meta"] = {"conversation_key_events": [e.b64 for e in meta]}
     body.update(extra)
     return body
@@ -482,10 +489,19 @@ def envelopes(s: Suite) -> None:
     s.case("envelope/conversation-mismatch", "an event of another conversation inside a page",
            [page(event(3, prev=2), event(2, prev=1, conversation_id="1111:3333"), event(1))],
            [ev("valid", "linked"), ev("valid", "linked", "conversation_mismatch"), ev("valid")])
-    s.case("envelope/api-errors", "a partial error in the page is reported, not a failure",
+    s.case("envelope/api-errors", "a partial error saying an event was not returned: the history is incomplete",
            [page(event(1), errors=[{"title": "Not Found Error", "detail": "one item could not be hydrated",
                                     "type": "https://api.x.com/2/problems/resource-not-found",
-                                    "resource_type": "event"}])], [ev("valid")])
+                                    "resource_type": "event"}])], [ev("valid")], findings=("incomplete",))
+    s.case("envelope/api-errors-field-level", "a field-level partial error is reported, not a failure",
+           [page(event(1), errors=[{"title": "Field Authorization Error", "detail": "not authorized for a field",
+                                    "type": "https://api.x.com/2/problems/not-authorized-for-field"}])],
+           [ev("valid")])
+    s.case("envelope/not-the-last-page", "only pages with a next_token: the older events were not given",
+           [page(event(2, prev=1), meta={"next_token": "t2", "has_more": True})], [ev("valid")],
+           findings=("incomplete",))
+    s.case("envelope/has-more-without-token", "has_more true on the page without a next_token: incomplete",
+           [page(event(1), meta={"has_more": True})], [ev("valid")], findings=("incomplete",))
 
 
 def malformed(s: Suite) -> None:

@@ -149,7 +149,7 @@ class Auditor:
         verification = Verification(conversation_keys=opts.conversation_keys, strict=opts.strict,
                                     allow_embedded_keys=opts.allow_embedded_keys, allow_empty=opts.allow_empty,
                                     allow_partial=opts.allow_partial, workers=opts.workers,
-                                    reviewers=opts.reviewers)
+                                    reviewers=opts.reviewers, judge_paging=False)  # the walk judges it
         self.progress.conversations = len(conversation_ids)
         try:
             self._fetch_conversations(conversation_ids, verification)
@@ -526,7 +526,7 @@ def verify_saved_audit(root: str, keyring: Keyring | None = None, *, fallback_ke
     key responses (e.g. keys compared out of band). ``fallback_keys`` (a ledger's) serve only
     (user, version) slots the keyring lacks; ``observe`` gets the finished ``Verification``."""
     saved = load_saved_audit(root)
-    verification = Verification(**options)
+    verification = Verification(**{**options, "judge_paging": False})  # the saved walk judges it
     errors: list[tuple[str, str]] = []
     try:
         for conv in saved.conversations:

@@ -206,11 +206,16 @@ class Verification:
                  allow_embedded_keys: bool = False, allow_empty: bool = False,
                  allow_partial: bool = False, strict: bool = False,
                  expected_conversation_id: str | None = None, limits: Limits = DEFAULT_LIMITS,
-                 workers: int | None = None, reviewers: Sequence[Reviewer] | None = None) -> None:
+                 workers: int | None = None, reviewers: Sequence[Reviewer] | None = None,
+                 judge_paging: bool = True) -> None:
+        """``judge_paging``: whether the pages' own ``meta`` and ``errors[]`` say if each history was
+        given to its end (``paging_reasons``; page files, the library). False where the caller judges
+        the walk and says so with ``mark_incomplete`` (an audit, saved evidence)."""
         policy = Policy(allow_embedded_keys=allow_embedded_keys, allow_empty=allow_empty,
                         allow_partial=allow_partial, strict=strict)
         self._run = _Run(conversation_keys or {}, policy, canonical_conversation(expected_conversation_id), limits,
                          workers, tuple(default_reviewers() if reviewers is None else reviewers))
+        self._run.judge_paging = judge_paging
         self._pages = 0
 
     def add_page(self, page: Any) -> None:
@@ -306,7 +311,9 @@ class Verification:
         conversations = [run.conversation[page.first_index - run.base] if page.event_count else None
                          for page in run.inputs]
         slots = {slot: frozenset(identities) for slot, identities in slots_of(run.carriers).items()}
-        return PartFacts(list(run.inputs), conversations, slots, run.used_key_versions(), set(run.ended))
+        return PartFacts(list(run.inputs), conversations, slots, run.used_key_versions(), set(run.ended),
+                         {cid: list(unfinished) for cid, unfinished in run.paged.items()}, set(run.last_pages),
+                         run.loose_end)
 
     def rebase(self, first_index: int) -> None:
         """Number this part's events from ``first_index`` (its place in the whole run); idempotent.
@@ -360,6 +367,31 @@ class Verification:
         """(The coordinator's shell.) The Report from the parts' conversations (in first-event order)."""
         self._run.keyring = keyring
         return self._run.assemble(conversations, reviewed, set(used_key_versions))
+
+
+_NOT_THE_LAST = ("none of its pages is the last one (each has a next_token): the older events it leads to were "
+                 "not given")
+_LISTED_PAGES = 5
+
+
+def paging_reasons(paged: Mapping[str, list[str]], last_pages: Collection[str], loose_end: bool,
+                   ) -> dict[str, list[str]]:
+    """Page files: why each conversation's history is not the whole one, by what its own pages say.
+    Its oldest page (no next_token) must be among them, and no page may say that more events exist
+    than it gave (``DecodedPage.unfinished``). An empty last page that names no conversation ends
+    the run's only one. (Newer events than the first page given cannot be known offline: ``audit``
+    starts at the newest page.)"""
+    only = next(iter(paged)) if loose_end and len(paged) == 1 else None
+    out: dict[str, list[str]] = {}
+    for cid, unfinished in paged.items():
+        reasons = unfinished[:_LISTED_PAGES]
+        if len(unfinished) > _LISTED_PAGES:
+            reasons.append(f"and {len(unfinished) - _LISTED_PAGES} more pages say events are missing")
+        if cid not in last_pages and cid != only:
+            reasons.append(_NOT_THE_LAST)
+        if reasons:
+            out[cid] = reasons
+    return out
 
 
 @contextmanager
@@ -422,6 +454,10 @@ class _Run:
         self.incomplete: dict[str, list[str]] = {}
         self.users: dict[str, None] = {}
         self.ended: set[str] = set()  # conversations a page without next_token (the oldest) came for
+        self.judge_paging = True  # ``Verification(judge_paging=...)``
+        self.paged: dict[str, list[str]] = {}  # conversation -> what its pages say is missing (page order)
+        self.last_pages: set[str] = set()  # conversations (``unknown`` too) a page without next_token came for
+        self.loose_end = False  # an empty last page that names no conversation came
         # a part of a larger run (``Verification.check_part`` ...): its place in the run
         self.base = 0  # report index of the first row (``rebase``)
         self.indices: array[int] | None = None  # a join's rows: the report index of each row
@@ -514,6 +550,7 @@ class _Run:
         conversation = self._assign_conversation(first, canonical_conversation(page.conversation_id) or self.expected)
         if page.next_token is None and not page.errors and conversation != "unknown":
             self.ended.add(conversation)
+        self._note_paging(page, conversation, self.count > first)
         if self.eager:
             for index, event in enumerate(events, first):
                 self._prepare(index, event)
@@ -521,6 +558,17 @@ class _Run:
                 self._check_jobs()
         self.inputs.append(InputReport(page.source, self.index_of(first), self.count - first, list(page.errors),
                                        list(page.api_errors)))
+
+    def _note_paging(self, page: DecodedPage, conversation: str, has_events: bool) -> None:
+        """What a page says of its conversation's end (``paging_reasons`` judges it)."""
+        last = page.next_token is None and not page.errors
+        if conversation == "unknown" and not has_events:
+            if last and not page.unfinished:
+                self.loose_end = True  # an empty last page: the run's only conversation's, if one
+            return
+        self.paged.setdefault(conversation, []).extend(f"{page.source}: {why}" for why in page.unfinished)
+        if last:
+            self.last_pages.add(conversation)
 
     def _decode(self, entry: RawEntry, rows: _PageRows) -> MessageEvent | None:
         """One event's row, into ``rows`` (its columns are appended a page at a time)."""
@@ -707,6 +755,10 @@ class _Run:
         for user in part.users:
             self.users.setdefault(user)
         self.ended |= part.ended
+        for cid, unfinished in part.paged.items():
+            self.paged.setdefault(cid, []).extend(unfinished)
+        self.last_pages |= part.last_pages
+        self.loose_end = self.loose_end or part.loose_end
         self.inputs += [msgspec.structs.replace(i, first_index=i.first_index + offset) for i in part.inputs]
 
     def _structure_findings(self, index: int, event: MessageEvent) -> None:
@@ -785,6 +837,9 @@ class _Run:
 
     # ---------------------------------------------------------------- orchestration
     def execute(self, lazy: bool) -> Report:
+        if self.judge_paging:
+            for cid, reasons in paging_reasons(self.paged, self.last_pages, self.loose_end).items():
+                self.incomplete[cid] = [*dict.fromkeys([*self.incomplete.get(cid, []), *reasons])]  # (finish twice)
         self.check_signatures()
         conversations, reviewed = self.conclude(None, None, lazy)
         return self.assemble(conversations, reviewed, self.used_key_versions())

@@ -3,7 +3,7 @@ and joins (``PartFacts``, ``Row``): picklable, no reference into the engine's st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .model import Check, Finding, InputReport
@@ -20,6 +20,9 @@ class PartFacts:
     key_slots: dict[KeySlot, frozenset[bytes]]  # embedded key identities seen per (member, version)
     used_key_versions: set[Any]  # conversation key versions the part's key changes use
     ended: set[str]  # conversations a page without next_token came for (see ``ended_conversations``)
+    paged: dict[str, list[str]] = field(default_factory=dict)  # what pages say is missing (``paging_reasons``)
+    last_pages: set[str] = field(default_factory=set)  # conversations a page without next_token came for
+    loose_end: bool = False  # an empty last page that names no conversation came
 
 
 class Row(NamedTuple):

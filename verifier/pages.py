@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from .paging import problem_summary, says_events_missing
 from .wire import EventSignature
 
 
@@ -78,6 +79,10 @@ class DecodedPage:
     errors: list[str] = field(default_factory=list)  # page-level: the page could not be read in full
     next_token: str | None = None
     conversation_id: str | None = None  # the conversation this page was fetched for, if known
+    # why this page says its conversation's history goes on beyond what it holds, besides a
+    # next_token (``has_more`` without one, a next_token that is not text, ``errors[]`` saying
+    # events were left out): ``engine.paging_reasons``
+    unfinished: list[str] = field(default_factory=list)
 
 
 # The API serves at most 100 items a page plus a few key changes; far more is hostile input, and
@@ -189,7 +194,10 @@ def _fill_typed(page: DecodedPage, typed: PageJson) -> None:
         page.next_token = meta.next_token
         for encoded in _meta_events(meta.conversation_key_events, meta.missing_conversation_key_change_events):
             page.entries.append(RawEntry(encoded=encoded, from_meta=True))
+        if meta.has_more is True and meta.next_token is None:
+            page.unfinished.append(_MORE_WITHOUT_TOKEN)
     page.api_errors = [_api_error(e) for e in typed.errors or []]
+    page.unfinished += _left_out(page.api_errors)
 
 
 def _meta_events(current: Any, legacy: Any) -> list[Any]:
@@ -214,6 +222,10 @@ def _fill_loose(page: DecodedPage, loose: _LoosePage) -> None:
     meta = meta or {}
     if isinstance(meta.get("next_token"), str):
         page.next_token = meta["next_token"]
+    elif meta.get("next_token") is not None:
+        page.unfinished.append(f"meta.next_token is a {type(meta['next_token']).__name__}, not text")
+    elif meta.get("has_more") is True:
+        page.unfinished.append(_MORE_WITHOUT_TOKEN)
     for name in ("conversation_key_events", "missing_conversation_key_change_events"):
         events = meta.get(name)
         if events is None:
@@ -227,6 +239,21 @@ def _fill_loose(page: DecodedPage, loose: _LoosePage) -> None:
     errors = loose.errors
     if errors is not None:
         page.api_errors = [_api_error(e) for e in (errors if isinstance(errors, list) else [errors])]
+        page.unfinished += _left_out(page.api_errors)
+
+
+_MORE_WITHOUT_TOKEN = "meta.has_more is true but there is no next_token"
+_SHOWN_PROBLEMS = 3
+
+
+def _left_out(api_errors: list[dict]) -> list[str]:
+    """``errors[]`` that say events were left out of the page (``paging.says_events_missing``), as
+    ``audit`` reads them: the API reported events it did not return."""
+    missing = [problem_summary(e) for e in api_errors if says_events_missing(e)]
+    if not missing:
+        return []
+    more = f" and {len(missing) - _SHOWN_PROBLEMS} more" if len(missing) > _SHOWN_PROBLEMS else ""
+    return [f"the API reported events it did not return: {'; '.join(missing[:_SHOWN_PROBLEMS])}{more}"]
 
 
 def _salvage(raw: Any) -> ItemJson | None:

@@ -177,13 +177,14 @@ def missing_event_errors(raw: msgspec.Raw) -> list[str]:
         errors = msgspec.json.decode(raw)
     except (msgspec.DecodeError, RecursionError):
         return []
-    out = []
-    for error in errors if isinstance(errors, list) else []:
-        kind = str(error.get("type", "")) if isinstance(error, dict) else ""
-        if kind.endswith(_FIELD_PROBLEMS):
-            continue
-        out.append(problem_summary(error))
-    return out
+    return [problem_summary(error) for error in (errors if isinstance(errors, list) else []) if says_events_missing(error)]
+
+
+def says_events_missing(error: Any) -> bool:
+    """Does this ``errors[]`` entry say events were left out? Every problem type does except the
+    field-level ones (fail closed on types we do not know)."""
+    kind = str(error.get("type", "")) if isinstance(error, dict) else ""
+    return not kind.endswith(_FIELD_PROBLEMS)
 
 
 def problem_summary(error: Any, limit: int = 200) -> str:

@@ -191,12 +191,14 @@ class Verification:
                  allow_embedded_keys: bool = False, allow_empty: bool = False,
                  allow_partial: bool = False, strict: bool = False,
                  expected_conversation_id: str | None = None, limits: Limits = DEFAULT_LIMITS,
-                 workers: int | None = None, reviewers: Sequence[Reviewer] | None = None) -> None:
+                 workers: int | None = None, reviewers: Sequence[Reviewer] | None = None,
+                 judge_paging: bool = True) -> None:
         policy = Policy(allow_embedded_keys=allow_embedded_keys, allow_empty=allow_empty,
                         allow_partial=allow_partial, strict=strict)
         self._run = _Run(None, conversation_keys or {}, policy,
                          canonical_conversation(expected_conversation_id), limits, workers)
         self._run.reviewers = tuple(default_reviewers() if reviewers is None else reviewers)
+        self._run.judge_paging = judge_paging
         self._pages = 0
 
     def add_page(self, page: Any) -> None:
@@ -288,9 +290,31 @@ class _Run:
         self.expected_conversations: dict[str, None] = {}  # asked for by the caller, in order
         self.incomplete: dict[str, list[str]] = {}
         self.reviewers: tuple[Reviewer, ...] = ()
+        self.judge_paging = True
+        self.pages: list[tuple[str, bool, DecodedPage]] = []  # (conversation, has events, page)
 
     # ---------------------------------------------------------------- orchestration
+    def _judge_paging(self) -> None:
+        """Page files: a conversation whose pages hold no last page (no next_token), or one of whose
+        pages says events are missing, is incomplete. An empty last page naming no conversation
+        ends the run's only conversation."""
+        conversations = list(dict.fromkeys(cid for cid, has_events, _page in self.pages
+                                           if has_events or cid != "unknown"))
+        loose_end = any(cid == "unknown" and not has_events and page.next_token is None and not page.unfinished
+                        and not page.errors for cid, has_events, page in self.pages)
+        for cid in conversations:
+            said = [f"{page.source}: {why}" for c, _e, page in self.pages if c == cid for why in page.unfinished]
+            reasons = said[:5] + ([f"and {len(said) - 5} more pages say events are missing"] if len(said) > 5 else [])
+            ended = any(c == cid and page.next_token is None and not page.errors for c, _e, page in self.pages)
+            if not ended and not (loose_end and len(conversations) == 1):
+                reasons.append("none of its pages is the last one (each has a next_token): the older events it "
+                               "leads to were not given")
+            if reasons:
+                self.incomplete[cid] = [*dict.fromkeys([*self.incomplete.get(cid, []), *reasons])]
+
     def execute(self) -> Report:
+        if self.judge_paging:
+            self._judge_paging()
         with _SignaturePipeline(self.workers) as pipeline:
             for ev in self.events:
                 outcome = self._prepare(ev)
@@ -374,6 +398,9 @@ class _Run:
         page_events = [self._decode(len(self.events) + i, e) for i, e in enumerate(page.entries)]
         self.events += page_events
         self._assign_conversation(page_events, canonical_conversation(page.conversation_id) or self.expected)
+        self.pages.append((page_events[0].conversation if page_events else
+                           canonical_conversation(page.conversation_id) or self.expected or "unknown",
+                           bool(page_events), page))
         self.inputs.append(InputReport(page.source, first, len(page_events), list(page.errors),
                                        list(page.api_errors)))
         return page_events
