@@ -672,3 +672,28 @@ def test_local_server_option_errors_are_one_line(tmp_path):
             proc = subprocess.run([sys.executable, "-m", "verifier.testing.server", "--events", "5", *args],
                                   capture_output=True, text=True, timeout=60)
             assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_bare_user_id_served_another_conversation_never_passes(monkeypatch, capsys, tmp_path):
+    """Review: ``audit USER_ID`` (my 1:1 conversation with that user) given a group's metadata and
+    validly signed events passed, for the group. A bare id's conversation must be a 1:1 one with
+    that user; ``verify`` of the saved evidence and ``archive verify`` say the same."""
+    peer = DIRECT.split(":")[1]
+    ev = tmp_path / "ev"
+    with server("switch-conversation") as api:
+        code, out, _err = run(api, monkeypatch, capsys, "audit", peer, "--base-url", api.url, "--max-results", "30",
+                              "--backoff-base", "0.01", "--timeout", "5", "--format", "json", "--save", ev)
+        report = json.loads(out)
+        assert code == 3 and report["verdict"] == "fail", (code, report["verdict"])
+        assert [c["conversation_id"] for c in report["conversations"]] == [GROUP]
+        errors = [e for i in report["inputs"] for e in i["errors"]]
+        assert errors == [f"asked for the 1:1 conversation with user {peer}; the server served conversation "
+                          f"{GROUP}, which is not one"]
+        assert offline(api, monkeypatch, capsys, ev) == (3, report)
+        code, archived, _err = run(api, monkeypatch, capsys, "archive", "verify", ev, "--workers", "1", "--format",
+                                   "json", token=False)
+        assert code == 3 and json.loads(archived) == report
+    with server() as api:  # the honest server: the 1:1 conversation, which passes
+        code, out, _err = run(api, monkeypatch, capsys, "audit", peer, "--base-url", api.url, "--max-results", "30",
+                              "--backoff-base", "0.01", "--timeout", "5", "--format", "json")
+        assert code == 0 and [c["conversation_id"] for c in json.loads(out)["conversations"]] == [DIRECT]

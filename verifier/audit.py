@@ -41,6 +41,7 @@ from .model import EventReport, Finding, InputReport, Report, fails
 from .pages import json_value_bound
 from .paging import SavedWalk, page_head, page_missing_reasons
 from .sanitize import printable
+from .semantics import one_to_one_members
 from .settings import AuditOptions
 
 _QUEUE_PAGES = 2  # pages waiting per conversation: memory stays bounded whatever the fetch speed
@@ -70,22 +71,43 @@ _DONE = object()
 
 
 def expected_conversation(conversation_id: str, metadata: bytes | None) -> str | None:
-    """The canonical id events must carry: from the id itself, else from the metadata's ``data.id``
-    (only if it is a conversation id: the server chooses that text)."""
-    if ":" in conversation_id or "-" in conversation_id or conversation_id.startswith("g"):
+    """The canonical id events must carry: from the id itself, else (a bare user id) from the
+    metadata's ``data.id``, only if it is a 1:1 conversation with that user (the server chooses
+    that text)."""
+    if not is_bare(conversation_id):
         return canonical_conversation(conversation_id)
     if metadata:
         try:
             meta_id = json.loads(metadata).get("data", {}).get("id")
         except (ValueError, AttributeError, RecursionError):
             meta_id = None
-        if isinstance(meta_id, str) and ("-" in meta_id or ":" in meta_id or meta_id.startswith("g")):
+        if isinstance(meta_id, str) and ("-" in meta_id or ":" in meta_id):
             try:
                 conversation_path_id(meta_id)
             except ValueError:
                 return None
-            return canonical_conversation(meta_id)
+            canonical = canonical_conversation(meta_id)
+            if conversation_id.strip() in (one_to_one_members(canonical) or ()):
+                return canonical
     return None
+
+
+def is_bare(conversation_id: str) -> bool:
+    """A bare user id names the 1:1 conversation of the authenticated user with that user."""
+    return not (":" in conversation_id or "-" in conversation_id or conversation_id.startswith("g"))
+
+
+def served_problems(named: str, served: Sequence[str]) -> list[tuple[str, str]]:
+    """For a bare user id: every conversation the server served for it must be a 1:1 conversation
+    with that user (the events say which conversation they are of; an audit of "my conversation
+    with X" that got a group's history, or another pair's, must not pass). Full ids need no
+    check: events of any other conversation are ``conversation_mismatch``."""
+    if not is_bare(named):
+        return []
+    user = named.strip()
+    return [(f"conversation {printable(user)}", f"asked for the 1:1 conversation with user {printable(user)}; the "
+             f"server served conversation {printable(cid)}, which is not one") for cid in served
+            if user not in (one_to_one_members(cid) or ())]
 
 
 def prepare_new_evidence(root: str, force: bool) -> None:
@@ -173,9 +195,11 @@ class Auditor:
                 pool.submit(self._fetch_conversation, cid, q)
             try:
                 for cid, q in zip(conversation_ids, queues):
+                    before = verification.event_count
                     events = self._consume(q, verification)
                     record_conversation(verification, cid, self.expected_ids.get(cid), events,
                                         self.incomplete.get(cid, []))
+                    self.errors += served_problems(cid, verification.conversations_since(before))
             except BaseException:
                 # Ctrl-C or a failure while consuming: let every fetcher finish the file it is
                 # writing and stop, so the evidence directory stays consistent for --resume.
@@ -589,7 +613,7 @@ def _replay_conversation(verification: Verification, conv: SavedConversation) ->
         verification.add_page(page)
     reasons = conv.incomplete or walk.reasons(conv.error)
     record_conversation(verification, conv.named, conv.expected, verification.event_count - before, reasons)
-    return saved_conversation_errors(conv)
+    return saved_conversation_errors(conv) + served_problems(conv.named, verification.conversations_since(before))
 
 
 def audit_conversation(conversation_id: str | Sequence[str], client: XChatClient,

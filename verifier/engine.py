@@ -249,6 +249,13 @@ class Verification:
         cid = canonical_conversation(conversation_id) or self._run.expected or "unknown"
         self._run.incomplete.setdefault(cid, []).append(reason)
 
+    def conversations_since(self, first_event: int) -> list[str]:
+        """The conversations the events from ``first_event`` on were reported under, in first-event
+        order (what a server served for one request: ``audit.served_problems``)."""
+        run = self._run
+        codes = run.conversation.codes()[max(0, first_event - run.base):]
+        return [run.conversation.value_of(code) for code in dict.fromkeys(codes)]
+
     @property
     def incomplete(self) -> dict[str, list[str]]:
         """Conversations marked incomplete so far, with their reasons."""

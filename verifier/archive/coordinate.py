@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from ..audit import add_saved_errors, finish_saved_report, record_conversation, saved_conversation_errors
+from ..audit import add_saved_errors, finish_saved_report, record_conversation, saved_conversation_errors, served_problems
 from ..audit import saved_keyring as keyring_of_saved
 from ..engine import Verification, paging_reasons
 from ..keys import Keyring
@@ -296,15 +296,18 @@ def _replay_evidence(run: _GroupRun, shell: Verification, facts: list[TaskFacts]
     assert saved is not None
     walks = [SavedWalk() for _ in saved.conversations]
     events = [0] * len(saved.conversations)
+    served: list[dict[str, None]] = [{} for _ in saved.conversations]  # as ``conversations_since`` gives them
     for fact in facts:
-        for (number, head, url), page in zip(fact.heads, fact.part.inputs):
+        for (number, head, url), page, cid in zip(fact.heads, fact.part.inputs, fact.part.conversations):
             walks[number].see_head(head, url)
             events[number] += page.event_count
+            if cid is not None:
+                served[number].setdefault(cid)
     errors: list[tuple[str, str]] = []
-    for conv, walk, count in zip(saved.conversations, walks, events):
+    for conv, walk, count, theirs in zip(saved.conversations, walks, events, served):
         reasons = conv.incomplete or walk.reasons(conv.error)
         record_conversation(shell, conv.named, conv.expected, count, reasons)
-        errors += saved_conversation_errors(conv)
+        errors += saved_conversation_errors(conv) + served_problems(conv.named, list(theirs))
     saved.file_errors += [e for fact in facts for e in fact.file_errors]  # the pages the workers read
     add_saved_errors(shell, saved, errors, keys_given=run.keys_given)
     saved.token_files += [name for fact in facts for name in fact.token_files]

@@ -81,6 +81,8 @@ HOSTILE_MODES: dict[str, str] = {
     "malformed-participants": "conversation metadata with participant_ids: 5 and member_ids: 5",
     "bad-sender-id": "the first page carries an item whose sender_id is a path with escapes, not a user id",
     "bad-cert": "TLS with a self-signed certificate (https on the same port)",
+    "switch-conversation": "a bare user id (the 1:1 conversation with that user) is served the group's metadata and "
+                           "events instead",
 }
 
 # A server that serves one history, then a rewritten one (switch modes between audits, or start it
@@ -566,6 +568,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not _CONV_ID.fullmatch(path_id):
             return _invalid("id", path_id, f"The `id` path parameter value [{path_id}] is not valid")
         key = canonical_conversation(path_id if not path_id.isdigit() else f"{self.state.owner_id}:{path_id}")
+        if path_id.isdigit() and self._has("switch-conversation"):
+            key = next(cid for cid in self._served()[0] if cid.startswith("g"))
         conv = self._served()[0].get(key)
         if conv is None:
             return _problem(403, "Forbidden", "You are not permitted to perform this action.")
