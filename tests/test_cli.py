@@ -170,7 +170,7 @@ def test_bundled_examples_are_reproducible(tmp_path):
 
 
 def test_api_errors_reach_every_human_and_ci_format(tmp_path, capsys, good):
-    body = page(ev(seq=1), errors=[{"title": "Field Authorization Error", "detail": "field hidden",
+    body = page(ev(seq=1), errors=[{"title": "Field Error", "detail": "field hidden",
                                     "type": "https://api.x.com/2/problems/not-authorized-for-field"}])
     p = tmp_path / "p.json"
     p.write_text(json.dumps(body))
@@ -375,3 +375,18 @@ def test_a_report_in_dev_shm_is_replaced_atomically_not_appended_to(tmp_path):
         assert json.loads(target.read_text())["schema"]  # one report, not two end to end
     finally:
         target.unlink(missing_ok=True)
+
+
+def test_a_mistyped_file_name_is_named_first_in_the_verdict_line(tmp_path, capsys, good):
+    """New-user review: ``verify nonexist.json`` said "history incomplete", as if the history were
+    the problem; the verdict line now names the inputs not read first (the one-line error stays)."""
+    assert main(["verify", str(tmp_path / "nonexist.json"), "--keys", str(good[2])]) == 3
+    out, err = capsys.readouterr()
+    verdict = out.strip().splitlines()[-1]
+    assert verdict.startswith("verdict: FAIL — 0 conversation(s), 0 event(s); 1 input(s) not read in full; ")
+    assert "history incomplete" not in verdict and "nonexist.json: cannot read it" in err
+    first = json.loads(good[0].read_text())
+    good[0].write_text(json.dumps({**first, "meta": {"next_token": "t2"}}))  # its older page is not given
+    assert main(["verify", str(good[0]), "--keys", str(good[2])]) == 1
+    verdict = capsys.readouterr().out.strip().splitlines()[-1]
+    assert verdict.endswith("history incomplete") and "not read" not in verdict

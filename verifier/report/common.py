@@ -43,7 +43,10 @@ def proof_line(report: Report) -> str:
         parts.append("signer keys from " + ("the keyring" if report.key_source == "keyring" else report.key_source))
     else:
         parts.append("signer keys NOT authenticated (taken from the events)")
-    if not p.complete:
+    unread = sum(1 for i in report.inputs if i.errors)
+    if unread:  # named first: a mistyped file name is the problem, not the history (new-user review)
+        parts.insert(0, f"{unread} input(s) not read in full")
+    if any(not c.complete for c in report.conversations) or (not p.complete and not unread):
         parts.append("history incomplete")
     return "; ".join(parts)
 
