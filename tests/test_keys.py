@@ -95,6 +95,8 @@ def test_keyring_bad_binding_and_conflict():
 @pytest.mark.parametrize("data,reason", [
     (b"not json", "not JSON"), (b"42", "object or a list"), (b'[{"user_id": 1}]', "user_id"),
     (b'{"1": "x"}', "public_keys response"), (b'[5]', "not an object"),
+    # review: the members besides "keys" were ignored without a word
+    (b'{"keys": [], "1111": {"data": []}}', "keyring has members besides \"keys\" \\('1111'\\): use one shape"),
 ])
 def test_keyring_errors(data, reason):
     with pytest.raises(ValueError, match=reason):

@@ -331,6 +331,11 @@ def _entries_from_json(data: Any) -> list[KeyringEntry]:
     if not isinstance(data, dict):
         raise KeyringError("keyring must be an object or a list")
     if "keys" in data and isinstance(data["keys"], list):
+        others = [str(name) for name in data if name != "keys"]
+        if others:  # two shapes in one file: which one the author meant is not ours to guess
+            shown = ", ".join(repr(name if len(name) <= 40 else name[:40] + "…") for name in others[:3])
+            raise KeyringError(f"keyring has members besides \"keys\" ({shown}{', …' if len(others) > 3 else ''}): "
+                               "use one shape (docs/formats.md)")
         return [entry_from_row(r, None) for r in data["keys"]]
     entries = []
     for user_id, body in data.items():
