@@ -360,3 +360,23 @@ def test_many_events_without_a_sequence_id_hold_little_memory_each(tmp_path):
     (conversation,) = written["conversations"]
     assert len(conversation["events"]) == events and conversation["counts"]["gap"] == events
     assert {(e["chain"]["status"], e["chain"]["detail"]) for e in conversation["events"]} == {("gap", NO_SEQUENCE_ID)}
+
+
+def test_findings_shared_by_many_malformed_events_are_held_once():
+    """Each of 100,000 events that decode to an empty event with trailing bytes has the same
+    ``trailing_bytes`` and structure findings: one object each, shared, not one per event (1,056
+    bytes an event before, 758 after; the envelope findings name each event's own ids)."""
+    import tracemalloc
+    events = 100_000
+    pages = [json.dumps({"data": [{"sequence_id": str(i + 1), "previous_sequence_id": str(i), "encoded_event": "AAAA"}
+                                  for i in range(first, first + 8)]}).encode() for first in range(0, events, 8)]
+    tracemalloc.start()
+    try:
+        report = verifier.verify_pages(pages, workers=1, lazy=True)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 900 * events
+    findings = [f for e in report.conversations[0].events[:2] for f in e.findings]
+    trailing = [f for f in findings if f.code == "trailing_bytes"]
+    assert len(trailing) == 2 and trailing[0] is trailing[1]

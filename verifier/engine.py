@@ -86,6 +86,7 @@ from .views import EventList, Record, Records
 from .wire import DEFAULT_LIMITS, Limits, MessageEvent, decode_event_b64, decode_event_bytes
 
 _CHUNK = 256  # ECDSA checks per pool task
+_STAGED_KEPT = 4096  # distinct findings ``_Run.add`` shares between events (beyond: one object each)
 _FLUSH = 2048  # checks gathered before they are handed to the pool (eager mode)
 KEY_CHANGE = "ConversationKeyChangeEvent"
 DELETE_KINDS = ("MessageDeleteEvent", "ConversationDeleteEvent")
@@ -487,6 +488,7 @@ class _Run:
         self.flags = bytearray()
         self.digests = bytearray()  # SHA-256 of each encoded event (32 bytes each)
         self.findings: dict[int, list[tuple[int, Finding]]] = {}
+        self.staged: dict[tuple[int, str, str | None, str], tuple[int, Finding]] = {}  # ``add``'s, shared
         self.kept: dict[int, MessageEvent] = {}  # decoded events a reviewer reads
         self.waiting: dict[int, bytes] = {}  # encoded events whose signature waits for the keys
         self.carriers: dict[tuple[str, str, str], array[int]] = {}  # embedded key -> rows carrying it
@@ -540,7 +542,13 @@ class _Run:
             self.pool = None
 
     def add(self, index: int, stage: int, code: str, message: str, severity: str | None = None) -> None:
-        self.findings.setdefault(index, []).append((stage, Finding(code, _severity(code, severity), message)))
+        key = (stage, code, severity, message)
+        staged = self.staged.get(key)
+        if staged is None:  # one object per distinct finding: a million malformed events share a few
+            staged = (stage, Finding(code, _severity(code, severity), message))
+            if len(self.staged) < _STAGED_KEPT:
+                self.staged[key] = staged
+        self.findings.setdefault(index, []).append(staged)
 
     def event_of(self, index: int) -> MessageEvent | None:
         event = self.kept.get(index)
