@@ -195,3 +195,82 @@ def test_a_third_user_signing_with_an_embedded_key_is_flagged_too():
 def test_group_conversations_are_not_judged_by_the_one_to_one_rule():
     report = verify(page(message(1, CAROL, None), message(2, BOB, 1)), ring=RING)  # membership unknown
     assert not any(f.code == "non_member_sender" for e in events_of(report) for f in e.findings)
+
+
+# ------------------------------------------------------------------ second review
+def transplanted(forged, **changes):
+    """The same signed event with unsigned fields changed (a GroupCreate signs no conversation id)."""
+    import copy
+
+    from helpers import reencode
+    event = copy.deepcopy(forged.event)
+    for name, value in changes.items():
+        setattr(event, name, value)
+    return reencode(type(forged)(event, b"", ""))
+
+
+def test_a_member_s_creation_of_another_group_replayed_here_changes_nothing():
+    """Review: ALICE's genuine GroupCreate of another group (members ALICE and CAROL), moved into
+    this group after its own creation, reset the members; CAROL's message then passed."""
+    other = ev("GroupChangeEvent.GroupCreate", {"member_ids": ["1111", "3333"], "admin_ids": ["1111"],
+                                                 "conversation_key_version": "1001"}, seq=50, conversation_id="g999")
+    moved = transplanted(other, conversation_id=GROUP, sequence_id=seq(4), previous_sequence_id=seq(3))
+    history = [group_change(1, "GroupCreate", {**CREATE, "member_ids": ["2222", "1111"]}, sender=BOB),
+               message(2, ALICE, 1), message(3, BOB, 2), moved, message(5, CAROL, 4), message(6, BOB, 5)]
+    report = verify(page(*history), ring=RING)
+    got = {e.index: [f.code for f in e.findings] for e in events_of(report) if e.findings}
+    assert got == {3: ["repeated_group_create"], 4: ["non_member_sender"]}, got
+    assert events_of(report)[3].signature.status == "valid" and report.verdict == "fail"
+
+
+def odd(forged_event_args, sequence_id, previous_sequence_id):
+    from verifier.testing.forge import forge_event
+    sender, kind, body = forged_event_args
+    return forge_event(sender, kind, body, conversation_id=GROUP, sequence_id=sequence_id,
+                       previous_sequence_id=previous_sequence_id, created_at_msec="1784841000000")
+
+
+MSG = {"contents": b"\x01" * 40 + b"hello", "conversation_key_version": "1001"}
+
+
+@pytest.mark.parametrize("ids", [
+    pytest.param(["1" + "0" * 30 + str(n) for n in range(4)], id="31-digits"),
+    pytest.param([f"a10{n}" for n in range(4)], id="text"),
+    pytest.param([f"１０{n}".replace("0", "０").replace("1", "１") for n in range(4)], id="fullwidth-digits"),
+    pytest.param([f" 10{n}" for n in range(4)], id="leading-space"),
+])
+def test_ids_that_are_not_decimal_are_replayed_in_the_chain_s_order(ids):
+    """Review: with sequence ids the membership replay could not place, events were replayed in input
+    order (newest first), so a non-member's message passed in the chain create, ALICE, CAROL, BOB."""
+    history = [odd((ALICE, "GroupChangeEvent.GroupCreate", CREATE), ids[0], None),
+               odd((ALICE, "MessageCreateEvent", MSG), ids[1], ids[0]),
+               odd((CAROL, "MessageCreateEvent", MSG), ids[2], ids[1]),
+               odd((BOB, "MessageCreateEvent", MSG), ids[3], ids[2])]
+    report = verify(page(*reversed(history)), ring=RING)  # newest first, as the API serves
+    flagged = [e.sequence_id for e in events_of(report) if any(f.code == "non_member_sender" for f in e.findings)]
+    assert flagged == [ids[2]] and report.verdict == "fail"
+
+
+def test_one_odd_id_cannot_move_a_removal_after_the_message_it_forbids():
+    three = {**CREATE, "member_ids": ["1111", "2222", "3333"]}
+    history = [odd((ALICE, "GroupChangeEvent.GroupCreate", three), "100", None),
+               odd((CAROL, "MessageCreateEvent", MSG), "101", "100"),
+               odd((ALICE, "GroupChangeEvent.GroupMemberRemoveChange", {"member_ids": ["3333"]}), "x102", "101"),
+               odd((CAROL, "MessageCreateEvent", MSG), "103", "x102")]
+    report = verify(page(*reversed(history)), ring=RING)
+    flagged = [e.sequence_id for e in events_of(report) if any(f.code == "non_member_sender" for f in e.findings)]
+    assert flagged == ["103"]
+
+
+def test_a_delete_of_a_later_event_is_caught_with_text_ids():
+    from verifier.testing.forge import forge_event
+    made = [forge_event(ALICE, "MessageCreateEvent", MSG, conversation_id="1111:2222", sequence_id=f"a10{n}",
+                        previous_sequence_id=f"a10{n - 1}" if n else None, created_at_msec="1784841000000")
+            for n in range(2)]
+    made.append(forge_event(ALICE, "MessageDeleteEvent", {"sequence_ids": ["a103"], "delete_message_action": 2},
+                            conversation_id="1111:2222", sequence_id="a102", previous_sequence_id="a101",
+                            created_at_msec="1784841000000"))
+    made.append(forge_event(BOB, "MessageCreateEvent", MSG, conversation_id="1111:2222", sequence_id="a103",
+                            previous_sequence_id="a102", created_at_msec="1784841000000"))
+    report = verify(page(*reversed(made)), ring=RING)
+    assert [f.code for e in events_of(report) if e.sequence_id == "a102" for f in e.findings] == ["target_after_event"]

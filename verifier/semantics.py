@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from .chain import position as chain_position
+from .chain import seq_order
 from .keys import Keyring
 
 _MAX_DIGITS = 30  # a decimal id longer than this is not a snowflake: compared as text only
@@ -67,14 +69,24 @@ def kind_of(record: Any) -> str | None:
 
 
 class Timeline:
-    """One conversation's events in chain order, with lookup by sequence id."""
+    """One conversation's events in chain order, with lookup by sequence id.
+
+    Decimal ids are ordered as numbers. When any event's id is not a decimal one (``position`` is
+    None: text, a leading space, other scripts' digits, 31 digits and more), the order is the one the
+    chain links: from each event without a present predecessor along the previous pointers (as
+    ``chain.analyse_chain`` links them), so an odd id cannot move a removal or a message to another
+    place than the chain report shows. Events without a sequence id come last."""
 
     def __init__(self, conversation: str, records: Sequence[Any]) -> None:
         self.conversation = conversation
         placed = [(position(r.sequence_id), r) for r in records]
-        self.ordered: list[Any] = [r for p, r in sorted(((p, r) for p, r in placed if p is not None),
-                                                        key=lambda pr: (pr[0], pr[1].index))]
-        self.ordered += [r for p, r in placed if p is None]
+        if all(p is not None for p, r in placed if r.sequence_id):
+            self.ordered: list[Any] = [r for p, r in sorted(((p, r) for p, r in placed if p is not None),
+                                                            key=lambda pr: (pr[0], pr[1].index))]
+        else:
+            self.ordered = _linked_order([r for r in records if r.sequence_id])
+        self.ordered += [r for r in records if not r.sequence_id]
+        self.rank = {r.index: at for at, r in enumerate(self.ordered)}
         self.by_id: dict[Any, list[Any]] = {}
         for p, r in placed:
             key = p if p is not None else r.sequence_id
@@ -93,6 +105,36 @@ class Timeline:
         number = position(sequence_id)
         return number is not None and self.low is not None and self.high is not None \
             and self.low <= number <= self.high
+
+
+def _linked_order(records: list[Any]) -> list[Any]:
+    """Records (each with a sequence id) in the order the chain links them: depth first from every
+    record whose predecessor is absent, a position's copies together, siblings and roots in the
+    chain's sort order (``chain.seq_order``); what no root reaches (a cycle) last, in that order."""
+    at: dict[str, list[Any]] = {}
+    for record in sorted(records, key=lambda r: (seq_order(r.sequence_id), r.index)):
+        at.setdefault(chain_position(record.sequence_id), []).append(record)
+    children: dict[str, list[str]] = {}
+    roots = []
+    for pos, copies in at.items():
+        prev = copies[0].previous_sequence_id
+        parent = chain_position(prev) if prev else None
+        if parent is None or parent not in at or parent == pos:
+            roots.append(pos)
+        else:
+            children.setdefault(parent, []).append(pos)
+    out: list[Any] = []
+    seen: set[str] = set()
+    for root in [*roots, *at]:  # then whatever no root reached
+        stack = [root]
+        while stack:
+            pos = stack.pop()
+            if pos in seen:
+                continue
+            seen.add(pos)
+            out += at[pos]
+            stack += reversed(children.get(pos, []))
+    return out
 
 
 def timelines(records: Iterable[Any]) -> Iterator[Timeline]:
@@ -121,10 +163,11 @@ class TargetProblems:
         if target is None:
             return
         own, at = position(record.sequence_id), position(target)
-        if (own is not None and at is not None and at >= own) or target == record.sequence_id:
-            self.after.append(target)
-            return
         found = [r for r in timeline.lookup(target) if r is not record]
+        if (own is not None and at is not None and at >= own) or target == record.sequence_id or \
+                (found and min(timeline.rank[r.index] for r in found) > timeline.rank[record.index]):
+            self.after.append(target)  # (ids that are not decimal: by the chain's order)
+            return
         if not found:
             (self.missing if timeline.covers(target) else self.older).append(target)
         elif describe is not None:
@@ -180,14 +223,16 @@ def _membership(timeline: Timeline) -> Iterator[tuple[Any, set[str] | None]]:
     removing oneself). Before the first create or add, or after a membership change whose signature
     is not proven, membership is unknown. Once it is known, a change from a non-member changes
     nothing (``replay_membership`` flags it): else an account the server controls could add itself
-    with a valid signature of its own. A group change is yielded with the members before it."""
+    with a valid signature of its own. So does a GroupCreate once membership is known: its signature
+    does not bind the conversation id, so a member's creation of another group could be replayed
+    here to reset the members. A group change is yielded with the members before it."""
     members: set[str] | None = None
     for record in timeline.ordered:
         yield record, members
         kind = kind_of(record)
         if kind in MEMBERSHIP:
-            if members is not None and record.sender_id not in members:
-                continue
+            if members is not None and (record.sender_id not in members or kind == GROUP_CREATE):
+                continue  # a non-member's change, or a create once the group is made: nothing changes
             if not proven(record):
                 members = None
                 continue
@@ -205,9 +250,16 @@ def replay_membership(timeline: Timeline) -> None:
     """Replay the proven group changes in chain order (``_membership``); flag what non-members send
     (``members_only``, membership changes included). Where membership is unknown nothing is flagged."""
     for record, members in _membership(timeline):
-        if members is not None and members_only(kind_of(record)) and record.sender_id not in members:
+        if members is None:
+            continue
+        kind = kind_of(record)
+        if members_only(kind) and record.sender_id not in members:
             record.add("non_member_sender", f"sender {shown(record.sender_id)} is not a member of the group at "
                                             "this point (replaying its proven group changes)")
+        elif kind == GROUP_CREATE:
+            record.add("repeated_group_create", "a GroupCreate in a group its earlier proven changes already made: "
+                                                "its signature does not bind the conversation id, so it may be "
+                                                "another group's creation; it changes no membership")
 
 
 def one_to_one_members(conversation: str) -> set[str] | None:
