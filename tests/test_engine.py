@@ -360,12 +360,24 @@ def test_what_a_page_says_of_the_history_s_end(meta, errors, reasons):
 
 
 def test_an_empty_last_page_ends_the_only_conversation_it_can_belong_to():
-    first = {**page(ev(seq=2, prev=1)), "meta": {"next_token": "t2"}}
+    first = {**page(ev(seq=2, prev=1), ev(seq=1)), "meta": {"next_token": "t2"}}  # down to the first event
     last = {"data": [], "meta": {"result_count": 0}}
     assert verifier.verify_pages([first, last], keyring(ALICE)).verdict == "pass"
     other = {**page(ev(seq=5, conversation_id="1111:3333")), "meta": {"next_token": "t9"}}
     report = verifier.verify_pages([first, other, last], keyring(ALICE))  # whose last page: not known
     assert [c.complete for c in report.conversations] == [False, False] and report.verdict == "fail"
+
+
+def test_an_empty_last_page_does_not_hide_a_missing_page_before_it():
+    """Second review: page 1 (next_token set) and an empty last page passed, complete, though the
+    page between them was missing: the empty page ends the history only if it reaches an event that
+    claims to be the first."""
+    newest = {**page(ev(seq=6, prev=5), ev(seq=5, prev=4)), "meta": {"next_token": "t3"}}
+    last = {"data": [], "meta": {"result_count": 0}}
+    report = verifier.verify_pages([newest, last], keyring(ALICE))
+    (conv,) = report.conversations
+    assert not conv.complete and report.verdict == "fail"
+    assert [f.message for f in conv.findings] == [f"history not fetched to its end: {_NOT_THE_LAST}"]
 
 
 def test_wrong_json_types_are_per_event_findings():

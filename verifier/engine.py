@@ -321,7 +321,7 @@ class Verification:
         slots = {slot: frozenset(identities) for slot, identities in slots_of(run.carriers).items()}
         return PartFacts(list(run.inputs), conversations, slots, run.used_key_versions(), set(run.ended),
                          {cid: list(unfinished) for cid, unfinished in run.paged.items()}, set(run.last_pages),
-                         run.loose_end)
+                         run.loose_end, set(run.firsts))
 
     def rebase(self, first_index: int) -> None:
         """Number this part's events from ``first_index`` (its place in the whole run); idempotent.
@@ -383,13 +383,14 @@ _LISTED_PAGES = 5
 
 
 def paging_reasons(paged: Mapping[str, list[str]], last_pages: Collection[str], loose_end: bool,
-                   ) -> dict[str, list[str]]:
+                   firsts: Collection[str]) -> dict[str, list[str]]:
     """Page files: why each conversation's history is not the whole one, by what its own pages say.
     Its oldest page (no next_token) must be among them, and no page may say that more events exist
     than it gave (``DecodedPage.unfinished``). An empty last page that names no conversation ends
-    the run's only one. (Newer events than the first page given cannot be known offline: ``audit``
-    starts at the newest page.)"""
-    only = next(iter(paged)) if loose_end and len(paged) == 1 else None
+    the run's only one, and only if that one holds an event that claims to be its first (no
+    previous_sequence_id): else a missing page before the empty one would go unseen. (Newer events
+    than the first page given cannot be known offline: ``audit`` starts at the newest page.)"""
+    only = next(iter(paged)) if loose_end and len(paged) == 1 and next(iter(paged)) in firsts else None
     out: dict[str, list[str]] = {}
     for cid, unfinished in paged.items():
         reasons = unfinished[:_LISTED_PAGES]
@@ -466,6 +467,7 @@ class _Run:
         self.paged: dict[str, list[str]] = {}  # conversation -> what its pages say is missing (page order)
         self.last_pages: set[str] = set()  # conversations (``unknown`` too) a page without next_token came for
         self.loose_end = False  # an empty last page that names no conversation came
+        self.firsts: set[str] = set()  # conversations with a data event that claims to be the first
         # a part of a larger run (``Verification.check_part`` ...): its place in the run
         self.base = 0  # report index of the first row (``rebase``)
         self.indices: array[int] | None = None  # a join's rows: the report index of each row
@@ -566,6 +568,9 @@ class _Run:
         if page.next_token is None and not page.errors and conversation != "unknown":
             self.ended.add(conversation)
         self._note_paging(page, conversation, self.count > first)
+        if None in rows.prev and conversation not in self.firsts and any(
+                prev is None and seq and not flags & _FROM_META for seq, prev, flags in zip(rows.seq, rows.prev, rows.flags)):
+            self.firsts.add(conversation)
         if self.eager:
             for index, event in enumerate(events, first):
                 self._prepare(index, event)
@@ -774,6 +779,7 @@ class _Run:
             self.paged.setdefault(cid, []).extend(unfinished)
         self.last_pages |= part.last_pages
         self.loose_end = self.loose_end or part.loose_end
+        self.firsts |= part.firsts
         self.inputs += [msgspec.structs.replace(i, first_index=i.first_index + offset) for i in part.inputs]
 
     def _structure_findings(self, index: int, event: MessageEvent) -> None:
@@ -853,7 +859,7 @@ class _Run:
     # ---------------------------------------------------------------- orchestration
     def execute(self, lazy: bool) -> Report:
         if self.judge_paging:
-            for cid, reasons in paging_reasons(self.paged, self.last_pages, self.loose_end).items():
+            for cid, reasons in paging_reasons(self.paged, self.last_pages, self.loose_end, self.firsts).items():
                 self.incomplete[cid] = [*dict.fromkeys([*self.incomplete.get(cid, []), *reasons])]  # (finish twice)
         self.check_signatures()
         conversations, reviewed = self.conclude(None, None, lazy)

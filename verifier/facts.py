@@ -23,6 +23,7 @@ class PartFacts:
     paged: dict[str, list[str]] = field(default_factory=dict)  # what pages say is missing (``paging_reasons``)
     last_pages: set[str] = field(default_factory=set)  # conversations a page without next_token came for
     loose_end: bool = False  # an empty last page that names no conversation came
+    firsts: set[str] = field(default_factory=set)  # conversations with a data event without a predecessor
 
 
 class Row(NamedTuple):

@@ -302,11 +302,13 @@ class _Run:
                                            if has_events or cid != "unknown"))
         loose_end = any(cid == "unknown" and not has_events and page.next_token is None and not page.unfinished
                         and not page.errors for cid, has_events, page in self.pages)
+        claims_first = {ev.conversation for ev in self.events  # an event without a predecessor: the first
+                        if ev.sequence_id and ev.previous_sequence_id is None and not (ev.entry and ev.entry.from_meta)}
         for cid in conversations:
             said = [f"{page.source}: {why}" for c, _e, page in self.pages if c == cid for why in page.unfinished]
             reasons = said[:5] + ([f"and {len(said) - 5} more pages say events are missing"] if len(said) > 5 else [])
             ended = any(c == cid and page.next_token is None and not page.errors for c, _e, page in self.pages)
-            if not ended and not (loose_end and len(conversations) == 1):
+            if not ended and not (loose_end and len(conversations) == 1 and cid in claims_first):
                 reasons.append("none of its pages is the last one (each has a next_token): the older events it "
                                "leads to were not given")
             if reasons:

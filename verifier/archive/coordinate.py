@@ -277,13 +277,15 @@ def _place(run: _GroupRun, facts: dict[int, TaskFacts], options: dict[str, Any])
     elif options.get("judge_paging", True):  # page files: what their pages say, as ``verify`` judges it
         paged: dict[str, list[str]] = {}
         last_pages: set[str] = set()
+        firsts: set[str] = set()
         for task in run.tasks:
             part = facts[task.number].part
             for cid, unfinished in part.paged.items():
                 paged.setdefault(cid, []).extend(unfinished)
             last_pages |= part.last_pages
+            firsts |= part.firsts
         loose_end = any(facts[task.number].part.loose_end for task in run.tasks)
-        for cid, reasons in paging_reasons(paged, last_pages, loose_end).items():
+        for cid, reasons in paging_reasons(paged, last_pages, loose_end, firsts).items():
             for reason in reasons:
                 shell.mark_incomplete(cid, reason)
     run.shell = shell
