@@ -697,3 +697,15 @@ def test_a_bare_user_id_served_another_conversation_never_passes(monkeypatch, ca
         code, out, _err = run(api, monkeypatch, capsys, "audit", peer, "--base-url", api.url, "--max-results", "30",
                               "--backoff-base", "0.01", "--timeout", "5", "--format", "json")
         assert code == 0 and [c["conversation_id"] for c in json.loads(out)["conversations"]] == [DIRECT]
+
+
+@pytest.mark.parametrize("token", ["index", "t", "status"])
+def test_a_token_inside_a_report_field_s_name_is_scrubbed_without_a_crash(monkeypatch, capsys, token):
+    """Second review: with the token "index" (or "t") the report's scrubbing renamed the field
+    ``first_index`` and the run ended in an internal error; field names now stay as they are."""
+    monkeypatch.setenv("X_BEARER_TOKEN", token)
+    with server() as api:
+        code = cli.main(["audit", DIRECT, "--base-url", api.url, "--max-retries", "0", "--format", "json"])
+    out, err = capsys.readouterr()
+    assert "internal error" not in err and "Traceback" not in err, err
+    assert code == 3 and json.loads(out)["inputs"][0]["first_index"] == 0  # the server refuses the token

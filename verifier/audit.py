@@ -501,23 +501,30 @@ def scrub_report(report: Report, scrubbers: list[Callable[[str], str]]) -> Repor
         text = msgspec.json.encode(obj).decode()
         return any(scrub(text) != text for scrub in scrubbers)
 
-    def clean(value: Any) -> Any:
+    def clean(value: Any, keys: bool = True) -> Any:
         if isinstance(value, str):
             for scrub in scrubbers:
                 value = scrub(value)
             return value
         if isinstance(value, list):
-            return [clean(v) for v in value]
+            return [clean(v, keys) for v in value]
         if isinstance(value, dict):
-            return {clean(k): clean(v) for k, v in value.items()}
+            return {(clean(k) if keys else k): clean(v, keys) for k, v in value.items()}
         return value
+
+    def rebuilt(item: Any, kind: type) -> Any:
+        plain = msgspec.to_builtins(item)
+        try:
+            return msgspec.convert(clean(plain), kind)
+        except msgspec.ValidationError:  # a secret inside a field's name ("index"): the names stay
+            return msgspec.convert(clean(plain, keys=False), kind)
 
     def scrubbed(items: list, kind: type) -> list:
         for start in range(0, len(items), 1000):
             if dirty(items[start:start + 1000]):
                 for i in range(start, min(start + 1000, len(items))):
                     if dirty(items[i]):
-                        items[i] = msgspec.convert(clean(msgspec.to_builtins(items[i])), kind)
+                        items[i] = rebuilt(items[i], kind)
         return items
 
     report.findings = scrubbed(list(report.findings), Finding)
