@@ -516,3 +516,19 @@ def test_export_refuses_a_changed_or_unversioned_suite(tmp_path):
     (copy / "index.json").unlink()
     outcome = vectors_main("export", tmp_path / "out.tar.gz", copy)
     assert outcome.code == 3 and b"no index.json with a suite_version" in outcome.stderr
+
+
+@pytest.mark.parametrize("fmt", ["text", "junit", "markdown", "json"])
+def test_a_lone_surrogate_in_an_implementation_s_output_is_shown_escaped(tmp_path, fmt):
+    """Second review: an implementation printing ``"detail": "\\ud800 x"`` (valid JSON) ended the
+    run in an internal error when the results were written; it is shown escaped."""
+    case = "kinds/MessageCreateEvent-v7-valid"
+    shutil.copytree(VECTORS / case, tmp_path / "suite" / case)
+    impl = tmp_path / "impl.py"
+    output = '{"verdict":"pass","conversations":[{"events":[{"index":0,"signature":{"status":"invalid",' \
+             '"detail":"\\ud800 x"},"chain":{"status":"start"}}]}]}'
+    impl.write_text(f"import sys\nsys.stdout.write({output!r})\n")
+    proc = vectors_cli(tmp_path / "suite", "--impl", f"{sys.executable} {impl}", "--format", fmt)
+    assert proc.returncode == 1 and "internal error" not in proc.stderr, proc.stderr
+    if fmt != "json":
+        assert "\\ud800" in proc.stdout

@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 
 # C0 controls (tab and newline included: a one-line message must stay one line), DEL, C1 controls,
-# and the Unicode format characters that change how text is ordered or joined on screen.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]")
+# the Unicode format characters that change how text is ordered or joined on screen, and lone
+# surrogates (JSON may spell them, ``"\ud800"``; no file or terminal can encode them).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ud800-\udfff\ufeff"
+                     "\ufff9-\ufffb]")
 
 
 def _escape(match: re.Match[str]) -> str:
