@@ -390,3 +390,19 @@ def test_a_mistyped_file_name_is_named_first_in_the_verdict_line(tmp_path, capsy
     assert main(["verify", str(good[0]), "--keys", str(good[2])]) == 1
     verdict = capsys.readouterr().out.strip().splitlines()[-1]
     assert verdict.endswith("history incomplete") and "not read" not in verdict
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--max-response-mb", "nan"), ("--max-conversation-mb", "nan"), ("--max-conversation-mb", "inf"),
+    ("--timeout", "nan"), ("--max-wait", "nan"), ("--max-conversation-seconds", "nan"),
+    ("--request-deadline", "inf"), ("--backoff-base", "-1"), ("--backoff-base", "nan"), ("--max-wait", "-5"),
+])
+def test_number_options_that_are_not_finite_or_are_negative_are_usage_errors(option, value, capsys, monkeypatch):
+    """Second review: ``nan`` ended an audit in an internal error (``int(nan)``), or was taken as a
+    limit that never applies (NaN compares false); a negative backoff was taken as given."""
+    monkeypatch.setenv("X_BEARER_TOKEN", "Zq9xLk3mPp0aBcDeFgHiJkLmN")
+    with pytest.raises(SystemExit) as stopped:
+        code = main(["audit", "2222", "--base-url", "http://127.0.0.1:1", f"{option}={value}"])
+        raise SystemExit(code)
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and "internal error" not in err and option in err, err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -61,6 +62,15 @@ def finish(report: Report, args: argparse.Namespace, processes: int = 1) -> int:
         for err in inp.errors:
             warn(f"{inp.source}: {err}")
     return exit_code(report)
+
+
+def finite_float(text: str) -> float:
+    """A number option's value: ``nan`` and ``inf`` are usage errors (a NaN limit compares false with
+    everything, so it would never apply; an infinite one overflows where it becomes bytes)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
 
 
 def warn(message: str) -> None:
@@ -192,7 +202,7 @@ def read_token(token_file: str | None) -> str:
 
 def make_client(args: argparse.Namespace, events: ClientEvents | None = None) -> XChatClient:
     """The API client from the options; a bad base URL, proxy or TLS setting is a usage error."""
-    for name in ("max_retries",):
+    for name in ("max_retries", "max_wait", "backoff_base"):
         if getattr(args, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 0")
     for name in ("timeout", "request_deadline", "max_response_mb", "max_json_values"):
@@ -517,17 +527,17 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
                         "https only (http:// only to a loopback host), no credentials")
     parser.add_argument("--insecure-http", action="store_true",
                         help="allow a plain http:// base URL to a non-loopback host (the token travels in clear)")
-    parser.add_argument("--max-wait", type=float, default=policy.max_wait, metavar="SECONDS",
+    parser.add_argument("--max-wait", type=finite_float, default=policy.max_wait, metavar="SECONDS",
                         help=f"longest rate-limit wait to accept (default {policy.max_wait:g})")
     parser.add_argument("--max-retries", type=int, default=policy.max_retries, metavar="N",
                         help=f"retries for 429/5xx/timeouts/connection errors (default {policy.max_retries})")
-    parser.add_argument("--backoff-base", type=float, default=policy.backoff_base, metavar="SECONDS",
+    parser.add_argument("--backoff-base", type=finite_float, default=policy.backoff_base, metavar="SECONDS",
                         help=f"first retry delay; doubles each retry, with jitter (default {policy.backoff_base:g})")
-    parser.add_argument("--timeout", type=float, default=policy.timeout, metavar="SECONDS",
+    parser.add_argument("--timeout", type=finite_float, default=policy.timeout, metavar="SECONDS",
                         help=f"timeout of each connect and read (default {policy.timeout:g})")
-    parser.add_argument("--request-deadline", type=float, default=policy.request_deadline, metavar="SECONDS",
+    parser.add_argument("--request-deadline", type=finite_float, default=policy.request_deadline, metavar="SECONDS",
                         help=f"a whole request, however slowly the server sends (default {policy.request_deadline:g})")
-    parser.add_argument("--max-response-mb", type=float, default=policy.max_body_bytes / MB, metavar="MB",
+    parser.add_argument("--max-response-mb", type=finite_float, default=policy.max_body_bytes / MB, metavar="MB",
                         help=f"refuse a response larger than this once decoded (default {policy.max_body_bytes // MB})")
     parser.add_argument("--max-json-values", type=int, default=policy.max_json_values, metavar="N",
                         help=f"refuse a response with more JSON values (default {policy.max_json_values})")
@@ -539,9 +549,9 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
     assert opts.max_conversation_bytes is not None  # the default has a value
     parser.add_argument("--max-pages", type=int, default=opts.max_pages, metavar="N",
                         help=f"at most N pages per conversation (default {opts.max_pages})")
-    parser.add_argument("--max-conversation-mb", type=float, default=opts.max_conversation_bytes / MB, metavar="MB",
+    parser.add_argument("--max-conversation-mb", type=finite_float, default=opts.max_conversation_bytes / MB, metavar="MB",
                         help=f"at most this much fetched per conversation (default {opts.max_conversation_bytes // MB})")
-    parser.add_argument("--max-conversation-seconds", type=float, default=opts.max_conversation_seconds,
+    parser.add_argument("--max-conversation-seconds", type=finite_float, default=opts.max_conversation_seconds,
                         metavar="SECONDS", help="at most this long fetching one conversation "
                                                 f"(default {opts.max_conversation_seconds:g})")
     parser.add_argument("--max-empty-pages", type=int, default=opts.max_empty_pages, metavar="N",
@@ -654,7 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "shell, not run by one), e.g. \"xchat-verify verify --format json\"")
     vectors.add_argument("--profile", choices=("signatures", "chain", "full"), default="full",
                          help="what is compared: signature statuses; also chain statuses; everything (default)")
-    vectors.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+    vectors.add_argument("--timeout", type=finite_float, default=None, metavar="SECONDS",
                          help="with --impl: time allowed per case (default 30)")
     vectors.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="cases run at once (default 1)")
     vectors.add_argument("--format", choices=("text", "json", "junit", "markdown"), default="text")
