@@ -20,6 +20,7 @@ than what was fetched).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import cached_property
 from typing import Any
 
 from .chain import position as chain_position
@@ -86,7 +87,6 @@ class Timeline:
         else:
             self.ordered = _linked_order([r for r in records if r.sequence_id])
         self.ordered += [r for r in records if not r.sequence_id]
-        self.rank = {r.index: at for at, r in enumerate(self.ordered)}
         self.by_id: dict[Any, list[Any]] = {}
         for p, r in placed:
             key = p if p is not None else r.sequence_id
@@ -95,6 +95,11 @@ class Timeline:
         numbers = [p for p, _r in placed if p is not None]
         self.low = min(numbers) if numbers else None
         self.high = max(numbers) if numbers else None
+
+    @cached_property
+    def rank(self) -> dict[int, int]:
+        """Each record's place in ``ordered`` (by its index): made only where ids are not decimal."""
+        return {r.index: at for at, r in enumerate(self.ordered)}
 
     def lookup(self, sequence_id: str) -> list[Any]:
         number = position(sequence_id)
@@ -164,9 +169,13 @@ class TargetProblems:
             return
         own, at = position(record.sequence_id), position(target)
         found = [r for r in timeline.lookup(target) if r is not record]
-        if (own is not None and at is not None and at >= own) or target == record.sequence_id or \
-                (found and min(timeline.rank[r.index] for r in found) > timeline.rank[record.index]):
-            self.after.append(target)  # (ids that are not decimal: by the chain's order)
+        if own is not None and at is not None:
+            after = at >= own
+        else:  # ids that are not decimal: by the chain's order
+            after = target == record.sequence_id or \
+                bool(found and min(timeline.rank[r.index] for r in found) > timeline.rank[record.index])
+        if after:
+            self.after.append(target)
             return
         if not found:
             (self.missing if timeline.covers(target) else self.older).append(target)
