@@ -396,6 +396,8 @@ def test_a_mistyped_file_name_is_named_first_in_the_verdict_line(tmp_path, capsy
     ("--max-response-mb", "nan"), ("--max-conversation-mb", "nan"), ("--max-conversation-mb", "inf"),
     ("--timeout", "nan"), ("--max-wait", "nan"), ("--max-conversation-seconds", "nan"),
     ("--request-deadline", "inf"), ("--backoff-base", "-1"), ("--backoff-base", "nan"), ("--max-wait", "-5"),
+    # third review: finite but huge overflowed where it became bytes or a wait
+    ("--max-response-mb", "1e308"), ("--max-conversation-mb", "1e308"), ("--max-wait", "1e12"),
 ])
 def test_number_options_that_are_not_finite_or_are_negative_are_usage_errors(option, value, capsys, monkeypatch):
     """Second review: ``nan`` ended an audit in an internal error (``int(nan)``), or was taken as a

@@ -501,3 +501,17 @@ def test_pages_the_library_cannot_read_are_input_errors_not_exceptions(body, err
     report = verifier.verify_pages([body, page(ev(seq=1))], keyring(ALICE))
     assert report.inputs[0].errors == [error]
     assert [e.signature.status for e in events_of(report)] == ["valid"] and report.verdict == "fail"
+
+
+def test_an_empty_last_page_that_names_the_conversation_does_not_hide_a_missing_page_either():
+    """Third review: with ``expected_conversation_id`` (or a ``PageInput`` naming the conversation)
+    the empty last page ended the history at once, six of nine events missing."""
+    newest = {**page(ev(seq=6, prev=5), ev(seq=5, prev=4)), "meta": {"next_token": "t3"}}
+    last = {"data": [], "meta": {"result_count": 0}}
+    for pages, options in (([newest, last], {"expected_conversation_id": CONV}),
+                           ([verifier.PageInput("p1", json.dumps(newest), CONV),
+                             verifier.PageInput("p3", json.dumps(last), CONV)], {})):
+        report = verifier.verify_pages(pages, keyring(ALICE), **options)
+        assert [c.complete for c in report.conversations] == [False] and report.verdict == "fail"
+    whole = {**page(ev(seq=2, prev=1), ev(seq=1)), "meta": {"next_token": "t2"}}  # reaches the first event
+    assert verifier.verify_pages([whole, last], keyring(ALICE), expected_conversation_id=CONV).verdict == "pass"

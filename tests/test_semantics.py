@@ -274,3 +274,32 @@ def test_a_delete_of_a_later_event_is_caught_with_text_ids():
                             previous_sequence_id="a102", created_at_msec="1784841000000"))
     report = verify(page(*reversed(made)), ring=RING)
     assert [f.code for e in events_of(report) if e.sequence_id == "a102" for f in e.findings] == ["target_after_event"]
+
+
+def test_decimal_ids_that_go_back_along_the_chain_are_replayed_in_the_chain_s_order():
+    """Third review: create (100) <- Carol removed (300) <- Carol's message (200): the chain shows
+    the removal first (200 is only ``non_monotonic``, a warning), but the replay went by number."""
+    three = {**CREATE, "member_ids": ["1111", "2222", "3333"]}
+    history = [odd((ALICE, "GroupChangeEvent.GroupCreate", three), "100", None),
+               odd((ALICE, "GroupChangeEvent.GroupMemberRemoveChange", {"member_ids": ["3333"]}), "300", "100"),
+               odd((CAROL, "MessageCreateEvent", MSG), "200", "300")]
+    report = verify(page(*reversed(history)), ring=RING)
+    flagged = [e.sequence_id for e in events_of(report) if any(f.code == "non_member_sender" for f in e.findings)]
+    assert flagged == ["200"] and report.verdict == "fail"
+
+
+def test_a_target_padded_with_zeros_past_thirty_digits_is_the_event_it_names():
+    """Third review: a delete naming a later event as ``000000000000`` + its id (31 characters) was
+    only ``target_missing`` (older than the window), a warning: the chain reads leading zeros away."""
+    history = [ev(seq=1), delete(2, ["000000000000" + seq(3)], prev=1), ev(seq=3, prev=2, sender=BOB)]
+    report = verify(page(*history), ring=RING)
+    assert [f[0] for f in findings(report, 1) if f[0].startswith("target_")] == ["target_after_event"]
+
+
+def test_a_byte_identical_copy_of_the_group_s_create_is_the_chain_s_duplicate_only():
+    """Third review: two overlapping pages both holding the GroupCreate made the copy
+    ``repeated_group_create`` (an error) besides ``duplicate``."""
+    create = group_change(1, "GroupCreate", CREATE)
+    report = verify(page(message(2, BOB, 1), create), page(create), ring=RING)
+    codes = [f.code for e in events_of(report) for f in e.findings]
+    assert "repeated_group_create" not in codes and "duplicate" in codes and report.verdict == "pass"

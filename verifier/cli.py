@@ -64,12 +64,16 @@ def finish(report: Report, args: argparse.Namespace, processes: int = 1) -> int:
     return exit_code(report)
 
 
+_MAX_NUMBER = 1e9  # seconds (31 years) or MB (a petabyte): past it, bytes and waits overflow
+
+
 def finite_float(text: str) -> float:
-    """A number option's value: ``nan`` and ``inf`` are usage errors (a NaN limit compares false with
-    everything, so it would never apply; an infinite one overflows where it becomes bytes)."""
+    """A number option's value: ``nan``, ``inf`` and anything past a billion are usage errors (a NaN
+    limit compares false with everything, so it would never apply; a huge one overflows where it
+    becomes bytes or a wait)."""
     value = float(text)
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    if not math.isfinite(value) or abs(value) > _MAX_NUMBER:
+        raise argparse.ArgumentTypeError(f"must be a finite number of at most {_MAX_NUMBER:g}, not {text!r}")
     return value
 
 

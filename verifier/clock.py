@@ -23,7 +23,8 @@ class Clock:
         return time.monotonic()
 
     def wait(self, seconds: float, cancelled: threading.Event) -> bool:
-        return cancelled.wait(seconds)
+        # bounded: past threading.TIMEOUT_MAX (about 292 years) Event.wait raises OverflowError
+        return cancelled.wait(min(max(seconds, 0.0), threading.TIMEOUT_MAX))
 
 
 class FakeClock(Clock):

@@ -321,7 +321,7 @@ class Verification:
         slots = {slot: frozenset(identities) for slot, identities in slots_of(run.carriers).items()}
         return PartFacts(list(run.inputs), conversations, slots, run.used_key_versions(), set(run.ended),
                          {cid: list(unfinished) for cid, unfinished in run.paged.items()}, set(run.last_pages),
-                         run.loose_end, set(run.firsts))
+                         set(run.empty_ends), set(run.firsts))
 
     def rebase(self, first_index: int) -> None:
         """Number this part's events from ``first_index`` (its place in the whole run); idempotent.
@@ -382,21 +382,21 @@ _NOT_THE_LAST = ("none of its pages is the last one (each has a next_token): the
 _LISTED_PAGES = 5
 
 
-def paging_reasons(paged: Mapping[str, list[str]], last_pages: Collection[str], loose_end: bool,
+def paging_reasons(paged: Mapping[str, list[str]], last_pages: Collection[str], empty_ends: Collection[str],
                    firsts: Collection[str]) -> dict[str, list[str]]:
     """Page files: why each conversation's history is not the whole one, by what its own pages say.
     Its oldest page (no next_token) must be among them, and no page may say that more events exist
-    than it gave (``DecodedPage.unfinished``). An empty last page that names no conversation ends
-    the run's only one, and only if that one holds an event that claims to be its first (no
-    previous_sequence_id): else a missing page before the empty one would go unseen. (Newer events
-    than the first page given cannot be known offline: ``audit`` starts at the newest page.)"""
-    only = next(iter(paged)) if loose_end and len(paged) == 1 and next(iter(paged)) in firsts else None
+    than it gave (``DecodedPage.unfinished``). An empty last page ends its conversation (one that
+    names none: the run's only one) only if that one holds an event that claims to be its first
+    (no previous_sequence_id): else a missing page before the empty one would go unseen. (Newer
+    events than the first page given cannot be known offline: ``audit`` starts at the newest page.)"""
+    only = next(iter(paged)) if "unknown" in empty_ends and len(paged) == 1 else None
     out: dict[str, list[str]] = {}
     for cid, unfinished in paged.items():
         reasons = unfinished[:_LISTED_PAGES]
         if len(unfinished) > _LISTED_PAGES:
             reasons.append(f"and {len(unfinished) - _LISTED_PAGES} more pages say events are missing")
-        if cid not in last_pages and cid != only:
+        if cid not in last_pages and not ((cid in empty_ends or cid == only) and cid in firsts):
             reasons.append(_NOT_THE_LAST)
         if reasons:
             out[cid] = reasons
@@ -466,7 +466,7 @@ class _Run:
         self.judge_paging = True  # ``Verification(judge_paging=...)``
         self.paged: dict[str, list[str]] = {}  # conversation -> what its pages say is missing (page order)
         self.last_pages: set[str] = set()  # conversations (``unknown`` too) a page without next_token came for
-        self.loose_end = False  # an empty last page that names no conversation came
+        self.empty_ends: set[str] = set()  # conversations (``unknown``: none named) an empty last page came for
         self.firsts: set[str] = set()  # conversations with a data event that claims to be the first
         # a part of a larger run (``Verification.check_part`` ...): its place in the run
         self.base = 0  # report index of the first row (``rebase``)
@@ -582,12 +582,12 @@ class _Run:
     def _note_paging(self, page: DecodedPage, conversation: str, has_events: bool) -> None:
         """What a page says of its conversation's end (``paging_reasons`` judges it)."""
         last = page.next_token is None and not page.errors
+        if not has_events and last and not page.unfinished:
+            self.empty_ends.add(conversation)  # an empty last page: it ends only what reaches a first event
         if conversation == "unknown" and not has_events:
-            if last and not page.unfinished:
-                self.loose_end = True  # an empty last page: the run's only conversation's, if one
             return
         self.paged.setdefault(conversation, []).extend(f"{page.source}: {why}" for why in page.unfinished)
-        if last:
+        if last and has_events:
             self.last_pages.add(conversation)
 
     def _decode(self, entry: RawEntry, rows: _PageRows) -> MessageEvent | None:
@@ -778,7 +778,7 @@ class _Run:
         for cid, unfinished in part.paged.items():
             self.paged.setdefault(cid, []).extend(unfinished)
         self.last_pages |= part.last_pages
-        self.loose_end = self.loose_end or part.loose_end
+        self.empty_ends |= part.empty_ends
         self.firsts |= part.firsts
         self.inputs += [msgspec.structs.replace(i, first_index=i.first_index + offset) for i in part.inputs]
 
@@ -859,7 +859,7 @@ class _Run:
     # ---------------------------------------------------------------- orchestration
     def execute(self, lazy: bool) -> Report:
         if self.judge_paging:
-            for cid, reasons in paging_reasons(self.paged, self.last_pages, self.loose_end, self.firsts).items():
+            for cid, reasons in paging_reasons(self.paged, self.last_pages, self.empty_ends, self.firsts).items():
                 self.incomplete[cid] = [*dict.fromkeys([*self.incomplete.get(cid, []), *reasons])]  # (finish twice)
         self.check_signatures()
         conversations, reviewed = self.conclude(None, None, lazy)

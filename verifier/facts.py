@@ -22,7 +22,7 @@ class PartFacts:
     ended: set[str]  # conversations a page without next_token came for (see ``ended_conversations``)
     paged: dict[str, list[str]] = field(default_factory=dict)  # what pages say is missing (``paging_reasons``)
     last_pages: set[str] = field(default_factory=set)  # conversations a page without next_token came for
-    loose_end: bool = False  # an empty last page that names no conversation came
+    empty_ends: set[str] = field(default_factory=set)  # conversations an empty last page came for
     firsts: set[str] = field(default_factory=set)  # conversations with a data event without a predecessor
 
 

@@ -53,9 +53,12 @@ def members_only(kind: str | None) -> bool:
 
 
 def position(sequence_id: str | None) -> int | None:
-    """A decimal sequence id as a number (``0123`` is 123), else None."""
-    if sequence_id and len(sequence_id) <= _MAX_DIGITS and sequence_id.isascii() and sequence_id.isdigit():
-        return int(sequence_id)
+    """A decimal sequence id as a number (``0123`` is 123, however many zeros lead: the chain reads
+    them so), else None."""
+    if sequence_id and sequence_id.isascii() and sequence_id.isdigit():
+        digits = sequence_id.lstrip("0") or "0"
+        if len(digits) <= _MAX_DIGITS:
+            return int(digits)
     return None
 
 
@@ -72,16 +75,20 @@ def kind_of(record: Any) -> str | None:
 class Timeline:
     """One conversation's events in chain order, with lookup by sequence id.
 
-    Decimal ids are ordered as numbers. When any event's id is not a decimal one (``position`` is
-    None: text, a leading space, other scripts' digits, 31 digits and more), the order is the one the
-    chain links: from each event without a present predecessor along the previous pointers (as
-    ``chain.analyse_chain`` links them), so an odd id cannot move a removal or a message to another
-    place than the chain report shows. Events without a sequence id come last."""
+    Decimal ids whose previous pointers all point at smaller numbers are ordered as numbers.
+    Otherwise (an id that is not decimal: text, a leading space, other scripts' digits, 31 digits
+    and more; or a pointer to a number not smaller: ``non_monotonic``, only a warning) the order
+    is the one the chain links: from each event without a present predecessor along the previous
+    pointers (as ``chain.analyse_chain`` links them), and ``linked`` says so: no id can move a
+    removal, a message or a delete to another place than the chain report shows. Events without a
+    sequence id come last."""
 
     def __init__(self, conversation: str, records: Sequence[Any]) -> None:
         self.conversation = conversation
         placed = [(position(r.sequence_id), r) for r in records]
-        if all(p is not None for p, r in placed if r.sequence_id):
+        self.linked = not all(p is not None and _points_back(p, r.previous_sequence_id) for p, r in placed
+                              if r.sequence_id)
+        if not self.linked:
             self.ordered: list[Any] = [r for p, r in sorted(((p, r) for p, r in placed if p is not None),
                                                             key=lambda pr: (pr[0], pr[1].index))]
         else:
@@ -110,6 +117,14 @@ class Timeline:
         number = position(sequence_id)
         return number is not None and self.low is not None and self.high is not None \
             and self.low <= number <= self.high
+
+
+def _points_back(own: int, previous: str | None) -> bool:
+    """Does the previous pointer name a smaller number (or nothing)? Then number order is link order."""
+    if not previous:
+        return True
+    number = position(previous)
+    return number is not None and number < own
 
 
 def _linked_order(records: list[Any]) -> list[Any]:
@@ -169,9 +184,9 @@ class TargetProblems:
             return
         own, at = position(record.sequence_id), position(target)
         found = [r for r in timeline.lookup(target) if r is not record]
-        if own is not None and at is not None:
+        if own is not None and at is not None and not timeline.linked:
             after = at >= own
-        else:  # ids that are not decimal: by the chain's order
+        else:  # ids that are not decimal, or pointers that are not monotonic: by the chain's order
             after = target == record.sequence_id or \
                 bool(found and min(timeline.rank[r.index] for r in found) > timeline.rank[record.index])
         if after:
@@ -258,14 +273,18 @@ def _membership(timeline: Timeline) -> Iterator[tuple[Any, set[str] | None]]:
 def replay_membership(timeline: Timeline) -> None:
     """Replay the proven group changes in chain order (``_membership``); flag what non-members send
     (``members_only``, membership changes included). Where membership is unknown nothing is flagged."""
+    creates: set[str] = set()  # the positions of the creates seen: a copy at one is the chain's duplicate
     for record, members in _membership(timeline):
-        if members is None:
-            continue
         kind = kind_of(record)
+        at = chain_position(record.sequence_id) if record.sequence_id else None
+        if members is None:
+            if kind == GROUP_CREATE and at is not None:
+                creates.add(at)
+            continue
         if members_only(kind) and record.sender_id not in members:
             record.add("non_member_sender", f"sender {shown(record.sender_id)} is not a member of the group at "
                                             "this point (replaying its proven group changes)")
-        elif kind == GROUP_CREATE:
+        elif kind == GROUP_CREATE and at not in creates:
             record.add("repeated_group_create", "a GroupCreate in a group its earlier proven changes already made: "
                                                 "its signature does not bind the conversation id, so it may be "
                                                 "another group's creation; it changes no membership")

@@ -300,15 +300,17 @@ class _Run:
         ends the run's only conversation."""
         conversations = list(dict.fromkeys(cid for cid, has_events, _page in self.pages
                                            if has_events or cid != "unknown"))
-        loose_end = any(cid == "unknown" and not has_events and page.next_token is None and not page.unfinished
-                        and not page.errors for cid, has_events, page in self.pages)
+        empty_ends = {cid for cid, has_events, page in self.pages
+                      if not has_events and page.next_token is None and not page.unfinished and not page.errors}
         claims_first = {ev.conversation for ev in self.events  # an event without a predecessor: the first
                         if ev.sequence_id and ev.previous_sequence_id is None and not (ev.entry and ev.entry.from_meta)}
         for cid in conversations:
             said = [f"{page.source}: {why}" for c, _e, page in self.pages if c == cid for why in page.unfinished]
             reasons = said[:5] + ([f"and {len(said) - 5} more pages say events are missing"] if len(said) > 5 else [])
-            ended = any(c == cid and page.next_token is None and not page.errors for c, _e, page in self.pages)
-            if not ended and not (loose_end and len(conversations) == 1 and cid in claims_first):
+            ended = any(c == cid and has_events and page.next_token is None and not page.errors
+                        for c, has_events, page in self.pages)
+            ends_empty = cid in empty_ends or ("unknown" in empty_ends and len(conversations) == 1)
+            if not ended and not (ends_empty and cid in claims_first):
                 reasons.append("none of its pages is the last one (each has a next_token): the older events it "
                                "leads to were not given")
             if reasons:

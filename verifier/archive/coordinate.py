@@ -278,14 +278,15 @@ def _place(run: _GroupRun, facts: dict[int, TaskFacts], options: dict[str, Any])
         paged: dict[str, list[str]] = {}
         last_pages: set[str] = set()
         firsts: set[str] = set()
+        empty_ends: set[str] = set()
         for task in run.tasks:
             part = facts[task.number].part
             for cid, unfinished in part.paged.items():
                 paged.setdefault(cid, []).extend(unfinished)
             last_pages |= part.last_pages
             firsts |= part.firsts
-        loose_end = any(facts[task.number].part.loose_end for task in run.tasks)
-        for cid, reasons in paging_reasons(paged, last_pages, loose_end, firsts).items():
+            empty_ends |= part.empty_ends
+        for cid, reasons in paging_reasons(paged, last_pages, empty_ends, firsts).items():
             for reason in reasons:
                 shell.mark_incomplete(cid, reason)
     run.shell = shell
