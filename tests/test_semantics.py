@@ -303,3 +303,32 @@ def test_a_byte_identical_copy_of_the_group_s_create_is_the_chain_s_duplicate_on
     report = verify(page(message(2, BOB, 1), create), page(create), ring=RING)
     codes = [f.code for e in events_of(report) for f in e.findings]
     assert "repeated_group_create" not in codes and "duplicate" in codes and report.verdict == "pass"
+
+
+@pytest.mark.parametrize("tail", ["zz", "non-monotonic"])
+def test_a_delete_of_a_later_event_not_in_the_history_is_after_it_in_a_linked_timeline(tail):
+    """Fourth review: once one id made the timeline linked (a text id, a pointer back in number),
+    a delete naming a later position not in the history was only ``target_missing``, a warning."""
+    from verifier.testing.forge import forge_event
+    last = forge_event(BOB, "MessageCreateEvent", MSG, conversation_id="1111:2222",
+                       sequence_id="zz" if tail == "zz" else seq(0), previous_sequence_id=seq(3),
+                       created_at_msec="1784841000000")
+    history = [ev(seq=1), ev(seq=2, prev=1, sender=BOB), delete(3, [seq(9)], prev=2), last]
+    report = verify(page(*history), ring=RING)
+    assert [f[0] for f in findings(report, 2) if f[0].startswith("target_")] == ["target_after_event"]
+    assert report.verdict == "fail"
+
+
+def test_a_target_of_thirty_one_digits_is_a_later_position():
+    """Fourth review: ``1`` followed by thirty zeros was "not a sequence id" (a warning)."""
+    history = [ev(seq=1), delete(2, ["1" + "0" * 30], prev=1)]
+    report = verify(page(*history), ring=RING)
+    assert [f[0] for f in findings(report, 1) if f[0].startswith("target_")] == ["target_after_event"]
+
+
+def test_a_non_member_s_conversation_delete_in_a_group_is_flagged():
+    history = [group_change(1, "GroupCreate", CREATE),
+               ev("ConversationDeleteEvent", {"conversation_id": GROUP}, seq=2, prev=1, sender=CAROL,
+                  conversation_id=GROUP)]
+    report = verify(page(*history), ring=RING)
+    assert [f.code for f in events_of(report)[1].findings] == ["non_member_sender"] and report.verdict == "fail"

@@ -32,6 +32,7 @@ _SHOWN = 5  # ids named in one finding; the rest are counted
 _ID_CHARS = 40
 
 DELETE = "MessageDeleteEvent"
+CONVERSATION_DELETE = "ConversationDeleteEvent"
 READ_MARKERS = {"MarkConversationReadEvent": "marks read up to", "MarkConversationUnreadEvent": "marks unread from"}
 MESSAGE = "MessageCreateEvent"
 GROUP_CREATE = "GroupChangeEvent.GroupCreate"
@@ -48,7 +49,7 @@ def members_only(kind: str | None) -> bool:
     anyone). Read markers are not judged."""
     if kind is None:
         return False
-    return kind in (MESSAGE, KEY_CHANGE, DELETE) or kind.startswith(("ConversationMetadataChangeEvent",
+    return kind in (MESSAGE, KEY_CHANGE, DELETE, CONVERSATION_DELETE) or kind.startswith(("ConversationMetadataChangeEvent",
                                                                       "GroupChangeEvent."))
 
 
@@ -119,6 +120,10 @@ class Timeline:
             and self.low <= number <= self.high
 
 
+def _decimal(sequence_id: str) -> bool:
+    return bool(sequence_id) and sequence_id.isascii() and sequence_id.isdigit()
+
+
 def _points_back(own: int, previous: str | None) -> bool:
     """Does the previous pointer name a smaller number (or nothing)? Then number order is link order."""
     if not previous:
@@ -186,9 +191,11 @@ class TargetProblems:
         found = [r for r in timeline.lookup(target) if r is not record]
         if own is not None and at is not None and not timeline.linked:
             after = at >= own
-        else:  # ids that are not decimal, or pointers that are not monotonic: by the chain's order
-            after = target == record.sequence_id or \
-                bool(found and min(timeline.rank[r.index] for r in found) > timeline.rank[record.index])
+        elif found:  # ids that are not decimal, or pointers that are not monotonic: by the chain's order
+            after = min(timeline.rank[r.index] for r in found) > timeline.rank[record.index]
+        else:  # not in the history: a decimal position after its own, as the chain reads them (any length)
+            own_id = record.sequence_id or ""
+            after = target == own_id or (_decimal(target) and _decimal(own_id) and seq_order(target) >= seq_order(own_id))
         if after:
             self.after.append(target)
             return
@@ -315,7 +322,7 @@ class SignedChecks:
     """The default reviewer (``engine.Reviewer``): the checks above, for everyone."""
 
     # The kinds whose decoded event (body) these checks read; they learn no conversation key.
-    reads_kinds = frozenset({DELETE, *READ_MARKERS, GROUP_CREATE, GROUP_ADD, GROUP_REMOVE})
+    reads_kinds = frozenset({DELETE, CONVERSATION_DELETE, *READ_MARKERS, GROUP_CREATE, GROUP_ADD, GROUP_REMOVE})
 
     def conversation_keys(self, records: Sequence[Any], keyring: Keyring | None) -> dict[str, bytes]:
         return {}
