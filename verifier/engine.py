@@ -27,6 +27,7 @@ cycles, and a collector walking the growing heap after every page cost as much a
 
 from __future__ import annotations
 
+import copy
 import gc
 import hashlib
 import os
@@ -55,7 +56,7 @@ from .columns import TRUSTED_VALUE as _TRUSTED_VALUE
 from .columns import Ids, Interned, picker
 from .envelope import envelope_differences
 from .errors import MalformedEvent
-from .facts import ClearOptions, EventFacts, PartFacts, Row
+from .facts import ClearOptions, EventFacts, PageEnds, PartFacts, Row
 from .ids import canonical_conversation
 from .keys import Keyring, version_key
 from .model import (
@@ -320,8 +321,7 @@ class Verification:
                          for page in run.inputs]
         slots = {slot: frozenset(identities) for slot, identities in slots_of(run.carriers).items()}
         return PartFacts(list(run.inputs), conversations, slots, run.used_key_versions(), set(run.ended),
-                         {cid: list(unfinished) for cid, unfinished in run.paged.items()}, set(run.last_pages),
-                         set(run.empty_ends), set(run.firsts))
+                         copy.deepcopy(run.page_ends))
 
     def rebase(self, first_index: int) -> None:
         """Number this part's events from ``first_index`` (its place in the whole run); idempotent.
@@ -382,14 +382,14 @@ _NOT_THE_LAST = ("none of its pages is the last one (each has a next_token): the
 _LISTED_PAGES = 5
 
 
-def paging_reasons(paged: Mapping[str, list[str]], last_pages: Collection[str], empty_ends: Collection[str],
-                   firsts: Collection[str]) -> dict[str, list[str]]:
+def paging_reasons(ends: PageEnds) -> dict[str, list[str]]:
     """Page files: why each conversation's history is not the whole one, by what its own pages say.
     Its oldest page (no next_token) must be among them, and no page may say that more events exist
     than it gave (``DecodedPage.unfinished``). An empty last page ends its conversation (one that
     names none: the run's only one) only if that one holds an event that claims to be its first
     (no previous_sequence_id): else a missing page before the empty one would go unseen. (Newer
     events than the first page given cannot be known offline: ``audit`` starts at the newest page.)"""
+    paged, last_pages, empty_ends, firsts = ends.unfinished, ends.last_pages, ends.empty_ends, ends.firsts
     only = next(iter(paged)) if "unknown" in empty_ends and len(paged) == 1 else None
     out: dict[str, list[str]] = {}
     for cid, unfinished in paged.items():
@@ -464,10 +464,7 @@ class _Run:
         self.users: dict[str, None] = {}
         self.ended: set[str] = set()  # conversations a page without next_token (the oldest) came for
         self.judge_paging = True  # ``Verification(judge_paging=...)``
-        self.paged: dict[str, list[str]] = {}  # conversation -> what its pages say is missing (page order)
-        self.last_pages: set[str] = set()  # conversations (``unknown`` too) a page without next_token came for
-        self.empty_ends: set[str] = set()  # conversations (``unknown``: none named) an empty last page came for
-        self.firsts: set[str] = set()  # conversations with a data event that claims to be the first
+        self.page_ends = PageEnds()  # what pages say of their conversations' ends
         # a part of a larger run (``Verification.check_part`` ...): its place in the run
         self.base = 0  # report index of the first row (``rebase``)
         self.indices: array[int] | None = None  # a join's rows: the report index of each row
@@ -568,9 +565,9 @@ class _Run:
         if page.next_token is None and not page.errors and conversation != "unknown":
             self.ended.add(conversation)
         self._note_paging(page, conversation, self.count > first)
-        if None in rows.prev and conversation not in self.firsts and any(
+        if None in rows.prev and conversation not in self.page_ends.firsts and any(
                 prev is None and seq and not flags & _FROM_META for seq, prev, flags in zip(rows.seq, rows.prev, rows.flags)):
-            self.firsts.add(conversation)
+            self.page_ends.firsts.add(conversation)
         if self.eager:
             for index, event in enumerate(events, first):
                 self._prepare(index, event)
@@ -583,12 +580,12 @@ class _Run:
         """What a page says of its conversation's end (``paging_reasons`` judges it)."""
         last = page.next_token is None and not page.errors
         if not has_events and last and not page.unfinished:
-            self.empty_ends.add(conversation)  # an empty last page: it ends only what reaches a first event
+            self.page_ends.empty_ends.add(conversation)  # an empty last page: it ends only what reaches a first event
         if conversation == "unknown" and not has_events:
             return
-        self.paged.setdefault(conversation, []).extend(f"{page.source}: {why}" for why in page.unfinished)
+        self.page_ends.unfinished.setdefault(conversation, []).extend(f"{page.source}: {why}" for why in page.unfinished)
         if last and has_events:
-            self.last_pages.add(conversation)
+            self.page_ends.last_pages.add(conversation)
 
     def _decode(self, entry: RawEntry, rows: _PageRows) -> MessageEvent | None:
         """One event's row, into ``rows`` (its columns are appended a page at a time)."""
@@ -775,11 +772,7 @@ class _Run:
         for user in part.users:
             self.users.setdefault(user)
         self.ended |= part.ended
-        for cid, unfinished in part.paged.items():
-            self.paged.setdefault(cid, []).extend(unfinished)
-        self.last_pages |= part.last_pages
-        self.empty_ends |= part.empty_ends
-        self.firsts |= part.firsts
+        self.page_ends.merge(part.page_ends)
         self.inputs += [msgspec.structs.replace(i, first_index=i.first_index + offset) for i in part.inputs]
 
     def _structure_findings(self, index: int, event: MessageEvent) -> None:
@@ -859,7 +852,7 @@ class _Run:
     # ---------------------------------------------------------------- orchestration
     def execute(self, lazy: bool) -> Report:
         if self.judge_paging:
-            for cid, reasons in paging_reasons(self.paged, self.last_pages, self.empty_ends, self.firsts).items():
+            for cid, reasons in paging_reasons(self.page_ends).items():
                 self.incomplete[cid] = [*dict.fromkeys([*self.incomplete.get(cid, []), *reasons])]  # (finish twice)
         self.check_signatures()
         conversations, reviewed = self.conclude(None, None, lazy)

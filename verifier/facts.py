@@ -12,6 +12,25 @@ from .wire import MessageEvent
 
 
 @dataclass
+class PageEnds:
+    """What pages say of their conversations' ends (``engine.paging_reasons`` judges it); the same
+    whether one run read every page or parts read them and were merged, in order."""
+
+    unfinished: dict[str, list[str]] = field(default_factory=dict)  # conversation -> why it goes on, page order
+    last_pages: set[str] = field(default_factory=set)  # conversations (``unknown`` too) a last page with events came for
+    empty_ends: set[str] = field(default_factory=set)  # conversations (``unknown``: none named) an empty last page came for
+    firsts: set[str] = field(default_factory=set)  # conversations with a data event that claims to be the first
+
+    def merge(self, other: PageEnds) -> None:
+        """Add what the pages after these said (a part's, in input order)."""
+        for cid, reasons in other.unfinished.items():
+            self.unfinished.setdefault(cid, []).extend(reasons)
+        self.last_pages |= other.last_pages
+        self.empty_ends |= other.empty_ends
+        self.firsts |= other.firsts
+
+
+@dataclass
 class PartFacts:
     """One part of a larger run, as the coordinator sees it (small: per page, not per event)."""
 
@@ -20,10 +39,7 @@ class PartFacts:
     key_slots: dict[KeySlot, frozenset[bytes]]  # embedded key identities seen per (member, version)
     used_key_versions: set[Any]  # conversation key versions the part's key changes use
     ended: set[str]  # conversations a page without next_token came for (see ``ended_conversations``)
-    paged: dict[str, list[str]] = field(default_factory=dict)  # what pages say is missing (``paging_reasons``)
-    last_pages: set[str] = field(default_factory=set)  # conversations a page without next_token came for
-    empty_ends: set[str] = field(default_factory=set)  # conversations an empty last page came for
-    firsts: set[str] = field(default_factory=set)  # conversations with a data event without a predecessor
+    page_ends: PageEnds = field(default_factory=PageEnds)  # what its pages say of their conversations' ends
 
 
 class Row(NamedTuple):

@@ -20,6 +20,7 @@ import msgspec
 from ..audit import add_saved_errors, finish_saved_report, record_conversation, saved_conversation_errors, served_problems
 from ..audit import saved_keyring as keyring_of_saved
 from ..engine import Verification, paging_reasons
+from ..facts import PageEnds
 from ..keys import Keyring
 from ..model import REPORT_SCHEMA, ConversationReport, Finding, InputReport, Proof, Report, Verdict
 from ..paging import SavedWalk
@@ -275,18 +276,10 @@ def _place(run: _GroupRun, facts: dict[int, TaskFacts], options: dict[str, Any])
         except (KeyError, TypeError, AttributeError) as exc:  # as verify_saved_audit reports it
             run.failure = f"{run.group.source}/manifest.json lists a malformed page entry ({type(exc).__name__}: {exc})"
     elif options.get("judge_paging", True):  # page files: what their pages say, as ``verify`` judges it
-        paged: dict[str, list[str]] = {}
-        last_pages: set[str] = set()
-        firsts: set[str] = set()
-        empty_ends: set[str] = set()
+        ends = PageEnds()
         for task in run.tasks:
-            part = facts[task.number].part
-            for cid, unfinished in part.paged.items():
-                paged.setdefault(cid, []).extend(unfinished)
-            last_pages |= part.last_pages
-            firsts |= part.firsts
-            empty_ends |= part.empty_ends
-        for cid, reasons in paging_reasons(paged, last_pages, empty_ends, firsts).items():
+            ends.merge(facts[task.number].part.page_ends)
+        for cid, reasons in paging_reasons(ends).items():
             for reason in reasons:
                 shell.mark_incomplete(cid, reason)
     run.shell = shell
