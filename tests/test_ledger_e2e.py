@@ -5,6 +5,7 @@ tests run it as a subprocess for exit codes and stderr."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from helpers import REPO
 
 from verifier.cli import main
+from verifier.testing.forge import Identity, forge_event, item_json
 from verifier.testing.server import FakeXApi, default_conversations
 
 CONVS = default_conversations(24, seed="ledger")
@@ -203,9 +205,12 @@ def test_identical_second_audit_and_verify_of_its_evidence(api, ledger_target, t
     assert shown["audits"] == 3 and {c["conversation"] for c in shown["conversations"]} == set(IDS)
     assert all(c["size"] == c["events"] for c in shown["conversations"])
     keys = _ledger_json(ledger_target, "keys", capsys, DIRECT.members[0].user_id)["keys"]
+    # the evidence's saved key responses are recorded as "evidence": they vouch only for themselves
     assert {(k["version"], k["source"]) for k in keys} == {(DIRECT.members[0].version, "directory"),
+                                                          (DIRECT.members[0].version, "evidence"),
                                                           (DIRECT.members[0].version, "events")}
-    assert all(k["first_seen"]["audit"] == 1 and k["last_seen"]["audit"] == 3 for k in keys)
+    seen = {k["source"]: (k["first_seen"]["audit"], k["last_seen"]["audit"]) for k in keys}
+    assert seen == {"directory": (1, 2), "evidence": (3, 3), "events": (1, 3)}
     history = _ledger_json(ledger_target, "history", capsys, IDS[0])["audits"]
     assert [h["id"] for h in history] == [1, 2, 3] and len({h["root"] for h in history}) == 1
     export = _ledger_json(ledger_target, "export", capsys)
@@ -213,6 +218,44 @@ def test_identical_second_audit_and_verify_of_its_evidence(api, ledger_target, t
     ev0 = export["conversations"][0]["events"][0]
     assert set(ev0) >= {"sequence_id", "previous_sequence_id", "digest", "message_id", "sender_id", "kind",
                         "signature_version", "status", "first_audit", "last_audit"}
+
+
+def test_key_planted_in_evidence_never_verifies_another_run(api, ledger_target, tmp_path, capsys, monkeypatch):
+    """Review 30: an evidence directory vouches only for itself. A key row planted in its saved key
+    responses (manifest digests updated) and replayed by ``verify DIR --ledger`` must not become a
+    ledger key that fills a gap in a later run's trusted keyring."""
+    ev = tmp_path / "ev"
+    code, _, _ = audit(api, ledger_target, capsys, monkeypatch, "--save", str(ev))
+    assert code == 0
+    alice = DIRECT.members[0].user_id
+    mallory = Identity.from_seed(alice, "999", "mallory")  # claims Alice's id, a version nobody served
+    keys_file = ev / "keys" / f"{alice}.json"
+    body = json.loads(keys_file.read_text())
+    body["data"].append(mallory.keyring_row())
+    keys_file.write_text(json.dumps(body))
+    manifest = json.loads((ev / "manifest.json").read_text())
+    for entry in manifest["keys"]:
+        if entry["user_id"] == alice:
+            entry["sha256"] = hashlib.sha256(keys_file.read_bytes()).hexdigest()
+            entry["bytes"] = keys_file.stat().st_size
+    (ev / "manifest.json").write_text(json.dumps(manifest))
+    (ev / "manifest.journal").unlink(missing_ok=True)
+    assert main(["verify", str(ev), "--ledger", ledger_target, "--format", "json"]) == 0  # self-consistent
+    capsys.readouterr()
+    rows = _ledger_json(ledger_target, "keys", capsys, alice)["keys"]
+    assert {k["source"] for k in rows if k["version"] == "999"} == {"evidence"}
+
+    forged = forge_event(mallory, "MessageCreateEvent", {"contents": b"\x01" * 40, "conversation_key_version": "1"},
+                         conversation_id=f"{alice}:3333333333333333333", sequence_id="2080400093868990000",
+                         created_at_msec="1784841000000")
+    page = tmp_path / "forged.json"
+    page.write_text(json.dumps({"data": [item_json(forged)], "meta": {"result_count": 1}}))
+    keyring = tmp_path / "trusted.json"
+    keyring.write_text((ev / "keyring.json").read_text())  # the auditor's real keys: no version 999
+    assert main(["verify", str(page), "--keys", str(keyring), "--ledger", ledger_target, "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr()[0])
+    assert report["conversations"][0]["events"][0]["signature"]["status"] == "unknown_key"
+    assert "ledger" not in report["key_source"]
 
 
 @pytest.mark.slow

@@ -182,7 +182,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     keyring.add_fallback(ledger.fallback)
                 report = seen[0].finish(keyring)
         ledger.record(report, seen[0] if seen else None, command="verify", inputs=list(args.pages),
-                      key_source="keyring" if args.keys else "directory")
+                      key_source="keyring" if args.keys else "evidence")
         seen.clear()  # the engine's working state is not needed to render the report
     finally:
         ledger.close()
@@ -240,7 +240,7 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
                 report = verify_archive(args.sources, keyring, client, on_progress=display.progress,
                                         ledger=ledger.store, **options)
         ledger.record(report, None, command="archive verify", inputs=list(args.sources),  # --metrics
-                      key_source="keyring" if args.keys else "directory")
+                      key_source="keyring" if args.keys else "evidence")
     finally:
         ledger.close()
     return finish(report, args)

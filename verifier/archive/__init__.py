@@ -46,7 +46,7 @@ def verify_archive(sources: Sequence[str], keyring: Keyring | None = None, clien
     recording = None
     if ledger is not None:
         from ..ledger import fallback_entries
-        recording = LedgerRecording(ledger, key_source="keyring" if keyring is not None else "directory",
+        recording = LedgerRecording(ledger, key_source="keyring" if keyring is not None else "evidence",
                                     fallback=fallback_entries(ledger))
     run: dict[str, Any] = dict(keyring=keyring, options=options, max_bytes=max_file_mb * 1024 * 1024,
                                on_progress=on_progress, target_bytes=task_bytes, ledger=recording)

@@ -134,7 +134,7 @@ class LedgerRecording:
 
     store: Any
     command: str = "archive verify"
-    key_source: str = "directory"  # "keyring" when the run was given --keys
+    key_source: str = "evidence"  # "keyring" when the run was given --keys
     fallback: list[Any] = field(default_factory=list)
 
 

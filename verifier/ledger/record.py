@@ -26,7 +26,14 @@ from .store import DELETED, PRESENT, VANISHED, AuditRow, ChainRow, EventRow, Key
 from .transcript import Transcript, seq_key
 
 MAX_LISTED = 100  # vanished events named one by one per conversation; the rest in one finding
-TRUSTED_SOURCES = ("directory", "keyring")
+# Keys a later run may verify with (fallback_entries): what an audit fetched from the key directory
+# itself, and keyrings the auditor chose. Not "evidence": an evidence directory's saved key responses,
+# replayed by `verify DIR`, can be edited with the evidence and vouch only for themselves (a key
+# planted there must not verify a forged event in another run); nor "events" (server-controlled).
+FALLBACK_SOURCES = ("directory", "keyring")
+# What the directory served, for key_added, key_version_rollback and key_retired: evidence says what
+# its audit was served (a planted row can only add findings there, never remove a failing one).
+SERVED_SOURCES = ("directory", "keyring", "evidence")
 
 
 def report_digest(report: Report | dict) -> str:
@@ -37,10 +44,11 @@ def report_digest(report: Report | dict) -> str:
 
 def fallback_entries(store: LedgerStore) -> list[KeyringEntry]:
     """Keys the ledger recorded from the key directory (or a keyring) with a good binding, one per
-    (user, version) on which every such row agrees: used for slots the directory no longer serves."""
+    (user, version) on which every such row agrees: used for slots the directory no longer serves.
+    Rows of any other source (evidence, events) are left out, and do not count against agreement."""
     slots: dict[tuple[str, str], dict[bytes, KeyRow]] = {}
     for row in store.keys():
-        if row.source in TRUSTED_SOURCES and row.binding == "ok":
+        if row.source in FALLBACK_SOURCES and row.binding == "ok":
             slots.setdefault((row.user_id, row.version), {})[row.key_digest] = row
     return [KeyringEntry(user, version, next(iter(rows.values())).signing_key)
             for (user, version), rows in sorted(slots.items()) if len(rows) == 1]
@@ -411,11 +419,11 @@ def _keys(store: LedgerStore, judge: _Judge, keyring: Keyring | None, facts: Seq
                 f"({before.source})"))
     served: dict[str, set[str]] = {}
     for (user, version, _d, src) in now:
-        if src in TRUSTED_SOURCES:
+        if src in SERVED_SOURCES:
             served.setdefault(user, set()).add(version)
     old_served: dict[str, list[KeyRow]] = {}
     for row in old:
-        if row.source in TRUSTED_SOURCES:
+        if row.source in SERVED_SOURCES:
             old_served.setdefault(row.user_id, []).append(row)
     for user, versions in sorted(served.items()):
         served_before = old_served.get(user, [])

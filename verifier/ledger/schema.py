@@ -34,7 +34,7 @@ _MIGRATIONS: dict[int, list[str]] = {
             sender TEXT, kind TEXT, sig_version TEXT, status TEXT NOT NULL, state {BIGINT} NOT NULL,
             first_audit {BIGINT} NOT NULL, last_audit {BIGINT} NOT NULL,
             PRIMARY KEY (conv, seq, digest)){NOROWID}""",
-        # every signing key seen per (user, version) and source (directory, keyring, events)
+        # every signing key seen per (user, version) and source (directory, keyring, evidence, events)
         """CREATE TABLE keys (
             user_id TEXT NOT NULL, version TEXT NOT NULL, key_digest {BLOB} NOT NULL, source TEXT NOT NULL,
             signing_key TEXT NOT NULL, binding TEXT NOT NULL, first_audit {BIGINT} NOT NULL,

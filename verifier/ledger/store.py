@@ -37,7 +37,7 @@ class EventRow:
 
 PRESENT, VANISHED, DELETED = 0, 1, 2
 STATE_NAMES = {PRESENT: "present", VANISHED: "vanished", DELETED: "deleted"}
-KEY_SOURCES = ("directory", "keyring", "events")
+KEY_SOURCES = ("directory", "keyring", "evidence", "events")
 MAX_PROBLEMS = 20  # damaged rows named one by one by check(); the rest are counted
 
 
@@ -80,7 +80,7 @@ def key_problem(r: tuple) -> str:
     if not _blob(key_digest):
         return "key_digest is not a 32-byte SHA-256"
     if source not in KEY_SOURCES:
-        return f"source {source!r:.20} is not directory, keyring or events"
+        return f"source {source!r:.20} is not directory, keyring, evidence or events"
     if not (_int(first) and _int(last) and (retired is None or _int(retired))):
         return "an audit column is not an audit id"
     return ""
