@@ -373,6 +373,31 @@ def test_a_fifo_in_evidence_or_in_a_tree_is_an_input_error_not_a_hang(tmp_path):
     assert verifier.model.exit_code(ours) == 3
 
 
+def test_what_page_files_say_of_their_ends_is_judged_as_verify_judges_it(tmp_path):
+    """Code review: a page file given twice with ``has_more`` and no token listed its reason twice in
+    the archive, once in ``verify``; a last page of key changes in ``meta`` alone, after a missing
+    page, must be incomplete in both (review 30)."""
+    convs = conversations(1, 25)
+    ring = verifier.Keyring.from_json(json.dumps(keyring(convs)))
+    pages = sorted(write_pages(tmp_path / "pages", convs, page_size=10))
+    newest = json.loads(pages[0].read_text())
+    assert "next_token" in newest["meta"]
+    has_more = tmp_path / "has_more.json"
+    has_more.write_text(json.dumps({**newest, "meta": {"has_more": True}}))
+    meta_only = tmp_path / "meta_only.json"  # no data event, a key change in meta, no next_token
+    (change,) = [e for p in pages for e in json.loads(p.read_text())["data"]
+                 if "ConversationKeyChange" in str(verifier.wire.decode_event_b64(e["encoded_event"])[1].kind)][:1]
+    meta_only.write_text(json.dumps({"data": [], "meta": {"conversation_key_events": [change["encoded_event"]]}}))
+    for files in ([has_more, has_more], [pages[0], meta_only]):
+        names = [str(f) for f in files]
+        expected = verifier.verify_pages(load_pages(names, 512 * MB), ring)
+        assert expected.verdict == "fail" and not expected.conversations[0].complete
+        incomplete = [f.message for f in expected.conversations[0].findings if f.code == "incomplete"]
+        assert len(incomplete) == len(set(incomplete)) == 1, incomplete
+        ours = verify_archive(names, ring, InProcess())
+        assert _json(ours) == _json(expected), names
+
+
 def test_page_files_without_their_last_page_are_incomplete_as_verify_judges_them(tmp_path):
     """Review: ``archive verify`` of a tree holding only a history's newest page passed, as ``verify``
     did; a conversation none of whose pages is the last one (no next_token) is incomplete in both,

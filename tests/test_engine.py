@@ -515,3 +515,43 @@ def test_an_empty_last_page_that_names_the_conversation_does_not_hide_a_missing_
         assert [c.complete for c in report.conversations] == [False] and report.verdict == "fail"
     whole = {**page(ev(seq=2, prev=1), ev(seq=1)), "meta": {"next_token": "t2"}}  # reaches the first event
     assert verifier.verify_pages([whole, last], keyring(ALICE), expected_conversation_id=CONV).verdict == "pass"
+
+
+def test_a_last_page_of_key_changes_in_meta_alone_does_not_hide_a_missing_page():
+    """Review 30: a last page with ``data: []`` and the conversation's key change in ``meta`` (what an
+    honest oldest page may look like) counted as a last page *with events* and ended the history,
+    though the page between it and page 1 was missing."""
+    kc = ev("ConversationKeyChangeEvent", {"conversation_key_version": "42"}, seq=1, conversation_keys={"42": bytes(32)})
+    newest = {**page(ev(seq=6, prev=5), ev(seq=5, prev=4)), "meta": {"next_token": "t3"}}
+    last = page(meta_events=[kc])
+    report = verifier.verify_pages([newest, last], keyring(ALICE), conversation_keys={"42": bytes(32)})
+    (conv,) = report.conversations
+    assert not conv.complete and report.verdict == "fail"
+    assert [f.message for f in conv.findings] == [f"history not fetched to its end: {_NOT_THE_LAST}"]
+    whole = {**page(ev(seq=3, prev=2), ev(seq=2)), "meta": {"next_token": "t2"}}  # reaches the first event
+    assert verifier.verify_pages([whole, last], keyring(ALICE), conversation_keys={"42": bytes(32)}).verdict == "pass"
+
+
+def test_an_empty_history_of_a_named_conversation_is_ended_by_its_empty_last_page():
+    """Code review: an empty last page naming the conversation said "none of its pages is the last
+    one" (false) and failed even with ``allow_empty``; a conversation without a data event has no
+    page before its last one to miss."""
+    empty = {"data": [], "meta": {"result_count": 0}}
+    for pages, options in (([empty], {"expected_conversation_id": CONV}),
+                           ([verifier.PageInput("p", json.dumps(empty), CONV)], {})):
+        report = verifier.verify_pages(pages, keyring(ALICE), allow_empty=True, **options)
+        assert report.verdict == "pass" and report.complete and "incomplete" not in codes(report)
+        failed = verifier.verify_pages(pages, keyring(ALICE), **options)  # still not a pass without allow_empty
+        assert failed.verdict == "fail" and "no_events" in {f.code for f in failed.findings}
+    more = {"data": [], "meta": {"result_count": 0, "next_token": "t2"}}  # not the last page: incomplete
+    report = verifier.verify_pages([more], keyring(ALICE), allow_empty=True, expected_conversation_id=CONV)
+    assert report.verdict == "fail" and not report.conversations[0].complete
+
+
+def test_a_page_file_given_twice_says_what_it_lacks_once():
+    """Code review: ``archive verify p.json p.json`` listed the page's reason twice, ``verify`` once."""
+    body = json.dumps({**page(ev(seq=2, prev=1), ev(seq=1)), "meta": {"has_more": True}})
+    report = verifier.verify_pages([verifier.PageInput("p", body), verifier.PageInput("p", body)], keyring(ALICE))
+    (conv,) = report.conversations
+    assert [f.message for f in conv.findings if f.code == "incomplete"] == \
+        ["history not fetched to its end: p: meta.has_more is true but there is no next_token"]

@@ -32,13 +32,15 @@ SCHEMA = "xchat-verify/vector/v1"
 # The suite's version, and every released version with the digest of its content
 # (verifier.vectors.suite_digest: cases and schemas). Any change to a case or a schema changes the
 # digest: add a new version here, never edit a released one (tests/test_vectors.py enforces it).
-SUITE_VERSION = "2026.12.3"
+SUITE_VERSION = "2026.12.4"
 RELEASES = {
     "2026.12.1": "sha256:197561d5baae5e6009cbb404f3fc2785a417c5eaefa982fcc463c4c652f5c8db",
     "2026.12.2": "sha256:ef098b36d13be0ac07e39ff194ef5c836d18d6c54b3ff2095c76449edfb2c5fb",  # + semantics group
     # a history its own pages say is unfinished is incomplete: errors[] that say events were left out
     # (api-errors now fails), only pages with a next_token, has_more without a next_token
     "2026.12.3": "sha256:e0136b962ca1fd1e570dd121e39a91850135ce95109315bfcdc46779740d7389",
+    # a last page with no data event (only key changes in meta) ends only a history that reaches its first event
+    "2026.12.4": "sha256:96deeb436360bcedd6728fcc38d6f3e031e1877ae78cfd09b248b738f151ea1b",
 }
 CONV = "1111:2222"
 GROUP = "g100"
@@ -502,6 +504,15 @@ def envelopes(s: Suite) -> None:
            findings=("incomplete",))
     s.case("envelope/has-more-without-token", "has_more true on the page without a next_token: incomplete",
            [page(event(1), meta={"has_more": True})], [ev("valid")], findings=("incomplete",))
+    kc = event(1, "ConversationKeyChangeEvent", {"conversation_key_version": CKV,
+                                                 "conversation_participant_keys": participants([ALICE, BOB])})
+    s.case("envelope/meta-only-last-page", "a last page with no data event (only a key change in meta) after a "
+           "missing page: incomplete", [page(event(5, prev=4), meta={"next_token": "t2"}), page(meta=[kc])],
+           [ev("valid", "start"), ev("needs_conversation_key", "out_of_band")], findings=("incomplete",))
+    s.case("envelope/meta-only-last-page-ends-a-whole-history", "a last page with only a key change in meta ends a "
+           "history that reaches its first event", [page(event(3, prev=2), event(2), meta={"next_token": "t2"}),
+                                                     page(meta=[kc])],
+           [ev("valid", "linked"), ev("valid", "start"), ev("needs_conversation_key", "out_of_band")])
 
 
 def malformed(s: Suite) -> None:

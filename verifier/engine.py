@@ -385,18 +385,23 @@ _LISTED_PAGES = 5
 def paging_reasons(ends: PageEnds) -> dict[str, list[str]]:
     """Page files: why each conversation's history is not the whole one, by what its own pages say.
     Its oldest page (no next_token) must be among them, and no page may say that more events exist
-    than it gave (``DecodedPage.unfinished``). An empty last page ends its conversation (one that
-    names none: the run's only one) only if that one holds an event that claims to be its first
-    (no previous_sequence_id): else a missing page before the empty one would go unseen. (Newer
-    events than the first page given cannot be known offline: ``audit`` starts at the newest page.)"""
+    than it gave (``DecodedPage.unfinished``). A last page without data events (empty, or only key
+    changes in ``meta``) ends its conversation (one that names none: the run's only one) only if
+    that one holds an event that claims to be its first (no previous_sequence_id), or no data event
+    at all (an empty history): else a missing page before it would go unseen. (Newer events than
+    the first page given cannot be known offline: ``audit`` starts at the newest page.)"""
     paged, last_pages, empty_ends, firsts = ends.unfinished, ends.last_pages, ends.empty_ends, ends.firsts
     only = next(iter(paged)) if "unknown" in empty_ends and len(paged) == 1 else None
     out: dict[str, list[str]] = {}
-    for cid, unfinished in paged.items():
+    for cid, said in paged.items():
+        unfinished = [*dict.fromkeys(said)]  # a page file given twice says it once (as every path reports it)
         reasons = unfinished[:_LISTED_PAGES]
         if len(unfinished) > _LISTED_PAGES:
             reasons.append(f"and {len(unfinished) - _LISTED_PAGES} more pages say events are missing")
-        if cid not in last_pages and not ((cid in empty_ends or cid == only) and cid in firsts):
+        # an empty last page ends what reaches a first event, or a conversation with no data event at
+        # all (an empty history: ``allow_empty`` judges it)
+        reaches_first = cid in firsts or cid not in ends.with_data
+        if cid not in last_pages and not ((cid in empty_ends or cid == only) and reaches_first):
             reasons.append(_NOT_THE_LAST)
         if reasons:
             out[cid] = reasons
@@ -564,7 +569,7 @@ class _Run:
         conversation = self._assign_conversation(first, canonical_conversation(page.conversation_id) or self.expected)
         if page.next_token is None and not page.errors and conversation != "unknown":
             self.ended.add(conversation)
-        self._note_paging(page, conversation, self.count > first)
+        self._note_paging(page, conversation, self.count > first, not all(entry.from_meta for entry in page.entries))
         if None in rows.prev and conversation not in self.page_ends.firsts and any(
                 prev is None and seq and not flags & _FROM_META for seq, prev, flags in zip(rows.seq, rows.prev, rows.flags)):
             self.page_ends.firsts.add(conversation)
@@ -576,16 +581,22 @@ class _Run:
         self.inputs.append(InputReport(page.source, self.index_of(first), self.count - first, list(page.errors),
                                        list(page.api_errors)))
 
-    def _note_paging(self, page: DecodedPage, conversation: str, has_events: bool) -> None:
-        """What a page says of its conversation's end (``paging_reasons`` judges it)."""
+    def _note_paging(self, page: DecodedPage, conversation: str, has_events: bool, has_data: bool) -> None:
+        """What a page says of its conversation's end (``paging_reasons`` judges it). Only data
+        events make a last page one "with events": key changes in ``meta`` do not (review 30: a last
+        page of ``data: []`` and the key change in ``meta`` is an empty last page, and must not end a
+        conversation whose middle pages are missing)."""
         last = page.next_token is None and not page.errors
-        if not has_events and last and not page.unfinished:
+        if not has_data and last and not page.unfinished:
             self.page_ends.empty_ends.add(conversation)  # an empty last page: it ends only what reaches a first event
         if conversation == "unknown" and not has_events:
             return
-        self.page_ends.unfinished.setdefault(conversation, []).extend(f"{page.source}: {why}" for why in page.unfinished)
-        if last and has_events:
-            self.page_ends.last_pages.add(conversation)
+        ends = self.page_ends
+        ends.unfinished.setdefault(conversation, []).extend(f"{page.source}: {why}" for why in page.unfinished)
+        if has_data:
+            ends.with_data.add(conversation)
+            if last:
+                ends.last_pages.add(conversation)
 
     def _decode(self, entry: RawEntry, rows: _PageRows) -> MessageEvent | None:
         """One event's row, into ``rows`` (its columns are appended a page at a time)."""

@@ -17,9 +17,10 @@ class PageEnds:
     whether one run read every page or parts read them and were merged, in order."""
 
     unfinished: dict[str, list[str]] = field(default_factory=dict)  # conversation -> why it goes on, page order
-    last_pages: set[str] = field(default_factory=set)  # conversations (``unknown`` too) a last page with events came for
-    empty_ends: set[str] = field(default_factory=set)  # conversations (``unknown``: none named) an empty last page came for
+    last_pages: set[str] = field(default_factory=set)  # conversations (``unknown`` too) a last page with data events came for
+    empty_ends: set[str] = field(default_factory=set)  # conversations (``unknown``: none named) a last page without came for
     firsts: set[str] = field(default_factory=set)  # conversations with a data event that claims to be the first
+    with_data: set[str] = field(default_factory=set)  # conversations with a data event (not only key changes in meta)
 
     def merge(self, other: PageEnds) -> None:
         """Add what the pages after these said (a part's, in input order)."""
@@ -28,6 +29,7 @@ class PageEnds:
         self.last_pages |= other.last_pages
         self.empty_ends |= other.empty_ends
         self.firsts |= other.firsts
+        self.with_data |= other.with_data
 
 
 @dataclass

@@ -300,17 +300,19 @@ class _Run:
         ends the run's only conversation."""
         conversations = list(dict.fromkeys(cid for cid, has_events, _page in self.pages
                                            if has_events or cid != "unknown"))
-        empty_ends = {cid for cid, has_events, page in self.pages
-                      if not has_events and page.next_token is None and not page.unfinished and not page.errors}
+        empty_ends = {cid for cid, has_events, page in self.pages  # a last page without data events
+                      if not _has_data(page) and page.next_token is None and not page.unfinished and not page.errors}
         claims_first = {ev.conversation for ev in self.events  # an event without a predecessor: the first
-                        if ev.sequence_id and ev.previous_sequence_id is None and not (ev.entry and ev.entry.from_meta)}
+                        if ev.sequence_id and ev.previous_sequence_id is None and not ev.from_meta}
+        with_data = {ev.conversation for ev in self.events if not ev.from_meta}
         for cid in conversations:
-            said = [f"{page.source}: {why}" for c, _e, page in self.pages if c == cid for why in page.unfinished]
+            said = [*dict.fromkeys(f"{page.source}: {why}" for c, _e, page in self.pages if c == cid
+                                   for why in page.unfinished)]
             reasons = said[:5] + ([f"and {len(said) - 5} more pages say events are missing"] if len(said) > 5 else [])
-            ended = any(c == cid and has_events and page.next_token is None and not page.errors
-                        for c, has_events, page in self.pages)
+            ended = any(c == cid and _has_data(page) and page.next_token is None and not page.errors
+                        for c, _e, page in self.pages)
             ends_empty = cid in empty_ends or ("unknown" in empty_ends and len(conversations) == 1)
-            if not ended and not (ends_empty and cid in claims_first):
+            if not ended and not (ends_empty and (cid in claims_first or cid not in with_data)):
                 reasons.append("none of its pages is the last one (each has a next_token): the older events it "
                                "leads to were not given")
             if reasons:
@@ -595,3 +597,8 @@ def _decode_generic_b64(text: str, limits: Limits) -> tuple[bytes, MessageEvent]
             f"{limits.max_event_bytes} decoded bytes")
     raw = b64decode_strict(text, "encoded_event")
     return raw, decode_event_generic(raw, limits)
+
+
+def _has_data(page: DecodedPage) -> bool:
+    """A page with a data event (key changes in ``meta`` alone do not make a last page end anything)."""
+    return any(not entry.from_meta for entry in page.entries)
