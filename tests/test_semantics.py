@@ -112,6 +112,16 @@ CREATE = {"member_ids": ["1111", "2222"], "admin_ids": ["1111"], "conversation_k
                               "current_admin_ids": ["1111"], "conversation_key_version": "1002"}, sender=BOB,
                               prev=1),
                           message(3, CAROL, 2)], [], id="a-member-adds-someone"),
+    # code review: who asks to join is not a member yet; a join request for someone else is judged
+    pytest.param(lambda: [group_change(1, "GroupCreate", CREATE),
+                          group_change(2, "GroupJoinRequest", {"requesting_user_id": "3333"}, sender=CAROL, prev=1),
+                          message(3, CAROL, 2)], [2], id="a-non-member-asks-to-join"),
+    pytest.param(lambda: [group_change(1, "GroupCreate", CREATE),
+                          group_change(2, "GroupJoinRequest", {"requesting_user_id": "2222"}, sender=CAROL, prev=1)],
+                 [1], id="a-non-member-asks-for-someone-else"),
+    pytest.param(lambda: [group_change(1, "GroupCreate", CREATE),
+                          group_change(2, "GroupJoinRequest", {"requesting_user_id": "3333"}, sender=CAROL, prev=1,
+                                       signer=BOB)], [1], id="an-unproven-join-request"),
 ])
 def test_group_membership_replay(history, flagged):
     report = verify(page(*history()), ring=RING)

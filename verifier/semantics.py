@@ -40,17 +40,28 @@ GROUP_ADD = "GroupChangeEvent.GroupMemberAddChange"
 GROUP_REMOVE = "GroupChangeEvent.GroupMemberRemoveChange"
 KEY_CHANGE = "ConversationKeyChangeEvent"
 MEMBERSHIP = (GROUP_CREATE, GROUP_ADD, GROUP_REMOVE)
+GROUP_JOIN_REQUEST = "GroupChangeEvent.GroupJoinRequest"
 
 
 def members_only(kind: str | None) -> bool:
     """Events only a member may send into a group: messages (reactions, edits and replies are
     messages too), key changes (a removed member must not re-key the group), deletes, metadata and
     group settings changes, and membership changes (a non-member must not add itself, nor remove
-    anyone). Read markers are not judged."""
+    anyone). Read markers are not judged; nor is a join request its requester signs
+    (``asks_to_join``): who asks to join is not a member yet."""
     if kind is None:
         return False
     return kind in (MESSAGE, KEY_CHANGE, DELETE, CONVERSATION_DELETE) or kind.startswith(("ConversationMetadataChangeEvent",
                                                                       "GroupChangeEvent."))
+
+
+def asks_to_join(record: Any) -> bool:
+    """A proven GroupJoinRequest whose signed ``requesting_user_id`` is its sender: the one group
+    change a non-member sends (code review: every join request failed its group as
+    ``non_member_sender``)."""
+    if kind_of(record) != GROUP_JOIN_REQUEST or not record.sender_id or not proven(record):
+        return False
+    return bool((record.event.body or {}).get("requesting_user_id") == record.sender_id)
 
 
 def position(sequence_id: str | None) -> int | None:
@@ -288,7 +299,7 @@ def replay_membership(timeline: Timeline) -> None:
             if kind == GROUP_CREATE and at is not None:
                 creates.add(at)
             continue
-        if members_only(kind) and record.sender_id not in members:
+        if members_only(kind) and record.sender_id not in members and not asks_to_join(record):
             record.add("non_member_sender", f"sender {shown(record.sender_id)} is not a member of the group at "
                                             "this point (replaying its proven group changes)")
         elif kind == GROUP_CREATE and at not in creates:
@@ -322,7 +333,8 @@ class SignedChecks:
     """The default reviewer (``engine.Reviewer``): the checks above, for everyone."""
 
     # The kinds whose decoded event (body) these checks read; they learn no conversation key.
-    reads_kinds = frozenset({DELETE, CONVERSATION_DELETE, *READ_MARKERS, GROUP_CREATE, GROUP_ADD, GROUP_REMOVE})
+    reads_kinds = frozenset({DELETE, CONVERSATION_DELETE, *READ_MARKERS, GROUP_CREATE, GROUP_ADD, GROUP_REMOVE,
+                             GROUP_JOIN_REQUEST})
 
     def conversation_keys(self, records: Sequence[Any], keyring: Keyring | None) -> dict[str, bytes]:
         return {}
