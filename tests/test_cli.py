@@ -398,6 +398,9 @@ def test_a_mistyped_file_name_is_named_first_in_the_verdict_line(tmp_path, capsy
     ("--request-deadline", "inf"), ("--backoff-base", "-1"), ("--backoff-base", "nan"), ("--max-wait", "-5"),
     # third review: finite but huge overflowed where it became bytes or a wait
     ("--max-response-mb", "1e308"), ("--max-conversation-mb", "1e308"), ("--max-wait", "1e12"),
+    # code review: counts past a billion were taken (a limit that limits nothing); not numbers at all
+    ("--max-pages", "10000000000"), ("--concurrency", "-10000000000"), ("--max-retries", "many"),
+    ("--timeout", "soon"),
 ])
 def test_number_options_that_are_not_finite_or_are_negative_are_usage_errors(option, value, capsys, monkeypatch):
     """Second review: ``nan`` ended an audit in an internal error (``int(nan)``), or was taken as a
@@ -408,3 +411,13 @@ def test_number_options_that_are_not_finite_or_are_negative_are_usage_errors(opt
         raise SystemExit(code)
     err = capsys.readouterr().err
     assert stopped.value.code == 2 and "internal error" not in err and option in err, err
+    assert "unrecognized" not in err and "invalid" not in err  # the value was judged, with a reason
+
+
+@pytest.mark.parametrize("value, reason", [("99999999999999", "at most 1e+09"), ("0", "at least 1"),
+                                           ("lots", "not a whole number")])
+def test_max_file_mb_is_a_bounded_count(value, reason, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["verify", str(REPO / "examples" / "keyring.json"), "--max-file-mb", value])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and reason in err and "--max-file-mb" in err, err

@@ -71,9 +71,24 @@ def finite_float(text: str) -> float:
     """A number option's value: ``nan``, ``inf`` and anything past a billion are usage errors (a NaN
     limit compares false with everything, so it would never apply; a huge one overflows where it
     becomes bytes or a wait)."""
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not math.isfinite(value) or abs(value) > _MAX_NUMBER:
         raise argparse.ArgumentTypeError(f"must be a finite number of at most {_MAX_NUMBER:g}, not {text!r}")
+    return value
+
+
+def bounded_int(text: str) -> int:
+    """A count option's value: past a billion it is a usage error, as for ``finite_float`` (review:
+    ``--max-file-mb 99999999999999`` was taken, a limit that limits nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if abs(value) > _MAX_NUMBER:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at most {_MAX_NUMBER:g}, not {text!r}")
     return value
 
 
@@ -106,7 +121,7 @@ def add_trust_options(parser: argparse.ArgumentParser, in_process: bool = True) 
     parser.add_argument("--allow-partial", action="store_true",
                         help="a history that was not fetched to its end may pass (reported as incomplete)")
     if in_process:
-        parser.add_argument("--workers", type=int, default=None, metavar="N",
+        parser.add_argument("--workers", type=bounded_int, default=None, metavar="N",
                             help="cores to use (default: the CPUs this process may use, at most 8; never more "
                                  "than those): worker processes for page files of 32 MB or more (verify), else "
                                  "verification threads")
@@ -139,8 +154,8 @@ def add_fetch_options(parser: argparse.ArgumentParser, save_help: str) -> None:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted or limited --save DIR")
     parser.add_argument("--force", action="store_true", help="with --resume: continue evidence fetched from "
                         "another --base-url")
-    parser.add_argument("--max-results", type=int, default=100, metavar="N", help="page size 1-100 (default 100)")
-    parser.add_argument("--concurrency", type=int, default=4, metavar="N", help="conversations fetched at once")
+    parser.add_argument("--max-results", type=bounded_int, default=100, metavar="N", help="page size 1-100 (default 100)")
+    parser.add_argument("--concurrency", type=bounded_int, default=4, metavar="N", help="conversations fetched at once")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
     add_limit_options(parser)
     add_client_options(parser)
@@ -533,7 +548,7 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
                         help="allow a plain http:// base URL to a non-loopback host (the token travels in clear)")
     parser.add_argument("--max-wait", type=finite_float, default=policy.max_wait, metavar="SECONDS",
                         help=f"longest rate-limit wait to accept (default {policy.max_wait:g})")
-    parser.add_argument("--max-retries", type=int, default=policy.max_retries, metavar="N",
+    parser.add_argument("--max-retries", type=bounded_int, default=policy.max_retries, metavar="N",
                         help=f"retries for 429/5xx/timeouts/connection errors (default {policy.max_retries})")
     parser.add_argument("--backoff-base", type=finite_float, default=policy.backoff_base, metavar="SECONDS",
                         help=f"first retry delay; doubles each retry, with jitter (default {policy.backoff_base:g})")
@@ -543,7 +558,7 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
                         help=f"a whole request, however slowly the server sends (default {policy.request_deadline:g})")
     parser.add_argument("--max-response-mb", type=finite_float, default=policy.max_body_bytes / MB, metavar="MB",
                         help=f"refuse a response larger than this once decoded (default {policy.max_body_bytes // MB})")
-    parser.add_argument("--max-json-values", type=int, default=policy.max_json_values, metavar="N",
+    parser.add_argument("--max-json-values", type=bounded_int, default=policy.max_json_values, metavar="N",
                         help=f"refuse a response with more JSON values (default {policy.max_json_values})")
 
 
@@ -551,21 +566,21 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
     """Budgets per conversation and run: each one reached ends the history as incomplete."""
     opts = AuditOptions()
     assert opts.max_conversation_bytes is not None  # the default has a value
-    parser.add_argument("--max-pages", type=int, default=opts.max_pages, metavar="N",
+    parser.add_argument("--max-pages", type=bounded_int, default=opts.max_pages, metavar="N",
                         help=f"at most N pages per conversation (default {opts.max_pages})")
     parser.add_argument("--max-conversation-mb", type=finite_float, default=opts.max_conversation_bytes / MB, metavar="MB",
                         help=f"at most this much fetched per conversation (default {opts.max_conversation_bytes // MB})")
     parser.add_argument("--max-conversation-seconds", type=finite_float, default=opts.max_conversation_seconds,
                         metavar="SECONDS", help="at most this long fetching one conversation "
                                                 f"(default {opts.max_conversation_seconds:g})")
-    parser.add_argument("--max-empty-pages", type=int, default=opts.max_empty_pages, metavar="N",
+    parser.add_argument("--max-empty-pages", type=bounded_int, default=opts.max_empty_pages, metavar="N",
                         help="at most N pages in a row that bring no new event: empty, or only events already "
                              f"fetched (default {opts.max_empty_pages})")
-    parser.add_argument("--max-token-length", type=int, default=opts.max_token_length, metavar="N",
+    parser.add_argument("--max-token-length", type=bounded_int, default=opts.max_token_length, metavar="N",
                         help=f"refuse a longer next_token (default {opts.max_token_length})")
-    parser.add_argument("--max-page-items", type=int, default=opts.max_page_items, metavar="N",
+    parser.add_argument("--max-page-items", type=bounded_int, default=opts.max_page_items, metavar="N",
                         help=f"refuse a page with more items: data, meta key events, errors (default {opts.max_page_items})")
-    parser.add_argument("--max-users", type=int, default=opts.max_users, metavar="N",
+    parser.add_argument("--max-users", type=bounded_int, default=opts.max_users, metavar="N",
                         help=f"fetch the keys of at most N users; the rest are reported (default {opts.max_users})")
 
 
@@ -585,7 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a file with one JSON response body or JSON Lines of bodies; - for stdin; "
                              "or a directory written by audit --save")
     verify.add_argument("--keys", metavar="KEYRING", help="trusted signing keys (keyring JSON)")
-    verify.add_argument("--max-file-mb", type=int, default=DEFAULT_MAX_FILE_MB, metavar="MB",
+    verify.add_argument("--max-file-mb", type=bounded_int, default=DEFAULT_MAX_FILE_MB, metavar="MB",
                         help=f"refuse input files larger than this (default {DEFAULT_MAX_FILE_MB})")
     add_report_options(verify)
     add_ledger_options(verify, receipts=False)
@@ -624,7 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="write the transcript to PATH (required; - for standard output)")
     transcript.add_argument("--keys", metavar="KEYRING", help="trusted signing keys, for files (keyring JSON)")
     add_trust_options(transcript)
-    transcript.add_argument("--max-file-mb", type=int, default=DEFAULT_MAX_FILE_MB, metavar="MB",
+    transcript.add_argument("--max-file-mb", type=bounded_int, default=DEFAULT_MAX_FILE_MB, metavar="MB",
                             help=f"refuse input files larger than this (default {DEFAULT_MAX_FILE_MB})")
     add_fetch_options(transcript, "with ids: keep raw pages (ciphertext), key responses and a manifest in DIR")
     transcript.set_defaults(handler=cmd_transcript)
@@ -645,11 +660,11 @@ def build_parser() -> argparse.ArgumentParser:
     where = averify.add_mutually_exclusive_group()
     where.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask cluster at ADDRESS "
                        "(tcp://host:8786); its workers need xchat-verify installed")
-    where.add_argument("--workers", type=int, default=None, metavar="N",
+    where.add_argument("--workers", type=bounded_int, default=None, metavar="N",
                        help="start a local cluster of N worker processes (default and most: one per core)")
     averify.add_argument("--keys", metavar="KEYRING", help="trusted signing keys (keyring JSON); replaces the "
                          "saved keys of evidence directories, as verify DIR --keys does")
-    averify.add_argument("--max-file-mb", type=int, default=DEFAULT_MAX_FILE_MB, metavar="MB",
+    averify.add_argument("--max-file-mb", type=bounded_int, default=DEFAULT_MAX_FILE_MB, metavar="MB",
                          help=f"refuse input files larger than this (default {DEFAULT_MAX_FILE_MB})")
     averify.add_argument("--quiet", "-q", action="store_true", help="no progress display")
     add_ledger_options(averify, receipts=False)
@@ -670,7 +685,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="what is compared: signature statuses; also chain statuses; everything (default)")
     vectors.add_argument("--timeout", type=finite_float, default=None, metavar="SECONDS",
                          help="with --impl: time allowed per case (default 30)")
-    vectors.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="cases run at once (default 1)")
+    vectors.add_argument("--jobs", "-j", type=bounded_int, default=1, metavar="N", help="cases run at once (default 1)")
     vectors.add_argument("--format", choices=("text", "json", "junit", "markdown"), default="text")
     vectors.add_argument("--output", "-o", metavar="PATH", help="write the results to PATH")
     vectors.add_argument("--junit", metavar="PATH", help="also write JUnit XML results to PATH")
