@@ -277,3 +277,33 @@ def test_a_tls_client_that_never_says_hello_does_not_hold_the_test_server():
     assert not stopper.is_alive()  # (before: stop() waited for the silent client to close)
     silent.close()
     second.close()
+
+
+@pytest.mark.parametrize("declared, said", [("99999999999999999999", "more than 1000000000000000000 bytes"),
+                                            ("5000", "response of 5000 bytes")])
+def test_a_declared_length_past_the_limit_is_refused_before_reading(declared, said):
+    """Code review: the branch for a Content-Length of more than 18 digits (20 is the most h11 takes)
+    had no test. A real server on 127.0.0.1 declares it; nothing of the body is read."""
+    import socket
+    import threading
+
+    from verifier.transport import Refused, read_body
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+
+        def answer() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                             + declared.encode() + b"\r\n\r\n{}")
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        with httpx.Client(timeout=5) as client, \
+                client.stream("GET", f"http://127.0.0.1:{server.getsockname()[1]}/x") as response:
+            with pytest.raises(Refused, match=said):
+                read_body(response, 1000, "the test server")
+        thread.join(5)

@@ -342,3 +342,37 @@ def test_a_non_member_s_conversation_delete_in_a_group_is_flagged():
                   conversation_id=GROUP)]
     report = verify(page(*history), ring=RING)
     assert [f.code for f in events_of(report)[1].findings] == ["non_member_sender"] and report.verdict == "fail"
+
+
+def test_linked_order_puts_what_no_root_reaches_last_once_each():
+    """Code review: the cycle branch of ``_linked_order`` was never run by a test. Text ids: a root
+    ``r`` with a child ``s``, and ``a``/``b`` pointing at each other (no root reaches them), plus a
+    copy of ``a``: every record comes out exactly once, reached ones first, the cycle after."""
+    from types import SimpleNamespace
+
+    from verifier.semantics import _linked_order
+
+    def rec(index, seq, prev):
+        return SimpleNamespace(index=index, sequence_id=seq, previous_sequence_id=prev)
+
+    records = [rec(0, "a", "b"), rec(1, "s", "r"), rec(2, "b", "a"), rec(3, "r", None), rec(4, "a", "b")]
+    ordered = _linked_order(records)
+    assert sorted(r.index for r in ordered) == [0, 1, 2, 3, 4]
+    assert [r.sequence_id for r in ordered[:2]] == ["r", "s"]
+    assert {r.sequence_id for r in ordered[2:]} == {"a", "b"}
+    copies = [i for i, r in enumerate(ordered) if r.sequence_id == "a"]
+    assert copies[1] == copies[0] + 1  # a position's copies together
+
+
+def test_a_group_create_without_a_sequence_id_in_a_made_group_is_repeated():
+    """Code review: no test had a repeated GroupCreate without a sequence id (no position to be the
+    create's own copy at): it changes no membership and is flagged."""
+    history = [group_change(1, "GroupCreate", CREATE), message(2, BOB, 1),
+               group_change(None, "GroupCreate", {"member_ids": ["3333"], "admin_ids": ["1111"],
+                                                 "conversation_key_version": "1002"}),
+               message(3, CAROL, 2)]
+    report = verify(page(*history), ring=RING)
+    flagged = {(e.index, f.code) for e in events_of(report) for f in e.findings
+               if f.code in ("repeated_group_create", "non_member_sender")}
+    assert flagged == {(2, "repeated_group_create"), (3, "non_member_sender")}
+    assert report.verdict == "fail"
