@@ -376,3 +376,24 @@ def test_a_group_create_without_a_sequence_id_in_a_made_group_is_repeated():
                if f.code in ("repeated_group_create", "non_member_sender")}
     assert flagged == {(2, "repeated_group_create"), (3, "non_member_sender")}
     assert report.verdict == "fail"
+
+
+def test_a_zero_padded_target_past_thirty_digits_is_the_present_event_it_names():
+    """Code review: with ids of 31 digits, ``0`` + an earlier event's id (the same position to the
+    chain) was not found in the timeline: ``target_missing`` instead of a good target; and ``0`` +
+    a later one's id was not ``target_after_event``."""
+    from verifier.testing.forge import forge_event
+    ids = ["1" + "0" * 29 + str(n) for n in range(1, 5)]
+    made = [forge_event(ALICE, "MessageCreateEvent", MSG, conversation_id="1111:2222", sequence_id=ids[0],
+                        created_at_msec="1784841000000"),
+            forge_event(ALICE, "MessageDeleteEvent", {"sequence_ids": ["0" + ids[0]], "delete_message_action": 2},
+                        conversation_id="1111:2222", sequence_id=ids[1], previous_sequence_id=ids[0],
+                        created_at_msec="1784841000000"),
+            forge_event(ALICE, "MessageDeleteEvent", {"sequence_ids": ["00" + ids[3]], "delete_message_action": 2},
+                        conversation_id="1111:2222", sequence_id=ids[2], previous_sequence_id=ids[1],
+                        created_at_msec="1784841000000"),
+            forge_event(BOB, "MessageCreateEvent", MSG, conversation_id="1111:2222", sequence_id=ids[3],
+                        previous_sequence_id=ids[2], created_at_msec="1784841000000")]
+    report = verify(page(*reversed(made)), ring=RING)
+    targets = {e.sequence_id: [f.code for f in e.findings if f.code.startswith("target_")] for e in events_of(report)}
+    assert targets[ids[1]] == [] and targets[ids[2]] == ["target_after_event"]

@@ -108,9 +108,8 @@ class Timeline:
         self.ordered += [r for r in records if not r.sequence_id]
         self.by_id: dict[Any, list[Any]] = {}
         for p, r in placed:
-            key = p if p is not None else r.sequence_id
-            if key is not None:
-                self.by_id.setdefault(key, []).append(r)
+            if r.sequence_id:  # past 30 digits, the position as the chain reads it (zeros stripped)
+                self.by_id.setdefault(p if p is not None else chain_position(r.sequence_id), []).append(r)
         numbers = [p for p, _r in placed if p is not None]
         self.low = min(numbers) if numbers else None
         self.high = max(numbers) if numbers else None
@@ -122,7 +121,7 @@ class Timeline:
 
     def lookup(self, sequence_id: str) -> list[Any]:
         number = position(sequence_id)
-        return self.by_id.get(number if number is not None else sequence_id, [])
+        return self.by_id.get(number if number is not None else chain_position(sequence_id), [])
 
     def covers(self, sequence_id: str) -> bool:
         """Does the fetched range include this position (so the history should hold it)?"""
