@@ -290,6 +290,27 @@ def test_json_list_of_a_million_items_and_deep_json(tmp_path):
     assert proc.returncode == 3 and "nested too deeply" in proc.stderr
 
 
+@pytest.mark.parametrize("fmt", ["json", "text", "html", "sarif"])
+def test_api_errors_nested_just_shallow_enough_to_decode_are_findings_not_crashes(tmp_path, fmt):
+    """Fuzzing: an ``errors[]`` entry nested about 990 deep decoded (msgspec's limit) but crashed the
+    run later (``str`` of it, the report encoders: RecursionError, exit 3 as an internal error).
+    Real processes: the depth that decodes depends on the stack. Every page is still read."""
+    files = []
+    for depth in (*range(975, 1000, 2), 5000):
+        for shape, opened, closed in (("list", "[", "]"), ("object", '{"a":', "}")):
+            path = tmp_path / f"{shape}-{depth}.json"
+            path.write_text('{"data": [], "errors": [' + opened * depth + "1" + closed * depth + "]}")
+            files.append(str(path))
+    proc = subprocess.run([sys.executable, "-m", "verifier", "verify", *files, "--format", fmt], capture_output=True,
+                          text=True, cwd=REPO, timeout=300)
+    assert proc.returncode in (1, 3) and "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    if fmt == "json":
+        report = json.loads(proc.stdout)
+        assert len(report["inputs"]) == len(files)
+        kept = [e for i in report["inputs"] for e in i["api_errors"]]
+        assert kept and all("nested too deeply" in json.dumps(e) for e in kept)
+
+
 # ------------------------------------------------------------------ fuzzing (short seeded pass)
 def test_fuzz_target_short_seeded_pass(tmp_path):
     import atheris  # noqa: F401  (in the test extra: missing it must fail, not skip)
@@ -380,3 +401,33 @@ def test_findings_shared_by_many_malformed_events_are_held_once():
     findings = [f for e in report.conversations[0].events[:2] for f in e.findings]
     trailing = [f for f in findings if f.code == "trailing_bytes"]
     assert len(trailing) == 2 and trailing[0] is trailing[1]
+
+
+def test_audit_paging_summarises_deeply_nested_api_errors_without_recursing():
+    """The same fuzzing finding on ``audit``'s side: ``paging.missing_event_errors`` makes a line of
+    each problem with ``str``; a deep one is cut, not recursed into, called from a deep stack."""
+    import msgspec
+
+    from verifier.paging import missing_event_errors
+    from verifier.sanitize import MAX_KEPT_DEPTH, shallow
+
+    raw = msgspec.Raw(b"[" + b"[" * 900 + b"1" + b"]" * 900 + b', {"type": ' + b"[" * 900 + b"]" * 900 + b"}]")
+
+    def deep_call(levels: int) -> list[str]:
+        return deep_call(levels - 1) if levels else missing_event_errors(raw)
+
+    assert [len(line) > 0 for line in missing_event_errors(raw)] == [True, True]
+    assert "nested too deeply" in missing_event_errors(raw)[0]
+    # called from a stack too deep to decode it at all: what errors[] says is not known, so it
+    # counts as events left out (fail closed), never as nothing missing
+    assert deep_call(sys.getrecursionlimit() - 150) == ["errors[] could not be read (nested too deeply or not JSON)"]
+    cut = shallow({"a": [[[[{"b": 1}]]]]})
+    assert cut == {"a": [[[[{"b": 1}]]]]}  # an honest value is kept whole
+    value: object = 1
+    for _ in range(MAX_KEPT_DEPTH + 3):
+        value = [value]
+    kept = shallow(value)
+    for _ in range(MAX_KEPT_DEPTH):
+        assert isinstance(kept, list)
+        kept = kept[0]
+    assert kept == "…(nested too deeply)"

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from .paging import problem_summary, says_events_missing
+from .sanitize import shallow
 from .wire import EventSignature
 
 
@@ -272,4 +273,5 @@ def _salvage(raw: Any) -> ItemJson | None:
 
 
 def _api_error(error: Any) -> dict:
+    error = shallow(error)  # reports and messages walk it later, from a deeper stack
     return error if isinstance(error, dict) else {"detail": str(error)}

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from .sanitize import printable
+from .sanitize import printable, shallow
 
 MB = 1024 * 1024
 _ABSENT = msgspec.Raw(b"")
@@ -175,9 +175,10 @@ def missing_event_errors(raw: msgspec.Raw) -> list[str]:
     problem type except the field-level ones (fail closed on types we do not know)."""
     try:
         errors = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, RecursionError):
-        return []
-    return [problem_summary(error) for error in (errors if isinstance(errors, list) else []) if says_events_missing(error)]
+    except (msgspec.DecodeError, RecursionError):  # fail closed: what it says cannot be known
+        return ["errors[] could not be read (nested too deeply or not JSON)"]
+    kept = [shallow(error) for error in errors] if isinstance(errors, list) else []  # str() of a deep one recurses
+    return [problem_summary(error) for error in kept if says_events_missing(error)]
 
 
 def says_events_missing(error: Any) -> bool:

@@ -31,3 +31,23 @@ def printable(text: object) -> str:
 def safe_bytes_text(raw: bytes, limit: int = 200) -> str:
     """The first ``limit`` bytes of an untrusted body as printable text (invalid UTF-8 replaced)."""
     return printable(raw[:limit].decode("utf-8", "replace").strip())
+
+
+MAX_KEPT_DEPTH = 16  # an API problem object is one or two levels deep; 16 keeps any honest one whole
+_TOO_DEEP = "…(nested too deeply)"
+
+
+def shallow(value: object, depth: int = 0) -> object:
+    """A JSON value from a server, kept as it is down to ``MAX_KEPT_DEPTH`` levels and cut below.
+    Why: msgspec decodes up to its own depth limit, but the value is later walked (``str``, the
+    report encoders) from a deeper stack, where a few hundred levels raise RecursionError (fuzzing:
+    an ``errors[]`` entry 988 levels deep ended the run as an internal error)."""
+    if isinstance(value, dict):
+        if depth >= MAX_KEPT_DEPTH:
+            return _TOO_DEEP
+        return {key: shallow(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list):
+        if depth >= MAX_KEPT_DEPTH:
+            return _TOO_DEEP
+        return [shallow(item, depth + 1) for item in value]
+    return value
