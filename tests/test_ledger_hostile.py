@@ -384,3 +384,76 @@ def test_ids_int_would_read_or_refuse_are_not_numbers_to_the_ledger(hostile, whe
         assert proc.returncode in (0, 1), (attempt, proc.returncode, proc.stderr)
         report = json.loads(proc.stdout)
         assert report["conversations"][0]["events"] == json.loads(alone.stdout)["conversations"][0]["events"]
+
+
+def _verify_json(page_file: Path, ring: Path, ledger: str) -> tuple[int, dict]:
+    import contextlib
+    import io
+
+    from verifier.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["verify", str(page_file), "--keys", str(ring), "--ledger", ledger, "--format", "json"])
+    return code, json.loads(out.getvalue())
+
+
+def test_ids_holding_nul_are_recorded_on_every_backend(ledger_target, tmp_path):
+    """Review: PostgreSQL text cannot hold NUL, and sequence ids are not even signed: one NUL in an
+    id ended every ``--ledger postgresql://`` run of that conversation with exit 3 and no report.
+    Both backends record it, read it back exactly, and a second identical run finds nothing."""
+    from helpers import ALICE, BOB, page
+    from helpers import CONV as ONE_TO_ONE
+
+    from verifier.testing.forge import forge_event
+    body = {"contents": b"\x01" * 40 + b"hi", "conversation_key_version": "1001"}
+    first = forge_event(ALICE, "MessageCreateEvent", body, conversation_id=ONE_TO_ONE, sequence_id="10\x000",
+                        message_id="m\x00id\x1b", created_at_msec="1784841000000")
+    ring = tmp_path / "ring.json"
+    ring.write_text(json.dumps({"keys": [ALICE.keyring_entry(), BOB.keyring_entry()]}))
+    page_file = tmp_path / "p.json"
+    page_file.write_text(json.dumps(page(first)))
+    code, report = _verify_json(page_file, ring, ledger_target)
+    assert report["conversations"][0]["events"][0]["sequence_id"] == "10\x000"
+    again_code, again = _verify_json(page_file, ring, ledger_target)
+    assert again_code == code and [f["code"] for c in again["conversations"] for f in c["findings"]] == \
+        [f["code"] for c in report["conversations"] for f in c["findings"]]
+    export = run_cli(["ledger", "export", "--ledger", ledger_target])
+    assert export.returncode == 0, export.stderr
+    events = json.loads(export.stdout)["conversations"][0]["events"]
+    assert [(e["sequence_id"], e["message_id"]) for e in events] == [("10\x000", "m\x00id\x1b")]
+
+
+def test_both_backends_name_the_same_earlier_row_of_a_tie(ledger_target, tmp_path):
+    """Review: the ledger read a conversation's events in storage order, so of two rows last seen in
+    the same audit (a conflict at one sequence id), PostgreSQL named the one an UPDATE had moved last
+    and SQLite the other. Rows now come back in (sequence id, digest) order everywhere: the vanished
+    event named is the one with the smaller digest, on both backends, with statistics gathered."""
+    import hashlib
+
+    from helpers import ALICE, BOB, ev, page
+
+    def body(text: str) -> dict:
+        return {"contents": b"\x01" * 40 + text.encode(), "conversation_key_version": "1001"}
+
+    one, three = ev(body=body("one"), seq=1), ev(body=body("three"), seq=3, prev=2)
+    bob = ev(body=body("bob two"), seq=2, prev=1, sender=BOB)
+    digest = lambda forged: hashlib.sha256(forged.raw).digest()  # noqa: E731
+    # Alice's row first in key order, and last in PostgreSQL's storage once run 2 updates it
+    alice = next(a for i in range(200) if digest(a := ev(body=body(f"alice two {i}"), seq=2, prev=1,
+                                                          sender=ALICE)) < digest(bob))
+    smaller = alice
+    ring = tmp_path / "ring.json"
+    ring.write_text(json.dumps({"keys": [ALICE.keyring_entry(), BOB.keyring_entry()]}))
+    for number, history in enumerate([page(three, alice, one), page(three, alice, bob, one), page(three, one)]):
+        if ledger_target.startswith("postgresql://"):
+            import psycopg
+            with psycopg.connect(ledger_target, autocommit=True) as conn:
+                conn.execute("ANALYZE")  # what autovacuum does on a ledger in use: the planner then scans
+        page_file = tmp_path / f"run{number}.json"
+        page_file.write_text(json.dumps(history))
+        _code, report = _verify_json(page_file, ring, ledger_target)
+    vanished = [f["message"] for c in report["conversations"] for e in c["events"] for f in e["findings"]
+                if f["code"] == "event_vanished"] + \
+        [f["message"] for c in report["conversations"] for f in c["findings"] if f["code"] == "event_vanished"]
+    assert vanished and all(f"from {smaller.event.sender_id})" in m for m in vanished), vanished

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..errors import LedgerError, UsageError
@@ -90,6 +90,7 @@ def check_url(url: str) -> None:
 
 class PostgresStore(SqlStore):
     dialect = "postgres"
+    bytewise = ' COLLATE "C"'
     placeholder = "%s"
 
     def __init__(self, url: str, *, create: bool = True) -> None:
@@ -131,11 +132,21 @@ class PostgresStore(SqlStore):
         rows = self._query("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
         return {r[0] for r in rows}
 
+    def _run(self, text: str, params: Iterable[Any] = ()) -> Any:
+        return super()._run(text, [_escape(value) for value in params])
+
+    def _many(self, text: str, rows: list[tuple]) -> None:
+        super()._many(text, [tuple(_escape(value) for value in row) for row in rows])
+
     def _query(self, text: str, params: Iterable[Any] = ()) -> list[tuple]:
-        rows = super()._query(text, params)
+        rows = [_unescape_row(row) for row in super()._query(text, params)]
         if not self._in_tx:  # reads outside a write transaction must not hold a snapshot open
             self.conn.commit()
         return rows
+
+    def _scan(self, text: str) -> Iterator[tuple]:
+        for row in super()._scan(text):
+            yield _unescape_row(row)
 
     def _begin(self) -> None:
         """A transaction holding the ledger's advisory lock: writers run one at a time."""
@@ -152,3 +163,36 @@ class PostgresStore(SqlStore):
         for secret in getattr(self, "_secrets", ()):
             text = text.replace(secret, "***")
         return LedgerError(f"ledger {self.url}: {printable(text)}")
+
+
+# PostgreSQL text cannot hold NUL, and ids come from the server (sequence ids are not even signed):
+# one NUL in an id ended every `audit --ledger postgresql://` of that conversation with no report
+# (review). Text holding NUL or ESC is stored escaped: ESC, then the text with ESC doubled and NUL as
+# ESC "0". Stored text that begins with ESC is always such an escape (raw text holding ESC is always
+# escaped), so reading it back is exact, and what SQLite holds as is comes back the same from here.
+_ESC = "\x1b"
+
+
+def _escape(value: Any) -> Any:
+    if type(value) is str and ("\x00" in value or _ESC in value):
+        return _ESC + value.replace(_ESC, _ESC + _ESC).replace("\x00", _ESC + "0")
+    return value
+
+
+def _unescape(text: str) -> str:
+    out, at = [], 1
+    while at < len(text):
+        char = text[at]
+        if char == _ESC and at + 1 < len(text):
+            out.append("\x00" if text[at + 1] == "0" else text[at + 1])
+            at += 2
+        else:
+            out.append(char)
+            at += 1
+    return "".join(out)
+
+
+def _unescape_row(row: tuple) -> tuple:
+    if any(type(value) is str and value[:1] == _ESC for value in row):
+        return tuple(_unescape(value) if type(value) is str and value[:1] == _ESC else value for value in row)
+    return row

@@ -202,6 +202,10 @@ class SqlStore:
     ``self.conn`` and implement ``_begin`` (take the write lock), ``_errors`` (driver exceptions)."""
 
     dialect = "sqlite"
+    # Text ordered by code point on every backend (SQLite's BINARY; PostgreSQL's "C", not the
+    # database's locale): rows that tie on what a finding looks at come back in one order, so both
+    # backends name the same earlier row (review: PostgreSQL returned events in storage order).
+    bytewise = ""
     placeholder = "?"
     url = ""
 
@@ -239,6 +243,10 @@ class SqlStore:
 
     def _query(self, text: str, params: Iterable[Any] = ()) -> list[tuple]:
         return list(self._run(text, params).fetchall())
+
+    def _scan(self, text: str) -> Iterator[tuple]:
+        """The rows of a query, one at a time (a whole table: never all in memory)."""
+        yield from self._run(text)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -360,7 +368,8 @@ class SqlStore:
         if cid is None:
             return []
         rows = self._query("SELECT seq, digest, prev, message_id, sender, kind, sig_version, status, state, "
-                           "first_audit, last_audit FROM events WHERE conv = ?", (cid,))
+                           f"first_audit, last_audit FROM events WHERE conv = ? ORDER BY seq{self.bytewise}, digest",
+                           (cid,))
         out = []
         for r in rows:
             # the usual row, checked inline (this runs for every event of every audit); else in full
@@ -378,8 +387,9 @@ class SqlStore:
     def keys(self, user_id: str | None = None) -> list[KeyRow]:
         text = ("SELECT user_id, version, key_digest, source, signing_key, binding, first_audit, last_audit, "
                 "retired_audit FROM keys")
-        rows = self._query(text + " WHERE user_id = ? ORDER BY version, source", (user_id,)) if user_id \
-            else self._query(text + " ORDER BY user_id, version, source")
+        c = self.bytewise
+        rows = self._query(text + f" WHERE user_id = ? ORDER BY version{c}, source{c}, key_digest", (user_id,)) \
+            if user_id else self._query(text + f" ORDER BY user_id{c}, version{c}, source{c}, key_digest")
         for r in rows:
             problem = key_problem(r)
             if problem:
@@ -470,22 +480,24 @@ class SqlStore:
         the first ``MAX_PROBLEMS`` named, the rest counted."""
         found: list[str] = []
         more = 0
+        c = self.bytewise  # listed in one order on every backend
         scans: list[tuple[str, str, Callable[[tuple], str], Callable[[tuple], str]]] = [
             ("audits", "SELECT id, time, tool_version, command, inputs, verdict, report_digest, events, findings "
-                       "FROM audits", audit_problem, lambda r: f"audit {r[0]!r:.40}"),
+                       "FROM audits ORDER BY id", audit_problem, lambda r: f"audit {r[0]!r:.40}"),
             ("events", "SELECT seq, digest, prev, message_id, sender, kind, sig_version, status, state, first_audit, "
-                       "last_audit, conv FROM events", lambda r: event_problem(r[:11]),
+                       f"last_audit, conv FROM events ORDER BY conv, seq{c}, digest", lambda r: event_problem(r[:11]),
              lambda r: f"conversation {r[11]!r:.40}, sequence id {r[0]!r:.40}"),
             ("keys", "SELECT user_id, version, key_digest, source, signing_key, binding, first_audit, last_audit, "
-                     "retired_audit FROM keys", key_problem, lambda r: f"user {r[0]!r:.40} key version {r[1]!r:.40}"),
-            ("chains", "SELECT audit, conv, tail, head, size, root, complete FROM chains", chain_problem,
+                     f"retired_audit FROM keys ORDER BY user_id{c}, version{c}, source{c}, key_digest", key_problem,
+             lambda r: f"user {r[0]!r:.40} key version {r[1]!r:.40}"),
+            ("chains", "SELECT audit, conv, tail, head, size, root, complete FROM chains ORDER BY audit, conv", chain_problem,
              lambda r: f"audit {r[0]!r:.40}, conversation {r[1]!r:.40}"),
-            ("conversations", "SELECT name, id FROM conversations",
+            ("conversations", "SELECT name, id FROM conversations ORDER BY id",
              lambda r: "" if type(r[0]) is str and type(r[1]) is int else "name or id of the wrong type",
              lambda r: f"conversation {r[1]!r:.40}"),
         ]
         for table, text, problem_of, where in scans:
-            for r in self._run(text):
+            for r in self._scan(text):
                 problem = problem_of(r)
                 if problem:
                     if len(found) < MAX_PROBLEMS:
