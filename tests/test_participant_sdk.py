@@ -505,3 +505,30 @@ def test_a_forged_high_version_does_not_make_later_messages_regress(users):
     assert events[forged.sequence_id].sender_id == "1111"
     assert events[forged.sequence_id].signature.status in ("invalid", "unknown_key")  # not A's signature
     assert "key_version_regressed" not in codes_of(events[later.sequence_id])
+
+
+def test_each_conversation_s_key_changes_are_checked_with_its_own_keys(users):
+    """Review: the keys a participant opened were handed to the engine by version alone, so when
+    another conversation's key change (signed by its own member C) used the same version string,
+    the genuine key change of the first conversation was checked with the other's key: ``invalid``,
+    though each conversation alone passed."""
+    A, B, C = users["A"], users["B"], users["C"]
+    x = History("1111:2222")
+    x.key_change(A, [A, B])
+    x.text(A, "hello B")
+    y = History("2222:3333")
+    key_y = os.urandom(32)
+    entries = [{"user_id": m.uid, "public_key_version": m.version, "encrypted_conversation_key":
+                base64.b64encode(ecies_encrypt(parse_public_key(m.identity_spki), key_y)).decode()} for m in (C, B)]
+    assert x.latest is not None
+    y.signed_key_change(C, x.latest, key_y, entries)  # C's own key change, X's version string
+    y.text(C, "hello B, from C", version=x.latest)
+    ring = verifier.Keyring.from_json(keyring_json(A, B, C))
+    for pages in ([x.page()], [y.page()], [x.page(), y.page()]):
+        reviewers = participant_reviewers(IdentityKey.from_blob(B.blob))
+        report = verifier.verify_pages(pages, ring, reviewers=reviewers)
+        statuses = {e.signature.status for c in report.conversations for e in c.events}
+        assert statuses == {"valid"} and report.verdict == "pass", (len(pages), statuses)
+    opened = {(c.conversation_id, e.sequence_id) for c in report.conversations for e in c.events
+              if e.event_type == "MessageCreateEvent"}
+    assert len(opened) == 2

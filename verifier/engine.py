@@ -145,8 +145,10 @@ class Reviewer(Protocol):
     changes nothing else.
 
     * ``conversation_keys(records, keyring)`` runs before any signature is checked and returns
-      plaintext conversation keys ``{version: 32 bytes}`` it learned (a participant decrypts them);
-      they verify v6+ key changes like ``conversation_keys=`` (which wins for a version given both).
+      plaintext conversation keys it learned (a participant decrypts them): ``{version: 32 bytes}``
+      for every conversation, or ``{(conversation, version): 32 bytes}`` for that conversation only
+      (two conversations may use one version string for different keys); they verify v6+ key
+      changes like ``conversation_keys=`` (which wins for a version given both).
     * ``review(records, keyring)`` runs once every signature is known, before the chain and the
       verdicts; it adds event findings and returns run-level ``(code, message)`` findings.
 
@@ -155,7 +157,8 @@ class Reviewer(Protocol):
     promises ``conversation_keys`` returns nothing, so signatures can be checked as pages arrive.
     """
 
-    def conversation_keys(self, records: Sequence[Any], keyring: Keyring | None) -> Mapping[str, bytes]: ...
+    def conversation_keys(self, records: Sequence[Any],
+                          keyring: Keyring | None) -> Mapping[str, bytes] | Mapping[tuple[str, str], bytes]: ...
 
     def review(self, records: Sequence[Any], keyring: Keyring | None) -> list[tuple[str, str]]: ...
 
@@ -453,6 +456,8 @@ class _Run:
                  workers: int | None, reviewers: tuple[Reviewer, ...]) -> None:
         self.keyring: Keyring | None = None
         self.conversation_keys = {version_key(k): v for k, v in conversation_keys.items()}
+        self.scoped_keys: dict[str, dict[str, bytes]] = {}  # conversation -> version -> key (reviewers')
+        self.scoped_keys_merged: dict[str, dict[str, bytes]] = {}  # with the keys given for all (_keys_of)
         self.policy = policy
         self.allow_embedded = policy.allow_embedded_keys
         self.strict = policy.strict
@@ -826,12 +831,23 @@ class _Run:
     def _prepare(self, index: int, event: MessageEvent | None) -> None:
         if event is None:  # malformed: its check is set
             return
-        outcome = prepare(event, self.keyring, self.allow_embedded, self.conversation_keys,
+        keys = self.conversation_keys if not self.scoped_keys else self._keys_of(self.conversation[index])
+        outcome = prepare(event, self.keyring, self.allow_embedded, keys,
                           lambda code, message: self.add(index, _DECODED, code, message))
         if isinstance(outcome, Check):
             self._set_check(index, outcome)
         else:
             self.jobs.append((index, outcome))
+
+    def _keys_of(self, conversation: str | None) -> Mapping[str, bytes]:
+        """The conversation keys for one conversation's events: a reviewer's keys for it, under the
+        ones given for every conversation (review: a participant's key of one conversation checked
+        another conversation's key change of the same version string, and failed it)."""
+        keys = self.scoped_keys_merged.get(conversation or "")
+        if keys is None:
+            keys = self.scoped_keys_merged[conversation or ""] = {
+                **self.scoped_keys.get(conversation or "", {}), **self.conversation_keys}
+        return keys
 
     def _check_jobs(self) -> None:
         jobs, self.jobs = self.jobs, []
@@ -877,8 +893,12 @@ class _Run:
             if not self.eager:
                 records = self.records
                 for reviewer in self.reviewers:  # keys learned before any signature is checked
-                    for version, key in reviewer.conversation_keys(records, self.keyring).items():
-                        self.conversation_keys.setdefault(version_key(version), key)
+                    for slot, key in reviewer.conversation_keys(records, self.keyring).items():
+                        if isinstance(slot, tuple):  # (conversation, version): that conversation's only
+                            conversation, version = slot
+                            self.scoped_keys.setdefault(conversation, {}).setdefault(version_key(version), key)
+                        else:
+                            self.conversation_keys.setdefault(version_key(slot), key)
             self._check_waiting()
             self._check_jobs()
         finally:

@@ -239,8 +239,11 @@ class Verification:
         self._run.keyring = keyring
         with _gc_paused():
             for reviewer in self._run.reviewers:  # keys learned before any signature is checked
-                for version, key in reviewer.conversation_keys(self._run.events, keyring).items():
-                    self._run.conversation_keys.setdefault(version_key(version), key)
+                for slot, key in reviewer.conversation_keys(self._run.events, keyring).items():
+                    if isinstance(slot, tuple):  # (conversation, version): that conversation's only
+                        self._run.scoped_keys.setdefault(slot[0], {}).setdefault(version_key(slot[1]), key)
+                    else:
+                        self._run.conversation_keys.setdefault(version_key(slot), key)
             return self._run.execute()
 
 
@@ -279,6 +282,7 @@ class _Run:
                  expected: str, limits: Limits, workers: int | None) -> None:
         self.keyring: Keyring | None = keyring
         self.conversation_keys = {version_key(k): v for k, v in conversation_keys.items()}
+        self.scoped_keys: dict[str, dict[str, bytes]] = {}
         self.policy = policy
         self.allow_embedded = policy.allow_embedded_keys
         self.strict = policy.strict
@@ -453,7 +457,8 @@ class _Run:
     def _prepare(self, ev: _Event) -> Check | Job:
         if ev.event is None:
             return Check(SigStatus.MALFORMED, ev.malformed)
-        return prepare(ev.event, self.keyring, self.allow_embedded, self.conversation_keys, ev.add)
+        keys = {**self.scoped_keys.get(ev.conversation, {}), **self.conversation_keys}
+        return prepare(ev.event, self.keyring, self.allow_embedded, keys, ev.add)
 
     def _envelope_checks(self, ev: _Event) -> None:
         event, item = ev.event, ev.item

@@ -75,12 +75,14 @@ class Participant:
         self._edited: dict[int, list[str]] = {}
         self.other_attempts = 0  # entries labelled for others tried so far (OTHER_ENTRY_BUDGET)
 
+
     def keys_by_version(self) -> dict[str, bytes]:
-        """The conversation keys the identity key opened, by version (the SDK's ``keys`` map)."""
+        """The conversation keys the identity key opened, by version (the SDK's ``keys`` map; of one
+        conversation, or several whose versions differ: the engine keeps them per conversation)."""
         return {version: key for (_conversation, version), key in self.keys.items()}
 
     # ------------------------------------------------------------------ before signatures
-    def conversation_keys(self, records: Sequence[Any], keyring: Keyring | None) -> dict[str, bytes]:
+    def conversation_keys(self, records: Sequence[Any], keyring: Keyring | None) -> dict[tuple[str, str], bytes]:
         self.me = self.identity.owner(keyring)
         my_version = self.me[1] if self.me else None
         for record in records:
@@ -99,7 +101,7 @@ class Participant:
             for outcome in self.key_changes.values():
                 outcome.mine_failed = any(user == self.me[0] and not ok and self._my_version(version)
                                           for user, version, ok in outcome.tried)
-        return self.keys_by_version()
+        return dict(self.keys)  # per conversation: another may use the same version for another key
 
     def _my_version(self, version: str | None) -> bool:
         return self.me is None or self.me[1] is None or version is None or version == self.me[1]
