@@ -262,11 +262,21 @@ def test_signed_receipt_covers_report_and_evidence(tmp_path, capsys, monkeypatch
     page.write_bytes(page.read_bytes().replace(b'"data"', b'"data" ', 1))
     code, result = check("--public-key", f"{key}.pub", "--evidence", ev)
     assert code == 1 and result["problems"]
-    edited = json.loads(report.read_text())
+    signed_text = report.read_text()
+    # review: a second key before the signed one (a reader taking the first sees it; the digest the last)
+    report.write_text(signed_text.replace("{", '{"verdict": "fail", ', 1))
+    code, result = check("--public-key", f"{key}.pub", "--report", report)
+    assert code == 1 and result["problems"] == [
+        "the report names the key 'verdict' twice in one object: it is not the report the receipt signs"]
+    edited = json.loads(signed_text)
     edited["verdict"] = "fail"
     report.write_text(json.dumps(edited))
     code, result = check("--public-key", f"{key}.pub", "--report", report)
     assert code == 1 and result["problems"] == ["the report differs from the one the receipt signs"]
+    twice = tmp_path / "twice.json"  # the receipt itself, with a key named twice: not a receipt
+    twice.write_text((ev / "receipt.json").read_text().replace("{", '{"verdict": "fail", ', 1))
+    assert main(["receipt", "verify", str(twice), "--public-key", f"{key}.pub"]) == 3
+    assert "names the key 'verdict' twice" in capsys.readouterr().err
     receipt["verdict"] = "fail"
     (ev / "receipt.json").write_text(json.dumps(receipt))
     code, result = check("--public-key", f"{key}.pub")

@@ -220,6 +220,30 @@ def file_digest(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+class _Duplicate(Exception):
+    pass
+
+
+def duplicate_key(data: bytes) -> str | None:
+    """A key some JSON object names twice, else None. Such a file means two things to two readers
+    (msgspec and the digest take the last, a person or grep the first; review: a report file with a
+    second ``"verdict": "pass"`` before the signed ``fail`` verified). Each object is dropped once
+    checked, so a large report costs little memory."""
+    def check(pairs: list[tuple[str, Any]]) -> int:
+        keys = [key for key, _value in pairs]
+        if len(set(keys)) != len(keys):
+            raise _Duplicate(next(key for at, key in enumerate(keys) if key in keys[:at]))
+        return 0
+
+    try:
+        json.loads(data, object_pairs_hook=check)
+    except _Duplicate as found:
+        return str(found.args[0])
+    except (ValueError, RecursionError):
+        return None  # not JSON (or too deep): the decoder that follows says so precisely
+    return None
+
+
 def parse_receipt(data: bytes, name: str = "receipt") -> dict:
     """A receipt file's content, checked field by field (``Receipt``); returns the JSON object as
     written (its canonical form is what the signature covers). Raises ``ReceiptError`` naming the
@@ -230,6 +254,9 @@ def parse_receipt(data: bytes, name: str = "receipt") -> dict:
         raise ReceiptError(f"{name} is not a valid receipt: {printable(str(exc))}") from None
     except msgspec.DecodeError:
         raise ReceiptError(f"{name} is not JSON") from None
+    twice = duplicate_key(data)
+    if twice is not None:
+        raise ReceiptError(f"{name} is not a valid receipt: it names the key {printable(repr(twice)[:60])} twice")
     document = msgspec.json.decode(data)
     if document.get("schema") != RECEIPT_SCHEMA:
         raise ReceiptError(f"{name} is not an xchat-verify receipt ($.schema is not {RECEIPT_SCHEMA})")
@@ -304,6 +331,10 @@ def verify_receipt(receipt: dict, verify_key: Any, evidence_dir: str | None = No
             data = msgspec.json.decode(raw)
         except msgspec.DecodeError:
             raise ReceiptError(f"report {printable(report_path)} is not JSON") from None
-        if hashlib.sha256(msgspec.json.encode(data, order="sorted")).hexdigest() != receipt.get("report_digest"):
+        twice = duplicate_key(raw)
+        if twice is not None:  # not a file xchat-verify writes: readers would disagree on what it says
+            problems.append(f"the report names the key {printable(repr(twice)[:60])} twice in one object: it is "
+                            "not the report the receipt signs")
+        elif hashlib.sha256(msgspec.json.encode(data, order="sorted")).hexdigest() != receipt.get("report_digest"):
             problems.append("the report differs from the one the receipt signs")
     return problems
