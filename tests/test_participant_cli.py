@@ -385,3 +385,57 @@ def test_without_an_identity_key_nothing_of_the_participant_audit_is_loaded(conv
     env = {k: v for k, v in os.environ.items() if k != ENV_VAR}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("version, unsigned", [("3", ["admin_ids", "title"]), ("7", ["admin_ids"])])
+def test_a_transcript_shows_only_what_a_group_create_signs(run, tmp_path, version, unsigned):
+    """Review: a GroupCreate signs its member ids (and from version 4 its title) but never its
+    admins; a server's rewrite of a v3 create's title and admins showed in the transcript as part
+    of a ``valid`` entry. Unsigned fields are shown apart, as not signed."""
+    from helpers import reencode
+
+    from verifier.testing.forge import ecies_encrypt, encrypt_contents, forge_event, item_json, snowflake
+    a, b = Identity.from_seed("1111", "1", "ga"), Identity.from_seed("2222", "1", "gb")
+    group, ckv, key = "g2010754001234567890", "1784840999000", os.urandom(32)
+
+    def seq(i: int) -> str:
+        return snowflake(1_784_841_000_000 + i * 1000, i)
+
+    create = forge_event(a, "GroupChangeEvent.GroupCreate", {"member_ids": ["1111", "2222"], "admin_ids": ["1111"],
+                                                             "title": "Family", "conversation_key_version": ckv},
+                         conversation_id=group, sequence_id=seq(1), created_at_msec="1784841001000",
+                         signature_version=version)
+    entries = [{"user_id": m.user_id, "public_key_version": m.version,
+                "encrypted_conversation_key": base64.b64encode(ecies_encrypt(m.identity.public_key(), key)).decode()}
+               for m in (a, b)]
+    change = forge_event(a, "ConversationKeyChangeEvent", {"conversation_key_version": ckv,
+                                                           "conversation_participant_keys": entries},
+                         conversation_id=group, sequence_id=seq(2), previous_sequence_id=seq(1),
+                         created_at_msec="1784841002000", conversation_keys={ckv: key})
+    message = forge_event(a, "MessageCreateEvent", {"contents": encrypt_contents(key, "welcome"),
+                                                    "conversation_key_version": ckv},
+                          conversation_id=group, sequence_id=seq(3), previous_sequence_id=seq(2),
+                          created_at_msec="1784841003000")
+    rewritten = {**create.event.body, "admin_ids": ["2222"]}
+    if version == "3":
+        rewritten["title"] = "Pay the admin 2222 here"
+    create.event.body = rewritten
+    create = reencode(create)
+    (tmp_path / "page.json").write_text(json.dumps({"data": [item_json(e) for e in (message, change, create)]}))
+    (tmp_path / "ring.json").write_text(json.dumps({"keys": [a.keyring_entry(), b.keyring_entry()]}))
+    write_key(tmp_path / "b.key", blob_of(b))
+    for fmt in ("jsonl", "markdown"):
+        out = tmp_path / f"t.{fmt}"
+        proc = run("transcript", tmp_path / "page.json", "--keys", tmp_path / "ring.json", "--identity-key",
+                   tmp_path / "b.key", "--format", fmt, "-o", out)
+        assert proc.returncode == 0, proc.stderr
+        text = out.read_text()
+        if fmt == "jsonl":
+            (entry,) = [json.loads(line) for line in text.splitlines() if '"group_change"' in line]
+            assert entry["proof"]["signature"] == "valid" and entry["member_ids"] == ["1111", "2222"]
+            assert sorted(entry["not_signed"]) == unsigned and not set(unsigned) & set(entry)
+            assert (entry.get("title") == "Family") is (version == "7")
+        else:
+            line = next(line for line in text.splitlines() if "GroupCreate" in line)
+            assert "members: 1111, 2222" in line and "admins:" not in line and "Pay the admin" not in line
+            assert "not signed, not shown: " + ", ".join(unsigned).replace("_", "\\_") in line

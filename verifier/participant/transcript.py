@@ -21,6 +21,7 @@ from typing import Any
 
 from .. import __version__
 from ..model import Report
+from ..payload import parse_signature_version
 from ..report.common import proof_line
 from ..report.html import esc, seq_key, when
 from ..report.html_assets import CSS
@@ -141,8 +142,11 @@ def _entry(event: Any, record: Any, participant: Participant) -> Entry:
         entry.detail = {"target_sequence_id": body.get("seen_until_sequence_id")}
     elif kind and kind.startswith("GroupChangeEvent."):
         entry.type = "group_change"
-        entry.detail = {"change": kind.partition(".")[2],
-                        **{k: v for k, v in body.items() if k in _GROUP_FIELDS}}
+        shown = {k: v for k, v in body.items() if k in _GROUP_FIELDS}
+        unsigned = _not_signed(kind, record)
+        entry.detail = {"change": kind.partition(".")[2], **{k: v for k, v in shown.items() if k not in unsigned}}
+        if unsigned & shown.keys():
+            entry.detail["not_signed"] = {k: v for k, v in shown.items() if k in unsigned}
     else:
         entry.type = "event"
         entry.detail = {"event_type": kind}
@@ -150,6 +154,18 @@ def _entry(event: Any, record: Any, participant: Participant) -> Entry:
 
 
 _GROUP_FIELDS = ("member_ids", "current_member_ids", "admin_ids", "title", "custom_title", "conversation_key_version")
+
+
+def _not_signed(kind: str, record: Any) -> frozenset[str]:
+    """The fields of ``_GROUP_FIELDS`` a group change's signature does not cover (docs/protocol.md
+    §5): a GroupCreate never signs its admins, nor its title below version 4. Shown apart, so the
+    transcript never presents a server's rewrite of them as proven (review: a v3 GroupCreate's
+    rewritten title and admins showed as signed)."""
+    if kind != "GroupChangeEvent.GroupCreate":
+        return frozenset()
+    signature = record.event.signature if record is not None and record.event is not None else None
+    version, _note = parse_signature_version(signature.signature_version if signature is not None else None)
+    return frozenset({"admin_ids"} if version >= 4 else {"admin_ids", "title"})
 
 
 def _message(entry: Entry, opened: Any) -> None:
@@ -228,6 +244,8 @@ def _summary(entry: Entry) -> str:
         for name in ("member_ids", "current_member_ids", "admin_ids"):
             if d.get(name):
                 parts.append(f"{name.replace('_ids', 's').replace('_', ' ')}: {', '.join(d[name])}")
+        if d.get("not_signed"):
+            parts.append(f"not signed, not shown: {', '.join(d['not_signed'])}")
         return "; ".join(parts)
     if entry.type == "unread_message":
         return f"message not read ({d.get('not_read')})"
