@@ -350,7 +350,24 @@ def test_progress_display_on_a_terminal():
 def test_unwritable_evidence_dir_is_a_one_line_error(api, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
+    before = len(api.state.requests)
     proc = cli(api, *audit_args(api, "--save", blocker / "ev", "--format", "json"))
+    # new-user review: found only after the whole fetch; now before any request, one line
+    assert proc.returncode == 3 and "cannot create the directory" in proc.stderr and proc.stderr.count("\n") == 1
+    assert proc.stdout == "" and len(api.state.requests) == before  # nothing was asked of the server
+    proc = cli(api, *audit_args(api, "--save", blocker, "--format", "json"))
+    assert proc.returncode == 2 and "not a directory" in proc.stderr
+
+
+def test_evidence_that_cannot_be_saved_mid_audit_still_reports(api, tmp_path):
+    """A page that cannot be saved halfway (here: a directory planted where --resume writes the next
+    page) is a one-line error, and the partial report is still printed."""
+    ev = tmp_path / "ev"
+    first = cli(api, *audit_args(api, "--save", ev, "--max-pages", "1", "--format", "json"))
+    assert first.returncode == 1
+    direct = IDS[0].replace(":", "-")
+    (ev / "conversations" / direct / "page-00002.json").mkdir()
+    proc = cli(api, *audit_args(api, "--save", ev, "--resume", "--format", "json"))
     assert proc.returncode == 3 and "cannot save" in proc.stderr
     assert json.loads(proc.stdout)["verdict"] == "fail"  # the partial report is still printed
 

@@ -421,3 +421,20 @@ def test_max_file_mb_is_a_bounded_count(value, reason, capsys):
         main(["verify", str(REPO / "examples" / "keyring.json"), "--max-file-mb", value])
     err = capsys.readouterr().err
     assert stopped.value.code == 2 and reason in err and "--max-file-mb" in err, err
+
+
+def test_dash_as_output_is_standard_output_for_every_command(tmp_path, monkeypatch, capsys):
+    """New-user review: ``transcript -o -`` wrote to standard output, ``verify -o -`` (and ``vectors``,
+    ``keys fetch``, ``ledger export``) a file named ``-``."""
+    monkeypatch.chdir(tmp_path)
+    pages = [str(p) for p in sorted((EXAMPLES / "conversation").glob("*.json"))]
+    assert main(["verify", *pages, "--keys", str(EXAMPLES / "keyring.json"), "--format", "json", "-o", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["verdict"] == "pass"
+    assert main(["vectors", str(REPO / "vectors" / "chain"), "--format", "json", "-o", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)
+    ledger = tmp_path / "l.db"
+    assert main(["verify", *pages, "--keys", str(EXAMPLES / "keyring.json"), "--ledger", str(ledger)]) == 0
+    capsys.readouterr()
+    assert main(["ledger", "export", "--ledger", str(ledger), "-o", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["conversations"]
+    assert not (tmp_path / "-").exists()

@@ -356,7 +356,8 @@ def test_a_receipt_that_cannot_be_written_after_the_commit_says_what_was_recorde
     ledger = tmp_path / "l.db"
     with FakeXApi(convs) as api:
         proc = run_cli(["audit", *[c.conversation_id for c in convs], "--base-url", api.url, "--quiet",
-                        "--ledger", ledger, "--receipt-key", key, "--receipt", tmp_path],  # a directory
+                        # a file name in a directory that takes none (a directory is now refused before the run)
+                        "--ledger", ledger, "--receipt-key", key, "--receipt", "/proc/self/receipt.json"],
                        env=env(X_BEARER_TOKEN=api.state.token))
     line = one_line(proc, 3, "recorded in ledger", "as audit 1", "cannot write")
     assert str(ledger) in line

@@ -31,7 +31,7 @@ import msgspec
 
 from .apibodies import key_body_problems, key_rows, metadata_problems, participants_of
 from .engine import PageInput, Verification
-from .errors import EvidenceError, FetchError, ResumeRefused, UsageError
+from .errors import EvidenceError, FetchError, InputError, ResumeRefused, UsageError
 from .evidence import EvidenceStore, SavedAudit, SavedConversation, existing_evidence, load_saved_audit
 from .fetch import XChatClient
 from .ids import canonical_conversation, conversation_path_id, is_user_id
@@ -114,7 +114,14 @@ def prepare_new_evidence(root: str, force: bool) -> None:
     """A new ``--save DIR`` must not silently replace evidence: refused (``UsageError``) unless
     ``force``, which removes the old evidence first, so no manifest is overwritten and no page file
     of the old audit is left behind next to the new one."""
-    held = existing_evidence(Path(root))
+    where = Path(root)
+    if where.exists() and not where.is_dir():
+        raise UsageError(f"--save {printable(root)}: not a directory")
+    try:  # before any request: a path that cannot hold evidence is found now, not after the fetch
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--save {printable(root)}: cannot create the directory: {exc.strerror or exc}") from None
+    held = existing_evidence(where)
     if not held:
         return
     if not force:

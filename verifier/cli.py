@@ -20,10 +20,10 @@ from .engine import Verification, default_workers, gc_paused, usable_cpus, verif
 from .errors import FetchError, InputError, UsageError, XChatVerifyError
 from .inputs import DEFAULT_MAX_FILE_MB, is_evidence_dir, load_keyring, load_pages, parse_conversation_keys
 from .keys import entry_from_row
-from .ledger_cli import LedgerRun, add_ledger_options
+from .ledger_cli import LedgerRun, add_ledger_options, cmd_new_receipt_key
 from .ledger_cli import add_commands as add_ledger_commands
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, Report, exit_code
-from .outputs import detach_stdout, write_file, write_output, write_stdout
+from .outputs import check_output_path, detach_stdout, write_file, write_output, write_stdout
 from .paging import MB
 from .parallel import plan_shares, verify_files
 from .settings import DEFAULT_BASE_URL, IDENTITY_KEY_ENV, AuditOptions, RetryPolicy
@@ -42,7 +42,7 @@ def emit(report: Report, fmt: str, output: str | None, all_events: bool = False,
     """The report to ``output`` (atomically) or stdout, written in chunks (``report.stream``; with
     ``processes`` > 1, half of a long JSON or NDJSON report encoded by a second process, which a
     report file takes by ``sendfile``)."""
-    if output:
+    if output and output != "-":  # "-": standard output, as for every command's -o
         write_file(output, report_parts(report, fmt, all_events=all_events, processes=processes))  # in chunks
         print(f"verdict: {report.verdict} (report written to {printable(output)})", file=sys.stderr)
         return
@@ -153,7 +153,7 @@ def add_fetch_options(parser: argparse.ArgumentParser, save_help: str) -> None:
     parser.add_argument("--save", metavar="DIR", help=save_help)
     parser.add_argument("--resume", action="store_true", help="continue an interrupted or limited --save DIR")
     parser.add_argument("--force", action="store_true", help="with --resume: continue evidence fetched from "
-                        "another --base-url")
+                        "another --base-url; without: replace (delete) the evidence already in --save DIR")
     parser.add_argument("--max-results", type=bounded_int, default=100, metavar="N", help="page size 1-100 (default 100)")
     parser.add_argument("--concurrency", type=bounded_int, default=4, metavar="N", help="conversations fetched at once")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
@@ -203,6 +203,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
         ledger.close()
     with gc_paused():  # the report's objects are acyclic and short-lived
         return finish(report, args, processes)
+
+
+def check_output_paths(args: argparse.Namespace) -> None:
+    """Every output file named on the command line, before any work (``outputs.check_output_path``);
+    a receipt key file is the one output whose directory is made (``keys new-receipt-key``)."""
+    if getattr(args, "handler", None) is cmd_new_receipt_key:
+        return
+    for name, option in (("output", "-o"), ("junit", "--junit"), ("markdown", "--markdown"), ("receipt", "--receipt")):
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            check_output_path(option, value)
 
 
 def read_token(token_file: str | None) -> str:
@@ -511,9 +522,9 @@ def cmd_vectors(args: argparse.Namespace) -> int:
         raise UsageError(f"--xfail names unknown cases: {', '.join(sorted(unknown))}")
     info = v.RunInfo(suite, args.profile, args.impl if args.impl is not None else "xchat-verify (in-process)")
     for path, fmt in ((args.output, args.format), (args.junit, "junit"), (args.markdown, "markdown")):
-        if path:
+        if path and path != "-":
             write_file(path, v.render_results(results, fmt, info))
-    if args.output:
+    if args.output and args.output != "-":
         print(v.closing_line(results), file=sys.stderr)
     else:
         write_stdout([v.render_results(results, args.format, info)])
@@ -711,6 +722,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--max-file-mb must be at least 1")
     debug = args.debug or os.environ.get("XCHAT_VERIFY_DEBUG") == "1"
     try:
+        check_output_paths(args)
         return args.handler(args)
     except UsageError as exc:
         warn(f"error: {exc}")

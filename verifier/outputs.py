@@ -84,9 +84,10 @@ class CopiesItself(Protocol):
     def copy_to(self, handle: BinaryIO) -> None: ...
 
 
-def atomic_write_chunks(path: str | Path, chunks: Iterable[str | CopiesItself], mode: int = 0o666) -> None:
+def atomic_write_chunks(path: str | Path, chunks: Iterable[str | CopiesItself], mode: int = 0o666, *,
+                        create_parents: bool = True) -> None:
     """``atomic_write_text`` of the concatenated chunks, one chunk in memory at a time."""
-    with atomic_writer(path, mode) as handle:
+    with atomic_writer(path, mode, create_parents=create_parents) as handle:
         for chunk in chunks:
             if isinstance(chunk, str):
                 handle.write(chunk.encode("utf-8"))
@@ -98,15 +99,17 @@ def write_file(path: str | Path, text: str | Iterable[str | CopiesItself], priva
     """``atomic_write_text`` (of a text, or of chunks written as they come); a failure is the
     one-line ``InputError`` every command reports (exit 3). ``private``: readable by the owner only
     (a decrypted transcript)."""
-    try:
-        atomic_write_chunks(path, [text] if isinstance(text, str) else text, 0o600 if private else 0o666)
+    try:  # a missing directory is not created (a mistyped path must not make directories anywhere)
+        atomic_write_chunks(path, [text] if isinstance(text, str) else text, 0o600 if private else 0o666,
+                            create_parents=False)
     except OSError as exc:
         raise InputError(f"cannot write {printable(str(path))}: {exc.strerror or exc}") from None
 
 
 def write_output(path: str | None, text: str | Iterable[str]) -> None:
-    """A command's output: to ``path`` (``-o``) atomically, else to standard output (chunks as they come)."""
-    if path:
+    """A command's output: to ``path`` (``-o``) atomically, else (or ``-o -``) to standard output
+    (chunks as they come)."""
+    if path and path != "-":
         write_file(path, text)
     else:
         write_stdout([text] if isinstance(text, str) else text)
@@ -134,3 +137,16 @@ def detach_stdout() -> None:
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
     os.close(null)
+
+
+def check_output_path(option: str, path: str) -> None:
+    """An output file named on the command line, before the run: ``-`` is standard output; otherwise
+    it must not be a directory, and its directory must exist (it is never created, as for
+    ``--metrics`` and ``--ledger``): a mistake is found before the work, not after it."""
+    if path == "-":
+        return
+    target = Path(path)
+    if not path or target.is_dir():
+        raise InputError(f"{option} {printable(path)}: not a file name")
+    if not target.parent.is_dir():
+        raise InputError(f"{option} {printable(path)}: directory {printable(str(target.parent))} does not exist")
