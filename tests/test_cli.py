@@ -438,3 +438,16 @@ def test_dash_as_output_is_standard_output_for_every_command(tmp_path, monkeypat
     assert main(["ledger", "export", "--ledger", str(ledger), "-o", "-"]) == 0
     assert json.loads(capsys.readouterr().out)["conversations"]
     assert not (tmp_path / "-").exists()
+
+
+def test_a_text_report_in_a_file_cuts_no_line(tmp_path, capsys):
+    """New-user review: messages were cut at 120 columns (``…``) in files too, and the conversation
+    line wrapped mid-list; only a terminal's width cuts a line."""
+    pages = [str(p) for p in sorted((EXAMPLES / "tampered").glob("*.json"))]
+    out = tmp_path / "t.txt"
+    assert main(["verify", *pages, "--keys", str(EXAMPLES / "keyring.json"), "-o", str(out)]) == 1
+    text = out.read_text()
+    assert "…" not in text
+    assert any(line.startswith("  1215441834412953600:1843439638876491776  FAIL") and line.endswith("duplicate 2")
+               for line in text.splitlines())
+    assert "ECDSA mismatch (payload 218 bytes); v7, key 1215441834412953600/" in text

@@ -28,13 +28,14 @@ def render_text(report: Report, *, color: bool = False, width: int | None = None
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=color, no_color=not color, width=width or 120,
                       highlight=False, emoji=False)
+    whole = width is None  # a file or a pipe, not a terminal: no line is cut or wrapped (new-user review)
     _verdict(console, report)
     console.print()
-    _conversations(console, report)
+    _conversations(console, report, whole)
     groups = problem_groups(report, _EXAMPLES)
     if groups:
         console.print()
-        _problems(console, groups)
+        _problems(console, groups, whole)
     for conv in report.conversations:
         if conv.events and (all_events or len(conv.events) <= TABLE_UP_TO):
             console.print()
@@ -61,7 +62,7 @@ def _verdict(console, report: Report) -> None:
     console.print(line, soft_wrap=True)  # one line, whatever the width: scripts read the last line
 
 
-def _conversations(console, report: Report) -> None:
+def _conversations(console, report: Report, whole: bool = False) -> None:
     from rich.text import Text
     for conv in report.conversations:
         line = Text("  ")
@@ -71,10 +72,10 @@ def _conversations(console, report: Report) -> None:
         line.append(f"  {len(conv.events)} events" + (f": {counts}" if counts else ""))
         if not conv.complete:
             line.append("  (incomplete)", style="bold red")
-        console.print(line)
+        console.print(line, soft_wrap=whole)
 
 
-def _problems(console, groups: list[ProblemGroup]) -> None:
+def _problems(console, groups: list[ProblemGroup], whole: bool = False) -> None:
     from rich.text import Text
     total = sum(g.count for g in groups)
     console.print(Text(f"Problems ({len(groups)} kind(s), {total} finding(s))", style="bold"))
@@ -84,10 +85,13 @@ def _problems(console, groups: list[ProblemGroup]) -> None:
         head.append(f" {g.code} ×{g.count}", style="bold")
         if g.hint:
             head.append(f" — {g.hint}", style="dim")
-        console.print(head)
+        console.print(head, soft_wrap=whole)
         for example in g.examples:
-            console.print(Text(printable(f"      {example.where}: {example.message}")),
-                          overflow="ellipsis", no_wrap=True, crop=True)
+            text = Text(printable(f"      {example.where}: {example.message}"))
+            if whole:
+                console.print(text, soft_wrap=True)
+            else:  # a terminal: one line each, cut at its width
+                console.print(text, overflow="ellipsis", no_wrap=True, crop=True)
         if g.count > len(g.examples):
             console.print(f"      … and {g.count - len(g.examples)} more", style="dim")
 
