@@ -451,3 +451,15 @@ def test_a_text_report_in_a_file_cuts_no_line(tmp_path, capsys):
     assert any(line.startswith("  1215441834412953600:1843439638876491776  FAIL") and line.endswith("duplicate 2")
                for line in text.splitlines())
     assert "ECDSA mismatch (payload 218 bytes); v7, key 1215441834412953600/" in text
+
+
+@pytest.mark.parametrize("args", [["verify", "x.json", "--format", "xml"], ["verify", "x.json", "--max-file-mb", "nan"],
+                                  ["bogus"], ["receipt", "verify", "r.json"], ["vectors", "--profile", "foo"]])
+def test_usage_errors_are_one_line(args):
+    """New-user review: argparse printed its whole usage block before the message (docs/cli.md:
+    errors are one line)."""
+    proc = subprocess.run([sys.executable, "-m", "verifier", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and ": error: " in lines[0] and lines[0].endswith("--help)"), proc.stderr

@@ -11,7 +11,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import msgspec
 
@@ -595,8 +595,16 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
                         help=f"fetch the keys of at most N users; the rest are reported (default {opts.max_users})")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, as every other error (docs/cli.md): argparse's own ``error``
+    printed the whole usage block first (new-user review). Subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xchat-verify",
         description="Verify the signatures and sequence chain of X Chat conversation events.",
         epilog="Exit codes: 0 pass, 1 fail, 2 usage error, 3 could not complete.")
