@@ -439,3 +439,10 @@ def test_a_transcript_shows_only_what_a_group_create_signs(run, tmp_path, versio
             line = next(line for line in text.splitlines() if "GroupCreate" in line)
             assert "members: 1111, 2222" in line and "admins:" not in line and "Pay the admin" not in line
             assert "not signed, not shown: " + ", ".join(unsigned).replace("_", "\\_") in line
+
+
+def test_an_empty_key_variable_is_a_usage_error(run, convo):
+    """New-user review: ``XCHAT_VERIFY_IDENTITY_KEY_FILE=`` silently made the run an outsider's."""
+    root = convo["root"]
+    proc = run("verify", root / "page.json", "--keys", root / "keyring.json", env_extra={ENV_VAR: ""})
+    assert proc.returncode == 2 and "is set but empty" in proc.stderr and proc.stderr.count("\n") == 1

@@ -137,6 +137,9 @@ def add_identity_option(parser: argparse.ArgumentParser) -> None:
 
 def identity_reviewers(args: argparse.Namespace) -> tuple | None:
     """The participant's reviewers when --identity-key (or its variable) names a key file, else None."""
+    if IDENTITY_KEY_ENV in os.environ and not os.environ[IDENTITY_KEY_ENV].strip() \
+            and not getattr(args, "identity_key", None):  # as for XCHAT_VERIFY_LEDGER (new-user review)
+        raise UsageError(f"{IDENTITY_KEY_ENV} is set but empty: name the identity key file, or unset it")
     if not (getattr(args, "identity_key", None) or os.environ.get(IDENTITY_KEY_ENV)):
         return None
     from .participant import load_identity_key, participant_reviewers  # only a participant loads PyNaCl

@@ -857,7 +857,8 @@ def _invalid(parameter: str, value: Any, message: str) -> tuple[int, dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Local X API chat server with generated, signed conversations")
+    parser = argparse.ArgumentParser(prog="python -m verifier.testing.server",
+                                     description="Local X API chat server with generated, signed conversations")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--events", type=int, default=120, help="events in the 1:1 conversation")
