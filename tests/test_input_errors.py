@@ -42,7 +42,7 @@ def test_page_input_errors(tmp_path, content, words):
 
 @pytest.mark.parametrize("setup,words", [
     (lambda d: d / "missing.json", "cannot read"),
-    (lambda d: d, "cannot read"),  # a directory without a manifest
+    (lambda d: d, "it is a directory: an evidence directory"),  # a directory without a manifest
 ])
 def test_unreadable_page_files(tmp_path, setup, words):
     code, _out, err = run_main(["verify", str(setup(tmp_path))])
@@ -239,3 +239,11 @@ def test_a_page_file_read_through_the_cli_path_is_complete(tmp_path):
             read_limited(str(tmp_path / "p"), size - 1)
         (tmp_path / "p.gz").write_bytes(gzip.compress(data))
         assert read_limited(str(tmp_path / "p.gz"), size + 100) == data  # (+100: the gzip of 1 byte is larger)
+
+
+def test_an_empty_file_says_so(tmp_path):
+    """New-user review: an empty page file said "Input data was truncated"."""
+    empty = tmp_path / "empty.json"
+    empty.write_text("  \n")
+    code, _out, err = run_main(["verify", str(empty)])
+    assert code == 3 and "empty: no JSON in it" in err

@@ -32,6 +32,15 @@ UTF8_BOM = b"\xef\xbb\xbf"
 MANIFEST = "manifest.json"
 
 
+def cannot_read(exc: OSError) -> str:
+    """Why a named input could not be read, in words that say what to do (new-user review: a
+    directory was only "Is a directory")."""
+    if isinstance(exc, IsADirectoryError):
+        return ("it is a directory: an evidence directory (with its manifest.json) is verified alone, "
+                "`verify DIR`; a tree of page files: `archive verify`")
+    return f"cannot read it: {exc.strerror or exc}"
+
+
 def read_limited(path: str, max_bytes: int) -> bytes:
     """A file or stdin (``-``), gunzipped if it is gzip (detected by its magic bytes) and without a
     UTF-8 byte-order mark, refusing anything larger than ``max_bytes`` before or after decompression.
@@ -43,7 +52,7 @@ def read_limited(path: str, max_bytes: int) -> bytes:
             with open(path, "rb") as handle:
                 data = read_at_most(handle, max_bytes + 1)
     except OSError as exc:
-        raise InputError(f"cannot read it: {exc.strerror or exc}") from None
+        raise InputError(cannot_read(exc)) from None
     return unpack_limited(data, max_bytes)
 
 
@@ -255,7 +264,9 @@ def split_bodies(data: bytes | mmap.mmap, source: str, share: int = 0, shares: i
     if forms is not None:
         forms.append("neither")
     if share == 0:
-        yield DecodedPage(source, errors=[f"not a JSON document nor JSON Lines: {locate(bytes(data), error)}"])
+        empty = not bytes(data).strip()  # (this path only: the data did not parse)
+        yield DecodedPage(source, errors=["empty: no JSON in it" if empty else
+                                          f"not a JSON document nor JSON Lines: {locate(bytes(data), error)}"])
 
 
 def _first_line_is_json(data: bytes | mmap.mmap) -> bool:
@@ -325,7 +336,7 @@ def _open_share(path: str, max_bytes: int, mapped: bool, identity: tuple[int, ..
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
-        raise InputError(f"cannot read it: {exc.strerror or exc}") from None
+        raise InputError(cannot_read(exc)) from None
     with os.fdopen(fd, "rb") as handle:
         try:
             info = os.fstat(fd)
@@ -342,7 +353,7 @@ def _open_share(path: str, max_bytes: int, mapped: bool, identity: tuple[int, ..
                 if len(data) != info.st_size:
                     raise InputError(_CHANGED)
         except OSError as exc:
-            raise InputError(f"cannot read it: {exc.strerror or exc}") from None
+            raise InputError(cannot_read(exc)) from None
         except ValueError as exc:  # mmap of a file that shrank to nothing meanwhile
             raise InputError(f"cannot read it: {exc}") from None
     return unpack_limited(data, max_bytes)

@@ -71,7 +71,7 @@ def check_base_url(url: str, *, insecure_http: bool = False) -> str:
         raise ConfigError(f"--base-url {shown} is not a valid URL: {printable(exc)}") from None
     scheme = parts.scheme.lower()
     if scheme not in ("https", "http"):
-        raise ConfigError(f"--base-url must be an https:// URL, got {shown}")
+        raise ConfigError(f"--base-url must be an https:// URL (http:// only to this machine), got {shown}")
     if "@" in parts.netloc:
         raise ConfigError("--base-url must not contain credentials (user:password@host): they would be "
                           "sent with every request and saved in the evidence")
