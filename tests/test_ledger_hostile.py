@@ -153,6 +153,18 @@ def _entries(n: int, changed: int | None = None):
             for i in range(1, n + 1)]
 
 
+def test_compare_says_which_side_is_missing_or_a_directory_and_what_a_conversation_does_not_match(tmp_path):
+    """New-user review: a missing file or a directory was "compare two checkpoints or two ledgers,
+    not one of each" (exit 2), and --conversation was silently ignored for two checkpoints."""
+    cp = tmp_path / "cp.json"
+    cp.write_text(json.dumps(Transcript.build("1:2", _entries(3)).checkpoint("t")))
+    one_line(run_cli(["ledger", "compare", cp, tmp_path / "nope.json"], env=env()), 3, "nope.json does not exist")
+    one_line(run_cli(["ledger", "compare", tmp_path, cp], env=env()), 3, "is a directory, not a checkpoint")
+    one_line(run_cli(["ledger", "compare", cp, cp, "--conversation", "g7"], env=env()), 2,
+             "these checkpoints are of conversation 1:2")
+    assert run_cli(["ledger", "compare", cp, cp, "--conversation", "2:1"], env=env()).returncode == 0
+
+
 @pytest.mark.parametrize("short", [599, 511])
 def test_compare_of_checkpoints_that_differ_at_the_shorter_head_does_not_agree(short, tmp_path):
     a, b = tmp_path / "a.json", tmp_path / "b.json"

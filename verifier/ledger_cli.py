@@ -342,8 +342,13 @@ def _checkpoint_signature(name: str, raw: dict, keys: list) -> None:
 
 def cmd_ledger_compare(args: argparse.Namespace) -> int:
     from .errors import LedgerError
-    from .ledger import compare_checkpoints, compare_entries, ledger_transcript, open_ledger
+    from .ledger import compare_checkpoints, compare_entries, is_url, ledger_transcript, open_ledger
     from .ledger.transcript import common_range
+    for path in (args.a, args.b):  # what each side is not, before guessing which kind it is
+        if not is_url(path) and not os.path.exists(path):
+            raise InputError(f"ledger compare: {printable(path)} does not exist")
+        if os.path.isdir(path):
+            raise InputError(f"ledger compare: {printable(path)} is a directory, not a checkpoint or a ledger")
     a, b = _load_checkpoint(args.a), _load_checkpoint(args.b)
     findings: list[dict] = []
     notes: list[str] = []
@@ -356,6 +361,11 @@ def cmd_ledger_compare(args: argparse.Namespace) -> int:
         keys = [load_verify_key(k) for k in args.public_key]
         _checkpoint_signature(args.a, a[1], keys)
         _checkpoint_signature(args.b, b[1], keys)
+        if args.conversation:
+            from .ids import canonical_conversation
+            if (canonical_conversation(args.conversation) or args.conversation) != a[0].conversation:
+                raise UsageError(f"--conversation {printable(args.conversation)}: these checkpoints are of "
+                                 f"conversation {printable(a[0].conversation)}")
         try:
             result = compare_checkpoints(a[0], b[0])
         except ValueError as exc:
