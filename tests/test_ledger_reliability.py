@@ -301,6 +301,7 @@ def test_prometheus_textfile(tmp_path, pages, capsys):
               if line and not line.startswith("#")}
     assert values["xchat_verify_audits_total"] == 2
     assert values["xchat_verify_events_total"] == 2 * len(CONV.events)
+    assert values["xchat_verify_last_audit_events"] == len(CONV.events)  # counted as the total is
     assert values["xchat_verify_last_verdict_pass"] == 1
     assert values['xchat_verify_findings{code="history_rewritten"}'] == 0
     assert abs(values["xchat_verify_last_success_timestamp_seconds"] - time.time()) < 120

@@ -94,6 +94,8 @@ def render_metrics(report: Report, counts: dict[str, int], now: str, *, audits: 
     if audits is not None:
         total_audits = len(audits)
         total_events = sum(a.events for a in audits)
+        if audits:  # the ledger's count (distinct events recorded), so the gauge and the counter agree
+            events = audits[-1].events
         totals: dict[str, float] = {}
         for a in audits:
             for code, n in a.findings.items():
@@ -112,10 +114,11 @@ def render_metrics(report: Report, counts: dict[str, int], now: str, *, audits: 
         "# HELP xchat_verify_audits_total Audits run (recorded in the ledger when there is one).",
         "# TYPE xchat_verify_audits_total counter",
         f"xchat_verify_audits_total {total_audits}",
-        "# HELP xchat_verify_events_total Events verified, summed over audits.",
+        "# HELP xchat_verify_events_total Events verified (with a ledger: distinct events it recorded), summed "
+        "over audits.",
         "# TYPE xchat_verify_events_total counter",
         f"xchat_verify_events_total {total_events}",
-        "# HELP xchat_verify_last_audit_events Events verified by the last audit.",
+        "# HELP xchat_verify_last_audit_events Events verified by the last audit (counted as the total is).",
         "# TYPE xchat_verify_last_audit_events gauge",
         f"xchat_verify_last_audit_events {events}",
         "# HELP xchat_verify_findings Findings of the last audit, by code.",
