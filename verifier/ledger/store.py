@@ -481,20 +481,29 @@ class SqlStore:
         found: list[str] = []
         more = 0
         c = self.bytewise  # listed in one order on every backend
+        try:  # rows name their conversation as every other command does (new-user review: "conversation 1")
+            names = {r[1]: r[0] for r in self._query("SELECT name, id FROM conversations")}
+        except LedgerError:
+            names = {}
+
+        def conversation(conv_id: object) -> str:
+            name = names.get(conv_id) if isinstance(conv_id, int) else None
+            return f"conversation {name!r:.60}" if isinstance(name, str) else f"conversation row {conv_id!r:.40}"
+
         scans: list[tuple[str, str, Callable[[tuple], str], Callable[[tuple], str]]] = [
             ("audits", "SELECT id, time, tool_version, command, inputs, verdict, report_digest, events, findings "
                        "FROM audits ORDER BY id", audit_problem, lambda r: f"audit {r[0]!r:.40}"),
             ("events", "SELECT seq, digest, prev, message_id, sender, kind, sig_version, status, state, first_audit, "
                        f"last_audit, conv FROM events ORDER BY conv, seq{c}, digest", lambda r: event_problem(r[:11]),
-             lambda r: f"conversation {r[11]!r:.40}, sequence id {r[0]!r:.40}"),
+             lambda r: f"{conversation(r[11])}, sequence id {r[0]!r:.40}"),
             ("keys", "SELECT user_id, version, key_digest, source, signing_key, binding, first_audit, last_audit, "
                      f"retired_audit FROM keys ORDER BY user_id{c}, version{c}, source{c}, key_digest", key_problem,
              lambda r: f"user {r[0]!r:.40} key version {r[1]!r:.40}"),
             ("chains", "SELECT audit, conv, tail, head, size, root, complete FROM chains ORDER BY audit, conv", chain_problem,
-             lambda r: f"audit {r[0]!r:.40}, conversation {r[1]!r:.40}"),
+             lambda r: f"audit {r[0]!r:.40}, {conversation(r[1])}"),
             ("conversations", "SELECT name, id FROM conversations ORDER BY id",
              lambda r: "" if type(r[0]) is str and type(r[1]) is int else "name or id of the wrong type",
-             lambda r: f"conversation {r[1]!r:.40}"),
+             lambda r: f"conversation row {r[1]!r:.40}"),
         ]
         for table, text, problem_of, where in scans:
             for r in self._scan(text):
