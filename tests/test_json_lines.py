@@ -32,7 +32,8 @@ def split_by_copying(data: bytes, source: str) -> Iterator[DecodedPage]:
             else:
                 yield page
         return
-    yield DecodedPage(source, errors=[f"not a JSON document nor JSON Lines: {locate(data, error)}"])
+    yield DecodedPage(source, errors=["empty: no JSON in it" if not data.strip() else
+                                      f"not a JSON document nor JSON Lines: {locate(data, error)}"])
 
 
 PAGE = json.dumps({"data": [{"encoded_event": "AA==", "sequence_id": "1"}], "meta": {"next_token": "t"}})
