@@ -121,3 +121,26 @@ def test_cli_never_crashes_on_arbitrary_files_and_arguments(tmp_path, files, wor
         os.chdir(cwd)
     assert code in (0, 1, 2, 3), (argv, code, err)
     assert "Traceback" not in out + err and "internal error" not in err, (argv, err)
+
+
+def test_a_token_cut_before_it_is_scrubbed_is_still_redacted():
+    """Review: server text cut before the token was scrubbed kept all of it but the last character
+    (a 403 body cut at 300 bytes; an errors[] problem cut at 200 characters) in stderr, reports and
+    evidence. Now the body is scrubbed before its cut, and a token prefix of 8 or more characters
+    where text was cut is redacted too."""
+    from verifier.apibodies import _problem_text
+    from verifier.fetch import XChatClient
+    from verifier.paging import problem_summary
+    from verifier.sanitize import redact_secret
+
+    token = "Zq9xLk3mPp0aBcDeFgHiJk"
+    with XChatClient(token, "http://127.0.0.1:9") as client:
+        for filler in range(180, 200):
+            cut = problem_summary({"title": "x" * filler + token})
+            assert token[:8] not in client.safe(cut, 500), filler
+        for filler in range(270, 300):
+            body = b"<html>" + b"y" * filler + token.encode() + b"</html>"
+            assert token[:8] not in client.safe(_problem_text(body)), filler
+    assert redact_secret("a " + token[:-1] + "…", token, "[R]") == "a [R]…"
+    assert redact_secret("a " + token[:7] + "…", token, "[R]") == "a " + token[:7] + "…"  # too short to say
+    assert redact_secret("a " + token + " b " + token[:12], token, "[R]") == "a [R] b [R]"

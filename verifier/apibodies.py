@@ -28,7 +28,9 @@ def _problem_text(body: bytes) -> str:
     try:
         problem = msgspec.json.decode(body, type=_Problem)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-        return body[:MAX_MESSAGE].decode("utf-8", "replace").strip() or "no body"
+        # a generous prefix: the client scrubs the token, then cuts to MAX_MESSAGE (cut first, a
+        # token across the cut would keep all but its last characters: review)
+        return body[:16 * MAX_MESSAGE + 8192].decode("utf-8", "replace").strip() or "no body"
     parts = [p for p in (problem.title, problem.detail) if p]
     if problem.reason:
         parts.append(f"reason: {problem.reason}")

@@ -40,7 +40,7 @@ from .manifest import Conversation, UsersNotFetched
 from .model import EventReport, Finding, InputReport, Report, fails
 from .pages import json_value_bound
 from .paging import SavedWalk, page_head, page_missing_reasons
-from .sanitize import printable
+from .sanitize import printable, redact_secret
 from .semantics import one_to_one_members
 from .settings import AuditOptions
 
@@ -548,8 +548,7 @@ def _secret_scrubber(secrets: set[str]) -> Callable[[str], str]:
 
     def scrub(text: str) -> str:
         for secret in secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
+            text = redact_secret(text, secret, REDACTED)
         return text
     return scrub
 

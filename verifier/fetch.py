@@ -28,7 +28,7 @@ from .errors import FetchError, NetworkError, RateLimitError, UsageError, http_e
 from .ids import conversation_path_id, validate_user_id
 from .pages import json_value_bound
 from .paging import Budget, PageHead, PageLimits, follow, page_head
-from .sanitize import printable
+from .sanitize import printable, redact_secret
 from .settings import DEFAULT_BASE_URL, RetryPolicy
 from .transport import (
     ACCEPT_ENCODING,
@@ -107,7 +107,7 @@ class XChatClient:
     # ------------------------------------------------------------------ secrecy
     def scrub(self, text: str) -> str:
         """``text`` with every occurrence of the access token replaced: for anything the server said."""
-        return text.replace(self._token, REDACTED) if self._token in text else text
+        return redact_secret(text, self._token, REDACTED)
 
     def safe(self, text: object, limit: int = MAX_MESSAGE) -> str:
         """Server-provided text made fit for an error line, a log or a report: token scrubbed,

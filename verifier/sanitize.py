@@ -51,3 +51,25 @@ def shallow(value: object, depth: int = 0) -> object:
             return _TOO_DEEP
         return [shallow(item, depth + 1) for item in value]
     return value
+
+
+SECRET_PREFIX = 8  # a cut-off secret's remaining characters, from this many on, are a secret too
+
+
+def redact_secret(text: str, secret: str, replacement: str) -> str:
+    """``text`` with every occurrence of ``secret`` replaced, and a prefix of it (``SECRET_PREFIX``
+    characters or more) that ends where text was cut (before a ``…``, or at the very end). Why: a
+    message cut before it is scrubbed kept all of the token but its last character (review)."""
+    if not secret:
+        return text
+    if secret in text:
+        text = text.replace(secret, replacement)
+    if len(secret) <= SECRET_PREFIX or secret[:SECRET_PREFIX] not in text:
+        return text
+    parts = text.split("…")
+    for at, part in enumerate(parts):
+        for size in range(min(len(secret) - 1, len(part)), SECRET_PREFIX - 1, -1):
+            if part.endswith(secret[:size]):
+                parts[at] = part[:-size] + replacement
+                break
+    return "…".join(parts)
