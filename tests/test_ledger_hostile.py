@@ -472,3 +472,36 @@ def test_both_backends_name_the_same_earlier_row_of_a_tie(ledger_target, tmp_pat
                 if f["code"] == "event_vanished"] + \
         [f["message"] for c in report["conversations"] for f in c["findings"] if f["code"] == "event_vanished"]
     assert vanished and all(f"from {smaller.event.sender_id})" in m for m in vanished), vanished
+
+
+def test_what_the_ledger_records_beside_the_report_is_scrubbed(tmp_path):
+    """Review: the server put the access token into an event's signature version and an embedded
+    key version; the report was scrubbed, but the ledger kept both verbatim (``ledger export``,
+    ``ledger keys``). The run's scrubber now applies to what the ledger records from its facts."""
+    from helpers import ALICE, BOB, ev, page
+
+    from verifier import Keyring, Verification
+    from verifier.fetch import REDACTED
+    from verifier.ledger import open_ledger, record_audit
+    from verifier.sanitize import redact_secret
+
+    token = "Zq9xLk3mPp0aBcDeFgHiJk"
+    forged = ev(seq=1, signature_version="7" + token, embed_keys=[ALICE])
+    forged.event.signature.message_signing_key_info_list[0].public_key_version = "9" + token
+    from helpers import reencode
+    forged = reencode(forged)
+    ring = Keyring.from_json(json.dumps({"keys": [ALICE.keyring_entry(), BOB.keyring_entry()]}))
+    verification = Verification(allow_embedded_keys=True)
+    verification.add_page(page(forged))
+    report = verification.finish(ring)
+    verification.scrub = lambda text: redact_secret(text, token, REDACTED)
+    store = open_ledger(str(tmp_path / "l.db"))
+    try:
+        record_audit(store, report, verification.event_facts(), verification.keyring, command="audit",
+                     inputs=["x"], scrub=verification.scrub)
+    finally:
+        store.close()
+    for args in (["ledger", "export"], ["ledger", "keys", ALICE.user_id]):
+        proc = run_cli([*args, "--ledger", tmp_path / "l.db"], env=env())
+        assert proc.returncode == 0 and token[:8] not in proc.stdout, proc.stdout[:500]
+    assert REDACTED in run_cli(["ledger", "export", "--ledger", tmp_path / "l.db"], env=env()).stdout

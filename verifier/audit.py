@@ -191,6 +191,7 @@ class Auditor:
             keyring.add_fallback(opts.fallback_keys)
         report = verification.finish(keyring)
         self.verification = verification  # for a ledger: event_facts() and the keyring used
+        verification.scrub = self.client.scrub  # what the ledger records, scrubbed as the report is
         token_files = self.store.token_files() if self.store else []
         report = add_findings(report, audit_findings(token_files, self.users_not_fetched))
         return scrub_report(report, [self.client.scrub])
@@ -576,6 +577,8 @@ def verify_saved_audit(root: str, keyring: Keyring | None = None, *, fallback_ke
     if fallback_keys:
         keyring.add_fallback(fallback_keys)
     report = verification.finish(keyring)
+    if saved.secrets:
+        verification.scrub = _secret_scrubber(saved.secrets)  # the ledger records facts as the report shows them
     if observe is not None:
         observe(verification)
     return finish_saved_report(report, saved)

@@ -33,7 +33,7 @@ import hashlib
 import os
 from array import array
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -222,6 +222,9 @@ class Verification:
                          workers, tuple(default_reviewers() if reviewers is None else reviewers))
         self._run.judge_paging = judge_paging
         self._pages = 0
+        # the secret scrubber of the run's source (an audit's access token), for what the ledger
+        # records beside the scrubbed report (``record_audit(scrub=)``); None: nothing to scrub
+        self.scrub: Callable[[str], str] | None = None
 
     def add_page(self, page: Any) -> None:
         with gc_paused():

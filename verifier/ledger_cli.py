@@ -104,7 +104,8 @@ class LedgerRun:
             from .ledger import record_audit
             recorded = record_audit(self.store, report, verification.event_facts(), verification.keyring,
                                     command=command, inputs=inputs, key_source=key_source,
-                                    key_users=key_users, time=time, ended=verification.ended_conversations())
+                                    key_users=key_users, time=time, ended=verification.ended_conversations(),
+                                    scrub=getattr(verification, "scrub", None))
             self.recorded, checkpoints = recorded, recorded.checkpoints
         try:
             if self.args.metrics is not None:

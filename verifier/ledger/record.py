@@ -9,10 +9,12 @@ the ledger is at the previous audit's state or at this one's, never between.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import msgspec
 
@@ -100,7 +102,7 @@ class _Judge:
 def record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts], keyring: Keyring | None, *,
                  command: str, inputs: Sequence[str], key_source: str = "directory",
                  key_users: Sequence[str] | None = None, time: str | None = None,
-                 ended: Collection[str] | None = None) -> Recorded:
+                 ended: Collection[str] | None = None, scrub: Callable[[str], str] | None = None) -> Recorded:
     """Judge ``report`` against the ledger, add the findings to it, and record it: one transaction.
 
     ``ended``: the conversations fetched to their end (``Verification.ended_conversations()``): their
@@ -108,10 +110,37 @@ def record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts]
     complete (fail closed: a history given only in part then shows its older events as vanished)."""
     if ended is None:
         ended = {c.conversation_id for c in report.conversations if c.complete}
+    ring: Any = keyring
+    if scrub is not None:  # review: the token, served in a key version, reached the ledger verbatim
+        facts = [_scrubbed_facts(f, scrub) for f in facts]
+        ring = _ScrubbedKeyring(keyring, scrub) if keyring is not None else None
     with _gc_paused():  # many small acyclic objects, as in the engine: no cyclic collection meanwhile
-        return _record_audit(store, report, facts, keyring, command=command, inputs=inputs,
+        return _record_audit(store, report, facts, ring, command=command, inputs=inputs,
                              key_source=key_source, key_users=key_users, time=time or utc_now_iso(),
                              ended=frozenset(ended))
+
+
+def _scrubbed_facts(fact: EventFacts, scrub: Callable[[str], str]) -> EventFacts:
+    """``fact`` with the server's text scrubbed (the report's own columns are scrubbed already)."""
+    def clean(text: str | None) -> str | None:
+        return scrub(text) if text else text
+    return dataclasses.replace(
+        fact, signature_version=clean(fact.signature_version),
+        embedded_keys=tuple((scrub(m), scrub(v), scrub(k)) for m, v, k in fact.embedded_keys),
+        deletes=tuple(scrub(d) for d in fact.deletes))
+
+
+class _ScrubbedKeyring:
+    """The run's keyring as the ledger reads it (``rows``, ``fallback``), its text scrubbed."""
+
+    def __init__(self, keyring: Keyring, scrub: Callable[[str], str]) -> None:
+        self._keyring, self._scrub = keyring, scrub
+        self.fallback = keyring.fallback
+
+    def rows(self) -> dict[tuple[str, str], list[Any]]:
+        scrub = self._scrub
+        return {(scrub(user), scrub(version)): [dataclasses.replace(row, encoded=scrub(row.encoded)) for row in rows]
+                for (user, version), rows in self._keyring.rows().items()}
 
 
 def _record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts], keyring: Keyring | None, *,
