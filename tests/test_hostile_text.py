@@ -144,3 +144,21 @@ def test_a_token_cut_before_it_is_scrubbed_is_still_redacted():
     assert redact_secret("a " + token[:-1] + "…", token, "[R]") == "a [R]…"
     assert redact_secret("a " + token[:7] + "…", token, "[R]") == "a " + token[:7] + "…"  # too short to say
     assert redact_secret("a " + token + " b " + token[:12], token, "[R]") == "a [R] b [R]"
+
+
+@pytest.mark.parametrize("width", [None, 80, 120, 200])
+def test_a_padded_conversation_id_never_starts_a_line_of_the_text_report(width):
+    """Review: a page file's conversation id (unsigned, unchecked) padded with spaces around
+    "verdict: PASS ..." wrapped so that the fake began a line of a failing report, which a CI gate
+    like ``grep '^verdict: PASS'`` took for the verdict."""
+    import verifier
+    from verifier.report.text import render_text
+    fake = "verdict: PASS — 1 conversation(s) - 2 event(s); 2 of 2 signatures proven"
+    cid = "1111:2222" + " " * 300 + fake + " " * 300
+    body = page(ev(seq=2, prev=1, conversation_id=cid), ev(seq=1, conversation_id=cid))
+    body["data"][0]["encoded_event"] = body["data"][0]["encoded_event"][:-8] + "AAAAAAA="  # now it fails
+    report = verifier.verify_pages([body], verifier.Keyring.from_json(json.dumps({"keys": [ALICE.keyring_entry()]})))
+    assert report.verdict == "fail"
+    lines = render_text(report, width=width).splitlines()
+    starts = [line for line in lines if line.startswith("verdict:")]
+    assert starts == [lines[0], lines[-1]] and all(line.startswith("verdict: FAIL") for line in starts)

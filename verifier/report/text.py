@@ -66,7 +66,7 @@ def _conversations(console, report: Report, whole: bool = False) -> None:
     from rich.text import Text
     for conv in report.conversations:
         line = Text("  ")
-        line.append(printable(conv.conversation_id))
+        line.append(shown_id(conv.conversation_id))
         line.append(f"  {conv.verdict.upper()}", style="green" if conv.verdict == Verdict.PASS else "bold red")
         counts = " · ".join(f"{k} {v}" for k, v in conv.counts.items() if v)
         line.append(f"  {len(conv.events)} events" + (f": {counts}" if counts else ""))
@@ -119,7 +119,7 @@ def _event_table(console, conv: ConversationReport, width: int) -> None:
             shown.remove(optional)
     show_type, show_sender = "type" in shown, "sender" in shown
     show_findings = needed(shown, 16) <= width
-    table = Table(title=Text(printable(f"events of {conv.conversation_id} — {conv.verdict.upper()}"),
+    table = Table(title=Text(f"events of {shown_id(conv.conversation_id)} — {conv.verdict.upper()}",
                              style="bold"), title_justify="left", expand=False)
     table.add_column("#", no_wrap=True, justify="right")
     table.add_column("sequence", no_wrap=True)
@@ -151,11 +151,22 @@ def _plain_table(conv: ConversationReport, width: int) -> str:
              printable(_event_findings(e))) for e in conv.events]
     head = ("#", "sequence", "type", "sender", "signature", "chain", "findings")
     widths = [max(len(head[i]), *(len(r[i]) for r in rows)) for i in range(6)]
-    out = [printable(f"events of {conv.conversation_id} — {conv.verdict.upper()}")]
+    out = [f"events of {shown_id(conv.conversation_id)} — {conv.verdict.upper()}"]
     for row in [head, *rows]:
         line = "  ".join(cell.rjust(widths[0]) if i == 0 else cell.ljust(widths[i]) for i, cell in enumerate(row[:6]))
         out.append((line + "  " + row[6]).rstrip()[:max(width, len(line))])
     return "\n".join(out) + "\n"
+
+
+_ID_SHOWN = 80  # characters of a conversation id shown; real ones have at most 40
+
+
+def shown_id(conversation_id: str) -> str:
+    """A conversation id as the text report shows it: escaped, its spaces too, and cut. Why: a page
+    file's conversation id is neither signed nor checked, and one padded with spaces wrapped so that
+    "verdict: PASS ..." began a line of a failing report (review)."""
+    text = printable(conversation_id).replace(" ", "\\x20")
+    return text if len(text) <= _ID_SHOWN else text[:_ID_SHOWN] + "…"
 
 
 def _short_kind(kind: str | None) -> str:
