@@ -162,3 +162,38 @@ def test_a_padded_conversation_id_never_starts_a_line_of_the_text_report(width):
     lines = render_text(report, width=width).splitlines()
     starts = [line for line in lines if line.startswith("verdict:")]
     assert starts == [lines[0], lines[-1]] and all(line.startswith("verdict: FAIL") for line in starts)
+
+
+def test_every_format_character_and_noncharacter_is_escaped():
+    """Review: 139 invisible format characters (U+00AD, U+180E, U+206A-206F, the tag characters...)
+    reached every output raw, and U+FFFE made a JUnit file unreadable XML. The hand list must cover
+    what this Python's Unicode database calls format (Cf)."""
+    import sys
+    import unicodedata
+
+    from verifier.report.machine import _json_safe
+    from verifier.sanitize import printable
+    format_chars = [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf"]
+    missed = [f"U+{ord(c):04X}" for c in format_chars if printable(c) == c]
+    assert missed == []
+    nonchars = [chr(c) for c in range(0xFDD0, 0xFDF0)] + [chr(p << 16 | 0xFFFE) for p in range(17)] + \
+        [chr(p << 16 | 0xFFFF) for p in range(17)]
+    assert [c for c in nonchars if printable(c) == c] == []
+    assert printable("é ✓ 漢字 😀") == "é ✓ 漢字 😀"  # visible text stays as it is
+    text = "a\U000e0041b\u00adc\ufffe"
+    encoded = _json_safe(json.dumps(text, ensure_ascii=False))
+    assert json.loads(encoded) == text and encoded.isascii()
+
+
+def test_a_junit_report_with_noncharacters_in_ids_is_well_formed_xml():
+    import verifier
+    from verifier.report import render
+    from verifier.testing.forge import forge_event
+    good = ev(seq=1)
+    odd = forge_event(ALICE, "MessageCreateEvent", good.event.body, conversation_id=good.event.conversation_id,
+                      sequence_id="2080400068703158275\ufffe\uffff", previous_sequence_id="x\uffff",
+                      created_at_msec="1784841000000")  # sequence ids are not signed: the server chooses
+    report = verifier.verify_pages([page(odd), page(ev(seq=5, prev=4))], None)  # no keyring: it fails
+    assert report.verdict == "fail"
+    root = ET.fromstring(render(report, "junit"))  # well-formed XML, the ids escaped
+    assert root.get("failures") not in (None, "0")

@@ -11,18 +11,26 @@ import msgspec
 from .. import __version__
 from ..model import HINTS, Code, EventReport, Report, Severity, fails
 from ..pages import api_error_text
-from ..sanitize import printable
+from ..sanitize import INVISIBLE, NONCHARACTERS, printable
 from .common import event_findings, scoped_findings, source_of
 
 # Characters JSON may carry raw but a terminal or viewer would act on (DEL, C1 controls, bidi and
 # zero-width format characters): written as \uXXXX escapes, which decode to the same string.
-_JSON_INVISIBLE = re.compile("[\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]")
+_JSON_INVISIBLE = re.compile(f"[\x7f-\x9f{INVISIBLE}{NONCHARACTERS}]")
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # JSON spells a code point past U+FFFF as its UTF-16 surrogate pair
+    return f"\\u{0xD800 | code >> 10:04x}\\u{0xDC00 | code & 0x3FF:04x}"
 
 
 def _json_safe(text: str) -> str:
     if text.isascii() and "\x7f" not in text:  # nothing to escape (DEL is the one ASCII case)
         return text
-    return _JSON_INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _JSON_INVISIBLE.sub(lambda m: _json_escape(m.group()), text)
 
 
 def render_json(report: Report) -> str:
