@@ -466,3 +466,32 @@ def test_evidence_of_an_audit_stopped_before_its_keys_says_so(api, tmp_path):
     proc = cli(api, "verify", ev, "--format", "json", token=False)
     assert proc.returncode == 3 and "keys not fetched" in proc.stderr and "pass --keys" in proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("plant", ["fifo-journal", "journal-to-dev-zero", "fifo-keyring"])
+def test_planted_nodes_in_evidence_never_hang_fill_memory_or_take_writes(api, tmp_path, plant):
+    """Review: a FIFO as manifest.journal hung `verify DIR`, `archive verify` and `--resume`; a journal
+    linked to /dev/zero was read without bound; a FIFO as keyring.json received the keyring on
+    --resume, and the evidence then said the keys were never fetched."""
+    import subprocess
+    import sys
+
+    from helpers import REPO
+    ev = tmp_path / "ev"
+    assert cli(api, *audit_args(api, "--save", ev, "--max-pages", "1")).returncode == 1  # a partial audit
+    target = ev / ("keyring.json" if plant == "fifo-keyring" else "manifest.journal")
+    target.unlink(missing_ok=True)
+    if plant == "journal-to-dev-zero":
+        target.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(target)
+    env = {k: v for k, v in os.environ.items() if k != "X_BEARER_TOKEN"}
+    env["X_BEARER_TOKEN"] = api.state.token
+    for args in (["verify", str(ev)], ["audit", *IDS, "--base-url", api.url, "--save", str(ev), "--resume"]):
+        proc = subprocess.run([sys.executable, "-m", "verifier", *args, "-o", os.devnull], capture_output=True,
+                              text=True, cwd=REPO, env=env, timeout=120)  # a regression hangs: the timeout fails it
+        assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+        if plant != "fifo-keyring":
+            assert proc.returncode == 3 and "manifest.journal" in proc.stderr, proc.stderr
+    if plant == "fifo-keyring":  # resumed: the keyring was written as a regular file, not into the FIFO
+        assert target.is_file() and not target.is_symlink() and json.loads(target.read_text())

@@ -31,7 +31,7 @@ from .apibodies import token_at_path
 from .clock import utc_now_iso
 from .engine import PageInput
 from .errors import EvidenceError, ManifestError
-from .inputs import DEFAULT_MAX_FILE_MB, read_at_most
+from .inputs import DEFAULT_MAX_FILE_MB, read_at_most, read_regular_file
 from .manifest import (
     KEYRING,
     READABLE_SCHEMAS,
@@ -91,15 +91,24 @@ def confined(root: Path, name: str) -> Path:
 
 
 # ------------------------------------------------------------------------------------- journal
+MAX_CONTROL_BYTES = 256 * 1024 * 1024  # manifest.json or manifest.journal: far above any real one
+
+
+def _read_control_file(path: Path) -> bytes:
+    """``manifest.json`` or ``manifest.journal``: a regular file in the directory itself (no symlink),
+    read without blocking and bounded (review: a FIFO there hung `verify DIR` and `--resume`, a link
+    to /dev/zero filled memory)."""
+    if path.is_symlink():
+        raise EvidenceError(f"cannot read {path}: a symbolic link (evidence files are regular files)")
+    return read_regular_file(path, MAX_CONTROL_BYTES, str(path), EvidenceError)
+
+
 def _read_journal(path: Path, journal_id: str, after: int) -> list[Record]:
     """Journal records of this snapshot newer than it; a torn last line (a crash mid-append) is
     dropped, any other bad line makes the directory unusable."""
-    try:
-        lines = path.read_bytes().split(b"\n")
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         return []
-    except OSError as exc:
-        raise EvidenceError(f"cannot read {path}: {exc.strerror or exc}") from None
+    lines = _read_control_file(path).split(b"\n")
     records = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -158,9 +167,7 @@ class EvidenceStore:
         store = cls(root)
         path = store.root / MANIFEST
         try:
-            raw = msgspec.json.decode(path.read_bytes())
-        except OSError as exc:
-            raise EvidenceError(f"cannot read {path}: {exc.strerror or exc}") from None
+            raw = msgspec.json.decode(_read_control_file(path))
         except (msgspec.DecodeError, RecursionError) as exc:
             raise EvidenceError(f"{path} is not JSON: {exc}") from None
         if not isinstance(raw, dict) or raw.get("schema") not in READABLE_SCHEMAS:
@@ -228,7 +235,7 @@ class EvidenceStore:
 
     def _store(self, name: str, fetched: FetchedBody) -> dict[str, Any]:
         """Write a response body byte for byte; the fields of the manifest entry that describes it."""
-        atomic_write(self.path_of(name), fetched.body)
+        atomic_write(self.path_of(name), fetched.body, in_place=False)
         return {"file": name, "url": fetched.url, "fetched_at": fetched.fetched_at,
                 "sha256": sha256(fetched.body), "bytes": len(fetched.body)}
 
@@ -280,7 +287,7 @@ class EvidenceStore:
         self._record(SetUsersNotFetched(users_not_fetched=state))
 
     def save_keyring(self, text: str) -> None:
-        atomic_write(self.path_of(KEYRING), text.encode())
+        atomic_write(self.path_of(KEYRING), text.encode(), in_place=False)
 
     def close(self) -> None:
         """Fold the journal into the snapshot (the end of a run, finished or not)."""
@@ -313,11 +320,15 @@ class EvidenceStore:
     def _snapshot(self) -> None:
         """Write ``manifest.json`` atomically, then start an empty journal after it."""
         self.manifest.updated_at = utc_now_iso()
-        atomic_write(self.path_of(MANIFEST), encode_manifest(self.manifest))
+        atomic_write(self.path_of(MANIFEST), encode_manifest(self.manifest), in_place=False)
         if self._journal is not None:
             self._journal.close()
         journal = self.path_of(JOURNAL)
-        self._journal = open(journal, "wb")  # truncates: every line is in the snapshot now
+        if journal.is_symlink() or (journal.exists() and not journal.is_file()):
+            journal.unlink()  # a planted FIFO, device or link: replaced, never written through (review)
+        # truncates: every line is in the snapshot now; O_NOFOLLOW: a link planted meanwhile is refused
+        fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        self._journal = os.fdopen(fd, "wb")
 
 
 # ------------------------------------------------------------------------------------- offline

@@ -15,21 +15,25 @@ from .errors import InputError
 from .sanitize import printable
 
 
-def atomic_write(path: str | Path, data: bytes, mode: int = 0o666, *, create_parents: bool = True) -> None:
+def atomic_write(path: str | Path, data: bytes, mode: int = 0o666, *, create_parents: bool = True,
+                 in_place: bool = True) -> None:
     """Write ``data`` to ``path`` atomically; on any error the old file (if any) is intact and the
     temporary file is removed. ``mode`` (less the umask) is the new file's: 0o600 for plaintext.
     Missing parent directories are created unless ``create_parents`` is false. Raises ``OSError``."""
-    with atomic_writer(path, mode, create_parents=create_parents) as handle:
+    with atomic_writer(path, mode, create_parents=create_parents, in_place=in_place) as handle:
         handle.write(data)
 
 
 @contextmanager
-def atomic_writer(path: str | Path, mode: int = 0o666, *, create_parents: bool = True) -> Iterator[BinaryIO]:
+def atomic_writer(path: str | Path, mode: int = 0o666, *, create_parents: bool = True,
+                  in_place: bool = True) -> Iterator[BinaryIO]:
     """A binary handle whose content replaces ``path`` only once the block ends without error
     (written in pieces: a large report is never whole in memory); a device, a FIFO or a path through
-    /proc (``written_in_place``) is appended to as the block writes. Raises ``OSError``."""
+    /proc (``written_in_place``) is appended to as the block writes, unless ``in_place`` is false
+    (files inside an evidence directory, which anyone may have planted: always replaced by a regular
+    file, never written through; review). Raises ``OSError``."""
     target = Path(path)
-    if written_in_place(target):
+    if in_place and written_in_place(target):
         with open(target, "ab") as handle:  # appended: never truncates what a shell's >> opened
             yield handle
         return
