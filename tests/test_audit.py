@@ -495,3 +495,12 @@ def test_planted_nodes_in_evidence_never_hang_fill_memory_or_take_writes(api, tm
             assert proc.returncode == 3 and "manifest.journal" in proc.stderr, proc.stderr
     if plant == "fifo-keyring":  # resumed: the keyring was written as a regular file, not into the FIFO
         assert target.is_file() and not target.is_symlink() and json.loads(target.read_text())
+
+
+def test_the_report_may_go_into_a_new_save_directory(api, tmp_path):
+    """Review: with output directories checked before the run, ``--save new -o new/report.json``
+    was refused though the audit makes that directory first (it worked before)."""
+    ev = tmp_path / "new"
+    proc = cli(api, *audit_args(api, "--save", ev, "--format", "json", "-o", ev / "report.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((ev / "report.json").read_text())["verdict"] == "pass"

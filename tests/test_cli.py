@@ -463,3 +463,9 @@ def test_usage_errors_are_one_line(args):
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and ": error: " in lines[0] and lines[0].endswith("--help)"), proc.stderr
+
+
+def test_junit_or_markdown_to_standard_output_is_a_usage_error(capsys):
+    """Review: ``vectors --junit -`` passed the path check, then wrote the JUnit nowhere (exit 0)."""
+    assert main(["vectors", str(REPO / "vectors" / "chain"), "--junit", "-"]) == 2
+    assert "--junit -: standard output takes the results" in capsys.readouterr().err

@@ -273,6 +273,14 @@ def test_signed_receipt_covers_report_and_evidence(tmp_path, capsys, monkeypatch
     report.write_text(json.dumps(edited))
     code, result = check("--public-key", f"{key}.pub", "--report", report)
     assert code == 1 and result["problems"] == ["the report differs from the one the receipt signs"]
+    # review: nested so deep that the duplicate check gave up, while the digest's decoder read it
+    for depth in range(960, 1000, 3):
+        report.write_text(signed_text.replace("{", '{"verdict": "fail", "schema": ' + "[" * depth + "]" * depth + ", ", 1))
+        code = main(["receipt", "verify", str(ev / "receipt.json"), "--public-key", f"{key}.pub", "--report",
+                     str(report)])
+        out, err = capsys.readouterr()
+        assert code in (1, 3) and "internal error" not in err, (depth, err)
+        assert code == 3 or json.loads(out)["problems"], depth
     twice = tmp_path / "twice.json"  # the receipt itself, with a key named twice: not a receipt
     twice.write_text((ev / "receipt.json").read_text().replace("{", '{"verdict": "fail", ', 1))
     assert main(["receipt", "verify", str(twice), "--public-key", f"{key}.pub"]) == 3

@@ -544,7 +544,7 @@ def scrub_report(report: Report, scrubbers: list[Callable[[str], str]]) -> Repor
     return report
 
 
-def _secret_scrubber(secrets: set[str]) -> Callable[[str], str]:
+def secret_scrubber(secrets: set[str]) -> Callable[[str], str]:
     from .fetch import REDACTED
 
     def scrub(text: str) -> str:
@@ -578,7 +578,7 @@ def verify_saved_audit(root: str, keyring: Keyring | None = None, *, fallback_ke
         keyring.add_fallback(fallback_keys)
     report = verification.finish(keyring)
     if saved.secrets:
-        verification.scrub = _secret_scrubber(saved.secrets)  # the ledger records facts as the report shows them
+        verification.scrub = secret_scrubber(saved.secrets)  # the ledger records facts as the report shows them
     if observe is not None:
         observe(verification)
     return finish_saved_report(report, saved)
@@ -615,7 +615,7 @@ def finish_saved_report(report: Report, saved: SavedAudit) -> Report:
     """What ``verify DIR`` adds to the engine's report: the audit's findings, and the access token
     scrubbed wherever the saved bodies held it."""
     report = add_findings(report, audit_findings(saved.token_files, saved.users_not_fetched))
-    return scrub_report(report, [_secret_scrubber(saved.secrets)] if saved.secrets else [])
+    return scrub_report(report, [secret_scrubber(saved.secrets)] if saved.secrets else [])
 
 
 def _replay_conversation(verification: Verification, conv: SavedConversation) -> list[tuple[str, str]]:

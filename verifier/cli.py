@@ -213,10 +213,16 @@ def check_output_paths(args: argparse.Namespace) -> None:
     a receipt key file is the one output whose directory is made (``keys new-receipt-key``)."""
     if getattr(args, "handler", None) is cmd_new_receipt_key:
         return
+    save = getattr(args, "save", None)
     for name, option in (("output", "-o"), ("junit", "--junit"), ("markdown", "--markdown"), ("receipt", "--receipt")):
         value = getattr(args, name, None)
-        if isinstance(value, str):
-            check_output_path(option, value)
+        if not isinstance(value, str) or (name == "receipt" and not hasattr(args, "receipt_key")):
+            continue  # (receipt verify's RECEIPT is an input)
+        if value == "-" and name in ("junit", "markdown"):
+            raise UsageError(f"{option} -: standard output takes the results themselves (-o); name a file")
+        if save and Path(value).parent.resolve() == Path(save).resolve():
+            continue  # in the --save DIR an audit makes before it writes anything (review)
+        check_output_path(option, value)
 
 
 def read_token(token_file: str | None) -> str:

@@ -239,8 +239,10 @@ def duplicate_key(data: bytes) -> str | None:
         json.loads(data, object_pairs_hook=check)
     except _Duplicate as found:
         return str(found.args[0])
-    except (ValueError, RecursionError):
-        return None  # not JSON (or too deep): the decoder that follows says so precisely
+    except RecursionError:  # cannot be checked: refused, never taken as checked (review)
+        return "(nested too deeply to check)"
+    except ValueError:
+        return None  # not JSON: the decoder that follows says so precisely
     return None
 
 
@@ -331,6 +333,8 @@ def verify_receipt(receipt: dict, verify_key: Any, evidence_dir: str | None = No
             data = msgspec.json.decode(raw)
         except msgspec.DecodeError:
             raise ReceiptError(f"report {printable(report_path)} is not JSON") from None
+        except RecursionError:
+            raise ReceiptError(f"report {printable(report_path)} is nested too deeply to read") from None
         twice = duplicate_key(raw)
         if twice is not None:  # not a file xchat-verify writes: readers would disagree on what it says
             problems.append(f"the report names the key {printable(repr(twice)[:60])} twice in one object: it is "

@@ -17,7 +17,14 @@ from typing import Any, Protocol
 
 import msgspec
 
-from ..audit import add_saved_errors, finish_saved_report, record_conversation, saved_conversation_errors, served_problems
+from ..audit import (
+    add_saved_errors,
+    finish_saved_report,
+    record_conversation,
+    saved_conversation_errors,
+    secret_scrubber,
+    served_problems,
+)
 from ..audit import saved_keyring as keyring_of_saved
 from ..engine import Verification, paging_reasons
 from ..facts import PageEnds
@@ -352,7 +359,8 @@ def _group_report(run: _GroupRun, ledger: LedgerRecording | None) -> Report | In
         incomplete = run.shell.incomplete
         record_audit(ledger.store, report, sorted(run.facts, key=lambda f: f.index), run.keyring,
                      command=ledger.command, inputs=inputs, key_source=ledger.key_source,
-                     ended={cid for cid in run.ended if cid not in incomplete})
+                     ended={cid for cid in run.ended if cid not in incomplete},
+                     scrub=secret_scrubber(saved.secrets) if saved is not None and saved.secrets else None)
     return report
 
 

@@ -11,12 +11,12 @@ import msgspec
 from .. import __version__
 from ..model import HINTS, Code, EventReport, Report, Severity, fails
 from ..pages import api_error_text
-from ..sanitize import INVISIBLE, NONCHARACTERS, printable
+from ..sanitize import ASTRAL, INVISIBLE, NONCHARACTERS, has_astral, printable
 from .common import event_findings, scoped_findings, source_of
 
 # Characters JSON may carry raw but a terminal or viewer would act on (DEL, C1 controls, bidi and
 # zero-width format characters): written as \uXXXX escapes, which decode to the same string.
-_JSON_INVISIBLE = re.compile(f"[\x7f-\x9f{INVISIBLE}{NONCHARACTERS}]")
+_JSON_INVISIBLE = re.compile(f"[\x7f-\x9f{INVISIBLE}{NONCHARACTERS}]")  # and ASTRAL, only where needed
 
 
 def _json_escape(char: str) -> str:
@@ -30,7 +30,8 @@ def _json_escape(char: str) -> str:
 def _json_safe(text: str) -> str:
     if text.isascii() and "\x7f" not in text:  # nothing to escape (DEL is the one ASCII case)
         return text
-    return _JSON_INVISIBLE.sub(lambda m: _json_escape(m.group()), text)
+    text = _JSON_INVISIBLE.sub(lambda m: _json_escape(m.group()), text)
+    return ASTRAL.sub(lambda m: _json_escape(m.group()), text) if has_astral(text) else text
 
 
 def render_json(report: Report) -> str:
