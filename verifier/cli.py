@@ -488,7 +488,7 @@ def cmd_keys_fetch(args: argparse.Namespace) -> int:
                 except ValueError as exc:
                     warn(f"skipping a key row of user {user_id}: {client.safe(exc)}")
         text = client.scrub(json.dumps({"keys": entries}, indent=2) + "\n")
-    if failed and args.output:  # a keyring file must be complete or absent: the old one stays
+    if failed and args.output and args.output != "-":  # a keyring file must be complete or absent: the old one stays
         warn(f"{args.output} not written: keys could not all be fetched")
         return EXIT_INCOMPLETE
     write_output(args.output, text)
