@@ -14,7 +14,6 @@ import hashlib
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 
 import msgspec
 
@@ -110,14 +109,16 @@ def record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts]
     complete (fail closed: a history given only in part then shows its older events as vanished)."""
     if ended is None:
         ended = {c.conversation_id for c in report.conversations if c.complete}
-    ring: Any = keyring
     if scrub is not None:  # review: the token, served in a key version, reached the ledger verbatim
         facts = [_scrubbed_facts(f, scrub) for f in facts]
-        ring = _ScrubbedKeyring(keyring, scrub) if keyring is not None else None
     with _gc_paused():  # many small acyclic objects, as in the engine: no cyclic collection meanwhile
-        return _record_audit(store, report, facts, ring, command=command, inputs=inputs,
+        return _record_audit(store, report, facts, keyring, command=command, inputs=inputs,
                              key_source=key_source, key_users=key_users, time=time or utc_now_iso(),
-                             ended=frozenset(ended))
+                             ended=frozenset(ended), scrub=scrub or _unchanged)
+
+
+def _unchanged(text: str) -> str:
+    return text
 
 
 def _scrubbed_facts(fact: EventFacts, scrub: Callable[[str], str]) -> EventFacts:
@@ -130,22 +131,9 @@ def _scrubbed_facts(fact: EventFacts, scrub: Callable[[str], str]) -> EventFacts
         deletes=tuple(scrub(d) for d in fact.deletes))
 
 
-class _ScrubbedKeyring:
-    """The run's keyring as the ledger reads it (``rows``, ``fallback``), its text scrubbed."""
-
-    def __init__(self, keyring: Keyring, scrub: Callable[[str], str]) -> None:
-        self._keyring, self._scrub = keyring, scrub
-        self.fallback = keyring.fallback
-
-    def rows(self) -> dict[tuple[str, str], list[Any]]:
-        scrub = self._scrub
-        return {(scrub(user), scrub(version)): [dataclasses.replace(row, encoded=scrub(row.encoded)) for row in rows]
-                for (user, version), rows in self._keyring.rows().items()}
-
-
 def _record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts], keyring: Keyring | None, *,
                   command: str, inputs: Sequence[str], key_source: str, key_users: Sequence[str] | None,
-                  time: str, ended: frozenset[str]) -> Recorded:
+                  time: str, ended: frozenset[str], scrub: Callable[[str], str]) -> Recorded:
     _mark_ledger_keys(report, keyring)
     by_index = {f.index: f for f in facts}
     with store.transaction():
@@ -162,7 +150,7 @@ def _record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts
             recorded.checkpoints.append(checkpoint)
             chains.append(ChainRow(audit_id, conv.conversation_id, transcript.tail, transcript.head,
                                    transcript.size, transcript.root, conv.complete))
-        _keys(store, judge, keyring, facts, audit_id, key_source, key_users)
+        _keys(store, judge, keyring, facts, audit_id, key_source, key_users, scrub)
         _apply(report, judge)
         recorded.findings = [("", f) for f in judge.run] + \
             [(cid, f) for cid, fs in judge.conv.items() for f in fs] + [(cid, f) for cid, _e, f in judge.event]
@@ -411,17 +399,18 @@ def _downgrades(judge: _Judge, cid: str, now: dict, old: dict[str, list[EventRow
 
 # ------------------------------------------------------------------------------------- keys
 def _keys(store: LedgerStore, judge: _Judge, keyring: Keyring | None, facts: Sequence[EventFacts],
-          audit_id: int, source: str, key_users: Sequence[str] | None) -> None:
+          audit_id: int, source: str, key_users: Sequence[str] | None, scrub: Callable[[str], str]) -> None:
     now: dict[tuple[str, str, bytes, str], KeyRow] = {}
     if keyring is not None:
-        for (user, version), rows in keyring.rows().items():
-            if (user, version) in keyring.fallback:
+        for (raw_user, raw_version), rows in keyring.rows().items():
+            if (raw_user, raw_version) in keyring.fallback:
                 continue
+            user, version = scrub(raw_user), scrub(raw_version)  # served text, recorded as the report shows it
             for trusted in rows:
                 if trusted.key is None:
                     continue
                 digest = hashlib.sha256(key_identity(trusted.key)).digest()
-                now[(user, version, digest, source)] = KeyRow(user, version, digest, source, trusted.encoded,
+                now[(user, version, digest, source)] = KeyRow(user, version, digest, source, scrub(trusted.encoded),
                                                               trusted.status, audit_id, audit_id)
     for fact in facts:
         for member, version, encoded in fact.embedded_keys:
