@@ -23,7 +23,7 @@ from .keys import entry_from_row
 from .ledger_cli import LedgerRun, add_ledger_options, cmd_new_receipt_key
 from .ledger_cli import add_commands as add_ledger_commands
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, Report, exit_code
-from .outputs import check_output_path, detach_stdout, write_file, write_output, write_stdout
+from .outputs import check_output_path, detach_stdout, names_file, write_file, write_output, write_stdout
 from .paging import MB
 from .parallel import plan_shares, verify_files
 from .settings import DEFAULT_BASE_URL, IDENTITY_KEY_ENV, AuditOptions, RetryPolicy
@@ -42,7 +42,7 @@ def emit(report: Report, fmt: str, output: str | None, all_events: bool = False,
     """The report to ``output`` (atomically) or stdout, written in chunks (``report.stream``; with
     ``processes`` > 1, half of a long JSON or NDJSON report encoded by a second process, which a
     report file takes by ``sendfile``)."""
-    if output and output != "-":  # "-": standard output, as for every command's -o
+    if output and names_file(output):
         write_file(output, report_parts(report, fmt, all_events=all_events, processes=processes))  # in chunks
         print(f"verdict: {report.verdict} (report written to {printable(output)})", file=sys.stderr)
         return
@@ -488,7 +488,7 @@ def cmd_keys_fetch(args: argparse.Namespace) -> int:
                 except ValueError as exc:
                     warn(f"skipping a key row of user {user_id}: {client.safe(exc)}")
         text = client.scrub(json.dumps({"keys": entries}, indent=2) + "\n")
-    if failed and args.output and args.output != "-":  # a keyring file must be complete or absent: the old one stays
+    if failed and names_file(args.output):  # a keyring file must be complete or absent: the old one stays
         warn(f"{args.output} not written: keys could not all be fetched")
         return EXIT_INCOMPLETE
     write_output(args.output, text)
@@ -531,9 +531,9 @@ def cmd_vectors(args: argparse.Namespace) -> int:
         raise UsageError(f"--xfail names unknown cases: {', '.join(sorted(unknown))}")
     info = v.RunInfo(suite, args.profile, args.impl if args.impl is not None else "xchat-verify (in-process)")
     for path, fmt in ((args.output, args.format), (args.junit, "junit"), (args.markdown, "markdown")):
-        if path and path != "-":
+        if path and names_file(path):
             write_file(path, v.render_results(results, fmt, info))
-    if args.output and args.output != "-":
+    if names_file(args.output):
         print(v.closing_line(results), file=sys.stderr)
     else:
         write_stdout([v.render_results(results, args.format, info)])

@@ -19,7 +19,7 @@ from ._version import __version__
 from .clock import utc_now_iso
 from .errors import InputError, UsageError, XChatVerifyError
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, Report
-from .outputs import write_file, write_output, write_stdout
+from .outputs import check_output_path, write_file, write_output, write_stdout
 from .sanitize import printable
 
 if TYPE_CHECKING:
@@ -59,15 +59,6 @@ def ledger_target(value: str | None) -> str | None:
     return None
 
 
-def check_metrics_path(path: str) -> None:
-    """``--metrics FILE`` before the run: its directory must exist (it is never created, as for
-    ``--ledger``) and FILE must not be a directory."""
-    target = Path(path)
-    if not path or target.is_dir():
-        raise InputError(f"--metrics {printable(path)}: not a file name")
-    parent = target.parent
-    if not parent.is_dir():
-        raise InputError(f"--metrics {printable(path)}: directory {printable(str(parent))} does not exist")
 
 
 class LedgerRun:
@@ -83,7 +74,7 @@ class LedgerRun:
         self.previous_metrics: dict | None = None
         if getattr(args, "metrics", None) is not None:
             from .metrics import Previous
-            check_metrics_path(args.metrics)
+            check_output_path("--metrics", args.metrics)  # before the run, as every output
             previous = Previous(args.metrics)  # read before the run: nothing about it fails after
             if previous.warning:
                 print(f"xchat-verify: warning: {printable(previous.warning)}", file=sys.stderr)

@@ -110,10 +110,15 @@ def write_file(path: str | Path, text: str | Iterable[str | CopiesItself], priva
         raise InputError(f"cannot write {printable(str(path))}: {exc.strerror or exc}") from None
 
 
+def names_file(path: str | None) -> bool:
+    """Does an ``-o`` value name a file? None, empty and ``-`` are standard output (every command)."""
+    return bool(path) and path != "-"
+
+
 def write_output(path: str | None, text: str | Iterable[str]) -> None:
     """A command's output: to ``path`` (``-o``) atomically, else (or ``-o -``) to standard output
     (chunks as they come)."""
-    if path and path != "-":
+    if path and names_file(path):
         write_file(path, text)
     else:
         write_stdout([text] if isinstance(text, str) else text)
@@ -147,7 +152,7 @@ def check_output_path(option: str, path: str) -> None:
     """An output file named on the command line, before the run: ``-`` is standard output; otherwise
     it must not be a directory, and its directory must exist (it is never created, as for
     ``--metrics`` and ``--ledger``): a mistake is found before the work, not after it."""
-    if path == "-":
+    if path == "-":  # (standard output; an empty one is refused below)
         return
     target = Path(path)
     if not path or target.is_dir():
