@@ -11,6 +11,7 @@ from helpers import ALICE, BOB, CONV, MALLORY, codes, ev, events_of, keyring, pa
 
 import verifier
 from verifier.cli import main
+from verifier.testing.forge import Identity
 
 
 def finding_codes(report, scope="run"):
@@ -39,6 +40,24 @@ def test_allow_embedded_keys_is_the_explicit_opt_in_and_says_so():
     assert [(f.code, f.severity) for f in report.findings] == [("no_trusted_keys", "info")]
     assert not report.proof.keys_authenticated
     assert "NOT authenticated" in verifier.report.render(report, "text").splitlines()[-1]
+
+
+MALLORY_AS_ALICE = Identity.from_seed("1111", "999", "mallory")  # Alice's id, a version the keyring lacks
+
+
+def test_a_keyring_with_allow_embedded_keys_does_not_claim_every_key_authenticated():
+    """Review 37: an event under a version the keyring lacks, checked with its own key, passed as
+    --allow-embedded-keys allows; the proof said every signer key was authenticated."""
+    stranger = ev(seq=3, prev=2, sender=MALLORY_AS_ALICE, embed_keys=[MALLORY_AS_ALICE])
+    report = verify(page(stranger, ev(seq=2, prev=1, sender=BOB), ev(seq=1)), ring=keyring(ALICE, BOB),
+                    allow_embedded_keys=True)
+    assert report.verdict == "pass" and report.key_source == "keyring"
+    assert not report.proof.keys_authenticated and report.proof.embedded_keys == 1
+    last = verifier.report.render(report, "text").splitlines()[-1]
+    assert "1 signer key(s) NOT authenticated (taken from the events), the others from the keyring" in last
+    assert "1 signer key(s) NOT authenticated" in verifier.report.render(report, "html")
+    trusted = verify(page(ev(seq=2, prev=1, sender=BOB), ev(seq=1)), ring=keyring(ALICE, BOB), allow_embedded_keys=True)
+    assert trusted.proof.keys_authenticated and trusted.proof.embedded_keys == 0
 
 
 # ------------------------------------------------------------------ nothing proven

@@ -1023,10 +1023,19 @@ class _Run:
         events = sum(len(c.events) for c in conversations)
         not_signed = statuses[SigStatus.NOT_SIGNED]
         proven, waiting = statuses[SigStatus.VALID], statuses[SigStatus.NEEDS_CONVERSATION_KEY]
+        embedded = self._embedded_key_uses()
         return Proof(events=events, signed=events - not_signed, proven=proven,
                      needs_conversation_key=waiting, unproven=events - not_signed - proven - waiting,
-                     not_signed=not_signed, keys_authenticated=self.keyring is not None,
-                     complete=not self.incomplete and not any(i.errors for i in self.inputs))
+                     not_signed=not_signed, keys_authenticated=self.keyring is not None and not embedded,
+                     complete=not self.incomplete and not any(i.errors for i in self.inputs),
+                     embedded_keys=embedded)
+
+    def _embedded_key_uses(self) -> int:
+        """Events checked with a key they carried although a keyring was given (review 37: such a
+        run said its signer keys were authenticated). Without a keyring every key is the event's."""
+        if self.keyring is None:
+            return 0
+        return sum(1 for staged in self.findings.values() if any(f.code == Code.EMBEDDED_KEY_USED for _, f in staged))
 
     # ---------------------------------------------------------------- chain and report
     def _conversation(self, cid: str, members: array[int], lazy: bool) -> ConversationReport:

@@ -309,8 +309,9 @@ class Proof(msgspec.Struct):
     needs_conversation_key: int = 0
     unproven: int = 0  # signed, neither proven nor waiting for a conversation key
     not_signed: int = 0
-    keys_authenticated: bool = False  # signer keys came from a keyring or the key directory
+    keys_authenticated: bool = False  # every signer key came from a keyring or the key directory
     complete: bool = True  # every history was fetched to its end
+    embedded_keys: int = 0  # signatures verified with a key the event carried (--allow-embedded-keys)
 
 
 class Report(msgspec.Struct):

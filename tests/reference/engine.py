@@ -398,10 +398,12 @@ class _Run:
         events = sum(statuses.values())
         not_signed = statuses[SigStatus.NOT_SIGNED]
         proven, waiting = statuses[SigStatus.VALID], statuses[SigStatus.NEEDS_CONVERSATION_KEY]
+        embedded = 0 if self.keyring is None else sum(
+            1 for c in conversations for e in c.events if any(f.code == Code.EMBEDDED_KEY_USED for f in e.findings))
         return Proof(events=events, signed=events - not_signed, proven=proven,
                      needs_conversation_key=waiting, unproven=events - not_signed - proven - waiting,
-                     not_signed=not_signed, keys_authenticated=self.keyring is not None,
-                     complete=not self.incomplete and not any(i.errors for i in self.inputs))
+                     not_signed=not_signed, keys_authenticated=self.keyring is not None and not embedded,
+                     complete=not self.incomplete and not any(i.errors for i in self.inputs), embedded_keys=embedded)
 
     def _load_page(self, page: DecodedPage) -> list[_Event]:
         first = len(self.events)

@@ -403,7 +403,7 @@ def combine(parts: Iterable[Report | InputReport], *, keyring: Keyring | None, o
 
 def _proof(proofs: list[Proof]) -> Proof:
     total = Proof(keys_authenticated=all(p.keys_authenticated for p in proofs), complete=all(p.complete for p in proofs))
-    for name in ("events", "signed", "proven", "needs_conversation_key", "unproven", "not_signed"):
+    for name in ("events", "signed", "proven", "needs_conversation_key", "unproven", "not_signed", "embedded_keys"):
         setattr(total, name, sum(getattr(p, name) for p in proofs))
     return total
 

@@ -327,7 +327,8 @@ def _banner(report: Report) -> str:
         chips.append(f"{p.needs_conversation_key:,} need a conversation key")
     alerts = []
     if not p.keys_authenticated:
-        alerts.append("signer keys NOT authenticated")
+        alerts.append(f"{p.embedded_keys:,} signer key(s) NOT authenticated" if _mixed_keys(report)
+                      else "signer keys NOT authenticated")
     if not p.complete:
         alerts.append("history incomplete")
     if input_errors:
@@ -424,12 +425,22 @@ def key_uses(report: Report) -> list[KeyUse]:
     return sorted(uses.values(), key=lambda u: (u.sender, u.first_ms if u.first_ms is not None else 0, u.version))
 
 
+def _mixed_keys(report: Report) -> bool:
+    """Trusted keys were given, yet some events were checked with their own (--allow-embedded-keys)."""
+    return report.proof.embedded_keys > 0 and report.key_source != "embedded"
+
+
 def _keys(report: Report) -> str:
     uses = key_uses(report)
     parts = ['<section class="card" id="keys"><h2>Signer keys per user and version</h2>']
+    source = "the keyring" if report.key_source == "keyring" else esc(report.key_source)
     if report.proof.keys_authenticated:
-        source = "the keyring" if report.key_source == "keyring" else esc(report.key_source)
         parts.append(f'<p class="callout ok">Signer keys were authenticated: they came from {source}.</p>')
+    elif _mixed_keys(report):
+        parts.append(f'<p class="callout error" id="xv-keys-unauthenticated"><strong>{report.proof.embedded_keys:,} '
+                     "signature(s) checked with a key NOT authenticated:</strong> the key was taken from the event "
+                     f"itself (--allow-embedded-keys), which the server controls; the others came from {source}. "
+                     "Those events' valid signatures prove nothing about who signed.</p>")
     else:
         parts.append('<p class="callout error" id="xv-keys-unauthenticated"><strong>Signer keys NOT '
                      "authenticated:</strong> they were taken from the events themselves, which the server "
