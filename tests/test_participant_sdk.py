@@ -17,7 +17,7 @@ import verifier
 from verifier.keys import parse_public_key
 from verifier.model import FINDING_SEVERITY
 from verifier.participant import IdentityKey, participant_reviewers
-from verifier.participant.content import ENTRY_CONTENTS
+from verifier.participant.content import ENTRY_CONTENTS, MESSAGE_CONTENTS
 from verifier.testing.forge import ecies_encrypt
 
 GROUP = "g2080400000000000001"
@@ -221,6 +221,18 @@ def reply_without_raw_event(u):
     return h, bad, "reply_preview_mismatch", None
 
 
+def reply_quoting_nothing(u):
+    """Review 37: a preview naming no sequence id and embedding no original, quoting words under
+    A's name; the SDK never builds it (encrypt_reply needs an anchor), a client can write it."""
+    h = _conversation(u)
+    h.text(u["A"], "hello")
+    bad = h.contents("reply", u["B"], holder(1, MESSAGE_CONTENTS, {
+        "message_text": "ok then",
+        "replying_to_preview": {"sender_id": 1111, "message_text": "I owe you $1000",
+                                "replying_to_message_id": "no-such-id"}}))
+    return h, bad, "reply_preview_mismatch", None
+
+
 def reply_to_a_swapped_original(u):
     """The reply embeds a genuine signed message, but the history holds another one at its sequence id:
     the SDK validates the preview against the embedded event only (it cannot see the anchor)."""
@@ -397,7 +409,8 @@ def messages_before_joining(u):
     return h, bad, "not_decrypted", "warning"
 
 
-FINDINGS = [forged_reply_text, reply_with_wrong_sequence, reply_without_raw_event, reply_to_a_swapped_original,
+FINDINGS = [forged_reply_text, reply_with_wrong_sequence, reply_without_raw_event, reply_quoting_nothing,
+            reply_to_a_swapped_original,
             reaction_inside_range_missing, edit_older_than_window, reaction_to_a_key_change,
             delete_of_a_missing_message, reaction_to_a_later_message, delete_of_a_later_message, read_marker_ahead,
             edit_of_someone_elses_message, message_under_an_older_key, message_under_an_unknown_version,

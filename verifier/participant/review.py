@@ -273,7 +273,10 @@ class Participant:
         anchor = preview.get("replying_to_message_sequence_id")
         if anchor is None and isinstance(raw, MessageEvent):
             anchor = raw.sequence_id
-        if anchor is None:
+        if anchor is None or anchor == "":
+            if not isinstance(raw, MessageEvent):  # review 37: a quote tied to nothing was shown unchecked
+                problems.append("it names no sequence id of the original and embeds no original event, so what "
+                                "it quotes cannot be tied to the history (the SDK never builds such a reply)")
             return problems
         targets = TargetProblems("replies to")
         targets.check(timeline, record, anchor, describe=self._not_a_message)
