@@ -4,6 +4,7 @@ targets must exist and precede it; group membership is replayed from proven grou
 import pytest
 from helpers import ALICE, BOB, ev, events_of, keyring, page, verify
 
+from verifier.payload import build_payload
 from verifier.testing.forge import Identity, snowflake
 
 CAROL = Identity.from_seed("3333", "3", "carol")
@@ -397,3 +398,92 @@ def test_a_zero_padded_target_past_thirty_digits_is_the_present_event_it_names()
     report = verify(page(*reversed(made)), ring=RING)
     targets = {e.sequence_id: [f.code for f in e.findings if f.code.startswith("target_")] for e in events_of(report)}
     assert targets[ids[1]] == [] and targets[ids[2]] == ["target_after_event"]
+
+
+# Review 37: the signed payload of a member add (and of a create) joins its lists and its fixed values
+# with commas, and which values are lists depends on the signature_version and on the invite trailer,
+# neither of them signed. A server re-cut a version-7 add so that the signed title, which any member
+# may set (here to her own id), read as a current member id: a removed member was a member again.
+DAVE = Identity.from_seed("4444", "4", "dave")
+MEMBERS_ABC = {**CREATE, "member_ids": ["1111", "2222", "3333"]}
+HONEST_ADD = {"member_ids": ["4444"], "current_member_ids": ["1111", "2222"], "current_admin_ids": ["1111"],
+              "current_title": "3333", "conversation_key_version": "1001"}
+
+
+def recut(honest, body, version="7"):
+    """The honest event's signature on a re-cut body: the bytes it signed must be the same."""
+    cut = group_change(4, honest.event.kind.split(".")[1], body, prev=3, signature_version=version,
+                       payload=honest.payload, sender=ALICE)
+    assert build_payload(cut.event, int(version), {}) == honest.payload
+    return cut
+
+
+def removed_then_back(add):
+    return [group_change(1, "GroupCreate", MEMBERS_ABC),
+            group_change(2, "GroupTitleChange", {"custom_title": "3333", "conversation_key_version": "1001"},
+                         sender=CAROL, prev=1),
+            group_change(3, "GroupMemberRemoveChange", {"member_ids": ["3333"]}, prev=2),
+            add, message(5, CAROL, 4)]
+
+
+def flagged_doubt(report):
+    events = {e.index: e for e in events_of(report)}
+    assert events[1].signature.status == "valid"  # the re-cut add (second newest) verifies
+    found = [f.message for f in events[0].findings if f.code == "non_member_sender"]
+    return report.verdict == "fail" and len(found) == 1 and "names it only where a version-7 trailer" in found[0]
+
+
+def test_a_member_add_re_cut_to_version_2_does_not_make_its_title_a_member():
+    honest = group_change(4, "GroupMemberAddChange", HONEST_ADD, prev=3)
+    relabelled = recut(honest, {"member_ids": ["4444"], "current_member_ids": ["1111", "2222", "1111", "3333"],
+                                "current_admin_ids": [], "current_ttl_msec": 1001,
+                                "conversation_key_version": "null"}, version="2")
+    assert verify(page(*reversed(removed_then_back(honest))), ring=keyring(ALICE, BOB, CAROL, DAVE)).verdict == "fail"
+    assert flagged_doubt(verify(page(*reversed(removed_then_back(relabelled))), ring=keyring(ALICE, BOB, CAROL, DAVE)))
+
+
+def test_a_member_add_without_its_invite_trailer_does_not_make_its_title_a_member():
+    honest = group_change(4, "GroupMemberAddChange", {**HONEST_ADD, "group_invite_enable": {}}, prev=3)
+    dropped = recut(honest, {"member_ids": ["4444"], "current_member_ids": ["1111", "2222", "1111", "3333"],
+                             "current_admin_ids": ["null", "null"], "current_title": "1001",
+                             "conversation_key_version": "null"})
+    assert flagged_doubt(verify(page(*reversed(removed_then_back(dropped))), ring=keyring(ALICE, BOB, CAROL, DAVE)))
+
+
+def test_a_group_create_re_cut_to_version_2_does_not_make_its_title_a_member():
+    honest = group_change(1, "GroupCreate", {**CREATE, "title": "3333"})
+    cut = group_change(1, "GroupCreate", {**CREATE, "member_ids": ["1111", "2222", "null", "3333", "null"]},
+                       signature_version="2", payload=honest.payload)
+    assert build_payload(cut.event, 2, {}) == honest.payload
+    report = verify(page(message(2, CAROL, 1), cut), ring=RING)
+    events = {e.index: e for e in events_of(report)}
+    assert events[1].signature.status == "valid" and report.verdict == "fail"
+    assert [f.code for f in events[0].findings] == ["non_member_sender"]
+    assert "names it only where a version-7 trailer" in events[0].findings[0].message
+
+
+@pytest.mark.parametrize("version", ["2", "3", "5", "7"])
+def test_an_honest_member_add_at_any_version_still_makes_its_members(version):
+    """No false alarm: a small group's add signed at its own version, its new member then writes."""
+    add = group_change(2, "GroupMemberAddChange", {"member_ids": ["3333"], "current_member_ids": ["1111", "2222"],
+                                                   "current_admin_ids": ["1111"], "conversation_key_version": "1001"},
+                       prev=1, signature_version=version)
+    report = verify(page(message(3, CAROL, 2), add, group_change(1, "GroupCreate", CREATE)), ring=RING)
+    assert report.verdict == "pass", [(e.index, e.findings) for e in events_of(report)]
+
+
+def test_a_re_cut_member_add_under_a_key_version_only_a_key_change_names_is_caught():
+    """The plausible key versions include those of the group's key changes (kept for groups only):
+    after a rotation the add's key version is named by no create."""
+    rotate = ev("ConversationKeyChangeEvent", {"conversation_key_version": "1002"}, seq=4, prev=3,
+                conversation_id=GROUP, conversation_keys={"1002": bytes(range(32))})
+    honest = group_change(5, "GroupMemberAddChange", {**HONEST_ADD, "conversation_key_version": "1002"}, prev=4)
+    cut = group_change(5, "GroupMemberAddChange", {
+        "member_ids": ["4444"], "current_member_ids": ["1111", "2222", "1111", "3333"], "current_admin_ids": [],
+        "current_ttl_msec": 1002, "conversation_key_version": "null"}, prev=4, signature_version="2",
+        payload=honest.payload)
+    history = [*removed_then_back(cut)[:3], rotate, cut, message(6, CAROL, 5)]
+    report = verify(page(*reversed(history)), ring=keyring(ALICE, BOB, CAROL, DAVE))
+    events = {e.index: e for e in events_of(report)}
+    assert events[1].signature.status == "valid" and report.verdict == "fail"
+    assert [f.code for f in events[0].findings] == ["non_member_sender"]

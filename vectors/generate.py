@@ -32,7 +32,7 @@ SCHEMA = "xchat-verify/vector/v1"
 # The suite's version, and every released version with the digest of its content
 # (verifier.vectors.suite_digest: cases and schemas). Any change to a case or a schema changes the
 # digest: add a new version here, never edit a released one (tests/test_vectors.py enforces it).
-SUITE_VERSION = "2026.12.4"
+SUITE_VERSION = "2026.12.5"
 RELEASES = {
     "2026.12.1": "sha256:197561d5baae5e6009cbb404f3fc2785a417c5eaefa982fcc463c4c652f5c8db",
     "2026.12.2": "sha256:ef098b36d13be0ac07e39ff194ef5c836d18d6c54b3ff2095c76449edfb2c5fb",  # + semantics group
@@ -41,6 +41,8 @@ RELEASES = {
     "2026.12.3": "sha256:e0136b962ca1fd1e570dd121e39a91850135ce95109315bfcdc46779740d7389",
     # a last page with no data event (only key changes in meta) ends only a history that reaches its first event
     "2026.12.4": "sha256:96deeb436360bcedd6728fcc38d6f3e031e1877ae78cfd09b248b738f151ea1b",
+    # a version-7 create served as version 2 does not make its signed title a member (review 37)
+    "2026.12.5": "sha256:0c14f25403bf8c1e133101670afcce60f8aaf2648436645c08e61a6440c738af",
 }
 CONV = "1111:2222"
 GROUP = "g100"
@@ -731,6 +733,16 @@ def semantics(s: Suite) -> None:
            [ev("valid", "linked", "non_member_sender"), ev("valid", "linked"), ev("valid", "linked"), ev("valid")])
     s.case("semantics/group-membership-unknown", "without a create or add in the window nobody is flagged",
            [page(message(2, CAROL, 1), message(1, BOB, None))], [ev("valid", "linked"), ev("valid")])
+    # review 37: neither the signature_version nor list boundaries are signed; a version-7 create served
+    # as version 2 reads its signed (legacy flag, title, avatar) as member ids, the title a user's id
+    honest = group_event(1, "GroupChangeEvent.GroupCreate", {"member_ids": ["1111", "2222"], "admin_ids": ["1111"],
+                                                             "title": "3333", "conversation_key_version": CKV}, None)
+    re_cut = event(1, "GroupChangeEvent.GroupCreate", {"member_ids": ["1111", "2222", "null", "3333", "null"],
+                                                       "admin_ids": ["1111"], "conversation_key_version": CKV},
+                   conversation_id=GROUP, signature_version="2", payload=honest.payload)
+    s.case("semantics/group-create-re-cut", "a version-7 create served as version 2: the signed title, a user's "
+           "id, is not a member", [page(message(2, CAROL, 1), re_cut)],
+           [ev("valid", "linked", "non_member_sender"), ev("valid")])
 
 
 def generate(out: Path) -> list[str]:

@@ -154,7 +154,9 @@ class Reviewer(Protocol):
 
     A reviewer may declare ``reads_kinds`` (a set of event kinds): then only events of those kinds
     keep their decoded ``MessageEvent`` (the others show a stand-in with the kind alone) and it
-    promises ``conversation_keys`` returns nothing, so signatures can be checked as pages arrive.
+    promises ``conversation_keys`` returns nothing, so signatures can be checked as pages arrive;
+    and ``group_reads_kinds``: kinds kept only when the event names a conversation that is not 1:1
+    (a key change of every 1:1 page is not worth keeping for what only groups need).
     """
 
     def conversation_keys(self, records: Sequence[Any],
@@ -470,6 +472,8 @@ class _Run:
         self.reviewers = reviewers
         self.keep_facts = True  # keep what event_facts gives the ledger (not needed by verify_pages)
         self.kept_kinds = self._kept_kinds()
+        self.group_kinds: frozenset[str | None] = frozenset().union(
+            *(getattr(r, "group_reads_kinds", ()) for r in reviewers))
         self.eager = False  # signatures checked as pages arrive (keyring known, no reviewer learns keys)
         self.inputs: list[InputReport] = []
         self.expected_conversations: dict[str, None] = {}  # asked for by the caller, in order
@@ -667,7 +671,8 @@ class _Run:
                 self.add(index, _DECODED, Code.ENVELOPE_MISMATCH, problem)
         if event is None:
             rows.checks.append((index, Check(SigStatus.MALFORMED, malformed)))
-        elif self.kept_kinds is None or kind in self.kept_kinds:
+        elif self.kept_kinds is None or kind in self.kept_kinds or (
+                kind in self.group_kinds and conversation is not None and ":" not in conversation):
             self.kept[index] = event
         elif not self.eager and raw is not None:
             self.waiting[index] = raw  # decoded again once the keys are known

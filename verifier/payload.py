@@ -66,6 +66,7 @@ def _null(value: Any) -> str:
 
 
 def _render(value: Any) -> str:
+    """A value as the SDK puts it in a payload (``semantics`` re-reads signed values with it)."""
     if value is True:
         return "true"
     if value is False:
@@ -270,3 +271,6 @@ def _message_create_payload(message_id: object, sender_id: object, conversation_
 # tests/test_cfastwire.py compares both twins with the builder above
 _create_twin: Callable[[object, object, object, object, object], bytes | None] | None = \
     compiled_twin("message_create_payload") or _message_create_payload
+
+
+render_slot = _render

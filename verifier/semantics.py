@@ -19,13 +19,14 @@ than what was fetched).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from functools import cached_property
 from typing import Any
 
 from .chain import position as chain_position
 from .chain import seq_order
 from .keys import Keyring
+from .payload import BUILDERS, PayloadUnavailable, parse_signature_version, render_slot
 
 _MAX_DIGITS = 30  # a decimal id longer than this is not a snowflake: compared as text only
 _SHOWN = 5  # ids named in one finding; the rest are counted
@@ -256,7 +257,7 @@ def check_targets(timeline: Timeline) -> None:
             problems.report(record)
 
 
-def _membership(timeline: Timeline) -> Iterator[tuple[Any, set[str] | None]]:
+def _membership(timeline: Timeline, doubts: dict[str, Any] | None = None) -> Iterator[tuple[Any, set[str] | None]]:
     """Each record in chain order with the group's members at that point (None: unknown).
 
     A GroupCreate sets the members (its signed member ids and its sender); a GroupMemberAddChange
@@ -266,8 +267,12 @@ def _membership(timeline: Timeline) -> Iterator[tuple[Any, set[str] | None]]:
     nothing (``replay_membership`` flags it): else an account the server controls could add itself
     with a valid signature of its own. So does a GroupCreate once membership is known: its signature
     does not bind the conversation id, so a member's creation of another group could be replayed
-    here to reset the members. A group change is yielded with the members before it."""
+    here to reset the members. A group change is yielded with the members before it.
+
+    Ids a change names only where an unsigned choice decides the signed lists' end are not counted
+    (``credited_members``); ``doubts`` learns which change named each of them."""
     members: set[str] | None = None
+    key_versions = _key_versions(timeline)
     for record in timeline.ordered:
         yield record, members
         kind = kind_of(record)
@@ -278,20 +283,103 @@ def _membership(timeline: Timeline) -> Iterator[tuple[Any, set[str] | None]]:
                 members = None
                 continue
             body = record.event.body or {}
+            if kind == GROUP_REMOVE:
+                if members is not None:
+                    members -= set(body.get("member_ids") or ())
+                continue
+            credited, doubtful = credited_members(record, key_versions)
+            if doubts is not None:
+                for member in doubtful:
+                    doubts.setdefault(member, record)
             if kind == GROUP_CREATE:
-                members = set(body.get("member_ids") or ()) | {record.sender_id or ""}
-            elif kind == GROUP_ADD:
-                members = (members or set()) | set(body.get("current_member_ids") or ()) | \
-                    set(body.get("member_ids") or ())
-            elif members is not None:
-                members -= set(body.get("member_ids") or ())
+                members = credited | {record.sender_id or ""}
+            else:
+                members = (members or set()) | credited
+
+
+# Events whose conversation key version is signed at a fixed place (a member add's is not: its place
+# moves with the version): the versions a group's signed changes may name.
+KEY_VERSION_KINDS = frozenset({GROUP_CREATE, KEY_CHANGE, "GroupChangeEvent.GroupTitleChange",
+                               "GroupChangeEvent.GroupAvatarUrlChange"})
+
+
+def _key_versions(timeline: Timeline) -> set[str] | None:
+    """The conversation key versions the history's key changes, creates and title or avatar changes
+    name (proven or not: more names only make more re-cuts possible); None when there are none."""
+    found = {render_slot(version) for record in timeline.ordered if kind_of(record) in KEY_VERSION_KINDS
+             for version in [(record.event.body or {}).get("conversation_key_version")] if version is not None}
+    return found or None
+
+
+# The slots of a version-7 trailer, as the SDK renders them: what a re-cut of the signed values must
+# put in each for that reading to be possible at all.
+_BOOLEAN_SLOT = frozenset({"true", "false", "null"})
+
+
+def _integer_slot(text: str) -> bool:
+    digits = text[1:] if text[:1] == "-" else text
+    return text == "null" or (digits.isascii() and digits.isdigit())
+
+
+def credited_members(record: Any, key_versions: Collection[str] | None = None) -> tuple[set[str], set[str]]:
+    """The member ids a proven GroupCreate or GroupMemberAddChange gives, and those it names that
+    are left out as doubtful.
+
+    Why: the signed payload joins the lists and the fixed values with commas, and which values are
+    lists depends on the signature_version (not signed) and on whether an invite trailer is present
+    (not signed either). A server can re-cut what a member signed as version 7, naming version 2
+    (or dropping the invite), so that the signed title (any member may set it) reads as a member id
+    (review 37: a removed member came back). Every version-7 reading the signed values allow, its
+    trailer holding plausible values (booleans, integers, a conversation key version), is
+    tried: an id only such a trailer could hold is doubtful, unless the change names it elsewhere
+    too. ``key_versions``: the conversation key versions the history names (None: any decimal). An
+    honest change read at its own version loses nothing unless its lists end in values a version-7
+    trailer could hold."""
+    event = record.event
+    body = event.body or {}
+    kind = event.kind
+    version = parse_signature_version(event.signature.signature_version if event.signature is not None else None)[0]
+    try:
+        parts = [part if type(part) is str else render_slot(part) for part in BUILDERS[kind](body, version, None)]
+    except (PayloadUnavailable, KeyError, TypeError, AttributeError):  # proven, so built once: defence in depth
+        return set(), set()
+    first, count = (1, len(body.get("member_ids") or ())) if kind == GROUP_CREATE else \
+        (0, len(body.get("member_ids") or ()) + len(body.get("current_member_ids") or ()))
+    end = len(parts)
+    trailers = _create_trailers(parts) if kind == GROUP_CREATE else _add_trailers(parts, key_versions)
+    cut = min([end - size for size in trailers], default=end)  # from here on, a trailer might begin
+    credited = {parts[at] for at in range(first, min(first + count, cut))}
+    doubtful = {parts[at] for at in range(max(first, cut), first + count)} - credited
+    return credited, doubtful
+
+
+def _create_trailers(parts: Sequence[str]) -> list[int]:
+    """A GroupCreate signed at version 4 or later ends in (legacy flag, title, avatar)."""
+    return [3] if len(parts) >= 4 and parts[-3] in _BOOLEAN_SLOT else []
+
+
+def _add_trailers(parts: Sequence[str], key_versions: Collection[str] | None) -> list[int]:
+    """A GroupMemberAddChange signed at version 7 ends in (title, avatar, ttl, key version, screen
+    capture) and, with an invite, (url, affiliate, expiry) after them."""
+    def key_version(text: str) -> bool:
+        return text.isascii() and text.isdigit() if key_versions is None else text in key_versions
+
+    sizes = []
+    end = len(parts)
+    if end >= 5 and parts[end - 1] in _BOOLEAN_SLOT and _integer_slot(parts[end - 3]) and key_version(parts[end - 2]):
+        sizes.append(5)
+    if end >= 8 and parts[end - 4] in _BOOLEAN_SLOT and _integer_slot(parts[end - 6]) and \
+            _integer_slot(parts[end - 1]) and key_version(parts[end - 5]):
+        sizes.append(8)
+    return sizes
 
 
 def replay_membership(timeline: Timeline) -> None:
     """Replay the proven group changes in chain order (``_membership``); flag what non-members send
     (``members_only``, membership changes included). Where membership is unknown nothing is flagged."""
     creates: set[str] = set()  # the positions of the creates seen: a copy at one is the chain's duplicate
-    for record, members in _membership(timeline):
+    doubts: dict[str, Any] = {}
+    for record, members in _membership(timeline, doubts):
         kind = kind_of(record)
         at = chain_position(record.sequence_id) if record.sequence_id else None
         if members is None:
@@ -300,11 +388,21 @@ def replay_membership(timeline: Timeline) -> None:
             continue
         if members_only(kind) and record.sender_id not in members and not asks_to_join(record):
             record.add("non_member_sender", f"sender {shown(record.sender_id)} is not a member of the group at "
-                                            "this point (replaying its proven group changes)")
+                                            "this point (replaying its proven group changes)"
+                                            + _doubt(doubts.get(record.sender_id or "")))
         elif kind == GROUP_CREATE and at not in creates:
             record.add("repeated_group_create", "a GroupCreate in a group its earlier proven changes already made: "
                                                 "its signature does not bind the conversation id, so it may be "
                                                 "another group's creation; it changes no membership")
+
+
+def _doubt(change: Any) -> str:
+    """Why a group change that names a sender did not make it a member (``credited_members``)."""
+    if change is None:
+        return ""
+    return (f"; the {kind_of(change)} at sequence id {shown(change.sequence_id)} names it only where a version-7 "
+            "trailer (title, avatar, ttl, invite) may be: its signed values do not say which are member ids, "
+            "and neither its signature_version nor its invite fields are signed")
 
 
 def one_to_one_members(conversation: str) -> set[str] | None:
@@ -332,15 +430,17 @@ class SignedChecks:
     """The default reviewer (``engine.Reviewer``): the checks above, for everyone."""
 
     # The kinds whose decoded event (body) these checks read; they learn no conversation key.
-    reads_kinds = frozenset({DELETE, CONVERSATION_DELETE, *READ_MARKERS, GROUP_CREATE, GROUP_ADD, GROUP_REMOVE,
-                             GROUP_JOIN_REQUEST})
+    triggers = frozenset({DELETE, CONVERSATION_DELETE, *READ_MARKERS, GROUP_CREATE, GROUP_ADD, GROUP_REMOVE,
+                          GROUP_JOIN_REQUEST})
+    reads_kinds = triggers | KEY_VERSION_KINDS - {KEY_CHANGE}
+    group_reads_kinds = frozenset({KEY_CHANGE})  # the key versions a group names (``credited_members``)
 
     def conversation_keys(self, records: Sequence[Any], keyring: Keyring | None) -> dict[str, bytes]:
         return {}
 
     def review(self, records: Sequence[Any], keyring: Keyring | None) -> list[tuple[str, str]]:
         present = getattr(records, "kinds_present", None)
-        if present is not None and not present & self.reads_kinds:
+        if present is not None and not present & self.triggers:
             return []  # no delete, read marker or group change: nothing to check
         for timeline in timelines(records):
             check_targets(timeline)
