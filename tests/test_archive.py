@@ -277,6 +277,29 @@ def test_ledger_judges_and_records_each_group_as_verify_does(tmp_path, monkeypat
             led.close()
 
 
+def test_names_that_are_not_utf8_are_escaped_in_the_report_and_the_ledger(data, tmp_path):
+    """Review: archive verify of a file or directory whose name is not UTF-8 ended as an internal
+    error (UnicodeEncodeError) in json, ndjson, sarif and --ledger runs. Its name is shown as verify
+    shows it, ``\\udcff`` for the byte 0xff, in a failed group too."""
+    from verifier.ledger import open_ledger
+    root, ev, _files = data
+    shutil.copytree(ev, tmp_path / "ev\udcff")
+    shutil.copytree(root / "tree" / "pages", tmp_path / "pages\udcff")
+    (tmp_path / "empty\udcff").mkdir()
+    store = open_ledger(str(tmp_path / "l.db"))
+    try:
+        report = verify_archive([str(tmp_path / n) for n in ("ev\udcff", "pages\udcff", "empty\udcff")], _ring(root),
+                                InProcess(), ledger=store, task_bytes=9_000)
+        inputs = [a.inputs for a in store.audits()]
+    finally:
+        store.close()
+    tops = {i.source[len(str(tmp_path)) + 1:].split("/")[0] for i in report.inputs if i.source.startswith(str(tmp_path))}
+    assert tops == {"ev\\udcff", "pages\\udcff", "empty\\udcff"}, tops
+    for fmt in ("json", "ndjson", "sarif"):
+        assert "\\\\udcff" in render(report, fmt).encode("utf-8").decode()  # (strict UTF-8)
+    assert len(inputs) == 2 and all("\\udcff" in name for names in inputs for name in names)
+
+
 def test_progress_counts_tasks_and_events_and_shows_on_a_terminal(data):
     import io
 

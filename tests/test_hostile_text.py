@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
-from helpers import ALICE, ev, page
+from helpers import ALICE, REPO, ev, page
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -78,6 +78,35 @@ def test_hostile_file_name_and_invalid_utf8_page(tmp_path):
     assert code == 3 and err.count("\n") == 1 and "Invalid UTF-8" in err
     for char in DANGEROUS:
         assert char not in out + err
+
+
+NOT_UTF8 = "\udcff"  # how Python hands over the byte 0xff of a file name that is not UTF-8
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_file_name_that_is_not_utf8_is_escaped_alike_in_every_format(tmp_path, fmt):
+    """Review: such a name ended json, ndjson and sarif runs as an internal error (UnicodeEncodeError,
+    exit 3, no report). Every format shows it as the text report does, as ``\\udcff``."""
+    read = tmp_path / f"p{NOT_UTF8}.json"
+    read.write_bytes((REPO / "examples" / "conversation" / "page-1.json").read_bytes())
+    missing = tmp_path / f"missing{NOT_UTF8}.json"
+    out = tmp_path / f"report.{fmt}"
+    code, _, err = run_main(["verify", str(read), str(missing), "--keys", str(REPO / "examples" / "keyring.json"),
+                             "--format", fmt, "-o", str(out)])
+    assert code == 3 and "internal error" not in err, err  # the missing file: an input error
+    text = out.read_bytes().decode("utf-8")  # strict: no lone surrogate, no raw 0xff
+    shown = [f"{tmp_path}/p\\udcff.json", f"{tmp_path}/missing\\udcff.json"]
+    if fmt == "json":
+        assert [i["source"] for i in json.loads(text)["inputs"]] == shown
+    elif fmt == "ndjson":
+        assert [i["source"] for i in json.loads(text.splitlines()[-1])["inputs"]] == shown
+    elif fmt == "sarif":
+        uris = {loc["physicalLocation"]["artifactLocation"]["uri"]
+                for r in json.loads(text)["runs"][0]["results"] for loc in r["locations"]}
+        assert uris == set(shown)
+    else:  # the others name the unreadable input only (markdown escapes its backslash once more)
+        assert ("missing\\\\udcff.json" if fmt == "markdown" else "missing\\udcff.json") in text
+    assert f"{tmp_path}/missing\\udcff.json: cannot read it" in err
 
 
 # ------------------------------------------------------------------ the CLI, fuzzed

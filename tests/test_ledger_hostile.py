@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -505,3 +506,46 @@ def test_what_the_ledger_records_beside_the_report_is_scrubbed(tmp_path):
         proc = run_cli([*args, "--ledger", tmp_path / "l.db"], env=env())
         assert proc.returncode == 0 and token[:8] not in proc.stdout, proc.stdout[:500]
     assert REDACTED in run_cli(["ledger", "export", "--ledger", tmp_path / "l.db"], env=env()).stdout
+
+
+# ------------------------------------------------------------------------------------- file names not UTF-8
+def test_a_file_name_that_is_not_utf8_is_recorded_escaped_the_same_in_every_run(tmp_path):
+    """Review: --ledger with such a page file ended as an internal error (UnicodeEncodeError) after
+    creating an empty ledger; and a ledger so named was written raw (a 0xff byte) into the JSON of
+    ledger show. The name is recorded as the reports show it, the same each run."""
+    files, ring = write_history(tmp_path, CONV, 5)
+    odd = tmp_path / "page-1\udcff.json"
+    os.rename(files[0], odd)
+    files[0] = str(odd)
+    ledger = tmp_path / "ledger\udcff.db"
+    shown = f"{tmp_path}/page-1\\udcff.json"
+    for _ in range(2):
+        proc = record(str(ledger), (files, ring), "--format", "json")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["inputs"][0]["source"] == shown
+    for args in (["ledger", "show"], ["ledger", "export"], ["ledger", "check"]):
+        proc = run_cli([*args, "--ledger", ledger], env=env())
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout.encode("utf-8"))["ledger"] == f"{tmp_path}/ledger\\udcff.db"  # strict UTF-8
+    audits = json.loads(run_cli(["ledger", "export", "--ledger", ledger], env=env()).stdout)["audits"]
+    assert [a["inputs"][0] for a in audits] == [shown, shown]
+
+
+def test_receipts_name_evidence_sources_relative_to_a_directory_that_is_not_utf8(tmp_path):
+    """The evidence report digest makes its sources relative to the directory: the same for a
+    directory whose name is not UTF-8 (the sources are escaped) as for any other."""
+    from verifier.receipts import evidence_report_digest, load_signing_key, make_receipt, new_receipt_key
+    from verifier.testing.archive import write_evidence
+    plain = write_evidence(tmp_path / "ev", [CONV], page_size=5)
+    odd = tmp_path / "ev\udcff"
+    shutil.copytree(plain, odd)
+    assert evidence_report_digest(odd) == evidence_report_digest(plain)
+    key = tmp_path / "r.key"
+    new_receipt_key(key)
+    receipt = tmp_path / "receipt\udcff.json"
+    receipt.write_text(json.dumps(make_receipt(
+        key=load_signing_key(key), tool_version="t", time="2026-01-01T00:00:00.000Z", verdict="pass",
+        report_digest="0" * 64, checkpoints=[], evidence_dir=str(odd), ledger_audit=1)))
+    proc = run_cli(["receipt", "verify", receipt, "--public-key", f"{key}.pub", "--evidence", plain], env=env())
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # the receipt of the odd name holds for the copy
+    assert json.loads(proc.stdout.encode("utf-8"))["receipt"] == f"{tmp_path}/receipt\\udcff.json"

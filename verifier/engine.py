@@ -80,6 +80,7 @@ from .model import (
 )
 from .pages import DecodedPage, RawEntry, decode_page
 from .payload import must_be_signed
+from .sanitize import encodable
 from .semantics import one_to_one_members, shown
 from .signature import Job, check, prepare
 from .signers import KeySlot, carrier_conflicts, embedded_keys, slots_of
@@ -246,7 +247,7 @@ class Verification:
 
     def add_input_error(self, source: str, message: str) -> None:
         """Record an input that could not be obtained in full (the report is then incomplete)."""
-        self._run.inputs.append(InputReport(source, self._run.event_total, 0, [message]))
+        self._run.inputs.append(InputReport(encodable(source), self._run.event_total, 0, [encodable(message)]))
 
     def expect_conversation(self, conversation_id: str) -> None:
         """Name a conversation the caller asked for: it is reported even if it has no events
@@ -590,8 +591,8 @@ class _Run:
                 self._prepare(index, event)
             if len(self.jobs) >= _FLUSH:
                 self._check_jobs()
-        self.inputs.append(InputReport(page.source, self.index_of(first), self.count - first, list(page.errors),
-                                       list(page.api_errors)))
+        self.inputs.append(InputReport(encodable(page.source), self.index_of(first), self.count - first,
+                                       [encodable(e) for e in page.errors], list(page.api_errors)))
 
     def _note_paging(self, page: DecodedPage, conversation: str, has_events: bool, has_data: bool) -> None:
         """What a page says of its conversation's end (``paging_reasons`` judges it). Only data
@@ -604,7 +605,7 @@ class _Run:
         if conversation == "unknown" and not has_events:
             return
         ends = self.page_ends
-        ends.unfinished.setdefault(conversation, []).extend(f"{page.source}: {why}" for why in page.unfinished)
+        ends.unfinished.setdefault(conversation, []).extend(f"{encodable(page.source)}: {why}" for why in page.unfinished)
         if has_data:
             ends.with_data.add(conversation)
             if last:

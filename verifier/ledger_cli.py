@@ -20,7 +20,7 @@ from .clock import utc_now_iso
 from .errors import InputError, UsageError, XChatVerifyError
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, Report
 from .outputs import check_output_path, write_file, write_output, write_stdout
-from .sanitize import printable
+from .sanitize import encodable, printable
 
 if TYPE_CHECKING:
     from .ledger.record import Recorded
@@ -443,7 +443,7 @@ def cmd_receipt_verify(args: argparse.Namespace) -> int:
     name = printable(args.receipt)
     receipt = parse_receipt(read_regular_file(args.receipt, MAX_RECEIPT_BYTES, name, ReceiptError), name)
     problems = verify_receipt(receipt, load_verify_key(args.public_key), args.evidence, args.report)
-    _print({"receipt": args.receipt, "valid": not problems, "problems": problems,
+    _print({"receipt": encodable(args.receipt), "valid": not problems, "problems": problems,
             "verdict": receipt.get("verdict"), "time": receipt.get("time")})
     return EXIT_FAIL if problems else EXIT_PASS
 

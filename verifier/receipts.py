@@ -27,7 +27,7 @@ from typing import Annotated, Any
 import msgspec
 
 from .errors import InputError, UsageError
-from .sanitize import printable
+from .sanitize import encodable, printable
 
 RECEIPT_SCHEMA = "xchat-verify/receipt/v1"
 PRIVATE_TYPE = "xchat-verify/receipt-key/v1"
@@ -270,7 +270,7 @@ def evidence_report_digest(root: str | os.PathLike) -> str:
     input sources relative to the directory so the digest does not depend on where it is kept."""
     from .audit import verify_saved_audit
     report = verify_saved_audit(str(root))
-    prefix = str(root).rstrip("/") + "/"
+    prefix = encodable(str(root)).rstrip("/") + "/"  # as the engine names the sources
     for inp in report.inputs:
         if inp.source.startswith(prefix):
             inp.source = inp.source[len(prefix):]

@@ -49,6 +49,18 @@ def printable(text: object) -> str:
     return ASTRAL.sub(_escape, value) if has_astral(value) else value
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encodable(text: str) -> str:
+    """``text`` (a path, or a message naming one) with every lone surrogate escaped as ``printable``
+    escapes it (``\\udcff``), the rest kept exact. Why: Python hands over the bytes of a file name
+    that is not UTF-8 as lone surrogates, which no JSON encoder, UTF-8 file or database takes (review:
+    such a name ended json, ndjson, sarif and --ledger runs as an internal error). One name always
+    gives one text, in every format and in the ledger, which compares inputs between runs."""
+    return text if text.isascii() else _SURROGATE.sub(_escape, text)
+
+
 def safe_bytes_text(raw: bytes, limit: int = 200) -> str:
     """The first ``limit`` bytes of an untrusted body as printable text (invalid UTF-8 replaced)."""
     return printable(raw[:limit].decode("utf-8", "replace").strip())

@@ -31,6 +31,7 @@ from ..facts import PageEnds
 from ..keys import Keyring
 from ..model import REPORT_SCHEMA, ConversationReport, Finding, InputReport, Proof, Report, Verdict
 from ..paging import SavedWalk
+from ..sanitize import encodable
 from ..signers import KeySlot
 from .parts import REPORTS, Shared, TaskFacts, check_task, conclude_task, exported, join_task, reports_of, task_facts
 from .sources import Group, Task, plan, task_bytes
@@ -347,7 +348,7 @@ def _group_report(run: _GroupRun, ledger: LedgerRecording | None) -> Report | In
     """One group's Report, as ``verify`` of that group gives it (and records it in a ledger); a
     failed group is one input error."""
     if run.group.kind == "failed" or run.failure or run.shell is None:
-        return InputReport(run.group.source, 0, 0, [run.failure or run.group.error])
+        return InputReport(encodable(run.group.source), 0, 0, [encodable(run.failure or run.group.error)])
     ordered = dict(sorted(run.reports.items(), key=lambda item: item[1].events[0].index))
     report = run.shell.finish_parts(run.keyring, ordered, run.reviewed, run.used)
     saved = run.group.saved

@@ -22,6 +22,7 @@ from ..clock import utc_now_iso
 from ..engine import EventFacts, _gc_paused
 from ..keys import Keyring, KeyringEntry, UnusableKey, key_identity, parse_public_key
 from ..model import EventReport, Finding, Report, Severity, fails
+from ..sanitize import encodable
 from ..semantics import position
 from .store import DELETED, PRESENT, VANISHED, AuditRow, ChainRow, EventRow, KeyRow, LedgerStore
 from .transcript import Transcript, seq_key
@@ -154,7 +155,7 @@ def _record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts
         _apply(report, judge)
         recorded.findings = [("", f) for f in judge.run] + \
             [(cid, f) for cid, fs in judge.conv.items() for f in fs] + [(cid, f) for cid, _e, f in judge.event]
-        store.insert_audit(AuditRow(audit_id, time, __version__, command, list(inputs), report.verdict,
+        store.insert_audit(AuditRow(audit_id, time, __version__, command, [encodable(i) for i in inputs], report.verdict,
                                     report_digest(report), touched, finding_counts(report)))
         store.insert_chains(chains)
     return recorded

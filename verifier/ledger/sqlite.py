@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from ..errors import LedgerError
+from ..sanitize import encodable
 from .store import SqlStore
 
 BUSY_TIMEOUT_S = 30.0
@@ -29,7 +30,7 @@ class SQLiteStore(SqlStore):
                  retries: int = LOCK_RETRIES) -> None:
         super().__init__()
         self.path = Path(path)
-        self.url = str(path)
+        self.url = encodable(str(path))  # a display name, as postgres.py's: shown in JSON, never opened
         self.busy_timeout, self.retries = busy_timeout, retries
         if self.path.is_dir():
             raise LedgerError(f"ledger {self.url} is a directory, not a ledger file")
