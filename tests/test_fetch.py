@@ -117,6 +117,22 @@ def test_retries_are_bounded(api):
         list(c.iter_conversation_events(DIRECT))
 
 
+def test_a_response_nested_too_deeply_is_refused_once_with_its_reason():
+    """Review: a key response of well-formed JSON 1000 levels deep was asked for 7 times (~24 s),
+    then called "truncated or invalid JSON": its nesting is the same on every try."""
+    served = []
+
+    def deep(request: httpx.Request) -> httpx.Response:
+        served.append(request.url.path)
+        body = b'{"data":[{"juicebox_config":' + b'{"a":' * 1000 + b"1" + b"}" * 1001 + b"]}"
+        return httpx.Response(200, stream=httpx.ByteStream(body))  # (content= would count as read)
+    c = XChatClient("token", "https://api.x.com", policy=RetryPolicy(backoff_base=0.01), clock=FakeClock(),
+                    transport=httpx.MockTransport(deep), http2=False)
+    with c, pytest.raises(FetchError, match=r"is JSON nested too deeply to read \(not retried\)$"):
+        c.get_public_keys("1215441834412953600")
+    assert served == ["/2/users/1215441834412953600/public_keys"]
+
+
 def test_rate_limit_headers_are_honoured(api):
     """The client waits for the window the headers announce; server and client share a fake clock,
     so the waits are real to the code and free in wall time."""

@@ -41,13 +41,21 @@ def _problem_text(body: bytes) -> str:
     return " - ".join(parts) or "no details"
 
 
-def _is_json(body: bytes) -> bool:
-    """Well-formed JSON, checked without building any object from it."""
+TOO_DEEP = "JSON nested too deeply to read"
+
+
+def _json_problem(body: bytes) -> str | None:
+    """Why ``body`` is not JSON this client reads (None when it is), checked without building any
+    object from it. Nesting past the parser's depth is told apart from a malformed or cut body: a
+    retry may bring the body whole, never less deep (review: a key response 1000 levels deep was
+    asked for 7 times, then called "truncated or invalid JSON")."""
     try:
         msgspec.json.decode(body, type=msgspec.Raw)
-        return True
-    except (msgspec.DecodeError, RecursionError):
-        return False
+    except msgspec.DecodeError:
+        return "truncated or invalid JSON"
+    except RecursionError:
+        return TOO_DEEP
+    return None
 
 
 def next_token_of(body: bytes) -> str | None:

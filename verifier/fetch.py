@@ -22,7 +22,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 
 from ._version import __version__
-from .apibodies import MAX_MESSAGE, _is_json, _problem_text, json_token_paths
+from .apibodies import MAX_MESSAGE, TOO_DEEP, _json_problem, _problem_text, json_token_paths
 from .clock import Clock, utc_now_iso
 from .errors import FetchError, NetworkError, RateLimitError, UsageError, http_error
 from .ids import conversation_path_id, validate_user_id
@@ -205,10 +205,13 @@ class XChatClient:
                 continue
             self._note_rate_limit(response)
             status = response.status_code
-            if status == 200 and _is_json(body):
-                return FetchedBody(url, status, body, utc_now_iso())
             if status == 200:
-                attempt = self._backoff(attempt, f"truncated or invalid JSON from {path}")
+                problem = _json_problem(body)
+                if problem is None:
+                    return FetchedBody(url, status, body, utc_now_iso())
+                if problem == TOO_DEEP:  # nesting is the same on every try
+                    raise FetchError(f"response from {path} is {problem} (not retried)")
+                attempt = self._backoff(attempt, f"{problem} from {path}")
                 continue
             if status == 429:
                 attempt = self._rate_limited(response, attempt, path)
