@@ -133,6 +133,36 @@ def test_a_response_nested_too_deeply_is_refused_once_with_its_reason():
     assert served == ["/2/users/1215441834412953600/public_keys"]
 
 
+@pytest.mark.parametrize("reset", ["inf", "1e400", "1e300"])
+def test_a_rate_limit_reset_no_wait_reaches_is_quoted_not_printed_as_infs(reset):
+    """Review: ``x-rate-limit-reset: inf`` said "the window resets in infs" (1e300: 301 digits)."""
+    def limited(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"x-rate-limit-reset": reset}, stream=httpx.ByteStream(b"{}"))
+    c = XChatClient("token", "https://api.x.com", clock=FakeClock(), transport=httpx.MockTransport(limited), http2=False)
+    with c, pytest.raises(FetchError) as caught:
+        c.get_public_keys("1215441834412953600")
+    assert str(caught.value).endswith(f"the window's reset (x-rate-limit-reset: {reset}) is no time a run can wait "
+                                      "for (--max-wait 900s)")
+
+
+def test_a_rate_limit_reset_that_is_nan_is_retried_with_backoff():
+    """NaN compares false with every bound: such a 429 was retried at once, without backoff."""
+    served, retries = [], []
+
+    def limited_twice(request: httpx.Request) -> httpx.Response:
+        served.append(request.url.path)
+        if len(served) <= 2:
+            return httpx.Response(429, headers={"x-rate-limit-reset": "nan"}, stream=httpx.ByteStream(b"{}"))
+        return httpx.Response(200, stream=httpx.ByteStream(b'{"data": []}'))
+    clock = FakeClock()
+    c = XChatClient("token", "https://api.x.com", policy=RetryPolicy(backoff_base=1.0), clock=clock,
+                    events=ClientEvents(on_retry=lambda why, n: retries.append(why)),
+                    transport=httpx.MockTransport(limited_twice), http2=False)
+    with c:
+        c.get_public_keys("1215441834412953600")
+    assert retries == ["HTTP 429 on /2/users/1215441834412953600/public_keys"] * 2 and sum(clock.waited) >= 1.5
+
+
 def test_rate_limit_headers_are_honoured(api):
     """The client waits for the window the headers announce; server and client share a fake clock,
     so the waits are real to the code and free in wall time."""

@@ -10,6 +10,7 @@ may go is bounded in ``paging``.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import threading
@@ -256,12 +257,20 @@ class XChatClient:
             return self._backoff(attempt, f"HTTP 429 on {path}")
         wait = max(0.0, reset - self.clock.time())
         if wait > self.policy.max_wait:
-            raise RateLimitError(f"rate limited on {path}: the window resets in {wait:.0f}s, more than "
-                                 f"--max-wait {self.policy.max_wait:.0f}s", 429)
+            raise RateLimitError(f"rate limited on {path}: {self._too_long(response, wait)}", 429)
         if attempt >= self.policy.max_retries:
             raise RateLimitError(f"still rate limited on {path} after {attempt + 1} attempts", 429)
         self._block_until(reset)
         return attempt + 1
+
+    def _too_long(self, response: httpx.Response, wait: float) -> str:
+        """Why the window is not waited for, in words: a reset no wait reaches (``inf``, ``1e400``)
+        is quoted, not shown as "infs" or as a number of hundreds of digits (review)."""
+        limit = f"--max-wait {self.policy.max_wait:.0f}s"
+        if wait < _FAR:
+            return f"the window resets in {wait:.0f}s, more than {limit}"
+        header = self.safe(response.headers.get("x-rate-limit-reset", ""), 40)
+        return f"the window's reset (x-rate-limit-reset: {header}) is no time a run can wait for ({limit})"
 
     def _note_rate_limit(self, response: httpx.Response) -> None:
         """After the last request of a window, hold every thread until the window resets."""
@@ -343,10 +352,16 @@ class PageWalk:
         return head
 
 
+_FAR = 1e9  # seconds (31 years): as far as any option's wait may be (cli.finite_float)
+
+
 def _reset_at(response: httpx.Response) -> float | None:
+    """``x-rate-limit-reset`` (epoch seconds); None when absent or not a number, NaN included (it
+    compares false with every bound: it was retried at once, without backoff)."""
     try:
-        return float(response.headers["x-rate-limit-reset"])
+        value = float(response.headers["x-rate-limit-reset"])
     except (KeyError, ValueError):
         return None
+    return None if math.isnan(value) else value
 
 
