@@ -54,14 +54,18 @@ def test_unreadable_page_files(tmp_path, setup, words):
     (b"not json", "keyring"),
     (b'{"keys": [{"user_id": 5}]}', "lacks a string user_id"),
     (json.dumps([{**ALICE.keyring_entry(), "signing_public_key": "!!"}]).encode(), "entry 1 (user 1111"),
+    ("directory", "ring.json: it is a directory, not a keyring file (a JSON file of public keys)"),
 ])
 def test_keyring_input_errors(tmp_path, ring_content, words):
+    """Review: a directory as keyring was given advice about evidence directories and archive verify."""
     good, ring = tmp_path / "good.json", tmp_path / "ring.json"
     good.write_bytes(GOOD)
-    if ring_content is not None:
+    if ring_content == "directory":
+        ring.mkdir()
+    elif ring_content is not None:
         ring.write_bytes(ring_content)
     code, _out, err = run_main(["verify", str(good), "--keys", str(ring)])
-    assert code == 3 and words in err and err.count("\n") == 1
+    assert code == 3 and words in err and err.count("\n") == 1 and "evidence" not in err
 
 
 def test_oversized_file_and_unwritable_output(tmp_path):

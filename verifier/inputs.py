@@ -365,6 +365,8 @@ def is_evidence_dir(path: str) -> bool:
 
 def load_keyring(path: str, max_bytes: int) -> Keyring:
     """A keyring file in any documented shape; ``InputError`` names the file and the bad entry."""
+    if path != "-" and os.path.isdir(path):  # (cannot_read's advice is about pages: evidence, archive verify)
+        raise KeyringError(f"keyring {path}: it is a directory, not a keyring file (a JSON file of public keys)")
     try:
         return Keyring.from_json(read_limited(path, max_bytes))
     except (KeyringError, InputError) as exc:
