@@ -166,6 +166,32 @@ def test_compare_says_which_side_is_missing_or_a_directory_and_what_a_conversati
     assert run_cli(["ledger", "compare", cp, cp, "--conversation", "2:1"], env=env()).returncode == 0
 
 
+@pytest.mark.parametrize("content,why", [(b"", "(it is empty)"), (b"%PDF-1.4\n%\xe2\xe3", "(not JSON, not an SQLite database)"),
+                                         ("fifo", "(not a regular file)")])
+def test_compare_says_which_file_is_neither_a_checkpoint_nor_a_ledger_and_why(content, why, tmp_path):
+    """Review: a checkpoint and a PDF or an empty file was only "compare two checkpoints or two
+    ledgers, not one of each" (exit 2), never what is wrong with the file."""
+    cp, odd = tmp_path / "cp.json", tmp_path / "odd.pdf"
+    cp.write_text(json.dumps(Transcript.build("1:2", _entries(3)).checkpoint("t")))
+    if content == "fifo":
+        os.mkfifo(odd)
+    else:
+        odd.write_bytes(content)
+    for args in ([cp, odd], [odd, cp]):
+        one_line(run_cli(["ledger", "compare", *args], env=env()), 3,
+                 f"ledger compare: {odd} is neither a checkpoint nor a ledger {why}")
+
+
+def test_compare_of_a_checkpoint_and_a_ledger_or_foreign_database_says_which(tmp_path, pages):
+    cp, ledger, foreign = tmp_path / "cp.json", tmp_path / "l.db", tmp_path / "foreign.db"
+    cp.write_text(json.dumps(Transcript.build("1:2", _entries(3)).checkpoint("t")))
+    assert record(str(ledger), pages).returncode == 0
+    one_line(run_cli(["ledger", "compare", cp, ledger], env=env()), 2, "not one of each")
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE t (x)")
+    one_line(run_cli(["ledger", "compare", cp, foreign], env=env()), 3, "foreign.db is not an xchat-verify ledger")
+
+
 @pytest.mark.parametrize("short", [599, 511])
 def test_compare_of_checkpoints_that_differ_at_the_shorter_head_does_not_agree(short, tmp_path):
     a, b = tmp_path / "a.json", tmp_path / "b.json"

@@ -321,6 +321,31 @@ def _load_checkpoint(path: str) -> tuple[Any, dict] | None:
         raise LedgerError(f"checkpoint {printable(path)} is malformed: {printable(str(exc))}") from None
 
 
+def _not_a_ledger(path: str) -> str | None:
+    """Why ``path``, which ``_load_checkpoint`` did not take, is no ledger either; None when it is one.
+    An SQLite database that is not a ledger raises ``open_ledger``'s ``LedgerError`` (which names it
+    and why); only a regular file is opened (a FIFO would block). Why: next to a checkpoint, an empty
+    file or a PDF was only "not one of each" (review)."""
+    import stat
+
+    from .ledger import is_url, open_ledger
+    if is_url(path):
+        return None
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            return "not a regular file"
+        if info.st_size == 0:
+            return "it is empty"
+        with open(path, "rb") as handle:
+            if handle.read(16) != b"SQLite format 3\x00":
+                return "not JSON, not an SQLite database"
+        open_ledger(path, create=False).close()
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    return None
+
+
 def _checkpoint_signature(name: str, raw: dict, keys: list) -> None:
     from .errors import LedgerError
     from .receipts import check_signature
@@ -347,6 +372,10 @@ def cmd_ledger_compare(args: argparse.Namespace) -> int:
     ranges: list[dict] = []
     unfinished: list[str] = []
     if (a is None) != (b is None):
+        odd = args.a if a is None else args.b
+        why = _not_a_ledger(odd)
+        if why is not None:
+            raise InputError(f"ledger compare: {printable(odd)} is neither a checkpoint nor a ledger ({why})")
         raise UsageError("compare two checkpoints or two ledgers, not one of each")
     if a is not None and b is not None:
         from .receipts import load_verify_key
