@@ -159,6 +159,26 @@ def test_interrupted_run_saves_everything_and_resume_completes(api, tmp_path):
     assert json.loads(cli(api, "verify", ev, "--format", "json", token=False).stdout) == json.loads(resumed.stdout)
 
 
+def test_resuming_some_conversations_keeps_the_keys_of_the_others(api, tmp_path):
+    """Review: a resume naming only the 1:1 conversation replaced the directory's keys with its two
+    users', so `verify DIR` failed the saved group (unknown_key: a member's keys/<id>.json on disk
+    but no longer in the manifest). The key phase of a resume covers every saved conversation."""
+    ev = tmp_path / "ev"
+    first = cli(api, *audit_args(api, "--save", ev, "--format", "json"))
+    assert first.returncode == 0, first.stderr
+    keys_before = {k["user_id"] for k in json.loads((ev / "manifest.json").read_text())["keys"]}
+    direct = CONVS[0].conversation_id
+    resumed = cli(api, "audit", direct, "--base-url", api.url, "--save", ev, "--resume", "--format", "json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert [c["conversation_id"] for c in json.loads(resumed.stdout)["conversations"]] == [direct]
+    manifest = json.loads((ev / "manifest.json").read_text())
+    assert {k["user_id"] for k in manifest["keys"]} == keys_before and len(keys_before) == 3
+    assert set(json.loads((ev / "keyring.json").read_text())) == keys_before
+    offline = cli(api, "verify", ev, "--format", "json", token=False)
+    assert offline.returncode == 0, offline.stdout
+    assert strip_sources(json.loads(offline.stdout)) == strip_sources(json.loads(first.stdout))
+
+
 def test_max_pages_limits_and_reports_the_window(api):
     proc = cli(api, *audit_args(api, "--max-pages", "1", "--format", "json"))
     report = json.loads(proc.stdout)

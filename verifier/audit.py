@@ -36,7 +36,7 @@ from .evidence import EvidenceStore, SavedAudit, SavedConversation, existing_evi
 from .fetch import XChatClient
 from .ids import canonical_conversation, conversation_path_id, is_user_id
 from .keys import Keyring
-from .manifest import Conversation, UsersNotFetched
+from .manifest import Conversation, FileEntry, UsersNotFetched
 from .model import EventReport, Finding, InputReport, Report, fails
 from .pages import json_value_bound
 from .paging import SavedWalk, page_head, page_missing_reasons
@@ -182,7 +182,7 @@ class Auditor:
         self.progress.conversations = len(conversation_ids)
         try:
             self._fetch_conversations(conversation_ids, verification)
-            keyring = self._fetch_keys(verification)
+            keyring = self._fetch_keys(verification, *self._other_saved_users(conversation_ids))
         finally:
             self._close_store()
         for source, message in ordered_errors(self.errors):
@@ -351,10 +351,42 @@ class Auditor:
             reasons.append(self.client.safe(walk.stopped, 500))
 
     # ------------------------------------------------------------------ keys
-    def _fetch_keys(self, verification: Verification) -> Keyring:
+    def _other_saved_users(self, named: Sequence[str]) -> tuple[list[str], list[str]]:
+        """With --resume: the signers and the metadata's participants of the directory's conversations
+        this run does not name. ``verify DIR`` checks every saved conversation against the directory's
+        keys, which each run replaces, so a resume of some conversations must fetch the others' keys too
+        (review: resuming the 1:1 conversation alone dropped the group members' keys). A damaged saved
+        file is skipped here; ``verify DIR`` reports it."""
+        if self.store is None or not self.options.resume:
+            return [], []
+        side = Verification(judge_paging=False)  # decodes the pages only to learn who signed them
+        participants: dict[str, None] = {}
+        this_run = set(named)
+        for conv in self.store.manifest.conversations:
+            if conv.conversation_id in this_run:
+                continue
+            if conv.metadata is not None:
+                participants.update(dict.fromkeys(participants_of(self._saved_body(conv.metadata) or b"")))
+            for entry in conv.pages:
+                body = self._saved_body(entry)
+                if body is not None:
+                    side.add_page(PageInput(entry.file or "", body, conv.expected_conversation_id))
+        return side.user_ids(), list(participants)
+
+    def _saved_body(self, entry: FileEntry) -> bytes | None:
+        assert self.store is not None
+        try:
+            return self.store.read_file(entry)
+        except EvidenceError:
+            return None
+
+    def _fetch_keys(self, verification: Verification, saved_signers: Sequence[str] = (),
+                    saved_participants: Sequence[str] = ()) -> Keyring:
         """Keys of every signer seen in the events first, then of the metadata's participants, up to
-        ``max_users``; the rest are reported, values that are not user ids are input errors."""
-        named = list(dict.fromkeys([*verification.user_ids(), *self.participants]))
+        ``max_users``; the rest are reported, values that are not user ids are input errors. With
+        --resume, the users of the directory's other conversations (``_other_saved_users``) too."""
+        named = list(dict.fromkeys([*verification.user_ids(), *saved_signers, *self.participants,
+                                    *saved_participants]))
         valid = [uid for uid in named if is_user_id(uid)]
         self._save("keys", lambda store: store.reset_keys())
         error = "not a user id (named by an event); its keys were not fetched"
