@@ -136,6 +136,17 @@ def test_bad_id_is_a_usage_error(api):
     assert api.requests == []
 
 
+@pytest.mark.parametrize("extra, words", [(["--receipt", "r.json"], "--receipt needs --receipt-key"),
+                                          (["--force"], "--force needs --save DIR")])
+def test_an_option_that_would_do_nothing_is_a_usage_error(api, tmp_path, monkeypatch, extra, words):
+    """Review: --receipt without --receipt-key wrote no receipt and --force without --save replaced
+    nothing, both silently with exit 0; each is one line, exit 2, before any request."""
+    monkeypatch.chdir(tmp_path)
+    proc = cli(api, *audit_args(api, *extra))
+    assert proc.returncode == 2 and words in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert api.requests == [] and not (tmp_path / "r.json").exists()
+
+
 def test_interrupted_run_saves_everything_and_resume_completes(api, tmp_path):
     ev = tmp_path / "ev"
     # the second events page of every conversation fails for good (403) on the first run

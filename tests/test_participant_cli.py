@@ -335,6 +335,9 @@ def test_transcript_to_standard_output_only_when_asked(run, convo):
     pytest.param(["{page}", "not/an:id", "-o", "x", "--identity-key", "{key}"], "either files", id="mixed"),
     pytest.param(["../etc", "-o", "x", "--identity-key", "{key}"], "", id="bad-id"),
     pytest.param(["{page}", "-o", "x", "--identity-key", "{key}", "--save", "d"], "--save", id="save-with-files"),
+    pytest.param(["{page}", "-o", "x", "--identity-key", "{key}", "--force"], "--force", id="force-with-files"),
+    pytest.param(["1111:2222", "-o", "x", "--identity-key", "{key}", "--force"], "--force needs --save",
+                 id="force-without-save"),
 ])
 def test_transcript_usage_errors(run, convo, args, message):
     root = convo["root"]

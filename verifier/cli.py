@@ -210,7 +210,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def check_output_paths(args: argparse.Namespace) -> None:
     """Every output file named on the command line, before any work (``outputs.check_output_path``);
-    a receipt key file is the one output whose directory is made (``keys new-receipt-key``)."""
+    a receipt key file is the one output whose directory is made (``keys new-receipt-key``), and
+    ``--receipt`` is written only with ``--receipt-key``."""
     if getattr(args, "handler", None) is cmd_new_receipt_key:
         return
     save = getattr(args, "save", None)
@@ -218,6 +219,8 @@ def check_output_paths(args: argparse.Namespace) -> None:
         value = getattr(args, name, None)
         if not isinstance(value, str) or (name == "receipt" and not hasattr(args, "receipt_key")):
             continue  # (receipt verify's RECEIPT is an input)
+        if name == "receipt" and not args.receipt_key:  # it would never be written: say so, not exit 0
+            raise UsageError("--receipt needs --receipt-key FILE (the key that signs the receipt)")
         if value == "-" and name in ("junit", "markdown"):
             raise UsageError(f"{option} -: standard output takes the results themselves (-o); name a file")
         if save and Path(value).parent.resolve() == Path(save).resolve():
@@ -356,6 +359,8 @@ def audit_options(args: argparse.Namespace, reviewers: tuple | None = None) -> A
     ``reviewers`` default to those of --identity-key."""
     if args.resume and not args.save:
         raise UsageError("--resume needs --save DIR")
+    if args.force and not args.save:  # it only says what to do with the evidence in --save DIR
+        raise UsageError("--force needs --save DIR")
     if not 1 <= args.max_results <= 100:
         raise UsageError("--max-results must be between 1 and 100")
     for name in ("max_pages", "max_empty_pages", "max_token_length", "max_page_items", "max_users", "concurrency"):
@@ -422,8 +427,9 @@ def cmd_transcript(args: argparse.Namespace) -> int:
     reviewers = participant_reviewers(loaded.key)
     offline = [s == "-" or os.path.exists(s) for s in args.sources]
     if all(offline):
-        if args.save or args.resume:
-            raise UsageError("--save and --resume fetch conversations: give conversation ids, not files")
+        if args.save or args.resume or args.force:
+            raise UsageError("--save, --resume and --force are for fetched conversations: give conversation ids, "
+                             "not files")
         if args.sources.count("-") > 1:
             raise UsageError("- (standard input) can be read only once")
         max_bytes = args.max_file_mb * 1024 * 1024
