@@ -564,6 +564,25 @@ def test_a_page_dropped_from_the_manifest_is_detected(monkeypatch, capsys, tmp_p
     assert code == 3 and "cannot resume" in err
 
 
+@pytest.mark.parametrize("altered, words", [
+    (0, "saved page 2 was not requested with the next_token of the page before it"),
+    (1, "saved page 3 was not requested with the next_token of the page before it"),
+    (2, "the saved pages end with a next_token (page 2)"),
+])
+def test_the_page_after_an_altered_one_is_named_by_its_own_number(monkeypatch, capsys, tmp_path, altered, words):
+    """Review: verify DIR skips a page it cannot read, and named the next one by how many pages it
+    had read: page-00002 after an altered page-00001 was "saved page 1", which has no page before it."""
+    ev = tmp_path / "ev"
+    with server() as api:
+        run(api, monkeypatch, capsys, *audit_args(api, "--save", ev))
+        page = ev / json.loads((ev / "manifest.json").read_text())["conversations"][0]["pages"][altered]["file"]
+        page.write_bytes(page.read_bytes().replace(b'"data"', b'"data" ', 1))  # SHA-256 no longer matches
+        code, report = offline(api, monkeypatch, capsys, ev)
+    assert code == 3 and [m for m in incomplete_messages(report, DIRECT) if "saved page" in m] == \
+        [f"history not fetched to its end: {words}" + (" (pages missing or out of order)" if altered < 2 else
+                                                       ": the rest was not fetched")]
+
+
 @pytest.mark.slow
 def test_resume_from_another_base_url_needs_force(monkeypatch, capsys, tmp_path):
     ev = tmp_path / "ev"

@@ -310,7 +310,7 @@ class Auditor:
             return saved
         for index, page in enumerate(self.store.page_inputs(conv)):
             self._check_saved_page(page)
-            saved.see(page.body, conv.pages[index].url)
+            saved.see(page.body, conv.pages[index].url, index + 1)
             self.store.note_token(conv, index, self.client.token_offsets(page.body))
             page.conversation_id = expected
             self._put(q, page)
@@ -655,9 +655,9 @@ def _replay_conversation(verification: Verification, conv: SavedConversation) ->
     recorded any, else re-derived from the pages (they are then [] only if the pages reach the end)."""
     walk = SavedWalk()
     before = verification.event_count
-    for page, entry in conv.pages:
+    for number, page, entry in conv.pages:
         assert isinstance(page.body, bytes)  # saved pages are always read as bytes
-        walk.see(page.body, entry.url)
+        walk.see(page.body, entry.url, number)
         verification.add_page(page)
     reasons = conv.incomplete or walk.reasons(conv.error)
     record_conversation(verification, conv.named, conv.expected, verification.event_count - before, reasons)

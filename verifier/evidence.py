@@ -336,7 +336,7 @@ class EvidenceStore:
 class SavedConversation:
     named: str  # as the audit was asked for it
     expected: str | None  # its canonical id, if known
-    pages: Iterator[tuple[PageInput, PageEntry]]  # read lazily, SHA-256 checked, with their entries
+    pages: Iterator[tuple[int, PageInput, PageEntry]]  # read lazily, SHA-256 checked: (number, page, entry)
     incomplete: list[str]  # the reasons the audit recorded ([] when it claimed completeness)
     error: str | None
     metadata: bytes | None
@@ -406,15 +406,17 @@ def read_or_note(store: EvidenceStore, entry: FileEntry | KeysEntry, saved: Save
         return None
 
 
-def _pages(store: EvidenceStore, conv: Conversation, saved: SavedAudit) -> Iterator[tuple[PageInput, PageEntry]]:
-    """The intact pages of one conversation; a missing or altered one is skipped and noted (its
-    events are then missing from the chain, which the report shows as gaps and an input error)."""
-    for entry in conv.pages:
+def _pages(store: EvidenceStore, conv: Conversation,
+           saved: SavedAudit) -> Iterator[tuple[int, PageInput, PageEntry]]:
+    """The intact pages of one conversation, each with its number (page-NNNNN); a missing or
+    altered one is skipped and noted (its events are then missing from the chain, which the report
+    shows as gaps and an input error)."""
+    for number, entry in enumerate(conv.pages, 1):
         body = read_or_note(store, entry, saved, f"page {entry.file}", PAGE_NOT_VERIFIED)
         if body is None:
             continue
         collect_secrets(saved, entry, body)
-        yield PageInput(str(store.root / entry.file), body, conv.expected_conversation_id), entry
+        yield number, PageInput(str(store.root / entry.file), body, conv.expected_conversation_id), entry
 
 
 def collect_secrets(saved: SavedNotes, entry: FileEntry | KeysEntry, body: bytes) -> None:

@@ -267,7 +267,8 @@ class SavedWalk:
     """
 
     limits: PageLimits = field(default_factory=PageLimits)
-    pages: int = 0
+    pages: int = 0  # pages seen
+    number: int = 0  # the last one's number in the saved history (more than ``pages`` past an unreadable one)
     seen: set[str] = field(default_factory=set)
     page_reasons: list[str] = field(default_factory=list)  # errors[] saying events are missing
     chain_problem: str | None = None
@@ -275,31 +276,36 @@ class SavedWalk:
     seen_events: "set[builtins.bytes]" = field(default_factory=set)  # so a resumed walk knows what is not new
     _expected_request: str | None = None
 
-    def see(self, body: bytes, url: str) -> None:
+    def see(self, body: bytes, url: str, number: int | None = None) -> None:
+        """The next readable saved page; ``number``: its place in the saved history (page-NNNNN),
+        by default the one after the last page seen."""
         head = page_head(body, self.limits.max_page_items)
-        self.see_head(head, url)
+        self.see_head(head, url, number)
         if head.items <= self.limits.max_page_items:
             new_events(body, self.seen_events)
 
-    def see_head(self, head: PageHead, url: str) -> None:
+    def see_head(self, head: PageHead, url: str, number: int | None = None) -> None:
         """The walk from a page's head alone (``verifier.archive`` reads pages elsewhere); it does
-        not learn ``seen_events``, which only ``--resume`` needs."""
+        not learn ``seen_events``, which only ``--resume`` needs. Messages name pages by ``number``,
+        not by how many were seen: ``verify DIR`` skips a page it cannot read (review: the page
+        after an altered page 1 was called page 1)."""
         self.pages += 1
+        self.number = self.number + 1 if number is None else number
         asked = requested_token(url)
         if asked is not None:
             self.seen.add(asked)
         if self.chain_problem is None and asked != self._expected_request:
-            self.chain_problem = (f"saved page {self.pages} was not requested with the next_token of the page "
+            self.chain_problem = (f"saved page {self.number} was not requested with the next_token of the page "
                                   "before it (pages missing or out of order)")
         self.last = head
-        self.page_reasons += page_missing_reasons(self.last, self.pages)
+        self.page_reasons += page_missing_reasons(self.last, self.number)
         self._expected_request = self.last.next_token
 
     def stop(self) -> tuple[str | None, str | None]:
         """(token to continue from, reason it cannot be followed) after the last saved page."""
         if self.last is None:
             return None, None
-        return follow(self.last, self.pages, self.seen, self.limits)
+        return follow(self.last, self.number, self.seen, self.limits)
 
     def reasons(self, error: str | None) -> list[str]:
         """Why the saved history is incomplete; [] only if the saved pages reach its end."""
@@ -312,7 +318,7 @@ class SavedWalk:
         elif problem:
             out.append(problem)
         elif token is not None:
-            out.append(f"the saved pages end with a next_token (page {self.pages}): the rest was not fetched")
+            out.append(f"the saved pages end with a next_token (page {self.number}): the rest was not fetched")
         if error:
             out.append(f"fetch failed: {error}")
         return out

@@ -302,8 +302,8 @@ def _replay_evidence(run: _GroupRun, shell: Verification, facts: list[TaskFacts]
     events = [0] * len(saved.conversations)
     served: list[dict[str, None]] = [{} for _ in saved.conversations]  # as ``conversations_since`` gives them
     for fact in facts:
-        for (number, head, url), page, cid in zip(fact.heads, fact.part.inputs, fact.part.conversations):
-            walks[number].see_head(head, url)
+        for (number, head, url, page_number), page, cid in zip(fact.heads, fact.part.inputs, fact.part.conversations):
+            walks[number].see_head(head, url, page_number)
             events[number] += page.event_count
             if cid is not None:
                 served[number].setdefault(cid)

@@ -47,7 +47,8 @@ class TaskFacts:
     task: int
     part: PartFacts
     events: int
-    heads: list[tuple[int, PageHead, Any]] = field(default_factory=list)  # saved pages: (conversation, head, url)
+    # saved pages: (conversation, head, url, page number)
+    heads: list[tuple[int, PageHead, Any, int]] = field(default_factory=list)
     file_errors: list[tuple[str, str]] = field(default_factory=list)  # saved pages that could not be used
     secrets: set[str] = field(default_factory=set)  # the access token, where the manifest says pages hold it
     token_files: list[str] = field(default_factory=list)
@@ -122,7 +123,7 @@ def _saved_page(unit: SavedPage, stores: dict[str, EvidenceStore], facts: TaskFa
     if body is None:
         return None
     collect_secrets(facts, entry, body)
-    facts.heads.append((unit.conversation, page_head(body, PageLimits().max_page_items), entry.url))
+    facts.heads.append((unit.conversation, page_head(body, PageLimits().max_page_items), entry.url, unit.number))
     return PageInput(str(Path(unit.root) / entry.file), body, unit.expected)
 
 

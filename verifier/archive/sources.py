@@ -50,6 +50,7 @@ class SavedPage:
     expected: str | None  # the conversation it was fetched for (manifest), if known
     conversation: int  # position of its saved conversation in the manifest
     size: int = 0
+    number: int = 0  # its place in the conversation's saved pages (page-NNNNN)
 
 
 Unit = PageFile | SavedPage
@@ -146,8 +147,8 @@ def evidence_group(root: str) -> Group:
         return Group("failed", root, error=str(exc))
     group = Group("evidence", root, saved=saved)
     for number, conv in enumerate(saved.conversations):
-        for entry in conv.entries:
-            group.units.append(SavedPage(root, entry, conv.expected, number, _entry_size(entry)))
+        for page, entry in enumerate(conv.entries, 1):
+            group.units.append(SavedPage(root, entry, conv.expected, number, _entry_size(entry), page))
     return group
 
 
