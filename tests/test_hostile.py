@@ -439,6 +439,7 @@ def _count_values(value) -> int:
     ("token-loop", "page 3: next_token repeats one already followed (a pagination loop)"),
     ("token-not-string", "page 1: next_token is a number, not a string"),
     ("has-more-no-token", "page 1: meta.has_more is true but there is no next_token"),
+    ("has-more-not-boolean", "page 1: meta.has_more is a string, not a boolean, and there is no next_token"),
     ("missing-events", "page 1: the API reported events it did not return: Resource Unavailable - "
                        "Some events of this page could not be returned."),
 ])
@@ -454,6 +455,21 @@ def test_pagination_faults_end_as_incomplete_never_complete(monkeypatch, capsys,
     saved = json.loads((ev / "manifest.json").read_text())["conversations"][0]
     assert saved["complete"] is False and expected in saved["incomplete"]
     assert offline(api, monkeypatch, capsys, ev) == (1, report)
+
+
+def test_a_has_more_that_is_not_a_boolean_stays_incomplete_when_resumed(monkeypatch, capsys, tmp_path):
+    """Review: "has_more": "true" (a string) without a next_token ended the walk as complete, live,
+    on --resume and in verify DIR (a PASS for the first page of the history alone)."""
+    ev = tmp_path / "ev"
+    expected = "history not fetched to its end: page 1: meta.has_more is a string, not a boolean, and there is no next_token"
+    with server("has-more-not-boolean") as api:
+        code, out, _err = run(api, monkeypatch, capsys, *audit_args(api, "--save", ev))
+        assert code == 1 and incomplete_messages(json.loads(out), DIRECT) == [expected]
+        code, out, _err = run(api, monkeypatch, capsys, *audit_args(api, "--save", ev, "--resume"))
+        assert code == 1 and incomplete_messages(json.loads(out), DIRECT) == [expected]
+        _edit(ev, lambda m: m["conversations"][0].update(complete=True, incomplete=[]))  # the pages decide
+        code, report = offline(api, monkeypatch, capsys, ev)
+    assert code == 1 and incomplete_messages(report, DIRECT) == [expected]
 
 
 def test_max_pages_stop_is_incomplete_and_resume_continues(monkeypatch, capsys, tmp_path):

@@ -32,7 +32,7 @@ SCHEMA = "xchat-verify/vector/v1"
 # The suite's version, and every released version with the digest of its content
 # (verifier.vectors.suite_digest: cases and schemas). Any change to a case or a schema changes the
 # digest: add a new version here, never edit a released one (tests/test_vectors.py enforces it).
-SUITE_VERSION = "2026.12.5"
+SUITE_VERSION = "2026.12.6"
 RELEASES = {
     "2026.12.1": "sha256:197561d5baae5e6009cbb404f3fc2785a417c5eaefa982fcc463c4c652f5c8db",
     "2026.12.2": "sha256:ef098b36d13be0ac07e39ff194ef5c836d18d6c54b3ff2095c76449edfb2c5fb",  # + semantics group
@@ -43,6 +43,8 @@ RELEASES = {
     "2026.12.4": "sha256:96deeb436360bcedd6728fcc38d6f3e031e1877ae78cfd09b248b738f151ea1b",
     # a version-7 create served as version 2 does not make its signed title a member (review 37)
     "2026.12.5": "sha256:0c14f25403bf8c1e133101670afcce60f8aaf2648436645c08e61a6440c738af",
+    # has_more that is not a boolean, without a next_token, is judged like true: incomplete
+    "2026.12.6": "sha256:9f89a47219b9e8c4d88c9c08609dac56544353a0305d22ec6c3c0af335076c38",
 }
 CONV = "1111:2222"
 GROUP = "g100"
@@ -506,6 +508,9 @@ def envelopes(s: Suite) -> None:
            findings=("incomplete",))
     s.case("envelope/has-more-without-token", "has_more true on the page without a next_token: incomplete",
            [page(event(1), meta={"has_more": True})], [ev("valid")], findings=("incomplete",))
+    s.case("envelope/has-more-not-boolean", "has_more that is not a boolean (the string \"true\") on the page "
+           "without a next_token: judged like true, incomplete",
+           [page(event(1), meta={"has_more": "true"})], [ev("valid")], findings=("incomplete",))
     kc = event(1, "ConversationKeyChangeEvent", {"conversation_key_version": CKV,
                                                  "conversation_participant_keys": participants([ALICE, BOB])})
     s.case("envelope/meta-only-last-page", "a last page with no data event (only a key change in meta) after a "

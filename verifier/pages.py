@@ -227,6 +227,9 @@ def _fill_loose(page: DecodedPage, loose: _LoosePage) -> None:
         page.unfinished.append(f"meta.next_token is a {type(meta['next_token']).__name__}, not text")
     elif meta.get("has_more") is True:
         page.unfinished.append(_MORE_WITHOUT_TOKEN)
+    elif meta.get("has_more") is not None and not isinstance(meta["has_more"], bool):  # judged like true
+        page.unfinished.append(f"meta.has_more is {_json_kind(meta['has_more'])}, not a boolean, and there is "
+                               "no next_token")
     for name in ("conversation_key_events", "missing_conversation_key_change_events"):
         events = meta.get(name)
         if events is None:
@@ -244,6 +247,13 @@ def _fill_loose(page: DecodedPage, loose: _LoosePage) -> None:
 
 
 _MORE_WITHOUT_TOKEN = "meta.has_more is true but there is no next_token"
+
+
+def _json_kind(value: Any) -> str:
+    """What a decoded JSON value (not a boolean or null) is, as ``paging`` names it."""
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object" if isinstance(value, dict) else "a number"
 _SHOWN_PROBLEMS = 3
 
 

@@ -67,6 +67,7 @@ class PageHead:
     next_token: str | None = None
     token_problem: str | None = None  # next_token present but not a usable string
     has_more: bool | None = None
+    has_more_problem: str | None = None  # has_more present but neither true, false nor null
     data_items: int = 0
     items: int = 0  # data + meta key events + errors[]; limit + 1 means "more than the limit"
     missing: list[str] = field(default_factory=list)  # errors[] saying events were left out
@@ -135,7 +136,7 @@ def page_head(body: bytes, max_items: int = PageLimits.max_page_items) -> PageHe
         for raw in (meta.conversation_key_events, meta.missing_conversation_key_change_events):
             out.items += count_items(raw, max_items)
         out.next_token, out.token_problem = _token(meta.next_token)
-        out.has_more = _json_bool(meta.has_more)
+        out.has_more, out.has_more_problem = _has_more(meta.has_more)
     errors_count = count_items(head.errors, max_items)
     out.items += errors_count
     if errors_count and errors_count <= max_items:
@@ -157,17 +158,28 @@ def _token(raw: msgspec.Raw) -> tuple[str | None, str | None]:
     if not first or (first == b"n" and bytes(raw) == b"null"):
         return None, None
     if first != b'"':
-        kind = {b"{": "an object", b"[": "an array", b"t": "a boolean", b"f": "a boolean"}.get(first, "a number")
-        return None, f"next_token is {kind}, not a string"
+        return None, f"next_token is {_kind(first)}, not a string"
     try:
         return msgspec.json.decode(raw, type=str), None
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None, "next_token is not a valid string"
 
 
-def _json_bool(raw: msgspec.Raw) -> bool | None:
+def _kind(first: bytes) -> str:
+    """What a JSON value is, from its first byte."""
+    return {b'"': "a string", b"{": "an object", b"[": "an array", b"t": "a boolean", b"f": "a boolean",
+            b"n": "null"}.get(first, "a number")
+
+
+def _has_more(raw: msgspec.Raw) -> tuple[bool | None, str | None]:
+    """``meta.has_more`` (None when absent or null), or why it is not a boolean: that is judged like
+    ``true`` (review: the string "true" without a next_token ended the history as complete)."""
     value = memoryview(raw)[:6].tobytes()
-    return True if value == b"true" else False if value == b"false" else None
+    if not value or value == b"null":
+        return None, None
+    if value in (b"true", b"false"):
+        return value == b"true", None
+    return None, f"meta.has_more is {_kind(value[:1])}, not a boolean"
 
 
 def missing_event_errors(raw: msgspec.Raw) -> list[str]:
@@ -211,6 +223,8 @@ def follow(head: PageHead, number: int, seen: set[str], limits: PageLimits) -> t
     if token is None:
         if head.has_more is True:
             return None, f"page {number}: meta.has_more is true but there is no next_token"
+        if head.has_more_problem:
+            return None, f"page {number}: {head.has_more_problem}, and there is no next_token"
         return None, None
     if token == "":
         return None, f"page {number}: next_token is empty"

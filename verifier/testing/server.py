@@ -67,6 +67,7 @@ HOSTILE_MODES: dict[str, str] = {
     "token-loop": "next_token cycles: page 3 hands back the token of page 1",
     "token-not-string": "next_token is a number",
     "has-more-no-token": "the first page says has_more: true but carries no next_token",
+    "has-more-not-boolean": "the first page says has_more: \"true\" (a string) and carries no next_token",
     "missing-events": "each page leaves one event out and says so in errors[] (resource-unavailable)",
     "many-items": "the first events page holds --items empty objects",
     "many-participants": "conversation metadata names --participants more participants",
@@ -640,6 +641,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self._has("has-more-no-token") and token is None:
             meta.pop("next_token", None)
             meta["has_more"] = True
+        if self._has("has-more-not-boolean") and token is None:
+            meta.pop("next_token", None)
+            meta["has_more"] = "true"
         errors = []
         if self._has("missing-events") and len(page["data"]) > 2:
             del page["data"][1]
