@@ -275,8 +275,7 @@ def _values(path: Path) -> dict[str, float]:
     ("xchat_verify_audits_total 1e400\n", "line 1"),
     ("xchat_verify_audits_total -5\n", "line 1"),
     ("xchat_verify_events_total 1.5\n", "line 1"),
-    ("hello world\n", "line 1"),
-    ("x" * (2 * 1024 * 1024), "larger than"),
+    ("# HELP xchat_verify_audits_total audits\nhello world\n", "line 2"),
 ])
 def test_bad_previous_metrics_are_ignored_with_a_warning(previous, why, tmp_path, pages):
     files, ring = pages
@@ -286,6 +285,24 @@ def test_bad_previous_metrics_are_ignored_with_a_warning(previous, why, tmp_path
     assert proc.returncode == 0, proc.stderr
     assert "previous values in --metrics" in proc.stderr and why in proc.stderr and "ignored" in proc.stderr
     assert _values(metrics)["xchat_verify_audits_total"] == 1  # counters start again
+
+
+@pytest.mark.parametrize("content,why", [
+    (b"hello world\n", "it holds no xchat-verify metric"),
+    (b'{"schema": "xchat-verify/report/v1", "verdict": "pass"}', "it holds no xchat-verify metric"),
+    (b"x" * (2 * 1024 * 1024), "it is larger than any metrics textfile (over 1048576 bytes)"),
+    (b"%PDF-1.7\n\xff\xfe", "it is not UTF-8 text"),
+])
+def test_metrics_never_replace_a_file_that_is_not_a_metrics_textfile(content, why, tmp_path, pages):
+    """Review 38: a mistyped ``--metrics report.json`` overwrote the report after a warning."""
+    files, ring = pages
+    other = tmp_path / "report.json"
+    other.write_bytes(content)
+    proc = run_cli(["verify", *files, "--keys", ring, "--ledger", tmp_path / "l.db", "--metrics", other], env=env())
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == f"xchat-verify: error: --metrics {other} exists and is not an xchat-verify metrics " \
+                                  f"textfile ({why}" + proc.stderr.strip().split(why, 1)[1]
+    assert "not replaced" in proc.stderr and other.read_bytes() == content and not (tmp_path / "l.db").exists()
 
 
 def test_metrics_to_a_device_never_reads_it(tmp_path, pages):

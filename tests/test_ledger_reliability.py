@@ -249,7 +249,12 @@ def test_signed_receipt_covers_report_and_evidence(tmp_path, capsys, monkeypatch
     shutil.copytree(ev, moved)  # where the evidence is kept does not matter
     assert check("--public-key", f"{key}.pub", "--evidence", moved, "--report", report) == \
         (0, check("--public-key", f"{key}.pub")[1] | {"receipt": str(ev / "receipt.json")})
-    assert check("--public-key", f"{other}.pub")[0] == 1  # another signer
+    assert check("--public-key", f"{other}.pub")[:1] == (1,)  # another signer
+    # review 38: a receipt that does not hold gives no verdict, only what it claims
+    assert check("--public-key", f"{other}.pub")[1] | {"problems": [], "time": None} == {
+        "receipt": str(ev / "receipt.json"), "valid": False, "problems": [], "verdict": None,
+        "claimed_verdict": "pass", "time": None}
+    assert check("--public-key", f"{key}.pub")[1]["verdict"] == "pass"
     shrunk = tmp_path / "shrunk-evidence"  # a whole conversation deleted from the manifest
     shutil.copytree(ev, shrunk)
     manifest = json.loads((shrunk / "manifest.json").read_text())

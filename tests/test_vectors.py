@@ -259,3 +259,15 @@ def test_sdk_agrees_with_every_signature_status_it_can_judge():
     assert judged >= 350
     assert {"valid", "invalid", "unsupported_version", "unknown_key", "key_binding_invalid", "missing_signature",
             "not_signed", "unverifiable", "malformed"} <= set(by_status), by_status
+
+
+def test_a_missing_suite_directory_says_where_the_default_was_looked_for(tmp_path, monkeypatch):
+    """Review 38: run outside the repository, `vectors` said only "vectors is not a directory"."""
+    monkeypatch.chdir(tmp_path)
+    for args in (["vectors"], ["vectors", "export", str(tmp_path / "out.tar.gz")]):
+        result = run_cli(args)
+        assert result.returncode == 3
+        assert result.stderr.strip() == f"xchat-verify: vectors is not a directory (no suite directory was named; " \
+                                         f"the default is ./vectors in {tmp_path})"
+    named = run_cli(["vectors", str(tmp_path / "none")])
+    assert named.returncode == 3 and named.stderr.strip() == f"xchat-verify: {tmp_path / 'none'} is not a directory"

@@ -501,6 +501,14 @@ def cmd_keys_fetch(args: argparse.Namespace) -> int:
     return EXIT_INCOMPLETE if failed else EXIT_PASS
 
 
+def _check_suite_root(root: Path, given: bool) -> None:
+    """The suite directory exists; without one named, say that the default is ./vectors here (review 38:
+    run outside the repository, "vectors is not a directory" did not say where it looked)."""
+    if not root.is_dir():
+        where = "" if given else f" (no suite directory was named; the default is ./vectors in {printable(os.getcwd())})"
+        raise InputError(f"{printable(str(root))} is not a directory{where}")
+
+
 def cmd_vectors(args: argparse.Namespace) -> int:
     from . import vectors as v
     target = list(args.target)
@@ -517,8 +525,7 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     if not timeout > 0:
         raise UsageError("--timeout must be greater than 0")
     runner = v.impl_runner(v.parse_impl(args.impl), timeout) if args.impl is not None else None
-    if not root.is_dir():
-        raise InputError(f"{root} is not a directory")
+    _check_suite_root(root, given=bool(target))
     try:
         xfail = v.read_xfail(args.xfail) if args.xfail else set()
     except OSError as exc:
@@ -554,8 +561,7 @@ def _vectors_export(args: argparse.Namespace, rest: list[str]) -> int:
     if used or args.profile != "full" or args.jobs != 1 or args.format != "text":
         raise UsageError("vectors export takes no run options")
     out, root = Path(rest[0]), Path(rest[1] if len(rest) > 1 else "vectors")
-    if not root.is_dir():
-        raise InputError(f"{root} is not a directory")
+    _check_suite_root(root, given=len(rest) > 1)
     try:
         top, count = export_suite(root, out)
     except OSError as exc:
@@ -710,7 +716,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "xchat-verify itself or any implementation of the protocol (--impl); or "
                                          "write the suite as a tarball: vectors export OUT.tar.gz [DIR].",
                              epilog="Protocol, profiles and schemas: docs/vectors.md.")
-    vectors.add_argument("target", nargs="*", metavar="DIR", help="suite root (default vectors); or "
+    vectors.add_argument("target", nargs="*", metavar="DIR", help="suite root (default: ./vectors, in the current directory); or "
                          "`export OUT.tar.gz [DIR]` to write the suite, its schemas and SHA256SUMS as a tarball")
     vectors.add_argument("--impl", metavar="COMMAND", help="the implementation under test: a command taking the "
                          "arguments of `xchat-verify verify` and printing a JSON report (split into words like a "

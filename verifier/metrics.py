@@ -26,16 +26,23 @@ def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
+_OURS = re.compile(r"^[ \t]*(?:#[ \t]*(?:HELP|TYPE)[ \t]+)?xchat_verify_", re.MULTILINE)
+
+
 class Previous:
     """The values of the previous textfile at ``path`` (counters carry over from it when there is no
     ledger), read defensively: only a regular file of at most 1 MiB is read, and only if every line is
     what ``render_metrics`` writes, with finite, non-negative values in range (counters whole numbers
     below 2**53). Anything else is ignored as a whole: ``warning`` says why, and the counters start
-    again from this run (a counter reset, which Prometheus' ``rate()`` handles)."""
+    again from this run (a counter reset, which Prometheus' ``rate()`` handles). A file that holds no
+    xchat-verify metric at all (too big, not text, or text of something else) is ``foreign``: the
+    caller refuses to replace it (review 38: a mistyped ``--metrics report.json`` overwrote the
+    report)."""
 
     def __init__(self, path: str) -> None:
         self.values: dict[tuple[str, str], float] = {}
         self.warning = ""
+        self.foreign = ""  # why the file is not a metrics textfile ("" when it is one, or absent)
         try:
             info = os.stat(path)
         except OSError:
@@ -45,10 +52,19 @@ class Previous:
             return
         from .errors import InputError
         from .inputs import read_regular_file
+        if info.st_size > MAX_PREVIOUS_BYTES:
+            self.foreign = f"it is larger than any metrics textfile (over {MAX_PREVIOUS_BYTES} bytes)"
+            return
         try:
             text = read_regular_file(path, MAX_PREVIOUS_BYTES, path).decode("utf-8")
-        except (InputError, UnicodeDecodeError) as exc:
-            self._ignore(path, str(exc) if isinstance(exc, InputError) else "not UTF-8 text")
+        except UnicodeDecodeError:
+            self.foreign = "it is not UTF-8 text"
+            return
+        except InputError as exc:  # unreadable (or grown meanwhile): no previous values
+            self._ignore(path, str(exc))
+            return
+        if text.strip() and not _OURS.search(text):
+            self.foreign = "it holds no xchat-verify metric"
             return
         for number, line in enumerate(text.splitlines(), 1):
             line = line.strip()
