@@ -592,3 +592,17 @@ def test_receipts_name_evidence_sources_relative_to_a_directory_that_is_not_utf8
     proc = run_cli(["receipt", "verify", receipt, "--public-key", f"{key}.pub", "--evidence", plain], env=env())
     assert proc.returncode == 0, proc.stdout + proc.stderr  # the receipt of the odd name holds for the copy
     assert json.loads(proc.stdout.encode("utf-8"))["receipt"] == f"{tmp_path}/receipt\\udcff.json"
+
+
+@pytest.mark.parametrize("content, why", [
+    ("[" * 5000 + "]" * 5000, "is JSON nested too deeply to read: not an xchat-verify checkpoint"),
+    ('{"schema": "xchat-verify/checkpoint/v1", "x": ' + "[" * 5000 + "]" * 5000 + "}",
+     "is JSON nested too deeply to read: not an xchat-verify checkpoint"),
+])
+def test_compare_of_json_nested_too_deep_is_one_line(content, why, tmp_path):
+    """Review 42: it ended as an internal error (RecursionError)."""
+    cp, deep = tmp_path / "cp.json", tmp_path / "deep.json"
+    cp.write_text(json.dumps(Transcript.build("1:2", _entries(3)).checkpoint("t")))
+    deep.write_text(content)
+    for args in ([cp, deep], [deep, deep]):
+        one_line(run_cli(["ledger", "compare", *args], env=env()), 3, f"{deep} {why}")

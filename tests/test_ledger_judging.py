@@ -73,3 +73,42 @@ def test_group_delete_without_proven_membership_is_unknown():
     members = [Identity.from_seed(str(n), "1", f"m{n}") for n in (1111, 2222, 3333)]
     fact, _ = _facts_of(None, {"clear_all_messages": True}, members=members)
     assert fact.member is None  # no proven GroupCreate/MemberAdd in the window: it covers nothing
+
+
+# ------------------------------------------------------------------ an old key served again (review 43)
+def _message(n: int, sender: Identity, prev: str | None):
+    body = {"contents": f"m{n}".encode().ljust(45, b"\x01"), "conversation_key_version": "1001"}
+    return forge_event(sender, "MessageCreateEvent", body, conversation_id="1111:2222", sequence_id=snowflake(T0 + n * 1000, n),
+                       previous_sequence_id=prev, created_at_msec=str(T0 + n * 1000))
+
+
+@pytest.mark.parametrize("served_as", ["1", "01", "0000000000000000001", "3"])
+def test_a_retired_key_served_again_under_any_version_is_a_rollback(served_as, tmp_path):
+    """Audit 1: the directory serves user 1111's old key K1 as version 1 and K2 as version 2. Audit 2
+    serves only K1, under another version string, and a new event is signed with it: as 1 or 01 that
+    was key_version_rollback; as a 19-character 1 or as a fresh 3 it passed with key_added."""
+    from helpers import run_cli
+
+    from verifier.testing.forge import item_json
+    old_key, current = Identity.from_seed("1111", "1", "alice-old"), Identity.from_seed("1111", "2", "alice-current")
+    bob = Identity.from_seed("2222", "7", "bob")
+    history, prev = [], None
+    for n in range(1, 5):
+        history.append(_message(n, current if n % 2 else bob, prev))
+        prev = history[-1].event.sequence_id
+    ledger = tmp_path / "l.db"
+
+    def run(events, *identities) -> dict:
+        pages, ring = tmp_path / "h.json", tmp_path / "ring.json"
+        pages.write_text(json.dumps({"data": [item_json(e) for e in reversed(events)]}))
+        ring.write_text(json.dumps({"keys": [i.keyring_entry() for i in identities]}))
+        result = run_cli(["verify", str(pages), "--keys", str(ring), "--ledger", str(ledger), "--format", "json", "-o", "-"])
+        return json.loads(result.stdout)
+
+    assert run(history, old_key, current, bob)["verdict"] == "pass"
+    again = Identity.from_seed("1111", served_as, "alice-old")  # the old key material, under served_as
+    report = run([*history, _message(5, again, prev)], again, bob)
+    rollbacks = [f["message"] for f in report["findings"] if f["code"] == "key_version_rollback"]
+    assert report["verdict"] == "fail" and rollbacks, report["findings"]
+    if served_as != "1":
+        assert any("was served as version 1, no longer served: an old key served again" in m for m in rollbacks)

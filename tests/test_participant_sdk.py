@@ -233,6 +233,18 @@ def reply_quoting_nothing(u):
     return h, bad, "reply_preview_mismatch", None
 
 
+def reply_anchored_to_no_message(u):
+    """Review 42: an anchor that is no sequence id of a history holding its first event ("0"), quoting
+    words under A's name: only a target_missing warning ("older than the fetched history")."""
+    h = _conversation(u)
+    h.text(u["A"], "hello")
+    bad = h.contents("reply", u["B"], holder(1, MESSAGE_CONTENTS, {
+        "message_text": "ok then",
+        "replying_to_preview": {"sender_id": 1111, "message_text": "I owe you $1000",
+                                "replying_to_message_sequence_id": "0"}}))
+    return h, bad, "reply_preview_mismatch", None
+
+
 def reply_to_a_swapped_original(u):
     """The reply embeds a genuine signed message, but the history holds another one at its sequence id:
     the SDK validates the preview against the embedded event only (it cannot see the anchor)."""
@@ -410,7 +422,7 @@ def messages_before_joining(u):
 
 
 FINDINGS = [forged_reply_text, reply_with_wrong_sequence, reply_without_raw_event, reply_quoting_nothing,
-            reply_to_a_swapped_original,
+            reply_anchored_to_no_message, reply_to_a_swapped_original,
             reaction_inside_range_missing, edit_older_than_window, reaction_to_a_key_change,
             delete_of_a_missing_message, reaction_to_a_later_message, delete_of_a_later_message, read_marker_ahead,
             edit_of_someone_elses_message, message_under_an_older_key, message_under_an_unknown_version,

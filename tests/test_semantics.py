@@ -462,14 +462,54 @@ def test_a_group_create_re_cut_to_version_2_does_not_make_its_title_a_member():
     assert "names it only where a version-7 trailer" in events[0].findings[0].message
 
 
-@pytest.mark.parametrize("version", ["2", "3", "5", "7"])
-def test_an_honest_member_add_at_any_version_still_makes_its_members(version):
-    """No false alarm: a small group's add signed at its own version, its new member then writes."""
+def _small_group_add(version: str, title: str | None = None):
+    body = {"member_ids": ["3333"], "current_member_ids": ["1111", "2222"], "current_admin_ids": ["1111"],
+            "conversation_key_version": "1001", **({"current_title": title} if title is not None else {})}
+    add = group_change(2, "GroupMemberAddChange", body, prev=1, signature_version=version)
+    return verify(page(message(3, CAROL, 2), add, group_change(1, "GroupCreate", CREATE)), ring=RING)
+
+
+@pytest.mark.parametrize("version, title", [("7", None), ("7", "Friends"), ("5", None), ("6", "2024"), ("2", "Friends")])
+def test_an_honest_member_add_still_makes_its_members(version, title):
+    """No false alarm: a small group's add signed at its own version, its new member then writes
+    (version 7 is what the SDK stamps)."""
+    report = _small_group_add(version, title)
+    assert report.verdict == "pass", [(e.index, e.findings) for e in events_of(report)]
+
+
+@pytest.mark.parametrize("version", ["2", "3", "4"])
+def test_an_old_untitled_member_add_of_a_small_group_fails_closed(version):
+    """The cost, by design: at versions 2 to 4 an untitled add's last four ids could be a version-7
+    trailer of the same signed values, so its new member is not counted; the finding names the add."""
+    report = _small_group_add(version)
+    found = [f.message for e in events_of(report) for f in e.findings]
+    assert report.verdict == "fail" and len(found) == 1 and "names it only where a version-7 trailer" in found[0]
+
+
+def test_a_doubtful_id_made_a_member_later_is_judged_by_its_last_change():
+    """Review 42: doubtful in a re-cut create, then added for real, then removed: the finding named the
+    create, not the removal."""
+    honest = group_change(1, "GroupCreate", {**CREATE, "title": "3333"})
+    cut = group_change(1, "GroupCreate", {**CREATE, "member_ids": ["1111", "2222", "null", "3333", "null"]},
+                       signature_version="2", payload=honest.payload)
     add = group_change(2, "GroupMemberAddChange", {"member_ids": ["3333"], "current_member_ids": ["1111", "2222"],
                                                    "current_admin_ids": ["1111"], "conversation_key_version": "1001"},
-                       prev=1, signature_version=version)
-    report = verify(page(message(3, CAROL, 2), add, group_change(1, "GroupCreate", CREATE)), ring=RING)
-    assert report.verdict == "pass", [(e.index, e.findings) for e in events_of(report)]
+                       prev=1)
+    remove = group_change(3, "GroupMemberRemoveChange", {"member_ids": ["3333"]}, prev=2)
+    report = verify(page(message(4, CAROL, 3), remove, add, cut), ring=RING)
+    found = [f.message for e in events_of(report) for f in e.findings]
+    assert report.verdict == "fail" and len(found) == 1 and "version-7 trailer" not in found[0]
+
+
+def test_a_re_cut_member_add_is_caught_even_without_the_key_change_naming_its_version():
+    """Review 42: the server dropped the key change (re-linking the chain) so that no event named the
+    add's key version: any decimal counts as one."""
+    honest = group_change(4, "GroupMemberAddChange", {**HONEST_ADD, "conversation_key_version": "1002"}, prev=3)
+    cut = group_change(4, "GroupMemberAddChange", {
+        "member_ids": ["4444"], "current_member_ids": ["1111", "2222", "1111", "3333"], "current_admin_ids": [],
+        "current_ttl_msec": 1002, "conversation_key_version": "null"}, prev=3, signature_version="2",
+        payload=honest.payload)
+    assert flagged_doubt(verify(page(*reversed(removed_then_back(cut))), ring=keyring(ALICE, BOB, CAROL, DAVE)))
 
 
 def test_a_re_cut_member_add_under_a_key_version_only_a_key_change_names_is_caught():

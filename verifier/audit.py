@@ -360,6 +360,9 @@ class Auditor:
         if self.store is None or not self.options.resume:
             return [], []
         side = Verification(judge_paging=False)  # decodes the pages only to learn who signed them
+        # an empty keyring: each event is settled as it is read (no key, no ECDSA), not kept waiting for
+        # a check that never runs (review 42: 30 MB held for 30,000 saved events)
+        side.expect_keyring(Keyring.from_json('{"keys": []}'), facts=False)
         participants: dict[str, None] = {}
         this_run = set(named)
         for conv in self.store.manifest.conversations:
@@ -385,8 +388,8 @@ class Auditor:
         """Keys of every signer seen in the events first, then of the metadata's participants, up to
         ``max_users``; the rest are reported, values that are not user ids are input errors. With
         --resume, the users of the directory's other conversations (``_other_saved_users``) too."""
-        named = list(dict.fromkeys([*verification.user_ids(), *saved_signers, *self.participants,
-                                    *saved_participants]))
+        named = list(dict.fromkeys([*verification.user_ids(), *self.participants, *saved_signers,
+                                    *saved_participants]))  # this run's users first (--max-users)
         valid = [uid for uid in named if is_user_id(uid)]
         self._save("keys", lambda store: store.reset_keys())
         error = "not a user id (named by an event); its keys were not fetched"

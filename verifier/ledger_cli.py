@@ -316,10 +316,14 @@ def _load_checkpoint(path: str) -> tuple[Any, dict] | None:
         raw = msgspec.json.decode(data)
     except msgspec.DecodeError:
         return None  # not JSON: opened as a ledger, which says what it is not
+    except RecursionError:  # review 42: JSON nested too deep to read ended as an internal error
+        raise LedgerError(f"{printable(path)} is JSON nested too deeply to read: not an xchat-verify checkpoint") from None
     if not isinstance(raw, dict) or raw.get("schema") != "xchat-verify/checkpoint/v1":
         raise LedgerError(f"{printable(path)} is JSON but not an xchat-verify checkpoint")
     try:
         return parse_checkpoint(data), raw
+    except RecursionError:
+        raise LedgerError(f"checkpoint {printable(path)} is nested too deeply to read") from None
     except ValueError as exc:
         raise LedgerError(f"checkpoint {printable(path)} is malformed: {printable(str(exc))}") from None
 

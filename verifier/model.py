@@ -218,7 +218,8 @@ VOCABULARY: dict[str, tuple[Severity | None, str]] = {
     Code.KEY_SUBSTITUTED: (_E, "The same user and key version now map to a different signing key than an "
                                "earlier audit recorded."),
     Code.KEY_VERSION_ROLLBACK: (_E, "A user's current key version is lower than one an earlier audit saw "
-                                    "served."),
+                                    "served, or a key an earlier audit saw served under a version no longer "
+                                    "served is served again under another version."),
     Code.SIGNATURE_VERSION_DOWNGRADE: (_W, "A sender signs new events at a lower signature version than in "
                                            "events an earlier audit saw."),
     Code.KEY_ADDED: (_I, "The key directory serves a new key version for a user the ledger knew."),
@@ -311,7 +312,7 @@ class Proof(msgspec.Struct):
     not_signed: int = 0
     keys_authenticated: bool = False  # every signer key came from a keyring or the key directory
     complete: bool = True  # every history was fetched to its end
-    embedded_keys: int = 0  # signatures verified with a key the event carried (--allow-embedded-keys)
+    embedded_keys: int = 0  # events whose signature was checked with a key the event carried (--allow-embedded-keys)
 
 
 class Report(msgspec.Struct):

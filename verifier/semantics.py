@@ -116,6 +116,12 @@ class Timeline:
         self.high = max(numbers) if numbers else None
 
     @cached_property
+    def reaches_start(self) -> bool:
+        """Does the window hold a first event (one without a previous sequence id)? Then nothing of
+        this history is older than the window."""
+        return any(r.sequence_id and not r.previous_sequence_id for r in self.ordered)
+
+    @cached_property
     def rank(self) -> dict[int, int]:
         """Each record's place in ``ordered`` (by its index): made only where ids are not decimal."""
         return {r.index: at for at, r in enumerate(self.ordered)}
@@ -131,7 +137,8 @@ class Timeline:
             and self.low <= number <= self.high
 
 
-def _decimal(sequence_id: str) -> bool:
+def is_decimal(sequence_id: str) -> bool:
+    """A sequence id of ASCII digits (what the API's snowflakes are)."""
     return bool(sequence_id) and sequence_id.isascii() and sequence_id.isdigit()
 
 
@@ -206,7 +213,7 @@ class TargetProblems:
             after = min(timeline.rank[r.index] for r in found) > timeline.rank[record.index]
         else:  # not in the history: a decimal position after its own, as the chain reads them (any length)
             own_id = record.sequence_id or ""
-            after = target == own_id or (_decimal(target) and _decimal(own_id) and seq_order(target) >= seq_order(own_id))
+            after = target == own_id or (is_decimal(target) and is_decimal(own_id) and seq_order(target) >= seq_order(own_id))
         if after:
             self.after.append(target)
             return
@@ -289,6 +296,8 @@ def _membership(timeline: Timeline, doubts: dict[str, Any] | None = None) -> Ite
                 continue
             credited, doubtful = credited_members(record, key_versions)
             if doubts is not None:
+                for member in credited:  # a later change that does make it a member is the last word
+                    doubts.pop(member, None)
                 for member in doubtful:
                     doubts.setdefault(member, record)
             if kind == GROUP_CREATE:
@@ -303,12 +312,13 @@ KEY_VERSION_KINDS = frozenset({GROUP_CREATE, KEY_CHANGE, "GroupChangeEvent.Group
                                "GroupChangeEvent.GroupAvatarUrlChange"})
 
 
-def _key_versions(timeline: Timeline) -> set[str] | None:
+def _key_versions(timeline: Timeline) -> set[str]:
     """The conversation key versions the history's key changes, creates and title or avatar changes
-    name (proven or not: more names only make more re-cuts possible); None when there are none."""
-    found = {render_slot(version) for record in timeline.ordered if kind_of(record) in KEY_VERSION_KINDS
-             for version in [(record.event.body or {}).get("conversation_key_version")] if version is not None}
-    return found or None
+    name (proven or not: more names only make more re-cuts possible). Any decimal counts too
+    (``_add_trailers``): the server may drop the events that name one (review 42: the key change
+    dropped and the chain re-linked, the re-cut passed)."""
+    return {render_slot(version) for record in timeline.ordered if kind_of(record) in KEY_VERSION_KINDS
+            for version in [(record.event.body or {}).get("conversation_key_version")] if version is not None}
 
 
 # The slots of a version-7 trailer, as the SDK renders them: what a re-cut of the signed values must
@@ -332,9 +342,12 @@ def credited_members(record: Any, key_versions: Collection[str] | None = None) -
     (review 37: a removed member came back). Every version-7 reading the signed values allow, its
     trailer holding plausible values (booleans, integers, a conversation key version), is
     tried: an id only such a trailer could hold is doubtful, unless the change names it elsewhere
-    too. ``key_versions``: the conversation key versions the history names (None: any decimal). An
-    honest change read at its own version loses nothing unless its lists end in values a version-7
-    trailer could hold."""
+    too. ``key_versions``: the conversation key versions the history names (besides any decimal). An
+    honest version-7 change loses nothing unless its title is a decimal (with no avatar and no screen
+    capture setting); an honest change of version 2 to 4 without a title may lose its last four list
+    ids (their later messages are then ``non_member_sender``, naming the change): fail closed. Not
+    caught: ids an add of version 3 to 6 signed as pending, moved into the member lists (the signed
+    values cannot say where a list ends)."""
     event = record.event
     body = event.body or {}
     kind = event.kind
@@ -362,7 +375,7 @@ def _add_trailers(parts: Sequence[str], key_versions: Collection[str] | None) ->
     """A GroupMemberAddChange signed at version 7 ends in (title, avatar, ttl, key version, screen
     capture) and, with an invite, (url, affiliate, expiry) after them."""
     def key_version(text: str) -> bool:
-        return text.isascii() and text.isdigit() if key_versions is None else text in key_versions
+        return (text.isascii() and text.isdigit()) or (key_versions is not None and text in key_versions)
 
     sizes = []
     end = len(parts)

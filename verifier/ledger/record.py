@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -65,9 +65,13 @@ def key_digest(encoded: str) -> bytes | None:
 
 
 def _version_number(version: str | None) -> int | None:
-    """A signature version as a number; None for anything else, ``"²"`` and absurd lengths too."""
+    """A signature or key version as a number; None for anything else, ``"²"`` and absurd lengths too
+    (leading zeros are not length: review 43 served version 1 as 19 characters, and was not compared)."""
     text = (version or "").lstrip("+")
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else None
 
 
 @dataclass
@@ -454,6 +458,7 @@ def _keys(store: LedgerStore, judge: _Judge, keyring: Keyring | None, facts: Seq
                 judge.run.append(judge.finding(
                     "key_version_rollback", f"user {user}'s newest key version served is {max(numbers)}, lower "
                     f"than version {row.version} that {judge.since(row.last_audit)} saw served"))
+        _flag_old_key_again(judge, user, versions, now, served_before)
         if served_before:
             known = {r.version for r in served_before}
             for version in sorted(versions - known, key=lambda v: (_version_number(v) or 0, v)):
@@ -471,6 +476,24 @@ def _keys(store: LedgerStore, judge: _Judge, keyring: Keyring | None, facts: Seq
                     f"{judge.since(row.last_audit)} saw it served (the ledger keeps it for old events)"))
     store.upsert_keys(list(now.values()), audit_id)
     store.retire_keys(retired, audit_id)
+
+
+def _flag_old_key_again(judge: _Judge, user: str, versions: set[str],
+                        now: Mapping[tuple[str, str, bytes, str], KeyRow], served_before: Sequence[KeyRow]) -> None:
+    """A key the ledger saw served under another version, no longer served, served again under a new
+    version string: a rollback whatever the numbers say (review 43: a retired key served as version 3
+    or as a 19-character 1 signed forged events with only ``key_added``). One finding per user."""
+    for (row_user, version, digest, source) in sorted(now):
+        if row_user != user or source not in SERVED_SOURCES:
+            continue
+        older = [r for r in served_before if r.key_digest == digest and r.version != version and r.version not in versions]
+        if older:
+            row = max(older, key=lambda r: r.last_audit)
+            judge.run.append(judge.finding(
+                "key_version_rollback", f"user {user} key version {version} is key {digest.hex()[:16]}…, which "
+                f"{judge.since(row.last_audit)} was served as version {row.version}, no longer served: an old key "
+                "served again under another version"))
+            return
 
 
 # ------------------------------------------------------------------------------------- report

@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import MalformedEvent
 from ..keys import Keyring, UnusableKey, decode_signature, parse_public_key, verify_raw
 from ..payload import PayloadUnavailable, build_payload, parse_signature_version
-from ..semantics import MESSAGE, TargetProblems, Timeline, kind_of, position, proven, shown, timelines
+from ..semantics import MESSAGE, TargetProblems, Timeline, is_decimal, kind_of, position, proven, shown, timelines
 from ..wire import DEFAULT_LIMITS, Limits, MessageEvent, b64decode_strict
 from .content import TARGET_FIELDS, Content, decode_content
 from .crypto import secretbox_open
@@ -282,6 +282,11 @@ class Participant:
         targets.check(timeline, record, anchor, describe=self._not_a_message)
         targets.report(record)
         originals = [r for r in timeline.lookup(anchor) if kind_of(r) == MESSAGE and r is not record]
+        if not originals and not targets.after and not targets.not_message and (
+                not is_decimal(str(anchor)) or timeline.reaches_start):
+            problems.append(f"no message of the history has sequence id {shown(anchor)}, "
+                            + ("which is not a sequence id" if not is_decimal(str(anchor)) else
+                               "and the history holds its first event: the quote cannot be tied to it"))
         if not originals or targets.after:
             return problems
         original = originals[0]

@@ -42,8 +42,8 @@ def proof_line(report: Report) -> str:
     if p.keys_authenticated:
         parts.append("signer keys from " + ("the keyring" if report.key_source == "keyring" else report.key_source))
     elif p.embedded_keys and report.key_source != "embedded":
-        parts.append(f"{p.embedded_keys} signer key(s) NOT authenticated (taken from the events), the others from "
-                     + ("the keyring" if report.key_source == "keyring" else report.key_source))
+        parts.append(f"{p.embedded_keys} signature(s) checked with a key NOT authenticated (taken from the event), "
+                     "the others with keys from " + ("the keyring" if report.key_source == "keyring" else report.key_source))
     else:
         parts.append("signer keys NOT authenticated (taken from the events)")
     unread = sum(1 for i in report.inputs if i.errors)

@@ -327,7 +327,7 @@ def _banner(report: Report) -> str:
         chips.append(f"{p.needs_conversation_key:,} need a conversation key")
     alerts = []
     if not p.keys_authenticated:
-        alerts.append(f"{p.embedded_keys:,} signer key(s) NOT authenticated" if _mixed_keys(report)
+        alerts.append(f"{p.embedded_keys:,} signature(s) checked with a key NOT authenticated" if _mixed_keys(report)
                       else "signer keys NOT authenticated")
     if not p.complete:
         alerts.append("history incomplete")
