@@ -527,3 +527,14 @@ def test_a_re_cut_member_add_under_a_key_version_only_a_key_change_names_is_caug
     events = {e.index: e for e in events_of(report)}
     assert events[1].signature.status == "valid" and report.verdict == "fail"
     assert [f.code for f in events[0].findings] == ["non_member_sender"]
+
+
+def test_a_key_change_only_in_meta_does_not_widen_the_fetched_range():
+    """Review 44: the conversation's first key change, repeated in a newest page's meta, made the
+    window look as if it reached the first event: an older delete target was an error."""
+    first = ev("ConversationKeyChangeEvent", {"conversation_key_version": "1001"}, seq=1,
+               conversation_keys={"1001": bytes(range(32))})
+    window = [delete(6, [seq(2)], prev=5), ev(seq=5, prev=4, sender=BOB)]
+    report = verify(page(*window, meta_events=[first]), ring=RING, allow_partial=True)
+    got = [f for e in events_of(report) for f in e.findings if f.code == "target_missing"]
+    assert [(f.severity, "older than the fetched history" in f.message) for f in got] == [("warning", True)]

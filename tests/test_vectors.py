@@ -271,3 +271,18 @@ def test_a_missing_suite_directory_says_where_the_default_was_looked_for(tmp_pat
                                          f"the default is ./vectors in {tmp_path})"
     named = run_cli(["vectors", str(tmp_path / "none")])
     assert named.returncode == 3 and named.stderr.strip() == f"xchat-verify: {tmp_path / 'none'} is not a directory"
+
+
+def test_a_removed_working_directory_is_one_line(tmp_path):
+    """Review 44: the message's os.getcwd() raised (internal error) in a directory that was removed."""
+    import os
+    import subprocess
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = (f"import os, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); "
+              "from verifier.cli import main; sys.exit(main(['vectors']))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 3
+    assert result.stderr.strip() == "xchat-verify: vectors is not a directory (no suite directory was named; the default " \
+                                    "is ./vectors in the current directory, which no longer exists)"

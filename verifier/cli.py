@@ -505,7 +505,11 @@ def _check_suite_root(root: Path, given: bool) -> None:
     """The suite directory exists; without one named, say that the default is ./vectors here (review 38:
     run outside the repository, "vectors is not a directory" did not say where it looked)."""
     if not root.is_dir():
-        where = "" if given else f" (no suite directory was named; the default is ./vectors in {printable(os.getcwd())})"
+        try:
+            here = printable(os.getcwd())
+        except OSError:  # review 44: run from a directory that was removed
+            here = "the current directory, which no longer exists"
+        where = "" if given else f" (no suite directory was named; the default is ./vectors in {here})"
         raise InputError(f"{printable(str(root))} is not a directory{where}")
 
 

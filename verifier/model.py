@@ -218,8 +218,8 @@ VOCABULARY: dict[str, tuple[Severity | None, str]] = {
     Code.KEY_SUBSTITUTED: (_E, "The same user and key version now map to a different signing key than an "
                                "earlier audit recorded."),
     Code.KEY_VERSION_ROLLBACK: (_E, "A user's current key version is lower than one an earlier audit saw "
-                                    "served, or a key an earlier audit saw served under a version no longer "
-                                    "served is served again under another version."),
+                                    "served, or a key an earlier audit saw replaced by a newer version's key "
+                                    "is served under a version it never had."),
     Code.SIGNATURE_VERSION_DOWNGRADE: (_W, "A sender signs new events at a lower signature version than in "
                                            "events an earlier audit saw."),
     Code.KEY_ADDED: (_I, "The key directory serves a new key version for a user the ledger knew."),

@@ -111,15 +111,18 @@ class Timeline:
         for p, r in placed:
             if r.sequence_id:  # past 30 digits, the position as the chain reads it (zeros stripped)
                 self.by_id.setdefault(p if p is not None else chain_position(r.sequence_id), []).append(r)
-        numbers = [p for p, _r in placed if p is not None]
+        # the fetched range is the data's: a key change only in meta may be far older (review 44: the
+        # first key change, repeated in a newest page's meta, made the whole history look fetched)
+        numbers = [p for p, r in placed if p is not None and not getattr(r, "from_meta", False)]
         self.low = min(numbers) if numbers else None
         self.high = max(numbers) if numbers else None
 
     @cached_property
     def reaches_start(self) -> bool:
-        """Does the window hold a first event (one without a previous sequence id)? Then nothing of
-        this history is older than the window."""
-        return any(r.sequence_id and not r.previous_sequence_id for r in self.ordered)
+        """Does the window's data hold a first event (one without a previous sequence id)? Then
+        nothing of this history is older than the window."""
+        return any(r.sequence_id and not r.previous_sequence_id and not getattr(r, "from_meta", False)
+                   for r in self.ordered)
 
     @cached_property
     def rank(self) -> dict[int, int]:

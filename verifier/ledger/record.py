@@ -480,20 +480,33 @@ def _keys(store: LedgerStore, judge: _Judge, keyring: Keyring | None, facts: Seq
 
 def _flag_old_key_again(judge: _Judge, user: str, versions: set[str],
                         now: Mapping[tuple[str, str, bytes, str], KeyRow], served_before: Sequence[KeyRow]) -> None:
-    """A key the ledger saw served under another version, no longer served, served again under a new
-    version string: a rollback whatever the numbers say (review 43: a retired key served as version 3
-    or as a 19-character 1 signed forged events with only ``key_added``). One finding per user."""
+    """A key the ledger saw replaced (another key served under a newer version) served under a version
+    it was never served under: a rollback whatever the version numbers say (review 43: a retired key
+    served as version 3, or as a 19-character 1, signed forged events with only ``key_added``; review
+    44: also while its old version is still served). The same key served again under a new version,
+    never replaced, is not one. One finding per user."""
+    seen = {(r.version, r.key_digest) for r in served_before}
     for (row_user, version, digest, source) in sorted(now):
-        if row_user != user or source not in SERVED_SOURCES:
+        if row_user != user or source not in SERVED_SOURCES or (version, digest) in seen:
             continue
-        older = [r for r in served_before if r.key_digest == digest and r.version != version and r.version not in versions]
-        if older:
-            row = max(older, key=lambda r: r.last_audit)
-            judge.run.append(judge.finding(
-                "key_version_rollback", f"user {user} key version {version} is key {digest.hex()[:16]}…, which "
-                f"{judge.since(row.last_audit)} was served as version {row.version}, no longer served: an old key "
-                "served again under another version"))
-            return
+        for old in sorted((r for r in served_before if r.key_digest == digest), key=lambda r: r.first_audit):
+            newer = [r for r in served_before if r.key_digest != digest and _newer(r, old)]
+            if newer:
+                replaced_by = max(newer, key=lambda r: r.last_audit)
+                judge.run.append(judge.finding(
+                    "key_version_rollback", f"user {user} key version {version} is key {digest.hex()[:16]}…, which "
+                    f"{judge.since(old.last_audit)} was served as version {old.version} and then replaced by "
+                    f"version {replaced_by.version}: an old key served again under another version"))
+                return
+
+
+def _newer(row: KeyRow, than: KeyRow) -> bool:
+    """Was ``row``'s version served as newer than ``than``'s: numerically (leading zeros ignored), else
+    first seen by a later audit."""
+    a, b = _version_number(row.version), _version_number(than.version)
+    if a is not None and b is not None:
+        return a > b
+    return row.first_audit > than.first_audit
 
 
 # ------------------------------------------------------------------------------------- report
