@@ -159,6 +159,15 @@ def test_a_fail_verdict_fails_the_step_and_the_sarif_is_still_uploaded(gh):
     assert result.outputs["verdict"] == "fail"
 
 
+def test_verify_args_on_several_lines_are_all_passed(gh):
+    """Review 45: a YAML block of verify-args kept its first line only (a --strict on the second was
+    dropped and the FAIL became a PASS)."""
+    examples(gh.workspace)
+    result = gh({"mode": "audit", "pages": "conversation/*.json", "keys": "keyring.json",
+                 "verify-args": "--allow-partial\n--no-such-option\n"})
+    assert result.step("audit").exit_code == 2 and result.failed
+
+
 @pytest.mark.parametrize("inputs, code, verdict, uploaded", [
     ({"pages": "missing/*.json", "keys": "keyring.json"}, 3, "error", True),  # unreadable: SARIF says so
     ({"pages": "conversation/*.json", "keys": "no-such-keyring.json"}, 3, "error", False),

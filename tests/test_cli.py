@@ -75,6 +75,22 @@ def test_sarif_and_junit_on_failure(good, tmp_path, capsys):
     assert root.tag == "testsuites" and root.get("failures") == "1" and root.get("tests") == "2"
 
 
+@pytest.mark.parametrize("strict, code, failures", [(True, 1, "1"), (False, 0, "0")])
+def test_junit_fails_a_test_for_an_api_error_when_it_fails_the_verdict(strict, code, failures, good, tmp_path, capsys):
+    """Review 45: a --strict FAIL caused by an API error showed 0 failures in JUnit."""
+    p1, p2, ring = good
+    with_error = tmp_path / "p1.json"
+    with_error.write_text(json.dumps({**json.loads(p1.read_text()), "errors": [{
+        "title": "Field Authorization Error", "type": "https://api.twitter.com/2/problems/not-authorized-for-field"}]}))
+    args = ["verify", str(with_error), str(p2), "--keys", str(ring), "--format", "junit", *(["--strict"] if strict else [])]
+    assert main(args) == code
+    root = ET.fromstring(capsys.readouterr().out)
+    assert root.get("failures") == failures
+    if strict:
+        failure = root.find(".//failure")
+        assert failure is not None and failure.get("type") == "api_error" and "Field Authorization Error" in failure.text
+
+
 def test_markdown_and_text(good, capsys):
     p1, p2, ring = good
     assert main(["verify", str(p1), str(p2), "--keys", str(ring), "--format", "markdown"]) == 0

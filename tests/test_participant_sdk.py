@@ -557,3 +557,25 @@ def test_each_conversation_s_key_changes_are_checked_with_its_own_keys(users):
     opened = {(c.conversation_id, e.sequence_id) for c in report.conversations for e in c.events
               if e.event_type == "MessageCreateEvent"}
     assert len(opened) == 2
+
+
+def test_a_quote_of_a_message_the_viewer_cannot_open_says_it_is_not_checked(users):
+    """Review 45: A misquotes B's message, sent before D joined; D's audit had no finding on the reply
+    (docs promise not_decrypted, the quote not checked) and the transcript showed it as ✅."""
+    from verifier.participant.transcript import _mark
+    u = users
+    h = History(GROUP)
+    h.actions("group create", u["A"], u["A"].chat.prepare_group_create(
+        [m.public_key() for m in (u["A"], u["B"])], GROUP, ["1111", "2222"], ["1111"]))
+    before = h.text(u["B"], "lunch at noon?")
+    h.actions("member add", u["A"], u["A"].chat.prepare_group_members_change(
+        [m.public_key() for m in (u["A"], u["B"], u["D"])], GROUP, ["4444"], ["1111", "2222"], ["1111"], []))
+    payload = u["A"].chat.encrypt_reply(GROUP, "as you promised", reply_to_sequence_id=before.sequence_id,
+                                        reply_to_sender_id=2222, reply_to_text="I owe you $1000", **h.key_args())
+    reply = h.send("reply", u["A"], payload)
+    report, _participant = audit(h, u["D"], *[u[n] for n in "ABCD"])
+    event = data_events(report)[reply.sequence_id]
+    found = [(f.code, f.severity) for f in event.findings]
+    assert found == [("not_decrypted", "warning")] and "quoted text is not checked" in event.findings[0].message
+    assert _mark({"signature": "valid", "findings": [{"severity": "warning"}]}) == "⚠️"
+    assert _mark({"signature": "valid", "findings": []}) == "✅"

@@ -19,6 +19,7 @@ directories must be local (their confinement checks are path-based).
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,7 +129,7 @@ def _discover_url(url: str, groups: list[Group], add_file: Any) -> None:
     fs, root = fsspec.core.url_to_fs(url)
     protocol = url.split("://", 1)[0]
     if not fs.isdir(root):
-        add_file(PageFile(url, int(fs.size(root) or 0) if fs.exists(root) else 0))
+        add_file(_url_file(url, root, fs, protocol))
         return
     if fs.exists(f"{root.rstrip('/')}/manifest.json"):
         groups.append(Group("failed", url, error="an evidence directory must be a local path"))
@@ -136,7 +137,19 @@ def _discover_url(url: str, groups: list[Group], add_file: Any) -> None:
     for path in sorted(fs.find(root)):
         name = path.rsplit("/", 1)[-1]
         if name.endswith(PAGE_SUFFIXES) and not any(p.startswith(".") for p in path[len(root):].split("/")):
-            add_file(PageFile(f"{protocol}://{path}" if protocol != "file" else path, int(fs.size(path) or 0)))
+            add_file(_url_file(f"{protocol}://{path}" if protocol != "file" else path, path, fs, protocol))
+
+
+def _url_file(name: str, path: str, fs: Any, protocol: str) -> PageFile:
+    """A page file found through a URL; a ``file://`` one that is a FIFO or a device is an input error,
+    as in a local tree (review 45: reading a FIFO named like a page hung the run)."""
+    if protocol == "file":
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                return PageFile(name, error="cannot read it: not a regular file")
+        except OSError:
+            pass  # missing or unreadable: the read says so
+    return PageFile(name, int(fs.size(path) or 0) if fs.exists(path) else 0)
 
 
 def evidence_group(root: str) -> Group:

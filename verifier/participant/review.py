@@ -301,6 +301,10 @@ class Participant:
             problems.append("its message id is not the original's")
         claimed_text = preview.get("message_text")
         opened = self.opened.get(original.index)
+        if claimed_text is not None and (opened is None or opened.content is None) and not isinstance(raw, MessageEvent):
+            # review 45: a quote of a message the viewer cannot open was shown checked, with no word
+            record.add("not_decrypted", f"the original it quotes (sequence id {shown(anchor)}) could not be "
+                                        "opened with your keys: the quoted text is not checked")
         if claimed_text is not None and opened is not None and opened.content is not None:
             texts = [opened.content.text or "", *self._edited.get(original.index, ())]
             if opened.content.kind != "message" or not any(t.startswith(claimed_text) for t in texts):

@@ -269,6 +269,14 @@ def _ok(proof: dict[str, Any]) -> bool:
         f["severity"] == "error" for f in proof["findings"])
 
 
+def _mark(proof: dict[str, Any]) -> str:
+    """❌ an error; ⚠️ proven but with a warning (a quote not checked, a target older than the window:
+    review 45, a ✅ read as checked); ✅ proven and nothing to say."""
+    if not _ok(proof):
+        return "❌"
+    return "⚠️" if any(f["severity"] == "warning" for f in proof["findings"]) else "✅"
+
+
 def _markdown(t: Transcript) -> str:
     icon = "✅" if t.verdict == "pass" else "❌"
     out = [f"# {icon} Verified transcript: {t.verdict.upper()}", "",
@@ -278,7 +286,7 @@ def _markdown(t: Transcript) -> str:
     for conv in t.conversations:
         out += [f"## Conversation {md(conv.conversation_id)}: {conv.verdict.upper()}", ""]
         for entry in conv.entries:
-            mark = "✅" if _ok(entry.proof) else "❌"
+            mark = _mark(entry.proof)
             head = f"- {mark} {md(when(entry.created_at_msec) or '')} **{md(entry.sender_id or '?')}** " \
                    f"\\#{md(entry.sequence_id or '?')} {md(entry.type)}: {md(_summary(entry))}"
             if entry.detail.get("reply_to"):
