@@ -383,6 +383,7 @@ def test_a_fifo_in_evidence_or_in_a_tree_is_an_input_error_not_a_hang(tmp_path):
         done["plain"] = verify_saved_audit(str(ev))
         done["ours"] = verify_archive([str(ev), str(tree)], None, InProcess())
         done["url"] = verify_archive([f"file://{tree}"], None, InProcess())  # review 45: hung as a URL
+        done["local"] = verify_archive([f"local://{tree}/p.json"], None, InProcess())  # review 46: and so
     worker = threading.Thread(target=run, daemon=True)  # a regression blocks in open(): fail, not hang
     worker.start()
     worker.join(60)
@@ -398,6 +399,9 @@ def test_a_fifo_in_evidence_or_in_a_tree_is_an_input_error_not_a_hang(tmp_path):
     url = done["url"]
     assert {i.source: i.errors for i in url.inputs if i.errors} == {str(tree / "p.json"): ["cannot read it: not a regular file"]}
     assert verifier.model.exit_code(url) == 3
+    local = done["local"]
+    assert {i.source: i.errors for i in local.inputs if i.errors} == {
+        f"local://{tree}/p.json": ["cannot read it: not a regular file"]}
 
 
 def test_what_page_files_say_of_their_ends_is_judged_as_verify_judges_it(tmp_path):

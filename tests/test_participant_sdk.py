@@ -579,3 +579,10 @@ def test_a_quote_of_a_message_the_viewer_cannot_open_says_it_is_not_checked(user
     assert found == [("not_decrypted", "warning")] and "quoted text is not checked" in event.findings[0].message
     assert _mark({"signature": "valid", "findings": [{"severity": "warning"}]}) == "⚠️"
     assert _mark({"signature": "valid", "findings": []}) == "✅"
+    # review 46: the HTML transcript showed it as a clean entry
+    from verifier.participant.transcript import Entry, _html_entry
+    warned = {"signature": "valid", "chain": "linked", "findings": [
+        {"code": "not_decrypted", "severity": "warning", "message": "the quoted text is not checked"}]}
+    assert _html_entry(Entry(5, "5", "1111", None, "reply", warned, text="x")).startswith('<li class="warn">')
+    assert _html_entry(Entry(6, "6", "1111", None, "reply", {**warned, "findings": []}, text="x")).startswith(
+        '<li class="">')

@@ -538,3 +538,15 @@ def test_a_key_change_only_in_meta_does_not_widen_the_fetched_range():
     report = verify(page(*window, meta_events=[first]), ring=RING, allow_partial=True)
     got = [f for e in events_of(report) for f in e.findings if f.code == "target_missing"]
     assert [(f.severity, "older than the fetched history" in f.message) for f in got] == [("warning", True)]
+
+
+def test_a_key_change_only_in_meta_that_the_data_links_down_to_is_fetched():
+    """Review 46: the data's oldest event pointing at the first key change, served only in meta, is a
+    history that reaches its first event: a delete of a sequence id between them is an error."""
+    first = ev("ConversationKeyChangeEvent", {"conversation_key_version": "1001"}, seq=1,
+               conversation_keys={"1001": bytes(range(32))})
+    window = [delete(6, [seq(3)], prev=5), ev(seq=5, prev=1, sender=BOB)]
+    report = verify(page(*window, meta_events=[first]), ring=RING, allow_partial=True)
+    got = [(f.severity, "inside the fetched range" in f.message) for e in events_of(report) for f in e.findings
+           if f.code == "target_missing"]
+    assert got == [("error", True)] and report.verdict == "fail"

@@ -111,18 +111,19 @@ class Timeline:
         for p, r in placed:
             if r.sequence_id:  # past 30 digits, the position as the chain reads it (zeros stripped)
                 self.by_id.setdefault(p if p is not None else chain_position(r.sequence_id), []).append(r)
-        # the fetched range is the data's: a key change only in meta may be far older (review 44: the
-        # first key change, repeated in a newest page's meta, made the whole history look fetched)
-        numbers = [p for p, r in placed if p is not None and not getattr(r, "from_meta", False)]
+        # the fetched range is the data's and what it links down to: a key change only in meta may be
+        # far older (review 44: the first key change, repeated in a newest page's meta, made the whole
+        # history look fetched), unless the data's previous pointers lead to it (review 46)
+        self.fetched = _fetched(records)
+        numbers = [p for p, r in placed if p is not None and r.index in self.fetched]
         self.low = min(numbers) if numbers else None
         self.high = max(numbers) if numbers else None
 
     @cached_property
     def reaches_start(self) -> bool:
-        """Does the window's data hold a first event (one without a previous sequence id)? Then
+        """Does the fetched range hold a first event (one without a previous sequence id)? Then
         nothing of this history is older than the window."""
-        return any(r.sequence_id and not r.previous_sequence_id and not getattr(r, "from_meta", False)
-                   for r in self.ordered)
+        return any(r.sequence_id and not r.previous_sequence_id and r.index in self.fetched for r in self.ordered)
 
     @cached_property
     def rank(self) -> dict[int, int]:
@@ -138,6 +139,28 @@ class Timeline:
         number = position(sequence_id)
         return number is not None and self.low is not None and self.high is not None \
             and self.low <= number <= self.high
+
+
+def _fetched(records: Sequence[Any]) -> set[int]:
+    """The indexes of the data's records and of the meta-only ones their previous pointers reach
+    (following pointers through meta records too)."""
+    meta: dict[Any, list[Any]] = {}
+    fetched: set[int] = set()
+    for r in records:
+        if getattr(r, "from_meta", False):
+            if r.sequence_id:
+                meta.setdefault(chain_position(r.sequence_id), []).append(r)
+        else:
+            fetched.add(r.index)
+    if not meta:
+        return fetched
+    pending = [r.previous_sequence_id for r in records if r.index in fetched and r.previous_sequence_id]
+    while pending:
+        for r in meta.pop(chain_position(pending.pop()), ()):
+            fetched.add(r.index)
+            if r.previous_sequence_id:
+                pending.append(r.previous_sequence_id)
+    return fetched
 
 
 def is_decimal(sequence_id: str) -> bool:

@@ -129,7 +129,7 @@ def _discover_url(url: str, groups: list[Group], add_file: Any) -> None:
     fs, root = fsspec.core.url_to_fs(url)
     protocol = url.split("://", 1)[0]
     if not fs.isdir(root):
-        add_file(_url_file(url, root, fs, protocol))
+        add_file(_url_file(url, root, fs))
         return
     if fs.exists(f"{root.rstrip('/')}/manifest.json"):
         groups.append(Group("failed", url, error="an evidence directory must be a local path"))
@@ -137,13 +137,15 @@ def _discover_url(url: str, groups: list[Group], add_file: Any) -> None:
     for path in sorted(fs.find(root)):
         name = path.rsplit("/", 1)[-1]
         if name.endswith(PAGE_SUFFIXES) and not any(p.startswith(".") for p in path[len(root):].split("/")):
-            add_file(_url_file(f"{protocol}://{path}" if protocol != "file" else path, path, fs, protocol))
+            add_file(_url_file(f"{protocol}://{path}" if protocol != "file" else path, path, fs))
 
 
-def _url_file(name: str, path: str, fs: Any, protocol: str) -> PageFile:
-    """A page file found through a URL; a ``file://`` one that is a FIFO or a device is an input error,
-    as in a local tree (review 45: reading a FIFO named like a page hung the run)."""
-    if protocol == "file":
+def _url_file(name: str, path: str, fs: Any) -> PageFile:
+    """A page file found through a URL; a local one that is a FIFO or a device is an input error,
+    as in a local tree (review 45: reading a FIFO named like a page hung the run; review 46: through
+    ``local://`` too: the file system, not the scheme's name, says it is local)."""
+    from fsspec.implementations.local import LocalFileSystem
+    if isinstance(fs, LocalFileSystem):
         try:
             if not stat.S_ISREG(os.stat(path).st_mode):
                 return PageFile(name, error="cannot read it: not a regular file")

@@ -484,13 +484,20 @@ def _flag_old_key_again(judge: _Judge, user: str, versions: set[str],
     it was never served under: a rollback whatever the version numbers say (review 43: a retired key
     served as version 3, or as a 19-character 1, signed forged events with only ``key_added``; review
     44: also while its old version is still served). The same key served again under a new version,
-    never replaced, is not one. One finding per user."""
-    seen = {(r.version, r.key_digest) for r in served_before}
+    never replaced, is not one. Non-numeric versions are ordered by the audit that first saw them.
+    One finding per user."""
     for (row_user, version, digest, source) in sorted(now):
-        if row_user != user or source not in SERVED_SOURCES or (version, digest) in seen:
+        if row_user != user or source not in SERVED_SOURCES:
             continue
-        for old in sorted((r for r in served_before if r.key_digest == digest), key=lambda r: r.first_audit):
-            newer = [r for r in served_before if r.key_digest != digest and _newer(r, old)]
+        # every audit that serves it is judged, as key_substituted is (review 46: a pair skipped once
+        # recorded failed one audit and passed the next)
+        since = min((r.first_audit for r in served_before if (r.version, r.key_digest) == (version, digest)),
+                    default=None)  # when the ledger first saw this very pair served
+        for old in sorted((r for r in served_before if r.key_digest == digest and r.version != version),
+                          key=lambda r: r.first_audit):
+            # a replacement the pair was served before is history, not a rollback
+            newer = [r for r in served_before if r.key_digest != digest and _newer(r, old)
+                     and (since is None or r.first_audit <= since)]
             if newer:
                 replaced_by = max(newer, key=lambda r: r.last_audit)
                 judge.run.append(judge.finding(

@@ -314,6 +314,7 @@ _TRANSCRIPT_CSS = """
 .tx{list-style:none;margin:0;padding:0}
 .tx>li{border-left:4px solid var(--ok);background:#fbfcfd;border-radius:0 8px 8px 0;padding:8px 14px;margin:0 0 10px}
 .tx>li.bad{border-left-color:var(--err)}
+.tx>li.warn{border-left-color:var(--warn)}
 .tx>li.sys{border-left-color:var(--neutral);background:#f6f8fb}
 .tx .who{font-weight:600}
 .tx .text{margin:4px 0;white-space:normal;overflow-wrap:anywhere;font-size:15.5px}
@@ -353,7 +354,7 @@ def _html(t: Transcript) -> str:
 
 def _html_entry(entry: Entry) -> str:
     system = entry.type not in ("message", "reply")
-    classes = ("sys " if system else "") + ("" if _ok(entry.proof) else "bad")
+    classes = ("sys " if system else "") + {"❌": "bad", "⚠️": "warn"}.get(_mark(entry.proof), "")  # as markdown marks it
     text_class = "text deleted" if entry.deleted else "text"
     out = [f'<li class="{classes.strip()}"><div><span class="who">{esc(entry.sender_id or "?")}</span> '
            f'<span class="muted small">#{esc(entry.sequence_id or "?")} · {esc(when(entry.created_at_msec) or "")}'
