@@ -12,7 +12,8 @@ only decrypted contents say (reactions, edits, replies, read markers inside mess
 
 Chain order is sequence-id order, decimal ids compared as numbers (as the chain check compares
 them); events without a decimal sequence id cannot be placed and take part only by exact id. The
-fetched range of a conversation runs from its oldest to its newest placed event: a missing target
+fetched range of a conversation runs from its oldest to its newest placed event of the data (a key
+change given only in ``meta`` counts when the data's previous pointers lead to it): a missing target
 inside it is an error (the history should hold it), outside it a warning (it may simply be older
 than what was fetched).
 """
