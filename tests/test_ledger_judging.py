@@ -110,9 +110,11 @@ def test_a_retired_key_served_again_under_any_version_is_a_rollback(served_as, t
     report = run([*history, _message(5, again, prev)], again, bob)
     rollbacks = [f["message"] for f in report["findings"] if f["code"] == "key_version_rollback"]
     assert report["verdict"] == "fail" and rollbacks, report["findings"]
-    if served_as != "1":
-        assert any("was served as version 1 and then replaced by version 2: an old key served again" in m
-                   for m in rollbacks)
+    if served_as == "3":  # newer than its replacement: the old key as the newest (lower ones: by number)
+        assert any("was served as version 1 and then replaced by version 2: an old key served again as the newest"
+                   in m for m in rollbacks)
+    else:
+        assert any("newest key version served is 1, lower than version 2" in m for m in rollbacks), rollbacks
 
 
 def _audits(tmp_path, *keyrings) -> list[dict]:
@@ -147,3 +149,14 @@ def test_a_key_registered_again_under_a_new_version_is_no_rollback(tmp_path):
     reports = _audits(tmp_path, [("1", "k")], [("1", "k"), ("2", "k")], [("2", "k")], [("2", "k"), ("3", "k2")],
                       [("2", "k"), ("3", "k2")])
     assert [r["verdict"] for r in reports] == ["pass"] * 5, [r["findings"] for r in reports]
+
+
+@pytest.mark.parametrize("keyrings", [
+    [[("1", "k1"), ("2", "k1"), ("3", "k2")]] * 3,
+    [[("1", "k1")]] + [[("1", "k1"), ("2", "k1"), ("3", "k2")]] * 2,
+    [[("9", "k1"), ("10", "k1"), ("11", "k2")]] * 2,
+], ids=["at-once", "between-two-audits", "9-10-11"])
+def test_an_old_key_kept_under_versions_older_than_its_replacement_is_no_rollback(tmp_path, keyrings):
+    """Review 48: a key registered again, then rotated, all versions kept, failed every later audit."""
+    reports = _audits(tmp_path, *keyrings)
+    assert {r["verdict"] for r in reports} == {"pass"}, [r["findings"] for r in reports]

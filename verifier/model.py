@@ -219,7 +219,7 @@ VOCABULARY: dict[str, tuple[Severity | None, str]] = {
                                "earlier audit recorded."),
     Code.KEY_VERSION_ROLLBACK: (_E, "A user's current key version is lower than one an earlier audit saw "
                                     "served, or a key an earlier audit saw replaced by a newer version's key "
-                                    "is served under a version it did not have before."),
+                                    "is served under a version newer than its replacement's."),
     Code.SIGNATURE_VERSION_DOWNGRADE: (_W, "A sender signs new events at a lower signature version than in "
                                            "events an earlier audit saw."),
     Code.KEY_ADDED: (_I, "The key directory serves a new key version for a user the ledger knew."),

@@ -480,30 +480,29 @@ def _keys(store: LedgerStore, judge: _Judge, keyring: Keyring | None, facts: Seq
 
 def _flag_old_key_again(judge: _Judge, user: str, versions: set[str],
                         now: Mapping[tuple[str, str, bytes, str], KeyRow], served_before: Sequence[KeyRow]) -> None:
-    """A key the ledger saw replaced (another key served under a newer version) served under a version
-    it was never served under: a rollback whatever the version numbers say (review 43: a retired key
-    served as version 3, or as a 19-character 1, signed forged events with only ``key_added``; review
-    44: also while its old version is still served). The same key served again under a new version,
-    never replaced, is not one. Non-numeric versions are ordered by the audit that first saw them.
-    One finding per user."""
+    """A key the ledger saw replaced (another key served under a version newer than the old key's)
+    served under a version newer than that replacement's: the old key presented as the newest, a
+    rollback whatever the numbers of the newest version say (review 43: a retired key served as
+    version 3 signed forged events with only ``key_added``; review 44: also beside its old version;
+    review 46: at every audit that serves it). An old key under a version older than its replacement
+    is history (directories keep old versions for old events), and so is a key registered again
+    before any replacement (review 48). Non-numeric versions are ordered by the audit that first saw
+    them (a pair seen now for the first time is the newest). One finding per user."""
     for (row_user, version, digest, source) in sorted(now):
         if row_user != user or source not in SERVED_SOURCES:
             continue
-        # every audit that serves it is judged, as key_substituted is (review 46: a pair skipped once
-        # recorded failed one audit and passed the next)
         since = min((r.first_audit for r in served_before if (r.version, r.key_digest) == (version, digest)),
-                    default=None)  # when the ledger first saw this very pair served
+                    default=None)  # when the ledger first saw this very pair served (None: now)
         for old in sorted((r for r in served_before if r.key_digest == digest and r.version != version),
                           key=lambda r: r.first_audit):
-            # a replacement the pair was served before is history, not a rollback
             newer = [r for r in served_before if r.key_digest != digest and _newer(r, old)
-                     and (since is None or r.first_audit <= since)]
+                     and _served_as_newer(version, since, r)]
             if newer:
                 replaced_by = max(newer, key=lambda r: r.last_audit)
                 judge.run.append(judge.finding(
                     "key_version_rollback", f"user {user} key version {version} is key {digest.hex()[:16]}…, which "
                     f"{judge.since(old.last_audit)} was served as version {old.version} and then replaced by "
-                    f"version {replaced_by.version}: an old key served again under another version"))
+                    f"version {replaced_by.version}: an old key served again as the newest"))
                 return
 
 
@@ -514,6 +513,14 @@ def _newer(row: KeyRow, than: KeyRow) -> bool:
     if a is not None and b is not None:
         return a > b
     return row.first_audit > than.first_audit
+
+
+def _served_as_newer(version: str, since: int | None, than: KeyRow) -> bool:
+    """Is ``version`` (first seen served at audit ``since``; None: now) newer than ``than``'s version?"""
+    a, b = _version_number(version), _version_number(than.version)
+    if a is not None and b is not None:
+        return a > b
+    return since is None or since > than.first_audit
 
 
 # ------------------------------------------------------------------------------------- report
