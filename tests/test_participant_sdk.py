@@ -586,3 +586,6 @@ def test_a_quote_of_a_message_the_viewer_cannot_open_says_it_is_not_checked(user
     assert _html_entry(Entry(5, "5", "1111", None, "reply", warned, text="x")).startswith('<li class="warn">')
     assert _html_entry(Entry(6, "6", "1111", None, "reply", {**warned, "findings": []}, text="x")).startswith(
         '<li class="">')
+    # review 48: system entries' neutral border came later in the CSS and won over bad and warn
+    from verifier.participant.transcript import _TRANSCRIPT_CSS as css
+    assert css.index(".tx>li.sys{") < css.index(".tx>li.bad{") < css.index(".tx>li.warn{")

@@ -313,9 +313,9 @@ def _markdown(t: Transcript) -> str:
 _TRANSCRIPT_CSS = """
 .tx{list-style:none;margin:0;padding:0}
 .tx>li{border-left:4px solid var(--ok);background:#fbfcfd;border-radius:0 8px 8px 0;padding:8px 14px;margin:0 0 10px}
+.tx>li.sys{border-left-color:var(--neutral);background:#f6f8fb}
 .tx>li.bad{border-left-color:var(--err)}
 .tx>li.warn{border-left-color:var(--warn)}
-.tx>li.sys{border-left-color:var(--neutral);background:#f6f8fb}
 .tx .who{font-weight:600}
 .tx .text{margin:4px 0;white-space:normal;overflow-wrap:anywhere;font-size:15.5px}
 .tx .deleted .text,.tx .text.deleted{text-decoration:line-through;color:var(--muted)}
