@@ -224,24 +224,22 @@ def reply_without_raw_event(u):
 def reply_quoting_nothing(u):
     """Review 37: a preview naming no sequence id and embedding no original, quoting words under
     A's name; the SDK never builds it (encrypt_reply needs an anchor), a client can write it."""
-    h = _conversation(u)
-    h.text(u["A"], "hello")
-    bad = h.contents("reply", u["B"], holder(1, MESSAGE_CONTENTS, {
-        "message_text": "ok then",
-        "replying_to_preview": {"sender_id": 1111, "message_text": "I owe you $1000",
-                                "replying_to_message_id": "no-such-id"}}))
-    return h, bad, "reply_preview_mismatch", None
+    return _hand_made_reply(u, {"replying_to_message_id": "no-such-id"})
 
 
 def reply_anchored_to_no_message(u):
     """Review 42: an anchor that is no sequence id of a history holding its first event ("0"), quoting
     words under A's name: only a target_missing warning ("older than the fetched history")."""
+    return _hand_made_reply(u, {"replying_to_message_sequence_id": "0"})
+
+
+def _hand_made_reply(u, anchor: dict):
+    """B's reply, written without the SDK's encrypt_reply, quoting words A never said, anchored by ``anchor``."""
     h = _conversation(u)
     h.text(u["A"], "hello")
     bad = h.contents("reply", u["B"], holder(1, MESSAGE_CONTENTS, {
         "message_text": "ok then",
-        "replying_to_preview": {"sender_id": 1111, "message_text": "I owe you $1000",
-                                "replying_to_message_sequence_id": "0"}}))
+        "replying_to_preview": {"sender_id": 1111, "message_text": "I owe you $1000", **anchor}}))
     return h, bad, "reply_preview_mismatch", None
 
 
