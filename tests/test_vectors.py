@@ -286,3 +286,18 @@ def test_a_removed_working_directory_is_one_line(tmp_path):
     assert result.returncode == 3
     assert result.stderr.strip() == "xchat-verify: vectors is not a directory (no suite directory was named; the default " \
                                     "is ./vectors in the current directory, which no longer exists)"
+
+
+@pytest.mark.parametrize("where", ["../../../outside.json", "/etc/passwd", "./page-1.json"])
+@pytest.mark.parametrize("field", ["pages", "keyring"])
+def test_an_input_path_outside_the_case_directory_fails_its_case(small_suite, where, field):
+    """Review 47 #11: ``../`` and absolute page or keyring paths were read (and handed to --impl)."""
+    (small_suite.parent / "outside.json").write_text("{}")
+    target = small_suite / "chain" / "linked" / "expected.json"
+    spec = json.loads(target.read_text())
+    spec[field] = [where] if field == "pages" else where
+    target.write_text(json.dumps(spec))
+    proc = run(small_suite)
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("FAIL chain/linked: "))
+    assert f"input path {where} is not a plain path inside the case directory" in line
+    assert proc.returncode == 1 and proc.stdout.strip().endswith("1 passed, 2 failed")

@@ -335,7 +335,17 @@ def _load_spec(folder: Path) -> dict:
         msgspec.convert(spec, _Spec)
     except msgspec.ValidationError as exc:
         raise ValueError(f"not an expected.json of schema xchat-verify/vector/v1: {exc}") from None
+    for name in spec["pages"] + ([spec["keyring"]] if spec.get("keyring") else []):
+        _check_input_name(name)
     return spec
+
+
+def _check_input_name(name: str) -> None:
+    """A page or keyring names a file inside its case directory. Why: ``../`` or an absolute path
+    made the runner read, and hand an implementation, any file of the machine (review 47, #11)."""
+    parts = name.replace("\\", "/").split("/")
+    if not name or name.startswith(("/", "\\")) or ".." in parts or "" in parts or "." in parts:
+        raise ValueError(f"input path {printable(name)} is not a plain path inside the case directory")
 
 
 Runner = Callable[[Path, dict], tuple[dict | None, int, list[str]]]
