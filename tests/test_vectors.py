@@ -301,3 +301,54 @@ def test_an_input_path_outside_the_case_directory_fails_its_case(small_suite, wh
     line = next(x for x in proc.stdout.splitlines() if x.startswith("FAIL chain/linked: "))
     assert f"input path {where} is not a plain path inside the case directory" in line
     assert proc.returncode == 1 and proc.stdout.strip().endswith("1 passed, 2 failed")
+
+
+ECHO_EXPECTED = r'''
+import json, os, sys
+pages = [a for a in sys.argv[1:] if a.startswith("/")]
+try:
+    want = json.load(open(os.path.join(os.path.dirname(pages[0]), "expected.json")))["expected"]
+except OSError:
+    sys.exit(70)
+if want["exit_code"] == 3:
+    sys.exit(3)
+events = [{"index": e["index"], "signature": {"status": e["signature"]}, "chain": {"status": e["chain"]},
+           "findings": [{"code": c} for c in e["findings"]]} for e in want["events"]]
+print(json.dumps({"verdict": want["verdict"], "findings": [{"code": c} for c in want["findings"]],
+                  "conversations": [{"events": events}]}))
+sys.exit(want["exit_code"])
+'''
+REWRITE_SUITE = r'''
+import json, os, sys
+for folder, _, files in os.walk(os.environ["SUITE"]):
+    if "expected.json" in files:
+        path = os.path.join(folder, "expected.json")
+        spec = json.load(open(path))
+        spec["expected"] = {"verdict": "fail", "exit_code": 3, "findings": [], "events": []}
+        json.dump(spec, open(path, "w"))
+sys.exit(3)
+'''
+
+
+def impl(tmp_path, source: str) -> str:
+    script = tmp_path / "impl.py"
+    script.write_text(source)
+    return f"{sys.executable} -I {script}"
+
+
+def test_an_implementation_gets_copies_of_the_inputs_never_expected_json(small_suite, tmp_path):
+    """Review 47 #1: handed the case directory, an implementation echoed expected.json (451 passed)."""
+    proc = run(small_suite, "--impl", impl(tmp_path, ECHO_EXPECTED), "--timeout", "20")
+    assert proc.returncode == 1 and proc.stdout.strip().endswith("0 passed, 3 failed")
+    assert proc.stdout.count("crashed: exit code 70") == 3
+
+
+def test_an_implementation_that_rewrites_the_suite_changes_no_expectation_and_is_reported(small_suite, tmp_path,
+                                                                                        monkeypatch):
+    """Review 47 #2: each expected.json was read just before its case, so the first case's run could
+    rewrite what every later case expects; the heading still called the suite unmodified."""
+    monkeypatch.setenv("SUITE", str(small_suite))
+    proc = run(small_suite, "--impl", impl(tmp_path, REWRITE_SUITE), "--timeout", "20")
+    assert proc.returncode == 1 and proc.stdout.strip().endswith("0 passed, 3 failed")
+    assert "(CHANGED DURING THE RUN: its files differ from before the run)" in proc.stdout
+    assert "changed during the run (an implementation wrote to the suite?)" in proc.stderr

@@ -9,6 +9,7 @@ xchat-verify in-process and an external command are judged by exactly the same r
 from __future__ import annotations
 
 import base64
+import errno
 import gzip
 import hashlib
 import io
@@ -17,13 +18,16 @@ import os
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import tarfile
+import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -42,6 +46,8 @@ PROFILES = ("signatures", "chain", "full")
 DEFAULT_TIMEOUT = 30.0
 MAX_REPORT_BYTES = 64 * 1024 * 1024
 MAX_STDERR_BYTES = 64 * 1024
+MAX_SPEC_BYTES = 16 * 1024 * 1024  # an expected.json or index.json (the committed ones are a few KiB)
+MAX_INPUT_BYTES = 512 * 1024 * 1024  # a page or keyring copied for a case (the verifier's default limit)
 SIG_STATUSES = frozenset(str(s) for s in SigStatus)
 CHAIN_STATUSES = frozenset(str(s) for s in ChainStatus)
 # Files of a suite directory that are not part of the suite (the generator, caches, checksums).
@@ -81,6 +87,7 @@ class Suite:
     version: str | None = None
     digest: str | None = None  # recorded in index.json
     actual_digest: str | None = None  # of the files on disk
+    changed_during_run: bool = False  # its files differ after the run from before it
 
     @property
     def modified(self) -> bool:
@@ -121,6 +128,62 @@ def suite_digest(root: Path) -> str:
     (which records it). Any change to a case or a schema changes it."""
     names = [n for n in suite_files(root) if n != INDEX_FILE]
     return "sha256:" + hashlib.sha256(checksums(root, names).encode()).hexdigest()
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file (not a symlink), at most ``limit``. Why: a FIFO or device
+    planted as a suite file blocked the runner forever, and a huge one would fill its memory."""
+    out = io.BytesIO()
+    _copy_regular(path, out, limit)
+    return out.getvalue()
+
+
+def _copy_regular(path: Path, sink: Any, limit: int) -> None:
+    """Copy the regular file ``path`` into ``sink`` (a binary file), refusing more than ``limit`` bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError(f"{printable(path.name)} is a symbolic link") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{printable(path.name)} is not a regular file")
+        size = 0
+        while chunk := os.read(fd, min(1 << 20, limit + 1 - size)):
+            size += len(chunk)
+            if size > limit:
+                raise ValueError(f"{printable(path.name)} is larger than {limit:,} bytes")
+            sink.write(chunk)
+    finally:
+        os.close(fd)
+
+
+def fingerprint(root: Path) -> str:
+    """A hash of every entry under ``root`` (name, type, and content of regular files). Taken
+    before and after a run: an implementation that changed the suite is reported (review 47 #2)."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        digest.update(os.fsencode(path.relative_to(root)) + b"\0" + _entry_hash(path) + b"\0")
+    return digest.hexdigest()
+
+
+def _entry_hash(path: Path) -> bytes:
+    try:
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode):
+            return b"link:" + os.fsencode(os.readlink(path)) if stat.S_ISLNK(info.st_mode) \
+                else f"mode:{stat.S_IFMT(info.st_mode)}".encode()
+        digest = hashlib.sha256()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        try:
+            while chunk := os.read(fd, 1 << 20):
+                digest.update(chunk)
+        finally:
+            os.close(fd)
+        return digest.digest()
+    except OSError as exc:
+        return f"error:{exc.errno}".encode()
 
 
 def load_suite(root: Path) -> Suite:
@@ -330,7 +393,7 @@ class _Spec(msgspec.Struct):
 
 
 def _load_spec(folder: Path) -> dict:
-    spec = json.loads((folder / CASE_FILE).read_text(encoding="utf-8"))
+    spec = json.loads(read_regular(folder / CASE_FILE, MAX_SPEC_BYTES).decode("utf-8"))
     try:
         msgspec.convert(spec, _Spec)
     except msgspec.ValidationError as exc:
@@ -351,23 +414,56 @@ def _check_input_name(name: str) -> None:
 Runner = Callable[[Path, dict], tuple[dict | None, int, list[str]]]
 
 
-def run_case(folder: Path, root: Path, profile: str = "full", runner: Runner | None = None) -> CaseResult:
-    case_id = folder.relative_to(root).as_posix()
+def load_case(folder: Path) -> dict | str:
+    """A case's spec, or why it is unreadable. The runner loads every case before it runs any, so
+    an implementation that rewrites suite files cannot change what later cases expect."""
     try:
-        spec = _load_spec(folder)
+        return _load_spec(folder)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        return CaseResult(case_id, False, [f"unreadable {CASE_FILE}: {exc}"])
+        return f"unreadable {CASE_FILE}: {exc}"
+
+
+def run_case(folder: Path, root: Path, profile: str = "full", runner: Runner | None = None,
+             spec: dict | str | None = None) -> CaseResult:
+    """Run one case (``spec`` as ``load_case`` gave it, or loaded now) on copies of its inputs."""
+    case_id = folder.relative_to(root).as_posix()
+    spec = load_case(folder) if spec is None else spec
+    if isinstance(spec, str):
+        return CaseResult(case_id, False, [spec])
     reason = out_of_profile(spec, profile)
     if reason:
         return CaseResult(case_id, False, out_of_profile=reason)
     started = time.monotonic()
     try:
-        doc, code, problems = (runner or _in_process)(folder, spec)
+        with staged(folder, spec) as inputs:
+            doc, code, problems = (runner or _in_process)(inputs, spec)
+    except (OSError, ValueError) as exc:
+        return CaseResult(case_id, False, [f"unreadable case input: {exc}"])
     except Exception as exc:  # the verifier must never raise; if it does, the case fails loudly
         return CaseResult(case_id, False, [f"verifier raised {type(exc).__name__}: {exc}"])
     if not problems:
         problems = compare(spec["expected"], doc, code, profile)
     return CaseResult(case_id, not problems, problems, seconds=time.monotonic() - started)
+
+
+@contextmanager
+def staged(folder: Path, spec: dict) -> Iterator[Path]:
+    """A fresh temporary directory holding copies of the case's pages and keyring only, removed
+    after the case. Why: handed the case directory, an implementation read expected.json and
+    echoed it, or rewrote the cases after it (review 47 #1, #2). An input the case lacks stays
+    missing (the case then expects exit code 3)."""
+    with tempfile.TemporaryDirectory(prefix="xchat-vector-", ignore_cleanup_errors=True) as tmp:
+        for name in spec["pages"] + ([spec["keyring"]] if spec.get("keyring") else []):
+            _copy_input(folder / name, Path(tmp, name))
+        yield Path(tmp)
+
+
+def _copy_input(source: Path, target: Path) -> None:
+    if target.exists() or not os.path.lexists(source):
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "xb") as sink:
+        _copy_regular(source, sink, MAX_INPUT_BYTES)
 
 
 def _in_process(folder: Path, spec: dict) -> tuple[dict | None, int, list[str]]:
@@ -523,9 +619,10 @@ def impl_runner(argv: list[str], timeout: float) -> Runner:
 def run_suite(root: Path, xfail: set[str] | None = None, *, profile: str = "full", runner: Runner | None = None,
               jobs: int = 1) -> list[CaseResult]:
     folders = discover(root)
+    specs = {folder: load_case(folder) for folder in folders}  # all of them, before any implementation runs
 
     def one(folder: Path) -> CaseResult:
-        result = run_case(folder, root, profile, runner)
+        result = run_case(folder, root, profile, runner, specs[folder])
         result.xfail = result.case_id in (xfail or set())
         return result
 
@@ -571,6 +668,8 @@ def _heading(info: RunInfo) -> str:
     suite = f"suite {info.suite.version}" if info.suite.version else "suite (unversioned)"
     if info.suite.modified:
         suite += " (MODIFIED: its files differ from the digest in index.json)"
+    if info.suite.changed_during_run:
+        suite += " (CHANGED DURING THE RUN: its files differ from before the run)"
     return f"{suite}, profile {info.profile}, implementation: {printable(info.implementation)}"
 
 
@@ -610,7 +709,8 @@ def _text_table(table: dict[str, dict[str, int]], total: tuple[int, int, int]) -
 def _json(results: list[CaseResult], info: RunInfo) -> str:
     passed, failed, skipped = totals(results)
     return json.dumps({
-        "suite_version": info.suite.version, "suite_modified": info.suite.modified, "profile": info.profile,
+        "suite_version": info.suite.version, "suite_modified": info.suite.modified,
+        "suite_changed_during_run": info.suite.changed_during_run, "profile": info.profile,
         "implementation": info.implementation, "passed": passed, "failed": failed, "out_of_profile": skipped,
         "groups": group_table(results),
         "cases": [{"id": r.case_id, "status": r.status, "ok": r.ok, "matched_expectation": r.passed,
@@ -654,7 +754,7 @@ def markdown_table(results: list[CaseResult]) -> list[str]:
 
 
 def _markdown(results: list[CaseResult], info: RunInfo) -> str:
-    verdict = "passed" if summary_ok(results) else "FAILED"
+    verdict = "passed" if summary_ok(results) and not info.suite.changed_during_run else "FAILED"
     lines = [f"### xchat-verify conformance: {verdict}", "", _md(_heading(info)), "", *markdown_table(results)]
     bad = [r for r in results if r.status == "fail"]
     if bad:
