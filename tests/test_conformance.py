@@ -231,7 +231,7 @@ def inputs(folder, spec):  # the case's files, to find it by content: the runner
 given = pages + [args[args.index("--keys") + 1] if "--keys" in args else ""]
 given = [open(g, "rb").read() if os.path.isfile(g) else None for g in given]
 for folder, _, files in os.walk(os.environ["ORACLE_SUITE"]):
-    if "expected.json" in files:
+    if os.path.isfile(os.path.join(folder, "expected.json")):  # a FIFO would block it
         spec = json.load(open(os.path.join(folder, "expected.json")))
         if inputs(folder, spec) == given:
             break
@@ -544,3 +544,79 @@ def test_a_lone_surrogate_in_an_implementation_s_output_is_shown_escaped(tmp_pat
     assert proc.returncode == 1 and "internal error" not in proc.stderr, proc.stderr
     if fmt != "json":
         assert "\\ud800" in proc.stdout
+
+
+# ------------------------------------------------------------ what an implementation leaves behind
+def _gone(pid: int) -> bool:
+    for _ in range(100):  # killed; gone once init reaps it
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] in ("Z", "X"):
+                return True
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+LEAVES_A_CHILD = r'''
+import os, sys, time
+ready, told = os.pipe()
+pid = os.fork()
+if pid == 0:
+    if sys.argv[1] == "setsid":
+        os.setsid()
+    if sys.argv[2] == "close":
+        os.close(1); os.close(2)
+    os.write(told, b"!")
+    time.sleep(20)
+    os._exit(0)
+os.read(ready, 1)  # exit only once the child has left the group (or not)
+open(sys.argv[3], "w").write(str(pid))
+print('{"verdict": "fail", "conversations": []}', flush=True)
+os._exit(1)
+'''
+
+
+@pytest.mark.parametrize("keeps", ["keep", "close"])
+def test_a_child_in_the_group_is_killed_when_the_implementation_exits(tmp_path, keeps):
+    """Review 47 #3, #4: the group was killed only on timeout, so a child holding stdout held the
+    runner for its whole life, and one that closed it outlived the run."""
+    pid_file = tmp_path / "child.pid"
+    started = time.monotonic()
+    outcome = v.run_command([sys.executable, "-c", LEAVES_A_CHILD, "group", keeps, str(pid_file)], 10)
+    assert time.monotonic() - started < 5
+    assert outcome.code == 1 and not outcome.held_open and b'"verdict"' in outcome.stdout
+    assert _gone(int(pid_file.read_text()))
+
+
+def test_a_child_that_escapes_the_group_cannot_hold_the_runner_past_the_timeout(tmp_path):
+    """Review 47 #3: ``stream.close()`` waited on the reader thread's lock for as long as the
+    escaped child held the pipe (forever, for one that never exits)."""
+    pid_file = tmp_path / "child.pid"
+    started = time.monotonic()
+    try:
+        outcome = v.run_command([sys.executable, "-c", LEAVES_A_CHILD, "setsid", "keep", str(pid_file)], 1.5)
+        assert time.monotonic() - started < 5
+    finally:
+        os.kill(int(pid_file.read_text()), 9)
+    assert outcome.code == 1 and outcome.held_open
+    problems = v.judge_outcome(outcome, spec_of("chain/gap"), 1.5)[2]
+    assert problems == ["its output stayed open 1.5 s after it exited (a process it left behind holds stdout or stderr)"]
+
+
+@pytest.mark.parametrize("name", ["chain/gap/expected.json", "chain/gap/page-1.json", "index.json"])
+@pytest.mark.parametrize("mode", ["in-process", "impl"])
+def test_a_fifo_as_a_suite_file_is_an_error_never_a_blocking_read(pair, oracle, name, mode):
+    """Review 47 #5: a FIFO as expected.json (or a page, in-process) blocked the runner forever."""
+    target = pair / name
+    target.unlink(missing_ok=True)
+    os.mkfifo(target)
+    args = ["--impl", oracle, "--timeout", "10"] if mode == "impl" else []
+    proc = vectors_cli(pair, *args, timeout=60)
+    if name == "index.json":
+        assert proc.returncode == 3 and proc.stderr.strip() == f"xchat-verify: index.json of {pair} is not readable " \
+                                                                "JSON: index.json is not a regular file"
+        return
+    assert proc.returncode == 1 and proc.stdout.strip().endswith("1 passed, 1 failed")
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("FAIL chain/gap: "))
+    assert line.endswith(f"{Path(name).name} is not a regular file")

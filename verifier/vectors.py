@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import select
 import shlex
 import shutil
 import signal
@@ -22,7 +23,6 @@ import stat
 import subprocess
 import tarfile
 import tempfile
-import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
@@ -120,7 +120,7 @@ def suite_files(root: Path) -> list[str]:
 
 def checksums(root: Path, names: Sequence[str]) -> str:
     """``sha256sum`` format: ``<hex>  <path>`` per file, so ``sha256sum -c`` can check it."""
-    return "".join(f"{hashlib.sha256((root / name).read_bytes()).hexdigest()}  {name}\n" for name in names)
+    return "".join(f"{_entry_hash(root / name).hex()}  {name}\n" for name in names)
 
 
 def suite_digest(root: Path) -> str:
@@ -189,9 +189,9 @@ def _entry_hash(path: Path) -> bytes:
 def load_suite(root: Path) -> Suite:
     suite = Suite(root)
     index = root / INDEX_FILE
-    if index.is_file():
+    if os.path.lexists(index):
         try:
-            data = json.loads(index.read_text(encoding="utf-8"))
+            data = json.loads(read_regular(index, MAX_SPEC_BYTES).decode("utf-8"))
         except (OSError, ValueError) as exc:
             raise InputError(f"{INDEX_FILE} of {root} is not readable JSON: {exc}") from None
         if isinstance(data, dict):
@@ -508,56 +508,88 @@ class Outcome:
     stdout: bytes
     stderr: bytes
     stdout_truncated: bool = False
+    held_open: bool = False  # a process it left behind kept its stdout or stderr open until the timeout
 
 
-def _drain(stream: Any, limit: int, sink: list[bytes], flags: list[bool]) -> None:
-    """Read a pipe to its end, keeping at most ``limit`` bytes (the rest is read and dropped, so an
-    endless writer never blocks on a full pipe nor fills memory)."""
-    kept = 0
-    try:
-        while True:
-            chunk = stream.read(65536)
-            if not chunk:
-                return
-            take = chunk[:max(0, limit - kept)]
-            if take:
-                sink.append(take)
-                kept += len(take)
-            if len(take) < len(chunk) and not flags:
-                flags.append(True)
-    except (OSError, ValueError):
-        return
+class _Pipe:
+    """One output pipe, read with ``os.read`` on its descriptor: no buffered reader, no thread, so
+    nothing can block closing it (review 47 #3: ``close()`` waited on a reader thread's lock)."""
+
+    def __init__(self, fd: int, limit: int) -> None:
+        self.fd, self.limit, self.kept, self.truncated = fd, limit, 0, False
+        self.chunks: list[bytes] = []
+
+    def read(self) -> bool:
+        """Read what is there (keeping at most ``limit`` bytes, dropping the rest); False at the end."""
+        try:
+            chunk = os.read(self.fd, 65536)
+        except OSError:
+            return False
+        take = chunk[:max(0, self.limit - self.kept)]
+        self.chunks.append(take)
+        self.kept += len(take)
+        self.truncated |= len(take) < len(chunk)
+        return bool(chunk)
 
 
 def run_command(argv: list[str], timeout: float) -> Outcome:
-    """Run one implementation: no stdin, output captured within bounds, killed with its whole
-    process group at ``timeout``."""
+    """Run one implementation: no stdin, output captured within bounds, its whole process group
+    killed when it exits or at ``timeout``, and nothing waited for past ``timeout``."""
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
-    out: list[bytes] = []
-    err: list[bytes] = []
-    truncated: list[bool] = []
-    readers = [threading.Thread(target=_drain, args=(proc.stdout, MAX_REPORT_BYTES, out, truncated), daemon=True),
-               threading.Thread(target=_drain, args=(proc.stderr, MAX_STDERR_BYTES, err, []), daemon=True)]
-    for reader in readers:
-        reader.start()
+    assert proc.stdout is not None and proc.stderr is not None
+    out, err = _Pipe(proc.stdout.fileno(), MAX_REPORT_BYTES), _Pipe(proc.stderr.fileno(), MAX_STDERR_BYTES)
+    exited, held_open = False, False
     try:
-        code: int | None = proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        code = None
-        _kill_group(proc)
+        exited, held_open = _pump(proc, [out, err], time.monotonic() + timeout)
+    finally:
+        _kill_group(proc)  # after every run: nothing it started outlives its case (review 47 #4)
+        proc.stdout.close()
+        proc.stderr.close()
         proc.wait()
-    for reader in readers:
-        reader.join(5)  # a grandchild that left the group may still hold a pipe: do not wait for it
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
-    return Outcome(code, b"".join(out), b"".join(err), bool(truncated))
+    code = proc.returncode if exited else None
+    return Outcome(code, b"".join(out.chunks), b"".join(err.chunks), out.truncated, held_open)
+
+
+def _pump(proc: subprocess.Popen, pipes: list[_Pipe], deadline: float) -> tuple[bool, bool]:
+    """Read ``pipes`` until both end and the process exits, or until ``deadline``. Returns (it
+    exited, a pipe was still open at the deadline). Its group is killed as soon as it exits, so
+    a child in the group cannot hold the pipes open."""
+    open_pipes, exited = list(pipes), False
+    while True:
+        if not exited and _has_exited(proc):
+            exited = True
+            _kill_group(proc)
+        if exited and not open_pipes:
+            return True, False
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return exited, exited and bool(open_pipes)
+        if not open_pipes:
+            time.sleep(min(left, 0.02))
+            continue
+        ready, _, _ = select.select([p.fd for p in open_pipes], [], [], min(left, left if exited else 0.05))
+        for pipe in [p for p in open_pipes if p.fd in ready]:
+            if not pipe.read():
+                open_pipes.remove(pipe)
+
+
+def _has_exited(proc: subprocess.Popen) -> bool:
+    """Whether it exited, without reaping it where the platform allows: its pid, and so its process
+    group id, stays taken until the group is killed."""
+    if hasattr(os, "waitid"):
+        try:
+            return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
+    return proc.poll() is not None
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)  # the process group this runner created for it
+    except ProcessLookupError:
+        pass  # the group is gone: nothing left to kill
     except (OSError, AttributeError):
         proc.kill()
 
@@ -588,6 +620,9 @@ def judge_outcome(outcome: Outcome, spec: dict, timeout: float | None = None) ->
         return None, code, [f"crashed: exit code {code}{_stderr_tail(outcome.stderr)}"]
     if code == 3 or spec["expected"]["exit_code"] == 3:
         return None, code, []  # only the exit code counts (compare says whether it matches)
+    if outcome.held_open:
+        return None, code, [f"its output stayed open {timeout or 0:g} s after it exited (a process it left behind "
+                            "holds stdout or stderr)"]
     if outcome.stdout_truncated:
         return None, code, [f"report larger than {MAX_REPORT_BYTES:,} bytes"]
     if not outcome.stdout.strip():
