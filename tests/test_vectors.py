@@ -352,3 +352,28 @@ def test_an_implementation_that_rewrites_the_suite_changes_no_expectation_and_is
     assert proc.returncode == 1 and proc.stdout.strip().endswith("0 passed, 3 failed")
     assert "(CHANGED DURING THE RUN: its files differ from before the run)" in proc.stdout
     assert "changed during the run (an implementation wrote to the suite?)" in proc.stderr
+
+
+NESTED = "[" * 100_000 + "]" * 100_000
+
+
+def test_deeply_nested_json_in_a_suite_is_a_case_or_suite_error(small_suite, tmp_path):
+    """Review 47 #6: RecursionError in expected.json or index.json was an internal error (exit 3,
+    every result and the JUnit file lost)."""
+    (small_suite / "chain" / "linked" / "expected.json").write_text(NESTED)
+    junit = tmp_path / "out.xml"
+    proc = run(small_suite, "--junit", junit)
+    assert proc.returncode == 1 and "FAIL chain/linked: unreadable expected.json: JSON nested too deeply" in proc.stdout
+    assert proc.stdout.strip().endswith("1 passed, 2 failed") and ET.parse(junit).getroot().get("failures") == "2"
+    (small_suite / "index.json").write_text(NESTED)
+    proc = run(small_suite)
+    assert proc.returncode == 3
+    assert proc.stderr.strip() == f"xchat-verify: index.json of {small_suite} is not readable JSON: nested too deeply"
+
+
+def test_a_deeply_nested_value_in_a_report_is_a_protocol_problem():
+    from verifier.vectors import report_problems
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert report_problems({"verdict": deep, "conversations": []}) == ["verdict: a value nested too deeply is not pass or fail"]

@@ -192,6 +192,8 @@ def load_suite(root: Path) -> Suite:
     if os.path.lexists(index):
         try:
             data = json.loads(read_regular(index, MAX_SPEC_BYTES).decode("utf-8"))
+        except RecursionError:
+            raise InputError(f"{INDEX_FILE} of {root} is not readable JSON: nested too deeply") from None
         except (OSError, ValueError) as exc:
             raise InputError(f"{INDEX_FILE} of {root} is not readable JSON: {exc}") from None
         if isinstance(data, dict):
@@ -284,7 +286,10 @@ def report_problems(doc: Any) -> list[str]:
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value)
+    try:
+        text = json.dumps(value)
+    except RecursionError:  # a report may nest as deep as the JSON reader allows
+        return "a value nested too deeply"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -419,6 +424,8 @@ def load_case(folder: Path) -> dict | str:
     an implementation that rewrites suite files cannot change what later cases expect."""
     try:
         return _load_spec(folder)
+    except RecursionError:  # review 47 #6: deeply nested JSON ended the whole run as an internal error
+        return f"unreadable {CASE_FILE}: JSON nested too deeply"
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return f"unreadable {CASE_FILE}: {exc}"
 
