@@ -377,3 +377,29 @@ def test_a_deeply_nested_value_in_a_report_is_a_protocol_problem():
     for _ in range(100_000):
         deep = [deep]
     assert report_problems({"verdict": deep, "conversations": []}) == ["verdict: a value nested too deeply is not pass or fail"]
+
+
+HOSTILE_NAMES = [b"bad\xffname", b"x\n\x1b[1A\x1b[2K\rPASS all-good\n\n451 passed, 0 failed\x1b[8m"]
+
+
+def test_hostile_case_names_are_escaped_in_every_output(tmp_path):
+    """Review 47 #7, #8: a non-UTF-8 case directory name ended -o/--junit/--markdown as an internal
+    error; newlines and ANSI escapes in a name printed fake PASS lines and broke the JUnit XML."""
+    import os
+    root = tmp_path / "suite"
+    for name in HOSTILE_NAMES:
+        shutil.copytree(VECTORS / "chain" / "gap", os.fsdecode(os.fsencode(root / "g") + b"/" + name))
+    out, junit, md = tmp_path / "out.txt", tmp_path / "out.xml", tmp_path / "out.md"
+    proc = run(root, "-o", out, "--junit", junit, "--markdown", md)
+    assert proc.returncode == 0 and "internal error" not in proc.stderr
+    text = out.read_text(encoding="utf-8")
+    assert "PASS g/bad\\udcffname\n" in text
+    assert "PASS g/x\\x0a\\x1b[1A\\x1b[2K\\x0dPASS all-good\\x0a\\x0a451 passed, 0 failed\\x1b[8m\n" in text
+    assert "\x1b" not in text and "\r" not in text and not any(line.startswith("PASS all-good") for line in text.splitlines())
+    names = sorted(case.get("name") for case in ET.parse(junit).getroot().iter("testcase"))
+    assert names == ["bad\\udcffname", "x\\x0a\\x1b[1A\\x1b[2K\\x0dPASS all-good\\x0a\\x0a451 passed, 0 failed\\x1b[8m"]
+    markdown = md.read_text(encoding="utf-8")
+    assert "\x1b" not in markdown and "| g | 2 | 0 | 0 |" in markdown
+    for fmt in ("text", "json", "junit", "markdown"):
+        shown = run(root, "--format", fmt)
+        assert shown.returncode == 0 and "\x1b" not in shown.stdout and "\udcff" not in shown.stdout, fmt

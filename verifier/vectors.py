@@ -36,7 +36,7 @@ import msgspec
 
 from .errors import InputError, UsageError
 from .model import ChainStatus, SigStatus
-from .sanitize import printable
+from .sanitize import encodable, printable
 
 CASE_FILE = "expected.json"
 INDEX_FILE = "index.json"
@@ -726,12 +726,12 @@ def render_results(results: list[CaseResult], fmt: str, info: RunInfo | None = N
     lines = []
     for r in results:
         if r.out_of_profile:
-            lines.append(f"SKIP {r.case_id} (out of profile {info.profile}: {r.out_of_profile})")
+            lines.append(f"SKIP {printable(r.case_id)} (out of profile {info.profile}: {r.out_of_profile})")
             continue
         tag = "PASS" if r.ok else "FAIL"
         note = " (xfail)" if r.xfail and r.ok else " (xfail case passed: remove it from the xfail list)" \
             if r.xfail else ""
-        lines.append(f"{tag} {r.case_id}{note}" + ("" if r.ok or r.xfail else ": " + printable("; ".join(r.problems))))
+        lines.append(f"{tag} {printable(r.case_id)}{note}" + ("" if r.ok or r.xfail else ": " + printable("; ".join(r.problems))))
     lines.append("")
     lines.append(_heading(info))
     lines += _text_table(group_table(results), totals(results))
@@ -740,7 +740,7 @@ def render_results(results: list[CaseResult], fmt: str, info: RunInfo | None = N
 
 
 def _text_table(table: dict[str, dict[str, int]], total: tuple[int, int, int]) -> list[str]:
-    rows = [(group, row["passed"], row["failed"], row["out_of_profile"]) for group, row in table.items()]
+    rows = [(printable(group), row["passed"], row["failed"], row["out_of_profile"]) for group, row in table.items()]
     rows.append(("total", *total))
     width = max(len("group"), *(len(r[0]) for r in rows))
     out = [f"{'group':<{width}}  passed  failed  out of profile"]
@@ -754,8 +754,8 @@ def _json(results: list[CaseResult], info: RunInfo) -> str:
         "suite_version": info.suite.version, "suite_modified": info.suite.modified,
         "suite_changed_during_run": info.suite.changed_during_run, "profile": info.profile,
         "implementation": info.implementation, "passed": passed, "failed": failed, "out_of_profile": skipped,
-        "groups": group_table(results),
-        "cases": [{"id": r.case_id, "status": r.status, "ok": r.ok, "matched_expectation": r.passed,
+        "groups": {encodable(group): row for group, row in group_table(results).items()},
+        "cases": [{"id": encodable(r.case_id), "status": r.status, "ok": r.ok, "matched_expectation": r.passed,
                    "xfail": r.xfail, "problems": r.problems, "out_of_profile": r.out_of_profile,
                    "seconds": round(r.seconds, 3)} for r in results]}, indent=2) + "\n"
 
@@ -769,7 +769,7 @@ def _junit(results: list[CaseResult], info: RunInfo) -> str:
                         ("implementation", printable(info.implementation))):
         ET.SubElement(props, "property", name=name, value=value)
     for r in results:
-        group, _, name = r.case_id.partition("/")
+        group, _, name = printable(r.case_id).partition("/")
         case = ET.SubElement(suite, "testcase", classname=group, name=name or group, time=f"{r.seconds:.3f}")
         if r.out_of_profile:
             ET.SubElement(case, "skipped", message=f"out of profile {info.profile}: {r.out_of_profile}")
@@ -781,6 +781,11 @@ def _junit(results: list[CaseResult], info: RunInfo) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
 
 
+def _md_code(text: str) -> str:
+    """``text`` as an inline code span: escaped, and no backtick can close the span early."""
+    return "`" + printable(text).replace("`", "\\x60") + "`"
+
+
 def _md(text: str) -> str:
     return printable(text).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("<", "&lt;")
 
@@ -789,7 +794,7 @@ def markdown_table(results: list[CaseResult]) -> list[str]:
     """The per-group table in Markdown (as docs/vectors.md records it)."""
     lines = ["| group | passed | failed | out of profile |", "|---|---:|---:|---:|"]
     for group, row in group_table(results).items():
-        lines.append(f"| {group} | {row['passed']} | {row['failed']} | {row['out_of_profile']} |")
+        lines.append(f"| {_md(group)} | {row['passed']} | {row['failed']} | {row['out_of_profile']} |")
     passed, failed, skipped = totals(results)
     lines.append(f"| **total** | **{passed}** | **{failed}** | **{skipped}** |")
     return lines
@@ -801,7 +806,7 @@ def _markdown(results: list[CaseResult], info: RunInfo) -> str:
     bad = [r for r in results if r.status == "fail"]
     if bad:
         lines += ["", f"Failed cases ({len(bad)}{', first 100' if len(bad) > 100 else ''}):", ""]
-        lines += [f"* `{r.case_id}`: " + _md("xfail case passed" if r.xfail else "; ".join(r.problems))[:400]
+        lines += [f"* {_md_code(r.case_id)}: " + _md("xfail case passed" if r.xfail else "; ".join(r.problems))[:400]
                   for r in bad[:100]]
     return "\n".join(lines) + "\n"
 
