@@ -403,3 +403,28 @@ def test_hostile_case_names_are_escaped_in_every_output(tmp_path):
     for fmt in ("text", "json", "junit", "markdown"):
         shown = run(root, "--format", fmt)
         assert shown.returncode == 0 and "\x1b" not in shown.stdout and "\udcff" not in shown.stdout, fmt
+
+
+def test_excused_cases_never_read_as_passed(small_suite, tmp_path):
+    """Review 47 #9: an xfail list covering every failure gave "N passed, 0 failed", markdown
+    "conformance: passed" and a JUnit file of plain passes. The run still exits 0 (docs/vectors.md)."""
+    xfail = tmp_path / "xfail.txt"
+    xfail.write_text("versions/1\n")
+    junit, md = tmp_path / "out.xml", tmp_path / "out.md"
+    proc = run(small_suite, "--xfail", xfail, "--junit", junit, "--markdown", md)
+    assert proc.returncode == 0
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-1] == "2 passed, 1 expected failures (xfail), 0 failed"
+    assert lines[-2].split() == ["total", "2", "1", "0", "0"]
+    assert any(line.startswith("XFAIL versions/1 (expected failure, excused): event 0: signature") for line in lines)
+    markdown = md.read_text()
+    assert markdown.startswith("### xchat-verify conformance: passed with 1 expected failure (xfail) excused\n")
+    assert "| **total** | **2** | **1** | **0** | **0** |" in markdown and "Expected failures, excused by --xfail (1)" in markdown
+    root = ET.parse(junit).getroot()
+    assert (root.get("failures"), root.get("skipped")) == ("0", "1")
+    assert root.find("properties/property[@name='xfail']").get("value") == "1"
+    skipped = [c.get("name") for c in root.iter("testcase") if c.find("skipped") is not None]
+    assert skipped == ["1"]
+    data = json.loads(run(small_suite, "--xfail", xfail, "--format", "json").stdout)
+    assert (data["passed"], data["xfail"], data["failed"]) == (2, 1, 0)
+    assert {c["id"]: c["status"] for c in data["cases"]}["versions/1"] == "xfail"

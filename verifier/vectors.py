@@ -76,7 +76,10 @@ class CaseResult:
 
     @property
     def status(self) -> str:
-        return "out_of_profile" if self.out_of_profile else "pass" if self.ok else "fail"
+        """``xfail`` for a listed case that failed as expected: excused, never counted as passed."""
+        if self.out_of_profile:
+            return "out_of_profile"
+        return ("xfail" if self.xfail else "pass") if self.ok else "fail"
 
 
 @dataclass
@@ -686,24 +689,37 @@ def summary_ok(results: list[CaseResult]) -> bool:
     return any(not r.out_of_profile for r in results) and all(r.ok for r in results)
 
 
+_COLUMN = {"pass": "passed", "xfail": "xfail", "fail": "failed", "out_of_profile": "out_of_profile"}
+
+
 def group_table(results: list[CaseResult]) -> dict[str, dict[str, int]]:
-    """Per group (in suite order), how many cases passed, failed and were out of profile."""
+    """Per group (in suite order), how many cases passed, were excused (xfail), failed and were out
+    of profile."""
     table: dict[str, dict[str, int]] = {}
     for r in results:
-        row = table.setdefault(r.group, {"passed": 0, "failed": 0, "out_of_profile": 0})
-        row[{"pass": "passed", "fail": "failed", "out_of_profile": "out_of_profile"}[r.status]] += 1
+        row = table.setdefault(r.group, {"passed": 0, "xfail": 0, "failed": 0, "out_of_profile": 0})
+        row[_COLUMN[r.status]] += 1
     return table
 
 
 def totals(results: list[CaseResult]) -> tuple[int, int, int]:
+    """(passed, failed, out of profile); expected failures (``xfail_count``) are none of these."""
     passed = sum(r.status == "pass" for r in results)
     failed = sum(r.status == "fail" for r in results)
-    return passed, failed, len(results) - passed - failed
+    return passed, failed, sum(r.status == "out_of_profile" for r in results)
+
+
+def xfail_count(results: list[CaseResult]) -> int:
+    return sum(r.status == "xfail" for r in results)
 
 
 def closing_line(results: list[CaseResult]) -> str:
+    """Excused cases are counted apart, so a run that passed nothing never reads as conformance
+    (review 47 #9: an xfail list covering every failure read "2 passed, 0 failed")."""
     passed, failed, skipped = totals(results)
-    return f"{passed} passed, {failed} failed" + (f", {skipped} out of profile" if skipped else "")
+    xfailed = xfail_count(results)
+    return f"{passed} passed, " + (f"{xfailed} expected failures (xfail), " if xfailed else "") + \
+        f"{failed} failed" + (f", {skipped} out of profile" if skipped else "")
 
 
 def _heading(info: RunInfo) -> str:
@@ -728,23 +744,28 @@ def render_results(results: list[CaseResult], fmt: str, info: RunInfo | None = N
         if r.out_of_profile:
             lines.append(f"SKIP {printable(r.case_id)} (out of profile {info.profile}: {r.out_of_profile})")
             continue
+        if r.status == "xfail":
+            lines.append(f"XFAIL {printable(r.case_id)} (expected failure, excused): " + printable("; ".join(r.problems)))
+            continue
         tag = "PASS" if r.ok else "FAIL"
-        note = " (xfail)" if r.xfail and r.ok else " (xfail case passed: remove it from the xfail list)" \
-            if r.xfail else ""
+        note = " (xfail case passed: remove it from the xfail list)" if r.xfail else ""
         lines.append(f"{tag} {printable(r.case_id)}{note}" + ("" if r.ok or r.xfail else ": " + printable("; ".join(r.problems))))
     lines.append("")
     lines.append(_heading(info))
-    lines += _text_table(group_table(results), totals(results))
+    lines += _text_table(group_table(results), totals(results), xfail_count(results))
     lines.append(closing_line(results))
     return "\n".join(lines) + "\n"
 
 
-def _text_table(table: dict[str, dict[str, int]], total: tuple[int, int, int]) -> list[str]:
-    rows = [(printable(group), row["passed"], row["failed"], row["out_of_profile"]) for group, row in table.items()]
-    rows.append(("total", *total))
+def _text_table(table: dict[str, dict[str, int]], total: tuple[int, int, int], xfailed: int) -> list[str]:
+    """The per-group table; an ``xfail`` column only when some case was excused."""
+    rows = [(printable(group), row["passed"], row["xfail"], row["failed"], row["out_of_profile"])
+            for group, row in table.items()]
+    rows.append(("total", total[0], xfailed, total[1], total[2]))
     width = max(len("group"), *(len(r[0]) for r in rows))
-    out = [f"{'group':<{width}}  passed  failed  out of profile"]
-    out += [f"{g:<{width}}  {p:>6}  {f:>6}  {s:>14}" for g, p, f, s in rows]
+    xf = "  xfail" if xfailed else ""
+    out = [f"{'group':<{width}}  passed{xf}  failed  out of profile"]
+    out += [f"{g:<{width}}  {p:>6}" + (f"  {x:>5}" if xfailed else "") + f"  {f:>6}  {s:>14}" for g, p, x, f, s in rows]
     return out
 
 
@@ -753,7 +774,8 @@ def _json(results: list[CaseResult], info: RunInfo) -> str:
     return json.dumps({
         "suite_version": info.suite.version, "suite_modified": info.suite.modified,
         "suite_changed_during_run": info.suite.changed_during_run, "profile": info.profile,
-        "implementation": info.implementation, "passed": passed, "failed": failed, "out_of_profile": skipped,
+        "implementation": info.implementation, "passed": passed, "xfail": xfail_count(results), "failed": failed,
+        "out_of_profile": skipped,
         "groups": {encodable(group): row for group, row in group_table(results).items()},
         "cases": [{"id": encodable(r.case_id), "status": r.status, "ok": r.ok, "matched_expectation": r.passed,
                    "xfail": r.xfail, "problems": r.problems, "out_of_profile": r.out_of_profile,
@@ -762,17 +784,20 @@ def _json(results: list[CaseResult], info: RunInfo) -> str:
 
 def _junit(results: list[CaseResult], info: RunInfo) -> str:
     passed, failed, skipped = totals(results)
+    xfailed = xfail_count(results)  # JUnit has no "expected failure": they are skipped, with the reason
     suite = ET.Element("testsuite", name="xchat-verify vectors", tests=str(len(results)), failures=str(failed),
-                       errors="0", skipped=str(skipped), time=f"{sum(r.seconds for r in results):.3f}")
+                       errors="0", skipped=str(skipped + xfailed), time=f"{sum(r.seconds for r in results):.3f}")
     props = ET.SubElement(suite, "properties")
     for name, value in (("suite_version", info.suite.version or ""), ("profile", info.profile),
-                        ("implementation", printable(info.implementation))):
+                        ("implementation", printable(info.implementation)), ("xfail", str(xfailed))):
         ET.SubElement(props, "property", name=name, value=value)
     for r in results:
         group, _, name = printable(r.case_id).partition("/")
         case = ET.SubElement(suite, "testcase", classname=group, name=name or group, time=f"{r.seconds:.3f}")
         if r.out_of_profile:
             ET.SubElement(case, "skipped", message=f"out of profile {info.profile}: {r.out_of_profile}")
+        elif r.status == "xfail":
+            ET.SubElement(case, "skipped", message=printable("expected failure (xfail): " + "; ".join(r.problems))[:500])
         elif not r.ok:
             message = printable("xfail case passed" if r.xfail else "; ".join(r.problems))
             ET.SubElement(case, "failure", message=message[:500]).text = \
@@ -792,22 +817,35 @@ def _md(text: str) -> str:
 
 def markdown_table(results: list[CaseResult]) -> list[str]:
     """The per-group table in Markdown (as docs/vectors.md records it)."""
-    lines = ["| group | passed | failed | out of profile |", "|---|---:|---:|---:|"]
+    xfailed = xfail_count(results)
+    head, rule = ("| group | passed | xfail | failed | out of profile |", "|---|---:|---:|---:|---:|") if xfailed else \
+        ("| group | passed | failed | out of profile |", "|---|---:|---:|---:|")
+    lines = [head, rule]
     for group, row in group_table(results).items():
-        lines.append(f"| {_md(group)} | {row['passed']} | {row['failed']} | {row['out_of_profile']} |")
+        xf = f" {row['xfail']} |" if xfailed else ""
+        lines.append(f"| {_md(group)} | {row['passed']} |{xf} {row['failed']} | {row['out_of_profile']} |")
     passed, failed, skipped = totals(results)
-    lines.append(f"| **total** | **{passed}** | **{failed}** | **{skipped}** |")
+    xf = f" **{xfailed}** |" if xfailed else ""
+    lines.append(f"| **total** | **{passed}** |{xf} **{failed}** | **{skipped}** |")
     return lines
 
 
 def _markdown(results: list[CaseResult], info: RunInfo) -> str:
     verdict = "passed" if summary_ok(results) and not info.suite.changed_during_run else "FAILED"
+    xfailed = xfail_count(results)
+    if verdict == "passed" and xfailed:
+        verdict += f" with {xfailed} expected failure{'s' if xfailed > 1 else ''} (xfail) excused"
     lines = [f"### xchat-verify conformance: {verdict}", "", _md(_heading(info)), "", *markdown_table(results)]
     bad = [r for r in results if r.status == "fail"]
     if bad:
         lines += ["", f"Failed cases ({len(bad)}{', first 100' if len(bad) > 100 else ''}):", ""]
         lines += [f"* {_md_code(r.case_id)}: " + _md("xfail case passed" if r.xfail else "; ".join(r.problems))[:400]
                   for r in bad[:100]]
+    excused = [r for r in results if r.status == "xfail"]
+    if excused:
+        lines += ["", f"Expected failures, excused by --xfail ({len(excused)}{', first 100' if len(excused) > 100 else ''}):",
+                  ""]
+        lines += [f"* {_md_code(r.case_id)}: " + _md("; ".join(r.problems))[:400] for r in excused[:100]]
     return "\n".join(lines) + "\n"
 
 
