@@ -428,3 +428,12 @@ def test_excused_cases_never_read_as_passed(small_suite, tmp_path):
     data = json.loads(run(small_suite, "--xfail", xfail, "--format", "json").stdout)
     assert (data["passed"], data["xfail"], data["failed"]) == (2, 1, 0)
     assert {c["id"]: c["status"] for c in data["cases"]}["versions/1"] == "xfail"
+
+
+def test_an_unhashable_status_is_a_protocol_problem_not_a_verifier_crash():
+    """Review 47 #12: ``{"status": []}`` failed the case as "verifier raised TypeError"."""
+    from verifier.vectors import report_problems
+    doc = {"verdict": "pass", "conversations": [{"events": [{"index": 0, "signature": {"status": []},
+                                                              "chain": {"status": {}}}]}]}
+    assert report_problems(doc) == ["conversations[0].events[0].signature.status: [] is not a signature status",
+                                    "conversations[0].events[0].chain.status: {} is not a chain status"]

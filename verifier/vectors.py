@@ -248,7 +248,7 @@ def report_problems(doc: Any) -> list[str]:
         if not isinstance(value, dict):
             return bad(path, "not an object")
         status = value.get("status")
-        if status not in allowed:
+        if not isinstance(status, str) or status not in allowed:  # a list is unhashable (review 47 #12)
             bad(f"{path}.status", f"{_short(status)} is not a {name} status")
 
     if not isinstance(doc, dict):
