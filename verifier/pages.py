@@ -254,6 +254,8 @@ def _json_kind(value: Any) -> str:
     if isinstance(value, str):
         return "a string"
     return "an array" if isinstance(value, list) else "an object" if isinstance(value, dict) else "a number"
+
+
 _SHOWN_PROBLEMS = 3
 
 

@@ -358,7 +358,7 @@ def _integer_slot(text: str) -> bool:
     return text == "null" or (digits.isascii() and digits.isdigit())
 
 
-def credited_members(record: Any, key_versions: Collection[str] | None = None) -> tuple[set[str], set[str]]:
+def credited_members(record: Any, key_versions: Collection[str] = ()) -> tuple[set[str], set[str]]:
     """The member ids a proven GroupCreate or GroupMemberAddChange gives, and those it names that
     are left out as doubtful.
 
@@ -398,11 +398,11 @@ def _create_trailers(parts: Sequence[str]) -> list[int]:
     return [3] if len(parts) >= 4 and parts[-3] in _BOOLEAN_SLOT else []
 
 
-def _add_trailers(parts: Sequence[str], key_versions: Collection[str] | None) -> list[int]:
+def _add_trailers(parts: Sequence[str], key_versions: Collection[str]) -> list[int]:
     """A GroupMemberAddChange signed at version 7 ends in (title, avatar, ttl, key version, screen
     capture) and, with an invite, (url, affiliate, expiry) after them."""
     def key_version(text: str) -> bool:
-        return (text.isascii() and text.isdigit()) or (key_versions is not None and text in key_versions)
+        return (text.isascii() and text.isdigit()) or text in key_versions
 
     sizes = []
     end = len(parts)

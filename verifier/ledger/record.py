@@ -495,8 +495,8 @@ def _flag_old_key_again(judge: _Judge, user: str, versions: set[str],
                     default=None)  # when the ledger first saw this very pair served (None: now)
         for old in sorted((r for r in served_before if r.key_digest == digest and r.version != version),
                           key=lambda r: r.first_audit):
-            newer = [r for r in served_before if r.key_digest != digest and _newer(r, old)
-                     and _served_as_newer(version, since, r)]
+            newer = [r for r in served_before if r.key_digest != digest and _newer(r.version, r.first_audit, old)
+                     and _newer(version, since, r)]
             if newer:
                 replaced_by = max(newer, key=lambda r: r.last_audit)
                 judge.run.append(judge.finding(
@@ -506,21 +506,13 @@ def _flag_old_key_again(judge: _Judge, user: str, versions: set[str],
                 return
 
 
-def _newer(row: KeyRow, than: KeyRow) -> bool:
-    """Was ``row``'s version served as newer than ``than``'s: numerically (leading zeros ignored), else
-    first seen by a later audit."""
-    a, b = _version_number(row.version), _version_number(than.version)
-    if a is not None and b is not None:
-        return a > b
-    return row.first_audit > than.first_audit
-
-
-def _served_as_newer(version: str, since: int | None, than: KeyRow) -> bool:
-    """Is ``version`` (first seen served at audit ``since``; None: now) newer than ``than``'s version?"""
+def _newer(version: str, first_audit: int | None, than: KeyRow) -> bool:
+    """Is ``version`` (first seen served at ``first_audit``; None: now) newer than ``than``'s version:
+    numerically (leading zeros ignored), else first seen by a later audit."""
     a, b = _version_number(version), _version_number(than.version)
     if a is not None and b is not None:
         return a > b
-    return since is None or since > than.first_audit
+    return first_audit is None or first_audit > than.first_audit
 
 
 # ------------------------------------------------------------------------------------- report

@@ -75,7 +75,6 @@ class Participant:
         self._edited: dict[int, list[str]] = {}
         self.other_attempts = 0  # entries labelled for others tried so far (OTHER_ENTRY_BUDGET)
 
-
     def keys_by_version(self) -> dict[str, bytes]:
         """The conversation keys the identity key opened, by version (the SDK's ``keys`` map; of one
         conversation, or several whose versions differ: the engine keeps them per conversation)."""
@@ -282,11 +281,11 @@ class Participant:
         targets.check(timeline, record, anchor, describe=self._not_a_message)
         targets.report(record)
         originals = [r for r in timeline.lookup(anchor) if kind_of(r) == MESSAGE and r is not record]
-        if not originals and not targets.after and not targets.not_message and (
-                not is_decimal(str(anchor)) or timeline.reaches_start):
+        decimal = is_decimal(str(anchor))
+        if not originals and not targets.after and not targets.not_message and (not decimal or timeline.reaches_start):
             problems.append(f"no message of the history has sequence id {shown(anchor)}, "
-                            + ("which is not a sequence id" if not is_decimal(str(anchor)) else
-                               "and the history holds its first event: the quote cannot be tied to it"))
+                            + ("and the history holds its first event: the quote cannot be tied to it" if decimal
+                               else "which is not a sequence id"))
         if not originals or targets.after:
             return problems
         original = originals[0]
