@@ -98,3 +98,24 @@ def test_sdk_accepts_what_we_accept_for_high_s_twin(signed):
     twin = encode_event(event)
     assert sdk_judge(chat, base64.b64encode(twin).decode(), keys) == "valid"
     assert ours(twin, keys) == "valid"
+
+
+def test_a_member_change_moved_out_of_its_group_by_dropping_its_conversation_id(signed):
+    """Review 50: without a conversation id the signed payload leaves it out and lists have no bounds,
+    so the SDK's member change of g123, its id dropped and g123 put at the head of its new members,
+    still verifies (the SDK says so). Served in g999 it must not pass as g999's change."""
+    chat, events, keys = signed
+    label, raw = next(e for e in events if decode_event_bytes(e[1]).kind == "GroupChangeEvent.GroupMemberAddChange")
+    event = decode_event_bytes(raw)
+    assert event.conversation_id == "g123"
+    event.conversation_id = None
+    event.body["member_ids"] = ["g123", *event.body["member_ids"]]
+    moved = encode_event(event)
+    assert sdk_judge(chat, base64.b64encode(moved).decode(), keys) == "valid"
+    body = {"data": [{"encoded_event": base64.b64encode(moved).decode()}]}
+    report = verifier.verify_pages([body], verifier.Keyring.from_json(keyring_json()), conversation_keys=keys,
+                                   expected_conversation_id="g999")
+    only = report.conversations[0].events[0]
+    assert only.signature.status == "valid"
+    assert [f.code for f in only.findings] == ["conversation_mismatch"]
+    assert "names no conversation" in only.findings[0].message and report.verdict == "fail"

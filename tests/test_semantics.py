@@ -2,7 +2,7 @@
 targets must exist and precede it; group membership is replayed from proven group changes."""
 
 import pytest
-from helpers import ALICE, BOB, ev, events_of, keyring, page, verify
+from helpers import ALICE, BOB, ev, events_of, keyring, page, sig_statuses, verify
 
 from verifier.payload import build_payload
 from verifier.testing.forge import Identity, snowflake
@@ -550,3 +550,80 @@ def test_a_key_change_only_in_meta_that_the_data_links_down_to_is_fetched():
     got = [(f.severity, "inside the fetched range" in f.message) for e in events_of(report) for f in e.findings
            if f.code == "target_missing"]
     assert got == [("error", True)] and report.verdict == "fail"
+
+
+# Review 50: without a conversation id the signed payload leaves the component out, and lists are
+# spliced in without bounds: a member's signed change of another conversation, its id dropped by the
+# server and that id put at the head of its first list, signs the same bytes.
+def moved_here(kind, body, first_list, elsewhere="g-other", sender=BOB, n=3, prev=2):
+    honest = ev(kind, body, seq=n, prev=prev, sender=sender, conversation_id=elsewhere)
+    moved_body = dict(body)
+    if first_list is not None:
+        moved_body[first_list] = [elsewhere, *body[first_list]]
+    moved = ev(kind, moved_body, seq=n, prev=prev, sender=sender, conversation_id=None, payload=honest.payload)
+    assert build_payload(moved.event, 7, {}) == honest.payload
+    return moved
+
+
+def unbound(report, index):
+    return [f.message for e in events_of(report) if e.index == index for f in e.findings
+            if f.code == "conversation_mismatch" and "names no conversation" in f.message]
+
+
+def test_a_member_add_of_another_group_without_its_conversation_id_adds_nobody():
+    add = moved_here("GroupChangeEvent.GroupMemberAddChange", {
+        "member_ids": ["3333"], "current_member_ids": ["1111", "2222"], "current_admin_ids": ["2222"],
+        "conversation_key_version": "1001"}, "member_ids")
+    report = verify(page(message(4, CAROL, 3), add, message(2, BOB, 1), group_change(1, "GroupCreate", CREATE)),
+                    ring=RING, expected_conversation_id=GROUP)
+    events = {e.index: e for e in events_of(report)}
+    assert events[1].signature.status == "valid" and len(unbound(report, 1)) == 1
+    assert [f.code for f in events[0].findings] == ["non_member_sender"]
+    assert report.verdict == "fail"
+
+
+@pytest.mark.parametrize("kind, body, first_list", [
+    ("GroupChangeEvent.GroupMemberRemoveChange", {"member_ids": ["1111"]}, "member_ids"),
+    ("GroupChangeEvent.GroupAdminAddChange", {"admin_ids": ["2222"]}, "admin_ids"),
+    ("GroupChangeEvent.GroupJoinReject", {"rejected_user_ids": ["3333"]}, "rejected_user_ids"),
+])
+def test_a_signed_group_change_moved_without_its_conversation_id_fails(kind, body, first_list):
+    change = moved_here(kind, body, first_list)
+    report = verify(page(message(4, BOB, 3), change, message(2, BOB, 1), group_change(1, "GroupCreate", CREATE)),
+                    ring=RING, expected_conversation_id=GROUP)
+    assert {e.index: e for e in events_of(report)}[1].signature.status == "valid"
+    assert len(unbound(report, 1)) == 1 and report.verdict == "fail"
+    if kind.endswith("RemoveChange"):  # bound to no conversation, it removed nobody: Alice still writes
+        assert not findings(verify(page(message(5, ALICE, 4), message(4, BOB, 3), change, message(2, BOB, 1),
+                                        group_change(1, "GroupCreate", CREATE)), ring=RING), 0)
+
+
+def test_a_change_signed_without_a_conversation_id_fails_whatever_its_kind():
+    """A title change cannot be moved so (its first value is a key version), but an event signed for no
+    conversation proves it belongs to none: every signed kind but a create is flagged."""
+    title = ev("GroupChangeEvent.GroupTitleChange", {"custom_title": "t", "conversation_key_version": "1001"},
+               seq=3, prev=2, sender=BOB, conversation_id=None)
+    report = verify(page(title, message(2, BOB, 1), group_change(1, "GroupCreate", CREATE)), ring=RING,
+                    expected_conversation_id=GROUP)
+    assert sig_statuses(report)[0] == "valid" and len(unbound(report, 0)) == 1 and report.verdict == "fail"
+
+
+def test_a_read_marker_of_another_conversation_without_its_conversation_id_fails():
+    """Its seen_at_millis is signed only when present: the dropped id reads as its seen_until, the real
+    seen_until as its seen_at."""
+    honest = ev("MarkConversationReadEvent", {"seen_until_sequence_id": seq(1)}, seq=3, prev=2,
+                conversation_id="1111:3333")
+    marker = ev("MarkConversationReadEvent", {"seen_until_sequence_id": "1111:3333", "seen_at_millis": int(seq(1))},
+                seq=3, prev=2, conversation_id=None, payload=honest.payload)
+    assert build_payload(marker.event, 7, {}) == honest.payload
+    report = verify(page(marker, ev(seq=2, prev=1, sender=BOB), ev(seq=1)), ring=RING)
+    assert sig_statuses(report)[0] == "valid" and len(unbound(report, 0)) == 1 and report.verdict == "fail"
+
+
+def test_events_that_name_their_conversation_and_creates_are_not_flagged_as_unbound():
+    """A create never signs its conversation (threat-model.md); unsigned kinds prove nothing anyway."""
+    create = ev("GroupChangeEvent.GroupCreate", CREATE, seq=1, conversation_id=None)
+    typing = ev("MessageTypingEvent", {"conversation_id": GROUP}, seq=3, prev=2, conversation_id=None, sign=False)
+    report = verify(page(typing, message(2, BOB, 1), create), ring=RING, expected_conversation_id=GROUP)
+    assert not any(unbound(report, index) for index in range(3))
+    assert report.verdict == "pass"

@@ -32,7 +32,7 @@ SCHEMA = "xchat-verify/vector/v1"
 # The suite's version, and every released version with the digest of its content
 # (verifier.vectors.suite_digest: cases and schemas). Any change to a case or a schema changes the
 # digest: add a new version here, never edit a released one (tests/test_vectors.py enforces it).
-SUITE_VERSION = "2026.12.6"
+SUITE_VERSION = "2026.12.7"
 RELEASES = {
     "2026.12.1": "sha256:197561d5baae5e6009cbb404f3fc2785a417c5eaefa982fcc463c4c652f5c8db",
     "2026.12.2": "sha256:ef098b36d13be0ac07e39ff194ef5c836d18d6c54b3ff2095c76449edfb2c5fb",  # + semantics group
@@ -45,6 +45,7 @@ RELEASES = {
     "2026.12.5": "sha256:0c14f25403bf8c1e133101670afcce60f8aaf2648436645c08e61a6440c738af",
     # has_more that is not a boolean, without a next_token, is judged like true: incomplete
     "2026.12.6": "sha256:9f89a47219b9e8c4d88c9c08609dac56544353a0305d22ec6c3c0af335076c38",
+    "2026.12.7": "sha256:b1ebfd41ef914705b4b9f26af37f6fb87c75408c96bd0f3b7e616c7fec58b05f",
 }
 CONV = "1111:2222"
 GROUP = "g100"
@@ -748,6 +749,20 @@ def semantics(s: Suite) -> None:
     s.case("semantics/group-create-re-cut", "a version-7 create served as version 2: the signed title, a user's "
            "id, is not a member", [page(message(2, CAROL, 1), re_cut)],
            [ev("valid", "linked", "non_member_sender"), ev("valid")])
+    # review 50: without a conversation id the signed payload leaves it out, and lists have no bounds:
+    # a member's add signed in another group, served here with its conversation id dropped and that id
+    # at the head of its new members, signs the same bytes
+    elsewhere = event(3, "GroupChangeEvent.GroupMemberAddChange", {
+        "member_ids": ["3333"], "current_member_ids": ["1111", "2222"], "current_admin_ids": ["2222"],
+        "conversation_key_version": CKV}, prev=2, sender=BOB, conversation_id="g-other")
+    moved = event(3, "GroupChangeEvent.GroupMemberAddChange", {
+        "member_ids": ["g-other", "3333"], "current_member_ids": ["1111", "2222"], "current_admin_ids": ["2222"],
+        "conversation_key_version": CKV}, prev=2, sender=BOB, conversation_id=None, payload=elsewhere.payload)
+    s.case("semantics/group-change-without-conversation", "a member's add signed in another group, served "
+           "without its conversation id: bound to no conversation, it adds nobody",
+           [page(message(4, CAROL, 3), moved, message(2, BOB, 1), create)],
+           [ev("valid", "linked", "non_member_sender"), ev("valid", "linked", "conversation_mismatch"),
+            ev("valid", "linked"), ev("valid")])
 
 
 def generate(out: Path) -> list[str]:

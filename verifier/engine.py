@@ -81,7 +81,7 @@ from .model import (
 from .pages import DecodedPage, RawEntry, decode_page
 from .payload import must_be_signed
 from .sanitize import encodable
-from .semantics import one_to_one_members, shown
+from .semantics import one_to_one_members, shown, unbound_conversation
 from .signature import Job, check, prepare
 from .signers import KeySlot, carrier_conflicts, embedded_keys, slots_of
 from .views import EventList, Record, Records
@@ -817,11 +817,16 @@ class _Run:
         if not expected:
             counted = Counter(c for c in own if c)
             expected = counted.most_common(1)[0][0] if counted else "unknown"
+        flags, kinds = self.flags, self.kind
         for index, conv in enumerate(own, first):
             self.conversation.set(index, expected)
             if conv and conv != expected:
                 self.add(index, _DECODED, Code.CONVERSATION_MISMATCH,
                          f"event of conversation {conv} delivered in a page of {expected}")
+            elif not conv and flags[index] & _SIGNED_KIND:
+                unbound = unbound_conversation(kinds[index], conv, expected)
+                if unbound:
+                    self.add(index, _DECODED, Code.CONVERSATION_MISMATCH, unbound)
         return expected
 
     # ---------------------------------------------------------------- signatures

@@ -27,7 +27,7 @@ from typing import Any
 from .chain import position as chain_position
 from .chain import seq_order
 from .keys import Keyring
-from .payload import BUILDERS, PayloadUnavailable, parse_signature_version, render_slot
+from .payload import BUILDERS, PayloadUnavailable, must_be_signed, parse_signature_version, render_slot
 
 _MAX_DIGITS = 30  # a decimal id longer than this is not a snowflake: compared as text only
 _SHOWN = 5  # ids named in one finding; the rest are counted
@@ -301,7 +301,8 @@ def _membership(timeline: Timeline, doubts: dict[str, Any] | None = None) -> Ite
     nothing (``replay_membership`` flags it): else an account the server controls could add itself
     with a valid signature of its own. So does a GroupCreate once membership is known: its signature
     does not bind the conversation id, so a member's creation of another group could be replayed
-    here to reset the members. A group change is yielded with the members before it.
+    here to reset the members. An add or remove that names no conversation changes nothing either
+    (its signature binds it to none). A group change is yielded with the members before it.
 
     Ids a change names only where an unsigned choice decides the signed lists' end are not counted
     (``credited_members``); ``doubts`` learns which change named each of them."""
@@ -313,6 +314,8 @@ def _membership(timeline: Timeline, doubts: dict[str, Any] | None = None) -> Ite
         if kind in MEMBERSHIP:
             if members is not None and (record.sender_id not in members or kind == GROUP_CREATE):
                 continue  # a non-member's change, or a create once the group is made: nothing changes
+            if kind != GROUP_CREATE and not record.event.conversation_id:
+                continue  # signed for no conversation (``unbound_conversation``): maybe another group's
             if not proven(record):
                 members = None
                 continue
@@ -443,6 +446,21 @@ def _doubt(change: Any) -> str:
     return (f"; the {kind_of(change)} at sequence id {shown(change.sequence_id)} names it only where a version-7 "
             "trailer (title, avatar, ttl, invite) may be: its signed values do not say which are member ids, "
             "and neither its signature_version nor its invite fields are signed")
+
+
+def unbound_conversation(kind: str | None, conversation: str | None, expected: str) -> str | None:
+    """Why a signed event that names no conversation is not proven to be ``expected``'s, else None.
+
+    Without a conversation id the signed payload leaves the component out entirely, and lists are
+    spliced in without boundaries: a member's signed change of another group, its conversation id
+    dropped by the server and that id put at the head of the event's first list, signs the same
+    bytes and verified in this group (review 50: a member add credited the server's account; a
+    remove, an admin change, a read marker moved the same way). Every signer sets the id; a
+    GroupCreate never signs it (threat-model.md)."""
+    if conversation or kind == GROUP_CREATE or not must_be_signed(kind):
+        return None
+    return (f"the signed event names no conversation (no conversation_id): its signature does not bind it to "
+            f"{shown(expected)}, so it may have been signed in another conversation")
 
 
 def one_to_one_members(conversation: str) -> set[str] | None:

@@ -53,7 +53,7 @@ from verifier.model import (
 )
 from verifier.pages import DecodedPage, ItemJson, RawEntry, decode_page
 from verifier.payload import must_be_signed
-from verifier.semantics import one_to_one_members, shown
+from verifier.semantics import one_to_one_members, shown, unbound_conversation
 from verifier.signature import Job, check, prepare
 from verifier.signers import embedded_key_conflicts, embedded_keys
 from verifier.wire import DEFAULT_LIMITS, Limits, MessageEvent, b64decode_strict, decode_event_generic
@@ -454,6 +454,10 @@ class _Run:
             if conv and conv != expected:
                 ev.add(Code.CONVERSATION_MISMATCH,
                        f"event of conversation {conv} delivered in a page of {expected}")
+            elif ev.event is not None:
+                unbound = unbound_conversation(ev.event.kind, conv, expected)
+                if unbound:
+                    ev.add(Code.CONVERSATION_MISMATCH, unbound)
 
     # ---------------------------------------------------------------- signatures and envelope
     def _prepare(self, ev: _Event) -> Check | Job:
