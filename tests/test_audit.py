@@ -390,6 +390,29 @@ def test_unwritable_evidence_dir_is_a_one_line_error(api, tmp_path):
     assert proc.returncode == 2 and "not a directory" in proc.stderr
 
 
+@pytest.mark.parametrize("failure", ["bad id", "no token", "missing receipt key"])
+def test_a_run_refused_before_any_request_creates_no_save_directory(api, tmp_path, failure):
+    """A bad id was found only after ``--save DIR`` had been made: a run that fails before any
+    request leaves no directory behind (and, with --force, deletes no evidence)."""
+    ev = tmp_path / "new" / "ev"
+    args = audit_args(api, "--save", ev)
+    if failure == "bad id":
+        args = ["audit", "not-an-id", *args[len(IDS) + 1:]]
+    elif failure == "missing receipt key":
+        args += ["--receipt-key", tmp_path / "no-such-key"]
+    proc = cli(api, *args, token=failure != "no token")
+    assert proc.returncode in (2, 3) and proc.stderr.count("\n") == 1, proc.stderr
+    assert api.requests == [] and not (tmp_path / "new").exists()
+
+
+def test_a_bad_id_with_force_keeps_the_saved_evidence(api, tmp_path):
+    ev = _saved(api, tmp_path)
+    before = {p: p.read_bytes() for p in ev.rglob("*") if p.is_file()}
+    proc = cli(api, "audit", "not-an-id", "--base-url", api.url, "--save", ev, "--force")
+    assert proc.returncode == 2 and "not a conversation id" in proc.stderr
+    assert {p: p.read_bytes() for p in ev.rglob("*") if p.is_file()} == before
+
+
 def test_evidence_that_cannot_be_saved_mid_audit_still_reports(api, tmp_path):
     """A page that cannot be saved halfway (here: a directory planted where --resume writes the next
     page) is a one-line error, and the partial report is still printed."""

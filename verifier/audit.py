@@ -150,15 +150,7 @@ class Auditor:
         self.limits = self.options.page_limits()
         self.progress = progress or AuditProgress()
         self.on_change = on_change or (lambda _p: None)
-        self.store: EvidenceStore | None = None
-        if self.options.save_dir:
-            if self.options.resume:
-                self.store = EvidenceStore.open(self.options.save_dir)
-                check_same_server(self.store.manifest.base_url, client.base_url, self.options.force)
-                self.store.resume()
-            else:
-                prepare_new_evidence(self.options.save_dir, self.options.force)
-                self.store = EvidenceStore(self.options.save_dir, client.base_url)
+        self.store: EvidenceStore | None = None  # opened by run(), once the ids are known to be good
         self.participants: dict[str, None] = {}
         self.expected_ids: dict[str, str | None] = {}  # conversation as named -> canonical id
         self.incomplete: dict[str, list[str]] = {}  # conversation as named -> why not fetched to its end
@@ -174,6 +166,7 @@ class Auditor:
             conversation_path_id(cid)  # however it is written (A:B, B:A, A-B, B-A)
             by_path.setdefault(canonical_conversation(cid.strip()), cid)
         conversation_ids = list(by_path.values())
+        self._open_store()
         opts = self.options
         verification = Verification(conversation_keys=opts.conversation_keys, strict=opts.strict,
                                     allow_embedded_keys=opts.allow_embedded_keys, allow_empty=opts.allow_empty,
@@ -195,6 +188,21 @@ class Auditor:
         token_files = self.store.token_files() if self.store else []
         report = add_findings(report, audit_findings(token_files, self.users_not_fetched))
         return scrub_report(report, [self.client.scrub])
+
+    def _open_store(self) -> None:
+        """Open (``--resume``) or prepare the ``--save`` directory, after the ids were checked and
+        before any request. Why not in ``__init__``: a run refused for a bad id had already created
+        the directory, or with ``--force`` deleted the evidence it held."""
+        opts = self.options
+        if not opts.save_dir:
+            return
+        if opts.resume:
+            self.store = EvidenceStore.open(opts.save_dir)
+            check_same_server(self.store.manifest.base_url, self.client.base_url, opts.force)
+            self.store.resume()
+        else:
+            prepare_new_evidence(opts.save_dir, opts.force)
+            self.store = EvidenceStore(opts.save_dir, self.client.base_url)
 
     def _fetch_conversations(self, conversation_ids: list[str], verification: Verification) -> None:
         queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=_QUEUE_PAGES) for _ in conversation_ids]
