@@ -150,6 +150,20 @@ def test_missing_file_directory_and_environment(tmp_path):
     assert load_identity_key(str(other), environ={ENV_VAR: str(path)}).path == str(other)  # the option wins
 
 
+@pytest.mark.parametrize("command, option", [("verify", "--keys"), ("verify", "--identity-key"),
+                                             ("audit", "--identity-key"), ("audit", "--receipt-key")])
+def test_a_missing_key_file_exits_3_whichever_option_names_it(tmp_path, monkeypatch, capsys, command, option):
+    """docs/cli.md: exit 3 is an unreadable file. A missing --identity-key file gave 2 (a usage error)
+    where a missing --keys or --receipt-key file gave 3: one kind of problem, one code."""
+    monkeypatch.setenv("X_BEARER_TOKEN", "token")
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    page = tmp_path / "page.json"
+    page.write_text("{}")
+    target = [str(page)] if command == "verify" else ["1:2", "--base-url", "http://127.0.0.1:9"]
+    assert main([command, *target, option, str(tmp_path / "missing.key")]) == 3
+    assert capsys.readouterr().err.count("\n") == 1
+
+
 @pytest.mark.parametrize("size", [32, 64])
 def test_a_key_pasted_where_its_file_name_goes_is_never_echoed(run, tmp_path, convo, size):
     """A likely mistake: the blob itself as --identity-key or in the variable. The error names the
@@ -157,7 +171,7 @@ def test_a_key_pasted_where_its_file_name_goes_is_never_echoed(run, tmp_path, co
     pasted = base64.b64encode(convo["blob"][:size]).decode()
     for args, env in ((["--identity-key", pasted], None), ([], {ENV_VAR: pasted})):
         result = run("verify", tmp_path / "none.json", *args, env_extra=env)
-        assert result.returncode == 2 and "looks like a key blob itself" in result.stderr
+        assert result.returncode == 3 and "looks like a key blob itself" in result.stderr
         assert ("--identity-key" if args else ENV_VAR) in result.stderr
         assert_absent([pasted[:12], pasted[-16:], *secrets_of(convo["blob"])], result.stdout, result.stderr)
     with pytest.raises(IdentityKeyError) as caught:
@@ -227,11 +241,11 @@ def test_the_environment_variable_names_the_key_file(run, convo):
     assert proc.returncode == 0 and json.loads(proc.stdout)["proof"]["needs_conversation_key"] == 0
 
 
-def test_a_bad_key_file_exits_2_with_one_line_naming_it(convo, tmp_path):
+def test_a_bad_key_file_exits_3_with_one_line_naming_it(convo, tmp_path):
     bad = tmp_path / "bad.key"
     bad.write_text(base64.b64encode(convo["blob"][:48]).decode())
     proc = run_process("verify", convo["root"] / "page.json", "--identity-key", bad)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and str(bad) in proc.stderr
+    assert proc.returncode == 3 and proc.stderr.count("\n") == 1 and str(bad) in proc.stderr
     assert_absent(secrets_of(convo["blob"][:48]), proc.stderr)
 
 

@@ -143,7 +143,7 @@ def identity_reviewers(args: argparse.Namespace) -> tuple | None:
     if not (getattr(args, "identity_key", None) or os.environ.get(IDENTITY_KEY_ENV)):
         return None
     from .participant import load_identity_key, participant_reviewers  # only a participant loads PyNaCl
-    loaded = load_identity_key(getattr(args, "identity_key", None))  # IdentityKeyError: exit 2
+    loaded = load_identity_key(getattr(args, "identity_key", None))  # IdentityKeyError: exit 3
     if loaded is None:
         return None
     for message in loaded.warnings:

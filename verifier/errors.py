@@ -6,10 +6,10 @@ be printed or logged as is. Each family carries the exit code the command line g
     XChatVerifyError
     ├── UsageError            a bad option, argument or id (exit 2)
     │   ├── ConfigError       a client setting that cannot work: base URL, proxy, TLS files
-    │   ├── ResumeRefused     --resume against another server without --force
-    │   └── IdentityKeyError  an --identity-key file that cannot be used (never quotes the key)
+    │   └── ResumeRefused     --resume against another server without --force
     ├── InputError            an input that could not be read in full (exit 3)
     │   ├── KeyringError      a keyring file or entry that cannot be used
+    │   ├── IdentityKeyError  an --identity-key file that cannot be used (never quotes the key)
     │   ├── EvidenceError     an evidence directory that cannot be used
     │   │   └── ManifestError its manifest is not what the writer wrote
     │   ├── MalformedEvent    an encoded event that cannot be decoded (becomes a ``malformed`` status)
@@ -47,17 +47,18 @@ class ResumeRefused(UsageError):
     """``--resume`` would mix evidence from two servers (refused unless ``--force``)."""
 
 
-class IdentityKeyError(UsageError):
-    """An identity key file that cannot be read or is not a private key blob. The message names the
-    file and the reason, never any of its content."""
-
-
 class InputError(XChatVerifyError):
     """An input (page file, keyring, evidence) could not be read in full (exit 3)."""
 
 
 class KeyringError(InputError, ValueError):
     """A keyring that cannot be used; the message names the entry. Also a ``ValueError``."""
+
+
+class IdentityKeyError(InputError, ValueError):
+    """An identity key file that cannot be read or is not a private key blob (exit 3, as a keyring
+    or receipt key file that cannot be used: the same kind of problem gets the same code). The
+    message names the file and the reason, never any of its content. Also a ``ValueError``."""
 
 
 class EvidenceError(InputError):

@@ -176,7 +176,7 @@ def load_identity_key(path: str | None, environ: Mapping[str, str] | None = None
     """The key from ``path``, else from the file ``XCHAT_VERIFY_IDENTITY_KEY_FILE`` names, else None.
 
     A file that group or others may read or write gets a warning (the key is still used); a file
-    that cannot be read or does not hold a key blob raises ``IdentityKeyError`` (exit 2)."""
+    that cannot be read or does not hold a key blob raises ``IdentityKeyError`` (exit 3)."""
     environ = os.environ if environ is None else environ
     named_by = "--identity-key"
     if not path:
