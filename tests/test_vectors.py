@@ -437,3 +437,13 @@ def test_an_unhashable_status_is_a_protocol_problem_not_a_verifier_crash():
                                                               "chain": {"status": {}}}]}]}
     assert report_problems(doc) == ["conversations[0].events[0].signature.status: [] is not a signature status",
                                     "conversations[0].events[0].chain.status: {} is not a chain status"]
+
+
+def test_the_usage_shows_one_suite_directory_or_export(capsys):
+    """``[DIR ...]`` read as if several suites could be run; ``vectors a b`` is a usage error."""
+    from verifier.cli import main
+    with pytest.raises(SystemExit):
+        main(["vectors", "--help"])
+    usage = capsys.readouterr().out.split("\n\n")[0]
+    assert "[DIR ...]" not in usage and "[DIR | export OUT.tar.gz [DIR]]" in usage
+    assert run("a", "b").returncode == 2

@@ -633,6 +633,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
 
 
+class _VectorsFormatter(argparse.HelpFormatter):
+    """Shows the suite argument as what ``cmd_vectors`` takes: one DIR, or ``export OUT.tar.gz
+    [DIR]``. Its ``nargs="*"`` (needed for ``export``) printed ``[DIR ...]``, as if several suites
+    could be run at once."""
+
+    def _format_args(self, action: argparse.Action, default_metavar: str) -> str:
+        if action.dest == "target":
+            return "[DIR | export OUT.tar.gz [DIR]]"
+        return super()._format_args(action, default_metavar)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="xchat-verify",
@@ -724,7 +735,8 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Run every case under DIR and compare with its expected.json, against "
                                          "xchat-verify itself or any implementation of the protocol (--impl); or "
                                          "write the suite as a tarball: vectors export OUT.tar.gz [DIR].",
-                             epilog="Protocol, profiles and schemas: docs/vectors.md.")
+                             epilog="Protocol, profiles and schemas: docs/vectors.md.",
+                             formatter_class=_VectorsFormatter)
     vectors.add_argument("target", nargs="*", metavar="DIR", help="suite root (default: ./vectors, in the current directory); or "
                          "`export OUT.tar.gz [DIR]` to write the suite, its schemas and SHA256SUMS as a tarball")
     vectors.add_argument("--impl", metavar="COMMAND", help="the implementation under test: a command taking the "
