@@ -71,6 +71,18 @@ def test_hostile_strings_are_escaped_in_every_format(evil_files, fmt):
         assert "<script>" not in out and "\\|" in out
 
 
+def test_markdown_hints_show_commands_as_code_and_hostile_text_stays_escaped(evil_files):
+    """A hint's `keys fetch` was escaped into literal backticks; the hint is our vocabulary and now
+    reads as code, while the same characters from an event or a server stay escaped."""
+    p, _ring = evil_files
+    code, out, _err = run_main(["verify", str(p), "--format", "markdown"])  # no --keys: no_trusted_keys
+    assert code == 1
+    hint = next(line for line in out.splitlines() if line.startswith("| error | `no_trusted_keys`"))
+    assert "Pass `--keys` \\(e.g. from `keys fetch`\\) or `--allow-embedded-keys`" in hint
+    assert "\\`keys fetch\\`" not in out
+    assert "\\|&lt;script&gt;x&lt;/script&gt;\\`" in out and "<script>" not in out  # the event's text
+
+
 def test_hostile_file_name_and_invalid_utf8_page(tmp_path):
     evil_name = tmp_path / "a\x1b[31mb\u202e.json"
     evil_name.write_bytes(b'{"data": [{"encoded_event": "\xff\xfe"}]}')

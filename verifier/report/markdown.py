@@ -19,6 +19,21 @@ def md(value: object) -> str:
     return _MD_SPECIAL.sub(r"\\\g<0>", text)
 
 
+# In a hint: a `quoted` command, or an option name (--keys, --allow-embedded-keys).
+_HINT_CODE = re.compile(r"`([^`|]+)`|(?<![\w-])(--[a-z][a-z0-9-]*)")
+
+
+def md_hint(hint: str) -> str:
+    """A vocabulary hint (``model.VOCABULARY``: our text, never an event's) with its commands and
+    options as inline code and the rest escaped by ``md``. Why: escaped whole, `keys fetch` showed
+    its backticks instead of reading as a command."""
+    out, at = [], 0
+    for match in _HINT_CODE.finditer(hint):
+        out += [md(hint[at:match.start()]), "`" + printable(match.group(1) or match.group(2)) + "`"]
+        at = match.end()
+    return "".join(out) + md(hint[at:])
+
+
 def render_markdown(report: Report) -> str:
     icon = "✅" if report.verdict == Verdict.PASS else "❌"
     out = [f"## {icon} xchat-verify: {report.verdict.upper()}", "", md(proof_line(report)) + ".", ""]
@@ -31,5 +46,5 @@ def render_markdown(report: Report) -> str:
                 "|---|---|---|---|---|"]
         for g in groups:
             examples = "<br>".join(f"{md(e.where)}: {md(e.message)}" for e in g.examples)
-            out.append(f"| {g.severity} | `{g.code}` | {g.count} | {examples} | {md(g.hint)} |")
+            out.append(f"| {g.severity} | `{g.code}` | {g.count} | {examples} | {md_hint(g.hint)} |")
     return "\n".join(out) + "\n"
