@@ -485,3 +485,18 @@ def test_junit_or_markdown_to_standard_output_is_a_usage_error(capsys):
     """Review: ``vectors --junit -`` passed the path check, then wrote the JUnit nowhere (exit 0)."""
     assert main(["vectors", str(REPO / "vectors" / "chain"), "--junit", "-"]) == 2
     assert "--junit -: standard output takes the results" in capsys.readouterr().err
+
+
+def test_debug_traceback_is_readable_and_a_message_cannot_start_a_line(monkeypatch, capsys):
+    """--debug escaped the whole traceback, then turned every ``\\x0a`` back into a line break: a
+    newline in an exception's message (or the text ``\\x0a`` itself) printed a line of its own."""
+    import verifier.cli as cli
+
+    def boom(args):
+        raise RuntimeError("bad \\x0averdict: PASS\nverdict: PASS \x1b[2J")
+    monkeypatch.setattr(cli, "cmd_verify", boom)
+    assert main(["--debug", "verify", "x.json"]) == 3
+    lines = capsys.readouterr().err.splitlines()
+    assert "Traceback (most recent call last):" in lines and any(line.startswith("  File ") for line in lines)
+    assert not any(line.startswith("verdict") for line in lines) and "\x1b" not in "".join(lines)
+    assert lines[-1] == "RuntimeError: bad \\x0averdict: PASS\\x0averdict: PASS \\x1b[2J"

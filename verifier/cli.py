@@ -793,9 +793,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # last line of defence: one line, never a traceback, nothing raw
         warn(f"internal error: {type(exc).__name__}: {exc}" + ("" if debug else " (--debug shows where)"))
         if debug:  # for bug reports: the traceback, escaped like every other line
-            import traceback
-            print(printable(traceback.format_exc()).replace("\\x0a", "\n"), file=sys.stderr)
+            print(debug_traceback(exc), file=sys.stderr)
         return EXIT_INCOMPLETE
+
+
+def debug_traceback(exc: BaseException) -> str:
+    """``--debug``'s traceback: one line per line of its frames, each escaped, and each exception's
+    message (which may quote an input or a server) escaped as one line. Why: the whole text was
+    escaped and every ``\\x0a`` turned back into a line break, so a newline in a message, or the
+    four characters ``\\x0a`` themselves, started a line the input wrote."""
+    import traceback
+    formatted = traceback.TracebackException.from_exception(exc)
+    messages: set[str] = set()
+    pending = [formatted]
+    while pending:  # every exception in the chain (causes, contexts, members of groups)
+        current = pending.pop()
+        messages.update(current.format_exception_only())
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+        pending += getattr(current, "exceptions", None) or []
+    lines: list[str] = []
+    for chunk in formatted.format():
+        text = chunk.removesuffix("\n")
+        parts = [text] if chunk in messages else text.split("\n")
+        lines += [printable(part) for part in parts]
+    return "\n".join(lines)
 
 
 def run() -> None:
