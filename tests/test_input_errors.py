@@ -251,3 +251,31 @@ def test_an_empty_file_says_so(tmp_path):
     empty.write_text("  \n")
     code, _out, err = run_main(["verify", str(empty)])
     assert code == 3 and "empty: no JSON in it" in err
+
+
+def test_one_reader_of_regular_files_for_user_files_and_suite_files(tmp_path):
+    """``vectors.read_regular`` was ``inputs.read_regular_file`` again plus a symlink refusal: both
+    now read through ``copy_regular_file``, each with its own wording, as before."""
+    from verifier.inputs import FileRefused, copy_regular_file, read_regular_file
+    from verifier.vectors import read_regular
+    real, link, fifo = tmp_path / "real.json", tmp_path / "link.json", tmp_path / "fifo"
+    real.write_bytes(b"{}")
+    link.symlink_to(real)
+    os.mkfifo(fifo)
+    assert read_regular_file(link, 10) == read_regular(real, 10) == b"{}"  # a file the user names may be a link
+    with pytest.raises(FileRefused) as caught:
+        copy_regular_file(link, io.BytesIO(), 10, follow_symlinks=False)
+    assert caught.value.kind == "symlink"
+    cases = [(link, 10, None, "link.json is a symbolic link"),
+             (fifo, 10, f"cannot read {fifo}: not a regular file", "fifo is not a regular file"),
+             (real, 1, f"cannot read {real}: larger than 1 bytes", "real.json is larger than 1 bytes")]
+    for path, limit, user_error, suite_error in cases:
+        if user_error:
+            with pytest.raises(InputError) as user:
+                read_regular_file(path, limit)
+            assert str(user.value) == user_error
+        with pytest.raises(ValueError) as suite:
+            read_regular(path, limit)
+        assert str(suite.value) == suite_error
+    with pytest.raises(FileNotFoundError):  # the runner names the file in its own words
+        read_regular(tmp_path / "missing", 10)

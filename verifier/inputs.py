@@ -7,6 +7,8 @@ as ``xchat-verify verify`` does.
 
 from __future__ import annotations
 
+import errno
+import io
 import itertools
 import mmap
 import os
@@ -85,38 +87,58 @@ def unpack_limited(data: bytes, max_bytes: int) -> bytes:
     return data[len(UTF8_BOM):] if data.startswith(UTF8_BOM) else data
 
 
-def read_regular_file(path: str | os.PathLike, max_bytes: int, what: str = "",
-                      error: type[InputError] = InputError) -> bytes:
-    """A small file the user names (a key, a checkpoint, a receipt, a previous metrics file): a regular
-    file only (never a device, FIFO or directory: ``/dev/zero`` would fill memory, a FIFO hang), at
-    most ``max_bytes``. Opened without blocking, checked on the open descriptor. Raises ``error``
-    naming ``what`` (default: the path) and the reason."""
-    name = what or printable(str(path))
+class FileRefused(ValueError):
+    """Why ``copy_regular_file`` refused a file: ``kind`` is ``"symlink"``, ``"not_regular"`` or
+    ``"too_large"``; each caller words it its own way."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+def copy_regular_file(path: str | os.PathLike, sink: BinaryIO, max_bytes: int, *, follow_symlinks: bool = True) -> None:
+    """Copy the regular file ``path`` into ``sink``, at most ``max_bytes`` (more is refused, as is a
+    device, FIFO or directory: ``/dev/zero`` would fill memory, a FIFO hang; and, unless
+    ``follow_symlinks``, a symbolic link). Opened without blocking, checked on the open descriptor.
+    Raises ``FileRefused``, or the system's ``OSError``."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        fd = os.open(path, flags if follow_symlinks else flags | os.O_NOFOLLOW)
     except OSError as exc:
-        raise error(f"cannot read {name}: {exc.strerror or exc}") from None
+        if exc.errno == errno.ELOOP and not follow_symlinks:
+            raise FileRefused("symlink") from None
+        raise
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise error(f"cannot read {name}: not a regular file")
+            raise FileRefused("not_regular")
         if info.st_size > max_bytes:
-            raise error(f"cannot read {name}: larger than {max_bytes} bytes")
-        chunks, total = [], 0
-        while total <= max_bytes:
-            chunk = os.read(fd, max_bytes + 1 - total)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-    except OSError as exc:
-        raise error(f"cannot read {name}: {exc.strerror or exc}") from None
+            raise FileRefused("too_large")
+        size = 0
+        while chunk := os.read(fd, min(1 << 20, max_bytes + 1 - size)):
+            size += len(chunk)
+            if size > max_bytes:  # it grew while read
+                raise FileRefused("too_large")
+            sink.write(chunk)
     finally:
         os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > max_bytes:
-        raise error(f"cannot read {name}: larger than {max_bytes} bytes")
-    return data
+
+
+def read_regular_file(path: str | os.PathLike, max_bytes: int, what: str = "",
+                      error: type[InputError] = InputError) -> bytes:
+    """A small file the user names (a key, a checkpoint, a receipt, a previous metrics file), read
+    by ``copy_regular_file`` (symbolic links followed). Raises ``error`` naming ``what`` (default:
+    the path) and the reason."""
+    name = what or printable(str(path))
+    out = io.BytesIO()
+    try:
+        copy_regular_file(path, out, max_bytes)
+    except OSError as exc:
+        raise error(f"cannot read {name}: {exc.strerror or exc}") from None
+    except FileRefused as exc:
+        reason = "not a regular file" if exc.kind == "not_regular" else f"larger than {max_bytes} bytes"
+        raise error(f"cannot read {name}: {reason}") from None
+    return out.getvalue()
 
 
 def gunzip_limited(data: bytes, max_bytes: int) -> bytes:

@@ -9,7 +9,6 @@ xchat-verify in-process and an external command are judged by exactly the same r
 from __future__ import annotations
 
 import base64
-import errno
 import gzip
 import hashlib
 import io
@@ -35,6 +34,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from .errors import InputError, UsageError
+from .inputs import FileRefused, copy_regular_file
 from .model import ChainStatus, SigStatus
 from .sanitize import encodable, printable
 
@@ -142,24 +142,14 @@ def read_regular(path: Path, limit: int) -> bytes:
 
 
 def _copy_regular(path: Path, sink: Any, limit: int) -> None:
-    """Copy the regular file ``path`` into ``sink`` (a binary file), refusing more than ``limit`` bytes."""
+    """Copy the regular file ``path`` (never through a symlink) into ``sink`` (a binary file),
+    refusing more than ``limit`` bytes: ``ValueError`` naming the file and why, or ``OSError``."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ValueError(f"{printable(path.name)} is a symbolic link") from None
-        raise
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError(f"{printable(path.name)} is not a regular file")
-        size = 0
-        while chunk := os.read(fd, min(1 << 20, limit + 1 - size)):
-            size += len(chunk)
-            if size > limit:
-                raise ValueError(f"{printable(path.name)} is larger than {limit:,} bytes")
-            sink.write(chunk)
-    finally:
-        os.close(fd)
+        copy_regular_file(path, sink, limit, follow_symlinks=False)
+    except FileRefused as exc:
+        why = {"symlink": "a symbolic link", "not_regular": "not a regular file"}.get(exc.kind,
+                                                                                   f"larger than {limit:,} bytes")
+        raise ValueError(f"{printable(path.name)} is {why}") from None
 
 
 def fingerprint(root: Path) -> str:
