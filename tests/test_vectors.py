@@ -447,3 +447,33 @@ def test_the_usage_shows_one_suite_directory_or_export(capsys):
     usage = capsys.readouterr().out.split("\n\n")[0]
     assert "[DIR ...]" not in usage and "[DIR | export OUT.tar.gz [DIR]]" in usage
     assert run("a", "b").returncode == 2
+
+
+def test_a_suite_that_matches_no_release_is_run_with_a_warning(small_suite, tmp_path):
+    """The runner compared a suite with its own index.json only: an edited copy with a regenerated
+    index read as a released suite. Now its digest is compared with every release (a warning)."""
+    from verifier.vectors import RELEASES, load_suite
+    assert load_suite(VECTORS).release == generate_module().SUITE_VERSION
+    assert generate_module().RELEASES is RELEASES  # one list of releases, which the installed runner has
+    small_suite.joinpath("versions", "1", "expected.json").unlink()  # the rest passes
+    out = tmp_path / "results.json"
+    proc = run(small_suite, "--format", "json", "-o", out)
+    assert proc.returncode == 0 and "match no released suite" in proc.stderr
+    assert json.loads(out.read_text())["suite_release"] is None
+    assert "(UNRELEASED: its files match no released suite)" in run(small_suite).stdout
+
+
+def test_cases_index_json_lists_and_the_suite_holds_are_compared(tmp_path):
+    """A listed case missing from the suite fails (it was not run: the run must not read as
+    conformance); a case present but not listed is run, with a warning (docs/vectors.md)."""
+    root = tmp_path / "suite"
+    for case in ("chain/gap", "chain/linked"):
+        shutil.copytree(VECTORS / case, root / case)
+    (root / "index.json").write_text(json.dumps({"suite_version": "mine", "cases": ["chain/gap", "chain/fork"]}))
+    proc = run(root)
+    assert proc.returncode == 1
+    assert "FAIL chain/fork: listed in index.json but missing from the suite" in proc.stdout
+    assert "PASS chain/linked" in proc.stdout and "PASS chain/gap" in proc.stdout
+    assert "1 case(s) of" in proc.stderr and "not listed in its index.json (run all the same): chain/linked" in proc.stderr
+    shutil.copytree(VECTORS / "chain" / "fork", root / "chain" / "fork")
+    assert run(root).returncode == 0

@@ -26,27 +26,15 @@ from verifier.keys import P256_ORDER  # noqa: E402
 from verifier.testing import thrift_tree as tt  # noqa: E402
 from verifier.testing.forge import (Forged, Identity, encode_event, encrypt_contents, ecies_encrypt,  # noqa: E402
                                     forge_event, item_json, snowflake)
+from verifier.vectors import RELEASES  # noqa: E402
 from verifier.wire import b64encode_nopad  # noqa: E402
 
 SCHEMA = "xchat-verify/vector/v1"
-# The suite's version, and every released version with the digest of its content
-# (verifier.vectors.suite_digest: cases and schemas). Any change to a case or a schema changes the
-# digest: add a new version here, never edit a released one (tests/test_vectors.py enforces it).
+# The suite's version. Every released version, with the digest of its content
+# (verifier.vectors.suite_digest: cases and schemas), is in verifier.vectors.RELEASES, so that the
+# installed runner can tell a released suite from another. Any change to a case or a schema changes
+# the digest: add a new version there, never edit a released one (tests/test_vectors.py enforces it).
 SUITE_VERSION = "2026.12.7"
-RELEASES = {
-    "2026.12.1": "sha256:197561d5baae5e6009cbb404f3fc2785a417c5eaefa982fcc463c4c652f5c8db",
-    "2026.12.2": "sha256:ef098b36d13be0ac07e39ff194ef5c836d18d6c54b3ff2095c76449edfb2c5fb",  # + semantics group
-    # a history its own pages say is unfinished is incomplete: errors[] that say events were left out
-    # (api-errors now fails), only pages with a next_token, has_more without a next_token
-    "2026.12.3": "sha256:e0136b962ca1fd1e570dd121e39a91850135ce95109315bfcdc46779740d7389",
-    # a last page with no data event (only key changes in meta) ends only a history that reaches its first event
-    "2026.12.4": "sha256:96deeb436360bcedd6728fcc38d6f3e031e1877ae78cfd09b248b738f151ea1b",
-    # a version-7 create served as version 2 does not make its signed title a member (review 37)
-    "2026.12.5": "sha256:0c14f25403bf8c1e133101670afcce60f8aaf2648436645c08e61a6440c738af",
-    # has_more that is not a boolean, without a next_token, is judged like true: incomplete
-    "2026.12.6": "sha256:9f89a47219b9e8c4d88c9c08609dac56544353a0305d22ec6c3c0af335076c38",
-    "2026.12.7": "sha256:b1ebfd41ef914705b4b9f26af37f6fb87c75408c96bd0f3b7e616c7fec58b05f",
-}
 CONV = "1111:2222"
 GROUP = "g100"
 ALICE = Identity.from_seed("1111", "1700000000001", "vectors-alice")

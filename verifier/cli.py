@@ -31,6 +31,7 @@ from .settings import DEFAULT_BASE_URL, IDENTITY_KEY_ENV, AuditOptions, RetryPol
 if TYPE_CHECKING:  # the network modules are imported by the commands that use them
     from .audit import Auditor, AuditProgress
     from .fetch import ClientEvents, XChatClient
+    from .vectors import Suite
 from ._version import __version__
 from .report import FORMATS
 from .report.stream import iter_report, report_parts
@@ -540,10 +541,10 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     suite = v.load_suite(root)
     if not v.discover(root):
         raise InputError(f"no vector cases (expected.json) under {root}")
-    if suite.modified:
-        warn(f"warning: the files of {root} differ from the digest in its index.json "
-             f"(suite {suite.version} was changed)")
-    results = v.run_suite(root, xfail, profile=args.profile, runner=runner, jobs=args.jobs)
+    found = [v.case_id(root, folder) for folder in v.discover(root)]
+    _warn_about_suite(root, suite, found)
+    missing = v.missing_cases(suite, found)
+    results = v.run_suite(root, xfail, profile=args.profile, runner=runner, jobs=args.jobs, missing=missing)
     suite.changed_during_run = v.fingerprint(root) != before
     if suite.changed_during_run:
         warn(f"error: the files of {root} changed during the run (an implementation wrote to the suite?): "
@@ -560,6 +561,22 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     else:
         write_stdout([v.render_results(results, args.format, info)])
     return EXIT_PASS if v.summary_ok(results) and not suite.changed_during_run else EXIT_FAIL
+
+
+def _warn_about_suite(root: Path, suite: Suite, found: list[str]) -> None:
+    """A suite that is not what a release holds, or whose index does not list every case, is run
+    all the same (people write their own suites), with a warning that says so."""
+    from .vectors import unlisted_cases
+    if suite.modified:
+        warn(f"warning: the files of {root} differ from the digest in its index.json "
+             f"(suite {suite.version} was changed)")
+    elif suite.release is None:
+        warn(f"warning: the files of {root} match no released suite ({suite.actual_digest}): "
+             "the results say nothing about conformance to a released version")
+    unlisted = unlisted_cases(suite, found)
+    if unlisted:
+        warn(f"warning: {len(unlisted)} case(s) of {root} not listed in its index.json (run all the same): "
+             + ", ".join(unlisted[:5]) + (" ..." if len(unlisted) > 5 else ""))
 
 
 def _vectors_export(args: argparse.Namespace, rest: list[str]) -> int:

@@ -52,6 +52,23 @@ SIG_STATUSES = frozenset(str(s) for s in SigStatus)
 CHAIN_STATUSES = frozenset(str(s) for s in ChainStatus)
 # Files of a suite directory that are not part of the suite (the generator, caches, checksums).
 _NOT_SUITE = {"generate.py", CHECKSUMS_FILE}
+# Every released suite version with the digest of its content (``suite_digest``); vectors/generate.py
+# writes the newest. A suite whose files match none is someone's own, or an edited copy: a warning.
+RELEASES = {
+    "2026.12.1": "sha256:197561d5baae5e6009cbb404f3fc2785a417c5eaefa982fcc463c4c652f5c8db",
+    "2026.12.2": "sha256:ef098b36d13be0ac07e39ff194ef5c836d18d6c54b3ff2095c76449edfb2c5fb",  # + semantics group
+    # a history its own pages say is unfinished is incomplete: errors[] that say events were left out
+    # (api-errors now fails), only pages with a next_token, has_more without a next_token
+    "2026.12.3": "sha256:e0136b962ca1fd1e570dd121e39a91850135ce95109315bfcdc46779740d7389",
+    # a last page with no data event (only key changes in meta) ends only a history that reaches its first event
+    "2026.12.4": "sha256:96deeb436360bcedd6728fcc38d6f3e031e1877ae78cfd09b248b738f151ea1b",
+    # a version-7 create served as version 2 does not make its signed title a member (review 37)
+    "2026.12.5": "sha256:0c14f25403bf8c1e133101670afcce60f8aaf2648436645c08e61a6440c738af",
+    # has_more that is not a boolean, without a next_token, is judged like true: incomplete
+    "2026.12.6": "sha256:9f89a47219b9e8c4d88c9c08609dac56544353a0305d22ec6c3c0af335076c38",
+    # a signed event that names no conversation is conversation_mismatch (review 50)
+    "2026.12.7": "sha256:b1ebfd41ef914705b4b9f26af37f6fb87c75408c96bd0f3b7e616c7fec58b05f",
+}
 
 
 # ------------------------------------------------------------------------------------- results
@@ -91,10 +108,16 @@ class Suite:
     digest: str | None = None  # recorded in index.json
     actual_digest: str | None = None  # of the files on disk
     changed_during_run: bool = False  # its files differ after the run from before it
+    cases: list[str] | None = None  # the case ids index.json lists (None: no list)
 
     @property
     def modified(self) -> bool:
         return self.digest is not None and self.digest != self.actual_digest
+
+    @property
+    def release(self) -> str | None:
+        """The released version whose content these files are, or None (a suite of one's own)."""
+        return next((v for v, d in RELEASES.items() if d == self.actual_digest), None)
 
 
 @dataclass
@@ -107,6 +130,11 @@ class RunInfo:
 # ------------------------------------------------------------------------------ suite and digest
 def discover(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob(CASE_FILE))
+
+
+def case_id(root: Path, folder: Path) -> str:
+    """A case's id: its folder under the suite root (``chain/gap``), as index.json lists it."""
+    return folder.relative_to(root).as_posix()
 
 
 def suite_files(root: Path) -> list[str]:
@@ -128,9 +156,10 @@ def checksums(root: Path, names: Sequence[str]) -> str:
 
 def suite_digest(root: Path) -> str:
     """The suite's content digest: SHA-256 of the checksums of every suite file but the index
-    (which records it). Any change to a case or a schema changes it."""
+    (which records it). Any change to a case or a schema changes it. A file name that is not UTF-8
+    counts as its bytes: every suite is hashed, to be compared with the releases."""
     names = [n for n in suite_files(root) if n != INDEX_FILE]
-    return "sha256:" + hashlib.sha256(checksums(root, names).encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(checksums(root, names).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def read_regular(path: Path, limit: int) -> bytes:
@@ -190,12 +219,24 @@ def load_suite(root: Path) -> Suite:
         except (OSError, ValueError) as exc:
             raise InputError(f"{INDEX_FILE} of {root} is not readable JSON: {exc}") from None
         if isinstance(data, dict):
-            version, digest = data.get("suite_version"), data.get("digest")
+            version, digest, cases = data.get("suite_version"), data.get("digest"), data.get("cases")
             suite.version = version if isinstance(version, str) else None
             suite.digest = digest if isinstance(digest, str) else None
-            if suite.digest is not None:
-                suite.actual_digest = suite_digest(root)
+            if isinstance(cases, list):
+                suite.cases = [case for case in cases if isinstance(case, str)]
+    suite.actual_digest = suite_digest(root)
     return suite
+
+
+def unlisted_cases(suite: Suite, found: Sequence[str]) -> list[str]:
+    """Cases on disk that index.json does not list (a warning: they are run all the same)."""
+    return [] if suite.cases is None else sorted(set(found) - set(suite.cases))
+
+
+def missing_cases(suite: Suite, found: Sequence[str]) -> list[str]:
+    """Cases index.json lists that are not on disk: each is a failed case. Why: a case removed from
+    a copy of the suite was simply not run, and the run could still read as full conformance."""
+    return [] if suite.cases is None else sorted(set(suite.cases) - set(found))
 
 
 # ------------------------------------------------------------------------------------- profiles
@@ -426,24 +467,24 @@ def load_case(folder: Path) -> dict | str:
 def run_case(folder: Path, root: Path, profile: str = "full", runner: Runner | None = None,
              spec: dict | str | None = None) -> CaseResult:
     """Run one case (``spec`` as ``load_case`` gave it, or loaded now) on copies of its inputs."""
-    case_id = folder.relative_to(root).as_posix()
+    name = case_id(root, folder)
     spec = load_case(folder) if spec is None else spec
     if isinstance(spec, str):
-        return CaseResult(case_id, False, [spec])
+        return CaseResult(name, False, [spec])
     reason = out_of_profile(spec, profile)
     if reason:
-        return CaseResult(case_id, False, out_of_profile=reason)
+        return CaseResult(name, False, out_of_profile=reason)
     started = time.monotonic()
     try:
         with staged(folder, spec) as inputs:
             doc, code, problems = (runner or _in_process)(inputs, spec)
     except (OSError, ValueError) as exc:
-        return CaseResult(case_id, False, [f"unreadable case input: {exc}"])
+        return CaseResult(name, False, [f"unreadable case input: {exc}"])
     except Exception as exc:  # the verifier must never raise; if it does, the case fails loudly
-        return CaseResult(case_id, False, [f"verifier raised {type(exc).__name__}: {exc}"])
+        return CaseResult(name, False, [f"verifier raised {type(exc).__name__}: {exc}"])
     if not problems:
         problems = compare(spec["expected"], doc, code, profile)
-    return CaseResult(case_id, not problems, problems, seconds=time.monotonic() - started)
+    return CaseResult(name, not problems, problems, seconds=time.monotonic() - started)
 
 
 @contextmanager
@@ -652,19 +693,24 @@ def impl_runner(argv: list[str], timeout: float) -> Runner:
 
 # ------------------------------------------------------------------------------------ the suite
 def run_suite(root: Path, xfail: set[str] | None = None, *, profile: str = "full", runner: Runner | None = None,
-              jobs: int = 1) -> list[CaseResult]:
+              jobs: int = 1, missing: Sequence[str] = ()) -> list[CaseResult]:
+    """Every case under ``root``, in suite order, then a failed result for each ``missing`` case
+    (listed in index.json, absent on disk)."""
     folders = discover(root)
     specs = {folder: load_case(folder) for folder in folders}  # all of them, before any implementation runs
+    absent = [CaseResult(case_id, False, [f"listed in {INDEX_FILE} but missing from the suite"]) for case_id in missing]
 
     def one(folder: Path) -> CaseResult:
-        result = run_case(folder, root, profile, runner, specs[folder])
-        result.xfail = result.case_id in (xfail or set())
-        return result
+        return run_case(folder, root, profile, runner, specs[folder])
 
     if jobs <= 1 or len(folders) <= 1:
-        return [one(folder) for folder in folders]
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(one, folders))
+        results = [one(folder) for folder in folders]
+    else:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            results = list(pool.map(one, folders))
+    for result in results + absent:
+        result.xfail = result.case_id in (xfail or set())
+    return results + absent
 
 
 def read_xfail(path: str) -> set[str]:
@@ -716,6 +762,8 @@ def _heading(info: RunInfo) -> str:
     suite = f"suite {info.suite.version}" if info.suite.version else "suite (unversioned)"
     if info.suite.modified:
         suite += " (MODIFIED: its files differ from the digest in index.json)"
+    elif info.suite.actual_digest is not None and info.suite.release is None:
+        suite += " (UNRELEASED: its files match no released suite)"
     if info.suite.changed_during_run:
         suite += " (CHANGED DURING THE RUN: its files differ from before the run)"
     return f"{suite}, profile {info.profile}, implementation: {printable(info.implementation)}"
@@ -763,6 +811,7 @@ def _json(results: list[CaseResult], info: RunInfo) -> str:
     passed, failed, skipped = totals(results)
     return json.dumps({
         "suite_version": info.suite.version, "suite_modified": info.suite.modified,
+        "suite_release": info.suite.release,
         "suite_changed_during_run": info.suite.changed_during_run, "profile": info.profile,
         "implementation": info.implementation, "passed": passed, "xfail": xfail_count(results), "failed": failed,
         "out_of_profile": skipped,
