@@ -119,8 +119,13 @@ SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d03010703420
 
 def usable_p256_key(text: str) -> bool:
     """Base64 SEC1 (33 or 65 bytes) or SPKI (91 bytes) holding a point of P-256."""
+    if not isinstance(text, str):
+        return False
+    body = text.rstrip("=")
+    if len(text) - len(body) > -len(body) % 4:  # the SDK takes absent or partial padding, not excess
+        return False
     try:
-        raw = base64.b64decode(text, validate=True)
+        raw = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
     except (binascii.Error, ValueError):
         return False
     if len(raw) == 91 and raw.startswith(SPKI_PREFIX):

@@ -119,3 +119,29 @@ def test_a_member_change_moved_out_of_its_group_by_dropping_its_conversation_id(
     assert only.signature.status == "valid"
     assert [f.code for f in only.findings] == ["conversation_mismatch"]
     assert "names no conversation" in only.findings[0].message and report.verdict == "fail"
+
+
+def test_partial_base64_padding_is_taken_and_excess_padding_refused_as_the_sdk_does(signed):
+    """Review 53: the SDK decodes base64 with absent, partial or full padding and refuses excess '='.
+    Here partial padding was refused (the signature, the event, keys and bindings)."""
+    chat, events, keys = signed
+    label, raw = next(e for e in events if e[0].startswith("message"))
+    event = decode_event_bytes(raw)
+    body = event.signature.signature.rstrip("=")
+    assert -len(body) % 4 == 2  # 64 bytes: two '=' due
+    for padding, expected in (("=", "valid"), ("==", "valid"), ("", "valid"), ("===", "not valid")):
+        event.signature.signature = body + padding
+        mutated = encode_event(event)
+        for text in {base64.b64encode(mutated).decode(), base64.b64encode(mutated).decode().rstrip("=")}:
+            sdk, mine = sdk_judge(chat, text, keys), ours_text(text, keys)
+            assert (sdk == "valid", mine == "valid") == ((expected == "valid"),) * 2, (padding, sdk, mine)
+    full = base64.b64encode(raw).decode()
+    if full.endswith("=="):  # the event's own base64 cut to one '=' of two
+        assert sdk_judge(chat, full[:-1], keys) == "valid" and ours_text(full[:-1], keys) == "valid"
+    assert sdk_judge(chat, full + "=" * 4, keys) != "valid" and ours_text(full + "=" * 4, keys) != "valid"
+
+
+def ours_text(text: str, keys) -> str:
+    body = {"data": [{"encoded_event": text}]}
+    report = verifier.verify_pages([body], verifier.Keyring.from_json(keyring_json()), conversation_keys=keys)
+    return report.conversations[0].events[0].signature.status

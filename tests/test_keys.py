@@ -15,6 +15,7 @@ from verifier.keys import (
     verify_raw,
     version_key,
 )
+from verifier.testing.forge import Identity
 
 
 def test_sec1_compressed_uncompressed_and_spki_are_one_key():
@@ -90,6 +91,31 @@ def test_keyring_bad_binding_and_conflict():
     same_key_other_encoding = ALICE.keyring_entry("sec1")
     ring = Keyring.from_json(json.dumps([ALICE.keyring_entry(), same_key_other_encoding]))
     assert ring.lookup("1111", "1").status == "ok"
+
+
+def _partially_padded(text: str) -> str:
+    body = text.rstrip("=")
+    assert -len(body) % 4 == 2, "the test needs a value whose padding is two '='"
+    return body + "="
+
+
+def test_a_second_key_whose_binding_has_partial_padding_is_a_conflict():
+    """Review 53: the SDK decodes partial padding, so a second row for the version, its binding cut to
+    one '=' of two, is a good key to it (it checked the event with that key and refused it). Here the
+    row was dropped as a broken binding, and the event passed: it must be the conflict it is."""
+    mallory = Identity.from_seed("1111", "1", "mallory")
+    row = mallory.keyring_entry()
+    row["identity_public_key_signature"] = _partially_padded(row["identity_public_key_signature"])
+    for rows in ([row, ALICE.keyring_entry()], [ALICE.keyring_entry(), row]):
+        assert Keyring.from_json(json.dumps(rows)).lookup("1111", "1").status == "conflict"
+
+
+def test_partial_padding_in_every_key_field_is_taken():
+    entry = ALICE.keyring_entry()
+    for field in ("identity_public_key_signature", "public_key", "signing_public_key"):
+        if -len(entry[field].rstrip("=")) % 4 == 2:
+            ring = Keyring.from_json(json.dumps([{**entry, field: _partially_padded(entry[field])}]))
+            assert ring.lookup("1111", "1").status == "ok", field
 
 
 @pytest.mark.parametrize("data,reason", [

@@ -35,7 +35,9 @@ def test_fixture_kinds():
 
 @pytest.mark.parametrize("text,ok", [
     ("YWJj", True), ("YWI=", True), ("YWI", True), ("YQ==", True), ("YQ", True),
-    ("YQ=", False), ("Y", False), ("YW I=", False), ("YWI=\n", False), ("-_-_", False),
+    ("YQ=", True),  # partial padding: the SDK takes it (review 53)
+    ("YQ===", False), ("YWI==", False), ("YWJj=", False), ("=", False),  # more "=" than the length needs
+    ("Y", False), ("YW I=", False), ("YWI=\n", False), ("-_-_", False),
     ("YR==", False),  # non-zero trailing bits: not canonical
 ])
 def test_base64_rules(text, ok):

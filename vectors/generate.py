@@ -34,7 +34,7 @@ SCHEMA = "xchat-verify/vector/v1"
 # (verifier.vectors.suite_digest: cases and schemas), is in verifier.vectors.RELEASES, so that the
 # installed runner can tell a released suite from another. Any change to a case or a schema changes
 # the digest: add a new version there, never edit a released one (tests/test_vectors.py enforces it).
-SUITE_VERSION = "2026.12.7"
+SUITE_VERSION = "2026.12.8"
 CONV = "1111:2222"
 GROUP = "g100"
 ALICE = Identity.from_seed("1111", "1700000000001", "vectors-alice")
@@ -337,6 +337,25 @@ def encoding(s: Suite) -> None:
         trailing = dict(item, encoded_event=body[:-1] + last)
         s.case("encoding/trailing-bits", "non-zero trailing bits are not canonical base64", [{"data": [trailing]}],
                [ev("malformed", "start")])
+    # review 53: the SDK takes partial padding ("QQ=") in every base64 value, and refuses excess "="
+    partial = _partially_padded()
+    s.case("encoding/partial-padding", "one '=' of the two the length needs, in the event's base64 and in its "
+           "signature: the SDK takes both", [{"data": [dict(item_json(partial), encoded_event=partial.b64[:-1])]}],
+           [ev("valid")])
+    s.case("encoding/excess-padding", "more '=' than the length needs is refused",
+           [{"data": [dict(item, encoded_event=good.b64.rstrip("=") + "=" * (-len(good.b64.rstrip("=")) % 4 + 1))]}],
+           [ev("malformed", "start")])
+
+
+def _partially_padded() -> Forged:
+    """An event whose base64 ends in "==", its signature text cut to one "=" of its two."""
+    for n in range(1, 200):
+        forged = event(n)
+        forged.event.signature.signature = forged.event.signature.signature.rstrip("=") + "="
+        forged = reencode(forged)
+        if forged.b64.endswith("=="):
+            return forged
+    raise AssertionError("no event whose base64 needs two '='")
 
 
 def keys(s: Suite) -> None:

@@ -366,9 +366,10 @@ for _at in range(64):
 
 
 def b64decode_canonical(text):
-    """The bytes of canonical standard base64 (padding optional but, if present, exactly what the
-    length needs; trailing bits zero), or None for anything else, which ``b64decode_strict`` then
-    decides with its precise reason. Never bytes where ``b64decode_strict`` would refuse."""
+    """The bytes of canonical standard base64 (padding optional, partial or complete but never more
+    than the length needs, as the SDK takes it; trailing bits zero), or None for anything else,
+    which ``b64decode_strict`` then decides with its precise reason. Never bytes where
+    ``b64decode_strict`` would refuse."""
     if type(text) is not str or not PyUnicode_IS_ASCII(text):
         return None
     cdef const unsigned char *src = PyUnicode_1BYTE_DATA(text)
@@ -378,7 +379,7 @@ def b64decode_canonical(text):
         body -= 1
     cdef Py_ssize_t pad = n - body
     cdef Py_ssize_t tail = body & 3
-    if tail == 1 or (pad and pad != (4 - tail) & 3) or pad > 2:
+    if tail == 1 or pad > (4 - tail) & 3:  # fewer "=" than needed is fine (review 53), more is not
         return None
     out = PyBytes_FromStringAndSize(NULL, body // 4 * 3 + (tail - 1 if tail else 0))
     cdef unsigned char *dst = <unsigned char *>PyBytes_AS_STRING(out)

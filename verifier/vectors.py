@@ -68,6 +68,8 @@ RELEASES = {
     "2026.12.6": "sha256:9f89a47219b9e8c4d88c9c08609dac56544353a0305d22ec6c3c0af335076c38",
     # a signed event that names no conversation is conversation_mismatch (review 50)
     "2026.12.7": "sha256:b1ebfd41ef914705b4b9f26af37f6fb87c75408c96bd0f3b7e616c7fec58b05f",
+    # partial base64 padding is taken, as the SDK takes it; excess padding is refused (review 53)
+    "2026.12.8": "sha256:d0e1bc00976722467095105d0f1e439bc29d0f74dfab2f8ceb6afcc8587b544a",
 }
 
 

@@ -89,8 +89,11 @@ except ImportError:  # pragma: no cover - a dependency; binascii's strict mode i
 def b64decode_strict(text: str, what: str = "value") -> bytes:
     """Standard-alphabet base64, padding optional, canonical; anything else is an error.
 
-    Mirrors the SDK's padding-indifferent decoder: URL-safe characters, whitespace, partial
-    padding and non-zero trailing bits are rejected with a precise reason.
+    Mirrors the SDK's padding-indifferent decoder: padding may be absent, partial (``QQ=``) or
+    complete; URL-safe characters, whitespace, more ``=`` than the length needs and non-zero
+    trailing bits are rejected with a precise reason. (Partial padding was refused until review 53
+    found the SDK accepts it: a keyring row whose binding had one ``=`` of two was dropped here and
+    kept by the SDK, so a second key for the same version went unseen.)
     """
     if _compiled_b64 is not None:  # the compiled twin: bytes for canonical input only, else None
         raw = _compiled_b64(text)
@@ -106,7 +109,8 @@ def b64decode_strict(text: str, what: str = "value") -> bytes:
         body = text.rstrip("=")
         needed = -len(body) % 4
         # fast path for padding that is absent or exactly what the length needs (strict mode took
-        # "QUJD====", four more than none: fuzzing found it); anything else is diagnosed below
+        # "QUJD====", four more than none: fuzzing found it); anything else (partial padding too) is
+        # diagnosed below
         if len(text) - len(body) in (0, needed):
             try:
                 raw = binascii.a2b_base64(body + "=" * needed, strict_mode=True)  # type: ignore[call-arg,unused-ignore]
@@ -160,7 +164,7 @@ def _b64decode_diagnose(text: str, what: str) -> bytes:
     if len(body) % 4 == 1:
         raise MalformedEvent(f"{what}: invalid base64 length {len(body)}")
     expected_pad = (-len(body)) % 4
-    if pad and pad != expected_pad:
+    if pad > expected_pad:  # fewer than needed is accepted, as the SDK does
         raise MalformedEvent(f"{what}: invalid base64 padding")
     try:
         raw = binascii.a2b_base64(body + "=" * expected_pad)
