@@ -1,6 +1,7 @@
 """Differential tests against the official SDK: what it signs verifies here; what it rejects, we reject."""
 
 import base64
+import json
 
 import chat_xdk  # noqa: E402,F401  (in the test extra: missing it must fail, not skip)
 import pytest
@@ -145,3 +146,38 @@ def ours_text(text: str, keys) -> str:
     body = {"data": [{"encoded_event": text}]}
     report = verifier.verify_pages([body], verifier.Keyring.from_json(keyring_json()), conversation_keys=keys)
     return report.conversations[0].events[0].signature.status
+
+
+@pytest.mark.parametrize("size", [0, 16, 31, 33, 64])
+def test_a_key_change_signed_over_a_conversation_key_of_another_size_is_not_proven(size):
+    """Review 53: given a conversation key that is not 32 bytes (the library takes any bytes; so does a
+    participant's decryption of a hostile key change), a v7 key change signed over it was valid here;
+    the SDK cannot verify it with that key."""
+    from verifier.testing.forge import Identity, forge_event
+    from verifier.wire import b64encode_nopad
+    signer = Identity.from_seed("1111", "1", "short-key")
+    key = bytes(range(size))
+    body = {"conversation_key_version": "42",
+            "conversation_participant_keys": [{"user_id": "1111", "encrypted_conversation_key": "QUJD",
+                                               "public_key_version": "1"}]}
+    template = forge_event(signer, "ConversationKeyChangeEvent", body, conversation_id="1111:2222", sequence_id="100",
+                           conversation_keys={"42": bytes(32)}, embed_keys=[])
+    payload = template.payload.rsplit(b",", 1)[0] + b"," + b64encode_nopad(key).encode()
+    event = forge_event(signer, "ConversationKeyChangeEvent", body, conversation_id="1111:2222", sequence_id="100",
+                        payload=payload, embed_keys=[], message_id=template.event.message_id)
+    row = signer.keyring_entry()
+    chat = chat_xdk.Chat()
+    chat.set_reject_unverified(True)
+    try:
+        sdk = chat.decrypt_event(event.b64, conversation_keys={"42": key}, signing_keys=[{
+            "user_id": "1111", "public_key_version": "1", "public_key": row["signing_public_key"],
+            "identity_public_key": row["public_key"],
+            "identity_public_key_signature": row["identity_public_key_signature"]}]).get("verified")
+    except ValueError:
+        sdk = False
+    assert not sdk
+    report = verifier.verify_pages([{"data": [{"encoded_event": event.b64}]}],
+                                   verifier.Keyring.from_json(json.dumps([row])), conversation_keys={"42": key})
+    only = report.conversations[0].events[0]
+    assert only.signature.status == "unverifiable" and f"is {size} bytes, not 32" in only.signature.detail
+    assert report.verdict == "fail"

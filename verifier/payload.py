@@ -90,6 +90,9 @@ def _message_create(body: Body, version: int, keys: Keys) -> list[Any]:
     return [ckv, b64encode_nopad(contents)]
 
 
+CONVERSATION_KEY_BYTES = 32  # XChaCha20-Poly1305 / secretbox keys (protocol.md §5)
+
+
 def _key_change(body: Body, version: int, keys: Keys) -> list[Any]:
     ckv = _require(body, "conversation_key_version")
     if version >= CKEY_PLAINTEXT_SIGNATURE_VERSION:
@@ -98,6 +101,10 @@ def _key_change(body: Body, version: int, keys: Keys) -> list[Any]:
             raise PayloadUnavailable(
                 "needs_conversation_key",
                 f"v{version} key change signs the plaintext conversation key {ckv}")
+        if len(key) != CONVERSATION_KEY_BYTES:  # the SDK cannot check it with such a key (review 53)
+            raise PayloadUnavailable(
+                "unverifiable", f"the conversation key given for version {ckv} is {len(key)} bytes, not "
+                                f"{CONVERSATION_KEY_BYTES}: a v{version} key change cannot be checked with it")
         return [ckv, b64encode_nopad(key)]
     participants = _require(body, "conversation_participant_keys")
     out: list[Any] = [ckv]
