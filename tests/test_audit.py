@@ -393,7 +393,8 @@ def test_unwritable_evidence_dir_is_a_one_line_error(api, tmp_path):
 @pytest.mark.parametrize("failure", ["bad id", "no token", "missing receipt key"])
 def test_a_run_refused_before_any_request_creates_no_save_directory(api, tmp_path, failure):
     """A bad id was found only after ``--save DIR`` had been made: a run that fails before any
-    request leaves no directory behind (and, with --force, deletes no evidence)."""
+    request leaves no directory behind (and, with --force, deletes no evidence). Only the bad id
+    failed before the fix; the other two failures are guards (they were already refused first)."""
     ev = tmp_path / "new" / "ev"
     args = audit_args(api, "--save", ev)
     if failure == "bad id":

@@ -477,3 +477,46 @@ def test_cases_index_json_lists_and_the_suite_holds_are_compared(tmp_path):
     assert "1 case(s) of" in proc.stderr and "not listed in its index.json (run all the same): chain/linked" in proc.stderr
     shutil.copytree(VECTORS / "chain" / "fork", root / "chain" / "fork")
     assert run(root).returncode == 0
+
+
+def test_a_release_under_another_version_name_is_called_mislabelled_and_not_exported(tmp_path, capsys):
+    """Review 54: a release's files under an index naming another version were neither modified nor
+    unreleased: the run said "suite <the other version>" without a word, and the export was named
+    after it. Both now say what the files are; the export refuses."""
+    from verifier.cli import _warn_about_suite
+    from verifier.errors import InputError
+    from verifier.vectors import RunInfo, _heading, export_suite, load_suite, mislabelled
+    root = tmp_path / "suite"
+    shutil.copytree(VECTORS, root)
+    index = json.loads((root / "index.json").read_text())
+    released = index["suite_version"]
+    (root / "index.json").write_text(json.dumps({**index, "suite_version": "2099.1.1"}))
+    suite = load_suite(root)
+    assert suite.release == released and mislabelled(suite) and not mislabelled(load_suite(VECTORS))
+    assert f"suite 2099.1.1 (MISLABELLED: its files are release {released})" in _heading(RunInfo(suite))
+    _warn_about_suite(root, suite, [])
+    assert f"says suite 2099.1.1, but its files are release {released}" in capsys.readouterr().err
+    with pytest.raises(InputError, match="not exported under another release's name"):
+        export_suite(root, tmp_path / "out.tar.gz")
+
+
+def test_a_hostile_suite_version_is_escaped_and_never_names_an_export(tmp_path):
+    """Review 54: index.json's suite_version reached the text heading and JUnit raw (a terminal
+    escape, a line of its own); as the tarball's top directory it could climb out of it."""
+    from verifier.errors import InputError
+    from verifier.vectors import RunInfo, _heading, export_suite, load_suite
+    root = tmp_path / "suite"
+    shutil.copytree(VECTORS / "chain" / "gap", root / "chain" / "gap")
+    for version in ("9.9\x1b[2J\nPASS everything", "../../escape"):
+        (root / "index.json").write_text(json.dumps({"suite_version": version, "cases": ["chain/gap"]}))
+        heading = _heading(RunInfo(load_suite(root)))
+        assert "\x1b" not in heading and "\n" not in heading
+        junit = run(root, "--format", "junit").stdout
+        assert "\x1b" not in junit and "&#10;" not in junit and "\nPASS everything" not in junit
+    with pytest.raises(InputError):  # no digest: refused before its name is looked at; then with one
+        export_suite(root, tmp_path / "out.tar.gz")
+    from verifier.vectors import suite_digest
+    (root / "index.json").write_text(json.dumps({"suite_version": "../../escape", "digest": suite_digest(root),
+                                                 "cases": ["chain/gap"]}))
+    with pytest.raises(InputError, match="not a version name"):
+        export_suite(root, tmp_path / "out.tar.gz")

@@ -566,13 +566,16 @@ def cmd_vectors(args: argparse.Namespace) -> int:
 def _warn_about_suite(root: Path, suite: Suite, found: list[str]) -> None:
     """A suite that is not what a release holds, or whose index does not list every case, is run
     all the same (people write their own suites), with a warning that says so."""
-    from .vectors import unlisted_cases
+    from .vectors import mislabelled, unlisted_cases
     if suite.modified:
         warn(f"warning: the files of {root} differ from the digest in its index.json "
              f"(suite {suite.version} was changed)")
     elif suite.release is None:
         warn(f"warning: the files of {root} match no released suite ({suite.actual_digest}): "
              "the results say nothing about conformance to a released version")
+    elif mislabelled(suite):
+        warn(f"warning: {root}'s index.json says suite {printable(suite.version or '')}, but its files are "
+             f"release {suite.release}: the results are those of {suite.release}")
     unlisted = unlisted_cases(suite, found)
     if unlisted:
         warn(f"warning: {len(unlisted)} case(s) of {root} not listed in its index.json (run all the same): "

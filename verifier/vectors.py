@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import select
 import shlex
 import shutil
@@ -760,12 +761,23 @@ def closing_line(results: list[CaseResult]) -> str:
         f"{failed} failed" + (f", {skipped} out of profile" if skipped else "")
 
 
+_VERSION_NAME = re.compile(r"[0-9A-Za-z+_-][0-9A-Za-z.+_-]{0,63}")
+
+
+def mislabelled(suite: Suite) -> bool:
+    """The files are one release while ``index.json`` names another (review 54: 2026.12.6's cases
+    under an index saying 2026.12.7 ran and exported as 2026.12.7, without the newer cases)."""
+    return suite.release is not None and not suite.modified and suite.release != suite.version
+
+
 def _heading(info: RunInfo) -> str:
-    suite = f"suite {info.suite.version}" if info.suite.version else "suite (unversioned)"
+    suite = f"suite {printable(info.suite.version)}" if info.suite.version else "suite (unversioned)"
     if info.suite.modified:
         suite += " (MODIFIED: its files differ from the digest in index.json)"
     elif info.suite.actual_digest is not None and info.suite.release is None:
         suite += " (UNRELEASED: its files match no released suite)"
+    elif mislabelled(info.suite):
+        suite += f" (MISLABELLED: its files are release {info.suite.release})"
     if info.suite.changed_during_run:
         suite += " (CHANGED DURING THE RUN: its files differ from before the run)"
     return f"{suite}, profile {info.profile}, implementation: {printable(info.implementation)}"
@@ -829,7 +841,7 @@ def _junit(results: list[CaseResult], info: RunInfo) -> str:
     suite = ET.Element("testsuite", name="xchat-verify vectors", tests=str(len(results)), failures=str(failed),
                        errors="0", skipped=str(skipped + xfailed), time=f"{sum(r.seconds for r in results):.3f}")
     props = ET.SubElement(suite, "properties")
-    for name, value in (("suite_version", info.suite.version or ""), ("profile", info.profile),
+    for name, value in (("suite_version", printable(info.suite.version or "")), ("profile", info.profile),
                         ("implementation", printable(info.implementation)), ("xfail", str(xfailed))):
         ET.SubElement(props, "property", name=name, value=value)
     for r in results:
@@ -906,7 +918,13 @@ def export_suite(root: Path, out: Path) -> tuple[str, int]:
         raise InputError(f"{root} has no {INDEX_FILE} with a suite_version and digest: not an exportable suite")
     if suite.modified:
         raise InputError(f"the files of {root} differ from the digest in its {INDEX_FILE} (suite "
-                         f"{suite.version} was changed): regenerate it and bump the suite version")
+                         f"{printable(suite.version)} was changed): regenerate it and bump the suite version")
+    if not _VERSION_NAME.fullmatch(suite.version):  # it names the tarball's top directory
+        raise InputError(f"{root}'s suite_version {printable(suite.version)} is not a version name "
+                         "(letters, digits, '.', '-', '+', '_')")
+    if mislabelled(suite):
+        raise InputError(f"{root}'s {INDEX_FILE} says suite {suite.version}, but its files are release "
+                         f"{suite.release}: not exported under another release's name")
     missing = [name for name in SCHEMA_FILES if not (root / name).is_file()]
     if missing:
         raise InputError(f"{root} lacks {', '.join(missing)}")
