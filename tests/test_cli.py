@@ -500,3 +500,21 @@ def test_debug_traceback_is_readable_and_a_message_cannot_start_a_line(monkeypat
     assert "Traceback (most recent call last):" in lines and any(line.startswith("  File ") for line in lines)
     assert not any(line.startswith("verdict") for line in lines) and "\x1b" not in "".join(lines)
     assert lines[-1] == "RuntimeError: bad \\x0averdict: PASS\\x0averdict: PASS \\x1b[2J"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception groups are Python 3.11+")
+def test_debug_traceback_of_an_exception_group_keeps_every_message_on_its_line(monkeypatch, capsys):
+    """Review 54: a group's members are laid out with a margin on each line, so their messages no
+    longer matched the text they were compared with and were split at their newlines."""
+    import verifier.cli as cli
+
+    def boom(args):
+        try:
+            raise ValueError("bad\nverdict: PASS")
+        except ValueError as inner:
+            raise ExceptionGroup("several\nverdict: PASS", [inner, OSError("k\nverdict: PASS")]) from inner  # noqa: F821
+    monkeypatch.setattr(cli, "cmd_verify", boom)
+    assert main(["--debug", "verify", "x.json"]) == 3
+    lines = capsys.readouterr().err.splitlines()
+    assert not any(line.lstrip(" |").startswith("verdict") for line in lines), lines
+    assert any(line.endswith("OSError: k\\x0averdict: PASS") for line in lines)

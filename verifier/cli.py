@@ -828,6 +828,9 @@ def debug_traceback(exc: BaseException) -> str:
     pending = [formatted]
     while pending:  # every exception in the chain (causes, contexts, members of groups)
         current = pending.pop()
+        message = getattr(current, "_str", None)  # CPython's message: escaped before it is laid out
+        if isinstance(message, str):  # (a group's members get a margin on each of its lines)
+            setattr(current, "_str", printable(message))  # noqa: B010
         messages.update(current.format_exception_only())
         pending += [e for e in (current.__cause__, current.__context__) if e is not None]
         pending += getattr(current, "exceptions", None) or []
