@@ -279,3 +279,41 @@ def test_one_reader_of_regular_files_for_user_files_and_suite_files(tmp_path):
         assert str(suite.value) == suite_error
     with pytest.raises(FileNotFoundError):  # the runner names the file in its own words
         read_regular(tmp_path / "missing", 10)
+
+
+@pytest.fixture
+def unsearchable(tmp_path):
+    """A directory whose entries cannot be looked up: mode 000, or (as root, who ignores modes)
+    /proc/1/fdinfo."""
+    if os.geteuid() == 0:
+        path = "/proc/1/fdinfo"
+        try:
+            os.listdir(path)
+        except PermissionError:
+            yield path
+            return
+        pytest.skip("no unsearchable directory for root here")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0)
+    yield str(locked)
+    locked.chmod(0o700)
+
+
+def test_an_unsearchable_directory_is_an_input_error_not_a_crash(tmp_path, unsearchable):
+    """Review 51: ``is_evidence_dir`` and the evidence reader let ``PermissionError`` out (exit 3,
+    "internal error"); verify, archive verify and verify_saved_audit now say it as an input error."""
+    from verifier.archive import InProcess, verify_archive
+    from verifier.audit import verify_saved_audit
+    from verifier.errors import EvidenceError
+
+    good = tmp_path / "good.json"
+    good.write_bytes(GOOD)
+    code, out, err = run_main(["verify", unsearchable])
+    assert code == 3 and "internal error" not in err and err.count("\n") == 1
+    code, out, err = run_main(["verify", str(good), unsearchable, "--allow-embedded-keys"])
+    assert code == 3 and "internal error" not in err and err.count("\n") == 1
+    report = verify_archive([str(good), unsearchable], None, InProcess(), allow_embedded_keys=True)
+    assert [e for i in report.inputs for e in i.errors] and report.conversations
+    with pytest.raises(EvidenceError, match="Permission denied"):
+        verify_saved_audit(unsearchable)

@@ -97,8 +97,12 @@ MAX_CONTROL_BYTES = 256 * 1024 * 1024  # manifest.json or manifest.journal: far 
 def _read_control_file(path: Path) -> bytes:
     """``manifest.json`` or ``manifest.journal``: a regular file in the directory itself (no symlink),
     read without blocking and bounded (review: a FIFO there hung `verify DIR` and `--resume`, a link
-    to /dev/zero filled memory)."""
-    if path.is_symlink():
+    to /dev/zero filled memory). A directory that cannot be searched is an ``EvidenceError``."""
+    try:
+        link = path.is_symlink()
+    except OSError as exc:
+        raise EvidenceError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if link:
         raise EvidenceError(f"cannot read {path}: a symbolic link (evidence files are regular files)")
     return read_regular_file(path, MAX_CONTROL_BYTES, str(path), EvidenceError)
 

@@ -381,8 +381,16 @@ def _open_share(path: str, max_bytes: int, mapped: bool, identity: tuple[int, ..
     return unpack_limited(data, max_bytes)
 
 
-def is_evidence_dir(path: str) -> bool:
-    return path != "-" and (Path(path) / MANIFEST).is_file()
+def is_evidence_dir(path: str | os.PathLike[str]) -> bool:
+    """A directory holding a manifest. One that cannot be searched is not one (review 51: the
+    ``PermissionError`` of ``is_file`` was an internal error): reading it then says why, as an
+    input error."""
+    if os.fspath(path) == "-":
+        return False
+    try:
+        return (Path(path) / MANIFEST).is_file()
+    except OSError:
+        return False
 
 
 def load_keyring(path: str, max_bytes: int) -> Keyring:
