@@ -559,3 +559,22 @@ def test_a_page_file_given_twice_says_what_it_lacks_once():
     (conv,) = report.conversations
     assert [f.message for f in conv.findings if f.code == "incomplete"] == \
         ["history not fetched to its end: p: meta.has_more is true but there is no next_token"]
+
+
+def test_finish_refuses_a_keyring_other_than_the_expected_one():
+    """Review 51: ``expect_keyring(A)`` then ``finish(B)`` checked with A and reported B (a pass with a
+    keyring that trusts nobody). Any other keyring, None included, is a UsageError; the same passes."""
+    ring, nobody = keyring(ALICE), keyring()
+    for given in (nobody, None, keyring(ALICE)):
+        v = verifier.Verification()
+        v.expect_keyring(ring)
+        v.add_page(page(ev(seq=1)))
+        with pytest.raises(verifier.UsageError, match="another keyring than expect_keyring"):
+            v.finish(given)
+        with pytest.raises(verifier.UsageError, match="another keyring"):
+            v.check_part(given)
+    v = verifier.Verification()
+    v.expect_keyring(ring)
+    v.add_page(page(ev(seq=1)))
+    report = v.finish(ring)
+    assert report.verdict == "pass" and v.keyring is ring

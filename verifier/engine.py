@@ -55,7 +55,7 @@ from .columns import TRUSTED_CODE as _TRUSTED
 from .columns import TRUSTED_VALUE as _TRUSTED_VALUE
 from .columns import Ids, Interned, picker
 from .envelope import envelope_differences
-from .errors import MalformedEvent
+from .errors import MalformedEvent, UsageError
 from .facts import ClearOptions, EventFacts, PageEnds, PartFacts, Row
 from .ids import canonical_conversation
 from .keys import Keyring, version_key
@@ -225,6 +225,7 @@ class Verification:
                          workers, tuple(default_reviewers() if reviewers is None else reviewers))
         self._run.judge_paging = judge_paging
         self._pages = 0
+        self._expected: tuple[Keyring | None] | None = None  # (keyring,) once expect_keyring named one
         # the secret scrubber of the run's source (an audit's access token), for what the ledger
         # records beside the scrubbed report (``record_audit(scrub=)``); None: nothing to scrub
         self.scrub: Callable[[str], str] | None = None
@@ -276,12 +277,26 @@ class Verification:
         """Before the first page: the keyring is known, so each page's signatures are checked as it
         is added (what ``verify_pages`` does) and a checked event keeps nothing but its columns.
         ``facts=False``: ``event_facts`` will not be asked for. ``finish`` (or ``check_part``) must
-        be given the same keyring."""
+        be given the same keyring (the same object), or they raise ``UsageError``."""
         if self._run.count:
             raise ValueError("expect_keyring comes before the first page")
         self._run.know_keyring(keyring, facts=facts)
+        self._expected = (keyring,)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A part travels without its keyring (``check_part``), so without the expectation too."""
+        return {**self.__dict__, "_expected": None}
+
+    def _same_keyring(self, keyring: Keyring | None, caller: str) -> None:
+        """Signatures already checked with the expected keyring must not be reported as checked
+        with another (review 51: ``finish(B)`` after ``expect_keyring(A)`` reported B, verified A)."""
+        if self._expected is not None and self._expected[0] is not keyring:
+            raise UsageError(f"{caller} was given another keyring than expect_keyring: pages were checked "
+                             "with the expected one; pass that same Keyring object")
 
     def finish(self, keyring: Keyring | None = None, *, lazy: bool = False) -> Report:
+        """The report; after ``expect_keyring``, ``keyring`` must be the expected one (``UsageError``)."""
+        self._same_keyring(keyring, "finish")
         with gc_paused():
             return self._finish(keyring, lazy)
 
@@ -316,7 +331,9 @@ class Verification:
 
     def check_part(self, keyring: Keyring | None) -> None:
         """Decode done: check every signature now (the per-event work that needs no other event).
-        The keyring is not kept (a part may travel between processes)."""
+        The keyring is not kept (a part may travel between processes). After ``expect_keyring``
+        it must be the expected one (``UsageError``)."""
+        self._same_keyring(keyring, "check_part")
         run = self._run
         run.keyring = keyring
         with gc_paused():
