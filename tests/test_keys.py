@@ -173,3 +173,32 @@ def test_der_from_raw_is_the_der_of_encode_dss_signature():
     for r, s in ((0, 1), (1, 0), (P256_ORDER, 1), (1, P256_ORDER), (2 ** 256 - 1, 1)):
         with pytest.raises(ValueError, match="out of range"):
             raw_signature_to_der(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+
+def _key_body(identity) -> dict:
+    row = identity.keyring_entry()
+    return {"data": [{k: v for k, v in row.items() if k != "user_id"}]}
+
+
+@pytest.mark.parametrize("form", [json.dumps, lambda b: json.dumps(b).encode()])
+def test_public_key_bodies_accept_raw_bodies(form):
+    """Review 51: the raw body ``get_public_keys`` returns (bytes, or text) gave no keys, silently."""
+    ring = Keyring.from_public_key_bodies({ALICE.user_id: form(_key_body(ALICE))})
+    assert ring.errors == [] and ring.lookup(ALICE.user_id, ALICE.version) is not None
+
+
+@pytest.mark.parametrize("bodies,words", [
+    ({"1": b"\xff"}, "body is not JSON"),
+    ({"1": "[" * 100_000}, "body is not JSON"),
+    ({"1": b'{"data": []' + b", 1" * 300_000 + b"}"}, "JSON values"),
+    ({"1": {"errors": [{"title": "Not Found Error"}]}}, "an error instead of keys: Not Found Error"),
+    ({"1": {"data": 5}}, "no `data` array"),
+    ({"1": {}}, "no `data` array"),
+    ({"1": None}, "not a JSON object"),
+    ({1: {"data": []}}, "not a string"),
+    ([1], "expected {user_id: body}"),
+])
+def test_public_key_bodies_name_unusable_bodies_and_never_raise(bodies, words):
+    """Review 51: garbage and API error bodies were silently keyless; ``[1]`` raised IndexError."""
+    ring = Keyring.from_public_key_bodies(bodies)
+    assert len(ring.errors) == 1 and words in ring.errors[0] and not ring.keys

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -13,6 +13,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .errors import KeyringError, MalformedEvent
+from .pages import json_value_bound
+from .paging import problem_summary
+from .sanitize import printable
+from .settings import RetryPolicy
 from .wire import b64decode_strict, compiled_twin
 
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -226,31 +230,45 @@ class Keyring:
         return len(self.keys)
 
     @classmethod
-    def from_public_key_bodies(cls, bodies: dict[str, Any]) -> "Keyring":
-        """``{user_id: body of GET /2/users/{id}/public_keys}``. A body can only give keys of the user
-        it was fetched for: a row naming another user is a finding and is ignored. An unusable row is
-        an error of the run (``errors``); the other rows still count."""
+    def from_public_key_bodies(cls, bodies: Mapping[str, Any]) -> "Keyring":
+        """``{user_id: body of GET /2/users/{id}/public_keys}`` (raw bytes or text, as
+        ``FetchedBody.body``, or parsed). A body can only give keys of the user it was fetched for: a
+        row naming another user is a finding and is ignored. An unusable row, or a body that is not
+        a ``{"data": [...]}`` object, is an error of the run (``errors``); the other rows still
+        count. Never raises (review 51: raw and error bodies were silently keyless)."""
         ring = cls()
-        for user_id in sorted(bodies):
-            body = bodies[user_id]
-            rows = body.get("data") if isinstance(body, dict) else None
-            for number, row in enumerate(rows if isinstance(rows, list) else [], 1):
-                named = row.get("user_id") if isinstance(row, dict) else None
-                if named is not None and named != user_id:
-                    ring.findings.append(("key_row_foreign_user",
-                                          f"the public keys of user {user_id} include a row for user "
-                                          f"{named!r}; ignored"))
-                    continue
-                try:
-                    entry = entry_from_row(row, user_id)
-                except ValueError as exc:
-                    ring.errors.append(f"keys of user {user_id}, row {number}: {exc}")
-                    continue
-                problem = ring.add(entry)
-                if problem:
-                    ring.errors.append(f"keys of user {user_id}, row {number} (version "
-                                       f"{entry.public_key_version}): {problem}")
+        if not isinstance(bodies, Mapping):
+            ring.errors.append(f"public key bodies: expected {{user_id: body}}, got {type(bodies).__name__}")
+            return ring
+        for user_id in sorted(bodies, key=str):
+            rows = _key_body_rows(bodies[user_id])
+            if isinstance(rows, str):
+                ring.errors.append(f"keys of user {_label(user_id)}: {rows}")
+                continue
+            if not isinstance(user_id, str):
+                ring.errors.append(f"keys of user {_label(user_id)}: the user id is not a string")
+                continue
+            ring._add_rows(user_id, rows)
         return ring
+
+    def _add_rows(self, user_id: str, rows: list[Any]) -> None:
+        """The rows of one user's public_keys body (``from_public_key_bodies``)."""
+        for number, row in enumerate(rows, 1):
+            named = row.get("user_id") if isinstance(row, dict) else None
+            if named is not None and named != user_id:
+                self.findings.append(("key_row_foreign_user",
+                                      f"the public keys of user {user_id} include a row for user "
+                                      f"{named!r}; ignored"))
+                continue
+            try:
+                entry = entry_from_row(row, user_id)
+            except ValueError as exc:
+                self.errors.append(f"keys of user {user_id}, row {number}: {exc}")
+                continue
+            problem = self.add(entry)
+            if problem:
+                self.errors.append(f"keys of user {user_id}, row {number} (version "
+                                   f"{entry.public_key_version}): {problem}")
 
     @classmethod
     def from_json(cls, data: bytes | str | Any) -> "Keyring":
@@ -302,6 +320,36 @@ def _check_entry(entry: KeyringEntry) -> TrustedKey:
             trusted.problem = f"identity binding for user {entry.user_id} version " \
                               f"{entry.public_key_version} does not verify: {why}"
     return trusted
+
+
+def _label(value: object) -> str:
+    """A bounded, printable label for a user id given by the caller."""
+    text = printable(value if isinstance(value, str) else repr(value))
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+def _key_body_rows(body: Any) -> list[Any] | str:
+    """The ``data`` rows of a public_keys body, or why there are none to use. Raw bodies are read
+    within the client's bounds (``RetryPolicy``: size, JSON values), as a fetched body would be."""
+    if isinstance(body, (bytes, bytearray, memoryview, str)):
+        raw = body.encode() if isinstance(body, str) else bytes(body)
+        policy = RetryPolicy()
+        if len(raw) > policy.max_body_bytes or json_value_bound(raw) > policy.max_json_values:
+            return (f"body larger than {policy.max_body_bytes} bytes or {policy.max_json_values} "
+                    "JSON values")
+        try:
+            body = msgspec.json.decode(raw)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            return f"body is not JSON: {printable(str(exc))}"
+    if not isinstance(body, dict):
+        return f"body is not a JSON object but {type(body).__name__}"
+    rows, errors = body.get("data"), body.get("errors")
+    if rows is None and errors:
+        first = errors[0] if isinstance(errors, list) else errors
+        return f"the API answered with an error instead of keys: {problem_summary(first)}"
+    if not isinstance(rows, list):
+        return f"body has no `data` array of key rows (`data` is {type(rows).__name__})"
+    return rows
 
 
 def entry_from_row(row: Any, user_id: str | None) -> KeyringEntry:
