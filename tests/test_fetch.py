@@ -353,3 +353,18 @@ def test_a_declared_length_past_the_limit_is_refused_before_reading(declared, sa
             with pytest.raises(Refused, match=said):
                 read_body(response, 1000, "the test server")
         thread.join(5)
+
+
+def test_a_token_with_surrounding_whitespace_is_stripped_and_one_with_controls_refused(api):
+    """Review 51: a token file's trailing newline was sent as is, refused, and retried for 23 s as a
+    network error. It is stripped, as the CLI does; a control character inside is a UsageError
+    naming no part of the token."""
+    from verifier.errors import UsageError
+
+    token = api.state.token
+    with XChatClient(f" {token}\r\n", api.url, policy=RetryPolicy(max_retries=0, timeout=2.0)) as c:
+        assert c.get_public_keys("1215441834412953600").body
+    for bad in (token[:5] + "\n" + token[5:], token + "\x00", token + " x", token + "é", b"bytes", None):
+        with pytest.raises(UsageError) as caught:
+            XChatClient(bad, api.url)
+        assert token[:5] not in str(caught.value)

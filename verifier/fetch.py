@@ -67,6 +67,24 @@ class ClientEvents:
     on_retry: Callable[[str, int], None] | None = None
 
 
+_TOKEN_CHARACTERS = frozenset(map(chr, range(0x21, 0x7F)))  # visible ASCII: what a header value can carry
+
+
+def checked_token(token: object) -> str:
+    """The bearer token without surrounding whitespace (a token file's newline: review 51, it was
+    sent, refused, and retried for 23 s as a network error); ``UsageError`` for an empty token or
+    one with a control, space or non-ASCII character inside. The message never quotes the token."""
+    if not isinstance(token, str):
+        raise UsageError(f"the access token must be a string, not {type(token).__name__}")
+    token = token.strip()
+    if not token:
+        raise UsageError("an access token is required")
+    if not _TOKEN_CHARACTERS.issuperset(token):
+        raise UsageError("the access token holds a control, space or non-ASCII character: it cannot be "
+                         "sent in an Authorization header (check the token file or variable)")
+    return token
+
+
 class XChatClient:
     """Read-only client; names follow the official ``xdk`` client (snake_case, ids in any form)."""
 
@@ -74,11 +92,11 @@ class XChatClient:
                  policy: RetryPolicy | None = None, events: ClientEvents | None = None,
                  transport: httpx.BaseTransport | None = None, http2: bool = True,
                  insecure_http: bool = False, clock: Clock | None = None) -> None:
-        """``UsageError`` for an empty token, ``ConfigError`` for an unusable base URL, proxy or TLS
+        """``UsageError`` for an empty or unsendable token (surrounding whitespace is stripped, as the
+        CLI does), ``ConfigError`` for an unusable base URL, proxy or TLS
         setting. ``clock`` is what rate-limit windows and retry backoff wait on (tests pass a
         ``clock.FakeClock``); request deadlines always use real time."""
-        if not access_token:
-            raise UsageError("an access token is required")
+        access_token = checked_token(access_token)
         self.base_url = check_base_url(base_url, insecure_http=insecure_http)
         self.policy = policy or RetryPolicy()
         self.events = events or ClientEvents()
