@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+from pathlib import Path
 
 import pytest
 from helpers import ALICE, ev, page
@@ -317,3 +318,39 @@ def test_an_unsearchable_directory_is_an_input_error_not_a_crash(tmp_path, unsea
     assert [e for i in report.inputs for e in i.errors] and report.conversations
     with pytest.raises(EvidenceError, match="Permission denied"):
         verify_saved_audit(unsearchable)
+
+
+@pytest.mark.parametrize("call", ["verify_pages", "load_pages", "verify_archive", "plan_shares"])
+@pytest.mark.parametrize("one", [GOOD, bytearray(GOOD), json.loads(GOOD), "page.json", "{}", Path("page.json")],
+                         ids=["bytes", "bytearray", "dict", "path", "text", "Path"])
+def test_one_value_where_a_sequence_is_expected_is_a_usage_error(call, one):
+    """Review 51: a single body or path was iterated character by character (``verify_archive("dir")``
+    walked "/"; no value here holds a "/", so that the test can run without the fix)."""
+    from verifier import UsageError, verify_pages
+    from verifier.archive import InProcess, verify_archive
+    from verifier.inputs import load_pages
+    from verifier.parallel import plan_shares
+
+    calls = {"verify_pages": lambda: verify_pages(one), "load_pages": lambda: load_pages(one, 1 << 20),
+             "verify_archive": lambda: verify_archive(one, None, InProcess()),
+             "plan_shares": lambda: plan_shares(one, 2, min_bytes=0)}
+    with pytest.raises(UsageError, match="takes a sequence of .*: pass it in a list"):
+        calls[call]()
+
+
+def test_path_like_paths_are_accepted(tmp_path):
+    """Review 51: ``load_pages([Path(...)])`` failed when the report was built; verify_archive and
+    open_ledger refused a ``Path``."""
+    from verifier import verify_pages
+    from verifier.archive import InProcess, verify_archive
+    from verifier.inputs import load_pages
+    from verifier.ledger import open_ledger
+    from verifier.parallel import plan_shares
+
+    good = tmp_path / "good.json"
+    good.write_bytes(GOOD)
+    by_path = verify_pages(load_pages([good], 1 << 20), allow_embedded_keys=True)
+    assert by_path.to_dict() == verify_pages(load_pages([str(good)], 1 << 20), allow_embedded_keys=True).to_dict()
+    assert verify_archive([tmp_path], None, InProcess(), allow_embedded_keys=True).verdict == by_path.verdict
+    assert [s.path for s in plan_shares([good], 2, min_bytes=0) or []] == [str(good)]
+    open_ledger(Path(tmp_path / "ledger.db")).close()

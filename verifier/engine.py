@@ -58,6 +58,7 @@ from .envelope import envelope_differences
 from .errors import MalformedEvent, UsageError
 from .facts import ClearOptions, EventFacts, PageEnds, PartFacts, Row
 from .ids import canonical_conversation
+from .inputs import refuse_one_value
 from .keys import Keyring, version_key
 from .model import (
     ALLOWED_BY,
@@ -188,6 +189,7 @@ def verify_pages(pages: Iterable[PageInput | DecodedPage | bytes | str | dict[st
     ``lazy``: each conversation's ``events`` is an ``EventList`` that builds its ``EventReport``s on
     access (constant memory per event; what the CLI uses) instead of a list.
     """
+    refuse_one_value(pages, "verify_pages", "pages")
     verification = Verification(conversation_keys=conversation_keys, allow_embedded_keys=allow_embedded_keys,
                                 allow_empty=allow_empty, allow_partial=allow_partial,
                                 strict=strict, expected_conversation_id=expected_conversation_id,

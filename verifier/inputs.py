@@ -16,7 +16,7 @@ import re
 import stat
 import sys
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -298,8 +298,38 @@ def _first_line_is_json(data: bytes | mmap.mmap) -> bool:
     return first is not None and _syntax_error(memoryview(data)[first[1]:first[2]]) is None
 
 
-def load_pages(paths: Sequence[str], max_bytes: int) -> Iterator[DecodedPage]:
-    """Pages of every path in order, lazily; an unreadable file becomes a page with an error."""
+_ONE_VALUE = (str, bytes, bytearray, memoryview, dict, os.PathLike)
+
+
+def refuse_one_value(values: object, where: str, what: str) -> None:
+    """``UsageError`` when one body or path is given where a sequence of them is expected: iterating
+    it would take each character as a page or a path (review 51: ``verify_archive("dir")`` walked
+    "/")."""
+    if isinstance(values, _ONE_VALUE):
+        raise UsageError(f"{where} takes a sequence of {what}, not one {type(values).__name__}: "
+                         "pass it in a list")
+
+
+def path_list(paths: Iterable[str | os.PathLike[str]], where: str) -> list[str]:
+    """The paths as text (``os.PathLike`` accepted); ``UsageError`` for a single path or a value
+    that is not a path."""
+    refuse_one_value(paths, where, "paths")
+    out = []
+    for path in paths:
+        try:
+            out.append(os.fsdecode(path))
+        except TypeError:
+            raise UsageError(f"{where}: {type(path).__name__} is not a path") from None
+    return out
+
+
+def load_pages(paths: Iterable[str | os.PathLike[str]], max_bytes: int) -> Iterator[DecodedPage]:
+    """Pages of every path in order, lazily; an unreadable file becomes a page with an error.
+    ``UsageError`` at once for a single path instead of a sequence."""
+    return _load_pages(path_list(paths, "load_pages"), max_bytes)
+
+
+def _load_pages(paths: list[str], max_bytes: int) -> Iterator[DecodedPage]:
     for path in paths:
         try:
             data = read_limited(path, max_bytes)

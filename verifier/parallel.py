@@ -29,7 +29,7 @@ from typing import Any
 
 from .childproc import can_fork, die_with_parent
 from .engine import Verification, gc_paused
-from .inputs import GZIP_MAGIC, file_identity, load_share
+from .inputs import GZIP_MAGIC, file_identity, load_share, path_list
 from .keys import Keyring
 from .model import Report
 
@@ -51,13 +51,14 @@ class Share:
     identity: tuple[int, ...] | None = None  # the file as planned (``inputs.file_identity``); None: unchecked
 
 
-def plan_shares(paths: Sequence[str], processes: int, min_bytes: int = MIN_BYTES,
+def plan_shares(paths: Sequence[str | os.PathLike[str]], processes: int, min_bytes: int = MIN_BYTES,
                 max_bytes: int | None = None) -> list[Share] | None:
     """The shares of ``paths`` in input order, or None when processes do not pay: one process,
     standard input or any other path that is not a regular file (a FIFO, ``<(...)``: it can be read
     once, by this process), or less than ``min_bytes`` of files in all; or when
     ``XCHAT_VERIFY_PROCESSES=0`` asks for one process (threads for the ECDSA checks only). A file
     over ``max_bytes`` (refused whole) is one share: its error is said once, as one process says it."""
+    paths = path_list(paths, "plan_shares")
     if processes < 2 or "-" in paths or os.environ.get(PROCESSES_ENV, "").strip() == "0":
         return None
     planned = [_splittable_size(path) for path in paths]

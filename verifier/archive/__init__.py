@@ -12,10 +12,11 @@ whole), and the engine's part API assembles the Report on the coordinator (``coo
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..inputs import DEFAULT_MAX_FILE_MB
+from ..inputs import DEFAULT_MAX_FILE_MB, path_list
 from ..keys import Keyring
 from ..model import Report
 from .coordinate import Executor, InProcess, LedgerRecording, Progress, combine, verify_groups
@@ -24,7 +25,7 @@ from .sources import PAGE_SUFFIXES, discover
 __all__ = ["verify_archive", "Progress", "PAGE_SUFFIXES", "InProcess", "Executor", "combine"]
 
 
-def verify_archive(sources: Sequence[str], keyring: Keyring | None = None, client: Any = None, *,
+def verify_archive(sources: Sequence[str | os.PathLike[str]], keyring: Keyring | None = None, client: Any = None, *,
                    conversation_keys: Mapping[str, bytes] | None = None, allow_embedded_keys: bool = False,
                    allow_empty: bool = False, allow_partial: bool = False, strict: bool = False,
                    max_file_mb: int = DEFAULT_MAX_FILE_MB, workers: int | None = None,
@@ -40,7 +41,7 @@ def verify_archive(sources: Sequence[str], keyring: Keyring | None = None, clien
     Raises ``UsageError`` (``-`` as a source, Dask missing) and ``ClusterError`` (scheduler
     unreachable, workers lost); unreadable inputs are input errors in the Report, never raised.
     """
-    groups = discover(list(sources))
+    groups = discover(path_list(sources, "verify_archive"))
     options: dict[str, Any] = dict(conversation_keys=dict(conversation_keys or {}), allow_embedded_keys=allow_embedded_keys,
                                    allow_empty=allow_empty, allow_partial=allow_partial, strict=strict)
     recording = None

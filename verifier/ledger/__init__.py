@@ -10,6 +10,8 @@ May import the core (engine, keys, model, errors), never cli or report.
 
 from __future__ import annotations
 
+import os
+
 from .record import Recorded, fallback_entries, finding_counts, record_audit, report_digest
 from .store import DELETED, PRESENT, VANISHED, AuditRow, ChainRow, EventRow, KeyRow, LedgerStore
 from .transcript import Checkpoint, Comparison, Transcript, compare_checkpoints, compare_entries, parse_checkpoint
@@ -21,9 +23,11 @@ def is_url(target: str) -> bool:
     return target.startswith(("postgresql://", "postgres://"))
 
 
-def open_ledger(target: str, *, create: bool = True) -> LedgerStore:
+def open_ledger(target: str | os.PathLike[str], *, create: bool = True) -> LedgerStore:
     """A store for ``target``: a ``postgresql://`` URL, else an SQLite file path. Raises
-    ``LedgerError`` for a ledger that cannot be used (never recreates one)."""
+    ``LedgerError`` for a ledger that cannot be used (never recreates one). A path may be any
+    ``os.PathLike``."""
+    target = os.fspath(target)
     if is_url(target):
         from .postgres import PostgresStore
         return PostgresStore(target, create=create)
