@@ -578,3 +578,32 @@ def test_finish_refuses_a_keyring_other_than_the_expected_one():
     v.add_page(page(ev(seq=1)))
     report = v.finish(ring)
     assert report.verdict == "pass" and v.keyring is ring
+
+
+def test_misuse_raises_usage_errors_and_every_documented_error_is_exported():
+    """Review 51: misuse raised ValueError, KeyError or IndexError, outside ``XChatVerifyError``;
+    ``ResumeRefused`` and ``MalformedEvent`` were not importable from ``verifier`` as api.md says."""
+    from verifier import errors
+    from verifier.parallel import verify_files
+    from verifier.report import render
+
+    documented = ["XChatVerifyError", "UsageError", "ConfigError", "ResumeRefused", "InputError", "KeyringError",
+                  "IdentityKeyError", "EvidenceError", "ManifestError", "MalformedEvent", "ClusterError",
+                  "LedgerError", "FetchError", "HTTPStatusError", "AuthError", "RateLimitError", "NetworkError"]
+    for name in documented:
+        assert getattr(verifier, name) is getattr(errors, name) and name in verifier.__all__
+    ring = keyring(ALICE)
+    v = verifier.Verification()
+    v.add_page(page(ev(seq=1)))
+    with pytest.raises(verifier.UsageError, match="before the first page"):
+        v.expect_keyring(ring)
+    with pytest.raises(verifier.UsageError, match="unknown report format 'yaml': one of text"):
+        render(v.finish(ring), "yaml")
+    v = verifier.Verification()
+    v.expect_keyring(ring, facts=False)
+    v.add_page(page(ev(seq=1)))
+    v.finish(ring)
+    with pytest.raises(verifier.UsageError, match="facts=False"):
+        v.event_facts()
+    with pytest.raises(verifier.UsageError, match="default reviewers only"):
+        verify_files([], ring, 1 << 20, 2, {"reviewers": ()})

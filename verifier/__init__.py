@@ -23,9 +23,11 @@ from .errors import (
     InputError,
     KeyringError,
     LedgerError,
+    MalformedEvent,
     ManifestError,
     NetworkError,
     RateLimitError,
+    ResumeRefused,
     UsageError,
     XChatVerifyError,
 )
@@ -40,7 +42,7 @@ _LAZY = {"XChatClient": "fetch", "AuditOptions": "audit", "audit_conversation": 
 __all__ = ["__version__", "verify_pages", "Verification", "PageInput", "Keyring", "KeyringEntry", "Report",
            "SigStatus", "ChainStatus", "Severity", "Verdict", "Limits", "canonical_conversation",
            "XChatVerifyError", "UsageError", "ConfigError", "IdentityKeyError", "InputError", "KeyringError", "EvidenceError",
-           "ManifestError", "LedgerError", "ClusterError",
+           "ManifestError", "LedgerError", "ClusterError", "ResumeRefused", "MalformedEvent",
            "FetchError", "HTTPStatusError", "AuthError", "RateLimitError", "NetworkError",
            *_LAZY]
 

@@ -281,7 +281,7 @@ class Verification:
         ``facts=False``: ``event_facts`` will not be asked for. ``finish`` (or ``check_part``) must
         be given the same keyring (the same object), or they raise ``UsageError``."""
         if self._run.count:
-            raise ValueError("expect_keyring comes before the first page")
+            raise UsageError("expect_keyring comes before the first page")
         self._run.know_keyring(keyring, facts=facts)
         self._expected = (keyring,)
 
@@ -310,7 +310,11 @@ class Verification:
     def event_facts(self, conversations: Collection[str] | None = None) -> list[EventFacts]:
         """After ``finish``: per event, in report index order, what the report does not carry but a
         ledger records (the event's digest, signature version, embedded keys, what it deletes and
-        whether its signer is a member); ``conversations``: only theirs (a part of a larger run)."""
+        whether its signer is a member); ``conversations``: only theirs (a part of a larger run).
+        ``UsageError`` after ``expect_keyring(facts=False)``, which kept none of it."""
+        if not self._run.keep_facts:
+            raise UsageError("event_facts: expect_keyring(facts=False) said they would not be asked for, "
+                             "so they were not kept")
         with gc_paused():
             return self._run.event_facts(conversations)
 

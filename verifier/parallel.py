@@ -29,6 +29,7 @@ from typing import Any
 
 from .childproc import can_fork, die_with_parent
 from .engine import Verification, gc_paused
+from .errors import UsageError
 from .inputs import GZIP_MAGIC, file_identity, load_share, path_list
 from .keys import Keyring
 from .model import Report
@@ -165,7 +166,7 @@ def verify_files(shares: Sequence[Share], keyring: Keyring | None, max_bytes: in
     least ``task_bytes`` (``tasks_of``). ``warn`` is told, once, when workers fail and their shares
     are verified in this process instead."""
     if options.get("reviewers") is not None:  # a participant's reviewers learn keys from every page first
-        raise ValueError("verify_files runs the default reviewers only")
+        raise UsageError("verify_files runs the default reviewers only (options['reviewers'] must be None)")
     whole = Verification(**options)
     whole.expect_keyring(keyring, facts=False)
     fallback = _Fallback(warn)
