@@ -305,6 +305,27 @@ def test_metrics_never_replace_a_file_that_is_not_a_metrics_textfile(content, wh
     assert "not replaced" in proc.stderr and other.read_bytes() == content and not (tmp_path / "l.db").exists()
 
 
+@pytest.mark.parametrize("content,why", [
+    (b"hello world\n", "it holds no xchat-verify metric"),
+    (b"x" * (2 * 1024 * 1024), "it is larger than any metrics textfile"),
+    (b"%PDF-1.7\n\xff\xfe", "it is not UTF-8 text"),
+])
+@pytest.mark.parametrize("previous", [None, {}])
+def test_library_write_metrics_never_replaces_a_file_that_is_not_a_metrics_textfile(content, why, previous, tmp_path):
+    """Review 51: ``verifier.metrics.write_metrics`` replaced it, where the CLI refuses (exit 2)."""
+    from verifier import UsageError, verify_pages
+    from verifier.metrics import write_metrics
+
+    other = tmp_path / "report.json"
+    other.write_bytes(content)
+    report = verify_pages([], allow_empty=True)
+    with pytest.raises(UsageError, match=f"exists and is not an xchat-verify metrics textfile \\({why}.*not replaced"):
+        write_metrics(str(other), report, {}, "2026-12-03T09:00:00Z", previous=previous)
+    assert other.read_bytes() == content
+    write_metrics(str(tmp_path / "m.prom"), report, {}, "2026-12-03T09:00:00Z", previous=previous)
+    write_metrics(str(tmp_path / "m.prom"), report, {}, "2026-12-03T09:00:01Z", previous=previous)  # its own file
+
+
 def test_metrics_to_a_device_never_reads_it(tmp_path, pages):
     files, ring = pages
     ledger = tmp_path / "l.db"

@@ -73,12 +73,9 @@ class LedgerRun:
         self.receipt_key = None
         self.previous_metrics: dict | None = None
         if getattr(args, "metrics", None) is not None:
-            from .metrics import Previous
+            from .metrics import replaceable
             check_output_path("--metrics", args.metrics)  # before the run, as every output
-            previous = Previous(args.metrics)  # read before the run: nothing about it fails after
-            if previous.foreign:
-                raise UsageError(f"--metrics {printable(args.metrics)} exists and is not an xchat-verify metrics "
-                                 f"textfile ({previous.foreign}): it is not replaced; remove it or name another file")
+            previous = replaceable(args.metrics, "--metrics")  # read before the run: nothing about it fails after
             if previous.warning:
                 print(f"xchat-verify: warning: {printable(previous.warning)}", file=sys.stderr)
             self.previous_metrics = previous.values

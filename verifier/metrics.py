@@ -12,8 +12,10 @@ import re
 import stat
 from datetime import datetime
 
+from .errors import UsageError
 from .model import VOCABULARY, Code, Report
 from .outputs import atomic_write_text
+from .sanitize import printable
 
 _LINE = re.compile(r'^([a-z_]+)(\{code="([a-z_]+)"\})? ([0-9.eE+-]+)$')
 MAX_PREVIOUS_BYTES = 1024 * 1024  # the file this module writes is a few KB
@@ -97,8 +99,15 @@ class Previous:
         return ""
 
 
-def _previous(path: str) -> dict[tuple[str, str], float]:
-    return Previous(path).values
+def replaceable(path: str, what: str = "metrics file") -> Previous:
+    """The previous textfile at ``path``; ``UsageError`` when the file there is not one, which is never
+    replaced (review 38: a mistyped ``--metrics report.json``; review 51: the library replaced it).
+    The one check of the CLI (before the run) and of ``write_metrics`` (before writing)."""
+    previous = Previous(path)
+    if previous.foreign:
+        raise UsageError(f"{what} {printable(path)} exists and is not an xchat-verify metrics textfile "
+                         f"({previous.foreign}): it is not replaced; remove it or name another file")
+    return previous
 
 
 def render_metrics(report: Report, counts: dict[str, int], now: str, *, audits: list | None = None,
@@ -164,8 +173,10 @@ _LEDGER_CODES = {"history_rewritten", "chain_rewritten", "event_vanished", "dele
 def write_metrics(path: str, report: Report, counts: dict[str, int], now: str, audits: list | None = None,
                   previous: dict[tuple[str, str], float] | None = None) -> None:
     """Write the textfile atomically. ``previous``: the values read before the run (``Previous``); None
-    reads them now. The directory must exist (it is never created). Raises ``OSError``."""
+    reads them now. The directory must exist (it is never created). Raises ``OSError``, and
+    ``UsageError`` when ``path`` holds something other than a metrics textfile (``replaceable``)."""
+    found = replaceable(path)
     if audits is None and previous is None:
-        previous = _previous(path)
+        previous = found.values
     text = render_metrics(report, counts, now, audits=audits, previous=previous)
     atomic_write_text(path, text, create_parents=False)
