@@ -202,3 +202,25 @@ def test_public_key_bodies_name_unusable_bodies_and_never_raise(bodies, words):
     """Review 51: garbage and API error bodies were silently keyless; ``[1]`` raised IndexError."""
     ring = Keyring.from_public_key_bodies(bodies)
     assert len(ring.errors) == 1 and words in ring.errors[0] and not ring.keys
+
+
+@pytest.mark.parametrize("version,accepted", [(None, False), (True, False), (1.5, False), (7, True), ("7", True)])
+def test_from_entries_checks_and_normalises_as_from_json(version, accepted):
+    """Review 51: ``from_entries`` took None or a bool as a version, and kept an int one as an int, so
+    the lookup by its text never matched; it now agrees with ``from_json`` entry for entry."""
+    from verifier.errors import KeyringError
+    from verifier.keys import KeyringEntry
+
+    row = {**ALICE.keyring_entry(), "public_key_version": version}
+    entry = KeyringEntry(row["user_id"], version, row["signing_public_key"], row.get("public_key"),
+                         row.get("identity_public_key_signature"))
+    if not accepted:
+        with pytest.raises(KeyringError, match="lacks a string public_key_version"):
+            Keyring.from_json({"keys": [row]})
+        with pytest.raises(KeyringError, match="entry 1: keyring entry lacks a string public_key_version"):
+            Keyring.from_entries([entry])
+        return
+    for ring in (Keyring.from_json({"keys": [row]}), Keyring.from_entries([entry])):
+        assert ring.lookup(ALICE.user_id, "7") is not None
+    with pytest.raises(KeyringError, match="entry 1 is not a KeyringEntry"):
+        Keyring.from_entries([row])

@@ -188,9 +188,12 @@ class Keyring:
 
     @classmethod
     def from_entries(cls, entries: Iterable[KeyringEntry]) -> "Keyring":
-        """Raises ``ValueError`` naming the first entry whose signing key cannot be used."""
+        """Raises ``KeyringError`` (a ``ValueError``) naming the first entry that cannot be used: its
+        fields are checked and normalised as ``from_json`` does (``entry_from_row``: an int version
+        becomes its text, None or a bool is refused; review 51), then its signing key."""
         ring = cls()
-        for number, entry in enumerate(entries, 1):
+        for number, given in enumerate(entries, 1):
+            entry = _normalised(given, number)
             problem = ring.add(entry)
             if problem:
                 raise KeyringError(f"entry {number} (user {entry.user_id} version {entry.public_key_version}): "
@@ -350,6 +353,16 @@ def _key_body_rows(body: Any) -> list[Any] | str:
     if not isinstance(rows, list):
         return f"body has no `data` array of key rows (`data` is {type(rows).__name__})"
     return rows
+
+
+def _normalised(entry: Any, number: int) -> KeyringEntry:
+    """``from_entries``' entry with ``from_json``'s checks (``entry_from_row``), or ``KeyringError``."""
+    if not isinstance(entry, KeyringEntry):
+        raise KeyringError(f"entry {number} is not a KeyringEntry but {type(entry).__name__}")
+    try:
+        return entry_from_row(msgspec.structs.asdict(entry), None)
+    except KeyringError as exc:
+        raise KeyringError(f"entry {number}: {exc}") from None
 
 
 def entry_from_row(row: Any, user_id: str | None) -> KeyringEntry:
