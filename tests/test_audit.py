@@ -559,3 +559,17 @@ def test_the_report_may_go_into_a_new_save_directory(api, tmp_path):
     proc = cli(api, *audit_args(api, "--save", ev, "--format", "json", "-o", ev / "report.json"))
     assert proc.returncode == 0, proc.stderr
     assert json.loads((ev / "report.json").read_text())["verdict"] == "pass"
+
+
+@pytest.mark.parametrize("option", ["resume", "force"])
+def test_resume_or_force_without_save_dir_is_a_usage_error(api, option):
+    """Review 51: ``AuditOptions(resume=True)`` without ``save_dir`` was silently ignored (a fresh,
+    unsaved audit), where ``--resume`` without ``--save`` is a usage error."""
+    with pytest.raises(verifier.UsageError, match=f"{option}=True needs save_dir"):
+        AuditOptions(**{option: True})
+    options = AuditOptions()
+    setattr(options, option, True)  # changed after construction: refused before any request
+    with XChatClient(api.state.token, api.url) as client:
+        with pytest.raises(verifier.UsageError, match="needs save_dir"):
+            audit_conversation(CONVS[0].conversation_id, client, options)
+    assert api.state.connections == 0

@@ -161,6 +161,7 @@ class Auditor:
         self.key_users: list[str] = []
 
     def run(self, conversation_ids: Sequence[str]) -> Report:
+        self.options.check()  # also when changed after construction
         by_path: dict[str, str] = {}
         for cid in conversation_ids:  # validate every id before any request; one fetch per conversation,
             conversation_path_id(cid)  # however it is written (A:B, B:A, A-B, B-A)

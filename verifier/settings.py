@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .errors import UsageError
 from .paging import MB, PageLimits
 
 DEFAULT_BASE_URL = "https://api.x.com"
@@ -50,6 +51,17 @@ class AuditOptions:
     workers: int | None = None
     reviewers: tuple | None = None  # --identity-key: engine reviewers (None: the default checks)
     fallback_keys: list = field(default_factory=list)  # KeyringEntry rows a ledger kept (--ledger)
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """``UsageError`` for options that would be silently ignored (review 51): ``resume`` and
+        ``force`` only say what to do with the evidence in ``save_dir``, as ``--resume`` and
+        ``--force`` need ``--save DIR``."""
+        for name in ("resume", "force"):
+            if getattr(self, name) and not self.save_dir:
+                raise UsageError(f"AuditOptions: {name}=True needs save_dir (the evidence directory it applies to)")
 
     def page_limits(self) -> PageLimits:
         return PageLimits(max_pages=self.max_pages, max_bytes=self.max_conversation_bytes,
