@@ -607,3 +607,15 @@ def test_misuse_raises_usage_errors_and_every_documented_error_is_exported():
         v.event_facts()
     with pytest.raises(verifier.UsageError, match="default reviewers only"):
         verify_files([], ring, 1 << 20, 2, {"reviewers": ()})
+
+
+def test_star_import_loads_no_http_stack():
+    """Review 51: ``from verifier import *`` imported the lazy network names, and httpx with them."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom verifier import *\nassert 'httpx' not in sys.modules, 'httpx'\n"
+            "assert 'verify_pages' in dir() and 'XChatClient' not in dir()\n"
+            "import verifier\nassert 'XChatClient' in dir(verifier) and 'httpx' not in sys.modules\n"
+            "from verifier import XChatClient, audit_conversation\nassert 'httpx' in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

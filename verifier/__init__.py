@@ -3,7 +3,8 @@
 Public API (docs/api.md): ``verify_pages`` / ``Verification``, ``PageInput``, ``Keyring``, the
 ``Report`` and its vocabulary, the error hierarchy (``verifier.errors``), and, imported on first use
 so that ``import verifier`` loads no HTTP stack, the X API client and the audit
-(``XChatClient``, ``AuditOptions``, ``audit_conversation``, ``audit_conversation_async``).
+(``XChatClient``, ``AuditOptions``, ``audit_conversation``, ``audit_conversation_async``: import
+them by name; ``from verifier import *`` leaves them out).
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ __all__ = ["__version__", "verify_pages", "Verification", "PageInput", "Keyring"
            "SigStatus", "ChainStatus", "Severity", "Verdict", "Limits", "canonical_conversation",
            "XChatVerifyError", "UsageError", "ConfigError", "IdentityKeyError", "InputError", "KeyringError", "EvidenceError",
            "ManifestError", "LedgerError", "ClusterError", "ResumeRefused", "MalformedEvent",
-           "FetchError", "HTTPStatusError", "AuthError", "RateLimitError", "NetworkError",
-           *_LAZY]
+           "FetchError", "HTTPStatusError", "AuthError", "RateLimitError", "NetworkError"]
+# The lazy names stay out of ``__all__``: ``from verifier import *`` would import them, and with
+# them the HTTP stack (review 51). Import them by name: ``from verifier import XChatClient``.
 
 
 def __getattr__(name: str) -> Any:
@@ -56,3 +58,8 @@ def __getattr__(name: str) -> Any:
     value = getattr(import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    """The lazy names are listed too, without being imported."""
+    return sorted({*globals(), *_LAZY})
