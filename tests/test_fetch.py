@@ -368,3 +368,17 @@ def test_a_token_with_surrounding_whitespace_is_stripped_and_one_with_controls_r
         with pytest.raises(UsageError) as caught:
             XChatClient(bad, api.url)
         assert token[:5] not in str(caught.value)
+
+
+def test_a_page_walk_is_iterated_once(api):
+    """Review 51: iterating a finished PageWalk again fetched its last page again."""
+    from verifier.errors import UsageError
+
+    with client(api) as c:
+        walk = c.iter_conversation_events(DIRECT, max_results=7)
+        pages = list(walk)
+        assert len(pages) == 9 and walk.stopped is None
+        connections = api.state.connections
+        with pytest.raises(UsageError, match="iterated once"):
+            list(walk)
+        assert api.state.connections == connections and walk.stopped is None

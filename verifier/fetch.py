@@ -321,8 +321,18 @@ class PageWalk:
         self.stopped: str | None = None
         self.last_head: PageHead | None = None
         self.budget = Budget(limits)
+        self.started = False
 
     def __iter__(self) -> Iterator[tuple[FetchedBody, str | None]]:
+        """The walk, once: a second iteration raises ``UsageError`` (review 51: it fetched the last
+        page again, and went on from there with the first pass's budget)."""
+        if self.started:
+            raise UsageError("a PageWalk is iterated once; to go on, call iter_conversation_events again "
+                             "with pagination_token= and seen_tokens=walk.seen")
+        self.started = True
+        return self._pages()
+
+    def _pages(self) -> Iterator[tuple[FetchedBody, str | None]]:
         fields: str | None = EVENT_FIELDS
         legacy = False
         number = self.first_page - 1
