@@ -518,3 +518,29 @@ def test_debug_traceback_of_an_exception_group_keeps_every_message_on_its_line(m
     lines = capsys.readouterr().err.splitlines()
     assert not any(line.lstrip(" |").startswith("verdict") for line in lines), lines
     assert any(line.endswith("OSError: k\\x0averdict: PASS") for line in lines)
+
+
+def test_docs_list_every_code_every_audit_option_and_load_identity_keys_signature():
+    """Review 51: formats.md's tables lacked four codes (``unused_conversation_key``, ``api_error``,
+    ...), cli.md's audit synopsis lacked ``--workers``, api.md gave ``load_identity_key`` another
+    signature."""
+    import inspect
+    import re
+
+    from verifier.model import Code
+    from verifier.participant import load_identity_key
+
+    formats = (REPO / "docs" / "formats.md").read_text()
+    tabled = {name for row in re.findall(r"^\| ([^|]+) \|", formats, re.M) for name in re.findall(r"`(\w+)`", row)}
+    assert sorted(c.value for c in Code if c.value not in tabled) == []
+    cli = (REPO / "docs" / "cli.md").read_text()
+    synopsis = cli.split("## audit", 1)[1].split("```", 2)[1]
+    from test_hostile_text import run_main
+
+    _code, usage, _err = run_main(["audit", "--help"])
+    options = set(re.findall(r"\[(--[a-z-]+)", usage)) - {"--help"}
+    assert sorted(o for o in options if o not in synopsis) == []
+    api = (REPO / "docs" / "api.md").read_text()
+    params = ", ".join(f"{p.name}={p.default}" if p.default is not p.empty else p.name
+                       for p in inspect.signature(load_identity_key).parameters.values())
+    assert f"`load_identity_key({params})" in api
