@@ -587,3 +587,102 @@ def test_a_quote_of_a_message_the_viewer_cannot_open_says_it_is_not_checked(user
     # review 48: system entries' neutral border came later in the CSS and won over bad and warn
     from verifier.participant.transcript import _TRANSCRIPT_CSS as css
     assert css.index(".tx>li.sys{") < css.index(".tx>li.bad{") < css.index(".tx>li.warn{")
+
+
+# Review 56: what the server alone writes (unsigned times, sequence ids, list splits, whole unsigned
+# events, a v6+ key change's recipients) showed in the transcript as part of proven (✅) entries.
+def _rewritten(event, edit) -> None:
+    """A server's rewrite of an SDK-made event's unsigned fields (its signature still verifies)."""
+    from verifier.testing.forge import encode_event
+    from verifier.wire import decode_event_bytes
+    decoded = decode_event_bytes(event.raw)
+    edit(decoded)
+    event.raw = encode_event(decoded)
+
+
+def _transcript(history: History, me: SdkUser, *everyone: SdkUser, fmt: str = "markdown") -> tuple[object, str]:
+    from verifier.participant.transcript import build_transcript, render_transcript
+    report, participant = audit(history, me, *everyone)
+    return report, render_transcript(build_transcript(report, participant), fmt)
+
+
+def test_a_server_written_time_or_sequence_id_is_not_shown_in_a_proven_line(users):
+    A, B = users["A"], users["B"]
+    h = History("1111:2222")
+    h.key_change(A, [A, B])
+    timed, later = h.text(A, "ok"), h.text(B, "next")
+    sentence = "2026-07-23, quoting 2222: “I owe 1111 USD 5000”"
+    _rewritten(timed, lambda e: setattr(e, "created_at_msec", sentence))
+    odd_id = later.sequence_id + ": 2222 said “I owe you”"
+    _rewritten(later, lambda e: setattr(e, "sequence_id", odd_id))
+    later.sequence_id = odd_id
+    report, markdown = _transcript(h, A, A, B)
+    _report, html = _transcript(h, A, A, B, fmt="html")
+    for text in (markdown, html):
+        assert "I owe" not in text and "quoting 2222" not in text
+        assert "time not a millisecond count" in text and "not a decimal sequence id" in text
+    lines = [line for line in markdown.splitlines() if "not a millisecond count" in line or "not a decimal" in line]
+    assert len(lines) == 2 and all(line.startswith("- ⚠️ ") or line.startswith("- ❌ ") for line in lines)
+
+
+def test_a_re_cut_member_add_shows_only_the_ids_it_signed(users):
+    from verifier.participant.transcript import build_transcript, render_transcript
+    A, B, C, D = (users[n] for n in "ABCD")
+    h = History(GROUP)
+    h.actions("group create", A, A.chat.prepare_group_create([m.public_key() for m in (A, B, C)], GROUP,
+                                                             ["1111", "2222", "3333"], ["1111"], title="T"))
+    acts = h.actions("member add", A, A.chat.prepare_group_members_change(
+        [m.public_key() for m in (A, B, C, D)], GROUP, ["4444"], ["1111", "2222", "3333"], ["1111"], [],
+        current_title="T"))
+    from verifier.wire import decode_event_bytes
+    add = next(e for e in acts if decode_event_bytes(e.raw).kind == "GroupChangeEvent.GroupMemberAddChange")
+
+    def re_cut(event):
+        event.body["member_ids"], event.body["current_member_ids"] = ["4444", "1111", "2222"], ["3333"]
+    _rewritten(add, re_cut)
+    report, participant = audit(h, B, A, B, C, D)
+    assert report.verdict == "pass"  # the same signed bytes
+    transcript = build_transcript(report, participant)
+    entry = next(e for c in transcript.conversations for e in c.entries if e.detail.get("change") == "GroupMemberAddChange")
+    assert entry.detail["named_ids"] == ["4444", "1111", "2222", "3333", "1111"]
+    assert "member_ids" not in entry.detail and entry.detail["not_signed"]["member_ids"] == ["4444", "1111", "2222"]
+    markdown = render_transcript(transcript, "markdown")
+    line = next(line for line in markdown.splitlines() if "GroupMemberAddChange" in line)
+    assert "ids signed, list boundaries not signed: 4444, 1111, 2222, 3333, 1111" in line
+    assert "members: 4444, 1111, 2222" not in line
+
+
+def test_events_the_protocol_does_not_sign_are_not_marked_proven(users):
+    from sdk_conversation import Event
+
+    from verifier.testing.forge import encode_event
+    from verifier.wire import MessageEvent
+    A, B = users["A"], users["B"]
+    h = History("1111:2222")
+    h.key_change(A, [A, B])
+    h.text(A, "hello")
+    seq, prev = h._seq()
+    typing = MessageEvent(sequence_id=seq, previous_sequence_id=prev, message_id="srv-" + seq, sender_id="2222",
+                          conversation_id=h.conversation_id, created_at_msec="1784841009000",
+                          kind="MemberAccountDeleteEvent", body={"member_id": "1111"})
+    h.events.append(Event("unsigned", encode_event(typing), seq, "2222"))
+    report, markdown = _transcript(h, A, A, B)
+    line = next(line for line in markdown.splitlines() if "MemberAccountDeleteEvent" in line)
+    assert line.startswith("- ⚪ ") and "2222 \\(unsigned: the server's word\\)" in line
+    assert not any(line.startswith("- ✅") and "MemberAccountDelete" in line for line in markdown.splitlines())
+
+
+def test_a_v7_key_change_lists_its_recipients_as_not_signed(users):
+    import json
+    A, B = users["A"], users["B"]
+    h = History("1111:2222")
+    change = h.key_change(A, [A, B])
+    h.text(A, "hello")
+
+    def ghost(event):
+        entries = event.body["conversation_participant_keys"]
+        event.body["conversation_participant_keys"] = [*entries, {**entries[-1], "user_id": "9999"}]
+    _rewritten(change, ghost)
+    report, jsonl = _transcript(h, A, A, B, fmt="jsonl")
+    entry = next(json.loads(line) for line in jsonl.splitlines() if '"key_change"' in line)
+    assert "recipients" not in entry and sorted(entry["not_signed"]["recipients"]) == ["1111", "2222", "9999"]

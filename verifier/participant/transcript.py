@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import __version__
 from ..model import Report
-from ..payload import parse_signature_version
+from ..payload import CKEY_PLAINTEXT_SIGNATURE_VERSION, parse_signature_version
 from ..report.common import proof_line
 from ..report.html import esc, seq_key, when
 from ..report.html_assets import CSS
@@ -131,8 +131,12 @@ def _entry(event: Any, record: Any, participant: Participant) -> Entry:
         outcome = participant.key_changes.get(event.index)
         entry.detail = {"conversation_key_version": body.get("conversation_key_version"),
                         "your_key": "opened" if outcome is not None and outcome.key is not None else
-                        "did not open" if outcome is not None and outcome.mine_failed else "not addressed to you",
-                        "recipients": [p.get("user_id") for p in body.get("conversation_participant_keys") or ()]}
+                        "did not open" if outcome is not None and outcome.mine_failed else "not addressed to you"}
+        recipients = [p.get("user_id") for p in body.get("conversation_participant_keys") or ()]
+        if _signature_version(record) >= CKEY_PLAINTEXT_SIGNATURE_VERSION:  # from v6 the list is not signed
+            entry.detail["not_signed"] = {"recipients": recipients}  # (review 56: a ghost showed as proven)
+        else:
+            entry.detail["recipients"] = recipients
     elif kind == "MessageDeleteEvent":
         entry.type = "delete"
         entry.detail = {"sequence_ids": list(body.get("sequence_ids") or ()),
@@ -143,8 +147,12 @@ def _entry(event: Any, record: Any, participant: Participant) -> Entry:
     elif kind and kind.startswith("GroupChangeEvent."):
         entry.type = "group_change"
         shown = {k: v for k, v in body.items() if k in _GROUP_FIELDS}
-        unsigned = _not_signed(kind, record)
+        lists = _split_lists(kind, record)  # the ids the signature covers; how they split is the server's
+        shown.update({name: list(body.get(name) or ()) for name in lists})
+        unsigned = _not_signed(kind, record) | frozenset(lists)
         entry.detail = {"change": kind.partition(".")[2], **{k: v for k, v in shown.items() if k not in unsigned}}
+        if lists:
+            entry.detail["named_ids"] = [i for name in lists for i in body.get(name) or ()]
         if unsigned & shown.keys():
             entry.detail["not_signed"] = {k: v for k, v in shown.items() if k in unsigned}
     else:
@@ -156,6 +164,25 @@ def _entry(event: Any, record: Any, participant: Participant) -> Entry:
 _GROUP_FIELDS = ("member_ids", "current_member_ids", "admin_ids", "title", "custom_title", "conversation_key_version")
 
 
+def _signature_version(record: Any) -> int:
+    signature = record.event.signature if record is not None and record.event is not None else None
+    return parse_signature_version(signature.signature_version if signature is not None else None)[0]
+
+
+def _split_lists(kind: str, record: Any) -> tuple[str, ...]:
+    """A change's id lists whose boundaries its signature does not bind (protocol.md §3.1: lists are
+    spliced in with no count or delimiter, and a create's list ends where an unsigned version says):
+    a member add's new, current, admin (and at versions 3 to 6 pending) ids, a create's members.
+    Review 56: a server's re-cut of an add (new members 4444, 1111, 2222; current 3333) showed as
+    proven; the membership replay knew better."""
+    if kind == "GroupChangeEvent.GroupMemberAddChange":
+        pending = ("current_pending_member_ids",) if 3 <= _signature_version(record) <= 6 else ()
+        return ("member_ids", "current_member_ids", "current_admin_ids", *pending)
+    if kind == "GroupChangeEvent.GroupCreate":
+        return ("member_ids",)
+    return ()
+
+
 def _not_signed(kind: str, record: Any) -> frozenset[str]:
     """The fields of ``_GROUP_FIELDS`` a group change's signature does not cover (docs/protocol.md
     §5): a GroupCreate never signs its admins, nor its title below version 4. Shown apart, so the
@@ -163,9 +190,7 @@ def _not_signed(kind: str, record: Any) -> frozenset[str]:
     rewritten title and admins showed as signed)."""
     if kind != "GroupChangeEvent.GroupCreate":
         return frozenset()
-    signature = record.event.signature if record is not None and record.event is not None else None
-    version, _note = parse_signature_version(signature.signature_version if signature is not None else None)
-    return frozenset({"admin_ids"} if version >= 4 else {"admin_ids", "title"})
+    return frozenset({"admin_ids"} if _signature_version(record) >= 4 else {"admin_ids", "title"})
 
 
 def _message(entry: Entry, opened: Any) -> None:
@@ -241,6 +266,8 @@ def _summary(entry: Entry) -> str:
         return f"conversation key changed to version {d.get('conversation_key_version')} ({d.get('your_key')})"
     if entry.type == "group_change":
         parts = [d.get("change", "")]
+        if d.get("named_ids") is not None:
+            parts.append(f"ids signed, list boundaries not signed: {', '.join(d['named_ids'])}")
         for name in ("member_ids", "current_member_ids", "admin_ids"):
             if d.get(name):
                 parts.append(f"{name.replace('_ids', 's').replace('_', ' ')}: {', '.join(d[name])}")
@@ -269,12 +296,53 @@ def _ok(proof: dict[str, Any]) -> bool:
         f["severity"] == "error" for f in proof["findings"])
 
 
-def _mark(proof: dict[str, Any]) -> str:
+UNSIGNED_MARK = "⚪"
+
+
+def _mark(proof: dict[str, Any], entry: Entry | None = None) -> str:
     """❌ an error; ⚠️ proven but with a warning (a quote not checked, a target older than the window:
-    review 45, a ✅ read as checked); ✅ proven and nothing to say."""
+    review 45, a ✅ read as checked), or an entry whose unsigned time or sequence id cannot be shown
+    as given (review 56); ⚪ an event the protocol does not sign (its sender and content are the
+    server's word: review 56, shown ✅); ✅ proven and nothing to say."""
     if not _ok(proof):
         return "❌"
-    return "⚠️" if any(f["severity"] == "warning" for f in proof["findings"]) else "✅"
+    if proof["signature"] == "not_signed":
+        return UNSIGNED_MARK
+    if any(f["severity"] == "warning" for f in proof["findings"]) or (entry is not None and not _plain(entry)):
+        return "⚠️"
+    return "✅"
+
+
+def _plain(entry: Entry) -> bool:
+    """Whether the entry's unsigned time and sequence id are what they should be, and shown as given."""
+    return _shown_time(entry.created_at_msec) == (when(entry.created_at_msec) or "") and \
+        _shown_seq(entry.sequence_id) == (entry.sequence_id or "?")
+
+
+def _shown_time(msec: str | None) -> str:
+    """An entry's time as people read it, only from a millisecond count: the time is not signed, and a
+    server wrote a sentence there that read as part of a ✅ line (review 56)."""
+    if not msec:
+        return ""
+    if len(msec) <= 16 and msec.isascii() and msec.isdigit():
+        return when(msec) or ""
+    return "(time not a millisecond count)"
+
+
+def _shown_seq(sequence_id: str | None) -> str:
+    """A sequence id as shown, only when decimal: it is not signed either (review 56: one that was a
+    sentence, "…: 2222 said “I owe you”", read as a quote in a ✅ line)."""
+    if not sequence_id:
+        return "?"
+    if len(sequence_id) <= 20 and sequence_id.isascii() and sequence_id.isdigit():
+        return sequence_id
+    return "(not a decimal sequence id)"
+
+
+def _who(entry: Entry) -> str:
+    """The sender as shown: an unsigned event's sender is only what the server says."""
+    sender = entry.sender_id or "?"
+    return f"{sender} (unsigned: the server's word)" if entry.proof.get("signature") == "not_signed" else sender
 
 
 def _markdown(t: Transcript) -> str:
@@ -286,9 +354,9 @@ def _markdown(t: Transcript) -> str:
     for conv in t.conversations:
         out += [f"## Conversation {md(conv.conversation_id)}: {conv.verdict.upper()}", ""]
         for entry in conv.entries:
-            mark = _mark(entry.proof)
-            head = f"- {mark} {md(when(entry.created_at_msec) or '')} **{md(entry.sender_id or '?')}** " \
-                   f"\\#{md(entry.sequence_id or '?')} {md(entry.type)}: {md(_summary(entry))}"
+            mark = _mark(entry.proof, entry)
+            head = f"- {mark} {md(_shown_time(entry.created_at_msec))} **{md(_who(entry))}** " \
+                   f"\\#{md(_shown_seq(entry.sequence_id))} {md(entry.type)}: {md(_summary(entry))}"
             if entry.detail.get("reply_to"):
                 quoted = entry.detail["reply_to"]
                 head += f" (replying to \\#{md(quoted.get('sequence_id') or '?')}: " \
@@ -296,15 +364,15 @@ def _markdown(t: Transcript) -> str:
             out.append(head)
             out.append(f"  - proof: {md(_proof_text(entry.proof))}")
             for edit in entry.edits:
-                out.append(f"  - edited by **{md(edit.sender_id or '?')}** \\#{md(edit.sequence_id or '?')}: "
+                out.append(f"  - edited by **{md(edit.sender_id or '?')}** \\#{md(_shown_seq(edit.sequence_id))}: "
                            f"{md(edit.text or '')} ({md(_proof_text(edit.proof))})")
             for reaction in entry.reactions:
                 verb = "reaction" if reaction.type == "reaction" else "reaction removed"
                 out.append(f"  - {verb} {md(reaction.detail.get('emoji') or '')} by **{md(reaction.sender_id or '?')}**"
-                           f" \\#{md(reaction.sequence_id or '?')} ({md(_proof_text(reaction.proof))})")
+                           f" \\#{md(_shown_seq(reaction.sequence_id))} ({md(_proof_text(reaction.proof))})")
             for delete in entry.deleted:
                 scope = "for everyone" if delete.detail.get("for_all") else "for themselves"
-                out.append(f"  - deleted {scope} by **{md(delete.sender_id or '?')}** \\#{md(delete.sequence_id or '?')}")
+                out.append(f"  - deleted {scope} by **{md(delete.sender_id or '?')}** \\#{md(_shown_seq(delete.sequence_id))}")
         out.append("")
     out.append(f"xchat-verify {md(__version__)}, {md(SCHEMA)}")
     return "\n".join(out) + "\n"
@@ -354,10 +422,10 @@ def _html(t: Transcript) -> str:
 
 def _html_entry(entry: Entry) -> str:
     system = entry.type not in ("message", "reply")
-    classes = ("sys " if system else "") + {"❌": "bad", "⚠️": "warn"}.get(_mark(entry.proof), "")  # as markdown marks it
+    classes = ("sys " if system else "") + {"❌": "bad", "⚠️": "warn"}.get(_mark(entry.proof, entry), "")  # as markdown
     text_class = "text deleted" if entry.deleted else "text"
-    out = [f'<li class="{classes.strip()}"><div><span class="who">{esc(entry.sender_id or "?")}</span> '
-           f'<span class="muted small">#{esc(entry.sequence_id or "?")} · {esc(when(entry.created_at_msec) or "")}'
+    out = [f'<li class="{classes.strip()}"><div><span class="who">{esc(_who(entry))}</span> '
+           f'<span class="muted small">#{esc(_shown_seq(entry.sequence_id))} · {esc(_shown_time(entry.created_at_msec))}'
            f" · {esc(entry.type)}</span></div>"]
     reply = entry.detail.get("reply_to")
     if reply:
@@ -367,17 +435,17 @@ def _html_entry(entry: Entry) -> str:
     out.append(f'<div class="proof">{esc(_proof_text(entry.proof))}</div>')
     items = []
     for edit in entry.edits:
-        items.append(f"<li>edited by {esc(edit.sender_id or '?')} #{esc(edit.sequence_id or '?')}: "
+        items.append(f"<li>edited by {esc(edit.sender_id or '?')} #{esc(_shown_seq(edit.sequence_id))}: "
                      f"<span class=\"text\">{esc(edit.text or '')}</span> "
                      f"<span class=\"proof\">{esc(_proof_text(edit.proof))}</span></li>")
     for reaction in entry.reactions:
         verb = "reaction" if reaction.type == "reaction" else "reaction removed"
         items.append(f"<li>{verb} {esc(reaction.detail.get('emoji') or '')} by {esc(reaction.sender_id or '?')} "
-                     f"#{esc(reaction.sequence_id or '?')} <span class=\"proof\">{esc(_proof_text(reaction.proof))}"
+                     f"#{esc(_shown_seq(reaction.sequence_id))} <span class=\"proof\">{esc(_proof_text(reaction.proof))}"
                      "</span></li>")
     for delete in entry.deleted:
         scope = "for everyone" if delete.detail.get("for_all") else "for themselves"
-        items.append(f"<li>deleted {scope} by {esc(delete.sender_id or '?')} #{esc(delete.sequence_id or '?')} "
+        items.append(f"<li>deleted {scope} by {esc(delete.sender_id or '?')} #{esc(_shown_seq(delete.sequence_id))} "
                      f"<span class=\"proof\">{esc(_proof_text(delete.proof))}</span></li>")
     if items:
         out.append('<ul class="att">' + "".join(items) + "</ul>")
