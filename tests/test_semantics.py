@@ -627,3 +627,36 @@ def test_events_that_name_their_conversation_and_creates_are_not_flagged_as_unbo
     report = verify(page(typing, message(2, BOB, 1), create), ring=RING, expected_conversation_id=GROUP)
     assert not any(unbound(report, index) for index in range(3))
     assert report.verdict == "pass"
+
+
+# Review 57: a directory keeps old key versions for old events, so new events signed with a retired
+# (or stolen) key verified, and nothing noticed the sender moving back to an old key.
+ALICE_ROTATED = Identity.from_seed("1111", "2", "alice-rotated")
+
+
+def test_an_event_signed_with_an_older_key_than_its_sender_used_before_fails():
+    history = [ev(seq=1), ev(seq=2, prev=1, sender=ALICE_ROTATED), ev(seq=3, prev=2, sender=BOB),
+               ev(seq=4, prev=3)]
+    report = verify(page(*reversed(history)), ring=keyring(ALICE, ALICE_ROTATED, BOB))
+    assert sig_statuses(report) == ["valid"] * 4 and report.verdict == "fail"
+    assert findings(report, 0) == [("signing_key_regressed", "error")]
+    message = next(f.message for e in events_of(report) if e.index == 0 for f in e.findings)
+    assert "key version '1' after '1111' signed with the newer version '2'" in message
+    assert not any(findings(report, index) for index in (1, 2, 3))
+
+
+@pytest.mark.parametrize("history", [
+    pytest.param(lambda: [ev(seq=1), ev(seq=2, prev=1, sender=ALICE_ROTATED), ev(seq=3, prev=2, sender=ALICE_ROTATED)],
+                 id="a-rotation"),
+    pytest.param(lambda: [ev(seq=1), ev(seq=2, prev=1, sender=BOB), ev(seq=3, prev=2)], id="one-version"),
+])
+def test_a_rotation_forward_is_not_a_regression(history):
+    report = verify(page(*reversed(history())), ring=keyring(ALICE, ALICE_ROTATED, BOB))
+    assert report.verdict == "pass"
+
+
+def test_signing_key_regressions_orders_by_sequence_id_and_skips_what_has_no_order():
+    from verifier.semantics import signing_key_regressions
+    events = [(0, "30", "a", "5"), (1, "10", "a", "7"), (2, "20", "a", "7"), (3, "40", "a", "x"),
+              (4, "x", "a", "1"), (5, "50", "b", "1"), (6, "60", "a", "0007"), (7, "70", "a", "6")]
+    assert [row for row, _message in signing_key_regressions(events)] == [0, 7]

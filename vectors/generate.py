@@ -34,7 +34,7 @@ SCHEMA = "xchat-verify/vector/v1"
 # (verifier.vectors.suite_digest: cases and schemas), is in verifier.vectors.RELEASES, so that the
 # installed runner can tell a released suite from another. Any change to a case or a schema changes
 # the digest: add a new version there, never edit a released one (tests/test_vectors.py enforces it).
-SUITE_VERSION = "2026.12.8"
+SUITE_VERSION = "2026.12.9"
 CONV = "1111:2222"
 GROUP = "g100"
 ALICE = Identity.from_seed("1111", "1700000000001", "vectors-alice")
@@ -50,7 +50,7 @@ ERROR_SIG = {"invalid", "unsupported_version", "unknown_key", "key_binding_inval
              "unverifiable", "malformed"}
 ERROR_CHAIN = {"gap", "fork", "conflict", "cycle"}
 ERROR_FINDINGS = {"envelope_mismatch", "key_conflict", "conversation_mismatch", "replay", "meta_not_key_change",
-                  "trailing_bytes", "shadowed_detail", "target_after_event", "non_member_sender"}
+                  "trailing_bytes", "shadowed_detail", "target_after_event", "non_member_sender", "signing_key_regressed"}
 # target_missing is a warning before the fetched range and an error inside it: cases say which (ev(error=True))
 WARNING_FINDINGS = {"untrusted", "embedded_key_used", "unknown_event_type", "target_missing"}
 # Findings about a whole history (run or conversation) and the option that turns each into information.
@@ -365,6 +365,11 @@ def keys(s: Suite) -> None:
     rotated = [event(2, prev=1, sender=ALICE_NEW), event(1)]
     s.case("keys/rotation", "two versions of one user's key in one history", [page(*rotated)],
            [ev("valid", "linked"), ev("valid")], ring=keyring(ALICE, ALICE_NEW))
+    # review 57: the directory keeps the old version for old events; a new event signed with it is suspect
+    s.case("keys/old-key-after-rotation", "after signing with a newer key version, the sender signs with the old "
+           "one again", [page(event(3, prev=2), event(2, prev=1, sender=ALICE_NEW), event(1))],
+           [ev("valid", "linked", "signing_key_regressed"), ev("valid", "linked"), ev("valid")],
+           ring=keyring(ALICE, ALICE_NEW))
     s.case("keys/unknown-version", "the signer's key version is not in the keyring",
            [page(event(1, sender=ALICE_NEW))], [ev("unknown_key")], ring=keyring(ALICE))
     s.case("keys/embedded-key-substitution", "a forger embeds their own key under the victim's id and version",

@@ -82,7 +82,7 @@ from .model import (
 from .pages import DecodedPage, RawEntry, decode_page
 from .payload import must_be_signed
 from .sanitize import encodable
-from .semantics import one_to_one_members, shown, unbound_conversation
+from .semantics import one_to_one_members, shown, signing_key_regressions, unbound_conversation
 from .signature import Job, check, prepare
 from .signers import KeySlot, carrier_conflicts, embedded_keys, slots_of
 from .views import EventList, Record, Records
@@ -973,6 +973,7 @@ class _Run:
         reviewed = [pair for reviewer in self.reviewers for pair in reviewer.review(records, self.keyring)]
         for code, members in groups.items():
             self._one_to_one_senders(self.conversation.value_of(code), members)
+            self._signing_key_regressions(members)
         if len(self.chain_codes) != self.count:
             self.chain_codes = bytearray(self.count)
         return {self.conversation.value_of(code): self._conversation(self.conversation.value_of(code), members, lazy)
@@ -999,6 +1000,21 @@ class _Run:
             if sender_codes[at] in foreign and kind_codes[at] in judged:
                 self.add(at, _REVIEWED, Code.NON_MEMBER_SENDER, f"sender {shown(self.sender[at])} is not one of the "
                                                                f"two users of this 1:1 conversation ({users})")
+
+    def _signing_key_regressions(self, rows: array[int]) -> None:
+        """``semantics.signing_key_regressions`` of one conversation's proven signatures. Read from
+        the columns: a conversation whose senders each signed at one version (the usual) costs one
+        pass that builds a set."""
+        senders, versions = self.sender.codes(), self.key_version.codes()
+        pairs = set(zip(map(senders.__getitem__, rows), map(versions.__getitem__, rows)))
+        several = {sender for sender, count in Counter(sender for sender, _version in pairs).items() if count > 1}
+        if not several:
+            return
+        checks, sig_codes = self.check_objects, self.sig_codes
+        proven = [(at, self.seq[at], self.sender[at], self.key_version[at]) for at in rows
+                  if senders[at] in several and checks[sig_codes[at] - 1].status == SigStatus.VALID]
+        for at, message in signing_key_regressions(proven):
+            self.add(at, _REVIEWED, Code.SIGNING_KEY_REGRESSED, message)
 
     def used_key_versions(self) -> set[Any]:
         """The conversation key versions the key changes of this run use."""

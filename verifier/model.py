@@ -74,6 +74,7 @@ class Code(StrEnum):
     TARGET_MISSING = "target_missing"
     TARGET_AFTER_EVENT = "target_after_event"
     NON_MEMBER_SENDER = "non_member_sender"
+    SIGNING_KEY_REGRESSED = "signing_key_regressed"
     REPEATED_GROUP_CREATE = "repeated_group_create"
     REPLY_PREVIEW_MISMATCH = "reply_preview_mismatch"
     EDIT_BY_NON_AUTHOR = "edit_by_non_author"
@@ -180,6 +181,9 @@ VOCABULARY: dict[str, tuple[Severity | None, str]] = {
                                  "in a 1:1 conversation, anyone but the two users its id names; in a group, anyone "
                                  "not a member at that point, by replaying the proven group changes (create, add, "
                                  "remove, leave) in chain order."),
+    Code.SIGNING_KEY_REGRESSED: (_E, "Signed with an older signing-key version than its sender used earlier in the "
+                                     "history: after a rotation, an old key is in use again (a retired or stolen "
+                                     "key, or a device that missed the rotation)."),
     Code.REPEATED_GROUP_CREATE: (_E, "A GroupCreate in a group whose earlier proven changes already made it. A "
                                      "GroupCreate's signature does not bind the conversation id, so a member's "
                                      "creation of another group can be replayed into this one: it changes no "

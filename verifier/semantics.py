@@ -463,6 +463,28 @@ def unbound_conversation(kind: str | None, conversation: str | None, expected: s
             f"{shown(expected)}, so it may have been signed in another conversation")
 
 
+def signing_key_regressions(events: Iterable[tuple[int, str | None, str | None, str | None]]) -> list[tuple[int, str]]:
+    """(row, message) for each proven signature made with an older signing-key version than its
+    sender's signature on an earlier event (by sequence id). ``events``: (row, sequence id, sender,
+    key version) of the proven signatures of one conversation. Why: a directory keeps old versions
+    for old events, so an event signed at a retired version verifies, and nothing else noticed a
+    sender moving back to an old key (review 57: new events signed with a superseded key passed,
+    with a ledger too). Decimal sequence ids and versions only (the versions are millisecond
+    stamps; anything else has no order to trust)."""
+    ordered = sorted((int(seq), row, sender or "", version) for row, seq, sender, version in events
+                     if seq and is_decimal(seq) and version and version.isascii() and version.isdigit())
+    newest: dict[str, tuple[int, str, int]] = {}  # sender -> (version number, version as given, position)
+    out = []
+    for position, row, sender, version in ordered:
+        number, best = int(version), newest.get(sender)
+        if best is not None and number < best[0]:
+            out.append((row, f"signed with key version {shown(version)} after {shown(sender)} signed with the "
+                             f"newer version {shown(best[1])} (sequence id {best[2]}): an old signing key in use again"))
+        elif best is None or number > best[0]:
+            newest[sender] = (number, version, position)
+    return out
+
+
 def one_to_one_members(conversation: str) -> set[str] | None:
     """The two participants of a 1:1 conversation (canonical ``A:B``), else None."""
     a, found, b = conversation.partition(":")
