@@ -660,3 +660,5 @@ def test_signing_key_regressions_orders_by_sequence_id_and_skips_what_has_no_ord
     events = [(0, "30", "a", "5"), (1, "10", "a", "7"), (2, "20", "a", "7"), (3, "40", "a", "x"),
               (4, "x", "a", "1"), (5, "50", "b", "1"), (6, "60", "a", "0007"), (7, "70", "a", "6")]
     assert [row for row, _message in signing_key_regressions(events)] == [0, 7]
+    huge = "9" * 5000  # past int()'s 4,300 digits: skipped, not a crash (structural fuzzing found it)
+    assert signing_key_regressions([(0, "1", "a", huge), (1, huge, "a", "1"), (2, "3", "a", "2")]) == []

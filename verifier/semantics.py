@@ -472,7 +472,7 @@ def signing_key_regressions(events: Iterable[tuple[int, str | None, str | None, 
     with a ledger too). Decimal sequence ids and versions only (the versions are millisecond
     stamps; anything else has no order to trust)."""
     ordered = sorted((int(seq), row, sender or "", version) for row, seq, sender, version in events
-                     if seq and is_decimal(seq) and version and version.isascii() and version.isdigit())
+                     if seq is not None and version is not None and _short_decimal(seq) and _short_decimal(version))
     newest: dict[str, tuple[int, str, int]] = {}  # sender -> (version number, version as given, position)
     out = []
     for position, row, sender, version in ordered:
@@ -483,6 +483,12 @@ def signing_key_regressions(events: Iterable[tuple[int, str | None, str | None, 
         elif best is None or number > best[0]:
             newest[sender] = (number, version, position)
     return out
+
+
+def _short_decimal(text: str) -> bool:
+    """ASCII digits that fit a 64-bit integer's width (a 5,000-digit "version" is no stamp, and
+    ``int`` refuses texts past 4,300 digits: fuzzing found it)."""
+    return 0 < len(text) <= 20 and text.isascii() and text.isdigit()
 
 
 def one_to_one_members(conversation: str) -> set[str] | None:
