@@ -214,9 +214,10 @@ class Auditor:
                 for cid, q in zip(conversation_ids, queues):
                     before = verification.event_count
                     events = self._consume(q, verification)
+                    served = verification.conversations_since(before)
                     record_conversation(verification, cid, self.expected_ids.get(cid), events,
-                                        self.incomplete.get(cid, []))
-                    self.errors += served_problems(cid, verification.conversations_since(before))
+                                        self.incomplete.get(cid, []), served)
+                    self.errors += served_problems(cid, served)
             except BaseException:
                 # Ctrl-C or a failure while consuming: let every fetcher finish the file it is
                 # writing and stop, so the evidence directory stays consistent for --resume.
@@ -485,16 +486,20 @@ def user_label(value: object) -> str:
 
 
 def record_conversation(verification: Verification, named: str, expected: str | None, events: int,
-                        reasons: Sequence[str] = ()) -> None:
+                        reasons: Sequence[str] = (), served: Sequence[str] = ()) -> None:
     """Report every audited conversation, even one without events (it then fails ``no_events``):
     under its canonical id when known, else, if it returned nothing, under the id as named; and
-    mark it incomplete for each reason it was not fetched to its end."""
+    mark it incomplete for each reason it was not fetched to its end. A walk without such reasons
+    ended the conversations its events were reported under (``served``): its empty oldest page may
+    name none of them itself."""
     if expected:
         verification.expect_conversation(expected)
     elif events == 0:
         verification.expect_conversation(named)
     for reason in reasons:
         verification.mark_incomplete(expected or named, reason)
+    if not reasons:
+        verification.credit_end(served)
 
 
 expect_conversation = record_conversation  # the name before incomplete reasons existed
@@ -672,8 +677,9 @@ def _replay_conversation(verification: Verification, conv: SavedConversation) ->
         walk.see(page.body, entry.url, number)
         verification.add_page(page)
     reasons = conv.incomplete or walk.reasons(conv.error)
-    record_conversation(verification, conv.named, conv.expected, verification.event_count - before, reasons)
-    return saved_conversation_errors(conv) + served_problems(conv.named, verification.conversations_since(before))
+    served = verification.conversations_since(before)
+    record_conversation(verification, conv.named, conv.expected, verification.event_count - before, reasons, served)
+    return saved_conversation_errors(conv) + served_problems(conv.named, served)
 
 
 def audit_conversation(conversation_id: str | Sequence[str], client: XChatClient,

@@ -323,6 +323,13 @@ class Verification:
         oldest page) and nothing marked them incomplete. A ledger judges the whole of their history."""
         return {cid for cid in self._run.ended if cid not in self._run.incomplete}
 
+    def credit_end(self, conversations: Iterable[str]) -> None:
+        """A caller walked one history to its oldest page (an audit's, or saved evidence's): it ended
+        each conversation its events were reported under. Why: that oldest page may be empty and name
+        no conversation (a bare user id whose metadata is unavailable), so ``load_page`` could not
+        credit it, and a ledger would not judge the events dropped from the start (review 57)."""
+        self._run.ended.update(conversations)
+
     def _finish(self, keyring: Keyring | None, lazy: bool) -> Report:
         self._run.keyring = keyring
         return self._run.execute(lazy)

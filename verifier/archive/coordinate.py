@@ -310,8 +310,9 @@ def _replay_evidence(run: _GroupRun, shell: Verification, facts: list[TaskFacts]
     errors: list[tuple[str, str]] = []
     for conv, walk, count, theirs in zip(saved.conversations, walks, events, served):
         reasons = conv.incomplete or walk.reasons(conv.error)
-        record_conversation(shell, conv.named, conv.expected, count, reasons)
+        record_conversation(shell, conv.named, conv.expected, count, reasons, list(theirs))
         errors += saved_conversation_errors(conv) + served_problems(conv.named, list(theirs))
+    run.ended |= shell.ended_conversations()  # walks whose empty oldest page named no conversation
     saved.file_errors += [e for fact in facts for e in fact.file_errors]  # the pages the workers read
     add_saved_errors(shell, saved, errors, keys_given=run.keys_given)
     saved.token_files += [name for fact in facts for name in fact.token_files]

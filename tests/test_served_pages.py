@@ -1,0 +1,163 @@
+"""A scripted hostile X API on 127.0.0.1 serving exactly the bodies each test needs (review 57):
+what the honest local server (``verifier.testing.server``) never sends, such as an empty oldest
+page after an unavailable metadata route, or ``errors`` as an object."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from helpers import run_cli
+
+from verifier.testing.forge import Identity, build_conversation, item_json
+
+TOKEN = "tok-scripted-5s7"
+ALICE = Identity.from_seed("1215441834412953600", "1765382634817", "served-a")
+BOB = Identity.from_seed("1843439638876491776", "1736723828667", "served-b")
+CID = f"{ALICE.user_id}:{BOB.user_id}"
+METADATA = (200, {"data": {"id": CID.replace(":", "-"), "type": "direct", "participant_ids": [ALICE.user_id, BOB.user_id]}})
+
+
+@dataclass
+class Script:
+    """What the server answers: events pages by index (token ``p<i>``), the metadata, the keys."""
+
+    pages: list[dict | bytes] = field(default_factory=list)
+    metadata: tuple[int, dict] = METADATA
+    page_of: Callable[[int], dict | bytes] | None = None  # computes page i instead of ``pages``
+    events_requests: int = 0
+
+    def events(self, index: int) -> dict | bytes:
+        self.events_requests += 1
+        return self.page_of(index) if self.page_of else self.pages[index]
+
+
+def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            parts = urlsplit(self.path)
+            token = parse_qs(parts.query).get("pagination_token", [None])[-1]
+            if re.fullmatch(r"/2/chat/conversations/[^/]+/events", parts.path):
+                return self.send(200, script.events(0 if token is None else int(token[1:])))
+            if re.fullmatch(r"/2/chat/conversations/[^/]+", parts.path):
+                return self.send(*script.metadata)
+            m = re.fullmatch(r"/2/users/([^/]+)/public_keys", parts.path)
+            if m:
+                rows = [i.keyring_row() for i in (ALICE, BOB) if i.user_id == m.group(1)]
+                return self.send(200, {"data": rows})
+            return self.send(404, {"title": "Not Found"})
+
+        def send(self, status: int, body: dict | bytes) -> None:
+            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+    return Handler
+
+
+@pytest.fixture()
+def served() -> Iterator[tuple[Script, str]]:
+    script = Script()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(script))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield script, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def pages_of(events: list, size: int) -> list[dict | bytes]:
+    """Newest-first pages of ``size`` events; token ``p<i>`` names page i."""
+    newest = list(reversed(events))
+    out: list[dict | bytes] = []
+    for i, start in enumerate(range(0, len(newest), size)):
+        chunk = newest[start:start + size]
+        more = start + size < len(newest)
+        meta: dict[str, Any] = {"result_count": len(chunk), "has_more": more}
+        if more:
+            meta["next_token"] = f"p{i + 1}"
+        out.append({"data": [item_json(f) for f in chunk], "meta": meta})
+    return out
+
+
+def with_empty_end(pages: list[dict | bytes]) -> list[dict | bytes]:
+    """The same pages, the last one given a token to one more page: empty, and the end."""
+    last = pages[-1]
+    assert isinstance(last, dict)
+    last["meta"].update(has_more=True, next_token=f"p{len(pages)}")
+    return [*pages, {"data": [], "meta": {"result_count": 0, "has_more": False}}]
+
+
+def cli(url: str, *args: object) -> tuple[int, dict, str]:
+    """``xchat-verify ARGS`` (an audit against ``url``); exit code, JSON report, stderr."""
+    extra = ["--base-url", url, "--quiet", "--backoff-base", "0.01", "--timeout", "5"] if args[0] == "audit" else []
+    proc = run_cli([args[0], *extra, *args[1:], "--format", "json"], env={"X_BEARER_TOKEN": TOKEN})
+    assert "Traceback" not in proc.stderr
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+def codes(report: dict) -> list[str]:
+    out = [f["code"] for f in report["findings"]]
+    for conv in report["conversations"]:
+        out += [f["code"] for f in conv["findings"]]
+        out += [f["code"] for e in conv["events"] for f in e["findings"]]
+    return out
+
+
+# ------------------------------------------------------------------ 1: a bare id, its walk ended on an empty page
+def _dropped_oldest(script: Script, url: str, metadata: tuple[int, dict], tmp_path: Path) -> tuple[dict, Path, Path]:
+    """Audit a bare id twice (honest, passing), then with its 3 oldest events dropped, the walk
+    ending on an empty page that names no conversation: that report, its evidence, a ledger of the
+    honest audits."""
+    script.metadata = metadata
+    conv = build_conversation(12, members=[ALICE, BOB], seed="served-1", realistic_crypto=False)
+    script.pages = with_empty_end(pages_of(conv.events, 5))
+    ledger, copy = tmp_path / "l.db", tmp_path / "copy.db"
+    for _ in range(2):  # the honest history, twice: passes, nothing vanished
+        code, report, err = cli(url, "audit", BOB.user_id, "--ledger", ledger)
+        assert code == 0 and "event_vanished" not in codes(report), (err, codes(report))
+    shutil.copy(ledger, copy)
+    script.pages = with_empty_end(pages_of(conv.events[3:], 5))
+    _, report, _ = cli(url, "audit", BOB.user_id, "--ledger", ledger, "--save", tmp_path / "ev")
+    return report, tmp_path / "ev", copy
+
+
+_METADATA = pytest.mark.parametrize("metadata", [(404, {"title": "Not Found"}), (200, {"data": []})],
+                                    ids=["404", "legacy"])
+
+
+@_METADATA
+def test_dropped_oldest_events_vanish_when_a_bare_id_walk_ends_on_an_empty_page(metadata, served, tmp_path: Path):
+    """The empty oldest page names no conversation (no metadata, no events): the walk's end is the
+    end of the conversation its events were reported under, so the ledger judges the whole history."""
+    report, evidence, ledger = _dropped_oldest(*served, metadata, tmp_path)
+    assert report["verdict"] == "fail" and codes(report).count("event_vanished") == 3, codes(report)
+    code, report, _ = cli(served[1], "verify", evidence, "--ledger", ledger)  # its evidence, the same
+    assert code == 1 and codes(report).count("event_vanished") == 3, codes(report)
+
+
+@pytest.mark.slow
+def test_archive_verify_of_that_evidence_catches_the_dropped_events_too(served, tmp_path: Path):
+    _, evidence, ledger = _dropped_oldest(*served, (404, {"title": "Not Found"}), tmp_path)
+    code, report, _ = cli(served[1], "archive", "verify", evidence, "--workers", "1", "--ledger", ledger)
+    assert code == 1 and codes(report).count("event_vanished") == 3, codes(report)
