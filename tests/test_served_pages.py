@@ -161,3 +161,51 @@ def test_archive_verify_of_that_evidence_catches_the_dropped_events_too(served, 
     _, evidence, ledger = _dropped_oldest(*served, (404, {"title": "Not Found"}), tmp_path)
     code, report, _ = cli(served[1], "archive", "verify", evidence, "--workers", "1", "--ledger", ledger)
     assert code == 1 and codes(report).count("event_vanished") == 3, codes(report)
+
+
+# ------------------------------------------------------------------ 2: errors that is not an array
+LEFT_OUT = {"type": "https://api.x.com/2/problems/resource-unavailable", "title": "Resource Unavailable",
+            "detail": "Some events of this page could not be returned."}
+FIELD_ONLY = {"type": "https://api.x.com/2/problems/field-hydration-failure", "title": "Field Hydration Failure",
+              "detail": "could not hydrate a field", "field": "is_trusted"}
+
+
+def _three_ways(url: str, tmp_path: Path) -> list[tuple[str, int, dict]]:
+    """``audit --save``, ``verify DIR`` and ``verify PAGE...`` (with the saved keys) of one history."""
+    evidence = tmp_path / "ev"
+    code, audited, _ = cli(url, "audit", CID, "--save", evidence)
+    out = [("audit", code, audited)]
+    out.append(("verify DIR", *cli(url, "verify", evidence)[:2]))
+    files = sorted(evidence.glob("conversations/*/page-*.json"))
+    out.append(("verify PAGE", *cli(url, "verify", *files, "--keys", evidence / "keyring.json")[:2]))
+    return out
+
+
+def _incomplete_messages(report: dict) -> str:
+    return " ".join(f["message"] for c in report["conversations"] for f in c["findings"] if f["code"] == "incomplete")
+
+
+@pytest.mark.parametrize("errors", [LEFT_OUT, "Some events of this page could not be returned."], ids=["object", "string"])
+def test_errors_that_is_not_an_array_saying_events_were_left_out_is_incomplete_on_every_path(errors, served, tmp_path):
+    """``paging`` read only an array: ``audit`` and ``verify DIR`` passed a page whose ``errors``
+    object said events were left out, while ``verify PAGE`` (the engine wraps it) said incomplete."""
+    script, url = served
+    conv = build_conversation(8, members=[ALICE, BOB], seed="served-2", realistic_crypto=False)
+    script.pages = pages_of(conv.events, 5)
+    last = script.pages[-1]
+    assert isinstance(last, dict)
+    del last["data"][-1]  # the oldest event left out, and said so
+    last["errors"] = errors
+    for how, code, report in _three_ways(url, tmp_path):
+        assert code == 1 and "incomplete" in codes(report), (how, codes(report))
+        assert "Some events of this page could not be returned." in _incomplete_messages(report), how
+
+
+def test_errors_object_about_a_field_only_passes_on_every_path(served, tmp_path):
+    script, url = served
+    conv = build_conversation(8, members=[ALICE, BOB], seed="served-2", realistic_crypto=False)
+    script.pages = pages_of(conv.events, 5)
+    assert isinstance(script.pages[-1], dict)
+    script.pages[-1]["errors"] = FIELD_ONLY
+    for how, code, report in _three_ways(url, tmp_path):
+        assert code == 0 and "incomplete" not in codes(report), (how, codes(report))
