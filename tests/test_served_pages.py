@@ -209,3 +209,30 @@ def test_errors_object_about_a_field_only_passes_on_every_path(served, tmp_path)
     script.pages[-1]["errors"] = FIELD_ONLY
     for how, code, report in _three_ways(url, tmp_path):
         assert code == 0 and "incomplete" not in codes(report), (how, codes(report))
+
+
+# ------------------------------------------------------------------ 3: repeats re-spelt with JSON escapes
+def _respelt(page: dict, n: int) -> bytes:
+    """``page`` with the n-th spelling of each ``encoded_event``: one character as a ``\\uXXXX`` escape."""
+    items = []
+    for item in page["data"]:
+        rest = {k: v for k, v in item.items() if k != "encoded_event"}
+        enc = item["encoded_event"]
+        at = 1 + n % (len(enc) - 2)
+        spelt = enc[:at] + "\\u%04x" % ord(enc[at]) + enc[at + 1:]
+        items.append(json.dumps(rest)[:-1] + f', "encoded_event": "{spelt}"}}')
+    meta = json.dumps({"result_count": len(items), "has_more": True, "next_token": f"p{n + 1}"})
+    return ('{"data": [' + ", ".join(items) + '], "meta": ' + meta + "}").encode()
+
+
+def test_events_repeated_under_other_json_escapes_are_not_new(served):
+    """``new_events`` hashed each ``encoded_event``'s JSON text: the same events re-spelt on every
+    page were new each time, and ``--max-empty-pages`` never ended an endless walk."""
+    script, url = served
+    conv = build_conversation(10, members=[ALICE, BOB], seed="served-3", realistic_crypto=False)
+    first = pages_of(conv.events, 10)[0]
+    assert isinstance(first, dict)
+    script.page_of = lambda n: _respelt(first, n)
+    code, report, _ = cli(url, "audit", CID, "--max-empty-pages", "3", "--max-pages", "50")
+    assert code == 1 and script.events_requests == 4, script.events_requests  # the first page, then 3 repeats
+    assert "3 pages in a row brought no new event" in _incomplete_messages(report)

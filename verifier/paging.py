@@ -91,13 +91,30 @@ def new_events(body: bytes, seen: set[bytes]) -> int:
         items = msgspec.json.decode(body, type=_Items).data
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return 0
+    escaped = b"\\" in body  # the usual page has no escape at all: its raw slices are its values
     fresh = 0
     for item in items:
-        digest = hashlib.blake2b(memoryview(item.encoded_event), digest_size=16).digest()
-        if len(item.encoded_event) and digest not in seen:
+        if not len(item.encoded_event):
+            continue
+        digest = _value_digest(item.encoded_event, escaped)
+        if digest not in seen:
             seen.add(digest)
             fresh += 1
     return fresh
+
+
+def _value_digest(raw: msgspec.Raw, escaped: bool) -> bytes:
+    """The digest of the JSON value ``raw`` stands for, not of its spelling: the same event under
+    other ``\\uXXXX`` escapes is a repeat (review 57: each page re-spelt defeated --max-empty-pages).
+    A string without a backslash is its own canonical form (JSON allows it no other spelling), so
+    only other slices are decoded and encoded again."""
+    view = memoryview(raw)
+    if view[:1].tobytes() != b'"' or (escaped and view.tobytes().find(b"\\") >= 0):
+        try:
+            view = memoryview(msgspec.json.encode(msgspec.json.decode(view)))
+        except (msgspec.DecodeError, RecursionError):
+            pass  # not one JSON value: the engine reports it; its spelling is all there is
+    return hashlib.blake2b(view, digest_size=16).digest()
 
 
 @lru_cache(maxsize=16)
