@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from helpers import run_cli
 
-from verifier.testing.forge import Identity, build_conversation, item_json
+from verifier.testing.forge import Identity, build_conversation, forge_event, item_json
 
 TOKEN = "tok-scripted-5s7"
 ALICE = Identity.from_seed("1215441834412953600", "1765382634817", "served-a")
@@ -111,8 +111,9 @@ def with_empty_end(pages: list[dict | bytes]) -> list[dict | bytes]:
 def cli(url: str, *args: object) -> tuple[int, dict, str]:
     """``xchat-verify ARGS`` (an audit against ``url``); exit code, JSON report, stderr."""
     extra = ["--base-url", url, "--quiet", "--backoff-base", "0.01", "--timeout", "5"] if args[0] == "audit" else []
-    proc = run_cli([args[0], *extra, *args[1:], "--format", "json"], env={"X_BEARER_TOKEN": TOKEN})
-    assert "Traceback" not in proc.stderr
+    env = {"X_BEARER_TOKEN": TOKEN} if args[0] == "audit" else {}  # offline runs never know the token
+    proc = run_cli([args[0], *extra, *args[1:], "--format", "json"], env=env)
+    assert "Traceback" not in proc.stderr and TOKEN not in proc.stdout + proc.stderr, args[0]
     return proc.returncode, json.loads(proc.stdout), proc.stderr
 
 
@@ -236,3 +237,30 @@ def test_events_repeated_under_other_json_escapes_are_not_new(served):
     code, report, _ = cli(url, "audit", CID, "--max-empty-pages", "3", "--max-pages", "50")
     assert code == 1 and script.events_requests == 4, script.events_requests  # the first page, then 3 repeats
     assert "3 pages in a row brought no new event" in _incomplete_messages(report)
+
+
+# ------------------------------------------------------------------ 4: the token inside encoded_event
+def test_a_token_inside_an_encoded_event_is_found_and_scrubbed_offline_too(served, tmp_path):
+    """The token as an event's unsigned ``created_at_msec``, inside the base64 Thrift only: the live
+    report scrubbed it, but the manifest recorded no ``token_at``, so ``verify DIR`` printed it and
+    neither warned ``evidence_contains_token``."""
+    script, url = served
+    conv = build_conversation(6, members=[ALICE, BOB], seed="served-4", realistic_crypto=False)
+    last = conv.events[-1].event
+    sender = ALICE if last.sender_id == ALICE.user_id else BOB
+    conv.events[-1] = forge_event(sender, last.kind, last.body, conversation_id=last.conversation_id,
+                                  sequence_id=last.sequence_id, previous_sequence_id=last.previous_sequence_id,
+                                  message_id=last.message_id, created_at_msec=TOKEN,
+                                  conversation_keys=conv.conversation_keys)
+    script.pages = pages_of(conv.events, 5)
+    for page in script.pages:
+        assert isinstance(page, dict)
+        for item in page["data"]:
+            item.pop("created_at_msec", None)  # the token is nowhere in the JSON text
+    assert all(TOKEN.encode() not in json.dumps(page).encode() for page in script.pages)
+    _, online, _ = cli(url, "audit", CID, "--save", tmp_path / "ev")
+    _, offline, _ = cli(url, "verify", tmp_path / "ev")
+    assert "evidence_contains_token" in codes(online)
+    assert offline == online
+    manifest = json.loads((tmp_path / "ev" / "manifest.json").read_text())
+    assert [loc[0] for c in manifest["conversations"] for page in c["pages"] for loc in page.get("token_at", [])] == ["b64"]

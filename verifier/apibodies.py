@@ -4,12 +4,16 @@ never raises, and reports malformed values as one-line problems. No HTTP here.""
 
 from __future__ import annotations
 
+import base64
+from functools import lru_cache
 from typing import Any
 
 import msgspec
 
+from .errors import MalformedEvent
 from .ids import PATH_ID, is_user_id
 from .paging import page_head
+from .wire import b64decode_strict
 
 MAX_MESSAGE = 300  # server text quoted in one error line
 
@@ -64,17 +68,25 @@ def next_token_of(body: bytes) -> str | None:
 
 
 def json_token_paths(body: bytes, token: str, limit: int = 100) -> list[list]:
-    """Locations of ``token`` in the decoded strings and keys of a JSON body (see ``token_offsets``)."""
+    """Locations of ``token`` in the decoded strings and keys of a JSON body (see ``token_offsets``),
+    and in the bytes a base64 string decodes to (``["b64", path, at, length]``, ``at`` counted in
+    those bytes): an ``encoded_event`` carries its Thrift strings there, and the report shows them."""
     try:
         data = msgspec.json.decode(body)
     except (msgspec.DecodeError, RecursionError):
         return []
+    needle = token.encode()
     found: list[list] = []
     stack: list[tuple[Any, list[int]]] = [(data, [])]
     while stack and len(found) < limit:
         value, path = stack.pop()
-        if isinstance(value, str) and token in value:
-            found.append(["json", path, value.find(token), len(token)])
+        if isinstance(value, str):
+            at = value.find(token)
+            decoded = decoded_base64(value, len(needle)) if at < 0 else None
+            if at >= 0:
+                found.append(["json", path, at, len(token)])
+            elif decoded is not None and needle in decoded:
+                found.append(["b64", path, decoded.find(needle), len(needle)])
         elif isinstance(value, list):
             stack += [(v, [*path, i]) for i, v in enumerate(value)]
         elif isinstance(value, dict):
@@ -85,8 +97,31 @@ def json_token_paths(body: bytes, token: str, limit: int = 100) -> list[list]:
     return found
 
 
+def decoded_base64(value: str, at_least: int = 1) -> bytes | None:
+    """The bytes ``value`` decodes to as the engine decodes ``encoded_event`` (standard alphabet,
+    canonical), or None; None too when too short to hold ``at_least`` bytes (ids, words)."""
+    if len(value) * 3 // 4 < at_least or not value.isascii():
+        return None
+    try:
+        return b64decode_strict(value)
+    except MalformedEvent:
+        return None
+
+
+@lru_cache(maxsize=4)
+def base64_forms(token: str) -> tuple[bytes, ...]:
+    """The base64 text any copy of ``token`` inside base64-encoded bytes shows, one per alignment
+    (the characters its own bits alone decide): a raw body holding none of them needs no decoding."""
+    raw = token.encode()
+    forms = []
+    for shift in range(3):
+        text = base64.b64encode(b"\0" * shift + raw)
+        forms.append(text[-(-8 * shift // 6):8 * (shift + len(raw)) // 6])
+    return tuple(forms)
+
+
 def token_at_path(body: bytes, location: list) -> str | None:
-    """The text a ``["json"|"json-key", path, at, length]`` location points at, or None."""
+    """The text a ``["json"|"json-key"|"b64", path, at, length]`` location points at, or None."""
     kind, path, at, length = location
     try:
         value: Any = msgspec.json.decode(body)
@@ -96,6 +131,9 @@ def token_at_path(body: bytes, location: list) -> str | None:
             value = list(value.keys())[path[-1]]
     except (msgspec.DecodeError, RecursionError, IndexError, TypeError, KeyError):
         return None
+    if kind == "b64":
+        decoded = decoded_base64(value) if isinstance(value, str) else None
+        return decoded[at:at + length].decode("utf-8", "replace") if decoded is not None else None
     return value[at:at + length] if isinstance(value, str) else None
 
 

@@ -23,7 +23,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 
 from ._version import __version__
-from .apibodies import MAX_MESSAGE, TOO_DEEP, _json_problem, _problem_text, json_token_paths
+from .apibodies import MAX_MESSAGE, TOO_DEEP, _json_problem, _problem_text, base64_forms, json_token_paths
 from .clock import Clock, utc_now_iso
 from .errors import FetchError, NetworkError, RateLimitError, UsageError, http_error
 from .ids import conversation_path_id, validate_user_id
@@ -138,15 +138,16 @@ class XChatClient:
         """Where the access token appears in a raw body (the body is evidence and is saved byte for
         byte; these locations let ``verify DIR`` scrub its report too): ``[offset, length]`` for each
         literal occurrence, else, for a token hidden behind JSON escapes, ``["json", path, at,
-        length]`` (``"json-key"`` for an object key), ``path`` holding indices only, never text."""
+        length]`` (``"json-key"`` for an object key; ``"b64"`` inside the bytes a base64 string such as
+        ``encoded_event`` decodes to), ``path`` holding indices only, never text."""
         needle = self._token.encode()
         out: list[list[Any]] = []
         at = body.find(needle)
         while at >= 0 and len(out) < 100:
             out.append([at, len(needle)])
             at = body.find(needle, at + len(needle))
-        if not out and b"\\" in body:
-            out = json_token_paths(body, self._token)
+        if not out and (b"\\" in body or any(form in body for form in base64_forms(self._token))):
+            out = json_token_paths(body, self._token)  # behind JSON escapes, or inside base64 (an event)
         return out
 
     def __enter__(self) -> "XChatClient":

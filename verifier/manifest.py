@@ -313,7 +313,7 @@ def _token_location(location: TokenLocation) -> bool:
         return isinstance(v, int) and not isinstance(v, bool) and v >= 0
     if len(location) == 2:
         return count(location[0]) and count(location[1]) and location[1] > 0
-    return bool(len(location) == 4 and location[0] in ("json", "json-key")
+    return bool(len(location) == 4 and location[0] in ("json", "json-key", "b64")
                 and isinstance(location[1], list) and all(count(i) for i in location[1])
                 and (location[0] == "json" or location[1]) and count(location[2]) and count(location[3])
                 and location[3] > 0)
