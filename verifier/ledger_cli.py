@@ -287,6 +287,7 @@ def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
+DEFAULT_TOLERANCE = 300.0  # verifier.ledger.transcript.DEFAULT_TOLERANCE (not imported at start-up)
 MAX_CHECKPOINT_BYTES = 1024 * 1024  # 513 marks are about 60 KB
 
 
@@ -375,6 +376,9 @@ def cmd_ledger_compare(args: argparse.Namespace) -> int:
     notes: list[str] = []
     ranges: list[dict] = []
     unfinished: list[str] = []
+    stale: list[dict] = []
+    if not 0 <= args.tolerance < float("inf"):  # NaN fails too
+        raise UsageError("--tolerance: a number of seconds, 0 or more")
     if (a is None) != (b is None):
         odd = args.a if a is None else args.b
         why = _not_a_ledger(odd)
@@ -415,17 +419,21 @@ def cmd_ledger_compare(args: argparse.Namespace) -> int:
                 common = [c for c in common if c == wanted]
             compared = common
             divergences = []
+            times = (_audit_times(left), _audit_times(right))
             for conv in common:
                 ta, tb = ledger_transcript(left, conv), ledger_transcript(right, conv)
-                span = common_range(ta.entries, tb.entries)
+                chains = (left.chains(conv), right.chains(conv))
+                full = _served_in_full(conv, chains)
+                span = common_range(ta.entries, tb.entries, from_start=full)
                 ranges.append({"conversation": conv, "kind": "sequence_ids",
                                "from_sequence_id": span[0] if span else None,
-                               "to_sequence_id": span[1] if span else None})
-                d = compare_entries(conv, ta.entries, tb.entries)
+                               "to_sequence_id": span[1] if span else None, "from_start": full})
+                d = compare_entries(conv, ta.entries, tb.entries, from_start=full)
                 if d:
                     divergences.append(d)
                 elif span is None:
                     unfinished.append(f"{conv}: the two views saw no event in common")
+                stale += _stale_views(conv, chains, times, (ta, tb), (args.a, args.b), args.tolerance)
         finally:
             left.close()
             right.close()
@@ -436,12 +444,13 @@ def cmd_ledger_compare(args: argparse.Namespace) -> int:
         findings.append({"code": "split_view", "severity": "error", "conversation": d.conversation,
                          "first_diverging_sequence_id": d.first_seq, "last_agreeing_sequence_id": d.after_seq,
                          "message": f"{where}: {d.detail}"})
+    findings += stale
     notes += [u for u in unfinished if u not in notes]
     agree = not findings and not unfinished
     _print({"compared": compared, "agree": agree, "complete": not unfinished, "ranges": ranges,
             "findings": findings, "notes": notes})
     for f in findings:
-        print(f"xchat-verify: split_view in {printable(f['conversation'])}: {printable(f['message'])}",
+        print(f"xchat-verify: {f['code']} in {printable(f['conversation'])}: {printable(f['message'])}",
               file=sys.stderr)
     if findings:
         return EXIT_FAIL
@@ -449,6 +458,47 @@ def cmd_ledger_compare(args: argparse.Namespace) -> int:
         print(f"xchat-verify: not compared in full: {printable(unfinished[0])}", file=sys.stderr)
         return EXIT_INCOMPLETE
     return EXIT_PASS
+
+
+def _served_in_full(conv: str, chains: tuple[list, list]) -> bool:
+    """The tail rule applies: a 1:1 conversation whose latest audit in each ledger fetched it to its
+    end (``chains.complete``: the oldest page, without ``next_token``, came and nothing marked it
+    incomplete) and saw events. Both views were then served the whole history and must start at the
+    same event. Not for groups: a member who joined later may legitimately be served less."""
+    from .ledger.transcript import is_direct
+    if not is_direct(conv) or not chains[0] or not chains[1]:
+        return False
+    return all(c[-1].complete and c[-1].size > 0 for c in chains)
+
+
+def _stale_views(conv: str, chains: tuple[list, list], times: tuple[dict[int, str], dict[int, str]],
+                 transcripts: tuple[Any, Any], names: tuple[str, str], tolerance: float) -> list[dict]:
+    """The head rule, both ways: an audit of one ledger that fetched ``conv`` to its end more than
+    ``tolerance`` seconds after an audit of the other saw head H must have a head at least as new as
+    H (a history only grows at its head). ``stale_view`` findings (error)."""
+    from .ledger.transcript import seq_key, stale_view
+    out = []
+    for x, y in ((0, 1), (1, 0)):
+        saw = [(c.audit, times[x][c.audit], c.head) for c in chains[x] if c.audit in times[x]]
+        fetched = [(c.audit, times[y][c.audit], c.head) for c in chains[y] if c.complete and c.audit in times[y]]
+        s = stale_view(conv, saw, fetched, tolerance)
+        if s is None:
+            continue
+        low = seq_key(s.stale_head) if s.stale_head is not None else None
+        first = next((seq for seq, _d in transcripts[x].entries if low is None or seq_key(seq) > low), s.head)
+        which = ("first", "second")
+        out.append({"code": "stale_view", "severity": "error", "conversation": conv,
+                    "first_diverging_sequence_id": first, "last_agreeing_sequence_id": s.stale_head,
+                    "missing_sequence_id": s.head,
+                    "seen": {"ledger": encodable(names[x]), "audit": s.seen_audit, "time": s.seen_time},
+                    "stale": {"ledger": encodable(names[y]), "audit": s.audit, "time": s.time,
+                              "head": s.stale_head},
+                    "message": f"the {which[y]} ledger's audit {s.audit} at {s.time} fetched the history to its "
+                               f"end with head {s.stale_head or '(none: empty)'}, but the {which[x]} ledger's "
+                               f"audit {s.seen_audit} at {s.seen_time}, more than {tolerance:g} s earlier, "
+                               f"had already seen sequence id {s.head}: the later view is missing its newest "
+                               f"events, from sequence id {first}"})
+    return out
 
 
 def cmd_ledger_check(args: argparse.Namespace) -> int:
@@ -513,13 +563,18 @@ def add_commands(sub: Any, keys_sub: Any) -> None:
     p.add_argument("--key", metavar="FILE", help="sign with this receipt key (keys new-receipt-key)")
     p.add_argument("--output", "-o", metavar="PATH")
     p.set_defaults(handler=cmd_ledger_checkpoint)
-    p = lsub.add_parser("compare", help="two checkpoints or two ledgers: split_view where they diverge "
-                                        "(exit 1), 0 when they agree")
+    p = lsub.add_parser("compare", help="two checkpoints or two ledgers: split_view where they diverge, "
+                                        "stale_view where a later audit missed a head seen earlier (exit 1), "
+                                        "0 when they agree")
     p.add_argument("a", metavar="A")
     p.add_argument("b", metavar="B")
     p.add_argument("--conversation", metavar="CONV", help="ledgers: compare only this conversation")
     p.add_argument("--public-key", action="append", default=[], metavar="KEY",
                    help="checkpoints: accept only signatures by this key (repeatable)")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="SECONDS",
+                   help="ledgers: an audit recorded more than SECONDS after the other ledger's audit saw "
+                        "head H must include H (stale_view); covers clock skew and an audit's duration "
+                        f"(default {DEFAULT_TOLERANCE:g})")
     p.set_defaults(handler=cmd_ledger_compare)
     with_ledger(lsub.add_parser("check", help="consistency check (exit 3 when inconsistent)")
                 ).set_defaults(handler=cmd_ledger_check)

@@ -99,6 +99,7 @@ class Code(StrEnum):
     KEY_RETIRED = "key_retired"
     LEDGER_KEY_USED = "ledger_key_used"
     SPLIT_VIEW = "split_view"
+    STALE_VIEW = "stale_view"
 
 
 class Severity(StrEnum):
@@ -233,6 +234,8 @@ VOCABULARY: dict[str, tuple[Severity | None, str]] = {
                                "the ledger from an earlier audit (key source: ledger)."),
     Code.SPLIT_VIEW: (_E, "Two views of one conversation (two ledgers or checkpoints) disagree over the range "
                           "both saw: the server showed different histories."),
+    Code.STALE_VIEW: (_E, "An audit that fetched a conversation to its end, recorded well after another "
+                          "participant's audit saw a newer head, was served an older head (ledger compare)."),
 }
 
 # Derived views of the vocabulary.

@@ -110,21 +110,25 @@ class Divergence:
     detail: str
 
 
-def common_range(a: Sequence[tuple[str, bytes]], b: Sequence[tuple[str, bytes]]) -> tuple[str, str] | None:
+def common_range(a: Sequence[tuple[str, bytes]], b: Sequence[tuple[str, bytes]], *, from_start: bool = False
+                 ) -> tuple[str, str] | None:
     """The range both views saw, (later tail, earlier head) as sequence ids, or None when they saw
-    nothing in common."""
+    nothing in common. ``from_start``: both views were served the history in full (from its first
+    event, see ``same_start``), so both must start at the same event: the range then runs from the
+    *earlier* tail, and an oldest event only one view has is a divergence."""
     if not a or not b:
         return None
-    lo = max(a[0][0], b[0][0], key=seq_key)
+    lo = (min if from_start else max)(a[0][0], b[0][0], key=seq_key)
     hi = min(a[-1][0], b[-1][0], key=seq_key)
     return (lo, hi) if seq_key(lo) <= seq_key(hi) else None
 
 
-def compare_entries(conversation: str, a: Sequence[tuple[str, bytes]], b: Sequence[tuple[str, bytes]]
-                    ) -> Divergence | None:
-    """Two views (ordered (seq, digest) lists) over the range both saw: [later tail, earlier head].
-    Returns where they first differ: a sequence id one has and the other lacks, or different events."""
-    span = common_range(a, b)
+def compare_entries(conversation: str, a: Sequence[tuple[str, bytes]], b: Sequence[tuple[str, bytes]],
+                    *, from_start: bool = False) -> Divergence | None:
+    """Two views (ordered (seq, digest) lists) over the range both saw: [later tail, earlier head]
+    (``from_start``: [earlier tail, earlier head], see ``common_range``). Returns where they first
+    differ: a sequence id one has and the other lacks, or different events."""
+    span = common_range(a, b, from_start=from_start)
     if span is None:
         return None
     lo, hi = seq_key(span[0]), seq_key(span[1])
@@ -143,10 +147,72 @@ def compare_entries(conversation: str, a: Sequence[tuple[str, bytes]], b: Sequen
             last = sa[0]
             i, j = i + 1, j + 1
             continue
+        oldest = " (the history was served in full to both: they must start at the same event)" \
+            if from_start and last is None else ""
         if sa is not None and (sb is None or seq_key(sa[0]) < seq_key(sb[0])):
-            return Divergence(conversation, sa[0], last, f"sequence id {sa[0]} is only in the first view")
+            return Divergence(conversation, sa[0], last, f"sequence id {sa[0]} is only in the first view{oldest}")
         assert sb is not None  # the loop runs while either view has entries left
-        return Divergence(conversation, sb[0], last, f"sequence id {sb[0]} is only in the second view")
+        return Divergence(conversation, sb[0], last, f"sequence id {sb[0]} is only in the second view{oldest}")
+    return None
+
+
+def is_direct(conversation: str) -> bool:
+    """A 1:1 conversation (canonical ``A:B``, two user ids). Group conversations (``g…``) are not:
+    a member who joined later may legitimately be served less of the history (the tail rule is not
+    applied to them)."""
+    a, found, b = conversation.partition(":")
+    return bool(found) and all(x.isascii() and x.isdigit() and 1 <= len(x) <= 19 for x in (a, b))
+
+
+DEFAULT_TOLERANCE = 300.0  # seconds: clock skew between two auditors' machines plus an audit's duration
+
+
+@dataclass
+class StaleView:
+    """An audit that fetched a conversation to its end more than ``tolerance`` after another
+    ledger's audit saw a newer head, and did not get that head: the later view is an older one."""
+
+    conversation: str
+    head: str  # the newest event the earlier audit saw
+    seen_audit: int
+    seen_time: str
+    audit: int  # the later audit, whose head is older
+    time: str
+    stale_head: str | None
+
+
+def _instant(time: str) -> float | None:
+    from datetime import datetime, timezone
+    try:
+        moment = datetime.fromisoformat(time.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def stale_view(conversation: str, saw: Sequence[tuple[int, str, str | None]],
+               fetched: Sequence[tuple[int, str, str | None]], tolerance: float = DEFAULT_TOLERANCE
+               ) -> StaleView | None:
+    """``saw``: (audit, time, head) of one ledger's audits of ``conversation``; ``fetched``: (audit,
+    time, head) of the other ledger's audits that fetched it **to its end**. A history only grows at
+    its head, so an audit of ``fetched`` recorded more than ``tolerance`` seconds after an audit of
+    ``saw`` must have a head at least as new as that audit's. Returns the first (by time) that does
+    not, against the newest head seen by then; None when every one does. Times that cannot be read
+    are left out."""
+    seen = sorted((moment, a, t, h) for a, t, h in saw if h is not None and (moment := _instant(t)) is not None)
+    later = sorted((moment, a, t, h) for a, t, h in fetched if (moment := _instant(t)) is not None)
+    best: tuple[int, str, str] | None = None  # (audit, time, head) of the newest head seen so far
+    i = 0
+    for moment, audit, time, head in later:
+        while i < len(seen) and moment - seen[i][0] > tolerance:
+            _m, a, t, h = seen[i]
+            if best is None or seq_key(h) > seq_key(best[2]):
+                best = (a, t, h)
+            i += 1
+        if best is not None and (head is None or seq_key(head) < seq_key(best[2])):
+            return StaleView(conversation, best[2], best[0], best[1], audit, time, head)
     return None
 
 
