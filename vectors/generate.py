@@ -50,9 +50,9 @@ ERROR_SIG = {"invalid", "unsupported_version", "unknown_key", "key_binding_inval
              "unverifiable", "malformed"}
 ERROR_CHAIN = {"gap", "fork", "conflict", "cycle"}
 ERROR_FINDINGS = {"envelope_mismatch", "key_conflict", "conversation_mismatch", "replay", "meta_not_key_change",
-                  "trailing_bytes", "shadowed_detail", "target_after_event", "non_member_sender", "signing_key_regressed"}
+                  "trailing_bytes", "shadowed_detail", "target_after_event", "non_member_sender"}
 # target_missing is a warning before the fetched range and an error inside it: cases say which (ev(error=True))
-WARNING_FINDINGS = {"untrusted", "embedded_key_used", "unknown_event_type", "target_missing"}
+WARNING_FINDINGS = {"untrusted", "embedded_key_used", "unknown_event_type", "target_missing", "signing_key_regressed"}
 # Findings about a whole history (run or conversation) and the option that turns each into information.
 FAIL_CLOSED = {"no_trusted_keys": "allow_embedded_keys", "no_events": "allow_empty", "nothing_proven": "allow_empty"}
 
@@ -366,10 +366,13 @@ def keys(s: Suite) -> None:
     s.case("keys/rotation", "two versions of one user's key in one history", [page(*rotated)],
            [ev("valid", "linked"), ev("valid")], ring=keyring(ALICE, ALICE_NEW))
     # review 57: the directory keeps the old version for old events; a new event signed with it is suspect
+    regressed = [page(event(3, prev=2), event(2, prev=1, sender=ALICE_NEW), event(1))]
+    expected = [ev("valid", "linked", "signing_key_regressed"), ev("valid", "linked"), ev("valid")]
     s.case("keys/old-key-after-rotation", "after signing with a newer key version, the sender signs with the old "
-           "one again", [page(event(3, prev=2), event(2, prev=1, sender=ALICE_NEW), event(1))],
-           [ev("valid", "linked", "signing_key_regressed"), ev("valid", "linked"), ev("valid")],
+           "one again (a warning: a second device that missed the rotation does the same)", regressed, expected,
            ring=keyring(ALICE, ALICE_NEW))
+    s.case("keys/old-key-after-rotation-strict", "the same under --strict: fails", regressed, expected,
+           ring=keyring(ALICE, ALICE_NEW), strict=True)
     s.case("keys/unknown-version", "the signer's key version is not in the keyring",
            [page(event(1, sender=ALICE_NEW))], [ev("unknown_key")], ring=keyring(ALICE))
     s.case("keys/embedded-key-substitution", "a forger embeds their own key under the victim's id and version",

@@ -182,9 +182,10 @@ VOCABULARY: dict[str, tuple[Severity | None, str]] = {
                                  "in a 1:1 conversation, anyone but the two users its id names; in a group, anyone "
                                  "not a member at that point, by replaying the proven group changes (create, add, "
                                  "remove, leave) in chain order."),
-    Code.SIGNING_KEY_REGRESSED: (_E, "Signed with an older signing-key version than its sender used earlier in the "
+    Code.SIGNING_KEY_REGRESSED: (_W, "Signed with an older signing-key version than its sender used earlier in the "
                                      "history: after a rotation, an old key is in use again (a retired or stolen "
-                                     "key, or a device that missed the rotation)."),
+                                     "key, or a second device that missed the rotation: ask the sender; --strict "
+                                     "fails it)."),
     Code.REPEATED_GROUP_CREATE: (_E, "A GroupCreate in a group whose earlier proven changes already made it. A "
                                      "GroupCreate's signature does not bind the conversation id, so a member's "
                                      "creation of another group can be replayed into this one: it changes no "

@@ -21,6 +21,7 @@ than what was fetched).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -463,25 +464,39 @@ def unbound_conversation(kind: str | None, conversation: str | None, expected: s
             f"{shown(expected)}, so it may have been signed in another conversation")
 
 
-def signing_key_regressions(events: Iterable[tuple[int, str | None, str | None, str | None]]) -> list[tuple[int, str]]:
-    """(row, message) for each proven signature made with an older signing-key version than its
-    sender's signature on an earlier event (by sequence id). ``events``: (row, sequence id, sender,
-    key version) of the proven signatures of one conversation. Why: a directory keeps old versions
-    for old events, so an event signed at a retired version verifies, and nothing else noticed a
-    sender moving back to an old key (review 57: new events signed with a superseded key passed,
-    with a ledger too). Decimal sequence ids and versions only (the versions are millisecond
-    stamps; anything else has no order to trust)."""
-    ordered = sorted((int(seq), row, sender or "", version) for row, seq, sender, version in events
-                     if seq is not None and version is not None and _short_decimal(seq) and _short_decimal(version))
-    newest: dict[str, tuple[int, str, int]] = {}  # sender -> (version number, version as given, position)
+@dataclass(frozen=True)
+class ProvenSignature:
+    """One proven signature as ``signing_key_regressions`` reads it (``index``: the caller's row)."""
+
+    index: int
+    sequence_id: str | None
+    previous_sequence_id: str | None
+    sender_id: str | None
+    key_version: str | None
+
+
+def signing_key_regressions(events: Sequence[ProvenSignature]) -> list[tuple[int, str]]:
+    """(index, message) for each proven signature made with an older signing-key version than its
+    sender's signature on an earlier event of the conversation, in chain order (``Timeline``: by
+    number where the previous pointers agree, else as they link: review 60, a server's ids put the
+    old-key event first). Why: a directory keeps old versions for old events, so an event signed at
+    a retired version verifies, and nothing else noticed a sender moving back to an old key (review
+    57). A warning: a second device that missed a rotation does the same (review 60; the SDK takes
+    both). Versions are millisecond stamps: only decimal ones of at most 20 digits are compared, on
+    events with such sequence ids."""
+    newest: dict[str, tuple[int, str, str]] = {}  # sender -> (version number, version, sequence id)
     out = []
-    for position, row, sender, version in ordered:
+    for event in Timeline("", events).ordered:
+        version, sender = event.key_version, event.sender_id or ""
+        if not (event.sequence_id and version and _short_decimal(event.sequence_id) and _short_decimal(version)):
+            continue
         number, best = int(version), newest.get(sender)
         if best is not None and number < best[0]:
-            out.append((row, f"signed with key version {shown(version)} after {shown(sender)} signed with the "
-                             f"newer version {shown(best[1])} (sequence id {best[2]}): an old signing key in use again"))
+            out.append((event.index, f"signed with key version {shown(version)} after {shown(sender)} signed with "
+                                     f"the newer version {shown(best[1])} (sequence id {shown(best[2])}): an old "
+                                     "signing key in use again"))
         elif best is None or number > best[0]:
-            newest[sender] = (number, version, position)
+            newest[sender] = (number, version, event.sequence_id)
     return out
 
 

@@ -72,7 +72,7 @@ RELEASES = {
     # partial base64 padding is taken, as the SDK takes it; excess padding is refused (review 53)
     "2026.12.8": "sha256:d0e1bc00976722467095105d0f1e439bc29d0f74dfab2f8ceb6afcc8587b544a",
     # a sender's new event signed with an older signing-key version is signing_key_regressed (review 57)
-    "2026.12.9": "sha256:cf4d68df62e3059a07fdaea5a7e3110a41dabc697bf63a78a389afd67af948e5",
+    "2026.12.9": "sha256:1349835d51100733d9ae3c28ae3489787d146d661433e926bb9eaa313944be81",
 }
 
 
