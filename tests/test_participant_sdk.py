@@ -625,8 +625,19 @@ def test_a_server_written_time_or_sequence_id_is_not_shown_in_a_proven_line(user
     assert len(lines) == 2 and all(line.startswith("- ⚠️ ") or line.startswith("- ❌ ") for line in lines)
 
 
-def test_a_re_cut_member_add_shows_only_the_ids_it_signed(users):
-    from verifier.participant.transcript import build_transcript, render_transcript
+def _add_entry(history, me, *everyone):
+    from verifier.participant.transcript import build_transcript
+    report, participant = audit(history, me, *everyone)
+    transcript = build_transcript(report, participant)
+    entry = next(e for c in transcript.conversations for e in c.entries if e.detail.get("change") == "GroupMemberAddChange")
+    return report, transcript, entry
+
+
+def test_a_re_cut_member_add_shows_only_the_values_it_signed(users):
+    """Review 56: the lists' split was shown as signed. Review 60: so were the title and key version,
+    whose places move with the unsigned version and invite fields. What the add shows is now what
+    its signature covers, in order, the same for the honest add and for every re-cut of it."""
+    from verifier.participant.transcript import render_transcript
     A, B, C, D = (users[n] for n in "ABCD")
     h = History(GROUP)
     h.actions("group create", A, A.chat.prepare_group_create([m.public_key() for m in (A, B, C)], GROUP,
@@ -636,19 +647,22 @@ def test_a_re_cut_member_add_shows_only_the_ids_it_signed(users):
         current_title="T"))
     from verifier.wire import decode_event_bytes
     add = next(e for e in acts if decode_event_bytes(e.raw).kind == "GroupChangeEvent.GroupMemberAddChange")
+    _report, _transcript, honest = _add_entry(h, B, A, B, C, D)
 
     def re_cut(event):
         event.body["member_ids"], event.body["current_member_ids"] = ["4444", "1111", "2222"], ["3333"]
     _rewritten(add, re_cut)
-    report, participant = audit(h, B, A, B, C, D)
+    report, transcript, entry = _add_entry(h, B, A, B, C, D)
     assert report.verdict == "pass"  # the same signed bytes
-    transcript = build_transcript(report, participant)
-    entry = next(e for c in transcript.conversations for e in c.entries if e.detail.get("change") == "GroupMemberAddChange")
-    assert entry.detail["named_ids"] == ["4444", "1111", "2222", "3333", "1111"]
-    assert "member_ids" not in entry.detail and entry.detail["not_signed"]["member_ids"] == ["4444", "1111", "2222"]
+    assert entry.detail["signed_values"] == honest.detail["signed_values"]
+    assert entry.detail["signed_values"][:5] == ["4444", "1111", "2222", "3333", "1111"]
+    for name in ("member_ids", "current_member_ids", "current_admin_ids", "conversation_key_version"):
+        assert name not in entry.detail and name in entry.detail["not_signed"]
+    assert entry.proof["conversation_key_version"] is None
     markdown = render_transcript(transcript, "markdown")
     line = next(line for line in markdown.splitlines() if "GroupMemberAddChange" in line)
-    assert "ids signed, list boundaries not signed: 4444, 1111, 2222, 3333, 1111" in line
+    assert "values signed, in order \\(which are ids, the title or the key version is not signed\\): " \
+           "4444, 1111, 2222, 3333, 1111" in line
     assert "members: 4444, 1111, 2222" not in line
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import __version__
 from ..model import Report
-from ..payload import CKEY_PLAINTEXT_SIGNATURE_VERSION, parse_signature_version
+from ..payload import CKEY_PLAINTEXT_SIGNATURE_VERSION, PayloadUnavailable, build_payload, parse_signature_version
 from ..report.common import proof_line
 from ..report.html import esc, seq_key, when
 from ..report.html_assets import CSS
@@ -113,8 +113,9 @@ def build_transcript(report: Report, participant: Participant) -> Transcript:
 
 def _proof(event: Any, record: Any) -> dict[str, Any]:
     body = record.event.body if record is not None and record.event is not None and record.event.body else {}
+    bound = event.event_type != _GROUP_ADD  # an add's key version sits where unsigned fields say (review 60)
     return {"signature": event.signature.status, "chain": event.chain.status,
-            "conversation_key_version": body.get("conversation_key_version"),
+            "conversation_key_version": body.get("conversation_key_version") if bound else None,
             "signer_key_version": event.key_version,
             "findings": [{"code": f.code, "severity": f.severity, "message": f.message} for f in event.findings]}
 
@@ -151,7 +152,9 @@ def _entry(event: Any, record: Any, participant: Participant) -> Entry:
         shown.update({name: list(body.get(name) or ()) for name in lists})
         unsigned = _not_signed(kind, record) | frozenset(lists)
         entry.detail = {"change": kind.partition(".")[2], **{k: v for k, v in shown.items() if k not in unsigned}}
-        if lists:
+        if kind == _GROUP_ADD:  # what the add signed, in order: which value is an id, a title or a key
+            entry.detail["signed_values"] = _signed_values(record)  # version is the server's (review 60)
+        elif lists:
             entry.detail["named_ids"] = [i for name in lists for i in body.get(name) or ()]
         if unsigned & shown.keys():
             entry.detail["not_signed"] = {k: v for k, v in shown.items() if k in unsigned}
@@ -169,15 +172,37 @@ def _signature_version(record: Any) -> int:
     return parse_signature_version(signature.signature_version if signature is not None else None)[0]
 
 
+_GROUP_ADD = "GroupChangeEvent.GroupMemberAddChange"
+
+
+def _signed_values(record: Any) -> list[str] | None:
+    """A member add's signed values after its name, message id, sender and conversation, as the
+    signature covers them: its lists, title, avatar, ttl, key version and trailers, comma-joined
+    with nothing to say where one ends (protocol.md §3.1), and the signature_version and invite
+    fields that decide how they are read are unsigned. Review 60: a server moved the invite trailer
+    so that the last three list ids read as title, avatar and ttl, the title as the key version;
+    the transcript showed those ids gone and the title as the proven key version."""
+    event = record.event if record is not None else None
+    if event is None:
+        return None
+    try:
+        payload = build_payload(event, _signature_version(record), {})
+    except PayloadUnavailable:
+        return None
+    values = payload.decode("utf-8", "replace").split(",")
+    return values[4 if event.conversation_id is not None else 3:]
+
+
 def _split_lists(kind: str, record: Any) -> tuple[str, ...]:
     """A change's id lists whose boundaries its signature does not bind (protocol.md §3.1: lists are
     spliced in with no count or delimiter, and a create's list ends where an unsigned version says):
     a member add's new, current, admin (and at versions 3 to 6 pending) ids, a create's members.
     Review 56: a server's re-cut of an add (new members 4444, 1111, 2222; current 3333) showed as
     proven; the membership replay knew better."""
-    if kind == "GroupChangeEvent.GroupMemberAddChange":
+    if kind == _GROUP_ADD:
         pending = ("current_pending_member_ids",) if 3 <= _signature_version(record) <= 6 else ()
-        return ("member_ids", "current_member_ids", "current_admin_ids", *pending)
+        return ("member_ids", "current_member_ids", "current_admin_ids", *pending, "current_title",
+                "conversation_key_version")
     if kind == "GroupChangeEvent.GroupCreate":
         return ("member_ids",)
     return ()
@@ -268,6 +293,9 @@ def _summary(entry: Entry) -> str:
         parts = [d.get("change", "")]
         if d.get("named_ids") is not None:
             parts.append(f"ids signed, list boundaries not signed: {', '.join(d['named_ids'])}")
+        if d.get("signed_values") is not None:
+            parts.append("values signed, in order (which are ids, the title or the key version is not signed): "
+                         + ", ".join(d["signed_values"]))
         for name in ("member_ids", "current_member_ids", "admin_ids"):
             if d.get(name):
                 parts.append(f"{name.replace('_ids', 's').replace('_', ' ')}: {', '.join(d[name])}")
