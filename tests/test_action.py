@@ -24,7 +24,7 @@ BIN = Path(sys.executable).parent
 XCHAT_VERIFY = BIN / "xchat-verify"
 INPUTS = {"mode", "pages", "keys", "verify-args", "sarif", "upload-sarif", "category", "impl", "profile", "vectors",
           "timeout", "jobs", "xfail", "junit", "artifact-name", "python"}
-OUTPUTS = {"verdict", "exit-code", "sarif", "junit", "passed", "failed", "out-of-profile", "suite-version"}
+OUTPUTS = {"verdict", "exit-code", "sarif", "junit", "passed", "failed", "out-of-profile", "xfail", "suite-version"}
 
 
 # ------------------------------------------------------------------------------------ metadata
@@ -203,7 +203,7 @@ def test_conformance_runs_the_suite_against_the_impl_and_publishes_junit(gh):
     assert step.exit_code == 0, step.stdout + step.stderr
     junit = gh.temp / "xchat-verify-conformance.xml"
     assert step.outputs == {"exit-code": "0", "junit": str(junit), "passed": "4", "failed": "0",
-                            "out-of-profile": "0", "suite-version": ""}
+                            "out-of-profile": "0", "xfail": "0", "suite-version": ""}
     suite = ET.parse(junit).getroot()
     assert (suite.get("tests"), suite.get("failures")) == ("4", "0")
     assert "4 passed, 0 failed" in step.stdout
@@ -226,12 +226,24 @@ def test_conformance_uses_the_bundled_suite_and_fails_a_failing_impl(gh, tmp_pat
     step = result.step("conformance")
     assert step.exit_code == 1 and result.failed
     assert step.outputs == {"exit-code": "1", "junit": "results/junit.xml", "passed": "0", "failed": "3",
-                            "out-of-profile": "1", "suite-version": "2099.1.1"}
+                            "out-of-profile": "1", "xfail": "0", "suite-version": "2099.1.1"}
     assert "FAIL chain/gap: no report on stdout (exit code 1)" in step.stdout
     suite = ET.parse(gh.workspace / "results" / "junit.xml").getroot()
     assert (suite.get("failures"), suite.get("skipped")) == ("3", "1")
     artifact = result.uses("actions/upload-artifact@")
     assert artifact.ran and artifact.with_ == {"name": "conformance-results", "path": "results/junit.xml"}
+
+
+def test_conformance_counts_excused_cases_apart_from_those_out_of_profile(gh):
+    """Review 61: the xfail cases, JUnit-skipped like those out of profile, were counted as out of
+    profile, and no output said how many were excused."""
+    small_suite(gh.workspace / "suite")
+    (gh.workspace / "xfail.txt").write_text("chain/gap\nchain/linked\n")
+    result = gh({"mode": "conformance", "impl": "false", "profile": "signatures", "vectors": "suite",
+                 "xfail": "xfail.txt"})
+    step = result.step("conformance")
+    assert step.outputs["xfail"] == "2" and step.outputs["out-of-profile"] == "1", step.stdout + step.stderr
+    assert (step.outputs["passed"], step.outputs["failed"]) == ("0", "1")
 
 
 @pytest.mark.parametrize("inputs, failing_step, message", [
