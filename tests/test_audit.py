@@ -573,3 +573,21 @@ def test_resume_or_force_without_save_dir_is_a_usage_error(api, option):
         with pytest.raises(verifier.UsageError, match="needs save_dir"):
             audit_conversation(CONVS[0].conversation_id, client, options)
     assert api.state.connections == 0
+
+
+def test_a_resume_warns_that_the_receipt_left_in_the_directory_no_longer_matches(api, tmp_path):
+    """Review 61: a resumed directory kept the receipt of the run before it, which then failed
+    `receipt verify --evidence DIR`, and nothing had said so."""
+    ev, key = tmp_path / "ev", tmp_path / "receipt.key"
+    assert cli(api, "keys", "new-receipt-key", "-o", key, token=False).returncode == 0
+    api.inject("status", "pagination_token", times=100, status=403)
+    first = cli(api, *audit_args(api, "--save", ev, "--receipt-key", key))
+    assert first.returncode == 3 and (ev / "receipt.json").is_file()
+    api.state.faults.clear()
+    resumed = cli(api, *audit_args(api, "--save", ev, "--resume"))
+    assert resumed.returncode == 0 and "receipt.json signs this evidence as it was before the resume" in resumed.stderr
+    signed = cli(api, *audit_args(api, "--save", ev, "--resume", "--receipt-key", key))
+    assert signed.returncode == 0 and "no longer matches" not in signed.stderr
+    check = cli(api, "receipt", "verify", ev / "receipt.json", "--public-key", f"{key}.pub", "--evidence", ev,
+                token=False)
+    assert check.returncode == 0, check.stdout + check.stderr

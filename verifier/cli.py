@@ -395,7 +395,20 @@ def cmd_audit(args: argparse.Namespace) -> int:
         auditor.verification = None  # the engine's working state is not needed to render the report
     finally:
         ledger.close()
+    _warn_of_stale_receipt(args)
     return finish(report, args)
+
+
+def _warn_of_stale_receipt(args: argparse.Namespace) -> None:
+    """A resumed evidence directory no longer matches the receipt an earlier run left in it (review
+    61: ``receipt verify --evidence DIR`` then failed, and nothing had said so)."""
+    if not (args.resume and args.save):
+        return
+    old = Path(args.save) / "receipt.json"
+    signed_again = getattr(args, "receipt_key", None) and (args.receipt or str(old)) == str(old)
+    if old.is_file() and not signed_again:
+        warn(f"warning: {old} signs this evidence as it was before the resume and no longer matches it; sign "
+             "it again with --receipt-key KEY")
 
 
 def run_audit(args: argparse.Namespace, options: AuditOptions, ids: list[str]) -> tuple[Report, Auditor]:
