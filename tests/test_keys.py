@@ -123,6 +123,9 @@ def test_partial_padding_in_every_key_field_is_taken():
     (b'{"1": "x"}', "public_keys response"), (b'[5]', "not an object"),
     # review: the members besides "keys" were ignored without a word
     (b'{"keys": [], "1111": {"data": []}}', "keyring has members besides \"keys\" \\('1111'\\): use one shape"),
+    # review 61: an events page given as --keys read its "data" member as a user id
+    (b'{"data": [{"encoded_event": "AA=="}], "meta": {}}', "this is an events page, not a keyring"),
+    (b'{"data": [{"encoded_event": "AA=="}]}', "this is an events page, not a keyring"),
 ])
 def test_keyring_errors(data, reason):
     with pytest.raises(ValueError, match=reason):

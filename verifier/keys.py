@@ -386,11 +386,22 @@ def entry_from_row(row: Any, user_id: str | None) -> KeyringEntry:
                         row.get("identity_public_key_signature"))
 
 
+def _looks_like_events_page(data: dict[str, Any]) -> bool:
+    """An X API events page (``data`` items carrying ``encoded_event``, or ``meta``), given where a
+    keyring belongs: a mistake worth naming."""
+    items = data.get("data")
+    return ("meta" in data and "data" in data) or (
+        isinstance(items, list) and any(isinstance(i, dict) and "encoded_event" in i for i in items[:5]))
+
+
 def _entries_from_json(data: Any) -> list[KeyringEntry]:
     if isinstance(data, list):
         return [entry_from_row(r, None) for r in data]
     if not isinstance(data, dict):
         raise KeyringError("keyring must be an object or a list")
+    if _looks_like_events_page(data):  # review 61: "entry for user data is not a public_keys body"
+        raise KeyringError("this is an events page, not a keyring: give the keys of its signers (`xchat-verify "
+                           "keys fetch USER_ID... -o keyring.json`, or an evidence directory's keys/ responses)")
     if "keys" in data and isinstance(data["keys"], list):
         others = [str(name) for name in data if name != "keys"]
         if others:  # two shapes in one file: which one the author meant is not ours to guess
