@@ -125,6 +125,7 @@ def test_missing_or_wrong_token(api, tmp_path):
     assert proc.returncode == 2 and "X_BEARER_TOKEN" in proc.stderr
     proc = cli(api, *audit_args(api, "--format", "json"), token=False, env_extra={"X_BEARER_TOKEN": "nope-nope"})
     assert proc.returncode == 3 and "HTTP 401" in proc.stderr and "Unauthorized" in proc.stderr
+    assert "check the token in X_BEARER_TOKEN or --token-file" in proc.stderr  # review 61: what to do
     assert "nope-nope" not in proc.stderr + proc.stdout
     token_file = tmp_path / "token"
     token_file.write_text(api.state.token + "\n")

@@ -382,3 +382,16 @@ def test_a_page_walk_is_iterated_once(api):
         with pytest.raises(UsageError, match="iterated once"):
             list(walk)
         assert api.state.connections == connections and walk.stopped is None
+
+
+def test_a_server_that_cannot_be_reached_is_named_with_what_to_check():
+    """Review 61: "giving up after 2 attempts: ConnectError on /2/..." named neither the host nor
+    what to check."""
+    import socket
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with XChatClient("token", f"http://127.0.0.1:{port}", policy=RetryPolicy(max_retries=1, backoff_base=0.01),
+                     insecure_http=True) as c, pytest.raises(FetchError) as raised:
+        c.get_public_keys("1111")
+    assert f"127.0.0.1:{port}" in str(raised.value) and "is --base-url right" in str(raised.value)

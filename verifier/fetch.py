@@ -46,6 +46,11 @@ EVENT_FIELDS = ("id,conversation_id,conversation_token,created_at,encoded_event,
                 "message_event_signature,previous_id,sender_id")
 CONVERSATION_EXPANSIONS = "participant_ids,member_ids,admin_ids"
 _FORBIDDEN_PATH = re.compile(r"/(read|typing|messages|keys)(/|$)")
+# What to check after a final 401/403 (review 61: the message said only "Unauthorized").
+_AUTH_HINTS = {
+    401: " (check the token in X_BEARER_TOKEN or --token-file: expired, revoked or not a user token)",
+    403: " (the token lacks a scope, e.g. dm.read, the app is not enrolled, or the user is not a participant)",
+}
 REDACTED = "[redacted: access token]"
 
 
@@ -221,7 +226,9 @@ class XChatClient:
                 if reason is not None:  # a retry cannot fix a certificate; say why it failed
                     raise NetworkError(f"TLS certificate of {urlsplit(self.base_url).hostname} not trusted: "
                                        f"{self.safe(reason)} (not retried)") from None
-                attempt = self._backoff(attempt, f"{type(exc).__name__} on {path}")
+                attempt = self._backoff(attempt, f"{type(exc).__name__} on {path} at "
+                                                 f"{printable(urlsplit(self.base_url).netloc)} (is --base-url right, "
+                                                 "and the server reachable?)")
                 continue
             self._note_rate_limit(response)
             status = response.status_code
@@ -239,7 +246,8 @@ class XChatClient:
             if status >= 500:
                 attempt = self._backoff(attempt, f"HTTP {status} on {path}")
                 continue
-            raise http_error(f"HTTP {status} on GET {path}: {self.safe(_problem_text(body))}", status)
+            raise http_error(f"HTTP {status} on GET {path}: {self.safe(_problem_text(body))}{_AUTH_HINTS.get(status, '')}",
+                             status)
 
     def _fetch(self, url: str, path: str) -> tuple[httpx.Response, bytes]:
         """One GET within the request deadline, the body decoded and capped by ``transport.read_body``
