@@ -224,9 +224,35 @@ def check_output_paths(args: argparse.Namespace) -> None:
             raise UsageError("--receipt needs --receipt-key FILE (the key that signs the receipt)")
         if value == "-" and name in ("junit", "markdown"):
             raise UsageError(f"{option} -: standard output takes the results themselves (-o); name a file")
+        _refuse_overwriting_an_input(args, option, value)
         if save and Path(value).parent.resolve() == Path(save).resolve():
             continue  # in the --save DIR an audit makes before it writes anything (review)
         check_output_path(option, value)
+
+
+# The files a command reads that no output of it may replace (review 62: `ledger export -o` onto its
+# own ledger, `--receipt` onto the ledger or the receipt key, `checkpoint -o` onto its signing key).
+_INPUT_FILES = (("ledger", "--ledger"), ("receipt_key", "--receipt-key"), ("key", "--key"), ("keys", "--keys"),
+                ("identity_key", "--identity-key"), ("token_file", "--token-file"), ("report", "--report"),
+                ("pages", "PAGE"), ("sources", "SOURCE"))
+
+
+def _refuse_overwriting_an_input(args: argparse.Namespace, option: str, value: str) -> None:
+    if value == "-" or not os.path.exists(value):
+        return
+    for name, input_option in _INPUT_FILES:
+        given = getattr(args, name, None)
+        for path in given if isinstance(given, list) else [given]:
+            if isinstance(path, str) and path not in ("", "-") and _same_file(path, value):
+                raise UsageError(f"{option} {printable(value)} is the {input_option} file this command reads: "
+                                 "writing there would replace it")
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
 
 
 def read_token(token_file: str | None) -> str:

@@ -107,6 +107,13 @@ def _read_control_file(path: Path) -> bytes:
     return read_regular_file(path, MAX_CONTROL_BYTES, str(path), EvidenceError)
 
 
+def control_file_digest(path: Path) -> str:
+    """SHA-256 of ``manifest.json`` read as ``verify DIR`` reads it: bounded, no link, no FIFO
+    (review 62: `receipt verify --evidence` hashed a 4 GiB sparse manifest for seconds, and would
+    for hours at 1 TiB). Raises ``EvidenceError``."""
+    return hashlib.sha256(_read_control_file(path)).hexdigest()
+
+
 def _read_journal(path: Path, journal_id: str, after: int) -> list[Record]:
     """Journal records of this snapshot newer than it; a torn last line (a crash mid-append) is
     dropped, any other bad line makes the directory unusable."""

@@ -318,6 +318,11 @@ def _load_checkpoint(path: str) -> tuple[Any, dict] | None:
         raise LedgerError(f"{printable(path)} is JSON nested too deeply to read: not an xchat-verify checkpoint") from None
     if not isinstance(raw, dict) or raw.get("schema") != "xchat-verify/checkpoint/v1":
         raise LedgerError(f"{printable(path)} is JSON but not an xchat-verify checkpoint")
+    from .receipts import duplicate_key
+    twice = duplicate_key(data)
+    if twice is not None:  # review 62: a signed checkpoint's fake root, written first, read by people
+        raise LedgerError(f"checkpoint {printable(path)} names {printable(twice)} twice: two readers would read "
+                          "two checkpoints")
     try:
         return parse_checkpoint(data), raw
     except RecursionError:
@@ -390,6 +395,10 @@ def cmd_ledger_compare(args: argparse.Namespace) -> int:
         keys = [load_verify_key(k) for k in args.public_key]
         _checkpoint_signature(args.a, a[1], keys)
         _checkpoint_signature(args.b, b[1], keys)
+        if keys and a[1].get("public_key") == b[1].get("public_key"):  # review 62: a relayed reflection
+            raise LedgerError("the two checkpoints are signed by one key: two participants' views carry two "
+                              "keys (one participant's own checkpoint handed back as the other's would "
+                              "agree with itself)")
         if args.conversation:
             from .ids import canonical_conversation
             if (canonical_conversation(args.conversation) or args.conversation) != a[0].conversation:

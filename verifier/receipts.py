@@ -158,12 +158,14 @@ def verify_key_value(text: object) -> Any:
 
 
 def load_verify_key(value: str) -> Any:
-    """A public key given on the command line: a ``.pub`` (or private key) file, read bounded (a
-    regular file of at most 64 KiB), or the base64 key itself."""
-    if not os.path.exists(value):
-        try:
-            return verify_key_value(value)
-        except ReceiptError:
+    """A public key given on the command line: the base64 key itself, or else a ``.pub`` (or private
+    key) file, read bounded (a regular file of at most 64 KiB). The key wins over a file of the same
+    name: review 62 made the trusted key's base64 a path (a directory and a file inside) holding the
+    forger's key, and `receipt verify` run there used that file."""
+    try:
+        return verify_key_value(value)
+    except ReceiptError:
+        if not os.path.exists(value):
             raise ReceiptError(f"public key {printable(value[:80])}: no such file, and not a base64 Ed25519 "
                                "key") from None
     data = _read_key_file(value, "public key")
@@ -315,9 +317,13 @@ def verify_receipt(receipt: dict, verify_key: Any, evidence_dir: str | None = No
         elif not manifest.is_file():
             problems.append(f"{evidence_dir} has no manifest.json")
         else:
-            if file_digest(manifest) != receipt["evidence_manifest_digest"]:
-                problems.append("the evidence manifest differs from the one the receipt signs")
             from .errors import EvidenceError
+            from .evidence import control_file_digest
+            try:
+                if control_file_digest(manifest) != receipt["evidence_manifest_digest"]:
+                    problems.append("the evidence manifest differs from the one the receipt signs")
+            except EvidenceError as exc:
+                problems.append(f"the evidence manifest cannot be read: {exc}")
             try:
                 digest = evidence_report_digest(evidence_dir)
             except EvidenceError as exc:

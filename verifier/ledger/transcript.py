@@ -66,7 +66,8 @@ class Transcript:
 
     @classmethod
     def build(cls, conversation: str, entries: Iterable[tuple[str, bytes]]) -> "Transcript":
-        ordered = sorted(entries, key=lambda e: seq_key(e[0]))
+        ordered = sorted(entries, key=lambda e: (seq_key(e[0]), e[1]))  # ties by digest: never by hash seed
+        # (review 62: two events at one sequence id came out of a set in either order, two roots)
         t = cls(conversation, ordered)
         root = root0(conversation)
         for seq, digest in ordered:
