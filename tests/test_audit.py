@@ -589,6 +589,9 @@ def test_a_resume_warns_that_the_receipt_left_in_the_directory_no_longer_matches
     assert resumed.returncode == 0 and "receipt.json signs this evidence as it was before the resume" in resumed.stderr
     signed = cli(api, *audit_args(api, "--save", ev, "--resume", "--receipt-key", key))
     assert signed.returncode == 0 and "no longer matches" not in signed.stderr
+    spelt = cli(api, *audit_args(api, "--save", ev, "--resume", "--receipt-key", key,  # review 63: any spelling
+                                 "--receipt", f"{ev}/./receipt.json"))
+    assert spelt.returncode == 0 and "no longer matches" not in spelt.stderr
     check = cli(api, "receipt", "verify", ev / "receipt.json", "--public-key", f"{key}.pub", "--evidence", ev,
                 token=False)
     assert check.returncode == 0, check.stdout + check.stderr

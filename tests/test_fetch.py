@@ -395,3 +395,14 @@ def test_a_server_that_cannot_be_reached_is_named_with_what_to_check():
                      insecure_http=True) as c, pytest.raises(FetchError) as raised:
         c.get_public_keys("1111")
     assert f"127.0.0.1:{port}" in str(raised.value) and "is --base-url right" in str(raised.value)
+
+
+def test_only_a_server_never_reached_gets_the_base_url_hint():
+    """Review 63: a server that was reached but truncated its answer was told "is --base-url right"."""
+    import httpx
+
+    from verifier.fetch import _unreached
+    assert "is --base-url right" in _unreached(httpx.ConnectError("refused"), "https://api.x.com")
+    assert "is --base-url right" in _unreached(httpx.ConnectTimeout("slow"), "https://api.x.com")
+    for reached in (httpx.RemoteProtocolError("cut"), httpx.ReadTimeout("slow")):
+        assert _unreached(reached, "https://api.x.com") == ""

@@ -110,6 +110,15 @@ def test_a_second_key_whose_binding_has_partial_padding_is_a_conflict():
         assert Keyring.from_json(json.dumps(rows)).lookup("1111", "1").status == "conflict"
 
 
+def test_a_map_of_public_keys_bodies_may_name_users_data_and_meta():
+    """Review 63: the events-page check (review 61) refused a keyring map whose user ids were "data"
+    and "meta"; a public_keys body is an object, an events page's data a list."""
+    rows = {"data": {"data": [ALICE.keyring_row()]}, "meta": {"data": []}}
+    rows["data"]["data"][0]["user_id"] = "data"
+    ring = Keyring.from_json(json.dumps(rows))
+    assert ring.lookup("data", "1").status == "ok"
+
+
 def test_partial_padding_in_every_key_field_is_taken():
     entry = ALICE.keyring_entry()
     for field in ("identity_public_key_signature", "public_key", "signing_public_key"):

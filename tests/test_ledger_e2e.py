@@ -173,15 +173,16 @@ def test_split_view_between_two_users(api, ledger_target, tmp_path, capsys, monk
     assert [(f["code"], f["conversation"], f["first_diverging_sequence_id"]) for f in result["findings"]] == \
         [("split_view", IDS[0], middle)]
     assert "split_view" in err
-    # signed checkpoints exchanged instead of ledgers locate the same event (24 events: stride 1)
-    key = tmp_path / "receipt.key"
-    assert main(["keys", "new-receipt-key", "-o", str(key)]) == 0
-    capsys.readouterr()
+    # signed checkpoints exchanged instead of ledgers locate the same event (24 events: stride 1);
+    # each participant signs with their own key (one key for both is refused: review 62)
     for name, led in (("a", ledger_target), ("b", other)):
+        key = tmp_path / f"{name}.key"
+        assert main(["keys", "new-receipt-key", "-o", str(key)]) == 0
         assert main(["ledger", "checkpoint", IDS[0], "--ledger", led, "--key", str(key),
                      "-o", str(tmp_path / f"{name}.json")]) == 0
+    capsys.readouterr()
     code = main(["ledger", "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
-                 "--public-key", str(key) + ".pub"])
+                 "--public-key", str(tmp_path / "a.key") + ".pub", "--public-key", str(tmp_path / "b.key") + ".pub"])
     result = json.loads(capsys.readouterr()[0])
     assert code == 1 and result["findings"][0]["first_diverging_sequence_id"] == middle
     # the group conversation was shown the same to both: it agrees

@@ -658,6 +658,10 @@ def test_a_re_cut_member_add_shows_only_the_values_it_signed(users):
     assert entry.detail["signed_values"][:5] == ["4444", "1111", "2222", "3333", "1111"]
     for name in ("member_ids", "current_member_ids", "current_admin_ids", "conversation_key_version"):
         assert name not in entry.detail and name in entry.detail["not_signed"]
+    served = entry.detail["not_signed"]  # exactly as served (review 63: the title came out as characters)
+    assert served["current_title"] == "T" and served["current_member_ids"] == ["3333"]
+    assert served["conversation_key_version"] == honest.detail["not_signed"]["conversation_key_version"]
+    assert isinstance(served["conversation_key_version"], str)
     assert entry.proof["conversation_key_version"] is None
     markdown = render_transcript(transcript, "markdown")
     line = next(line for line in markdown.splitlines() if "GroupMemberAddChange" in line)

@@ -662,6 +662,16 @@ def test_signing_key_regressions_follow_the_chain_where_sequence_ids_disagree_wi
     honest = [forged(1, None, ALICE), forged(2, 1, ALICE_ROTATED), forged(3, 2, ALICE_ROTATED)]
     report = verify(page(*honest), ring=ring)
     assert not any(f.code == "signing_key_regressed" for e in events_of(report) for f in e.findings)
+    # review 63: with another sender's events in between, the engine ordered by the ids again
+    ring = keyring(ALICE, ALICE_ROTATED, BOB)
+    interleaved = [forged(1, None, ALICE), forged(2, 1, BOB), forged(3, 2, ALICE_ROTATED), forged(4, 3, BOB),
+                   forged(5, 4, ALICE)]
+    report = verify(page(*interleaved), ring=ring)
+    flagged = [e.sequence_id for e in events_of(report) if any(f.code == "signing_key_regressed" for f in e.findings)]
+    assert flagged == [interleaved[4].event.sequence_id]
+    honest = [*interleaved[:4], forged(5, 4, ALICE_ROTATED)]
+    report = verify(page(*honest), ring=ring)
+    assert not any(f.code == "signing_key_regressed" for e in events_of(report) for f in e.findings)
 
 
 @pytest.mark.parametrize("history", [
@@ -675,10 +685,10 @@ def test_a_rotation_forward_is_not_a_regression(history):
 
 
 def test_signing_key_regressions_orders_by_sequence_id_and_skips_what_has_no_order():
-    from verifier.semantics import ProvenSignature, signing_key_regressions
+    from verifier.semantics import SignedEvent, signing_key_regressions
 
     def signed(row, seq, sender, version):
-        return ProvenSignature(row, seq, None, sender, version)
+        return SignedEvent(row, seq, None, sender, version, True)
     events = [signed(0, "30", "a", "5"), signed(1, "10", "a", "7"), signed(2, "20", "a", "7"),
               signed(3, "40", "a", "x"), signed(4, "", "a", "1"), signed(5, "50", "b", "1"),
               signed(6, "60", "a", "0007"), signed(7, "70", "a", "6")]

@@ -431,7 +431,7 @@ def _warn_of_stale_receipt(args: argparse.Namespace) -> None:
     if not (args.resume and args.save):
         return
     old = Path(args.save) / "receipt.json"
-    signed_again = getattr(args, "receipt_key", None) and (args.receipt or str(old)) == str(old)
+    signed_again = getattr(args, "receipt_key", None) and Path(args.receipt or old).resolve() == old.resolve()
     if old.is_file() and not signed_again:
         warn(f"warning: {old} signs this evidence as it was before the resume and no longer matches it; sign "
              "it again with --receipt-key KEY")

@@ -82,7 +82,7 @@ from .model import (
 from .pages import DecodedPage, RawEntry, decode_page
 from .payload import must_be_signed
 from .sanitize import encodable
-from .semantics import ProvenSignature, one_to_one_members, shown, signing_key_regressions, unbound_conversation
+from .semantics import SignedEvent, one_to_one_members, shown, signing_key_regressions, unbound_conversation
 from .signature import Job, check, prepare
 from .signers import KeySlot, carrier_conflicts, embedded_keys, slots_of
 from .views import EventList, Record, Records
@@ -1018,9 +1018,10 @@ class _Run:
         if not several:
             return
         checks, sig_codes = self.check_objects, self.sig_codes
-        proven = [ProvenSignature(at, self.seq[at], self.prev[at], self.sender[at], self.key_version[at]) for at in rows
-                  if senders[at] in several and checks[sig_codes[at] - 1].status == SigStatus.VALID]
-        for at, message in signing_key_regressions(proven):
+        events = [SignedEvent(at, self.seq[at], self.prev[at], self.sender[at], self.key_version[at],
+                              senders[at] in several and checks[sig_codes[at] - 1].status == SigStatus.VALID)
+                  for at in rows if self.seq[at]]
+        for at, message in signing_key_regressions(events):
             self.add(at, _REVIEWED, Code.SIGNING_KEY_REGRESSED, message)
 
     def used_key_versions(self) -> set[Any]:

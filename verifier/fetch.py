@@ -46,6 +46,14 @@ EVENT_FIELDS = ("id,conversation_id,conversation_token,created_at,encoded_event,
                 "message_event_signature,previous_id,sender_id")
 CONVERSATION_EXPANSIONS = "participant_ids,member_ids,admin_ids"
 _FORBIDDEN_PATH = re.compile(r"/(read|typing|messages|keys)(/|$)")
+def _unreached(exc: Exception, base_url: str) -> str:
+    """What to check when the server could not be reached at all (review 61); a server that was
+    reached but answered badly is not given this hint (review 63)."""
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return f" at {printable(urlsplit(base_url).netloc)} (is --base-url right, and the server reachable?)"
+    return ""
+
+
 # What to check after a final 401/403 (review 61: the message said only "Unauthorized").
 _AUTH_HINTS = {
     401: " (check the token in X_BEARER_TOKEN or --token-file: expired, revoked or not a user token)",
@@ -226,9 +234,7 @@ class XChatClient:
                 if reason is not None:  # a retry cannot fix a certificate; say why it failed
                     raise NetworkError(f"TLS certificate of {urlsplit(self.base_url).hostname} not trusted: "
                                        f"{self.safe(reason)} (not retried)") from None
-                attempt = self._backoff(attempt, f"{type(exc).__name__} on {path} at "
-                                                 f"{printable(urlsplit(self.base_url).netloc)} (is --base-url right, "
-                                                 "and the server reachable?)")
+                attempt = self._backoff(attempt, f"{type(exc).__name__} on {path}" + _unreached(exc, self.base_url))
                 continue
             self._note_rate_limit(response)
             status = response.status_code

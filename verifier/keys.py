@@ -390,8 +390,9 @@ def _looks_like_events_page(data: dict[str, Any]) -> bool:
     """An X API events page (``data`` items carrying ``encoded_event``, or ``meta``), given where a
     keyring belongs: a mistake worth naming."""
     items = data.get("data")
-    return ("meta" in data and "data" in data) or (
-        isinstance(items, list) and any(isinstance(i, dict) and "encoded_event" in i for i in items[:5]))
+    if not isinstance(items, list):  # (a map of public_keys bodies may name a user "data": an object)
+        return False
+    return isinstance(data.get("meta"), dict) or any(isinstance(i, dict) and "encoded_event" in i for i in items[:5])
 
 
 def _entries_from_json(data: Any) -> list[KeyringEntry]:

@@ -53,7 +53,7 @@ from verifier.model import (
 )
 from verifier.pages import DecodedPage, ItemJson, RawEntry, decode_page
 from verifier.payload import must_be_signed
-from verifier.semantics import ProvenSignature, one_to_one_members, shown, signing_key_regressions, unbound_conversation
+from verifier.semantics import SignedEvent, one_to_one_members, shown, signing_key_regressions, unbound_conversation
 from verifier.signature import Job, check, prepare
 from verifier.signers import embedded_key_conflicts, embedded_keys
 from verifier.wire import DEFAULT_LIMITS, Limits, MessageEvent, b64decode_strict, decode_event_generic
@@ -354,11 +354,13 @@ class _Run:
         for ev in self.events:
             by_conversation.setdefault(ev.conversation, []).append(ev)
         for events in by_conversation.values():  # an old signing key in use again
-            proven = [ProvenSignature(i, ev.sequence_id, ev.previous_sequence_id, ev.sender_id,
-                                      ev.event.signature.public_key_version)
-                      for i, ev in enumerate(events) if ev.checked.status == SigStatus.VALID and ev.event is not None
-                      and ev.event.signature is not None]
-            for i, message in signing_key_regressions(proven):
+            signed = [SignedEvent(i, ev.sequence_id, ev.previous_sequence_id, ev.sender_id,
+                                  ev.event.signature.public_key_version if ev.event is not None and
+                                  ev.event.signature is not None else None,
+                                  ev.checked.status == SigStatus.VALID and ev.event is not None
+                                  and ev.event.signature is not None)
+                      for i, ev in enumerate(events) if ev.sequence_id]
+            for i, message in signing_key_regressions(signed):
                 events[i].add(Code.SIGNING_KEY_REGRESSED, message)
         run_findings = self._run_findings() + reviewed
         run_fails = any(fails(f.severity, self.strict) for f in run_findings)

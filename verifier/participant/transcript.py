@@ -149,7 +149,7 @@ def _entry(event: Any, record: Any, participant: Participant) -> Entry:
         entry.type = "group_change"
         shown = {k: v for k, v in body.items() if k in _GROUP_FIELDS}
         lists = _split_lists(kind, record)  # the ids the signature covers; how they split is the server's
-        shown.update({name: list(body.get(name) or ()) for name in lists})
+        shown.update({name: _as_served(body.get(name)) for name in lists})
         unsigned = _not_signed(kind, record) | frozenset(lists)
         entry.detail = {"change": kind.partition(".")[2], **{k: v for k, v in shown.items() if k not in unsigned}}
         if kind == _GROUP_ADD:  # what the add signed, in order: which value is an id, a title or a key
@@ -191,6 +191,14 @@ def _signed_values(record: Any) -> list[str] | None:
         return None
     values = payload.decode("utf-8", "replace").split(",")
     return values[4 if event.conversation_id is not None else 3:]
+
+
+def _as_served(value: Any) -> Any:
+    """A list as a list (absent: empty), anything else exactly as served (review 63: a title came
+    out as a list of its characters)."""
+    if value is None or isinstance(value, (list, tuple)):
+        return list(value or ())
+    return value
 
 
 def _split_lists(kind: str, record: Any) -> tuple[str, ...]:
