@@ -101,3 +101,19 @@ def test_receipt_verify_reads_a_huge_manifest_bounded(tmp_path):
     receipt["signature"] = base64.b64encode(key.sign(canonical(receipt)).signature).decode()
     problems = verify_receipt(receipt, key.verify_key, str(evidence))
     assert any("the evidence manifest cannot be read" in p and "larger than" in p for p in problems), problems
+
+
+def test_the_ledger_of_the_environment_and_the_xfail_list_are_inputs_too(ledgers, tmp_path, capsys, monkeypatch):
+    """Review 64: the guard read --ledger only, not XCHAT_VERIFY_LEDGER (the ledger then opened),
+    and not vectors --xfail."""
+    ledger = ledgers["a"][0]
+    before = ledger.read_bytes()
+    monkeypatch.setenv("XCHAT_VERIFY_LEDGER", str(ledger))
+    assert main(["ledger", "export", "-o", str(ledger)]) == 2
+    assert "is the --ledger file this command reads" in capsys.readouterr().err and ledger.read_bytes() == before
+    monkeypatch.delenv("XCHAT_VERIFY_LEDGER")
+    xfail = tmp_path / "xfail.txt"
+    xfail.write_text("chain/gap\n")
+    assert main(["vectors", str(REPO / "vectors"), "--xfail", str(xfail), "-o", str(xfail)]) == 2
+    assert "is the --xfail file this command reads" in capsys.readouterr().err
+    assert xfail.read_text() == "chain/gap\n"

@@ -20,7 +20,7 @@ from .engine import Verification, default_workers, gc_paused, usable_cpus, verif
 from .errors import FetchError, InputError, UsageError, XChatVerifyError
 from .inputs import DEFAULT_MAX_FILE_MB, is_evidence_dir, load_keyring, load_pages, parse_conversation_keys
 from .keys import entry_from_row
-from .ledger_cli import LedgerRun, add_ledger_options, cmd_new_receipt_key
+from .ledger_cli import LedgerRun, add_ledger_options, cmd_new_receipt_key, ledger_target
 from .ledger_cli import add_commands as add_ledger_commands
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, Report, exit_code
 from .outputs import check_output_path, detach_stdout, names_file, write_file, write_output, write_stdout
@@ -234,7 +234,7 @@ def check_output_paths(args: argparse.Namespace) -> None:
 # own ledger, `--receipt` onto the ledger or the receipt key, `checkpoint -o` onto its signing key).
 _INPUT_FILES = (("ledger", "--ledger"), ("receipt_key", "--receipt-key"), ("key", "--key"), ("keys", "--keys"),
                 ("identity_key", "--identity-key"), ("token_file", "--token-file"), ("report", "--report"),
-                ("pages", "PAGE"), ("sources", "SOURCE"))
+                ("xfail", "--xfail"), ("pages", "PAGE"), ("sources", "SOURCE"))
 
 
 def _refuse_overwriting_an_input(args: argparse.Namespace, option: str, value: str) -> None:
@@ -242,6 +242,8 @@ def _refuse_overwriting_an_input(args: argparse.Namespace, option: str, value: s
         return
     for name, input_option in _INPUT_FILES:
         given = getattr(args, name, None)
+        if name == "ledger" and hasattr(args, "ledger"):  # the one opened: --ledger or XCHAT_VERIFY_LEDGER
+            given = ledger_target(given)  # (review 64: the variable's ledger was not protected)
         for path in given if isinstance(given, list) else [given]:
             if isinstance(path, str) and path not in ("", "-") and _same_file(path, value):
                 raise UsageError(f"{option} {printable(value)} is the {input_option} file this command reads: "
