@@ -251,9 +251,24 @@ def test_signed_receipt_covers_report_and_evidence(tmp_path, capsys, monkeypatch
         (0, check("--public-key", f"{key}.pub")[1] | {"receipt": str(ev / "receipt.json")})
     assert check("--public-key", f"{other}.pub")[:1] == (1,)  # another signer
     # review 38: a receipt that does not hold gives no verdict, only what it claims
-    assert check("--public-key", f"{other}.pub")[1] | {"problems": [], "time": None} == {
+    # (review 62: nor a time; what it claims is claimed_time)
+    claimed = check("--public-key", f"{other}.pub")[1]
+    assert claimed["claimed_time"] == receipt["time"]
+    assert claimed | {"problems": [], "claimed_time": None} == {
         "receipt": str(ev / "receipt.json"), "valid": False, "problems": [], "verdict": None,
-        "claimed_verdict": "pass", "time": None}
+        "claimed_verdict": "pass", "time": None, "claimed_time": None}
+    # review 62: the signature's unused low bits made one receipt many files; only canonical base64 holds
+    import base64
+    import string
+
+    from verifier.receipts import check_signature
+    signature = base64.b64decode(receipt["signature"])
+    assert len(signature) == 64 and receipt["signature"].endswith("==")
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/"
+    low = alphabet[alphabet.index(receipt["signature"][-3]) ^ 1]  # one of the last character's unused bits
+    twin = {**receipt, "signature": receipt["signature"][:-3] + low + "=="}
+    assert base64.b64decode(twin["signature"]) == signature
+    assert check_signature(twin) == "the signature is not canonical base64"
     assert check("--public-key", f"{key}.pub")[1]["verdict"] == "pass"
     shrunk = tmp_path / "shrunk-evidence"  # a whole conversation deleted from the manifest
     shutil.copytree(ev, shrunk)

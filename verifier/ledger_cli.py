@@ -537,10 +537,11 @@ def cmd_receipt_verify(args: argparse.Namespace) -> int:
     problems = verify_receipt(receipt, load_verify_key(args.public_key), args.evidence, args.report)
     # the audit's verdict only from a receipt that holds; else what it claims, named so (review 38:
     # "valid": false beside "verdict": "pass" read as a pass)
-    claimed = {"verdict": None, "claimed_verdict": receipt.get("verdict")} if problems else \
-        {"verdict": receipt.get("verdict")}
-    _print({"receipt": encodable(args.receipt), "valid": not problems, "problems": problems, **claimed,
-            "time": receipt.get("time")})
+    # (review 62: the time too, printed unlabelled beside "valid": false)
+    claimed = {"verdict": None, "claimed_verdict": receipt.get("verdict"), "time": None,
+               "claimed_time": receipt.get("time")} if problems else \
+        {"verdict": receipt.get("verdict"), "time": receipt.get("time")}
+    _print({"receipt": encodable(args.receipt), "valid": not problems, "problems": problems, **claimed})
     return EXIT_FAIL if problems else EXIT_PASS
 
 
