@@ -309,6 +309,9 @@ def test_metrics_never_replace_a_file_that_is_not_a_metrics_textfile(content, wh
     (b"hello world\n", "it holds no xchat-verify metric"),
     (b"x" * (2 * 1024 * 1024), "it is larger than any metrics textfile"),
     (b"%PDF-1.7\n\xff\xfe", "it is not UTF-8 text"),
+    # review 62: a textfile shared with another exporter lost its lines
+    (b"# HELP node_load1 load\n# TYPE node_load1 gauge\nnode_load1 0.5\nxchat_verify_audits_total 3\n",
+     "it holds other metrics too \\(node_load1\\)"),
 ])
 @pytest.mark.parametrize("previous", [None, {}])
 def test_library_write_metrics_never_replaces_a_file_that_is_not_a_metrics_textfile(content, why, previous, tmp_path):

@@ -31,6 +31,36 @@ def _epoch(iso: str) -> float:
 _OURS = re.compile(r"^[ \t]*(?:#[ \t]*(?:HELP|TYPE)[ \t]+)?xchat_verify_", re.MULTILINE)
 
 
+_SAMPLE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})?\s+(\S+)(?:\s+-?\d+)?")  # name{labels} value [ms]
+_TYPES = ("counter", "gauge", "histogram", "summary", "untyped")
+
+
+def _other_metric(text: str) -> str:
+    """The first well-formed metric of another exporter in ``text`` (a sample, or its ``# TYPE``
+    line), "" when there is none: a damaged line of ours is not one (its file is replaced, with a
+    warning)."""
+    for line in text.splitlines():
+        words = line.strip().split()
+        if words[:2] == ["#", "TYPE"] and len(words) == 4 and words[3] in _TYPES:
+            name = words[2]
+        else:
+            sample = _SAMPLE.fullmatch(line.strip())
+            if sample is None or not _is_number(sample.group(2)):
+                continue
+            name = sample.group(1)
+        if not name.startswith("xchat_verify_"):
+            return name
+    return ""
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 class Previous:
     """The values of the previous textfile at ``path`` (counters carry over from it when there is no
     ledger), read defensively: only a regular file of at most 1 MiB is read, and only if every line is
@@ -67,6 +97,10 @@ class Previous:
             return
         if text.strip() and not _OURS.search(text):
             self.foreign = "it holds no xchat-verify metric"
+            return
+        other = _other_metric(text)
+        if other:  # review 62: a textfile shared with another exporter lost that exporter's lines
+            self.foreign = f"it holds other metrics too ({printable(other[:60])})"
             return
         for number, line in enumerate(text.splitlines(), 1):
             line = line.strip()
