@@ -466,3 +466,7 @@ def test_an_empty_key_variable_is_a_usage_error(run, convo):
     root = convo["root"]
     proc = run("verify", root / "page.json", "--keys", root / "keyring.json", env_extra={ENV_VAR: ""})
     assert proc.returncode == 2 and "is set but empty" in proc.stderr and proc.stderr.count("\n") == 1
+    # review 61: transcript said only that a key was needed
+    proc = run("transcript", root / "page.json", "--keys", root / "keyring.json", "-o", root / "t.md",
+               env_extra={ENV_VAR: ""})
+    assert proc.returncode == 2 and "is set but empty" in proc.stderr and proc.stderr.count("\n") == 1

@@ -136,11 +136,17 @@ def add_identity_option(parser: argparse.ArgumentParser) -> None:
                              "conversation keys and contents to check what messages claim (docs/participant.md)")
 
 
+def _refuse_an_empty_identity_variable(args: argparse.Namespace) -> None:
+    """As for XCHAT_VERIFY_LEDGER (new-user review); in `transcript` too (review 61: it said only
+    that a key was needed)."""
+    if IDENTITY_KEY_ENV in os.environ and not os.environ[IDENTITY_KEY_ENV].strip() \
+            and not getattr(args, "identity_key", None):
+        raise UsageError(f"{IDENTITY_KEY_ENV} is set but empty: name the identity key file, or unset it")
+
+
 def identity_reviewers(args: argparse.Namespace) -> tuple | None:
     """The participant's reviewers when --identity-key (or its variable) names a key file, else None."""
-    if IDENTITY_KEY_ENV in os.environ and not os.environ[IDENTITY_KEY_ENV].strip() \
-            and not getattr(args, "identity_key", None):  # as for XCHAT_VERIFY_LEDGER (new-user review)
-        raise UsageError(f"{IDENTITY_KEY_ENV} is set but empty: name the identity key file, or unset it")
+    _refuse_an_empty_identity_variable(args)
     if not (getattr(args, "identity_key", None) or os.environ.get(IDENTITY_KEY_ENV)):
         return None
     from .participant import load_identity_key, participant_reviewers  # only a participant loads PyNaCl
@@ -461,6 +467,7 @@ def cmd_transcript(args: argparse.Namespace) -> int:
     if not args.output:
         raise UsageError("transcript needs --output PATH (- for standard output): the plaintext is written "
                          "only where you name it")
+    _refuse_an_empty_identity_variable(args)
     loaded = load_identity_key(args.identity_key)
     if loaded is None:
         raise UsageError("transcript needs --identity-key FILE (or XCHAT_VERIFY_IDENTITY_KEY_FILE)")
