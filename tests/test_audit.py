@@ -595,3 +595,27 @@ def test_a_resume_warns_that_the_receipt_left_in_the_directory_no_longer_matches
     check = cli(api, "receipt", "verify", ev / "receipt.json", "--public-key", f"{key}.pub", "--evidence", ev,
                 token=False)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_journal_line_planted_after_a_receipt_is_a_problem_of_the_receipt(api, tmp_path):
+    """Review 65: a receipt hashes manifest.json; every reader replays manifest.journal on top of it,
+    so a planted line (same journal id, next seq) swapped a saved key file under a valid receipt."""
+    import hashlib
+
+    from verifier.testing.forge import Identity
+    ev, key = tmp_path / "ev", tmp_path / "receipt.key"
+    assert cli(api, "keys", "new-receipt-key", "-o", key, token=False).returncode == 0
+    assert cli(api, *audit_args(api, "--save", ev, "--receipt-key", key)).returncode == 0
+    check = ["receipt", "verify", ev / "receipt.json", "--public-key", f"{key}.pub", "--evidence", ev]
+    assert cli(api, *check, token=False).returncode == 0
+    manifest = json.loads((ev / "manifest.json").read_text())
+    user = manifest["keys"][0]["user_id"]
+    body = json.loads((ev / manifest["keys"][0]["file"]).read_text())
+    body["data"].append(Identity.from_seed(user, "9999999999999", "attacker").keyring_row())
+    new = json.dumps(body).encode()
+    (ev / manifest["keys"][0]["file"]).write_bytes(new)
+    entry = {**manifest["keys"][0], "sha256": hashlib.sha256(new).hexdigest(), "bytes": len(new)}
+    line = {"op": "keys", "journal": manifest["journal"], "seq": manifest["journal_seq"] + 1, "entry": entry}
+    (ev / "manifest.journal").write_text(json.dumps(line) + "\n")
+    proc = cli(api, *check, token=False)
+    assert proc.returncode == 1 and "journal record(s) after the manifest the receipt signs" in proc.stdout

@@ -170,6 +170,7 @@ class EvidenceStore:
         self.manifest = Manifest(tool=f"xchat-verify {__version__}", base_url=base_url, created_at=now,
                                  updated_at=now, journal=secrets.token_hex(8))
         self._journal: BinaryIO | None = None  # opened by the first write (a snapshot first), closed by close()
+        self.unfolded = 0  # journal records read on top of the snapshot (a run ends by folding them in)
 
     # ------------------------------------------------------------------ reading
     @classmethod
@@ -188,6 +189,7 @@ class EvidenceStore:
             for record in _read_journal(store.root / JOURNAL, manifest.journal, manifest.journal_seq):
                 apply(manifest, record)
                 manifest.journal_seq = record.seq
+                store.unfolded += 1
             validate(manifest)
         except (msgspec.ValidationError, ManifestError) as exc:
             raise ManifestError(f"{path} is malformed ({printable(exc)})") from None

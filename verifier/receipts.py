@@ -281,6 +281,11 @@ def evidence_report_digest(root: str | os.PathLike) -> str:
     return hashlib.sha256(msgspec.json.encode(report, order="sorted")).hexdigest()
 
 
+def _unfolded_journal_records(root: str | os.PathLike) -> int:
+    from .evidence import EvidenceStore
+    return EvidenceStore.open(Path(root)).unfolded
+
+
 def make_receipt(*, key: Any, tool_version: str, time: str, verdict: str, report_digest: str,
                  checkpoints: list[dict], evidence_dir: str | None, ledger_audit: int | None) -> dict:
     manifest = Path(evidence_dir) / "manifest.json" if evidence_dir else None
@@ -324,6 +329,10 @@ def verify_receipt(receipt: dict, verify_key: Any, evidence_dir: str | None = No
             try:
                 if control_file_digest(manifest) != receipt["evidence_manifest_digest"]:
                     problems.append("the evidence manifest differs from the one the receipt signs")
+                unfolded = _unfolded_journal_records(evidence_dir)
+                if unfolded:  # review 65: a planted journal line swapped the saved keys under a valid receipt
+                    problems.append(f"the evidence has {unfolded} journal record(s) after the manifest the receipt "
+                                    "signs (a run ends by folding its journal in): it changed since")
             except EvidenceError as exc:
                 problems.append(f"the evidence manifest cannot be read: {exc}")
             try:
