@@ -619,3 +619,19 @@ def test_a_journal_line_planted_after_a_receipt_is_a_problem_of_the_receipt(api,
     (ev / "manifest.journal").write_text(json.dumps(line) + "\n")
     proc = cli(api, *check, token=False)
     assert proc.returncode == 1 and "journal record(s) after the manifest the receipt signs" in proc.stdout
+
+
+@pytest.mark.parametrize("locations, message", [
+    ([[0, 8]] * 101, "more than 100 token_at locations"),
+    ([[i, 8] for i in range(20)], "more than 16 different strings"),
+])
+def test_token_locations_in_a_manifest_are_bounded(api, tmp_path, locations, message):
+    """Review 65: thousands of token_at entries (each decoding the page again) or one per byte
+    offset (each a "secret" every report string is scrubbed of) made verify DIR spin for hours."""
+    ev = tmp_path / "ev"
+    assert cli(api, *audit_args(api, "--save", ev)).returncode == 0
+    manifest = json.loads((ev / "manifest.json").read_text())
+    manifest["conversations"][0]["pages"][0]["token_at"] = locations
+    (ev / "manifest.json").write_text(json.dumps(manifest))
+    proc = cli(api, "verify", ev, token=False)
+    assert proc.returncode == 3 and message in proc.stderr and proc.stderr.count("\n") == 1

@@ -439,6 +439,12 @@ def collect_secrets(saved: SavedNotes, entry: FileEntry | KeysEntry, body: bytes
         return
     saved.token_files.append(entry.file)
     saved.secrets |= token_secrets(entry, body)
+    if len(saved.secrets) > MAX_TOKEN_STRINGS:  # review 65: one per byte offset made scrubbing quadratic
+        raise EvidenceError(f"the manifest's token_at names more than {MAX_TOKEN_STRINGS} different strings: an "
+                            "audit has one access token (a few after resumes with new ones)")
+
+
+MAX_TOKEN_STRINGS = 16
 
 
 def token_secrets(entry: FileEntry | KeysEntry, body: bytes) -> set[str]:

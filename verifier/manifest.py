@@ -304,8 +304,14 @@ def _check_entry(entry: FileEntry | KeysEntry, name: str) -> None:
         raise ManifestError(f"file {printable(str(entry.file)[:80])} is not {name}")
     if not _SHA256.fullmatch(entry.sha256):
         raise ManifestError(f"{name} has no valid sha256")
+    if len(entry.token_at) > MAX_TOKEN_LOCATIONS:  # review 65: 5,000 of them decoded the body 5,000 times
+        raise ManifestError(f"{name} has more than {MAX_TOKEN_LOCATIONS} token_at locations (the writer records "
+                            "at most that many)")
     if not all(_token_location(location) for location in entry.token_at):
         raise ManifestError(f"{name} has a malformed token_at")
+
+
+MAX_TOKEN_LOCATIONS = 100  # what fetch.token_offsets and apibodies.json_token_paths record at most
 
 
 def _token_location(location: TokenLocation) -> bool:
