@@ -101,14 +101,7 @@ class Timeline:
     def __init__(self, conversation: str, records: Sequence[Any]) -> None:
         self.conversation = conversation
         placed = [(position(r.sequence_id), r) for r in records]
-        self.linked = not all(p is not None and _points_back(p, r.previous_sequence_id) for p, r in placed
-                              if r.sequence_id)
-        if not self.linked:
-            self.ordered: list[Any] = [r for p, r in sorted(((p, r) for p, r in placed if p is not None),
-                                                            key=lambda pr: (pr[0], pr[1].index))]
-        else:
-            self.ordered = _linked_order([r for r in records if r.sequence_id])
-        self.ordered += [r for r in records if not r.sequence_id]
+        self.linked, self.ordered = _chain_order(records, placed)
         self.by_id: dict[Any, list[Any]] = {}
         for p, r in placed:
             if r.sequence_id:  # past 30 digits, the position as the chain reads it (zeros stripped)
@@ -141,6 +134,19 @@ class Timeline:
         number = position(sequence_id)
         return number is not None and self.low is not None and self.high is not None \
             and self.low <= number <= self.high
+
+
+def _chain_order(records: Sequence[Any], placed: list[tuple[int | None, Any]]) -> tuple[bool, list[Any]]:
+    """(whether the order is the links', the records in chain order): by number when every previous
+    pointer names a smaller one, else as the pointers link; those without a sequence id last.
+    ``placed``: each record with its ``position``."""
+    linked = not all(p is not None and _points_back(p, r.previous_sequence_id) for p, r in placed if r.sequence_id)
+    if not linked:
+        ordered: list[Any] = [r for p, r in sorted(((p, r) for p, r in placed if p is not None),
+                                                   key=lambda pr: (pr[0], pr[1].index))]
+    else:
+        ordered = _linked_order([r for r in records if r.sequence_id])
+    return linked, ordered + [r for r in records if not r.sequence_id]
 
 
 def _fetched(records: Sequence[Any]) -> set[int]:
@@ -481,16 +487,16 @@ class SignedEvent:
 
 def signing_key_regressions(events: Sequence[SignedEvent]) -> list[tuple[int, str]]:
     """(index, message) for each proven signature made with an older signing-key version than its
-    sender's proven signature on an earlier event of the conversation, in chain order: by number
-    where every previous pointer names a smaller one, else as the pointers link (``Timeline``;
-    review 60: a server's ids put the old-key event first). Why: a directory keeps old versions for
-    old events, so an event signed at a retired version verifies, and nothing else noticed a sender
-    moving back to an old key (review 57). A warning: a second device that missed a rotation does
-    the same (review 60; the SDK takes both). Versions are millisecond stamps: only decimal ones of
-    at most 20 digits are compared, on events whose sequence ids are such decimals too."""
+    sender's proven signature on an earlier event of the conversation, in chain order, as
+    ``Timeline`` orders (``_chain_order``; review 60: a server's ids put the old-key event first).
+    Why: a directory keeps old versions for old events, so an event signed at a retired version
+    verifies, and nothing else noticed a sender moving back to an old key (review 57). A warning: a
+    second device that missed a rotation does the same (review 60; the SDK takes both). Versions are
+    millisecond stamps: only decimal ones of at most 20 digits are compared, on events whose
+    sequence ids are such decimals too."""
     newest: dict[str, tuple[int, str, str]] = {}  # sender -> (version number, version, sequence id)
     out = []
-    for event in _chain_ordered(events):
+    for event in _chain_order(events, [(position(e.sequence_id), e) for e in events])[1]:
         version, sender, seq = event.key_version, event.sender_id or "", event.sequence_id
         if not (event.proven and seq and version and _short_decimal(seq) and _short_decimal(version)):
             continue
@@ -502,16 +508,6 @@ def signing_key_regressions(events: Sequence[SignedEvent]) -> list[tuple[int, st
         elif best is None or number > best[0]:
             newest[sender] = (number, version, seq)
     return out
-
-
-def _chain_ordered(events: Sequence[SignedEvent]) -> list[SignedEvent]:
-    """The events in chain order; the usual history (short decimal ids, each pointer to a smaller
-    one) by number without building a ``Timeline`` (100,000 events: a sort of integers)."""
-    if all(e.sequence_id and _short_decimal(e.sequence_id) and (not e.previous_sequence_id or (
-            _short_decimal(e.previous_sequence_id) and int(e.previous_sequence_id) < int(e.sequence_id)))
-           for e in events):
-        return sorted(events, key=lambda e: (int(e.sequence_id or 0), e.index))
-    return Timeline("", events).ordered
 
 
 def _short_decimal(text: str) -> bool:
