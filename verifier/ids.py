@@ -14,6 +14,13 @@ PATH_ID = re.compile(r"[0-9]{1,19}|[0-9]{1,19}-[0-9]{1,19}|g[0-9]{1,19}")
 USER_ID = re.compile(r"[0-9]{1,19}")
 
 
+def short_decimal(text: str, digits: int = 20) -> bool:
+    """ASCII digits, at most ``digits`` of them: an id, a key version or a millisecond count that
+    fits a 64-bit integer's width, read without ``int`` on hostile lengths (it refuses texts past
+    4,300 digits)."""
+    return 0 < len(text) <= digits and text.isascii() and text.isdigit()
+
+
 @lru_cache(maxsize=1024)
 def canonical_conversation(cid: str | None) -> str:
     """``A:B``, ``B-A`` -> ``min:max`` (numeric); group ids and others unchanged."""

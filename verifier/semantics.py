@@ -27,6 +27,7 @@ from typing import Any
 
 from .chain import position as chain_position
 from .chain import seq_order
+from .ids import short_decimal
 from .keys import Keyring
 from .payload import BUILDERS, PayloadUnavailable, must_be_signed, parse_signature_version, render_slot
 
@@ -498,7 +499,7 @@ def signing_key_regressions(events: Sequence[SignedEvent]) -> list[tuple[int, st
     out = []
     for event in _chain_order(events, [(position(e.sequence_id), e) for e in events])[1]:
         version, sender, seq = event.key_version, event.sender_id or "", event.sequence_id
-        if not (event.proven and seq and version and _short_decimal(seq) and _short_decimal(version)):
+        if not (event.proven and seq and version and short_decimal(seq) and short_decimal(version)):
             continue
         number, best = int(version), newest.get(sender)
         if best is not None and number < best[0]:
@@ -508,12 +509,6 @@ def signing_key_regressions(events: Sequence[SignedEvent]) -> list[tuple[int, st
         elif best is None or number > best[0]:
             newest[sender] = (number, version, seq)
     return out
-
-
-def _short_decimal(text: str) -> bool:
-    """ASCII digits that fit a 64-bit integer's width (a 5,000-digit "version" is no stamp, and
-    ``int`` refuses texts past 4,300 digits: fuzzing found it)."""
-    return 0 < len(text) <= 20 and text.isascii() and text.isdigit()
 
 
 def one_to_one_members(conversation: str) -> set[str] | None:

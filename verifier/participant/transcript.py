@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import __version__
+from ..ids import short_decimal
 from ..model import Report
 from ..payload import CKEY_PLAINTEXT_SIGNATURE_VERSION, PayloadUnavailable, build_payload, parse_signature_version
 from ..report.common import proof_line
@@ -360,7 +361,7 @@ def _shown_time(msec: str | None) -> str:
     server wrote a sentence there that read as part of a ✅ line (review 56)."""
     if not msec:
         return ""
-    if len(msec) <= 16 and msec.isascii() and msec.isdigit():
+    if short_decimal(msec, 16):
         return when(msec) or ""
     return "(time not a millisecond count)"
 
@@ -370,7 +371,7 @@ def _shown_seq(sequence_id: str | None) -> str:
     sentence, "…: 2222 said “I owe you”", read as a quote in a ✅ line)."""
     if not sequence_id:
         return "?"
-    if len(sequence_id) <= 20 and sequence_id.isascii() and sequence_id.isdigit():
+    if short_decimal(sequence_id):
         return sequence_id
     return "(not a decimal sequence id)"
 
