@@ -21,6 +21,7 @@ from .errors import InputError, UsageError, XChatVerifyError
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, Report
 from .outputs import check_output_path, write_file, write_output, write_stdout
 from .sanitize import encodable, printable
+from .settings import DEFAULT_TOLERANCE
 
 if TYPE_CHECKING:
     from .ledger.record import Recorded
@@ -287,7 +288,6 @@ def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
-DEFAULT_TOLERANCE = 300.0  # verifier.ledger.transcript.DEFAULT_TOLERANCE (not imported at start-up)
 MAX_CHECKPOINT_BYTES = 1024 * 1024  # 513 marks are about 60 KB
 
 

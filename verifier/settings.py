@@ -11,6 +11,9 @@ from .paging import MB, PageLimits
 
 DEFAULT_BASE_URL = "https://api.x.com"
 IDENTITY_KEY_ENV = "XCHAT_VERIFY_IDENTITY_KEY_FILE"  # names the participant's key file (--identity-key)
+# ledger compare's stale_view tolerance, seconds: clock skew between two auditors' machines plus an
+# audit's duration (the CLI's default and verifier.ledger.transcript.stale_view's)
+DEFAULT_TOLERANCE = 300.0
 
 
 @dataclass

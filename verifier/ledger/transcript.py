@@ -27,6 +27,9 @@ from typing import Annotated, Any
 
 import msgspec
 
+from ..ids import is_user_id
+from ..settings import DEFAULT_TOLERANCE
+
 DOMAIN = b"xchat-verify/transcript/v1"
 MAX_MARKS = 512
 
@@ -162,10 +165,7 @@ def is_direct(conversation: str) -> bool:
     a member who joined later may legitimately be served less of the history (the tail rule is not
     applied to them)."""
     a, found, b = conversation.partition(":")
-    return bool(found) and all(x.isascii() and x.isdigit() and 1 <= len(x) <= 19 for x in (a, b))
-
-
-DEFAULT_TOLERANCE = 300.0  # seconds: clock skew between two auditors' machines plus an audit's duration
+    return bool(found) and is_user_id(a) and is_user_id(b)
 
 
 @dataclass
