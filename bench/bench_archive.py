@@ -92,12 +92,15 @@ def main() -> None:
     args.dir.mkdir(parents=True, exist_ok=True)
     evidence = build(args.dir, args.conversations, args.events, args.page_size)
     load_before = os.getloadavg()[0]
-    single, reference = best("verify (1 process)", args.repeat, lambda: verify_saved_audit(str(evidence)))
-    one_thread, _ = best("verify --workers 1", args.repeat, lambda: verify_saved_audit(str(evidence), workers=1))
+    single, reference = best("verify (1 process)", args.repeat,
+                             lambda: verify_saved_audit(str(evidence), trust_evidence_keys=True))
+    one_thread, _ = best("verify --workers 1", args.repeat, lambda: verify_saved_audit(str(evidence), workers=1,
+                                                                                  trust_evidence_keys=True))
     results: dict[str, float] = {"verify_s": single, "verify_1_thread_s": one_thread}
     for workers in (1, 2):
         with open_client(None, workers) as client:  # the local cluster archive verify --workers N starts
-            seconds, out = best(f"archive/{workers}", args.repeat, lambda: verify_archive([str(evidence)], None, client),
+            seconds, out = best(f"archive/{workers}", args.repeat, lambda: verify_archive([str(evidence)], None, client,
+                                                                                      trust_evidence_keys=True),
                                 lambda: sum(client.run(lambda: sum(os.times()[:2])).values()))
             if out != reference:
                 raise SystemExit("the archive report differs from verify's")
@@ -118,8 +121,9 @@ def main() -> None:
         "coordinator_cpu_s_per_100k_events": round(CPU["archive/2"] * 100_000 / events, 2),
     }
     if args.cli:
-        summary["cli_verify_s"] = round(cli_seconds("verify", str(evidence)), 2)
-        summary["cli_archive_2_workers_s"] = round(cli_seconds("archive", "verify", str(evidence), "--workers", "2"), 2)
+        summary["cli_verify_s"] = round(cli_seconds("verify", str(evidence), "--trust-evidence-keys"), 2)
+        summary["cli_archive_2_workers_s"] = round(cli_seconds("archive", "verify", str(evidence), "--workers", "2",
+                                                                   "--trust-evidence-keys"), 2)
         summary["cli_speedup_2_workers"] = round(summary["cli_verify_s"] / summary["cli_archive_2_workers_s"], 2)
     summary["load_1min_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     print(json.dumps(summary, indent=2))

@@ -123,3 +123,19 @@ def ids_state(column) -> tuple:
     """Everything a ``columns.Ids`` stores (forms, both number columns, kept strings): two columns
     with equal states give back the same values."""
     return bytes(column._form), column._a.tolist(), column._b.tolist(), dict(column._other)
+
+
+def saved_as_audit(offline: dict, *, receipt: bool = False) -> dict:
+    """``verify DIR --trust-evidence-keys`` (or ``--receipt-public-key``) JSON report as the audit that
+    saved the evidence gave it: checks, then removes, the one thing the saved keys add (their
+    finding, first; ``key_source`` naming the evidence; unauthenticated keys unless a receipt held)."""
+    offline = json.loads(json.dumps(offline))
+    first = offline["findings"].pop(0)
+    assert (first["code"], first["severity"]) == ("evidence_keys_unauthenticated", "info"), first
+    source = "evidence+receipt" if receipt else "evidence"
+    assert offline["key_source"].startswith(source), offline["key_source"]
+    offline["key_source"] = "keyring" + offline["key_source"][len(source):]
+    if not receipt:
+        assert offline["proof"]["keys_authenticated"] is False
+        offline["proof"]["keys_authenticated"] = not offline["proof"]["embedded_keys"]
+    return offline

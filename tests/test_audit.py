@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO, run_cli
+from helpers import REPO, run_cli, saved_as_audit
 
 import verifier
 from verifier.audit import AuditOptions, audit_conversation, audit_conversation_async, verify_saved_audit
@@ -64,8 +64,8 @@ def test_audit_passes_and_saved_evidence_reproduces_the_report(api, tmp_path):
     online = json.loads(proc.stdout)
     assert online["verdict"] == "pass" and online["key_source"] == "keyring"
     assert {c["conversation_id"] for c in online["conversations"]} == set(IDS)
-    offline = cli(api, "verify", ev, "--format", "json", token=False)
-    assert offline.returncode == 0 and json.loads(offline.stdout) == online
+    offline = cli(api, "verify", ev, "--trust-evidence-keys", "--format", "json", token=False)
+    assert offline.returncode == 0 and saved_as_audit(json.loads(offline.stdout)) == online
     # an out-of-band keyring replaces the saved keys: here one that lacks everyone -> unknown_key
     other = tmp_path / "other-ring.json"
     other.write_text(json.dumps({"keys": [Identity.from_seed("999", "1").keyring_entry()]}))
@@ -160,15 +160,16 @@ def test_interrupted_run_saves_everything_and_resume_completes(api, tmp_path):
     direct, group = manifest["conversations"]  # the group fits in one page and completes
     assert not direct["complete"] and len(direct["pages"]) == 1 and direct["next_token"] and direct["error"]
     assert group["complete"]
-    offline = cli(api, "verify", ev, "--format", "json", token=False)
-    assert offline.returncode == 3 and json.loads(offline.stdout) == partial
+    offline = cli(api, "verify", ev, "--trust-evidence-keys", "--format", "json", token=False)
+    assert offline.returncode == 3 and saved_as_audit(json.loads(offline.stdout)) == partial
     api.state.faults.clear()
     resumed = cli(api, *audit_args(api, "--save", ev, "--resume", "--format", "json"))
     assert resumed.returncode == 0, resumed.stderr
     full = cli(api, *audit_args(api, "--format", "json"))
     assert strip_sources(json.loads(resumed.stdout))["conversations"] == \
         strip_sources(json.loads(full.stdout))["conversations"]
-    assert json.loads(cli(api, "verify", ev, "--format", "json", token=False).stdout) == json.loads(resumed.stdout)
+    again = cli(api, "verify", ev, "--trust-evidence-keys", "--format", "json", token=False)
+    assert saved_as_audit(json.loads(again.stdout)) == json.loads(resumed.stdout)
 
 
 def test_resuming_some_conversations_keeps_the_keys_of_the_others(api, tmp_path):
@@ -186,9 +187,9 @@ def test_resuming_some_conversations_keeps_the_keys_of_the_others(api, tmp_path)
     manifest = json.loads((ev / "manifest.json").read_text())
     assert {k["user_id"] for k in manifest["keys"]} == keys_before and len(keys_before) == 3
     assert set(json.loads((ev / "keyring.json").read_text())) == keys_before
-    offline = cli(api, "verify", ev, "--format", "json", token=False)
+    offline = cli(api, "verify", ev, "--trust-evidence-keys", "--format", "json", token=False)
     assert offline.returncode == 0, offline.stdout
-    assert strip_sources(json.loads(offline.stdout)) == strip_sources(json.loads(first.stdout))
+    assert strip_sources(saved_as_audit(json.loads(offline.stdout))) == strip_sources(json.loads(first.stdout))
 
 
 def test_max_pages_limits_and_reports_the_window(api):
@@ -287,7 +288,8 @@ def test_forged_event_on_the_server_fails_the_audit(tmp_path):
 def test_verify_saved_audit_library(api, tmp_path):
     with XChatClient(api.state.token, api.url, policy=RetryPolicy(backoff_base=0.01)) as c:
         online = audit_conversation(IDS, c, AuditOptions(save_dir=str(tmp_path / "ev")))
-    assert verify_saved_audit(str(tmp_path / "ev")).to_dict() == online.to_dict()
+    saved = verify_saved_audit(str(tmp_path / "ev"), trust_evidence_keys=True)
+    assert saved_as_audit(saved.to_dict()) == online.to_dict()
     assert Path(tmp_path / "ev" / "keyring.json").is_file()
 
 
@@ -494,7 +496,7 @@ def test_save_into_existing_evidence_is_refused_unless_resume_or_force(api, tmp_
     stray.write_text("{}")
     forced = cli(api, *audit_args(api, "--save", ev, "--force", "--format", "json"))
     assert forced.returncode == 0 and not stray.exists()  # replaced whole: no orphan of the old run
-    assert cli(api, "verify", ev, token=False).returncode == 0
+    assert cli(api, "verify", ev, "--trust-evidence-keys", token=False).returncode == 0
 
 
 @pytest.mark.parametrize("damage", ["alter", "delete"])
@@ -635,3 +637,66 @@ def test_token_locations_in_a_manifest_are_bounded(api, tmp_path, locations, mes
     (ev / "manifest.json").write_text(json.dumps(manifest))
     proc = cli(api, "verify", ev, token=False)
     assert proc.returncode == 3 and message in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_evidence_built_by_someone_else_never_passes_on_its_own_keys(api, tmp_path):
+    """Review 65: `verify DIR` checked the signatures against the key responses saved in DIR and
+    reported them authenticated (key_source keyring), so a directory a forger built with their own
+    keys under the real users' ids read as an authenticated PASS. The saved keys now authenticate
+    nothing unless a receipt signed by a key the caller trusts covers them."""
+    key, forger_key = tmp_path / "receipt.key", tmp_path / "forger.key"
+    for path in (key, forger_key):
+        assert cli(api, "keys", "new-receipt-key", "-o", path, token=False).returncode == 0
+    honest, forged = tmp_path / "honest", tmp_path / "forged"
+    online = cli(api, *audit_args(api, "--save", honest, "--receipt-key", key, "--format", "json"))
+    assert online.returncode == 0, online.stderr
+    with FakeXApi(default_conversations(80, seed="forger")) as forger:  # the same users, the forger's keys
+        made = cli(forger, *audit_args(forger, "--save", forged, "--receipt-key", forger_key))
+        assert made.returncode == 0, made.stderr
+    for ev in (honest, forged):
+        proc = cli(api, "verify", ev, "--format", "json", token=False)
+        report = json.loads(proc.stdout)
+        assert proc.returncode == 1 and report["verdict"] == "fail", proc.stderr
+        assert report["key_source"] == "evidence" and report["proof"]["keys_authenticated"] is False
+        assert all(c["verdict"] == "fail" for c in report["conversations"])
+        first = report["findings"][0]
+        assert (first["code"], first["severity"]) == ("evidence_keys_unauthenticated", "error")
+        text = cli(api, "verify", ev, token=False)
+        assert text.returncode == 1 and "signer keys NOT authenticated (saved in the evidence directory)" in text.stdout
+        page = cli(api, "verify", ev, "--format", "html", token=False)
+        assert "Signer keys NOT authenticated:</strong> they are the key responses saved" in page.stdout
+    # the honest auditor's receipt key authenticates the honest evidence, and only that
+    vouched = cli(api, "verify", honest, "--receipt-public-key", f"{key}.pub", "--format", "json", token=False)
+    assert vouched.returncode == 0, vouched.stdout
+    assert saved_as_audit(json.loads(vouched.stdout), receipt=True) == json.loads(online.stdout)
+    refused = cli(api, "verify", forged, "--receipt-public-key", f"{key}.pub", "--format", "json", token=False)
+    first = json.loads(refused.stdout)["findings"][0]
+    assert refused.returncode == 1 and first["severity"] == "error" and "the receipt does not hold" in first["message"]
+    # taken on trust, the forged directory passes: information, never "authenticated"
+    trusted = cli(api, "verify", forged, "--trust-evidence-keys", "--format", "json", token=False)
+    report = json.loads(trusted.stdout)
+    assert trusted.returncode == 0 and report["key_source"] == "evidence"
+    assert report["proof"]["keys_authenticated"] is False and report["findings"][0]["severity"] == "info"
+    # keys fetched from the real directory refute it
+    ring = tmp_path / "ring.json"
+    users = sorted({m.user_id for c in CONVS for m in c.members})
+    assert cli(api, "keys", "fetch", *users, "--base-url", api.url, "-o", ring).returncode == 0
+    checked = cli(api, "verify", forged, "--keys", ring, "--format", "json", token=False)
+    assert checked.returncode == 1 and json.loads(checked.stdout)["proof"]["proven"] == 0
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--keys", "KEYS", "--trust-evidence-keys"], "which --keys replaces"),
+    (["--keys", "KEYS", "--receipt-public-key", "PUB"], "which --keys replaces"),
+    (["--trust-evidence-keys", "--receipt-public-key", "PUB"], "give one"),
+])
+def test_evidence_key_options_that_contradict_each_other_are_usage_errors(api, tmp_path, extra, message):
+    ev, key = tmp_path / "ev", tmp_path / "receipt.key"
+    assert cli(api, "keys", "new-receipt-key", "-o", key, token=False).returncode == 0
+    assert cli(api, *audit_args(api, "--save", ev)).returncode == 0
+    args = [{"KEYS": str(ev / "keyring.json"), "PUB": f"{key}.pub"}.get(a, a) for a in extra]
+    proc = cli(api, "verify", ev, *args, token=False)
+    assert proc.returncode == 2 and message in proc.stderr
+    page = next((ev / "conversations").rglob("page-00001.json"))
+    proc = cli(api, "verify", page, "--trust-evidence-keys", token=False)
+    assert proc.returncode == 2 and "is for an evidence directory" in proc.stderr

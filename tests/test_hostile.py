@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, saved_as_audit
 
 from verifier import cli
 from verifier.evidence import EvidenceStore
@@ -93,8 +93,10 @@ def dir_bytes(root: Path) -> int:
 
 
 def offline(api, monkeypatch, capsys, ev: Path) -> tuple[int, dict]:
-    code, out, _err = run(api, monkeypatch, capsys, "verify", ev, "--format", "json", token=False)
-    return code, json.loads(out)
+    """``verify DIR`` of the audit's own evidence (its saved keys taken on trust), as the audit's report."""
+    code, out, _err = run(api, monkeypatch, capsys, "verify", ev, "--trust-evidence-keys", "--format", "json",
+                          token=False)
+    return code, saved_as_audit(json.loads(out))
 
 
 # ------------------------------------------------------------------------ resources are bounded
@@ -726,8 +728,8 @@ def test_a_bare_user_id_served_another_conversation_never_passes(monkeypatch, ca
                           f"{GROUP}, which is not one"]
         assert offline(api, monkeypatch, capsys, ev) == (3, report)
         code, archived, _err = run(api, monkeypatch, capsys, "archive", "verify", ev, "--workers", "1", "--format",
-                                   "json", token=False)
-        assert code == 3 and json.loads(archived) == report
+                                   "json", "--trust-evidence-keys", token=False)
+        assert code == 3 and saved_as_audit(json.loads(archived)) == report
     with server() as api:  # the honest server: the 1:1 conversation, which passes
         code, out, _err = run(api, monkeypatch, capsys, "audit", peer, "--base-url", api.url, "--max-results", "30",
                               "--backoff-base", "0.01", "--timeout", "5", "--format", "json")

@@ -199,7 +199,7 @@ def test_identical_second_audit_and_verify_of_its_evidence(api, ledger_target, t
     assert code == 0
     code, second, _ = audit(api, ledger_target, capsys, monkeypatch)
     assert code == 0 and not LEDGER_CODES & set(codes_of(second))
-    assert main(["verify", str(ev), "--format", "json", "--ledger", ledger_target]) == 0
+    assert main(["verify", str(ev), "--trust-evidence-keys", "--format", "json", "--ledger", ledger_target]) == 0
     third = json.loads(capsys.readouterr()[0])
     assert not LEDGER_CODES & set(codes_of(third))
     shown = _ledger_json(ledger_target, "show", capsys)
@@ -241,8 +241,9 @@ def test_key_planted_in_evidence_never_verifies_another_run(api, ledger_target, 
             entry["bytes"] = keys_file.stat().st_size
     (ev / "manifest.json").write_text(json.dumps(manifest))
     (ev / "manifest.journal").unlink(missing_ok=True)
-    assert main(["verify", str(ev), "--ledger", ledger_target, "--format", "json"]) == 0  # self-consistent
-    capsys.readouterr()
+    # self-consistent, but its saved keys authenticate nothing (review 65: evidence_keys_unauthenticated)
+    assert main(["verify", str(ev), "--ledger", ledger_target, "--format", "json"]) == 1
+    assert json.loads(capsys.readouterr()[0])["findings"][0]["code"] == "evidence_keys_unauthenticated"
     rows = _ledger_json(ledger_target, "keys", capsys, alice)["keys"]
     assert {k["source"] for k in rows if k["version"] == "999"} == {"evidence"}
 

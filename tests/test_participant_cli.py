@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, saved_as_audit
 from sdk_conversation import History, keyring_json, make_user
 
 from verifier.cli import main
@@ -279,8 +279,8 @@ def test_audit_as_participant_saves_no_key_and_no_plaintext(run, served, tmp_pat
     plaintexts = [f"message {i}" for i in range(1, 12)]
     assert_absent(secrets_of(blob_of(bob)) + plaintexts, proc.stdout, proc.stderr, report.read_text(),
                   all_text(evidence))
-    again = run("verify", evidence, "--identity-key", key, "--format", "json")
-    assert json.loads(again.stdout)["proof"] == body["proof"]
+    again = run("verify", evidence, "--identity-key", key, "--trust-evidence-keys", "--format", "json")
+    assert saved_as_audit(json.loads(again.stdout))["proof"] == body["proof"]
 
 
 # ----------------------------------------------------------------------------------------- transcript
@@ -387,8 +387,10 @@ def test_transcript_of_a_fetched_conversation_and_of_its_evidence(run, served, t
     assert [e["text"] for e in entries if e["type"] == "message"] == [f"message {i}" for i in range(1, 12)]
     assert_absent([f"message {i}" for i in range(1, 12)], all_text(evidence), proc.stderr)
     offline = tmp_path / "offline.jsonl"
-    assert run("transcript", evidence, "--identity-key", key, "-o", offline).returncode == 0
-    assert offline.read_text() == out.read_text()
+    assert run("transcript", evidence, "--identity-key", key, "-o", offline).returncode == 1  # the saved keys alone
+    assert run("transcript", evidence, "--identity-key", key, "-o", offline, "--trust-evidence-keys").returncode == 0
+    assert offline.read_text() == out.read_text().replace(  # the one difference: whose word the keys are
+        "signer keys from the keyring", "signer keys NOT authenticated (saved in the evidence directory)")
 
 
 def test_transcript_formats_match_the_cli_choices():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import queue
 import shutil
 import threading
@@ -37,7 +38,7 @@ from .fetch import XChatClient
 from .ids import canonical_conversation, conversation_path_id, is_user_id
 from .keys import Keyring
 from .manifest import Conversation, FileEntry, UsersNotFetched
-from .model import EventReport, Finding, InputReport, Report, fails
+from .model import Code, EventReport, Finding, InputReport, Report, Severity, fails
 from .pages import json_value_bound
 from .paging import SavedWalk, page_head, page_missing_reasons
 from .sanitize import printable, redact_secret
@@ -605,13 +606,20 @@ def secret_scrubber(secrets: set[str]) -> Callable[[str], str]:
 
 # ------------------------------------------------------------------------------------- offline
 def verify_saved_audit(root: str, keyring: Keyring | None = None, *, fallback_keys: Sequence[Any] = (),
-                       observe: Callable[[Verification], None] | None = None, **options: Any) -> Report:
-    """Re-verify a ``--save`` directory offline; gives the same report as the audit that wrote it.
+                       observe: Callable[[Verification], None] | None = None, trust_evidence_keys: bool = False,
+                       receipt_key: Any = None, **options: Any) -> Report:
+    """Re-verify a ``--save`` directory offline; the audit's findings and verdicts, with the keys
+    judged for what they are.
 
     Completeness is re-derived from the saved pages when the manifest claims it, so an edited
     ``complete: true`` cannot turn a partial history into a PASS. ``keyring`` replaces the saved
-    key responses (e.g. keys compared out of band). ``fallback_keys`` (a ledger's) serve only
-    (user, version) slots the keyring lacks; ``observe`` gets the finished ``Verification``."""
+    key responses (e.g. keys compared out of band). Without it the saved key responses are used,
+    and they authenticate nothing (whoever wrote the directory chose them: review 65), so the run
+    has the error ``evidence_keys_unauthenticated`` unless ``receipt_key`` (a receipt verify key,
+    ``receipts.load_verify_key``) verifies the directory's ``receipt.json`` over this evidence, or
+    ``trust_evidence_keys`` accepts them (the finding is then information). ``fallback_keys`` (a
+    ledger's) serve only (user, version) slots the keyring lacks; ``observe`` gets the finished
+    ``Verification``."""
     saved = load_saved_audit(root)
     verification = Verification(**{**options, "judge_paging": False})  # the saved walk judges it
     errors: list[tuple[str, str]] = []
@@ -621,6 +629,9 @@ def verify_saved_audit(root: str, keyring: Keyring | None = None, *, fallback_ke
     except (KeyError, TypeError, AttributeError) as exc:
         raise EvidenceError(f"{root}/manifest.json lists a malformed page entry ({type(exc).__name__}: {exc})") from None
     add_saved_errors(verification, saved, errors, keys_given=keyring is not None)
+    saved_keys = None if keyring is not None else \
+        evidence_key_trust(root, receipt_key) if receipt_key is not None else \
+        EvidenceKeys("trusted" if trust_evidence_keys else "unauthenticated")
     if keyring is None:
         keyring = saved_keyring(saved)
     if fallback_keys:
@@ -630,7 +641,32 @@ def verify_saved_audit(root: str, keyring: Keyring | None = None, *, fallback_ke
         verification.scrub = secret_scrubber(saved.secrets)  # the ledger records facts as the report shows them
     if observe is not None:
         observe(verification)
-    return finish_saved_report(report, saved)
+    return finish_saved_report(report, saved, saved_keys)
+
+
+@dataclass(frozen=True)
+class EvidenceKeys:
+    """How far an evidence directory's saved key responses are trusted when they are the keys used:
+    ``unauthenticated`` (an error), ``trusted`` (the caller's word, --trust-evidence-keys: information)
+    or ``receipt`` (a receipt signed by a key the caller trusts covers them: authenticated)."""
+
+    trust: str
+    why: str = ""  # the receipt's problems, when a receipt was given and does not hold
+
+
+def evidence_key_trust(root: str, receipt_key: Any) -> EvidenceKeys:
+    """Whether ``root/receipt.json`` verifies with ``receipt_key`` over this evidence (its manifest
+    and the report it reproduces): the receipt's signer then vouches for the saved key responses."""
+    from .inputs import read_regular_file
+    from .receipts import MAX_RECEIPT_BYTES, ReceiptError, parse_receipt, verify_receipt
+    path = os.path.join(root, "receipt.json")
+    try:
+        receipt = parse_receipt(read_regular_file(path, MAX_RECEIPT_BYTES, printable(path), ReceiptError),
+                                printable(path))
+        problems = verify_receipt(receipt, receipt_key, root)
+    except ReceiptError as exc:
+        return EvidenceKeys("unauthenticated", str(exc))
+    return EvidenceKeys("receipt") if not problems else EvidenceKeys("unauthenticated", "; ".join(problems))
 
 
 def add_saved_errors(verification: Verification, saved: SavedAudit, errors: list[tuple[str, str]], *,
@@ -660,11 +696,34 @@ def saved_conversation_errors(conv: SavedConversation) -> list[tuple[str, str]]:
     return errors
 
 
-def finish_saved_report(report: Report, saved: SavedAudit) -> Report:
-    """What ``verify DIR`` adds to the engine's report: the audit's findings, and the access token
-    scrubbed wherever the saved bodies held it."""
+def finish_saved_report(report: Report, saved: SavedAudit, saved_keys: EvidenceKeys | None) -> Report:
+    """What ``verify DIR`` adds to the engine's report: the audit's findings, how far the saved keys
+    are trusted when they were used (``saved_keys``; None when the caller gave the keys), and the
+    access token scrubbed wherever the saved bodies held it."""
+    if saved_keys is not None:  # first, as the engine's own finding about keys (no_trusted_keys) is
+        keys, engine_findings = _evidence_keys_finding(report, saved_keys), report.findings
+        report.findings = []
+        report = add_findings(report, [keys, *engine_findings])
     report = add_findings(report, audit_findings(saved.token_files, saved.users_not_fetched))
     return scrub_report(report, [secret_scrubber(saved.secrets)] if saved.secrets else [])
+
+
+def _evidence_keys_finding(report: Report, saved_keys: EvidenceKeys) -> Finding:
+    """Labels the report's keys as the evidence's, and says whether anything vouches for them."""
+    code = Code.EVIDENCE_KEYS_UNAUTHENTICATED.value
+    if saved_keys.trust == "receipt":
+        report.key_source = report.key_source.replace("keyring", "evidence+receipt", 1)
+        return Finding(code, Severity.INFO.value, "signer keys from the evidence directory's saved key responses, "
+                                                  "covered by its receipt.json, which verified with the given key")
+    report.key_source = report.key_source.replace("keyring", "evidence", 1)
+    report.proof.keys_authenticated = False
+    if saved_keys.trust == "trusted":
+        return Finding(code, Severity.INFO.value, "signer keys from the evidence directory's saved key responses, "
+                                                  "taken on trust (--trust-evidence-keys): nothing authenticates them")
+    why = f" (the receipt does not hold: {printable(saved_keys.why)})" if saved_keys.why else ""
+    return Finding(code, Severity.ERROR.value, "signer keys from the evidence directory's saved key responses, which "
+                   f"nothing authenticates{why}: whoever wrote the directory chose them. Pass --keys (keys you "
+                   "fetched yourself), --receipt-public-key, or, for your own evidence, --trust-evidence-keys")
 
 
 def _replay_conversation(verification: Verification, conv: SavedConversation) -> list[tuple[str, str]]:

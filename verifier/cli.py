@@ -11,7 +11,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import msgspec
 
@@ -129,6 +129,35 @@ def add_trust_options(parser: argparse.ArgumentParser, in_process: bool = True) 
         add_identity_option(parser)
 
 
+def add_evidence_key_options(parser: argparse.ArgumentParser, receipt: bool = True) -> None:
+    """How far the key responses saved in an evidence directory are trusted when --keys is not given
+    (review 65: a directory built by an attacker, with their keys, read as an authenticated PASS)."""
+    parser.add_argument("--trust-evidence-keys", action="store_true",
+                        help="evidence directories without --keys: take their saved key responses on trust (your "
+                             "own evidence); without this (or --keys, or --receipt-public-key) the verdict fails")
+    if receipt:
+        parser.add_argument("--receipt-public-key", metavar="KEY",
+                            help="an evidence directory without --keys: its saved key responses are authenticated "
+                                 "when DIR/receipt.json verifies with this receipt public key (base64 or a file)")
+
+
+def evidence_key_options(args: argparse.Namespace, evidence: bool) -> dict[str, Any]:
+    """``verify_saved_audit``'s key-trust arguments; usage errors where they cannot apply."""
+    receipt = getattr(args, "receipt_public_key", None)
+    given = ("--receipt-public-key" if receipt else None) or ("--trust-evidence-keys" if args.trust_evidence_keys else None)
+    if given and not evidence:
+        raise UsageError(f"{given} is for an evidence directory (audit --save DIR): page files have no saved keys")
+    if given and args.keys:
+        raise UsageError(f"{given} trusts an evidence directory's saved keys, which --keys replaces: give one")
+    if receipt and args.trust_evidence_keys:
+        raise UsageError("--receipt-public-key authenticates the saved keys; --trust-evidence-keys takes them on "
+                         "trust: give one")
+    if not receipt:
+        return {"trust_evidence_keys": args.trust_evidence_keys}
+    from .receipts import load_verify_key
+    return {"receipt_key": load_verify_key(receipt)}
+
+
 def add_identity_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--identity-key", metavar="FILE",
                         help="audit as a participant: FILE holds your private key blob (base64, as the SDK "
@@ -183,11 +212,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     processes = 1  # that verified the pages: as many encode the report
     try:
         seen: list = []
-        if len(args.pages) == 1 and is_evidence_dir(args.pages[0]):
+        evidence = len(args.pages) == 1 and is_evidence_dir(args.pages[0])
+        trust = evidence_key_options(args, evidence)
+        if evidence:
             from .audit import verify_saved_audit
             keyring = load_keyring(args.keys, max_bytes) if args.keys else None
             report = verify_saved_audit(args.pages[0], keyring, fallback_keys=ledger.fallback, observe=seen.append,
-                                        **options)  # EvidenceError: exit 3
+                                        **trust, **options)  # EvidenceError: exit 3
         else:
             keyring = load_keyring(args.keys, max_bytes) if args.keys else None
             pages = load_pages(args.pages, max_bytes)
@@ -299,10 +330,14 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
     from .archive.cluster import open_client
     max_bytes = args.max_file_mb * 1024 * 1024
     keyring = load_keyring(args.keys, max_bytes) if args.keys else None
+    if args.trust_evidence_keys and args.keys:
+        raise UsageError("--trust-evidence-keys trusts evidence directories' saved keys, which --keys replaces: "
+                         "give one")
     display = _Display(sys.stderr.isatty() and not args.quiet)
     options = dict(conversation_keys=parse_conversation_keys(args.conversation_key),
                    allow_embedded_keys=args.allow_embedded_keys, allow_empty=args.allow_empty,
-                   allow_partial=args.allow_partial, strict=args.strict, max_file_mb=args.max_file_mb)
+                   allow_partial=args.allow_partial, strict=args.strict, max_file_mb=args.max_file_mb,
+                   trust_evidence_keys=args.trust_evidence_keys)
     if args.scheduler:
         _warn_relative_sources(args.sources)
     ledger = LedgerRun(args)  # --ledger, --metrics: opened before anything is read
@@ -487,9 +522,11 @@ def cmd_transcript(args: argparse.Namespace) -> int:
                        allow_embedded_keys=args.allow_embedded_keys, allow_empty=args.allow_empty,
                        allow_partial=args.allow_partial, strict=args.strict, workers=args.workers,
                        reviewers=reviewers)
-        if len(args.sources) == 1 and is_evidence_dir(args.sources[0]):
+        evidence = len(args.sources) == 1 and is_evidence_dir(args.sources[0])
+        trust = evidence_key_options(args, evidence)
+        if evidence:
             from .audit import verify_saved_audit
-            report = verify_saved_audit(args.sources[0], keyring, **options)
+            report = verify_saved_audit(args.sources[0], keyring, **trust, **options)
         else:
             report = verify_pages(load_pages(args.sources, max_bytes), keyring, **options)
     else:
@@ -497,6 +534,9 @@ def cmd_transcript(args: argparse.Namespace) -> int:
             raise UsageError("give either files (pages, an evidence directory) or conversation ids, not both")
         if args.keys:
             raise UsageError("--keys is for files; a fetched conversation uses the keys it fetches")
+        if args.trust_evidence_keys or args.receipt_public_key:
+            raise UsageError("--trust-evidence-keys and --receipt-public-key are for an evidence directory; a "
+                             "fetched conversation uses the keys it fetches")
         for source in args.sources:
             conversation_path_id(source)  # a UsageError names an argument that is neither
         report, _auditor = run_audit(args, audit_options(args, reviewers), args.sources)
@@ -731,6 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--max-file-mb", type=bounded_int, default=DEFAULT_MAX_FILE_MB, metavar="MB",
                         help=f"refuse input files larger than this (default {DEFAULT_MAX_FILE_MB})")
     add_report_options(verify)
+    add_evidence_key_options(verify)
     add_ledger_options(verify, receipts=False)
     verify.set_defaults(handler=cmd_verify)
 
@@ -767,6 +808,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="write the transcript to PATH (required; - for standard output)")
     transcript.add_argument("--keys", metavar="KEYRING", help="trusted signing keys, for files (keyring JSON)")
     add_trust_options(transcript)
+    add_evidence_key_options(transcript)
     transcript.add_argument("--max-file-mb", type=bounded_int, default=DEFAULT_MAX_FILE_MB, metavar="MB",
                             help=f"refuse input files larger than this (default {DEFAULT_MAX_FILE_MB})")
     add_fetch_options(transcript, "with ids: keep raw pages (ciphertext), key responses and a manifest in DIR")
@@ -797,6 +839,7 @@ def build_parser() -> argparse.ArgumentParser:
     averify.add_argument("--quiet", "-q", action="store_true", help="no progress display")
     add_ledger_options(averify, receipts=False)
     add_report_options(averify, in_process=False)
+    add_evidence_key_options(averify, receipt=False)
     averify.set_defaults(handler=cmd_archive_verify)
 
     vectors = sub.add_parser("vectors", help="run the conformance vector suite, or export it",

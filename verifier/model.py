@@ -66,6 +66,7 @@ class Code(StrEnum):
     KEY_ROW_FOREIGN_USER = "key_row_foreign_user"
     UNUSED_CONVERSATION_KEY = "unused_conversation_key"
     EVIDENCE_CONTAINS_TOKEN = "evidence_contains_token"
+    EVIDENCE_KEYS_UNAUTHENTICATED = "evidence_keys_unauthenticated"
     USERS_NOT_FETCHED = "users_not_fetched"
     API_ERROR = "api_error"
     INPUT_ERROR = "input_error"
@@ -166,6 +167,11 @@ VOCABULARY: dict[str, tuple[Severity | None, str]] = {
     Code.KEY_ROW_FOREIGN_USER: (_E, "A public-keys response for one user named another user; the row was ignored."),
     Code.UNUSED_CONVERSATION_KEY: (_I, "A --conversation-key was given for a version no key change uses: check "
                                        "the version."),
+    Code.EVIDENCE_KEYS_UNAUTHENTICATED: (_E, "Signatures were checked against the key responses saved in the evidence "
+                                             "directory, which whoever wrote or holds it controls. Pass --keys "
+                                             "(keys you fetched yourself), --receipt-public-key (the key of the "
+                                             "auditor whose receipt.json vouches for the directory) or, for your "
+                                             "own evidence, --trust-evidence-keys."),
     Code.EVIDENCE_CONTAINS_TOKEN: (_W, "A saved response body contains the access token (the server echoed it): "
                                        "the evidence stays byte-exact, so keep the directory private."),
     Code.USERS_NOT_FETCHED: (_W, "Keys were fetched for at most --max-users users; signatures of the others "
@@ -318,7 +324,7 @@ class Proof(msgspec.Struct):
     needs_conversation_key: int = 0
     unproven: int = 0  # signed, neither proven nor waiting for a conversation key
     not_signed: int = 0
-    keys_authenticated: bool = False  # every signer key came from a keyring or the key directory
+    keys_authenticated: bool = False  # every signer key came from a keyring, the key directory or a verified receipt
     complete: bool = True  # every history was fetched to its end
     embedded_keys: int = 0  # events whose signature was checked with a key the event carried (--allow-embedded-keys)
 

@@ -30,12 +30,14 @@ def verify_archive(sources: Sequence[str | os.PathLike[str]], keyring: Keyring |
                    allow_empty: bool = False, allow_partial: bool = False, strict: bool = False,
                    max_file_mb: int = DEFAULT_MAX_FILE_MB, workers: int | None = None,
                    on_progress: Callable[[Progress], None] | None = None, task_bytes: int | None = None,
-                   ledger: Any = None) -> Report:
+                   ledger: Any = None, trust_evidence_keys: bool = False) -> Report:
     """Verify page files, evidence directories and trees of them; the Report ``verify`` gives.
 
     ``client``: a ``distributed.Client`` to run on; None starts a local cluster of ``workers``
     processes (default one per core) for this call; an ``InProcess()`` runs here without Dask.
-    ``keyring`` replaces the saved keys of evidence directories, as ``verify DIR --keys`` does.
+    ``keyring`` replaces the saved keys of evidence directories, as ``verify DIR --keys`` does;
+    without it their saved keys are used and authenticate nothing (``evidence_keys_unauthenticated``,
+    an error unless ``trust_evidence_keys``), as for ``verify DIR``.
     ``ledger``: an open ``verifier.ledger.LedgerStore``; each group is then judged and recorded as
     ``verify --ledger`` of it would be (its keys fill slots the keyring lacks).
     Raises ``UsageError`` (``-`` as a source, Dask missing) and ``ClusterError`` (scheduler
@@ -50,7 +52,8 @@ def verify_archive(sources: Sequence[str | os.PathLike[str]], keyring: Keyring |
         recording = LedgerRecording(ledger, key_source="keyring" if keyring is not None else "evidence",
                                     fallback=fallback_entries(ledger))
     run: dict[str, Any] = dict(keyring=keyring, options=options, max_bytes=max_file_mb * 1024 * 1024,
-                               on_progress=on_progress, target_bytes=task_bytes, ledger=recording)
+                               on_progress=on_progress, target_bytes=task_bytes, ledger=recording,
+                               trust_evidence_keys=trust_evidence_keys)
     if isinstance(client, InProcess):
         return verify_groups(groups, client, workers=1, **run)
     from .cluster import DaskExecutor, open_client, worker_count

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import msgspec
 
 from ..audit import (
+    EvidenceKeys,
     add_saved_errors,
     finish_saved_report,
     record_conversation,
@@ -121,6 +122,7 @@ class _GroupRun:
     keyring: Keyring | None
     tasks: list[Task]
     keys_given: bool = False  # the caller's keyring (--keys), not the group's saved keys
+    saved_keys: EvidenceKeys | None = None  # how far an evidence group's saved keys are trusted (no --keys)
     shell: Verification | None = None
     bases: dict[int, int] = field(default_factory=dict)
     shared_keys: dict[KeySlot, frozenset[bytes]] = field(default_factory=dict)
@@ -148,11 +150,13 @@ class LedgerRecording:
 
 def verify_groups(groups: list[Group], executor: Executor, *, keyring: Keyring | None, options: dict[str, Any],
                   max_bytes: int, workers: int, on_progress: Callable[[Progress], None] | None = None,
-                  target_bytes: int | None = None, ledger: LedgerRecording | None = None) -> Report:
+                  target_bytes: int | None = None, ledger: LedgerRecording | None = None,
+                  trust_evidence_keys: bool = False) -> Report:
     """Both phases over every group; the combined Report."""
     tasks = plan(groups, target_bytes or task_bytes(groups, workers))
+    saved_keys = None if keyring is not None else EvidenceKeys("trusted" if trust_evidence_keys else "unauthenticated")
     runs = [_GroupRun(g, keyring if keyring is not None or g.kind != "evidence" else saved_keyring(g), [],
-                      keys_given=keyring is not None) for g in groups]
+                      keys_given=keyring is not None, saved_keys=saved_keys) for g in groups]
     if ledger is not None and ledger.fallback:  # as verify: the ledger's keys fill slots a keyring lacks
         for run in runs:
             if run.keyring is not None:
@@ -354,7 +358,7 @@ def _group_report(run: _GroupRun, ledger: LedgerRecording | None) -> Report | In
     report = run.shell.finish_parts(run.keyring, ordered, run.reviewed, run.used)
     saved = run.group.saved
     if saved is not None:  # as verify_saved_audit finishes
-        report = finish_saved_report(report, saved)
+        report = finish_saved_report(report, saved, run.saved_keys)
     if ledger is not None:
         from ..ledger import record_audit
         inputs = [run.group.source] if saved is not None else [getattr(u, "path", "") for u in run.group.units]
@@ -396,11 +400,19 @@ def combine(parts: Iterable[Report | InputReport], *, keyring: Keyring | None, o
         offset += sum(i.event_count for i in part.inputs)
     reports = [p for p in parts if isinstance(p, Report)]
     failed = any(r.verdict == Verdict.FAIL for r in reports) or any(isinstance(p, InputReport) for p in parts)
-    sources = {r.key_source for r in reports}
-    key_source = sources.pop() if len(sources) == 1 else "embedded" if "embedded" in sources else "keyring+ledger"
+    key_source = max((r.key_source for r in reports), key=_key_source_weakness)
     return Report(REPORT_SCHEMA, Verdict.FAIL if failed else Verdict.PASS, conversations, strict=bool(options.get("strict")),
                   key_source=key_source,
                   inputs=inputs, findings=list(findings.values()), proof=_proof([r.proof for r in reports]))
+
+
+# Key sources from the strongest to the weakest claim; the combined report names its weakest group's.
+_KEY_SOURCES = ("keyring", "evidence+receipt", "keyring+ledger", "evidence+receipt+ledger", "evidence",
+                "evidence+ledger", "embedded")
+
+
+def _key_source_weakness(source: str) -> int:
+    return _KEY_SOURCES.index(source) if source in _KEY_SOURCES else len(_KEY_SOURCES)
 
 
 def _proof(proofs: list[Proof]) -> Proof:

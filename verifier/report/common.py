@@ -40,10 +40,12 @@ def proof_line(report: Report) -> str:
     if p.not_signed:
         parts.append(f"{p.not_signed} unsigned by design")
     if p.keys_authenticated:
-        parts.append("signer keys from " + ("the keyring" if report.key_source == "keyring" else report.key_source))
+        parts.append("signer keys from " + key_source_words(report.key_source))
+    elif report.key_source.startswith("evidence"):
+        parts.append("signer keys NOT authenticated (saved in the evidence directory)")
     elif p.embedded_keys and report.key_source != "embedded":
         parts.append(f"{p.embedded_keys} signature(s) checked with a key NOT authenticated (taken from the event), "
-                     "the others with keys from " + ("the keyring" if report.key_source == "keyring" else report.key_source))
+                     "the others with keys from " + key_source_words(report.key_source))
     else:
         parts.append("signer keys NOT authenticated (taken from the events)")
     unread = sum(1 for i in report.inputs if i.errors)
@@ -52,6 +54,15 @@ def proof_line(report: Report) -> str:
     if any(not c.complete for c in report.conversations) or (not p.complete and not unread):
         parts.append("history incomplete")
     return "; ".join(parts)
+
+
+_KEY_SOURCE_WORDS = {"keyring": "the keyring", "evidence": "the evidence directory",
+                     "evidence+receipt": "the evidence directory, vouched for by its receipt"}
+
+
+def key_source_words(source: str) -> str:
+    """A report's ``key_source`` in words ("keyring+ledger" and the like stay as they are)."""
+    return _KEY_SOURCE_WORDS.get(source, source)
 
 
 @dataclass

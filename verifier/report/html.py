@@ -36,7 +36,7 @@ from .. import __version__
 from ..model import ERROR_SIG, HINTS, STATUS_SEVERITY, ConversationReport, EventReport, Report
 from ..pages import api_error_text
 from ..sanitize import printable
-from .common import _SEVERITY_RANK, ProblemGroup, event_label, problem_groups, proof_line, scoped_findings
+from .common import _SEVERITY_RANK, ProblemGroup, event_label, key_source_words, problem_groups, proof_line, scoped_findings
 from .html_assets import CSS, EVENT_FIELDS, JS
 
 TIMELINE_CELLS = 240  # at most this many cells per conversation's timeline; more events aggregate
@@ -327,7 +327,9 @@ def _banner(report: Report) -> str:
         chips.append(f"{p.needs_conversation_key:,} need a conversation key")
     alerts = []
     if not p.keys_authenticated:
-        alerts.append(f"{p.embedded_keys:,} signature(s) checked with a key NOT authenticated" if _mixed_keys(report)
+        alerts.append("signer keys NOT authenticated (saved in the evidence directory)"
+                      if report.key_source.startswith("evidence") else
+                      f"{p.embedded_keys:,} signature(s) checked with a key NOT authenticated" if _mixed_keys(report)
                       else "signer keys NOT authenticated")
     if not p.complete:
         alerts.append("history incomplete")
@@ -433,9 +435,14 @@ def _mixed_keys(report: Report) -> bool:
 def _keys(report: Report) -> str:
     uses = key_uses(report)
     parts = ['<section class="card" id="keys"><h2>Signer keys per user and version</h2>']
-    source = "the keyring" if report.key_source == "keyring" else esc(report.key_source)
+    source = esc(key_source_words(report.key_source))
     if report.proof.keys_authenticated:
         parts.append(f'<p class="callout ok">Signer keys were authenticated: they came from {source}.</p>')
+    elif report.key_source.startswith("evidence"):
+        parts.append('<p class="callout error" id="xv-keys-unauthenticated"><strong>Signer keys NOT '
+                     "authenticated:</strong> they are the key responses saved in the evidence directory, which "
+                     "whoever wrote or holds it controls (verify it with --keys you fetched yourself, or with "
+                     "--receipt-public-key). A valid signature here proves nothing about who signed.</p>")
     elif _mixed_keys(report):
         parts.append(f'<p class="callout error" id="xv-keys-unauthenticated"><strong>{report.proof.embedded_keys:,} '
                      "signature(s) checked with a key NOT authenticated:</strong> the key was taken from the event "
