@@ -700,3 +700,36 @@ def test_evidence_key_options_that_contradict_each_other_are_usage_errors(api, t
     page = next((ev / "conversations").rglob("page-00001.json"))
     proc = cli(api, "verify", page, "--trust-evidence-keys", token=False)
     assert proc.returncode == 2 and "is for an evidence directory" in proc.stderr
+
+
+def test_a_directory_swapped_during_the_receipt_check_is_not_vouched_for(api, tmp_path, monkeypatch):
+    """The receipt check of `verify DIR --receipt-public-key` reads the directory a second time: a
+    forged directory read for the verification, then the honest one put in its place for the
+    receipt check, must not lend the forged keys the receipt's word."""
+    import shutil
+
+    from verifier import inputs, receipts
+    key, forger_key = tmp_path / "receipt.key", tmp_path / "forger.key"
+    for path in (key, forger_key):
+        assert cli(api, "keys", "new-receipt-key", "-o", path, token=False).returncode == 0
+    honest, forged = tmp_path / "honest", tmp_path / "forged"
+    assert cli(api, *audit_args(api, "--save", honest, "--receipt-key", key)).returncode == 0
+    with FakeXApi(default_conversations(80, seed="forger")) as forger:
+        assert cli(forger, *audit_args(forger, "--save", forged, "--receipt-key", forger_key)).returncode == 0
+    real_read = inputs.read_regular_file
+
+    def swap_then_read(path, *args, **kwargs):
+        if str(path).endswith("receipt.json") and not (forged / "swapped").exists():
+            shutil.rmtree(forged)
+            shutil.copytree(honest, forged)  # the honest directory, with its valid receipt
+            (forged / "swapped").touch()
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(inputs, "read_regular_file", swap_then_read)
+    report = verify_saved_audit(str(forged), receipt_key=receipts.load_verify_key(f"{key}.pub"))
+    first = report.findings[0]
+    assert report.verdict == "fail" and report.key_source == "evidence" and not report.proof.keys_authenticated
+    assert first.severity == "error" and "the evidence changed while it was verified" in first.message
+    # the honest directory itself (now in place) is vouched for
+    again = verify_saved_audit(str(forged), receipt_key=receipts.load_verify_key(f"{key}.pub"))
+    assert again.verdict == "pass" and again.key_source == "evidence+receipt" and again.proof.keys_authenticated

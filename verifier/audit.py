@@ -630,7 +630,7 @@ def verify_saved_audit(root: str, keyring: Keyring | None = None, *, fallback_ke
         raise EvidenceError(f"{root}/manifest.json lists a malformed page entry ({type(exc).__name__}: {exc})") from None
     add_saved_errors(verification, saved, errors, keys_given=keyring is not None)
     saved_keys = None if keyring is not None else \
-        evidence_key_trust(root, receipt_key) if receipt_key is not None else \
+        evidence_key_trust(root, receipt_key, saved) if receipt_key is not None else \
         EvidenceKeys("trusted" if trust_evidence_keys else "unauthenticated")
     if keyring is None:
         keyring = saved_keyring(saved)
@@ -654,9 +654,12 @@ class EvidenceKeys:
     why: str = ""  # the receipt's problems, when a receipt was given and does not hold
 
 
-def evidence_key_trust(root: str, receipt_key: Any) -> EvidenceKeys:
+def evidence_key_trust(root: str, receipt_key: Any, saved: SavedAudit) -> EvidenceKeys:
     """Whether ``root/receipt.json`` verifies with ``receipt_key`` over this evidence (its manifest
-    and the report it reproduces): the receipt's signer then vouches for the saved key responses."""
+    and the report it reproduces): the receipt's signer then vouches for the saved key responses.
+    The receipt check reads the directory again, so it must also sign the manifest ``saved`` was
+    read from (every file used was checked against that one): a directory changed between the two
+    reads is refused, not vouched for."""
     from .inputs import read_regular_file
     from .receipts import MAX_RECEIPT_BYTES, ReceiptError, parse_receipt, verify_receipt
     path = os.path.join(root, "receipt.json")
@@ -666,6 +669,8 @@ def evidence_key_trust(root: str, receipt_key: Any) -> EvidenceKeys:
         problems = verify_receipt(receipt, receipt_key, root)
     except ReceiptError as exc:
         return EvidenceKeys("unauthenticated", str(exc))
+    if not problems and (saved.manifest_digest != receipt.get("evidence_manifest_digest") or saved.unfolded):
+        problems = ["the evidence changed while it was verified (its manifest is not the one the receipt signs)"]
     return EvidenceKeys("receipt") if not problems else EvidenceKeys("unauthenticated", "; ".join(problems))
 
 

@@ -171,6 +171,7 @@ class EvidenceStore:
                                  updated_at=now, journal=secrets.token_hex(8))
         self._journal: BinaryIO | None = None  # opened by the first write (a snapshot first), closed by close()
         self.unfolded = 0  # journal records read on top of the snapshot (a run ends by folding them in)
+        self.manifest_digest = ""  # SHA-256 of the manifest.json bytes open() read (what a receipt signs)
 
     # ------------------------------------------------------------------ reading
     @classmethod
@@ -178,8 +179,10 @@ class EvidenceStore:
         """The directory as last written (snapshot plus journal), validated; nothing written yet."""
         store = cls(root)
         path = store.root / MANIFEST
+        data = _read_control_file(path)
+        store.manifest_digest = hashlib.sha256(data).hexdigest()
         try:
-            raw = msgspec.json.decode(_read_control_file(path))
+            raw = msgspec.json.decode(data)
         except (msgspec.DecodeError, RecursionError) as exc:
             raise EvidenceError(f"{path} is not JSON: {exc}") from None
         if not isinstance(raw, dict) or raw.get("schema") not in READABLE_SCHEMAS:
@@ -367,6 +370,8 @@ class SavedAudit:
     # (source, message) for every saved file that is missing or altered: the rest is still verified
     file_errors: list[tuple[str, str]] = field(default_factory=list)
     keys_fetched: bool = True  # False when the audit stopped before its key phase ended
+    manifest_digest: str = ""  # SHA-256 of the manifest.json read, against which every file was checked
+    unfolded: int = 0  # journal records read on top of it
 
 
 def load_saved_audit(root: str | Path) -> SavedAudit:
@@ -375,6 +380,7 @@ def load_saved_audit(root: str | Path) -> SavedAudit:
     store = EvidenceStore.open(root)
     saved = SavedAudit([], {}, [], store.manifest.users_not_fetched)
     saved.keys_fetched = store.path_of(KEYRING).is_file()  # written when the key phase ends
+    saved.manifest_digest, saved.unfolded = store.manifest_digest, store.unfolded
     for conv in store.manifest.conversations:
         metadata = None
         if conv.metadata is not None:
