@@ -733,3 +733,11 @@ def test_a_directory_swapped_during_the_receipt_check_is_not_vouched_for(api, tm
     # the honest directory itself (now in place) is vouched for
     again = verify_saved_audit(str(forged), receipt_key=receipts.load_verify_key(f"{key}.pub"))
     assert again.verdict == "pass" and again.key_source == "evidence+receipt" and again.proof.keys_authenticated
+
+
+def test_verify_saved_audit_refuses_a_keyring_with_a_judgement_of_the_saved_keys(api, tmp_path):
+    ev = tmp_path / "ev"
+    assert cli(api, *audit_args(api, "--save", ev)).returncode == 0
+    ring = verifier.Keyring.from_json((ev / "keyring.json").read_text())
+    with pytest.raises(verifier.UsageError, match="which keyring replaces"):
+        verify_saved_audit(str(ev), ring, trust_evidence_keys=True)

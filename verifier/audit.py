@@ -620,6 +620,8 @@ def verify_saved_audit(root: str, keyring: Keyring | None = None, *, fallback_ke
     ``trust_evidence_keys`` accepts them (the finding is then information). ``fallback_keys`` (a
     ledger's) serve only (user, version) slots the keyring lacks; ``observe`` gets the finished
     ``Verification``."""
+    if keyring is not None and (trust_evidence_keys or receipt_key is not None):
+        raise UsageError("trust_evidence_keys and receipt_key judge the saved keys, which keyring replaces: give one")
     saved = load_saved_audit(root)
     verification = Verification(**{**options, "judge_paging": False})  # the saved walk judges it
     errors: list[tuple[str, str]] = []
