@@ -131,7 +131,8 @@ def saved_as_audit(offline: dict, *, receipt: bool = False) -> dict:
     finding, first; ``key_source`` naming the evidence; unauthenticated keys unless a receipt held)."""
     offline = json.loads(json.dumps(offline))
     first = offline["findings"].pop(0)
-    assert (first["code"], first["severity"]) == ("evidence_keys_unauthenticated", "info"), first
+    code = "evidence_keys_vouched" if receipt else "evidence_keys_unauthenticated"
+    assert (first["code"], first["severity"]) == (code, "info"), first
     source = "evidence+receipt" if receipt else "evidence"
     assert offline["key_source"].startswith(source), offline["key_source"]
     offline["key_source"] = "keyring" + offline["key_source"][len(source):]

@@ -255,14 +255,22 @@ def test_ledger_judges_and_records_each_group_as_verify_does(tmp_path, monkeypat
                    page_size=10)
     by_verify = []
     for name in ("1-before", "2-after"):
-        proc = run_cli(["verify", tmp_path / "saved" / name, "--ledger", tmp_path / "verify.db", "--format", "json"])
+        proc = run_cli(["verify", tmp_path / "saved" / name, "--ledger", tmp_path / "verify.db", "--format", "json",
+                        "--trust-evidence-keys"])
         by_verify.append(msgspec.json.decode(proc.stdout, type=Report))
     assert "head_regressed" in proc.stdout and proc.returncode == 1
     store = open_ledger(str(tmp_path / "archive.db"))
     try:
-        ours = verify_archive([str(tmp_path / "saved")], None, InProcess(), ledger=store, task_bytes=4_000)
+        ours = verify_archive([str(tmp_path / "saved")], None, InProcess(), ledger=store, task_bytes=4_000,
+                              trust_evidence_keys=True)
     finally:
         store.close()
+    unvouched = open_ledger(str(tmp_path / "unvouched.db"))
+    try:  # review 66: evidence whose saved keys nothing vouches for is nobody's word: not recorded
+        failed = verify_archive([str(tmp_path / "saved")], None, InProcess(), ledger=unvouched, task_bytes=4_000)
+        assert failed.verdict == "fail" and not list(unvouched.audits())
+    finally:
+        unvouched.close()
     assert _json(ours) == _json(combine(by_verify, keyring=None, options={}))
     ledgers = [open_ledger(str(tmp_path / name), create=False) for name in ("verify.db", "archive.db")]
     try:

@@ -694,7 +694,9 @@ def test_evidence_key_options_that_contradict_each_other_are_usage_errors(api, t
     ev, key = tmp_path / "ev", tmp_path / "receipt.key"
     assert cli(api, "keys", "new-receipt-key", "-o", key, token=False).returncode == 0
     assert cli(api, *audit_args(api, "--save", ev)).returncode == 0
-    args = [{"KEYS": str(ev / "keyring.json"), "PUB": f"{key}.pub"}.get(a, a) for a in extra]
+    ring = tmp_path / "ring.json"
+    ring.write_text((ev / "keyring.json").read_text())
+    args = [{"KEYS": str(ring), "PUB": f"{key}.pub"}.get(a, a) for a in extra]
     proc = cli(api, "verify", ev, *args, token=False)
     assert proc.returncode == 2 and message in proc.stderr
     page = next((ev / "conversations").rglob("page-00001.json"))
@@ -729,7 +731,7 @@ def test_a_directory_swapped_during_the_receipt_check_is_not_vouched_for(api, tm
     report = verify_saved_audit(str(forged), receipt_key=receipts.load_verify_key(f"{key}.pub"))
     first = report.findings[0]
     assert report.verdict == "fail" and report.key_source == "evidence" and not report.proof.keys_authenticated
-    assert first.severity == "error" and "the evidence changed while it was verified" in first.message
+    assert first.severity == "error" and "the evidence manifest differs from the one the receipt signs" in first.message
     # the honest directory itself (now in place) is vouched for
     again = verify_saved_audit(str(forged), receipt_key=receipts.load_verify_key(f"{key}.pub"))
     assert again.verdict == "pass" and again.key_source == "evidence+receipt" and again.proof.keys_authenticated
@@ -741,3 +743,48 @@ def test_verify_saved_audit_refuses_a_keyring_with_a_judgement_of_the_saved_keys
     ring = verifier.Keyring.from_json((ev / "keyring.json").read_text())
     with pytest.raises(verifier.UsageError, match="which keyring replaces"):
         verify_saved_audit(str(ev), ring, trust_evidence_keys=True)
+
+
+def test_a_receipt_made_before_the_saved_keys_were_judged_still_holds():
+    """Review 66: the report a receipt's evidence digest covers gained the saved keys' finding and
+    label, so every receipt written before read as tampered. tests/data/receipt-0.3 was written by
+    6f6d0d6 (audit --save --receipt-key of the local server's conversations)."""
+    root = REPO / "tests" / "data" / "receipt-0.3"
+    pub = root / "receipt.key.pub"
+    proc = run_cli(["receipt", "verify", root / "ev" / "receipt.json", "--public-key", pub, "--evidence", root / "ev",
+                    "--report", root / "report.json"])
+    assert proc.returncode == 0 and json.loads(proc.stdout)["valid"] is True, proc.stdout
+    proc = run_cli(["verify", root / "ev", "--receipt-public-key", pub, "--format", "json"])
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["key_source"] == "evidence+receipt" and report["proof"]["keys_authenticated"]
+    vouched = report["findings"][0]
+    assert vouched["code"] == "evidence_keys_vouched" and "http://127.0.0.1:" in vouched["message"]
+
+
+def test_evidence_key_options_refuse_keys_from_inside_the_directory_and_empty_or_overwritten_keys(api, tmp_path):
+    """Review 66: the forged directory ships the keyring.json the error advised passing as --keys;
+    `-o` could replace the receipt public key; an empty --receipt-public-key was taken as absent."""
+    ev, key = tmp_path / "ev", tmp_path / "receipt.key"
+    assert cli(api, "keys", "new-receipt-key", "-o", key, token=False).returncode == 0
+    assert cli(api, *audit_args(api, "--save", ev, "--receipt-key", key)).returncode == 0
+    inside = cli(api, "verify", ev, "--keys", ev / "keyring.json", token=False)
+    assert inside.returncode == 2 and "is inside the evidence directory" in inside.stderr
+    empty = cli(api, "verify", ev, "--receipt-public-key", "", token=False)
+    assert empty.returncode == 2 and "--receipt-public-key is empty" in empty.stderr
+    before = Path(f"{key}.pub").read_bytes()
+    over = cli(api, "verify", ev, "--receipt-public-key", f"{key}.pub", "-o", f"{key}.pub", token=False)
+    assert over.returncode == 2 and "is the --receipt-public-key file" in over.stderr
+    assert Path(f"{key}.pub").read_bytes() == before
+
+
+def test_the_proof_line_counts_event_keys_beside_evidence_keys():
+    """Review 66: with --allow-embedded-keys, a run on receipt-vouched evidence keys said the saved
+    keys were not authenticated and lost the count of signatures checked with the events' keys."""
+    from verifier.model import Proof, Report
+    from verifier.report.common import proof_line
+    proof = Proof(events=10, signed=10, proven=10, keys_authenticated=False, embedded_keys=3)
+    vouched = proof_line(Report("s", "fail", [], key_source="evidence+receipt", proof=proof))
+    assert "3 signature(s) checked with a key NOT authenticated (taken from the event)" in vouched
+    assert "the evidence directory, vouched for by its receipt" in vouched
+    unvouched = proof_line(Report("s", "fail", [], key_source="evidence", proof=proof))
+    assert "signer keys NOT authenticated (saved in the evidence directory; 3 taken from the events)" in unvouched

@@ -241,9 +241,14 @@ def test_key_planted_in_evidence_never_verifies_another_run(api, ledger_target, 
             entry["bytes"] = keys_file.stat().st_size
     (ev / "manifest.json").write_text(json.dumps(manifest))
     (ev / "manifest.journal").unlink(missing_ok=True)
-    # self-consistent, but its saved keys authenticate nothing (review 65: evidence_keys_unauthenticated)
+    # its saved keys authenticate nothing (review 65): the run fails and is not recorded (review 66)
     assert main(["verify", str(ev), "--ledger", ledger_target, "--format", "json"]) == 1
-    assert json.loads(capsys.readouterr()[0])["findings"][0]["code"] == "evidence_keys_unauthenticated"
+    out, err = capsys.readouterr()
+    assert json.loads(out)["findings"][0]["code"] == "evidence_keys_unauthenticated"
+    assert "not recorded in the ledger" in err and _ledger_json(ledger_target, "show", capsys)["audits"] == 1
+    # taken on trust, it is self-consistent and recorded
+    assert main(["verify", str(ev), "--trust-evidence-keys", "--ledger", ledger_target, "--format", "json"]) == 0
+    capsys.readouterr()
     rows = _ledger_json(ledger_target, "keys", capsys, alice)["keys"]
     assert {k["source"] for k in rows if k["version"] == "999"} == {"evidence"}
 

@@ -153,14 +153,15 @@ def test_dropped_oldest_events_vanish_when_a_bare_id_walk_ends_on_an_empty_page(
     end of the conversation its events were reported under, so the ledger judges the whole history."""
     report, evidence, ledger = _dropped_oldest(*served, metadata, tmp_path)
     assert report["verdict"] == "fail" and codes(report).count("event_vanished") == 3, codes(report)
-    code, report, _ = cli(served[1], "verify", evidence, "--ledger", ledger)  # its evidence, the same
+    code, report, _ = cli(served[1], "verify", evidence, "--trust-evidence-keys", "--ledger", ledger)  # its evidence
     assert code == 1 and codes(report).count("event_vanished") == 3, codes(report)
 
 
 @pytest.mark.slow
 def test_archive_verify_of_that_evidence_catches_the_dropped_events_too(served, tmp_path: Path):
     _, evidence, ledger = _dropped_oldest(*served, (404, {"title": "Not Found"}), tmp_path)
-    code, report, _ = cli(served[1], "archive", "verify", evidence, "--workers", "1", "--ledger", ledger)
+    code, report, _ = cli(served[1], "archive", "verify", evidence, "--workers", "1", "--ledger", ledger,
+                          "--trust-evidence-keys")
     assert code == 1 and codes(report).count("event_vanished") == 3, codes(report)
 
 

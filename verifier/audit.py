@@ -622,6 +622,9 @@ def verify_saved_audit(root: str, keyring: Keyring | None = None, *, fallback_ke
     ``Verification``."""
     if keyring is not None and (trust_evidence_keys or receipt_key is not None):
         raise UsageError("trust_evidence_keys and receipt_key judge the saved keys, which keyring replaces: give one")
+    if receipt_key is not None and not hasattr(receipt_key, "verify"):
+        from .receipts import load_verify_key
+        receipt_key = load_verify_key(_path_or_value(receipt_key))  # a base64 key or a key file
     saved = load_saved_audit(root)
     verification = Verification(**{**options, "judge_paging": False})  # the saved walk judges it
     errors: list[tuple[str, str]] = []
@@ -654,26 +657,41 @@ class EvidenceKeys:
 
     trust: str
     why: str = ""  # the receipt's problems, when a receipt was given and does not hold
+    time: str = ""  # when the receipt says its audit ran (a receipt that holds)
+
+
+def _path_or_value(key: Any) -> str:
+    if isinstance(key, (str, os.PathLike)):
+        return os.fspath(key)
+    raise UsageError(f"receipt_key must be a verify key (receipts.load_verify_key), a base64 key or a key file, "
+                     f"not {type(key).__name__}")
 
 
 def evidence_key_trust(root: str, receipt_key: Any, saved: SavedAudit) -> EvidenceKeys:
-    """Whether ``root/receipt.json`` verifies with ``receipt_key`` over this evidence (its manifest
-    and the report it reproduces): the receipt's signer then vouches for the saved key responses.
-    The receipt check reads the directory again, so it must also sign the manifest ``saved`` was
-    read from (every file used was checked against that one): a directory changed between the two
-    reads is refused, not vouched for."""
+    """Whether ``root/receipt.json`` is signed by ``receipt_key`` over the manifest ``saved`` was
+    read from (snapshot, no journal line on top): every saved file used was checked against that
+    manifest as it was read, so the receipt's signer then vouches for the saved key responses.
+    Bound to what was read, never to a second read of the directory (review 66: a directory
+    swapped between two reads lent forged keys an honest receipt's word)."""
     from .inputs import read_regular_file
     from .receipts import MAX_RECEIPT_BYTES, ReceiptError, parse_receipt, verify_receipt
     path = os.path.join(root, "receipt.json")
     try:
         receipt = parse_receipt(read_regular_file(path, MAX_RECEIPT_BYTES, printable(path), ReceiptError),
                                 printable(path))
-        problems = verify_receipt(receipt, receipt_key, root)
+        problems = verify_receipt(receipt, receipt_key)  # the signature alone
     except ReceiptError as exc:
         return EvidenceKeys("unauthenticated", str(exc))
-    if not problems and (saved.manifest_digest != receipt.get("evidence_manifest_digest") or saved.unfolded):
-        problems = ["the evidence changed while it was verified (its manifest is not the one the receipt signs)"]
-    return EvidenceKeys("receipt") if not problems else EvidenceKeys("unauthenticated", "; ".join(problems))
+    signed = receipt.get("evidence_manifest_digest")
+    if signed is None:
+        problems.append("the receipt names no evidence (the audit ran without --save)")
+    elif signed != saved.manifest_digest:
+        problems.append("the evidence manifest differs from the one the receipt signs")
+    elif saved.unfolded:
+        problems.append(f"the evidence has {saved.unfolded} journal record(s) after the manifest the receipt signs")
+    if problems:
+        return EvidenceKeys("unauthenticated", "; ".join(problems))
+    return EvidenceKeys("receipt", time=str(receipt.get("time", "")))
 
 
 def add_saved_errors(verification: Verification, saved: SavedAudit, errors: list[tuple[str, str]], *,
@@ -708,20 +726,29 @@ def finish_saved_report(report: Report, saved: SavedAudit, saved_keys: EvidenceK
     are trusted when they were used (``saved_keys``; None when the caller gave the keys), and the
     access token scrubbed wherever the saved bodies held it."""
     if saved_keys is not None:  # first, as the engine's own finding about keys (no_trusted_keys) is
-        keys, engine_findings = _evidence_keys_finding(report, saved_keys), report.findings
+        keys, engine_findings = _evidence_keys_finding(report, saved_keys, saved.base_url), report.findings
         report.findings = []
         report = add_findings(report, [keys, *engine_findings])
     report = add_findings(report, audit_findings(saved.token_files, saved.users_not_fetched))
     return scrub_report(report, [secret_scrubber(saved.secrets)] if saved.secrets else [])
 
 
-def _evidence_keys_finding(report: Report, saved_keys: EvidenceKeys) -> Finding:
+def unauthenticated_evidence(report: Report) -> bool:
+    """The run used an evidence directory's saved keys with nothing vouching for them: its events
+    and keys are nobody's word, so no ledger records them (review 66: a forged directory verified
+    with ``--ledger`` made the next honest audit read as rewritten history)."""
+    return any(f.code == Code.EVIDENCE_KEYS_UNAUTHENTICATED and f.severity == Severity.ERROR for f in report.findings)
+
+
+def _evidence_keys_finding(report: Report, saved_keys: EvidenceKeys, base_url: str) -> Finding:
     """Labels the report's keys as the evidence's, and says whether anything vouches for them."""
     code = Code.EVIDENCE_KEYS_UNAUTHENTICATED.value
     if saved_keys.trust == "receipt":
         report.key_source = report.key_source.replace("keyring", "evidence+receipt", 1)
-        return Finding(code, Severity.INFO.value, "signer keys from the evidence directory's saved key responses, "
-                                                  "covered by its receipt.json, which verified with the given key")
+        return Finding(Code.EVIDENCE_KEYS_VOUCHED.value, Severity.INFO.value,
+                       "signer keys from the evidence directory's saved key responses, covered by its receipt.json "
+                       f"(verified with the given key; audit of {printable(saved_keys.time) or 'an unstated time'}): "
+                       f"they are what {printable(base_url) or 'the API'} served that audit")
     report.key_source = report.key_source.replace("keyring", "evidence", 1)
     report.proof.keys_authenticated = False
     if saved_keys.trust == "trusted":
@@ -730,7 +757,8 @@ def _evidence_keys_finding(report: Report, saved_keys: EvidenceKeys) -> Finding:
     why = f" (the receipt does not hold: {printable(saved_keys.why)})" if saved_keys.why else ""
     return Finding(code, Severity.ERROR.value, "signer keys from the evidence directory's saved key responses, which "
                    f"nothing authenticates{why}: whoever wrote the directory chose them. Pass --keys (keys you "
-                   "fetched yourself), --receipt-public-key, or, for your own evidence, --trust-evidence-keys")
+                   "fetched yourself, not the directory's keyring.json), --receipt-public-key (verify DIR), or, for "
+                   "your own evidence, --trust-evidence-keys")
 
 
 def _replay_conversation(verification: Verification, conv: SavedConversation) -> list[tuple[str, str]]:

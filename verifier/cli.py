@@ -132,9 +132,10 @@ def add_trust_options(parser: argparse.ArgumentParser, in_process: bool = True) 
 def add_evidence_key_options(parser: argparse.ArgumentParser, receipt: bool = True) -> None:
     """How far the key responses saved in an evidence directory are trusted when --keys is not given
     (review 65: a directory built by an attacker, with their keys, read as an authenticated PASS)."""
+    others = "--keys, or --receipt-public-key" if receipt else "--keys"
     parser.add_argument("--trust-evidence-keys", action="store_true",
                         help="evidence directories without --keys: take their saved key responses on trust (your "
-                             "own evidence); without this (or --keys, or --receipt-public-key) the verdict fails")
+                             f"own evidence); without this (or {others}) the verdict fails")
     if receipt:
         parser.add_argument("--receipt-public-key", metavar="KEY",
                             help="an evidence directory without --keys: its saved key responses are authenticated "
@@ -144,6 +145,11 @@ def add_evidence_key_options(parser: argparse.ArgumentParser, receipt: bool = Tr
 def evidence_key_options(args: argparse.Namespace, evidence: bool) -> dict[str, Any]:
     """``verify_saved_audit``'s key-trust arguments; usage errors where they cannot apply."""
     receipt = getattr(args, "receipt_public_key", None)
+    if receipt is not None and not receipt.strip():
+        raise UsageError("--receipt-public-key is empty: name the receipt public key (a file, or its base64)")
+    if evidence and args.keys and _inside(args.keys, args.pages[0] if hasattr(args, "pages") else args.sources[0]):
+        raise UsageError(f"--keys {printable(args.keys)} is inside the evidence directory: keys saved there "
+                         "authenticate nothing (whoever wrote it chose them); give keys you fetched yourself")
     given = ("--receipt-public-key" if receipt else None) or ("--trust-evidence-keys" if args.trust_evidence_keys else None)
     if given and not evidence:
         raise UsageError(f"{given} is for an evidence directory (audit --save DIR): page files have no saved keys")
@@ -156,6 +162,13 @@ def evidence_key_options(args: argparse.Namespace, evidence: bool) -> dict[str, 
         return {"trust_evidence_keys": args.trust_evidence_keys}
     from .receipts import load_verify_key
     return {"receipt_key": load_verify_key(receipt)}
+
+
+def _inside(path: str, directory: str) -> bool:
+    try:
+        return Path(directory).resolve() in Path(path).resolve().parents
+    except (OSError, RuntimeError, ValueError):
+        return False
 
 
 def add_identity_option(parser: argparse.ArgumentParser) -> None:
@@ -215,10 +228,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
         evidence = len(args.pages) == 1 and is_evidence_dir(args.pages[0])
         trust = evidence_key_options(args, evidence)
         if evidence:
-            from .audit import verify_saved_audit
+            from .audit import unauthenticated_evidence, verify_saved_audit
             keyring = load_keyring(args.keys, max_bytes) if args.keys else None
             report = verify_saved_audit(args.pages[0], keyring, fallback_keys=ledger.fallback, observe=seen.append,
                                         **trust, **options)  # EvidenceError: exit 3
+            if ledger.store is not None and unauthenticated_evidence(report):
+                warn("not recorded in the ledger: the evidence's saved keys are not authenticated (pass --keys, "
+                     "--receipt-public-key or --trust-evidence-keys)")
+                seen.clear()  # --metrics still describes the run
         else:
             keyring = load_keyring(args.keys, max_bytes) if args.keys else None
             pages = load_pages(args.pages, max_bytes)
@@ -270,6 +287,7 @@ def check_output_paths(args: argparse.Namespace) -> None:
 # The files a command reads that no output of it may replace (review 62: `ledger export -o` onto its
 # own ledger, `--receipt` onto the ledger or the receipt key, `checkpoint -o` onto its signing key).
 _INPUT_FILES = (("ledger", "--ledger"), ("receipt_key", "--receipt-key"), ("key", "--key"), ("keys", "--keys"),
+                ("receipt_public_key", "--receipt-public-key"),
                 ("identity_key", "--identity-key"), ("token_file", "--token-file"), ("report", "--report"),
                 ("xfail", "--xfail"), ("pages", "PAGE"), ("sources", "SOURCE"))
 
@@ -349,6 +367,10 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
                                         ledger=ledger.store, **options)
         ledger.record(report, None, command="archive verify", inputs=list(args.sources),  # --metrics
                       key_source="keyring" if args.keys else "evidence")
+        from .audit import unauthenticated_evidence
+        if ledger.store is not None and unauthenticated_evidence(report):
+            warn("evidence directories whose saved keys are not authenticated were not recorded in the ledger "
+                 "(pass --keys or --trust-evidence-keys)")
     finally:
         ledger.close()
     return finish(report, args)

@@ -372,6 +372,7 @@ class SavedAudit:
     keys_fetched: bool = True  # False when the audit stopped before its key phase ended
     manifest_digest: str = ""  # SHA-256 of the manifest.json read, against which every file was checked
     unfolded: int = 0  # journal records read on top of it
+    base_url: str = ""  # the API the audit fetched from (its keys are that server's word)
 
 
 def load_saved_audit(root: str | Path) -> SavedAudit:
@@ -381,6 +382,7 @@ def load_saved_audit(root: str | Path) -> SavedAudit:
     saved = SavedAudit([], {}, [], store.manifest.users_not_fetched)
     saved.keys_fetched = store.path_of(KEYRING).is_file()  # written when the key phase ends
     saved.manifest_digest, saved.unfolded = store.manifest_digest, store.unfolded
+    saved.base_url = store.manifest.base_url
     for conv in store.manifest.conversations:
         metadata = None
         if conv.metadata is not None:

@@ -67,6 +67,7 @@ class Code(StrEnum):
     UNUSED_CONVERSATION_KEY = "unused_conversation_key"
     EVIDENCE_CONTAINS_TOKEN = "evidence_contains_token"
     EVIDENCE_KEYS_UNAUTHENTICATED = "evidence_keys_unauthenticated"
+    EVIDENCE_KEYS_VOUCHED = "evidence_keys_vouched"
     USERS_NOT_FETCHED = "users_not_fetched"
     API_ERROR = "api_error"
     INPUT_ERROR = "input_error"
@@ -172,6 +173,9 @@ VOCABULARY: dict[str, tuple[Severity | None, str]] = {
                                              "(keys you fetched yourself), --receipt-public-key (the key of the "
                                              "auditor whose receipt.json vouches for the directory) or, for your "
                                              "own evidence, --trust-evidence-keys."),
+    Code.EVIDENCE_KEYS_VOUCHED: (_I, "Signatures were checked against the key responses saved in the evidence "
+                                     "directory, which its receipt.json (verified with the given receipt key) "
+                                     "covers: they are what that audit fetched from the API it names."),
     Code.EVIDENCE_CONTAINS_TOKEN: (_W, "A saved response body contains the access token (the server echoed it): "
                                        "the evidence stays byte-exact, so keep the directory private."),
     Code.USERS_NOT_FETCHED: (_W, "Keys were fetched for at most --max-users users; signatures of the others "

@@ -41,8 +41,9 @@ def proof_line(report: Report) -> str:
         parts.append(f"{p.not_signed} unsigned by design")
     if p.keys_authenticated:
         parts.append("signer keys from " + key_source_words(report.key_source))
-    elif report.key_source.startswith("evidence"):
-        parts.append("signer keys NOT authenticated (saved in the evidence directory)")
+    elif unvouched_evidence_keys(report):
+        taken = f"; {p.embedded_keys} taken from the events" if p.embedded_keys else ""
+        parts.append(f"signer keys NOT authenticated (saved in the evidence directory{taken})")
     elif p.embedded_keys and report.key_source != "embedded":
         parts.append(f"{p.embedded_keys} signature(s) checked with a key NOT authenticated (taken from the event), "
                      "the others with keys from " + key_source_words(report.key_source))
@@ -58,6 +59,11 @@ def proof_line(report: Report) -> str:
 
 _KEY_SOURCE_WORDS = {"keyring": "the keyring", "evidence": "the evidence directory",
                      "evidence+receipt": "the evidence directory, vouched for by its receipt"}
+
+
+def unvouched_evidence_keys(report: Report) -> bool:
+    """The signer keys were an evidence directory's saved responses, and nothing vouched for them."""
+    return report.key_source.startswith("evidence") and not report.key_source.startswith("evidence+receipt")
 
 
 def key_source_words(source: str) -> str:

@@ -36,7 +36,16 @@ from .. import __version__
 from ..model import ERROR_SIG, HINTS, STATUS_SEVERITY, ConversationReport, EventReport, Report
 from ..pages import api_error_text
 from ..sanitize import printable
-from .common import _SEVERITY_RANK, ProblemGroup, event_label, key_source_words, problem_groups, proof_line, scoped_findings
+from .common import (
+    _SEVERITY_RANK,
+    ProblemGroup,
+    event_label,
+    key_source_words,
+    problem_groups,
+    proof_line,
+    scoped_findings,
+    unvouched_evidence_keys,
+)
 from .html_assets import CSS, EVENT_FIELDS, JS
 
 TIMELINE_CELLS = 240  # at most this many cells per conversation's timeline; more events aggregate
@@ -328,7 +337,7 @@ def _banner(report: Report) -> str:
     alerts = []
     if not p.keys_authenticated:
         alerts.append("signer keys NOT authenticated (saved in the evidence directory)"
-                      if report.key_source.startswith("evidence") else
+                      if unvouched_evidence_keys(report) else
                       f"{p.embedded_keys:,} signature(s) checked with a key NOT authenticated" if _mixed_keys(report)
                       else "signer keys NOT authenticated")
     if not p.complete:
@@ -438,7 +447,7 @@ def _keys(report: Report) -> str:
     source = esc(key_source_words(report.key_source))
     if report.proof.keys_authenticated:
         parts.append(f'<p class="callout ok">Signer keys were authenticated: they came from {source}.</p>')
-    elif report.key_source.startswith("evidence"):
+    elif unvouched_evidence_keys(report):
         parts.append('<p class="callout error" id="xv-keys-unauthenticated"><strong>Signer keys NOT '
                      "authenticated:</strong> they are the key responses saved in the evidence directory, which "
                      "whoever wrote or holds it controls (verify it with --keys you fetched yourself, or with "
