@@ -788,3 +788,13 @@ def test_the_proof_line_counts_event_keys_beside_evidence_keys():
     assert "the evidence directory, vouched for by its receipt" in vouched
     unvouched = proof_line(Report("s", "fail", [], key_source="evidence", proof=proof))
     assert "signer keys NOT authenticated (saved in the evidence directory; 3 taken from the events)" in unvouched
+
+
+def test_trust_evidence_keys_with_a_mistyped_path_or_two_directories_says_what_is_wrong(api, tmp_path):
+    """Review 67: both said "page files have no saved keys"."""
+    ev = tmp_path / "ev"
+    assert cli(api, *audit_args(api, "--save", ev)).returncode == 0
+    two = cli(api, "verify", ev, ev, "--trust-evidence-keys", token=False)
+    assert two.returncode == 2 and "give one evidence directory at a time" in two.stderr
+    missing = cli(api, "verify", tmp_path / "evx", "--trust-evidence-keys", token=False)
+    assert missing.returncode == 3 and "evx" in missing.stderr and "page files" not in missing.stderr

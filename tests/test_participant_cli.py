@@ -387,9 +387,15 @@ def test_transcript_of_a_fetched_conversation_and_of_its_evidence(run, served, t
     assert [e["text"] for e in entries if e["type"] == "message"] == [f"message {i}" for i in range(1, 12)]
     assert_absent([f"message {i}" for i in range(1, 12)], all_text(evidence), proc.stderr)
     offline = tmp_path / "offline.jsonl"
-    assert run("transcript", evidence, "--identity-key", key, "-o", offline).returncode == 1  # the saved keys alone
+    alone = run("transcript", evidence, "--identity-key", key, "-o", offline)  # the saved keys alone: why it fails
+    header = json.loads(offline.read_text().splitlines()[0])
+    assert alone.returncode == 1 and "evidence_keys_unauthenticated: signer keys from the evidence" in alone.stderr
+    assert [(p["code"], p["severity"]) for p in header["problems"]] == [("evidence_keys_unauthenticated", "error")]
     assert run("transcript", evidence, "--identity-key", key, "-o", offline, "--trust-evidence-keys").returncode == 0
-    assert offline.read_text() == out.read_text().replace(  # the one difference: whose word the keys are
+    header, *rest = offline.read_text().splitlines(keepends=True)
+    online_header, *online_rest = out.read_text().splitlines(keepends=True)
+    assert rest == online_rest and json.loads(online_header)["problems"] == []
+    assert json.loads(header)["proof"] == json.loads(online_header)["proof"].replace(  # whose word the keys are
         "signer keys from the keyring", "signer keys NOT authenticated (saved in the evidence directory)")
 
 
@@ -472,3 +478,16 @@ def test_an_empty_key_variable_is_a_usage_error(run, convo):
     proc = run("transcript", root / "page.json", "--keys", root / "keyring.json", "-o", root / "t.md",
                env_extra={ENV_VAR: ""})
     assert proc.returncode == 2 and "is set but empty" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("fmt, shown", [("markdown", "- error no\\_trusted\\_keys: no keyring"),
+                                        ("html", "<li>error no_trusted_keys: no keyring"),
+                                        ("jsonl", '"problems":[{"code":"no_trusted_keys","severity":"error"')])
+def test_a_failed_transcript_says_why_in_its_heading_and_on_stderr(run, convo, tmp_path, fmt, shown):
+    """Review 67: a transcript whose lines were all ✅ said FAIL and nowhere why (the run-level
+    finding was in no format and not on stderr)."""
+    root = convo["root"]
+    out = tmp_path / f"t.{fmt}"
+    proc = run("transcript", root / "page.json", "--identity-key", root / "b.key", "--format", fmt, "-o", out)
+    assert proc.returncode == 1 and "no_trusted_keys: no keyring" in proc.stderr
+    assert shown in out.read_text()

@@ -754,11 +754,14 @@ def _evidence_keys_finding(report: Report, saved_keys: EvidenceKeys, base_url: s
     if saved_keys.trust == "trusted":
         return Finding(code, Severity.INFO.value, "signer keys from the evidence directory's saved key responses, "
                                                   "taken on trust (--trust-evidence-keys): nothing authenticates them")
-    why = f" (the receipt does not hold: {printable(saved_keys.why)})" if saved_keys.why else ""
+    if saved_keys.why:  # a receipt was given: it is the one thing that did not work
+        return Finding(code, Severity.ERROR.value, "signer keys from the evidence directory's saved key responses, "
+                       f"which nothing authenticates: the receipt does not hold ({printable(saved_keys.why)}). Pass "
+                       "--keys (keys you fetched yourself, not the directory's keyring.json) instead")
     return Finding(code, Severity.ERROR.value, "signer keys from the evidence directory's saved key responses, which "
-                   f"nothing authenticates{why}: whoever wrote the directory chose them. Pass --keys (keys you "
-                   "fetched yourself, not the directory's keyring.json), --receipt-public-key (verify DIR), or, for "
-                   "your own evidence, --trust-evidence-keys")
+                   "nothing authenticates: whoever wrote the directory chose them. Pass --keys (keys you fetched "
+                   "yourself, not the directory's keyring.json), --receipt-public-key (verify DIR), or, for your own "
+                   "evidence, --trust-evidence-keys")
 
 
 def _replay_conversation(verification: Verification, conv: SavedConversation) -> list[tuple[str, str]]:

@@ -147,10 +147,15 @@ def evidence_key_options(args: argparse.Namespace, evidence: bool) -> dict[str, 
     receipt = getattr(args, "receipt_public_key", None)
     if receipt is not None and not receipt.strip():
         raise UsageError("--receipt-public-key is empty: name the receipt public key (a file, or its base64)")
-    if evidence and args.keys and _inside(args.keys, args.pages[0] if hasattr(args, "pages") else args.sources[0]):
+    if evidence and args.keys and _inside(args.keys, (args.pages if hasattr(args, "pages") else args.sources)[0]):
         raise UsageError(f"--keys {printable(args.keys)} is inside the evidence directory: keys saved there "
                          "authenticate nothing (whoever wrote it chose them); give keys you fetched yourself")
     given = ("--receipt-public-key" if receipt else None) or ("--trust-evidence-keys" if args.trust_evidence_keys else None)
+    sources = args.pages if hasattr(args, "pages") else args.sources
+    if given and not evidence and any(is_evidence_dir(s) for s in sources):
+        raise UsageError("give one evidence directory at a time (archive verify takes several)")
+    if given and not evidence and not all(s == "-" or os.path.exists(s) for s in sources):
+        return {}  # a missing input is the run's input error (exit 3), not a misused option (review 67)
     if given and not evidence:
         raise UsageError(f"{given} is for an evidence directory (audit --save DIR): page files have no saved keys")
     if given and args.keys:
@@ -520,7 +525,7 @@ def cmd_transcript(args: argparse.Namespace) -> int:
     """The decrypted conversation with its proof, written only to the output the user names."""
     from .ids import conversation_path_id
     from .participant import load_identity_key, participant_reviewers
-    from .participant.transcript import build_transcript, render_transcript
+    from .participant.transcript import build_transcript, render_transcript, verdict_problems
     if not args.output:
         raise UsageError("transcript needs --output PATH (- for standard output): the plaintext is written "
                          "only where you name it")
@@ -568,9 +573,9 @@ def cmd_transcript(args: argparse.Namespace) -> int:
     else:
         write_file(args.output, text, private=True)  # plaintext: the owner's only
         print(f"verdict: {report.verdict} (transcript written to {printable(args.output)})", file=sys.stderr)
-    for inp in report.inputs:
-        for err in inp.errors:
-            warn(f"{inp.source}: {err}")
+    for problem in verdict_problems(report):  # why it failed, not only that it did (review 67)
+        if problem["severity"] == "error" or problem["code"] == "input_error":
+            warn(problem["message"] if problem["code"] == "input_error" else f"{problem['code']}: {problem['message']}")
     return exit_code(report)
 
 

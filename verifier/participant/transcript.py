@@ -80,6 +80,7 @@ class Transcript:
     participant: str | None
     fingerprint: str
     conversations: list[ConversationTranscript]
+    problems: list[dict[str, str]] = field(default_factory=list)  # why the verdict is what it is (below)
 
 
 # ------------------------------------------------------------------------------------- building
@@ -109,7 +110,26 @@ def build_transcript(report: Report, participant: Participant) -> Transcript:
             entries.append(entry)
         conversations.append(ConversationTranscript(conv.conversation_id, conv.verdict, entries))
     me = participant.me[0] if participant.me else None
-    return Transcript(report.verdict, proof_line(report), me, participant.identity.fingerprint(), conversations)
+    return Transcript(report.verdict, proof_line(report), me, participant.identity.fingerprint(), conversations,
+                      verdict_problems(report))
+
+
+def verdict_problems(report: Report) -> list[dict[str, str]]:
+    """The run's and the conversations' own findings and the input errors: what a FAIL of a
+    transcript whose every line is ✅ rests on (review 67: `evidence_keys_unauthenticated`,
+    `not_a_participant` and `no_trusted_keys` were nowhere in it)."""
+    out = [{"code": f.code, "severity": f.severity, "message": f.message} for f in report.findings]
+    for conv in report.conversations:
+        out += [{"code": f.code, "severity": f.severity, "message": f.message, "conversation_id": conv.conversation_id}
+                for f in conv.findings]
+    out += [{"code": "input_error", "severity": "error", "message": f"{inp.source}: {err}"}
+            for inp in report.inputs for err in inp.errors]
+    return out
+
+
+def _problem_text(problem: dict[str, str]) -> str:
+    where = f" ({problem['conversation_id']})" if "conversation_id" in problem else ""
+    return f"{problem['severity']} {problem['code']}{where}: {problem['message']}"
 
 
 def _proof(event: Any, record: Any) -> dict[str, Any]:
@@ -274,7 +294,7 @@ def render_transcript(transcript: Transcript, fmt: str) -> str:
 
 def _jsonl(t: Transcript) -> str:
     lines: list[dict[str, Any]] = [{"record": "transcript", "schema": SCHEMA, "verdict": t.verdict, "proof": t.proof,
-              "participant": t.participant, "identity_key_fingerprint": t.fingerprint}]
+              "participant": t.participant, "identity_key_fingerprint": t.fingerprint, "problems": t.problems}]
     for conv in t.conversations:
         lines.append({"record": "conversation", "conversation_id": conv.conversation_id, "verdict": conv.verdict,
                       "entries": len(conv.entries)})
@@ -388,6 +408,8 @@ def _markdown(t: Transcript) -> str:
            md(t.proof) + ".", "",
            f"Participant {md(t.participant or 'unknown')}, identity key fingerprint `{md(t.fingerprint)}`. "
            "Plaintext: keep this file as private as the conversation.", ""]
+    if t.problems:
+        out += ["Findings of the run:", "", *(f"- {md(_problem_text(p))}" for p in t.problems), ""]
     for conv in t.conversations:
         out += [f"## Conversation {md(conv.conversation_id)}: {conv.verdict.upper()}", ""]
         for entry in conv.entries:
@@ -438,7 +460,9 @@ def _html(t: Transcript) -> str:
             f"<h1>{esc(t.verdict.upper())}</h1><p class=\"proof\">{esc(t.proof)}</p>"
             f'<ul class="chips"><li>participant {esc(t.participant or "unknown")}</li>'
             f"<li>identity key fingerprint {esc(t.fingerprint)}</li>"
-            "<li class=\"alert\">contains plaintext: keep it private</li></ul></div></header>",
+            "<li class=\"alert\">contains plaintext: keep it private</li></ul>"
+            + (f'<ul class="problems">{"".join(f"<li>{esc(_problem_text(p))}</li>" for p in t.problems)}</ul>'
+               if t.problems else "") + "</div></header>",
             '<main class="wrap">']
     for conv in t.conversations:
         body.append(f'<section class="card"><h2>Conversation <span class="id">{esc(conv.conversation_id)}</span> '
