@@ -491,3 +491,27 @@ def test_a_failed_transcript_says_why_in_its_heading_and_on_stderr(run, convo, t
     proc = run("transcript", root / "page.json", "--identity-key", root / "b.key", "--format", fmt, "-o", out)
     assert proc.returncode == 1 and "no_trusted_keys: no keyring" in proc.stderr
     assert shown in out.read_text()
+
+
+def test_the_local_server_writes_identity_keys_that_open_its_conversations(run, tmp_path):
+    """Review 67: a new user had no way to try the participant audit without an X account (the key
+    had to be derived from the server's seeds by hand)."""
+    import stat
+
+    from verifier.testing.server import default_conversations, write_identity_keys
+    conversations = default_conversations(12)
+    written = write_identity_keys(conversations, str(tmp_path / "keys"))
+    members = {m.user_id: m for c in conversations for m in c.members}
+    assert sorted(p.name for p in written) == sorted(f"{uid}.key" for uid in members)
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert base64.b64decode(path.read_text()) == blob_of(members[path.stem])
+    direct = conversations[0]
+    with FakeXApi(conversations) as api:
+        out = tmp_path / "t.jsonl"
+        proc = run("transcript", direct.conversation_id, "--base-url", api.url, "--identity-key",
+                   tmp_path / "keys" / f"{direct.members[0].user_id}.key", "-o", out, "--backoff-base", "0.01",
+                   env_extra={"X_BEARER_TOKEN": api.state.token})
+    assert proc.returncode == 0, proc.stderr
+    texts = [json.loads(line).get("text") for line in out.read_text().splitlines()]
+    assert "message 1" in texts

@@ -6,6 +6,7 @@ here is reproducible byte for byte. Never used by the verification path itself.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import struct
@@ -200,6 +201,13 @@ class Identity:
     def from_scalars(cls, user_id: str, version: str, identity_d: int, signing_d: int) -> "Identity":
         return cls(user_id, version, ec.derive_private_key(signing_d, ec.SECP256R1()),
                    ec.derive_private_key(identity_d, ec.SECP256R1()))
+
+    def private_key_blob(self) -> str:
+        """The private key blob as the SDK exports it (base64 of the identity scalar, then the
+        signing scalar): what ``--identity-key`` reads."""
+        scalars = (self.identity.private_numbers().private_value.to_bytes(32, "big")
+                   + self.signing.private_numbers().private_value.to_bytes(32, "big"))
+        return base64.b64encode(scalars).decode()
 
     def signing_public(self, fmt: str = "spki") -> str:
         return public_b64(self.signing.public_key(), fmt)

@@ -23,6 +23,7 @@ import contextlib
 import gzip
 import json
 import math
+import os
 import random
 import re
 import secrets
@@ -880,6 +881,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--items", type=int, default=1_000_000, help="items of many-items")
     parser.add_argument("--drip-interval", type=float, default=2.0, help="seconds per byte of drip/drip-headers")
     parser.add_argument("--second-token", default=None, help="a second participant's token (split-view)")
+    parser.add_argument("--identity-keys", metavar="DIR", default=None,
+                        help="write each participant's private key blob to DIR/USER_ID.key (mode 0600), to try "
+                             "the participant audit (--identity-key) and transcript; test keys, never real ones")
     args = parser.parse_args(argv)
     for name in ("events", "window", "bomb_mb", "pad_mb", "token_bytes", "participants", "items", "drip_interval"):
         if getattr(args, name) <= 0:
@@ -889,7 +893,9 @@ def main(argv: list[str] | None = None) -> None:
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
     token = secrets.token_urlsafe(16)
-    api = FakeXApi(default_conversations(args.events), token=token, shape=args.shape, legacy=args.legacy,
+    conversations = default_conversations(args.events)
+    written = write_identity_keys(conversations, args.identity_keys) if args.identity_keys else []
+    api = FakeXApi(conversations, token=token, shape=args.shape, legacy=args.legacy,
                    rate_limit=args.rate_limit, window_s=args.window, gzip=args.gzip, hostile=set(args.hostile),
                    bomb_mb=args.bomb_mb, pad_mb=args.pad_mb, token_bytes=args.token_bytes,
                    participant_count=args.participants, item_count=args.items,
@@ -904,11 +910,33 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  conversation {cid}")
     print(f"try: X_BEARER_TOKEN={token} xchat-verify audit --base-url {api.url} "
           + " ".join(api.state.conversations))
+    if written:
+        first = next(iter(api.state.conversations))
+        print(f"identity keys: {', '.join(str(p) for p in written)}")
+        print(f"try: X_BEARER_TOKEN={token} xchat-verify transcript --base-url {api.url} {first} "
+              f"--identity-key {written[0]} -o transcript.md --format markdown")
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         api.stop()
+
+
+def write_identity_keys(conversations: list[Conversation], folder: str) -> list[Path]:
+    """Each participant's private key blob in ``folder``/USER_ID.key, readable by its owner only
+    (the participant audit refuses a key file others can read)."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for conv in conversations:
+        for member in conv.members:
+            if member.user_id not in written:
+                path = written[member.user_id] = out / f"{member.user_id}.key"
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(member.private_key_blob() + "\n")
+                os.chmod(path, 0o600)
+    return list(written.values())
 
 
 if __name__ == "__main__":
