@@ -159,6 +159,15 @@ def _ledger_json(ledger, action, capsys, *args):
     return json.loads(out)
 
 
+def test_a_ledger_compared_with_itself_is_a_usage_error(api, ledger_target, tmp_path, capsys, monkeypatch):
+    """Review 67: it agreed with itself, exit 0 (checkpoints already refused one key for both)."""
+    assert audit(api, ledger_target, capsys, monkeypatch)[0] == 0
+    again = ledger_target if not ledger_target.endswith(".db") else str(tmp_path / "." / "ledger.db")
+    assert os.path.samefile(ledger_target, again) if ledger_target.endswith(".db") else True
+    assert main(["ledger", "compare", ledger_target, again]) == 2
+    assert "both are one ledger" in capsys.readouterr()[1]
+
+
 def test_split_view_between_two_users(api, ledger_target, tmp_path, capsys, monkeypatch, request):
     api.state.hostile = {"split-view"}
     other = str(tmp_path / "bob.db") if ledger_target.endswith(".db") else \

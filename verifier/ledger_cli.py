@@ -367,6 +367,16 @@ def _checkpoint_signature(name: str, raw: dict, keys: list) -> None:
         raise LedgerError(f"checkpoint {printable(name)} is not signed")
 
 
+def _same_ledger(a: str, b: str) -> bool:
+    from .ledger import is_url
+    if is_url(a) or is_url(b):
+        return a == b
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
 def cmd_ledger_compare(args: argparse.Namespace) -> int:
     from .errors import LedgerError
     from .ledger import compare_checkpoints, compare_entries, is_url, ledger_transcript, open_ledger
@@ -419,6 +429,8 @@ def cmd_ledger_compare(args: argparse.Namespace) -> int:
         if not result.complete:
             unfinished.append(f"{conv}: {result.note}")
     else:
+        if _same_ledger(args.a, args.b):  # review 67: it agreed with itself, exit 0
+            raise UsageError("ledger compare: both are one ledger: compare two participants' ledgers")
         left, right = open_ledger(args.a, create=False), open_ledger(args.b, create=False)
         try:
             common = [c for c in left.conversations() if c in set(right.conversations())]
