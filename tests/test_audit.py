@@ -798,3 +798,64 @@ def test_trust_evidence_keys_with_a_mistyped_path_or_two_directories_says_what_i
     assert two.returncode == 2 and "give one evidence directory at a time" in two.stderr
     missing = cli(api, "verify", tmp_path / "evx", "--trust-evidence-keys", token=False)
     assert missing.returncode == 3 and "evx" in missing.stderr and "page files" not in missing.stderr
+
+
+def test_a_forger_cannot_scrub_the_tool_s_own_words_out_of_the_report(api, tmp_path):
+    """Review 69: a manifest's token_at names the "token" the saved bodies hold, so a forger made
+    `evidence_keys_unauthenticated` the secret: the finding's code was redacted, and the check that
+    keeps such a run out of the ledger (it reads the code) let it in."""
+    import hashlib
+    ev, ledger = tmp_path / "ev", tmp_path / "ledger.db"
+    assert cli(api, *audit_args(api, "--save", ev)).returncode == 0
+    manifest = json.loads((ev / "manifest.json").read_text())
+    entry = manifest["conversations"][0]["metadata"]
+    body = json.loads((ev / entry["file"]).read_text())
+    body["note"] = "evidence_keys_unauthenticated"
+    data = json.dumps(body).encode()
+    (ev / entry["file"]).write_bytes(data)
+    entry.update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data),
+                 token_at=[[data.index(b"evidence_keys_unauthenticated"), len("evidence_keys_unauthenticated")]])
+    (ev / "manifest.json").write_text(json.dumps(manifest))
+    (ev / "manifest.journal").unlink(missing_ok=True)
+    proc = cli(api, "verify", ev, "--ledger", ledger, "--format", "json", token=False)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1 and report["findings"][0]["code"] == "evidence_keys_unauthenticated"
+    assert "not recorded in the ledger" in proc.stderr
+    shown = cli(api, "ledger", "show", "--ledger", ledger, token=False)
+    assert json.loads(shown.stdout)["audits"] == 0
+
+
+def test_pages_verified_without_keys_are_not_recorded_in_the_ledger(api, tmp_path):
+    """Review 69: the forged directory's pages, given as files without --keys, were recorded, and
+    the next honest audit read as key_substituted."""
+    ev, ledger = tmp_path / "ev", tmp_path / "ledger.db"
+    with FakeXApi(default_conversations(40, seed="forger")) as forger:
+        assert cli(forger, *audit_args(forger, "--save", ev)).returncode == 0
+    pages = sorted(str(p) for p in ev.glob("conversations/*/page-*.json"))
+    proc = cli(api, "verify", *pages, "--ledger", ledger, token=False)
+    assert proc.returncode == 1 and "not recorded in the ledger" in proc.stderr
+    honest = cli(api, *audit_args(api, "--ledger", ledger, "--format", "json"))
+    assert honest.returncode == 0, honest.stdout[-2000:]
+    taken = cli(api, "verify", *pages, "--ledger", tmp_path / "other.db", "--allow-embedded-keys", token=False)
+    assert "not recorded" not in taken.stderr  # the caller's explicit choice is recorded
+
+
+def test_keys_and_receipt_keys_from_inside_the_evidence_are_refused_everywhere(api, tmp_path):
+    """Review 69: a receipt public key shipped in the directory gave an authenticated PASS of
+    forged keys; archive verify took --keys from inside an evidence directory; -o could replace the
+    receipt the run was vouched by."""
+    ev, key = tmp_path / "ev", tmp_path / "receipt.key"
+    assert cli(api, "keys", "new-receipt-key", "-o", key, token=False).returncode == 0
+    assert cli(api, *audit_args(api, "--save", ev, "--receipt-key", key)).returncode == 0
+    (ev / "receipt.key.pub").write_text(Path(f"{key}.pub").read_text())
+    shipped = cli(api, "verify", ev, "--receipt-public-key", ev / "receipt.key.pub", token=False)
+    assert shipped.returncode == 2 and "is inside the evidence directory" in shipped.stderr
+    archived = cli(api, "archive", "verify", ev, "--keys", ev / "keyring.json", token=False)
+    assert archived.returncode == 2 and "is inside" in archived.stderr
+    before = (ev / "receipt.json").read_bytes()
+    over = cli(api, "verify", ev, "--receipt-public-key", f"{key}.pub", "-o", ev / "receipt.json", token=False)
+    assert over.returncode == 2 and "a file of the PAGE directory" in over.stderr
+    assert (ev / "receipt.json").read_bytes() == before
+    vouched = cli(api, "verify", ev, "--receipt-public-key", f"{key}.pub", "--format", "json", token=False)
+    signer = json.loads(Path(f"{key}.pub").read_text())["public_key"]
+    assert vouched.returncode == 0 and f"signed by receipt key {signer}" in vouched.stdout

@@ -554,6 +554,7 @@ def scrub_report(report: Report, scrubbers: list[Callable[[str], str]]) -> Repor
     escapes (RFC 6750), so it appears verbatim in the encoded text."""
     if not scrubbers:
         return report
+    fixed = _fixed_words()
 
     def dirty(obj: Any) -> bool:
         text = msgspec.json.encode(obj).decode()
@@ -561,6 +562,8 @@ def scrub_report(report: Report, scrubbers: list[Callable[[str], str]]) -> Repor
 
     def clean(value: Any, keys: bool = True) -> Any:
         if isinstance(value, str):
+            if value in fixed:  # the tool's own words, never a server's: a code, a status, a severity
+                return value
             for scrub in scrubbers:
                 value = scrub(value)
             return value
@@ -594,6 +597,16 @@ def scrub_report(report: Report, scrubbers: list[Callable[[str], str]]) -> Repor
     return report
 
 
+@functools.lru_cache(maxsize=1)
+def _fixed_words() -> frozenset[str]:
+    """The report's vocabulary (finding codes, statuses, severities, verdicts): the scrubber leaves
+    them whole. Review 69: an evidence directory's ``token_at`` names the "token" its pages hold, so
+    a forger made ``evidence_keys_unauthenticated`` the secret and the finding's code was redacted
+    (the check that keeps such a run out of the ledger read that code)."""
+    from .model import VOCABULARY, ChainStatus, SigStatus, Verdict
+    return frozenset(str(word) for group in (VOCABULARY, SigStatus, ChainStatus, Severity, Verdict) for word in group)
+
+
 def secret_scrubber(secrets: set[str]) -> Callable[[str], str]:
     from .fetch import REDACTED
 
@@ -622,6 +635,8 @@ def verify_saved_audit(root: str, keyring: Keyring | None = None, *, fallback_ke
     ``Verification``."""
     if keyring is not None and (trust_evidence_keys or receipt_key is not None):
         raise UsageError("trust_evidence_keys and receipt_key judge the saved keys, which keyring replaces: give one")
+    if trust_evidence_keys and receipt_key is not None:
+        raise UsageError("receipt_key authenticates the saved keys; trust_evidence_keys takes them on trust: give one")
     if receipt_key is not None and not hasattr(receipt_key, "verify"):
         from .receipts import load_verify_key
         receipt_key = load_verify_key(_path_or_value(receipt_key))  # a base64 key or a key file
@@ -658,6 +673,7 @@ class EvidenceKeys:
     trust: str
     why: str = ""  # the receipt's problems, when a receipt was given and does not hold
     time: str = ""  # when the receipt says its audit ran (a receipt that holds)
+    signer: str = ""  # the receipt's public key (base64), so a reader can compare it with the auditor's
 
 
 def _path_or_value(key: Any) -> str:
@@ -691,7 +707,7 @@ def evidence_key_trust(root: str, receipt_key: Any, saved: SavedAudit) -> Eviden
         problems.append(f"the evidence has {saved.unfolded} journal record(s) after the manifest the receipt signs")
     if problems:
         return EvidenceKeys("unauthenticated", "; ".join(problems))
-    return EvidenceKeys("receipt", time=str(receipt.get("time", "")))
+    return EvidenceKeys("receipt", time=str(receipt.get("time", "")), signer=str(receipt.get("public_key", "")))
 
 
 def add_saved_errors(verification: Verification, saved: SavedAudit, errors: list[tuple[str, str]], *,
@@ -733,13 +749,6 @@ def finish_saved_report(report: Report, saved: SavedAudit, saved_keys: EvidenceK
     return scrub_report(report, [secret_scrubber(saved.secrets)] if saved.secrets else [])
 
 
-def unauthenticated_evidence(report: Report) -> bool:
-    """The run used an evidence directory's saved keys with nothing vouching for them: its events
-    and keys are nobody's word, so no ledger records them (review 66: a forged directory verified
-    with ``--ledger`` made the next honest audit read as rewritten history)."""
-    return any(f.code == Code.EVIDENCE_KEYS_UNAUTHENTICATED and f.severity == Severity.ERROR for f in report.findings)
-
-
 def _evidence_keys_finding(report: Report, saved_keys: EvidenceKeys, base_url: str) -> Finding:
     """Labels the report's keys as the evidence's, and says whether anything vouches for them."""
     code = Code.EVIDENCE_KEYS_UNAUTHENTICATED.value
@@ -747,8 +756,9 @@ def _evidence_keys_finding(report: Report, saved_keys: EvidenceKeys, base_url: s
         report.key_source = report.key_source.replace("keyring", "evidence+receipt", 1)
         return Finding(Code.EVIDENCE_KEYS_VOUCHED.value, Severity.INFO.value,
                        "signer keys from the evidence directory's saved key responses, covered by its receipt.json "
-                       f"(verified with the given key; audit of {printable(saved_keys.time) or 'an unstated time'}): "
-                       f"they are what {printable(base_url) or 'the API'} served that audit")
+                       f"(signed by receipt key {printable(saved_keys.signer)}, the key given; audit of "
+                       f"{printable(saved_keys.time) or 'an unstated time'}): they are what "
+                       f"{printable(base_url) or 'the API'} served that audit")
     report.key_source = report.key_source.replace("keyring", "evidence", 1)
     report.proof.keys_authenticated = False
     if saved_keys.trust == "trusted":
@@ -760,7 +770,7 @@ def _evidence_keys_finding(report: Report, saved_keys: EvidenceKeys, base_url: s
                        "--keys (keys you fetched yourself, not the directory's keyring.json) instead")
     return Finding(code, Severity.ERROR.value, "signer keys from the evidence directory's saved key responses, which "
                    "nothing authenticates: whoever wrote the directory chose them. Pass --keys (keys you fetched "
-                   "yourself, not the directory's keyring.json), --receipt-public-key (verify DIR), or, for your own "
+                   "yourself, not the directory's keyring.json), --receipt-public-key (verify, transcript), or, for your own "
                    "evidence, --trust-evidence-keys")
 
 

@@ -22,7 +22,7 @@ from .inputs import DEFAULT_MAX_FILE_MB, is_evidence_dir, load_keyring, load_pag
 from .keys import entry_from_row
 from .ledger_cli import LedgerRun, add_ledger_options, cmd_new_receipt_key, ledger_target
 from .ledger_cli import add_commands as add_ledger_commands
-from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, Report, exit_code
+from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, Report, exit_code, fails, unauthenticated_keys
 from .outputs import check_output_path, detach_stdout, names_file, write_file, write_output, write_stdout
 from .paging import MB
 from .parallel import plan_shares, verify_files
@@ -147,13 +147,15 @@ def evidence_key_options(args: argparse.Namespace, evidence: bool) -> dict[str, 
     receipt = getattr(args, "receipt_public_key", None)
     if receipt is not None and not receipt.strip():
         raise UsageError("--receipt-public-key is empty: name the receipt public key (a file, or its base64)")
-    if evidence and args.keys and _inside(args.keys, (args.pages if hasattr(args, "pages") else args.sources)[0]):
-        raise UsageError(f"--keys {printable(args.keys)} is inside the evidence directory: keys saved there "
-                         "authenticate nothing (whoever wrote it chose them); give keys you fetched yourself")
+    folder = (args.pages if hasattr(args, "pages") else args.sources)[0]
+    for option, path in (("--keys", args.keys), ("--receipt-public-key", receipt)):
+        if evidence and path and os.path.exists(path) and _inside(path, folder):
+            raise UsageError(f"{option} {printable(path)} is inside the evidence directory: keys saved there "
+                             "authenticate nothing (whoever wrote it chose them); give keys you obtained yourself")
     given = ("--receipt-public-key" if receipt else None) or ("--trust-evidence-keys" if args.trust_evidence_keys else None)
     sources = args.pages if hasattr(args, "pages") else args.sources
     if given and not evidence and any(is_evidence_dir(s) for s in sources):
-        raise UsageError("give one evidence directory at a time (archive verify takes several)")
+        raise UsageError("give one evidence directory at a time" + ("" if receipt else " (archive verify takes several)"))
     if given and not evidence and not all(s == "-" or os.path.exists(s) for s in sources):
         return {}  # a missing input is the run's input error (exit 3), not a misused option (review 67)
     if given and not evidence:
@@ -233,14 +235,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         evidence = len(args.pages) == 1 and is_evidence_dir(args.pages[0])
         trust = evidence_key_options(args, evidence)
         if evidence:
-            from .audit import unauthenticated_evidence, verify_saved_audit
+            from .audit import verify_saved_audit
             keyring = load_keyring(args.keys, max_bytes) if args.keys else None
             report = verify_saved_audit(args.pages[0], keyring, fallback_keys=ledger.fallback, observe=seen.append,
                                         **trust, **options)  # EvidenceError: exit 3
-            if ledger.store is not None and unauthenticated_evidence(report):
-                warn("not recorded in the ledger: the evidence's saved keys are not authenticated (pass --keys, "
-                     "--receipt-public-key or --trust-evidence-keys)")
-                seen.clear()  # --metrics still describes the run
         else:
             keyring = load_keyring(args.keys, max_bytes) if args.keys else None
             pages = load_pages(args.pages, max_bytes)
@@ -259,6 +257,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 if keyring is not None:
                     keyring.add_fallback(ledger.fallback)
                 report = seen[0].finish(keyring)
+        if ledger.store is not None and unauthenticated_keys(report):
+            warn("not recorded in the ledger: nothing authenticates the signer keys (pass --keys, or for an "
+                 "evidence directory --receipt-public-key or --trust-evidence-keys)")
+            seen.clear()  # --metrics still describes the run
         ledger.record(report, seen[0] if seen else None, command="verify", inputs=list(args.pages),
                       key_source="keyring" if args.keys else "evidence")
         seen.clear()  # the engine's working state is not needed to render the report
@@ -308,6 +310,9 @@ def _refuse_overwriting_an_input(args: argparse.Namespace, option: str, value: s
             if isinstance(path, str) and path not in ("", "-") and _same_file(path, value):
                 raise UsageError(f"{option} {printable(value)} is the {input_option} file this command reads: "
                                  "writing there would replace it")
+            if isinstance(path, str) and os.path.isdir(path) and _inside(value, path):  # review 69: the receipt
+                raise UsageError(f"{option} {printable(value)} is a file of the {input_option} directory this "
+                                 "command reads: writing there would change it")
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -356,6 +361,10 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
     if args.trust_evidence_keys and args.keys:
         raise UsageError("--trust-evidence-keys trusts evidence directories' saved keys, which --keys replaces: "
                          "give one")
+    inside = next((s for s in args.sources if args.keys and os.path.isdir(s) and _inside(args.keys, s)), None)
+    if inside is not None:  # review 69: as verify DIR refuses it
+        raise UsageError(f"--keys {printable(args.keys)} is inside {printable(inside)}: keys saved with the evidence "
+                         "authenticate nothing (whoever wrote it chose them); give keys you fetched yourself")
     display = _Display(sys.stderr.isatty() and not args.quiet)
     options = dict(conversation_keys=parse_conversation_keys(args.conversation_key),
                    allow_embedded_keys=args.allow_embedded_keys, allow_empty=args.allow_empty,
@@ -372,10 +381,9 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
                                         ledger=ledger.store, **options)
         ledger.record(report, None, command="archive verify", inputs=list(args.sources),  # --metrics
                       key_source="keyring" if args.keys else "evidence")
-        from .audit import unauthenticated_evidence
-        if ledger.store is not None and unauthenticated_evidence(report):
-            warn("evidence directories whose saved keys are not authenticated were not recorded in the ledger "
-                 "(pass --keys or --trust-evidence-keys)")
+        if ledger.store is not None and unauthenticated_keys(report):
+            warn("groups whose signer keys nothing authenticates were not recorded in the ledger (pass --keys, "
+                 "or for evidence directories --trust-evidence-keys)")
     finally:
         ledger.close()
     return finish(report, args)
@@ -574,7 +582,7 @@ def cmd_transcript(args: argparse.Namespace) -> int:
         write_file(args.output, text, private=True)  # plaintext: the owner's only
         print(f"verdict: {report.verdict} (transcript written to {printable(args.output)})", file=sys.stderr)
     for problem in verdict_problems(report):  # why it failed, not only that it did (review 67)
-        if problem["severity"] == "error" or problem["code"] == "input_error":
+        if fails(problem["severity"], report.strict) or problem["code"] == "input_error":
             warn(problem["message"] if problem["code"] == "input_error" else f"{problem['code']}: {problem['message']}")
     return exit_code(report)
 

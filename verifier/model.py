@@ -362,3 +362,14 @@ def exit_code(report: Report) -> int:
     if not report.complete:
         return EXIT_INCOMPLETE
     return EXIT_PASS if report.verdict == Verdict.PASS else EXIT_FAIL
+
+
+_UNAUTHENTICATED_KEYS = frozenset({Code.EVIDENCE_KEYS_UNAUTHENTICATED.value, Code.NO_TRUSTED_KEYS.value})
+
+
+def unauthenticated_keys(report: Report) -> bool:
+    """The run failed because nothing authenticates its signer keys (an evidence directory's saved
+    keys, or the events' own without --keys), and the caller did not take them on trust: its events
+    and keys are nobody's word, so no ledger records them (reviews 66, 69: a forged directory, or
+    its pages, verified with ``--ledger`` made the next honest audit read as rewritten history)."""
+    return any(f.code in _UNAUTHENTICATED_KEYS and f.severity == Severity.ERROR for f in report.findings)

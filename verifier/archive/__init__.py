@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..errors import UsageError
 from ..inputs import DEFAULT_MAX_FILE_MB, path_list
 from ..keys import Keyring
 from ..model import Report
@@ -43,6 +44,8 @@ def verify_archive(sources: Sequence[str | os.PathLike[str]], keyring: Keyring |
     Raises ``UsageError`` (``-`` as a source, Dask missing) and ``ClusterError`` (scheduler
     unreachable, workers lost); unreadable inputs are input errors in the Report, never raised.
     """
+    if keyring is not None and trust_evidence_keys:  # as verify_saved_audit (review 69)
+        raise UsageError("trust_evidence_keys trusts evidence directories' saved keys, which keyring replaces: give one")
     groups = discover(path_list(sources, "verify_archive"))
     options: dict[str, Any] = dict(conversation_keys=dict(conversation_keys or {}), allow_embedded_keys=allow_embedded_keys,
                                    allow_empty=allow_empty, allow_partial=allow_partial, strict=strict)

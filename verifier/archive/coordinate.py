@@ -25,13 +25,12 @@ from ..audit import (
     saved_conversation_errors,
     secret_scrubber,
     served_problems,
-    unauthenticated_evidence,
 )
 from ..audit import saved_keyring as keyring_of_saved
 from ..engine import Verification, paging_reasons
 from ..facts import PageEnds
 from ..keys import Keyring
-from ..model import REPORT_SCHEMA, ConversationReport, Finding, InputReport, Proof, Report, Verdict
+from ..model import REPORT_SCHEMA, ConversationReport, Finding, InputReport, Proof, Report, Verdict, unauthenticated_keys
 from ..paging import SavedWalk
 from ..sanitize import encodable
 from ..signers import KeySlot
@@ -360,7 +359,7 @@ def _group_report(run: _GroupRun, ledger: LedgerRecording | None) -> Report | In
     saved = run.group.saved
     if saved is not None:  # as verify_saved_audit finishes
         report = finish_saved_report(report, saved, run.saved_keys)
-    if ledger is not None and not (saved is not None and unauthenticated_evidence(report)):
+    if ledger is not None and not unauthenticated_keys(report):
         from ..ledger import record_audit
         inputs = [run.group.source] if saved is not None else [getattr(u, "path", "") for u in run.group.units]
         incomplete = run.shell.incomplete
