@@ -696,3 +696,94 @@ def test_signing_key_regressions_orders_by_sequence_id_and_skips_what_has_no_ord
     huge = "9" * 5000  # past int()'s 4,300 digits: skipped, not a crash (structural fuzzing found it)
     assert signing_key_regressions([signed(0, "1", "a", huge), signed(1, huge, "a", "1"),
                                     signed(2, "3", "a", "2")]) == []
+
+
+# ------------------------------------------------------------------ review 70: before the group exists
+_A = Identity.from_seed("1111111111", "1700000000000")
+_B = Identity.from_seed("2222222222", "1700000000000")
+_S = Identity.from_seed("9999999999", "1700000000000")  # the server's own account, never a member
+_G, _CKV, _MS = "g1234567890", "1700000001000", 1_784_841_000_000
+
+
+def _group_history(first_prev=None, *, legacy=None, signature_version="7"):
+    from verifier.testing.forge import forge_event
+    create_body = {"member_ids": [_A.user_id, _B.user_id], "admin_ids": [_A.user_id], "title": "T",
+                   "conversation_key_version": _CKV}
+    if legacy is not None:
+        create_body["is_legacy_group_upgrade"] = legacy
+    out, prev = [], first_prev
+    for i, (who, kind, body) in enumerate([
+            (_A, "ConversationKeyChangeEvent", {"conversation_key_version": _CKV, "conversation_participant_keys": [
+                {"user_id": m.user_id, "encrypted_conversation_key": "QUJD", "public_key_version": m.version}
+                for m in (_A, _B)]}),
+            (_A, "GroupChangeEvent.GroupCreate", create_body),
+            (_B, "MessageCreateEvent", {"contents": bytes(64), "conversation_key_version": _CKV}),
+            (_A, "MessageCreateEvent", {"contents": bytes(65), "conversation_key_version": _CKV})], 1):
+        f = forge_event(who, kind, body, conversation_id=_G, sequence_id=snowflake(_MS + i * 1000, i),
+                        previous_sequence_id=prev, created_at_msec=str(_MS + i * 1000),
+                        signature_version="5" if kind == "ConversationKeyChangeEvent" else signature_version)
+        out.append(f)
+        prev = f.event.sequence_id
+    return out
+
+
+def _outsider(kind="MessageCreateEvent"):
+    from verifier.testing.forge import forge_event
+    body = {"contents": b"\x02" * 64, "conversation_key_version": _CKV} if kind == "MessageCreateEvent" else {
+        "conversation_key_version": "1700000002000", "conversation_participant_keys": [
+            {"user_id": _S.user_id, "encrypted_conversation_key": "QUJD", "public_key_version": _S.version}]}
+    return forge_event(_S, kind, body, conversation_id=_G, sequence_id=snowflake(_MS + 500, 0),
+                       created_at_msec=str(_MS + 500), signature_version="5")
+
+
+def _codes_of(report, sender):
+    return [f.code for e in events_of(report) if e.sender_id == sender for f in e.findings]
+
+
+def test_an_outsider_s_event_before_the_group_create_is_a_non_member_s():
+    """Review 70: the server's own account, never a member, signed a message (or a key change, given
+    in meta) placed before the group's GroupCreate, where membership was unknown: the run passed."""
+    outsider = _outsider()
+    history = _group_history(first_prev=outsider.event.sequence_id)  # the chain re-linked to it
+    report = verify(page(*reversed([outsider, *history])), ring=keyring(_A, _B, _S))
+    assert report.verdict == "fail" and _codes_of(report, _S.user_id) == ["non_member_sender"]
+    message = next(f.message for e in events_of(report) for f in e.findings if f.code == "non_member_sender")
+    assert "before the group's GroupCreate" in message
+    key_change = _outsider("ConversationKeyChangeEvent")
+    report = verify(page(*reversed(_group_history()), meta_events=[key_change]), ring=keyring(_A, _B, _S))
+    assert report.verdict == "fail" and _codes_of(report, _S.user_id) == ["non_member_sender"]
+
+
+def test_the_creator_s_key_change_before_the_create_and_a_signed_legacy_upgrade_pass():
+    """The SDK's group creation makes the key change first; a signed legacy upgrade's group existed
+    before its create. Below signature version 4 the legacy flag is not signed: not taken."""
+    assert verify(page(*reversed(_group_history())), ring=keyring(_A, _B, _S)).verdict == "pass"
+    outsider = _outsider()
+    upgraded = _group_history(first_prev=outsider.event.sequence_id, legacy=True)
+    assert verify(page(*reversed([outsider, *upgraded])), ring=keyring(_A, _B, _S)).verdict == "pass"
+    unsigned_flag = _group_history(first_prev=outsider.event.sequence_id, legacy=True, signature_version="3")
+    report = verify(page(*reversed([outsider, *unsigned_flag])), ring=keyring(_A, _B, _S))
+    assert report.verdict == "fail" and _codes_of(report, _S.user_id) == ["non_member_sender"]
+
+
+def test_a_group_create_in_a_one_to_one_conversation_is_another_group_s():
+    """Review 70: a GroupCreate signs no conversation id, so Alice's creation of some group, served
+    inside the 1:1 conversation A:B, was shown as proven and the run passed."""
+    from verifier.testing.forge import build_conversation, forge_event
+    conv = build_conversation(3)
+    a, b = conv.members
+    create = forge_event(a, "GroupChangeEvent.GroupCreate", {"member_ids": [a.user_id, b.user_id], "title": "x",
+                                                             "conversation_key_version": "1",
+                                                             "is_legacy_group_upgrade": True},
+                         conversation_id=conv.conversation_id, sequence_id=snowflake(1784841010000, 7),
+                         previous_sequence_id=conv.events[-1].event.sequence_id)
+    report = verify(page(*reversed([*conv.events, create])), ring=verifier_keyring(conv))
+    mismatches = [f for e in events_of(report) for f in e.findings if f.code == "conversation_mismatch"]
+    assert report.verdict == "fail" and len(mismatches) == 1 and "a GroupCreate in the 1:1" in mismatches[0].message
+
+
+def verifier_keyring(conv):
+    import json
+
+    import verifier
+    return verifier.Keyring.from_json(json.dumps(conv.keyring()))

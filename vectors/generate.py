@@ -34,7 +34,7 @@ SCHEMA = "xchat-verify/vector/v1"
 # (verifier.vectors.suite_digest: cases and schemas), is in verifier.vectors.RELEASES, so that the
 # installed runner can tell a released suite from another. Any change to a case or a schema changes
 # the digest: add a new version there, never edit a released one (tests/test_vectors.py enforces it).
-SUITE_VERSION = "2026.12.9"
+SUITE_VERSION = "2026.12.10"
 CONV = "1111:2222"
 GROUP = "g100"
 ALICE = Identity.from_seed("1111", "1700000000001", "vectors-alice")
@@ -735,7 +735,7 @@ def semantics(s: Suite) -> None:
     def group_event(n: int, kind: str, body: dict, prev: int | None, sender: Identity = ALICE) -> Forged:
         return event(n, kind, body, prev=prev, sender=sender, conversation_id=GROUP)
 
-    def message(n: int, sender: Identity, prev: int) -> Forged:
+    def message(n: int, sender: Identity, prev: int | None) -> Forged:
         return event(n, prev=prev, sender=sender, conversation_id=GROUP)
 
     create = group_event(1, "GroupChangeEvent.GroupCreate", {"member_ids": ["1111", "2222"], "admin_ids": ["1111"],
@@ -778,6 +778,26 @@ def semantics(s: Suite) -> None:
            [page(message(4, CAROL, 3), moved, message(2, BOB, 1), create)],
            [ev("valid", "linked", "non_member_sender"), ev("valid", "linked", "conversation_mismatch"),
             ev("valid", "linked"), ev("valid")])
+    # review 70: a group did not exist before its create; an outsider's event placed before it (the
+    # create's unsigned previous pointer re-linked) passed, membership being unknown there
+    linked_create = group_event(1, "GroupChangeEvent.GroupCreate", {"member_ids": ["1111", "2222"],
+                                                                     "admin_ids": ["1111"],
+                                                                     "conversation_key_version": CKV}, 0)
+    s.case("semantics/group-outsider-before-create", "an outsider's message placed before the group's create: "
+           "nobody is a member before the group is made",
+           [page(message(2, BOB, 1), linked_create, message(0, CAROL, None))],
+           [ev("valid", "linked"), ev("valid", "linked"), ev("valid", "start", "non_member_sender")])
+    initial_key = event(0, "ConversationKeyChangeEvent", {"conversation_key_version": CKV,
+                                                          "conversation_participant_keys": participants([ALICE, BOB])},
+                        conversation_id=GROUP, signature_version="5")
+    s.case("semantics/group-key-change-before-create", "the creator's key change of the key its create names "
+           "comes first (the SDK makes it so)", [page(message(2, BOB, 1), linked_create, initial_key)],
+           [ev("valid", "linked"), ev("valid", "linked"), ev("valid")])
+    stray_create = event(3, "GroupChangeEvent.GroupCreate", {"member_ids": ["1111", "2222"], "admin_ids": ["1111"],
+                                                             "conversation_key_version": CKV}, prev=2)
+    s.case("semantics/group-create-in-one-to-one", "a GroupCreate (it signs no conversation id) in a 1:1 "
+           "conversation is another group's", [page(stray_create, event(2, prev=1, sender=BOB), event(1))],
+           [ev("valid", "linked", "conversation_mismatch"), ev("valid", "linked"), ev("valid")])
 
 
 def generate(out: Path) -> list[str]:

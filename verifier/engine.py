@@ -82,7 +82,14 @@ from .model import (
 from .pages import DecodedPage, RawEntry, decode_page
 from .payload import must_be_signed
 from .sanitize import encodable
-from .semantics import SignedEvent, one_to_one_members, shown, signing_key_regressions, unbound_conversation
+from .semantics import (
+    GROUP_CREATE,
+    SignedEvent,
+    one_to_one_members,
+    shown,
+    signing_key_regressions,
+    unbound_conversation,
+)
 from .signature import Job, check, prepare
 from .signers import KeySlot, carrier_conflicts, embedded_keys, slots_of
 from .views import EventList, Record, Records
@@ -848,11 +855,17 @@ class _Run:
             counted = Counter(c for c in own if c)
             expected = counted.most_common(1)[0][0] if counted else "unknown"
         flags, kinds = self.flags, self.kind
+        direct = one_to_one_members(expected) is not None
         for index, conv in enumerate(own, first):
             self.conversation.set(index, expected)
             if conv and conv != expected:
                 self.add(index, _DECODED, Code.CONVERSATION_MISMATCH,
                          f"event of conversation {conv} delivered in a page of {expected}")
+            elif direct and kinds[index] == GROUP_CREATE:  # review 70: shown as proven in a 1:1 history
+                self.add(index, _DECODED, Code.CONVERSATION_MISMATCH,
+                         f"a GroupCreate in the 1:1 conversation {expected}: a GroupCreate's signature does not "
+                         "bind the conversation id, and a 1:1 conversation is never created by one, so it is "
+                         "another group's")
             elif not conv and flags[index] & _SIGNED_KIND:
                 unbound = unbound_conversation(kinds[index], conv, expected)
                 if unbound:

@@ -313,14 +313,24 @@ def _membership(timeline: Timeline, doubts: dict[str, Any] | None = None) -> Ite
     (its signature binds it to none). A group change is yielded with the members before it.
 
     Ids a change names only where an unsigned choice decides the signed lists' end are not counted
-    (``credited_members``); ``doubts`` learns which change named each of them."""
-    members: set[str] | None = None
+    (``credited_members``); ``doubts`` learns which change named each of them.
+
+    When the history holds the group's creation (``group_start``), nobody is a member before it
+    (review 70: a non-member's events placed before the create passed, membership being unknown
+    there), but for the creator's key change that distributes the key the create names (the SDK
+    makes it first)."""
+    start = group_start(timeline)
+    members: set[str] | None = set() if start is not None else None
     key_versions = _key_versions(timeline)
     for record in timeline.ordered:
-        yield record, members
+        if record is start:
+            yield record, None  # as the first create always is
+        else:
+            yield record, {start.sender_id or ""} if _initial_key_change(record, start) else members
         kind = kind_of(record)
         if kind in MEMBERSHIP:
-            if members is not None and (record.sender_id not in members or kind == GROUP_CREATE):
+            if record is not start and members is not None and (record.sender_id not in members
+                                                                or kind == GROUP_CREATE):
                 continue  # a non-member's change, or a create once the group is made: nothing changes
             if kind != GROUP_CREATE and not record.event.conversation_id:
                 continue  # signed for no conversation (``unbound_conversation``): maybe another group's
@@ -342,6 +352,31 @@ def _membership(timeline: Timeline, doubts: dict[str, Any] | None = None) -> Ite
                 members = credited | {record.sender_id or ""}
             else:
                 members = (members or set()) | credited
+
+
+def group_start(timeline: Timeline) -> Any:
+    """The history's first proven GroupCreate in chain order (None: none, or a signed legacy
+    upgrade, whose group existed before it): the group's first event but for its key change."""
+    for record in timeline.ordered:
+        if kind_of(record) == GROUP_CREATE and proven(record):
+            return None if _signed_legacy_upgrade(record) else record
+    return None
+
+
+def _signed_legacy_upgrade(record: Any) -> bool:
+    """``is_legacy_group_upgrade`` true where the signature covers it (version 4 and later; below,
+    the server could set it)."""
+    event = record.event
+    version = parse_signature_version(event.signature.signature_version if event.signature is not None else None)[0]
+    return (event.body or {}).get("is_legacy_group_upgrade") is True and version is not None and version >= 4
+
+
+def _initial_key_change(record: Any, start: Any) -> bool:
+    """The creator's key change of the key the create names: the SDK's group creation makes it first."""
+    if start is None or kind_of(record) != KEY_CHANGE or record.sender_id != start.sender_id:
+        return False
+    named = (start.event.body or {}).get("conversation_key_version")
+    return named is not None and (record.event.body or {}).get("conversation_key_version") == named
 
 
 # Events whose conversation key version is signed at a fixed place (a member add's is not: its place
@@ -430,14 +465,21 @@ def replay_membership(timeline: Timeline) -> None:
     (``members_only``, membership changes included). Where membership is unknown nothing is flagged."""
     creates: set[str] = set()  # the positions of the creates seen: a copy at one is the chain's duplicate
     doubts: dict[str, Any] = {}
+    start, made = group_start(timeline), False
     for record, members in _membership(timeline, doubts):
         kind = kind_of(record)
+        made = made or record is start
         at = chain_position(record.sequence_id) if record.sequence_id else None
         if members is None:
             if kind == GROUP_CREATE and at is not None:
                 creates.add(at)
             continue
         if members_only(kind) and record.sender_id not in members and not asks_to_join(record):
+            if start is not None and not made:
+                record.add("non_member_sender", f"sender {shown(record.sender_id)} sent it before the group's "
+                                                f"GroupCreate (sequence id {shown(start.sequence_id)}): nobody is a "
+                                                "member of a group before it is made")
+                continue
             record.add("non_member_sender", f"sender {shown(record.sender_id)} is not a member of the group at "
                                             "this point (replaying its proven group changes)"
                                             + _doubt(doubts.get(record.sender_id or "")))

@@ -73,6 +73,8 @@ RELEASES = {
     "2026.12.8": "sha256:d0e1bc00976722467095105d0f1e439bc29d0f74dfab2f8ceb6afcc8587b544a",
     # a sender's new event signed with an older signing-key version is signing_key_regressed (review 57)
     "2026.12.9": "sha256:1349835d51100733d9ae3c28ae3489787d146d661433e926bb9eaa313944be81",
+    # no member before the group's create (but its creator's key change); a GroupCreate in a 1:1 (review 70)
+    "2026.12.10": "sha256:2073d4c83822dcbbaaba7357d93bf1277ab5c06f0fc7a3b24c3e504b3c194442",
 }
 
 

@@ -466,6 +466,12 @@ class _Run:
             if conv and conv != expected:
                 ev.add(Code.CONVERSATION_MISMATCH,
                        f"event of conversation {conv} delivered in a page of {expected}")
+            elif ev.event is not None and ev.event.kind == "GroupChangeEvent.GroupCreate" and \
+                    one_to_one_members(expected) is not None:
+                ev.add(Code.CONVERSATION_MISMATCH,
+                       f"a GroupCreate in the 1:1 conversation {expected}: a GroupCreate's signature does not "
+                       "bind the conversation id, and a 1:1 conversation is never created by one, so it is "
+                       "another group's")
             elif ev.event is not None:
                 unbound = unbound_conversation(ev.event.kind, conv, expected)
                 if unbound:
