@@ -787,3 +787,37 @@ def verifier_keyring(conv):
 
     import verifier
     return verifier.Keyring.from_json(json.dumps(conv.keyring()))
+
+
+def test_the_creator_s_key_change_is_exempt_only_before_the_create():
+    """Review 71: the exemption held anywhere in the chain, so the creator, removed, re-keyed the
+    group with the create's key version for an account the server controls, and the run passed."""
+    from verifier.testing.forge import forge_event
+    history, extra = _group_history(), []
+    prev = history[-1].event.sequence_id
+    for i, (who, kind, body) in enumerate([
+            (_B, "GroupChangeEvent.GroupMemberRemoveChange", {"member_ids": [_A.user_id]}),
+            (_A, "ConversationKeyChangeEvent", {"conversation_key_version": _CKV, "conversation_participant_keys": [
+                {"user_id": m.user_id, "encrypted_conversation_key": "QUJD", "public_key_version": m.version}
+                for m in (_A, _S)]})], 10):
+        f = forge_event(who, kind, body, conversation_id=_G, sequence_id=snowflake(_MS + i * 1000, i),
+                        previous_sequence_id=prev, created_at_msec=str(_MS + i * 1000), signature_version="5")
+        extra.append(f)
+        prev = f.event.sequence_id
+    report = verify(page(*reversed([*history, *extra])), ring=keyring(_A, _B, _S))
+    assert report.verdict == "fail" and _codes_of(report, _A.user_id) == ["non_member_sender"]
+
+
+def test_a_group_create_in_a_one_to_one_conversation_blames_nobody_else():
+    """Review 71: the group rules ran on the 1:1 too, so its two users' events before the stray
+    create were non_member_sender; the create alone is the finding."""
+    from verifier.testing.forge import build_conversation, forge_event
+    conv = build_conversation(3)
+    a, b = conv.members
+    create = forge_event(a, "GroupChangeEvent.GroupCreate", {"member_ids": [a.user_id, b.user_id], "title": "x",
+                                                             "conversation_key_version": "1"},
+                         conversation_id=conv.conversation_id, sequence_id=snowflake(1784841010000, 7),
+                         previous_sequence_id=conv.events[-1].event.sequence_id)
+    report = verify(page(*reversed([*conv.events, create])), ring=verifier_keyring(conv))
+    codes = [f.code for e in events_of(report) for f in e.findings]
+    assert codes.count("conversation_mismatch") == 1 and "non_member_sender" not in codes

@@ -319,14 +319,15 @@ def _membership(timeline: Timeline, doubts: dict[str, Any] | None = None) -> Ite
     (review 70: a non-member's events placed before the create passed, membership being unknown
     there), but for the creator's key change that distributes the key the create names (the SDK
     makes it first)."""
-    start = group_start(timeline)
+    start, made = group_start(timeline), False
     members: set[str] | None = set() if start is not None else None
     key_versions = _key_versions(timeline)
     for record in timeline.ordered:
+        made = made or record is start
         if record is start:
             yield record, None  # as the first create always is
-        else:
-            yield record, {start.sender_id or ""} if _initial_key_change(record, start) else members
+        else:  # the exemption only before the create (review 71: a removed creator re-keyed the group)
+            yield record, {start.sender_id or ""} if not made and _initial_key_change(record, start) else members
         kind = kind_of(record)
         if kind in MEMBERSHIP:
             if record is not start and members is not None and (record.sender_id not in members
@@ -355,8 +356,11 @@ def _membership(timeline: Timeline, doubts: dict[str, Any] | None = None) -> Ite
 
 
 def group_start(timeline: Timeline) -> Any:
-    """The history's first proven GroupCreate in chain order (None: none, or a signed legacy
-    upgrade, whose group existed before it): the group's first event but for its key change."""
+    """The history's first proven GroupCreate in chain order (None: none, a signed legacy upgrade,
+    whose group existed before it, or a 1:1 conversation, which no create makes: review 71): the
+    group's first event but for its key change."""
+    if one_to_one_members(timeline.conversation) is not None:
+        return None
     for record in timeline.ordered:
         if kind_of(record) == GROUP_CREATE and proven(record):
             return None if _signed_legacy_upgrade(record) else record
@@ -478,7 +482,8 @@ def replay_membership(timeline: Timeline) -> None:
             if start is not None and not made:
                 record.add("non_member_sender", f"sender {shown(record.sender_id)} sent it before the group's "
                                                 f"GroupCreate (sequence id {shown(start.sequence_id)}): nobody is a "
-                                                "member of a group before it is made")
+                                                "member of a group before it is made (or that create, which signs "
+                                                "no conversation id, is another group's, placed here)")
                 continue
             record.add("non_member_sender", f"sender {shown(record.sender_id)} is not a member of the group at "
                                             "this point (replaying its proven group changes)"
