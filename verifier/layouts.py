@@ -143,26 +143,38 @@ def _walk(buf: bytes) -> _Walk | None:
 
 
 class _Layout:
-    """One event's layout: what to unpack, the frame to compare, where each field's value is."""
+    """One event's layout: what to unpack, the frame to compare, where each field's value is.
 
-    __slots__ = ("limits", "head", "head_size", "head_frame", "head_expected", "head_texts", "tail", "tail_size",
-                 "tail_frame", "tail_expected", "tail_texts", "tail_scalars", "envelope", "body_extra", "relay",
-                 "previous", "trusted", "signature", "key_infos")
+    The frame is checked by filling the layout's template (its frame bytes, ``%s``/``%c`` where the
+    values go) with the values unpacked and comparing the result with the event's bytes: one
+    ``%`` and one comparison in C, where a ``bytes`` object per frame item and a tuple comparison
+    cost more. The texts are decoded as one (joined) and, when that is ASCII, sliced at the places
+    the layout fixes: one decode instead of one per text; UTF-8 is valid in the whole exactly when
+    it is in each text (a text's bytes decode alone as they do within the whole)."""
+
+    __slots__ = ("limits", "head", "head_size", "head_template", "tail", "tail_size", "tail_template", "tail_texts",
+                 "tail_scalars", "i32s", "text_bytes", "slices", "envelope", "body_extra", "relay", "previous", "trusted",
+                 "signature", "key_infos")
 
     def __init__(self, walk: _Walk, limits: Limits) -> None:
         self.limits = limits  # the bounds the reader accepted this layout under (frozen; compared by identity)
         head, tail = walk.items[:walk.split], walk.items[walk.split:]
-        self.head = struct.Struct(">" + "".join(fmt for fmt, _, _ in head))
-        self.tail = struct.Struct(">" + "".join(fmt for fmt, _, _ in tail))
-        self.head_size, self.tail_size = self.head.size, self.tail.size
-        self.head_frame, self.tail_frame = _getter(_where(head, _FRAME)), _getter(_where(tail, _FRAME))
-        self.head_expected = self.head_frame(self.head.unpack_from(walk.buf, 0))
-        self.tail_expected = self.tail_frame(self.tail.unpack_from(walk.buf, self.head_size + walk.contents_length))
-        head_texts, tail_texts, tail_scalars = _where(head, _TEXT), _where(tail, _TEXT), _where(tail, _SCALAR)
-        self.head_texts, self.tail_texts = _getter(head_texts), _getter(tail_texts)
-        self.tail_scalars = _getter(tail_scalars)
+        self.head, head_template = _unpacker(head, walk.buf, 0)
+        self.head_size = self.head.size
+        self.head_template = head_template[:-4]  # the ciphertext's length is not frame: it is read (the last item)
+        self.tail, self.tail_template = _unpacker(tail, walk.buf, self.head_size + walk.contents_length)
+        self.tail_size = self.tail.size
+        values = [item for item in tail if item[1] != _FRAME]  # what ``self.tail`` unpacks, in order
+        tail_texts, tail_scalars = _where(values, _TEXT), _where(values, _SCALAR)
+        self.tail_texts, self.tail_scalars = _getter(tail_texts), _getter(tail_scalars)
+        self.i32s = any(values[i][0] == _I32 for i in tail_scalars)
+        lengths = [struct.calcsize(fmt) for fmt, role, _ in head if role == _TEXT] + \
+            [struct.calcsize(values[i][0]) for i in tail_texts]
+        self.text_bytes = sum(lengths)
+        self.slices = _slicer(lengths)
         # the values come as (head texts, tail texts, tail scalars, None): a field left out is the None
-        names = [head[i][2] for i in head_texts] + [tail[i][2] for i in tail_texts] + [tail[i][2] for i in tail_scalars]
+        names = [name for _, role, name in head if role == _TEXT] + [values[i][2] for i in tail_texts] + \
+            [values[i][2] for i in tail_scalars]
         where = {name: i for i, name in enumerate(names)}
         absent = len(names)
         self.envelope = itemgetter(*[where.get(("envelope", i), absent) for i in range(len(_ENVELOPE_HEAD))])
@@ -180,7 +192,8 @@ class _Layout:
     def read(self, buf: bytes) -> MessageEvent | None:
         """The event if ``buf`` has this layout, else None; UnicodeDecodeError and struct.error pass."""
         head = self.head.unpack_from(buf, 0)
-        if self.head_frame(head) != self.head_expected:
+        head_texts = head[:-1]
+        if not buf.startswith(self.head_template % head_texts):
             return None
         contents_length = head[-1]
         start = self.head_size
@@ -190,18 +203,63 @@ class _Layout:
         if contents_length < 0 or len(buf) != tail_at + self.tail_size:
             return None
         tail = self.tail.unpack_from(buf, tail_at)
-        if self.tail_frame(tail) != self.tail_expected:
+        if not buf.endswith(self.tail_template % tail):
             return None
-        values = (*map(_utf8, self.head_texts(head) + self.tail_texts(tail)), *self.tail_scalars(tail), None)
+        texts = head_texts + self.tail_texts(tail)
+        joined = b"".join(texts).decode()  # UnicodeDecodeError: the reader refuses it too
+        decoded = self.slices(joined) if len(joined) == self.text_bytes else tuple(map(_utf8, texts))  # else: not ASCII
+        scalars = self.tail_scalars(tail)
+        if self.i32s:
+            scalars = tuple(int.from_bytes(v, "big", signed=True) if v.__class__ is bytes else v for v in scalars)
+        values = (*decoded, *scalars, None)
         body = {"contents": buf[start:tail_at]}
         for key, at in self.body_extra:
             body[key] = values[at]
         signature = None
         if self.signature is not None:
-            infos = None if self.key_infos is None else [SigningKeyInfo(*info(values)) for info in self.key_infos]
+            infos = None if self.key_infos is None else [SigningKeyInfo(*self.key_infos[0](values))] \
+                if len(self.key_infos) == 1 else [SigningKeyInfo(*info(values)) for info in self.key_infos]  # (the usual: one)
             signature = EventSignature(*self.signature(values), infos)  # type: ignore[call-arg]
         return MessageEvent(*self.envelope(values), "MessageCreateEvent", body,  # type: ignore[call-arg]
                             values[self.relay], signature, values[self.previous], values[self.trusted], 0, [])
+
+
+_I32 = "i"
+
+
+def _unpacker(items: list[tuple[str, int, Any]], buf: bytes, at: int) -> tuple[struct.Struct, bytes]:
+    """The ``struct`` that unpacks ``items`` (read from ``buf`` at ``at``) less their frame, and the
+    template of their bytes: the frame as it is in ``buf``, ``%s`` for a text or an i32 (read as
+    its 4 bytes), ``%c`` for a bool (read as a bool: a byte other than 0 or 1 then fails the
+    template, and the reader reads the event)."""
+    formats, template = [], []
+    for fmt, role, _ in items:
+        size = struct.calcsize(">" + fmt)
+        if role == _FRAME:
+            formats.append(f"{size}x")
+            template.append(buf[at:at + size].replace(b"%", b"%%"))
+        elif role == _LENGTH_OF_CONTENTS:  # last in the head: read, and left out of the template
+            formats.append(fmt)
+            template.append(b"????")
+        else:
+            formats.append("4s" if fmt == _I32 else fmt)
+            template.append(b"%c" if fmt == "?" else b"%s")
+        at += size
+    return struct.Struct(">" + "".join(formats)), b"".join(template)
+
+
+def _slicer(lengths: list[int]) -> Callable[[str], tuple[str, ...]]:
+    """The texts of these lengths, in order, from the text of them all joined."""
+    bounds, at = [], 0
+    for length in lengths:
+        bounds.append(slice(at, at + length))
+        at += length
+    if len(bounds) >= 2:
+        return itemgetter(*bounds)
+    if bounds:
+        only = bounds[0]
+        return lambda text: (text[only],)
+    return lambda text: ()
 
 
 # The layouts remembered in this process, most recently learnt first. A tuple, replaced whole, so a
