@@ -21,6 +21,7 @@ than what was fetched).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -120,6 +121,11 @@ class Timeline:
         """Does the fetched range hold a first event (one without a previous sequence id)? Then
         nothing of this history is older than the window."""
         return any(r.sequence_id and not r.previous_sequence_id and r.index in self.fetched for r in self.ordered)
+
+    @cached_property
+    def group_start(self) -> Any:
+        """The record that creates the group (``group_start``), found once for every check."""
+        return group_start(self)
 
     @cached_property
     def rank(self) -> dict[int, int]:
@@ -299,7 +305,13 @@ def check_targets(timeline: Timeline) -> None:
             problems.report(record)
 
 
-def _membership(timeline: Timeline, doubts: dict[str, Any] | None = None) -> Iterator[tuple[Any, set[str] | None]]:
+# The members of a group before its creation (``Timeline.group_start``): nobody. One object, so
+# that a record yielded with it is known to precede the create.
+_BEFORE_CREATE: frozenset[str] = frozenset()
+
+
+def _membership(timeline: Timeline, doubts: dict[str, Any] | None = None
+                ) -> Iterator[tuple[Any, AbstractSet[str] | None]]:
     """Each record in chain order with the group's members at that point (None: unknown).
 
     A GroupCreate sets the members (its signed member ids and its sender); a GroupMemberAddChange
@@ -319,15 +331,16 @@ def _membership(timeline: Timeline, doubts: dict[str, Any] | None = None) -> Ite
     (review 70: a non-member's events placed before the create passed, membership being unknown
     there), but for the creator's key change that distributes the key the create names (the SDK
     makes it first)."""
-    start, made = group_start(timeline), False
-    members: set[str] | None = set() if start is not None else None
+    start = timeline.group_start
+    members: AbstractSet[str] | None = _BEFORE_CREATE if start is not None else None
     key_versions = _key_versions(timeline)
     for record in timeline.ordered:
-        made = made or record is start
         if record is start:
             yield record, None  # as the first create always is
-        else:  # the exemption only before the create (review 71: a removed creator re-keyed the group)
-            yield record, {start.sender_id or ""} if not made and _initial_key_change(record, start) else members
+        elif members is _BEFORE_CREATE and _initial_key_change(record, start):  # only before it (review 71)
+            yield record, {start.sender_id or ""}
+        else:
+            yield record, members
         kind = kind_of(record)
         if kind in MEMBERSHIP:
             if record is not start and members is not None and (record.sender_id not in members
@@ -367,12 +380,17 @@ def group_start(timeline: Timeline) -> Any:
     return None
 
 
+def _signature_version(event: Any) -> int:
+    """The event's signature version as the payload builders read it (missing or not a number: 7)."""
+    return parse_signature_version(event.signature.signature_version if event.signature is not None else None)[0]
+
+
 def _signed_legacy_upgrade(record: Any) -> bool:
     """``is_legacy_group_upgrade`` true where the signature covers it (version 4 and later; below,
     the server could set it)."""
     event = record.event
-    version = parse_signature_version(event.signature.signature_version if event.signature is not None else None)[0]
-    return (event.body or {}).get("is_legacy_group_upgrade") is True and version is not None and version >= 4
+    version = _signature_version(event)
+    return (event.body or {}).get("is_legacy_group_upgrade") is True and version >= 4
 
 
 def _initial_key_change(record: Any, start: Any) -> bool:
@@ -428,7 +446,7 @@ def credited_members(record: Any, key_versions: Collection[str] = ()) -> tuple[s
     event = record.event
     body = event.body or {}
     kind = event.kind
-    version = parse_signature_version(event.signature.signature_version if event.signature is not None else None)[0]
+    version = _signature_version(event)
     try:
         parts = [part if type(part) is str else render_slot(part) for part in BUILDERS[kind](body, version, None)]
     except (PayloadUnavailable, KeyError, TypeError, AttributeError):  # proven, so built once: defence in depth
@@ -469,19 +487,18 @@ def replay_membership(timeline: Timeline) -> None:
     (``members_only``, membership changes included). Where membership is unknown nothing is flagged."""
     creates: set[str] = set()  # the positions of the creates seen: a copy at one is the chain's duplicate
     doubts: dict[str, Any] = {}
-    start, made = group_start(timeline), False
     for record, members in _membership(timeline, doubts):
         kind = kind_of(record)
-        made = made or record is start
         at = chain_position(record.sequence_id) if record.sequence_id else None
         if members is None:
             if kind == GROUP_CREATE and at is not None:
                 creates.add(at)
             continue
         if members_only(kind) and record.sender_id not in members and not asks_to_join(record):
-            if start is not None and not made:
+            if members is _BEFORE_CREATE:
                 record.add("non_member_sender", f"sender {shown(record.sender_id)} sent it before the group's "
-                                                f"GroupCreate (sequence id {shown(start.sequence_id)}): nobody is a "
+                                                f"GroupCreate (sequence id {shown(timeline.group_start.sequence_id)}): "
+                                                "nobody is a "
                                                 "member of a group before it is made (or that create, which signs "
                                                 "no conversation id, is another group's, placed here)")
                 continue
