@@ -147,13 +147,11 @@ def evidence_key_options(args: argparse.Namespace, evidence: bool) -> dict[str, 
     receipt = getattr(args, "receipt_public_key", None)
     if receipt is not None and not receipt.strip():
         raise UsageError("--receipt-public-key is empty: name the receipt public key (a file, or its base64)")
-    folder = (args.pages if hasattr(args, "pages") else args.sources)[0]
-    for option, path in (("--keys", args.keys), ("--receipt-public-key", receipt)):
-        if evidence and path and os.path.exists(path) and _inside(path, folder):
-            raise UsageError(f"{option} {printable(path)} is inside the evidence directory: keys saved there "
-                             "authenticate nothing (whoever wrote it chose them); give keys you obtained yourself")
-    given = ("--receipt-public-key" if receipt else None) or ("--trust-evidence-keys" if args.trust_evidence_keys else None)
     sources = args.pages if hasattr(args, "pages") else args.sources
+    if evidence:
+        for option, path in (("--keys", args.keys), ("--receipt-public-key", receipt)):
+            _refuse_keys_from_inside(option, path, sources)
+    given = ("--receipt-public-key" if receipt else None) or ("--trust-evidence-keys" if args.trust_evidence_keys else None)
     if given and not evidence and any(is_evidence_dir(s) for s in sources):
         raise UsageError("give one evidence directory at a time" + ("" if receipt else " (archive verify takes several)"))
     if given and not evidence and not all(s == "-" or os.path.exists(s) for s in sources):
@@ -169,6 +167,19 @@ def evidence_key_options(args: argparse.Namespace, evidence: bool) -> dict[str, 
         return {"trust_evidence_keys": args.trust_evidence_keys}
     from .receipts import load_verify_key
     return {"receipt_key": load_verify_key(receipt)}
+
+
+def _refuse_keys_from_inside(option: str, path: str | None, sources: Sequence[str]) -> None:
+    """Keys from inside an evidence directory given as a source authenticate nothing: whoever wrote
+    it chose them (reviews 66, 69: its keyring.json, or a receipt key shipped with it). Only a file
+    that exists: a base64 key given as the value is no path, wherever the command runs."""
+    if not path or not os.path.exists(path):
+        return
+    folder = next((s for s in sources if os.path.isdir(s) and _inside(path, s)), None)
+    if folder is not None:
+        raise UsageError(f"{option} {printable(path)} is inside the evidence directory {printable(folder)}: keys "
+                         "saved there authenticate nothing (whoever wrote it chose them); give keys you obtained "
+                         "yourself")
 
 
 def _inside(path: str, directory: str) -> bool:
@@ -361,10 +372,7 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
     if args.trust_evidence_keys and args.keys:
         raise UsageError("--trust-evidence-keys trusts evidence directories' saved keys, which --keys replaces: "
                          "give one")
-    inside = next((s for s in args.sources if args.keys and os.path.isdir(s) and _inside(args.keys, s)), None)
-    if inside is not None:  # review 69: as verify DIR refuses it
-        raise UsageError(f"--keys {printable(args.keys)} is inside {printable(inside)}: keys saved with the evidence "
-                         "authenticate nothing (whoever wrote it chose them); give keys you fetched yourself")
+    _refuse_keys_from_inside("--keys", args.keys, args.sources)  # review 69: as verify DIR refuses it
     display = _Display(sys.stderr.isatty() and not args.quiet)
     options = dict(conversation_keys=parse_conversation_keys(args.conversation_key),
                    allow_embedded_keys=args.allow_embedded_keys, allow_empty=args.allow_empty,
