@@ -265,11 +265,13 @@ def reaction_inside_range_missing(u):
     return h, bad, "target_missing", "error"
 
 
-def edit_older_than_window(u):
+def edit_older_than_the_first_event(u):
+    """The history holds its first event (no previous pointer): nothing older can be named, so the
+    target proves events were cut (round 70). In a window it is a warning (test_semantics)."""
     h = _conversation(u)
     h.text(u["A"], "one")
     bad = h.edit(u["A"], None, "edit of something older", target_message_sequence_id="2080400060314550000")
-    return h, bad, "target_missing", "warning"
+    return h, bad, "target_missing", "error"
 
 
 def reaction_to_a_key_change(u):
@@ -421,7 +423,7 @@ def messages_before_joining(u):
 
 FINDINGS = [forged_reply_text, reply_with_wrong_sequence, reply_without_raw_event, reply_quoting_nothing,
             reply_anchored_to_no_message, reply_to_a_swapped_original,
-            reaction_inside_range_missing, edit_older_than_window, reaction_to_a_key_change,
+            reaction_inside_range_missing, edit_older_than_the_first_event, reaction_to_a_key_change,
             delete_of_a_missing_message, reaction_to_a_later_message, delete_of_a_later_message, read_marker_ahead,
             edit_of_someone_elses_message, message_under_an_older_key, message_under_an_unknown_version,
             message_under_the_wrong_key, garbage_contents, non_member_in_a_group, removed_member_keeps_writing,

@@ -37,7 +37,8 @@ def findings(report, index):
                  [("target_after_event", "error"), ("target_missing", "warning")], "fail", id="mixed"),
 ])
 def test_delete_targets(targets, expected, verdict):
-    history = [ev(seq=1), ev(seq=2, prev=1, sender=BOB), delete(3, targets(), prev=2),
+    # a window: its oldest event's predecessor was not fetched, so older targets are only warnings
+    history = [ev(seq=1, prev=0), ev(seq=2, prev=1, sender=BOB), delete(3, targets(), prev=2),
                ev(seq=9, prev=3, sender=BOB)]
     report = verify(page(*history), ring=RING)
     got = [f for f in findings(report, 2) if f[0].startswith("target_")]
@@ -155,8 +156,37 @@ def test_reviewers_can_be_replaced():
 ])
 def test_signed_read_markers_point_at_the_past(kind, target, expected):
     marker = ev(kind, {"seen_until_sequence_id": target()}, seq=2, prev=1, sender=BOB)
-    report = verify(page(ev(seq=1), marker, ev(seq=3, prev=2)), ring=RING)
+    report = verify(page(ev(seq=1, prev=0), marker, ev(seq=3, prev=2)), ring=RING)
     assert [f for f in findings(report, 1) if f[0].startswith("target_")] == expected
+
+
+def _cut(kind: str, target: str):
+    """A signed event of ``kind`` naming ``target`` (sequence id 4), in a history of 1..5."""
+    if kind == "MessageDeleteEvent":
+        return delete(4, [target], prev=3, sender=BOB)
+    return ev(kind, {"seen_until_sequence_id": target}, seq=4, prev=3, sender=BOB)
+
+
+@pytest.mark.parametrize("kind", ["MessageDeleteEvent", "MarkConversationReadEvent", "MarkConversationUnreadEvent"])
+@pytest.mark.parametrize("target", [lambda: seq(1), lambda: "not-a-number"], ids=["dropped-event", "not-an-id"])
+def test_a_target_older_than_the_history_s_first_event_proves_a_cut(kind, target):
+    """Round 70 (F2): the server drops a history's oldest events and removes the new oldest event's
+    previous pointer (unsigned), so the history reads as whole. A signed delete or read marker naming
+    a dropped event proves the cut: before a history's first event there is nothing to name. With the
+    pointer kept (a window of a longer history), the same target is only a warning."""
+    honest = [ev(seq=1), ev(seq=2, prev=1, sender=BOB), ev(seq=3, prev=2), _cut(kind, target()),
+              ev(seq=5, prev=4)]
+    assert verify(page(*honest), ring=RING).verdict == ("pass" if target() == seq(1) else "fail")
+    window = honest[2:]
+    report = verify(page(*window), ring=RING)
+    assert report.verdict == "pass"
+    assert ("target_missing", "warning") in findings(report, 1)
+    cut = [ev(seq=3), *honest[3:]]  # the pointer to the dropped event 2 removed
+    report = verify(page(*cut), ring=RING)
+    assert report.verdict == "fail"
+    assert ("target_missing", "error") in findings(report, 1)
+    message = next(f.message for e in events_of(report) for f in e.findings if f.code == "target_missing")
+    assert "holds its first event" in message
 
 
 # ------------------------------------------------------------------ 1:1 conversations

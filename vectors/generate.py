@@ -34,7 +34,7 @@ SCHEMA = "xchat-verify/vector/v1"
 # (verifier.vectors.suite_digest: cases and schemas), is in verifier.vectors.RELEASES, so that the
 # installed runner can tell a released suite from another. Any change to a case or a schema changes
 # the digest: add a new version there, never edit a released one (tests/test_vectors.py enforces it).
-SUITE_VERSION = "2026.12.10"
+SUITE_VERSION = "2026.12.11"
 CONV = "1111:2222"
 GROUP = "g100"
 ALICE = Identity.from_seed("1111", "1700000000001", "vectors-alice")
@@ -239,13 +239,20 @@ KINDS: list[tuple[str, dict, tuple]] = [
 ]
 
 
+# The kinds above whose body names seq(0)
+NAMES_SEQ_0 = {"MessageDeleteEvent", "MarkConversationReadEvent", "MarkConversationUnreadEvent"}
+
+
 def kinds(s: Suite) -> None:
     for kind, body, path in KINDS:
         short = kind.replace("GroupChangeEvent.", "Group.").replace("ConversationMetadataChangeEvent.", "Metadata.")
         conv = GROUP if kind.startswith("GroupChangeEvent") else CONV
         for version in range(2, 8):
             keys = {CKV: CKEY} if kind == "ConversationKeyChangeEvent" and version >= 6 else None
-            good = event(1, kind, body, signature_version=str(version), conversation_id=conv)
+            # an event naming seq(0) is the oldest of a window (a previous pointer), not the first
+            # event of its history: before a history's first event nothing can be named
+            prev = 0 if kind in NAMES_SEQ_0 else None
+            good = event(1, kind, body, prev=prev, signature_version=str(version), conversation_id=conv)
             s.case(f"kinds/{short}-v{version}-valid", f"{kind} signed at signature version {version} verifies",
                    [page(good)], [ev("valid")], conversation_keys=keys)
             bad_path = path if not (kind == "ConversationKeyChangeEvent" and version >= 6) else ("message_id",)
@@ -714,18 +721,30 @@ def semantics(s: Suite) -> None:
         return event(n, "MessageDeleteEvent", {"sequence_ids": targets, "delete_message_action": 2}, prev=prev)
 
     m1, m2 = event(1), event(2, prev=1, sender=BOB)
+    window_m1 = event(1, prev=0)  # the oldest event of a window: its predecessor was not fetched
     cases = [
         ("delete-earlier", "a delete of an earlier message", [seq(1)], ev("valid", "linked")),
         ("delete-itself", "a delete that names itself", [seq(3)], ev("valid", "linked", "target_after_event")),
         ("delete-later", "a delete of a later message", [seq(4)], ev("valid", "linked", "target_after_event")),
         ("delete-missing-inside-range", "a delete of a sequence id the fetched range covers but the history lacks",
          [str(int(seq(1)) + 1)], ev("valid", "linked", "target_missing", error=True)),
-        ("delete-older-than-window", "a delete of a message older than the window: a warning",
-         [seq(0)], ev("valid", "linked", "target_missing")),
+        ("delete-older-than-first-event", "a delete of a message older than the history's first event "
+         "(one without a previous pointer): events were cut from the history",
+         [seq(0)], ev("valid", "linked", "target_missing", error=True)),
     ]
     for name, description, targets, expected in cases:
         s.case(f"semantics/{name}", description, [page(event(4, prev=3), delete(3, targets, prev=2), m2, m1)],
                [ev("valid", "linked"), expected, ev("valid", "linked"), ev("valid", "start")])
+    s.case("semantics/delete-older-than-window", "a delete of a message older than the window: a warning",
+           [page(event(4, prev=3), delete(3, [seq(0)], prev=2), m2, window_m1)],
+           [ev("valid", "linked"), ev("valid", "linked", "target_missing"), ev("valid", "linked"),
+            ev("valid", "start")])
+    cut_read = event(3, "MarkConversationReadEvent", {"seen_until_sequence_id": seq(0)}, prev=2, sender=BOB)
+    s.case("semantics/read-marker-older-than-first-event",
+           "a signed read marker naming an event older than the history's first event: events were cut",
+           [page(event(4, prev=3), cut_read, m2, m1)],
+           [ev("valid", "linked"), ev("valid", "linked", "target_missing", error=True), ev("valid", "linked"),
+            ev("valid", "start")])
     read = event(3, "MarkConversationReadEvent", {"seen_until_sequence_id": seq(4)}, prev=2, sender=BOB)
     s.case("semantics/read-marker-ahead", "a signed read marker for a later event",
            [page(event(4, prev=3), read, m2, m1)],

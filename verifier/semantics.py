@@ -238,6 +238,7 @@ class TargetProblems:
         self.after: list[str] = []
         self.missing: list[str] = []  # inside the fetched range
         self.older: list[str] = []  # outside it
+        self.before_start: list[str] = []  # outside it, in a history that holds its first event
         self.not_message: list[tuple[str, str]] = []
 
     def check(self, timeline: Timeline, record: Any, target: str | None, *,
@@ -259,11 +260,20 @@ class TargetProblems:
             self.after.append(target)
             return
         if not found:
-            (self.missing if timeline.covers(target) else self.older).append(target)
+            self._not_found(timeline, target).append(target)
         elif describe is not None:
             labels = [label for label in map(describe, found) if label is not None]
             if len(labels) == len(found):  # every event at that position is not an acceptable target
                 self.not_message.append((target, labels[0]))
+
+    def _not_found(self, timeline: Timeline, target: str) -> list[str]:
+        """Where a target the history lacks belongs. Once the history holds its first event, nothing
+        is older than it (round 70: a history whose oldest events were dropped and whose new oldest
+        event lost its unsigned previous pointer read as complete; a signed target older than it
+        proves the cut)."""
+        if timeline.covers(target):
+            return self.missing
+        return self.before_start if timeline.reaches_start else self.older
 
     def report(self, record: Any) -> None:
         if self.after:
@@ -275,6 +285,10 @@ class TargetProblems:
         for target, kind in self.not_message[:1]:
             record.add("target_missing", f"{self.what} {shown(target)}, which is a {kind}, not a message",
                        "error")
+        if self.before_start:
+            record.add("target_missing", f"{self.what} {_ids(self.before_start)}, not in the history, which "
+                       "holds its first event (one without a previous pointer): events were cut from it, "
+                       "or the target is not one of its sequence ids", "error")
         if self.older:
             record.add("target_missing", f"{self.what} {_ids(self.older)}, older than the fetched history "
                        "(or not a sequence id)")

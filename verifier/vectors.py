@@ -75,6 +75,9 @@ RELEASES = {
     "2026.12.9": "sha256:1349835d51100733d9ae3c28ae3489787d146d661433e926bb9eaa313944be81",
     # no member before the group's create (but its creator's key change); a GroupCreate in a 1:1 (review 70)
     "2026.12.10": "sha256:2073d4c83822dcbbaaba7357d93bf1277ab5c06f0fc7a3b24c3e504b3c194442",
+    # a target older than a history's first event (no previous pointer) is an error: events were cut
+    # (round 70, F2); lone events naming seq(0) carry a previous pointer, as a window's oldest does
+    "2026.12.11": "sha256:9374414fca42bd5edfbde92935cf717407c7b9b2ec00af446b595bc55c8da001",
 }
 
 
