@@ -3,7 +3,7 @@ import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from helpers import ALICE, BOB, fixture
+from helpers import ALICE, BOB, ev, fixture, page, sig_statuses, verify
 
 from verifier.keys import (
     P256_ORDER,
@@ -144,6 +144,26 @@ def test_keyring_errors(data, reason):
 def test_version_key():
     assert version_key("0042") != version_key("42")
     assert version_key(None) == "" and version_key("a1") == "a1"
+
+
+@pytest.mark.parametrize("alias", ["01", "+1", "0001"])
+def test_one_key_version_spelled_two_ways_with_two_keys_is_a_conflict(alias):
+    """Round 73: versions match exactly (as the SDK matches them), so a directory serving Alice's
+    version 1 and a key of its own under "01" got events signed under "01" verified, and nothing said
+    that version 1 held two keys. The same key under both spellings is no conflict."""
+    mallory = Identity.from_seed("1111", alias, "mallory")
+    ring = Keyring.from_json(json.dumps([ALICE.keyring_entry(), mallory.keyring_entry()]))
+    assert ring.lookup("1111", alias).status == "ok"  # matching stays exact
+    [(code, message)] = ring.run_findings()
+    assert code == "key_conflict" and "'1'" in message and repr(alias) in message
+    forged = ev(sender=mallory, seq=2, prev=1)
+    report = verify(page(ev(seq=1), forged), ring=ring)
+    assert sig_statuses(report) == ["valid", "valid"] and report.verdict == "fail"
+    assert [f.code for f in report.findings] == ["key_conflict"]
+    same_key = {**ALICE.keyring_entry(), "public_key_version": alias}
+    assert not Keyring.from_json(json.dumps([ALICE.keyring_entry(), same_key])).run_findings()
+    words = Identity.from_seed("1111", "v1", "other")  # not a number: not compared
+    assert not Keyring.from_json(json.dumps([ALICE.keyring_entry(), words.keyring_entry()])).run_findings()
 
 
 def test_numeric_json_versions_in_a_keyring():

@@ -64,6 +64,9 @@ CASES = {
     # whose target the history no longer holds inside the fetched range (target_missing, error: issue 10)
     "delete": ({"deleted_by_signed_event"}, 1),
     "key-substitution": ({"key_substituted", "history_rewritten"}, 1),
+    # round 73: the same version spelled "01" is the same slot; served alone, the keyring does not see
+    # two keys for one number (the ledger does), so the run alone passes
+    "key-alias": ({"key_substituted", "key_added", "key_retired", "history_rewritten"}, 1),
     "key-rollback": ({"key_version_rollback", "key_added", "key_retired", "history_rewritten"}, 1),
     "key-rotation": ({"key_added"}, 0),
     "member-left": ({"key_retired", "ledger_key_used"}, 0),

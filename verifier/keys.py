@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .errors import KeyringError, MalformedEvent
+from .model import Code
 from .pages import json_value_bound
 from .paging import problem_summary
 from .sanitize import printable
@@ -140,6 +141,18 @@ def version_key(version: str | None) -> str:
     return version or ""
 
 
+def version_number(version: str | None) -> int | None:
+    """A key or signature version as a number (leading ``+`` and zeros ignored); None for anything
+    else, ``"²"`` and absurd lengths too (leading zeros are not length: review 43 served version 1 as
+    19 characters). Matching stays exact (``version_key``); this is for ordering and for spotting one
+    number spelled two ways."""
+    text = (version or "").lstrip("+")
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else None
+
+
 class KeyringEntry(msgspec.Struct, omit_defaults=True):
     user_id: str
     public_key_version: str
@@ -225,6 +238,29 @@ class Keyring:
                 added.add(slot)
         self.fallback |= added
         return added
+
+    def run_findings(self) -> list[tuple[str, str]]:
+        """The keyring's (code, message) findings for the report: what loading it found, then every
+        key version spelled two ways with two keys."""
+        return self.findings + self._version_aliases()
+
+    def _version_aliases(self) -> list[tuple[str, str]]:
+        """Round 73: versions match exactly, as in the SDK, so a directory serving user B's version
+        ``01`` (or ``+1``) with a key of its own beside version 1 (or, in a ledger's later audit,
+        instead of it) got events signed under ``01`` verified, and nothing said that one version
+        held two keys. One number, two keys is ``key_conflict``, whatever the spellings."""
+        by_number: dict[tuple[str, int], list[TrustedKey]] = {}
+        for (user, version), trusted in self.keys.items():
+            number = version_number(version)
+            if number is not None and trusted.key is not None:
+                by_number.setdefault((user, number), []).append(trusted)
+        out: list[tuple[str, str]] = []
+        for (user, number), slots in sorted(by_number.items()):
+            if len({key_identity(t.key) for t in slots if t.key is not None}) > 1:
+                spellings = ", ".join(sorted(repr(t.version) for t in slots))
+                out.append((Code.KEY_CONFLICT, f"user {user} has key versions {spellings}, all version {number}, "
+                                               "with different keys: one key version must hold one key"))
+        return out
 
     def lookup(self, user_id: str | None, version: str | None) -> TrustedKey | None:
         return self.keys.get((user_id or "", version_key(version)))

@@ -144,7 +144,8 @@ VOCABULARY: dict[str, tuple[Severity | None, str]] = {
     ChainStatus.CYCLE: (_E, "previous_sequence_id pointers form a loop."),
     ChainStatus.OUT_OF_BAND: (None, "Delivered only in meta.conversation_key_events: outside the data chain."),
     Code.ENVELOPE_MISMATCH: (_E, "The JSON envelope disagrees with the encoded (signed) event."),
-    Code.KEY_CONFLICT: (_E, "One (user, key version) maps to different keys in the input or keyring."),
+    Code.KEY_CONFLICT: (_E, "One (user, key version) maps to different keys in the input or keyring (one version "
+                          "number spelled two ways, 1 and 01, is one version)."),
     Code.CONVERSATION_MISMATCH: (_E, "The event belongs to another conversation than its page, or names none."),
     Code.UNTRUSTED: (_W, "The API marks this event is_trusted=false."),
     Code.EMBEDDED_KEY_USED: (_W, "Verified with a key carried in the event itself (--allow-embedded-keys): "

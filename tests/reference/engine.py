@@ -389,7 +389,7 @@ class _Run:
             out.append(self._finding(Code.NO_TRUSTED_KEYS, "no keyring: signer keys were taken from the "
                                                         "events themselves and are not authenticated"))
         else:
-            out += [self._finding(code, message) for code, message in self.keyring.findings]
+            out += [self._finding(code, message) for code, message in self.keyring.run_findings()]
             for message in self.keyring.errors:  # rows the run could not use: it is incomplete
                 self.inputs.append(InputReport("keys", len(self.events), 0, [message]))
         return out

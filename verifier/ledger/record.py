@@ -20,7 +20,7 @@ import msgspec
 from .._version import __version__
 from ..clock import utc_now_iso
 from ..engine import EventFacts, _gc_paused
-from ..keys import Keyring, KeyringEntry, UnusableKey, key_identity, parse_public_key
+from ..keys import Keyring, KeyringEntry, UnusableKey, key_identity, parse_public_key, version_number
 from ..model import EventReport, Finding, Report, Severity, fails
 from ..sanitize import encodable
 from ..semantics import position
@@ -62,16 +62,6 @@ def key_digest(encoded: str) -> bytes | None:
         return hashlib.sha256(key_identity(parse_public_key(encoded))).digest()
     except UnusableKey:
         return None
-
-
-def _version_number(version: str | None) -> int | None:
-    """A signature or key version as a number; None for anything else, ``"²"`` and absurd lengths too
-    (leading zeros are not length: review 43 served version 1 as 19 characters, and was not compared)."""
-    text = (version or "").lstrip("+")
-    if not (text.isascii() and text.isdigit()):
-        return None
-    digits = text.lstrip("0") or "0"
-    return int(digits) if len(digits) <= 18 else None
 
 
 @dataclass
@@ -381,7 +371,7 @@ def _downgrades(judge: _Judge, cid: str, now: dict, old: dict[str, list[EventRow
             key = seq_key(row.seq)
             if row.sender not in newest or key > newest[row.sender]:
                 newest[row.sender] = key
-            version = _version_number(row.sig_version)
+            version = version_number(row.sig_version)
             if version is not None and row.status == "valid" and \
                     (row.sender not in best or version > best[row.sender][0]):
                 best[row.sender] = (version, row)
@@ -393,7 +383,7 @@ def _downgrades(judge: _Judge, cid: str, now: dict, old: dict[str, list[EventRow
             sender = ev.sender_id
             if sender not in best or seq_key(seq) <= newest.get(sender, (0, 0, "")):
                 continue
-            version = _version_number(by_index[ev.index].signature_version)
+            version = version_number(by_index[ev.index].signature_version)
             if version is not None and version < best[sender][0]:
                 high, row = best[sender]
                 judge.event.append((cid, ev, judge.finding(
@@ -403,6 +393,14 @@ def _downgrades(judge: _Judge, cid: str, now: dict, old: dict[str, list[EventRow
 
 
 # ------------------------------------------------------------------------------------- keys
+def _slot_version(version: str) -> str:
+    """The version a key row fills, for ``key_substituted``: one number however it is spelled (round
+    73: version ``01`` served with a new key, beside or instead of version 1, was only
+    ``key_added``)."""
+    number = version_number(version)
+    return version if number is None else str(number)
+
+
 def _keys(store: LedgerStore, judge: _Judge, keyring: Keyring | None, facts: Sequence[EventFacts],
           audit_id: int, source: str, key_users: Sequence[str] | None, scrub: Callable[[str], str]) -> None:
     now: dict[tuple[str, str, bytes, str], KeyRow] = {}
@@ -426,16 +424,17 @@ def _keys(store: LedgerStore, judge: _Judge, keyring: Keyring | None, facts: Seq
     old = store.keys()
     by_slot: dict[tuple[str, str], list[KeyRow]] = {}
     for row in old:
-        by_slot.setdefault((row.user_id, row.version), []).append(row)
+        by_slot.setdefault((row.user_id, _slot_version(row.version)), []).append(row)
     # key_substituted: one finding per (user, version) whose key differs from one recorded before
     flagged: set[tuple[str, str]] = set()
     for (user, version, digest, src), _row in sorted(now.items()):
-        if (user, version) in flagged:
+        slot = (user, _slot_version(version))
+        if slot in flagged:
             continue
-        other = [r for r in by_slot.get((user, version), []) if r.key_digest != digest]
+        other = [r for r in by_slot.get(slot, []) if r.key_digest != digest]
         if other:
             before = max(other, key=lambda r: r.last_audit)
-            flagged.add((user, version))
+            flagged.add(slot)
             judge.run.append(judge.finding(
                 "key_substituted", f"user {user} key version {version} is now key {digest.hex()[:16]}… "
                 f"({src}); {judge.since(before.last_audit)} recorded key {before.key_digest.hex()[:16]}… "
@@ -450,8 +449,8 @@ def _keys(store: LedgerStore, judge: _Judge, keyring: Keyring | None, facts: Seq
             old_served.setdefault(row.user_id, []).append(row)
     for user, versions in sorted(served.items()):
         served_before = old_served.get(user, [])
-        numbers = [n for n in (_version_number(v) for v in versions) if n is not None]
-        earlier = [(n, r) for r in served_before if (n := _version_number(r.version)) is not None]
+        numbers = [n for n in (version_number(v) for v in versions) if n is not None]
+        earlier = [(n, r) for r in served_before if (n := version_number(r.version)) is not None]
         if numbers and earlier:
             high, row = max(earlier, key=lambda e: (e[0], e[1].last_audit))
             if max(numbers) < high:
@@ -461,7 +460,7 @@ def _keys(store: LedgerStore, judge: _Judge, keyring: Keyring | None, facts: Seq
         _flag_old_key_again(judge, user, versions, now, served_before)
         if served_before:
             known = {r.version for r in served_before}
-            for version in sorted(versions - known, key=lambda v: (_version_number(v) or 0, v)):
+            for version in sorted(versions - known, key=lambda v: (version_number(v) or 0, v)):
                 judge.run.append(judge.finding(
                     "key_added", f"user {user} has a new key version {version} (the ledger knew "
                     f"{', '.join(sorted(known))} since {judge.since(min(r.first_audit for r in served_before))})"))
@@ -509,7 +508,7 @@ def _flag_old_key_again(judge: _Judge, user: str, versions: set[str],
 def _newer(version: str, first_audit: int | None, than: KeyRow) -> bool:
     """Is ``version`` (first seen served at ``first_audit``; None: now) newer than ``than``'s version:
     numerically (leading zeros ignored), else first seen by a later audit."""
-    a, b = _version_number(version), _version_number(than.version)
+    a, b = version_number(version), version_number(than.version)
     if a is not None and b is not None:
         return a > b
     return first_audit is None or first_audit > than.first_audit

@@ -96,6 +96,8 @@ HISTORY_MODES: dict[str, str] = {
     "truncate": "the newest 5 events of the 1:1 conversation are gone (the head rolls back)",
     "delete": "the newest event of the 1:1 conversation is gone, deleted by a signed MessageDeleteEvent",
     "key-substitution": "the second member's key is replaced at the same key version, their events re-signed",
+    "key-alias": "the second member's key is replaced by another key at the same key version spelled with a "
+                 "leading zero (round 73), their events re-signed",
     "key-rollback": "the first member's key is an older key version again, their events re-signed with it",
     "key-rotation": "the first member also has a newer key version (nothing re-signed)",
     "member-left": "the group's third member left: the directory no longer serves their keys (404)",
@@ -825,6 +827,8 @@ def rewritten_history(conversations: dict[str, Conversation], users: dict[str, l
                                       signature_version="4", conversation_keys=direct.conversation_keys))
     if "key-substitution" in modes:
         replace_identity(second, Identity.from_seed(second.user_id, second.version, "substituted"))
+    if "key-alias" in modes:
+        replace_identity(second, Identity.from_seed(second.user_id, "0" + second.version, "aliased"))
     if "key-rollback" in modes:
         older = str(int(first.version) - 1000) if first.version.isdigit() else "1"
         replace_identity(first, Identity.from_seed(first.user_id, older, "rolled-back"))
