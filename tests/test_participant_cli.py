@@ -376,6 +376,39 @@ def test_transcript_fails_with_the_findings_of_a_forged_reply(run, tmp_path):
     assert reply["type"] == "reply" and reply["proof"]["findings"][0]["code"] == "reply_preview_mismatch"
 
 
+def test_an_attachment_that_is_not_proven_is_never_shown_under_a_proven_message(run, tmp_path):
+    """Round 73: member C's edit and reaction of B's message, served as B's (their signatures fail),
+    were attached under B's ✅ message ("edited by 2222: I confess everything"), with no ❌ line
+    anywhere and nothing in the findings heading; a forged delete struck the message through. Only
+    proven (✅) edits, reactions and deletes are attached; the others stand on their own ❌ line."""
+    a, b, c = (make_user(uid, "1700000000001") for uid in ("1111", "2222", "3333"))
+    h = History("g4444444444")
+    h.key_change(a, [a, b, c])
+    original = h.text(b, "lunch at noon")
+    h.send("edit", b, c.chat.encrypt_edit(original.b64, "I confess everything", **h.key_args()))
+    h.send("react", b, c.chat.encrypt_add_reaction(original.b64, "💩", **h.key_args()))
+    honest = h.react(a, original, "👍")
+    (tmp_path / "page.json").write_text(json.dumps(h.page()))
+    (tmp_path / "ring.json").write_text(keyring_json(a, b, c))
+    key = write_key(tmp_path / "a.key", a.blob)
+    out = tmp_path / "t.jsonl"
+    args = ["transcript", tmp_path / "page.json", "--keys", tmp_path / "ring.json", "--identity-key", key]
+    assert run(*args, "-o", out).returncode == 1
+    lines = [json.loads(line) for line in out.read_text().splitlines()][2:]
+    [message] = [x for x in lines if x.get("text") == "lunch at noon"]
+    assert "edits" not in message and [r["sequence_id"] for r in message["reactions"]] == [honest.sequence_id]
+    forged = [x for x in lines if x["type"] in ("edit", "reaction")]
+    assert [(x["type"], x["proof"]["signature"]) for x in forged] == [("edit", "invalid"), ("reaction", "invalid")]
+    markdown = tmp_path / "t.md"
+    assert run(*args, "--format", "markdown", "-o", markdown).returncode == 1
+    [confession] = [line for line in markdown.read_text().splitlines() if "I confess everything" in line]
+    assert confession.startswith("- ❌ ")
+    html = tmp_path / "t.html"
+    assert run(*args, "--format", "html", "-o", html).returncode == 1
+    page = html.read_text()
+    assert page.count('<li class="sys bad">') == 2 and "I confess everything" in page
+
+
 def test_transcript_of_a_fetched_conversation_and_of_its_evidence(run, served, tmp_path):
     api, conv, bob = served
     key = write_key(tmp_path / "bob.key", blob_of(bob))

@@ -98,10 +98,10 @@ def build_transcript(report: Report, participant: Participant) -> Transcript:
             entry = _entry(event, record, participant)
             target = entry.detail.get("target_sequence_id")
             bucket = _ATTACHED.get(entry.detail.get("content", ""))
-            if bucket and target in messages:
+            if bucket and target in messages and _attachable(entry):
                 getattr(messages[target], bucket).append(entry)
                 continue
-            if entry.type == "delete":
+            if entry.type == "delete" and _attachable(entry):
                 for seq in entry.detail.get("sequence_ids", []):
                     if seq in messages:
                         messages[seq].deleted.append(entry)
@@ -112,6 +112,13 @@ def build_transcript(report: Report, participant: Participant) -> Transcript:
     me = participant.me[0] if participant.me else None
     return Transcript(report.verdict, proof_line(report), me, participant.identity.fingerprint(), conversations,
                       verdict_problems(report))
+
+
+def _attachable(entry: Entry) -> bool:
+    """Only a proven edit, reaction or delete is shown under the message it names (round 73: another
+    member's edit served as the author's, its signature failing, read "edited by <author>" under a ✅
+    message, with no ❌ anywhere); any other stands on its own line, with its own mark."""
+    return _mark(entry.proof, entry) in ("✅", "⚠️")
 
 
 def verdict_problems(report: Report) -> list[dict[str, str]]:
