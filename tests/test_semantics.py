@@ -189,6 +189,21 @@ def test_a_target_older_than_the_history_s_first_event_proves_a_cut(kind, target
     assert "holds its first event" in message
 
 
+def test_a_key_change_only_in_meta_is_not_taken_for_the_history_s_first_event():
+    """The data's oldest event may point at a key change delivered only in ``meta`` (xapi.md 2.5), and
+    such a key change may carry no previous pointer wherever it stands (the API's example has none):
+    it does not make the window a whole history, so an older target stays a warning."""
+    key_change = ev("ConversationKeyChangeEvent", {
+        "conversation_key_version": "1002", "conversation_participant_keys": [
+            {"user_id": "1111", "encrypted_conversation_key": "QUJD", "public_key_version": "1"},
+            {"user_id": "2222", "encrypted_conversation_key": "REVG", "public_key_version": "7"}]},
+        seq=2, signature_version="4")
+    history = [ev(seq=3, prev=2), delete(4, [seq(1)], prev=3, sender=BOB)]
+    report = verify(page(*history, meta_events=[key_change]), ring=RING)
+    assert report.verdict == "pass"
+    assert ("target_missing", "warning") in findings(report, 1)
+
+
 # ------------------------------------------------------------------ 1:1 conversations
 # A 1:1 conversation's id names its two users (canonical ``A:B``): nobody else may write in it,
 # whatever key signed the event (a hostile server could slip a third account's messages in, and an

@@ -118,9 +118,12 @@ class Timeline:
 
     @cached_property
     def reaches_start(self) -> bool:
-        """Does the fetched range hold a first event (one without a previous sequence id)? Then
-        nothing of this history is older than the window."""
-        return any(r.sequence_id and not r.previous_sequence_id and r.index in self.fetched for r in self.ordered)
+        """Does the data hold a first event (one without a previous sequence id)? Then nothing of
+        this history is older than the window. Only the data's own events count: a key change
+        delivered in ``meta`` may lack the pointer wherever it stands (the API's example carries
+        none), and the data's oldest event may point at one (xapi.md 2.5)."""
+        return any(r.sequence_id and not r.previous_sequence_id and not getattr(r, "from_meta", False)
+                   and r.index in self.fetched for r in self.ordered)
 
     @cached_property
     def group_start(self) -> Any:
