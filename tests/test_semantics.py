@@ -1,8 +1,10 @@
 """Signed-only semantic checks, which run in every verification (verifier.semantics): a delete's
 targets must exist and precede it; group membership is replayed from proven group changes."""
 
+import copy
+
 import pytest
-from helpers import ALICE, BOB, ev, events_of, keyring, page, sig_statuses, verify
+from helpers import ALICE, BOB, ev, events_of, keyring, page, reencode, sig_statuses, verify
 
 from verifier.payload import build_payload
 from verifier.testing.forge import Identity, snowflake
@@ -202,6 +204,57 @@ def test_a_key_change_only_in_meta_is_not_taken_for_the_history_s_first_event():
     report = verify(page(*history, meta_events=[key_change]), ring=RING)
     assert report.verdict == "pass"
     assert ("target_missing", "warning") in findings(report, 1)
+
+
+KEY_CHANGE_BODY = {"conversation_key_version": "1002", "conversation_participant_keys": [
+    {"user_id": "1111", "encrypted_conversation_key": "QUJD", "public_key_version": "1"},
+    {"user_id": "2222", "encrypted_conversation_key": "REVG", "public_key_version": "7"}]}
+
+
+def _relabelled(forged, n: int):
+    """The same signed event at another (unsigned) sequence id."""
+    copy_ = copy.deepcopy(forged)
+    copy_.event.sequence_id = seq(n)
+    return reencode(copy_)
+
+
+@pytest.mark.parametrize("kind", ["MessageDeleteEvent", "MarkConversationReadEvent"])
+@pytest.mark.parametrize("filler", ["meta-key-change-relabelled", "unsigned-event-made-up"])
+def test_a_dropped_target_cannot_be_stood_in_for(kind, filler):
+    """Round 74: a cut history (events 1-3 dropped, the delete's previous pointer removed) whose signed
+    delete or read marker names dropped message 2 passed, even --strict, once the server put something
+    at sequence id 2: the key change it repeats in meta, its unsigned sequence id relabelled, or a
+    typing event it made up (unsigned by design). Neither is an event the signed target can name."""
+    key_change = ev("ConversationKeyChangeEvent", KEY_CHANGE_BODY, seq=1, signature_version="4")
+    named = _cut(kind, seq(2))
+    honest = [key_change, ev(seq=2, prev=1, sender=BOB), ev(seq=3, prev=2), named, ev(seq=5, prev=4)]
+    assert verify(page(*reversed(honest), meta_events=[key_change]), ring=RING).verdict == "pass"
+    cut = copy.deepcopy(named)
+    cut.event.previous_sequence_id = None
+    if filler == "meta-key-change-relabelled":
+        served = page(honest[4], reencode(cut), meta_events=[_relabelled(key_change, 2)])
+    else:
+        typing = ev("MessageTypingEvent", {"conversation_id": "1111:2222"}, seq=2, sender=BOB, sign=False)
+        cut.event.previous_sequence_id = seq(2)
+        served = page(honest[4], reencode(cut), typing)
+    report = verify(served, ring=RING)
+    assert report.verdict == "fail"
+    assert any(f.code == "target_missing" and f.severity == "error" for e in events_of(report) for f in e.findings)
+
+
+@pytest.mark.parametrize("kind, named, expected", [
+    pytest.param("MessageDeleteEvent", "key-change", [("target_missing", "error")], id="delete-of-a-key-change"),
+    pytest.param("MessageDeleteEvent", "typing", [("target_missing", "error")], id="delete-of-an-unsigned-event"),
+    pytest.param("MarkConversationReadEvent", "key-change", [], id="read-up-to-a-key-change"),
+    pytest.param("MarkConversationReadEvent", "typing", [("target_missing", "error")], id="read-up-to-an-unsigned-event"),
+])
+def test_a_delete_names_a_signed_message_and_a_read_marker_a_signed_event(kind, named, expected):
+    if named == "key-change":
+        target = ev("ConversationKeyChangeEvent", KEY_CHANGE_BODY, seq=2, prev=1, signature_version="4")
+    else:
+        target = ev("MessageTypingEvent", {"conversation_id": "1111:2222"}, seq=2, prev=1, sender=BOB, sign=False)
+    report = verify(page(ev(seq=1), target, ev(seq=3, prev=2), _cut(kind, seq(2))), ring=RING)
+    assert [f for f in findings(report, 3) if f[0].startswith("target_")] == expected
 
 
 # ------------------------------------------------------------------ 1:1 conversations

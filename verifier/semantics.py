@@ -251,7 +251,9 @@ class TargetProblems:
         if target is None:
             return
         own, at = position(record.sequence_id), position(target)
-        found = [r for r in timeline.lookup(target) if r is not record]
+        # only the history's own events can be named: a key change served only in meta (its unsigned
+        # sequence id relabelled to a dropped message's) hid a cut (round 74)
+        found = [r for r in timeline.lookup(target) if r is not record and r.index in timeline.fetched]
         if own is not None and at is not None and not timeline.linked:
             after = at >= own
         elif found:  # ids that are not decimal, or pointers that are not monotonic: by the chain's order
@@ -285,9 +287,8 @@ class TargetProblems:
         if self.missing:
             record.add("target_missing", f"{self.what} {_ids(self.missing)}, inside the fetched range "
                        "but not in the history", "error")
-        for target, kind in self.not_message[:1]:
-            record.add("target_missing", f"{self.what} {shown(target)}, which is a {kind}, not a message",
-                       "error")
+        for target, what in self.not_message[:1]:
+            record.add("target_missing", f"{self.what} {shown(target)}, which is {what}", "error")
         if self.before_start:
             record.add("target_missing", f"{self.what} {_ids(self.before_start)}, not in the history, which "
                        "holds its first event (one without a previous pointer): events were cut from it, "
@@ -308,18 +309,39 @@ def proven(record: Any) -> bool:
 
 
 def check_targets(timeline: Timeline) -> None:
-    """Deletes and signed read markers: every target exists and precedes its event."""
+    """Deletes and signed read markers: every target exists and precedes its event; a delete names a
+    signed message, a read marker a signed event."""
     for record in timeline.ordered:
         kind = kind_of(record)
         if kind == DELETE:
             problems = TargetProblems("deletes")
             for target in (record.event.body or {}).get("sequence_ids") or ():
-                problems.check(timeline, record, target)
+                problems.check(timeline, record, target, describe=not_a_signed_message)
             problems.report(record)
         elif kind in READ_MARKERS:
             problems = TargetProblems(READ_MARKERS[kind])
-            problems.check(timeline, record, (record.event.body or {}).get("seen_until_sequence_id"))
+            problems.check(timeline, record, (record.event.body or {}).get("seen_until_sequence_id"),
+                           describe=not_a_signed_event)
             problems.report(record)
+
+
+def not_a_signed_event(record: Any) -> str | None:
+    """Why ``record`` cannot be what a signed event names, or None. An event the protocol does not
+    sign is the server's own word, so it cannot stand for a signed target: round 74 put a made-up
+    typing event at a dropped message's sequence id to hide a cut."""
+    kind = kind_of(record)
+    if kind is None:
+        return "a malformed event"
+    if record.signature is not None and record.signature.status == "not_signed":
+        return f"a {kind}, which the protocol does not sign"
+    return None
+
+
+def not_a_signed_message(record: Any) -> str | None:
+    """Why ``record`` cannot be what a delete names (a signed message), or None."""
+    if kind_of(record) not in (MESSAGE, None):
+        return f"a {kind_of(record)}, not a message"
+    return not_a_signed_event(record)
 
 
 # The members of a group before its creation (``Timeline.group_start``): nobody. One object, so

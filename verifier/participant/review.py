@@ -26,7 +26,18 @@ from typing import Any
 from ..errors import MalformedEvent
 from ..keys import Keyring, UnusableKey, decode_signature, parse_public_key, verify_raw
 from ..payload import PayloadUnavailable, build_payload, parse_signature_version
-from ..semantics import MESSAGE, TargetProblems, Timeline, is_decimal, kind_of, position, proven, shown, timelines
+from ..semantics import (
+    MESSAGE,
+    TargetProblems,
+    Timeline,
+    is_decimal,
+    kind_of,
+    not_a_signed_message,
+    position,
+    proven,
+    shown,
+    timelines,
+)
 from ..wire import DEFAULT_LIMITS, Limits, MessageEvent, b64decode_strict
 from .content import TARGET_FIELDS, Content, decode_content
 from .crypto import secretbox_open
@@ -257,11 +268,12 @@ class Participant:
 
     def _not_a_message(self, record: Any) -> str | None:
         """What a reaction or edit target is when it is not a message, else None."""
-        if kind_of(record) != MESSAGE:
-            return kind_of(record) or "malformed event"
+        problem = not_a_signed_message(record)
+        if problem is not None:
+            return problem
         opened = self.opened.get(record.index)
         if opened is not None and opened.content is not None and opened.content.kind != "message":
-            return f"{opened.content.kind or 'empty'} message entry"
+            return f"a {opened.content.kind or 'empty'} message entry, not a message"
         return None
 
     def _reply_problems(self, timeline: Timeline, record: Any, preview: dict[str, Any], keyring: Keyring | None) -> list[str]:
