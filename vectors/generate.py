@@ -34,7 +34,7 @@ SCHEMA = "xchat-verify/vector/v1"
 # (verifier.vectors.suite_digest: cases and schemas), is in verifier.vectors.RELEASES, so that the
 # installed runner can tell a released suite from another. Any change to a case or a schema changes
 # the digest: add a new version there, never edit a released one (tests/test_vectors.py enforces it).
-SUITE_VERSION = "2026.12.11"
+SUITE_VERSION = "2026.12.12"
 CONV = "1111:2222"
 GROUP = "g100"
 ALICE = Identity.from_seed("1111", "1700000000001", "vectors-alice")
@@ -717,7 +717,7 @@ def fixture(s: Suite) -> None:
 
 def semantics(s: Suite) -> None:
     """What signed events claim about other events (verifier/semantics.py, docs/participant.md)."""
-    def delete(n: int, targets: list[str], prev: int) -> Forged:
+    def delete(n: int, targets: list[str], prev: int | None) -> Forged:
         return event(n, "MessageDeleteEvent", {"sequence_ids": targets, "delete_message_action": 2}, prev=prev)
 
     m1, m2 = event(1), event(2, prev=1, sender=BOB)
@@ -745,6 +745,22 @@ def semantics(s: Suite) -> None:
            [page(event(4, prev=3), cut_read, m2, m1)],
            [ev("valid", "linked"), ev("valid", "linked", "target_missing", error=True), ev("valid", "linked"),
             ev("valid", "start")])
+    key_change_body = {"conversation_key_version": CKV, "conversation_participant_keys": participants([ALICE, BOB])}
+    kc2 = event(2, "ConversationKeyChangeEvent", key_change_body, prev=1, signature_version="5")
+    s.case("semantics/delete-of-a-key-change", "a delete names a signed message: a key change is not one",
+           [page(event(4, prev=3), delete(3, [seq(2)], prev=2), kc2, m1)],
+           [ev("valid", "linked"), ev("valid", "linked", "target_missing", error=True), ev("valid", "linked"),
+            ev("valid", "start")])
+    # round 74: a cut history (1-3 dropped, the delete's pointer removed) whose delete names dropped
+    # message 2, the key change the API repeats in meta relabelled to sequence id 2 to stand in for it
+    kc1 = event(1, "ConversationKeyChangeEvent", key_change_body, signature_version="5")
+    stand_in = copy.deepcopy(kc1)
+    stand_in.event.sequence_id = seq(2)
+    s.case("semantics/cut-target-stood-in-for-by-meta",
+           "a delete's dropped target is not stood in for by a meta key change relabelled to its id",
+           [page(event(5, prev=4), delete(4, [seq(2)], prev=None), meta=[reencode(stand_in)])],
+           [ev("valid", "linked"), ev("valid", "start", "target_missing", error=True),
+            ev("valid", "out_of_band")])
     read = event(3, "MarkConversationReadEvent", {"seen_until_sequence_id": seq(4)}, prev=2, sender=BOB)
     s.case("semantics/read-marker-ahead", "a signed read marker for a later event",
            [page(event(4, prev=3), read, m2, m1)],

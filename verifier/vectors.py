@@ -78,6 +78,9 @@ RELEASES = {
     # a target older than a history's first event (no previous pointer) is an error: events were cut
     # (round 70, F2); lone events naming seq(0) carry a previous pointer, as a window's oldest does
     "2026.12.11": "sha256:9374414fca42bd5edfbde92935cf717407c7b9b2ec00af446b595bc55c8da001",
+    # a delete names a signed message, and a meta key change relabelled to a dropped id stands in for
+    # nothing (round 74)
+    "2026.12.12": "sha256:d5a6dec5d5571fcc21c2c42315dd46189248ffba50596f0d2f1e41d7a0a15b74",
 }
 
 
