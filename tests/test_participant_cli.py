@@ -333,6 +333,9 @@ def test_transcript_markdown_escapes_markup(run, convo, tmp_path):
     assert proc.returncode == 0
     assert "&lt;script&gt;alert\\(1\\)&lt;/script&gt;" in text and "\\`code\\`" in text and "\\*bold\\*" in text
     assert "\x1b" not in text and "\u202e" not in text and "\\x1b" in text
+    # every attachment shows its proof, a delete too (round 74: only html showed the delete's)
+    [deleted] = [line for line in text.splitlines() if "deleted for everyone by" in line]
+    assert "(signature valid" in deleted
 
 
 def test_transcript_to_standard_output_only_when_asked(run, convo):

@@ -438,7 +438,8 @@ def _markdown(t: Transcript) -> str:
                            f" \\#{md(_shown_seq(reaction.sequence_id))} ({md(_proof_text(reaction.proof))})")
             for delete in entry.deleted:
                 scope = "for everyone" if delete.detail.get("for_all") else "for themselves"
-                out.append(f"  - deleted {scope} by **{md(delete.sender_id or '?')}** \\#{md(_shown_seq(delete.sequence_id))}")
+                out.append(f"  - deleted {scope} by **{md(delete.sender_id or '?')}** \\#{md(_shown_seq(delete.sequence_id))}"
+                           f" ({md(_proof_text(delete.proof))})")
         out.append("")
     out.append(f"xchat-verify {md(__version__)}, {md(SCHEMA)}")
     return "\n".join(out) + "\n"
