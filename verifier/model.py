@@ -185,8 +185,9 @@ VOCABULARY: dict[str, tuple[Severity | None, str]] = {
     Code.INPUT_ERROR: (_E, "The input could not be read in full."),
     Code.TARGET_MISSING: (_W, "The event names a target (a deleted, reacted-to, edited, quoted or read-up-to "
                               "message) that is not in the fetched history. A warning when the target lies "
-                              "outside the fetched range; an error when the range covers it, or when the "
-                              "sequence id holds something that is not a message."),
+                              "before a window of the history; an error when the fetched range covers it, when "
+                              "the history holds its first event (events were cut), or when the sequence id "
+                              "holds something it cannot name (not a signed message, not a signed event)."),
     Code.TARGET_AFTER_EVENT: (_E, "The event targets an event that comes after it (or itself): a delete, "
                                   "reaction, edit, reply or read marker can only refer to the past."),
     Code.NON_MEMBER_SENDER: (_E, "A message, key change, delete or settings change from a user who is not a member: "
