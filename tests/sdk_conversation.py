@@ -168,6 +168,17 @@ class History:
         action = sender.chat.prepare_message_delete(self.conversation_id, targets, for_all)
         return self.actions("delete", sender, {"action_signatures": [action]})[0]
 
+    def unsigned(self, sender: SdkUser, kind: str, body: dict) -> Event:
+        """An event of a kind the protocol does not sign, as the server writes it (a typing event, a
+        server notice): nobody's signature."""
+        seq, prev = self._seq()
+        forged = forge_event(_Unsigned(sender.uid, sender.version), kind, body, conversation_id=self.conversation_id,
+                             sequence_id=seq, previous_sequence_id=prev, sign=False,
+                             created_at_msec=str(1_784_841_000_000 + (self.next_seq - FIRST_SEQ) * 1000))
+        event = Event("unsigned", forged.raw, seq, sender.uid)
+        self.events.append(event)
+        return event
+
     # ---------------------------------------------------------------- written here, signed by the SDK
     def signed(self, label: str, sender: SdkUser, kind: str, body: dict) -> Event:
         """A signed event of a kind the SDK's API does not build, signed with ``sender``'s SDK key."""

@@ -706,3 +706,28 @@ def test_a_v7_key_change_lists_its_recipients_as_not_signed(users):
     report, jsonl = _transcript(h, A, A, B, fmt="jsonl")
     entry = next(json.loads(line) for line in jsonl.splitlines() if '"key_change"' in line)
     assert "recipients" not in entry and sorted(entry["not_signed"]["recipients"]) == ["1111", "2222", "9999"]
+
+
+@pytest.mark.parametrize("stand_in", [False, True], ids=["honest", "unsigned-stand-in"])
+def test_a_read_marker_in_contents_is_judged_as_a_signed_one(stand_in):
+    """Round 75: the server dropped B's message and put a made-up typing event (unsigned by design)
+    at its sequence id; A's read marker inside message contents naming it passed, even --strict,
+    where a signed read marker naming it has a warning (only the server says it stood there)."""
+    a, b = make_user("1111", "1700000000010"), make_user("2222", "1700000000011")
+    h = History("1111:2222")
+    h.key_change(a, [a, b])
+    h.text(a, "hello")
+    if stand_in:
+        second = h.unsigned(b, "MessageTypingEvent", {"conversation_id": h.conversation_id}).sequence_id
+    else:
+        second = h.text(b, "second").sequence_id
+    h.text(a, "third")
+    marker = h.contents("read", a, holder(5, ENTRY_CONTENTS.members[5][1], {"seen_until_sequence_id": second}))
+    h.text(b, "last")
+    ring = verifier.Keyring.from_json(keyring_json(a, b))
+    report = verifier.verify_pages([h.page()], ring, reviewers=participant_reviewers(IdentityKey.from_blob(a.blob)),
+                                   strict=True)
+    found = [(f.code, f.severity) for e in report.conversations[0].events if e.sequence_id == marker.sequence_id
+             for f in e.findings if f.code.startswith("target_")]
+    assert found == ([("target_missing", "warning")] if stand_in else [])
+    assert report.verdict == ("fail" if stand_in else "pass")

@@ -126,6 +126,20 @@ class Timeline:
                    and r.index in self.fetched for r in self.ordered)
 
     @cached_property
+    def data_low(self) -> int | None:
+        """The lowest decimal position among the data's own events (not only in ``meta``)."""
+        numbers = [p for r in self.ordered if not getattr(r, "from_meta", False) and r.index in self.fetched
+                   and (p := position(r.sequence_id)) is not None]
+        return min(numbers) if numbers else None
+
+    def below_data(self, record: Any) -> bool:
+        """Is ``record`` only in ``meta``, below the data's oldest event (what that event points at)?"""
+        if not getattr(record, "from_meta", False):
+            return False
+        at, low = position(record.sequence_id), self.data_low
+        return at is not None and low is not None and at < low
+
+    @cached_property
     def group_start(self) -> Any:
         """The record that creates the group (``group_start``), found once for every check."""
         return group_start(self)
@@ -243,17 +257,25 @@ class TargetProblems:
         self.older: list[str] = []  # outside it
         self.before_start: list[str] = []  # outside it, in a history that holds its first event
         self.not_message: list[tuple[str, str]] = []
+        self.doubtful: list[tuple[str, str]] = []  # found, but only the server says it stood there
 
     def check(self, timeline: Timeline, record: Any, target: str | None, *,
-              describe: Callable[[Any], str | None] | None = None) -> None:
+              describe: Callable[[Any], str | None] | None = None,
+              doubt: Callable[[Any], str | None] | None = None) -> None:
         """One target of ``record``: it must exist and precede it. ``describe(found)`` says what a
-        found event is when it is not an acceptable target (None when it is)."""
+        found event is when it is not an acceptable target (None when it is); ``doubt(found)`` what
+        makes an acceptable one only the server's word (a warning)."""
         if target is None:
             return
         own, at = position(record.sequence_id), position(target)
         # only the history's own events can be named: a key change served only in meta (its unsigned
-        # sequence id relabelled to a dropped message's) hid a cut (round 74)
-        found = [r for r in timeline.lookup(target) if r is not record and r.index in timeline.fetched]
+        # sequence id relabelled to a dropped message's) hid a cut (round 74); so did one the data's
+        # oldest event points at, below the data (round 75): no event of the data stood there
+        matches = [r for r in timeline.lookup(target) if r is not record and r.index in timeline.fetched]
+        found = [r for r in matches if not timeline.below_data(r)]
+        if not found and matches:
+            (self.before_start if timeline.reaches_start else self.older).append(target)
+            return
         if own is not None and at is not None and not timeline.linked:
             after = at >= own
         elif found:  # ids that are not decimal, or pointers that are not monotonic: by the chain's order
@@ -266,10 +288,19 @@ class TargetProblems:
             return
         if not found:
             self._not_found(timeline, target).append(target)
-        elif describe is not None:
-            labels = [label for label in map(describe, found) if label is not None]
+        else:
+            self._judge_found(target, found, describe, doubt)
+
+    def _judge_found(self, target: str, found: list[Any], describe: Callable[[Any], str | None] | None,
+                     doubt: Callable[[Any], str | None] | None) -> None:
+        """Whether the events at the target's position are what the event may name."""
+        for judge, into in ((describe, self.not_message), (doubt, self.doubtful)):
+            if judge is None:
+                continue
+            labels = [label for label in map(judge, found) if label is not None]
             if len(labels) == len(found):  # every event at that position is not an acceptable target
-                self.not_message.append((target, labels[0]))
+                into.append((target, labels[0]))
+                return
 
     def _not_found(self, timeline: Timeline, target: str) -> list[str]:
         """Where a target the history lacks belongs. Once the history holds its first event, nothing
@@ -289,6 +320,9 @@ class TargetProblems:
                        "but not in the history", "error")
         for target, what in self.not_message[:1]:
             record.add("target_missing", f"{self.what} {shown(target)}, which is {what}", "error")
+        for target, what in self.doubtful[:1]:
+            record.add("target_missing", f"{self.what} {shown(target)}, which is {what}: only the server says "
+                       "it stood there")
         if self.before_start:
             record.add("target_missing", f"{self.what} {_ids(self.before_start)}, not in the history, which "
                        "holds its first event (one without a previous pointer): events were cut from it, "
@@ -321,14 +355,19 @@ def check_targets(timeline: Timeline) -> None:
         elif kind in READ_MARKERS:
             problems = TargetProblems(READ_MARKERS[kind])
             problems.check(timeline, record, (record.event.body or {}).get("seen_until_sequence_id"),
-                           describe=not_a_signed_event)
+                           describe=not_an_event, doubt=not_a_signed_event)
             problems.report(record)
 
 
+def not_an_event(record: Any) -> str | None:
+    return "a malformed event" if kind_of(record) is None else None
+
+
 def not_a_signed_event(record: Any) -> str | None:
-    """Why ``record`` cannot be what a signed event names, or None. An event the protocol does not
-    sign is the server's own word, so it cannot stand for a signed target: round 74 put a made-up
-    typing event at a dropped message's sequence id to hide a cut."""
+    """What ``record`` is when the protocol does not sign it, or None. Such an event is the server's
+    own word: round 74 put a made-up typing event at a dropped message's sequence id to hide a cut. A
+    delete cannot name one (an error); a read marker may (read up to the newest event, whatever its
+    kind: round 75), with a warning."""
     kind = kind_of(record)
     if kind is None:
         return "a malformed event"
@@ -338,7 +377,7 @@ def not_a_signed_event(record: Any) -> str | None:
 
 
 def not_a_signed_message(record: Any) -> str | None:
-    """Why ``record`` cannot be what a delete names (a signed message), or None."""
+    """Why ``record`` cannot be what a delete, reaction or edit names (a signed message), or None."""
     if kind_of(record) not in (MESSAGE, None):
         return f"a {kind_of(record)}, not a message"
     return not_a_signed_event(record)
