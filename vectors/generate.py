@@ -34,7 +34,7 @@ SCHEMA = "xchat-verify/vector/v1"
 # (verifier.vectors.suite_digest: cases and schemas), is in verifier.vectors.RELEASES, so that the
 # installed runner can tell a released suite from another. Any change to a case or a schema changes
 # the digest: add a new version there, never edit a released one (tests/test_vectors.py enforces it).
-SUITE_VERSION = "2026.12.12"
+SUITE_VERSION = "2026.12.13"
 CONV = "1111:2222"
 GROUP = "g100"
 ALICE = Identity.from_seed("1111", "1700000000001", "vectors-alice")
@@ -760,6 +760,13 @@ def semantics(s: Suite) -> None:
            "a delete's dropped target is not stood in for by a meta key change relabelled to its id",
            [page(event(5, prev=4), delete(4, [seq(2)], prev=None), meta=[reencode(stand_in)])],
            [ev("valid", "linked"), ev("valid", "start", "target_missing", error=True),
+            ev("valid", "out_of_band")])
+    # round 75: the same with the new oldest event's pointer to dropped message 2 kept (a window: a
+    # warning), and the meta copy relabelled to 2, where that pointer leads: still only a warning
+    s.case("semantics/window-target-stood-in-for-by-meta",
+           "a window's dropped target is not stood in for by the meta copy its oldest event points at",
+           [page(event(5, prev=4), delete(4, [seq(2)], prev=3), event(3, prev=2), meta=[reencode(stand_in)])],
+           [ev("valid", "linked"), ev("valid", "linked", "target_missing"), ev("valid", "start"),
             ev("valid", "out_of_band")])
     read = event(3, "MarkConversationReadEvent", {"seen_until_sequence_id": seq(4)}, prev=2, sender=BOB)
     s.case("semantics/read-marker-ahead", "a signed read marker for a later event",

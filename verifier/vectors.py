@@ -81,6 +81,8 @@ RELEASES = {
     # a delete names a signed message, and a meta key change relabelled to a dropped id stands in for
     # nothing (round 74)
     "2026.12.12": "sha256:d5a6dec5d5571fcc21c2c42315dd46189248ffba50596f0d2f1e41d7a0a15b74",
+    # a window's dropped target is not stood in for by the meta copy its oldest event points at (round 75)
+    "2026.12.13": "sha256:93cd19617f74ae0ce5523343de59c17ef9b075c8654d1132063fdcafc0e03c57",
 }
 
 
