@@ -344,7 +344,7 @@ def proven(record: Any) -> bool:
 
 def check_targets(timeline: Timeline) -> None:
     """Deletes and signed read markers: every target exists and precedes its event; a delete names a
-    signed message, a read marker a signed event."""
+    signed message, a read marker an event (a warning when the protocol does not sign it)."""
     for record in timeline.ordered:
         kind = kind_of(record)
         if kind == DELETE:
@@ -360,6 +360,7 @@ def check_targets(timeline: Timeline) -> None:
 
 
 def not_an_event(record: Any) -> str | None:
+    """What a read marker cannot name: an event that could not be read."""
     return "a malformed event" if kind_of(record) is None else None
 
 
