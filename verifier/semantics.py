@@ -115,6 +115,7 @@ class Timeline:
         numbers = [p for p, r in placed if p is not None and r.index in self.fetched]
         self.low = min(numbers) if numbers else None
         self.high = max(numbers) if numbers else None
+        self._judged: dict[tuple[Callable[[Any], str | None], int], str | None] = {}
 
     @cached_property
     def reaches_start(self) -> bool:
@@ -138,6 +139,14 @@ class Timeline:
             return False
         at, low = position(record.sequence_id), self.data_low
         return at is not None and low is not None and at < low
+
+    def judged(self, judge: Callable[[Any], str | None], record: Any) -> str | None:
+        """``judge(record)``, once per record: many events may name one position held many times
+        (round 76: each judgement reads the event through the engine's views)."""
+        key = (judge, record.index)
+        if key not in self._judged:
+            self._judged[key] = judge(record)
+        return self._judged[key]
 
     @cached_property
     def group_start(self) -> Any:
@@ -289,15 +298,15 @@ class TargetProblems:
         if not found:
             self._not_found(timeline, target).append(target)
         else:
-            self._judge_found(target, found, describe, doubt)
+            self._judge_found(timeline, target, found, describe, doubt)
 
-    def _judge_found(self, target: str, found: list[Any], describe: Callable[[Any], str | None] | None,
-                     doubt: Callable[[Any], str | None] | None) -> None:
+    def _judge_found(self, timeline: Timeline, target: str, found: list[Any],
+                     describe: Callable[[Any], str | None] | None, doubt: Callable[[Any], str | None] | None) -> None:
         """Whether the events at the target's position are what the event may name."""
         for judge, into in ((describe, self.not_message), (doubt, self.doubtful)):
             if judge is None:
                 continue
-            labels = [label for label in map(judge, found) if label is not None]
+            labels = [label for r in found if (label := timeline.judged(judge, r)) is not None]
             if len(labels) == len(found):  # every event at that position is not an acceptable target
                 into.append((target, labels[0]))
                 return
@@ -349,13 +358,14 @@ def check_targets(timeline: Timeline) -> None:
         kind = kind_of(record)
         if kind == DELETE:
             problems = TargetProblems("deletes")
-            for target in (record.event.body or {}).get("sequence_ids") or ():
+            # each distinct target once: one delete may name one id 10,000 times (round 76)
+            for target in dict.fromkeys((record.event.body or {}).get("sequence_ids") or ()):
                 problems.check(timeline, record, target, describe=not_a_signed_message)
             problems.report(record)
         elif kind in READ_MARKERS:
             problems = TargetProblems(READ_MARKERS[kind])
             problems.check(timeline, record, (record.event.body or {}).get("seen_until_sequence_id"),
-                           describe=not_an_event, doubt=not_a_signed_event)
+                           describe=not_an_event, doubt=not_a_proven_event)
             problems.report(record)
 
 
@@ -375,6 +385,17 @@ def not_a_signed_event(record: Any) -> str | None:
     if record.signature is not None and record.signature.status == "not_signed":
         return f"a {kind}, which the protocol does not sign"
     return None
+
+
+def not_a_proven_event(record: Any) -> str | None:
+    """What ``record`` is when nothing proves it: an event the protocol does not sign, or whose
+    signature was not proven (round 76: a made-up version-7 key change, its signature random bytes,
+    is only ``needs_conversation_key`` to an outsider, and stood in for a dropped message)."""
+    unsigned = not_a_signed_event(record)
+    if unsigned is not None or proven(record):
+        return unsigned
+    status = record.signature.status if record.signature is not None else "missing"
+    return f"a {kind_of(record)} whose signature is not proven ({status})"
 
 
 def not_a_signed_message(record: Any) -> str | None:
