@@ -62,9 +62,10 @@ class _LoosePage(msgspec.Struct):
     errors: Any = None
 
 
-@dataclass
-class RawEntry:
-    """One event as delivered: a typed item (data) or a bare base64 string (meta), or why not."""
+class RawEntry(msgspec.Struct, gc=False):
+    """One event as delivered: a typed item (data) or a bare base64 string (meta), or why not.
+    A ``msgspec.Struct`` (built in C, one per event of every page; not tracked by the collector: it
+    holds no cycle) where a dataclass ran a Python ``__init__`` per event."""
 
     item: ItemJson | None = None
     encoded: Any = None
