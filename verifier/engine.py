@@ -698,10 +698,10 @@ class _Run:
                 self.add(index, _DECODED, Code.META_NOT_KEY_CHANGE, f"meta.conversation_key_events carries a "
                                                                    f"{kind or 'detail-less event'}, not a key change")
         self._note_keys(index, event)
-        rows.add(seq, prev, message_id, created if isinstance(created, str) or created is None else str(created),
-                 sender, _TRUSTED[trusted], kind, conversation or "",  # the page's replaces it (_assign_conversation)
-                 signature.public_key_version if signature is not None else None,
-                 signature.signature_version if signature is not None else None, flags)
+        rows.add((seq, prev, message_id, created if isinstance(created, str) or created is None else str(created),
+                  sender, _TRUSTED[trusted], kind, conversation or "",  # the page's replaces it (_assign_conversation)
+                  signature.public_key_version if signature is not None else None,
+                  signature.signature_version if signature is not None else None, flags))
         if trusted is False or (item is not None and item.is_trusted is False):
             self.add(index, _DECODED, Code.UNTRUSTED, "is_trusted is false")
         if event is not None and item is not None:
@@ -788,8 +788,8 @@ class _Run:
             self.count += 1
             self.indices.append(row.report_index)
             self.positions[row.report_index] = at
-            gathered.add(row.seq, row.prev, row.message_id, row.created, row.sender, row.trusted, row.kind,
-                         row.conversation, row.key_version, row.signature_version, row.flags)
+            gathered.add((row.seq, row.prev, row.message_id, row.created, row.sender, row.trusted, row.kind,
+                          row.conversation, row.key_version, row.signature_version, row.flags))
             if self.keep_facts:
                 self.embedded.append(row.keys)
             for triple in row.keys:
@@ -1264,54 +1264,42 @@ class _Run:
 
 class _PageRows:
     """Rows gathered one by one (a page's events; a join's rows) and appended to the run's columns
-    at once: one call per column and page instead of one per column and event."""
+    at once: one call per column and page instead of one per column and event. Each row is one
+    tuple, appended by ``add`` (the list's own ``append``: no Python call an event), and the rows
+    are turned into columns by one ``zip`` when the page is done (``append_to``)."""
 
-    __slots__ = ("seq", "prev", "message_id", "created", "sender", "trusted", "kind", "conversation", "key_version",
-                 "signature_version", "flags", "checks")
+    __slots__ = ("rows", "add", "checks", "seq", "prev", "flags")
 
     def __init__(self) -> None:
-        self.seq: list[str | None] = []
-        self.prev: list[str | None] = []
-        self.message_id: list[str | None] = []
-        self.created: list[str | None] = []
-        self.sender: list[str | None] = []
-        self.trusted: list[int] = []
-        self.kind: list[str | None] = []
-        self.conversation: list[str] = []
-        self.key_version: list[str | None] = []
-        self.signature_version: list[str | None] = []
-        self.flags: list[int] = []
+        # (seq, prev, message_id, created, sender, trusted, kind, conversation, key_version,
+        #  signature_version, flags) of each row, in order
+        self.rows: list[tuple[str | None, str | None, str | None, str | None, str | None, int, str | None, str,
+                              str | None, str | None, int]] = []
+        self.add = self.rows.append
         self.checks: list[tuple[int, Check]] = []  # (row, its check) known already: set once the rows exist
-
-    def add(self, seq: str | None, prev: str | None, message_id: str | None, created: str | None,
-            sender: str | None, trusted: int, kind: str | None, conversation: str, key_version: str | None,
-            signature_version: str | None, flags: int) -> None:
-        self.seq.append(seq)
-        self.prev.append(prev)
-        self.message_id.append(message_id)
-        self.created.append(created)
-        self.sender.append(sender)
-        self.trusted.append(trusted)
-        self.kind.append(kind)
-        self.conversation.append(conversation)
-        self.key_version.append(key_version)
-        self.signature_version.append(signature_version)
-        self.flags.append(flags)
+        self.seq: list[str | None] = []  # the columns ``load_page`` reads again, set by ``append_to``
+        self.prev: list[str | None] = []
+        self.flags: list[int] = []
 
     def append_to(self, run: _Run) -> None:
-        run.seq.append_all(self.seq)
-        run.prev.append_all(self.prev)
-        run.message_id.append_all(self.message_id)
-        run.created.append_all(self.created)
-        run.sender.append_all(self.sender)
-        run.trusted.extend(self.trusted)
-        run.kind.append_all(self.kind)
-        run.conversation.append_all(self.conversation)
-        run.key_version.append_all(self.key_version)
+        columns: list[list[Any]] = [list(column) for column in zip(*self.rows)] if self.rows \
+            else [[] for _ in range(11)]
+        seq, prev, message_id, created, sender, trusted, kind, conversation, key_version, signature_version, \
+            flags = columns
+        self.seq, self.prev, self.flags = seq, prev, flags
+        run.seq.append_all(seq)
+        run.prev.append_all(prev)
+        run.message_id.append_all(message_id)
+        run.created.append_all(created)
+        run.sender.append_all(sender)
+        run.trusted.extend(trusted)
+        run.kind.append_all(kind)
+        run.conversation.append_all(conversation)
+        run.key_version.append_all(key_version)
         if run.keep_facts:
-            run.signature_version.append_all(self.signature_version)
-        run.flags.extend(self.flags)
-        run.sig_codes.frombytes(bytes(run.sig_codes.itemsize * len(self.flags)))  # 0: not checked yet
+            run.signature_version.append_all(signature_version)
+        run.flags.extend(flags)
+        run.sig_codes.frombytes(bytes(run.sig_codes.itemsize * len(flags)))  # 0: not checked yet
         for row, result in self.checks:
             run._set_check(row, result)
 
