@@ -29,7 +29,7 @@ def select_key(event: MessageEvent, keyring: Keyring | None, allow_embedded: boo
     if keyring is not None:
         trusted = keyring.lookup(sender, version)
         if trusted is not None:
-            if trusted.status == SigStatus.KEY_BINDING_INVALID:
+            if trusted.status == _BINDING_INVALID:
                 return Check(SigStatus.KEY_BINDING_INVALID, trusted.problem)
             if trusted.key is None:
                 if trusted.status == "conflict":
@@ -50,6 +50,10 @@ def select_key(event: MessageEvent, keyring: Keyring | None, allow_embedded: boo
         note(Code.EMBEDDED_KEY_USED, f"keyring lacks user {sender} version {version}; verified with the "
                                      "event's own key")
     return key
+
+
+# read once: an enum member read from its class costs a call of the metaclass's attribute hook
+_BINDING_INVALID = SigStatus.KEY_BINDING_INVALID
 
 
 def embedded_keys(event: MessageEvent | None) -> list[tuple[str, str, str]]:
