@@ -12,8 +12,8 @@ verdict (docs/protocol.md §4):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NamedTuple
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .keys import Keyring, decode_signature, verify_raw
@@ -30,8 +30,9 @@ from .signers import Note, select_key
 from .wire import MessageEvent
 
 
-class Job(NamedTuple):
-    """Step 6, deferred: check ``signature`` over ``payload`` with ``key``."""
+class Job(msgspec.Struct, gc=False):
+    """Step 6, deferred: check ``signature`` over ``payload`` with ``key``. A ``msgspec.Struct``:
+    one is made per event, in C (a ``NamedTuple`` ran a Python ``__new__``); it holds no cycle."""
 
     key: ec.EllipticCurvePublicKey
     signature: bytes
