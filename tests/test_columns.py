@@ -288,3 +288,13 @@ def test_pages_of_one_canonical_form_are_taken_at_once():
                    ["6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6"],  # a UUID in a decimal-only column
                    ["6F1C1A2E-3B4D-4C5E-8F90-A1B2C3D4E5F6"], ["1", "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6"]):
         assert columns._uniform_columns(values, False) is None, values
+
+
+_INT64 = st.integers(min_value=-2 ** 63, max_value=2 ** 63 - 1)
+
+
+@given(st.lists(st.tuples(_INT64, _INT64), max_size=40))
+def test_uuid_texts_of_a_batch_equal_one_by_one(halves):
+    """The pure batch (strided copies of the digits into their places) is ``_uuid_text`` of each."""
+    highs, lows = [h for h, _ in halves], [low for _, low in halves]
+    assert columns._uuid_text_list(highs, lows) == [columns._uuid_text(h, low) for h, low in halves]
