@@ -31,9 +31,18 @@ def envelope_differences(item: ItemJson, event: MessageEvent) -> list[str]:
 
 def _agrees(item: ItemJson, event: MessageEvent) -> bool:
     """The usual case in one expression: every field the JSON gives equals its twin (the 2.167
-    ``created_at`` and a numeric ``created_at_msec`` are left to ``_differences``)."""
+    ``created_at`` and a numeric ``created_at_msec`` are left to ``_differences``). The API's usual
+    item is tried first as two tuples and the signature structs compared whole (each equality
+    there implies the field's test below; anything else takes them one by one)."""
     js = item.message_event_signature
     sig = event.signature
+    if (item.sender_id, item.conversation_id, item.sequence_id, item.previous_sequence_id, item.id,
+            item.is_trusted, item.created_at_msec) == (event.sender_id, event.conversation_id, event.sequence_id,
+                                                       event.previous_sequence_id, event.sequence_id,
+                                                       event.is_trusted, event.created_at_msec) \
+            and item.conversation_token is None and item.previous_id is None and item.created_at is None \
+            and (js is None or js == sig):
+        return True  # the page's usual item at once: each field equal (a struct's too), or absent in both
     return (item.sender_id is None or item.sender_id == event.sender_id) \
         and (item.conversation_id is None or item.conversation_id == event.conversation_id) \
         and (item.conversation_token is None or item.conversation_token == event.conversation_token) \
