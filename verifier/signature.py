@@ -76,8 +76,8 @@ def prepare(event: MessageEvent, keyring: Keyring | None, allow_embedded: bool,
         payload = build_payload(event, version, conversation_keys)
     except PayloadUnavailable as exc:
         return Check(exc.status, exc.reason)
-    detail = f"v{version}" + (f" ({version_note})" if version_note else "") + \
-        f", key {event.sender_id}/{sig.public_key_version or ''}"
+    detail = f"v{version}{f' ({version_note})' if version_note else ''}, key {event.sender_id}/" \
+        f"{sig.public_key_version or ''}"  # (one f-string: an event's; no concatenations)
     return Job(key, decode_signature(sig.signature), payload, detail)
 
 

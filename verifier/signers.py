@@ -27,7 +27,7 @@ def select_key(event: MessageEvent, keyring: Keyring | None, allow_embedded: boo
     assert sig is not None  # the caller checked that a signature exists
     sender, version = event.sender_id or "", sig.public_key_version or ""
     if keyring is not None:
-        trusted = keyring.lookup(sender, version)
+        trusted = keyring.keys.get((sender, version))  # ``keyring.lookup``, inline (versions match exactly)
         if trusted is not None:
             if trusted.status == _BINDING_INVALID:
                 return Check(SigStatus.KEY_BINDING_INVALID, trusted.problem)
