@@ -123,19 +123,17 @@ class Timeline:
         this history is older than the window. Only the data's own events count: a key change
         delivered in ``meta`` may lack the pointer wherever it stands (the API's example carries
         none), and the data's oldest event may point at one (xapi.md 2.5)."""
-        return any(r.sequence_id and not r.previous_sequence_id and not getattr(r, "from_meta", False)
-                   and r.index in self.fetched for r in self.ordered)
+        return any(r.sequence_id and not r.previous_sequence_id and in_data(r) for r in self.ordered)
 
     @cached_property
     def data_low(self) -> int | None:
         """The lowest decimal position among the data's own events (not only in ``meta``)."""
-        numbers = [p for r in self.ordered if not getattr(r, "from_meta", False) and r.index in self.fetched
-                   and (p := position(r.sequence_id)) is not None]
+        numbers = [p for r in self.ordered if in_data(r) and (p := position(r.sequence_id)) is not None]
         return min(numbers) if numbers else None
 
     def below_data(self, record: Any) -> bool:
         """Is ``record`` only in ``meta``, below the data's oldest event (what that event points at)?"""
-        if not getattr(record, "from_meta", False):
+        if in_data(record):
             return False
         at, low = position(record.sequence_id), self.data_low
         return at is not None and low is not None and at < low
@@ -182,13 +180,19 @@ def _chain_order(records: Sequence[Any], placed: list[tuple[int | None, Any]]) -
     return linked, ordered + [r for r in records if not r.sequence_id]
 
 
+def in_data(record: Any) -> bool:
+    """Is ``record`` one of the data's events (every one is fetched), not one delivered only in
+    ``meta.conversation_key_events``?"""
+    return not getattr(record, "from_meta", False)
+
+
 def _fetched(records: Sequence[Any]) -> set[int]:
     """The indexes of the data's records and of the meta-only ones their previous pointers reach
     (following pointers through meta records too)."""
     meta: dict[Any, list[Any]] = {}
     fetched: set[int] = set()
     for r in records:
-        if getattr(r, "from_meta", False):
+        if not in_data(r):
             if r.sequence_id:
                 meta.setdefault(chain_position(r.sequence_id), []).append(r)
         else:
@@ -283,7 +287,7 @@ class TargetProblems:
         matches = [r for r in timeline.lookup(target) if r is not record and r.index in timeline.fetched]
         found = [r for r in matches if not timeline.below_data(r)]
         if not found and matches:
-            (self.before_start if timeline.reaches_start else self.older).append(target)
+            self._older(timeline).append(target)
             return
         if own is not None and at is not None and not timeline.linked:
             after = at >= own
@@ -299,6 +303,11 @@ class TargetProblems:
             self._not_found(timeline, target).append(target)
         else:
             self._judge_found(timeline, target, found, describe, doubt)
+
+    def check_read_up_to(self, timeline: Timeline, record: Any, target: str | None) -> None:
+        """A read marker's target (signed, or inside message contents: round 75 found the second
+        judged apart, and laxer): any readable event, a warning when nothing proves it."""
+        self.check(timeline, record, target, describe=not_an_event, doubt=not_a_proven_event)
 
     def _judge_found(self, timeline: Timeline, target: str, found: list[Any],
                      describe: Callable[[Any], str | None] | None, doubt: Callable[[Any], str | None] | None) -> None:
@@ -316,8 +325,10 @@ class TargetProblems:
         is older than it (round 70: a history whose oldest events were dropped and whose new oldest
         event lost its unsigned previous pointer read as complete; a signed target older than it
         proves the cut)."""
-        if timeline.covers(target):
-            return self.missing
+        return self.missing if timeline.covers(target) else self._older(timeline)
+
+    def _older(self, timeline: Timeline) -> list[str]:
+        """Targets older than the fetched history: a cut when the history holds its first event."""
         return self.before_start if timeline.reaches_start else self.older
 
     def report(self, record: Any) -> None:
@@ -364,8 +375,7 @@ def check_targets(timeline: Timeline) -> None:
             problems.report(record)
         elif kind in READ_MARKERS:
             problems = TargetProblems(READ_MARKERS[kind])
-            problems.check(timeline, record, (record.event.body or {}).get("seen_until_sequence_id"),
-                           describe=not_an_event, doubt=not_a_proven_event)
+            problems.check_read_up_to(timeline, record, (record.event.body or {}).get("seen_until_sequence_id"))
             problems.report(record)
 
 
@@ -379,12 +389,10 @@ def not_a_signed_event(record: Any) -> str | None:
     own word: round 74 put a made-up typing event at a dropped message's sequence id to hide a cut. A
     delete cannot name one (an error); a read marker may (read up to the newest event, whatever its
     kind: round 75), with a warning."""
-    kind = kind_of(record)
-    if kind is None:
-        return "a malformed event"
-    if record.signature is not None and record.signature.status == "not_signed":
-        return f"a {kind}, which the protocol does not sign"
-    return None
+    malformed = not_an_event(record)
+    if malformed is None and record.signature is not None and record.signature.status == "not_signed":
+        return f"a {kind_of(record)}, which the protocol does not sign"
+    return malformed
 
 
 def not_a_proven_event(record: Any) -> str | None:
@@ -598,9 +606,8 @@ def replay_membership(timeline: Timeline) -> None:
             if members is _BEFORE_CREATE:
                 record.add("non_member_sender", f"sender {shown(record.sender_id)} sent it before the group's "
                                                 f"GroupCreate (sequence id {shown(timeline.group_start.sequence_id)}): "
-                                                "nobody is a "
-                                                "member of a group before it is made (or that create, which signs "
-                                                "no conversation id, is another group's, placed here)")
+                                                "nobody is a member of a group before it is made (or that create, "
+                                                "which signs no conversation id, is another group's, placed here)")
                 continue
             record.add("non_member_sender", f"sender {shown(record.sender_id)} is not a member of the group at "
                                             "this point (replaying its proven group changes)"

@@ -32,9 +32,7 @@ from ..semantics import (
     Timeline,
     is_decimal,
     kind_of,
-    not_a_proven_event,
     not_a_signed_message,
-    not_an_event,
     position,
     proven,
     shown,
@@ -257,8 +255,8 @@ class Participant:
             problems = TargetProblems(_TARGET_WORDS[kind])
             if kind in _MESSAGE_TARGETS:
                 problems.check(timeline, record, content.target, describe=self._not_a_message)
-            else:  # a read marker inside contents, as a signed one (round 75: an unsigned stand-in passed)
-                problems.check(timeline, record, content.target, describe=not_an_event, doubt=not_a_proven_event)
+            else:  # a read marker inside contents, as a signed one
+                problems.check_read_up_to(timeline, record, content.target)
             problems.report(record)
         if kind == "message_edit" and content.target is not None:
             authors = {r.sender_id for r in timeline.lookup(content.target) if kind_of(r) == MESSAGE}
