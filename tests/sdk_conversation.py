@@ -101,11 +101,15 @@ class History:
         self.next_seq += 1
         return seq, self.events[-1].sequence_id if self.events else None
 
+    def _created_at(self) -> str:
+        """The time of the event just numbered (``_seq``): one second per sequence id."""
+        return str(1_784_841_000_000 + (self.next_seq - FIRST_SEQ) * 1000)
+
     def _add(self, label: str, sender: SdkUser, message_id: str, detail: bytes, signature: bytes) -> Event:
         seq, prev = self._seq()
         raw = assemble(sequence_id=seq, message_id=message_id, conversation_id=self.conversation_id,
                        detail=detail, signature=signature, sender_id=sender.uid, previous=prev,
-                       created_at_msec=str(1_784_841_000_000 + (self.next_seq - FIRST_SEQ) * 1000))
+                       created_at_msec=self._created_at())
         event = Event(label, raw, seq, sender.uid)
         self.events.append(event)
         return event
@@ -174,7 +178,7 @@ class History:
         seq, prev = self._seq()
         forged = forge_event(_Unsigned(sender.uid, sender.version), kind, body, conversation_id=self.conversation_id,
                              sequence_id=seq, previous_sequence_id=prev, sign=False,
-                             created_at_msec=str(1_784_841_000_000 + (self.next_seq - FIRST_SEQ) * 1000))
+                             created_at_msec=self._created_at())
         event = Event("unsigned", forged.raw, seq, sender.uid)
         self.events.append(event)
         return event
