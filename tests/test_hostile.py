@@ -746,3 +746,36 @@ def test_a_token_inside_a_report_field_s_name_is_scrubbed_without_a_crash(monkey
     out, err = capsys.readouterr()
     assert "internal error" not in err and "Traceback" not in err, err
     assert code == 3 and json.loads(out)["inputs"][0]["first_index"] == 0  # the server refuses the token
+
+
+def _echo_as_next_token(monkeypatch, served: str) -> None:
+    """The first page of the 1:1 conversation hands back ``served`` as its next_token (mapped to the
+    real next page, so following it completes the history)."""
+    from verifier.testing import server as srv
+    honest = srv._Handler._page
+
+    def page(self, conv, offset, size, shape, fields):
+        body = honest(self, conv, offset, size, shape, fields)
+        token = body["meta"].get("next_token")
+        if token is not None and offset == 0 and conv.conversation_id == DIRECT:
+            with self.state.lock:
+                self.state.tokens[served] = self.state.tokens.pop(token)
+            body["meta"]["next_token"] = served
+        return body
+    monkeypatch.setattr(srv._Handler, "_page", page)
+
+
+def test_a_percent_decoded_token_as_next_token_is_not_put_into_a_url(monkeypatch, capsys, tmp_path):
+    """Review 79: a real bearer token holds ``%2B`` and ``%3D``; a next_token that is the token
+    percent-decoded passed the check and ``urlencode`` wrote the token back into the request URL,
+    which manifest.json saves (a PASS, the token in the evidence, no warning)."""
+    from urllib.parse import unquote_plus
+    token = "AAAAAAAAAAAAAAAAAAAAAMLheAAAAAAA0%2BuSeid%2BULvsea4JtiGRiSDSJSI%3DEUifiRBk"
+    _echo_as_next_token(monkeypatch, unquote_plus(token))
+    ev = tmp_path / "ev"
+    with FakeXApi(CONVS, token=token) as api:
+        code, out, _err = run(api, monkeypatch, capsys, *audit_args(api, "--save", ev))
+        assert not [p for _m, p in api.requests if token in p]
+    assert code == 1 and incomplete_messages(json.loads(out), DIRECT) == [
+        "history not fetched to its end: page 1: next_token contains the access token; not followed"]
+    assert not [p for p in ev.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]

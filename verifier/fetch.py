@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, quote_plus, urlencode, urlsplit
 
 import httpx
 
@@ -140,6 +140,13 @@ class XChatClient:
     def scrub(self, text: str) -> str:
         """``text`` with every occurrence of the access token replaced: for anything the server said."""
         return redact_secret(text, self._token, REDACTED)
+
+    def exposes_token(self, value: str) -> bool:
+        """Would sending ``value`` as a query parameter put the access token into the request URL
+        (saved in the manifest)? Checked on the value and on its URL-encoded form, as ``urlencode``
+        writes it: a real bearer token holds ``%2B`` or ``%3D``, so a next_token that is the token
+        percent-decoded becomes the token again in the URL (review 79)."""
+        return any(self.scrub(form) != form for form in (value, quote_plus(value)))
 
     def safe(self, text: object, limit: int = MAX_MESSAGE) -> str:
         """Server-provided text made fit for an error line, a log or a report: token scrubbed,
@@ -376,8 +383,8 @@ class PageWalk:
             head = self._checked_head(page, number)
             self.budget.spend(page.body)
             token, self.stopped = follow(head, number, self.seen, self.limits)
-            if token is not None and self.client.scrub(token) != token:
-                token, self.stopped = None, f"page {number}: next_token contains the access token; not followed"
+            if token is not None and self.client.exposes_token(token):
+                token, self.stopped = None, f"page {number}: {_TOKEN_IN_NEXT}"
             self.last_head = head
             yield page, token
             if token is None:
@@ -395,6 +402,7 @@ class PageWalk:
         return head
 
 
+_TOKEN_IN_NEXT = "next_token contains the access token; not followed"
 _FAR = 1e9  # seconds (31 years): as far as any option's wait may be (cli.finite_float)
 
 
