@@ -779,3 +779,19 @@ def test_a_percent_decoded_token_as_next_token_is_not_put_into_a_url(monkeypatch
     assert code == 1 and incomplete_messages(json.loads(out), DIRECT) == [
         "history not fetched to its end: page 1: next_token contains the access token; not followed"]
     assert not [p for p in ev.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
+
+
+def test_resume_does_not_follow_a_next_token_that_holds_the_access_token(monkeypatch, capsys, tmp_path):
+    """Review 79: the live walk refused the echoed token, but --resume re-derived its resume point
+    from the saved page without that check, sent the token as pagination_token and saved the URL
+    (the token) in manifest.json."""
+    ev = tmp_path / "ev"
+    expected = ["history not fetched to its end: page 1: next_token contains the access token; not followed"]
+    with server() as api:
+        _echo_as_next_token(monkeypatch, api.state.token)
+        code, out, _err = run(api, monkeypatch, capsys, *audit_args(api, "--save", ev))
+        assert code == 1 and incomplete_messages(json.loads(out), DIRECT) == expected
+        code, out, _err = run(api, monkeypatch, capsys, *audit_args(api, "--save", ev, "--resume"))
+        assert not [p for _m, p in api.requests if api.state.token in p]
+    assert code == 1 and incomplete_messages(json.loads(out), DIRECT) == expected
+    assert api.state.token.encode() not in (ev / "manifest.json").read_bytes()

@@ -363,6 +363,9 @@ class PageWalk:
             if self.stopped:
                 return
             if self.token is not None:
+                if self.client.exposes_token(self.token):  # a resume point or a caller's token: review 79
+                    self.stopped = f"page {number}: {_TOKEN_IN_NEXT}"
+                    return
                 self.seen.add(self.token)
             started = time.monotonic()  # time blocked while the consumer is busy is not counted
             try:
