@@ -795,3 +795,23 @@ def test_resume_does_not_follow_a_next_token_that_holds_the_access_token(monkeyp
         assert not [p for _m, p in api.requests if api.state.token in p]
     assert code == 1 and incomplete_messages(json.loads(out), DIRECT) == expected
     assert api.state.token.encode() not in (ev / "manifest.json").read_bytes()
+
+
+@pytest.mark.parametrize("spelling", ["A-B", "B:A", "B-A"])
+def test_resume_finds_the_saved_conversation_however_it_is_written(monkeypatch, capsys, tmp_path, spelling):
+    """Review 79: --resume looked the conversation up by the text given, so A-B (the path form) for a
+    saved A:B started a second entry on the same files (page-00001.json overwritten, and the manifest
+    then unreadable: "listed twice"), and B:A a second copy whose PASS `verify DIR` did not reproduce."""
+    ev = tmp_path / "ev"
+    a, b = DIRECT.split(":")
+    named = spelling.replace("A", a).replace("B", b)
+    with server() as api:
+        code, _out, _err = run(api, monkeypatch, capsys, "audit", DIRECT, *audit_args(api, "--max-pages", 1,
+                                                                                    "--save", ev)[3:])
+        assert code == 1
+        code, out, _err = run(api, monkeypatch, capsys, "audit", named, *audit_args(api, "--save", ev,
+                                                                                    "--resume")[3:])
+        assert code == 0, out
+        saved = json.loads((ev / "manifest.json").read_text())["conversations"]
+        assert [(c["conversation_id"], len(c["pages"]), c["complete"]) for c in saved] == [(DIRECT, 3, True)]
+        assert offline(api, monkeypatch, capsys, ev)[0] == 0

@@ -167,8 +167,13 @@ class Auditor:
         for cid in conversation_ids:  # validate every id before any request; one fetch per conversation,
             conversation_path_id(cid)  # however it is written (A:B, B:A, A-B, B-A)
             by_path.setdefault(canonical_conversation(cid.strip()), cid)
-        conversation_ids = list(by_path.values())
         self._open_store()
+        if self.store is not None:  # --resume: each conversation under the name its evidence has, however
+            saved: dict[str, str] = {}  # it is written now (review 79: A-B for a saved A:B was a second entry
+            for conv in self.store.manifest.conversations:  # on the same files, B:A a second copy)
+                saved.setdefault(canonical_conversation(conv.conversation_id), conv.conversation_id)
+            by_path = {key: saved.get(key, cid) for key, cid in by_path.items()}
+        conversation_ids = list(by_path.values())
         opts = self.options
         verification = Verification(conversation_keys=opts.conversation_keys, strict=opts.strict,
                                     allow_embedded_keys=opts.allow_embedded_keys, allow_empty=opts.allow_empty,
