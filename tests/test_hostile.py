@@ -815,3 +815,21 @@ def test_resume_finds_the_saved_conversation_however_it_is_written(monkeypatch, 
         saved = json.loads((ev / "manifest.json").read_text())["conversations"]
         assert [(c["conversation_id"], len(c["pages"]), c["complete"]) for c in saved] == [(DIRECT, 3, True)]
         assert offline(api, monkeypatch, capsys, ev)[0] == 0
+
+
+def test_a_bare_id_without_metadata_marks_the_conversation_it_fetched_incomplete(monkeypatch, capsys, tmp_path):
+    """Review 79: `audit USER_ID` whose metadata is unavailable, and whose walk stopped early, put its
+    `incomplete` on a conversation named by the bare id (with a false `no_events`), while the
+    conversation it fetched one page of was reported `pass`, `complete: true`."""
+    ev = tmp_path / "ev"
+    with server() as api:
+        other = next(u for u in DIRECT.split(":") if u != api.state.owner_id)
+        api.inject("status", f"{other}?expansions", times=100, status=403)
+        code, out, _err = run(api, monkeypatch, capsys, "audit", other,
+                              *audit_args(api, "--max-pages", 1, "--save", ev)[3:])
+        report = json.loads(out)
+        assert code == 1 and [(c["conversation_id"], c["verdict"], c["complete"]) for c in report["conversations"]] \
+            == [(DIRECT, "fail", False)]
+        assert incomplete_messages(report, DIRECT) == [
+            "history not fetched to its end: page limit 1 reached (--max-pages)"]
+        assert offline(api, monkeypatch, capsys, ev) == (1, report)

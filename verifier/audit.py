@@ -495,15 +495,18 @@ def record_conversation(verification: Verification, named: str, expected: str | 
                         reasons: Sequence[str] = (), served: Sequence[str] = ()) -> None:
     """Report every audited conversation, even one without events (it then fails ``no_events``):
     under its canonical id when known, else, if it returned nothing, under the id as named; and
-    mark it incomplete for each reason it was not fetched to its end. A walk without such reasons
-    ended the conversations its events were reported under (``served``): its empty oldest page may
-    name none of them itself."""
+    mark it incomplete for each reason it was not fetched to its end: the canonical id, else the
+    conversations its events were reported under (``served``; review 79: a bare id whose metadata was
+    unavailable marked only itself, a conversation without events, and the one it fetched part of
+    read as complete and passed). A walk without such reasons ended the conversations ``served``:
+    its empty oldest page may name none of them itself."""
     if expected:
         verification.expect_conversation(expected)
     elif events == 0:
         verification.expect_conversation(named)
     for reason in reasons:
-        verification.mark_incomplete(expected or named, reason)
+        for cid in [expected] if expected else served or [named]:
+            verification.mark_incomplete(cid, reason)
     if not reasons:
         verification.credit_end(served)
 
