@@ -833,3 +833,17 @@ def test_a_bare_id_without_metadata_marks_the_conversation_it_fetched_incomplete
         assert incomplete_messages(report, DIRECT) == [
             "history not fetched to its end: page limit 1 reached (--max-pages)"]
         assert offline(api, monkeypatch, capsys, ev) == (1, report)
+
+
+@pytest.mark.parametrize("token", ['tok"en-secret-1234', "tok\\en-secret-1234"])
+def test_a_token_with_a_character_json_escapes_is_refused(monkeypatch, capsys, token):
+    """Review 79: the report is scrubbed as JSON text, where a quote or a backslash is escaped; a
+    token holding one, echoed in errors[] (echo-token), was printed in the text report."""
+    from verifier.errors import UsageError
+    with pytest.raises(UsageError, match="quote or a backslash"):
+        XChatClient(token, "http://127.0.0.1:9")
+    with FakeXApi(CONVS, token=token, hostile={"echo-token"}) as api:
+        monkeypatch.setenv("X_BEARER_TOKEN", token)
+        code = cli.main(["audit", DIRECT, "--base-url", api.url, "--max-results", "30", "--backoff-base", "0.01"])
+        out, err = capsys.readouterr()
+        assert code == 2 and token not in out + err and api.requests == []

@@ -86,7 +86,8 @@ _TOKEN_CHARACTERS = frozenset(map(chr, range(0x21, 0x7F)))  # visible ASCII: wha
 def checked_token(token: object) -> str:
     """The bearer token without surrounding whitespace (a token file's newline: review 51, it was
     sent, refused, and retried for 23 s as a network error); ``UsageError`` for an empty token or
-    one with a control, space or non-ASCII character inside. The message never quotes the token."""
+    one with a control, space or non-ASCII character inside, or a quote or backslash (``scrub_report``
+    finds the token in JSON text, where those two are escaped). The message never quotes the token."""
     if not isinstance(token, str):
         raise UsageError(f"the access token must be a string, not {type(token).__name__}")
     token = token.strip()
@@ -95,6 +96,9 @@ def checked_token(token: object) -> str:
     if not _TOKEN_CHARACTERS.issuperset(token):
         raise UsageError("the access token holds a control, space or non-ASCII character: it cannot be "
                          "sent in an Authorization header (check the token file or variable)")
+    if '"' in token or "\\" in token:  # review 79: JSON escapes them, and the report is scrubbed as JSON text
+        raise UsageError("the access token holds a quote or a backslash, which no bearer token has (RFC 6750; "
+                         "check the token file or variable)")
     return token
 
 
