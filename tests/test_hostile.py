@@ -847,3 +847,36 @@ def test_a_token_with_a_character_json_escapes_is_refused(monkeypatch, capsys, t
         code = cli.main(["audit", DIRECT, "--base-url", api.url, "--max-results", "30", "--backoff-base", "0.01"])
         out, err = capsys.readouterr()
         assert code == 2 and token not in out + err and api.requests == []
+
+
+def _flood_keys(monkeypatch, body: bytes) -> None:
+    """Every user but the conversations' members is served ``body`` as their public keys."""
+    from verifier.testing import server as srv
+    honest = srv._Handler._keys
+    members = {m.user_id for c in CONVS for m in c.members}
+    monkeypatch.setattr(srv._Handler, "_keys", lambda self, uid: honest(self, uid) if uid in members else (200, body))
+
+
+@pytest.mark.parametrize("body, words", [
+    (json.dumps({"data": [{}] * 99_000}).encode(), "exceeds the limit of 65536 bytes (a public_keys response's limit)"),
+    (json.dumps({"data": [{"public_key_version": "1", "signing_public_key": "A" * 7_000_000}]}).encode(),
+     "exceeds the limit of 65536 bytes (a public_keys response's limit)"),
+])
+def test_key_responses_of_many_users_cannot_fill_memory(monkeypatch, tmp_path, body, words):
+    """Review 79: every user's key rows are held until the verdict, and a public_keys response could
+    be 8 MB: 99,000 rows of `{}` (300 KB) cost 80 MB a user, one 7 MB row 24 MB a user (10 users:
+    870 MB and 300 MB; --max-users allows 1000)."""
+    _flood_keys(monkeypatch, body)
+    with server("many-participants", participant_count=10) as api:
+        proc, stats = measured(api, tmp_path, "audit", DIRECT, "--base-url", api.url, "--format", "json")
+    assert proc.returncode == 3 and words in proc.stderr
+    assert stats["peak_rss_mb"] < 100
+
+
+def test_a_key_response_of_more_than_a_hundred_rows_is_not_used(monkeypatch, capsys):
+    """Review 79: rows are counted without decoding them; a response of more is a malformed one."""
+    _flood_keys(monkeypatch, json.dumps({"data": [{}] * 101}).encode())
+    with server("many-participants", participant_count=1) as api:
+        code, _out, err = run(api, monkeypatch, capsys, "audit", DIRECT, "--base-url", api.url)
+    assert code == 3 and "malformed response: `data` holds more than 100 key rows" in err
+    assert "row 1" not in err  # none of them decoded, one line

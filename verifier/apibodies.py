@@ -12,10 +12,15 @@ import msgspec
 
 from .errors import MalformedEvent
 from .ids import PATH_ID, is_user_id
-from .paging import page_head
+from .paging import count_items, page_head
 from .wire import b64decode_strict
 
 MAX_MESSAGE = 300  # server text quoted in one error line
+# A user registers a few key versions; a row is about 500 bytes. Every user's rows are held until the
+# verdict (up to --max-users of them), so a public_keys response may hold no more (review 79: a
+# hundred thousand rows of `{}`, 300 KB, cost 80 MB a user; an 8 MB row, 24 MB a user).
+MAX_KEY_ROWS = 100
+MAX_KEYS_RESPONSE_BYTES = 64 * 1024
 
 
 class _Problem(msgspec.Struct):
@@ -192,9 +197,25 @@ def metadata_problems(metadata: bytes) -> list[str]:
     return out
 
 
+class _KeysHead(msgspec.Struct):
+    data: msgspec.Raw = msgspec.Raw(b"")
+
+
+def _too_many_rows(body: bytes) -> bool:
+    """More than ``MAX_KEY_ROWS`` rows in ``data``, counted without decoding them."""
+    try:
+        head = msgspec.json.decode(body, type=_KeysHead)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return False
+    return count_items(head.data, MAX_KEY_ROWS) > MAX_KEY_ROWS
+
+
 def key_rows(body: bytes, user_id: str) -> list[dict]:
-    """Rows of a public_keys body with the owning ``user_id`` attached; unreadable bodies and
-    malformed values give none (``key_body_problems`` names them). Never raises."""
+    """Rows of a public_keys body with the owning ``user_id`` attached; unreadable bodies,
+    malformed values and more than ``MAX_KEY_ROWS`` rows give none (``key_body_problems`` names
+    them). Never raises."""
+    if _too_many_rows(body):
+        return []
     rows = (_json_object(body) or {}).get("data")
     return [{**r, "user_id": r.get("user_id", user_id)} for r in rows if isinstance(r, dict)] \
         if isinstance(rows, list) else []
@@ -202,6 +223,8 @@ def key_rows(body: bytes, user_id: str) -> list[dict]:
 
 def key_body_problems(body: bytes) -> list[str]:
     """What is malformed in a public_keys body, one line each (absent or empty ``data``: no keys)."""
+    if _too_many_rows(body):
+        return [f"`data` holds more than {MAX_KEY_ROWS} key rows (a user has a few key versions): none used"]
     data = _json_object(body)
     if data is None:
         return ["not a JSON object"]

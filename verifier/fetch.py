@@ -23,7 +23,15 @@ from urllib.parse import quote, quote_plus, urlencode, urlsplit
 import httpx
 
 from ._version import __version__
-from .apibodies import MAX_MESSAGE, TOO_DEEP, _json_problem, _problem_text, base64_forms, json_token_paths
+from .apibodies import (
+    MAX_KEYS_RESPONSE_BYTES,
+    MAX_MESSAGE,
+    TOO_DEEP,
+    _json_problem,
+    _problem_text,
+    base64_forms,
+    json_token_paths,
+)
 from .clock import Clock, utc_now_iso
 from .errors import FetchError, NetworkError, RateLimitError, UsageError, http_error
 from .ids import conversation_path_id, validate_user_id
@@ -222,12 +230,13 @@ class XChatClient:
 
     def get_public_keys(self, user_id: str) -> FetchedBody:
         """``GET /2/users/{id}/public_keys``: all registered versions (rows lack ``user_id``)."""
-        return self._get(f"/2/users/{quote(validate_user_id(user_id))}/public_keys", {})
+        return self._get(f"/2/users/{quote(validate_user_id(user_id))}/public_keys", {},
+                         limit=min(self.policy.max_body_bytes, MAX_KEYS_RESPONSE_BYTES))
 
     get_public_key = get_public_keys  # the official xdk's name
 
     # ------------------------------------------------------------------ transport
-    def _get(self, path: str, params: dict[str, Any]) -> FetchedBody:
+    def _get(self, path: str, params: dict[str, Any], limit: int | None = None) -> FetchedBody:
         if _FORBIDDEN_PATH.search(path):
             raise FetchError(f"refusing to call a write/side-effect route: {path}")
         url = self.base_url + path + ("?" + urlencode(params) if params else "")
@@ -237,7 +246,7 @@ class XChatClient:
                 raise FetchError("interrupted")
             self._respect_rate_limit()
             try:
-                response, body = self._fetch(url, path)
+                response, body = self._fetch(url, path, limit)
             except Refused as exc:  # hostile or oversized: asking again would only cost more
                 raise FetchError(self.safe(exc, 500)) from None
             except (httpx.TimeoutException, httpx.TransportError, Corrupt) as exc:
@@ -266,15 +275,17 @@ class XChatClient:
             raise http_error(f"HTTP {status} on GET {path}: {self.safe(_problem_text(body))}{_AUTH_HINTS.get(status, '')}",
                              status)
 
-    def _fetch(self, url: str, path: str) -> tuple[httpx.Response, bytes]:
+    def _fetch(self, url: str, path: str, limit: int | None = None) -> tuple[httpx.Response, bytes]:
         """One GET within the request deadline, the body decoded and capped by ``transport.read_body``
-        and its JSON bounded in values before anything parses it."""
+        (at ``limit`` bytes when given: a public_keys response) and its JSON bounded in values before
+        anything parses it."""
         policy = self.policy
         started = time.monotonic()
         try:
             with request_deadline(policy.request_deadline), \
                     self._http.stream("GET", url, headers={"Authorization": f"Bearer {self._token}"}) as response:
-                body = read_body(response, policy.max_body_bytes, path)
+                body = read_body(response, policy.max_body_bytes if limit is None else limit, path,
+                                 "--max-response-mb" if limit is None else "a public_keys response's limit")
         except (httpx.TimeoutException, httpx.TransportError):  # the deadline shows as a socket timeout
             if time.monotonic() - started >= policy.request_deadline:
                 raise Refused(f"no complete response from {path} within the request deadline of "

@@ -244,7 +244,7 @@ class _GzipInflater:
                 return
 
 
-def read_body(response: httpx.Response, limit: int, where: str) -> bytes:
+def read_body(response: httpx.Response, limit: int, where: str, option: str = "--max-response-mb") -> bytes:
     """The decoded body of a streamed response, refused (``Refused``) beyond ``limit`` decoded bytes,
     for stacked or unrequested encodings, or when the declared length is already too large."""
     encodings = content_encodings(response)
@@ -257,8 +257,7 @@ def read_body(response: httpx.Response, limit: int, where: str) -> bytes:
     declared = response.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
         size = int(declared) if len(declared) <= 18 else f"more than {10 ** 18}"
-        raise Refused(f"response of {size} bytes from {where} exceeds the limit of {limit} bytes "
-                      "(--max-response-mb)")
+        raise Refused(f"response of {size} bytes from {where} exceeds the limit of {limit} bytes ({option})")
     inflater = _GzipInflater() if encodings else None
     body = bytearray()
     for raw in response.iter_raw():
@@ -266,7 +265,7 @@ def read_body(response: httpx.Response, limit: int, where: str) -> bytes:
             body += piece
             if len(body) > limit:
                 raise Refused(f"response from {where} exceeds the limit of {limit} bytes"
-                              + (" once decompressed" if inflater is not None else "") + " (--max-response-mb)")
+                              + (" once decompressed" if inflater is not None else "") + f" ({option})")
     if inflater is not None and not inflater.done:
         raise Corrupt("truncated gzip body")
     return bytes(body)
