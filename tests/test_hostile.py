@@ -880,3 +880,19 @@ def test_a_key_response_of_more_than_a_hundred_rows_is_not_used(monkeypatch, cap
         code, _out, err = run(api, monkeypatch, capsys, "audit", DIRECT, "--base-url", api.url)
     assert code == 3 and "malformed response: `data` holds more than 100 key rows" in err
     assert "row 1" not in err  # none of them decoded, one line
+
+
+def test_a_resume_with_a_new_token_scrubs_the_old_one_from_the_replayed_pages(monkeypatch, capsys, tmp_path):
+    """Review 79: resumed with a new token (the old one expired, or was revoked as the
+    evidence_contains_token warning advises), the report quoted the old token from the saved pages it
+    replayed; `verify DIR` of the same evidence recovers it from token_at and hides it."""
+    ev, old, new = tmp_path / "ev", "old-token-0123456789", "new-token-9876543210"
+    with FakeXApi(CONVS, token=old, second_token=new, hostile={"echo-token"}) as api:
+        monkeypatch.setenv("X_BEARER_TOKEN", old)
+        assert cli.main(audit_args(api, "--max-pages", 1, "--save", ev)) == 3
+        capsys.readouterr()
+        monkeypatch.setenv("X_BEARER_TOKEN", new)
+        code = cli.main(audit_args(api, "--save", ev, "--resume"))
+        out, err = capsys.readouterr()
+    assert code == 3 and REDACTED in out and old not in out + err and new not in out + err
+    assert old.encode() not in (ev / "manifest.json").read_bytes()

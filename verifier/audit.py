@@ -33,7 +33,14 @@ import msgspec
 from .apibodies import key_body_problems, key_rows, metadata_problems, participants_of
 from .engine import PageInput, Verification
 from .errors import EvidenceError, FetchError, InputError, ResumeRefused, UsageError
-from .evidence import EvidenceStore, SavedAudit, SavedConversation, existing_evidence, load_saved_audit
+from .evidence import (
+    EvidenceStore,
+    SavedAudit,
+    SavedConversation,
+    existing_evidence,
+    load_saved_audit,
+    token_secrets,
+)
 from .fetch import XChatClient
 from .ids import canonical_conversation, conversation_path_id, is_user_id
 from .keys import Keyring
@@ -326,6 +333,8 @@ class Auditor:
             return saved
         for index, page in enumerate(self.store.page_inputs(conv)):
             self._check_saved_page(page)
+            if conv.pages[index].token_at:  # an earlier run's token, maybe not this one's
+                self.client.also_scrub(token_secrets(conv.pages[index], page.body))
             saved.see(page.body, conv.pages[index].url, index + 1)
             self.store.note_token(conv, index, self.client.token_offsets(page.body))
             page.conversation_id = expected

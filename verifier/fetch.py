@@ -68,6 +68,7 @@ _AUTH_HINTS = {
     403: " (the token lacks a scope, e.g. dm.read, the app is not enrolled, or the user is not a participant)",
 }
 REDACTED = "[redacted: access token]"
+MAX_EARLIER_TOKENS = 16  # as evidence.MAX_TOKEN_STRINGS: an audit has one token, a few after resumes
 
 
 @dataclass
@@ -128,6 +129,7 @@ class XChatClient:
         self.clock = clock or Clock()
         self._cancelled = threading.Event()
         self._token = access_token
+        self._earlier: tuple[str, ...] = ()  # tokens of the evidence a run resumes (``also_scrub``)
         self._rate_lock = threading.Lock()
         self._blocked_until = 0.0
         self._http = new_http_client(http2=http2, transport=transport, timeout=self.policy.timeout,
@@ -151,7 +153,18 @@ class XChatClient:
     # ------------------------------------------------------------------ secrecy
     def scrub(self, text: str) -> str:
         """``text`` with every occurrence of the access token replaced: for anything the server said."""
-        return redact_secret(text, self._token, REDACTED)
+        text = redact_secret(text, self._token, REDACTED)
+        for secret in self._earlier:
+            text = redact_secret(text, secret, REDACTED)
+        return text
+
+    def also_scrub(self, secrets: Iterable[str]) -> None:
+        """Scrub these too: the access tokens of an earlier run, recovered from where the evidence a
+        run resumes says its saved pages hold them (review 79: resumed with a new token, the report
+        quoted the old one from the replayed pages, which ``verify DIR`` of the same evidence hides).
+        At most ``MAX_EARLIER_TOKENS`` (an edited manifest cannot make every word a secret)."""
+        merged = dict.fromkeys([*self._earlier, *(s for s in secrets if s != self._token)])
+        self._earlier = tuple(merged)[:MAX_EARLIER_TOKENS]
 
     def exposes_token(self, value: str) -> bool:
         """Would sending ``value`` as a query parameter put the access token into the request URL
