@@ -262,6 +262,25 @@ def test_a_meta_copy_below_the_data_stands_in_for_no_target(kind):
     assert verify(window, ring=RING, strict=True).verdict == "fail"
 
 
+@pytest.mark.parametrize("kind", ["MarkConversationReadEvent", "MarkConversationUnreadEvent"])
+def test_a_meta_copy_a_meta_pointer_leads_up_to_stands_in_for_no_target(kind):
+    """Round 77: a window cut (message 4 dropped, the read marker re-linked over it) names 4 inside the
+    data's range: an error. The server served its two key changes only in meta: one below the data,
+    which the data's oldest event points at, whose unsigned previous pointer (meta pointers are never
+    judged) leads forward to the other, relabelled to 4. It was fetched and not below the data, so it
+    stood in for the dropped message with no finding at all: --strict passed."""
+    rotation = ev("ConversationKeyChangeEvent", dict(KEY_CHANGE_BODY, conversation_key_version="1003"), seq=2,
+                  signature_version="4")
+    rotation.event.previous_sequence_id = seq(4)
+    first = ev("ConversationKeyChangeEvent", KEY_CHANGE_BODY, seq=4, signature_version="4")
+    marker = ev(kind, {"seen_until_sequence_id": seq(4)}, seq=5, prev=3, sender=BOB)
+    served = page(ev(seq=6, prev=5), marker, ev(seq=3, prev=2, sender=BOB),
+                  meta_events=[reencode(rotation), first])
+    report = verify(served, ring=RING, strict=True)
+    assert ("target_missing", "error") in findings(report, 1)
+    assert report.verdict == "fail"
+
+
 @pytest.mark.parametrize("kind, named, expected", [
     pytest.param("MessageDeleteEvent", "key-change", [("target_missing", "error")], id="delete-of-a-key-change"),
     pytest.param("MessageDeleteEvent", "typing", [("target_missing", "error")], id="delete-of-an-unsigned-event"),

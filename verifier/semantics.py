@@ -283,10 +283,12 @@ class TargetProblems:
         own, at = position(record.sequence_id), position(target)
         # only the history's own events can be named: a key change served only in meta (its unsigned
         # sequence id relabelled to a dropped message's) hid a cut (round 74); so did one the data's
-        # oldest event points at, below the data (round 75): no event of the data stood there
+        # oldest event points at, below the data (round 75), and one inside the data's range that a meta
+        # copy's unsigned (never judged) previous pointer leads up to (round 77): no event of the data
+        # stood there. A meta copy below the data is what the window starts from: the target is older
         matches = [r for r in timeline.lookup(target) if r is not record and r.index in timeline.fetched]
-        found = [r for r in matches if not timeline.below_data(r)]
-        if not found and matches:
+        found = [r for r in matches if in_data(r)]
+        if not found and matches and all(timeline.below_data(r) for r in matches):
             self._older(timeline).append(target)
             return
         if own is not None and at is not None and not timeline.linked:
