@@ -116,6 +116,12 @@ class Timeline:
         self.low = min(numbers) if numbers else None
         self.high = max(numbers) if numbers else None
         self._judged: dict[tuple[Callable[[Any], str | None], int], str | None] = {}
+        # per position: what a target there finds, and what it is judged to be (round 77: a position
+        # spelled with ever more leading zeros, or one delete served many times, walked every event
+        # held there once per target and per copy: 3 MB took 35 s)
+        self._candidates: dict[Any, tuple[list[Any], bool]] = {}
+        self._first_rank: dict[Any, int] = {}
+        self.verdicts: dict[tuple[Any, Any, Any], tuple[str, str] | None] = {}
 
     @cached_property
     def reaches_start(self) -> bool:
@@ -156,9 +162,30 @@ class Timeline:
         """Each record's place in ``ordered`` (by its index): made only where ids are not decimal."""
         return {r.index: at for at, r in enumerate(self.ordered)}
 
-    def lookup(self, sequence_id: str) -> list[Any]:
+    def key(self, sequence_id: str) -> Any:
+        """The position a sequence id names, as ``by_id`` holds it."""
         number = position(sequence_id)
-        return self.by_id.get(number if number is not None else chain_position(sequence_id), [])
+        return number if number is not None else chain_position(sequence_id)
+
+    def lookup(self, sequence_id: str) -> list[Any]:
+        return self.by_id.get(self.key(sequence_id), [])
+
+    def candidates(self, key: Any) -> tuple[list[Any], bool]:
+        """(the data's events at position ``key``, whether only meta copies below the data stand
+        there), found once per position."""
+        got = self._candidates.get(key)
+        if got is None:
+            matches = [r for r in self.by_id.get(key, ()) if r.index in self.fetched]
+            found = [r for r in matches if in_data(r)]
+            got = self._candidates[key] = (found, not found and bool(matches) and all(map(self.below_data, matches)))
+        return got
+
+    def first_rank(self, key: Any, found: list[Any]) -> int:
+        """The earliest place in ``ordered`` of ``found``, the data's events at position ``key``."""
+        rank = self._first_rank.get(key)
+        if rank is None:
+            rank = self._first_rank[key] = min(self.rank[r.index] for r in found)
+        return rank
 
     def covers(self, sequence_id: str) -> bool:
         """Does the fetched range include this position (so the history should hold it)?"""
@@ -280,21 +307,25 @@ class TargetProblems:
         makes an acceptable one only the server's word (a warning)."""
         if target is None:
             return
+        key = timeline.key(target)
+        if record.sequence_id and timeline.key(record.sequence_id) == key:
+            self.after.append(target)  # its own position: nothing there precedes it
+            return
         own, at = position(record.sequence_id), position(target)
         # only the history's own events can be named: a key change served only in meta (its unsigned
         # sequence id relabelled to a dropped message's) hid a cut (round 74); so did one the data's
         # oldest event points at, below the data (round 75), and one inside the data's range that a meta
         # copy's unsigned (never judged) previous pointer leads up to (round 77): no event of the data
-        # stood there. A meta copy below the data is what the window starts from: the target is older
-        matches = [r for r in timeline.lookup(target) if r is not record and r.index in timeline.fetched]
-        found = [r for r in matches if in_data(r)]
-        if not found and matches and all(timeline.below_data(r) for r in matches):
+        # stood there. A meta copy below the data is what the window starts from: the target is older.
+        # The events at a position are found, placed and judged once (``Timeline.candidates``)
+        found, below = timeline.candidates(key)
+        if below:
             self._older(timeline).append(target)
             return
         if own is not None and at is not None and not timeline.linked:
             after = at >= own
         elif found:  # ids that are not decimal, or pointers that are not monotonic: by the chain's order
-            after = min(timeline.rank[r.index] for r in found) > timeline.rank[record.index]
+            after = timeline.first_rank(key, found) > timeline.rank[record.index]
         else:  # not in the history: a decimal position after its own, as the chain reads them (any length)
             own_id = record.sequence_id or ""
             after = target == own_id or (is_decimal(target) and is_decimal(own_id) and seq_order(target) >= seq_order(own_id))
@@ -304,23 +335,24 @@ class TargetProblems:
         if not found:
             self._not_found(timeline, target).append(target)
         else:
-            self._judge_found(timeline, target, found, describe, doubt)
+            self._judge_found(timeline, target, key, found, describe, doubt)
 
     def check_read_up_to(self, timeline: Timeline, record: Any, target: str | None) -> None:
         """A read marker's target (signed, or inside message contents: round 75 found the second
         judged apart, and laxer): any readable event, a warning when nothing proves it."""
         self.check(timeline, record, target, describe=not_an_event, doubt=not_a_proven_event)
 
-    def _judge_found(self, timeline: Timeline, target: str, found: list[Any],
+    def _judge_found(self, timeline: Timeline, target: str, key: Any, found: list[Any],
                      describe: Callable[[Any], str | None] | None, doubt: Callable[[Any], str | None] | None) -> None:
-        """Whether the events at the target's position are what the event may name."""
-        for judge, into in ((describe, self.not_message), (doubt, self.doubtful)):
-            if judge is None:
-                continue
-            labels = [label for r in found if (label := timeline.judged(judge, r)) is not None]
-            if len(labels) == len(found):  # every event at that position is not an acceptable target
-                into.append((target, labels[0]))
-                return
+        """Whether the events at the target's position are what the event may name (decided once per
+        position and pair of judges)."""
+        asked = (describe, doubt, key)
+        if asked not in timeline.verdicts:
+            timeline.verdicts[asked] = _verdict(timeline, found, describe, doubt)
+        verdict = timeline.verdicts[asked]
+        if verdict is not None:
+            into, label = verdict
+            (self.not_message if into == "not_message" else self.doubtful).append((target, label))
 
     def _not_found(self, timeline: Timeline, target: str) -> list[str]:
         """Where a target the history lacks belongs. Once the history holds its first event, nothing
@@ -352,6 +384,19 @@ class TargetProblems:
         if self.older:
             record.add("target_missing", f"{self.what} {_ids(self.older)}, older than the fetched history "
                        "(or not a sequence id)")
+
+
+def _verdict(timeline: Timeline, found: list[Any], describe: Callable[[Any], str | None] | None,
+             doubt: Callable[[Any], str | None] | None) -> tuple[str, str] | None:
+    """("not_message" or "doubtful", what the events at a position are) when every one of them is
+    not an acceptable target, or only the server's word; None when one is acceptable."""
+    for judge, into in ((describe, "not_message"), (doubt, "doubtful")):
+        if judge is None:
+            continue
+        labels = [label for r in found if (label := timeline.judged(judge, r)) is not None]
+        if len(labels) == len(found):  # every event at that position is not an acceptable target
+            return into, labels[0]
+    return None
 
 
 def _ids(ids: list[str]) -> str:
