@@ -122,6 +122,7 @@ class Timeline:
         self._candidates: dict[Any, tuple[list[Any], bool]] = {}
         self._first_rank: dict[Any, int] = {}
         self.verdicts: dict[tuple[Any, Any, Any], tuple[str, str] | None] = {}
+        self.memo: dict[Any, Any] = {}  # other reviewers' findings per position (``participant.review``)
 
     @cached_property
     def reaches_start(self) -> bool:
