@@ -296,6 +296,20 @@ def test_a_delete_names_a_signed_message_and_a_read_marker_a_signed_event(kind, 
     assert [f for f in findings(report, 3) if f[0].startswith("target_")] == expected
 
 
+@pytest.mark.parametrize("kind, expected", [("MarkConversationReadEvent", ("target_missing", "warning")),
+                                            ("MessageDeleteEvent", ("target_missing", "error"))])
+def test_an_event_without_a_detail_is_an_unsigned_event_not_a_malformed_one(kind, expected):
+    """Round 77: an event without a detail is read (``not_signed``, ``unknown_event_type``), but a read
+    marker naming it was told it named "a malformed event", an error that failed the run, where a
+    typing event or a detail kind newer than this tool is a warning (round 75)."""
+    bare = ev("MessageTypingEvent", {"conversation_id": "1111:2222"}, seq=2, prev=1, sender=BOB, sign=False)
+    bare.event.kind, bare.event.body = None, None
+    report = verify(page(ev(seq=1), reencode(bare), ev(seq=3, prev=2), _cut(kind, seq(2))), ring=RING)
+    got = [f for e in events_of(report) if e.index == 3 for f in e.findings if f.code == "target_missing"]
+    assert [(f.code, f.severity) for f in got] == [expected]
+    assert "malformed" not in got[0].message and "without a detail" in got[0].message
+
+
 def test_a_read_marker_s_target_that_nothing_proves_is_doubted():
     """Round 76: the server dropped the message a read marker names and put a version-7 key change of
     its own making there (its signature random bytes): to an outsider it is only

@@ -428,8 +428,13 @@ def check_targets(timeline: Timeline) -> None:
 
 
 def not_an_event(record: Any) -> str | None:
-    """What a read marker cannot name: an event that could not be read."""
-    return "a malformed event" if kind_of(record) is None else None
+    """What a read marker cannot name: an event that could not be read. An event without a detail
+    was read: the protocol does not sign it (round 77: it was called malformed, an error)."""
+    return "a malformed event" if record.event is None else None
+
+
+def _kind_label(record: Any) -> str:
+    return kind_of(record) or "event without a detail"
 
 
 def not_a_signed_event(record: Any) -> str | None:
@@ -439,7 +444,7 @@ def not_a_signed_event(record: Any) -> str | None:
     kind: round 75), with a warning."""
     malformed = not_an_event(record)
     if malformed is None and record.signature is not None and record.signature.status == "not_signed":
-        return f"a {kind_of(record)}, which the protocol does not sign"
+        return f"a {_kind_label(record)}, which the protocol does not sign"
     return malformed
 
 
@@ -451,13 +456,13 @@ def not_a_proven_event(record: Any) -> str | None:
     if unsigned is not None or proven(record):
         return unsigned
     status = record.signature.status if record.signature is not None else "missing"
-    return f"a {kind_of(record)} whose signature is not proven ({status})"
+    return f"a {_kind_label(record)} whose signature is not proven ({status})"
 
 
 def not_a_signed_message(record: Any) -> str | None:
     """Why ``record`` cannot be what a delete, reaction or edit names (a signed message), or None."""
-    if kind_of(record) not in (MESSAGE, None):
-        return f"a {kind_of(record)}, not a message"
+    if record.event is not None and kind_of(record) != MESSAGE:
+        return f"a {_kind_label(record)}, not a message"
     return not_a_signed_event(record)
 
 
