@@ -34,7 +34,7 @@ SCHEMA = "xchat-verify/vector/v1"
 # (verifier.vectors.suite_digest: cases and schemas), is in verifier.vectors.RELEASES, so that the
 # installed runner can tell a released suite from another. Any change to a case or a schema changes
 # the digest: add a new version there, never edit a released one (tests/test_vectors.py enforces it).
-SUITE_VERSION = "2026.12.13"
+SUITE_VERSION = "2026.12.14"
 CONV = "1111:2222"
 GROUP = "g100"
 ALICE = Identity.from_seed("1111", "1700000000001", "vectors-alice")
@@ -768,6 +768,33 @@ def semantics(s: Suite) -> None:
            [page(event(5, prev=4), delete(4, [seq(2)], prev=3), event(3, prev=2), meta=[reencode(stand_in)])],
            [ev("valid", "linked"), ev("valid", "linked", "target_missing"), ev("valid", "start"),
             ev("valid", "out_of_band")])
+    # round 77: a window (message 4 dropped, the read marker re-linked over it) whose read marker names 4,
+    # inside the data's range; two key changes served only in meta: one below the data (where the oldest
+    # event points), its unsigned previous pointer leading forward to the other, relabelled to 4
+    rotation = event(2, "ConversationKeyChangeEvent", {**key_change_body, "conversation_key_version": str(T0 + 3)},
+                     signature_version="5")
+    rotation.event.previous_sequence_id = seq(4)
+    relabelled = copy.deepcopy(kc1)
+    relabelled.event.sequence_id = seq(4)
+    marker = event(5, "MarkConversationReadEvent", {"seen_until_sequence_id": seq(4)}, prev=3, sender=BOB)
+    s.case("semantics/read-marker-target-stood-in-for-by-meta-pointer",
+           "a read marker's dropped target is not stood in for by a meta key change a meta pointer leads to",
+           [page(event(6, prev=5), marker, event(3, prev=2, sender=BOB),
+                 meta=[reencode(rotation), reencode(relabelled)])],
+           [ev("valid", "linked"), ev("valid", "linked", "target_missing", error=True), ev("valid", "start"),
+            ev("valid", "out_of_band"), ev("valid", "out_of_band")])
+    # round 77: an event without a detail is read (not signed); a read marker may name it (a warning),
+    # a delete may not (it names a signed message)
+    bare = event(2, "MessageTypingEvent", {"conversation_id": CONV}, prev=1, sender=BOB, sign=False)
+    bare.event.kind, bare.event.body = None, None
+    for name, cut, error in (("read-marker-of-an-event-without-a-detail", event(
+            4, "MarkConversationReadEvent", {"seen_until_sequence_id": seq(2)}, prev=3, sender=BOB), False),
+                             ("delete-of-an-event-without-a-detail", delete(4, [seq(2)], prev=3), True)):
+        s.case(f"semantics/{name}", "an event without a detail is an unsigned event: a read marker may name it "
+               "(a warning), a delete may not (it names a signed message)",
+               [page(cut, event(3, prev=2), reencode(bare), m1)],
+               [ev("valid", "linked", "target_missing", error=error), ev("valid", "linked"),
+                ev("not_signed", "linked", "unknown_event_type"), ev("valid", "start")])
     read = event(3, "MarkConversationReadEvent", {"seen_until_sequence_id": seq(4)}, prev=2, sender=BOB)
     s.case("semantics/read-marker-ahead", "a signed read marker for a later event",
            [page(event(4, prev=3), read, m2, m1)],

@@ -83,6 +83,9 @@ RELEASES = {
     "2026.12.12": "sha256:d5a6dec5d5571fcc21c2c42315dd46189248ffba50596f0d2f1e41d7a0a15b74",
     # a window's dropped target is not stood in for by the meta copy its oldest event points at (round 75)
     "2026.12.13": "sha256:93cd19617f74ae0ce5523343de59c17ef9b075c8654d1132063fdcafc0e03c57",
+    # a meta key change a meta pointer leads to stands in for no target; an event without a detail is
+    # an unsigned event a read marker may name, a delete may not (round 77)
+    "2026.12.14": "sha256:75fb6699e28d4c97c775c0b912cf5e5dab5c1d982b817a4ab6d2781d5e742b0d",
 }
 
 
