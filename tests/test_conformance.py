@@ -182,6 +182,20 @@ def test_the_sdk_adapter_table_is_the_one_docs_record(sdk_results):
                             "proof/no-events-allowed", "proof/no-keyring", "proof/no-keyring-allowed"}
 
 
+def test_the_readme_quotes_the_recorded_sdk_table():
+    """README's one-line summary of the chatxdk run is the total row of the table docs/vectors.md
+    records (round 80: README said 449 of 452 while the table said 454 passed, 3 failed)."""
+    docs = (REPO / "docs" / "vectors.md").read_text()
+    block = re.search(r"<!-- conformance:chatxdk:begin -->\n(.*?)\n<!-- conformance:chatxdk:end -->", docs, re.S)
+    assert block
+    total = re.search(r"\| \*\*total\*\* \| \*\*(\d+)\*\* \| \*\*(\d+)\*\* \|", block.group(1))
+    assert total
+    passed, failed = int(total.group(1)), int(total.group(2))
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"agrees on {passed} of {passed + failed} signature cases, the {failed} others" in readme
+    assert f"({len(v.discover(VECTORS))} cases, suite {v.load_suite(VECTORS).version}," in readme
+
+
 @pytest.mark.slow
 def test_the_sdk_adapter_as_a_subprocess_agrees_with_its_in_process_run(subset, sdk_results):
     impl = shlex.join([sys.executable, str(REPO / "adapters" / "chatxdk_verify.py")])
