@@ -135,6 +135,15 @@ def test_partial_padding_in_every_key_field_is_taken():
     # review 61: an events page given as --keys read its "data" member as a user id
     (b'{"data": [{"encoded_event": "AA=="}], "meta": {}}', "this is an events page, not a keyring"),
     (b'{"data": [{"encoded_event": "AA=="}]}', "this is an events page, not a keyring"),
+    # round 80: one public_keys body (an evidence directory's keys/USER.json, a curl of the route) read
+    # its "data" member as a user id: "keyring entry for user data is not a public_keys response body"
+    (b'{"data": [{"public_key_version": "1", "signing_public_key": "AA=="}]}',
+     r'one GET /2/users/\{id\}/public_keys response body .*which does not name its user: give it as \{"USER_ID": body\}'),
+    (b'{"data": []}', "which does not name its user"),
+    (b'{"data": [{"user_id": "1", "public_key_version": "1", "signing_public_key": "AA=="}]}',
+     r'give its rows as \{"keys": \[\.\.\.\]\}'),
+    (b'{"errors": [{"title": "Not Found Error", "detail": "Could not find user"}]}',
+     "this is an API error response, not a keyring: Not Found Error - Could not find user"),
 ])
 def test_keyring_errors(data, reason):
     with pytest.raises(ValueError, match=reason):

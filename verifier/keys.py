@@ -431,6 +431,22 @@ def _looks_like_events_page(data: dict[str, Any]) -> bool:
     return isinstance(data.get("meta"), dict) or any(isinstance(i, dict) and "encoded_event" in i for i in items[:5])
 
 
+def _single_body_problem(data: dict[str, Any]) -> str:
+    """Why one X API response body (``{"data": [...]}`` or an error body) is not a keyring: the
+    map form names each body's user, which a per-user public_keys body does not."""
+    rows = data.get("data")
+    if not isinstance(rows, list):
+        first = data["errors"][0] if data["errors"] else {}
+        return (f"this is an API error response, not a keyring: {problem_summary(first)}" if isinstance(first, dict)
+                else "this is an API error response, not a keyring")
+    if rows and all(isinstance(r, dict) and isinstance(r.get("user_id"), str) for r in rows):
+        return ('this is one public_keys response body ({"data": [...]}): give its rows as {"keys": [...]} '
+                "(docs/formats.md), or fetch a keyring with `xchat-verify keys fetch USER_ID... -o keyring.json`")
+    return ('this is one GET /2/users/{id}/public_keys response body ({"data": [...]}), which does not name its '
+            'user: give it as {"USER_ID": body} (docs/formats.md), or fetch a keyring with '
+            "`xchat-verify keys fetch USER_ID... -o keyring.json`")
+
+
 def _entries_from_json(data: Any) -> list[KeyringEntry]:
     if isinstance(data, list):
         return [entry_from_row(r, None) for r in data]
@@ -439,6 +455,8 @@ def _entries_from_json(data: Any) -> list[KeyringEntry]:
     if _looks_like_events_page(data):  # review 61: "entry for user data is not a public_keys body"
         raise KeyringError("this is an events page, not a keyring: give the keys of its signers (`xchat-verify "
                            "keys fetch USER_ID... -o keyring.json`, or an evidence directory's keys/ responses)")
+    if isinstance(data.get("data"), list) or (isinstance(data.get("errors"), list) and "data" not in data):
+        raise KeyringError(_single_body_problem(data))  # round 80: "entry for user data is not a ... body"
     if "keys" in data and isinstance(data["keys"], list):
         others = [str(name) for name in data if name != "keys"]
         if others:  # two shapes in one file: which one the author meant is not ours to guess
