@@ -6,6 +6,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 from helpers import ALICE, REPO, ev, page, run_cli
@@ -73,6 +74,29 @@ def test_sarif_and_junit_on_failure(good, tmp_path, capsys):
     assert main(["verify", str(tampered), "--keys", str(ring), "--format", "junit"]) == 1
     root = ET.fromstring(capsys.readouterr().out)
     assert root.tag == "testsuites" and root.get("failures") == "1" and root.get("tests") == "2"
+
+
+def test_sarif_uris_are_uri_references(good, tmp_path, capsys):
+    """Round 80: SARIF's artifactLocation.uri is a URI reference (RFC 3986), but a file's name was put
+    there as it is: a space, a non-ASCII letter or a % made it invalid against the SARIF schema, a #
+    turned the rest of the name into a fragment and a colon in the first segment into a scheme."""
+    p1, _p2, ring = good
+    folder = tmp_path / "my pages"
+    folder.mkdir()
+    names = [folder / "page #1 100%.json", folder / "pägé.json", tmp_path / "a:b.json"]
+    body = json.loads(p1.read_text())
+    body["data"][0]["sender_id"] = "9"  # an envelope_mismatch located in each file
+    for name in names:
+        name.write_text(json.dumps(body))
+    assert main(["verify", *map(str, names), "--keys", str(ring), "--format", "sarif"]) == 1
+    sarif = json.loads(capsys.readouterr().out)
+    uris = {loc["physicalLocation"]["artifactLocation"]["uri"]
+            for r in sarif["runs"][0]["results"] for loc in r["locations"]}
+    assert uris == {quote(str(name)) for name in names}
+    for uri in uris:
+        parts = urlsplit(uri)
+        assert uri.isascii() and " " not in uri and not parts.scheme and not parts.fragment, uri
+        assert unquote(uri) in map(str, names)
 
 
 @pytest.mark.parametrize("strict, code, failures", [(True, 1, "1"), (False, 0, "0")])

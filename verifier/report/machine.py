@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from urllib.parse import quote
 
 import msgspec
 
@@ -68,6 +69,18 @@ def event_lines(encoder: msgspec.json.Encoder, conversation_id: str, events: Seq
 
 
 _SARIF_LEVEL: dict[str, str] = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def sarif_uri(source: str) -> str:
+    """An input's name as the URI reference SARIF's ``artifactLocation.uri`` must be (RFC 3986):
+    percent-encoded, so a space, ``%``, ``#`` (else read as a fragment), ``:`` (else read as a scheme)
+    or a non-ASCII letter in a file name stays part of the path (round 80). A URL (``s3://...``,
+    ``archive verify``) keeps its scheme and authority."""
+    scheme = _URL.match(source)
+    head, rest = (source[:scheme.end()], source[scheme.end():]) if scheme else ("", source)
+    return head + quote(rest, safe="/:@" if scheme else "/", errors="backslashreplace")
+
 
 
 def render_sarif(report: Report) -> str:
@@ -81,7 +94,7 @@ def render_sarif(report: Report) -> str:
             "message": {"text": printable(f"{conv.conversation_id} event {event.index} "
                                           f"(sequence {event.sequence_id}): {finding.message}")},
             "locations": [{
-                "physicalLocation": {"artifactLocation": {"uri": source(event.index)}},
+                "physicalLocation": {"artifactLocation": {"uri": sarif_uri(source(event.index))}},
                 "logicalLocations": [{"name": f"event[{event.index}]", "kind": "object",
                                       "fullyQualifiedName": f"{conv.conversation_id}/{event.sequence_id}"}],
             }],
@@ -93,11 +106,11 @@ def render_sarif(report: Report) -> str:
             "ruleId": finding.code,
             "level": "error" if fails(finding.severity, report.strict) else _SARIF_LEVEL[finding.severity],
             "message": {"text": printable(f"{scope}: {finding.message}")},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": first_source}},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": sarif_uri(first_source)}},
                            "logicalLocations": [{"name": scope, "kind": "module"}]}],
         })
     for inp in report.inputs:
-        where = [{"physicalLocation": {"artifactLocation": {"uri": inp.source}}}]
+        where = [{"physicalLocation": {"artifactLocation": {"uri": sarif_uri(inp.source)}}}]
         for err in inp.errors:
             used[Code.INPUT_ERROR] = Severity.ERROR
             results.append({"ruleId": Code.INPUT_ERROR, "level": "error", "message": {"text": printable(err)},

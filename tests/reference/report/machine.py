@@ -11,6 +11,7 @@ from verifier import __version__
 from verifier.model import HINTS, Code, Report, Severity, fails
 from verifier.pages import api_error_text
 from verifier.report.common import event_findings, scoped_findings, source_of
+from verifier.report.machine import sarif_uri  # round 80: SARIF URIs are URI references (not frozen: no engine change)
 from verifier.sanitize import printable
 
 # Characters JSON may carry raw but a terminal or viewer would act on (DEL, C1 controls, bidi and
@@ -63,7 +64,7 @@ def render_sarif(report: Report) -> str:
             "message": {"text": printable(f"{conv.conversation_id} event {event.index} "
                                           f"(sequence {event.sequence_id}): {finding.message}")},
             "locations": [{
-                "physicalLocation": {"artifactLocation": {"uri": source(event.index)}},
+                "physicalLocation": {"artifactLocation": {"uri": sarif_uri(source(event.index))}},
                 "logicalLocations": [{"name": f"event[{event.index}]", "kind": "object",
                                       "fullyQualifiedName": f"{conv.conversation_id}/{event.sequence_id}"}],
             }],
@@ -75,11 +76,11 @@ def render_sarif(report: Report) -> str:
             "ruleId": finding.code,
             "level": "error" if fails(finding.severity, report.strict) else _SARIF_LEVEL[finding.severity],
             "message": {"text": printable(f"{scope}: {finding.message}")},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": first_source}},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": sarif_uri(first_source)}},
                            "logicalLocations": [{"name": scope, "kind": "module"}]}],
         })
     for inp in report.inputs:
-        where = [{"physicalLocation": {"artifactLocation": {"uri": inp.source}}}]
+        where = [{"physicalLocation": {"artifactLocation": {"uri": sarif_uri(inp.source)}}}]
         for err in inp.errors:
             used[Code.INPUT_ERROR] = Severity.ERROR
             results.append({"ruleId": Code.INPUT_ERROR, "level": "error", "message": {"text": printable(err)},
