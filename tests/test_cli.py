@@ -99,6 +99,20 @@ def test_sarif_uris_are_uri_references(good, tmp_path, capsys):
         assert unquote(uri) in map(str, names)
 
 
+def test_sarif_locates_a_conversation_finding_at_its_own_file(good, tmp_path, capsys):
+    """Round 80: findings about a whole conversation (incomplete, nothing_proven, ...) were located at
+    the first input file, whichever conversation they were about: here the incomplete history of
+    the second file's conversation pointed code scanning at the first file."""
+    p1, p2, ring = good
+    other = tmp_path / "other.json"  # another conversation, its page not the last one (next_token)
+    other.write_text(json.dumps(page(ev(seq=5, conversation_id="1111:3333"), meta={"next_token": "t"})))
+    assert main(["verify", str(p1), str(p2), str(other), "--keys", str(ring), "--format", "sarif"]) == 1
+    results = json.loads(capsys.readouterr().out)["runs"][0]["results"]
+    [incomplete] = [r for r in results if r["ruleId"] == "incomplete"]
+    assert incomplete["message"]["text"].startswith("1111:3333: ")
+    assert incomplete["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == str(other)
+
+
 @pytest.mark.parametrize("strict, code, failures", [(True, 1, "1"), (False, 0, "0")])
 def test_junit_fails_a_test_for_an_api_error_when_it_fails_the_verdict(strict, code, failures, good, tmp_path, capsys):
     """Review 45: a --strict FAIL caused by an API error showed 0 failures in JUnit."""

@@ -70,13 +70,18 @@ def render_sarif(report: Report) -> str:
             }],
         })
     first_source = report.inputs[0].source if report.inputs else "input"
-    for scope, finding in scoped_findings(report):
+    # a conversation's findings are located at the file of its first event, the run's at the first
+    # input (round 80: an `incomplete` of one conversation pointed at another conversation's file)
+    scoped = [("run", finding, first_source) for finding in report.findings] + [
+        (conv.conversation_id, finding, source(conv.events[0].index) if conv.events else first_source)
+        for conv in report.conversations for finding in conv.findings]
+    for scope, finding, where_found in scoped:
         used[finding.code] = finding.severity
         results.append({
             "ruleId": finding.code,
             "level": "error" if fails(finding.severity, report.strict) else _SARIF_LEVEL[finding.severity],
             "message": {"text": printable(f"{scope}: {finding.message}")},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": sarif_uri(first_source)}},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": sarif_uri(where_found)}},
                            "logicalLocations": [{"name": scope, "kind": "module"}]}],
         })
     for inp in report.inputs:
