@@ -545,6 +545,28 @@ def test_export_refuses_a_changed_or_unversioned_suite(tmp_path):
     assert outcome.code == 3 and b"no index.json with a suite_version" in outcome.stderr
 
 
+def test_export_never_makes_directories_nor_writes_into_the_suite(tmp_path, monkeypatch):
+    """Round 80: `vectors export /typo/x.tar.gz` created /typo (every other output's directory must
+    exist), `vectors export vectors/index.json vectors` replaced the suite's own index with the
+    tarball, and `vectors export -` wrote a file named "-"."""
+    missing = tmp_path / "typo" / "out.tar.gz"
+    outcome = vectors_main("export", missing, VECTORS)
+    assert outcome.code == 3 and b"does not exist" in outcome.stderr and not missing.parent.exists()
+    copy = tmp_path / "suite"
+    shutil.copytree(VECTORS, copy, ignore=shutil.ignore_patterns("generate.py", "__pycache__"))
+    index = (copy / "index.json").read_bytes()
+    for inside in (copy / "index.json", copy / "out.tar.gz"):
+        outcome = vectors_main("export", inside, copy)
+        assert outcome.code == 2 and b"inside the suite" in outcome.stderr
+    assert (copy / "index.json").read_bytes() == index and not (copy / "out.tar.gz").exists()
+    monkeypatch.chdir(tmp_path)
+    outcome = vectors_main("export", "-", VECTORS)
+    assert outcome.code == 2 and not (tmp_path / "-").exists()
+    with pytest.raises(OSError):  # the library makes no directory either
+        v.export_suite(VECTORS, tmp_path / "typo2" / "out.tar.gz")
+    assert not (tmp_path / "typo2").exists()
+
+
 @pytest.mark.parametrize("fmt", ["text", "junit", "markdown", "json"])
 def test_a_lone_surrogate_in_an_implementation_s_output_is_shown_escaped(tmp_path, fmt):
     """Second review: an implementation printing ``"detail": "\\ud800 x"`` (valid JSON) ended the

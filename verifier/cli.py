@@ -721,7 +721,13 @@ def _vectors_export(args: argparse.Namespace, rest: list[str]) -> int:
     if used or args.profile != "full" or args.jobs != 1 or args.format != "text":
         raise UsageError("vectors export takes no run options")
     out, root = Path(rest[0]), Path(rest[1] if len(rest) > 1 else "vectors")
+    if rest[0] == "-":  # round 80: it wrote a file named "-"
+        raise UsageError("vectors export -: name the tarball's file (it is not written to standard output)")
+    check_output_path("vectors export", rest[0])  # its directory must exist: never created (round 80)
     _check_suite_root(root, given=len(rest) > 1)
+    if _inside(rest[0], str(root)):  # round 80: `export vectors/index.json` replaced the suite's index
+        raise UsageError(f"vectors export {printable(rest[0])} is inside the suite {printable(str(root))}: "
+                         "writing there would change the suite")
     try:
         top, count = export_suite(root, out)
     except OSError as exc:

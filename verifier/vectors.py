@@ -956,5 +956,5 @@ def export_suite(root: Path, out: Path) -> tuple[str, int]:
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
                 tar.addfile(info, io.BytesIO(data))
-    atomic_write(out, buffer.getvalue())
+    atomic_write(out, buffer.getvalue(), create_parents=False)  # a mistyped path makes no directory
     return top, len(members)
