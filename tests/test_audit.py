@@ -132,6 +132,22 @@ def test_missing_or_wrong_token(api, tmp_path):
     assert cli(api, *audit_args(api, "--token-file", token_file), token=False).returncode == 0
 
 
+@pytest.mark.parametrize("content, words", [
+    (b"", "is empty: it must hold the access token"),
+    (b" \n", "is empty: it must hold the access token"),
+    (b"\x89PNG\r\n\x1a\n\xb0\xff", "is not UTF-8 text"),
+    (b"x" * (64 * 1024 + 1), "larger than 64 KiB"),
+])
+def test_an_unusable_token_file_is_named(api, tmp_path, content, words):
+    """Round 80: an empty --token-file said "no access token: set X_BEARER_TOKEN or pass --token-file"
+    (it was passed), a binary one was an internal error (UnicodeDecodeError)."""
+    token_file = tmp_path / "token"
+    token_file.write_bytes(content)
+    proc = cli(api, *audit_args(api, "--token-file", token_file), token=False)
+    assert proc.returncode == 2 and words in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and api.requests == []
+
+
 def test_bad_id_is_a_usage_error(api):
     assert cli(api, "audit", "not-an-id", "--base-url", api.url).returncode == 2
     assert api.requests == []

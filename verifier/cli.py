@@ -336,15 +336,29 @@ def _same_file(a: str, b: str) -> bool:
 def read_token(token_file: str | None) -> str:
     """The bearer token from --token-file or X_BEARER_TOKEN; never echoed anywhere."""
     if token_file:
-        try:
-            token = Path(token_file).read_text(encoding="utf-8").strip()
+        try:  # a pipe too (`--token-file <(pass show x)`): read as it comes, bounded
+            with open(token_file, "rb") as handle:
+                raw = handle.read(_MAX_TOKEN_FILE + 1)
         except OSError as exc:
             raise UsageError(f"cannot read --token-file: {exc.strerror or exc}") from None
+        if len(raw) > _MAX_TOKEN_FILE:
+            raise UsageError(f"--token-file {printable(token_file)} is larger than {_MAX_TOKEN_FILE // 1024} KiB: "
+                             "not an access token file")
+        try:  # round 80: a binary file was an internal error (UnicodeDecodeError), an empty one "no access
+            token = raw.decode("utf-8").strip()  # token: ... pass --token-file" although it was passed
+        except UnicodeDecodeError:
+            raise UsageError(f"--token-file {printable(token_file)} is not UTF-8 text (an access token file "
+                             "holds the token alone)") from None
+        if not token:
+            raise UsageError(f"--token-file {printable(token_file)} is empty: it must hold the access token")
     else:
         token = os.environ.get("X_BEARER_TOKEN", "").strip()
     if not token:
         raise UsageError("no access token: set X_BEARER_TOKEN or pass --token-file")
     return token
+
+
+_MAX_TOKEN_FILE = 64 * 1024  # an OAuth access token is a few hundred bytes
 
 
 def make_client(args: argparse.Namespace, events: ClientEvents | None = None) -> XChatClient:
