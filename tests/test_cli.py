@@ -308,6 +308,36 @@ def test_no_color_drops_colour_only(good):
     plain = render(report, "text", color=False, width=90)
     assert "\x1b[" in coloured and "\x1b[" not in plain
     assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
+@pytest.mark.parametrize("no_color, coloured", [(None, True), ("1", False), ("", True)])
+def test_no_color_set_but_empty_keeps_colour_on_a_terminal(good, no_color, coloured):
+    """Round 80: NO_COLOR= (set, empty) turned colour off; no-color.org: only "when present and not an
+    empty string"."""
+    import pty
+    p1, p2, ring = good
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    env["TERM"] = "xterm-256color"  # (a dumb terminal gets no colour whatever NO_COLOR says)
+    if no_color is not None:
+        env["NO_COLOR"] = no_color
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "verifier", "verify", str(p1), str(p2), "--keys", str(ring)],
+                                stdout=follower, stderr=subprocess.DEVNULL, env=env)
+        os.close(follower)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert proc.wait(60) == 0
+    finally:
+        os.close(leader)
+    assert b"verdict: " in out and (b"\x1b[" in out) == coloured
+
+
 def test_output_to_a_device_writes_through_it(tmp_path):
     """``-o /dev/null`` (or any device or FIFO) is written in place: an atomic rename would replace
     the device itself with a regular file (as root, /dev/null)."""

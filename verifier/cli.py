@@ -48,7 +48,8 @@ def emit(report: Report, fmt: str, output: str | None, all_events: bool = False,
         print(f"verdict: {report.verdict} (report written to {printable(output)})", file=sys.stderr)
         return
     tty = sys.stdout.isatty()
-    color = fmt == "text" and tty and "NO_COLOR" not in os.environ  # NO_COLOR drops colour, not layout
+    # NO_COLOR drops colour, not layout; set but empty it asks for nothing (no-color.org; round 80)
+    color = fmt == "text" and tty and not os.environ.get("NO_COLOR")
     width = shutil.get_terminal_size().columns if tty else None
     write_stdout(iter_report(report, fmt, color=color, width=width, all_events=all_events, processes=processes))
 
