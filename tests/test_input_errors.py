@@ -50,6 +50,20 @@ def test_unreadable_page_files(tmp_path, setup, words):
     assert code == 3 and words in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("given", ["1215441834412953600:1843439638876491776", "1215441834412953600-1843439638876491776",
+                                   "1843439638876491776", "g2010754001234567890"])
+def test_a_conversation_id_given_to_verify_is_named(tmp_path, monkeypatch, given):
+    """Round 80: `verify ID` (the audit's argument) said only "cannot read it: No such file or
+    directory"; a file that does not exist and is named like a conversation id says where ids go."""
+    monkeypatch.chdir(tmp_path)
+    code, _out, err = run_main(["verify", given])
+    assert code == 3 and err.count("\n") == 1
+    assert f"{given}: cannot read it: No such file or directory (a conversation id? `verify` reads saved pages; " \
+           "`xchat-verify audit ID` fetches a conversation)" in err
+    code, _out, err = run_main(["verify", "missing.json"])
+    assert code == 3 and "conversation id" not in err
+
+
 @pytest.mark.parametrize("ring_content,words", [
     (None, "cannot read"),
     (b"not json", "keyring"),

@@ -39,8 +39,15 @@ def cannot_read(exc: OSError) -> str:
     directory was only "Is a directory")."""
     if isinstance(exc, IsADirectoryError):
         return ("it is a directory: an evidence directory (with its manifest.json) is verified alone, "
-                "`verify DIR`; a tree of page files: `archive verify`")
+                "`verify DIR`; the page files in one: `DIR/*.json`; a tree of page files: `archive verify`")
+    if isinstance(exc, FileNotFoundError) and _CONVERSATION_ID.fullmatch(os.fsdecode(exc.filename or "")):
+        # round 80: `verify 1215441834412953600:1843439638876491776` said only "No such file or directory"
+        return (f"cannot read it: {exc.strerror or exc} (a conversation id? `verify` reads saved pages; "
+                "`xchat-verify audit ID` fetches a conversation)")
     return f"cannot read it: {exc.strerror or exc}"
+
+
+_CONVERSATION_ID = re.compile(r"[0-9]{1,19}(?:[:-][0-9]{1,19})?|g[0-9]{1,19}")  # docs/cli.md, audit's ID
 
 
 def read_limited(path: str, max_bytes: int) -> bytes:
