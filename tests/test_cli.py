@@ -99,6 +99,19 @@ def test_sarif_uris_are_uri_references(good, tmp_path, capsys):
         assert unquote(uri) in map(str, names)
 
 
+def test_an_event_without_ids_is_named_without_python_none(tmp_path, capsys):
+    """Round 80: an item that is no event (no sequence id, no type) was "event 0 seq None (None)" in
+    JUnit and "(sequence None)", "unknown/None" in SARIF; the other formats show "-" or null."""
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"data": [5]}')
+    assert main(["verify", str(bad), "--allow-embedded-keys", "--format", "junit"]) == 1
+    junit = capsys.readouterr().out
+    assert 'name="event 0 seq - (-)"' in junit and "None" not in junit
+    assert main(["verify", str(bad), "--allow-embedded-keys", "--format", "sarif"]) == 1
+    sarif = capsys.readouterr().out
+    assert "(sequence -)" in sarif and '"unknown/-"' in sarif and "None" not in sarif
+
+
 def test_sarif_locates_a_conversation_finding_at_its_own_file(good, tmp_path, capsys):
     """Round 80: findings about a whole conversation (incomplete, nothing_proven, ...) were located at
     the first input file, whichever conversation they were about: here the incomplete history of

@@ -62,11 +62,11 @@ def render_sarif(report: Report) -> str:
             "ruleId": finding.code,
             "level": "error" if fails(finding.severity, report.strict) else _SARIF_LEVEL[finding.severity],
             "message": {"text": printable(f"{conv.conversation_id} event {event.index} "
-                                          f"(sequence {event.sequence_id}): {finding.message}")},
+                                          f"(sequence {event.sequence_id or '-'}): {finding.message}")},
             "locations": [{
                 "physicalLocation": {"artifactLocation": {"uri": sarif_uri(source(event.index))}},
                 "logicalLocations": [{"name": f"event[{event.index}]", "kind": "object",
-                                      "fullyQualifiedName": f"{conv.conversation_id}/{event.sequence_id}"}],
+                                      "fullyQualifiedName": f"{conv.conversation_id}/{event.sequence_id or '-'}"}],
             }],
         })
     first_source = report.inputs[0].source if report.inputs else "input"
@@ -114,8 +114,8 @@ def render_junit(report: Report) -> str:
         suite = ET.SubElement(root, "testsuite", name=conv_id)
         suite_failures = 0
         for event in conv.events:
-            case = ET.SubElement(suite, "testcase", classname=conv_id,
-                                 name=printable(f"event {event.index} seq {event.sequence_id} ({event.event_type})"))
+            name = f"event {event.index} seq {event.sequence_id or '-'} ({event.event_type or '-'})"
+            case = ET.SubElement(suite, "testcase", classname=conv_id, name=printable(name))
             bad = [f for f in event.findings if fails(f.severity, report.strict)]
             if bad:
                 suite_failures += 1
