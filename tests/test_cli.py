@@ -537,6 +537,24 @@ def test_dash_as_output_is_standard_output_for_every_command(tmp_path, monkeypat
     assert not (tmp_path / "-").exists()
 
 
+@pytest.mark.parametrize("width", [60, 80])
+def test_a_narrow_terminal_wraps_what_is_wrong_instead_of_cutting_it(width):
+    """Round 80: on an 80-column terminal each problem example was cut with an ellipsis right where
+    it said what was wrong ("...2080400077091766277: prede…", "...: ECDSA…"). It wraps under a
+    hanging indent; every line but the verdict's fits the width."""
+    import verifier
+    from verifier.report.text import render_text
+    pages = [p.read_bytes() for p in sorted((EXAMPLES / "tampered").glob("*.json"))]
+    report = verifier.verify_pages(pages, verifier.Keyring.from_json((EXAMPLES / "keyring.json").read_text()))
+    lines = render_text(report, width=width).splitlines()
+    flat = " ".join(line.strip() for line in lines)
+    assert "predecessor 2080400072897462276 is missing from the input" in flat
+    assert "ECDSA mismatch (payload 218 bytes); v7, key 1215441834412953600/1765382634817" in flat
+    assert all(len(line) <= width for line in lines if not line.startswith("verdict:"))
+    examples = [i for i, line in enumerate(lines) if line.startswith("      1215441834412953600:")]
+    assert len(examples) == 2 and all(lines[i + 1].startswith("        ") for i in examples)
+
+
 def test_a_text_report_in_a_file_cuts_no_line(tmp_path, capsys):
     """New-user review: messages were cut at 120 columns (``…``) in files too, and the conversation
     line wrapped mid-list; only a terminal's width cuts a line."""

@@ -8,6 +8,7 @@ so nothing in an event or a page can restyle the report or print a fake verdict.
 from __future__ import annotations
 
 import io
+import textwrap
 
 from ..model import ChainStatus, ConversationReport, EventReport, Report, Severity, SigStatus, Verdict
 from ..sanitize import printable
@@ -87,11 +88,15 @@ def _problems(console, groups: list[ProblemGroup], whole: bool = False) -> None:
             head.append(f" — {g.hint}", style="dim")
         console.print(head, soft_wrap=whole)
         for example in g.examples:
-            text = Text(printable(f"      {example.where}: {example.message}"))
+            line = printable(f"      {example.where}: {example.message}")
             if whole:
-                console.print(text, soft_wrap=True)
-            else:  # a terminal: one line each, cut at its width
-                console.print(text, overflow="ellipsis", no_wrap=True, crop=True)
+                console.print(Text(line), soft_wrap=True)
+            else:  # a terminal: wrapped at its width under a hanging indent (round 80: cut with "…", an
+                # 80-column terminal lost what was wrong, "ECDSA…"); no continuation starts a line unindented
+                wrapped = textwrap.wrap(line, max(console.width, 20), initial_indent="", subsequent_indent=" " * 8,
+                                        break_on_hyphens=False, drop_whitespace=True)
+                wrapped[0] = "      " + wrapped[0].lstrip()
+                console.print(Text("\n".join(wrapped)), overflow="ellipsis", no_wrap=True, crop=True)
         if g.count > len(g.examples):
             console.print(f"      … and {g.count - len(g.examples)} more", style="dim")
 
