@@ -555,6 +555,24 @@ def test_a_narrow_terminal_wraps_what_is_wrong_instead_of_cutting_it(width):
     assert len(examples) == 2 and all(lines[i + 1].startswith("        ") for i in examples)
 
 
+def test_the_plain_columns_of_a_long_history_cut_no_finding_in_a_file():
+    """Round 80: --all-events on more than 1000 events (plain columns) cut each row's findings at 120
+    characters in a file or a pipe ("JSON '99"), where a text report cuts no line; a terminal's width
+    still cuts them."""
+    import verifier
+    from verifier.report.text import BOXED_UP_TO, render_text
+    body = page(*[ev(seq=n, prev=n - 1 if n > 1 else None) for n in range(1, BOXED_UP_TO + 3)])
+    for item in body["data"]:
+        item["sender_id"] = "9" * 19
+    report = verifier.verify_pages([body], verifier.Keyring.from_json(json.dumps({"keys": [ALICE.keyring_entry()]})))
+    finding = "envelope_mismatch: sender_id differs: JSON '9999999999999999999', event '1111'"
+    rows = [line for line in render_text(report, all_events=True).splitlines() if "envelope_mismatch:" in line]
+    assert len(rows) == BOXED_UP_TO + 2 and all(row.endswith(finding) for row in rows)
+    narrow = [line for line in render_text(report, all_events=True, width=100).splitlines()
+              if "envelope_mismatch:" in line]
+    assert narrow and all(len(row) <= 100 for row in narrow)
+
+
 def test_a_text_report_in_a_file_cuts_no_line(tmp_path, capsys):
     """New-user review: messages were cut at 120 columns (``…``) in files too, and the conversation
     line wrapped mid-list; only a terminal's width cuts a line."""

@@ -41,7 +41,7 @@ def render_text(report: Report, *, color: bool = False, width: int | None = None
         if conv.events and (all_events or len(conv.events) <= TABLE_UP_TO):
             console.print()
             if len(conv.events) > BOXED_UP_TO:  # a boxed rich table costs ~1 ms a row: plain columns
-                console.file.write(_plain_table(conv, console.width))
+                console.file.write(_plain_table(conv, None if whole else console.width))
             else:
                 _event_table(console, conv, console.width)
     hidden = [c for c in report.conversations if not all_events and len(c.events) > TABLE_UP_TO]
@@ -149,8 +149,9 @@ def _event_table(console, conv: ConversationReport, width: int) -> None:
     console.print(table)
 
 
-def _plain_table(conv: ConversationReport, width: int) -> str:
-    """Every event as one line of aligned columns (ids never wrap; findings are cut at ``width``)."""
+def _plain_table(conv: ConversationReport, width: int | None) -> str:
+    """Every event as one line of aligned columns (ids never wrap; on a terminal findings are cut at
+    ``width``; in a file or a pipe, ``width`` None, nothing is cut: round 80, they were cut at 120)."""
     rows = [(str(e.index), printable(e.sequence_id or "-"), printable(_short_kind(e.event_type)),
              printable(e.sender_id or "-"), str(e.signature.status), str(e.chain.status),
              printable(_event_findings(e))) for e in conv.events]
@@ -159,7 +160,8 @@ def _plain_table(conv: ConversationReport, width: int) -> str:
     out = [f"events of {shown_id(conv.conversation_id)} — {conv.verdict.upper()}"]
     for row in [head, *rows]:
         line = "  ".join(cell.rjust(widths[0]) if i == 0 else cell.ljust(widths[i]) for i, cell in enumerate(row[:6]))
-        out.append((line + "  " + row[6]).rstrip()[:max(width, len(line))])
+        whole = (line + "  " + row[6]).rstrip()
+        out.append(whole if width is None else whole[:max(width, len(line))])
     return "\n".join(out) + "\n"
 
 
