@@ -226,7 +226,8 @@ def add_fetch_options(parser: argparse.ArgumentParser, save_help: str) -> None:
     parser.add_argument("--force", action="store_true", help="with --resume: continue evidence fetched from "
                         "another --base-url; without: replace (delete) the evidence already in --save DIR")
     parser.add_argument("--max-results", type=bounded_int, default=100, metavar="N", help="page size 1-100 (default 100)")
-    parser.add_argument("--concurrency", type=bounded_int, default=4, metavar="N", help="conversations fetched at once")
+    parser.add_argument("--concurrency", type=bounded_int, default=4, metavar="N",
+                        help="conversations fetched at once (default 4)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
     add_limit_options(parser)
     add_client_options(parser)
