@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,27 @@ def test_page_input_errors(tmp_path, content, words):
 def test_unreadable_page_files(tmp_path, setup, words):
     code, _out, err = run_main(["verify", str(setup(tmp_path))])
     assert code == 3 and words in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_utf16_page_or_keyring_is_named(tmp_path, encoding):
+    """Round 80: a page or keyring saved as UTF-16 (Windows PowerShell's `>`) was "JSON is malformed:
+    invalid character at line 1, column 1"; a worker process's read says the same as this process's."""
+    from verifier.inputs import _open_share
+    bom = {"utf-16-le": "\ufeff", "utf-16-be": "\ufeff"}.get(encoding, "")
+    words = "UTF-16 text (it starts with a UTF-16 byte-order mark"
+    bad, good, ring = tmp_path / "bad.json", tmp_path / "good.json", tmp_path / "ring.json"
+    bad.write_bytes((bom + GOOD.decode()).encode(encoding))
+    good.write_bytes(GOOD)
+    ring.write_text(json.dumps({"keys": [ALICE.keyring_entry()]}))
+    code, _out, err = run_main(["verify", str(bad), str(good), "--keys", str(ring)])
+    assert code == 3 and err.count("\n") == 1 and f"{bad}: {words}" in err
+    for mapped in (True, False):
+        with pytest.raises(InputError, match=re.escape(words)):
+            _open_share(str(bad), 10**7, mapped, None)
+    ring.write_bytes((bom + ring.read_text()).encode(encoding))
+    code, _out, err = run_main(["verify", str(good), "--keys", str(ring)])
+    assert code == 3 and f"keyring {ring}: {words}" in err
 
 
 @pytest.mark.parametrize("given", ["1215441834412953600:1843439638876491776", "1215441834412953600-1843439638876491776",

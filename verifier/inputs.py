@@ -31,6 +31,7 @@ from .wire import b64decode_strict
 DEFAULT_MAX_FILE_MB = 512
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # little and big endian (UTF-32LE too)
 MANIFEST = "manifest.json"
 
 
@@ -91,6 +92,9 @@ def unpack_limited(data: bytes, max_bytes: int) -> bytes:
         raise InputError(f"larger than the limit of {max_bytes // (1024 * 1024)} MB (raise it with --max-file-mb)")
     if data.startswith(GZIP_MAGIC):
         data = gunzip_limited(data, max_bytes)
+    if data.startswith(UTF16_BOMS):  # round 80: "JSON is malformed: invalid character at line 1, column 1"
+        raise InputError("UTF-16 text (it starts with a UTF-16 byte-order mark, as Windows PowerShell's `>` "
+                         "writes): JSON must be UTF-8; convert it (`iconv -f UTF-16 -t UTF-8`)")
     return data[len(UTF8_BOM):] if data.startswith(UTF8_BOM) else data
 
 
@@ -403,7 +407,7 @@ def _open_share(path: str, max_bytes: int, mapped: bool, identity: tuple[int, ..
                 raise InputError(_CHANGED)
             head = handle.read(max(len(GZIP_MAGIC), len(UTF8_BOM)))
             if mapped and stat.S_ISREG(info.st_mode) and 0 < info.st_size <= max_bytes \
-                    and not head.startswith(GZIP_MAGIC) and not head.startswith(UTF8_BOM):
+                    and not head.startswith((GZIP_MAGIC, UTF8_BOM, *UTF16_BOMS)):
                 return mmap.mmap(fd, info.st_size, access=mmap.ACCESS_READ)  # the size checked, not more
             if identity is None or info.st_size > max_bytes:
                 data = head + read_at_most(handle, max_bytes + 1 - len(head))
