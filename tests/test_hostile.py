@@ -896,3 +896,27 @@ def test_a_resume_with_a_new_token_scrubs_the_old_one_from_the_replayed_pages(mo
         out, err = capsys.readouterr()
     assert code == 3 and REDACTED in out and old not in out + err and new not in out + err
     assert old.encode() not in (ev / "manifest.json").read_bytes()
+
+
+def test_resume_with_a_new_token_does_not_send_the_old_one_percent_decoded(monkeypatch, capsys, tmp_path):
+    """Round 81: the first run refused a next_token that was its token percent-decoded and saved the
+    page; resumed with a new token, the resume point was checked against the new token only (the old
+    one was recovered from token_at, which never named the decoded form), so it was sent and
+    ``urlencode`` wrote the old token into the request URL, saved in manifest.json."""
+    from urllib.parse import unquote_plus
+    old = "AAAAAAAAAAAAAAAAAAAAAMLheAAAAAAA0%2BuSeid%2BULvsea4JtiGRiSDSJSI%3DEUifiRBk"
+    new = "new-token-9876543210abcdef"
+    _echo_as_next_token(monkeypatch, unquote_plus(old))
+    ev = tmp_path / "ev"
+    with FakeXApi(CONVS, token=old, second_token=new) as api:
+        monkeypatch.setenv("X_BEARER_TOKEN", old)
+        assert cli.main(["audit", DIRECT, *audit_args(api, "--save", ev)[3:]]) == 1
+        capsys.readouterr()
+        monkeypatch.setenv("X_BEARER_TOKEN", new)
+        code = cli.main(["audit", DIRECT, *audit_args(api, "--save", ev, "--resume")[3:]])
+        out, err = capsys.readouterr()
+        assert not [p for _m, p in api.requests if old in p]
+    assert code == 1 and old not in out + err
+    assert incomplete_messages(json.loads(out), DIRECT) == [
+        "history not fetched to its end: page 1: next_token contains the access token; not followed"]
+    assert old.encode() not in (ev / "manifest.json").read_bytes()

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, quote_plus, urlencode, urlsplit
+from urllib.parse import quote, quote_plus, unquote_plus, urlencode, urlsplit
 
 import httpx
 
@@ -37,7 +37,7 @@ from .errors import FetchError, NetworkError, RateLimitError, UsageError, http_e
 from .ids import conversation_path_id, validate_user_id
 from .pages import json_value_bound
 from .paging import Budget, PageHead, PageLimits, follow, page_head
-from .sanitize import printable, redact_secret
+from .sanitize import SECRET_PREFIX, printable, redact_secret
 from .settings import DEFAULT_BASE_URL, RetryPolicy
 from .transport import (
     ACCEPT_ENCODING,
@@ -185,14 +185,15 @@ class XChatClient:
         literal occurrence, else, for a token hidden behind JSON escapes, ``["json", path, at,
         length]`` (``"json-key"`` for an object key; ``"b64"`` inside the bytes a base64 string such as
         ``encoded_event`` decodes to), ``path`` holding indices only, never text."""
-        needle = self._token.encode()
-        out: list[list[Any]] = []
-        at = body.find(needle)
-        while at >= 0 and len(out) < 100:
-            out.append([at, len(needle)])
-            at = body.find(needle, at + len(needle))
+        out = _offsets(body, self._token.encode())
         if not out and (b"\\" in body or any(form in body for form in base64_forms(self._token))):
             out = json_token_paths(body, self._token)  # behind JSON escapes, or inside base64 (an event)
+        # the token percent-decoded too: ``urlencode`` writes it back as the token, so a next_token
+        # holding it is the token once sent; recorded, a --resume with a new token recovers it from
+        # ``token_at`` and refuses to send it (round 81: it put the old token into manifest.json)
+        decoded = unquote_plus(self._token)
+        if decoded != self._token and len(decoded) >= SECRET_PREFIX:
+            out += _offsets(body, decoded.encode(), 100 - len(out))
         return out
 
     def __enter__(self) -> "XChatClient":
@@ -431,6 +432,16 @@ class PageWalk:
             raise FetchError(f"page {number} holds more than {limit} items, counting data, meta key events and "
                              "errors (--max-page-items)")
         return head
+
+
+def _offsets(body: bytes, needle: bytes, most: int = 100) -> list[list[Any]]:
+    """``[offset, length]`` of each literal occurrence of ``needle`` in ``body``, at most ``most``."""
+    out: list[list[Any]] = []
+    at = body.find(needle)
+    while at >= 0 and len(out) < most:
+        out.append([at, len(needle)])
+        at = body.find(needle, at + len(needle))
+    return out
 
 
 _TOKEN_IN_NEXT = "next_token contains the access token; not followed"
