@@ -920,3 +920,37 @@ def test_resume_with_a_new_token_does_not_send_the_old_one_percent_decoded(monke
     assert incomplete_messages(json.loads(out), DIRECT) == [
         "history not fetched to its end: page 1: next_token contains the access token; not followed"]
     assert old.encode() not in (ev / "manifest.json").read_bytes()
+
+
+def test_resume_with_a_new_token_scrubs_the_old_one_from_what_it_saves_before_the_replay(monkeypatch, capsys,
+                                                                                         tmp_path):
+    """Round 81: the old token was learned from token_at only as the conversation whose saved pages
+    hold it was replayed; a conversation fetched before it (named first, --concurrency 1) saved its
+    incomplete reasons in manifest.json scrubbed of the new token alone, and a server echoing the
+    old token in an errors[] detail put the old token there."""
+    from verifier.testing import server as srv
+    ev, old, new = tmp_path / "ev", "old-token-0123456789abcdef", "new-token-9876543210fedcba"
+    honest = srv._Handler._page
+    plant = []
+
+    def page(self, conv, offset, size, shape, fields):
+        body = honest(self, conv, offset, size, shape, fields)
+        if plant and conv.conversation_id == GROUP:
+            body["errors"] = [{"type": "https://api.twitter.com/2/problems/resource-unavailable",
+                               "title": "Resource Unavailable", "detail": f"left out for {old}",
+                               "resource_type": "chat_message_event"}]
+        return body
+    monkeypatch.setattr(srv._Handler, "_page", page)
+    with FakeXApi(CONVS, token=old, second_token=new, hostile={"echo-token"}) as api:
+        monkeypatch.setenv("X_BEARER_TOKEN", old)
+        assert cli.main(["audit", DIRECT, *audit_args(api, "--max-pages", 1, "--save", ev)[3:]]) == 3
+        api.state.hostile.clear()
+        plant.append(True)
+        monkeypatch.setenv("X_BEARER_TOKEN", new)
+        code = cli.main(["audit", GROUP, DIRECT, *audit_args(api, "--save", ev, "--resume", "--concurrency", 1)[3:]])
+        out, err = capsys.readouterr()
+    assert code == 1 and old not in out + err
+    manifest = json.loads((ev / "manifest.json").read_text())
+    assert [REDACTED in r for c in manifest["conversations"] if c["conversation_id"] == GROUP
+            for r in c["incomplete"]] == [True]
+    assert old.encode() not in (ev / "manifest.json").read_bytes()

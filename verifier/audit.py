@@ -175,6 +175,7 @@ class Auditor:
             conversation_path_id(cid)  # however it is written (A:B, B:A, A-B, B-A)
             by_path.setdefault(canonical_conversation(cid.strip()), cid)
         self._open_store()
+        self._learn_saved_tokens()
         if self.store is not None:  # --resume: each conversation under the name its evidence has, however
             saved: dict[str, str] = {}  # it is written now (review 79: A-B for a saved A:B was a second entry
             for conv in self.store.manifest.conversations:  # on the same files, B:A a second copy)
@@ -217,6 +218,23 @@ class Auditor:
         else:
             prepare_new_evidence(opts.save_dir, opts.force)
             self.store = EvidenceStore(opts.save_dir, self.client.base_url)
+
+    def _learn_saved_tokens(self) -> None:
+        """--resume: the access tokens the evidence's saved bodies hold (``token_at``: an earlier run's,
+        maybe not this one's), scrubbed before any request. Learned only as each conversation was
+        replayed, a conversation fetched before that one saved its reasons in manifest.json scrubbed of
+        the new token alone (round 81: a server echoing the old token in an errors[] detail put it
+        there)."""
+        if self.store is None or not self.options.resume:
+            return
+        for entry in self.store.manifest.saved_files():
+            if not entry.token_at or entry.file is None:
+                continue
+            try:
+                body = self.store.read_file(entry)
+            except EvidenceError:
+                continue  # the replay or ``verify DIR`` reports a damaged file
+            self.client.also_scrub(token_secrets(entry, body))
 
     def _fetch_conversations(self, conversation_ids: list[str], verification: Verification) -> None:
         queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=_QUEUE_PAGES) for _ in conversation_ids]
