@@ -954,3 +954,27 @@ def test_resume_with_a_new_token_scrubs_the_old_one_from_what_it_saves_before_th
     assert [REDACTED in r for c in manifest["conversations"] if c["conversation_id"] == GROUP
             for r in c["incomplete"]] == [True]
     assert old.encode() not in (ev / "manifest.json").read_bytes()
+
+
+@pytest.mark.parametrize("spaced", [" A:B", "A:B\r", "\tB-A"])
+def test_a_conversation_named_with_spaces_around_it_is_audited_and_resumed(monkeypatch, capsys, tmp_path, spaced):
+    """Round 81: an id with a space around it is accepted (stripped for the path, as a CRLF file's
+    "A:B\r" is), but it stayed the expected conversation as given: every event was a
+    conversation_mismatch (a false FAIL), and a --resume naming it A:B started a second entry on the
+    same files, the manifest then unreadable ("listed twice")."""
+    ev = tmp_path / "ev"
+    a, b = DIRECT.split(":")
+    first = spaced.replace("A", a).replace("B", b)
+    with server() as api:
+        code, out, _err = run(api, monkeypatch, capsys, "audit", first, *audit_args(api, "--max-pages", 1,
+                                                                                 "--save", ev)[3:])
+        assert code == 1 and incomplete_messages(json.loads(out), DIRECT) == [
+            "history not fetched to its end: page limit 1 reached (--max-pages)"]
+        assert "conversation_mismatch" not in out
+        code, out, _err = run(api, monkeypatch, capsys, "audit", DIRECT, *audit_args(api, "--save", ev,
+                                                                                 "--resume")[3:])
+        assert code == 0, out
+        saved = json.loads((ev / "manifest.json").read_text())["conversations"]
+        assert [(c["conversation_id"], len(c["pages"]), c["complete"]) for c in saved] == \
+            [(first.strip(), 3, True)]
+        assert offline(api, monkeypatch, capsys, ev)[0] == 0

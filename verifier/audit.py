@@ -173,7 +173,9 @@ class Auditor:
         by_path: dict[str, str] = {}
         for cid in conversation_ids:  # validate every id before any request; one fetch per conversation,
             conversation_path_id(cid)  # however it is written (A:B, B:A, A-B, B-A)
-            by_path.setdefault(canonical_conversation(cid.strip()), cid)
+            # stripped, as the path is: a spaced id (" A:B", a CRLF file's "A:B\r") was the expected
+            # conversation of its events as given, every one a conversation_mismatch (round 81)
+            by_path.setdefault(canonical_conversation(cid.strip()), cid.strip())
         self._open_store()
         self._learn_saved_tokens()
         if self.store is not None:  # --resume: each conversation under the name its evidence has, however
