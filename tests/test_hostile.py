@@ -978,3 +978,24 @@ def test_a_conversation_named_with_spaces_around_it_is_audited_and_resumed(monke
         assert [(c["conversation_id"], len(c["pages"]), c["complete"]) for c in saved] == \
             [(first.strip(), 3, True)]
         assert offline(api, monkeypatch, capsys, ev)[0] == 0
+
+
+@pytest.mark.parametrize("named", [["A:B"], ["B-A"], ["B", "A:B"]])
+def test_resume_finds_a_conversation_saved_under_the_bare_user_id(monkeypatch, capsys, tmp_path, named):
+    """Round 81: a 1:1 conversation saved as the other user's bare id B (its metadata naming A:B) and
+    resumed as A:B was a second entry on the same conversation: the resumed audit passed, `verify DIR`
+    of the same evidence failed (the first entry incomplete, its events duplicates)."""
+    ev = tmp_path / "ev"
+    with server() as api:
+        a = api.state.owner_id
+        b = next(u for u in DIRECT.split(":") if u != a)
+        code, _out, _err = run(api, monkeypatch, capsys, "audit", b, *audit_args(api, "--max-pages", 1,
+                                                                              "--save", ev)[3:])
+        assert code == 1
+        names = [n.replace("A", a).replace("B", b) for n in named]
+        code, out, _err = run(api, monkeypatch, capsys, "audit", *names, *audit_args(api, "--save", ev,
+                                                                                  "--resume")[3:])
+        assert code == 0, out
+        saved = json.loads((ev / "manifest.json").read_text())["conversations"]
+        assert [(c["conversation_id"], len(c["pages"]), c["complete"]) for c in saved] == [(b, 3, True)]
+        assert offline(api, monkeypatch, capsys, ev)[0] == 0

@@ -182,8 +182,11 @@ class Auditor:
             saved: dict[str, str] = {}  # it is written now (review 79: A-B for a saved A:B was a second entry
             for conv in self.store.manifest.conversations:  # on the same files, B:A a second copy)
                 saved.setdefault(canonical_conversation(conv.conversation_id), conv.conversation_id)
-            by_path = {key: saved.get(key, cid) for key, cid in by_path.items()}
-        conversation_ids = list(by_path.values())
+            for conv in self.store.manifest.conversations:  # a bare user id: the 1:1 conversation its
+                if is_bare(conv.conversation_id) and conv.expected_conversation_id:  # metadata named
+                    saved.setdefault(canonical_conversation(conv.expected_conversation_id), conv.conversation_id)
+            by_path = {key: saved.get(key, cid) for key, cid in by_path.items()}  # (round 81: A:X for a saved
+        conversation_ids = list(dict.fromkeys(by_path.values()))  # X was a second entry, its PASS not reproduced)
         opts = self.options
         verification = Verification(conversation_keys=opts.conversation_keys, strict=opts.strict,
                                     allow_embedded_keys=opts.allow_embedded_keys, allow_empty=opts.allow_empty,
