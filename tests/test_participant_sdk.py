@@ -757,3 +757,41 @@ def test_copies_of_a_message_its_edit_and_a_reply_are_looked_at_once_per_positio
     by_seq = data_events(report)
     assert not codes_of(by_seq[reply["sequence_id"]]) - {"duplicate"}
     assert len(calls) <= 3 * len(body["data"])
+
+
+def test_a_quote_of_an_edit_whose_signature_fails_is_not_the_author_s(users):
+    """Round 83: B quotes A's message with words only an edit served under A's name holds, that edit
+    signed by B (its signature fails under A's key). The reply was ✅, quoting A: the edit was taken
+    as A's because its envelope names A. Only a proven edit is its author's word."""
+    from sdk_conversation import _secretbox, _Unsigned, signature_struct
+
+    from verifier.payload import build_payload
+    from verifier.testing.forge import encode_detail, forge_event
+    from verifier.wire import b64encode_nopad
+    A, B = users["A"], users["B"]
+    h = _conversation(users)
+    hello = h.text(A, "hello")
+    body = {"contents": _secretbox(h.keys[h.latest], holder(4, ENTRY_CONTENTS.members[4][1], {
+        "message_sequence_id": hello.sequence_id, "updated_text": "I owe B $1000"})),
+        "conversation_key_version": h.latest, "should_notify": True}
+    seq, prev = h._seq()
+    h.next_seq -= 1
+    forged = forge_event(_Unsigned(A.uid, A.version), "MessageCreateEvent", body, conversation_id=h.conversation_id,
+                         sequence_id=seq, previous_sequence_id=prev, sign=False)
+    signature = b64encode_nopad(bytes(B.chat.sign(build_payload(forged.event, 7, {}))))  # B signs, A is named
+    edit = h._add("edit", A, forged.event.message_id, encode_detail("MessageCreateEvent", body),
+                  signature_struct(signature, A.version, "7"))
+    reply = h.contents("reply", B, holder(1, MESSAGE_CONTENTS, {"message_text": "as you said", "replying_to_preview": {
+        "sender_id": 1111, "message_text": "I owe B $1000", "replying_to_message_sequence_id": hello.sequence_id}}))
+    report, _participant = audit(h, B, A, B)
+    events = data_events(report)
+    assert events[edit.sequence_id].signature.status == "invalid"
+    assert "reply_preview_mismatch" in codes_of(events[reply.sequence_id])
+    # A's own edit, proven, is quoted freely
+    h2 = _conversation(users)
+    hello2 = h2.text(A, "hello")
+    h2.edit(A, hello2, "hello, edited")
+    reply2 = h2.contents("reply", B, holder(1, MESSAGE_CONTENTS, {"message_text": "ok", "replying_to_preview": {
+        "sender_id": 1111, "message_text": "hello, edited", "replying_to_message_sequence_id": hello2.sequence_id}}))
+    report2, _participant = audit(h2, B, A, B)
+    assert report2.verdict == "pass" and not codes_of(data_events(report2)[reply2.sequence_id])

@@ -200,8 +200,10 @@ class Participant:
         self._edited = {}
         for record in timeline.ordered:
             opened = self.opened.get(record.index)
+            # only a proven edit is its author's word (round 83: an edit served under the author's
+            # name, its signature failing, made a reply quoting its text pass as quoting the author)
             if opened is not None and opened.content is not None and opened.content.kind == "message_edit" and \
-                    opened.content.target is not None:
+                    opened.content.target is not None and proven(record):
                 texts = self._edited.setdefault((timeline.key(opened.content.target), record.sender_id), {})
                 texts[opened.content.text or ""] = None
         for record in timeline.ordered:
