@@ -795,3 +795,31 @@ def test_a_quote_of_an_edit_whose_signature_fails_is_not_the_author_s(users):
         "sender_id": 1111, "message_text": "hello, edited", "replying_to_message_sequence_id": hello2.sequence_id}}))
     report2, _participant = audit(h2, B, A, B)
     assert report2.verdict == "pass" and not codes_of(data_events(report2)[reply2.sequence_id])
+
+
+def test_a_directory_copying_the_participant_s_row_under_another_user_hides_no_entry(users):
+    """Round 83: the key directory also serves B's row (identity key, signing key, binding: all B's)
+    under user 1110, which sorts first. B was taken for 1110, so B's own entry that does not open
+    (A re-keys and encrypts B's entry to someone else) was someone else's: no key_undecryptable,
+    only not_decrypted warnings, and the audit passed."""
+    import json
+    A, B, D = users["A"], users["B"], users["D"]
+    h = _conversation(users)
+    h.text(A, "hello")
+    wrong = dict(B.public_key(), public_key=D.identity_spki)
+    bad = h.actions("key change", A, A.chat.prepare_conversation_key_change([A.public_key(), wrong],
+                                                                            conversation_id=h.conversation_id))[0]
+    h.text(A, "B cannot read this")
+    ring = json.loads(keyring_json(A, B))
+    ring["keys"].append(dict(B.keyring_entry(), user_id="1110"))
+    reviewers = participant_reviewers(IdentityKey.from_blob(B.blob))
+    report = verifier.verify_pages([h.page()], verifier.Keyring.from_json(json.dumps(ring)), reviewers=reviewers)
+    assert "key_undecryptable" in codes_of(data_events(report)[bad.sequence_id])
+    assert report.verdict == "fail"
+    assert reviewers[1].me[0] == "2222"  # the label whose entries open, not the copy
+    # the honest history with the same copy in the directory still passes, as B
+    h2 = _conversation(users)
+    h2.text(A, "hello")
+    reviewers = participant_reviewers(IdentityKey.from_blob(B.blob))
+    report2 = verifier.verify_pages([h2.page()], verifier.Keyring.from_json(json.dumps(ring)), reviewers=reviewers)
+    assert report2.verdict == "pass" and reviewers[1].me[0] == "2222"

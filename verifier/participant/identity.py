@@ -124,19 +124,27 @@ class IdentityKey:
     def owner(self, keyring: Keyring | None) -> tuple[str, str] | None:
         """(user id, key version) of the keyring row whose identity key (or, failing that, signing
         key) is this key's public key; None when no row names it."""
+        owners = self.owners(keyring)
+        return owners[0] if owners else None
+
+    def owners(self, keyring: Keyring | None) -> list[tuple[str, str]]:
+        """Every (user id, key version) whose keyring row's identity key is this key's public key
+        (or, when none is, whose signing key is this blob's signing key), in keyring order. More
+        than one user is what a hostile directory serves when it copies the participant's row under
+        another user id (round 83): each of them is the participant's label."""
         if keyring is None:
-            return None
+            return []
         mine = key_identity(self.public_key)
         signing_key = self.signing_public_key
         signing = key_identity(signing_key) if signing_key is not None else None
-        by_signing = None
+        by_identity: list[tuple[str, str]] = []
+        by_signing: list[tuple[str, str]] = []
         for (user_id, version), trusted in sorted(keyring.keys.items()):
             if trusted.identity is not None and _same(trusted.identity, mine):
-                return user_id, version
-            if by_signing is None and signing is not None and trusted.key is not None and \
-                    key_identity(trusted.key) == signing:
-                by_signing = (user_id, version)
-        return by_signing
+                by_identity.append((user_id, version))
+            elif signing is not None and trusted.key is not None and key_identity(trusted.key) == signing:
+                by_signing.append((user_id, version))
+        return by_identity or by_signing
 
     def __repr__(self) -> str:
         return f"IdentityKey(fingerprint={self.fingerprint()!r}, private key not shown)"

@@ -79,6 +79,9 @@ class Participant:
         self.identity = identity
         self.limits = limits
         self.me: tuple[str, str | None] | None = None  # (user id, key version) of the participant
+        # every (user id, key version) the keyring gives the participant's key: a directory may serve
+        # the participant's row under a second user id, and entries labelled for any of them are theirs
+        self.labels: list[tuple[str, str | None]] = []
         self.key_changes: dict[int, KeyChangeOutcome] = {}  # by record index
         self.keys: dict[tuple[str, str], bytes] = {}  # (conversation, version) -> adopted key
         self.opened: dict[int, Opened] = {}  # by record index, every message
@@ -93,42 +96,45 @@ class Participant:
 
     # ------------------------------------------------------------------ before signatures
     def conversation_keys(self, records: Sequence[Any], keyring: Keyring | None) -> dict[tuple[str, str], bytes]:
-        self.me = self.identity.owner(keyring)
-        my_version = self.me[1] if self.me else None
+        self.labels = list(self.identity.owners(keyring))
         for record in records:
             event = record.event
             if event is None or event.kind != KEY_CHANGE:
                 continue
-            outcome = self._open_key_change(event.body or {}, my_version)
+            outcome = self._open_key_change(event.body or {})
             self.key_changes[record.index] = outcome
             if outcome.key is not None and outcome.version is not None:
                 self.keys[(record.conversation, outcome.version)] = outcome.key  # the last one wins
-        if self.me is None:  # not in the keyring: the user whose entries the key opens, if only one
-            users = {user for outcome in self.key_changes.values() for user, _v, ok in outcome.tried if ok and user}
-            if len(users) == 1:
-                self.me = (users.pop(), None)
-        if self.me is not None:
+        opened = {user for outcome in self.key_changes.values() for user, _v, ok in outcome.tried if ok and user}
+        if not self.labels:  # not in the keyring: the user whose entries the key opens, if only one
+            if len(opened) == 1:
+                self.labels = [(opened.pop(), None)]
+        # shown as the participant: the label whose entries opened, if any (a copy under another id opens none)
+        self.me = next((label for label in self.labels if label[0] in opened), self.labels[0] if self.labels else None)
+        if self.labels:
             for outcome in self.key_changes.values():
-                outcome.mine_failed = any(user == self.me[0] and not ok and self._my_version(version)
-                                          for user, version, ok in outcome.tried)
+                outcome.mine_failed = any(not ok and self._mine(user, version) for user, version, ok in outcome.tried)
         return dict(self.keys)  # per conversation: another may use the same version for another key
 
-    def _my_version(self, version: str | None) -> bool:
-        return self.me is None or self.me[1] is None or version is None or version == self.me[1]
+    def _mine(self, user: str | None, version: str | None) -> bool:
+        """Is an entry labelled (user, version) one for the participant (any of their labels)?"""
+        return any(user == label_user and (label_version is None or version is None or version == label_version)
+                   for label_user, label_version in self.labels)
 
-    def _open_key_change(self, body: dict[str, Any], my_version: str | None) -> KeyChangeOutcome:
+    def _open_key_change(self, body: dict[str, Any]) -> KeyChangeOutcome:
         outcome = KeyChangeOutcome(body.get("conversation_key_version"))
-        my_user = self.me[0] if self.me else None
+        my_users = {user for user, _v in self.labels}
+        my_versions = {version for _u, version in self.labels}
         entries = [e for e in body.get("conversation_participant_keys") or ()
-                   if my_version is None or e.get("public_key_version") is None
-                   or e.get("public_key_version") == my_version]  # the SDK skips other versions too
-        mine = [e for e in entries if my_user is not None and e.get("user_id") == my_user]
+                   if not my_versions or None in my_versions or e.get("public_key_version") is None
+                   or e.get("public_key_version") in my_versions]  # the SDK skips other versions too
+        mine = [e for e in entries if e.get("user_id") in my_users]
         for entry in mine[:MY_ENTRY_ATTEMPTS]:  # every one of them, to find one that does not open
             self._try(outcome, entry)
         for entry in entries:  # the SDK adopts whatever opens, whatever its label
             if outcome.key is not None or self.other_attempts >= OTHER_ENTRY_BUDGET:
                 break
-            if my_user is None or entry.get("user_id") != my_user:
+            if entry.get("user_id") not in my_users:
                 self.other_attempts += 1
                 self._try(outcome, entry)
         return outcome
@@ -178,7 +184,7 @@ class Participant:
             if proven(record):
                 verified.add(outcome.version)
             if outcome.mine_failed:
-                me = self.me[0] if self.me else None
+                me = next((user for user, version, ok in outcome.tried if not ok and self._mine(user, version)), None)
                 record.add("key_undecryptable", f"its entry for user {shown(me)} does not decrypt with "
                                                 f"identity key {self.identity.fingerprint()}")
             if outcome.key is not None and len(keys_of.get(outcome.version, ())) > 1:
@@ -410,7 +416,7 @@ class Participant:
         keys: dict[str, bytes] = {}
         for event in preview.get("raw_event_ckces") or ():
             if isinstance(event, MessageEvent) and event.kind == KEY_CHANGE:
-                outcome = self._open_key_change(event.body or {}, self.me[1] if self.me else None)
+                outcome = self._open_key_change(event.body or {})
                 if outcome.key is not None and outcome.version is not None:
                     keys.setdefault(outcome.version, outcome.key)
         return keys
