@@ -823,3 +823,36 @@ def test_a_directory_copying_the_participant_s_row_under_another_user_hides_no_e
     reviewers = participant_reviewers(IdentityKey.from_blob(B.blob))
     report2 = verifier.verify_pages([h2.page()], verifier.Keyring.from_json(json.dumps(ring)), reviewers=reviewers)
     assert report2.verdict == "pass" and reviewers[1].me[0] == "2222"
+
+
+def test_an_embedded_edit_of_another_message_is_not_the_quoted_original_s(users):
+    """Round 83: B embeds A's message m1 (its unsigned sequence id left out, and none in the preview)
+    and A's genuine edit of another message, m2 ("I resign"), and quotes that edit as m1's text. The
+    check that the edit edits the original was skipped without the original's sequence id: a ✅
+    reply. The SDK, which validates the embedded events only, calls it Valid (a documented difference)."""
+    import struct
+
+    from nacl.secret import SecretBox
+
+    from verifier.wire import decode_event_bytes
+    A, B = users["A"], users["B"]
+    h = _conversation(users)
+    m1 = h.text(A, "I will stay on the board")
+    m2 = h.text(A, "draft: I resign")
+    e2 = h.edit(A, m2, "I resign")
+    made = h.send("reply", B, B.chat.encrypt_reply(h.conversation_id, "so you quit?", m1.b64,
+                                                   reply_to_edit_event=e2.b64, **h.key_args()))
+    h.events.pop()
+    h.next_seq -= 1
+    contents = decode_event_bytes(made.raw).body["contents"]
+    plain = SecretBox(h.keys[h.latest]).decrypt(contents[24:], contents[:24])
+    seq = m1.sequence_id.encode()
+    for fid in (6, 1):  # the preview's replying_to_message_sequence_id, the embedded original's sequence_id
+        cut = struct.pack(">bhi", 11, fid, len(seq)) + seq
+        assert cut in plain
+        plain = plain.replace(cut, b"", 1)
+    reply = h.contents("reply", B, plain)
+    report, _participant = audit(h, B, A, B)
+    assert "reply_preview_mismatch" in codes_of(data_events(report)[reply.sequence_id])
+    sdk = sdk_decrypt(B, h.b64s(), A, B)["by_index"][len(h.events) - 1]
+    assert sdk["reply_preview_validation"] == "Valid"

@@ -380,7 +380,12 @@ class Participant:
             edited = self._decrypt_embedded(record.conversation, edit, extra_keys)
             if edited is _NO_KEY or edited is None or edited.kind != "message_edit":
                 return problems + ["the embedded edit cannot be decrypted as an edit"]
-            if edited.target is not None and raw.sequence_id is not None and edited.target != raw.sequence_id:
+            if edited.target is None or raw.sequence_id is None:
+                # round 83: with the original's (unsigned) sequence id left out, an edit of another
+                # message of the author's was quoted as an edit of this one (the SDK builds neither)
+                problems.append("the embedded edit cannot be tied to the embedded original (it names no target, "
+                                "or the original no sequence id)")
+            elif edited.target != raw.sequence_id:
                 problems.append("the embedded edit edits another message than the embedded original")
             quoted_text, quoted_entities = edited.body.get("updated_text"), edited.body.get("entities") or []
         claimed_text = preview.get("message_text")
