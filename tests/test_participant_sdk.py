@@ -856,3 +856,32 @@ def test_an_embedded_edit_of_another_message_is_not_the_quoted_original_s(users)
     assert "reply_preview_mismatch" in codes_of(data_events(report)[reply.sequence_id])
     sdk = sdk_decrypt(B, h.b64s(), A, B)["by_index"][len(h.events) - 1]
     assert sdk["reply_preview_validation"] == "Valid"
+
+
+def test_a_quote_of_a_forged_original_is_not_its_sender_s(users):
+    """Round 83: the history holds, at the quoted sequence id, a message served as A's whose
+    signature fails (B wrote it with the conversation key); B's reply quoting it was ✅, quoting A.
+    Only a proven message is its sender's word."""
+    from sdk_conversation import _secretbox, _Unsigned, signature_struct
+
+    from verifier.payload import build_payload
+    from verifier.testing.forge import encode_detail, forge_event
+    from verifier.wire import b64encode_nopad
+    A, B = users["A"], users["B"]
+    h = _conversation(users)
+    h.text(A, "hello")
+    body = {"contents": _secretbox(h.keys[h.latest], holder(1, MESSAGE_CONTENTS, {"message_text": "I owe B $1000"})),
+            "conversation_key_version": h.latest, "should_notify": True}
+    seq, prev = h._seq()
+    h.next_seq -= 1
+    made = forge_event(_Unsigned(A.uid, A.version), "MessageCreateEvent", body, conversation_id=h.conversation_id,
+                       sequence_id=seq, previous_sequence_id=prev, sign=False)
+    signature = b64encode_nopad(bytes(B.chat.sign(build_payload(made.event, 7, {}))))
+    forged = h._add("text", A, made.event.message_id, encode_detail("MessageCreateEvent", body),
+                    signature_struct(signature, A.version, "7"))
+    reply = h.contents("reply", B, holder(1, MESSAGE_CONTENTS, {"message_text": "noted", "replying_to_preview": {
+        "sender_id": 1111, "message_text": "I owe B $1000", "replying_to_message_sequence_id": forged.sequence_id}}))
+    report, _participant = audit(h, B, A, B)
+    events = data_events(report)
+    assert events[forged.sequence_id].signature.status == "invalid"
+    assert "reply_preview_mismatch" in codes_of(events[reply.sequence_id])

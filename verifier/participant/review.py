@@ -315,6 +315,13 @@ class Participant:
         if not originals or targets.after:
             return problems
         original = originals[0]
+        if not isinstance(raw, MessageEvent) and not proven(original):
+            # round 83: a quote of a forged original (served as its sender's, the signature failing)
+            # read as a checked quote of that sender; only a proven message is its sender's word
+            status = original.signature.status if original.signature is not None else "not checked"
+            problems.append(f"the history's message at sequence id {shown(anchor)} is not proven (signature "
+                            f"{status}): what it says is not its sender's word")
+            return problems
         if isinstance(raw, MessageEvent) and not same_signed_message(raw, original.event):
             problems.append(f"the embedded original is not the history's message at sequence id {shown(anchor)}")
         claimed_sender = preview.get("sender_id")
