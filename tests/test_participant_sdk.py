@@ -885,3 +885,26 @@ def test_a_quote_of_a_forged_original_is_not_its_sender_s(users):
     events = data_events(report)
     assert events[forged.sequence_id].signature.status == "invalid"
     assert "reply_preview_mismatch" in codes_of(events[reply.sequence_id])
+
+
+def test_values_from_encrypted_contents_are_never_quoted_in_the_report(users):
+    """Round 83: a reply's anchor and a reaction's target are read from the decrypted contents; a
+    sender's text there ("PIN 4711, bank acct 99") was quoted in the findings, where the report holds
+    no plaintext (docs/participant.md). An id (digits) is still shown."""
+    from verifier.report import render
+    A, B = users["A"], users["B"]
+    h = _conversation(users)
+    hello = h.text(A, "hello")
+    h.contents("reply", A, holder(1, MESSAGE_CONTENTS, {"message_text": "x", "replying_to_preview": {
+        "sender_id": 1111, "message_text": "hello", "replying_to_message_sequence_id": "PIN 4711, bank acct 99"}}))
+    h.contents("react", A, holder(2, ENTRY_CONTENTS.members[2][1], {"message_sequence_id": "meet at the dock 9pm",
+                                                                    "emoji": "x"}))
+    h.contents("react", B, holder(2, ENTRY_CONTENTS.members[2][1], {"message_sequence_id": "9" + hello.sequence_id,
+                                                                    "emoji": "x"}))
+    report, _participant = audit(h, B, A, B)
+    text = render(report, "json")
+    messages = [f.message for c in report.conversations for e in c.events for f in e.findings]
+    assert "PIN 4711" not in text and "meet at the dock" not in text
+    masked = [m for m in messages if "<not an id: from the encrypted contents, not shown>" in m]
+    assert any(m.startswith("reacts to") for m in masked) and any(m.startswith("replies to") for m in masked)
+    assert any("9" + hello.sequence_id in m for m in messages)  # a decimal id is shown

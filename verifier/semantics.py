@@ -236,6 +236,14 @@ def _fetched(records: Sequence[Any]) -> set[int]:
     return fetched
 
 
+def content_id(value: object) -> str:
+    """A target or id read from decrypted contents, as a finding may quote it: an id (ASCII digits)
+    is shown; anything else is not, only said (the report holds no plaintext: docs/participant.md;
+    round 83: a reply's anchor, "PIN 4711, bank acct 99", was quoted in the report)."""
+    text = str(value)
+    return shown(text) if is_decimal(text) else "<not an id: from the encrypted contents, not shown>"
+
+
 def is_decimal(sequence_id: str) -> bool:
     """A sequence id of ASCII digits (what the API's snowflakes are)."""
     return bool(sequence_id) and sequence_id.isascii() and sequence_id.isdigit()
@@ -291,8 +299,9 @@ class TargetProblems:
     """The target problems of one event, gathered so an event naming many bad targets gets one
     finding per code (first ids named, the rest counted)."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, show: Callable[[object], str] | None = None) -> None:
         self.what = what
+        self.show = show or shown  # how a target is quoted (a participant's: never plaintext)
         self.after: list[str] = []
         self.missing: list[str] = []  # inside the fetched range
         self.older: list[str] = []  # outside it
@@ -368,22 +377,22 @@ class TargetProblems:
 
     def report(self, record: Any) -> None:
         if self.after:
-            record.add("target_after_event", f"{self.what} {_ids(self.after)}, which "
+            record.add("target_after_event", f"{self.what} {_ids(self.after, self.show)}, which "
                        f"{'does' if len(self.after) == 1 else 'do'} not precede it")
         if self.missing:
-            record.add("target_missing", f"{self.what} {_ids(self.missing)}, inside the fetched range "
+            record.add("target_missing", f"{self.what} {_ids(self.missing, self.show)}, inside the fetched range "
                        "but not in the history", "error")
         for target, what in self.not_message[:1]:
-            record.add("target_missing", f"{self.what} {shown(target)}, which is {what}", "error")
+            record.add("target_missing", f"{self.what} {self.show(target)}, which is {what}", "error")
         for target, what in self.doubtful[:1]:
-            record.add("target_missing", f"{self.what} {shown(target)}, which is {what}: only the server says "
+            record.add("target_missing", f"{self.what} {self.show(target)}, which is {what}: only the server says "
                        "it stood there")
         if self.before_start:
-            record.add("target_missing", f"{self.what} {_ids(self.before_start)}, not in the history, which "
+            record.add("target_missing", f"{self.what} {_ids(self.before_start, self.show)}, not in the history, which "
                        "holds its first event (one without a previous pointer): events were cut from it, "
                        "or the target is not one of its sequence ids", "error")
         if self.older:
-            record.add("target_missing", f"{self.what} {_ids(self.older)}, older than the fetched history "
+            record.add("target_missing", f"{self.what} {_ids(self.older, self.show)}, older than the fetched history "
                        "(or not a sequence id)")
 
 
@@ -400,8 +409,8 @@ def _verdict(timeline: Timeline, found: list[Any], describe: Callable[[Any], str
     return None
 
 
-def _ids(ids: list[str]) -> str:
-    head = ", ".join(shown(i) for i in ids[:_SHOWN])
+def _ids(ids: list[str], show: Callable[[object], str] = shown) -> str:
+    head = ", ".join(show(i) for i in ids[:_SHOWN])
     more = f" and {len(ids) - _SHOWN} more" if len(ids) > _SHOWN else ""
     return ("sequence id " if len(ids) == 1 else "sequence ids ") + head + more
 

@@ -30,6 +30,7 @@ from ..semantics import (
     MESSAGE,
     TargetProblems,
     Timeline,
+    content_id,
     is_decimal,
     kind_of,
     not_a_signed_message,
@@ -262,7 +263,7 @@ class Participant:
     def _check_content(self, timeline: Timeline, record: Any, content: Content, keyring: Keyring | None) -> None:
         kind = content.kind or ""
         if kind in TARGET_FIELDS:
-            problems = TargetProblems(_TARGET_WORDS[kind])
+            problems = TargetProblems(_TARGET_WORDS[kind], show=content_id)
             if kind in _MESSAGE_TARGETS:
                 problems.check(timeline, record, content.target, describe=self._not_a_message)
             else:  # a read marker inside contents, as a signed one
@@ -301,7 +302,7 @@ class Participant:
                 problems.append("it names no sequence id of the original and embeds no original event, so what "
                                 "it quotes cannot be tied to the history (the SDK never builds such a reply)")
             return problems
-        targets = TargetProblems("replies to")
+        targets = TargetProblems("replies to", show=content_id)
         targets.check(timeline, record, anchor, describe=self._not_a_message)
         targets.report(record)
         if record.sequence_id and timeline.key(record.sequence_id) == timeline.key(anchor):
@@ -309,7 +310,7 @@ class Participant:
         originals = _messages_at(timeline, anchor)
         decimal = is_decimal(str(anchor))
         if not originals and not targets.after and not targets.not_message and (not decimal or timeline.reaches_start):
-            problems.append(f"no message of the history has sequence id {shown(anchor)}, "
+            problems.append(f"no message of the history has sequence id {content_id(anchor)}, "
                             + ("and the history holds its first event: the quote cannot be tied to it" if decimal
                                else "which is not a sequence id"))
         if not originals or targets.after:
@@ -319,14 +320,14 @@ class Participant:
             # round 83: a quote of a forged original (served as its sender's, the signature failing)
             # read as a checked quote of that sender; only a proven message is its sender's word
             status = original.signature.status if original.signature is not None else "not checked"
-            problems.append(f"the history's message at sequence id {shown(anchor)} is not proven (signature "
+            problems.append(f"the history's message at sequence id {content_id(anchor)} is not proven (signature "
                             f"{status}): what it says is not its sender's word")
             return problems
         if isinstance(raw, MessageEvent) and not same_signed_message(raw, original.event):
-            problems.append(f"the embedded original is not the history's message at sequence id {shown(anchor)}")
+            problems.append(f"the embedded original is not the history's message at sequence id {content_id(anchor)}")
         claimed_sender = preview.get("sender_id")
         if claimed_sender is not None and str(claimed_sender) != original.sender_id:
-            problems.append(f"it quotes sender {shown(claimed_sender)}, the original is from "
+            problems.append(f"it quotes sender {content_id(claimed_sender)}, the original is from "
                             f"{shown(original.sender_id)}")
         claimed_id = preview.get("replying_to_message_id")
         if claimed_id is not None and claimed_id != original.message_id:
@@ -335,7 +336,7 @@ class Participant:
         opened = self.opened.get(original.index)
         if claimed_text is not None and (opened is None or opened.content is None) and not isinstance(raw, MessageEvent):
             # review 45: a quote of a message the viewer cannot open was shown checked, with no word
-            record.add("not_decrypted", f"the original it quotes (sequence id {shown(anchor)}) could not be "
+            record.add("not_decrypted", f"the original it quotes (sequence id {content_id(anchor)}) could not be "
                                         "opened with your keys: the quoted text is not checked")
         if claimed_text is not None and opened is not None and opened.content is not None:
             texts = [opened.content.text or "",
@@ -361,7 +362,7 @@ class Participant:
         if original is _NO_KEY:
             # The SDK calls such a preview Invalid; without the key there is no evidence either way.
             record.add("not_decrypted", f"the original it quotes is encrypted under key version "
-                                        f"{shown((raw.body or {}).get('conversation_key_version'))}, which you "
+                                        f"{content_id((raw.body or {}).get('conversation_key_version'))}, which you "
                                         "cannot open: the quote is not checked")
             return []
         if original is None or original.kind != "message":
@@ -417,8 +418,8 @@ class Participant:
             return key
         try:
             payload = build_payload(event, version, {})
-        except PayloadUnavailable as exc:
-            return exc.reason
+        except PayloadUnavailable as exc:  # its reason may quote the event's values: plaintext here
+            return f"its signed bytes cannot be rebuilt ({exc.status})"
         ok, why = verify_raw(key, decode_signature(sig.signature), payload)
         return None if ok else why
 
@@ -478,7 +479,7 @@ def _signer_key(event: MessageEvent, keyring: Keyring | None) -> Any:
     if keyring is not None:
         trusted = keyring.lookup(event.sender_id, sig.public_key_version)
         if trusted is None or trusted.key is None:
-            return f"no trusted key for user {shown(event.sender_id)} version {shown(sig.public_key_version)}"
+            return f"no trusted key for user {content_id(event.sender_id)} version {content_id(sig.public_key_version)}"
         return trusted.key
     for info in sig.message_signing_key_info_list or ():  # no keyring: the event's own key, as the engine
         if info.member_id == event.sender_id and (info.public_key_version or "") == (sig.public_key_version or ""):
