@@ -3,8 +3,10 @@ event lists equal to the materialised ones, and no thread left behind."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
+from collections import Counter
 
 import msgspec
 import pytest
@@ -13,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import verifier
-from verifier import columns
+from verifier import columns, fastchain
 from verifier.columns import Ids, Interned
 from verifier.engine import EventList, Verification
-from verifier.testing.forge import build_conversation
+from verifier.testing.forge import build_conversation, encode_event
 
 ODD_IDS = [None, "", "0", "00", "0123", "123", "9223372036854775807", "9223372036854775808", "1" * 40, "-5", "+5",
            " 5", "٣", "²", "12a", "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6", "6F1C1A2E-3B4D-4C5E-8F90-A1B2C3D4E5F6",
@@ -298,3 +300,55 @@ def test_uuid_texts_of_a_batch_equal_one_by_one(halves):
     """The pure batch (strided copies of the digits into their places) is ``_uuid_text`` of each."""
     highs, lows = [h for h, _ in halves], [low for _, low in halves]
     assert columns._uuid_text_list(highs, lows) == [columns._uuid_text(h, low) for h, low in halves]
+
+
+def _tuple_hash_twins(count: int) -> list[tuple[int, int]]:
+    """Distinct (high, low) int64 pairs that all have the hash of (1, 0): CPython's tuple hash
+    (xxHash's rounds over each item's hash) is not salted, and an int's hash is the int modulo
+    2**61 - 1, so the low half that completes any high half to a chosen hash can be solved for."""
+    mask, prime = (1 << 64) - 1, (1 << 61) - 1
+    p1, p2, p5 = 11400714785074694791, 14029467366897019727, 2870177450012600261
+
+    def rotate(x: int, by: int) -> int:
+        return ((x << by) | (x >> (64 - by))) & mask
+
+    goal = hash((1, 0)) & mask
+    before = rotate((goal - (2 ^ p5 ^ 3527539)) * pow(p1, -1, 1 << 64) & mask, 33)  # undo the last round
+    out, high = [], 1
+    while len(out) < count:
+        high += 1
+        after_high = rotate((p5 + (hash(high) & mask) * p2) & mask, 31) * p1 & mask
+        lane = (before - after_high) * pow(p2, -1, 1 << 64) & mask  # the low half's hash this needs
+        low = lane if lane < prime else lane - (1 << 64) if lane > (1 << 64) - prime else None
+        if low is not None and low != -1 and hash((high, low)) == hash((1, 0)):
+            out.append((high, low))
+    return out
+
+
+def test_repeated_message_ids_are_counted_by_keys_no_chosen_ids_can_make_collide(monkeypatch):
+    """Round 78: ``fastchain._repeated_ids`` counted ``Ids.keys``, a tuple of a UUID's two stored
+    halves, in a ``Counter``; message ids chosen so that every tuple had one hash made that count
+    quadratic (40,000 unsigned events, 5.5 MB, took a minute instead of a second). Keys are int64
+    now, of which at most a few share a hash; and the replays among such ids are still found."""
+    twins = _tuple_hash_twins(3000)
+    texts = [columns._uuid_text(high, low) for high, low in twins]
+    column = Ids(uuids=True)
+    column.append_all(texts)
+    assert [column[i] for i in range(len(texts))] == texts
+    keys = column.keys(range(len(texts)))
+    assert max(Counter(map(hash, keys)).values()) <= 9
+    assert keys == [column.key(i) for i in range(len(texts))]  # ``key``'s values, a batch at a time
+    # a linked history of such ids with one genuine replay at its end: the one-pass chain finds it
+    events = [ev(seq=n, prev=n - 1 if n > 1 else None, message_id=text) for n, text in enumerate(texts[:40], 1)]
+    replayed = msgspec.structs.replace(events[5].event, sequence_id=ev(seq=41).event.sequence_id,
+                                       previous_sequence_id=events[-1].event.sequence_id)
+    body = page(*reversed(events))
+    body["data"].insert(0, {"encoded_event": base64.b64encode(encode_event(replayed)).decode()})
+    decided = []
+    linear = fastchain.linear_chain
+    monkeypatch.setattr(fastchain, "linear_chain", lambda run, members: decided.append(linear(run, members)) or
+                        decided[-1])
+    report = verifier.verify_pages([body], keyring(ALICE))
+    assert len(decided) == 1 and decided[0] is not None
+    replays = [e for e in report.conversations[0].events if any(f.code == "replay" for f in e.findings)]
+    assert [e.message_id for e in replays] == [texts[5]]

@@ -13,7 +13,7 @@ import re
 import sys
 from array import array
 from collections.abc import Hashable, Sequence
-from operator import itemgetter
+from operator import itemgetter, xor
 from typing import Any, Callable, Generic, TypeVar
 
 from .wire import compiled_twin
@@ -141,10 +141,14 @@ class Ids:
         return self._a
 
     def keys(self, rows: Sequence[int]) -> list[Hashable]:
-        """For each of ``rows``, what it stores: equal for equal values (and for None and every
-        text kept as it is, which all store 0), read a batch at a time. A pre-filter, like ``key``."""
+        """For each of ``rows``, what ``key`` gives for a decimal or a UUID (its two halves joined by
+        ``^``): equal for equal values (and for None and every text kept as it is, which all store
+        0), read a batch at a time. A pre-filter, like ``key``. One int64 each, never a tuple of the
+        halves: the hash of a tuple of ints is not salted, and ids chosen so that all their tuples
+        share one hash made counting them quadratic (round 78: 40,000 events, 5.5 MB, took a
+        minute); at most a few int64 values share a hash."""
         pick = picker(rows)
-        return list(zip(pick(self._a), pick(self._b))) if self._uuids else list(pick(self._a))
+        return list(map(xor, pick(self._a), pick(self._b))) if self._uuids else list(pick(self._a))
 
     def key(self, index: int) -> object:
         """A value equal for equal ids (and rarely for different ones): a pre-filter for duplicates."""
