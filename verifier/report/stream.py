@@ -74,13 +74,15 @@ def _json_chunks(report: Report, processes: int = 1) -> Iterator[str | ChildText
     skeleton = msgspec.structs.replace(report, conversations=[
         msgspec.structs.replace(conv, events=[marker]) for conv, marker in zip(report.conversations, markers)])
     text = _json_safe(msgspec.json.format(msgspec.json.encode(skeleton), indent=2).decode()) + "\n"
+    done = 0  # the skeleton is read on from here: never cut into a new remainder per conversation, which
+    # copied the rest of it once each (round 78: 20,000 one-event conversations, 1.3 MB, took 33 s)
     for conv, marker in zip(report.conversations, markers):
         placeholder = f'[{_EVENT_INDENT}"{marker}"\n      ]'
-        at = text.index(placeholder)
-        yield text[:at]
-        text = text[at + len(placeholder):]
+        at = text.index(placeholder, done)
+        yield text[done:at]
+        done = at + len(placeholder)
         yield from _events_array(conv.events, processes)
-    yield text
+    yield text[done:]
 
 
 def _events_array(events: Sequence[object], processes: int = 1) -> Iterator[str | ChildText]:
