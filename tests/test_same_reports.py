@@ -400,3 +400,17 @@ def test_a_missing_encoded_event_in_a_conflict_links_as_the_reference_does():
         data.append({"sequence_id": "3", "previous_sequence_id": "1", "sender_id": a.user_id, "conversation_id": cid})
         assert_same([{"data": data}], ring, QUICK)
     assert diverged  # the case that diverged is among them
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_an_api_error_gives_the_same_reports_strict_or_not(strict):
+    """Round 78: the reference JUnit renderer lacked review 45's rule (an API error fails a test under
+    --strict), so a corpus with one would have failed this comparison wrongly."""
+    a = Identity.from_seed("1215441834412953600", "1765382634817", "diff-a")
+    ring = verifier.Keyring.from_json(json.dumps({"keys": [a.keyring_entry()]}))
+    cid = "1215441834412953600:1843439638876491776"
+    body = {"contents": b"x" * 40, "conversation_key_version": "1", "should_notify": True}
+    event = forge_event(a, "MessageCreateEvent", body, conversation_id=cid, sequence_id="1")
+    page = {"data": [item_json(event)], "errors": [{"title": "Not Found Error", "detail": "Could not find x.",
+                                                    "type": "https://api.twitter.com/2/problems/resource-not-found"}]}
+    assert_same([page], ring, strict=strict)

@@ -140,12 +140,15 @@ def render_junit(report: Report) -> str:
         suite.set("failures", str(suite_failures))
         total, failures = total + len(scoped), failures + suite_failures
     for inp in report.inputs:
-        if inp.errors:
+        # review 45 (brought here in round 78: the reference lacked it): API errors fail a test under --strict
+        problems = [(Code.INPUT_ERROR, printable(e)) for e in inp.errors] + \
+            [(Code.API_ERROR, printable(api_error_text(a))) for a in (inp.api_errors if report.strict else ())]
+        if problems:
             source = printable(inp.source)
             suite = ET.SubElement(root, "testsuite", name=f"input {source}", tests="1", failures="1")
             case = ET.SubElement(suite, "testcase", classname="input", name=source)
-            ET.SubElement(case, "failure", message=printable(inp.errors[0]), type=Code.INPUT_ERROR).text = \
-                "\n".join(printable(e) for e in inp.errors)
+            ET.SubElement(case, "failure", message=problems[0][1], type=problems[0][0]).text = \
+                "\n".join(text for _code, text in problems)
             total, failures = total + 1, failures + 1
     root.set("tests", str(total))
     root.set("failures", str(failures))
