@@ -239,3 +239,40 @@ def test_a_junit_report_with_noncharacters_in_ids_is_well_formed_xml():
     assert report.verdict == "fail"
     root = ET.fromstring(render(report, "junit"))  # well-formed XML, the ids escaped
     assert root.get("failures") not in (None, "0")
+
+
+def workflow_commands(text: str) -> list[str]:
+    """Lines the GitHub Actions runner would act on: ``##[`` anywhere in a line, or ``::`` at its start
+    after whitespace (actions/runner ActionCommand.TryParse and TryParseV2)."""
+    return [line for line in text.splitlines() if "##[" in line or line.lstrip().startswith("::")]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_no_input_text_becomes_a_github_workflow_command(tmp_path, fmt):
+    """Review 82: a server's error title `##[stop-commands]x` on stderr swallowed the action's own
+    `::error` annotation, and the unsigned sequence id of a PASS printed `##[add-mask]…` in the text
+    and JSON reports; the runner reads every line a step prints for workflow commands."""
+    from verifier.testing.forge import forge_event
+    first = forge_event(ALICE, "MessageCreateEvent", {"contents": b"\x01" * 45, "conversation_key_version": "1001"},
+                        conversation_id="::warning::" + "c", sequence_id="##[stop-commands]x",
+                        created_at_msec="1784841000000")
+    served = tmp_path / "page.json"
+    served.write_text(json.dumps(page(first)))
+    error = tmp_path / "error.json"
+    error.write_text(json.dumps({"errors": [{"title": "##[add-mask]FAIL", "detail": "::error::x"}]}))
+    ring = tmp_path / "ring.json"
+    ring.write_text(json.dumps({"keys": [ALICE.keyring_entry()]}))
+    code, out, err = run_main(["verify", str(served), str(error), "--keys", str(ring), "--format", fmt])
+    assert code == 3
+    assert workflow_commands(out) == [] and workflow_commands(err) == []
+    if fmt == "json":  # the values themselves are unchanged
+        data = json.loads(out)
+        assert data["conversations"][0]["events"][0]["sequence_id"] == "##[stop-commands]x"
+        assert data["inputs"][1]["api_errors"][0]["title"] == "##[add-mask]FAIL"
+
+
+def test_printable_escapes_workflow_commands_and_nothing_else():
+    from verifier.sanitize import printable
+    assert printable("##[add-mask]x") == "\\x23#[add-mask]x" and "##[" not in printable("###[[##[")
+    assert printable("  ::error::x") == "  \\x3a:error::x" and printable("\u3000::x") == "\u3000\\x3a:x"
+    assert printable("a::b ## [x] #[y]") == "a::b ## [x] #[y]" and printable(":x:") == ":x:"

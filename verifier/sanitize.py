@@ -43,10 +43,34 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
+# CI logs act on text too: the GitHub Actions runner reads every line a step prints (stdout and
+# stderr) as a workflow command when it holds ``##[name]`` anywhere, or starts (after whitespace)
+# with ``::name::`` (actions/runner ActionCommand.TryParse, TryParseV2): add-mask, stop-commands,
+# error/warning/notice annotations, group. Review 82: a server's error title ``##[stop-commands]x``
+# on stderr swallowed the action's own ``::error`` annotation, ``##[add-mask]FAIL`` hid the word
+# FAIL, ``##[warning title=xchat-verify]verdict PASS`` forged an annotation. Escaped as ``\x23``
+# and ``\x3a`` like any other character the reader's tools would act on.
+WORKFLOW_V1 = "##["
+_WORKFLOW_V2 = re.compile(r"\s*::")
+
+
+def no_workflow_command(value: str) -> str:
+    """``value`` with GitHub Actions workflow commands (``##[``, a leading ``::``) escaped."""
+    if WORKFLOW_V1 in value:
+        value = value.replace(WORKFLOW_V1, "\\x23#[")
+    start = _WORKFLOW_V2.match(value)
+    if start is not None:
+        at = start.end() - 2
+        value = value[:at] + "\\x3a" + value[at + 1:]
+    return value
+
+
 def printable(text: object) -> str:
-    """``text`` as one line with every control or invisible formatting character escaped."""
+    """``text`` as one line with every control or invisible formatting character escaped, and no
+    CI workflow command in it."""
     value = _UNSAFE.sub(_escape, text if isinstance(text, str) else str(text))
-    return ASTRAL.sub(_escape, value) if has_astral(value) else value
+    value = ASTRAL.sub(_escape, value) if has_astral(value) else value
+    return no_workflow_command(value) if "#" in value or ":" in value else value
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
