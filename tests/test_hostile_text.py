@@ -276,3 +276,35 @@ def test_printable_escapes_workflow_commands_and_nothing_else():
     assert printable("##[add-mask]x") == "\\x23#[add-mask]x" and "##[" not in printable("###[[##[")
     assert printable("  ::error::x") == "  \\x3a:error::x" and printable("\u3000::x") == "\u3000\\x3a:x"
     assert printable("a::b ## [x] #[y]") == "a::b ## [x] #[y]" and printable(":x:") == ":x:"
+
+
+def test_printable_escapes_runs_of_wide_spaces_and_keeps_one_alone():
+    """Review 82: a run of U+3000 hangs at the end of a line and starts the next word on a new line."""
+    from verifier.sanitize import printable
+    assert printable("ok\u3000\u3000x") == "ok\\u3000\\u3000x" and printable("a\u3000 \u3000b") == "a\\u3000 \\u3000b"
+    assert printable("x\u2003\u00a0\u205fy") == "x\\u2003\u00a0\\u205fy"
+    assert printable("日本\u3000語") == "日本\u3000語"
+    assert printable("Bonjour\u202f! Ça va\u202f?") == "Bonjour\u202f! Ça va\u202f?"
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "html"])
+def test_a_message_cannot_break_into_fake_transcript_lines(tmp_path, monkeypatch, fmt):
+    """Review 82: "ok" + 300 U+3000 + a fake "<participant> #<seq> · <time> · message" + 300 U+3000 + a
+    text + a fake proof line read, in Chromium, as lines of their own inside the sender's ✅ entry."""
+    import verifier.testing.forge as forge
+    fake = "\u3000" * 300 + "1215441834412953600 #2080400072897462276 · message" + "\u3000" * 300 + "I will pay"
+    real = forge.encrypt_contents
+    monkeypatch.setattr(forge, "encrypt_contents", lambda key, text, nonce=None: real(
+        key, {"message 1": "日本\u3000語", "message 3": "ok" + fake}.get(text, text), nonce))
+    conv = forge.build_conversation(4)
+    (tmp_path / "page.json").write_text(json.dumps(conv.pages()[0]))
+    (tmp_path / "keys.json").write_text(json.dumps(conv.keyring()))
+    key = tmp_path / "me.key"
+    key.write_text(conv.members[0].private_key_blob())
+    key.chmod(0o600)
+    out = tmp_path / f"t.{fmt}"
+    code, _out, _err = run_main(["transcript", str(tmp_path / "page.json"), "--keys", str(tmp_path / "keys.json"),
+                                 "--identity-key", str(key), "--format", fmt, "-o", str(out)])
+    text = out.read_text()
+    assert code == 0 and "\u3000\u3000" not in text and text.count("u3000") == 600  # shown escaped
+    assert "日本\u3000語" in text  # one alone is text, not a line break
