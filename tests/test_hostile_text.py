@@ -308,3 +308,19 @@ def test_a_message_cannot_break_into_fake_transcript_lines(tmp_path, monkeypatch
     text = out.read_text()
     assert code == 0 and "\u3000\u3000" not in text and text.count("u3000") == 600  # shown escaped
     assert "日本\u3000語" in text  # one alone is text, not a line break
+
+
+def test_markdown_turns_no_input_text_into_a_link(tmp_path):
+    """Review 82: GitHub Flavored Markdown links bare URLs and www. names with no markup at all; a
+    conversation id or a message in the transcript became a link in a job summary."""
+    from verifier.report.markdown import md
+    assert md("see https://evil.example/x, HTTP://y and wWw.evil.example") == \
+        "see https\\://evil.example/x, HTTP\\://y and wWw\\.evil.example"
+    assert md("1215:1843 at 12:30, v2.166") == "1215:1843 at 12:30, v2.166"
+    body = page(ev(seq=2, prev=1))
+    body["data"][0]["sender_id"] = "https://evil.example/x www.evil.example"  # quoted by envelope_mismatch
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps(body))
+    code, out, _err = run_main(["verify", str(p), "--format", "markdown"])
+    assert code == 1 and "https\\://evil.example/x www\\.evil.example" in out
+    assert "://" not in out.replace("\\://", "") and "www." not in out

@@ -10,13 +10,17 @@ from ..sanitize import printable
 from .common import count_line, problem_groups, proof_line
 
 _MD_SPECIAL = re.compile(r"[\\`*_{}\[\]()#+!|~<>]")
+# GitHub Flavored Markdown links bare URLs (``scheme://``) and ``www.`` names without any markup
+# (the autolink extension); the colon or the dot escaped, they stay text (review 82: a signed
+# conversation id, or a message in the transcript, became a link in a job summary).
+_AUTOLINK = re.compile(r":(?=//)|(?<=[Ww][Ww][Ww])\.")
 _EXAMPLES = 3
 
 
 def md(value: object) -> str:
-    """Untrusted text for Markdown (a table cell or a list item): one line, no markup, no HTML."""
-    text = html.escape(printable(value), quote=False)
-    return _MD_SPECIAL.sub(r"\\\g<0>", text)
+    """Untrusted text for Markdown (a table cell or a list item): one line, no markup, no HTML, no link."""
+    text = _MD_SPECIAL.sub(r"\\\g<0>", html.escape(printable(value), quote=False))
+    return _AUTOLINK.sub(r"\\\g<0>", text) if ":" in text or "." in text else text
 
 
 # In a hint: a `quoted` command, or an option name (--keys, --allow-embedded-keys).
