@@ -520,3 +520,16 @@ def test_a_hostile_suite_version_is_escaped_and_never_names_an_export(tmp_path):
                                                  "cases": ["chain/gap"]}))
     with pytest.raises(InputError, match="not a version name"):
         export_suite(root, tmp_path / "out.tar.gz")
+
+
+def test_the_markdown_summary_has_no_image_or_link_from_an_implementation(small_suite, tmp_path):
+    """Review 82: only backslash, bar, backtick and < were escaped, so an implementation's verdict
+    `![t](https://tracker.example/p.png)` was an image (a tracking pixel) in the job summary."""
+    impl = tmp_path / "impl.py"
+    impl.write_text('import json\nprint(json.dumps({"verdict": "![t](https://t.example/p.png) [x](y)", '
+                    '"conversations": []}))\nraise SystemExit(1)\n')
+    summary = tmp_path / "summary.md"
+    proc = run(small_suite, "--impl", f"{sys.executable} {impl}", "--markdown", summary)
+    text = summary.read_text()
+    assert proc.returncode == 1 and 'verdict: "\\!\\[t\\]\\(https\\://t.example/p.png\\)' in text
+    assert "![" not in text and "](" not in text

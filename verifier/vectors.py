@@ -880,7 +880,11 @@ def _md_code(text: str) -> str:
 
 
 def _md(text: str) -> str:
-    return printable(text).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("<", "&lt;")
+    """Text for the Markdown summary (a CI job summary): the reports' escaping, no markup, no HTML, no
+    link. Review 82: only backslash, bar, backtick and ``<`` were escaped, so an implementation's
+    verdict or a suite's version ``![t](https://tracker.example/p.png)`` was an image in the summary."""
+    from .report.markdown import md
+    return md(text)
 
 
 def markdown_table(results: list[CaseResult]) -> list[str]:
