@@ -324,3 +324,16 @@ def test_markdown_turns_no_input_text_into_a_link(tmp_path):
     code, out, _err = run_main(["verify", str(p), "--format", "markdown"])
     assert code == 1 and "https\\://evil.example/x www\\.evil.example" in out
     assert "://" not in out.replace("\\://", "") and "www." not in out
+
+
+def test_sarif_logical_locations_are_escaped_like_the_messages(evil_files):
+    """Review 82: the message of a SARIF result was escaped but its logical location (conversation and
+    sequence id) carried the raw bidi override and ESC to the viewer, once the JSON was decoded."""
+    p, ring = evil_files
+    code, out, _err = run_main(["verify", str(p), "--keys", str(ring), "--format", "sarif"])
+    names = [value for result in json.loads(out)["runs"][0]["results"]
+             for location in result["locations"] for logical in location.get("logicalLocations", [])
+             for value in logical.values()]
+    assert code == 1 and names
+    for char in DANGEROUS:
+        assert not any(char in name for name in names), repr(char)

@@ -97,8 +97,10 @@ def render_sarif(report: Report) -> str:
                                           f"(sequence {event.sequence_id or '-'}): {finding.message}")},
             "locations": [{
                 "physicalLocation": {"artifactLocation": {"uri": sarif_uri(source(event.index))}},
-                "logicalLocations": [{"name": f"event[{event.index}]", "kind": "object",
-                                      "fullyQualifiedName": f"{conv.conversation_id}/{event.sequence_id or '-'}"}],
+                "logicalLocations": [{"name": f"event[{event.index}]", "kind": "object",  # shown by viewers, decoded:
+                                      # escaped as the message is (review 82: raw bidi and ESC in it)
+                                      "fullyQualifiedName": printable(f"{conv.conversation_id}/"
+                                                                      f"{event.sequence_id or '-'}")}],
             }],
         })
     first_source = report.inputs[0].source if report.inputs else "input"
@@ -114,7 +116,7 @@ def render_sarif(report: Report) -> str:
             "level": "error" if fails(finding.severity, report.strict) else _SARIF_LEVEL[finding.severity],
             "message": {"text": printable(f"{scope}: {finding.message}")},
             "locations": [{"physicalLocation": {"artifactLocation": {"uri": sarif_uri(where_found)}},
-                           "logicalLocations": [{"name": scope, "kind": "module"}]}],
+                           "logicalLocations": [{"name": printable(scope), "kind": "module"}]}],
         })
     for inp in report.inputs:
         where = [{"physicalLocation": {"artifactLocation": {"uri": sarif_uri(inp.source)}}}]
