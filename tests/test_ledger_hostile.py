@@ -633,3 +633,23 @@ def test_compare_of_json_nested_too_deep_is_one_line(content, why, tmp_path):
     deep.write_text(content)
     for args in ([cp, deep], [deep, deep]):
         one_line(run_cli(["ledger", "compare", *args], env=env()), 3, f"{deep} {why}")
+
+
+def test_ledger_json_escapes_what_a_terminal_would_act_on(tmp_path, monkeypatch):
+    """Review 82: `ledger show`, `history` and `export` printed a server's sequence id with its raw
+    U+202E, zero-width space and C1 CSI (json.dumps with ensure_ascii=False); the reports write them
+    as \\uXXXX escapes, and so do these now, the values unchanged."""
+    import verifier.testing.forge as forge
+    evil = "\u202e\u200b\x9b31m"
+    monkeypatch.setattr(forge, "snowflake", lambda ms, low=0: f"20804000{low}" + (evil if low == 4 else ""))
+    conv = forge.build_conversation(5)
+    (tmp_path / "page.json").write_text(json.dumps(conv.pages()[0]))
+    (tmp_path / "keys.json").write_text(json.dumps(conv.keyring()))
+    ledger = str(tmp_path / "l.db")
+    assert run_cli(["verify", str(tmp_path / "page.json"), "--keys", str(tmp_path / "keys.json"), "--ledger", ledger],
+                   env=env()).returncode == 0
+    for args in (["show"], ["history", conv.conversation_id], ["export"]):
+        proc = run_cli(["ledger", *args, "--ledger", ledger], env=env())
+        assert proc.returncode == 0 and "\\u202e\\u200b\\u009b31m" in proc.stdout, args
+        assert not any(char in proc.stdout for char in "\u202e\u200b\x9b"), args
+        assert "208040004" + evil in json.dumps(json.loads(proc.stdout), ensure_ascii=False)

@@ -157,8 +157,16 @@ def _open(args: argparse.Namespace) -> Any:
     return open_ledger(target, create=False)
 
 
+def _json(obj: Any, indent: int = 2) -> str:
+    """JSON as the reports write it: values exact, and every character a terminal or viewer would act
+    on (C1 controls, bidi overrides, zero-width characters) written as a ``\\uXXXX`` escape (review 82:
+    ``ledger show`` printed a sequence id's raw U+202E and CSI to the terminal)."""
+    from .report.machine import _json_safe
+    return _json_safe(json.dumps(obj, indent=indent, ensure_ascii=False)) + "\n"
+
+
 def _print(obj: Any) -> None:
-    write_stdout([json.dumps(obj, indent=2, ensure_ascii=False) + "\n"])
+    write_stdout([_json(obj)])
 
 
 def _audit_times(store: Any) -> dict[int, str]:
@@ -254,7 +262,7 @@ def cmd_ledger_export(args: argparse.Namespace) -> int:
                                "complete": c.complete} for c in store.chains(name)]}
                    for name in store.conversations()],
                "keys": [_key(k, times) for k in store.keys()]}
-        text = json.dumps(out, indent=1, ensure_ascii=False) + "\n"
+        text = _json(out, indent=1)
     finally:
         store.close()
     write_output(args.output, text)
