@@ -410,6 +410,14 @@ def test_an_attachment_that_is_not_proven_is_never_shown_under_a_proven_message(
     assert run(*args, "--format", "html", "-o", html).returncode == 1
     page = html.read_text()
     assert page.count('<li class="sys bad">') == 2 and "I confess everything" in page
+    # review 82: the HTML shows the marks the Markdown shows, not a border colour alone
+    assert page.count('<span class="mark" title="error: not proven">❌</span>') == 2
+    assert page.count('<span class="mark" title="proven">✅</span>') == proven_entries(markdown.read_text())
+
+
+def proven_entries(markdown: str) -> int:
+    """How many entries the Markdown transcript marks ✅ (the HTML must mark as many)."""
+    return sum(1 for line in markdown.splitlines() if line.startswith("- ✅ "))
 
 
 def test_transcript_of_a_fetched_conversation_and_of_its_evidence(run, served, tmp_path):

@@ -361,6 +361,8 @@ def _ok(proof: dict[str, Any]) -> bool:
 
 
 UNSIGNED_MARK = "⚪"
+_MARK_WORDS = {"❌": "error: not proven", "⚠️": "proven, with a warning", UNSIGNED_MARK: "not signed by design",
+               "✅": "proven"}
 
 
 def _mark(proof: dict[str, Any], entry: Entry | None = None) -> str:
@@ -491,9 +493,13 @@ def _html(t: Transcript) -> str:
 
 def _html_entry(entry: Entry) -> str:
     system = entry.type not in ("message", "reply")
-    classes = ("sys " if system else "") + {"❌": "bad", "⚠️": "warn"}.get(_mark(entry.proof, entry), "")  # as markdown
+    mark = _mark(entry.proof, entry)
+    classes = ("sys " if system else "") + {"❌": "bad", "⚠️": "warn"}.get(mark, "")  # as markdown
     text_class = "text deleted" if entry.deleted else "text"
-    out = [f'<li class="{classes.strip()}"><div><span class="who">{esc(_who(entry))}</span> '
+    # the mark itself, as in Markdown, not only a border colour (review 82: a forged message in your
+    # name differed from proven ones by colour alone, nothing for a colour-blind reader or a print)
+    out = [f'<li class="{classes.strip()}"><div><span class="mark" title="{_MARK_WORDS[mark]}">{mark}</span> '
+           f'<span class="who">{esc(_who(entry))}</span> '
            f'<span class="muted small">#{esc(_shown_seq(entry.sequence_id))} · {esc(_shown_time(entry.created_at_msec))}'
            f" · {esc(entry.type)}</span></div>"]
     reply = entry.detail.get("reply_to")
