@@ -337,3 +337,17 @@ def test_sarif_logical_locations_are_escaped_like_the_messages(evil_files):
     assert code == 1 and names
     for char in DANGEROUS:
         assert not any(char in name for name in names), repr(char)
+
+
+def test_an_invisible_character_after_ascii_is_escaped_so_two_ids_never_look_equal(evil_files):
+    """Review 82: default-ignorable characters outside Cf (U+034F, variation selectors, Hangul fillers,
+    ...) drew nothing in Chromium, so "2080400064\\u034f508854274" looked like "2080400064508854274".
+    After an ASCII character or at the start they are escaped; after the letters they belong to
+    (an emoji, a CJK ideograph, Mongolian) they stay, and so does a keycap."""
+    from verifier.report.machine import _json_safe
+    from verifier.sanitize import printable
+    for char in "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u3164\ufe00\ufe0e\ufe0f\uffa0\U000e0100\U000e01ef":
+        assert char not in printable("2080400064" + char + "5") and char not in printable(char + "1"), hex(ord(char))
+        assert char not in _json_safe(json.dumps("1" + char, ensure_ascii=False)), hex(ord(char))
+    for text in ("\u2764\ufe0f", "1\ufe0f\u20e3", "#\ufe0f\u20e3", "\u845b\U000e0100", "\u1820\u180b"):
+        assert printable(text) == text

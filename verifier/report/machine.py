@@ -12,12 +12,24 @@ import msgspec
 from .. import __version__
 from ..model import HINTS, Code, EventReport, Report, Severity, fails
 from ..pages import api_error_text
-from ..sanitize import ASTRAL, INVISIBLE, NONCHARACTERS, WORKFLOW_V1, has_astral, printable
+from ..sanitize import (
+    ASTRAL,
+    IGNORABLE,
+    IGNORABLE_ASTRAL,
+    INVISIBLE,
+    NONCHARACTERS,
+    WORKFLOW_V1,
+    has_astral,
+    printable,
+)
 from .common import event_findings, scoped_findings, source_of
 
 # Characters JSON may carry raw but a terminal or viewer would act on (DEL, C1 controls, bidi and
 # zero-width format characters): written as \uXXXX escapes, which decode to the same string.
-_JSON_INVISIBLE = re.compile(f"[\x7f-\x9f{INVISIBLE}{NONCHARACTERS}]")  # and ASTRAL, only where needed
+_JSON_INVISIBLE = re.compile(f"[\x7f-\x9f{INVISIBLE}{IGNORABLE}{NONCHARACTERS}]")  # and ASTRAL, only where needed
+
+
+_JSON_IGNORABLE_ASTRAL = re.compile(f"[{IGNORABLE_ASTRAL}]")
 
 
 def _json_escape(char: str) -> str:
@@ -34,7 +46,9 @@ def _json_safe(text: str) -> str:
     if text.isascii() and "\x7f" not in text:  # nothing to escape (DEL is the one ASCII case)
         return text
     text = _JSON_INVISIBLE.sub(lambda m: _json_escape(m.group()), text)
-    return ASTRAL.sub(lambda m: _json_escape(m.group()), text) if has_astral(text) else text
+    if not has_astral(text):
+        return text
+    return _JSON_IGNORABLE_ASTRAL.sub(lambda m: _json_escape(m.group()), ASTRAL.sub(lambda m: _json_escape(m.group()), text))
 
 
 def render_json(report: Report) -> str:
