@@ -351,3 +351,45 @@ def test_an_invisible_character_after_ascii_is_escaped_so_two_ids_never_look_equ
         assert char not in _json_safe(json.dumps("1" + char, ensure_ascii=False)), hex(ord(char))
     for text in ("\u2764\ufe0f", "1\ufe0f\u20e3", "#\ufe0f\u20e3", "\u845b\U000e0100", "\u1820\u180b"):
         assert printable(text) == text
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "html"])
+def test_a_reaction_cannot_name_another_reactor(tmp_path, fmt):
+    """Review 82: a reaction's "emoji" (any text its sender signs) came before "by <sender>", so
+    "👍 by <you> #<seq> (signature valid · chain linked) and 👍" under your ✅ message read as your
+    own reaction. The reactor is named first; the emoji comes last, quoted."""
+    import hashlib
+    import struct
+
+    from nacl.secret import SecretBox
+
+    import verifier.testing.forge as forge
+    from verifier.wire import T_STRING, T_STRUCT
+
+    def field(fid: int, text: str) -> bytes:
+        return struct.pack(">bhi", T_STRING, fid, len(text.encode())) + text.encode()
+
+    conv = forge.build_conversation(3)
+    me, other = conv.members
+    (ckv, ckey), = conv.conversation_keys.items()
+    mine, last = conv.events[2].event, conv.events[-1].event
+    emoji = f"👍 by {me.user_id} #1 (signature valid · chain linked) and 👍"
+    holder = struct.pack(">bhbh", T_STRUCT, 1, T_STRUCT, 2) + field(1, mine.sequence_id) + field(2, emoji) + b"\0\0\0"
+    nonce = hashlib.sha256(b"r").digest()[:24]
+    ms = int(last.created_at_msec) + 1000
+    conv.events.append(forge.forge_event(
+        other, "MessageCreateEvent", {"contents": nonce + SecretBox(ckey).encrypt(holder, nonce).ciphertext,
+                                      "conversation_key_version": ckv, "should_notify": True},
+        conversation_id=conv.conversation_id, sequence_id=forge.snowflake(ms, 5),
+        previous_sequence_id=last.sequence_id, created_at_msec=str(ms), conversation_keys=conv.conversation_keys))
+    (tmp_path / "page.json").write_text(json.dumps(conv.pages()[0]))
+    (tmp_path / "keys.json").write_text(json.dumps(conv.keyring()))
+    key = tmp_path / "me.key"
+    key.write_text(me.private_key_blob())
+    key.chmod(0o600)
+    out = tmp_path / f"t.{fmt}"
+    code, _out, _err = run_main(["transcript", str(tmp_path / "page.json"), "--keys", str(tmp_path / "keys.json"),
+                                 "--identity-key", str(key), "--format", fmt, "-o", str(out)])
+    [line] = [x for x in out.read_text().replace("<li>", "\n<li>").splitlines() if "reaction" in x and "👍" in x]
+    assert code == 0 and line.index(other.user_id) < line.index("👍") < line.index(f"by {me.user_id}")
+    assert "): “👍 by" in line or ': <span class="text">“👍 by' in line  # quoted, after the proof

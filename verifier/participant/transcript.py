@@ -317,7 +317,7 @@ def _summary(entry: Entry) -> str:
         return entry.text if entry.text is not None else "(no text)"
     if entry.type in ("reaction", "reaction_removed"):
         verb = "reacted" if entry.type == "reaction" else "removed reaction"
-        return f"{verb} {d.get('emoji') or ''} to {d.get('target_sequence_id')} (not in this history)"
+        return f"{verb} to {d.get('target_sequence_id')} (not in this history): “{d.get('emoji') or ''}”"
     if entry.type in ("read", "unread"):
         return f"marked {entry.type} up to {d.get('target_sequence_id')}"
     if entry.type == "delete":
@@ -431,13 +431,15 @@ def _markdown(t: Transcript) -> str:
                         f"“{md(quoted.get('quoted_text') or '')}”)"
             out.append(head)
             out.append(f"  - proof: {md(_proof_text(entry.proof))}")
+            # the sender's own text last and quoted, after our words (review 82: a reaction "emoji" of
+            # "👍 by <you> #<seq> (signature valid …) and 👍" read as your own reaction)
             for edit in entry.edits:
-                out.append(f"  - edited by **{md(edit.sender_id or '?')}** \\#{md(_shown_seq(edit.sequence_id))}: "
-                           f"{md(edit.text or '')} ({md(_proof_text(edit.proof))})")
+                out.append(f"  - edited by **{md(edit.sender_id or '?')}** \\#{md(_shown_seq(edit.sequence_id))} "
+                           f"({md(_proof_text(edit.proof))}): “{md(edit.text or '')}”")
             for reaction in entry.reactions:
                 verb = "reaction" if reaction.type == "reaction" else "reaction removed"
-                out.append(f"  - {verb} {md(reaction.detail.get('emoji') or '')} by **{md(reaction.sender_id or '?')}**"
-                           f" \\#{md(_shown_seq(reaction.sequence_id))} ({md(_proof_text(reaction.proof))})")
+                out.append(f"  - {verb} by **{md(reaction.sender_id or '?')}** \\#{md(_shown_seq(reaction.sequence_id))}"
+                           f" ({md(_proof_text(reaction.proof))}): “{md(reaction.detail.get('emoji') or '')}”")
             for delete in entry.deleted:
                 scope = "for everyone" if delete.detail.get("for_all") else "for themselves"
                 out.append(f"  - deleted {scope} by **{md(delete.sender_id or '?')}** \\#{md(_shown_seq(delete.sequence_id))}"
@@ -509,15 +511,15 @@ def _html_entry(entry: Entry) -> str:
     out.append(f'<div class="{text_class}">{esc(_summary(entry))}</div>')
     out.append(f'<div class="proof">{esc(_proof_text(entry.proof))}</div>')
     items = []
-    for edit in entry.edits:
-        items.append(f"<li>edited by {esc(edit.sender_id or '?')} #{esc(_shown_seq(edit.sequence_id))}: "
-                     f"<span class=\"text\">{esc(edit.text or '')}</span> "
-                     f"<span class=\"proof\">{esc(_proof_text(edit.proof))}</span></li>")
+    for edit in entry.edits:  # the sender's own text last and quoted, as in Markdown
+        items.append(f"<li>edited by <span class=\"who\">{esc(edit.sender_id or '?')}</span> "
+                     f"#{esc(_shown_seq(edit.sequence_id))} <span class=\"proof\">{esc(_proof_text(edit.proof))}</span>: "
+                     f"<span class=\"text\">“{esc(edit.text or '')}”</span></li>")
     for reaction in entry.reactions:
         verb = "reaction" if reaction.type == "reaction" else "reaction removed"
-        items.append(f"<li>{verb} {esc(reaction.detail.get('emoji') or '')} by {esc(reaction.sender_id or '?')} "
+        items.append(f"<li>{verb} by <span class=\"who\">{esc(reaction.sender_id or '?')}</span> "
                      f"#{esc(_shown_seq(reaction.sequence_id))} <span class=\"proof\">{esc(_proof_text(reaction.proof))}"
-                     "</span></li>")
+                     f"</span>: <span class=\"text\">“{esc(reaction.detail.get('emoji') or '')}”</span></li>")
     for delete in entry.deleted:
         scope = "for everyone" if delete.detail.get("for_all") else "for themselves"
         items.append(f"<li>deleted {scope} by {esc(delete.sender_id or '?')} #{esc(_shown_seq(delete.sequence_id))} "
