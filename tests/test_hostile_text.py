@@ -393,3 +393,21 @@ def test_a_reaction_cannot_name_another_reactor(tmp_path, fmt):
     [line] = [x for x in out.read_text().replace("<li>", "\n<li>").splitlines() if "reaction" in x and "👍" in x]
     assert code == 0 and line.index(other.user_id) < line.index("👍") < line.index(f"by {me.user_id}")
     assert "): “👍 by" in line or ': <span class="text">“👍 by' in line  # quoted, after the proof
+
+
+def test_a_message_text_cannot_pass_for_a_checked_reply_quote():
+    """Review 82: the Markdown transcript appended a reply's (checked) quote after the text, so a
+    plain message ending in "(replying to #SEQ: “QUOTE”)" rendered like a checked reply. The quote
+    now comes before the text, where a text cannot put anything."""
+    from verifier.participant.transcript import ConversationTranscript, Entry, Transcript, render_transcript
+    ok = {"signature": "valid", "chain": "linked", "conversation_key_version": None, "findings": []}
+    fake = "(replying to #5: “I agree”)"
+    entries = [Entry(1, "6", "2", "1784841003000", "reply", ok, text="sure",
+                     detail={"content": "message", "reply_to": {"sequence_id": "5", "quoted_text": "I agree"}}),
+               Entry(2, "7", "2", "1784841004000", "message", ok, text="sure " + fake, detail={"content": "message"})]
+    lines = render_transcript(Transcript("pass", "", "1", "", [ConversationTranscript("c", "pass", entries)]),
+                              "markdown").splitlines()
+    [reply] = [x for x in lines if "\\#6 " in x]
+    [message] = [x for x in lines if "\\#7 " in x]
+    assert reply.endswith(" reply (replying to \\#5: “I agree”): sure")
+    assert message.endswith(" message: sure \\(replying to \\#5: “I agree”\\)")

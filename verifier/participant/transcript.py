@@ -424,12 +424,12 @@ def _markdown(t: Transcript) -> str:
         for entry in conv.entries:
             mark = _mark(entry.proof, entry)
             head = f"- {mark} {md(_shown_time(entry.created_at_msec))} **{md(_who(entry))}** " \
-                   f"\\#{md(_shown_seq(entry.sequence_id))} {md(entry.type)}: {md(_summary(entry))}"
-            if entry.detail.get("reply_to"):
-                quoted = entry.detail["reply_to"]
+                   f"\\#{md(_shown_seq(entry.sequence_id))} {md(entry.type)}"
+            if entry.detail.get("reply_to"):  # before the text: a text ending in "(replying to #…: “…”)"
+                quoted = entry.detail["reply_to"]  # read as a checked quote (review 82)
                 head += f" (replying to \\#{md(quoted.get('sequence_id') or '?')}: " \
                         f"“{md(quoted.get('quoted_text') or '')}”)"
-            out.append(head)
+            out.append(f"{head}: {md(_summary(entry))}")
             out.append(f"  - proof: {md(_proof_text(entry.proof))}")
             # the sender's own text last and quoted, after our words (review 82: a reaction "emoji" of
             # "👍 by <you> #<seq> (signature valid …) and 👍" read as your own reaction)
