@@ -66,7 +66,9 @@ def render_sarif(report: Report) -> str:
             "locations": [{
                 "physicalLocation": {"artifactLocation": {"uri": sarif_uri(source(event.index))}},
                 "logicalLocations": [{"name": f"event[{event.index}]", "kind": "object",
-                                      "fullyQualifiedName": f"{conv.conversation_id}/{event.sequence_id or '-'}"}],
+                                      # round 82: escaped as the message is (not frozen: no engine change)
+                                      "fullyQualifiedName": printable(f"{conv.conversation_id}/"
+                                                                      f"{event.sequence_id or '-'}")}],
             }],
         })
     first_source = report.inputs[0].source if report.inputs else "input"
@@ -82,7 +84,7 @@ def render_sarif(report: Report) -> str:
             "level": "error" if fails(finding.severity, report.strict) else _SARIF_LEVEL[finding.severity],
             "message": {"text": printable(f"{scope}: {finding.message}")},
             "locations": [{"physicalLocation": {"artifactLocation": {"uri": sarif_uri(where_found)}},
-                           "logicalLocations": [{"name": scope, "kind": "module"}]}],
+                           "logicalLocations": [{"name": printable(scope), "kind": "module"}]}],
         })
     for inp in report.inputs:
         where = [{"physicalLocation": {"artifactLocation": {"uri": sarif_uri(inp.source)}}}]
