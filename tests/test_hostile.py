@@ -999,3 +999,32 @@ def test_resume_finds_a_conversation_saved_under_the_bare_user_id(monkeypatch, c
         saved = json.loads((ev / "manifest.json").read_text())["conversations"]
         assert [(c["conversation_id"], len(c["pages"]), c["complete"]) for c in saved] == [(b, 3, True)]
         assert offline(api, monkeypatch, capsys, ev)[0] == 0
+
+
+def test_the_token_percent_decoded_echoed_by_the_server_is_scrubbed_from_the_live_report(monkeypatch, capsys,
+                                                                                        tmp_path):
+    """Round 84: token_at records the token percent-decoded (round 81), so ``verify DIR`` scrubbed it
+    from its report; the live audit, scrubbing the literal token alone, printed it in its report and
+    saved it in manifest.json's incomplete reasons when the server echoed it in an errors[] detail."""
+    from urllib.parse import unquote_plus
+
+    from verifier.testing import server as srv
+    token = "AAAAAAAAAAAAAAAAAAAAAMLheAAAAAAA0%2BuSeid%2BULvsea4JtiGRiSDSJSI%3DEUifiRBk"
+    decoded = unquote_plus(token)
+    honest = srv._Handler._page
+
+    def page(self, conv, offset, size, shape, fields):
+        body = honest(self, conv, offset, size, shape, fields)
+        body["errors"] = [{"type": "https://api.twitter.com/2/problems/resource-unavailable",
+                           "title": "Resource Unavailable", "detail": f"left out for {decoded}",
+                           "resource_type": "chat_message_event"}]
+        return body
+    monkeypatch.setattr(srv._Handler, "_page", page)
+    ev = tmp_path / "ev"
+    with FakeXApi(CONVS, token=token) as api:
+        monkeypatch.setenv("X_BEARER_TOKEN", token)
+        code = cli.main(["audit", DIRECT, *audit_args(api, "--save", ev)[3:]])
+        out, err = capsys.readouterr()
+    assert code == 1 and REDACTED in out
+    assert decoded not in out + err and token not in out + err
+    assert decoded.encode() not in (ev / "manifest.json").read_bytes()

@@ -129,6 +129,10 @@ class XChatClient:
         self.clock = clock or Clock()
         self._cancelled = threading.Event()
         self._token = access_token
+        # the token percent-decoded: ``urlencode`` writes it back as the token, and ``token_at`` records it,
+        # so ``verify DIR`` scrubs it; a server echoing it must not put it into this run's report either
+        decoded = unquote_plus(access_token)
+        self._decoded = decoded if decoded != access_token and len(decoded) >= SECRET_PREFIX else ""
         self._earlier: tuple[str, ...] = ()  # tokens of the evidence a run resumes (``also_scrub``)
         self._rate_lock = threading.Lock()
         self._blocked_until = 0.0
@@ -154,6 +158,8 @@ class XChatClient:
     def scrub(self, text: str) -> str:
         """``text`` with every occurrence of the access token replaced: for anything the server said."""
         text = redact_secret(text, self._token, REDACTED)
+        if self._decoded:
+            text = redact_secret(text, self._decoded, REDACTED)
         for secret in self._earlier:
             text = redact_secret(text, secret, REDACTED)
         return text
@@ -191,9 +197,8 @@ class XChatClient:
         # the token percent-decoded too: ``urlencode`` writes it back as the token, so a next_token
         # holding it is the token once sent; recorded, a --resume with a new token recovers it from
         # ``token_at`` and refuses to send it (round 81: it put the old token into manifest.json)
-        decoded = unquote_plus(self._token)
-        if decoded != self._token and len(decoded) >= SECRET_PREFIX:
-            out += _offsets(body, decoded.encode(), 100 - len(out))
+        if self._decoded:
+            out += _offsets(body, self._decoded.encode(), 100 - len(out))
         return out
 
     def __enter__(self) -> "XChatClient":
