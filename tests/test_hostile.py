@@ -1028,3 +1028,44 @@ def test_the_token_percent_decoded_echoed_by_the_server_is_scrubbed_from_the_liv
     assert code == 1 and REDACTED in out
     assert decoded not in out + err and token not in out + err
     assert decoded.encode() not in (ev / "manifest.json").read_bytes()
+
+
+def test_a_full_id_resumed_under_the_bare_id_it_was_saved_as_stays_bound_to_both_users(monkeypatch, capsys,
+                                                                                         tmp_path):
+    """Round 84: evidence saved as the bare id B (its metadata naming A:B, no page saved) resumed as
+    A:B was resumed under B and held only to "a 1:1 conversation with B": the server then naming and
+    serving C:B (another pair's conversation, validly signed) passed as A:B's history, which a fresh
+    audit of A:B fails (docs/threat-model.md: "Name the conversation as A:B to bind both")."""
+    from verifier.ids import canonical_conversation
+    from verifier.testing import server as srv
+    from verifier.testing.forge import Identity, build_conversation
+    direct, group = default_conversations(80)
+    a, b = direct.conversation_id.split(":")
+    other = build_conversation(40, seed="other", members=[Identity.from_seed("1603419180975409153", "1701234567890",
+                                                                             "serverc"),
+                                                         Identity.from_seed(b, "1736723828667", "serverb")])
+    switched: list[bool] = []
+    honest_events, honest_conversation = srv._Handler._events, srv._Handler._conversation
+
+    def events(self, path_id, query):
+        if not switched:  # the first run: honest metadata, then the events request fails
+            return 503, {"title": "Service Unavailable", "detail": "later", "type": "about:blank"}
+        return honest_events(self, path_id, query)
+
+    def conversation(self, path_id):
+        if switched and canonical_conversation(path_id) in (b, direct.conversation_id):
+            return self._served()[0][canonical_conversation(other.conversation_id)]
+        return honest_conversation(self, path_id)
+    monkeypatch.setattr(srv._Handler, "_events", events)
+    monkeypatch.setattr(srv._Handler, "_conversation", conversation)
+    ev = tmp_path / "ev"
+    with FakeXApi([direct, group, other]) as api:
+        assert api.state.owner_id == a
+        code, _out, _err = run(api, monkeypatch, capsys, "audit", b, *audit_args(api, "--max-retries", 0,
+                                                                              "--save", ev)[3:])
+        assert code == 3
+        switched.append(True)
+        code, out, _err = run(api, monkeypatch, capsys, "audit", direct.conversation_id,
+                              *audit_args(api, "--save", ev, "--resume")[3:])
+    assert code == 1 and json.loads(out)["verdict"] == "fail"
+    assert "conversation_mismatch" in out

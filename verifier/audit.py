@@ -161,6 +161,7 @@ class Auditor:
         self.store: EvidenceStore | None = None  # opened by run(), once the ids are known to be good
         self.participants: dict[str, None] = {}
         self.expected_ids: dict[str, str | None] = {}  # conversation as named -> canonical id
+        self.bound: dict[str, str] = {}  # a bare id resumed for a full id named -> that canonical id
         self.incomplete: dict[str, list[str]] = {}  # conversation as named -> why not fetched to its end
         self.errors: list[tuple[str, str]] = []
         self.users_not_fetched: UsersNotFetched | None = None
@@ -185,8 +186,14 @@ class Auditor:
             for conv in self.store.manifest.conversations:  # a bare user id: the 1:1 conversation its
                 if is_bare(conv.conversation_id) and conv.expected_conversation_id:  # metadata named
                     saved.setdefault(canonical_conversation(conv.expected_conversation_id), conv.conversation_id)
-            by_path = {key: saved.get(key, cid) for key, cid in by_path.items()}  # (round 81: A:X for a saved
-        conversation_ids = list(dict.fromkeys(by_path.values()))  # X was a second entry, its PASS not reproduced)
+            resumed = {key: saved.get(key, cid) for key, cid in by_path.items()}  # (round 81: A:X for a saved
+            for key, cid in by_path.items():  # X was a second entry, its PASS not reproduced)
+                # named A:X, resumed under the bare X: still held to A:X, not to whichever 1:1 conversation
+                # with X the server's metadata names now (round 84: C:X's history passed as A:X's)
+                if is_bare(resumed[key]) and not is_bare(cid):
+                    self.bound[resumed[key]] = key
+            by_path = resumed
+        conversation_ids = list(dict.fromkeys(by_path.values()))
         opts = self.options
         verification = Verification(conversation_keys=opts.conversation_keys, strict=opts.strict,
                                     allow_embedded_keys=opts.allow_embedded_keys, allow_empty=opts.allow_empty,
@@ -335,14 +342,14 @@ class Auditor:
             fetched = self.client.get_conversation(conversation_id)
         except FetchError as exc:  # participants then come from the events alone
             self.progress.status = f"conversation metadata unavailable: {exc}"
-            return expected_conversation(conversation_id, None)
+            return self.bound.get(conversation_id) or expected_conversation(conversation_id, None)
         if self.store and conv is not None:
             self.store.save_metadata(conv, fetched, self.client.token_offsets(fetched.body))
         for problem in metadata_problems(fetched.body):
             self.errors.append((f"metadata {conversation_id}", problem))
         for uid in participants_of(fetched.body):
             self.participants.setdefault(uid)
-        expected = expected_conversation(conversation_id, fetched.body)
+        expected = self.bound.get(conversation_id) or expected_conversation(conversation_id, fetched.body)
         if self.store and conv is not None:
             self.store.set_expected(conv, expected)
         return expected
