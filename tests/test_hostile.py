@@ -797,6 +797,22 @@ def test_resume_does_not_follow_a_next_token_that_holds_the_access_token(monkeyp
     assert api.state.token.encode() not in (ev / "manifest.json").read_bytes()
 
 
+def _cut_then_resumed(api, monkeypatch, capsys, ev, first: list[str], then: list[str]) -> tuple[int, str, int, str]:
+    """``audit FIRST --max-pages 1 --save EV``, then ``audit THEN --save EV --resume``: each run's exit
+    code and report."""
+    code, out, _err = run(api, monkeypatch, capsys, "audit", *first,
+                          *audit_args(api, "--max-pages", 1, "--save", ev)[3:])
+    resumed_code, resumed, _err = run(api, monkeypatch, capsys, "audit", *then,
+                                      *audit_args(api, "--save", ev, "--resume")[3:])
+    return code, out, resumed_code, resumed
+
+
+def _saved_entries(ev) -> list[tuple[str, int, bool]]:
+    """(conversation id, pages, complete) of each conversation the evidence's manifest lists."""
+    saved = json.loads((ev / "manifest.json").read_text())["conversations"]
+    return [(c["conversation_id"], len(c["pages"]), c["complete"]) for c in saved]
+
+
 @pytest.mark.parametrize("spelling", ["A-B", "B:A", "B-A"])
 def test_resume_finds_the_saved_conversation_however_it_is_written(monkeypatch, capsys, tmp_path, spelling):
     """Review 79: --resume looked the conversation up by the text given, so A-B (the path form) for a
@@ -806,14 +822,9 @@ def test_resume_finds_the_saved_conversation_however_it_is_written(monkeypatch, 
     a, b = DIRECT.split(":")
     named = spelling.replace("A", a).replace("B", b)
     with server() as api:
-        code, _out, _err = run(api, monkeypatch, capsys, "audit", DIRECT, *audit_args(api, "--max-pages", 1,
-                                                                                    "--save", ev)[3:])
-        assert code == 1
-        code, out, _err = run(api, monkeypatch, capsys, "audit", named, *audit_args(api, "--save", ev,
-                                                                                    "--resume")[3:])
-        assert code == 0, out
-        saved = json.loads((ev / "manifest.json").read_text())["conversations"]
-        assert [(c["conversation_id"], len(c["pages"]), c["complete"]) for c in saved] == [(DIRECT, 3, True)]
+        code, _out, code_resumed, out = _cut_then_resumed(api, monkeypatch, capsys, ev, [DIRECT], [named])
+        assert (code, code_resumed) == (1, 0), out
+        assert _saved_entries(ev) == [(DIRECT, 3, True)]
         assert offline(api, monkeypatch, capsys, ev)[0] == 0
 
 
@@ -966,17 +977,12 @@ def test_a_conversation_named_with_spaces_around_it_is_audited_and_resumed(monke
     a, b = DIRECT.split(":")
     first = spaced.replace("A", a).replace("B", b)
     with server() as api:
-        code, out, _err = run(api, monkeypatch, capsys, "audit", first, *audit_args(api, "--max-pages", 1,
-                                                                                 "--save", ev)[3:])
+        code, out, code_resumed, resumed = _cut_then_resumed(api, monkeypatch, capsys, ev, [first], [DIRECT])
         assert code == 1 and incomplete_messages(json.loads(out), DIRECT) == [
             "history not fetched to its end: page limit 1 reached (--max-pages)"]
         assert "conversation_mismatch" not in out
-        code, out, _err = run(api, monkeypatch, capsys, "audit", DIRECT, *audit_args(api, "--save", ev,
-                                                                                 "--resume")[3:])
-        assert code == 0, out
-        saved = json.loads((ev / "manifest.json").read_text())["conversations"]
-        assert [(c["conversation_id"], len(c["pages"]), c["complete"]) for c in saved] == \
-            [(first.strip(), 3, True)]
+        assert code_resumed == 0, resumed
+        assert _saved_entries(ev) == [(first.strip(), 3, True)]
         assert offline(api, monkeypatch, capsys, ev)[0] == 0
 
 
@@ -989,15 +995,10 @@ def test_resume_finds_a_conversation_saved_under_the_bare_user_id(monkeypatch, c
     with server() as api:
         a = api.state.owner_id
         b = next(u for u in DIRECT.split(":") if u != a)
-        code, _out, _err = run(api, monkeypatch, capsys, "audit", b, *audit_args(api, "--max-pages", 1,
-                                                                              "--save", ev)[3:])
-        assert code == 1
         names = [n.replace("A", a).replace("B", b) for n in named]
-        code, out, _err = run(api, monkeypatch, capsys, "audit", *names, *audit_args(api, "--save", ev,
-                                                                                  "--resume")[3:])
-        assert code == 0, out
-        saved = json.loads((ev / "manifest.json").read_text())["conversations"]
-        assert [(c["conversation_id"], len(c["pages"]), c["complete"]) for c in saved] == [(b, 3, True)]
+        code, _out, code_resumed, out = _cut_then_resumed(api, monkeypatch, capsys, ev, [b], names)
+        assert (code, code_resumed) == (1, 0), out
+        assert _saved_entries(ev) == [(b, 3, True)]
         assert offline(api, monkeypatch, capsys, ev)[0] == 0
 
 

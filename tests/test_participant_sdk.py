@@ -759,34 +759,47 @@ def test_copies_of_a_message_its_edit_and_a_reply_are_looked_at_once_per_positio
     assert len(calls) <= 3 * len(body["data"])
 
 
-def test_a_quote_of_an_edit_whose_signature_fails_is_not_the_author_s(users):
-    """Round 83: B quotes A's message with words only an edit served under A's name holds, that edit
-    signed by B (its signature fails under A's key). The reply was ✅, quoting A: the edit was taken
-    as A's because its envelope names A. Only a proven edit is its author's word."""
+def _served_as(h: History, label: str, named: SdkUser, signer: SdkUser, plaintext: bytes):
+    """A message of ``plaintext`` whose envelope names ``named`` but which ``signer`` signed (what a
+    server or a member holding the conversation key can serve): its signature fails under
+    ``named``'s key."""
     from sdk_conversation import _secretbox, _Unsigned, signature_struct
 
     from verifier.payload import build_payload
     from verifier.testing.forge import encode_detail, forge_event
     from verifier.wire import b64encode_nopad
+    body = {"contents": _secretbox(h.keys[h.latest], plaintext), "conversation_key_version": h.latest,
+            "should_notify": True}
+    seq, prev = h._seq()
+    h.next_seq -= 1
+    made = forge_event(_Unsigned(named.uid, named.version), "MessageCreateEvent", body,
+                       conversation_id=h.conversation_id, sequence_id=seq, previous_sequence_id=prev, sign=False)
+    signature = b64encode_nopad(bytes(signer.chat.sign(build_payload(made.event, 7, {}))))
+    return h._add(label, named, made.event.message_id, encode_detail("MessageCreateEvent", body),
+                  signature_struct(signature, named.version, "7"))
+
+
+def _quote_of_a_forgery_is_a_mismatch(h: History, A: SdkUser, B: SdkUser, forged, anchor: str) -> None:
+    """B's reply quoting "I owe B $1000" as A's words at ``anchor`` is ``reply_preview_mismatch``:
+    those words are only in ``forged``, served as A's, whose signature fails."""
+    reply = h.contents("reply", B, holder(1, MESSAGE_CONTENTS, {"message_text": "as you said", "replying_to_preview": {
+        "sender_id": 1111, "message_text": "I owe B $1000", "replying_to_message_sequence_id": anchor}}))
+    report, _participant = audit(h, B, A, B)
+    events = data_events(report)
+    assert events[forged.sequence_id].signature.status == "invalid"
+    assert "reply_preview_mismatch" in codes_of(events[reply.sequence_id])
+
+
+def test_a_quote_of_an_edit_whose_signature_fails_is_not_the_author_s(users):
+    """Round 83: B quotes A's message with words only an edit served under A's name holds, that edit
+    signed by B (its signature fails under A's key). The reply was ✅, quoting A: the edit was taken
+    as A's because its envelope names A. Only a proven edit is its author's word."""
     A, B = users["A"], users["B"]
     h = _conversation(users)
     hello = h.text(A, "hello")
-    body = {"contents": _secretbox(h.keys[h.latest], holder(4, ENTRY_CONTENTS.members[4][1], {
-        "message_sequence_id": hello.sequence_id, "updated_text": "I owe B $1000"})),
-        "conversation_key_version": h.latest, "should_notify": True}
-    seq, prev = h._seq()
-    h.next_seq -= 1
-    forged = forge_event(_Unsigned(A.uid, A.version), "MessageCreateEvent", body, conversation_id=h.conversation_id,
-                         sequence_id=seq, previous_sequence_id=prev, sign=False)
-    signature = b64encode_nopad(bytes(B.chat.sign(build_payload(forged.event, 7, {}))))  # B signs, A is named
-    edit = h._add("edit", A, forged.event.message_id, encode_detail("MessageCreateEvent", body),
-                  signature_struct(signature, A.version, "7"))
-    reply = h.contents("reply", B, holder(1, MESSAGE_CONTENTS, {"message_text": "as you said", "replying_to_preview": {
-        "sender_id": 1111, "message_text": "I owe B $1000", "replying_to_message_sequence_id": hello.sequence_id}}))
-    report, _participant = audit(h, B, A, B)
-    events = data_events(report)
-    assert events[edit.sequence_id].signature.status == "invalid"
-    assert "reply_preview_mismatch" in codes_of(events[reply.sequence_id])
+    edit = _served_as(h, "edit", A, B, holder(4, ENTRY_CONTENTS.members[4][1], {  # B signs, A is named
+        "message_sequence_id": hello.sequence_id, "updated_text": "I owe B $1000"}))
+    _quote_of_a_forgery_is_a_mismatch(h, A, B, edit, hello.sequence_id)
     # A's own edit, proven, is quoted freely
     h2 = _conversation(users)
     hello2 = h2.text(A, "hello")
@@ -862,29 +875,11 @@ def test_a_quote_of_a_forged_original_is_not_its_sender_s(users):
     """Round 83: the history holds, at the quoted sequence id, a message served as A's whose
     signature fails (B wrote it with the conversation key); B's reply quoting it was ✅, quoting A.
     Only a proven message is its sender's word."""
-    from sdk_conversation import _secretbox, _Unsigned, signature_struct
-
-    from verifier.payload import build_payload
-    from verifier.testing.forge import encode_detail, forge_event
-    from verifier.wire import b64encode_nopad
     A, B = users["A"], users["B"]
     h = _conversation(users)
     h.text(A, "hello")
-    body = {"contents": _secretbox(h.keys[h.latest], holder(1, MESSAGE_CONTENTS, {"message_text": "I owe B $1000"})),
-            "conversation_key_version": h.latest, "should_notify": True}
-    seq, prev = h._seq()
-    h.next_seq -= 1
-    made = forge_event(_Unsigned(A.uid, A.version), "MessageCreateEvent", body, conversation_id=h.conversation_id,
-                       sequence_id=seq, previous_sequence_id=prev, sign=False)
-    signature = b64encode_nopad(bytes(B.chat.sign(build_payload(made.event, 7, {}))))
-    forged = h._add("text", A, made.event.message_id, encode_detail("MessageCreateEvent", body),
-                    signature_struct(signature, A.version, "7"))
-    reply = h.contents("reply", B, holder(1, MESSAGE_CONTENTS, {"message_text": "noted", "replying_to_preview": {
-        "sender_id": 1111, "message_text": "I owe B $1000", "replying_to_message_sequence_id": forged.sequence_id}}))
-    report, _participant = audit(h, B, A, B)
-    events = data_events(report)
-    assert events[forged.sequence_id].signature.status == "invalid"
-    assert "reply_preview_mismatch" in codes_of(events[reply.sequence_id])
+    forged = _served_as(h, "text", A, B, holder(1, MESSAGE_CONTENTS, {"message_text": "I owe B $1000"}))
+    _quote_of_a_forgery_is_a_mismatch(h, A, B, forged, forged.sequence_id)
 
 
 def test_values_from_encrypted_contents_are_never_quoted_in_the_report(users):
