@@ -334,6 +334,14 @@ def test_keys_fetch_reports_a_malformed_body(monkeypatch, capsys, tmp_path):
     assert not (tmp_path / "ring.json").exists()  # a keyring is written complete or not at all
 
 
+def test_keys_fetch_prints_no_partial_keyring(monkeypatch, capsys):
+    """Round 80: on standard output a failed fetch still printed the keyring it had (`{"keys": []}`),
+    exit 3; `keys fetch ... > ring.json` left a partial keyring. Nothing is printed now."""
+    with server("malformed-keys") as api:
+        code, out, err = run(api, monkeypatch, capsys, "keys", "fetch", "1215441834412953600", "--base-url", api.url)
+    assert (code, out) == (3, "") and "keyring not written: keys could not all be fetched" in err
+
+
 def test_the_progress_line_shows_server_text_inert():
     import io
 
