@@ -680,3 +680,17 @@ def test_boxed_tables_of_a_report_are_bounded_in_all(monkeypatch):
     assert sum(line.startswith("┏") for line in lines) == 10  # 10 tables of one row: 20
     assert sum(line.startswith("events of g") for line in lines) == 30
     assert sum("unknown_event_type: event has no detail" in line for line in lines) == 30
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["verify", "x.json", "--workers", "0"], "xchat-verify verify: error: --workers must be at least 1 "
+                                             "(see xchat-verify verify --help)"),
+    (["verify", "--wrkers", "2", "x.json"], "xchat-verify verify: error: unrecognized arguments: --wrkers "
+                                            "(see xchat-verify verify --help)"),
+])
+def test_a_usage_error_points_at_the_subcommand_s_help(capsys, argv, expected):
+    """Round 80: errors found after parsing, and unknown options, said "see xchat-verify --help",
+    whose page does not list the subcommand's options."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2 and capsys.readouterr().err.strip() == expected

@@ -807,6 +807,18 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
 
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        """As argparse's, but an unknown option names the subcommand whose help lists the right ones
+        (round 80: ``verify --wrkers 2`` said "see xchat-verify --help")."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = getattr(parsed, "command", None)
+            prog = f"{self.prog} {command}" if command else self.prog
+            self.exit(EXIT_USAGE, f"{prog}: error: {printable('unrecognized arguments: ' + ' '.join(extras))} "
+                                  f"(see {prog} --help)\n")
+        return parsed
+
 
 class _VectorsFormatter(argparse.HelpFormatter):
     """Shows the suite argument as what ``cmd_vectors`` takes: one DIR, or ``export OUT.tar.gz
@@ -935,11 +947,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _option_error(parser: argparse.ArgumentParser, args: argparse.Namespace, message: str) -> NoReturn:
+    """A usage error found after parsing, pointing at the subcommand's help, as argparse's own errors
+    do (round 80: "--workers 0" said "see xchat-verify --help")."""
+    command = f"xchat-verify {args.command}" if getattr(args, "command", None) else "xchat-verify"
+    parser.exit(EXIT_USAGE, f"{command}: error: {printable(message)} (see {command} --help)\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "workers", None) is not None and args.workers < 1:
-        parser.error("--workers must be at least 1")
+        _option_error(parser, args, "--workers must be at least 1")
     cpus = usable_cpus()
     if getattr(args, "workers", None) is not None and args.workers > cpus:
         # more could not run at once, and each worker process costs memory (--workers 100000
@@ -947,7 +966,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warn(f"warning: --workers {args.workers}: this process may run on {cpus} CPU(s); using {cpus}")
         args.workers = cpus
     if getattr(args, "max_file_mb", 1) < 1:
-        parser.error("--max-file-mb must be at least 1")
+        _option_error(parser, args, "--max-file-mb must be at least 1")
     debug = args.debug or os.environ.get("XCHAT_VERIFY_DEBUG") == "1"
     try:
         check_output_paths(args)
