@@ -32,6 +32,17 @@ def test_a_public_key_value_is_the_key_even_where_a_file_of_that_name_holds_anot
     assert bytes(load_verify_key(value)) == bytes(trusted.verify_key)
 
 
+def test_the_private_receipt_key_is_not_taken_as_the_public_key(tmp_path):
+    """Round 67/80: the private key file given where the public key is asked for was taken silently
+    (it holds the public key too), inviting the auditor to hand the private key to whoever checks."""
+    from verifier.receipts import ReceiptError, load_verify_key
+    key = tmp_path / "receipt.key"
+    assert main(["keys", "new-receipt-key", "-o", str(key)]) == 0
+    assert load_verify_key(f"{key}.pub") is not None
+    with pytest.raises(ReceiptError, match="is the PRIVATE receipt key"):
+        load_verify_key(str(key))
+
+
 @pytest.fixture()
 def ledgers(tmp_path, capsys):
     """Two ledgers of the example conversation, and a signed checkpoint of each under its own key."""

@@ -158,9 +158,9 @@ def verify_key_value(text: object) -> Any:
 
 
 def load_verify_key(value: str) -> Any:
-    """A public key given on the command line: the base64 key itself, or else a ``.pub`` (or private
-    key) file, read bounded (a regular file of at most 64 KiB). The key wins over a file of the same
-    name: review 62 made the trusted key's base64 a path (a directory and a file inside) holding the
+    """A public key given on the command line: the base64 key itself, or else a ``.pub`` file (never
+    the private key file: ``ReceiptError``), read bounded (a regular file of at most 64 KiB). The key
+    wins over a file of the same name: review 62 made the trusted key's base64 a path (a directory and a file inside) holding the
     forger's key, and `receipt verify` run there used that file."""
     try:
         return verify_key_value(value)
@@ -169,6 +169,10 @@ def load_verify_key(value: str) -> Any:
             raise ReceiptError(f"public key {printable(value[:80])}: no such file, and not a base64 Ed25519 "
                                "key") from None
     data = _read_key_file(value, "public key")
+    if _is_private_key_file(data):  # round 67/80: it was taken silently, inviting the auditor to hand it out
+        raise ReceiptError(f"public key {printable(value)} is the PRIVATE receipt key, which signs receipts and "
+                           "stays with the auditor: give its public key (the .pub file beside it, or the "
+                           "base64 key in it)")
     text: object = data.decode("utf-8", "replace").strip()
     try:
         text = msgspec.json.decode(data, type=_PublicKeyFile).public_key
@@ -178,6 +182,13 @@ def load_verify_key(value: str) -> Any:
         return verify_key_value(text)
     except ReceiptError as exc:
         raise ReceiptError(f"public key {printable(value)}: {exc}") from None
+
+
+def _is_private_key_file(data: bytes) -> bool:
+    try:
+        return msgspec.json.decode(data, type=_PrivateKeyFile).type == PRIVATE_TYPE
+    except (msgspec.DecodeError, RecursionError):
+        return False
 
 
 def sign_checkpoint(checkpoint: dict, key: Any) -> dict:
