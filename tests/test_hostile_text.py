@@ -411,3 +411,77 @@ def test_a_message_text_cannot_pass_for_a_checked_reply_quote():
     [message] = [x for x in lines if "\\#7 " in x]
     assert reply.endswith(" reply (replying to \\#5: “I agree”): sure")
     assert message.endswith(" message: sure \\(replying to \\#5: “I agree”\\)")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "html", "markdown"])
+def test_a_transcript_on_standard_output_runs_no_workflow_command(tmp_path, fmt):
+    """Review 85: ``transcript -o -`` printed a message text "##[warning]…" raw in JSONL, and in HTML
+    "#" + a reply preview's (signed, any text) sequence id "#[add-mask]FAIL" made ``##[add-mask]``; a
+    CI log runs either. Both escaped, the values unchanged."""
+    import hashlib
+    import struct
+
+    from nacl.secret import SecretBox
+
+    import verifier.testing.forge as forge
+    from verifier.wire import T_STRING, T_STRUCT
+
+    def field(fid: int, text: str) -> bytes:
+        return struct.pack(">bhi", T_STRING, fid, len(text.encode())) + text.encode()
+
+    conv = forge.build_conversation(3)
+    me, other = conv.members
+    (ckv, ckey), = conv.conversation_keys.items()
+    last = conv.events[-1].event
+    holder = (struct.pack(">bhbh", T_STRUCT, 1, T_STRUCT, 1) + field(1, "##[warning]forged")
+              + struct.pack(">bh", T_STRUCT, 4) + field(6, "#[add-mask]FAIL") + b"\0" + b"\0\0\0")
+    nonce = hashlib.sha256(b"r").digest()[:24]
+    ms = int(last.created_at_msec) + 1000
+    conv.events.append(forge.forge_event(
+        other, "MessageCreateEvent", {"contents": nonce + SecretBox(ckey).encrypt(holder, nonce).ciphertext,
+                                      "conversation_key_version": ckv, "should_notify": True},
+        conversation_id=conv.conversation_id, sequence_id=forge.snowflake(ms, 5),
+        previous_sequence_id=last.sequence_id, created_at_msec=str(ms), conversation_keys=conv.conversation_keys))
+    (tmp_path / "page.json").write_text(json.dumps(conv.pages()[0]))
+    (tmp_path / "keys.json").write_text(json.dumps(conv.keyring()))
+    key = tmp_path / "me.key"
+    key.write_text(me.private_key_blob())
+    key.chmod(0o600)
+    _code, out, err = run_main(["transcript", str(tmp_path / "page.json"), "--keys", str(tmp_path / "keys.json"),
+                                "--identity-key", str(key), "--format", fmt, "-o", "-"])
+    assert "forged" in out and workflow_commands(out) == [] and workflow_commands(err) == []
+    if fmt == "jsonl":
+        [entry] = [json.loads(line) for line in out.splitlines() if '"type":"reply"' in line]
+        assert entry["text"] == "##[warning]forged" and entry["reply_to"]["sequence_id"] == "#[add-mask]FAIL"
+
+
+def test_keys_fetch_prints_no_workflow_command(monkeypatch):
+    """Review 85: ``keys fetch`` (standard output by default) wrote a server's key row strings raw, so a
+    key version "1##[add-mask]FAIL" ran ``##[add-mask]`` in a CI log. Written as the reports write JSON."""
+    from types import SimpleNamespace
+
+    import verifier.cli as cli
+    row = {k: v for k, v in ALICE.keyring_entry().items() if k != "user_id"}
+    row["public_key_version"] = "1##[add-mask]FAIL"
+    body = json.dumps({"data": [row]}).encode()
+
+    class Client:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def get_public_keys(self, user_id):
+            return SimpleNamespace(body=body)
+
+        def scrub(self, text):
+            return text
+
+        def safe(self, value):
+            return str(value)
+
+    monkeypatch.setattr(cli, "make_client", lambda args: Client())
+    code, out, _err = run_main(["keys", "fetch", ALICE.user_id])
+    assert code == 0 and workflow_commands(out) == []
+    assert json.loads(out)["keys"][0]["public_key_version"] == "1##[add-mask]FAIL"

@@ -641,7 +641,10 @@ def cmd_keys_fetch(args: argparse.Namespace) -> int:
                     entries.append(msgspec.to_builtins(entry_from_row(row, user_id)))
                 except ValueError as exc:
                     warn(f"skipping a key row of user {user_id}: {client.safe(exc)}")
-        text = client.scrub(json.dumps({"keys": entries}, indent=2) + "\n")
+        # written as the reports write JSON: a key row's strings are the server's, and stdout may be a
+        # CI log, where ``##[`` runs a workflow command (review 85: "1##[add-mask]FAIL" as a key version)
+        from .report.machine import _json_safe
+        text = _json_safe(client.scrub(json.dumps({"keys": entries}, indent=2))) + "\n"
     if failed:  # a keyring must be complete or absent: a file's old one stays; standard output gets nothing
         # (round 80: `keys fetch ... > ring.json` wrote a partial keyring, its exit 3 easy to miss)
         warn(f"{printable(args.output) if names_file(args.output) else 'keyring'} not written: keys could not "

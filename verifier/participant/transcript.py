@@ -27,6 +27,7 @@ from ..report.common import proof_line
 from ..report.html import esc, seq_key, when
 from ..report.html_assets import CSS
 from ..report.markdown import md
+from ..sanitize import WORKFLOW_V1
 from .review import Participant
 
 SCHEMA = "xchat-verify/transcript/v1"
@@ -290,12 +291,16 @@ def _message(entry: Entry, opened: Any) -> None:
 
 # ------------------------------------------------------------------------------------- rendering
 def render_transcript(transcript: Transcript, fmt: str) -> str:
+    # ``-o -`` prints the transcript, and a CI log runs a line holding ``##[`` as a workflow command
+    # (review 85: a message text in JSONL, and "#" + a reply's signed preview sequence id "#[add-mask]…"
+    # in HTML, printed ``##[``). Escaped as the reports escape it: values unchanged once decoded. (The
+    # Markdown escapes every "#"; no line of the three formats starts with "::".)
     if fmt == "jsonl":
-        return _jsonl(transcript)
+        return _jsonl(transcript).replace(WORKFLOW_V1, "\\u0023#[")  # ASCII JSON: only ever in a string
     if fmt == "markdown":
         return _markdown(transcript)
     if fmt == "html":
-        return _html(transcript)
+        return _html(transcript).replace(WORKFLOW_V1, "&#35;#[")  # text and attribute values only (no script)
     raise ValueError(f"unknown transcript format {fmt!r}")
 
 
