@@ -485,3 +485,23 @@ def test_keys_fetch_prints_no_workflow_command(monkeypatch):
     code, out, _err = run_main(["keys", "fetch", ALICE.user_id])
     assert code == 0 and workflow_commands(out) == []
     assert json.loads(out)["keys"][0]["public_key_version"] == "1##[add-mask]FAIL"
+
+
+# Default_Ignorable_Code_Point (Unicode 15.1, DerivedCoreProperties.txt), assigned or not
+_DEFAULT_IGNORABLE = [(0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+                      (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+                      (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+                      (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF)]
+
+
+def test_every_default_ignorable_code_point_after_ascii_is_escaped():
+    """Review 85: the unassigned default-ignorable code points (U+2065, U+FFF0-FFF8, U+E0000,
+    U+E0002-E001F, U+E0080-E00FF, U+E01F0-E0FFF) were neither Cf nor listed, and Chromium draws them
+    as nothing: "2080400064\\u2065508854274" looked like "2080400064508854274" in every human format."""
+    from verifier.report.machine import _json_safe
+    from verifier.sanitize import printable
+    chars = [chr(c) for low, high in _DEFAULT_IGNORABLE for c in range(low, high + 1)]
+    assert [f"U+{ord(c):04X}" for c in chars if c in printable("2080400064" + c + "5")] == []
+    for char in chars:
+        encoded = _json_safe(json.dumps("1" + char, ensure_ascii=False))
+        assert char not in encoded and json.loads(encoded) == "1" + char, hex(ord(char))

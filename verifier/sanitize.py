@@ -29,18 +29,24 @@ IGNORABLE = "\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u3164\ufe00-\ufe0
 IGNORABLE_ASTRAL = "\U000e0100-\U000e01ef"
 _IGNORED = re.compile(f"(?<![^\\x00-\\x7f])[{IGNORABLE}](?!\\u20e3)")
 _IGNORED_ASTRAL = re.compile(f"(?<![^\\x00-\\x7f])[{IGNORABLE_ASTRAL}]")
+# Unassigned code points that are default-ignorable (Unicode's DerivedCoreProperties reserves them):
+# no text holds them, and a browser draws nothing for them (review 85: "2080400064\u2065508854274",
+# and the same with U+FFF0 or U+E0002, were the same width as "2080400064508854274" in Chromium).
+# Escaped wherever they stand.
+UNASSIGNED_IGNORABLE = "\u2065\ufff0-\ufff8"
+UNASSIGNED_IGNORABLE_ASTRAL = "\U000e0000\U000e0002-\U000e001f\U000e0080-\U000e00ff\U000e01f0-\U000e0fff"
 # Noncharacters: never text, and XML (JUnit) refuses U+FFFE and U+FFFF (review: one made the file unreadable).
 NONCHARACTERS = "\ufdd0-\ufdef\ufffe\uffff"
 NONCHARACTERS_ASTRAL = "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(1, 17))
 # Two classes, not one: a class holding any code point past U+FFFF makes ``re`` search a list of
 # ranges instead of a bitmap, 16-20 times slower on every text (review: reports rendered at half
 # speed); the second runs only on text that has such code points.
-ASTRAL = re.compile(f"[{INVISIBLE_ASTRAL}{NONCHARACTERS_ASTRAL}]")
+ASTRAL = re.compile(f"[{INVISIBLE_ASTRAL}{UNASSIGNED_IGNORABLE_ASTRAL}{NONCHARACTERS_ASTRAL}]")
 
 # C0 controls (tab and newline included: a one-line message must stay one line), DEL, C1 controls,
 # the invisible characters above, noncharacters and lone surrogates (JSON may spell them,
 # ``"\ud800"``; no file or terminal can encode them).
-_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{INVISIBLE}{NONCHARACTERS}\ud800-\udfff]")
+_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{INVISIBLE}{UNASSIGNED_IGNORABLE}{NONCHARACTERS}\ud800-\udfff]")
 
 
 def has_astral(text: str) -> bool:

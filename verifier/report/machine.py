@@ -18,6 +18,7 @@ from ..sanitize import (
     IGNORABLE_ASTRAL,
     INVISIBLE,
     NONCHARACTERS,
+    UNASSIGNED_IGNORABLE,
     WORKFLOW_V1,
     has_astral,
     printable,
@@ -26,7 +27,8 @@ from .common import event_findings, scoped_findings, source_of
 
 # Characters JSON may carry raw but a terminal or viewer would act on (DEL, C1 controls, bidi and
 # zero-width format characters): written as \uXXXX escapes, which decode to the same string.
-_JSON_INVISIBLE = re.compile(f"[\x7f-\x9f{INVISIBLE}{IGNORABLE}{NONCHARACTERS}]")  # and ASTRAL, only where needed
+# (and ASTRAL, only where needed)
+_JSON_INVISIBLE = re.compile(f"[\x7f-\x9f{INVISIBLE}{IGNORABLE}{UNASSIGNED_IGNORABLE}{NONCHARACTERS}]")
 
 
 _JSON_IGNORABLE_ASTRAL = re.compile(f"[{IGNORABLE_ASTRAL}]")
