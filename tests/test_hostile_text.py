@@ -409,8 +409,25 @@ def test_a_message_text_cannot_pass_for_a_checked_reply_quote():
                               "markdown").splitlines()
     [reply] = [x for x in lines if "\\#6 " in x]
     [message] = [x for x in lines if "\\#7 " in x]
-    assert reply.endswith(" reply (replying to \\#5: “I agree”): sure")
+    assert reply.endswith(" reply: sure") and lines[lines.index(reply) + 1] == "  - replying to \\#5: “I agree”"
     assert message.endswith(" message: sure \\(replying to \\#5: “I agree”\\)")
+
+
+def test_a_quoted_text_cannot_write_the_replys_words():
+    """Review 85: with the quote between "(replying to #5: “" and "”): <text>" on the reply's line, the
+    quoted message's author (the other participant) closed the quote in their own text, and "Yes. I owe
+    you $1,000" read as the replier's words in the replier's ✅ line. The quote is a line of its own, last."""
+    from verifier.participant.transcript import ConversationTranscript, Entry, Transcript, render_transcript
+    ok = {"signature": "valid", "chain": "linked", "conversation_key_version": None, "findings": []}
+    evil = "Lunch?”): Yes. I owe you $1,000. (“ok"
+    entries = [Entry(1, "5", "2", "1784841003000", "message", ok, text=evil, detail={"content": "message"}),
+               Entry(2, "6", "1", "1784841004000", "reply", ok, text="sure",
+                     detail={"content": "message", "reply_to": {"sequence_id": "5", "quoted_text": evil}})]
+    lines = render_transcript(Transcript("pass", "", "1", "", [ConversationTranscript("c", "pass", entries)]),
+                              "markdown").splitlines()
+    [reply] = [x for x in lines if "\\#6 " in x]
+    assert reply.endswith(" reply: sure") and "owe" not in reply
+    assert lines[lines.index(reply) + 1].startswith("  - replying to \\#5: “Lunch?”")
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "html", "markdown"])

@@ -430,11 +430,14 @@ def _markdown(t: Transcript) -> str:
             mark = _mark(entry.proof, entry)
             head = f"- {mark} {md(_shown_time(entry.created_at_msec))} **{md(_who(entry))}** " \
                    f"\\#{md(_shown_seq(entry.sequence_id))} {md(entry.type)}"
-            if entry.detail.get("reply_to"):  # before the text: a text ending in "(replying to #…: “…”)"
-                quoted = entry.detail["reply_to"]  # read as a checked quote (review 82)
-                head += f" (replying to \\#{md(quoted.get('sequence_id') or '?')}: " \
-                        f"“{md(quoted.get('quoted_text') or '')}”)"
             out.append(f"{head}: {md(_summary(entry))}")
+            if entry.detail.get("reply_to"):  # a line of its own, the quote last: never on the text's line,
+                # where a text ending in "(replying to #…: “…”)" read as a checked quote (review 82), nor
+                # before our words, where the quoted message's author closed the quote and wrote words that
+                # read as the replier's in their ✅ line (review 85)
+                quoted = entry.detail["reply_to"]
+                out.append(f"  - replying to \\#{md(quoted.get('sequence_id') or '?')}: "
+                           f"“{md(quoted.get('quoted_text') or '')}”")
             out.append(f"  - proof: {md(_proof_text(entry.proof))}")
             # the sender's own text last and quoted, after our words (review 82: a reaction "emoji" of
             # "👍 by <you> #<seq> (signature valid …) and 👍" read as your own reaction)
