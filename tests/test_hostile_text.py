@@ -522,3 +522,14 @@ def test_every_default_ignorable_code_point_after_ascii_is_escaped():
     for char in chars:
         encoded = _json_safe(json.dumps("1" + char, ensure_ascii=False))
         assert char not in encoded and json.loads(encoded) == "1" + char, hex(ord(char))
+
+
+def test_a_subdivision_flag_is_shown_as_a_flag():
+    """Review 85: the flags of England, Scotland and Wales (the black flag, tag letters, the cancel tag)
+    were escaped in every human format, "🏴\\U000e0067\\U000e0062…"; tags anywhere else still are."""
+    from verifier.sanitize import printable
+    england = "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"
+    assert printable(f"go {england}!") == f"go {england}!"
+    for hidden in ("a\U000e0041b", "\U0001f3f4\U000e0041\U000e007f", "\U000e0067\U000e0062\U000e007f",
+                   "1\U000e0067" + england):
+        assert "\\U000e00" in printable(hidden), repr(hidden)

@@ -95,6 +95,21 @@ def _escape_run(match: re.Match[str]) -> str:
     return _WIDE_SPACE.sub(_escape, match.group())
 
 
+# An emoji tag sequence (UTS #51): the black flag, tag letters or digits, the cancel tag; how the
+# flags of England, Scotland and Wales are spelled. Their tags are kept: escaped, an honest flag read
+# "🏴\U000e0067\U000e0062..." in every human format (review 85); the flag itself stays visible.
+_FLAG_TAGS = re.compile("(\U0001f3f4[\U000e0030-\U000e0039\U000e0061-\U000e007a]{1,16}\U000e007f)")
+
+
+def _astral(value: str) -> str:
+    """``value`` with its astral invisible characters escaped, but not a flag's tags."""
+    if "\U0001f3f4" not in value:
+        return _IGNORED_ASTRAL.sub(_escape, ASTRAL.sub(_escape, value))
+    parts = _FLAG_TAGS.split(value)  # odd parts are flags
+    return "".join(part if at % 2 else _IGNORED_ASTRAL.sub(_escape, ASTRAL.sub(_escape, part))
+                   for at, part in enumerate(parts))
+
+
 def printable(text: object) -> str:
     """``text`` as one line with every control or invisible formatting character escaped, no run
     of wide spaces that would break it into lines, and no CI workflow command in it."""
@@ -102,7 +117,7 @@ def printable(text: object) -> str:
     if not value.isascii():
         value = _IGNORED.sub(_escape, _WIDE_SPACE_RUN.sub(_escape_run, value))
         if max(value) > "\uffff":
-            value = _IGNORED_ASTRAL.sub(_escape, ASTRAL.sub(_escape, value))
+            value = _astral(value)
     return no_workflow_command(value) if "#" in value or ":" in value else value
 
 
