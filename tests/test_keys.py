@@ -8,6 +8,7 @@ from helpers import ALICE, BOB, ev, fixture, page, sig_statuses, verify
 from verifier.keys import (
     P256_ORDER,
     Keyring,
+    KeyringError,
     UnusableKey,
     key_identity,
     parse_public_key,
@@ -265,3 +266,11 @@ def test_from_entries_checks_and_normalises_as_from_json(version, accepted):
         assert ring.lookup(ALICE.user_id, "7") is not None
     with pytest.raises(KeyringError, match="entry 1 is not a KeyringEntry"):
         Keyring.from_entries([row])
+
+
+@pytest.mark.parametrize("body", [5, {"data": 5}])
+def test_a_huge_user_id_in_a_keyring_map_is_named_bounded(body):
+    """Round 80: a keyring map's user id (the file's own text) was quoted whole in the error line."""
+    with pytest.raises(KeyringError) as raised:
+        Keyring.from_json(json.dumps({"9" * 5000: body}))
+    assert len(str(raised.value)) < 200 and "9" * 40 + "…" in str(raised.value)

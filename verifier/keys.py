@@ -467,10 +467,10 @@ def _entries_from_json(data: Any) -> list[KeyringEntry]:
     entries = []
     for user_id, body in data.items():
         if not isinstance(body, dict):
-            raise KeyringError(f"keyring entry for user {user_id} is not a public_keys response body")
+            raise KeyringError(f"keyring entry for user {_label(user_id)} is not a public_keys response body")
         rows = body.get("data") or []
-        if not isinstance(rows, list):
-            raise KeyringError(f"public_keys body for user {user_id} has no data array")
+        if not isinstance(rows, list):  # (a user id is the file's text: bounded, as elsewhere; round 80)
+            raise KeyringError(f"public_keys body for user {_label(user_id)} has no data array")
         for row in rows:
             named = row.get("user_id") if isinstance(row, dict) else None
             if named is not None and named != user_id:
