@@ -390,3 +390,11 @@ def test_path_like_paths_are_accepted(tmp_path):
     assert verify_archive([tmp_path], None, InProcess(), allow_embedded_keys=True).verdict == by_path.verdict
     assert [s.path for s in plan_shares([good], 2, min_bytes=0) or []] == [str(good)]
     open_ledger(Path(tmp_path / "ledger.db")).close()
+
+
+def test_pretty_printed_pages_one_after_another_get_a_hint(tmp_path):
+    """Round 80: `cat page-*.json | verify -` of pretty-printed pages said only "trailing characters"."""
+    from verifier.inputs import split_bodies
+    pages = list(split_bodies(b'{\n "data": []\n}\n{\n "data": []\n}\n', "stdin"))
+    assert len(pages) == 1 and "trailing characters" in pages[0].errors[0]
+    assert "several JSON documents one after another?" in pages[0].errors[0]

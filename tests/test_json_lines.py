@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifier.inputs import _syntax_error, locate, split_bodies
+from verifier.inputs import _SEVERAL_DOCUMENTS, _syntax_error, locate, split_bodies
 from verifier.pages import DecodedPage, decode_page
 
 
@@ -33,7 +33,8 @@ def split_by_copying(data: bytes, source: str) -> Iterator[DecodedPage]:
                 yield page
         return
     yield DecodedPage(source, errors=["empty: no JSON in it" if not data.strip() else
-                                      f"not a JSON document nor JSON Lines: {locate(data, error)}"])
+                                      f"not a JSON document nor JSON Lines: {locate(data, error)}"
+                                      + (_SEVERAL_DOCUMENTS if "trailing characters" in error else "")])
 
 
 PAGE = json.dumps({"data": [{"encoded_event": "AA==", "sequence_id": "1"}], "meta": {"next_token": "t"}})

@@ -299,7 +299,13 @@ def split_bodies(data: bytes | mmap.mmap, source: str, share: int = 0, shares: i
     if share == 0:
         empty = not bytes(data).strip()  # (this path only: the data did not parse)
         yield DecodedPage(source, errors=["empty: no JSON in it" if empty else
-                                          f"not a JSON document nor JSON Lines: {locate(bytes(data), error)}"])
+                                          f"not a JSON document nor JSON Lines: {locate(bytes(data), error)}"
+                                          + (_SEVERAL_DOCUMENTS if "trailing characters" in error else "")])
+
+
+# round 80: pretty-printed pages one after another (`cat page-*.json | verify -`) said only "trailing characters"
+_SEVERAL_DOCUMENTS = (" (several JSON documents one after another? give each page as a file of its own, or one "
+                      "page per line: JSON Lines)")
 
 
 def _first_line_is_json(data: bytes | mmap.mmap) -> bool:
