@@ -533,3 +533,14 @@ def test_a_subdivision_flag_is_shown_as_a_flag():
     for hidden in ("a\U000e0041b", "\U0001f3f4\U000e0041\U000e007f", "\U000e0067\U000e0062\U000e007f",
                    "1\U000e0067" + england):
         assert "\\U000e00" in printable(hidden), repr(hidden)
+
+
+def test_only_the_recommended_subdivision_flags_keep_their_tags():
+    """Review 86: any 1-16 tag letters after a black flag were kept, drawn as nothing in Chromium: 16
+    letters of hidden text in a ✅ message, and two texts differing only in their tags drawn alike."""
+    from verifier.sanitize import printable
+    tags = lambda s: "\U0001f3f4" + "".join(chr(0xE0000 + ord(c)) for c in s) + "\U000e007f"  # noqa: E731
+    for name in ("gbeng", "gbsct", "gbwls"):
+        assert printable(f"go {tags(name)}!") == f"go {tags(name)}!"
+    for hidden in ("x", "butonlyifyoulie1", "gbengx", "usca", "gbeng1"):
+        assert "\\U000e00" in printable("IBAN 0001 " + tags(hidden)), hidden

@@ -97,8 +97,12 @@ def _escape_run(match: re.Match[str]) -> str:
 
 # An emoji tag sequence (UTS #51): the black flag, tag letters or digits, the cancel tag; how the
 # flags of England, Scotland and Wales are spelled. Their tags are kept: escaped, an honest flag read
-# "🏴\U000e0067\U000e0062..." in every human format (review 85); the flag itself stays visible.
-_FLAG_TAGS = re.compile("(\U0001f3f4[\U000e0030-\U000e0039\U000e0061-\U000e007a]{1,16}\U000e007f)")
+# "🏴\U000e0067\U000e0062..." in every human format (review 85); the flag itself stays visible. Only
+# the three recommended (RGI) flags: any other tag letters are drawn as nothing after a plain black
+# flag, so "🏴" + 16 tags of hidden text, or two texts differing only in their tags, looked alike in a
+# ✅ line (review 86).
+_FLAG_TAGS = re.compile("(\U0001f3f4(?:" + "|".join("".join(chr(0xE0000 + ord(c)) for c in name)
+                                                  for name in ("gbeng", "gbsct", "gbwls")) + ")\U000e007f)")
 
 
 def _astral(value: str) -> str:
