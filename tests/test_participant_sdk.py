@@ -903,3 +903,23 @@ def test_values_from_encrypted_contents_are_never_quoted_in_the_report(users):
     masked = [m for m in messages if "<not an id: from the encrypted contents, not shown>" in m]
     assert any(m.startswith("reacts to") for m in masked) and any(m.startswith("replies to") for m in masked)
     assert any("9" + hello.sequence_id in m for m in messages)  # a decimal id is shown
+
+
+def test_a_cut_quote_is_shown_cut(users):
+    """Review 86: a quote is checked as a prefix of the original (previews may be cut), and B's ✅ reply
+    quoted 1111's "I owe you $1,000? No. I owe you nothing." as "I owe you $1,000", nothing saying so."""
+    A, B = users["A"], users["B"]
+    h = History("1111:2222")
+    h.key_change(A, [A, B])
+    orig = h.text(A, "I owe you $1,000? No. I owe you nothing.")
+    h.contents("reply", B, holder(1, MESSAGE_CONTENTS, {"message_text": "Thanks, noted.", "replying_to_preview": {
+        "sender_id": 1111, "message_text": "I owe you $1,000", "replying_to_message_sequence_id": orig.sequence_id}}))
+    whole = h.reply(A, "yes", orig)
+    report, markdown = _transcript(h, A, A, B)
+    _report, html = _transcript(h, A, A, B, fmt="html")
+    assert report.verdict == "pass"
+    assert "only the start of the message" in markdown and "“I owe you $1,000…”" in markdown
+    assert "only the start of the message" in html and "I owe you $1,000…</div>" in html
+    full = next(line for line in markdown.splitlines()[markdown.splitlines().index(
+        next(line for line in markdown.splitlines() if f"#{whole.sequence_id} reply" in line)) + 1:] if "replying" in line)
+    assert "only the start" not in full and full.endswith("I owe you nothing.”")

@@ -109,10 +109,27 @@ def build_transcript(report: Report, participant: Participant) -> Transcript:
             if entry.type in ("message", "reply") and entry.sequence_id is not None:
                 messages.setdefault(entry.sequence_id, entry)
             entries.append(entry)
+        for entry in entries:  # a quote is checked as a prefix (previews may be cut): say when it is cut
+            _mark_cut_quote(entry, messages)
         conversations.append(ConversationTranscript(conv.conversation_id, conv.verdict, entries))
     me = participant.me[0] if participant.me else None
     return Transcript(report.verdict, proof_line(report), me, participant.identity.fingerprint(), conversations,
                       verdict_problems(report))
+
+
+def _mark_cut_quote(entry: Entry, messages: dict[str, Entry]) -> None:
+    """``reply_to.cut``: False only when the quote is the whole text of the message it names (or of its
+    author's edit of it) in this transcript. Why: the check takes a prefix, and B's ✅ reply quoted
+    1111's "I owe you $1,000? No. I owe you nothing." as "I owe you $1,000", nothing saying it was cut
+    (review 86)."""
+    quoted = entry.detail.get("reply_to")
+    if not quoted:
+        return
+    text = quoted.get("quoted_text")
+    original = messages.get(quoted.get("sequence_id") or "")
+    whole = [] if original is None else [original.text, *(e.text for e in original.edits
+                                                           if e.sender_id == original.sender_id)]
+    quoted["cut"] = bool(text) and text not in whole
 
 
 def _attachable(entry: Entry) -> bool:
@@ -436,8 +453,8 @@ def _markdown(t: Transcript) -> str:
                 # before our words, where the quoted message's author closed the quote and wrote words that
                 # read as the replier's in their ✅ line (review 85)
                 quoted = entry.detail["reply_to"]
-                out.append(f"  - replying to \\#{md(quoted.get('sequence_id') or '?')}: "
-                           f"“{md(quoted.get('quoted_text') or '')}”")
+                out.append(f"  - replying to \\#{md(quoted.get('sequence_id') or '?')}{_cut_words(quoted)}: "
+                           f"“{md(quoted.get('quoted_text') or '')}{'…' if quoted.get('cut') else ''}”")
             out.append(f"  - proof: {md(_proof_text(entry.proof))}")
             # the sender's own text last and quoted, after our words (review 82: a reaction "emoji" of
             # "👍 by <you> #<seq> (signature valid …) and 👍" read as your own reaction)
@@ -501,6 +518,11 @@ def _html(t: Transcript) -> str:
     return head + "".join(body) + "</body></html>\n"
 
 
+def _cut_words(quoted: dict[str, Any]) -> str:
+    """Our words before a quote that is not a whole text: only its start is checked (review 86)."""
+    return ", only the start of the message (what follows is not shown)" if quoted.get("cut") else ""
+
+
 def _html_entry(entry: Entry) -> str:
     system = entry.type not in ("message", "reply")
     mark = _mark(entry.proof, entry)
@@ -515,7 +537,8 @@ def _html_entry(entry: Entry) -> str:
     reply = entry.detail.get("reply_to")
     if reply:
         out.append(f'<div class="quote">replying to #{esc(reply.get("sequence_id") or "?")} '
-                   f'({esc(reply.get("sender_id") or "?")}): {esc(reply.get("quoted_text") or "")}</div>')
+                   f'({esc(reply.get("sender_id") or "?")}){_cut_words(reply)}: {esc(reply.get("quoted_text") or "")}'
+                   f'{"…" if reply.get("cut") else ""}</div>')
     out.append(f'<div class="{text_class}">{esc(_summary(entry))}</div>')
     out.append(f'<div class="proof">{esc(_proof_text(entry.proof))}</div>')
     items = []
