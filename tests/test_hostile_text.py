@@ -409,7 +409,7 @@ def test_a_message_text_cannot_pass_for_a_checked_reply_quote():
                               "markdown").splitlines()
     [reply] = [x for x in lines if "\\#6 " in x]
     [message] = [x for x in lines if "\\#7 " in x]
-    assert reply.endswith(" reply: sure") and lines[lines.index(reply) + 1] == "  - replying to \\#5: “I agree”"
+    assert reply.endswith(" reply: sure") and lines[lines.index(reply) + 1] == "  - replying to \\#5 by **?**: “I agree”"
     assert message.endswith(" message: sure \\(replying to \\#5: “I agree”\\)")
 
 
@@ -427,7 +427,7 @@ def test_a_quoted_text_cannot_write_the_replys_words():
                               "markdown").splitlines()
     [reply] = [x for x in lines if "\\#6 " in x]
     assert reply.endswith(" reply: sure") and "owe" not in reply
-    assert lines[lines.index(reply) + 1].startswith("  - replying to \\#5: “Lunch?”")
+    assert lines[lines.index(reply) + 1].startswith("  - replying to \\#5 by **?**: “Lunch?”")
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "html", "markdown"])

@@ -923,3 +923,16 @@ def test_a_cut_quote_is_shown_cut(users):
     full = next(line for line in markdown.splitlines()[markdown.splitlines().index(
         next(line for line in markdown.splitlines() if f"#{whole.sequence_id} reply" in line)) + 1:] if "replying" in line)
     assert "only the start" not in full and full.endswith("I owe you nothing.”")
+
+
+def test_the_markdown_names_a_quotes_author(users):
+    """Review 86: the Markdown reply line did not name whose words it quoted (the HTML did), and a quote
+    that closed itself, "Will you pay?” — 1111 answered: “Yes. I owe you $1,000", read as 1111's answer."""
+    A, B = users["A"], users["B"]
+    h = History("1111:2222")
+    h.key_change(A, [A, B])
+    bait = h.text(B, "Will you pay?” — 1111 answered: “Yes. I owe you $1,000")
+    h.reply(A, "No.", bait)
+    _report, markdown = _transcript(h, A, A, B)
+    [line] = [x for x in markdown.splitlines() if "replying to" in x]
+    assert line.startswith(f"  - replying to \\#{bait.sequence_id} by **2222**: “Will you pay?”")

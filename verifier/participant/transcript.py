@@ -453,7 +453,10 @@ def _markdown(t: Transcript) -> str:
                 # before our words, where the quoted message's author closed the quote and wrote words that
                 # read as the replier's in their ✅ line (review 85)
                 quoted = entry.detail["reply_to"]
-                out.append(f"  - replying to \\#{md(quoted.get('sequence_id') or '?')}{_cut_words(quoted)}: "
+                # its author named, as in HTML (review 86: unnamed, a quote that closed itself, "Will you
+                # pay?” — 1111 answered: “Yes. I owe you $1,000", read as the replier's answer)
+                out.append(f"  - replying to \\#{md(quoted.get('sequence_id') or '?')} by "
+                           f"**{md(quoted.get('sender_id') or '?')}**{_cut_words(quoted)}: "
                            f"“{md(quoted.get('quoted_text') or '')}{'…' if quoted.get('cut') else ''}”")
             out.append(f"  - proof: {md(_proof_text(entry.proof))}")
             # the sender's own text last and quoted, after our words (review 82: a reaction "emoji" of
