@@ -936,3 +936,12 @@ def test_the_markdown_names_a_quotes_author(users):
     _report, markdown = _transcript(h, A, A, B)
     [line] = [x for x in markdown.splitlines() if "replying to" in x]
     assert line.startswith(f"  - replying to \\#{bait.sequence_id} by **2222**: “Will you pay?”")
+
+
+def test_a_quote_of_a_message_not_in_the_transcript_may_be_cut():
+    from verifier.participant.transcript import Entry, _html_entry, _mark_cut_quote
+    ok = {"signature": "valid", "chain": "linked", "conversation_key_version": None, "findings": []}
+    entry = Entry(2, "6", "1", "1784841004000", "reply", ok, text="sure",
+                  detail={"content": "message", "reply_to": {"sequence_id": "5", "quoted_text": "I owe you"}})
+    _mark_cut_quote(entry, {})
+    assert entry.detail["reply_to"]["cut"] is None and "it may be only its start" in _html_entry(entry)

@@ -118,17 +118,19 @@ def build_transcript(report: Report, participant: Participant) -> Transcript:
 
 
 def _mark_cut_quote(entry: Entry, messages: dict[str, Entry]) -> None:
-    """``reply_to.cut``: False only when the quote is the whole text of the message it names (or of its
-    author's edit of it) in this transcript. Why: the check takes a prefix, and B's ✅ reply quoted
-    1111's "I owe you $1,000? No. I owe you nothing." as "I owe you $1,000", nothing saying it was cut
-    (review 86)."""
+    """``reply_to.cut``: False when the quote is the whole text of the message it names (or of its
+    author's edit of it) in this transcript, None when that message is not in it (it may be cut). Why:
+    the check takes a prefix, and B's ✅ reply quoted 1111's "I owe you $1,000? No. I owe you nothing."
+    as "I owe you $1,000", nothing saying it was cut (review 86)."""
     quoted = entry.detail.get("reply_to")
     if not quoted:
         return
     text = quoted.get("quoted_text")
     original = messages.get(quoted.get("sequence_id") or "")
-    whole = [] if original is None else [original.text, *(e.text for e in original.edits
-                                                           if e.sender_id == original.sender_id)]
+    if original is None:  # not in this transcript (older than the window): it may be cut, none can tell
+        quoted["cut"] = None if text else False
+        return
+    whole = [original.text, *(e.text for e in original.edits if e.sender_id == original.sender_id)]
     quoted["cut"] = bool(text) and text not in whole
 
 
@@ -523,7 +525,10 @@ def _html(t: Transcript) -> str:
 
 def _cut_words(quoted: dict[str, Any]) -> str:
     """Our words before a quote that is not a whole text: only its start is checked (review 86)."""
-    return ", only the start of the message (what follows is not shown)" if quoted.get("cut") else ""
+    cut = quoted.get("cut", False)
+    if cut is None:
+        return ", a preview (the message is not in this transcript: it may be only its start)"
+    return ", only the start of the message (what follows is not shown)" if cut else ""
 
 
 def _html_entry(entry: Entry) -> str:
