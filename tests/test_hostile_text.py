@@ -353,18 +353,17 @@ def test_an_invisible_character_after_ascii_is_escaped_so_two_ids_never_look_equ
         assert printable(text) == text
 
 
-@pytest.mark.parametrize("fmt", ["markdown", "html"])
-def test_a_reaction_cannot_name_another_reactor(tmp_path, fmt):
-    """Review 82: a reaction's "emoji" (any text its sender signs) came before "by <sender>", so
-    "👍 by <you> #<seq> (signature valid · chain linked) and 👍" under your ✅ message read as your
-    own reaction. The reactor is named first; the emoji comes last, quoted."""
+def _transcript_with_contents(tmp_path, contents, fmt: str, output: str):
+    """A signed 1:1 history of three messages and one more from the other member whose decrypted
+    contents are ``contents(field, me)`` (Thrift bytes; ``field(fid, text)`` makes a string field),
+    run through ``transcript`` as ``me``: (exit code, stdout, stderr, me, other)."""
     import hashlib
     import struct
 
     from nacl.secret import SecretBox
 
     import verifier.testing.forge as forge
-    from verifier.wire import T_STRING, T_STRUCT
+    from verifier.wire import T_STRING
 
     def field(fid: int, text: str) -> bytes:
         return struct.pack(">bhi", T_STRING, fid, len(text.encode())) + text.encode()
@@ -372,9 +371,8 @@ def test_a_reaction_cannot_name_another_reactor(tmp_path, fmt):
     conv = forge.build_conversation(3)
     me, other = conv.members
     (ckv, ckey), = conv.conversation_keys.items()
-    mine, last = conv.events[2].event, conv.events[-1].event
-    emoji = f"👍 by {me.user_id} #1 (signature valid · chain linked) and 👍"
-    holder = struct.pack(">bhbh", T_STRUCT, 1, T_STRUCT, 2) + field(1, mine.sequence_id) + field(2, emoji) + b"\0\0\0"
+    last = conv.events[-1].event
+    holder = contents(field, conv.events[2].event, me)
     nonce = hashlib.sha256(b"r").digest()[:24]
     ms = int(last.created_at_msec) + 1000
     conv.events.append(forge.forge_event(
@@ -387,9 +385,26 @@ def test_a_reaction_cannot_name_another_reactor(tmp_path, fmt):
     key = tmp_path / "me.key"
     key.write_text(me.private_key_blob())
     key.chmod(0o600)
+    code, out, err = run_main(["transcript", str(tmp_path / "page.json"), "--keys", str(tmp_path / "keys.json"),
+                               "--identity-key", str(key), "--format", fmt, "-o", output])
+    return code, out, err, me, other
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "html"])
+def test_a_reaction_cannot_name_another_reactor(tmp_path, fmt):
+    """Review 82: a reaction's "emoji" (any text its sender signs) came before "by <sender>", so
+    "👍 by <you> #<seq> (signature valid · chain linked) and 👍" under your ✅ message read as your
+    own reaction. The reactor is named first; the emoji comes last, quoted."""
+    import struct
+
+    from verifier.wire import T_STRUCT
+
+    def reaction(field, mine, me):
+        emoji = f"👍 by {me.user_id} #1 (signature valid · chain linked) and 👍"
+        return struct.pack(">bhbh", T_STRUCT, 1, T_STRUCT, 2) + field(1, mine.sequence_id) + field(2, emoji) + b"\0\0\0"
+
     out = tmp_path / f"t.{fmt}"
-    code, _out, _err = run_main(["transcript", str(tmp_path / "page.json"), "--keys", str(tmp_path / "keys.json"),
-                                 "--identity-key", str(key), "--format", fmt, "-o", str(out)])
+    code, _out, _err, me, other = _transcript_with_contents(tmp_path, reaction, fmt, str(out))
     [line] = [x for x in out.read_text().replace("<li>", "\n<li>").splitlines() if "reaction" in x and "👍" in x]
     assert code == 0 and line.index(other.user_id) < line.index("👍") < line.index(f"by {me.user_id}")
     assert "): “👍 by" in line or ': <span class="text">“👍 by' in line  # quoted, after the proof
@@ -435,37 +450,15 @@ def test_a_transcript_on_standard_output_runs_no_workflow_command(tmp_path, fmt)
     """Review 85: ``transcript -o -`` printed a message text "##[warning]…" raw in JSONL, and in HTML
     "#" + a reply preview's (signed, any text) sequence id "#[add-mask]FAIL" made ``##[add-mask]``; a
     CI log runs either. Both escaped, the values unchanged."""
-    import hashlib
     import struct
 
-    from nacl.secret import SecretBox
+    from verifier.wire import T_STRUCT
 
-    import verifier.testing.forge as forge
-    from verifier.wire import T_STRING, T_STRUCT
+    def reply(field, _mine, _me):
+        return (struct.pack(">bhbh", T_STRUCT, 1, T_STRUCT, 1) + field(1, "##[warning]forged")
+                + struct.pack(">bh", T_STRUCT, 4) + field(6, "#[add-mask]FAIL") + b"\0" + b"\0\0\0")
 
-    def field(fid: int, text: str) -> bytes:
-        return struct.pack(">bhi", T_STRING, fid, len(text.encode())) + text.encode()
-
-    conv = forge.build_conversation(3)
-    me, other = conv.members
-    (ckv, ckey), = conv.conversation_keys.items()
-    last = conv.events[-1].event
-    holder = (struct.pack(">bhbh", T_STRUCT, 1, T_STRUCT, 1) + field(1, "##[warning]forged")
-              + struct.pack(">bh", T_STRUCT, 4) + field(6, "#[add-mask]FAIL") + b"\0" + b"\0\0\0")
-    nonce = hashlib.sha256(b"r").digest()[:24]
-    ms = int(last.created_at_msec) + 1000
-    conv.events.append(forge.forge_event(
-        other, "MessageCreateEvent", {"contents": nonce + SecretBox(ckey).encrypt(holder, nonce).ciphertext,
-                                      "conversation_key_version": ckv, "should_notify": True},
-        conversation_id=conv.conversation_id, sequence_id=forge.snowflake(ms, 5),
-        previous_sequence_id=last.sequence_id, created_at_msec=str(ms), conversation_keys=conv.conversation_keys))
-    (tmp_path / "page.json").write_text(json.dumps(conv.pages()[0]))
-    (tmp_path / "keys.json").write_text(json.dumps(conv.keyring()))
-    key = tmp_path / "me.key"
-    key.write_text(me.private_key_blob())
-    key.chmod(0o600)
-    _code, out, err = run_main(["transcript", str(tmp_path / "page.json"), "--keys", str(tmp_path / "keys.json"),
-                                "--identity-key", str(key), "--format", fmt, "-o", "-"])
+    _code, out, err, _me, _other = _transcript_with_contents(tmp_path, reply, fmt, "-")
     assert "forged" in out and workflow_commands(out) == [] and workflow_commands(err) == []
     if fmt == "jsonl":
         [entry] = [json.loads(line) for line in out.splitlines() if '"type":"reply"' in line]
