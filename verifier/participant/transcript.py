@@ -26,6 +26,7 @@ from ..payload import CKEY_PLAINTEXT_SIGNATURE_VERSION, PayloadUnavailable, buil
 from ..report.common import proof_line
 from ..report.html import esc, seq_key, when
 from ..report.html_assets import CSS
+from ..report.machine import _json_safe
 from ..report.markdown import md
 from ..sanitize import WORKFLOW_V1
 from .review import Participant
@@ -315,7 +316,7 @@ def render_transcript(transcript: Transcript, fmt: str) -> str:
     # in HTML, printed ``##[``). Escaped as the reports escape it: values unchanged once decoded. (The
     # Markdown escapes every "#"; no line of the three formats starts with "::".)
     if fmt == "jsonl":
-        return _jsonl(transcript).replace(WORKFLOW_V1, "\\u0023#[")  # ASCII JSON: only ever in a string
+        return _json_safe(_jsonl(transcript))  # the reports' JSON escaping (``##[``: ASCII JSON, in strings)
     if fmt == "markdown":
         return _markdown(transcript)
     if fmt == "html":

@@ -13,12 +13,14 @@ from .. import __version__
 from ..model import HINTS, Code, EventReport, Report, Severity, fails
 from ..pages import api_error_text
 from ..sanitize import (
-    ASTRAL,
     IGNORABLE,
     IGNORABLE_ASTRAL,
     INVISIBLE,
+    INVISIBLE_ASTRAL,
     NONCHARACTERS,
+    NONCHARACTERS_ASTRAL,
     UNASSIGNED_IGNORABLE,
+    UNASSIGNED_IGNORABLE_ASTRAL,
     WORKFLOW_V1,
     has_astral,
     printable,
@@ -31,7 +33,8 @@ from .common import event_findings, scoped_findings, source_of
 _JSON_INVISIBLE = re.compile(f"[\x7f-\x9f{INVISIBLE}{IGNORABLE}{UNASSIGNED_IGNORABLE}{NONCHARACTERS}]")
 
 
-_JSON_IGNORABLE_ASTRAL = re.compile(f"[{IGNORABLE_ASTRAL}]")
+# past U+FFFF, in one class (run only on text that has such code points: sanitize.ASTRAL's reason)
+_JSON_ASTRAL = re.compile(f"[{INVISIBLE_ASTRAL}{UNASSIGNED_IGNORABLE_ASTRAL}{NONCHARACTERS_ASTRAL}{IGNORABLE_ASTRAL}]")
 
 
 def _json_escape(char: str) -> str:
@@ -50,7 +53,7 @@ def _json_safe(text: str) -> str:
     text = _JSON_INVISIBLE.sub(lambda m: _json_escape(m.group()), text)
     if not has_astral(text):
         return text
-    return _JSON_IGNORABLE_ASTRAL.sub(lambda m: _json_escape(m.group()), ASTRAL.sub(lambda m: _json_escape(m.group()), text))
+    return _JSON_ASTRAL.sub(lambda m: _json_escape(m.group()), text)
 
 
 def render_json(report: Report) -> str:
