@@ -85,6 +85,23 @@ CREATE = {"member_ids": ["1111", "2222"], "admin_ids": ["1111"], "conversation_k
                           group_change(2, "GroupMemberRemoveChange", {"member_ids": ["2222"]}, sender=BOB, prev=1),
                           message(3, BOB, 2)], [2], id="left"),
     pytest.param(lambda: [message(1, CAROL, None), message(2, BOB, 1)], [], id="membership-unknown"),
+    # round 89: in a window without the create, a proven removal still takes its ids out (a removed
+    # member's later messages, key changes and removals passed), until a change makes them members again
+    pytest.param(lambda: [message(1, BOB, 0), group_change(2, "GroupMemberRemoveChange", {"member_ids": ["2222"]},
+                                                           prev=1),
+                          message(3, BOB, 2), message(4, CAROL, 3)], [2], id="removed-in-a-window"),
+    pytest.param(lambda: [group_change(1, "GroupMemberRemoveChange", {"member_ids": ["2222"]}, sender=BOB, prev=0),
+                          group_change(2, "GroupMemberRemoveChange", {"member_ids": ["1111"]}, sender=BOB, prev=1),
+                          message(3, ALICE, 2)], [1], id="left-in-a-window-then-removes-someone"),
+    pytest.param(lambda: [group_change(1, "GroupMemberRemoveChange", {"member_ids": ["2222"]}, prev=0),
+                          group_change(2, "GroupMemberAddChange", {
+                              "member_ids": ["2222"], "current_member_ids": ["1111", "3333"],
+                              "current_admin_ids": ["1111"], "conversation_key_version": "1002"}, sender=CAROL,
+                              prev=1),
+                          message(3, BOB, 2)], [], id="removed-in-a-window-then-added-back"),
+    pytest.param(lambda: [group_change(1, "GroupMemberRemoveChange", {"member_ids": ["2222"]}, prev=0),
+                          group_change(2, "GroupMemberRemoveChange", {"member_ids": ["3333"]}, prev=1, signer=CAROL),
+                          message(3, BOB, 2)], [], id="removed-in-a-window-then-an-unproven-change"),
     pytest.param(lambda: [group_change(1, "GroupCreate", CREATE),
                           group_change(2, "GroupMemberRemoveChange", {"member_ids": ["2222"]}, prev=1,
                                        signer=CAROL),

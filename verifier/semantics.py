@@ -480,7 +480,7 @@ def not_a_signed_message(record: Any) -> str | None:
 _BEFORE_CREATE: frozenset[str] = frozenset()
 
 
-def _membership(timeline: Timeline, doubts: dict[str, Any] | None = None
+def _membership(timeline: Timeline, doubts: dict[str, Any] | None = None, gone: dict[str, Any] | None = None
                 ) -> Iterator[tuple[Any, AbstractSet[str] | None]]:
     """Each record in chain order with the group's members at that point (None: unknown).
 
@@ -496,6 +496,12 @@ def _membership(timeline: Timeline, doubts: dict[str, Any] | None = None
 
     Ids a change names only where an unsigned choice decides the signed lists' end are not counted
     (``credited_members``); ``doubts`` learns which change named each of them.
+
+    While membership is unknown (a window without the create, before its first add), a proven
+    removal still proves that its ids are not members from then on, until a change makes them
+    members again: ``gone`` holds them, each with the removal, as the record is yielded (round 89: a
+    removed member's later messages, key changes and removals passed in such a window). It is
+    emptied whenever membership becomes known, or unknown again after a change not proven.
 
     When the history holds the group's creation (``group_start``), nobody is a member before it
     (review 70: a non-member's events placed before the create passed, membership being unknown
@@ -516,16 +522,26 @@ def _membership(timeline: Timeline, doubts: dict[str, Any] | None = None
             if record is not start and members is not None and (record.sender_id not in members
                                                                 or kind == GROUP_CREATE):
                 continue  # a non-member's change, or a create once the group is made: nothing changes
+            if members is None and gone is not None and record.sender_id in gone and kind != GROUP_CREATE:
+                continue  # a removed member's change (``replay_membership`` flags it): nothing changes
             if kind != GROUP_CREATE and not record.event.conversation_id:
                 continue  # signed for no conversation (``unbound_conversation``): maybe another group's
             if not proven(record):
                 members = None
+                if gone is not None:
+                    gone.clear()
                 continue
             body = record.event.body or {}
             if kind == GROUP_REMOVE:
                 if members is not None:
                     members -= set(body.get("member_ids") or ())
+                elif gone is not None:
+                    for member in body.get("member_ids") or ():
+                        if isinstance(member, str):
+                            gone[member] = record
                 continue
+            if gone is not None:
+                gone.clear()  # membership is known from here on
             credited, doubtful = credited_members(record, key_versions)
             if doubts is not None:
                 for member in credited:  # a later change that does make it a member is the last word
@@ -654,13 +670,21 @@ def _add_trailers(parts: Sequence[str], key_versions: Collection[str]) -> list[i
 
 def replay_membership(timeline: Timeline) -> None:
     """Replay the proven group changes in chain order (``_membership``); flag what non-members send
-    (``members_only``, membership changes included). Where membership is unknown nothing is flagged."""
+    (``members_only``, membership changes included). Where membership is unknown nothing is flagged
+    but what a user a proven removal took out sends after it (``_membership``'s ``gone``)."""
     creates: set[str] = set()  # the positions of the creates seen: a copy at one is the chain's duplicate
     doubts: dict[str, Any] = {}
-    for record, members in _membership(timeline, doubts):
+    gone: dict[str, Any] = {}  # while membership is unknown: who a proven removal took out, and that removal
+    for record, members in _membership(timeline, doubts, gone):
         kind = kind_of(record)
         at = chain_position(record.sequence_id) if record.sequence_id else None
         if members is None:
+            removal = gone.get(record.sender_id or "") if record.sender_id else None
+            if removal is not None and members_only(kind) and kind != GROUP_CREATE and not asks_to_join(record):
+                record.add("non_member_sender", f"sender {shown(record.sender_id)} is not a member of the group at "
+                                                "this point: the GroupMemberRemoveChange at sequence id "
+                                                f"{shown(removal.sequence_id)} removed it, and no proven change "
+                                                "since made it a member again")
             if kind == GROUP_CREATE and at is not None:
                 creates.add(at)
             continue
