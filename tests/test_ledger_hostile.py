@@ -392,6 +392,22 @@ def test_damaged_rows_are_ledger_errors_and_check_reports_them(statement, table,
         assert any(f"conversation '{CONV.conversation_id}'" in p for p in out["problems"]), out["problems"]
 
 
+def test_a_chain_row_naming_no_audit_is_damaged_for_history_and_compare(ledger_target, tmp_path, pages):
+    """Round 90: a chains row naming an audit the ledger does not hold (a hand edit) made ``ledger
+    history`` die on a KeyError (an internal error), and ``ledger compare`` left it out of its head
+    rule without a word; ``ledger check`` already named it."""
+    assert record(ledger_target, pages).returncode == 0
+    other = str(tmp_path / "other.db")
+    assert record(other, pages).returncode == 0
+    _damage(ledger_target, "UPDATE chains SET audit = 7")
+    one_line(run_cli(["ledger", "history", CONV.conversation_id, "--ledger", ledger_target], env=env()), 3,
+             "is damaged", "table chains", "audit 7")
+    one_line(run_cli(["ledger", "compare", ledger_target, other], env=env()), 3, "is damaged", "table chains")
+    one_line(run_cli(["ledger", "compare", other, ledger_target], env=env()), 3, "is damaged", "table chains")
+    proc = run_cli(["ledger", "check", "--ledger", ledger_target], env=env())
+    assert proc.returncode == 3 and json.loads(proc.stdout)["consistent"] is False
+
+
 def test_a_bare_ledger_meta_table_is_not_a_ledger(tmp_path):
     path = tmp_path / "meta.db"
     conn = sqlite3.connect(path)

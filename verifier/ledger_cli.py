@@ -173,6 +173,18 @@ def _audit_times(store: Any) -> dict[int, str]:
     return {a.id: a.time for a in store.audits()}
 
 
+def _chains_of(store: Any, conversation: str, audits: Any) -> list:
+    """The conversation's chain rows, each naming an audit the ledger holds: a row that names none
+    (a hand edit) is damaged, one line naming it (round 90: ``history`` died on a KeyError, and
+    ``compare`` left the row out of its head rule without a word)."""
+    chains = store.chains(conversation)
+    for c in chains:
+        if c.audit not in audits:
+            raise store._damaged("chains", f"audit {c.audit!r:.40}, conversation {conversation!r:.60}",
+                                 "it names an audit the table audits does not hold")
+    return chains
+
+
 def cmd_ledger_show(args: argparse.Namespace) -> int:
     from .ledger import ledger_transcript
     store = _open(args)
@@ -211,7 +223,7 @@ def cmd_ledger_history(args: argparse.Namespace) -> int:
     try:
         audits = {a.id: a for a in store.audits()}
         conv = canonical_conversation(args.conversation) or args.conversation
-        chains = store.chains(conv)
+        chains = _chains_of(store, conv, audits)
         if not chains:
             raise InputError(f"the ledger has no conversation {printable(conv)}")
         _print({"conversation": conv, "audits": [
@@ -451,7 +463,7 @@ def cmd_ledger_compare(args: argparse.Namespace) -> int:
             times = (_audit_times(left), _audit_times(right))
             for conv in common:
                 ta, tb = ledger_transcript(left, conv), ledger_transcript(right, conv)
-                chains = (left.chains(conv), right.chains(conv))
+                chains = (_chains_of(left, conv, times[0]), _chains_of(right, conv, times[1]))
                 full = _served_in_full(conv, chains)
                 span = common_range(ta.entries, tb.entries, from_start=full)
                 ranges.append({"conversation": conv, "kind": "sequence_ids",
