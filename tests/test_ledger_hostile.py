@@ -408,6 +408,22 @@ def test_a_chain_row_naming_no_audit_is_damaged_for_history_and_compare(ledger_t
     assert proc.returncode == 3 and json.loads(proc.stdout)["consistent"] is False
 
 
+def test_an_audit_id_at_the_top_of_the_integer_range_is_damage_not_a_crash(ledger_target, pages):
+    """Round 90: ``ledger check`` listed range(1, newest id + 1) to see that audit ids are consecutive
+    (memory in proportion to one hand-edited id: "out of memory" at 2^63 - 1, nothing listed), and the
+    next recorded run died with an internal error (OverflowError) taking the id after it."""
+    top = 2**63 - 1
+    assert record(ledger_target, pages).returncode == 0
+    for statement in (f"UPDATE audits SET id = {top}", f"UPDATE chains SET audit = {top}",
+                      f"UPDATE events SET first_audit = {top}, last_audit = {top}",
+                      f"UPDATE keys SET first_audit = {top}, last_audit = {top}"):
+        _damage(ledger_target, statement)
+    proc = run_cli(["ledger", "check", "--ledger", ledger_target], env=env())
+    out = json.loads(proc.stdout)
+    assert proc.returncode == 3 and out["problems"] == ["audit ids are not consecutive"], (proc.stderr, out)
+    one_line(record(ledger_target, pages), 3, "is damaged", "table audits", "no next one")
+
+
 def test_a_bare_ledger_meta_table_is_not_a_ledger(tmp_path):
     path = tmp_path / "meta.db"
     conn = sqlite3.connect(path)
