@@ -151,6 +151,26 @@ def test_gzip_and_byte_order_mark_are_read_transparently(tmp_path):
         assert [e["chain"]["status"] for c in json.loads(out)["conversations"] for e in c["events"]] == ["linked", "start"]
 
 
+def test_bytes_after_the_gzip_data_are_an_input_error_not_left_unread(tmp_path):
+    """Round 90: bytes after the last gzip member were ignored without a word, so a page appended
+    uncompressed to a ``.jsonl.gz`` (here one whose event conflicts with the history) was never read
+    and the run passed. NUL padding after the last member is still skipped, as gzip readers do."""
+    import gzip
+    two = json.dumps(page(ev(seq=2, prev=1))).encode()
+    one = json.dumps(page(ev(seq=1))).encode()
+    other = json.dumps(page(ev(seq=2, prev=1, body={"contents": b"\x02" * 45, "conversation_key_version": "1001"})))
+    packed = gzip.compress(two + b"\n" + one + b"\n")
+    (tmp_path / "padded.jsonl.gz").write_bytes(packed + b"\0" * 512)
+    (tmp_path / "appended.jsonl.gz").write_bytes(packed + other.encode() + b"\n")
+    code, _out, err = run_main(["verify", str(tmp_path / "padded.jsonl.gz"), "--keys", _ring(tmp_path)])
+    assert code == 0, err
+    code, out, err = run_main(["verify", str(tmp_path / "appended.jsonl.gz"), "--keys", _ring(tmp_path),
+                               "--format", "json"])
+    assert code == 3 and err.count("\n") == 1, err
+    assert "bytes after the end of the gzip data are not gzip" in err and "appended.jsonl.gz" in err
+    assert json.loads(out)["verdict"] == "fail"
+
+
 def test_gzip_bomb_stops_at_the_limit(tmp_path):
     import gzip
     (tmp_path / "bomb.json.gz").write_bytes(gzip.compress(b" " * (3 * 1024 * 1024)))

@@ -173,7 +173,12 @@ def gunzip_limited(data: bytes, max_bytes: int) -> bytes:
             raise InputError("truncated gzip")
         rest = inflater.unused_data
         if rest and not rest.startswith(GZIP_MAGIC):
-            break  # trailing garbage after the last member is ignored, as gzip(1) does
+            if rest.strip(b"\0"):  # round 90: ignored without a word, so a page appended uncompressed
+                # (`cat page.json >> pages.jsonl.gz`) was never read; gzip(1) warns ("trailing garbage")
+                raise InputError(f"{len(rest)} bytes after the end of the gzip data are not gzip: they "
+                                 "would not be read (compress the whole file, or give them as a file of "
+                                 "their own)")
+            break  # NUL padding after the last member (tape blocks), skipped as gzip readers do
     return bytes(out)
 
 
