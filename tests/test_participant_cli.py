@@ -415,6 +415,31 @@ def test_an_attachment_that_is_not_proven_is_never_shown_under_a_proven_message(
     assert page.count('<span class="mark" title="proven">✅</span>') == proven_entries(markdown.read_text())
 
 
+def test_a_reaction_on_its_own_line_says_not_in_this_history_only_when_it_is_not(run, tmp_path):
+    """Round 90: a reaction stands on its own line when its target is not an earlier message of the
+    history, and also when its own proof fails (round 73); every such line read "reacted to X (not
+    in this history)", so another member's forged reaction to a message the history holds told the
+    participant that message was not there."""
+    a, b, c = (make_user(uid, "1700000000001") for uid in ("1111", "2222", "3333"))
+    h = History("g4444444444")
+    h.key_change(a, [a, b, c])
+    original = h.text(b, "lunch at noon")
+    forged = h.send("react", b, c.chat.encrypt_add_reaction(original.b64, "💩", **h.key_args()))  # c's, as b's
+    ghost = str(int(original.sequence_id) - 1000)  # inside no event of the history
+    lost = h.react(a, None, "👍", target_message_sequence_id=ghost)
+    (tmp_path / "page.json").write_text(json.dumps(h.page()))
+    (tmp_path / "ring.json").write_text(keyring_json(a, b, c))
+    key = write_key(tmp_path / "a.key", a.blob)
+    for fmt in ("markdown", "html"):
+        out = tmp_path / f"t.{fmt}"
+        assert run("transcript", tmp_path / "page.json", "--keys", tmp_path / "ring.json", "--identity-key", key,
+                   "--format", fmt, "-o", out).returncode == 1
+        text = out.read_text().replace("\\", "")  # Markdown escapes the parentheses
+        assert f"reacted to {original.sequence_id}:" in text and f"reacted to {original.sequence_id} (not" not in text
+        assert f"reacted to {ghost} (not in this history)" in text
+        assert forged.sequence_id in text and lost.sequence_id in text
+
+
 def proven_entries(markdown: str) -> int:
     """How many entries the Markdown transcript marks ✅ (the HTML must mark as many)."""
     return sum(1 for line in markdown.splitlines() if line.startswith("- ✅ "))
