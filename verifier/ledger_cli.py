@@ -180,7 +180,7 @@ def _chains_of(store: Any, conversation: str, audits: Any) -> list:
     chains = store.chains(conversation)
     for c in chains:
         if c.audit not in audits:
-            raise store._damaged("chains", f"audit {c.audit!r:.40}, conversation {conversation!r:.60}",
+            raise store.damaged("chains", f"audit {c.audit!r:.40}, conversation {conversation!r:.60}",
                                  "it names an audit the table audits does not hold")
     return chains
 

@@ -353,7 +353,8 @@ class SqlStore:
         self._conv_ids[name] = new
         return new
 
-    def _damaged(self, table: str, where: str, problem: str) -> LedgerError:
+    def damaged(self, table: str, where: str, problem: str) -> LedgerError:
+        """The error for a row this version would never write (the CLI names rows it finds damaged too)."""
         return LedgerError(f"ledger {self.url} is damaged: table {table}, {printable(where)}: {printable(problem)} "
                            "(xchat-verify ledger check lists every damaged row)")
 
@@ -361,7 +362,7 @@ class SqlStore:
         names = [r[0] for r in self._query("SELECT name FROM conversations ORDER BY id")]
         for name in names:
             if type(name) is not str:
-                raise self._damaged("conversations", f"name {name!r:.40}", "the name is not text")
+                raise self.damaged("conversations", f"name {name!r:.40}", "the name is not text")
         return names
 
     def events(self, conversation: str) -> list[EventRow]:
@@ -381,7 +382,7 @@ class SqlStore:
                     and (r[6] is None or type(r[6]) is str)):
                 problem = event_problem(r)
                 if problem:
-                    raise self._damaged("events", f"conversation {conversation}, sequence id {r[0]!r:.40}", problem)
+                    raise self.damaged("events", f"conversation {conversation}, sequence id {r[0]!r:.40}", problem)
             out.append(EventRow(conversation, r[0], bytes(r[1]), *r[2:]))
         return out
 
@@ -394,7 +395,7 @@ class SqlStore:
         for r in rows:
             problem = key_problem(r)
             if problem:
-                raise self._damaged("keys", f"user {r[0]!r:.40} key version {r[1]!r:.40}", problem)
+                raise self.damaged("keys", f"user {r[0]!r:.40} key version {r[1]!r:.40}", problem)
         return [KeyRow(r[0], r[1], bytes(r[2]), *r[3:]) for r in rows]
 
     def audits(self) -> list[AuditRow]:
@@ -403,7 +404,7 @@ class SqlStore:
         for r in rows:
             problem = audit_problem(r)
             if problem:
-                raise self._damaged("audits", f"audit {r[0]!r:.40}", problem)
+                raise self.damaged("audits", f"audit {r[0]!r:.40}", problem)
         return [AuditRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], json.loads(r[8]))
                 for r in rows]
 
@@ -415,7 +416,7 @@ class SqlStore:
         for r in rows:
             problem = chain_problem(r)
             if problem:
-                raise self._damaged("chains", f"audit {r[0]!r:.40}, conversation {r[1]!r:.40}", problem)
+                raise self.damaged("chains", f"audit {r[0]!r:.40}, conversation {r[1]!r:.40}", problem)
         return [ChainRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
 
     # ------------------------------------------------------------------ writes (inside transaction())
@@ -431,7 +432,7 @@ class SqlStore:
         if newest is None:
             return 1
         if type(newest) is not int or newest >= _MAX_AUDIT_ID:  # round 90: an OverflowError (internal error)
-            raise self._damaged("audits", f"audit {newest!r:.40}", "the newest audit id leaves no next one")
+            raise self.damaged("audits", f"audit {newest!r:.40}", "the newest audit id leaves no next one")
         return newest + 1
 
     def insert_audit(self, audit: AuditRow) -> None:
