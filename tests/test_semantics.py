@@ -102,6 +102,14 @@ CREATE = {"member_ids": ["1111", "2222"], "admin_ids": ["1111"], "conversation_k
     pytest.param(lambda: [group_change(1, "GroupMemberRemoveChange", {"member_ids": ["2222"]}, prev=0),
                           group_change(2, "GroupMemberRemoveChange", {"member_ids": ["3333"]}, prev=1, signer=CAROL),
                           message(3, BOB, 2)], [], id="removed-in-a-window-then-an-unproven-change"),
+    # review 91: the removed member's own create, a legacy upgrade (so not the group's start), made it
+    # a member again in such a window: what a removed member signs changes nothing, a create included
+    pytest.param(lambda: [message(1, BOB, 0),
+                          group_change(2, "GroupMemberRemoveChange", {"member_ids": ["2222"]}, prev=1),
+                          group_change(3, "GroupCreate", {"member_ids": ["1111", "2222", "3333"], "admin_ids": ["2222"],
+                                                          "conversation_key_version": "1001",
+                                                          "is_legacy_group_upgrade": True}, sender=BOB, prev=2),
+                          message(4, BOB, 3), message(5, CAROL, 4)], [2, 3], id="removed-in-a-window-then-own-create"),
     pytest.param(lambda: [group_change(1, "GroupCreate", CREATE),
                           group_change(2, "GroupMemberRemoveChange", {"member_ids": ["2222"]}, prev=1,
                                        signer=CAROL),

@@ -500,8 +500,10 @@ def _membership(timeline: Timeline, doubts: dict[str, Any] | None = None, gone: 
     While membership is unknown (a window without the create, before its first add), a proven
     removal still proves that its ids are not members from then on, until a change makes them
     members again: ``gone`` holds them, each with the removal, as the record is yielded (round 89: a
-    removed member's later messages, key changes and removals passed in such a window). It is
-    emptied whenever membership becomes known, or unknown again after a change not proven.
+    removed member's later messages, key changes and removals passed in such a window). What such
+    an id signs changes nothing, a GroupCreate included (review 91: the removed member's own legacy
+    upgrade create, which is not the group's start, made it a member again). It is emptied whenever
+    membership becomes known, or unknown again after a change not proven.
 
     When the history holds the group's creation (``group_start``), nobody is a member before it
     (review 70: a non-member's events placed before the create passed, membership being unknown
@@ -522,8 +524,8 @@ def _membership(timeline: Timeline, doubts: dict[str, Any] | None = None, gone: 
             if record is not start and members is not None and (record.sender_id not in members
                                                                 or kind == GROUP_CREATE):
                 continue  # a non-member's change, or a create once the group is made: nothing changes
-            if members is None and gone is not None and record.sender_id in gone and kind != GROUP_CREATE:
-                continue  # a removed member's change (``replay_membership`` flags it): nothing changes
+            if members is None and gone is not None and record.sender_id in gone:
+                continue  # a removed member's change, a create too (``replay_membership`` flags it): nothing changes
             if kind != GROUP_CREATE and not record.event.conversation_id:
                 continue  # signed for no conversation (``unbound_conversation``): maybe another group's
             if not proven(record):
@@ -680,7 +682,7 @@ def replay_membership(timeline: Timeline) -> None:
         at = chain_position(record.sequence_id) if record.sequence_id else None
         if members is None:
             removal = gone.get(record.sender_id or "") if record.sender_id else None
-            if removal is not None and members_only(kind) and kind != GROUP_CREATE and not asks_to_join(record):
+            if removal is not None and members_only(kind) and not asks_to_join(record):
                 record.add("non_member_sender", f"sender {shown(record.sender_id)} is not a member of the group at "
                                                 "this point: the GroupMemberRemoveChange at sequence id "
                                                 f"{shown(removal.sequence_id)} removed it, and no proven change "
