@@ -456,6 +456,29 @@ def test_a_member_s_creation_of_another_group_replayed_here_changes_nothing():
     assert events_of(report)[3].signature.status == "valid" and report.verdict == "fail"
 
 
+@pytest.mark.parametrize("self_add, member", [pytest.param(False, False, id="removed"),
+                                                pytest.param(True, False, id="removed-then-its-own-add")])
+def test_a_removed_member_s_delete_in_a_window_is_not_a_member_s_for_the_ledger(self_add, member):
+    """Review 91: in a window without the create, ``delete_signers`` (what the ledger reads) replayed
+    membership without the removals ``replay_membership`` keeps: the removed member's delete was
+    unknown, and after its own add (which the verdict path flags and ignores) a member's, so the
+    ledger took the message it deleted for ``deleted_by_signed_event``, not ``event_vanished``."""
+    from verifier.engine import Verification
+    removed_add = group_change(3, "GroupMemberAddChange", {
+        "member_ids": ["3333"], "current_member_ids": ["1111", "2222"], "current_admin_ids": ["2222"],
+        "conversation_key_version": "1002"}, sender=BOB, prev=2)
+    history = [message(1, BOB, 0), group_change(2, "GroupMemberRemoveChange", {"member_ids": ["2222"]}, prev=1),
+               *([removed_add] if self_add else []),
+               ev("MessageDeleteEvent", {"sequence_ids": [seq(1)], "delete_message_action": 2}, seq=4,
+                  prev=3 if self_add else 2, sender=BOB, conversation_id=GROUP)]
+    v = Verification(workers=1)
+    v.add_page(page(*history))
+    report = v.finish(RING)
+    delete = next(e for e in events_of(report) if e.event_type == "MessageDeleteEvent")
+    assert "non_member_sender" in [f.code for f in delete.findings]
+    assert [f.member for f in v.event_facts() if f.deletes] == [member]
+
+
 def odd(forged_event_args, sequence_id, previous_sequence_id):
     from verifier.testing.forge import forge_event
     sender, kind, body = forged_event_args

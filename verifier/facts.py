@@ -85,4 +85,5 @@ class EventFacts:
     deletes: tuple[str, ...] = ()  # MessageDeleteEvent: the sequence ids it deletes
     clear: ClearOptions | None = None  # ConversationDeleteEvent: its signed options (what it clears)
     member: bool | None = None  # deletes: the signer is (True) or is not (False) a member of the
-    # conversation at that point; None when that is unknown (a group whose membership is not proven)
+    # conversation at that point; None when that is unknown (a group whose membership is not proven),
+    # but False for a user a proven removal took out there (``semantics.delete_signers``)

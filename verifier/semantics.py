@@ -779,15 +779,21 @@ def one_to_one_members(conversation: str) -> set[str] | None:
 def delete_signers(records: Iterable[Any], kinds: Sequence[str]) -> dict[int, bool | None]:
     """For each event of ``kinds`` (deletes): is its sender a member of the conversation at that point?
     A 1:1 conversation's members are the two users its id names; a group's come from replaying its
-    proven group changes (``_membership``): None where that is unknown."""
+    proven group changes (``_membership``): None where that is unknown, but False for a user a proven
+    removal took out while it is (``_membership``'s ``gone``, as ``replay_membership`` judges: review
+    91, a removed member's own add after its removal made its delete a member's for the ledger)."""
     out: dict[int, bool | None] = {}
     for timeline in timelines(records):
         fixed = one_to_one_members(timeline.conversation)
-        for record, members in _membership(timeline):
+        gone: dict[str, Any] = {}
+        for record, members in _membership(timeline, gone=gone):
             if kind_of(record) not in kinds:
                 continue
             known = fixed if fixed is not None else members
-            out[record.index] = None if known is None else (record.sender_id or "") in known
+            if known is None:
+                out[record.index] = False if record.sender_id and record.sender_id in gone else None
+            else:
+                out[record.index] = (record.sender_id or "") in known
     return out
 
 
