@@ -435,7 +435,8 @@ def test_a_reaction_on_its_own_line_says_not_in_this_history_only_when_it_is_not
         assert run("transcript", tmp_path / "page.json", "--keys", tmp_path / "ring.json", "--identity-key", key,
                    "--format", fmt, "-o", out).returncode == 1
         text = out.read_text().replace("\\", "")  # Markdown escapes the parentheses
-        assert f"reacted to {original.sequence_id}:" in text and f"reacted to {original.sequence_id} (not" not in text
+        shown_above = f"reacted to {original.sequence_id} (in this history; not shown under it: not proven):"
+        assert shown_above in text and f"reacted to {original.sequence_id} (not" not in text
         assert f"reacted to {ghost} (not in this history)" in text
         assert forged.sequence_id in text and lost.sequence_id in text
 

@@ -945,3 +945,24 @@ def test_a_quote_of_a_message_not_in_the_transcript_may_be_cut():
                   detail={"content": "message", "reply_to": {"sequence_id": "5", "quoted_text": "I owe you"}})
     _mark_cut_quote(entry, {})
     assert entry.detail["reply_to"]["cut"] is None and "it may be only its start" in _html_entry(entry)
+
+
+def test_a_removed_member_s_reaction_to_a_message_shown_above_does_not_say_it_is_not_there(users):
+    """Review 91: in a window without the create, a removed member's reaction (non_member_sender, on
+    a line of its own) to a message the transcript shows read "(not in this history)"."""
+    A, B, C = users["A"], users["B"], users["C"]
+    h = History(GROUP)
+    h.actions("group create", A, A.chat.prepare_group_create([m.public_key() for m in (A, B, C)], GROUP,
+                                                             ["1111", "2222", "3333"], ["1111"], title="T"))
+    first = h.text(A, "welcome")
+    h.signed("member remove", A, "GroupChangeEvent.GroupMemberRemoveChange", {"member_ids": ["3333"]})
+    h.react(C, first, "👍")
+    window = History(GROUP, events=h.events[2:], next_seq=h.next_seq, keys=h.keys, latest=h.latest)
+    page = window.page()
+    page["meta"]["conversation_key_events"] = [h.events[0].b64]  # the create's key change, repeated in meta
+    from verifier.participant.transcript import build_transcript, render_transcript
+    report, participant = audit(window, B, A, B, C, page=page)
+    markdown = render_transcript(build_transcript(report, participant), "markdown")
+    line = next(line for line in markdown.splitlines() if " reaction: " in line)
+    assert line.startswith("- ❌ ") and "not in this history" not in line and first.sequence_id in line, line
+    assert "non_member_sender" in codes_of(data_events(report)[h.events[-1].sequence_id])

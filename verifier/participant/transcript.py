@@ -52,9 +52,11 @@ class Entry:
     reactions: list["Entry"] = field(default_factory=list)
     edits: list["Entry"] = field(default_factory=list)
     deleted: list["Entry"] = field(default_factory=list)
-    # does the history hold the event a reaction names (a standalone reaction may name one it holds: its
-    # own proof fails, or the target is not an earlier message)? Shown by the human formats only
+    # a standalone reaction (its target is not an earlier message, or its own proof fails): does the
+    # history hold the event it names (``target_held``), and is that a message shown above it, not
+    # proven so not shown under it (``target_here``)? Shown by the human formats only
     target_held: bool = False
+    target_here: bool = False
 
     def to_dict(self, attachment: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"sequence_id": self.sequence_id, "sender_id": self.sender_id,
@@ -103,9 +105,11 @@ def build_transcript(report: Report, participant: Participant) -> Transcript:
             entry = _entry(event, record, participant)
             target = entry.detail.get("target_sequence_id")
             bucket = _ATTACHED.get(entry.detail.get("content", ""))
-            if bucket and target in messages and _attachable(entry):
-                getattr(messages[target], bucket).append(entry)
-                continue
+            if bucket and target in messages:
+                if _attachable(entry):
+                    getattr(messages[target], bucket).append(entry)
+                    continue
+                entry.target_here = True
             entry.target_held = target in in_data
             if entry.type == "delete" and _attachable(entry):
                 for seq in entry.detail.get("sequence_ids", []):
@@ -346,9 +350,10 @@ def _summary(entry: Entry) -> str:
         return entry.text if entry.text is not None else "(no text)"
     if entry.type in ("reaction", "reaction_removed"):
         verb = "reacted" if entry.type == "reaction" else "removed reaction"
-        # round 90: every reaction on its own line read "(not in this history)", also one whose target the
-        # history holds (its own signature failed, it was a replay): a false word about the history
-        where = "" if entry.target_held else " (not in this history)"
+        # rounds 90 and 91: every reaction on its own line read "(not in this history)", also one whose
+        # target the history holds (its own proof failed: forged, replayed, a removed member's)
+        where = " (in this history; not shown under it: not proven)" if entry.target_here else \
+            "" if entry.target_held else " (not in this history)"
         return f"{verb} to {d.get('target_sequence_id')}{where}: “{d.get('emoji') or ''}”"
     if entry.type in ("read", "unread"):
         return f"marked {entry.type} up to {d.get('target_sequence_id')}"
