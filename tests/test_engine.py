@@ -580,6 +580,40 @@ def test_finish_refuses_a_keyring_other_than_the_expected_one():
     assert report.verdict == "pass" and v.keyring is ring
 
 
+def test_a_verification_finishes_once_and_takes_nothing_after():
+    """Round 88: a page added after ``finish`` was reported with a check it never had (a forged
+    signature ``valid``: the row's check code 0 read the last check made), and ``finish(B)`` after
+    ``finish(A)`` (or ``check_part(A)``) reported B's trust for A's checks (a keyring trusting
+    nobody passed). A second ``finish``, a page or an input error after it, and another keyring
+    after ``check_part`` are ``UsageError``s."""
+    ring, nobody = keyring(ALICE), keyring()
+    forged = ev(seq=2, prev=1, signer=MALLORY)
+    for expect in (False, True):
+        v = verifier.Verification()
+        if expect:
+            v.expect_keyring(ring)
+        v.add_page(page(ev(seq=1)))
+        assert v.finish(ring).verdict == "pass"
+        with pytest.raises(verifier.UsageError, match="add_page after finish"):
+            v.add_page(page(forged))
+        for late, args in ((v.add_input_error, ("p", "lost")), (v.mark_incomplete, (CONV, "cut")),
+                           (v.expect_conversation, (CONV,))):
+            with pytest.raises(verifier.UsageError, match="after finish"):
+                late(*args)
+        for again in (ring, nobody):
+            with pytest.raises(verifier.UsageError, match="called already"):
+                v.finish(again)
+    assert verifier.verify_pages([page(ev(seq=1)), page(forged)], ring).verdict == "fail"
+    v = verifier.Verification()
+    v.add_page(page(ev(seq=1)))
+    v.check_part(ring)
+    with pytest.raises(verifier.UsageError, match="add_page after check_part"):
+        v.add_page(page(forged))
+    with pytest.raises(verifier.UsageError, match="another keyring"):
+        v.finish(nobody)
+    assert v.finish(ring).verdict == "pass"
+
+
 def test_misuse_raises_usage_errors_and_every_documented_error_is_exported():
     """Review 51: misuse raised ValueError, KeyError or IndexError, outside ``XChatVerifyError``;
     ``ResumeRefused`` and ``MalformedEvent`` were not importable from ``verifier`` as api.md says."""

@@ -235,11 +235,22 @@ class Verification:
         self._run.judge_paging = judge_paging
         self._pages = 0
         self._expected: tuple[Keyring | None] | None = None  # (keyring,) once expect_keyring named one
+        # what checked this run's signatures ("finish", "check_part"): no page may be added after it,
+        # and a run finishes once (round 88: a page added after finish was reported with a check it
+        # never had, and finish(B) after finish(A) reported B's trust for A's checks)
+        self._sealed = ""
         # the secret scrubber of the run's source (an audit's access token), for what the ledger
         # records beside the scrubbed report (``record_audit(scrub=)``); None: nothing to scrub
         self.scrub: Callable[[str], str] | None = None
 
+    def _open(self, caller: str) -> None:
+        """``UsageError`` once the signatures were checked: what comes after would not be in the report."""
+        if self._sealed:
+            raise UsageError(f"{caller} after {self._sealed}: the signatures were checked, and reported, without "
+                             "it; start a new Verification")
+
     def add_page(self, page: Any) -> None:
+        self._open("add_page")
         with gc_paused():
             self._add(page)
 
@@ -257,16 +268,19 @@ class Verification:
 
     def add_input_error(self, source: str, message: str) -> None:
         """Record an input that could not be obtained in full (the report is then incomplete)."""
+        self._open("add_input_error")
         self._run.inputs.append(InputReport(encodable(source), self._run.event_total, 0, [encodable(message)]))
 
     def expect_conversation(self, conversation_id: str) -> None:
         """Name a conversation the caller asked for: it is reported even if it has no events
         (then it fails with ``no_events`` unless ``allow_empty``)."""
+        self._open("expect_conversation")
         self._run.expected_conversations.setdefault(canonical_conversation(conversation_id) or "unknown")
 
     def mark_incomplete(self, conversation_id: str | None, reason: str) -> None:
         """The history of ``conversation_id`` was not fetched to its end (a page limit, an interrupted
         or failed fetch): it fails with ``incomplete`` unless ``allow_partial``."""
+        self._open("mark_incomplete")
         cid = canonical_conversation(conversation_id) or self._run.expected or "unknown"
         self._run.incomplete.setdefault(cid, []).append(reason)
 
@@ -300,12 +314,16 @@ class Verification:
         """Signatures already checked with the expected keyring must not be reported as checked
         with another (review 51: ``finish(B)`` after ``expect_keyring(A)`` reported B, verified A)."""
         if self._expected is not None and self._expected[0] is not keyring:
-            raise UsageError(f"{caller} was given another keyring than expect_keyring: pages were checked "
+            raise UsageError(f"{caller} was given another keyring than expect_keyring or check_part: pages were checked "
                              "with the expected one; pass that same Keyring object")
 
     def finish(self, keyring: Keyring | None = None, *, lazy: bool = False) -> Report:
-        """The report; after ``expect_keyring``, ``keyring`` must be the expected one (``UsageError``)."""
+        """The report, once; after ``expect_keyring`` or ``check_part``, ``keyring`` must be the one
+        they named (``UsageError``). A second ``finish`` raises ``UsageError``."""
+        if self._sealed == "finish":
+            raise UsageError("finish was called already: a Verification gives one report; start a new one")
         self._same_keyring(keyring, "finish")
+        self._sealed = "finish"
         with gc_paused():
             return self._finish(keyring, lazy)
 
@@ -354,6 +372,8 @@ class Verification:
         The keyring is not kept (a part may travel between processes). After ``expect_keyring``
         it must be the expected one (``UsageError``)."""
         self._same_keyring(keyring, "check_part")
+        self._expected = (keyring,)  # finish must report the keyring the signatures were checked with
+        self._sealed = self._sealed or "check_part"
         run = self._run
         run.keyring = keyring
         with gc_paused():
