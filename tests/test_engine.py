@@ -614,6 +614,26 @@ def test_a_verification_finishes_once_and_takes_nothing_after():
     assert v.finish(ring).verdict == "pass"
 
 
+def test_a_parsed_page_nested_too_deep_is_an_input_error():
+    """Round 88: a page given as a parsed dict (api.md: "parsed dicts") is encoded again, and one
+    nested deeper than the stack left (a hostile body ``json.loads`` read, ``verify_pages`` called
+    from deeper in the caller's stack; or a cyclic object) raised a raw ``RecursionError``. It is an
+    input error of that page, as the same body as bytes is; the other pages are still verified."""
+    deep: list = []
+    inner = deep
+    for _ in range(100_000):
+        inner.append([])
+        inner = inner[0]
+    cyclic: dict = {"data": []}
+    cyclic["meta"] = cyclic
+    ring = keyring(ALICE)
+    for bad in ({**page(ev(seq=2, prev=1)), "x": deep}, cyclic):
+        report = verifier.verify_pages([bad, page(ev(seq=1))], ring)
+        assert report.verdict == "fail" and not report.complete
+        assert report.inputs[0].errors == ["JSON nested too deeply to read"]
+        assert sig_statuses(report) == ["valid"]
+
+
 def test_misuse_raises_usage_errors_and_every_documented_error_is_exported():
     """Review 51: misuse raised ValueError, KeyError or IndexError, outside ``XChatVerifyError``;
     ``ResumeRefused`` and ``MalformedEvent`` were not importable from ``verifier`` as api.md says."""

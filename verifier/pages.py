@@ -126,6 +126,9 @@ def decode_page(body: bytes | memoryview | str | dict, source: str) -> DecodedPa
     except (TypeError, ValueError, OverflowError) as exc:  # a dict msgspec cannot encode (an object, a NaN key...)
         page.errors.append(f"not a JSON object: {exc}")
         return page
+    except RecursionError:  # a parsed page nested deeper than the stack left (round 88: raised raw)
+        page.errors.append("JSON nested too deeply to read")
+        return page
     if len(body) > MAX_PAGE_VALUES and \
             json_value_bound(body.tobytes() if isinstance(body, memoryview) else body) > MAX_PAGE_VALUES:
         page.errors.append(f"a page of more than {MAX_PAGE_VALUES:,} JSON values (an events page of "
