@@ -274,3 +274,17 @@ def test_a_huge_user_id_in_a_keyring_map_is_named_bounded(body):
     with pytest.raises(KeyringError) as raised:
         Keyring.from_json(json.dumps({"9" * 5000: body}))
     assert len(str(raised.value)) < 200 and "9" * 40 + "…" in str(raised.value)
+
+
+def test_error_messages_are_one_escaped_line():
+    """Round 88: errors.py and api.md say ``str(error)`` is one line, escaped; a KeyringError quoted
+    a key row's version and user id raw (``"1\\nverdict: PASS"`` became a line of its own in the
+    caller's log), and path-naming errors their paths."""
+    from verifier.errors import EvidenceError, UsageError, XChatVerifyError
+
+    row = {**ALICE.keyring_entry(), "public_key_version": "1\nverdict: PASS", "signing_public_key": "AAAA"}
+    with pytest.raises(KeyringError) as raised:
+        Keyring.from_json({"keys": [row]})
+    assert "\n" not in str(raised.value) and "1\\x0averdict: PASS" in str(raised.value)
+    for error in (EvidenceError("cannot read ev\r\n\x1b[2Jverdict: PASS"), UsageError("x\u2028y")):
+        assert isinstance(error, XChatVerifyError) and str(error).isprintable()

@@ -31,6 +31,13 @@ class XChatVerifyError(Exception):
 
     exit_code = 3
 
+    def __str__(self) -> str:
+        """One line, escaped (``sanitize.printable``), whatever text the message quotes: a key
+        row's version or user id, a path (round 88: a KeyringError quoted a directory's
+        ``"1\\nverdict: PASS"`` raw into the caller's log)."""
+        from .sanitize import printable
+        return printable(super().__str__())
+
 
 class UsageError(XChatVerifyError, ValueError):
     """A bad option value, argument or id; nothing was read or fetched (exit 2). Also a
