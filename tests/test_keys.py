@@ -288,3 +288,33 @@ def test_error_messages_are_one_escaped_line():
     assert "\n" not in str(raised.value) and "1\\x0averdict: PASS" in str(raised.value)
     for error in (EvidenceError("cannot read ev\r\n\x1b[2Jverdict: PASS"), UsageError("x\u2028y")):
         assert isinstance(error, XChatVerifyError) and str(error).isprintable()
+
+
+def test_hostile_key_rows_and_text_raise_only_keyring_errors_named_bounded():
+    """Round 88: ``from_public_key_bodies`` ("never raises") raised UnicodeEncodeError for text with
+    a lone surrogate (``sys.stdin.read()`` of bytes that are not UTF-8), as ``from_json`` did instead
+    of KeyringError; a row's foreign ``user_id`` was quoted whole (100,000 characters) in the
+    finding, and one of nested lists could not be quoted at all (RecursionError); an integer version
+    too long for ``str`` was a raw ValueError."""
+    import sys
+
+    text = '{"keys": [], "x": "\udcff"}'
+    with pytest.raises(KeyringError, match="not valid Unicode"):
+        Keyring.from_json(text)
+    ring = Keyring.from_public_key_bodies({"1111": text})
+    assert len(ring.errors) == 1 and "not valid Unicode" in ring.errors[0]
+    deep: list = []
+    for _ in range(sys.getrecursionlimit() + 100):
+        deep = [deep]
+    for named in ("9" * 100_000, deep):
+        ring = Keyring.from_public_key_bodies({"1111": {"data": [{**ALICE.keyring_entry(), "user_id": named}]}})
+        ((code, message),) = ring.findings
+        assert code == "key_row_foreign_user" and len(message) < 200 and not ring.keys
+        with pytest.raises(KeyringError) as raised:
+            Keyring.from_json({"1111": {"data": [{"user_id": named}]}})
+        assert len(str(raised.value)) < 200
+    ring = Keyring.from_public_key_bodies({"1111": {"data": [deep]}})
+    assert len(ring.errors) == 1 and "not an object" in ring.errors[0]
+    row = {**ALICE.keyring_entry(), "public_key_version": 10 ** 5000}
+    with pytest.raises(KeyringError, match="too large"):
+        Keyring.from_json({"keys": [row]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -209,8 +210,8 @@ class Keyring:
             entry = _normalised(given, number)
             problem = ring.add(entry)
             if problem:
-                raise KeyringError(f"entry {number} (user {entry.user_id} version {entry.public_key_version}): "
-                                 f"{problem}")
+                raise KeyringError(f"entry {number} (user {_label(entry.user_id)} version "
+                                   f"{_label(entry.public_key_version)}): {problem}")
         return ring
 
     def add(self, entry: KeyringEntry) -> str:
@@ -296,8 +297,8 @@ class Keyring:
             named = row.get("user_id") if isinstance(row, dict) else None
             if named is not None and named != user_id:
                 self.findings.append(("key_row_foreign_user",
-                                      f"the public keys of user {user_id} include a row for user "
-                                      f"{named!r}; ignored"))
+                                      f"the public keys of user {_label(user_id)} include a row for user "
+                                      f"{_label(named, quoted=True)}; ignored"))
                 continue
             try:
                 entry = entry_from_row(row, user_id)
@@ -318,6 +319,9 @@ class Keyring:
                 data = msgspec.json.decode(data)
             except (msgspec.DecodeError, RecursionError) as exc:
                 raise KeyringError(f"keyring is not JSON: {exc}") from None
+            except UnicodeEncodeError as exc:  # text with a lone surrogate (round 88: raised raw)
+                raise KeyringError(f"keyring is not JSON: text that is not valid Unicode ({exc.reason} at "
+                                   f"position {exc.start})") from None
         return cls.from_entries(_entries_from_json(data))
 
 
@@ -361,17 +365,31 @@ def _check_entry(entry: KeyringEntry) -> TrustedKey:
     return trusted
 
 
-def _label(value: object) -> str:
-    """A bounded, printable label for a user id given by the caller."""
-    text = printable(value if isinstance(value, str) else repr(value))
+def _label(value: object, quoted: bool = False) -> str:
+    """A bounded, printable label for a user id given by the caller (``quoted``: as its repr)."""
+    text = printable(value if isinstance(value, str) and not quoted else _bounded_repr(value))
     return text if len(text) <= 40 else text[:40] + "…"
+
+
+def _bounded_repr(value: object) -> str:
+    """``repr`` of a value a key row gave, its first 200 characters (a value nested too deep for
+    ``repr`` is named by its type: round 88, a row's ``user_id`` of 980 nested lists)."""
+    if isinstance(value, str):
+        return repr(value[:200])
+    try:
+        return reprlib.repr(value)
+    except RecursionError:
+        return f"<{type(value).__name__} nested too deeply>"
 
 
 def _key_body_rows(body: Any) -> list[Any] | str:
     """The ``data`` rows of a public_keys body, or why there are none to use. Raw bodies are read
     within the client's bounds (``RetryPolicy``: size, JSON values), as a fetched body would be."""
     if isinstance(body, (bytes, bytearray, memoryview, str)):
-        raw = body.encode() if isinstance(body, str) else bytes(body)
+        try:
+            raw = body.encode() if isinstance(body, str) else bytes(body)
+        except UnicodeEncodeError as exc:  # a lone surrogate (round 88: "never raises" raised)
+            return f"body is not JSON: text that is not valid Unicode ({exc.reason} at position {exc.start})"
         policy = RetryPolicy()
         if len(raw) > policy.max_body_bytes or json_value_bound(raw) > policy.max_json_values:
             return (f"body larger than {policy.max_body_bytes} bytes or {policy.max_json_values} "
@@ -404,12 +422,15 @@ def _normalised(entry: Any, number: int) -> KeyringEntry:
 def entry_from_row(row: Any, user_id: str | None) -> KeyringEntry:
     """A keyring entry from a key row (either API spelling); ``ValueError`` names what is missing."""
     if not isinstance(row, dict):
-        raise KeyringError(f"keyring entry is not an object: {row!r:.60}")
+        raise KeyringError(f"keyring entry is not an object: {_bounded_repr(row)[:60]}")
     uid = row.get("user_id", user_id)
     version = row.get("public_key_version", row.get("version"))
     signing = row.get("signing_public_key")
     if isinstance(version, int) and not isinstance(version, bool):
-        version = str(version)
+        try:
+            version = str(version)
+        except ValueError:  # more digits than Python writes (round 88: a raw ValueError from from_json)
+            raise KeyringError("keyring entry's public_key_version is an integer too large to be a version") from None
     for name, value in (("user_id", uid), ("public_key_version", version),
                         ("signing_public_key", signing)):
         if not isinstance(value, str):
@@ -474,6 +495,7 @@ def _entries_from_json(data: Any) -> list[KeyringEntry]:
         for row in rows:
             named = row.get("user_id") if isinstance(row, dict) else None
             if named is not None and named != user_id:
-                raise KeyringError(f"the public keys of user {user_id} include a row for user {named!r}")
+                raise KeyringError(f"the public keys of user {_label(user_id)} include a row for user "
+                                   f"{_label(named, quoted=True)}")
             entries.append(entry_from_row(row, str(user_id)))
     return entries
