@@ -614,6 +614,30 @@ def test_a_verification_finishes_once_and_takes_nothing_after():
     assert v.finish(ring).verdict == "pass"
 
 
+def test_a_pickled_verification_keeps_its_keyring_expectation():
+    """Round 88: ``__getstate__`` dropped the expectation (a Keyring object's identity does not
+    travel), so an unpickled Verification after ``expect_keyring(A)`` or ``check_part(A)`` took
+    ``finish(B)``: a keyring trusting nobody passed signatures checked with A. An equal keyring
+    (A itself, or A unpickled) is still accepted."""
+    import pickle
+
+    ring, nobody = keyring(ALICE), keyring()
+    for step in ("expect", "check_part"):
+        v = verifier.Verification(workers=1)
+        if step == "expect":  # (a check still pending holds a key object, which does not pickle)
+            v.expect_keyring(ring)
+            v.add_page(page(ev(seq=1, sign=False)))
+        else:
+            v.add_page(page(ev(seq=1)))
+            v.check_part(ring)
+        for other in (nobody, None, keyring(BOB)):
+            with pytest.raises(verifier.UsageError, match="another keyring"):
+                pickle.loads(pickle.dumps(v)).finish(other)
+        for same in (ring, pickle.loads(pickle.dumps(ring))):
+            report = pickle.loads(pickle.dumps(v)).finish(same)
+            assert report.verdict == ("pass" if step == "check_part" else "fail")
+
+
 def test_a_parsed_page_nested_too_deep_is_an_input_error():
     """Round 88: a page given as a parsed dict (api.md: "parsed dicts") is encoded again, and one
     nested deeper than the stack left (a hostile body ``json.loads`` read, ``verify_pages`` called

@@ -239,6 +239,7 @@ class Verification:
         # and a run finishes once (round 88: a page added after finish was reported with a check it
         # never had, and finish(B) after finish(A) reported B's trust for A's checks)
         self._sealed = ""
+        self._expected_digest: bytes | None = None  # a pickled expectation's keyring (``__getstate__``)
         # the secret scrubber of the run's source (an audit's access token), for what the ledger
         # records beside the scrubbed report (``record_audit(scrub=)``); None: nothing to scrub
         self.scrub: Callable[[str], str] | None = None
@@ -307,13 +308,20 @@ class Verification:
         self._expected = (keyring,)
 
     def __getstate__(self) -> dict[str, Any]:
-        """A part travels without its keyring (``check_part``), so without the expectation too."""
-        return {**self.__dict__, "_expected": None}
+        """A part travels without its keyring (``check_part``), so without the expectation too; what
+        stays is the expected keyring's digest (round 88: unpickled, ``finish(B)`` after
+        ``expect_keyring(A)`` was accepted again and reported B's trust for A's checks)."""
+        expected = self._expected
+        return {**self.__dict__, "_expected": None,
+                "_expected_digest": self._expected_digest if expected is None else _keyring_digest(expected[0])}
 
     def _same_keyring(self, keyring: Keyring | None, caller: str) -> None:
         """Signatures already checked with the expected keyring must not be reported as checked
-        with another (review 51: ``finish(B)`` after ``expect_keyring(A)`` reported B, verified A)."""
-        if self._expected is not None and self._expected[0] is not keyring:
+        with another (review 51: ``finish(B)`` after ``expect_keyring(A)`` reported B, verified A).
+        Unpickled, the expected keyring is known by its rows: an equal keyring is the same one."""
+        expected, digest = self._expected, getattr(self, "_expected_digest", None)
+        if (expected is not None and expected[0] is not keyring) or \
+                (expected is None and digest is not None and _keyring_digest(keyring) != digest):
             raise UsageError(f"{caller} was given another keyring than expect_keyring or check_part: pages were checked "
                              "with the expected one; pass that same Keyring object")
 
@@ -1322,6 +1330,14 @@ class _PageRows:
         run.sig_codes.frombytes(bytes(run.sig_codes.itemsize * len(flags)))  # 0: not checked yet
         for row, result in self.checks:
             run._set_check(row, result)
+
+
+def _keyring_digest(keyring: Keyring | None) -> bytes:
+    """What a keyring is made of (its rows, findings, errors and fallback slots), as a digest."""
+    if keyring is None:
+        return b"none"
+    _rebuild, (entries, findings, errors, fallback) = keyring.__reduce__()
+    return hashlib.sha256(msgspec.json.encode([entries, findings, errors, sorted(fallback)])).digest()
 
 
 def _as_decoded(page: Any, number: int) -> DecodedPage:
