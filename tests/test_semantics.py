@@ -176,6 +176,35 @@ def test_reviewers_can_be_replaced():
     assert quiet.verdict == "pass"
 
 
+class _Flag:
+    """A pipeline's own reviewer: a finding on every event, and one about the run."""
+
+    def __init__(self, code, severity=None, run_code=None):
+        self.code, self.severity, self.run_code = code, severity, run_code
+
+    def conversation_keys(self, records, keyring):
+        return {}
+
+    def review(self, records, keyring):
+        for record in records:
+            record.add(self.code, "flagged", self.severity)
+        return [(self.run_code, "flagged")] if self.run_code else []
+
+
+@pytest.mark.parametrize("code, severity, run_code", [
+    ("target_missing", "ERROR", None), ("target_missing", "critical", None), ("my_check", None, None),
+    ("target_missing", None, "my_run_check"), ("valid", None, None)])
+def test_a_reviewer_finding_the_report_cannot_carry_is_a_usage_error(code, severity, run_code):
+    """Round 88: a reviewer's ``record.add(code, message, "ERROR")`` (not a Severity value) was
+    reported and failed nothing (a pass); a code outside ``VOCABULARY`` raised KeyError."""
+    import verifier
+
+    with pytest.raises(verifier.UsageError, match="reviewer finding"):
+        verify(page(ev(seq=1)), ring=RING, reviewers=[_Flag(code, severity, run_code)])
+    flagged = verify(page(ev(seq=1)), ring=RING, reviewers=[_Flag("target_missing", "error", "target_missing")])
+    assert flagged.verdict == "fail"
+
+
 @pytest.mark.parametrize("kind", ["MarkConversationReadEvent", "MarkConversationUnreadEvent"])
 @pytest.mark.parametrize("target, expected", [
     pytest.param(lambda: seq(1), [], id="earlier"),

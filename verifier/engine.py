@@ -92,7 +92,7 @@ from .semantics import (
 )
 from .signature import Job, check, prepare
 from .signers import KeySlot, carrier_conflicts, embedded_keys, slots_of
-from .views import EventList, Record, Records
+from .views import EventList, Record, Records, check_finding
 from .wire import DEFAULT_LIMITS, Limits, MessageEvent, decode_event_b64, decode_event_bytes
 
 _CHUNK = 256  # ECDSA checks per pool task
@@ -1019,6 +1019,8 @@ class _Run:
         if conversations is None:
             self.carriers = {}
         reviewed = [pair for reviewer in self.reviewers for pair in reviewer.review(records, self.keyring)]
+        for found, _message in reviewed:
+            check_finding(found)
         for code, members in groups.items():
             self._one_to_one_senders(self.conversation.value_of(code), members)
             self._signing_key_regressions(members)

@@ -9,7 +9,8 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, overload
 
 from .columns import FROM_META, STAGE_REVIEWED, TRUSTED_VALUE
-from .model import Check, EventReport
+from .errors import UsageError
+from .model import VOCABULARY, Check, EventReport, Severity
 from .wire import MessageEvent
 
 if TYPE_CHECKING:
@@ -68,7 +69,24 @@ class Record:
         return self._run.check_objects[code - 1] if code else None
 
     def add(self, code: str, message: str, severity: str | None = None) -> None:
+        """A finding on this event: ``code`` from ``VOCABULARY``, ``severity`` (default: the code's)
+        a ``Severity`` (``UsageError`` otherwise; round 88: ``"ERROR"`` was reported and failed
+        nothing, an unknown code was a KeyError)."""
+        check_finding(code, severity)
         self._run.add(self._at, STAGE_REVIEWED, code, message, severity)
+
+
+_SEVERITIES = frozenset(s.value for s in Severity)
+
+
+def check_finding(code: str, severity: str | None = None) -> None:
+    """``UsageError`` for a reviewer's finding the report cannot carry: a code not in the
+    vocabulary, or a severity that is not ``error``, ``warning`` or ``info``."""
+    if not isinstance(code, str) or code not in VOCABULARY or VOCABULARY[code][0] is None:
+        raise UsageError(f"reviewer finding code {code!r:.80} is not a finding code of verifier.model.VOCABULARY")
+    if severity is not None and severity not in _SEVERITIES:
+        raise UsageError(f"reviewer finding severity {severity!r:.80} is not one of error, warning, info "
+                         "(verifier.Severity)")
 
 
 class Records(Sequence[Record]):
