@@ -638,6 +638,24 @@ def test_a_pickled_verification_keeps_its_keyring_expectation():
             assert report.verdict == ("pass" if step == "check_part" else "fail")
 
 
+def test_a_part_concludes_only_once_checked():
+    """Round 88: api.md said that after ``expect_keyring`` the signatures "were checked as pages were
+    added"; they are checked in batches, and a part concluded without ``check_part`` reported a
+    pending forged event with the last check made (``valid`` after a batch of valid ones)."""
+    ring = keyring(ALICE)
+    v = verifier.Verification(workers=1)
+    v.expect_keyring(ring, facts=False)
+    v.add_page(page(ev(seq=1)))
+    v._run._check_jobs()  # a batch checked as pages arrive: the latest check made is `valid`...
+    v.add_page(page(ev(seq=2, prev=1, signer=MALLORY)))  # ...and this forged event waits for the next
+    for late in (lambda: v.conclude_part(ring, None, {}, {}), lambda: v.take([CONV])):
+        with pytest.raises(verifier.UsageError, match="before check_part"):
+            late()
+    v.check_part(ring)
+    reports, _ = v.conclude_part(ring, None, {}, {})
+    assert [e.signature.status for e in reports[CONV].events] == ["valid", "invalid"]
+
+
 def test_a_parsed_page_nested_too_deep_is_an_input_error():
     """Round 88: a page given as a parsed dict (api.md: "parsed dicts") is encoded again, and one
     nested deeper than the stack left (a hostile body ``json.loads`` read, ``verify_pages`` called

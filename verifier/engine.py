@@ -410,8 +410,11 @@ class Verification:
                       shared_keys: Mapping[KeySlot, Collection[bytes]], incomplete: Mapping[str, list[str]],
                       ) -> tuple[dict[str, ConversationReport], list[tuple[str, str]]]:
         """Chain, reviews and reports of the conversations this part holds whole (None: all of
-        them), each with its own verdict; and the reviewers' run-level findings."""
+        them), each with its own verdict; and the reviewers' run-level findings. ``UsageError``
+        before ``check_part`` (round 88: the checks still pending read as the last one made, a
+        forged event ``valid``)."""
         run = self._run
+        self._checked("conclude_part")
         run.keyring = keyring
         run.incomplete = {cid: list(reasons) for cid, reasons in incomplete.items()}
         with gc_paused():
@@ -419,8 +422,14 @@ class Verification:
 
     def take(self, conversations: Collection[str]) -> list[Row]:
         """The columns rows of this part's events of ``conversations`` (those other parts also
-        hold), for ``joined``; the part itself is unchanged."""
+        hold), for ``joined``; the part itself is unchanged. ``UsageError`` before ``check_part``."""
+        self._checked("take")
         return self._run.take(conversations)
+
+    def _checked(self, caller: str) -> None:
+        if not self._run.signatures_checked:
+            raise UsageError(f"{caller} before check_part: the signatures of this part are not all checked "
+                             "(expect_keyring checks them in batches as pages arrive; check_part checks the rest)")
 
     @classmethod
     def joined(cls, parts: Iterable[Iterable[Row]], **options: Any) -> Verification:
