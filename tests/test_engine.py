@@ -656,6 +656,21 @@ def test_a_part_concludes_only_once_checked():
     assert [e.signature.status for e in reports[CONV].events] == ["valid", "invalid"]
 
 
+def test_a_signature_never_checked_fails_closed():
+    """Round 88, defence in depth: a row whose check never ran read as the last check made (a
+    forged event ``valid``); whatever path leaves one, it is ``unverifiable``."""
+    ring = keyring(ALICE)
+    v = verifier.Verification(workers=1)
+    v.expect_keyring(ring, facts=False)
+    v.add_page(page(ev(seq=1)))
+    v._run._check_jobs()
+    v.add_page(page(ev(seq=2, prev=1, signer=MALLORY)))
+    v._run.signatures_checked = True  # a path that forgot the pending checks
+    reports, _ = v.conclude_part(ring, None, {}, {})
+    assert [e.signature.status for e in reports[CONV].events] == ["valid", "unverifiable"]
+    assert reports[CONV].verdict == "fail"
+
+
 def test_a_parsed_page_nested_too_deep_is_an_input_error():
     """Round 88: a page given as a parsed dict (api.md: "parsed dicts") is encoded again, and one
     nested deeper than the stack left (a hostile body ``json.loads`` read, ``verify_pages`` called

@@ -1005,6 +1005,7 @@ class _Run:
         event; a part's: whole conversations), each conversation with its own verdict (the run's
         is applied by ``assemble``); and the reviewers' run-level findings. ``shared_keys``: the
         embedded key identities the whole run saw per slot (a part decides as the run would)."""
+        self._never_checked()
         codes = self.conversation.codes()
         groups: dict[int, array[int]] = {}  # conversation code -> rows, in first-row order
         if conversations is None:
@@ -1037,6 +1038,16 @@ class _Run:
             self.chain_codes = bytearray(self.count)
         return {self.conversation.value_of(code): self._conversation(self.conversation.value_of(code), members, lazy)
                 for code, members in groups.items()}, reviewed
+
+    def _never_checked(self) -> None:
+        """Fail closed on a row whose signature was never checked (code 0 would read as the last
+        check made: round 88, a forged event added after ``finish`` was ``valid``); no caller's path
+        leaves one since, but the report must not depend on that."""
+        if 0 in self.sig_codes:
+            unchecked = Check(SigStatus.UNVERIFIABLE, "the signature was never checked")
+            for at, code in enumerate(self.sig_codes):
+                if code == 0:
+                    self._set_check(at, unchecked)
 
     def _one_to_one_senders(self, cid: str, rows: array[int]) -> None:
         """A 1:1 conversation's id names its two users: any signed event from anyone else (a message,
