@@ -671,6 +671,18 @@ def test_a_signature_never_checked_fails_closed():
     assert reports[CONV].verdict == "fail"
 
 
+def test_one_page_input_or_no_sequence_is_a_usage_error_and_a_path_labels_a_page():
+    """Round 88: ``verify_pages(PageInput(...))``, ``verify_pages(None)`` raised TypeError; a
+    ``PageInput`` labelled with a ``Path`` (the file it was read from) raised AttributeError."""
+    from pathlib import Path
+
+    for one in (verifier.PageInput("p", page(ev(seq=1))), None, 5):
+        with pytest.raises(verifier.UsageError, match="takes a sequence of pages"):
+            verifier.verify_pages(one, keyring(ALICE))
+    report = verifier.verify_pages([verifier.PageInput(Path("pages/p1.json"), page(ev(seq=1)))], keyring(ALICE))
+    assert report.verdict == "pass" and report.inputs[0].source == "pages/p1.json"
+
+
 def test_a_parsed_page_nested_too_deep_is_an_input_error():
     """Round 88: a page given as a parsed dict (api.md: "parsed dicts") is encoded again, and one
     nested deeper than the stack left (a hostile body ``json.loads`` read, ``verify_pages`` called

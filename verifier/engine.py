@@ -197,6 +197,8 @@ def verify_pages(pages: Iterable[PageInput | DecodedPage | bytes | str | dict[st
     access (constant memory per event; what the CLI uses) instead of a list.
     """
     refuse_one_value(pages, "verify_pages", "pages")
+    if isinstance(pages, (PageInput, DecodedPage)) or not hasattr(pages, "__iter__"):  # round 88: a TypeError
+        raise UsageError(f"verify_pages takes a sequence of pages, not one {type(pages).__name__}: pass it in a list")
     verification = Verification(conversation_keys=conversation_keys, allow_embedded_keys=allow_embedded_keys,
                                 allow_empty=allow_empty, allow_partial=allow_partial,
                                 strict=strict, expected_conversation_id=expected_conversation_id,
@@ -1365,8 +1367,10 @@ def _keyring_digest(keyring: Keyring | None) -> bytes:
 def _as_decoded(page: Any, number: int) -> DecodedPage:
     if isinstance(page, DecodedPage):
         return page
-    if isinstance(page, PageInput):
-        decoded = decode_page(page.body, page.source)
+    if isinstance(page, PageInput):  # (a path as its label: round 88, an AttributeError)
+        source = page.source if isinstance(page.source, str) else \
+            os.fsdecode(page.source) if isinstance(page.source, os.PathLike) else str(page.source)
+        decoded = decode_page(page.body, source)
         decoded.conversation_id = page.conversation_id
         return decoded
     return decode_page(page, f"page {number + 1}")
