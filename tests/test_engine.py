@@ -683,6 +683,37 @@ def test_one_page_input_or_no_sequence_is_a_usage_error_and_a_path_labels_a_page
     assert report.verdict == "pass" and report.inputs[0].source == "pages/p1.json"
 
 
+def test_pages_added_from_several_threads_are_taken_one_at_a_time():
+    """Round 88: four threads adding pages to one Verification at once (a pipeline's fetchers)
+    corrupted its columns: IndexErrors in the threads and pages lost from the report."""
+    import sys
+    import threading
+
+    pages = [page(*(ev(seq=at, prev=at - 1 if at > 1 else None) for at in range(first, first + 5)))
+             for first in range(1, 201, 5)]
+    alone = verifier.verify_pages(pages, keyring(ALICE))
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        v, failures = verifier.Verification(), []
+
+        def add(chunk):
+            try:
+                for body in chunk:
+                    v.add_page(body)
+            except Exception as exc:  # pragma: no cover - what the test is about
+                failures.append(exc)
+        threads = [threading.Thread(target=add, args=(pages[i::4],)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    report = v.finish(keyring(ALICE))
+    assert failures == [] and report.verdict == alone.verdict == "pass" and report.proof == alone.proof
+
+
 def test_a_parsed_page_nested_too_deep_is_an_input_error():
     """Round 88: a page given as a parsed dict (api.md: "parsed dicts") is encoded again, and one
     nested deeper than the stack left (a hostile body ``json.loads`` read, ``verify_pages`` called

@@ -31,6 +31,7 @@ import copy
 import gc
 import hashlib
 import os
+import threading
 from array import array
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -242,6 +243,7 @@ class Verification:
         # never had, and finish(B) after finish(A) reported B's trust for A's checks)
         self._sealed = ""
         self._expected_digest: bytes | None = None  # a pickled expectation's keyring (``__getstate__``)
+        self._lock = threading.Lock()  # one page, or finish, at a time
         # the secret scrubber of the run's source (an audit's access token), for what the ledger
         # records beside the scrubbed report (``record_audit(scrub=)``); None: nothing to scrub
         self.scrub: Callable[[str], str] | None = None
@@ -253,9 +255,12 @@ class Verification:
                              "it; start a new Verification")
 
     def add_page(self, page: Any) -> None:
-        self._open("add_page")
-        with gc_paused():
-            self._add(page)
+        """Decode (and, after ``expect_keyring``, check) one page. Thread-safe: pages added from
+        several threads at once are taken one at a time (round 88: they corrupted the columns)."""
+        with self._lock:
+            self._open("add_page")
+            with gc_paused():
+                self._add(page)
 
     def _add(self, page: Any) -> None:
         self._run.load_page(_as_decoded(page, self._pages))
@@ -314,8 +319,14 @@ class Verification:
         stays is the expected keyring's digest (round 88: unpickled, ``finish(B)`` after
         ``expect_keyring(A)`` was accepted again and reported B's trust for A's checks)."""
         expected = self._expected
-        return {**self.__dict__, "_expected": None,
-                "_expected_digest": self._expected_digest if expected is None else _keyring_digest(expected[0])}
+        state = {**self.__dict__, "_expected": None,
+                 "_expected_digest": self._expected_digest if expected is None else _keyring_digest(expected[0])}
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def _same_keyring(self, keyring: Keyring | None, caller: str) -> None:
         """Signatures already checked with the expected keyring must not be reported as checked
@@ -330,12 +341,13 @@ class Verification:
     def finish(self, keyring: Keyring | None = None, *, lazy: bool = False) -> Report:
         """The report, once; after ``expect_keyring`` or ``check_part``, ``keyring`` must be the one
         they named (``UsageError``). A second ``finish`` raises ``UsageError``."""
-        if self._sealed == "finish":
-            raise UsageError("finish was called already: a Verification gives one report; start a new one")
-        self._same_keyring(keyring, "finish")
-        self._sealed = "finish"
-        with gc_paused():
-            return self._finish(keyring, lazy)
+        with self._lock:
+            if self._sealed == "finish":
+                raise UsageError("finish was called already: a Verification gives one report; start a new one")
+            self._same_keyring(keyring, "finish")
+            self._sealed = "finish"
+            with gc_paused():
+                return self._finish(keyring, lazy)
 
     @property
     def keyring(self) -> Keyring | None:
