@@ -714,6 +714,24 @@ def test_pages_added_from_several_threads_are_taken_one_at_a_time():
     assert failures == [] and report.verdict == alone.verdict == "pass" and report.proof == alone.proof
 
 
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_a_parsed_page_holding_nan_is_read_as_its_text_is(value):
+    """Round 88: ``json.loads`` reads NaN and the infinities (``Infinity`` or an overflowing
+    ``1e999``); the parsed page was encoded again with them as null, so ``"has_more": NaN`` (judged
+    like true, as any non-boolean, in the page's text: incomplete) gave a complete history and a pass
+    where the CLI failed (exit 3). They are written back as read: NaN makes the page unreadable, an
+    infinity is an overflowing number (an error where the page is read, ignored elsewhere)."""
+    from verifier.model import exit_code
+
+    body = json.dumps({**page(ev(seq=1)), "meta": {"has_more": "X", "result_count": 1}}).replace('"X"', value)
+    for given in (body, json.loads(body)):
+        report = verifier.verify_pages([given], keyring(ALICE))
+        assert report.verdict == "fail" and exit_code(report) == 3
+    aside = json.dumps({**page(ev(seq=1)), "x": ["X"]}).replace('"X"', value)
+    verdicts = {verifier.verify_pages([given], keyring(ALICE)).verdict for given in (aside, json.loads(aside))}
+    assert verdicts == ({"pass"} if value == "1e999" else {"fail"} if value == "NaN" else {"pass", "fail"})
+
+
 def test_a_parsed_page_nested_too_deep_is_an_input_error():
     """Round 88: a page given as a parsed dict (api.md: "parsed dicts") is encoded again, and one
     nested deeper than the stack left (a hostile body ``json.loads`` read, ``verify_pages`` called
