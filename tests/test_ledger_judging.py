@@ -160,3 +160,31 @@ def test_an_old_key_kept_under_versions_older_than_its_replacement_is_no_rollbac
     """Review 48: a key registered again, then rotated, all versions kept, failed every later audit."""
     reports = _audits(tmp_path, *keyrings)
     assert {r["verdict"] for r in reports} == {"pass"}, [r["findings"] for r in reports]
+
+
+def test_facts_that_lack_events_of_the_report_are_refused(tmp_path):
+    """Round 88: ``record_audit`` given facts for only part of the report's events (none, say, from
+    ``event_facts`` of an id spelled as no report id is) recorded those events nowhere and judged
+    nothing of them: the next audit's rewritten history passed. Facts given as a generator were
+    read once, leaving the key judgment none."""
+    from verifier.errors import UsageError
+    from verifier.ledger import open_ledger, record_audit
+
+    conv = build_conversation(5, seed="facts")
+    ring = Keyring.from_json(json.dumps(conv.keyring()))
+    v = Verification()
+    for page in conv.pages():
+        v.add_page(page)
+    report = v.finish(ring)
+    store = open_ledger(str(tmp_path / "l.db"))
+    try:
+        for facts in ([], v.event_facts()[:2]):
+            with pytest.raises(UsageError, match="facts lack"):
+                record_audit(store, report, facts, v.keyring, command="verify", inputs=["p"], key_source="keyring")
+        assert store.audit_count() == 0
+        record_audit(store, report, iter(v.event_facts()), v.keyring, command="verify", inputs=["p"],
+                     key_source="keyring")
+        embedded = {(r.user_id, r.source) for r in store.keys() if r.source == "events"}
+        assert len(store.events(conv.conversation_id)) == 5 and len(embedded) == 2  # the events' own keys too
+    finally:
+        store.close()

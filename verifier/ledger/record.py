@@ -20,6 +20,7 @@ import msgspec
 from .._version import __version__
 from ..clock import utc_now_iso
 from ..engine import EventFacts, _gc_paused
+from ..errors import UsageError
 from ..keys import Keyring, KeyringEntry, UnusableKey, key_identity, parse_public_key, version_number
 from ..model import EventReport, Finding, Report, Severity, fails
 from ..sanitize import encodable
@@ -102,6 +103,12 @@ def record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts]
     ``ended``: the conversations fetched to their end (``Verification.ended_conversations()``): their
     whole history is judged, back to the beginning. None: every conversation the report calls
     complete (fail closed: a history given only in part then shows its older events as vanished)."""
+    facts = list(facts)
+    indices = {f.index for f in facts}
+    lacking = sum(1 for conv in report.conversations for ev in conv.events if ev.index not in indices)
+    if lacking:  # round 88: recorded without them, they were neither kept nor judged (a rewrite went unseen)
+        raise UsageError(f"record_audit: the facts lack {lacking} of the report's events: pass the event_facts() "
+                         "of the Verification that made the report (every conversation's)")
     if ended is None:
         ended = {c.conversation_id for c in report.conversations if c.complete}
     if scrub is not None:  # review: the token, served in a key version, reached the ledger verbatim
