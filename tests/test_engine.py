@@ -732,6 +732,23 @@ def test_a_parsed_page_holding_nan_is_read_as_its_text_is(value):
     assert verdicts == ({"pass"} if value == "1e999" else {"fail"} if value == "NaN" else {"pass", "fail"})
 
 
+def test_event_facts_and_credit_end_take_conversation_ids_in_any_form():
+    """Round 88: ``event_facts(["2222-1111"])`` selected nothing (the report says ``1111:2222``), and
+    with ``record_audit`` a ledger then recorded none of the events; one id given alone was taken a
+    character at a time by both."""
+    v = verifier.Verification()
+    v.add_page(page(ev(seq=1)))
+    v.finish(keyring(ALICE))
+    assert len(v.event_facts(["2222-1111"])) == len(v.event_facts([CONV])) == 1
+    for call in (v.event_facts, v.credit_end):
+        with pytest.raises(verifier.UsageError, match="takes a sequence of conversation ids"):
+            call(CONV)
+    walked = verifier.Verification(judge_paging=False)
+    walked.add_page(page(ev(seq=1), meta={"next_token": "t"}))
+    walked.credit_end(["2222-1111"])
+    assert walked.ended_conversations() == {CONV}
+
+
 def test_a_parsed_page_nested_too_deep_is_an_input_error():
     """Round 88: a page given as a parsed dict (api.md: "parsed dicts") is encoded again, and one
     nested deeper than the stack left (a hostile body ``json.loads`` read, ``verify_pages`` called

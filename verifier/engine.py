@@ -362,6 +362,9 @@ class Verification:
         if not self._run.keep_facts:
             raise UsageError("event_facts: expect_keyring(facts=False) said they would not be asked for, "
                              "so they were not kept")
+        if conversations is not None:  # any id form, as the report names them (round 88: "B-A" selected nothing)
+            refuse_one_value(conversations, "event_facts", "conversation ids")
+            conversations = {canonical_conversation(cid) or "unknown" for cid in conversations}
         with gc_paused():
             return self._run.event_facts(conversations)
 
@@ -375,7 +378,8 @@ class Verification:
         each conversation its events were reported under. Why: that oldest page may be empty and name
         no conversation (a bare user id whose metadata is unavailable), so ``load_page`` could not
         credit it, and a ledger would not judge the events dropped from the start (review 57)."""
-        self._run.ended.update(conversations)
+        refuse_one_value(conversations, "credit_end", "conversation ids")  # (round 88: one id took each character)
+        self._run.ended.update(canonical_conversation(cid) or "unknown" for cid in conversations)
 
     def _finish(self, keyring: Keyring | None, lazy: bool) -> Report:
         self._run.keyring = keyring
