@@ -226,3 +226,14 @@ def test_unusable_directory_row_is_an_input_error_and_the_rest_still_counts():
     report = verify(page(ev(seq=1)), ring=ring)
     assert sig_statuses(report) == ["valid"] and not report.complete
     assert any("row 2 (version 2)" in e for i in report.inputs for e in i.errors)
+
+
+@pytest.mark.parametrize("name", ["allow_embedded_keys", "allow_empty", "allow_partial", "strict"])
+@pytest.mark.parametrize("value", ["false", "0", 0, None])
+def test_an_opt_in_is_a_bool(name, value):
+    """Round 88: the fail-closed opt-ins took any truthy value: ``allow_partial="false"`` (a
+    configuration's text) allowed a history that says it goes on, and it passed."""
+    with pytest.raises(verifier.UsageError, match=f"{name} must be True or False"):
+        verifier.verify_pages([page(ev(seq=1))], keyring(ALICE), **{name: value})
+    with pytest.raises(verifier.UsageError, match=f"{name} must be True or False"):
+        verifier.Verification(**{name: value})

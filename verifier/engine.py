@@ -535,6 +535,14 @@ class Policy:
     allow_partial: bool = False  # a history not fetched to its end may pass
     strict: bool = False  # warnings fail too
 
+    def __post_init__(self) -> None:
+        """Each a bool (round 88: ``allow_partial="false"``, a configuration's text, was true, and an
+        incomplete history passed)."""
+        for name in ("allow_embedded_keys", "allow_empty", "allow_partial", "strict"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise UsageError(f"{name} must be True or False, not {type(value).__name__} {value!r:.40}")
+
     def severity(self, code: str) -> str:
         allowed = ALLOWED_BY.get(code)
         if allowed is not None and getattr(self, allowed):
