@@ -749,6 +749,21 @@ def test_event_facts_and_credit_end_take_conversation_ids_in_any_form():
     assert walked.ended_conversations() == {CONV}
 
 
+def test_a_keyring_that_is_not_a_keyring_is_a_usage_error():
+    """Round 88: the keyring's parsed JSON (a dict) given as the keyring failed deep in the run
+    with an AttributeError."""
+    ring_json = {"keys": [ALICE.keyring_entry()]}
+    with pytest.raises(verifier.UsageError, match="must be a verifier.Keyring"):
+        verifier.verify_pages([page(ev(seq=1))], ring_json)
+    v = verifier.Verification()
+    with pytest.raises(verifier.UsageError, match="must be a verifier.Keyring"):
+        v.expect_keyring(ring_json)
+    v.add_page(page(ev(seq=1)))
+    for call in (v.check_part, v.finish):
+        with pytest.raises(verifier.UsageError, match="must be a verifier.Keyring"):
+            call(ring_json)
+
+
 def test_a_parsed_page_nested_too_deep_is_an_input_error():
     """Round 88: a page given as a parsed dict (api.md: "parsed dicts") is encoded again, and one
     nested deeper than the stack left (a hostile body ``json.loads`` read, ``verify_pages`` called

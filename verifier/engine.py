@@ -205,7 +205,7 @@ def verify_pages(pages: Iterable[PageInput | DecodedPage | bytes | str | dict[st
                                 strict=strict, expected_conversation_id=expected_conversation_id,
                                 limits=limits, workers=workers, reviewers=reviewers)
     with gc_paused():
-        verification._run.know_keyring(keyring, facts=False)  # never returned: no event_facts
+        verification._run.know_keyring(_keyring_arg(keyring, "verify_pages"), facts=False)  # never returned: no event_facts
         try:
             for page in pages:
                 verification._add(page)
@@ -311,7 +311,7 @@ class Verification:
         be given the same keyring (the same object), or they raise ``UsageError``."""
         if self._run.count:
             raise UsageError("expect_keyring comes before the first page")
-        self._run.know_keyring(keyring, facts=facts)
+        self._run.know_keyring(_keyring_arg(keyring, "expect_keyring"), facts=facts)
         self._expected = (keyring,)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -344,7 +344,7 @@ class Verification:
         with self._lock:
             if self._sealed == "finish":
                 raise UsageError("finish was called already: a Verification gives one report; start a new one")
-            self._same_keyring(keyring, "finish")
+            self._same_keyring(_keyring_arg(keyring, "finish"), "finish")
             self._sealed = "finish"
             with gc_paused():
                 return self._finish(keyring, lazy)
@@ -397,7 +397,7 @@ class Verification:
         """Decode done: check every signature now (the per-event work that needs no other event).
         The keyring is not kept (a part may travel between processes). After ``expect_keyring``
         it must be the expected one (``UsageError``)."""
-        self._same_keyring(keyring, "check_part")
+        self._same_keyring(_keyring_arg(keyring, "check_part"), "check_part")
         self._expected = (keyring,)  # finish must report the keyring the signatures were checked with
         self._sealed = self._sealed or "check_part"
         run = self._run
@@ -1378,6 +1378,15 @@ class _PageRows:
         run.sig_codes.frombytes(bytes(run.sig_codes.itemsize * len(flags)))  # 0: not checked yet
         for row, result in self.checks:
             run._set_check(row, result)
+
+
+def _keyring_arg(keyring: Any, caller: str) -> Keyring | None:
+    """``keyring`` if it is a ``Keyring`` or None, else ``UsageError`` (round 88: the keyring's parsed
+    JSON, a dict, failed deep in the run with an AttributeError)."""
+    if keyring is not None and not isinstance(keyring, Keyring):
+        raise UsageError(f"{caller}: the keyring must be a verifier.Keyring (Keyring.from_json(...)) or None, "
+                         f"not {type(keyring).__name__}")
+    return keyring
 
 
 def _keyring_digest(keyring: Keyring | None) -> bytes:
