@@ -199,6 +199,19 @@ def test_the_sdk_blob_loads_with_or_without_the_signing_scalar(tmp_path, encode,
     assert (key.signing_public_key is None) == (size == 32)
 
 
+def test_a_key_given_as_text_loads_as_its_bytes_do():
+    """Round 88: ``IdentityKey.from_text`` of a str (a key read from an environment variable or a
+    secret store) raised TypeError; text that is not ASCII is an IdentityKeyError naming no key."""
+    from verifier.errors import IdentityKeyError
+
+    blob = blob_of(Identity.from_seed("1", "1", "k"))
+    text = base64.b64encode(blob).decode()
+    assert IdentityKey.from_text(text + "\n").fingerprint() == IdentityKey.from_text(text.encode()).fingerprint()
+    with pytest.raises(IdentityKeyError, match="not base64 text") as raised:
+        IdentityKey.from_text("é" + text)
+    assert text not in str(raised.value)
+
+
 def test_the_key_object_never_shows_the_key(convo):
     key = IdentityKey.from_blob(convo["blob"])
     assert_absent(secrets_of(convo["blob"]), repr(key), str(key), f"{key}")

@@ -60,8 +60,15 @@ class IdentityKey:
         return cls(keys[0], keys[1] if len(keys) > 1 else None, source)
 
     @classmethod
-    def from_text(cls, text: bytes | bytearray, source: str = "identity key") -> "IdentityKey":
-        """Standard base64 of the blob (padding optional, surrounding whitespace ignored)."""
+    def from_text(cls, text: bytes | bytearray | str, source: str = "identity key") -> "IdentityKey":
+        """Standard base64 of the blob (padding optional, surrounding whitespace ignored); as bytes,
+        or as text (round 88: a key from an environment variable or a secret store, a str, was a
+        TypeError)."""
+        if isinstance(text, str):
+            try:
+                text = text.encode("ascii")
+            except UnicodeEncodeError:
+                raise IdentityKeyError(f"{source}: not base64 text (the SDK's exported key blob is expected)") from None
         stripped = bytes(text).strip(_WHITESPACE)
         try:
             decoded = stripped.decode("ascii")
