@@ -318,3 +318,17 @@ def test_hostile_key_rows_and_text_raise_only_keyring_errors_named_bounded():
     row = {**ALICE.keyring_entry(), "public_key_version": 10 ** 5000}
     with pytest.raises(KeyringError, match="too large"):
         Keyring.from_json({"keys": [row]})
+
+
+def test_add_fallback_normalises_entries_as_from_entries():
+    """Round 88: ``add_fallback`` took an entry's int version as is: a slot no lookup matched, beside
+    the keyring's own row for that version, and the run then raised AttributeError."""
+    from verifier.keys import KeyringEntry
+
+    ring = Keyring.from_json({"keys": [ALICE.keyring_entry()]})
+    other = Identity.from_seed(ALICE.user_id, ALICE.version, "fallback")
+    assert ring.add_fallback([KeyringEntry(ALICE.user_id, int(ALICE.version), other.signing_public())]) == set()
+    assert ring.add_fallback([{"user_id": "2222"}]) == set()  # not an entry: skipped, as unusable ones are
+    added = ring.add_fallback([KeyringEntry(BOB.user_id, int(BOB.version), BOB.signing_public())])
+    assert added == {(BOB.user_id, BOB.version)} and ring.lookup(BOB.user_id, BOB.version) is not None
+    assert verify(page(ev(seq=1)), ring=ring).verdict == "pass"

@@ -231,7 +231,11 @@ class Keyring:
         kept after the directory stopped serving them); returns the slots added. Unusable entries are
         skipped."""
         added: set[tuple[str, str]] = set()
-        for entry in entries:
+        for number, given in enumerate(entries, 1):
+            try:  # checked and normalised as from_entries does (round 88: an int version, a dict entry)
+                entry = _normalised(given, number)
+            except KeyringError:
+                continue
             slot = (entry.user_id, version_key(entry.public_key_version))
             if slot in self._rows and slot not in added:
                 continue
