@@ -764,6 +764,33 @@ def test_a_keyring_that_is_not_a_keyring_is_a_usage_error():
             call(ring_json)
 
 
+def test_absorb_takes_only_a_part_checked_with_the_expected_keyring():
+    """Round 88: api.md says a part and the run absorbing it must expect the same keyring; nothing
+    checked it, so a part checked with A, absorbed into a run expecting B, was reported as checked
+    with B (a keyring trusting nobody passed)."""
+    import pickle
+
+    ring, nobody = keyring(ALICE), keyring()
+
+    def part(checked_with):
+        p = verifier.Verification(workers=1)
+        p.expect_keyring(checked_with, facts=False)
+        p.add_page(page(ev(seq=1)))
+        p.check_part(checked_with)
+        return pickle.loads(pickle.dumps(p))  # as a worker process hands it back
+
+    for expected, checked in ((nobody, ring), (ring, nobody), (None, ring)):
+        whole = verifier.Verification()
+        if expected is not None:
+            whole.expect_keyring(expected, facts=False)
+        with pytest.raises(verifier.UsageError, match="absorb"):
+            whole.absorb(part(checked))
+    whole = verifier.Verification()
+    whole.expect_keyring(ring, facts=False)
+    whole.absorb(part(keyring(ALICE)))  # an equal keyring: the worker's is a copy
+    assert whole.finish(ring).verdict == "pass"
+
+
 def test_a_parsed_page_nested_too_deep_is_an_input_error():
     """Round 88: a page given as a parsed dict (api.md: "parsed dicts") is encoded again, and one
     nested deeper than the stack left (a hostile body ``json.loads`` read, ``verify_pages`` called

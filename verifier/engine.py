@@ -312,15 +312,13 @@ class Verification:
         if self._run.count:
             raise UsageError("expect_keyring comes before the first page")
         self._run.know_keyring(_keyring_arg(keyring, "expect_keyring"), facts=facts)
-        self._expected = (keyring,)
+        self._expected, self._expected_digest = (keyring,), None
 
     def __getstate__(self) -> dict[str, Any]:
         """A part travels without its keyring (``check_part``), so without the expectation too; what
         stays is the expected keyring's digest (round 88: unpickled, ``finish(B)`` after
         ``expect_keyring(A)`` was accepted again and reported B's trust for A's checks)."""
-        expected = self._expected
-        state = {**self.__dict__, "_expected": None,
-                 "_expected_digest": self._expected_digest if expected is None else _keyring_digest(expected[0])}
+        state = {**self.__dict__, "_expected": None, "_expected_digest": self._expected_keyring_digest()}
         del state["_lock"]
         return state
 
@@ -398,7 +396,8 @@ class Verification:
         The keyring is not kept (a part may travel between processes). After ``expect_keyring``
         it must be the expected one (``UsageError``)."""
         self._same_keyring(_keyring_arg(keyring, "check_part"), "check_part")
-        self._expected = (keyring,)  # finish must report the keyring the signatures were checked with
+        if self._expected is None:  # finish must report the keyring the signatures were checked with
+            self._expected, self._expected_digest = (keyring,), None
         self._sealed = self._sealed or "check_part"
         run = self._run
         run.keyring = keyring
@@ -460,10 +459,27 @@ class Verification:
     def absorb(self, part: Verification) -> None:
         """Append a part checked with ``check_part`` (in another process: ``verifier.parallel``)
         whose pages follow those added so far; ``finish`` then gives the report one process adding
-        every page would give. Both must expect the same keyring with ``facts`` alike."""
-        with gc_paused():
+        every page would give. Both must expect the same keyring with ``facts`` alike (``UsageError``
+        otherwise; round 88: a part checked with another keyring was reported as checked with this
+        one's, and a keyring trusting nobody passed)."""
+        theirs = part._expected_keyring_digest()
+        ours = self._expected_keyring_digest()
+        if theirs is None or theirs != ours:
+            raise UsageError("absorb: the part was not checked with the keyring this Verification expects "
+                             "(expect_keyring(K) here, check_part(K) there, with the same K)")
+        with self._lock, gc_paused():
+            self._open("absorb")
             self._run.absorb(part._run)
         self._pages += part._pages
+
+    def _expected_keyring_digest(self) -> bytes | None:
+        """The digest of the keyring this Verification expects (``expect_keyring``, ``check_part``,
+        or kept through pickling), None when it expects none."""
+        if self._expected is not None:
+            if self._expected_digest is None:
+                self._expected_digest = _keyring_digest(self._expected[0])
+            return self._expected_digest
+        return getattr(self, "_expected_digest", None)
 
     def adopt_parts(self, inputs: list[InputReport], events: int) -> None:
         """(The coordinator's shell.) Pages verified elsewhere: their inputs, in run order, and how
@@ -872,7 +888,7 @@ class _Run:
         columns, tables and first-seen orders are those one process would have built."""
         if part.jobs or part.waiting or not part.signatures_checked or part.base or part.indices is not None \
                 or self.indices is not None or part.keep_facts != self.keep_facts:
-            raise ValueError("only a checked part, numbered from 0, joins a run")
+            raise UsageError("only a checked part, numbered from 0, joins a run")
         offset = self.count
         self.count += part.count
         for mine, theirs in ((self.seq, part.seq), (self.prev, part.prev), (self.message_id, part.message_id),
