@@ -565,7 +565,7 @@ def test_finish_refuses_a_keyring_other_than_the_expected_one():
     """Review 51: ``expect_keyring(A)`` then ``finish(B)`` checked with A and reported B (a pass with a
     keyring that trusts nobody). Any other keyring, None included, is a UsageError; the same passes."""
     ring, nobody = keyring(ALICE), keyring()
-    for given in (nobody, None, keyring(ALICE)):
+    for given in (nobody, None, keyring(ALICE, BOB)):  # (round 88: one of the same rows, a copy, is the same)
         v = verifier.Verification()
         v.expect_keyring(ring)
         v.add_page(page(ev(seq=1)))
@@ -573,11 +573,12 @@ def test_finish_refuses_a_keyring_other_than_the_expected_one():
             v.finish(given)
         with pytest.raises(verifier.UsageError, match="another keyring"):
             v.check_part(given)
-    v = verifier.Verification()
-    v.expect_keyring(ring)
-    v.add_page(page(ev(seq=1)))
-    report = v.finish(ring)
-    assert report.verdict == "pass" and v.keyring is ring
+    for same in (ring, keyring(ALICE)):
+        v = verifier.Verification()
+        v.expect_keyring(ring)
+        v.add_page(page(ev(seq=1)))
+        report = v.finish(same)
+        assert report.verdict == "pass" and v.keyring is same
 
 
 def test_a_verification_finishes_once_and_takes_nothing_after():
@@ -652,6 +653,8 @@ def test_a_part_concludes_only_once_checked():
         with pytest.raises(verifier.UsageError, match="before check_part"):
             late()
     v.check_part(ring)
+    with pytest.raises(verifier.UsageError, match="another keyring"):
+        v.conclude_part(keyring(), None, {}, {})
     reports, _ = v.conclude_part(ring, None, {}, {})
     assert [e.signature.status for e in reports[CONV].events] == ["valid", "invalid"]
 

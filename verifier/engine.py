@@ -329,12 +329,14 @@ class Verification:
     def _same_keyring(self, keyring: Keyring | None, caller: str) -> None:
         """Signatures already checked with the expected keyring must not be reported as checked
         with another (review 51: ``finish(B)`` after ``expect_keyring(A)`` reported B, verified A).
-        Unpickled, the expected keyring is known by its rows: an equal keyring is the same one."""
-        expected, digest = self._expected, getattr(self, "_expected_digest", None)
-        if (expected is not None and expected[0] is not keyring) or \
-                (expected is None and digest is not None and _keyring_digest(keyring) != digest):
+        A keyring of the same rows (a copy: unpickled, or a Dask worker's) is the same one."""
+        expected = self._expected
+        if expected is not None and expected[0] is keyring:
+            return
+        digest = self._expected_keyring_digest()  # an equal keyring (a worker's copy) is the same one
+        if digest is not None and _keyring_digest(keyring) != digest:
             raise UsageError(f"{caller} was given another keyring than expect_keyring or check_part: pages were checked "
-                             "with the expected one; pass that same Keyring object")
+                             "with the expected one; pass that same Keyring (or a copy of its rows)")
 
     def finish(self, keyring: Keyring | None = None, *, lazy: bool = False) -> Report:
         """The report, once; after ``expect_keyring`` or ``check_part``, ``keyring`` must be the one
@@ -432,6 +434,7 @@ class Verification:
         forged event ``valid``)."""
         run = self._run
         self._checked("conclude_part")
+        self._same_keyring(_keyring_arg(keyring, "conclude_part"), "conclude_part")  # the one check_part used
         run.keyring = keyring
         run.incomplete = {cid: list(reasons) for cid, reasons in incomplete.items()}
         with gc_paused():
