@@ -226,9 +226,10 @@ def test_cli_archive_verify_matches_verify(data, tmp_path):
     rows = []
     for name in ("a.db", "v.db"):
         ledger = open_ledger(str(tmp_path / name), create=False)
-        rows.append([(a.verdict, a.report_digest, a.events, a.findings) for a in ledger.audits()])
+        rows.append([(a.verdict, a.report_digest, a.events, a.findings, a.fetched) for a in ledger.audits()])
         ledger.close()
     assert rows[0] == rows[1] and len(rows[0]) == 1
+    assert rows[0][0][-1] is None  # nothing says when page files were fetched
     usage = run("archive", "verify", tree, "--workers", "2", "--scheduler", "tcp://127.0.0.1:1")
     assert usage.returncode == 2 and "not allowed with" in usage.stderr
     usage = run("archive", "verify", tree, "--scheduler", "no-port-here")
@@ -248,7 +249,7 @@ def test_ledger_judges_and_records_each_group_as_verify_does(tmp_path, monkeypat
     from verifier.ledger import open_ledger
     from verifier.model import Report
     for module in (verifier.ledger.record, verifier.ledger_cli):  # findings name earlier audits by time
-        monkeypatch.setattr(module, "utc_now_iso", lambda: "2026-12-01T00:00:00.000Z")
+        monkeypatch.setattr(module, "utc_now_iso", lambda: "2026-12-02T00:00:00.000Z")
     convs = conversations(3, 24, seed="ledger")
     write_evidence(tmp_path / "saved" / "1-before", convs, page_size=10)
     write_evidence(tmp_path / "saved" / "2-after", [replace(convs[0], events=convs[0].events[:15]), *convs[1:]],
@@ -274,9 +275,12 @@ def test_ledger_judges_and_records_each_group_as_verify_does(tmp_path, monkeypat
     assert _json(ours) == _json(combine(by_verify, keyring=None, options={}))
     ledgers = [open_ledger(str(tmp_path / name), create=False) for name in ("verify.db", "archive.db")]
     try:
-        audits = [[(a.id, a.inputs, a.verdict, a.report_digest, a.events, a.findings) for a in led.audits()]
-                  for led in ledgers]
+        audits = [[(a.id, a.inputs, a.verdict, a.report_digest, a.events, a.findings, a.fetched)
+                   for a in led.audits()] for led in ledgers]
         assert audits[0] == audits[1] and len(audits[0]) == 2
+        # when the evidence was fetched, not when it was verified (round 93: ledger compare's head rule)
+        from verifier.testing.archive import _FETCHED_AT
+        assert [(a.time, a.fetched) for a in ledgers[1].audits()] == [("2026-12-02T00:00:00.000Z", _FETCHED_AT)] * 2
         cid = ours.conversations[0].conversation_id
         assert [msgspec.to_builtins(e) for e in ledgers[0].events(cid)] == \
             [msgspec.to_builtins(e) for e in ledgers[1].events(cid)]

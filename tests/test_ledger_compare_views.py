@@ -27,7 +27,8 @@ def audit(api, ledger, capsys, monkeypatch, when, *, token=None, hostile=()):
     api.state.hostile = set(hostile)
     monkeypatch.setenv("X_BEARER_TOKEN", token or api.state.token)
     monkeypatch.delenv("XCHAT_VERIFY_LEDGER", raising=False)
-    monkeypatch.setattr("verifier.ledger_cli.utc_now_iso", lambda: when)
+    monkeypatch.setattr("verifier.ledger_cli.utc_now_iso", lambda: when)  # when recorded
+    monkeypatch.setattr("verifier.fetch.utc_now_iso", lambda: when)  # when each page was fetched
     code = main(["audit", *IDS, "--base-url", api.url, "--max-results", "10", "--backoff-base", "0.01",
                  "--timeout", "5", "--quiet", "--format", "json", "--ledger", str(ledger)])
     capsys.readouterr()
@@ -133,3 +134,201 @@ def test_rules_as_functions():
     assert stale_view("1:2", saw, [(1, "2030-01-01T00:05:01.000Z", "109")]) is None
     assert stale_view("1:2", saw, [(1, "2030-01-01T00:05:01.000Z", None)]).stale_head is None  # empty
     assert stale_view("1:2", saw, [(1, "2029-12-31T23:00:00.000Z", "105")]) is None  # earlier: not judged
+
+
+# ------------------------------------------------------------------------------------- when a head was fetched
+# The head rule times the side judged stale by when its pages were fetched (audits.fetched, schema 3),
+# not by when the run was recorded (round 93: `verify` of evidence saved before the other ledger's
+# audit, or an `audit --resume` of it, recorded after that audit, was a stale view that never happened).
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
+def ledgers(request, tmp_path):
+    """Two participants' ledgers (A's, B's) of one backend."""
+    if request.param == "sqlite":
+        return str(tmp_path / "a.db"), str(tmp_path / "b.db")
+    server = request.getfixturevalue("postgres_server")
+    return server.new_database(), server.new_database()
+
+
+def cli(capsys, monkeypatch, when, *args, token=None):
+    """One run whose pages are fetched, and whose ledger record is made, at ``when``."""
+    if token is not None:
+        monkeypatch.setenv("X_BEARER_TOKEN", token)
+    monkeypatch.delenv("XCHAT_VERIFY_LEDGER", raising=False)
+    monkeypatch.setattr("verifier.ledger_cli.utc_now_iso", lambda: when)
+    monkeypatch.setattr("verifier.fetch.utc_now_iso", lambda: when)
+    code = main(list(args))
+    capsys.readouterr()
+    return code
+
+
+def save(api, capsys, monkeypatch, when, evidence, *extra, hostile=()):
+    """B's audit into an evidence directory (no ledger), served the history as ``hostile`` says."""
+    api.state.hostile = set(hostile)
+    return cli(capsys, monkeypatch, when, "audit", *IDS, "--base-url", api.url, "--max-results", "10",
+               "--backoff-base", "0.01", "--timeout", "5", "--quiet", "--format", "json", "--save", str(evidence),
+               *extra, token=api.state.second_token)
+
+
+def test_evidence_fetched_before_the_other_audit_and_verified_after_it_is_no_stale_view(
+        api, tmp_path, capsys, monkeypatch, ledgers):
+    """B saves an audit at 00:00, when the history lacks its 5 newest events; A audits at 00:10 and sees
+    them; B re-verifies the evidence offline at 00:20 into its ledger (docs/ledger.md: "offline runs
+    are recorded too"). B's head was fetched before A's audit: the views agree. Before: stale_view,
+    exit 1 (B's head taken as fetched at 00:20)."""
+    a, b = ledgers
+    evidence = tmp_path / "ev-b"
+    assert save(api, capsys, monkeypatch, "2030-01-01T00:00:00.000Z", evidence, hostile={"truncate"}) == 0
+    assert audit(api, a, capsys, monkeypatch, "2030-01-01T00:10:00.000Z") == 0
+    assert cli(capsys, monkeypatch, "2030-01-01T00:20:00.000Z", "verify", str(evidence), "--trust-evidence-keys",
+               "--ledger", b, "--format", "json") == 0
+    for first, second in ((a, b), (b, a)):
+        code, result, err = compare(capsys, first, second)
+        assert code == 0 and result["agree"] and not result["findings"], (result, err)
+    assert main(["ledger", "export", "--ledger", b]) == 0
+    shown = json.loads(capsys.readouterr().out)["audits"]
+    assert [(r["command"], r["time"], r["fetched"]) for r in shown] == \
+        [("verify", "2030-01-01T00:20:00.000Z", "2030-01-01T00:00:00.000Z")]
+
+
+def test_a_resumed_audit_is_timed_by_its_replayed_pages(api, tmp_path, capsys, monkeypatch, ledgers):
+    """B's audit stops after one page at 00:00 (its head page saved); A audits at 00:10; B resumes at
+    00:20 into its ledger: the replayed head was fetched at 00:00, before A's audit. Before: stale_view."""
+    a, b = ledgers
+    evidence = tmp_path / "ev-b"
+    assert save(api, capsys, monkeypatch, "2030-01-01T00:00:00.000Z", evidence, "--max-pages", "1",
+                hostile={"truncate"}) != 0  # stopped early: incomplete
+    assert audit(api, a, capsys, monkeypatch, "2030-01-01T00:10:00.000Z") == 0
+    assert save(api, capsys, monkeypatch, "2030-01-01T00:20:00.000Z", evidence, "--resume", "--ledger", b,
+                hostile={"truncate"}) == 0
+    code, result, err = compare(capsys, a, b)
+    assert code == 0 and result["agree"] and not result["findings"], (result, err)
+    manifest = json.loads((evidence / "manifest.json").read_text())
+    times = {p["fetched_at"] for c in manifest["conversations"] for p in c["pages"]}
+    assert times == {"2030-01-01T00:00:00.000Z", "2030-01-01T00:20:00.000Z"}  # replayed and fetched now
+
+
+def test_evidence_fetched_after_the_other_audit_saw_the_head_is_still_a_stale_view(
+        api, tmp_path, capsys, monkeypatch, ledgers):
+    """A audits at 00:00 and sees the head; B's evidence is fetched at 00:10 without the 5 newest events
+    and verified at 00:20: B's view is stale, timed by its fetch (00:10), and a live audit of B's at
+    00:30 served the same is too."""
+    a, b = ledgers
+    evidence = tmp_path / "ev-b"
+    assert audit(api, a, capsys, monkeypatch, "2030-01-01T00:00:00.000Z") == 0
+    assert save(api, capsys, monkeypatch, "2030-01-01T00:10:00.000Z", evidence, hostile={"truncate"}) == 0
+    assert cli(capsys, monkeypatch, "2030-01-01T00:20:00.000Z", "verify", str(evidence), "--trust-evidence-keys",
+               "--ledger", b, "--format", "json") == 0
+    head, first_missing = DIRECT.events[-1].event.sequence_id, DIRECT.events[-5].event.sequence_id
+    for first, second in ((a, b), (b, a)):
+        code, result, err = compare(capsys, first, second)
+        assert code == 1 and [(f["code"], f["missing_sequence_id"], f["first_diverging_sequence_id"])
+                              for f in result["findings"]] == [("stale_view", head, first_missing)], result
+        stale = result["findings"][0]["stale"]
+        assert (stale["audit"], stale["time"], stale["fetched"]) == \
+            (1, "2030-01-01T00:20:00.000Z", "2030-01-01T00:10:00.000Z")
+        assert "audit 1 (pages fetched from 2030-01-01T00:10:00.000Z, recorded at 2030-01-01T00:20:00.000Z) " \
+            "fetched the history to its end" in err
+    # within the tolerance of the fetch (10 min), not of the record (20 min): not judged
+    assert compare(capsys, a, b, "--tolerance", "900")[0] == 0
+    # B's live audit, served the same history later: stale too
+    assert audit(api, b, capsys, monkeypatch, "2030-01-01T00:30:00.000Z", token=api.state.second_token,
+                 hostile={"truncate"}) == 0
+    code, result, _ = compare(capsys, a, b, "--tolerance", "900")
+    assert code == 1 and [f["stale"]["audit"] for f in result["findings"]] == [2]
+
+
+def test_when_the_head_rule_takes_a_fetch_to_have_been():
+    """The earliest page's fetch when known (never later than the record); unknown: the record of an
+    `audit` (a row from before schema 3), else not judged (page files)."""
+    from verifier.ledger.store import AuditRow
+    from verifier.ledger_cli import _fetch_time
+
+    def row(command, fetched):
+        return AuditRow(1, "2030-01-01T01:00:00.000Z", "t", command, [], "pass", "0" * 64, 1, {}, fetched)
+    assert _fetch_time(row("verify", "2030-01-01T00:00:00.000Z")) == "2030-01-01T00:00:00.000Z"
+    assert _fetch_time(row("audit", "2030-01-01T00:59:00.000Z")) == "2030-01-01T00:59:00.000Z"
+    assert _fetch_time(row("verify", "2030-01-01T02:00:00.000Z")) == "2030-01-01T01:00:00.000Z"  # after the record
+    assert _fetch_time(row("audit", None)) == "2030-01-01T01:00:00.000Z"
+    assert _fetch_time(row("verify", None)) is None and _fetch_time(row("archive verify", None)) is None
+
+
+def test_earliest_fetch_of_the_pages():
+    from verifier.clock import earliest_utc
+    assert earliest_utc(["2030-01-01T00:10:00.000Z", "2030-01-01T02:05:00+02:00", "2030-01-01T00:00:00.1234Z"]) \
+        == "2030-01-01T00:00:00.123Z"  # cut, never later
+    assert earliest_utc(["2030-01-01T00:10:00.000Z", "2030-01-01T01:00:00+02:00"]) == "2029-12-31T23:00:00.000Z"
+    assert earliest_utc([]) is None
+    for unreadable in ("", "yesterday", "2030-01-01T00:00:00", None, 5):  # an unknown one could be the earliest
+        assert earliest_utc(["2030-01-01T00:10:00.000Z", unreadable]) is None
+
+
+def test_page_files_recorded_later_are_not_judged_stale(api, tmp_path, capsys, monkeypatch):
+    """Nothing says when page files were fetched: a `verify` of them is not taken as fetched when it
+    was recorded (it could be an old export), so it is not judged stale; an `audit` is."""
+    from helpers import write_history
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    assert audit(api, a, capsys, monkeypatch, "2030-01-01T00:00:00.000Z") == 0
+    old = type(DIRECT)(DIRECT.conversation_id, DIRECT.members, DIRECT.events[:-5], DIRECT.conversation_keys)
+    (tmp_path / "pages").mkdir()
+    files, ring = write_history(tmp_path / "pages", old, 10)
+    assert cli(capsys, monkeypatch, "2030-01-01T00:20:00.000Z", "verify", *files, "--keys", ring,
+               "--ledger", str(b), "--format", "json") == 0
+    assert main(["ledger", "history", IDS[0], "--ledger", str(b)]) == 0
+    [seen] = json.loads(capsys.readouterr().out)["audits"]
+    assert seen["complete"] and seen["fetched"] is None and seen["head"] == old.events[-1].event.sequence_id
+    code, result, err = compare(capsys, a, b, "--conversation", IDS[0])
+    assert code == 0 and not result["findings"], (result, err)
+
+
+def test_a_schema_2_ledger_migrates_and_its_audits_are_timed_as_before(api, tmp_path, capsys, monkeypatch,
+                                                                      ledger_target):
+    """A version-2 ledger (no audits.fetched) is migrated in place to 3: its rows kept, `fetched`
+    unknown (NULL, which `ledger check` accepts); its audits are judged by when they were recorded, as
+    before, so a stale view it recorded is still caught; later runs record when they fetched."""
+    from verifier.ledger import open_ledger, schema
+    a = tmp_path / "a.db"
+    assert audit(api, a, capsys, monkeypatch, "2030-01-01T00:00:00.000Z") == 0
+    assert audit(api, ledger_target, capsys, monkeypatch, "2030-01-01T00:10:00.000Z", token=api.state.second_token,
+                 hostile={"truncate"}) == 0
+    store = open_ledger(ledger_target)
+    with store.transaction():  # back to version 2: drop what version 3 added
+        store._run("ALTER TABLE audits DROP COLUMN fetched")
+        store._run("UPDATE ledger_meta SET value = '2' WHERE name = 'schema_version'")
+    store.close()
+    store = open_ledger(ledger_target, create=False)
+    try:
+        assert store.schema_version() == schema.SCHEMA_VERSION == 3
+        assert [(r.id, r.time, r.fetched) for r in store.audits()] == [(1, "2030-01-01T00:10:00.000Z", None)]
+        assert store.check() == []
+    finally:
+        store.close()
+    code, result, _ = compare(capsys, a, ledger_target)
+    assert code == 1 and [(f["code"], f["stale"]["time"], f["stale"]["fetched"]) for f in result["findings"]] == \
+        [("stale_view", "2030-01-01T00:10:00.000Z", None)]
+    for command in (["show"], ["export"], ["history", IDS[0]], ["check"]):
+        assert main(["ledger", *command, "--ledger", ledger_target]) == 0, command
+    capsys.readouterr()
+    assert audit(api, ledger_target, capsys, monkeypatch, "2030-01-01T00:20:00.000Z",
+                 token=api.state.second_token) == 0
+    store = open_ledger(ledger_target, create=False)
+    try:
+        assert [r.fetched for r in store.audits()] == [None, "2030-01-01T00:20:00.000Z"]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("value", ["yesterday", "2030-01-01T00:00:00", "", "2030-13-01T00:00:00Z"])
+def test_a_damaged_fetch_time_is_a_damaged_row(api, capsys, monkeypatch, ledger_target, value):
+    """`ledger check` names an audits.fetched that is not an ISO-8601 time with its offset (a hand
+    edit), as every other damaged column; a command that reads the audits refuses the ledger (exit 3)."""
+    from verifier.ledger import open_ledger
+    assert audit(api, ledger_target, capsys, monkeypatch, "2030-01-01T00:00:00.000Z") == 0
+    store = open_ledger(ledger_target, create=False)
+    with store.transaction():
+        store._run("UPDATE audits SET fetched = ?", (value,))
+    store.close()
+    assert main(["ledger", "check", "--ledger", ledger_target]) == 3
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert problems == ["table audits, audit 1: fetched is neither empty nor an ISO-8601 time with its UTC offset"]
+    assert main(["ledger", "show", "--ledger", ledger_target]) == 3
+    assert "table audits, audit 1: fetched is neither empty nor" in capsys.readouterr().err

@@ -31,6 +31,7 @@ from typing import Any
 import msgspec
 
 from .apibodies import key_body_problems, key_rows, metadata_problems, participants_of
+from .clock import earliest_utc
 from .engine import PageInput, Verification
 from .errors import EvidenceError, FetchError, InputError, ResumeRefused, UsageError
 from .evidence import (
@@ -168,6 +169,7 @@ class Auditor:
         self.stopping = threading.Event()  # set on interrupt: fetchers stop after their current file
         self.verification: Verification | None = None
         self.key_users: list[str] = []
+        self.fetch_times: list[str] = []  # when each page the run used was fetched (replayed ones too)
 
     def run(self, conversation_ids: Sequence[str]) -> Report:
         self.options.check()  # also when changed after construction
@@ -212,6 +214,7 @@ class Auditor:
         report = verification.finish(keyring)
         self.verification = verification  # for a ledger: event_facts() and the keyring used
         verification.scrub = self.client.scrub  # what the ledger records, scrubbed as the report is
+        verification.fetched = earliest_utc(self.fetch_times)  # replayed pages were fetched by an earlier run
         token_files = self.store.token_files() if self.store else []
         report = add_findings(report, audit_findings(token_files, self.users_not_fetched))
         return scrub_report(report, [self.client.scrub])
@@ -366,6 +369,7 @@ class Auditor:
             if conv.pages[index].token_at:  # an earlier run's token, maybe not this one's
                 self.client.also_scrub(token_secrets(conv.pages[index], page.body))
             saved.see(page.body, conv.pages[index].url, index + 1)
+            self.fetch_times.append(conv.pages[index].fetched_at)
             self.store.note_token(conv, index, self.client.token_offsets(page.body))
             page.conversation_id = expected
             self._put(q, page)
@@ -393,6 +397,7 @@ class Auditor:
         number = saved.pages
         for fetched, next_token in walk:
             number += 1
+            self.fetch_times.append(fetched.fetched_at)
             if walk.last_head is not None:
                 reasons += [self.client.safe(r, 500) for r in page_missing_reasons(walk.last_head, number)]
             if self.store and conv is not None:
@@ -706,6 +711,7 @@ def verify_saved_audit(root: str, keyring: Keyring | None = None, *, fallback_ke
     report = verification.finish(keyring)
     if saved.secrets:
         verification.scrub = secret_scrubber(saved.secrets)  # the ledger records facts as the report shows them
+    verification.fetched = saved.earliest_fetch()  # when the audit fetched them, not now
     if observe is not None:
         observe(verification)
     return finish_saved_report(report, saved, saved_keys)

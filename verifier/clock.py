@@ -5,12 +5,41 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
 
 
 def utc_now_iso() -> str:
     """Now, as ``2026-12-01T21:28:10.123Z``."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def utc_instant(text: object) -> datetime | None:
+    """An ISO-8601 time with its UTC offset (``...Z`` or ``+hh:mm``) as an aware datetime, else None
+    (not text, not ISO-8601, no offset: a time without one names no instant)."""
+    if type(text) is not str:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return moment.astimezone(timezone.utc) if moment.tzinfo is not None else None
+    except (ValueError, OverflowError):
+        return None
+
+
+def earliest_utc(times: Iterable[object]) -> str | None:
+    """The earliest of ``times`` (ISO-8601 with offsets), written as ``utc_now_iso`` writes (cut to
+    the millisecond: never later); None when there is none, or when any one cannot be read (an
+    unknown time could be the earliest)."""
+    earliest: datetime | None = None
+    for text in times:
+        moment = utc_instant(text)
+        if moment is None:
+            return None
+        if earliest is None or moment < earliest:
+            earliest = moment
+    if earliest is None:
+        return None
+    return earliest.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Clock:

@@ -247,6 +247,9 @@ class Verification:
         # the secret scrubber of the run's source (an audit's access token), for what the ledger
         # records beside the scrubbed report (``record_audit(scrub=)``); None: nothing to scrub
         self.scrub: Callable[[str], str] | None = None
+        # when the pages were fetched, the earliest page's time (an audit, saved evidence), for what
+        # the ledger records (``record_audit(fetched=)``); None: unknown (page files)
+        self.fetched: str | None = None
 
     def _open(self, caller: str) -> None:
         """``UsageError`` once the signatures were checked: what comes after would not be in the report."""

@@ -374,6 +374,12 @@ class SavedAudit:
     unfolded: int = 0  # journal records read on top of it
     base_url: str = ""  # the API the audit fetched from (its keys are that server's word)
 
+    def earliest_fetch(self) -> str | None:
+        """When the audit fetched its first page: the earliest ``fetched_at`` of the saved pages (None
+        when there is none, or one cannot be read)."""
+        from .clock import earliest_utc
+        return earliest_utc(entry.fetched_at for conv in self.conversations for entry in conv.entries)
+
 
 def load_saved_audit(root: str | Path) -> SavedAudit:
     """Everything ``verify DIR`` needs to reproduce the audit's report offline (``EvidenceError``,

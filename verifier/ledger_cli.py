@@ -97,7 +97,8 @@ class LedgerRun:
             recorded = record_audit(self.store, report, verification.event_facts(), verification.keyring,
                                     command=command, inputs=inputs, key_source=key_source,
                                     key_users=key_users, time=time, ended=verification.ended_conversations(),
-                                    scrub=getattr(verification, "scrub", None))
+                                    scrub=getattr(verification, "scrub", None),
+                                    fetched=getattr(verification, "fetched", None))
             self.recorded, checkpoints = recorded, recorded.checkpoints
         try:
             if self.args.metrics is not None:
@@ -214,7 +215,8 @@ def cmd_ledger_show(args: argparse.Namespace) -> int:
 
 def _audit(a: Any) -> dict:
     return {"id": a.id, "time": a.time, "tool_version": a.tool_version, "command": a.command, "inputs": a.inputs,
-            "verdict": a.verdict, "report_digest": a.report_digest, "events": a.events, "findings": a.findings}
+            "verdict": a.verdict, "report_digest": a.report_digest, "events": a.events, "findings": a.findings,
+            "fetched": a.fetched}
 
 
 def cmd_ledger_history(args: argparse.Namespace) -> int:
@@ -460,10 +462,10 @@ def cmd_ledger_compare(args: argparse.Namespace) -> int:
                 common = [c for c in common if c == wanted]
             compared = common
             divergences = []
-            times = (_audit_times(left), _audit_times(right))
+            audits = ({a.id: a for a in left.audits()}, {a.id: a for a in right.audits()})
             for conv in common:
                 ta, tb = ledger_transcript(left, conv), ledger_transcript(right, conv)
-                chains = (_chains_of(left, conv, times[0]), _chains_of(right, conv, times[1]))
+                chains = (_chains_of(left, conv, audits[0]), _chains_of(right, conv, audits[1]))
                 full = _served_in_full(conv, chains)
                 span = common_range(ta.entries, tb.entries, from_start=full)
                 ranges.append({"conversation": conv, "kind": "sequence_ids",
@@ -474,7 +476,7 @@ def cmd_ledger_compare(args: argparse.Namespace) -> int:
                     divergences.append(d)
                 elif span is None:
                     unfinished.append(f"{conv}: the two views saw no event in common")
-                stale += _stale_views(conv, chains, times, (ta, tb), (args.a, args.b), args.tolerance)
+                stale += _stale_views(conv, chains, audits, (ta, tb), (args.a, args.b), args.tolerance)
         finally:
             left.close()
             right.close()
@@ -512,30 +514,50 @@ def _served_in_full(conv: str, chains: tuple[list, list]) -> bool:
     return all(c[-1].complete and c[-1].size > 0 for c in chains)
 
 
-def _stale_views(conv: str, chains: tuple[list, list], times: tuple[dict[int, str], dict[int, str]],
+def _fetch_time(audit: Any) -> str | None:
+    """When the head rule takes ``audit``'s head to have been fetched, on the side judged stale: the
+    earliest fetch of its pages (``audits.fetched``; never later than when the run was recorded);
+    unknown, the time an ``audit`` was recorded (a row from before schema 3: the tolerance covers the
+    audit's duration); None, not judged, for any other run of unknown fetch (page files: nothing says
+    when they were fetched). Round 93: ``verify`` of evidence saved before the other ledger's audit,
+    recorded after it, was a stale view that never happened."""
+    from .ledger.transcript import _instant
+    if audit.fetched is None:
+        return audit.time if audit.command == "audit" else None
+    fetched, recorded = _instant(audit.fetched), _instant(audit.time)
+    if fetched is None or (recorded is not None and recorded < fetched):
+        return audit.time
+    return audit.fetched
+
+
+def _stale_views(conv: str, chains: tuple[list, list], audits: tuple[dict[int, Any], dict[int, Any]],
                  transcripts: tuple[Any, Any], names: tuple[str, str], tolerance: float) -> list[dict]:
     """The head rule, both ways: an audit of one ledger that fetched ``conv`` to its end more than
-    ``tolerance`` seconds after an audit of the other saw head H must have a head at least as new as
-    H (a history only grows at its head). ``stale_view`` findings (error)."""
+    ``tolerance`` seconds after an audit of the other saw head H (recorded: an upper bound of when H
+    was there) must have a head at least as new as H (a history only grows at its head); when that
+    fetch was is ``_fetch_time``'s word. ``stale_view`` findings (error)."""
     from .ledger.transcript import seq_key, stale_view
     out = []
     for x, y in ((0, 1), (1, 0)):
-        saw = [(c.audit, times[x][c.audit], c.head) for c in chains[x] if c.audit in times[x]]
-        fetched = [(c.audit, times[y][c.audit], c.head) for c in chains[y] if c.complete and c.audit in times[y]]
+        saw = [(c.audit, audits[x][c.audit].time, c.head) for c in chains[x] if c.audit in audits[x]]
+        fetched = [(c.audit, moment, c.head) for c in chains[y]
+                   if c.complete and c.audit in audits[y] and (moment := _fetch_time(audits[y][c.audit])) is not None]
         s = stale_view(conv, saw, fetched, tolerance)
         if s is None:
             continue
         low = seq_key(s.stale_head) if s.stale_head is not None else None
         first = next((seq for seq, _d in transcripts[x].entries if low is None or seq_key(seq) > low), s.head)
         which = ("first", "second")
+        row = audits[y][s.audit]
+        when = f"at {row.time}" if s.time == row.time else f"(pages fetched from {s.time}, recorded at {row.time})"
         out.append({"code": "stale_view", "severity": "error", "conversation": conv,
                     "first_diverging_sequence_id": first, "last_agreeing_sequence_id": s.stale_head,
                     "missing_sequence_id": s.head,
                     "seen": {"ledger": encodable(names[x]), "audit": s.seen_audit, "time": s.seen_time},
-                    "stale": {"ledger": encodable(names[y]), "audit": s.audit, "time": s.time,
-                              "head": s.stale_head},
-                    "message": f"the {which[y]} ledger's audit {s.audit} at {s.time} fetched the history to its "
-                               f"end with head {s.stale_head or '(none: empty)'}, but the {which[x]} ledger's "
+                    "stale": {"ledger": encodable(names[y]), "audit": s.audit, "time": row.time,
+                              "fetched": row.fetched, "head": s.stale_head},
+                    "message": f"the {which[y]} ledger's audit {s.audit} {when} fetched the history to its end "
+                               f"with head {s.stale_head or '(none: empty)'}, but the {which[x]} ledger's "
                                f"audit {s.seen_audit} at {s.seen_time}, more than {tolerance:g} s earlier, "
                                f"had already seen sequence id {s.head}: the later view is missing its newest "
                                f"events, from sequence id {first}"})

@@ -366,7 +366,8 @@ def _group_report(run: _GroupRun, ledger: LedgerRecording | None) -> Report | In
         record_audit(ledger.store, report, sorted(run.facts, key=lambda f: f.index), run.keyring,
                      command=ledger.command, inputs=inputs, key_source=ledger.key_source,
                      ended={cid for cid in run.ended if cid not in incomplete},
-                     scrub=secret_scrubber(saved.secrets) if saved is not None and saved.secrets else None)
+                     scrub=secret_scrubber(saved.secrets) if saved is not None and saved.secrets else None,
+                     fetched=saved.earliest_fetch() if saved is not None else None)  # page files: unknown
     return report
 
 

@@ -18,7 +18,7 @@ from functools import lru_cache
 import msgspec
 
 from .._version import __version__
-from ..clock import utc_now_iso
+from ..clock import utc_instant, utc_now_iso
 from ..engine import EventFacts, _gc_paused
 from ..errors import UsageError
 from ..keys import Keyring, KeyringEntry, UnusableKey, key_identity, parse_public_key, version_number
@@ -97,12 +97,18 @@ class _Judge:
 def record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts], keyring: Keyring | None, *,
                  command: str, inputs: Sequence[str], key_source: str = "directory",
                  key_users: Sequence[str] | None = None, time: str | None = None,
-                 ended: Collection[str] | None = None, scrub: Callable[[str], str] | None = None) -> Recorded:
+                 ended: Collection[str] | None = None, scrub: Callable[[str], str] | None = None,
+                 fetched: str | None = None) -> Recorded:
     """Judge ``report`` against the ledger, add the findings to it, and record it: one transaction.
 
     ``ended``: the conversations fetched to their end (``Verification.ended_conversations()``): their
     whole history is judged, back to the beginning. None: every conversation the report calls
-    complete (fail closed: a history given only in part then shows its older events as vanished)."""
+    complete (fail closed: a history given only in part then shows its older events as vanished).
+    ``fetched``: when the run's pages were fetched, the earliest page's time (``clock.earliest_utc``;
+    None when unknown, as for page files), for the head rule of ``ledger compare``: ``time`` is when
+    the run is recorded, long after the fetch for saved evidence or ``audit --resume``."""
+    if fetched is not None and utc_instant(fetched) is None:
+        raise UsageError(f"fetched {fetched!r:.40} is not an ISO-8601 time with its UTC offset")
     facts = list(facts)
     indices = {f.index for f in facts}
     lacking = sum(1 for conv in report.conversations for ev in conv.events if ev.index not in indices)
@@ -116,7 +122,7 @@ def record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts]
     with _gc_paused():  # many small acyclic objects, as in the engine: no cyclic collection meanwhile
         return _record_audit(store, report, facts, keyring, command=command, inputs=inputs,
                              key_source=key_source, key_users=key_users, time=time or utc_now_iso(),
-                             ended=frozenset(ended), scrub=scrub or _unchanged)
+                             ended=frozenset(ended), scrub=scrub or _unchanged, fetched=fetched)
 
 
 def _unchanged(text: str) -> str:
@@ -135,7 +141,7 @@ def _scrubbed_facts(fact: EventFacts, scrub: Callable[[str], str]) -> EventFacts
 
 def _record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts], keyring: Keyring | None, *,
                   command: str, inputs: Sequence[str], key_source: str, key_users: Sequence[str] | None,
-                  time: str, ended: frozenset[str], scrub: Callable[[str], str]) -> Recorded:
+                  time: str, ended: frozenset[str], scrub: Callable[[str], str], fetched: str | None) -> Recorded:
     _mark_ledger_keys(report, keyring)
     by_index = {f.index: f for f in facts}
     with store.transaction():
@@ -157,7 +163,7 @@ def _record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts
         recorded.findings = [("", f) for f in judge.run] + \
             [(cid, f) for cid, fs in judge.conv.items() for f in fs] + [(cid, f) for cid, _e, f in judge.event]
         store.insert_audit(AuditRow(audit_id, time, __version__, command, [encodable(i) for i in inputs], report.verdict,
-                                    report_digest(report), touched, finding_counts(report)))
+                                    report_digest(report), touched, finding_counts(report), fetched))
         store.insert_chains(chains)
     return recorded
 

@@ -9,7 +9,7 @@ version, so a ledger is always at one version.
 from __future__ import annotations
 
 FORMAT = "xchat-verify-ledger"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Types spelled per backend: BLOB/BYTEA, and SQLite's WITHOUT ROWID for the big table (its primary key
 # is the storage order: no second copy of the key in an index).
@@ -46,6 +46,10 @@ _MIGRATIONS: dict[int, list[str]] = {
     ],
     # 2: a retired key is reported once (key_retired), not at every later audit
     2: ["ALTER TABLE keys ADD COLUMN retired_audit {BIGINT}"],
+    # 3: when the run's pages were fetched (the earliest page; NULL: unknown), for the head rule of
+    # `ledger compare`: `time` is when the run was recorded, which for `verify` of saved evidence or
+    # an `audit --resume` is long after its pages were fetched
+    3: ["ALTER TABLE audits ADD COLUMN fetched TEXT"],
 }
 
 

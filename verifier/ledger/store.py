@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from ..clock import utc_instant
 from ..errors import LedgerError
 from ..sanitize import printable
 from . import schema
@@ -98,7 +99,7 @@ def _json(text: Any, kind: type) -> Any:
 
 
 def audit_problem(r: tuple) -> str:
-    ident, time, tool_version, command, inputs, verdict, digest, events, findings = r
+    ident, time, tool_version, command, inputs, verdict, digest, events, findings, fetched = r
     if not _int(ident) or ident < 1:
         return "id is not an audit id"
     if type(time) is not str:
@@ -117,6 +118,8 @@ def audit_problem(r: tuple) -> str:
     counts = _json(findings, dict)
     if counts is None or not all(type(n) is int and n >= 0 for n in counts.values()):
         return "findings is not a JSON object of counts"
+    if fetched is not None and utc_instant(fetched) is None:
+        return "fetched is neither empty nor an ISO-8601 time with its UTC offset"
     return ""
 
 
@@ -157,6 +160,9 @@ class AuditRow:
     report_digest: str
     events: int
     findings: dict[str, int]
+    # when the run's pages were fetched: the earliest page's fetch time, None when unknown (page
+    # files; rows from before schema 3). ``time`` is when the run was recorded.
+    fetched: str | None = None
 
     def label(self) -> str:
         return f"audit {self.id} at {self.time}"
@@ -400,12 +406,12 @@ class SqlStore:
 
     def audits(self) -> list[AuditRow]:
         rows = self._query("SELECT id, time, tool_version, command, inputs, verdict, report_digest, events, "
-                           "findings FROM audits ORDER BY id")
+                           "findings, fetched FROM audits ORDER BY id")
         for r in rows:
             problem = audit_problem(r)
             if problem:
                 raise self.damaged("audits", f"audit {r[0]!r:.40}", problem)
-        return [AuditRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], json.loads(r[8]))
+        return [AuditRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], json.loads(r[8]), r[9])
                 for r in rows]
 
     def chains(self, conversation: str | None = None) -> list[ChainRow]:
@@ -438,9 +444,10 @@ class SqlStore:
     def insert_audit(self, audit: AuditRow) -> None:
         self._need_tx()
         self._run("INSERT INTO audits (id, time, tool_version, command, inputs, verdict, report_digest, events, "
-                  "findings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  "findings, fetched) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                   (audit.id, audit.time, audit.tool_version, audit.command, json.dumps(audit.inputs),
-                   audit.verdict, audit.report_digest, audit.events, json.dumps(audit.findings, sort_keys=True)))
+                   audit.verdict, audit.report_digest, audit.events, json.dumps(audit.findings, sort_keys=True),
+                   audit.fetched))
 
     def insert_events(self, rows: list[EventRow]) -> None:
         self._need_tx()
@@ -498,8 +505,8 @@ class SqlStore:
             return f"conversation {name!r:.60}" if isinstance(name, str) else f"conversation row {conv_id!r:.40}"
 
         scans: list[tuple[str, str, Callable[[tuple], str], Callable[[tuple], str]]] = [
-            ("audits", "SELECT id, time, tool_version, command, inputs, verdict, report_digest, events, findings "
-                       "FROM audits ORDER BY id", audit_problem, lambda r: f"audit {r[0]!r:.40}"),
+            ("audits", "SELECT id, time, tool_version, command, inputs, verdict, report_digest, events, findings, "
+                       "fetched FROM audits ORDER BY id", audit_problem, lambda r: f"audit {r[0]!r:.40}"),
             ("events", "SELECT seq, digest, prev, message_id, sender, kind, sig_version, status, state, first_audit, "
                        f"last_audit, conv FROM events ORDER BY conv, seq{c}, digest", lambda r: event_problem(r[:11]),
              lambda r: f"{conversation(r[11])}, sequence id {r[0]!r:.40}"),
