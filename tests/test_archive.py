@@ -281,6 +281,8 @@ def test_ledger_judges_and_records_each_group_as_verify_does(tmp_path, monkeypat
         # when the evidence was fetched, not when it was verified (round 93: ledger compare's head rule)
         from verifier.testing.archive import _FETCHED_AT
         assert [(a.time, a.fetched) for a in ledgers[1].audits()] == [("2026-12-02T00:00:00.000Z", _FETCHED_AT)] * 2
+        chains = [[(c.audit, c.conversation, c.fetched) for c in led.chains()] for led in ledgers]
+        assert chains[0] == chains[1] and {c[-1] for c in chains[1]} == {_FETCHED_AT} and len(chains[1]) == 6
         cid = ours.conversations[0].conversation_id
         assert [msgspec.to_builtins(e) for e in ledgers[0].events(cid)] == \
             [msgspec.to_builtins(e) for e in ledgers[1].events(cid)]

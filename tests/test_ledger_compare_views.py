@@ -293,13 +293,14 @@ def test_a_schema_2_ledger_migrates_and_its_audits_are_timed_as_before(api, tmp_
     store = open_ledger(ledger_target)
     with store.transaction():  # back to version 2: drop what version 3 added
         store._run("ALTER TABLE audits DROP COLUMN fetched")
+        store._run("ALTER TABLE chains DROP COLUMN fetched")
         store._run("UPDATE ledger_meta SET value = '2' WHERE name = 'schema_version'")
     store.close()
     store = open_ledger(ledger_target, create=False)
     try:
         assert store.schema_version() == schema.SCHEMA_VERSION == 3
         assert [(r.id, r.time, r.fetched) for r in store.audits()] == [(1, "2030-01-01T00:10:00.000Z", None)]
-        assert store.check() == []
+        assert all(c.fetched is None for c in store.chains()) and store.check() == []
     finally:
         store.close()
     code, result, _ = compare(capsys, a, ledger_target)
@@ -313,22 +314,59 @@ def test_a_schema_2_ledger_migrates_and_its_audits_are_timed_as_before(api, tmp_
     store = open_ledger(ledger_target, create=False)
     try:
         assert [r.fetched for r in store.audits()] == [None, "2030-01-01T00:20:00.000Z"]
+        assert {(c.audit, c.fetched) for c in store.chains()} == {(1, None), (2, "2030-01-01T00:20:00.000Z")}
     finally:
         store.close()
 
 
 @pytest.mark.parametrize("value", ["yesterday", "2030-01-01T00:00:00", "", "2030-13-01T00:00:00Z"])
-def test_a_damaged_fetch_time_is_a_damaged_row(api, capsys, monkeypatch, ledger_target, value):
+@pytest.mark.parametrize("table", ["audits", "chains"])
+def test_a_damaged_fetch_time_is_a_damaged_row(api, capsys, monkeypatch, ledger_target, value, table):
     """`ledger check` names an audits.fetched that is not an ISO-8601 time with its offset (a hand
     edit), as every other damaged column; a command that reads the audits refuses the ledger (exit 3)."""
     from verifier.ledger import open_ledger
     assert audit(api, ledger_target, capsys, monkeypatch, "2030-01-01T00:00:00.000Z") == 0
     store = open_ledger(ledger_target, create=False)
     with store.transaction():
-        store._run("UPDATE audits SET fetched = ?", (value,))
+        store._run(f"UPDATE {table} SET fetched = ?" + (" WHERE conv = 1" if table == "chains" else ""), (value,))
     store.close()
     assert main(["ledger", "check", "--ledger", ledger_target]) == 3
     problems = json.loads(capsys.readouterr().out)["problems"]
-    assert problems == ["table audits, audit 1: fetched is neither empty nor an ISO-8601 time with its UTC offset"]
-    assert main(["ledger", "show", "--ledger", ledger_target]) == 3
-    assert "table audits, audit 1: fetched is neither empty nor" in capsys.readouterr().err
+    where = "audit 1" if table == "audits" else f"audit 1, conversation {IDS[0]!r}"
+    assert problems == [f"table {table}, {where}: fetched is neither empty nor an ISO-8601 time with its UTC offset"]
+    assert main(["ledger", "history", IDS[0], "--ledger", ledger_target]) == 3
+    assert f"table {table}, " in capsys.readouterr().err
+
+
+def test_a_conversation_fetched_late_in_a_long_audit_is_timed_by_its_own_pages(api, tmp_path, capsys, monkeypatch):
+    """B's audit fetches the group from 00:10 and the 1:1 conversation from 00:30 (one at a time, each
+    response 10 minutes after the last); A's audit, recorded at 00:20, saw the 1:1 head B lacks. B's
+    1:1 head came 10 minutes after A saw a newer one: stale_view, timed by that conversation's own
+    pages (chains.fetched), not by the run's first page (00:10, before A's audit: not judged)."""
+    import itertools
+
+    from verifier.ledger import open_ledger
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    monkeypatch.setenv("X_BEARER_TOKEN", api.state.second_token)
+    monkeypatch.delenv("XCHAT_VERIFY_LEDGER", raising=False)
+    minutes = itertools.count(0, 10)
+    monkeypatch.setattr("verifier.fetch.utc_now_iso",
+                        lambda: (lambda m: f"2030-01-01T{m // 60:02d}:{m % 60:02d}:00.000Z")(next(minutes)))
+    monkeypatch.setattr("verifier.ledger_cli.utc_now_iso", lambda: "2030-01-01T01:30:00.000Z")
+    api.state.hostile = {"truncate"}
+    assert main(["audit", IDS[1], IDS[0], "--base-url", api.url, "--max-results", "10", "--quiet", "--format", "json",
+                 "--concurrency", "1", "--ledger", str(b)]) == 0
+    capsys.readouterr()
+    assert audit(api, a, capsys, monkeypatch, "2030-01-01T00:20:00.000Z") == 0
+    store = open_ledger(str(b), create=False)
+    try:
+        [run] = store.audits()
+        assert run.fetched == "2030-01-01T00:10:00.000Z"
+        assert {c.conversation: c.fetched for c in store.chains()} == \
+            {IDS[1]: "2030-01-01T00:10:00.000Z", IDS[0]: "2030-01-01T00:30:00.000Z"}
+    finally:
+        store.close()
+    code, result, err = compare(capsys, a, b)
+    assert code == 1 and [(f["code"], f["conversation"], f["stale"]["fetched"]) for f in result["findings"]] == \
+        [("stale_view", IDS[0], "2030-01-01T00:30:00.000Z")], result
+    assert "pages fetched from 2030-01-01T00:30:00.000Z, recorded at 2030-01-01T01:30:00.000Z" in err

@@ -203,13 +203,15 @@ def test_migration_from_schema_1(ledger_target, pages):
     with store.transaction():  # take it back to version 1: drop what versions 2 and 3 added
         store._run("ALTER TABLE keys DROP COLUMN retired_audit")
         store._run("ALTER TABLE audits DROP COLUMN fetched")
+        store._run("ALTER TABLE chains DROP COLUMN fetched")
         store._run("UPDATE ledger_meta SET value = '1' WHERE name = 'schema_version'")
     store.close()
     store = open_ledger(ledger_target)
     try:
         assert isinstance(store, SqlStore) and store.schema_version() == schema.SCHEMA_VERSION == 3
         assert len(store.audits()) == 1 and all(k.retired_audit is None for k in store.keys())
-        assert store.audits()[0].fetched is None and store.check() == []
+        assert store.audits()[0].fetched is None and all(c.fetched is None for c in store.chains())
+        assert store.check() == []
     finally:
         store.close()
     assert main(["verify", *files, "--keys", ring, "--ledger", ledger_target, "--format", "json"]) == 0

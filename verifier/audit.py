@@ -169,7 +169,8 @@ class Auditor:
         self.stopping = threading.Event()  # set on interrupt: fetchers stop after their current file
         self.verification: Verification | None = None
         self.key_users: list[str] = []
-        self.fetch_times: list[str] = []  # when each page the run used was fetched (replayed ones too)
+        self.fetch_times: dict[str, list[str]] = {}  # conversation as named -> when each page it used was
+        # fetched (replayed ones too)
 
     def run(self, conversation_ids: Sequence[str]) -> Report:
         self.options.check()  # also when changed after construction
@@ -214,7 +215,8 @@ class Auditor:
         report = verification.finish(keyring)
         self.verification = verification  # for a ledger: event_facts() and the keyring used
         verification.scrub = self.client.scrub  # what the ledger records, scrubbed as the report is
-        verification.fetched = earliest_utc(self.fetch_times)  # replayed pages were fetched by an earlier run
+        # replayed pages were fetched by an earlier run
+        verification.fetched = earliest_utc(t for times in self.fetch_times.values() for t in times)
         token_files = self.store.token_files() if self.store else []
         report = add_findings(report, audit_findings(token_files, self.users_not_fetched))
         return scrub_report(report, [self.client.scrub])
@@ -262,7 +264,7 @@ class Auditor:
                     events = self._consume(q, verification)
                     served = verification.conversations_since(before)
                     record_conversation(verification, cid, self.expected_ids.get(cid), events,
-                                        self.incomplete.get(cid, []), served)
+                                        self.incomplete.get(cid, []), served, self.fetch_times.get(cid, []))
                     self.errors += served_problems(cid, served)
             except BaseException:
                 # Ctrl-C or a failure while consuming: let every fetcher finish the file it is
@@ -369,7 +371,7 @@ class Auditor:
             if conv.pages[index].token_at:  # an earlier run's token, maybe not this one's
                 self.client.also_scrub(token_secrets(conv.pages[index], page.body))
             saved.see(page.body, conv.pages[index].url, index + 1)
-            self.fetch_times.append(conv.pages[index].fetched_at)
+            self.fetch_times.setdefault(conversation_id, []).append(conv.pages[index].fetched_at)
             self.store.note_token(conv, index, self.client.token_offsets(page.body))
             page.conversation_id = expected
             self._put(q, page)
@@ -397,7 +399,7 @@ class Auditor:
         number = saved.pages
         for fetched, next_token in walk:
             number += 1
-            self.fetch_times.append(fetched.fetched_at)
+            self.fetch_times.setdefault(conversation_id, []).append(fetched.fetched_at)
             if walk.last_head is not None:
                 reasons += [self.client.safe(r, 500) for r in page_missing_reasons(walk.last_head, number)]
             if self.store and conv is not None:
@@ -536,14 +538,18 @@ def user_label(value: object) -> str:
 
 
 def record_conversation(verification: Verification, named: str, expected: str | None, events: int,
-                        reasons: Sequence[str] = (), served: Sequence[str] = ()) -> None:
+                        reasons: Sequence[str] = (), served: Sequence[str] = (),
+                        fetched: Sequence[object] | None = None) -> None:
     """Report every audited conversation, even one without events (it then fails ``no_events``):
     under its canonical id when known, else, if it returned nothing, under the id as named; and
     mark it incomplete for each reason it was not fetched to its end: the canonical id, else the
     conversations its events were reported under (``served``; review 79: a bare id whose metadata was
     unavailable marked only itself, a conversation without events, and the one it fetched part of
     read as complete and passed). A walk without such reasons ended the conversations ``served``:
-    its empty oldest page may name none of them itself."""
+    its empty oldest page may name none of them itself. ``fetched``: when its pages were fetched
+    (``Verification.note_fetch``, for the conversations ``served``, else the one reported)."""
+    if fetched is not None:
+        verification.note_fetch(served or [expected or named], fetched)
     if expected:
         verification.expect_conversation(expected)
     elif events == 0:
@@ -838,7 +844,8 @@ def _replay_conversation(verification: Verification, conv: SavedConversation) ->
         verification.add_page(page)
     reasons = conv.incomplete or walk.reasons(conv.error)
     served = verification.conversations_since(before)
-    record_conversation(verification, conv.named, conv.expected, verification.event_count - before, reasons, served)
+    record_conversation(verification, conv.named, conv.expected, verification.event_count - before, reasons, served,
+                        [entry.fetched_at for entry in conv.entries])
     return saved_conversation_errors(conv) + served_problems(conv.named, served)
 
 

@@ -250,6 +250,7 @@ class Verification:
         # when the pages were fetched, the earliest page's time (an audit, saved evidence), for what
         # the ledger records (``record_audit(fetched=)``); None: unknown (page files)
         self.fetched: str | None = None
+        self._fetch_times: dict[str, list[object]] = {}  # conversation -> its pages' fetch times
 
     def _open(self, caller: str) -> None:
         """``UsageError`` once the signatures were checked: what comes after would not be in the report."""
@@ -383,6 +384,18 @@ class Verification:
         credit it, and a ledger would not judge the events dropped from the start (review 57)."""
         refuse_one_value(conversations, "credit_end", "conversation ids")  # (round 88: one id took each character)
         self._run.ended.update(canonical_conversation(cid) or "unknown" for cid in conversations)
+
+    def note_fetch(self, conversations: Iterable[str], times: Iterable[object]) -> None:
+        """The pages of one walk (an audit's, saved evidence's) were fetched at ``times``: for the
+        conversations its events were reported under (``fetched_conversations``)."""
+        times = list(times)
+        for cid in conversations:
+            self._fetch_times.setdefault(cid, []).extend(times)
+
+    def fetched_conversations(self) -> dict[str, str | None]:
+        """Per conversation, when its pages were fetched (the earliest; None when one is unknown)."""
+        from .clock import earliest_utc
+        return {cid: earliest_utc(times) for cid, times in self._fetch_times.items()}
 
     def _finish(self, keyring: Keyring | None, lazy: bool) -> Report:
         self._run.keyring = keyring

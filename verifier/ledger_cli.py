@@ -98,7 +98,9 @@ class LedgerRun:
                                     command=command, inputs=inputs, key_source=key_source,
                                     key_users=key_users, time=time, ended=verification.ended_conversations(),
                                     scrub=getattr(verification, "scrub", None),
-                                    fetched=getattr(verification, "fetched", None))
+                                    fetched=getattr(verification, "fetched", None),
+                                    fetched_conversations=verification.fetched_conversations()
+                                    if hasattr(verification, "fetched_conversations") else None)
             self.recorded, checkpoints = recorded, recorded.checkpoints
         try:
             if self.args.metrics is not None:
@@ -230,7 +232,7 @@ def cmd_ledger_history(args: argparse.Namespace) -> int:
             raise InputError(f"the ledger has no conversation {printable(conv)}")
         _print({"conversation": conv, "audits": [
             {**_audit(audits[c.audit]), "tail": c.tail, "head": c.head, "size": c.size, "root": c.root,
-             "complete": c.complete} for c in chains]})
+             "complete": c.complete, "fetched": c.fetched} for c in chains]})
     finally:
         store.close()
     return EXIT_PASS
@@ -273,7 +275,7 @@ def cmd_ledger_export(args: argparse.Namespace) -> int:
                     "first_audit": r.first_audit, "last_audit": r.last_audit}
                    for r in sorted(store.events(name), key=lambda r: (_order(r.seq), r.last_audit))],
                    "chains": [{"audit": c.audit, "tail": c.tail, "head": c.head, "size": c.size, "root": c.root,
-                               "complete": c.complete} for c in store.chains(name)]}
+                               "complete": c.complete, "fetched": c.fetched} for c in store.chains(name)]}
                    for name in store.conversations()],
                "keys": [_key(k, times) for k in store.keys()]}
         text = _json(out, indent=1)
@@ -514,20 +516,22 @@ def _served_in_full(conv: str, chains: tuple[list, list]) -> bool:
     return all(c[-1].complete and c[-1].size > 0 for c in chains)
 
 
-def _fetch_time(audit: Any) -> str | None:
-    """When the head rule takes ``audit``'s head to have been fetched, on the side judged stale: the
-    earliest fetch of its pages (``audits.fetched``; never later than when the run was recorded);
+def _fetch_time(audit: Any, chain: Any = None) -> str | None:
+    """When the head rule takes ``audit``'s head (of ``chain``'s conversation) to have been fetched, on
+    the side judged stale: the earliest fetch of its pages (``chains.fetched``, else the run's
+    ``audits.fetched``; never later than when the run was recorded);
     unknown, the time an ``audit`` was recorded (a row from before schema 3: the tolerance covers the
     audit's duration); None, not judged, for any other run of unknown fetch (page files: nothing says
     when they were fetched). Round 93: ``verify`` of evidence saved before the other ledger's audit,
     recorded after it, was a stale view that never happened."""
     from .ledger.transcript import _instant
-    if audit.fetched is None:
+    text = chain.fetched if chain is not None and chain.fetched is not None else audit.fetched
+    if text is None:
         return audit.time if audit.command == "audit" else None
-    fetched, recorded = _instant(audit.fetched), _instant(audit.time)
+    fetched, recorded = _instant(text), _instant(audit.time)
     if fetched is None or (recorded is not None and recorded < fetched):
         return audit.time
-    return audit.fetched
+    return text
 
 
 def _stale_views(conv: str, chains: tuple[list, list], audits: tuple[dict[int, Any], dict[int, Any]],
@@ -541,7 +545,8 @@ def _stale_views(conv: str, chains: tuple[list, list], audits: tuple[dict[int, A
     for x, y in ((0, 1), (1, 0)):
         saw = [(c.audit, audits[x][c.audit].time, c.head) for c in chains[x] if c.audit in audits[x]]
         fetched = [(c.audit, moment, c.head) for c in chains[y]
-                   if c.complete and c.audit in audits[y] and (moment := _fetch_time(audits[y][c.audit])) is not None]
+                   if c.complete and c.audit in audits[y]
+                   and (moment := _fetch_time(audits[y][c.audit], c)) is not None]
         s = stale_view(conv, saw, fetched, tolerance)
         if s is None:
             continue
@@ -549,13 +554,14 @@ def _stale_views(conv: str, chains: tuple[list, list], audits: tuple[dict[int, A
         first = next((seq for seq, _d in transcripts[x].entries if low is None or seq_key(seq) > low), s.head)
         which = ("first", "second")
         row = audits[y][s.audit]
+        stale_chain = next(c for c in chains[y] if c.audit == s.audit)
         when = f"at {row.time}" if s.time == row.time else f"(pages fetched from {s.time}, recorded at {row.time})"
         out.append({"code": "stale_view", "severity": "error", "conversation": conv,
                     "first_diverging_sequence_id": first, "last_agreeing_sequence_id": s.stale_head,
                     "missing_sequence_id": s.head,
                     "seen": {"ledger": encodable(names[x]), "audit": s.seen_audit, "time": s.seen_time},
                     "stale": {"ledger": encodable(names[y]), "audit": s.audit, "time": row.time,
-                              "fetched": row.fetched, "head": s.stale_head},
+                              "fetched": stale_chain.fetched or row.fetched, "head": s.stale_head},
                     "message": f"the {which[y]} ledger's audit {s.audit} {when} fetched the history to its end "
                                f"with head {s.stale_head or '(none: empty)'}, but the {which[x]} ledger's "
                                f"audit {s.seen_audit} at {s.seen_time}, more than {tolerance:g} s earlier, "

@@ -314,7 +314,8 @@ def _replay_evidence(run: _GroupRun, shell: Verification, facts: list[TaskFacts]
     errors: list[tuple[str, str]] = []
     for conv, walk, count, theirs in zip(saved.conversations, walks, events, served):
         reasons = conv.incomplete or walk.reasons(conv.error)
-        record_conversation(shell, conv.named, conv.expected, count, reasons, list(theirs))
+        record_conversation(shell, conv.named, conv.expected, count, reasons, list(theirs),
+                            [entry.fetched_at for entry in conv.entries])
         errors += saved_conversation_errors(conv) + served_problems(conv.named, list(theirs))
     run.ended |= shell.ended_conversations()  # walks whose empty oldest page named no conversation
     saved.file_errors += [e for fact in facts for e in fact.file_errors]  # the pages the workers read
@@ -367,7 +368,8 @@ def _group_report(run: _GroupRun, ledger: LedgerRecording | None) -> Report | In
                      command=ledger.command, inputs=inputs, key_source=ledger.key_source,
                      ended={cid for cid in run.ended if cid not in incomplete},
                      scrub=secret_scrubber(saved.secrets) if saved is not None and saved.secrets else None,
-                     fetched=saved.earliest_fetch() if saved is not None else None)  # page files: unknown
+                     fetched=saved.earliest_fetch() if saved is not None else None,  # page files: unknown
+                     fetched_conversations=run.shell.fetched_conversations())
     return report
 
 

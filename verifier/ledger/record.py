@@ -98,7 +98,8 @@ def record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts]
                  command: str, inputs: Sequence[str], key_source: str = "directory",
                  key_users: Sequence[str] | None = None, time: str | None = None,
                  ended: Collection[str] | None = None, scrub: Callable[[str], str] | None = None,
-                 fetched: str | None = None) -> Recorded:
+                 fetched: str | None = None, fetched_conversations: Mapping[str, str | None] | None = None
+                 ) -> Recorded:
     """Judge ``report`` against the ledger, add the findings to it, and record it: one transaction.
 
     ``ended``: the conversations fetched to their end (``Verification.ended_conversations()``): their
@@ -106,9 +107,14 @@ def record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts]
     complete (fail closed: a history given only in part then shows its older events as vanished).
     ``fetched``: when the run's pages were fetched, the earliest page's time (``clock.earliest_utc``;
     None when unknown, as for page files), for the head rule of ``ledger compare``: ``time`` is when
-    the run is recorded, long after the fetch for saved evidence or ``audit --resume``."""
-    if fetched is not None and utc_instant(fetched) is None:
-        raise UsageError(f"fetched {fetched!r:.40} is not an ISO-8601 time with its UTC offset")
+    the run is recorded, long after the fetch for saved evidence or ``audit --resume``.
+    ``fetched_conversations``: the same per conversation (``Verification.fetched_conversations()``),
+    recorded on its chain row: in a long audit of many conversations, one is fetched long after the
+    run's first page."""
+    fetched_conversations = dict(fetched_conversations or {})
+    for value in (fetched, *fetched_conversations.values()):
+        if value is not None and utc_instant(value) is None:
+            raise UsageError(f"fetched {value!r:.40} is not an ISO-8601 time with its UTC offset")
     facts = list(facts)
     indices = {f.index for f in facts}
     lacking = sum(1 for conv in report.conversations for ev in conv.events if ev.index not in indices)
@@ -122,7 +128,8 @@ def record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts]
     with _gc_paused():  # many small acyclic objects, as in the engine: no cyclic collection meanwhile
         return _record_audit(store, report, facts, keyring, command=command, inputs=inputs,
                              key_source=key_source, key_users=key_users, time=time or utc_now_iso(),
-                             ended=frozenset(ended), scrub=scrub or _unchanged, fetched=fetched)
+                             ended=frozenset(ended), scrub=scrub or _unchanged, fetched=fetched,
+                             fetched_conversations=fetched_conversations)
 
 
 def _unchanged(text: str) -> str:
@@ -141,7 +148,8 @@ def _scrubbed_facts(fact: EventFacts, scrub: Callable[[str], str]) -> EventFacts
 
 def _record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts], keyring: Keyring | None, *,
                   command: str, inputs: Sequence[str], key_source: str, key_users: Sequence[str] | None,
-                  time: str, ended: frozenset[str], scrub: Callable[[str], str], fetched: str | None) -> Recorded:
+                  time: str, ended: frozenset[str], scrub: Callable[[str], str], fetched: str | None,
+                  fetched_conversations: Mapping[str, str | None]) -> Recorded:
     _mark_ledger_keys(report, keyring)
     by_index = {f.index: f for f in facts}
     with store.transaction():
@@ -157,7 +165,8 @@ def _record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts
             checkpoint = transcript.checkpoint(time)
             recorded.checkpoints.append(checkpoint)
             chains.append(ChainRow(audit_id, conv.conversation_id, transcript.tail, transcript.head,
-                                   transcript.size, transcript.root, conv.complete))
+                                   transcript.size, transcript.root, conv.complete,
+                                   fetched_conversations.get(conv.conversation_id, fetched)))
         _keys(store, judge, keyring, facts, audit_id, key_source, key_users, scrub)
         _apply(report, judge)
         recorded.findings = [("", f) for f in judge.run] + \

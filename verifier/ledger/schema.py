@@ -46,10 +46,10 @@ _MIGRATIONS: dict[int, list[str]] = {
     ],
     # 2: a retired key is reported once (key_retired), not at every later audit
     2: ["ALTER TABLE keys ADD COLUMN retired_audit {BIGINT}"],
-    # 3: when the run's pages were fetched (the earliest page; NULL: unknown), for the head rule of
-    # `ledger compare`: `time` is when the run was recorded, which for `verify` of saved evidence or
-    # an `audit --resume` is long after its pages were fetched
-    3: ["ALTER TABLE audits ADD COLUMN fetched TEXT"],
+    # 3: when the run's pages were fetched (the earliest page; NULL: unknown), and each conversation's,
+    # for the head rule of `ledger compare`: `time` is when the run was recorded, which for `verify`
+    # of saved evidence or an `audit --resume` is long after its pages were fetched
+    3: ["ALTER TABLE audits ADD COLUMN fetched TEXT", "ALTER TABLE chains ADD COLUMN fetched TEXT"],
 }
 
 

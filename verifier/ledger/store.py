@@ -124,7 +124,7 @@ def audit_problem(r: tuple) -> str:
 
 
 def chain_problem(r: tuple) -> str:
-    audit, _name, tail, head, size, root, complete = r
+    audit, _name, tail, head, size, root, complete, fetched = r
     if not _int(audit):
         return "audit is not an audit id"
     if not (_opt_str(tail) and _opt_str(head) and type(root) is str):
@@ -133,6 +133,8 @@ def chain_problem(r: tuple) -> str:
         return "size is not a count"
     if complete not in (0, 1) or type(complete) is not int:
         return "complete is not 0 or 1"
+    if fetched is not None and utc_instant(fetched) is None:
+        return "fetched is neither empty nor an ISO-8601 time with its UTC offset"
     return ""
 
 
@@ -177,6 +179,7 @@ class ChainRow:
     size: int
     root: str
     complete: bool
+    fetched: str | None = None  # when this conversation's pages were fetched (the earliest); None: unknown
 
 
 class LedgerStore(Protocol):
@@ -415,7 +418,7 @@ class SqlStore:
                 for r in rows]
 
     def chains(self, conversation: str | None = None) -> list[ChainRow]:
-        text = ("SELECT c.audit, v.name, c.tail, c.head, c.size, c.root, c.complete FROM chains c "
+        text = ("SELECT c.audit, v.name, c.tail, c.head, c.size, c.root, c.complete, c.fetched FROM chains c "
                 "JOIN conversations v ON v.id = c.conv")
         rows = self._query(text + " WHERE v.name = ? ORDER BY c.audit", (conversation,)) if conversation \
             else self._query(text + " ORDER BY c.audit, v.id")
@@ -423,7 +426,7 @@ class SqlStore:
             problem = chain_problem(r)
             if problem:
                 raise self.damaged("chains", f"audit {r[0]!r:.40}, conversation {r[1]!r:.40}", problem)
-        return [ChainRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
+        return [ChainRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7]) for r in rows]
 
     # ------------------------------------------------------------------ writes (inside transaction())
     def _need_tx(self) -> None:
@@ -484,9 +487,10 @@ class SqlStore:
 
     def insert_chains(self, rows: list[ChainRow]) -> None:
         self._need_tx()
-        self._many("INSERT INTO chains (audit, conv, tail, head, size, root, complete) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   [(r.audit, self._conv_id(r.conversation, True), r.tail, r.head, r.size, r.root, int(r.complete))
-                    for r in rows])
+        self._many("INSERT INTO chains (audit, conv, tail, head, size, root, complete, fetched) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   [(r.audit, self._conv_id(r.conversation, True), r.tail, r.head, r.size, r.root, int(r.complete),
+                     r.fetched) for r in rows])
 
     # ------------------------------------------------------------------ consistency
     def damaged_rows(self) -> list[str]:
@@ -513,7 +517,8 @@ class SqlStore:
             ("keys", "SELECT user_id, version, key_digest, source, signing_key, binding, first_audit, last_audit, "
                      f"retired_audit FROM keys ORDER BY user_id{c}, version{c}, source{c}, key_digest", key_problem,
              lambda r: f"user {r[0]!r:.40} key version {r[1]!r:.40}"),
-            ("chains", "SELECT audit, conv, tail, head, size, root, complete FROM chains ORDER BY audit, conv", chain_problem,
+            ("chains", "SELECT audit, conv, tail, head, size, root, complete, fetched FROM chains ORDER BY audit, conv",
+             chain_problem,
              lambda r: f"audit {r[0]!r:.40}, {conversation(r[1])}"),
             ("conversations", "SELECT name, id FROM conversations ORDER BY id",
              lambda r: "" if type(r[0]) is str and type(r[1]) is int else "name or id of the wrong type",
