@@ -359,6 +359,21 @@ def test_a_key_conflict_between_tasks_is_found_as_in_one_run(tmp_path):
     assert _json(ours) == _json(expected)
 
 
+def test_signatures_checked_with_the_events_own_keys_are_counted_as_verify_counts_them(tmp_path):
+    """--keys with --allow-embedded-keys, the keyring lacking one member of each conversation: the
+    proof says how many signatures were checked with a key the event carried, and that the signer
+    keys are not all authenticated, however the run is cut (round 92: the coordinator's shell
+    counted none, and the report said every signer key came from the keyring)."""
+    convs = conversations(2, 12, seed="embedded")
+    files = [str(p) for p in sorted(write_pages(tmp_path / "pages", convs, page_size=5))]
+    ring = verifier.Keyring.from_json(json.dumps({"keys": [c.members[0].keyring_entry() for c in convs]}))
+    expected = verifier.verify_pages(load_pages(files, MB), ring, allow_embedded_keys=True)
+    assert expected.proof.embedded_keys == 12 and not expected.proof.keys_authenticated
+    for cut in (1, 5_000, 10**9):
+        ours = verify_archive([str(tmp_path / "pages")], ring, InProcess(), task_bytes=cut, allow_embedded_keys=True)
+        assert _json(ours) == _json(expected), cut
+
+
 def test_unusable_scheduler_addresses_are_usage_errors_before_any_client(tmp_path):
     """Addresses Dask parses but cannot use made a half-built Client that hung 20 s at exit and
     printed a traceback from its __del__ (exit 3); an empty address started a local cluster."""
