@@ -374,6 +374,37 @@ def test_signatures_checked_with_the_events_own_keys_are_counted_as_verify_count
         assert _json(ours) == _json(expected), cut
 
 
+def test_too_many_token_strings_make_the_directory_unusable_as_verify_dir_finds_it(tmp_path):
+    """A manifest whose token_at names 18 different strings, three per page: ``verify DIR`` refuses
+    the directory (an audit has one access token). The archive checks what all its tasks found
+    together, and fails that group alone (round 92: each task counted only its own pages' strings,
+    so cut in tasks the directory passed; in one task the worker's error ended the whole run)."""
+    convs = conversations(2, 12, seed="tokens")
+    ev = write_evidence(tmp_path / "ev", convs, page_size=5)
+    good = write_evidence(tmp_path / "good", convs, page_size=5)
+    manifest = json.loads((ev / "manifest.json").read_text())
+    strings = set()
+    for conv in manifest["conversations"]:
+        for entry in conv["pages"]:
+            body = (ev / entry["file"]).read_bytes()
+            at, entry["token_at"] = body.index(b'"encoded_event":"') + 17, []
+            while len(entry["token_at"]) < 3:
+                if body[at:at + 12] not in strings and b'"' not in body[at:at + 12]:
+                    entry["token_at"].append([at, 12])
+                    strings.add(body[at:at + 12])
+                at += 13
+    (ev / "manifest.json").write_text(json.dumps(manifest))
+    assert len(strings) == 18
+    with pytest.raises(verifier.errors.EvidenceError, match="token_at names more than 16"):
+        verify_saved_audit(str(ev))
+    for cut in (1, 10**9):  # every page its own task (three strings each) ... all in one
+        ours = verify_archive([str(ev), str(good)], None, InProcess(), task_bytes=cut, trust_evidence_keys=True)
+        errors = {i.source: i.errors for i in ours.inputs if i.errors}
+        assert list(errors) == [str(ev)] and "token_at names more than 16" in errors[str(ev)][0], cut
+        assert _json(ours.conversations) == _json(verify_saved_audit(str(good), trust_evidence_keys=True).conversations)
+        assert verifier.model.exit_code(ours) == 3
+
+
 def test_unusable_scheduler_addresses_are_usage_errors_before_any_client(tmp_path):
     """Addresses Dask parses but cannot use made a half-built Client that hung 20 s at exit and
     printed a traceback from its __del__ (exit 3); an empty address started a local cluster."""

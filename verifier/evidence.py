@@ -453,7 +453,13 @@ def collect_secrets(saved: SavedNotes, entry: FileEntry | KeysEntry, body: bytes
         return
     saved.token_files.append(entry.file)
     saved.secrets |= token_secrets(entry, body)
-    if len(saved.secrets) > MAX_TOKEN_STRINGS:  # review 65: one per byte offset made scrubbing quadratic
+    check_secret_count(saved.secrets)
+
+
+def check_secret_count(secrets: set[str]) -> None:
+    """``EvidenceError`` if the manifest's ``token_at`` named more strings than an audit has tokens
+    (``verifier.archive`` checks the union of its tasks' with it: each task sees only its pages')."""
+    if len(secrets) > MAX_TOKEN_STRINGS:  # review 65: one per byte offset made scrubbing quadratic
         raise EvidenceError(f"the manifest's token_at names more than {MAX_TOKEN_STRINGS} different strings: an "
                             "audit has one access token (a few after resumes with new ones)")
 

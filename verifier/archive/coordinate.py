@@ -28,6 +28,8 @@ from ..audit import (
 )
 from ..audit import saved_keyring as keyring_of_saved
 from ..engine import Verification, paging_reasons
+from ..errors import EvidenceError
+from ..evidence import check_secret_count
 from ..facts import PageEnds
 from ..keys import Keyring
 from ..model import REPORT_SCHEMA, ConversationReport, Finding, InputReport, Proof, Report, Verdict, unauthenticated_keys
@@ -287,6 +289,8 @@ def _place(run: _GroupRun, facts: dict[int, TaskFacts], options: dict[str, Any])
             _replay_evidence(run, shell, [facts[t.number] for t in run.tasks])
         except (KeyError, TypeError, AttributeError) as exc:  # as verify_saved_audit reports it
             run.failure = f"{run.group.source}/manifest.json lists a malformed page entry ({type(exc).__name__}: {exc})"
+        except EvidenceError as exc:  # what verify_saved_audit raises for the directory: it is not used
+            run.failure = str(exc)
     elif options.get("judge_paging", True):  # page files: what their pages say, as ``verify`` judges it
         ends = PageEnds()
         for task in run.tasks:
@@ -322,7 +326,10 @@ def _replay_evidence(run: _GroupRun, shell: Verification, facts: list[TaskFacts]
     add_saved_errors(shell, saved, errors, keys_given=run.keys_given)
     saved.token_files += [name for fact in facts for name in fact.token_files]
     for fact in facts:
+        if fact.unusable:
+            raise EvidenceError(fact.unusable)
         saved.secrets |= fact.secrets
+    check_secret_count(saved.secrets)  # each task counted its own pages' (round 92: 9 + 9 passed; verify DIR refuses 18)
 
 
 # ------------------------------------------------------------------------------------- phase 2

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from ..engine import PageInput, PartFacts, Row, Verification
-from ..errors import InputError
+from ..errors import EvidenceError, InputError
 from ..evidence import PAGE_NOT_VERIFIED, EvidenceStore, collect_secrets, read_or_note
 from ..inputs import load_pages, read_at_most, split_bodies, unpack_limited
 from ..keys import Keyring
@@ -52,6 +52,7 @@ class TaskFacts:
     file_errors: list[tuple[str, str]] = field(default_factory=list)  # saved pages that could not be used
     secrets: set[str] = field(default_factory=set)  # the access token, where the manifest says pages hold it
     token_files: list[str] = field(default_factory=list)
+    unusable: str = ""  # why the evidence directory cannot be used (verify DIR raises it): the group fails
 
 
 @dataclass
@@ -122,7 +123,11 @@ def _saved_page(unit: SavedPage, stores: dict[str, EvidenceStore], facts: TaskFa
     body = read_or_note(store, entry, facts, f"page {entry.file}", PAGE_NOT_VERIFIED)
     if body is None:
         return None
-    collect_secrets(facts, entry, body)
+    if not facts.unusable:
+        try:
+            collect_secrets(facts, entry, body)
+        except EvidenceError as exc:  # too many token strings: the group fails, not the whole archive run
+            facts.unusable = str(exc)
     facts.heads.append((unit.conversation, page_head(body, PageLimits().max_page_items), entry.url, unit.number))
     return PageInput(str(Path(unit.root) / entry.file), body, unit.expected)
 
