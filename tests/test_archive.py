@@ -405,6 +405,29 @@ def test_too_many_token_strings_make_the_directory_unusable_as_verify_dir_finds_
         assert verifier.model.exit_code(ours) == 3
 
 
+def test_a_tree_deeper_than_the_recursion_limit_is_walked_in_name_order(tmp_path):
+    """Round 92: the walk recursed, so a tree 1,200 directories deep ended the run in RecursionError
+    (no SOURCE verified). Depth first, in name order, as before."""
+    (tmp_path / "a.json").write_text("{}")
+    (tmp_path / "z.json").write_text("{}")
+    deep = tmp_path / "d"
+    deep.mkdir()
+    for _ in range(sys.getrecursionlimit() + 200):  # one level at a time: pathlib's mkdir(parents=True) recurses
+        deep = deep / "a"
+        deep.mkdir()
+    (deep / "p.json").write_text("{}")
+    try:
+        groups = discover([str(tmp_path)])
+        assert [g.kind for g in groups] == ["pages"]
+        assert [u.path for u in groups[0].units] == [str(tmp_path / "a.json"), str(deep / "p.json"),
+                                                     str(tmp_path / "z.json")]
+    finally:  # bottom up, one level at a time (shutil.rmtree, pytest's cleanup, recurses)
+        (deep / "p.json").unlink()
+        while deep != tmp_path:
+            deep.rmdir()
+            deep = deep.parent
+
+
 def test_unusable_scheduler_addresses_are_usage_errors_before_any_client(tmp_path):
     """Addresses Dask parses but cannot use made a half-built Client that hung 20 s at exit and
     printed a traceback from its __del__ (exit 3); an empty address started a local cluster."""
