@@ -209,6 +209,25 @@ def test_on_a_local_cluster_killed_workers_change_nothing(data):
         assert _json(report) == expected
 
 
+def test_the_local_cluster_listens_on_this_host_only():
+    """Round 92: the scheduler of ``--workers N``'s own cluster served its HTTP pages (workers,
+    tasks, logs) on 0.0.0.0; docs/cli.md: "a local cluster of N worker processes on 127.0.0.1"."""
+    pytest.importorskip("distributed")
+    from verifier.archive.cluster import open_client
+    with open_client(None, 1) as client:
+        scheduler = client.cluster.scheduler
+        hosts = {sock.getsockname()[0] for sock in scheduler.http_server._sockets.values()}
+        hosts |= {address.split("://")[1].rsplit(":", 1)[0] for address in [scheduler.address, *client.nthreads()]}
+
+        def worker_hosts(dask_worker) -> set[str]:
+            server = getattr(dask_worker, "http_server", None)
+            return {sock.getsockname()[0] for sock in (server._sockets.values() if server is not None else ())}
+
+        for found in client.run(worker_hosts).values():
+            hosts |= found
+        assert hosts == {"127.0.0.1"}
+
+
 def test_cli_archive_verify_matches_verify(data, tmp_path):
     root, ev, files = data
     env = {**os.environ, "PYTHONPATH": str(REPO)}

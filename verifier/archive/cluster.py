@@ -41,8 +41,10 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     count = workers or usable_cpus()  # one worker process per CPU this process may use
     import dask
     with dask.config.set(LOCAL_CONFIG):  # the workers' nannies take the configuration as it is now
+        # the scheduler's HTTP pages (/info, /json: workers, tasks, their logs) on this host only: ":0"
+        # served them on every interface (round 92)
         cluster = distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                           dashboard_address=":0", silence_logs=logging.CRITICAL)
+                                           dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
     with cluster, distributed.Client(cluster, set_as_default=False) as client:
         yield client
 
