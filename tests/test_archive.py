@@ -103,6 +103,19 @@ def test_page_files_inside_a_tar_archive_are_read_through_fsspec(data, tmp_path)
     assert _json(ours.conversations) == _json(expected.conversations) and ours.verdict == expected.verdict
 
 
+def test_an_evidence_directory_inside_a_tree_given_as_a_url_is_one_input_error(data):
+    """As an evidence directory given as a URL is (its confinement checks are path-based); round 92:
+    its manifest, keyring and keys were read as page files, its pages without their SHA-256 checks."""
+    root, ev, files = data
+    ring = _ring(root)
+    ours = verify_archive([(root / "tree").as_uri()], ring, InProcess(), task_bytes=9_000)
+    errors = {i.source: i.errors for i in ours.inputs if i.errors}
+    assert errors.pop(ev.as_uri()) == ["an evidence directory must be a local path"]
+    pages = verifier.verify_pages(load_pages(files, 512 * MB), ring)
+    assert errors == {i.source: i.errors for i in pages.inputs if i.errors}
+    assert _json(ours.conversations) == _json(pages.conversations)
+
+
 def test_options_reach_every_part(data):
     root, ev, files = data
     for options in ({"strict": True}, {"allow_partial": True, "allow_empty": True}, {"allow_embedded_keys": True}):

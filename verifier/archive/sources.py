@@ -148,9 +148,18 @@ def _discover_url(url: str, groups: list[Group], add_file: Any) -> None:
     if fs.exists(f"{root.rstrip('/')}/manifest.json"):
         groups.append(Group("failed", url, error="an evidence directory must be a local path"))
         return
-    for path in sorted(fs.find(root)):
-        name = path.rsplit("/", 1)[-1]
-        if name.endswith(PAGE_SUFFIXES) and not any(p.startswith(".") for p in path[len(root):].split("/")):
+    found = [path for path in sorted(fs.find(root)) if not any(p.startswith(".") for p in path[len(root):].split("/"))]
+    # an evidence directory found in the tree is not read as loose pages either (round 92: its manifest,
+    # keyring and keys were read as pages, its pages without their SHA-256 checks and saved walk)
+    evidence = {path.rsplit("/", 1)[0] for path in found if path.rsplit("/", 1)[-1] == "manifest.json"}
+    failed: set[str] = set()
+    for path in found:
+        holder = next((e for e in evidence if path.startswith(e + "/")), None)
+        if holder is not None:
+            if holder not in failed:
+                failed.add(holder)
+                groups.append(Group("failed", f"{protocol}://{holder}", error="an evidence directory must be a local path"))
+        elif path.rsplit("/", 1)[-1].endswith(PAGE_SUFFIXES):
             add_file(_url_file(f"{protocol}://{path}" if protocol != "file" else path, path, fs))
 
 
