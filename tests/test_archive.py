@@ -241,6 +241,23 @@ def test_the_local_cluster_listens_on_this_host_only():
         assert hosts == {"127.0.0.1"}
 
 
+def test_a_task_the_cluster_cancelled_is_a_cluster_error():
+    """Round 92: the scheduler lost mid-run (``--scheduler``) cancels every future; the run ended as an
+    internal error after Dask's traceback. It is a ``ClusterError`` (one line, exit 3), as lost workers are."""
+    distributed = pytest.importorskip("distributed")
+    from verifier.archive.cluster import _Completed
+    from verifier.errors import ClusterError
+
+    class Cancelled:
+        def result(self):
+            raise distributed.client.FutureCancelledError("check_task-1", "scheduler-connection-lost")
+
+    completed = _Completed.__new__(_Completed)
+    completed.distributed, completed.futures = distributed, [Cancelled()]
+    with pytest.raises(ClusterError, match="cancelled a task .*scheduler-connection-lost"):
+        list(completed)
+
+
 def test_cli_archive_verify_matches_verify(data, tmp_path):
     root, ev, files = data
     env = {**os.environ, "PYTHONPATH": str(REPO)}

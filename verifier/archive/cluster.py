@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,7 +36,7 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
             client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
         except (OSError, TimeoutError, ValueError, TypeError) as exc:
             raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from None
-        with client:
+        with _quiet(), client:
             yield client
         return
     count = workers or usable_cpus()  # one worker process per CPU this process may use
@@ -47,6 +48,13 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
                                            dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
     with cluster, distributed.Client(cluster, set_as_default=False) as client:
         yield client
+
+
+def _quiet() -> Any:
+    """Dask's own log lines (a lost scheduler logs a traceback) not shown while a run uses a remote
+    client, as the local cluster's ``silence_logs``: our one line says what failed."""
+    from distributed.utils import silence_logging_cmgr
+    return silence_logging_cmgr(logging.CRITICAL)
 
 
 # No dashboard is served, so the workers' statistical profiler (a stack sample every 10 ms) would
@@ -126,6 +134,9 @@ class _Completed:
                 result = future.result()
             except self.distributed.KilledWorker as exc:
                 raise ClusterError(f"the cluster lost the workers running a task too often: {exc}") from None
+            except CancelledError as exc:  # round 92: an internal error, after Dask's traceback on stderr
+                raise ClusterError(f"the cluster cancelled a task (the scheduler was lost or restarted): "
+                                   f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
             yield future, result
 
 
