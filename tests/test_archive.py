@@ -174,6 +174,16 @@ def test_bad_sources_are_input_errors_and_the_rest_is_verified(data, tmp_path):
         verify_archive(["-"], None, InProcess())
 
 
+def test_a_url_fsspec_cannot_open_is_one_input_error_and_the_rest_is_verified(data):
+    """Round 92: a protocol fsspec does not know (or whose package is missing) ended the run in an
+    internal error, and no other SOURCE was verified."""
+    root, ev, _files = data
+    report = verify_archive(["nope://archive/", str(ev)], None, InProcess(), trust_evidence_keys=True)
+    errors = {i.source: i.errors for i in report.inputs if i.errors}
+    assert errors.pop("nope://archive/") == ["cannot read it: ValueError: Protocol not known: nope"]
+    assert _json(report.conversations) == _json(verify_saved_audit(str(ev), trust_evidence_keys=True).conversations)
+
+
 def test_plan_keeps_saved_conversations_whole_and_splits_only_large_ones(data):
     _root, ev, _files = data
     groups = discover([str(ev)])

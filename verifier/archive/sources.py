@@ -91,7 +91,10 @@ def discover(sources: list[str]) -> list[Group]:
             raise UsageError("archive verify reads files and directories, not standard input (-)")
         before = len(groups), (len(loose.units) if loose else 0)
         if is_url(source):
-            _discover_url(source, groups, add_file)
+            try:
+                _discover_url(source, groups, add_file)
+            except Exception as exc:  # fsspec: an unknown protocol, its package missing, the store's own kinds
+                groups.append(Group("failed", source, error=f"cannot read it: {type(exc).__name__}: {exc}"))
         elif os.path.isdir(source):
             _discover_tree(source, groups, add_file)
         else:
