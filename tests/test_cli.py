@@ -399,6 +399,36 @@ def test_a_reader_that_stops_early_gets_one_line_and_exit_3(tmp_path):
     assert stderr == "xchat-verify: standard output was closed before the report was complete\n"
 
 
+@pytest.mark.parametrize("stop", ["reader", "file_size_limit"])
+def test_a_short_write_to_unbuffered_standard_output_is_not_taken_as_the_whole_report(tmp_path, stop):
+    """Round 87: unbuffered (PYTHONUNBUFFERED=1, common in containers and CI), standard output's binary
+    layer is the raw file, and a report written in one chunk (html, text, sarif, junit, markdown) lost
+    its tail on a short write(2) — the reader of ``| head`` gone mid-write, a file size limit or full
+    disk behind ``>`` — with exit 0 and no message. Now every byte is written or the run says so."""
+    import resource
+
+    from verifier.testing.forge import build_conversation
+    conv = build_conversation(1_000, seed="pipe", realistic_crypto=False)  # an html report of 300 KB
+    (tmp_path / "pages.jsonl").write_text("\n".join(json.dumps(p) for p in conv.pages(100)))
+    (tmp_path / "ring.json").write_text(json.dumps(conv.keyring()))
+    cmd = [sys.executable, "-m", "verifier", "verify", str(tmp_path / "pages.jsonl"), "--keys",
+           str(tmp_path / "ring.json"), "--format", "html"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if stop == "reader":
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=env)
+        assert proc.stdout.read(10) == b"<!DOCTYPE "
+        proc.stdout.close()
+        stderr = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 3
+        assert stderr == "xchat-verify: standard output was closed before the report was complete\n"
+        return
+    limit = 64 * 1024
+    with open(tmp_path / "report.html", "wb") as out:
+        proc2 = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env, timeout=120,
+                               preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    assert (proc2.returncode, proc2.stderr) == (3, "xchat-verify: cannot write standard output: File too large\n")
+
+
 def test_a_full_device_behind_standard_output_is_one_line_and_exit_3():
     """Standard output on a full disk (``> /dev/full``): exit 3, one line, no internal error."""
     if not os.path.exists("/dev/full"):

@@ -3,6 +3,7 @@ goes to a temporary name in the same directory, is flushed to disk, then renamed
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import threading
@@ -130,13 +131,34 @@ def write_stdout(chunks: Iterable[str]) -> None:
     left to the command's caller, which says so in one line whatever was writing."""
     try:
         for chunk in chunks:
-            sys.stdout.write(chunk)
+            _write_all(chunk)
         sys.stdout.flush()
     except BrokenPipeError:
         raise
     except OSError as exc:
         detach_stdout()
         raise InputError(f"cannot write standard output: {exc.strerror or exc}") from None
+
+
+def _write_all(text: str) -> None:
+    """``text`` to standard output, every byte of it or ``OSError``. Why not ``sys.stdout.write``:
+    unbuffered (``PYTHONUNBUFFERED=1``, common in containers and CI) its binary layer is the raw
+    file, and a short ``write(2)`` — the reader of ``| head`` gone mid-write, a file size limit or a
+    full disk behind ``> report.html`` — was taken as the whole text: the rest was dropped, the run
+    exited 0 with a truncated report (round 87). A text-only stream (no ``buffer``) is written as is."""
+    stream = sys.stdout
+    binary = getattr(stream, "buffer", None)
+    if binary is None:
+        stream.write(text)
+        return
+    stream.flush()  # what was written as text before goes first
+    data = memoryview(text.encode(stream.encoding or "utf-8", stream.errors or "strict"))
+    total = len(data)
+    while data:
+        count = binary.write(data)
+        if not count:  # None: a non-blocking descriptor that would block; 0: nothing taken
+            raise OSError(errno.EIO, f"it took {total - len(data)} of {total} bytes, then no more")
+        data = data[count:]
 
 
 def detach_stdout() -> None:
