@@ -542,6 +542,34 @@ def test_evidence_of_an_audit_stopped_before_its_keys_says_so(api, tmp_path):
     assert proc.stderr.count("\n") == 1
 
 
+def test_a_resume_killed_in_its_key_phase_reads_as_keys_not_fetched(api, tmp_path):
+    """Round 87: a --resume killed by SIGKILL once its key phase had begun (the journal holds its
+    keys_reset) left the earlier run's keyring.json, the mark of a key phase that ended: `verify DIR`
+    then failed every signature as unknown_key (exit 1) instead of saying the keys were not fetched
+    (exit 3), as it does for a first run stopped at the same point."""
+    import signal
+    import time as _time
+    ev = _saved(api, tmp_path)
+    api.state.rate_limit, api.state.window_s = 1, 2.0  # the key requests wait: time to kill the run among them
+    env = {**os.environ, "X_BEARER_TOKEN": api.state.token}
+    proc = subprocess.Popen([sys.executable, "-m", "verifier", *map(str, audit_args(api, "--save", ev, "--resume"))],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = ev / "manifest.journal"
+    deadline = _time.monotonic() + 120
+    while proc.poll() is None and _time.monotonic() < deadline:
+        if journal.exists() and b'"op":"keys_reset"' in journal.read_bytes():
+            proc.send_signal(signal.SIGKILL)
+            break
+        _time.sleep(0.002)
+    assert proc.wait(timeout=60) == -signal.SIGKILL, "the resume ended before its key phase could be interrupted"
+    proc2 = cli(api, "verify", ev, "--trust-evidence-keys", "--format", "json", token=False)
+    assert proc2.returncode == 3 and "keys not fetched" in proc2.stderr, proc2.stderr
+    api.state.rate_limit = None
+    resumed = cli(api, *audit_args(api, "--save", ev, "--resume"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert cli(api, "verify", ev, "--trust-evidence-keys", token=False).returncode == 0
+
+
 @pytest.mark.parametrize("plant", ["fifo-journal", "journal-to-dev-zero", "fifo-keyring"])
 def test_planted_nodes_in_evidence_never_hang_fill_memory_or_take_writes(api, tmp_path, plant):
     """Review: a FIFO as manifest.journal hung `verify DIR`, `archive verify` and `--resume`; a journal

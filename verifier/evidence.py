@@ -289,7 +289,12 @@ class EvidenceStore:
         self._record(SetKeys(entry=entry))
 
     def reset_keys(self) -> None:
-        """A run fetches the keys anew: entries of an earlier run of this directory are dropped."""
+        """A run fetches the keys anew: entries of an earlier run of this directory are dropped, and
+        its ``keyring.json`` first, the mark of a key phase that ended (written again when this one
+        does): a ``--resume`` killed in its key phase left the earlier run's, and ``verify DIR`` read
+        the keys it had saved so far as all there were (round 87: every signature ``unknown_key``,
+        exit 1, instead of "keys not fetched", exit 3, as for a first run stopped there)."""
+        (self.root / KEYRING).unlink(missing_ok=True)  # the entry itself, never what a link names
         if self.manifest.keys:
             self._record(ResetKeys())
 
