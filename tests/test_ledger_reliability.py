@@ -57,6 +57,39 @@ def test_sigkill_leaves_the_previous_or_the_new_state(backend, kills, tmp_path, 
     assert figures["committed_before_kill"] + figures["rolled_back"] == kills
 
 
+_KILLED_AFTER = """
+import os, signal, sqlite3, sys
+steps = int(sys.argv[1])
+connect = sqlite3.connect
+def killing_connect(*args, **kwargs):
+    conn = connect(*args, **kwargs)
+    conn.set_progress_handler(lambda: os.kill(os.getpid(), signal.SIGKILL), steps)  # SIGKILL after that many VM steps
+    return conn
+sqlite3.connect = killing_connect
+from verifier.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("steps", [1, 3, 10, 30, 100, 300, 1000])
+def test_a_run_killed_while_it_creates_the_ledger_leaves_none_or_a_whole_one(steps, tmp_path, pages):
+    """Round 87: the first run of a new ledger, SIGKILLed between SQLite creating the file and the
+    schema's commit, left an empty file or a database without tables, which every later run refused
+    (exit 3, "exists but is empty" / "no ledger tables") until someone removed it. The kill lands
+    inside SQLite itself (a progress handler, after ``steps`` virtual-machine steps): the ledger is
+    then absent or whole, and the next run records."""
+    files, ring = pages
+    ledger = tmp_path / "new.db"
+    args = ["verify", *files, "--keys", ring, "--ledger", ledger]
+    killed = subprocess.run([sys.executable, "-c", _KILLED_AFTER, str(steps), *map(str, args)], capture_output=True,
+                            text=True, cwd=REPO, timeout=120)
+    assert killed.returncode == -9, killed.stderr  # killed inside SQLite, every time
+    after = run(*args)
+    assert after.returncode == 0, after.stderr
+    check = run("ledger", "check", "--ledger", ledger)
+    assert check.returncode == 0 and json.loads(check.stdout)["audits"] >= 1, check.stdout + check.stderr
+
+
 # ------------------------------------------------------------------------------------- concurrency
 def _hold_lock(target: str, seconds: float, held: threading.Event) -> None:
     if target.startswith("postgresql://"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -34,15 +35,16 @@ class SQLiteStore(SqlStore):
         self.busy_timeout, self.retries = busy_timeout, retries
         if self.path.is_dir():
             raise LedgerError(f"ledger {self.url} is a directory, not a ledger file")
-        exists = self.path.exists()
-        if exists and self.path.stat().st_size == 0:
-            raise LedgerError(f"ledger {self.url} exists but is empty: not a ledger (remove it to start a new one)")
-        if not exists:
+        if not self.path.exists():
             if not create:
                 raise LedgerError(f"ledger {self.url} does not exist")
             if not self.path.parent.is_dir():
                 raise LedgerError(f"ledger {self.url}: directory {self.path.parent} does not exist")
-        else:
+            self._create(busy_timeout)
+        exists = self.path.exists()
+        if exists and self.path.stat().st_size == 0:
+            raise LedgerError(f"ledger {self.url} exists but is empty: not a ledger (remove it to start a new one)")
+        if exists:
             with open(self.path, "rb") as handle:
                 if handle.read(16) != b"SQLite format 3\x00":
                     raise LedgerError(f"{self.url} is not an xchat-verify ledger (not an SQLite database)")
@@ -76,6 +78,39 @@ class SQLiteStore(SqlStore):
         except BaseException:
             self.close()
             raise
+
+    def _create(self, busy_timeout: float) -> None:
+        """A new ledger, built whole under a temporary name beside it and linked into place (link(2)
+        takes the name only while it is free: a ledger another run created meanwhile is kept and
+        opened). Why: created in place, a run killed between SQLite creating the file and the schema's
+        commit left an empty file or a database without tables, which every later run refuses
+        ("exists but is empty", "no ledger tables") until someone removes it (round 87)."""
+        tmp = self.path.with_name(f".{self.path.name}.new{os.getpid()}.{threading.get_ident()}")
+        try:
+            self.conn = sqlite3.connect(tmp, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = FULL")
+            with self.transaction():
+                self._migrate(0)
+            self.conn.close()  # the last connection: the WAL is checkpointed into the file and removed
+            self.conn = None
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError:
+                pass  # another run created it meanwhile: that one is opened
+            except OSError:  # a file system without hard links: renamed, if the name is still free
+                if not self.path.exists():
+                    os.rename(tmp, self.path)
+        except sqlite3.Error as exc:
+            raise self._ledger_error(exc) from None
+        except OSError as exc:
+            raise LedgerError(f"ledger {self.url}: cannot create it: {exc.strerror or exc}") from None
+        finally:
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{tmp}{suffix}").unlink(missing_ok=True)
 
     def _errors(self) -> tuple[type[BaseException], ...]:
         return (sqlite3.Error,)
