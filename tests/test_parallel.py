@@ -671,3 +671,45 @@ def test_pages_that_say_the_history_goes_on_give_the_same_report_on_processes(tm
     assert [[f.message.split(": ")[-1] for f in c.findings] for c in report.conversations] == [
         ["the older events it leads to were not given"],
         ["meta.has_more is true but there is no next_token", "Not Found Error - 1 event could not be returned"]]
+
+
+_KILLED_MID_RESULT = """
+import os, struct, sys, time
+from collections import deque
+from verifier import parallel
+
+WRITER = None
+
+def half_a_result():
+    # what a worker killed while it wrote its part leaves in the pool's result pipe: a message's length
+    # (a megabyte) and its first bytes; then the worker is killed before the rest
+    os.write(WRITER.fileno(), struct.pack("!i", 1_000_000) + b"x" * 10)
+    time.sleep(60)
+
+pool = parallel._process_pool(1)
+WRITER = pool._result_queue._writer  # the forked worker inherits it
+future = pool.submit(half_a_result)
+time.sleep(1.0)  # the pool's reader thread is now waiting for the rest of the message
+manager = pool._executor_manager_thread
+parallel._stop(pool, deque([((), future)]), finished=False)  # an interrupt: the worker is killed
+manager.join(10)
+print("reader thread still waiting" if manager.is_alive() else "reader thread ended", flush=True)
+"""
+
+
+def test_an_interrupt_that_kills_a_worker_mid_result_lets_the_run_end(tmp_path):
+    """Round 87: Ctrl-C during a parallel verify killed the workers; one killed while it wrote its part
+    left the pool's reader thread waiting for the rest of the message forever (this process holds a
+    write end of the pipe too), and the interpreter's exit joins that thread: "interrupted" was
+    printed and the run never ended (a second Ctrl-C: a traceback). The half-written message is made
+    here by the worker itself, then ``_stop`` kills it as an interrupt does."""
+    if not parallel.can_fork():
+        pytest.skip("the worker is forked to inherit the pipe")
+    import subprocess
+    import sys
+    try:
+        proc = subprocess.run([sys.executable, "-c", _KILLED_MID_RESULT], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parents[1], timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the process never ended after its workers were killed: {exc.stdout!r}")
+    assert (proc.returncode, proc.stdout) == (0, "reader thread ended\n"), proc.stderr

@@ -256,9 +256,30 @@ def _stop(pool: Executor, pending: deque[tuple[tuple[Share, ...], Future[Part] |
         if future is not None:
             future.cancel()
     if not finished:
-        for process in list((getattr(pool, "_processes", None) or {}).values()):  # ProcessPoolExecutor's own
+        processes = list((getattr(pool, "_processes", None) or {}).values())  # ProcessPoolExecutor's own
+        for process in processes:
             process.kill()
+        _end_results(pool, processes)
     pool.shutdown(wait=finished, cancel_futures=True)
+
+
+def _end_results(pool: Executor, processes: list[Any]) -> None:
+    """Once the killed workers are gone, close this process's write end of the pool's result pipe.
+    Why: a worker killed while it wrote its part (parts are hundreds of KB, a pipe holds 64) left the
+    pool's reader thread waiting for the rest of the message, forever — this process holds a write
+    end too, so no end of file came — and the interpreter's exit waits for that thread: after one
+    Ctrl-C the run printed "interrupted" and never ended; a second Ctrl-C there was a traceback
+    (round 87). With no writer left, the reader gets its end of file and the thread ends."""
+    for process in processes:
+        process.join(5)
+    if any(process.is_alive() for process in processes):
+        return  # a writer still there: closing our end would not end the reader's wait
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+    if writer is not None:
+        try:
+            writer.close()
+        except OSError:
+            pass
 
 
 def _process_pool(processes: int) -> Executor:
