@@ -20,11 +20,13 @@ import os
 import pickle
 import signal
 import stat
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from multiprocessing.connection import wait
 from typing import Any
 
 from .childproc import can_fork, die_with_parent
@@ -270,9 +272,7 @@ def _end_results(pool: Executor, processes: list[Any]) -> None:
     end too, so no end of file came — and the interpreter's exit waits for that thread: after one
     Ctrl-C the run printed "interrupted" and never ended; a second Ctrl-C there was a traceback
     (round 87). With no writer left, the reader gets its end of file and the thread ends."""
-    for process in processes:
-        process.join(5)
-    if any(process.is_alive() for process in processes):
+    if not _all_ended(processes, 5.0):
         return  # a writer still there: closing our end would not end the reader's wait
     writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
     if writer is not None:
@@ -280,6 +280,20 @@ def _end_results(pool: Executor, processes: list[Any]) -> None:
             writer.close()
         except OSError:
             pass
+
+
+def _all_ended(processes: list[Any], seconds: float) -> bool:
+    """Whether every process ended within ``seconds``, seen on their sentinels: ``join`` or
+    ``is_alive`` would reap them (``waitpid``) and race the pool's own thread, which then read a
+    killed worker's exit status as 255 instead of SIGKILL."""
+    pending = {process.sentinel for process in processes}
+    deadline = time.monotonic() + seconds
+    while pending:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        pending.difference_update(wait(list(pending), remaining))
+    return True
 
 
 def _process_pool(processes: int) -> Executor:
