@@ -34,7 +34,7 @@ SCHEMA = "xchat-verify/vector/v1"
 # (verifier.vectors.suite_digest: cases and schemas), is in verifier.vectors.RELEASES, so that the
 # installed runner can tell a released suite from another. Any change to a case or a schema changes
 # the digest: add a new version there, never edit a released one (tests/test_vectors.py enforces it).
-SUITE_VERSION = "2026.12.14"
+SUITE_VERSION = "2026.12.15"
 CONV = "1111:2222"
 GROUP = "g100"
 ALICE = Identity.from_seed("1111", "1700000000001", "vectors-alice")
@@ -820,6 +820,11 @@ def semantics(s: Suite) -> None:
            [ev("valid", "linked"), ev("valid", "linked"), ev("valid", "linked"), ev("valid")])
     s.case("semantics/group-member-removed", "a removed member's later message",
            [page(message(4, BOB, 3), remove, message(2, BOB, 1), create)],
+           [ev("valid", "linked", "non_member_sender"), ev("valid", "linked"), ev("valid", "linked"), ev("valid")])
+    # round 89: a signed removal is positive knowledge even where membership is unknown
+    s.case("semantics/group-member-removed-in-window", "in a window without the group's create, a member a "
+           "signed removal took out is not a member after it",
+           [page(message(4, BOB, 3), remove, message(2, BOB, 1), message(1, ALICE, None))],
            [ev("valid", "linked", "non_member_sender"), ev("valid", "linked"), ev("valid", "linked"), ev("valid")])
     s.case("semantics/group-membership-unknown", "without a create or add in the window nobody is flagged",
            [page(message(2, CAROL, 1), message(1, BOB, None))], [ev("valid", "linked"), ev("valid")])

@@ -86,6 +86,9 @@ RELEASES = {
     # a meta key change a meta pointer leads to stands in for no target; an event without a detail is
     # an unsigned event a read marker may name, a delete may not (round 77)
     "2026.12.14": "sha256:75fb6699e28d4c97c775c0b912cf5e5dab5c1d982b817a4ab6d2781d5e742b0d",
+    # a member a signed removal took out, in a group window without the create, is not a member after
+    # it (round 89)
+    "2026.12.15": "sha256:c249f4e86fade17739d53b2c7a27281ab1f4ddd39b977d270116c947e53a3016",
 }
 
 
