@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from typing import Any
 import msgspec
 import pytest
 from helpers import REPO
+from pg import free_port
 
 import verifier
 from verifier.archive import InProcess, verify_archive
@@ -485,6 +487,33 @@ def test_a_tree_deeper_than_the_recursion_limit_is_walked_in_name_order(tmp_path
         while deep != tmp_path:
             deep.rmdir()
             deep = deep.parent
+
+
+def test_a_scheduler_without_workers_is_said_to_make_the_run_wait(data):
+    """Round 92: ``--scheduler`` naming a real scheduler that has no workers waited forever without a
+    word (``--quiet``). It still waits (workers may join later) but says why, at once."""
+    pytest.importorskip("distributed")
+    _root, _ev, files = data
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                  "--port", str(port), "--no-dashboard"], env=env, cwd=REPO,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = None
+    try:
+        run = subprocess.Popen([sys.executable, "-m", "verifier", "archive", "verify", "--quiet", "--scheduler",
+                                f"tcp://127.0.0.1:{port}", *files[:1]], env=env, cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert run.stderr is not None
+        ready, _, _ = select.select([run.stderr], [], [], 60)  # (the client retries until the scheduler listens)
+        line = run.stderr.readline() if ready else "(nothing said in 60 s)"
+        assert "has no workers: the run waits until workers join it" in line, line
+        assert run.poll() is None  # still waiting, as a cluster that adds workers later needs
+    finally:
+        for process in (run, scheduler):
+            if process is not None:
+                process.kill()
+                process.wait(30)
 
 
 def test_unusable_scheduler_addresses_are_usage_errors_before_any_client(tmp_path):

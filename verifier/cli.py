@@ -382,7 +382,7 @@ def make_client(args: argparse.Namespace, events: ClientEvents | None = None) ->
 def cmd_archive_verify(args: argparse.Namespace) -> int:
     """Page files, evidence directories and trees of them, verified on a Dask cluster."""
     from .archive import verify_archive
-    from .archive.cluster import open_client
+    from .archive.cluster import idle_scheduler, open_client
     max_bytes = args.max_file_mb * 1024 * 1024
     keyring = load_keyring(args.keys, max_bytes) if args.keys else None
     if args.trust_evidence_keys and args.keys:
@@ -401,6 +401,9 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
         with display:
             display.show("starting the cluster" if not args.scheduler else f"connecting to {args.scheduler}")
             with open_client(args.scheduler, args.workers) as client:
+                if args.scheduler and idle_scheduler(client):  # round 92: it waited forever, saying nothing
+                    warn(f"warning: the scheduler at {args.scheduler} has no workers: the run waits until "
+                         "workers join it (Ctrl-C stops it)")
                 report = verify_archive(args.sources, keyring, client, on_progress=display.progress,
                                         ledger=ledger.store, **options)
         ledger.record(report, None, command="archive verify", inputs=list(args.sources),  # --metrics

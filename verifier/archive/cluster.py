@@ -91,6 +91,15 @@ def _check_address(address: str) -> None:
         raise UsageError(f"--scheduler {address}: {exc}") from None
 
 
+def idle_scheduler(client: Any) -> bool:
+    """Whether the cluster says it has no worker now (a remote scheduler started without any: the
+    run then waits, silently, until one joins; round 92). A cluster that cannot say is not idle."""
+    try:
+        return not client.nthreads()
+    except Exception:  # noqa: BLE001 - a cluster that cannot say: nothing to warn of
+        return False
+
+
 def worker_count(client: Any) -> int:
     """Worker threads the cluster has now (at least one, so planning always works)."""
     try:
