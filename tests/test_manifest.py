@@ -4,10 +4,13 @@ names are checked before use, and the journal replays to exactly what the writer
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
 import pytest
+from helpers import REPO
 
 from verifier.errors import EvidenceError, ManifestError
 from verifier.evidence import EvidenceStore, load_saved_audit
@@ -159,3 +162,40 @@ def test_validate_accepts_what_the_writer_makes():
     assert type(record).__name__ == "ResetKeys" and record.seq == 1
     with pytest.raises(msgspec.ValidationError):
         decode_record(b'{"op": "keys", "journal": "j", "seq": 1}')
+
+
+_FILLS_THE_DISK = """
+import resource, signal, sys
+from pathlib import Path
+from verifier.evidence import EvidenceStore
+from verifier.fetch import FetchedBody
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+store = EvidenceStore(Path(sys.argv[1]), "https://api.x.com")
+conv = store.start_conversation("1111:2222", "1111-2222")
+hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+resource.setrlimit(resource.RLIMIT_FSIZE, (2048, hard))  # every file, the journal too, at most 2 KB
+saved = failed = 0
+for n in range(30):
+    try:
+        store.save_page(conv, FetchedBody(f"https://api.x.com/p{n}", 200, b'{"data": []}', "2026-12-03T00:00:00Z"),
+                        f"token-{n}")
+        saved += 1
+    except OSError:
+        failed += 1
+resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))  # room again: the run ends and closes the store
+store.close()
+print(saved, failed, len(store.manifest.conversations[0].pages))
+"""
+
+
+def test_a_record_that_could_not_be_journaled_is_in_no_manifest(tmp_path):
+    """Round 87: a record was applied to the manifest before its journal line was written, so a page
+    whose line failed (a full disk, a size limit: the audit dropped it and said so) was in the
+    snapshot written at close, and ``verify DIR`` read a page the audit never counted; and later
+    lines followed a torn one. Every save now either is on disk or is in no manifest."""
+    done = subprocess.run([sys.executable, "-c", _FILLS_THE_DISK, str(tmp_path)], capture_output=True, text=True,
+                          cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    saved, failed, held = map(int, done.stdout.split())
+    assert failed and saved and held == saved
+    assert len(EvidenceStore.open(tmp_path).manifest.conversations[0].pages) == saved

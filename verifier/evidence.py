@@ -54,6 +54,7 @@ from .manifest import (
     TokenSeen,
     UsersNotFetched,
     apply,
+    check_applicable,
     decode_record,
     encode_manifest,
     encode_record,
@@ -323,14 +324,35 @@ class EvidenceStore:
         with self.lock:
             if self._journal is None:
                 self._start_journal()
-            apply(self.manifest, record)
-            self.manifest.journal_seq += 1
-            record.journal, record.seq = self.manifest.journal, self.manifest.journal_seq
+            check_applicable(self.manifest, record)
+            seq = self.manifest.journal_seq + 1
+            record.journal, record.seq = self.manifest.journal, seq
             journal = self._journal
             assert journal is not None  # started above
-            journal.write(encode_record(record) + b"\n")
-            journal.flush()
-            os.fsync(journal.fileno())
+            try:
+                journal.write(encode_record(record) + b"\n")
+                journal.flush()
+                os.fsync(journal.fileno())
+            except OSError:
+                self._abandon_journal()
+                raise
+            # applied once on disk: a record whose line could not be written (a full disk, a size
+            # limit) is not in the manifest either, so the directory says what this run's caller was
+            # told was saved (round 87: applied first, the snapshot at close held a page the audit had
+            # dropped, and verify DIR read one page more than the audit reported)
+            apply(self.manifest, record)
+            self.manifest.journal_seq = seq
+
+    def _abandon_journal(self) -> None:
+        """(Lock held.) After a failed append: the journal is left as it is on disk (its torn last
+        line is dropped by every reader) and the next record starts a fresh snapshot, so no line
+        ever follows a torn one."""
+        journal, self._journal = self._journal, None
+        if journal is not None:
+            try:
+                journal.close()
+            except OSError:
+                pass  # the buffered rest of a line that could not be written: it stays unwritten
 
     def _start_journal(self) -> None:
         """(Lock held.) A new journal id, so lines of any older journal no longer apply, and a snapshot."""

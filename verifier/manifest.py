@@ -207,9 +207,21 @@ def encode_record(record: Record) -> bytes:
     return _ENCODER.encode(record)
 
 
+def check_applicable(manifest: Manifest, record: Record) -> None:
+    """``ManifestError`` when ``apply`` would refuse ``record`` (it names a conversation or page the
+    manifest does not have); nothing is changed. The writer checks before it journals a record."""
+    if isinstance(record, (SetUsersNotFetched, ResetKeys, SetKeys, StartConversation)):
+        return
+    conv = _named(manifest, record.conversation_id)
+    if isinstance(record, TokenSeen) and not 0 <= record.index < len(conv.pages):
+        raise ManifestError(f"the journal names page {record.index + 1} of {printable(conv.conversation_id)}, "
+                            f"which has {len(conv.pages)}")
+
+
 def apply(manifest: Manifest, record: Record) -> None:
     """Apply one journal record to a manifest (the writer and every reader share this);
     ``ManifestError`` when it names a conversation or page the manifest does not have."""
+    check_applicable(manifest, record)
     if isinstance(record, SetUsersNotFetched):
         manifest.users_not_fetched = record.users_not_fetched
     elif isinstance(record, ResetKeys):
@@ -238,10 +250,7 @@ def _apply_to_conversation(conv: Conversation, record: Record) -> None:
         conv.complete = not record.incomplete
         conv.incomplete = list(record.incomplete)
         conv.error = record.error
-    elif isinstance(record, TokenSeen):
-        if not 0 <= record.index < len(conv.pages):
-            raise ManifestError(f"the journal names page {record.index + 1} of {printable(conv.conversation_id)}, "
-                                f"which has {len(conv.pages)}")
+    elif isinstance(record, TokenSeen):  # (its index is checked by ``check_applicable``)
         conv.pages[record.index].token_at = record.token_at
 
 
