@@ -264,7 +264,9 @@ def test_earliest_fetch_of_the_pages():
 
 def test_page_files_recorded_later_are_not_judged_stale(api, tmp_path, capsys, monkeypatch):
     """Nothing says when page files were fetched: a `verify` of them is not taken as fetched when it
-    was recorded (it could be an old export), so it is not judged stale; an `audit` is."""
+    was recorded (it could be an old export), so it is not judged stale; an `audit` is. Nor is it left
+    out in silence: had they been fetched when recorded, it would be a stale view, so the views are
+    not said to agree (exit 3, not compared in full; review 94: exit 0, agree)."""
     from helpers import write_history
     a, b = tmp_path / "a.db", tmp_path / "b.db"
     assert audit(api, a, capsys, monkeypatch, "2030-01-01T00:00:00.000Z") == 0
@@ -277,7 +279,36 @@ def test_page_files_recorded_later_are_not_judged_stale(api, tmp_path, capsys, m
     [seen] = json.loads(capsys.readouterr().out)["audits"]
     assert seen["complete"] and seen["fetched"] is None and seen["head"] == old.events[-1].event.sequence_id
     code, result, err = compare(capsys, a, b, "--conversation", IDS[0])
-    assert code == 0 and not result["findings"], (result, err)
+    assert code == 3 and not result["findings"] and not result["agree"] and not result["complete"], (result, err)
+    [note] = result["notes"]
+    assert "the head rule cannot judge the second ledger's audit 1" in note and "nothing says when" in note
+    assert f"missing sequence id {DIRECT.events[-1].event.sequence_id}" in note and "not compared in full" in err
+    # within the tolerance of its record, nothing to say: they agree
+    code, result, err = compare(capsys, a, b, "--conversation", IDS[0], "--tolerance", "1500")
+    assert code == 0 and result["agree"] and not result["notes"], (result, err)
+
+
+def test_a_verify_of_evidence_recorded_before_schema_3_is_never_said_to_agree(
+        api, tmp_path, capsys, monkeypatch, ledgers):
+    """Review 94: a `verify DIR` row of a ledger of schema 2 has no fetch time: the head rule leaves it
+    out, and `compare` of two such ledgers said agree (exit 0) where the previous release, timing it by
+    its record, found the stale view (exit 1). It is named now, and the comparison is incomplete."""
+    from verifier.ledger import open_ledger
+    a, b = ledgers
+    evidence = tmp_path / "ev-b"
+    assert audit(api, a, capsys, monkeypatch, "2030-01-01T00:00:00.000Z") == 0
+    assert save(api, capsys, monkeypatch, "2030-01-01T00:10:00.000Z", evidence, hostile={"truncate"}) == 0
+    assert cli(capsys, monkeypatch, "2030-01-01T00:10:00.000Z", "verify", str(evidence), "--trust-evidence-keys",
+               "--ledger", b, "--format", "json") == 0
+    store = open_ledger(b, create=False)
+    with store.transaction():  # as the migration from schema 2 leaves the rows: no fetch time
+        store._run("UPDATE audits SET fetched = NULL")
+        store._run("UPDATE chains SET fetched = NULL")
+    store.close()
+    for first, second, which in ((a, b, "second"), (b, a, "first")):
+        code, result, err = compare(capsys, first, second)
+        assert code == 3 and not result["agree"] and not result["complete"] and not result["findings"], result
+        assert any(f"cannot judge the {which} ledger's audit 1" in n for n in result["notes"]), result
 
 
 def test_a_schema_2_ledger_migrates_and_its_audits_are_timed_as_before(api, tmp_path, capsys, monkeypatch,

@@ -478,7 +478,9 @@ def cmd_ledger_compare(args: argparse.Namespace) -> int:
                     divergences.append(d)
                 elif span is None:
                     unfinished.append(f"{conv}: the two views saw no event in common")
-                stale += _stale_views(conv, chains, audits, (ta, tb), (args.a, args.b), args.tolerance)
+                found, undecided = _stale_views(conv, chains, audits, (ta, tb), (args.a, args.b), args.tolerance)
+                stale += found
+                unfinished += undecided
         finally:
             left.close()
             right.close()
@@ -535,13 +537,21 @@ def _fetch_time(audit: Any, chain: Any = None) -> str | None:
 
 
 def _stale_views(conv: str, chains: tuple[list, list], audits: tuple[dict[int, Any], dict[int, Any]],
-                 transcripts: tuple[Any, Any], names: tuple[str, str], tolerance: float) -> list[dict]:
+                 transcripts: tuple[Any, Any], names: tuple[str, str], tolerance: float
+                 ) -> tuple[list[dict], list[str]]:
     """The head rule, both ways: an audit of one ledger that fetched ``conv`` to its end more than
     ``tolerance`` seconds after an audit of the other saw head H (recorded: an upper bound of when H
     was there) must have a head at least as new as H (a history only grows at its head); when that
-    fetch was is ``_fetch_time``'s word. ``stale_view`` findings (error)."""
+    fetch was is ``_fetch_time``'s word. ``stale_view`` findings (error), and what could not be
+    judged: a run of unknown fetch time (page files, a ``verify`` recorded before schema 3) that
+    would be a stale view had its pages been fetched when it was recorded is named, so the views are
+    not said to agree in full (review 94: such a run was left out in silence, and ``compare`` of
+    two ledgers of schema 2, on which the previous release found the stale view, said they agree,
+    exit 0)."""
     from .ledger.transcript import seq_key, stale_view
     out = []
+    undecided: list[str] = []
+    which = ("first", "second")
     for x, y in ((0, 1), (1, 0)):
         saw = [(c.audit, audits[x][c.audit].time, c.head) for c in chains[x] if c.audit in audits[x]]
         fetched = [(c.audit, moment, c.head) for c in chains[y]
@@ -549,10 +559,19 @@ def _stale_views(conv: str, chains: tuple[list, list], audits: tuple[dict[int, A
                    and (moment := _fetch_time(audits[y][c.audit], c)) is not None]
         s = stale_view(conv, saw, fetched, tolerance)
         if s is None:
+            unknown = [(c.audit, audits[y][c.audit].time, c.head) for c in chains[y]
+                       if c.complete and c.audit in audits[y] and _fetch_time(audits[y][c.audit], c) is None]
+            u = stale_view(conv, saw, unknown, tolerance)
+            if u is not None:
+                undecided.append(
+                    f"{conv}: the head rule cannot judge the {which[y]} ledger's audit {u.audit} (recorded at "
+                    f"{u.time}, head {u.stale_head or '(none: empty)'}): nothing says when its pages were fetched "
+                    f"(page files, or a run recorded before schema 3); had they been fetched when it was "
+                    f"recorded, it would be a stale_view, missing sequence id {u.head}, which the {which[x]} "
+                    f"ledger's audit {u.seen_audit} at {u.seen_time} had seen")
             continue
         low = seq_key(s.stale_head) if s.stale_head is not None else None
         first = next((seq for seq, _d in transcripts[x].entries if low is None or seq_key(seq) > low), s.head)
-        which = ("first", "second")
         row = audits[y][s.audit]
         stale_chain = next(c for c in chains[y] if c.audit == s.audit)
         when = f"at {row.time}" if s.time == row.time else f"(pages fetched from {s.time}, recorded at {row.time})"
@@ -567,7 +586,7 @@ def _stale_views(conv: str, chains: tuple[list, list], audits: tuple[dict[int, A
                                f"audit {s.seen_audit} at {s.seen_time}, more than {tolerance:g} s earlier, "
                                f"had already seen sequence id {s.head}: the later view is missing its newest "
                                f"events, from sequence id {first}"})
-    return out
+    return out, undecided
 
 
 def cmd_ledger_check(args: argparse.Namespace) -> int:
