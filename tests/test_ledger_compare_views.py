@@ -401,3 +401,51 @@ def test_a_conversation_fetched_late_in_a_long_audit_is_timed_by_its_own_pages(a
     assert code == 1 and [(f["code"], f["conversation"], f["stale"]["fetched"]) for f in result["findings"]] == \
         [("stale_view", IDS[0], "2030-01-01T00:30:00.000Z")], result
     assert "pages fetched from 2030-01-01T00:30:00.000Z, recorded at 2030-01-01T01:30:00.000Z" in err
+
+
+def test_fetch_times_noted_in_any_id_form_time_the_report_s_conversation(tmp_path, capsys):
+    """Review 94: `Verification.note_fetch` and `record_audit(fetched_conversations=)` kept a
+    conversation as named ("B-A"), so the chain row of the report's "A:B" took the run's earliest page
+    (another conversation's, fetched before the other ledger saw the head) and the stale view was not
+    reported; one id given alone was taken a character at a time."""
+    from helpers import REPO
+
+    from verifier import Keyring, Verification
+    from verifier.errors import UsageError
+    from verifier.ledger import open_ledger, record_audit
+
+    pages = [p.read_bytes() for p in sorted((REPO / "examples" / "conversation").glob("*.json"))]
+    keyring = Keyring.from_json((REPO / "examples" / "keyring.json").read_text())
+    cid = "1215441834412953600:1843439638876491776"
+
+    def record(ledger, bodies, time, **fetch):
+        v = Verification()
+        for body in bodies:
+            v.add_page(body)
+        if fetch:
+            v.note_fetch([fetch["named"]], [fetch["at"]])
+        report = v.finish(keyring)
+        store = open_ledger(str(ledger))
+        try:
+            record_audit(store, report, v.event_facts(), v.keyring, command="audit", inputs=[cid],
+                         key_source="keyring", time=time, fetched=fetch.get("run"),
+                         fetched_conversations=v.fetched_conversations())
+            return [c.fetched for c in store.chains(cid)]
+        finally:
+            store.close()
+
+    record(tmp_path / "a.db", pages, "2030-01-01T00:04:00.000Z")  # A sees the head at 00:04
+    for named in (cid, "1843439638876491776-1215441834412953600", "1843439638876491776:1215441834412953600"):
+        b = tmp_path / f"b{len(list(tmp_path.iterdir()))}.db"  # B: this conversation fetched at 00:10, newest page gone
+        assert record(b, pages[1:], "2030-01-01T00:30:00.000Z", named=named, at="2030-01-01T00:10:00.000Z",
+                      run="2030-01-01T00:00:00.000Z") == ["2030-01-01T00:10:00.000Z"], named
+        code, result, _ = compare(capsys, tmp_path / "a.db", b)
+        assert code == 1 and [f["code"] for f in result["findings"]] == ["stale_view"], (named, result)
+    one = Verification()
+    for value, times in ((cid, ["2030-01-01T00:10:00.000Z"]), ([cid], "2030-01-01T00:10:00.000Z")):
+        with pytest.raises(UsageError, match="note_fetch takes a sequence"):
+            one.note_fetch(value, times)
+    # the mapping given to record_audit directly: in any form too, two forms of one id by the earlier
+    from verifier.ledger.record import _by_report_id
+    assert _by_report_id({"2-1": "2030-01-01T00:10:00.000Z", "1:2": "2030-01-01T00:05:00+00:00", "g7": None}) == \
+        {"1:2": "2030-01-01T00:05:00.000Z", "g7": None}

@@ -387,10 +387,15 @@ class Verification:
 
     def note_fetch(self, conversations: Iterable[str], times: Iterable[object]) -> None:
         """The pages of one walk (an audit's, saved evidence's) were fetched at ``times``: for the
-        conversations its events were reported under (``fetched_conversations``)."""
+        conversations its events were reported under (``fetched_conversations``), in any id form,
+        kept under the report's (review 94: "B-A" was kept as given, so the ledger found no fetch time
+        for the report's "A:B" and timed it by the run's earliest page; one id alone was taken a
+        character at a time)."""
+        refuse_one_value(conversations, "note_fetch", "conversation ids")
+        refuse_one_value(times, "note_fetch", "fetch times")
         times = list(times)
         for cid in conversations:
-            self._fetch_times.setdefault(cid, []).extend(times)
+            self._fetch_times.setdefault(canonical_conversation(cid) or "unknown", []).extend(times)
 
     def fetched_conversations(self) -> dict[str, str | None]:
         """Per conversation, when its pages were fetched (the earliest; None when one is unknown)."""

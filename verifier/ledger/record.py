@@ -18,9 +18,10 @@ from functools import lru_cache
 import msgspec
 
 from .._version import __version__
-from ..clock import utc_instant, utc_now_iso
+from ..clock import earliest_utc, utc_instant, utc_now_iso
 from ..engine import EventFacts, _gc_paused
 from ..errors import UsageError
+from ..ids import canonical_conversation
 from ..keys import Keyring, KeyringEntry, UnusableKey, key_identity, parse_public_key, version_number
 from ..model import EventReport, Finding, Report, Severity, fails
 from ..sanitize import encodable
@@ -111,10 +112,10 @@ def record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts]
     ``fetched_conversations``: the same per conversation (``Verification.fetched_conversations()``),
     recorded on its chain row: in a long audit of many conversations, one is fetched long after the
     run's first page."""
-    fetched_conversations = dict(fetched_conversations or {})
-    for value in (fetched, *fetched_conversations.values()):
+    for value in (fetched, *(fetched_conversations or {}).values()):
         if value is not None and utc_instant(value) is None:
             raise UsageError(f"fetched {value!r:.40} is not an ISO-8601 time with its UTC offset")
+    fetched_conversations = _by_report_id(fetched_conversations or {})
     facts = list(facts)
     indices = {f.index for f in facts}
     lacking = sum(1 for conv in report.conversations for ev in conv.events if ev.index not in indices)
@@ -130,6 +131,16 @@ def record_audit(store: LedgerStore, report: Report, facts: Sequence[EventFacts]
                              key_source=key_source, key_users=key_users, time=time or utc_now_iso(),
                              ended=frozenset(ended), scrub=scrub or _unchanged, fetched=fetched,
                              fetched_conversations=fetched_conversations)
+
+
+def _by_report_id(fetched: Mapping[str, str | None]) -> dict[str, str | None]:
+    """``fetched_conversations`` under the report's conversation ids, whatever form they were given
+    in (``B-A`` for ``A:B``; review 94: not found, the conversation was timed by the run's earliest
+    page), two forms of one id by the earlier (None, unknown, if either is)."""
+    grouped: dict[str, list[str | None]] = {}
+    for cid, when in fetched.items():
+        grouped.setdefault(canonical_conversation(cid) or "unknown", []).append(when)
+    return {cid: times[0] if len(times) == 1 else earliest_utc(times) for cid, times in grouped.items()}
 
 
 def _unchanged(text: str) -> str:
