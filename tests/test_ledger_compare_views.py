@@ -207,17 +207,24 @@ def test_a_resumed_audit_is_timed_by_its_replayed_pages(api, tmp_path, capsys, m
     assert times == {"2030-01-01T00:00:00.000Z", "2030-01-01T00:20:00.000Z"}  # replayed and fetched now
 
 
+def _stale_evidence_verified(api, tmp_path, capsys, monkeypatch, ledgers, verified_at: str) -> tuple[str, str]:
+    """A audits at 00:00 and sees the head; B's evidence, fetched at 00:10 without the 5 newest events,
+    is verified into B's ledger at ``verified_at``. The two ledgers."""
+    a, b = ledgers
+    evidence = tmp_path / "ev-b"
+    assert audit(api, a, capsys, monkeypatch, "2030-01-01T00:00:00.000Z") == 0
+    assert save(api, capsys, monkeypatch, "2030-01-01T00:10:00.000Z", evidence, hostile={"truncate"}) == 0
+    assert cli(capsys, monkeypatch, verified_at, "verify", str(evidence), "--trust-evidence-keys",
+               "--ledger", b, "--format", "json") == 0
+    return a, b
+
+
 def test_evidence_fetched_after_the_other_audit_saw_the_head_is_still_a_stale_view(
         api, tmp_path, capsys, monkeypatch, ledgers):
     """A audits at 00:00 and sees the head; B's evidence is fetched at 00:10 without the 5 newest events
     and verified at 00:20: B's view is stale, timed by its fetch (00:10), and a live audit of B's at
     00:30 served the same is too."""
-    a, b = ledgers
-    evidence = tmp_path / "ev-b"
-    assert audit(api, a, capsys, monkeypatch, "2030-01-01T00:00:00.000Z") == 0
-    assert save(api, capsys, monkeypatch, "2030-01-01T00:10:00.000Z", evidence, hostile={"truncate"}) == 0
-    assert cli(capsys, monkeypatch, "2030-01-01T00:20:00.000Z", "verify", str(evidence), "--trust-evidence-keys",
-               "--ledger", b, "--format", "json") == 0
+    a, b = _stale_evidence_verified(api, tmp_path, capsys, monkeypatch, ledgers, "2030-01-01T00:20:00.000Z")
     head, first_missing = DIRECT.events[-1].event.sequence_id, DIRECT.events[-5].event.sequence_id
     for first, second in ((a, b), (b, a)):
         code, result, err = compare(capsys, first, second)
@@ -294,12 +301,7 @@ def test_a_verify_of_evidence_recorded_before_schema_3_is_never_said_to_agree(
     out, and `compare` of two such ledgers said agree (exit 0) where the previous release, timing it by
     its record, found the stale view (exit 1). It is named now, and the comparison is incomplete."""
     from verifier.ledger import open_ledger
-    a, b = ledgers
-    evidence = tmp_path / "ev-b"
-    assert audit(api, a, capsys, monkeypatch, "2030-01-01T00:00:00.000Z") == 0
-    assert save(api, capsys, monkeypatch, "2030-01-01T00:10:00.000Z", evidence, hostile={"truncate"}) == 0
-    assert cli(capsys, monkeypatch, "2030-01-01T00:10:00.000Z", "verify", str(evidence), "--trust-evidence-keys",
-               "--ledger", b, "--format", "json") == 0
+    a, b = _stale_evidence_verified(api, tmp_path, capsys, monkeypatch, ledgers, "2030-01-01T00:10:00.000Z")
     store = open_ledger(b, create=False)
     with store.transaction():  # as the migration from schema 2 leaves the rows: no fetch time
         store._run("UPDATE audits SET fetched = NULL")
