@@ -429,6 +429,51 @@ def test_a_short_write_to_unbuffered_standard_output_is_not_taken_as_the_whole_r
     assert (proc2.returncode, proc2.stderr) == (3, "xchat-verify: cannot write standard output: File too large\n")
 
 
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_a_byte_order_mark_encoding_writes_one_mark_not_one_per_chunk(tmp_path, unbuffered):
+    """Round 95: PYTHONIOENCODING=utf-8-sig, round 87's standard output encoded each chunk of a JSON
+    report on its own, with a byte order mark before each: the report was no longer JSON."""
+    from verifier.testing.forge import Identity, build_conversation
+    members = [Identity.from_seed(u, "1", u) for u in ("1215441834412953600", "1843439638876491776", "19999")]
+    paths = []
+    for i in range(3):
+        conv = build_conversation(2, members=members, conversation_id=f"g{2010754001234567890 + i}", seed="bom",
+                                  realistic_crypto=False)
+        paths.append(str(tmp_path / f"c{i}.json"))
+        Path(paths[-1]).write_text(json.dumps(conv.pages()[0]))
+    (tmp_path / "ring.json").write_text(json.dumps(conv.keyring()))
+    env = dict(os.environ, PYTHONIOENCODING="utf-8-sig", PYTHONUNBUFFERED=unbuffered)
+    proc = subprocess.run([sys.executable, "-m", "verifier", "verify", *paths, "--keys", str(tmp_path / "ring.json"),
+                           "--format", "json"], stdout=subprocess.PIPE, cwd=REPO, env=env, timeout=120)
+    assert proc.returncode == 0
+    assert proc.stdout.count(b"\xef\xbb\xbf") == 1 and proc.stdout.startswith(b"\xef\xbb\xbf")
+    assert len(json.loads(proc.stdout.decode("utf-8-sig"))["conversations"]) == 3
+
+
+def test_buffered_standard_output_coalesces_the_chunks(monkeypatch):
+    """Round 95: round 87's standard output flushed before each chunk, one write(2) per chunk even
+    buffered: a JSON report of 300 small conversations took 901 write calls to a pipe, not 101."""
+    import io
+
+    from verifier.outputs import write_stdout
+
+    class Raw(io.RawIOBase):
+        def __init__(self):
+            self.calls = 0
+
+        def writable(self):
+            return True
+
+        def write(self, data):
+            self.calls += 1
+            return len(data)
+
+    raw = Raw()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BufferedWriter(raw, 8192), encoding="utf-8"))
+    write_stdout("x" * 10 for _ in range(1_000))
+    assert raw.calls == 2  # 10,000 bytes: one full buffer, then the rest
+
+
 def test_a_full_device_behind_standard_output_is_one_line_and_exit_3():
     """Standard output on a full disk (``> /dev/full``): exit 3, one line, no internal error."""
     if not os.path.exists("/dev/full"):

@@ -3,14 +3,16 @@ goes to a temporary name in the same directory, is flushed to disk, then renamed
 
 from __future__ import annotations
 
+import codecs
 import errno
+import io
 import os
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, TextIO
 
 from .errors import InputError
 from .sanitize import printable
@@ -130,8 +132,9 @@ def write_stdout(chunks: Iterable[str]) -> None:
     one-line ``InputError`` (exit 3); a reader that stopped (``BrokenPipeError``, ``| head``) is
     left to the command's caller, which says so in one line whatever was writing."""
     try:
+        write = _stdout_writer()
         for chunk in chunks:
-            _write_all(chunk)
+            write(chunk)
         sys.stdout.flush()
     except BrokenPipeError:
         raise
@@ -140,25 +143,56 @@ def write_stdout(chunks: Iterable[str]) -> None:
         raise InputError(f"cannot write standard output: {exc.strerror or exc}") from None
 
 
-def _write_all(text: str) -> None:
-    """``text`` to standard output, every byte of it or ``OSError``. Why not ``sys.stdout.write``:
-    unbuffered (``PYTHONUNBUFFERED=1``, common in containers and CI) its binary layer is the raw
-    file, and a short ``write(2)`` — the reader of ``| head`` gone mid-write, a file size limit or a
-    full disk behind ``> report.html`` — was taken as the whole text: the rest was dropped, the run
-    exited 0 with a truncated report (round 87). A text-only stream (no ``buffer``) is written as is."""
+def _stdout_writer() -> Callable[[str], None]:
+    """What writes text to standard output, every byte of it or ``OSError``. Buffered (the default),
+    ``sys.stdout.write``: its buffered layer writes all it was given or raises, and coalesces the
+    chunks into few ``write(2)`` calls. Unbuffered (``PYTHONUNBUFFERED=1``, common in containers and
+    CI) its binary layer is the raw file, and a short ``write(2)`` — the reader of ``| head`` gone
+    mid-write, a file size limit or a full disk behind ``> report.html`` — was taken as the whole
+    text: the rest was dropped, the run exited 0 with a truncated report (round 87). There the text
+    is encoded here and written until every byte is taken: by one incremental encoder kept for the
+    stream, so that an encoding with a byte order mark (``PYTHONIOENCODING=utf-8-sig``) writes it
+    once, not before every chunk (round 95: a JSON report with a mark inside was no longer JSON)."""
     stream = sys.stdout
     binary = getattr(stream, "buffer", None)
-    if binary is None:
-        stream.write(text)
-        return
+    if not isinstance(binary, io.RawIOBase):
+        def write_text(text: str) -> None:
+            stream.write(text)
+        return write_text
+    raw = binary
     stream.flush()  # what was written as text before goes first
-    data = memoryview(text.encode(stream.encoding or "utf-8", stream.errors or "strict"))
-    total = len(data)
-    while data:
-        count = binary.write(data)
-        if not count:  # None: a non-blocking descriptor that would block; 0: nothing taken
-            raise OSError(errno.EIO, f"it took {total - len(data)} of {total} bytes, then no more")
-        data = data[count:]
+    encoder = _stdout_encoder(stream, raw)
+
+    def write(text: str) -> None:
+        data = memoryview(encoder.encode(text))
+        total = len(data)
+        while data:
+            count = raw.write(data)
+            if not count:  # None: a non-blocking descriptor that would block; 0: nothing taken
+                raise OSError(errno.EIO, f"it took {total - len(data)} of {total} bytes, then no more")
+            data = data[count:]
+    return write
+
+
+_ENCODER: list[tuple[object, codecs.IncrementalEncoder]] = []
+
+
+def _stdout_encoder(stream: TextIO, raw: io.RawIOBase) -> codecs.IncrementalEncoder:
+    """The incremental encoder of ``stream``'s encoding and errors, one for the life of the stream (its
+    state — a byte order mark written — carries from one report to the next). As ``TextIOWrapper``
+    does, a seekable stream not at its start writes no mark, nor does UTF-16 or UTF-32 on a pipe."""
+    if _ENCODER and _ENCODER[0][0] is stream:
+        return _ENCODER[0][1]
+    encoder = codecs.getincrementalencoder(stream.encoding or "utf-8")(stream.errors or "strict")
+    try:
+        seekable = raw.seekable()
+        if (seekable and raw.tell() != 0) or (not seekable and codecs.lookup(stream.encoding or "utf-8").name
+                                               in ("utf-16", "utf-32")):
+            encoder.setstate(0)
+    except OSError:
+        pass
+    _ENCODER[:] = [(stream, encoder)]
+    return encoder
 
 
 def detach_stdout() -> None:
