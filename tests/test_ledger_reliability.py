@@ -90,6 +90,16 @@ def test_a_run_killed_while_it_creates_the_ledger_leaves_none_or_a_whole_one(ste
     assert check.returncode == 0 and json.loads(check.stdout)["audits"] >= 1, check.stdout + check.stderr
 
 
+def test_a_new_ledger_with_a_long_file_name_is_created(tmp_path, pages):
+    """Round 95: the temporary name of a new ledger was ``.NAME.new<pid>.<thread id>``: for a NAME of
+    240 characters (a file name may have 255) too long, an internal error and no ledger."""
+    files, ring = pages
+    ledger = tmp_path / ("L" * 237 + ".db")
+    result = run("verify", *files, "--keys", ring, "--ledger", ledger)
+    assert result.returncode == 0, result.stderr
+    assert ledger.is_file() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 # ------------------------------------------------------------------------------------- concurrency
 def _hold_lock(target: str, seconds: float, held: threading.Event) -> None:
     if target.startswith("postgresql://"):

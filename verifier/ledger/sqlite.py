@@ -8,10 +8,11 @@ never block. A file that is not an SQLite database, or a database that is not a 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import secrets
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
@@ -84,8 +85,11 @@ class SQLiteStore(SqlStore):
         takes the name only while it is free: a ledger another run created meanwhile is kept and
         opened). Why: created in place, a run killed between SQLite creating the file and the schema's
         commit left an empty file or a database without tables, which every later run refuses
-        ("exists but is empty", "no ledger tables") until someone removes it (round 87)."""
-        tmp = self.path.with_name(f".{self.path.name}.new{os.getpid()}.{threading.get_ident()}")
+        ("exists but is empty", "no ledger tables") until someone removes it (round 87). The temporary
+        name is short whatever the ledger's (round 95: ``.NAME.new<pid>.<thread>`` of a 240-character
+        NAME was too long a file name, an internal error)."""
+        target = self.path
+        tmp = target.with_name(f".ledger.new{os.getpid()}.{secrets.token_hex(6)}")
         try:
             self.conn = sqlite3.connect(tmp, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode = WAL")
@@ -95,12 +99,12 @@ class SQLiteStore(SqlStore):
             self.conn.close()  # the last connection: the WAL is checkpointed into the file and removed
             self.conn = None
             try:
-                os.link(tmp, self.path)
+                os.link(tmp, target)
             except FileExistsError:
                 pass  # another run created it meanwhile: that one is opened
             except OSError:  # a file system without hard links: renamed, if the name is still free
-                if not self.path.exists():
-                    os.rename(tmp, self.path)
+                if not target.exists():
+                    os.rename(tmp, target)
         except sqlite3.Error as exc:
             raise self._ledger_error(exc) from None
         except OSError as exc:
@@ -110,7 +114,8 @@ class SQLiteStore(SqlStore):
                 self.conn.close()
                 self.conn = None
             for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    Path(f"{tmp}{suffix}").unlink(missing_ok=True)
 
     def _errors(self) -> tuple[type[BaseException], ...]:
         return (sqlite3.Error,)
