@@ -90,6 +90,29 @@ def test_a_run_killed_while_it_creates_the_ledger_leaves_none_or_a_whole_one(ste
     assert check.returncode == 0 and json.loads(check.stdout)["audits"] >= 1, check.stdout + check.stderr
 
 
+@pytest.mark.parametrize("steps", [1, 30, 300])
+def test_a_run_killed_while_it_creates_a_ledger_named_by_a_dangling_link_leaves_none_or_a_whole_one(
+        steps, tmp_path, pages):
+    """Round 95: a new ledger named by a dangling symbolic link was still created in place, through
+    the link (``link(2)`` found the name taken by the link itself): killed before the schema's
+    commit, round 87's empty file, refused by every later run. It is built whole at the path the
+    link names, and linked there."""
+    files, ring = pages
+    ledger = tmp_path / "link.db"
+    ledger.symlink_to(tmp_path / "target.db")
+    args = ["verify", *files, "--keys", ring, "--ledger", ledger]
+    killing = _KILLED_AFTER.replace("conn = connect(*args, **kwargs)\n", "conn = connect(*args, **kwargs)\n"
+                                    "    if not str(args[0]).endswith('link.db'): return conn\n")  # only there
+    killed = subprocess.run([sys.executable, "-c", killing, str(steps), *map(str, args)], capture_output=True,
+                            text=True, cwd=REPO, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    after = run(*args)
+    assert after.returncode == 0, after.stderr
+    assert ledger.is_symlink() and (tmp_path / "target.db").is_file()
+    check = run("ledger", "check", "--ledger", ledger)
+    assert check.returncode == 0 and json.loads(check.stdout)["audits"] >= 1, check.stdout + check.stderr
+
+
 def test_a_new_ledger_with_a_long_file_name_is_created(tmp_path, pages):
     """Round 95: the temporary name of a new ledger was ``.NAME.new<pid>.<thread id>``: for a NAME of
     240 characters (a file name may have 255) too long, an internal error and no ledger."""

@@ -85,10 +85,12 @@ class SQLiteStore(SqlStore):
         takes the name only while it is free: a ledger another run created meanwhile is kept and
         opened). Why: created in place, a run killed between SQLite creating the file and the schema's
         commit left an empty file or a database without tables, which every later run refuses
-        ("exists but is empty", "no ledger tables") until someone removes it (round 87). The temporary
-        name is short whatever the ledger's (round 95: ``.NAME.new<pid>.<thread>`` of a 240-character
-        NAME was too long a file name, an internal error)."""
-        target = self.path
+        ("exists but is empty", "no ledger tables") until someone removes it (round 87). The name is
+        resolved first: a dangling link named as the ledger gets the new ledger at the path it names,
+        linked there whole too (round 95: it was created in place, through the link, as before round
+        87). The temporary name is short whatever the ledger's (round 95: ``.NAME.new<pid>.<thread>``
+        of a 240-character NAME was too long a file name, an internal error)."""
+        target = Path(os.path.realpath(self.path))
         tmp = target.with_name(f".ledger.new{os.getpid()}.{secrets.token_hex(6)}")
         try:
             self.conn = sqlite3.connect(tmp, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
