@@ -570,6 +570,63 @@ def test_a_resume_killed_in_its_key_phase_reads_as_keys_not_fetched(api, tmp_pat
     assert cli(api, "verify", ev, "--trust-evidence-keys", token=False).returncode == 0
 
 
+_KILLED_BEFORE_KEYS = """
+import os, sys
+from verifier import audit
+audit.Auditor._fetch_keys = lambda *a, **k: os._exit(137)  # SIGKILL-like, as the key phase begins
+from verifier.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_resume_killed_after_its_pages_before_its_key_phase_reads_as_keys_not_fetched(tmp_path):
+    """Round 95: a --resume killed after it saved older pages, before its key phase, left the earlier
+    run's keyring.json beside them (round 87 removed it only once the key phase began): `verify DIR`
+    read it as all the keys there were, and the older pages' signer the earlier run never saw (a
+    member who left, not in the metadata) was unknown_key, exit 1, not "keys not fetched", exit 3."""
+    import hashlib
+
+    from verifier.testing.forge import Conversation, forge_event, snowflake
+    a = Identity.from_seed("1215441834412953600", "1765382634817", "ra")
+    b = Identity.from_seed("1843439638876491776", "1736723828667", "rb")
+    d = Identity.from_seed("1999999999999999999", "1736723828668", "rd")  # signs the oldest messages only
+    ckey = hashlib.sha256(b"ckey:r").digest()
+    events, prev = [], None
+    for i in range(12):
+        ms = 1_784_841_000_000 + i * 1000
+        seq = snowflake(ms, i)
+        sender = [a, d, d][i] if i < 3 else [a, b][i % 2]
+        if i == 0:
+            kind, body = "ConversationKeyChangeEvent", {"conversation_key_version": "1", "conversation_participant_keys": [
+                {"user_id": m.user_id, "encrypted_conversation_key": "AAAA", "public_key_version": m.version}
+                for m in (a, b, d)]}
+        else:
+            kind, body = "MessageCreateEvent", {"contents": bytes(72), "conversation_key_version": "1",
+                                                "should_notify": True}
+        events.append(forge_event(sender, kind, body, conversation_id="g2010754001234567891", sequence_id=seq,
+                                  previous_sequence_id=prev, created_at_msec=str(ms), signature_version="7",
+                                  conversation_keys={"1": ckey}))
+        prev = seq
+    group = Conversation("g2010754001234567891", [a, b], events, {"1": ckey})  # d left: not in the metadata
+    other = Conversation("g2010754001234567892", [a, d], events[:1], {"1": ckey})  # the server has d's keys
+    ev = tmp_path / "evidence"
+    with FakeXApi([group, other], token="tok") as api:
+        env = {**os.environ, "X_BEARER_TOKEN": "tok"}
+        args = ["audit", "--base-url", api.url, "g2010754001234567891", "--save", str(ev), "-q", "--max-results", "2"]
+        subprocess.run([sys.executable, "-m", "verifier", *args, "--max-pages", "1"], cwd=REPO, env=env,
+                       capture_output=True, timeout=120)
+        assert (ev / "keyring.json").is_file()
+        killed = subprocess.run([sys.executable, "-c", _KILLED_BEFORE_KEYS, *args, "--resume"], cwd=REPO, env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert killed.returncode == 137, killed.stderr
+        check = run_cli(["verify", str(ev), "--trust-evidence-keys", "--allow-partial"])
+        assert check.returncode == 3 and "keys not fetched" in check.stderr, check.stdout + check.stderr
+        resumed = subprocess.run([sys.executable, "-m", "verifier", *args, "--resume"], cwd=REPO, env=env,
+                                 capture_output=True, text=True, timeout=120)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert run_cli(["verify", str(ev), "--trust-evidence-keys"]).returncode == 0
+
+
 @pytest.mark.parametrize("plant", ["fifo-journal", "journal-to-dev-zero", "fifo-keyring"])
 def test_planted_nodes_in_evidence_never_hang_fill_memory_or_take_writes(api, tmp_path, plant):
     """Review: a FIFO as manifest.journal hung `verify DIR`, `archive verify` and `--resume`; a journal

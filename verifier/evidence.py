@@ -173,6 +173,7 @@ class EvidenceStore:
         self._journal: BinaryIO | None = None  # opened by the first write (a snapshot first), closed by close()
         self.unfolded = 0  # journal records read on top of the snapshot (a run ends by folding them in)
         self.manifest_digest = ""  # SHA-256 of the manifest.json bytes open() read (what a receipt signs)
+        self._keyring_dropped = False  # this run's first page or metadata removed an earlier run's keyring.json
 
     # ------------------------------------------------------------------ reading
     @classmethod
@@ -256,8 +257,20 @@ class EvidenceStore:
         return {"file": name, "url": fetched.url, "fetched_at": fetched.fetched_at,
                 "sha256": sha256(fetched.body), "bytes": len(fetched.body)}
 
+    def _drop_keyring(self) -> None:
+        """Before this run's first page or metadata: an earlier run's ``keyring.json`` is removed, the
+        mark of a key phase that ended for the pages then saved. Why: a ``--resume`` killed after it
+        saved pages, before its key phase, left it beside pages it does not cover, and ``verify DIR``
+        read it as all the keys there were — an older page's signer the earlier run never saw (a member
+        who left) ``unknown_key``, exit 1, not "keys not fetched", exit 3 (round 95: round 87's defect,
+        fixed in ``reset_keys`` for a kill inside the key phase only). The key phase writes it again."""
+        if not self._keyring_dropped:
+            (self.root / KEYRING).unlink(missing_ok=True)  # the entry itself, never what a link names
+            self._keyring_dropped = True
+
     def save_page(self, conv: Conversation, fetched: FetchedBody, next_token: str | None,
                   token_at: list[TokenLocation] | None = None) -> str:
+        self._drop_keyring()
         name = page_name(conv.path_id, len(conv.pages) + 1)
         entry = PageEntry(**self._store(name, fetched), next_token=next_token, token_at=token_at or [])
         self._record(AddPage(conversation_id=conv.conversation_id, entry=entry))
@@ -269,6 +282,7 @@ class EvidenceStore:
             self._record(TokenSeen(conversation_id=conv.conversation_id, index=index, token_at=token_at))
 
     def save_metadata(self, conv: Conversation, fetched: FetchedBody, token_at: list[TokenLocation] | None = None) -> None:
+        self._drop_keyring()
         entry = FileEntry(**self._store(metadata_name(conv.path_id), fetched), token_at=token_at or [])
         self._record(SetMetadata(conversation_id=conv.conversation_id, entry=entry))
 
