@@ -450,6 +450,18 @@ def test_a_byte_order_mark_encoding_writes_one_mark_not_one_per_chunk(tmp_path, 
     assert len(json.loads(proc.stdout.decode("utf-8-sig"))["conversations"]) == 3
 
 
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_an_encoding_that_cannot_write_the_report_is_one_line_not_an_internal_error(unbuffered):
+    """Round 95's note: PYTHONIOENCODING=ascii and a report holding ✅ (markdown) ended in an internal
+    error (UnicodeEncodeError). It is one line naming the way out, exit 3."""
+    env = dict(os.environ, PYTHONIOENCODING="ascii", PYTHONUNBUFFERED=unbuffered)
+    pages = sorted(str(p) for p in (REPO / "examples" / "conversation").glob("*.json"))
+    proc = subprocess.run([sys.executable, "-m", "verifier", "verify", *pages, "--keys", str(REPO / "examples" / "keyring.json"),
+                           "--format", "markdown"], capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert proc.returncode == 3 and "internal error" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "set PYTHONIOENCODING=utf-8 or write it with -o FILE" in proc.stderr
+
+
 def test_buffered_standard_output_coalesces_the_chunks(monkeypatch):
     """Round 95: round 87's standard output flushed before each chunk, one write(2) per chunk even
     buffered: a JSON report of 300 small conversations took 901 write calls to a pipe, not 101."""

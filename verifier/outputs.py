@@ -141,6 +141,11 @@ def write_stdout(chunks: Iterable[str]) -> None:
     except OSError as exc:
         detach_stdout()
         raise InputError(f"cannot write standard output: {exc.strerror or exc}") from None
+    except UnicodeEncodeError as exc:  # round 95's note: PYTHONIOENCODING=ascii and a ✓ was an internal error
+        detach_stdout()
+        raise InputError(f"cannot write standard output: its encoding ({exc.encoding}) cannot write the report's "
+                         f"{exc.object[exc.start:exc.end]!a}; set PYTHONIOENCODING=utf-8 or write it with -o FILE"
+                         ) from None
 
 
 def _stdout_writer() -> Callable[[str], None]:
