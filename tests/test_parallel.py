@@ -713,3 +713,27 @@ def test_an_interrupt_that_kills_a_worker_mid_result_lets_the_run_end(tmp_path):
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"the process never ended after its workers were killed: {exc.stdout!r}")
     assert (proc.returncode, proc.stdout) == (0, "reader thread ended\n"), proc.stderr
+
+
+def test_killing_the_workers_with_tasks_still_queued_prints_no_traceback():
+    """Review 96: an interrupt early in ``verify --workers 2`` (tasks still queued, not yet handed to
+    a worker) printed a traceback from the pool's own thread, ``InvalidStateError: CANCELLED``: the
+    queued futures were cancelled, then the killed workers broke the pool, and its thread set the
+    broken-pool error on every queued future, cancelled ones too (Python 3.11 does not skip them)."""
+    import threading
+    import time
+    from collections import deque
+    seen: list[BaseException] = []
+    before = threading.excepthook
+    threading.excepthook = lambda args: seen.append(args.exc_value)
+    try:
+        pool = parallel._process_pool(1)
+        futures = [pool.submit(time.sleep, 30) for _ in range(6)]  # one runs, one waits in the call queue, 4 queued
+        time.sleep(1.0)
+        manager = pool._executor_manager_thread
+        parallel._stop(pool, deque(((), f) for f in futures), False)
+        manager.join(30)
+        assert not manager.is_alive()
+    finally:
+        threading.excepthook = before
+    assert not seen, seen

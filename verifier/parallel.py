@@ -254,10 +254,11 @@ def _stop(pool: Executor, pending: deque[tuple[tuple[Share, ...], Future[Part] |
           finished: bool) -> None:
     """Shut the pool down. Unless every part was received (an interrupt, an error, a consumer that
     stopped early), the workers are killed, not waited for: a second Ctrl-C must not be needed."""
-    for _task, future in pending:
-        if future is not None:
-            future.cancel()
     if not finished:
+        # The queued futures are not cancelled here: the killed workers break the pool, and its own
+        # thread then sets the broken-pool error on every queued future, which Python 3.11 does even
+        # to a cancelled one (InvalidStateError: a traceback after "interrupted", review 96); a
+        # future the pool forgets on shutdown is cancelled by it (cancel_futures) under its lock.
         processes = list((getattr(pool, "_processes", None) or {}).values())  # ProcessPoolExecutor's own
         for process in processes:
             process.kill()
