@@ -4,6 +4,7 @@ names are checked before use, and the journal replays to exactly what the writer
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -199,3 +200,31 @@ def test_a_record_that_could_not_be_journaled_is_in_no_manifest(tmp_path):
     saved, failed, held = map(int, done.stdout.split())
     assert failed and saved and held == saved
     assert len(EvidenceStore.open(tmp_path).manifest.conversations[0].pages) == saved
+
+
+def test_a_line_written_whole_whose_fsync_failed_is_read_by_no_one(tmp_path, monkeypatch):
+    """Review 96: a journal line written whole whose fsync then failed (an I/O error; a quota or full
+    disk that NFS reports at fsync) was left in the journal, though the record was in no manifest
+    and the audit said the page was not saved; close() did not fold the abandoned journal, so
+    verify DIR and --resume applied the line and read a page the audit had dropped."""
+    import errno
+
+    from verifier.fetch import FetchedBody
+    store = EvidenceStore(tmp_path, "https://api.x.com")
+    conv = store.start_conversation("1111:2222", "1111-2222")
+    page = b'{"data": []}'
+    store.save_page(conv, FetchedBody("https://api.x.com/p1", 200, page, "2026-12-03T00:00:00Z"), "t1")
+    real = os.fsync
+
+    def fsync(fd):
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")) == "manifest.journal":
+            raise OSError(errno.EIO, "Input/output error")
+        real(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OSError):
+        store.save_page(conv, FetchedBody("https://api.x.com/p2", 200, page, "2026-12-03T00:00:01Z"), "t2")
+    assert len(EvidenceStore.open(tmp_path).manifest.conversations[0].pages) == 1  # read mid-run (verify DIR)
+    monkeypatch.setattr(os, "fsync", real)
+    store.close()
+    assert len(store.manifest.conversations[0].pages) == 1
+    assert len(EvidenceStore.open(tmp_path).manifest.conversations[0].pages) == 1

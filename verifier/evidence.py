@@ -14,6 +14,7 @@ read or written.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
@@ -174,6 +175,7 @@ class EvidenceStore:
         self.unfolded = 0  # journal records read on top of the snapshot (a run ends by folding them in)
         self.manifest_digest = ""  # SHA-256 of the manifest.json bytes open() read (what a receipt signs)
         self._keyring_dropped = False  # this run's first page or metadata removed an earlier run's keyring.json
+        self._journal_uncut = False  # a failed line could not be cut from the journal: close() supersedes it
 
     # ------------------------------------------------------------------ reading
     @classmethod
@@ -328,6 +330,8 @@ class EvidenceStore:
     def close(self) -> None:
         """Fold the journal into the snapshot (the end of a run, finished or not)."""
         with self.lock:
+            if self._journal is None and self._journal_uncut:
+                self._start_journal()  # a new journal id: the failed line left in the old one applies no more
             if self._journal is not None:
                 self._snapshot()
                 self._journal.close()
@@ -343,12 +347,17 @@ class EvidenceStore:
             record.journal, record.seq = self.manifest.journal, seq
             journal = self._journal
             assert journal is not None  # started above
+            line = memoryview(encode_record(record) + b"\n")
+            offset = journal.tell()  # the journal's end: unbuffered, every earlier line is in the file
             try:
-                journal.write(encode_record(record) + b"\n")
-                journal.flush()
+                while line:
+                    written = journal.write(line)
+                    if not written:
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    line = line[written:]
                 os.fsync(journal.fileno())
             except OSError:
-                self._abandon_journal()
+                self._abandon_journal(offset)
                 raise
             # applied once on disk: a record whose line could not be written (a full disk, a size
             # limit) is not in the manifest either, so the directory says what this run's caller was
@@ -357,16 +366,25 @@ class EvidenceStore:
             apply(self.manifest, record)
             self.manifest.journal_seq = seq
 
-    def _abandon_journal(self) -> None:
-        """(Lock held.) After a failed append: the journal is left as it is on disk (its torn last
-        line is dropped by every reader) and the next record starts a fresh snapshot, so no line
-        ever follows a torn one."""
+    def _abandon_journal(self, offset: int) -> None:
+        """(Lock held.) After a failed append: the journal is cut back to ``offset``, the end of its
+        last good line, so no reader applies the record the caller was told failed — written whole
+        but not fsynced (an I/O error, a quota or full disk reported at fsync), or torn (review 96: the
+        whole line stayed, and verify DIR and --resume read the page the audit had dropped); the next
+        record starts a fresh snapshot, so no line ever follows a torn one. If the cut fails, close()
+        writes that snapshot, whose new journal id makes the old lines apply no more."""
         journal, self._journal = self._journal, None
-        if journal is not None:
+        if journal is None:
+            return
+        try:
+            os.ftruncate(journal.fileno(), offset)  # shrinking needs no space and passes any size limit
+        except OSError:
+            self._journal_uncut = True
+        finally:
             try:
-                journal.close()
+                journal.close()  # unbuffered: nothing of the line is written later
             except OSError:
-                pass  # the buffered rest of a line that could not be written: it stays unwritten
+                pass
 
     def _start_journal(self) -> None:
         """(Lock held.) A new journal id, so lines of any older journal no longer apply, and a snapshot."""
@@ -385,7 +403,8 @@ class EvidenceStore:
             journal.unlink()  # a planted FIFO, device or link: replaced, never written through (review)
         # truncates: every line is in the snapshot now; O_NOFOLLOW: a link planted meanwhile is refused
         fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o666)
-        self._journal = os.fdopen(fd, "wb")
+        self._journal = os.fdopen(fd, "wb", buffering=0)  # unbuffered: a failed line is never flushed later
+        self._journal_uncut = False
 
 
 # ------------------------------------------------------------------------------------- offline
