@@ -228,3 +228,31 @@ def test_a_line_written_whole_whose_fsync_failed_is_read_by_no_one(tmp_path, mon
     store.close()
     assert len(store.manifest.conversations[0].pages) == 1
     assert len(EvidenceStore.open(tmp_path).manifest.conversations[0].pages) == 1
+
+
+def test_a_key_reset_whose_line_failed_still_drops_the_earlier_runs_keys(tmp_path, monkeypatch):
+    """Review 96: since records are applied once on disk, a --resume whose ResetKeys line failed
+    (the audit reports 'keys: cannot save' and goes on) kept the earlier run's key entries in memory,
+    and the next snapshot wrote them back: a user this run did not fetch (over --max-users) had keys
+    in the directory, and verify DIR checked that user's events with keys the audit never used."""
+    import errno
+
+    from verifier.fetch import FetchedBody
+    first = EvidenceStore(tmp_path, "https://api.x.com")
+    first.save_keys("3333", FetchedBody("https://api.x.com/keys/3333", 200, b'{"data": []}', "2026-12-01T00:00:00Z"))
+    first.close()
+    store = EvidenceStore.open(tmp_path)
+    store.resume()
+    real, failed = os.fsync, []
+
+    def fsync(fd):
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")) == "manifest.journal" and not failed:
+            failed.append(fd)
+            raise OSError(errno.EIO, "Input/output error")
+        real(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OSError):
+        store.reset_keys()
+    store.save_keys("2222", FetchedBody("https://api.x.com/keys/2222", 200, b'{"data": []}', "2026-12-04T00:00:00Z"))
+    store.close()
+    assert [k.user_id for k in EvidenceStore.open(tmp_path).manifest.keys] == ["2222"]

@@ -358,6 +358,11 @@ class EvidenceStore:
                 os.fsync(journal.fileno())
             except OSError:
                 self._abandon_journal(offset)
+                if isinstance(record, ResetKeys):
+                    # a reset only takes away: the next snapshot must not bring back the earlier run's
+                    # keys, which this run's audit did not use (review 96: a user it did not fetch kept
+                    # them, and verify DIR checked that user's events with them)
+                    apply(self.manifest, record)
                 raise
             # applied once on disk: a record whose line could not be written (a full disk, a size
             # limit) is not in the manifest either, so the directory says what this run's caller was
