@@ -781,3 +781,15 @@ def test_a_usage_error_points_at_the_subcommand_s_help(capsys, argv, expected):
     with pytest.raises(SystemExit) as exited:
         main(argv)
     assert exited.value.code == 2 and capsys.readouterr().err.strip() == expected
+
+
+def test_a_closed_standard_output_is_one_line_not_an_internal_error():
+    """Review 96: started with standard output closed (``>&-``), Python has no ``sys.stdout`` at all,
+    and ``verify`` ended in an internal error (AttributeError: 'NoneType' object has no attribute
+    'isatty'); it is the one-line "cannot write standard output", exit 3, as a full disk is."""
+    pages = sorted(str(p) for p in (REPO / "examples" / "conversation").glob("*.json"))
+    proc = subprocess.run([sys.executable, "-m", "verifier", "verify", *pages, "--keys",
+                           str(REPO / "examples" / "keyring.json")], stderr=subprocess.PIPE, text=True, cwd=REPO,
+                          timeout=120, preexec_fn=lambda: os.close(1))
+    assert (proc.returncode, proc.stderr) == (
+        3, "xchat-verify: cannot write standard output: it is closed; write the report with -o FILE\n")

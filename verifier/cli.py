@@ -47,7 +47,7 @@ def emit(report: Report, fmt: str, output: str | None, all_events: bool = False,
         write_file(output, report_parts(report, fmt, all_events=all_events, processes=processes))  # in chunks
         print(f"verdict: {report.verdict} (report written to {printable(output)})", file=sys.stderr)
         return
-    tty = sys.stdout.isatty()
+    tty = sys.stdout is not None and sys.stdout.isatty()  # None: started with it closed (review 96)
     # NO_COLOR drops colour, not layout; set but empty it asks for nothing (no-color.org; round 80)
     color = fmt == "text" and tty and not os.environ.get("NO_COLOR")
     width = shutil.get_terminal_size().columns if tty else None

@@ -131,6 +131,8 @@ def write_stdout(chunks: Iterable[str]) -> None:
     """The chunks to standard output as they come, then flushed. A full device behind it is the
     one-line ``InputError`` (exit 3); a reader that stopped (``BrokenPipeError``, ``| head``) is
     left to the command's caller, which says so in one line whatever was writing."""
+    if sys.stdout is None:  # started with it closed (``>&-``): Python has no stream at all (review 96)
+        raise InputError("cannot write standard output: it is closed; write the report with -o FILE")
     try:
         write = _stdout_writer()
         for chunk in chunks:
