@@ -554,13 +554,11 @@ def _stale_views(conv: str, chains: tuple[list, list], audits: tuple[dict[int, A
     which = ("first", "second")
     for x, y in ((0, 1), (1, 0)):
         saw = [(c.audit, audits[x][c.audit].time, c.head) for c in chains[x] if c.audit in audits[x]]
-        fetched = [(c.audit, moment, c.head) for c in chains[y]
-                   if c.complete and c.audit in audits[y]
-                   and (moment := _fetch_time(audits[y][c.audit], c)) is not None]
+        complete = [(c, _fetch_time(audits[y][c.audit], c)) for c in chains[y] if c.complete and c.audit in audits[y]]
+        fetched = [(c.audit, moment, c.head) for c, moment in complete if moment is not None]
         s = stale_view(conv, saw, fetched, tolerance)
         if s is None:
-            unknown = [(c.audit, audits[y][c.audit].time, c.head) for c in chains[y]
-                       if c.complete and c.audit in audits[y] and _fetch_time(audits[y][c.audit], c) is None]
+            unknown = [(c.audit, audits[y][c.audit].time, c.head) for c, moment in complete if moment is None]
             u = stale_view(conv, saw, unknown, tolerance)
             if u is not None:
                 undecided.append(
