@@ -14,7 +14,6 @@ read or written.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import secrets
@@ -65,7 +64,7 @@ from .manifest import (
     stamp,
     validate,
 )
-from .outputs import atomic_write
+from .outputs import atomic_write, write_fully
 from .sanitize import printable
 
 if TYPE_CHECKING:
@@ -347,14 +346,9 @@ class EvidenceStore:
             record.journal, record.seq = self.manifest.journal, seq
             journal = self._journal
             assert journal is not None  # started above
-            line = memoryview(encode_record(record) + b"\n")
             offset = journal.tell()  # the journal's end: unbuffered, every earlier line is in the file
             try:
-                while line:
-                    written = journal.write(line)
-                    if not written:
-                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                    line = line[written:]
+                write_fully(journal, encode_record(record) + b"\n")
                 os.fsync(journal.fileno())
             except OSError:
                 self._abandon_journal(offset)

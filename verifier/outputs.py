@@ -171,14 +171,19 @@ def _stdout_writer() -> Callable[[str], None]:
     encoder = _stdout_encoder(stream, raw)
 
     def write(text: str) -> None:
-        data = memoryview(encoder.encode(text))
-        total = len(data)
-        while data:
-            count = raw.write(data)
-            if not count:  # None: a non-blocking descriptor that would block; 0: nothing taken
-                raise OSError(errno.EIO, f"it took {total - len(data)} of {total} bytes, then no more")
-            data = data[count:]
+        write_fully(raw, encoder.encode(text))
     return write
+
+
+def write_fully(raw: BinaryIO | io.RawIOBase, data: bytes) -> None:
+    """Every byte of ``data`` to an unbuffered file, or ``OSError``: a raw ``write`` may take only
+    part of it (a reader gone, a size limit, a full disk), and the rest must not be dropped in silence."""
+    view = memoryview(data)
+    while view:
+        count = raw.write(view)
+        if not count:  # None: a non-blocking descriptor that would block; 0: nothing taken
+            raise OSError(errno.EIO, f"it took {len(data) - len(view)} of {len(data)} bytes, then no more")
+        view = view[count:]
 
 
 _ENCODER: list[tuple[object, codecs.IncrementalEncoder]] = []
