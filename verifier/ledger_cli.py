@@ -24,6 +24,7 @@ from .sanitize import encodable, printable
 from .settings import DEFAULT_TOLERANCE
 
 if TYPE_CHECKING:
+    from .engine import Verification
     from .ledger.record import Recorded
 
 
@@ -88,7 +89,7 @@ class LedgerRun:
             self.store = open_ledger(target)
             self.fallback = fallback_entries(self.store)
 
-    def record(self, report: Report, verification: Any, *, command: str, inputs: list[str], key_source: str,
+    def record(self, report: Report, verification: Verification | None, *, command: str, inputs: list[str], key_source: str,
                key_users: list[str] | None = None) -> None:
         time = utc_now_iso()
         checkpoints = None
@@ -97,10 +98,8 @@ class LedgerRun:
             recorded = record_audit(self.store, report, verification.event_facts(), verification.keyring,
                                     command=command, inputs=inputs, key_source=key_source,
                                     key_users=key_users, time=time, ended=verification.ended_conversations(),
-                                    scrub=getattr(verification, "scrub", None),
-                                    fetched=getattr(verification, "fetched", None),
-                                    fetched_conversations=verification.fetched_conversations()
-                                    if hasattr(verification, "fetched_conversations") else None)
+                                    scrub=verification.scrub, fetched=verification.fetched,
+                                    fetched_conversations=verification.fetched_conversations())
             self.recorded, checkpoints = recorded, recorded.checkpoints
         try:
             if self.args.metrics is not None:
