@@ -430,6 +430,31 @@ def test_a_short_write_to_unbuffered_standard_output_is_not_taken_as_the_whole_r
 
 
 @pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_a_non_blocking_standard_output_that_fills_says_so_buffered_or_not(tmp_path, unbuffered):
+    """Review r102: a non-blocking standard output (O_NONBLOCK on a terminal or pipe shared with
+    another program) whose reader falls behind is exit 3 either way; buffered, the line named the
+    cause ("write could not complete without blocking"), unbuffered (PYTHONUNBUFFERED=1) it said
+    "it took 61440 of 355817 bytes, then no more" (EIO), as if the device had failed."""
+    import fcntl
+
+    from verifier.testing.forge import build_conversation
+    conv = build_conversation(1_000, seed="pipe", realistic_crypto=False)  # a report far over a pipe's buffer
+    (tmp_path / "pages.jsonl").write_text("\n".join(json.dumps(p) for p in conv.pages(100)))
+    (tmp_path / "ring.json").write_text(json.dumps(conv.keyring()))
+    read, write = os.pipe()
+    fcntl.fcntl(write, fcntl.F_SETFL, fcntl.fcntl(write, fcntl.F_GETFL) | os.O_NONBLOCK)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "verifier", "verify", str(tmp_path / "pages.jsonl"), "--keys",
+                               str(tmp_path / "ring.json"), "--format", "json"], stdout=write, stderr=subprocess.PIPE,
+                              text=True, cwd=REPO, env=dict(os.environ, PYTHONUNBUFFERED=unbuffered), timeout=120)
+    finally:
+        os.close(write)
+        os.close(read)
+    assert (proc.returncode, proc.stderr) == \
+        (3, "xchat-verify: cannot write standard output: write could not complete without blocking\n")
+
+
+@pytest.mark.parametrize("unbuffered", ["", "1"])
 def test_a_byte_order_mark_encoding_writes_one_mark_not_one_per_chunk(tmp_path, unbuffered):
     """Round 95: PYTHONIOENCODING=utf-8-sig, round 87's standard output encoded each chunk of a JSON
     report on its own, with a byte order mark before each: the report was no longer JSON."""

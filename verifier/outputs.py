@@ -181,7 +181,9 @@ def write_fully(raw: BinaryIO | io.RawIOBase, data: bytes) -> None:
     view = memoryview(data)
     while view:
         count = raw.write(view)
-        if not count:  # None: a non-blocking descriptor that would block; 0: nothing taken
+        if count is None:  # a non-blocking descriptor that would block: said as the buffered layer says it
+            raise BlockingIOError(errno.EAGAIN, "write could not complete without blocking", len(data) - len(view))
+        if not count:  # nothing taken
             raise OSError(errno.EIO, f"it took {len(data) - len(view)} of {len(data)} bytes, then no more")
         view = view[count:]
 
