@@ -11,7 +11,7 @@ import base64
 import os
 
 import pytest
-from sdk_conversation import History, SdkUser, holder, keyring_json, make_user, sdk_decrypt
+from sdk_conversation import Event, History, SdkUser, holder, keyring_json, make_user, sdk_decrypt
 
 import verifier
 from verifier.keys import parse_public_key
@@ -282,6 +282,39 @@ def reaction_to_a_key_change(u):
     return h, bad, "target_missing", "error"
 
 
+def _naming_no_message(u, member: int, fields: dict, sender: str, window: bool = False):
+    """A reaction or edit whose contents have no target field (review 99: no finding at all; the SDK
+    reads it as the empty sequence id, and its API refuses to build one). ``window``: the history's
+    oldest event points at one not fetched, where a target that may be older is only a warning."""
+    h = History("1111:2222")
+    if window:
+        h.events.append(Event("not fetched", b"", str(h.next_seq - 1), "1111"))
+    h.key_change(u["A"], [u["A"], u["B"]])
+    if window:
+        h.events.pop(0)
+    h.text(u["A"], "one")
+    member_name, schema = ENTRY_CONTENTS.members[member]
+    assert member_name in ("reaction_add", "message_edit")
+    bad = h.contents(member_name, u[sender], holder(member, schema, fields))
+    return h, bad, "target_missing", "error"
+
+
+def reaction_naming_no_message(u):
+    return _naming_no_message(u, 2, {"emoji": "👍"}, "B")
+
+
+def edit_naming_no_message_by_a_non_author(u):
+    return _naming_no_message(u, 4, {"updated_text": "now it says what B wants"}, "B")
+
+
+def reaction_naming_the_empty_id_in_a_window(u):
+    return _naming_no_message(u, 2, {"message_sequence_id": "", "emoji": "👍"}, "B", window=True)
+
+
+def edit_naming_no_message_in_a_window(u):
+    return _naming_no_message(u, 4, {"updated_text": "x"}, "A", window=True)
+
+
 def delete_of_a_missing_message(u):
     h = _conversation(u)
     m1 = h.text(u["A"], "one")
@@ -424,6 +457,8 @@ def messages_before_joining(u):
 FINDINGS = [forged_reply_text, reply_with_wrong_sequence, reply_without_raw_event, reply_quoting_nothing,
             reply_anchored_to_no_message, reply_to_a_swapped_original,
             reaction_inside_range_missing, edit_older_than_the_first_event, reaction_to_a_key_change,
+            reaction_naming_no_message, edit_naming_no_message_by_a_non_author,
+            reaction_naming_the_empty_id_in_a_window, edit_naming_no_message_in_a_window,
             delete_of_a_missing_message, reaction_to_a_later_message, delete_of_a_later_message, read_marker_ahead,
             edit_of_someone_elses_message, message_under_an_older_key, message_under_an_unknown_version,
             message_under_the_wrong_key, garbage_contents, non_member_in_a_group, removed_member_keeps_writing,
@@ -606,6 +641,14 @@ def _transcript(history: History, me: SdkUser, *everyone: SdkUser, fmt: str = "m
     from verifier.participant.transcript import build_transcript, render_transcript
     report, participant = audit(history, me, *everyone)
     return report, render_transcript(build_transcript(report, participant), fmt)
+
+
+def test_a_reaction_naming_no_message_reads_so_in_the_transcript(users):
+    """Review 99: the transcript read "reacted to None"."""
+    h, bad, _code, _severity = reaction_naming_no_message(users)
+    _report, text = _transcript(h, users["B"], *[users[n] for n in "AB"])
+    line = next(line for line in text.splitlines() if bad.sequence_id in line)
+    assert line.startswith("- ❌") and "reacted to no message" in line and "None" not in line
 
 
 def test_a_server_written_time_or_sequence_id_is_not_shown_in_a_proven_line(users):

@@ -264,7 +264,13 @@ class Participant:
         kind = content.kind or ""
         if kind in TARGET_FIELDS:
             problems = TargetProblems(_TARGET_WORDS[kind], show=content_id)
-            if kind in _MESSAGE_TARGETS:
+            if kind in _MESSAGE_TARGETS and not content.target:
+                # the SDK reads an absent target as "" and its API refuses to build one (review 99: a
+                # reaction or an edit, even a non-author's, naming no message had no finding): no
+                # unfetched event can be meant, so an error wherever the window starts
+                record.add("target_missing", f"{_TARGET_WORDS[kind]} no message: its contents name no target "
+                           "sequence id (absent or empty)", "error")
+            elif kind in _MESSAGE_TARGETS:
                 problems.check(timeline, record, content.target, describe=self._not_a_message)
             else:  # a read marker inside contents, as a signed one
                 problems.check_read_up_to(timeline, record, content.target)

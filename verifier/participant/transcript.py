@@ -354,7 +354,8 @@ def _summary(entry: Entry) -> str:
         # target the history holds (its own proof failed: forged, replayed, a removed member's)
         where = " (in this history; not shown under it: not proven)" if entry.target_here else \
             "" if entry.target_held else " (not in this history)"
-        return f"{verb} to {d.get('target_sequence_id')}{where}: “{d.get('emoji') or ''}”"
+        target = d.get("target_sequence_id") or "no message (no target)"  # review 99: "reacted to None"
+        return f"{verb} to {target}{where}: “{d.get('emoji') or ''}”"
     if entry.type in ("read", "unread"):
         return f"marked {entry.type} up to {d.get('target_sequence_id')}"
     if entry.type == "delete":
