@@ -8,7 +8,7 @@ from helpers import ALICE, BOB, ev, events_of, keyring, page, reencode, sig_stat
 
 from verifier import semantics
 from verifier.payload import build_payload
-from verifier.testing.forge import Identity, snowflake
+from verifier.testing.forge import Identity, forge_event, snowflake
 from verifier.wire import b64encode_nopad
 
 CAROL = Identity.from_seed("3333", "3", "carol")
@@ -923,6 +923,26 @@ def test_an_event_signed_with_an_older_key_than_its_sender_used_before_is_a_warn
     assert verify(page(*reversed(history)), ring=ring, strict=True).verdict == "fail"
 
 
+@pytest.mark.parametrize("ids", [["0x65", "0x66", "0x67", "0x68"], ["a", "b", "c", "d"], ["١", "٢", "٣", "٤"],
+                                 ["101", "0x66", "103", "104"]], ids=["hex", "text", "other-digits", "one-not-decimal"])
+def test_an_older_signing_key_is_flagged_whatever_the_sequence_ids_look_like(ids):
+    """Review 99: sequence ids are unsigned; a server that served them not decimal hid the warning
+    (and --strict passed). The chain orders them, and so does the check."""
+    senders = [ALICE, ALICE_ROTATED, BOB, ALICE]
+    history, prev = [], None
+    for sequence_id, sender in zip(ids, senders):
+        history.append(forge_event(sender, "MessageCreateEvent", {"contents": b"\x01" * 40 + b"hello",
+                                                                  "conversation_key_version": "1001"},
+                                   conversation_id="1111:2222", sequence_id=sequence_id, previous_sequence_id=prev))
+        prev = sequence_id
+    ring = keyring(ALICE, ALICE_ROTATED, BOB)
+    report = verify(page(*reversed(history)), ring=ring)
+    assert sig_statuses(report) == ["valid"] * 4
+    flagged = [e.sequence_id for e in events_of(report) if any(f.code == "signing_key_regressed" for f in e.findings)]
+    assert flagged == [ids[3]]
+    assert verify(page(*reversed(history)), ring=ring, strict=True).verdict == "fail"
+
+
 def test_signing_key_regressions_follow_the_chain_where_sequence_ids_disagree_with_it():
     """Review 60: sorted by the unsigned sequence ids, a server's numbering put the old-key event
     first (missed) and an honest rotation's events the other way round (flagged)."""
@@ -967,8 +987,11 @@ def test_signing_key_regressions_orders_by_sequence_id_and_skips_what_has_no_ord
               signed(3, "40", "a", "x"), signed(4, "", "a", "1"), signed(5, "50", "b", "1"),
               signed(6, "60", "a", "0007"), signed(7, "70", "a", "6")]
     assert [row for row, _message in signing_key_regressions(events)] == [0, 7]
-    huge = "9" * 5000  # past int()'s 4,300 digits: skipped, not a crash (structural fuzzing found it)
-    assert signing_key_regressions([signed(0, "1", "a", huge), signed(1, huge, "a", "1"),
+    huge = "9" * 5000  # past int()'s 4,300 digits: not a crash (structural fuzzing found it); such a
+    # version is skipped, such a sequence id placed as the chain places it (review 99), after "3"
+    assert [row for row, _message in signing_key_regressions([signed(0, "1", "a", huge), signed(1, huge, "a", "1"),
+                                                               signed(2, "3", "a", "2")])] == [1]
+    assert signing_key_regressions([signed(0, "1", "a", huge), signed(1, huge, "a", "3"),
                                     signed(2, "3", "a", "2")]) == []
 
 

@@ -752,13 +752,14 @@ def signing_key_regressions(events: Sequence[SignedEvent]) -> list[tuple[int, st
     Why: a directory keeps old versions for old events, so an event signed at a retired version
     verifies, and nothing else noticed a sender moving back to an old key (review 57). A warning: a
     second device that missed a rotation does the same (review 60; the SDK takes both). Versions are
-    millisecond stamps: only decimal ones of at most 20 digits are compared, on events whose
-    sequence ids are such decimals too."""
+    millisecond stamps: only decimal ones of at most 20 digits are compared. Any sequence id is
+    placed, decimal or not, as the chain places it (review 99: a server that served ids that are not
+    decimal, all of them unsigned, hid the warning, and ``--strict`` passed)."""
     newest: dict[str, tuple[int, str, str]] = {}  # sender -> (version number, version, sequence id)
     out = []
     for event in _chain_order(events, [(position(e.sequence_id), e) for e in events])[1]:
         version, sender, seq = event.key_version, event.sender_id or "", event.sequence_id
-        if not (event.proven and seq and version and short_decimal(seq) and short_decimal(version)):
+        if not (event.proven and seq and version and short_decimal(version)):
             continue
         number, best = int(version), newest.get(sender)
         if best is not None and number < best[0]:
