@@ -50,6 +50,32 @@ def test_delete_targets(targets, expected, verdict):
     assert report.verdict == verdict
 
 
+def _window(ids: list[str], target: str) -> list:
+    """A window (its oldest event points at one not fetched) whose third event deletes ``target``."""
+    out, prev = [], "0"
+    for n, sequence_id in enumerate(ids):
+        kind, body = ("MessageDeleteEvent", {"sequence_ids": [target], "delete_message_action": 2}) if n == 2 else \
+            ("MessageCreateEvent", {"contents": b"\x01" * 40 + b"hello", "conversation_key_version": "1001"})
+        out.append(forge_event([ALICE, BOB][n % 2], kind, body, conversation_id="1111:2222", sequence_id=sequence_id,
+                               previous_sequence_id=prev))
+        prev = sequence_id
+    return out
+
+
+@pytest.mark.parametrize("ids, target", [
+    pytest.param(["101", "103", "105", "107"], "102", id="decimal"),
+    pytest.param(["b", "d", "f", "h"], "102", id="text-ids-decimal-target"),
+    pytest.param(["0x65", "0x67", "0x69", "0x6b"], "0x66", id="hex"),
+    pytest.param(["x", "103", "105", "107"], "102", id="oldest-renamed"),
+])
+def test_a_target_dropped_from_a_window_is_an_error_whatever_the_ids_look_like(ids, target):
+    """Review 99: sequence ids are unsigned; served not decimal (all, or only the oldest, which set the
+    fetched range), a target dropped from inside the window read as older than it: a warning, a pass."""
+    report = verify(page(*reversed(_window(ids, target))), ring=RING)
+    assert [f for f in findings(report, 1) if f[0].startswith("target_")] == [("target_missing", "error")]
+    assert report.verdict == "fail"
+
+
 def test_many_missing_targets_are_one_finding_naming_five():
     history = [ev(seq=1), ev(seq=50, prev=1, sender=BOB),
                delete(60, [str(int(seq(1)) + i) for i in range(1, 9)], prev=50)]

@@ -133,6 +133,15 @@ class Timeline:
         return any(r.sequence_id and not r.previous_sequence_id and in_data(r) for r in self.ordered)
 
     @cached_property
+    def unranged(self) -> bool:
+        """Does an event of the data have a sequence id that is not decimal (text, other scripts'
+        digits, past 30 digits)? Then the fetched range is not known: the ids are unsigned, and a
+        server that served some or all of them so (review 99) made a target dropped from inside the
+        window read as older than it (a warning), where decimal ids made it an error."""
+        return any(r.sequence_id and in_data(r) and r.index in self.fetched and position(r.sequence_id) is None
+                   for r in self.ordered)
+
+    @cached_property
     def data_low(self) -> int | None:
         """The lowest decimal position among the data's own events (not only in ``meta``)."""
         numbers = [p for r in self.ordered if in_data(r) and (p := position(r.sequence_id)) is not None]
@@ -306,6 +315,7 @@ class TargetProblems:
         self.missing: list[str] = []  # inside the fetched range
         self.older: list[str] = []  # outside it
         self.before_start: list[str] = []  # outside it, in a history that holds its first event
+        self.unplaced: list[str] = []  # not found in a window whose range its ids do not give
         self.not_message: list[tuple[str, str]] = []
         self.doubtful: list[tuple[str, str]] = []  # found, but only the server says it stood there
 
@@ -369,7 +379,9 @@ class TargetProblems:
         is older than it (round 70: a history whose oldest events were dropped and whose new oldest
         event lost its unsigned previous pointer read as complete; a signed target older than it
         proves the cut)."""
-        return self.missing if timeline.covers(target) else self._older(timeline)
+        if timeline.covers(target):
+            return self.missing
+        return self.unplaced if timeline.unranged and not timeline.reaches_start else self._older(timeline)
 
     def _older(self, timeline: Timeline) -> list[str]:
         """Targets older than the fetched history: a cut when the history holds its first event."""
@@ -391,6 +403,9 @@ class TargetProblems:
             record.add("target_missing", f"{self.what} {_ids(self.before_start, self.show)}, not in the history, which "
                        "holds its first event (one without a previous pointer): events were cut from it, "
                        "or the target is not one of its sequence ids", "error")
+        if self.unplaced:
+            record.add("target_missing", f"{self.what} {_ids(self.unplaced, self.show)}, not in the history, whose "
+                       "sequence ids are not all decimal: nothing places the target before the window", "error")
         if self.older:
             record.add("target_missing", f"{self.what} {_ids(self.older, self.show)}, older than the fetched history "
                        "(or not a sequence id)")
