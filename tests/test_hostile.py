@@ -671,6 +671,33 @@ def test_an_echo_hidden_behind_json_escapes_is_found_and_scrubbed(monkeypatch, c
         assert offline(api, monkeypatch, capsys, ev) == (3, report)  # scrubbed offline as well
 
 
+def test_an_echo_in_a_shadowed_member_is_found(monkeypatch, capsys, tmp_path):
+    """Review 99: the token behind JSON escapes in a first ``meta`` member that a second one shadows
+    (the engine reads the last, as JSON clients do; the saved body holds both) was not located:
+    no evidence_contains_token, and the evidence held the token."""
+    ev = tmp_path / "ev"
+    with server("echo-token-shadowed") as api:
+        code, out, _err = run(api, monkeypatch, capsys, *audit_args(api, "--save", ev))
+        report = json.loads(out)
+        assert code == 0 and [f for f in report["findings"] if f["code"] == "evidence_contains_token"]
+        page = next(p for p in (ev / "conversations").rglob("page-00001.json"))
+        assert api.state.token.encode() not in page.read_bytes() and b'{"meta": {"echo": "\\u' in page.read_bytes()
+        assert offline(api, monkeypatch, capsys, ev) == (0, report)
+
+
+def test_token_locations_count_every_member_and_read_past_numbers_msgspec_refuses():
+    from verifier.apibodies import json_token_paths, token_at_path
+    token = "s3cr3t-token-value"
+    escaped = "".join(f"\\u{ord(c):04x}" for c in token)
+    for body, where in [('{"a": "%s", "a": "x"}' % escaped, ["json", [0], 0, len(token)]),
+                        ('{"a": "x", "a": "%s"}' % escaped, ["json", [1], 0, len(token)]),
+                        ('{"a": {"%s": 1}, "a": 2}' % escaped, ["json-key", [0, 0], 0, len(token)]),
+                        ('{"n": %s, "a": "%s"}' % ("9" * 5000, escaped), ["json", [1], 0, len(token)])]:
+        assert json_token_paths(body.encode(), token) == [where]
+        assert token_at_path(body.encode(), where) == token
+    assert token_at_path(b'[["x"]]', ["json-key", [0, 0], 0, 1]) is None  # a key of an array: nothing, no crash
+
+
 @pytest.mark.parametrize("option,value", [
     ("--max-pages", 0), ("--max-users", 0), ("--max-empty-pages", 0), ("--max-token-length", 0),
     ("--max-page-items", 0), ("--max-page-items", 100_001), ("--max-conversation-mb", 0),

@@ -5,6 +5,7 @@ never raises, and reports malformed values as one-line problems. No HTTP here.""
 from __future__ import annotations
 
 import base64
+import json
 from functools import lru_cache
 from typing import Any
 
@@ -72,13 +73,28 @@ def next_token_of(body: bytes) -> str | None:
     return page_head(body).next_token
 
 
+class _Members(list):
+    """A JSON object as all its members, in order, a name given twice kept twice (``_every_member``)."""
+
+
+def _every_member(body: bytes) -> Any:
+    """``body`` decoded with every member of every object kept, as ``_Members`` of (name, value)
+    pairs: a name given twice is two members. The decoders that read events keep the last one (as
+    every JSON client of the SDK's examples does), but the saved body holds both: review 99 found
+    the access token, written as JSON escapes in the first of two ``next_token`` members, neither
+    located nor reported (``evidence_contains_token``). Raises ``ValueError`` or ``RecursionError``."""
+    return json.loads(body.decode("utf-8"), object_pairs_hook=_Members, parse_int=str, parse_float=str,
+                      parse_constant=str)  # numbers are never searched: no digit limit, no NaN
+
+
 def json_token_paths(body: bytes, token: str, limit: int = 100) -> list[list]:
     """Locations of ``token`` in the decoded strings and keys of a JSON body (see ``token_offsets``),
     and in the bytes a base64 string decodes to (``["b64", path, at, length]``, ``at`` counted in
-    those bytes): an ``encoded_event`` carries its Thrift strings there, and the report shows them."""
+    those bytes): an ``encoded_event`` carries its Thrift strings there, and the report shows them.
+    An object's members are counted as written, a repeated name each time (``_every_member``)."""
     try:
-        data = msgspec.json.decode(body)
-    except (msgspec.DecodeError, RecursionError):
+        data = _every_member(body)
+    except (ValueError, RecursionError):
         return []
     needle = token.encode()
     found: list[list] = []
@@ -92,13 +108,13 @@ def json_token_paths(body: bytes, token: str, limit: int = 100) -> list[list]:
                 found.append(["json", path, at, len(token)])
             elif decoded is not None and needle in decoded:
                 found.append(["b64", path, decoded.find(needle), len(needle)])
-        elif isinstance(value, list):
-            stack += [(v, [*path, i]) for i, v in enumerate(value)]
-        elif isinstance(value, dict):
-            for i, (key, item) in enumerate(value.items()):
+        elif isinstance(value, _Members):
+            for i, (key, item) in enumerate(value):
                 if token in key:
                     found.append(["json-key", [*path, i], key.find(token), len(token)])
                 stack.append((item, [*path, i]))
+        elif isinstance(value, list):
+            stack += [(v, [*path, i]) for i, v in enumerate(value)]
     return found
 
 
@@ -129,12 +145,12 @@ def token_at_path(body: bytes, location: list) -> str | None:
     """The text a ``["json"|"json-key"|"b64", path, at, length]`` location points at, or None."""
     kind, path, at, length = location
     try:
-        value: Any = msgspec.json.decode(body)
+        value: Any = _every_member(body)
         for step in path[:-1] if kind == "json-key" else path:
-            value = list(value.values())[step] if isinstance(value, dict) else value[step]
+            value = value[step][1] if isinstance(value, _Members) else value[step]
         if kind == "json-key":
-            value = list(value.keys())[path[-1]]
-    except (msgspec.DecodeError, RecursionError, IndexError, TypeError, KeyError):
+            value = value[path[-1]][0] if isinstance(value, _Members) else None
+    except (ValueError, RecursionError, IndexError, TypeError, KeyError):
         return None
     if kind == "b64":
         decoded = decoded_base64(value) if isinstance(value, str) else None

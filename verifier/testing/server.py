@@ -77,6 +77,8 @@ HOSTILE_MODES: dict[str, str] = {
     "echo-token": "the Authorization header echoed in a 403 on public keys, in errors[] of every page and in "
                   "the conversation metadata",
     "echo-token-escaped": "echo-token with the token written as JSON \\u escapes in 200 bodies (no literal copy)",
+    "echo-token-shadowed": "the token, as JSON \\u escapes, only in a first `meta` member of each events page that "
+                           "a second (the real one) shadows",
     "escape": "terminal escapes (clear screen, fake verdict, bidi override) in a 403 on public keys and in "
               "errors[] of every page",
     "malformed-keys": "public keys answer {\"data\": 5}",
@@ -494,6 +496,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self._has("echo-token-escaped") and status == 200:
             token = self.state.token
             raw = raw.replace(token.encode(), "".join(f"\\u{ord(c):04x}" for c in token).encode())
+        if self._has("echo-token-shadowed") and status == 200 and isinstance(body, dict) and "meta" in body:
+            escaped = "".join(f"\\u{ord(c):04x}" for c in self.state.token)
+            raw = b'{"meta": {"echo": "' + escaped.encode() + b'"}, ' + raw[1:]
         encoding = None
         if self.state.gzip and "gzip" in self.headers.get("Accept-Encoding", ""):
             raw, encoding = gzip.compress(raw), "gzip"
