@@ -548,6 +548,40 @@ def test_hostile_key_changes_cost_a_bounded_number_of_decryptions(users):
     assert participant.other_attempts <= review.OTHER_ENTRY_BUDGET
 
 
+def test_a_participant_no_keyring_row_names_is_not_starved_by_junk_entries(users):
+    """Round 98: B, who never sent, has no keyring row, so every entry was labelled 'for others' and
+    spent the run's budget. A server's key change of 10,000 junk entries, twice, placed after A's
+    first key change in the page, left the rotation untried: its messages not_decrypted, a PASS.
+    Once B's entry opens, entries labelled for B are B's."""
+    from verifier.testing.forge import Identity, forge_event
+    A, B = users["A"], users["B"]
+    h = History("1111:2222")
+    h.key_change(A, [A, B])
+    h.text(A, "hello")
+    h.key_change(A, [A, B])
+    after = h.text(A, "after the rotation")
+    page = h.page()
+    server, last, junk = Identity.from_seed(A.uid, A.version, "server"), h.events[-1].sequence_id, []
+    entries = [{"user_id": "9999", "public_key_version": "1", "encrypted_conversation_key": "AA"}] * 10_000
+    for n in range(2):
+        seq, version = str(int(last) + 1), str(1796000000000 + n)
+        junk.append({"encoded_event": forge_event(
+            server, "ConversationKeyChangeEvent", {"conversation_key_version": version,
+                                                   "conversation_participant_keys": entries},
+            conversation_id=h.conversation_id, sequence_id=seq, previous_sequence_id=last, embed_keys=[],
+            created_at_msec=str(1_784_841_100_000 + n), conversation_keys={version: bytes(32)}).b64,
+            "sequence_id": seq, "sender_id": A.uid, "conversation_id": h.conversation_id})
+        last = seq
+    first = page["data"].pop()  # the first key change, first in the page; the junk next
+    page["data"] = [first, *reversed(junk), *page["data"]]
+    reviewers = participant_reviewers(IdentityKey.from_blob(B.blob))
+    report = verifier.verify_pages([page], verifier.Keyring.from_json(keyring_json(A)), reviewers=reviewers)
+    events = data_events(report)
+    assert "not_decrypted" not in codes_of(events[after.sequence_id])
+    assert reviewers[1].opened[events[after.sequence_id].index].content.text == "after the rotation"
+    assert reviewers[1].keys_by_version() == sdk_decrypt(B, h.b64s(), A, B)["keys"]
+
+
 def test_a_forged_high_version_does_not_make_later_messages_regress(users):
     """A key change claiming A with a far newer version, signed by someone else, fails itself; A's
     genuine messages under the real version afterwards are not key_version_regressed."""
