@@ -582,6 +582,29 @@ def test_a_participant_no_keyring_row_names_is_not_starved_by_junk_entries(users
     assert reviewers[1].keys_by_version() == sdk_decrypt(B, h.b64s(), A, B)["keys"]
 
 
+def test_a_conversation_key_given_does_not_prove_another_key_the_participant_s_entry_gives(users):
+    """Round 98: with --conversation-key V=K1 (the key A's key change signs) B's entry opened to K2; the
+    key change verified with K1, and A's message under V, encrypted with K2 (for B's eyes only),
+    decrypted and passed."""
+    A, B = users["A"], users["B"]
+    h = History("1111:2222")
+    h.key_change(A, [A, B])
+    version, k1, k2 = str(int(h.latest) + 1000), os.urandom(32), os.urandom(32)
+    entries = [{"user_id": m.uid, "public_key_version": m.version, "encrypted_conversation_key": base64.b64encode(
+        ecies_encrypt(parse_public_key(m.identity_spki), key)).decode()} for m, key in ((A, k1), (B, k2))]
+    change = h.signed_key_change(A, version, k1, entries)
+    message = h.send("text", A, A.chat.encrypt_message(h.conversation_id, "for B only", conversation_key=k2,
+                                                       conversation_key_version=version))
+    report, participant = audit(h, B, A, B, conversation_keys={version: k1})
+    events = data_events(report)
+    assert report.verdict == "fail" and "key_version_conflict" in codes_of(events[change.sequence_id])
+    assert participant.opened[events[message.sequence_id].index].content is None
+    report, _ = audit(h, B, A, B, conversation_keys={version: k2})  # the key the entry gives: A signed K1
+    assert report.verdict == "fail"
+    report, _ = audit(h, A, A, B, conversation_keys={version: k1})  # A's entry gives K1: nothing to say
+    assert not codes_of(data_events(report)[change.sequence_id]) - {"duplicate"}
+
+
 def test_a_forged_high_version_does_not_make_later_messages_regress(users):
     """A key change claiming A with a far newer version, signed by someone else, fails itself; A's
     genuine messages under the real version afterwards are not key_version_regressed."""

@@ -23,9 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from ..errors import MalformedEvent
 from ..keys import Keyring, UnusableKey, decode_signature, parse_public_key, verify_raw
-from ..payload import PayloadUnavailable, build_payload, parse_signature_version
+from ..payload import CKEY_PLAINTEXT_SIGNATURE_VERSION, PayloadUnavailable, build_payload, parse_signature_version
 from ..semantics import (
     MESSAGE,
     TargetProblems,
@@ -39,6 +41,7 @@ from ..semantics import (
     shown,
     timelines,
 )
+from ..signers import select_key
 from ..wire import DEFAULT_LIMITS, Limits, MessageEvent, b64decode_strict
 from .content import TARGET_FIELDS, Content, decode_content
 from .crypto import secretbox_open
@@ -193,7 +196,13 @@ class Participant:
             if outcome is None:
                 continue
             introduced.add(outcome.version)
-            if proven(record):
+            if proven(record) and outcome.key is not None and not self._signs_key(record.event, outcome, keyring):
+                # round 98: with --conversation-key V=K1 the engine proved the key change with K1 while
+                # the participant's entry gave K2, and V's messages, decrypted with K2, showed proven
+                record.add("key_version_conflict", f"its signature covers another key for version "
+                                                   f"{shown(outcome.version)} (given with --conversation-key) than "
+                                                   "the one your entry gives: your key is not proven")
+            elif proven(record):
                 verified.add(outcome.version)
             if outcome.mine_failed:
                 me = next((user for user, version, ok in outcome.tried if not ok and self._mine(user, version)), None)
@@ -228,6 +237,27 @@ class Participant:
             opened = self.opened.get(record.index)
             if opened is not None and opened.content is not None:
                 self._check_content(timeline, record, opened.content, keyring)
+
+    def _signs_key(self, event: MessageEvent, outcome: KeyChangeOutcome, keyring: Keyring | None) -> bool:
+        """Does a proven key change's signature cover the key the participant's entry gives (from
+        signature version 6 it signs the plaintext key)? The engine checks it with a key given with
+        ``--conversation-key`` where there is one, not with the participant's."""
+        sig = event.signature
+        if sig is None or sig.signature is None or outcome.key is None:
+            return False
+        version, _note = parse_signature_version(sig.signature_version)
+        if version < CKEY_PLAINTEXT_SIGNATURE_VERSION:
+            return True  # the key is not signed: the entries are
+        try:
+            payload = build_payload(event, version, {outcome.version or "": outcome.key})
+        except PayloadUnavailable:
+            return False
+        # the key the engine proved it with: the keyring's row, else (the engine allowed it, as it
+        # proved the event) the event's own key; never both (ECDSA lets a server make an embedded
+        # key under which the same signature verifies over another payload)
+        signer = select_key(event, keyring, True, lambda _code, _message: None)
+        return isinstance(signer, ec.EllipticCurvePublicKey) and verify_raw(signer, decode_signature(sig.signature),
+                                                                         payload)[0]
 
     def _open(self, record: Any, conversation: str, introduced: set[str | None],
               verified: set[str | None], in_force: dict[str, Any]) -> None:
