@@ -1025,6 +1025,28 @@ def test_a_cut_quote_is_shown_cut(users):
     assert "only the start" not in full and full.endswith("I owe you nothing.”")
 
 
+def test_a_target_id_with_a_leading_zero_is_attached_as_the_review_reads_it(users):
+    """Round 98: a reaction and an edit naming "0" + a message's id are judged by the review as naming
+    that message (ids compare as numbers, as the chain reads them); the transcript matched strings:
+    the reaction read "(not in this history)" and the edit stood apart from the message."""
+    import json
+
+    A, B = users["A"], users["B"]
+    h = History("1111:2222")
+    h.key_change(A, [A, B])
+    hello = h.text(A, "hello")
+    h.react(B, None, "👍", target_message_sequence_id="0" + hello.sequence_id)
+    h.edit(A, None, "hello, edited", target_message_sequence_id="0" + hello.sequence_id)
+    report, jsonl = _transcript(h, B, A, B, fmt="jsonl")
+    _report, markdown = _transcript(h, B, A, B)
+    assert report.verdict == "pass"
+    entries = [json.loads(line) for line in jsonl.splitlines() if '"record":"entry"' in line]
+    message = next(e for e in entries if e["sequence_id"] == hello.sequence_id)
+    assert [e["text"] for e in message["edits"]] == ["hello, edited"] and len(message["reactions"]) == 1
+    assert [e["type"] for e in entries] == ["key_change", "message"]
+    assert "not in this history" not in markdown
+
+
 def test_the_markdown_names_a_quotes_author(users):
     """Review 86: the Markdown reply line did not name whose words it quoted (the HTML did), and a quote
     that closed itself, "Will you pay?” — 1111 answered: “Yes. I owe you $1,000", read as 1111's answer."""

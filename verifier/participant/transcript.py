@@ -29,6 +29,7 @@ from ..report.html_assets import CSS
 from ..report.machine import _json_safe
 from ..report.markdown import md
 from ..sanitize import WORKFLOW_V1
+from ..semantics import position
 from .review import Participant
 
 SCHEMA = "xchat-verify/transcript/v1"
@@ -96,14 +97,14 @@ def build_transcript(report: Report, participant: Participant) -> Transcript:
     conversations = []
     for conv in report.conversations:
         entries: list[Entry] = []
-        messages: dict[str, Entry] = {}  # sequence id -> message entry, for attachments
-        in_data = {e.sequence_id for e in conv.events if e.chain.status != "out_of_band"}
+        messages: dict[Any, Entry] = {}  # position -> message entry, for attachments
+        in_data = {_at(e.sequence_id) for e in conv.events if e.chain.status != "out_of_band"}
         for event in sorted(conv.events, key=seq_key):
-            if event.chain.status == "duplicate" or (event.chain.status == "out_of_band" and event.sequence_id in in_data):
+            if event.chain.status == "duplicate" or (event.chain.status == "out_of_band" and _at(event.sequence_id) in in_data):
                 continue  # repeats (meta copies of key changes, byte-identical duplicates): shown once
             record = records.get(event.index)
             entry = _entry(event, record, participant)
-            target = entry.detail.get("target_sequence_id")
+            target = _at(entry.detail.get("target_sequence_id"))
             bucket = _ATTACHED.get(entry.detail.get("content", ""))
             if bucket and target in messages:
                 if _attachable(entry):
@@ -113,10 +114,10 @@ def build_transcript(report: Report, participant: Participant) -> Transcript:
             entry.target_held = target in in_data
             if entry.type == "delete" and _attachable(entry):
                 for seq in entry.detail.get("sequence_ids", []):
-                    if seq in messages:
-                        messages[seq].deleted.append(entry)
+                    if _at(seq) in messages:
+                        messages[_at(seq)].deleted.append(entry)
             if entry.type in ("message", "reply") and entry.sequence_id is not None:
-                messages.setdefault(entry.sequence_id, entry)
+                messages.setdefault(_at(entry.sequence_id), entry)
             entries.append(entry)
         for entry in entries:  # a quote is checked as a prefix (previews may be cut): say when it is cut
             _mark_cut_quote(entry, messages)
@@ -126,7 +127,15 @@ def build_transcript(report: Report, participant: Participant) -> Transcript:
                       verdict_problems(report))
 
 
-def _mark_cut_quote(entry: Entry, messages: dict[str, Entry]) -> None:
+def _at(sequence_id: Any) -> Any:
+    """The position a sequence id names, as the review reads it: decimal ids as numbers (round 98: a
+    reaction to "0" + a message's id was judged held and earlier by the review, and the transcript,
+    matching strings, said it was "not in this history" and left an edit of it apart)."""
+    number = position(sequence_id) if isinstance(sequence_id, str) else None
+    return number if number is not None else sequence_id
+
+
+def _mark_cut_quote(entry: Entry, messages: dict[Any, Entry]) -> None:
     """``reply_to.cut``: False when the quote is the whole text of the message it names (or of its
     author's edit of it) in this transcript, None when that message is not in it (it may be cut). Why:
     the check takes a prefix, and B's ✅ reply quoted 1111's "I owe you $1,000? No. I owe you nothing."
@@ -135,7 +144,7 @@ def _mark_cut_quote(entry: Entry, messages: dict[str, Entry]) -> None:
     if not quoted:
         return
     text = quoted.get("quoted_text")
-    original = messages.get(quoted.get("sequence_id") or "")
+    original = messages.get(_at(quoted.get("sequence_id") or ""))
     if original is None:  # not in this transcript (older than the window): it may be cut, none can tell
         quoted["cut"] = None if text else False
         return
