@@ -582,6 +582,50 @@ def test_a_participant_no_keyring_row_names_is_not_starved_by_junk_entries(users
     assert reviewers[1].keys_by_version() == sdk_decrypt(B, h.b64s(), A, B)["keys"]
 
 
+def test_key_entries_left_untried_by_the_budget_fail_the_run(users):
+    """Round 98's fix took the user whose entry first opened as the participant; the server then
+    relabelled B's entry in A's first (proven: v7 signs no entry) key change as user 2229, so B's
+    real entries were 'others' again, junk key changes spent the budget before the rotation, its
+    messages were not_decrypted warnings, and the run passed. Entries the budget left untried are
+    an error on their key change."""
+    from verifier.testing.forge import Identity, forge_event
+    from verifier.wire import decode_event_bytes
+    A, B = users["A"], users["B"]
+    h = History("1111:2222")
+    first_change = h.key_change(A, [A, B])
+    h.text(A, "hello")
+    rotation = h.key_change(A, [A, B])
+    h.text(A, "after the rotation")
+    page = h.page()
+    raw = base64.b64decode(first_change.b64)
+    relabelled = next(candidate for candidate in (raw[:at] + b"2229" + raw[at + 4:] for at in range(len(raw))
+                                                  if raw.startswith(b"2222", at))
+                      if "2229" in [e.get("user_id") for e in decode_event_bytes(candidate).body
+                                    ["conversation_participant_keys"]])
+    forged = base64.b64encode(relabelled).decode()
+    page["data"][-1]["encoded_event"] = forged
+    page["meta"]["conversation_key_events"] = [forged if e == first_change.b64 else e
+                                               for e in page["meta"]["conversation_key_events"]]
+    server, last, junk = Identity.from_seed(A.uid, A.version, "server"), h.events[-1].sequence_id, []
+    entries = [{"user_id": "9999", "public_key_version": "1", "encrypted_conversation_key": "AA"}] * 10_000
+    for n in range(2):
+        seq, version = str(int(last) + 1), str(1796000000000 + n)
+        junk.append({"encoded_event": forge_event(
+            server, "ConversationKeyChangeEvent", {"conversation_key_version": version,
+                                                   "conversation_participant_keys": entries},
+            conversation_id=h.conversation_id, sequence_id=seq, previous_sequence_id=last, embed_keys=[],
+            created_at_msec=str(1_784_841_100_000 + n), conversation_keys={version: bytes(32)}).b64,
+            "sequence_id": seq, "sender_id": A.uid, "conversation_id": h.conversation_id})
+        last = seq
+    first = page["data"].pop()
+    page["data"] = [first, *reversed(junk), *page["data"]]
+    reviewers = participant_reviewers(IdentityKey.from_blob(B.blob))
+    report = verifier.verify_pages([page], verifier.Keyring.from_json(keyring_json(A)), reviewers=reviewers)
+    assert data_events(report)[first_change.sequence_id].signature.status == "valid"  # the relabel is unsigned
+    assert "key_entries_untried" in codes_of(data_events(report)[rotation.sequence_id])
+    assert report.verdict == "fail"
+
+
 def test_a_conversation_key_given_does_not_prove_another_key_the_participant_s_entry_gives(users):
     """Round 98: with --conversation-key V=K1 (the key A's key change signs) B's entry opened to K2; the
     key change verified with K1, and A's message under V, encrypted with K2 (for B's eyes only),

@@ -87,6 +87,7 @@ class Code(StrEnum):
     NOT_DECRYPTED = "not_decrypted"
     KEY_UNDECRYPTABLE = "key_undecryptable"
     KEY_VERSION_CONFLICT = "key_version_conflict"
+    KEY_ENTRIES_UNTRIED = "key_entries_untried"
     NOT_A_PARTICIPANT = "not_a_participant"
     # the audit ledger (docs/ledger.md): what a later audit finds against what earlier ones saw
     HISTORY_REWRITTEN = "history_rewritten"
@@ -220,6 +221,9 @@ VOCABULARY: dict[str, tuple[Severity | None, str]] = {
                                  "you were handed a key you cannot open (or the wrong identity key was given)."),
     Code.KEY_VERSION_CONFLICT: (_E, "Two key changes of one conversation give different keys for the same "
                                     "version; only one can be the key the version's signatures were made with."),
+    Code.KEY_ENTRIES_UNTRIED: (_E, "A key change's entries were not all tried: the run's budget for entries "
+                                   "labelled for others was spent first (junk entries can be padded in), so a "
+                                   "key meant for you may be among those left, and what it encrypts unread."),
     Code.NOT_A_PARTICIPANT: (_E, "The identity key opened no conversation key and matches no identity key in "
                                  "the keyring: it is not the key of a participant, so nothing could be "
                                  "decrypted or checked."),

@@ -64,6 +64,7 @@ class KeyChangeOutcome:
     key: bytes | None = None  # the key this event gives (its first entry that decrypts)
     tried: list[tuple[str | None, str | None, bool]] = field(default_factory=list)  # (user, version, opened)
     mine_failed: bool = False  # an entry for the participant did not decrypt
+    untried: int = 0  # entries left untried because the run's budget for others' entries was spent
 
 
 @dataclass
@@ -146,12 +147,15 @@ class Participant:
         mine = [e for e in entries if e.get("user_id") in my_users]
         for entry in mine[:MY_ENTRY_ATTEMPTS]:  # every one of them, to find one that does not open
             self._try(outcome, entry)
-        for entry in entries:  # the SDK adopts whatever opens, whatever its label
-            if outcome.key is not None or self.other_attempts >= OTHER_ENTRY_BUDGET:
+        others = [e for e in entries if e.get("user_id") not in my_users]
+        for at, entry in enumerate(others):  # the SDK adopts whatever opens, whatever its label
+            if outcome.key is not None:
                 break
-            if entry.get("user_id") not in my_users:
-                self.other_attempts += 1
-                self._try(outcome, entry)
+            if self.other_attempts >= OTHER_ENTRY_BUDGET:
+                outcome.untried = len(others) - at  # said as an error (``_review_conversation``)
+                break
+            self.other_attempts += 1
+            self._try(outcome, entry)
         return outcome
 
     def _try(self, outcome: KeyChangeOutcome, entry: dict[str, Any]) -> None:
@@ -208,6 +212,13 @@ class Participant:
                 me = next((user for user, version, ok in outcome.tried if not ok and self._mine(user, version)), None)
                 record.add("key_undecryptable", f"its entry for user {shown(me)} does not decrypt with "
                                                 f"identity key {self.identity.fingerprint()}")
+            if outcome.untried:
+                # a server's key changes padded with junk entries spent the budget before a rotation
+                # addressed to the participant (its entry relabelled so as not to be taken for
+                # theirs): its messages were only not_decrypted warnings, and the run passed
+                record.add("key_entries_untried", f"{outcome.untried} of its entries labelled for others were not "
+                                                  f"tried: the run's budget of {OTHER_ENTRY_BUDGET} such entries was "
+                                                  "spent first; a key meant for you may be among them")
             if outcome.key is not None and len(keys_of.get(outcome.version, ())) > 1:
                 record.add("key_version_conflict", f"{len(keys_of[outcome.version])} different keys are given for "
                                                    f"version {shown(outcome.version)} in this conversation")
