@@ -128,3 +128,13 @@ def test_the_ledger_of_the_environment_and_the_xfail_list_are_inputs_too(ledgers
     assert main(["vectors", str(REPO / "vectors"), "--xfail", str(xfail), "-o", str(xfail)]) == 2
     assert "is the --xfail file this command reads" in capsys.readouterr().err
     assert xfail.read_text() == "chain/gap\n"
+
+
+def test_new_receipt_key_refuses_standard_output(tmp_path, monkeypatch, capsys):
+    """Round 100: `keys new-receipt-key -o -` wrote the private key to a file named `-` (and `-.pub`)
+    in the working directory, exit 0, though `-o -` is standard output everywhere else."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["keys", "new-receipt-key", "-o", "-"]) == 2
+    err = capsys.readouterr().err
+    assert "never to standard output" in err and len(err.strip().splitlines()) == 1
+    assert os.listdir(tmp_path) == []

@@ -599,6 +599,9 @@ def cmd_ledger_check(args: argparse.Namespace) -> int:
 
 def cmd_new_receipt_key(args: argparse.Namespace) -> int:
     from .receipts import new_receipt_key
+    if args.output == "-":  # round 100: it wrote the private key to a file named "-" (and "-.pub")
+        raise UsageError("keys new-receipt-key -o -: the key is written to a file (mode 0600) and its public "
+                         "key beside it (FILE.pub), never to standard output: name a file")
     public = new_receipt_key(args.output, force=args.force)
     print(f"xchat-verify: receipt key written to {printable(args.output)} (mode 0600); public key "
           f"{public} in {printable(args.output)}.pub", file=sys.stderr)
