@@ -43,7 +43,7 @@ def run(tree: str, directory: str, args: list[str], env: dict[str, str]) -> floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("old")
     parser.add_argument("new")
     parser.add_argument("--dir", default="/tmp/xchat-scale-100000")

@@ -81,7 +81,7 @@ def cli_seconds(*args: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--conversations", type=int, default=1000)
     parser.add_argument("--events", type=int, default=100, help="events per conversation")
     parser.add_argument("--page-size", type=int, default=50)

@@ -44,7 +44,7 @@ def audit_peak(python: str, events: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, nargs="+", default=[20_000, 80_000])
     parser.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"), help="interpreter of the checkout to measure")
     args = parser.parse_args()

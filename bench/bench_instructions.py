@@ -52,7 +52,7 @@ def instructions(pages: Path, keyring: str, work: Path, env: dict[str, str]) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("pages", type=Path)
     parser.add_argument("keyring")
     parser.add_argument("--pages", dest="counts", type=int, nargs=2, default=(10, 50), metavar=("N1", "N2"))

@@ -110,7 +110,7 @@ def size(events: int, folder: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--size-events", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)

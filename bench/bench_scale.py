@@ -267,7 +267,7 @@ def stages(events: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=None, help="page files (default: one per 10,000 events)")
     parser.add_argument("--workers", type=int, default=1)

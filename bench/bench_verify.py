@@ -65,7 +65,7 @@ def engine_run(bodies: list[bytes], ring, keys, workers: int, repeats: int) -> t
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--workers", type=int, default=None, help="threads for the parallel run (default: CPUs)")

@@ -818,3 +818,21 @@ def test_a_closed_standard_output_is_one_line_not_an_internal_error():
                           timeout=120, preexec_fn=lambda: os.close(1))
     assert (proc.returncode, proc.stderr) == (
         3, "xchat-verify: cannot write standard output: it is closed; write the report with -o FILE\n")
+
+
+def test_every_option_of_every_command_has_help_text():
+    """Round 100 (new-user walk): `vectors --format` and the `-o` of `ledger export` and `ledger
+    checkpoint` were listed by --help without a word of what they do."""
+    import argparse
+
+    from verifier.cli import build_parser
+
+    def bare(parser, name):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, subparser in action.choices.items():
+                    yield from bare(subparser, f"{name} {sub}")
+            elif action.option_strings and not action.help:
+                yield name, action.option_strings
+
+    assert list(bare(build_parser(), "xchat-verify")) == []

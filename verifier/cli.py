@@ -943,7 +943,8 @@ def build_parser() -> argparse.ArgumentParser:
     vectors.add_argument("--timeout", type=finite_float, default=None, metavar="SECONDS",
                          help="with --impl: time allowed per case (default 30)")
     vectors.add_argument("--jobs", "-j", type=bounded_int, default=1, metavar="N", help="cases run at once (default 1)")
-    vectors.add_argument("--format", choices=("text", "json", "junit", "markdown"), default="text")
+    vectors.add_argument("--format", choices=("text", "json", "junit", "markdown"), default="text",
+                         help="results format (default text)")
     vectors.add_argument("--output", "-o", metavar="PATH", help="write the results to PATH")
     vectors.add_argument("--junit", metavar="PATH", help="also write JUnit XML results to PATH")
     vectors.add_argument("--markdown", metavar="PATH", help="also write a Markdown summary (the per-group table "

@@ -645,12 +645,12 @@ def add_commands(sub: Any, keys_sub: Any) -> None:
     p.add_argument("user", metavar="USER")
     p.set_defaults(handler=cmd_ledger_keys)
     p = with_ledger(lsub.add_parser("export", help="the whole ledger as JSON"))
-    p.add_argument("--output", "-o", metavar="PATH")
+    p.add_argument("--output", "-o", metavar="PATH", help="write the JSON to PATH (default: standard output)")
     p.set_defaults(handler=cmd_ledger_export)
     p = with_ledger(lsub.add_parser("checkpoint", help="a (signed) checkpoint of a conversation's transcript"))
     p.add_argument("conversation", metavar="CONV")
     p.add_argument("--key", metavar="FILE", help="sign with this receipt key (keys new-receipt-key)")
-    p.add_argument("--output", "-o", metavar="PATH")
+    p.add_argument("--output", "-o", metavar="PATH", help="write the checkpoint to PATH (default: standard output)")
     p.set_defaults(handler=cmd_ledger_checkpoint)
     p = lsub.add_parser("compare", help="two checkpoints or two ledgers: split_view where they diverge, "
                                         "stale_view where a later audit missed a head seen earlier (exit 1), "
