@@ -836,3 +836,24 @@ def test_every_option_of_every_command_has_help_text():
                 yield name, action.option_strings
 
     assert list(bare(build_parser(), "xchat-verify")) == []
+
+
+def test_a_wrong_conversation_key_is_named_in_the_invalid_detail(capsys):
+    """Round 100 (new-user walk): a mistyped --conversation-key made the example's genuine v7 key
+    changes `invalid` with only "ECDSA mismatch", under a hint that says the event was altered."""
+    import base64
+    import hashlib
+    pages = sorted(str(p) for p in (REPO / "examples" / "conversation").glob("*.json"))
+    ring = str(REPO / "examples" / "keyring.json")
+    wrong = base64.b64encode(hashlib.sha256(b"not the key").digest()).decode()
+    assert main(["verify", *pages, "--keys", ring, "--conversation-key", f"1784840999000={wrong}",
+                 "--format", "json"]) == 1
+    events = json.loads(capsys.readouterr().out)["conversations"][0]["events"]
+    bad = [e["signature"] for e in events if e["event_type"] == "ConversationKeyChangeEvent"]
+    assert bad and all(s["status"] == "invalid" for s in bad)
+    assert all("holds the conversation key used for version 1784840999000" in s["detail"] for s in bad)
+    right = base64.b64encode(hashlib.sha256(b"ckey:example").digest()).decode()  # examples/make_examples.py
+    assert main(["verify", *pages, "--keys", ring, "--conversation-key", f"1784840999000={right}",
+                 "--format", "json"]) == 0
+    events = json.loads(capsys.readouterr().out)["conversations"][0]["events"]
+    assert all("conversation key used" not in e["signature"]["detail"] for e in events)

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from .keys import Keyring, decode_signature, verify_raw
 from .model import Check, Code, SigStatus
 from .payload import (
+    CKEY_PLAINTEXT_SIGNATURE_VERSION,
     MIN_SIGNATURE_VERSION,
     UNSIGNED_KINDS,
     PayloadUnavailable,
@@ -38,6 +39,7 @@ class Job(msgspec.Struct, gc=False):
     signature: bytes
     payload: bytes
     detail: str
+    fail_note: str = ""  # added to the detail when the check fails
 
 
 def prepare(event: MessageEvent, keyring: Keyring | None, allow_embedded: bool,
@@ -78,6 +80,13 @@ def prepare(event: MessageEvent, keyring: Keyring | None, allow_embedded: bool,
         return Check(exc.status, exc.reason)
     detail = f"v{version}{f' ({version_note})' if version_note else ''}, key {event.sender_id}/" \
         f"{sig.public_key_version or ''}"  # (one f-string: an event's; no concatenations)
+    if kind == "ConversationKeyChangeEvent" and version >= CKEY_PLAINTEXT_SIGNATURE_VERSION:
+        # round 100: a mistyped --conversation-key read only as "ECDSA mismatch", whose hint says the
+        # event was altered; the payload holds the key given, so a wrong one fails the same way
+        ckv = (event.body or {}).get("conversation_key_version")
+        return Job(key, decode_signature(sig.signature), payload, detail,
+                   f"; the signed payload holds the conversation key used for version {ckv} (--conversation-key, "
+                   "or opened with --identity-key): a wrong key fails so too")
     return Job(key, decode_signature(sig.signature), payload, detail)
 
 
@@ -92,7 +101,7 @@ def unsigned(kind: str | None, note: Note) -> Check:
 def check(job: Job) -> Check:
     """Step 6: ECDSA P-256/SHA-256 over the payload, raw r||s, high S accepted."""
     ok, why = verify_raw(job.key, job.signature, job.payload)
-    return Check(_VALID, job.detail) if ok else Check(SigStatus.INVALID, f"{why}; {job.detail}")
+    return Check(_VALID, job.detail) if ok else Check(SigStatus.INVALID, f"{why}; {job.detail}{job.fail_note}")
 
 
 # An enum member read from its class costs a call of the metaclass's attribute hook (about ten
