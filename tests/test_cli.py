@@ -857,3 +857,13 @@ def test_a_wrong_conversation_key_is_named_in_the_invalid_detail(capsys):
                  "--format", "json"]) == 0
     events = json.loads(capsys.readouterr().out)["conversations"][0]["events"]
     assert all("conversation key used" not in e["signature"]["detail"] for e in events)
+
+
+@pytest.mark.parametrize("value", ["1e3", "1e10", "512.0"])
+def test_a_count_in_exponent_form_is_refused_for_its_spelling(value, capsys):
+    """Round 100 (new-user walk): `--max-file-mb 1e10` said "not a whole number: '1e10'"."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["verify", "x.json", "--max-file-mb", value])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2
+    assert "not a whole number written in decimal digits (such as 512)" in err and len(err.splitlines()) == 1

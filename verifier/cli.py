@@ -88,7 +88,9 @@ def bounded_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        # (round 100: "1e3" and "1e10" read "not a whole number", which they are)
+        raise argparse.ArgumentTypeError(f"not a whole number written in decimal digits (such as 512): {text!r}") \
+            from None
     if abs(value) > _MAX_NUMBER:
         raise argparse.ArgumentTypeError(f"must be a whole number of at most {_MAX_NUMBER:g}, not {text!r}")
     return value
