@@ -867,3 +867,19 @@ def test_a_count_in_exponent_form_is_refused_for_its_spelling(value, capsys):
     err = capsys.readouterr().err
     assert stopped.value.code == 2
     assert "not a whole number written in decimal digits (such as 512)" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv, command", [
+    (["archive", "verify", "x", "--receipt-public-key", "k"], "xchat-verify archive verify"),
+    (["archive", "verify", "x", "--workers", "0"], "xchat-verify archive verify"),
+    (["ledger", "show", "--bogus"], "xchat-verify ledger show"),
+    (["keys", "fetch", "1", "--bogus"], "xchat-verify keys fetch"),
+    (["verify", "x", "--wrkers", "2"], "xchat-verify verify")])
+def test_a_usage_error_of_a_nested_command_points_at_its_own_help(argv, command, capsys):
+    """Round 100 (new-user walk): `archive verify DIR --receipt-public-key K` said "see xchat-verify
+    archive --help", whose page lists no option of `archive verify`."""
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.startswith(f"{command}: error: ") and f"(see {command} --help)" in err
+    assert len(err.splitlines()) == 1

@@ -821,8 +821,7 @@ class _Parser(argparse.ArgumentParser):
         (round 80: ``verify --wrkers 2`` said "see xchat-verify --help")."""
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
-            command = getattr(parsed, "command", None)
-            prog = f"{self.prog} {command}" if command else self.prog
+            prog = _command_name(parsed, self.prog)
             self.exit(EXIT_USAGE, f"{prog}: error: {printable('unrecognized arguments: ' + ' '.join(extras))} "
                                   f"(see {prog} --help)\n")
         return parsed
@@ -956,10 +955,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_name(args: argparse.Namespace, prog: str = "xchat-verify") -> str:
+    """The command whose --help lists the options given: ``xchat-verify archive verify``, not its
+    group ``xchat-verify archive`` (round 100: nested commands' usage errors pointed at the group)."""
+    command = getattr(args, "command", None)
+    if not command:
+        return prog
+    action = getattr(args, f"{command}_command", None)
+    return f"{prog} {command} {action}" if isinstance(action, str) else f"{prog} {command}"
+
+
 def _option_error(parser: argparse.ArgumentParser, args: argparse.Namespace, message: str) -> NoReturn:
     """A usage error found after parsing, pointing at the subcommand's help, as argparse's own errors
     do (round 80: "--workers 0" said "see xchat-verify --help")."""
-    command = f"xchat-verify {args.command}" if getattr(args, "command", None) else "xchat-verify"
+    command = _command_name(args)
     parser.exit(EXIT_USAGE, f"{command}: error: {printable(message)} (see {command} --help)\n")
 
 
