@@ -138,3 +138,14 @@ def test_new_receipt_key_refuses_standard_output(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "never to standard output" in err and len(err.strip().splitlines()) == 1
     assert os.listdir(tmp_path) == []
+
+
+def test_compare_names_the_ledger_that_lacks_the_conversation_asked_for(ledgers, tmp_path, capsys):
+    """Round 100 (new-user walk): `ledger compare A B --conversation C` for a C one ledger (or neither)
+    holds said "the two ledgers have no conversation in common", though they shared others."""
+    (a, _), (b, _) = ledgers["a"], ledgers["b"]
+    assert main(["ledger", "compare", str(a), str(b), "--conversation", "1:2"]) == 3
+    out, err = capsys.readouterr()
+    assert json.loads(out)["notes"] == ["conversation 1:2 is in neither ledger"] and "in neither ledger" in err
+    assert main(["ledger", "compare", str(a), str(b), "--conversation", CONV]) == 0
+    capsys.readouterr()

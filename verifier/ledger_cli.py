@@ -456,11 +456,17 @@ def cmd_ledger_compare(args: argparse.Namespace) -> int:
             raise UsageError("ledger compare: both are one ledger: compare two participants' ledgers")
         left, right = open_ledger(args.a, create=False), open_ledger(args.b, create=False)
         try:
-            common = [c for c in left.conversations() if c in set(right.conversations())]
+            held = (left.conversations(), set(right.conversations()))
+            common = [c for c in held[0] if c in held[1]]
+            missing = None
             if args.conversation:
                 from .ids import canonical_conversation
                 wanted = canonical_conversation(args.conversation) or args.conversation
                 common = [c for c in common if c == wanted]
+                # round 100: "the two ledgers have no conversation in common" when they had others
+                lacking = [name for name, convs in ((args.a, set(held[0])), (args.b, held[1])) if wanted not in convs]
+                missing = None if not lacking else f"conversation {wanted} is not in ledger {lacking[0]}" \
+                    if len(lacking) == 1 else f"conversation {wanted} is in neither ledger"
             compared = common
             divergences = []
             audits = ({a.id: a for a in left.audits()}, {a.id: a for a in right.audits()})
@@ -484,7 +490,7 @@ def cmd_ledger_compare(args: argparse.Namespace) -> int:
             left.close()
             right.close()
         if not compared:
-            unfinished.append("the two ledgers have no conversation in common")
+            unfinished.append(printable(missing) if missing else "the two ledgers have no conversation in common")
     for d in divergences:
         where = f"first diverging sequence id {d.first_seq}" if d.first_seq else "first diverging event not located"
         findings.append({"code": "split_view", "severity": "error", "conversation": d.conversation,
