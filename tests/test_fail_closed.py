@@ -124,6 +124,26 @@ def test_verdict_line_counts_what_was_proven():
     assert "2 of 3 signatures proven; 1 need a conversation key" in line and line.startswith("verdict: PASS")
 
 
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
+def test_a_pass_on_nothing_proven_says_it_was_accepted_with_allow_empty(fmt):
+    """Round 100 (new-user walk): with --allow-empty, a history whose only event was not proven read
+    "PASS — ...; 0 of 1 signatures proven; ...; signer keys from the keyring", the opt-in stated
+    nowhere (--allow-partial says "history incomplete", embedded keys "NOT authenticated")."""
+    import verifier.report
+    key_change = ev("ConversationKeyChangeEvent", {"conversation_key_version": "42"}, seq=1,
+                    conversation_keys={"42": bytes(32)})
+    report = verify(page(key_change), ring=keyring(ALICE), allow_empty=True)
+    assert report.verdict == "pass"
+    def shown(r):  # as the reader sees it (markdown escapes the parentheses)
+        return verifier.report.render(r, fmt).replace("\\", "")
+    assert "1 conversation(s) empty or with nothing proven, accepted (--allow-empty)" in shown(report)
+    empty = verify({"data": [], "meta": {"result_count": 0}}, ring=keyring(ALICE), allow_empty=True)
+    assert empty.verdict == "pass" and "no events, accepted (--allow-empty)" in shown(empty)
+    proven = verify(page(ev(seq=2, prev=1), key_change), ring=keyring(ALICE), allow_empty=True)
+    assert proven.verdict == "pass" and "--allow-empty" not in shown(proven)
+
+
 # ------------------------------------------------------------------ chain
 def test_leading_zeros_make_a_conflict_not_two_events():
     from verifier.testing.forge import forge_event
