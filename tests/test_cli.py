@@ -710,6 +710,23 @@ def test_usage_errors_are_one_line(args):
     assert len(lines) == 1 and ": error: " in lines[0] and lines[0].endswith("--help)"), proc.stderr
 
 
+@pytest.mark.parametrize("args,command", [
+    (["audit", "1:2", "--max-results", "0"], "xchat-verify audit"),
+    (["audit", "1:2", "--concurrency", "0"], "xchat-verify audit"),
+    (["audit", "1:2", "--resume"], "xchat-verify audit"),
+    (["keys", "new-receipt-key", "-o", "-"], "xchat-verify keys new-receipt-key")])
+def test_usage_errors_found_after_parsing_point_at_the_command_s_help(args, command):
+    """Round 100: limits checked after parsing (``UsageError``) said "xchat-verify: error: --max-results
+    must be between 1 and 100" with no way to the options, where argparse's own errors name the
+    command's --help."""
+    proc = subprocess.run([sys.executable, "-m", "verifier", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=60, env={k: v for k, v in os.environ.items() if k != "X_BEARER_TOKEN"})
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("xchat-verify: error: ") and \
+        lines[0].endswith(f"(see {command} --help)"), proc.stderr
+
+
 def test_junit_or_markdown_to_standard_output_is_a_usage_error(capsys):
     """Review: ``vectors --junit -`` passed the path check, then wrote the JUnit nowhere (exit 0)."""
     assert main(["vectors", str(REPO / "vectors" / "chain"), "--junit", "-"]) == 2

@@ -989,8 +989,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         check_output_paths(args)
         return args.handler(args)
-    except UsageError as exc:
-        warn(f"error: {exc}")
+    except UsageError as exc:  # pointing at the command's --help, as argparse's own errors do (round 100)
+        warn(f"error: {exc} (see {_command_name(args)} --help)")
         return EXIT_USAGE
     except XChatVerifyError as exc:  # inputs, evidence, fetches: one line, exit 3
         warn(str(exc))
