@@ -853,6 +853,8 @@ def test_every_option_of_every_command_has_help_text():
                 yield name, action.option_strings
 
     assert list(bare(build_parser(), "xchat-verify")) == []
+    from verifier.testing.server import build_parser as server_parser  # (its --host, --port, --shape had none)
+    assert list(bare(server_parser(), "python -m verifier.testing.server")) == []
 
 
 def test_a_wrong_conversation_key_is_named_in_the_invalid_detail(capsys):

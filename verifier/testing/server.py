@@ -870,13 +870,15 @@ def _invalid(parameter: str, value: Any, message: str) -> tuple[int, dict]:
                  "type": PROBLEM + "invalid-request"}
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m verifier.testing.server",
                                      description="Local X API chat server with generated, signed conversations")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     parser.add_argument("--events", type=int, default=120, help="events in the 1:1 conversation")
-    parser.add_argument("--shape", choices=("2.166", "2.167"), default="2.166")
+    parser.add_argument("--shape", choices=("2.166", "2.167"), default="2.166",
+                        help="event items as API 2.158-2.166 (sequence_id, ...) or 2.167 (id, previous_id, "
+                             "created_at) shape them (default 2.166; docs/formats.md)")
     parser.add_argument("--legacy", action="store_true", help="pre-2.163: /events is 404, events at the bare path")
     parser.add_argument("--rate-limit", type=int, default=None, help="requests per window (default: unlimited)")
     parser.add_argument("--window", type=float, default=15.0, help="rate-limit window in seconds")
@@ -893,6 +895,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--identity-keys", metavar="DIR", default=None,
                         help="write each participant's private key blob to DIR/USER_ID.key (mode 0600), to try "
                              "the participant audit (--identity-key) and transcript; test keys, never real ones")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     for name in ("events", "window", "bomb_mb", "pad_mb", "token_bytes", "participants", "items", "drip_interval"):
         if getattr(args, name) <= 0:
