@@ -156,7 +156,18 @@ def _open(args: argparse.Namespace) -> Any:
     if not target:
         raise UsageError("no ledger: pass --ledger PATH_OR_URL or set XCHAT_VERIFY_LEDGER")
     from .ledger import open_ledger
-    return open_ledger(target, create=False)
+    return _snapshot(open_ledger(target, create=False))
+
+
+def _snapshot(store: Any) -> Any:
+    """``store`` reading one committed state until it is closed: a run another process commits
+    meanwhile is either wholly seen or not at all (round 101)."""
+    try:
+        store.snapshot()
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def _json(obj: Any, indent: int = 2) -> str:
@@ -454,7 +465,12 @@ def cmd_ledger_compare(args: argparse.Namespace) -> int:
     else:
         if _same_ledger(args.a, args.b):  # review 67: it agreed with itself, exit 0
             raise UsageError("ledger compare: both are one ledger: compare two participants' ledgers")
-        left, right = open_ledger(args.a, create=False), open_ledger(args.b, create=False)
+        left = _snapshot(open_ledger(args.a, create=False))
+        try:
+            right = _snapshot(open_ledger(args.b, create=False))
+        except BaseException:
+            left.close()
+            raise
         try:
             held = (left.conversations(), set(right.conversations()))
             common = [c for c in held[0] if c in held[1]]

@@ -140,13 +140,18 @@ class PostgresStore(SqlStore):
 
     def _query(self, text: str, params: Iterable[Any] = ()) -> list[tuple]:
         rows = [_unescape_row(row) for row in super()._query(text, params)]
-        if not self._in_tx:  # reads outside a write transaction must not hold a snapshot open
+        if not self._in_tx and not self._in_snapshot:  # reads outside a write transaction or snapshot()
+            # must not hold a snapshot open
             self.conn.commit()
         return rows
 
     def _scan(self, text: str) -> Iterator[tuple]:
         for row in super()._scan(text):
             yield _unescape_row(row)
+
+    def _begin_snapshot(self) -> None:
+        self.conn.rollback()
+        self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
 
     def _begin(self) -> None:
         """A transaction holding the ledger's advisory lock: writers run one at a time."""

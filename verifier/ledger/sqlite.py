@@ -140,6 +140,10 @@ class SQLiteStore(SqlStore):
             except sqlite3.Error as exc:
                 raise self._ledger_error(exc) from None
 
+    def _begin_snapshot(self) -> None:
+        self.conn.execute("BEGIN")  # deferred: the snapshot is taken by the first read, kept until close
+        self.conn.execute("SELECT COUNT(*) FROM ledger_meta").fetchall()
+
     def check(self) -> list[str]:
         problems = [r[0] for r in self._query("PRAGMA integrity_check") if r[0] != "ok"]
         return problems + super().check()

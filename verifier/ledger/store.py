@@ -204,6 +204,7 @@ class LedgerStore(Protocol):
     def retire_keys(self, rows: list[KeyRow], audit: int) -> None: ...
     def insert_chains(self, rows: list[ChainRow]) -> None: ...
     def check(self) -> list[str]: ...
+    def snapshot(self) -> None: ...  # every later read (until close) sees one committed state
     def close(self) -> None: ...
 
 
@@ -223,6 +224,7 @@ class SqlStore:
         self.conn: Any = None
         self._conv_ids: dict[str, int] = {}
         self._in_tx = False
+        self._in_snapshot = False
 
     # ------------------------------------------------------------------ plumbing
     def _sql(self, text: str) -> str:
@@ -274,6 +276,25 @@ class SqlStore:
         self._commit()
 
     def _begin(self) -> None:
+        raise NotImplementedError
+
+    def snapshot(self) -> None:
+        """From now until ``close()``, every read sees one committed state of the ledger (a read-only
+        transaction: SQLite's deferred ``BEGIN`` in WAL mode, PostgreSQL's ``REPEATABLE READ``). For
+        the reading commands, which read the ledger in several statements (audits, then chains,
+        then counts): each in its own snapshot, a run another process committed between two of them
+        made a sound ledger read as damaged (``history``: a chain row naming an audit the audits
+        read did not hold) or inconsistent (``check``: "audit N recorded E events but 0 rows say it
+        saw them"), exit 3 (round 101)."""
+        if self._in_tx or self._in_snapshot:
+            return
+        try:
+            self._begin_snapshot()
+        except self._errors() as exc:
+            raise self._ledger_error(exc) from None
+        self._in_snapshot = True
+
+    def _begin_snapshot(self) -> None:
         raise NotImplementedError
 
     def _commit(self) -> None:
