@@ -251,6 +251,33 @@ def test_unreachable_postgres_is_one_line_exit_3(pages):
     assert "s3cretpw" not in proc.stderr and "***" in proc.stderr
 
 
+def test_a_connection_the_server_dropped_before_the_run_records_is_opened_again(postgres_server):
+    """Round 101: the ledger is opened before the run and its connection sits idle while the run
+    verifies (or an audit fetches, for hours); a server restart meanwhile ended the run with exit 3,
+    not recorded, though the server was back. Dropped before any transaction, it is opened again."""
+    import psycopg
+
+    import verifier
+    from verifier.engine import Verification
+    from verifier.ledger import record_audit
+    url = postgres_server.new_database()
+    store = open_ledger(url)
+    try:
+        with psycopg.connect(url, autocommit=True) as other:  # as a restart does, from the client's side
+            assert other.execute("SELECT pg_terminate_backend(%s, 10000)",
+                                 (store.conn.info.backend_pid,)).fetchone()[0] is True
+        v = Verification()
+        for page in CONV.pages(10):
+            v.add_page(page)
+        report = v.finish(verifier.Keyring.from_json(json.dumps(CONV.keyring())))
+        recorded = record_audit(store, report, v.event_facts(), v.keyring, command="verify", inputs=["pages"],
+                                key_source="keyring")
+        assert recorded.audit_id == 1 and store.check() == []
+        assert [a.events for a in store.audits()] == [len(CONV.events)]
+    finally:
+        store.close()
+
+
 def test_missing_ledger_for_reading_commands(tmp_path):
     proc = run("ledger", "show", "--ledger", tmp_path / "nope.db")
     assert proc.returncode == 3 and "does not exist" in proc.stderr

@@ -103,10 +103,21 @@ class PostgresStore(SqlStore):
         except ImportError:
             raise LedgerError("a postgresql:// ledger needs psycopg 3: pip install 'xchat-verify[postgres]'") from None
         self._psycopg = psycopg
+        self._target = url
+        self._connect()
+        try:
+            self._ensure_schema(create)
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self) -> None:
+        """A connection, retried with backoff; ``lock_timeout`` set on it."""
+        psycopg = self._psycopg
         last: Exception | None = None
         for attempt in range(CONNECT_RETRIES):
             try:
-                self.conn = psycopg.connect(url, autocommit=False, connect_timeout=10)
+                self.conn = psycopg.connect(self._target, autocommit=False, connect_timeout=10)
                 break
             except psycopg.OperationalError as exc:
                 last = exc
@@ -120,7 +131,6 @@ class PostgresStore(SqlStore):
         try:
             self._run("SET lock_timeout = %d" % LOCK_TIMEOUT_MS)
             self.conn.commit()
-            self._ensure_schema(create)
         except BaseException:
             self.close()
             raise
@@ -154,14 +164,28 @@ class PostgresStore(SqlStore):
         self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
 
     def _begin(self) -> None:
-        """A transaction holding the ledger's advisory lock: writers run one at a time."""
-        try:
-            self.conn.rollback()
-            cur = self.conn.cursor()
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-        except self._psycopg.Error as exc:
-            self._rollback()
-            raise self._ledger_error(exc) from None
+        """A transaction holding the ledger's advisory lock: writers run one at a time. A connection
+        the server dropped since it was opened (a restart, an idle timeout: it sat idle while the
+        run verified or fetched, minutes to hours) is opened again, as the first connect is: no
+        transaction was open on it, so nothing is lost, and the run is judged against what the
+        ledger holds once the lock is taken (round 101: the run ended with exit 3 and was not
+        recorded, though the server was back)."""
+        for attempt in range(2):
+            try:
+                self.conn.rollback()
+                cur = self.conn.cursor()
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+                return
+            except self._psycopg.OperationalError as exc:
+                if attempt == 0 and (self.conn.closed or self.conn.broken):
+                    self.close()
+                    self._connect()
+                    continue
+                self._rollback()
+                raise self._ledger_error(exc) from None
+            except self._psycopg.Error as exc:
+                self._rollback()
+                raise self._ledger_error(exc) from None
 
     def _ledger_error(self, exc: BaseException) -> LedgerError:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
