@@ -685,3 +685,37 @@ def test_ledger_json_escapes_what_a_terminal_would_act_on(tmp_path, monkeypatch)
         assert proc.returncode == 0 and "\\u202e\\u200b\\u009b31m" in proc.stdout, args
         assert not any(char in proc.stdout for char in "\u202e\u200b\x9b"), args
         assert "208040004" + evil in json.dumps(json.loads(proc.stdout), ensure_ascii=False)
+
+
+# ------------------------------------------------------------------------------------- round 101
+_UNIQUE_DROPPED = {  # table -> (SQLite rebuild without the constraint, PostgreSQL constraint name, row copied)
+    "audits": ("audits_pkey", "INSERT INTO audits SELECT * FROM audits"),
+    "chains": ("chains_pkey", "INSERT INTO chains SELECT * FROM chains"),
+    "conversations": ("conversations_name_key",
+                      "INSERT INTO conversations (id, name) SELECT id + 7, name FROM conversations"),
+}
+
+
+@pytest.mark.parametrize("table", sorted(_UNIQUE_DROPPED))
+def test_check_finds_a_run_or_row_recorded_twice(table, ledger_target, pages):
+    """A key the schema declares unique held twice (the constraint dropped by hand, then an audit's row
+    copied): `ledger check` said consistent, exit 0, of a ledger holding audit 1 twice."""
+    record(ledger_target, pages)
+    constraint, copy = _UNIQUE_DROPPED[table]
+    if ledger_target.startswith("postgresql://"):
+        import psycopg
+        with psycopg.connect(ledger_target, autocommit=True) as conn:
+            conn.execute(f"ALTER TABLE {table} DROP CONSTRAINT {constraint}")
+            conn.execute(copy)
+    else:
+        conn = sqlite3.connect(ledger_target, isolation_level=None)
+        columns = ", ".join(r[1] for r in conn.execute(f"PRAGMA table_info({table})"))
+        conn.execute(f"CREATE TABLE copy AS SELECT {columns} FROM {table}")
+        conn.execute(f"DROP TABLE {table}")
+        conn.execute(f"ALTER TABLE copy RENAME TO {table}")
+        conn.execute(copy)
+        conn.close()
+    proc = subprocess_run("ledger", "check", "--ledger", ledger_target)
+    assert proc.returncode == 3, proc.stdout
+    out = json.loads(proc.stdout)
+    assert out["consistent"] is False and any(p.startswith(f"table {table}: 2 rows share") for p in out["problems"])

@@ -555,11 +555,31 @@ class SqlStore:
                         more += 1
         return found + ([f"{more} more damaged rows"] if more else [])
 
+    # every key the schema declares unique (primary keys, conversations.name)
+    UNIQUE_KEYS = (("ledger_meta", "name"), ("audits", "id"), ("conversations", "id"), ("conversations", "name"),
+                   ("events", "conv, seq, digest"), ("keys", "user_id, version, key_digest, source"),
+                   ("chains", "audit, conv"))
+
+    def duplicate_rows(self) -> list[str]:
+        """Rows that share a key the schema declares unique: the constraint was dropped (a table
+        rebuilt by hand, a foreign writer) and a run, an audit's chain or a conversation is there
+        twice. Round 101: ``check`` said consistent of a ledger holding audit 1 twice (ids were taken
+        to be distinct, ``len`` of a dict by id), and of one naming a conversation twice, whose
+        second id hides the history the first holds from every later run."""
+        found = []
+        for table, key in self.UNIQUE_KEYS:
+            shared = self._query(f"SELECT COUNT(*), COALESCE(SUM(n), 0) FROM (SELECT COUNT(*) AS n FROM {table} "
+                                 f"GROUP BY {key} HAVING COUNT(*) > 1) d")[0]
+            if shared[0]:
+                found.append(f"table {table}: {shared[1]} rows share {shared[0]} values of ({key}), which is "
+                             "unique in a ledger (a run or row recorded twice: the constraint was removed)")
+        return found
+
     def check(self) -> list[str]:
         """Consistency of what the ledger holds (what a transaction guarantees): every row is what this
         version writes, every event and key names audits that exist, and the newest audit's event
-        count is what it recorded."""
-        problems = self.damaged_rows()
+        count is what it recorded. No two rows share a key the schema declares unique."""
+        problems = self.duplicate_rows() + self.damaged_rows()
         if problems:
             return problems  # the rest reads rows that are not sound
         audits = {a.id: a for a in self.audits()}
@@ -577,7 +597,7 @@ class SqlStore:
             if seen != audits[newest].events:
                 problems.append(f"audit {newest} recorded {audits[newest].events} events but {seen} rows say "
                                 "it saw them")
-            # ids are distinct whole numbers from 1 (``audit_problem``): 1..newest exactly when there are
+            # ids are distinct (``duplicate_rows``) whole numbers from 1 (``audit_problem``): 1..newest exactly when there are
             # newest of them (round 90: a list of range(1, newest + 1) took memory in proportion to one
             # hand-edited id, "out of memory" at 2^63 - 1)
             if len(audits) != newest:
