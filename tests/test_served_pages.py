@@ -265,3 +265,20 @@ def test_a_token_inside_an_encoded_event_is_found_and_scrubbed_offline_too(serve
     assert saved_as_audit(offline) == online
     manifest = json.loads((tmp_path / "ev" / "manifest.json").read_text())
     assert [loc[0] for c in manifest["conversations"] for page in c["pages"] for loc in page.get("token_at", [])] == ["b64"]
+
+
+# ------------------------------------------------------------------ 5: a full id whose metadata is unavailable
+def test_a_full_id_without_metadata_is_held_to_its_conversation_offline_too(served, tmp_path):
+    """Round 97: the metadata route failing (404, as on a pre-2.163 deployment), the audit checked the
+    pages of ``A:C`` against the id named, but saved no expected conversation: the pages of another
+    conversation (``A:B``'s, signed) were ``conversation_mismatch`` live, and ``verify DIR`` of the
+    evidence passed them."""
+    script, url = served
+    script.metadata = (404, {"title": "Not Found"})
+    conv = build_conversation(8, members=[ALICE, BOB], seed="served-5", realistic_crypto=False)
+    script.pages = pages_of(conv.events, 5)
+    named = f"{ALICE.user_id}:1603419180975409153"
+    code, audited, _ = cli(url, "audit", named, "--save", tmp_path / "ev")
+    assert code == 1 and "conversation_mismatch" in codes(audited), codes(audited)
+    code, offline, _ = cli(url, "verify", tmp_path / "ev", "--trust-evidence-keys")
+    assert code == 1 and saved_as_audit(offline) == audited, codes(offline)

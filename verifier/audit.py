@@ -347,7 +347,15 @@ class Auditor:
             fetched = self.client.get_conversation(conversation_id)
         except FetchError as exc:  # participants then come from the events alone
             self.progress.status = f"conversation metadata unavailable: {exc}"
-            return self.bound.get(conversation_id) or expected_conversation(conversation_id, None)
+            # what the pages are checked against, saved as when the metadata answers: ``verify DIR`` checks
+            # them against the manifest's word alone (round 97: unsaved, a full id's pages of another
+            # conversation were conversation_mismatch here, and passed there); resumed, a bare id keeps
+            # the conversation an earlier run's metadata named
+            expected = self.bound.get(conversation_id) or expected_conversation(conversation_id, None) or \
+                (conv.expected_conversation_id if conv is not None else None)
+            if self.store and conv is not None:
+                self.store.set_expected(conv, expected)
+            return expected
         if self.store and conv is not None:
             self.store.save_metadata(conv, fetched, self.client.token_offsets(fetched.body))
         for problem in metadata_problems(fetched.body):
