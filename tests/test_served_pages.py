@@ -282,3 +282,21 @@ def test_a_full_id_without_metadata_is_held_to_its_conversation_offline_too(serv
     assert code == 1 and "conversation_mismatch" in codes(audited), codes(audited)
     code, offline, _ = cli(url, "verify", tmp_path / "ev", "--trust-evidence-keys")
     assert code == 1 and saved_as_audit(offline) == audited, codes(offline)
+
+
+def test_a_resume_without_metadata_judges_the_metadata_the_evidence_keeps(served, tmp_path):
+    """Round 97: run 1 saved a metadata body with a participant that is not a user id (an input error)
+    and stopped at --max-pages; its --resume, the metadata route failing, judged none and passed
+    (exit 0), while ``verify DIR`` of the evidence it left judged run 1's metadata, still there: exit 3."""
+    script, url = served
+    script.metadata = (200, {"data": {"id": CID.replace(":", "-"), "type": "direct",
+                                      "participant_ids": [ALICE.user_id, BOB.user_id, "not-a-user"]}})
+    conv = build_conversation(12, members=[ALICE, BOB], seed="served-6", realistic_crypto=False)
+    script.pages = pages_of(conv.events, 5)
+    evidence = tmp_path / "ev"
+    assert cli(url, "audit", CID, "--save", evidence, "--max-pages", "1")[0] == 3
+    script.metadata = (404, {"title": "Not Found"})
+    code, resumed, _ = cli(url, "audit", CID, "--save", evidence, "--resume")
+    offline_code, offline, _ = cli(url, "verify", evidence, "--trust-evidence-keys")
+    assert (code, resumed) == (offline_code, saved_as_audit(offline)), (code, offline_code)
+    assert code == 3 and "not user ids" in json.dumps(resumed["inputs"])

@@ -347,6 +347,10 @@ class Auditor:
             fetched = self.client.get_conversation(conversation_id)
         except FetchError as exc:  # participants then come from the events alone
             self.progress.status = f"conversation metadata unavailable: {exc}"
+            if conv is not None and conv.metadata is not None:  # --resume: an earlier run's stays in the
+                saved = self._saved_body(conv.metadata)  # evidence, and ``verify DIR`` judges it (round 97:
+                if saved is not None:  # its malformed participant was exit 3 there, unseen here: exit 0)
+                    self._note_metadata(conversation_id, saved)
             # what the pages are checked against, saved as when the metadata answers: ``verify DIR`` checks
             # them against the manifest's word alone (round 97: unsaved, a full id's pages of another
             # conversation were conversation_mismatch here, and passed there); resumed, a bare id keeps
@@ -358,14 +362,18 @@ class Auditor:
             return expected
         if self.store and conv is not None:
             self.store.save_metadata(conv, fetched, self.client.token_offsets(fetched.body))
-        for problem in metadata_problems(fetched.body):
-            self.errors.append((f"metadata {conversation_id}", problem))
-        for uid in participants_of(fetched.body):
-            self.participants.setdefault(uid)
+        self._note_metadata(conversation_id, fetched.body)
         expected = self.bound.get(conversation_id) or expected_conversation(conversation_id, fetched.body)
         if self.store and conv is not None:
             self.store.set_expected(conv, expected)
         return expected
+
+    def _note_metadata(self, conversation_id: str, body: bytes) -> None:
+        """A metadata body's problems (input errors) and participants (whose keys are fetched)."""
+        for problem in metadata_problems(body):
+            self.errors.append((f"metadata {conversation_id}", problem))
+        for uid in participants_of(body):
+            self.participants.setdefault(uid)
 
     def _replay_saved(self, conversation_id: str, conv: Conversation | None, q: queue.Queue, expected: str | None,
                       reasons: list[str]) -> SavedWalk:
