@@ -300,3 +300,23 @@ def test_a_resume_without_metadata_judges_the_metadata_the_evidence_keeps(served
     offline_code, offline, _ = cli(url, "verify", evidence, "--trust-evidence-keys")
     assert (code, resumed) == (offline_code, saved_as_audit(offline)), (code, offline_code)
     assert code == 3 and "not user ids" in json.dumps(resumed["inputs"])
+
+
+# ------------------------------------------------------------------ 6: a history hidden behind its key change in meta
+def test_a_history_served_as_its_key_change_in_meta_alone_is_empty_on_every_path(served, tmp_path):
+    """Round 97: the server hid every message and served one page with ``data: []`` and the
+    conversation's genuine key change (signature version 5: provable without the conversation key) in
+    ``meta.conversation_key_events`` only; ``data: []`` alone fails ``no_events``, this passed (exit 0).
+    Key changes given only in ``meta`` are context for a page's messages: they are no history."""
+    script, url = served
+    conv = build_conversation(8, members=[ALICE, BOB], seed="served-7", realistic_crypto=False, signature_version="5")
+    key_change = conv.events[0]
+    assert key_change.event.kind == "ConversationKeyChangeEvent"
+    script.pages = [{"data": [], "meta": {"result_count": 0, "conversation_key_events": [key_change.b64]}}]
+    for how, code, report in _three_ways(url, tmp_path):
+        assert code == 1 and "no_events" in codes(report), (how, codes(report))
+    # the same key change beside a message it gives context to: a history, which passes
+    script.pages = [{"data": [item_json(conv.events[1])], "meta": {"conversation_key_events": [key_change.b64]}}]
+    shutil.rmtree(tmp_path / "ev")
+    for how, code, report in _three_ways(url, tmp_path):
+        assert code == 0, (how, codes(report))

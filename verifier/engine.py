@@ -549,6 +549,22 @@ def paging_reasons(ends: PageEnds) -> dict[str, list[str]]:
     return out
 
 
+def no_data_events(in_meta: int) -> str:
+    """``no_events`` of a conversation whose events all came in ``meta.conversation_key_events``: key
+    changes "that apply to this page's messages but happened before it" (docs/spec xapi.md) start no
+    history, so an empty ``data`` is an empty history whatever ``meta`` adds (round 97: the server that
+    hid every message and served the key change in ``meta`` passed, where ``data: []`` alone failed)."""
+    return (f"the conversation has no events: its {in_meta} key change(s) came only in "
+            "meta.conversation_key_events, outside the history")
+
+
+def nothing_proven(data: int, in_meta: int) -> str:
+    """``nothing_proven``: the history's own events count, not the key changes given only in ``meta``."""
+    return f"none of its {data} events has a proven signature" + \
+        (f" ({in_meta} key change(s) given only in meta.conversation_key_events prove nothing of the history)"
+         if in_meta else "")
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """The engine allocates many small acyclic objects: the cyclic collector is paused while it
@@ -1270,11 +1286,14 @@ class _Run:
         out = []
         for reason in self.incomplete.get(cid, []):
             out.append(self._finding(Code.INCOMPLETE, f"history not fetched to its end: {reason}"))
+        flags = self.flags
+        data = [i for i in members if not flags[i] & _FROM_META]  # the history; meta only adds context
         if not members:
             out.append(self._finding(Code.NO_EVENTS, "the conversation has no events"))
-        elif not any(self.check_objects[self.sig_codes[i] - 1].status == SigStatus.VALID for i in members):
-            out.append(self._finding(Code.NOTHING_PROVEN, f"none of its {len(members)} events has a "
-                                                       "proven signature"))
+        elif not data:  # round 97: a history served as data [] and its key change in meta passed
+            out.append(self._finding(Code.NO_EVENTS, no_data_events(len(members))))
+        elif not any(self.check_objects[self.sig_codes[i] - 1].status == SigStatus.VALID for i in data):
+            out.append(self._finding(Code.NOTHING_PROVEN, nothing_proven(len(data), len(members) - len(data))))
         return out
 
     def _chain(self, members: array[int]) -> None:

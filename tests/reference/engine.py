@@ -398,11 +398,17 @@ class _Run:
         out = []
         for reason in self.incomplete.get(cid, []):
             out.append(self._finding(Code.INCOMPLETE, f"history not fetched to its end: {reason}"))
+        data = [r for r in reports if not self.events[r.index].from_meta]
         if not reports:
             out.append(self._finding(Code.NO_EVENTS, "the conversation has no events"))
-        elif not any(r.signature.status == SigStatus.VALID for r in reports):
-            out.append(self._finding(Code.NOTHING_PROVEN, f"none of its {len(reports)} events has a "
-                                                       "proven signature"))
+        elif not data:
+            out.append(self._finding(Code.NO_EVENTS, f"the conversation has no events: its {len(reports)} key change(s) "
+                                                  "came only in meta.conversation_key_events, outside the history"))
+        elif not any(r.signature.status == SigStatus.VALID for r in data):
+            in_meta = len(reports) - len(data)
+            out.append(self._finding(Code.NOTHING_PROVEN, f"none of its {len(data)} events has a proven signature" + (
+                f" ({in_meta} key change(s) given only in meta.conversation_key_events prove nothing of the history)"
+                if in_meta else "")))
         return out
 
     def _proof(self, conversations: list[ConversationReport]) -> Proof:
