@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +36,8 @@ class Script:
     metadata: tuple[int, dict] = METADATA
     page_of: Callable[[int], dict | bytes] | None = None  # computes page i instead of ``pages``
     events_requests: int = 0
+    limited: int = 0  # 429s (the window resetting in 2 s) before each answer of the conversation routes
+    hits: dict[str, int] = field(default_factory=dict)
 
     def events(self, index: int) -> dict | bytes:
         self.events_requests += 1
@@ -51,6 +54,9 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802
             parts = urlsplit(self.path)
             token = parse_qs(parts.query).get("pagination_token", [None])[-1]
+            hit = script.hits[self.path] = script.hits.get(self.path, 0) + 1
+            if script.limited and parts.path.startswith("/2/chat/") and hit % (script.limited + 1):
+                return self.send(429, {"title": "Too Many Requests"}, {"x-rate-limit-reset": str(int(time.time()) + 2)})
             if re.fullmatch(r"/2/chat/conversations/[^/]+/events", parts.path):
                 return self.send(200, script.events(0 if token is None else int(token[1:])))
             if re.fullmatch(r"/2/chat/conversations/[^/]+", parts.path):
@@ -61,11 +67,13 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
                 return self.send(200, {"data": rows})
             return self.send(404, {"title": "Not Found"})
 
-        def send(self, status: int, body: dict | bytes) -> None:
+        def send(self, status: int, body: dict | bytes, headers: dict[str, str] | None = None) -> None:
             raw = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(raw)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(raw)
 
@@ -320,3 +328,22 @@ def test_a_history_served_as_its_key_change_in_meta_alone_is_empty_on_every_path
     shutil.rmtree(tmp_path / "ev")
     for how, code, report in _three_ways(url, tmp_path):
         assert code == 0, (how, codes(report))
+
+
+# ------------------------------------------------------------------ 7: rate-limit waits within --max-conversation-seconds
+def test_rate_limit_waits_do_not_run_past_the_conversation_budget(served):
+    """Round 97: the budget was checked between requests only, and the metadata request not at all: a
+    server answering each request after five 429s (its window resetting in 2 s) held an audit with
+    ``--max-conversation-seconds 1`` for 20 s (by default, one request may wait --max-retries times
+    --max-wait: an hour and a half). A wait that would pass the budget ends the walk, incomplete."""
+    script, url = served
+    conv = build_conversation(12, members=[ALICE, BOB], seed="served-8", realistic_crypto=False)
+    script.pages, script.limited = pages_of(conv.events, 5), 5
+    started = time.monotonic()
+    code, report, _ = cli(url, "audit", CID, "--max-conversation-seconds", "1", "--max-wait", "5")
+    assert code == 1 and time.monotonic() - started < 8, time.monotonic() - started
+    assert "past the budget of 1 s (--max-conversation-seconds)" in _incomplete_messages(report)
+    script.hits.clear()  # a budget the waits fit in: they are waited for, and the audit passes
+    script.pages, script.limited = pages_of(conv.events, 20), 1
+    code, report, _ = cli(url, "audit", CID, "--max-conversation-seconds", "120", "--max-wait", "5")
+    assert code == 0 and sum(script.hits.values()) == 2 * 2 + 2, (codes(report), script.hits)  # keys: not limited

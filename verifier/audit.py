@@ -42,7 +42,7 @@ from .evidence import (
     load_saved_audit,
     token_secrets,
 )
-from .fetch import XChatClient
+from .fetch import XChatClient, spend_waits_within
 from .ids import canonical_conversation, conversation_path_id, is_user_id
 from .keys import Keyring
 from .manifest import Conversation, FileEntry, UsersNotFetched
@@ -169,6 +169,7 @@ class Auditor:
         self.stopping = threading.Event()  # set on interrupt: fetchers stop after their current file
         self.verification: Verification | None = None
         self.key_users: list[str] = []
+        self.metadata_seconds: dict[str, float] = {}  # conversation as named -> its metadata request's time
         self.fetch_times: dict[str, list[str]] = {}  # conversation as named -> when each page it used was
         # fetched (replayed ones too)
 
@@ -312,7 +313,10 @@ class Auditor:
         try:
             if self.store:
                 conv = self.store.start_conversation(conversation_id, conversation_path_id(conversation_id))
-            expected = self._metadata(conversation_id, conv)
+            started, seconds = time.monotonic(), self.options.max_conversation_seconds
+            with spend_waits_within(None if seconds is None else started + seconds):  # its waits, within the
+                expected = self._metadata(conversation_id, conv)  # budget (round 97: uncounted, 10 s of 1)
+            self.metadata_seconds[conversation_id] = time.monotonic() - started
             self.expected_ids[conversation_id] = expected
             saved = self._replay_saved(conversation_id, conv, q, expected, reasons)
             token, stop = saved.stop()
@@ -412,6 +416,7 @@ class Auditor:
                                                     limits=self.limits, pagination_token=token,
                                                     seen_tokens=saved.seen, first_page=saved.pages + 1,
                                                     seen_events=saved.seen_events)
+        walk.budget.seconds = self.metadata_seconds.get(conversation_id, 0.0)  # the walk's budget paid for it
         number = saved.pages
         for fetched, next_token in walk:
             number += 1

@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus, urlencode, urlsplit
@@ -151,6 +152,9 @@ class XChatClient:
         self._cancelled.set()
 
     def _sleep(self, seconds: float) -> None:
+        until = getattr(_wait_budget, "until", None)
+        if until is not None and seconds > until - time.monotonic():
+            raise OverBudget(f"waiting {seconds:.0f} s more (a rate-limit window or a retry) would pass the budget")
         if self.clock.wait(seconds, self._cancelled):
             raise FetchError("interrupted")
 
@@ -334,6 +338,9 @@ class XChatClient:
             raise RateLimitError(f"rate limited on {path}: {self._too_long(response, wait)}", 429)
         if attempt >= self.policy.max_retries:
             raise RateLimitError(f"still rate limited on {path} after {attempt + 1} attempts", 429)
+        until = getattr(_wait_budget, "until", None)
+        if until is not None and wait > until - time.monotonic():  # known now: not after the wait
+            raise OverBudget(f"the rate-limit window of {path} resets in {wait:.0f} s, past the budget")
         self._block_until(reset)
         return attempt + 1
 
@@ -364,6 +371,27 @@ class XChatClient:
             if self.events.on_wait:
                 self.events.on_wait(wait, "rate limit")
             self._sleep(wait + 0.05)
+
+
+class OverBudget(FetchError):
+    """A wait (a rate-limit window, a retry's backoff) that would end past the time budget of the
+    walk it serves (``spend_waits_within``): the walk stops there, incomplete, instead of waiting."""
+
+
+_wait_budget = threading.local()
+
+
+@contextmanager
+def spend_waits_within(until: float | None) -> Iterator[None]:
+    """This thread's requests may wait (rate limits, retries) only until ``until`` (``time.monotonic``),
+    else ``OverBudget``: --max-conversation-seconds is checked between requests, and one request kept
+    in rate-limit waits ran on past it (round 97: ``--max-conversation-seconds 1`` fetched for 10 s; by
+    default a request may wait --max-retries times --max-wait, an hour and a half)."""
+    _wait_budget.until = until
+    try:
+        yield
+    finally:
+        _wait_budget.until = None
 
 
 class PageWalk:
@@ -402,10 +430,15 @@ class PageWalk:
                     return
                 self.seen.add(self.token)
             started = time.monotonic()  # time blocked while the consumer is busy is not counted
+            seconds = self.limits.max_seconds
             try:
-                page = self.client.get_conversation_events(self.conversation_id, max_results=self.max_results,
-                                                           pagination_token=self.token,
-                                                           chat_message_event_fields=fields, legacy=legacy)
+                with spend_waits_within(None if seconds is None else started + seconds - self.budget.seconds):
+                    page = self.client.get_conversation_events(self.conversation_id, max_results=self.max_results,
+                                                               pagination_token=self.token,
+                                                               chat_message_event_fields=fields, legacy=legacy)
+            except OverBudget as exc:
+                self.stopped = f"page {number + 1}: {exc} of {seconds:g} s (--max-conversation-seconds)"
+                return
             except FetchError as exc:
                 if exc.status == 404 and not legacy and number < self.first_page:
                     legacy = True
