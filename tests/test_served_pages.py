@@ -36,7 +36,8 @@ class Script:
     metadata: tuple[int, dict] = METADATA
     page_of: Callable[[int], dict | bytes] | None = None  # computes page i instead of ``pages``
     events_requests: int = 0
-    limited: int = 0  # 429s (the window resetting in 2 s) before each answer of the conversation routes
+    limited: int = 0  # 429s (the window resetting in 2 s) before each answer of the routes ``limited_routes`` starts
+    limited_routes: str = "/2/chat/"
     hits: dict[str, int] = field(default_factory=dict)
 
     def events(self, index: int) -> dict | bytes:
@@ -55,7 +56,7 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             token = parse_qs(parts.query).get("pagination_token", [None])[-1]
             hit = script.hits[self.path] = script.hits.get(self.path, 0) + 1
-            if script.limited and parts.path.startswith("/2/chat/") and hit % (script.limited + 1):
+            if script.limited and parts.path.startswith(script.limited_routes) and hit % (script.limited + 1):
                 return self.send(429, {"title": "Too Many Requests"}, {"x-rate-limit-reset": str(int(time.time()) + 2)})
             if re.fullmatch(r"/2/chat/conversations/[^/]+/events", parts.path):
                 return self.send(200, script.events(0 if token is None else int(token[1:])))
@@ -347,3 +348,20 @@ def test_rate_limit_waits_do_not_run_past_the_conversation_budget(served):
     script.pages, script.limited = pages_of(conv.events, 20), 1
     code, report, _ = cli(url, "audit", CID, "--max-conversation-seconds", "120", "--max-wait", "5")
     assert code == 0 and sum(script.hits.values()) == 2 * 2 + 2, (codes(report), script.hits)  # keys: not limited
+
+
+def test_rate_limit_waits_of_the_key_requests_do_not_run_past_the_budget(served, tmp_path):
+    """Round 97: the key phase checked its --max-conversation-seconds deadline before each user only;
+    a key request kept in rate-limit waits ran on past it. Its users are ``users_not_fetched``, as
+    users never asked for are, and ``verify DIR`` says the same."""
+    script, url = served
+    conv = build_conversation(6, members=[ALICE, BOB], seed="served-9", realistic_crypto=False)
+    script.pages, script.limited, script.limited_routes = pages_of(conv.events, 20), 5, "/2/users/"
+    started = time.monotonic()
+    code, report, _ = cli(url, "audit", CID, "--max-conversation-seconds", "1", "--max-wait", "5",
+                          "--save", tmp_path / "ev")
+    assert code == 1 and time.monotonic() - started < 8, time.monotonic() - started
+    late = [f["message"] for f in report["findings"] if f["code"] == "users_not_fetched"]
+    assert late and "--max-conversation-seconds 1 ran out during the key requests" in late[0], late
+    code, offline, _ = cli(url, "verify", tmp_path / "ev", "--trust-evidence-keys")
+    assert code == 1 and saved_as_audit(offline) == report

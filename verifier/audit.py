@@ -42,7 +42,7 @@ from .evidence import (
     load_saved_audit,
     token_secrets,
 )
-from .fetch import XChatClient, spend_waits_within
+from .fetch import OverBudget, XChatClient, spend_waits_within
 from .ids import canonical_conversation, conversation_path_id, is_user_id
 from .keys import Keyring
 from .manifest import Conversation, FileEntry, UsersNotFetched
@@ -492,7 +492,10 @@ class Auditor:
                 late.add(uid)  # a server slow on every key request cannot hold the run for hours
                 return
             try:
-                self._fetch_user_keys(uid, bodies)
+                with spend_waits_within(deadline):  # a request kept in rate-limit waits too (round 97)
+                    self._fetch_user_keys(uid, bodies)
+            except OverBudget:
+                late.add(uid)
             except OSError as exc:  # evidence could not be written: the audit is incomplete
                 self.errors.append((f"keys {uid}", f"cannot save: {exc.strerror or exc}"))
 
@@ -518,6 +521,8 @@ class Auditor:
         """One user's keys into ``bodies``; 404 means none registered (e.g. a departed member)."""
         try:
             fetched = self.client.get_public_keys(uid)
+        except OverBudget:
+            raise  # not fetched, for want of time: ``users_not_fetched``, as a user never asked for
         except FetchError as exc:
             error = None if exc.status == 404 else str(exc)
             if error:
