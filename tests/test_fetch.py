@@ -406,3 +406,18 @@ def test_only_a_server_never_reached_gets_the_base_url_hint():
     assert "is --base-url right" in _unreached(httpx.ConnectTimeout("slow"), "https://api.x.com")
     for reached in (httpx.RemoteProtocolError("cut"), httpx.ReadTimeout("slow")):
         assert _unreached(reached, "https://api.x.com") == ""
+
+
+def test_a_nested_wait_budget_keeps_the_nearer_deadline_and_restores_the_outer_one():
+    """Round 97's ``spend_waits_within`` cleared the budget on leaving, so a nested one (a key
+    request's inside a walk's) left the rest of the outer block without its deadline."""
+    from verifier.fetch import _wait_budget, spend_waits_within
+    with spend_waits_within(10.0):
+        with spend_waits_within(5.0):
+            assert _wait_budget.until == 5.0
+        assert _wait_budget.until == 10.0
+        with spend_waits_within(20.0):
+            assert _wait_budget.until == 10.0
+        with spend_waits_within(None):
+            assert _wait_budget.until == 10.0
+    assert _wait_budget.until is None

@@ -387,11 +387,12 @@ def spend_waits_within(until: float | None) -> Iterator[None]:
     else ``OverBudget``: --max-conversation-seconds is checked between requests, and one request kept
     in rate-limit waits ran on past it (round 97: ``--max-conversation-seconds 1`` fetched for 10 s; by
     default a request may wait --max-retries times --max-wait, an hour and a half)."""
-    _wait_budget.until = until
+    outer = getattr(_wait_budget, "until", None)  # nested: the nearer deadline holds, and the outer one after
+    _wait_budget.until = until if outer is None or (until is not None and until < outer) else outer
     try:
         yield
     finally:
-        _wait_budget.until = None
+        _wait_budget.until = outer
 
 
 class PageWalk:
