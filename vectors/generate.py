@@ -34,7 +34,7 @@ SCHEMA = "xchat-verify/vector/v1"
 # (verifier.vectors.suite_digest: cases and schemas), is in verifier.vectors.RELEASES, so that the
 # installed runner can tell a released suite from another. Any change to a case or a schema changes
 # the digest: add a new version there, never edit a released one (tests/test_vectors.py enforces it).
-SUITE_VERSION = "2026.12.15"
+SUITE_VERSION = "2026.12.16"
 CONV = "1111:2222"
 GROUP = "g100"
 ALICE = Identity.from_seed("1111", "1700000000001", "vectors-alice")
@@ -676,6 +676,15 @@ def fail_closed(s: Suite) -> None:
                                                  "conversation_participant_keys": participants([ALICE, BOB])})
     s.case("proof/nothing-proven", "only a key change that needs the conversation key: nothing proven",
            [page(kc)], [ev("needs_conversation_key")])
+    # round 97: a server that hid every event and served the genuine key change in meta alone passed
+    s.case("proof/key-change-only-in-meta-is-no-history", "data [] and a proven key change only in "
+           "meta.conversation_key_events: meta adds context, not events, so the history is empty",
+           [page(meta=[kc])], [ev("valid", "out_of_band")], conversation_keys={CKV: CKEY}, findings=("no_events",))
+    s.case("proof/key-change-in-meta-proves-nothing", "an unsigned data event and a proven key change only in "
+           "meta: nothing of the history is proven",
+           [page(event(2, "MessageTypingEvent", {"conversation_id": CONV}, prev=1, sign=False), meta=[kc])],
+           [ev("not_signed", "start"), ev("valid", "out_of_band")], conversation_keys={CKV: CKEY},
+           findings=("nothing_proven",))
     s.case("proof/api-error-body", "an API error body instead of a page: could not complete",
            [{"errors": [{"title": "Forbidden", "detail": "You are not permitted to perform this action.",
                          "type": "about:blank"}]}], [], exit3=True)

@@ -89,6 +89,9 @@ RELEASES = {
     # a member a signed removal took out, in a group window without the create, is not a member after
     # it (round 89)
     "2026.12.15": "sha256:c249f4e86fade17739d53b2c7a27281ab1f4ddd39b977d270116c947e53a3016",
+    # key changes given only in meta.conversation_key_events are not events of the history: data []
+    # and a proven one in meta is no_events; beside only unsigned data events, nothing_proven (round 97)
+    "2026.12.16": "sha256:a171493b89cf0f4527c2ea028eff4f143d272d6a8f88d9f280d128c17680647e",
 }
 
 
