@@ -1132,3 +1132,45 @@ def test_a_removed_member_s_reaction_to_a_message_shown_above_does_not_say_it_is
     line = next(line for line in markdown.splitlines() if " reaction: " in line)
     assert line.startswith("- ❌ ") and "not in this history" not in line and first.sequence_id in line, line
     assert "non_member_sender" in codes_of(data_events(report)[h.events[-1].sequence_id])
+
+
+def test_entries_under_the_learned_label_past_the_cap_are_still_tried(users):
+    """Review r103: with no keyring row of B's, B's label is learned from the newest key change (pages
+    come newest first); a server relabelled B's entry in an older proven v7 key change (v7 signs no
+    entry) so that two labels opened and none was fixed as B's (no key_undecryptable), and in an
+    older rotation put 16 junk entries under the learned label before B's real one. Only the first 16
+    entries labelled B's were tried, the rest neither tried as others' nor counted untried: the
+    rotation's messages were not_decrypted warnings, PASS. The SDK decrypts them."""
+    from verifier.testing.forge import encode_event
+    from verifier.wire import decode_event_bytes
+    A, B = users["A"], users["B"]
+    h = History("1111:2222")
+    h.key_change(A, [A, B])
+    h.text(A, "hello")
+    rotation = h.key_change(A, [A, B])
+    hidden = h.text(A, "after the rotation")
+    relabelled = h.key_change(A, [A, B])
+    h.text(A, "mid")
+    h.key_change(A, [A, B])
+    h.text(A, "last")
+
+    def rewrite(event: Event, change) -> None:
+        decoded = decode_event_bytes(event.raw)
+        decoded.body["conversation_participant_keys"] = change(decoded.body["conversation_participant_keys"])
+        event.raw = encode_event(decoded)
+
+    def pad(entries: list[dict]) -> list[dict]:
+        junk = {"user_id": B.uid, "public_key_version": B.version,
+                "encrypted_conversation_key": base64.b64encode(bytes(120)).decode()}
+        return [e for e in entries if e["user_id"] != B.uid] + [junk] * 16 + \
+            [e for e in entries if e["user_id"] == B.uid]
+
+    rewrite(relabelled, lambda entries: [dict(e, user_id="2229") if e["user_id"] == B.uid else e for e in entries])
+    rewrite(rotation, pad)
+    sdk = sdk_decrypt(B, h.b64s(), A, B)
+    assert sdk["by_index"][h.events.index(hidden)]["content"]["text"] == "after the rotation"
+    reviewers = participant_reviewers(IdentityKey.from_blob(B.blob))
+    report = verifier.verify_pages([h.page()], verifier.Keyring.from_json(keyring_json(A)), reviewers=reviewers)
+    assert data_events(report)[rotation.sequence_id].signature.status == "valid"  # the padding is unsigned
+    assert "not_decrypted" not in codes_of(data_events(report)[hidden.sequence_id])
+    assert reviewers[1].keys_by_version() == sdk["keys"]

@@ -144,10 +144,14 @@ class Participant:
         entries = [e for e in body.get("conversation_participant_keys") or ()
                    if not my_versions or None in my_versions or e.get("public_key_version") is None
                    or e.get("public_key_version") in my_versions]  # the SDK skips other versions too
-        mine = [e for e in entries if e.get("user_id") in my_users]
-        for entry in mine[:MY_ENTRY_ATTEMPTS]:  # every one of them, to find one that does not open
-            self._try(outcome, entry)
-        others = [e for e in entries if e.get("user_id") not in my_users]
+        mine = [at for at, e in enumerate(entries) if e.get("user_id") in my_users][:MY_ENTRY_ATTEMPTS]
+        for at in mine:  # every one of them, to find one that does not open
+            self._try(outcome, entries[at])
+        # the rest, those labelled the participant's past MY_ENTRY_ATTEMPTS too, within the budget (a
+        # server put 16 junk entries under the label learned before the participant's real one: it
+        # was never tried, nor counted untried, and the rotation's messages were not_decrypted)
+        tried = set(mine)
+        others = [e for at, e in enumerate(entries) if at not in tried]
         for at, entry in enumerate(others):  # the SDK adopts whatever opens, whatever its label
             if outcome.key is not None:
                 break
