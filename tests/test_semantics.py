@@ -67,6 +67,8 @@ def _window(ids: list[str], target: str) -> list:
     pytest.param(["b", "d", "f", "h"], "102", id="text-ids-decimal-target"),
     pytest.param(["0x65", "0x67", "0x69", "0x6b"], "0x66", id="hex"),
     pytest.param(["x", "103", "105", "107"], "102", id="oldest-renamed"),
+    # review r103: the oldest renamed to a larger decimal id set the range's low end past the target
+    pytest.param(["999", "103", "105", "107"], "102", id="oldest-renamed-larger-decimal"),
 ])
 def test_a_target_dropped_from_a_window_is_an_error_whatever_the_ids_look_like(ids, target):
     """Review 99: sequence ids are unsigned; served not decimal (all, or only the oldest, which set the

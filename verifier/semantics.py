@@ -135,11 +135,17 @@ class Timeline:
     @cached_property
     def unranged(self) -> bool:
         """Does an event of the data have a sequence id that is not decimal (text, other scripts'
-        digits, past 30 digits)? Then the fetched range is not known: the ids are unsigned, and a
-        server that served some or all of them so (review 99) made a target dropped from inside the
-        window read as older than it (a warning), where decimal ids made it an error."""
-        return any(r.sequence_id and in_data(r) and r.index in self.fetched and position(r.sequence_id) is None
-                   for r in self.ordered)
+        digits, past 30 digits), or a previous pointer that does not name a smaller one? Then the
+        fetched range is not known: the ids are unsigned, and a server that served some or all of
+        them so (review 99) made a target dropped from inside the window read as older than it (a
+        warning), where decimal ids made it an error; so did one that renamed the window's oldest
+        event to a larger decimal id, which set the range's low end past the target (review r103)."""
+        for r in self.ordered:
+            if r.sequence_id and in_data(r) and r.index in self.fetched:
+                own = position(r.sequence_id)
+                if own is None or not _points_back(own, r.previous_sequence_id):
+                    return True
+        return False
 
     @cached_property
     def data_low(self) -> int | None:
