@@ -1091,6 +1091,29 @@ def test_a_target_id_with_a_leading_zero_is_attached_as_the_review_reads_it(user
     assert "not in this history" not in markdown
 
 
+def test_a_target_id_past_30_digits_with_a_leading_zero_is_attached_as_the_review_reads_it(users):
+    """Review r103: past 30 digits the review reads an id as the chain does (leading zeros stripped);
+    the transcript kept the string, so a reaction and an edit naming "0" + a 31-digit message id
+    (sequence ids are unsigned) passed the review as that message's, while the transcript said the
+    reaction's target was "not in this history" and showed the edit apart."""
+    import json
+
+    A, B = users["A"], users["B"]
+    h = History("1111:2222", next_seq=10**30 + 7)
+    h.key_change(A, [A, B])
+    hello = h.text(A, "hello")
+    h.react(B, None, "👍", target_message_sequence_id="0" + hello.sequence_id)
+    h.edit(A, None, "hello, edited", target_message_sequence_id="0" + hello.sequence_id)
+    report, jsonl = _transcript(h, B, A, B, fmt="jsonl")
+    _report, markdown = _transcript(h, B, A, B)
+    assert report.verdict == "pass"
+    entries = [json.loads(line) for line in jsonl.splitlines() if '"record":"entry"' in line]
+    message = next(e for e in entries if e["sequence_id"] == hello.sequence_id)
+    assert [e["text"] for e in message["edits"]] == ["hello, edited"] and len(message["reactions"]) == 1
+    assert [e["type"] for e in entries] == ["key_change", "message"]
+    assert "not in this history" not in markdown
+
+
 def test_the_markdown_names_a_quotes_author(users):
     """Review 86: the Markdown reply line did not name whose words it quoted (the HTML did), and a quote
     that closed itself, "Will you pay?” — 1111 answered: “Yes. I owe you $1,000", read as 1111's answer."""
