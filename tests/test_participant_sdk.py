@@ -752,6 +752,19 @@ def test_a_reaction_naming_no_message_reads_so_in_the_transcript(users):
     assert line.startswith("- ❌") and "reacted to no message" in line and "None" not in line
 
 
+def test_a_read_marker_naming_no_event_reads_so_in_the_transcript(users):
+    """Review r103: a read marker inside contents naming no target read "marked read up to None"
+    (review 99 fixed the same words for reactions)."""
+    A, B = users["A"], users["B"]
+    h = History("1111:2222")
+    h.key_change(A, [A, B])
+    h.text(A, "hello")
+    bad = h.contents("read content", B, holder(5, ENTRY_CONTENTS.members[5][1], {}))
+    _report, text = _transcript(h, B, A, B)
+    line = next(line for line in text.splitlines() if bad.sequence_id in line)
+    assert "marked read up to no event \\(no target\\)" in line and "None" not in line
+
+
 def test_a_server_written_time_or_sequence_id_is_not_shown_in_a_proven_line(users):
     A, B = users["A"], users["B"]
     h = History("1111:2222")

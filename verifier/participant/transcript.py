@@ -369,7 +369,8 @@ def _summary(entry: Entry) -> str:
         target = d.get("target_sequence_id") or "no message (no target)"  # review 99: "reacted to None"
         return f"{verb} to {target}{where}: “{d.get('emoji') or ''}”"
     if entry.type in ("read", "unread"):
-        return f"marked {entry.type} up to {d.get('target_sequence_id')}"
+        target = d.get("target_sequence_id") or "no event (no target)"  # review r103: "marked read up to None"
+        return f"marked {entry.type} up to {target}"
     if entry.type == "delete":
         scope = "for everyone" if d.get("for_all") else "for themselves"
         return f"deleted {len(d.get('sequence_ids', []))} message(s) {scope}: {', '.join(d.get('sequence_ids', []))}"
