@@ -221,9 +221,10 @@ VOCABULARY: dict[str, tuple[Severity | None, str]] = {
                                  "you were handed a key you cannot open (or the wrong identity key was given)."),
     Code.KEY_VERSION_CONFLICT: (_E, "Two key changes of one conversation give different keys for the same "
                                     "version; only one can be the key the version's signatures were made with."),
-    Code.KEY_ENTRIES_UNTRIED: (_E, "A key change's entries were not all tried: the run's budget for entries "
-                                   "labelled for others was spent first (junk entries can be padded in), so a "
-                                   "key meant for you may be among those left, and what it encrypts unread."),
+    Code.KEY_ENTRIES_UNTRIED: (_W, "A key change's entries were not all tried: the run's budget for entries "
+                                   "labelled for others was spent first (a long history after you left, or junk "
+                                   "entries padded in), so a key meant for you may be among those left, and what "
+                                   "it encrypts unread (its messages are not_decrypted)."),
     Code.NOT_A_PARTICIPANT: (_E, "The identity key opened no conversation key and matches no identity key in "
                                  "the keyring: it is not the key of a participant, so nothing could be "
                                  "decrypted or checked."),

@@ -218,8 +218,11 @@ class Participant:
                                                 f"identity key {self.identity.fingerprint()}")
             if outcome.untried:
                 # a server's key changes padded with junk entries spent the budget before a rotation
-                # addressed to the participant (its entry relabelled so as not to be taken for
-                # theirs): its messages were only not_decrypted warnings, and the run passed
+                # addressed to the participant (its entry relabelled so as not to be taken for theirs),
+                # and its messages were not_decrypted with no word of why. A warning, as not_decrypted
+                # is: an honest group's rotations after the participant left spend the budget too
+                # (review r103: an error failed such a history), and a server can strip a v6+ entry,
+                # which no signature covers, to the same effect
                 record.add("key_entries_untried", f"{outcome.untried} of its entries labelled for others were not "
                                                   f"tried: the run's budget of {OTHER_ENTRY_BUDGET} such entries was "
                                                   "spent first; a key meant for you may be among them")
