@@ -653,6 +653,37 @@ def test_receipts_name_evidence_sources_relative_to_a_directory_that_is_not_utf8
     assert json.loads(proc.stdout.encode("utf-8"))["receipt"] == f"{tmp_path}/receipt\\udcff.json"
 
 
+def test_receipts_hold_however_the_evidence_directory_is_written(tmp_path, monkeypatch):
+    """Round 105: the sources were made relative by stripping the directory as written, which the
+    engine's sources (``Path(DIR) / name``) never start with for ``./ev`` or ``ev/.``: ``audit --save
+    ./ev`` signed a receipt that failed under ``--evidence ev`` and once moved, and an honest receipt
+    failed under ``--evidence ./ev``."""
+    from verifier.receipts import load_signing_key, make_receipt, new_receipt_key
+    from verifier.testing.archive import write_evidence
+    monkeypatch.chdir(tmp_path)
+    write_evidence(tmp_path / "ev", [CONV], page_size=5)
+    key = tmp_path / "r.key"
+    new_receipt_key(key)
+    for signed in ("ev", "./ev", "ev/."):
+        receipt = tmp_path / "receipt.json"
+        receipt.write_text(json.dumps(make_receipt(
+            key=load_signing_key(key), tool_version="t", time="2026-01-01T00:00:00.000Z", verdict="pass",
+            report_digest="0" * 64, checkpoints=[], evidence_dir=signed, ledger_audit=1)))
+        for checked in ("ev", "./ev", "ev/.", "ev/", f"{tmp_path}/ev"):
+            proc = run_cli(["receipt", "verify", receipt, "--public-key", f"{key}.pub", "--evidence", checked],
+                           env=env())
+            assert proc.returncode == 0, (signed, checked, proc.stdout)
+    shutil.move(tmp_path / "ev", tmp_path / "moved")
+    proc = run_cli(["receipt", "verify", receipt, "--public-key", f"{key}.pub", "--evidence", "moved"], env=env())
+    assert proc.returncode == 0, proc.stdout
+    # what it proves is unchanged: one altered page and the receipt no longer holds, in any form
+    page = next((tmp_path / "moved").rglob("page-*.json"))
+    page.write_bytes(page.read_bytes().replace(b'"meta"', b'"meta" ', 1))
+    for checked in ("moved", "./moved"):
+        proc = run_cli(["receipt", "verify", receipt, "--public-key", f"{key}.pub", "--evidence", checked], env=env())
+        assert proc.returncode == 1 and "no longer reproduces" in proc.stdout, proc.stdout
+
+
 @pytest.mark.parametrize("content, why", [
     ("[" * 5000 + "]" * 5000, "is JSON nested too deeply to read: not an xchat-verify checkpoint"),
     ('{"schema": "xchat-verify/checkpoint/v1", "x": ' + "[" * 5000 + "]" * 5000 + "}",

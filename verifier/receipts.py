@@ -283,13 +283,27 @@ def parse_receipt(data: bytes, name: str = "receipt") -> dict:
 def evidence_report_digest(root: str | os.PathLike) -> str:
     """The report an evidence directory reproduces (``verify DIR``, its saved keys, no ledger), with
     input sources relative to the directory so the digest does not depend on where it is kept."""
+    return evidence_report_digests(root)[0]
+
+
+def evidence_report_digests(root: str | os.PathLike) -> list[str]:
+    """``evidence_report_digest``, then the digest of the same report with its sources as the engine
+    names them (``Path(root) / name``), which earlier releases signed when ``root`` was written in
+    another form (``./ev``, ``ev/.``): they stripped the prefix as written, which those sources never
+    start with (round 105: ``audit --save ./ev`` made a receipt that failed under ``--evidence ev``,
+    and an honest receipt failed under ``--evidence ./ev``)."""
     from .audit import verify_saved_audit
     report = _as_receipts_sign_it(verify_saved_audit(str(root), trust_evidence_keys=True))
-    prefix = encodable(str(root)).rstrip("/") + "/"  # as the engine names the sources
+    named = [inp.source for inp in report.inputs]
+    prefix = encodable(str(Path(root))).rstrip("/") + "/"  # as the engine names the sources
     for inp in report.inputs:
         if inp.source.startswith(prefix):
             inp.source = inp.source[len(prefix):]
-    return hashlib.sha256(msgspec.json.encode(report, order="sorted")).hexdigest()
+    digests = [hashlib.sha256(msgspec.json.encode(report, order="sorted")).hexdigest()]
+    for inp, source in zip(report.inputs, named):
+        inp.source = source
+    digests.append(hashlib.sha256(msgspec.json.encode(report, order="sorted")).hexdigest())
+    return digests
 
 
 def _as_receipts_sign_it(report: Any) -> Any:
@@ -360,11 +374,11 @@ def verify_receipt(receipt: dict, verify_key: Any, evidence_dir: str | None = No
             except EvidenceError as exc:
                 problems.append(f"the evidence manifest cannot be read: {exc}")
             try:
-                digest = evidence_report_digest(evidence_dir)
+                digests = evidence_report_digests(evidence_dir)
             except EvidenceError as exc:
                 problems.append(f"the evidence cannot be verified: {exc}")
             else:
-                if digest != receipt.get("evidence_report_digest"):
+                if receipt.get("evidence_report_digest") not in digests:
                     problems.append("the evidence no longer reproduces the report the receipt signs")
     if report_path is not None:
         from .inputs import DEFAULT_MAX_FILE_MB, read_regular_file
