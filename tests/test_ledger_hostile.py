@@ -214,6 +214,21 @@ def test_compare_of_checkpoints_that_differ_at_the_shorter_head_does_not_agree(s
     assert proc.returncode == 1 and json.loads(proc.stdout)["findings"][0]["code"] == "split_view"
 
 
+def test_public_key_with_two_ledgers_is_a_usage_error(tmp_path, pages):
+    """Round 105: --public-key ("accept only signatures by this key") was ignored with two ledgers,
+    which carry no signature, not even read (any text passed), and the views agreed, exit 0."""
+    a, b = str(tmp_path / "a.db"), str(tmp_path / "b.db")
+    for ledger in (a, b):
+        assert record(ledger, pages).returncode == 0
+    from verifier.receipts import new_receipt_key
+    key = tmp_path / "k.key"
+    new_receipt_key(key)
+    for value in (f"{key}.pub", "not a key"):
+        one_line(run_cli(["ledger", "compare", a, b, "--public-key", value], env=env()), 2,
+                 "--public-key is for checkpoints")
+    assert run_cli(["ledger", "compare", a, b], env=env()).returncode == 0  # without it: as before
+
+
 @pytest.mark.parametrize("changes,field", [
     ({"marks": []}, "$.marks"), ({"marks": [5, 6]}, "$.marks[0]"), ({"marks": [[[1], 2, 3]]}, "$.marks[0][0]"),
     ({"tail": None, "drop": "tail"}, "tail"), ({"signature": 5}, "$.signature"), ({"size": True}, "$.size"),

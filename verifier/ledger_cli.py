@@ -463,6 +463,9 @@ def cmd_ledger_compare(args: argparse.Namespace) -> int:
         if not result.complete:
             unfinished.append(f"{conv}: {result.note}")
     else:
+        if args.public_key:  # round 105: ignored, not even read, and the views "agree", exit 0
+            raise UsageError("--public-key is for checkpoints: ledgers carry no signature, so nothing would be "
+                             "accepted on that key's word (compare signed checkpoints: ledger checkpoint CONV --key)")
         if _same_ledger(args.a, args.b):  # review 67: it agreed with itself, exit 0
             raise UsageError("ledger compare: both are one ledger: compare two participants' ledgers")
         left = _snapshot(open_ledger(args.a, create=False))
