@@ -271,6 +271,25 @@ def test_malformed_receipts_are_one_line_exit_3(changes, field, receipt):
     one_line(run_cli(["receipt", "verify", path, "--public-key", pub], env=env()), 3, field)
 
 
+def test_key_files_nested_too_deep_are_one_line_exit_3(receipt, tmp_path, pages):
+    """Round 105: a key file of JSON nested too deep for the decoder (an object whose unknown field
+    is deep, well under the 64 KiB cap) ended as "internal error: RecursionError" wherever a public
+    or a private receipt key file is read."""
+    path, _pub = receipt
+    deep = '{"type": "t", "public_key": "x", "private_key": "x", "z": ' + "[" * 5000 + "]" * 5000 + "}"
+    key = tmp_path / "deep.key"
+    key.write_text(deep)
+    ledger = str(tmp_path / "l.db")
+    assert record(ledger, pages).returncode == 0
+    cp = tmp_path / "cp.json"
+    cp.write_text(json.dumps(Transcript.build("c", _entries(3)).checkpoint("t")))
+    for args in (["receipt", "verify", path, "--public-key", key], ["ledger", "compare", cp, cp, "--public-key", key]):
+        one_line(run_cli(args, env=env()), 3, "deep.key", "not a base64 Ed25519 key")
+    conv = json.loads(run_cli(["ledger", "show", "--ledger", ledger], env=env()).stdout)["conversations"][0]
+    one_line(run_cli(["ledger", "checkpoint", conv["conversation"], "--ledger", ledger, "--key", key], env=env()), 3,
+             "deep.key is not a usable receipt key", "nested too deeply")
+
+
 @pytest.mark.parametrize("what", ["/dev/zero", "fifo", "directory"])
 def test_receipt_verify_reads_regular_files_only(what, receipt, tmp_path):
     _path, pub = receipt

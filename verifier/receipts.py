@@ -136,8 +136,10 @@ def load_signing_key(path: str | os.PathLike) -> Any:
         if len(seed) != 32:
             raise ValueError("the private key is not 32 bytes")
         return SigningKey(seed)
-    except (msgspec.DecodeError, ValueError, binascii.Error) as exc:
-        reason = "not a JSON receipt key file" if isinstance(exc, msgspec.DecodeError) and \
+    except (msgspec.DecodeError, ValueError, binascii.Error, RecursionError) as exc:
+        # round 105: JSON nested too deep for the decoder ended as an internal error (RecursionError)
+        reason = "JSON nested too deeply to read" if isinstance(exc, RecursionError) else \
+            "not a JSON receipt key file" if isinstance(exc, msgspec.DecodeError) and \
             not isinstance(exc, msgspec.ValidationError) else str(exc)
         raise ReceiptError(f"{printable(str(path))} is not a usable receipt key: {printable(reason)}") from None
 
@@ -176,7 +178,7 @@ def load_verify_key(value: str) -> Any:
     text: object = data.decode("utf-8", "replace").strip()
     try:
         text = msgspec.json.decode(data, type=_PublicKeyFile).public_key
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # round 105: RecursionError was an internal error
         pass
     try:
         return verify_key_value(text)
