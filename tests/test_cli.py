@@ -733,6 +733,19 @@ def test_junit_or_markdown_to_standard_output_is_a_usage_error(capsys):
     assert "--junit -: standard output takes the results" in capsys.readouterr().err
 
 
+def test_a_receipt_to_standard_output_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    """Round 105: ``audit --receipt-key K --receipt -`` wrote the signed receipt to a file named "-"
+    in the working directory ("receipt written to -"), where ``-`` is standard output everywhere."""
+    from verifier.receipts import new_receipt_key
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("X_BEARER_TOKEN", raising=False)  # no request, whatever happens
+    new_receipt_key(tmp_path / "k")
+    assert main(["audit", "1:2", "--receipt-key", "k", "--receipt", "-", "--base-url", "http://127.0.0.1:9",
+                 "--insecure-http"]) == 2
+    assert "--receipt -: standard output takes the results" in capsys.readouterr().err
+    assert not (tmp_path / "-").exists()
+
+
 def test_debug_traceback_is_readable_and_a_message_cannot_start_a_line(monkeypatch, capsys):
     """--debug escaped the whole traceback, then turned every ``\\x0a`` back into a line break: a
     newline in an exception's message (or the text ``\\x0a`` itself) printed a line of its own."""

@@ -298,7 +298,7 @@ def check_output_paths(args: argparse.Namespace) -> None:
             continue  # (receipt verify's RECEIPT is an input)
         if name == "receipt" and not args.receipt_key:  # it would never be written: say so, not exit 0
             raise UsageError("--receipt needs --receipt-key FILE (the key that signs the receipt)")
-        if value == "-" and name in ("junit", "markdown"):
+        if value == "-" and name in ("junit", "markdown", "receipt"):  # round 105: --receipt - made a file "-"
             raise UsageError(f"{option} -: standard output takes the results themselves (-o); name a file")
         _refuse_overwriting_an_input(args, option, value)
         if save and Path(value).parent.resolve() == Path(save).resolve():
