@@ -746,6 +746,25 @@ def test_a_receipt_to_standard_output_is_a_usage_error(tmp_path, monkeypatch, ca
     assert not (tmp_path / "-").exists()
 
 
+@pytest.mark.parametrize("option,target", [("--receipt", "manifest.json"), ("--receipt", "keyring.json"),
+                                           ("--receipt", "keys"), ("-o", "manifest.journal"),
+                                           ("--receipt", "conversations/1-2/page-00001.json"), ("-o", ".")])
+def test_outputs_never_go_onto_the_evidence_an_audit_saves(option, target, tmp_path, monkeypatch, capsys):
+    """Round 105: ``audit --save ev --receipt ev/manifest.json`` replaced the manifest the receipt had
+    just signed (exit 0, the evidence unusable); a directory there (``ev/keys``) was found only after
+    the whole audit. Refused before any request; a file beside the evidence is still fine."""
+    from verifier.receipts import new_receipt_key
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("X_BEARER_TOKEN", raising=False)  # no request, whatever happens
+    new_receipt_key(tmp_path / "k")
+    (tmp_path / "ev" / "keys").mkdir(parents=True)
+    base = ["audit", "1:2", "--save", "ev", "--receipt-key", "k", "--base-url", "http://127.0.0.1:9", "--insecure-http"]
+    assert main([*base, option, f"ev/{target}"]) == 2
+    assert "is inside the evidence the audit saves in --save ev" in capsys.readouterr().err
+    assert main([*base, "--receipt", "ev/receipt.json", "-o", "ev/report.json"]) == 2  # beside it: only the token
+    assert "no access token" in capsys.readouterr().err
+
+
 def test_debug_traceback_is_readable_and_a_message_cannot_start_a_line(monkeypatch, capsys):
     """--debug escaped the whole traceback, then turned every ``\\x0a`` back into a line break: a
     newline in an exception's message (or the text ``\\x0a`` itself) printed a line of its own."""

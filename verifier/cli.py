@@ -301,9 +301,28 @@ def check_output_paths(args: argparse.Namespace) -> None:
         if value == "-" and name in ("junit", "markdown", "receipt"):  # round 105: --receipt - made a file "-"
             raise UsageError(f"{option} -: standard output takes the results themselves (-o); name a file")
         _refuse_overwriting_an_input(args, option, value)
+        if save and value != "-":
+            _refuse_writing_over_the_evidence(option, value, save)
         if save and Path(value).parent.resolve() == Path(save).resolve():
             continue  # in the --save DIR an audit makes before it writes anything (review)
         check_output_path(option, value)
+
+
+def _refuse_writing_over_the_evidence(option: str, value: str, save: str) -> None:
+    """An output inside the ``--save`` DIR goes beside the evidence, never onto it (round 105: ``--receipt
+    DIR/manifest.json`` replaced the manifest it had just signed, exit 0; ``-o DIR/keyring.json``, a page,
+    or ``--receipt DIR/keys``, a directory, which was found only after the whole audit)."""
+    from .evidence import EVIDENCE_ENTRIES
+    try:
+        inside = Path(value).resolve().relative_to(Path(save).resolve())
+    except ValueError:
+        return  # not inside DIR
+    except (OSError, RuntimeError):
+        return  # (a path that cannot be resolved: check_output_path says why)
+    if len(inside.parts) != 1 or inside.parts[0] in EVIDENCE_ENTRIES:
+        raise UsageError(f"{option} {printable(value)} is inside the evidence the audit saves in --save "
+                         f"{printable(save)}: writing there would replace or damage it; name a file beside them "
+                         f"(such as {printable(str(Path(save) / 'receipt.json'))}) or elsewhere")
 
 
 # The files a command reads that no output of it may replace (review 62: `ledger export -o` onto its

@@ -142,10 +142,12 @@ def _read_journal(path: Path, journal_id: str, after: int) -> list[Record]:
     return records
 
 
+EVIDENCE_ENTRIES = (MANIFEST, JOURNAL, KEYRING, "conversations", "keys")  # what an audit writes in DIR
+
+
 def existing_evidence(root: Path) -> list[Path]:
     """The entries of ``root`` an audit writes (manifest, journal, keyring, conversations, keys)."""
-    names = (MANIFEST, JOURNAL, KEYRING, "conversations", "keys")
-    return [root / name for name in names if (root / name).exists() or (root / name).is_symlink()]
+    return [root / name for name in EVIDENCE_ENTRIES if (root / name).exists() or (root / name).is_symlink()]
 
 
 MAX_SAVED_FILE_BYTES = DEFAULT_MAX_FILE_MB * 1024 * 1024  # what verify refuses for any input file
