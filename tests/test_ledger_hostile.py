@@ -271,6 +271,22 @@ def test_malformed_receipts_are_one_line_exit_3(changes, field, receipt):
     one_line(run_cli(["receipt", "verify", path, "--public-key", pub], env=env()), 3, field)
 
 
+def test_verify_receipt_needs_the_signer_s_key():
+    """Round 105: ``verify_receipt(receipt, None)`` checked the signature under the receipt's own
+    embedded key, so a receipt anyone signed returned no problem."""
+    from nacl.signing import SigningKey
+
+    from verifier.errors import UsageError
+    from verifier.receipts import make_receipt, verify_receipt
+    forger = SigningKey.generate()
+    forged = make_receipt(key=forger, tool_version="1", time="2026-01-01T00:00:00.000Z", verdict="pass",
+                          report_digest="0" * 64, checkpoints=[], evidence_dir=None, ledger_audit=None)
+    for key in (None, forged["public_key"]):  # nothing, or the receipt's own key as text
+        with pytest.raises(UsageError, match="needs the signer's public key"):
+            verify_receipt(forged, key)
+    assert verify_receipt(forged, forger.verify_key) == []  # with the key given, as before
+
+
 def test_key_files_nested_too_deep_are_one_line_exit_3(receipt, tmp_path, pages):
     """Round 105: a key file of JSON nested too deep for the decoder (an object whose unknown field
     is deep, well under the 64 KiB cap) ended as "internal error: RecursionError" wherever a public

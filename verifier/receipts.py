@@ -346,7 +346,12 @@ def verify_receipt(receipt: dict, verify_key: Any, evidence_dir: str | None = No
                    report_path: str | None = None) -> list[str]:
     """Every reason the receipt does not hold ([] when it does): the signature under ``verify_key``;
     with ``evidence_dir``, the manifest and the report the evidence reproduces; with ``report_path``
-    (a ``--format json`` report), its digest."""
+    (a ``--format json`` report), its digest. ``verify_key`` is required: the receipt's own
+    ``public_key`` proves nothing (round 105: None checked it under that key, and a receipt anyone
+    signed held)."""
+    if verify_key is None or not hasattr(verify_key, "verify"):
+        raise UsageError("verify_receipt needs the signer's public key (receipts.load_verify_key): the "
+                         "receipt's own public_key proves nothing")
     if not isinstance(receipt, dict) or receipt.get("schema") != RECEIPT_SCHEMA:
         return ["not an xchat-verify receipt"]
     try:
