@@ -535,7 +535,7 @@ def test_a_key_change_only_in_meta_still_gives_its_key(users):
 @pytest.mark.slow
 def test_hostile_key_changes_cost_a_bounded_number_of_decryptions(users):
     """10,000 entries labelled for B, none opening, and 10,000 labelled for others: B's run tries 16
-    of its own and stops at the run's budget for the others."""
+    of its own first, then the rest, its own past the 16th too (review 103), within the run's budget."""
     from verifier.participant import review
     h = _conversation(users)
     junk = base64.b64encode(bytes(113)).decode()
@@ -544,8 +544,8 @@ def test_hostile_key_changes_cost_a_bounded_number_of_decryptions(users):
     h.signed_key_change(users["A"], "1796000000001", os.urandom(32), entries)
     report, participant = audit(h, users["B"], users["A"], users["B"])
     outcome = [o for o in participant.key_changes.values() if o.version == "1796000000001"][0]
-    assert len(outcome.tried) == review.MY_ENTRY_ATTEMPTS and outcome.mine_failed
-    assert participant.other_attempts <= review.OTHER_ENTRY_BUDGET
+    assert review.MY_ENTRY_ATTEMPTS < len(outcome.tried) <= review.MY_ENTRY_ATTEMPTS + review.OTHER_ENTRY_BUDGET
+    assert outcome.mine_failed and participant.other_attempts <= review.OTHER_ENTRY_BUDGET
 
 
 def test_a_participant_no_keyring_row_names_is_not_starved_by_junk_entries(users):
