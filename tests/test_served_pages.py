@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from helpers import run_cli, saved_as_audit
 
+from verifier.ids import canonical_conversation
 from verifier.testing.forge import Identity, build_conversation, forge_event, item_json
 
 TOKEN = "tok-scripted-5s7"
@@ -365,3 +366,42 @@ def test_rate_limit_waits_of_the_key_requests_do_not_run_past_the_budget(served,
     assert late and "--max-conversation-seconds 1 ran out during the key requests" in late[0], late
     code, offline, _ = cli(url, "verify", tmp_path / "ev", "--trust-evidence-keys")
     assert code == 1 and saved_as_audit(offline) == report
+
+
+# ------------------------------------------------------------------ 5: another conversation served, metadata unavailable
+@pytest.mark.parametrize("asked", ["1215441834412953600-1603419180975409153", "g2080400000000000001"])
+def test_another_conversation_served_while_the_metadata_is_unavailable_fails_offline_too(asked, served, tmp_path):
+    """Round 106: the audit of a full id (A-B, g...) served another conversation's history failed
+    (``conversation_mismatch``), but the id the events must carry was saved only when the metadata
+    route answered: with it unavailable (404, as before 2.163), ``verify DIR`` of that evidence passed."""
+    script, url = served
+    script.metadata = (404, {"title": "Not Found"})
+    conv = build_conversation(6, members=[ALICE, BOB], seed="served-5", realistic_crypto=False)
+    script.pages = pages_of(conv.events, 4)
+    evidence = tmp_path / "ev"
+    code, audited, _ = cli(url, "audit", asked, "--save", evidence)
+    assert code == 1 and "conversation_mismatch" in codes(audited), codes(audited)
+    manifest = json.loads((evidence / "manifest.json").read_text())  # the audit saved what it held the events to
+    assert manifest["conversations"][0]["expected_conversation_id"] == canonical_conversation(asked)
+    code, offline, _ = cli(url, "verify", evidence, "--trust-evidence-keys")
+    assert code == 1 and "conversation_mismatch" in codes(offline), codes(offline)
+    assert saved_as_audit(offline) == audited
+
+
+def test_evidence_saved_without_the_expected_id_still_holds_a_full_id_to_it(served, tmp_path):
+    """Evidence written before round 106 (no ``expected_conversation_id`` when the metadata was
+    unavailable): ``verify DIR`` takes a full id's canonical form as the audit did."""
+    script, url = served
+    script.metadata = (404, {"title": "Not Found"})
+    conv = build_conversation(6, members=[ALICE, BOB], seed="served-5", realistic_crypto=False)
+    script.pages = pages_of(conv.events, 4)
+    evidence = tmp_path / "ev"
+    code, audited, _ = cli(url, "audit", "1215441834412953600-1603419180975409153", "--save", evidence)
+    assert code == 1
+    manifest = json.loads((evidence / "manifest.json").read_text())
+    manifest["conversations"][0]["expected_conversation_id"] = None
+    (evidence / "manifest.json").write_text(json.dumps(manifest))
+    for journal in evidence.glob("*journal*"):
+        journal.unlink()
+    code, offline, _ = cli(url, "verify", evidence, "--trust-evidence-keys")
+    assert code == 1 and saved_as_audit(offline) == audited, codes(offline)

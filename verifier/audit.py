@@ -43,7 +43,7 @@ from .evidence import (
     token_secrets,
 )
 from .fetch import OverBudget, XChatClient, spend_waits_within
-from .ids import canonical_conversation, conversation_path_id, is_user_id
+from .ids import canonical_conversation, conversation_path_id, is_bare, is_user_id
 from .keys import Keyring
 from .manifest import Conversation, FileEntry, UsersNotFetched
 from .model import Code, EventReport, Finding, InputReport, Report, Severity, fails
@@ -99,11 +99,6 @@ def expected_conversation(conversation_id: str, metadata: bytes | None) -> str |
             if conversation_id.strip() in (one_to_one_members(canonical) or ()):
                 return canonical
     return None
-
-
-def is_bare(conversation_id: str) -> bool:
-    """A bare user id names the 1:1 conversation of the authenticated user with that user."""
-    return not (":" in conversation_id or "-" in conversation_id or conversation_id.startswith("g"))
 
 
 def served_problems(named: str, served: Sequence[str]) -> list[tuple[str, str]]:

@@ -31,6 +31,7 @@ from .apibodies import token_at_path
 from .clock import utc_now_iso
 from .engine import PageInput
 from .errors import EvidenceError, ManifestError
+from .ids import canonical_conversation, is_bare
 from .inputs import DEFAULT_MAX_FILE_MB, read_at_most, read_regular_file
 from .manifest import (
     KEYRING,
@@ -442,6 +443,15 @@ class SavedAudit:
         return earliest_utc(entry.fetched_at for conv in self.conversations for entry in conv.entries)
 
 
+def _expected(conv: Conversation) -> str | None:
+    """The canonical id the conversation's events must carry. A full id (``A-B``, ``g...``) names it
+    itself, as the audit held it: evidence saved before round 106 recorded it only when the metadata
+    route answered, and ``verify DIR`` then passed another conversation served for it."""
+    if conv.expected_conversation_id or is_bare(conv.conversation_id.strip()):
+        return conv.expected_conversation_id
+    return canonical_conversation(conv.conversation_id)
+
+
 def load_saved_audit(root: str | Path) -> SavedAudit:
     """Everything ``verify DIR`` needs to reproduce the audit's report offline (``EvidenceError``,
     ``ManifestError`` when the directory cannot be used)."""
@@ -456,6 +466,7 @@ def load_saved_audit(root: str | Path) -> SavedAudit:
             metadata = read_or_note(store, conv.metadata, saved, f"metadata {conv.conversation_id}")
             if metadata is not None:
                 collect_secrets(saved, conv.metadata, metadata)
+        conv.expected_conversation_id = _expected(conv)
         saved.conversations.append(SavedConversation(
             conv.conversation_id, conv.expected_conversation_id, _pages(store, conv, saved),
             list(conv.incomplete), conv.error, metadata, list(conv.pages)))

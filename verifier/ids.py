@@ -34,6 +34,12 @@ def canonical_conversation(cid: str | None) -> str:
     return cid
 
 
+def is_bare(conversation_id: str) -> bool:
+    """A bare user id names the 1:1 conversation of the authenticated user with that user; a full id
+    (``A-B``, ``A:B``, ``g...``) names its conversation itself."""
+    return not (":" in conversation_id or "-" in conversation_id or conversation_id.startswith("g"))
+
+
 def conversation_path_id(conversation_id: str) -> str:
     """Any accepted id form (``A:B``, ``A-B``, bare recipient id, ``g…``) to the path form."""
     path_id = conversation_id.strip().replace(":", "-")
