@@ -1083,37 +1083,17 @@ def test_a_cut_quote_is_shown_cut(users):
     assert "only the start" not in full and full.endswith("I owe you nothing.”")
 
 
-def test_a_target_id_with_a_leading_zero_is_attached_as_the_review_reads_it(users):
+@pytest.mark.parametrize("first", [None, 10**30 + 7])
+def test_a_target_id_with_a_leading_zero_is_attached_as_the_review_reads_it(users, first):
     """Round 98: a reaction and an edit naming "0" + a message's id are judged by the review as naming
     that message (ids compare as numbers, as the chain reads them); the transcript matched strings:
-    the reaction read "(not in this history)" and the edit stood apart from the message."""
+    the reaction read "(not in this history)" and the edit stood apart from the message. Review r103:
+    past 30 digits (``first``) the review reads an id as the chain does (leading zeros stripped), and
+    the transcript kept the string, with the same outcome."""
     import json
 
     A, B = users["A"], users["B"]
-    h = History("1111:2222")
-    h.key_change(A, [A, B])
-    hello = h.text(A, "hello")
-    h.react(B, None, "👍", target_message_sequence_id="0" + hello.sequence_id)
-    h.edit(A, None, "hello, edited", target_message_sequence_id="0" + hello.sequence_id)
-    report, jsonl = _transcript(h, B, A, B, fmt="jsonl")
-    _report, markdown = _transcript(h, B, A, B)
-    assert report.verdict == "pass"
-    entries = [json.loads(line) for line in jsonl.splitlines() if '"record":"entry"' in line]
-    message = next(e for e in entries if e["sequence_id"] == hello.sequence_id)
-    assert [e["text"] for e in message["edits"]] == ["hello, edited"] and len(message["reactions"]) == 1
-    assert [e["type"] for e in entries] == ["key_change", "message"]
-    assert "not in this history" not in markdown
-
-
-def test_a_target_id_past_30_digits_with_a_leading_zero_is_attached_as_the_review_reads_it(users):
-    """Review r103: past 30 digits the review reads an id as the chain does (leading zeros stripped);
-    the transcript kept the string, so a reaction and an edit naming "0" + a 31-digit message id
-    (sequence ids are unsigned) passed the review as that message's, while the transcript said the
-    reaction's target was "not in this history" and showed the edit apart."""
-    import json
-
-    A, B = users["A"], users["B"]
-    h = History("1111:2222", next_seq=10**30 + 7)
+    h = History("1111:2222") if first is None else History("1111:2222", next_seq=first)
     h.key_change(A, [A, B])
     hello = h.text(A, "hello")
     h.react(B, None, "👍", target_message_sequence_id="0" + hello.sequence_id)
