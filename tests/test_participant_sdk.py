@@ -548,20 +548,12 @@ def test_hostile_key_changes_cost_a_bounded_number_of_decryptions(users):
     assert outcome.mine_failed and participant.other_attempts <= review.OTHER_ENTRY_BUDGET
 
 
-def test_a_participant_no_keyring_row_names_is_not_starved_by_junk_entries(users):
-    """Round 98: B, who never sent, has no keyring row, so every entry was labelled 'for others' and
-    spent the run's budget. A server's key change of 10,000 junk entries, twice, placed after A's
-    first key change in the page, left the rotation untried: its messages not_decrypted, a PASS.
-    Once B's entry opens, entries labelled for B are B's."""
+def _junk_key_changes(h: History, sender: SdkUser) -> list[dict]:
+    """Two made-up v7 key changes of 10,000 junk entries each, linked after the newest event, in the
+    sender's name under a key the server holds (``needs_conversation_key``: info only): together they
+    spend the run's budget for entries labelled for others (round 98)."""
     from verifier.testing.forge import Identity, forge_event
-    A, B = users["A"], users["B"]
-    h = History("1111:2222")
-    h.key_change(A, [A, B])
-    h.text(A, "hello")
-    h.key_change(A, [A, B])
-    after = h.text(A, "after the rotation")
-    page = h.page()
-    server, last, junk = Identity.from_seed(A.uid, A.version, "server"), h.events[-1].sequence_id, []
+    server, last, junk = Identity.from_seed(sender.uid, sender.version, "server"), h.events[-1].sequence_id, []
     entries = [{"user_id": "9999", "public_key_version": "1", "encrypted_conversation_key": "AA"}] * 10_000
     for n in range(2):
         seq, version = str(int(last) + 1), str(1796000000000 + n)
@@ -570,8 +562,24 @@ def test_a_participant_no_keyring_row_names_is_not_starved_by_junk_entries(users
                                                    "conversation_participant_keys": entries},
             conversation_id=h.conversation_id, sequence_id=seq, previous_sequence_id=last, embed_keys=[],
             created_at_msec=str(1_784_841_100_000 + n), conversation_keys={version: bytes(32)}).b64,
-            "sequence_id": seq, "sender_id": A.uid, "conversation_id": h.conversation_id})
+            "sequence_id": seq, "sender_id": sender.uid, "conversation_id": h.conversation_id})
         last = seq
+    return junk
+
+
+def test_a_participant_no_keyring_row_names_is_not_starved_by_junk_entries(users):
+    """Round 98: B, who never sent, has no keyring row, so every entry was labelled 'for others' and
+    spent the run's budget. A server's key change of 10,000 junk entries, twice, placed after A's
+    first key change in the page, left the rotation untried: its messages not_decrypted, a PASS.
+    Once B's entry opens, entries labelled for B are B's."""
+    A, B = users["A"], users["B"]
+    h = History("1111:2222")
+    h.key_change(A, [A, B])
+    h.text(A, "hello")
+    h.key_change(A, [A, B])
+    after = h.text(A, "after the rotation")
+    page = h.page()
+    junk = _junk_key_changes(h, A)
     first = page["data"].pop()  # the first key change, first in the page; the junk next
     page["data"] = [first, *reversed(junk), *page["data"]]
     reviewers = participant_reviewers(IdentityKey.from_blob(B.blob))
@@ -589,7 +597,6 @@ def test_key_entries_left_untried_by_the_budget_are_said_on_their_key_change(use
     messages were not_decrypted warnings, and the run passed with no word of why. Entries the budget
     left untried are said on their key change (a warning: review r103 found honest group histories
     after the participant left spend the budget too)."""
-    from verifier.testing.forge import Identity, forge_event
     from verifier.wire import decode_event_bytes
     A, B = users["A"], users["B"]
     h = History("1111:2222")
@@ -607,17 +614,7 @@ def test_key_entries_left_untried_by_the_budget_are_said_on_their_key_change(use
     page["data"][-1]["encoded_event"] = forged
     page["meta"]["conversation_key_events"] = [forged if e == first_change.b64 else e
                                                for e in page["meta"]["conversation_key_events"]]
-    server, last, junk = Identity.from_seed(A.uid, A.version, "server"), h.events[-1].sequence_id, []
-    entries = [{"user_id": "9999", "public_key_version": "1", "encrypted_conversation_key": "AA"}] * 10_000
-    for n in range(2):
-        seq, version = str(int(last) + 1), str(1796000000000 + n)
-        junk.append({"encoded_event": forge_event(
-            server, "ConversationKeyChangeEvent", {"conversation_key_version": version,
-                                                   "conversation_participant_keys": entries},
-            conversation_id=h.conversation_id, sequence_id=seq, previous_sequence_id=last, embed_keys=[],
-            created_at_msec=str(1_784_841_100_000 + n), conversation_keys={version: bytes(32)}).b64,
-            "sequence_id": seq, "sender_id": A.uid, "conversation_id": h.conversation_id})
-        last = seq
+    junk = _junk_key_changes(h, A)
     first = page["data"].pop()
     page["data"] = [first, *reversed(junk), *page["data"]]
     reviewers = participant_reviewers(IdentityKey.from_blob(B.blob))
