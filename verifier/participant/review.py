@@ -468,9 +468,9 @@ class Participant:
         claimed_text = preview.get("message_text")
         if claimed_text is not None and not (quoted_text or "").startswith(claimed_text):
             problems.append("the preview's text is not the embedded original's text")
-        if any(e not in quoted_entities for e in preview.get("entities") or ()):
+        if not _all_in(preview.get("entities") or (), quoted_entities):
             problems.append("the preview's entities are not the embedded original's")
-        if any(a not in (original.body.get("attachments") or []) for a in preview.get("attachments") or ()):
+        if not _all_in(preview.get("attachments") or (), original.body.get("attachments") or []):
             problems.append("the preview's attachments are not the embedded original's")
         return problems
 
@@ -538,6 +538,31 @@ def _authors(timeline: Timeline, sequence_id: str) -> set[str | None]:
 
 
 _NO_KEY = object()
+
+
+def _all_in(items: Sequence[Any], pool: Sequence[Any]) -> bool:
+    """Is every one of ``items`` equal to one of ``pool`` (decoded contents: dicts, lists, unions)?
+    Looked up in a set of their frozen forms, not compared with each (round 104: a preview's 10,000
+    entities checked against an embedded original's 10,000 took 10^8 comparisons, 3 s a reply)."""
+    if not items:
+        return True
+    try:
+        frozen = {_frozen(value) for value in pool}
+        return all(_frozen(value) in frozen for value in items)
+    except TypeError:  # defence in depth: a value with no frozen form is compared as before
+        return all(value in pool for value in items)
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable form of a decoded value, equal exactly when the values are (``==``)."""
+    if isinstance(value, dict):
+        return dict, frozenset((key, _frozen(item)) for key, item in value.items())
+    if isinstance(value, list):
+        return list, tuple(_frozen(item) for item in value)
+    if isinstance(value, tuple):
+        return tuple, tuple(_frozen(item) for item in value)
+    hash(value)
+    return value
 
 
 def _starts_one(texts: list[str], prefix: str) -> bool:
