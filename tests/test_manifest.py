@@ -256,3 +256,35 @@ def test_a_key_reset_whose_line_failed_still_drops_the_earlier_runs_keys(tmp_pat
     store.save_keys("2222", FetchedBody("https://api.x.com/keys/2222", 200, b'{"data": []}', "2026-12-04T00:00:00Z"))
     store.close()
     assert [k.user_id for k in EvidenceStore.open(tmp_path).manifest.keys] == ["2222"]
+
+
+def test_a_journal_of_many_conversations_is_replayed_without_a_scan_per_record():
+    """Round 104: every journal record found its conversation by a scan of the list, so reading the
+    journal of N conversations took N * N steps (40,000, 9 MB: 50 s). An index of the list finds
+    them; the first of an id still wins, an unknown one is None, and one added later is found."""
+    from verifier.ids import conversation_path_id
+    from verifier.manifest import Conversation, FinishConversation, StartConversation, apply
+
+    class Counted(list):
+        visits = 0
+
+        def __iter__(self):
+            for item in super().__iter__():
+                Counted.visits += 1
+                yield item
+
+    first = Conversation(conversation_id="1:2", path_id=conversation_path_id("1:2"), error="first")
+    manifest = Manifest(journal="j")
+    manifest.conversations = Counted([first, Conversation(conversation_id="1:2", path_id=first.path_id)])
+    ids = [f"{1000 + i}:{10 ** 9 + i}" for i in range(2000)]
+    for cid in ids:
+        apply(manifest, StartConversation(conversation_id=cid, path_id=conversation_path_id(cid)))
+        apply(manifest, FinishConversation(conversation_id=cid, error=f"error of {cid}", incomplete=[]))
+    assert Counted.visits <= 100  # was 4 million
+    assert [c.error for c in manifest.conversations[2:]] == [f"error of {cid}" for cid in ids]
+    assert manifest.conversation("1:2") is first and manifest.conversation("3:4") is None
+    manifest.conversations.append(Conversation(conversation_id="3:4", path_id=conversation_path_id("3:4")))
+    assert manifest.conversation("3:4") is manifest.conversations[-1]
+    manifest.conversations = [manifest.conversations[-1]]  # a new list: indexed again
+    assert manifest.conversation("1:2") is None and manifest.conversation("3:4") is manifest.conversations[0]
+    assert msgspec.json.decode(encode_manifest(manifest))["conversations"][0]["conversation_id"] == "3:4"

@@ -90,7 +90,7 @@ class UsersNotFetched(msgspec.Struct, kw_only=True, omit_defaults=True):
     why: str | None = None
 
 
-class Manifest(msgspec.Struct, kw_only=True):
+class Manifest(msgspec.Struct, kw_only=True, dict=True):  # dict: the index ``conversation`` keeps
     schema: str = SCHEMA
     tool: str = ""
     base_url: str = ""
@@ -104,7 +104,23 @@ class Manifest(msgspec.Struct, kw_only=True):
     users_not_fetched: UsersNotFetched | None = None
 
     def conversation(self, conversation_id: str) -> Conversation | None:
-        return next((c for c in self.conversations if c.conversation_id == conversation_id), None)
+        """The first conversation of that id, through an index of the list (conversations are only
+        ever appended to it), not a scan: every journal record looks one up, so the journal of N
+        conversations took N * N steps to read (round 104: 40,000, 9 MB, 50 s)."""
+        conversations = self.conversations
+        index = self.__dict__.get("_conversation_index")
+        if index is None or index[0] is not conversations or index[1] > len(conversations):
+            index = self.__dict__["_conversation_index"] = [conversations, 0, {}]
+        by_id: dict[str, Conversation] = index[2]
+        if index[1] < len(conversations):
+            for conv in conversations[index[1]:]:
+                by_id.setdefault(conv.conversation_id, conv)
+            index[1] = len(conversations)
+        found = by_id.get(conversation_id)
+        if found is not None and found.conversation_id != conversation_id:  # an id changed in place (never
+            del self.__dict__["_conversation_index"]  # done): the scan the index stands in for
+            return next((c for c in conversations if c.conversation_id == conversation_id), None)
+        return found
 
     def saved_files(self) -> list[FileEntry | KeysEntry]:
         """Every entry that names a saved body (pages, metadata, keys)."""
