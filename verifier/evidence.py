@@ -55,6 +55,7 @@ from .manifest import (
     TokenSeen,
     UsersNotFetched,
     apply,
+    apply_all,
     check_applicable,
     decode_record,
     encode_manifest,
@@ -195,10 +196,11 @@ class EvidenceStore:
             raise EvidenceError(f"{path} is not an xchat-verify evidence manifest")
         try:
             manifest = msgspec.convert(raw, Manifest)
-            for record in _read_journal(store.root / JOURNAL, manifest.journal, manifest.journal_seq):
-                apply(manifest, record)
-                manifest.journal_seq = record.seq
-                store.unfolded += 1
+            records = _read_journal(store.root / JOURNAL, manifest.journal, manifest.journal_seq)
+            apply_all(manifest, records)
+            if records:
+                manifest.journal_seq = records[-1].seq
+            store.unfolded = len(records)
             validate(manifest)
         except (msgspec.ValidationError, ManifestError) as exc:
             raise ManifestError(f"{path} is malformed ({printable(exc)})") from None

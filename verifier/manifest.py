@@ -10,6 +10,7 @@ the manifest is read or written.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -252,6 +253,28 @@ def apply(manifest: Manifest, record: Record) -> None:
         conv.error = None
     else:
         _apply_to_conversation(_named(manifest, record.conversation_id), record)
+
+
+def apply_all(manifest: Manifest, records: Iterable[Record]) -> None:
+    """``apply`` each record in turn, the key records folded in one pass at the end: applied one
+    at a time, each ``SetKeys`` rebuilt the list of keys entries, so a journal setting N users'
+    keys took N * N steps to read (round 104: 40,000, 3.6 MB, 34 s). The result is ``apply``'s: the
+    entries no key record replaced, in their order, then the last one set for each user, in the
+    order they were last set. No other record reads the keys."""
+    latest: dict[str, KeysEntry] | None = None  # user -> the last entry set, once a key record is met
+    kept: list[KeysEntry] = []  # the entries from before it (none after a ResetKeys)
+    for record in records:
+        if isinstance(record, ResetKeys):
+            latest, kept = {}, []
+        elif isinstance(record, SetKeys):
+            if latest is None:
+                latest, kept = {}, list(manifest.keys)
+            latest.pop(record.entry.user_id, None)  # set again: it moves to the end
+            latest[record.entry.user_id] = record.entry
+        else:
+            apply(manifest, record)
+    if latest is not None:
+        manifest.keys = [k for k in kept if k.user_id not in latest] + list(latest.values())
 
 
 def _apply_to_conversation(conv: Conversation, record: Record) -> None:
