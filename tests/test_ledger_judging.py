@@ -188,3 +188,34 @@ def test_facts_that_lack_events_of_the_report_are_refused(tmp_path):
         assert len(store.events(conv.conversation_id)) == 5 and len(embedded) == 2  # the events' own keys too
     finally:
         store.close()
+
+
+def test_recording_keys_sorts_them_once_not_once_per_served_user(tmp_path, monkeypatch):
+    """Round 104: recording a run sorted every key it saw (the keyring's, and every key the events
+    embed, which a server chooses) once per user the keyring serves: 1,000 users and 40,000
+    embedded keys took 10 s, the product of the two. They are sorted once; the rollback of an old
+    key served again is still found (``test_an_old_key_served_again_beside_its_old_version...``)."""
+    from helpers import run_cli
+
+    from verifier.ledger import record
+    from verifier.testing.forge import item_json
+    sorted_items = [0]
+
+    def counting(items, **kw):
+        out = sorted(items, **kw)
+        sorted_items[0] += len(out)
+        return out
+
+    monkeypatch.setattr(record, "sorted", counting, raising=False)
+    users = [Identity.from_seed(str(3000 + n), "1", f"user{n}") for n in range(40)]
+    carrier = Identity.from_seed("1111", "1", "alice")
+    event = _message(1, carrier, None)
+    event = forge_event(carrier, "MessageCreateEvent", event.event.body, conversation_id="1111:2222",
+                        sequence_id=event.event.sequence_id, created_at_msec=event.event.created_at_msec,
+                        embed_keys=[carrier, *[Identity.from_seed(str(5000 + n), "1", f"e{n}") for n in range(400)]])
+    (tmp_path / "h.json").write_text(json.dumps({"data": [item_json(event)]}))
+    (tmp_path / "ring.json").write_text(json.dumps({"keys": [i.keyring_entry() for i in [carrier, *users]]}))
+    result = run_cli(["verify", str(tmp_path / "h.json"), "--keys", str(tmp_path / "ring.json"), "--ledger",
+                      str(tmp_path / "l.db"), "--format", "json", "-o", "-"])
+    assert json.loads(result.stdout)["verdict"] == "pass", result.stderr
+    assert sorted_items[0] <= 5 * (41 + 401)  # was 41 * 442 for the keys alone
