@@ -219,3 +219,44 @@ def test_recording_keys_sorts_them_once_not_once_per_served_user(tmp_path, monke
                       str(tmp_path / "l.db"), "--format", "json", "-o", "-"])
     assert json.loads(result.stdout)["verdict"] == "pass", result.stderr
     assert sorted_items[0] <= 5 * (41 + 401)  # was 41 * 442 for the keys alone
+
+
+def test_the_row_a_rewrite_names_is_found_without_a_pass_per_event_served(tmp_path):
+    """Round 104: each event served at a sequence id walked every row the ledger holds there (twice:
+    for history_rewritten and chain_rewritten), so 20,000 events served at one sequence id, then
+    20,000 others there at the next run (9 MB), took 41 s to record. ``_Latest`` finds the row each
+    finding names, the same as that walk (``max`` by last audit, the first of a tie)."""
+    import random
+
+    from helpers import run_cli
+
+    from verifier.ledger.record import _Latest
+    from verifier.ledger.store import EventRow
+    from verifier.testing.forge import item_json
+
+    rng = random.Random(104)
+    for _ in range(500):
+        rows = [EventRow("c", "1", bytes([rng.randrange(4)]), rng.choice([None, "a", "b"]), None, None, None, None,
+                         "valid", 0, 1, rng.randrange(3)) for _ in range(rng.randrange(6))]
+        latest = _Latest(rows)
+        for field in ("digest", "prev"):
+            for value in (bytes([0]), bytes([1]), None, "a", "b"):
+                walk = [r for r in rows if getattr(r, field) != value]
+                assert latest.other(field, value) is (max(walk, key=lambda r: r.last_audit) if walk else None)
+
+    def served(tag: str, n: int) -> dict:
+        return {"data": [item_json(forge_event(
+            Identity.from_seed("1111", "1", "alice"), "MessageCreateEvent",
+            {"contents": f"{tag}{i}".encode().ljust(45, b"\x01"), "conversation_key_version": "1001"},
+            conversation_id="1111:2222", sequence_id=snowflake(T0, 1), created_at_msec=str(T0), sign=False,
+            previous_sequence_id=snowflake(T0 - 1000, 0) if i % 2 else None)) for i in range(n)]}
+
+    messages = []
+    for tag in ("first", "second"):
+        (tmp_path / "h.json").write_text(json.dumps(served(tag, 300)))
+        report = json.loads(run_cli(["verify", str(tmp_path / "h.json"), "--ledger", str(tmp_path / "l.db"),
+                                     "--allow-embedded-keys", "--format", "json", "-o", "-"]).stdout)
+        messages = [f["message"] for c in report["conversations"] for e in c["events"] for f in e["findings"]
+                    if f["code"] in ("history_rewritten", "chain_rewritten")]
+    assert sum("is a different event than" in m for m in messages) == 300, messages[:3]
+    assert sum("saw it follow" in m for m in messages) == 300  # each event's other previous pointer

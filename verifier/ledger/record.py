@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import msgspec
 
@@ -220,24 +221,23 @@ def _conversation(store: LedgerStore, judge: _Judge, conv, by_index: dict[int, E
     for seq, versions in now.items():
         rows = old.get(seq, [])
         known = {r.digest for r in rows}
+        latest = _Latest(rows)
         for digest, reports in versions.items():
             ev = reports[0]
             if len(rows) == 1 and rows[0].digest == digest and rows[0].prev == ev.previous_sequence_id:
                 touches.append((seq, digest, ev.signature.status))  # seen before, unchanged: the usual case
                 continue
             fact = by_index[ev.index]
-            other = [r for r in rows if r.digest != digest]
-            if other:
-                row = max(other, key=lambda r: r.last_audit)
+            rewritten = latest.other("digest", digest)
+            if rewritten is not None:
                 judge.event.append((cid, ev, judge.finding(
-                    "history_rewritten", f"sequence id {seq} is a different event than {judge.since(row.last_audit)} "
-                    f"saw (encoded event SHA-256 {digest.hex()[:16]}…, then {row.digest.hex()[:16]}…)")))
-            moved = [r for r in rows if r.prev != ev.previous_sequence_id]
-            if moved:
-                row = max(moved, key=lambda r: r.last_audit)
+                    "history_rewritten", f"sequence id {seq} is a different event than {judge.since(rewritten.last_audit)} "
+                    f"saw (encoded event SHA-256 {digest.hex()[:16]}…, then {rewritten.digest.hex()[:16]}…)")))
+            moved = latest.other("prev", ev.previous_sequence_id)
+            if moved is not None:
                 judge.event.append((cid, ev, judge.finding(
                     "chain_rewritten", f"sequence id {seq} now follows {ev.previous_sequence_id or 'nothing'}; "
-                    f"{judge.since(row.last_audit)} saw it follow {row.prev or 'nothing'}")))
+                    f"{judge.since(moved.last_audit)} saw it follow {moved.prev or 'nothing'}")))
             if digest in known:
                 touches.append((seq, digest, ev.signature.status))
             else:
@@ -252,6 +252,27 @@ def _conversation(store: LedgerStore, judge: _Judge, conv, by_index: dict[int, E
     store.set_states(cid, states)
     entries = [(seq, digest) for seq, versions in now.items() for digest in versions]
     return Transcript.build(cid, entries), len(inserts) + len(touches)
+
+
+class _Latest:
+    """The rows the ledger holds at one sequence id: the one last seen (``max`` by ``last_audit``, the
+    first of a tie) among those whose ``field`` is not a value, found from two rows computed once,
+    not a pass over them all for each event served there (round 104: 20,000 events served at one
+    sequence id, 20,000 others there at the next run, 9 MB, took 41 s to record)."""
+
+    def __init__(self, rows: list[EventRow]) -> None:
+        self.rows = rows
+        self.best = max(rows, key=lambda r: r.last_audit) if rows else None
+        self.runner_up: dict[str, EventRow | None] = {}
+
+    def other(self, field: str, value: Any) -> EventRow | None:
+        best = self.best
+        if best is None or getattr(best, field) != value:
+            return best
+        if field not in self.runner_up:  # the last seen of those that differ from the best in ``field``
+            self.runner_up[field] = max((r for r in self.rows if getattr(r, field) != value),
+                                        key=lambda r: r.last_audit, default=None)
+        return self.runner_up[field]
 
 
 def _moved(judge: _Judge, cid: str, now: dict, old: dict[str, list[EventRow]]) -> None:
