@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from bisect import bisect_right
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -333,7 +334,7 @@ def _missing(judge: _Judge, conv, now: dict, old: dict[str, list[EventRow]],
         key = seq_key(seq)
         if low is not None and key < low:
             continue  # older than what was fetched now: not judged
-        if seq in deleted or any(c.covers(seq) for c in clears):
+        if seq in deleted or clears.covers(seq):
             judge.conv.setdefault(cid, []).append(judge.finding(
                 "deleted_by_signed_event", f"sequence id {seq}, seen by {judge.since(row.last_audit)}, is gone; "
                 "a verified signed delete event covers it"))
@@ -394,7 +395,40 @@ class _Clear:
         return created is not None and created <= self.until_msec
 
 
-def _deletes(conv, by_index: dict[int, EventFacts]) -> tuple[set[str], list[_Clear]]:
+class _Clears:
+    """What several clears cover together: ``any(c.covers(seq) for c in clears)`` without a pass over
+    them for each sequence id (round 104: 20,000 signed clears served, and the 20,000 messages an
+    earlier run recorded gone, 32 MB, took 177 s to record). A clear without ``sort_order_msec``
+    covers every position below its own: the highest such position says it for them all. Of the
+    others, those above a position cover it when one's ``sort_order_msec`` is at or after its
+    creation: the latest of them (sorted by position, the latest above each) says it."""
+
+    def __init__(self, clears: Sequence[_Clear]) -> None:
+        self.below = max((c.position for c in clears if c.until_msec is None), default=None)
+        timed = sorted((c.position, c.until_msec) for c in clears if c.until_msec is not None)
+        self.positions = [at for at, _until in timed]
+        self.latest_above: list[int] = [0] * len(timed)  # the latest sort_order_msec from each on
+        latest: int | None = None
+        for i in range(len(timed) - 1, -1, -1):
+            until = timed[i][1]
+            assert until is not None
+            latest = until if latest is None else max(latest, until)
+            self.latest_above[i] = latest
+
+    def covers(self, seq: str) -> bool:
+        own = position(seq)
+        if own is None:
+            return False
+        if self.below is not None and own < self.below:
+            return True
+        at = bisect_right(self.positions, own)  # the clears above ``own``: positions[at:]
+        if at == len(self.positions):
+            return False
+        created = snowflake_msec(seq)
+        return created is not None and created <= self.latest_above[at]
+
+
+def _deletes(conv, by_index: dict[int, EventFacts]) -> tuple[set[str], _Clears]:
     """Sequence ids covered by verified signed deletes in this report, and what its verified
     ConversationDeleteEvents clear. A delete counts only with a valid signature, from a sender proven
     a member of the conversation at that point, in the data chain (not meta)."""
@@ -409,7 +443,7 @@ def _deletes(conv, by_index: dict[int, EventFacts]) -> tuple[set[str], list[_Cle
         at = position(ev.sequence_id)
         if fact.clear is not None and fact.clear.clear_all_messages is True and at is not None:
             clears.append(_Clear(at, fact.clear.sort_order_msec))
-    return deleted, clears
+    return deleted, _Clears(clears)
 
 
 def _downgrades(judge: _Judge, cid: str, now: dict, old: dict[str, list[EventRow]],
