@@ -573,8 +573,10 @@ def _membership(timeline: Timeline, doubts: dict[str, Any] | None = None, gone: 
                     doubts.setdefault(member, record)
             if kind == GROUP_CREATE:
                 members = credited | {record.sender_id or ""}
-            else:
-                members = (members or set()) | credited
+            elif type(members) is set:  # in place (round 104: a copy a change, 32,000 adds of one member
+                members |= credited  # each, 54 MB, spent 8 s copying; the caller holds a yielded set
+            else:  # only until it asks for the next record, as with the removals above)
+                members = set(members or ()) | credited
 
 
 def group_start(timeline: Timeline) -> Any:
