@@ -1316,3 +1316,47 @@ def test_a_preview_s_entities_are_looked_up_among_the_original_s_not_compared_wi
     assert {seq: not codes_of(events[seq]) & {"reply_preview_mismatch", "content_malformed"} for seq in replies} \
         == replies
     assert Counted.calls <= 1000  # was 300 * 300 a reply
+
+
+def test_a_transcript_lists_a_message_s_edits_once_not_once_per_reply_quoting_it(users, monkeypatch):
+    """Round 104: for each reply, the transcript listed every edit of the message it quotes to say
+    whether the quote is cut, so N edits and N replies cost N * N (10,000 of each, 13 MB, 26 s).
+    Each message's texts are gathered once; what ``cut`` says is unchanged."""
+    from verifier.participant import transcript as module
+
+    class Counted(str):
+        calls = 0
+
+        def __eq__(self, other):
+            Counted.calls += 1
+            return str.__eq__(self, other)
+
+        __hash__ = str.__hash__
+
+    real = module._entry
+
+    def counting(event, record, participant):
+        entry = real(event, record, participant)
+        if entry.sender_id is not None:
+            entry.sender_id = Counted(entry.sender_id)
+        return entry
+
+    monkeypatch.setattr(module, "_entry", counting)
+    A, B = users["A"], users["B"]
+    h = History("1111:2222")
+    h.key_change(A, [A, B])
+    hello = h.text(A, "hello there")
+    for i in range(30):
+        h.edit(A, hello, f"edit {i:02}")
+    quotes = {"hello there": False, "hello": True, "edit 07": False, "edit": True, "edit 99": True}
+    for text in quotes:
+        for _ in range(6):
+            h.contents("reply", B, holder(1, MESSAGE_CONTENTS, {"message_text": "re", "replying_to_preview": {
+                "message_text": text, "replying_to_message_sequence_id": hello.sequence_id}}))
+    report, participant = audit(h, A, A, B)
+    Counted.calls = 0
+    built = module.build_transcript(report, participant)
+    cut = [(e.detail["reply_to"]["quoted_text"], e.detail["reply_to"]["cut"]) for c in built.conversations
+           for e in c.entries if e.detail.get("reply_to")]
+    assert sorted(cut) == sorted((text, quotes[text]) for text in quotes for _ in range(6))
+    assert Counted.calls <= 200  # was 30 edits for each of 30 replies

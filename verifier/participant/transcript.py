@@ -120,8 +120,9 @@ def build_transcript(report: Report, participant: Participant) -> Transcript:
             if entry.type in ("message", "reply") and entry.sequence_id is not None:
                 messages.setdefault(_at(entry.sequence_id), entry)
             entries.append(entry)
+        wholes: dict[int, set[Any]] = {}  # id of a message entry -> its texts (``_mark_cut_quote``)
         for entry in entries:  # a quote is checked as a prefix (previews may be cut): say when it is cut
-            _mark_cut_quote(entry, messages)
+            _mark_cut_quote(entry, messages, wholes)
         conversations.append(ConversationTranscript(conv.conversation_id, conv.verdict, entries))
     me = participant.me[0] if participant.me else None
     return Transcript(report.verdict, proof_line(report), me, participant.identity.fingerprint(), conversations,
@@ -138,7 +139,7 @@ def _at(sequence_id: Any) -> Any:
     return number if number is not None else chain_position(sequence_id)
 
 
-def _mark_cut_quote(entry: Entry, messages: dict[Any, Entry]) -> None:
+def _mark_cut_quote(entry: Entry, messages: dict[Any, Entry], wholes: dict[int, set[Any]] | None = None) -> None:
     """``reply_to.cut``: False when the quote is the whole text of the message it names (or of its
     author's edit of it) in this transcript, None when that message is not in it (it may be cut). Why:
     the check takes a prefix, and B's ✅ reply quoted 1111's "I owe you $1,000? No. I owe you nothing."
@@ -151,7 +152,12 @@ def _mark_cut_quote(entry: Entry, messages: dict[Any, Entry]) -> None:
     if original is None:  # not in this transcript (older than the window): it may be cut, none can tell
         quoted["cut"] = None if text else False
         return
-    whole = [original.text, *(e.text for e in original.edits if e.sender_id == original.sender_id)]
+    wholes = {} if wholes is None else wholes
+    whole = wholes.get(id(original))
+    if whole is None:  # once a message (round 104: its edits were listed again for every reply quoting it,
+        # N * N for N edits and N replies: 10,000 of each, 13 MB, took 26 s in the transcript)
+        whole = wholes[id(original)] = {original.text, *(e.text for e in original.edits
+                                                         if e.sender_id == original.sender_id)}
     quoted["cut"] = bool(text) and text not in whole
 
 
