@@ -8,6 +8,7 @@ event the SDK itself built (or signed), with the SDK's own judgement of that eve
 from __future__ import annotations
 
 import base64
+import json
 import os
 
 import pytest
@@ -1360,3 +1361,41 @@ def test_a_transcript_lists_a_message_s_edits_once_not_once_per_reply_quoting_it
            for e in c.entries if e.detail.get("reply_to")]
     assert sorted(cut) == sorted((text, quotes[text]) for text in quotes for _ in range(6))
     assert Counted.calls <= 200  # was 30 edits for each of 30 replies
+
+
+def test_entries_are_matched_to_the_participant_s_labels_by_lookup_not_one_label_at_a_time(users, monkeypatch):
+    """Round 104: a keyring listing the participant's key under L user ids (a hostile directory's copy
+    of their row, round 83) and a key change of E entries for others that do not open took E * L
+    label comparisons (4,000 labels, 20,000 entries: 16 s), and every key change listed the labels
+    again. The labels are indexed once; which entries are the participant's is unchanged."""
+    from verifier.participant.identity import IdentityKey as Key
+
+    class Counted(str):
+        calls = 0
+
+        def __eq__(self, other):
+            Counted.calls += 1
+            return str.__eq__(self, other)
+
+        __hash__ = str.__hash__
+
+    real = Key.owners
+    monkeypatch.setattr(Key, "owners", lambda self, ring: [(Counted(u), v) for u, v in real(self, ring)])
+    A, B = users["A"], users["B"]
+    h = History("1111:2222")
+    h.key_change(A, [A, B])
+    copies = [{**B.keyring_entry(), "user_id": str(900_000 + i)} for i in range(300)]
+    junk = base64.b64encode(b"\x04" + b"\x01" * 64 + b"\x02" * 48).decode()
+    entries = [{"user_id": str(5_000_000 + i), "encrypted_conversation_key": junk, "public_key_version": B.version}
+               for i in range(200)]
+    for _ in range(3):  # three more key changes: none gives B a key
+        h.signed_key_change(A, str(2_000_000_000_000 + len(h.events)), os.urandom(32), entries)
+    h.text(A, "after them")
+    reviewers = participant_reviewers(IdentityKey.from_blob(B.blob))
+    ring = verifier.Keyring.from_json(json.dumps({"keys": [A.keyring_entry(), B.keyring_entry(), *copies]}))
+    Counted.calls = 0
+    report = verifier.verify_pages([h.page()], ring, reviewers=reviewers)
+    assert len(reviewers[1].labels) == 301
+    assert Counted.calls <= 2000  # was 600 failed entries * 301 labels
+    untried = [e for e in data_events(report).values() if "key_undecryptable" in codes_of(e)]
+    assert not untried  # the entries that did not open were others', not the participant's
