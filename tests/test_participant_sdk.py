@@ -1319,11 +1319,9 @@ def test_a_preview_s_entities_are_looked_up_among_the_original_s_not_compared_wi
     assert Counted.calls <= 1000  # was 300 * 300 a reply
 
 
-def test_a_transcript_lists_a_message_s_edits_once_not_once_per_reply_quoting_it(users, monkeypatch):
-    """Round 104: for each reply, the transcript listed every edit of the message it quotes to say
-    whether the quote is cut, so N edits and N replies cost N * N (10,000 of each, 13 MB, 26 s).
-    Each message's texts are gathered once; what ``cut`` says is unchanged."""
-    from verifier.participant import transcript as module
+def _counted_str() -> type:
+    """A ``str`` whose comparisons are counted (``Counted.calls``): round 104's tests count the steps
+    that grew with the square of the input."""
 
     class Counted(str):
         calls = 0
@@ -1333,6 +1331,17 @@ def test_a_transcript_lists_a_message_s_edits_once_not_once_per_reply_quoting_it
             return str.__eq__(self, other)
 
         __hash__ = str.__hash__
+
+    return Counted
+
+
+def test_a_transcript_lists_a_message_s_edits_once_not_once_per_reply_quoting_it(users, monkeypatch):
+    """Round 104: for each reply, the transcript listed every edit of the message it quotes to say
+    whether the quote is cut, so N edits and N replies cost N * N (10,000 of each, 13 MB, 26 s).
+    Each message's texts are gathered once; what ``cut`` says is unchanged."""
+    from verifier.participant import transcript as module
+
+    Counted = _counted_str()
 
     real = module._entry
 
@@ -1370,14 +1379,7 @@ def test_entries_are_matched_to_the_participant_s_labels_by_lookup_not_one_label
     again. The labels are indexed once; which entries are the participant's is unchanged."""
     from verifier.participant.identity import IdentityKey as Key
 
-    class Counted(str):
-        calls = 0
-
-        def __eq__(self, other):
-            Counted.calls += 1
-            return str.__eq__(self, other)
-
-        __hash__ = str.__hash__
+    Counted = _counted_str()
 
     real = Key.owners
     monkeypatch.setattr(Key, "owners", lambda self, ring: [(Counted(u), v) for u, v in real(self, ring)])
