@@ -336,3 +336,30 @@ def test_export_and_compare_read_the_chains_once_not_once_per_conversation(tmp_p
     assert history.returncode == 0, history.stderr
     broken = run_cli(["ledger", "compare", ledger, tmp_path / "copy.db"])
     assert broken.returncode == 3 and "conversation '1111:1000007'" in broken.stderr, broken.stderr
+
+
+def test_history_is_not_failed_by_another_conversations_unreadable_chain_row(tmp_path):
+    """Review 107: round 104 read every conversation's chain rows in one pass, so a row SQLite cannot
+    read (text that is not UTF-8, a hand edit) in another conversation made ``ledger history`` of a
+    sound one an internal error, exit 3; the query by name it replaced never read that row."""
+    import sqlite3
+
+    from helpers import run_cli
+
+    from verifier.testing.forge import Identity, forge_event, item_json, snowflake
+
+    alice = Identity.from_seed("1111", "1", "alice")
+    pages = tmp_path / "pages.jsonl"
+    pages.write_text("".join(json.dumps({"data": [item_json(forge_event(
+        alice, "MessageCreateEvent", {"contents": b"\x01" * 45, "conversation_key_version": "1001"},
+        conversation_id=f"1111:{10 ** 6 + i}", sequence_id=snowflake(1_784_841_000_000 + i, i),
+        created_at_msec=str(1_784_841_000_000 + i)))]}) + "\n" for i in range(3)))
+    (tmp_path / "ring.json").write_text(json.dumps({"keys": [alice.keyring_entry()]}))
+    ledger = tmp_path / "l.db"
+    assert run_cli(["verify", pages, "--keys", tmp_path / "ring.json", "--ledger", ledger]).returncode == 0
+    with sqlite3.connect(ledger) as db:
+        db.execute("UPDATE chains SET tail = CAST(x'ff' AS TEXT) WHERE conv = (SELECT id FROM conversations "
+                   "WHERE name = '1111:1000002')")
+    history = run_cli(["ledger", "history", "--ledger", ledger, "1111:1000000"])
+    assert history.returncode == 0, history.stderr
+    assert [a["id"] for a in json.loads(history.stdout)["audits"]] == [1]

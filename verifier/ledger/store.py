@@ -226,6 +226,7 @@ class SqlStore:
         self._in_tx = False
         self._in_snapshot = False
         self._chains_by_name: dict[Any, list[tuple]] | None = None  # ``chains(name)`` in a snapshot
+        self._chains_one_pass = True  # False once that one pass failed to read: by name, as before it
 
     # ------------------------------------------------------------------ plumbing
     def _sql(self, text: str) -> str:
@@ -443,7 +444,7 @@ class SqlStore:
     def chains(self, conversation: str | None = None) -> list[ChainRow]:
         text = ("SELECT c.audit, v.name, c.tail, c.head, c.size, c.root, c.complete, c.fetched FROM chains c "
                 "JOIN conversations v ON v.id = c.conv")
-        if conversation and self._in_snapshot:
+        if conversation and self._in_snapshot and self._chains_one_pass:
             # round 104: the table's key (audit, conv) leaves a conversation's rows unindexed, so each
             # call scanned every row: ledger export of 20,000 conversations took 76 s. Read once, by
             # name, in the order the query gives (by audit); a damaged row fails its conversation only.
@@ -451,8 +452,16 @@ class SqlStore:
             # which a later run of another process cannot change under the cache.
             if self._chains_by_name is None:
                 grouped: dict[Any, list[tuple]] = {}
-                for r in self._query(text + " ORDER BY c.audit, v.id"):
-                    grouped.setdefault(r[1], []).append(r)
+                unreadable: tuple[type[BaseException], ...] = (LedgerError, *self._errors())
+                try:
+                    for r in self._query(text + " ORDER BY c.audit, v.id"):
+                        grouped.setdefault(r[1], []).append(r)
+                except unreadable:
+                    # review 107: a row the driver cannot read (SQLite text that is not UTF-8) in ANOTHER
+                    # conversation failed this one ("internal error: OperationalError"), which the query
+                    # by name did not read: read by name again, as before round 104
+                    self._chains_one_pass = False
+                    return self.chains(conversation)
                 self._chains_by_name = grouped
             rows = self._chains_by_name.get(conversation, [])
         else:
