@@ -363,3 +363,7 @@ def test_history_is_not_failed_by_another_conversations_unreadable_chain_row(tmp
     history = run_cli(["ledger", "history", "--ledger", ledger, "1111:1000000"])
     assert history.returncode == 0, history.stderr
     assert [a["id"] for a in json.loads(history.stdout)["audits"]] == [1]
+    # the conversation whose row it is: the ledger's one-line error, not "internal error" (review 107)
+    damaged = run_cli(["ledger", "history", "--ledger", ledger, "1111:1000002"])
+    assert damaged.returncode == 3 and "internal error" not in damaged.stderr, damaged.stderr
+    assert len(damaged.stderr.strip().splitlines()) == 1 and "UTF-8" in damaged.stderr, damaged.stderr

@@ -256,11 +256,19 @@ class SqlStore:
         return LedgerError(f"ledger {self.url}: {first}")
 
     def _query(self, text: str, params: Iterable[Any] = ()) -> list[tuple]:
-        return list(self._run(text, params).fetchall())
+        cursor = self._run(text, params)
+        try:  # rows are read here: a row the driver cannot read (SQLite text that is not UTF-8, a hand
+            return list(cursor.fetchall())  # edit) is the ledger's error, not an internal one (review 107)
+        except self._errors() as exc:
+            raise self._ledger_error(exc) from None
 
     def _scan(self, text: str) -> Iterator[tuple]:
         """The rows of a query, one at a time (a whole table: never all in memory)."""
-        yield from self._run(text)
+        cursor = self._run(text)
+        try:
+            yield from cursor
+        except self._errors() as exc:  # as ``_query``
+            raise self._ledger_error(exc) from None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
