@@ -343,9 +343,11 @@ def _rebuild_keyring(entries: list[KeyringEntry], findings: list[tuple[str, str]
 
 @dataclass
 class _Slot:
-    """``_resolve_slot`` of one (user, version), kept as its rows are added: resolved again from
-    all of them at every row, N rows of one slot (a keyring file of 4,000 copies of one row, 1.9
-    MB) took N * N key comparisons, 35 s (round 104)."""
+    """One (user, version): the key every row with a good binding agrees on (the least ``encoded``
+    of them, the first of a tie), else why not (a conflict, or the least (problem, encoded) of rows
+    that all failed their binding). Kept as its rows are added: resolved again from all of them at
+    every row, N rows of one slot (a keyring file of 4,000 copies of one row, 1.9 MB) took N * N key
+    comparisons, 35 s (round 104)."""
 
     good: TrustedKey | None = None  # the first good row of the least ``encoded``
     identities: set[bytes] = field(default_factory=set)  # the keys of the good rows
@@ -368,18 +370,6 @@ class _Slot:
                                                                    f"keys for user {user_id} version {version}")
         assert self.failed is not None
         return self.failed
-
-
-def _resolve_slot(user_id: str, version: str, rows: list[TrustedKey]) -> TrustedKey:
-    """One (user, version): the key every row with a good binding agrees on, else why not."""
-    good = [r for r in rows if r.status == "ok"]
-    if good:
-        identities = {key_identity(r.key) for r in good if r.key is not None}
-        if len(identities) == 1:
-            return min(good, key=lambda r: r.encoded)
-        return TrustedKey(user_id, version, None, "conflict",
-                          f"keyring holds {len(identities)} different keys for user {user_id} version {version}")
-    return min(rows, key=lambda r: (r.problem, r.encoded))  # every row failed its binding
 
 
 def _check_entry(entry: KeyringEntry) -> TrustedKey:
