@@ -460,11 +460,10 @@ class SqlStore:
             # which a later run of another process cannot change under the cache.
             if self._chains_by_name is None:
                 grouped: dict[Any, list[tuple]] = {}
-                unreadable: tuple[type[BaseException], ...] = (LedgerError, *self._errors())
                 try:
                     for r in self._query(text + " ORDER BY c.audit, v.id"):
                         grouped.setdefault(r[1], []).append(r)
-                except unreadable:
+                except LedgerError:  # (``_query`` says a driver's error so)
                     # review 107: a row the driver cannot read (SQLite text that is not UTF-8) in ANOTHER
                     # conversation failed this one ("internal error: OperationalError"), which the query
                     # by name did not read: read by name again, as before round 104
