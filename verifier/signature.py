@@ -80,14 +80,14 @@ def prepare(event: MessageEvent, keyring: Keyring | None, allow_embedded: bool,
         return Check(exc.status, exc.reason)
     detail = f"v{version}{f' ({version_note})' if version_note else ''}, key {event.sender_id}/" \
         f"{sig.public_key_version or ''}"  # (one f-string: an event's; no concatenations)
+    fail_note = ""
     if kind == "ConversationKeyChangeEvent" and version >= CKEY_PLAINTEXT_SIGNATURE_VERSION:
         # round 100: a mistyped --conversation-key read only as "ECDSA mismatch", whose hint says the
         # event was altered; the payload holds the key given, so a wrong one fails the same way
-        ckv = (event.body or {}).get("conversation_key_version")
-        return Job(key, decode_signature(sig.signature), payload, detail,
-                   f"; the signed payload holds the conversation key used for version {ckv} (--conversation-key, "
-                   "or opened with --identity-key): a wrong key fails so too")
-    return Job(key, decode_signature(sig.signature), payload, detail)
+        fail_note = (f"; the signed payload holds the conversation key used for version "
+                     f"{(event.body or {}).get('conversation_key_version')} (--conversation-key, or opened with "
+                     "--identity-key): a wrong key fails so too")
+    return Job(key, decode_signature(sig.signature), payload, detail, fail_note)
 
 
 def unsigned(kind: str | None, note: Note) -> Check:
