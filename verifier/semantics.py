@@ -79,6 +79,13 @@ def position(sequence_id: str | None) -> int | None:
     return None
 
 
+def id_key(sequence_id: str) -> Any:
+    """The position a sequence id names, as the review reads it (and ``Timeline.by_id`` holds it):
+    decimal ids as numbers, leading zeros stripped, others (past 30 digits too) as the chain reads them."""
+    number = position(sequence_id)
+    return number if number is not None else chain_position(sequence_id)
+
+
 def shown(value: object) -> str:
     """An id for a finding message: quoted and cut short (renderers escape it)."""
     text = str(value)
@@ -178,10 +185,7 @@ class Timeline:
         """Each record's place in ``ordered`` (by its index): made only where ids are not decimal."""
         return {r.index: at for at, r in enumerate(self.ordered)}
 
-    def key(self, sequence_id: str) -> Any:
-        """The position a sequence id names, as ``by_id`` holds it."""
-        number = position(sequence_id)
-        return number if number is not None else chain_position(sequence_id)
+    key = staticmethod(id_key)  # the position ``by_id`` holds a sequence id at
 
     def lookup(self, sequence_id: str) -> list[Any]:
         return self.by_id.get(self.key(sequence_id), [])

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import __version__
-from ..chain import position as chain_position
 from ..ids import short_decimal
 from ..model import Report
 from ..payload import CKEY_PLAINTEXT_SIGNATURE_VERSION, PayloadUnavailable, build_payload, parse_signature_version
@@ -30,7 +29,7 @@ from ..report.html_assets import CSS
 from ..report.machine import _json_safe
 from ..report.markdown import md
 from ..sanitize import WORKFLOW_V1
-from ..semantics import position
+from ..semantics import id_key
 from .review import Participant
 
 SCHEMA = "xchat-verify/transcript/v1"
@@ -133,10 +132,7 @@ def _at(sequence_id: Any) -> Any:
     """The position a sequence id names, as the review reads it: decimal ids as numbers (round 98: a
     reaction to "0" + a message's id was judged held and earlier by the review, and the transcript,
     matching strings, said it was "not in this history" and left an edit of it apart)."""
-    if not isinstance(sequence_id, str):
-        return sequence_id
-    number = position(sequence_id)  # past 30 digits, as the chain reads it (zeros stripped: review r103)
-    return number if number is not None else chain_position(sequence_id)
+    return id_key(sequence_id) if isinstance(sequence_id, str) else sequence_id  # (past 30 digits: review r103)
 
 
 def _mark_cut_quote(entry: Entry, messages: dict[Any, Entry], wholes: dict[int, set[Any]] | None = None) -> None:
