@@ -468,9 +468,9 @@ def load_saved_audit(root: str | Path) -> SavedAudit:
             metadata = read_or_note(store, conv.metadata, saved, f"metadata {conv.conversation_id}")
             if metadata is not None:
                 collect_secrets(saved, conv.metadata, metadata)
-        conv.expected_conversation_id = _expected(conv)
+        expected = _expected(conv)
         saved.conversations.append(SavedConversation(
-            conv.conversation_id, conv.expected_conversation_id, _pages(store, conv, saved),
+            conv.conversation_id, expected, _pages(store, conv, saved, expected),
             list(conv.incomplete), conv.error, metadata, list(conv.pages)))
     for entry in store.manifest.keys:
         if entry.error:
@@ -507,17 +507,17 @@ def read_or_note(store: EvidenceStore, entry: FileEntry | KeysEntry, saved: Save
         return None
 
 
-def _pages(store: EvidenceStore, conv: Conversation,
-           saved: SavedAudit) -> Iterator[tuple[int, PageInput, PageEntry]]:
-    """The intact pages of one conversation, each with its number (page-NNNNN); a missing or
-    altered one is skipped and noted (its events are then missing from the chain, which the report
-    shows as gaps and an input error)."""
+def _pages(store: EvidenceStore, conv: Conversation, saved: SavedAudit,
+           expected: str | None) -> Iterator[tuple[int, PageInput, PageEntry]]:
+    """The intact pages of one conversation, each with its number (page-NNNNN), held to the
+    conversation ``expected`` (``_expected``); a missing or altered one is skipped and noted (its
+    events are then missing from the chain, which the report shows as gaps and an input error)."""
     for number, entry in enumerate(conv.pages, 1):
         body = read_or_note(store, entry, saved, f"page {entry.file}", PAGE_NOT_VERIFIED)
         if body is None:
             continue
         collect_secrets(saved, entry, body)
-        yield number, PageInput(str(store.root / entry.file), body, conv.expected_conversation_id), entry
+        yield number, PageInput(str(store.root / entry.file), body, expected), entry
 
 
 def collect_secrets(saved: SavedNotes, entry: FileEntry | KeysEntry, body: bytes) -> None:
