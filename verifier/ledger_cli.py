@@ -475,15 +475,15 @@ def cmd_ledger_compare(args: argparse.Namespace) -> int:
             left.close()
             raise
         try:
-            held = (left.conversations(), set(right.conversations()))
-            common = [c for c in held[0] if c in held[1]]
+            in_left, in_right = left.conversations(), set(right.conversations())
+            common = [c for c in in_left if c in in_right]
             missing = None
             if args.conversation:
                 from .ids import canonical_conversation
                 wanted = canonical_conversation(args.conversation) or args.conversation
                 common = [c for c in common if c == wanted]
                 # round 100: "the two ledgers have no conversation in common" when they had others
-                lacking = [name for name, convs in ((args.a, set(held[0])), (args.b, held[1])) if wanted not in convs]
+                lacking = [name for name, held in ((args.a, in_left), (args.b, in_right)) if wanted not in held]
                 missing = None if not lacking else f"conversation {wanted} is not in ledger {lacking[0]}" \
                     if len(lacking) == 1 else f"conversation {wanted} is in neither ledger"
             compared = common
