@@ -290,6 +290,26 @@ def test_environment_variable_names_the_ledger(api, tmp_path, monkeypatch):
     assert proc.returncode == 0 and json.loads(proc.stdout)["audits"] == 1
 
 
+def _ledger_of_one_event_conversations(tmp_path, count: int, runs: int = 1):
+    """A ledger (``tmp_path / "l.db"``) that ``verify --ledger`` recorded ``runs`` times: ``count`` 1:1
+    conversations ``1111:1000000``, ``1111:1000001``... of one signed message each."""
+    from helpers import run_cli
+
+    from verifier.testing.forge import Identity, forge_event, item_json, snowflake
+
+    alice = Identity.from_seed("1111", "1", "alice")
+    pages = tmp_path / "pages.jsonl"
+    pages.write_text("".join(json.dumps({"data": [item_json(forge_event(
+        alice, "MessageCreateEvent", {"contents": b"\x01" * 45, "conversation_key_version": "1001"},
+        conversation_id=f"1111:{10 ** 6 + i}", sequence_id=snowflake(1_784_841_000_000 + i, i),
+        created_at_msec=str(1_784_841_000_000 + i)))]}) + "\n" for i in range(count)))
+    (tmp_path / "ring.json").write_text(json.dumps({"keys": [alice.keyring_entry()]}))
+    ledger = tmp_path / "l.db"
+    for _ in range(runs):
+        assert run_cli(["verify", pages, "--keys", tmp_path / "ring.json", "--ledger", ledger]).returncode == 0
+    return ledger
+
+
 def test_export_and_compare_read_the_chains_once_not_once_per_conversation(tmp_path, monkeypatch):
     """Round 104: the chains table is keyed (audit, conversation), so the rows of one conversation
     were found by scanning the whole table, once per conversation: ledger export of 20,000
@@ -300,18 +320,8 @@ def test_export_and_compare_read_the_chains_once_not_once_per_conversation(tmp_p
     from helpers import run_cli
 
     from verifier.ledger.store import SqlStore
-    from verifier.testing.forge import Identity, forge_event, item_json, snowflake
 
-    alice = Identity.from_seed("1111", "1", "alice")
-    pages = tmp_path / "pages.jsonl"
-    pages.write_text("".join(json.dumps({"data": [item_json(forge_event(
-        alice, "MessageCreateEvent", {"contents": b"\x01" * 45, "conversation_key_version": "1001"},
-        conversation_id=f"1111:{10 ** 6 + i}", sequence_id=snowflake(1_784_841_000_000 + i, i),
-        created_at_msec=str(1_784_841_000_000 + i)))]}) + "\n" for i in range(60)))
-    (tmp_path / "ring.json").write_text(json.dumps({"keys": [alice.keyring_entry()]}))
-    ledger = tmp_path / "l.db"
-    for _ in range(2):
-        assert run_cli(["verify", pages, "--keys", tmp_path / "ring.json", "--ledger", ledger]).returncode == 0
+    ledger = _ledger_of_one_event_conversations(tmp_path, 60, runs=2)
     shutil.copy(ledger, tmp_path / "copy.db")
     scans = [0]
     real = SqlStore._query
@@ -346,17 +356,7 @@ def test_history_is_not_failed_by_another_conversations_unreadable_chain_row(tmp
 
     from helpers import run_cli
 
-    from verifier.testing.forge import Identity, forge_event, item_json, snowflake
-
-    alice = Identity.from_seed("1111", "1", "alice")
-    pages = tmp_path / "pages.jsonl"
-    pages.write_text("".join(json.dumps({"data": [item_json(forge_event(
-        alice, "MessageCreateEvent", {"contents": b"\x01" * 45, "conversation_key_version": "1001"},
-        conversation_id=f"1111:{10 ** 6 + i}", sequence_id=snowflake(1_784_841_000_000 + i, i),
-        created_at_msec=str(1_784_841_000_000 + i)))]}) + "\n" for i in range(3)))
-    (tmp_path / "ring.json").write_text(json.dumps({"keys": [alice.keyring_entry()]}))
-    ledger = tmp_path / "l.db"
-    assert run_cli(["verify", pages, "--keys", tmp_path / "ring.json", "--ledger", ledger]).returncode == 0
+    ledger = _ledger_of_one_event_conversations(tmp_path, 3)
     with sqlite3.connect(ledger) as db:
         db.execute("UPDATE chains SET tail = CAST(x'ff' AS TEXT) WHERE conv = (SELECT id FROM conversations "
                    "WHERE name = '1111:1000002')")
