@@ -14,6 +14,7 @@ import random
 import secrets
 import sqlite3
 import time
+import urllib.parse
 from pathlib import Path
 
 from ..errors import LedgerError
@@ -49,10 +50,10 @@ class SQLiteStore(SqlStore):
             with open(self.path, "rb") as handle:
                 if handle.read(16) != b"SQLite format 3\x00":
                     raise LedgerError(f"{self.url} is not an xchat-verify ledger (not an SQLite database)")
+        self.read_only = False
+        self._unchanged: tuple[int, ...] | None = None  # the file as an immutable read found it
         try:
-            self.conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
-                                        check_same_thread=False)
-            self.conn.execute("PRAGMA busy_timeout = %d" % int(busy_timeout * 1000))
+            self.conn = self._connect(busy_timeout, reading=not create)
             if exists:  # a foreign database is refused before anything (even the journal mode) changes
                 tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
                 if tables and "ledger_meta" not in tables:
@@ -63,10 +64,11 @@ class SQLiteStore(SqlStore):
                     if not {"name", "value"} <= columns:
                         raise LedgerError(f"{self.url} is not an xchat-verify ledger (its ledger_meta table "
                                           "is not a ledger's)")
-            mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise LedgerError(f"ledger {self.url}: cannot use WAL mode (journal mode {mode})")
-            self.conn.execute("PRAGMA synchronous = FULL")
+            if not self.read_only:
+                mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise LedgerError(f"ledger {self.url}: cannot use WAL mode (journal mode {mode})")
+                self.conn.execute("PRAGMA synchronous = FULL")
             self.conn.execute("PRAGMA foreign_keys = OFF")
         except sqlite3.Error as exc:
             self.close()
@@ -79,6 +81,53 @@ class SQLiteStore(SqlStore):
         except BaseException:
             self.close()
             raise
+
+    def _connect(self, busy_timeout: float, reading: bool) -> sqlite3.Connection:
+        """The connection. For a reader (``reading``) of a ledger in a place it cannot write (a
+        read-only mount, a directory of another user's), where WAL mode cannot create the ``-shm``
+        file even to read (round 101: such a ledger could not be read at all), a read-only one:
+        SQLite's ``mode=ro`` where the ``-shm`` and ``-wal`` files are there, else, when no
+        write-ahead log holds commits the file lacks, ``immutable=1`` (no locks), whose reads are
+        checked at ``close`` against a change of the file meanwhile."""
+        conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = %d" % int(busy_timeout * 1000))
+        if not reading:
+            return conn
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
+            return conn
+        except sqlite3.OperationalError:
+            if os.access(self.path.parent, os.W_OK):  # the -shm could be made: not a read-only place
+                conn.close()
+                raise
+        conn.close()
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
+        except sqlite3.OperationalError:
+            conn.close()
+            wal = Path(f"{self.path}-wal")
+            if wal.exists() and wal.stat().st_size:
+                raise LedgerError(f"ledger {self.url}: cannot be read where it is: its write-ahead log "
+                                  f"({wal.name}) holds commits that SQLite reads only with a shared-memory "
+                                  f"file ({self.path.name}-shm), which cannot be created in this read-only "
+                                  "place; copy the ledger and its -wal file to a writable directory") from None
+            self._unchanged = _file_state(self.path)
+            conn = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+        self.read_only = True
+        return conn
+
+    def close(self) -> None:
+        """Close; a ledger read as immutable that changed meanwhile (a writer elsewhere) is an error:
+        what was read from it may mix two states."""
+        super().close()
+        if self._unchanged is not None:
+            before, self._unchanged = self._unchanged, None
+            if _file_state(self.path) != before:
+                raise LedgerError(f"ledger {self.url} changed while it was read (read-only, without locks): "
+                                  "what was read may mix two states; read it again")
 
     def _create(self, busy_timeout: float) -> None:
         """A new ledger, built whole under a temporary name beside it and linked into place (link(2)
@@ -147,3 +196,12 @@ class SQLiteStore(SqlStore):
     def check(self) -> list[str]:
         problems = [r[0] for r in self._query("PRAGMA integrity_check") if r[0] != "ok"]
         return problems + super().check()
+
+
+def _file_state(path: Path) -> tuple[int, ...]:
+    """What changes when the file is written or replaced (a missing file: an empty tuple)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return ()
+    return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns

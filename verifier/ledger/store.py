@@ -219,6 +219,7 @@ class SqlStore:
     bytewise = ""
     placeholder = "?"
     url = ""
+    read_only = False  # opened where it cannot be written (SQLite: ``SQLiteStore._connect``)
 
     def __init__(self) -> None:
         self.conn: Any = None
@@ -349,6 +350,10 @@ class SqlStore:
             raise LedgerError(f"ledger {self.url} has schema version {version}, newer than this "
                               f"xchat-verify understands ({schema.SCHEMA_VERSION}); upgrade xchat-verify")
         if version < schema.SCHEMA_VERSION:
+            if self.read_only:
+                raise LedgerError(f"ledger {self.url} has schema version {version}, which this xchat-verify "
+                                  f"upgrades to {schema.SCHEMA_VERSION} when it opens it, but it is read-only "
+                                  "here: copy it to a writable place")
             with self.transaction():
                 current = int(dict(self._query("SELECT name, value FROM ledger_meta"))["schema_version"])
                 if current < schema.SCHEMA_VERSION:
