@@ -156,3 +156,12 @@ def test_recording_into_a_read_only_ledger_fails_in_one_line(place):
     done = _in_read_only(place, *_cli("verify", *EXAMPLES, "--keys", KEYRING, "--ledger", str(ledger)))
     assert done.returncode == 3 and "Traceback" not in done.stderr
     assert [line for line in done.stderr.splitlines() if "ledger" in line], done.stderr
+
+
+def test_a_link_to_a_ledger_in_a_read_only_place_is_read_there(place, tmp_path_factory):
+    """SQLite keeps ``-wal`` and ``-shm`` beside the file a link names: the place that decides is
+    the file's, not the link's (a writable one)."""
+    link = tmp_path_factory.mktemp("links") / "ledger.db"
+    link.symlink_to(place / "l.db")
+    done = _in_read_only(place, *_cli("ledger", "check", "--ledger", str(link)))
+    assert done.returncode == 0 and json.loads(done.stdout)["consistent"] is True, done.stderr

@@ -52,6 +52,7 @@ class SQLiteStore(SqlStore):
                     raise LedgerError(f"{self.url} is not an xchat-verify ledger (not an SQLite database)")
         self.read_only = False
         self._unchanged: tuple[int, ...] | None = None  # the file as an immutable read found it
+        self._real = self.path
         try:
             self.conn = self._connect(busy_timeout, reading=not create)
             if exists:  # a foreign database is refused before anything (even the journal mode) changes
@@ -97,23 +98,25 @@ class SQLiteStore(SqlStore):
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
             return conn
         except sqlite3.OperationalError:
-            if os.access(self.path.parent, os.W_OK):  # the -shm could be made: not a read-only place
+            real = Path(os.path.realpath(self.path))  # SQLite keeps -wal and -shm beside the file a link names
+            if os.access(real.parent, os.W_OK):  # the -shm could be made: not a read-only place
                 conn.close()
                 raise
         conn.close()
-        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+        uri = "file:" + urllib.parse.quote(str(real)) + "?mode=ro"
         conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
         except sqlite3.OperationalError:
             conn.close()
-            wal = Path(f"{self.path}-wal")
+            wal = Path(f"{real}-wal")
             if wal.exists() and wal.stat().st_size:
                 raise LedgerError(f"ledger {self.url}: cannot be read where it is: its write-ahead log "
                                   f"({wal.name}) holds commits that SQLite reads only with a shared-memory "
-                                  f"file ({self.path.name}-shm), which cannot be created in this read-only "
+                                  f"file ({real.name}-shm), which cannot be created in this read-only "
                                   "place; copy the ledger and its -wal file to a writable directory") from None
-            self._unchanged = _file_state(self.path)
+            self._unchanged = _file_state(real)
+            self._real = real
             conn = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=busy_timeout, isolation_level=None,
                                    check_same_thread=False)
         self.read_only = True
@@ -125,7 +128,7 @@ class SQLiteStore(SqlStore):
         super().close()
         if self._unchanged is not None:
             before, self._unchanged = self._unchanged, None
-            if _file_state(self.path) != before:
+            if _file_state(self._real) != before:
                 raise LedgerError(f"ledger {self.url} changed while it was read (read-only, without locks): "
                                   "what was read may mix two states; read it again")
 
