@@ -42,6 +42,19 @@ def test_allow_embedded_keys_is_the_explicit_opt_in_and_says_so():
     assert "NOT authenticated" in verifier.report.render(report, "text").splitlines()[-1]
 
 
+def test_the_html_body_of_an_embedded_keys_pass_is_not_an_all_clear():
+    """r109: the Problems section of an --allow-embedded-keys PASS said "No errors or warnings."
+    under a banner saying the keys are NOT authenticated; a pass on trusted keys still says it."""
+    import re
+    report = verify(page(ev(seq=1)), allow_embedded_keys=True)
+    html = verifier.report.render(report, "html")
+    problems = re.search(r'<section class="card" id="problems">.*?</section>', html).group(0)
+    assert "No errors or warnings." not in problems
+    assert "NOT an all-clear: signer keys NOT authenticated" in problems
+    trusted = verifier.report.render(verify(page(ev(seq=1)), ring=keyring(ALICE)), "html")
+    assert "No errors or warnings." in trusted and "NOT an all-clear" not in trusted
+
+
 MALLORY_AS_ALICE = Identity.from_seed("1111", "999", "mallory")  # Alice's id, a version the keyring lacks
 
 

@@ -326,6 +326,21 @@ def _conversations(report: Report) -> str:
 
 
 # ------------------------------------------------------------------------------------- sections
+def _caveats(report: Report) -> list[str]:
+    """What a verdict does not prove (unauthenticated keys, an incomplete history): the banner's
+    alerts, and what the Problems section says instead of an all-clear when it lists nothing."""
+    p = report.proof
+    caveats = []
+    if not p.keys_authenticated:
+        caveats.append("signer keys NOT authenticated (saved in the evidence directory)"
+                       if unvouched_evidence_keys(report) else
+                       f"{p.embedded_keys:,} signature(s) checked with a key NOT authenticated" if _mixed_keys(report)
+                       else "signer keys NOT authenticated")
+    if not p.complete:
+        caveats.append("history incomplete")
+    return caveats
+
+
 def _banner(report: Report) -> str:
     p = report.proof
     verdict = report.verdict
@@ -334,14 +349,7 @@ def _banner(report: Report) -> str:
              f"{p.proven:,} of {p.signed:,} signatures proven"]
     if p.needs_conversation_key:
         chips.append(f"{p.needs_conversation_key:,} need a conversation key")
-    alerts = []
-    if not p.keys_authenticated:
-        alerts.append("signer keys NOT authenticated (saved in the evidence directory)"
-                      if unvouched_evidence_keys(report) else
-                      f"{p.embedded_keys:,} signature(s) checked with a key NOT authenticated" if _mixed_keys(report)
-                      else "signer keys NOT authenticated")
-    if not p.complete:
-        alerts.append("history incomplete")
+    alerts = _caveats(report)
     if input_errors:
         alerts.append(f"{input_errors} input error(s)")
     if report.strict:
@@ -362,8 +370,13 @@ def _nav() -> str:
             + "".join(f'<a href="#{anchor}">{label}</a>' for anchor, label in links) + "</div></nav>")
 
 
-def _problems(groups: list[ProblemGroup], filterable: set[str]) -> str:
+def _problems(report: Report, groups: list[ProblemGroup], filterable: set[str]) -> str:
     if not groups:
+        caveats = _caveats(report)
+        if caveats:  # an all-clear under the banner's "NOT authenticated" read as one (review: r109)
+            return ('<section class="card" id="problems"><h2>Problems</h2>'
+                    '<p class="callout error" id="xv-not-all-clear">No error or warning finding, but this is NOT '
+                    f"an all-clear: {esc('; '.join(caveats))} (see the verdict above).</p></section>")
         return ('<section class="card" id="problems"><h2>Problems</h2>'
                 '<p class="callout ok">No errors or warnings.</p></section>')
     total = sum(g.count for g in groups)
@@ -611,7 +624,7 @@ def render_html(report: Report) -> str:
     codes = event_codes(report)
     groups = problem_groups(report, _EXAMPLES)
     title = f"xchat-verify: {report.verdict.upper()}"
-    body = [_banner(report), _nav(), '<main class="wrap">', _problems(groups, set(codes)),
+    body = [_banner(report), _nav(), '<main class="wrap">', _problems(report, groups, set(codes)),
             _conversations(report), _events(report, codes), _keys(report), _scoped(report), _inputs(report),
             "</main>", _footer(report), _data(report), f"<script>{JS}</script>"]
     head = ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
