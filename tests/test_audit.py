@@ -120,6 +120,20 @@ def test_legacy_and_2167_deployments(api):
     assert proc.returncode == 0 and json.loads(proc.stdout)["verdict"] == "pass"
 
 
+def test_the_verdict_line_says_the_keys_came_from_the_key_directory(api):
+    """r109: audit, which has no --keys, said "signer keys from the keyring" of the keys it fetched
+    from the key directory; key_source in the JSON stays "keyring" (formats.md)."""
+    proc = cli(api, *audit_args(api))
+    assert proc.returncode == 0
+    assert proc.stdout.strip().splitlines()[-1].endswith("signer keys from the fetched key directory")
+    assert "keyring" not in proc.stdout.strip().splitlines()[-1]
+    from verifier.inputs import load_keyring, load_pages  # a --keys keyring is still "the keyring"
+    examples = REPO / "examples"
+    report = verifier.verify_pages(load_pages(sorted(map(str, (examples / "conversation").glob("*.json"))), 1 << 24),
+                                   load_keyring(str(examples / "keyring.json"), 1 << 24))
+    assert verifier.report.render(report, "text").splitlines()[-1].endswith("signer keys from the keyring")
+
+
 def test_missing_or_wrong_token(api, tmp_path):
     proc = cli(api, *audit_args(api), token=False)
     assert proc.returncode == 2 and "X_BEARER_TOKEN" in proc.stderr

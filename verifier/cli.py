@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # the network modules are imported by the commands that use t
     from .vectors import Suite
 from ._version import __version__
 from .report import FORMATS
+from .report.common import keyring_described_as
 from .report.stream import iter_report, report_parts
 from .sanitize import printable
 
@@ -548,7 +549,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     finally:
         ledger.close()
     _warn_of_stale_receipt(args)
-    return finish(report, args)
+    with keyring_described_as("the fetched key directory"):  # audit has no --keys: its keys were fetched
+        return finish(report, args)
 
 
 def _warn_of_stale_receipt(args: argparse.Namespace) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from ..model import HINTS, Code, ConversationReport, EventReport, Finding, Report, Severity, fails
@@ -69,6 +71,20 @@ def proof_line(report: Report) -> str:
 
 _KEY_SOURCE_WORDS = {"keyring": "the keyring", "evidence": "the evidence directory",
                      "evidence+receipt": "the evidence directory, vouched for by its receipt"}
+# What a report's "keyring" was, when it was not a --keys file: `audit` verifies with the keys it
+# fetched from the key directory, whose report still says key_source "keyring" (formats.md) but read
+# "signer keys from the keyring" when no keyring had been given (r109).
+_KEYRING_WORDS: ContextVar[str] = ContextVar("keyring_words", default="the keyring")
+
+
+@contextmanager
+def keyring_described_as(words: str) -> Iterator[None]:
+    """Reports rendered inside this block name their keyring's keys as coming from ``words``."""
+    token = _KEYRING_WORDS.set(words)
+    try:
+        yield
+    finally:
+        _KEYRING_WORDS.reset(token)
 
 
 def unvouched_evidence_keys(report: Report) -> bool:
@@ -77,7 +93,13 @@ def unvouched_evidence_keys(report: Report) -> bool:
 
 
 def key_source_words(source: str) -> str:
-    """A report's ``key_source`` in words ("keyring+ledger" and the like stay as they are)."""
+    """A report's ``key_source`` in words ("keyring+ledger" and the like stay as they are, but for
+    the keyring's own words when ``keyring_described_as`` gave them)."""
+    words = _KEYRING_WORDS.get()
+    if source == "keyring":
+        return words
+    if source == "keyring+ledger" and words != "the keyring":
+        return f"{words} and the ledger"
     return _KEY_SOURCE_WORDS.get(source, source)
 
 
