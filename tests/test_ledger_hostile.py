@@ -82,6 +82,17 @@ def test_a_malformed_postgres_url_is_a_usage_error_without_its_password(url, pag
         one_line(run_cli(args, env=env()), 2, "not a valid postgresql:// URL", absent=("pw-s3cret",))
 
 
+def test_a_postgres_ledger_without_psycopg_is_a_usage_error_as_archive_verify_without_dask_is(pages, monkeypatch):
+    """r109: a missing optional extra exited 3 for psycopg (as a ledger that cannot be used) and 2
+    for Dask (documented: a usage error, docs/cli.md); both are now usage errors."""
+    url = "postgresql://bob:pw-s3cret@127.0.0.1:1/ledger"
+    for name in ("psycopg", "dask", "distributed"):
+        monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError: the extra is not installed
+    for args in (["ledger", "show", "--ledger", url], ["verify", *pages[0], "--keys", pages[1], "--ledger", url]):
+        one_line(run_cli(args, env=env()), 2, "needs psycopg 3", "xchat-verify[postgres]", absent=("pw-s3cret",))
+    one_line(run_cli(["archive", "verify", *pages[0], "--keys", pages[1]], env=env()), 2, "needs Dask")
+
+
 @pytest.mark.slow
 def test_secret_query_parameters_are_never_printed(pages):
     from pg import free_port

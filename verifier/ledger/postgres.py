@@ -101,7 +101,8 @@ class PostgresStore(SqlStore):
         try:
             import psycopg
         except ImportError:
-            raise LedgerError("a postgresql:// ledger needs psycopg 3: pip install 'xchat-verify[postgres]'") from None
+            # a missing extra is a usage error, as archive verify without Dask is (docs/cli.md; r109)
+            raise UsageError("a postgresql:// ledger needs psycopg 3: pip install 'xchat-verify[postgres]'") from None
         self._psycopg = psycopg
         self._target = url
         self._connect()
