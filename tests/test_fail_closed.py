@@ -157,6 +157,26 @@ def test_a_pass_on_nothing_proven_says_it_was_accepted_with_allow_empty(fmt):
     assert proven.verdict == "pass" and "--allow-empty" not in shown(proven)
 
 
+def test_a_fail_never_says_an_emptiness_was_accepted(tmp_path, capsys):
+    """r109: a conversation with nothing proven that failed for another reason (a key conflict),
+    and an empty run with an unreadable input, read "..., accepted (--allow-empty)" on a FAIL."""
+    import verifier.report
+    key_change = ev("ConversationKeyChangeEvent", {"conversation_key_version": "42"}, seq=1,
+                    conversation_keys={"42": bytes(32)})
+    report = verify(page(ev(seq=2, prev=1, sender=MALLORY), key_change), ring=keyring(ALICE), allow_empty=True)
+    line = verifier.report.render(report, "text").splitlines()[-1]
+    assert report.verdict == "fail" and "accepted" not in line
+    assert line.endswith("1 conversation(s) empty or with nothing proven (allowed by --allow-empty), failing for "
+                         "another reason")
+    empty, ring = tmp_path / "empty.json", tmp_path / "ring.json"
+    empty.write_text(json.dumps({"data": [], "meta": {"result_count": 0}}))
+    ring.write_text(json.dumps({"keys": [ALICE.keyring_entry()]}))
+    assert main(["verify", str(empty), str(tmp_path / "missing.json"), "--keys", str(ring), "--allow-empty"]) == 3
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("verdict: FAIL") and "accepted" not in line
+    assert "no events (allowed by --allow-empty; the run fails for another reason)" in line
+
+
 # ------------------------------------------------------------------ chain
 def test_leading_zeros_make_a_conflict_not_two_events():
     from verifier.testing.forge import forge_event

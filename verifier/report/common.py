@@ -59,13 +59,22 @@ def proof_line(report: Report) -> str:
     # round 100: --allow-empty's weaker claim was stated nowhere but in the counts ("PASS — ...; 0 of 1
     # signatures proven"), where --allow-partial's says "history incomplete" and embedded keys "NOT
     # authenticated" (threat-model.md: every weaker claim is stated)
+    # r109: "accepted" only where it passed: a FAIL said a conversation's emptiness was "accepted
+    # (--allow-empty)" while that conversation failed for another reason
     accepted = {scope: f.code for scope, f in scoped_findings(report)
                 if f.code in ("no_events", "nothing_proven") and f.severity == "info"}
+    passed = {c.conversation_id for c in report.conversations if c.verdict == "pass"}
     if "run" in accepted:
         parts.append(("no events" if accepted["run"] == "no_events" else "nothing proven")
-                     + ", accepted (--allow-empty)")
+                     + (", accepted (--allow-empty)" if report.verdict == "pass" else
+                        " (allowed by --allow-empty; the run fails for another reason)"))
     elif accepted:
-        parts.append(f"{len(accepted)} conversation(s) empty or with nothing proven, accepted (--allow-empty)")
+        ok = sum(1 for scope in accepted if scope in passed)
+        if ok:
+            parts.append(f"{ok} conversation(s) empty or with nothing proven, accepted (--allow-empty)")
+        if len(accepted) > ok:
+            parts.append(f"{len(accepted) - ok} conversation(s) empty or with nothing proven (allowed by "
+                         "--allow-empty), failing for another reason")
     return "; ".join(parts)
 
 
