@@ -290,3 +290,32 @@ def test_an_opt_in_is_a_bool(name, value):
         verifier.verify_pages([page(ev(seq=1))], keyring(ALICE), **{name: value})
     with pytest.raises(verifier.UsageError, match=f"{name} must be True or False"):
         verifier.Verification(**{name: value})
+
+
+@pytest.mark.parametrize("name, value", [("workers", "2"), ("workers", 0), ("workers", True), ("workers", 2.0),
+                                         ("expected_conversation_id", 5), ("expected_conversation_id", b"1:2"),
+                                         ("limits", None), ("limits", {"max_depth": 8})])
+def test_an_option_of_the_wrong_type_is_a_usage_error(name, value):
+    """r109: ``workers="2"``, ``expected_conversation_id=5`` and ``limits=None`` were raw TypeErrors
+    and AttributeErrors from inside the engine (docs/api.md: errors raised on purpose derive from
+    XChatVerifyError, one line)."""
+    for call in (lambda: verifier.verify_pages([page(ev(seq=1))], keyring(ALICE), **{name: value}),
+                 lambda: verifier.Verification(**{name: value})):
+        with pytest.raises(verifier.UsageError, match=f"^{name} must be ") as caught:
+            call()
+        assert "\n" not in str(caught.value)
+    good = {"workers": 2, "expected_conversation_id": CONV, "limits": verifier.Limits()}[name]
+    assert verifier.verify_pages([page(ev(seq=1))], keyring(ALICE), **{name: good}).verdict == "pass"
+
+
+def test_parse_conversation_keys_refuses_one_string_and_values_that_are_not_text():
+    """r109: one string was iterated, each character taken for a VERSION=BASE64 option ("got '1'")."""
+    import base64
+
+    from verifier.inputs import parse_conversation_keys
+    value = "42=" + base64.b64encode(bytes(32)).decode()
+    assert parse_conversation_keys([value]) == {"42": bytes(32)}
+    with pytest.raises(verifier.UsageError, match="takes a sequence of VERSION=BASE64 values, not one str"):
+        parse_conversation_keys(value)
+    with pytest.raises(verifier.UsageError, match="expects VERSION=BASE64 text, got int 42"):
+        parse_conversation_keys([42])

@@ -215,6 +215,18 @@ def verify_pages(pages: Iterable[PageInput | DecodedPage | bytes | str | dict[st
         return verification._finish(keyring, lazy)
 
 
+def _check_options(expected_conversation_id: object, limits: object, workers: object) -> None:
+    """``UsageError`` for an option of the wrong type (r109: ``workers="2"``, ``limits=None`` and
+    ``expected_conversation_id=5`` were raw TypeErrors and AttributeErrors from deep inside)."""
+    if expected_conversation_id is not None and not isinstance(expected_conversation_id, str):
+        raise UsageError("expected_conversation_id must be a str or None, not "
+                         f"{type(expected_conversation_id).__name__} {expected_conversation_id!r:.40}")
+    if not isinstance(limits, Limits):
+        raise UsageError(f"limits must be a verifier.Limits, not {type(limits).__name__} {limits!r:.40}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise UsageError(f"workers must be None or an int of at least 1, not {type(workers).__name__} {workers!r:.40}")
+
+
 class Verification:
     """Incremental form of ``verify_pages``: decode pages as they arrive, verify once keys are known.
 
@@ -233,6 +245,7 @@ class Verification:
         the walk and says so with ``mark_incomplete`` (an audit, saved evidence)."""
         policy = Policy(allow_embedded_keys=allow_embedded_keys, allow_empty=allow_empty,
                         allow_partial=allow_partial, strict=strict)
+        _check_options(expected_conversation_id, limits, workers)
         self._run = _Run(conversation_keys or {}, policy, canonical_conversation(expected_conversation_id), limits,
                          workers, tuple(default_reviewers() if reviewers is None else reviewers))
         self._run.judge_paging = judge_paging

@@ -467,9 +467,13 @@ def load_keyring(path: str, max_bytes: int) -> Keyring:
 
 
 def parse_conversation_keys(values: Sequence[str]) -> dict[str, bytes]:
-    """``VERSION=BASE64`` options -> {version: 32-byte key}; ``UsageError`` on anything else."""
+    """``VERSION=BASE64`` options -> {version: 32-byte key}; ``UsageError`` on anything else (one
+    string, whose characters were each taken for an option, r109; a value that is not a str)."""
+    refuse_one_value(values, "parse_conversation_keys", "VERSION=BASE64 values")
     keys = {}
     for value in values:
+        if not isinstance(value, str):
+            raise UsageError(f"--conversation-key expects VERSION=BASE64 text, got {type(value).__name__} {value!r:.40}")
         version, sep, b64 = value.partition("=")
         if not sep or not version:
             raise UsageError(f"--conversation-key expects VERSION=BASE64, got {value!r}")
