@@ -94,27 +94,20 @@ class SQLiteStore(SqlStore):
         conn.execute("PRAGMA busy_timeout = %d" % int(busy_timeout * 1000))
         if not reading:
             return conn
-        try:
-            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
-            return conn
-        except sqlite3.OperationalError:
-            real = Path(os.path.realpath(self.path))  # SQLite keeps -wal and -shm beside the file a link names
-            if os.access(real.parent, os.W_OK):  # the -shm could be made: not a read-only place
-                conn.close()
-                raise
+        real = Path(os.path.realpath(self.path))  # SQLite keeps -wal and -shm beside the file a link names
+        if _readable(conn) or os.access(real.parent, os.W_OK):  # a -shm could be made: not a read-only place
+            return conn  # (one it cannot read there: the ledger's first read says why, as before)
         conn.close()
         uri = "file:" + urllib.parse.quote(str(real)) + "?mode=ro"
         conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
-        except sqlite3.OperationalError:
+        if not _readable(conn):
             conn.close()
             wal = Path(f"{real}-wal")
-            if wal.exists() and wal.stat().st_size:
+            if _file_state(wal)[1:2] not in ((), (0,)):  # a log that holds commits
                 raise LedgerError(f"ledger {self.url}: cannot be read where it is: its write-ahead log "
                                   f"({wal.name}) holds commits that SQLite reads only with a shared-memory "
                                   f"file ({real.name}-shm), which cannot be created in this read-only "
-                                  "place; copy the ledger and its -wal file to a writable directory") from None
+                                  "place; copy the ledger and its -wal file to a writable directory")
             self._unchanged = _file_state(real)
             self._real = real
             conn = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=busy_timeout, isolation_level=None,
@@ -199,6 +192,16 @@ class SQLiteStore(SqlStore):
     def check(self) -> list[str]:
         problems = [r[0] for r in self._query("PRAGMA integrity_check") if r[0] != "ok"]
         return problems + super().check()
+
+
+def _readable(conn: sqlite3.Connection) -> bool:
+    """Whether the connection can open and read the database (another error, such as a file that is
+    not a database, is raised by the ledger's first read, as before)."""
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
+        return True
+    except sqlite3.OperationalError:
+        return False
 
 
 def _file_state(path: Path) -> tuple[int, ...]:
