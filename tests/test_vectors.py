@@ -533,3 +533,25 @@ def test_the_markdown_summary_has_no_image_or_link_from_an_implementation(small_
     text = summary.read_text()
     assert proc.returncode == 1 and 'verdict: "\\!\\[t\\]\\(https\\://t.example/p.png\\)' in text
     assert "![" not in text and "](" not in text
+
+
+def test_a_release_copy_with_a_case_removed_cannot_keep_the_release_digest(tmp_path):
+    """Round 110: a case's files replaced by one file whose name held newlines and the case's other
+    checksum lines: the checksums hashed were the release's, so the copy ran as the release, without
+    the case and without a warning. Names are escaped as GNU sha256sum escapes them."""
+    from verifier.vectors import checksums, discover, load_suite, suite_files
+    copy = tmp_path / "suite"
+    shutil.copytree(VECTORS, copy, ignore=shutil.ignore_patterns("generate.py", "__pycache__"))
+    release = load_suite(copy).actual_digest
+    names = [n for n in suite_files(copy) if n.startswith("chain/gap/")]
+    lines = checksums(copy, names).rstrip("\n").split("\n")
+    forged = copy / (lines[0].split("  ", 1)[1] + "\n" + "\n".join(lines[1:]))
+    content = (copy / names[0]).read_bytes()
+    shutil.rmtree(copy / "chain" / "gap")
+    forged.parent.mkdir(parents=True)
+    forged.write_bytes(content)
+    assert "chain/gap" not in [p.relative_to(copy).as_posix() for p in discover(copy)]
+    suite = load_suite(copy)
+    assert suite.actual_digest != release and suite.modified and suite.release is None
+    line = checksums(copy, [forged.relative_to(copy).as_posix()])
+    assert line.startswith("\\") and line.count("\n") == 1  # one line, as sha256sum writes it
