@@ -256,3 +256,17 @@ def test_misconfigured_modes_fail_with_a_usage_error(gh, inputs, failing_step, m
     assert step.exit_code == 2 and message in step.stdout and result.failed
     assert not any(s.ran for s in result.steps if s.uses)
     assert result.outputs["exit-code"] in ("", "2")
+
+
+def test_conformance_does_not_count_a_suite_changed_during_the_run_as_a_passed_case(gh):
+    """Round 110: the JUnit file of a run whose suite an implementation rewrote has one errored
+    testcase saying so; it is no case, and not counted as passed."""
+    suite = small_suite(gh.workspace / "suite")
+    impl = gh.workspace / "impl.py"
+    impl.write_text(f"import subprocess, sys\nopen({str(suite / 'note.txt')!r}, 'a').write('x')\n"
+                    f"r = subprocess.run([{str(XCHAT_VERIFY)!r}, 'verify', '--format', 'json', *sys.argv[1:]], "
+                    "capture_output=True)\nsys.stdout.buffer.write(r.stdout)\nsys.exit(r.returncode)\n")
+    result = gh({"mode": "conformance", "impl": f"{sys.executable} {impl}", "vectors": "suite"})
+    step = result.step("conformance")
+    assert step.exit_code == 1 and result.failed
+    assert (step.outputs["passed"], step.outputs["failed"]) == ("4", "0"), step.stdout + step.stderr

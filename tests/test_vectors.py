@@ -555,3 +555,17 @@ def test_a_release_copy_with_a_case_removed_cannot_keep_the_release_digest(tmp_p
     assert suite.actual_digest != release and suite.modified and suite.release is None
     line = checksums(copy, [forged.relative_to(copy).as_posix()])
     assert line.startswith("\\") and line.count("\n") == 1  # one line, as sha256sum writes it
+
+
+def test_the_junit_results_say_the_suite_changed_during_the_run(small_suite, tmp_path, monkeypatch):
+    """Round 110: text, JSON and Markdown said CHANGED DURING THE RUN; the JUnit file of the same run
+    had failures="0", errors="0" and no word of it (nor of MODIFIED / UNRELEASED)."""
+    monkeypatch.setenv("SUITE", str(small_suite))
+    junit = tmp_path / "out.xml"
+    proc = run(small_suite, "--impl", impl(tmp_path, REWRITE_SUITE), "--timeout", "20", "--junit", junit)
+    assert proc.returncode == 1
+    root = ET.parse(junit).getroot()
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert "CHANGED DURING THE RUN" in props["heading"] and props["suite_release"] == ""
+    assert root.get("errors") == "1" and int(root.get("tests")) == len(list(root.iter("testcase")))
+    assert [c.get("name") for c in root.iter("testcase") if c.find("error") is not None] == ["unchanged during the run"]
