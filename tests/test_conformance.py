@@ -641,6 +641,18 @@ def test_a_child_that_escapes_the_group_cannot_hold_the_runner_past_the_timeout(
     assert problems == ["its output stayed open 1.5 s after it exited (a process it left behind holds stdout or stderr)"]
 
 
+@pytest.mark.parametrize("code", [3, 1])
+def test_a_process_left_holding_the_output_fails_a_case_whatever_the_exit_code(code):
+    """Round 110: on a case that expects exit code 3, an implementation that exited 3 while a process
+    it left outside its group held its output (the runner waiting the whole timeout) passed; the
+    protocol fails every such case."""
+    spec = spec_of("malformed/page-not-json")
+    assert spec["expected"]["exit_code"] == 3
+    outcome = v.Outcome(code, b"", b"", held_open=True)
+    problems = v.judge_outcome(outcome, spec, 1.5)[2]
+    assert problems == ["its output stayed open 1.5 s after it exited (a process it left behind holds stdout or stderr)"]
+
+
 @pytest.mark.parametrize("name", ["chain/gap/expected.json", "chain/gap/page-1.json", "index.json"])
 @pytest.mark.parametrize("mode", ["in-process", "impl"])
 def test_a_fifo_as_a_suite_file_is_an_error_never_a_blocking_read(pair, oracle, name, mode):

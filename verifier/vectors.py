@@ -695,11 +695,11 @@ def judge_outcome(outcome: Outcome, spec: dict, timeout: float | None = None) ->
         return None, code, [f"usage error (exit code 2){_stderr_tail(outcome.stderr)}"]
     if code not in (0, 1, 3):
         return None, code, [f"crashed: exit code {code}{_stderr_tail(outcome.stderr)}"]
-    if code == 3 or spec["expected"]["exit_code"] == 3:
-        return None, code, []  # only the exit code counts (compare says whether it matches)
-    if outcome.held_open:
+    if outcome.held_open:  # whatever its exit code (round 110: an exit 3 passed all the same)
         return None, code, [f"its output stayed open {timeout or 0:g} s after it exited (a process it left behind "
                             "holds stdout or stderr)"]
+    if code == 3 or spec["expected"]["exit_code"] == 3:
+        return None, code, []  # only the exit code counts (compare says whether it matches)
     if outcome.stdout_truncated:
         return None, code, [f"report larger than {MAX_REPORT_BYTES:,} bytes"]
     if not outcome.stdout.strip():
