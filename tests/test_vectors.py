@@ -569,3 +569,19 @@ def test_the_junit_results_say_the_suite_changed_during_the_run(small_suite, tmp
     assert "CHANGED DURING THE RUN" in props["heading"] and props["suite_release"] == ""
     assert root.get("errors") == "1" and int(root.get("tests")) == len(list(root.iter("testcase")))
     assert [c.get("name") for c in root.iter("testcase") if c.find("error") is not None] == ["unchanged during the run"]
+
+
+def test_an_input_reached_through_a_linked_directory_is_refused(tmp_path):
+    """Round 110: a page ``sub/page-1.json``, ``sub`` a link to a directory outside the suite, was read
+    from there (outside the digest and the fingerprint) and the case passed."""
+    case = tmp_path / "suite" / "chain" / "gap"
+    shutil.copytree(VECTORS / "chain" / "gap", case)
+    (tmp_path / "outside").mkdir()
+    (case / "page-1.json").rename(tmp_path / "outside" / "page-1.json")
+    (case / "sub").symlink_to(tmp_path / "outside")
+    spec = json.loads((case / "expected.json").read_text())
+    (case / "expected.json").write_text(json.dumps({**spec, "pages": ["sub/page-1.json"]}))
+    proc = run(tmp_path / "suite")
+    assert proc.returncode == 1
+    assert "FAIL chain/gap: unreadable case input: input path sub/page-1.json goes through a symbolic link (sub)" \
+        in proc.stdout

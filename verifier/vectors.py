@@ -531,8 +531,20 @@ def staged(folder: Path, spec: dict) -> Iterator[Path]:
     missing (the case then expects exit code 3)."""
     with tempfile.TemporaryDirectory(prefix="xchat-vector-", ignore_cleanup_errors=True) as tmp:
         for name in spec["pages"] + ([spec["keyring"]] if spec.get("keyring") else []):
+            _no_linked_directory(folder, name)
             _copy_input(folder / name, Path(tmp, name))
         yield Path(tmp)
+
+
+def _no_linked_directory(folder: Path, name: str) -> None:
+    """No directory on the way from the case directory to an input is a symbolic link. Why: a page
+    ``sub/page-1.json`` with ``sub`` a link was read from outside the suite, its digest and its
+    fingerprint (round 110; the file itself was already refused as a link)."""
+    parts = Path(name).parts[:-1]
+    for depth in range(1, len(parts) + 1):
+        if (folder.joinpath(*parts[:depth])).is_symlink():
+            raise ValueError(f"input path {printable(name)} goes through a symbolic link "
+                             f"({printable('/'.join(parts[:depth]))})")
 
 
 def _copy_input(source: Path, target: Path) -> None:
