@@ -585,3 +585,16 @@ def test_an_input_reached_through_a_linked_directory_is_refused(tmp_path):
     assert proc.returncode == 1
     assert "FAIL chain/gap: unreadable case input: input path sub/page-1.json goes through a symbolic link (sub)" \
         in proc.stdout
+
+
+@pytest.mark.parametrize("name", ["expected.json", "sub/expected.json"])
+def test_a_case_cannot_hand_an_expected_json_to_the_implementation(tmp_path, name):
+    """Round 110: a case naming its expected.json as a page had it copied for the implementation,
+    which read the expected answers (docs/vectors.md: never reachable through the paths it gets)."""
+    case = tmp_path / "suite" / "chain" / "gap"
+    shutil.copytree(VECTORS / "chain" / "gap", case)
+    spec = json.loads((case / "expected.json").read_text())
+    (case / "expected.json").write_text(json.dumps({**spec, "pages": ["page-1.json", name]}))
+    proc = run(tmp_path / "suite")
+    assert proc.returncode == 1
+    assert f"FAIL chain/gap: unreadable expected.json: input path {name} names a case's expected.json" in proc.stdout

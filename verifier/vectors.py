@@ -484,6 +484,8 @@ def _check_input_name(name: str) -> None:
     parts = name.replace("\\", "/").split("/")
     if not name or name.startswith(("/", "\\")) or ".." in parts or "" in parts or "." in parts:
         raise ValueError(f"input path {printable(name)} is not a plain path inside the case directory")
+    if parts[-1] == CASE_FILE:  # round 110: a case naming its own expected.json handed it to the implementation
+        raise ValueError(f"input path {printable(name)} names a case's {CASE_FILE}, never handed to an implementation")
 
 
 Runner = Callable[[Path, dict], tuple[dict | None, int, list[str]]]
