@@ -598,3 +598,30 @@ def test_a_case_cannot_hand_an_expected_json_to_the_implementation(tmp_path, nam
     proc = run(tmp_path / "suite")
     assert proc.returncode == 1
     assert f"FAIL chain/gap: unreadable expected.json: input path {name} names a case's expected.json" in proc.stdout
+
+
+def test_an_event_expected_twice_fails_its_case(tmp_path):
+    """Round 110: an expected.json listing one event index twice, and so another not at all, still
+    matched the report's event count: one reported event went unchecked."""
+    case = tmp_path / "suite" / "chain" / "gap"
+    shutil.copytree(VECTORS / "chain" / "gap", case)
+    spec = json.loads((case / "expected.json").read_text())
+    events = spec["expected"]["events"]
+    assert len(events) >= 2
+    events[1] = {**events[0]}
+    (case / "expected.json").write_text(json.dumps(spec))
+    proc = run(tmp_path / "suite")
+    assert proc.returncode == 1
+    assert (f"FAIL chain/gap: unreadable expected.json: expected.events lists event {events[0]['index']} more "
+            "than once") in proc.stdout
+
+
+@pytest.mark.parametrize("option", ["-o", "--junit", "--markdown"])
+def test_results_are_never_written_inside_the_suite(small_suite, option):
+    """Round 110: -o, --junit and --markdown inside the suite replaced a suite file after the run (as
+    `vectors export` into it did before round 80)."""
+    target = next(small_suite.rglob("expected.json"))
+    before = target.read_bytes()
+    proc = run(small_suite, option, str(target))
+    assert proc.returncode == 2 and "is inside the suite" in proc.stderr and proc.stdout == ""
+    assert target.read_bytes() == before

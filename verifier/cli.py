@@ -709,6 +709,10 @@ def cmd_vectors(args: argparse.Namespace) -> int:
         raise UsageError("--timeout must be greater than 0")
     runner = v.impl_runner(v.parse_impl(args.impl), timeout) if args.impl is not None else None
     _check_suite_root(root, given=bool(target))
+    for option, path in (("-o", args.output), ("--junit", args.junit), ("--markdown", args.markdown)):
+        if path and path != "-" and _inside(path, str(root)):  # round 110: the results replaced a suite file
+            raise UsageError(f"vectors {option} {printable(path)} is inside the suite {printable(str(root))}: "
+                             "writing there would change the suite")
     try:
         xfail = v.read_xfail(args.xfail) if args.xfail else set()
     except OSError as exc:

@@ -473,6 +473,10 @@ def _load_spec(folder: Path) -> dict:
         msgspec.convert(spec, _Spec)
     except msgspec.ValidationError as exc:
         raise ValueError(f"not an expected.json of schema xchat-verify/vector/v1: {exc}") from None
+    indexes = [event["index"] for event in spec["expected"]["events"]]
+    if len(set(indexes)) != len(indexes):  # round 110: the event count matched while a reported event went unchecked
+        twice = sorted({index for index in indexes if indexes.count(index) > 1})
+        raise ValueError(f"expected.events lists event {twice[0]} more than once: each event is expected once")
     for name in spec["pages"] + ([spec["keyring"]] if spec.get("keyring") else []):
         _check_input_name(name)
     return spec
