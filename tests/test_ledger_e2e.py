@@ -366,4 +366,38 @@ def test_history_is_not_failed_by_another_conversations_unreadable_chain_row(tmp
     # the conversation whose row it is: the ledger's one-line error, not "internal error" (review 107)
     damaged = run_cli(["ledger", "history", "--ledger", ledger, "1111:1000002"])
     assert damaged.returncode == 3 and "internal error" not in damaged.stderr, damaged.stderr
-    assert len(damaged.stderr.strip().splitlines()) == 1 and "UTF-8" in damaged.stderr, damaged.stderr
+    assert len(damaged.stderr.strip().splitlines()) == 1, damaged.stderr
+    assert "is damaged: table chains, audit 1, conversation '1111:1000002'" in damaged.stderr, damaged.stderr
+
+
+def test_a_row_the_driver_cannot_read_is_a_damaged_row_named_and_listed(tmp_path):
+    """Review 108: text SQLite cannot decode (not UTF-8, a hand edit) was the driver's one line, "Could
+    not decode to UTF-8 column 'tail' with text '?'", naming neither table nor row; ``ledger check``,
+    which lists every damaged row, stopped at it with that same line; and one such row in
+    ledger_meta, of any name, made every command say the file "is not an xchat-verify ledger". It is
+    read as its bytes, which the row checks name as they name a BLOB written there."""
+    import sqlite3
+
+    from helpers import run_cli
+
+    ledger = _ledger_of_one_event_conversations(tmp_path, 3)
+    db = sqlite3.connect(ledger)
+    db.execute("INSERT INTO ledger_meta (name, value) VALUES ('note', CAST(x'ff' AS TEXT))")
+    ok = run_cli(["ledger", "check", "--ledger", ledger])
+    assert ok.returncode == 0 and json.loads(ok.stdout)["consistent"], ok.stderr
+    db.execute("UPDATE chains SET tail = CAST(x'ff' AS TEXT) WHERE conv = (SELECT id FROM conversations "
+               "WHERE name = '1111:1000002')")
+    db.execute("UPDATE keys SET binding = CAST(x'fe' AS TEXT) WHERE source = 'keyring'")
+    db.commit()
+    db.close()
+    history = run_cli(["ledger", "history", "--ledger", ledger, "1111:1000002"])
+    assert history.returncode == 3 and len(history.stderr.strip().splitlines()) == 1, history.stderr
+    assert "is damaged: table chains, audit 1, conversation '1111:1000002'" in history.stderr, history.stderr
+    keys = run_cli(["ledger", "keys", "--ledger", ledger, "1111"])
+    assert keys.returncode == 3 and "is damaged: table keys, user '1111'" in keys.stderr, keys.stderr
+    check = run_cli(["ledger", "check", "--ledger", ledger])
+    assert check.returncode == 3, check.stderr
+    problems = json.loads(check.stdout)["problems"]
+    assert len(problems) == 2, problems
+    assert problems[0].startswith("table keys, user '1111' key version '1': a text column"), problems
+    assert problems[1].startswith("table chains, audit 1, conversation '1111:1000002': a text column"), problems

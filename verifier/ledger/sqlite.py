@@ -25,6 +25,15 @@ BUSY_TIMEOUT_S = 30.0
 LOCK_RETRIES = 8  # after the busy timeout: up to ~4 more minutes of waiting in all
 
 
+def _text_or_bytes(data: bytes) -> str | bytes:
+    """SQLite text as ``str``, or its bytes when it is not UTF-8 (a hand edit): the row checks then
+    name the row as damaged, as they do a BLOB stored in a text column."""
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return bytes(data)
+
+
 class SQLiteStore(SqlStore):
     dialect = "sqlite"
     placeholder = "?"
@@ -166,6 +175,13 @@ class SQLiteStore(SqlStore):
 
     def _errors(self) -> tuple[type[BaseException], ...]:
         return (sqlite3.Error,)
+
+    def _undecodable(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.OperationalError) and str(exc).startswith("Could not decode to UTF-8")
+
+    def _lenient(self, on: bool) -> None:
+        if self.conn is not None:
+            self.conn.text_factory = _text_or_bytes if on else str
 
     def _tables(self) -> set[str]:
         return {r[0] for r in self._query("SELECT name FROM sqlite_master WHERE type = 'table'")}
