@@ -165,3 +165,38 @@ def test_a_link_to_a_ledger_in_a_read_only_place_is_read_there(place, tmp_path_f
     link.symlink_to(place / "l.db")
     done = _in_read_only(place, *_cli("ledger", "check", "--ledger", str(link)))
     assert done.returncode == 0 and json.loads(done.stdout)["consistent"] is True, done.stderr
+
+
+_PAUSED = """
+import sys
+from verifier.cli import main
+from verifier.ledger.sqlite import SQLiteStore
+closing = SQLiteStore.close
+def close(self):
+    print("READ", file=sys.stderr, flush=True)
+    sys.stdin.readline()  # a writer elsewhere changes the ledger now
+    closing(self)
+SQLiteStore.close = close
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("command", [["show"], ["history", CONVERSATION], ["keys", "1215441834412953600"]])
+def test_a_ledger_changed_under_an_immutable_read_prints_nothing(place, command):
+    """The change is found at close: a command that printed what it read before closing printed a
+    state that may mix two (``keys``: a key last seen in an audit whose time it had not read), then
+    exit 3 (r111). Each prints after it closed, as ``check`` and ``export`` do."""
+    ledger = place / "l.db"
+    reader = subprocess.Popen(["unshare", "-m", "sh", "-c", _READ_ONLY, "sh", str(place), sys.executable, "-c",
+                               _PAUSED, "ledger", *command, "--ledger", str(ledger)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert reader.stderr is not None
+        assert reader.stderr.readline().strip() == "READ"
+        _record(ledger)
+        out, err = reader.communicate("\n", timeout=60)
+    finally:
+        reader.kill()
+        reader.wait()
+    assert reader.returncode == 3 and "changed while it was read" in err
+    assert out == ""

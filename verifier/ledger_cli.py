@@ -217,11 +217,12 @@ def cmd_ledger_show(args: argparse.Namespace) -> int:
                                   "head": t.head, "size": t.size, "root": t.root,
                                   "last_audit": last, "last_audit_time": times.get(last)})
         keys = store.keys()
-        _print({"ledger": store.url, "schema_version": store.schema_version(), "audits": len(audits),
-                "last_audit": _audit(audits[-1]) if audits else None, "conversations": conversations,
-                "users": len({k.user_id for k in keys}), "keys": len(keys)})
+        shown = {"ledger": store.url, "schema_version": store.schema_version(), "audits": len(audits),
+                 "last_audit": _audit(audits[-1]) if audits else None, "conversations": conversations,
+                 "users": len({k.user_id for k in keys}), "keys": len(keys)}
     finally:
-        store.close()
+        store.close()  # before printing: a ledger read as immutable that changed meanwhile prints nothing
+    _print(shown)
     return EXIT_PASS
 
 
@@ -240,11 +241,12 @@ def cmd_ledger_history(args: argparse.Namespace) -> int:
         chains = _chains_of(store, conv, audits)
         if not chains:
             raise InputError(f"the ledger has no conversation {printable(conv)}")
-        _print({"conversation": conv, "audits": [
+        shown = {"conversation": conv, "audits": [
             {**_audit(audits[c.audit]), "tail": c.tail, "head": c.head, "size": c.size, "root": c.root,
-             "complete": c.complete, "fetched": c.fetched} for c in chains]})
+             "complete": c.complete, "fetched": c.fetched} for c in chains]}
     finally:
-        store.close()
+        store.close()  # before printing (as show)
+    _print(shown)
     return EXIT_PASS
 
 
@@ -264,9 +266,10 @@ def cmd_ledger_keys(args: argparse.Namespace) -> int:
         rows = store.keys(args.user)
         if not rows:
             raise InputError(f"the ledger has no keys of user {printable(args.user)}")
-        _print({"user_id": args.user, "keys": [_key(k, times) for k in rows]})
+        shown = {"user_id": args.user, "keys": [_key(k, times) for k in rows]}
     finally:
-        store.close()
+        store.close()  # before printing (as show)
+    _print(shown)
     return EXIT_PASS
 
 
