@@ -200,3 +200,32 @@ def test_a_ledger_changed_under_an_immutable_read_prints_nothing(place, command)
         reader.wait()
     assert reader.returncode == 3 and "changed while it was read" in err
     assert out == ""
+
+
+_DIES_MID_TRANSACTION = """
+import os, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA cache_size = 1")  # its changes spill into the file before any commit
+conn.execute("BEGIN")
+conn.execute("UPDATE audits SET command = 'never committed'")
+conn.execute("CREATE TABLE filler(x)")
+conn.execute("INSERT INTO filler SELECT zeroblob(4000) FROM events")
+os._exit(9)
+"""
+
+
+def test_a_hot_rollback_journal_is_not_read_past_as_immutable(place, tmp_path_factory):
+    """A ledger in rollback-journal mode (a copy made by ``VACUUM INTO``) whose writer died mid-
+    transaction: its file holds pages never committed, which its ``-journal`` rolls back. Read as
+    immutable, which ignores the journal, ``ledger show`` printed the uncommitted rows, exit 0, and
+    ``ledger check`` found it consistent (r111)."""
+    copy = tmp_path_factory.mktemp("copy")
+    conn = sqlite3.connect(place / "l.db")
+    conn.execute("VACUUM INTO ?", (str(copy / "l.db"),))
+    conn.close()
+    subprocess.run([sys.executable, "-c", _DIES_MID_TRANSACTION, str(copy / "l.db")], timeout=60)
+    assert (copy / "l.db-journal").stat().st_size
+    for command in ("show", "check"):
+        done = _in_read_only(copy, *_cli("ledger", command, "--ledger", str(copy / "l.db")))
+        assert done.returncode == 3 and done.stdout == "", (command, done.stdout)
+        assert "rollback journal (l.db-journal)" in done.stderr and "Traceback" not in done.stderr

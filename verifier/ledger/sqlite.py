@@ -97,8 +97,9 @@ class SQLiteStore(SqlStore):
         read-only mount, a directory of another user's), where WAL mode cannot create the ``-shm``
         file even to read (round 101: such a ledger could not be read at all), a read-only one:
         SQLite's ``mode=ro`` where the ``-shm`` and ``-wal`` files are there, else, when no
-        write-ahead log holds commits the file lacks, ``immutable=1`` (no locks), whose reads are
-        checked at ``close`` against a change of the file meanwhile."""
+        write-ahead log holds commits the file lacks and no rollback journal may hold a half-written
+        transaction (a hot journal, which SQLite must roll back first), ``immutable=1`` (no locks),
+        whose reads are checked at ``close`` against a change of the file meanwhile."""
         conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = %d" % int(busy_timeout * 1000))
         if not reading:
@@ -117,6 +118,12 @@ class SQLiteStore(SqlStore):
                                   f"({wal.name}) holds commits that SQLite reads only with a shared-memory "
                                   f"file ({real.name}-shm), which cannot be created in this read-only "
                                   "place; copy the ledger and its -wal file to a writable directory")
+            journal = Path(f"{real}-journal")  # immutable=1 ignores a hot journal: it would read the torn pages
+            if _file_state(journal)[1:2] not in ((), (0,)):
+                raise LedgerError(f"ledger {self.url}: cannot be read where it is: its rollback journal "
+                                  f"({journal.name}) may hold a transaction that never completed, which SQLite "
+                                  "must roll back before the ledger is read, and cannot in this read-only place; "
+                                  "copy the ledger and its -journal file to a writable directory")
             self._unchanged = _file_state(real)
             self._real = real
             conn = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=busy_timeout, isolation_level=None,
