@@ -229,3 +229,16 @@ def test_a_hot_rollback_journal_is_not_read_past_as_immutable(place, tmp_path_fa
         done = _in_read_only(copy, *_cli("ledger", command, "--ledger", str(copy / "l.db")))
         assert done.returncode == 3 and done.stdout == "", (command, done.stdout)
         assert "rollback journal (l.db-journal)" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_ledger_in_rollback_mode_is_read_in_a_read_only_place(place, tmp_path_factory):
+    """A copy made by ``VACUUM INTO`` (SQLite's way to copy a live database) is in rollback-journal
+    mode: the reading commands read it there as they read it elsewhere, without turning it to WAL
+    mode, which cannot be written there (r111: exit 3, "attempt to write a readonly database")."""
+    copy = tmp_path_factory.mktemp("copy")
+    conn = sqlite3.connect(place / "l.db")
+    conn.execute("VACUUM INTO ?", (str(copy / "l.db"),))
+    conn.close()
+    done = _in_read_only(copy, *_cli("ledger", "show", "--ledger", str(copy / "l.db")))
+    assert done.returncode == 0 and json.loads(done.stdout)["audits"] == 1, done.stderr
+    assert sorted(p.name for p in copy.iterdir()) == ["l.db"]

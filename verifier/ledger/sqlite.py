@@ -74,6 +74,9 @@ class SQLiteStore(SqlStore):
                     if not {"name", "value"} <= columns:
                         raise LedgerError(f"{self.url} is not an xchat-verify ledger (its ledger_meta table "
                                           "is not a ledger's)")
+            if not self.read_only and not create and not _writable(self.path) \
+                    and str(self.conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                self.read_only = True  # a ledger in rollback mode (a VACUUM INTO copy) read where it stays so
             if not self.read_only:
                 mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
@@ -234,3 +237,9 @@ def _file_state(path: Path) -> tuple[int, ...]:
     except OSError:
         return ()
     return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
+def _writable(path: Path) -> bool:
+    """Whether the ledger, and the directory its ``-wal`` and ``-shm`` files go in, can be written."""
+    real = os.path.realpath(path)
+    return os.access(real, os.W_OK) and os.access(os.path.dirname(real), os.W_OK)
