@@ -242,3 +242,25 @@ def test_a_ledger_in_rollback_mode_is_read_in_a_read_only_place(place, tmp_path_
     done = _in_read_only(copy, *_cli("ledger", "show", "--ledger", str(copy / "l.db")))
     assert done.returncode == 0 and json.loads(done.stdout)["audits"] == 1, done.stderr
     assert sorted(p.name for p in copy.iterdir()) == ["l.db"]
+
+
+def test_a_ledger_of_an_older_schema_read_through_its_shared_memory_file_says_it_cannot_be_upgraded(place):
+    """With its ``-wal`` and ``-shm`` files beside it, SQLite reads it through the read-only
+    ``-shm``: the store was not taken as read-only, so the upgrade was tried and failed with SQLite's
+    "attempt to write a readonly database" (r111), not the one line a ledger without them gets."""
+    ledger = place / "l.db"
+    conn = sqlite3.connect(ledger)  # a schema-2 ledger: 2 -> 3 added the two fetched columns
+    conn.execute("ALTER TABLE audits DROP COLUMN fetched")
+    conn.execute("ALTER TABLE chains DROP COLUMN fetched")
+    conn.execute("UPDATE ledger_meta SET value = '2' WHERE name = 'schema_version'")
+    conn.commit()
+    conn.close()
+    holder = sqlite3.connect(ledger)  # open: its commit stays in the -wal file
+    try:
+        holder.execute("INSERT INTO ledger_meta(name, value) VALUES ('note', 'x')")
+        holder.commit()
+        assert Path(f"{ledger}-wal").stat().st_size and Path(f"{ledger}-shm").exists()
+        done = _in_read_only(place, *_cli("ledger", "show", "--ledger", str(ledger)))
+    finally:
+        holder.close()
+    assert done.returncode == 3 and "read-only here" in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -74,9 +74,10 @@ class SQLiteStore(SqlStore):
                     if not {"name", "value"} <= columns:
                         raise LedgerError(f"{self.url} is not an xchat-verify ledger (its ledger_meta table "
                                           "is not a ledger's)")
-            if not self.read_only and not create and not _writable(self.path) \
-                    and str(self.conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-                self.read_only = True  # a ledger in rollback mode (a VACUUM INTO copy) read where it stays so
+            if not self.read_only and not create and not _writable(self.path):
+                # read where it cannot be written (through a read-only -shm, or in rollback mode: a VACUUM
+                # INTO copy): read as it is, never turned to WAL mode nor upgraded
+                self.read_only = True
             if not self.read_only:
                 mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
