@@ -479,7 +479,7 @@ def test_transcript_of_a_fetched_conversation_and_of_its_evidence(run, served, t
     online_header, *online_rest = out.read_text().splitlines(keepends=True)
     assert rest == online_rest and json.loads(online_header)["problems"] == []
     assert json.loads(header)["proof"] == json.loads(online_header)["proof"].replace(  # whose word the keys are
-        "signer keys from the keyring", "signer keys NOT authenticated (saved in the evidence directory)")
+        "signer keys from the fetched key directory", "signer keys NOT authenticated (saved in the evidence directory)")
 
 
 def test_transcript_formats_match_the_cli_choices():
@@ -598,3 +598,5 @@ def test_the_local_server_writes_identity_keys_that_open_its_conversations(run, 
     assert proc.returncode == 0, proc.stderr
     texts = [json.loads(line).get("text") for line in out.read_text().splitlines()]
     assert "message 1" in texts
+    # r111: as audit's (r109), not "from the keyring", which a fetched transcript is never given
+    assert json.loads(out.read_text().splitlines()[0])["proof"].endswith("signer keys from the fetched key directory")

@@ -625,7 +625,9 @@ def cmd_transcript(args: argparse.Namespace) -> int:
         for source in args.sources:
             conversation_path_id(source)  # a UsageError names an argument that is neither
         report, _auditor = run_audit(args, audit_options(args, reviewers), args.sources)
-    text = render_transcript(build_transcript(report, reviewers[1]), args.format)
+    # fetched, as audit's: its keys came from the key directory, not a keyring it refuses (r111)
+    with keyring_described_as("the fetched key directory" if not all(offline) else "the keyring"):
+        text = render_transcript(build_transcript(report, reviewers[1]), args.format)
     if args.output == "-":
         write_stdout([text])
     else:
