@@ -9,6 +9,7 @@ how a second process changes the ledger under a reader here."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -264,3 +265,13 @@ def test_a_ledger_of_an_older_schema_read_through_its_shared_memory_file_says_it
     finally:
         holder.close()
     assert done.returncode == 3 and "read-only here" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_ledger_whose_name_is_not_utf8_is_read_in_a_read_only_place(place, tmp_path_factory):
+    """The read-only connection is opened by a ``file:`` URI: the name's bytes are quoted, not its
+    text (r111: a byte that is not UTF-8, a legal name, was "internal error: UnicodeEncodeError")."""
+    odd = tmp_path_factory.mktemp("odd")
+    name = os.fsdecode(b"ledger-\xff.db")
+    shutil.copyfile(place / "l.db", odd / name)
+    done = _in_read_only(odd, *_cli("ledger", "show", "--ledger", str(odd / name)))
+    assert done.returncode == 0 and json.loads(done.stdout)["audits"] == 1, done.stderr

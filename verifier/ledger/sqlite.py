@@ -112,7 +112,7 @@ class SQLiteStore(SqlStore):
         if _readable(conn) or os.access(real.parent, os.W_OK):  # a -shm could be made: not a read-only place
             return conn  # (one it cannot read there: the ledger's first read says why, as before)
         conn.close()
-        uri = "file:" + urllib.parse.quote(str(real)) + "?mode=ro"
+        uri = "file:" + urllib.parse.quote(os.fsencode(real)) + "?mode=ro"  # its bytes: a name need not be UTF-8
         conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         if not _readable(conn):
             conn.close()
