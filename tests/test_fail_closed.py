@@ -319,3 +319,20 @@ def test_parse_conversation_keys_refuses_one_string_and_values_that_are_not_text
         parse_conversation_keys(value)
     with pytest.raises(verifier.UsageError, match="expects VERSION=BASE64 text, got int 42"):
         parse_conversation_keys([42])
+
+
+def test_the_html_body_of_an_allow_empty_pass_is_not_an_all_clear():
+    """r111: the Problems section of an --allow-empty PASS that proved nothing said "No errors or
+    warnings." (r109's caveats covered unauthenticated keys and incomplete histories only)."""
+    import re
+    key_change = ev("ConversationKeyChangeEvent", {"conversation_key_version": "42"}, seq=1,
+                    conversation_keys={"42": bytes(32)})
+    for report in (verify(page(key_change), ring=keyring(ALICE), allow_empty=True),
+                   verify({"data": [], "meta": {"result_count": 0}}, ring=keyring(ALICE), allow_empty=True)):
+        assert report.verdict == "pass"
+        html = verifier.report.render(report, "html")
+        problems = re.search(r'<section class="card" id="problems">.*?</section>', html).group(0)
+        assert "No errors or warnings." not in problems
+        assert "NOT an all-clear: a history with no event, or nothing proven, accepted (--allow-empty)" in problems
+    proven = verify(page(ev(seq=2, prev=1), key_change), ring=keyring(ALICE), allow_empty=True)
+    assert "NOT an all-clear" not in verifier.report.render(proven, "html")

@@ -327,8 +327,9 @@ def _conversations(report: Report) -> str:
 
 # ------------------------------------------------------------------------------------- sections
 def _caveats(report: Report) -> list[str]:
-    """What a verdict does not prove (unauthenticated keys, an incomplete history): the banner's
-    alerts, and what the Problems section says instead of an all-clear when it lists nothing."""
+    """What a verdict does not prove (unauthenticated keys, an incomplete history, an empty one
+    accepted): the banner's alerts, and what the Problems section says instead of an all-clear when
+    it lists nothing."""
     p = report.proof
     caveats = []
     if not p.keys_authenticated:
@@ -338,6 +339,9 @@ def _caveats(report: Report) -> list[str]:
                        else "signer keys NOT authenticated")
     if not p.complete:
         caveats.append("history incomplete")
+    if report.verdict == "pass" and any(f.code in ("no_events", "nothing_proven") and f.severity == "info"
+                                        for _, f in scoped_findings(report)):  # r111: it read as an all-clear
+        caveats.append("a history with no event, or nothing proven, accepted (--allow-empty)")
     return caveats
 
 
