@@ -625,3 +625,29 @@ def test_results_are_never_written_inside_the_suite(small_suite, option):
     proc = run(small_suite, option, str(target))
     assert proc.returncode == 2 and "is inside the suite" in proc.stderr and proc.stdout == ""
     assert target.read_bytes() == before
+
+
+@pytest.mark.parametrize("kind", ["leads out", "loop"])
+@pytest.mark.parametrize("option", ["-o", "--junit", "--markdown", "export"])
+def test_results_never_replace_a_link_inside_the_suite(small_suite, tmp_path, option, kind):
+    """Round 113: a link inside the suite leading out of it (or round a loop) passed the check, as it
+    resolved outside; the write then replaced the link itself with a file of the suite, exit 0."""
+    link = small_suite / "results.txt"
+    if kind == "leads out":
+        link.symlink_to(tmp_path / "elsewhere.txt")
+    else:
+        link.symlink_to("loop")
+        (small_suite / "loop").symlink_to("results.txt")
+    args = ("export", str(link), str(small_suite)) if option == "export" else (str(small_suite), option, str(link))
+    proc = run(*args)
+    assert proc.returncode == 2 and "is inside the suite" in proc.stderr and proc.stdout == ""
+    assert link.is_symlink()
+
+
+def test_results_beside_the_suite_or_through_a_link_out_of_it_are_written(small_suite, tmp_path):
+    """The check of round 113 refuses only what lands inside the suite."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "to-out").symlink_to(out)
+    proc = run(small_suite, "-o", str(tmp_path / "to-out" / "results.txt"), "--junit", str(tmp_path / "junit.xml"))
+    assert proc.returncode == 1 and (out / "results.txt").is_file() and (tmp_path / "junit.xml").is_file()

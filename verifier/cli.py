@@ -193,6 +193,21 @@ def _inside(path: str, directory: str) -> bool:
         return False
 
 
+def _written_inside(path: str, directory: str) -> bool:
+    """Whether writing the file ``path`` would change ``directory``: the file it leads to is inside
+    (a write in place follows links), or its directory, resolved, is (an atomic write replaces the
+    last component itself, a link included). Why: ``vectors -o SUITE/link``, the link leading out
+    of the suite or round a loop, passed ``_inside`` and the results replaced the link with a file
+    of the suite (round 113)."""
+    if _inside(path, directory):
+        return True
+    target = Path(path)
+    try:
+        return Path(directory).resolve() in (Path(os.path.realpath(target.parent)) / target.name).parents
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
 def add_identity_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--identity-key", metavar="FILE",
                         help="audit as a participant: FILE holds your private key blob (base64, as the SDK "
@@ -712,7 +727,7 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     runner = v.impl_runner(v.parse_impl(args.impl), timeout) if args.impl is not None else None
     _check_suite_root(root, given=bool(target))
     for option, path in (("-o", args.output), ("--junit", args.junit), ("--markdown", args.markdown)):
-        if path and path != "-" and _inside(path, str(root)):  # round 110: the results replaced a suite file
+        if path and path != "-" and _written_inside(path, str(root)):  # round 110: the results replaced a suite file
             raise UsageError(f"vectors {option} {printable(path)} is inside the suite {printable(str(root))}: "
                              "writing there would change the suite")
     try:
@@ -778,7 +793,7 @@ def _vectors_export(args: argparse.Namespace, rest: list[str]) -> int:
         raise UsageError("vectors export -: name the tarball's file (it is not written to standard output)")
     check_output_path("vectors export", rest[0])  # its directory must exist: never created (round 80)
     _check_suite_root(root, given=len(rest) > 1)
-    if _inside(rest[0], str(root)):  # round 80: `export vectors/index.json` replaced the suite's index
+    if _written_inside(rest[0], str(root)):  # round 80: `export vectors/index.json` replaced the suite's index
         raise UsageError(f"vectors export {printable(rest[0])} is inside the suite {printable(str(root))}: "
                          "writing there would change the suite")
     try:
