@@ -545,6 +545,31 @@ def test_export_refuses_a_changed_or_unversioned_suite(tmp_path):
     assert outcome.code == 3 and b"no index.json with a suite_version" in outcome.stderr
 
 
+def test_export_of_a_suite_with_a_name_that_is_not_utf8_keeps_its_bytes(tmp_path):
+    """Round 113: the runner hashes and runs a suite holding a file whose name is not UTF-8, but its
+    export ended in an internal error (UnicodeEncodeError writing SHA256SUMS). The name is its
+    bytes in SHA256SUMS, as in the digest, and the unpacked copy is the same suite."""
+    suite = tmp_path / "suite"
+    shutil.copytree(VECTORS / "chain" / "gap", suite / "chain" / "gap")
+    for name in v.SCHEMA_FILES:
+        shutil.copy(VECTORS / name, suite / name)
+    odd = os.path.join(os.fsencode(suite / "chain"), b"notes-\xff.txt")
+    with open(odd, "wb") as handle:
+        handle.write(b"a note\n")
+    digest = v.suite_digest(suite)
+    (suite / "index.json").write_text(json.dumps({"suite_version": "9.9.9", "digest": digest}))
+    outcome = vectors_main("export", tmp_path / "out.tar.gz", suite)
+    assert outcome.code == 0, outcome.stderr
+    with tarfile.open(tmp_path / "out.tar.gz") as tar:
+        sums = tar.extractfile("xchat-verify-vectors-9.9.9/SHA256SUMS").read()  # type: ignore[union-attr]
+        assert b"  chain/notes-\xff.txt\n" in sums
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(tmp_path / "x", filter="data")
+        else:  # Python without extraction filters: the export's own names
+            tar.extractall(tmp_path / "x")
+    assert v.suite_digest(tmp_path / "x" / "xchat-verify-vectors-9.9.9") == digest
+
+
 def test_export_never_makes_directories_nor_writes_into_the_suite(tmp_path, monkeypatch):
     """Round 80: `vectors export /typo/x.tar.gz` created /typo (every other output's directory must
     exist), `vectors export vectors/index.json vectors` replaced the suite's own index with the

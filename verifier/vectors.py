@@ -995,7 +995,9 @@ def export_suite(root: Path, out: Path) -> tuple[str, int]:
     names = suite_files(root)
     top = f"xchat-verify-vectors-{suite.version}"
     members = [(name, (root / name).read_bytes()) for name in names]
-    members.append((CHECKSUMS_FILE, checksums(root, names).encode()))
+    # a name that is not UTF-8 is its bytes, as in the digest and as sha256sum writes it (round 113: it
+    # ended the export in an internal error)
+    members.append((CHECKSUMS_FILE, checksums(root, names).encode("utf-8", "surrogateescape")))
     buffer = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=9) as zipped:
         with tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar:
