@@ -24,7 +24,8 @@ BIN = Path(sys.executable).parent
 XCHAT_VERIFY = BIN / "xchat-verify"
 INPUTS = {"mode", "pages", "keys", "verify-args", "sarif", "upload-sarif", "category", "impl", "profile", "vectors",
           "timeout", "jobs", "xfail", "junit", "artifact-name", "python"}
-OUTPUTS = {"verdict", "exit-code", "sarif", "junit", "passed", "failed", "out-of-profile", "xfail", "suite-version"}
+OUTPUTS = {"verdict", "exit-code", "sarif", "junit", "passed", "failed", "out-of-profile", "xfail", "suite-version",
+           "suite-release"}
 
 
 # ------------------------------------------------------------------------------------ metadata
@@ -203,7 +204,7 @@ def test_conformance_runs_the_suite_against_the_impl_and_publishes_junit(gh):
     assert step.exit_code == 0, step.stdout + step.stderr
     junit = gh.temp / "xchat-verify-conformance.xml"
     assert step.outputs == {"exit-code": "0", "junit": str(junit), "passed": "4", "failed": "0",
-                            "out-of-profile": "0", "xfail": "0", "suite-version": ""}
+                            "out-of-profile": "0", "xfail": "0", "suite-version": "", "suite-release": ""}
     suite = ET.parse(junit).getroot()
     assert (suite.get("tests"), suite.get("failures")) == ("4", "0")
     assert "4 passed, 0 failed" in step.stdout
@@ -226,7 +227,8 @@ def test_conformance_uses_the_bundled_suite_and_fails_a_failing_impl(gh, tmp_pat
     step = result.step("conformance")
     assert step.exit_code == 1 and result.failed
     assert step.outputs == {"exit-code": "1", "junit": "results/junit.xml", "passed": "0", "failed": "3",
-                            "out-of-profile": "1", "xfail": "0", "suite-version": "2099.1.1"}
+                            "out-of-profile": "1", "xfail": "0", "suite-version": "2099.1.1",
+                            "suite-release": ""}
     assert "FAIL chain/gap: no report on stdout (exit code 1)" in step.stdout
     suite = ET.parse(gh.workspace / "results" / "junit.xml").getroot()
     assert (suite.get("failures"), suite.get("skipped")) == ("3", "1")
@@ -270,3 +272,22 @@ def test_conformance_does_not_count_a_suite_changed_during_the_run_as_a_passed_c
     step = result.step("conformance")
     assert step.exit_code == 1 and result.failed
     assert (step.outputs["passed"], step.outputs["failed"]) == ("4", "0"), step.stdout + step.stderr
+
+
+def test_conformance_outputs_say_an_edited_copy_of_a_release_is_no_release(gh):
+    """Round 113: a copy of a release with a case removed (index.json's cases edited to match) ran
+    to exit 0, and the outputs read suite-version 2026.12.16 with no word that the files are not that
+    release. suite-release says what the files are: none."""
+    suite = gh.workspace / "vendored"
+    shutil.copytree(REPO / "vectors", suite, ignore=shutil.ignore_patterns("generate.py", "__pycache__"))
+    for group in [p for p in suite.iterdir() if p.is_dir() and p.name != "chain"]:
+        shutil.rmtree(group)
+    shutil.rmtree(suite / "chain" / "gap")
+    index = json.loads((suite / "index.json").read_text())
+    index["cases"] = sorted(p.parent.relative_to(suite).as_posix() for p in suite.rglob("expected.json"))
+    (suite / "index.json").write_text(json.dumps(index))
+    result = gh({"mode": "conformance", "impl": f"{XCHAT_VERIFY} verify --format json", "vectors": "vendored"})
+    step = result.step("conformance")
+    assert step.exit_code == 0, step.stdout + step.stderr
+    assert (step.outputs["suite-version"], step.outputs["suite-release"]) == (index["suite_version"], "")
+    assert result.outputs["suite-release"] == ""
