@@ -401,3 +401,37 @@ def test_a_row_the_driver_cannot_read_is_a_damaged_row_named_and_listed(tmp_path
     assert len(problems) == 2, problems
     assert problems[0].startswith("table keys, user '1111' key version '1': a text column"), problems
     assert problems[1].startswith("table chains, audit 1, conversation '1111:1000002': a text column"), problems
+
+
+def test_text_that_is_not_utf8_in_a_blob_column_is_a_damaged_row(tmp_path):
+    """r115: read leniently as its bytes, SQLite TEXT that is not UTF-8 in a BLOB column (an event's
+    digest, a key's key_digest: a hand edit, ``CAST(digest AS TEXT)``) passed as a sound digest:
+    ``ledger check`` said consistent, exit 0 (a763e06: exit 3), and a later run's updates of those
+    rows (``WHERE digest = ?``, a BLOB, which a TEXT value never equals) matched nothing, in
+    silence: the event's row kept its old ``last_audit``, the key was recorded again as first seen
+    then. Such a value is neither text nor a BLOB: the row is named as damaged."""
+    import sqlite3
+
+    from helpers import run_cli
+
+    ledger = _ledger_of_one_event_conversations(tmp_path, 2)
+    db = sqlite3.connect(ledger)
+    # 32 bytes, as a digest's, and never UTF-8 (0xff)
+    db.execute("UPDATE events SET digest = CAST(x'ff' || substr(digest, 2) AS TEXT)")
+    db.execute("UPDATE keys SET key_digest = CAST(x'ff' || substr(key_digest, 2) AS TEXT)")
+    db.commit()
+    assert set(db.execute("SELECT typeof(digest), length(CAST(digest AS BLOB)) FROM events UNION "
+                          "SELECT typeof(key_digest), length(CAST(key_digest AS BLOB)) FROM keys")) == {("text", 32)}
+    db.close()
+    check = run_cli(["ledger", "check", "--ledger", ledger])
+    assert check.returncode == 3, check.stdout
+    problems = json.loads(check.stdout)["problems"]
+    assert any(p.startswith("table events, conversation '1111:1000000'") and "digest is not a 32-byte" in p
+               for p in problems), problems
+    assert any(p.startswith("table keys, user '1111'") and "key_digest is not a 32-byte" in p
+               for p in problems), problems
+    for command in (["show"], ["keys", "1111"]):
+        shown = run_cli(["ledger", *command, "--ledger", ledger])
+        assert shown.returncode == 3 and shown.stdout == "" and "is damaged: table" in shown.stderr, shown.stderr
+    again = run_cli(["verify", tmp_path / "pages.jsonl", "--keys", tmp_path / "ring.json", "--ledger", ledger])
+    assert again.returncode == 3 and "is damaged: table" in again.stderr, again.stderr

@@ -15,6 +15,7 @@ import secrets
 import sqlite3
 import time
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LedgerError
@@ -25,13 +26,30 @@ BUSY_TIMEOUT_S = 30.0
 LOCK_RETRIES = 8  # after the busy timeout: up to ~4 more minutes of waiting in all
 
 
-def _text_or_bytes(data: bytes) -> str | bytes:
-    """SQLite text as ``str``, or its bytes when it is not UTF-8 (a hand edit): the row checks then
-    name the row as damaged, as they do a BLOB stored in a text column."""
+@dataclass(frozen=True, slots=True)
+class UndecodableText:
+    """SQLite text that is not UTF-8 (a hand edit), as a lenient read gives it: neither ``str`` nor
+    ``bytes``, so the row checks name its row as damaged whatever the column. r115: read as bytes, such
+    text in a BLOB column (``events.digest``, ``keys.key_digest``) passed as a sound digest: ``ledger
+    check`` said consistent, and a run's updates of that row, whose key a TEXT value never equals,
+    silently matched nothing."""
+
+    data: bytes
+
+    def __repr__(self) -> str:  # rows are named by repr: as the bytes
+        return repr(self.data)
+
+    def __str__(self) -> str:
+        return self.data.decode("utf-8", "backslashreplace")
+
+
+def _text_or_undecodable(data: bytes) -> str | UndecodableText:
+    """SQLite text as ``str``, or ``UndecodableText`` when it is not UTF-8 (a hand edit): the row
+    checks then name the row as damaged, as they do a BLOB stored in a text column."""
     try:
         return data.decode()
     except UnicodeDecodeError:
-        return bytes(data)
+        return UndecodableText(bytes(data))
 
 
 class SQLiteStore(SqlStore):
@@ -192,7 +210,7 @@ class SQLiteStore(SqlStore):
 
     def _lenient(self, on: bool) -> None:
         if self.conn is not None:
-            self.conn.text_factory = _text_or_bytes if on else str
+            self.conn.text_factory = _text_or_undecodable if on else str
 
     def _tables(self) -> set[str]:
         return {r[0] for r in self._query("SELECT name FROM sqlite_master WHERE type = 'table'")}

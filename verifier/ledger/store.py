@@ -263,7 +263,8 @@ class SqlStore:
         except self._errors() as exc:
             if not self._undecodable(exc):
                 raise self._ledger_error(exc) from None
-        # review 108: read again with such text as its bytes, which the row checks name as damaged
+        # review 108: read again with such text as a value of its own type (SQLite: ``UndecodableText``,
+        # not its bytes, which a BLOB column takes: r115), which the row checks name as damaged
         # (table and row, and ``check`` lists it) as they do a BLOB written there; the driver's
         # message named neither, ``check`` stopped at it, and in ledger_meta (a row of any name) it
         # read as "not an xchat-verify ledger"
@@ -300,7 +301,8 @@ class SqlStore:
         return False
 
     def _lenient(self, on: bool) -> None:
-        """While on, text the driver cannot decode is read as its bytes (``_undecodable``)."""
+        """While on, text the driver cannot decode is read as a value no row check takes for text or
+        for a BLOB (``_undecodable``)."""
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
