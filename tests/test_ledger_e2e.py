@@ -435,3 +435,25 @@ def test_text_that_is_not_utf8_in_a_blob_column_is_a_damaged_row(tmp_path):
         assert shown.returncode == 3 and shown.stdout == "" and "is damaged: table" in shown.stderr, shown.stderr
     again = run_cli(["verify", tmp_path / "pages.jsonl", "--keys", tmp_path / "ring.json", "--ledger", ledger])
     assert again.returncode == 3 and "is damaged: table" in again.stderr, again.stderr
+
+
+def test_an_integrity_problem_naming_an_index_that_is_not_utf8_is_listed(tmp_path):
+    """r115: ``PRAGMA integrity_check`` quotes an index's name; one that is not UTF-8 (a hand edit)
+    was read leniently as its bytes, which ``ledger check`` could not write as JSON: "internal
+    error: TypeError" (a763e06: the driver's one line). It is listed, the byte escaped."""
+    import sqlite3
+
+    from helpers import run_cli
+
+    ledger = _ledger_of_one_event_conversations(tmp_path, 2)
+    db = sqlite3.connect(ledger, isolation_level=None)
+    db.execute("CREATE INDEX zz ON conversations(name)")
+    db.execute("PRAGMA writable_schema = ON")  # renamed, and out of step with what it holds
+    db.execute("UPDATE sqlite_master SET name = CAST(? AS TEXT), sql = CAST(? AS TEXT) WHERE name = 'zz'",
+               (b"z\xff", b'CREATE INDEX "z\xff" ON conversations(id, name)'))
+    db.execute("PRAGMA writable_schema = OFF")
+    db.close()
+    check = run_cli(["ledger", "check", "--ledger", ledger])
+    assert check.returncode == 3 and "internal error" not in check.stderr, check.stderr
+    problems = json.loads(check.stdout)["problems"]
+    assert any("index z\\xff" in p for p in problems), problems

@@ -235,7 +235,9 @@ class SQLiteStore(SqlStore):
         self.conn.execute("SELECT COUNT(*) FROM ledger_meta").fetchall()
 
     def check(self) -> list[str]:
-        problems = [r[0] for r in self._query("PRAGMA integrity_check") if r[0] != "ok"]
+        # as text: SQLite's words may quote a name that is not UTF-8, read leniently (r115: an index's,
+        # which JSON could not write: "internal error: TypeError")
+        problems = [str(r[0]) for r in self._query("PRAGMA integrity_check") if r[0] != "ok"]
         return problems + super().check()
 
 
