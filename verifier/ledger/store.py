@@ -279,22 +279,29 @@ class SqlStore:
             self._lenient(False)
 
     def _scan(self, text: str) -> Iterator[tuple]:
-        """The rows of a query, one at a time (a whole table: never all in memory)."""
-        cursor = self._run(text)
-        lenient = False
+        """The rows of a query, one at a time (a whole table: never all in memory). At a row the driver
+        cannot decode, the query runs again leniently (as ``_query``) and the rows already given are
+        skipped. Why not read on with the same cursor: before Python 3.11, sqlite3's cursor fetched
+        the next row ahead and, when that failed, ended the iteration without it, so the rest of the
+        table would have gone unchecked: a false "consistent" (r115)."""
+        given = 0
         try:
-            while True:
-                try:
-                    yield from cursor
-                    return
-                except self._errors() as exc:  # as ``_query``: the cursor reads that row again, leniently
-                    if lenient or not self._undecodable(exc):
-                        raise self._ledger_error(exc) from None
-                    lenient = True
-                    self._lenient(True)
+            for row in self._run(text):
+                yield row
+                given += 1
+            return
+        except self._errors() as exc:
+            if not self._undecodable(exc):
+                raise self._ledger_error(exc) from None
+        self._lenient(True)
+        try:
+            for at, row in enumerate(self._run(text)):
+                if at >= given:
+                    yield row
+        except self._errors() as exc:
+            raise self._ledger_error(exc) from None
         finally:
-            if lenient:
-                self._lenient(False)
+            self._lenient(False)
 
     def _undecodable(self, exc: BaseException) -> bool:
         """``exc`` says the driver could not decode a text value of a row it fetched."""
