@@ -472,6 +472,37 @@ def test_a_file_over_the_limit_is_one_share_with_one_error(tmp_path):
     assert len(errors) == 1 and "larger than the limit" in errors[0] and report.verdict == "fail"
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_a_utf16_file_is_one_share_with_one_error(tmp_path, histories, monkeypatch, encoding):
+    """A UTF-16 file is refused whole, as one input error (``unpack_limited``): it is one share, as
+    a gzip file is (round 114: 34 MB of it, cut in 8 shares, said the error 8 times)."""
+    conv, _other, ring = histories
+    monkeypatch.setattr(parallel, "_SHARE_BYTES", 64)  # small files cut in many shares
+    utf16 = tmp_path / "u16.jsonl"
+    text = "\n".join(json.dumps(p) for p in conv.pages(3))
+    utf16.write_bytes(b"\xfe\xff" + text.encode(encoding) if encoding == "utf-16-be" else text.encode(encoding))
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text("\n".join(json.dumps(p) for p in conv.pages(3)))
+    paths = [str(plain), str(utf16)]
+    shares = plan_shares(paths, 2, min_bytes=0)
+    assert shares is not None and [s.path for s in shares].count(str(utf16)) == 1
+    assert [s.path for s in shares].count(str(plain)) > 1
+    assert_same(shares, paths, ring)
+    report = verify_files(shares, ring, MAX, 2, {})
+    errors = [e for i in report.inputs for e in i.errors]
+    assert len(errors) == 1 and "UTF-16" in errors[0]
+
+
+def test_a_large_utf16_file_is_planned_as_one_share(tmp_path):
+    big = tmp_path / "big.jsonl"
+    big.write_bytes('{"data": []}\n'.encode("utf-16") * 1_200_000)  # 36 MB, each line with its BOM
+    shares = plan_shares([str(big)], 2)
+    assert shares is not None and len(shares) == 1
+    report = verify_files(shares, None, MAX, 2, {"allow_embedded_keys": True})
+    errors = [e for i in report.inputs for e in i.errors]
+    assert len(errors) == 1 and "UTF-16" in errors[0] and report.verdict == "fail"
+
+
 def test_a_file_written_after_its_share_is_read_fails(tmp_path, histories):
     """The identity is checked again once a share's pages are decoded: a write during the read shows."""
     conv, _other, ring = histories

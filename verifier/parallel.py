@@ -32,7 +32,7 @@ from typing import Any
 from .childproc import can_fork, die_with_parent
 from .engine import Verification, gc_paused
 from .errors import UsageError
-from .inputs import GZIP_MAGIC, file_identity, load_share, path_list
+from .inputs import GZIP_MAGIC, UTF16_BOMS, file_identity, load_share, path_list
 from .keys import Keyring
 from .model import Report
 
@@ -87,7 +87,9 @@ def plan_shares(paths: Sequence[str | os.PathLike[str]], processes: int, min_byt
 def _splittable_size(path: str) -> tuple[int, bool, tuple[int, ...] | None] | None:
     """(size, whether its lines may be shared out, its identity), or None for a path that is not a
     regular file (a FIFO is opened without blocking, never consumed). A gzip file is unpacked whole
-    by one worker; what cannot be read is left to the worker, which reports it as ``verify`` does."""
+    by one worker; a UTF-16 file (refused whole, ``unpack_limited``) is one share, so its error is
+    said once (round 114: every share of it said it); what cannot be read is left to the worker,
+    which reports it as ``verify`` does."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except (OSError, ValueError):  # missing, unreadable, a NUL in the name: the worker's error says so
@@ -101,7 +103,7 @@ def _splittable_size(path: str) -> tuple[int, bool, tuple[int, ...] | None] | No
         return 0, False, None
     finally:
         os.close(fd)
-    return info.st_size, head != GZIP_MAGIC, file_identity(info)
+    return info.st_size, not head.startswith((GZIP_MAGIC, *UTF16_BOMS)), file_identity(info)
 
 
 @dataclass
