@@ -202,6 +202,11 @@ class Interned(Generic[T]):
     def set(self, index: int, value: T) -> None:
         self._codes[index] = self.code(value)
 
+    def set_range(self, start: int, stop: int, value: T) -> None:
+        """``set`` of every index from ``start`` to ``stop`` (a page's rows) to ``value``, at once."""
+        if start < stop:
+            self._codes[start:stop] = array("I", [self.code(value)]) * (stop - start)
+
     def __getitem__(self, index: int) -> T:
         return self._values[self._codes[index]]
 

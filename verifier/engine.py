@@ -42,6 +42,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from . import wire as _wire
 from .chain import FIRST_EVENT, NO_PREVIOUS, NO_SEQUENCE_ID, ONLY_IN_META, ChainNode, ChainResult, analyse_chain, find_replays
 from .columns import DECODED_OK as _DECODED_OK
 from .columns import FROM_META as _FROM_META
@@ -81,7 +82,7 @@ from .model import (
     fails,
 )
 from .pages import DecodedPage, RawEntry, decode_page
-from .payload import must_be_signed
+from .payload import MIN_SIGNATURE_VERSION, create_payload, must_be_signed, parse_signature_version
 from .sanitize import encodable
 from .semantics import (
     GROUP_CREATE,
@@ -94,7 +95,10 @@ from .semantics import (
 from .signature import Job, check, prepare
 from .signers import KeySlot, carrier_conflicts, embedded_keys, slots_of
 from .views import EventList, Record, Records, check_finding
-from .wire import DEFAULT_LIMITS, Limits, MessageEvent, decode_event_b64, decode_event_bytes
+from .wire import DEFAULT_LIMITS, Limits, MessageEvent, canonical_b64, decode_event_b64, decode_event_bytes
+
+# isort: split
+from . import layouts as _layouts  # after wire (which imports layouts once it is itself defined): no import cycle
 
 _CHUNK = 256  # ECDSA checks per pool task
 _STAGED_KEPT = 4096  # distinct findings ``_Run.add`` shares between events (beyond: one object each)
@@ -118,6 +122,13 @@ _NO_SEQUENCE_ID = _FIXED_CODES[ChainStatus.GAP, NO_SEQUENCE_ID]
 _LINKED = ChainStatus.LINKED
 _LINKED_CODE = _CHAIN_INDEX[_LINKED]
 _INFO = Severity.INFO.value
+_CREATE = "MessageCreateEvent"
+_USUAL_FLAGS = _DECODED_OK | _SIGNED_KIND  # a data item's signed event, decoded, not a key change
+_BINDING_INVALID = SigStatus.KEY_BINDING_INVALID
+_VALID = SigStatus.VALID
+_canonical_b64 = canonical_b64
+_create_payload = create_payload
+_layouts_decode = _layouts.decode_event_fast
 
 
 def usable_cpus() -> int:
@@ -669,6 +680,8 @@ class _Run:
         self.embedded: Interned[tuple[tuple[str, str, str], ...]] = Interned()
         self.check_codes: dict[tuple[str, str], int] = {}  # one Check object per distinct outcome
         self.check_objects: list[Check] = []
+        self.loud_checks: list[bool] = []  # per check object: has its status a severity (``event_reports``)
+        self.valid_codes: dict[str, int] = {}  # detail -> ``_check_code`` of a valid Check (``_check_jobs``)
         self.sig_codes = array("I")  # 1 + the check's code; 0 while pending
         self.trusted = bytearray()
         self.flags = bytearray()
@@ -681,6 +694,8 @@ class _Run:
         self.chain_codes = bytearray()  # per row, set by ``conclude``
         self.chain_details: dict[int, tuple[str, bool]] = {}
         self.jobs: list[tuple[int, Job]] = []
+        self.text_limit = limits.max_event_bytes * 4 // 3 + 4  # ``decode_event_b64``'s bound on the text
+        self.usual_details: dict[tuple[str | None, str | None, str | None], str] = {}  # ``_usual_detail``'s
         self.pool: ThreadPoolExecutor | None = None
 
     @property
@@ -746,7 +761,8 @@ class _Run:
     def load_page(self, page: DecodedPage) -> None:
         first = self.count
         rows = _PageRows()
-        events = [self._decode(entry, rows) for entry in page.entries]
+        usual = self._usual_allowed()
+        events = [(usual and self._decode_usual(entry, rows)) or self._decode(entry, rows) for entry in page.entries]
         rows.append_to(self)
         conversation = self._assign_conversation(first, canonical_conversation(page.conversation_id) or self.expected)
         if page.next_token is None and not page.errors and conversation != "unknown":
@@ -757,7 +773,10 @@ class _Run:
             self.page_ends.firsts.add(conversation)
         if self.eager:
             for index, event in enumerate(events, first):
-                self._prepare(index, event)
+                if isinstance(event, Job):  # the usual event's, made by ``_decode_usual``
+                    self.jobs.append((index, event))
+                else:
+                    self._prepare(index, event)
             if len(self.jobs) >= _FLUSH:
                 self._check_jobs()
         self.inputs.append(InputReport(encodable(page.source), self.index_of(first), self.count - first,
@@ -779,6 +798,116 @@ class _Run:
             ends.with_data.add(conversation)
             if last:
                 ends.last_pages.add(conversation)
+
+    def _usual_allowed(self) -> bool:
+        """May ``_decode_usual`` take this page's events: signatures checked as pages arrive, with a
+        keyring, and no decoded ``MessageCreateEvent`` kept for a reviewer (its event is never built
+        into anything but its row and its ECDSA job)."""
+        kept = self.kept_kinds
+        return self.eager and self.keyring is not None and kept is not None and _CREATE not in kept \
+            and _CREATE not in self.group_kinds
+
+    def _decode_usual(self, entry: RawEntry, rows: _PageRows) -> Job | None:
+        """The commonest event at once: a signed ``MessageCreateEvent`` of a data item with one key
+        info, canonical base64, read by the fast decoder, trusted, its envelope equal to it, its
+        signer's key in the keyring and its payload the usual one: its row, its embedded keys and its
+        ECDSA ``Job``, as ``_decode`` and ``_prepare`` would make them. Why: those two take about
+        twenty Python calls an event for what is here one pass. None, having changed nothing, the
+        moment anything differs: ``_decode`` and ``_prepare`` then decide it (tests/test_usual.py)."""
+        text, item = entry.encoded, entry.item
+        if item is None or entry.from_meta or entry.problem or text.__class__ is not str or not text.isascii() \
+                or len(text) > self.text_limit:
+            return None
+        raw = _canonical_b64(text)
+        if raw is None or len(raw) > self.limits.max_event_bytes:
+            return None
+        decode = _wire.decode_event_fast  # (read from the module: the tests swap it)
+        if decode is _layouts_decode:  # pure Python: the fields through a remembered layout, no event built
+            found = _layouts.usual(raw, self.limits)
+            if found is not None:
+                return self._usual_job(item, rows, raw, *found)
+        event = decode(raw, self.limits)
+        if event is None or event.kind != _CREATE or event.trailing or event.shadowed or event.signature is None \
+                or event.body is None:
+            return None
+        sig, body = event.signature, event.body
+        infos = sig.message_signing_key_info_list
+        if infos is None or len(infos) != 1:
+            return None
+        info = infos[0]
+        fields = (event.sequence_id, event.message_id, event.sender_id, event.conversation_id, event.created_at_msec,
+                  event.previous_sequence_id, event.is_trusted, body.get("conversation_key_version"), sig.signature,
+                  sig.public_key_version, sig.signature_version, sig.signing_public_key, info.member_id,
+                  info.public_key_version, info.signing_public_key)  # layouts.usual's
+        return self._usual_job(item, rows, raw, fields, body.get("contents"))
+
+    def _usual_job(self, item: Any, rows: _PageRows, raw: bytes, fields: tuple[Any, ...], contents: object) -> Job | None:
+        """``_decode_usual``'s second half, on the event's fields as ``layouts.usual`` gives them:
+        its envelope, then the checks ``prepare`` makes of a ``MessageCreateEvent``, all the usual
+        way, then its row, its embedded keys (as ``_note_keys``) and its job; None, having changed
+        nothing, at the first that is not."""
+        seq, message_id, sender, conversation, created, previous, trusted, key_version_c, signature_text, \
+            key_version, signature_version, signing_key, member, member_version, member_key = fields
+        if trusted is False or signature_text is None or not signature_text.isascii():
+            return None  # untrusted (a finding), unsigned: ``_decode`` and ``prepare`` say so
+        # the envelope: ``envelope.agrees``'s first test (the API's usual item), on the fields
+        if (item.sender_id, item.conversation_id, item.sequence_id, item.previous_sequence_id, item.id,
+                item.is_trusted, item.created_at_msec) != (sender, conversation, seq, previous, seq, trusted, created) \
+                or item.conversation_token is not None or item.previous_id is not None or item.created_at is not None:
+            return None
+        js = item.message_event_signature
+        if js is not None:  # equal to the event's field by field (a struct's ``==``), its one key info too
+            listed = js.message_signing_key_info_list
+            if listed is None or len(listed) != 1:
+                return None
+            info = listed[0]
+            if (js.signature, js.public_key_version, js.signature_version, js.signing_public_key, info.member_id,
+                    info.public_key_version, info.signing_public_key) != (signature_text, key_version,
+                                                                          signature_version, signing_key, member,
+                                                                          member_version, member_key):
+                return None
+        payload = _create_payload(message_id, sender, conversation, key_version_c, contents)
+        detail = self.usual_details.get((signature_version, sender, key_version)) or \
+            self._usual_detail(signature_version, sender, key_version)
+        trusted_key = self.keyring.keys.get((sender or "", key_version or ""))  # type: ignore[union-attr]
+        if payload is None or detail is None or trusted_key is None or trusted_key.key is None \
+                or trusted_key.status == _BINDING_INVALID:  # (``select_key``'s keyring row, inline)
+            return None
+        signature = _canonical_b64(signature_text)
+        if signature is None:
+            return None
+        index = self.count
+        self.count += 1
+        self.digests += hashlib.sha256(raw).digest()
+        users, carriers = self.users, self.carriers
+        if sender:
+            users.setdefault(sender)
+        triples = ((member, member_version or "", member_key) if member is not None and member_key is not None
+                   else None, (sender, key_version or "", signing_key) if signing_key is not None and sender is not None
+                   else None)  # ``embedded_keys``'s, in its order
+        if self.keep_facts:
+            self.embedded.append(tuple(triple for triple in triples if triple is not None))
+        for triple in triples:
+            if triple is not None:
+                users.setdefault(triple[0])
+                carried = carriers.get(triple)
+                if carried is None:
+                    carried = carriers[triple] = array("I")
+                carried.append(index)
+        rows.add((seq, previous, message_id, created, sender, _TRUSTED[trusted], _CREATE, conversation or "",
+                  key_version, signature_version, _USUAL_FLAGS))
+        return Job(trusted_key.key, signature, payload, detail)
+
+    def _usual_detail(self, signature_version: str | None, sender: str | None, key_version: str | None) -> str | None:
+        """``prepare``'s detail of a valid signature, made once per signer and versions; None where
+        the signature version is refused (``prepare`` says why)."""
+        version, note = parse_signature_version(signature_version)
+        if version < MIN_SIGNATURE_VERSION:
+            return None
+        detail = f"v{version}{f' ({note})' if note else ''}, key {sender}/{key_version or ''}"
+        if len(self.usual_details) < _STAGED_KEPT:
+            self.usual_details[(signature_version, sender, key_version)] = detail
+        return detail
 
     def _decode(self, entry: RawEntry, rows: _PageRows) -> MessageEvent | None:
         """One event's row, into ``rows`` (its columns are appended a page at a time)."""
@@ -982,27 +1111,43 @@ class _Run:
                                                            f"({event.kind or 'none'}), hiding {hidden}")
 
     def _assign_conversation(self, first: int, expected: str) -> str:
-        own = [canonical_conversation(self.conversation[i]) for i in range(first, self.count)]
+        given = self.conversation.values(range(first, self.count))
+        canonical = {cid: canonical_conversation(cid) for cid in dict.fromkeys(given)}  # a page's few ids, once each
+        own = list(map(canonical.__getitem__, given))
         if not expected:
             counted = Counter(c for c in own if c)
             expected = counted.most_common(1)[0][0] if counted else "unknown"
         flags, kinds = self.flags, self.kind
         direct = one_to_one_members(expected) is not None
+        self.conversation.set_range(first, self.count, expected)
+        if own.count(expected) == len(own):  # the usual page, every event of its conversation: at once
+            if direct and GROUP_CREATE in kinds.values(range(first, self.count)):
+                self._foreign_group_creates(first, expected)
+            return expected
         for index, conv in enumerate(own, first):
-            self.conversation.set(index, expected)
             if conv and conv != expected:
                 self.add(index, _DECODED, Code.CONVERSATION_MISMATCH,
                          f"event of conversation {conv} delivered in a page of {expected}")
             elif direct and kinds[index] == GROUP_CREATE:  # review 70: shown as proven in a 1:1 history
-                self.add(index, _DECODED, Code.CONVERSATION_MISMATCH,
-                         f"a GroupCreate in the 1:1 conversation {expected}: a GroupCreate's signature does not "
-                         "bind the conversation id, and a 1:1 conversation is never created by one, so it is "
-                         "another group's")
+                self._foreign_group_create(index, expected)
             elif not conv and flags[index] & _SIGNED_KIND:
                 unbound = unbound_conversation(kinds[index], conv, expected)
                 if unbound:
                     self.add(index, _DECODED, Code.CONVERSATION_MISMATCH, unbound)
         return expected
+
+    def _foreign_group_creates(self, first: int, expected: str) -> None:
+        """``_foreign_group_create`` of every GroupCreate from row ``first`` on, in order."""
+        kinds = self.kind
+        for index in range(first, self.count):
+            if kinds[index] == GROUP_CREATE:
+                self._foreign_group_create(index, expected)
+
+    def _foreign_group_create(self, index: int, expected: str) -> None:
+        self.add(index, _DECODED, Code.CONVERSATION_MISMATCH,
+                 f"a GroupCreate in the 1:1 conversation {expected}: a GroupCreate's signature does not "
+                 "bind the conversation id, and a 1:1 conversation is never created by one, so it is "
+                 "another group's")
 
     # ---------------------------------------------------------------- signatures
     def _set_check(self, index: int, result: Check) -> None:
@@ -1047,9 +1192,16 @@ class _Run:
             results = list(self.pool.map(_check_batch, batches))
         else:
             results = [_check_batch(batch) for batch in batches]
+        codes, valid_codes = self.sig_codes, self.valid_codes
         for batch, checks in zip(batches, results):
             for (index, _job), result in zip(batch, checks):
-                self._set_check(index, result)
+                # the usual outcome, valid, by its detail alone: no tuple and no enum hash an event
+                code = valid_codes.get(result.detail) if result.status is _VALID else None
+                if code is None:
+                    code = self._check_code(result)
+                    if result.status is _VALID:
+                        valid_codes[result.detail] = code
+                codes[index] = code
 
     def _check_waiting(self) -> None:
         """Keys are known now: every event not checked yet, in input order (waiting ones are decoded
@@ -1403,6 +1555,9 @@ class _Run:
         numbers = [self.base + at for at in rows] if self.indices is None else pick(self.indices)
         checks, chain_codes, chain_details, findings = self.check_objects, self.chain_codes, self.chain_details, \
             self.findings
+        loud = self.loud_checks  # whether each check's status has a severity: one enum hash a check, not an event
+        if len(loud) < len(checks):
+            loud.extend(check.status in STATUS_SEVERITY for check in checks[len(loud):])
         out = []
         for at, number, seq, prev, message_id, sender, kind, sig_code, trusted, key_version, created in zip(
                 rows, numbers, self.seq.values(rows), self.prev.values(rows), self.message_id.values(rows),
@@ -1413,7 +1568,7 @@ class _Run:
             detail = chain_details.get(at)
             chain = Check(_CHAIN_CODES[chain_code], detail[0] if detail is not None else  # chain_of, inline
                           f"follows {prev}" if chain_code == _LINKED_CODE else self._plain_chain_detail(at, chain_code))
-            quiet = not findings.get(at) and _QUIET_CHAIN[chain_code] and signature.status not in STATUS_SEVERITY
+            quiet = not findings.get(at) and _QUIET_CHAIN[chain_code] and not loud[sig_code - 1]
             out.append(EventReport(number, seq, prev, message_id, sender, kind, signature, chain,
                                    _TRUSTED_VALUE[trusted], [] if quiet else self.event_findings(at), key_version,
                                    created))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from binascii import b2a_base64 as _b2a_base64
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -266,7 +267,8 @@ def _message_create_payload(message_id: object, sender_id: object, conversation_
         conversation = conversation_id + ","
     else:
         return None
-    text = f"MessageCreateEvent,{message_id},{sender_id},{conversation}{key_version},{b64encode_nopad(contents)}"
+    encoded = _b2a_base64(contents, newline=False).decode().rstrip("=")  # b64encode_nopad, inline
+    text = f"MessageCreateEvent,{message_id},{sender_id},{conversation}{key_version},{encoded}"
     if text.count(",") != (4 if conversation_id is None else 5):
         return None
     try:
@@ -279,5 +281,7 @@ def _message_create_payload(message_id: object, sender_id: object, conversation_
 _create_twin: Callable[[object, object, object, object, object], bytes | None] | None = \
     compiled_twin("message_create_payload") or _message_create_payload
 
+create_payload: Callable[[object, object, object, object, object], bytes | None] = \
+    _create_twin or _message_create_payload  # the engine's usual-event path calls it directly (``_Run._decode_usual``)
 
 render_slot = _render

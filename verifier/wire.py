@@ -865,3 +865,13 @@ def compiled_twin(name: str) -> Any:
 
 
 _compiled_b64: Callable[[object], bytes | None] | None = compiled_twin("b64decode_canonical")
+
+
+def _no_b64(text: str) -> bytes | None:
+    return None  # without pybase64 every text takes ``b64decode_strict``
+
+
+# ``b64decode_strict``'s bytes for canonical ASCII text, at once; None where it must decide (the
+# engine's usual-event path, ``_Run._decode_usual``, then calls it)
+canonical_b64: Callable[[str], bytes | None] = _compiled_b64 if _compiled_b64 is not None else \
+    _b64_fast if _pybase64_decode is not None else _no_b64

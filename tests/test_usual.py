@@ -1,0 +1,224 @@
+"""The engine's usual-event path (``_Run._decode_usual``) against the general one it short-cuts.
+
+Both must give the same report, byte for byte, on every event: the usual path takes a signed
+``MessageCreateEvent`` whose every step is the common one, and must hand anything else, untouched,
+to ``_decode`` and ``_prepare``. Each case mutates one thing the usual path tests (the event's
+bytes and fields, its JSON envelope, the keyring), and the report with the usual path is compared
+with the report without it, for both decoders (the shipped one and pure Python's layouts).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import random
+
+import msgspec
+import pytest
+
+import verifier
+from verifier import engine, layouts, wire
+from verifier.report import render
+from verifier.testing.forge import Identity, build_conversation, encode_event
+from verifier.wire import decode_event_bytes
+
+FORMATS = ("json", "ndjson", "sarif")
+
+
+@pytest.fixture(scope="module")
+def history():
+    members = [Identity.from_seed("1215441834412953600", "1765382634817", "usual-a"),
+               Identity.from_seed("1843439638876491776", "1736723828667", "usual-b")]
+    conv = build_conversation(40, members=members, seed="usual", realistic_crypto=False)
+    return conv, conv.pages(10), json.loads(json.dumps(conv.keyring()))
+
+
+@pytest.fixture(params=["shipped", "pure-python-layouts"])
+def decoder(request, monkeypatch):
+    if request.param != "shipped":
+        layouts.forget()
+        monkeypatch.setattr(wire, "decode_event_fast", layouts.decode_event_fast)
+    return request.param
+
+
+def _reports(pages, keyring_json, monkeypatch, **options) -> tuple[dict[str, str], dict[str, str], int]:
+    """Each format's report with the usual path, and without it; and how many events it took."""
+    taken = []
+    usual = engine._Run._decode_usual
+
+    def counting(run, entry, rows):
+        job = usual(run, entry, rows)
+        taken.append(job is not None)
+        return job
+
+    keyring = verifier.Keyring.from_json(json.dumps(keyring_json)) if keyring_json is not None else None
+    with monkeypatch.context() as patch:
+        patch.setattr(engine._Run, "_decode_usual", counting)
+        fast = verifier.verify_pages(copy.deepcopy(pages), keyring, **options)
+    with monkeypatch.context() as patch:
+        patch.setattr(engine._Run, "_usual_allowed", lambda run: False)
+        general = verifier.verify_pages(copy.deepcopy(pages), keyring, **options)
+    return ({fmt: render(fast, fmt) for fmt in FORMATS}, {fmt: render(general, fmt) for fmt in FORMATS},
+            sum(taken))
+
+
+def _event(item: dict):
+    return decode_event_bytes(base64.b64decode(item["encoded_event"]))
+
+
+def _reencode(item: dict, event, *, json_too: bool = True) -> None:
+    """The item carries ``event``; its JSON copy of the signature follows unless ``json_too`` is False."""
+    item["encoded_event"] = base64.b64encode(encode_event(event)).decode()
+    if json_too and event.signature is not None:
+        item["message_event_signature"] = msgspec.to_builtins(event.signature)
+
+
+def _with_signature(event, **fields):
+    return msgspec.structs.replace(event, signature=msgspec.structs.replace(event.signature, **fields))
+
+
+def _with_body(event, **fields):
+    return msgspec.structs.replace(event, body={**event.body, **fields})
+
+
+# one mutation of one data item (the item, the page): each a step the usual path decides
+MUTATIONS = {
+    "untouched": lambda item, page: None,
+    "json untrusted": lambda item, page: item.update(is_trusted=False),
+    "json sender": lambda item, page: item.update(sender_id="999"),
+    "json created_at_msec number": lambda item, page: item.update(created_at_msec=int(item["created_at_msec"])),
+    "json created_at": lambda item, page: item.update(created_at="2026-07-25T00:00:00.000Z"),
+    "json previous_id": lambda item, page: item.update(previous_id=item["previous_sequence_id"]),
+    "json signature differs": lambda item, page: item["message_event_signature"].update(signature_version="8"),
+    "json key info differs": lambda item, page: item["message_event_signature"].update(
+        message_signing_key_info_list=[]),
+    "json without signature": lambda item, page: item.pop("message_event_signature"),
+    "no encoded_event": lambda item, page: item.pop("encoded_event"),
+    "encoded_event not text": lambda item, page: item.update(encoded_event=5),
+    "base64 padding dropped": lambda item, page: item.update(encoded_event=item["encoded_event"].rstrip("=")),
+    "base64 padding added": lambda item, page: item.update(encoded_event=item["encoded_event"] + "="),
+    "base64 url-safe": lambda item, page: item.update(
+        encoded_event=item["encoded_event"].replace("+", "-").replace("/", "_")),
+    "base64 not ascii": lambda item, page: item.update(encoded_event=item["encoded_event"][:-4] + "ÀÀÀÀ"),
+    "trailing bytes": lambda item, page: item.update(encoded_event=base64.b64encode(
+        base64.b64decode(item["encoded_event"]) + b"\0\0").decode()),
+    "into meta": lambda item, page: page.setdefault("meta", {}).setdefault(
+        "conversation_key_events", []).append(item["encoded_event"]),
+    "event untrusted": lambda item, page: _reencode(item, msgspec.structs.replace(_event(item), is_trusted=False)),
+    "event trust absent": lambda item, page: _reencode(item, msgspec.structs.replace(_event(item), is_trusted=None)),
+    "event without signature": lambda item, page: _reencode(item, msgspec.structs.replace(_event(item),
+                                                                                          signature=None)),
+    "signature text absent": lambda item, page: _reencode(item, _with_signature(_event(item), signature=None)),
+    "signature not base64": lambda item, page: _reencode(item, _with_signature(_event(item), signature="@@@@")),
+    "signature not canonical": lambda item, page: _reencode(item, _with_signature(
+        _event(item), signature=_event(item).signature.signature[:-1] + "x")),
+    "signature not ascii": lambda item, page: _reencode(item, _with_signature(_event(item), signature="é" * 86)),
+    "signature version 1": lambda item, page: _reencode(item, _with_signature(_event(item), signature_version="1")),
+    "signature version odd": lambda item, page: _reencode(item, _with_signature(_event(item),
+                                                                                 signature_version="+07")),
+    "signature version absent": lambda item, page: _reencode(item, _with_signature(_event(item),
+                                                                                    signature_version=None)),
+    "key version unknown": lambda item, page: _reencode(item, _with_signature(_event(item),
+                                                                               public_key_version="1")),
+    "key version absent": lambda item, page: _reencode(item, _with_signature(_event(item),
+                                                                              public_key_version=None)),
+    "embedded key absent": lambda item, page: _reencode(item, _with_signature(
+        _event(item), signing_public_key=None, message_signing_key_info_list=None)),
+    "embedded key other": lambda item, page: _reencode(item, _with_signature(
+        _event(item), signing_public_key="AAAA", message_signing_key_info_list=[])),
+    "sender absent": lambda item, page: _reencode(item, msgspec.structs.replace(_event(item), sender_id=None)),
+    "sender unknown": lambda item, page: _reencode(item, msgspec.structs.replace(_event(item), sender_id="999")),
+    "comma in message id": lambda item, page: _reencode(item, msgspec.structs.replace(_event(item),
+                                                                                       message_id="a,b")),
+    "message id absent": lambda item, page: _reencode(item, msgspec.structs.replace(_event(item), message_id=None)),
+    "conversation absent": lambda item, page: _reencode(item, msgspec.structs.replace(_event(item),
+                                                                                       conversation_id=None)),
+    "other conversation": lambda item, page: _reencode(item, msgspec.structs.replace(_event(item),
+                                                                                      conversation_id="1:2")),
+    "conversation key version absent": lambda item, page: _reencode(item, msgspec.structs.replace(
+        _event(item), body={k: v for k, v in _event(item).body.items() if k != "conversation_key_version"})),
+    "contents absent": lambda item, page: _reencode(item, msgspec.structs.replace(
+        _event(item), body={k: v for k, v in _event(item).body.items() if k != "contents"})),
+    "contents empty": lambda item, page: _reencode(item, _with_body(_event(item), contents=b"")),
+    "sequence id absent": lambda item, page: _reencode(item, msgspec.structs.replace(_event(item),
+                                                                                      sequence_id=None)),
+    "previous absent": lambda item, page: _reencode(item, msgspec.structs.replace(_event(item),
+                                                                                   previous_sequence_id=None)),
+    "created absent": lambda item, page: _reencode(item, msgspec.structs.replace(_event(item),
+                                                                                  created_at_msec=None)),
+    "another kind": lambda item, page: _reencode(item, msgspec.structs.replace(
+        _event(item), kind="MarkConversationReadEvent", body={"seen_until_sequence_id": "1"})),
+    "not decodable": lambda item, page: item.update(encoded_event=base64.b64encode(b"\x0b\x00").decode()),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_each_mutation_gives_the_same_report(history, monkeypatch, decoder, mutation):
+    conv, pages, ring = history
+    pages = copy.deepcopy(pages)
+    page = pages[1]
+    item = page["data"][3]
+    assert _event(item).kind == "MessageCreateEvent"
+    MUTATIONS[mutation](item, page)
+    fast, general, taken = _reports(pages, ring, monkeypatch, conversation_keys=conv.conversation_keys)
+    assert fast == general
+    assert taken >= 30  # the other events took the usual path
+
+
+KEYRINGS = {
+    "as given": lambda ring: ring,
+    "no keyring": lambda ring: None,
+    "a member missing": lambda ring: {"keys": ring["keys"][:1]},
+    "a binding broken": lambda ring: {"keys": [{**ring["keys"][0], "identity_public_key_signature": "AAAA"},
+                                               *ring["keys"][1:]]},
+    "a conflict": lambda ring: {"keys": [*ring["keys"], {**ring["keys"][1], "signing_public_key":
+                                                         ring["keys"][0]["signing_public_key"]}]},
+}
+
+
+@pytest.mark.parametrize("keyring", sorted(KEYRINGS))
+@pytest.mark.parametrize("options", [{}, {"strict": True}, {"allow_embedded_keys": True}])
+def test_each_keyring_gives_the_same_report(history, monkeypatch, decoder, keyring, options):
+    conv, pages, ring = history
+    fast, general, _taken = _reports(pages, KEYRINGS[keyring](copy.deepcopy(ring)), monkeypatch,
+                                     conversation_keys=conv.conversation_keys, **options)
+    assert fast == general
+
+
+def test_random_mutations_give_the_same_reports(history, monkeypatch, decoder):
+    """Several mutations at once, anywhere, with every keyring and option."""
+    conv, pages, ring = history
+    rng = random.Random(5)
+    names = sorted(MUTATIONS)
+    for _ in range(20):
+        mutated = copy.deepcopy(pages)
+        for _ in range(rng.randint(1, 5)):
+            page = rng.choice(mutated)
+            items = [item for item in page["data"] if isinstance(item.get("encoded_event"), str)
+                     and "ÀÀ" not in item["encoded_event"]]
+            if items:
+                try:
+                    MUTATIONS[rng.choice(names)](rng.choice(items), page)
+                except (ValueError, TypeError, AttributeError, KeyError, wire.MalformedEvent):
+                    pass  # an earlier mutation left this item undecodable or without that field
+        keyring = KEYRINGS[rng.choice(sorted(KEYRINGS))](copy.deepcopy(ring))
+        options = rng.choice([{}, {"strict": True}, {"allow_embedded_keys": True}])
+        fast, general, _taken = _reports(mutated, keyring, monkeypatch, conversation_keys=conv.conversation_keys,
+                                         **options)
+        assert fast == general
+
+
+def test_the_usual_path_is_taken_only_when_it_may(history, monkeypatch):
+    """Reviewers that read created messages, or no keys before the pages: the general path alone."""
+    conv, pages, ring = history
+    taken = []
+    usual = engine._Run._decode_usual
+    monkeypatch.setattr(engine._Run, "_decode_usual", lambda run, entry, rows: taken.append(1) or usual(run, entry,
+                                                                                                          rows))
+    verifier.verify_pages(copy.deepcopy(pages), None, conversation_keys=conv.conversation_keys)
+    assert not taken  # no keyring
+    verifier.verify_pages(copy.deepcopy(pages), verifier.Keyring.from_json(json.dumps(ring)),
+                          conversation_keys=conv.conversation_keys)
+    assert len(taken) >= 40
+
