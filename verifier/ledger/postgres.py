@@ -143,8 +143,8 @@ class PostgresStore(SqlStore):
         rows = self._query("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
         return {r[0] for r in rows}
 
-    def _run(self, text: str, params: Iterable[Any] = ()) -> Any:
-        return super()._run(text, [_escape(value) for value in params])
+    def _run(self, text: str, params: Iterable[Any] = (), *, raw: bool = False) -> Any:
+        return super()._run(text, [_escape(value) for value in params], raw=raw)
 
     def _many(self, text: str, rows: list[tuple]) -> None:
         super()._many(text, [tuple(_escape(value) for value in row) for row in rows])

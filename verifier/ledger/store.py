@@ -236,12 +236,18 @@ class SqlStore:
     def _errors(self) -> tuple[type[BaseException], ...]:
         raise NotImplementedError
 
-    def _run(self, text: str, params: Iterable[Any] = ()) -> Any:
+    def _run(self, text: str, params: Iterable[Any] = (), *, raw: bool = False) -> Any:
+        """The executed cursor; a driver's error is the ledger's, or, with ``raw``, left as it is (for
+        ``_query`` and ``_scan``, which read again leniently at a row the driver cannot decode: before
+        Python 3.11, sqlite3's ``execute`` already decoded the first row, so such a first row failed
+        here, and ``ledger check`` ended with the driver's message instead of listing it)."""
         try:
             cur = self.conn.cursor()
             cur.execute(self._sql(text), tuple(params))
             return cur
         except self._errors() as exc:
+            if raw:
+                raise
             raise self._ledger_error(exc) from None
 
     def _many(self, text: str, rows: list[tuple]) -> None:
@@ -257,9 +263,9 @@ class SqlStore:
         return LedgerError(f"ledger {self.url}: {first}")
 
     def _query(self, text: str, params: Iterable[Any] = ()) -> list[tuple]:
-        cursor = self._run(text, params)
         try:  # rows are read here: a row the driver cannot read (SQLite text that is not UTF-8, a hand
-            return list(cursor.fetchall())  # edit) is the ledger's error, not an internal one (review 107)
+            return list(self._run(text, params, raw=True).fetchall())  # edit) is the ledger's error, not
+            # an internal one (review 107)
         except self._errors() as exc:
             if not self._undecodable(exc):
                 raise self._ledger_error(exc) from None
@@ -286,7 +292,7 @@ class SqlStore:
         table would have gone unchecked: a false "consistent" (r115)."""
         given = 0
         try:
-            for row in self._run(text):
+            for row in self._run(text, raw=True):
                 yield row
                 given += 1
             return
