@@ -20,17 +20,17 @@ import pytest
 import verifier
 from verifier import engine, layouts, wire
 from verifier.report import render
-from verifier.testing.forge import Identity, build_conversation, encode_event
+from verifier.testing.forge import Identity, build_conversation, encode_event, forge_event, item_json
 from verifier.wire import decode_event_bytes
 
 FORMATS = ("json", "ndjson", "sarif")
+_MEMBERS = [Identity.from_seed("1215441834412953600", "1765382634817", "usual-a"),
+            Identity.from_seed("1843439638876491776", "1736723828667", "usual-b")]
 
 
 @pytest.fixture(scope="module")
 def history():
-    members = [Identity.from_seed("1215441834412953600", "1765382634817", "usual-a"),
-               Identity.from_seed("1843439638876491776", "1736723828667", "usual-b")]
-    conv = build_conversation(40, members=members, seed="usual", realistic_crypto=False)
+    conv = build_conversation(40, members=_MEMBERS, seed="usual", realistic_crypto=False)
     return conv, conv.pages(10), json.loads(json.dumps(conv.keyring()))
 
 
@@ -150,7 +150,77 @@ MUTATIONS = {
     "another kind": lambda item, page: _reencode(item, msgspec.structs.replace(
         _event(item), kind="MarkConversationReadEvent", body={"seen_until_sequence_id": "1"})),
     "not decodable": lambda item, page: item.update(encoded_event=base64.b64encode(b"\x0b\x00").decode()),
+    # r118: what the usual path compares or skips, one more step each
+    "trust absent in both": lambda item, page: (_reencode(item, msgspec.structs.replace(_event(item), is_trusted=None)),
+                                                item.pop("is_trusted", None)),
+    "json trust null": lambda item, page: item.update(is_trusted=None),
+    "json id absent": lambda item, page: item.pop("id", None),
+    "json id is the message id": lambda item, page: item.update(id=_event(item).message_id),
+    "json id other": lambda item, page: item.update(id="123"),
+    "json everything but the event absent": lambda item, page: [item.pop(k) for k in list(item)
+                                                                if k != "encoded_event"],
+    "json conversation token": lambda item, page: item.update(conversation_token="t"),
+    "json key infos absent": lambda item, page: item["message_event_signature"].pop("message_signing_key_info_list"),
+    "json key info member other": lambda item, page: item["message_event_signature"][
+        "message_signing_key_info_list"][0].update(member_id="999"),
+    "json key info version other": lambda item, page: item["message_event_signature"][
+        "message_signing_key_info_list"][0].update(public_key_version="77"),
+    "json key info key other": lambda item, page: item["message_event_signature"][
+        "message_signing_key_info_list"][0].update(signing_public_key="AAAA"),
+    "json signing key other": lambda item, page: item["message_event_signature"].update(signing_public_key="AAAA"),
+    "json key version other": lambda item, page: item["message_event_signature"].update(public_key_version="77"),
+    "json signature other": lambda item, page: item["message_event_signature"].update(signature="AAAA"),
+    "json two key infos": lambda item, page: item["message_event_signature"]["message_signing_key_info_list"].append(
+        item["message_event_signature"]["message_signing_key_info_list"][0]),
+    "key info member other": lambda item, page: _reencode(item, _with_info(_event(item), member_id="999")),
+    "key info member absent": lambda item, page: _reencode(item, _with_info(_event(item), member_id=None)),
+    "key info key absent": lambda item, page: _reencode(item, _with_info(_event(item), signing_public_key=None)),
+    "key info version other": lambda item, page: _reencode(item, _with_info(_event(item), public_key_version="77")),
+    "two key infos": lambda item, page: _reencode(item, _with_signature(
+        _event(item), message_signing_key_info_list=_event(item).signature.message_signing_key_info_list * 2)),
+    "signing key absent": lambda item, page: _reencode(item, _with_signature(_event(item), signing_public_key=None)),
+    "signature version 02": lambda item, page: _reencode(item, _with_signature(_event(item), signature_version="02")),
+    "signature version spaced": lambda item, page: _reencode(item, _with_signature(_event(item),
+                                                                                    signature_version=" 2")),
+    "signature version not ascii": lambda item, page: _reencode(item, _with_signature(_event(item),
+                                                                                       signature_version="\u0662")),
+    "signature version junk": lambda item, page: _reencode(item, _with_signature(_event(item), signature_version="x")),
+    "signature empty": lambda item, page: _reencode(item, _with_signature(_event(item), signature="")),
+    "signature unpadded": lambda item, page: _reencode(item, _with_signature(
+        _event(item), signature=_event(item).signature.signature.rstrip("="))),
+    "signature over-padded": lambda item, page: _reencode(item, _with_signature(
+        _event(item), signature=_event(item).signature.signature.rstrip("=") + "==")),
+    "event conversation token": lambda item, page: _reencode(item, msgspec.structs.replace(
+        _event(item), conversation_token="t")),
+    "relay source": lambda item, page: _reencode(item, msgspec.structs.replace(_event(item), relay_source=3)),
+    "conversation reversed": lambda item, page: _reencode(item, msgspec.structs.replace(
+        _event(item), conversation_id=":".join(reversed(_event(item).conversation_id.split(":"))))),
+    "page of another conversation": lambda item, page: page.update(conversation_id="1:2"),
+    "conversation key version empty": lambda item, page: _reencode(item, _with_body(_event(item),
+                                                                                     conversation_key_version="")),
+    "message id empty": lambda item, page: _reencode(item, msgspec.structs.replace(_event(item), message_id="")),
+    "sender empty": lambda item, page: _reencode(item, msgspec.structs.replace(_event(item), sender_id="")),
+    "key version empty": lambda item, page: _reencode(item, _with_signature(_event(item), public_key_version="")),
+    "a group create in its place": lambda item, page: page["data"].__setitem__(
+        page["data"].index(item), _group_create(item)),
 }
+
+
+def _with_info(event, **fields):
+    info = event.signature.message_signing_key_info_list[0]
+    return _with_signature(event, message_signing_key_info_list=[msgspec.structs.replace(info, **fields)])
+
+
+def _group_create(item: dict) -> dict:
+    """A GroupCreate (review 70: never of a 1:1 conversation) in ``item``'s place, signed by its sender's key."""
+    event = _event(item)
+    sender = next((m for m in _MEMBERS if m.user_id == event.sender_id), _MEMBERS[0])
+    create = forge_event(sender, "GroupChangeEvent.GroupCreate", {
+        "member_ids": [m.user_id for m in _MEMBERS], "title": "x",
+        "conversation_key_version": event.body["conversation_key_version"]},
+        conversation_id=event.conversation_id, sequence_id=event.sequence_id,
+        previous_sequence_id=event.previous_sequence_id, created_at_msec=event.created_at_msec)
+    return item_json(create)
 
 
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
@@ -222,3 +292,26 @@ def test_the_usual_path_is_taken_only_when_it_may(history, monkeypatch):
                           conversation_keys=conv.conversation_keys)
     assert len(taken) >= 40
 
+
+
+def test_event_facts_are_the_same(history, monkeypatch, decoder):
+    """The ledger's and archive's run (``expect_keyring(facts=True)``): its embedded keys and facts too."""
+    conv, pages, ring = history
+    pages = copy.deepcopy(pages)
+    for mutation, at in (("key info member other", 2), ("signing key absent", 4), ("json untrusted", 6)):
+        MUTATIONS[mutation](pages[2]["data"][at], pages[2])
+    keyring = verifier.Keyring.from_json(json.dumps(ring))
+
+    def run():
+        verification = verifier.Verification(conversation_keys=conv.conversation_keys)
+        verification.expect_keyring(keyring, facts=True)
+        for page in copy.deepcopy(pages):
+            verification.add_page(page)
+        facts = verification.event_facts()
+        return facts, render(verification.finish(keyring), "json")
+
+    fast = run()
+    with monkeypatch.context() as patch:
+        patch.setattr(engine._Run, "_usual_allowed", lambda run: False)
+        general = run()
+    assert fast == general
