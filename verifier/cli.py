@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import shutil
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -580,12 +581,27 @@ def _warn_of_stale_receipt(args: argparse.Namespace) -> None:
              "it again with --receipt-key KEY")
 
 
+@contextlib.contextmanager
+def _token_scrubbed(client: XChatClient, arguments: Sequence[str]) -> Iterator[None]:
+    """A usage error quoting an argument is scrubbed of the access token (r117: the token pasted where
+    an id goes, ``audit $TOKEN``, was printed in full by "not a conversation id: '...'"). Only when an
+    argument holds the token: a short one would otherwise be cut out of every word of the message."""
+    try:
+        yield
+    except UsageError as exc:
+        if all(client.scrub(argument) == argument for argument in arguments):
+            raise
+        scrubbed = client.scrub(str(exc))
+        raise UsageError(scrubbed + " (that argument is the access token: it goes in X_BEARER_TOKEN or "
+                         "--token-file only)") from None
+
+
 def run_audit(args: argparse.Namespace, options: AuditOptions, ids: list[str]) -> tuple[Report, Auditor]:
     """Fetch and verify ``ids`` with a progress display; the report and the auditor (its engine state)."""
     from .audit import Auditor
     from .fetch import ClientEvents
     display = _Display(sys.stderr.isatty() and not args.quiet)
-    with display, make_client(args, ClientEvents(on_wait=display.wait)) as client:
+    with display, make_client(args, ClientEvents(on_wait=display.wait)) as client, _token_scrubbed(client, ids):
         try:  # bad ids and --resume refusals are UsageErrors, unusable evidence EvidenceErrors
             auditor = Auditor(client, options, on_change=display.update)
             report = auditor.run(ids)
@@ -596,7 +612,6 @@ def run_audit(args: argparse.Namespace, options: AuditOptions, ids: list[str]) -
 
 def cmd_transcript(args: argparse.Namespace) -> int:
     """The decrypted conversation with its proof, written only to the output the user names."""
-    from .ids import conversation_path_id
     from .participant import load_identity_key, participant_reviewers
     from .participant.transcript import build_transcript, render_transcript, verdict_problems
     if not args.output:
@@ -637,8 +652,7 @@ def cmd_transcript(args: argparse.Namespace) -> int:
         if args.trust_evidence_keys or args.receipt_public_key:
             raise UsageError("--trust-evidence-keys and --receipt-public-key are for an evidence directory; a "
                              "fetched conversation uses the keys it fetches")
-        for source in args.sources:
-            conversation_path_id(source)  # a UsageError names an argument that is neither
+        # run_audit names an argument that is neither (a UsageError, before any request, scrubbed of the token)
         report, _auditor = run_audit(args, audit_options(args, reviewers), args.sources)
     # fetched, as audit's: its keys came from the key directory, not a keyring it refuses (r111)
     with keyring_described_as("the fetched key directory" if not all(offline) else "the keyring"):
@@ -657,7 +671,7 @@ def cmd_transcript(args: argparse.Namespace) -> int:
 def cmd_keys_fetch(args: argparse.Namespace) -> int:
     from .apibodies import key_body_problems, key_rows
     entries, failed = [], False
-    with make_client(args) as client:
+    with make_client(args) as client, _token_scrubbed(client, args.user_ids):
         for user_id in args.user_ids:
             try:
                 fetched = client.get_public_keys(user_id)  # UsageError for a bad id

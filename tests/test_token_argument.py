@@ -1,0 +1,37 @@
+"""The access token given where an id goes is never printed (docs/cli.md: never printed, logged or saved)."""
+import pytest
+
+from verifier import cli
+
+TOKEN = "SeCrEtToKeN0123456789abcdef"
+
+
+@pytest.mark.parametrize("argv", [["audit", TOKEN], ["keys", "fetch", TOKEN], ["audit", "1:2", TOKEN]])
+def test_token_as_id_is_not_printed(argv, monkeypatch, capsys):
+    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
+    assert cli.main([*argv, "--base-url", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert TOKEN not in err
+    assert "access token" in err and err.count("\n") == 1
+
+
+def test_other_bad_id_is_quoted(monkeypatch, capsys):
+    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
+    assert cli.main(["audit", "xyz", "--base-url", "http://127.0.0.1:9"]) == 2
+    assert "'xyz'" in capsys.readouterr().err
+
+
+def test_transcript_token_as_id_is_not_printed(tmp_path, monkeypatch, capsys):
+    key = tmp_path / "identity.key"
+    key.write_text("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n")
+    key.chmod(0o600)
+    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
+    assert cli.main(["transcript", TOKEN, "--identity-key", str(key), "-o", str(tmp_path / "t.jsonl"),
+                     "--base-url", "http://127.0.0.1:9"]) == 2
+    assert TOKEN not in capsys.readouterr().err
+
+
+def test_short_token_does_not_mangle_other_messages(monkeypatch, capsys):
+    monkeypatch.setenv("X_BEARER_TOKEN", "x")
+    assert cli.main(["audit", "nofile.json", "--base-url", "http://127.0.0.1:9"]) == 2
+    assert "expected A:B" in capsys.readouterr().err
