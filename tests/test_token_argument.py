@@ -35,3 +35,11 @@ def test_short_token_does_not_mangle_other_messages(monkeypatch, capsys):
     monkeypatch.setenv("X_BEARER_TOKEN", "x")
     assert cli.main(["audit", "nofile.json", "--base-url", "http://127.0.0.1:9"]) == 2
     assert "expected A:B" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["Bearer abcdef123", "bearer abcdef123\n"])
+def test_bearer_prefix_is_named(value, monkeypatch, capsys):
+    monkeypatch.setenv("X_BEARER_TOKEN", value)
+    assert cli.main(["audit", "1:2", "--base-url", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert "'Bearer '" in err and "abcdef123" not in err

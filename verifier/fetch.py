@@ -103,6 +103,10 @@ def checked_token(token: object) -> str:
     token = token.strip()
     if not token:
         raise UsageError("an access token is required")
+    if token[:7].lower() == "bearer " and _TOKEN_CHARACTERS.issuperset(token[7:].strip()):
+        # r117: "Bearer abc" (copied from a curl line) was "holds a control, space or non-ASCII character"
+        raise UsageError("the access token starts with 'Bearer ': give the token alone (the Authorization "
+                         "header's scheme is added when it is sent)")
     if not _TOKEN_CHARACTERS.issuperset(token):
         raise UsageError("the access token holds a control, space or non-ASCII character: it cannot be "
                          "sent in an Authorization header (check the token file or variable)")
