@@ -309,6 +309,7 @@ def check_output_paths(args: argparse.Namespace) -> None:
     if getattr(args, "handler", None) is cmd_new_receipt_key:
         return
     save = getattr(args, "save", None)
+    _refuse_one_path_for_two_outputs(args)
     for name, option in (("output", "-o"), ("junit", "--junit"), ("markdown", "--markdown"), ("receipt", "--receipt")):
         value = getattr(args, name, None)
         if not isinstance(value, str) or (name == "receipt" and not hasattr(args, "receipt_key")):
@@ -351,7 +352,13 @@ _INPUT_FILES = (("ledger", "--ledger"), ("receipt_key", "--receipt-key"), ("key"
 
 
 def _refuse_overwriting_an_input(args: argparse.Namespace, option: str, value: str) -> None:
-    if value == "-" or not os.path.exists(value):
+    if value == "-":
+        return
+    if not os.path.exists(value):  # r117: `--ledger new.db -o new.db` created the ledger, then the report
+        ledger = ledger_target(getattr(args, "ledger", None)) if hasattr(args, "ledger") else None
+        if ledger and not os.path.exists(ledger) and _same_path(ledger, value):  # replaced it, exit 0
+            raise UsageError(f"{option} {printable(value)} is the --ledger file this command creates: writing there "
+                             "would replace it")
         return
     for name, input_option in _INPUT_FILES:
         given = getattr(args, name, None)
@@ -364,6 +371,32 @@ def _refuse_overwriting_an_input(args: argparse.Namespace, option: str, value: s
             if isinstance(path, str) and os.path.isdir(path) and _inside(value, path):  # review 69: the receipt
                 raise UsageError(f"{option} {printable(value)} is a file of the {input_option} directory this "
                                  "command reads: writing there would change it")
+
+
+def _same_path(a: str, b: str) -> bool:
+    """Whether two paths, which need not exist yet, name the same file."""
+    if os.path.exists(a) and os.path.exists(b):
+        return _same_file(a, b)
+    try:
+        return os.path.realpath(a) == os.path.realpath(b)
+    except (OSError, ValueError):
+        return False
+
+
+def _refuse_one_path_for_two_outputs(args: argparse.Namespace) -> None:
+    """r117: ``-o m.prom --metrics m.prom`` wrote both to one file, exit 0: the report replaced the
+    metrics (or the other way round). Two outputs never share a file."""
+    named: list[tuple[str, str]] = []
+    for name, option in (("output", "-o"), ("junit", "--junit"), ("markdown", "--markdown"),
+                         ("metrics", "--metrics"), ("receipt", "--receipt")):
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value not in ("", "-"):
+            named.append((option, value))
+    for i, (option, value) in enumerate(named):
+        for other, other_value in named[i + 1:]:
+            if _same_path(value, other_value):
+                raise UsageError(f"{option} and {other} name the same file {printable(value)}: one would replace "
+                                 "the other; name two files")
 
 
 def _same_file(a: str, b: str) -> bool:

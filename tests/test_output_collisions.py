@@ -1,0 +1,31 @@
+"""An output never replaces the ledger the run creates, and two outputs never share a file (r117)."""
+from pathlib import Path
+
+from verifier import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [str(p) for p in sorted((ROOT / "examples/conversation").glob("*.json"))]
+RING = str(ROOT / "examples/keyring.json")
+
+
+def test_output_onto_the_ledger_it_creates_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["verify", *PAGES, "--keys", RING, "--ledger", "new.db", "-o", "new.db"]) == 2
+    err = capsys.readouterr().err
+    assert "--ledger" in err and err.count("\n") == 1
+    assert not (tmp_path / "new.db").exists()  # refused before the run: nothing created
+
+
+def test_output_and_metrics_on_one_file_are_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["verify", *PAGES, "--keys", RING, "--metrics", "m.prom", "-o", "./m.prom"]) == 2
+    assert "same file" in capsys.readouterr().err
+    assert not (tmp_path / "m.prom").exists()
+
+
+def test_distinct_outputs_still_work(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["verify", *PAGES, "--keys", RING, "--ledger", "l.db", "--metrics", "m.prom", "-o", "r.txt"]) == 0
+    assert (tmp_path / "l.db").read_bytes().startswith(b"SQLite format 3")
+    assert "xchat_verify_" in (tmp_path / "m.prom").read_text()
+    assert "verdict" in (tmp_path / "r.txt").read_text()
