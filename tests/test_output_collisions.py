@@ -29,3 +29,11 @@ def test_distinct_outputs_still_work(tmp_path, monkeypatch):
     assert (tmp_path / "l.db").read_bytes().startswith(b"SQLite format 3")
     assert "xchat_verify_" in (tmp_path / "m.prom").read_text()
     assert "verdict" in (tmp_path / "r.txt").read_text()
+
+
+def test_empty_keyring_file_says_it_is_empty(tmp_path, capsys):
+    ring = tmp_path / "ring.json"
+    ring.write_text("\n")
+    assert cli.main(["verify", *PAGES, "--keys", str(ring)]) == 3
+    err = capsys.readouterr().err
+    assert "empty" in err and "truncated" not in err and err.count("\n") == 1

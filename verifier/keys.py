@@ -323,6 +323,9 @@ class Keyring:
         """Load any documented keyring shape; raises ``ValueError`` with a one-line reason naming the
         entry that cannot be used."""
         if isinstance(data, (bytes, str)):
+            if not data.strip():  # r117: an empty file was "not JSON: Input data was truncated"
+                raise KeyringError("keyring is empty: no JSON in it (a keyring file holds the keys, as "
+                                   "`xchat-verify keys fetch USER_ID... -o keyring.json` writes them)")
             try:
                 data = msgspec.json.decode(data)
             except (msgspec.DecodeError, RecursionError) as exc:
