@@ -43,3 +43,10 @@ def test_bearer_prefix_is_named(value, monkeypatch, capsys):
     assert cli.main(["audit", "1:2", "--base-url", "http://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err
     assert "'Bearer '" in err and "abcdef123" not in err
+
+
+def test_token_in_base_url_is_not_printed(monkeypatch, capsys):
+    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
+    assert cli.main(["audit", "1:2", "--base-url", f"https://api.x.com/?access_token={TOKEN}"]) == 2
+    err = capsys.readouterr().err
+    assert TOKEN not in err and "query" in err

@@ -446,8 +446,15 @@ def make_client(args: argparse.Namespace, events: ClientEvents | None = None) ->
                          timeout=args.timeout, request_deadline=args.request_deadline,
                          max_body_bytes=int(args.max_response_mb * MB), max_json_values=args.max_json_values)
     token = read_token(args.token_file)
-    from .fetch import XChatClient  # the network stack is loaded only by commands that use it
-    return XChatClient(token, args.base_url, policy=policy, events=events, insecure_http=args.insecure_http)
+    from .fetch import REDACTED, XChatClient  # the network stack is loaded only by commands that use it
+    from .sanitize import redact_secret
+    try:
+        return XChatClient(token, args.base_url, policy=policy, events=events, insecure_http=args.insecure_http)
+    except UsageError as exc:  # r117: a --base-url holding the token (`?access_token=...`) was quoted in full
+        message = redact_secret(str(exc), token.strip(), REDACTED) if len(token.strip()) >= 8 else str(exc)
+        if message == str(exc):
+            raise
+        raise UsageError(message) from None
 
 
 def cmd_archive_verify(args: argparse.Namespace) -> int:
