@@ -1,7 +1,12 @@
 """The access token given where an id goes is never printed (docs/cli.md: never printed, logged or saved)."""
+from pathlib import Path
+
 import pytest
 
 from verifier import cli
+from verifier.sanitize import SECRET_PREFIX
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TOKEN = "SeCrEtToKeN0123456789abcdef"
 
@@ -50,3 +55,46 @@ def test_token_in_base_url_is_not_printed(monkeypatch, capsys):
     assert cli.main(["audit", "1:2", "--base-url", f"https://api.x.com/?access_token={TOKEN}"]) == 2
     err = capsys.readouterr().err
     assert TOKEN not in err and "query" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["verify", "examples/conversation/page-1.json", "--keys", TOKEN],
+    ["verify", "examples/conversation/page-1.json", "--keys", f"/nonexistent/{TOKEN}.json"],
+    ["audit", "1:2", "--max-results", TOKEN],
+    ["audit", "1:2", f"--no-such-option={TOKEN}"],
+])
+def test_token_in_any_argument_is_not_printed(argv, monkeypatch, capsys):
+    """r119: usage, input and parse errors quoting an argument that holds the token printed it in full."""
+    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
+    monkeypatch.chdir(ROOT)
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    assert code in (2, 3)
+    err = capsys.readouterr().err
+    assert TOKEN not in err and TOKEN[:SECRET_PREFIX] not in err
+    assert "[redacted: access token]" in err and "argument holds the access token" in err
+    assert err.count("\n") == 1
+
+
+def test_token_from_a_token_file_in_an_argument_is_not_printed(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("X_BEARER_TOKEN", raising=False)
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["audit", "1:2", "--token-file", str(token_file), "--max-results", TOKEN])
+    assert exited.value.code == 2
+    assert TOKEN not in capsys.readouterr().err
+
+
+def test_no_argument_holds_the_token_message_unchanged(monkeypatch, capsys):
+    monkeypatch.setenv("X_BEARER_TOKEN", "keys-missing-file")
+    monkeypatch.chdir(ROOT)
+    assert cli.main(["verify", "examples/conversation/page-1.json", "--keys", "nothere/keys-missing-file.json"]) == 3
+    err = capsys.readouterr().err
+    assert "keys-missing-file.json" not in err  # the argument holds the token: scrubbed
+    monkeypatch.setenv("X_BEARER_TOKEN", "another-token-value")
+    assert cli.main(["verify", "examples/conversation/page-1.json", "--keys", "nothere/keys-missing-file.json"]) == 3
+    err = capsys.readouterr().err
+    assert "nothere/keys-missing-file.json" in err and "redacted" not in err

@@ -49,7 +49,7 @@ from .manifest import Conversation, FileEntry, UsersNotFetched
 from .model import Code, EventReport, Finding, InputReport, Report, Severity, fails
 from .pages import json_value_bound
 from .paging import SavedWalk, page_head, page_missing_reasons
-from .sanitize import printable, redact_secret
+from .sanitize import REDACTED, printable, redact_secret
 from .semantics import one_to_one_members
 from .settings import AuditOptions
 
@@ -687,7 +687,6 @@ def _fixed_words() -> frozenset[str]:
 
 
 def secret_scrubber(secrets: set[str]) -> Callable[[str], str]:
-    from .fetch import REDACTED
 
     def scrub(text: str) -> str:
         for secret in secrets:

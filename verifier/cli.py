@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import json
 import math
 import os
@@ -37,7 +38,7 @@ from ._version import __version__
 from .report import FORMATS
 from .report.common import keyring_described_as
 from .report.stream import iter_report, report_parts
-from .sanitize import printable
+from .sanitize import REDACTED, SECRET_PREFIX, printable, redact_secret
 
 
 # ------------------------------------------------------------------------------------- output
@@ -47,7 +48,7 @@ def emit(report: Report, fmt: str, output: str | None, all_events: bool = False,
     report file takes by ``sendfile``)."""
     if output and names_file(output):
         write_file(output, report_parts(report, fmt, all_events=all_events, processes=processes))  # in chunks
-        print(f"verdict: {report.verdict} (report written to {printable(output)})", file=sys.stderr)
+        print(f"verdict: {report.verdict} (report written to {printable(without_token(output))})", file=sys.stderr)
         return
     tty = sys.stdout is not None and sys.stdout.isatty()  # None: started with it closed (review 96)
     # NO_COLOR drops colour, not layout; set but empty it asks for nothing (no-color.org; round 80)
@@ -98,9 +99,40 @@ def bounded_int(text: str) -> int:
     return value
 
 
+_GIVEN_ARGUMENTS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("given_arguments", default=())
+
+
+def without_token(message: str) -> str:
+    """``message`` scrubbed of the access token when one of the command's arguments holds it (r119:
+    ``--keys $TOKEN``, ``--ledger /x/$TOKEN.db`` or ``--max-results $TOKEN`` were quoted in full by
+    their errors). Only then: a short token would otherwise be cut out of every word of a message."""
+    arguments = _GIVEN_ARGUMENTS.get()
+    for token in _tokens_given(arguments):
+        if any(token in argument for argument in arguments) and token in message:
+            message = redact_secret(message, token, REDACTED) + (" (an argument holds the access token: it goes in "
+                                                                  "X_BEARER_TOKEN or --token-file only)")
+    return message
+
+
+def _tokens_given(arguments: Sequence[str]) -> list[str]:
+    """The access tokens this run could know without side effects: X_BEARER_TOKEN's and a regular
+    --token-file's (a pipe, ``<(pass show x)``, is not read here: that would consume it)."""
+    tokens = [os.environ.get("X_BEARER_TOKEN", "").strip()]
+    for at, argument in enumerate(arguments):
+        path = arguments[at + 1] if argument == "--token-file" and at + 1 < len(arguments) else (
+            argument.removeprefix("--token-file=") if argument.startswith("--token-file=") else None)
+        if path and os.path.isfile(path):
+            try:
+                with open(path, "rb") as handle:
+                    tokens.append(handle.read(_MAX_TOKEN_FILE).decode("utf-8", "replace").strip())
+            except OSError:
+                continue
+    return [token for token in tokens if len(token) >= SECRET_PREFIX]
+
+
 def warn(message: str) -> None:
     """One line on stderr; the text may quote a server or a file, so it is escaped first."""
-    print(f"xchat-verify: {printable(message)}", file=sys.stderr)
+    print(f"xchat-verify: {printable(without_token(message))}", file=sys.stderr)
 
 
 def add_report_options(parser: argparse.ArgumentParser, in_process: bool = True) -> None:
@@ -446,8 +478,7 @@ def make_client(args: argparse.Namespace, events: ClientEvents | None = None) ->
                          timeout=args.timeout, request_deadline=args.request_deadline,
                          max_body_bytes=int(args.max_response_mb * MB), max_json_values=args.max_json_values)
     token = read_token(args.token_file)
-    from .fetch import REDACTED, XChatClient  # the network stack is loaded only by commands that use it
-    from .sanitize import redact_secret
+    from .fetch import XChatClient  # the network stack is loaded only by commands that use it
     try:
         return XChatClient(token, args.base_url, policy=policy, events=events, insecure_http=args.insecure_http)
     except UsageError as exc:  # r117: a --base-url holding the token (`?access_token=...`) was quoted in full
@@ -701,7 +732,8 @@ def cmd_transcript(args: argparse.Namespace) -> int:
         write_stdout([text])
     else:
         write_file(args.output, text, private=True)  # plaintext: the owner's only
-        print(f"verdict: {report.verdict} (transcript written to {printable(args.output)})", file=sys.stderr)
+        print(f"verdict: {report.verdict} (transcript written to {printable(without_token(args.output))})",
+              file=sys.stderr)
     for problem in verdict_problems(report):  # why it failed, not only that it did (review 67)
         if fails(problem["severity"], report.strict) or problem["code"] == "input_error":
             warn(problem["message"] if problem["code"] == "input_error" else f"{problem['code']}: {problem['message']}")
@@ -909,7 +941,7 @@ class _Parser(argparse.ArgumentParser):
     printed the whole usage block first (new-user review). Subcommands' parsers are of this class too."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {printable(without_token(message))} (see {self.prog} --help)\n")
 
     def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
                    namespace: argparse.Namespace | None = None) -> argparse.Namespace:
@@ -918,7 +950,8 @@ class _Parser(argparse.ArgumentParser):
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
             prog = _command_name(parsed, self.prog)
-            self.exit(EXIT_USAGE, f"{prog}: error: {printable('unrecognized arguments: ' + ' '.join(extras))} "
+            unknown = without_token("unrecognized arguments: " + " ".join(extras))
+            self.exit(EXIT_USAGE, f"{prog}: error: {printable(unknown)} "
                                   f"(see {prog} --help)\n")
         return parsed
 
@@ -1065,10 +1098,11 @@ def _option_error(parser: argparse.ArgumentParser, args: argparse.Namespace, mes
     """A usage error found after parsing, pointing at the subcommand's help, as argparse's own errors
     do (round 80: "--workers 0" said "see xchat-verify --help")."""
     command = _command_name(args)
-    parser.exit(EXIT_USAGE, f"{command}: error: {printable(message)} (see {command} --help)\n")
+    parser.exit(EXIT_USAGE, f"{command}: error: {printable(without_token(message))} (see {command} --help)\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _GIVEN_ARGUMENTS.set(tuple(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "workers", None) is not None and args.workers < 1:
@@ -1104,7 +1138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # last line of defence: one line, never a traceback, nothing raw
         warn(f"internal error: {type(exc).__name__}: {exc}" + ("" if debug else " (--debug shows where)"))
         if debug:  # for bug reports: the traceback, escaped like every other line
-            print(debug_traceback(exc), file=sys.stderr)
+            print(without_token(debug_traceback(exc)), file=sys.stderr)
         return EXIT_INCOMPLETE
 
 

@@ -38,7 +38,7 @@ from .errors import FetchError, NetworkError, RateLimitError, UsageError, http_e
 from .ids import conversation_path_id, validate_user_id
 from .pages import json_value_bound
 from .paging import Budget, PageHead, PageLimits, follow, page_head
-from .sanitize import SECRET_PREFIX, printable, redact_secret
+from .sanitize import REDACTED, SECRET_PREFIX, printable, redact_secret
 from .settings import DEFAULT_BASE_URL, RetryPolicy
 from .transport import (
     ACCEPT_ENCODING,
@@ -68,7 +68,6 @@ _AUTH_HINTS = {
     401: " (check the token in X_BEARER_TOKEN or --token-file: expired, revoked or not a user token)",
     403: " (the token lacks a scope, e.g. dm.read, the app is not enrolled, or the user is not a participant)",
 }
-REDACTED = "[redacted: access token]"
 MAX_EARLIER_TOKENS = 16  # as evidence.MAX_TOKEN_STRINGS: an audit has one token, a few after resumes
 
 

@@ -162,6 +162,7 @@ def shallow(value: object, depth: int = 0) -> object:
     return value
 
 
+REDACTED = "[redacted: access token]"  # what stands where the access token was
 SECRET_PREFIX = 8  # a cut-off secret's remaining characters, from this many on, are a secret too
 
 
