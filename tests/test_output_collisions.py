@@ -37,3 +37,21 @@ def test_empty_keyring_file_says_it_is_empty(tmp_path, capsys):
     assert cli.main(["verify", *PAGES, "--keys", str(ring)]) == 3
     err = capsys.readouterr().err
     assert "empty" in err and "truncated" not in err and err.count("\n") == 1
+
+
+def test_metrics_onto_the_ledger_is_refused_before_the_run(tmp_path, monkeypatch, capsys):
+    """r119: '--ledger n.db --metrics n.db' recorded the run in a new ledger, then refused the metrics."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["verify", *PAGES, "--keys", RING, "--ledger", "n.db", "--metrics", "./n.db"]) == 2
+    err = capsys.readouterr().err
+    assert "--ledger" in err and "recorded" not in err and err.count("\n") == 1
+    assert not (tmp_path / "n.db").exists()
+
+
+def test_reading_command_does_not_say_it_creates_its_ledger(tmp_path, monkeypatch, capsys):
+    """r119: 'ledger export --ledger x.db -o x.db' said x.db was the ledger "this command creates"."""
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["ledger", "export", "--ledger", "x.db", "-o", "x.db"])
+    err = capsys.readouterr().err
+    assert code != 0 and "creates" not in err and err.count("\n") == 1
+    assert not (tmp_path / "x.db").exists()

@@ -387,8 +387,8 @@ def _refuse_overwriting_an_input(args: argparse.Namespace, option: str, value: s
     if value == "-":
         return
     if not os.path.exists(value):  # r117: `--ledger new.db -o new.db` created the ledger, then the report
-        ledger = ledger_target(getattr(args, "ledger", None)) if hasattr(args, "ledger") else None
-        if ledger and not os.path.exists(ledger) and _same_path(ledger, value):  # replaced it, exit 0
+        ledger = _ledger_the_run_records(args)  # replaced it, exit 0
+        if ledger and not os.path.exists(ledger) and _same_path(ledger, value):
             raise UsageError(f"{option} {printable(value)} is the --ledger file this command creates: writing there "
                              "would replace it")
         return
@@ -403,6 +403,19 @@ def _refuse_overwriting_an_input(args: argparse.Namespace, option: str, value: s
             if isinstance(path, str) and os.path.isdir(path) and _inside(value, path):  # review 69: the receipt
                 raise UsageError(f"{option} {printable(value)} is a file of the {input_option} directory this "
                                  "command reads: writing there would change it")
+
+
+def _ledger_the_run_records(args: argparse.Namespace) -> str | None:
+    """The ledger file a recording command (verify, audit, archive verify) writes, or None. Why only
+    those: ``ledger export`` reads its ledger, so a missing one is not "the file this command creates"
+    (r119)."""
+    if getattr(args, "handler", None) not in (cmd_verify, cmd_audit, cmd_archive_verify):
+        return None
+    target = ledger_target(getattr(args, "ledger", None))
+    if target is None:
+        return None
+    from .ledger import is_url
+    return None if is_url(target) else target
 
 
 def _same_path(a: str, b: str) -> bool:
@@ -429,6 +442,10 @@ def _refuse_one_path_for_two_outputs(args: argparse.Namespace) -> None:
             if _same_path(value, other_value):
                 raise UsageError(f"{option} and {other} name the same file {printable(value)}: one would replace "
                                  "the other; name two files")
+    metrics, ledger = getattr(args, "metrics", None), _ledger_the_run_records(args)
+    if isinstance(metrics, str) and ledger and _same_path(metrics, ledger):  # r119: the run was recorded, then
+        raise UsageError(f"--metrics {printable(metrics)} is the --ledger file: writing there would replace "  # refused
+                         "it; name two files")
 
 
 def _same_file(a: str, b: str) -> bool:
