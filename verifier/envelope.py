@@ -3,9 +3,10 @@ that has a twin inside it must equal that twin, or the report says which and how
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Any
 
+from .clock import from_iso
 from .pages import ItemJson
 from .wire import MessageEvent
 
@@ -14,7 +15,7 @@ def iso_to_ms(text: str) -> int | None:
     try:
         if text.endswith("Z"):
             text = text[:-1] + "+00:00"
-        moment = datetime.fromisoformat(text)
+        moment = from_iso(text)
     except ValueError:
         return None
     if moment.tzinfo is None:

@@ -10,8 +10,8 @@ import math
 import os
 import re
 import stat
-from datetime import datetime
 
+from .clock import from_iso
 from .errors import UsageError
 from .model import VOCABULARY, Code, Report
 from .outputs import atomic_write_text
@@ -25,7 +25,7 @@ _MAX_SECONDS = 1e11  # year 5138: any later "timestamp" is not one
 
 
 def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    return from_iso(iso.replace("Z", "+00:00")).timestamp()
 
 
 _OURS = re.compile(r"^[ \t]*(?:#[ \t]*(?:HELP|TYPE)[ \t]+)?xchat_verify_", re.MULTILINE)

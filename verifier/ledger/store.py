@@ -11,10 +11,9 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
-from ..clock import utc_instant
+from ..clock import from_iso, utc_instant
 from ..errors import LedgerError
 from ..sanitize import printable
 from . import schema
@@ -105,7 +104,7 @@ def audit_problem(r: tuple) -> str:
     if type(time) is not str:
         return "time is not text"
     try:
-        datetime.fromisoformat(time.replace("Z", "+00:00"))
+        from_iso(time.replace("Z", "+00:00"))
     except ValueError:
         return "time is not an ISO-8601 time"
     if not (type(tool_version) is str and type(command) is str and type(verdict) is str and type(digest) is str):

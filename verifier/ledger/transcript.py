@@ -183,9 +183,11 @@ class StaleView:
 
 
 def _instant(time: str) -> float | None:
-    from datetime import datetime, timezone
+    from datetime import timezone
+
+    from ..clock import from_iso
     try:
-        moment = datetime.fromisoformat(time.replace("Z", "+00:00"))
+        moment = from_iso(time.replace("Z", "+00:00"))
     except ValueError:
         return None
     if moment.tzinfo is None:
