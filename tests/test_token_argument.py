@@ -54,7 +54,7 @@ def test_token_in_base_url_is_not_printed(monkeypatch, capsys):
     monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
     assert cli.main(["audit", "1:2", "--base-url", f"https://api.x.com/?access_token={TOKEN}"]) == 2
     err = capsys.readouterr().err
-    assert TOKEN not in err and "query" in err
+    assert TOKEN not in err and "--base-url holds the access token" in err
 
 
 @pytest.mark.parametrize("argv", [
@@ -98,3 +98,14 @@ def test_no_argument_holds_the_token_message_unchanged(monkeypatch, capsys):
     assert cli.main(["verify", "examples/conversation/page-1.json", "--keys", "nothere/keys-missing-file.json"]) == 3
     err = capsys.readouterr().err
     assert "nothere/keys-missing-file.json" in err and "redacted" not in err
+
+
+@pytest.mark.parametrize("base_url", [f"http://127.0.0.1:9/{TOKEN}", f"http://127.0.0.1:9/v/{TOKEN[:5]}%{ord(TOKEN[5]):02X}{TOKEN[6:]}",
+                                      f"http://{TOKEN}.localhost:9"])
+def test_token_in_base_url_path_is_refused(base_url, tmp_path, monkeypatch, capsys):
+    """r121: only a query was refused; a token in the path was sent and saved in manifest.json."""
+    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
+    assert cli.main(["audit", "1:2", "--base-url", base_url, "--save", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err
+    assert TOKEN not in err and "--base-url holds the access token" in err and err.count("\n") == 1
+    assert not (tmp_path / "ev").exists()

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, quote_plus, unquote_plus, urlencode, urlsplit
+from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlencode, urlsplit
 
 import httpx
 
@@ -34,7 +34,7 @@ from .apibodies import (
     json_token_paths,
 )
 from .clock import Clock, utc_now_iso
-from .errors import FetchError, NetworkError, RateLimitError, UsageError, http_error
+from .errors import ConfigError, FetchError, NetworkError, RateLimitError, UsageError, http_error
 from .ids import conversation_path_id, validate_user_id
 from .pages import json_value_bound
 from .paging import Budget, PageHead, PageLimits, follow, page_head
@@ -115,6 +115,17 @@ def checked_token(token: object) -> str:
     return token
 
 
+def _refuse_token_in_base_url(base_url: object, token: str) -> None:
+    """``ConfigError``, quoting nothing, when the base URL holds the token, as it is or percent-encoded:
+    it would be sent in every request line and saved as the manifest's ``base_url`` (r121: ``--base-url
+    https://host/$TOKEN`` passed, as only a query was refused, and manifest.json held the token in
+    clear). A token shorter than ``SECRET_PREFIX`` is not looked for: it would match ordinary text."""
+    if isinstance(base_url, str) and len(token) >= SECRET_PREFIX and \
+            (token in base_url or token in unquote(base_url)):
+        raise ConfigError("--base-url holds the access token: it would be sent in every request line and saved "
+                          "in the evidence; the token goes in X_BEARER_TOKEN or --token-file only")
+
+
 class XChatClient:
     """Read-only client; names follow the official ``xdk`` client (snake_case, ids in any form)."""
 
@@ -127,6 +138,7 @@ class XChatClient:
         setting. ``clock`` is what rate-limit windows and retry backoff wait on (tests pass a
         ``clock.FakeClock``); request deadlines always use real time."""
         access_token = checked_token(access_token)
+        _refuse_token_in_base_url(base_url, access_token)  # before check_base_url, whose errors quote the URL
         self.base_url = check_base_url(base_url, insecure_http=insecure_http)
         self.policy = policy or RetryPolicy()
         self.events = events or ClientEvents()
