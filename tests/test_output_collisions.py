@@ -1,5 +1,8 @@
 """An output never replaces the ledger the run creates, and two outputs never share a file (r117)."""
+import json
 from pathlib import Path
+
+import pytest
 
 from verifier import cli
 
@@ -55,3 +58,43 @@ def test_reading_command_does_not_say_it_creates_its_ledger(tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert code != 0 and "creates" not in err and err.count("\n") == 1
     assert not (tmp_path / "x.db").exists()
+
+
+@pytest.fixture(scope="module")
+def api():
+    from verifier.testing.server import FakeXApi, default_conversations
+    with FakeXApi(default_conversations(12)) as server:
+        yield server
+
+
+@pytest.fixture
+def receipt_key(tmp_path):
+    key = tmp_path / "receipt.key"
+    assert cli.main(["keys", "new-receipt-key", "-o", str(key)]) == 0
+    return str(key)
+
+
+@pytest.mark.parametrize("outputs", [["-o", "receipt.json"], ["--metrics", "./receipt.json"],
+                                     ["--save", "ev", "-o", "ev/receipt.json"]])
+def test_an_output_onto_the_default_receipt_is_refused(outputs, api, receipt_key, tmp_path, monkeypatch, capsys):
+    """r121: the receipt goes to receipt.json (in --save DIR, else here) without --receipt; '-o receipt.json'
+    replaced it with the report (or the receipt replaced the metrics), exit 0."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("X_BEARER_TOKEN", api.state.token)
+    before = len(api.requests)
+    conversation = next(iter(api.state.conversations))
+    assert cli.main(["audit", conversation, "--base-url", api.url, "--receipt-key", receipt_key, *outputs]) == 2
+    err = capsys.readouterr().err
+    assert "receipt" in err and "same file" in err and err.count("\n") == 1
+    assert len(api.requests) == before and not (tmp_path / "receipt.json").exists()
+    assert not (tmp_path / "ev").exists()
+
+
+def test_receipt_beside_other_outputs_is_written(api, receipt_key, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("X_BEARER_TOKEN", api.state.token)
+    conversation = next(iter(api.state.conversations))
+    assert cli.main(["audit", conversation, "--base-url", api.url, "--receipt-key", receipt_key, "--save", "ev",
+                     "-o", "report.json", "--format", "json"]) == 0
+    assert json.loads((tmp_path / "ev/receipt.json").read_text())["schema"].startswith("xchat-verify/receipt")
+    assert json.loads((tmp_path / "report.json").read_text())["verdict"] == "pass"

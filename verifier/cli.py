@@ -22,7 +22,14 @@ from .engine import Verification, default_workers, gc_paused, usable_cpus, verif
 from .errors import FetchError, InputError, UsageError, XChatVerifyError
 from .inputs import DEFAULT_MAX_FILE_MB, is_evidence_dir, load_keyring, load_pages, parse_conversation_keys
 from .keys import entry_from_row
-from .ledger_cli import LedgerRun, add_ledger_options, cmd_new_receipt_key, ledger_target
+from .ledger_cli import (
+    LedgerRun,
+    add_ledger_options,
+    cmd_new_receipt_key,
+    ledger_target,
+    receipt_option,
+    receipt_path,
+)
 from .ledger_cli import add_commands as add_ledger_commands
 from .model import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, Report, exit_code, fails, unauthenticated_keys
 from .outputs import check_output_path, detach_stdout, names_file, write_file, write_output, write_stdout
@@ -344,10 +351,15 @@ def check_output_paths(args: argparse.Namespace) -> None:
     _refuse_one_path_for_two_outputs(args)
     for name, option in (("output", "-o"), ("junit", "--junit"), ("markdown", "--markdown"), ("receipt", "--receipt")):
         value = getattr(args, name, None)
-        if not isinstance(value, str) or (name == "receipt" and not hasattr(args, "receipt_key")):
-            continue  # (receipt verify's RECEIPT is an input)
-        if name == "receipt" and not args.receipt_key:  # it would never be written: say so, not exit 0
-            raise UsageError("--receipt needs --receipt-key FILE (the key that signs the receipt)")
+        if name == "receipt" and hasattr(args, "receipt_key"):  # (receipt verify's RECEIPT is an input)
+            if value is not None and not args.receipt_key:  # it would never be written: say so, not exit 0
+                raise UsageError("--receipt needs --receipt-key FILE (the key that signs the receipt)")
+            value, option = receipt_path(args), receipt_option(args)  # the default too: ./receipt.json, or
+            # DIR/receipt.json with --save (r121: `-o receipt.json` replaced the receipt just written, exit 0)
+        elif name == "receipt":
+            continue
+        if not isinstance(value, str):
+            continue
         if value == "-" and name in ("junit", "markdown", "receipt"):  # round 105: --receipt - made a file "-"
             raise UsageError(f"{option} -: standard output takes the results themselves (-o); name a file")
         _refuse_overwriting_an_input(args, option, value)
@@ -435,6 +447,8 @@ def _refuse_one_path_for_two_outputs(args: argparse.Namespace) -> None:
     for name, option in (("output", "-o"), ("junit", "--junit"), ("markdown", "--markdown"),
                          ("metrics", "--metrics"), ("receipt", "--receipt")):
         value = getattr(args, name, None)
+        if name == "receipt" and hasattr(args, "receipt_key"):  # where it goes by default too (r121)
+            value, option = receipt_path(args), receipt_option(args)
         if isinstance(value, str) and value not in ("", "-"):
             named.append((option, value))
     for i, (option, value) in enumerate(named):

@@ -63,6 +63,20 @@ def ledger_target(value: str | None) -> str | None:
 
 
 
+def receipt_path(args: argparse.Namespace) -> str | None:
+    """Where ``--receipt-key``'s receipt is written: ``--receipt``, else receipt.json in the ``--save``
+    directory, else in the current one; None without ``--receipt-key``. One place, so the output
+    checks see the default too (r121: ``-o receipt.json`` replaced the receipt just written, exit 0)."""
+    if not getattr(args, "receipt_key", None):
+        return None
+    return args.receipt if args.receipt is not None else str(Path(getattr(args, "save", None) or ".") / "receipt.json")
+
+
+def receipt_option(args: argparse.Namespace) -> str:
+    """How an error names the receipt's path: the option that gave it, or where the default comes from."""
+    return "--receipt" if getattr(args, "receipt", None) is not None else "the receipt of --receipt-key (default)"
+
+
 class LedgerRun:
     """The ledger side of one verify or audit: open before, record after."""
 
@@ -141,7 +155,7 @@ class LedgerRun:
         receipt = make_receipt(key=self.receipt_key, tool_version=__version__, time=time, verdict=report.verdict,
                                report_digest=report_digest(report), checkpoints=checkpoints, evidence_dir=save,
                                ledger_audit=self.recorded.audit_id if self.recorded else None)
-        path = self.args.receipt or str(Path(save or ".") / "receipt.json")
+        path = receipt_path(self.args) or "receipt.json"
         write_file(path, json.dumps(receipt, indent=2) + "\n")
         print(f"xchat-verify: receipt written to {printable(path)}", file=sys.stderr)
 
