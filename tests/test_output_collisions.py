@@ -98,3 +98,30 @@ def test_receipt_beside_other_outputs_is_written(api, receipt_key, tmp_path, mon
                      "-o", "report.json", "--format", "json"]) == 0
     assert json.loads((tmp_path / "ev/receipt.json").read_text())["schema"].startswith("xchat-verify/receipt")
     assert json.loads((tmp_path / "report.json").read_text())["verdict"] == "pass"
+
+
+@pytest.mark.parametrize("option, name", [("--ledger", "manifest.json"), ("--ledger", "keyring.json"),
+                                          ("--metrics", "manifest.json"), ("--ledger", "keys/l.db")])
+def test_ledger_or_metrics_onto_the_evidence_is_refused_before_the_audit(option, name, api, tmp_path, monkeypatch,
+                                                                          capsys):
+    """r121: '--save ev --ledger ev/manifest.json --force' created the ledger, deleted it as old evidence and
+    recorded the run in the deleted file, exit 0; '--metrics ev/manifest.json' was refused after the audit."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("X_BEARER_TOKEN", api.state.token)
+    (tmp_path / "ev").mkdir()
+    before = len(api.requests)
+    assert cli.main(["audit", next(iter(api.state.conversations)), "--base-url", api.url, "--save", "ev", "--force",
+                     option, f"ev/{name}"]) == 2
+    err = capsys.readouterr().err
+    assert option in err and "evidence" in err and err.count("\n") == 1
+    assert len(api.requests) == before and list((tmp_path / "ev").iterdir()) == []
+
+
+def test_ledger_beside_the_evidence_is_used(api, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("X_BEARER_TOKEN", api.state.token)
+    (tmp_path / "ev").mkdir()  # (--ledger and --metrics need their directory; only -o may name one --save makes)
+    assert cli.main(["audit", next(iter(api.state.conversations)), "--base-url", api.url, "--save", "ev",
+                     "--ledger", "ev/ledger.db", "--metrics", "ev/m.prom", "-q"]) == 0
+    assert (tmp_path / "ev/ledger.db").read_bytes().startswith(b"SQLite format 3")
+    assert "xchat_verify_" in (tmp_path / "ev/m.prom").read_text()

@@ -349,6 +349,11 @@ def check_output_paths(args: argparse.Namespace) -> None:
         return
     save = getattr(args, "save", None)
     _refuse_one_path_for_two_outputs(args)
+    if save:  # r121: a ledger at DIR/manifest.json was created, then deleted by --force (exit 0, nothing
+        # recorded) or named "evidence already there"; --metrics DIR/manifest.json was refused after the audit
+        for option, value in (("--ledger", _ledger_the_run_records(args)), ("--metrics", getattr(args, "metrics", None))):
+            if isinstance(value, str):
+                _refuse_writing_over_the_evidence(option, value, save)
     for name, option in (("output", "-o"), ("junit", "--junit"), ("markdown", "--markdown"), ("receipt", "--receipt")):
         value = getattr(args, name, None)
         if name == "receipt" and hasattr(args, "receipt_key"):  # (receipt verify's RECEIPT is an input)
