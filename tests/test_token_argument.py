@@ -1,4 +1,7 @@
 """The access token given where an id goes is never printed (docs/cli.md: never printed, logged or saved)."""
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +112,36 @@ def test_token_in_base_url_path_is_refused(base_url, tmp_path, monkeypatch, caps
     err = capsys.readouterr().err
     assert TOKEN not in err and "--base-url holds the access token" in err and err.count("\n") == 1
     assert not (tmp_path / "ev").exists()
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "ndjson", "sarif", "junit", "markdown", "html"])
+def test_token_as_a_page_is_not_in_the_report(fmt, monkeypatch, capsys):
+    """r121: 'verify $TOKEN' scrubbed its error line, but the report on standard output named the input."""
+    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
+    assert cli.main(["verify", TOKEN, "--format", fmt]) == 3
+    out, err = capsys.readouterr()
+    assert TOKEN not in out and TOKEN not in err and TOKEN[:SECRET_PREFIX] not in out
+    assert "redacted" in out
+
+
+def test_token_in_a_page_path_is_not_recorded(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
+    monkeypatch.chdir(tmp_path)
+    page = tmp_path / f"{TOKEN}.json"
+    page.write_bytes((ROOT / "examples/conversation/page-1.json").read_bytes())
+    pages = [str(page), *(str(ROOT / f"examples/conversation/page-{n}.json") for n in (2, 3))]
+    assert cli.main(["verify", *pages, "--keys", str(ROOT / "examples/keyring.json"), "--ledger", "l.db",
+                     "--format", "json"]) == 0
+    assert TOKEN not in capsys.readouterr().out
+    assert cli.main(["ledger", "export", "--ledger", "l.db"]) == 0
+    exported = capsys.readouterr().out
+    assert TOKEN not in exported and "page-2.json" in exported
+
+
+def test_token_as_an_archive_source_is_not_in_the_report(tmp_path):
+    pytest.importorskip("distributed")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "X_BEARER_TOKEN": TOKEN}
+    done = subprocess.run([sys.executable, "-m", "verifier", "archive", "verify", TOKEN, "--workers", "1", "-q",
+                           "--format", "json"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert done.returncode == 3 and "Traceback" not in done.stderr
+    assert TOKEN not in done.stdout + done.stderr and "redacted" in done.stdout

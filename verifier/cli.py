@@ -113,12 +113,30 @@ def without_token(message: str) -> str:
     """``message`` scrubbed of the access token when one of the command's arguments holds it (r119:
     ``--keys $TOKEN``, ``--ledger /x/$TOKEN.db`` or ``--max-results $TOKEN`` were quoted in full by
     their errors). Only then: a short token would otherwise be cut out of every word of a message."""
-    arguments = _GIVEN_ARGUMENTS.get()
-    for token in _tokens_given(arguments):
-        if any(token in argument for argument in arguments) and token in message:
+    for token in _tokens_in_arguments():
+        if token in message:
             message = redact_secret(message, token, REDACTED) + (" (an argument holds the access token: it goes in "
                                                                   "X_BEARER_TOKEN or --token-file only)")
     return message
+
+
+def _tokens_in_arguments() -> list[str]:
+    """The access tokens (``_tokens_given``) that one of the command's arguments holds: almost always none."""
+    arguments = _GIVEN_ARGUMENTS.get()
+    return [token for token in _tokens_given(arguments) if any(token in argument for argument in arguments)]
+
+
+def report_without_token(report: Report, inputs: Sequence[str]) -> tuple[Report, list[str]]:
+    """The report and the inputs a ledger records, scrubbed of the access token an argument holds.
+    Why: ``verify $TOKEN`` (the token pasted where a page file goes, as ``audit $TOKEN`` where an id
+    goes) had its error line scrubbed, but the report on standard output named the input, in every
+    format, and the ledger recorded it (r121)."""
+    tokens = _tokens_in_arguments()
+    if not tokens:
+        return report, list(inputs)
+    from .audit import scrub_report, secret_scrubber
+    scrub = secret_scrubber(set(tokens))
+    return scrub_report(report, [scrub]), [scrub(source) for source in inputs]
 
 
 def _tokens_given(arguments: Sequence[str]) -> list[str]:
@@ -328,11 +346,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 if keyring is not None:
                     keyring.add_fallback(ledger.fallback)
                 report = seen[0].finish(keyring)
+        report, inputs = report_without_token(report, args.pages)
         if ledger.store is not None and unauthenticated_keys(report):
             warn("not recorded in the ledger: nothing authenticates the signer keys (pass --keys, or for an "
                  "evidence directory --receipt-public-key or --trust-evidence-keys)")
             seen.clear()  # --metrics still describes the run
-        ledger.record(report, seen[0] if seen else None, command="verify", inputs=list(args.pages),
+        ledger.record(report, seen[0] if seen else None, command="verify", inputs=inputs,
                       key_source="keyring" if args.keys else "evidence")
         seen.clear()  # the engine's working state is not needed to render the report
     finally:
@@ -551,7 +570,8 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
                          "workers join it (Ctrl-C stops it)")
                 report = verify_archive(args.sources, keyring, client, on_progress=display.progress,
                                         ledger=ledger.store, **options)
-        ledger.record(report, None, command="archive verify", inputs=list(args.sources),  # --metrics
+        report, inputs = report_without_token(report, args.sources)
+        ledger.record(report, None, command="archive verify", inputs=inputs,  # --metrics
                       key_source="keyring" if args.keys else "evidence")
         if ledger.store is not None and unauthenticated_keys(report):
             warn("groups whose signer keys nothing authenticates were not recorded in the ledger (pass --keys, "
