@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 
 import pytest
 from helpers import run_cli, saved_as_audit
@@ -405,3 +405,27 @@ def test_evidence_saved_without_the_expected_id_still_holds_a_full_id_to_it(serv
         journal.unlink()
     code, offline, _ = cli(url, "verify", evidence, "--trust-evidence-keys")
     assert code == 1 and saved_as_audit(offline) == audited, codes(offline)
+
+
+# ------------------------------------------------------------------ 4: the token quoted percent-encoded
+ODD_TOKEN = "AbC+dEf/GhI=jKl~mNo0123456"  # characters a URL encodes
+
+
+@pytest.mark.parametrize("form", [quote_plus(ODD_TOKEN), quote(ODD_TOKEN)])
+def test_a_page_quoting_the_token_percent_encoded_is_scrubbed_online_and_offline(form, served, tmp_path):
+    """r121: a server quoting the token as a URL carries it ('AbC%2BdEf%2FGhI%3D...') had it printed on
+    stderr and in the report in full; both are scrubbed, and verify DIR scrubs its report the same way."""
+    script, url = served
+    conv = build_conversation(6, members=[ALICE, BOB], seed="served-4", realistic_crypto=False)
+    script.pages = pages_of(conv.events, 10)
+    assert isinstance(script.pages[0], dict)
+    script.pages[0]["errors"] = [{**FIELD_ONLY, "detail": f"could not hydrate is_trusted for {form}"}]
+    evidence = tmp_path / "ev"
+    online = run_cli(["audit", CID, "--base-url", url, "--quiet", "--save", evidence, "--format", "json"],
+                     env={"X_BEARER_TOKEN": ODD_TOKEN})
+    offline = run_cli(["verify", evidence, "--trust-evidence-keys", "--format", "json"], env={})
+    for proc in (online, offline):
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr
+        assert form not in proc.stdout + proc.stderr and "could not hydrate is_trusted for [redacted" in proc.stdout
+    assert saved_as_audit(json.loads(offline.stdout)) == json.loads(online.stdout)
+

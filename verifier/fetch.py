@@ -145,10 +145,11 @@ class XChatClient:
         self.clock = clock or Clock()
         self._cancelled = threading.Event()
         self._token = access_token
-        # the token percent-decoded: ``urlencode`` writes it back as the token, and ``token_at`` records it,
-        # so ``verify DIR`` scrubs it; a server echoing it must not put it into this run's report either
-        decoded = unquote_plus(access_token)
-        self._decoded = decoded if decoded != access_token and len(decoded) >= SECRET_PREFIX else ""
+        # the token percent-decoded (``urlencode`` writes it back as the token) and percent-encoded (a server
+        # quoting a request URL: r121, 'token AbC%2BdEf...' was printed in full); ``token_at`` records
+        # them, so ``verify DIR`` scrubs them; a server echoing them must not put them into this run's report
+        forms = (unquote_plus(access_token), quote_plus(access_token), quote(access_token))  # (a query; a path)
+        self._forms = tuple(dict.fromkeys(f for f in forms if f != access_token and len(f) >= SECRET_PREFIX))
         self._earlier: tuple[str, ...] = ()  # tokens of the evidence a run resumes (``also_scrub``)
         self._rate_lock = threading.Lock()
         self._blocked_until = 0.0
@@ -177,8 +178,8 @@ class XChatClient:
     def scrub(self, text: str) -> str:
         """``text`` with every occurrence of the access token replaced: for anything the server said."""
         text = redact_secret(text, self._token, REDACTED)
-        if self._decoded:
-            text = redact_secret(text, self._decoded, REDACTED)
+        for form in self._forms:
+            text = redact_secret(text, form, REDACTED)
         for secret in self._earlier:
             text = redact_secret(text, secret, REDACTED)
         return text
@@ -215,9 +216,10 @@ class XChatClient:
             out = json_token_paths(body, self._token)  # behind JSON escapes, or inside base64 (an event)
         # the token percent-decoded too: ``urlencode`` writes it back as the token, so a next_token
         # holding it is the token once sent; recorded, a --resume with a new token recovers it from
-        # ``token_at`` and refuses to send it (round 81: it put the old token into manifest.json)
-        if self._decoded:
-            out += _offsets(body, self._decoded.encode(), 100 - len(out))
+        # ``token_at`` and refuses to send it (round 81: it put the old token into manifest.json);
+        # and percent-encoded, which a report would show as the server wrote it (r121)
+        for form in self._forms:
+            out += _offsets(body, form.encode(), 100 - len(out))
         return out
 
     def __enter__(self) -> "XChatClient":
