@@ -139,9 +139,22 @@ def test_token_in_a_page_path_is_not_recorded(tmp_path, monkeypatch, capsys):
 
 
 def test_token_as_an_archive_source_is_not_in_the_report(tmp_path):
-    pytest.importorskip("distributed")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "X_BEARER_TOKEN": TOKEN}
     done = subprocess.run([sys.executable, "-m", "verifier", "archive", "verify", TOKEN, "--workers", "1", "-q",
                            "--format", "json"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert done.returncode == 3 and "Traceback" not in done.stderr
     assert TOKEN not in done.stdout + done.stderr and "redacted" in done.stdout
+
+
+def test_every_stderr_line_is_scrubbed_when_an_argument_holds_the_token(tmp_path, monkeypatch, capsys):
+    """r121 noticed lines quoting a path outside cli.warn: vectors export's, "receipt written to", the
+    --metrics warning. All of standard error is scrubbed while an argument holds the token."""
+    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["vectors", "export", f"{TOKEN}.tar.gz", str(ROOT / "vectors")]) == 0
+    err = capsys.readouterr().err
+    assert (tmp_path / f"{TOKEN}.tar.gz").is_file() and "files written to" in err and TOKEN not in err
+    assert cli.main(["keys", "new-receipt-key", "-o", f"{TOKEN}.key"]) == 0
+    err = capsys.readouterr().err
+    assert (tmp_path / f"{TOKEN}.key").is_file() and ".pub" in err and TOKEN not in err
+    assert sys.stderr is not None and "TokenScrubbed" not in type(sys.stderr).__name__  # put back after the run

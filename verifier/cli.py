@@ -1159,6 +1159,36 @@ def _option_error(parser: argparse.ArgumentParser, args: argparse.Namespace, mes
 
 def main(argv: Sequence[str] | None = None) -> int:
     _GIVEN_ARGUMENTS.set(tuple(sys.argv[1:] if argv is None else argv))
+    tokens = _tokens_in_arguments()
+    if not tokens:  # (the usual run: nothing to scrub)
+        return _main(argv)
+    stderr = sys.stderr
+    sys.stderr = _TokenScrubbed(stderr, tokens)
+    try:
+        return _main(argv)
+    finally:
+        sys.stderr = stderr
+
+
+class _TokenScrubbed:
+    """Standard error with the access token an argument holds cut out of every line written to it.
+    Why all of it: r121 found lines that quote a path ("receipt written to ...", ``vectors export``'s,
+    the ``--metrics`` warning, ``--scheduler``'s) in several modules; each one scrubbed would leave
+    the next one written unscrubbed."""
+
+    def __init__(self, stream: Any, tokens: list[str]) -> None:
+        self._stream, self._tokens = stream, tokens
+
+    def write(self, text: str) -> int:
+        for token in self._tokens:
+            text = redact_secret(text, token, REDACTED)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding...: the stream's own
+        return getattr(self._stream, name)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "workers", None) is not None and args.workers < 1:
