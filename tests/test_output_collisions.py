@@ -125,3 +125,18 @@ def test_ledger_beside_the_evidence_is_used(api, tmp_path, monkeypatch):
                      "--ledger", "ev/ledger.db", "--metrics", "ev/m.prom", "-q"]) == 0
     assert (tmp_path / "ev/ledger.db").read_bytes().startswith(b"SQLite format 3")
     assert "xchat_verify_" in (tmp_path / "ev/m.prom").read_text()
+
+
+def test_an_output_onto_the_evidence_is_offered_a_name_that_is_free(api, receipt_key, tmp_path, monkeypatch, capsys):
+    """r121: '-o ev/manifest.json' was told to name a file 'such as ev/receipt.json', where --receipt-key's
+    receipt goes: following the advice was refused next."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("X_BEARER_TOKEN", api.state.token)
+    argv = ["audit", next(iter(api.state.conversations)), "--base-url", api.url, "--receipt-key", receipt_key,
+            "--save", "ev", "-o"]
+    assert cli.main([*argv, "ev/manifest.json"]) == 2
+    err = capsys.readouterr().err
+    offered = err.split("such as ", 1)[1].split(")", 1)[0]
+    assert offered == "ev/report.txt"
+    assert cli.main([*argv, offered, "-q"]) == 0
+    assert (tmp_path / "ev/receipt.json").is_file() and "verdict" in (tmp_path / offered).read_text().lower()

@@ -408,7 +408,13 @@ def _refuse_writing_over_the_evidence(option: str, value: str, save: str) -> Non
     if len(inside.parts) != 1 or inside.parts[0] in EVIDENCE_ENTRIES:
         raise UsageError(f"{option} {printable(value)} is inside the evidence the audit saves in --save "
                          f"{printable(save)}: writing there would replace or damage it; name a file beside them "
-                         f"(such as {printable(str(Path(save) / 'receipt.json'))}) or elsewhere")
+                         f"(such as {printable(str(Path(save) / _beside_evidence(option)))}) or elsewhere")
+
+
+def _beside_evidence(option: str) -> str:
+    """A name an output may take beside the evidence: receipt.json is the receipt's own default, so
+    another output offered it would then collide with the receipt (r121)."""
+    return {"--receipt": "receipt.json", "--ledger": "ledger.db", "--metrics": "metrics.prom"}.get(option, "report.txt")
 
 
 # The files a command reads that no output of it may replace (review 62: `ledger export -o` onto its
