@@ -294,6 +294,40 @@ def test_the_usual_path_is_taken_only_when_it_may(history, monkeypatch):
 
 
 
+def test_a_signer_is_made_once(history, monkeypatch, decoder):
+    """The usual path's signer (its detail, keyring row, embedded keys and their carriers) is made
+    once per distinct signer fields and shared by that signer's later events, to the same report;
+    a part checked for another process carries none of them."""
+    conv, pages, ring = history
+    made = []
+    signer = engine._Run._signer
+    monkeypatch.setattr(engine._Run, "_signer", lambda run, *fields: made.append(fields) or signer(run, *fields))
+    fast, general, taken = _reports(pages, ring, monkeypatch, conversation_keys=conv.conversation_keys)
+    assert fast == general and taken >= 38
+    assert len(made) == len(set(made)) == 2  # the history's two members, each once
+    keyring = verifier.Keyring.from_json(json.dumps(ring))
+    part = verifier.Verification(conversation_keys=conv.conversation_keys)
+    part.expect_keyring(keyring, facts=False)
+    for page in copy.deepcopy(pages):
+        part.add_page(page)
+    assert part._run.signers  # kept while pages come
+    part.check_part(keyring)
+    assert not part._run.signers
+
+
+@pytest.mark.parametrize("mutation", ["untouched", "embedded key other", "key info member other", "sender unknown"])
+def test_signers_past_the_bound_give_the_same_report(history, monkeypatch, decoder, mutation):
+    """Past ``_STAGED_KEPT`` distinct signers, the others are made for each event: the same report."""
+    conv, pages, ring = history
+    pages = copy.deepcopy(pages)
+    for page in pages[1:3]:
+        for item in page["data"][2:6]:
+            MUTATIONS[mutation](item, page)
+    monkeypatch.setattr(engine, "_STAGED_KEPT", 1)
+    fast, general, _taken = _reports(pages, ring, monkeypatch, conversation_keys=conv.conversation_keys)
+    assert fast == general
+
+
 def test_event_facts_are_the_same(history, monkeypatch, decoder):
     """The ledger's and archive's run (``expect_keyring(facts=True)``): its embedded keys and facts too."""
     conv, pages, ring = history

@@ -696,6 +696,8 @@ class _Run:
         self.jobs: list[tuple[int, Job]] = []
         self.text_limit = limits.max_event_bytes * 4 // 3 + 4  # ``decode_event_b64``'s bound on the text
         self.usual_details: dict[tuple[str | None, str | None, str | None], str] = {}  # ``_usual_detail``'s
+        # ``_signer``'s, by signer fields; emptied wherever ``keyring`` or ``carriers`` may change
+        self.signers: dict[tuple[str | None, ...], _Signer] = {}
         self.pool: ThreadPoolExecutor | None = None
 
     @property
@@ -722,6 +724,7 @@ class _Run:
             self.keep_facts = facts
         self.kept_kinds = self._kept_kinds()
         self.keyring = keyring
+        self.signers = {}  # made with the keyring before
         self.eager = self.kept_kinds is not None
 
     @property
@@ -866,12 +869,11 @@ class _Run:
                                                                           signature_version, signing_key, member,
                                                                           member_version, member_key):
                 return None
+        signer = self.signers.get((sender, key_version, signature_version, signing_key, member, member_version,
+                                   member_key)) or self._signer(sender, key_version, signature_version, signing_key,
+                                                                member, member_version, member_key)
         payload = _create_payload(message_id, sender, conversation, key_version_c, contents)
-        detail = self.usual_details.get((signature_version, sender, key_version)) or \
-            self._usual_detail(signature_version, sender, key_version)
-        trusted_key = self.keyring.keys.get((sender or "", key_version or ""))  # type: ignore[union-attr]
-        if payload is None or detail is None or trusted_key is None or trusted_key.key is None \
-                or trusted_key.status == _BINDING_INVALID:  # (``select_key``'s keyring row, inline)
+        if signer is None or payload is None:
             return None
         signature = _canonical_b64(signature_text)
         if signature is None:
@@ -879,24 +881,38 @@ class _Run:
         index = self.count
         self.count += 1
         self.digests += hashlib.sha256(raw).digest()
-        users, carriers = self.users, self.carriers
-        if sender:
-            users.setdefault(sender)
+        carried = signer.carried
+        if carried is None:  # its first event: its users and carriers noted, in ``_note_keys``'s order
+            carried = signer.note(self.users, self.carriers)
+        for rows_of_key in carried:
+            rows_of_key.append(index)
+        if self.keep_facts:
+            self.embedded.append(signer.embedded)
+        rows.add((seq, previous, message_id, created, signer.sender, _TRUSTED[trusted], _CREATE, conversation or "",
+                  signer.key_version, signer.signature_version, _USUAL_FLAGS))
+        return Job(signer.key, signature, payload, signer.detail)
+
+    def _signer(self, sender: str | None, key_version: str | None, signature_version: str | None,
+                signing_key: str | None, member: str | None, member_version: str | None,
+                member_key: str | None) -> _Signer | None:
+        """The usual event's signer, made once per distinct signer fields and kept (up to
+        ``_STAGED_KEPT``): its detail, its trusted key, its embedded keys. None where ``prepare`` or
+        ``select_key`` must decide (a refused signature version, no usable keyring row)."""
+        detail = self.usual_details.get((signature_version, sender, key_version)) or \
+            self._usual_detail(signature_version, sender, key_version)
+        trusted_key = self.keyring.keys.get((sender or "", key_version or ""))  # type: ignore[union-attr]
+        if detail is None or trusted_key is None or trusted_key.key is None \
+                or trusted_key.status == _BINDING_INVALID:  # (``select_key``'s keyring row, inline)
+            return None
         triples = ((member, member_version or "", member_key) if member is not None and member_key is not None
                    else None, (sender, key_version or "", signing_key) if signing_key is not None and sender is not None
                    else None)  # ``embedded_keys``'s, in its order
-        if self.keep_facts:
-            self.embedded.append(tuple(triple for triple in triples if triple is not None))
-        for triple in triples:
-            if triple is not None:
-                users.setdefault(triple[0])
-                carried = carriers.get(triple)
-                if carried is None:
-                    carried = carriers[triple] = array("I")
-                carried.append(index)
-        rows.add((seq, previous, message_id, created, sender, _TRUSTED[trusted], _CREATE, conversation or "",
-                  key_version, signature_version, _USUAL_FLAGS))
-        return Job(trusted_key.key, signature, payload, detail)
+        signer = _Signer(sender, key_version, signature_version, detail, trusted_key.key,
+                         tuple(triple for triple in triples if triple is not None))
+        if len(self.signers) < _STAGED_KEPT:
+            self.signers[(sender, key_version, signature_version, signing_key, member, member_version,
+                          member_key)] = signer
+        return signer
 
     def _usual_detail(self, signature_version: str | None, sender: str | None, key_version: str | None) -> str | None:
         """``prepare``'s detail of a valid signature, made once per signer and versions; None where
@@ -1245,6 +1261,7 @@ class _Run:
         finally:
             self.close()
         self.signatures_checked = True
+        self.signers = {}  # no page comes after this (nor travels with a part)
 
     def conclude(self, conversations: Collection[str] | None, shared_keys: Mapping[KeySlot, Collection[bytes]] | None,
                  lazy: bool) -> tuple[dict[str, ConversationReport], list[tuple[str, str]]]:
@@ -1275,6 +1292,7 @@ class _Run:
             self.add(at, _KEY_CONFLICTS, Code.KEY_CONFLICT, message)
         if conversations is None:
             self.carriers = {}
+            self.signers = {}  # (their carriers were those)
         reviewed = [pair for reviewer in self.reviewers for pair in reviewer.review(records, self.keyring)]
         for found, _message in reviewed:
             check_finding(found)
@@ -1573,6 +1591,35 @@ class _Run:
                                    _TRUSTED_VALUE[trusted], [] if quiet else self.event_findings(at), key_version,
                                    created))
         return out
+
+
+class _Signer:
+    """What every usual event of one signer shares (``_Run._signer``): the row's texts, the valid
+    detail, the trusted key, the embedded keys and, from its first event on, the rows arrays of
+    those keys. Why: its detail, keyring row and key carriers were looked up by an event's own
+    texts on every event (new strings each time, hashed each time)."""
+
+    __slots__ = ("sender", "key_version", "signature_version", "detail", "key", "embedded", "carried")
+
+    def __init__(self, sender: str | None, key_version: str | None, signature_version: str | None, detail: str,
+                 key: Any, embedded: tuple[tuple[str, str, str], ...]) -> None:
+        self.sender, self.key_version, self.signature_version = sender, key_version, signature_version
+        self.detail, self.key, self.embedded = detail, key, embedded
+        self.carried: tuple[array[int], ...] | None = None
+
+    def note(self, users: dict[str, None], carriers: dict[tuple[str, str, str], array[int]]) -> tuple[array[int], ...]:
+        """Its users and its keys' carriers, as ``_Run._note_keys`` notes them (sender first)."""
+        if self.sender:
+            users.setdefault(self.sender)
+        carried = []
+        for triple in self.embedded:
+            users.setdefault(triple[0])
+            rows = carriers.get(triple)
+            if rows is None:
+                rows = carriers[triple] = array("I")
+            carried.append(rows)
+        self.carried = tuple(carried)
+        return self.carried
 
 
 class _PageRows:
