@@ -352,3 +352,18 @@ def test_repeated_message_ids_are_counted_by_keys_no_chosen_ids_can_make_collide
     assert len(decided) == 1 and decided[0] is not None
     replays = [e for e in report.conversations[0].events if any(f.code == "replay" for f in e.findings)]
     assert [e.message_id for e in replays] == [texts[5]]
+
+
+@given(st.lists(st.integers(0, 40), max_size=30), st.integers(0, 30), st.integers(0, 12))
+def test_picker_gives_the_rows_items_in_order_a_slice_where_they_are_consecutive(rows, start, run):
+    """``picker`` reads consecutive rows (a run's one conversation, a batch of it) as a slice of the
+    column, and any others one by one: the same items, in order, from every kind of column."""
+    from array import array
+    for chosen in (rows, list(range(start, start + run)), list(range(start + run, start, -1))):
+        columns_ = [array("q", range(-50, 50, 2))[:45], bytearray(range(45)), tuple(range(100, 145))]
+        for column in columns_:
+            picked = columns.picker(array("I", chosen))(column)
+            assert list(picked) == [column[row] for row in chosen]
+        expected = slice(chosen[0], chosen[0] + len(chosen)) if chosen and chosen == list(
+            range(chosen[0], chosen[0] + len(chosen))) else None
+        assert (columns.consecutive(chosen) if chosen else None) == expected

@@ -304,6 +304,36 @@ def test_a_replay_of_a_key_change_only_meta_holds_gives_the_same_report(history,
     assert_same(mutated, ring, QUICK, conversation_keys=conv.conversation_keys)
 
 
+
+@pytest.mark.parametrize("shape", ["interleaved", "oldest first", "one conversation oldest first"])
+def test_conversations_whose_rows_are_not_consecutive_give_the_same_reports(monkeypatch, shape):
+    """The one-pass chain reads a conversation's rows at once, as a slice where they are consecutive
+    and picked one by one where not (two conversations' pages interleaved); pages oldest first
+    take the other order it tries. Each history is decided by it, with the reference's report."""
+    members = [Identity.from_seed("1215441834412953600", "1765382634817", "rows-a"),
+               Identity.from_seed("1843439638876491776", "1736723828667", "rows-b"),
+               Identity.from_seed("1500000000000000001", "1736723828668", "rows-c")]
+    first = build_conversation(30, members=members[:2], seed="rows-1", realistic_crypto=False)
+    second = build_conversation(25, members=members[1:], seed="rows-2", realistic_crypto=False,
+                                start_ms=1_784_900_000_000)  # (another conversation key version)
+    if shape == "interleaved":
+        pages = [page for pair in zip(first.pages(7), second.pages(7)) for page in pair] + first.pages(7)[4:]
+    elif shape == "oldest first":
+        pages = [*reversed(first.pages(7)), *reversed(second.pages(7))]
+    else:
+        pages = list(reversed(first.pages(7)))
+    keys = {**first.conversation_keys, **second.conversation_keys}
+    ring = verifier.Keyring.from_json(json.dumps({"keys": [m.keyring_entry() for m in members]}))
+    decided = []
+    linear = fastchain.linear_chain
+    monkeypatch.setattr(fastchain, "linear_chain", lambda run, rows: decided.append(linear(run, rows)) or
+                        decided[-1])
+    report = verifier.verify_pages(copy.deepcopy(pages), ring, conversation_keys=keys)
+    assert decided and all(result is not None for result in decided)
+    assert report.verdict == "pass" and len(report.conversations) == (1 if shape.startswith("one") else 2)
+    assert_same(copy.deepcopy(pages), ring, conversation_keys=keys)
+
+
 @pytest.fixture(scope="module")
 def history():
     members = [Identity.from_seed("1215441834412953600", "1765382634817", "diff-a"),

@@ -1,5 +1,7 @@
 """Types of the optional compiled decoder (``_cfastwire.pyx``)."""
 
+from collections.abc import Sequence
+
 from .wire import Limits, MessageEvent
 
 def decode_event_fast(raw: bytes, limits: Limits) -> MessageEvent | None: ...
@@ -15,4 +17,4 @@ def message_create_payload(message_id: object, sender_id: object, conversation_i
 
 def signature_der(sig: object) -> bytes | None: ...
 
-def uuid_texts(highs: tuple[int, ...], lows: tuple[int, ...]) -> list[str]: ...
+def uuid_texts(highs: Sequence[int], lows: Sequence[int]) -> list[str]: ...

@@ -13,7 +13,7 @@ import re
 import sys
 from array import array
 from collections.abc import Hashable, Sequence
-from operator import itemgetter, xor
+from operator import eq, itemgetter, xor
 from typing import Any, Callable, Generic, TypeVar
 
 from .wire import compiled_twin
@@ -28,7 +28,7 @@ T = TypeVar("T", bound=Hashable)
 # the compiled twins of ``Ids.append`` and of the UUID text (tests/test_cfastwire.py compares them)
 _id_columns: Callable[[list[str | None], bool], tuple[bytes, bytes, bytes, list[tuple[int, str]]] | None] | None = \
     compiled_twin("id_columns")
-_uuid_texts: Callable[[tuple[int, ...], tuple[int, ...]], list[str]] | None = compiled_twin("uuid_texts")
+_uuid_texts: Callable[[Sequence[int], Sequence[int]], list[str]] | None = compiled_twin("uuid_texts")
 
 # How the engine encodes an event in its columns (``engine``, ``views``, ``fastchain`` read them).
 # Flags, one byte an event:
@@ -318,12 +318,23 @@ def _uuid_text(high: int, low: int) -> str:
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
-def picker(rows: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
-    """A function giving the items at ``rows`` of a sequence, as a tuple (``operator.itemgetter``,
-    whose one-index form returns the item itself)."""
+def picker(rows: Sequence[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """A function giving the items at ``rows`` of a sequence, in order: a slice of it where the rows
+    are consecutive (one conversation's, or a batch of them: copied in C, no index read per row),
+    else a tuple (``operator.itemgetter``, whose one-index form returns the item itself)."""
     if len(rows) == 1:
         row = rows[0]
         return lambda column: (column[row],)
     if not rows:
         return lambda column: ()
-    return itemgetter(*rows)
+    span = consecutive(rows)
+    return itemgetter(*rows) if span is None else itemgetter(span)
+
+
+def consecutive(rows: Sequence[int]) -> slice | None:
+    """The slice ``rows`` are when they count up by one (checked in C), else None."""
+    first = rows[0]
+    stop = first + len(rows)
+    if rows[-1] != stop - 1 or not all(map(eq, rows, range(first, stop))):
+        return None
+    return slice(first, stop)

@@ -38,6 +38,8 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import compress
+from operator import or_
 from typing import Any, Protocol
 
 import msgspec
@@ -1273,7 +1275,9 @@ class _Run:
         codes = self.conversation.codes()
         groups: dict[int, array[int]] = {}  # conversation code -> rows, in first-row order
         if conversations is None:
-            for at in range(self.count):
+            if self.count and codes.count(codes[0]) == self.count:  # one conversation (the usual run): at once
+                groups[codes[0]] = array("I", range(self.count))
+            for at in range(self.count if not groups else 0):
                 members = groups.get(codes[at])
                 if members is None:
                     members = groups[codes[at]] = array("I")
@@ -1325,11 +1329,11 @@ class _Run:
         if pair is None or not rows:
             return
         sender_codes, kind_codes = self.sender.codes(), self.kind.codes()
-        foreign = {code for code in set(map(sender_codes.__getitem__, rows))
-                   if self.sender.value_of(code) not in pair}
+        pick = picker(rows)
+        foreign = {code for code in set(pick(sender_codes)) if self.sender.value_of(code) not in pair}
         if not foreign:
             return
-        judged = {code for code in set(map(kind_codes.__getitem__, rows)) if must_be_signed(self.kind.value_of(code))}
+        judged = {code for code in set(pick(kind_codes)) if must_be_signed(self.kind.value_of(code))}
         users = " and ".join(shown(user) for user in sorted(pair))
         for at in rows:
             if sender_codes[at] in foreign and kind_codes[at] in judged:
@@ -1341,7 +1345,8 @@ class _Run:
         the columns: a conversation whose senders each signed at one version (the usual) costs one
         pass that builds a set."""
         senders, versions = self.sender.codes(), self.key_version.codes()
-        pairs = set(zip(map(senders.__getitem__, rows), map(versions.__getitem__, rows)))
+        pick = picker(rows)
+        pairs = set(zip(pick(senders), pick(versions)))
         several = {sender for sender, count in Counter(sender for sender, _version in pairs).items() if count > 1}
         if not several:
             return
@@ -1440,19 +1445,24 @@ class _Run:
         events = EventList(self, members)
         failed_event = False
         sig_status = [c.status for c in self.check_objects]
-        sig_tally = Counter(self.sig_codes[i] for i in members)
-        chain_tally = Counter(self.chain_codes[i] for i in members)
+        pick = picker(members)
+        sig_tally = Counter(pick(self.sig_codes))
+        chain_tally = Counter(pick(self.chain_codes))
         for code, n in sig_tally.items():
             counts[sig_status[code - 1]] += n
         for code, n in chain_tally.items():
             counts[_CHAIN_CODES[code]] += n
         quiet_sig = {code for code in sig_tally if sig_status[code - 1] not in STATUS_SEVERITY}
         quiet_chain = {code for code in chain_tally if _CHAIN_CODES[code] not in STATUS_SEVERITY}
-        staged, sig_codes, chain_codes = self.findings, self.sig_codes, self.chain_codes
         reports = None if lazy else list(events)  # built once; their findings are counted below
-        for position, index in enumerate(members):
-            if index not in staged and sig_codes[index] in quiet_sig and chain_codes[index] in quiet_chain:
-                continue  # no finding
+        # the rows with a finding, in order: staged findings, or a status that has a severity (in C)
+        noisy = map(self.findings.__contains__, members)
+        loud_sig, loud_chain = set(sig_tally) - quiet_sig, set(chain_tally) - quiet_chain
+        if loud_sig:
+            noisy = map(or_, noisy, map(loud_sig.__contains__, pick(self.sig_codes)))
+        if loud_chain:
+            noisy = map(or_, noisy, map(loud_chain.__contains__, pick(self.chain_codes)))
+        for position, index in compress(enumerate(members), noisy):
             for f in self.event_findings(index) if reports is None else reports[position].findings:
                 if f.code not in STATUS_SEVERITY:
                     counts[f.code] = counts.get(f.code, 0) + 1

@@ -16,13 +16,16 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from itertools import compress, islice
+from operator import gt, lt, not_
 from typing import TYPE_CHECKING
 
 from .chain import FIRST_EVENT, ONLY_IN_META, ChainResult, find_replays
 from .columns import FROM_META as _FROM_META
 from .columns import IS_KEY_CHANGE as _IS_KEY_CHANGE
 from .columns import SIGNED_KIND as _SIGNED_KIND
+from .columns import consecutive, picker
 from .model import ChainStatus
 
 if TYPE_CHECKING:
@@ -36,41 +39,46 @@ _BUCKETS = 16
 def linear_chain(run: _Run, members: array[int]) -> dict[int, str] | None:
     """Set the chain status of every event of one conversation (``members``: its rows) and return
     its replays ({report index: detail}), or return None (nothing set) when the history is not a
-    single linked chain."""
+    single linked chain. Each test is one pass in C over a column (``picker``, ``map``), not a
+    Python step per row: a run's tail is this process alone while its other cores wait."""
     flags, seq, prev = run.flags, run.seq, run.prev
     forms, numbers = seq._form, seq.numbers()
     prev_forms, prev_numbers = prev._form, prev.numbers()
-    data = array("I")
-    meta = array("I")
-    for index in members:
-        if forms[index] != _DECIMAL:
-            return None
-        (meta if flags[index] & _FROM_META else data).append(index)
-    for index in data:
-        if prev_forms[index] not in (0, _DECIMAL):
-            return None
+    pick = picker(members)
+    if pick(forms).count(_DECIMAL) != len(members):
+        return None
+    in_meta = list(map(_FROM_META.__and__, pick(flags)))
+    data = array("I", compress(members, map(not_, in_meta)))
+    meta = array("I", compress(members, in_meta))
     if not data:
         return None
-    order = _sorted_by_position(data, numbers)
+    by_data = picker(data)
+    data_prev_forms = by_data(prev_forms)
+    if data_prev_forms.count(0) + data_prev_forms.count(_DECIMAL) != len(data):
+        return None
+    order, positions, prev_forms_in_order, previous = _in_order(data, by_data, numbers, prev_forms, data_prev_forms,
+                                                                prev_numbers)
     # the oldest event, then every other one must point at its predecessor
     first = order[0]
-    first_prev = prev_numbers[first] if prev_forms[first] == _DECIMAL else None
-    if first_prev is not None and first_prev >= numbers[first]:
+    first_prev = previous[0] if prev_forms_in_order[0] == _DECIMAL else None
+    if first_prev is not None and first_prev >= positions[0]:
         return None
-    last = numbers[first]
-    for index in order[1:]:
-        number = numbers[index]
-        if number <= last or prev_forms[index] != _DECIMAL or prev_numbers[index] != last:
-            return None
-        last = number
-    copies = _meta_statuses(run, meta, order) if meta else {}
+    # (``positions`` and ``previous`` come from one picker: sequences of one type, compared in C)
+    if not all(map(lt, positions, islice(positions, 1, None))) or \
+            prev_forms_in_order[1:].count(_DECIMAL) != len(order) - 1 or previous[1:] != positions[:-1]:
+        return None
+    copies = _meta_statuses(run, meta, order, positions) if meta else {}
     if copies is None:
         return None
     # decided: write the statuses
     codes = run.chain_codes
     linked = _code(ChainStatus.LINKED)
-    for index in order:
-        codes[index] = linked
+    span = consecutive(members)
+    if span is not None:  # (the meta copies among them are set below, as the first one is)
+        codes[span] = bytes((linked,)) * len(members)
+    else:
+        for index in order:
+            codes[index] = linked
     run._set_chain(first, ChainResult(ChainStatus.START, FIRST_EVENT if first_prev is None else
                                       f"oldest event of the window (predecessor {prev[first]} not fetched)"))
     for index, result in copies.items():
@@ -82,21 +90,28 @@ def _code(status: ChainStatus) -> int:
     return list(ChainStatus).index(status)
 
 
-def _sorted_by_position(data: array[int], numbers: array[int]) -> array[int]:
-    """Ascending by position; pages usually come newest first, so a reversal is tried first."""
-    pairs = range(len(data) - 1)
-    if all(numbers[data[k]] > numbers[data[k + 1]] for k in pairs):
-        return array("I", reversed(data))
-    if all(numbers[data[k]] < numbers[data[k + 1]] for k in pairs):
-        return data
-    return array("I", sorted(data, key=numbers.__getitem__))
+def _in_order(data: array[int], by_data: Callable[[Sequence[int]], Sequence[int]], numbers: array[int],
+              prev_forms: bytearray, data_prev_forms: Sequence[int], prev_numbers: array[int],
+              ) -> tuple[array[int], Sequence[int], Sequence[int], Sequence[int]]:
+    """The data rows ascending by position, and in that order their positions, their previous
+    ids' forms (``data_prev_forms``: in data order) and their previous ids. Pages usually come
+    newest first, so a reversal is tried first (the columns read once, in data order, reversed)."""
+    positions = by_data(numbers)
+    if all(map(gt, positions, islice(positions, 1, None))):
+        return array("I", reversed(data)), positions[::-1], data_prev_forms[::-1], by_data(prev_numbers)[::-1]
+    if all(map(lt, positions, islice(positions, 1, None))):
+        return data, positions, data_prev_forms, by_data(prev_numbers)
+    order = array("I", sorted(data, key=numbers.__getitem__))
+    by_order = picker(order)
+    return order, by_order(numbers), by_order(prev_forms), by_order(prev_numbers)
 
 
-def _meta_statuses(run: _Run, meta: array[int], order: array[int]) -> dict[int, ChainResult] | None:
+def _meta_statuses(run: _Run, meta: array[int], order: array[int],
+                   ordered: Sequence[int]) -> dict[int, ChainResult] | None:
     """Meta copies: a byte-identical repeat of the data event (or of the first meta copy) at its
     position is a duplicate; the first copy of a position only meta holds is out of band."""
     numbers, flags, digests = run.seq.numbers(), run.flags, run.digests
-    positions = array("q", (numbers[i] for i in order))  # ascending: searched, not hashed (memory)
+    positions = array("q", ordered)  # the positions of ``order``, ascending: searched, not hashed (memory)
     out: dict[int, ChainResult] = {}
     first_meta: dict[int, int] = {}
     for index in sorted(meta):
@@ -126,8 +141,8 @@ def _repeated_ids(ids: Ids, members: array[int]) -> Sequence[int]:
     counts = Counter(keys)
     if len(counts) == len(keys):
         return ()
-    repeated = {key for key, count in counts.items() if count > 1}
-    return [index for index, key in zip(members, keys) if key in repeated]
+    repeated = set(compress(counts, map((1).__lt__, counts.values())))
+    return list(compress(members, map(repeated.__contains__, keys)))
 
 
 def _replays(run: _Run, members: array[int]) -> dict[int, str]:
