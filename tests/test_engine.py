@@ -853,3 +853,17 @@ def test_star_import_loads_no_http_stack():
             "import verifier\nassert 'XChatClient' in dir(verifier) and 'httpx' not in sys.modules\n"
             "from verifier import XChatClient, audit_conversation\nassert 'httpx' in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_check_all_is_check_with_valid_outcomes_left_out():
+    """``signature.check_all`` (the engine's batches): None for each valid job, else ``check``'s
+    Check, in order; the engine codes the valid ones by their detail."""
+    from verifier.signature import Job, check, check_all
+    key = ALICE.signing.public_key()
+    good = Job(key, ALICE.sign(b"payload"), b"payload", "v7, key 1111/1")
+    jobs = [good, Job(key, good.signature, b"payloaD", "v7, key 1111/1", "; a note"),
+            Job(key, good.signature[:63], b"payload", "v7, key 1111/1"), good,
+            Job(BOB.signing.public_key(), good.signature, b"payload", "v7, key 2222/7")]
+    assert check_all(jobs) == [None if check(job).status == "valid" else check(job) for job in jobs]
+    assert [outcome is None for outcome in check_all(jobs)] == [True, False, False, True, False]
+    assert check_all([]) == []

@@ -94,7 +94,7 @@ from .semantics import (
     signing_key_regressions,
     unbound_conversation,
 )
-from .signature import Job, check, prepare
+from .signature import Job, check_all, prepare
 from .signers import KeySlot, carrier_conflicts, embedded_keys, slots_of
 from .views import EventList, Record, Records, check_finding
 from .wire import DEFAULT_LIMITS, Limits, MessageEvent, canonical_b64, decode_event_b64, decode_event_bytes
@@ -1212,13 +1212,13 @@ class _Run:
             results = [_check_batch(batch) for batch in batches]
         codes, valid_codes = self.sig_codes, self.valid_codes
         for batch, checks in zip(batches, results):
-            for (index, _job), result in zip(batch, checks):
-                # the usual outcome, valid, by its detail alone: no tuple and no enum hash an event
-                code = valid_codes.get(result.detail) if result.status is _VALID else None
-                if code is None:
+            for (index, job), result in zip(batch, checks):
+                if result is None:  # the usual outcome, valid, coded by its detail alone (no Check an event)
+                    code = valid_codes.get(job.detail)
+                    if code is None:
+                        code = valid_codes[job.detail] = self._check_code(Check(_VALID, job.detail))
+                else:
                     code = self._check_code(result)
-                    if result.status is _VALID:
-                        valid_codes[result.detail] = code
                 codes[index] = code
 
     def _check_waiting(self) -> None:
@@ -1703,8 +1703,8 @@ def _as_decoded(page: Any, number: int) -> DecodedPage:
     return decode_page(page, f"page {number + 1}")
 
 
-def _check_batch(batch: list[tuple[int, Job]]) -> list[Check]:
-    return [check(job) for _index, job in batch]
+def _check_batch(batch: list[tuple[int, Job]]) -> list[Check | None]:
+    return check_all([job for _index, job in batch])
 
 
 __all__ = ["PageInput", "Reviewer", "Record", "EventList", "EventFacts", "ClearOptions", "PartFacts", "Row",
