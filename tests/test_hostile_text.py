@@ -537,3 +537,12 @@ def test_only_the_recommended_subdivision_flags_keep_their_tags():
         assert printable(f"go {tags(name)}!") == f"go {tags(name)}!"
     for hidden in ("x", "butonlyifyoulie1", "gbengx", "usca", "gbeng1"):
         assert "\\U000e00" in printable("IBAN 0001 " + tags(hidden)), hidden
+
+
+@given(st.text(alphabet="#[a\x7fé:", max_size=40))
+def test_json_safe_leaves_no_workflow_command_and_the_same_value(text):
+    """``machine._json_safe`` looks for a "#" before "##[" (a report's megabytes rarely hold one):
+    whatever the text, no "##[" is left, and the JSON decodes to the same value."""
+    from verifier.report.machine import _json_safe
+    encoded = _json_safe(json.dumps(text, ensure_ascii=False))
+    assert "##[" not in encoded and "\x7f" not in encoded and json.loads(encoded) == text
