@@ -362,8 +362,12 @@ def test_picker_gives_the_rows_items_in_order_a_slice_where_they_are_consecutive
     for chosen in (rows, list(range(start, start + run)), list(range(start + run, start, -1))):
         columns_ = [array("q", range(-50, 50, 2))[:45], bytearray(range(45)), tuple(range(100, 145))]
         for column in columns_:
-            picked = columns.picker(array("I", chosen))(column)
-            assert list(picked) == [column[row] for row in chosen]
+            as_range = range(chosen[0], chosen[0] + len(chosen)) if chosen else range(0)
+            for rows in (array("I", chosen), chosen, as_range if list(as_range) == chosen else chosen):
+                picked = columns.picker(rows)(column)
+                assert list(picked) == [column[row] for row in chosen]
         expected = slice(chosen[0], chosen[0] + len(chosen)) if chosen and chosen == list(
             range(chosen[0], chosen[0] + len(chosen))) else None
         assert (columns.consecutive(chosen) if chosen else None) == expected
+    assert columns.consecutive(range(start + run, start, -1)) is None  # (an EventList's batch is a range)
+    assert columns.consecutive(range(start, start + run + 1)) == slice(start, start + run + 1)

@@ -333,6 +333,8 @@ def picker(rows: Sequence[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
 
 def consecutive(rows: Sequence[int]) -> slice | None:
     """The slice ``rows`` are when they count up by one (checked in C), else None."""
+    if type(rows) is range:  # (an ``EventList``'s batch)
+        return slice(rows.start, rows.stop) if rows.step == 1 else None
     first = rows[0]
     stop = first + len(rows)
     if rows[-1] != stop - 1 or not all(map(eq, rows, range(first, stop))):

@@ -8,7 +8,7 @@ from array import array
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, overload
 
-from .columns import FROM_META, STAGE_REVIEWED, TRUSTED_VALUE
+from .columns import FROM_META, STAGE_REVIEWED, TRUSTED_VALUE, consecutive
 from .errors import UsageError
 from .model import VOCABULARY, Check, EventReport, Severity
 from .wire import MessageEvent
@@ -133,7 +133,8 @@ class EventList(Sequence[EventReport]):
 
     def __init__(self, run: _Run, indices: array[int]) -> None:
         self._run = run
-        self._indices = indices
+        span = consecutive(indices) if len(indices) > 1 else None  # (a run's one conversation): its batches
+        self._indices: Sequence[int] = indices if span is None else range(span.start, span.stop)  # are ranges
 
     def __len__(self) -> int:
         return len(self._indices)
