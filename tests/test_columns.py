@@ -3,7 +3,9 @@ event lists equal to the materialised ones, and no thread left behind."""
 
 from __future__ import annotations
 
+import array
 import base64
+import copy
 import json
 import threading
 from collections import Counter
@@ -18,7 +20,8 @@ import verifier
 from verifier import columns, fastchain
 from verifier.columns import Ids, Interned
 from verifier.engine import EventList, Verification
-from verifier.testing.forge import build_conversation, encode_event
+from verifier.report import render
+from verifier.testing.forge import Identity, build_conversation, encode_event
 
 ODD_IDS = [None, "", "0", "00", "0123", "123", "9223372036854775807", "9223372036854775808", "1" * 40, "-5", "+5",
            " 5", "٣", "²", "12a", "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6", "6F1C1A2E-3B4D-4C5E-8F90-A1B2C3D4E5F6",
@@ -371,3 +374,25 @@ def test_picker_gives_the_rows_items_in_order_a_slice_where_they_are_consecutive
         assert (columns.consecutive(chosen) if chosen else None) == expected
     assert columns.consecutive(range(start + run, start, -1)) is None  # (an EventList's batch is a range)
     assert columns.consecutive(range(start, start + run + 1)) == slice(start, start + run + 1)
+
+
+def test_one_conversation_is_concluded_as_a_range_of_rows(monkeypatch):
+    """A run's one conversation reaches the chain and its report as a range of rows (each column
+    read as a slice, with no test per row that they count up by one); two conversations' rows,
+    interleaved, as arrays. The reports are those of the general chain (``linear_chain`` off)."""
+    first = build_conversation(12, realistic_crypto=False, seed="range-1")
+    second = build_conversation(9, realistic_crypto=False, seed="range-2", start_ms=1_784_900_000_000,
+                                members=[Identity.from_seed("3333", "3", "range-c"), Identity.from_seed("4444", "4",
+                                                                                                       "range-d")])
+    ring = verifier.Keyring.from_json(json.dumps({"keys": first.keyring()["keys"] + second.keyring()["keys"]}))
+    keys = {**first.conversation_keys, **second.conversation_keys}
+    linear = fastchain.linear_chain
+    for pages, kinds in ((first.pages(5), [range]), ([*first.pages(5), *second.pages(4)], [array.array] * 2)):
+        seen: list[type] = []
+        monkeypatch.setattr(fastchain, "linear_chain", lambda run, rows, seen=seen: seen.append(type(rows)) or
+                            linear(run, rows))
+        report = verifier.verify_pages(copy.deepcopy(pages), ring, conversation_keys=keys)
+        assert seen == kinds and report.verdict == "pass"
+        monkeypatch.setattr(fastchain, "linear_chain", lambda run, rows: None)
+        general = verifier.verify_pages(copy.deepcopy(pages), ring, conversation_keys=keys)
+        assert render(report, "json") == render(general, "json")

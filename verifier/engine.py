@@ -1273,22 +1273,21 @@ class _Run:
         embedded key identities the whole run saw per slot (a part decides as the run would)."""
         self._never_checked()
         codes = self.conversation.codes()
-        groups: dict[int, array[int]] = {}  # conversation code -> rows, in first-row order
+        groups: dict[int, Sequence[int]] = {}  # conversation code -> rows, in first-row order
         if conversations is None:
-            if self.count and codes.count(codes[0]) == self.count:  # one conversation (the usual run): at once
-                groups[codes[0]] = array("I", range(self.count))
-            for at in range(self.count if not groups else 0):
-                members = groups.get(codes[at])
-                if members is None:
-                    members = groups[codes[at]] = array("I")
-                members.append(at)
+            if self.count and codes.count(codes[0]) == self.count:  # one conversation (the usual run): at once,
+                groups[codes[0]] = range(self.count)  # as a range (``columns.picker`` takes its slice at once)
+            else:
+                groups.update(_rows_by_value(codes))
             carriers: Mapping[tuple[str, str, str], Iterable[int]] = self.carriers
             records = self.records
         else:
             wanted = {self.conversation.code(cid) for cid in conversations}
+            chosen: dict[int, array[int]] = {}
             for at in range(self.count):
                 if codes[at] in wanted:
-                    groups.setdefault(codes[at], array("I")).append(at)
+                    chosen.setdefault(codes[at], array("I")).append(at)
+            groups.update(chosen)
             rows = set().union(*groups.values()) if groups else set()
             carriers = {triple: [at for at in idx if at in rows] for triple, idx in self.carriers.items()}
             records = Records(self, array("I", sorted(rows)))
@@ -1318,7 +1317,7 @@ class _Run:
                 if code == 0:
                     self._set_check(at, unchecked)
 
-    def _one_to_one_senders(self, cid: str, rows: array[int]) -> None:
+    def _one_to_one_senders(self, cid: str, rows: Sequence[int]) -> None:
         """A 1:1 conversation's id names its two users: any signed event from anyone else (a message,
         key change, delete, settings or group change, read marker) is ``non_member_sender``, however
         valid its signature (a server could otherwise slip a third account's messages into a private
@@ -1340,7 +1339,7 @@ class _Run:
                 self.add(at, _REVIEWED, Code.NON_MEMBER_SENDER, f"sender {shown(self.sender[at])} is not one of the "
                                                                f"two users of this 1:1 conversation ({users})")
 
-    def _signing_key_regressions(self, rows: array[int]) -> None:
+    def _signing_key_regressions(self, rows: Sequence[int]) -> None:
         """``semantics.signing_key_regressions`` of one conversation's proven signatures. Read from
         the columns: a conversation whose senders each signed at one version (the usual) costs one
         pass that builds a set."""
@@ -1436,7 +1435,7 @@ class _Run:
         return used
 
     # ---------------------------------------------------------------- chain and report
-    def _conversation(self, cid: str, members: array[int], lazy: bool) -> ConversationReport:
+    def _conversation(self, cid: str, members: Sequence[int], lazy: bool) -> ConversationReport:
         """One conversation's chain and report, with its own verdict (the run's is applied later)."""
         if members:
             self._chain(members)
@@ -1475,7 +1474,7 @@ class _Run:
                                   events if reports is None else reports, findings,  # type: ignore[arg-type]
                                   complete=cid not in self.incomplete)
 
-    def _conversation_findings(self, cid: str, members: array[int]) -> list[Finding]:
+    def _conversation_findings(self, cid: str, members: Sequence[int]) -> list[Finding]:
         out = []
         for reason in self.incomplete.get(cid, []):
             out.append(self._finding(Code.INCOMPLETE, f"history not fetched to its end: {reason}"))
@@ -1492,7 +1491,7 @@ class _Run:
                        self._finding(Code.NOTHING_PROVEN, nothing_proven(data, len(members) - data)))
         return out
 
-    def _chain(self, members: array[int]) -> None:
+    def _chain(self, members: Sequence[int]) -> None:
         """The chain statuses and replays of one conversation's rows (chain nodes carry report
         indices, which the details name; results are set on the rows)."""
         from .fastchain import linear_chain
@@ -1672,6 +1671,17 @@ class _PageRows:
         run.sig_codes.frombytes(bytes(run.sig_codes.itemsize * len(flags)))  # 0: not checked yet
         for row, result in self.checks:
             run._set_check(row, result)
+
+
+def _rows_by_value(codes: Sequence[int]) -> dict[int, array[int]]:
+    """The rows of each value of a column, in first-row order."""
+    groups: dict[int, array[int]] = {}
+    for at, code in enumerate(codes):
+        members = groups.get(code)
+        if members is None:  # (not setdefault: that would build an array for every row)
+            members = groups[code] = array("I")
+        members.append(at)
+    return groups
 
 
 def _keyring_arg(keyring: Any, caller: str) -> Keyring | None:

@@ -36,7 +36,7 @@ _DECIMAL = 1
 _BUCKETS = 16
 
 
-def linear_chain(run: _Run, members: array[int]) -> dict[int, str] | None:
+def linear_chain(run: _Run, members: Sequence[int]) -> dict[int, str] | None:
     """Set the chain status of every event of one conversation (``members``: its rows) and return
     its replays ({report index: detail}), or return None (nothing set) when the history is not a
     single linked chain. Each test is one pass in C over a column (``picker``, ``map``), not a
@@ -132,7 +132,7 @@ def _meta_statuses(run: _Run, meta: array[int], order: array[int],
     return out
 
 
-def _repeated_ids(ids: Ids, members: array[int]) -> Sequence[int]:
+def _repeated_ids(ids: Ids, members: Sequence[int]) -> Sequence[int]:
     """The rows among ``members`` whose stored message id occurs more than once (every row of an
     id that repeats, and perhaps a few more): counted at once in C, where a Python step per row
     cost several times as much; in a history nearly every id is unique (the repeats are the key
@@ -145,7 +145,7 @@ def _repeated_ids(ids: Ids, members: array[int]) -> Sequence[int]:
     return list(compress(members, map(repeated.__contains__, keys)))
 
 
-def _replays(run: _Run, members: array[int]) -> dict[int, str]:
+def _replays(run: _Run, members: Sequence[int]) -> dict[int, str]:
     """``find_replays`` on the events whose message id is not unique (a replay needs two). Ids are
     bucketed first, so the sets that find repeats stay small however long the history."""
     flags, ids = run.flags, run.message_id

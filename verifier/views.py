@@ -4,7 +4,6 @@ findings through (``engine.Reviewer``), and a conversation's lazy ``EventList`` 
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, overload
 
@@ -131,7 +130,7 @@ class EventList(Sequence[EventReport]):
     """A conversation's events, each ``EventReport`` built from the engine's columns when read
     (``verify_pages(..., lazy=True)``): what a report of millions of events is rendered from."""
 
-    def __init__(self, run: _Run, indices: array[int]) -> None:
+    def __init__(self, run: _Run, indices: Sequence[int]) -> None:
         self._run = run
         span = consecutive(indices) if len(indices) > 1 else None  # (a run's one conversation): its batches
         self._indices: Sequence[int] = indices if span is None else range(span.start, span.stop)  # are ranges
