@@ -1328,11 +1328,10 @@ class _Run:
         if pair is None or not rows:
             return
         sender_codes, kind_codes = self.sender.codes(), self.kind.codes()
-        pick = picker(rows)
-        foreign = {code for code in set(pick(sender_codes)) if self.sender.value_of(code) not in pair}
+        foreign = {code for code in set(_at(sender_codes, rows)) if self.sender.value_of(code) not in pair}
         if not foreign:
             return
-        judged = {code for code in set(pick(kind_codes)) if must_be_signed(self.kind.value_of(code))}
+        judged = {code for code in set(_at(kind_codes, rows)) if must_be_signed(self.kind.value_of(code))}
         users = " and ".join(shown(user) for user in sorted(pair))
         for at in rows:
             if sender_codes[at] in foreign and kind_codes[at] in judged:
@@ -1344,8 +1343,7 @@ class _Run:
         the columns: a conversation whose senders each signed at one version (the usual) costs one
         pass that builds a set."""
         senders, versions = self.sender.codes(), self.key_version.codes()
-        pick = picker(rows)
-        pairs = set(zip(pick(senders), pick(versions)))
+        pairs = set(zip(_at(senders, rows), _at(versions, rows)))
         several = {sender for sender, count in Counter(sender for sender, _version in pairs).items() if count > 1}
         if not several:
             return
@@ -1444,9 +1442,8 @@ class _Run:
         events = EventList(self, members)
         failed_event = False
         sig_status = [c.status for c in self.check_objects]
-        pick = picker(members)
-        sig_tally = Counter(pick(self.sig_codes))
-        chain_tally = Counter(pick(self.chain_codes))
+        sig_tally = Counter(_at(self.sig_codes, members))
+        chain_tally = Counter(_at(self.chain_codes, members))
         for code, n in sig_tally.items():
             counts[sig_status[code - 1]] += n
         for code, n in chain_tally.items():
@@ -1458,9 +1455,9 @@ class _Run:
         noisy = map(self.findings.__contains__, members)
         loud_sig, loud_chain = set(sig_tally) - quiet_sig, set(chain_tally) - quiet_chain
         if loud_sig:
-            noisy = map(or_, noisy, map(loud_sig.__contains__, pick(self.sig_codes)))
+            noisy = map(or_, noisy, map(loud_sig.__contains__, _at(self.sig_codes, members)))
         if loud_chain:
-            noisy = map(or_, noisy, map(loud_chain.__contains__, pick(self.chain_codes)))
+            noisy = map(or_, noisy, map(loud_chain.__contains__, _at(self.chain_codes, members)))
         for position, index in compress(enumerate(members), noisy):
             for f in self.event_findings(index) if reports is None else reports[position].findings:
                 if f.code not in STATUS_SEVERITY:
@@ -1671,6 +1668,14 @@ class _PageRows:
         run.sig_codes.frombytes(bytes(run.sig_codes.itemsize * len(flags)))  # 0: not checked yet
         for row, result in self.checks:
             run._set_check(row, result)
+
+
+def _at(column: Sequence[int], rows: Sequence[int]) -> Iterable[int]:
+    """The column's values at ``rows``, to be read once: a slice of it for a range of rows (a run's
+    one conversation), else each value as it is read (no copy of the column's size)."""
+    if type(rows) is range and rows.step == 1:
+        return column[rows.start:rows.stop]
+    return map(column.__getitem__, rows)
 
 
 def _rows_by_value(codes: Sequence[int]) -> dict[int, array[int]]:

@@ -16,16 +16,16 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import compress, islice
-from operator import gt, lt, not_
-from typing import TYPE_CHECKING
+from operator import gt, itemgetter, lt
+from typing import TYPE_CHECKING, TypeVar
 
 from .chain import FIRST_EVENT, ONLY_IN_META, ChainResult, find_replays
 from .columns import FROM_META as _FROM_META
 from .columns import IS_KEY_CHANGE as _IS_KEY_CHANGE
 from .columns import SIGNED_KIND as _SIGNED_KIND
-from .columns import consecutive, picker
+from .columns import consecutive
 from .model import ChainStatus
 
 if TYPE_CHECKING:
@@ -33,40 +33,46 @@ if TYPE_CHECKING:
     from .engine import _Run
 
 _DECIMAL = 1
+_IS_META = bytes(1 if flags & _FROM_META else 0 for flags in range(256))  # a flags byte -> whether in meta
+_IS_DATA = bytes(0 if flags & _FROM_META else 1 for flags in range(256))
 _BUCKETS = 16
 
 
 def linear_chain(run: _Run, members: Sequence[int]) -> dict[int, str] | None:
     """Set the chain status of every event of one conversation (``members``: its rows) and return
     its replays ({report index: detail}), or return None (nothing set) when the history is not a
-    single linked chain. Each test is one pass in C over a column (``picker``, ``map``), not a
-    Python step per row: a run's tail is this process alone while its other cores wait."""
+    single linked chain. Each test is one pass in C over a column (``map``, ``compress``, counts),
+    not a Python step per row: a run's tail is this process alone while its other cores wait. What
+    is read of the rows is kept as compact as the columns (bytes, arrays: a few bytes a row, no
+    object per row), so the tail's memory stays what it was at millions of events."""
     flags, seq, prev = run.flags, run.seq, run.prev
     forms, numbers = seq._form, seq.numbers()
     prev_forms, prev_numbers = prev._form, prev.numbers()
-    pick = picker(members)
-    if pick(forms).count(_DECIMAL) != len(members):
+    if _bytes_of(forms, members).count(_DECIMAL) != len(members):
         return None
-    in_meta = list(map(_FROM_META.__and__, pick(flags)))
-    data = array("I", compress(members, map(not_, in_meta)))
-    meta = array("I", compress(members, in_meta))
+    member_flags = _bytes_of(flags, members)
+    data = array("I", compress(members, member_flags.translate(_IS_DATA)))
+    meta = array("I", compress(members, member_flags.translate(_IS_META)))
+    del member_flags
     if not data:
         return None
-    by_data = picker(data)
-    data_prev_forms = by_data(prev_forms)
+    data_prev_forms = _bytes_of(prev_forms, data)
     if data_prev_forms.count(0) + data_prev_forms.count(_DECIMAL) != len(data):
         return None
-    order, positions, prev_forms_in_order, previous = _in_order(data, by_data, numbers, prev_forms, data_prev_forms,
-                                                                prev_numbers)
+    ordered = _in_order(data, numbers, prev_forms, data_prev_forms, prev_numbers)
+    if ordered is None:
+        return None
+    order, positions, prev_forms_in_order, previous = ordered
+    del data_prev_forms, ordered
     # the oldest event, then every other one must point at its predecessor
     first = order[0]
     first_prev = previous[0] if prev_forms_in_order[0] == _DECIMAL else None
     if first_prev is not None and first_prev >= positions[0]:
         return None
-    # (``positions`` and ``previous`` come from one picker: sequences of one type, compared in C)
-    if not all(map(lt, positions, islice(positions, 1, None))) or \
-            prev_forms_in_order[1:].count(_DECIMAL) != len(order) - 1 or previous[1:] != positions[:-1]:
+    if prev_forms_in_order.count(_DECIMAL, 1) != len(order) - 1 or \
+            memoryview(previous)[1:] != memoryview(positions)[:-1]:
         return None
+    del previous, prev_forms_in_order
     copies = _meta_statuses(run, meta, order, positions) if meta else {}
     if copies is None:
         return None
@@ -90,28 +96,56 @@ def _code(status: ChainStatus) -> int:
     return list(ChainStatus).index(status)
 
 
-def _in_order(data: array[int], by_data: Callable[[Sequence[int]], Sequence[int]], numbers: array[int],
-              prev_forms: bytearray, data_prev_forms: Sequence[int], prev_numbers: array[int],
-              ) -> tuple[array[int], Sequence[int], Sequence[int], Sequence[int]]:
-    """The data rows ascending by position, and in that order their positions, their previous
-    ids' forms (``data_prev_forms``: in data order) and their previous ids. Pages usually come
-    newest first, so a reversal is tried first (the columns read once, in data order, reversed)."""
-    positions = by_data(numbers)
+def _bytes_of(column: bytearray, rows: Sequence[int]) -> bytes | bytearray:
+    """A one-byte column's values at ``rows``: a slice where they are consecutive."""
+    span = consecutive(rows) if len(rows) > 1 else None
+    return column[span] if span is not None else _gather(column, rows, bytearray())
+
+
+def _gather(column: Sequence[int], rows: Sequence[int], into: _Compact) -> _Compact:
+    """``into`` extended with the column's values at ``rows``, read a chunk of rows at a time by
+    ``itemgetter`` (in C, several times faster than a ``map`` of ``__getitem__``): never a tuple of
+    the column's size, whose objects cost 40 bytes a row at the tail's peak."""
+    for start in range(0, len(rows), _GATHERED):
+        chunk = rows[start:start + _GATHERED]
+        if len(chunk) == 1:
+            into.append(column[chunk[0]])
+        else:
+            into.extend(itemgetter(*chunk)(column))
+    return into
+
+
+_GATHERED = 4096
+_Compact = TypeVar("_Compact", bytearray, "array[int]")
+
+
+def _in_order(data: array[int], numbers: array[int], prev_forms: bytearray, data_prev_forms: bytes | bytearray,
+              prev_numbers: array[int]) -> tuple[array[int], array[int], bytes | bytearray, array[int]] | None:
+    """The data rows strictly ascending by position, and in that order their positions, their
+    previous ids' forms (``data_prev_forms``: in data order) and their previous ids; None where two
+    share a position (not one chain). Pages usually come newest first, so a reversal is tried first
+    (the columns read once, in data order, reversed)."""
+    positions = _gather(numbers, data, array("q"))
     if all(map(gt, positions, islice(positions, 1, None))):
-        return array("I", reversed(data)), positions[::-1], data_prev_forms[::-1], by_data(prev_numbers)[::-1]
+        previous = _gather(prev_numbers, data, array("q"))
+        positions.reverse()
+        previous.reverse()
+        return array("I", reversed(data)), positions, data_prev_forms[::-1], previous
     if all(map(lt, positions, islice(positions, 1, None))):
-        return data, positions, data_prev_forms, by_data(prev_numbers)
+        return data, positions, data_prev_forms, _gather(prev_numbers, data, array("q"))
     order = array("I", sorted(data, key=numbers.__getitem__))
-    by_order = picker(order)
-    return order, by_order(numbers), by_order(prev_forms), by_order(prev_numbers)
+    positions = _gather(numbers, order, array("q"))
+    if not all(map(lt, positions, islice(positions, 1, None))):
+        return None
+    return order, positions, _bytes_of(prev_forms, order), _gather(prev_numbers, order, array("q"))
 
 
 def _meta_statuses(run: _Run, meta: array[int], order: array[int],
-                   ordered: Sequence[int]) -> dict[int, ChainResult] | None:
+                   positions: array[int]) -> dict[int, ChainResult] | None:
     """Meta copies: a byte-identical repeat of the data event (or of the first meta copy) at its
     position is a duplicate; the first copy of a position only meta holds is out of band."""
     numbers, flags, digests = run.seq.numbers(), run.flags, run.digests
-    positions = array("q", ordered)  # the positions of ``order``, ascending: searched, not hashed (memory)
+    # ``positions``: those of ``order``, ascending: searched, not hashed (memory)
     out: dict[int, ChainResult] = {}
     first_meta: dict[int, int] = {}
     for index in sorted(meta):
