@@ -19,6 +19,7 @@ import pytest
 
 import verifier
 from verifier import engine, layouts, wire
+from verifier.keys import KeyringEntry
 from verifier.report import render
 from verifier.testing.forge import Identity, build_conversation, encode_event, forge_event, item_json
 from verifier.wire import decode_event_bytes
@@ -296,15 +297,15 @@ def test_the_usual_path_is_taken_only_when_it_may(history, monkeypatch):
 
 def test_a_signer_is_made_once(history, monkeypatch, decoder):
     """The usual path's signer (its detail, keyring row, embedded keys and their carriers) is made
-    once per distinct signer fields and shared by that signer's later events, to the same report;
-    a part checked for another process carries none of them."""
+    once per distinct signer fields and page and shared by that signer's later events of the page,
+    to the same report; a part checked for another process carries none of them."""
     conv, pages, ring = history
     made = []
     signer = engine._Run._signer
     monkeypatch.setattr(engine._Run, "_signer", lambda run, *fields: made.append(fields) or signer(run, *fields))
     fast, general, taken = _reports(pages, ring, monkeypatch, conversation_keys=conv.conversation_keys)
     assert fast == general and taken >= 38
-    assert len(made) == len(set(made)) == 2  # the history's two members, each once
+    assert len(set(made)) == 2 and len(made) == 2 * len(pages)  # the history's two members, once a page
     keyring = verifier.Keyring.from_json(json.dumps(ring))
     part = verifier.Verification(conversation_keys=conv.conversation_keys)
     part.expect_keyring(keyring, facts=False)
@@ -313,6 +314,37 @@ def test_a_signer_is_made_once(history, monkeypatch, decoder):
     assert part._run.signers  # kept while pages come
     part.check_part(keyring)
     assert not part._run.signers
+
+
+@pytest.mark.parametrize("change", ["conflicting row", "row replaced"])
+def test_a_keyring_row_changed_between_pages_decides_the_later_events(history, monkeypatch, decoder, change):
+    """A caller may add a keyring row between ``add_page`` calls: each page's events are decided by
+    the row as it is when the page is added, the usual path as the general one. (A signer kept from
+    an earlier page held the old key: a slot become a conflict still verified its later events.)"""
+    conv, pages, ring = history
+    sender = _MEMBERS[0]
+
+    def report(usual: bool) -> str:
+        keyring = verifier.Keyring.from_json(json.dumps(ring))
+        verification = verifier.Verification(conversation_keys=conv.conversation_keys)
+        verification.expect_keyring(keyring, facts=False)
+        for number, page in enumerate(copy.deepcopy(pages)):
+            if number == 2:
+                if change == "conflicting row":
+                    keyring.add(KeyringEntry(**Identity.from_seed(sender.user_id, sender.version,
+                                                                  "changed").keyring_entry()))
+                else:  # (the public ``keys`` map, set directly)
+                    keyring.keys[(sender.user_id, sender.version)] = keyring.keys[(_MEMBERS[1].user_id,
+                                                                                   _MEMBERS[1].version)]
+            with monkeypatch.context() as patch:
+                if not usual:
+                    patch.setattr(engine._Run, "_usual_allowed", lambda run: False)
+                verification.add_page(page)
+        return render(verification.finish(keyring), "json")
+
+    fast, general = report(True), report(False)
+    assert fast == general
+    assert '"valid"' in general and ('"unknown_key"' if change == "conflicting row" else '"invalid"') in general
 
 
 @pytest.mark.parametrize("mutation", ["untouched", "embedded key other", "key info member other", "sender unknown"])

@@ -698,7 +698,8 @@ class _Run:
         self.jobs: list[tuple[int, Job]] = []
         self.text_limit = limits.max_event_bytes * 4 // 3 + 4  # ``decode_event_b64``'s bound on the text
         self.usual_details: dict[tuple[str | None, str | None, str | None], str] = {}  # ``_usual_detail``'s
-        # ``_signer``'s, by signer fields; emptied wherever ``keyring`` or ``carriers`` may change
+        # ``_signer``'s, by signer fields; emptied at every page (the caller may change the keyring's
+        # rows between pages) and wherever ``keyring`` or ``carriers`` may change
         self.signers: dict[tuple[str | None, ...], _Signer] = {}
         self.pool: ThreadPoolExecutor | None = None
 
@@ -765,6 +766,7 @@ class _Run:
     # ---------------------------------------------------------------- pages
     def load_page(self, page: DecodedPage) -> None:
         first = self.count
+        self.signers = {}  # each page's signers read the keyring's rows as they are now, as ``prepare`` does
         rows = _PageRows()
         usual = self._usual_allowed()
         events = [(usual and self._decode_usual(entry, rows)) or self._decode(entry, rows) for entry in page.entries]
