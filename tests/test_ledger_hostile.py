@@ -811,3 +811,28 @@ def test_check_finds_a_run_or_row_recorded_twice(table, ledger_target, pages):
     assert proc.returncode == 3, proc.stdout
     out = json.loads(proc.stdout)
     assert out["consistent"] is False and any(p.startswith(f"table {table}: 2 rows share") for p in out["problems"])
+
+
+def test_an_item_without_an_encoded_event_leaves_a_ledger_the_next_run_reads(tmp_path, ledger_target):
+    """r122: such an item is recorded with an empty digest (it has no bytes to hash); ledger check then
+    called the ledger inconsistent and the next 'verify --ledger' refused it as damaged (exit 3), so one
+    item a server served bare broke every later audit."""
+    pages = []
+    for number, source in enumerate(sorted((REPO / "examples/conversation").glob("*.json"))):
+        body = json.loads(source.read_text())
+        if number == 1:
+            del body["data"][0]["encoded_event"]
+        page = tmp_path / source.name
+        page.write_text(json.dumps(body))
+        pages.append(str(page))
+    ledger = ledger_target
+    argv = ["verify", *pages, "--keys", str(REPO / "examples/keyring.json"), "--ledger", ledger, "--format", "json"]
+    first = run_cli(argv)
+    assert first.returncode == 1 and "Traceback" not in first.stderr  # (the bare item is an error finding)
+    exported = run_cli(["ledger", "export", "--ledger", ledger])
+    assert exported.returncode == 0 and '"digest": ""' in exported.stdout.replace('"digest":""', '"digest": ""')
+    check = run_cli(["ledger", "check", "--ledger", ledger])
+    assert check.returncode == 0 and json.loads(check.stdout)["consistent"] is True, check.stdout
+    again = run_cli(argv)
+    assert again.returncode == 1 and "damaged" not in again.stderr, again.stderr
+    assert json.loads(again.stdout)["verdict"] == json.loads(first.stdout)["verdict"]
