@@ -106,24 +106,25 @@ def bounded_int(text: str) -> int:
     return value
 
 
-_GIVEN_ARGUMENTS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("given_arguments", default=())
+# the access tokens one of the command's arguments holds (``main`` finds them once): almost always none
+_TOKENS_IN_ARGUMENTS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("tokens_in_arguments",
+                                                                                       default=())
 
 
 def without_token(message: str) -> str:
     """``message`` scrubbed of the access token when one of the command's arguments holds it (r119:
     ``--keys $TOKEN``, ``--ledger /x/$TOKEN.db`` or ``--max-results $TOKEN`` were quoted in full by
     their errors). Only then: a short token would otherwise be cut out of every word of a message."""
-    for token in _tokens_in_arguments():
+    for token in _TOKENS_IN_ARGUMENTS.get():
         if token in message:
             message = redact_secret(message, token, REDACTED) + (" (an argument holds the access token: it goes in "
                                                                   "X_BEARER_TOKEN or --token-file only)")
     return message
 
 
-def _tokens_in_arguments() -> list[str]:
-    """The access tokens (``_tokens_given``) that one of the command's arguments holds: almost always none."""
-    arguments = _GIVEN_ARGUMENTS.get()
-    return [token for token in _tokens_given(arguments) if any(token in argument for argument in arguments)]
+def _tokens_in(arguments: Sequence[str]) -> tuple[str, ...]:
+    """The access tokens (``_tokens_given``) that one of ``arguments`` holds."""
+    return tuple(token for token in _tokens_given(arguments) if any(token in argument for argument in arguments))
 
 
 def report_without_token(report: Report, inputs: Sequence[str]) -> tuple[Report, list[str]]:
@@ -131,7 +132,7 @@ def report_without_token(report: Report, inputs: Sequence[str]) -> tuple[Report,
     Why: ``verify $TOKEN`` (the token pasted where a page file goes, as ``audit $TOKEN`` where an id
     goes) had its error line scrubbed, but the report on standard output named the input, in every
     format, and the ledger recorded it (r121)."""
-    tokens = _tokens_in_arguments()
+    tokens = _TOKENS_IN_ARGUMENTS.get()
     if not tokens:
         return report, list(inputs)
     from .audit import scrub_report, secret_scrubber
@@ -1164,8 +1165,8 @@ def _option_error(parser: argparse.ArgumentParser, args: argparse.Namespace, mes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _GIVEN_ARGUMENTS.set(tuple(sys.argv[1:] if argv is None else argv))
-    tokens = _tokens_in_arguments()
+    tokens = _tokens_in(sys.argv[1:] if argv is None else argv)  # once: every error line and the report read them
+    _TOKENS_IN_ARGUMENTS.set(tokens)
     if not tokens:  # (the usual run: nothing to scrub)
         return _main(argv)
     stderr = sys.stderr
@@ -1182,7 +1183,7 @@ class _TokenScrubbed:
     the ``--metrics`` warning, ``--scheduler``'s) in several modules; each one scrubbed would leave
     the next one written unscrubbed."""
 
-    def __init__(self, stream: Any, tokens: list[str]) -> None:
+    def __init__(self, stream: Any, tokens: Sequence[str]) -> None:
         self._stream, self._tokens = stream, tokens
 
     def write(self, text: str) -> int:
