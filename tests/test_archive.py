@@ -621,3 +621,26 @@ def test_page_files_without_their_last_page_are_incomplete_as_verify_judges_them
     for cut in (1, 2_000, 10**9):
         ours = verify_archive([str(tmp_path / "pages")], ring, InProcess(), task_bytes=cut)
         assert _json(ours) == _json(expected), cut
+
+
+def test_secrets_are_in_neither_the_report_nor_the_ledger(tmp_path):
+    """``secrets`` (the CLI passes the access token when an argument holds it): r121 found a source
+    path holding the token recorded verbatim in each group's ledger rows."""
+    from verifier.ledger import open_ledger
+    secret = "SeCrEtToKeN0123456789abcdef"
+    pages = tmp_path / f"pages-{secret}"
+    convs = conversations(1, 12, seed="secret")
+    write_pages(pages, convs, page_size=5)
+    ring = verifier.Keyring.from_json(json.dumps(keyring(convs)))
+    store = open_ledger(str(tmp_path / "l.db"))
+    try:
+        report = verify_archive([str(pages)], ring, InProcess(), ledger=store, secrets=[secret])
+        rows = [(a.inputs, a.report_digest) for a in store.audits()]
+    finally:
+        store.close()
+    assert report.verdict == "pass" and rows
+    assert secret.encode() not in _json(report) and b"redacted" in _json(report)
+    assert secret not in repr(rows) and "redacted" in repr(rows)
+    assert secret.encode() not in (tmp_path / "l.db").read_bytes()
+    with pytest.raises(UsageError, match="sequence of texts"):
+        verify_archive([str(pages)], ring, InProcess(), secrets=secret)  # type: ignore[arg-type]

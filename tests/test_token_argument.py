@@ -158,3 +158,25 @@ def test_every_stderr_line_is_scrubbed_when_an_argument_holds_the_token(tmp_path
     err = capsys.readouterr().err
     assert (tmp_path / f"{TOKEN}.key").is_file() and ".pub" in err and TOKEN not in err
     assert sys.stderr is not None and "TokenScrubbed" not in type(sys.stderr).__name__  # put back after the run
+
+
+def test_token_in_an_archive_source_path_is_not_recorded(tmp_path):
+    """r121 noticed: ``archive verify`` recorded each group's source paths in the ledger as given,
+    so a page file named with the token put the token in the ledger's rows (its report was scrubbed)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "X_BEARER_TOKEN": TOKEN}
+    folder = tmp_path / f"in-{TOKEN}"
+    folder.mkdir()
+    for n in (1, 2, 3):
+        (folder / f"page-{n}.json").write_bytes((ROOT / f"examples/conversation/page-{n}.json").read_bytes())
+    run = [sys.executable, "-m", "verifier"]
+    done = subprocess.run([*run, "archive", "verify", str(folder), "--workers", "1", "-q", "--keys",
+                           str(ROOT / "examples/keyring.json"), "--ledger", "l.db", "--format", "json"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert TOKEN not in done.stdout + done.stderr
+    exported = subprocess.run([*run, "ledger", "export", "--ledger", "l.db"], capture_output=True, text=True,
+                              cwd=tmp_path, env=env, timeout=60)
+    assert exported.returncode == 0 and "archive verify" in exported.stdout
+    assert TOKEN not in exported.stdout and "redacted" in exported.stdout
+    with open(tmp_path / "l.db", "rb") as ledger:
+        assert TOKEN.encode() not in ledger.read()

@@ -576,7 +576,7 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
                     warn(f"warning: the scheduler at {args.scheduler} has no workers: the run waits until "
                          "workers join it (Ctrl-C stops it)")
                 report = verify_archive(args.sources, keyring, client, on_progress=display.progress,
-                                        ledger=ledger.store, **options)
+                                        ledger=ledger.store, secrets=_TOKENS_IN_ARGUMENTS.get(), **options)
         report, inputs = report_without_token(report, args.sources)
         ledger.record(report, None, command="archive verify", inputs=inputs,  # --metrics
                       key_source="keyring" if args.keys else "evidence")

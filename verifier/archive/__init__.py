@@ -13,11 +13,12 @@ whole), and the engine's part API assembles the Report on the coordinator (``coo
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
+from ..audit import scrub_report, secret_scrubber
 from ..errors import UsageError
-from ..inputs import DEFAULT_MAX_FILE_MB, path_list
+from ..inputs import DEFAULT_MAX_FILE_MB, path_list, refuse_one_value
 from ..keys import Keyring
 from ..model import Report
 from .coordinate import Executor, InProcess, LedgerRecording, Progress, combine, verify_groups
@@ -31,7 +32,7 @@ def verify_archive(sources: Sequence[str | os.PathLike[str]], keyring: Keyring |
                    allow_empty: bool = False, allow_partial: bool = False, strict: bool = False,
                    max_file_mb: int = DEFAULT_MAX_FILE_MB, workers: int | None = None,
                    on_progress: Callable[[Progress], None] | None = None, task_bytes: int | None = None,
-                   ledger: Any = None, trust_evidence_keys: bool = False) -> Report:
+                   ledger: Any = None, trust_evidence_keys: bool = False, secrets: Collection[str] = ()) -> Report:
     """Verify page files, evidence directories and trees of them; the Report ``verify`` gives.
 
     ``client``: a ``distributed.Client`` to run on; None starts a local cluster of ``workers``
@@ -41,6 +42,8 @@ def verify_archive(sources: Sequence[str | os.PathLike[str]], keyring: Keyring |
     an error unless ``trust_evidence_keys``), as for ``verify DIR``.
     ``ledger``: an open ``verifier.ledger.LedgerStore``; each group is then judged and recorded as
     ``verify --ledger`` of it would be (its keys fill slots the keyring lacks).
+    ``secrets``: texts (the access token, when a source path holds it) that the Report and the
+    ledger's rows must not hold: each is replaced by ``[redacted]``.
     Raises ``UsageError`` (``-`` as a source, Dask missing) and ``ClusterError`` (scheduler
     unreachable, workers lost); unreadable inputs are input errors in the Report, never raised.
     """
@@ -49,18 +52,31 @@ def verify_archive(sources: Sequence[str | os.PathLike[str]], keyring: Keyring |
     groups = discover(path_list(sources, "verify_archive"))
     options: dict[str, Any] = dict(conversation_keys=dict(conversation_keys or {}), allow_embedded_keys=allow_embedded_keys,
                                    allow_empty=allow_empty, allow_partial=allow_partial, strict=strict)
+    scrub = _scrubber(secrets)
     recording = None
     if ledger is not None:
         from ..ledger import fallback_entries
         recording = LedgerRecording(ledger, key_source="keyring" if keyring is not None else "evidence",
-                                    fallback=fallback_entries(ledger))
+                                    fallback=fallback_entries(ledger), scrub=scrub)
     run: dict[str, Any] = dict(keyring=keyring, options=options, max_bytes=max_file_mb * 1024 * 1024,
                                on_progress=on_progress, target_bytes=task_bytes, ledger=recording,
                                trust_evidence_keys=trust_evidence_keys)
     if isinstance(client, InProcess):
-        return verify_groups(groups, client, workers=1, **run)
-    from .cluster import DaskExecutor, open_client, worker_count
-    if client is not None:
-        return verify_groups(groups, DaskExecutor(client), workers=worker_count(client), **run)
-    with open_client(None, workers) as local:
-        return verify_groups(groups, DaskExecutor(local), workers=worker_count(local), **run)
+        report = verify_groups(groups, client, workers=1, **run)
+    else:
+        from .cluster import DaskExecutor, open_client, worker_count
+        if client is not None:
+            report = verify_groups(groups, DaskExecutor(client), workers=worker_count(client), **run)
+        else:
+            with open_client(None, workers) as local:
+                report = verify_groups(groups, DaskExecutor(local), workers=worker_count(local), **run)
+    return scrub_report(report, [scrub]) if scrub is not None else report
+
+
+def _scrubber(secrets: Collection[str]) -> Callable[[str], str] | None:
+    """``verify_archive``'s ``secrets`` as one scrubber; None when there are none."""
+    refuse_one_value(secrets, "verify_archive secrets", "texts")
+    if any(not isinstance(secret, str) for secret in secrets):
+        raise UsageError("verify_archive: secrets must be texts")
+    given = {secret for secret in secrets if secret}
+    return secret_scrubber(given) if given else None
