@@ -180,3 +180,16 @@ def test_token_in_an_archive_source_path_is_not_recorded(tmp_path):
     assert TOKEN not in exported.stdout and "redacted" in exported.stdout
     with open(tmp_path / "l.db", "rb") as ledger:
         assert TOKEN.encode() not in ledger.read()
+
+
+@pytest.mark.parametrize("source", [TOKEN, "missing-page.json"])
+def test_a_closed_stderr_ends_the_run_as_without_the_token(source, tmp_path):
+    """r125: with standard error closed (``2>&-``: Python's sys.stderr is None) the scrubbing wrapper
+    wrote to None: a traceback and exit 1, a FAIL, where the run without the token says its line
+    where print(file=None) does (standard output) and exits 3."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "X_BEARER_TOKEN": TOKEN}
+    done = subprocess.run(["sh", "-c", f'exec "{sys.executable}" -m verifier verify "$1" 2>&-', "sh", source],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+    assert done.returncode == 3, done.stdout
+    assert "Traceback" not in done.stdout and TOKEN not in done.stdout
+    assert "xchat-verify: " in done.stdout and "cannot read it" in done.stdout

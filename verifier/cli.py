@@ -1186,13 +1186,26 @@ class _TokenScrubbed:
     def __init__(self, stream: Any, tokens: Sequence[str]) -> None:
         self._stream, self._tokens = stream, tokens
 
+    def _target(self) -> Any:
+        """Where a line goes: standard error, or, when it was closed before the run (``2>&-``: Python's
+        ``sys.stderr`` is None), where ``print(file=None)`` writes, standard output (None: nowhere), as
+        in a run without the token. r125: it called None's write, an AttributeError that ended the
+        run with a traceback and exit 1 (a FAIL) instead of its one line and exit 3."""
+        return self._stream if self._stream is not None else sys.stdout
+
     def write(self, text: str) -> int:
         for token in self._tokens:
             text = redact_secret(text, token, REDACTED)
-        return self._stream.write(text)
+        target = self._target()
+        return target.write(text) if target is not None else len(text)
 
-    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding...: the stream's own
-        return getattr(self._stream, name)
+    def flush(self) -> None:
+        target = self._target()
+        if target is not None:
+            target.flush()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding...: the stream's own
+        return getattr(self._target(), name)
 
 
 def _main(argv: Sequence[str] | None) -> int:
