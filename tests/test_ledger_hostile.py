@@ -836,3 +836,32 @@ def test_an_item_without_an_encoded_event_leaves_a_ledger_the_next_run_reads(tmp
     again = run_cli(argv)
     assert again.returncode == 1 and "damaged" not in again.stderr, again.stderr
     assert json.loads(again.stdout)["verdict"] == json.loads(first.stdout)["verdict"]
+
+
+def _sql(ledger: str, statement: str) -> None:
+    """One statement run on the ledger as a hand edit would (either backend)."""
+    if ledger.startswith("postgresql://"):
+        import psycopg
+        with psycopg.connect(ledger, autocommit=True) as conn:
+            conn.execute(statement)
+    else:
+        conn = sqlite3.connect(ledger, isolation_level=None)
+        conn.execute(statement)
+        conn.close()
+
+
+def test_an_emptied_digest_of_a_decoded_event_is_a_damaged_row(ledger_target, pages):
+    """r125: since r122 an empty digest is sound (an item without an encoded event), so a hand edit
+    that emptied the digest of a signed event (kind, message id, signature version, status valid)
+    read as consistent, exit 0, which it had not before. Empty is sound only beside what such an
+    item records: nothing decoded, status malformed."""
+    assert record(ledger_target, pages).returncode == 0
+    _sql(ledger_target, "UPDATE events SET digest = '\\x'::bytea WHERE seq = (SELECT MIN(seq) FROM events)"
+         if ledger_target.startswith("postgresql://") else
+         "UPDATE events SET digest = X'' WHERE seq = (SELECT MIN(seq) FROM events)")
+    proc = subprocess_run("ledger", "check", "--ledger", ledger_target)
+    assert proc.returncode == 3, proc.stdout
+    out = json.loads(proc.stdout)
+    assert out["consistent"] is False and any("table events" in p and "the digest is empty" in p
+                                              for p in out["problems"]), out["problems"]
+    one_line(record(ledger_target, pages), 3, "is damaged", "table events", "the digest is empty")

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from ..clock import from_iso, utc_instant
 from ..errors import LedgerError
+from ..model import SigStatus
 from ..sanitize import printable
 from . import schema
 
@@ -65,6 +66,13 @@ def _event_digest(value: Any) -> bool:
     return _blob(value) or (isinstance(value, (bytes, memoryview)) and len(value) == 0)
 
 
+def _bare(message_id: str | None, kind: str | None, sig_version: str | None, status: str) -> bool:
+    """What a run records of an item without an encoded event: nothing decoded (no message id, kind or
+    signature version) and the status malformed. Why: an empty digest is sound only for such an
+    item (r122); a hand edit that emptied the digest of an event that had one read as consistent (r125)."""
+    return message_id is None and kind is None and sig_version is None and status == SigStatus.MALFORMED
+
+
 def event_problem(r: tuple) -> str:
     seq, digest, prev, message_id, sender, kind, sig_version, status, state, first, last = r
     if type(seq) is not str or not seq:
@@ -74,6 +82,9 @@ def event_problem(r: tuple) -> str:
     if not (_opt_str(prev) and _opt_str(message_id) and _opt_str(sender) and _opt_str(kind)
             and _opt_str(sig_version) and type(status) is str):
         return "a text column holds something else"
+    if not len(digest) and not _bare(message_id, kind, sig_version, status):
+        return ("the digest is empty (an item without an encoded event) but the row holds what only a decoded "
+                "event gives (a message id, kind or signature version, or a status other than malformed)")
     if type(state) is not int or state not in STATE_NAMES:
         return f"state {state!r:.20} is not 0, 1 or 2"
     if not (_int(first) and _int(last)):
