@@ -865,3 +865,17 @@ def test_an_emptied_digest_of_a_decoded_event_is_a_damaged_row(ledger_target, pa
     assert out["consistent"] is False and any("table events" in p and "the digest is empty" in p
                                               for p in out["problems"]), out["problems"]
     one_line(record(ledger_target, pages), 3, "is damaged", "table events", "the digest is empty")
+
+
+@pytest.mark.parametrize("table", ["events", "chains"])
+def test_check_finds_rows_naming_a_conversation_that_does_not_exist(table, ledger_target, pages):
+    """r125: rows moved to a conversation id the table conversations lacks (a hand edit) are read by
+    no command, so the next run took a rewritten history for a new one; `ledger check` said
+    consistent, exit 0."""
+    assert record(ledger_target, pages).returncode == 0
+    _sql(ledger_target, f"UPDATE {table} SET conv = conv + 1000")
+    proc = subprocess_run("ledger", "check", "--ledger", ledger_target)
+    assert proc.returncode == 3, proc.stdout
+    problems = json.loads(proc.stdout)["problems"]
+    assert any(f"{table[:-1]} rows name a conversation the table conversations does not hold" in p
+               for p in problems), problems
