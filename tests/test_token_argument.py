@@ -193,3 +193,21 @@ def test_a_closed_stderr_ends_the_run_as_without_the_token(source, tmp_path):
     assert done.returncode == 3, done.stdout
     assert "Traceback" not in done.stdout and TOKEN not in done.stdout
     assert "xchat-verify: " in done.stdout and "cannot read it" in done.stdout
+
+
+def test_a_line_folded_by_the_status_display_is_scrubbed(monkeypatch):
+    """r125: on a terminal, audit's and archive verify's status display (rich) pass the lines written
+    meanwhile through its console, which folds a line wider than the terminal inside the token: the
+    scrubbing, which looked for the token whole, printed it whole in two pieces."""
+    import io
+
+    from rich.console import Console
+    written = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", cli._TokenScrubbed(written, (TOKEN,)))
+    display = cli._Display(True, console=Console(stderr=True, force_terminal=True, width=40))
+    with display:
+        display.show("working")
+        print(f"xchat-verify: receipt written to /tmp/a/long/directory/{TOKEN}/receipt.json", file=sys.stderr)
+    text = written.getvalue()
+    assert "receipt written to" in text and "redacted" in text
+    assert not any(TOKEN[at:at + SECRET_PREFIX] in text for at in range(len(TOKEN) - SECRET_PREFIX + 1)), text

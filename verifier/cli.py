@@ -8,6 +8,7 @@ import contextvars
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import threading
@@ -1185,6 +1186,10 @@ class _TokenScrubbed:
 
     def __init__(self, stream: Any, tokens: Sequence[str]) -> None:
         self._stream, self._tokens = stream, tokens
+        # the token with a line break allowed between any two characters: rich's status display (audit,
+        # archive verify on a terminal) passes the lines written meanwhile through its console, which folds
+        # one wider than the terminal, token and all (r125: the token printed whole, in two pieces)
+        self._folded = [re.compile("(?:\r?\n)?".join(map(re.escape, token))) for token in tokens]
 
     def _target(self) -> Any:
         """Where a line goes: standard error, or, when it was closed before the run (``2>&-``: Python's
@@ -1196,6 +1201,9 @@ class _TokenScrubbed:
     def write(self, text: str) -> int:
         for token in self._tokens:
             text = redact_secret(text, token, REDACTED)
+        if "\n" in text:
+            for folded in self._folded:
+                text = folded.sub(REDACTED, text)
         target = self._target()
         return target.write(text) if target is not None else len(text)
 
