@@ -1,4 +1,5 @@
 """The access token given where an id goes is never printed (docs/cli.md: never printed, logged or saved)."""
+import io
 import os
 import subprocess
 import sys
@@ -211,3 +212,33 @@ def test_a_line_folded_by_the_status_display_is_scrubbed(monkeypatch):
     text = written.getvalue()
     assert "receipt written to" in text and "redacted" in text
     assert not any(TOKEN[at:at + SECRET_PREFIX] in text for at in range(len(TOKEN) - SECRET_PREFIX + 1)), text
+
+
+@pytest.mark.parametrize("command", ["audit", "archive"])
+@pytest.mark.parametrize("holds_token", [False, True])
+def test_a_closed_stderr_does_not_stop_the_status_display(command, holds_token, tmp_path):
+    """r125 noticed: audit and archive verify asked a closed standard error (None) whether it is a
+    terminal: an internal error, with or without the token in an argument (the scrubbing wrapper on
+    a closed standard error is no terminal either), where the run has its own outcome."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "X_BEARER_TOKEN": TOKEN}
+    name = f"in-{TOKEN}" if holds_token else "elsewhere"
+    argv = (["audit", "1234", "--base-url", "http://127.0.0.1:9", "--max-retries", "0", "--save", name]
+            if command == "audit" else ["archive", "verify", name, "--workers", "1"])
+    done = subprocess.run(["sh", "-c", 'exec "$0" -m verifier "$@" 2>&-', sys.executable, *argv],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert "internal error" not in done.stdout and "Traceback" not in done.stdout, done.stdout
+    assert done.returncode == 3 and "xchat-verify: " in done.stdout and TOKEN not in done.stdout
+
+
+def test_the_scrubbing_wrapper_of_a_closed_stderr_is_no_terminal(monkeypatch):
+    """Its lines go where print(file=None) puts them (standard output), but a status display must not
+    draw there because standard output is a terminal."""
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    wrapper = cli._TokenScrubbed(None, (TOKEN,))
+    assert wrapper.isatty() is False
+    wrapper.write(f"a line with {TOKEN}\n")
+    assert "a line with" in sys.stdout.getvalue() and TOKEN not in sys.stdout.getvalue()
+    assert cli._TokenScrubbed(Terminal(), (TOKEN,)).isatty() is True

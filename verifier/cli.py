@@ -561,7 +561,7 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
         raise UsageError("--trust-evidence-keys trusts evidence directories' saved keys, which --keys replaces: "
                          "give one")
     _refuse_keys_from_inside("--keys", args.keys, args.sources)  # review 69: as verify DIR refuses it
-    display = _Display(sys.stderr.isatty() and not args.quiet)
+    display = _Display(_stderr_is_terminal() and not args.quiet)
     options = dict(conversation_keys=parse_conversation_keys(args.conversation_key),
                    allow_embedded_keys=args.allow_embedded_keys, allow_empty=args.allow_empty,
                    allow_partial=args.allow_partial, strict=args.strict, max_file_mb=args.max_file_mb,
@@ -598,6 +598,12 @@ def _warn_relative_sources(sources: list[str]) -> None:
         print(f"xchat-verify: warning: with --scheduler, workers read paths in their own working directory; "
               f"give absolute paths or URLs ({printable(relative[0])}{' ...' if len(relative) > 1 else ''} "
               f"is relative)", file=sys.stderr)
+
+
+def _stderr_is_terminal() -> bool:
+    """Whether a status display may draw on standard error. Why: started with it closed (``2>&-``),
+    ``sys.stderr`` is None, and ``audit``/``archive verify`` ended in an internal error (r125)."""
+    return sys.stderr is not None and sys.stderr.isatty()
 
 
 class _Display:
@@ -735,7 +741,7 @@ def run_audit(args: argparse.Namespace, options: AuditOptions, ids: list[str]) -
     """Fetch and verify ``ids`` with a progress display; the report and the auditor (its engine state)."""
     from .audit import Auditor
     from .fetch import ClientEvents
-    display = _Display(sys.stderr.isatty() and not args.quiet)
+    display = _Display(_stderr_is_terminal() and not args.quiet)
     with display, make_client(args, ClientEvents(on_wait=display.wait)) as client, _token_scrubbed(client, ids):
         try:  # bad ids and --resume refusals are UsageErrors, unusable evidence EvidenceErrors
             auditor = Auditor(client, options, on_change=display.update)
@@ -1212,7 +1218,10 @@ class _TokenScrubbed:
         if target is not None:
             target.flush()
 
-    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding...: the stream's own
+    def isatty(self) -> bool:  # closed standard error is no terminal, whatever standard output is
+        return self._stream is not None and self._stream.isatty()
+
+    def __getattr__(self, name: str) -> Any:  # fileno, encoding...: the stream's own
         return getattr(self._target(), name)
 
 
