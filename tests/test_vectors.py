@@ -651,3 +651,17 @@ def test_results_beside_the_suite_or_through_a_link_out_of_it_are_written(small_
     (tmp_path / "to-out").symlink_to(out)
     proc = run(small_suite, "-o", str(tmp_path / "to-out" / "results.txt"), "--junit", str(tmp_path / "junit.xml"))
     assert proc.returncode == 1 and (out / "results.txt").is_file() and (tmp_path / "junit.xml").is_file()
+
+
+@pytest.mark.parametrize("hidden", [".extra", "__pycache__", "chain/.more"])
+def test_a_case_outside_the_digest_is_not_run(hidden, tmp_path):
+    """r125: a case under a dot-folder or ``__pycache__`` was run but was outside the digest, so a copy
+    of a release with cases added still read as that release. Such a folder is not part of the suite."""
+    from verifier.vectors import discover, load_suite
+    copy = tmp_path / "suite"
+    shutil.copytree(VECTORS, copy, ignore=shutil.ignore_patterns("generate.py", "__pycache__"))
+    before = discover(copy)
+    release = load_suite(copy).release
+    shutil.copytree(copy / "chain" / "gap", copy / hidden / "added")
+    assert discover(copy) == before and (copy / hidden / "added" / "expected.json").is_file()
+    assert load_suite(copy).release == release is not None

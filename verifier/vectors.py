@@ -153,7 +153,14 @@ class RunInfo:
 
 # ------------------------------------------------------------------------------ suite and digest
 def discover(root: Path) -> list[Path]:
-    return sorted(p.parent for p in root.rglob(CASE_FILE))
+    """The suite's case folders: those of its files (``suite_files``). Why: a case under a dot-folder
+    or ``__pycache__`` ran but was outside the digest, so a copy of a release with cases added read
+    as that release (r125)."""
+    return sorted(p.parent for p in root.rglob(CASE_FILE) if _in_suite(p.relative_to(root)))
+
+
+def _in_suite(rel: Path) -> bool:
+    return "__pycache__" not in rel.parts and not any(part.startswith(".") for part in rel.parts)
 
 
 def case_id(root: Path, folder: Path) -> str:
@@ -166,8 +173,7 @@ def suite_files(root: Path) -> list[str]:
     out = []
     for path in root.rglob("*"):
         rel = path.relative_to(root)
-        if not path.is_file() or path.is_symlink() or path.name in _NOT_SUITE or "__pycache__" in rel.parts \
-                or any(part.startswith(".") for part in rel.parts):
+        if not path.is_file() or path.is_symlink() or path.name in _NOT_SUITE or not _in_suite(rel):
             continue
         out.append(rel.as_posix())
     return sorted(out)
