@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import array
 import base64
+import concurrent.futures
 import copy
 import json
 import threading
@@ -160,8 +161,8 @@ def test_an_interrupted_page_source_leaves_no_thread_behind(monkeypatch):
     monkeypatch.setattr(engine, "_CHUNK", 2)
     before = threading.active_count()
     started = []
-    real_pool = engine.ThreadPoolExecutor
-    monkeypatch.setattr(engine, "ThreadPoolExecutor", lambda n: started.append(n) or real_pool(n))
+    real_pool = concurrent.futures.ThreadPoolExecutor  # (the engine imports it when it starts a pool)
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", lambda n: started.append(n) or real_pool(n))
 
     def pages():
         for n in range(1, 4):

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -150,7 +151,7 @@ def test_a_fork_refused_or_another_thread_running_encodes_here(forks, monkeypatc
         patch.setattr(os, "fork", refuse)
         assert joined(_events_array(EVENTS, processes=2)) == expected
     with monkeypatch.context() as patch:
-        patch.setattr(stream.tempfile, "TemporaryFile", refuse)
+        patch.setattr(tempfile, "TemporaryFile", refuse)
         assert joined(_events_array(EVENTS, processes=2)) == expected
     assert forks == [None, None]
     monkeypatch.setattr(stream, "can_fork", CAN_FORK)

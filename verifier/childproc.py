@@ -7,7 +7,6 @@ wait forever on a pipe nobody reads, and a forked report encoder would run on as
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import sys
@@ -27,6 +26,7 @@ def die_with_parent(parent: int | None = None) -> None:
     that died before this call (the child is then orphaned already, and exits)."""
     if not sys.platform.startswith("linux"):
         return
+    import ctypes  # (here: a process that starts no child never loads it)
     try:  # prctl(PR_SET_PDEATHSIG, SIGKILL): no Python API; libc's own call, nothing to build
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):

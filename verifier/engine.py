@@ -35,12 +35,11 @@ import threading
 from array import array
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import compress
 from operator import or_
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
@@ -98,6 +97,9 @@ from .signature import Job, check_all, prepare
 from .signers import KeySlot, carrier_conflicts, embedded_keys, slots_of
 from .views import EventList, Record, Records, check_finding
 from .wire import DEFAULT_LIMITS, Limits, MessageEvent, canonical_b64, decode_event_b64, decode_event_bytes
+
+if TYPE_CHECKING:  # a pool of threads is imported by the run that starts one (concurrent.futures loads logging)
+    from concurrent.futures import ThreadPoolExecutor
 
 # isort: split
 from . import layouts as _layouts  # after wire (which imports layouts once it is itself defined): no import cycle
@@ -1208,6 +1210,7 @@ class _Run:
         batches = [jobs[start:start + _CHUNK] for start in range(0, len(jobs), _CHUNK)]
         if self.workers > 1 and len(batches) > 1:
             if self.pool is None:
+                from concurrent.futures import ThreadPoolExecutor
                 self.pool = ThreadPoolExecutor(self.workers)
             results = list(self.pool.map(_check_batch, batches))
         else:

@@ -15,19 +15,15 @@ process: a broken pool costs time, never findings.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import pickle
 import signal
 import stat
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from multiprocessing.connection import wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .childproc import can_fork, die_with_parent
 from .engine import Verification, gc_paused
@@ -35,6 +31,9 @@ from .errors import UsageError
 from .inputs import GZIP_MAGIC, UTF16_BOMS, file_identity, load_share, path_list
 from .keys import Keyring
 from .model import Report
+
+if TYPE_CHECKING:  # the process machinery is imported by the run that starts processes (not by one process)
+    from concurrent.futures import Executor, Future
 
 PROCESSES_ENV = "XCHAT_VERIFY_PROCESSES"
 MIN_BYTES = 32 * 1024 * 1024  # below this (≈ 16,000 events), starting processes costs more than it saves
@@ -141,6 +140,7 @@ def _verify_task(task: tuple[Share, ...], ring: bytes, max_bytes: int, options: 
 
 @lru_cache(maxsize=1)
 def _keyring_from(ring: bytes) -> Keyring | None:
+    import pickle
     keyring: Keyring | None = pickle.loads(ring)  # our own pickle, from the process that started this worker
     return keyring
 
@@ -218,6 +218,7 @@ def _parts(tasks: Sequence[tuple[Share, ...]], keyring: Keyring | None, max_byte
         return
     pending: deque[tuple[tuple[Share, ...], Future[Part] | None]] = deque()
     finished = False
+    import pickle
     ring = pickle.dumps(keyring)  # once: a keyring is rebuilt from its rows, which re-checks every binding
     try:
         for task in tasks:
@@ -289,6 +290,7 @@ def _all_ended(processes: list[Any], seconds: float) -> bool:
     """Whether every process ended within ``seconds``, seen on their sentinels: ``join`` or
     ``is_alive`` would reap them (``waitpid``) and race the pool's own thread, which then read a
     killed worker's exit status as 255 instead of SIGKILL."""
+    from multiprocessing.connection import wait
     pending = {process.sentinel for process in processes}
     deadline = time.monotonic() + seconds
     while pending:
@@ -304,6 +306,8 @@ def _process_pool(processes: int) -> Executor:
     they are forked (they share this process's loaded modules: faster to start, less memory);
     otherwise they start clean (``forkserver``, else ``spawn``): ``fork`` would copy other threads'
     locks in an unknown state."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
     methods = multiprocessing.get_all_start_methods()
     if can_fork():
         method = "fork"

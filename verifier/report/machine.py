@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from urllib.parse import quote
 
@@ -162,6 +161,7 @@ def render_sarif(report: Report) -> str:
 
 
 def render_junit(report: Report) -> str:
+    import xml.etree.ElementTree as ET  # (only JUnit's: not loaded by every report)
     root = ET.Element("testsuites", name="xchat-verify")
     total = failures = 0
     for conv in report.conversations:

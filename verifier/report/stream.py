@@ -21,7 +21,6 @@ import contextlib
 import os
 import secrets
 import signal
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import IO, Any
@@ -143,6 +142,7 @@ class _ForkedBatches:
         """Fork the child. Ctrl-C and SIGTERM are held until this process knows its child's pid
         (and the child has reset them): an interrupt in between could orphan the child, or raise
         in the child and run the caller's clean-up code there (deleting the output's temporary file)."""
+        import tempfile  # (here: a report written by one process never loads it, nor shutil)
         held = signal.pthread_sigmask(signal.SIG_BLOCK, self._SIGNALS)
         parent = os.getpid()
         file: IO[bytes] | None = None

@@ -1,0 +1,72 @@
+"""What a ``verify`` run loads (round 124): start-up is serial, before any worker starts, and every
+module imported costs each run. Pinned here so that a module-level import does not creep back: the
+package's own modules exactly, and the heavy ones a one-process JSON report never needs (the process
+pool, the thread pool with ``logging``, pickling, the HTML, Markdown and text renderers, XML), each
+imported only by the run that uses it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from verifier.testing.forge import build_conversation
+
+REPO = Path(__file__).resolve().parent.parent
+
+# the package's modules a one-process `verify --format json -o FILE` loads (the compiled twin aside)
+VERIFY_MODULES = {
+    "verifier", "verifier._version", "verifier.chain", "verifier.childproc", "verifier.cli", "verifier.clock",
+    "verifier.columns", "verifier.engine", "verifier.envelope", "verifier.errors", "verifier.facts",
+    "verifier.fastchain", "verifier.fastwire", "verifier.ids", "verifier.inputs", "verifier.keys",
+    "verifier.layouts", "verifier.ledger_cli", "verifier.model", "verifier.outputs", "verifier.pages",
+    "verifier.paging", "verifier.parallel", "verifier.payload", "verifier.report", "verifier.report.common",
+    "verifier.report.machine", "verifier.report.stream", "verifier.sanitize", "verifier.semantics",
+    "verifier.settings", "verifier.signature", "verifier.signers", "verifier.views", "verifier.wire"}
+
+# loaded only by the runs that use them (each cost a run 2-20 ms of start-up when imported by all)
+NOT_LOADED = ["multiprocessing", "concurrent.futures", "logging", "pickle", "ctypes", "socket", "subprocess",
+              "tempfile", "xml.etree.ElementTree", "html",
+              "verifier.report.html", "verifier.report.text", "verifier.report.markdown"]
+
+_RUN = """
+import json, sys
+from verifier.cli import main
+code = main(sys.argv[1:])
+print(json.dumps([code, sorted(sys.modules)]))
+"""
+
+
+def _loaded(tmp_path: Path, *options: str, pure: bool = False) -> tuple[int, set[str]]:
+    """The exit code and the modules loaded by a fresh interpreter's ``xchat-verify verify`` of a
+    signed history (an SPKI keyring, as ``keys fetch`` writes), with ``options``."""
+    conversation = build_conversation(30, realistic_crypto=False)
+    history, ring = tmp_path / "pages.jsonl", tmp_path / "ring.json"
+    history.write_text("\n".join(json.dumps(body) for body in conversation.pages(10)))
+    ring.write_text(json.dumps(conversation.keyring()))
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "XCHAT_VERIFY_PURE_PYTHON": "1" if pure else "0"}
+    out = subprocess.run([sys.executable, "-c", _RUN, "verify", str(history), "--keys", str(ring), *options],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, check=True).stdout
+    code, modules = json.loads(out.splitlines()[-1])
+    return code, set(modules)
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_a_one_process_json_verify_loads_only_what_it_uses(tmp_path, pure):
+    code, modules = _loaded(tmp_path, "--format", "json", "-o", str(tmp_path / "report.json"), "--workers", "1",
+                            pure=pure)
+    assert code == 0 and (tmp_path / "report.json").stat().st_size > 0
+    assert {m for m in modules if m.split(".")[0] == "verifier"} - {"verifier._cfastwire"} == VERIFY_MODULES
+    assert [m for m in NOT_LOADED if m in modules] == []
+
+
+def test_the_formats_and_pools_left_out_still_load_when_used(tmp_path):
+    """The other side: a text report loads its renderer; two workers on a small input run in one
+    process (threads), which loads the thread pool but not the process pool."""
+    code, modules = _loaded(tmp_path, "--format", "text", "--workers", "2")
+    assert code == 0 and "verifier.report.text" in modules and "verifier.report.html" not in modules
+    code, modules = _loaded(tmp_path, "--format", "html", "-o", str(tmp_path / "report.html"), "--workers", "1")
+    assert code == 0 and "verifier.report.html" in modules and "verifier.report.text" not in modules
