@@ -26,6 +26,33 @@ def test_sec1_compressed_uncompressed_and_spki_are_one_key():
     assert len({key_identity(parse_public_key(f)) for f in forms}) == 1
 
 
+def test_an_spki_key_is_read_as_the_der_parser_reads_it():
+    """Round 124: the usual P-256 SPKI is read as its header and point (the DER parser's module is
+    imported only for another form): the same key, the same identity; a bad point under the usual
+    header, or any other header, is still the DER parser's to judge, with its reason."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    from verifier.keys import parse_public_key_bytes
+    for seed in range(40):
+        key = Identity.from_seed("1", "1", f"spki-{seed}").signing.public_key()
+        der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        read = parse_public_key_bytes(der)
+        assert read.public_numbers() == key.public_numbers() and key_identity(read) == key.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    header = der[:26]
+    for bent in (header + b"\x04" + bytes(64), header + b"\x02" + der[27:], header + b"\x05" + der[27:],
+                 header.replace(b"\x03\x01\x07", b"\x03\x01\x08") + der[26:], b"\x30\x58" + der[2:]):
+        try:
+            serialization.load_der_public_key(bent)
+            expected = "not a P-256 key"
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            expected = f"not a valid P-256 public key: {exc}"
+        with pytest.raises(UnusableKey) as caught:
+            parse_public_key_bytes(bent)
+        assert expected in str(caught.value)
+
+
 @pytest.mark.parametrize("text,reason", [
     ("AAAA", "3 bytes"), ("!!", "invalid base64"), (base64.b64encode(b"\x04" + b"\x01" * 64).decode(), "not a valid"),
 ])

@@ -1,8 +1,8 @@
 """What a ``verify`` run loads (round 124): start-up is serial, before any worker starts, and every
 module imported costs each run. Pinned here so that a module-level import does not creep back: the
 package's own modules exactly, and the heavy ones a one-process JSON report never needs (the process
-pool, the thread pool with ``logging``, pickling, the HTML, Markdown and text renderers, XML), each
-imported only by the run that uses it."""
+pool, the thread pool with ``logging``, pickling, the HTML, Markdown and text renderers, XML, the
+DER key parser with the SSH formats), each imported only by the run that uses it."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ VERIFY_MODULES = {
 
 # loaded only by the runs that use them (each cost a run 2-20 ms of start-up when imported by all)
 NOT_LOADED = ["multiprocessing", "concurrent.futures", "logging", "pickle", "ctypes", "socket", "subprocess",
-              "tempfile", "xml.etree.ElementTree", "html",
+              "tempfile", "xml.etree.ElementTree", "html", "cryptography.hazmat.primitives.serialization",
               "verifier.report.html", "verifier.report.text", "verifier.report.markdown"]
 
 _RUN = """

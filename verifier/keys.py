@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import reprlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from typing import Any
 
 import msgspec
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .errors import KeyringError, MalformedEvent
@@ -39,10 +40,21 @@ def parse_public_key(text: str) -> ec.EllipticCurvePublicKey:
     return parse_public_key_bytes(raw)
 
 
+# A P-256 key's SubjectPublicKeyInfo in DER: this header (id-ecPublicKey, prime256v1, a 66-byte bit
+# string) and then the key's uncompressed point, the form every keyring and event carries
+_P256_SPKI_HEADER = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
+
+
 def parse_public_key_bytes(raw: bytes) -> ec.EllipticCurvePublicKey:
     try:
         if len(raw) == 91:
-            key = serialization.load_der_public_key(raw)
+            if raw.startswith(_P256_SPKI_HEADER):
+                with contextlib.suppress(ValueError):  # (then the DER parser below gives the reason)
+                    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw[len(_P256_SPKI_HEADER):])
+            # Any other SPKI: the DER parser, imported only now (with the SSH formats, its module costs
+            # a run about 3 ms of start-up; the usual form above needs no parser)
+            from cryptography.hazmat.primitives.serialization import load_der_public_key
+            key = load_der_public_key(raw)
             if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
                 raise UnusableKey("SPKI key is not a P-256 key")
             return key
@@ -56,8 +68,11 @@ def parse_public_key_bytes(raw: bytes) -> ec.EllipticCurvePublicKey:
 
 
 def key_identity(key: ec.EllipticCurvePublicKey) -> bytes:
-    """Encoding-independent identity of a key (uncompressed point), to compare SEC1 with SPKI."""
-    return key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    """Encoding-independent identity of a key (uncompressed point), to compare SEC1 with SPKI. From
+    the key's numbers, not ``public_bytes``: its encoding names are in ``serialization``, whose
+    import (the SSH formats) costs every run more than this does the few keys it reads."""
+    numbers = key.public_numbers()
+    return b"\x04" + numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big")
 
 
 _ORDER_BYTES = P256_ORDER.to_bytes(32, "big")
