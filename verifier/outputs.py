@@ -93,13 +93,53 @@ class CopiesItself(Protocol):
 
 def atomic_write_chunks(path: str | Path, chunks: Iterable[str | CopiesItself], mode: int = 0o666, *,
                         create_parents: bool = True) -> None:
-    """``atomic_write_text`` of the concatenated chunks, one chunk in memory at a time."""
+    """``atomic_write_text`` of the concatenated chunks, one chunk in memory at a time; the disk
+    starts writing them as they come (``WriteBack``)."""
     with atomic_writer(path, mode, create_parents=create_parents) as handle:
+        write_back = WriteBack(handle)
         for chunk in chunks:
             if isinstance(chunk, str):
-                handle.write(chunk.encode("utf-8"))
+                data = chunk.encode("utf-8")
+                handle.write(data)
+                write_back.wrote(len(data))
             else:
                 chunk.copy_to(handle)
+                write_back.wrote(WRITE_BACK_BYTES)  # its size is the file's to say: started now in any case
+
+
+WRITE_BACK_BYTES = 8 * 1024 * 1024
+
+
+class WriteBack:
+    """Starts the disk writing a file's pages every ``WRITE_BACK_BYTES`` written, while the rest is
+    still being encoded, so the closing ``fsync`` waits for the last few megabytes, not the whole file
+    (a 71 MB report's ``fsync`` was 0.11-0.13 s of a run's serial tail). ``posix_fadvise(DONTNEED)``
+    is the call Python has for it on Linux (it writes dirty pages back, then drops those already
+    written, which a report just written needs no more). A hint only: ``fsync`` still proves the
+    write; where there is no such call, or the file refuses it (a pipe), nothing more is tried."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.started = 0  # the file's bytes before this offset are on their way to the disk
+        self.pending = 0  # bytes written since
+        self.advise = getattr(os, "posix_fadvise", None) if sys.platform.startswith("linux") else None
+
+    def wrote(self, count: int) -> None:
+        self.pending += count
+        if self.pending >= WRITE_BACK_BYTES and self.advise is not None:
+            self.pending = 0
+            self._start()
+
+    def _start(self) -> None:
+        self.handle.flush()
+        fd = self.handle.fileno()
+        try:
+            end = os.lseek(fd, 0, os.SEEK_CUR)  # (not ``tell``: a chunk that copied itself moved it unseen)
+            self.advise(fd, self.started, end - self.started, os.POSIX_FADV_DONTNEED)  # type: ignore[misc]
+        except OSError:  # a pipe, a device: nothing written back to start
+            self.advise = None
+            return
+        self.started = end
 
 
 def write_file(path: str | Path, text: str | Iterable[str | CopiesItself], private: bool = False) -> None:
