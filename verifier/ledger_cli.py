@@ -666,9 +666,14 @@ def cmd_receipt_verify(args: argparse.Namespace) -> int:
     return EXIT_FAIL if problems else EXIT_PASS
 
 
-def add_commands(sub: Any, keys_sub: Any) -> None:
-    """The ledger, receipt and receipt-key commands."""
-    ledger = sub.add_parser("ledger", help="inspect an audit ledger, make and compare checkpoints",
+# what the ledger and receipt commands' lines say in ``--help`` (the CLI lists them by it)
+LEDGER_COMMAND_HELP = {"ledger": "inspect an audit ledger, make and compare checkpoints",
+                       "receipt": "check a signed audit receipt"}
+
+
+def add_commands(sub: Any) -> None:
+    """The ledger and receipt commands."""
+    ledger = sub.add_parser("ledger", help=LEDGER_COMMAND_HELP["ledger"],
                             description="Read an audit ledger (--ledger or $XCHAT_VERIFY_LEDGER); JSON output.")
     lsub = ledger.add_subparsers(dest="ledger_command", metavar="ACTION")
     lsub.required = True
@@ -710,13 +715,7 @@ def add_commands(sub: Any, keys_sub: Any) -> None:
     with_ledger(lsub.add_parser("check", help="consistency check (exit 3 when inconsistent)")
                 ).set_defaults(handler=cmd_ledger_check)
 
-    p = keys_sub.add_parser("new-receipt-key", help="make an Ed25519 key to sign audit receipts")
-    p.add_argument("--output", "-o", metavar="FILE", required=True,
-                   help="private key file (mode 0600); the public key goes to FILE.pub")
-    p.add_argument("--force", action="store_true", help="overwrite an existing key file")
-    p.set_defaults(handler=cmd_new_receipt_key)
-
-    receipt = sub.add_parser("receipt", help="check a signed audit receipt")
+    receipt = sub.add_parser("receipt", help=LEDGER_COMMAND_HELP["receipt"])
     rsub = receipt.add_subparsers(dest="receipt_command", metavar="ACTION")
     rsub.required = True
     p = rsub.add_parser("verify", help="check the signature, and that the evidence and report still match")
@@ -725,3 +724,12 @@ def add_commands(sub: Any, keys_sub: Any) -> None:
     p.add_argument("--evidence", metavar="DIR", help="the audit's --save directory")
     p.add_argument("--report", metavar="FILE", help="the audit's --format json report")
     p.set_defaults(handler=cmd_receipt_verify)
+
+
+def add_key_commands(keys_sub: Any) -> None:
+    """``keys new-receipt-key``."""
+    p = keys_sub.add_parser("new-receipt-key", help="make an Ed25519 key to sign audit receipts")
+    p.add_argument("--output", "-o", metavar="FILE", required=True,
+                   help="private key file (mode 0600); the public key goes to FILE.pub")
+    p.add_argument("--force", action="store_true", help="overwrite an existing key file")
+    p.set_defaults(handler=cmd_new_receipt_key)
