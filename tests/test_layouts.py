@@ -69,10 +69,38 @@ def _learn(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> None:
 
 
 def _same(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> bool:
-    """Whether the remembered layout read ``raw`` itself (else it went to the reader)."""
+    """Whether the remembered layout read ``raw`` itself (else it went to the reader); and
+    ``layouts.usual`` gives the reader's fields of it, or None."""
     hits = layouts._hits
     assert repr(layouts.decode_event_fast(raw, limits)) == repr(fastwire.decode_event_fast(raw, limits)), raw
-    return layouts._hits > hits
+    through_layout = layouts._hits > hits
+    found = layouts.usual(raw, limits)  # (through the layout just learnt from it, it may be)
+    if found is not None:
+        assert repr(found) == repr(_usual_of(fastwire.decode_event_fast(raw, limits))), raw
+    return through_layout
+
+
+def _usual_of(event: MessageEvent | None) -> tuple[tuple[str | None, ...], bool | None, bytes] | None:
+    """What ``layouts.usual`` gives of an event it takes, read from the reader's event."""
+    assert event is not None and event.signature is not None and event.body is not None
+    sig = event.signature
+    assert sig.message_signing_key_info_list is not None and len(sig.message_signing_key_info_list) == 1
+    info = sig.message_signing_key_info_list[0]
+    return ((event.sequence_id, event.message_id, event.sender_id, event.conversation_id, event.created_at_msec,
+             event.previous_sequence_id, event.body["conversation_key_version"], sig.signature, sig.public_key_version,
+             sig.signature_version, sig.signing_public_key, info.member_id, info.public_key_version,
+             info.signing_public_key), event.is_trusted, event.body["contents"])
+
+
+def test_usual_takes_the_usual_shape_only():
+    """``usual`` reads the common event, and refuses what lacks one of its fields or is not ASCII."""
+    for name, event in BASES.items():
+        raw = encode_event(event)
+        _learn(raw)
+        found = layouts.usual(raw, DEFAULT_LIMITS)
+        assert (found is not None) == (name in ("common", "token and relay", "key version only")), name
+        if found is not None:
+            assert repr(found) == repr(_usual_of(event))
 
 
 @pytest.mark.parametrize("name", list(BASES))

@@ -834,7 +834,7 @@ class _Run:
         if decode is _layouts_decode:  # pure Python: the fields through a remembered layout, no event built
             found = _layouts.usual(raw, self.limits)
             if found is not None:
-                return self._usual_job(item, rows, raw, *found)
+                return self._usual_job(item, rows, raw, *found)  # (texts, is_trusted, contents)
         event = decode(raw, self.limits)
         if event is None or event.kind != _CREATE or event.trailing or event.shadowed or event.signature is None \
                 or event.body is None:
@@ -845,17 +845,18 @@ class _Run:
             return None
         info = infos[0]
         fields = (event.sequence_id, event.message_id, event.sender_id, event.conversation_id, event.created_at_msec,
-                  event.previous_sequence_id, event.is_trusted, body.get("conversation_key_version"), sig.signature,
+                  event.previous_sequence_id, body.get("conversation_key_version"), sig.signature,
                   sig.public_key_version, sig.signature_version, sig.signing_public_key, info.member_id,
                   info.public_key_version, info.signing_public_key)  # layouts.usual's
-        return self._usual_job(item, rows, raw, fields, body.get("contents"))
+        return self._usual_job(item, rows, raw, fields, event.is_trusted, body.get("contents"))
 
-    def _usual_job(self, item: Any, rows: _PageRows, raw: bytes, fields: tuple[Any, ...], contents: object) -> Job | None:
+    def _usual_job(self, item: Any, rows: _PageRows, raw: bytes, fields: tuple[Any, ...], trusted: bool | None,
+                   contents: object) -> Job | None:
         """``_decode_usual``'s second half, on the event's fields as ``layouts.usual`` gives them:
         its envelope, then the checks ``prepare`` makes of a ``MessageCreateEvent``, all the usual
         way, then its row, its embedded keys (as ``_note_keys``) and its job; None, having changed
         nothing, at the first that is not."""
-        seq, message_id, sender, conversation, created, previous, trusted, key_version_c, signature_text, \
+        seq, message_id, sender, conversation, created, previous, key_version_c, signature_text, \
             key_version, signature_version, signing_key, member, member_version, member_key = fields
         if trusted is False or signature_text is None or not signature_text.isascii():
             return None  # untrusted (a finding), unsigned: ``_decode`` and ``prepare`` say so

@@ -154,7 +154,7 @@ class _Layout:
 
     __slots__ = ("limits", "head", "head_size", "head_template", "tail", "tail_size", "tail_template", "tail_texts",
                  "tail_scalars", "i32s", "text_bytes", "slices", "envelope", "body_extra", "relay", "previous", "trusted",
-                 "signature", "key_infos", "usual_fields")
+                 "signature", "key_infos", "usual_texts", "usual_trusted")
 
     def __init__(self, walk: _Walk, limits: Limits) -> None:
         self.limits = limits  # the bounds the reader accepted this layout under (frozen; compared by identity)
@@ -192,7 +192,8 @@ class _Layout:
               **{name: where.get(("signature", i), absent) for i, name in enumerate(_SIGNATURE_NAMES)}}
         info = ([where.get(("key_info", 0, i), absent) for i in range(len(_KEY_INFO_STRINGS))]
                 if walk.key_infos == 1 else [])  # (the usual: one key info)
-        self.usual_fields = itemgetter(*[at[name] for name in USUAL_FIELDS], *info) if info else None
+        self.usual_texts, self.usual_trusted = _usual_getters([at[name] for name in USUAL_FIELDS] + info,
+                                                              _bounds(lengths), tail_scalars)
         self.key_infos = None if walk.key_infos is None else tuple(
             itemgetter(*[where.get(("key_info", index, i), absent) for i in range(len(_KEY_INFO_STRINGS))])
             for index in range(walk.key_infos))
@@ -217,13 +218,40 @@ class _Layout:
     def values(self, buf: bytes) -> tuple[tuple[Any, ...], bytes] | None:
         """The values unpacked (texts decoded, scalars, None last for a field left out) and the
         contents, if ``buf`` has this layout, else None; UnicodeDecodeError and struct.error pass."""
+        framed = self._framed(buf)
+        if framed is None:
+            return None
+        texts, tail, tail_at = framed
+        joined = b"".join(texts).decode()  # UnicodeDecodeError: the reader refuses it too
+        decoded = self.slices(joined) if len(joined) == self.text_bytes else tuple(map(_utf8, texts))  # else: not ASCII
+        scalars = self.tail_scalars(tail)
+        if self.i32s:
+            scalars = tuple(int.from_bytes(v, "big", signed=True) if v.__class__ is bytes else v for v in scalars)
+        return (*decoded, *scalars, None), buf[self.head_size:tail_at]
+
+    def usual(self, buf: bytes) -> tuple[tuple[str, ...], bool, bytes] | None:
+        """``usual``'s texts, is_trusted and contents of ``buf`` if it has this layout and its texts
+        are ASCII, else None (``values`` then decides); UnicodeDecodeError and struct.error pass.
+        Why apart from ``values``: the texts come sliced straight in ``USUAL_FIELDS`` order, without
+        the tuple of every value and the scalars' (about a third of ``values``)."""
+        framed = self._framed(buf)
+        if framed is None or self.usual_texts is None:
+            return None
+        texts, tail, tail_at = framed
+        joined = b"".join(texts).decode()
+        if len(joined) != self.text_bytes:  # not ASCII: ``values`` decodes each text
+            return None
+        return self.usual_texts(joined), tail[self.usual_trusted], buf[self.head_size:tail_at]
+
+    def _framed(self, buf: bytes) -> tuple[tuple[bytes, ...], tuple[Any, ...], int] | None:
+        """The texts (as bytes), the tail's values and where the tail begins, if ``buf``'s frame is
+        this layout's, else None; struct.error passes."""
         head = self.head.unpack_from(buf, 0)
         head_texts = head[:-1]
         if not buf.startswith(self.head_template % head_texts):
             return None
         contents_length = head[-1]
-        start = self.head_size
-        tail_at = start + contents_length
+        tail_at = self.head_size + contents_length
         # (a negative length could not match a frame either: the tail would begin in the head's own
         # frame or length; refused here so that no reader of this code has to work that out)
         if contents_length < 0 or len(buf) != tail_at + self.tail_size:
@@ -231,13 +259,7 @@ class _Layout:
         tail = self.tail.unpack_from(buf, tail_at)
         if not buf.endswith(self.tail_template % tail):
             return None
-        texts = head_texts + self.tail_texts(tail)
-        joined = b"".join(texts).decode()  # UnicodeDecodeError: the reader refuses it too
-        decoded = self.slices(joined) if len(joined) == self.text_bytes else tuple(map(_utf8, texts))  # else: not ASCII
-        scalars = self.tail_scalars(tail)
-        if self.i32s:
-            scalars = tuple(int.from_bytes(v, "big", signed=True) if v.__class__ is bytes else v for v in scalars)
-        return (*decoded, *scalars, None), buf[start:tail_at]
+        return head_texts + self.tail_texts(tail), tail, tail_at
 
 
 _I32 = "i"
@@ -270,12 +292,33 @@ def _unpacker(items: list[tuple[str, int, Any]], buf: bytes, at: int) -> tuple[s
     return struct.Struct(">" + "".join(formats)), b"".join(template)
 
 
-def _slicer(lengths: list[int]) -> Callable[[str], tuple[str, ...]]:
-    """The texts of these lengths, in order, from the text of them all joined."""
+def _usual_getters(places: list[int], bounds: list[slice],
+                   scalars: list[int]) -> tuple[Callable[[str], tuple[str, ...]] | None, int]:
+    """``_Layout.usual``'s: the slices of the joined texts that are ``USUAL_FIELDS`` but is_trusted
+    then the key info's three, in that order, and where is_trusted is among the tail's values;
+    (None, 0) where the layout lacks one of them. ``places``: each one's place among the values
+    (the texts, whose ``bounds`` these are, then the tail's ``scalars``)."""
+    places = list(places)
+    texts = len(bounds)
+    trusted = places.pop(USUAL_FIELDS.index("is_trusted"))
+    if len(places) != len(USUAL_FIELDS) + 2 or any(place >= texts for place in places) or \
+            not texts <= trusted < texts + len(scalars):
+        return None, 0
+    return itemgetter(*[bounds[place] for place in places]), scalars[trusted - texts]
+
+
+def _bounds(lengths: list[int]) -> list[slice]:
+    """The slices of texts of these lengths, in order, in the text of them all joined."""
     bounds, at = [], 0
     for length in lengths:
         bounds.append(slice(at, at + length))
         at += length
+    return bounds
+
+
+def _slicer(lengths: list[int]) -> Callable[[str], tuple[str, ...]]:
+    """The texts of these lengths, in order, from the text of them all joined."""
+    bounds = _bounds(lengths)
     if len(bounds) >= 2:
         return itemgetter(*bounds)
     if bounds:
@@ -321,26 +364,25 @@ def decode_event_fast(raw: bytes, limits: Limits) -> MessageEvent | None:
     return event
 
 
-def usual(raw: bytes, limits: Limits) -> tuple[tuple[Any, ...], bytes] | None:
+def usual(raw: bytes, limits: Limits) -> tuple[tuple[str, ...], bool, bytes] | None:
     """What the engine's usual path reads of a signed event with one key info, without the objects
-    ``_Layout.read`` builds (they cost about a third of it): its ``USUAL_FIELDS`` then its key
-    info's member, key version and key, and its contents; through the remembered layout that reads
-    ``raw``, found as ``decode_event_fast`` finds it. None where no layout does, or where its event
-    is not of that shape (``decode_event_fast`` then reads it: the same layout, or the reader)."""
+    ``_Layout.read`` builds (they cost about a third of it): the texts of its ``USUAL_FIELDS`` but
+    is_trusted, then its key info's member, key version and key; its is_trusted; its contents;
+    through the remembered layout that reads ``raw``, found as ``decode_event_fast`` finds it. None
+    where no layout does, or where its event is not of that shape: every one of those fields
+    present, its texts ASCII (``decode_event_fast`` then reads it: the same layout, or the reader)."""
     global _hits
     for layout in _recent:
         if layout.limits is limits:
             try:
-                values = layout.values(raw)
+                found = layout.usual(raw)
             except struct.error:
                 continue
             except UnicodeDecodeError:
                 return None
-            if values is not None:
-                if layout.usual_fields is None:
-                    return None
+            if found is not None:
                 _hits += 1
-                return layout.usual_fields(values[0]), values[1]
+            return found
     return None
 
 
