@@ -10,11 +10,14 @@ back the exact value that was stored.
 from __future__ import annotations
 
 import re
+import struct
 import sys
 from array import array
 from collections.abc import Hashable, Sequence
 from operator import eq, itemgetter, xor
 from typing import Any, Callable, Generic, TypeVar
+
+import msgspec
 
 from .wire import compiled_twin
 
@@ -223,6 +226,7 @@ class Interned(Generic[T]):
 
 _DECIMAL_LIST = re.compile(r"(?:(?:0|[1-9][0-9]{0,18}),)*(?:0|[1-9][0-9]{0,18})")  # a page's ids, comma-joined
 _UUID_LIST = re.compile(rf"(?:{_UUID.pattern},)*{_UUID.pattern}")
+_json_ints = msgspec.json.Decoder(list[int]).decode
 _SIGN_BIT = (1 << 63).to_bytes(8, "big")  # ``append``'s offset of 2**63, as a flip of each half's top bit
 
 
@@ -246,12 +250,12 @@ def _uniform_columns(values: Sequence[str | None], uuids: bool) -> tuple[bytes, 
         return None
     count = len(values)
     if _DECIMAL_LIST.fullmatch(text):
-        numbers = array("q")
-        try:
-            numbers.fromlist(list(map(int, values)))  # type: ignore[arg-type]
-        except OverflowError:  # above int64: kept as text by ``append``
+        try:  # the text is a JSON array's items: msgspec reads each at a third of ``int``'s cost (which
+            # copies the text first), and ``struct`` packs each at two thirds of ``array``'s
+            numbers = struct.pack(f"={count}q", *_json_ints(f"[{text}]"))
+        except (struct.error, msgspec.ValidationError):  # above int64: kept as text by ``append``
             return None
-        return bytes([_DECIMAL]) * count, numbers.tobytes(), bytes(8 * count if uuids else 0), []
+        return bytes([_DECIMAL]) * count, numbers, bytes(8 * count if uuids else 0), []
     if uuids and _UUID_LIST.fullmatch(text):
         raw = bytes.fromhex(text.replace("-", "").replace(",", ""))  # each UUID: high then low 64 bits
         mask = int.from_bytes(_SIGN_BIT * (2 * count), "big")
