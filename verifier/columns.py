@@ -15,7 +15,7 @@ import sys
 from array import array
 from collections.abc import Hashable, Sequence
 from operator import eq, itemgetter, xor
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar, cast
 
 import msgspec
 
@@ -114,7 +114,7 @@ class Ids:
         missing = forms.count(_NONE)
         texts: list[str | None]
         if forms.count(_DECIMAL) + missing == len(forms):  # the common case: snowflake ids
-            texts = list(map(str, pick(self._a)))
+            texts = cast("list[str | None]", _decimal_texts(pick(self._a)))
         elif self._uuids and forms.count(_UUID_FORM) + missing == len(forms):  # message ids
             texts = (_uuid_texts or _uuid_text_list)(pick(self._a), pick(self._b))  # type: ignore[assignment]
         else:
@@ -227,6 +227,7 @@ class Interned(Generic[T]):
 _DECIMAL_LIST = re.compile(r"(?:(?:0|[1-9][0-9]{0,18}),)*(?:0|[1-9][0-9]{0,18})")  # a page's ids, comma-joined
 _UUID_LIST = re.compile(rf"(?:{_UUID.pattern},)*{_UUID.pattern}")
 _json_ints = msgspec.json.Decoder(list[int]).decode
+_json_encode = msgspec.json.encode
 _SIGN_BIT = (1 << 63).to_bytes(8, "big")  # ``append``'s offset of 2**63, as a flip of each half's top bit
 
 
@@ -282,6 +283,14 @@ def _with_missing(values: Sequence[str | None], columns: tuple[bytes, bytes, byt
             at = values.index(None, at + 1)
         except ValueError:
             return bytes(form_column), a.tobytes(), b.tobytes(), others
+
+
+def _decimal_texts(numbers: Sequence[int]) -> list[str]:
+    """``str`` of each number, written as one JSON array by msgspec and split: about half of what a
+    ``str`` call an id costs (a report reads three decimal columns of every event)."""
+    if not numbers:
+        return []
+    return _json_encode(numbers.tolist() if type(numbers) is array else numbers)[1:-1].decode().split(",")
 
 
 def _uuid_places() -> tuple[tuple[int, int], ...]:
