@@ -381,3 +381,25 @@ def test_event_facts_are_the_same(history, monkeypatch, decoder):
         patch.setattr(engine._Run, "_usual_allowed", lambda run: False)
         general = run()
     assert fast == general
+
+
+def test_signers_found_by_comparing_or_by_hashing_give_the_same_report(history, monkeypatch, decoder):
+    """A page's signers, up to ``_SCANNED_SIGNERS`` of them, are found by comparing their fields,
+    more by a dict: either way each is made once a page, and the report is the general path's."""
+    conv, pages, ring = history
+    pages = copy.deepcopy(pages)
+    for page in pages[1:3]:  # pages of up to five signers, some of them refused
+        for mutation, item in zip(["embedded key other", "key info member other", "sender unknown"],
+                                  page["data"][2:5]):
+            MUTATIONS[mutation](item, page)
+    made: dict[int, list[object]] = {}
+    signer = engine._Run._signer
+    for scanned in (0, 1, 100):
+        made[scanned] = []
+        with monkeypatch.context() as patch:
+            patch.setattr(engine, "_SCANNED_SIGNERS", scanned)
+            patch.setattr(engine._Run, "_signer",
+                          lambda run, fields, made=made[scanned]: made.append(fields) or signer(run, fields))
+            fast, general, taken = _reports(pages, ring, monkeypatch, conversation_keys=conv.conversation_keys)
+        assert fast == general and taken >= 30
+    assert made[0] == made[1] == made[100] and len(set(made[0])) > 2

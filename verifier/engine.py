@@ -105,6 +105,7 @@ if TYPE_CHECKING:  # a pool of threads is imported by the run that starts one (c
 from . import layouts as _layouts  # after wire (which imports layouts once it is itself defined): no import cycle
 
 _CHUNK = 256  # ECDSA checks per pool task
+_SCANNED_SIGNERS = 4  # a page's usual signers up to this many are found by comparing, not hashing (``_usual_job``)
 _STAGED_KEPT = 4096  # distinct findings ``_Run.add`` shares between events (beyond: one object each)
 _FLUSH = 2048  # checks gathered before they are handed to the pool (eager mode)
 KEY_CHANGE = "ConversationKeyChangeEvent"
@@ -876,9 +877,17 @@ class _Run:
                                                                           signature_version, signing_key, member,
                                                                           member_version, member_key):
                 return None
-        signer = self.signers.get((sender, key_version, signature_version, signing_key, member, member_version,
-                                   member_key)) or self._signer(sender, key_version, signature_version, signing_key,
-                                                                member, member_version, member_key)
+        fields = (sender, key_version, signature_version, signing_key, member, member_version, member_key)
+        signer = None
+        if len(self.signers) <= _SCANNED_SIGNERS:  # a page's few signers compared, not hashed: the
+            for known in self.signers.values():  # event's texts are new strings, hashed anew
+                if known.fields == fields:
+                    signer = known
+                    break
+        else:
+            signer = self.signers.get(fields)
+        if signer is None:
+            signer = self._signer(fields)
         payload = _create_payload(message_id, sender, conversation, key_version_c, contents)
         if signer is None or payload is None:
             return None
@@ -899,12 +908,12 @@ class _Run:
                   signer.key_version, signer.signature_version, _USUAL_FLAGS))
         return Job(signer.key, signature, payload, signer.detail)
 
-    def _signer(self, sender: str | None, key_version: str | None, signature_version: str | None,
-                signing_key: str | None, member: str | None, member_version: str | None,
-                member_key: str | None) -> _Signer | None:
-        """The usual event's signer, made once per distinct signer fields and kept (up to
-        ``_STAGED_KEPT``): its detail, its trusted key, its embedded keys. None where ``prepare`` or
-        ``select_key`` must decide (a refused signature version, no usable keyring row)."""
+    def _signer(self, fields: tuple[str | None, ...]) -> _Signer | None:
+        """The usual event's signer, made once per distinct signer ``fields`` (sender, key version,
+        signature version, signing key, and the key info's member, key version and key) and kept (up
+        to ``_STAGED_KEPT``): its detail, its trusted key, its embedded keys. None where ``prepare``
+        or ``select_key`` must decide (a refused signature version, no usable keyring row)."""
+        sender, key_version, signature_version, signing_key, member, member_version, member_key = fields
         detail = self.usual_details.get((signature_version, sender, key_version)) or \
             self._usual_detail(signature_version, sender, key_version)
         trusted_key = self.keyring.keys.get((sender or "", key_version or ""))  # type: ignore[union-attr]
@@ -914,11 +923,9 @@ class _Run:
         triples = ((member, member_version or "", member_key) if member is not None and member_key is not None
                    else None, (sender, key_version or "", signing_key) if signing_key is not None and sender is not None
                    else None)  # ``embedded_keys``'s, in its order
-        signer = _Signer(sender, key_version, signature_version, detail, trusted_key.key,
-                         tuple(triple for triple in triples if triple is not None))
+        signer = _Signer(fields, detail, trusted_key.key, tuple(triple for triple in triples if triple is not None))
         if len(self.signers) < _STAGED_KEPT:
-            self.signers[(sender, key_version, signature_version, signing_key, member, member_version,
-                          member_key)] = signer
+            self.signers[fields] = signer
         return signer
 
     def _usual_detail(self, signature_version: str | None, sender: str | None, key_version: str | None) -> str | None:
@@ -1611,11 +1618,12 @@ class _Signer:
     those keys. Why: its detail, keyring row and key carriers were looked up by an event's own
     texts on every event (new strings each time, hashed each time)."""
 
-    __slots__ = ("sender", "key_version", "signature_version", "detail", "key", "embedded", "carried")
+    __slots__ = ("fields", "sender", "key_version", "signature_version", "detail", "key", "embedded", "carried")
 
-    def __init__(self, sender: str | None, key_version: str | None, signature_version: str | None, detail: str,
-                 key: Any, embedded: tuple[tuple[str, str, str], ...]) -> None:
-        self.sender, self.key_version, self.signature_version = sender, key_version, signature_version
+    def __init__(self, fields: tuple[str | None, ...], detail: str, key: Any,
+                 embedded: tuple[tuple[str, str, str], ...]) -> None:
+        self.fields = fields  # what ``_Run._signer`` made it of (sender, key version, signature version...)
+        self.sender, self.key_version, self.signature_version = fields[:3]
         self.detail, self.key, self.embedded = detail, key, embedded
         self.carried: tuple[array[int], ...] | None = None
 
