@@ -92,6 +92,16 @@ def _usual_of(event: MessageEvent | None) -> tuple[tuple[str | None, ...], bool 
              info.signing_public_key), event.is_trusted, event.body["contents"])
 
 
+def test_usual_reads_through_an_older_layout():
+    """An event of the second layout remembered is read by ``usual`` through it: another layout's
+    frame, tried first, sends it on (round 123 first gave up there)."""
+    first = encode_event(_event())
+    _learn(first)
+    layouts.decode_event_fast(encode_event(_event(sender_id="12345")), DEFAULT_LIMITS)  # learnt, tried first
+    assert len(layouts._recent) == 2
+    assert repr(layouts.usual(first, DEFAULT_LIMITS)) == repr(_usual_of(_event()))
+
+
 def test_usual_takes_the_usual_shape_only():
     """``usual`` reads the common event, and refuses what lacks one of its fields or is not ASCII."""
     for name, event in BASES.items():

@@ -229,18 +229,21 @@ class _Layout:
             scalars = tuple(int.from_bytes(v, "big", signed=True) if v.__class__ is bytes else v for v in scalars)
         return (*decoded, *scalars, None), buf[self.head_size:tail_at]
 
-    def usual(self, buf: bytes) -> tuple[tuple[str, ...], bool, bytes] | None:
+    def usual(self, buf: bytes) -> tuple[tuple[str, ...], bool, bytes] | tuple[()] | None:
         """``usual``'s texts, is_trusted and contents of ``buf`` if it has this layout and its texts
-        are ASCII, else None (``values`` then decides); UnicodeDecodeError and struct.error pass.
-        Why apart from ``values``: the texts come sliced straight in ``USUAL_FIELDS`` order, without
-        the tuple of every value and the scalars' (about a third of ``values``)."""
+        are ASCII; () if it has this layout but not that shape (``values`` then decides); None if
+        it has another layout. UnicodeDecodeError and struct.error pass. Why apart from ``values``:
+        the texts come sliced straight in ``USUAL_FIELDS`` order, without the tuple of every value
+        and the scalars' (about a third of ``values``)."""
         framed = self._framed(buf)
-        if framed is None or self.usual_texts is None:
+        if framed is None:
             return None
+        if self.usual_texts is None:
+            return ()
         texts, tail, tail_at = framed
         joined = b"".join(texts).decode()
         if len(joined) != self.text_bytes:  # not ASCII: ``values`` decodes each text
-            return None
+            return ()
         return self.usual_texts(joined), tail[self.usual_trusted], buf[self.head_size:tail_at]
 
     def _framed(self, buf: bytes) -> tuple[tuple[bytes, ...], tuple[Any, ...], int] | None:
@@ -380,8 +383,11 @@ def usual(raw: bytes, limits: Limits) -> tuple[tuple[str, ...], bool, bytes] | N
                 continue
             except UnicodeDecodeError:
                 return None
-            if found is not None:
-                _hits += 1
+            if found is None:  # another layout: a later one may fit
+                continue
+            if not found:  # this layout, not the usual shape
+                return None
+            _hits += 1
             return found
     return None
 
