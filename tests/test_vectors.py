@@ -665,3 +665,45 @@ def test_a_case_outside_the_digest_is_not_run(hidden, tmp_path):
     shutil.copytree(copy / "chain" / "gap", copy / hidden / "added")
     assert discover(copy) == before and (copy / hidden / "added" / "expected.json").is_file()
     assert load_suite(copy).release == release is not None
+
+
+def _nest(top, name: str, depth: int) -> None:
+    """``depth`` folders ``name`` inside each other under ``top`` (made relative to each parent, so
+    the whole path may run past PATH_MAX)."""
+    import os
+    fd = os.open(top, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    finally:
+        os.close(fd)
+
+
+def _unnest(top, name: str) -> None:
+    """Remove what ``_nest`` made, one level at a time: ``shutil.rmtree`` (and pytest's clean-up of old
+    temporary directories with it) recurses once per level."""
+    import os
+    nest, lifted = top / name, top / "lifted"
+    while (nest / name).is_dir():
+        os.rename(nest / name, lifted)
+        os.rmdir(nest)
+        os.rename(lifted, nest)
+    os.rmdir(nest)
+
+
+@pytest.mark.parametrize("name, depth", [("a", 1100), ("b" * 250, 20)])
+def test_a_suite_tree_that_cannot_be_walked_is_one_line(small_suite, tmp_path, name, depth):
+    """r126: a suite nested past the recursion limit, or holding a path past PATH_MAX (or changing while
+    it was walked: ``vectors /tmp``), ended ``vectors`` and ``vectors export`` in an internal error."""
+    _nest(small_suite, name, depth)
+    try:
+        for args in ([str(small_suite)], ["export", str(tmp_path / "out.tar.gz"), str(small_suite)]):
+            proc = run(*args)
+            assert proc.returncode == 3, proc.stderr
+            assert proc.stderr.startswith(f"xchat-verify: cannot read the suite {small_suite}: "), proc.stderr
+            assert len(proc.stderr.strip().splitlines()) == 1 and "internal error" not in proc.stderr
+    finally:
+        _unnest(small_suite, name)

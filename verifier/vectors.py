@@ -156,7 +156,33 @@ def discover(root: Path) -> list[Path]:
     """The suite's case folders: those of its files (``suite_files``). Why: a case under a dot-folder
     or ``__pycache__`` ran but was outside the digest, so a copy of a release with cases added read
     as that release (r125)."""
-    return sorted(p.parent for p in root.rglob(CASE_FILE) if _in_suite(p.relative_to(root)))
+    with walking(root):
+        return sorted(p.parent for p in root.rglob(CASE_FILE) if _in_suite(p.relative_to(root)))
+
+
+@contextmanager
+def walking(root: Path) -> Iterator[None]:
+    """A suite tree that cannot be walked is one input error naming the suite. Why: a suite nested
+    past the recursion limit, with a path past PATH_MAX, or changing while it was walked (``vectors
+    /tmp``, where other programs come and go) ended the run in an internal error (r126)."""
+    try:
+        yield
+    except RecursionError:
+        raise InputError(f"cannot read the suite {printable(str(root))}: it is nested too deeply "
+                         "(a suite's cases are two folders deep)") from None
+    except OSError as exc:
+        why = "an entry vanished while it was read (give a suite directory nothing else writes to)" \
+            if isinstance(exc, FileNotFoundError) else (exc.strerror or type(exc).__name__)
+        raise InputError(f"cannot read the suite {printable(str(root))}: {why}{_entry_named(root, exc)}") from None
+
+
+def _entry_named(root: Path, exc: OSError) -> str:
+    """The entry an error names, relative to the suite and cut short (a path past PATH_MAX is long)."""
+    if exc.filename is None:
+        return ""
+    name = os.fsdecode(exc.filename)
+    name = printable(os.path.relpath(name, root) if os.path.isabs(name) == root.is_absolute() else name)
+    return f": {name[:80]}..." if len(name) > 80 else f": {name}"
 
 
 def _in_suite(rel: Path) -> bool:
@@ -171,11 +197,12 @@ def case_id(root: Path, folder: Path) -> str:
 def suite_files(root: Path) -> list[str]:
     """Every file of the suite (posix paths relative to ``root``, sorted), the index included."""
     out = []
-    for path in root.rglob("*"):
-        rel = path.relative_to(root)
-        if not path.is_file() or path.is_symlink() or path.name in _NOT_SUITE or not _in_suite(rel):
-            continue
-        out.append(rel.as_posix())
+    with walking(root):
+        for path in root.rglob("*"):
+            rel = path.relative_to(root)
+            if not path.is_file() or path.is_symlink() or path.name in _NOT_SUITE or not _in_suite(rel):
+                continue
+            out.append(rel.as_posix())
     return sorted(out)
 
 
@@ -227,7 +254,9 @@ def fingerprint(root: Path) -> str:
     """A hash of every entry under ``root`` (name, type, and content of regular files). Taken
     before and after a run: an implementation that changed the suite is reported (review 47 #2)."""
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
+    with walking(root):
+        paths = sorted(root.rglob("*"))
+    for path in paths:
         digest.update(os.fsencode(path.relative_to(root)) + b"\0" + _entry_hash(path) + b"\0")
     return digest.hexdigest()
 
