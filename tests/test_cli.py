@@ -934,3 +934,16 @@ def test_a_usage_error_of_a_nested_command_points_at_its_own_help(argv, command,
     err = capsys.readouterr().err
     assert stopped.value.code == 2 and err.startswith(f"{command}: error: ") and f"(see {command} --help)" in err
     assert len(err.splitlines()) == 1
+
+
+def test_cli_md_names_every_mode_and_option_of_the_local_server():
+    """r126: cli.md's local server section lacked the ``echo-token-shadowed`` mode and the ``--host`` and
+    ``--identity-keys`` options (which README uses)."""
+    import re
+
+    from verifier.testing.server import HOSTILE_MODES, build_parser
+    section = (REPO / "docs" / "cli.md").read_text().split("## Local X API server", 1)[1]
+    assert sorted(mode for mode in HOSTILE_MODES if f"`{mode}`" not in section) == []
+    synopsis = section.split("```", 2)[1]
+    options = {o for action in build_parser()._actions for o in action.option_strings if o.startswith("--")}
+    assert sorted(o for o in options - {"--help"} if not re.search(rf"[\[ ]{o}\b", synopsis)) == []
