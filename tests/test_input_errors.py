@@ -29,6 +29,9 @@ GOOD = json.dumps(page(ev(seq=1))).encode()
     (b'{"data": "nope"}', "`data` is a str, expected an array"),
     (b'{"data": [], "meta": 5}', "`meta` is a int, expected an object"),
     (b'{"data": [], "meta": {"conversation_key_events": 5}}', "`meta.conversation_key_events` is not an array"),
+    # r126: a /2/dm_events page was only events `malformed` (encoded_event missing) in a conversation `unknown`
+    (b'{"data": [{"id": "1", "event_type": "MessageCreate", "text": "hi", "sender_id": "12", '
+     b'"dm_conversation_id": "12-13"}], "meta": {"result_count": 1}}', "a GET /2/dm_events page"),
 ])
 def test_page_input_errors(tmp_path, content, words):
     bad, good, ring = tmp_path / "bad.json", tmp_path / "good.json", tmp_path / "ring.json"

@@ -150,6 +150,7 @@ def decode_page(body: bytes | memoryview | str | dict, source: str) -> DecodedPa
     if typed is not None:
         _fill_typed(page, typed)
         _check_shape(page, typed.data is not None, typed.meta is not None, typed.errors is not None)
+        _name_direct_messages(page, body)
         return _capped(page)
     try:
         loose = _loose_decoder.decode(body)
@@ -164,6 +165,7 @@ def decode_page(body: bytes | memoryview | str | dict, source: str) -> DecodedPa
         return page
     _fill_loose(page, loose)
     _check_shape(page, loose.data is not None, loose.meta is not None, loose.errors is not None)
+    _name_direct_messages(page, body)
     return _capped(page)
 
 
@@ -213,6 +215,25 @@ def _check_shape(page: DecodedPage, has_data: bool, has_meta: bool, has_errors: 
         page.errors.append(f"the API answered with an error instead of events: {text}")
     elif not has_meta:
         page.errors.append("not an events page: it has no data, meta or errors member")
+
+
+# Members of a ``GET /2/dm_events`` item (X API v2 direct messages before X Chat) that no chat event has.
+_DIRECT_MESSAGE_MEMBERS = (b'"dm_conversation_id"', b'"event_type"')
+
+
+def _name_direct_messages(page: DecodedPage, body: bytes | bytearray | memoryview) -> None:
+    """A ``GET /2/dm_events`` page is an input error, without events, that says what it is and what to
+    give instead. Why: each of its items was only ``malformed`` (``encoded_event is missing``), in a
+    conversation ``unknown``, and the hint said to supply keys or pass --allow-empty, though such
+    messages carry no signature at all (r126)."""
+    if not page.entries or any(entry.encoded is not None for entry in page.entries):
+        return
+    raw = body.tobytes() if isinstance(body, memoryview) else body
+    if any(member in raw for member in _DIRECT_MESSAGE_MEMBERS):
+        page.entries.clear()  # not events of a chat: none is reported as one
+        page.errors.append("a GET /2/dm_events page (direct messages before X Chat: neither encrypted nor "
+                           "signed), not X Chat events: give the bodies of "
+                           "GET /2/chat/conversations/{id}/events (xchat-verify audit fetches them)")
 
 
 def api_error_text(error: dict) -> str:
