@@ -159,6 +159,10 @@ def test_partial_padding_in_every_key_field_is_taken():
 @pytest.mark.parametrize("data,reason", [
     (b"not json", "not JSON"), (b"42", "object or a list"), (b'[{"user_id": 1}]', "user_id"),
     (b'{"1": "x"}', "public_keys response"), (b'[5]', "not an object"),
+    # r126: {"keys": {...}} was the public_keys body of a user "keys" without data: an empty keyring, no error
+    (b'{"keys": {"user_id": "1", "public_key_version": "1", "signing_public_key": "AA=="}}',
+     r'keyring "keys" is an object, not a list of key rows'),
+    (b'{"keys": "abc"}', r'keyring "keys" is a string, not a list'),
     # review: the members besides "keys" were ignored without a word
     (b'{"keys": [], "1111": {"data": []}}', "keyring has members besides \"keys\" \\('1111'\\): use one shape"),
     # review 61: an events page given as --keys read its "data" member as a user id

@@ -410,6 +410,12 @@ def _check_entry(entry: KeyringEntry) -> TrustedKey:
     return trusted
 
 
+def _json_kind(value: object) -> str:
+    """What a JSON value is, in words (for a member of the wrong type)."""
+    return {dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
 def _label(value: object, quoted: bool = False) -> str:
     """A bounded, printable label for a user id given by the caller (``quoted``: as its repr)."""
     text = printable(value if isinstance(value, str) and not quoted else _bounded_repr(value))
@@ -530,6 +536,10 @@ def _entries_from_json(data: Any) -> list[KeyringEntry]:
             raise KeyringError(f"keyring has members besides \"keys\" ({shown}{', …' if len(others) > 3 else ''}): "
                                "use one shape (docs/formats.md)")
         return [entry_from_row(r, None) for r in data["keys"]]
+    if "keys" in data:  # r126: read as the public_keys body of a user "keys": no key and no word of it
+        raise KeyringError(f'keyring "keys" is {_json_kind(data["keys"])}, not a list of key rows '
+                           '({"keys": [{"user_id": ..., "public_key_version": ..., "signing_public_key": ...}]}; '
+                           "docs/formats.md)")
     entries = []
     for user_id, body in data.items():
         if not isinstance(body, dict):
