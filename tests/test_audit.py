@@ -529,6 +529,21 @@ def test_save_into_existing_evidence_is_refused_unless_resume_or_force(api, tmp_
     assert cli(api, "verify", ev, "--trust-evidence-keys", token=False).returncode == 0
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_a_directory_of_someone_else_s_files_is_not_replaced(api, tmp_path, force):
+    """r126 noticed: ``--save DIR --force`` took any DIR holding a ``keyring.json``, ``keys/`` or
+    ``conversations/`` for evidence and deleted them (a user's own keyring, project folders). An
+    audit writes its manifest first: without one, they are not evidence, and nothing is replaced."""
+    mine = tmp_path / "project"
+    (mine / "keys").mkdir(parents=True)
+    (mine / "keys" / "notes.txt").write_text("mine")
+    (mine / "keyring.json").write_text('{"keys": []}')
+    proc = cli(api, *audit_args(api, "--save", mine, *(["--force"] if force else [])))
+    assert proc.returncode == 2 and "no manifest.json" in proc.stderr and proc.stderr.count("\n") == 1
+    assert (mine / "keys" / "notes.txt").read_text() == "mine" and (mine / "keyring.json").is_file()
+    assert sorted(p.name for p in mine.iterdir()) == ["keyring.json", "keys"]
+
+
 @pytest.mark.parametrize("damage", ["alter", "delete"])
 def test_one_damaged_page_gives_a_partial_report_and_exit_3(api, tmp_path, damage):
     ev = _saved(api, tmp_path)

@@ -35,6 +35,8 @@ from .clock import earliest_utc
 from .engine import PageInput, Verification
 from .errors import EvidenceError, FetchError, InputError, ResumeRefused, UsageError
 from .evidence import (
+    JOURNAL,
+    MANIFEST,
     EvidenceStore,
     SavedAudit,
     SavedConversation,
@@ -128,8 +130,14 @@ def prepare_new_evidence(root: str, force: bool) -> None:
     held = existing_evidence(where)
     if not held:
         return
+    names = ", ".join(p.name for p in held)
+    # an audit writes its manifest before anything else: without it (or its journal) these are someone
+    # else's files, never deleted (r126: --force removed a user's own keyring.json, keys/ or conversations/)
+    if not any(p.name in (MANIFEST, JOURNAL) for p in held):
+        raise UsageError(f"--save {printable(root)} holds {names} but no manifest.json: not evidence an "
+                         "audit wrote, so not replaced (--force or not): give a new or empty directory")
     if not force:
-        raise UsageError(f"--save {printable(root)} already holds evidence ({', '.join(p.name for p in held)}): "
+        raise UsageError(f"--save {printable(root)} already holds evidence ({names}): "
                          "pass --resume to continue it, or --force to replace it")
     for path in held:
         if path.is_dir() and not path.is_symlink():
