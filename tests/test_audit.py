@@ -925,7 +925,11 @@ def test_trust_evidence_keys_with_a_mistyped_path_or_two_directories_says_what_i
     ev = tmp_path / "ev"
     assert cli(api, *audit_args(api, "--save", ev)).returncode == 0
     two = cli(api, "verify", ev, ev, "--trust-evidence-keys", token=False)
-    assert two.returncode == 2 and "give one evidence directory at a time" in two.stderr
+    assert two.returncode == 2 and "takes one evidence directory, alone" in two.stderr
+    page = tmp_path / "page.json"  # r126: "one evidence directory at a time" of a directory and a page file
+    page.write_text('{"data": []}')
+    mixed = cli(api, "verify", ev, page, "--trust-evidence-keys", token=False)
+    assert mixed.returncode == 2 and "not with page files or another directory" in mixed.stderr
     missing = cli(api, "verify", tmp_path / "evx", "--trust-evidence-keys", token=False)
     assert missing.returncode == 3 and "evx" in missing.stderr and "page files" not in missing.stderr
 

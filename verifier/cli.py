@@ -219,7 +219,8 @@ def evidence_key_options(args: argparse.Namespace, evidence: bool) -> dict[str, 
             _refuse_keys_from_inside(option, path, sources)
     given = ("--receipt-public-key" if receipt else None) or ("--trust-evidence-keys" if args.trust_evidence_keys else None)
     if given and not evidence and any(is_evidence_dir(s) for s in sources):
-        raise UsageError("give one evidence directory at a time" + ("" if receipt else " (archive verify takes several)"))
+        raise UsageError(f"{given} takes one evidence directory, alone (not with page files or another directory)"
+                         + ("" if receipt else "; archive verify takes several"))
     if given and not evidence and not all(s == "-" or os.path.exists(s) for s in sources):
         return {}  # a missing input is the run's input error (exit 3), not a misused option (review 67)
     if given and not evidence:
