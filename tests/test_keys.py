@@ -159,6 +159,9 @@ def test_partial_padding_in_every_key_field_is_taken():
 @pytest.mark.parametrize("data,reason", [
     (b"not json", "not JSON"), (b"42", "object or a list"), (b'[{"user_id": 1}]', "user_id"),
     (b'{"1": "x"}', "public_keys response"), (b'[5]', "not an object"),
+    # r126 noticed: a user's rows given as a list said "not a public_keys response body", not the shape
+    (b'{"1": [{"public_key_version": "1", "signing_public_key": "AA=="}]}',
+     r'user 1 is an array, not a public_keys response body \(\{"USER": \{"data": \[key rows\]\}\}'),
     # r126: {"keys": {...}} was the public_keys body of a user "keys" without data: an empty keyring, no error
     (b'{"keys": {"user_id": "1", "public_key_version": "1", "signing_public_key": "AA=="}}',
      r'keyring "keys" is an object, not a list of key rows'),

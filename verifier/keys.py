@@ -412,7 +412,7 @@ def _check_entry(entry: KeyringEntry) -> TrustedKey:
 
 def _json_kind(value: object) -> str:
     """What a JSON value is, in words (for a member of the wrong type)."""
-    return {dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}.get(
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
         type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
 
 
@@ -543,7 +543,9 @@ def _entries_from_json(data: Any) -> list[KeyringEntry]:
     entries = []
     for user_id, body in data.items():
         if not isinstance(body, dict):
-            raise KeyringError(f"keyring entry for user {_label(user_id)} is not a public_keys response body")
+            raise KeyringError(f"keyring entry for user {_label(user_id)} is {_json_kind(body)}, not a public_keys "
+                               'response body ({"USER": {"data": [key rows]}}, or {"keys": [rows with user_id]}; '
+                               "docs/formats.md)")
         rows = body.get("data") or []
         if not isinstance(rows, list):  # (a user id is the file's text: bounded, as elsewhere; round 80)
             raise KeyringError(f"public_keys body for user {_label(user_id)} has no data array")
