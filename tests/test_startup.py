@@ -22,7 +22,7 @@ VERIFY_MODULES = {
     "verifier", "verifier._version", "verifier.chain", "verifier.childproc", "verifier.cli", "verifier.clock",
     "verifier.columns", "verifier.engine", "verifier.envelope", "verifier.errors", "verifier.facts",
     "verifier.fastchain", "verifier.fastwire", "verifier.ids", "verifier.inputs", "verifier.keys",
-    "verifier.layouts", "verifier.ledger_cli", "verifier.model", "verifier.outputs", "verifier.pages",
+    "verifier.layouts", "verifier.lazy", "verifier.ledger_cli", "verifier.model", "verifier.outputs", "verifier.pages",
     "verifier.paging", "verifier.parallel", "verifier.payload", "verifier.report", "verifier.report.common",
     "verifier.report.machine", "verifier.report.stream", "verifier.sanitize", "verifier.semantics",
     "verifier.settings", "verifier.signature", "verifier.signers", "verifier.views", "verifier.wire"}

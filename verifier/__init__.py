@@ -9,8 +9,6 @@ them by name; ``from verifier import *`` leaves them out).
 
 from __future__ import annotations
 
-from typing import Any
-
 from ._version import __version__
 from .engine import PageInput, Verification, verify_pages
 from .errors import (
@@ -34,6 +32,7 @@ from .errors import (
 )
 from .ids import canonical_conversation
 from .keys import Keyring, KeyringEntry
+from .lazy import lazy_attributes
 from .model import ChainStatus, Report, Severity, SigStatus, Verdict
 from .wire import Limits
 
@@ -49,17 +48,4 @@ __all__ = ["__version__", "verify_pages", "Verification", "PageInput", "Keyring"
 # them the HTTP stack (review 51). Import them by name: ``from verifier import XChatClient``.
 
 
-def __getattr__(name: str) -> Any:
-    """The network parts are imported when first used (``verifier.XChatClient``)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'verifier' has no attribute {name!r}")
-    from importlib import import_module
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The lazy names are listed too, without being imported."""
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

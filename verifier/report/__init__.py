@@ -7,10 +7,10 @@ here): ``verify --format json`` writes a report without loading the HTML, Markdo
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+from ..lazy import lazy_attributes
 from ..model import Report
 from ..sanitize import printable
 
@@ -48,16 +48,4 @@ def render(report: Report, fmt: str, *, color: bool = False, width: int | None =
     return renderer(report)
 
 
-def __getattr__(name: str) -> Any:
-    """A format's names, its module imported on first use."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The lazy names are listed too, without being imported."""
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
