@@ -112,3 +112,13 @@ def test_a_usage_error_reads_as_the_whole_parser_says_it(argv, capsys):
             parser.parse_args(argv)
         said.append((exited.value.code, capsys.readouterr()))
     assert said[0] == said[1] and said[0][0] == 2
+
+
+@pytest.mark.parametrize("module", ["common", "html", "html_assets", "machine", "markdown", "text"])
+def test_the_report_modules_imported_before_round_124_are_still_its_attributes(module):
+    """r127: round 124 made the renderers lazy; ``verifier.report.machine`` and the others the package
+    imported then were attributes of ``import verifier.report`` (and in its ``dir``), and still are."""
+    code = f"import verifier.report as r; print(r.{module}.__name__, {module!r} in dir(r))"
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO)
+    assert out.stdout.split() == [f"verifier.report.{module}", "True"], out.stderr[-300:]

@@ -27,6 +27,8 @@ FORMATS = ("text", "json", "ndjson", "sarif", "junit", "markdown", "html")
 _LAZY = {"render_json": "machine", "render_ndjson": "machine", "render_sarif": "machine", "render_junit": "machine",
          "summary": "machine", "render_markdown": "markdown", "render_html": "html", "render_text": "text",
          "proof_line": "common", "scoped_findings": "common", "problem_groups": "common", "ProblemGroup": "common"}
+# the package's modules an ``import verifier.report`` made its attributes before they were lazy (r127)
+_SUBMODULES = frozenset({"common", "html", "html_assets", "machine", "markdown", "text"})
 _RENDERERS = {"json": "render_json", "ndjson": "render_ndjson", "sarif": "render_sarif",
               "junit": "render_junit", "markdown": "render_markdown", "html": "render_html"}
 
@@ -48,4 +50,4 @@ def render(report: Report, fmt: str, *, color: bool = False, width: int | None =
     return renderer(report)
 
 
-__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals(), _SUBMODULES)
