@@ -52,12 +52,12 @@ def verify_archive(sources: Sequence[str | os.PathLike[str]], keyring: Keyring |
     groups = discover(path_list(sources, "verify_archive"))
     options: dict[str, Any] = dict(conversation_keys=dict(conversation_keys or {}), allow_embedded_keys=allow_embedded_keys,
                                    allow_empty=allow_empty, allow_partial=allow_partial, strict=strict)
-    scrub = _scrubber(secrets)
+    given = _secrets(secrets)
     recording = None
     if ledger is not None:
         from ..ledger import fallback_entries
         recording = LedgerRecording(ledger, key_source="keyring" if keyring is not None else "evidence",
-                                    fallback=fallback_entries(ledger), scrub=scrub)
+                                    fallback=fallback_entries(ledger), secrets=given)
     run: dict[str, Any] = dict(keyring=keyring, options=options, max_bytes=max_file_mb * 1024 * 1024,
                                on_progress=on_progress, target_bytes=task_bytes, ledger=recording,
                                trust_evidence_keys=trust_evidence_keys)
@@ -70,13 +70,12 @@ def verify_archive(sources: Sequence[str | os.PathLike[str]], keyring: Keyring |
         else:
             with open_client(None, workers) as local:
                 report = verify_groups(groups, DaskExecutor(local), workers=worker_count(local), **run)
-    return scrub_report(report, [scrub]) if scrub is not None else report
+    return scrub_report(report, [secret_scrubber(set(given))]) if given else report
 
 
-def _scrubber(secrets: Collection[str]) -> Callable[[str], str] | None:
-    """``verify_archive``'s ``secrets`` as one scrubber; None when there are none."""
+def _secrets(secrets: Collection[str]) -> frozenset[str]:
+    """``verify_archive``'s ``secrets``, checked: texts, empty ones left out."""
     refuse_one_value(secrets, "verify_archive secrets", "texts")
     if any(not isinstance(secret, str) for secret in secrets):
         raise UsageError("verify_archive: secrets must be texts")
-    given = {secret for secret in secrets if secret}
-    return secret_scrubber(given) if given else None
+    return frozenset(secret for secret in secrets if secret)

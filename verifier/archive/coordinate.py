@@ -149,7 +149,7 @@ class LedgerRecording:
     command: str = "archive verify"
     key_source: str = "evidence"  # "keyring" when the run was given --keys
     fallback: list[Any] = field(default_factory=list)
-    scrub: Callable[[str], str] | None = None  # the caller's secrets out of what is recorded (``verify_archive``)
+    secrets: frozenset[str] = frozenset()  # the caller's, kept out of what is recorded (``verify_archive``)
 
 
 def verify_groups(groups: list[Group], executor: Executor, *, keyring: Keyring | None, options: dict[str, Any],
@@ -372,27 +372,19 @@ def _group_report(run: _GroupRun, ledger: LedgerRecording | None) -> Report | In
     if ledger is not None and not unauthenticated_keys(report):
         from ..ledger import record_audit
         inputs = [run.group.source] if saved is not None else [getattr(u, "path", "") for u in run.group.units]
-        scrubbers = [scrub for scrub in (ledger.scrub, secret_scrubber(saved.secrets) if saved is not None
-                                         and saved.secrets else None) if scrub is not None]
-        if ledger.scrub is not None:  # r121: a source path holding the token was recorded as it is
-            report = scrub_report(report, [ledger.scrub])
-            inputs = [ledger.scrub(source) for source in inputs]
+        secrets = ledger.secrets | (saved.secrets if saved is not None else set())
+        scrub = secret_scrubber(set(secrets)) if secrets else None
+        if scrub is not None and ledger.secrets:  # r121: a source path holding the token was recorded as it is
+            report = scrub_report(report, [scrub])
+            inputs = [scrub(source) for source in inputs]
         incomplete = run.shell.incomplete
         record_audit(ledger.store, report, sorted(run.facts, key=lambda f: f.index), run.keyring,
                      command=ledger.command, inputs=inputs, key_source=ledger.key_source,
                      ended={cid for cid in run.ended if cid not in incomplete},
-                     scrub=_in_turn(scrubbers) if scrubbers else None,
+                     scrub=scrub,
                      fetched=saved.earliest_fetch() if saved is not None else None,  # page files: unknown
                      fetched_conversations=run.shell.fetched_conversations())
     return report
-
-
-def _in_turn(scrubbers: list[Callable[[str], str]]) -> Callable[[str], str]:
-    def scrub(text: str) -> str:
-        for one in scrubbers:
-            text = one(text)
-        return text
-    return scrub
 
 
 def combine(parts: Iterable[Report | InputReport], *, keyring: Keyring | None, options: dict[str, Any]) -> Report:
