@@ -1295,12 +1295,7 @@ class _Run:
             carriers: Mapping[tuple[str, str, str], Iterable[int]] = self.carriers
             records = self.records
         else:
-            wanted = {self.conversation.code(cid) for cid in conversations}
-            chosen: dict[int, array[int]] = {}
-            for at in range(self.count):
-                if codes[at] in wanted:
-                    chosen.setdefault(codes[at], array("I")).append(at)
-            groups.update(chosen)
+            groups.update(_rows_by_value(codes, {self.conversation.code(cid) for cid in conversations}))
             rows = set().union(*groups.values()) if groups else set()
             carriers = {triple: [at for at in idx if at in rows] for triple, idx in self.carriers.items()}
             records = Records(self, array("I", sorted(rows)))
@@ -1692,10 +1687,12 @@ def _at(column: Sequence[int], rows: Sequence[int]) -> Iterable[int]:
     return map(column.__getitem__, rows)
 
 
-def _rows_by_value(codes: Sequence[int]) -> dict[int, array[int]]:
-    """The rows of each value of a column, in first-row order."""
+def _rows_by_value(codes: Sequence[int], wanted: Collection[int] | None = None) -> dict[int, array[int]]:
+    """The rows of each value of a column (of each ``wanted`` one), in first-row order."""
     groups: dict[int, array[int]] = {}
     for at, code in enumerate(codes):
+        if wanted is not None and code not in wanted:
+            continue
         members = groups.get(code)
         if members is None:  # (not setdefault: that would build an array for every row)
             members = groups[code] = array("I")
