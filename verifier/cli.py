@@ -1133,7 +1133,6 @@ def _add_transcript(sub: Any) -> None:
 
 
 def _add_archive(sub: Any) -> None:
-
     archive = sub.add_parser("archive", help=_COMMAND_HELP["archive"])
     archive_sub = archive.add_subparsers(dest="archive_command", metavar="ACTION")
     archive_sub.required = True
@@ -1223,14 +1222,15 @@ def _option_error(parser: argparse.ArgumentParser, args: argparse.Namespace, mes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    tokens = _tokens_in(sys.argv[1:] if argv is None else argv)  # once: every error line and the report read them
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    tokens = _tokens_in(arguments)  # once: every error line and the report read them
     _TOKENS_IN_ARGUMENTS.set(tokens)
     if not tokens:  # (the usual run: nothing to scrub)
-        return _main(argv)
+        return _main(arguments)
     stderr = sys.stderr
     sys.stderr = _TokenScrubbed(stderr, tokens)
     try:
-        return _main(argv)
+        return _main(arguments)
     finally:
         sys.stderr = stderr
 
@@ -1276,8 +1276,8 @@ class _TokenScrubbed:
         return getattr(self._target(), name)
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser(named_command(sys.argv[1:] if argv is None else argv))
+def _main(argv: list[str]) -> int:
+    parser = build_parser(named_command(argv))
     args = parser.parse_args(argv)
     if getattr(args, "workers", None) is not None and args.workers < 1:
         _option_error(parser, args, "--workers must be at least 1")
