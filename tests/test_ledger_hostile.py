@@ -879,3 +879,34 @@ def test_check_finds_rows_naming_a_conversation_that_does_not_exist(table, ledge
     problems = json.loads(proc.stdout)["problems"]
     assert any(f"{table[:-1]} rows name a conversation the table conversations does not hold" in p
                for p in problems), problems
+
+
+def _null_conversations(ledger: str, table: str) -> None:
+    """Every row of ``table`` moved to a NULL conversation, its NOT NULL dropped first (in SQLite by
+    rebuilding the table, as a hand edit or a foreign writer would)."""
+    if ledger.startswith("postgresql://"):
+        _sql(ledger, f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey")
+        _sql(ledger, f"ALTER TABLE {table} ALTER COLUMN conv DROP NOT NULL")
+        _sql(ledger, f"UPDATE {table} SET conv = NULL")
+        return
+    conn = sqlite3.connect(ledger, isolation_level=None)
+    made = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+    conn.execute(f"ALTER TABLE {table} RENAME TO old_{table}")
+    conn.execute(made.replace("conv INTEGER NOT NULL", "conv INTEGER").replace(" WITHOUT ROWID", ""))
+    conn.execute(f"INSERT INTO {table} SELECT * FROM old_{table}")
+    conn.execute(f"DROP TABLE old_{table}")
+    conn.execute(f"UPDATE {table} SET conv = NULL")
+    conn.close()
+
+
+@pytest.mark.parametrize("table", ["events", "chains"])
+def test_check_finds_rows_naming_no_conversation_at_all(table, ledger_target, pages):
+    """r130: rows whose conv is NULL (NOT NULL dropped) name no conversation either, but `conv NOT IN
+    (...)` is NULL for them, so `ledger check` said consistent, exit 0."""
+    assert record(ledger_target, pages).returncode == 0
+    _null_conversations(ledger_target, table)
+    proc = subprocess_run("ledger", "check", "--ledger", ledger_target)
+    assert proc.returncode == 3, proc.stdout
+    problems = json.loads(proc.stdout)["problems"]
+    assert any(f"{table[:-1]} rows name a conversation the table conversations does not hold" in p
+               for p in problems), problems

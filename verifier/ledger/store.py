@@ -677,10 +677,12 @@ class SqlStore:
     def _orphans(self) -> list[str]:
         """Event and chain rows naming a conversation row that does not exist. Why: every command reads
         a conversation's rows by its id, so such rows are forgotten, and the next run took a rewritten
-        history for a new one; ``check`` said consistent, exit 0 (r125)."""
+        history for a new one; ``check`` said consistent, exit 0 (r125). NOT EXISTS, not NOT IN: a
+        NULL conv (its NOT NULL dropped with the table rebuilt) is in no conversation either (r130)."""
         found = []
         for table, rows in (("events", "event"), ("chains", "chain")):
-            bad = self._query(f"SELECT COUNT(*) FROM {table} WHERE conv NOT IN (SELECT id FROM conversations)")[0][0]
+            bad = self._query(f"SELECT COUNT(*) FROM {table} t WHERE NOT EXISTS "
+                              "(SELECT 1 FROM conversations c WHERE c.id = t.conv)")[0][0]
             if bad:
                 found.append(f"{bad} {rows} rows name a conversation the table conversations does not hold")
         return found
