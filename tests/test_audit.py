@@ -544,6 +544,24 @@ def test_a_directory_of_someone_else_s_files_is_not_replaced(api, tmp_path, forc
     assert sorted(p.name for p in mine.iterdir()) == ["keyring.json", "keys"]
 
 
+@pytest.mark.parametrize("manifest", ['{"name": "my app", "icons": []}', "not json", "link"])
+def test_a_manifest_that_is_not_evidence_s_is_no_sign_of_evidence(api, tmp_path, manifest):
+    """r130: after r126 any file named manifest.json (a web app's, a package's, a link) beside
+    ``keys/`` or ``conversations/`` let ``--save DIR --force`` delete them and the file itself."""
+    mine = tmp_path / "project"
+    (mine / "keys").mkdir(parents=True)
+    (mine / "keys" / "notes.txt").write_text("mine")
+    if manifest == "link":
+        (tmp_path / "elsewhere.json").write_text('{"schema": "xchat-verify/evidence/v2"}')
+        (mine / "manifest.json").symlink_to(tmp_path / "elsewhere.json")
+    else:
+        (mine / "manifest.json").write_text(manifest)
+    proc = cli(api, *audit_args(api, "--save", mine, "--force"))
+    assert proc.returncode == 2 and "no manifest.json of evidence" in proc.stderr and proc.stderr.count("\n") == 1
+    assert (mine / "keys" / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in mine.iterdir()) == ["keys", "manifest.json"]
+
+
 @pytest.mark.parametrize("damage", ["alter", "delete"])
 def test_one_damaged_page_gives_a_partial_report_and_exit_3(api, tmp_path, damage):
     ev = _saved(api, tmp_path)

@@ -35,12 +35,11 @@ from .clock import earliest_utc
 from .engine import PageInput, Verification
 from .errors import EvidenceError, FetchError, InputError, ResumeRefused, UsageError
 from .evidence import (
-    JOURNAL,
-    MANIFEST,
     EvidenceStore,
     SavedAudit,
     SavedConversation,
     existing_evidence,
+    holds_evidence_manifest,
     load_saved_audit,
     token_secrets,
 )
@@ -131,11 +130,12 @@ def prepare_new_evidence(root: str, force: bool) -> None:
     if not held:
         return
     names = ", ".join(p.name for p in held)
-    # an audit writes its manifest before anything else: without it (or its journal) these are someone
-    # else's files, never deleted (r126: --force removed a user's own keyring.json, keys/ or conversations/)
-    if not any(p.name in (MANIFEST, JOURNAL) for p in held):
-        raise UsageError(f"--save {printable(root)} holds {names} but no manifest.json: not evidence an "
-                         "audit wrote, so not replaced (--force or not): give a new or empty directory")
+    # an audit writes its manifest before anything else: without one that reads as an evidence manifest
+    # these are someone else's files, never deleted (r126: --force removed a user's own keyring.json, keys/
+    # or conversations/; r130: beside a manifest.json of their own, a web app's or a package's)
+    if not holds_evidence_manifest(where):
+        raise UsageError(f"--save {printable(root)} holds {names} but no manifest.json of evidence: not evidence "
+                         "an audit wrote, so not replaced (--force or not): give a new or empty directory")
     if not force:
         raise UsageError(f"--save {printable(root)} already holds evidence ({names}): "
                          "pass --resume to continue it, or --force to replace it")

@@ -152,6 +152,20 @@ def existing_evidence(root: Path) -> list[Path]:
     return [root / name for name in EVIDENCE_ENTRIES if (root / name).exists() or (root / name).is_symlink()]
 
 
+def holds_evidence_manifest(root: Path) -> bool:
+    """Whether ``root/manifest.json`` is a regular file that reads as an evidence manifest (a JSON
+    object whose schema is xchat-verify's evidence). Why: ``audit --save DIR --force`` deletes what
+    an audit writes in DIR only when an audit wrote it, and a file merely named manifest.json (a web
+    app's, a package's) beside a ``keys/`` folder is no sign of that (r130)."""
+    try:
+        raw = msgspec.json.decode(_read_control_file(root / MANIFEST))
+    except (EvidenceError, msgspec.DecodeError, RecursionError):
+        return False
+    schema = raw.get("schema") if isinstance(raw, dict) else None
+    return isinstance(schema, str) and schema.startswith(_SCHEMA_FAMILY)
+
+
+_SCHEMA_FAMILY = "xchat-verify/evidence/"  # every version's (a newer tool's evidence is evidence too)
 MAX_SAVED_FILE_BYTES = DEFAULT_MAX_FILE_MB * 1024 * 1024  # what verify refuses for any input file
 
 
