@@ -242,3 +242,22 @@ def test_the_scrubbing_wrapper_of_a_closed_stderr_is_no_terminal(monkeypatch):
     wrapper.write(f"a line with {TOKEN}\n")
     assert "a line with" in sys.stdout.getvalue() and TOKEN not in sys.stdout.getvalue()
     assert cli._TokenScrubbed(Terminal(), (TOKEN,)).isatty() is True
+
+
+@pytest.mark.parametrize("action", ["show", "export", "check"])
+def test_a_ledger_path_holding_the_token_is_not_printed(action, tmp_path, monkeypatch, capsys):
+    """r130: ``ledger show``, ``export`` and ``check`` print the --ledger path as given (their JSON's
+    "ledger"): ``--ledger l-$TOKEN.db`` printed the token whole, on standard output or into -o FILE."""
+    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
+    monkeypatch.chdir(tmp_path)
+    pages = [str(ROOT / f"examples/conversation/page-{n}.json") for n in (1, 2, 3)]
+    assert cli.main(["verify", *pages, "--keys", str(ROOT / "examples/keyring.json"), "--ledger", f"l-{TOKEN}.db",
+                     "--format", "json"]) == 0
+    capsys.readouterr()
+    assert cli.main(["ledger", action, "--ledger", f"l-{TOKEN}.db"]) == 0
+    out = capsys.readouterr().out
+    assert '"ledger": "l-[redacted: access token].db"' in out and TOKEN not in out
+    if action == "export":
+        assert cli.main(["ledger", action, "--ledger", f"l-{TOKEN}.db", "-o", "export.json"]) == 0
+        saved = (tmp_path / "export.json").read_text()
+        assert "redacted" in saved and TOKEN not in saved

@@ -125,6 +125,15 @@ def without_token(message: str) -> str:
     return message
 
 
+def output_without_token(text: str) -> str:
+    """A command's output (JSON on standard output, or its -o file) scrubbed of the access token an
+    argument holds, without ``without_token``'s note. Why: ``ledger show``, ``export`` and ``check``
+    echo the --ledger path they were given, which printed the token of ``--ledger /x/$TOKEN.db`` (r130)."""
+    for token in _TOKENS_IN_ARGUMENTS.get():
+        text = redact_secret(text, token, REDACTED)
+    return text
+
+
 def _tokens_in(arguments: Sequence[str]) -> tuple[str, ...]:
     """The access tokens (``_tokens_given``) that one of ``arguments`` holds."""
     return tuple(token for token in _tokens_given(arguments) if any(token in argument for argument in arguments))

@@ -187,9 +187,11 @@ def _snapshot(store: Any) -> Any:
 def _json(obj: Any, indent: int = 2) -> str:
     """JSON as the reports write it: values exact, and every character a terminal or viewer would act
     on (C1 controls, bidi overrides, zero-width characters) written as a ``\\uXXXX`` escape (review 82:
-    ``ledger show`` printed a sequence id's raw U+202E and CSI to the terminal)."""
+    ``ledger show`` printed a sequence id's raw U+202E and CSI to the terminal), and the access token an
+    argument holds cut out (the ledger's path is shown as given)."""
+    from .cli import output_without_token  # (cli imports this module)
     from .report.machine import _json_safe
-    return _json_safe(json.dumps(obj, indent=indent, ensure_ascii=False)) + "\n"
+    return output_without_token(_json_safe(json.dumps(obj, indent=indent, ensure_ascii=False))) + "\n"
 
 
 def _print(obj: Any) -> None:
