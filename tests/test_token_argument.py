@@ -1,5 +1,6 @@
 """The access token given where an id goes is never printed (docs/cli.md: never printed, logged or saved)."""
 import io
+import json
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from verifier import cli
+from verifier.receipts import load_signing_key, make_receipt, new_receipt_key
 from verifier.sanitize import SECRET_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -261,3 +263,17 @@ def test_a_ledger_path_holding_the_token_is_not_printed(action, tmp_path, monkey
         assert cli.main(["ledger", action, "--ledger", f"l-{TOKEN}.db", "-o", "export.json"]) == 0
         saved = (tmp_path / "export.json").read_text()
         assert "redacted" in saved and TOKEN not in saved
+
+
+def test_a_receipt_path_holding_the_token_is_not_printed(tmp_path, monkeypatch, capsys):
+    """r130: ``receipt verify`` prints the receipt's path as given (its JSON's "receipt"), so
+    ``receipt verify rc-$TOKEN.json`` printed the token whole."""
+    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
+    monkeypatch.chdir(tmp_path)
+    new_receipt_key(tmp_path / "r.key")
+    body = make_receipt(key=load_signing_key(tmp_path / "r.key"), tool_version="t", time="2026-01-01T00:00:00.000Z",
+                        verdict="pass", report_digest="0" * 64, checkpoints=[], evidence_dir=None, ledger_audit=1)
+    (tmp_path / f"rc-{TOKEN}.json").write_text(json.dumps(body))
+    assert cli.main(["receipt", "verify", f"rc-{TOKEN}.json", "--public-key", "r.key.pub"]) == 0
+    out = capsys.readouterr().out
+    assert '"receipt": "rc-[redacted: access token].json"' in out and TOKEN not in out
