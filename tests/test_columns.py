@@ -296,6 +296,37 @@ def test_pages_of_one_canonical_form_are_taken_at_once():
         assert columns._uniform_columns(values, False) is None, values
 
 
+_GOOD_UUID = "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6"
+
+
+@pytest.mark.parametrize("odd", [
+    "6F1C1A2E-3B4D-4C5E-8F90-A1B2C3D4E5F6", "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5F6",  # uppercase
+    "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5 6", "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5\t6",  # whitespace (``fromhex`` skips it)
+    "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5g6", "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5\u0666" + "6",  # not hex, non-ASCII
+    "6f1c1a2e-3b4d-4c5e-8f9-0a1b2c3d4e5f6", "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f-",  # a dash moved, added
+    "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f", "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f67",  # short, long
+    "6f1c1a2e-3b4d-4c5e-8f90a1b2c3d4e5f6-", "6f1c1a2e,3b4d-4c5e-8f90-a1b2c3d4e5f6"])
+def test_a_page_of_uuids_with_one_not_canonical_is_appended_one_by_one(without_compiled_ids, odd):
+    """``_uuid_bytes`` takes exactly what ``_UUID`` matches: anything else (wherever it is in the page)
+    sends the page to ``append``, which keeps that value as text."""
+    for at in (0, 1, 2):
+        values = [_GOOD_UUID] * 2
+        values.insert(at, odd)
+        assert columns._uniform_columns(values, True) is None, (odd, at)
+        assert not columns._UUID.fullmatch(odd)
+
+
+def test_uuids_of_shifted_lengths_are_not_taken_at_once(without_compiled_ids):
+    """A 35- and a 37-character value side by side have the page's length and, past the first, its
+    dashes where the stride puts them: the commas' places refuse them."""
+    short, long = "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaa", "aaaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
+    assert columns._uniform_columns([short, long], True) is None
+    assert columns._uniform_columns([_GOOD_UUID, short, long, _GOOD_UUID], True) is None
+    stored = Ids(uuids=True)
+    stored.append_all([_GOOD_UUID, short, long])
+    assert [stored[i] for i in range(3)] == [_GOOD_UUID, short, long]
+
+
 _INT64 = st.integers(min_value=-2 ** 63, max_value=2 ** 63 - 1)
 
 
