@@ -1,4 +1,4 @@
-"""The engine's usual-event path (``_Run._decode_usual``) against the general one it short-cuts.
+"""The engine's usual-event path (``_Run._decode_entries``) against the general one it short-cuts.
 
 Both must give the same report, byte for byte, on every event: the usual path takes a signed
 ``MessageCreateEvent`` whose every step is the common one, and must hand anything else, untouched,
@@ -21,6 +21,7 @@ import verifier
 from verifier import engine, layouts, wire
 from verifier.keys import KeyringEntry
 from verifier.report import render
+from verifier.signature import Job
 from verifier.testing.forge import Identity, build_conversation, encode_event, forge_event, item_json
 from verifier.wire import decode_event_bytes
 
@@ -46,16 +47,16 @@ def decoder(request, monkeypatch):
 def _reports(pages, keyring_json, monkeypatch, **options) -> tuple[dict[str, str], dict[str, str], int]:
     """Each format's report with the usual path, and without it; and how many events it took."""
     taken = []
-    usual = engine._Run._decode_usual
+    usual = engine._Run._decode_entries
 
-    def counting(run, entry, rows):
-        job = usual(run, entry, rows)
-        taken.append(job is not None)
-        return job
+    def counting(run, entries, rows):
+        decoded = usual(run, entries, rows)
+        taken.extend(isinstance(one, Job) for one in decoded)
+        return decoded
 
     keyring = verifier.Keyring.from_json(json.dumps(keyring_json)) if keyring_json is not None else None
     with monkeypatch.context() as patch:
-        patch.setattr(engine._Run, "_decode_usual", counting)
+        patch.setattr(engine._Run, "_decode_entries", counting)
         fast = verifier.verify_pages(copy.deepcopy(pages), keyring, **options)
     with monkeypatch.context() as patch:
         patch.setattr(engine._Run, "_usual_allowed", lambda run: False)
@@ -284,14 +285,19 @@ def test_the_usual_path_is_taken_only_when_it_may(history, monkeypatch):
     """Reviewers that read created messages, or no keys before the pages: the general path alone."""
     conv, pages, ring = history
     taken = []
-    usual = engine._Run._decode_usual
-    monkeypatch.setattr(engine._Run, "_decode_usual", lambda run, entry, rows: taken.append(1) or usual(run, entry,
-                                                                                                          rows))
+    usual = engine._Run._decode_entries
+
+    def counting(run, entries, rows):
+        decoded = usual(run, entries, rows)
+        taken.extend(one for one in decoded if isinstance(one, Job))
+        return decoded
+
+    monkeypatch.setattr(engine._Run, "_decode_entries", counting)
     verifier.verify_pages(copy.deepcopy(pages), None, conversation_keys=conv.conversation_keys)
     assert not taken  # no keyring
     verifier.verify_pages(copy.deepcopy(pages), verifier.Keyring.from_json(json.dumps(ring)),
                           conversation_keys=conv.conversation_keys)
-    assert len(taken) >= 40
+    assert len(taken) >= 38  # every signed MessageCreateEvent (the key changes are not)
 
 
 

@@ -771,8 +771,7 @@ class _Run:
         first = self.count
         self.signers = {}  # each page's signers read the keyring's rows as they are now, as ``prepare`` does
         rows = _PageRows()
-        usual = self._usual_allowed()
-        events = [(usual and self._decode_usual(entry, rows)) or self._decode(entry, rows) for entry in page.entries]
+        events = self._decode_entries(page.entries, rows)
         rows.append_to(self)
         conversation = self._assign_conversation(first, canonical_conversation(page.conversation_id) or self.expected)
         if page.next_token is None and not page.errors and conversation != "unknown":
@@ -783,7 +782,7 @@ class _Run:
             self.page_ends.firsts.add(conversation)
         if self.eager:
             for index, event in enumerate(events, first):
-                if isinstance(event, Job):  # the usual event's, made by ``_decode_usual``
+                if isinstance(event, Job):  # the usual event's, made by ``_decode_entries``
                     self.jobs.append((index, event))
                 else:
                     self._prepare(index, event)
@@ -810,33 +809,48 @@ class _Run:
                 ends.last_pages.add(conversation)
 
     def _usual_allowed(self) -> bool:
-        """May ``_decode_usual`` take this page's events: signatures checked as pages arrive, with a
+        """May ``_decode_entries`` take this page's usual events: signatures checked as pages arrive, with a
         keyring, and no decoded ``MessageCreateEvent`` kept for a reviewer (its event is never built
         into anything but its row and its ECDSA job)."""
         kept = self.kept_kinds
         return self.eager and self.keyring is not None and kept is not None and _CREATE not in kept \
             and _CREATE not in self.group_kinds
 
-    def _decode_usual(self, entry: RawEntry, rows: _PageRows) -> Job | None:
-        """The commonest event at once: a signed ``MessageCreateEvent`` of a data item with one key
-        info, canonical base64, read by the fast decoder, trusted, its envelope equal to it, its
-        signer's key in the keyring and its payload the usual one: its row, its embedded keys and its
-        ECDSA ``Job``, as ``_decode`` and ``_prepare`` would make them. Why: those two take about
-        twenty Python calls an event for what is here one pass. None, having changed nothing, the
-        moment anything differs: ``_decode`` and ``_prepare`` then decide it (tests/test_usual.py)."""
-        text, item = entry.encoded, entry.item
-        if item is None or entry.from_meta or entry.problem or text.__class__ is not str or not text.isascii() \
-                or len(text) > self.text_limit:
-            return None
-        raw = _canonical_b64(text)
-        if raw is None or len(raw) > self.limits.max_event_bytes:
-            return None
-        decode = _wire.decode_event_fast  # (read from the module: the tests swap it)
-        if decode is _layouts_decode:  # pure Python: the fields through a remembered layout, no event built
-            found = _layouts.usual(raw, self.limits)
-            if found is not None:
-                return self._usual_job(item, rows, raw, *found)  # (texts, is_trusted, contents)
-        event = decode(raw, self.limits)
+    def _decode_entries(self, entries: list[RawEntry], rows: _PageRows) -> list[Job | MessageEvent | None]:
+        """Each entry's row, into ``rows`` in order, and what ``load_page`` checks of it: the usual
+        event's ECDSA ``Job``, any other's decoded event (``_decode``).
+
+        The usual event at once: a signed ``MessageCreateEvent`` of a data item with one key info,
+        canonical base64, read by the fast decoder, trusted, its envelope equal to it, its signer's
+        key in the keyring and its payload the usual one: its row, its embedded keys and its ECDSA
+        ``Job``, as ``_decode`` and ``_prepare`` would make them. Why: those two take about twenty
+        Python calls an event for what is here one pass, in one loop a page (the page's bounds read
+        once, no call an event to get there). Anything else, the moment it differs, goes to
+        ``_decode`` with nothing changed (tests/test_usual.py)."""
+        if not self._usual_allowed():
+            return [self._decode(entry, rows) for entry in entries]
+        decoded: list[Job | MessageEvent | None] = []
+        text_limit, limits = self.text_limit, self.limits
+        max_bytes = limits.max_event_bytes
+        through_layouts = _wire.decode_event_fast is _layouts_decode  # (read from the module: the tests swap it)
+        for entry in entries:
+            text, item = entry.encoded, entry.item
+            job = None
+            if item is not None and not entry.from_meta and not entry.problem and text.__class__ is str \
+                    and text.isascii() and len(text) <= text_limit:
+                raw = _canonical_b64(text)
+                if raw is not None and len(raw) <= max_bytes:
+                    # pure Python: the fields through a remembered layout, no event built
+                    found = _layouts.usual(raw, limits) if through_layouts else None
+                    job = self._usual_job(item, rows, raw, *found) if found is not None \
+                        else self._usual_event(item, rows, raw)  # (texts, is_trusted, contents)
+            decoded.append(job or self._decode(entry, rows))
+        return decoded
+
+    def _usual_event(self, item: Any, rows: _PageRows, raw: bytes) -> Job | None:
+        """``_decode_entries``'s usual event read by the fast decoder (compiled, or pure Python where no
+        remembered layout gives its fields): its ``Job``, or None having changed nothing."""
+        event = _wire.decode_event_fast(raw, self.limits)
         if event is None or event.kind != _CREATE or event.trailing or event.shadowed or event.signature is None \
                 or event.body is None:
             return None
@@ -853,7 +867,7 @@ class _Run:
 
     def _usual_job(self, item: Any, rows: _PageRows, raw: bytes, fields: tuple[Any, ...], trusted: bool | None,
                    contents: object) -> Job | None:
-        """``_decode_usual``'s second half, on the event's fields as ``layouts.usual`` gives them:
+        """The usual event's second half, on its fields as ``layouts.usual`` gives them:
         its envelope, then the checks ``prepare`` makes of a ``MessageCreateEvent``, all the usual
         way, then its row, its embedded keys (as ``_note_keys``) and its job; None, having changed
         nothing, at the first that is not."""

@@ -229,23 +229,6 @@ class _Layout:
             scalars = tuple(int.from_bytes(v, "big", signed=True) if v.__class__ is bytes else v for v in scalars)
         return (*decoded, *scalars, None), buf[self.head_size:tail_at]
 
-    def usual(self, buf: bytes) -> tuple[tuple[str, ...], bool, bytes] | tuple[()] | None:
-        """``usual``'s texts, is_trusted and contents of ``buf`` if it has this layout and its texts
-        are ASCII; () if it has this layout but not that shape (``values`` then decides); None if
-        it has another layout. UnicodeDecodeError and struct.error pass. Why apart from ``values``:
-        the texts come sliced straight in ``USUAL_FIELDS`` order, without the tuple of every value
-        and the scalars' (about a third of ``values``)."""
-        framed = self._framed(buf)
-        if framed is None:
-            return None
-        if self.usual_texts is None:
-            return ()
-        texts, tail, tail_at = framed
-        joined = b"".join(texts).decode()
-        if len(joined) != self.text_bytes:  # not ASCII: ``values`` decodes each text
-            return ()
-        return self.usual_texts(joined), tail[self.usual_trusted], buf[self.head_size:tail_at]
-
     def _framed(self, buf: bytes) -> tuple[tuple[bytes, ...], tuple[Any, ...], int] | None:
         """The texts (as bytes), the tail's values and where the tail begins, if ``buf``'s frame is
         this layout's, else None; struct.error passes."""
@@ -297,7 +280,7 @@ def _unpacker(items: list[tuple[str, int, Any]], buf: bytes, at: int) -> tuple[s
 
 def _usual_getters(places: list[int], bounds: list[slice],
                    scalars: list[int]) -> tuple[Callable[[str], tuple[str, ...]] | None, int]:
-    """``_Layout.usual``'s: the slices of the joined texts that are ``USUAL_FIELDS`` but is_trusted
+    """``usual``'s: the slices of the joined texts that are ``USUAL_FIELDS`` but is_trusted
     then the key info's three, in that order, and where is_trusted is among the tail's values;
     (None, 0) where the layout lacks one of them. ``places``: each one's place among the values
     (the texts, whose ``bounds`` these are, then the tail's ``scalars``)."""
@@ -373,22 +356,38 @@ def usual(raw: bytes, limits: Limits) -> tuple[tuple[str, ...], bool, bytes] | N
     is_trusted, then its key info's member, key version and key; its is_trusted; its contents;
     through the remembered layout that reads ``raw``, found as ``decode_event_fast`` finds it. None
     where no layout does, or where its event is not of that shape: every one of those fields
-    present, its texts ASCII (``decode_event_fast`` then reads it: the same layout, or the reader)."""
+    present, its texts ASCII (``decode_event_fast`` then reads it: the same layout, or the reader).
+
+    ``_Layout._framed``'s frame check inline, and the texts sliced straight in ``USUAL_FIELDS``
+    order, without the tuple of every value and the scalars' that ``values`` makes: this runs once
+    an event, and each Python call it saves is about a tenth of the rest."""
     global _hits
     for layout in _recent:
-        if layout.limits is limits:
-            try:
-                found = layout.usual(raw)
-            except struct.error:
+        if layout.limits is not limits:
+            continue
+        try:
+            head = layout.head.unpack_from(raw, 0)
+            texts = head[:-1]
+            if not raw.startswith(layout.head_template % texts):
+                continue  # another layout: a later one may fit
+            contents_length = head[-1]
+            tail_at = layout.head_size + contents_length
+            if contents_length < 0 or len(raw) != tail_at + layout.tail_size:  # (as ``_framed``)
                 continue
-            except UnicodeDecodeError:
-                return None
-            if found is None:  # another layout: a later one may fit
+            tail = layout.tail.unpack_from(raw, tail_at)
+            if not raw.endswith(layout.tail_template % tail):
                 continue
-            if not found:  # this layout, not the usual shape
+            if layout.usual_texts is None:  # this layout, not the usual shape
                 return None
-            _hits += 1
-            return found
+            joined = b"".join(texts + layout.tail_texts(tail)).decode()
+        except struct.error:  # shorter than the layout: another may fit
+            continue
+        except UnicodeDecodeError:
+            return None
+        if len(joined) != layout.text_bytes:  # not ASCII: ``values`` decodes each text
+            return None
+        _hits += 1
+        return layout.usual_texts(joined), tail[layout.usual_trusted], raw[layout.head_size:tail_at]
     return None
 
 

@@ -282,6 +282,6 @@ _create_twin: Callable[[object, object, object, object, object], bytes | None] |
     compiled_twin("message_create_payload") or _message_create_payload
 
 create_payload: Callable[[object, object, object, object, object], bytes | None] = \
-    _create_twin or _message_create_payload  # the engine's usual-event path calls it directly (``_Run._decode_usual``)
+    _create_twin or _message_create_payload  # the engine's usual-event path calls it directly (``_Run._usual_job``)
 
 render_slot = _render

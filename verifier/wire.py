@@ -873,6 +873,6 @@ def _no_b64(text: str) -> bytes | None:
 
 
 # ``b64decode_strict``'s bytes for canonical ASCII text, at once; None where it must decide (the
-# engine's usual-event path, ``_Run._decode_usual``, then calls it)
+# engine's usual-event path, ``_Run._decode_entries``, then calls it)
 canonical_b64: Callable[[str], bytes | None] = _compiled_b64 if _compiled_b64 is not None else \
     _b64_fast if _pybase64_decode is not None else _no_b64
