@@ -4,6 +4,7 @@ whitespace-only lines, CRLF endings and a missing final newline."""
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 
@@ -60,3 +61,17 @@ def test_lines_are_numbered_in_the_file_and_blank_ones_skipped():
     pages = list(split_bodies(data, "f.jsonl"))
     assert [p.source for p in pages] == ["f.jsonl:1", "f.jsonl:4", "f.jsonl:5"]
     assert pages[1].errors and pages[1].errors[0].startswith("not JSON: ") and not pages[0].errors
+
+
+def test_a_pages_items_are_not_tracked_by_the_collector():
+    """An item, its signature and its key infos (a page holds about a hundred of each) are built
+    untracked: they hold only texts and one another, never a cycle, and tracking each cost about
+    600 instructions an event of the page's decode (round 129)."""
+    item = {"encoded_event": "AA==", "sequence_id": "1", "message_event_signature": {
+        "signature": "AA", "message_signing_key_info_list": [{"member_id": "1"}]}}
+    page = decode_page(json.dumps({"data": [item, item]}).encode(), "page")
+    assert len(page.entries) == 2
+    for entry in page.entries:
+        signature = entry.item.message_event_signature
+        assert not any(gc.is_tracked(value) for value in (entry, entry.item, signature,
+                                                          *signature.message_signing_key_info_list))

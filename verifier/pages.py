@@ -18,7 +18,7 @@ from .sanitize import shallow
 from .wire import EventSignature
 
 
-class ItemJson(msgspec.Struct):
+class ItemJson(msgspec.Struct, gc=False):
     """One ``data[]`` item; 2.158–2.166 and 2.167 spellings side by side."""
 
     encoded_event: str | None = None

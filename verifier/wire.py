@@ -184,13 +184,13 @@ def b64encode_nopad(raw: bytes) -> str:
 # --------------------------------------------------------------------------------------------
 # Typed structures (docs/protocol.md). Every field is optional on the wire.
 # --------------------------------------------------------------------------------------------
-class SigningKeyInfo(msgspec.Struct, omit_defaults=True):
+class SigningKeyInfo(msgspec.Struct, omit_defaults=True, gc=False):
     member_id: str | None = None
     public_key_version: str | None = None
     signing_public_key: str | None = None
 
 
-class EventSignature(msgspec.Struct, omit_defaults=True):
+class EventSignature(msgspec.Struct, omit_defaults=True, gc=False):
     signature: str | None = None
     public_key_version: str | None = None
     signature_version: str | None = None
