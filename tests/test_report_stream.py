@@ -85,8 +85,10 @@ EVENTS = [{"index": i, "text": f"event {i} \u00e9\u2028"} for i in range(4 * str
 
 
 def joined(parts) -> str:
-    """The text of report parts: a forked child's ``ChildText`` read back (``iter_report`` does the same)."""
-    return "".join(part if isinstance(part, str) else "".join(part.chunks()) for part in parts)
+    """The text of report parts: UTF-8 bytes decoded, a forked child's ``ChildText`` read back
+    (``iter_report`` does the same)."""
+    return "".join(part if isinstance(part, str) else str(part, "utf-8") if isinstance(part, memoryview)
+                   else "".join(part.chunks()) for part in parts)
 
 
 @pytest.fixture
@@ -480,3 +482,85 @@ def test_many_conversations_are_streamed_in_time_linear_in_the_report(monkeypatc
     monkeypatch.setattr(stream, "_json_safe", safe)
     small = verifier.verify_pages(bodies[:300], None)
     assert "".join(iter_report(verifier.verify_pages(bodies[:300], None, lazy=True), "json")) == render(small, "json")
+
+
+# ------------------------------------------------------------------ batches written as format's bytes
+ODD_TEXTS = ["caf\u00e9", "##[add-mask]x", "#", "a\x7fb", "\u202eevil", "x\u2028y", 'q"uote', "back\\slash",
+             "new\nline", "\x00", "\U0001f600", "\ufeff", "plain-ascii 123"]
+
+
+def _event(index: int, text: str) -> EventReport:
+    return EventReport(index, text, "2", "m", "s", "MessageCreateEvent", Check("valid", f"v7, key {text}"),
+                       Check("linked", "follows 2"), True, [], "1", "3")
+
+
+@pytest.mark.parametrize("text", ODD_TEXTS)
+def test_a_batch_is_formats_bytes_exactly_when_json_safe_would_change_nothing(text):
+    """Round 128: a batch needing no ``_json_safe`` escape reaches the file as the bytes ``format``
+    wrote (no decoding, slicing and encoding again); any other is text, escaped as before."""
+    batch = [_event(0, "plain"), _event(1, text), _event(2, "plain")]
+    part = stream._indented_part(msgspec.json.Encoder(), batch)
+    expected = formatted_alone_and_shifted(batch)
+    assert (str(part, "utf-8") if isinstance(part, memoryview) else part) == expected
+    assert isinstance(part, memoryview) == (text.isascii() and "\x7f" not in text and "##[" not in text)
+
+
+def _written(report, path: Path, processes: int = 1) -> bytes:
+    atomic_write_chunks(path, report_parts(report, "json", processes=processes))
+    return path.read_bytes()
+
+
+def _two_conversations(odd: str) -> tuple[list[dict], verifier.Keyring]:
+    """Two forged conversations' pages, events of the second given ``odd`` texts in their envelope or
+    marked untrusted; the keyring lacks one member of the second (its events: unknown key)."""
+    convs = [build_conversation(40, seed="bytes-a", realistic_crypto=False),
+             build_conversation(30, seed="bytes-b", realistic_crypto=False,
+                                members=[Identity.from_seed("71", "1", "bb-a"), Identity.from_seed("72", "1", "bb-b")])]
+    pages = [page for conv in convs for page in conv.pages(10)]
+    pages[-1]["data"][3]["sender_id"] = odd
+    pages[-1]["data"][4]["is_trusted"] = False
+    pages[-2]["data"][2]["sequence_id"] = odd
+    keys = convs[0].keyring()["keys"] + convs[1].keyring()["keys"][:1]
+    return pages, verifier.Keyring.from_json(json.dumps({"keys": keys}))
+
+
+@pytest.mark.parametrize("odd", ["73", "caf\u00e9", "##[warning]x", "a\x7f\u202e\"\\\n"])
+def test_the_report_file_is_the_whole_rendering_byte_for_byte(forks, monkeypatch, tmp_path, odd):
+    """The file written from ``report_parts`` (format's bytes where safe, text elsewhere, a forked
+    child's half) is ``render(report, "json")`` itself: several conversations, untrusted and
+    mismatched events, unknown keys, non-ASCII, ``##[``, DEL, bidi controls and escapes, many batch
+    boundaries."""
+    monkeypatch.setattr(stream, "_BATCH", 7)
+    pages, ring = _two_conversations(odd)
+    for keyring in (ring, None):
+        for lazy in (True, False):
+            report = verifier.verify_pages(json.loads(json.dumps(pages)), keyring, lazy=lazy)
+            expected = render(verifier.verify_pages(json.loads(json.dumps(pages)), keyring), "json").encode()
+            assert len(report.conversations) == 2
+            for processes in (1, 2):
+                assert _written(report, tmp_path / "r.json", processes) == expected, (keyring, lazy, processes)
+    assert forks  # the long arrays were halved
+
+
+def test_the_examples_and_vectors_write_their_whole_rendering(monkeypatch, tmp_path):
+    """Every conformance vector and the examples (invalid signatures, chain findings, untrusted and
+    unknown keys, malformed events): the report file is ``render(report, "json")`` byte for byte."""
+    from verifier.inputs import load_keyring, load_pages
+    from verifier.vectors import _load_spec, discover
+    monkeypatch.setattr(stream, "_BATCH", 3)
+    cases = []
+    for folder in discover(REPO / "vectors"):
+        spec = _load_spec(folder)
+        try:
+            keyring = load_keyring(str(folder / spec["keyring"]), 1 << 26) if spec.get("keyring") else None
+        except verifier.KeyringError:
+            continue
+        cases.append(([str(folder / name) for name in spec["pages"]], keyring))
+    ring = load_keyring(str(REPO / "examples" / "keyring.json"), 1 << 26)
+    cases += [(sorted(str(p) for p in (REPO / "examples" / folder).glob("*.json")), ring)
+              for folder in ("conversation", "tampered")]
+    for paths, keyring in cases:
+        pages = list(load_pages(paths, 1 << 26))
+        expected = render(verifier.verify_pages(pages, keyring), "json").encode()
+        assert _written(verifier.verify_pages(pages, keyring, lazy=True), tmp_path / "r.json") == expected, paths
+    assert len(cases) > 50

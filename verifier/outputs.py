@@ -112,15 +112,15 @@ class CopiesItself(Protocol):
     def copy_to(self, handle: BinaryIO) -> None: ...
 
 
-def atomic_write_chunks(path: str | Path, chunks: Iterable[str | CopiesItself], mode: int = 0o666, *,
+def atomic_write_chunks(path: str | Path, chunks: Iterable[str | memoryview | CopiesItself], mode: int = 0o666, *,
                         create_parents: bool = True) -> None:
-    """``atomic_write_text`` of the concatenated chunks, one chunk in memory at a time; the disk
-    starts writing them as they come (``WriteBack``)."""
+    """``atomic_write_text`` of the concatenated chunks (text, or UTF-8 bytes written as they are),
+    one chunk in memory at a time; the disk starts writing them as they come (``WriteBack``)."""
     with atomic_writer(path, mode, create_parents=create_parents) as handle:
         write_back = WriteBack(handle)
         for chunk in chunks:
-            if isinstance(chunk, str):
-                data = chunk.encode("utf-8")
+            if isinstance(chunk, (str, memoryview)):
+                data = chunk.encode("utf-8") if isinstance(chunk, str) else chunk
                 handle.write(data)
                 write_back.wrote(len(data))
             else:
@@ -163,7 +163,7 @@ class WriteBack:
         self.started = end
 
 
-def write_file(path: str | Path, text: str | Iterable[str | CopiesItself], private: bool = False) -> None:
+def write_file(path: str | Path, text: str | Iterable[str | memoryview | CopiesItself], private: bool = False) -> None:
     """``atomic_write_text`` (of a text, or of chunks written as they come); a failure is the
     one-line ``InputError`` every command reports (exit 3). ``private``: readable by the owner only
     (a decrypted transcript)."""
