@@ -1,11 +1,17 @@
 """The conformance suite: reproducible, all cases pass, runner semantics, and the SDK agrees."""
 
 import base64
+import contextlib
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 from helpers import REPO, run_cli
@@ -707,3 +713,52 @@ def test_a_suite_tree_that_cannot_be_walked_is_one_line(small_suite, tmp_path, n
             assert len(proc.stderr.strip().splitlines()) == 1 and "internal error" not in proc.stderr
     finally:
         _unnest(small_suite, name)
+
+
+SLEEPER = r'''
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+with open(os.environ["PIDS"] + ".tmp", "w") as f:
+    f.write(f"{os.getpid()} {child.pid}")
+os.rename(os.environ["PIDS"] + ".tmp", os.environ["PIDS"])
+time.sleep(120)
+'''
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")  # a zombie has ended (its reaper may not have run yet)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_that_ends_the_run_ends_the_implementation_and_its_children(small_suite, tmp_path, signum):
+    """r130: each implementation runs in a session of its own, which ``timeout`` or a CI job's cancel
+    (SIGTERM to the runner) never reached: the implementation and its children ran on. The runner
+    still ends by the signal (its exit status), having killed them first."""
+    pids = tmp_path / "pids"
+    env = {**os.environ, "PIDS": str(pids)}
+    runner = subprocess.Popen([sys.executable, "-m", "verifier", "vectors", str(small_suite),
+                               "--impl", impl(tmp_path, SLEEPER), "--timeout", "100"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not pids.exists() and time.monotonic() < deadline and runner.poll() is None:
+            time.sleep(0.05)
+        assert pids.exists(), runner.stderr.read() if runner.poll() is not None else "no implementation started"
+        started = [int(p) for p in pids.read_text().split()]
+        assert all(_alive(pid) for pid in started)
+        runner.send_signal(signum)
+        assert runner.wait(timeout=30) == -signum
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in started) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(pid) for pid in started)
+    finally:
+        runner.kill()
+        runner.wait()
+        for pid in [int(p) for p in pids.read_text().split()] if pids.exists() else []:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)

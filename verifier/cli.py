@@ -911,7 +911,8 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     found = [v.case_id(root, folder) for folder in v.discover(root)]
     _warn_about_suite(root, suite, found)
     missing = v.missing_cases(suite, found)
-    results = v.run_suite(root, xfail, profile=args.profile, runner=runner, jobs=args.jobs, missing=missing)
+    with v.ending_with_signals() if runner is not None else contextlib.nullcontext():
+        results = v.run_suite(root, xfail, profile=args.profile, runner=runner, jobs=args.jobs, missing=missing)
     suite.changed_during_run = v.fingerprint(root) != before
     if suite.changed_during_run:
         warn(f"error: the files of {root} changed during the run (an implementation wrote to the suite?): "

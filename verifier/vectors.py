@@ -9,6 +9,7 @@ xchat-verify in-process and an external command are judged by exactly the same r
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import hashlib
 import io
@@ -23,6 +24,7 @@ import stat
 import subprocess
 import tarfile
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
@@ -662,11 +664,17 @@ class _Pipe:
         return bool(chunk)
 
 
+# The process groups of the implementations running now (``run_command``), for ``ending_with_signals``.
+# A set's add, discard and copy are each one step under the GIL: no lock a signal handler could find held.
+_RUNNING_GROUPS: set[int] = set()
+
+
 def run_command(argv: list[str], timeout: float) -> Outcome:
     """Run one implementation: no stdin, output captured within bounds, its whole process group
     killed when it exits or at ``timeout``, and nothing waited for past ``timeout``."""
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
+    _RUNNING_GROUPS.add(proc.pid)
     assert proc.stdout is not None and proc.stderr is not None
     out, err = _Pipe(proc.stdout.fileno(), MAX_REPORT_BYTES), _Pipe(proc.stderr.fileno(), MAX_STDERR_BYTES)
     exited, held_open = False, False
@@ -676,6 +684,7 @@ def run_command(argv: list[str], timeout: float) -> Outcome:
         _kill_group(proc)  # after every run: nothing it started outlives its case (review 47 #4)
         proc.stdout.close()
         proc.stderr.close()
+        _RUNNING_GROUPS.discard(proc.pid)  # before it is reaped: until then its group's id is not reused
         proc.wait()
     code = proc.returncode if exited else None
     return Outcome(code, b"".join(out.chunks), b"".join(err.chunks), out.truncated, held_open)
@@ -702,6 +711,33 @@ def _pump(proc: subprocess.Popen, pipes: list[_Pipe], deadline: float) -> tuple[
         for pipe in [p for p in open_pipes if p.fd in ready]:
             if not pipe.read():
                 open_pipes.remove(pipe)
+
+
+@contextmanager
+def ending_with_signals() -> Iterator[None]:
+    """While it is open, SIGTERM and SIGHUP first kill the process group of every implementation
+    running, then end this process as they would have. Why: each implementation runs in a session
+    of its own (so that its children end with it), which a signal to this process never reaches:
+    ``timeout 300 xchat-verify vectors --impl ...`` or a CI job's cancel left it running on (r130).
+    Only from the main thread, where Python runs signal handlers (elsewhere it changes nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    wanted = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {signum: signal.signal(signum, _end_implementations) for signum in wanted}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _end_implementations(signum: int, frame: object) -> None:
+    for group in tuple(_RUNNING_GROUPS):
+        with contextlib.suppress(OSError):
+            os.killpg(group, signal.SIGKILL)
+    signal.signal(signum, signal.SIG_DFL)  # then the signal's own end: its exit status, as without this
+    os.kill(os.getpid(), signum)
 
 
 def _has_exited(proc: subprocess.Popen) -> bool:
