@@ -26,7 +26,7 @@ from verifier.model import Check, EventReport, Finding
 from verifier.outputs import atomic_write_chunks
 from verifier.report import render, stream
 from verifier.report.machine import _json_safe, event_lines
-from verifier.report.stream import ChildText, _events_array, _indented, iter_report, report_parts
+from verifier.report.stream import ChildText, _events_array, _indented_part, iter_report, report_parts
 from verifier.testing.forge import Identity, build_conversation
 
 JSON_VALUES = st.recursive(
@@ -41,14 +41,20 @@ def formatted_alone_and_shifted(batch: list[object]) -> str:
     return _json_safe(text[1:-2].replace("\n", "\n      "))
 
 
+def _indented(batch: list[object]) -> str:
+    """A batch as the report holds it, as text whichever form ``_indented_part`` gives it in."""
+    part = _indented_part(msgspec.json.Encoder(), batch)
+    return part if isinstance(part, str) else str(part, "utf-8")
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(JSON_VALUES, min_size=1, max_size=6))
 def test_a_batch_is_indented_as_formatting_it_alone_and_shifting_its_lines(batch):
-    assert _indented(msgspec.json.Encoder(), batch) == formatted_alone_and_shifted(batch)
+    assert _indented(batch) == formatted_alone_and_shifted(batch)
 
 
 def test_strings_with_newlines_and_line_separators_stay_escaped():
-    got = _indented(msgspec.json.Encoder(), [{"a": "x\ny\u2028z", "b": []}, {"c": {"d": [1, {}]}}])
+    got = _indented([{"a": "x\ny\u2028z", "b": []}, {"c": {"d": [1, {}]}}])
     assert got == ('\n        {\n          "a": "x\\ny\\u2028z",\n          "b": []\n        },'
                    '\n        {\n          "c": {\n            "d": [\n              1,\n              {}\n'
                    '            ]\n          }\n        }')

@@ -265,18 +265,13 @@ _CLOSE = "\n" + "  " * _NESTING + "]" + "".join(f"\n{'  ' * depth}]" for depth i
 _UNSAFE_BYTES = WORKFLOW_V1.encode()
 
 
-def _indented(encoder: msgspec.json.Encoder, batch: Sequence[Any]) -> str:
-    """The events of a batch as they appear inside the indented report: ``\\n        {...},...``."""
-    part = _indented_part(encoder, batch)
-    return part if isinstance(part, str) else str(part, "utf-8")
-
-
 def _indented_part(encoder: msgspec.json.Encoder, batch: Sequence[Any]) -> str | memoryview:
-    """``_indented``'s text, as the UTF-8 bytes ``format`` wrote where ``_json_safe`` would change
-    nothing (ASCII, no DEL, no ``##[``): no decoding, slicing or encoding again, each a copy of the
-    batch (round 128: 4.2k of the report's 27.5k instructions an event, callgrind counting a large
-    copy a byte at a time; timed, about 0.2 of 3 µs an event). The batch is encoded and
-    formatted wrapped in three arrays, so ``format`` itself indents it to the report's depth (one
+    """The events of a batch as they appear inside the indented report (``\\n        {...},...``):
+    the UTF-8 bytes ``format`` wrote where ``_json_safe`` would change nothing (ASCII, no DEL, no
+    ``##[``), else ``_json_safe``'s text. Why bytes: no decoding, slicing or encoding again, each a
+    copy of the batch (round 128: 4.2k of the report's 27.5k instructions an event, callgrind
+    counting a large copy a byte at a time; timed, about 0.2 of 3 µs an event). The batch is encoded
+    and formatted wrapped in three arrays, so ``format`` itself indents it to the report's depth (one
     pass over the text instead of indenting and then shifting every line). The escapes are looked
     for in the compact encoding: its strings are the formatted text's, in two thirds of the bytes."""
     compact = encoder.encode([[[batch]]])
