@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import contextvars
+import gc
 import json
 import math
 import os
@@ -1232,6 +1234,7 @@ def _option_error(parser: argparse.ArgumentParser, args: argparse.Namespace, mes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _skip_exit_collection()
     arguments = list(sys.argv[1:] if argv is None else argv)
     tokens = _tokens_in(arguments)  # once: every error line and the report read them
     _TOKENS_IN_ARGUMENTS.set(tokens)
@@ -1243,6 +1246,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(arguments)
     finally:
         sys.stderr = stderr
+
+
+_EXIT_HANDLER: list[bool] = []
+
+
+def _skip_exit_collection() -> None:
+    """At this process's exit, after the exit handlers registered later (the worker pool's among
+    them), every object left is frozen (``gc.freeze``), so the interpreter's shutdown does not trace
+    them all again to find cycles it would only free: after a 100,000-event run that was 0.05-0.1 s
+    of serial time, 1-2 % of a two-worker run (round 133). Nothing here needs a finalizer at exit:
+    outputs are closed and renamed, ledgers closed, temporary files removed, explicitly."""
+    if not _EXIT_HANDLER:
+        atexit.register(gc.freeze)
+        _EXIT_HANDLER.append(True)
 
 
 class _TokenScrubbed:
