@@ -1234,7 +1234,8 @@ def _option_error(parser: argparse.ArgumentParser, args: argparse.Namespace, mes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _skip_exit_collection()
+    if argv is None:  # the command itself (console script, ``python -m verifier``), not a caller's program
+        _skip_exit_collection()
     arguments = list(sys.argv[1:] if argv is None else argv)
     tokens = _tokens_in(arguments)  # once: every error line and the report read them
     _TOKENS_IN_ARGUMENTS.set(tokens)
@@ -1256,7 +1257,8 @@ def _skip_exit_collection() -> None:
     them), every object left is frozen (``gc.freeze``), so the interpreter's shutdown does not trace
     them all again to find cycles it would only free: after a 100,000-event run that was 0.05-0.1 s
     of serial time, 1-2 % of a two-worker run (round 133). Nothing here needs a finalizer at exit:
-    outputs are closed and renamed, ledgers closed, temporary files removed, explicitly."""
+    outputs are closed and renamed, ledgers closed, temporary files removed, explicitly. Only for
+    the command run as a process: a program calling ``main(args)`` keeps its own objects' finalizers."""
     if not _EXIT_HANDLER:
         atexit.register(gc.freeze)
         _EXIT_HANDLER.append(True)

@@ -152,6 +152,8 @@ def _take(column: bytearray | array[int], rows: Sequence[int], stretches: list[s
             else:
                 into.frombytes(part)
     return into
+
+
 _Compact = TypeVar("_Compact", bytearray, "array[int]")
 
 
