@@ -8,6 +8,8 @@ import base64
 import concurrent.futures
 import copy
 import json
+import re
+import struct
 import threading
 from collections import Counter
 
@@ -248,7 +250,8 @@ def test_interned_appended_a_page_at_a_time_equals_one_by_one(pages):
 # ----------------------------------------------------------------- a page at once, pure Python
 _DECIMAL = st.integers(0, 2 ** 63 + 5).map(str)  # across the int64 bound
 _UUID_TEXT = st.uuids().map(str)
-_ODD = st.sampled_from([None, "", "01", "-1", "+1", " 1", "1,2", "١", "9" * 20, "x",
+_ODD = st.sampled_from([None, "", "01", "-1", "+1", " 1", "1,2", "١", "9" * 20, "x", "-0", "1 ", "\t1", "1\n", "1e2",
+                        "1.0", "[1]", "1]", "[1", "\ud800", "1\x00", "0x1", "1_000", "٣",
                         "6F1C1A2E-3B4D-4C5E-8F90-A1B2C3D4E5F6", "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6,1",
                         "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f", "00000000-0000-0000-0000-000000000000"])
 
@@ -290,10 +293,24 @@ def test_pages_of_one_canonical_form_are_taken_at_once():
     assert columns._uniform_columns(["1", "2"], True) is not None  # decimal message ids too
     assert columns._uniform_columns([None, "1", None, None, "2", None], True) is not None  # None put back
     for values in ([], [None], [None, None], ["1", None, "01"], [str(2 ** 63)], ["1,2"], ["1", "2,3"], ["01"],
-                   ["01", "1"], ["١", "1"],
+                   ["01", "1"], ["١", "1"], ["-0"], ["1", "-2"], ["1 "], ["1", "\t2"], ["1\n"], ["1e2"], ["1.0"],
+                   ["1]"], ["[1", "2]"], ["1", "\ud800"], ["\ud800"], ["2\x00"], [""], ["1", ""],
                    ["6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6"],  # a UUID in a decimal-only column
                    ["6F1C1A2E-3B4D-4C5E-8F90-A1B2C3D4E5F6"], ["1", "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6"]):
         assert columns._uniform_columns(values, False) is None, values
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_DECIMAL, _ODD.filter(lambda v: v is not None and "," not in v)), min_size=1, max_size=12))
+def test_canonical_decimals_are_read_as_msgspec_writes_them_back(values):
+    """``_canonical_decimals`` (msgspec reads the page's ids as JSON integers, and they are
+    canonical when it writes them back as the same text) takes exactly the values that are
+    ``0|[1-9][0-9]*`` within int64, the regular expression it replaced."""
+    packed = columns._canonical_decimals(",".join(values), len(values))
+    canonical = all(re.fullmatch(r"0|[1-9][0-9]{0,18}", v) and int(v) < 2 ** 63 for v in values)
+    assert (packed is not None) == canonical
+    if canonical:
+        assert packed == struct.pack(f"={len(values)}q", *map(int, values))
 
 
 _GOOD_UUID = "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6"
