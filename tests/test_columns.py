@@ -10,6 +10,7 @@ import copy
 import json
 import re
 import struct
+import sys
 import threading
 from collections import Counter
 
@@ -311,6 +312,20 @@ def test_canonical_decimals_are_read_as_msgspec_writes_them_back(values):
     assert (packed is not None) == canonical
     if canonical:
         assert packed == struct.pack(f"={len(values)}q", *map(int, values))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(-2 ** 63, 2 ** 63 - 1), max_size=20))
+def test_the_halves_offset_is_a_flip_of_each_top_bit(halves):
+    """``_flip_top_bits``: the big-endian bytes of int64 halves (unsigned - 2**63, as a UUID's are
+    stored) become those of the unsigned halves, and back."""
+    stored = b"".join(h.to_bytes(8, "big", signed=True) for h in halves)
+    unsigned = b"".join((h + 2 ** 63).to_bytes(8, "big") for h in halves)
+    assert columns._flip_top_bits(stored) == unsigned and columns._flip_top_bits(unsigned) == stored
+    native = array.array("q", halves)
+    if sys.byteorder == "little":
+        native.byteswap()
+    assert columns._flip_top_bits(native) == unsigned
 
 
 _GOOD_UUID = "6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6"

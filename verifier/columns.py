@@ -226,7 +226,17 @@ class Interned(Generic[T]):
 
 _json_ints = msgspec.json.Decoder(list[int]).decode
 _json_encode = msgspec.json.encode
-_SIGN_BIT = (1 << 63).to_bytes(8, "big")  # ``append``'s offset of 2**63, as a flip of each half's top bit
+_TOP_BIT_FLIP = bytes(value ^ 0x80 for value in range(256))  # a byte with its top bit flipped
+
+
+def _flip_top_bits(halves: bytes | array[int]) -> bytearray:
+    """The bytes of big-endian 64-bit halves, each half's top bit flipped: ``append``'s offset of
+    2**63 (a UUID half is stored as unsigned - 2**63) put on or taken off. The first byte of every
+    eight translated by one strided copy each way (round 132: through one big ``int`` of them all,
+    ``from_bytes``, ``^`` and ``to_bytes`` cost six times as much, ~150 ns a UUID)."""
+    flipped = bytearray(halves)
+    flipped[0::8] = flipped[0::8].translate(_TOP_BIT_FLIP)
+    return flipped
 
 
 def _uniform_columns(values: Sequence[str | None], uuids: bool) -> tuple[bytes, bytes, bytes, list[tuple[int, str]]] | None:
@@ -253,8 +263,7 @@ def _uniform_columns(values: Sequence[str | None], uuids: bool) -> tuple[bytes, 
         return bytes([_DECIMAL]) * count, numbers, bytes(8 * count if uuids else 0), []
     raw = _uuid_bytes(text, count) if uuids else None  # each UUID: high then low 64 bits
     if raw is not None:
-        mask = int.from_bytes(_SIGN_BIT * (2 * count), "big")
-        halves = array("q", (int.from_bytes(raw, "big") ^ mask).to_bytes(len(raw), "big"))  # unsigned - 2**63
+        halves = array("q", _flip_top_bits(raw))  # unsigned - 2**63
         if sys.byteorder == "little":
             halves.byteswap()
         return bytes([_UUID_FORM]) * count, halves[0::2].tobytes(), halves[1::2].tobytes(), []
@@ -348,8 +357,7 @@ def _uuid_text_list(highs: Sequence[int], lows: Sequence[int]) -> list[str]:
     halves[0::2], halves[1::2] = array("q", highs), array("q", lows)
     if sys.byteorder == "little":
         halves.byteswap()
-    mask = int.from_bytes(_SIGN_BIT * (2 * count), "big")  # unsigned = stored + 2**63: a flip of each top bit
-    digits = (int.from_bytes(halves.tobytes(), "big") ^ mask).to_bytes(16 * count, "big").hex().encode("ascii")
+    digits = _flip_top_bits(halves).hex().encode("ascii")  # unsigned = stored + 2**63
     texts = bytearray(b"-" * (_UUID_STRIDE * count - 1))  # the dashes stay where no digit goes
     texts[_UUID_STRIDE - 1::_UUID_STRIDE] = b"\n" * (count - 1)
     for digit, place in _UUID_PLACES:
