@@ -13,6 +13,7 @@ import struct
 import sys
 import threading
 from collections import Counter
+from typing import Any
 
 import msgspec
 import pytest
@@ -483,12 +484,9 @@ def test_the_data_rows_taken_as_stretches_are_the_rows_gathered(start, size, met
     assert fastchain._stretches(array.array("I", [*members][::-1]), meta) is None  # not consecutive
 
 
-@pytest.mark.slow
-def test_the_one_pass_chain_copies_the_data_rows_between_meta_copies(monkeypatch):
-    """Round 133: the data rows' positions, previous ids and their forms are copied from the columns
-    as the stretches between meta copies, not gathered a row at a time (an int object each, in
-    chunks of 4,096): 87 -> 59 ms of a 100,000-event run's serial tail, and the tail's peak down
-    from 45 to 28 bytes a row."""
+def _linear_chain_peak(monkeypatch) -> tuple[Any, int]:
+    """A 12,000-event history's run, signatures checked, and the traced peak of its one-pass chain
+    (replays left out: their id count is another matter); the chain must decide it."""
     import tracemalloc
     conv = build_conversation(12_000, realistic_crypto=False, seed="compact")
     keyring_ = verifier.Keyring.from_json(json.dumps(conv.keyring()))
@@ -500,7 +498,6 @@ def test_the_one_pass_chain_copies_the_data_rows_between_meta_copies(monkeypatch
     run.keyring = keyring_
     run.check_signatures()
     run.chain_codes = bytearray(run.count)
-    assert any(flags & columns.FROM_META for flags in run.flags)  # meta copies split the data rows
     monkeypatch.setattr(fastchain, "_replays", lambda run, members: {})
     tracemalloc.start()
     try:
@@ -509,6 +506,17 @@ def test_the_one_pass_chain_copies_the_data_rows_between_meta_copies(monkeypatch
     finally:
         tracemalloc.stop()
     assert decided is not None
+    return run, peak
+
+
+@pytest.mark.slow
+def test_the_one_pass_chain_copies_the_data_rows_between_meta_copies(monkeypatch):
+    """Round 133: the data rows' positions, previous ids and their forms are copied from the columns
+    as the stretches between meta copies, not gathered a row at a time (an int object each, in
+    chunks of 4,096): 87 -> 59 ms of a 100,000-event run's serial tail, and the tail's peak down
+    from 45 to 28 bytes a row."""
+    run, peak = _linear_chain_peak(monkeypatch)
+    assert any(flags & columns.FROM_META for flags in run.flags)  # meta copies split the data rows
     assert peak < 32 * run.count + 60_000
 
 
@@ -517,23 +525,5 @@ def test_the_one_pass_chain_reads_its_rows_into_compact_columns(monkeypatch):
     """The one-pass chain reads each column it tests into bytes or an array (a few bytes a row): a
     tuple of the column's values (an object per row) raised the tail's peak by about 130 bytes a
     row, what a two-worker run's parent peaks at (73 -> 87 MB at 100,000 events)."""
-    import tracemalloc
-    conv = build_conversation(12_000, realistic_crypto=False, seed="compact")
-    keyring_ = verifier.Keyring.from_json(json.dumps(conv.keyring()))
-    verification = Verification(conversation_keys=conv.conversation_keys)
-    verification.expect_keyring(keyring_, facts=False)
-    for body in conv.pages(100):
-        verification.add_page(body)
-    run = verification._run
-    run.keyring = keyring_
-    run.check_signatures()
-    run.chain_codes = bytearray(run.count)
-    monkeypatch.setattr(fastchain, "_replays", lambda run, members: {})  # (its id count is another matter)
-    tracemalloc.start()
-    try:
-        decided = fastchain.linear_chain(run, range(run.count))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert decided is not None
+    run, peak = _linear_chain_peak(monkeypatch)
     assert peak < 64 * run.count + 200_000
