@@ -9,7 +9,6 @@ xchat-verify in-process and an external command are judged by exactly the same r
 from __future__ import annotations
 
 import base64
-import contextlib
 import gzip
 import hashlib
 import io
@@ -664,9 +663,9 @@ class _Pipe:
         return bool(chunk)
 
 
-# The process groups of the implementations running now (``run_command``), for ``ending_with_signals``.
-# A set's add, discard and copy are each one step under the GIL: no lock a signal handler could find held.
-_RUNNING_GROUPS: set[int] = set()
+# The implementations running now (``run_command``), for ``ending_with_signals``. A set's add, discard
+# and copy are each one step under the GIL: no lock a signal handler could find held.
+_RUNNING: set[subprocess.Popen] = set()
 
 
 def run_command(argv: list[str], timeout: float) -> Outcome:
@@ -674,7 +673,7 @@ def run_command(argv: list[str], timeout: float) -> Outcome:
     killed when it exits or at ``timeout``, and nothing waited for past ``timeout``."""
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
-    _RUNNING_GROUPS.add(proc.pid)
+    _RUNNING.add(proc)
     assert proc.stdout is not None and proc.stderr is not None
     out, err = _Pipe(proc.stdout.fileno(), MAX_REPORT_BYTES), _Pipe(proc.stderr.fileno(), MAX_STDERR_BYTES)
     exited, held_open = False, False
@@ -684,7 +683,7 @@ def run_command(argv: list[str], timeout: float) -> Outcome:
         _kill_group(proc)  # after every run: nothing it started outlives its case (review 47 #4)
         proc.stdout.close()
         proc.stderr.close()
-        _RUNNING_GROUPS.discard(proc.pid)  # before it is reaped: until then its group's id is not reused
+        _RUNNING.discard(proc)  # before it is reaped: until then its group's id is not reused
         proc.wait()
     code = proc.returncode if exited else None
     return Outcome(code, b"".join(out.chunks), b"".join(err.chunks), out.truncated, held_open)
@@ -733,9 +732,8 @@ def ending_with_signals() -> Iterator[None]:
 
 
 def _end_implementations(signum: int, frame: object) -> None:
-    for group in tuple(_RUNNING_GROUPS):
-        with contextlib.suppress(OSError):
-            os.killpg(group, signal.SIGKILL)
+    for proc in tuple(_RUNNING):
+        _kill_group(proc)
     signal.signal(signum, signal.SIG_DFL)  # then the signal's own end: its exit status, as without this
     os.kill(os.getpid(), signum)
 
