@@ -737,9 +737,12 @@ def _alive(pid: int) -> bool:
 def test_a_signal_that_ends_the_run_ends_the_implementation_and_its_children(small_suite, tmp_path, signum):
     """r130: each implementation runs in a session of its own, which ``timeout`` or a CI job's cancel
     (SIGTERM to the runner) never reached: the implementation and its children ran on. The runner
-    still ends by the signal (its exit status), having killed them first."""
+    still ends by the signal (its exit status), having killed them first, and removes the case's
+    staged copies (the signal skipped their removal: two directories left in /tmp each run)."""
     pids = tmp_path / "pids"
-    env = {**os.environ, "PIDS": str(pids)}
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = {**os.environ, "PIDS": str(pids), "TMPDIR": str(scratch)}
     runner = subprocess.Popen([sys.executable, "-m", "verifier", "vectors", str(small_suite),
                                "--impl", impl(tmp_path, SLEEPER), "--timeout", "100"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -750,8 +753,10 @@ def test_a_signal_that_ends_the_run_ends_the_implementation_and_its_children(sma
         assert pids.exists(), runner.stderr.read() if runner.poll() is not None else "no implementation started"
         started = [int(p) for p in pids.read_text().split()]
         assert all(_alive(pid) for pid in started)
+        assert [p.name[:len("xchat-vector-")] for p in scratch.iterdir()] == ["xchat-vector-"]
         runner.send_signal(signum)
         assert runner.wait(timeout=30) == -signum
+        assert list(scratch.iterdir()) == []
         deadline = time.monotonic() + 10
         while any(_alive(pid) for pid in started) and time.monotonic() < deadline:
             time.sleep(0.05)

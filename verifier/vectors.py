@@ -572,10 +572,14 @@ def staged(folder: Path, spec: dict) -> Iterator[Path]:
     echoed it, or rewrote the cases after it (review 47 #1, #2). An input the case lacks stays
     missing (the case then expects exit code 3)."""
     with tempfile.TemporaryDirectory(prefix="xchat-vector-", ignore_cleanup_errors=True) as tmp:
-        for name in spec["pages"] + ([spec["keyring"]] if spec.get("keyring") else []):
-            _no_linked_directory(folder, name)
-            _copy_input(folder / name, Path(tmp, name))
-        yield Path(tmp)
+        _STAGED.add(tmp)
+        try:
+            for name in spec["pages"] + ([spec["keyring"]] if spec.get("keyring") else []):
+                _no_linked_directory(folder, name)
+                _copy_input(folder / name, Path(tmp, name))
+            yield Path(tmp)
+        finally:
+            _STAGED.discard(tmp)
 
 
 def _no_linked_directory(folder: Path, name: str) -> None:
@@ -666,6 +670,8 @@ class _Pipe:
 # The implementations running now (``run_command``), for ``ending_with_signals``. A set's add, discard
 # and copy are each one step under the GIL: no lock a signal handler could find held.
 _RUNNING: set[subprocess.Popen] = set()
+# The staged input directories in use (``staged``): a signal that ends the run skips their removal.
+_STAGED: set[str] = set()
 
 
 def run_command(argv: list[str], timeout: float) -> Outcome:
@@ -734,6 +740,8 @@ def ending_with_signals() -> Iterator[None]:
 def _end_implementations(signum: int, frame: object) -> None:
     for proc in tuple(_RUNNING):
         _kill_group(proc)
+    for path in tuple(_STAGED):  # the process ends without leaving their ``with``: no copies left behind
+        shutil.rmtree(path, ignore_errors=True)
     signal.signal(signum, signal.SIG_DFL)  # then the signal's own end: its exit status, as without this
     os.kill(os.getpid(), signum)
 
