@@ -767,3 +767,44 @@ def test_a_signal_that_ends_the_run_ends_the_implementation_and_its_children(sma
         for pid in [int(p) for p in pids.read_text().split()] if pids.exists() else []:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+
+
+RECORDER = r'''
+import os, sys, time
+open(os.path.join(os.environ["PIDS"], str(os.getpid())), "w").close()
+time.sleep(120)
+'''
+
+
+def test_a_signal_with_several_jobs_leaves_no_implementation_and_no_staged_copy(tmp_path):
+    """r137: with --jobs N the signal's end killed the implementations running, and while it removed
+    their staged copies the threads it had freed staged the next cases and started their
+    implementations, which ran on after the runner ended (and left their directories in /tmp)."""
+    suite = tmp_path / "suite"
+    for folder in sorted(VECTORS.glob("chain/*"))[:16]:
+        shutil.copytree(folder, suite / "chain" / folder.name)
+    pids, scratch = tmp_path / "pids", tmp_path / "scratch"
+    pids.mkdir()
+    scratch.mkdir()
+    env = {**os.environ, "PIDS": str(pids), "TMPDIR": str(scratch)}
+    runner = subprocess.Popen([sys.executable, "-m", "verifier", "vectors", str(suite), "--jobs", "8",
+                               "--impl", impl(tmp_path, RECORDER), "--timeout", "100"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(pids.iterdir())) < 8 and time.monotonic() < deadline and runner.poll() is None:
+            time.sleep(0.02)
+        assert len(list(pids.iterdir())) == 8, runner.stderr.read() if runner.poll() is not None else "not started"
+        runner.send_signal(signal.SIGTERM)
+        assert runner.wait(timeout=30) == -signal.SIGTERM
+        started = [int(p.name) for p in pids.iterdir()]
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in started) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [pid for pid in started if _alive(pid)] == [] and list(scratch.iterdir()) == []
+    finally:
+        runner.kill()
+        runner.wait()
+        for pid in [int(p.name) for p in pids.iterdir()]:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)

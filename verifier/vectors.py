@@ -571,15 +571,26 @@ def staged(folder: Path, spec: dict) -> Iterator[Path]:
     after the case. Why: handed the case directory, an implementation read expected.json and
     echoed it, or rewrote the cases after it (review 47 #1, #2). An input the case lacks stays
     missing (the case then expects exit code 3)."""
-    with tempfile.TemporaryDirectory(prefix="xchat-vector-", ignore_cleanup_errors=True) as tmp:
-        _STAGED.add(tmp)
+    with _setting_up():  # created, registered and filled before a signal's end looks
+        holder = tempfile.TemporaryDirectory(prefix="xchat-vector-", ignore_cleanup_errors=True)
+        _STAGED.add(holder.name)
         try:
             for name in spec["pages"] + ([spec["keyring"]] if spec.get("keyring") else []):
                 _no_linked_directory(folder, name)
-                _copy_input(folder / name, Path(tmp, name))
-            yield Path(tmp)
-        finally:
-            _STAGED.discard(tmp)
+                _copy_input(folder / name, Path(holder.name, name))
+        except BaseException:
+            _unstage(holder)
+            raise
+    try:
+        yield Path(holder.name)
+    finally:
+        _unstage(holder)
+
+
+def _unstage(holder: tempfile.TemporaryDirectory) -> None:
+    """Remove a case's staged copies, then forget them (a signal's end meanwhile removes them too)."""
+    holder.cleanup()
+    _STAGED.discard(holder.name)
 
 
 def _no_linked_directory(folder: Path, name: str) -> None:
@@ -668,18 +679,43 @@ class _Pipe:
 
 
 # The implementations running now (``run_command``), for ``ending_with_signals``. A set's add, discard
-# and copy are each one step under the GIL: no lock a signal handler could find held.
+# and copy are each one step under the GIL.
 _RUNNING: set[subprocess.Popen] = set()
 # The staged input directories in use (``staged``): a signal that ends the run skips their removal.
 _STAGED: set[str] = set()
+_SETUP = threading.RLock()  # held while a case's inputs are staged or its implementation started
+_IN_SETUP: list[int] = []  # the threads holding it (``_setting_up``)
+_ENDING: list[int] = []  # the signal ending the run, once one came
+
+
+@contextmanager
+def _setting_up() -> Iterator[None]:
+    """Around staging a case's inputs or starting its implementation, so that what it makes is
+    registered (``_STAGED``, ``_RUNNING``) before a signal's end looks: the end waits for another
+    thread's setup, and follows this thread's own when the signal came in its midst (its handler
+    cannot wait for the thread it runs in). Why: with --jobs N the threads whose implementations
+    the end had just killed staged the next cases and started their implementations while it
+    removed the staged copies; those ran on after the runner ended, their copies left (r137)."""
+    try:
+        with _SETUP:
+            me = threading.get_ident()
+            _IN_SETUP.append(me)
+            try:
+                yield
+            finally:
+                _IN_SETUP.remove(me)
+    finally:
+        if _ENDING and threading.current_thread() is threading.main_thread():
+            _end_run(_ENDING[0])
 
 
 def run_command(argv: list[str], timeout: float) -> Outcome:
     """Run one implementation: no stdin, output captured within bounds, its whole process group
     killed when it exits or at ``timeout``, and nothing waited for past ``timeout``."""
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    _RUNNING.add(proc)
+    with _setting_up():
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        _RUNNING.add(proc)
     assert proc.stdout is not None and proc.stderr is not None
     out, err = _Pipe(proc.stdout.fileno(), MAX_REPORT_BYTES), _Pipe(proc.stderr.fileno(), MAX_STDERR_BYTES)
     exited, held_open = False, False
@@ -738,6 +774,17 @@ def ending_with_signals() -> Iterator[None]:
 
 
 def _end_implementations(signum: int, frame: object) -> None:
+    """The handler: the end, once no other thread is staging a case or starting its implementation
+    (``_setting_up``: none starts after it), or after this thread's own setup."""
+    _ENDING.append(signum)
+    if threading.get_ident() in _IN_SETUP:
+        return
+    with _SETUP:  # (an RLock: a second signal's handler, run within this one, ends the run at once)
+        _end_run(signum)
+
+
+def _end_run(signum: int) -> None:
+    """Kill every implementation running, remove every case's staged copies, end by ``signum``."""
     for proc in tuple(_RUNNING):
         _kill_group(proc)
     for path in tuple(_STAGED):  # the process ends without leaving their ``with``: no copies left behind
