@@ -808,3 +808,35 @@ def test_a_signal_with_several_jobs_leaves_no_implementation_and_no_staged_copy(
         for pid in [int(p.name) for p in pids.iterdir()]:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_an_interrupt_with_several_jobs_ends_the_run_at_once(tmp_path):
+    """r137: Ctrl-C (SIGINT, which the implementations' own sessions never get) with --jobs N stopped
+    the runner's thread only: it waited for every running implementation to end, up to --timeout,
+    before saying "interrupted". One job's interrupt always killed its implementation at once."""
+    suite = tmp_path / "suite"
+    for folder in sorted(VECTORS.glob("chain/*"))[:8]:
+        shutil.copytree(folder, suite / "chain" / folder.name)
+    pids, scratch = tmp_path / "pids", tmp_path / "scratch"
+    pids.mkdir()
+    scratch.mkdir()
+    env = {**os.environ, "PIDS": str(pids), "TMPDIR": str(scratch)}
+    runner = subprocess.Popen([sys.executable, "-m", "verifier", "vectors", str(suite), "--jobs", "4",
+                               "--impl", impl(tmp_path, RECORDER), "--timeout", "100"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(pids.iterdir())) < 4 and time.monotonic() < deadline and runner.poll() is None:
+            time.sleep(0.02)
+        assert len(list(pids.iterdir())) == 4, runner.stderr.read() if runner.poll() is not None else "not started"
+        runner.send_signal(signal.SIGINT)
+        assert runner.wait(timeout=30) == 3
+        assert runner.stderr.read().endswith("\nxchat-verify: interrupted\n")  # (after the suite's warning)
+        started = [int(p.name) for p in pids.iterdir()]
+        assert len(started) == 4 and [pid for pid in started if _alive(pid)] == [] and list(scratch.iterdir()) == []
+    finally:
+        runner.kill()
+        runner.wait()
+        for pid in [int(p.name) for p in pids.iterdir()]:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)

@@ -686,6 +686,7 @@ _STAGED: set[str] = set()
 _SETUP = threading.RLock()  # held while a case's inputs are staged or its implementation started
 _IN_SETUP: list[int] = []  # the threads holding it (``_setting_up``)
 _ENDING: list[int] = []  # the signal ending the run, once one came
+_STOPPING: list[bool] = []  # the run was interrupted (``_stop_cases``): no case is set up any more
 
 
 @contextmanager
@@ -698,6 +699,8 @@ def _setting_up() -> Iterator[None]:
     removed the staged copies; those ran on after the runner ended, their copies left (r137)."""
     try:
         with _SETUP:
+            if _STOPPING:
+                raise KeyboardInterrupt  # (in a pool's thread: its case is dropped with the run)
             me = threading.get_ident()
             _IN_SETUP.append(me)
             try:
@@ -781,6 +784,17 @@ def _end_implementations(signum: int, frame: object) -> None:
         return
     with _SETUP:  # (an RLock: a second signal's handler, run within this one, ends the run at once)
         _end_run(signum)
+
+
+def _stop_cases() -> None:
+    """No case is set up any more and every implementation running is killed, so that the threads
+    running cases end at once. Why: an interrupt (Ctrl-C: SIGINT, which reaches no implementation's
+    session) stops the main thread alone, and with --jobs N the run's end waited for the others,
+    whose implementations ran on up to --timeout before "interrupted" (r137)."""
+    with _SETUP:
+        _STOPPING.append(True)
+        for proc in tuple(_RUNNING):
+            _kill_group(proc)
 
 
 def _end_run(signum: int) -> None:
@@ -881,11 +895,16 @@ def run_suite(root: Path, xfail: set[str] | None = None, *, profile: str = "full
     def one(folder: Path) -> CaseResult:
         return run_case(folder, root, profile, runner, specs[folder])
 
+    _STOPPING.clear()  # (an interrupted run of this process stopped its own cases only)
     if jobs <= 1 or len(folders) <= 1:
         results = [one(folder) for folder in folders]
     else:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(one, folders))
+            try:
+                results = list(pool.map(one, folders))
+            except BaseException:  # (Ctrl-C) the pool's end waits for its threads: each case must end now
+                _stop_cases()
+                raise
     for result in results + absent:
         result.xfail = result.case_id in (xfail or set())
     return results + absent
