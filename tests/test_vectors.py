@@ -840,3 +840,35 @@ def test_an_interrupt_with_several_jobs_ends_the_run_at_once(tmp_path):
         for pid in [int(p.name) for p in pids.iterdir()]:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_signal_the_runner_was_started_ignoring_stays_ignored(tmp_path):
+    """r137: under ``nohup`` (SIGHUP ignored) a closed terminal ended the run and killed its
+    implementation, as the signal handler replaced the ignoring the runner was started with."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    runner = subprocess.Popen([sys.executable, "-m", "verifier", "vectors", str(VECTORS / "chain"),
+                               "--impl", impl(tmp_path, RECORDER), "--timeout", "100"],
+                              env={**os.environ, "PIDS": str(pids)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # as nohup starts it
+    try:
+        deadline = time.monotonic() + 60
+        while not list(pids.iterdir()) and time.monotonic() < deadline and runner.poll() is None:
+            time.sleep(0.02)
+        started = [int(p.name) for p in pids.iterdir()]
+        assert len(started) == 1, runner.stderr.read() if runner.poll() is not None else "not started"
+        runner.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        assert runner.poll() is None and _alive(started[0])
+        runner.send_signal(signal.SIGTERM)  # what is not ignored still ends the run and its implementation
+        assert runner.wait(timeout=30) == -signal.SIGTERM
+        deadline = time.monotonic() + 10
+        while _alive(started[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(started[0])
+    finally:
+        runner.kill()
+        runner.wait()
+        for pid in [int(p.name) for p in pids.iterdir()]:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)

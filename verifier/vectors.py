@@ -763,11 +763,13 @@ def ending_with_signals() -> Iterator[None]:
     running, then end this process as they would have. Why: each implementation runs in a session
     of its own (so that its children end with it), which a signal to this process never reaches:
     ``timeout 300 xchat-verify vectors --impl ...`` or a CI job's cancel left it running on (r130).
-    Only from the main thread, where Python runs signal handlers (elsewhere it changes nothing)."""
+    Only from the main thread, where Python runs signal handlers (elsewhere it changes nothing), and
+    not for a signal this process ignores (``nohup``'s SIGHUP: r137, a closed terminal ended the run)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    wanted = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
+    wanted = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
+              if s is not None and signal.getsignal(s) is not signal.SIG_IGN]
     previous = {signum: signal.signal(signum, _end_implementations) for signum in wanted}
     try:
         yield
