@@ -2,6 +2,7 @@
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -277,3 +278,22 @@ def test_a_receipt_path_holding_the_token_is_not_printed(tmp_path, monkeypatch, 
     assert cli.main(["receipt", "verify", f"rc-{TOKEN}.json", "--public-key", "r.key.pub"]) == 0
     out = capsys.readouterr().out
     assert '"receipt": "rc-[redacted: access token].json"' in out and TOKEN not in out
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "junit", "markdown"])
+def test_an_implementation_command_holding_the_token_is_not_in_the_results(fmt, tmp_path, monkeypatch, capsys):
+    """r137: ``vectors --impl "CMD $TOKEN"`` named the implementation as given in every format of its
+    results (a CI job's published JUnit XML among them), on standard output and in -o, --junit and
+    --markdown files; only its error lines were scrubbed."""
+    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
+    suite = tmp_path / "suite"
+    case = next(path for path in sorted((ROOT / "vectors").rglob("expected.json")))
+    shutil.copytree(case.parent, suite / "one" / "case")
+    command = f"{sys.executable} -c pass {TOKEN}"
+    cli.main(["vectors", str(suite), "--impl", command, "--format", fmt])
+    out = capsys.readouterr().out
+    assert TOKEN not in out and "redacted" in out
+    cli.main(["vectors", str(suite), "--impl", command, "--format", fmt, "-o", str(tmp_path / "out"),
+              "--junit", str(tmp_path / "out.xml"), "--markdown", str(tmp_path / "out.md")])
+    for name in ("out", "out.xml", "out.md"):
+        assert TOKEN not in (tmp_path / name).read_text() and "redacted" in (tmp_path / name).read_text()

@@ -130,7 +130,8 @@ def without_token(message: str) -> str:
 def output_without_token(text: str) -> str:
     """A command's output (JSON on standard output, or its -o file) scrubbed of the access token an
     argument holds, without ``without_token``'s note. Why: ``ledger show``, ``export`` and ``check``
-    echo the --ledger path they were given, which printed the token of ``--ledger /x/$TOKEN.db`` (r130)."""
+    echo the --ledger path they were given, which printed the token of ``--ledger /x/$TOKEN.db`` (r130),
+    and ``vectors`` results the --impl command (r137)."""
     for token in _TOKENS_IN_ARGUMENTS.get():
         text = redact_secret(text, token, REDACTED)
     return text
@@ -925,11 +926,11 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     info = v.RunInfo(suite, args.profile, args.impl if args.impl is not None else "xchat-verify (in-process)")
     for path, fmt in ((args.output, args.format), (args.junit, "junit"), (args.markdown, "markdown")):
         if path and names_file(path):
-            write_file(path, v.render_results(results, fmt, info))
+            write_file(path, output_without_token(v.render_results(results, fmt, info)))
     if names_file(args.output):
         print(v.closing_line(results), file=sys.stderr)
-    else:
-        write_stdout([v.render_results(results, args.format, info)])
+    else:  # (the results name the implementation's command as given, which may hold the token: r137)
+        write_stdout([output_without_token(v.render_results(results, args.format, info))])
     return EXIT_PASS if v.summary_ok(results) and not suite.changed_during_run else EXIT_FAIL
 
 
