@@ -362,6 +362,33 @@ def test_pure_message_payload_is_the_builders(message_id, sender_id, conversatio
         assert fast == _python_payload(message_id, sender_id, conversation_id, key_version, contents)
 
 
+_TEXT = st.text("0123456789abc-:,\né", max_size=12)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.tuples(_TEXT, _TEXT, _TEXT, _TEXT, st.binary(max_size=40)), min_size=1, max_size=6))
+def test_a_pages_payloads_are_the_builders(events):
+    """``message_create_payloads`` (a page's usual events at once): each one the builder's, or None
+    where any one is not the pure twin's (a comma, a line break, not ASCII)."""
+    from verifier.payload import _message_create_payload, message_create_payloads
+    columns = [list(column) for column in zip(*events)]
+    page = message_create_payloads(*columns)
+    one_by_one = [_message_create_payload(*event) for event in events]
+    if page is not None:
+        assert page == one_by_one
+        assert page == [_python_payload(*event) for event in events]
+    else:
+        assert any(payload is None or b"\n" in payload or not payload.isascii() for payload in one_by_one)
+
+
+def test_a_pages_payloads_take_the_common_page():
+    from verifier.payload import _message_create_payload, message_create_payloads
+    events = [("dd96a55c-9300-48e3-9695-fddb95af93ac", "1843439638876491776", "1:2", "1736723828667", bytes(range(n)))
+              for n in range(70)]
+    assert message_create_payloads(*[list(column) for column in zip(*events)]) == \
+        [_message_create_payload(*event) for event in events]
+
+
 def test_pure_message_payload_takes_the_common_case():
     from verifier.payload import _message_create_payload
     for conversation_id in (None, "", "1215441834412953600:1843439638876491776"):

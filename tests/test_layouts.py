@@ -254,3 +254,57 @@ def test_other_byte_types_are_read_as_the_reader_reads_them():
             got = type(exc).__name__
         assert got == expected
     assert layouts._hits == 0
+
+
+# ---------------------------------------------------------------- a page at once (``usual_page``, round 134)
+
+def _page(base: MessageEvent, count: int = 5) -> list[bytes]:
+    """``count`` events of ``base``'s layout: their contents of different lengths, texts of their own."""
+    return [encode_event(_event(**{**{name: getattr(base, name) for name in ("conversation_token", "relay_source")},
+                                   "body": {**base.body, "contents": bytes(range(n * 7 % 50))},
+                                   "sequence_id": str(2080819482326042271 + n)})) for n in range(count)]
+
+
+def _usual_columns(raws: list[bytes]) -> layouts.PageFields | None:
+    """What ``usual_page`` must give where it gives anything: ``usual`` of each event, as columns."""
+    found = [layouts.usual(raw, DEFAULT_LIMITS) for raw in raws]
+    if None in found:
+        return None
+    return (tuple(zip(*[texts for texts, _, _ in found])), bytes(trusted for _, trusted, _ in found),
+            [contents for _, _, contents in found])
+
+
+@pytest.mark.parametrize("name", ["common", "token and relay", "key version only"])
+def test_a_page_reads_as_each_event_reads(name):
+    raws = _page(BASES[name])
+    _learn(raws[0])
+    found = layouts.usual_page(raws, DEFAULT_LIMITS)
+    assert found is not None and repr(found) == repr(_usual_columns(raws))
+
+
+@pytest.mark.parametrize("name", ["common", "token and relay"])
+def test_every_byte_changed_in_a_page_reads_as_each_event_reads(name):
+    """One event of a page with each byte set to 0, 0xff and flipped in its low and high bit: the
+    page gives every event's ``usual`` fields, or None (then the engine reads them one by one)."""
+    raws = _page(BASES[name])
+    taken = 0
+    for at in range(len(raws[2])):
+        for value in {0, 0xFF, raws[2][at] ^ 1, raws[2][at] ^ 0x80}:
+            _learn(raws[0])
+            page = [*raws[:2], raws[2][:at] + bytes([value]) + raws[2][at + 1:], *raws[3:]]
+            found = layouts.usual_page(page, DEFAULT_LIMITS)
+            if found is not None:
+                taken += 1
+                assert repr(found) == repr(_usual_columns(page)), (at, value)
+    assert taken > 0  # the texts' bytes changed keep the layout
+
+
+def test_a_page_of_two_layouts_or_non_ascii_texts_is_left_to_the_events():
+    raws = _page(_event())
+    _learn(raws[0])
+    layouts.decode_event_fast(encode_event(_event(sender_id="12345")), DEFAULT_LIMITS)  # a second layout
+    assert layouts.usual_page(raws, DEFAULT_LIMITS) is not None  # through the older layout
+    assert layouts.usual_page([*raws, encode_event(_event(sender_id="12345"))], DEFAULT_LIMITS) is None
+    assert layouts.usual_page([*raws, encode_event(_event(sender_id="18434396388764917é"))], DEFAULT_LIMITS) is None
+    assert layouts.usual_page(raws, Limits(max_event_bytes=10**6)) is None  # learnt under other bounds
+    assert layouts.usual_page([raws[0], raws[1][:40]], DEFAULT_LIMITS) is None  # shorter than the layout

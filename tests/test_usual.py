@@ -36,11 +36,13 @@ def history():
     return conv, conv.pages(10), json.loads(json.dumps(conv.keyring()))
 
 
-@pytest.fixture(params=["shipped", "pure-python-layouts"])
+@pytest.fixture(params=["shipped", "pure-python-layouts", "pure-python-pages"])
 def decoder(request, monkeypatch):
+    """The decoders, and pure Python's page at once (``_Run._usual_page``) on these pages of 10."""
     if request.param != "shipped":
         layouts.forget()
         monkeypatch.setattr(wire, "decode_event_fast", layouts.decode_event_fast)
+    monkeypatch.setattr(engine, "_PAGE_AT_ONCE", 2 if request.param == "pure-python-pages" else 10**9)
     return request.param
 
 
@@ -409,3 +411,116 @@ def test_signers_found_by_comparing_or_by_hashing_give_the_same_report(history, 
             fast, general, taken = _reports(pages, ring, monkeypatch, conversation_keys=conv.conversation_keys)
         assert fast == general and taken >= 30
     assert made[0] == made[1] == made[100] and len(set(made[0])) > 2
+
+
+# ---------------------------------------------------------------- a page's usual events at once (round 134)
+
+@pytest.fixture(scope="module")
+def long_pages():
+    """Pages of 40 events (the page path's from ``_PAGE_AT_ONCE`` on, 16), two signers alternating;
+    the last (oldest) holds the key change, the first is read one by one (its layout is learnt)."""
+    conv = build_conversation(200, members=_MEMBERS, seed="usual-pages", realistic_crypto=False)
+    return conv, conv.pages(40), json.loads(json.dumps(conv.keyring()))
+
+
+def _three_reports(pages, ring, monkeypatch, conv, **options) -> tuple[str, str, str, int]:
+    """The JSON report by the page path, by the per-event usual path alone, and by the general path;
+    and how many events the page path took."""
+    keyring = verifier.Keyring.from_json(json.dumps(ring))
+    taken = []
+    page_at_once = engine._Run._usual_page
+
+    def counting(run, entries, rows):
+        jobs = page_at_once(run, entries, rows)
+        taken.append(len(jobs) if jobs is not None else 0)
+        return jobs
+
+    def report(**patches) -> str:
+        layouts.forget()
+        with monkeypatch.context() as patch:
+            patch.setattr(wire, "decode_event_fast", layouts.decode_event_fast)
+            for name, value in patches.items():
+                patch.setattr(engine._Run, name, value)
+            return render(verifier.verify_pages(copy.deepcopy(pages), keyring, conversation_keys=conv.conversation_keys,
+                                                **options), "json")
+
+    pages_at_once = report(_usual_page=counting)
+    one_by_one = report(_usual_page=lambda run, entries, rows: None)
+    general = report(_usual_allowed=lambda run: False)
+    return pages_at_once, one_by_one, general, sum(taken)
+
+
+def test_pages_at_once_are_taken_and_give_the_same_report(long_pages, monkeypatch):
+    conv, pages, ring = long_pages
+    at_once, one_by_one, general, taken = _three_reports(pages, ring, monkeypatch, conv)
+    assert at_once == one_by_one == general
+    assert taken == 120  # pages 1 to 3
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_a_page_with_one_unusual_event_is_read_one_by_one_to_the_same_report(long_pages, monkeypatch, mutation):
+    """Any one event the usual path would not take sends its page to the per-event path: the
+    page path must never take what that would refuse (every mutation, in the middle of a page)."""
+    conv, pages, ring = long_pages
+    pages = copy.deepcopy(pages)
+    page = pages[2]
+    item = page["data"][17]
+    assert _event(item).kind == "MessageCreateEvent"
+    MUTATIONS[mutation](item, page)
+    at_once, one_by_one, general, taken = _three_reports(pages, ring, monkeypatch, conv)
+    assert at_once == one_by_one == general
+    assert taken in (80, 120)  # pages 1 and 3 (and page 2 where the mutation left its event usual)
+
+
+def _non_ascii_message_id(item: dict, page: dict) -> None:
+    _reencode(item, msgspec.structs.replace(_event(item), message_id="dd96a55c-9300-48e3-9695-fddb95af93é"))
+
+
+MIXED = {  # what a page may hold among its usual events
+    "layout change (a longer sender id)": MUTATIONS["sender unknown"],
+    "layout change (a relay source)": MUTATIONS["relay source"],
+    "non-ASCII message id": _non_ascii_message_id,
+    "bad base64": MUTATIONS["base64 url-safe"],
+    "base64 unpadded": MUTATIONS["base64 padding dropped"],
+    "untrusted": MUTATIONS["event untrusted"],
+    "another kind": MUTATIONS["another kind"],
+    "line break in a message id": lambda item, page: _reencode(item, msgspec.structs.replace(
+        _event(item), message_id="a\nb")),
+}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mixed_pages_give_the_same_report(long_pages, monkeypatch, seed):
+    """Usual and unusual events interleaved, several to a page, with every keyring and option: the
+    page path, the per-event one and the general one agree."""
+    conv, pages, ring = long_pages
+    rng = random.Random(seed)
+    pages = copy.deepcopy(pages)
+    names = sorted(MIXED) + sorted(MUTATIONS)
+    for page in pages[1:]:
+        for item in rng.sample(page["data"], rng.randint(0, 4)):
+            name = rng.choice(names)
+            try:
+                (MIXED.get(name) or MUTATIONS[name])(item, page)
+            except (ValueError, TypeError, AttributeError, KeyError, wire.MalformedEvent):
+                pass  # an earlier mutation left this item undecodable or without that field
+    options = rng.choice([{}, {"strict": True}, {"allow_embedded_keys": True}])
+    keyring = KEYRINGS[rng.choice(sorted(KEYRINGS))](copy.deepcopy(ring))
+    if keyring is None:
+        keyring = ring
+    at_once, one_by_one, general, _taken = _three_reports(pages, keyring, monkeypatch, conv, **options)
+    assert at_once == one_by_one == general
+
+
+def test_a_page_with_only_layout_changes_is_taken_after_its_layout_is_learnt(long_pages, monkeypatch):
+    """A page whose events all have a second layout (another sender id's length) is read one by one
+    while that layout is new, then at once through it, first among the remembered ones."""
+    conv, pages, ring = long_pages
+    pages = copy.deepcopy(pages)
+    for page in pages:
+        for item in page["data"]:
+            if _event(item).kind == "MessageCreateEvent" and item["sender_id"] == _MEMBERS[0].user_id:
+                _reencode(item, msgspec.structs.replace(_event(item), message_id=_event(item).message_id + "x"))
+    at_once, one_by_one, general, taken = _three_reports(pages, ring, monkeypatch, conv)
+    assert at_once == one_by_one == general
+    assert taken == 0  # two layouts alternate within each page: never one layout for a whole page

@@ -349,3 +349,27 @@ def test_base64_without_pybase64_accepts_exactly_what_the_shipped_path_accepts(t
         assert _decoded_or_reason(text) == shipped
     finally:
         wire._compiled_b64, wire._pybase64_decode = saved
+
+
+_B64_TEXT = st.one_of(st.binary(max_size=12).map(lambda raw: base64.b64encode(raw).decode()),
+                      st.binary(max_size=12).map(lambda raw: base64.b64encode(raw).decode().rstrip("=")),
+                      st.text("QRSAgw09+/=", max_size=9))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_B64_TEXT, min_size=1, max_size=5))
+def test_canonical_base64_of_a_page_is_each_texts(texts):
+    """``canonical_b64_all`` (a page's texts at once): ``_b64_fast``'s bytes of each text, or None
+    where any one of them is not canonical (unpadded texts too, as ``_b64_fast`` pads them)."""
+    from verifier.wire import _b64_fast, canonical_b64_all
+    one_by_one = [_b64_fast(text) for text in texts]
+    assert canonical_b64_all(texts) == (None if None in one_by_one else one_by_one)
+
+
+def test_canonical_base64_of_a_page_refuses_each_odd_text():
+    from verifier.wire import canonical_b64_all
+    good = [base64.b64encode(bytes(range(n))).decode() for n in range(9)]
+    assert canonical_b64_all(good) == [bytes(range(n)) for n in range(9)]
+    assert canonical_b64_all([text.rstrip("=") for text in good]) == [bytes(range(n)) for n in range(9)]
+    for odd in ("QR==", "QUJ=QUJD", "QQ=", "Q===", "QUJD\n", "QU JD", "QUJ-", "QUJDQ"):
+        assert canonical_b64_all([*good, odd]) is None, odd

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from binascii import b2a_base64 as _b2a_base64
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from itertools import chain, repeat
+from operator import mod
 from typing import Any
 
 from .errors import XChatVerifyError
@@ -275,6 +277,22 @@ def _message_create_payload(message_id: object, sender_id: object, conversation_
         return text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (never in a decoded event): the builder says so
         return None
+
+
+def message_create_payloads(message_ids: Sequence[str], sender_ids: Sequence[str], conversation_ids: Sequence[str],
+                            key_versions: Sequence[str], contents: list[bytes]) -> list[bytes] | None:
+    """``_message_create_payload`` of a page's usual events at once (their texts, every one a
+    ``str``; a conversation id each): the payloads, or None unless every one is the usual (no comma,
+    no line break, ASCII). Why: one f-string, encode and base64 call an event cost about 1 µs in
+    Python; here the contents' base64 is one join (padding dropped by one ``replace``: base64 has no
+    other ``=``, and ``split`` at the newline each encoding ends with) and the texts are checked as
+    one."""
+    texts = "".join(chain(message_ids, sender_ids, conversation_ids, key_versions))
+    if "," in texts or "\n" in texts or not texts.isascii():
+        return None  # (the builder says why, one event at a time)
+    encoded = b"".join(map(_b2a_base64, contents)).decode().replace("=", "").split("\n")
+    return list(map(str.encode, map(mod, repeat("MessageCreateEvent,%s,%s,%s,%s,%s"),
+                                    zip(message_ids, sender_ids, conversation_ids, key_versions, encoded))))
 
 
 # tests/test_cfastwire.py compares both twins with the builder above
