@@ -367,9 +367,14 @@ def test_canonical_base64_of_a_page_is_each_texts(texts):
 
 
 def test_canonical_base64_of_a_page_refuses_each_odd_text():
-    from verifier.wire import canonical_b64_all
+    from verifier.wire import _b64_fast, canonical_b64_all
     good = [base64.b64encode(bytes(range(n))).decode() for n in range(9)]
     assert canonical_b64_all(good) == [bytes(range(n)) for n in range(9)]
     assert canonical_b64_all([text.rstrip("=") for text in good]) == [bytes(range(n)) for n in range(9)]
-    for odd in ("QR==", "QUJ=QUJD", "QQ=", "Q===", "QUJD\n", "QU JD", "QUJ-", "QUJDQ"):
-        assert canonical_b64_all([*good, odd]) is None, odd
+    for odd in ("QR==", "QUJ=QUJD", "QQ=", "Q===", "QUJD\n", "QU JD", "QUJ-", "QUJDQ", "QUK=", "QUJDQR", "QUJDQUJ"):
+        assert canonical_b64_all([*good, odd]) is None, odd  # (an empty text among them: re-encoded)
+        assert canonical_b64_all([*good[1:], odd]) is None, odd  # (none: their last groups checked)
+    for last, tail in ((1, "=="), (2, "=")):  # every character that may end a group: those _b64_fast takes
+        for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/":
+            text = "QUJD" + "Q" * (3 - last) + c + tail
+            assert (canonical_b64_all(["QUJD", text]) is not None) == (_b64_fast(text) is not None), text
