@@ -38,7 +38,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, compress, repeat
-from operator import attrgetter, is_, itemgetter, methodcaller, ne, or_
+from operator import attrgetter, is_, methodcaller, or_
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -96,7 +96,17 @@ from .semantics import (
 from .signature import Job, check_all, prepare
 from .signers import KeySlot, carrier_conflicts, embedded_keys, slots_of
 from .views import EventList, Record, Records, check_finding
-from .wire import DEFAULT_LIMITS, Limits, MessageEvent, canonical_b64, canonical_b64_all, decode_event_b64, decode_event_bytes
+from .wire import (
+    DEFAULT_LIMITS,
+    EventSignature,
+    Limits,
+    MessageEvent,
+    SigningKeyInfo,
+    canonical_b64,
+    canonical_b64_all,
+    decode_event_b64,
+    decode_event_bytes,
+)
 
 if TYPE_CHECKING:  # a pool of threads is imported by the run that starts one (concurrent.futures loads logging)
     from concurrent.futures import ThreadPoolExecutor
@@ -137,14 +147,9 @@ _layouts_decode = _layouts.decode_event_fast
 _PAGE_AT_ONCE = 16  # a page's leading data events read together (``_usual_page``) from this many on
 _FROM_META_OF, _PROBLEM_OF = attrgetter("from_meta"), attrgetter("problem")
 _ITEM_OF, _ENCODED_OF = attrgetter("item"), attrgetter("encoded")
-# ``_usual_job``'s envelope test (``_envelopes_agree``): the item's fields, its JSON signature's and key info's
+# ``_usual_job``'s envelope test (``_envelopes_agree``): the item's fields and its JSON signature
 _ENVELOPE_OF = attrgetter("sender_id", "conversation_id", "sequence_id", "previous_sequence_id", "id", "is_trusted",
-                          "created_at_msec", "conversation_token", "previous_id", "created_at")
-_JSON_SIGNATURE_OF = attrgetter("message_event_signature")
-_INFOS_OF = attrgetter("message_signing_key_info_list")
-_SIGNATURE_FIELDS_OF = attrgetter("signature", "public_key_version", "signature_version", "signing_public_key")
-_INFO_FIELDS_OF = attrgetter("member_id", "public_key_version", "signing_public_key")
-_FIRST = itemgetter(0)
+                          "created_at_msec", "conversation_token", "previous_id", "created_at", "message_event_signature")
 _DIGEST_OF = methodcaller("digest")
 _SIGNER_SENDER, _SIGNER_KEY_VERSION, _SIGNER_SIGNATURE_VERSION = (attrgetter("sender"), attrgetter("key_version"),
                                                                    attrgetter("signature_version"))
@@ -791,12 +796,15 @@ class _Run:
         conversation = self._assign_conversation(first, canonical_conversation(page.conversation_id) or self.expected)
         if page.next_token is None and not page.errors and conversation != "unknown":
             self.ended.add(conversation)
-        self._note_paging(page, conversation, self.count > first, not all(entry.from_meta for entry in page.entries))
+        self._note_paging(page, conversation, self.count > first, not all(map(_FROM_META_OF, page.entries)))
         if None in rows.prev and conversation not in self.page_ends.firsts and any(
                 prev is None and seq and not flags & _FROM_META for seq, prev, flags in zip(rows.seq, rows.prev, rows.flags)):
             self.page_ends.firsts.add(conversation)
         if self.eager:
-            for index, event in enumerate(events, first):
+            taken = len(rows.leading[0]) if rows.leading is not None else 0  # ``_usual_page``'s jobs, first
+            if taken:
+                self.jobs.extend(zip(range(first, first + taken), events[:taken]))  # type: ignore[arg-type]
+            for index, event in enumerate(events[taken:] if taken else events, first + taken):
                 if isinstance(event, Job):  # the usual event's, made by ``_decode_entries``
                     self.jobs.append((index, event))
                 else:
@@ -890,7 +898,7 @@ class _Run:
         (seqs, message_ids, senders, conversations, created, previous, key_versions_c, signature_texts, key_versions,
          signature_versions, signing_keys, members, member_versions, member_keys), trusted, contents = found
         count = len(entries)
-        if trusted != b"\x01" * count or not self._envelopes_agree(items, found[0]):
+        if trusted != b"\x01" * count:
             return None
         keys = list(zip(senders, key_versions, signature_versions, signing_keys, members, member_versions, member_keys))
         signers = dict.fromkeys(keys)  # each distinct signer, in the order of its first event
@@ -899,6 +907,8 @@ class _Run:
             if signer is None:
                 return None
             signers[fields] = signer
+        if not _envelopes_agree(items, found[0], keys):
+            return None
         payloads = message_create_payloads(message_ids, senders, conversations, key_versions_c, contents)
         signatures = canonical_b64_all(list(signature_texts)) if payloads is not None else None
         if payloads is None or signatures is None:
@@ -910,31 +920,11 @@ class _Run:
         self._carry(page_signers, list(signers.values()), first)  # type: ignore[arg-type]
         if self.keep_facts:
             self.embedded.append_all(list(map(_SIGNER_EMBEDDED, page_signers)))
-        rows.rows.extend(zip(seqs, previous, message_ids, created, map(_SIGNER_SENDER, page_signers),
-                             repeat(_TRUSTED[True]), repeat(_CREATE), conversations,
-                             map(_SIGNER_KEY_VERSION, page_signers), map(_SIGNER_SIGNATURE_VERSION, page_signers),
-                             repeat(_USUAL_FLAGS)))
+        rows.leading = [list(seqs), list(previous), list(message_ids), list(created),
+                        list(map(_SIGNER_SENDER, page_signers)), [_TRUSTED[True]] * count, [_CREATE] * count,
+                        list(conversations), list(map(_SIGNER_KEY_VERSION, page_signers)),
+                        list(map(_SIGNER_SIGNATURE_VERSION, page_signers)), [_USUAL_FLAGS] * count]
         return list(map(Job, map(_SIGNER_KEY, page_signers), signatures, payloads, map(_SIGNER_DETAIL, page_signers)))
-
-    @staticmethod
-    def _envelopes_agree(items: list[Any], fields: tuple[tuple[str, ...], ...]) -> bool:
-        """``_usual_job``'s envelope test of a page's items at once: each item's fields equal its
-        event's, its JSON signature present and equal to the event's, with its one key info (a
-        list of tuples compared with one: round 134 measured joined columns slower)."""
-        seqs, _, senders, conversations, created, previous, _, signature_texts, key_versions, signature_versions, \
-            signing_keys, members, member_versions, member_keys = fields
-        if list(map(_ENVELOPE_OF, items)) != list(zip(senders, conversations, seqs, previous, seqs, repeat(True), created,
-                                                      repeat(None), repeat(None), repeat(None))):
-            return False
-        signatures = list(map(_JSON_SIGNATURE_OF, items))
-        if None in signatures:  # (no JSON copy: ``_usual_job`` takes the event alone; one by one here)
-            return False
-        infos = list(map(_INFOS_OF, signatures))
-        if None in infos or any(map(ne, map(len, infos), repeat(1))):
-            return False
-        return list(map(_SIGNATURE_FIELDS_OF, signatures)) == list(zip(signature_texts, key_versions,
-                                                                        signature_versions, signing_keys)) \
-            and list(map(_INFO_FIELDS_OF, map(_FIRST, infos))) == list(zip(members, member_versions, member_keys))
 
     def _carry(self, page_signers: list[_Signer], signers: list[_Signer], first: int) -> None:
         """The rows ``first`` on, of ``page_signers``' events, appended to the rows arrays of the keys
@@ -1263,7 +1253,7 @@ class _Run:
         canonical = {cid: canonical_conversation(cid) for cid in dict.fromkeys(given)}  # a page's few ids, once each
         own = list(map(canonical.__getitem__, given))
         if not expected:
-            counted = Counter(c for c in own if c)
+            counted = Counter(filter(None, own))
             expected = counted.most_common(1)[0][0] if counted else "unknown"
         flags, kinds = self.flags, self.kind
         direct = one_to_one_members(expected) is not None
@@ -1725,6 +1715,21 @@ class _Run:
         return out
 
 
+def _envelopes_agree(items: list[Any], fields: tuple[tuple[str, ...], ...], signers: list[tuple[str, ...]]) -> bool:
+    """``_usual_job``'s envelope test of a page's items at once: each item's fields equal its event's,
+    its JSON signature present and equal to the event's, with its one key info: a list of tuples
+    compared with one (round 134 measured joined columns slower), the JSON signature as the struct
+    the event's fields make (its key info list made once a signer: ``signers`` are the events'
+    signer fields, whose last three are the key info's)."""
+    seqs, _, senders, conversations, created, previous, _, signature_texts, key_versions, signature_versions, \
+        signing_keys, _, _, _ = fields
+    infos = {signer: [SigningKeyInfo(*signer[4:])] for signer in dict.fromkeys(signers)}
+    return list(map(_ENVELOPE_OF, items)) == list(zip(
+        senders, conversations, seqs, previous, seqs, repeat(True), created, repeat(None), repeat(None), repeat(None),
+        map(EventSignature, signature_texts, key_versions, signature_versions, signing_keys,
+            map(infos.__getitem__, signers))))
+
+
 class _Signer:
     """What every usual event of one signer shares (``_Run._signer``): the row's texts, the valid
     detail, the trusted key, the embedded keys and, from its first event on, the rows arrays of
@@ -1761,7 +1766,7 @@ class _PageRows:
     tuple, appended by ``add`` (the list's own ``append``: no Python call an event), and the rows
     are turned into columns by one ``zip`` when the page is done (``append_to``)."""
 
-    __slots__ = ("rows", "add", "checks", "seq", "prev", "flags")
+    __slots__ = ("rows", "add", "leading", "checks", "seq", "prev", "flags")
 
     def __init__(self) -> None:
         # (seq, prev, message_id, created, sender, trusted, kind, conversation, key_version,
@@ -1769,6 +1774,7 @@ class _PageRows:
         self.rows: list[tuple[str | None, str | None, str | None, str | None, str | None, int, str | None, str,
                               str | None, str | None, int]] = []
         self.add = self.rows.append
+        self.leading: list[list[Any]] | None = None  # the columns of rows before ``rows`` (``_Run._usual_page``'s)
         self.checks: list[tuple[int, Check]] = []  # (row, its check) known already: set once the rows exist
         self.seq: list[str | None] = []  # the columns ``load_page`` reads again, set by ``append_to``
         self.prev: list[str | None] = []
@@ -1777,6 +1783,8 @@ class _PageRows:
     def append_to(self, run: _Run) -> None:
         columns: list[list[Any]] = [list(column) for column in zip(*self.rows)] if self.rows \
             else [[] for _ in range(11)]
+        if self.leading is not None:
+            columns = [leading + column for leading, column in zip(self.leading, columns)] if self.rows else self.leading
         seq, prev, message_id, created, sender, trusted, kind, conversation, key_version, signature_version, \
             flags = columns
         self.seq, self.prev, self.flags = seq, prev, flags
