@@ -249,6 +249,22 @@ def test_interned_appended_a_page_at_a_time_equals_one_by_one(pages):
     assert [at_once[i] for i in range(len(at_once))] == [value for values in pages for value in values]
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["ab", "cd", None, ("k", "1")]), st.integers(1, 9)), max_size=6))
+def test_interned_pages_of_one_value_equal_one_by_one(pages):
+    """A page of one value (the engine's kind and conversation columns) is coded at once, the value
+    new or known, given as one object or as equal copies: as appending them one by one codes them."""
+    one_by_one: Interned[object] = Interned()
+    at_once: Interned[object] = Interned()
+    for value, count in pages:
+        copies = [value.encode().decode() if isinstance(value, str) else value for _ in range(count)]  # equal, not one
+        for each in copies:
+            one_by_one.append(each)
+        at_once.append_all(copies)
+    assert list(at_once.codes()) == list(one_by_one.codes()) and at_once._values == one_by_one._values
+    assert [at_once[i] for i in range(len(at_once))] == [value for value, count in pages for _ in range(count)]
+
+
 # ----------------------------------------------------------------- a page at once, pure Python
 _DECIMAL = st.integers(0, 2 ** 63 + 5).map(str)  # across the int64 bound
 _UUID_TEXT = st.uuids().map(str)

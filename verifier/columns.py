@@ -188,7 +188,12 @@ class Interned(Generic[T]):
         self._codes.append(self.code(value) if code is None else code)
 
     def append_all(self, values: list[T]) -> None:
-        """``append`` of each value in order (the engine gives a page of them at a time)."""
+        """``append`` of each value in order (the engine gives a page of them at a time). A page of
+        one value (its kind, its conversation, often its signature version) is coded once: one C
+        ``count`` (equal values are one key of the table too), not a table look-up each."""
+        if values and values.count(values[0]) == len(values):
+            self._codes.extend(array("I", (self.code(values[0]),)) * len(values))
+            return
         known = list(map(self._table.get, values))
         codes: list[int] = list(map(self.code, values)) if None in known else known  # type: ignore[assignment]
         self._codes.extend(codes)  # (a value not seen before: all coded one by one, in order)
