@@ -19,20 +19,23 @@ from .wire import EventSignature
 
 
 class ItemJson(msgspec.Struct, gc=False):
-    """One ``data[]`` item; 2.158–2.166 and 2.167 spellings side by side."""
+    """One ``data[]`` item; 2.158–2.166 and 2.167 spellings side by side. Its fields are declared in
+    the order the API serves an item's members: msgspec looks a member's name up from the field
+    after the last one matched, so in this order each name matches at the first or second try (in
+    another, a page's decode cost 770 instructions more an event: round 135)."""
 
-    encoded_event: str | None = None
     id: str | None = None
-    sequence_id: str | None = None
-    previous_sequence_id: str | None = None
-    previous_id: str | None = None
     sender_id: str | None = None
     conversation_id: str | None = None
     conversation_token: str | None = None
+    sequence_id: str | None = None
+    previous_sequence_id: str | None = None
     created_at_msec: str | int | None = None
+    previous_id: str | None = None
     created_at: str | None = None
     is_trusted: bool | None = None
     message_event_signature: EventSignature | None = None  # the JSON copy: same fields as the signed one
+    encoded_event: str | None = None
 
     @property
     def seq(self) -> str | None:
