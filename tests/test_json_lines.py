@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from verifier import inputs
 from verifier.inputs import _SEVERAL_DOCUMENTS, _syntax_error, locate, split_bodies
 from verifier.pages import DecodedPage, ItemJson, decode_page
 from verifier.testing import forge
@@ -42,7 +43,11 @@ def split_by_copying(data: bytes, source: str) -> Iterator[DecodedPage]:
 
 PAGE = json.dumps({"data": [{"encoded_event": "AA==", "sequence_id": "1"}], "meta": {"next_token": "t"}})
 FRAGMENTS = [PAGE.encode(), b'{"data": []}', b"", b"   ", b"\t", b"\r", b"\x0b\x0c", b'{"data": [1, 2', b"[1, 2]",
-             b"null", b'{"errors": [{"title": "Bad"}]}', b"not json", b'  {"data": []}  ', "é".encode(), b"\x00"]
+             b"null", b'{"errors": [{"title": "Bad"}]}', b"not json", b'  {"data": []}  ', "é".encode(), b"\x00",
+             # round 135 (a JSON Lines file is no longer decoded whole): JSON nested too deeply to read,
+             # numbers out of range, lines of pretty-printed documents, a value cut across two lines
+             b"[" * 5000 + b"]" * 5000, b"1e999", b'{"data": [1e999]}', b"{", b'  "data": []', b"}", b"[1,", b"2]",
+             b"12", b'"text"']
 
 
 @settings(max_examples=400, deadline=None)
@@ -88,3 +93,21 @@ def test_an_items_fields_are_declared_in_the_order_the_api_serves_them(shape):
     served = list(forge.item_json(history.events[-1], shape))
     fields = iter(ItemJson.__struct_fields__)
     assert all(name in fields for name in served), (served, ItemJson.__struct_fields__)  # a subsequence
+
+
+def test_a_json_lines_file_is_not_decoded_whole(monkeypatch):
+    """Its first line parsing on its own and a second line after it, the whole file cannot parse:
+    it is not decoded whole to learn that (round 135: that built the first line's page of objects
+    only to fail on "trailing characters"). The syntax check still reads every other file whole."""
+    checked: list[int] = []
+    real = inputs._syntax_error
+
+    def counting(data):
+        checked.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(inputs, "_syntax_error", counting)
+    lines = PAGE.encode() + b"\n" + PAGE.encode() + b"\n"
+    assert [p.errors for p in split_bodies(lines, "f")] == [[], []] and checked == []
+    pretty = json.dumps(json.loads(PAGE), indent=2).encode()
+    assert [p.errors for p in split_bodies(pretty, "f")] == [[]] and checked == [len(pretty)]

@@ -285,18 +285,24 @@ def split_bodies(data: bytes | mmap.mmap, source: str, share: int = 0, shares: i
     ``forms`` is told which the file was read as (``document``, ``lines`` or ``neither``): JSON
     nested close to Python's recursion limit may be read otherwise on a deeper stack, and shares of
     one file read otherwise would lose pages, so their reader compares."""
-    if share > 0 and not _first_line_is_json(data):  # not JSON Lines: nothing here for this share
+    several = len(list(itertools.islice(_content_lines(data), 2))) > 1
+    first = _first_line_parse(data) if several or share > 0 else _FAILS  # (one line: the whole file, below)
+    if share > 0 and first == _FAILS:  # not JSON Lines: nothing here for this share
         if forms is not None:
             forms.append("not lines")  # without parsing what may be one huge document once per share
         return
-    error = _syntax_error(data)
+    # Two lines and more, the first a JSON value on its own: the whole file cannot parse (that value
+    # ends on its line and something follows), so it is not decoded whole to learn it (which built
+    # the first line's page of objects only to fail on "trailing characters"; round 135). "": known
+    # not to parse, never read (JSON Lines).
+    error = "" if first == _PARSES and several else _syntax_error(data)
     if error is None:
         if forms is not None:
             forms.append("document")
         if share == 0:
             yield decode_page(data if isinstance(data, bytes) else memoryview(data), source)
         return
-    if len(list(itertools.islice(_content_lines(data), 2))) > 1 and _first_line_is_json(data):  # JSON Lines
+    if several and first != _FAILS:  # JSON Lines
         if forms is not None:
             forms.append("lines")
         lines = _line_views(data) if shares == 1 else _share_line_views(data, share, shares)
@@ -324,11 +330,28 @@ _SEVERAL_DOCUMENTS = (" (several JSON documents one after another? give each pag
                       "page per line: JSON Lines)")
 
 
-def _first_line_is_json(data: bytes | mmap.mmap) -> bool:
-    """Whether the first line that is not blank parses (JSON Lines need it to); ``split_bodies``'
-    reading of a line nested too deeply to parse counts as parsing."""
+_PARSES, _TOO_DEEP, _FAILS = 0, 1, 2  # what ``_first_line_parse`` found
+
+
+def _first_line_parse(data: bytes | mmap.mmap) -> int:
+    """Whether the first line that is not blank parses on its own (JSON Lines need it to):
+    ``_PARSES``, ``_TOO_DEEP`` (valid syntax nested too deeply to read here: ``split_bodies`` counts
+    it as parsing, though not as proof that the whole file does not parse) or ``_FAILS`` (a syntax
+    error, or no such line)."""
     first = next(_content_lines(data), None)
-    return first is not None and _syntax_error(memoryview(data)[first[1]:first[2]]) is None
+    return _FAILS if first is None else _parse(memoryview(data)[first[1]:first[2]])
+
+
+def _parse(data: memoryview) -> int:
+    """``_first_line_parse`` of one line. A frame deeper than ``split_bodies``' decode of the whole
+    file (``_syntax_error``): a line read here without running out of stack is read there too."""
+    try:
+        msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return _FAILS
+    except RecursionError:
+        return _TOO_DEEP
+    return _PARSES
 
 
 _ONE_VALUE = (str, bytes, bytearray, memoryview, dict, os.PathLike)
