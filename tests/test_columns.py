@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import verifier
-from verifier import columns, fastchain
+from verifier import columns, engine, fastchain
 from verifier.columns import Ids, Interned
 from verifier.engine import EventList, Verification
 from verifier.report import render
@@ -543,3 +543,14 @@ def test_the_one_pass_chain_reads_its_rows_into_compact_columns(monkeypatch):
     row, what a two-worker run's parent peaks at (73 -> 87 MB at 100,000 events)."""
     run, peak = _linear_chain_peak(monkeypatch)
     assert peak < 64 * run.count + 200_000
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["", "1:2", "3:4", "g5"]), max_size=8))
+def test_a_pages_conversation_is_its_most_common_id(own):
+    """``engine._most_common_conversation`` picks what counting every event picked (the most common
+    id that is not empty, the first seen among equals, else "unknown"); a page of one id is taken
+    without counting (round 135)."""
+    counted = Counter(c for c in own if c)
+    expected = counted.most_common(1)[0][0] if counted else "unknown"
+    assert engine._most_common_conversation(own, dict.fromkeys(own)) == expected

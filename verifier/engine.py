@@ -1253,8 +1253,7 @@ class _Run:
         canonical = {cid: canonical_conversation(cid) for cid in dict.fromkeys(given)}  # a page's few ids, once each
         own = list(map(canonical.__getitem__, given))
         if not expected:
-            counted = Counter(filter(None, own))
-            expected = counted.most_common(1)[0][0] if counted else "unknown"
+            expected = _most_common_conversation(own, canonical.values())
         flags, kinds = self.flags, self.kind
         direct = one_to_one_members(expected) is not None
         self.conversation.set_range(first, self.count, expected)
@@ -1811,6 +1810,17 @@ def _at(column: Sequence[int], rows: Sequence[int]) -> Iterable[int]:
     if type(rows) is range and rows.step == 1:
         return column[rows.start:rows.stop]
     return map(column.__getitem__, rows)
+
+
+def _most_common_conversation(own: list[str], distinct: Collection[str]) -> str:
+    """The most common of a page's conversation ids ``own`` that is not empty, the first seen among
+    equals, else "unknown"; ``distinct``: every value ``own`` holds. A page of one id (the usual)
+    takes it without counting its events (a generator step and a ``Counter`` entry an event)."""
+    if len(distinct) == 1:
+        (only,) = distinct
+        return only or "unknown"
+    counted = Counter(filter(None, own))
+    return counted.most_common(1)[0][0] if counted else "unknown"
 
 
 def _rows_by_value(codes: Sequence[int], wanted: Collection[int] | None = None) -> dict[int, array[int]]:
