@@ -554,3 +554,17 @@ def test_a_pages_conversation_is_its_most_common_id(own):
     counted = Counter(c for c in own if c)
     expected = counted.most_common(1)[0][0] if counted else "unknown"
     assert engine._most_common_conversation(own, dict.fromkeys(own)) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([None, "", "7"]), st.sampled_from([None, "6"]),
+                          st.sampled_from([0, columns.FROM_META, columns.DECODED_OK | columns.FROM_META])),
+                max_size=8))
+def test_a_page_starts_its_history_where_a_data_row_has_no_previous_id(rows):
+    """``engine._starts_history`` looks at the rows without a previous id only, and answers what a
+    look at every row answered: a data row (not a meta copy) with a sequence id and no previous one
+    (round 135)."""
+    page_rows = engine._PageRows()
+    page_rows.seq, page_rows.prev, page_rows.flags = ([row[i] for row in rows] for i in range(3))
+    expected = any(prev is None and seq and not flags & columns.FROM_META for seq, prev, flags in rows)
+    assert engine._starts_history(page_rows) is expected
