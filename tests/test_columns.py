@@ -568,3 +568,23 @@ def test_a_page_starts_its_history_where_a_data_row_has_no_previous_id(rows):
     page_rows.seq, page_rows.prev, page_rows.flags = ([row[i] for row in rows] for i in range(3))
     expected = any(prev is None and seq and not flags & columns.FROM_META for seq, prev, flags in rows)
     assert engine._starts_history(page_rows) is expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 20) | st.sampled_from([255, 256, 65_535, 70_000]), max_size=40),
+       st.sampled_from(["bytearray", "B", "H", "I", "Q", "map"]), st.integers(1, 24))
+def test_a_columns_codes_are_tallied_as_a_counter_tallies_them(values, kind, codes):
+    """``engine._tally`` of a column's slice (one count of its bytes a code) is ``Counter``'s tally,
+    whatever the codes' width, codes above the bound or above a byte, or an iterator of rows
+    (round 135)."""
+    if kind == "bytearray":
+        column: Any = bytearray(value for value in values if value < 256)
+    elif kind == "map":
+        column = map(int, values)
+    else:
+        limit = 1 << (8 * array.array(kind).itemsize)
+        column = array.array(kind, [value for value in values if value < limit])
+    expected = Counter(list(column)) if kind != "map" else Counter(values)
+    if kind == "map":
+        column = map(int, values)
+    assert dict(engine._tally(column, codes)) == dict(expected)
