@@ -164,6 +164,11 @@ MUTATIONS = {
     "json everything but the event absent": lambda item, page: [item.pop(k) for k in list(item)
                                                                 if k != "encoded_event"],
     "json conversation token": lambda item, page: item.update(conversation_token="t"),
+    "json conversation other": lambda item, page: item.update(conversation_id=item["conversation_id"] + "0"),
+    "json sequence id other": lambda item, page: item.update(sequence_id="123"),
+    "json previous sequence id other": lambda item, page: item.update(previous_sequence_id="123"),
+    "json sequence ids swapped": lambda item, page: item.update(sequence_id=item["previous_sequence_id"],
+                                                                previous_sequence_id=item["sequence_id"]),
     "json key infos absent": lambda item, page: item["message_event_signature"].pop("message_signing_key_info_list"),
     "json key info member other": lambda item, page: item["message_event_signature"][
         "message_signing_key_info_list"][0].update(member_id="999"),
