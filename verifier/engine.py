@@ -148,9 +148,8 @@ _layouts_decode = _layouts.decode_event_fast
 _PAGE_AT_ONCE = 16  # a page's leading data events read together (``_usual_page``) from this many on
 _FROM_META_OF, _PROBLEM_OF = attrgetter("from_meta"), attrgetter("problem")
 _ITEM_OF, _ENCODED_OF = attrgetter("item"), attrgetter("encoded")
-# ``_envelopes_agree``: ``ItemJson``'s fields in their order (positional: ``map`` passes no names),
-# the one it takes from the item; any other is None in a usual item
-_ITEM_FIELDS, _ENCODED_EVENT_OF = ItemJson.__struct_fields__, attrgetter("encoded_event")
+# ``_envelopes_agree``: ``ItemJson``'s fields in their order (positional: ``map`` passes no names)
+_ITEM_FIELDS = ItemJson.__struct_fields__
 _DIGEST_OF = methodcaller("digest")
 _SIGNER_SENDER, _SIGNER_KEY_VERSION, _SIGNER_SIGNATURE_VERSION = (attrgetter("sender"), attrgetter("key_version"),
                                                                    attrgetter("signature_version"))
@@ -907,7 +906,7 @@ class _Run:
             if signer is None:
                 return None
             signers[fields] = signer
-        if not _envelopes_agree(items, found[0], keys):
+        if not _envelopes_agree(items, texts, found[0], keys):
             return None
         payloads = message_create_payloads(message_ids, senders, conversations, key_versions_c, contents)
         signatures = canonical_b64_all(list(signature_texts)) if payloads is not None else None
@@ -1714,10 +1713,12 @@ class _Run:
         return out
 
 
-def _envelopes_agree(items: list[ItemJson], fields: tuple[tuple[str, ...], ...], signers: list[tuple[str, ...]]) -> bool:
+def _envelopes_agree(items: list[ItemJson], texts: list[str], fields: tuple[tuple[str, ...], ...],
+                     signers: list[tuple[str, ...]]) -> bool:
     """``_usual_job``'s envelope test of a page's items at once: each item's fields equal its event's,
     its JSON signature present and equal to the event's, with its one key info. Each item is compared
-    as a whole with the ``ItemJson`` its event's fields make (its own ``encoded_event`` taken as is):
+    as a whole with the ``ItemJson`` its event's fields make (its ``encoded_event`` its entry's text,
+    ``texts``: a data entry's is its item's):
     msgspec compares the structs' fields in C, where a tuple of the item's fields cost a getter call
     and a tuple an event (round 138; round 134 measured joined columns slower). The fields are
     passed by ``ItemJson``'s own order, so reordering its declaration (round 135) cannot pair a
@@ -1731,7 +1732,7 @@ def _envelopes_agree(items: list[ItemJson], fields: tuple[tuple[str, ...], ...],
         "previous_sequence_id": previous, "created_at_msec": created, "is_trusted": repeat(True),
         "message_event_signature": map(EventSignature, signature_texts, key_versions, signature_versions, signing_keys,
                                        map(infos.__getitem__, signers)),
-        "encoded_event": map(_ENCODED_EVENT_OF, items)}
+        "encoded_event": texts}
     return items == list(map(ItemJson, *[columns.get(name, repeat(None)) for name in _ITEM_FIELDS]))
 
 
