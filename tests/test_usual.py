@@ -529,3 +529,17 @@ def test_a_page_with_only_layout_changes_is_taken_after_its_layout_is_learnt(lon
     at_once, one_by_one, general, taken = _three_reports(pages, ring, monkeypatch, conv)
     assert at_once == one_by_one == general
     assert taken == 0  # two layouts alternate within each page: never one layout for a whole page
+
+
+@pytest.mark.parametrize("size", [15, 16, 17])
+def test_pages_about_the_threshold_are_taken_from_it_on(monkeypatch, size):
+    """At the shipped ``_PAGE_AT_ONCE`` (16): a page of 15 data events is read one by one, pages of
+    16 and 17 at once (but the first, whose layout is learnt, and the last, holding the history's
+    first event); the three paths give the same report either way."""
+    conv = build_conversation(4 * size + 1, members=_MEMBERS, seed="usual-threshold", realistic_crypto=False)
+    pages = conv.pages(size)
+    at_once, one_by_one, general, taken = _three_reports(pages, json.loads(json.dumps(conv.keyring())), monkeypatch,
+                                                         conv)
+    assert at_once == one_by_one == general
+    middle = sum(len(page["data"]) for page in pages[1:-1])
+    assert engine._PAGE_AT_ONCE == 16 and middle >= 2 * size and taken == (middle if size >= 16 else 0)
