@@ -543,3 +543,27 @@ def test_pages_about_the_threshold_are_taken_from_it_on(monkeypatch, size):
     assert at_once == one_by_one == general
     middle = sum(len(page["data"]) for page in pages[1:-1])
     assert engine._PAGE_AT_ONCE == 16 and middle >= 2 * size and taken == (middle if size >= 16 else 0)
+
+
+def test_a_large_page_leaves_no_plan_behind(monkeypatch):
+    """A page's plan (``layouts._PagePlan``) holds some fifteen slices an event, about the page's own
+    JSON in size: pages of ever other large sizes kept eight of them a layout after their run (77 MB
+    for eight pages of 5,000 events). Only pages up to ``_PLAN_KEPT`` events keep theirs."""
+    large = 1001  # (``_PLAN_KEPT`` + 1)
+    conv = build_conversation(3 * large + 1, members=_MEMBERS, seed="usual-large", realistic_crypto=False)
+    keyring = verifier.Keyring.from_json(json.dumps(conv.keyring()))
+    taken = []
+    page_at_once = engine._Run._usual_page
+
+    def counting(run, entries, rows):
+        jobs = page_at_once(run, entries, rows)
+        taken.append(len(jobs) if jobs is not None else 0)
+        return jobs
+
+    layouts.forget()
+    monkeypatch.setattr(wire, "decode_event_fast", layouts.decode_event_fast)
+    monkeypatch.setattr(engine._Run, "_usual_page", counting)
+    for size in (large, 20):
+        verifier.verify_pages(conv.pages(size), keyring)
+    assert taken.count(large) == 2 and taken.count(20) > 100  # both taken at once
+    assert [count for layout in layouts._recent if layout.page is not None for count in layout.page.plans] == [20]
