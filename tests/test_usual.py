@@ -545,11 +545,14 @@ def test_pages_about_the_threshold_are_taken_from_it_on(monkeypatch, size):
     assert engine._PAGE_AT_ONCE == 16 and middle >= 2 * size and taken == (middle if size >= 16 else 0)
 
 
-def test_a_large_page_leaves_no_plan_behind(monkeypatch):
+def test_a_large_page_is_read_one_event_at_a_time_and_leaves_no_plan_behind(monkeypatch):
     """A page's plan (``layouts._PagePlan``) holds some fifteen slices an event, about the page's own
     JSON in size: pages of ever other large sizes kept eight of them a layout after their run (77 MB
-    for eight pages of 5,000 events). Only pages up to ``_PLAN_KEPT`` events keep theirs."""
-    large = 1001  # (``_PLAN_KEPT`` + 1)
+    for eight pages of 5,000 events; round 139). And the page path holds a page's joined heads, tails
+    and texts at once: pages of 20,000 events peaked at 309 MB where one event at a time took 220 MB.
+    So a page of more than ``layouts.PLAN_KEPT`` data events is read one event at a time (the API
+    serves 100 a page), and ``usual_page`` keeps no plan for one."""
+    large = layouts.PLAN_KEPT + 1
     conv = build_conversation(3 * large + 1, members=_MEMBERS, seed="usual-large", realistic_crypto=False)
     keyring = verifier.Keyring.from_json(json.dumps(conv.keyring()))
     taken = []
@@ -557,13 +560,19 @@ def test_a_large_page_leaves_no_plan_behind(monkeypatch):
 
     def counting(run, entries, rows):
         jobs = page_at_once(run, entries, rows)
-        taken.append(len(jobs) if jobs is not None else 0)
+        taken.append((len(entries), len(jobs) if jobs is not None else 0))
         return jobs
 
     layouts.forget()
     monkeypatch.setattr(wire, "decode_event_fast", layouts.decode_event_fast)
     monkeypatch.setattr(engine._Run, "_usual_page", counting)
+    reports = {}
     for size in (large, 20):
-        verifier.verify_pages(conv.pages(size), keyring)
-    assert taken.count(large) == 2 and taken.count(20) > 100  # both taken at once
+        reports[size] = render(verifier.verify_pages(conv.pages(size), keyring), "json")
+        assert json.loads(reports[size])["verdict"] == "pass"
+    assert all(entries <= layouts.PLAN_KEPT for entries, _ in taken)  # the large pages: never offered
+    assert sum(jobs for entries, jobs in taken if entries == 20) > 100 * 20  # the small ones: taken at once
+    large_page = conv.pages(large)[1]["data"]
+    raws = [base64.b64decode(item["encoded_event"]) for item in large_page]
+    assert len(raws) == large and layouts.usual_page(raws, wire.DEFAULT_LIMITS) is not None
     assert [count for layout in layouts._recent if layout.page is not None for count in layout.page.plans] == [20]

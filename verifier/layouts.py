@@ -418,20 +418,20 @@ class _PageShape:
         self.plans: dict[int, _PagePlan] = {}
 
     def plan(self, count: int) -> _PagePlan:
-        """The plan for pages of ``count`` events, kept for pages up to ``_PLAN_KEPT`` events only:
+        """The plan for pages of ``count`` events, kept for pages up to ``PLAN_KEPT`` events only:
         a plan holds some fifteen slices an event (about the page's own JSON in size), and hostile
         pages of ever other large sizes kept eight of them a layout after their run."""
         plan = self.plans.get(count)
         if plan is None:
             plan = _PagePlan(self, count)
-            if count <= _PLAN_KEPT:
+            if count <= PLAN_KEPT:
                 if len(self.plans) >= 8:  # a few page sizes recur (full pages, the last one): no growth
                     self.plans = {}
                 self.plans[count] = plan
         return plan
 
 
-_PLAN_KEPT = 1000  # the API serves 100 events a page at most; a larger page's plan is made for it alone
+PLAN_KEPT = 1000  # the API serves 100 events a page at most; a larger page's plan is made for it alone
 
 
 class _PagePlan:
