@@ -776,25 +776,42 @@ time.sleep(120)
 '''
 
 
-def test_a_signal_with_several_jobs_leaves_no_implementation_and_no_staged_copy(tmp_path):
-    """r137: with --jobs N the signal's end killed the implementations running, and while it removed
-    their staged copies the threads it had freed staged the next cases and started their
-    implementations, which ran on after the runner ended (and left their directories in /tmp)."""
+def _recording_run(tmp_path: Path, cases: int, jobs: int) -> tuple[subprocess.Popen, Path, Path]:
+    """``vectors --jobs JOBS`` of ``cases`` chain cases whose implementation records its pid in PIDS
+    and sleeps, temporary files in a scratch TMPDIR; returned once JOBS implementations run."""
     suite = tmp_path / "suite"
-    for folder in sorted(VECTORS.glob("chain/*"))[:16]:
+    for folder in sorted(VECTORS.glob("chain/*"))[:cases]:
         shutil.copytree(folder, suite / "chain" / folder.name)
     pids, scratch = tmp_path / "pids", tmp_path / "scratch"
     pids.mkdir()
     scratch.mkdir()
     env = {**os.environ, "PIDS": str(pids), "TMPDIR": str(scratch)}
-    runner = subprocess.Popen([sys.executable, "-m", "verifier", "vectors", str(suite), "--jobs", "8",
+    runner = subprocess.Popen([sys.executable, "-m", "verifier", "vectors", str(suite), "--jobs", str(jobs),
                                "--impl", impl(tmp_path, RECORDER), "--timeout", "100"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(list(pids.iterdir())) < jobs and time.monotonic() < deadline and runner.poll() is None:
+        time.sleep(0.02)
+    if len(list(pids.iterdir())) != jobs:
+        _end_recording_run(runner, pids)
+        pytest.fail(runner.stderr.read() if runner.poll() is not None else "not started")
+    return runner, pids, scratch
+
+
+def _end_recording_run(runner: subprocess.Popen, pids: Path) -> None:
+    runner.kill()
+    runner.wait()
+    for pid in [int(p.name) for p in pids.iterdir()]:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_signal_with_several_jobs_leaves_no_implementation_and_no_staged_copy(tmp_path):
+    """r137: with --jobs N the signal's end killed the implementations running, and while it removed
+    their staged copies the threads it had freed staged the next cases and started their
+    implementations, which ran on after the runner ended (and left their directories in /tmp)."""
+    runner, pids, scratch = _recording_run(tmp_path, cases=16, jobs=8)
     try:
-        deadline = time.monotonic() + 60
-        while len(list(pids.iterdir())) < 8 and time.monotonic() < deadline and runner.poll() is None:
-            time.sleep(0.02)
-        assert len(list(pids.iterdir())) == 8, runner.stderr.read() if runner.poll() is not None else "not started"
         runner.send_signal(signal.SIGTERM)
         assert runner.wait(timeout=30) == -signal.SIGTERM
         started = [int(p.name) for p in pids.iterdir()]
@@ -803,43 +820,22 @@ def test_a_signal_with_several_jobs_leaves_no_implementation_and_no_staged_copy(
             time.sleep(0.05)
         assert [pid for pid in started if _alive(pid)] == [] and list(scratch.iterdir()) == []
     finally:
-        runner.kill()
-        runner.wait()
-        for pid in [int(p.name) for p in pids.iterdir()]:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+        _end_recording_run(runner, pids)
 
 
 def test_an_interrupt_with_several_jobs_ends_the_run_at_once(tmp_path):
     """r137: Ctrl-C (SIGINT, which the implementations' own sessions never get) with --jobs N stopped
     the runner's thread only: it waited for every running implementation to end, up to --timeout,
     before saying "interrupted". One job's interrupt always killed its implementation at once."""
-    suite = tmp_path / "suite"
-    for folder in sorted(VECTORS.glob("chain/*"))[:8]:
-        shutil.copytree(folder, suite / "chain" / folder.name)
-    pids, scratch = tmp_path / "pids", tmp_path / "scratch"
-    pids.mkdir()
-    scratch.mkdir()
-    env = {**os.environ, "PIDS": str(pids), "TMPDIR": str(scratch)}
-    runner = subprocess.Popen([sys.executable, "-m", "verifier", "vectors", str(suite), "--jobs", "4",
-                               "--impl", impl(tmp_path, RECORDER), "--timeout", "100"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    runner, pids, scratch = _recording_run(tmp_path, cases=8, jobs=4)
     try:
-        deadline = time.monotonic() + 60
-        while len(list(pids.iterdir())) < 4 and time.monotonic() < deadline and runner.poll() is None:
-            time.sleep(0.02)
-        assert len(list(pids.iterdir())) == 4, runner.stderr.read() if runner.poll() is not None else "not started"
         runner.send_signal(signal.SIGINT)
         assert runner.wait(timeout=30) == 3
         assert runner.stderr.read().endswith("\nxchat-verify: interrupted\n")  # (after the suite's warning)
         started = [int(p.name) for p in pids.iterdir()]
         assert len(started) == 4 and [pid for pid in started if _alive(pid)] == [] and list(scratch.iterdir()) == []
     finally:
-        runner.kill()
-        runner.wait()
-        for pid in [int(p.name) for p in pids.iterdir()]:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+        _end_recording_run(runner, pids)
 
 
 def test_a_signal_the_runner_was_started_ignoring_stays_ignored(tmp_path):
