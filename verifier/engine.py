@@ -860,7 +860,8 @@ class _Run:
         max_bytes = limits.max_event_bytes
         through_layouts = _wire.decode_event_fast is _layouts_decode  # (read from the module: the tests swap it)
         if through_layouts and len(entries) >= _PAGE_AT_ONCE:  # the page's data events (meta's come last) at once
-            data = list(map(_FROM_META_OF, entries)).index(True) if any(map(_FROM_META_OF, entries)) else len(entries)
+            from_meta = list(map(_FROM_META_OF, entries))
+            data = from_meta.index(True) if True in from_meta else len(entries)
             jobs = self._usual_page(entries[:data], rows) if _PAGE_AT_ONCE <= data <= _PAGE_AT_MOST else None
             if jobs is not None:
                 decoded, entries = jobs, entries[data:]

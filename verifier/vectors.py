@@ -795,18 +795,22 @@ def _stop_cases() -> None:
     whose implementations ran on up to --timeout before "interrupted" (r137)."""
     with _SETUP:
         _STOPPING.append(True)
-        for proc in tuple(_RUNNING):
-            _kill_group(proc)
+        _kill_running()
 
 
 def _end_run(signum: int) -> None:
     """Kill every implementation running, remove every case's staged copies, end by ``signum``."""
-    for proc in tuple(_RUNNING):
-        _kill_group(proc)
+    _kill_running()
     for path in tuple(_STAGED):  # the process ends without leaving their ``with``: no copies left behind
         shutil.rmtree(path, ignore_errors=True)
     signal.signal(signum, signal.SIG_DFL)  # then the signal's own end: its exit status, as without this
     os.kill(os.getpid(), signum)
+
+
+def _kill_running() -> None:
+    """Kill the process group of every implementation running now (``_RUNNING``)."""
+    for proc in tuple(_RUNNING):
+        _kill_group(proc)
 
 
 def _has_exited(proc: subprocess.Popen) -> bool:
