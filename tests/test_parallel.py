@@ -13,6 +13,7 @@ import os
 import pickle
 import random
 import signal
+from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from pathlib import Path
 
@@ -530,16 +531,23 @@ def test_a_file_that_grew_before_it_is_read_is_refused(tmp_path, mapped):
     assert len(pages) == 1 and "changed while it was being verified" in pages[0].errors[0]
 
 
+def _kept_pools() -> tuple[list[Executor], Callable[[int], Executor]]:
+    """An executor factory for ``parallel._parts`` making its real process pools, and the list it
+    keeps them in (for a test to look at their workers)."""
+    pools: list[Executor] = []
+
+    def executor(n: int) -> Executor:
+        pools.append(parallel._process_pool(n))
+        return pools[-1]
+
+    return pools, executor
+
+
 def test_workers_are_killed_when_the_parts_are_not_all_taken(tmp_path, histories):
     """An interrupt (here: the consumer closing the generator) kills busy workers, not waits."""
     conv, _other, ring = histories
     paths, shares = _corpus(tmp_path, histories, 7)
-    pools = []
-
-    def executor(n):
-        pools.append(parallel._process_pool(n))
-        return pools[-1]
-
+    pools, executor = _kept_pools()
     slow = [Share(s.path, s.index, s.count) for s in shares]
     parts = parallel._parts(parallel.tasks_of(slow, 0), ring, MAX, 2, {}, executor, lambda why: None)
     next(parts)
@@ -570,12 +578,7 @@ def test_a_forked_worker_verifies_with_the_keyring_it_holds_not_a_rebuilt_copy(t
     monkeypatch.setattr(parallel, "can_fork", lambda: True)  # threads earlier tests left in this process
     _conv, _other, ring = histories
     _paths, shares = _corpus(tmp_path, histories, 3)
-    pools = []
-
-    def executor(n):
-        pools.append(parallel._process_pool(n))
-        return pools[-1]
-
+    pools, executor = _kept_pools()
     parts = parallel._parts(parallel.tasks_of(shares, 0), ring, MAX, 1, {}, executor, lambda why: None)
     try:
         first = next(parts)  # the worker forked and verified a task

@@ -232,14 +232,20 @@ def _group_create(item: dict) -> dict:
     return item_json(create)
 
 
+def _with_mutation(pages: list[dict], page_at: int, item_at: int, mutation: str) -> list[dict]:
+    """A copy of ``pages`` with ``mutation`` applied to the message event ``item_at`` of page ``page_at``."""
+    pages = copy.deepcopy(pages)
+    page = pages[page_at]
+    item = page["data"][item_at]
+    assert _event(item).kind == "MessageCreateEvent"
+    MUTATIONS[mutation](item, page)
+    return pages
+
+
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
 def test_each_mutation_gives_the_same_report(history, monkeypatch, decoder, mutation):
     conv, pages, ring = history
-    pages = copy.deepcopy(pages)
-    page = pages[1]
-    item = page["data"][3]
-    assert _event(item).kind == "MessageCreateEvent"
-    MUTATIONS[mutation](item, page)
+    pages = _with_mutation(pages, 1, 3, mutation)
     fast, general, taken = _reports(pages, ring, monkeypatch, conversation_keys=conv.conversation_keys)
     assert fast == general
     assert taken >= 30  # the other events took the usual path
@@ -467,11 +473,7 @@ def test_a_page_with_one_unusual_event_is_read_one_by_one_to_the_same_report(lon
     """Any one event the usual path would not take sends its page to the per-event path: the
     page path must never take what that would refuse (every mutation, in the middle of a page)."""
     conv, pages, ring = long_pages
-    pages = copy.deepcopy(pages)
-    page = pages[2]
-    item = page["data"][17]
-    assert _event(item).kind == "MessageCreateEvent"
-    MUTATIONS[mutation](item, page)
+    pages = _with_mutation(pages, 2, 17, mutation)
     at_once, one_by_one, general, taken = _three_reports(pages, ring, monkeypatch, conv)
     assert at_once == one_by_one == general
     assert taken in (80, 120)  # pages 1 and 3 (and page 2 where the mutation left its event usual)
