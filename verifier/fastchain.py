@@ -13,6 +13,7 @@ full rule (``chain.find_replays``) runs on those alone (found by one count of ev
 
 from __future__ import annotations
 
+import sys
 from array import array
 from bisect import bisect_left
 from collections import Counter
@@ -207,15 +208,26 @@ def _meta_statuses(run: _Run, meta: array[int], order: array[int],
 
 def _repeated_ids(ids: Ids, members: Sequence[int]) -> Sequence[int]:
     """The rows among ``members`` whose stored message id occurs more than once (every row of an
-    id that repeats, and perhaps a few more): counted at once in C, where a Python step per row
-    cost several times as much; in a history nearly every id is unique (the repeats are the key
-    changes ``meta`` carries again)."""
+    id that repeats, and perhaps a few more): counted in C, where a Python step per row cost several
+    times as much; in a history nearly every id is unique (the repeats are the key changes ``meta``
+    carries again). Counted a quarter of the keys at a time, those of one value of a key's lowest
+    byte (equal keys share it): one count of them all held 120 bytes a row at once (an int object
+    and a table entry each), the peak of a 1,000,000-event run's tail (+126 MB, 298 MB in all); a
+    quarter's count costs about 4 % more time. Keys chosen to share that byte are counted as before."""
     keys = ids.keys(members)
-    counts = Counter(keys)
-    if len(counts) == len(keys):
+    lowest = bytes(memoryview(keys).cast("B")[_LOWEST_BYTE::keys.itemsize])
+    repeated: set[int] = set()
+    for quarter in _QUARTERS:
+        counts = Counter(compress(keys, lowest.translate(quarter)))
+        repeated.update(compress(counts, map((1).__lt__, counts.values())))
+        del counts
+    if not repeated:
         return ()
-    repeated = set(compress(counts, map((1).__lt__, counts.values())))
     return list(compress(members, map(repeated.__contains__, keys)))
+
+
+_LOWEST_BYTE = 0 if sys.byteorder == "little" else 7  # (of an int64: the best spread of a snowflake id's bytes)
+_QUARTERS = [bytes(1 if value % 4 == quarter else 0 for value in range(256)) for quarter in range(4)]
 
 
 def _replays(run: _Run, members: Sequence[int]) -> dict[int, str]:

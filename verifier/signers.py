@@ -4,6 +4,7 @@ an event carries, cross-checked against the keyring and against the other events
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Collection, Iterable, Mapping
 from functools import lru_cache
 
@@ -88,7 +89,7 @@ def _identity(encoded: str) -> bytes:
 
 
 KeySlot = tuple[str, str]  # (member, canonical key version)
-Carriers = dict[KeySlot, dict[bytes, list[int]]]  # slot -> key identity -> indices of the events carrying it
+Carriers = dict[KeySlot, dict[bytes, "array[int]"]]  # slot -> key identity -> indices of the events carrying it
 
 
 def key_carriers(events: Iterable[tuple[int, MessageEvent | None]]) -> Carriers:
@@ -102,10 +103,12 @@ def key_carriers(events: Iterable[tuple[int, MessageEvent | None]]) -> Carriers:
 
 def slots_of(carriers: Mapping[tuple[str, str, str], Iterable[int]]) -> Carriers:
     """``key_carriers`` from {(member, version, encoded key): indices of the events carrying it}
-    (the engine gathers it as pages arrive)."""
+    (the engine gathers it as pages arrive). Indices are kept as arrays of 4 bytes each: a list
+    held an int object for each of every event's carried keys (two in a 1:1 history), 73 bytes an
+    event at the peak of a long run's tail (73 MB at 1,000,000 events)."""
     by_slot: Carriers = {}
     for (member, version, encoded), indices in carriers.items():
-        by_slot.setdefault((member, version_key(version)), {}).setdefault(_identity(encoded), []).extend(indices)
+        by_slot.setdefault((member, version_key(version)), {}).setdefault(_identity(encoded), array("I")).extend(indices)
     return by_slot
 
 
