@@ -429,3 +429,23 @@ def test_a_page_quoting_the_token_percent_encoded_is_scrubbed_online_and_offline
         assert form not in proc.stdout + proc.stderr and "could not hydrate is_trusted for [redacted" in proc.stdout
     assert saved_as_audit(json.loads(offline.stdout)) == json.loads(online.stdout)
 
+
+
+@pytest.mark.parametrize("status", [403, 404, 500])
+def test_an_unavailable_metadata_route_is_said_once_and_the_events_still_decide(status, served):
+    """The conversation's metadata request failing (403: the token lacks a scope) was said only in
+    the progress display's status line, gone at the end and never shown with --quiet or off a
+    terminal: the run passed as if the participants had been checked against it. One warning line
+    now names the conversation and why; the events still decide the verdict."""
+    script, url = served
+    conv = build_conversation(6, members=[ALICE, BOB], seed="served-meta", realistic_crypto=False)
+    script.pages = pages_of(conv.events, 4)
+    code, answered, err = cli(url, "audit", CID)
+    assert code == 0 and "metadata" not in err, err
+    script.metadata = (status, {"title": "Forbidden", "detail": f"no access for {TOKEN}"})
+    code, report, err = cli(url, "audit", CID)
+    lines = [line for line in err.splitlines() if "metadata" in line]
+    assert code == 0 and report["verdict"] == "pass" and len(lines) == 1, err
+    assert lines[0].startswith(f"xchat-verify: warning: the metadata of conversation {CID} was unavailable (")
+    assert str(status) in lines[0] and lines[0].endswith("its participants are known from its events alone")
+    assert report["conversations"] == answered["conversations"]

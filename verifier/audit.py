@@ -173,6 +173,7 @@ class Auditor:
         self.verification: Verification | None = None
         self.key_users: list[str] = []
         self.metadata_seconds: dict[str, float] = {}  # conversation as named -> its metadata request's time
+        self.metadata_unavailable: dict[str, str] = {}  # conversation as named -> why its metadata request failed
         self.fetch_times: dict[str, list[str]] = {}  # conversation as named -> when each page it used was
         # fetched (replayed ones too)
 
@@ -354,6 +355,7 @@ class Auditor:
             fetched = self.client.get_conversation(conversation_id)
         except FetchError as exc:  # participants then come from the events alone
             self.progress.status = f"conversation metadata unavailable: {exc}"
+            self.metadata_unavailable[conversation_id] = self.client.scrub(str(exc))
             if conv is not None and conv.metadata is not None:  # --resume: an earlier run's stays in the
                 saved = self._saved_body(conv.metadata)  # evidence, and ``verify DIR`` judges it (round 97:
                 if saved is not None:  # its malformed participant was exit 3 there, unseen here: exit 0)

@@ -763,6 +763,9 @@ def run_audit(args: argparse.Namespace, options: AuditOptions, ids: list[str]) -
             report = auditor.run(ids)
         except OSError as exc:
             raise InputError(f"cannot write evidence: {exc.strerror or exc}") from None
+    for conversation, why in sorted(auditor.metadata_unavailable.items()):  # (said once the display is gone)
+        warn(f"warning: the metadata of conversation {conversation} was unavailable ({why}): its participants "
+             "are known from its events alone")
     return report, auditor
 
 
