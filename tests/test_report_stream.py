@@ -27,6 +27,7 @@ from verifier.outputs import atomic_write_chunks
 from verifier.report import render, stream
 from verifier.report.machine import _json_safe, event_lines
 from verifier.report.stream import ChildText, _events_array, _indented_part, iter_report, report_parts
+from verifier.testing import forge
 from verifier.testing.forge import Identity, build_conversation
 
 JSON_VALUES = st.recursive(
@@ -570,3 +571,42 @@ def test_the_examples_and_vectors_write_their_whole_rendering(monkeypatch, tmp_p
         expected = render(verifier.verify_pages(pages, keyring), "json").encode()
         assert _written(verifier.verify_pages(pages, keyring, lazy=True), tmp_path / "r.json") == expected, paths
     assert len(cases) > 50
+
+
+@pytest.mark.parametrize("place", ["member", "sequence"])
+@pytest.mark.parametrize("text", ["0123", 'a"b', "a\\b", "a##[b", "a\x7fb", "a\x01b", "caf\u00e9", "a\u2028b"])
+def test_usual_events_filled_in_from_the_columns_are_the_rendering(monkeypatch, place, text):
+    """``_column_part`` (a lazy report's usual events filled into a template from the run's columns,
+    the others encoded) writes what ``render`` writes, byte for byte: batches mixing usual events
+    with a first event, key changes and their meta copies, an untrusted event, one without
+    ``is_trusted``, a gap, two conversations whose rows interleave, with and without a keyring.
+    ``text`` is a member's id or one event's sequence id (not canonical: stored as given, and the
+    next event follows it): one that needs escaping (a quote, a backslash, ``##[``, DEL, a control
+    character, non-ASCII) sends its batches to the encoded path; a plain one ("0123") never does."""
+    monkeypatch.setattr(stream, "_BATCH", 7)
+    snowflake = forge.snowflake
+    odd_sequence = text if place == "sequence" else "0123"
+    monkeypatch.setattr(forge, "snowflake", lambda ms, low=0: odd_sequence if low == 30 else snowflake(ms, low))
+    member = text if place == "member" else "1500000000000000001"
+    first = build_conversation(45, members=[Identity.from_seed(member, "1765382634817", "col-a"),
+                                            Identity.from_seed("1843439638876491776", "1736723828667", "col-b")],
+                               seed="columns", realistic_crypto=False)
+    second = build_conversation(20, seed="columns-2", realistic_crypto=False, start_ms=1_784_900_000_000)
+    pages = [page for pair in zip(first.pages(9), second.pages(9)) for page in pair] + first.pages(9)[3:]
+    pages[0]["data"][2]["is_trusted"] = False
+    del pages[2]["data"][1]["is_trusted"]
+    del pages[4]["data"][4]
+    ring = verifier.Keyring.from_json(json.dumps({"keys": first.keyring()["keys"] + second.keyring()["keys"]}))
+    keys = {**first.conversation_keys, **second.conversation_keys}
+    parts: list[object] = []
+    column_part = stream._column_part
+    monkeypatch.setattr(stream, "_column_part", lambda *args: parts.append(column_part(*args)) or parts[-1])
+    for keyring in (ring, None):
+        def verify(lazy: bool, keyring=keyring) -> verifier.Report:
+            return verifier.verify_pages(json.loads(json.dumps(pages)), keyring, conversation_keys=keys, lazy=lazy)
+        assert "".join(iter_report(verify(True), "json")) == render(verify(False), "json")
+    assert len(parts) > 10
+    if text == "0123":
+        assert all(part is not None for part in parts)
+    else:
+        assert None in parts

@@ -27,6 +27,7 @@ _OFFSET = 1 << 63
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # canonical: lowercase
 
 T = TypeVar("T", bound=Hashable)
+_SMALL_TABLE = 64  # ``Interned.distinct`` gives the whole table up to this size
 
 # the compiled twins of ``Ids.append`` and of the UUID text (tests/test_cfastwire.py compares them)
 _id_columns: Callable[[list[str | None], bool], tuple[bytes, bytes, bytes, list[tuple[int, str]]] | None] | None = \
@@ -126,6 +127,14 @@ class Ids:
                 texts[at] = None
         return texts
 
+    def given(self, rows: Sequence[int]) -> list[str]:
+        """The values at ``rows`` stored as given (neither None nor a canonical decimal or UUID,
+        whose text is plain ASCII): what a JSON report must look at before writing them unescaped."""
+        forms = picker(rows)(self._form)
+        if not forms.count(_OTHER):
+            return []
+        return [self._other[row] for row, form in zip(rows, forms) if form == _OTHER]
+
     def extend(self, other: Ids) -> None:
         """Append every value of ``other`` (of the same kind), in order, without decoding them."""
         if other._uuids != self._uuids:
@@ -222,6 +231,12 @@ class Interned(Generic[T]):
     def values(self, rows: Sequence[int]) -> list[T]:
         """``[self[row] for row in rows]``, a batch at a time (``Ids.values``)."""
         return list(map(self._values.__getitem__, picker(rows)(self._codes)))
+
+    def distinct(self, rows: Sequence[int]) -> list[T]:
+        """The values at ``rows``, each once, or more: every value of the table where it is small."""
+        if len(self._values) <= _SMALL_TABLE:
+            return self._values
+        return list(map(self._values.__getitem__, set(picker(rows)(self._codes))))
 
     def codes(self) -> array[int]:
         return self._codes

@@ -710,6 +710,7 @@ class _Run:
         self.check_codes: dict[tuple[str, str], int] = {}  # one Check object per distinct outcome
         self.check_objects: list[Check] = []
         self.loud_checks: list[bool] = []  # per check object: has its status a severity (``event_reports``)
+        self.check_texts: tuple[list[str | None], list[str]] = ([None], [""])  # ``_check_texts``'
         self.valid_codes: dict[str, int] = {}  # detail -> ``_check_code`` of a valid Check (``_check_jobs``)
         self.sig_codes = array("I")  # 1 + the check's code; 0 while pending
         self.trusted = bytearray()
@@ -1716,6 +1717,89 @@ class _Run:
                                    _TRUSTED_VALUE[trusted], [] if quiet else self.event_findings(at), key_version,
                                    created))
         return out
+
+    def report_columns(self, rows: Sequence[int]) -> tuple[list[list[Any]], set[int], list[str]]:
+        """What ``report.stream`` renders a batch of usual events from, a column each, read a batch
+        at a time as ``event_reports`` reads them: the report index (as text), the four ids, the
+        kind, the signature's status and detail as msgspec encodes them, the previous id again (the
+        chain's "follows" detail), ``trusted`` as JSON, the key version and the time. Then the
+        positions in ``rows`` whose ``EventReport`` it must render instead (a chain other than
+        linked, a chain detail or finding of its own, a check whose status has a severity, a field
+        that is None: their values here mean nothing); and the texts among the values that may
+        need escaping (each at least once; canonical ids need none). Why: an ``EventReport`` and
+        two ``Check``s an event, then msgspec's encoding and indenting of them, cost about 2 µs an event."""
+        pick = picker(rows)
+        first = rows[0] if len(rows) else 0
+        numbers = list(map(str, range(self.base + first, self.base + first + len(rows)) if self.indices is None
+                           and type(rows) is range else map(self.index_of, rows)))
+        checks, sig_codes = self.check_objects, pick(self.sig_codes)
+        used = checks if len(checks) <= _USED_CHECKS else [checks[code - 1] for code in set(sig_codes) - {0}]
+        statuses, details = self._check_texts()
+        prev = self.prev.values(rows)
+        columns: list[list[Any]] = [
+            numbers, self.seq.values(rows), prev, self.message_id.values(rows), self.sender.values(rows),
+            self.kind.values(rows), list(map(statuses.__getitem__, sig_codes)), list(map(details.__getitem__, sig_codes)),
+            prev, list(map(_TRUSTED_JSON.__getitem__, pick(self.trusted))), self.key_version.values(rows),
+            self.created.values(rows)]
+        odd = _unlinked(bytes(pick(self.chain_codes)))
+        for column in columns[1:7] + columns[10:]:
+            odd.update(_blanked(column))  # (a loud check's status text is None)
+        for own in (self.chain_details, self.findings):
+            if own:
+                odd.update(_held(own, rows))
+        unchecked = [*self.seq.given(rows), *self.prev.given(rows), *self.message_id.given(rows),
+                     *self.created.given(rows), *self.sender.distinct(rows), *self.kind.distinct(rows),
+                     *self.key_version.distinct(rows), *(check.status for check in used), *(check.detail for check in used)]
+        return columns, odd, [text for text in unchecked if text is not None]
+
+    def _check_texts(self) -> tuple[list[str | None], list[str]]:
+        """Each check object's status and detail as JSON (by ``sig_codes``' code: 1 + its place); a
+        status None where it has a severity (a finding of its own)."""
+        known = self.check_texts
+        checks, loud = self.check_objects, self.loud_checks
+        if len(loud) < len(checks):  # (as ``event_reports`` extends it)
+            loud.extend(check.status in STATUS_SEVERITY for check in checks[len(loud):])
+        if len(known[1]) <= len(checks):
+            encode = msgspec.json.encode
+            for check, noisy in zip(checks[len(known[1]) - 1:], loud[len(known[1]) - 1:]):
+                known[0].append(None if noisy else encode(check.status).decode())
+                known[1].append(encode(check.detail).decode())
+        return known
+
+
+_USED_CHECKS = 64  # ``report_columns`` hands every check's texts to be looked at up to this many
+_TRUSTED_JSON = ("null", "false", "true")  # ``trusted``'s byte (``columns.TRUSTED_CODE``) as JSON
+_NOT_LINKED = bytes(0 if code == _LINKED_CODE and _QUIET_CHAIN[code] else 1 for code in range(256))
+
+
+def _held(own: Mapping[int, Any], rows: Sequence[int]) -> Iterable[int]:
+    """The positions in ``rows`` of the rows ``own`` holds something for (not empty): the smaller of
+    the two is walked (a long run's details, looked up a batch at a time, are not walked each time)."""
+    if type(rows) is range and len(own) < len(rows):
+        return [rows.index(row) for row, value in own.items() if row in rows and value]
+    return [at for at, row in enumerate(rows) if own.get(row)]
+
+
+def _unlinked(codes: bytes) -> set[int]:
+    """The positions of the chain codes other than linked (found by ``find`` in C)."""
+    marked = codes.translate(_NOT_LINKED)
+    found: set[int] = set()
+    at = -1
+    for _ in range(marked.count(1)):
+        at = marked.find(1, at + 1)
+        found.add(at)
+    return found
+
+
+def _blanked(values: list[Any]) -> set[int]:
+    """The positions of None in ``values``, each made "" (found by ``index`` in C, as many times as it occurs)."""
+    found: set[int] = set()
+    at = -1
+    for _ in range(values.count(None)):
+        at = values.index(None, at + 1)
+        values[at] = ""
+        found.add(at)
+    return found
 
 
 def _envelopes_agree(items: list[ItemJson], texts: list[str], fields: tuple[tuple[str, ...], ...],

@@ -154,5 +154,13 @@ class EventList(Sequence[EventReport]):
         for start in range(0, len(indices), _BATCH):
             yield from self._run.event_reports(indices[start:start + _BATCH])
 
+    def reports_at(self, positions: Sequence[int]) -> list[EventReport]:
+        """The ``EventReport`` of each of these events (by position), built together (``_Run.event_reports``)."""
+        return self._run.event_reports([self._indices[at] for at in positions])
+
+    def report_columns(self, start: int, stop: int) -> tuple[list[list[object]], set[int], list[str]]:
+        """The columns of events ``start`` to ``stop`` a JSON report renders (``_Run.report_columns``)."""
+        return self._run.report_columns(self._indices[start:stop])
+
 
 _BATCH = 500  # events built at a time: the columns are read once per batch, not once per event
