@@ -39,7 +39,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, compress, repeat
-from operator import attrgetter, is_, methodcaller, or_
+from operator import attrgetter, is_, or_
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -154,7 +154,6 @@ _FROM_META_OF, _PROBLEM_OF = attrgetter("from_meta"), attrgetter("problem")
 _ITEM_OF, _ENCODED_OF = attrgetter("item"), attrgetter("encoded")
 # ``_envelopes_agree``: ``ItemJson``'s fields in their order (positional: ``map`` passes no names)
 _ITEM_FIELDS = ItemJson.__struct_fields__
-_DIGEST_OF = methodcaller("digest")
 _SIGNER_SENDER, _SIGNER_KEY_VERSION, _SIGNER_SIGNATURE_VERSION = (attrgetter("sender"), attrgetter("key_version"),
                                                                    attrgetter("signature_version"))
 _SIGNER_KEY, _SIGNER_DETAIL, _SIGNER_EMBEDDED = attrgetter("key"), attrgetter("detail"), attrgetter("embedded")
@@ -921,7 +920,7 @@ class _Run:
         page_signers: list[_Signer] = list(map(signers.__getitem__, keys))  # type: ignore[arg-type]
         first = self.count
         self.count += count
-        self.digests += b"".join(map(_DIGEST_OF, map(hashlib.sha256, raws)))
+        self.digests += sha256_all(raws)
         self._carry(page_signers, list(signers.values()), first)  # type: ignore[arg-type]
         if self.keep_facts:
             self.embedded.append_all(list(map(_SIGNER_EMBEDDED, page_signers)))
@@ -1800,6 +1799,22 @@ def _blanked(values: list[Any]) -> set[int]:
         values[at] = ""
         found.add(at)
     return found
+
+
+_SHA256 = hashlib.sha256()  # never updated: each digest starts from a copy of it
+
+
+def sha256_all(texts: list[bytes]) -> bytes:
+    """The SHA-256 digests of ``texts``, joined. Each from a copy of one empty hash object: a new
+    ``hashlib.sha256`` sets up OpenSSL's digest context anew, about 0.2 of its 1.1 µs on an event's
+    760 bytes (round 141), where a copy takes the set-up one."""
+    copy = _SHA256.copy
+    digests = []
+    for text in texts:
+        digest = copy()
+        digest.update(text)
+        digests.append(digest.digest())
+    return b"".join(digests)
 
 
 def _envelopes_agree(items: list[ItemJson], texts: list[str], fields: tuple[tuple[str, ...], ...],

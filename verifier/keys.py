@@ -25,7 +25,7 @@ from .wire import b64decode_strict, compiled_twin
 
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _ECDSA_PREHASHED = ec.ECDSA(utils.Prehashed(hashes.SHA256()))
-_sha256 = hashlib.sha256
+_EMPTY_SHA256 = hashlib.sha256().copy  # (of an object never updated)
 
 
 class UnusableKey(KeyringError):
@@ -124,8 +124,11 @@ def verify_raw(key: ec.EllipticCurvePublicKey, sig: bytes, message: bytes) -> tu
         return False, str(exc)
     try:
         # the SHA-256 by hashlib, handed over as pre-hashed: the same digest, the same check, about 1 µs
-        # less a verify than cryptography's own hashing (round 129, bench/README.md)
-        key.verify(der, _sha256(message).digest(), _ECDSA_PREHASHED)
+        # less a verify than cryptography's own hashing (round 129, bench/README.md); from a copy of
+        # an empty hash object, about 0.2 µs less than a new one (OpenSSL's set-up copied: round 141)
+        digest = _EMPTY_SHA256()
+        digest.update(message)
+        key.verify(der, digest.digest(), _ECDSA_PREHASHED)
         return True, ""
     except InvalidSignature:
         return False, f"ECDSA mismatch (payload {len(message)} bytes)"
