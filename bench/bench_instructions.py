@@ -31,6 +31,7 @@ def stub(key, sig, payload):
     return True, ""
 
 signature.verify_raw = stub
+signature.verify_der = lambda key, der, payload: (True, "")  # (its DER made by ``check_all``, at once)
 from verifier.cli import main
 main(["verify", sys.argv[1], "--keys", sys.argv[2], "--format", "json", "-o", sys.argv[3], "--workers", "1"])
 """

@@ -411,3 +411,75 @@ def test_rows_of_one_slot_are_resolved_as_they_are_added_not_all_again_at_each(m
             slot.add(rows[at])
             got, want = slot.resolve("1", "01"), _resolve_slot("1", "01", rows[:at + 1])
             assert got == want and (got is want or got.status == "conflict")
+
+
+_FIRST_BYTES = [0, 1, 0x7F, 0x80, 0xFE, 0xFF]
+
+
+def _signatures() -> Any:
+    from hypothesis import strategies as st
+    scalar = st.tuples(st.sampled_from(_FIRST_BYTES) | st.integers(0, 255), st.binary(min_size=31, max_size=31))
+    usual = st.tuples(scalar, scalar).map(lambda pair: bytes([pair[0][0]]) + pair[0][1] + bytes([pair[1][0]]) + pair[1][1])
+    return st.lists(usual | st.binary(min_size=62, max_size=66) | st.just(P256_ORDER.to_bytes(32, "big") * 2),
+                    max_size=12)
+
+
+def test_signatures_converted_at_once_are_each_ones_der(monkeypatch):
+    """``raw_signatures_to_der`` (pure Python) gives each signature ``raw_signature_to_der``'s DER,
+    or None exactly where a scalar starts with 0 or 0xFF or any signature of the batch is not 64
+    bytes: those are left to ``raw_signature_to_der``'s own checks (range, leading zeros, length)."""
+    from hypothesis import given, settings
+
+    from verifier import keys
+    monkeypatch.setattr(keys, "_compiled_der", None)
+
+    @settings(max_examples=400, deadline=None)
+    @given(_signatures())
+    def check(sigs: list[bytes]) -> None:
+        got = keys.raw_signatures_to_der(sigs)
+        assert len(got) == len(sigs)
+        whole = all(len(sig) == 64 for sig in sigs)
+        for sig, der in zip(sigs, got):
+            left = not whole or sig[0] in (0, 0xFF) or sig[32] in (0, 0xFF)
+            assert (der is None) == left, sig.hex()
+            if der is not None:
+                assert der == keys.raw_signature_to_der(sig) == keys.raw_signature_to_der(bytearray(sig))
+        assert keys.raw_signatures_to_der([bytearray(sig) for sig in sigs]) == got
+    check()
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_jobs_checked_at_once_are_each_ones_check(monkeypatch, compiled):
+    """``check_all`` (DER at once, then ``verify_der``; ``verify_raw`` for what that leaves) gives
+    each job ``check``'s outcome: valid, high S, leading zero bytes, a mismatch, out of range, the
+    wrong length."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import utils
+
+    from verifier import keys
+    from verifier.signature import Job, check, check_all
+    if not compiled:
+        monkeypatch.setattr(keys, "_compiled_der", None)
+    elif keys._compiled_der is None:
+        pytest.skip("the compiled module is not built")
+    jobs: list[Job] = []
+    edges: set[tuple[int, int]] = set()  # (0 for r or 32 for s, its first byte 0 or 0xFF) among the jobs
+    for number in range(20_000):
+        message = f"payload {number}".encode()
+        r, s = utils.decode_dss_signature(ALICE.signing.sign(message, ec.ECDSA(hashes.SHA256())))
+        if number % 3 == 0:
+            s = P256_ORDER - s  # the high-S twin (as often as not)
+        sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        edge = {(at, sig[at]) for at in (0, 32) if sig[at] in (0, 0xFF)} - edges
+        if len(jobs) < 300 or edge:
+            jobs.append(Job(ALICE.signing.public_key(), sig, message if number % 7 else b"altered", f"job {number}"))
+            edges |= edge
+        if len(jobs) >= 300 and len(edges) == 4:
+            break
+    assert len(edges) == 4  # leading zeros, and first bytes 0xFF, in both scalars
+    for sig in (b"\x01" * 63, b"\x01" * 65, bytes(64), b"\x01" * 32 + P256_ORDER.to_bytes(32, "big"), b"\xff" * 64):
+        jobs.append(Job(ALICE.signing.public_key(), sig, b"x", "shaped"))
+    expected = [None if result.status == "valid" else result for result in map(check, jobs)]
+    assert sum(result is None for result in expected) > 200
+    assert check_all(jobs) == expected
+    assert check_all(jobs[:-5]) == expected[:-5]  # (no odd length: converted at once)
