@@ -677,3 +677,24 @@ def test_the_whole_tail_of_a_long_run_holds_little_beyond_its_columns():
     (conversations, _), peak = _traced_peak(lambda: run.conclude(None, None, lazy=True))
     assert [c.verdict for c in conversations.values()] == ["pass"] and run.count > 12_000
     assert peak < 64 * run.count + 200_000, peak / run.count
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_ANY_ID, max_size=6), st.lists(_ANY_ID, min_size=1, max_size=12), st.lists(_ANY_ID, max_size=4),
+       st.integers(0, 12), st.booleans(), st.booleans())
+def test_ids_appended_following_another_column_are_the_ids_appended(before, page, tail, cut, uuids, same_kind):
+    """``append_following`` (a page's previous ids, copied from its sequence ids' rows where they are
+    the next event's) stores exactly what ``append_all`` does: previous ids that follow for a while,
+    then differ (``tail``), after rows of other pages in both columns, ids of every form, and a source
+    of the other kind (UUIDs or not), whose rows it must not copy."""
+    source = Ids(uuids=uuids if same_kind else not uuids)
+    source.append_all(before)
+    source.append_all(page)
+    values = (page[1:] + tail)[:cut] + tail
+    followed, appended = Ids(uuids=uuids), Ids(uuids=uuids)
+    for column in (followed, appended):
+        column.append_all(before[:2])
+    followed.append_following(values, source, page)
+    appended.append_all(values)
+    assert ids_state(followed) == ids_state(appended)
+    assert [followed[i] for i in range(len(followed))] == before[:2] + values

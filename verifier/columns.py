@@ -95,6 +95,29 @@ class Ids:
         for at, value in others:
             self._other[offset + at] = value
 
+    def append_following(self, values: list[str | None], source: Ids, source_values: list[str | None]) -> None:
+        """``append_all(values)``, where ``source_values`` are the values ``source`` ended with: as
+        long as each value is the next one of those (a page's previous ids are, newest first, the
+        next event's sequence ids), its columns are copied from ``source``'s rows, not read again;
+        the rest are appended. Why: reading a page's ids costs about 0.15 µs each."""
+        count = len(values)
+        same = list(map(eq, values, source_values[1:])) if source._uuids == self._uuids else []
+        taken = same.index(False) if False in same else len(same)
+        if not taken:
+            self.append_all(values)
+            return
+        start = len(source) - len(source_values) + 1
+        offset = len(self._form)
+        forms = source._form[start:start + taken]
+        self._form += forms
+        self._a += source._a[start:start + taken]
+        if self._uuids:
+            self._b += source._b[start:start + taken]
+        if forms.count(_OTHER):
+            self._other.update({offset + at: source._other[start + at] for at, form in enumerate(forms) if form == _OTHER})
+        if taken < count:
+            self.append_all(values[taken:])
+
     def __getitem__(self, index: int) -> str | None:
         form = self._form[index]
         if form == _DECIMAL:

@@ -1899,7 +1899,7 @@ class _PageRows:
             flags = columns
         self.seq, self.prev, self.flags = seq, prev, flags
         run.seq.append_all(seq)
-        run.prev.append_all(prev)
+        run.prev.append_following(prev, run.seq, seq)
         run.message_id.append_all(message_id)
         run.created.append_all(created)
         run.sender.append_all(sender)
