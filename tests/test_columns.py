@@ -698,3 +698,13 @@ def test_ids_appended_following_another_column_are_the_ids_appended(before, page
     appended.append_all(values)
     assert ids_state(followed) == ids_state(appended)
     assert [followed[i] for i in range(len(followed))] == before[:2] + values
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", None]), max_size=12), st.sampled_from(["a", "b", "c", None]),
+       st.integers(0, 12), st.integers(0, 12))
+def test_interned_holds_a_value_where_its_rows_do(values, value, start, stop):
+    """``Interned.holds``: the value is among those of rows ``start`` to ``stop`` (one never stored: never)."""
+    column: Interned[str | None] = Interned()
+    column.append_all(values)
+    assert column.holds(value, start, stop) == (value in values[start:stop])

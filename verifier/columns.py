@@ -255,6 +255,11 @@ class Interned(Generic[T]):
         """``[self[row] for row in rows]``, a batch at a time (``Ids.values``)."""
         return list(map(self._values.__getitem__, picker(rows)(self._codes)))
 
+    def holds(self, value: T, start: int, stop: int) -> bool:
+        """Is ``value`` among the values of rows ``start`` to ``stop`` (its code looked for in C)?"""
+        code = self._table.get(value)
+        return code is not None and code in self._codes[start:stop]
+
     def distinct(self, rows: Sequence[int]) -> list[T]:
         """The values at ``rows``, each once, or more: every value of the table where it is small."""
         if len(self._values) <= _SMALL_TABLE:

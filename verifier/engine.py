@@ -1253,16 +1253,21 @@ class _Run:
                                                            f"({event.kind or 'none'}), hiding {hidden}")
 
     def _assign_conversation(self, first: int, expected: str) -> str:
-        given = self.conversation.values(range(first, self.count))
-        canonical = {cid: canonical_conversation(cid) for cid in dict.fromkeys(given)}  # a page's few ids, once each
-        own = list(map(canonical.__getitem__, given))
+        codes = self.conversation.codes()[first:self.count]
+        if codes and codes.count(codes[0]) == len(codes):  # the usual page: one id, canonical once (no list of them)
+            own = [canonical_conversation(self.conversation.value_of(codes[0]))] * len(codes)
+            distinct: Collection[str] = own[:1]
+        else:
+            given = self.conversation.values(range(first, self.count))
+            canonical = {cid: canonical_conversation(cid) for cid in dict.fromkeys(given)}  # a page's few ids, once each
+            own, distinct = list(map(canonical.__getitem__, given)), canonical.values()
         if not expected:
-            expected = _most_common_conversation(own, canonical.values())
+            expected = _most_common_conversation(own, distinct)
         flags, kinds = self.flags, self.kind
         direct = one_to_one_members(expected) is not None
         self.conversation.set_range(first, self.count, expected)
         if own.count(expected) == len(own):  # the usual page, every event of its conversation: at once
-            if direct and GROUP_CREATE in kinds.values(range(first, self.count)):
+            if direct and kinds.holds(GROUP_CREATE, first, self.count):
                 self._foreign_group_creates(first, expected)
             return expected
         for index, conv in enumerate(own, first):
