@@ -610,3 +610,17 @@ def test_usual_events_filled_in_from_the_columns_are_the_rendering(monkeypatch, 
         assert all(part is not None for part in parts)
     else:
         assert None in parts
+
+
+def test_report_columns_of_rows_in_steps_number_each_row():
+    """``_Run.report_columns`` of rows that are not consecutive (a range in steps, a list) gives each
+    row's own report index and ids, as ``event_reports`` does."""
+    conv = build_conversation(30, seed="steps", realistic_crypto=False)
+    report = verifier.verify_pages(conv.pages(10), verifier.Keyring.from_json(json.dumps(conv.keyring())),
+                                   conversation_keys=conv.conversation_keys, lazy=True)
+    run = report.conversations[0].events._run
+    for rows in (range(1, 30, 3), [29, 4, 7], range(5, 6)):
+        columns, _odd, _unchecked = run.report_columns(rows)
+        reports = run.event_reports(rows)
+        assert columns[0] == [str(event.index) for event in reports]
+        assert columns[1] == [event.sequence_id or "" for event in reports]

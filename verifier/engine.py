@@ -1735,7 +1735,7 @@ class _Run:
         pick = picker(rows)
         first = rows[0] if len(rows) else 0
         numbers = list(map(str, range(self.base + first, self.base + first + len(rows)) if self.indices is None
-                           and type(rows) is range else map(self.index_of, rows)))
+                           and type(rows) is range and rows.step == 1 else map(self.index_of, rows)))
         checks, sig_codes = self.check_objects, pick(self.sig_codes)
         used = checks if len(checks) <= _USED_CHECKS else [checks[code - 1] for code in set(sig_codes) - {0}]
         statuses, details = self._check_texts()
