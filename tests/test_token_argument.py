@@ -2,6 +2,7 @@
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -297,3 +298,30 @@ def test_an_implementation_command_holding_the_token_is_not_in_the_results(fmt, 
               "--junit", str(tmp_path / "out.xml"), "--markdown", str(tmp_path / "out.md")])
     for name in ("out", "out.xml", "out.md"):
         assert TOKEN not in (tmp_path / name).read_text() and "redacted" in (tmp_path / name).read_text()
+
+
+# a token of the characters a format escapes (Markdown's \\_ \\~ \\+, XML's &amp; &lt; &quot;)
+_ESCAPED_TOKEN = 'SeCr_Et~To+Ke&N<01"23456789'
+
+
+@pytest.mark.parametrize("printed", ["whole", "cut short"])
+@pytest.mark.parametrize("fmt", ["text", "json", "junit", "markdown"])
+def test_the_token_an_implementation_prints_is_not_in_the_results(printed, fmt, tmp_path, monkeypatch, capsys):
+    """r142: the results were scrubbed of the token once rendered, so a token that the format
+    escaped (Markdown, JUnit XML), or that the case's problem cut short (the last 200 characters of
+    the implementation's standard error), was printed: here the implementation echoes its argument."""
+    monkeypatch.setenv("X_BEARER_TOKEN", _ESCAPED_TOKEN)
+    suite = tmp_path / "suite"
+    case = next(path for path in sorted((ROOT / "vectors").rglob("expected.json")))
+    shutil.copytree(case.parent, suite / "one" / "case")
+    lead = "x" * (190 if printed == "cut short" else 10)
+    script = tmp_path / "impl.py"
+    script.write_text(f"import sys\nprint({lead!r} + sys.argv[1], file=sys.stderr)\nsys.exit(5)\n")
+    command = shlex.join([sys.executable, str(script), _ESCAPED_TOKEN])
+    outputs = ["-o", str(tmp_path / "out"), "--junit", str(tmp_path / "out.xml"), "--markdown", str(tmp_path / "out.md")]
+    assert cli.main(["vectors", str(suite), "--impl", command, "--format", fmt]) == 1
+    assert cli.main(["vectors", str(suite), "--impl", command, "--format", fmt, *outputs]) == 1
+    texts = [capsys.readouterr().out] + [(tmp_path / name).read_text() for name in ("out", "out.xml", "out.md")]
+    for text in texts:
+        assert "redacted" in text and "crashed: exit code 5" in text
+        assert "SeCr" not in text and "Ke&amp;N" not in text

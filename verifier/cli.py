@@ -45,7 +45,7 @@ from .settings import DEFAULT_BASE_URL, IDENTITY_KEY_ENV, AuditOptions, RetryPol
 if TYPE_CHECKING:  # the network modules are imported by the commands that use them
     from .audit import Auditor, AuditProgress
     from .fetch import ClientEvents, XChatClient
-    from .vectors import Suite
+    from .vectors import CaseResult, RunInfo, Suite
 from ._version import __version__
 from .report import FORMATS
 from .report.common import keyring_described_as
@@ -927,6 +927,7 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"--xfail names unknown cases: {', '.join(sorted(unknown))}")
     info = v.RunInfo(suite, args.profile, args.impl if args.impl is not None else "xchat-verify (in-process)")
+    _scrub_results(results, info)
     for path, fmt in ((args.output, args.format), (args.junit, "junit"), (args.markdown, "markdown")):
         if path and names_file(path):
             write_file(path, output_without_token(v.render_results(results, fmt, info)))
@@ -935,6 +936,18 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     else:  # (the results name the implementation's command as given, which may hold the token: r137)
         write_stdout([output_without_token(v.render_results(results, args.format, info))])
     return EXIT_PASS if v.summary_ok(results) and not suite.changed_during_run else EXIT_FAIL
+
+
+def _scrub_results(results: list[CaseResult], info: RunInfo) -> None:
+    """The implementation's command and the cases' problems (which quote its stderr and report)
+    scrubbed of the access token before they are rendered. Why: scrubbed only once rendered, the token
+    escaped by a format (Markdown's ``\\_``, XML's ``&amp;``) or cut short by a problem (``...``)
+    was printed all the same (r142)."""
+    if not _TOKENS_IN_ARGUMENTS.get():
+        return
+    info.implementation = output_without_token(info.implementation)
+    for result in results:
+        result.problems = [output_without_token(problem) for problem in result.problems]
 
 
 def _warn_about_suite(root: Path, suite: Suite, found: list[str]) -> None:

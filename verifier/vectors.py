@@ -396,7 +396,7 @@ def _short(value: Any) -> str:
         text = json.dumps(value)
     except RecursionError:  # a report may nest as deep as the JSON reader allows
         return "a value nested too deeply"
-    return text if len(text) <= 40 else text[:37] + "..."
+    return text if len(text) <= 40 else text[:39] + "…"  # (the ellipsis: where a cut-off token is looked for)
 
 
 def _codes(findings: Any) -> set[str]:
@@ -838,7 +838,7 @@ def _stderr_tail(raw: bytes) -> str:
     if not lines:
         return ""
     tail = lines[-1].strip()
-    return ": " + (tail if len(tail) <= 200 else tail[:197] + "...")
+    return ": " + (tail if len(tail) <= 200 else tail[:199] + "…")  # (as ``_short``)
 
 
 def judge_outcome(outcome: Outcome, spec: dict, timeout: float | None = None) -> tuple[dict | None, int, list[str]]:
