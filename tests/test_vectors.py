@@ -838,6 +838,42 @@ def test_an_interrupt_with_several_jobs_ends_the_run_at_once(tmp_path):
         _end_recording_run(runner, pids)
 
 
+ESCAPER = r'''
+import os, sys, time
+if os.fork() == 0:  # a child out of the implementation's process group, holding its stdout and stderr
+    os.setsid()
+    open(os.path.join(os.environ["PIDS"], str(os.getpid())), "w").close()
+    time.sleep(120)
+    os._exit(0)
+'''
+
+
+def test_an_interrupt_with_several_jobs_does_not_wait_for_an_output_held_open(tmp_path):
+    """r142: an implementation that had exited while a child it left outside its process group (its
+    own session) held its output open was waited for up to --timeout after Ctrl-C with --jobs N: the
+    interrupt killed what was running, but the case's thread read the open pipes on."""
+    suite = tmp_path / "suite"
+    for folder in sorted(VECTORS.glob("chain/*"))[:4]:
+        shutil.copytree(folder, suite / "chain" / folder.name)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    runner = subprocess.Popen([sys.executable, "-m", "verifier", "vectors", str(suite), "--jobs", "2",
+                               "--impl", impl(tmp_path, ESCAPER), "--timeout", "100"],
+                              env={**os.environ, "PIDS": str(pids)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(pids.iterdir())) < 2 and time.monotonic() < deadline and runner.poll() is None:
+            time.sleep(0.02)
+        assert len(list(pids.iterdir())) == 2, runner.stderr.read() if runner.poll() is not None else "not started"
+        time.sleep(0.5)  # the implementations have exited; their children hold the pipes
+        runner.send_signal(signal.SIGINT)
+        assert runner.wait(timeout=20) == 3
+        assert runner.stderr.read().endswith("\nxchat-verify: interrupted\n")
+    finally:
+        _end_recording_run(runner, pids)
+
+
 def test_a_signal_the_runner_was_started_ignoring_stays_ignored(tmp_path):
     """r137: under ``nohup`` (SIGHUP ignored) a closed terminal ended the run and killed its
     implementation, as the signal handler replaced the ignoring the runner was started with."""

@@ -735,11 +735,13 @@ def run_command(argv: list[str], timeout: float) -> Outcome:
 
 
 def _pump(proc: subprocess.Popen, pipes: list[_Pipe], deadline: float) -> tuple[bool, bool]:
-    """Read ``pipes`` until both end and the process exits, or until ``deadline``. Returns (it
-    exited, a pipe was still open at the deadline). Its group is killed as soon as it exits, so
-    a child in the group cannot hold the pipes open."""
+    """Read ``pipes`` until both end and the process exits, or until ``deadline``, or until the run
+    is interrupted (``_STOPPING``). Returns (it exited, a pipe was still open at the deadline). Its
+    group is killed as soon as it exits, so a child in the group cannot hold the pipes open. Why it
+    looks at an interrupt: a child that left the group (``setsid``) held the pipes of an implementation
+    that had exited, and with --jobs N Ctrl-C waited for it up to --timeout (r142)."""
     open_pipes, exited = list(pipes), False
-    while True:
+    while not _STOPPING:
         if not exited and _has_exited(proc):
             exited = True
             _kill_group(proc)
@@ -751,10 +753,11 @@ def _pump(proc: subprocess.Popen, pipes: list[_Pipe], deadline: float) -> tuple[
         if not open_pipes:
             time.sleep(min(left, 0.02))
             continue
-        ready, _, _ = select.select([p.fd for p in open_pipes], [], [], min(left, left if exited else 0.05))
+        ready, _, _ = select.select([p.fd for p in open_pipes], [], [], min(left, 0.05))
         for pipe in [p for p in open_pipes if p.fd in ready]:
             if not pipe.read():
                 open_pipes.remove(pipe)
+    return exited, False  # (interrupted: the case is dropped with the run)
 
 
 @contextmanager
