@@ -9,12 +9,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 from helpers import REPO, run_cli
+
+from verifier import vectors
 
 VECTORS = REPO / "vectors"
 sys.path.insert(0, str(VECTORS))
@@ -872,6 +875,42 @@ def test_an_interrupt_with_several_jobs_does_not_wait_for_an_output_held_open(tm
         assert runner.stderr.read().endswith("\nxchat-verify: interrupted\n")
     finally:
         _end_recording_run(runner, pids)
+
+
+def test_an_interrupt_stops_the_cases_without_waiting_for_a_setup():
+    """r142: Ctrl-C with --jobs N waited for a thread staging a case (a large input's copy) before it
+    stopped anything, and a second Ctrl-C meanwhile interrupted that wait: no implementation was
+    killed, and every case left was run. It stops them at once; a thread's setup under way stays."""
+    held, release = threading.Event(), threading.Event()
+
+    def staging() -> None:
+        with vectors._SETUP:
+            held.set()
+            release.wait(20)
+
+    thread = threading.Thread(target=staging)
+    thread.start()
+    held.wait(10)
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    vectors._RUNNING.add(running)
+    timer = threading.Timer(5, release.set)
+    timer.start()
+    try:
+        started = time.monotonic()
+        vectors._stop_cases()
+        assert time.monotonic() - started < 2 and vectors._STOPPING
+        assert running.wait(timeout=10) == -signal.SIGKILL
+        with pytest.raises(KeyboardInterrupt):  # no case is set up any more
+            with vectors._setting_up():
+                pass
+    finally:
+        timer.cancel()
+        release.set()
+        thread.join()
+        vectors._RUNNING.discard(running)
+        vectors._STOPPING.clear()
+        running.kill()
+        running.wait()
 
 
 def test_a_signal_the_runner_was_started_ignoring_stays_ignored(tmp_path):

@@ -795,10 +795,12 @@ def _stop_cases() -> None:
     """No case is set up any more and every implementation running is killed, so that the threads
     running cases end at once. Why: an interrupt (Ctrl-C: SIGINT, which reaches no implementation's
     session) stops the main thread alone, and with --jobs N the run's end waited for the others,
-    whose implementations ran on up to --timeout before "interrupted" (r137)."""
-    with _SETUP:
-        _STOPPING.append(True)
-        _kill_running()
+    whose implementations ran on up to --timeout before "interrupted" (r137). Without waiting for
+    a thread's setup: an implementation it starts is killed by its own thread (``_pump`` sees
+    ``_STOPPING``), while a second Ctrl-C during that wait stopped nothing, and the run went on with
+    every case left (r142)."""
+    _STOPPING.append(True)
+    _kill_running()
 
 
 def _end_run(signum: int) -> None:
