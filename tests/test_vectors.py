@@ -772,6 +772,36 @@ def test_a_signal_that_ends_the_run_ends_the_implementation_and_its_children(sma
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_a_signal_that_ends_a_run_in_process_removes_the_staged_copies(tmp_path):
+    """r142: the signal's end removed the cases' staged copies with --impl only: a run in process
+    (``xchat-verify vectors``, a CI job cancelled) left the case's copies in the temp dir."""
+    case = tmp_path / "suite" / "slow" / "case"
+    case.mkdir(parents=True)
+    pages = [f"page-{n}.json" for n in range(1, 4)]
+    for name in pages:  # pages of 100,000 items without an event: some seconds to verify
+        (case / name).write_text('{"data":[' + "{}," * 99_999 + "{}]}")
+    (case / "expected.json").write_text(json.dumps({"pages": pages, "expected": {
+        "verdict": "fail", "exit_code": 1, "events": []}}))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    runner = subprocess.Popen([sys.executable, "-m", "verifier", "vectors", str(tmp_path / "suite")],
+                              env={**os.environ, "TMPDIR": str(scratch)}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(scratch.iterdir()) and time.monotonic() < deadline and runner.poll() is None:
+            time.sleep(0.01)
+        assert [p.name[:len("xchat-vector-")] for p in scratch.iterdir()] == ["xchat-vector-"], \
+            runner.stderr.read() if runner.poll() is not None else "not staged"
+        time.sleep(0.2)
+        runner.send_signal(signal.SIGTERM)
+        assert runner.wait(timeout=30) == -signal.SIGTERM
+        assert list(scratch.iterdir()) == []
+    finally:
+        runner.kill()
+        runner.wait()
+
+
 RECORDER = r'''
 import os, sys, time
 open(os.path.join(os.environ["PIDS"], str(os.getpid())), "w").close()

@@ -917,7 +917,7 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     found = [v.case_id(root, folder) for folder in v.discover(root)]
     _warn_about_suite(root, suite, found)
     missing = v.missing_cases(suite, found)
-    with v.ending_with_signals() if runner is not None else contextlib.nullcontext():
+    with v.ending_with_signals():  # (in process too: the cases' staged copies are removed)
         results = v.run_suite(root, xfail, profile=args.profile, runner=runner, jobs=args.jobs, missing=missing)
     suite.changed_during_run = v.fingerprint(root) != before
     if suite.changed_during_run:

@@ -767,7 +767,8 @@ def ending_with_signals() -> Iterator[None]:
     of its own (so that its children end with it), which a signal to this process never reaches:
     ``timeout 300 xchat-verify vectors --impl ...`` or a CI job's cancel left it running on (r130).
     Only from the main thread, where Python runs signal handlers (elsewhere it changes nothing), and
-    not for a signal this process ignores (``nohup``'s SIGHUP: r137, a closed terminal ended the run)."""
+    not for a signal this process ignores (``nohup``'s SIGHUP: r137, a closed terminal ended the run).
+    In a run in process too, whose cases' staged copies a signal left in the temp dir (r142)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
