@@ -325,3 +325,22 @@ def test_the_token_an_implementation_prints_is_not_in_the_results(printed, fmt, 
     for text in texts:
         assert "redacted" in text and "crashed: exit code 5" in text
         assert "SeCr" not in text and "Ke&amp;N" not in text
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_the_token_an_implementation_prints_across_two_lines_is_not_in_the_results(jobs, tmp_path, monkeypatch,
+                                                                                  capsys):
+    """r142: a case's problem quotes the last line of the implementation's standard error, which held
+    the end of a token it printed across two lines (a wrapped error message): the end of the token."""
+    monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
+    suite = tmp_path / "suite"
+    for case in sorted((ROOT / "vectors").rglob("expected.json"))[:2]:
+        shutil.copytree(case.parent, suite / "one" / case.parent.name)
+    script = tmp_path / "impl.py"
+    script.write_text("import sys\nprint('bad token: ' + sys.argv[1][:10] + '\\n' + sys.argv[1][10:], file=sys.stderr)\n"
+                      "sys.exit(5)\n")
+    command = shlex.join([sys.executable, str(script), TOKEN])
+    assert cli.main(["vectors", str(suite), "--impl", command, "--jobs", jobs, "--format", "json"]) == 1
+    results = json.loads(capsys.readouterr().out)
+    problems = [problem for case in results["cases"] for problem in case["problems"]]
+    assert problems == ["crashed: exit code 5: bad token: [redacted: access token]"] * 2

@@ -137,6 +137,26 @@ def output_without_token(text: str) -> str:
     return text
 
 
+def _scrubber(tokens: Sequence[str]) -> Callable[[str], str] | None:
+    """``output_without_token`` for a text of several lines, read in any thread (a context variable is
+    not), the token also where a line break splits it; None without a token."""
+    if not tokens:
+        return None
+    folded = list(map(_folded, tokens))
+
+    def scrub(text: str) -> str:
+        for token, pattern in zip(tokens, folded):
+            text = pattern.sub(REDACTED, redact_secret(text, token, REDACTED))
+        return text
+
+    return scrub
+
+
+def _folded(token: str) -> re.Pattern[str]:
+    """The token with a line break allowed between any two characters."""
+    return re.compile("(?:\r?\n)?".join(map(re.escape, token)))
+
+
 def _tokens_in(arguments: Sequence[str]) -> tuple[str, ...]:
     """The access tokens (``_tokens_given``) that one of ``arguments`` holds."""
     return tuple(token for token in _tokens_given(arguments) if any(token in argument for argument in arguments))
@@ -898,7 +918,8 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     timeout = v.DEFAULT_TIMEOUT if args.timeout is None else args.timeout
     if not timeout > 0:
         raise UsageError("--timeout must be greater than 0")
-    runner = v.impl_runner(v.parse_impl(args.impl), timeout) if args.impl is not None else None
+    runner = v.impl_runner(v.parse_impl(args.impl), timeout, _scrubber(_TOKENS_IN_ARGUMENTS.get())) \
+        if args.impl is not None else None
     _check_suite_root(root, given=bool(target))
     for option, path in (("-o", args.output), ("--junit", args.junit), ("--markdown", args.markdown)):
         if path and path != "-" and _written_inside(path, str(root)):  # round 110: the results replaced a suite file
@@ -1292,7 +1313,7 @@ class _TokenScrubbed:
         # the token with a line break allowed between any two characters: rich's status display (audit,
         # archive verify on a terminal) passes the lines written meanwhile through its console, which folds
         # one wider than the terminal, token and all (r125: the token printed whole, in two pieces)
-        self._folded = [re.compile("(?:\r?\n)?".join(map(re.escape, token))) for token in tokens]
+        self._folded = list(map(_folded, tokens))
 
     def _target(self) -> Any:
         """Where a line goes: standard error, or, when it was closed before the run (``2>&-``: Python's

@@ -882,14 +882,18 @@ def judge_outcome(outcome: Outcome, spec: dict, timeout: float | None = None) ->
     return doc, code, []
 
 
-def impl_runner(argv: list[str], timeout: float) -> Runner:
-    """A runner that runs ``argv`` + the case's arguments and judges it by the protocol."""
+def impl_runner(argv: list[str], timeout: float, scrub: Callable[[str], str] | None = None) -> Runner:
+    """A runner that runs ``argv`` + the case's arguments and judges it by the protocol; ``scrub``
+    (the command's access token out) reads its standard error before a line of it is quoted. Why:
+    the line quoted of a token the implementation printed across two lines held the token's end (r142)."""
 
     def run(folder: Path, spec: dict) -> tuple[dict | None, int, list[str]]:
         try:
             outcome = run_command(argv + case_arguments(folder, spec), timeout)
         except OSError as exc:
             return None, -1, [f"could not start the implementation: {exc.strerror or exc}"]
+        if scrub is not None:
+            outcome.stderr = scrub(outcome.stderr.decode("utf-8", "replace")).encode()
         return judge_outcome(outcome, spec, timeout)
 
     return run
