@@ -502,6 +502,32 @@ def test_the_data_rows_taken_as_stretches_are_the_rows_gathered(start, size, met
     assert fastchain._stretches(array.array("I", [*members][::-1]), meta) is None  # not consecutive
 
 
+_HALVES = st.integers(0, 11)  # a small pool of first halves: shared halves and whole repeats are common
+
+
+@given(st.lists(st.one_of(st.none(), st.tuples(_HALVES, st.integers(0, 3)), st.just("x-other")), min_size=1,
+                max_size=60), st.sets(st.integers(0, 59)), st.integers(0, 3))
+def test_repeated_ids_of_a_chain_are_every_row_whose_id_repeats(values, meta_at, start):
+    """Round 140: a linear chain's rows whose message id repeats are found from one set of the data
+    rows' keys and a count of the meta rows' (``fastchain._repeated_in_chain``), not a count of
+    every row's: every row of a repeated id is among them (a superset, in the members' order: the
+    replay rule decides), whether the repeat is in data, in meta or across both, data rows sharing
+    a first half included (counted as before), many repeated keys and one."""
+    texts = [v if v is None or isinstance(v, str) else columns._uuid_text(v[0] - 6, v[1]) for v in values]
+    column = Ids(uuids=True)
+    column.append_all([None] * start + texts)
+    members = range(start, start + len(texts))
+    meta = array.array("I", sorted(start + at for at in meta_at if at < len(texts)))
+    data = array.array("I", (row for row in members if row not in set(meta)))
+    found = fastchain._repeated_in_chain(column, members, data, meta, fastchain._stretches(members, meta))
+    counts = Counter(texts)
+    assert list(found) == sorted(set(found)) and set(found) <= set(members)
+    assert {start + at for at, text in enumerate(texts) if counts[text] > 1} <= set(found)
+    halves = Counter(column.numbers()[row] for row in members)  # no more than the pre-filters give
+    assert set(found) <= {row for row in members if halves[column.numbers()[row]] > 1} | \
+        set(fastchain._repeated_ids(column, members))
+
+
 def _linear_chain_peak(monkeypatch) -> tuple[Any, int]:
     """A 12,000-event history's run, signatures checked, and the traced peak of its one-pass chain
     (replays left out: their id count is another matter); the chain must decide it."""
@@ -516,7 +542,7 @@ def _linear_chain_peak(monkeypatch) -> tuple[Any, int]:
     run.keyring = keyring_
     run.check_signatures()
     run.chain_codes = bytearray(run.count)
-    monkeypatch.setattr(fastchain, "_replays", lambda run, members: {})
+    monkeypatch.setattr(fastchain, "_replays", lambda run, members, split=None: {})
     tracemalloc.start()
     try:
         decided = fastchain.linear_chain(run, range(run.count))
