@@ -734,3 +734,46 @@ def test_interned_holds_a_value_where_its_rows_do(values, value, start, stop):
     column: Interned[str | None] = Interned()
     column.append_all(values)
     assert column.holds(value, start, stop) == (value in values[start:stop])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 20) | st.sampled_from([255, 256, 65_535, 70_000]), max_size=40),
+       st.sampled_from(["bytearray", "B", "H", "I", "Q"]),
+       st.sets(st.integers(0, 20) | st.sampled_from([255, 256, 70_000]), min_size=1, max_size=4), st.integers(0, 9))
+def test_the_rows_of_loud_codes_are_found_as_a_look_up_per_row_finds_them(values, kind, codes, first):
+    """Round 140: a conversation's rows with a loud signature or chain code are found by ``find`` in
+    the code column's bytes (``engine._rows_of_codes``), not a set look-up per row: the same rows,
+    whatever the codes' width, codes above a byte (a look-up each then), repeats side by side."""
+    if kind == "bytearray":
+        column: Any = bytearray(value for value in values if value < 256)
+    else:
+        limit = 1 << (8 * array.array(kind).itemsize)
+        column = array.array(kind, [value for value in values if value < limit])
+    found = list(engine._rows_of_codes(column, codes, first))
+    assert sorted(found) == [first + at for at, value in enumerate(column) if value in codes]
+    assert len(set(found)) == len(found)
+
+
+def test_a_run_s_rows_with_findings_are_the_same_found_by_code_or_row_by_row():
+    """Round 140: ``_Run._noisy`` of a one-conversation run's range of rows (found by code) and of
+    the same rows as a list (a look-up per row) agree: staged findings, bad signatures and loud
+    chain codes (meta duplicates, a gap), the first and last rows included."""
+    conv, pages, ring = history_pages(60)
+    pages = conv.pages(10)
+    pages[2]["data"].pop(3)  # a gap
+    body = pages[0]["data"][0]
+    raw = bytearray(base64.b64decode(body["encoded_event"]))
+    raw[len(raw) // 2] ^= 1  # a bad signature (or a malformed event) at the newest row
+    body["encoded_event"] = base64.b64encode(bytes(raw)).decode()
+    run_ = Verification(conversation_keys=conv.conversation_keys)
+    for body in pages:
+        run_.add_page(body)
+    report = run_.finish(ring, lazy=True)
+    run = run_._run
+    members = range(run.count)
+    loud_sig = {code + 1 for code, check in enumerate(run.check_objects) if check.status in engine.STATUS_SEVERITY}
+    loud_chain = {code for code, status in enumerate(engine._CHAIN_CODES) if status in engine.STATUS_SEVERITY}
+    by_code = run._noisy(members, loud_sig, loud_chain)
+    assert isinstance(by_code, list) and len(by_code) > 2 and by_code[0] == (0, 0)  # the newest row: staged
+    assert by_code == list(run._noisy(list(members), loud_sig, loud_chain))
+    assert report.verdict == "fail"
