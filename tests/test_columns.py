@@ -777,3 +777,22 @@ def test_a_run_s_rows_with_findings_are_the_same_found_by_code_or_row_by_row():
     assert isinstance(by_code, list) and len(by_code) > 2 and by_code[0] == (0, 0)  # the newest row: staged
     assert by_code == list(run._noisy(list(members), loud_sig, loud_chain))
     assert report.verdict == "fail"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3) | st.just(300)), max_size=40),
+       st.sampled_from(["I", "B"]), st.booleans())
+def test_one_signing_version_per_sender_is_seen_in_the_columns_bytes(pairs, kind, as_map):
+    """Round 140: ``engine._one_version_each`` says a slice's senders each signed at one version
+    (no key regression to look for) from the code columns' bytes, exactly when counting the
+    (sender, version) pairs says so; codes above a byte, or rows that are not a slice: not shown
+    (False), and the pairs are counted as before."""
+    senders = array.array("I", [sender for sender, _version in pairs])
+    versions = array.array(kind if all(version < 256 for _s, version in pairs) else "I",
+                           [version for _sender, version in pairs])
+    one_each = all(count == 1 for count in Counter(sender for sender, _v in set(pairs)).values())
+    got = engine._one_version_each(map(int, senders) if as_map else senders, versions, 6)
+    if as_map or any(version > 255 for _sender, version in pairs):
+        assert got is False
+    else:
+        assert got is one_each

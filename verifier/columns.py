@@ -269,6 +269,10 @@ class Interned(Generic[T]):
     def codes(self) -> array[int]:
         return self._codes
 
+    def distinct(self) -> int:
+        """How many distinct values were stored (their codes are 0 to this, less one)."""
+        return len(self._values)
+
     def value_of(self, code: int) -> T:
         return self._values[code]
 
