@@ -474,3 +474,23 @@ def test_compiled_uuid_texts_refuse_what_ids_never_store():
         _cfastwire.uuid_texts((1, 2), (1,))
     with pytest.raises(OverflowError):
         _cfastwire.uuid_texts((2 ** 63,), (0,))
+
+
+@needs_compiled
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(-(2 ** 63), 2 ** 63 - 1) | st.integers(-3, 3) | st.integers(0, 40).map(lambda b: 1 << b),
+                max_size=80), st.integers(0, 30))
+def test_compiled_repeated_offsets_are_the_keys_that_occur_twice(keys, spread):
+    """Round 140: ``repeated_offsets`` (``fastchain._repeated_in_chain``'s table in C) gives, in order,
+    the offset of every key that occurs more than once: extremes of the int64 range, keys that
+    differ only in their high bits (one hash step apart for a plain multiplier), none and all
+    repeated; a table of 100,000 keys, 40,000 of them spaced by a power of two."""
+    from array import array
+    from collections import Counter
+    column = array("q", keys + [key << spread for key in range(-5, 5)] + keys[:3])
+    counts = Counter(column)
+    assert list(array("I", _cfastwire.repeated_offsets(column))) == [at for at, key in enumerate(column)
+                                                                      if counts[key] > 1]
+    big = array("q", [(at % 40_000) << 23 for at in range(100_000)])
+    assert len(array("I", _cfastwire.repeated_offsets(big))) == 100_000
+    assert _cfastwire.repeated_offsets(array("q")) == b""

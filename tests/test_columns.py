@@ -512,20 +512,31 @@ def test_repeated_ids_of_a_chain_are_every_row_whose_id_repeats(values, meta_at,
     rows' keys and a count of the meta rows' (``fastchain._repeated_in_chain``), not a count of
     every row's: every row of a repeated id is among them (a superset, in the members' order: the
     replay rule decides), whether the repeat is in data, in meta or across both, data rows sharing
-    a first half included (counted as before), many repeated keys and one."""
+    a first half included (counted as before), many repeated keys and one; the compiled twin's
+    table and the pure-Python sets alike."""
     texts = [v if v is None or isinstance(v, str) else columns._uuid_text(v[0] - 6, v[1]) for v in values]
     column = Ids(uuids=True)
     column.append_all([None] * start + texts)
     members = range(start, start + len(texts))
     meta = array.array("I", sorted(start + at for at in meta_at if at < len(texts)))
     data = array.array("I", (row for row in members if row not in set(meta)))
-    found = fastchain._repeated_in_chain(column, members, data, meta, fastchain._stretches(members, meta))
+    stretches = fastchain._stretches(members, meta)
+    found = fastchain._repeated_in_chain(column, members, data, meta, stretches)
+    compiled, fastchain._repeated_offsets = fastchain._repeated_offsets, None  # the pure-Python search too
+    try:
+        pure = fastchain._repeated_in_chain(column, members, data, meta, stretches)
+    finally:
+        fastchain._repeated_offsets = compiled
+    if compiled is not None:  # the compiled twin finds exactly the rows whose first half repeats
+        first_halves = Counter(column.numbers()[row] for row in members)
+        assert list(found) == [row for row in members if first_halves[column.numbers()[row]] > 1]
     counts = Counter(texts)
-    assert list(found) == sorted(set(found)) and set(found) <= set(members)
-    assert {start + at for at, text in enumerate(texts) if counts[text] > 1} <= set(found)
     halves = Counter(column.numbers()[row] for row in members)  # no more than the pre-filters give
-    assert set(found) <= {row for row in members if halves[column.numbers()[row]] > 1} | \
-        set(fastchain._repeated_ids(column, members))
+    for rows in (found, pure):
+        assert list(rows) == sorted(set(rows)) and set(rows) <= set(members)
+        assert {start + at for at, text in enumerate(texts) if counts[text] > 1} <= set(rows)
+        assert set(rows) <= {row for row in members if halves[column.numbers()[row]] > 1} | \
+            set(fastchain._repeated_ids(column, members))
 
 
 def _linear_chain_peak(monkeypatch) -> tuple[Any, int]:

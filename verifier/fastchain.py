@@ -17,7 +17,7 @@ import sys
 from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import compress, islice
 from operator import gt, itemgetter, lt
 from typing import TYPE_CHECKING, TypeVar
@@ -28,6 +28,7 @@ from .columns import IS_KEY_CHANGE as _IS_KEY_CHANGE
 from .columns import SIGNED_KIND as _SIGNED_KIND
 from .columns import consecutive
 from .model import ChainStatus
+from .wire import compiled_twin
 
 if TYPE_CHECKING:
     from .columns import Ids
@@ -229,7 +230,7 @@ def _repeated_ids(ids: Ids, members: Sequence[int]) -> Sequence[int]:
 _LOWEST_BYTE = 0 if sys.byteorder == "little" else 7  # (of an int64: the best spread of a snowflake id's bytes)
 _QUARTERS = [bytes(1 if value % 4 == quarter else 0 for value in range(256)) for quarter in range(4)]
 
-
+_repeated_offsets: Callable[[array[int]], bytes] | None = compiled_twin("repeated_offsets")
 _FEW_KEYS = 8  # repeated keys found among the data rows by ``index`` (a scan in C each) up to this many
 
 
@@ -242,6 +243,11 @@ def _repeated_in_chain(ids: Ids, members: Sequence[int], data: array[int], meta:
     (equal ids store equal halves: a pre-filter, as ``Ids.keys``, read from the column in C
     without an ``xor`` per row). Data rows that share a key: the full count instead."""
     keys = _take(ids.numbers(), data, stretches, array("q"))
+    if _repeated_offsets is not None:  # the compiled twin: one C table of the keys, data's then meta's
+        count = len(keys)
+        keys += _gather(ids.numbers(), meta, array("q"))
+        offsets = array("I", _repeated_offsets(keys))
+        return sorted(data[at] if at < count else meta[at - count] for at in offsets)
     unique = set(keys)
     if len(unique) != len(keys):
         return _repeated_ids(ids, members)
