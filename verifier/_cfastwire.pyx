@@ -705,7 +705,7 @@ def repeated_offsets(const int64_t[::1] keys):
     cdef Py_ssize_t i, found = 0
     cdef uint64_t size = 8, mask, slot
     cdef int shift = 61
-    while size < <uint64_t>(2 * n):
+    while size < <uint64_t>(n + n // 2):  # at most two thirds full: 151 MB of table at 10,000,000 keys
         size <<= 1
         shift -= 1
     mask = size - 1
