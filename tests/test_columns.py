@@ -807,3 +807,27 @@ def test_one_signing_version_per_sender_is_seen_in_the_columns_bytes(pairs, kind
         assert got is False
     else:
         assert got is one_each
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["u1", "u2"]), st.sampled_from(["1", "01", "2"]), st.sampled_from(["k", "j"]),
+                          st.lists(st.integers(0, 2 ** 32 - 1), max_size=6)), max_size=8))
+def test_a_run_s_key_carriers_are_joined_by_slot_as_arrays(rows):
+    """Round 140: ``signers.slots_of`` joins the engine's carrier rows (arrays) by (member, version)
+    slot and key identity as arrays, copied in C (a run's 100,000 rows were a list of ints: 8 ms of
+    its serial tail), the engine's own arrays untouched; the same rows, in the same order, as the
+    lists ``key_carriers`` gives."""
+    from verifier import signers
+    from verifier.keys import version_key
+    carriers: dict[tuple[str, str, str], array.array] = {}
+    for member, version, key, at in rows:
+        carriers.setdefault((member, version, ALICE.signing_public() if key == "k" else "not a key"),
+                            array.array("I")).extend(at)
+    before = {triple: array.array("I", at) for triple, at in carriers.items()}
+    slots = signers.slots_of(carriers)
+    expected: dict[tuple[str, str], dict[bytes, list[int]]] = {}
+    for (member, version, key), at in carriers.items():
+        expected.setdefault((member, version_key(version)), {}).setdefault(signers._identity(key), []).extend(at)
+    assert {slot: {ident: list(at) for ident, at in ids.items()} for slot, ids in slots.items()} == expected
+    assert all(isinstance(at, array.array) for ids in slots.values() for at in ids.values())
+    assert carriers == before
