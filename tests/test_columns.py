@@ -769,8 +769,7 @@ def test_a_run_s_rows_with_findings_are_the_same_found_by_code_or_row_by_row():
     """Round 140: ``_Run._noisy`` of a one-conversation run's range of rows (found by code) and of
     the same rows as a list (a look-up per row) agree: staged findings, bad signatures and loud
     chain codes (meta duplicates, a gap), the first and last rows included."""
-    conv, pages, ring = history_pages(60)
-    pages = conv.pages(10)
+    conv, pages, ring = history_pages(300)
     pages[2]["data"].pop(3)  # a gap
     body = pages[0]["data"][0]
     raw = bytearray(base64.b64decode(body["encoded_event"]))
@@ -784,9 +783,11 @@ def test_a_run_s_rows_with_findings_are_the_same_found_by_code_or_row_by_row():
     members = range(run.count)
     loud_sig = {code + 1 for code, check in enumerate(run.check_objects) if check.status in engine.STATUS_SEVERITY}
     loud_chain = {code for code, status in enumerate(engine._CHAIN_CODES) if status in engine.STATUS_SEVERITY}
-    by_code = run._noisy(members, loud_sig, loud_chain)
+    loud = len(list(run._noisy(list(members), loud_sig, loud_chain, 0)))
+    by_code = run._noisy(members, loud_sig, loud_chain, loud)
     assert isinstance(by_code, list) and len(by_code) > 2 and by_code[0] == (0, 0)  # the newest row: staged
-    assert by_code == list(run._noisy(list(members), loud_sig, loud_chain))
+    assert by_code == list(run._noisy(list(members), loud_sig, loud_chain, loud))
+    assert not isinstance(run._noisy(members, loud_sig, loud_chain, run.count), list)  # many: streamed
     assert report.verdict == "fail"
 
 

@@ -1578,7 +1578,8 @@ class _Run:
         quiet_chain = {code for code in chain_tally if _CHAIN_CODES[code] not in STATUS_SEVERITY}
         reports = None if lazy else list(events)  # built once; their findings are counted below
         loud_sig, loud_chain = set(sig_tally) - quiet_sig, set(chain_tally) - quiet_chain
-        for position, index in self._noisy(members, loud_sig, loud_chain):
+        loud = sum(sig_tally[code] for code in loud_sig) + sum(chain_tally[code] for code in loud_chain)
+        for position, index in self._noisy(members, loud_sig, loud_chain, loud):
             for f in self.event_findings(index) if reports is None else reports[position].findings:
                 if f.code not in STATUS_SEVERITY:
                     counts[f.code] = counts.get(f.code, 0) + 1
@@ -1591,10 +1592,13 @@ class _Run:
                                   events if reports is None else reports, findings,  # type: ignore[arg-type]
                                   complete=cid not in self.incomplete)
 
-    def _noisy(self, members: Sequence[int], loud_sig: set[int], loud_chain: set[int]) -> Iterable[tuple[int, int]]:
+    def _noisy(self, members: Sequence[int], loud_sig: set[int], loud_chain: set[int],
+               loud: int) -> Iterable[tuple[int, int]]:
         """(position, row) of the rows with a finding, in order: staged findings, or a signature or
-        chain code that has a severity (``loud_sig``, ``loud_chain``)."""
-        if type(members) is range and members.step == 1:
+        chain code that has a severity (``loud_sig``, ``loud_chain``; ``loud``: how many rows have
+        one). Few of them in a run's one conversation: found by code (``_noisy_in_span``), held as
+        a list; else streamed, a row at a time (100,000 gaps held as a list were 6 MB more)."""
+        if type(members) is range and members.step == 1 and (loud + len(self.findings)) * _SPARSE <= len(members):
             return self._noisy_in_span(members, loud_sig, loud_chain)
         noisy = map(self.findings.__contains__, members)  # (in C)
         if loud_sig:
@@ -2008,6 +2012,7 @@ def _starts_history(rows: _PageRows) -> bool:
 
 
 _TALLY_PASSES = 16  # the most codes ``_tally`` counts a pass each
+_SPARSE = 16  # rows a loud one at least, for ``_Run._noisy`` to find the loud ones by code
 
 
 def _tally(values: Iterable[int], codes: int) -> Mapping[int, int]:
