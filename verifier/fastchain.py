@@ -236,12 +236,13 @@ _FEW_KEYS = 8  # repeated keys found among the data rows by ``index`` (a scan in
 
 def _repeated_in_chain(ids: Ids, members: Sequence[int], data: array[int], meta: array[int],
                        stretches: list[slice] | None) -> Sequence[int]:
-    """``_repeated_ids`` (a superset of the same rows, in ``members``' order) for a linear chain's
-    ``data`` and ``meta`` rows. Why: counting every row's key was 44 ms of 100,000 events (the
-    serial tail of a two-worker run); here the data rows' keys, nearly always distinct, go into
-    one set, and only the few meta rows are counted. The key is the stored number's first half
-    (equal ids store equal halves: a pre-filter, as ``Ids.keys``, read from the column in C
-    without an ``xor`` per row). Data rows that share a key: the full count instead."""
+    """The rows whose message id repeats, or a few more (a pre-filter, as ``_repeated_ids``), in
+    ``members``' order, for a linear chain's ``data`` and ``meta`` rows. Why: counting every row's
+    key was 44 ms of 100,000 events (the serial tail of a two-worker run); here the compiled twin
+    (``_cfastwire.repeated_offsets``) counts the keys in one C table, and without it the data rows'
+    keys, nearly always distinct, go into one set and only the few meta rows are counted. The key
+    is the stored number's first half (equal ids store equal halves), read from the column in C
+    without an ``xor`` per row. Data rows that share a key, in pure Python: the full count."""
     keys = _take(ids.numbers(), data, stretches, array("q"))
     if _repeated_offsets is not None:  # the compiled twin: one C table of the keys, data's then meta's
         count = len(keys)
