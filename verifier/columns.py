@@ -269,7 +269,7 @@ class Interned(Generic[T]):
     def codes(self) -> array[int]:
         return self._codes
 
-    def distinct(self) -> int:
+    def distinct_count(self) -> int:
         """How many distinct values were stored (their codes are 0 to this, less one)."""
         return len(self._values)
 

@@ -1467,7 +1467,7 @@ class _Run:
         the columns: a conversation whose senders each signed at one version (the usual) costs one
         pass that builds a set."""
         senders, versions = self.sender.codes(), self.key_version.codes()
-        if _one_version_each(_at(senders, rows), _at(versions, rows), self.sender.distinct()):
+        if _one_version_each(_at(senders, rows), _at(versions, rows), self.sender.distinct_count()):
             return
         pairs = set(zip(_at(senders, rows), _at(versions, rows)))
         several = {sender for sender, count in Counter(sender for sender, _version in pairs).items() if count > 1}
