@@ -240,7 +240,8 @@ def _repeated_in_chain(ids: Ids, members: Sequence[int], data: array[int], meta:
     ``members``' order, for a linear chain's ``data`` and ``meta`` rows. Why: counting every row's
     key was 44 ms of 100,000 events (the serial tail of a two-worker run); here the compiled twin
     (``_cfastwire.repeated_offsets``) counts the keys in one C table, and without it the data rows'
-    keys, nearly always distinct, go into one set and only the few meta rows are counted. The key
+    keys, nearly always distinct, go into sets (a quarter of them at a time: one set of them all held
+70 bytes a row at the tail's peak) and only the few meta rows are counted. The key
     is the stored number's first half (equal ids store equal halves), read from the column in C
     without an ``xor`` per row. Data rows that share a key, in pure Python: the full count."""
     keys = _take(ids.numbers(), data, stretches, array("q"))
@@ -249,14 +250,20 @@ def _repeated_in_chain(ids: Ids, members: Sequence[int], data: array[int], meta:
         keys += _gather(ids.numbers(), meta, array("q"))
         offsets = array("I", _repeated_offsets(keys))
         return sorted(data[at] if at < count else meta[at - count] for at in offsets)
-    unique = set(keys)
-    if len(unique) != len(keys):
-        return _repeated_ids(ids, members)
     meta_keys = _gather(ids.numbers(), meta, array("q"))
-    repeated = {key for key, count in Counter(meta_keys).items() if count > 1 or key in unique}
+    meta_counts = Counter(meta_keys)
+    in_data: set[int] = set()  # the meta rows' keys a data row has too
+    lowest = bytes(memoryview(keys).cast("B")[_LOWEST_BYTE::keys.itemsize])
+    for quarter in _QUARTERS:  # a quarter of the data rows' keys in a set at a time (as ``_repeated_ids``)
+        chosen = lowest.translate(quarter)
+        unique = set(compress(keys, chosen))
+        if len(unique) != chosen.count(1):
+            return _repeated_ids(ids, members)
+        in_data.update(filter(unique.__contains__, meta_counts))
+        del unique
+    repeated = in_data.union(key for key, count in meta_counts.items() if count > 1)
     if not repeated:
         return ()
-    in_data = repeated & unique
     if len(in_data) <= _FEW_KEYS:
         rows = [data[keys.index(key)] for key in in_data]
     else:
