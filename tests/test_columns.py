@@ -539,11 +539,9 @@ def test_repeated_ids_of_a_chain_are_every_row_whose_id_repeats(values, meta_at,
             set(fastchain._repeated_ids(column, members))
 
 
-def _linear_chain_peak(monkeypatch) -> tuple[Any, int]:
-    """A 12,000-event history's run, signatures checked, and the traced peak of its one-pass chain
-    (replays left out: their id count is another matter); the chain must decide it."""
-    import tracemalloc
-    conv = build_conversation(12_000, realistic_crypto=False, seed="compact")
+def _checked_run(seed: str) -> Any:
+    """A 12,000-event history's run (its keyring authoritative), every signature checked."""
+    conv = build_conversation(12_000, realistic_crypto=False, seed=seed)
     keyring_ = verifier.Keyring.from_json(json.dumps(conv.keyring()))
     verification = Verification(conversation_keys=conv.conversation_keys)
     verification.expect_keyring(keyring_, facts=False)
@@ -552,6 +550,14 @@ def _linear_chain_peak(monkeypatch) -> tuple[Any, int]:
     run = verification._run
     run.keyring = keyring_
     run.check_signatures()
+    return run
+
+
+def _linear_chain_peak(monkeypatch) -> tuple[Any, int]:
+    """A 12,000-event history's run, signatures checked, and the traced peak of its one-pass chain
+    (replays left out: their id count is another matter); the chain must decide it."""
+    import tracemalloc
+    run = _checked_run("compact")
     run.chain_codes = bytearray(run.count)
     monkeypatch.setattr(fastchain, "_replays", lambda run, members, split=None: {})
     tracemalloc.start()
@@ -708,15 +714,7 @@ def test_the_whole_tail_of_a_long_run_holds_little_beyond_its_columns(search, mo
         monkeypatch.setattr(fastchain, "_repeated_offsets", None)
     elif fastchain._repeated_offsets is None:
         pytest.skip("the compiled decoder is not built")
-    conv = build_conversation(12_000, realistic_crypto=False, seed="tail")
-    keyring_ = verifier.Keyring.from_json(json.dumps(conv.keyring()))
-    verification = Verification(conversation_keys=conv.conversation_keys)
-    verification.expect_keyring(keyring_, facts=False)
-    for body in conv.pages(100):
-        verification.add_page(body)
-    run = verification._run
-    run.keyring = keyring_
-    run.check_signatures()
+    run = _checked_run("tail")
     (conversations, _), peak = _traced_peak(lambda: run.conclude(None, None, lazy=True))
     assert [c.verdict for c in conversations.values()] == ["pass"] and run.count > 12_000
     assert peak < 64 * run.count + 200_000, peak / run.count
