@@ -17,7 +17,7 @@ import sys
 from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import compress, islice
 from operator import gt, itemgetter, lt
 from typing import TYPE_CHECKING, TypeVar
@@ -216,15 +216,22 @@ def _repeated_ids(ids: Ids, members: Sequence[int]) -> Sequence[int]:
     and a table entry each), the peak of a 1,000,000-event run's tail (+126 MB, 298 MB in all); a
     quarter's count costs about 4 % more time. Keys chosen to share that byte are counted as before."""
     keys = ids.keys(members)
-    lowest = bytes(memoryview(keys).cast("B")[_LOWEST_BYTE::keys.itemsize])
     repeated: set[int] = set()
-    for quarter in _QUARTERS:
-        counts = Counter(compress(keys, lowest.translate(quarter)))
+    for quarter in _quarters(keys):
+        counts = Counter(compress(keys, quarter))
         repeated.update(compress(counts, map((1).__lt__, counts.values())))
         del counts
     if not repeated:
         return ()
     return list(compress(members, map(repeated.__contains__, keys)))
+
+
+def _quarters(keys: array[int]) -> Iterator[bytes]:
+    """For each quarter of ``keys``, one byte a key, 1 where it is in that quarter (by the value of
+    its lowest byte: equal keys are in the same one), for ``compress``."""
+    lowest = bytes(memoryview(keys).cast("B")[_LOWEST_BYTE::keys.itemsize])
+    for quarter in _QUARTERS:
+        yield lowest.translate(quarter)
 
 
 _LOWEST_BYTE = 0 if sys.byteorder == "little" else 7  # (of an int64: the best spread of a snowflake id's bytes)
@@ -241,7 +248,7 @@ def _repeated_in_chain(ids: Ids, members: Sequence[int], data: array[int], meta:
     key was 44 ms of 100,000 events (the serial tail of a two-worker run); here the compiled twin
     (``_cfastwire.repeated_offsets``) counts the keys in one C table, and without it the data rows'
     keys, nearly always distinct, go into sets (a quarter of them at a time: one set of them all held
-70 bytes a row at the tail's peak) and only the few meta rows are counted. The key
+    70 bytes a row at the tail's peak) and only the few meta rows are counted. The key
     is the stored number's first half (equal ids store equal halves), read from the column in C
     without an ``xor`` per row. Data rows that share a key, in pure Python: the full count."""
     keys = _take(ids.numbers(), data, stretches, array("q"))
@@ -253,9 +260,7 @@ def _repeated_in_chain(ids: Ids, members: Sequence[int], data: array[int], meta:
     meta_keys = _gather(ids.numbers(), meta, array("q"))
     meta_counts = Counter(meta_keys)
     in_data: set[int] = set()  # the meta rows' keys a data row has too
-    lowest = bytes(memoryview(keys).cast("B")[_LOWEST_BYTE::keys.itemsize])
-    for quarter in _QUARTERS:  # a quarter of the data rows' keys in a set at a time (as ``_repeated_ids``)
-        chosen = lowest.translate(quarter)
+    for chosen in _quarters(keys):  # a quarter of the data rows' keys in a set at a time (as ``_repeated_ids``)
         unique = set(compress(keys, chosen))
         if len(unique) != chosen.count(1):
             return _repeated_ids(ids, members)
