@@ -870,11 +870,11 @@ def test_check_all_is_check_with_valid_outcomes_left_out():
 
 
 def test_sha256_all_is_each_texts_own_digest():
-    """``engine.sha256_all`` copies one empty hash object for each text: the copies never share state,
+    """``keys.sha256_all`` copies one empty hash object for each text: the copies never share state,
     and the empty object stays empty (two calls, texts of every length around a block)."""
     import hashlib
 
-    from verifier.engine import sha256_all
+    from verifier.keys import sha256_all
     texts = [b"", b"a", bytes(range(256)) * 3, b"x" * 55, b"x" * 56, b"x" * 64, b"x" * 65]
     expected = b"".join(hashlib.sha256(text).digest() for text in texts)
     assert sha256_all(texts) == expected and sha256_all(list(reversed(texts))) == b"".join(

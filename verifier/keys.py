@@ -146,6 +146,18 @@ _MIDS = [_INTEGER[code & 1] if code <= 3 else b"" for code in range(9)]
 _R, _S = slice(0, 32), slice(32, 64)
 
 
+def sha256_all(texts: list[bytes]) -> bytes:
+    """The SHA-256 digests of ``texts``, joined. Each from a copy of one empty hash object: a new
+    ``hashlib.sha256`` sets up OpenSSL's digest context anew, about 0.2 of its 1.1 µs on an event's
+    760 bytes (round 141), where a copy takes the set-up one."""
+    digests = []
+    for text in texts:
+        digest = _EMPTY_SHA256()
+        digest.update(text)
+        digests.append(digest.digest())
+    return b"".join(digests)
+
+
 def verify_der(key: ec.EllipticCurvePublicKey, der: bytes, message: bytes) -> tuple[bool, str]:
     """``verify_raw`` of a signature ``raw_signatures_to_der`` converted already."""
     try:
